@@ -1,0 +1,141 @@
+"""Kernel dispatch: which implementation (compiled Cython or NumPy twin) serves a call.
+
+The backend is process-wide state: `set_backend`, `get_backend`, `use_backend` and the
+environment variable CYNET_BACKEND. Each kernel family lives in `cynet._kernels.<name>`
+(compiled) and `cynet._kernels.<name>_numpy` (the twin), with identical functions.
+"""
+import contextlib
+import importlib
+import os
+import warnings
+
+import numpy as np
+
+KERNEL_FAMILIES = ("conv", "pool", "norm", "rnn", "activations")
+BACKENDS = ("cython", "numpy")
+
+
+def _import_compiled():
+    modules, missing = {}, []
+    for name in ("_openmp",) + KERNEL_FAMILIES:
+        try:
+            modules[name] = importlib.import_module(f"cynet._kernels.{name}")
+        except ImportError:
+            missing.append(name)
+    return modules, missing
+
+
+_compiled, _missing = _import_compiled()
+COMPILED = not _missing
+_twins = {}
+
+if _missing:
+    _msg = (
+        "cynet: the compiled kernels are missing (" + ", ".join(_missing) + "); "
+        "install with `pip install .` to build them. Running on the NumPy path."
+    )
+    if os.environ.get("CYNET_REQUIRE_COMPILED", "").strip() not in ("", "0"):
+        raise ImportError(_msg + " (CYNET_REQUIRE_COMPILED is set, so this is an error.)")
+    warnings.warn(_msg, RuntimeWarning, stacklevel=2)
+
+
+def _check_name(name):
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, received backend={name!r}")
+    if name == "cython" and not _compiled.keys() - {"_openmp"}:
+        raise ValueError("backend='cython' needs the compiled extension, which is not built; use 'numpy' "
+                         "or install cynet with `pip install .`")
+    return name
+
+
+_backend = _check_name(os.environ.get("CYNET_BACKEND", "cython" if COMPILED else "numpy").strip().lower())
+
+
+def get_backend():
+    """The name of the kernel backend in use: "cython" or "numpy"."""
+    return _backend
+
+
+def set_backend(name):
+    """Select the kernel backend for every later kernel call: "cython" or "numpy"."""
+    global _backend
+    _backend = _check_name(name)
+
+
+@contextlib.contextmanager
+def use_backend(name):
+    """Context manager that runs its block on the named backend and restores the previous one."""
+    global _backend
+    previous = _backend
+    _backend = _check_name(name)
+    try:
+        yield
+    finally:
+        _backend = previous
+
+
+def impl(family):
+    """The module that implements kernel `family` on the current backend."""
+    if _backend == "numpy":
+        try:
+            return _twins[family]
+        except KeyError:
+            module = _twins[family] = importlib.import_module(f"cynet._kernels.{family}_numpy")
+            return module
+    try:
+        return _compiled[family]
+    except KeyError:
+        raise ImportError(f"cynet: the compiled kernel module '{family}' is not built") from None
+
+
+def _blas_pools():
+    try:
+        import threadpoolctl
+    except ImportError:  # pragma: no cover - a declared dependency
+        return []
+    return [p for p in threadpoolctl.threadpool_info() if p.get("user_api") == "blas"]
+
+
+def set_num_threads(n):
+    """Use `n` threads in the kernels' OpenMP regions and in NumPy's BLAS.
+
+    The OpenMP setting applies to kernel calls made from the calling thread.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, received n={n!r}")
+    n = int(n)
+    if "_openmp" in _compiled:
+        _compiled["_openmp"].set_num_threads(n)
+    try:
+        import threadpoolctl
+        threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def get_num_threads():
+    """Threads the kernels' OpenMP regions use (1 when built without OpenMP)."""
+    return _compiled["_openmp"].get_num_threads() if "_openmp" in _compiled else 1
+
+
+def info():
+    """A dict describing the kernel build: backend, compiled, openmp, threads, blas, ..."""
+    blas = _blas_pools()
+    if blas:
+        b = blas[0]
+        blas_name = f"{b.get('internal_api')} {b.get('version')} ({b.get('threading_layer')})"
+        blas_threads = int(b.get("num_threads", 1))
+    else:
+        blas_name, blas_threads = "unknown", 1
+    omp = _compiled.get("_openmp")
+    return {
+        "backend": _backend,
+        "compiled": COMPILED,
+        "missing_modules": list(_missing),
+        "openmp": bool(omp.openmp_enabled()) if omp else False,
+        "threads": get_num_threads(),
+        "blas": blas_name,
+        "blas_threads": blas_threads,
+        "numpy": np.__version__,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+    }

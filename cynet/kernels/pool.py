@@ -1,0 +1,2 @@
+"""Placeholder: filled in by the pool kernel work."""
+__all__ = []
