@@ -1,4 +1,8 @@
-"""cynet: a Keras-like deep-learning library for the CPU with typed Cython kernels."""
+"""cynet: a Keras-like deep-learning library for the CPU with typed Cython kernels.
+
+    import cynet as keras
+    from cynet import layers
+"""
 import os as _os
 
 # OpenMP (kernels) and OpenBLAS (matmul) threads alternate; busy-waiting OpenMP workers steal the
@@ -8,5 +12,20 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 from . import kernels  # noqa: E402
 from .kernels import get_num_threads, set_num_threads  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    activations,
+    callbacks,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    regularizers,
+    utils,
+)
+from .layers import Input, Layer  # noqa: E402,F401
+from .models import Model, Sequential, load_model  # noqa: E402,F401
+from .variables import Variable  # noqa: E402,F401
 
 __version__ = "0.1.0"

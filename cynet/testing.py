@@ -38,3 +38,29 @@ def assert_twins_close(actual, expected, dtype, err_msg=""):
         assert actual is None, err_msg
         return
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=err_msg)
+
+
+def check_layer_gradients(layer, x, training=True, eps=1e-6, rtol=1e-6, atol=1e-8, seed=0):
+    """Check `layer.backward` against central differences, for the input and every trainable weight.
+
+    The layer should be float64 (`dtype="float64"`). The scalar checked is sum(layer(x) * g) for a
+    fixed random g. Returns the analytic input gradient.
+    """
+    x = np.array(x, dtype=np.float64, copy=True)
+    y = layer(x, training=training)
+    g = np.random.default_rng(seed).standard_normal(np.shape(y))
+
+    def loss():
+        return float(np.sum(np.asarray(layer(x, training=training), dtype=np.float64) * g))
+
+    layer(x, training=training)
+    dx = layer.backward(g)
+    analytic = {v.path: np.array(v.grad, copy=True) for v in layer.trainable_weights}
+    if dx is not None:
+        num_dx = numerical_gradient(loss, x, eps)
+        np.testing.assert_allclose(dx, num_dx, rtol=rtol, atol=atol, err_msg=f"{layer.name}: input gradient")
+    for v in layer.trainable_weights:
+        num = numerical_gradient(loss, v.value, eps)
+        np.testing.assert_allclose(analytic[v.path], num, rtol=rtol, atol=atol,
+                                   err_msg=f"{layer.name}: gradient of {v.name}")
+    return dx

@@ -1,2 +1,162 @@
-"""Placeholder: filled in by the norm kernel work."""
-__all__ = []
+"""Batch normalization kernels (Keras 3 semantics): validation, normalisation, dispatch.
+
+The feature (channel) axis is the LAST axis of x. x may be (N, F), (N, H, W, C) or any
+ndim >= 2: every leading axis is reduced, i.e. x is treated as (M, C) with M the product of
+the leading dimensions. (The layer transposes for other axes.)
+
+dtype rule: the computation runs in x's float dtype (float64 if x is float64, else float32;
+bool/int/float16 count as float32); for the backward pass, float64 if x or dy is float64.
+gamma, beta, mean and inv_std are converted to that dtype. moving_mean and moving_variance of
+the training pass are updated IN PLACE and therefore must already be writable C-contiguous
+(C,) arrays of that dtype: they are never silently copied.
+"""
+import numbers
+
+import numpy as np
+
+from ._backend import impl
+from ._checks import as_float, as_floats, check_nonempty, check_shape, float_dtype
+
+__all__ = ["batch_norm_train_forward", "batch_norm_inference_forward", "batch_norm_backward"]
+
+
+def _as_rows(name, x):
+    """x (..., C) with ndim >= 2 and no empty axis -> (M, C) view (x is C-contiguous)."""
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have at least 2 dimensions (..., C) with the features last; "
+                         f"received shape {x.shape}")
+    check_nonempty(name, x)
+    return x.reshape(-1, x.shape[-1])
+
+
+def _param(name, a, C, dtype):
+    """An optional (C,) parameter converted to dtype (None stays None)."""
+    if a is None:
+        return None
+    a = as_float(name, a, dtype)
+    check_shape(name, a, (C,))
+    return a
+
+
+def _moving(name, a, C, dtype):
+    """An IN/OUT moving statistic: must be a writable C-contiguous (C,) array of dtype."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array (it is updated in place); received {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} (x's float dtype; it is updated in place, so it is "
+                        f"not converted); received dtype {a.dtype}")
+    check_shape(name, a, (C,))
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (it is updated in place); received strides {a.strides}")
+    if not a.flags.writeable:
+        raise ValueError(f"{name} must be writable (it is updated in place); received a read-only array")
+    return a
+
+
+def _real(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; received {name}={value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite; received {name}={value!r}")
+    return value
+
+
+def _momentum(value):
+    value = _real("momentum", value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"momentum must be in [0, 1]; received momentum={value!r}")
+    return value
+
+
+def _epsilon(value):
+    value = _real("epsilon", value)
+    if not value > 0.0:
+        raise ValueError(f"epsilon must be > 0; received epsilon={value!r}")
+    return value
+
+
+def batch_norm_train_forward(x, gamma, beta, moving_mean, moving_variance, momentum=0.99, epsilon=1e-3):
+    """Training-mode batch normalization with the batch statistics (Keras 3 semantics).
+
+    x: (..., C) float32|float64 (ndim >= 2), features last; every leading axis is reduced.
+    gamma, beta: (C,) or None (scale / center off: ones / zeros).
+    moving_mean, moving_variance: IN/OUT writable C-contiguous (C,) arrays of x's float
+    dtype, updated in place: moving = moving * momentum + batch_stat * (1 - momentum), where
+    the batch variance is the biased one (as Keras's ops.moments).
+    momentum: in [0, 1]; epsilon: > 0.
+
+    Returns (y, mean, inv_std): y of x's shape, mean and inv_std (C,), all in x's float dtype,
+    with mean and var the batch mean and biased variance over all axes but the last,
+    inv_std = 1 / sqrt(var + epsilon) and y = gamma * (x - mean) * inv_std + beta.
+    Statistics are accumulated in float64 with a two-pass (chunked Chan) scheme, so they stay
+    accurate for data with a large offset.
+    """
+    dtype = float_dtype(x=x)
+    x = as_float("x", x, dtype)
+    x2 = _as_rows("x", x)
+    C = x2.shape[1]
+    gamma = _param("gamma", gamma, C, dtype)
+    beta = _param("beta", beta, C, dtype)
+    moving_mean = _moving("moving_mean", moving_mean, C, dtype)
+    moving_variance = _moving("moving_variance", moving_variance, C, dtype)
+    if np.may_share_memory(moving_mean, moving_variance):
+        raise ValueError("moving_mean and moving_variance must be separate arrays; received overlapping memory")
+    for name, a in (("moving_mean", moving_mean), ("moving_variance", moving_variance)):
+        if np.may_share_memory(a, x):
+            raise ValueError(f"{name} must not share memory with x")
+    momentum = _momentum(momentum)
+    epsilon = _epsilon(epsilon)
+    y, mean, inv_std = impl("norm").batch_norm_train_forward(
+        x2, gamma, beta, moving_mean, moving_variance, momentum, epsilon)
+    return y.reshape(x.shape), mean, inv_std
+
+
+def batch_norm_inference_forward(x, gamma, beta, moving_mean, moving_variance, epsilon=1e-3):
+    """Inference-mode batch normalization with the moving statistics (one fused pass).
+
+    x: (..., C) float32|float64 (ndim >= 2), features last. gamma, beta: (C,) or None.
+    moving_mean, moving_variance: (C,) (read only; converted to x's float dtype).
+    epsilon: > 0. Returns y of x's shape and float dtype:
+    y = gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta.
+    """
+    dtype = float_dtype(x=x)
+    x = as_float("x", x, dtype)
+    x2 = _as_rows("x", x)
+    C = x2.shape[1]
+    gamma = _param("gamma", gamma, C, dtype)
+    beta = _param("beta", beta, C, dtype)
+    if moving_mean is None or moving_variance is None:
+        raise TypeError("moving_mean and moving_variance are required arrays of shape (C,); received None")
+    moving_mean = _param("moving_mean", moving_mean, C, dtype)
+    moving_variance = _param("moving_variance", moving_variance, C, dtype)
+    epsilon = _epsilon(epsilon)
+    y = impl("norm").batch_norm_inference_forward(x2, gamma, beta, moving_mean, moving_variance, epsilon)
+    return y.reshape(x.shape)
+
+
+def batch_norm_backward(dy, x, gamma, mean, inv_std):
+    """Training-mode batch normalization gradient, through the batch statistics.
+
+    dy, x: (..., C), same shape (ndim >= 2), features last. gamma: (C,) or None (ones).
+    mean, inv_std: (C,) as returned by batch_norm_train_forward.
+    Returns (dx, dgamma, dbeta): dx of x's shape, dgamma and dbeta (C,), in the common float
+    dtype of x and dy. With xhat = (x - mean) * inv_std and M the number of reduced elements
+    per feature: dbeta = sum(dy), dgamma = sum(dy * xhat) (returned even when gamma is None),
+    dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma).
+    """
+    dx_dtype = float_dtype(dy=dy, x=x)
+    dy, x = as_floats(dtype=dx_dtype, dy=dy, x=x)
+    x2 = _as_rows("x", x)
+    if dy.shape != x.shape:
+        raise ValueError(f"dy must have x's shape {x.shape}; received shape {dy.shape}")
+    dy2 = dy.reshape(x2.shape)
+    C = x2.shape[1]
+    gamma = _param("gamma", gamma, C, dx_dtype)
+    if mean is None or inv_std is None:
+        raise TypeError("mean and inv_std are required arrays of shape (C,) (from batch_norm_train_forward); "
+                        "received None")
+    mean = _param("mean", mean, C, dx_dtype)
+    inv_std = _param("inv_std", inv_std, C, dx_dtype)
+    dx, dgamma, dbeta = impl("norm").batch_norm_backward(dy2, x2, gamma, mean, inv_std)
+    return dx.reshape(x.shape), dgamma, dbeta

@@ -1,2 +1,316 @@
-"""Placeholder: filled in by the pool kernel work."""
-__all__ = []
+"""2-D pooling and nearest-neighbour upsampling, forward and backward, with Keras semantics.
+
+Images are (N, H, W, C) with data_format="channels_last" (the default) or (N, C, H, W) with
+data_format="channels_first". Inputs may be any real numeric array-like (bool/int/float16 become
+float32; float64 stays float64); outputs are C-contiguous arrays of that float dtype.
+
+- `strides=None` means strides = pool_size. `padding` is "valid" or "same": Keras/TensorFlow
+  "same" gives an output of ceil(H / stride) and puts the odd cell of padding at the bottom/right.
+  Padded cells never win a max, and averages exclude them from the count.
+- Max pools return an int32 argmax with y's shape: the window-local flat index di * PW + dj of
+  the first maximum in row-major window order (ties go to the first; NaN counts as the maximum).
+  Global max pools return the flat spatial index h * W + w instead. The backward functions route
+  each gradient to its argmax (overlapping windows accumulate); argmax values outside
+  [0, PH * PW) (or [0, H * W)) raise ValueError.
+- Each function validates here, then dispatches to the compiled kernel (cynet/_kernels/pool.pyx)
+  or its NumPy twin (pool_numpy.py) according to the backend; both work on channels_last data,
+  so channels_first arrays are transposed on the way in and out.
+"""
+import numbers
+
+import numpy as np
+
+from . import _checks
+from ._backend import impl
+
+__all__ = [
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "global_avg_pool2d_forward",
+    "global_avg_pool2d_backward",
+    "global_max_pool2d_forward",
+    "global_max_pool2d_backward",
+    "upsampling2d_forward",
+    "upsampling2d_backward",
+    "pool2d_output_shape",
+]
+
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+# ----------------------------------------------------------------------------- argument normalisation
+
+def _padding_mode(padding):
+    if isinstance(padding, str) and padding.lower() in ("valid", "same"):
+        return padding.lower()
+    raise ValueError(f"padding must be 'valid' or 'same'; received padding={padding!r}")
+
+
+def _pool_args(pool_size, strides, padding):
+    pool = _checks.int_pair("pool_size", pool_size)
+    stride = pool if strides is None else _checks.int_pair("strides", strides)
+    return pool, stride, _padding_mode(padding)
+
+
+def _geometry(H, W, pool, stride, mode):
+    """((top, bottom, left, right), (OH, OW)) for an H x W input; ValueError if the window does not fit."""
+    (pt, pb), (pl, pr) = _checks.padding_2d(mode, (H, W), pool, stride)
+    oh = _checks.output_size("pool_size", H, pool[0], stride[0], pt, pb)
+    ow = _checks.output_size("pool_size", W, pool[1], stride[1], pl, pr)
+    return (pt, pb, pl, pr), (oh, ow)
+
+
+def _image(name, a, dtype, fmt):
+    """A 4-D image batch as a C-contiguous channels_last array of `dtype`."""
+    if not isinstance(a, np.ndarray):
+        a = _checks.as_float(name, a, dtype)
+    _checks.check_ndim(name, a, 4)
+    _checks.check_nonempty(name, a)
+    if fmt == "channels_first":
+        a = a.transpose(0, 2, 3, 1)
+    return _checks.as_float(name, a, dtype)
+
+
+def _matrix(name, a, dtype):
+    a = _checks.as_float(name, a, dtype)
+    _checks.check_ndim(name, a, 2)
+    _checks.check_nonempty(name, a)
+    return a
+
+
+def _index(name, a, shape, limit, fmt=None):
+    """argmax as a C-contiguous int32 array of `shape` (given in the caller's layout).
+
+    Any integer dtype is accepted; values of other dtypes are range-checked before the cast so
+    that nothing wraps. int32 values are range-checked by the kernels themselves.
+    """
+    if not isinstance(a, np.ndarray):
+        a = np.asarray(a)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array (int32); received dtype {a.dtype}")
+    _checks.check_shape(name, a, shape)
+    if a.dtype != np.int32 and a.size and (a.min() < 0 or a.max() >= limit):
+        raise ValueError(f"{name} values must lie in [0, {limit}); received values in [{a.min()}, {a.max()}]")
+    if fmt == "channels_first":
+        a = a.transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def _input_shape(input_shape, fmt):
+    """(N, H, W, C) from a 4-tuple of positive ints in the data_format's order."""
+    try:
+        dims = tuple(input_shape)
+    except TypeError:
+        dims = None
+    if dims is None or len(dims) != 4:
+        raise ValueError(f"input_shape must be a 4-tuple of positive integers; received input_shape={input_shape!r}")
+    dims = tuple(_checks.positive_int("input_shape", d) for d in dims)
+    if fmt == "channels_first":
+        n, c, h, w = dims
+        return n, h, w, c
+    return dims
+
+
+def _layout(shape_nhwc, fmt):
+    """A (N, H, W, C) shape in the caller's layout."""
+    n, h, w, c = shape_nhwc
+    return (n, c, h, w) if fmt == "channels_first" else (n, h, w, c)
+
+
+def _out(a, fmt):
+    """A channels_last result in the caller's layout (C-contiguous)."""
+    return np.ascontiguousarray(a.transpose(0, 3, 1, 2)) if fmt == "channels_first" else a
+
+
+def _check_dy(dy, expected_nhwc, fmt, what):
+    expected = _layout(expected_nhwc, fmt)
+    if dy.shape != expected:
+        raise ValueError(f"dy must have shape {expected} ({what}); received shape {dy.shape}")
+
+
+# ----------------------------------------------------------------------------- shapes
+
+def pool2d_output_shape(input_shape, pool_size, strides=None, padding="valid", data_format="channels_last"):
+    """Output shape of a 2-D pool for a 4-D `input_shape` in `data_format` order.
+
+    Any entry may be None (unknown); the result keeps None where the size cannot be known.
+    Raises ValueError if the window does not fit a known spatial size.
+    """
+    fmt = _checks.data_format(data_format)
+    pool, stride, mode = _pool_args(pool_size, strides, padding)
+    try:
+        dims = tuple(input_shape)
+    except TypeError:
+        dims = None
+    if dims is None or len(dims) != 4:
+        raise ValueError(f"input_shape must have 4 entries (batch, spatial..., channels); received input_shape={input_shape!r}")
+    for d in dims:
+        if d is not None and (isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1):
+            raise ValueError(f"input_shape entries must be positive integers or None; received input_shape={input_shape!r}")
+    n, h, w, c = (dims[0], dims[2], dims[3], dims[1]) if fmt == "channels_first" else dims
+    out = []
+    for axis, size in enumerate((h, w)):
+        if size is None:
+            out.append(None)
+            continue
+        if mode == "same":
+            out.append(-(-int(size) // stride[axis]))
+        else:
+            out.append(_checks.output_size("pool_size", int(size), pool[axis], stride[axis], 0, 0))
+    return _layout((n, out[0], out[1], c), fmt)
+
+
+# ----------------------------------------------------------------------------- max pool
+
+def max_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last"):
+    """2-D max pooling.
+
+    x: IN (N, H, W, C) (or (N, C, H, W) for channels_first) real array-like.
+    Returns (y, argmax): y (N, OH, OW, C) float32|float64 in x's layout; argmax int32 of y's shape,
+    the window-local index di * PW + dj of the first maximum of each window.
+    """
+    fmt = _checks.data_format(data_format)
+    pool, stride, mode = _pool_args(pool_size, strides, padding)
+    dtype = _checks.float_dtype(x=x)
+    x = _image("x", x, dtype, fmt)
+    _, H, W, _ = x.shape
+    pads, _ = _geometry(H, W, pool, stride, mode)
+    y, argmax = impl("pool").max_pool2d_forward(x, *pool, *stride, *pads)
+    return _out(y, fmt), _out(argmax, fmt)
+
+
+def max_pool2d_backward(dy, argmax, input_shape, pool_size=(2, 2), strides=None, padding="valid",
+                        data_format="channels_last"):
+    """Gradient of 2-D max pooling with respect to its input.
+
+    dy: IN upstream gradient with y's shape; argmax: IN int32 from max_pool2d_forward (values in
+    [0, PH * PW), else ValueError); input_shape: x's shape in the same layout.
+    Returns dx with input_shape, dy's float dtype: each dy added at its window's argmax cell.
+    """
+    fmt = _checks.data_format(data_format)
+    pool, stride, mode = _pool_args(pool_size, strides, padding)
+    N, H, W, C = _input_shape(input_shape, fmt)
+    pads, (OH, OW) = _geometry(H, W, pool, stride, mode)
+    dtype = _checks.float_dtype(dy=dy)
+    dy = _checks.as_float("dy", dy, dtype)
+    _check_dy(dy, (N, OH, OW, C), fmt, f"the pooled shape of input_shape {tuple(input_shape)}")
+    argmax = _index("argmax", argmax, dy.shape, pool[0] * pool[1], fmt)
+    if fmt == "channels_first":
+        dy = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
+    dx = impl("pool").max_pool2d_backward(dy, argmax, H, W, *pool, *stride, *pads)
+    return _out(dx, fmt)
+
+
+# ----------------------------------------------------------------------------- average pool
+
+def avg_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last"):
+    """2-D average pooling; with padding="same" the padded cells are excluded from each average.
+
+    x: IN (N, H, W, C) (or (N, C, H, W)) real array-like. Returns y (N, OH, OW, C) float32|float64
+    in x's layout.
+    """
+    fmt = _checks.data_format(data_format)
+    pool, stride, mode = _pool_args(pool_size, strides, padding)
+    dtype = _checks.float_dtype(x=x)
+    x = _image("x", x, dtype, fmt)
+    _, H, W, _ = x.shape
+    pads, _ = _geometry(H, W, pool, stride, mode)
+    return _out(impl("pool").avg_pool2d_forward(x, *pool, *stride, *pads), fmt)
+
+
+def avg_pool2d_backward(dy, input_shape, pool_size=(2, 2), strides=None, padding="valid",
+                        data_format="channels_last"):
+    """Gradient of 2-D average pooling with respect to its input.
+
+    dy: IN upstream gradient with y's shape; input_shape: x's shape in the same layout.
+    Returns dx with input_shape: each dy / (real cells of its window) spread over those cells.
+    """
+    fmt = _checks.data_format(data_format)
+    pool, stride, mode = _pool_args(pool_size, strides, padding)
+    N, H, W, C = _input_shape(input_shape, fmt)
+    pads, (OH, OW) = _geometry(H, W, pool, stride, mode)
+    dtype = _checks.float_dtype(dy=dy)
+    dy = _checks.as_float("dy", dy, dtype)
+    _check_dy(dy, (N, OH, OW, C), fmt, f"the pooled shape of input_shape {tuple(input_shape)}")
+    if fmt == "channels_first":
+        dy = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
+    return _out(impl("pool").avg_pool2d_backward(dy, H, W, *pool, *stride, *pads), fmt)
+
+
+# ----------------------------------------------------------------------------- global pools
+
+def global_avg_pool2d_forward(x, data_format="channels_last"):
+    """Mean over the spatial axes. x: IN (N, H, W, C) (or (N, C, H, W)). Returns y (N, C)."""
+    fmt = _checks.data_format(data_format)
+    dtype = _checks.float_dtype(x=x)
+    x = _image("x", x, dtype, fmt)
+    return impl("pool").global_avg_pool2d_forward(x)
+
+
+def global_avg_pool2d_backward(dy, input_shape, data_format="channels_last"):
+    """dy: IN (N, C); input_shape: x's shape. Returns dx with input_shape, dy / (H * W) everywhere."""
+    fmt = _checks.data_format(data_format)
+    N, H, W, C = _input_shape(input_shape, fmt)
+    dtype = _checks.float_dtype(dy=dy)
+    dy = _matrix("dy", dy, dtype)
+    _checks.check_shape("dy", dy, (N, C))
+    return _out(impl("pool").global_avg_pool2d_backward(dy, H, W), fmt)
+
+
+def global_max_pool2d_forward(x, data_format="channels_last"):
+    """Max over the spatial axes. x: IN (N, H, W, C) (or (N, C, H, W)).
+
+    Returns (y, argmax): y (N, C); argmax (N, C) int32, the flat spatial index h * W + w of the
+    first maximum.
+    """
+    fmt = _checks.data_format(data_format)
+    dtype = _checks.float_dtype(x=x)
+    x = _image("x", x, dtype, fmt)
+    if x.shape[1] * x.shape[2] > _INT32_MAX:
+        raise ValueError(f"H * W must fit an int32 argmax; received spatial shape {x.shape[1:3]}")
+    return impl("pool").global_max_pool2d_forward(x)
+
+
+def global_max_pool2d_backward(dy, argmax, input_shape, data_format="channels_last"):
+    """dy: IN (N, C); argmax: IN (N, C) int32 in [0, H * W) (else ValueError); input_shape: x's shape.
+
+    Returns dx with input_shape: dy at each argmax cell, zero elsewhere.
+    """
+    fmt = _checks.data_format(data_format)
+    N, H, W, C = _input_shape(input_shape, fmt)
+    dtype = _checks.float_dtype(dy=dy)
+    dy = _matrix("dy", dy, dtype)
+    _checks.check_shape("dy", dy, (N, C))
+    argmax = _index("argmax", argmax, (N, C), H * W)
+    return _out(impl("pool").global_max_pool2d_backward(dy, argmax, H, W), fmt)
+
+
+# ----------------------------------------------------------------------------- upsampling
+
+def upsampling2d_forward(x, size=(2, 2), data_format="channels_last"):
+    """Nearest-neighbour upsampling (Keras UpSampling2D, interpolation="nearest").
+
+    x: IN (N, H, W, C) (or (N, C, H, W)). Returns y (N, H * SH, W * SW, C) in x's layout, each
+    pixel repeated SH x SW times.
+    """
+    fmt = _checks.data_format(data_format)
+    sh, sw = _checks.int_pair("size", size)
+    dtype = _checks.float_dtype(x=x)
+    x = _image("x", x, dtype, fmt)
+    return _out(impl("pool").upsampling2d_forward(x, sh, sw), fmt)
+
+
+def upsampling2d_backward(dy, size=(2, 2), data_format="channels_last"):
+    """Gradient of upsampling2d_forward. dy: IN (N, H * SH, W * SW, C) (or channels_first).
+
+    Returns dx (N, H, W, C) in dy's layout: the sum of each SH x SW block.
+    """
+    fmt = _checks.data_format(data_format)
+    sh, sw = _checks.int_pair("size", size)
+    dtype = _checks.float_dtype(dy=dy)
+    dy = _image("dy", dy, dtype, fmt)
+    if dy.shape[1] % sh or dy.shape[2] % sw:
+        raise ValueError(f"dy's spatial shape {dy.shape[1:3]} must be a multiple of size {(sh, sw)}")
+    return _out(impl("pool").upsampling2d_backward(dy, sh, sw), fmt)

@@ -1,2 +1,317 @@
-"""Placeholder: filled in by the rnn kernel work."""
-__all__ = []
+"""Recurrent kernels: SimpleRNN, LSTM and GRU over whole sequences, forward and
+backpropagation through time, with Keras 3 semantics and weight layouts.
+
+Layouts (Keras): x is batch-major (N, T, D). kernel (D, k*U) and recurrent_kernel (U, k*U) hold
+the gates as column blocks: SimpleRNN k=1; LSTM k=4 in the order i|f|c|o; GRU k=3 in the order
+z|r|h. bias: SimpleRNN (U,), LSTM (4U,), GRU (2, 3U) with row 0 the input bias and row 1 the
+recurrent bias (reset_after=True). bias=None means use_bias=False.
+
+The forward functions return every hidden state hs (N, T, U), so a layer can take hs[:, -1]
+(return_sequences=False) or all of them; go_backwards is the layer's business (reverse x).
+The backward functions take dhs (N, T, U), the gradient w.r.t. every hidden state (a layer that
+returns only the last state puts its gradient in dhs[:, -1] and zeros elsewhere).
+
+Memory layout. The kernels keep sequences feature-major, in (F, T, N) C-contiguous buffers
+(one timestep = F rows of N samples; that is what makes the per-step matmuls fast, see
+cynet/_kernels/rnn.pyx). Every (N, T, F) array these functions RETURN (hs, cs, gates, cache,
+dx) is a view of such a buffer: `a.transpose(2, 1, 0)` is C-contiguous, `a` itself is not
+(np.ascontiguousarray(a) gives a C-ordered copy). Every (N, T, F) array they ACCEPT may have
+any layout: a feature-major view (for instance the hs of another recurrent layer, or the dx
+of the next one) is used without a copy, anything else is converted. dhs is read in place
+with whatever strides it has. State arrays (h0, c0, dc_last in; dh0, dc0 out) are (N, U);
+the returned ones are transposed views of (U, N) buffers.
+
+activation and recurrent_activation: "tanh", "sigmoid", "relu", "hard_sigmoid" (Keras 3:
+clip(x / 6 + 0.5, 0, 1)) or "linear" (None also means linear). Defaults as in Keras: tanh and
+sigmoid.
+
+Every function validates its arguments here (ValueError/TypeError naming the argument),
+converts them to one float dtype (float64 if any is float64, else float32), C-contiguous, and
+dispatches to the compiled kernels or their NumPy twin (cynet.kernels.use_backend).
+"""
+import numpy as np
+
+from . import _checks
+from ._backend import impl
+
+__all__ = [
+    "simple_rnn_forward",
+    "simple_rnn_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_forward",
+    "gru_backward",
+]
+
+# Keras activation names -> the kernels' codes (cynet._kernels.rnn / rnn_numpy).
+ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3, "hard_sigmoid": 4}
+
+
+def _activation(name, value):
+    if value is None:
+        value = "linear"
+    if not isinstance(value, str) or value not in ACTIVATIONS:
+        raise ValueError(f"{name} must be one of {sorted(ACTIVATIONS)}; received {name}={value!r}")
+    return ACTIVATIONS[value]
+
+
+def _use_bias(value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"use_bias must be a bool; received use_bias={value!r}")
+    return bool(value)
+
+
+def _dtype(**arrays):
+    """Common float dtype of the arguments (TypeError naming a non-real one)."""
+    return _checks.float_dtype(**arrays)
+
+
+def _sizes(x, kernel, recurrent_kernel, k, cell):
+    """(N, T, D, U) after checking x (N, T, D), kernel (D, kU), recurrent_kernel (U, kU)."""
+    _checks.check_ndim("x", x, 3)
+    _checks.check_ndim("kernel", kernel, 2)
+    _checks.check_ndim("recurrent_kernel", recurrent_kernel, 2)
+    N, T, D = x.shape
+    if N < 1 or T < 1 or D < 1:
+        raise ValueError(f"x must have shape (N, T, D) with at least one sample, timestep and feature; "
+                         f"received shape {x.shape}")
+    U = recurrent_kernel.shape[0]
+    blocks = "" if k == 1 else f"{k} * "
+    if U < 1 or recurrent_kernel.shape[1] != k * U:
+        raise ValueError(f"recurrent_kernel must have shape (units, {blocks}units) for {cell} with units >= 1; "
+                         f"received shape {recurrent_kernel.shape}")
+    if kernel.shape != (D, k * U):
+        raise ValueError(f"kernel must have shape (D, {blocks}units) = {(D, k * U)} to match x (D={D}) and "
+                         f"recurrent_kernel (units={U}); received shape {kernel.shape}")
+    return N, T, D, U
+
+
+def _array(name, a):
+    if isinstance(a, np.ndarray):
+        return a
+    try:
+        return np.asarray(a)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} must be array-like of real numbers; {exc}") from None
+
+
+def _feature_major(a, dtype):
+    """(N, T, F) array of any layout -> (F, T, N) C-contiguous of `dtype` (free for a
+    feature-major view of the right dtype)."""
+    return np.ascontiguousarray(a.transpose(2, 1, 0), dtype=dtype)
+
+
+def _seq(name, a, shape, dtype):
+    """Check an (N, T, F) sequence argument and return it feature-major."""
+    _checks.check_ndim(name, a, 3)
+    _checks.check_shape(name, a, shape)
+    return _feature_major(a, dtype)
+
+
+def _state(name, a, N, U, dtype):
+    """An (N, U) state as a (U, N) C-contiguous array; None means zeros."""
+    if a is None:
+        return np.zeros((U, N), dtype=dtype)
+    _checks.check_ndim(name, a, 2)
+    _checks.check_shape(name, a, (N, U))
+    return np.ascontiguousarray(a.T, dtype=dtype)
+
+
+def _bias(bias, shape, dtype):
+    if bias is None:
+        return np.zeros(shape, dtype=dtype)
+    _checks.check_shape("bias", bias, shape)
+    return _checks.as_float("bias", bias, dtype)
+
+
+def _weights(kernel, recurrent_kernel, dtype):
+    return _checks.as_float("kernel", kernel, dtype), _checks.as_float("recurrent_kernel", recurrent_kernel, dtype)
+
+
+def _dhs(dhs, N, T, U, dtype):
+    """dhs (N, T, U) of the right dtype, in whatever layout it has (the kernels read it in place)."""
+    _checks.check_ndim("dhs", dhs, 3)
+    _checks.check_shape("dhs", dhs, (N, T, U))
+    a = dhs.astype(dtype, copy=False)
+    if not a.flags.aligned or any(s % a.itemsize for s in a.strides):
+        a = np.ascontiguousarray(a)
+    return a
+
+
+def _seq_out(a):
+    """(F, T, N) kernel buffer -> the (N, T, F) view the public functions return."""
+    return a.transpose(2, 1, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# SimpleRNN
+
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh"):
+    """SimpleRNN over a whole sequence: h_t = act(x_t W + h_{t-1} U + b).
+
+    x: (N, T, D); kernel: (D, U); recurrent_kernel: (U, U); bias: (U,) or None; h0: (N, U) or
+    None (zeros). Any real dtype; float64 if any input is float64, else float32.
+
+    Returns:
+        hs: (N, T, U), every hidden state (a view of a feature-major buffer, see the module
+        docstring).
+    """
+    act = _activation("activation", activation)
+    x, kernel, recurrent_kernel = _array("x", x), _array("kernel", kernel), _array("recurrent_kernel", recurrent_kernel)
+    dtype = _dtype(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias, h0=h0)
+    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 1, "SimpleRNN")
+    kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
+    hs = impl("rnn").simple_rnn_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
+                                        _bias(bias, (U,), dtype), _state("h0", h0, N, U, dtype), act)
+    return _seq_out(hs)
+
+
+def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="tanh", use_bias=True):
+    """Backpropagation through time for simple_rnn_forward.
+
+    dhs: (N, T, U), gradient w.r.t. every hidden state; x, kernel, recurrent_kernel, h0 (or
+    None) as given to forward; hs: (N, T, U) as returned by forward.
+
+    Returns:
+        (dx (N, T, D), dkernel (D, U), drecurrent_kernel (U, U), dbias (U,) or None when
+        use_bias=False, dh0 (N, U)), all new arrays (dx and dh0 are views of feature-major
+        buffers).
+    """
+    act = _activation("activation", activation)
+    use_bias = _use_bias(use_bias)
+    dhs, x, kernel, recurrent_kernel, hs = (_array(n, a) for n, a in (
+        ("dhs", dhs), ("x", x), ("kernel", kernel), ("recurrent_kernel", recurrent_kernel), ("hs", hs)))
+    dtype = _dtype(dhs=dhs, x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, h0=h0, hs=hs)
+    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 1, "SimpleRNN")
+    kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
+    h0 = _state("h0", h0, N, U, dtype)
+    hs = _seq("hs", hs, (N, T, U), dtype)
+    dhs = _dhs(dhs, N, T, U, dtype)
+    dx, dk, drk, db, dh0 = impl("rnn").simple_rnn_backward(dhs, _feature_major(x, dtype), kernel,
+                                                          recurrent_kernel, h0, hs, act, use_bias)
+    return _seq_out(dx), dk, drk, db, dh0.T
+
+
+# ---------------------------------------------------------------------------------------------
+# LSTM
+
+def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activation="tanh",
+                 recurrent_activation="sigmoid"):
+    """LSTM over a whole sequence (Keras gate order i|f|c|o).
+
+    z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i), ract(z_f), ract(z_o); g = act(z_c);
+    c_t = f * c_{t-1} + i * g; h_t = o * act(c_t).
+
+    x: (N, T, D); kernel: (D, 4U); recurrent_kernel: (U, 4U); bias: (4U,) or None; h0, c0:
+    (N, U) or None (zeros).
+
+    Returns:
+        (hs, cs, gates), new arrays (views of feature-major buffers): hs (N, T, U) hidden
+        states, cs (N, T, U) cell states, gates (N, T, 4U) the activated gates i|f|g|o of every
+        step (what lstm_backward needs).
+    """
+    act = _activation("activation", activation)
+    ract = _activation("recurrent_activation", recurrent_activation)
+    x, kernel, recurrent_kernel = _array("x", x), _array("kernel", kernel), _array("recurrent_kernel", recurrent_kernel)
+    dtype = _dtype(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias, h0=h0, c0=c0)
+    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 4, "LSTM")
+    kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
+    hs, cs, gates = impl("rnn").lstm_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
+                                             _bias(bias, (4 * U,), dtype), _state("h0", h0, N, U, dtype),
+                                             _state("c0", c0, N, U, dtype), act, ract)
+    return _seq_out(hs), _seq_out(cs), _seq_out(gates)
+
+
+def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gates, activation="tanh",
+                  recurrent_activation="sigmoid", use_bias=True):
+    """Backpropagation through time for lstm_forward.
+
+    dhs: (N, T, U), gradient w.r.t. every hidden state (the final-state gradient goes in
+    dhs[:, -1]); dc_last: (N, U) or None, gradient w.r.t. the final cell state; x, kernel,
+    recurrent_kernel, h0, c0 (or None) as given to forward; hs, cs, gates as returned by it.
+
+    Returns:
+        (dx (N, T, D), dkernel (D, 4U), drecurrent_kernel (U, 4U), dbias (4U,) or None when
+        use_bias=False, dh0 (N, U), dc0 (N, U)), all new arrays (dx, dh0, dc0 are views of
+        feature-major buffers).
+    """
+    act = _activation("activation", activation)
+    ract = _activation("recurrent_activation", recurrent_activation)
+    use_bias = _use_bias(use_bias)
+    dhs, x, kernel, recurrent_kernel, hs, cs, gates = (_array(n, a) for n, a in (
+        ("dhs", dhs), ("x", x), ("kernel", kernel), ("recurrent_kernel", recurrent_kernel), ("hs", hs),
+        ("cs", cs), ("gates", gates)))
+    dtype = _dtype(dhs=dhs, dc_last=dc_last, x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, h0=h0, c0=c0,
+                   hs=hs, cs=cs, gates=gates)
+    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 4, "LSTM")
+    kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
+    h0 = _state("h0", h0, N, U, dtype)
+    c0 = _state("c0", c0, N, U, dtype)
+    dc_last = _state("dc_last", dc_last, N, U, dtype)
+    hs = _seq("hs", hs, (N, T, U), dtype)
+    cs = _seq("cs", cs, (N, T, U), dtype)
+    gates = _seq("gates", gates, (N, T, 4 * U), dtype)
+    dhs = _dhs(dhs, N, T, U, dtype)
+    dx, dk, drk, db, dh0, dc0 = impl("rnn").lstm_backward(dhs, dc_last, _feature_major(x, dtype), kernel,
+                                                          recurrent_kernel, h0, c0, hs, cs, gates, act, ract,
+                                                          use_bias)
+    return _seq_out(dx), dk, drk, db, dh0.T, dc0.T
+
+
+# ---------------------------------------------------------------------------------------------
+# GRU
+
+def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh",
+                recurrent_activation="sigmoid"):
+    """GRU over a whole sequence (Keras gate order z|r|h, reset_after=True).
+
+    xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
+    r = ract(xr + rr); hh = act(xh + r * rh); h_t = z * h_{t-1} + (1 - z) * hh.
+
+    x: (N, T, D); kernel: (D, 3U); recurrent_kernel: (U, 3U); bias: (2, 3U) or None (row 0
+    input bias b_in, row 1 recurrent bias b_rec); h0: (N, U) or None (zeros).
+
+    Returns:
+        (hs, cache), new arrays (views of feature-major buffers): hs (N, T, U) hidden states;
+        cache (N, T, 4U) holding z|r|hh|rh of every step (rh = h_{t-1} U_h + b_rec_h), what
+        gru_backward needs.
+    """
+    act = _activation("activation", activation)
+    ract = _activation("recurrent_activation", recurrent_activation)
+    x, kernel, recurrent_kernel = _array("x", x), _array("kernel", kernel), _array("recurrent_kernel", recurrent_kernel)
+    dtype = _dtype(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias, h0=h0)
+    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 3, "GRU")
+    kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
+    hs, cache = impl("rnn").gru_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
+                                        _bias(bias, (2, 3 * U), dtype), _state("h0", h0, N, U, dtype), act, ract)
+    return _seq_out(hs), _seq_out(cache)
+
+
+def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation="tanh",
+                 recurrent_activation="sigmoid", use_bias=True):
+    """Backpropagation through time for gru_forward.
+
+    dhs: (N, T, U), gradient w.r.t. every hidden state; x, kernel, recurrent_kernel, h0 (or
+    None) as given to forward; hs, cache as returned by it.
+
+    Returns:
+        (dx (N, T, D), dkernel (D, 3U), drecurrent_kernel (U, 3U), dbias (2, 3U) or None when
+        use_bias=False, dh0 (N, U)), all new arrays (dx and dh0 are views of feature-major
+        buffers).
+    """
+    act = _activation("activation", activation)
+    ract = _activation("recurrent_activation", recurrent_activation)
+    use_bias = _use_bias(use_bias)
+    dhs, x, kernel, recurrent_kernel, hs, cache = (_array(n, a) for n, a in (
+        ("dhs", dhs), ("x", x), ("kernel", kernel), ("recurrent_kernel", recurrent_kernel), ("hs", hs),
+        ("cache", cache)))
+    dtype = _dtype(dhs=dhs, x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, h0=h0, hs=hs, cache=cache)
+    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 3, "GRU")
+    kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
+    h0 = _state("h0", h0, N, U, dtype)
+    hs = _seq("hs", hs, (N, T, U), dtype)
+    cache = _seq("cache", cache, (N, T, 4 * U), dtype)
+    dhs = _dhs(dhs, N, T, U, dtype)
+    dx, dk, drk, db, dh0 = impl("rnn").gru_backward(dhs, _feature_major(x, dtype), kernel, recurrent_kernel, h0,
+                                                   hs, cache, act, ract, use_bias)
+    return _seq_out(dx), dk, drk, db, dh0.T

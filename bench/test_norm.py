@@ -1,0 +1,62 @@
+"""Batch normalization benchmarks: numpy twin vs Cython, float32, features last.
+
+Groups: "batch_norm <shape> train fwd", "... inference fwd", "... train fwd+bwd". The moving
+statistics are updated in place on every training call, which does not affect the timing.
+"""
+import numpy as np
+import pytest
+
+import cynet.kernels as K
+
+SHAPES = {
+    "N64 32x32x64": (64, 32, 32, 64),
+    "(256, 512)": (256, 512),
+}
+
+
+@pytest.fixture(params=list(SHAPES), scope="module")
+def case(request):
+    shape = SHAPES[request.param]
+    rng = np.random.default_rng(0)
+    C = shape[-1]
+    x = rng.standard_normal(shape, dtype=np.float32)
+    dy = rng.standard_normal(shape, dtype=np.float32)
+    gamma = rng.uniform(0.5, 1.5, C).astype(np.float32)
+    beta = rng.standard_normal(C, dtype=np.float32)
+    return request.param, x, dy, gamma, beta
+
+
+def _moving(C):
+    return np.zeros(C, np.float32), np.ones(C, np.float32)
+
+
+def test_batch_norm_train_fwd(benchmark, backend, case):
+    name, x, _, gamma, beta = case
+    mm, mv = _moving(x.shape[-1])
+    benchmark.group = f"batch_norm {name} train fwd"
+    benchmark.extra_info["backend"] = backend
+    y, mean, inv_std = benchmark(K.batch_norm_train_forward, x, gamma, beta, mm, mv)
+    assert y.shape == x.shape and y.dtype == np.float32
+
+
+def test_batch_norm_inference_fwd(benchmark, backend, case):
+    name, x, _, gamma, beta = case
+    mm, mv = _moving(x.shape[-1])
+    benchmark.group = f"batch_norm {name} inference fwd"
+    benchmark.extra_info["backend"] = backend
+    y = benchmark(K.batch_norm_inference_forward, x, gamma, beta, mm, mv)
+    assert y.shape == x.shape and y.dtype == np.float32
+
+
+def test_batch_norm_train_fwd_bwd(benchmark, backend, case):
+    name, x, dy, gamma, beta = case
+    mm, mv = _moving(x.shape[-1])
+    benchmark.group = f"batch_norm {name} train fwd+bwd"
+    benchmark.extra_info["backend"] = backend
+
+    def step():
+        y, mean, inv_std = K.batch_norm_train_forward(x, gamma, beta, mm, mv)
+        return K.batch_norm_backward(dy, x, gamma, mean, inv_std)
+
+    dx, dgamma, dbeta = benchmark(step)
+    assert dx.shape == x.shape and dx.dtype == np.float32

@@ -1,0 +1,87 @@
+"""Benchmarks: pooling and upsampling, cython vs numpy twin (float32, channels_last).
+
+    pytest bench/test_pool.py --benchmark-only
+Each group holds both backends; speedup = median(numpy) / median(cython) (bench/report.py).
+"""
+import numpy as np
+import pytest
+
+import cynet.kernels as K
+
+POOL_SHAPE = (64, 32, 32, 64)
+SMALL_SHAPE = (64, 16, 16, 64)
+
+
+def _shape_name(shape):
+    n, h, w, c = shape
+    return f"N{n} {h}x{w}x{c}"
+
+
+@pytest.fixture(scope="module")
+def x_pool():
+    return np.random.default_rng(0).standard_normal(POOL_SHAPE).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def x_small():
+    return np.random.default_rng(0).standard_normal(SMALL_SHAPE).astype(np.float32)
+
+
+def test_max_pool_2x2_fwd(benchmark, backend, x_pool):
+    benchmark.group = f"max_pool2d 2x2 {_shape_name(POOL_SHAPE)} fwd"
+    y, argmax = benchmark(K.max_pool2d_forward, x_pool, (2, 2))
+    assert y.shape == (64, 16, 16, 64) and argmax.dtype == np.int32
+
+
+def test_max_pool_2x2_fwd_bwd(benchmark, backend, x_pool):
+    benchmark.group = f"max_pool2d 2x2 {_shape_name(POOL_SHAPE)} fwd+bwd"
+    dy = np.random.default_rng(1).standard_normal((64, 16, 16, 64)).astype(np.float32)
+
+    def step():
+        _, argmax = K.max_pool2d_forward(x_pool, (2, 2))
+        return K.max_pool2d_backward(dy, argmax, x_pool.shape, (2, 2))
+
+    dx = benchmark(step)
+    assert dx.shape == POOL_SHAPE and dx.dtype == np.float32
+
+
+def test_avg_pool_2x2_fwd(benchmark, backend, x_pool):
+    benchmark.group = f"avg_pool2d 2x2 {_shape_name(POOL_SHAPE)} fwd"
+    y = benchmark(K.avg_pool2d_forward, x_pool, (2, 2))
+    assert y.shape == (64, 16, 16, 64)
+
+
+def test_avg_pool_2x2_fwd_bwd(benchmark, backend, x_pool):
+    benchmark.group = f"avg_pool2d 2x2 {_shape_name(POOL_SHAPE)} fwd+bwd"
+    dy = np.random.default_rng(1).standard_normal((64, 16, 16, 64)).astype(np.float32)
+
+    def step():
+        K.avg_pool2d_forward(x_pool, (2, 2))
+        return K.avg_pool2d_backward(dy, x_pool.shape, (2, 2))
+
+    dx = benchmark(step)
+    assert dx.shape == POOL_SHAPE
+
+
+def test_global_avg_pool_fwd_bwd(benchmark, backend, x_small):
+    benchmark.group = f"global_avg_pool2d {_shape_name(SMALL_SHAPE)} fwd+bwd"
+    dy = np.random.default_rng(1).standard_normal((64, 64)).astype(np.float32)
+
+    def step():
+        K.global_avg_pool2d_forward(x_small)
+        return K.global_avg_pool2d_backward(dy, x_small.shape)
+
+    dx = benchmark(step)
+    assert dx.shape == SMALL_SHAPE
+
+
+def test_upsampling_2x2_fwd_bwd(benchmark, backend, x_small):
+    benchmark.group = f"upsampling2d 2x2 {_shape_name(SMALL_SHAPE)} fwd+bwd"
+    dy = np.random.default_rng(1).standard_normal((64, 32, 32, 64)).astype(np.float32)
+
+    def step():
+        K.upsampling2d_forward(x_small, (2, 2))
+        return K.upsampling2d_backward(dy, (2, 2))
+
+    dx = benchmark(step)
+    assert dx.shape == SMALL_SHAPE

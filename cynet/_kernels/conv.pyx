@@ -1,0 +1,438 @@
+"""Compiled 2-D convolution: im2col / col2im in typed loops, every GEMM in NumPy's BLAS.
+
+Layout: channels_last only, explicit padding amounts (pt, pb, pl, pr), strides (sh, sw),
+dilation (dh, dw). The public wrappers in cynet.kernels.conv validate and normalise (Keras
+padding modes, channels_first) before calling here; the functions below are nevertheless safe
+for any input (cheap checks, then loops that cannot leave their buffers).
+
+The batch is processed in blocks of consecutive output rows r = n*OH + oh (spanning images),
+sized so that the block's patch matrix stays in cache:
+  forward   per block: im2col into a reused buffer (prange over output rows),
+            one GEMM with out= into the block's slice of y, bias added while it is in cache.
+  backward  per block: im2col again; dkernel += cols^T @ dy_block; then, when dx is wanted,
+            dcols = dy_block @ kernel^T into the same buffer and col2im, which gathers into each
+            input row every contribution of the block (prange over input rows, so the threads'
+            writes are disjoint).
+No NumPy or BLAS call happens inside a nogil region; the OpenMP regions and the GEMMs alternate.
+"""
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.string cimport memcpy, memset
+
+from cynet._kernels._omp cimport n_threads, omp_get_max_threads
+
+__all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward"]
+
+
+cdef struct Geom:
+    Py_ssize_t N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw
+
+
+# Tuning (see _set_tuning). On one thread the patch matrix of a block takes about _block_bytes,
+# so that it, the block's output and the weights stay in the core's L2 cache. On nt > 1 threads
+# every block costs a few thread hand-overs (an OpenMP region, then the BLAS's own threads), so
+# blocks grow to nt * _block_bytes_mt. A block has at least nt * _min_block_m rows (the GEMM's M)
+# when the batch has that many; a parallel region gets one thread per _min_work elements.
+cdef Py_ssize_t _block_bytes = 1 << 19
+cdef Py_ssize_t _block_bytes_mt = 1 << 21
+cdef Py_ssize_t _min_block_m = 256
+cdef Py_ssize_t _min_work = 1 << 15
+cdef Py_ssize_t _LIMIT = 1 << 31
+
+
+def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_mt=None):
+    """Developer knob for benchmarking the blocking; returns the previous values."""
+    global _block_bytes, _min_block_m, _min_work, _block_bytes_mt
+    old = (_block_bytes, _min_block_m, _min_work, _block_bytes_mt)
+    if block_bytes is not None:
+        _block_bytes = max(1, int(block_bytes))
+    if block_bytes_mt is not None:
+        _block_bytes_mt = max(1, int(block_bytes_mt))
+    if min_block_m is not None:
+        _min_block_m = max(1, int(min_block_m))
+    if min_work is not None:
+        _min_work = max(1, int(min_work))
+    return old
+
+
+# ----------------------------------------------------------------------------------------------
+# inner loops
+
+cdef inline void _copy(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    if n >= 16:
+        memcpy(dst, src, n * sizeof(floating))
+    else:
+        for i in range(n):
+            dst[i] = src[i]
+
+
+cdef inline void _add(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dst[i] += src[i]
+
+
+cdef inline void _zero(floating* dst, Py_ssize_t n) noexcept nogil:
+    memset(dst, 0, n * sizeof(floating))
+
+
+cdef void _im2col_row(const floating* x, floating* dst, Py_ssize_t r, Geom g) noexcept nogil:
+    """Patch rows of output row r = n*OH + oh: OW rows of K = KH*KW*C elements at dst."""
+    cdef Py_ssize_t n = r // g.OH
+    cdef Py_ssize_t oh = r - n * g.OH
+    cdef Py_ssize_t C = g.C, K = g.KH * g.KW * g.C, seg = g.KW * g.C
+    cdef Py_ssize_t ow, kh, kw, ih, iw, iw0
+    cdef const floating* xn = x + n * g.H * g.W * C
+    cdef floating* d
+    for ow in range(g.OW):
+        iw0 = ow * g.sw - g.pl
+        d = dst + ow * K
+        if g.dw == 1 and iw0 >= 0 and iw0 + g.KW <= g.W:
+            # the KW*C elements of each window row are contiguous in x
+            for kh in range(g.KH):
+                ih = oh * g.sh - g.pt + kh * g.dh
+                if ih >= 0 and ih < g.H:
+                    _copy(d + kh * seg, xn + (ih * g.W + iw0) * C, seg)
+                else:
+                    _zero(d + kh * seg, seg)
+        else:
+            for kh in range(g.KH):
+                ih = oh * g.sh - g.pt + kh * g.dh
+                if ih < 0 or ih >= g.H:
+                    _zero(d + kh * seg, seg)
+                    continue
+                for kw in range(g.KW):
+                    iw = iw0 + kw * g.dw
+                    if iw >= 0 and iw < g.W:
+                        _copy(d + kh * seg + kw * C, xn + (ih * g.W + iw) * C, C)
+                    else:
+                        _zero(d + kh * seg + kw * C, C)
+
+
+cdef void _col2im_row(const floating* dcols, floating* dx, Py_ssize_t n, Py_ssize_t ih,
+                      Py_ssize_t r0, Py_ssize_t r1, Geom g) noexcept nogil:
+    """Add into input row (n, ih) of dx every contribution of the patch-gradient rows of output
+    rows [r0, r1) (output row r at dcols + (r - r0)*OW*K)."""
+    cdef Py_ssize_t C = g.C, K = g.KH * g.KW * g.C, seg = g.KW * g.C
+    cdef Py_ssize_t kh, kw, t, oh, ow, iw0, iw, oh_lo, oh_hi
+    cdef Py_ssize_t top = ih + g.pt               # the row's index in the padded input
+    cdef Py_ssize_t ext = (g.KH - 1) * g.dh
+    cdef floating* dxr = dx + (n * g.H + ih) * g.W * C
+    cdef const floating* src
+    cdef const floating* s
+    # output rows oh whose window covers the row: 0 <= top - oh*sh <= ext (a multiple of dh);
+    # two divisions per input row, none per window row
+    oh_lo = 0 if top <= ext else (top - ext + g.sh - 1) // g.sh
+    oh_hi = top // g.sh
+    if oh_hi > g.OH - 1:
+        oh_hi = g.OH - 1
+    if oh_lo < r0 - n * g.OH:                       # only the rows of this block
+        oh_lo = r0 - n * g.OH
+    if oh_hi > r1 - 1 - n * g.OH:
+        oh_hi = r1 - 1 - n * g.OH
+    for oh in range(oh_lo, oh_hi + 1):
+        t = top - oh * g.sh
+        if g.dh == 1:
+            kh = t
+        elif t % g.dh == 0:
+            kh = t // g.dh
+        else:
+            continue
+        src = dcols + (n * g.OH + oh - r0) * g.OW * K + kh * seg
+        # kw outside, ow inside: successive adds go to different pixels of the row. (Adding
+        # whole overlapping KW*C segments makes each vector load wait on the previous,
+        # partially overlapping store when C is not a multiple of the vector width.)
+        for kw in range(g.KW):
+            s = src + kw * C
+            iw0 = kw * g.dw - g.pl
+            if C == 1:
+                for ow in range(g.OW):
+                    iw = iw0 + ow * g.sw
+                    if iw >= 0 and iw < g.W:
+                        dxr[iw] += s[ow * K]
+            else:
+                for ow in range(g.OW):
+                    iw = iw0 + ow * g.sw
+                    if iw >= 0 and iw < g.W:
+                        _add(dxr + iw * C, s + ow * K, C)
+
+
+cdef void _im2col_block(const floating* x, floating* cols, Py_ssize_t r0, Py_ssize_t r1,
+                        Geom g) noexcept nogil:
+    """cols[(r - r0)*OW : (r - r0 + 1)*OW] = patches of output row r, for r in [r0, r1)."""
+    cdef Py_ssize_t r
+    cdef Py_ssize_t rowlen = g.OW * g.KH * g.KW * g.C
+    cdef int nt = n_threads((r1 - r0) * rowlen, _min_work)
+    for r in prange(r0, r1, schedule="static", num_threads=nt):
+        _im2col_row(x, cols + (r - r0) * rowlen, r, g)
+
+
+cdef void _col2im_block(const floating* dcols, floating* dx, Py_ssize_t r0, Py_ssize_t r1,
+                        Geom g) noexcept nogil:
+    """dx += col2im of the patch gradients of output rows [r0, r1): one task per input row
+    (n, ih) of the images those rows belong to, so the threads write disjoint rows of dx."""
+    cdef Py_ssize_t n0 = r0 // g.OH
+    cdef Py_ssize_t n1 = (r1 - 1) // g.OH + 1
+    cdef Py_ssize_t j, n
+    cdef Py_ssize_t tasks = (n1 - n0) * g.H
+    cdef int nt = n_threads((r1 - r0) * g.OW * g.KH * g.KW * g.C, _min_work)
+    for j in prange(tasks, schedule="static", num_threads=nt):
+        n = n0 + j // g.H
+        _col2im_row(dcols, dx, n, j - (n - n0) * g.H, r0, r1, g)
+
+
+cdef void _sum_rows(const floating* a, floating* scratch, double* acc, Py_ssize_t m,
+                    Py_ssize_t F) noexcept nogil:
+    """acc[f] += sum_i a[i, f] for an (m, F) row-major block. scratch: nt*F elements, each
+    thread sums its rows into its own F of them (a loop inside an OpenMP region, so that the
+    compiler vectorizes it)."""
+    cdef Py_ssize_t i, f
+    cdef int t
+    cdef int nt = n_threads(m * F, _min_work)
+    _zero(scratch, nt * F)
+    for i in prange(m, schedule="static", num_threads=nt):
+        _add(scratch + threadid() * F, a + i * F, F)
+    for t in range(nt):
+        for f in range(F):
+            acc[f] += scratch[t * F + f]
+
+
+cdef void _add_bias(floating* y, const floating* b, Py_ssize_t m, Py_ssize_t F) noexcept nogil:
+    """y[i, :] += b for the m rows of an (m, F) row-major block."""
+    cdef Py_ssize_t i
+    for i in prange(m, schedule="static", num_threads=n_threads(m * F, _min_work)):
+        _add(y + i * F, b, F)
+
+
+# ----------------------------------------------------------------------------------------------
+# argument checks (Python level, arbitrary-precision ints, so nothing overflows)
+
+def _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw):
+    for name, v in (("N", N), ("H", H), ("W", W), ("C", C), ("KH", KH), ("KW", KW),
+                    ("sh", sh), ("sw", sw), ("dh", dh), ("dw", dw)):
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1; received {name}={v}")
+    for name, v in (("pt", pt), ("pb", pb), ("pl", pl), ("pr", pr)):
+        if v < 0:
+            raise ValueError(f"{name} must be >= 0; received {name}={v}")
+    for name, v in (("pt", pt), ("pb", pb), ("pl", pl), ("pr", pr), ("sh", sh), ("sw", sw),
+                    ("dh", dh), ("dw", dw), ("KH", KH), ("KW", KW)):
+        if v >= _LIMIT:
+            raise ValueError(f"{name} must be < 2**31; received {name}={v}")
+    ekh, ekw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
+    hp, wp = H + pt + pb, W + pl + pr
+    if ekh > hp or ekw > wp:
+        raise ValueError(
+            f"the effective window ({ekh}, {ekw}) is larger than the padded input ({hp}, {wp})")
+    return (hp - ekh) // sh + 1, (wp - ekw) // sw + 1
+
+
+cdef Geom _make_geom(Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH,
+                     Py_ssize_t KW, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t pt, Py_ssize_t pl,
+                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw):
+    cdef Geom g
+    g.N, g.H, g.W, g.C, g.KH, g.KW, g.OH, g.OW = N, H, W, C, KH, KW, OH, OW
+    g.pt, g.pl, g.sh, g.sw, g.dh, g.dw = pt, pl, sh, sw, dh, dw
+    return g
+
+
+cdef Py_ssize_t _block_rows(Geom g, Py_ssize_t itemsize):
+    """Output rows per block (see the tuning notes at the top)."""
+    cdef Py_ssize_t nt = omp_get_max_threads()
+    cdef Py_ssize_t rowlen = g.OW * g.KH * g.KW * g.C
+    cdef Py_ssize_t target = _block_bytes
+    if nt > 1:
+        target = nt * _block_bytes_mt
+    else:
+        nt = 1
+    cdef Py_ssize_t br = target // (rowlen * itemsize)
+    cdef Py_ssize_t need = (nt * _min_block_m + g.OW - 1) // g.OW
+    if br < need:
+        br = need
+    if br < 1:
+        br = 1
+    if br > g.N * g.OH:
+        br = g.N * g.OH
+    return br
+
+
+def _check_conv_args(C, kshape):
+    if kshape[2] != C:
+        raise ValueError(f"kernel must have shape (KH, KW, {C}, F) to match x's channels; "
+                         f"received shape {kshape}")
+    if kshape[3] < 1:
+        raise ValueError(f"kernel must not be empty; received shape {kshape}")
+
+
+cdef inline bint _is_identity(Geom g) noexcept nogil:
+    """True when the patch matrix is x itself (1x1 window, stride 1, no padding)."""
+    return (g.KH == 1 and g.KW == 1 and g.sh == 1 and g.sw == 1
+            and g.OH == g.H and g.OW == g.W and g.pt == 0 and g.pl == 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# entry points
+
+def im2col(const floating[:, :, :, ::1] x, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t pt,
+           Py_ssize_t pb, Py_ssize_t pl, Py_ssize_t pr, Py_ssize_t sh, Py_ssize_t sw,
+           Py_ssize_t dh, Py_ssize_t dw):
+    """Patch matrix of a channels_last batch.
+
+    x: (N, H, W, C) float32|float64, C-contiguous, IN. Returns cols (N*OH*OW, KH*KW*C) of x's
+    dtype, a new array; row n*OH*OW + oh*OW + ow holds the window at (oh, ow) in (kh, kw, c)
+    order, with zeros where the window covers padding.
+    """
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
+    cols = np.empty((N * g.OH * g.OW, KH * KW * C), dtype=np.float32 if floating is float else np.float64)
+    cdef floating[:, ::1] c = cols
+    with nogil:
+        _im2col_block(&x[0, 0, 0, 0], &c[0, 0], 0, N * g.OH, g)
+    return cols
+
+
+def col2im(const floating[:, ::1] cols, Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
+           Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t pt, Py_ssize_t pb, Py_ssize_t pl,
+           Py_ssize_t pr, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw):
+    """Adjoint of im2col: scatter-add the patch rows back into a (N, H, W, C) image batch.
+
+    cols: (N*OH*OW, KH*KW*C) float32|float64, C-contiguous, IN. Returns dx (N, H, W, C) of
+    cols' dtype, a new array; the entries that fell on padding are dropped.
+    """
+    OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    if (cols.shape[0], cols.shape[1]) != (N * OH * OW, KH * KW * C):
+        raise ValueError(f"cols must have shape {(N * OH * OW, KH * KW * C)}; "
+                         f"received shape {(cols.shape[0], cols.shape[1])}")
+    cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
+    dx = np.zeros((N, H, W, C), dtype=np.float32 if floating is float else np.float64)
+    cdef floating[:, :, :, ::1] d = dx
+    with nogil:
+        _col2im_block(&cols[0, 0], &d[0, 0, 0, 0], 0, N * g.OH, g)
+    return dx
+
+
+def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] kernel, bias,
+                   Py_ssize_t pt, Py_ssize_t pb, Py_ssize_t pl, Py_ssize_t pr,
+                   Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw):
+    """y = conv(x, kernel) + bias, channels_last, cross-correlation as in Keras.
+
+    x: (N, H, W, C) float32|float64, C-contiguous, IN. kernel: (KH, KW, C, F) same dtype,
+    C-contiguous, IN. bias: (F,) same dtype or None, IN. pt, pb, pl, pr: zero padding
+    top/bottom/left/right; sh, sw: strides; dh, dw: dilation. Returns y (N, OH, OW, F), new.
+    """
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t KH = kernel.shape[0], KW = kernel.shape[1], F = kernel.shape[3]
+    _check_conv_args(C, (KH, KW, kernel.shape[2], F))
+    OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
+    cdef const floating[::1] b
+    if bias is not None:
+        b = bias
+        if b.shape[0] != F:
+            raise ValueError(f"bias must have shape ({F},); received shape ({b.shape[0]},)")
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t K = KH * KW * C
+    cdef Py_ssize_t rows = N * g.OH, OW_ = g.OW
+    cdef Py_ssize_t br = _block_rows(g, sizeof(floating))
+    cdef Py_ssize_t r0, r1
+    wmat = np.asarray(kernel).reshape(K, F)
+    y = np.empty((N, g.OH, g.OW, F), dtype=dtype)
+    y2 = y.reshape(rows * OW_, F)
+    cdef floating[:, ::1] yv = y2
+    cdef floating[:, ::1] cv
+    cdef bint identity = _is_identity(g)
+    if identity:
+        x2 = np.asarray(x).reshape(N * H * W, C)
+    else:
+        cols = np.empty((br * OW_, K), dtype=dtype)
+        cv = cols
+    for r0 in range(0, rows, br):
+        r1 = min(r0 + br, rows)
+        if identity:
+            np.matmul(x2[r0 * OW_:r1 * OW_], wmat, out=y2[r0 * OW_:r1 * OW_])
+        else:
+            with nogil:
+                _im2col_block(&x[0, 0, 0, 0], &cv[0, 0], r0, r1, g)
+            np.matmul(cols[:(r1 - r0) * OW_], wmat, out=y2[r0 * OW_:r1 * OW_])
+        if bias is not None:
+            with nogil:
+                _add_bias(&yv[r0 * OW_, 0], &b[0], (r1 - r0) * OW_, F)
+    return y
+
+
+def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
+                    const floating[:, :, :, ::1] kernel, Py_ssize_t pt, Py_ssize_t pb,
+                    Py_ssize_t pl, Py_ssize_t pr, Py_ssize_t sh, Py_ssize_t sw,
+                    Py_ssize_t dh, Py_ssize_t dw, bint use_bias, bint compute_dx):
+    """Gradients of conv2d_forward.
+
+    dy: (N, OH, OW, F) float32|float64, C-contiguous, IN (the upstream gradient). x, kernel and
+    the geometry as in conv2d_forward. Returns (dx, dkernel, dbias): dx (N, H, W, C) or None
+    when compute_dx is false; dkernel (KH, KW, C, F); dbias (F,) or None when use_bias is
+    false. All new arrays of x's dtype.
+    """
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t KH = kernel.shape[0], KW = kernel.shape[1], F = kernel.shape[3]
+    _check_conv_args(C, (KH, KW, kernel.shape[2], F))
+    OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    if (dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3]) != (N, OH, OW, F):
+        raise ValueError(f"dy must have shape {(N, OH, OW, F)}; received shape "
+                         f"{(dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])}")
+    cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t K = KH * KW * C
+    cdef Py_ssize_t rows = N * g.OH, OW_ = g.OW
+    cdef Py_ssize_t br = _block_rows(g, sizeof(floating))
+    cdef Py_ssize_t r0, r1, m
+    cdef bint identity = _is_identity(g)
+    cdef floating[:, ::1] cv
+    cdef floating[:, :, :, ::1] dxv
+    wmat = np.asarray(kernel).reshape(K, F)
+    dy2 = np.asarray(dy).reshape(rows * OW_, F)
+    dkernel = np.empty((KH, KW, C, F), dtype=dtype)
+    dk2 = dkernel.reshape(K, F)
+    part = np.empty((K, F), dtype=dtype)
+    cdef double[::1] acc = np.zeros(F, dtype=np.float64)   # dbias: per block and thread in
+    # x's dtype, over the blocks in float64
+    cdef floating[::1] bpart = np.zeros(max(1, omp_get_max_threads()) * F, dtype=dtype)
+    dx = None
+    if compute_dx:
+        dx = np.zeros((N, H, W, C), dtype=dtype) if not identity else np.empty((N, H, W, C), dtype=dtype)
+        dxv = dx
+        dx2 = dx.reshape(N * H * W, C)
+    if identity:
+        x2 = np.asarray(x).reshape(N * H * W, C)
+    else:
+        cols = np.empty((br * OW_, K), dtype=dtype)
+        cv = cols
+    for r0 in range(0, rows, br):
+        r1 = min(r0 + br, rows)
+        m = (r1 - r0) * OW_
+        dyb = dy2[r0 * OW_:r1 * OW_]
+        if identity:
+            cb = x2[r0 * OW_:r1 * OW_]
+        else:
+            with nogil:
+                _im2col_block(&x[0, 0, 0, 0], &cv[0, 0], r0, r1, g)
+            cb = cols[:m]
+        if r0 == 0:
+            np.matmul(cb.T, dyb, out=dk2)
+        else:
+            np.matmul(cb.T, dyb, out=part)
+            np.add(dk2, part, out=dk2)
+        if use_bias:
+            with nogil:
+                _sum_rows(&dy[0, 0, 0, 0] + r0 * OW_ * F, &bpart[0], &acc[0], m, F)
+        if compute_dx:
+            if identity:
+                np.matmul(dyb, wmat.T, out=dx2[r0 * OW_:r1 * OW_])
+            else:
+                np.matmul(dyb, wmat.T, out=cb)   # the patch buffer now holds dcols
+                with nogil:
+                    _col2im_block(&cv[0, 0], &dxv[0, 0, 0, 0], r0, r1, g)
+    dbias = np.asarray(acc).astype(dtype) if use_bias else None
+    return dx, dkernel, dbias

@@ -1,0 +1,153 @@
+"""NumPy twin of cynet._kernels.conv: 2-D convolution by im2col + GEMM and GEMM + col2im.
+
+Same function names, signatures and results as the compiled module. Layout: channels_last
+only, explicit padding amounts. The public wrappers in cynet.kernels.conv validate and
+normalise (Keras padding modes, channels_first) before calling here.
+
+im2col is one strided view of the zero-padded input, (N, OH, OW, KH, KW, C), copied once
+into the patch matrix (N*OH*OW, KH*KW*C); col2im is a slice loop over the KH*KW window
+offsets, each adding one strided slab of the patch gradient into the padded input gradient.
+Every GEMM is one np.matmul over the whole batch.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+__all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward"]
+
+
+def _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw):
+    """(OH, OW) after cheap sanity checks of the plain integer arguments."""
+    for name, v in (("N", N), ("H", H), ("W", W), ("C", C), ("KH", KH), ("KW", KW),
+                    ("sh", sh), ("sw", sw), ("dh", dh), ("dw", dw)):
+        if v < 1:
+            raise ValueError(f"{name} must be >= 1; received {name}={v}")
+    for name, v in (("pt", pt), ("pb", pb), ("pl", pl), ("pr", pr)):
+        if v < 0:
+            raise ValueError(f"{name} must be >= 0; received {name}={v}")
+    ekh, ekw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
+    hp, wp = H + pt + pb, W + pl + pr
+    if ekh > hp or ekw > wp:
+        raise ValueError(
+            f"the effective window ({ekh}, {ekw}) is larger than the padded input ({hp}, {wp})")
+    return (hp - ekh) // sh + 1, (wp - ekw) // sw + 1
+
+
+def _check_float(name, a, ndim):
+    if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be a float32 or float64 ndarray; received {type(a).__name__} "
+                        f"{getattr(a, 'dtype', '')}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional; received shape {a.shape}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+
+
+def im2col(x, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw):
+    """Patch matrix of a channels_last batch.
+
+    x: (N, H, W, C) float32|float64, IN. Returns cols (N*OH*OW, KH*KW*C) of x's dtype, a new
+    array; row n*OH*OW + oh*OW + ow holds the window at (oh, ow) in (kh, kw, c) order, with
+    zeros where the window covers padding.
+    """
+    _check_float("x", x, 4)
+    cols = _patches(x, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    return cols.copy() if not cols.flags.writeable else cols
+
+
+def _patches(x, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw):
+    """im2col without the final copy: a read-only view of x when the patches are x itself."""
+    N, H, W, C = x.shape
+    OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    if pt or pb or pl or pr:
+        xp = np.zeros((N, H + pt + pb, W + pl + pr, C), dtype=x.dtype)
+        xp[:, pt:pt + H, pl:pl + W, :] = x
+    else:
+        xp = np.ascontiguousarray(x)
+    s0, s1, s2, s3 = xp.strides
+    view = as_strided(xp, shape=(N, OH, OW, KH, KW, C),
+                      strides=(s0, sh * s1, sw * s2, dh * s1, dw * s2, s3), writeable=False)
+    return view.reshape(N * OH * OW, KH * KW * C)
+
+
+def col2im(cols, N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw):
+    """Adjoint of im2col: scatter-add the patch rows back into a (N, H, W, C) image batch.
+
+    cols: (N*OH*OW, KH*KW*C) float32|float64, IN. Returns dx (N, H, W, C) of cols' dtype;
+    the entries that fell on padding are dropped.
+    """
+    _check_float("cols", cols, 2)
+    OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    if cols.shape != (N * OH * OW, KH * KW * C):
+        raise ValueError(f"cols must have shape {(N * OH * OW, KH * KW * C)}; received shape {cols.shape}")
+    d6 = cols.reshape(N, OH, OW, KH, KW, C)
+    dxp = np.zeros((N, H + pt + pb, W + pl + pr, C), dtype=cols.dtype)
+    hspan, wspan = sh * (OH - 1) + 1, sw * (OW - 1) + 1
+    for kh in range(KH):
+        h0 = kh * dh
+        for kw in range(KW):
+            w0 = kw * dw
+            dxp[:, h0:h0 + hspan:sh, w0:w0 + wspan:sw, :] += d6[:, :, :, kh, kw, :]
+    if pt or pb or pl or pr:
+        return np.ascontiguousarray(dxp[:, pt:pt + H, pl:pl + W, :])
+    return dxp
+
+
+def _check_conv_args(x, kernel):
+    _check_float("x", x, 4)
+    _check_float("kernel", kernel, 4)
+    if kernel.dtype != x.dtype:
+        raise TypeError(f"kernel must have x's dtype {x.dtype}; received {kernel.dtype}")
+    if kernel.shape[2] != x.shape[3]:
+        raise ValueError(f"kernel must have shape (KH, KW, {x.shape[3]}, F) to match x's channels; "
+                         f"received shape {kernel.shape}")
+    if kernel.size == 0:
+        raise ValueError(f"kernel must not be empty; received shape {kernel.shape}")
+
+
+def conv2d_forward(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw):
+    """y = conv(x, kernel) + bias, channels_last, cross-correlation as in Keras.
+
+    x: (N, H, W, C) float32|float64, IN. kernel: (KH, KW, C, F) same dtype, IN.
+    bias: (F,) same dtype or None, IN. pt, pb, pl, pr: zero padding top/bottom/left/right;
+    sh, sw: strides; dh, dw: dilation. Returns y (N, OH, OW, F), new array.
+    """
+    _check_conv_args(x, kernel)
+    KH, KW, C, F = kernel.shape
+    N, H, W, _ = x.shape
+    OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    cols = _patches(x, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    y = cols @ kernel.reshape(KH * KW * C, F)
+    if bias is not None:
+        _check_float("bias", bias, 1)
+        if bias.shape != (F,) or bias.dtype != x.dtype:
+            raise ValueError(f"bias must have shape ({F},) and dtype {x.dtype}; received {bias.shape} {bias.dtype}")
+        y += bias
+    return y.reshape(N, OH, OW, F)
+
+
+def conv2d_backward(dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, compute_dx):
+    """Gradients of conv2d_forward.
+
+    dy: (N, OH, OW, F) float32|float64, IN (the upstream gradient). x, kernel and the geometry
+    as in conv2d_forward. Returns (dx, dkernel, dbias): dx (N, H, W, C) or None when
+    compute_dx is false; dkernel (KH, KW, C, F); dbias (F,) or None when use_bias is false.
+    All new arrays of x's dtype.
+    """
+    _check_conv_args(x, kernel)
+    _check_float("dy", dy, 4)
+    KH, KW, C, F = kernel.shape
+    N, H, W, _ = x.shape
+    OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    if dy.shape != (N, OH, OW, F) or dy.dtype != x.dtype:
+        raise ValueError(f"dy must have shape {(N, OH, OW, F)} and dtype {x.dtype}; "
+                         f"received {dy.shape} {dy.dtype}")
+    dy2 = dy.reshape(N * OH * OW, F)
+    cols = _patches(x, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    dkernel = (cols.T @ dy2).reshape(KH, KW, C, F)
+    del cols
+    dbias = dy2.sum(axis=0) if use_bias else None
+    dx = None
+    if compute_dx:
+        dcols = dy2 @ kernel.reshape(KH * KW * C, F).T
+        dx = col2im(dcols, N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    return dx, dkernel, dbias

@@ -1,0 +1,894 @@
+"""Recurrent kernels (compiled): SimpleRNN, LSTM and GRU, whole-sequence forward and
+backpropagation through time, with Keras 3 semantics and weight layouts.
+
+Twin: rnn_numpy.py (same names, signatures, layouts and results).
+
+Layout. Sequences are stored FEATURE-MAJOR inside the kernels: an (F, T, N) C-contiguous
+buffer, so that the slab of one timestep is F rows of N contiguous samples. Then the recurrent
+matmul of a step is recurrent_kernel.T (kU, U) @ h_{t-1} (U, N), the orientation OpenBLAS runs
+fastest for small batches (measured 12.6 ms vs 16.4 ms per LSTM sequence at N=32, U=256), and
+every whole-sequence product (inputs, dkernel, drecurrent_kernel, dx) is still ONE 2-D matmul
+over the (F, T*N) views. cynet.kernels.rnn converts from / to the public (N, T, F) arrays
+(its outputs are (N, T, F) views of these buffers, so chained layers copy nothing).
+
+Arguments arrive normalised by cynet.kernels.rnn (one float dtype, C-contiguous, bias and
+initial states as arrays of zeros when absent, activations as integer codes):
+
+    x                 (D, T, N)   inputs, feature-major
+    kernel            (D, k*U)    column blocks: SimpleRNN k=1; LSTM k=4, i|f|c|o; GRU k=3, z|r|h
+    recurrent_kernel  (U, k*U)    same column blocks
+    bias              SimpleRNN (U,), LSTM (4U,), GRU (2, 3U): row 0 input bias, row 1 recurrent
+    h0, c0, dc_last   (U, N)      states, feature-major
+    hs, cs            (U, T, N)   every hidden / cell state
+    gates (LSTM)      (4U, T, N)  activated gates i|f|g|o of every step
+    cache (GRU)       (4U, T, N)  z | r | hh | rh of every step, rh = h_{t-1} U_h + b_rec_h
+    dhs               (N, T, U)   gradient w.r.t. every hidden state, ANY strides (read in place)
+
+Activation codes (shared with the twin and the public module): 0 linear, 1 tanh, 2 sigmoid,
+3 relu, 4 hard_sigmoid (Keras 3: clip(x / 6 + 0.5, 0, 1)). Every derivative is taken from the
+activation's output, so backward reuses the stored activations.
+
+Algorithm (thinc's _lstm_forward_training): ONE matmul for the inputs of every timestep,
+written straight into the gates buffer; then per step the recurrent matmul (np.matmul with
+out=) and ONE fused nogil gate kernel for all the other arithmetic of the step. Backward runs
+one fused gate-gradient kernel per step, then dh_{t-1} = recurrent_kernel @ dgates_t (out=),
+and after the loop ONE matmul each for dkernel = X dG^T, drecurrent_kernel = Hprev dG^T and
+dx = kernel dG over the stacked per-step gate gradients; dbias is a row sum.
+
+The gate kernels are C. Cython compiles them for the baseline ISA only (SSE2 on x86-64, set
+once in setup.py for every module), and under GCC's default -ftrapping-math a float `?:` is not
+if-converted, so Cython loops with a select or a libm call stay scalar: libm expf/tanhf cost
+4-15 ns per element here, more than the matmuls. So the per-step kernels below are plain C99
+(branch-free Cephes-style exp and tanh, ~1 ulp, NaN-propagating), written once for both float
+types by a macro, and GCC's target_clones builds each for x86-64, x86-64-v3 (AVX2+FMA) and
+x86-64-v4 (AVX-512), chosen once at load time (ifunc). With another compiler or platform the
+same C compiles once for the baseline. Cython owns everything else: validation, buffers, the
+time loop, the matmuls and the threads.
+
+Threads. A step's kernel runs prange over chunks of units when the step has enough work
+(n_threads(k*U*N, MIN_WORK_PER_THREAD)); at the benchmark size (1024 x 32 gate values per step,
+a few microseconds) it stays serial, since waking a passive OpenMP team costs more. The matmuls
+run on NumPy's BLAS between the kernels, never inside a parallel region.
+"""
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport prange
+
+from cynet._kernels._omp cimport n_threads
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+
+    /* One build for all x86-64 CPUs, fast on new ones: GCC clones each step kernel for the
+       baseline, AVX2+FMA and AVX-512 and picks one at load time (ifunc, glibc only). */
+    #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__) \
+        && defined(__linux__) && defined(__GLIBC__)
+    #define CYNET_RNN_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
+    #else
+    #define CYNET_RNN_CLONES
+    #endif
+
+    enum { CYNET_LINEAR = 0, CYNET_TANH = 1, CYNET_SIGMOID = 2, CYNET_RELU = 3, CYNET_HARD_SIGMOID = 4 };
+
+    /* c ? a : b without a branch. Under GCC's default -ftrapping-math a float ?: is not
+       if-converted and the whole loop stays scalar; integer masks are. */
+    static inline float cynet_self(int c, float a, float b) {
+        int32_t ai, bi, m = -(int32_t)(c != 0), r; float f;
+        memcpy(&ai, &a, 4); memcpy(&bi, &b, 4); r = (ai & m) | (bi & ~m); memcpy(&f, &r, 4);
+        return f;
+    }
+    static inline double cynet_seld(int c, double a, double b) {
+        int64_t ai, bi, m = -(int64_t)(c != 0), r; double f;
+        memcpy(&ai, &a, 8); memcpy(&bi, &b, 8); r = (ai & m) | (bi & ~m); memcpy(&f, &r, 8);
+        return f;
+    }
+
+    /* exp: clamp to the normal range, n = round(x / ln2) by the 1.5*2^mantissa trick,
+       Cody-Waite reduction, Cephes polynomial (float) / Pade form (double), 2^n from bits.
+       Underflow gives the smallest normal instead of 0; NaN stays NaN. */
+    static inline float cynet_expf(float x) {
+        float t, n, r, p, s; int32_t ti;
+        x = cynet_self(x > 88.3762626647949f, 88.3762626647949f, x);
+        x = cynet_self(x < -87.3365478515625f, -87.3365478515625f, x);
+        t = x * 1.44269504088896341f + 12582912.0f;
+        n = t - 12582912.0f;
+        r = x - n * 0.693359375f;
+        r = r + n * 2.12194440e-4f;
+        p = 1.9875691500E-4f;
+        p = p * r + 1.3981999507E-3f;
+        p = p * r + 8.3334519073E-3f;
+        p = p * r + 4.1665795894E-2f;
+        p = p * r + 1.6666665459E-1f;
+        p = p * r + 5.0000001201E-1f;
+        p = p * r * r + r + 1.0f;
+        memcpy(&ti, &t, 4);
+        ti = (int32_t)((uint32_t)(ti - 0x4B400000 + 127) << 23);
+        memcpy(&s, &ti, 4);
+        return p * s;
+    }
+    static inline double cynet_expd(double x) {
+        double t, n, r, xx, px, qx, s; int64_t ti;
+        x = cynet_seld(x > 709.08, 709.08, x);
+        x = cynet_seld(x < -708.39, -708.39, x);
+        t = x * 1.4426950408889634073599 + 6755399441055744.0;
+        n = t - 6755399441055744.0;
+        r = x - n * 6.93145751953125E-1;
+        r = r - n * 1.42860682030941723212E-6;
+        xx = r * r;
+        px = ((1.26177193074810590878E-4 * xx + 3.02994407707441961300E-2) * xx
+              + 9.99999999999999999910E-1) * r;
+        qx = ((3.00198505138664455042E-6 * xx + 2.52448340349684104192E-3) * xx
+              + 2.27265548208155028766E-1) * xx + 2.00000000000000000009E0;
+        r = 1.0 + 2.0 * (px / (qx - px));
+        memcpy(&ti, &t, 8);
+        ti = (int64_t)((uint64_t)(ti - 0x4338000000000000LL + 1023) << 52);
+        memcpy(&s, &ti, 8);
+        return r * s;
+    }
+    /* tanh: odd polynomial (float) / rational (double) below 0.625, 1 - 2/(exp(2|x|)+1) above. */
+    static inline float cynet_tanhf(float x) {
+        float ax = cynet_self(x < 0.0f, -x, x), z = x * x, small, big;
+        small = ((((-5.70498872745E-3f * z + 2.06390887954E-2f) * z - 5.37397155531E-2f) * z
+                  + 1.33314422036E-1f) * z - 3.33332819422E-1f) * z * x + x;
+        big = 1.0f - 2.0f / (cynet_expf(2.0f * ax) + 1.0f);
+        big = cynet_self(x < 0.0f, -big, big);
+        return cynet_self(ax < 0.625f, small, big);
+    }
+    static inline double cynet_tanhd(double x) {
+        double ax = cynet_seld(x < 0.0, -x, x), z = x * x, small, big;
+        small = x + x * z * (((-9.64399179425052238628E-1 * z - 9.92877231001918586564E1) * z
+                              - 1.61468768441708447952E3)
+                             / (((z + 1.12811678491632931402E2) * z + 2.23548839060100448583E3) * z
+                                + 4.84406305325125486048E3));
+        big = 1.0 - 2.0 / (cynet_expd(2.0 * ax) + 1.0);
+        big = cynet_seld(x < 0.0, -big, big);
+        return cynet_seld(ax < 0.625, small, big);
+    }
+
+    /* The gate kernels, written once for T = float (suffix f) and double (suffix d).
+       Each handles one timestep for the units [u0, u1). A "row" is the N samples of one gate
+       unit (contiguous); every array argument is a block of rows with its own row stride
+       (in elements), the matmul outputs r, dh, dhg, dhd are contiguous (rows of N).
+       Step numbers match the twin (rnn_numpy.py). */
+    #define CYNET_RNN_KERNELS(T, S, SEL, EXP, TANH)                                              \
+                                                                                                 \
+    /* y = act(x) over n elements (x == y allowed) */                                             \
+    static inline void cynet_act_##S(int kind, const T* x, T* y, Py_ssize_t n) {                  \
+        Py_ssize_t i; T v;                                                                        \
+        switch (kind) {                                                                           \
+        case CYNET_TANH:                                                                          \
+            for (i = 0; i < n; i++) y[i] = TANH(x[i]);                                            \
+            break;                                                                                \
+        case CYNET_SIGMOID:                                                                       \
+            for (i = 0; i < n; i++) y[i] = (T)1 / ((T)1 + EXP(-x[i]));                            \
+            break;                                                                                \
+        case CYNET_RELU:                                                                          \
+            for (i = 0; i < n; i++) y[i] = SEL(x[i] < (T)0, (T)0, x[i]);                          \
+            break;                                                                                \
+        case CYNET_HARD_SIGMOID:                                                                  \
+            for (i = 0; i < n; i++) {                                                             \
+                v = x[i] / (T)6 + (T)0.5;                                                         \
+                v = SEL(v < (T)0, (T)0, v);                                                       \
+                y[i] = SEL(v > (T)1, (T)1, v);                                                    \
+            }                                                                                     \
+            break;                                                                                \
+        default:                                                                                  \
+            if (x != y) for (i = 0; i < n; i++) y[i] = x[i];                                      \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    /* d *= act'(.) written from the activation's output y */                                     \
+    static inline void cynet_dact_##S(int kind, const T* y, T* d, Py_ssize_t n) {                 \
+        Py_ssize_t i;                                                                             \
+        switch (kind) {                                                                           \
+        case CYNET_TANH:                                                                          \
+            for (i = 0; i < n; i++) d[i] *= (T)1 - y[i] * y[i];                                   \
+            break;                                                                                \
+        case CYNET_SIGMOID:                                                                       \
+            for (i = 0; i < n; i++) d[i] *= y[i] * ((T)1 - y[i]);                                 \
+            break;                                                                                \
+        case CYNET_RELU:                                                                          \
+            for (i = 0; i < n; i++) d[i] *= SEL(y[i] > (T)0, (T)1, (T)0);                         \
+            break;                                                                                \
+        case CYNET_HARD_SIGMOID:                                                                  \
+            for (i = 0; i < n; i++) d[i] *= SEL((y[i] > (T)0) & (y[i] < (T)1), (T)1 / (T)6, (T)0); \
+            break;                                                                                \
+        default:                                                                                  \
+            break;                                                                                \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    /* SimpleRNN forward: h (rows of x W on entry) <- act(x W + h_{t-1} U + b) */                 \
+    CYNET_RNN_CLONES static void cynet_simple_fwd_##S(                                            \
+            T* h, Py_ssize_t sh, const T* r, const T* b,                                          \
+            Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act) {                                \
+        Py_ssize_t u, n;                                                                          \
+        for (u = u0; u < u1; u++) {                                                               \
+            T* hu = h + u * sh; const T* ru = r + u * N; T bu = b[u];                             \
+            /* step 2: pre-activation, then the activation */                                     \
+            for (n = 0; n < N; n++) hu[n] = hu[n] + ru[n] + bu;                                   \
+            cynet_act_##S(act, hu, hu, N);                                                        \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    /* SimpleRNN backward: dg = (dh + dhs_t) * act'(h_t) */                                       \
+    CYNET_RNN_CLONES static void cynet_simple_bwd_##S(                                            \
+            T* dg, Py_ssize_t sdg, const T* dh, const T* dhs, Py_ssize_t sdn, Py_ssize_t sdu,     \
+            const T* h, Py_ssize_t sh, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act) {     \
+        Py_ssize_t u, n;                                                                          \
+        for (u = u0; u < u1; u++) {                                                               \
+            T* g = dg + u * sdg; const T* d = dh + u * N; const T* o = dhs + u * sdu;             \
+            /* step 1: total gradient of h_t (from step t+1 and from the output) */               \
+            for (n = 0; n < N; n++) g[n] = d[n] + o[n * sdn];                                     \
+            /* step 2: through the activation */                                                  \
+            cynet_dact_##S(act, h + u * sh, g, N);                                                \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    /* LSTM forward: gates g (rows of x W on entry, i|f|c|o blocks of U rows) */                  \
+    CYNET_RNN_CLONES static void cynet_lstm_fwd_##S(                                              \
+            T* g, Py_ssize_t sg, const T* r, const T* b, const T* cp, Py_ssize_t scp,             \
+            T* c, Py_ssize_t sc, T* h, Py_ssize_t sh,                                             \
+            Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) {        \
+        Py_ssize_t u, n, k;                                                                       \
+        for (u = u0; u < u1; u++) {                                                               \
+            T* gi = g + u * sg; T* gf = g + (U + u) * sg;                                         \
+            T* gg = g + (2 * U + u) * sg; T* go = g + (3 * U + u) * sg;                           \
+            const T* cpu = cp + u * scp; T* cu = c + u * sc; T* hu = h + u * sh;                  \
+            /* step 2: pre-activations z = x W + h_{t-1} U + b */                                 \
+            for (k = 0; k < 4; k++) {                                                             \
+                T* z = g + (k * U + u) * sg; const T* rk = r + (k * U + u) * N; T bk = b[k * U + u]; \
+                for (n = 0; n < N; n++) z[n] = z[n] + rk[n] + bk;                                 \
+            }                                                                                     \
+            /* step 3: gates i, f, o with the recurrent activation, candidate g with act */       \
+            cynet_act_##S(ract, gi, gi, N);                                                       \
+            cynet_act_##S(ract, gf, gf, N);                                                       \
+            cynet_act_##S(ract, go, go, N);                                                       \
+            cynet_act_##S(act, gg, gg, N);                                                        \
+            /* step 4: cell state c_t = f * c_{t-1} + i * g */                                    \
+            for (n = 0; n < N; n++) cu[n] = gf[n] * cpu[n] + gi[n] * gg[n];                       \
+            /* step 5: hidden state h_t = o * act(c_t) */                                         \
+            cynet_act_##S(act, cu, hu, N);                                                        \
+            for (n = 0; n < N; n++) hu[n] = go[n] * hu[n];                                        \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    /* LSTM backward: dh (U, N) holds the matmul part of dh_t, dc the gradient of c_t; on exit    \
+       dg holds the pre-activation gradients, dc the gradient of c_{t-1} */                       \
+    CYNET_RNN_CLONES static void cynet_lstm_bwd_##S(                                              \
+            T* dg, Py_ssize_t sdg, T* dh, const T* dhs, Py_ssize_t sdn, Py_ssize_t sdu, T* dc,    \
+            const T* g, Py_ssize_t sg, const T* c, Py_ssize_t sc, const T* cp, Py_ssize_t scp,     \
+            Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) {        \
+        Py_ssize_t u, n; T d;                                                                     \
+        for (u = u0; u < u1; u++) {                                                               \
+            T* di = dg + u * sdg; T* df = dg + (U + u) * sdg;                                     \
+            T* dgg = dg + (2 * U + u) * sdg; T* dgo = dg + (3 * U + u) * sdg;                     \
+            const T* gi = g + u * sg; const T* gf = g + (U + u) * sg;                             \
+            const T* gg = g + (2 * U + u) * sg; const T* go = g + (3 * U + u) * sg;               \
+            T* dhu = dh + u * N; T* dcu = dc + u * N; const T* o = dhs + u * sdu;                 \
+            const T* cu = c + u * sc; const T* cpu = cp + u * scp;                                \
+            /* step 1: total gradient of h_t (matmul part from step t+1 + output gradient) */     \
+            for (n = 0; n < N; n++) dhu[n] = dhu[n] + o[n * sdn];                                 \
+            /* step 2: recompute act(c_t) into the o block */                                    \
+            cynet_act_##S(act, cu, dgo, N);                                                       \
+            /* step 3: gradient reaching c_t through h_t, dh * o * act'(c_t), in the f block */   \
+            for (n = 0; n < N; n++) df[n] = dhu[n] * go[n];                                       \
+            cynet_dact_##S(act, dgo, df, N);                                                      \
+            /* step 4: cell gradient, gate gradients before their activations; dc -> dc_{t-1} */ \
+            for (n = 0; n < N; n++) {                                                             \
+                d = dcu[n] + df[n];                                                               \
+                dcu[n] = d * gf[n];                                                               \
+                di[n] = d * gg[n];                                                                \
+                df[n] = d * cpu[n];                                                               \
+                dgg[n] = d * gi[n];                                                               \
+                dgo[n] = dhu[n] * dgo[n];                                                         \
+            }                                                                                     \
+            /* step 5: through the activations, from their outputs */                             \
+            cynet_dact_##S(ract, gi, di, N);                                                      \
+            cynet_dact_##S(ract, gf, df, N);                                                      \
+            cynet_dact_##S(ract, go, dgo, N);                                                     \
+            cynet_dact_##S(act, gg, dgg, N);                                                      \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    /* GRU forward: cache g (rows x W for z|r|h on entry, 4th block rh written here) */           \
+    CYNET_RNN_CLONES static void cynet_gru_fwd_##S(                                               \
+            T* g, Py_ssize_t sg, const T* r, const T* b_in, const T* b_rec,                       \
+            const T* hp, Py_ssize_t shp, T* h, Py_ssize_t sh,                                     \
+            Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) {        \
+        Py_ssize_t u, n; T zz;                                                                    \
+        for (u = u0; u < u1; u++) {                                                               \
+            T* z = g + u * sg; T* rr = g + (U + u) * sg;                                          \
+            T* hh = g + (2 * U + u) * sg; T* rh = g + (3 * U + u) * sg;                           \
+            const T* rz = r + u * N; const T* rrr = r + (U + u) * N; const T* rhh = r + (2 * U + u) * N; \
+            const T* hpu = hp + u * shp; T* hu = h + u * sh;                                      \
+            T bz = b_in[u], br = b_in[U + u], bh = b_in[2 * U + u];                               \
+            T cz = b_rec[u], cr = b_rec[U + u], ch = b_rec[2 * U + u];                            \
+            /* step 2: z, r pre-activations (x W + b_in) + (h_{t-1} U + b_rec), and rh */         \
+            for (n = 0; n < N; n++) {                                                             \
+                z[n] = z[n] + bz + (rz[n] + cz);                                                  \
+                rr[n] = rr[n] + br + (rrr[n] + cr);                                               \
+                rh[n] = rhh[n] + ch;                                                              \
+            }                                                                                     \
+            /* step 3: update and reset gates */                                                  \
+            cynet_act_##S(ract, z, z, N);                                                         \
+            cynet_act_##S(ract, rr, rr, N);                                                       \
+            /* step 4: candidate hh = act(x W_h + b_in_h + r * rh) */                             \
+            for (n = 0; n < N; n++) hh[n] = hh[n] + bh + rr[n] * rh[n];                           \
+            cynet_act_##S(act, hh, hh, N);                                                        \
+            /* step 5: h_t = z * h_{t-1} + (1 - z) * hh */                                        \
+            for (n = 0; n < N; n++) {                                                             \
+                zz = z[n];                                                                        \
+                hu[n] = zz * hpu[n] + ((T)1 - zz) * hh[n];                                        \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    /* GRU backward: dg rows dxh | dz | dr | dhr; dhg (U, N) the matmul part of dh_t, dhd the     \
+       direct part z * dh_t of the step after (rewritten for this step) */                        \
+    CYNET_RNN_CLONES static void cynet_gru_bwd_##S(                                               \
+            T* dg, Py_ssize_t sdg, const T* dhg, T* dhd, const T* dhs, Py_ssize_t sdn,            \
+            Py_ssize_t sdu, const T* g, Py_ssize_t sg, const T* hp, Py_ssize_t shp,               \
+            Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) {        \
+        Py_ssize_t u, n; T d, zz;                                                                 \
+        for (u = u0; u < u1; u++) {                                                               \
+            T* dxh = dg + u * sdg; T* dz = dg + (U + u) * sdg;                                    \
+            T* dr = dg + (2 * U + u) * sdg; T* dhr = dg + (3 * U + u) * sdg;                      \
+            const T* z = g + u * sg; const T* rr = g + (U + u) * sg;                              \
+            const T* hh = g + (2 * U + u) * sg; const T* rh = g + (3 * U + u) * sg;               \
+            const T* dgu = dhg + u * N; T* ddu = dhd + u * N; const T* o = dhs + u * sdu;         \
+            const T* hpu = hp + u * shp;                                                          \
+            /* step 1: total gradient of h_t, split over z, hh and the direct path */             \
+            for (n = 0; n < N; n++) {                                                             \
+                d = dgu[n] + ddu[n] + o[n * sdn];                                                 \
+                zz = z[n];                                                                        \
+                dz[n] = d * (hpu[n] - hh[n]);                                                     \
+                dxh[n] = d * ((T)1 - zz);                                                         \
+                ddu[n] = d * zz;                                                                  \
+            }                                                                                     \
+            /* step 2: through the candidate activation */                                        \
+            cynet_dact_##S(act, hh, dxh, N);                                                      \
+            /* step 3: reset gate and the recurrent candidate part */                             \
+            for (n = 0; n < N; n++) {                                                             \
+                dr[n] = dxh[n] * rh[n];                                                           \
+                dhr[n] = dxh[n] * rr[n];                                                          \
+            }                                                                                     \
+            /* step 4: through the recurrent activation of z and r */                             \
+            cynet_dact_##S(ract, z, dz, N);                                                       \
+            cynet_dact_##S(ract, rr, dr, N);                                                      \
+        }                                                                                         \
+    }
+
+    CYNET_RNN_KERNELS(float, f, cynet_self, cynet_expf, cynet_tanhf)
+    CYNET_RNN_KERNELS(double, d, cynet_seld, cynet_expd, cynet_tanhd)
+    """
+    void cynet_simple_fwd_f(float* h, Py_ssize_t sh, const float* r, const float* b,
+                            Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act) noexcept nogil
+    void cynet_simple_fwd_d(double* h, Py_ssize_t sh, const double* r, const double* b,
+                            Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act) noexcept nogil
+    void cynet_simple_bwd_f(float* dg, Py_ssize_t sdg, const float* dh, const float* dhs, Py_ssize_t sdn,
+                            Py_ssize_t sdu, const float* h, Py_ssize_t sh, Py_ssize_t N, Py_ssize_t u0,
+                            Py_ssize_t u1, int act) noexcept nogil
+    void cynet_simple_bwd_d(double* dg, Py_ssize_t sdg, const double* dh, const double* dhs, Py_ssize_t sdn,
+                            Py_ssize_t sdu, const double* h, Py_ssize_t sh, Py_ssize_t N, Py_ssize_t u0,
+                            Py_ssize_t u1, int act) noexcept nogil
+    void cynet_lstm_fwd_f(float* g, Py_ssize_t sg, const float* r, const float* b, const float* cp,
+                          Py_ssize_t scp, float* c, Py_ssize_t sc, float* h, Py_ssize_t sh, Py_ssize_t U,
+                          Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) noexcept nogil
+    void cynet_lstm_fwd_d(double* g, Py_ssize_t sg, const double* r, const double* b, const double* cp,
+                          Py_ssize_t scp, double* c, Py_ssize_t sc, double* h, Py_ssize_t sh, Py_ssize_t U,
+                          Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) noexcept nogil
+    void cynet_lstm_bwd_f(float* dg, Py_ssize_t sdg, float* dh, const float* dhs, Py_ssize_t sdn,
+                          Py_ssize_t sdu, float* dc, const float* g, Py_ssize_t sg, const float* c,
+                          Py_ssize_t sc, const float* cp, Py_ssize_t scp, Py_ssize_t U, Py_ssize_t N,
+                          Py_ssize_t u0, Py_ssize_t u1, int act, int ract) noexcept nogil
+    void cynet_lstm_bwd_d(double* dg, Py_ssize_t sdg, double* dh, const double* dhs, Py_ssize_t sdn,
+                          Py_ssize_t sdu, double* dc, const double* g, Py_ssize_t sg, const double* c,
+                          Py_ssize_t sc, const double* cp, Py_ssize_t scp, Py_ssize_t U, Py_ssize_t N,
+                          Py_ssize_t u0, Py_ssize_t u1, int act, int ract) noexcept nogil
+    void cynet_gru_fwd_f(float* g, Py_ssize_t sg, const float* r, const float* b_in, const float* b_rec,
+                         const float* hp, Py_ssize_t shp, float* h, Py_ssize_t sh, Py_ssize_t U,
+                         Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) noexcept nogil
+    void cynet_gru_fwd_d(double* g, Py_ssize_t sg, const double* r, const double* b_in, const double* b_rec,
+                         const double* hp, Py_ssize_t shp, double* h, Py_ssize_t sh, Py_ssize_t U,
+                         Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) noexcept nogil
+    void cynet_gru_bwd_f(float* dg, Py_ssize_t sdg, const float* dhg, float* dhd, const float* dhs,
+                         Py_ssize_t sdn, Py_ssize_t sdu, const float* g, Py_ssize_t sg, const float* hp,
+                         Py_ssize_t shp, Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act,
+                         int ract) noexcept nogil
+    void cynet_gru_bwd_d(double* dg, Py_ssize_t sdg, const double* dhg, double* dhd, const double* dhs,
+                         Py_ssize_t sdn, Py_ssize_t sdu, const double* g, Py_ssize_t sg, const double* hp,
+                         Py_ssize_t shp, Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act,
+                         int ract) noexcept nogil
+
+
+# Activation codes (the public module maps the Keras names to these).
+LINEAR, TANH, SIGMOID, RELU, HARD_SIGMOID = 0, 1, 2, 3, 4
+cdef int N_ACTIVATIONS = 5
+
+# Gate values per thread before a step's kernel starts an OpenMP team.
+cdef Py_ssize_t MIN_WORK_PER_THREAD = 65536
+
+
+# ---------------------------------------------------------------------------------------------
+# Fused-type dispatch to the C step kernels (one step, units [u0, u1)).
+
+cdef inline void _simple_fwd(floating* h, Py_ssize_t sh, const floating* r, const floating* b,
+                             Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act) noexcept nogil:
+    if floating is float:
+        cynet_simple_fwd_f(h, sh, r, b, N, u0, u1, act)
+    else:
+        cynet_simple_fwd_d(h, sh, r, b, N, u0, u1, act)
+
+
+cdef inline void _simple_bwd(floating* dg, Py_ssize_t sdg, const floating* dh, const floating* dhs,
+                             Py_ssize_t sdn, Py_ssize_t sdu, const floating* h, Py_ssize_t sh,
+                             Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act) noexcept nogil:
+    if floating is float:
+        cynet_simple_bwd_f(dg, sdg, dh, dhs, sdn, sdu, h, sh, N, u0, u1, act)
+    else:
+        cynet_simple_bwd_d(dg, sdg, dh, dhs, sdn, sdu, h, sh, N, u0, u1, act)
+
+
+cdef inline void _lstm_fwd(floating* g, Py_ssize_t sg, const floating* r, const floating* b,
+                           const floating* cp, Py_ssize_t scp, floating* c, Py_ssize_t sc, floating* h,
+                           Py_ssize_t sh, Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1,
+                           int act, int ract) noexcept nogil:
+    if floating is float:
+        cynet_lstm_fwd_f(g, sg, r, b, cp, scp, c, sc, h, sh, U, N, u0, u1, act, ract)
+    else:
+        cynet_lstm_fwd_d(g, sg, r, b, cp, scp, c, sc, h, sh, U, N, u0, u1, act, ract)
+
+
+cdef inline void _lstm_bwd(floating* dg, Py_ssize_t sdg, floating* dh, const floating* dhs, Py_ssize_t sdn,
+                           Py_ssize_t sdu, floating* dc, const floating* g, Py_ssize_t sg, const floating* c,
+                           Py_ssize_t sc, const floating* cp, Py_ssize_t scp, Py_ssize_t U, Py_ssize_t N,
+                           Py_ssize_t u0, Py_ssize_t u1, int act, int ract) noexcept nogil:
+    if floating is float:
+        cynet_lstm_bwd_f(dg, sdg, dh, dhs, sdn, sdu, dc, g, sg, c, sc, cp, scp, U, N, u0, u1, act, ract)
+    else:
+        cynet_lstm_bwd_d(dg, sdg, dh, dhs, sdn, sdu, dc, g, sg, c, sc, cp, scp, U, N, u0, u1, act, ract)
+
+
+cdef inline void _gru_fwd(floating* g, Py_ssize_t sg, const floating* r, const floating* b_in,
+                          const floating* b_rec, const floating* hp, Py_ssize_t shp, floating* h, Py_ssize_t sh,
+                          Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act,
+                          int ract) noexcept nogil:
+    if floating is float:
+        cynet_gru_fwd_f(g, sg, r, b_in, b_rec, hp, shp, h, sh, U, N, u0, u1, act, ract)
+    else:
+        cynet_gru_fwd_d(g, sg, r, b_in, b_rec, hp, shp, h, sh, U, N, u0, u1, act, ract)
+
+
+cdef inline void _gru_bwd(floating* dg, Py_ssize_t sdg, const floating* dhg, floating* dhd, const floating* dhs,
+                          Py_ssize_t sdn, Py_ssize_t sdu, const floating* g, Py_ssize_t sg, const floating* hp,
+                          Py_ssize_t shp, Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act,
+                          int ract) noexcept nogil:
+    if floating is float:
+        cynet_gru_bwd_f(dg, sdg, dhg, dhd, dhs, sdn, sdu, g, sg, hp, shp, U, N, u0, u1, act, ract)
+    else:
+        cynet_gru_bwd_d(dg, sdg, dhg, dhd, dhs, sdn, sdu, g, sg, hp, shp, U, N, u0, u1, act, ract)
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument checks shared by the entry points (the public module checks first, with the
+# user's argument names and layouts; these keep direct calls safe).
+
+cdef inline int _check_act(str name, int code) except -1:
+    if code < 0 or code >= N_ACTIVATIONS:
+        raise ValueError(f"{name} must be an activation code in [0, {N_ACTIVATIONS}); received {code}")
+    return 0
+
+
+cdef inline int _check_shape2(str name, Py_ssize_t a, Py_ssize_t b, Py_ssize_t wa, Py_ssize_t wb) except -1:
+    if a != wa or b != wb:
+        raise ValueError(f"{name} must have shape ({wa}, {wb}); received shape ({a}, {b})")
+    return 0
+
+
+cdef inline int _check_shape3(str name, Py_ssize_t a, Py_ssize_t b, Py_ssize_t c,
+                              Py_ssize_t wa, Py_ssize_t wb, Py_ssize_t wc) except -1:
+    if a != wa or b != wb or c != wc:
+        raise ValueError(f"{name} must have shape ({wa}, {wb}, {wc}); received shape ({a}, {b}, {c})")
+    return 0
+
+
+cdef inline tuple _sizes(Py_ssize_t D, Py_ssize_t T, Py_ssize_t N, Py_ssize_t kd, Py_ssize_t kc,
+                         Py_ssize_t U, Py_ssize_t rc, Py_ssize_t k):
+    """(D, T, N, U) from x (D, T, N), kernel (kd, kc) = (D, kU), recurrent_kernel (U, rc) = (U, kU)."""
+    if N < 1 or T < 1 or D < 1:
+        raise ValueError(f"x must have shape (D, T, N) with D, T, N >= 1; received shape ({D}, {T}, {N})")
+    if U < 1:
+        raise ValueError(f"recurrent_kernel must have at least one unit; received shape ({U}, {rc})")
+    _check_shape2("recurrent_kernel", U, rc, U, k * U)
+    _check_shape2("kernel", kd, kc, D, k * U)
+    return D, T, N, U
+
+
+cdef inline int _check_dhs(const floating[:, :, :] dhs, Py_ssize_t N, Py_ssize_t T, Py_ssize_t U) except -1:
+    _check_shape3("dhs", dhs.shape[0], dhs.shape[1], dhs.shape[2], N, T, U)
+    cdef Py_ssize_t i
+    for i in range(3):
+        if dhs.strides[i] % <Py_ssize_t>sizeof(floating) != 0:
+            raise ValueError(f"dhs must have strides that are multiples of its itemsize; received {dhs.strides[i]}")
+    return 0
+
+
+cdef inline object _dtype(floating dummy):
+    if floating is float:
+        return np.float32
+    else:
+        return np.float64
+
+
+cdef inline int _team(Py_ssize_t work) noexcept nogil:
+    return n_threads(work, MIN_WORK_PER_THREAD)
+
+
+# ---------------------------------------------------------------------------------------------
+# SimpleRNN
+
+def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] kernel not None,
+                       const floating[:, ::1] recurrent_kernel not None, const floating[::1] bias not None,
+                       const floating[:, ::1] h0 not None, int activation):
+    """SimpleRNN over a whole sequence: h_t = act(x_t W + h_{t-1} U + b).
+
+    x: (D, T, N) IN; kernel (D, U), recurrent_kernel (U, U), bias (U,), h0 (U, N) IN,
+    float32|float64, C-contiguous, one dtype. activation: code (module docstring).
+    Returns hs: (U, T, N) OUT, every hidden state (feature-major).
+    """
+    cdef Py_ssize_t D, T, N, U, t, ch, nch, sh
+    D, T, N, U = _sizes(x.shape[0], x.shape[1], x.shape[2], kernel.shape[0], kernel.shape[1],
+                        recurrent_kernel.shape[0], recurrent_kernel.shape[1], 1)
+    if bias.shape[0] != U:
+        raise ValueError(f"bias must have shape ({U},); received shape ({bias.shape[0]},)")
+    _check_shape2("h0", h0.shape[0], h0.shape[1], U, N)
+    _check_act("activation", activation)
+    dt = _dtype(x[0, 0, 0])
+    h0a = np.asarray(h0)
+    rkt_a = np.ascontiguousarray(np.asarray(recurrent_kernel).T)
+    # step 1: input projection of every timestep, one matmul, straight into hs
+    hs_a = np.empty((U, T, N), dtype=dt)
+    np.matmul(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), out=hs_a.reshape(U, T * N))
+    r_a = np.empty((U, N), dtype=dt)
+    cdef floating[:, :, ::1] hs = hs_a
+    cdef floating[:, ::1] r = r_a
+    cdef int nt = _team(U * N)
+    nch = nt
+    sh = T * N
+    for t in range(T):
+        # step 1b: recurrent matmul R = U^T h_{t-1}
+        np.matmul(rkt_a, h0a if t == 0 else hs_a[:, t - 1], out=r_a)
+        # step 2: fused step kernel h_t = act(x W + R + b)
+        with nogil:
+            if nt == 1:
+                _simple_fwd(&hs[0, t, 0], sh, &r[0, 0], &bias[0], N, 0, U, activation)
+            else:
+                for ch in prange(nch, schedule="static", num_threads=nt):
+                    _simple_fwd(&hs[0, t, 0], sh, &r[0, 0], &bias[0], N, ch * U // nch, (ch + 1) * U // nch,
+                                activation)
+    return hs_a
+
+
+def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1] x not None,
+                        const floating[:, ::1] kernel not None, const floating[:, ::1] recurrent_kernel not None,
+                        const floating[:, ::1] h0 not None, const floating[:, :, ::1] hs not None,
+                        int activation, bint use_bias):
+    """Backpropagation through time for simple_rnn_forward.
+
+    dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; x (D, T, N), kernel,
+    recurrent_kernel, h0 (U, N) as in forward; hs: (U, T, N) IN from forward. Returns (dx
+    (D, T, N), dkernel (D, U), drecurrent_kernel (U, U), dbias (U,) or None when not use_bias,
+    dh0 (U, N)), all new.
+    """
+    cdef Py_ssize_t D, T, N, U, t, ch, nch, sg, sdn, sdu
+    D, T, N, U = _sizes(x.shape[0], x.shape[1], x.shape[2], kernel.shape[0], kernel.shape[1],
+                        recurrent_kernel.shape[0], recurrent_kernel.shape[1], 1)
+    _check_shape2("h0", h0.shape[0], h0.shape[1], U, N)
+    _check_shape3("hs", hs.shape[0], hs.shape[1], hs.shape[2], U, T, N)
+    _check_dhs(dhs, N, T, U)
+    _check_act("activation", activation)
+    dt = _dtype(x[0, 0, 0])
+    dg_a = np.empty((U, T, N), dtype=dt)
+    dh_a = np.zeros((U, N), dtype=dt)
+    rka = np.asarray(recurrent_kernel)
+    cdef floating[:, :, ::1] dg = dg_a
+    cdef floating[:, ::1] dh = dh_a
+    cdef int nt = _team(U * N)
+    nch = nt
+    sg = T * N
+    sdn = dhs.strides[0] // <Py_ssize_t>sizeof(floating)
+    sdu = dhs.strides[2] // <Py_ssize_t>sizeof(floating)
+    for t in range(T - 1, -1, -1):
+        # steps 1-2: fused gate-gradient kernel of step t
+        with nogil:
+            if nt == 1:
+                _simple_bwd(&dg[0, t, 0], sg, &dh[0, 0], &dhs[0, t, 0], sdn, sdu, &hs[0, t, 0], sg, N, 0, U,
+                            activation)
+            else:
+                for ch in prange(nch, schedule="static", num_threads=nt):
+                    _simple_bwd(&dg[0, t, 0], sg, &dh[0, 0], &dhs[0, t, 0], sdn, sdu, &hs[0, t, 0], sg, N,
+                                ch * U // nch, (ch + 1) * U // nch, activation)
+        # step 3: gradient of h_{t-1} through the recurrent matmul
+        np.matmul(rka, dg_a[:, t], out=dh_a)
+    return _weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
+                         use_bias) + (dh_a,)
+
+
+cdef tuple _weight_grads(dg_a, xa, ka, h0a, hsa, bint use_bias):
+    """Step 4 of every backward: the weight and input gradients, one matmul each over all
+    timesteps. dg_a: (kU, T, N) stacked pre-activation gradients. Returns (dx (D, T, N),
+    dkernel, drecurrent_kernel, dbias|None)."""
+    D, T, N = xa.shape
+    U = hsa.shape[0]
+    kU = dg_a.shape[0]
+    g2 = dg_a.reshape(kU, T * N)
+    # h_{t-1} for every (t, n): h0 then hs shifted by one step
+    hprev = np.empty_like(hsa)
+    hprev[:, 0] = h0a
+    hprev[:, 1:] = hsa[:, :T - 1]
+    dkernel = np.matmul(xa.reshape(D, T * N), g2.T)
+    drk = np.matmul(hprev.reshape(U, T * N), g2.T)
+    dx = np.matmul(ka, g2).reshape(D, T, N)
+    dbias = g2.sum(axis=1) if use_bias else None
+    return dx, dkernel, drk, dbias
+
+
+# ---------------------------------------------------------------------------------------------
+# LSTM
+
+def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] kernel not None,
+                 const floating[:, ::1] recurrent_kernel not None, const floating[::1] bias not None,
+                 const floating[:, ::1] h0 not None, const floating[:, ::1] c0 not None,
+                 int activation, int recurrent_activation):
+    """LSTM over a whole sequence (Keras gate order i|f|c|o).
+
+    z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i, z_f, z_o); g = act(z_c);
+    c_t = f * c_{t-1} + i * g; h_t = o * act(c_t).
+    x: (D, T, N) IN; kernel (D, 4U), recurrent_kernel (U, 4U), bias (4U,), h0, c0 (U, N) IN.
+    Returns (hs (U, T, N), cs (U, T, N), gates (4U, T, N) = activated i|f|g|o), all new.
+    """
+    cdef Py_ssize_t D, T, N, U, t, ch, nch, sg, scp
+    D, T, N, U = _sizes(x.shape[0], x.shape[1], x.shape[2], kernel.shape[0], kernel.shape[1],
+                        recurrent_kernel.shape[0], recurrent_kernel.shape[1], 4)
+    if bias.shape[0] != 4 * U:
+        raise ValueError(f"bias must have shape ({4 * U},); received shape ({bias.shape[0]},)")
+    _check_shape2("h0", h0.shape[0], h0.shape[1], U, N)
+    _check_shape2("c0", c0.shape[0], c0.shape[1], U, N)
+    _check_act("activation", activation)
+    _check_act("recurrent_activation", recurrent_activation)
+    dt = _dtype(x[0, 0, 0])
+    h0a = np.asarray(h0)
+    rkt_a = np.ascontiguousarray(np.asarray(recurrent_kernel).T)
+    # step 1: input projection of every timestep, one matmul, straight into the gates buffer
+    gates_a = np.empty((4 * U, T, N), dtype=dt)
+    np.matmul(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), out=gates_a.reshape(4 * U, T * N))
+    hs_a = np.empty((U, T, N), dtype=dt)
+    cs_a = np.empty((U, T, N), dtype=dt)
+    r_a = np.empty((4 * U, N), dtype=dt)
+    cdef floating[:, :, ::1] g = gates_a
+    cdef floating[:, :, ::1] hs = hs_a
+    cdef floating[:, :, ::1] cs = cs_a
+    cdef floating[:, ::1] r = r_a
+    cdef const floating* cp
+    cdef int nt = _team(4 * U * N)
+    nch = nt
+    sg = T * N
+    for t in range(T):
+        # step 1b: recurrent matmul R = U^T h_{t-1}
+        np.matmul(rkt_a, h0a if t == 0 else hs_a[:, t - 1], out=r_a)
+        if t == 0:
+            cp, scp = &c0[0, 0], N
+        else:
+            cp, scp = &cs[0, t - 1, 0], sg
+        # steps 2-5: fused gate kernel
+        with nogil:
+            if nt == 1:
+                _lstm_fwd(&g[0, t, 0], sg, &r[0, 0], &bias[0], cp, scp, &cs[0, t, 0], sg, &hs[0, t, 0], sg,
+                          U, N, 0, U, activation, recurrent_activation)
+            else:
+                for ch in prange(nch, schedule="static", num_threads=nt):
+                    _lstm_fwd(&g[0, t, 0], sg, &r[0, 0], &bias[0], cp, scp, &cs[0, t, 0], sg, &hs[0, t, 0],
+                              sg, U, N, ch * U // nch, (ch + 1) * U // nch, activation, recurrent_activation)
+    return hs_a, cs_a, gates_a
+
+
+def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] dc_last not None,
+                  const floating[:, :, ::1] x not None, const floating[:, ::1] kernel not None,
+                  const floating[:, ::1] recurrent_kernel not None, const floating[:, ::1] h0 not None,
+                  const floating[:, ::1] c0 not None, const floating[:, :, ::1] hs not None,
+                  const floating[:, :, ::1] cs not None, const floating[:, :, ::1] gates not None,
+                  int activation, int recurrent_activation, bint use_bias):
+    """Backpropagation through time for lstm_forward.
+
+    dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; dc_last: (U, N) IN,
+    gradient w.r.t. the final cell state; the rest as in / from forward. Returns (dx (D, T, N),
+    dkernel (D, 4U), drecurrent_kernel (U, 4U), dbias (4U,) or None when not use_bias,
+    dh0 (U, N), dc0 (U, N)), all new.
+    """
+    cdef Py_ssize_t D, T, N, U, t, ch, nch, sg, scp, sdn, sdu
+    D, T, N, U = _sizes(x.shape[0], x.shape[1], x.shape[2], kernel.shape[0], kernel.shape[1],
+                        recurrent_kernel.shape[0], recurrent_kernel.shape[1], 4)
+    _check_shape2("h0", h0.shape[0], h0.shape[1], U, N)
+    _check_shape2("c0", c0.shape[0], c0.shape[1], U, N)
+    _check_shape2("dc_last", dc_last.shape[0], dc_last.shape[1], U, N)
+    _check_shape3("hs", hs.shape[0], hs.shape[1], hs.shape[2], U, T, N)
+    _check_shape3("cs", cs.shape[0], cs.shape[1], cs.shape[2], U, T, N)
+    _check_shape3("gates", gates.shape[0], gates.shape[1], gates.shape[2], 4 * U, T, N)
+    _check_dhs(dhs, N, T, U)
+    _check_act("activation", activation)
+    _check_act("recurrent_activation", recurrent_activation)
+    dt = _dtype(x[0, 0, 0])
+    dg_a = np.empty((4 * U, T, N), dtype=dt)
+    dh_a = np.zeros((U, N), dtype=dt)
+    dc_a = np.array(dc_last, dtype=dt)
+    rka = np.asarray(recurrent_kernel)
+    cdef floating[:, :, ::1] dg = dg_a
+    cdef floating[:, ::1] dh = dh_a
+    cdef floating[:, ::1] dc = dc_a
+    cdef const floating* cp
+    cdef int nt = _team(4 * U * N)
+    nch = nt
+    sg = T * N
+    sdn = dhs.strides[0] // <Py_ssize_t>sizeof(floating)
+    sdu = dhs.strides[2] // <Py_ssize_t>sizeof(floating)
+    for t in range(T - 1, -1, -1):
+        if t == 0:
+            cp, scp = &c0[0, 0], N
+        else:
+            cp, scp = &cs[0, t - 1, 0], sg
+        # steps 1-5: fused gate-gradient kernel of step t
+        with nogil:
+            if nt == 1:
+                _lstm_bwd(&dg[0, t, 0], sg, &dh[0, 0], &dhs[0, t, 0], sdn, sdu, &dc[0, 0], &gates[0, t, 0], sg,
+                          &cs[0, t, 0], sg, cp, scp, U, N, 0, U, activation, recurrent_activation)
+            else:
+                for ch in prange(nch, schedule="static", num_threads=nt):
+                    _lstm_bwd(&dg[0, t, 0], sg, &dh[0, 0], &dhs[0, t, 0], sdn, sdu, &dc[0, 0], &gates[0, t, 0],
+                              sg, &cs[0, t, 0], sg, cp, scp, U, N, ch * U // nch, (ch + 1) * U // nch,
+                              activation, recurrent_activation)
+        # step 6: gradient of h_{t-1} through the recurrent matmul
+        np.matmul(rka, dg_a[:, t], out=dh_a)
+    return _weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
+                         use_bias) + (dh_a, dc_a)
+
+
+# ---------------------------------------------------------------------------------------------
+# GRU (reset_after=True)
+
+def gru_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] kernel not None,
+                const floating[:, ::1] recurrent_kernel not None, const floating[:, ::1] bias not None,
+                const floating[:, ::1] h0 not None, int activation, int recurrent_activation):
+    """GRU over a whole sequence (Keras gate order z|r|h, reset_after=True).
+
+    xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
+    r = ract(xr + rr); hh = act(xh + r * rh); h_t = z * h_{t-1} + (1 - z) * hh.
+    x: (D, T, N) IN; kernel (D, 3U), recurrent_kernel (U, 3U), bias (2, 3U), h0 (U, N) IN.
+    Returns (hs (U, T, N), cache (4U, T, N) = z|r|hh|rh of every step), both new.
+    """
+    cdef Py_ssize_t D, T, N, U, t, ch, nch, sg, shp
+    D, T, N, U = _sizes(x.shape[0], x.shape[1], x.shape[2], kernel.shape[0], kernel.shape[1],
+                        recurrent_kernel.shape[0], recurrent_kernel.shape[1], 3)
+    _check_shape2("bias", bias.shape[0], bias.shape[1], 2, 3 * U)
+    _check_shape2("h0", h0.shape[0], h0.shape[1], U, N)
+    _check_act("activation", activation)
+    _check_act("recurrent_activation", recurrent_activation)
+    dt = _dtype(x[0, 0, 0])
+    h0a = np.asarray(h0)
+    rkt_a = np.ascontiguousarray(np.asarray(recurrent_kernel).T)
+    # step 1: input projection of every timestep, one matmul, into rows 0:3U of the cache
+    cache_a = np.empty((4 * U, T, N), dtype=dt)
+    np.matmul(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), out=cache_a.reshape(4 * U, T * N)[:3 * U])
+    hs_a = np.empty((U, T, N), dtype=dt)
+    r_a = np.empty((3 * U, N), dtype=dt)
+    cdef floating[:, :, ::1] g = cache_a
+    cdef floating[:, :, ::1] hs = hs_a
+    cdef floating[:, ::1] r = r_a
+    cdef const floating* hp
+    cdef int nt = _team(4 * U * N)
+    nch = nt
+    sg = T * N
+    for t in range(T):
+        # step 1b: recurrent matmul R = U^T h_{t-1}
+        np.matmul(rkt_a, h0a if t == 0 else hs_a[:, t - 1], out=r_a)
+        if t == 0:
+            hp, shp = &h0[0, 0], N
+        else:
+            hp, shp = &hs[0, t - 1, 0], sg
+        # steps 2-5: fused gate kernel
+        with nogil:
+            if nt == 1:
+                _gru_fwd(&g[0, t, 0], sg, &r[0, 0], &bias[0, 0], &bias[1, 0], hp, shp, &hs[0, t, 0], sg,
+                         U, N, 0, U, activation, recurrent_activation)
+            else:
+                for ch in prange(nch, schedule="static", num_threads=nt):
+                    _gru_fwd(&g[0, t, 0], sg, &r[0, 0], &bias[0, 0], &bias[1, 0], hp, shp, &hs[0, t, 0], sg,
+                             U, N, ch * U // nch, (ch + 1) * U // nch, activation, recurrent_activation)
+    return hs_a, cache_a
+
+
+def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1] x not None,
+                 const floating[:, ::1] kernel not None, const floating[:, ::1] recurrent_kernel not None,
+                 const floating[:, ::1] h0 not None, const floating[:, :, ::1] hs not None,
+                 const floating[:, :, ::1] cache not None, int activation, int recurrent_activation,
+                 bint use_bias):
+    """Backpropagation through time for gru_forward.
+
+    dhs: (N, T, U) IN, any strides; the rest as in / from forward. Returns (dx (D, T, N),
+    dkernel (D, 3U), drecurrent_kernel (U, 3U), dbias (2, 3U) or None when not use_bias,
+    dh0 (U, N)).
+    """
+    cdef Py_ssize_t D, T, N, U, t, ch, nch, sg, shp, sdn, sdu
+    D, T, N, U = _sizes(x.shape[0], x.shape[1], x.shape[2], kernel.shape[0], kernel.shape[1],
+                        recurrent_kernel.shape[0], recurrent_kernel.shape[1], 3)
+    _check_shape2("h0", h0.shape[0], h0.shape[1], U, N)
+    _check_shape3("hs", hs.shape[0], hs.shape[1], hs.shape[2], U, T, N)
+    _check_shape3("cache", cache.shape[0], cache.shape[1], cache.shape[2], 4 * U, T, N)
+    _check_dhs(dhs, N, T, U)
+    _check_act("activation", activation)
+    _check_act("recurrent_activation", recurrent_activation)
+    dt = _dtype(x[0, 0, 0])
+    # dG rows per step: dxh | dz | dr | dhr, so that rows 0:3U are the input-side gradient (in
+    # the order h, z, r) and rows U:4U the recurrent-side one (in the order z, r, h)
+    dg_a = np.empty((4 * U, T, N), dtype=dt)
+    dhg_a = np.zeros((U, N), dtype=dt)   # dh_t via the recurrent matmul of step t+1
+    dhd_a = np.zeros((U, N), dtype=dt)   # dh_t via the direct path z * h_t of step t+1
+    rka = np.asarray(recurrent_kernel)
+    cdef floating[:, :, ::1] dg = dg_a
+    cdef floating[:, ::1] dhg = dhg_a
+    cdef floating[:, ::1] dhd = dhd_a
+    cdef const floating* hp
+    cdef int nt = _team(4 * U * N)
+    nch = nt
+    sg = T * N
+    sdn = dhs.strides[0] // <Py_ssize_t>sizeof(floating)
+    sdu = dhs.strides[2] // <Py_ssize_t>sizeof(floating)
+    for t in range(T - 1, -1, -1):
+        if t == 0:
+            hp, shp = &h0[0, 0], N
+        else:
+            hp, shp = &hs[0, t - 1, 0], sg
+        # steps 1-4: fused gate-gradient kernel of step t
+        with nogil:
+            if nt == 1:
+                _gru_bwd(&dg[0, t, 0], sg, &dhg[0, 0], &dhd[0, 0], &dhs[0, t, 0], sdn, sdu, &cache[0, t, 0], sg,
+                         hp, shp, U, N, 0, U, activation, recurrent_activation)
+            else:
+                for ch in prange(nch, schedule="static", num_threads=nt):
+                    _gru_bwd(&dg[0, t, 0], sg, &dhg[0, 0], &dhd[0, 0], &dhs[0, t, 0], sdn, sdu, &cache[0, t, 0],
+                             sg, hp, shp, U, N, ch * U // nch, (ch + 1) * U // nch, activation,
+                             recurrent_activation)
+        # step 5: gradient of h_{t-1} through the recurrent matmul
+        np.matmul(rka, dg_a[U:, t], out=dhg_a)
+    dhg_a += dhd_a
+    return _gru_weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
+                             use_bias) + (dhg_a,)
+
+
+def _gru_weight_grads(dg_a, xa, ka, h0a, hsa, use_bias):
+    """Step 6 of gru_backward: weight and input gradients from the stacked dxh|dz|dr|dhr."""
+    D, T, N = xa.shape
+    U = hsa.shape[0]
+    g2 = dg_a.reshape(4 * U, T * N)
+    gx = g2[:3 * U]             # input side, rows h|z|r
+    gr = g2[U:]                 # recurrent side, rows z|r|h
+    hprev = np.empty_like(hsa)
+    hprev[:, 0] = h0a
+    hprev[:, 1:] = hsa[:, :T - 1]
+    dk_hzr = np.matmul(xa.reshape(D, T * N), gx.T)
+    dkernel = np.concatenate((dk_hzr[:, U:], dk_hzr[:, :U]), axis=1)
+    drk = np.matmul(hprev.reshape(U, T * N), gr.T)
+    k_hzr = np.concatenate((ka[:, 2 * U:], ka[:, :2 * U]), axis=1)
+    dx = np.matmul(k_hzr, gx).reshape(D, T, N)
+    if use_bias:
+        s = g2.sum(axis=1)
+        dbias = np.empty((2, 3 * U), dtype=g2.dtype)
+        dbias[:, :2 * U] = s[U:3 * U]
+        dbias[0, 2 * U:] = s[:U]
+        dbias[1, 2 * U:] = s[3 * U:]
+    else:
+        dbias = None
+    return dx, dkernel, drk, dbias

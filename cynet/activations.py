@@ -1,0 +1,269 @@
+"""Activation functions, Keras 3 names and defaults, each with its derivative.
+
+An activation is an object that is called like a function (`relu(x)`) and has
+`backward(dy, x, y)`, the gradient with respect to its input given the upstream gradient, its
+input and its output. The hot ones run on `cynet.kernels`; the rest are a line of NumPy each.
+"""
+import numpy as np
+
+from . import kernels as K
+
+
+class Activation:
+    """Base class: subclasses define `forward(x)` and `backward(dy, x, y)`."""
+
+    name = None
+
+    def __call__(self, x):
+        return self.forward(np.asarray(x))
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, dy, x, y):
+        raise NotImplementedError
+
+    @property
+    def __name__(self):
+        return self.name
+
+    def __repr__(self):
+        return f"<activation {self.name}>"
+
+
+def _float(x):
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" and x.dtype.itemsize >= 4 else x.astype(np.float32)
+
+
+class _Linear(Activation):
+    name = "linear"
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dy, x, y):
+        return dy
+
+
+class _ReLU(Activation):
+    name = "relu"
+
+    def forward(self, x):
+        return K.relu_forward(x)
+
+    def backward(self, dy, x, y):
+        return K.relu_backward(dy, y)
+
+
+class _LeakyReLU(Activation):
+    name = "leaky_relu"
+
+    def __init__(self, negative_slope=0.2):
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x):
+        return K.leaky_relu_forward(x, self.negative_slope)
+
+    def backward(self, dy, x, y):
+        return K.leaky_relu_backward(dy, x, self.negative_slope)
+
+
+class _ELU(Activation):
+    name = "elu"
+
+    def __init__(self, alpha=1.0):
+        self.alpha = float(alpha)
+
+    def forward(self, x):
+        return K.elu_forward(x, self.alpha)
+
+    def backward(self, dy, x, y):
+        return K.elu_backward(dy, x, y, self.alpha)
+
+
+class _SELU(Activation):
+    name = "selu"
+    alpha = 1.6732632423543772848170429916717
+    scale = 1.0507009873554804934193349852946
+
+    def forward(self, x):
+        x = _float(x)
+        neg = self.alpha * np.expm1(np.minimum(x, 0))
+        return (self.scale * np.where(x > 0, x, neg)).astype(x.dtype, copy=False)
+
+    def backward(self, dy, x, y):
+        return (dy * np.where(x > 0, self.scale, y + self.scale * self.alpha)).astype(y.dtype, copy=False)
+
+
+class _Sigmoid(Activation):
+    name = "sigmoid"
+
+    def forward(self, x):
+        return K.sigmoid_forward(x)
+
+    def backward(self, dy, x, y):
+        return K.sigmoid_backward(dy, y)
+
+
+class _HardSigmoid(Activation):
+    """Keras 3: relu6(x + 3) / 6."""
+
+    name = "hard_sigmoid"
+
+    def forward(self, x):
+        x = _float(x)
+        return np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False)
+
+    def backward(self, dy, x, y):
+        return (dy * (((y > 0) & (y < 1)) / 6)).astype(y.dtype, copy=False)
+
+
+class _Tanh(Activation):
+    name = "tanh"
+
+    def forward(self, x):
+        return K.tanh_forward(x)
+
+    def backward(self, dy, x, y):
+        return K.tanh_backward(dy, y)
+
+
+class _Softmax(Activation):
+    name = "softmax"
+
+    def __init__(self, axis=-1):
+        self.axis = axis
+
+    def forward(self, x):
+        return K.softmax_forward(x, axis=self.axis)
+
+    def backward(self, dy, x, y):
+        return K.softmax_backward(dy, y, axis=self.axis)
+
+
+class _Softplus(Activation):
+    name = "softplus"
+
+    def forward(self, x):
+        x = _float(x)
+        return (np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)).astype(x.dtype, copy=False)
+
+    def backward(self, dy, x, y):
+        return dy * K.sigmoid_forward(x)
+
+
+class _Softsign(Activation):
+    name = "softsign"
+
+    def forward(self, x):
+        x = _float(x)
+        return x / (1 + np.abs(x))
+
+    def backward(self, dy, x, y):
+        d = 1 + np.abs(x)
+        return dy / (d * d)
+
+
+class _Swish(Activation):
+    name = "silu"
+
+    def forward(self, x):
+        x = _float(x)
+        return x * K.sigmoid_forward(x)
+
+    def backward(self, dy, x, y):
+        s = K.sigmoid_forward(x)
+        return dy * (s * (1 + x * (1 - s)))
+
+
+_ERF_P = 0.3275911
+_ERF_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+
+
+def _erf(x, derivative=False):
+    """erf via Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7) and, with derivative=True, the exact
+    derivative of that approximation (so forward and backward stay consistent)."""
+    a = np.abs(x)
+    t = 1.0 / (1.0 + _ERF_P * a)
+    poly, dpoly = 0.0, 0.0
+    for c in reversed(_ERF_A):
+        dpoly = dpoly * t + poly
+        poly = poly * t + c
+    dpoly = dpoly * t + poly  # d(t * poly(t)) / dt
+    poly = poly * t
+    e = np.exp(-a * a)
+    value = np.sign(x) * (1.0 - poly * e)
+    if not derivative:
+        return value
+    dt_da = -_ERF_P * t * t
+    return value, (-(dpoly * dt_da) * e + poly * 2 * a * e)
+
+
+class _GELU(Activation):
+    """Keras 3 gelu(x, approximate=False): x * Phi(x); approximate=True uses the tanh form."""
+
+    name = "gelu"
+    _c = np.sqrt(2 / np.pi)
+
+    def __init__(self, approximate=False):
+        self.approximate = bool(approximate)
+
+    def forward(self, x):
+        x = _float(x)
+        if self.approximate:
+            inner = self._c * (x + 0.044715 * x**3)
+            return (0.5 * x * (1 + np.tanh(inner))).astype(x.dtype, copy=False)
+        return (0.5 * x * (1 + _erf(x / np.sqrt(2)))).astype(x.dtype, copy=False)
+
+    def backward(self, dy, x, y):
+        if self.approximate:
+            inner = self._c * (x + 0.044715 * x**3)
+            th = np.tanh(inner)
+            d = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * self._c * (1 + 3 * 0.044715 * x * x)
+        else:
+            erf, derf = _erf(x / np.sqrt(2), derivative=True)
+            d = 0.5 * (1 + erf) + 0.5 * x * derf / np.sqrt(2)
+        return (dy * d).astype(y.dtype, copy=False)
+
+
+linear = _Linear()
+relu = _ReLU()
+leaky_relu = _LeakyReLU()
+elu = _ELU()
+selu = _SELU()
+sigmoid = _Sigmoid()
+hard_sigmoid = _HardSigmoid()
+tanh = _Tanh()
+softmax = _Softmax()
+softplus = _Softplus()
+softsign = _Softsign()
+silu = _Swish()
+swish = silu
+gelu = _GELU()
+
+_REGISTRY = {
+    a.name: a
+    for a in (linear, relu, leaky_relu, elu, selu, sigmoid, hard_sigmoid, tanh, softmax, softplus, softsign, silu, gelu)
+}
+_REGISTRY["swish"] = silu
+
+
+def get(identifier):
+    """An activation from a Keras name ("relu"), an activation object, or None (linear)."""
+    if identifier is None:
+        return linear
+    if isinstance(identifier, Activation):
+        return identifier
+    if isinstance(identifier, str):
+        try:
+            return _REGISTRY[identifier.lower()]
+        except KeyError:
+            raise ValueError(
+                f"Unknown activation {identifier!r}; expected one of {sorted(_REGISTRY)}"
+            ) from None
+    raise TypeError(f"activation must be a string, an Activation or None; received {identifier!r}")
+
+
+def serialize(activation):
+    return get(activation).name

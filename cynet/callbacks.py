@@ -1,0 +1,986 @@
+"""Callbacks with Keras 3 names, arguments, defaults and semantics.
+
+`fit` wraps the user's callbacks in a `CallbackList` (adding `History`, and `ProgbarLogger`
+when `verbose != 0`), calls `set_model` / `set_params({"verbose", "epochs", "steps"})`, then the
+hooks in Keras's order: on_train_begin, on_epoch_begin, on_train_batch_begin/end (logs hold the
+running means of this epoch), on_test_* while validating, on_epoch_end (logs with "val_*"),
+on_train_end.
+
+Where cynet differs from Keras (each one on purpose):
+- Files: `ModelCheckpoint` writes `.cynet` models and `.weights.npz` weights (cynet's formats),
+  and says so clearly when given Keras's `.keras` / `.h5` / `.weights.h5`.
+- mode="auto" also knows the direction of metrics by their Keras names ("accuracy", "auc",
+  "mse", ...), not only through metric objects that carry a `_direction`; it still raises,
+  as Keras does, for a name it cannot place.
+- `ReduceLROnPlateau` and `LearningRateScheduler` name the callback when the optimizer refuses a
+  new learning rate (a schedule); `LearningRateScheduler` tells `schedule(epoch, lr)` from
+  `schedule(epoch)` by signature, so a TypeError raised inside the schedule is not swallowed.
+- Batch-end callbacks run synchronously (no thread pool): cynet trains on the CPU in-process.
+- `CSVLogger` ends lines with "\\n" rather than the csv module's "\\r\\n".
+- `ProgbarLogger` shows the running means it receives as they are (Keras 3 averages them again
+  during the epoch), and an epoch stopped early ends on the step it reached, not on the target.
+"""
+import collections.abc
+import csv
+import inspect
+import math
+import numbers
+import os
+import warnings
+
+import numpy as np
+
+from .utils.progbar import Progbar
+
+__all__ = [
+    "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
+    "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger", "LambdaCallback",
+    "MonitorCallback",
+]
+
+_HOOKS = (
+    "on_batch_begin", "on_batch_end", "on_epoch_begin", "on_epoch_end",
+    "on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin", "on_test_batch_end",
+    "on_predict_batch_begin", "on_predict_batch_end", "on_train_begin", "on_train_end",
+    "on_test_begin", "on_test_end", "on_predict_begin", "on_predict_end",
+)
+
+
+class Callback:
+    """Base class for callbacks: every hook is a no-op; subclasses override the ones they need.
+
+    Attributes:
+        params: dict of training parameters (`verbose`, `epochs`, `steps`).
+        model: the model being trained.
+    """
+
+    def __init__(self):
+        self.params = None
+        self._model = None
+
+    def set_params(self, params):
+        self.params = params
+
+    def set_model(self, model):
+        self._model = model
+
+    @property
+    def model(self):
+        return self._model
+
+    @model.setter
+    def model(self, model):
+        self._model = model
+
+    def on_batch_begin(self, batch, logs=None):
+        """Backwards-compatible alias, called by `on_train_batch_begin`."""
+
+    def on_batch_end(self, batch, logs=None):
+        """Backwards-compatible alias, called by `on_train_batch_end`."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Called at the start of an epoch (0-based `epoch`)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Called at the end of an epoch; logs hold the epoch's metrics and `val_*` entries."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.on_batch_begin(batch, logs=logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        """Called after a training batch; logs hold the running means of this epoch."""
+        self.on_batch_end(batch, logs=logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_test_batch_end(self, batch, logs=None):
+        pass
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_predict_batch_end(self, batch, logs=None):
+        pass
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+    def on_test_begin(self, logs=None):
+        pass
+
+    def on_test_end(self, logs=None):
+        pass
+
+    def on_predict_begin(self, logs=None):
+        pass
+
+    def on_predict_end(self, logs=None):
+        pass
+
+
+def _flatten(callbacks):
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, (list, tuple)):
+        out = []
+        for item in callbacks:
+            out.extend(_flatten(item))
+        return out
+    if isinstance(callbacks, type):
+        raise TypeError(f"callbacks must be Callback instances; received the class {callbacks.__name__}. "
+                        f"Did you mean {callbacks.__name__}()?")
+    if not isinstance(callbacks, Callback):
+        raise TypeError(f"callbacks must be instances of cynet.callbacks.Callback; "
+                        f"received {callbacks!r} of type {type(callbacks).__name__}")
+    return [callbacks]
+
+
+def _pythonify_logs(logs):
+    """Plain floats (where possible), keys sorted, nested dicts flattened, as Keras does."""
+    result = {}
+    for key, value in sorted(logs.items()):
+        if isinstance(value, dict):
+            result.update(_pythonify_logs(value))
+            continue
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            pass
+        result[key] = value
+    return result
+
+
+class CallbackList(Callback):
+    """Holds callbacks and calls the same hook on each of them, in order.
+
+    Args:
+        callbacks: list of `Callback` instances (nested lists are flattened).
+        add_history: add a `History` unless the list has one.
+        add_progbar: add a `ProgbarLogger` unless the list has one.
+        model: the model the callbacks are used with.
+        **params: passed to every callback through `set_params`.
+    """
+
+    def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None, **params):
+        super().__init__()
+        self.callbacks = _flatten(callbacks)
+        self._history = None
+        self._progbar = None
+        for cb in self.callbacks:
+            if isinstance(cb, ProgbarLogger):
+                self._progbar = cb
+            elif isinstance(cb, History):
+                self._history = cb
+        if self._history is None and add_history:
+            self._history = History()
+            self.callbacks.append(self._history)
+        if self._progbar is None and add_progbar:
+            self._progbar = ProgbarLogger()
+            self.callbacks.append(self._progbar)
+        self.set_model(model)
+        self.set_params(params)
+
+    @property
+    def history(self):
+        """The `History` callback in this list, or None."""
+        return self._history
+
+    def append(self, callback):
+        callback = _flatten(callback)
+        self.callbacks.extend(callback)
+        for cb in callback:
+            if self._model is not None:
+                cb.set_model(self._model)
+            if self.params:
+                cb.set_params(self.params)
+
+    def __iter__(self):
+        return iter(self.callbacks)
+
+    def __len__(self):
+        return len(self.callbacks)
+
+    def set_params(self, params):
+        self.params = params
+        if params:
+            for cb in self.callbacks:
+                cb.set_params(params)
+
+    def set_model(self, model):
+        if model is None:
+            return
+        super().set_model(model)
+        if self._history is not None:
+            try:
+                model.history = self._history
+            except AttributeError:  # a model class that does not allow the attribute
+                pass
+        for cb in self.callbacks:
+            cb.set_model(model)
+
+    def _call(self, hook, *args, logs=None):
+        logs = logs if logs is not None else {}
+        for cb in self.callbacks:
+            getattr(cb, hook)(*args, logs)
+
+    # epoch-level and run-level hooks pass the same dict to every callback, so a callback
+    # that adds an entry (ReduceLROnPlateau's "learning_rate") is seen by the ones after it
+    def on_epoch_begin(self, epoch, logs=None):
+        self._call("on_epoch_begin", epoch, logs=logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._call("on_epoch_end", epoch, logs=logs)
+
+    def on_train_begin(self, logs=None):
+        self._call("on_train_begin", logs=logs)
+
+    def on_train_end(self, logs=None):
+        self._call("on_train_end", logs=logs)
+
+    def on_test_begin(self, logs=None):
+        self._call("on_test_begin", logs=logs)
+
+    def on_test_end(self, logs=None):
+        self._call("on_test_end", logs=logs)
+
+    def on_predict_begin(self, logs=None):
+        self._call("on_predict_begin", logs=logs)
+
+    def on_predict_end(self, logs=None):
+        self._call("on_predict_end", logs=logs)
+
+    def on_batch_begin(self, batch, logs=None):
+        self._call("on_batch_begin", batch, logs=logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._call("on_train_batch_begin", batch, logs=logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._call("on_test_batch_begin", batch, logs=logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._call("on_predict_batch_begin", batch, logs=logs)
+
+    def on_batch_end(self, batch, logs=None):
+        self._call("on_batch_end", batch, logs=_pythonify_logs(logs or {}))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._call("on_train_batch_end", batch, logs=_pythonify_logs(logs or {}))
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._call("on_test_batch_end", batch, logs=_pythonify_logs(logs or {}))
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._call("on_predict_batch_end", batch, logs=logs)
+
+
+class History(Callback):
+    """Records the epoch logs: `history.history` maps each key to its per-epoch list.
+
+    `fit` adds one automatically and returns it; `history.epoch` lists the epoch indices run.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.history = {}
+        self.epoch = []
+
+    def on_train_begin(self, logs=None):
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+        if self.model is not None:
+            try:
+                self.model.history = self
+            except AttributeError:
+                pass
+
+
+class ProgbarLogger(Callback):
+    """Prints "Epoch i/n" and a progress bar with the logs (added by `fit` when verbose != 0).
+
+    verbose=1 draws a live bar in terminals and notebooks (one final line per epoch elsewhere);
+    verbose=2 prints one line per epoch. During `fit`, validation is silent.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.seen = 0
+        self.progbar = None
+        self.target = None
+        self.verbose = 1
+        self.epochs = 1
+        self._called_in_fit = False
+        self._batch_keys = set()
+
+    def set_params(self, params):
+        super().set_params(params)
+        verbose = params.get("verbose", 1)
+        self.verbose = 1 if verbose == "auto" else verbose
+        self.epochs = params.get("epochs", 1)
+        self.target = params.get("steps")
+
+    def on_train_begin(self, logs=None):
+        self._called_in_fit = True  # validation inside fit stays silent
+
+    def on_train_end(self, logs=None):
+        self._called_in_fit = False
+
+    def on_test_begin(self, logs=None):
+        if not self._called_in_fit:
+            self._reset_progbar()
+            self._maybe_init_progbar()
+
+    def on_predict_begin(self, logs=None):
+        self._reset_progbar()
+        self._maybe_init_progbar()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._reset_progbar()
+        self._maybe_init_progbar()
+        if self.verbose and self.epochs > 1:
+            print(f"Epoch {epoch + 1}/{self.epochs}", flush=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._update_progbar(batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        if not self._called_in_fit:
+            self._update_progbar(batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._update_progbar(batch, None)  # predictions are not metrics
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._finalize_progbar(logs)
+
+    def on_test_end(self, logs=None):
+        if not self._called_in_fit:
+            self._finalize_progbar(logs)
+
+    def on_predict_end(self, logs=None):
+        self._finalize_progbar(logs)
+
+    def _reset_progbar(self):
+        self.seen = 0
+        self.progbar = None
+        self._batch_keys = set()
+
+    def _maybe_init_progbar(self):
+        if self.progbar is None:
+            # the logs carry running means already: show them as given
+            self.progbar = Progbar(target=self.target, verbose=self.verbose, stateful_metrics=(),
+                                   unit_name="step")
+
+    def _values(self, logs):
+        """(name, value) pairs in Keras 3's display order: the batch metrics sorted ("accuracy",
+        "loss"), then the validation ones sorted, then entries callbacks added ("learning_rate")."""
+        logs = logs or {}
+        self.progbar.stateful_metrics.update(logs.keys())
+        batch = sorted(k for k in logs if k in self._batch_keys)
+        val = sorted(k for k in logs if k not in self._batch_keys and k.startswith("val_"))
+        rest = [k for k in logs if k not in self._batch_keys and not k.startswith("val_")]
+        return [(k, logs[k]) for k in batch + val + rest]
+
+    def _update_progbar(self, batch, logs=None):
+        self._maybe_init_progbar()
+        self.seen = batch + 1
+        self._batch_keys.update(logs or ())
+        if self.verbose == 1:
+            self.progbar.update(self.seen, self._values(logs), finalize=False)
+
+    def _finalize_progbar(self, logs):
+        self._maybe_init_progbar()
+        if self.target is None:
+            self.target = self.seen
+            self.progbar.target = self.target
+        current = self.seen if 0 < self.seen < (self.target or 0) else self.target
+        self.progbar.update(current, self._values(logs), finalize=True)
+
+
+# ---------------------------------------------------------------------- monitored quantities
+_HIGHER_IS_BETTER = frozenset({
+    "acc", "accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "auc", "prc", "precision",
+    "recall", "f1_score", "fbeta_score", "r2_score", "iou", "mean_iou", "binary_iou", "one_hot_iou",
+    "one_hot_mean_iou", "cosine_similarity", "true_positives", "true_negatives", "precision_at_recall",
+    "recall_at_precision", "sensitivity_at_specificity", "specificity_at_sensitivity",
+})
+_LOWER_IS_BETTER = frozenset({
+    "loss", "mse", "mae", "mape", "msle", "rmse", "mean_squared_error", "mean_absolute_error",
+    "mean_absolute_percentage_error", "mean_squared_logarithmic_error", "root_mean_squared_error",
+    "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
+    "binary_focal_crossentropy", "categorical_focal_crossentropy", "kl_divergence", "kld",
+    "kullback_leibler_divergence", "poisson", "hinge", "squared_hinge", "categorical_hinge", "logcosh",
+    "log_cosh", "log_cosh_error", "huber", "false_positives", "false_negatives",
+})
+
+
+def _model_metric_directions(model):
+    """{name: "up"|"down"} from metric objects on the model that carry a `_direction`."""
+    found = {}
+    for attr in ("metrics", "_metrics"):
+        try:
+            metrics = getattr(model, attr, None)
+        except Exception:  # noqa: BLE001 - a property that fails before compile
+            metrics = None
+        if not isinstance(metrics, (list, tuple)):
+            continue
+        stack = list(metrics)
+        while stack:
+            m = stack.pop()
+            inner = getattr(m, "metrics", None)
+            if isinstance(inner, (list, tuple)) and inner is not metrics:
+                stack.extend(inner)
+            name, direction = getattr(m, "name", None), getattr(m, "_direction", None)
+            if isinstance(name, str) and direction in ("up", "down"):
+                found.setdefault(name, direction)
+    return found
+
+
+def _infer_direction(monitor, model):
+    """"up", "down" or None for a monitored name such as "val_accuracy"."""
+    name = monitor[4:] if monitor.startswith("val_") else monitor
+    if name == "loss" or name.endswith("_loss"):
+        return "down"
+    direction = _model_metric_directions(model).get(name)
+    if direction is not None:
+        return direction
+    if name in _HIGHER_IS_BETTER or name.endswith("_accuracy"):
+        return "up"
+    if name in _LOWER_IS_BETTER or name.endswith(("_error", "_crossentropy")):
+        return "down"
+    return None
+
+
+class MonitorCallback(Callback):
+    """Base for callbacks that watch a quantity and ask whether it improved.
+
+    mode "min" / "max" fixes the direction; "auto" infers it from the name ("loss", "accuracy",
+    "mse", ... with or without "val_") and raises ValueError when it cannot.
+    """
+
+    def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
+        super().__init__()
+        if mode not in ("auto", "min", "max"):
+            warnings.warn(f"{type(self).__name__} mode '{mode}' is unknown, fallback to auto mode.", stacklevel=3)
+            mode = "auto"
+        self.monitor = monitor
+        self.mode = mode
+        self.best = baseline
+        self.min_delta = abs(min_delta)
+        self.monitor_op = None
+
+    def _set_monitor_op(self):
+        if self.mode == "min":
+            direction = "down"
+        elif self.mode == "max":
+            direction = "up"
+        else:
+            direction = _infer_direction(self.monitor, self.model)
+            if direction is None:
+                raise ValueError(
+                    f"{type(self).__name__} callback received monitor={self.monitor}, but cynet isn't able to "
+                    "automatically determine whether that metric should be maximized or minimized. Pass "
+                    "`mode='max'` in order to monitor based on the highest metric value, or pass `mode='min'` "
+                    "in order to use the lowest value."
+                )
+        if direction == "down":
+            self.monitor_op = np.less
+            self.min_delta = -abs(self.min_delta)
+        else:
+            self.monitor_op = np.greater
+            self.min_delta = abs(self.min_delta)
+
+    def _is_improvement(self, monitor_value, reference_value):
+        if reference_value is None:
+            return True
+        return bool(self.monitor_op(monitor_value - self.min_delta, reference_value))
+
+
+def _copy_weights(weights):
+    return [np.array(w, copy=True) for w in weights]
+
+
+class EarlyStopping(MonitorCallback):
+    """Stop training when a monitored metric has stopped improving.
+
+    Args:
+        monitor: quantity to watch. Defaults to "val_loss".
+        min_delta: an absolute change smaller than this is no improvement.
+        patience: epochs without improvement after which training stops.
+        verbose: 0 silent, 1 prints when it stops and when it restores weights.
+        mode: "auto", "min" or "max".
+        baseline: training stops unless the model improves on this value within `patience`.
+        restore_best_weights: at the end of training (however it ends), restore the weights of
+            the best epoch seen. Keras 3 behaviour.
+        start_from_epoch: epochs to wait before monitoring starts (warm-up).
+
+    Attributes: `stopped_epoch` (0-based, 0 when it never stopped), `best`, `best_epoch`, `wait`.
+    """
+
+    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
+                 restore_best_weights=False, start_from_epoch=0):
+        super().__init__(monitor, mode, baseline=None, min_delta=min_delta)
+        self.patience = patience
+        self.verbose = verbose
+        self.baseline = baseline
+        self.restore_best_weights = restore_best_weights
+        self.start_from_epoch = start_from_epoch
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best_weights = None
+        self.best_epoch = 0
+
+    def on_train_begin(self, logs=None):
+        # allow the instance to be reused across fit calls
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.best = None
+        self.best_weights = None
+        self.best_epoch = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        current = self.get_monitor_value(logs)
+        if current is None or epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            # nothing better seen yet: the current weights are the best
+            self.best_weights = _copy_weights(self.model.get_weights())
+            self.best_epoch = epoch
+
+        self.wait += 1
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self.best_epoch = epoch
+            if self.restore_best_weights:
+                self.best_weights = _copy_weights(self.model.get_weights())
+            # restart the wait only when both the baseline and the previous best are beaten
+            if self.baseline is None or self._is_improvement(current, self.baseline):
+                self.wait = 0
+            return
+
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose > 0:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping", flush=True)
+        if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose > 0:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.", flush=True)
+            self.model.set_weights(self.best_weights)
+
+    def get_monitor_value(self, logs):
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if value is None:
+            warnings.warn(
+                f"Early stopping conditioned on metric `{self.monitor}` which is not available. "
+                f"Available metrics are: {','.join(logs.keys())}",
+                stacklevel=3,
+            )
+        return value
+
+
+MODEL_EXTENSION = ".cynet"
+WEIGHTS_EXTENSION = ".weights.npz"
+
+
+class ModelCheckpoint(MonitorCallback):
+    """Save the model, or only its weights, at the end of every epoch or every `save_freq` batches.
+
+    Args:
+        filepath: where to save; may hold `str.format` fields filled with `epoch` (1-based), `batch`
+            (1-based, with an integer save_freq) and the log entries, e.g.
+            "model-{epoch:02d}-{val_loss:.2f}.cynet". Must end in ".cynet" (cynet's model file), or
+            in ".weights.npz" when `save_weights_only=True`.
+        monitor: quantity compared when `save_best_only=True`.
+        verbose: 1 prints a message on each save decision.
+        save_best_only: save only when the monitored quantity improves on the best so far.
+        save_weights_only: call `model.save_weights(path)` instead of `model.save(path)`.
+        mode: "auto", "min" or "max".
+        save_freq: "epoch", or a number of batches.
+        initial_value_threshold: the "best" value to beat before the first save (save_best_only).
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+        super().__init__(monitor, mode, baseline=initial_value_threshold)
+        self.verbose = verbose
+        self.filepath = os.fspath(filepath)
+        self.save_best_only = save_best_only
+        self.save_weights_only = save_weights_only
+        self.save_freq = save_freq
+        self._batches_seen_since_last_saving = 0
+        self._last_batch_seen = 0
+        self._current_epoch = 0
+
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, numbers.Integral)
+                                     or save_freq < 1):
+            raise ValueError(f"Unrecognized save_freq: {save_freq}. Expected save_freq are 'epoch' or "
+                             "positive integer values")
+        if save_weights_only:
+            if not self.filepath.endswith(WEIGHTS_EXTENSION):
+                raise ValueError(
+                    "When using `save_weights_only=True` in `ModelCheckpoint`, the filepath provided must end in "
+                    f"`{WEIGHTS_EXTENSION}` (cynet's weights format; Keras's `.weights.h5` is not supported). "
+                    f"Received: filepath={self.filepath}"
+                )
+        elif not self.filepath.endswith(MODEL_EXTENSION):
+            hint = (" For weights only, pass save_weights_only=True with a path ending in `.weights.npz`."
+                    if self.filepath.endswith((".weights.h5", ".weights.npz")) else "")
+            raise ValueError(
+                f"The filepath provided must end in `{MODEL_EXTENSION}` (cynet's model format, the counterpart of "
+                f"Keras's `.keras`; `.keras` and `.h5` files are not written by cynet). "
+                f"Received: filepath={self.filepath}.{hint}"
+            )
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._should_save_on_batch(batch):
+            self._save_model(epoch=self._current_epoch, batch=batch, logs=logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._save_model(epoch=epoch, batch=None, logs=logs)
+
+    def _should_save_on_batch(self, batch):
+        if self.save_freq == "epoch":
+            return False
+        if batch <= self._last_batch_seen:  # a new epoch began
+            add_batches = batch + 1
+        else:
+            add_batches = batch - self._last_batch_seen
+        self._batches_seen_since_last_saving += add_batches
+        self._last_batch_seen = batch
+        if self._batches_seen_since_last_saving >= self.save_freq:
+            self._batches_seen_since_last_saving = 0
+            return True
+        return False
+
+    def _should_save_model(self, epoch, batch, logs, filepath):
+        if not self.save_best_only:
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: saving model to {filepath}", flush=True)
+            return True
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(f"Can save best model only with {self.monitor} available.", stacklevel=4)
+            return True
+        if isinstance(current, np.ndarray) and current.ndim > 0:
+            warnings.warn(f"Can save best model only when `monitor` is a scalar value. Received: {current}. "
+                          "Falling back to `save_best_only=False`.", stacklevel=4)
+            return True
+        best_str = "None" if self.best is None else f"{self.best:.5f}"
+        if self._is_improvement(current, self.best):
+            if self.verbose > 0:
+                print(f"\nEpoch {epoch + 1}: {self.monitor} improved from {best_str} to {current:.5f}, "
+                      f"saving model to {filepath}", flush=True)
+            self.best = current
+            return True
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best_str}", flush=True)
+        return False
+
+    def _save_model(self, epoch, batch, logs):
+        logs = logs or {}
+        filepath = self._get_file_path(epoch, batch, logs)
+        if not self._should_save_model(epoch, batch, logs, filepath):
+            return
+        if os.path.isdir(filepath):
+            raise IOError("Please specify a non-directory filepath for ModelCheckpoint. Filepath used is an "
+                          f"existing directory: {filepath}")
+        dirname = os.path.dirname(filepath)
+        if dirname:
+            os.makedirs(dirname, exist_ok=True)
+        if self.save_weights_only:
+            self.model.save_weights(filepath, overwrite=True)
+        else:
+            self.model.save(filepath, overwrite=True)
+
+    def _get_file_path(self, epoch, batch, logs):
+        try:
+            if batch is None or "batch" in logs:
+                return self.filepath.format(epoch=epoch + 1, **logs)
+            return self.filepath.format(epoch=epoch + 1, batch=batch + 1, **logs)
+        except KeyError as exc:
+            raise KeyError(f'Failed to format this callback filepath: "{self.filepath}". Reason: {exc}. '
+                           f"Available keys: epoch, {'batch, ' if batch is not None else ''}"
+                           f"{', '.join(logs.keys())}") from None
+
+
+def _get_lr(optimizer):
+    if not hasattr(optimizer, "learning_rate"):
+        raise ValueError('Optimizer must have a "learning_rate" attribute.')
+    return float(np.asarray(optimizer.learning_rate))
+
+
+def _set_lr(optimizer, value, who):
+    try:
+        optimizer.learning_rate = value
+    except TypeError as exc:
+        raise TypeError(f"{who} cannot set the learning rate of this optimizer: {exc}") from exc
+
+
+class ReduceLROnPlateau(MonitorCallback):
+    """Multiply the learning rate by `factor` when the monitored quantity stops improving.
+
+    After `patience` epochs without an improvement larger than `min_delta`, the rate becomes
+    `max(lr * factor, min_lr)`; then `cooldown` epochs pass before counting resumes. Writes
+    the current rate to `logs["learning_rate"]` at every epoch end.
+    """
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0, **kwargs):
+        if "epsilon" in kwargs:  # Keras 2 name of min_delta
+            min_delta = kwargs.pop("epsilon")
+            warnings.warn("`epsilon` argument is deprecated, use `min_delta` instead.", stacklevel=2)
+        if kwargs:
+            warnings.warn(f"ReduceLROnPlateau ignores unknown arguments: {sorted(kwargs)}", stacklevel=2)
+        super().__init__(monitor, mode, min_delta=min_delta)
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau does not support a factor >= 1.0. Received factor={factor}")
+        self.factor = factor
+        self.min_lr = min_lr
+        self.patience = patience
+        self.verbose = verbose
+        self.cooldown = cooldown
+        self.cooldown_counter = 0
+        self.wait = 0
+
+    def _reset(self):
+        self.cooldown_counter = 0
+        self.wait = 0
+        self.best = None
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def in_cooldown(self):
+        return self.cooldown_counter > 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        logs = logs if logs is not None else {}
+        logs["learning_rate"] = _get_lr(self.model.optimizer)
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(f"Learning rate reduction is conditioned on metric `{self.monitor}` which is not "
+                          f"available. Available metrics are: {','.join(logs.keys())}.", stacklevel=3)
+            return
+        if self.in_cooldown():
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._is_improvement(current, self.best):
+            self.best = current
+            self.wait = 0
+        elif not self.in_cooldown():
+            self.wait += 1
+            if self.wait >= self.patience:
+                old_lr = _get_lr(self.model.optimizer)
+                if old_lr > np.float32(self.min_lr):
+                    new_lr = max(old_lr * self.factor, self.min_lr)
+                    _set_lr(self.model.optimizer, new_lr, "ReduceLROnPlateau")
+                    if self.verbose > 0:
+                        print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr}.",
+                              flush=True)
+                    self.cooldown_counter = self.cooldown
+                    self.wait = 0
+
+
+def _accepts_two_positional(fn):
+    """True / False from fn's signature; None when it cannot be inspected."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    count = 0
+    for p in sig.parameters.values():
+        if p.kind == p.VAR_POSITIONAL:
+            return True
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return count >= 2
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of each epoch to `schedule(epoch, lr)` (0-based epoch).
+
+    `schedule(epoch)` with one argument works too, as in Keras. Writes the rate to
+    `logs["learning_rate"]` at every epoch end.
+    """
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError(f"schedule must be callable; received {schedule!r}")
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def _new_lr(self, epoch, lr):
+        two = _accepts_two_positional(self.schedule)
+        if two is None:  # like Keras: try the two-argument form first
+            try:
+                return self.schedule(epoch, lr)
+            except TypeError:
+                return self.schedule(epoch)
+        return self.schedule(epoch, lr) if two else self.schedule(epoch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        lr = self._new_lr(epoch, _get_lr(optimizer))
+        if isinstance(lr, np.ndarray) and lr.ndim == 0:
+            lr = lr.item()
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+            raise ValueError(f"The output of the `schedule` function should be a float. Got: {lr}")
+        lr = float(lr)
+        if not math.isfinite(lr):
+            raise ValueError(f"The output of the `schedule` function should be a finite float. Got: {lr}")
+        _set_lr(optimizer, lr, "LearningRateScheduler")
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.", flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = _get_lr(self.model.optimizer)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training when the loss becomes NaN or infinite (checked after every training batch).
+
+    Sets `model.stop_training = True` and prints the epoch and batch, or, with
+    `raise_error=True`, raises RuntimeError at once (later callbacks' on_train_end do not run).
+    """
+
+    def __init__(self, raise_error=False):
+        super().__init__()
+        self.raise_error = raise_error
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        loss = logs.get("loss")
+        if loss is None:
+            return
+        loss = np.asarray(loss, dtype=np.float64)
+        if np.all(np.isfinite(loss)):
+            return
+        value = loss.item() if loss.ndim == 0 else loss
+        where = f"Epoch {self._epoch + 1}, batch {batch}"
+        if self.raise_error:
+            raise RuntimeError(f"NaN or Inf loss encountered at {where.lower()}. Loss value: {value}. "
+                               "Terminating training immediately.")
+        print(f"{where}: Invalid loss ({value}), terminating training", flush=True)
+        self.model.stop_training = True
+
+
+class CSVLogger(Callback):
+    """Stream the epoch logs to a CSV file: an "epoch" column (0-based) and one column per key.
+
+    Args:
+        filename: path of the CSV file.
+        separator: field separator.
+        append: append to an existing file (its header is kept) instead of overwriting it.
+    """
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.sep = separator
+        self.filename = os.fspath(filename)
+        self.append = append
+        self.writer = None
+        self.keys = None
+        self.append_header = True
+        self.csv_file = None
+
+    def on_train_begin(self, logs=None):
+        if self.append:
+            if os.path.exists(self.filename):
+                with open(self.filename, "r", encoding="utf-8") as f:
+                    self.append_header = not bool(len(f.readline()))
+            mode = "a"
+        else:
+            self.append_header = True
+            mode = "w"
+        if self.csv_file is not None and not self.csv_file.closed:
+            self.csv_file.close()
+        self.csv_file = open(self.filename, mode, newline="", encoding="utf-8")
+        self.writer = None
+        self.keys = None
+
+    @staticmethod
+    def _handle_value(value):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            return value.item()
+        if isinstance(value, collections.abc.Iterable):
+            return f'"[{", ".join(map(str, value))}]"'
+        return value
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.csv_file is None:  # driven without on_train_begin
+            self.on_train_begin()
+        if self.keys is None:
+            self.keys = sorted(logs.keys())
+            if self.keys and not any(k.startswith("val_") for k in self.keys):
+                self.keys.extend(["val_" + k for k in self.keys])
+        if self.writer is None:
+            dialect = type("CynetCSVDialect", (csv.excel,), {"delimiter": self.sep, "lineterminator": "\n"})
+            self.writer = csv.DictWriter(self.csv_file, fieldnames=["epoch"] + self.keys, dialect=dialect)
+            if self.append_header:
+                self.writer.writeheader()
+        row = {"epoch": epoch}
+        row.update((key, self._handle_value(logs.get(key, "NA"))) for key in self.keys)
+        self.writer.writerow(row)
+        self.csv_file.flush()
+
+    def on_train_end(self, logs=None):
+        if self.csv_file is not None and not self.csv_file.closed:
+            self.csv_file.close()
+        self.writer = None
+
+
+class LambdaCallback(Callback):
+    """A callback built from plain functions, e.g. `LambdaCallback(on_epoch_end=lambda epoch, logs: ...)`.
+
+    on_epoch_begin / on_epoch_end take (epoch, logs); on_train_begin / on_train_end take (logs);
+    batch hooks take (batch, logs). Any other hook can be given by name as a keyword argument.
+    """
+
+    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
+                 on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
+        super().__init__()
+        unknown = sorted(k for k in kwargs if k not in _HOOKS)
+        if unknown:
+            raise TypeError(f"LambdaCallback got unknown hook name(s) {unknown}; hooks are: {', '.join(_HOOKS)}")
+        given = dict(on_epoch_begin=on_epoch_begin, on_epoch_end=on_epoch_end, on_train_begin=on_train_begin,
+                     on_train_end=on_train_end, on_train_batch_begin=on_train_batch_begin,
+                     on_train_batch_end=on_train_batch_end, **kwargs)
+        for name, fn in given.items():
+            if fn is None:
+                continue
+            if not callable(fn):
+                raise TypeError(f"LambdaCallback argument {name} must be callable; received {fn!r}")
+            setattr(self, name, fn)

@@ -1,0 +1,85 @@
+"""Convolution layers."""
+from .. import activations, initializers, kernels, regularizers
+from ..kernels import _checks
+from .base import Layer
+from .core import ActivationMixin
+
+
+class Conv2D(ActivationMixin, Layer):
+    """2-D convolution, Keras 3 arguments; kernel shape (kh, kw, in_channels, filters).
+
+    Args:
+        filters: number of output channels.
+        kernel_size: int or pair.
+        strides: int or pair (default 1).
+        padding: "valid" or "same" (Keras semantics, also for even kernels and strides > 1).
+        data_format: "channels_last" (default, None) or "channels_first".
+        dilation_rate: int or pair.
+        activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as Keras.
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),
+                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = _checks.positive_int("filters", filters)
+        self.kernel_size = _checks.int_pair("kernel_size", kernel_size)
+        self.strides = _checks.int_pair("strides", strides)
+        self.dilation_rate = _checks.int_pair("dilation_rate", dilation_rate)
+        if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+            raise ValueError(f"padding must be 'valid' or 'same'; received padding={padding!r}")
+        self.padding = padding.lower()
+        self.data_format = _checks.data_format(data_format)
+        if groups != 1:
+            raise ValueError(f"only groups=1 is supported; received groups={groups!r}")
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = kernel_regularizer
+        self.bias_regularizer = bias_regularizer
+
+    def _conv_args(self):
+        return dict(strides=self.strides, padding=self.padding, dilation_rate=self.dilation_rate,
+                    data_format=self.data_format)
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"Conv2D '{self.name}' expects 4-D inputs (batch, ...); received shape {input_shape}")
+        channels = input_shape[-1] if self.data_format == "channels_last" else input_shape[1]
+        self.kernel = self.add_weight(self.kernel_size + (channels, self.filters), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, name="kernel")
+        self.bias = (self.add_weight((self.filters,), self.bias_initializer, regularizer=self.bias_regularizer,
+                                     name="bias") if self.use_bias else None)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return kernels.conv2d_output_shape(input_shape, self.kernel_size, filters=self.filters, **self._conv_args())
+
+    def call(self, inputs, training=False):
+        self._inputs = inputs
+        z = kernels.conv2d_forward(inputs, self.kernel.value, self.bias.value if self.use_bias else None,
+                                   **self._conv_args())
+        return self._activate(z)
+
+    def backward_from_logits(self, grad_logits):
+        dx, dk, db = kernels.conv2d_backward(grad_logits, self._inputs, self.kernel.value, use_bias=self.use_bias,
+                                             compute_dx=True, **self._conv_args())
+        self.kernel.grad = dk
+        if self.use_bias:
+            self.bias.grad = db
+        self._add_regularization_gradients()
+        return dx
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding, "data_format": self.data_format,
+                "dilation_rate": list(self.dilation_rate), "activation": activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(initializers.get(self.kernel_initializer)),
+                "bias_initializer": initializers.serialize(initializers.get(self.bias_initializer)),
+                "kernel_regularizer": None if self.kernel_regularizer is None
+                else regularizers.serialize(regularizers.get(self.kernel_regularizer)),
+                "bias_regularizer": None if self.bias_regularizer is None
+                else regularizers.serialize(regularizers.get(self.bias_regularizer))}
+

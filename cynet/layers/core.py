@@ -1,0 +1,279 @@
+"""Core layers: Input, Dense, Activation and the activation layers, Dropout, Flatten, Reshape."""
+import numpy as np
+
+from .. import activations
+from ..utils.rng import make_rng
+from .base import Layer
+
+
+class InputLayer(Layer):
+    """Declares the shape of one sample; `cynet.Input(shape=...)` makes one."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, **kwargs):
+        if shape is None and "input_shape" in kwargs:
+            shape = kwargs.pop("input_shape")
+        if shape is None:
+            raise ValueError("Input needs shape=, the shape of one sample without the batch axis")
+        super().__init__(name=name, dtype=dtype, input_shape=shape, **kwargs)
+        self.shape = (batch_size,) + self._input_shape_arg
+        self.batch_size = batch_size
+
+    def call(self, inputs, training=False):
+        return inputs
+
+    def backward(self, grad):
+        return grad
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype.name, "shape": list(self._input_shape_arg),
+                "batch_size": self.batch_size}
+
+
+def Input(shape=None, batch_size=None, dtype=None, name=None):
+    """Keras `Input`: the first element of a Sequential model, `Input(shape=(28, 28, 1))`."""
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
+
+
+class ActivationMixin:
+    """For layers that end in an activation: caches the pre-activation `logits` and lets a loss
+    that fuses with this activation send its gradient straight to them."""
+
+    def _activate(self, z):
+        self.logits = z
+        self._activated = self.activation(z) if self.activation is not activations.linear else z
+        return self._activated
+
+    def _activation_grad(self, grad):
+        if self.activation is activations.linear:
+            return grad
+        return self.activation.backward(grad, self.logits, self._activated)
+
+    def backward(self, grad):
+        return self.backward_from_logits(self._activation_grad(np.asarray(grad, dtype=self.dtype)))
+
+    def backward_from_logits(self, grad_logits):
+        raise NotImplementedError
+
+
+class Dense(ActivationMixin, Layer):
+    """Densely connected layer: `activation(inputs @ kernel + bias)`, on the last axis of its input.
+
+    Args:
+        units: positive int, output size.
+        activation: activation name or object (None: linear).
+        use_bias: whether to add a bias.
+        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as in Keras.
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"units must be a positive integer; received units={units!r}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = kernel_regularizer
+        self.bias_regularizer = bias_regularizer
+
+    def build(self, input_shape):
+        if len(input_shape) < 2 or input_shape[-1] is None:
+            raise ValueError(f"Dense '{self.name}' needs inputs with a known last axis; received shape {input_shape}")
+        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, name="kernel")
+        self.bias = (self.add_weight((self.units,), self.bias_initializer, regularizer=self.bias_regularizer,
+                                     name="bias") if self.use_bias else None)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def call(self, inputs, training=False):
+        if inputs.shape[-1] != self.kernel.shape[0]:
+            raise ValueError(f"Dense '{self.name}' expects inputs with last axis {self.kernel.shape[0]}; "
+                             f"received shape {inputs.shape}")
+        self._inputs = inputs
+        z = inputs @ self.kernel.value
+        if self.use_bias:
+            z += self.bias.value
+        return self._activate(z)
+
+    def backward_from_logits(self, grad_logits):
+        x = self._inputs
+        x2 = x.reshape(-1, x.shape[-1])
+        g2 = grad_logits.reshape(-1, self.units)
+        self.kernel.grad = x2.T @ g2
+        if self.use_bias:
+            self.bias.grad = g2.sum(axis=0)
+        self._add_regularization_gradients()
+        return grad_logits @ self.kernel.value.T
+
+    def get_config(self):
+        from .. import initializers, regularizers
+        return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(initializers.get(self.kernel_initializer)),
+                "bias_initializer": initializers.serialize(initializers.get(self.bias_initializer)),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer)
+                if self.kernel_regularizer is not None else None,
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)
+                if self.bias_regularizer is not None else None}
+
+
+class Activation(ActivationMixin, Layer):
+    """Applies an activation function: `Activation("relu")`."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def call(self, inputs, training=False):
+        return self._activate(inputs)
+
+    def backward_from_logits(self, grad_logits):
+        return grad_logits
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+
+class ReLU(ActivationMixin, Layer):
+    """Keras ReLU layer (max_value=None, negative_slope=0, threshold=0 are supported as defaults only)."""
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if max_value is not None or negative_slope != 0.0 or threshold != 0.0:
+            raise ValueError("ReLU supports only max_value=None, negative_slope=0, threshold=0; use LeakyReLU for a slope")
+        self.activation = activations.relu
+
+    def call(self, inputs, training=False):
+        return self._activate(inputs)
+
+    def backward_from_logits(self, grad_logits):
+        return grad_logits
+
+
+class LeakyReLU(ReLU):
+    """Keras 3 LeakyReLU(negative_slope=0.3)."""
+
+    def __init__(self, negative_slope=0.3, **kwargs):
+        kwargs.pop("alpha", None)
+        Layer.__init__(self, **kwargs)
+        if negative_slope < 0:
+            raise ValueError(f"negative_slope must be >= 0; received negative_slope={negative_slope}")
+        self.negative_slope = float(negative_slope)
+        self.activation = activations._LeakyReLU(self.negative_slope)
+
+    def get_config(self):
+        return {**Layer.get_config(self), "negative_slope": self.negative_slope}
+
+
+class ELU(ReLU):
+    def __init__(self, alpha=1.0, **kwargs):
+        Layer.__init__(self, **kwargs)
+        self.alpha = float(alpha)
+        self.activation = activations._ELU(self.alpha)
+
+    def get_config(self):
+        return {**Layer.get_config(self), "alpha": self.alpha}
+
+
+class Softmax(ReLU):
+    def __init__(self, axis=-1, **kwargs):
+        Layer.__init__(self, **kwargs)
+        self.axis = axis
+        self.activation = activations._Softmax(axis)
+
+    def get_config(self):
+        return {**Layer.get_config(self), "axis": self.axis}
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zeroes a fraction `rate` of inputs and scales the rest by
+    1 / (1 - rate); at inference, the identity."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"rate must be in [0, 1); received rate={rate!r}")
+        self.rate = float(rate)
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = seed
+        self._rng = make_rng(seed) if seed is not None else None
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0.0:
+            self._mask = None
+            return inputs
+        shape = inputs.shape
+        if self.noise_shape is not None:
+            shape = tuple(s if n is None else n for s, n in zip(inputs.shape, self.noise_shape))
+        rng = self._rng if self._rng is not None else make_rng(None)
+        keep = rng.random(shape, dtype=inputs.dtype) >= self.rate
+        self._mask = keep * inputs.dtype.type(1.0 / (1.0 - self.rate))
+        return inputs * self._mask
+
+    def backward(self, grad):
+        return grad if self._mask is None else grad * self._mask
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
+
+
+class Flatten(Layer):
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = data_format
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        return (input_shape[0], None if any(s is None for s in rest) else int(np.prod(rest)))
+
+    def call(self, inputs, training=False):
+        self._shape = inputs.shape
+        if self.data_format == "channels_first" and inputs.ndim > 2:
+            inputs = np.moveaxis(inputs, 1, -1)
+        return inputs.reshape(inputs.shape[0], -1)
+
+    def backward(self, grad):
+        if self.data_format == "channels_first" and len(self._shape) > 2:
+            s = self._shape
+            return np.moveaxis(grad.reshape((s[0],) + s[2:] + (s[1],)), -1, 1)
+        return grad.reshape(self._shape)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
+
+
+class Reshape(Layer):
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        target = tuple(target_shape)
+        if sum(1 for s in target if s == -1) > 1:
+            raise ValueError(f"target_shape may contain at most one -1; received target_shape={target_shape!r}")
+        self.target_shape = tuple(int(s) for s in target)
+
+    def compute_output_shape(self, input_shape):
+        if -1 in self.target_shape and all(s is not None for s in input_shape[1:]):
+            known = int(np.prod([s for s in self.target_shape if s != -1]))
+            total = int(np.prod(input_shape[1:]))
+            return (input_shape[0],) + tuple(total // known if s == -1 else s for s in self.target_shape)
+        return (input_shape[0],) + self.target_shape
+
+    def call(self, inputs, training=False):
+        self._shape = inputs.shape
+        try:
+            return inputs.reshape((inputs.shape[0],) + self.target_shape)
+        except ValueError:
+            raise ValueError(f"Reshape '{self.name}': cannot reshape a sample of shape {inputs.shape[1:]} "
+                             f"to target_shape={self.target_shape}") from None
+
+    def backward(self, grad):
+        return grad.reshape(self._shape)
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+

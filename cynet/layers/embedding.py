@@ -1,0 +1,63 @@
+"""Embedding."""
+import numpy as np
+
+from .. import initializers, regularizers
+from ..kernels import _checks
+from .base import Layer
+
+
+class Embedding(Layer):
+    """Maps integer indices in [0, input_dim) to rows of `embeddings` (input_dim, output_dim)."""
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
+                 mask_zero=False, **kwargs):
+        kwargs.pop("input_length", None)
+        super().__init__(**kwargs)
+        self.input_dim = _checks.positive_int("input_dim", input_dim)
+        self.output_dim = _checks.positive_int("output_dim", output_dim)
+        if mask_zero:
+            raise ValueError("mask_zero=True is not supported (cynet layers do not propagate masks)")
+        self.mask_zero = False
+        self.embeddings_initializer = embeddings_initializer
+        self.embeddings_regularizer = embeddings_regularizer
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight((self.input_dim, self.output_dim), self.embeddings_initializer,
+                                          regularizer=self.embeddings_regularizer, name="embeddings")
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def _convert_input(self, inputs):
+        idx = np.asarray(inputs)
+        if idx.dtype.kind == "f":
+            if not np.all(np.isfinite(idx)) or np.any(idx != np.floor(idx)):
+                raise ValueError(f"Embedding '{self.name}': inputs must be integer indices")
+        elif idx.dtype.kind not in "iub":
+            raise TypeError(f"Embedding '{self.name}': inputs must be integer indices; received dtype {idx.dtype}")
+        idx = idx.astype(np.intp, copy=False)
+        if idx.ndim == 0:
+            raise ValueError(f"Embedding '{self.name}': inputs need a batch axis; received a scalar")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.input_dim):
+            raise ValueError(f"Embedding '{self.name}': indices must lie in [0, {self.input_dim}); "
+                             f"received values from {idx.min()} to {idx.max()}")
+        return idx
+
+    def call(self, inputs, training=False):
+        self._indices = inputs
+        return self.embeddings.value[inputs]
+
+    def backward(self, grad):
+        g = np.zeros_like(self.embeddings.value)
+        np.add.at(g, self._indices.reshape(-1), np.asarray(grad, dtype=self.dtype).reshape(-1, self.output_dim))
+        self.embeddings.grad = g
+        self._add_regularization_gradients()
+        return None
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "embeddings_initializer": initializers.serialize(initializers.get(self.embeddings_initializer)),
+                "embeddings_regularizer": None if self.embeddings_regularizer is None
+                else regularizers.serialize(regularizers.get(self.embeddings_regularizer)),
+                "mask_zero": self.mask_zero}

@@ -1,0 +1,109 @@
+"""BatchNormalization."""
+import numpy as np
+
+from .. import initializers, kernels, regularizers
+from .base import Layer
+
+
+class BatchNormalization(Layer):
+    """Keras 3 BatchNormalization: batch statistics in training (moving statistics updated as
+    `moving = moving * momentum + batch * (1 - momentum)`), moving statistics at inference.
+    A non-trainable layer always runs in inference mode, as in Keras 3.
+
+    Weights, in Keras order: gamma (if scale), beta (if center), moving_mean, moving_variance.
+    """
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)):
+            if len(axis) != 1:
+                raise ValueError(f"axis must be a single int; received axis={axis!r}")
+            axis = axis[0]
+        self.axis = int(axis)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be in [0, 1]; received momentum={momentum!r}")
+        if not epsilon > 0:
+            raise ValueError(f"epsilon must be positive; received epsilon={epsilon!r}")
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = beta_initializer
+        self.gamma_initializer = gamma_initializer
+        self.moving_mean_initializer = moving_mean_initializer
+        self.moving_variance_initializer = moving_variance_initializer
+        self.beta_regularizer = beta_regularizer
+        self.gamma_regularizer = gamma_regularizer
+
+    def build(self, input_shape):
+        ndim = len(input_shape)
+        if not -ndim <= self.axis < ndim or self.axis % ndim == 0:
+            raise ValueError(f"axis={self.axis} is not a feature axis of inputs with shape {input_shape}")
+        self._axis = self.axis % ndim
+        c = input_shape[self._axis]
+        if c is None:
+            raise ValueError(f"BatchNormalization '{self.name}' needs a known size on axis {self.axis}")
+        self.gamma = (self.add_weight((c,), self.gamma_initializer, regularizer=self.gamma_regularizer, name="gamma")
+                      if self.scale else None)
+        self.beta = (self.add_weight((c,), self.beta_initializer, regularizer=self.beta_regularizer, name="beta")
+                     if self.center else None)
+        self.moving_mean = self.add_weight((c,), self.moving_mean_initializer, trainable=False, name="moving_mean")
+        self.moving_variance = self.add_weight((c,), self.moving_variance_initializer, trainable=False,
+                                               name="moving_variance")
+        self.built = True
+
+    def _to_last(self, a):
+        return a if self._axis == a.ndim - 1 else np.ascontiguousarray(np.moveaxis(a, self._axis, -1))
+
+    def _from_last(self, a):
+        return a if self._axis == a.ndim - 1 else np.moveaxis(a, -1, self._axis)
+
+    def call(self, inputs, training=False):
+        x = self._to_last(inputs)
+        gamma = self.gamma.value if self.scale else None
+        beta = self.beta.value if self.center else None
+        self._training = bool(training) and self.trainable
+        if self._training:
+            y, self._mean, self._inv_std = kernels.batch_norm_train_forward(
+                x, gamma, beta, self.moving_mean.value, self.moving_variance.value, momentum=self.momentum,
+                epsilon=self.epsilon)
+            self._x = x
+        else:
+            y = kernels.batch_norm_inference_forward(x, gamma, beta, self.moving_mean.value,
+                                                     self.moving_variance.value, epsilon=self.epsilon)
+            self._x = x
+        return self._from_last(y)
+
+    def backward(self, grad):
+        dy = self._to_last(np.asarray(grad, dtype=self.dtype))
+        if self._training:
+            gamma = self.gamma.value if self.scale else None
+            dx, dgamma, dbeta = kernels.batch_norm_backward(dy, self._x, gamma, self._mean, self._inv_std)
+        else:
+            # Inference mode: y = gamma * (x - moving_mean) * inv_std + beta is affine in x.
+            inv_std = (1.0 / np.sqrt(self.moving_variance.value + self.epsilon)).astype(self.dtype)
+            xhat = (self._x - self.moving_mean.value) * inv_std
+            axes = tuple(range(dy.ndim - 1))
+            dgamma = (dy * xhat).sum(axis=axes)
+            dbeta = dy.sum(axis=axes)
+            dx = dy * (inv_std * (self.gamma.value if self.scale else 1))
+        if self.scale:
+            self.gamma.grad = dgamma
+        if self.center:
+            self.beta.grad = dbeta
+        self._add_regularization_gradients()
+        return self._from_last(dx)
+
+    def get_config(self):
+        def ser(v, mod):
+            return None if v is None else mod.serialize(mod.get(v))
+        return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale,
+                "beta_initializer": ser(self.beta_initializer, initializers),
+                "gamma_initializer": ser(self.gamma_initializer, initializers),
+                "moving_mean_initializer": ser(self.moving_mean_initializer, initializers),
+                "moving_variance_initializer": ser(self.moving_variance_initializer, initializers),
+                "beta_regularizer": ser(self.beta_regularizer, regularizers),
+                "gamma_regularizer": ser(self.gamma_regularizer, regularizers)}

@@ -1,0 +1,126 @@
+"""Pooling and upsampling layers."""
+from .. import kernels
+from ..kernels import _checks
+from .base import Layer
+
+
+class _Pooling2D(Layer):
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = _checks.int_pair("pool_size", pool_size)
+        self.strides = self.pool_size if strides is None else _checks.int_pair("strides", strides)
+        if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+            raise ValueError(f"padding must be 'valid' or 'same'; received padding={padding!r}")
+        self.padding = padding.lower()
+        self.data_format = _checks.data_format(data_format)
+
+    def _args(self):
+        return dict(pool_size=self.pool_size, strides=self.strides, padding=self.padding,
+                    data_format=self.data_format)
+
+    def compute_output_shape(self, input_shape):
+        return kernels.pool2d_output_shape(input_shape, **self._args())
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
+                "padding": self.padding, "data_format": self.data_format}
+
+
+class MaxPooling2D(_Pooling2D):
+    """Max pooling; backward routes each gradient to its window's first maximum."""
+
+    def call(self, inputs, training=False):
+        self._input_shape = inputs.shape
+        y, self._argmax = kernels.max_pool2d_forward(inputs, **self._args())
+        return y
+
+    def backward(self, grad):
+        return kernels.max_pool2d_backward(grad, self._argmax, self._input_shape, **self._args())
+
+
+class AveragePooling2D(_Pooling2D):
+    """Average pooling; with padding="same" the padded cells are excluded from each average."""
+
+    def call(self, inputs, training=False):
+        self._input_shape = inputs.shape
+        return kernels.avg_pool2d_forward(inputs, **self._args())
+
+    def backward(self, grad):
+        return kernels.avg_pool2d_backward(grad, self._input_shape, **self._args())
+
+
+class _GlobalPooling2D(Layer):
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = _checks.data_format(data_format)
+        self.keepdims = bool(keepdims)
+
+    def _channel_axis(self):
+        return -1 if self.data_format == "channels_last" else 1
+
+    def compute_output_shape(self, input_shape):
+        c = input_shape[self._channel_axis()]
+        if not self.keepdims:
+            return (input_shape[0], c)
+        return (input_shape[0], 1, 1, c) if self.data_format == "channels_last" else (input_shape[0], c, 1, 1)
+
+    def _shape_out(self, y):
+        return y.reshape((y.shape[0],) + self.compute_output_shape(self._input_shape)[1:]) if self.keepdims else y
+
+    def _grad_in(self, grad):
+        return grad.reshape(grad.shape[0], -1)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
+
+
+class GlobalAveragePooling2D(_GlobalPooling2D):
+    def call(self, inputs, training=False):
+        self._input_shape = inputs.shape
+        return self._shape_out(kernels.global_avg_pool2d_forward(inputs, data_format=self.data_format))
+
+    def backward(self, grad):
+        return kernels.global_avg_pool2d_backward(self._grad_in(grad), self._input_shape, data_format=self.data_format)
+
+
+class GlobalMaxPooling2D(_GlobalPooling2D):
+    def call(self, inputs, training=False):
+        self._input_shape = inputs.shape
+        y, self._argmax = kernels.global_max_pool2d_forward(inputs, data_format=self.data_format)
+        return self._shape_out(y)
+
+    def backward(self, grad):
+        return kernels.global_max_pool2d_backward(self._grad_in(grad), self._argmax, self._input_shape,
+                                                  data_format=self.data_format)
+
+
+class UpSampling2D(Layer):
+    """Nearest-neighbour upsampling by `size` (int or pair)."""
+
+    def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
+        super().__init__(**kwargs)
+        self.size = _checks.int_pair("size", size)
+        self.data_format = _checks.data_format(data_format)
+        if interpolation != "nearest":
+            raise ValueError(f"only interpolation='nearest' is supported; received interpolation={interpolation!r}")
+        self.interpolation = interpolation
+
+    def compute_output_shape(self, input_shape):
+        n, a, b, c = input_shape
+        if self.data_format == "channels_last":
+            return (n, _mul(a, self.size[0]), _mul(b, self.size[1]), c)
+        return (n, a, _mul(b, self.size[0]), _mul(c, self.size[1]))
+
+    def call(self, inputs, training=False):
+        return kernels.upsampling2d_forward(inputs, size=self.size, data_format=self.data_format)
+
+    def backward(self, grad):
+        return kernels.upsampling2d_backward(grad, size=self.size, data_format=self.data_format)
+
+    def get_config(self):
+        return {**super().get_config(), "size": list(self.size), "data_format": self.data_format,
+                "interpolation": self.interpolation}
+
+
+def _mul(a, b):
+    return None if a is None else a * b

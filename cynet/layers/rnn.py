@@ -1,0 +1,262 @@
+"""Recurrent layers: SimpleRNN, LSTM, GRU (Keras 3 weight layouts and gate orders).
+
+Inputs are (batch, timesteps, features). The whole sequence runs in `cynet.kernels`
+(one input GEMM, then per step a recurrent GEMM and one fused gate kernel; BPTT likewise).
+"""
+import numpy as np
+
+from .. import activations, initializers, kernels, regularizers
+from ..kernels import _checks
+from ..utils.rng import make_rng
+from .base import Layer
+
+_KERNEL_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
+_KERNEL_RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "tanh", "linear")
+
+
+def _activation_name(value, allowed, arg):
+    name = activations.get(value).name
+    if name not in allowed:
+        raise ValueError(f"{arg} must be one of {allowed} for the fused recurrent kernels; received {arg}={value!r}")
+    return name
+
+
+class _RNN(Layer):
+    gates = 1
+
+    def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0,
+                 return_sequences=False, return_state=False, go_backwards=False, stateful=False, unroll=False,
+                 seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = _checks.positive_int("units", units)
+        self.activation = _activation_name(activation, _KERNEL_ACTIVATIONS, "activation")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.recurrent_initializer = recurrent_initializer
+        self.bias_initializer = bias_initializer
+        self.kernel_regularizer = kernel_regularizer
+        self.recurrent_regularizer = recurrent_regularizer
+        self.bias_regularizer = bias_regularizer
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); received dropout={dropout!r}")
+        if recurrent_dropout:
+            raise ValueError("recurrent_dropout is not supported by the fused recurrent kernels; use dropout=")
+        if stateful:
+            raise ValueError("stateful=True is not supported")
+        self.dropout = float(dropout)
+        self.recurrent_dropout = 0.0
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = False
+        self.unroll = bool(unroll)
+        self.seed = seed
+        self._rng = make_rng(seed) if seed is not None else None
+
+    def build(self, input_shape):
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(f"{type(self).__name__} '{self.name}' expects inputs (batch, timesteps, features); "
+                             f"received shape {input_shape}")
+        k = self.gates * self.units
+        self.kernel = self.add_weight((input_shape[-1], k), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer, name="kernel")
+        self.recurrent_kernel = self.add_weight((self.units, k), self.recurrent_initializer,
+                                                regularizer=self.recurrent_regularizer, name="recurrent_kernel")
+        self.bias = (self.add_weight(self._bias_shape(), self._bias_init(), regularizer=self.bias_regularizer,
+                                     name="bias") if self.use_bias else None)
+        self.built = True
+
+    def _bias_shape(self):
+        return (self.gates * self.units,)
+
+    def _bias_init(self):
+        return self.bias_initializer
+
+    def compute_output_shape(self, input_shape):
+        n, t = input_shape[0], input_shape[1]
+        out = (n, t, self.units) if self.return_sequences else (n, self.units)
+        if self.return_state:
+            return [out] + [(n, self.units)] * self._n_states()
+        return out
+
+    def _n_states(self):
+        return 1
+
+    def __call__(self, inputs, training=False, initial_state=None):
+        x = self._convert_input(inputs)
+        self._maybe_build((None,) + x.shape[1:])
+        return self.call(x, training=bool(training), initial_state=initial_state)
+
+    def _initial_states(self, initial_state, n):
+        count = self._n_states()
+        if initial_state is None:
+            return [None] * count
+        states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
+        if len(states) != count:
+            raise ValueError(f"initial_state must hold {count} array(s) of shape ({n}, {self.units}); "
+                             f"received {len(states)}")
+        out = []
+        for s in states:
+            s = np.asarray(s, dtype=self.dtype)
+            if s.shape != (n, self.units):
+                raise ValueError(f"initial_state arrays must have shape ({n}, {self.units}); received {s.shape}")
+            out.append(s)
+        return out
+
+    def call(self, inputs, training=False, initial_state=None):
+        if inputs.shape[-1] != self.kernel.shape[0]:
+            raise ValueError(f"{type(self).__name__} '{self.name}' expects {self.kernel.shape[0]} features; "
+                             f"received shape {inputs.shape}")
+        x = inputs[:, ::-1] if self.go_backwards else inputs
+        self._mask = None
+        if training and self.dropout:
+            rng = self._rng if self._rng is not None else make_rng(None)
+            keep = rng.random((x.shape[0], 1, x.shape[2]), dtype=x.dtype) >= self.dropout
+            self._mask = keep * x.dtype.type(1.0 / (1.0 - self.dropout))
+            x = x * self._mask
+        self._x = np.ascontiguousarray(x)
+        self._states0 = self._initial_states(initial_state, x.shape[0])
+        hs, final_states = self._forward(self._x, self._states0)
+        self._hs = hs
+        output = hs if self.return_sequences else hs[:, -1]
+        if self.return_state:
+            return [output] + final_states
+        return output
+
+    def backward(self, grad):
+        """`grad`: gradient of the output, or [output, *states] gradients when return_state=True."""
+        if self.return_state:
+            grads = list(grad)
+            grad, state_grads = grads[0], grads[1:]
+        else:
+            state_grads = [None] * self._n_states()
+        dhs = np.zeros_like(self._hs)
+        if self.return_sequences:
+            dhs += np.asarray(grad, dtype=self.dtype)
+        else:
+            dhs[:, -1] += np.asarray(grad, dtype=self.dtype)
+        if state_grads[0] is not None:
+            dhs[:, -1] += np.asarray(state_grads[0], dtype=self.dtype)
+        dx, dk, drk, db, self.initial_state_grads = self._backward(dhs, state_grads[1:])
+        self.kernel.grad = dk
+        self.recurrent_kernel.grad = drk
+        if self.use_bias:
+            self.bias.grad = db
+        self._add_regularization_gradients()
+        if self._mask is not None:
+            dx = dx * self._mask
+        return dx[:, ::-1] if self.go_backwards else dx
+
+    def _bias(self):
+        return self.bias.value if self.use_bias else None
+
+    def get_config(self):
+        def ser(v, mod):
+            return None if v is None else mod.serialize(mod.get(v))
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias, "kernel_initializer": ser(self.kernel_initializer, initializers),
+                "recurrent_initializer": ser(self.recurrent_initializer, initializers),
+                "bias_initializer": ser(self.bias_initializer, initializers),
+                "kernel_regularizer": ser(self.kernel_regularizer, regularizers),
+                "recurrent_regularizer": ser(self.recurrent_regularizer, regularizers),
+                "bias_regularizer": ser(self.bias_regularizer, regularizers),
+                "dropout": self.dropout, "return_sequences": self.return_sequences,
+                "return_state": self.return_state, "go_backwards": self.go_backwards, "seed": self.seed}
+
+
+class SimpleRNN(_RNN):
+    """Fully connected recurrence: h_t = activation(x_t W + h_{t-1} U + b)."""
+
+    gates = 1
+
+    def _forward(self, x, states0):
+        hs = kernels.simple_rnn_forward(x, self.kernel.value, self.recurrent_kernel.value, self._bias(), states0[0],
+                                        activation=self.activation)
+        return hs, [hs[:, -1]]
+
+    def _backward(self, dhs, extra_state_grads):
+        dx, dk, drk, db, dh0 = kernels.simple_rnn_backward(
+            dhs, self._x, self.kernel.value, self.recurrent_kernel.value, self._states0[0], self._hs,
+            activation=self.activation, use_bias=self.use_bias)
+        return dx, dk, drk, db, [dh0]
+
+
+class LSTM(_RNN):
+    """Long short-term memory, Keras gate order i, f, c, o; `unit_forget_bias=True` starts the
+    forget-gate bias at one."""
+
+    gates = 4
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
+        super().__init__(units, activation=activation, **kwargs)
+        self.recurrent_activation = _activation_name(recurrent_activation, _KERNEL_RECURRENT_ACTIVATIONS,
+                                                     "recurrent_activation")
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+    def _n_states(self):
+        return 2
+
+    def _bias_init(self):
+        if not self.unit_forget_bias:
+            return self.bias_initializer
+        base = initializers.get(self.bias_initializer)
+        units = self.units
+
+        def init(shape, dtype=None):
+            return np.concatenate([base((units,), dtype=dtype), np.ones((units,), dtype=dtype),
+                                   base((2 * units,), dtype=dtype)])
+        return init
+
+    def _forward(self, x, states0):
+        hs, cs, gates = kernels.lstm_forward(x, self.kernel.value, self.recurrent_kernel.value, self._bias(),
+                                             states0[0], states0[1], activation=self.activation,
+                                             recurrent_activation=self.recurrent_activation)
+        self._cs, self._gates = cs, gates
+        return hs, [hs[:, -1], cs[:, -1]]
+
+    def _backward(self, dhs, extra_state_grads):
+        dc_last = None if not extra_state_grads or extra_state_grads[0] is None else \
+            np.asarray(extra_state_grads[0], dtype=self.dtype)
+        dx, dk, drk, db, dh0, dc0 = kernels.lstm_backward(
+            dhs, dc_last, self._x, self.kernel.value, self.recurrent_kernel.value, self._states0[0],
+            self._states0[1], self._hs, self._cs, self._gates, activation=self.activation,
+            recurrent_activation=self.recurrent_activation, use_bias=self.use_bias)
+        return dx, dk, drk, db, [dh0, dc0]
+
+    def get_config(self):
+        return {**super().get_config(), "recurrent_activation": self.recurrent_activation,
+                "unit_forget_bias": self.unit_forget_bias}
+
+
+class GRU(_RNN):
+    """Gated recurrent unit, Keras gate order z, r, h with reset_after=True (bias shape (2, 3*units))."""
+
+    gates = 3
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **kwargs):
+        super().__init__(units, activation=activation, **kwargs)
+        if not reset_after:
+            raise ValueError("only reset_after=True (the Keras default) is supported")
+        self.reset_after = True
+        self.recurrent_activation = _activation_name(recurrent_activation, _KERNEL_RECURRENT_ACTIVATIONS,
+                                                     "recurrent_activation")
+
+    def _bias_shape(self):
+        return (2, 3 * self.units)
+
+    def _forward(self, x, states0):
+        hs, self._cache = kernels.gru_forward(x, self.kernel.value, self.recurrent_kernel.value, self._bias(),
+                                              states0[0], activation=self.activation,
+                                              recurrent_activation=self.recurrent_activation)
+        return hs, [hs[:, -1]]
+
+    def _backward(self, dhs, extra_state_grads):
+        dx, dk, drk, db, dh0 = kernels.gru_backward(
+            dhs, self._x, self.kernel.value, self.recurrent_kernel.value, self._states0[0], self._hs, self._cache,
+            activation=self.activation, recurrent_activation=self.recurrent_activation, use_bias=self.use_bias)
+        return dx, dk, drk, db, [dh0]
+
+    def get_config(self):
+        return {**super().get_config(), "recurrent_activation": self.recurrent_activation, "reset_after": True}

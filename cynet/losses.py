@@ -1,0 +1,334 @@
+"""Losses, Keras 3 names and defaults.
+
+A loss is called like Keras's (`loss(y_true, y_pred, sample_weight=None)` -> scalar) and also
+has `forward_backward(y_true, y_pred, sample_weight=None)` -> (scalar loss, d loss / d y_pred)
+for training. Reduction is Keras's "sum_over_batch_size": the weighted per-sample losses are
+summed and divided by the number of per-sample values.
+
+Cross-entropies on probabilities clip them to [1e-7, 1 - 1e-7] as Keras does. When the model's
+last layer applies the matching activation (softmax for the categorical losses, sigmoid for the
+binary one) the model calls `fused_logits_backward` instead: loss and gradient come straight from
+the logits through one stable fused kernel (no clipping needed, no vanishing gradient).
+"""
+import numpy as np
+
+from . import kernels as K
+
+EPSILON = 1e-7
+
+
+def _float(a, dtype=None):
+    a = np.asarray(a)
+    if dtype is None:
+        dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.float32
+    return a.astype(dtype, copy=False)
+
+
+def _reduce(values, sample_weight, dtype):
+    """Keras sum_over_batch_size of per-sample values; also the factor d loss / d values."""
+    if sample_weight is None:
+        weights = None
+        total = values.sum(dtype=np.float64)
+    else:
+        weights = np.asarray(sample_weight, dtype=dtype)
+        if weights.ndim > values.ndim or values.shape[: weights.ndim] != weights.shape:
+            raise ValueError(f"sample_weight must have shape {values.shape[:1]} (or broadcast to the loss shape "
+                             f"{values.shape}); received shape {weights.shape}")
+        weights = weights.reshape(weights.shape + (1,) * (values.ndim - weights.ndim))
+        total = (values * weights).sum(dtype=np.float64)
+    n = max(values.size, 1)
+    scale = np.ones_like(values) / n if weights is None else np.broadcast_to(weights, values.shape) / n
+    return float(total / n), scale.astype(dtype, copy=False)
+
+
+class Loss:
+    """Base class. Subclasses implement `_values(y_true, y_pred)` -> (per-sample values, d values / d y_pred
+    as a function of the upstream factor)."""
+
+    #: which activation, applied by the last layer, this loss can fuse with (or None).
+    fusable_activation = None
+
+    def __init__(self, name=None, reduction="sum_over_batch_size"):
+        if reduction not in ("sum_over_batch_size", "sum", "none", None):
+            raise ValueError(f"reduction must be 'sum_over_batch_size', 'sum' or 'none'; received reduction={reduction!r}")
+        self.name = name or _snake(type(self).__name__)
+        self.reduction = reduction
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        y_pred = _float(y_pred)
+        values, _ = self._per_sample(self._targets(y_true, y_pred), y_pred, need_grad=False)
+        if self.reduction in ("none", None):
+            return values
+        loss, _ = _reduce(values, sample_weight, y_pred.dtype)
+        return loss * values.size if self.reduction == "sum" else loss
+
+    def forward_backward(self, y_true, y_pred, sample_weight=None):
+        """(scalar loss, gradient w.r.t. y_pred) under sum_over_batch_size reduction."""
+        y_pred = _float(y_pred)
+        values, grad_fn = self._per_sample(self._targets(y_true, y_pred), y_pred, need_grad=True)
+        loss, scale = _reduce(values, sample_weight, y_pred.dtype)
+        return loss, grad_fn(scale)
+
+    def fused_logits_backward(self, y_true, logits, sample_weight=None):
+        """(scalar loss, gradient w.r.t. the logits) for losses with a fusable activation."""
+        raise NotImplementedError(f"{self.name} has no fused logits path")
+
+    def _targets(self, y_true, y_pred):
+        y_true = _float(y_true, y_pred.dtype)
+        if y_true.shape != y_pred.shape:
+            if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1 and y_true.shape == y_pred.shape[:-1]:
+                y_true = y_true.reshape(y_pred.shape)
+            else:
+                raise ValueError(f"{self.name}: y_true must have the shape of y_pred {y_pred.shape}; "
+                                 f"received shape {y_true.shape}")
+        return y_true
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _snake(name):
+    out = "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    return out
+
+
+class MeanSquaredError(Loss):
+    def __init__(self, name="mean_squared_error", reduction="sum_over_batch_size"):
+        super().__init__(name, reduction)
+
+    def _per_sample(self, y_true, y_pred, need_grad):
+        diff = y_pred - y_true
+        values = np.mean(diff * diff, axis=-1)
+        k = y_pred.shape[-1] if y_pred.ndim else 1
+        return values, lambda scale: (diff * (2.0 / k)) * scale[..., None]
+
+
+class MeanAbsoluteError(Loss):
+    def __init__(self, name="mean_absolute_error", reduction="sum_over_batch_size"):
+        super().__init__(name, reduction)
+
+    def _per_sample(self, y_true, y_pred, need_grad):
+        diff = y_pred - y_true
+        values = np.mean(np.abs(diff), axis=-1)
+        k = y_pred.shape[-1] if y_pred.ndim else 1
+        return values, lambda scale: (np.sign(diff) / k).astype(y_pred.dtype) * scale[..., None]
+
+
+class Huber(Loss):
+    def __init__(self, delta=1.0, name="huber_loss", reduction="sum_over_batch_size"):
+        super().__init__(name, reduction)
+        if not delta > 0:
+            raise ValueError(f"delta must be positive; received delta={delta!r}")
+        self.delta = float(delta)
+
+    def _per_sample(self, y_true, y_pred, need_grad):
+        diff = y_pred - y_true
+        a = np.abs(diff)
+        quad = a <= self.delta
+        elems = np.where(quad, 0.5 * diff * diff, self.delta * a - 0.5 * self.delta**2)
+        values = np.mean(elems, axis=-1).astype(y_pred.dtype, copy=False)
+        k = y_pred.shape[-1]
+        grad = np.where(quad, diff, self.delta * np.sign(diff)).astype(y_pred.dtype) / k
+        return values, lambda scale: grad * scale[..., None]
+
+    def get_config(self):
+        return {**super().get_config(), "delta": self.delta}
+
+
+class BinaryCrossentropy(Loss):
+    fusable_activation = "sigmoid"
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, name="binary_crossentropy",
+                 reduction="sum_over_batch_size"):
+        super().__init__(name, reduction)
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _smoothing(label_smoothing)
+
+    def _targets(self, y_true, y_pred):
+        y_true = super()._targets(y_true, y_pred)
+        if self.label_smoothing:
+            return y_true * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
+        return y_true
+
+    def _per_sample(self, y_true, y_pred, need_grad):
+        k = y_pred.shape[-1]
+        if self.from_logits:
+            elems, dz = K.sigmoid_cross_entropy(y_pred, y_true)
+            return elems.mean(axis=-1), lambda scale: dz * (scale[..., None] / k)
+        p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
+        elems = -(y_true * np.log(p + EPSILON) + (1.0 - y_true) * np.log(1.0 - p + EPSILON))
+        inside = (y_pred > EPSILON) & (y_pred < 1.0 - EPSILON)
+
+        def grad(scale):
+            g = (-y_true / (p + EPSILON) + (1.0 - y_true) / (1.0 - p + EPSILON)) * inside
+            return (g * (scale[..., None] / k)).astype(y_pred.dtype, copy=False)
+
+        return elems.mean(axis=-1).astype(y_pred.dtype, copy=False), grad
+
+    def fused_logits_backward(self, y_true, logits, sample_weight=None):
+        logits = _float(logits)
+        y_true = self._targets(y_true, logits)
+        elems, dz = K.sigmoid_cross_entropy(logits, y_true)
+        k = logits.shape[-1]
+        loss, scale = _reduce(elems.mean(axis=-1), sample_weight, logits.dtype)
+        return loss, dz * (scale[..., None] / k)
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
+def _smoothing(value):
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1]; received label_smoothing={value}")
+    return value
+
+
+class CategoricalCrossentropy(Loss):
+    fusable_activation = "softmax"
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, name="categorical_crossentropy",
+                 reduction="sum_over_batch_size"):
+        super().__init__(name, reduction)
+        if axis != -1:
+            raise ValueError(f"only axis=-1 is supported; received axis={axis!r}")
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = _smoothing(label_smoothing)
+        self.axis = -1
+
+    def _targets(self, y_true, y_pred):
+        y_true = super()._targets(y_true, y_pred)
+        if self.label_smoothing:
+            k = y_pred.shape[-1]
+            y_true = y_true * (1.0 - self.label_smoothing) + self.label_smoothing / k
+        return y_true
+
+    def _per_sample(self, y_true, y_pred, need_grad):
+        if self.from_logits:
+            values, dz = K.softmax_cross_entropy(y_pred, y_true)
+            return values, lambda scale: dz * scale[..., None]
+        total = y_pred.sum(axis=-1, keepdims=True)
+        p = np.clip(y_pred / total, EPSILON, 1.0 - EPSILON)
+        values = -(y_true * np.log(p)).sum(axis=-1)
+
+        def grad(scale):
+            # d/dy_pred of -sum(t * log(y/sum(y))) with the clip's zero gradient outside.
+            inside = (p > EPSILON) & (p < 1.0 - EPSILON)
+            g_p = np.where(inside, -y_true / p, 0.0)
+            g = (g_p - (g_p * p).sum(axis=-1, keepdims=True)) / total
+            return (g * scale[..., None]).astype(y_pred.dtype, copy=False)
+
+        return values.astype(y_pred.dtype, copy=False), grad
+
+    def fused_logits_backward(self, y_true, logits, sample_weight=None):
+        logits = _float(logits)
+        values, dz = K.softmax_cross_entropy(logits, self._targets(y_true, logits))
+        loss, scale = _reduce(values, sample_weight, logits.dtype)
+        return loss, dz * scale[..., None]
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Integer class labels, shape y_pred.shape[:-1] (or with a trailing 1)."""
+
+    def __init__(self, from_logits=False, ignore_class=None, name="sparse_categorical_crossentropy",
+                 reduction="sum_over_batch_size"):
+        Loss.__init__(self, name, reduction)
+        if ignore_class is not None:
+            raise ValueError("ignore_class is not supported; pass sample_weight=0 for the samples to ignore")
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = 0.0
+        self.axis = -1
+        self.ignore_class = None
+
+    def _targets(self, y_true, y_pred):
+        y_true = np.asarray(y_true)
+        if y_true.shape == y_pred.shape[:-1] + (1,) and y_pred.ndim >= 1:
+            y_true = y_true.reshape(y_pred.shape[:-1])
+        if y_true.shape != y_pred.shape[:-1]:
+            raise ValueError(f"{self.name}: y_true must hold integer class indices of shape {y_pred.shape[:-1]}; "
+                             f"received shape {y_true.shape} (one-hot labels go with categorical_crossentropy)")
+        if y_true.dtype.kind == "f":
+            if not np.all(np.isfinite(y_true)) or np.any(y_true != np.round(y_true)):
+                raise ValueError(f"{self.name}: y_true must hold integer class indices")
+        elif y_true.dtype.kind not in "iub":
+            raise TypeError(f"{self.name}: y_true must hold integer class indices; received dtype {y_true.dtype}")
+        labels = y_true.astype(np.intp, copy=False)
+        k = y_pred.shape[-1]
+        if labels.size and (labels.min() < 0 or labels.max() >= k):
+            raise ValueError(f"{self.name}: labels must lie in [0, {k}); received values from {labels.min()} to {labels.max()}")
+        if self.from_logits:
+            return labels
+        onehot = np.zeros(y_pred.shape, dtype=y_pred.dtype)
+        np.put_along_axis(onehot, labels[..., None], 1, axis=-1)
+        return onehot
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction, "from_logits": self.from_logits}
+
+
+def mean_squared_error(y_true, y_pred):
+    return MeanSquaredError(reduction="none")(y_true, y_pred)
+
+
+def mean_absolute_error(y_true, y_pred):
+    return MeanAbsoluteError(reduction="none")(y_true, y_pred)
+
+
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+    return BinaryCrossentropy(from_logits, label_smoothing, reduction="none")(y_true, y_pred)
+
+
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+    return CategoricalCrossentropy(from_logits, label_smoothing, reduction="none")(y_true, y_pred)
+
+
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    return SparseCategoricalCrossentropy(from_logits, reduction="none")(y_true, y_pred)
+
+
+def huber(y_true, y_pred, delta=1.0):
+    return Huber(delta, reduction="none")(y_true, y_pred)
+
+
+_CLASSES = {c.__name__: c for c in (MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy,
+                                     CategoricalCrossentropy, SparseCategoricalCrossentropy)}
+_ALIASES = {
+    "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
+    "huber": Huber, "huber_loss": Huber,
+    "binary_crossentropy": BinaryCrossentropy, "bce": BinaryCrossentropy,
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+}
+
+
+def get(identifier):
+    """A Loss from a Keras name, a {"class_name", "config"} dict, or a Loss instance."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _ALIASES.get(identifier.lower()) or _CLASSES.get(identifier)
+        if cls is None:
+            raise ValueError(f"Unknown loss {identifier!r}; expected one of {sorted(_ALIASES)}")
+        return cls()
+    if isinstance(identifier, dict):
+        return deserialize(identifier)
+    raise TypeError(f"loss must be a string, a dict or a cynet Loss; received {identifier!r}")
+
+
+def serialize(loss):
+    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+
+
+def deserialize(config):
+    cls = _CLASSES.get(config.get("class_name")) if isinstance(config, dict) else None
+    if cls is None:
+        raise ValueError(f"Unknown loss config {config!r}; expected class_name in {sorted(_CLASSES)}")
+    return cls.from_config(dict(config.get("config", {})))

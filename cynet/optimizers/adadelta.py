@@ -1,0 +1,98 @@
+"""Adadelta (Keras 3 `keras.optimizers.Adadelta`)."""
+import numpy as np
+
+from . import _checks
+from .base_optimizer import Optimizer
+
+
+class Adadelta(Optimizer):
+    """Adadelta: step sizes from moving windows of squared gradients and squared updates.
+
+    `Eg = rho * Eg + (1 - rho) * g**2`;
+    `delta = -sqrt(Edx + eps) * g / sqrt(Eg + eps)`;
+    `Edx = rho * Edx + (1 - rho) * delta**2`; `w += lr * delta`.
+
+    Args:
+        learning_rate: float, `LearningRateSchedule` or no-argument callable. Defaults to 0.001
+            (use 1.0 for the exact form of the paper).
+        rho: decay rate in [0, 1]. Defaults to 0.95.
+        epsilon: small constant >= 0 for numerical stability. Defaults to 1e-7.
+        **base arguments: see `Optimizer`. `name` defaults to "adadelta".
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        rho=0.95,
+        epsilon=1e-7,
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        use_ema=False,
+        ema_momentum=0.99,
+        ema_overwrite_frequency=None,
+        loss_scale_factor=None,
+        gradient_accumulation_steps=None,
+        name="adadelta",
+        **kwargs,
+    ):
+        super().__init__(
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            use_ema=use_ema,
+            ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency,
+            loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            name=name,
+            **kwargs,
+        )
+        self.rho = _checks.in_range("Adadelta", "rho", rho, 0.0, 1.0)
+        self.epsilon = _checks.in_range("Adadelta", "epsilon", epsilon, low=0.0)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._accumulated_grads, self._accumulated_delta_vars = self.add_optimizer_variables(
+            var_list, ["accumulated_grad", "accumulated_delta_var"]
+        )
+
+    def update_step(self, gradient, variable, learning_rate):
+        dt = variable.dtype.type
+        index = self._get_variable_index(variable)
+        w, g = variable.value, gradient
+        acc_grad = self._accumulated_grads[index].value
+        acc_delta = self._accumulated_delta_vars[index].value
+        s = self._scratch(variable, 0)
+        t = self._scratch(variable, 1)
+        rho = dt(self.rho)
+        one_minus_rho = dt(1 - self.rho)
+        eps = dt(self.epsilon)
+
+        np.square(g, out=s)
+        np.multiply(s, one_minus_rho, out=s)
+        np.multiply(acc_grad, rho, out=acc_grad)
+        np.add(acc_grad, s, out=acc_grad)  # Eg = rho * Eg + (1 - rho) * g^2
+        np.add(acc_delta, eps, out=s)
+        np.sqrt(s, out=s)
+        np.multiply(s, g, out=s)
+        np.add(acc_grad, eps, out=t)
+        np.sqrt(t, out=t)
+        np.divide(s, t, out=s)
+        np.negative(s, out=s)  # delta = -(sqrt(Edx + eps) * g) / sqrt(Eg + eps)
+        np.square(s, out=t)
+        np.multiply(t, one_minus_rho, out=t)
+        np.multiply(acc_delta, rho, out=acc_delta)
+        np.add(acc_delta, t, out=acc_delta)  # Edx = rho * Edx + (1 - rho) * delta^2
+        np.multiply(s, dt(learning_rate), out=s)
+        np.add(w, s, out=w)  # w += lr * delta
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"rho": self.rho, "epsilon": self.epsilon})
+        return config

@@ -1,0 +1,114 @@
+"""Adam (Keras 3 `keras.optimizers.Adam`)."""
+import numpy as np
+
+from . import _checks
+from .base_optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """Adam: adaptive estimates of the first and second moments of the gradients.
+
+    With `t = iterations + 1`:
+    `m += (g - m) * (1 - beta_1)`, `v += (g**2 - v) * (1 - beta_2)`,
+    `alpha = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)`, `w -= alpha * m / (sqrt(v) + epsilon)`;
+    with `amsgrad=True`, `v_hat = max(v_hat, v)` replaces `v` in the last formula.
+
+    Args:
+        learning_rate: float, `LearningRateSchedule` or no-argument callable. Defaults to 0.001.
+        beta_1: decay rate of the first-moment estimates, in [0, 1). Defaults to 0.9.
+        beta_2: decay rate of the second-moment estimates, in [0, 1). Defaults to 0.999.
+        epsilon: small constant >= 0 ("epsilon hat" of the paper). Defaults to 1e-7.
+        amsgrad: use the AMSGrad variant. Defaults to False.
+        **base arguments: see `Optimizer`. `name` defaults to "adam".
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-7,
+        amsgrad=False,
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        use_ema=False,
+        ema_momentum=0.99,
+        ema_overwrite_frequency=None,
+        loss_scale_factor=None,
+        gradient_accumulation_steps=None,
+        name="adam",
+        **kwargs,
+    ):
+        super().__init__(
+            learning_rate=learning_rate,
+            name=name,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            use_ema=use_ema,
+            ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency,
+            loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            **kwargs,
+        )
+        owner = self.__class__.__name__
+        self.beta_1 = _checks.in_range(owner, "beta_1", beta_1, 0.0, 1.0, high_open=True)
+        self.beta_2 = _checks.in_range(owner, "beta_2", beta_2, 0.0, 1.0, high_open=True)
+        self.epsilon = _checks.in_range(owner, "epsilon", epsilon, low=0.0)
+        self.amsgrad = _checks.boolean(owner, "amsgrad", amsgrad)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums, self._velocities = self.add_optimizer_variables(var_list, ["momentum", "velocity"])
+        if self.amsgrad:
+            self._velocity_hats = self.add_optimizer_variables(var_list, "velocity_hat")
+
+    def _scalars(self, dt, learning_rate):
+        local_step = dt(self.iterations + 1)
+        beta_1_power = np.power(dt(self.beta_1), local_step)
+        beta_2_power = np.power(dt(self.beta_2), local_step)
+        alpha = dt(learning_rate) * np.sqrt(dt(1) - beta_2_power) / (dt(1) - beta_1_power)
+        return alpha, dt(1 - self.beta_1), dt(1 - self.beta_2), dt(self.epsilon)
+
+    def update_step(self, gradient, variable, learning_rate):
+        dt = variable.dtype.type
+        index = self._get_variable_index(variable)
+        w, g = variable.value, gradient
+        m = self._momentums[index].value
+        v = self._velocities[index].value
+        s = self._scratch(variable, 0)
+        t = self._scratch(variable, 1)
+
+        alpha, one_minus_beta_1, one_minus_beta_2, epsilon = self._step_scalars(
+            (dt, learning_rate), lambda: self._scalars(dt, learning_rate)
+        )
+
+        np.subtract(g, m, out=s)
+        np.multiply(s, one_minus_beta_1, out=s)
+        np.add(m, s, out=m)  # m += (g - m) * (1 - beta_1)
+        np.square(g, out=s)
+        np.subtract(s, v, out=s)
+        np.multiply(s, one_minus_beta_2, out=s)
+        np.add(v, s, out=v)  # v += (g^2 - v) * (1 - beta_2)
+        if self.amsgrad:
+            v_hat = self._velocity_hats[index].value
+            np.maximum(v_hat, v, out=v_hat)
+            v = v_hat
+        np.sqrt(v, out=s)
+        np.add(s, epsilon, out=s)
+        np.multiply(m, alpha, out=t)
+        np.divide(t, s, out=t)
+        np.subtract(w, t, out=w)  # w -= m * alpha / (sqrt(v) + eps)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+        )
+        return config

@@ -1,0 +1,112 @@
+"""RMSprop (Keras 3 `keras.optimizers.RMSprop`)."""
+import numpy as np
+
+from . import _checks
+from .base_optimizer import Optimizer
+
+
+class RMSprop(Optimizer):
+    """RMSprop: divide the gradient by a moving root-mean-square of recent gradients.
+
+    `v = rho * v + (1 - rho) * g**2`; with `centered=True` also `a = rho * a + (1 - rho) * g` and
+    the denominator is `v - a**2` instead of `v`; `increment = lr * g / sqrt(denominator + eps)`;
+    with momentum `mom = momentum * mom + increment; w -= mom`, else `w -= increment`.
+
+    Args:
+        learning_rate: float, `LearningRateSchedule` or no-argument callable. Defaults to 0.001.
+        rho: discounting factor for the old gradients, in [0, 1]. Defaults to 0.9.
+        momentum: in [0, 1]. Defaults to 0.0.
+        epsilon: small constant >= 0 for numerical stability. Defaults to 1e-7.
+        centered: normalize by the estimated variance of the gradient. Defaults to False.
+        **base arguments: see `Optimizer`. `name` defaults to "rmsprop".
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        rho=0.9,
+        momentum=0.0,
+        epsilon=1e-7,
+        centered=False,
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        use_ema=False,
+        ema_momentum=0.99,
+        ema_overwrite_frequency=None,
+        loss_scale_factor=None,
+        gradient_accumulation_steps=None,
+        name="rmsprop",
+        **kwargs,
+    ):
+        super().__init__(
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            use_ema=use_ema,
+            ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency,
+            loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            name=name,
+            **kwargs,
+        )
+        self.rho = _checks.in_range("RMSprop", "rho", rho, 0.0, 1.0)
+        self.momentum = _checks.in_range("RMSprop", "momentum", momentum, 0.0, 1.0)
+        self.epsilon = _checks.in_range("RMSprop", "epsilon", epsilon, low=0.0)
+        self.centered = _checks.boolean("RMSprop", "centered", centered)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._velocities = self.add_optimizer_variables(var_list, "velocity")
+        self._momentums = []
+        if self.momentum > 0:
+            self._momentums = self.add_optimizer_variables(var_list, "momentum")
+        self._average_gradients = []
+        if self.centered:
+            self._average_gradients = self.add_optimizer_variables(var_list, "average_gradient")
+
+    def update_step(self, gradient, variable, learning_rate):
+        dt = variable.dtype.type
+        index = self._get_variable_index(variable)
+        w, g = variable.value, gradient
+        v = self._velocities[index].value
+        s = self._scratch(variable, 0)
+        t = self._scratch(variable, 1)
+        rho = dt(self.rho)
+        one_minus_rho = dt(1 - self.rho)
+
+        np.multiply(v, rho, out=v)
+        np.square(g, out=s)
+        np.multiply(s, one_minus_rho, out=s)
+        np.add(v, s, out=v)  # v = rho * v + (1 - rho) * g^2
+        if self.centered:
+            a = self._average_gradients[index].value
+            np.multiply(a, rho, out=a)
+            np.multiply(g, one_minus_rho, out=s)
+            np.add(a, s, out=a)  # a = rho * a + (1 - rho) * g
+            np.square(a, out=s)
+            np.subtract(v, s, out=s)
+            np.add(s, dt(self.epsilon), out=s)  # v - a^2 + eps
+        else:
+            np.add(v, dt(self.epsilon), out=s)  # v + eps
+        np.sqrt(s, out=s)
+        np.multiply(g, dt(learning_rate), out=t)
+        np.divide(t, s, out=t)  # increment = lr * g / sqrt(denominator)
+        if self.momentum > 0:
+            mom = self._momentums[index].value
+            np.multiply(mom, dt(self.momentum), out=mom)
+            np.add(mom, t, out=mom)
+            np.subtract(w, mom, out=w)
+        else:
+            np.subtract(w, t, out=w)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon, "centered": self.centered})
+        return config

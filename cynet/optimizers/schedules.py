@@ -1,0 +1,386 @@
+"""Learning-rate schedules (Keras 3 `keras.optimizers.schedules`).
+
+A schedule is a callable `schedule(step) -> float` that an optimizer evaluates at its iteration
+count before every update. Formulas, defaults and argument checks follow Keras 3. Like Keras
+(whose learning rates are float32 tensors), the arithmetic is done in float32 and the result is
+returned as a Python float holding that float32 value.
+
+Serialization uses a closed registry of the classes in this module (plus any `custom_objects`
+the caller passes explicitly); nothing is ever imported by name.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from . import _checks
+
+_F = np.float32
+
+__all__ = [
+    "LearningRateSchedule",
+    "ExponentialDecay",
+    "InverseTimeDecay",
+    "PiecewiseConstantDecay",
+    "PolynomialDecay",
+    "CosineDecay",
+    "CosineDecayRestarts",
+    "serialize",
+    "deserialize",
+]
+
+
+def _step(owner, step):
+    """The step as a Python int or float (accepts ints, NumPy scalars, 0-d arrays, Variables)."""
+    if hasattr(step, "value") and isinstance(getattr(step, "value"), np.ndarray):
+        step = step.value
+    step = _checks.to_python(step)
+    if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Real):
+        raise _checks.ArgumentTypeError(f"{owner}: `step` must be a real number; received step={step!r}")
+    return step
+
+
+def _decay_steps(owner, name, value):
+    value = _checks.to_python(value)
+    _checks.real(owner, name, value)
+    if value <= 0:
+        raise ValueError(f"{owner}: argument `{name}` must be > 0. Received: {name}={value}")
+    return value
+
+
+def _number(owner, name, value):
+    value = _checks.to_python(value)
+    _checks.real(owner, name, value)
+    return value
+
+
+class LearningRateSchedule:
+    """Base class of learning-rate schedules.
+
+    Subclasses implement `__call__(self, step)` returning the learning rate at `step` (the
+    optimizer's iteration count, an int), and `get_config()` to be serializable.
+    """
+
+    def __call__(self, step):
+        raise NotImplementedError(
+            f"Learning rate schedule '{self.__class__.__name__}' must override `__call__(self, step)`."
+        )
+
+    def get_config(self):
+        raise NotImplementedError(
+            f"Learning rate schedule '{self.__class__.__name__}' must override `get_config()` "
+            "in order to be serializable."
+        )
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        try:
+            cfg = self.get_config()
+        except NotImplementedError:
+            return f"<{self.__class__.__name__}>"
+        args = ", ".join(f"{k}={v!r}" for k, v in cfg.items())
+        return f"{self.__class__.__name__}({args})"
+
+
+class ExponentialDecay(LearningRateSchedule):
+    """`initial_learning_rate * decay_rate ** (step / decay_steps)`.
+
+    With `staircase=True`, `step / decay_steps` is floored, so the rate drops in discrete steps.
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
+        owner = "ExponentialDecay"
+        self.initial_learning_rate = _number(owner, "initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _decay_steps(owner, "decay_steps", decay_steps)
+        self.decay_rate = _number(owner, "decay_rate", decay_rate)
+        self.staircase = _checks.boolean(owner, "staircase", staircase)
+        self.name = name
+
+    def __call__(self, step):
+        step = _F(_step("ExponentialDecay", step))
+        p = step / _F(self.decay_steps)
+        if self.staircase:
+            p = np.floor(p)
+        return float(_F(self.initial_learning_rate) * np.power(_F(self.decay_rate), p))
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "decay_rate": self.decay_rate,
+            "staircase": self.staircase,
+            "name": self.name,
+        }
+
+
+class InverseTimeDecay(LearningRateSchedule):
+    """`initial_learning_rate / (1 + decay_rate * step / decay_steps)`.
+
+    With `staircase=True`, `step / decay_steps` is floored.
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
+        owner = "InverseTimeDecay"
+        self.initial_learning_rate = _number(owner, "initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _decay_steps(owner, "decay_steps", decay_steps)
+        self.decay_rate = _number(owner, "decay_rate", decay_rate)
+        self.staircase = _checks.boolean(owner, "staircase", staircase)
+        self.name = name
+
+    def __call__(self, step):
+        step = _F(_step("InverseTimeDecay", step))
+        p = step / _F(self.decay_steps)
+        if self.staircase:
+            p = np.floor(p)
+        denom = _F(1) + _F(self.decay_rate) * p
+        return float(_F(self.initial_learning_rate) / denom)
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "decay_rate": self.decay_rate,
+            "staircase": self.staircase,
+            "name": self.name,
+        }
+
+
+class PiecewiseConstantDecay(LearningRateSchedule):
+    """`values[0]` while `step <= boundaries[0]`, `values[1]` while `step <= boundaries[1]`, ...,
+    and `values[-1]` once `step > boundaries[-1]`.
+
+    `boundaries` must be strictly increasing and one shorter than `values`.
+    """
+
+    def __init__(self, boundaries, values, name="PiecewiseConstant"):
+        owner = "PiecewiseConstantDecay"
+        try:
+            boundaries = list(boundaries)
+            values = list(values)
+        except TypeError:
+            raise _checks.ArgumentTypeError(
+                f"{owner}: `boundaries` and `values` must be lists of numbers; received "
+                f"boundaries={boundaries!r}, values={values!r}"
+            ) from None
+        if len(boundaries) != len(values) - 1:
+            raise ValueError(
+                "The length of boundaries should be 1 less than the length of values. "
+                f"Received: boundaries={boundaries} of length {len(boundaries)}, and values={values} "
+                f"of length {len(values)}."
+            )
+        boundaries = [_number(owner, f"boundaries[{i}]", b) for i, b in enumerate(boundaries)]
+        values = [_number(owner, f"values[{i}]", v) for i, v in enumerate(values)]
+        for i in range(1, len(boundaries)):
+            if not boundaries[i] > boundaries[i - 1]:
+                raise ValueError(f"{owner}: `boundaries` must be strictly increasing; received boundaries={boundaries}")
+        self.boundaries = boundaries
+        self.values = values
+        self.name = name
+
+    def __call__(self, step):
+        step = _step("PiecewiseConstantDecay", step)
+        for boundary, value in zip(self.boundaries, self.values):
+            if step <= boundary:
+                return float(_F(value))
+        return float(_F(self.values[-1]))
+
+    def get_config(self):
+        return {"boundaries": list(self.boundaries), "values": list(self.values), "name": self.name}
+
+
+class PolynomialDecay(LearningRateSchedule):
+    """`(initial - end) * (1 - min(step, decay_steps) / decay_steps) ** power + end`.
+
+    With `cycle=True`, `decay_steps` is replaced by its first multiple >= step.
+    """
+
+    def __init__(
+        self,
+        initial_learning_rate,
+        decay_steps,
+        end_learning_rate=0.0001,
+        power=1.0,
+        cycle=False,
+        name="PolynomialDecay",
+    ):
+        owner = "PolynomialDecay"
+        self.initial_learning_rate = _number(owner, "initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _decay_steps(owner, "decay_steps", decay_steps)
+        self.end_learning_rate = _number(owner, "end_learning_rate", end_learning_rate)
+        self.power = _number(owner, "power", power)
+        self.cycle = _checks.boolean(owner, "cycle", cycle)
+        self.name = name
+
+    def __call__(self, step):
+        step = _F(_step("PolynomialDecay", step))
+        initial = _F(self.initial_learning_rate)
+        end = _F(self.end_learning_rate)
+        decay_steps = _F(self.decay_steps)
+        if self.cycle:
+            multiplier = _F(1.0) if step == 0 else np.ceil(step / _F(self.decay_steps))
+            decay_steps = decay_steps * multiplier
+        else:
+            step = min(step, decay_steps)
+        p = step / decay_steps
+        return float((initial - end) * np.power(_F(1) - p, _F(self.power)) + end)
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "end_learning_rate": self.end_learning_rate,
+            "power": self.power,
+            "cycle": self.cycle,
+            "name": self.name,
+        }
+
+
+class CosineDecay(LearningRateSchedule):
+    """Cosine decay from `initial_learning_rate` (or `warmup_target` after a linear warmup of
+    `warmup_steps`) to `alpha` times that value over `decay_steps`."""
+
+    def __init__(
+        self,
+        initial_learning_rate,
+        decay_steps,
+        alpha=0.0,
+        name="CosineDecay",
+        warmup_target=None,
+        warmup_steps=0,
+    ):
+        owner = "CosineDecay"
+        self.initial_learning_rate = _number(owner, "initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _decay_steps(owner, "decay_steps", decay_steps)
+        self.alpha = _number(owner, "alpha", alpha)
+        self.name = name
+        self.warmup_target = None if warmup_target is None else _number(owner, "warmup_target", warmup_target)
+        self.warmup_steps = _checks.to_python(warmup_steps)
+        if _checks.real(owner, "warmup_steps", self.warmup_steps) < 0:
+            raise ValueError(f"{owner}: argument `warmup_steps` must be >= 0; received warmup_steps={warmup_steps}")
+
+    def _decay(self, step, decay_steps, decay_from_lr):
+        completed_fraction = step / decay_steps
+        cosine_decayed = _F(0.5) * (_F(1.0) + np.cos(_F(math.pi) * completed_fraction))
+        decayed = _F(1 - self.alpha) * cosine_decayed + _F(self.alpha)
+        return decay_from_lr * decayed
+
+    def __call__(self, step):
+        step = _F(_step("CosineDecay", step))
+        initial = _F(self.initial_learning_rate)
+        decay_steps = _F(self.decay_steps)
+        if self.warmup_target is None:
+            return float(self._decay(min(step, decay_steps), decay_steps, initial))
+        target = _F(self.warmup_target)
+        warmup_steps = _F(self.warmup_steps)
+        step = min(step, decay_steps + warmup_steps)
+        if step < warmup_steps:
+            completed_fraction = step / warmup_steps
+            return float((target - initial) * completed_fraction + initial)
+        return float(self._decay(step - warmup_steps, decay_steps, target))
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_steps": self.decay_steps,
+            "alpha": self.alpha,
+            "name": self.name,
+            "warmup_target": self.warmup_target,
+            "warmup_steps": self.warmup_steps,
+        }
+
+
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay with warm restarts (SGDR): periods of `first_decay_steps * t_mul**i` steps,
+    each starting from `initial_learning_rate * m_mul**i`."""
+
+    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0, name="SGDRDecay"):
+        owner = "CosineDecayRestarts"
+        self.initial_learning_rate = _number(owner, "initial_learning_rate", initial_learning_rate)
+        self.first_decay_steps = _decay_steps(owner, "first_decay_steps", first_decay_steps)
+        self._t_mul = _number(owner, "t_mul", t_mul)
+        self._m_mul = _number(owner, "m_mul", m_mul)
+        self.alpha = _number(owner, "alpha", alpha)
+        self.name = name
+
+    def __call__(self, step):
+        step = _F(_step("CosineDecayRestarts", step))
+        initial = _F(self.initial_learning_rate)
+        alpha = _F(self.alpha)
+        t_mul = _F(self._t_mul)
+        m_mul = _F(self._m_mul)
+        completed_fraction = step / _F(self.first_decay_steps)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if t_mul == 1.0:
+                i_restart = np.floor(completed_fraction)
+                completed_fraction = completed_fraction - i_restart
+            else:
+                i_restart = np.floor(np.log(_F(1.0) - completed_fraction * (_F(1.0) - t_mul)) / np.log(t_mul))
+                sum_r = (_F(1.0) - np.power(t_mul, i_restart)) / (_F(1.0) - t_mul)
+                completed_fraction = (completed_fraction - sum_r) / np.power(t_mul, i_restart)
+            m_fac = np.power(m_mul, i_restart)
+            cosine_decayed = _F(0.5) * m_fac * (_F(1.0) + np.cos(_F(math.pi) * completed_fraction))
+            decayed = (_F(1) - alpha) * cosine_decayed + alpha
+        return float(initial * decayed)
+
+    def get_config(self):
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "first_decay_steps": self.first_decay_steps,
+            "t_mul": self._t_mul,
+            "m_mul": self._m_mul,
+            "alpha": self.alpha,
+            "name": self.name,
+        }
+
+
+_REGISTRY = {
+    cls.__name__: cls
+    for cls in (
+        ExponentialDecay,
+        InverseTimeDecay,
+        PiecewiseConstantDecay,
+        PolynomialDecay,
+        CosineDecay,
+        CosineDecayRestarts,
+    )
+}
+
+
+def serialize(learning_rate_schedule):
+    """`{"class_name": ..., "config": ...}` for a schedule (JSON-compatible for the built-ins)."""
+    if not isinstance(learning_rate_schedule, LearningRateSchedule):
+        raise _checks.ArgumentTypeError(
+            f"serialize expects a LearningRateSchedule; received {type(learning_rate_schedule).__name__}"
+        )
+    return {"class_name": learning_rate_schedule.__class__.__name__, "config": learning_rate_schedule.get_config()}
+
+
+def _lookup(class_name, registry, custom_objects, kind):
+    if custom_objects and class_name in custom_objects:
+        return custom_objects[class_name]
+    if class_name in registry:
+        return registry[class_name]
+    lowered = {k.lower(): v for k, v in registry.items()}
+    if class_name.lower() in lowered:
+        return lowered[class_name.lower()]
+    raise ValueError(f"Unknown {kind} '{class_name}'. Known: {sorted(registry)}")
+
+
+def deserialize(config, custom_objects=None):
+    """A schedule from `{"class_name": ..., "config": {...}}`.
+
+    Only cynet's own schedules are known, plus classes passed in `custom_objects`
+    (a dict name -> class). Extra keys written by Keras ("module", "registered_name") are ignored.
+    """
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        raise _checks.ArgumentTypeError(
+            f"A serialized schedule must be a dict with a string 'class_name' and a dict 'config'; received {config!r}"
+        )
+    inner = config.get("config", {})
+    if not isinstance(inner, dict):
+        raise _checks.ArgumentTypeError(f"'config' of a serialized schedule must be a dict; received {inner!r}")
+    cls = _lookup(config["class_name"], _REGISTRY, custom_objects, "learning rate schedule")
+    return cls.from_config(dict(inner))

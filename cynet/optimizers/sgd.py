@@ -1,0 +1,87 @@
+"""SGD (Keras 3 `keras.optimizers.SGD`)."""
+import numpy as np
+
+from . import _checks
+from .base_optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """Gradient descent, optionally with (Nesterov) momentum.
+
+    Without momentum: `w -= learning_rate * g`. With momentum:
+    `velocity = momentum * velocity - learning_rate * g`, then `w += velocity`, or with
+    `nesterov=True`, `w += momentum * velocity - learning_rate * g`.
+
+    Args:
+        learning_rate: float, `LearningRateSchedule` or no-argument callable. Defaults to 0.01.
+        momentum: float in [0, 1]. Defaults to 0.0 (plain gradient descent).
+        nesterov: whether to use Nesterov momentum. Defaults to False.
+        **base arguments: see `Optimizer`. `name` defaults to "SGD".
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.01,
+        momentum=0.0,
+        nesterov=False,
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        use_ema=False,
+        ema_momentum=0.99,
+        ema_overwrite_frequency=None,
+        loss_scale_factor=None,
+        gradient_accumulation_steps=None,
+        name="SGD",
+        **kwargs,
+    ):
+        super().__init__(
+            learning_rate=learning_rate,
+            name=name,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            use_ema=use_ema,
+            ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency,
+            loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            **kwargs,
+        )
+        self.momentum = _checks.in_range("SGD", "momentum", momentum, 0.0, 1.0)
+        self.nesterov = _checks.boolean("SGD", "nesterov", nesterov)
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self.momentums = []
+        if self.momentum != 0:
+            self.momentums = self.add_optimizer_variables(variables, "momentum")
+
+    def update_step(self, gradient, variable, learning_rate):
+        dt = variable.dtype.type
+        w = variable.value
+        step = self._scratch(variable, 0)
+        np.multiply(gradient, dt(learning_rate), out=step)  # g * lr
+        if self.momentum != 0:
+            m = self.momentums[self._get_variable_index(variable)].value
+            momentum = dt(self.momentum)
+            np.multiply(m, momentum, out=m)
+            np.subtract(m, step, out=m)
+            if self.nesterov:
+                tmp = self._scratch(variable, 1)
+                np.multiply(m, momentum, out=tmp)
+                np.subtract(tmp, step, out=tmp)
+                np.add(w, tmp, out=w)
+            else:
+                np.add(w, m, out=w)
+        else:
+            np.subtract(w, step, out=w)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"momentum": self.momentum, "nesterov": self.nesterov})
+        return config

@@ -1,0 +1,81 @@
+"""Variable: a named, mutable NumPy array that layers own and optimizers update in place."""
+import itertools
+
+import numpy as np
+
+_uid = itertools.count()
+
+
+class Variable:
+    """A layer weight or optimizer slot.
+
+    Args:
+        value: initial value (array-like), or an initializer callable `f(shape, dtype)`.
+        shape: shape, required when `value` is an initializer.
+        dtype: float dtype (default float32).
+        trainable: whether optimizers update it (False for e.g. BatchNormalization's moving statistics).
+        name: a readable name ("kernel", "bias", ...).
+
+    Attributes:
+        value: the C-contiguous ndarray, updated in place by `assign` and by optimizers.
+        grad: the gradient of the loss with respect to this variable after a backward pass
+            (same shape and dtype), or None.
+    """
+
+    __array_priority__ = 10
+
+    def __init__(self, value, shape=None, dtype="float32", trainable=True, name=None):
+        dtype = np.dtype(dtype)
+        if callable(value):
+            if shape is None:
+                raise ValueError("shape is required when value is an initializer")
+            value = value(tuple(shape), dtype=dtype)
+        arr = np.array(value, dtype=dtype, copy=True, order="C")
+        if shape is not None and tuple(arr.shape) != tuple(shape):
+            raise ValueError(f"value must have shape {tuple(shape)}; received shape {arr.shape}")
+        self.value = arr
+        self.trainable = bool(trainable)
+        self.name = name if name is not None else f"variable_{next(_uid)}"
+        self.path = self.name
+        self.grad = None
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    @property
+    def size(self):
+        return self.value.size
+
+    @property
+    def ndim(self):
+        return self.value.ndim
+
+    def numpy(self):
+        """A copy of the current value."""
+        return self.value.copy()
+
+    def assign(self, value):
+        """Overwrite the value in place (shape must match; dtype is cast)."""
+        value = np.asarray(value)
+        if value.shape != self.value.shape:
+            raise ValueError(f"cannot assign a value of shape {value.shape} to variable '{self.name}' of shape {self.value.shape}")
+        np.copyto(self.value, value, casting="unsafe")
+
+    def assign_add(self, delta):
+        self.value += np.asarray(delta, dtype=self.value.dtype)
+
+    def assign_sub(self, delta):
+        self.value -= np.asarray(delta, dtype=self.value.dtype)
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is None:
+            return self.value if not copy else self.value.copy()
+        return self.value.astype(dtype)
+
+    def __repr__(self):
+        return f"<Variable '{self.path}' shape={self.shape} dtype={self.dtype.name} trainable={self.trainable}>"
