@@ -15,6 +15,7 @@ from .kernels import get_num_threads, set_num_threads  # noqa: E402,F401
 from . import (  # noqa: E402,F401
     activations,
     callbacks,
+    datasets,
     initializers,
     layers,
     losses,

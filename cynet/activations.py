@@ -1,8 +1,10 @@
 """Activation functions, Keras 3 names and defaults, each with its derivative.
 
-An activation is an object that is called like a function (`relu(x)`) and has
-`backward(dy, x, y)`, the gradient with respect to its input given the upstream gradient, its
-input and its output. The hot ones run on `cynet.kernels`; the rest are a line of NumPy each.
+An activation is an object that is called like a function (`relu(x)`, or with Keras's keyword
+arguments: `relu(x, max_value=6.0)`, `leaky_relu(x, negative_slope=0.1)`, `elu(x, alpha=0.5)`,
+`softmax(x, axis=1)`, `gelu(x, approximate=True)`) and has `backward(dy, x, y)`, the gradient
+with respect to its input given the upstream gradient, its input and its output. The hot ones run
+on `cynet.kernels`; the rest are a line of NumPy each.
 """
 import numpy as np
 
@@ -14,8 +16,10 @@ class Activation:
 
     name = None
 
-    def __call__(self, x):
-        return self.forward(np.asarray(x))
+    def __call__(self, x, *args, **kwargs):
+        # Keras's function arguments (`relu(x, max_value=6)`) configure a one-off instance.
+        fn = type(self)(*args, **kwargs) if args or kwargs else self
+        return fn.forward(np.asarray(x))
 
     def forward(self, x):
         raise NotImplementedError
@@ -47,13 +51,41 @@ class _Linear(Activation):
 
 
 class _ReLU(Activation):
+    """Keras 3 relu(x, negative_slope=0.0, max_value=None, threshold=0.0): x above the threshold,
+    clipped to [0, max_value] when max_value is given, minus negative_slope * relu(threshold - x)."""
+
     name = "relu"
 
+    def __init__(self, negative_slope=0.0, max_value=None, threshold=0.0):
+        self.negative_slope = float(negative_slope)
+        self.max_value = None if max_value is None else float(max_value)
+        self.threshold = float(threshold)
+        if self.negative_slope < 0:
+            raise ValueError(f"negative_slope must be >= 0; received negative_slope={negative_slope!r}")
+        if self.max_value is not None and self.max_value < 0:
+            raise ValueError(f"max_value must be >= 0; received max_value={max_value!r}")
+        self._plain = self.negative_slope == 0 and self.max_value is None and self.threshold == 0
+
     def forward(self, x):
-        return K.relu_forward(x)
+        if self._plain:
+            return K.relu_forward(x)
+        x = _float(x)
+        y = np.where(x > self.threshold, x, 0)
+        if self.max_value is not None:
+            y = np.clip(y, 0, self.max_value)
+        if self.negative_slope:
+            y = y - self.negative_slope * np.maximum(self.threshold - x, 0)
+        return y.astype(x.dtype, copy=False)
 
     def backward(self, dy, x, y):
-        return K.relu_backward(dy, y)
+        if self._plain:
+            return K.relu_backward(dy, y)
+        x = np.asarray(x)
+        passes = x > self.threshold
+        if self.max_value is not None:
+            passes &= (x > 0) & (x < self.max_value)
+        d = np.where(passes, 1.0, np.where(x < self.threshold, self.negative_slope, 0.0))
+        return (dy * d).astype(y.dtype, copy=False)
 
 
 class _LeakyReLU(Activation):
@@ -162,7 +194,7 @@ class _Softsign(Activation):
 
     def backward(self, dy, x, y):
         d = 1 + np.abs(x)
-        return dy / (d * d)
+        return dy / d / d  # not dy / (d * d): d * d overflows for |x| > 1e19 in float32
 
 
 class _Swish(Activation):
@@ -192,7 +224,7 @@ def _erf(x, derivative=False):
         poly = poly * t + c
     dpoly = dpoly * t + poly  # d(t * poly(t)) / dt
     poly = poly * t
-    e = np.exp(-a * a)
+    e = np.exp(-np.square(np.minimum(a, 30.0)))  # exp(-900) is 0 in float64 already
     value = np.sign(x) * (1.0 - poly * e)
     if not derivative:
         return value
@@ -201,7 +233,11 @@ def _erf(x, derivative=False):
 
 
 class _GELU(Activation):
-    """Keras 3 gelu(x, approximate=False): x * Phi(x); approximate=True uses the tanh form."""
+    """Keras 3 gelu(x, approximate=False): x * Phi(x); approximate=True uses the tanh form.
+
+    Phi uses the erf approximation of Abramowitz & Stegun 7.1.26 (|erf error| < 1.5e-7, so the
+    gelu value is within 1e-6 of the exact one), and backward is the exact derivative of that.
+    """
 
     name = "gelu"
     _c = np.sqrt(2 / np.pi)
@@ -209,18 +245,22 @@ class _GELU(Activation):
     def __init__(self, approximate=False):
         self.approximate = bool(approximate)
 
+    def _tanh_inner(self, x):
+        # tanh(inner) is +-1 exactly for |x| >= 10 in float32 and float64; clipping keeps x**3 finite.
+        xc = np.clip(x, -10, 10)
+        return xc, np.tanh(self._c * (xc + 0.044715 * xc**3))
+
     def forward(self, x):
         x = _float(x)
         if self.approximate:
-            inner = self._c * (x + 0.044715 * x**3)
-            return (0.5 * x * (1 + np.tanh(inner))).astype(x.dtype, copy=False)
+            _, th = self._tanh_inner(x)
+            return (0.5 * x * (1 + th)).astype(x.dtype, copy=False)
         return (0.5 * x * (1 + _erf(x / np.sqrt(2)))).astype(x.dtype, copy=False)
 
     def backward(self, dy, x, y):
         if self.approximate:
-            inner = self._c * (x + 0.044715 * x**3)
-            th = np.tanh(inner)
-            d = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * self._c * (1 + 3 * 0.044715 * x * x)
+            xc, th = self._tanh_inner(x)
+            d = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * self._c * (1 + 3 * 0.044715 * xc * xc)
         else:
             erf, derf = _erf(x / np.sqrt(2), derivative=True)
             d = 0.5 * (1 + erf) + 0.5 * x * derf / np.sqrt(2)

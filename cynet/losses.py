@@ -1,14 +1,18 @@
 """Losses, Keras 3 names and defaults.
 
 A loss is called like Keras's (`loss(y_true, y_pred, sample_weight=None)` -> scalar) and also
-has `forward_backward(y_true, y_pred, sample_weight=None)` -> (scalar loss, d loss / d y_pred)
-for training. Reduction is Keras's "sum_over_batch_size": the weighted per-sample losses are
-summed and divided by the number of per-sample values.
+has `forward_backward(y_true, y_pred, sample_weight=None)` -> (loss, d loss / d y_pred) for
+training. Reductions are Keras's: the per-sample losses are multiplied by sample_weight, then
+"sum_over_batch_size" (the default; "mean" is the same) sums them and divides by their number,
+"sum" sums them, "mean_with_sample_weight" divides the sum by the sum of the weights, and
+"none"/None returns the weighted per-sample losses (forward_backward then gives the gradient of
+their sum).
 
-Cross-entropies on probabilities clip them to [1e-7, 1 - 1e-7] as Keras does. When the model's
-last layer applies the matching activation (softmax for the categorical losses, sigmoid for the
-binary one) the model calls `fused_logits_backward` instead: loss and gradient come straight from
-the logits through one stable fused kernel (no clipping needed, no vanishing gradient).
+Cross-entropies on probabilities clip them to [1e-7, 1 - 1e-7] as Keras 3 does, then take the
+log. When the model's last layer applies the matching activation (softmax for the categorical
+losses, sigmoid for the binary one) the model calls `fused_logits_backward` instead: loss and
+gradient come straight from the logits through one stable fused kernel (no clipping needed, no
+vanishing gradient).
 """
 import numpy as np
 
@@ -24,21 +28,40 @@ def _float(a, dtype=None):
     return a.astype(dtype, copy=False)
 
 
-def _reduce(values, sample_weight, dtype):
-    """Keras sum_over_batch_size of per-sample values; also the factor d loss / d values."""
-    if sample_weight is None:
-        weights = None
-        total = values.sum(dtype=np.float64)
+_REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
+
+
+def _weights(values, sample_weight, dtype):
+    """sample_weight as an array of values' shape: its axes are the leading axes of values (a
+    trailing axis of 1 beyond them is dropped, as Keras squeezes it); size-1 axes broadcast."""
+    weights = np.asarray(sample_weight, dtype=dtype)
+    if weights.ndim == values.ndim + 1 and weights.shape[-1] == 1:
+        weights = weights.reshape(weights.shape[:-1])
+    if weights.ndim > values.ndim or any(w not in (1, v) for w, v in zip(weights.shape, values.shape)):
+        raise ValueError(f"sample_weight must have shape {values.shape[:1]} (or broadcast to the loss shape "
+                         f"{values.shape}); received shape {np.shape(sample_weight)}")
+    weights = weights.reshape(weights.shape + (1,) * (values.ndim - weights.ndim))
+    return np.broadcast_to(weights, values.shape)
+
+
+def _reduce(values, sample_weight, dtype, reduction="sum_over_batch_size"):
+    """(reduced loss, d loss / d values) of per-sample values under a Keras reduction: a float,
+    or for "none" the weighted values (whose sum the gradient is of)."""
+    weights = None if sample_weight is None else _weights(values, sample_weight, dtype)
+    factor = np.ones_like(values) if weights is None else weights.astype(values.dtype)
+    weighted = values if weights is None else values * weights
+    if reduction in ("none", None):
+        return weighted.astype(dtype, copy=False), factor.astype(dtype, copy=False)
+    total = weighted.sum(dtype=np.float64)
+    if reduction == "sum":
+        n = 1.0
+    elif reduction == "mean_with_sample_weight" and weights is not None:
+        n = float(weights.sum(dtype=np.float64))
     else:
-        weights = np.asarray(sample_weight, dtype=dtype)
-        if weights.ndim > values.ndim or values.shape[: weights.ndim] != weights.shape:
-            raise ValueError(f"sample_weight must have shape {values.shape[:1]} (or broadcast to the loss shape "
-                             f"{values.shape}); received shape {weights.shape}")
-        weights = weights.reshape(weights.shape + (1,) * (values.ndim - weights.ndim))
-        total = (values * weights).sum(dtype=np.float64)
-    n = max(values.size, 1)
-    scale = np.ones_like(values) / n if weights is None else np.broadcast_to(weights, values.shape) / n
-    return float(total / n), scale.astype(dtype, copy=False)
+        n = values.size
+    if n == 0:  # Keras divides "no nan": an empty batch or all-zero weights give 0
+        return 0.0, np.zeros_like(values, dtype=dtype)
+    return float(total / n), (factor / n).astype(dtype, copy=False)
 
 
 class Loss:
@@ -49,24 +72,22 @@ class Loss:
     fusable_activation = None
 
     def __init__(self, name=None, reduction="sum_over_batch_size"):
-        if reduction not in ("sum_over_batch_size", "sum", "none", None):
-            raise ValueError(f"reduction must be 'sum_over_batch_size', 'sum' or 'none'; received reduction={reduction!r}")
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction must be one of {_REDUCTIONS}; received reduction={reduction!r}")
         self.name = name or _snake(type(self).__name__)
         self.reduction = reduction
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         y_pred = _float(y_pred)
         values, _ = self._per_sample(self._targets(y_true, y_pred), y_pred, need_grad=False)
-        if self.reduction in ("none", None):
-            return values
-        loss, _ = _reduce(values, sample_weight, y_pred.dtype)
-        return loss * values.size if self.reduction == "sum" else loss
+        loss, _ = _reduce(values, sample_weight, y_pred.dtype, self.reduction)
+        return loss
 
     def forward_backward(self, y_true, y_pred, sample_weight=None):
-        """(scalar loss, gradient w.r.t. y_pred) under sum_over_batch_size reduction."""
+        """(loss as __call__ returns it, gradient of that loss (summed, for "none") w.r.t. y_pred)."""
         y_pred = _float(y_pred)
         values, grad_fn = self._per_sample(self._targets(y_true, y_pred), y_pred, need_grad=True)
-        loss, scale = _reduce(values, sample_weight, y_pred.dtype)
+        loss, scale = _reduce(values, sample_weight, y_pred.dtype, self.reduction)
         return loss, grad_fn(scale)
 
     def fused_logits_backward(self, y_true, logits, sample_weight=None):
@@ -76,7 +97,8 @@ class Loss:
     def _targets(self, y_true, y_pred):
         y_true = _float(y_true, y_pred.dtype)
         if y_true.shape != y_pred.shape:
-            if y_true.ndim == y_pred.ndim - 1 and y_pred.shape[-1] == 1 and y_true.shape == y_pred.shape[:-1]:
+            # Keras squeezes or expands a trailing axis of 1: (N,) against (N, 1) and back.
+            if y_true.shape + (1,) == y_pred.shape or y_true.shape == y_pred.shape + (1,):
                 y_true = y_true.reshape(y_pred.shape)
             else:
                 raise ValueError(f"{self.name}: y_true must have the shape of y_pred {y_pred.shape}; "
@@ -97,7 +119,7 @@ def _snake(name):
 
 
 class MeanSquaredError(Loss):
-    def __init__(self, name="mean_squared_error", reduction="sum_over_batch_size"):
+    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error"):
         super().__init__(name, reduction)
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -108,7 +130,7 @@ class MeanSquaredError(Loss):
 
 
 class MeanAbsoluteError(Loss):
-    def __init__(self, name="mean_absolute_error", reduction="sum_over_batch_size"):
+    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error"):
         super().__init__(name, reduction)
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -119,7 +141,7 @@ class MeanAbsoluteError(Loss):
 
 
 class Huber(Loss):
-    def __init__(self, delta=1.0, name="huber_loss", reduction="sum_over_batch_size"):
+    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss"):
         super().__init__(name, reduction)
         if not delta > 0:
             raise ValueError(f"delta must be positive; received delta={delta!r}")
@@ -142,11 +164,12 @@ class Huber(Loss):
 class BinaryCrossentropy(Loss):
     fusable_activation = "sigmoid"
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, name="binary_crossentropy",
-                 reduction="sum_over_batch_size"):
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
+                 name="binary_crossentropy"):
         super().__init__(name, reduction)
         self.from_logits = bool(from_logits)
         self.label_smoothing = _smoothing(label_smoothing)
+        self.axis = _last_axis(axis)
 
     def _targets(self, y_true, y_pred):
         y_true = super()._targets(y_true, y_pred)
@@ -160,11 +183,11 @@ class BinaryCrossentropy(Loss):
             elems, dz = K.sigmoid_cross_entropy(y_pred, y_true)
             return elems.mean(axis=-1), lambda scale: dz * (scale[..., None] / k)
         p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
-        elems = -(y_true * np.log(p + EPSILON) + (1.0 - y_true) * np.log(1.0 - p + EPSILON))
+        elems = -(y_true * np.log(p) + (1.0 - y_true) * np.log(1.0 - p))
         inside = (y_pred > EPSILON) & (y_pred < 1.0 - EPSILON)
 
         def grad(scale):
-            g = (-y_true / (p + EPSILON) + (1.0 - y_true) / (1.0 - p + EPSILON)) * inside
+            g = (-y_true / p + (1.0 - y_true) / (1.0 - p)) * inside
             return (g * (scale[..., None] / k)).astype(y_pred.dtype, copy=False)
 
         return elems.mean(axis=-1).astype(y_pred.dtype, copy=False), grad
@@ -174,11 +197,18 @@ class BinaryCrossentropy(Loss):
         y_true = self._targets(y_true, logits)
         elems, dz = K.sigmoid_cross_entropy(logits, y_true)
         k = logits.shape[-1]
-        loss, scale = _reduce(elems.mean(axis=-1), sample_weight, logits.dtype)
+        loss, scale = _reduce(elems.mean(axis=-1), sample_weight, logits.dtype, self.reduction)
         return loss, dz * (scale[..., None] / k)
 
     def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
+                "axis": self.axis}
+
+
+def _last_axis(axis):
+    if axis != -1:
+        raise ValueError(f"only axis=-1 is supported; received axis={axis!r}")
+    return -1
 
 
 def _smoothing(value):
@@ -191,14 +221,12 @@ def _smoothing(value):
 class CategoricalCrossentropy(Loss):
     fusable_activation = "softmax"
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, name="categorical_crossentropy",
-                 reduction="sum_over_batch_size"):
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
+                 name="categorical_crossentropy"):
         super().__init__(name, reduction)
-        if axis != -1:
-            raise ValueError(f"only axis=-1 is supported; received axis={axis!r}")
+        self.axis = _last_axis(axis)
         self.from_logits = bool(from_logits)
         self.label_smoothing = _smoothing(label_smoothing)
-        self.axis = -1
 
     def _targets(self, y_true, y_pred):
         y_true = super()._targets(y_true, y_pred)
@@ -227,18 +255,19 @@ class CategoricalCrossentropy(Loss):
     def fused_logits_backward(self, y_true, logits, sample_weight=None):
         logits = _float(logits)
         values, dz = K.softmax_cross_entropy(logits, self._targets(y_true, logits))
-        loss, scale = _reduce(values, sample_weight, logits.dtype)
+        loss, scale = _reduce(values, sample_weight, logits.dtype, self.reduction)
         return loss, dz * scale[..., None]
 
     def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
+        return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
+                "axis": self.axis}
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Integer class labels, shape y_pred.shape[:-1] (or with a trailing 1)."""
 
-    def __init__(self, from_logits=False, ignore_class=None, name="sparse_categorical_crossentropy",
-                 reduction="sum_over_batch_size"):
+    def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
+                 name="sparse_categorical_crossentropy"):
         Loss.__init__(self, name, reduction)
         if ignore_class is not None:
             raise ValueError("ignore_class is not supported; pass sample_weight=0 for the samples to ignore")
@@ -270,7 +299,8 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return onehot
 
     def get_config(self):
-        return {"name": self.name, "reduction": self.reduction, "from_logits": self.from_logits}
+        return {"name": self.name, "reduction": self.reduction, "from_logits": self.from_logits,
+                "ignore_class": self.ignore_class}
 
 
 def mean_squared_error(y_true, y_pred):
@@ -281,16 +311,17 @@ def mean_absolute_error(y_true, y_pred):
     return MeanAbsoluteError(reduction="none")(y_true, y_pred)
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
-    return BinaryCrossentropy(from_logits, label_smoothing, reduction="none")(y_true, y_pred)
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    return BinaryCrossentropy(from_logits, label_smoothing, axis, reduction="none")(y_true, y_pred)
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
-    return CategoricalCrossentropy(from_logits, label_smoothing, reduction="none")(y_true, y_pred)
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    return CategoricalCrossentropy(from_logits, label_smoothing, axis, reduction="none")(y_true, y_pred)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
-    return SparseCategoricalCrossentropy(from_logits, reduction="none")(y_true, y_pred)
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+    _last_axis(axis)
+    return SparseCategoricalCrossentropy(from_logits, ignore_class, reduction="none")(y_true, y_pred)
 
 
 def huber(y_true, y_pred, delta=1.0):

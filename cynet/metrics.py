@@ -1,7 +1,8 @@
 """Metrics, Keras 3 names: stateful objects with update_state / result / reset_state.
 
-"accuracy" (or "acc") picks binary, sparse or categorical accuracy from the label and
-prediction shapes on first use, as Keras does.
+The string "accuracy" (or "acc") picks binary, sparse or categorical accuracy from the label and
+prediction shapes on first use, as Keras 3's compile does; the class `Accuracy` is Keras's
+exact-match metric (how often y_pred equals y_true).
 """
 import numpy as np
 
@@ -24,28 +25,42 @@ class Metric:
     def get_config(self):
         return {"name": self.name}
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
     def _accumulate(self, values, sample_weight):
+        """Keras's reduce_to_samplewise_values: values become one mean per sample (per weight, when
+        sample_weight has more axes), the total grows by their weighted sum and the count by the
+        number of samples, or the sum of the (per-sample mean) weights."""
         values = np.asarray(values, dtype=np.float64)
         if sample_weight is None:
+            if values.ndim > 1:
+                values = values.reshape(values.shape[0], -1).mean(axis=1)
             self._total += float(values.sum())
-            self._count += values.size
-        else:
-            w = np.broadcast_to(np.asarray(sample_weight, dtype=np.float64).reshape(
-                np.shape(sample_weight) + (1,) * (values.ndim - np.ndim(sample_weight))), values.shape)
-            self._total += float((values * w).sum())
-            self._count += float(w.sum())
+            self._count += values.shape[0] if values.ndim else 1
+            return
+        values, w = _same_rank(values, np.asarray(sample_weight, dtype=np.float64))
+        if values.ndim > w.ndim:
+            values = values.mean(axis=tuple(range(w.ndim, values.ndim)))
+        try:
+            w = np.broadcast_to(w, values.shape)
+        except ValueError:
+            raise ValueError(f"{self.name}: sample_weight must have shape {values.shape[:1]} (or broadcast to the "
+                             f"values' shape {values.shape}); received shape {np.shape(sample_weight)}") from None
+        values = values * w
+        if w.ndim > 1:
+            w = w.reshape(w.shape[0], -1).mean(axis=1)
+            values = values.reshape(values.shape[0], -1).mean(axis=1)
+        self._total += float(values.sum())
+        self._count += float(w.sum())
 
 
 class Mean(Metric):
     """Weighted mean of the values passed to update_state(values, sample_weight=None)."""
 
     def update_state(self, values, sample_weight=None):
-        values = np.asarray(values, dtype=np.float64)
-        if sample_weight is not None and np.ndim(sample_weight) == 0 and values.ndim == 0:
-            self._total += float(values) * float(sample_weight)
-            self._count += float(sample_weight)
-        else:
-            self._accumulate(values, sample_weight)
+        self._accumulate(values, sample_weight)
 
 
 class MeanMetricWrapper(Metric):
@@ -59,6 +74,9 @@ class MeanMetricWrapper(Metric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         self._accumulate(self._fn(y_true, y_pred, **self._fn_kwargs), sample_weight)
 
+    def get_config(self):
+        return {**super().get_config(), **self._fn_kwargs}
+
 
 def _labels(y_true, y_pred):
     """Integer labels of shape y_pred.shape[:-1] from sparse labels (with or without a trailing 1)."""
@@ -68,10 +86,33 @@ def _labels(y_true, y_pred):
     return y_true.astype(np.int64, copy=False)
 
 
+def _same_rank(y_true, y_pred):
+    """Keras's squeeze_or_expand_to_same_rank: when the ranks differ by one and the longer has a
+    trailing axis of 1, expand a 1-d shorter one, else squeeze the longer one."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.ndim == y_pred.ndim + 1 and y_true.shape[-1] == 1:
+        if y_pred.ndim == 1:
+            y_pred = y_pred[:, None]
+        else:
+            y_true = y_true[..., 0]
+    elif y_pred.ndim == y_true.ndim + 1 and y_pred.shape[-1] == 1:
+        if y_true.ndim == 1:
+            y_true = y_true[:, None]
+        else:
+            y_pred = y_pred[..., 0]
+    return y_true, y_pred
+
+
+def accuracy(y_true, y_pred):
+    """Keras's exact-match accuracy: 1 where y_pred equals y_true."""
+    y_true, y_pred = _same_rank(y_true, y_pred)
+    return (y_true == y_pred).astype(np.float64)
+
+
 def binary_accuracy(y_true, y_pred, threshold=0.5):
-    y_pred = np.asarray(y_pred)
-    y_true = np.asarray(y_true).reshape(y_pred.shape) if np.size(y_true) == y_pred.size else np.asarray(y_true)
-    return np.mean((y_pred > threshold) == (y_true > 0.5), axis=-1)
+    """1 where y_true equals (y_pred > threshold), elementwise (Keras 3: labels are 0/1)."""
+    y_true, y_pred = _same_rank(y_true, y_pred)
+    return (y_true == (y_pred > threshold)).astype(np.float64)
 
 
 def categorical_accuracy(y_true, y_pred):
@@ -143,25 +184,34 @@ class MeanAbsoluteError(MeanMetricWrapper):
 
 
 class Accuracy(MeanMetricWrapper):
-    """Keras's "accuracy" string: binary / sparse categorical / categorical, chosen from the shapes
-    (and the loss) on the first update."""
+    """Keras's Accuracy class: how often y_pred equals y_true exactly."""
+
+    def __init__(self, name="accuracy", dtype=None):
+        super().__init__(accuracy, name, dtype)
+
+
+class _AutoAccuracy(MeanMetricWrapper):
+    """Keras's "accuracy" string in compile: binary / sparse categorical / categorical accuracy,
+    chosen from the shapes on the first update as Keras 3 does (binary when y_pred has a last axis
+    of 1; sparse when y_true has fewer axes, or a last axis of 1; else categorical)."""
 
     def __init__(self, name="accuracy", dtype=None, loss=None):
-        self._loss_name = getattr(loss, "name", None)
         super().__init__(self._resolve, name, dtype)
         self._chosen = None
 
     def _resolve(self, y_true, y_pred):
         if self._chosen is None:
             y_true_a, y_pred_a = np.asarray(y_true), np.asarray(y_pred)
-            if self._loss_name == "binary_crossentropy" or y_pred_a.shape[-1:] == (1,):
+            if y_pred_a.shape[-1:] == (1,):
                 self._chosen = binary_accuracy
-            elif (self._loss_name == "sparse_categorical_crossentropy" or y_true_a.ndim < y_pred_a.ndim
-                  or y_true_a.shape[-1:] == (1,)):
+            elif y_true_a.ndim < y_pred_a.ndim or y_true_a.shape[-1:] == (1,):
                 self._chosen = sparse_categorical_accuracy
             else:
                 self._chosen = categorical_accuracy
         return self._chosen(y_true, y_pred)
+
+    def get_config(self):
+        return {"name": self.name}
 
 
 _CLASSES = {c.__name__: c for c in (Mean, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
@@ -182,7 +232,7 @@ def get(identifier, loss=None):
         return identifier
     if isinstance(identifier, str):
         if identifier in ("accuracy", "acc"):
-            return Accuracy(name=identifier, loss=loss)
+            return _AutoAccuracy(name=identifier, loss=loss)
         cls = _ALIASES.get(identifier) or _CLASSES.get(identifier)
         if cls is None:
             raise ValueError(f"Unknown metric {identifier!r}; expected 'accuracy' or one of {sorted(_ALIASES)}")

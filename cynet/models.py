@@ -150,22 +150,50 @@ class Sequential(Layer):
     # ---------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
                 run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
-        """Configure training: optimizer and loss (objects or Keras strings), metrics (list)."""
+        """Configure training: optimizer and loss (objects or Keras strings), metrics (list).
+
+        As in Keras 3, `metrics` ignore sample and class weights; `weighted_metrics` use them.
+        """
         self.optimizer = optimizers.get(optimizer)
         self.loss = None if loss is None else losses.get(loss)
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            raise TypeError(f"metrics must be a list; received metrics={metrics!r}")
-        self._metric_ids = list(metrics or [])
+        for arg, value in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
+            if value is not None and not isinstance(value, (list, tuple)):
+                raise TypeError(f"{arg} must be a list; received {arg}={value!r}")
+        self._metric_ids = [(m, False) for m in metrics or []] + [(m, True) for m in weighted_metrics or []]
+        names = lambda ids: [m if isinstance(m, str) else m.name for m in ids or []]  # noqa: E731
         self._compile_config = {"optimizer": optimizers.serialize(self.optimizer),
                                 "loss": None if self.loss is None else losses.serialize(self.loss),
-                                "metrics": [m if isinstance(m, str) else m.name for m in self._metric_ids]}
-        self._metrics = [metrics_module.get(m, loss=self.loss) for m in self._metric_ids]
+                                "metrics": names(metrics), "weighted_metrics": names(weighted_metrics)}
+        self._metrics = self._build_metrics(fresh=False)
         self._loss_tracker = metrics_module.Mean(name="loss")
         self.compiled = True
 
+    def _build_metrics(self, fresh):
+        """[(metric, weighted)], a weighted metric named "weighted_<name>" when a plain one has its name."""
+        built, plain = [], {m.name for m, w in self._metrics} if fresh else set()
+        for identifier, weighted in self._metric_ids:
+            if isinstance(identifier, str) or not fresh:
+                metric = metrics_module.get(identifier, loss=self.loss)
+            else:
+                metric = _fresh(identifier)
+            if not weighted:
+                plain.add(metric.name)
+            built.append((metric, weighted))
+        for metric, weighted in built:
+            if weighted and metric.name in plain and not metric.name.startswith("weighted_"):
+                metric.name = "weighted_" + metric.name
+        return built
+
+    @property
+    def metrics(self):
+        """The loss tracker and the compiled metric objects, as in Keras."""
+        if not self.compiled:
+            return []
+        return [self._loss_tracker] + [m for m, _ in self._metrics]
+
     @property
     def metrics_names(self):
-        return ["loss"] + [m.name for m in getattr(self, "_metrics", [])]
+        return ["loss"] + [m.name for m, _ in getattr(self, "_metrics", [])]
 
     def _check_compiled(self):
         if not self.compiled or self.loss is None:
@@ -202,18 +230,18 @@ class Sequential(Layer):
 
     def _update_metrics(self, loss, y, y_pred, sample_weight, n):
         self._loss_tracker.update_state(loss, sample_weight=n)
-        for m in self._metrics:
-            m.update_state(y, y_pred, sample_weight=sample_weight)
+        for m, weighted in self._metrics:
+            m.update_state(y, y_pred, sample_weight=sample_weight if weighted else None)
 
     def _logs(self, prefix=""):
         logs = {prefix + "loss": self._loss_tracker.result()}
-        for m in self._metrics:
+        for m, _ in self._metrics:
             logs[prefix + m.name] = m.result()
         return logs
 
     def _reset_metrics(self):
         self._loss_tracker.reset_state()
-        for m in self._metrics:
+        for m, _ in self._metrics:
             m.reset_state()
 
     reset_metrics = _reset_metrics
@@ -359,8 +387,7 @@ class Sequential(Layer):
                                                           verbose=verbose, epochs=1, steps=nsteps)
         saved = (self._loss_tracker, self._metrics)
         self._loss_tracker = metrics_module.Mean(name="loss")
-        self._metrics = [metrics_module.get(m, loss=self.loss) if isinstance(m, str) else _fresh(m)
-                         for m in self._metric_ids]
+        self._metrics = self._build_metrics(fresh=True)
         try:
             cbs.on_test_begin()
             for step in range(nsteps):

@@ -193,7 +193,8 @@ def load_model(filepath, compile=True):
             try:
                 model.compile(optimizer=optimizers.deserialize(compile_config["optimizer"]),
                               loss=None if compile_config.get("loss") is None else losses.deserialize(compile_config["loss"]),
-                              metrics=compile_config.get("metrics") or None)
+                              metrics=compile_config.get("metrics") or None,
+                              weighted_metrics=compile_config.get("weighted_metrics") or None)
             except (TypeError, ValueError, KeyError) as exc:
                 raise FileFormatError(f"{path}: the compile settings in config.json are invalid ({exc})") from None
             n_opt = config.get("n_optimizer_variables")

@@ -38,7 +38,7 @@ def as_float(name, a, dtype):
             raise TypeError(f"{name} must be array-like of real numbers; {exc}") from None
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array (float32 or float64); received dtype {a.dtype}")
-    return np.ascontiguousarray(a, dtype=dtype)
+    return np.asarray(a, dtype=dtype, order="C")  # (ascontiguousarray would turn 0-d into 1-d)
 
 
 def as_floats(dtype=None, **arrays):

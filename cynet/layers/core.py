@@ -140,19 +140,25 @@ class Activation(ActivationMixin, Layer):
 
 
 class ReLU(ActivationMixin, Layer):
-    """Keras ReLU layer (max_value=None, negative_slope=0, threshold=0 are supported as defaults only)."""
+    """Keras ReLU layer: `max(x, 0)` above `threshold`, capped at `max_value`, with `negative_slope`
+    below the threshold."""
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
-        if max_value is not None or negative_slope != 0.0 or threshold != 0.0:
-            raise ValueError("ReLU supports only max_value=None, negative_slope=0, threshold=0; use LeakyReLU for a slope")
-        self.activation = activations.relu
+        if threshold is None or float(threshold) < 0:
+            raise ValueError(f"threshold must be a non-negative float; received threshold={threshold!r}")
+        self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
+        self.activation = activations._ReLU(negative_slope, max_value, threshold)
 
     def call(self, inputs, training=False):
         return self._activate(inputs)
 
     def backward_from_logits(self, grad_logits):
         return grad_logits
+
+    def get_config(self):
+        return {**Layer.get_config(self), "max_value": self.max_value, "negative_slope": self.negative_slope,
+                "threshold": self.threshold}
 
 
 class LeakyReLU(ReLU):

@@ -1,4 +1,4 @@
-"""Utilities: random seeds, label encoding, progress bars."""
+"""Utilities: random seeds, label encoding, progress bars, training-curve plots."""
 import numpy as np
 
 from .rng import set_random_seed  # noqa: F401
@@ -29,4 +29,5 @@ def to_categorical(x, num_classes=None):
     return out
 
 
+from .plotting import plot_history  # noqa: E402,F401
 from .progbar import Progbar  # noqa: E402,F401

@@ -31,6 +31,8 @@ LAYER_CASES = [
     ("activation_swish", lambda: layers.Activation("swish", dtype="float64"), (3, 5)),
     ("activation_softsign", lambda: layers.Activation("softsign", dtype="float64"), (3, 5)),
     ("leaky_relu", lambda: layers.LeakyReLU(dtype="float64"), (3, 5)),
+    ("relu_keras_args", lambda: layers.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2, dtype="float64"),
+     (3, 5)),
     ("elu", lambda: layers.ELU(dtype="float64"), (3, 5)),
     ("softmax", lambda: layers.Softmax(dtype="float64"), (3, 5)),
     ("flatten", lambda: layers.Flatten(dtype="float64"), (2, 3, 4, 2)),

@@ -287,3 +287,20 @@ def test_class_weight_and_sample_weight_change_the_loss():
     ref = cynet.losses.SparseCategoricalCrossentropy(reduction="none")(y, model.predict(x, verbose=0))
     np.testing.assert_allclose(base, ref.mean(), rtol=1e-5)
     np.testing.assert_allclose(weighted, (ref * w).mean(), rtol=1e-5)
+
+
+def test_metrics_ignore_sample_weight_and_weighted_metrics_use_it():
+    """Keras 3: `metrics` are unweighted, `weighted_metrics` take sample_weight (and get a prefix on a clash)."""
+    rng = np.random.default_rng(0)
+    model = cynet.Sequential([cynet.Input(shape=(3,)), layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  weighted_metrics=["accuracy"])
+    x = rng.standard_normal((40, 3)).astype("float32")
+    y = rng.integers(0, 2, 40)
+    w = rng.uniform(0.1, 3.0, 40)
+    logs = model.evaluate(x, y, sample_weight=w, batch_size=7, verbose=0, return_dict=True)
+    correct = (np.argmax(model.predict(x, verbose=0), axis=-1) == y).astype(float)
+    assert set(logs) == {"loss", "accuracy", "weighted_accuracy"}
+    np.testing.assert_allclose(logs["accuracy"], correct.mean(), rtol=1e-6)
+    np.testing.assert_allclose(logs["weighted_accuracy"], np.sum(w * correct) / np.sum(w), rtol=1e-6)
+    assert [m.name for m in model.metrics] == ["loss", "accuracy", "weighted_accuracy"]
