@@ -22,13 +22,13 @@ Seeding (mirrors Keras 3, see ``keras/src/initializers/random_initializers.py``)
 Random values are drawn in float64 and then cast, so one seed gives the same numbers (up to
 rounding) in float16, float32 and float64.
 """
-import inspect
 import math
 import numbers
 
 import numpy as np
 
 from .utils.rng import make_rng
+from .utils.serialization import from_config_dict, get_callable
 
 __all__ = [
     "Initializer",
@@ -560,40 +560,9 @@ def deserialize(config, custom_objects=None):
     """
     if isinstance(config, str):
         config = {"class_name": config, "config": {}}
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(
-            "Could not deserialize initializer: expected a dict with keys 'class_name' and 'config'; "
-            f"received {config!r}"
-        )
-    name = config["class_name"]
-    if not isinstance(name, str):
-        raise ValueError(f"Initializer 'class_name' must be a string; received {name!r}")
-    cls = _lookup(name, custom_objects)
-    inner = config.get("config") or {}
-    if not isinstance(inner, dict):
-        raise ValueError(f"Initializer 'config' must be a dict; received {inner!r}")
-    if inspect.isclass(cls):
-        if hasattr(cls, "from_config"):
-            try:
-                return cls.from_config(inner)
-            except TypeError as e:
-                raise ValueError(f"Invalid config for initializer {name!r}: {inner!r} ({e})") from None
-        return cls(**inner)
-    return cls
+    return from_config_dict("initializer", config, lambda name: _lookup(name, custom_objects))
 
 
 def get(identifier):
     """An initializer from None (-> None), a name, a config dict, a class, an instance or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        obj = deserialize(identifier)
-    elif isinstance(identifier, str):
-        obj = deserialize({"class_name": identifier, "config": {}})
-    else:
-        obj = identifier
-    if callable(obj):
-        if inspect.isclass(obj):
-            obj = obj()
-        return obj
-    raise ValueError(f"Could not interpret initializer identifier: {identifier!r}")
+    return get_callable("initializer", identifier, deserialize)

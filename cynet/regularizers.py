@@ -10,11 +10,12 @@ penalty), "l1_l2" -> L1L2(l1=0.01, l2=0.01) (the defaults Keras documents for th
 "orthogonal_regularizer" -> OrthogonalRegularizer(). ``l1``, ``l2``, ``l1_l2`` and
 ``orthogonal_regularizer`` are aliases of the classes, as in Keras 3 (so ``l1_l2()`` has l1 = l2 = 0).
 """
-import inspect
 import math
 import numbers
 
 import numpy as np
+
+from .utils.serialization import from_config_dict, get_callable
 
 __all__ = [
     "Regularizer",
@@ -270,40 +271,9 @@ def deserialize(config, custom_objects=None):
         if config in _PRESETS and not (custom_objects and config in custom_objects):
             return _PRESETS[config]()
         config = {"class_name": config, "config": {}}
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise ValueError(
-            "Could not deserialize regularizer: expected a dict with keys 'class_name' and 'config'; "
-            f"received {config!r}"
-        )
-    name = config["class_name"]
-    if not isinstance(name, str):
-        raise ValueError(f"Regularizer 'class_name' must be a string; received {name!r}")
-    cls = _lookup(name, custom_objects)
-    inner = config.get("config") or {}
-    if not isinstance(inner, dict):
-        raise ValueError(f"Regularizer 'config' must be a dict; received {inner!r}")
-    if inspect.isclass(cls):
-        if hasattr(cls, "from_config"):
-            try:
-                return cls.from_config(inner)
-            except TypeError as e:
-                raise ValueError(f"Invalid config for regularizer {name!r}: {inner!r} ({e})") from None
-        return cls(**inner)
-    return cls
+    return from_config_dict("regularizer", config, lambda name: _lookup(name, custom_objects))
 
 
 def get(identifier):
     """A regularizer from None (-> None), a name, a config dict, a class, an instance or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        obj = deserialize(identifier)
-    elif isinstance(identifier, str):
-        obj = deserialize(identifier)
-    else:
-        obj = identifier
-    if callable(obj):
-        if inspect.isclass(obj):
-            obj = obj()
-        return obj
-    raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}")
+    return get_callable("regularizer", identifier, deserialize)
