@@ -170,7 +170,7 @@ class Sequential(Layer):
 
     def _build_metrics(self, fresh):
         """[(metric, weighted)], a weighted metric named "weighted_<name>" when a plain one has its name."""
-        built, plain = [], {m.name for m, w in self._metrics} if fresh else set()
+        built, plain = [], set()
         for identifier, weighted in self._metric_ids:
             if isinstance(identifier, str) or not fresh:
                 metric = metrics_module.get(identifier, loss=self.loss)
@@ -227,6 +227,14 @@ class Sequential(Layer):
         variables = self.trainable_weights
         self.optimizer.apply([v.grad for v in variables], variables)
         return loss, y_pred
+
+    def _loss_value(self, y, y_pred, sample_weight):
+        """The loss of a forward pass; through the logits when the last activation fuses with it,
+        so that evaluate reports what training minimises (no clipping of saturated probabilities)."""
+        fused = self._fused_index()
+        if fused is not None:
+            return self.loss.fused_logits_backward(y, self._layers[fused].logits, sample_weight)[0]
+        return self.loss(y, y_pred, sample_weight=sample_weight)
 
     def _update_metrics(self, loss, y, y_pred, sample_weight, n):
         self._loss_tracker.update_state(loss, sample_weight=n)
@@ -287,6 +295,9 @@ class Sequential(Layer):
     @staticmethod
     def _sample_weights(y, n, sample_weight, class_weight):
         weights = None
+        if sample_weight is not None and class_weight is not None:
+            raise ValueError("You cannot give both class_weight and sample_weight (as in Keras): fold the class "
+                             "weights into sample_weight instead")
         if sample_weight is not None:
             weights = np.asarray(sample_weight, dtype=np.float64)
             if weights.ndim == 0 or weights.shape[0] != n:
@@ -297,7 +308,7 @@ class Sequential(Layer):
             labels = np.argmax(y, axis=-1) if (y.ndim > 1 and y.shape[-1] > 1) else y.reshape(n, -1)[:, 0]
             labels = np.asarray(labels).astype(np.int64)
             cw = np.array([float(class_weight.get(int(c), 1.0)) for c in labels])
-            weights = cw if weights is None else weights * cw
+            weights = cw
         return weights
 
     # ---------------------------------------------------------------- fit
@@ -312,7 +323,7 @@ class Sequential(Layer):
         batch_size = self._batch_size(batch_size)
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
-        weights = self._sample_weights(y, x.shape[0], sample_weight, class_weight)
+        weights = self._sample_weights(y, x.shape[0], sample_weight, None)
         if not 0.0 <= float(validation_split) < 1.0:
             raise ValueError(f"validation_split must be in [0, 1); received validation_split={validation_split!r}")
         val = None
@@ -324,13 +335,15 @@ class Sequential(Layer):
             vw = None if len(validation_data) == 2 else validation_data[2]
             val = (vx, vy, vw)
         elif validation_split:
-            split = int(math.ceil(x.shape[0] * (1.0 - validation_split)))
+            split = int(math.floor(x.shape[0] * (1.0 - validation_split)))  # Keras: the last samples validate
             if split == 0 or split == x.shape[0]:
                 raise ValueError(f"validation_split={validation_split} leaves no training or no validation samples "
                                  f"out of {x.shape[0]}")
             val = (x[split:], y[split:], None if weights is None else weights[split:])
             x, y = x[:split], y[:split]
             weights = None if weights is None else weights[:split]
+        if class_weight is not None:  # training samples only, as in Keras
+            weights = self._sample_weights(y, x.shape[0], None, class_weight)
         epochs = int(epochs)
         n = x.shape[0]
         steps = steps_per_epoch or math.ceil(n / batch_size)
@@ -395,7 +408,7 @@ class Sequential(Layer):
                 cbs.on_test_batch_begin(step)
                 y_pred = self.call(x[sl], training=False)
                 wb = None if weights is None else weights[sl]
-                loss = self.loss(y[sl], y_pred, sample_weight=wb)
+                loss = self._loss_value(y[sl], y_pred, wb)
                 penalties = self.losses
                 if penalties:
                     loss += float(sum(penalties))

@@ -304,3 +304,15 @@ def test_metrics_ignore_sample_weight_and_weighted_metrics_use_it():
     np.testing.assert_allclose(logs["accuracy"], correct.mean(), rtol=1e-6)
     np.testing.assert_allclose(logs["weighted_accuracy"], np.sum(w * correct) / np.sum(w), rtol=1e-6)
     assert [m.name for m in model.metrics] == ["loss", "accuracy", "weighted_accuracy"]
+
+
+def test_class_weight_with_sample_weight_is_refused_and_validation_split_rounds_down():
+    model = cynet.Sequential([cynet.Input(shape=(2,)), layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=cynet.optimizers.SGD(learning_rate=0.0), loss="sparse_categorical_crossentropy")
+    x = np.arange(20, dtype="float32").reshape(10, 2) / 10
+    y = np.arange(10) % 2
+    with pytest.raises(ValueError, match="class_weight and sample_weight"):
+        model.fit(x, y, class_weight={0: 1.0}, sample_weight=np.ones(10), verbose=0)
+    history = model.fit(x, y, validation_split=0.25, class_weight={0: 5.0}, verbose=0)
+    # Keras floors n * (1 - split): the last 3 samples validate, with no class weights.
+    np.testing.assert_allclose(history.history["val_loss"][0], model.evaluate(x[7:], y[7:], verbose=0), rtol=1e-6)
