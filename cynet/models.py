@@ -323,6 +323,8 @@ class Sequential(Layer):
         batch_size = self._batch_size(batch_size)
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
+        if sample_weight is not None and class_weight is not None:
+            self._sample_weights(y, x.shape[0], sample_weight, class_weight)  # raises, naming both
         weights = self._sample_weights(y, x.shape[0], sample_weight, None)
         if not 0.0 <= float(validation_split) < 1.0:
             raise ValueError(f"validation_split must be in [0, 1); received validation_split={validation_split!r}")
