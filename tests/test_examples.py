@@ -69,3 +69,11 @@ def test_examples_have_help(capsys):
             _main(name)(["--help"])
         assert exit_info.value.code == 0
         assert "--backend" in capsys.readouterr().out
+
+
+def test_examples_dispatcher(capsys):
+    from cynet.examples.__main__ import main
+    assert main([]) == 0 and "quickstart" in capsys.readouterr().out
+    assert main(["nope"]) == 2
+    with pytest.raises(SystemExit):
+        main(["tabular", "--help"])

@@ -34,6 +34,10 @@ if _missing:
         "cynet: the compiled kernels are missing (" + ", ".join(_missing) + "); "
         "install with `pip install .` to build them. Running on the NumPy path."
     )
+    _here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.exists(os.path.join(os.path.dirname(_here), "setup.py")):
+        _msg += (f" This cynet was imported from a source checkout ({_here}), which shadows the installed "
+                 "package: run from another directory, or install in place with `pip install -e .`.")
     if os.environ.get("CYNET_REQUIRE_COMPILED", "").strip() not in ("", "0"):
         raise ImportError(_msg + " (CYNET_REQUIRE_COMPILED is set, so this is an error.)")
     warnings.warn(_msg, RuntimeWarning, stacklevel=2)
