@@ -1,11 +1,45 @@
+"""Shared fixtures of the benchmark suite.
+
+    pytest bench --benchmark-only [--threads N]
+
+`--threads N` sets the threads of cynet's OpenMP kernels and NumPy's BLAS, and PyTorch's
+intra-op threads when PyTorch is installed, so every implementation runs on the same count
+(default: cynet's own default, which PyTorch is then set to match).
+"""
 import numpy as np
 import pytest
 
+import cynet
 import cynet.kernels as K
+
+
+def pytest_addoption(parser):
+    parser.addoption("--threads", type=int, default=None,
+                     help="threads for cynet (OpenMP and BLAS) and PyTorch (default: cynet's default)")
+
+
+def pytest_configure(config):
+    threads = config.getoption("--threads", default=None)
+    if threads is not None:
+        cynet.set_num_threads(threads)
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["cynet"] = K.info()
+    torch = _torch()
+    if torch is not None:
+        machine_info["torch"] = {"version": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    n = K.get_num_threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return torch
 
 
 @pytest.fixture(params=["numpy", "cython"])
@@ -13,6 +47,17 @@ def backend(request):
     """Each benchmark runs once per backend; both land in the same group."""
     with K.use_backend(request.param):
         yield request.param
+
+
+@pytest.fixture
+def torch(benchmark):
+    """PyTorch on cynet's thread count, for the PyTorch twin of a workload (skips without it).
+    Its results land in the workload's group with backend "torch"."""
+    module = _torch()
+    if module is None:
+        pytest.skip("PyTorch is not installed (optional: pip install torch)")
+    benchmark.extra_info["backend"] = "torch"
+    return module
 
 
 @pytest.fixture

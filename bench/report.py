@@ -1,24 +1,55 @@
-"""Print the speedup table from a pytest-benchmark JSON file.
+"""Print the comparison table from a pytest-benchmark JSON file.
 
-    pytest bench --benchmark-only --benchmark-json=bench.json
+    pytest bench --benchmark-only [--threads N] --benchmark-json=bench.json
     python bench/report.py bench.json
 
-Speedup = median(numpy) / median(cython), per benchmark group.
+One row per benchmark group: median milliseconds of the NumPy twins, the compiled kernels and,
+where the run had PyTorch installed, PyTorch on the same thread count; then
+speedup = numpy / cython and cynet/PyTorch = cython / torch (below 1: cynet is faster).
 """
 import json
 import sys
 
+BACKENDS = ("numpy", "cython", "torch")
+
 
 def rows(data):
+    """(group, {backend: median ms}) for every group that has the cython backend."""
     groups = {}
     for b in data["benchmarks"]:
         backend = (b.get("params") or {}).get("backend") or b.get("extra_info", {}).get("backend")
-        if backend:
+        if backend in BACKENDS:
             groups.setdefault(b["group"] or b["name"], {})[backend] = b["stats"]["median"] * 1e3
     for group in sorted(groups):
-        t = groups[group]
-        if "numpy" in t and "cython" in t:
-            yield group, t["numpy"], t["cython"], t["numpy"] / t["cython"]
+        if "cython" in groups[group]:
+            yield group, groups[group]
+
+
+def _ms(t, backend):
+    return f"{t[backend]:.2f}" if backend in t else "—"
+
+
+def table(data):
+    lines = []
+    info = data.get("machine_info", {})
+    cy, th = info.get("cynet", {}), info.get("torch")
+    head = f"threads={cy.get('threads')} openmp={cy.get('openmp')} blas={cy.get('blas')}"
+    if th:
+        head += f" torch={th['version']} (threads={th['threads']})"
+    lines += [head, ""]
+    all_rows = list(rows(data))
+    with_torch = any("torch" in t for _, t in all_rows)
+    cols = ["group", "numpy ms", "cython ms"] + (["PyTorch ms"] if with_torch else []) + ["numpy/cython"]
+    cols += ["cython/PyTorch"] if with_torch else []
+    lines.append("| " + " | ".join(cols) + " |")
+    lines.append("|---|" + "---:|" * (len(cols) - 1))
+    for group, t in all_rows:
+        cells = [group, _ms(t, "numpy"), _ms(t, "cython")] + ([_ms(t, "torch")] if with_torch else [])
+        cells.append(f"{t['numpy'] / t['cython']:.1f}x" if "numpy" in t else "—")
+        if with_torch:
+            cells.append(f"{t['cython'] / t['torch']:.2f}" if "torch" in t else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv):
@@ -26,14 +57,7 @@ def main(argv):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     with open(argv[1]) as f:
-        data = json.load(f)
-    info = data.get("machine_info", {}).get("cynet", {})
-    if info:
-        print(f"threads={info.get('threads')} openmp={info.get('openmp')} blas={info.get('blas')}\n")
-    print("| group | numpy ms | cython ms | speedup |")
-    print("|---|---:|---:|---:|")
-    for group, n, c, s in rows(data):
-        print(f"| {group} | {n:.2f} | {c:.2f} | {s:.1f}x |")
+        print(table(json.load(f)))
     return 0
 
 

@@ -60,3 +60,22 @@ def test_batch_norm_train_fwd_bwd(benchmark, backend, case):
 
     dx, dgamma, dbeta = benchmark(step)
     assert dx.shape == x.shape and dx.dtype == np.float32
+
+
+def test_batch_norm_train_fwd_bwd_torch(benchmark, torch, case):
+    """PyTorch twin (channels_last for 4-D inputs): d_input, d_gamma and d_beta."""
+    name, x, dy, gamma, beta = case
+    benchmark.group = f"batch_norm {name} train fwd+bwd"
+    order = (0, 3, 1, 2) if x.ndim == 4 else (0, 1)
+    xt = torch.from_numpy(x.transpose(order)).requires_grad_()
+    dyt = torch.from_numpy(dy.transpose(order))
+    g = torch.from_numpy(gamma).requires_grad_()
+    b = torch.from_numpy(beta).requires_grad_()
+    mm, mv = (torch.from_numpy(a) for a in _moving(x.shape[-1]))
+
+    def step():
+        y = torch.nn.functional.batch_norm(xt, mm, mv, g, b, training=True, momentum=0.01, eps=1e-3)
+        return torch.autograd.grad(y, (xt, g, b), dyt)
+
+    dx, dg, db = benchmark(step)
+    assert dx.shape == xt.shape

@@ -85,3 +85,19 @@ def test_upsampling_2x2_fwd_bwd(benchmark, backend, x_small):
 
     dx = benchmark(step)
     assert dx.shape == SMALL_SHAPE
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_pool_2x2_fwd_bwd_torch(benchmark, torch, x_pool, kind):
+    """PyTorch twin of the 2x2 pooling workloads, channels_last."""
+    benchmark.group = f"{kind}_pool2d 2x2 {_shape_name(POOL_SHAPE)} fwd+bwd"
+    xt = torch.from_numpy(x_pool.transpose(0, 3, 1, 2)).requires_grad_()
+    dy = np.random.default_rng(1).standard_normal((64, 16, 16, 64)).astype(np.float32)
+    dyt = torch.from_numpy(dy.transpose(0, 3, 1, 2))
+    pool = torch.nn.functional.max_pool2d if kind == "max" else torch.nn.functional.avg_pool2d
+
+    def step():
+        return torch.autograd.grad(pool(xt, 2), xt, dyt)[0]
+
+    dx = benchmark(step)
+    assert tuple(dx.shape) == (64, 64, 32, 32)

@@ -58,3 +58,22 @@ def test_rnn_forward_backward(benchmark, backend, cell):
     benchmark.extra_info["backend"] = backend
     grads = benchmark(_fwd_bwd, cell, x, kernel, rk, bias, dhs)
     assert grads[0].shape == (N, T, D) and grads[0].dtype == np.float32
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+def test_rnn_forward_backward_torch(benchmark, torch, cell):
+    """PyTorch twin: whole sequence, gradients for the inputs and every weight."""
+    x, *_, dhs = _case(cell)
+    benchmark.group = f"{cell} {SHAPE} fwd+bwd"
+    torch.manual_seed(0)
+    layer = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "simple_rnn": torch.nn.RNN}[cell](D, U, batch_first=True)
+    xt = torch.from_numpy(x).requires_grad_()
+    dyt = torch.from_numpy(dhs)
+    params = tuple(layer.parameters())
+
+    def step():
+        y, _ = layer(xt)
+        return torch.autograd.grad(y, (xt, *params), dyt)
+
+    grads = benchmark(step)
+    assert tuple(grads[0].shape) == (N, T, D)

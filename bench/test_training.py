@@ -1,0 +1,111 @@
+"""End-to-end training: one epoch through `model.fit(..., verbose=0)` (Python overhead per
+batch counts), cynet on both backends and, when installed, the same model in PyTorch trained by
+the usual loop (shuffle, zero_grad, backward, step). Float32, random data of the real shapes.
+
+    pytest bench/test_training.py --benchmark-only [--threads 1]
+
+Workloads: the MNIST MLP 784-400-400-400-10 (leaky ReLU, dropout 0.2) on 10,000 samples, batch
+64; the small MNIST CNN of cynet.examples.mnist_cnn, same data; a character LSTM(256) +
+Dense(43) on one-hot windows of 60 steps, batch 25, 100 batches. Adam everywhere.
+"""
+import numpy as np
+import pytest
+
+import cynet
+from cynet import layers
+import cynet.kernels as K
+from cynet.examples import mnist_cnn, mnist_mlp
+
+N_MNIST, BATCH_MNIST = 10_000, 64
+VOCAB, STEPS, UNITS, BATCH_CHAR, BATCHES_CHAR = 43, 60, 256, 25, 100
+
+GROUPS = {
+    "mlp": f"epoch mlp 784-400x3-10 N{N_MNIST} batch {BATCH_MNIST}",
+    "cnn": f"epoch small cnn N{N_MNIST} batch {BATCH_MNIST}",
+    "char_lstm": f"epoch char lstm({UNITS}) T{STEPS} batch {BATCH_CHAR} x{BATCHES_CHAR}",
+}
+
+
+def _data(workload):
+    rng = np.random.default_rng(0)
+    if workload == "char_lstm":
+        y = rng.integers(0, VOCAB, (BATCH_CHAR * BATCHES_CHAR, STEPS))
+        x = np.eye(VOCAB, dtype=np.float32)[rng.integers(0, VOCAB, y.shape)]
+        return x, y, BATCH_CHAR
+    x = rng.random((N_MNIST, 28, 28, 1), dtype=np.float32)
+    if workload == "mlp":
+        x = x.reshape(N_MNIST, 784)
+    return x, rng.integers(0, 10, N_MNIST), BATCH_MNIST
+
+
+def _cynet_model(workload):
+    if workload == "mlp":
+        return mnist_mlp.build_model()
+    if workload == "cnn":
+        return mnist_cnn.build_model()
+    return cynet.Sequential([cynet.Input(shape=(STEPS, VOCAB)), layers.LSTM(UNITS, return_sequences=True),
+                             layers.Dense(VOCAB, activation="softmax")])
+
+
+def _rounds(benchmark, fn):
+    return benchmark.pedantic(fn, rounds=3, iterations=1, warmup_rounds=1)
+
+
+@pytest.mark.parametrize("workload", list(GROUPS))
+def test_epoch(benchmark, backend, workload):
+    x, y, batch = _data(workload)
+    benchmark.group = GROUPS[workload]
+    benchmark.extra_info["backend"] = backend
+    model = _cynet_model(workload)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = _rounds(benchmark, lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0))
+    assert np.isfinite(history.history["loss"][-1])
+
+
+def _torch_model(torch, workload):
+    nn = torch.nn
+    leaky = lambda: nn.LeakyReLU(0.1)  # noqa: E731  (the examples' slope)
+    if workload == "mlp":
+        return nn.Sequential(nn.Linear(784, 400), leaky(), nn.Dropout(0.2), nn.Linear(400, 400), leaky(),
+                             nn.Dropout(0.2), nn.Linear(400, 400), leaky(), nn.Dropout(0.2), nn.Linear(400, 10))
+    if workload == "cnn":   # Keras "same" padding of these shapes is symmetric: 2 and 1
+        return nn.Sequential(nn.Conv2d(1, 32, 6, stride=2, padding=2), leaky(), nn.AvgPool2d(2),
+                             nn.Conv2d(32, 32, 3, stride=2, padding=1), leaky(), nn.AvgPool2d(2),
+                             nn.Flatten(), nn.Linear(128, 100), leaky(), nn.BatchNorm1d(100), nn.Linear(100, 10))
+
+    class CharLSTM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.dense = nn.LSTM(VOCAB, UNITS, batch_first=True), nn.Linear(UNITS, VOCAB)
+
+        def forward(self, x):
+            return self.dense(self.lstm(x)[0]).reshape(-1, VOCAB)
+    return CharLSTM()
+
+
+@pytest.mark.parametrize("workload", list(GROUPS))
+def test_epoch_torch(benchmark, torch, workload):
+    x, y, batch = _data(workload)
+    benchmark.group = GROUPS[workload]
+    torch.manual_seed(0)
+    model = _torch_model(torch, workload)
+    xt = torch.from_numpy(x)
+    if workload == "cnn":
+        xt = xt.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)
+    yt = torch.from_numpy(y).reshape(len(y), -1).squeeze(1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def epoch():
+        model.train()
+        order = torch.randperm(len(xt))
+        for start in range(0, len(xt), batch):
+            idx = order[start:start + batch]
+            optimizer.zero_grad()
+            loss = loss_fn(model(xt[idx]), yt[idx].reshape(-1))
+            loss.backward()
+            optimizer.step()
+        return float(loss)
+
+    assert np.isfinite(_rounds(benchmark, epoch))
