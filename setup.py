@@ -17,7 +17,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.errors import CCompilerError, CompileError, LinkError
 
-KERNEL_MODULES = ["_openmp", "conv", "pool", "norm", "rnn", "activations"]
+KERNEL_MODULES = ["_openmp", "conv", "pool", "norm", "rnn", "activations", "optim"]
 
 OPENMP_PROBE = textwrap.dedent(
     """
@@ -69,7 +69,8 @@ class BuildExt(build_ext):
                     raise RuntimeError("cynet: CYNET_REQUIRE_OPENMP=1 but the compiler cannot build OpenMP code.")
                 msg = "cynet: the compiler does not support OpenMP; building serial kernels (slower, still correct)."
                 print("*" * len(msg), msg, "*" * len(msg), sep="\n", file=sys.stderr)
-        opt = ["/O2"] if self.compiler.compiler_type == "msvc" else ["-O3"]
+        # -fno-math-errno: sqrt in a loop stays a vector instruction (no kernel reads errno).
+        opt = ["/O2"] if self.compiler.compiler_type == "msvc" else ["-O3", "-fno-math-errno"]
         for ext in self.extensions:
             ext.extra_compile_args = opt + (cflags if use_openmp else [])
             ext.extra_link_args = ldflags if use_openmp else []
@@ -92,7 +93,7 @@ def extensions():
         Extension(
             f"cynet._kernels.{name}",
             [f"cynet/_kernels/{name}.pyx"],
-            include_dirs=[np.get_include()],
+            include_dirs=[np.get_include(), "cynet/_kernels"],   # cynet_simd.h
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         )
         for name in names

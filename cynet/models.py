@@ -134,16 +134,18 @@ class Sequential(Layer):
             x = layer(x, training=training)
         return x
 
-    def backward(self, grad, stop_at=None):
+    def backward(self, grad, stop_at=None, input_gradient=True):
         """Backpropagate `grad` (gradient of the model output) through the layers in reverse.
 
-        Returns the gradient with respect to the model input. `stop_at` (an index) starts from
-        the output of layer `stop_at - 1`, used when the last layer's logits got the gradient.
+        Returns the gradient with respect to the model input, or None with
+        `input_gradient=False`, which lets the first layer skip computing it (training needs only
+        the weight gradients). `stop_at` (an index) starts from the output of layer
+        `stop_at - 1`, used when the last layer's logits got the gradient.
         """
         layers = self._layers if stop_at is None else self._layers[:stop_at]
         for i in range(len(layers) - 1, -1, -1):
             layer = layers[i]
-            layer._needs_input_grad = i > 0
+            layer._needs_input_grad = i > 0 or input_gradient
             grad = layer.backward(grad)
         return grad
 
@@ -217,10 +219,10 @@ class Sequential(Layer):
             last = self._layers[fused]
             loss, dz = self.loss.fused_logits_backward(y, last.logits, sample_weight)
             last._needs_input_grad = fused > 0
-            self.backward(last.backward_from_logits(dz), stop_at=fused)
+            self.backward(last.backward_from_logits(dz), stop_at=fused, input_gradient=False)
         else:
             loss, dy = self.loss.forward_backward(y, y_pred, sample_weight)
-            self.backward(dy)
+            self.backward(dy, input_gradient=False)
         penalties = self.losses
         if penalties:
             loss += float(sum(penalties))

@@ -38,12 +38,12 @@ dx = kernel dG over the stacked per-step gate gradients; dbias is a row sum.
 The gate kernels are C. Cython compiles them for the baseline ISA only (SSE2 on x86-64, set
 once in setup.py for every module), and under GCC's default -ftrapping-math a float `?:` is not
 if-converted, so Cython loops with a select or a libm call stay scalar: libm expf/tanhf cost
-4-15 ns per element here, more than the matmuls. So the per-step kernels below are plain C99
-(branch-free Cephes-style exp and tanh, ~1 ulp, NaN-propagating), written once for both float
-types by a macro, and GCC's target_clones builds each for x86-64, x86-64-v3 (AVX2+FMA) and
-x86-64-v4 (AVX-512), chosen once at load time (ifunc). With another compiler or platform the
-same C compiles once for the baseline. Cython owns everything else: validation, buffers, the
-time loop, the matmuls and the threads.
+4-15 ns per element here, more than the matmuls. So the per-step kernels below are plain C99,
+written once for both float types by a macro, on the branch-free exp and tanh of cynet_simd.h,
+and built by CYNET_CLONES for the baseline, AVX2+FMA and AVX-512 (chosen once at load time).
+The Keras default activations (tanh, sigmoid) of the LSTM take a fused path: one vectorised
+pass over a unit's samples per step instead of one pass per operation.
+Cython owns everything else: validation, buffers, the time loop, the matmuls and the threads.
 
 Threads. A step's kernel runs prange over chunks of units when the step has enough work
 (n_threads(k*U*N, MIN_WORK_PER_THREAD)); at the benchmark size (1024 x 32 gate values per step,
@@ -59,94 +59,9 @@ from cynet._kernels._omp cimport n_threads
 
 cdef extern from *:
     """
-    #include <stdint.h>
-    #include <string.h>
-
-    /* One build for all x86-64 CPUs, fast on new ones: GCC clones each step kernel for the
-       baseline, AVX2+FMA and AVX-512 and picks one at load time (ifunc, glibc only). */
-    #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__) \
-        && defined(__linux__) && defined(__GLIBC__)
-    #define CYNET_RNN_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
-    #else
-    #define CYNET_RNN_CLONES
-    #endif
+    #include "cynet_simd.h"
 
     enum { CYNET_LINEAR = 0, CYNET_TANH = 1, CYNET_SIGMOID = 2, CYNET_RELU = 3, CYNET_HARD_SIGMOID = 4 };
-
-    /* c ? a : b without a branch. Under GCC's default -ftrapping-math a float ?: is not
-       if-converted and the whole loop stays scalar; integer masks are. */
-    static inline float cynet_self(int c, float a, float b) {
-        int32_t ai, bi, m = -(int32_t)(c != 0), r; float f;
-        memcpy(&ai, &a, 4); memcpy(&bi, &b, 4); r = (ai & m) | (bi & ~m); memcpy(&f, &r, 4);
-        return f;
-    }
-    static inline double cynet_seld(int c, double a, double b) {
-        int64_t ai, bi, m = -(int64_t)(c != 0), r; double f;
-        memcpy(&ai, &a, 8); memcpy(&bi, &b, 8); r = (ai & m) | (bi & ~m); memcpy(&f, &r, 8);
-        return f;
-    }
-
-    /* exp: clamp to the normal range, n = round(x / ln2) by the 1.5*2^mantissa trick,
-       Cody-Waite reduction, Cephes polynomial (float) / Pade form (double), 2^n from bits.
-       Underflow gives the smallest normal instead of 0; NaN stays NaN. */
-    static inline float cynet_expf(float x) {
-        float t, n, r, p, s; int32_t ti;
-        x = cynet_self(x > 88.3762626647949f, 88.3762626647949f, x);
-        x = cynet_self(x < -87.3365478515625f, -87.3365478515625f, x);
-        t = x * 1.44269504088896341f + 12582912.0f;
-        n = t - 12582912.0f;
-        r = x - n * 0.693359375f;
-        r = r + n * 2.12194440e-4f;
-        p = 1.9875691500E-4f;
-        p = p * r + 1.3981999507E-3f;
-        p = p * r + 8.3334519073E-3f;
-        p = p * r + 4.1665795894E-2f;
-        p = p * r + 1.6666665459E-1f;
-        p = p * r + 5.0000001201E-1f;
-        p = p * r * r + r + 1.0f;
-        memcpy(&ti, &t, 4);
-        ti = (int32_t)((uint32_t)(ti - 0x4B400000 + 127) << 23);
-        memcpy(&s, &ti, 4);
-        return p * s;
-    }
-    static inline double cynet_expd(double x) {
-        double t, n, r, xx, px, qx, s; int64_t ti;
-        x = cynet_seld(x > 709.08, 709.08, x);
-        x = cynet_seld(x < -708.39, -708.39, x);
-        t = x * 1.4426950408889634073599 + 6755399441055744.0;
-        n = t - 6755399441055744.0;
-        r = x - n * 6.93145751953125E-1;
-        r = r - n * 1.42860682030941723212E-6;
-        xx = r * r;
-        px = ((1.26177193074810590878E-4 * xx + 3.02994407707441961300E-2) * xx
-              + 9.99999999999999999910E-1) * r;
-        qx = ((3.00198505138664455042E-6 * xx + 2.52448340349684104192E-3) * xx
-              + 2.27265548208155028766E-1) * xx + 2.00000000000000000009E0;
-        r = 1.0 + 2.0 * (px / (qx - px));
-        memcpy(&ti, &t, 8);
-        ti = (int64_t)((uint64_t)(ti - 0x4338000000000000LL + 1023) << 52);
-        memcpy(&s, &ti, 8);
-        return r * s;
-    }
-    /* tanh: odd polynomial (float) / rational (double) below 0.625, 1 - 2/(exp(2|x|)+1) above. */
-    static inline float cynet_tanhf(float x) {
-        float ax = cynet_self(x < 0.0f, -x, x), z = x * x, small, big;
-        small = ((((-5.70498872745E-3f * z + 2.06390887954E-2f) * z - 5.37397155531E-2f) * z
-                  + 1.33314422036E-1f) * z - 3.33332819422E-1f) * z * x + x;
-        big = 1.0f - 2.0f / (cynet_expf(2.0f * ax) + 1.0f);
-        big = cynet_self(x < 0.0f, -big, big);
-        return cynet_self(ax < 0.625f, small, big);
-    }
-    static inline double cynet_tanhd(double x) {
-        double ax = cynet_seld(x < 0.0, -x, x), z = x * x, small, big;
-        small = x + x * z * (((-9.64399179425052238628E-1 * z - 9.92877231001918586564E1) * z
-                              - 1.61468768441708447952E3)
-                             / (((z + 1.12811678491632931402E2) * z + 2.23548839060100448583E3) * z
-                                + 4.84406305325125486048E3));
-        big = 1.0 - 2.0 / (cynet_expd(2.0 * ax) + 1.0);
-        big = cynet_seld(x < 0.0, -big, big);
-        return cynet_seld(ax < 0.625, small, big);
-    }
 
     /* The gate kernels, written once for T = float (suffix f) and double (suffix d).
        Each handles one timestep for the units [u0, u1). A "row" is the N samples of one gate
@@ -202,7 +117,7 @@ cdef extern from *:
     }                                                                                             \
                                                                                                   \
     /* SimpleRNN forward: h (rows of x W on entry) <- act(x W + h_{t-1} U + b) */                 \
-    CYNET_RNN_CLONES static void cynet_simple_fwd_##S(                                            \
+    CYNET_CLONES static void cynet_simple_fwd_##S(                                            \
             T* h, Py_ssize_t sh, const T* r, const T* b,                                          \
             Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act) {                                \
         Py_ssize_t u, n;                                                                          \
@@ -215,7 +130,7 @@ cdef extern from *:
     }                                                                                             \
                                                                                                   \
     /* SimpleRNN backward: dg = (dh + dhs_t) * act'(h_t) */                                       \
-    CYNET_RNN_CLONES static void cynet_simple_bwd_##S(                                            \
+    CYNET_CLONES static void cynet_simple_bwd_##S(                                            \
             T* dg, Py_ssize_t sdg, const T* dh, const T* dhs, Py_ssize_t sdn, Py_ssize_t sdu,     \
             const T* h, Py_ssize_t sh, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act) {     \
         Py_ssize_t u, n;                                                                          \
@@ -229,11 +144,33 @@ cdef extern from *:
     }                                                                                             \
                                                                                                   \
     /* LSTM forward: gates g (rows of x W on entry, i|f|c|o blocks of U rows) */                  \
-    CYNET_RNN_CLONES static void cynet_lstm_fwd_##S(                                              \
+    CYNET_CLONES static void cynet_lstm_fwd_##S(                                              \
             T* g, Py_ssize_t sg, const T* r, const T* b, const T* cp, Py_ssize_t scp,             \
             T* c, Py_ssize_t sc, T* h, Py_ssize_t sh,                                             \
             Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) {        \
         Py_ssize_t u, n, k;                                                                       \
+            if (act == CYNET_TANH && ract == CYNET_SIGMOID) {                                 \
+                /* the Keras default, fused: one pass over the N samples of a unit, steps 2-5 */\
+                for (u = u0; u < u1; u++) {                                                   \
+                    T* gi = g + u * sg; T* gf = g + (U + u) * sg;                             \
+                    T* gg = g + (2 * U + u) * sg; T* go = g + (3 * U + u) * sg;               \
+                    const T* ri = r + u * N; const T* rf = r + (U + u) * N;                   \
+                    const T* rg = r + (2 * U + u) * N; const T* ro = r + (3 * U + u) * N;     \
+                    const T* cpu = cp + u * scp; T* cu = c + u * sc; T* hu = h + u * sh;      \
+                    T bi = b[u], bf = b[U + u], bg = b[2 * U + u], bo = b[3 * U + u];         \
+                    CYNET_IVDEP                                                               \
+                    for (n = 0; n < N; n++) {                                                 \
+                        T vi = (T)1 / ((T)1 + EXP(-(gi[n] + ri[n] + bi)));                    \
+                        T vf = (T)1 / ((T)1 + EXP(-(gf[n] + rf[n] + bf)));                    \
+                        T vo = (T)1 / ((T)1 + EXP(-(go[n] + ro[n] + bo)));                    \
+                        T vg = TANH(gg[n] + rg[n] + bg);                                      \
+                        T vc = vf * cpu[n] + vi * vg;                                         \
+                        gi[n] = vi; gf[n] = vf; gg[n] = vg; go[n] = vo; cu[n] = vc;           \
+                        hu[n] = vo * TANH(vc);                                                \
+                    }                                                                         \
+                }                                                                             \
+                return;                                                                       \
+            }                                                                                 \
         for (u = u0; u < u1; u++) {                                                               \
             T* gi = g + u * sg; T* gf = g + (U + u) * sg;                                         \
             T* gg = g + (2 * U + u) * sg; T* go = g + (3 * U + u) * sg;                           \
@@ -258,11 +195,35 @@ cdef extern from *:
                                                                                                   \
     /* LSTM backward: dh (U, N) holds the matmul part of dh_t, dc the gradient of c_t; on exit    \
        dg holds the pre-activation gradients, dc the gradient of c_{t-1} */                       \
-    CYNET_RNN_CLONES static void cynet_lstm_bwd_##S(                                              \
+    CYNET_CLONES static void cynet_lstm_bwd_##S(                                              \
             T* dg, Py_ssize_t sdg, T* dh, const T* dhs, Py_ssize_t sdn, Py_ssize_t sdu, T* dc,    \
             const T* g, Py_ssize_t sg, const T* c, Py_ssize_t sc, const T* cp, Py_ssize_t scp,     \
             Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) {        \
         Py_ssize_t u, n; T d;                                                                     \
+            if (act == CYNET_TANH && ract == CYNET_SIGMOID) {                                 \
+                /* the Keras default, fused: one pass over the N samples of a unit, steps 1-5 */\
+                for (u = u0; u < u1; u++) {                                                   \
+                    T* di = dg + u * sdg; T* df = dg + (U + u) * sdg;                         \
+                    T* dgg = dg + (2 * U + u) * sdg; T* dgo = dg + (3 * U + u) * sdg;         \
+                    const T* gi = g + u * sg; const T* gf = g + (U + u) * sg;                 \
+                    const T* gg = g + (2 * U + u) * sg; const T* go = g + (3 * U + u) * sg;   \
+                    T* dhu = dh + u * N; T* dcu = dc + u * N; const T* o = dhs + u * sdu;     \
+                    const T* cu = c + u * sc; const T* cpu = cp + u * scp;                    \
+                    CYNET_IVDEP                                                               \
+                    for (n = 0; n < N; n++) {                                                 \
+                        T vh = dhu[n] + o[n * sdn], tc = TANH(cu[n]);                         \
+                        T vi = gi[n], vf = gf[n], vg = gg[n], vo = go[n];                     \
+                        d = dcu[n] + (vh * vo) * ((T)1 - tc * tc);                            \
+                        dhu[n] = vh;                                                          \
+                        dcu[n] = d * vf;                                                      \
+                        di[n] = (d * vg) * (vi * ((T)1 - vi));                                \
+                        df[n] = (d * cpu[n]) * (vf * ((T)1 - vf));                            \
+                        dgg[n] = (d * vi) * ((T)1 - vg * vg);                                 \
+                        dgo[n] = (vh * tc) * (vo * ((T)1 - vo));                              \
+                    }                                                                         \
+                }                                                                             \
+                return;                                                                       \
+            }                                                                                 \
         for (u = u0; u < u1; u++) {                                                               \
             T* di = dg + u * sdg; T* df = dg + (U + u) * sdg;                                     \
             T* dgg = dg + (2 * U + u) * sdg; T* dgo = dg + (3 * U + u) * sdg;                     \
@@ -295,7 +256,7 @@ cdef extern from *:
     }                                                                                             \
                                                                                                   \
     /* GRU forward: cache g (rows x W for z|r|h on entry, 4th block rh written here) */           \
-    CYNET_RNN_CLONES static void cynet_gru_fwd_##S(                                               \
+    CYNET_CLONES static void cynet_gru_fwd_##S(                                               \
             T* g, Py_ssize_t sg, const T* r, const T* b_in, const T* b_rec,                       \
             const T* hp, Py_ssize_t shp, T* h, Py_ssize_t sh,                                     \
             Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) {        \
@@ -329,7 +290,7 @@ cdef extern from *:
                                                                                                   \
     /* GRU backward: dg rows dxh | dz | dr | dhr; dhg (U, N) the matmul part of dh_t, dhd the     \
        direct part z * dh_t of the step after (rewritten for this step) */                        \
-    CYNET_RNN_CLONES static void cynet_gru_bwd_##S(                                               \
+    CYNET_CLONES static void cynet_gru_bwd_##S(                                               \
             T* dg, Py_ssize_t sdg, const T* dhg, T* dhd, const T* dhs, Py_ssize_t sdn,            \
             Py_ssize_t sdu, const T* g, Py_ssize_t sg, const T* hp, Py_ssize_t shp,               \
             Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) {        \

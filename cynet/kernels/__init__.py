@@ -15,5 +15,6 @@ from ._backend import (  # noqa: F401
 from .activations import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .norm import *  # noqa: F401,F403
+from .optim import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .rnn import *  # noqa: F401,F403

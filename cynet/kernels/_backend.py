@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-KERNEL_FAMILIES = ("conv", "pool", "norm", "rnn", "activations")
+KERNEL_FAMILIES = ("conv", "pool", "norm", "rnn", "activations", "optim")
 BACKENDS = ("cython", "numpy")
 
 

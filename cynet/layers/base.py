@@ -46,6 +46,10 @@ class Layer:
         input_shape: shape of one sample (no batch axis), for the first layer of a Sequential model.
     """
 
+    # False while a model backpropagates into its first layer for training: `backward` may then
+    # skip the input gradient (and return None). Set by Sequential.backward before each call.
+    _needs_input_grad = True
+
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None, **kwargs):
         kwargs.pop("autocast", None)
         batch_input_shape = kwargs.pop("batch_input_shape", None)

@@ -64,7 +64,7 @@ class Conv2D(ActivationMixin, Layer):
 
     def backward_from_logits(self, grad_logits):
         dx, dk, db = kernels.conv2d_backward(grad_logits, self._inputs, self.kernel.value, use_bias=self.use_bias,
-                                             compute_dx=True, **self._conv_args())
+                                             compute_dx=self._needs_input_grad, **self._conv_args())
         self.kernel.grad = dk
         if self.use_bias:
             self.bias.grad = db

@@ -108,7 +108,7 @@ class Dense(ActivationMixin, Layer):
         if self.use_bias:
             self.bias.grad = g2.sum(axis=0)
         self._add_regularization_gradients()
-        return grad_logits @ self.kernel.value.T
+        return grad_logits @ self.kernel.value.T if self._needs_input_grad else None
 
     def get_config(self):
         from .. import initializers, regularizers

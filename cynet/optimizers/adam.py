@@ -1,6 +1,7 @@
 """Adam (Keras 3 `keras.optimizers.Adam`)."""
 import numpy as np
 
+from .. import kernels
 from . import _checks
 from .base_optimizer import Optimizer
 
@@ -79,32 +80,13 @@ class Adam(Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         dt = variable.dtype.type
         index = self._get_variable_index(variable)
-        w, g = variable.value, gradient
-        m = self._momentums[index].value
-        v = self._velocities[index].value
-        s = self._scratch(variable, 0)
-        t = self._scratch(variable, 1)
-
         alpha, one_minus_beta_1, one_minus_beta_2, epsilon = self._step_scalars(
             (dt, learning_rate), lambda: self._scalars(dt, learning_rate)
         )
-
-        np.subtract(g, m, out=s)
-        np.multiply(s, one_minus_beta_1, out=s)
-        np.add(m, s, out=m)  # m += (g - m) * (1 - beta_1)
-        np.square(g, out=s)
-        np.subtract(s, v, out=s)
-        np.multiply(s, one_minus_beta_2, out=s)
-        np.add(v, s, out=v)  # v += (g^2 - v) * (1 - beta_2)
-        if self.amsgrad:
-            v_hat = self._velocity_hats[index].value
-            np.maximum(v_hat, v, out=v_hat)
-            v = v_hat
-        np.sqrt(v, out=s)
-        np.add(s, epsilon, out=s)
-        np.multiply(m, alpha, out=t)
-        np.divide(t, s, out=t)
-        np.subtract(w, t, out=w)  # w -= m * alpha / (sqrt(v) + eps)
+        # one fused pass: m, v (and v_hat) updated, then w -= (m * alpha) / (sqrt(v) + eps)
+        kernels.adam_update(variable.value, gradient, self._momentums[index].value,
+                            self._velocities[index].value, alpha, one_minus_beta_1, one_minus_beta_2,
+                            epsilon, v_hat=self._velocity_hats[index].value if self.amsgrad else None)
 
     def get_config(self):
         config = super().get_config()

@@ -1,6 +1,7 @@
 """SGD (Keras 3 `keras.optimizers.SGD`)."""
 import numpy as np
 
+from .. import kernels
 from . import _checks
 from .base_optimizer import Optimizer
 
@@ -64,21 +65,13 @@ class SGD(Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         dt = variable.dtype.type
         w = variable.value
-        step = self._scratch(variable, 0)
-        np.multiply(gradient, dt(learning_rate), out=step)  # g * lr
         if self.momentum != 0:
-            m = self.momentums[self._get_variable_index(variable)].value
-            momentum = dt(self.momentum)
-            np.multiply(m, momentum, out=m)
-            np.subtract(m, step, out=m)
-            if self.nesterov:
-                tmp = self._scratch(variable, 1)
-                np.multiply(m, momentum, out=tmp)
-                np.subtract(tmp, step, out=tmp)
-                np.add(w, tmp, out=w)
-            else:
-                np.add(w, m, out=w)
+            # one fused pass: m = momentum * m - lr * g, then w += m (or momentum * m - lr * g)
+            kernels.sgd_momentum_update(w, gradient, self.momentums[self._get_variable_index(variable)].value,
+                                        learning_rate, self.momentum, self.nesterov)
         else:
+            step = self._scratch(variable, 0)
+            np.multiply(gradient, dt(learning_rate), out=step)
             np.subtract(w, step, out=w)
 
     def get_config(self):

@@ -1,0 +1,115 @@
+"""Optimizer update kernels (compiled): one fused in-place pass over a variable and its slots.
+
+Twin: optim_numpy.py (same names, signatures and results up to rounding: the compiled loops
+may contract a multiply and an add into one FMA).
+
+A NumPy update of Adam makes about eleven passes over arrays of the variable's size (each
+ufunc with out=); here each element is read and written once. The loops are C in the
+CYNET_CLONES form of cynet_simd.h (baseline, AVX2+FMA and AVX-512 builds, chosen at load
+time); large variables are split in chunks over OpenMP threads.
+
+Arguments arrive validated by cynet.kernels.optim: 1-D C-contiguous views of one float dtype,
+all of the same length; the scalars are already in the variable's dtype.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+
+from cynet._kernels._omp cimport n_threads
+
+cdef extern from *:
+    """
+    #include <math.h>
+    #include "cynet_simd.h"
+
+    #define CYNET_OPTIM_KERNELS(T, S, SEL, SQRT)                                                 \
+    /* Adam: m += (g - m) c1; v += (g^2 - v) c2; [vh = max(vh, v)]; w -= alpha m / (sqrt(v) + eps) */ \
+    CYNET_CLONES static void cynet_adam_##S(T* w, const T* g, T* m, T* v, T* vh, Py_ssize_t n,  \
+                                             T alpha, T c1, T c2, T eps) {                       \
+        Py_ssize_t i; T gi, mi, vi;                                                              \
+        if (vh) {                                                                                \
+            for (i = 0; i < n; i++) {                                                            \
+                gi = g[i];                                                                       \
+                mi = m[i] + (gi - m[i]) * c1; m[i] = mi;                                         \
+                vi = v[i] + (gi * gi - v[i]) * c2; v[i] = vi;                                    \
+                vi = SEL(vh[i] > vi, vh[i], vi); vh[i] = vi;                                     \
+                w[i] = w[i] - (mi * alpha) / (SQRT(vi) + eps);                                   \
+            }                                                                                    \
+        } else {                                                                                 \
+            for (i = 0; i < n; i++) {                                                            \
+                gi = g[i];                                                                       \
+                mi = m[i] + (gi - m[i]) * c1; m[i] = mi;                                         \
+                vi = v[i] + (gi * gi - v[i]) * c2; v[i] = vi;                                    \
+                w[i] = w[i] - (mi * alpha) / (SQRT(vi) + eps);                                   \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    /* SGD with momentum (Keras): m = momentum m - lr g; w += m, or w += momentum m - lr g */    \
+    CYNET_CLONES static void cynet_sgd_##S(T* w, const T* g, T* m, Py_ssize_t n, T lr,          \
+                                            T momentum, int nesterov) {                          \
+        Py_ssize_t i; T step, mi;                                                                \
+        if (nesterov) {                                                                          \
+            for (i = 0; i < n; i++) {                                                            \
+                step = g[i] * lr; mi = m[i] * momentum - step; m[i] = mi;                        \
+                w[i] = w[i] + (mi * momentum - step);                                            \
+            }                                                                                    \
+        } else {                                                                                 \
+            for (i = 0; i < n; i++) {                                                            \
+                mi = m[i] * momentum - g[i] * lr; m[i] = mi;                                     \
+                w[i] = w[i] + mi;                                                                \
+            }                                                                                    \
+        }                                                                                        \
+    }
+
+    CYNET_OPTIM_KERNELS(float, f, cynet_self, sqrtf)
+    CYNET_OPTIM_KERNELS(double, d, cynet_seld, sqrt)
+    """
+    void cynet_adam_f(float* w, const float* g, float* m, float* v, float* vh, Py_ssize_t n,
+                      float alpha, float c1, float c2, float eps) noexcept nogil
+    void cynet_adam_d(double* w, const double* g, double* m, double* v, double* vh, Py_ssize_t n,
+                      double alpha, double c1, double c2, double eps) noexcept nogil
+    void cynet_sgd_f(float* w, const float* g, float* m, Py_ssize_t n, float lr, float momentum,
+                     int nesterov) noexcept nogil
+    void cynet_sgd_d(double* w, const double* g, double* m, Py_ssize_t n, double lr, double momentum,
+                     int nesterov) noexcept nogil
+
+# Elements per chunk and per thread: below this a variable is updated serially (a passive
+# OpenMP team costs more to wake than a pass over 64k floats in cache).
+cdef Py_ssize_t CHUNK = 1 << 16
+
+
+def adam_update(floating[::1] variable not None, const floating[::1] gradient not None,
+                floating[::1] m not None, floating[::1] v not None, floating[::1] v_hat,
+                floating alpha, floating one_minus_beta_1, floating one_minus_beta_2, floating epsilon):
+    """One Adam step in place on variable, m, v (and v_hat for AMSGrad, else None); alpha is
+    the bias-corrected learning rate lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)."""
+    cdef Py_ssize_t n = variable.shape[0], chunks = (n + CHUNK - 1) // CHUNK, c, lo, hi
+    cdef floating* vh = NULL
+    if v_hat is not None and n > 0:
+        vh = &v_hat[0]
+    if n == 0:
+        return
+    for c in prange(chunks, nogil=True, schedule="static", num_threads=n_threads(n, CHUNK)):
+        lo = c * CHUNK
+        hi = min(lo + CHUNK, n)
+        if floating is float:
+            cynet_adam_f(&variable[lo], &gradient[lo], &m[lo], &v[lo], vh + lo if vh != NULL else NULL,
+                         hi - lo, alpha, one_minus_beta_1, one_minus_beta_2, epsilon)
+        else:
+            cynet_adam_d(&variable[lo], &gradient[lo], &m[lo], &v[lo], vh + lo if vh != NULL else NULL,
+                         hi - lo, alpha, one_minus_beta_1, one_minus_beta_2, epsilon)
+
+
+def sgd_momentum_update(floating[::1] variable not None, const floating[::1] gradient not None,
+                        floating[::1] momentums not None, floating learning_rate, floating momentum,
+                        bint nesterov):
+    """One SGD-with-momentum step (Keras 3 form) in place on variable and momentums."""
+    cdef Py_ssize_t n = variable.shape[0], chunks = (n + CHUNK - 1) // CHUNK, c, lo, hi
+    if n == 0:
+        return
+    for c in prange(chunks, nogil=True, schedule="static", num_threads=n_threads(n, CHUNK)):
+        lo = c * CHUNK
+        hi = min(lo + CHUNK, n)
+        if floating is float:
+            cynet_sgd_f(&variable[lo], &gradient[lo], &momentums[lo], hi - lo, learning_rate, momentum, nesterov)
+        else:
+            cynet_sgd_d(&variable[lo], &gradient[lo], &momentums[lo], hi - lo, learning_rate, momentum, nesterov)

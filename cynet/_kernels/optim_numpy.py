@@ -1,0 +1,36 @@
+"""Optimizer update kernels, NumPy twin of optim.pyx (same names, signatures and results).
+
+Every operation but the first of each group writes into an existing array (ufuncs with out=).
+"""
+import numpy as np
+
+
+def adam_update(variable, gradient, m, v, v_hat, alpha, one_minus_beta_1, one_minus_beta_2, epsilon):
+    """One Adam step in place on variable, m, v (and v_hat for AMSGrad, else None)."""
+    s = np.subtract(gradient, m)
+    np.multiply(s, one_minus_beta_1, out=s)
+    np.add(m, s, out=m)                    # m += (g - m) * (1 - beta_1)
+    np.square(gradient, out=s)
+    np.subtract(s, v, out=s)
+    np.multiply(s, one_minus_beta_2, out=s)
+    np.add(v, s, out=v)                    # v += (g^2 - v) * (1 - beta_2)
+    if v_hat is not None:
+        np.maximum(v_hat, v, out=v_hat)
+        v = v_hat
+    np.sqrt(v, out=s)
+    np.add(s, epsilon, out=s)
+    t = np.multiply(m, alpha)
+    np.divide(t, s, out=t)
+    np.subtract(variable, t, out=variable)  # w -= (m * alpha) / (sqrt(v) + eps)
+
+
+def sgd_momentum_update(variable, gradient, momentums, learning_rate, momentum, nesterov):
+    """One SGD-with-momentum step (Keras 3 form) in place on variable and momentums."""
+    step = np.multiply(gradient, learning_rate)
+    np.multiply(momentums, momentum, out=momentums)
+    np.subtract(momentums, step, out=momentums)     # m = momentum * m - lr * g
+    if nesterov:
+        np.subtract(np.multiply(momentums, momentum), step, out=step)
+        np.add(variable, step, out=variable)        # w += momentum * m - lr * g
+    else:
+        np.add(variable, momentums, out=variable)   # w += m

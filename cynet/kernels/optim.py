@@ -1,0 +1,64 @@
+"""Fused optimizer updates: one in-place pass over a variable and its optimizer slots.
+
+The optimizers in cynet.optimizers call these for their per-variable step; the NumPy twin
+computes the same with ufuncs. Arrays: the variable and every slot (m, v, v_hat, momentums)
+C-contiguous, writable, of one float dtype and one shape, updated IN PLACE; the gradient of
+the same shape (any real dtype and layout: it is converted to the variable's). Scalars are
+Python or NumPy numbers, cast to the variable's dtype.
+"""
+import numpy as np
+
+from ._backend import impl
+
+__all__ = ["adam_update", "sgd_momentum_update"]
+
+
+def _state(name, a, variable):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array (updated in place); received {type(a).__name__}")
+    if a.dtype != variable.dtype or a.shape != variable.shape:
+        raise ValueError(f"{name} must have the variable's dtype {variable.dtype} and shape {variable.shape}; "
+                         f"received {a.dtype} {a.shape}")
+    if not (a.flags.c_contiguous and a.flags.writeable):
+        raise ValueError(f"{name} must be C-contiguous and writable (it is updated in place)")
+    return a.reshape(-1)
+
+
+def _arrays(variable, gradient, **slots):
+    if not isinstance(variable, np.ndarray) or variable.dtype not in (np.float32, np.float64):
+        raise TypeError("variable must be a float32 or float64 NumPy array (updated in place); received "
+                        f"{getattr(variable, 'dtype', type(variable).__name__)}")
+    w = _state("variable", variable, variable)
+    g = np.asarray(gradient)
+    if g.shape != variable.shape:
+        raise ValueError(f"gradient must have the variable's shape {variable.shape}; received {g.shape}")
+    if g.dtype.kind not in "biuf":
+        raise TypeError(f"gradient must be real; received dtype {g.dtype}")
+    g = np.ascontiguousarray(g, dtype=variable.dtype).reshape(-1)
+    return w, g, {k: None if a is None else _state(k, a, variable) for k, a in slots.items()}
+
+
+def adam_update(variable, gradient, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, v_hat=None):
+    """One Adam step, in place:
+
+        m += (g - m) * one_minus_beta_1;  v += (g**2 - v) * one_minus_beta_2
+        v_hat = max(v_hat, v)  (AMSGrad, when v_hat is given; it then replaces v below)
+        variable -= (m * alpha) / (sqrt(v) + epsilon)
+
+    alpha is the bias-corrected learning rate, lr * sqrt(1 - beta_2**t) / (1 - beta_1**t).
+    """
+    w, g, s = _arrays(variable, gradient, m=m, v=v, v_hat=v_hat)
+    dt = variable.dtype.type
+    impl("optim").adam_update(w, g, s["m"], s["v"], s["v_hat"], dt(alpha), dt(one_minus_beta_1),
+                              dt(one_minus_beta_2), dt(epsilon))
+
+
+def sgd_momentum_update(variable, gradient, momentums, learning_rate, momentum, nesterov=False):
+    """One SGD-with-momentum step (Keras 3), in place:
+
+        momentums = momentum * momentums - learning_rate * g
+        variable += momentums, or with nesterov: variable += momentum * momentums - learning_rate * g
+    """
+    w, g, s = _arrays(variable, gradient, momentums=momentums)
+    dt = variable.dtype.type
+    impl("optim").sgd_momentum_update(w, g, s["momentums"], dt(learning_rate), dt(momentum), bool(nesterov))

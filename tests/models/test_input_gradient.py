@@ -1,0 +1,41 @@
+"""Training skips the input gradient of the first layer; Sequential.backward still returns it."""
+import numpy as np
+
+import cynet
+from cynet import layers
+from cynet.layers import conv as conv_layers
+
+
+def _convnet():
+    model = cynet.Sequential([cynet.Input(shape=(8, 8, 1)), layers.Conv2D(4, 3), layers.Conv2D(3, 3),
+                              layers.Flatten(), layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_fit_asks_the_first_conv_for_no_input_gradient(monkeypatch):
+    calls = []
+    original = conv_layers.kernels.conv2d_backward
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs["compute_dx"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(conv_layers.kernels, "conv2d_backward", recording)
+    rng = np.random.default_rng(0)
+    _convnet().train_on_batch(rng.random((5, 8, 8, 1)), rng.integers(0, 2, 5))
+    assert calls == [True, False]      # backward order: second conv, then the first
+
+
+def test_backward_returns_the_input_gradient_unless_told_not_to():
+    rng = np.random.default_rng(1)
+    model = cynet.Sequential([cynet.Input(shape=(3,)), layers.Dense(4), layers.Dense(2)])
+    x = rng.random((6, 3)).astype(np.float32)
+    y = model(x, training=True)
+    g = np.ones_like(y)
+    dx = model.backward(g)
+    w1, w2 = model.layers[0].kernel.value, model.layers[1].kernel.value
+    np.testing.assert_allclose(dx, g @ w2.T @ w1.T, rtol=1e-5)
+    model(x, training=True)
+    assert model.backward(g, input_gradient=False) is None
+    np.testing.assert_allclose(model.layers[0].kernel.grad, x.T @ (g @ w2.T), rtol=1e-5)
