@@ -1,7 +1,7 @@
 """Print the comparison table from a pytest-benchmark JSON file.
 
     pytest bench --benchmark-only [--threads N] --benchmark-json=bench.json
-    python bench/report.py bench.json
+    python bench/report.py bench.json [more.json ...]   # several runs merge, later ones win
 
 One row per benchmark group: median milliseconds of the NumPy twins, the compiled kernels and,
 where the run had PyTorch installed, PyTorch on the same thread count; then
@@ -52,12 +52,26 @@ def table(data):
     return "\n".join(lines)
 
 
+def merge(runs):
+    """One report from several runs (e.g. cynet and PyTorch measured in separate processes)."""
+    merged = {"benchmarks": [], "machine_info": {}}
+    for data in runs:
+        merged["benchmarks"] += data["benchmarks"]
+        for key in ("cynet", "torch"):
+            if key in data.get("machine_info", {}):
+                merged["machine_info"][key] = data["machine_info"][key]
+    return merged
+
+
 def main(argv):
-    if len(argv) != 2:
+    if len(argv) < 2:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    with open(argv[1]) as f:
-        print(table(json.load(f)))
+    runs = []
+    for path in argv[1:]:
+        with open(path) as f:
+            runs.append(json.load(f))
+    print(table(merge(runs)))
     return 0
 
 
