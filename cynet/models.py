@@ -155,7 +155,15 @@ class Sequential(Layer):
         """Configure training: optimizer and loss (objects or Keras strings), metrics (list).
 
         As in Keras 3, `metrics` ignore sample and class weights; `weighted_metrics` use them.
+        `loss_weights` other than None or 1 is refused (NotImplementedError) rather than ignored.
         """
+        if loss_weights is not None:
+            weights = list(loss_weights.values()) if isinstance(loss_weights, dict) else (
+                list(loss_weights) if isinstance(loss_weights, (list, tuple)) else [loss_weights])
+            if weights != [1] and weights != [1.0]:
+                raise NotImplementedError(f"loss_weights={loss_weights!r} is not supported: cynet Sequential models "
+                                          "have one output and do not scale its loss; scale the learning rate, "
+                                          "or the loss with sample_weight, instead")
         self.optimizer = optimizers.get(optimizer)
         self.loss = None if loss is None else losses.get(loss)
         for arg, value in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):

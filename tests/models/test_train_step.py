@@ -1,4 +1,5 @@
-"""Training skips the input gradient of the first layer; Sequential.backward still returns it."""
+"""Training steps: the first layer skips its input gradient (Sequential.backward still returns it
+when asked); compile refuses loss_weights it would otherwise ignore."""
 import numpy as np
 
 import cynet
@@ -39,3 +40,11 @@ def test_backward_returns_the_input_gradient_unless_told_not_to():
     model(x, training=True)
     assert model.backward(g, input_gradient=False) is None
     np.testing.assert_allclose(model.layers[0].kernel.grad, x.T @ (g @ w2.T), rtol=1e-5)
+
+
+def test_compile_refuses_loss_weights_it_would_ignore():
+    import pytest
+    model = cynet.Sequential([cynet.Input(shape=(3,)), layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse", loss_weights=[1.0])      # the identity is accepted
+    with pytest.raises(NotImplementedError, match="loss_weights=\\[0.5\\] is not supported"):
+        model.compile(optimizer="sgd", loss="mse", loss_weights=[0.5])
