@@ -48,28 +48,23 @@ cdef Py_ssize_t MIN_WORK_CHEAP = 131072     # relu, leaky relu, backward passes 
 
 cdef extern from *:
     """
-    #include <stdint.h>
-    #include <string.h>
+    #include "cynet_simd.h"
     static CYTHON_INLINE int32_t cynet_f32_bits(float x) { int32_t i; memcpy(&i, &x, sizeof i); return i; }
     static CYTHON_INLINE float cynet_f32_from_bits(int32_t i) { float x; memcpy(&x, &i, sizeof x); return x; }
     static CYTHON_INLINE float cynet_copysign_f32(float mag, float sgn) {
         return cynet_f32_from_bits((cynet_f32_bits(mag) & 0x7fffffff) | (cynet_f32_bits(sgn) & INT32_MIN));
     }
-    static CYTHON_INLINE float cynet_sel_f32(int c, float a, float b) {
-        int32_t m = -(int32_t)(c != 0);
-        return cynet_f32_from_bits((cynet_f32_bits(a) & m) | (cynet_f32_bits(b) & ~m));
-    }
     """
     int32_t cynet_f32_bits(float x) noexcept nogil
     float cynet_f32_from_bits(int32_t i) noexcept nogil
-    float cynet_sel_f32(int c, float a, float b) noexcept nogil
+    float cynet_self(int c, float a, float b) noexcept nogil
     float cynet_copysign_f32(float mag, float sgn) noexcept nogil
 
 
 cdef inline floating _sel(bint c, floating a, floating b) noexcept nogil:
     """a if c else b; branch-free for float32 (a and b are both evaluated by the caller)."""
     if floating is float:
-        return cynet_sel_f32(c, a, b)
+        return cynet_self(c, a, b)
     else:
         return a if c else b
 

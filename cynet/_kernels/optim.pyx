@@ -84,10 +84,10 @@ def adam_update(floating[::1] variable not None, const floating[::1] gradient no
     the bias-corrected learning rate lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)."""
     cdef Py_ssize_t n = variable.shape[0], chunks = (n + CHUNK - 1) // CHUNK, c, lo, hi
     cdef floating* vh = NULL
-    if v_hat is not None and n > 0:
-        vh = &v_hat[0]
     if n == 0:
         return
+    if v_hat is not None:
+        vh = &v_hat[0]
     for c in prange(chunks, nogil=True, schedule="static", num_threads=n_threads(n, CHUNK)):
         lo = c * CHUNK
         hi = min(lo + CHUNK, n)

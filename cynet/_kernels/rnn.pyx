@@ -69,7 +69,7 @@ cdef extern from *:
        (in elements), the matmul outputs r, dh, dhg, dhd are contiguous (rows of N).
        Step numbers match the twin (rnn_numpy.py). */
     #define CYNET_RNN_KERNELS(T, S, SEL, EXP, TANH)                                              \
-                                                                                                 \
+                                                                                                  \
     /* y = act(x) over n elements (x == y allowed) */                                             \
     static inline void cynet_act_##S(int kind, const T* x, T* y, Py_ssize_t n) {                  \
         Py_ssize_t i; T v;                                                                        \
@@ -117,7 +117,7 @@ cdef extern from *:
     }                                                                                             \
                                                                                                   \
     /* SimpleRNN forward: h (rows of x W on entry) <- act(x W + h_{t-1} U + b) */                 \
-    CYNET_CLONES static void cynet_simple_fwd_##S(                                            \
+    CYNET_CLONES static void cynet_simple_fwd_##S(                                                \
             T* h, Py_ssize_t sh, const T* r, const T* b,                                          \
             Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act) {                                \
         Py_ssize_t u, n;                                                                          \
@@ -130,7 +130,7 @@ cdef extern from *:
     }                                                                                             \
                                                                                                   \
     /* SimpleRNN backward: dg = (dh + dhs_t) * act'(h_t) */                                       \
-    CYNET_CLONES static void cynet_simple_bwd_##S(                                            \
+    CYNET_CLONES static void cynet_simple_bwd_##S(                                                \
             T* dg, Py_ssize_t sdg, const T* dh, const T* dhs, Py_ssize_t sdn, Py_ssize_t sdu,     \
             const T* h, Py_ssize_t sh, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act) {     \
         Py_ssize_t u, n;                                                                          \
@@ -144,33 +144,33 @@ cdef extern from *:
     }                                                                                             \
                                                                                                   \
     /* LSTM forward: gates g (rows of x W on entry, i|f|c|o blocks of U rows) */                  \
-    CYNET_CLONES static void cynet_lstm_fwd_##S(                                              \
+    CYNET_CLONES static void cynet_lstm_fwd_##S(                                                  \
             T* g, Py_ssize_t sg, const T* r, const T* b, const T* cp, Py_ssize_t scp,             \
             T* c, Py_ssize_t sc, T* h, Py_ssize_t sh,                                             \
             Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) {        \
         Py_ssize_t u, n, k;                                                                       \
-            if (act == CYNET_TANH && ract == CYNET_SIGMOID) {                                 \
-                /* the Keras default, fused: one pass over the N samples of a unit, steps 2-5 */\
-                for (u = u0; u < u1; u++) {                                                   \
-                    T* gi = g + u * sg; T* gf = g + (U + u) * sg;                             \
-                    T* gg = g + (2 * U + u) * sg; T* go = g + (3 * U + u) * sg;               \
-                    const T* ri = r + u * N; const T* rf = r + (U + u) * N;                   \
-                    const T* rg = r + (2 * U + u) * N; const T* ro = r + (3 * U + u) * N;     \
-                    const T* cpu = cp + u * scp; T* cu = c + u * sc; T* hu = h + u * sh;      \
-                    T bi = b[u], bf = b[U + u], bg = b[2 * U + u], bo = b[3 * U + u];         \
-                    CYNET_IVDEP                                                               \
-                    for (n = 0; n < N; n++) {                                                 \
-                        T vi = (T)1 / ((T)1 + EXP(-(gi[n] + ri[n] + bi)));                    \
-                        T vf = (T)1 / ((T)1 + EXP(-(gf[n] + rf[n] + bf)));                    \
-                        T vo = (T)1 / ((T)1 + EXP(-(go[n] + ro[n] + bo)));                    \
-                        T vg = TANH(gg[n] + rg[n] + bg);                                      \
-                        T vc = vf * cpu[n] + vi * vg;                                         \
-                        gi[n] = vi; gf[n] = vf; gg[n] = vg; go[n] = vo; cu[n] = vc;           \
-                        hu[n] = vo * TANH(vc);                                                \
-                    }                                                                         \
-                }                                                                             \
-                return;                                                                       \
-            }                                                                                 \
+        if (act == CYNET_TANH && ract == CYNET_SIGMOID) {                                         \
+            /* the Keras default, fused: one pass over the N samples of a unit, steps 2-5 */      \
+            for (u = u0; u < u1; u++) {                                                           \
+                T* gi = g + u * sg; T* gf = g + (U + u) * sg;                                     \
+                T* gg = g + (2 * U + u) * sg; T* go = g + (3 * U + u) * sg;                       \
+                const T* ri = r + u * N; const T* rf = r + (U + u) * N;                           \
+                const T* rg = r + (2 * U + u) * N; const T* ro = r + (3 * U + u) * N;             \
+                const T* cpu = cp + u * scp; T* cu = c + u * sc; T* hu = h + u * sh;              \
+                T bi = b[u], bf = b[U + u], bg = b[2 * U + u], bo = b[3 * U + u];                 \
+                CYNET_IVDEP                                                                       \
+                for (n = 0; n < N; n++) {                                                         \
+                    T vi = (T)1 / ((T)1 + EXP(-(gi[n] + ri[n] + bi)));                            \
+                    T vf = (T)1 / ((T)1 + EXP(-(gf[n] + rf[n] + bf)));                            \
+                    T vo = (T)1 / ((T)1 + EXP(-(go[n] + ro[n] + bo)));                            \
+                    T vg = TANH(gg[n] + rg[n] + bg);                                              \
+                    T vc = vf * cpu[n] + vi * vg;                                                 \
+                    gi[n] = vi; gf[n] = vf; gg[n] = vg; go[n] = vo; cu[n] = vc;                   \
+                    hu[n] = vo * TANH(vc);                                                        \
+                }                                                                                 \
+            }                                                                                     \
+            return;                                                                               \
+        }                                                                                         \
         for (u = u0; u < u1; u++) {                                                               \
             T* gi = g + u * sg; T* gf = g + (U + u) * sg;                                         \
             T* gg = g + (2 * U + u) * sg; T* go = g + (3 * U + u) * sg;                           \
@@ -195,35 +195,35 @@ cdef extern from *:
                                                                                                   \
     /* LSTM backward: dh (U, N) holds the matmul part of dh_t, dc the gradient of c_t; on exit    \
        dg holds the pre-activation gradients, dc the gradient of c_{t-1} */                       \
-    CYNET_CLONES static void cynet_lstm_bwd_##S(                                              \
+    CYNET_CLONES static void cynet_lstm_bwd_##S(                                                  \
             T* dg, Py_ssize_t sdg, T* dh, const T* dhs, Py_ssize_t sdn, Py_ssize_t sdu, T* dc,    \
-            const T* g, Py_ssize_t sg, const T* c, Py_ssize_t sc, const T* cp, Py_ssize_t scp,     \
+            const T* g, Py_ssize_t sg, const T* c, Py_ssize_t sc, const T* cp, Py_ssize_t scp,    \
             Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) {        \
         Py_ssize_t u, n; T d;                                                                     \
-            if (act == CYNET_TANH && ract == CYNET_SIGMOID) {                                 \
-                /* the Keras default, fused: one pass over the N samples of a unit, steps 1-5 */\
-                for (u = u0; u < u1; u++) {                                                   \
-                    T* di = dg + u * sdg; T* df = dg + (U + u) * sdg;                         \
-                    T* dgg = dg + (2 * U + u) * sdg; T* dgo = dg + (3 * U + u) * sdg;         \
-                    const T* gi = g + u * sg; const T* gf = g + (U + u) * sg;                 \
-                    const T* gg = g + (2 * U + u) * sg; const T* go = g + (3 * U + u) * sg;   \
-                    T* dhu = dh + u * N; T* dcu = dc + u * N; const T* o = dhs + u * sdu;     \
-                    const T* cu = c + u * sc; const T* cpu = cp + u * scp;                    \
-                    CYNET_IVDEP                                                               \
-                    for (n = 0; n < N; n++) {                                                 \
-                        T vh = dhu[n] + o[n * sdn], tc = TANH(cu[n]);                         \
-                        T vi = gi[n], vf = gf[n], vg = gg[n], vo = go[n];                     \
-                        d = dcu[n] + (vh * vo) * ((T)1 - tc * tc);                            \
-                        dhu[n] = vh;                                                          \
-                        dcu[n] = d * vf;                                                      \
-                        di[n] = (d * vg) * (vi * ((T)1 - vi));                                \
-                        df[n] = (d * cpu[n]) * (vf * ((T)1 - vf));                            \
-                        dgg[n] = (d * vi) * ((T)1 - vg * vg);                                 \
-                        dgo[n] = (vh * tc) * (vo * ((T)1 - vo));                              \
-                    }                                                                         \
-                }                                                                             \
-                return;                                                                       \
-            }                                                                                 \
+        if (act == CYNET_TANH && ract == CYNET_SIGMOID) {                                         \
+            /* the Keras default, fused: one pass over the N samples of a unit, steps 1-5 */      \
+            for (u = u0; u < u1; u++) {                                                           \
+                T* di = dg + u * sdg; T* df = dg + (U + u) * sdg;                                 \
+                T* dgg = dg + (2 * U + u) * sdg; T* dgo = dg + (3 * U + u) * sdg;                 \
+                const T* gi = g + u * sg; const T* gf = g + (U + u) * sg;                         \
+                const T* gg = g + (2 * U + u) * sg; const T* go = g + (3 * U + u) * sg;           \
+                T* dhu = dh + u * N; T* dcu = dc + u * N; const T* o = dhs + u * sdu;             \
+                const T* cu = c + u * sc; const T* cpu = cp + u * scp;                            \
+                CYNET_IVDEP                                                                       \
+                for (n = 0; n < N; n++) {                                                         \
+                    T vh = dhu[n] + o[n * sdn], tc = TANH(cu[n]);                                 \
+                    T vi = gi[n], vf = gf[n], vg = gg[n], vo = go[n];                             \
+                    d = dcu[n] + (vh * vo) * ((T)1 - tc * tc);                                    \
+                    dhu[n] = vh;                                                                  \
+                    dcu[n] = d * vf;                                                              \
+                    di[n] = (d * vg) * (vi * ((T)1 - vi));                                        \
+                    df[n] = (d * cpu[n]) * (vf * ((T)1 - vf));                                    \
+                    dgg[n] = (d * vi) * ((T)1 - vg * vg);                                         \
+                    dgo[n] = (vh * tc) * (vo * ((T)1 - vo));                                      \
+                }                                                                                 \
+            }                                                                                     \
+            return;                                                                               \
+        }                                                                                         \
         for (u = u0; u < u1; u++) {                                                               \
             T* di = dg + u * sdg; T* df = dg + (U + u) * sdg;                                     \
             T* dgg = dg + (2 * U + u) * sdg; T* dgo = dg + (3 * U + u) * sdg;                     \
@@ -233,12 +233,12 @@ cdef extern from *:
             const T* cu = c + u * sc; const T* cpu = cp + u * scp;                                \
             /* step 1: total gradient of h_t (matmul part from step t+1 + output gradient) */     \
             for (n = 0; n < N; n++) dhu[n] = dhu[n] + o[n * sdn];                                 \
-            /* step 2: recompute act(c_t) into the o block */                                    \
+            /* step 2: recompute act(c_t) into the o block */                                     \
             cynet_act_##S(act, cu, dgo, N);                                                       \
             /* step 3: gradient reaching c_t through h_t, dh * o * act'(c_t), in the f block */   \
             for (n = 0; n < N; n++) df[n] = dhu[n] * go[n];                                       \
             cynet_dact_##S(act, dgo, df, N);                                                      \
-            /* step 4: cell gradient, gate gradients before their activations; dc -> dc_{t-1} */ \
+            /* step 4: cell gradient, gate gradients before their activations; dc -> dc_{t-1} */  \
             for (n = 0; n < N; n++) {                                                             \
                 d = dcu[n] + df[n];                                                               \
                 dcu[n] = d * gf[n];                                                               \
@@ -256,7 +256,7 @@ cdef extern from *:
     }                                                                                             \
                                                                                                   \
     /* GRU forward: cache g (rows x W for z|r|h on entry, 4th block rh written here) */           \
-    CYNET_CLONES static void cynet_gru_fwd_##S(                                               \
+    CYNET_CLONES static void cynet_gru_fwd_##S(                                                   \
             T* g, Py_ssize_t sg, const T* r, const T* b_in, const T* b_rec,                       \
             const T* hp, Py_ssize_t shp, T* h, Py_ssize_t sh,                                     \
             Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) {        \
@@ -290,7 +290,7 @@ cdef extern from *:
                                                                                                   \
     /* GRU backward: dg rows dxh | dz | dr | dhr; dhg (U, N) the matmul part of dh_t, dhd the     \
        direct part z * dh_t of the step after (rewritten for this step) */                        \
-    CYNET_CLONES static void cynet_gru_bwd_##S(                                               \
+    CYNET_CLONES static void cynet_gru_bwd_##S(                                                   \
             T* dg, Py_ssize_t sdg, const T* dhg, T* dhd, const T* dhs, Py_ssize_t sdn,            \
             Py_ssize_t sdu, const T* g, Py_ssize_t sg, const T* hp, Py_ssize_t shp,               \
             Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) {        \

@@ -65,6 +65,23 @@ def check_shape(name, a, shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}; received shape {a.shape}")
 
 
+def inplace_array(name, a, dtype, shape, dtype_source):
+    """An IN/OUT array a kernel updates in place: a writable C-contiguous ndarray of exactly
+    `dtype` and `shape`. Never converted, since the update would land in the copy;
+    `dtype_source` says where the dtype comes from, for the message."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array (it is updated in place); received {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype} ({dtype_source}; it is updated in place, so it is "
+                        f"not converted); received dtype {a.dtype}")
+    check_shape(name, a, shape)
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (it is updated in place); received strides {a.strides}")
+    if not a.flags.writeable:
+        raise ValueError(f"{name} must be writable (it is updated in place); received a read-only array")
+    return a
+
+
 def check_nonempty(name, a):
     if a.size == 0:
         raise ValueError(f"{name} must not be empty; received shape {a.shape}")

@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from ._backend import impl
-from ._checks import as_float, as_floats, check_nonempty, check_shape, float_dtype
+from ._checks import as_float, as_floats, check_nonempty, check_shape, float_dtype, inplace_array
 
 __all__ = ["batch_norm_train_forward", "batch_norm_inference_forward", "batch_norm_backward"]
 
@@ -35,21 +35,6 @@ def _param(name, a, C, dtype):
         return None
     a = as_float(name, a, dtype)
     check_shape(name, a, (C,))
-    return a
-
-
-def _moving(name, a, C, dtype):
-    """An IN/OUT moving statistic: must be a writable C-contiguous (C,) array of dtype."""
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array (it is updated in place); received {type(a).__name__}")
-    if a.dtype != dtype:
-        raise TypeError(f"{name} must have dtype {dtype} (x's float dtype; it is updated in place, so it is "
-                        f"not converted); received dtype {a.dtype}")
-    check_shape(name, a, (C,))
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous (it is updated in place); received strides {a.strides}")
-    if not a.flags.writeable:
-        raise ValueError(f"{name} must be writable (it is updated in place); received a read-only array")
     return a
 
 
@@ -98,8 +83,8 @@ def batch_norm_train_forward(x, gamma, beta, moving_mean, moving_variance, momen
     C = x2.shape[1]
     gamma = _param("gamma", gamma, C, dtype)
     beta = _param("beta", beta, C, dtype)
-    moving_mean = _moving("moving_mean", moving_mean, C, dtype)
-    moving_variance = _moving("moving_variance", moving_variance, C, dtype)
+    moving_mean = inplace_array("moving_mean", moving_mean, dtype, (C,), "x's float dtype")
+    moving_variance = inplace_array("moving_variance", moving_variance, dtype, (C,), "x's float dtype")
     if np.may_share_memory(moving_mean, moving_variance):
         raise ValueError("moving_mean and moving_variance must be separate arrays; received overlapping memory")
     for name, a in (("moving_mean", moving_mean), ("moving_variance", moving_variance)):

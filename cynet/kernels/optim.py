@@ -9,19 +9,14 @@ Python or NumPy numbers, cast to the variable's dtype.
 import numpy as np
 
 from ._backend import impl
+from ._checks import inplace_array
 
 __all__ = ["adam_update", "sgd_momentum_update"]
 
 
 def _state(name, a, variable):
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array (updated in place); received {type(a).__name__}")
-    if a.dtype != variable.dtype or a.shape != variable.shape:
-        raise ValueError(f"{name} must have the variable's dtype {variable.dtype} and shape {variable.shape}; "
-                         f"received {a.dtype} {a.shape}")
-    if not (a.flags.c_contiguous and a.flags.writeable):
-        raise ValueError(f"{name} must be C-contiguous and writable (it is updated in place)")
-    return a.reshape(-1)
+    """A slot (or the variable itself) as the flat view the kernels update in place."""
+    return inplace_array(name, a, variable.dtype, variable.shape, "the variable's").reshape(-1)
 
 
 def _arrays(variable, gradient, **slots):

@@ -148,14 +148,14 @@ def test_gradient_of_another_dtype_and_layout_is_converted(backend, rng):
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(m=np.zeros(5, np.float32)), "m must have the variable's dtype float32 and shape"),
-    (dict(v=np.zeros((4, 4), np.float64)), "v must have the variable's dtype float32 and shape"),
+    (dict(m=np.zeros(5, np.float32)), "m must have shape \\(4, 4\\)"),
+    (dict(v=np.zeros((4, 4), np.float64)), "v must have dtype float32 \\(the variable's"),
     (dict(v=[[0.0] * 4] * 4), "v must be a NumPy array"),
-    (dict(m=np.zeros((4, 8), np.float32)[:, ::2]), "m must be C-contiguous and writable"),
+    (dict(m=np.zeros((4, 8), np.float32)[:, ::2]), "m must be C-contiguous"),
     (dict(g=np.zeros(3)), "gradient must have the variable's shape"),
     (dict(g=np.zeros((4, 4), complex)), "gradient must be real"),
     (dict(w=np.zeros((4, 4), np.int64)), "variable must be a float32 or float64 NumPy array"),
-    (dict(v_hat=np.zeros((4, 4), np.float16)), "v_hat must have the variable's dtype"),
+    (dict(v_hat=np.zeros((4, 4), np.float16)), "v_hat must have dtype float32"),
 ])
 def test_adam_rejects_bad_arguments(backend, bad, match):
     args = dict(w=np.zeros((4, 4), np.float32), g=np.zeros((4, 4), np.float32), m=np.zeros((4, 4), np.float32),
@@ -169,5 +169,5 @@ def test_read_only_state_is_rejected(backend):
     w = np.zeros(8, np.float32)
     mom = np.zeros(8, np.float32)
     mom.flags.writeable = False
-    with pytest.raises(ValueError, match="momentums must be C-contiguous and writable"):
+    with pytest.raises(ValueError, match="momentums must be writable"):
         K.sgd_momentum_update(w, np.ones(8, np.float32), mom, 0.1, 0.9)
