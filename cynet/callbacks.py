@@ -52,7 +52,12 @@ class Callback:
     Attributes:
         params: dict of training parameters (`verbose`, `epochs`, `steps`).
         model: the model being trained.
+
+    In data-parallel training (cynet.distributed), callbacks whose class sets
+    `rank_zero_only = True` (those that print or write files) run on rank 0 only.
     """
+
+    rank_zero_only = False
 
     def __init__(self):
         self.params = None
@@ -162,12 +167,15 @@ class CallbackList(Callback):
         add_history: add a `History` unless the list has one.
         add_progbar: add a `ProgbarLogger` unless the list has one.
         model: the model the callbacks are used with.
+        rank_zero: False on the other ranks of a data-parallel job: the callbacks marked
+            `rank_zero_only` are left out, and no progress bar is added.
         **params: passed to every callback through `set_params`.
     """
 
-    def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None, **params):
+    def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None, rank_zero=True, **params):
         super().__init__()
-        self.callbacks = _flatten(callbacks)
+        self.callbacks = [cb for cb in _flatten(callbacks) if rank_zero or not cb.rank_zero_only]
+        add_progbar = add_progbar and rank_zero
         self._history = None
         self._progbar = None
         for cb in self.callbacks:
@@ -310,6 +318,8 @@ class ProgbarLogger(Callback):
     verbose=1 draws a live bar in terminals and notebooks (one final line per epoch elsewhere);
     verbose=2 prints one line per epoch. During `fit`, validation is silent.
     """
+
+    rank_zero_only = True
 
     def __init__(self):
         super().__init__()
@@ -615,6 +625,8 @@ class ModelCheckpoint(MonitorCallback):
         initial_value_threshold: the "best" value to beat before the first save (save_best_only).
     """
 
+    rank_zero_only = True
+
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
                  mode="auto", save_freq="epoch", initial_value_threshold=None):
         super().__init__(monitor, mode, baseline=initial_value_threshold)
@@ -865,8 +877,11 @@ class LearningRateScheduler(Callback):
 class TerminateOnNaN(Callback):
     """Stop training when the loss becomes NaN or infinite (checked after every training batch).
 
-    Sets `model.stop_training = True` and prints the epoch and batch, or, with
+    Sets `model.stop_training = True` (fit ends after that batch: the epoch's end is still
+    logged) and prints "Epoch E, batch B: Invalid loss (value), terminating training", or, with
     `raise_error=True`, raises RuntimeError at once (later callbacks' on_train_end do not run).
+    E is numbered from 1, as the progress bar's "Epoch E/epochs"; B from 0, as the `batch`
+    argument of the hooks and Keras's "Batch B: Invalid loss, terminating training".
     """
 
     def __init__(self, raise_error=False):
@@ -902,6 +917,8 @@ class CSVLogger(Callback):
         separator: field separator.
         append: append to an existing file (its header is kept) instead of overwriting it.
     """
+
+    rank_zero_only = True
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()

@@ -94,6 +94,22 @@ class Loss:
         """(scalar loss, gradient w.r.t. the logits) for losses with a fusable activation."""
         raise NotImplementedError(f"{self.name} has no fused logits path")
 
+    def check_targets(self, y_true, y_pred_shape, name="y"):
+        """Check once, before training or evaluating, that `y_true` (all samples) can be this loss's
+        targets for model outputs of shape `y_pred_shape` (batch axis first; None for a size not
+        known): raise ValueError (TypeError for a non-numeric dtype) naming `name` otherwise.
+
+        The base check is on shapes: samples of y_pred's shape, or with a trailing axis of 1 more or
+        less (which the loss squeezes or adds). Subclasses add what their targets must hold.
+        """
+        y_true = np.asarray(y_true)
+        out = tuple(y_pred_shape)
+        got, want = y_true.shape[1:], out[1:]
+        if not (_fits(got, want) or _fits(got + (1,), want) or _fits(got, want + (1,))):
+            raise ValueError(f"{name} must have samples of shape {_shape_str(want)}, the model's output, for "
+                             f"{self.name}; received {name} with shape {y_true.shape}")
+        return y_true
+
     def _targets(self, y_true, y_pred):
         y_true = _float(y_true, y_pred.dtype)
         if y_true.shape != y_pred.shape:
@@ -111,6 +127,31 @@ class Loss:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _fits(shape, pattern):
+    return len(shape) == len(pattern) and all(p is None or s == p for s, p in zip(shape, pattern))
+
+
+def _shape_str(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def _first(mask, values, name):
+    """'name[i] = v' for the first True in mask."""
+    idx = np.unravel_index(int(np.argmax(mask)), mask.shape)
+    return f"{name}[{', '.join(str(int(i)) for i in idx)}] = {values[idx].item()!r}"
+
+
+def _check_in_unit_interval(y_true, name, loss_name, what):
+    """Targets of a cross-entropy are probabilities: outside [0, 1] the loss has no minimum."""
+    if y_true.size == 0 or y_true.dtype.kind == "b":
+        return
+    lo, hi = y_true.min(), y_true.max()
+    if not (lo >= 0 and hi <= 1):  # NaN fails too
+        bad = ~((y_true >= 0) & (y_true <= 1))
+        raise ValueError(f"{name} must hold {what} in [0, 1] for {loss_name}; received values from {lo} to {hi}, "
+                         f"first {_first(bad, y_true, name)}")
 
 
 def _snake(name):
@@ -177,6 +218,13 @@ class BinaryCrossentropy(Loss):
             return y_true * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         return y_true
 
+    def check_targets(self, y_true, y_pred_shape, name="y"):
+        """Shapes as for every loss, and targets in [0, 1]: 0/1 labels or probabilities (Keras does
+        not check; labels such as 1/2 or -1/1 make the loss unbounded below)."""
+        y_true = super().check_targets(y_true, y_pred_shape, name)
+        _check_in_unit_interval(y_true, name, self.name, "binary targets (0/1 labels or probabilities)")
+        return y_true
+
     def _per_sample(self, y_true, y_pred, need_grad):
         k = y_pred.shape[-1]
         if self.from_logits:
@@ -228,6 +276,24 @@ class CategoricalCrossentropy(Loss):
         self.from_logits = bool(from_logits)
         self.label_smoothing = _smoothing(label_smoothing)
 
+    def check_targets(self, y_true, y_pred_shape, name="y"):
+        """One-hot (or probability) targets as wide as the model's output, entries in [0, 1]."""
+        y_true = np.asarray(y_true)
+        out = tuple(y_pred_shape)
+        k = out[-1] if len(out) > 1 else None
+        got, want = y_true.shape[1:], out[1:]
+        if len(out) > 1 and not (_fits(got, want) or _fits(got + (1,), want) or _fits(got, want + (1,))):
+            hint = ""
+            if y_true.ndim == len(out) - 1 or (y_true.ndim == len(out) and y_true.shape[-1] == 1 != k):
+                hint = " (integer class labels go with sparse_categorical_crossentropy)"
+            elif y_true.ndim == len(out) and _fits(y_true.shape[1:-1], out[1:-1]):
+                hint = f" (one-hot targets of width {y_true.shape[-1]} for a model with {k} output units)"
+            raise ValueError(f"{name} must hold one-hot targets of shape {_shape_str(out[1:])}, one column per "
+                             f"output unit of the model, for {self.name}; received {name} with shape "
+                             f"{y_true.shape}{hint}")
+        _check_in_unit_interval(y_true, name, self.name, "one-hot targets or probabilities")
+        return y_true
+
     def _targets(self, y_true, y_pred):
         y_true = super()._targets(y_true, y_pred)
         if self.label_smoothing:
@@ -275,6 +341,33 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         self.label_smoothing = 0.0
         self.axis = -1
         self.ignore_class = None
+
+    def check_targets(self, y_true, y_pred_shape, name="y"):
+        """Integer class labels of the output's shape less its class axis (or with a trailing 1),
+        each in [0, units) for the model's output units."""
+        y_true = np.asarray(y_true)
+        out = tuple(y_pred_shape)
+        want = out[1:-1]
+        if not (_fits(y_true.shape[1:], want) or _fits(y_true.shape[1:], want + (1,))):
+            hint = (" (one-hot labels go with categorical_crossentropy)"
+                    if len(out) > 1 and _fits(y_true.shape[1:], out[1:]) else "")
+            raise ValueError(f"{name} must hold integer class labels of sample shape {_shape_str(want)} for "
+                             f"{self.name}; received {name} with shape {y_true.shape}{hint}")
+        if y_true.dtype.kind == "f":
+            fractional = y_true != np.round(y_true)  # NaN too
+            if fractional.any():
+                raise ValueError(f"{name} must hold integer class labels for {self.name}; received "
+                                 f"{_first(fractional, y_true, name)}")
+        elif y_true.dtype.kind not in "iub":
+            raise TypeError(f"{name} must hold integer class labels for {self.name}; received dtype {y_true.dtype}")
+        k = out[-1] if len(out) > 1 else None
+        if k is not None and y_true.size:
+            lo, hi = y_true.min(), y_true.max()
+            if lo < 0 or hi >= k:
+                bad = (y_true < 0) | (y_true >= k)
+                raise ValueError(f"{name} must hold class labels for the model's {k} output units: labels must lie "
+                                 f"in [0, {k}); received labels from {lo} to {hi}, first {_first(bad, y_true, name)}")
+        return y_true
 
     def _targets(self, y_true, y_pred):
         y_true = np.asarray(y_true)

@@ -6,14 +6,18 @@ kernel), backward runs through the layers in reverse and the optimizer applies t
 stored on each trainable Variable.
 """
 import math
+import numbers
+import signal
+import threading
 
 import numpy as np
 
-from . import activations, callbacks as callbacks_module, losses, metrics as metrics_module, optimizers
+from . import activations, callbacks as callbacks_module, distributed, losses, metrics as metrics_module, optimizers
 from .layers import InputLayer, Layer
 from .layers import deserialize as deserialize_layer
 from .layers import serialize as serialize_layer
 from .layers.base import unique_name
+from .optimizers import _checks
 from .utils.rng import make_rng
 
 
@@ -235,7 +239,10 @@ class Sequential(Layer):
         if penalties:
             loss += float(sum(penalties))
         variables = self.trainable_weights
-        self.optimizer.apply([v.grad for v in variables], variables)
+        if getattr(self.optimizer, "distributed", False):   # averaged over ranks, weighted by shard size
+            self.optimizer.apply([v.grad for v in variables], variables, sample_count=x.shape[0])
+        else:
+            self.optimizer.apply([v.grad for v in variables], variables)
         return loss, y_pred
 
     def _loss_value(self, y, y_pred, sample_weight):
@@ -251,7 +258,13 @@ class Sequential(Layer):
         for m, weighted in self._metrics:
             m.update_state(y, y_pred, sample_weight=sample_weight if weighted else None)
 
-    def _logs(self, prefix=""):
+    def _logs(self, prefix="", dist=None):
+        if dist is not None:   # the metrics over all ranks; each rank keeps its own running state
+            local = dist.reduce_metrics(self.metrics)
+            try:
+                return self._logs(prefix)
+            finally:
+                dist.restore_metrics(self.metrics, local)
         logs = {prefix + "loss": self._loss_tracker.result()}
         for m, _ in self._metrics:
             logs[prefix + m.name] = m.result()
@@ -265,61 +278,108 @@ class Sequential(Layer):
     reset_metrics = _reset_metrics
 
     # ---------------------------------------------------------------- data
+    # Every argument is checked once per call, before any callback runs or any weight changes:
+    # a bad argument raises ValueError (TypeError, catchable as ValueError, for a wrong type)
+    # naming it, and never a failure half-way through training.
     def _prepare_x(self, x, name="x"):
+        """x as the first layer's input array: non-empty, samples of the model's input shape, finite."""
         if x is None:
             raise ValueError(f"{name} must be given")
         if not self._layers:
             raise ValueError("The model has no layers")
-        first = self._layers[0]
-        arr = np.asarray(x)
-        if arr.ndim == 0 or arr.shape[0] == 0:
-            raise ValueError(f"{name} must be a non-empty array with a batch axis; received shape {arr.shape}")
-        arr = first._convert_input(arr)
+        given = _asarray(x, name)
+        if given.ndim == 0 or given.size == 0:
+            raise ValueError(f"{name} must be a non-empty array with a batch axis; received shape {given.shape}")
+        if given.dtype.kind not in "biuf":
+            raise _checks.ArgumentTypeError(f"{name} must be numeric; received dtype {given.dtype}")
+        with np.errstate(over="ignore"):  # a value the model's dtype cannot hold: _check_finite names it
+            arr = self._layers[0]._convert_input(given)
         if not self.built:
             self.build((None,) + arr.shape[1:])
         expected = self.input_shape[1:]
         if len(expected) != arr.ndim - 1 or any(e is not None and e != a for e, a in zip(expected, arr.shape[1:])):
             raise ValueError(f"{name} must have samples of shape {expected}; received {name} with shape {arr.shape}")
+        _check_finite(arr, name, given)
         return arr
 
-    @staticmethod
-    def _prepare_y(y, n, name="y"):
+    def _prepare_y(self, y, x, name="y", x_name="x"):
+        """y as an array of targets the loss accepts for the model's outputs on x."""
         if y is None:
             raise ValueError(f"{name} must be given to train or evaluate")
-        y = np.asarray(y)
+        y = _asarray(y, name)
+        n = x.shape[0]
         if y.ndim == 0 or y.shape[0] != n:
-            raise ValueError(f"x and {name} must have the same number of samples; received {n} and "
+            raise ValueError(f"{x_name} and {name} must have the same number of samples; received {n} and "
                              f"{y.shape[0] if y.ndim else 'a scalar'}")
         if y.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must be numeric; received dtype {y.dtype}")
+            raise _checks.ArgumentTypeError(f"{name} must be numeric; received dtype {y.dtype}")
+        _check_finite(y, name)
+        self.loss.check_targets(y, self._output_shape(x), name=name)
         return y
 
-    @staticmethod
-    def _batch_size(batch_size):
-        if batch_size is None:
-            return 32
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; received batch_size={batch_size!r}")
-        return int(batch_size)
+    def _output_shape(self, x):
+        """The model's output shape, batch axis None, for inputs like x."""
+        return tuple(self.compute_output_shape((None,) + tuple(x.shape[1:])))
 
-    @staticmethod
-    def _sample_weights(y, n, sample_weight, class_weight):
-        weights = None
-        if sample_weight is not None and class_weight is not None:
-            raise ValueError("You cannot give both class_weight and sample_weight (as in Keras): fold the class "
-                             "weights into sample_weight instead")
-        if sample_weight is not None:
-            weights = np.asarray(sample_weight, dtype=np.float64)
-            if weights.ndim == 0 or weights.shape[0] != n:
-                raise ValueError(f"sample_weight must have one entry per sample ({n}); received shape {weights.shape}")
-        if class_weight is not None:
-            if not isinstance(class_weight, dict):
-                raise TypeError(f"class_weight must be a dict {{class_index: weight}}; received {class_weight!r}")
-            labels = np.argmax(y, axis=-1) if (y.ndim > 1 and y.shape[-1] > 1) else y.reshape(n, -1)[:, 0]
-            labels = np.asarray(labels).astype(np.int64)
-            cw = np.array([float(class_weight.get(int(c), 1.0)) for c in labels])
-            weights = cw
+    def _prepare_sample_weight(self, sample_weight, x, name="sample_weight"):
+        """sample_weight as a float64 array: one finite, non-negative entry per sample (or per
+        sample and output position, broadcasting as the loss does), or None."""
+        if sample_weight is None:
+            return None
+        weights = _asarray(sample_weight, name)
+        if weights.dtype.kind not in "biuf":
+            raise _checks.ArgumentTypeError(f"{name} must be numeric; received dtype {weights.dtype}")
+        weights = weights.astype(np.float64, copy=False)
+        n = x.shape[0]
+        if weights.ndim == 0 or weights.shape[0] != n:
+            raise ValueError(f"{name} must have one entry per sample ({n}); received shape {weights.shape}")
+        per_sample = (n,) + self._output_shape(x)[1:-1]    # the losses' per-sample values
+        shape = weights.shape[:-1] if weights.ndim == len(per_sample) + 1 and weights.shape[-1] == 1 else weights.shape
+        if len(shape) > len(per_sample) or any(w != 1 and v is not None and w != v
+                                               for w, v in zip(shape, per_sample)):
+            raise ValueError(f"{name} must have shape {per_sample[:1]} (or broadcast to the per-sample loss shape "
+                             f"{per_sample}); received shape {weights.shape}")
+        _check_finite(weights, name)
+        if weights.min() < 0:
+            raise ValueError(f"{name} must be non-negative; received {_at(name, weights < 0, weights)}")
         return weights
+
+    def _class_weights(self, y, x, class_weight):
+        """Per-sample weights from class_weight {class index: weight}: classes are y's argmax for
+        one-hot targets and the rounded label otherwise, as in Keras; a class not in the dict
+        weighs 1."""
+        if not isinstance(class_weight, dict):
+            raise _checks.ArgumentTypeError(f"class_weight must be a dict {{class_index: weight}}; "
+                                            f"received class_weight={class_weight!r}")
+        units = self._output_shape(x)[-1]
+        n_classes = None if units is None else max(int(units), 2)
+        for key, value in class_weight.items():
+            if isinstance(key, (bool, np.bool_)) or not isinstance(key, numbers.Integral):
+                raise _checks.ArgumentTypeError(f"class_weight keys must be integer class indices; "
+                                                f"received the key {key!r}")
+            if key < 0 or (n_classes is not None and key >= n_classes):
+                where = "non-negative" if n_classes is None else f"in [0, {n_classes}) for the model's output"
+                raise ValueError(f"class_weight keys must be class indices {where}; received the key {key!r}")
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+                raise _checks.ArgumentTypeError(f"class_weight values must be real numbers; received "
+                                                f"class_weight[{key!r}]={value!r}")
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"class_weight values must be finite and non-negative; received "
+                                 f"class_weight[{key!r}]={value!r}")
+        n = y.shape[0]
+        if y.ndim > 2:
+            raise ValueError(f"class_weight needs y of shape ({n},) or ({n}, classes); received shape {y.shape}")
+        if y.ndim == 2 and y.shape[-1] > 1:
+            labels = np.argmax(y, axis=-1)
+        else:
+            labels = y.reshape(n)
+            labels = np.rint(labels) if labels.dtype.kind == "f" else labels
+        table = np.ones(max([int(k) for k in class_weight] + [0]) + 1)
+        for key, value in class_weight.items():
+            table[int(key)] = float(value)
+        labels = labels.astype(np.int64)
+        inside = (labels >= 0) & (labels < table.size)
+        return np.where(inside, table[np.clip(labels, 0, table.size - 1)], 1.0)
 
     # ---------------------------------------------------------------- fit
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
@@ -328,23 +388,38 @@ class Sequential(Layer):
         """Train for `epochs` epochs (the final epoch index when resuming with initial_epoch).
 
         Returns a History whose `history` dict holds per-epoch lists ("loss", metrics, "val_*").
+        Every argument is checked before training starts. A KeyboardInterrupt (Ctrl-C) that
+        arrives during a training step is held back until the step has finished, so the model
+        keeps the weights of the last completed batch.
         """
         self._check_compiled()
-        batch_size = self._batch_size(batch_size)
-        x = self._prepare_x(x)
-        y = self._prepare_y(y, x.shape[0])
-        if sample_weight is not None and class_weight is not None:
-            self._sample_weights(y, x.shape[0], sample_weight, class_weight)  # raises, naming both
-        weights = self._sample_weights(y, x.shape[0], sample_weight, None)
+        batch_size = _positive_int("batch_size", batch_size, default=32)
+        epochs = _nonnegative_int("epochs", epochs)
+        initial_epoch = _nonnegative_int("initial_epoch", initial_epoch)
+        steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch, default=None)
+        validation_batch_size = _positive_int("validation_batch_size", validation_batch_size, default=None)
+        validation_freq = _positive_int("validation_freq", validation_freq, default=1)
+        verbose = _verbose(verbose)
+        if isinstance(validation_split, (bool, np.bool_)) or not isinstance(validation_split, numbers.Real):
+            raise _checks.ArgumentTypeError(f"validation_split must be a float in [0, 1); "
+                                            f"received validation_split={validation_split!r}")
         if not 0.0 <= float(validation_split) < 1.0:
             raise ValueError(f"validation_split must be in [0, 1); received validation_split={validation_split!r}")
+        if sample_weight is not None and class_weight is not None:
+            raise ValueError("You cannot give both class_weight and sample_weight (as in Keras): fold the class "
+                             "weights into sample_weight instead")
+        x = self._prepare_x(x)
+        y = self._prepare_y(y, x)
+        weights = self._prepare_sample_weight(sample_weight, x)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight)")
-            vx = self._prepare_x(validation_data[0], "validation_data x")
-            vy = self._prepare_y(validation_data[1], vx.shape[0], "validation_data y")
-            vw = None if len(validation_data) == 2 else validation_data[2]
+                raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight); "
+                                 f"received {_describe(validation_data)}")
+            vx = self._prepare_x(validation_data[0], "validation_data[0]")
+            vy = self._prepare_y(validation_data[1], vx, "validation_data[1]", "validation_data[0]")
+            vw = None if len(validation_data) == 2 else self._prepare_sample_weight(validation_data[2], vx,
+                                                                                    "validation_data[2]")
             val = (vx, vy, vw)
         elif validation_split:
             split = int(math.floor(x.shape[0] * (1.0 - validation_split)))  # Keras: the last samples validate
@@ -355,61 +430,88 @@ class Sequential(Layer):
             x, y = x[:split], y[:split]
             weights = None if weights is None else weights[:split]
         if class_weight is not None:  # training samples only, as in Keras
-            weights = self._sample_weights(y, x.shape[0], None, class_weight)
-        epochs = int(epochs)
+            weights = self._class_weights(y, x, class_weight)
         n = x.shape[0]
-        steps = steps_per_epoch or math.ceil(n / batch_size)
-        verbose = 1 if verbose == "auto" else int(verbose)
+        dist = distributed.of(self)  # data-parallel: each rank trains on its shard of every global batch
+        global_batch = batch_size * (dist.size if dist else 1)
+        steps = steps_per_epoch or math.ceil(n / global_batch)
         cbs = callbacks_module.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
+                                            rank_zero=dist is None or dist.rank == 0,
                                             verbose=verbose, epochs=epochs, steps=steps)
         self.stop_training = False
-        cbs.on_train_begin()
-        logs = {}
-        rng = make_rng(None)
-        for epoch in range(int(initial_epoch), epochs):
-            self._reset_metrics()
-            cbs.on_epoch_begin(epoch)
-            order = rng.permutation(n) if shuffle else None
-            for step in range(steps):
-                start = (step * batch_size) % n
-                idx = slice(start, min(start + batch_size, n)) if order is None else order[start:start + batch_size]
-                xb, yb = x[idx], y[idx]
-                wb = None if weights is None else weights[idx]
-                cbs.on_train_batch_begin(step)
-                loss, y_pred = self._train_step(xb, yb, wb)
-                self._update_metrics(loss, yb, y_pred, wb, xb.shape[0])
-                logs = self._logs()
-                cbs.on_train_batch_end(step, logs)
+        with _AtomicSteps() as atomic:
+            rng = make_rng(None)
+            if dist:
+                dist.start(self, rng)
+            cbs.on_train_begin()
+            logs = {}
+            for epoch in range(initial_epoch, epochs):
+                self._reset_metrics()
+                cbs.on_epoch_begin(epoch)
+                order = rng.permutation(n) if shuffle else None
+                for step in range(steps):
+                    start = (step * global_batch) % n
+                    idx = slice(start, min(start + global_batch, n)) if order is None else order[start:start + global_batch]
+                    if dist:
+                        idx = dist.shard(idx)
+                    xb, yb = x[idx], y[idx]
+                    wb = None if weights is None else weights[idx]
+                    cbs.on_train_batch_begin(step)
+                    atomic.active = True
+                    try:
+                        if xb.shape[0]:
+                            loss, y_pred = self._train_step(xb, yb, wb)
+                        else:   # a rank with an empty shard still joins the gradient Allreduce
+                            self.optimizer.apply(None, self.trainable_weights)
+                    finally:
+                        atomic.release()
+                    if xb.shape[0]:
+                        self._update_metrics(loss, yb, y_pred, wb, xb.shape[0])
+                    logs = self._logs(dist=dist)
+                    cbs.on_train_batch_end(step, logs)
+                    if dist:
+                        self.stop_training = dist.any(self.stop_training)
+                    if self.stop_training:
+                        break
+                epoch_logs = dict(logs)
+                if val is not None and (epoch + 1) % validation_freq == 0:
+                    val_logs = self._evaluate_arrays(*val, batch_size=validation_batch_size or batch_size, cbs=cbs)
+                    epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+                cbs.on_epoch_end(epoch, epoch_logs)
+                logs = epoch_logs
+                if dist:
+                    self.stop_training = dist.any(self.stop_training)
                 if self.stop_training:
                     break
-            epoch_logs = dict(logs)
-            if val is not None and (epoch + 1) % validation_freq == 0:
-                val_logs = self.evaluate(val[0], val[1], batch_size=validation_batch_size or batch_size, verbose=0,
-                                         sample_weight=val[2], return_dict=True, _callbacks=cbs)
-                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
-            cbs.on_epoch_end(epoch, epoch_logs)
-            logs = epoch_logs
-            if self.stop_training:
-                break
-        self.optimizer.finalize_variable_values(self.trainable_weights)
-        cbs.on_train_end(logs)
+            self.optimizer.finalize_variable_values(self.trainable_weights)
+            cbs.on_train_end(logs)
         self.history = cbs.history
         return self.history
 
     # ---------------------------------------------------------------- evaluate / predict
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False, _callbacks=None):
+                 callbacks=None, return_dict=False):
         """Loss (and metrics) over (x, y): a scalar, `[loss, *metrics]`, or a dict with return_dict=True."""
         self._check_compiled()
-        batch_size = self._batch_size(batch_size)
+        batch_size = _positive_int("batch_size", batch_size, default=32)
+        verbose = _verbose(verbose)
         x = self._prepare_x(x)
-        y = self._prepare_y(y, x.shape[0])
-        weights = self._sample_weights(y, x.shape[0], sample_weight, None)
+        y = self._prepare_y(y, x)
+        weights = self._prepare_sample_weight(sample_weight, x)
+        cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
+                                            rank_zero=distributed.rank() == 0,
+                                            epochs=1, steps=math.ceil(x.shape[0] / batch_size))
+        return self._result(return_dict, self._evaluate_arrays(x, y, weights, batch_size, cbs))
+
+    def _evaluate_arrays(self, x, y, weights, batch_size, cbs):
+        """The logs of evaluating prepared arrays, with fresh metric states (the training ones are kept).
+        Data-parallel, each rank evaluates its part of the arrays and the logs are over all ranks."""
+        dist = distributed.of(self)
+        if dist:
+            part = dist.split(x.shape[0])
+            x, y, weights = x[part], y[part], None if weights is None else weights[part]
         n = x.shape[0]
         nsteps = math.ceil(n / batch_size)
-        verbose = 1 if verbose == "auto" else int(verbose)
-        cbs = _callbacks or callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self,
-                                                          verbose=verbose, epochs=1, steps=nsteps)
         saved = (self._loss_tracker, self._metrics)
         self._loss_tracker = metrics_module.Mean(name="loss")
         self._metrics = self._build_metrics(fresh=True)
@@ -426,42 +528,55 @@ class Sequential(Layer):
                     loss += float(sum(penalties))
                 self._update_metrics(loss, y[sl], y_pred, wb, y_pred.shape[0])
                 cbs.on_test_batch_end(step, self._logs())
-            logs = self._logs()
+            logs = self._logs(dist=dist)
             cbs.on_test_end(logs)
         finally:
             self._loss_tracker, self._metrics = saved
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        return logs
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for x, batch by batch, as one NumPy array."""
-        batch_size = self._batch_size(batch_size)
+        batch_size = _positive_int("batch_size", batch_size, default=32)
+        _verbose(verbose)
         x = self._prepare_x(x)
         n = x.shape[0]
         outs = [self.call(x[i:i + batch_size], training=False) for i in range(0, n, batch_size)]
         return np.concatenate(outs, axis=0) if len(outs) > 1 else np.array(outs[0], copy=True)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One training step on (x, y); a KeyboardInterrupt during it is held back until it ends."""
         self._check_compiled()
+        if sample_weight is not None and class_weight is not None:
+            raise ValueError("You cannot give both class_weight and sample_weight (as in Keras): fold the class "
+                             "weights into sample_weight instead")
         x = self._prepare_x(x)
-        y = self._prepare_y(y, x.shape[0])
-        w = self._sample_weights(y, x.shape[0], sample_weight, class_weight)
+        y = self._prepare_y(y, x)
+        w = self._prepare_sample_weight(sample_weight, x)
+        if class_weight is not None:
+            w = self._class_weights(y, x, class_weight)
         self._reset_metrics()
-        loss, y_pred = self._train_step(x, y, w)
+        with _AtomicSteps() as atomic:
+            atomic.active = True
+            try:
+                loss, y_pred = self._train_step(x, y, w)
+            finally:
+                atomic.release()
         self._update_metrics(loss, y, y_pred, w, x.shape[0])
         return self._result(return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
-        return self.evaluate(x, y, batch_size=max(len(x), 1), verbose=0, sample_weight=sample_weight,
-                             return_dict=return_dict)
+        self._check_compiled()
+        x = self._prepare_x(x)
+        y = self._prepare_y(y, x)
+        weights = self._prepare_sample_weight(sample_weight, x)
+        cbs = callbacks_module.CallbackList(None, model=self, verbose=0, epochs=1, steps=1)
+        return self._result(return_dict, self._evaluate_arrays(x, y, weights, x.shape[0], cbs))
 
     def predict_on_batch(self, x):
         return np.array(self.call(self._prepare_x(x), training=False), copy=True)
 
-    def _result(self, return_dict):
-        logs = self._logs()
+    def _result(self, return_dict, logs=None):
+        logs = self._logs() if logs is None else logs
         if return_dict:
             return logs
         values = list(logs.values())
@@ -524,6 +639,134 @@ class Sequential(Layer):
 
 
 Model = Sequential
+
+
+# -------------------------------------------------------------------- argument checks
+def _asarray(value, name):
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be an array of numbers with one row per sample; {exc}") from None
+
+
+def _index(mask):
+    """The index of the first True in mask: an int for 1-d, else a tuple."""
+    idx = np.unravel_index(int(np.argmax(mask)), mask.shape)
+    return int(idx[0]) if len(idx) == 1 else tuple(int(i) for i in idx)
+
+
+def _at(name, mask, values):
+    """'name[i] = v' for the first True in mask."""
+    idx = _index(mask)
+    where = ", ".join(map(str, idx)) if isinstance(idx, tuple) else idx
+    return f"{name}[{where}] = {values[idx].item()!r}"
+
+
+def _check_finite(arr, name, given=None):
+    """Raise ValueError naming the first NaN or infinity of a float array.
+
+    One reduction and no temporary when all is well: the sum is finite exactly when every entry
+    is (NaN and inf propagate), unless it overflows; only then is each entry looked at. (NumPy's
+    sum, not a BLAS dot: a threaded dot wakes OpenBLAS's threads, which then compete with the
+    kernels' OpenMP threads and slowed the next training steps tenfold.)
+    """
+    if arr.dtype.kind not in "fc" or arr.size == 0:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(arr.sum()):
+            return
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return
+    message = f"{name} must hold finite values only (no NaN or inf); received {_at(name, bad, arr)}"
+    if given is not None and given.dtype != arr.dtype and given.dtype.kind == "f" and given.shape == arr.shape:
+        idx = _index(bad)
+        if np.isfinite(given[idx]):
+            message += f" (the value {given[idx].item()!r} overflows the model's dtype {arr.dtype})"
+    raise ValueError(message)
+
+
+def _positive_int(name, value, default):
+    if value is None:
+        return default
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise _checks.ArgumentTypeError(f"{name} must be a positive integer; received {name}={value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer; received {name}={value!r}")
+    return int(value)
+
+
+def _nonnegative_int(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise _checks.ArgumentTypeError(f"{name} must be a non-negative integer; received {name}={value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer; received {name}={value!r}")
+    return int(value)
+
+
+def _verbose(verbose):
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, numbers.Integral) and int(verbose) in (0, 1, 2):
+        return int(verbose)
+    raise ValueError(f"verbose must be \"auto\", 0, 1 or 2; received verbose={verbose!r}")
+
+
+def _describe(value):
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"an object of type {type(value).__name__}"
+
+
+class _AtomicSteps:
+    """Holds SIGINT (Ctrl-C) back while a training step runs.
+
+    Within `with _AtomicSteps() as atomic:` SIGINT goes to a handler that, while `atomic.active`
+    is set, only records it; `atomic.release()` (called when the step has finished: forward,
+    backward and the optimizer's update of every variable) clears `active` and hands a recorded
+    signal to the previous handler, which for the default one raises KeyboardInterrupt. Outside
+    steps the previous handler runs at once. The handler is installed once per `with` (a
+    `signal.signal` call costs microseconds), and only in the main thread (the only one that runs
+    signal handlers) when the previous handler is a Python callable; otherwise nothing changes
+    and steps are not protected (SIG_IGN / SIG_DFL keep their meaning).
+    """
+
+    __slots__ = ("active", "_pending", "_previous")
+
+    def __init__(self):
+        self.active = False
+        self._pending = None
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if callable(previous):  # another _AtomicSteps's handler too (a fit inside a callback): it chains
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc_info):
+        self.active = False
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False
+
+    def _handle(self, signum, frame):
+        if self.active:
+            self._pending = (signum, frame)
+        elif self._previous is not None:
+            self._previous(signum, frame)
+        else:  # this handler outlived its `with` (someone saved and re-installed it)
+            raise KeyboardInterrupt
+
+    def release(self):
+        self.active = False
+        if self._pending is not None:
+            signum, frame = self._pending
+            self._pending = None
+            self._previous(signum, frame)
 
 
 def _fresh(metric):

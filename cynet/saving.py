@@ -1,17 +1,50 @@
 """Model files: one zip holding `config.json` (architecture, compile settings) and the weights
 (and optimizer state) as `.npy` members.
 
-Loading never unpickles: every array member's header is checked (plain numeric dtype, the shape the
-architecture expects, a size that fits the member) before it is read with allow_pickle=False;
-classes come only from cynet's own registries; member names are never used as paths. Saving
-writes a temporary file in the target directory and renames it over the target, so an interrupted
-save leaves the previous file intact.
+Loading treats every file as untrusted:
+
+- Nothing is unpickled or executed. Arrays are parsed from their `.npy` header (at most
+  `MAX_NPY_HEADER` bytes, read before anything else) and must hold plain numbers (float weights;
+  the optimizer's iteration counter is an integer); classes come only from cynet's own
+  registries; member names are never used as paths, and any name other than `config.json`,
+  `weights/NNNNN.npy` and `optimizer/NNNNN.npy` (or a duplicate name) is refused.
+- Nothing is allocated that the file does not pay for. Array members must be stored uncompressed
+  (cynet writes them that way), lie inside the file and not overlap, and each `.npy` header must
+  declare exactly the bytes its member holds; so the arrays of a file add up to at most the
+  file's size. Before `load_model` builds a single weight it runs every layer's own `build` with
+  an `add_weight` that only records shapes, and refuses an architecture whose weights differ from
+  the arrays in the file (a config asking for `Dense(10**12)` is refused without allocating).
+  `config.json` may be deflated but is read through a bound of `MAX_CONFIG_BYTES`.
+- Any damage (truncation, flipped bytes: zip CRC errors, bad headers, invalid JSON, wrong types
+  in the config, recursion that is too deep) raises `FileFormatError`, a ValueError that names
+  the file and what is wrong. A missing path raises FileNotFoundError, a directory
+  IsADirectoryError.
+
+Saving is atomic: the zip is written to a temporary file in the target's directory, named
+`.<name>.tmp-<pid>@<host>.<random>.partial`, flushed and fsynced, given the permissions a plain
+`open(path, "w")` would give (those of the file it replaces, else 0o666 minus the umask), and
+renamed over the target. An exception or interrupt (KeyboardInterrupt, a full disk) removes the
+temporary file and leaves the previous file untouched. A process killed outright (SIGKILL, power
+loss) can leave the `.partial` file behind, never a damaged target: such a file is not a
+checkpoint (its name does not end in `.cynet` / `.weights.npz`, and loading it is refused), and
+the next save to the same target on the same host removes partials whose process no longer runs.
+When the target is a symbolic link, the link itself is replaced by the new file (the file it
+pointed to is left as it was), as `os.replace` does.
 """
+import contextlib
+import errno
+import inspect
 import io
 import json
+import math
 import os
+import re
+import socket
+import stat
+import struct
 import tempfile
 import zipfile
+import zlib
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -21,11 +54,44 @@ VERSION = 1
 MODEL_EXT = ".cynet"
 WEIGHTS_EXT = ".weights.npz"
 MAX_CONFIG_BYTES = 16 * 2**20
+MAX_NPY_HEADER = 10000  # numpy's own limit for untrusted headers
+MAX_LAYERS = 10000  # building a Sequential model is quadratic in its number of layers
+_MAX_NDIM = 32
+_MAX_DIM = 2**62
+_NPY_MAGIC = b"\x93NUMPY"
+_ARRAY_MEMBER = re.compile(r"(weights|optimizer)/([0-9]{5,})\.npy")
+_PARTIAL_SUFFIX = ".partial"
+_PARTIAL_NAME = re.compile(r"\.(?P<base>.+)\.tmp-(?P<pid>[0-9]+)@(?P<host>[A-Za-z0-9_]*)\.[A-Za-z0-9_]+\.partial")
 
 
 class FileFormatError(ValueError):
     """A model or weights file that is damaged, hostile, or does not fit the model."""
 
+
+# Errors that reading a damaged zip or .npy member can raise (a RecursionError is a RuntimeError,
+# as is zipfile's "password required" for a member flagged as encrypted).
+_DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError, OSError, ValueError,
+           NotImplementedError, RuntimeError, OverflowError, IndexError, KeyError, TypeError, AttributeError,
+           SyntaxError)
+
+
+def _short(exc, limit=300):
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+@contextlib.contextmanager
+def _reading(path, what):
+    """Turn any error from parsing untrusted bytes into a FileFormatError naming the file and `what`."""
+    try:
+        yield
+    except FileFormatError:
+        raise
+    except _DAMAGE as exc:
+        raise FileFormatError(f"{path}: {what} ({type(exc).__name__}: {_short(exc)})") from None
+
+
+# ==================================================================================== saving
 
 def _check_ext(filepath, ext, what):
     path = os.fspath(filepath)
@@ -34,26 +100,141 @@ def _check_ext(filepath, ext, what):
     return path
 
 
-def _atomic_zip(path, overwrite, members):
-    """Write members {name: bytes} into a zip at path via a temp file + rename."""
-    if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"{path} exists and overwrite=False")
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".partial", dir=directory)
+def _umask():
     try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no way to read it without setting it elsewhere
+    os.umask(mask)
+    return mask
+
+
+def _new_file_mode(path):
+    """The permissions `open(path, "w")` would leave: those of the regular file it replaces, else
+    0o666 minus the umask (a symbolic link is replaced, not followed, so it counts as absent)."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISREG(st.st_mode):
+            return stat.S_IMODE(st.st_mode) & 0o777
+    except OSError:
+        pass
+    return 0o666 & ~_umask()
+
+
+def _host_tag():
+    return re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname())[:32]
+
+
+def _partial_prefix(path):
+    return f".{os.path.basename(path)[:100]}.tmp-"
+
+
+def _pid_alive(pid):
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True
+    return True
+
+
+def _remove_stale_partials(path, directory):
+    """Remove temporary files that an earlier save of `path` on this host left when its process
+    was killed (their pid no longer runs). Partials of live processes are left alone."""
+    prefix, host = _partial_prefix(path), _host_tag()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(_PARTIAL_SUFFIX)):
+            continue
+        match = _PARTIAL_NAME.fullmatch(entry.name)
+        if match is None or match["host"] != host or _pid_alive(int(match["pid"])):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+        except OSError:
+            pass
+
+
+def _fsync_directory(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_zip(path, overwrite, members):
+    """Write members (an iterable of (name, bytes)) into a zip at path via a temp file + rename."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "cannot save a model over a directory", path)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, f"cannot save {path}: no such directory", directory)
+    if not overwrite and os.path.lexists(path):
+        raise FileExistsError(errno.EEXIST, "the file exists and overwrite=False", path)
+    mode = _new_file_mode(path)
+    _remove_stale_partials(path, directory)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{_partial_prefix(path)}{os.getpid()}@{_host_tag()}.",
+                                   suffix=_PARTIAL_SUFFIX, dir=directory)
         with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
+            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
                 for name, data in members:
                     zf.writestr(name, data)
             raw.flush()
+            if hasattr(os, "fchmod"):
+                os.fchmod(raw.fileno(), mode)
+            else:
+                os.chmod(tmp, mode)
             os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_no_clobber(tmp, path)
+        tmp = None
+    except OSError as exc:
+        if hasattr(exc, "add_note"):
+            exc.add_note(f"while saving {path}; the file that was there (if any) is unchanged")
         raise
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    _fsync_directory(directory)
+
+
+def _link_no_clobber(tmp, path):
+    """Move tmp to path unless path exists, without a window in which another writer's file is replaced."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "the file exists and overwrite=False", path) from None
+    except OSError:  # a filesystem without hard links
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "the file exists and overwrite=False", path) from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
 
 
 def _npy_bytes(array):
@@ -63,11 +244,9 @@ def _npy_bytes(array):
 
 
 def _array_members(prefix, arrays):
-    return [(f"{prefix}/{i:05d}.npy", _npy_bytes(a)) for i, a in enumerate(arrays)]
-
-
-def _weights_payload(model):
-    return _array_members("weights", model.get_weights())
+    """(name, .npy bytes) pairs, produced one at a time so a save holds one array's copy at most."""
+    for i, a in enumerate(arrays):
+        yield f"{prefix}/{i:05d}.npy", _npy_bytes(a)
 
 
 def save_model(model, filepath, overwrite=True):
@@ -76,148 +255,397 @@ def save_model(model, filepath, overwrite=True):
     if not model.built:
         raise ValueError("the model must be built (called on data, or given an input shape) before it is saved")
     from . import optimizers
+    weights = model.weights
     config = {"format": FORMAT, "version": VERSION,
               "model": {"class_name": type(model).__name__, "config": model.get_config()},
-              "compile": getattr(model, "_compile_config", None) if model.compiled else None,
-              "n_weights": len(model.weights)}
-    members = _weights_payload(model)
+              "compile": dict(getattr(model, "_compile_config", None) or {}) if model.compiled else None,
+              "n_weights": len(weights)}
     opt = model.optimizer if model.compiled else None
+    opt_values = []
     if opt is not None and opt.variables:
         config["compile"]["optimizer"] = optimizers.serialize(opt)
-        config["n_optimizer_variables"] = len(opt.variables)
-        members += _array_members("optimizer", [v.value for v in opt.variables])
-    _atomic_zip(path, overwrite, [("config.json", json.dumps(config).encode())] + members)
+        opt_values = [v.value for v in opt.variables]
+        config["n_optimizer_variables"] = len(opt_values)
+
+    def members():
+        yield "config.json", json.dumps(config).encode()
+        yield from _array_members("weights", (v.value for v in weights))
+        yield from _array_members("optimizer", opt_values)
+
+    _atomic_zip(path, overwrite, members())
 
 
 def save_weights(model, filepath, overwrite=True):
+    """Save the model's weights (in `model.weights` order) to a `.weights.npz` file."""
     path = _check_ext(filepath, WEIGHTS_EXT, "weights")
-    config = {"format": FORMAT + "-weights", "version": VERSION, "n_weights": len(model.weights)}
-    _atomic_zip(path, overwrite, [("config.json", json.dumps(config).encode())] + _weights_payload(model))
+    weights = model.weights
+    config = {"format": FORMAT + "-weights", "version": VERSION, "n_weights": len(weights)}
+
+    def members():
+        yield "config.json", json.dumps(config).encode()
+        yield from _array_members("weights", (v.value for v in weights))
+
+    _atomic_zip(path, overwrite, members())
 
 
-def _open(path):
-    try:
-        zf = zipfile.ZipFile(os.fspath(path), "r")
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise FileFormatError(f"{path} is not a cynet file (not a readable zip archive: {exc})") from None
-    for info in zf.infolist():
-        name = info.filename
-        if name.startswith(("/", "\\")) or ".." in name.replace("\\", "/").split("/") or ":" in name:
+# ==================================================================================== loading
+
+class _Archive:
+    """An open zip whose member table has been vetted: no duplicate or unsafe names, members inside
+    the file and not overlapping."""
+
+    def __init__(self, filepath):
+        self.path = path = os.fspath(filepath)
+        match = _PARTIAL_NAME.fullmatch(os.path.basename(path))
+        if match:
+            raise FileFormatError(f"{path} is the temporary file of an interrupted save, not a checkpoint "
+                                  f"(the checkpoint it was meant to replace is {match['base']!r})")
+        st = os.stat(path)  # FileNotFoundError, PermissionError: as they are
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory, not a cynet file", path)
+        if not stat.S_ISREG(st.st_mode):
+            raise FileFormatError(f"{path} is not a regular file, so not a cynet file")
+        self.file = open(path, "rb")
+        try:
+            self.size = os.fstat(self.file.fileno()).st_size
+            try:
+                self.zf = zipfile.ZipFile(self.file, "r")
+            except _DAMAGE as exc:
+                raise FileFormatError(f"{path} is not a cynet file (not a readable zip archive: "
+                                      f"{type(exc).__name__}: {_short(exc)})") from None
+            self._vet_members()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        zf = getattr(self, "zf", None)
+        if zf is not None:
             zf.close()
-            raise FileFormatError(f"{path} contains an unsafe member name {name!r}")
-    return zf
+        self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _vet_members(self):
+        path = self.path
+        self.infos = {}
+        for info in self.zf.infolist():
+            name = info.filename
+            if (not name or name.startswith(("/", "\\")) or "\\" in name or ":" in name or "\x00" in name
+                    or ".." in name.split("/")):
+                raise FileFormatError(f"{path} contains an unsafe member name {name!r}")
+            if name in self.infos:
+                raise FileFormatError(f"{path} contains the member {name!r} twice")
+            if info.flag_bits & 0x1:
+                raise FileFormatError(f"{path}: member {name!r} is encrypted")
+            self.infos[name] = info
+        spans = []
+        for info in self.infos.values():
+            raw_name = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", "replace")
+            end = info.header_offset + 30 + len(raw_name) + info.compress_size  # local header: 30 bytes + name
+            if info.header_offset < 0 or info.compress_size < 0 or end > self.size:
+                raise FileFormatError(f"{path} is truncated or damaged: member {info.filename!r} "
+                                      f"extends past the end of the file")
+            spans.append((info.header_offset, end, info.filename))
+        spans.sort()
+        for (_, end, name), (start, _, other) in zip(spans, spans[1:]):
+            if start < end:
+                raise FileFormatError(f"{path} is damaged or hostile: members {name!r} and {other!r} overlap")
+
+    def describe(self):
+        """A guess at what a zip that is not a cynet file is, for the error message (or None)."""
+        names = set(self.infos)
+        if "metadata.json" in names or any(n.endswith(".h5") for n in names):
+            return "it looks like a Keras .keras archive; cynet reads only its own .cynet and .weights.npz files"
+        if names and all(n.endswith(".npy") for n in names):
+            return "it looks like a NumPy .npz archive (numpy.savez); cynet reads only its own files"
+        return None
+
+    def read_config(self, formats):
+        path = self.path
+        info = self.infos.get("config.json")
+        if info is None:
+            raise FileFormatError(f"{path} is not a cynet file: {self.describe() or 'it has no config.json'}")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise FileFormatError(f"{path}: config.json uses an unsupported compression method")
+        if info.file_size > MAX_CONFIG_BYTES:
+            raise FileFormatError(f"{path}: config.json is implausibly large ({info.file_size} bytes)")
+        with _reading(path, "config.json is damaged"):
+            with self.zf.open(info) as f:
+                raw = f.read(info.file_size)  # never more: a deflated member inflates only this far
+                if len(raw) != info.file_size or f.read(1):
+                    raise FileFormatError(f"{path}: config.json is truncated")
+            config = json.loads(raw.decode("utf-8"))
+        if not isinstance(config, dict) or config.get("format") not in formats:
+            found = config.get("format") if isinstance(config, dict) else None
+            hint = self.describe() or (f"its config.json says format={found!r}" if isinstance(found, str)
+                                       else "its config.json has no cynet format tag")
+            raise FileFormatError(f"{path} is not a {' or '.join(repr(f) for f in formats)} file: {hint}")
+        version = config.get("version")
+        if type(version) is not int or version != VERSION:
+            raise FileFormatError(f"{path} has format version {version!r}; this cynet reads {VERSION}")
+        return config
+
+    def count(self, config, key):
+        """A non-negative integer count from config.json, bounded by the members present."""
+        value = config.get(key, 0)
+        if type(value) is not int or value < 0:
+            raise FileFormatError(f"{self.path}: config.json's {key!r} must be a non-negative integer; "
+                                  f"received {_short(repr(value), 80)}")
+        if value > len(self.infos):
+            raise FileFormatError(f"{self.path}: config.json promises {value} arrays for {key!r} but the file "
+                                  f"has only {len(self.infos)} members")
+        return value
+
+    def check_members(self, n_weights, n_optimizer=0):
+        """Every member is config.json or one of the arrays config.json announces; all of those exist."""
+        counts = {"weights": n_weights, "optimizer": n_optimizer}
+        for name in self.infos:
+            if name == "config.json":
+                continue
+            match = _ARRAY_MEMBER.fullmatch(name)
+            if match is None or name != f"{match[1]}/{int(match[2]):05d}.npy" or int(match[2]) >= counts[match[1]]:
+                raise FileFormatError(f"{self.path} contains an unexpected member {name!r}")
+        for prefix, n in counts.items():
+            for i in range(n):
+                if f"{prefix}/{i:05d}.npy" not in self.infos:
+                    raise FileFormatError(f"{self.path} is missing {prefix}/{i:05d}.npy")
+
+    # ------------------------------------------------------------------ arrays
+    def _array_info(self, name):
+        info = self.infos.get(name)
+        if info is None:
+            raise FileFormatError(f"{self.path} is missing {name}")
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
+            raise FileFormatError(f"{self.path}: {name} is compressed; cynet stores arrays uncompressed "
+                                  "(re-zipped or not a cynet file)")
+        return info
+
+    def _header(self, f, name, info):
+        """Parse a .npy header, reading at most MAX_NPY_HEADER bytes, and check it describes exactly
+        the member's bytes. Returns (shape, fortran_order, dtype, number of data bytes)."""
+        path = self.path
+        magic = f.read(8)
+        if len(magic) != 8 or magic[:6] != _NPY_MAGIC:
+            raise FileFormatError(f"{path}: {name} is not a .npy array")
+        version = (magic[6], magic[7])
+        if version not in ((1, 0), (2, 0)):
+            raise FileFormatError(f"{path}: {name} has unsupported .npy version {version}")
+        size_format = "<H" if version == (1, 0) else "<I"
+        size_bytes = f.read(struct.calcsize(size_format))
+        if len(size_bytes) != struct.calcsize(size_format):
+            raise FileFormatError(f"{path}: {name} is truncated")
+        (header_len,) = struct.unpack(size_format, size_bytes)
+        if header_len > MAX_NPY_HEADER:
+            raise FileFormatError(f"{path}: {name} has a {header_len}-byte header, more than the "
+                                  f"{MAX_NPY_HEADER} a cynet array needs")
+        header = f.read(header_len)
+        if len(header) != header_len:
+            raise FileFormatError(f"{path}: {name} is truncated")
+        reader = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        shape, fortran, dtype = reader(io.BytesIO(size_bytes + header), max_header_size=MAX_NPY_HEADER)
+        if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None or dtype.kind not in "fiu":
+            raise FileFormatError(f"{path}: {name} holds dtype {dtype}, not plain numbers")
+        if (len(shape) > _MAX_NDIM or any(type(d) is not int or not 0 <= d <= _MAX_DIM for d in shape)):
+            raise FileFormatError(f"{path}: {name} declares an invalid shape {_short(repr(shape), 80)}")
+        nbytes = math.prod(shape) * dtype.itemsize
+        if 8 + len(size_bytes) + header_len + nbytes != info.file_size:
+            raise FileFormatError(f"{path}: {name} declares a {tuple(shape)} {dtype} array ({nbytes} bytes) but "
+                                  f"holds {info.file_size - 8 - len(size_bytes) - header_len} bytes of data "
+                                  "(truncated or damaged)")
+        return tuple(shape), fortran, dtype, nbytes
+
+    def array_header(self, name):
+        info = self._array_info(name)
+        with _reading(self.path, f"{name} is damaged"):
+            with self.zf.open(info) as f:
+                return self._header(f, name, info)
+
+    def read_array(self, name, var, exact_dtype):
+        """The array `name` as a new array of var's shape and dtype, after checking its header.
+
+        exact_dtype: the file's dtype must be var's (in either byte order); otherwise any float
+        array is accepted for a float variable and cast.
+        """
+        path = self.path
+        info = self._array_info(name)
+        with _reading(path, f"{name} is damaged"):
+            with self.zf.open(info) as f:
+                shape, fortran, dtype, nbytes = self._header(f, name, info)
+                _check_fits(path, name, shape, dtype, var, exact_dtype)
+                data = f.read(nbytes)
+                if len(data) != nbytes or f.read(1):  # reading to the end checks the zip CRC
+                    raise FileFormatError(f"{path}: {name} is truncated")
+            arr = np.frombuffer(data, dtype=dtype, count=math.prod(shape)).reshape(shape, order="F" if fortran else "C")
+            return arr.astype(var.dtype, copy=True)
 
 
-def _read_config(zf, path, expected_format):
-    try:
-        info = zf.getinfo("config.json")
-    except KeyError:
-        raise FileFormatError(f"{path} has no config.json: not a cynet file") from None
-    if info.file_size > MAX_CONFIG_BYTES:
-        raise FileFormatError(f"{path}: config.json is implausibly large ({info.file_size} bytes)")
-    try:
-        config = json.loads(zf.read(info).decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
-        raise FileFormatError(f"{path}: config.json is damaged ({exc})") from None
-    if not isinstance(config, dict) or config.get("format") != expected_format:
-        raise FileFormatError(f"{path} is not a {expected_format} file")
-    if config.get("version") != VERSION:
-        raise FileFormatError(f"{path} has format version {config.get('version')!r}; this cynet reads {VERSION}")
-    return config
+def _where(var):
+    return getattr(var, "path", None) or getattr(var, "name", "?")
 
 
-def _read_array(zf, path, name, shape, dtype):
-    """Read one .npy member after checking its header against the expected shape and dtype."""
-    try:
-        info = zf.getinfo(name)
-    except KeyError:
-        raise FileFormatError(f"{path} is missing {name}") from None
-    try:
-        with zf.open(info) as f:
-            version = npy_format.read_magic(f)
-            if version == (1, 0):
-                header = npy_format.read_array_header_1_0(f, max_header_size=10000)
-            elif version == (2, 0):
-                header = npy_format.read_array_header_2_0(f, max_header_size=10000)
-            else:
-                raise FileFormatError(f"{path}: {name} has unsupported .npy version {version}")
-            file_shape, fortran, file_dtype = header
-            if file_dtype.hasobject or file_dtype.kind not in "biuf":
-                raise FileFormatError(f"{path}: {name} holds dtype {file_dtype}, not plain numbers")
-            if tuple(file_shape) != tuple(shape):
-                raise FileFormatError(f"{path}: {name} has shape {tuple(file_shape)}, the model expects {tuple(shape)}")
-            if int(np.prod(file_shape, dtype=np.int64)) * file_dtype.itemsize > info.file_size:
-                raise FileFormatError(f"{path}: {name} is truncated")
-            data = f.read(info.file_size)
-    except FileFormatError:
-        raise
-    except (ValueError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        raise FileFormatError(f"{path}: {name} is damaged ({exc})") from None
-    count = int(np.prod(file_shape, dtype=np.int64))
-    if len(data) < count * file_dtype.itemsize:
-        raise FileFormatError(f"{path}: {name} is truncated")
-    arr = np.frombuffer(data, dtype=file_dtype, count=count)
-    arr = arr.reshape(file_shape, order="F" if fortran else "C")
-    return arr.astype(dtype, copy=True)
+def _check_fits(path, name, shape, dtype, var, exact_dtype):
+    want_shape, want_dtype = tuple(var.shape), np.dtype(var.dtype)
+    if shape != want_shape:
+        raise FileFormatError(f"{path}: {name} has shape {shape}, the model's weight {_where(var)!r} has shape "
+                              f"{want_shape} (a file saved from a different model?)")
+    if exact_dtype:
+        ok = dtype.newbyteorder("=") == want_dtype
+    elif want_dtype.kind == "f":
+        ok = dtype.kind == "f"
+    else:
+        ok = dtype.kind in "iu" and np.can_cast(dtype, want_dtype, casting="same_kind")
+    if not ok:
+        raise FileFormatError(f"{path}: {name} holds {dtype.name} values, the model's weight {_where(var)!r} is "
+                              f"{want_dtype.name}")
 
 
-def _load_arrays(zf, path, prefix, variables):
-    return [_read_array(zf, path, f"{prefix}/{i:05d}.npy", v.shape, v.dtype) for i, v in enumerate(variables)]
+def _plan_weights(path, model_config, headers):
+    """Check, before any weight is allocated, that the architecture in model_config builds exactly
+    the weights whose .npy headers are `headers` [(shape, fortran, dtype, nbytes)].
+
+    Each layer is built by its own `build`, through an `add_weight` (set on the instance) that
+    records the shape instead of allocating it; building stops as soon as the recorded weights
+    need more bytes than the file holds.
+    """
+    from . import models
+    from .layers import Layer
+    from .layers import deserialize as deserialize_layer
+    from .variables import Variable
+
+    budget = sum(h[3] for h in headers)
+    signature = inspect.signature(Layer.add_weight)
+    total = 0
+
+    def recorder(layer, records):
+        def add_weight(*args, **kwargs):
+            nonlocal total
+            arguments = signature.bind(layer, *args, **kwargs)
+            arguments.apply_defaults()
+            a = arguments.arguments
+            shape = tuple(int(s) for s in a["shape"])
+            dtype = np.dtype(a["dtype"] or layer.dtype)
+            if len(shape) > _MAX_NDIM or any(not 0 <= s <= _MAX_DIM for s in shape):
+                raise FileFormatError(f"{path}: layer {layer.name!r} in config.json asks for a weight of shape "
+                                      f"{shape}: refused before allocating it")
+            total += math.prod(shape) * dtype.itemsize
+            if total > budget:
+                raise FileFormatError(
+                    f"{path}: the architecture in config.json needs more weight bytes than the {budget} the file "
+                    f"holds (layer {layer.name!r} asks for a {shape} {dtype.name} weight): refused before "
+                    "allocating it")
+            records[bool(a["trainable"])].append((f"{layer.name}/{a['name']}", shape, dtype))
+            placeholder = Variable(np.zeros((), dtype=dtype), dtype=dtype, trainable=a["trainable"], name=a["name"])
+            placeholder.value = np.broadcast_to(placeholder.value, shape)  # no memory behind it
+            return placeholder
+        return add_weight
+
+    layer_configs = model_config.get("layers", [])
+    if not isinstance(layer_configs, list):
+        raise FileFormatError(f"{path}: config.json's model 'layers' must be a list")
+    if len(layer_configs) > MAX_LAYERS:
+        raise FileFormatError(f"{path}: config.json lists {len(layer_configs)} layers, more than the "
+                              f"{MAX_LAYERS} cynet loads")
+    name = model_config.get("name")
+    plan = models.Sequential(name=name if isinstance(name, str) and name else "plan",
+                             trainable=model_config.get("trainable", True))
+    planned = []
+    for layer_config in layer_configs:
+        layer = deserialize_layer(layer_config)
+        records = {True: [], False: []}
+        layer.add_weight = recorder(layer, records)
+        planned.append(records)
+        plan.add(layer)
+    shape = model_config.get("build_input_shape")
+    if shape is not None and not plan.built:
+        plan.build(tuple(shape))
+    if not plan.built:
+        raise FileFormatError(f"{path}: the saved model has no input shape (no Input layer, input_shape or "
+                              "build_input_shape in config.json)")
+    planned = [w for records in planned for w in records[True] + records[False]]
+    if len(planned) != len(headers):
+        raise FileFormatError(f"{path}: holds {len(headers)} weights, the architecture in config.json has "
+                              f"{len(planned)}")
+    for i, ((where, shape, dtype), header) in enumerate(zip(planned, headers)):
+        if header[0] != shape or header[2].newbyteorder("=") != dtype:
+            raise FileFormatError(f"{path}: weights/{i:05d}.npy holds a {header[0]} {header[2].name} array, the "
+                                  f"architecture in config.json needs {shape} {dtype.name} for {where!r}")
 
 
 def load_model(filepath, compile=True):
     """Load a model saved with `model.save(...)`: same predictions, and (compiled) ready to continue training
     with its optimizer state."""
-    from . import models
-    path = os.fspath(filepath)
-    with _open(path) as zf:
-        config = _read_config(zf, path, FORMAT)
+    from . import losses, models, optimizers
+    with _Archive(filepath) as archive:
+        path = archive.path
+        config = archive.read_config((FORMAT,))
+        n_weights = archive.count(config, "n_weights")
+        n_opt = archive.count(config, "n_optimizer_variables")
+        archive.check_members(n_weights, n_opt)
         spec = config.get("model")
         if not isinstance(spec, dict) or spec.get("class_name") != "Sequential":
-            raise FileFormatError(f"{path}: unknown model class {spec.get('class_name') if isinstance(spec, dict) else spec!r}")
-        try:
-            model = models.Sequential.from_config(spec.get("config", {}))
-        except (TypeError, ValueError, KeyError) as exc:
-            raise FileFormatError(f"{path}: the architecture in config.json is invalid ({exc})") from None
+            found = spec.get("class_name") if isinstance(spec, dict) else spec
+            raise FileFormatError(f"{path}: unknown model class {_short(repr(found), 80)}; cynet saves Sequential")
+        model_config = spec.get("config", {})
+        if not isinstance(model_config, dict):
+            raise FileFormatError(f"{path}: config.json's model 'config' must be a dict")
+        headers = [archive.array_header(f"weights/{i:05d}.npy") for i in range(n_weights)]
+        with _reading(path, "the architecture in config.json is invalid"):
+            _plan_weights(path, model_config, headers)
+            model = models.Sequential.from_config(model_config)
         if not model.built:
             raise FileFormatError(f"{path}: the saved model has no input shape")
-        if config.get("n_weights") != len(model.weights):
-            raise FileFormatError(f"{path}: holds {config.get('n_weights')} weights, the architecture has {len(model.weights)}")
-        for var, value in zip(model.weights, _load_arrays(zf, path, "weights", model.weights)):
+        if n_weights != len(model.weights):
+            raise FileFormatError(f"{path}: holds {n_weights} weights, the architecture has {len(model.weights)}")
+        values = [archive.read_array(f"weights/{i:05d}.npy", var, exact_dtype=True)
+                  for i, var in enumerate(model.weights)]
+        for var, value in zip(model.weights, values):
             var.assign(value)
         compile_config = config.get("compile")
+        if compile_config is not None and not isinstance(compile_config, dict):
+            raise FileFormatError(f"{path}: config.json's 'compile' must be a dict or null")
         if compile and compile_config:
-            from . import losses, optimizers
-            try:
+            with _reading(path, "the compile settings in config.json are invalid"):
+                loss = compile_config.get("loss")
                 model.compile(optimizer=optimizers.deserialize(compile_config["optimizer"]),
-                              loss=None if compile_config.get("loss") is None else losses.deserialize(compile_config["loss"]),
+                              loss=None if loss is None else losses.get(loss),
                               metrics=compile_config.get("metrics") or None,
                               weighted_metrics=compile_config.get("weighted_metrics") or None)
-            except (TypeError, ValueError, KeyError) as exc:
-                raise FileFormatError(f"{path}: the compile settings in config.json are invalid ({exc})") from None
-            n_opt = config.get("n_optimizer_variables")
             if n_opt:
                 model.optimizer.build(model.trainable_weights)
-                if n_opt != len(model.optimizer.variables):
-                    raise FileFormatError(f"{path}: optimizer state does not match the model")
-                for var, value in zip(model.optimizer.variables,
-                                      _load_arrays(zf, path, "optimizer", model.optimizer.variables)):
+                variables = model.optimizer.variables
+                if n_opt != len(variables):
+                    raise FileFormatError(f"{path}: holds {n_opt} optimizer variables, the optimizer has "
+                                          f"{len(variables)}: its state does not match the model")
+                values = [archive.read_array(f"optimizer/{i:05d}.npy", var, exact_dtype=True)
+                          for i, var in enumerate(variables)]
+                for var, value in zip(variables, values):
                     var.assign(value)
     return model
 
 
 def load_weights(model, filepath):
-    """Load weights saved by `save_weights` (or the weights inside a `.cynet` model file)."""
-    path = os.fspath(filepath)
-    with _open(path) as zf:
-        expected = FORMAT if path.endswith(MODEL_EXT) else FORMAT + "-weights"
-        config = _read_config(zf, path, expected)
+    """Load weights saved by `save_weights` (or the weights inside a `.cynet` model file) into a built model.
+
+    Every array must have the shape of the model's weight; float arrays of another precision are
+    cast to the model's dtype (as Keras does). Nothing is assigned unless all arrays fit.
+    """
+    with _Archive(filepath) as archive:
+        path = archive.path
+        config = archive.read_config((FORMAT + "-weights", FORMAT))
+        n_weights = archive.count(config, "n_weights")
+        archive.check_members(n_weights, archive.count(config, "n_optimizer_variables"))
         if not model.built:
             raise ValueError("build the model (call it on data or give it an input shape) before load_weights")
-        if config.get("n_weights") != len(model.weights):
-            raise FileFormatError(f"{path}: holds {config.get('n_weights')} weights, the model has {len(model.weights)}")
-        values = _load_arrays(zf, path, "weights", model.weights)
-    for var, value in zip(model.weights, values):
+        weights = model.weights
+        if n_weights != len(weights):
+            raise FileFormatError(f"{path}: holds {n_weights} weights, the model has {len(weights)} "
+                                  "(a file saved from a different model?)")
+        values = [archive.read_array(f"weights/{i:05d}.npy", var, exact_dtype=False)
+                  for i, var in enumerate(weights)]
+    for var, value in zip(weights, values):
         var.assign(value)

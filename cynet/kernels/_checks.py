@@ -4,48 +4,100 @@ Every public kernel validates here, at the Python boundary, and then calls an im
 whose typed loops do no bounds checking. Errors name the argument, what was expected and what
 was received.
 """
+import math
 import numbers
+import os
 
 import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+# Sizes, strides, windows, dilations and padding amounts must stay below this: the compiled
+# kernels index with them and refuse larger ones (and an int that does not fit a C ssize_t
+# would raise OverflowError at the call).
+INT_LIMIT = 2 ** 31
+
+_memory_bytes = None
+
+
+def memory_limit():
+    """The most bytes one array may take: this machine's physical memory (an array larger than
+    that cannot be worked on, so asking for one is refused up front instead of failing in the
+    allocator or thrashing)."""
+    global _memory_bytes
+    if _memory_bytes is None:
+        try:
+            _memory_bytes = int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+        except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+            _memory_bytes = 0
+        if _memory_bytes <= 0:  # pragma: no cover
+            _memory_bytes = np.iinfo(np.intp).max
+    return _memory_bytes
+
+
+def check_size(name, shape, itemsize, what):
+    """Raise ValueError (naming `name`) when an array of `shape` and `itemsize` would not fit in
+    memory: `what` says which array, e.g. "the output (N, OH, OW, F)". Python integers, so the
+    product never overflows; call it before allocating."""
+    count = 1
+    for s in shape:
+        count *= int(s)
+    nbytes = count * int(itemsize)
+    if nbytes > memory_limit():
+        raise ValueError(f"{name}: {what} of shape {tuple(int(s) for s in shape)} would need "
+                         f"{nbytes / 2 ** 30:.4g} GiB, more than this machine's {memory_limit() / 2 ** 30:.4g} GiB "
+                         f"of memory")
+
+
+def as_array(name, a):
+    """`a` as an ndarray (no copy for an ndarray); a ragged or otherwise unconvertible array-like
+    raises TypeError naming the argument."""
+    if isinstance(a, np.ndarray):
+        return a
+    try:
+        return np.asarray(a)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise TypeError(f"{name} must be array-like of real numbers; {exc}") from None
+
 
 def float_dtype(**arrays):
     """The common float dtype of the given arrays: float64 if any is float64, else float32.
 
-    bool, integer and float16 arrays count as float32. None values are ignored. Complex,
-    object, string and other non-real dtypes raise TypeError naming the argument.
+    bool, integer and float16 arrays count as float32; floats of 8 bytes or more (float64 in
+    either byte order, longdouble) as float64. None values are ignored. Complex, object,
+    string and other non-real dtypes raise TypeError naming the argument.
     """
     result = np.dtype(np.float32)
     for name, a in arrays.items():
         if a is None:
             continue
-        dt = a.dtype if isinstance(a, np.ndarray) else np.asarray(a).dtype
+        dt = as_array(name, a).dtype
         if dt.kind not in "biuf":
             raise TypeError(f"{name} must be a real numeric array (float32 or float64); received dtype {dt}")
-        if dt == np.float64:
-            result = dt
+        if dt.kind == "f" and dt.itemsize >= 8:
+            result = np.dtype(np.float64)
     return result
 
 
 def as_float(name, a, dtype):
-    """`a` as a C-contiguous array of `dtype` (a copy only when needed)."""
-    if not isinstance(a, np.ndarray):
-        try:
-            a = np.asarray(a)
-        except (ValueError, TypeError) as exc:
-            raise TypeError(f"{name} must be array-like of real numbers; {exc}") from None
+    """`a` as a C-contiguous array of `dtype` (a copy only when needed; refused with ValueError
+    when it would not fit in memory, e.g. a broadcast view posing as terabytes)."""
+    a = as_array(name, a)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array (float32 or float64); received dtype {a.dtype}")
+    check_size(name, a.shape, np.dtype(dtype).itemsize, f"{name} as a {np.dtype(dtype)} array")
     return np.asarray(a, dtype=dtype, order="C")  # (ascontiguousarray would turn 0-d into 1-d)
 
 
-def as_floats(dtype=None, **arrays):
+def as_floats(dtype=None, optional=(), **arrays):
     """Convert several named arrays to one common float dtype (see float_dtype).
 
-    Returns the arrays in the order given; None stays None.
+    Returns the arrays in the order given. None stays None for the names in `optional`; for any
+    other it raises TypeError.
     """
+    for name, a in arrays.items():
+        if a is None and name not in optional:
+            raise TypeError(f"{name} is required: a real numeric array; received None")
     if dtype is None:
         dtype = float_dtype(**arrays)
     return tuple(None if a is None else as_float(name, a, dtype) for name, a in arrays.items())
@@ -65,16 +117,19 @@ def check_shape(name, a, shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}; received shape {a.shape}")
 
 
-def inplace_array(name, a, dtype, shape, dtype_source):
+def inplace_array(name, a, dtype, shape, dtype_source, shape_source=None):
     """An IN/OUT array a kernel updates in place: a writable C-contiguous ndarray of exactly
     `dtype` and `shape`. Never converted, since the update would land in the copy;
-    `dtype_source` says where the dtype comes from, for the message."""
+    `dtype_source` (and `shape_source`) say where the dtype (and shape) come from, for the
+    messages."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a NumPy array (it is updated in place); received {type(a).__name__}")
     if a.dtype != dtype:
         raise TypeError(f"{name} must have dtype {dtype} ({dtype_source}; it is updated in place, so it is "
                         f"not converted); received dtype {a.dtype}")
-    check_shape(name, a, shape)
+    if tuple(a.shape) != tuple(shape):
+        source = f" ({shape_source})" if shape_source else ""
+        raise ValueError(f"{name} must have shape {tuple(shape)}{source}; received shape {a.shape}")
     if not a.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous (it is updated in place); received strides {a.strides}")
     if not a.flags.writeable:
@@ -87,38 +142,77 @@ def check_nonempty(name, a):
         raise ValueError(f"{name} must not be empty; received shape {a.shape}")
 
 
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; received {name}={value!r}")
+    """An int in [1, 2**31) (Python or NumPy integer; bool is refused)."""
+    if not _is_int(value) or not 1 <= value < INT_LIMIT:
+        raise ValueError(f"{name} must be a positive integer below 2**31; received {name}={value!r}")
     return int(value)
 
 
 def nonnegative_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer; received {name}={value!r}")
+    """An int in [0, 2**31) (Python or NumPy integer; bool is refused)."""
+    if not _is_int(value) or not 0 <= value < INT_LIMIT:
+        raise ValueError(f"{name} must be a non-negative integer below 2**31; received {name}={value!r}")
     return int(value)
 
 
 def int_pair(name, value):
-    """An int or a pair of ints, each >= 1, as a tuple (a, b)."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    """An int or a pair of ints, each in [1, 2**31), as a tuple (a, b)."""
+    if _is_int(value):
         value = (value, value)
-    try:
-        pair = tuple(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a positive integer or a pair of them; received {name}={value!r}") from None
-    if len(pair) != 2:
+    if isinstance(value, (str, bytes)):
+        pair = None
+    else:
+        try:
+            pair = tuple(value)
+        except TypeError:
+            pair = None
+    if pair is None or len(pair) != 2:
         raise ValueError(f"{name} must be a positive integer or a pair of them; received {name}={value!r}")
     return tuple(positive_int(name, v) for v in pair)
 
 
+def flag(name, value):
+    """A bool (Python or NumPy). Anything else is refused: bool("False") is True, and an array
+    has no truth value."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool; received {name}={value!r}")
+    return bool(value)
+
+
+def real(name, value, dtype=None):
+    """A finite real number (Python or NumPy, bool refused) as a float, or as a scalar of
+    `dtype` when given (then it must stay finite in that dtype)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; received {name}={value!r}")
+    try:
+        f = float(value)
+    except OverflowError:
+        f = math.inf
+    if not math.isfinite(f):
+        raise ValueError(f"{name} must be finite; received {name}={value!r}")
+    if dtype is None:
+        return f
+    dtype = np.dtype(dtype)
+    if abs(f) > _FLOAT_MAX.get(dtype, math.inf):
+        raise ValueError(f"{name} must be finite in {dtype}; received {name}={value!r}")
+    return dtype.type(f)
+
+
+_FLOAT_MAX = {np.dtype(t): float(np.finfo(t).max) for t in (np.float16, np.float32, np.float64)}
+
+
 def data_format(value):
-    """Normalise a Keras data_format: None means "channels_last"."""
+    """Normalise a Keras data_format (a string, any case, as Keras): None means "channels_last"."""
     if value is None:
         return "channels_last"
-    if value not in ("channels_last", "channels_first"):
-        raise ValueError(f"data_format must be 'channels_last' or 'channels_first'; received data_format={value!r}")
-    return value
+    if isinstance(value, str) and value.lower() in ("channels_last", "channels_first"):
+        return value.lower()
+    raise ValueError(f"data_format must be 'channels_last' or 'channels_first'; received data_format={value!r}")
 
 
 def _same_padding(size, window, stride):
@@ -165,11 +259,17 @@ def padding_2d(padding, in_hw, window_hw, strides):
     return tuple(result)
 
 
-def output_size(name, size, window, stride, pad_before, pad_after):
-    """Number of window positions along one axis; raises when the window does not fit."""
+def output_size(name, size, window, stride, pad_before, pad_after, args=None):
+    """Number of window positions along one axis; raises when the window does not fit.
+
+    `args` names the arguments that set these sizes, for the message (e.g. "x, kernel,
+    dilation_rate and padding").
+    """
     padded = size + pad_before + pad_after
     if window > padded:
+        hint = f"; check {args}" if args else ""
         raise ValueError(
-            f"{name} (effective size {window}) is larger than the padded input ({size} + {pad_before} + {pad_after} = {padded})"
+            f"{name} (effective size {window}) is larger than the padded input ({size} + {pad_before} + {pad_after} "
+            f"= {padded}){hint}"
         )
     return (padded - window) // stride + 1

@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from ._backend import impl
-from ._checks import as_float, float_dtype
+from ._checks import as_array, as_float, float_dtype
 
 __all__ = [
     "softmax_cross_entropy",
@@ -39,12 +39,7 @@ __all__ = [
 # Normalisation helpers.
 
 def _array(name, a):
-    if isinstance(a, np.ndarray):
-        return a
-    try:
-        return np.asarray(a)
-    except (ValueError, TypeError) as exc:
-        raise TypeError(f"{name} must be array-like of real numbers; {exc}") from None
+    return as_array(name, a)
 
 
 def _floats(**arrays):
@@ -65,11 +60,11 @@ def _real(name, value):
     return float(value)
 
 
-def _axis(axis, ndim):
+def _axis(axis, ndim, name):
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         raise ValueError(f"axis must be an integer; received axis={axis!r}")
     if not -ndim <= axis < ndim:
-        raise ValueError(f"axis must lie in [{-ndim}, {ndim}) for an input of {ndim} dimensions; received axis={axis}")
+        raise ValueError(f"axis must lie in [{-ndim}, {ndim}) for {name} of {ndim} dimensions; received axis={axis}")
     return int(axis) % ndim
 
 
@@ -77,7 +72,7 @@ def _classes_last(name, x, axis):
     """x with `axis` moved last, as C-contiguous (rows, K), plus the moved shape."""
     if x.ndim < 1:
         raise ValueError(f"{name} must have at least 1 dimension (the class axis); received shape {x.shape}")
-    axis = _axis(axis, x.ndim)
+    axis = _axis(axis, x.ndim, name)
     if x.shape[axis] < 1:
         raise ValueError(f"{name} must have at least one entry along axis {axis} (K >= 1); received shape {x.shape}")
     if axis != x.ndim - 1:
@@ -99,11 +94,9 @@ def _class_indices(labels, k):
         if labels.size and not (np.all(np.isfinite(labels)) and np.all(labels == np.floor(labels))):
             raise ValueError("labels with the shape of logits.shape[:-1] must be integer class indices; "
                              "received non-integral values")
-        if labels.size and (labels.min() < 0 or labels.max() >= k):
-            raise ValueError(f"labels must be class indices in [0, {k}) for K={k} classes; "
-                             f"received values in [{labels.min():g}, {labels.max():g}]")
-    elif kind == "u" and labels.size and labels.max() > np.iinfo(np.int64).max:
-        raise ValueError(f"labels must be class indices in [0, {k}) for K={k} classes; received {labels.max()}")
+    if labels.size and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"labels must be class indices in [0, {k}) for K={k} classes (the last axis of logits); "
+                         f"received values in [{labels.min():g}, {labels.max():g}]")
     return np.ascontiguousarray(labels, dtype=np.int64).reshape(-1)
 
 
@@ -144,7 +137,7 @@ def softmax_cross_entropy(logits, labels):
         loss, g = impl("activations").softmax_cross_entropy_dense(z2, t)
     else:
         raise ValueError(f"labels must have shape {lead} (integer class indices) or {z.shape} (targets, "
-                         f"one-hot or probabilities); received shape {labels.shape}")
+                         f"one-hot or probabilities) for logits of shape {z.shape}; received shape {labels.shape}")
     return loss.reshape(lead), g.reshape(z.shape)
 
 

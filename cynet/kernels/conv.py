@@ -33,9 +33,21 @@ def _geometry(x_shape, kernel_shape, strides, padding, dilation_rate, data_forma
     KH, KW = kernel_shape[0], kernel_shape[1]
     ekh, ekw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
     (pt, pb), (pl, pr) = _checks.padding_2d(padding, (H, W), (ekh, ekw), (sh, sw))
-    OH = _checks.output_size("kernel height", H, ekh, sh, pt, pb)
-    OW = _checks.output_size("kernel width", W, ekw, sw, pl, pr)
+    args = "x, data_format, kernel, dilation_rate and padding"
+    OH = _checks.output_size("kernel height", H, ekh, sh, pt, pb, args)
+    OW = _checks.output_size("kernel width", W, ekw, sw, pl, pr, args)
     return data_format, (pt, pb, pl, pr), (sh, sw), (dh, dw), (OH, OW)
+
+
+def _check_sizes(x, pads, out_hw, F):
+    """Refuse, before anything is allocated, geometry whose zero-padded input (the NumPy twin
+    pads x) or output would not fit in memory."""
+    N, H, W, C = x.shape
+    pt, pb, pl, pr = pads
+    if pt or pb or pl or pr:
+        _checks.check_size("padding", (N, H + pt + pb, W + pl + pr, C), x.itemsize, "the zero-padded x (channels_last)")
+    _checks.check_size("x, kernel, strides, padding and dilation_rate", (N,) + tuple(out_hw) + (F,), x.itemsize,
+                       "the output (N, OH, OW, F) they give")
 
 
 def _check_x_kernel(x, kernel, data_format):
@@ -73,13 +85,15 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
     Returns y: (N, OH, OW, F) (channels_first: (N, F, OH, OW)), a new C-contiguous array of
     the common float dtype.
     """
-    x, kernel, bias = _checks.as_floats(x=x, kernel=kernel, bias=bias)
+    x, kernel, bias = _checks.as_floats(optional=("bias",), x=x, kernel=kernel, bias=bias)
     _check_x_kernel(x, kernel, data_format)
-    data_format, (pt, pb, pl, pr), (sh, sw), (dh, dw), _ = _geometry(
+    data_format, (pt, pb, pl, pr), (sh, sw), (dh, dw), out_hw = _geometry(
         x.shape, kernel.shape, strides, padding, dilation_rate, data_format)
-    if bias is not None:
-        _checks.check_shape("bias", bias, (kernel.shape[3],))
+    if bias is not None and bias.shape != (kernel.shape[3],):
+        raise ValueError(f"bias must have shape {(kernel.shape[3],)} (F, the last axis of kernel); "
+                         f"received shape {bias.shape}")
     x = _to_last(x, data_format)
+    _check_sizes(x, (pt, pb, pl, pr), out_hw, kernel.shape[3])
     y = impl("conv").conv2d_forward(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw)
     return _to_first(y, data_format)
 
@@ -95,17 +109,24 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", dilation_rat
     dbias (F,), or None when use_bias is False. New arrays of the common float dtype of dy, x
     and kernel; nothing is modified in place.
     """
+    use_bias = _checks.flag("use_bias", use_bias)
+    compute_dx = _checks.flag("compute_dx", compute_dx)
     dy, x, kernel = _checks.as_floats(dy=dy, x=x, kernel=kernel)
     _check_x_kernel(x, kernel, data_format)
     _checks.check_ndim("dy", dy, 4)
     data_format, (pt, pb, pl, pr), (sh, sw), (dh, dw), (OH, OW) = _geometry(
         x.shape, kernel.shape, strides, padding, dilation_rate, data_format)
     N, F = x.shape[0], kernel.shape[3]
-    _checks.check_shape("dy", dy, (N, OH, OW, F) if data_format == "channels_last" else (N, F, OH, OW))
+    expected = (N, OH, OW, F) if data_format == "channels_last" else (N, F, OH, OW)
+    if dy.shape != expected:
+        raise ValueError(f"dy must have shape {expected}, the output shape of conv2d_forward for x of shape {x.shape}, "
+                         f"kernel of shape {kernel.shape}, data_format={data_format!r} and these strides, padding "
+                         f"and dilation_rate; received shape {dy.shape}")
     x = _to_last(x, data_format)
     dy = _to_last(dy, data_format)
+    _check_sizes(x, (pt, pb, pl, pr), (OH, OW), F)
     dx, dkernel, dbias = impl("conv").conv2d_backward(
-        dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, bool(use_bias), bool(compute_dx))
+        dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, compute_dx)
     if dx is not None:
         dx = _to_first(dx, data_format)
     return dx, dkernel, dbias
@@ -149,7 +170,8 @@ def conv2d_output_shape(input_shape, kernel_size, strides=(1, 1), padding="valid
             out.append(None)
             continue
         pads = _checks.padding_2d(padding, (size, size), (window, window), (stride, stride))[axis]
-        out.append(_checks.output_size(name, size, window, stride, pads[0], pads[1]))
+        out.append(_checks.output_size(name, size, window, stride, pads[0], pads[1],
+                                       "input_shape, data_format, kernel_size, dilation_rate and padding"))
     F = C if filters is None else filters
     OH, OW = out
     return (N, OH, OW, F) if data_format == "channels_last" else (N, F, OH, OW)

@@ -15,7 +15,7 @@ import numbers
 import numpy as np
 
 from ._backend import impl
-from ._checks import as_float, as_floats, check_nonempty, check_shape, float_dtype, inplace_array
+from ._checks import as_float, as_floats, check_nonempty, float_dtype, inplace_array
 
 __all__ = ["batch_norm_train_forward", "batch_norm_inference_forward", "batch_norm_backward"]
 
@@ -34,7 +34,8 @@ def _param(name, a, C, dtype):
     if a is None:
         return None
     a = as_float(name, a, dtype)
-    check_shape(name, a, (C,))
+    if a.shape != (C,):
+        raise ValueError(f"{name} must have shape {(C,)} (C, the last axis of x); received shape {a.shape}")
     return a
 
 
@@ -83,13 +84,16 @@ def batch_norm_train_forward(x, gamma, beta, moving_mean, moving_variance, momen
     C = x2.shape[1]
     gamma = _param("gamma", gamma, C, dtype)
     beta = _param("beta", beta, C, dtype)
-    moving_mean = inplace_array("moving_mean", moving_mean, dtype, (C,), "x's float dtype")
-    moving_variance = inplace_array("moving_variance", moving_variance, dtype, (C,), "x's float dtype")
+    moving_mean = inplace_array("moving_mean", moving_mean, dtype, (C,), "x's float dtype", "C, the last axis of x")
+    moving_variance = inplace_array("moving_variance", moving_variance, dtype, (C,), "x's float dtype",
+                                    "C, the last axis of x")
     if np.may_share_memory(moving_mean, moving_variance):
         raise ValueError("moving_mean and moving_variance must be separate arrays; received overlapping memory")
     for name, a in (("moving_mean", moving_mean), ("moving_variance", moving_variance)):
-        if np.may_share_memory(a, x):
-            raise ValueError(f"{name} must not share memory with x")
+        for other, b in (("x", x), ("gamma", gamma), ("beta", beta)):
+            if b is not None and np.may_share_memory(a, b):
+                raise ValueError(f"{name} must not share memory with {other} (it is updated in place while "
+                                 f"{other} is read)")
     momentum = _momentum(momentum)
     epsilon = _epsilon(epsilon)
     y, mean, inv_std = impl("norm").batch_norm_train_forward(
@@ -130,8 +134,8 @@ def batch_norm_backward(dy, x, gamma, mean, inv_std):
     per feature: dbeta = sum(dy), dgamma = sum(dy * xhat) (returned even when gamma is None),
     dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma).
     """
-    dx_dtype = float_dtype(dy=dy, x=x)
-    dy, x = as_floats(dtype=dx_dtype, dy=dy, x=x)
+    dy, x = as_floats(dy=dy, x=x)
+    dx_dtype = x.dtype
     x2 = _as_rows("x", x)
     if dy.shape != x.shape:
         raise ValueError(f"dy must have x's shape {x.shape}; received shape {dy.shape}")

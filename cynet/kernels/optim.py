@@ -9,7 +9,7 @@ Python or NumPy numbers, cast to the variable's dtype.
 import numpy as np
 
 from ._backend import impl
-from ._checks import inplace_array
+from ._checks import as_array, flag, inplace_array, real
 
 __all__ = ["adam_update", "sgd_momentum_update"]
 
@@ -24,13 +24,22 @@ def _arrays(variable, gradient, **slots):
         raise TypeError("variable must be a float32 or float64 NumPy array (updated in place); received "
                         f"{getattr(variable, 'dtype', type(variable).__name__)}")
     w = _state("variable", variable, variable)
-    g = np.asarray(gradient)
+    g = as_array("gradient", gradient)
     if g.shape != variable.shape:
         raise ValueError(f"gradient must have the variable's shape {variable.shape}; received {g.shape}")
     if g.dtype.kind not in "biuf":
         raise TypeError(f"gradient must be real; received dtype {g.dtype}")
     g = np.ascontiguousarray(g, dtype=variable.dtype).reshape(-1)
-    return w, g, {k: None if a is None else _state(k, a, variable) for k, a in slots.items()}
+    states = {k: None if a is None and k == "v_hat" else _state(k, a, variable) for k, a in slots.items()}
+    # Each array is read and written in one fused pass by the compiled kernel, in several
+    # ufunc passes by the twin: overlapping arrays would give results that depend on the order.
+    named = [("variable", variable), ("gradient", gradient)] + [(k, slots[k]) for k in states if states[k] is not None]
+    for i, (name_a, a) in enumerate(named):
+        for name_b, b in named[i + 1:]:
+            if isinstance(b, np.ndarray) and isinstance(a, np.ndarray) and np.may_share_memory(a, b):
+                raise ValueError(f"{name_a} and {name_b} must be separate arrays (updated in place); "
+                                 f"received overlapping memory")
+    return w, g, states
 
 
 def adam_update(variable, gradient, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, v_hat=None):
@@ -43,9 +52,10 @@ def adam_update(variable, gradient, m, v, alpha, one_minus_beta_1, one_minus_bet
     alpha is the bias-corrected learning rate, lr * sqrt(1 - beta_2**t) / (1 - beta_1**t).
     """
     w, g, s = _arrays(variable, gradient, m=m, v=v, v_hat=v_hat)
-    dt = variable.dtype.type
-    impl("optim").adam_update(w, g, s["m"], s["v"], s["v_hat"], dt(alpha), dt(one_minus_beta_1),
-                              dt(one_minus_beta_2), dt(epsilon))
+    dt = variable.dtype
+    impl("optim").adam_update(w, g, s["m"], s["v"], s["v_hat"], real("alpha", alpha, dt),
+                              real("one_minus_beta_1", one_minus_beta_1, dt),
+                              real("one_minus_beta_2", one_minus_beta_2, dt), real("epsilon", epsilon, dt))
 
 
 def sgd_momentum_update(variable, gradient, momentums, learning_rate, momentum, nesterov=False):
@@ -55,5 +65,6 @@ def sgd_momentum_update(variable, gradient, momentums, learning_rate, momentum, 
         variable += momentums, or with nesterov: variable += momentum * momentums - learning_rate * g
     """
     w, g, s = _arrays(variable, gradient, momentums=momentums)
-    dt = variable.dtype.type
-    impl("optim").sgd_momentum_update(w, g, s["momentums"], dt(learning_rate), dt(momentum), bool(nesterov))
+    dt = variable.dtype
+    impl("optim").sgd_momentum_update(w, g, s["momentums"], real("learning_rate", learning_rate, dt),
+                                      real("momentum", momentum, dt), flag("nesterov", nesterov))

@@ -54,11 +54,13 @@ def _pool_args(pool_size, strides, padding):
     return pool, stride, _padding_mode(padding)
 
 
-def _geometry(H, W, pool, stride, mode):
-    """((top, bottom, left, right), (OH, OW)) for an H x W input; ValueError if the window does not fit."""
+def _geometry(H, W, pool, stride, mode, source="x"):
+    """((top, bottom, left, right), (OH, OW)) for an H x W input; ValueError if the window does
+    not fit (`source` names the argument the input size comes from, for the message)."""
     (pt, pb), (pl, pr) = _checks.padding_2d(mode, (H, W), pool, stride)
-    oh = _checks.output_size("pool_size", H, pool[0], stride[0], pt, pb)
-    ow = _checks.output_size("pool_size", W, pool[1], stride[1], pl, pr)
+    args = f"pool_size, {source} and data_format"
+    oh = _checks.output_size("pool_size", H, pool[0], stride[0], pt, pb, args)
+    ow = _checks.output_size("pool_size", W, pool[1], stride[1], pl, pr, args)
     return (pt, pb, pl, pr), (oh, ow)
 
 
@@ -80,33 +82,36 @@ def _matrix(name, a, dtype):
     return a
 
 
-def _index(name, a, shape, limit, fmt=None):
+def _index(name, a, shape, limit, source, fmt=None):
     """argmax as a C-contiguous int32 array of `shape` (given in the caller's layout).
 
-    Any integer dtype is accepted; values of other dtypes are range-checked before the cast so
-    that nothing wraps. int32 values are range-checked by the kernels themselves.
+    Any integer dtype is accepted; the values are range-checked here, before the cast (so that
+    nothing wraps), with a message naming `source`, where the limit comes from (the kernels
+    check int32 values again).
     """
-    if not isinstance(a, np.ndarray):
-        a = np.asarray(a)
+    a = _checks.as_array(name, a)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array (int32); received dtype {a.dtype}")
     _checks.check_shape(name, a, shape)
-    if a.dtype != np.int32 and a.size and (a.min() < 0 or a.max() >= limit):
-        raise ValueError(f"{name} values must lie in [0, {limit}); received values in [{a.min()}, {a.max()}]")
+    if a.size and (a.min() < 0 or a.max() >= limit):
+        raise ValueError(f"{name} values must lie in [0, {limit}) ({source}); "
+                         f"received values in [{a.min()}, {a.max()}]")
     if fmt == "channels_first":
         a = a.transpose(0, 2, 3, 1)
     return np.ascontiguousarray(a, dtype=np.int32)
 
 
-def _input_shape(input_shape, fmt):
-    """(N, H, W, C) from a 4-tuple of positive ints in the data_format's order."""
+def _input_shape(input_shape, fmt, dtype):
+    """(N, H, W, C) from a 4-tuple of positive ints in the data_format's order, whose `dtype`
+    gradient fits in memory."""
     try:
-        dims = tuple(input_shape)
+        dims = None if isinstance(input_shape, (str, bytes)) else tuple(input_shape)
     except TypeError:
         dims = None
     if dims is None or len(dims) != 4:
         raise ValueError(f"input_shape must be a 4-tuple of positive integers; received input_shape={input_shape!r}")
     dims = tuple(_checks.positive_int("input_shape", d) for d in dims)
+    _checks.check_size("input_shape", dims, np.dtype(dtype).itemsize, "the gradient dx")
     if fmt == "channels_first":
         n, c, h, w = dims
         return n, h, w, c
@@ -124,10 +129,17 @@ def _out(a, fmt):
     return np.ascontiguousarray(a.transpose(0, 3, 1, 2)) if fmt == "channels_first" else a
 
 
-def _check_dy(dy, expected_nhwc, fmt, what):
+def _check_global_dy(dy, N, C, input_shape, fmt):
+    if dy.shape != (N, C):
+        raise ValueError(f"dy must have shape {(N, C)}, the (N, C) of input_shape {tuple(input_shape)} with "
+                         f"data_format={fmt!r}; received shape {dy.shape}")
+
+
+def _check_dy(dy, expected_nhwc, fmt, input_shape):
     expected = _layout(expected_nhwc, fmt)
     if dy.shape != expected:
-        raise ValueError(f"dy must have shape {expected} ({what}); received shape {dy.shape}")
+        raise ValueError(f"dy must have shape {expected}, the pooled shape of input_shape {tuple(input_shape)} for "
+                         f"these pool_size, strides and padding with data_format={fmt!r}; received shape {dy.shape}")
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -141,7 +153,7 @@ def pool2d_output_shape(input_shape, pool_size, strides=None, padding="valid", d
     fmt = _checks.data_format(data_format)
     pool, stride, mode = _pool_args(pool_size, strides, padding)
     try:
-        dims = tuple(input_shape)
+        dims = None if isinstance(input_shape, (str, bytes)) else tuple(input_shape)
     except TypeError:
         dims = None
     if dims is None or len(dims) != 4:
@@ -158,7 +170,8 @@ def pool2d_output_shape(input_shape, pool_size, strides=None, padding="valid", d
         if mode == "same":
             out.append(-(-int(size) // stride[axis]))
         else:
-            out.append(_checks.output_size("pool_size", int(size), pool[axis], stride[axis], 0, 0))
+            out.append(_checks.output_size("pool_size", int(size), pool[axis], stride[axis], 0, 0,
+                                           "pool_size, input_shape and data_format"))
     return _layout((n, out[0], out[1], c), fmt)
 
 
@@ -191,12 +204,12 @@ def max_pool2d_backward(dy, argmax, input_shape, pool_size=(2, 2), strides=None,
     """
     fmt = _checks.data_format(data_format)
     pool, stride, mode = _pool_args(pool_size, strides, padding)
-    N, H, W, C = _input_shape(input_shape, fmt)
-    pads, (OH, OW) = _geometry(H, W, pool, stride, mode)
     dtype = _checks.float_dtype(dy=dy)
+    N, H, W, C = _input_shape(input_shape, fmt, dtype)
+    pads, (OH, OW) = _geometry(H, W, pool, stride, mode, "input_shape")
     dy = _checks.as_float("dy", dy, dtype)
-    _check_dy(dy, (N, OH, OW, C), fmt, f"the pooled shape of input_shape {tuple(input_shape)}")
-    argmax = _index("argmax", argmax, dy.shape, pool[0] * pool[1], fmt)
+    _check_dy(dy, (N, OH, OW, C), fmt, input_shape)
+    argmax = _index("argmax", argmax, dy.shape, pool[0] * pool[1], f"the cells of a pool_size {pool} window", fmt)
     if fmt == "channels_first":
         dy = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
     dx = impl("pool").max_pool2d_backward(dy, argmax, H, W, *pool, *stride, *pads)
@@ -229,11 +242,11 @@ def avg_pool2d_backward(dy, input_shape, pool_size=(2, 2), strides=None, padding
     """
     fmt = _checks.data_format(data_format)
     pool, stride, mode = _pool_args(pool_size, strides, padding)
-    N, H, W, C = _input_shape(input_shape, fmt)
-    pads, (OH, OW) = _geometry(H, W, pool, stride, mode)
     dtype = _checks.float_dtype(dy=dy)
+    N, H, W, C = _input_shape(input_shape, fmt, dtype)
+    pads, (OH, OW) = _geometry(H, W, pool, stride, mode, "input_shape")
     dy = _checks.as_float("dy", dy, dtype)
-    _check_dy(dy, (N, OH, OW, C), fmt, f"the pooled shape of input_shape {tuple(input_shape)}")
+    _check_dy(dy, (N, OH, OW, C), fmt, input_shape)
     if fmt == "channels_first":
         dy = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
     return _out(impl("pool").avg_pool2d_backward(dy, H, W, *pool, *stride, *pads), fmt)
@@ -252,10 +265,10 @@ def global_avg_pool2d_forward(x, data_format="channels_last"):
 def global_avg_pool2d_backward(dy, input_shape, data_format="channels_last"):
     """dy: IN (N, C); input_shape: x's shape. Returns dx with input_shape, dy / (H * W) everywhere."""
     fmt = _checks.data_format(data_format)
-    N, H, W, C = _input_shape(input_shape, fmt)
     dtype = _checks.float_dtype(dy=dy)
+    N, H, W, C = _input_shape(input_shape, fmt, dtype)
     dy = _matrix("dy", dy, dtype)
-    _checks.check_shape("dy", dy, (N, C))
+    _check_global_dy(dy, N, C, input_shape, fmt)
     return _out(impl("pool").global_avg_pool2d_backward(dy, H, W), fmt)
 
 
@@ -279,11 +292,13 @@ def global_max_pool2d_backward(dy, argmax, input_shape, data_format="channels_la
     Returns dx with input_shape: dy at each argmax cell, zero elsewhere.
     """
     fmt = _checks.data_format(data_format)
-    N, H, W, C = _input_shape(input_shape, fmt)
     dtype = _checks.float_dtype(dy=dy)
+    N, H, W, C = _input_shape(input_shape, fmt, dtype)
+    if H * W > _INT32_MAX:
+        raise ValueError(f"input_shape's H * W must fit an int32 argmax; received input_shape={tuple(input_shape)}")
     dy = _matrix("dy", dy, dtype)
-    _checks.check_shape("dy", dy, (N, C))
-    argmax = _index("argmax", argmax, (N, C), H * W)
+    _check_global_dy(dy, N, C, input_shape, fmt)
+    argmax = _index("argmax", argmax, (N, C), H * W, f"the H * W cells of input_shape {tuple(input_shape)}")
     return _out(impl("pool").global_max_pool2d_backward(dy, argmax, H, W), fmt)
 
 
@@ -299,6 +314,8 @@ def upsampling2d_forward(x, size=(2, 2), data_format="channels_last"):
     sh, sw = _checks.int_pair("size", size)
     dtype = _checks.float_dtype(x=x)
     x = _image("x", x, dtype, fmt)
+    N, H, W, C = x.shape
+    _checks.check_size("size", (N, H * sh, W * sw, C), x.itemsize, "the upsampled x")
     return _out(impl("pool").upsampling2d_forward(x, sh, sw), fmt)
 
 
@@ -312,5 +329,6 @@ def upsampling2d_backward(dy, size=(2, 2), data_format="channels_last"):
     dtype = _checks.float_dtype(dy=dy)
     dy = _image("dy", dy, dtype, fmt)
     if dy.shape[1] % sh or dy.shape[2] % sw:
-        raise ValueError(f"dy's spatial shape {dy.shape[1:3]} must be a multiple of size {(sh, sw)}")
+        raise ValueError(f"dy's spatial shape {dy.shape[1:3]} (data_format={fmt!r}) must be a multiple of size "
+                         f"{(sh, sw)}")
     return _out(impl("pool").upsampling2d_backward(dy, sh, sw), fmt)

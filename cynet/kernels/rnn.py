@@ -56,9 +56,7 @@ def _activation(name, value):
 
 
 def _use_bias(value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"use_bias must be a bool; received use_bias={value!r}")
-    return bool(value)
+    return _checks.flag("use_bias", value)
 
 
 def _dtype(**arrays):
@@ -66,8 +64,9 @@ def _dtype(**arrays):
     return _checks.float_dtype(**arrays)
 
 
-def _sizes(x, kernel, recurrent_kernel, k, cell):
-    """(N, T, D, U) after checking x (N, T, D), kernel (D, kU), recurrent_kernel (U, kU)."""
+def _sizes(x, kernel, recurrent_kernel, k, cell, dtype):
+    """(N, T, D, U) after checking x (N, T, D), kernel (D, kU), recurrent_kernel (U, kU), and that
+    the sequences they give fit in memory."""
     _checks.check_ndim("x", x, 3)
     _checks.check_ndim("kernel", kernel, 2)
     _checks.check_ndim("recurrent_kernel", recurrent_kernel, 2)
@@ -83,16 +82,15 @@ def _sizes(x, kernel, recurrent_kernel, k, cell):
     if kernel.shape != (D, k * U):
         raise ValueError(f"kernel must have shape (D, {blocks}units) = {(D, k * U)} to match x (D={D}) and "
                          f"recurrent_kernel (units={U}); received shape {kernel.shape}")
+    itemsize = np.dtype(dtype).itemsize
+    _checks.check_size("x", (N, T, D), itemsize, "x converted to a feature-major array")
+    _checks.check_size("x and recurrent_kernel", (N, T, max(k, 4) * U), itemsize,
+                       f"the per-step outputs (N, T, {max(k, 4)} * units) they give")
     return N, T, D, U
 
 
 def _array(name, a):
-    if isinstance(a, np.ndarray):
-        return a
-    try:
-        return np.asarray(a)
-    except (ValueError, TypeError) as exc:
-        raise TypeError(f"{name} must be array-like of real numbers; {exc}") from None
+    return _checks.as_array(name, a)
 
 
 def _feature_major(a, dtype):
@@ -104,23 +102,33 @@ def _feature_major(a, dtype):
 def _seq(name, a, shape, dtype):
     """Check an (N, T, F) sequence argument and return it feature-major."""
     _checks.check_ndim(name, a, 3)
-    _checks.check_shape(name, a, shape)
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, i.e. (N, T, {_FEATURES[name]}) for x of shape (N, T, D) "
+                         f"and recurrent_kernel of shape (units, k * units); received shape {a.shape}")
     return _feature_major(a, dtype)
+
+
+_FEATURES = {"hs": "units", "cs": "units", "gates": "4 * units", "cache": "4 * units", "dhs": "units"}
 
 
 def _state(name, a, N, U, dtype):
     """An (N, U) state as a (U, N) C-contiguous array; None means zeros."""
     if a is None:
         return np.zeros((U, N), dtype=dtype)
+    a = _array(name, a)
     _checks.check_ndim(name, a, 2)
-    _checks.check_shape(name, a, (N, U))
+    if a.shape != (N, U):
+        raise ValueError(f"{name} must have shape {(N, U)}, i.e. (N, units) with N from x and units from "
+                         f"recurrent_kernel; received shape {a.shape}")
     return np.ascontiguousarray(a.T, dtype=dtype)
 
 
 def _bias(bias, shape, dtype):
     if bias is None:
         return np.zeros(shape, dtype=dtype)
-    _checks.check_shape("bias", bias, shape)
+    bias = _array("bias", bias)
+    if bias.shape != shape:
+        raise ValueError(f"bias must have shape {shape} (from recurrent_kernel's units); received shape {bias.shape}")
     return _checks.as_float("bias", bias, dtype)
 
 
@@ -131,7 +139,9 @@ def _weights(kernel, recurrent_kernel, dtype):
 def _dhs(dhs, N, T, U, dtype):
     """dhs (N, T, U) of the right dtype, in whatever layout it has (the kernels read it in place)."""
     _checks.check_ndim("dhs", dhs, 3)
-    _checks.check_shape("dhs", dhs, (N, T, U))
+    if dhs.shape != (N, T, U):
+        raise ValueError(f"dhs must have shape {(N, T, U)}, i.e. (N, T, units) for x of shape (N, T, D) and "
+                         f"recurrent_kernel of shape (units, k * units); received shape {dhs.shape}")
     a = dhs.astype(dtype, copy=False)
     if not a.flags.aligned or any(s % a.itemsize for s in a.strides):
         a = np.ascontiguousarray(a)
@@ -159,7 +169,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activati
     act = _activation("activation", activation)
     x, kernel, recurrent_kernel = _array("x", x), _array("kernel", kernel), _array("recurrent_kernel", recurrent_kernel)
     dtype = _dtype(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias, h0=h0)
-    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 1, "SimpleRNN")
+    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 1, "SimpleRNN", dtype)
     kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
     hs = impl("rnn").simple_rnn_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
                                         _bias(bias, (U,), dtype), _state("h0", h0, N, U, dtype), act)
@@ -182,7 +192,7 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="ta
     dhs, x, kernel, recurrent_kernel, hs = (_array(n, a) for n, a in (
         ("dhs", dhs), ("x", x), ("kernel", kernel), ("recurrent_kernel", recurrent_kernel), ("hs", hs)))
     dtype = _dtype(dhs=dhs, x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, h0=h0, hs=hs)
-    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 1, "SimpleRNN")
+    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 1, "SimpleRNN", dtype)
     kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
     h0 = _state("h0", h0, N, U, dtype)
     hs = _seq("hs", hs, (N, T, U), dtype)
@@ -214,7 +224,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activ
     ract = _activation("recurrent_activation", recurrent_activation)
     x, kernel, recurrent_kernel = _array("x", x), _array("kernel", kernel), _array("recurrent_kernel", recurrent_kernel)
     dtype = _dtype(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias, h0=h0, c0=c0)
-    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 4, "LSTM")
+    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 4, "LSTM", dtype)
     kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
     hs, cs, gates = impl("rnn").lstm_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
                                              _bias(bias, (4 * U,), dtype), _state("h0", h0, N, U, dtype),
@@ -243,7 +253,7 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
         ("cs", cs), ("gates", gates)))
     dtype = _dtype(dhs=dhs, dc_last=dc_last, x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, h0=h0, c0=c0,
                    hs=hs, cs=cs, gates=gates)
-    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 4, "LSTM")
+    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 4, "LSTM", dtype)
     kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
     h0 = _state("h0", h0, N, U, dtype)
     c0 = _state("c0", c0, N, U, dtype)
@@ -280,7 +290,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tan
     ract = _activation("recurrent_activation", recurrent_activation)
     x, kernel, recurrent_kernel = _array("x", x), _array("kernel", kernel), _array("recurrent_kernel", recurrent_kernel)
     dtype = _dtype(x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, bias=bias, h0=h0)
-    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 3, "GRU")
+    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 3, "GRU", dtype)
     kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
     hs, cache = impl("rnn").gru_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
                                         _bias(bias, (2, 3 * U), dtype), _state("h0", h0, N, U, dtype), act, ract)
@@ -306,7 +316,7 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation="ta
         ("dhs", dhs), ("x", x), ("kernel", kernel), ("recurrent_kernel", recurrent_kernel), ("hs", hs),
         ("cache", cache)))
     dtype = _dtype(dhs=dhs, x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, h0=h0, hs=hs, cache=cache)
-    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 3, "GRU")
+    N, T, D, U = _sizes(x, kernel, recurrent_kernel, 3, "GRU", dtype)
     kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
     h0 = _state("h0", h0, N, U, dtype)
     hs = _seq("hs", hs, (N, T, U), dtype)

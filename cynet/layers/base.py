@@ -6,11 +6,13 @@ storing each trainable Variable's gradient in `variable.grad`. Layers hold no pi
 loops: those live in `cynet.kernels`.
 """
 import collections
+import numbers
 import re
 
 import numpy as np
 
-from .. import initializers, regularizers
+from .. import activations, initializers, regularizers
+from ..kernels import _checks
 from ..variables import Variable
 
 _name_counts = collections.Counter()
@@ -30,10 +32,68 @@ def snake_case(name):
 
 
 def standardize_dtype(dtype):
-    dtype = np.dtype("float32" if dtype is None else dtype)
+    try:
+        dtype = np.dtype("float32" if dtype is None else dtype)
+    except (TypeError, ValueError):
+        raise ValueError(f"dtype must be 'float32' or 'float64'; received dtype={dtype!r}") from None
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be 'float32' or 'float64'; received dtype={dtype}")
     return dtype
+
+
+# ----------------------------------------------------------------------------- argument checks
+# Constructor arguments are checked when the layer is made, with messages naming the argument.
+
+def check_flag(name, value):
+    """A bool (Python or NumPy): bool("False") is True, so nothing else is taken as one."""
+    return _checks.flag(name, value)
+
+
+def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
+    """A finite real number (not a bool) in [low, high] (open ends where asked), as a float."""
+    value = _checks.real(name, value)
+    below = low is not None and (value < low or (low_open and value == low))
+    above = high is not None and (value > high or (high_open and value == high))
+    if below or above:
+        if low is not None and high is not None:
+            want = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        elif low is not None:
+            want = f"{'>' if low_open else '>='} {low}"
+        else:
+            want = f"{'<' if high_open else '<='} {high}"
+        raise ValueError(f"{name} must be {want}; received {name}={value!r}")
+    return value
+
+
+def check_initializer(name, value, default):
+    """An initializer argument, resolved once to catch bad ones now; None means `default`."""
+    if value is None:
+        return default
+    try:
+        initializers.get(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be an initializer (a name, a config dict, an Initializer or a callable); "
+                         f"received {name}={value!r}: {exc}") from None
+    return value
+
+
+def check_regularizer(name, value):
+    """A regularizer argument (None for none), resolved once to catch bad ones now."""
+    try:
+        regularizers.get(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be a regularizer (a name, a config dict, a Regularizer, a callable or "
+                         f"None); received {name}={value!r}: {exc}") from None
+    return value
+
+
+def check_activation(name, value):
+    """An activation object from a Keras name, an activation object or None (linear)."""
+    try:
+        return activations.get(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be an activation name, an activation object or None; "
+                         f"received {name}={value!r}: {exc}") from None
 
 
 class Layer:
@@ -50,6 +110,13 @@ class Layer:
     # skip the input gradient (and return None). Set by Sequential.backward before each call.
     _needs_input_grad = True
 
+    # What inputs a built layer takes (Keras's InputSpec, checked at each call): an exact ndim
+    # (batch axis included) or at least one, whether empty inputs are refused (layers whose
+    # kernels need data), and, set by `build`, the sizes of the axes its weights fix.
+    _input_ndim = None
+    _input_min_ndim = 1
+    _nonempty_input = False
+
     def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None, **kwargs):
         kwargs.pop("autocast", None)
         batch_input_shape = kwargs.pop("batch_input_shape", None)
@@ -58,13 +125,23 @@ class Layer:
         self.name = name if name is not None else unique_name(snake_case(type(self).__name__))
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"name must be a non-empty string; received name={name!r}")
-        self.trainable = bool(trainable)
+        self.trainable = check_flag("trainable", trainable)
         self.dtype = standardize_dtype(dtype)
-        if input_dim is not None and input_shape is None:
-            input_shape = (input_dim,)
-        if batch_input_shape is not None and input_shape is None:
-            input_shape = tuple(batch_input_shape)[1:]
+        if input_dim is not None:
+            input_dim = _shape_tuple((input_dim,), "input_dim")
+            if input_shape is None:
+                input_shape = input_dim
+        if batch_input_shape is not None:
+            batch_input_shape = _shape_tuple(batch_input_shape, "batch_input_shape")
+            if not batch_input_shape:
+                raise ValueError(f"batch_input_shape must include the batch axis; received "
+                                 f"batch_input_shape={batch_input_shape!r}")
+            if input_shape is None:
+                input_shape = batch_input_shape[1:]
         self._input_shape_arg = None if input_shape is None else _shape_tuple(input_shape, "input_shape")
+        self._input_axes = {}    # axis -> size its weights fix, set by build
+        self._built_ndim = None  # the ndim its weights fix, set by build where binding
+        self._output_seen = None
         self._trainable_vars = []
         self._non_trainable_vars = []
         self._regularized = []
@@ -77,7 +154,10 @@ class Layer:
                    name=None):
         """Create, track and return a Variable of `shape`."""
         init = initializers.get(initializer)
-        var = Variable(init, shape=tuple(int(s) for s in shape), dtype=dtype or self.dtype,
+        shape = tuple(int(s) for s in shape)
+        _checks.check_size(f"{self._who()}: weight {name!r}", shape, np.dtype(dtype or self.dtype).itemsize,
+                           "the weight (from the layer's arguments and its input shape)")
+        var = Variable(init, shape=shape, dtype=dtype or self.dtype,
                        trainable=trainable, name=name)
         var.path = f"{self.name}/{var.name}"
         (self._trainable_vars if trainable else self._non_trainable_vars).append(var)
@@ -149,22 +229,78 @@ class Layer:
 
     def __call__(self, inputs, training=False):
         x = self._convert_input(inputs)
+        self._check_input(x)
         self._maybe_build((None,) + x.shape[1:])
-        return self.call(x, training=bool(training))
+        return self._seen(self.call(x, training=bool(training)))
 
     def forward(self, inputs, training=False):
         """Same as calling the layer: forward pass that remembers what `backward` needs."""
         return self(inputs, training=training)
 
+    def _who(self):
+        return f"{type(self).__name__} '{self.name}'"
+
     def _convert_input(self, inputs):
-        x = np.asarray(inputs)
-        if x.dtype != self.dtype:
-            if x.dtype.kind not in "biuf":
-                raise TypeError(f"{type(self).__name__} '{self.name}': inputs must be numeric; received dtype {x.dtype}")
-            x = x.astype(self.dtype)
+        x = _checks.as_array(f"{self._who()}: inputs", inputs)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{self._who()}: inputs must be numeric; received dtype {x.dtype}")
         if x.ndim == 0:
-            raise ValueError(f"{type(self).__name__} '{self.name}': inputs need a batch axis; received a scalar")
+            raise ValueError(f"{self._who()}: inputs need a batch axis; received a scalar")
+        _checks.check_size(f"{self._who()}: inputs", x.shape, self.dtype.itemsize, f"the inputs as {self.dtype}")
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
         return x
+
+    def _check_input(self, x):
+        """Refuse, naming `inputs`, inputs this layer cannot take (see _input_ndim and friends)."""
+        if self._input_ndim is not None and x.ndim != self._input_ndim:
+            raise ValueError(f"{self._who()}: inputs must be {self._input_ndim}-dimensional (batch axis included); "
+                             f"received shape {x.shape}")
+        if x.ndim < self._input_min_ndim:
+            raise ValueError(f"{self._who()}: inputs must have at least {self._input_min_ndim} dimensions "
+                             f"(batch axis included); received shape {x.shape}")
+        if self._nonempty_input and x.size == 0:
+            raise ValueError(f"{self._who()}: inputs must not be empty; received shape {x.shape}")
+        if self.built:
+            if self._built_ndim is not None and x.ndim != self._built_ndim:
+                raise ValueError(f"{self._who()}: inputs must be {self._built_ndim}-dimensional like the input shape "
+                                 f"{self.input_shape} it was built for; received shape {x.shape}")
+            for axis, size in self._input_axes.items():
+                if not -x.ndim <= axis < x.ndim or x.shape[axis] != size:
+                    raise ValueError(f"{self._who()}: inputs must have size {size} on axis {axis} (the layer was "
+                                     f"built for input shape {self.input_shape}); received shape {x.shape}")
+
+    def _seen(self, outputs):
+        """Remember the shapes of the last call's outputs, which `backward` checks its grad against."""
+        if isinstance(outputs, (list, tuple)):
+            self._output_seen = [np.shape(o) for o in outputs]
+        else:
+            self._output_seen = np.shape(outputs)
+        return outputs
+
+    def _grad_in(self, grad):
+        """`grad`, the gradient of the last call's output(s), as arrays of the layer's dtype.
+
+        Refuses (naming `grad`) a grad whose shape is not the output's, or that is not real:
+        NumPy would broadcast a wrong shape into a silently wrong gradient.
+        """
+        if self._output_seen is None:
+            raise RuntimeError(f"{self._who()}: backward() needs a forward call first (layer(inputs))")
+        if isinstance(self._output_seen, list):
+            if not isinstance(grad, (list, tuple)) or len(grad) != len(self._output_seen):
+                raise ValueError(f"{self._who()}: grad must be a list of {len(self._output_seen)} arrays, one per "
+                                 f"output of the last call; received {type(grad).__name__}")
+            return [self._one_grad(g, s, f"grad[{i}]") for i, (g, s) in enumerate(zip(grad, self._output_seen))]
+        return self._one_grad(grad, self._output_seen, "grad")
+
+    def _one_grad(self, grad, shape, what):
+        g = _checks.as_array(f"{self._who()}: grad", grad)
+        if g.dtype.kind not in "biuf":
+            raise TypeError(f"{self._who()}: {what} must be a real numeric array; received dtype {g.dtype}")
+        if g.shape != tuple(shape):
+            raise ValueError(f"{self._who()}: {what} must have the shape of the last call's output {tuple(shape)}; "
+                             f"received shape {g.shape}")
+        return np.asarray(g, dtype=self.dtype)
 
     def call(self, inputs, training=False):
         return inputs
@@ -195,12 +331,14 @@ class Layer:
 
 
 def _shape_tuple(shape, name):
-    if isinstance(shape, int):
+    """A shape argument: an int or a sequence of positive ints (None for unknown)."""
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, (bool, np.bool_)):
         shape = (shape,)
     try:
-        out = tuple(None if s is None else int(s) for s in shape)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a tuple of positive integers; received {name}={shape!r}") from None
-    if any(s is not None and s < 1 for s in out):
-        raise ValueError(f"{name} must be a tuple of positive integers; received {name}={shape!r}")
-    return out
+        entries = None if isinstance(shape, (str, bytes)) else tuple(shape)
+    except TypeError:
+        entries = None
+    if entries is None or not all(s is None or (isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_))
+                                                and 1 <= s < _checks.INT_LIMIT) for s in entries):
+        raise ValueError(f"{name} must be a tuple of positive integers (None for unknown); received {name}={shape!r}")
+    return tuple(None if s is None else int(s) for s in entries)

@@ -1,7 +1,9 @@
 """Convolution layers."""
+import numbers
+
 from .. import activations, initializers, kernels, regularizers
 from ..kernels import _checks
-from .base import Layer
+from .base import Layer, check_activation, check_flag, check_initializer, check_regularizer
 from .core import ActivationMixin
 
 
@@ -18,6 +20,9 @@ class Conv2D(ActivationMixin, Layer):
         activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as Keras.
     """
 
+    _input_ndim = 4
+    _nonempty_input = True
+
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
@@ -30,14 +35,14 @@ class Conv2D(ActivationMixin, Layer):
             raise ValueError(f"padding must be 'valid' or 'same'; received padding={padding!r}")
         self.padding = padding.lower()
         self.data_format = _checks.data_format(data_format)
-        if groups != 1:
+        if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups != 1:
             raise ValueError(f"only groups=1 is supported; received groups={groups!r}")
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        self.kernel_regularizer = kernel_regularizer
-        self.bias_regularizer = bias_regularizer
+        self.activation = check_activation("activation", activation)
+        self.use_bias = check_flag("use_bias", use_bias)
+        self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer, "glorot_uniform")
+        self.bias_initializer = check_initializer("bias_initializer", bias_initializer, "zeros")
+        self.kernel_regularizer = check_regularizer("kernel_regularizer", kernel_regularizer)
+        self.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
 
     def _conv_args(self):
         return dict(strides=self.strides, padding=self.padding, dilation_rate=self.dilation_rate,
@@ -46,7 +51,9 @@ class Conv2D(ActivationMixin, Layer):
     def build(self, input_shape):
         if len(input_shape) != 4:
             raise ValueError(f"Conv2D '{self.name}' expects 4-D inputs (batch, ...); received shape {input_shape}")
-        channels = input_shape[-1] if self.data_format == "channels_last" else input_shape[1]
+        axis = -1 if self.data_format == "channels_last" else 1
+        channels = input_shape[axis]
+        self._input_axes = {axis: channels}
         self.kernel = self.add_weight(self.kernel_size + (channels, self.filters), self.kernel_initializer,
                                       regularizer=self.kernel_regularizer, name="kernel")
         self.bias = (self.add_weight((self.filters,), self.bias_initializer, regularizer=self.bias_regularizer,
@@ -54,9 +61,14 @@ class Conv2D(ActivationMixin, Layer):
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        return kernels.conv2d_output_shape(input_shape, self.kernel_size, filters=self.filters, **self._conv_args())
+        try:
+            return kernels.conv2d_output_shape(input_shape, self.kernel_size, filters=self.filters,
+                                               **self._conv_args())
+        except ValueError as exc:
+            raise ValueError(f"{self._who()}: inputs of shape {tuple(input_shape)} do not fit: {exc}") from None
 
     def call(self, inputs, training=False):
+        self.compute_output_shape(inputs.shape)
         self._inputs = inputs
         z = kernels.conv2d_forward(inputs, self.kernel.value, self.bias.value if self.use_bias else None,
                                    **self._conv_args())

@@ -1,19 +1,28 @@
 """Core layers: Input, Dense, Activation and the activation layers, Dropout, Flatten, Reshape."""
+import numbers
+
 import numpy as np
 
 from .. import activations
+from ..kernels import _checks
 from ..utils.rng import make_rng
-from .base import Layer
+from .base import Layer, _shape_tuple, check_activation, check_flag, check_initializer, check_real, check_regularizer
 
 
 class InputLayer(Layer):
     """Declares the shape of one sample; `cynet.Input(shape=...)` makes one."""
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, **kwargs):
-        if shape is None and "input_shape" in kwargs:
+        if "input_shape" in kwargs:
+            if shape is not None:
+                raise ValueError(f"InputLayer takes shape or input_shape, not both; received shape={shape!r} and "
+                                 f"input_shape={kwargs['input_shape']!r}")
             shape = kwargs.pop("input_shape")
         if shape is None:
             raise ValueError("Input needs shape=, the shape of one sample without the batch axis")
+        shape = _shape_tuple(shape, "shape")
+        if batch_size is not None:
+            batch_size = _checks.positive_int("batch_size", batch_size)
         super().__init__(name=name, dtype=dtype, input_shape=shape, **kwargs)
         self.shape = (batch_size,) + self._input_shape_arg
         self.batch_size = batch_size
@@ -22,7 +31,7 @@ class InputLayer(Layer):
         return inputs
 
     def backward(self, grad):
-        return grad
+        return self._grad_in(grad)
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype.name, "shape": list(self._input_shape_arg),
@@ -40,7 +49,10 @@ class ActivationMixin:
 
     def _activate(self, z):
         self.logits = z
-        self._activated = self.activation(z) if self.activation is not activations.linear else z
+        try:
+            self._activated = self.activation(z) if self.activation is not activations.linear else z
+        except ValueError as exc:  # the kernel names its own argument (x): say which layer and input
+            raise ValueError(f"{self._who()}: the activation of inputs of shape {z.shape} failed: {exc}") from None
         return self._activated
 
     def _activation_grad(self, grad):
@@ -49,7 +61,7 @@ class ActivationMixin:
         return self.activation.backward(grad, self.logits, self._activated)
 
     def backward(self, grad):
-        return self.backward_from_logits(self._activation_grad(np.asarray(grad, dtype=self.dtype)))
+        return self.backward_from_logits(self._activation_grad(self._grad_in(grad)))
 
     def backward_from_logits(self, grad_logits):
         raise NotImplementedError
@@ -65,22 +77,23 @@ class Dense(ActivationMixin, Layer):
         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as in Keras.
     """
 
+    _input_min_ndim = 2
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"units must be a positive integer; received units={units!r}")
-        self.units = int(units)
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        self.kernel_regularizer = kernel_regularizer
-        self.bias_regularizer = bias_regularizer
+        self.units = _checks.positive_int("units", units)
+        self.activation = check_activation("activation", activation)
+        self.use_bias = check_flag("use_bias", use_bias)
+        self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer, "glorot_uniform")
+        self.bias_initializer = check_initializer("bias_initializer", bias_initializer, "zeros")
+        self.kernel_regularizer = check_regularizer("kernel_regularizer", kernel_regularizer)
+        self.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
 
     def build(self, input_shape):
-        if len(input_shape) < 2 or input_shape[-1] is None:
-            raise ValueError(f"Dense '{self.name}' needs inputs with a known last axis; received shape {input_shape}")
+        if len(input_shape) < 2 or not input_shape[-1]:
+            raise ValueError(f"Dense '{self.name}' needs inputs with a known, non-empty last axis; "
+                             f"received shape {input_shape}")
         self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
                                       regularizer=self.kernel_regularizer, name="kernel")
         self.bias = (self.add_weight((self.units,), self.bias_initializer, regularizer=self.bias_regularizer,
@@ -127,7 +140,7 @@ class Activation(ActivationMixin, Layer):
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
-        self.activation = activations.get(activation)
+        self.activation = check_activation("activation", activation)
 
     def call(self, inputs, training=False):
         return self._activate(inputs)
@@ -145,8 +158,10 @@ class ReLU(ActivationMixin, Layer):
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
-        if threshold is None or float(threshold) < 0:
-            raise ValueError(f"threshold must be a non-negative float; received threshold={threshold!r}")
+        if max_value is not None:
+            max_value = check_real("max_value", max_value, low=0.0)
+        negative_slope = check_real("negative_slope", negative_slope, low=0.0)
+        threshold = check_real("threshold", threshold, low=0.0)
         self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
         self.activation = activations._ReLU(negative_slope, max_value, threshold)
 
@@ -167,9 +182,7 @@ class LeakyReLU(ReLU):
     def __init__(self, negative_slope=0.3, **kwargs):
         kwargs.pop("alpha", None)
         Layer.__init__(self, **kwargs)
-        if negative_slope < 0:
-            raise ValueError(f"negative_slope must be >= 0; received negative_slope={negative_slope}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_real("negative_slope", negative_slope, low=0.0)
         self.activation = activations._LeakyReLU(self.negative_slope)
 
     def get_config(self):
@@ -179,7 +192,7 @@ class LeakyReLU(ReLU):
 class ELU(ReLU):
     def __init__(self, alpha=1.0, **kwargs):
         Layer.__init__(self, **kwargs)
-        self.alpha = float(alpha)
+        self.alpha = check_real("alpha", alpha)
         self.activation = activations._ELU(self.alpha)
 
     def get_config(self):
@@ -189,8 +202,15 @@ class ELU(ReLU):
 class Softmax(ReLU):
     def __init__(self, axis=-1, **kwargs):
         Layer.__init__(self, **kwargs)
-        self.axis = axis
-        self.activation = activations._Softmax(axis)
+        if not isinstance(axis, numbers.Integral) or isinstance(axis, (bool, np.bool_)):
+            raise ValueError(f"axis must be an integer; received axis={axis!r}")
+        self.axis = int(axis)
+        self.activation = activations._Softmax(self.axis)
+
+    def _check_input(self, x):
+        super()._check_input(x)
+        if not -x.ndim <= self.axis < x.ndim:
+            raise ValueError(f"{self._who()}: axis={self.axis} is not an axis of inputs of shape {x.shape}")
 
     def get_config(self):
         return {**Layer.get_config(self), "axis": self.axis}
@@ -202,12 +222,18 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= float(rate) < 1.0:
-            raise ValueError(f"rate must be in [0, 1); received rate={rate!r}")
-        self.rate = float(rate)
-        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.rate = check_real("rate", rate, low=0.0, high=1.0, high_open=True)
+        self.noise_shape = None if noise_shape is None else _shape_tuple(noise_shape, "noise_shape")
         self.seed = seed
         self._rng = make_rng(seed) if seed is not None else None
+
+    def _check_input(self, x):
+        super()._check_input(x)
+        if self.noise_shape is not None and (
+                len(self.noise_shape) != x.ndim
+                or any(n is not None and n != 1 and n != s for n, s in zip(self.noise_shape, x.shape))):
+            raise ValueError(f"{self._who()}: noise_shape={self.noise_shape} does not broadcast to inputs of shape "
+                             f"{x.shape} (one entry per axis, each None, 1 or the input's size)")
 
     def call(self, inputs, training=False):
         if not training or self.rate == 0.0:
@@ -222,6 +248,7 @@ class Dropout(Layer):
         return inputs * self._mask
 
     def backward(self, grad):
+        grad = self._grad_in(grad)
         return grad if self._mask is None else grad * self._mask
 
     def get_config(self):
@@ -231,7 +258,7 @@ class Dropout(Layer):
 class Flatten(Layer):
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = data_format
+        self.data_format = None if data_format is None else _checks.data_format(data_format)
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
@@ -241,9 +268,10 @@ class Flatten(Layer):
         self._shape = inputs.shape
         if self.data_format == "channels_first" and inputs.ndim > 2:
             inputs = np.moveaxis(inputs, 1, -1)
-        return inputs.reshape(inputs.shape[0], -1)
+        return inputs.reshape(inputs.shape[0], int(np.prod(inputs.shape[1:])))  # (-1 fails for an empty batch)
 
     def backward(self, grad):
+        grad = self._grad_in(grad)
         if self.data_format == "channels_first" and len(self._shape) > 2:
             s = self._shape
             return np.moveaxis(grad.reshape((s[0],) + s[2:] + (s[1],)), -1, 1)
@@ -256,7 +284,14 @@ class Flatten(Layer):
 class Reshape(Layer):
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
-        target = tuple(target_shape)
+        try:
+            target = None if isinstance(target_shape, (str, bytes)) else tuple(target_shape)
+        except TypeError:
+            target = None
+        if target is None or not all(isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_))
+                                     and (s == -1 or 1 <= s < _checks.INT_LIMIT) for s in target):
+            raise ValueError(f"target_shape must be a tuple of positive integers (and at most one -1); "
+                             f"received target_shape={target_shape!r}")
         if sum(1 for s in target if s == -1) > 1:
             raise ValueError(f"target_shape may contain at most one -1; received target_shape={target_shape!r}")
         self.target_shape = tuple(int(s) for s in target)
@@ -270,14 +305,18 @@ class Reshape(Layer):
 
     def call(self, inputs, training=False):
         self._shape = inputs.shape
-        try:
-            return inputs.reshape((inputs.shape[0],) + self.target_shape)
-        except ValueError:
-            raise ValueError(f"Reshape '{self.name}': cannot reshape a sample of shape {inputs.shape[1:]} "
-                             f"to target_shape={self.target_shape}") from None
+        size = int(np.prod(inputs.shape[1:]))
+        known = int(np.prod([s for s in self.target_shape if s != -1]))
+        target = self.target_shape
+        if -1 in target and known and size % known == 0:
+            target = tuple(size // known if s == -1 else s for s in target)  # (-1 fails for an empty batch)
+        if int(np.prod(target)) != size or -1 in target:
+            raise ValueError(f"Reshape '{self.name}': cannot reshape inputs with samples of shape {inputs.shape[1:]} "
+                             f"to target_shape={self.target_shape}")
+        return inputs.reshape((inputs.shape[0],) + target)
 
     def backward(self, grad):
-        return grad.reshape(self._shape)
+        return self._grad_in(grad).reshape(self._shape)
 
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}

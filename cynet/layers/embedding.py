@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import initializers, regularizers
 from ..kernels import _checks
-from .base import Layer
+from .base import Layer, check_flag, check_initializer, check_regularizer
 
 
 class Embedding(Layer):
@@ -15,11 +15,11 @@ class Embedding(Layer):
         super().__init__(**kwargs)
         self.input_dim = _checks.positive_int("input_dim", input_dim)
         self.output_dim = _checks.positive_int("output_dim", output_dim)
-        if mask_zero:
+        if check_flag("mask_zero", mask_zero):
             raise ValueError("mask_zero=True is not supported (cynet layers do not propagate masks)")
         self.mask_zero = False
-        self.embeddings_initializer = embeddings_initializer
-        self.embeddings_regularizer = embeddings_regularizer
+        self.embeddings_initializer = check_initializer("embeddings_initializer", embeddings_initializer, "uniform")
+        self.embeddings_regularizer = check_regularizer("embeddings_regularizer", embeddings_regularizer)
 
     def build(self, input_shape):
         self.embeddings = self.add_weight((self.input_dim, self.output_dim), self.embeddings_initializer,
@@ -30,18 +30,21 @@ class Embedding(Layer):
         return tuple(input_shape) + (self.output_dim,)
 
     def _convert_input(self, inputs):
-        idx = np.asarray(inputs)
-        if idx.dtype.kind == "f":
-            if not np.all(np.isfinite(idx)) or np.any(idx != np.floor(idx)):
-                raise ValueError(f"Embedding '{self.name}': inputs must be integer indices")
-        elif idx.dtype.kind not in "iub":
-            raise TypeError(f"Embedding '{self.name}': inputs must be integer indices; received dtype {idx.dtype}")
-        idx = idx.astype(np.intp, copy=False)
+        idx = _checks.as_array(f"{self._who()}: inputs", inputs)
         if idx.ndim == 0:
             raise ValueError(f"Embedding '{self.name}': inputs need a batch axis; received a scalar")
+        _checks.check_size(f"{self._who()}: inputs", idx.shape + (self.output_dim,), self.dtype.itemsize,
+                           "the embedded inputs")
+        if idx.dtype.kind == "f":
+            if not np.all(np.isfinite(idx)) or np.any(idx != np.floor(idx)):
+                raise ValueError(f"Embedding '{self.name}': inputs must be integer indices; received non-integral "
+                                 f"values")
+        elif idx.dtype.kind not in "iub":
+            raise TypeError(f"Embedding '{self.name}': inputs must be integer indices; received dtype {idx.dtype}")
         if idx.size and (idx.min() < 0 or idx.max() >= self.input_dim):
-            raise ValueError(f"Embedding '{self.name}': indices must lie in [0, {self.input_dim}); "
-                             f"received values from {idx.min()} to {idx.max()}")
+            raise ValueError(f"Embedding '{self.name}': indices must lie in [0, {self.input_dim}) (input_dim); "
+                             f"received inputs with values from {idx.min()} to {idx.max()}")
+        idx = idx.astype(np.intp, copy=False)
         return idx
 
     def call(self, inputs, training=False):
@@ -49,8 +52,9 @@ class Embedding(Layer):
         return self.embeddings.value[inputs]
 
     def backward(self, grad):
+        grad = self._grad_in(grad)
         g = np.zeros_like(self.embeddings.value)
-        np.add.at(g, self._indices.reshape(-1), np.asarray(grad, dtype=self.dtype).reshape(-1, self.output_dim))
+        np.add.at(g, self._indices.reshape(-1), grad.reshape(-1, self.output_dim))
         self.embeddings.grad = g
         self._add_regularization_gradients()
         return None

@@ -1,8 +1,10 @@
 """BatchNormalization."""
+import numbers
+
 import numpy as np
 
 from .. import initializers, kernels, regularizers
-from .base import Layer
+from .base import Layer, check_flag, check_initializer, check_real, check_regularizer
 
 
 class BatchNormalization(Layer):
@@ -13,29 +15,27 @@ class BatchNormalization(Layer):
     Weights, in Keras order: gamma (if scale), beta (if center), moving_mean, moving_variance.
     """
 
+    _nonempty_input = True
+
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
                  beta_regularizer=None, gamma_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(axis, (list, tuple)):
-            if len(axis) != 1:
-                raise ValueError(f"axis must be a single int; received axis={axis!r}")
-            axis = axis[0]
-        self.axis = int(axis)
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum must be in [0, 1]; received momentum={momentum!r}")
-        if not epsilon > 0:
-            raise ValueError(f"epsilon must be positive; received epsilon={epsilon!r}")
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
-        self.center = bool(center)
-        self.scale = bool(scale)
-        self.beta_initializer = beta_initializer
-        self.gamma_initializer = gamma_initializer
-        self.moving_mean_initializer = moving_mean_initializer
-        self.moving_variance_initializer = moving_variance_initializer
-        self.beta_regularizer = beta_regularizer
-        self.gamma_regularizer = gamma_regularizer
+        single = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+        if not isinstance(single, numbers.Integral) or isinstance(single, (bool, np.bool_)):
+            raise ValueError(f"axis must be a single int; received axis={axis!r}")
+        self.axis = int(single)
+        self.momentum = check_real("momentum", momentum, low=0.0, high=1.0)
+        self.epsilon = check_real("epsilon", epsilon, low=0.0, low_open=True)
+        self.center = check_flag("center", center)
+        self.scale = check_flag("scale", scale)
+        self.beta_initializer = check_initializer("beta_initializer", beta_initializer, "zeros")
+        self.gamma_initializer = check_initializer("gamma_initializer", gamma_initializer, "ones")
+        self.moving_mean_initializer = check_initializer("moving_mean_initializer", moving_mean_initializer, "zeros")
+        self.moving_variance_initializer = check_initializer("moving_variance_initializer",
+                                                             moving_variance_initializer, "ones")
+        self.beta_regularizer = check_regularizer("beta_regularizer", beta_regularizer)
+        self.gamma_regularizer = check_regularizer("gamma_regularizer", gamma_regularizer)
 
     def build(self, input_shape):
         ndim = len(input_shape)
@@ -45,6 +45,8 @@ class BatchNormalization(Layer):
         c = input_shape[self._axis]
         if c is None:
             raise ValueError(f"BatchNormalization '{self.name}' needs a known size on axis {self.axis}")
+        self._built_ndim = ndim
+        self._input_axes = {self._axis: c}
         self.gamma = (self.add_weight((c,), self.gamma_initializer, regularizer=self.gamma_regularizer, name="gamma")
                       if self.scale else None)
         self.beta = (self.add_weight((c,), self.beta_initializer, regularizer=self.beta_regularizer, name="beta")
@@ -77,7 +79,7 @@ class BatchNormalization(Layer):
         return self._from_last(y)
 
     def backward(self, grad):
-        dy = self._to_last(np.asarray(grad, dtype=self.dtype))
+        dy = self._to_last(self._grad_in(grad))
         if self._training:
             gamma = self.gamma.value if self.scale else None
             dx, dgamma, dbeta = kernels.batch_norm_backward(dy, self._x, gamma, self._mean, self._inv_std)

@@ -1,10 +1,13 @@
 """Pooling and upsampling layers."""
 from .. import kernels
 from ..kernels import _checks
-from .base import Layer
+from .base import Layer, check_flag
 
 
 class _Pooling2D(Layer):
+    _input_ndim = 4
+    _nonempty_input = True
+
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.pool_size = _checks.int_pair("pool_size", pool_size)
@@ -19,7 +22,14 @@ class _Pooling2D(Layer):
                     data_format=self.data_format)
 
     def compute_output_shape(self, input_shape):
-        return kernels.pool2d_output_shape(input_shape, **self._args())
+        try:
+            return kernels.pool2d_output_shape(input_shape, **self._args())
+        except ValueError as exc:
+            raise ValueError(f"{self._who()}: inputs of shape {tuple(input_shape)} do not fit: {exc}") from None
+
+    def _check_input(self, x):
+        super()._check_input(x)
+        self.compute_output_shape(x.shape)
 
     def get_config(self):
         return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
@@ -35,7 +45,7 @@ class MaxPooling2D(_Pooling2D):
         return y
 
     def backward(self, grad):
-        return kernels.max_pool2d_backward(grad, self._argmax, self._input_shape, **self._args())
+        return kernels.max_pool2d_backward(self._grad_in(grad), self._argmax, self._input_shape, **self._args())
 
 
 class AveragePooling2D(_Pooling2D):
@@ -46,14 +56,17 @@ class AveragePooling2D(_Pooling2D):
         return kernels.avg_pool2d_forward(inputs, **self._args())
 
     def backward(self, grad):
-        return kernels.avg_pool2d_backward(grad, self._input_shape, **self._args())
+        return kernels.avg_pool2d_backward(self._grad_in(grad), self._input_shape, **self._args())
 
 
 class _GlobalPooling2D(Layer):
+    _input_ndim = 4
+    _nonempty_input = True
+
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
         self.data_format = _checks.data_format(data_format)
-        self.keepdims = bool(keepdims)
+        self.keepdims = check_flag("keepdims", keepdims)
 
     def _channel_axis(self):
         return -1 if self.data_format == "channels_last" else 1
@@ -67,7 +80,8 @@ class _GlobalPooling2D(Layer):
     def _shape_out(self, y):
         return y.reshape((y.shape[0],) + self.compute_output_shape(self._input_shape)[1:]) if self.keepdims else y
 
-    def _grad_in(self, grad):
+    def _grad_flat(self, grad):
+        grad = self._grad_in(grad)
         return grad.reshape(grad.shape[0], -1)
 
     def get_config(self):
@@ -80,7 +94,8 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
         return self._shape_out(kernels.global_avg_pool2d_forward(inputs, data_format=self.data_format))
 
     def backward(self, grad):
-        return kernels.global_avg_pool2d_backward(self._grad_in(grad), self._input_shape, data_format=self.data_format)
+        return kernels.global_avg_pool2d_backward(self._grad_flat(grad), self._input_shape,
+                                                  data_format=self.data_format)
 
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
@@ -90,18 +105,21 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
         return self._shape_out(y)
 
     def backward(self, grad):
-        return kernels.global_max_pool2d_backward(self._grad_in(grad), self._argmax, self._input_shape,
+        return kernels.global_max_pool2d_backward(self._grad_flat(grad), self._argmax, self._input_shape,
                                                   data_format=self.data_format)
 
 
 class UpSampling2D(Layer):
     """Nearest-neighbour upsampling by `size` (int or pair)."""
 
+    _input_ndim = 4
+    _nonempty_input = True
+
     def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
         super().__init__(**kwargs)
         self.size = _checks.int_pair("size", size)
         self.data_format = _checks.data_format(data_format)
-        if interpolation != "nearest":
+        if not isinstance(interpolation, str) or interpolation != "nearest":
             raise ValueError(f"only interpolation='nearest' is supported; received interpolation={interpolation!r}")
         self.interpolation = interpolation
 
@@ -112,10 +130,13 @@ class UpSampling2D(Layer):
         return (n, a, _mul(b, self.size[0]), _mul(c, self.size[1]))
 
     def call(self, inputs, training=False):
-        return kernels.upsampling2d_forward(inputs, size=self.size, data_format=self.data_format)
+        try:
+            return kernels.upsampling2d_forward(inputs, size=self.size, data_format=self.data_format)
+        except ValueError as exc:
+            raise ValueError(f"{self._who()}: inputs of shape {inputs.shape}: {exc}") from None
 
     def backward(self, grad):
-        return kernels.upsampling2d_backward(grad, size=self.size, data_format=self.data_format)
+        return kernels.upsampling2d_backward(self._grad_in(grad), size=self.size, data_format=self.data_format)
 
     def get_config(self):
         return {**super().get_config(), "size": list(self.size), "data_format": self.data_format,

@@ -5,17 +5,17 @@ Inputs are (batch, timesteps, features). The whole sequence runs in `cynet.kerne
 """
 import numpy as np
 
-from .. import activations, initializers, kernels, regularizers
+from .. import initializers, kernels, regularizers
 from ..kernels import _checks
 from ..utils.rng import make_rng
-from .base import Layer
+from .base import Layer, check_activation, check_flag, check_initializer, check_real, check_regularizer
 
 _KERNEL_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 _KERNEL_RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "tanh", "linear")
 
 
 def _activation_name(value, allowed, arg):
-    name = activations.get(value).name
+    name = check_activation(arg, value).name
     if name not in allowed:
         raise ValueError(f"{arg} must be one of {allowed} for the fused recurrent kernels; received {arg}={value!r}")
     return name
@@ -23,6 +23,8 @@ def _activation_name(value, allowed, arg):
 
 class _RNN(Layer):
     gates = 1
+    _input_ndim = 3
+    _nonempty_input = True
 
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
@@ -32,26 +34,24 @@ class _RNN(Layer):
         super().__init__(**kwargs)
         self.units = _checks.positive_int("units", units)
         self.activation = _activation_name(activation, _KERNEL_ACTIVATIONS, "activation")
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.recurrent_initializer = recurrent_initializer
-        self.bias_initializer = bias_initializer
-        self.kernel_regularizer = kernel_regularizer
-        self.recurrent_regularizer = recurrent_regularizer
-        self.bias_regularizer = bias_regularizer
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); received dropout={dropout!r}")
-        if recurrent_dropout:
+        self.use_bias = check_flag("use_bias", use_bias)
+        self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer, "glorot_uniform")
+        self.recurrent_initializer = check_initializer("recurrent_initializer", recurrent_initializer, "orthogonal")
+        self.bias_initializer = check_initializer("bias_initializer", bias_initializer, "zeros")
+        self.kernel_regularizer = check_regularizer("kernel_regularizer", kernel_regularizer)
+        self.recurrent_regularizer = check_regularizer("recurrent_regularizer", recurrent_regularizer)
+        self.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
+        self.dropout = check_real("dropout", dropout, low=0.0, high=1.0, high_open=True)
+        if check_real("recurrent_dropout", recurrent_dropout, low=0.0, high=1.0, high_open=True):
             raise ValueError("recurrent_dropout is not supported by the fused recurrent kernels; use dropout=")
-        if stateful:
+        if check_flag("stateful", stateful):
             raise ValueError("stateful=True is not supported")
-        self.dropout = float(dropout)
         self.recurrent_dropout = 0.0
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
+        self.return_sequences = check_flag("return_sequences", return_sequences)
+        self.return_state = check_flag("return_state", return_state)
+        self.go_backwards = check_flag("go_backwards", go_backwards)
         self.stateful = False
-        self.unroll = bool(unroll)
+        self.unroll = check_flag("unroll", unroll)
         self.seed = seed
         self._rng = make_rng(seed) if seed is not None else None
 
@@ -59,6 +59,7 @@ class _RNN(Layer):
         if len(input_shape) != 3 or input_shape[-1] is None:
             raise ValueError(f"{type(self).__name__} '{self.name}' expects inputs (batch, timesteps, features); "
                              f"received shape {input_shape}")
+        self._input_axes = {-1: input_shape[-1]}
         k = self.gates * self.units
         self.kernel = self.add_weight((input_shape[-1], k), self.kernel_initializer,
                                       regularizer=self.kernel_regularizer, name="kernel")
@@ -86,8 +87,9 @@ class _RNN(Layer):
 
     def __call__(self, inputs, training=False, initial_state=None):
         x = self._convert_input(inputs)
+        self._check_input(x)
         self._maybe_build((None,) + x.shape[1:])
-        return self.call(x, training=bool(training), initial_state=initial_state)
+        return self._seen(self.call(x, training=bool(training), initial_state=initial_state))
 
     def _initial_states(self, initial_state, n):
         count = self._n_states()
@@ -99,10 +101,13 @@ class _RNN(Layer):
                              f"received {len(states)}")
         out = []
         for s in states:
-            s = np.asarray(s, dtype=self.dtype)
+            s = _checks.as_array("initial_state", s)
+            if s.dtype.kind not in "biuf":
+                raise TypeError(f"initial_state arrays must be real numeric arrays; received dtype {s.dtype}")
             if s.shape != (n, self.units):
-                raise ValueError(f"initial_state arrays must have shape ({n}, {self.units}); received {s.shape}")
-            out.append(s)
+                raise ValueError(f"initial_state arrays must have shape ({n}, {self.units}): (N, units) with N the "
+                                 f"batch size of the inputs and units={self.units}; received {s.shape}")
+            out.append(np.asarray(s, dtype=self.dtype))
         return out
 
     def call(self, inputs, training=False, initial_state=None):
@@ -127,18 +132,18 @@ class _RNN(Layer):
 
     def backward(self, grad):
         """`grad`: gradient of the output, or [output, *states] gradients when return_state=True."""
+        grad = self._grad_in(grad)
         if self.return_state:
-            grads = list(grad)
-            grad, state_grads = grads[0], grads[1:]
+            grad, state_grads = grad[0], grad[1:]
         else:
             state_grads = [None] * self._n_states()
         dhs = np.zeros_like(self._hs)
         if self.return_sequences:
-            dhs += np.asarray(grad, dtype=self.dtype)
+            dhs += grad
         else:
-            dhs[:, -1] += np.asarray(grad, dtype=self.dtype)
+            dhs[:, -1] += grad
         if state_grads[0] is not None:
-            dhs[:, -1] += np.asarray(state_grads[0], dtype=self.dtype)
+            dhs[:, -1] += state_grads[0]
         dx, dk, drk, db, self.initial_state_grads = self._backward(dhs, state_grads[1:])
         self.kernel.grad = dk
         self.recurrent_kernel.grad = drk
@@ -193,7 +198,7 @@ class LSTM(_RNN):
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = _activation_name(recurrent_activation, _KERNEL_RECURRENT_ACTIVATIONS,
                                                      "recurrent_activation")
-        self.unit_forget_bias = bool(unit_forget_bias)
+        self.unit_forget_bias = check_flag("unit_forget_bias", unit_forget_bias)
 
     def _n_states(self):
         return 2
@@ -237,7 +242,7 @@ class GRU(_RNN):
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **kwargs):
         super().__init__(units, activation=activation, **kwargs)
-        if not reset_after:
+        if not check_flag("reset_after", reset_after):
             raise ValueError("only reset_after=True (the Keras default) is supported")
         self.reset_after = True
         self.recurrent_activation = _activation_name(recurrent_activation, _KERNEL_RECURRENT_ACTIVATIONS,

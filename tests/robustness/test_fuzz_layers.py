@@ -1,0 +1,780 @@
+r"""Fuzz suite: every layer of cynet.layers under hostile constructor arguments, inputs and
+gradients.
+
+For each layer class a valid case is generated (constructor arguments, an input batch, training
+or not, initial states for the recurrent layers). The layer is constructed, built on the valid
+input, given deterministic weights, called and backpropagated, on the compiled backend and on
+the NumPy twin; both must agree (outputs, input gradient, weight gradients, weights after the
+call). Then ONE thing is made hostile:
+
+* a constructor argument (zero, negative, huge, bool, float, string, None, wrong length, unknown
+  names, ...): a bad one must raise ValueError/TypeError naming the argument when the layer is
+  made; an unusual valid one must work on both backends alike, or be refused later naming the
+  argument or `inputs`;
+* the input of a built layer (wrong ndim, wrong size on an axis its weights fix, empty batch,
+  zero-size axes, complex/object/string/datetime/structured dtypes, ragged lists, multi-terabyte
+  broadcast views, NaN/inf, other batch sizes, real dtypes of every kind, non-contiguous,
+  reversed, Fortran-ordered, read-only, unaligned, byte-swapped views and nested lists): refused
+  naming `inputs`, or the same result as the plain array, or at least agreeing backends;
+* the gradient given to `backward` (wrong shape or ndim, bad dtype, None, ragged, ...): refused
+  naming `grad`, or the same result as the plain array;
+* for SimpleRNN/LSTM/GRU, `initial_state` (wrong count, shape, dtype): refused naming it.
+
+test_every_layer_is_fuzzed fails when a layer class or a constructor argument is added without a
+fuzz case.
+
+CI (the "ci" hypothesis profile of tests/conftest.py: 25 derandomized examples per test):
+    python -P -m pytest -q -p no:cacheprovider \
+        tests/robustness/test_fuzz_kernels.py tests/robustness/test_fuzz_layers.py
+Long run (2000 examples per hypothesis test; about 10 minutes per file on two cores):
+    HYPOTHESIS_PROFILE=long python -P -m pytest -q -p no:cacheprovider \
+        tests/robustness/test_fuzz_kernels.py tests/robustness/test_fuzz_layers.py
+"""
+import importlib.util
+import inspect
+import pathlib
+import sys
+import types
+import warnings
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import cynet.kernels as K
+from cynet import layers as L
+from cynet.layers.base import Layer
+from cynet.layers.rnn import _RNN
+
+
+def _load_helpers():
+    name = "_cynet_robustness_fuzz"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name("_fuzz.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+fz = _load_helpers()
+RAISE, SAME, OK, EITHER = fz.RAISE, fz.SAME, fz.OK, fz.EITHER
+NAN, INF = float("nan"), float("inf")
+
+# ----------------------------------------------------------------------------- hostile constructor values
+
+INT_BAD = [0, -1, True, 2.5, "3", None, 2 ** 31, 2 ** 63, [3], 1j, np.float64(3.0)]
+FLAG_BAD = ["False", "yes", 1, 0, None, np.array([True, False]), 1.0]
+FLAG_OK = [True, False, np.True_]
+RATE_BAD = [-0.1, 1.0, 1.5, NAN, INF, "0.5", None, True, 1j, [0.5]]
+INIT_BAD = ["no_such_initializer", 3, object(), {"class_name": "NoSuch", "config": {}}]
+INIT_OK = ["zeros", "he_normal", None]
+REG_BAD = ["no_such_regularizer", 3, object()]
+REG_OK = ["l2", None]
+ACT_BAD = ["no_such_activation", 3, object(), b"relu", ["relu"]]
+PAIR_BAD = [v for v in fz.PAIR_BAD if v is not None]
+SEED_BAD = [-1, "a", 1.5, True]
+
+# Every layer accepts these (Layer.__init__).
+BASE_ARGS = {
+    "name": (["", 1, b"name", object(), ("a",)], ["custom_name"]),
+    "dtype": (["float16", "int32", "complex64", "bogus", 1, object(), np.int64, "float128"],
+              ["float64", "float32", np.float64, np.dtype("float32")]),
+    "trainable": (["yes", None, 2, 1.0, np.array([True, False])], [False, np.True_]),
+    "input_shape": ([(0,), (-1,), "abc", 1.5, (1.5,), ((1,),), (True,), b"ab", object(), (2 ** 63,)],
+                    [(3,), [3, 4], 5, None]),
+    "input_dim": ([0, -1, "a", 1.5, True], [3]),
+    "batch_input_shape": (["abc", (None, 0), 5.5, ()], [(None, 3)]),
+}
+
+
+def _rnn_args(recurrent):
+    args = {
+        "units": (INT_BAD, [1, 3, np.int64(2)]),
+        "activation": (ACT_BAD + ["softmax", "gelu"], [None, "relu", "tanh", "sigmoid"]),
+        "use_bias": (FLAG_BAD, FLAG_OK),
+        "kernel_initializer": (INIT_BAD, INIT_OK),
+        "recurrent_initializer": (INIT_BAD, INIT_OK),
+        "bias_initializer": (INIT_BAD, INIT_OK),
+        "kernel_regularizer": (REG_BAD, REG_OK),
+        "recurrent_regularizer": (REG_BAD, REG_OK),
+        "bias_regularizer": (REG_BAD, REG_OK),
+        "dropout": (RATE_BAD, [0.0, 0.5]),
+        "recurrent_dropout": ([0.5, -0.1, "a", None, NAN, True], [0.0, 0]),
+        "return_sequences": (FLAG_BAD, FLAG_OK),
+        "return_state": (FLAG_BAD, FLAG_OK),
+        "go_backwards": (FLAG_BAD, FLAG_OK),
+        "stateful": ([True, "a", 1, None], [False]),
+        "unroll": (FLAG_BAD, FLAG_OK),
+        "seed": (SEED_BAD, [0, 7, np.int64(3)]),
+    }
+    if recurrent:
+        args["recurrent_activation"] = (ACT_BAD + ["relu", "softmax"], ["sigmoid", "hard_sigmoid", "tanh", None])
+    return args
+
+
+POOL_ARGS = {
+    "pool_size": (PAIR_BAD + [None], [1, (2, 1), [1, 2]]),
+    "strides": (PAIR_BAD, [None, 1, (1, 2)]),
+    "padding": (fz.POOL_PADDING_BAD, ["same", "VALID"]),
+    "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None]),
+}
+GLOBAL_ARGS = {"data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None]), "keepdims": (FLAG_BAD, FLAG_OK)}
+
+
+# ----------------------------------------------------------------------------- layer specs
+
+class LayerSpec:
+    """How to fuzz one layer class.
+
+    make(c) -> a namespace: kwargs (constructor), x (a valid input batch, rebuilt by x(seed)),
+    training, states (initial states, recurrent layers only). args: constructor argument ->
+    (bad values, valid alternatives). fixed_ndim: inputs must keep their ndim; min_ndim: the least
+    ndim inputs may have; fixed_axes(case, ndim): the axes whose size the weights fix;
+    index_input: inputs are indices (Embedding).
+    """
+
+    def __init__(self, cls, make, args, fixed_ndim=False, min_ndim=1, fixed_axes=None, index_input=False,
+                 unreached=()):
+        self.cls, self.make, self.args = cls, make, dict(args)
+        self.fixed_ndim, self.min_ndim, self.index_input = fixed_ndim, min_ndim, index_input
+        self.fixed_axes = fixed_axes or (lambda case, ndim: ())
+        self.unreached = unreached  # base classes whose __init__ this class does not call
+        # layers whose outputs sum products (matmuls, reductions): with infinities in the input
+        # the place of NaN vs inf depends on the order of summation (see fz.assert_close)
+        self.lenient = cls.__name__ in ("Dense", "Conv2D", "BatchNormalization", "SimpleRNN", "LSTM", "GRU",
+                                        "Softmax", "Activation", "AveragePooling2D", "GlobalAveragePooling2D")
+
+
+SPECS = {}
+
+
+def layer_spec(cls, args, **opts):
+    def deco(make):
+        SPECS[cls.__name__] = LayerSpec(cls, make, args, **opts)
+        return make
+    return deco
+
+
+def _case(c, kwargs, shape, training=None, index_dim=None, states=None):
+    case = types.SimpleNamespace()
+    case.seed = c.int(0, 2 ** 31 - 1)
+    case.dtype = c.choice(["float32", "float64"])
+    case.kwargs = dict(kwargs, dtype=case.dtype)
+    case.shape = tuple(shape)
+    case.training = c.bool() if training is None else training
+    case.index_dim = index_dim
+    case.states = states
+    return case
+
+
+def _x(case, seed_offset=0):
+    rng = np.random.default_rng(case.seed + seed_offset)
+    if case.index_dim is not None:
+        return rng.integers(0, case.index_dim, case.shape)
+    return np.asarray(rng.standard_normal(case.shape), dtype=case.dtype)
+
+
+def _shape(c, ndim_lo, ndim_hi, lo=1, hi=4):
+    return tuple(c.int(lo, hi) for _ in range(c.int(ndim_lo, ndim_hi)))
+
+
+@layer_spec(L.Dense, {"units": (INT_BAD, [1, 3, np.int64(2)]),
+                      "activation": (ACT_BAD, [None, "relu", "softmax", "swish"]),
+                      "use_bias": (FLAG_BAD, FLAG_OK),
+                      "kernel_initializer": (INIT_BAD, INIT_OK), "bias_initializer": (INIT_BAD, INIT_OK),
+                      "kernel_regularizer": (REG_BAD, REG_OK), "bias_regularizer": (REG_BAD, REG_OK)},
+            min_ndim=2, fixed_axes=lambda case, ndim: (ndim - 1,))
+def make_dense(c):
+    return _case(c, dict(units=c.int(1, 4), activation=c.choice([None, "relu", "tanh", "softmax", "sigmoid"]),
+                         use_bias=c.bool()), _shape(c, 2, 3))
+
+
+@layer_spec(L.Activation, {"activation": (ACT_BAD, [None, "relu", "gelu", "softmax"])})
+def make_activation(c):
+    names = ["relu", "sigmoid", "tanh", "softmax", "elu", "gelu", "selu", "softplus", "softsign", "swish", "silu",
+             "linear", "leaky_relu", "hard_sigmoid"]
+    return _case(c, dict(activation=c.choice(names)), _shape(c, 1, 3))
+
+
+RELU_ARGS = {"max_value": ([-1, "a", NAN, INF, True, 1j], [None, 6.0, 0.0, 1]),
+             "negative_slope": ([-0.1, "a", NAN, None, True], [0.0, 0.1, np.float32(0.2)]),
+             "threshold": ([-1, "a", NAN, None, True], [0.0, 0.5])}
+
+
+@layer_spec(L.ReLU, RELU_ARGS)
+def make_relu(c):
+    return _case(c, dict(max_value=c.choice([None, 1.5, 6.0]), negative_slope=c.choice([0.0, 0.1]),
+                         threshold=c.choice([0.0, 0.2])), _shape(c, 1, 3))
+
+
+@layer_spec(L.LeakyReLU, {"negative_slope": ([-0.1, "a", NAN, None, True, INF], [0.0, 0.3, 2])}, unreached=(L.ReLU,))
+def make_leaky_relu(c):
+    return _case(c, dict(negative_slope=c.choice([0.3, 0.01, 1.0])), _shape(c, 1, 3))
+
+
+@layer_spec(L.ELU, {"alpha": (["a", NAN, None, True, INF], [0.5, 1, -1.0])}, unreached=(L.ReLU,))
+def make_elu(c):
+    return _case(c, dict(alpha=c.choice([1.0, 0.5, 2.0])), _shape(c, 1, 3))
+
+
+@layer_spec(L.Softmax, {"axis": (["a", 1.5, None, True, (0, 1), [0]], [-1, 1, np.int64(-1), 5])},
+            unreached=(L.ReLU,))
+def make_softmax(c):
+    shape = _shape(c, 2, 3)
+    return _case(c, dict(axis=c.int(-len(shape), len(shape) - 1)), shape)
+
+
+@layer_spec(L.Dropout, {"rate": (RATE_BAD, [0.0, 0.5, 0.99]),
+                        "noise_shape": ([5.5, "ab", (0,), (1.5,), (True, 1)], [None, (None, 1)]),
+                        "seed": (SEED_BAD, [0, 123, np.int64(5)])})
+def make_dropout(c):
+    shape = _shape(c, 1, 3)
+    noise = c.choice([None, tuple(1 if i % 2 else None for i in range(len(shape)))])
+    return _case(c, dict(rate=c.choice([0.0, 0.3, 0.7]), noise_shape=noise, seed=c.int(0, 99)), shape)
+
+
+@layer_spec(L.Flatten, {"data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None, "channels_last"])})
+def make_flatten(c):
+    return _case(c, dict(data_format=c.choice([None, "channels_last", "channels_first"])), _shape(c, 2, 4))
+
+
+@layer_spec(L.Reshape, {"target_shape": ([5.5, "ab", (0,), (-2,), (-1, -1), (1.5,), (True,), None, b"ab", (2 ** 31,)],
+                                         [(-1,), (1, -1), (7,)])})
+def make_reshape(c):
+    a, b = c.int(1, 3), c.int(1, 4)
+    target = c.choice([(b, a), (a * b,), (-1,), (a, -1)])
+    return _case(c, dict(target_shape=target), (c.int(1, 3), a, b))
+
+
+@layer_spec(L.InputLayer, {"shape": ([(0,), "ab", 1.5, (None, -1), None, (True,)], [(3,), (None, 2)]),
+                           "batch_size": ([0, -1, 1.5, "a", True], [None, 4]),
+                           # shape is given, so any input_shape (its alias) is one too many
+                           "input_shape": (BASE_ARGS["input_shape"][0] + [(3,), [3, 4]], [])})
+def make_input_layer(c):
+    shape = _shape(c, 2, 3)
+    return _case(c, dict(shape=shape[1:]), shape)
+
+
+@layer_spec(L.Conv2D, {"filters": (INT_BAD, [1, 3]), "kernel_size": (PAIR_BAD + [None], [1, (1, 2)]),
+                       "strides": (PAIR_BAD + [None], [1, (2, 1)]), "padding": (fz.POOL_PADDING_BAD, ["same", "VALID"]),
+                       "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None]),
+                       "dilation_rate": (PAIR_BAD + [None], [1, (1, 2)]),
+                       "groups": ([2, 0, "1", 1.5, None, True, np.array([1, 1])], [1, np.int64(1)]),
+                       "activation": (ACT_BAD, [None, "relu"]), "use_bias": (FLAG_BAD, FLAG_OK),
+                       "kernel_initializer": (INIT_BAD, INIT_OK), "bias_initializer": (INIT_BAD, INIT_OK),
+                       "kernel_regularizer": (REG_BAD, REG_OK), "bias_regularizer": (REG_BAD, REG_OK)},
+            fixed_ndim=True,
+            fixed_axes=lambda case, ndim: (1 if case.kwargs["data_format"] == "channels_first" else 3,))
+def make_conv2d(c):
+    fmt = c.choice(["channels_last", "channels_first"])
+    kh, kw = c.int(1, 3), c.int(1, 3)
+    dil = c.choice([1, 2])
+    h, w = (kh - 1) * dil + 1 + c.int(0, 3), (kw - 1) * dil + 1 + c.int(0, 3)
+    n, ch = c.int(1, 3), c.int(1, 3)
+    shape = (n, ch, h, w) if fmt == "channels_first" else (n, h, w, ch)
+    return _case(c, dict(filters=c.int(1, 3), kernel_size=(kh, kw), strides=c.choice([1, 2, (1, 2)]),
+                         padding=c.choice(["valid", "same"]), data_format=fmt, dilation_rate=dil,
+                         activation=c.choice([None, "relu"]), use_bias=c.bool()), shape)
+
+
+def _image_case(c, kwargs, min_hw=1):
+    fmt = c.choice(["channels_last", "channels_first"])
+    n, ch = c.int(1, 3), c.int(1, 3)
+    h, w = min_hw + c.int(0, 3), min_hw + c.int(0, 3)
+    return _case(c, dict(kwargs, data_format=fmt), (n, ch, h, w) if fmt == "channels_first" else (n, h, w, ch))
+
+
+for _cls in (L.MaxPooling2D, L.AveragePooling2D):
+    @layer_spec(_cls, POOL_ARGS, fixed_ndim=True)
+    def make_pool(c):
+        pool = c.choice([1, 2, (2, 1), 3])
+        return _image_case(c, dict(pool_size=pool, strides=c.choice([None, 1, 2]), padding=c.choice(["valid", "same"])),
+                           min_hw=3)
+
+for _cls in (L.GlobalAveragePooling2D, L.GlobalMaxPooling2D):
+    @layer_spec(_cls, GLOBAL_ARGS, fixed_ndim=True)
+    def make_global(c):
+        return _image_case(c, dict(keepdims=c.bool()))
+
+
+@layer_spec(L.UpSampling2D, {"size": (PAIR_BAD + [None], [1, (1, 3)]),
+                             "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None]),
+                             "interpolation": (["bilinear", "", 1, None, ["nearest"]], ["nearest"])},
+            fixed_ndim=True)
+def make_upsampling(c):
+    return _image_case(c, dict(size=c.choice([1, 2, (2, 3)])))
+
+
+def _bn_axes(case, ndim):
+    axis = case.kwargs["axis"]
+    axis = axis[0] if isinstance(axis, list) else axis
+    return (axis % ndim,)
+
+
+@layer_spec(L.BatchNormalization, {
+    "axis": (["a", 1.5, None, True, (0, 1), []], [-1, 1, [-1], 0, 7]),
+    "momentum": ([-0.1, 1.5, "a", None, NAN, True], [0.0, 1.0, 0.5]),
+    "epsilon": ([0, -1, "a", None, NAN, INF, True], [1e-5, 1]),
+    "center": (FLAG_BAD, FLAG_OK), "scale": (FLAG_BAD, FLAG_OK),
+    "beta_initializer": (INIT_BAD, INIT_OK), "gamma_initializer": (INIT_BAD, INIT_OK),
+    "moving_mean_initializer": (INIT_BAD, INIT_OK), "moving_variance_initializer": (INIT_BAD, INIT_OK),
+    "beta_regularizer": (REG_BAD, REG_OK), "gamma_regularizer": (REG_BAD, REG_OK)},
+    fixed_ndim=True, fixed_axes=_bn_axes)
+def make_batch_norm(c):
+    shape = (c.int(2, 4),) + _shape(c, 1, 3)
+    axis = c.choice([-1, 1] if len(shape) > 2 else [-1, 1, [1]])
+    return _case(c, dict(axis=axis, momentum=c.choice([0.99, 0.5, 0.0]), epsilon=c.choice([1e-3, 0.1]),
+                         center=c.bool(), scale=c.bool()), shape)
+
+
+@layer_spec(L.Embedding, {"input_dim": (INT_BAD, [5, 100]), "output_dim": (INT_BAD, [1, 4]),
+                          "embeddings_initializer": (INIT_BAD, INIT_OK), "embeddings_regularizer": (REG_BAD, REG_OK),
+                          "mask_zero": ([True, "a", 1, None], [False])}, index_input=True)
+def make_embedding(c):
+    dim = c.int(2, 10)
+    return _case(c, dict(input_dim=dim, output_dim=c.int(1, 4)), _shape(c, 1, 3), index_dim=dim)
+
+
+def _make_rnn(c, cell):
+    n, t, d, units = c.int(1, 3), c.int(1, 4), c.int(1, 3), c.int(1, 3)
+    kwargs = dict(units=units, activation=c.choice(["tanh", "relu", "sigmoid", "linear"]), use_bias=c.bool(),
+                  return_sequences=c.bool(), return_state=c.bool(), go_backwards=c.bool(),
+                  dropout=c.choice([0.0, 0.0, 0.4]), seed=c.int(0, 99))
+    if cell is not L.SimpleRNN:
+        kwargs["recurrent_activation"] = c.choice(["sigmoid", "hard_sigmoid", "tanh"])
+    n_states = 2 if cell is L.LSTM else 1
+    states = c.choice([None, n_states])
+    case = _case(c, kwargs, (n, t, d), states=None if states is None else [(n, units)] * states)
+    return case
+
+
+for _cls in (L.SimpleRNN, L.LSTM, L.GRU):
+    _args = _rnn_args(_cls is not L.SimpleRNN)
+    if _cls is L.LSTM:
+        _args["unit_forget_bias"] = (FLAG_BAD, FLAG_OK)
+    if _cls is L.GRU:
+        _args["reset_after"] = ([False, "a", 1, None], [True])
+
+    @layer_spec(_cls, _args, fixed_ndim=True, fixed_axes=lambda case, ndim: (2,))
+    def make_rnn(c, cell=_cls):
+        return _make_rnn(c, cell)
+
+
+# ----------------------------------------------------------------------------- running a layer
+
+class Run:
+    """One hostile variant of a case: constructor kwargs, the input, the call kwargs and a grad
+    maker (y -> grad), all rebuilt for each backend."""
+
+    def __init__(self, case, kwargs=None, x=None, states="base", grad=None):
+        self.case = case
+        self.kwargs = case.kwargs if kwargs is None else kwargs
+        self.x = x or (lambda: _x(case))
+        self.states = states
+        self.grad = grad or (lambda y: grad_like(y, case))
+
+
+def grad_like(y, case):
+    rng = np.random.default_rng(case.seed + 7)
+    if isinstance(y, (list, tuple)):
+        return [np.asarray(rng.standard_normal(np.shape(a)), dtype=case.dtype) for a in y]
+    return np.asarray(rng.standard_normal(np.shape(y)), dtype=case.dtype)
+
+
+def _states(case, which):
+    if which is None or case.states is None:
+        return None
+    if which != "base":
+        return which()
+    rng = np.random.default_rng(case.seed + 3)
+    return [np.asarray(rng.standard_normal(s), dtype=case.dtype) for s in case.states]
+
+
+def _set_weights(layer, seed):
+    rng = np.random.default_rng(seed + 11)
+    for v in layer.weights:
+        value = rng.standard_normal(v.shape) * 0.5
+        if "variance" in v.name:
+            value = np.abs(value) + 0.5
+        v.assign(value)
+
+
+def _copy(v):
+    if isinstance(v, (list, tuple)):
+        return [_copy(a) for a in v]
+    return None if v is None else np.array(v, copy=True)
+
+
+def run_layer(spec, run, backend):
+    """Construct, build on the valid input, set weights, call on run's input, backpropagate.
+    Returns an Outcome; an error carries the phase it happened in (exc.fuzz_phase)."""
+    case = run.case
+    phase = "construct"
+    with K.use_backend(backend), warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            layer = spec.cls(**run.kwargs)
+            phase = "build"
+            layer(_x(case), training=False)
+            _set_weights(layer, case.seed)
+            phase = "call"
+            extra = {}
+            states = _states(case, run.states)
+            if states is not None:
+                extra["initial_state"] = states
+            y = layer(run.x(), training=case.training, **extra)
+            y_copy = _copy(y)
+            phase = "backward"
+            dx = layer.backward(run.grad(y))
+            grads = [_copy(v.grad) for v in layer.trainable_weights]
+            after = [_copy(v.value) for v in layer.weights]
+            state_grads = _copy(getattr(layer, "initial_state_grads", None)) if states is not None else None
+        except BaseException as exc:  # noqa: BLE001 - judged by the caller (MemoryError is a failure)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            exc.fuzz_phase = phase
+            return fz.Outcome(exc=exc)
+    return fz.Outcome(value=(y_copy, _copy(dx), grads, after, state_grads))
+
+
+def run_both(spec, run):
+    return {b: run_layer(spec, run, b) for b in fz.BACKENDS}
+
+
+def judge(expect, outcomes, names, phases, base=None, exc_type=(ValueError, TypeError), lenient=False, what=""):
+    """Check the outcomes of a hostile variant: RAISE (an error of exc_type in one of `phases`,
+    naming one of `names`, on every backend), SAME (the base results), OK (success), EITHER."""
+    failed = {b: o for b, o in outcomes.items() if not o.ok}
+    if expect == RAISE or failed:
+        assert expect not in (SAME, OK), f"{what}: refused: " + "; ".join(
+            f"{b} ({o.exc.fuzz_phase}) {type(o.exc).__name__}: {o.exc}" for b, o in failed.items())
+        kinds = set()
+        for b, o in outcomes.items():
+            assert not o.ok, f"{what}: accepted on {b} but refused on {list(failed)}"
+            exc = o.exc
+            assert isinstance(exc, exc_type), f"{what}: {b} raised {type(exc).__name__} in {exc.fuzz_phase}: {exc}"
+            assert exc.fuzz_phase in phases, f"{what}: {b} raised in {exc.fuzz_phase}, expected {phases}: {exc}"
+            assert any(fz.names(exc, n) for n in names), f"{what}: {b}'s message names none of {names}: {exc}"
+            kinds.add(type(exc))
+        assert len(kinds) == 1, f"{what}: backends raised different errors {outcomes}"
+        return
+    first = outcomes[fz.BACKENDS[0]]
+    for b, o in outcomes.items():
+        fz.assert_close(o.value, first.value, f"{what}: {b} vs {fz.BACKENDS[0]}", lenient)
+        if expect == SAME and base is not None:
+            fz.assert_close(o.value, base[b].value, f"{what}: {b} vs the plain call", lenient)
+
+
+def check_base(spec, case):
+    outcomes = run_both(spec, Run(case))
+    judge(OK, outcomes, (), (), what=f"{spec.cls.__name__}{case.kwargs} on {case.shape} (valid case)")
+    return outcomes
+
+
+# ----------------------------------------------------------------------------- mutations
+
+def ctor_mutations(spec):
+    """name -> (argument, value, expectation): every bad and valid alternative constructor value."""
+    muts = {}
+    table = dict(BASE_ARGS, **spec.args)
+    for arg, (bad, ok) in table.items():
+        for i, v in enumerate(bad):
+            muts[f"{arg}:bad[{i}]={fz.short(v)}"] = (arg, v, RAISE)
+        for i, v in enumerate(ok):
+            muts[f"{arg}:ok[{i}]={fz.short(v)}"] = (arg, v, EITHER)
+    muts["unknown_keyword"] = ("no_such_argument", 1, RAISE)
+    return muts
+
+
+def check_ctor(spec, case, base, label, mutation):
+    arg, value, expect = mutation
+    kwargs = dict(case.kwargs)
+    kwargs[arg] = value
+    outcomes = run_both(spec, Run(case, kwargs=kwargs))
+    what = f"{spec.cls.__name__}({arg}={fz.short(value)}) [{label}]"
+    if expect == RAISE:
+        judge(RAISE, outcomes, (arg,), ("construct",), what=what)
+    else:
+        judge(EITHER, outcomes, (arg, "inputs"), ("build", "call", "backward"), what=what)
+
+
+def _array_mutations(target, fixed_ndim, min_ndim, fixed_axes, index, states=False, batch_fixed=False):
+    """Mutations of an array (the input, or the grad): name -> prepare(chooser) -> transform
+    (array -> (array, expectation, exception types, lenient))."""
+    muts = {}
+
+    def fixed(fn, expect, exc=None, lenient=False):
+        return lambda c: (lambda a: (fn(a), expect, exc, lenient))
+
+    for dname, conv in fz.BAD_DTYPES.items():
+        muts[f"dtype={dname}"] = fixed(conv, RAISE, TypeError)
+    for t in fz.REAL_DTYPES:
+        muts[f"dtype={np.dtype(t).name}"] = fixed(lambda a, t=t: fz.cast(a, t), OK)
+    for lname, fn in fz.LAYOUTS.items():
+        muts[f"layout={lname}"] = lambda c, fn=fn: (lambda a, seed=c.int(0, 3): (fn(a, fz.RandomChooser(seed)), SAME,
+                                                                                  None, False))
+    muts["list"] = fixed(fz.as_list, SAME)
+    muts["ragged"] = fixed(lambda a: fz.ragged(), RAISE)
+    muts["none"] = fixed(lambda a: None, RAISE)
+    muts["python_scalar"] = fixed(lambda a: 0.5, RAISE)
+    muts["huge_broadcast"] = fixed(fz.broadcast_huge, RAISE)
+
+    def ndim_expect(new):
+        if target == "grad" or new.ndim < min_ndim or fixed_ndim:
+            return RAISE
+        return EITHER
+
+    def axis_edit(edit):
+        def prepare(c):
+            pick = c.int(0, 7)
+
+            def apply(a):
+                new, axis = edit(a, pick)
+                if new is None:
+                    return a, SAME, None, False
+                if target != "inputs":  # a grad or an initial state has one right shape
+                    return new, RAISE, None, False
+                if axis == 0:  # the batch axis (which the initial states of a recurrent case fix)
+                    return new, (OK if new.shape[0] and not batch_fixed else EITHER), None, False
+                if axis is None:
+                    return new, ndim_expect(new), None, False
+                return new, (RAISE if axis in fixed_axes(a.ndim) and new.shape[axis] else EITHER), None, False
+            return apply
+        return prepare
+
+    def add_axis(a, pick):
+        return np.expand_dims(a, 1 + pick % a.ndim), None
+
+    def drop_axis(a, pick):
+        if a.ndim < 2:
+            return None, None
+        return np.take(a, 0, axis=1 + pick % (a.ndim - 1)), None
+
+    def grow(a, pick):
+        ax = pick % a.ndim
+        return np.concatenate([a, a.take([0], axis=ax)], axis=ax), ax
+
+    def shrink(a, pick):
+        axes = [i for i in range(a.ndim) if a.shape[i] >= 2]
+        if not axes:
+            return None, None
+        ax = axes[pick % len(axes)]
+        return np.delete(a, -1, axis=ax), ax
+
+    def zero(a, pick):
+        ax = pick % a.ndim
+        return np.take(a, [], axis=ax), ax
+
+    if not states:
+        muts["add_axis"] = axis_edit(add_axis)
+        muts["drop_axis"] = axis_edit(drop_axis)
+    muts["grow_axis"] = axis_edit(grow)
+    muts["shrink_axis"] = axis_edit(shrink)
+    muts["zero_axis"] = axis_edit(zero)
+
+    if index:
+        def prepare(c):
+            bad = c.choice([-1, "dim", 2 ** 40, 0.5, NAN])
+
+            def apply(a):
+                new = np.array(a, copy=True, dtype=np.float64 if isinstance(bad, float) else np.int64)
+                new.reshape(-1)[0] = index if bad == "dim" else bad
+                return new, RAISE, ValueError, False
+            return apply
+        muts["bad_index"] = prepare
+    else:
+        def prepare(c):
+            picks = [(c.int(0, 10 ** 6), c.choice(fz.SPECIAL_VALUES)) for _ in range(c.int(1, 3))]
+
+            def apply(a):
+                new = np.array(a, copy=True)
+                flat = new.reshape(-1)
+                for i, v in picks:
+                    flat[i % flat.size] = v
+                return new, EITHER, None, True
+            return apply
+        muts["special_values"] = prepare
+    return muts
+
+
+def input_mutations(spec, case):
+    fixed_axes = lambda ndim: spec.fixed_axes(case, ndim)  # noqa: E731
+    return _array_mutations("inputs", spec.fixed_ndim, spec.min_ndim, fixed_axes,
+                            case.index_dim if spec.index_input else None, batch_fixed=case.states is not None)
+
+
+def grad_mutations(spec, case):
+    muts = {f"grad:{k}": v for k, v in _array_mutations("grad", True, 1, lambda n: (), None).items()}
+    muts["grad:wrong_container"] = lambda c: "wrong_container"
+    return muts
+
+
+def state_mutations(spec, case):
+    muts = {f"state:{k}": v for k, v in _array_mutations("initial_state", True, 2, lambda n: (0, 1), None,
+                                                         states=True).items()}
+    muts["state:count"] = lambda c: "count"
+    return muts
+
+
+def check_input(spec, case, base, label, prepare, c):
+    transform = prepare(c)
+    done = {}
+
+    def x():
+        new, expect, exc, lenient = transform(_x(case))
+        done["expect"] = (expect, exc, lenient)
+        return new
+    outcomes = {}
+    for b in fz.BACKENDS:
+        outcomes[b] = run_layer(spec, Run(case, x=x), b)
+    expect, exc, lenient = done["expect"]
+    judge(expect, outcomes, ("inputs",), ("call", "backward"), base, exc or (ValueError, TypeError),
+          lenient and spec.lenient or lenient and expect == OK, what=f"{spec.cls.__name__} inputs: {label}")
+
+
+def check_grad(spec, case, base, label, prepare, c):
+    transform = prepare(c)
+    done = {}
+
+    def grad(y):
+        g = grad_like(y, case)
+        if transform == "wrong_container":
+            done["expect"] = (RAISE, None, False)
+            return g[0] if isinstance(g, list) else [g, g]
+        if isinstance(g, list):
+            i = len(g) - 1
+            g[i], *done["expect"] = transform(g[i])
+            return g
+        g, *rest = transform(g)
+        done["expect"] = tuple(rest)
+        return g
+    outcomes = {b: run_layer(spec, Run(case, grad=grad), b) for b in fz.BACKENDS}
+    if "expect" not in done:  # the forward pass failed: a bug in the valid case itself
+        raise AssertionError(f"forward failed: {outcomes}")
+    expect, exc, lenient = done["expect"]
+    judge(expect, outcomes, ("grad",), ("backward",), base, exc or (ValueError, TypeError),
+          lenient and (spec.lenient or expect == OK), what=f"{spec.cls.__name__} grad: {label}")
+
+
+def check_states(spec, case, base, label, prepare, c):
+    if case.states is None:
+        case = types.SimpleNamespace(**vars(case))
+        case.states = [(case.shape[0], case.kwargs["units"])] * (2 if spec.cls is L.LSTM else 1)
+        base = None
+    transform = prepare(c)
+    done = {}
+
+    def states():
+        s = _states(case, "base")
+        if transform == "count":
+            done["expect"] = (RAISE, None, False)
+            return s + s
+        s[-1], *rest = transform(s[-1])
+        done["expect"] = tuple(rest)
+        return s
+    outcomes = {b: run_layer(spec, Run(case, states=states), b) for b in fz.BACKENDS}
+    expect, exc, lenient = done["expect"]
+    if expect == SAME and base is None:
+        expect = OK
+    judge(expect, outcomes, ("initial_state",), ("call",), base, exc or (ValueError, TypeError),
+          lenient and spec.lenient, what=f"{spec.cls.__name__} initial_state: {label}")
+
+
+def all_mutations(spec, case):
+    """kind -> {label: mutation} for this case."""
+    kinds = {"ctor": ctor_mutations(spec), "inputs": input_mutations(spec, case), "grad": grad_mutations(spec, case)}
+    if issubclass(spec.cls, _RNN):
+        kinds["state"] = state_mutations(spec, case)
+    return kinds
+
+
+def check_one(spec, case, base, kind, label, mutation, c):
+    if kind == "ctor":
+        check_ctor(spec, case, base, label, mutation)
+    elif kind == "inputs":
+        check_input(spec, case, base, label, mutation, c)
+    elif kind == "grad":
+        check_grad(spec, case, base, label, mutation, c)
+    else:
+        check_states(spec, case, base, label, mutation, c)
+
+
+# ----------------------------------------------------------------------------- the tests
+
+def _init_params(cls):
+    return [p for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+
+
+def test_every_layer_is_fuzzed():
+    """Every layer class of cynet.layers has a fuzz spec, and every constructor argument it
+    takes (its own and those of the base classes whose __init__ it reaches) a fuzz table."""
+    classes = {v for v in vars(L).values() if isinstance(v, type) and issubclass(v, Layer) and v is not Layer}
+    assert {c.__name__ for c in classes} == set(SPECS), \
+        f"layers without a fuzz spec: {sorted({c.__name__ for c in classes} - set(SPECS))}"
+    for name, spec in SPECS.items():
+        table = dict(BASE_ARGS, **spec.args)
+        wanted = set()
+        for klass in spec.cls.__mro__:
+            if klass is object or klass in spec.unreached or "__init__" not in vars(klass):
+                continue
+            wanted |= {p.name for p in _init_params(klass)}
+        assert wanted <= set(table), f"{name}: constructor arguments without a fuzz table: {wanted - set(table)}"
+        assert set(spec.args) <= wanted, f"{name}: fuzz tables for no constructor argument: {set(spec.args) - wanted}"
+
+
+LAYER_NAMES = sorted(SPECS)
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+def test_sweep_every_hostile_argument(name):
+    """Every hostile constructor value, input, grad (and initial state) on one fixed valid case."""
+    spec = SPECS[name]
+    case = spec.make(fz.RandomChooser(0))
+    base = check_base(spec, case)
+    for kind, muts in all_mutations(spec, case).items():
+        for label, mutation in muts.items():
+            check_one(spec, case, base, kind, label, mutation, fz.RandomChooser(zlib.crc32(label.encode())))
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+@given(data=st.data())
+def test_random_valid_cases_match_twin(name, data):
+    spec = SPECS[name]
+    check_base(spec, spec.make(fz.DrawChooser(data)))
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+@given(data=st.data())
+def test_random_hostile_case(name, data):
+    spec = SPECS[name]
+    c = fz.DrawChooser(data)
+    case = spec.make(c)
+    base = check_base(spec, case)
+    kinds = all_mutations(spec, case)
+    kind = c.choice(sorted(kinds))
+    label = c.choice(sorted(kinds[kind]))
+    check_one(spec, case, base, kind, label, kinds[kind][label], c)
+
+
+@pytest.mark.parametrize("name", LAYER_NAMES)
+def test_backward_before_call(name):
+    """backward() on a layer that was never called is a clear RuntimeError, not an AttributeError."""
+    spec = SPECS[name]
+    case = spec.make(fz.RandomChooser(1))
+    layer = spec.cls(**case.kwargs)
+    with pytest.raises(RuntimeError, match="forward call first"):
+        layer.backward(np.zeros((1, 1)))
+
+
+def test_weight_too_big_for_memory_is_refused_at_build():
+    """Weights asking for terabytes are refused (ValueError naming the weight) before any allocation."""
+    layer = L.Dense(2 ** 30, dtype="float32")
+    with pytest.raises(ValueError, match="kernel"):
+        layer(np.zeros((1, 2 ** 12), np.float32))
+    layer = L.Embedding(2 ** 30, 2 ** 12)
+    with pytest.raises(ValueError, match="embeddings"):
+        layer(np.zeros((1, 1), np.int64))
