@@ -31,7 +31,7 @@ cdef extern from *:
                 gi = g[i];                                                                       \
                 mi = m[i] + (gi - m[i]) * c1; m[i] = mi;                                         \
                 vi = v[i] + (gi * gi - v[i]) * c2; v[i] = vi;                                    \
-                vi = SEL(vh[i] > vi, vh[i], vi); vh[i] = vi;                                     \
+                vi = SEL(vh[i] > vi || vh[i] != vh[i], vh[i], vi); vh[i] = vi; /* NaN wins */   \
                 w[i] = w[i] - (mi * alpha) / (SQRT(vi) + eps);                                   \
             }                                                                                    \
         } else {                                                                                 \

@@ -85,7 +85,8 @@ def as_float(name, a, dtype):
     a = as_array(name, a)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array (float32 or float64); received dtype {a.dtype}")
-    check_size(name, a.shape, np.dtype(dtype).itemsize, f"{name} as a {np.dtype(dtype)} array")
+    if a.dtype != dtype or not a.flags.c_contiguous:  # a copy: check its size first (messages built only here)
+        check_size(name, a.shape, np.dtype(dtype).itemsize, f"{name} as a {np.dtype(dtype)} array")
     return np.asarray(a, dtype=dtype, order="C")  # (ascontiguousarray would turn 0-d into 1-d)
 
 

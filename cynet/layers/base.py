@@ -241,13 +241,14 @@ class Layer:
         return f"{type(self).__name__} '{self.name}'"
 
     def _convert_input(self, inputs):
-        x = _checks.as_array(f"{self._who()}: inputs", inputs)
+        x = inputs if isinstance(inputs, np.ndarray) else _checks.as_array(f"{self._who()}: inputs", inputs)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{self._who()}: inputs must be numeric; received dtype {x.dtype}")
         if x.ndim == 0:
             raise ValueError(f"{self._who()}: inputs need a batch axis; received a scalar")
-        _checks.check_size(f"{self._who()}: inputs", x.shape, self.dtype.itemsize, f"the inputs as {self.dtype}")
-        if x.dtype != self.dtype:
+        if x.dtype != self.dtype or x.size * self.dtype.itemsize > _checks.memory_limit():  # (the hot path
+            _checks.check_size(f"{self._who()}: inputs", x.shape, self.dtype.itemsize,  # builds no message)
+                               f"the inputs as {self.dtype}")
             x = x.astype(self.dtype)
         return x
 

@@ -748,9 +748,7 @@ def _optim_geometry(c):
 
 @spec("adam_update", dict(variable=Arr(None, fixed=False, role="inout"), gradient=Arr(None), m=Arr(None, role="inout"),
                           v=Arr(None, role="inout"),
-                          # (NaN in v_hat: a known twin mismatch, test_known_issue_amsgrad_nan_v_hat)
-                          v_hat=Arr(None, role="inout", optional=True, template=lambda kw: np.array(kw["v"], copy=True),
-                                    specials=[v for v in fz.SPECIAL_VALUES if not np.isnan(v)]),
+                          v_hat=Arr(None, role="inout", optional=True, template=lambda kw: np.array(kw["v"], copy=True)),
                           alpha=OPTIM_REAL, one_minus_beta_1=OPTIM_REAL, one_minus_beta_2=OPTIM_REAL,
                           epsilon=OPTIM_REAL),
       inout=("variable", "m", "v", "v_hat"))
@@ -1110,10 +1108,7 @@ def test_huge_sizes_refused_before_allocating(case, backend):
 # ----------------------------------------------------------------------------- known issues
 
 @pytest.mark.skipif(not K._backend.COMPILED, reason="needs the compiled kernels")
-@pytest.mark.xfail(strict=True, reason="optim.pyx computes AMSGrad's max(v_hat, v) as `vh > v ? vh : v`, which "
-                                       "drops a NaN in v_hat; the NumPy twin (np.maximum) propagates it. Needs a "
-                                       "NaN-propagating max in cynet/_kernels/optim.pyx (cynet_adam_*).")
-def test_known_issue_amsgrad_nan_v_hat():
+def test_amsgrad_propagates_nan_in_v_hat_like_the_twin():
     results = {}
     for backend in fz.BACKENDS:
         w, g, m, v = (np.full(3, x, np.float32) for x in (1.0, 0.5, 0.1, 0.2))
@@ -1122,3 +1117,4 @@ def test_known_issue_amsgrad_nan_v_hat():
             K.adam_update(w, g, m, v, 0.1, 0.1, 0.001, 1e-7, v_hat=v_hat)
         results[backend] = (w, v_hat)
     fz.assert_close(results["cython"], results["numpy"], "adam_update with NaN in v_hat")
+    assert np.isnan(results["cython"][1][0]) and np.isnan(results["cython"][0][0])
