@@ -144,6 +144,8 @@ def check_nonempty(name, a):
 
 
 def _is_int(value):
+    if type(value) is int:  # the common case, without the slower ABC check
+        return True
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
@@ -163,6 +165,9 @@ def nonnegative_int(name, value):
 
 def int_pair(name, value):
     """An int or a pair of ints, each in [1, 2**31), as a tuple (a, b)."""
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int \
+            and 0 < value[0] < INT_LIMIT and 0 < value[1] < INT_LIMIT:
+        return value  # the common case, checked fast
     if _is_int(value):
         value = (value, value)
     if isinstance(value, (str, bytes)):
@@ -188,7 +193,9 @@ def flag(name, value):
 def real(name, value, dtype=None):
     """A finite real number (Python or NumPy, bool refused) as a float, or as a scalar of
     `dtype` when given (then it must stay finite in that dtype)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if type(value) is float or type(value) is int:  # the common case, without the slower ABC check
+        pass
+    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; received {name}={value!r}")
     try:
         f = float(value)

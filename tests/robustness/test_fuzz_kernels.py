@@ -30,10 +30,7 @@ Long run (2000 examples per hypothesis test; about 10 minutes per file on two co
     HYPOTHESIS_PROFILE=long python -P -m pytest -q -p no:cacheprovider \
         tests/robustness/test_fuzz_kernels.py tests/robustness/test_fuzz_layers.py
 """
-import importlib.util
 import inspect
-import pathlib
-import sys
 import tracemalloc
 import types
 import zlib
@@ -45,18 +42,8 @@ from hypothesis import strategies as st
 
 import cynet.kernels as K
 
+import cynet_fuzz as fz  # (tests/robustness/conftest.py loads _fuzz.py under this name)
 
-def _load_helpers():
-    name = "_cynet_robustness_fuzz"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).with_name("_fuzz.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fz = _load_helpers()
 RAISE, SAME, OK, EITHER = fz.RAISE, fz.SAME, fz.OK, fz.EITHER
 F32, F64 = fz.F32, fz.F64
 
