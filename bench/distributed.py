@@ -2,7 +2,7 @@
 
     python bench/distributed.py [--ranks 1 2] [--threads 1] [--epochs 2] [--batch 64]
 
-Each configuration is a fresh `python -m cynet.distributed.run -n K` job training the CNN of
+Each configuration is a fresh job of K ranks (the command of `python -m cynet.distributed.run -n K`) training the CNN of
 bench/test_training.py on the same 10,000 MNIST-shaped samples with `batch` samples per rank (the
 global batch is K times larger), `threads` kernel threads per rank. After one warm-up epoch, rank
 0 times `epochs` epochs of `model.fit` and reports samples per second and the share of the step
@@ -11,6 +11,7 @@ spent in the gradient Allreduce (summed over the steps, rank 0's clock). Needs m
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -52,14 +53,15 @@ def main():
     args = p.parse_args()
     if args.rank_main:
         return _rank_main(args)
+    from cynet.distributed import run as launcher
     print(f"small CNN, 10,000 samples, batch {args.batch} per rank, {args.threads} thread(s) per rank")
     print("| ranks | global batch | epoch s | samples/s | speedup | Allreduce share | gradient KiB |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     base = None
     for k in args.ranks:
-        cmd = [sys.executable, "-m", "cynet.distributed.run", "-n", str(k), os.path.abspath(__file__),
-               "--rank-main", "--threads", str(args.threads), "--epochs", str(args.epochs),
-               "--batch", str(args.batch)]
+        cmd = launcher.command(k, os.path.abspath(__file__), ["--rank-main", "--threads", str(args.threads),
+                                                              "--epochs", str(args.epochs), "--batch", str(args.batch)],
+                               mpirun=shutil.which("mpirun") or "mpirun")
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"| {k} | failed: {done.stderr.strip()[-400:]} |")

@@ -114,7 +114,8 @@ def test_launcher_module_runs_the_script(tmp_path):
     out = str(tmp_path / "w.npz")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     done = subprocess.run([sys.executable, "-m", "cynet.distributed.run", "-n", "2", SCRIPT, "--epochs", "1",
-                           "--out", out], capture_output=True, text=True, timeout=120, env=env)
+                           "--out", out], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=str(tmp_path))   # (not the checkout: `-m` would import its uncompiled cynet)
     assert done.returncode == 0, done.stderr[-3000:]
     assert os.path.exists(out) and os.path.exists(out + ".rank1.json")
 
