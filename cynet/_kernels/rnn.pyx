@@ -537,7 +537,7 @@ def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, :
 def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1] x not None,
                         const floating[:, ::1] kernel not None, const floating[:, ::1] recurrent_kernel not None,
                         const floating[:, ::1] h0 not None, const floating[:, :, ::1] hs not None,
-                        int activation, bint use_bias):
+                        int activation, bint use_bias, bint compute_dx=True):
     """Backpropagation through time for simple_rnn_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; x (D, T, N), kernel,
@@ -576,13 +576,13 @@ def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, 
         # step 3: gradient of h_{t-1} through the recurrent matmul
         np.matmul(rka, dg_a[:, t], out=dh_a)
     return _weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
-                         use_bias) + (dh_a,)
+                         use_bias, compute_dx) + (dh_a,)
 
 
-cdef tuple _weight_grads(dg_a, xa, ka, h0a, hsa, bint use_bias):
+cdef tuple _weight_grads(dg_a, xa, ka, h0a, hsa, bint use_bias, bint compute_dx):
     """Step 4 of every backward: the weight and input gradients, one matmul each over all
     timesteps. dg_a: (kU, T, N) stacked pre-activation gradients. Returns (dx (D, T, N),
-    dkernel, drecurrent_kernel, dbias|None)."""
+    dkernel, drecurrent_kernel, dbias|None); dx is None unless compute_dx."""
     D, T, N = xa.shape
     U = hsa.shape[0]
     kU = dg_a.shape[0]
@@ -593,7 +593,7 @@ cdef tuple _weight_grads(dg_a, xa, ka, h0a, hsa, bint use_bias):
     hprev[:, 1:] = hsa[:, :T - 1]
     dkernel = np.matmul(xa.reshape(D, T * N), g2.T)
     drk = np.matmul(hprev.reshape(U, T * N), g2.T)
-    dx = np.matmul(ka, g2).reshape(D, T, N)
+    dx = np.matmul(ka, g2).reshape(D, T, N) if compute_dx else None
     dbias = g2.sum(axis=1) if use_bias else None
     return dx, dkernel, drk, dbias
 
@@ -662,7 +662,7 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
                   const floating[:, ::1] recurrent_kernel not None, const floating[:, ::1] h0 not None,
                   const floating[:, ::1] c0 not None, const floating[:, :, ::1] hs not None,
                   const floating[:, :, ::1] cs not None, const floating[:, :, ::1] gates not None,
-                  int activation, int recurrent_activation, bint use_bias):
+                  int activation, int recurrent_activation, bint use_bias, bint compute_dx=True):
     """Backpropagation through time for lstm_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; dc_last: (U, N) IN,
@@ -714,7 +714,7 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
         # step 6: gradient of h_{t-1} through the recurrent matmul
         np.matmul(rka, dg_a[:, t], out=dh_a)
     return _weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
-                         use_bias) + (dh_a, dc_a)
+                         use_bias, compute_dx) + (dh_a, dc_a)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -775,7 +775,7 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
                  const floating[:, ::1] kernel not None, const floating[:, ::1] recurrent_kernel not None,
                  const floating[:, ::1] h0 not None, const floating[:, :, ::1] hs not None,
                  const floating[:, :, ::1] cache not None, int activation, int recurrent_activation,
-                 bint use_bias):
+                 bint use_bias, bint compute_dx=True):
     """Backpropagation through time for gru_forward.
 
     dhs: (N, T, U) IN, any strides; the rest as in / from forward. Returns (dx (D, T, N),
@@ -826,10 +826,10 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
         np.matmul(rka, dg_a[U:, t], out=dhg_a)
     dhg_a += dhd_a
     return _gru_weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
-                             use_bias) + (dhg_a,)
+                             use_bias, compute_dx) + (dhg_a,)
 
 
-def _gru_weight_grads(dg_a, xa, ka, h0a, hsa, use_bias):
+def _gru_weight_grads(dg_a, xa, ka, h0a, hsa, use_bias, compute_dx):
     """Step 6 of gru_backward: weight and input gradients from the stacked dxh|dz|dr|dhr."""
     D, T, N = xa.shape
     U = hsa.shape[0]
@@ -842,8 +842,10 @@ def _gru_weight_grads(dg_a, xa, ka, h0a, hsa, use_bias):
     dk_hzr = np.matmul(xa.reshape(D, T * N), gx.T)
     dkernel = np.concatenate((dk_hzr[:, U:], dk_hzr[:, :U]), axis=1)
     drk = np.matmul(hprev.reshape(U, T * N), gr.T)
-    k_hzr = np.concatenate((ka[:, 2 * U:], ka[:, :2 * U]), axis=1)
-    dx = np.matmul(k_hzr, gx).reshape(D, T, N)
+    dx = None
+    if compute_dx:
+        k_hzr = np.concatenate((ka[:, 2 * U:], ka[:, :2 * U]), axis=1)
+        dx = np.matmul(k_hzr, gx).reshape(D, T, N)
     if use_bias:
         s = g2.sum(axis=1)
         dbias = np.empty((2, 3 * U), dtype=g2.dtype)

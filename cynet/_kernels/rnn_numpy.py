@@ -92,10 +92,10 @@ def _check_shape(name, a, shape):
         raise ValueError(f"{name} must have shape {shape}; received shape {a.shape}")
 
 
-def _weight_grads(dg, x, kernel, h0, hs, use_bias):
+def _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx):
     """Step 4 of every backward: the weight and input gradients, one matmul each over all
     timesteps. dg: (kU, T, N) stacked pre-activation gradients. Returns (dx (D, T, N), dkernel,
-    drecurrent_kernel, dbias|None)."""
+    drecurrent_kernel, dbias|None); dx is None unless compute_dx."""
     D, T, N = x.shape
     U = hs.shape[0]
     kU = dg.shape[0]
@@ -106,7 +106,7 @@ def _weight_grads(dg, x, kernel, h0, hs, use_bias):
     hprev[:, 1:] = hs[:, :T - 1]
     dkernel = np.matmul(x.reshape(D, T * N), g2.T)
     drk = np.matmul(hprev.reshape(U, T * N), g2.T)
-    dx = np.matmul(kernel, g2).reshape(D, T, N)
+    dx = np.matmul(kernel, g2).reshape(D, T, N) if compute_dx else None
     dbias = g2.sum(axis=1) if use_bias else None
     return dx, dkernel, drk, dbias
 
@@ -144,7 +144,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation):
     return hs
 
 
-def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation, use_bias):
+def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation, use_bias, compute_dx=True):
     """Backpropagation through time for simple_rnn_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; x (D, T, N), kernel,
@@ -167,7 +167,7 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation, us
         _dact_mul(activation, hs[:, t], dg_t)
         # step 3: gradient of h_{t-1} through the recurrent matmul
         np.matmul(recurrent_kernel, dg_t, out=dh)
-    return _weight_grads(dg, x, kernel, h0, hs, use_bias) + (dh,)
+    return _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx) + (dh,)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
 
 
 def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gates,
-                  activation, recurrent_activation, use_bias):
+                  activation, recurrent_activation, use_bias, compute_dx=True):
     """Backpropagation through time for lstm_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; dc_last: (U, N) IN,
@@ -269,7 +269,7 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
         _dact_mul(activation, g, dgg)
         # step 6: gradient of h_{t-1} through the recurrent matmul
         np.matmul(recurrent_kernel, dg_t, out=dh)
-    return _weight_grads(dg, x, kernel, h0, hs, use_bias) + (dh, dc)
+    return _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx) + (dh, dc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,7 +322,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
 
 
 def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation, recurrent_activation,
-                 use_bias):
+                 use_bias, compute_dx=True):
     """Backpropagation through time for gru_forward.
 
     dhs: (N, T, U) IN, any strides; the rest as in / from forward. Returns (dx (D, T, N),
@@ -365,10 +365,10 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation, re
         # step 5: gradient of h_{t-1} through the recurrent matmul
         np.matmul(recurrent_kernel, dg_t[U:], out=dhg)
     dhg += dhd
-    return _gru_weight_grads(dg, x, kernel, h0, hs, use_bias) + (dhg,)
+    return _gru_weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx) + (dhg,)
 
 
-def _gru_weight_grads(dg, x, kernel, h0, hs, use_bias):
+def _gru_weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx):
     """Step 6 of gru_backward: weight and input gradients from the stacked dxh|dz|dr|dhr."""
     D, T, N = x.shape
     U = hs.shape[0]
@@ -381,8 +381,10 @@ def _gru_weight_grads(dg, x, kernel, h0, hs, use_bias):
     dk_hzr = np.matmul(x.reshape(D, T * N), gx.T)
     dkernel = np.concatenate((dk_hzr[:, U:], dk_hzr[:, :U]), axis=1)
     drk = np.matmul(hprev.reshape(U, T * N), gr.T)
-    k_hzr = np.concatenate((kernel[:, 2 * U:], kernel[:, :2 * U]), axis=1)
-    dx = np.matmul(k_hzr, gx).reshape(D, T, N)
+    dx = None
+    if compute_dx:
+        k_hzr = np.concatenate((kernel[:, 2 * U:], kernel[:, :2 * U]), axis=1)
+        dx = np.matmul(k_hzr, gx).reshape(D, T, N)
     if use_bias:
         s = g2.sum(axis=1)
         dbias = np.empty((2, 3 * U), dtype=g2.dtype)

@@ -149,8 +149,8 @@ def _dhs(dhs, N, T, U, dtype):
 
 
 def _seq_out(a):
-    """(F, T, N) kernel buffer -> the (N, T, F) view the public functions return."""
-    return a.transpose(2, 1, 0)
+    """(F, T, N) kernel buffer -> the (N, T, F) view the public functions return (None stays None)."""
+    return None if a is None else a.transpose(2, 1, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activati
     return _seq_out(hs)
 
 
-def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="tanh", use_bias=True):
+def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="tanh", use_bias=True, compute_dx=True):
     """Backpropagation through time for simple_rnn_forward.
 
     dhs: (N, T, U), gradient w.r.t. every hidden state; x, kernel, recurrent_kernel, h0 (or
@@ -185,10 +185,12 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="ta
     Returns:
         (dx (N, T, D), dkernel (D, U), drecurrent_kernel (U, U), dbias (U,) or None when
         use_bias=False, dh0 (N, U)), all new arrays (dx and dh0 are views of feature-major
-        buffers).
+        buffers). With compute_dx=False (a model's first layer needs no input gradient) dx is
+        None and its matmul is skipped.
     """
     act = _activation("activation", activation)
     use_bias = _use_bias(use_bias)
+    compute_dx = _checks.flag("compute_dx", compute_dx)
     dhs, x, kernel, recurrent_kernel, hs = (_array(n, a) for n, a in (
         ("dhs", dhs), ("x", x), ("kernel", kernel), ("recurrent_kernel", recurrent_kernel), ("hs", hs)))
     dtype = _dtype(dhs=dhs, x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, h0=h0, hs=hs)
@@ -198,7 +200,7 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="ta
     hs = _seq("hs", hs, (N, T, U), dtype)
     dhs = _dhs(dhs, N, T, U, dtype)
     dx, dk, drk, db, dh0 = impl("rnn").simple_rnn_backward(dhs, _feature_major(x, dtype), kernel,
-                                                          recurrent_kernel, h0, hs, act, use_bias)
+                                                          recurrent_kernel, h0, hs, act, use_bias, compute_dx)
     return _seq_out(dx), dk, drk, db, dh0.T
 
 
@@ -233,7 +235,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activ
 
 
 def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gates, activation="tanh",
-                  recurrent_activation="sigmoid", use_bias=True):
+                  recurrent_activation="sigmoid", use_bias=True, compute_dx=True):
     """Backpropagation through time for lstm_forward.
 
     dhs: (N, T, U), gradient w.r.t. every hidden state (the final-state gradient goes in
@@ -243,11 +245,12 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
     Returns:
         (dx (N, T, D), dkernel (D, 4U), drecurrent_kernel (U, 4U), dbias (4U,) or None when
         use_bias=False, dh0 (N, U), dc0 (N, U)), all new arrays (dx, dh0, dc0 are views of
-        feature-major buffers).
+        feature-major buffers). With compute_dx=False dx is None and its matmul is skipped.
     """
     act = _activation("activation", activation)
     ract = _activation("recurrent_activation", recurrent_activation)
     use_bias = _use_bias(use_bias)
+    compute_dx = _checks.flag("compute_dx", compute_dx)
     dhs, x, kernel, recurrent_kernel, hs, cs, gates = (_array(n, a) for n, a in (
         ("dhs", dhs), ("x", x), ("kernel", kernel), ("recurrent_kernel", recurrent_kernel), ("hs", hs),
         ("cs", cs), ("gates", gates)))
@@ -264,7 +267,7 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
     dhs = _dhs(dhs, N, T, U, dtype)
     dx, dk, drk, db, dh0, dc0 = impl("rnn").lstm_backward(dhs, dc_last, _feature_major(x, dtype), kernel,
                                                           recurrent_kernel, h0, c0, hs, cs, gates, act, ract,
-                                                          use_bias)
+                                                          use_bias, compute_dx)
     return _seq_out(dx), dk, drk, db, dh0.T, dc0.T
 
 
@@ -298,7 +301,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tan
 
 
 def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation="tanh",
-                 recurrent_activation="sigmoid", use_bias=True):
+                 recurrent_activation="sigmoid", use_bias=True, compute_dx=True):
     """Backpropagation through time for gru_forward.
 
     dhs: (N, T, U), gradient w.r.t. every hidden state; x, kernel, recurrent_kernel, h0 (or
@@ -307,11 +310,13 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation="ta
     Returns:
         (dx (N, T, D), dkernel (D, 3U), drecurrent_kernel (U, 3U), dbias (2, 3U) or None when
         use_bias=False, dh0 (N, U)), all new arrays (dx and dh0 are views of feature-major
-        buffers).
+        buffers). With compute_dx=False (a model's first layer needs no input gradient) dx is
+        None and its matmul is skipped.
     """
     act = _activation("activation", activation)
     ract = _activation("recurrent_activation", recurrent_activation)
     use_bias = _use_bias(use_bias)
+    compute_dx = _checks.flag("compute_dx", compute_dx)
     dhs, x, kernel, recurrent_kernel, hs, cache = (_array(n, a) for n, a in (
         ("dhs", dhs), ("x", x), ("kernel", kernel), ("recurrent_kernel", recurrent_kernel), ("hs", hs),
         ("cache", cache)))
@@ -323,5 +328,5 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation="ta
     cache = _seq("cache", cache, (N, T, 4 * U), dtype)
     dhs = _dhs(dhs, N, T, U, dtype)
     dx, dk, drk, db, dh0 = impl("rnn").gru_backward(dhs, _feature_major(x, dtype), kernel, recurrent_kernel, h0,
-                                                   hs, cache, act, ract, use_bias)
+                                                   hs, cache, act, ract, use_bias, compute_dx)
     return _seq_out(dx), dk, drk, db, dh0.T

@@ -150,6 +150,8 @@ class _RNN(Layer):
         if self.use_bias:
             self.bias.grad = db
         self._add_regularization_gradients()
+        if dx is None:   # the model's first layer: no input gradient asked for
+            return None
         if self._mask is not None:
             dx = dx * self._mask
         return dx[:, ::-1] if self.go_backwards else dx
@@ -184,7 +186,7 @@ class SimpleRNN(_RNN):
     def _backward(self, dhs, extra_state_grads):
         dx, dk, drk, db, dh0 = kernels.simple_rnn_backward(
             dhs, self._x, self.kernel.value, self.recurrent_kernel.value, self._states0[0], self._hs,
-            activation=self.activation, use_bias=self.use_bias)
+            activation=self.activation, use_bias=self.use_bias, compute_dx=self._needs_input_grad)
         return dx, dk, drk, db, [dh0]
 
 
@@ -227,7 +229,8 @@ class LSTM(_RNN):
         dx, dk, drk, db, dh0, dc0 = kernels.lstm_backward(
             dhs, dc_last, self._x, self.kernel.value, self.recurrent_kernel.value, self._states0[0],
             self._states0[1], self._hs, self._cs, self._gates, activation=self.activation,
-            recurrent_activation=self.recurrent_activation, use_bias=self.use_bias)
+            recurrent_activation=self.recurrent_activation, use_bias=self.use_bias,
+            compute_dx=self._needs_input_grad)
         return dx, dk, drk, db, [dh0, dc0]
 
     def get_config(self):
@@ -260,7 +263,8 @@ class GRU(_RNN):
     def _backward(self, dhs, extra_state_grads):
         dx, dk, drk, db, dh0 = kernels.gru_backward(
             dhs, self._x, self.kernel.value, self.recurrent_kernel.value, self._states0[0], self._hs, self._cache,
-            activation=self.activation, recurrent_activation=self.recurrent_activation, use_bias=self.use_bias)
+            activation=self.activation, recurrent_activation=self.recurrent_activation, use_bias=self.use_bias,
+            compute_dx=self._needs_input_grad)
         return dx, dk, drk, db, [dh0]
 
     def get_config(self):

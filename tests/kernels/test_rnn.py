@@ -119,17 +119,17 @@ def forward(cell, c, act="tanh", ract="sigmoid"):
 CASE = object()  # "take dc_last from the case"
 
 
-def backward(cell, c, fwd, act="tanh", ract="sigmoid", dc_last=CASE):
+def backward(cell, c, fwd, act="tanh", ract="sigmoid", dc_last=CASE, compute_dx=True):
     use_bias = c["bias"] is not None
     if cell == "simple_rnn":
         return K.simple_rnn_backward(c["dhs"], c["x"], c["kernel"], c["recurrent_kernel"], c["h0"], fwd[0],
-                                     act, use_bias)
+                                     act, use_bias, compute_dx=compute_dx)
     if cell == "lstm":
         dcl = c["dc_last"] if dc_last is CASE else dc_last
         return K.lstm_backward(c["dhs"], dcl, c["x"], c["kernel"], c["recurrent_kernel"], c["h0"], c["c0"],
-                               *fwd, act, ract, use_bias)
+                               *fwd, act, ract, use_bias, compute_dx=compute_dx)
     return K.gru_backward(c["dhs"], c["x"], c["kernel"], c["recurrent_kernel"], c["h0"], *fwd, act, ract,
-                          use_bias)
+                          use_bias, compute_dx=compute_dx)
 
 
 def naive(cell, c, act="tanh", ract="sigmoid"):
@@ -286,6 +286,17 @@ def test_backward_zero_initial_states(backend, cell):
     grads_z = backward(cell, z, forward(cell, z))
     for g, gz in zip(grads, grads_z):
         np.testing.assert_allclose(g, gz, rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_backward_without_dx_skips_only_dx(backend, cell):
+    c = make_case(cell, seed=8)
+    fwd = forward(cell, c)
+    full = backward(cell, c, fwd)
+    lean = backward(cell, c, fwd, compute_dx=False)
+    assert lean[0] is None and full[0] is not None
+    for a, b in zip(full[1:], lean[1:]):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_lstm_backward_dc_last_none(backend):

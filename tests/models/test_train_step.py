@@ -28,6 +28,24 @@ def test_fit_asks_the_first_conv_for_no_input_gradient(monkeypatch):
     assert calls == [True, False]      # backward order: second conv, then the first
 
 
+def test_a_first_recurrent_layer_skips_its_input_gradient_and_trains_the_same():
+    rng = np.random.default_rng(2)
+    x, y = rng.random((6, 5, 3)).astype(np.float32), rng.integers(0, 2, 6)
+    for cell in (layers.SimpleRNN, layers.LSTM, layers.GRU):
+        stacked = cynet.Sequential([cynet.Input(shape=(5, 3)), cell(4, return_sequences=True), cell(3),
+                                    layers.Dense(2, activation="softmax")])
+        stacked.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+        stacked(x, training=True)
+        g = np.ones((6, 2), np.float32)
+        dx = stacked.backward(g)
+        assert dx.shape == x.shape
+        grads = [v.grad.copy() for v in stacked.trainable_weights]
+        stacked(x, training=True)
+        assert stacked.backward(g, input_gradient=False) is None
+        for a, v in zip(grads, stacked.trainable_weights):
+            np.testing.assert_array_equal(a, v.grad)
+
+
 def test_backward_returns_the_input_gradient_unless_told_not_to():
     rng = np.random.default_rng(1)
     model = cynet.Sequential([cynet.Input(shape=(3,)), layers.Dense(4), layers.Dense(2)])

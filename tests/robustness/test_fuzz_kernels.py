@@ -886,6 +886,7 @@ def _rnn_geometry(c, cell):
     if cell != "simple_rnn":
         g.acts["recurrent_activation"] = c.choice(ACTS)
     g.use_bias, g.h0, g.c0, g.dc = c.bool(), c.bool(), c.bool(), c.bool()
+    g.compute_dx = c.bool()
     return g
 
 
@@ -917,7 +918,7 @@ def _rnn_params(cell, backward):
     if cell == "lstm":
         params["c0"] = Arr(**state)
     if backward:
-        params.update(dhs=Arr(3), hs=Arr(3), use_bias=Flag())
+        params.update(dhs=Arr(3), hs=Arr(3), use_bias=Flag(), compute_dx=Flag())
         if cell == "lstm":
             params.update(dc_last=Arr(**state), cs=Arr(3), gates=Arr(3))
         if cell == "gru":
@@ -951,7 +952,7 @@ for _cell in GATES:
                 out = getattr(K, f"{cell}_forward")(**kw)
             bias = kw.pop("bias")
             hs = out[0] if isinstance(out, tuple) else out
-            kw.update(dhs=rnd(rng, (g.N, g.T, g.U), g.dt), hs=hs, use_bias=bias is not None)
+            kw.update(dhs=rnd(rng, (g.N, g.T, g.U), g.dt), hs=hs, use_bias=bias is not None, compute_dx=g.compute_dx)
             if cell == "lstm":
                 kw.update(cs=out[1], gates=out[2], dc_last=rnd(rng, (g.N, g.U), g.dt) if g.dc else None)
             if cell == "gru":
