@@ -405,9 +405,7 @@ class Sequential(Layer):
                                             f"received validation_split={validation_split!r}")
         if not 0.0 <= float(validation_split) < 1.0:
             raise ValueError(f"validation_split must be in [0, 1); received validation_split={validation_split!r}")
-        if sample_weight is not None and class_weight is not None:
-            raise ValueError("You cannot give both class_weight and sample_weight (as in Keras): fold the class "
-                             "weights into sample_weight instead")
+        _one_of_the_weights(sample_weight, class_weight)
         x = self._prepare_x(x)
         y = self._prepare_y(y, x)
         weights = self._prepare_sample_weight(sample_weight, x)
@@ -546,9 +544,7 @@ class Sequential(Layer):
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on (x, y); a KeyboardInterrupt during it is held back until it ends."""
         self._check_compiled()
-        if sample_weight is not None and class_weight is not None:
-            raise ValueError("You cannot give both class_weight and sample_weight (as in Keras): fold the class "
-                             "weights into sample_weight instead")
+        _one_of_the_weights(sample_weight, class_weight)
         x = self._prepare_x(x)
         y = self._prepare_y(y, x)
         w = self._prepare_sample_weight(sample_weight, x)
@@ -716,6 +712,12 @@ def _describe(value):
     if isinstance(value, (tuple, list)):
         return f"a {type(value).__name__} of {len(value)} items"
     return f"an object of type {type(value).__name__}"
+
+
+def _one_of_the_weights(sample_weight, class_weight):
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError("You cannot give both class_weight and sample_weight (as in Keras): fold the class "
+                         "weights into sample_weight instead")
 
 
 class _AtomicSteps:

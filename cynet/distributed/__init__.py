@@ -175,9 +175,9 @@ class _Distributed:
         `fit` passes, so that uneven shards give the global batch's gradient). None weights every
         rank equally. `grads=None` contributes nothing (a rank whose shard is empty).
         """
-        variables = list(self._trainable_variables if trainable_variables is None else trainable_variables)
-        if grads is None:
-            grads = [np.zeros(v.shape, v.dtype) for v in variables]  # (only the rare empty shard)
+        if grads is None:  # (only the rare empty shard)
+            variables = self._trainable_variables if trainable_variables is None else trainable_variables
+            grads = [np.zeros(v.shape, v.dtype) for v in variables]
             sample_count = 0
         grads = list(grads)
         present = [i for i, g in enumerate(grads) if g is not None]

@@ -182,6 +182,21 @@ def int_pair(name, value):
     return tuple(positive_int(name, v) for v in pair)
 
 
+def interval_rule(value, low=None, high=None, low_open=False, high_open=False, fmt=str):
+    """None when `value` lies in the interval from low to high (either may be None; ends closed
+    unless *_open), else the rule it breaks for a message, e.g. "in [0, 1)" or ">= 0", with the
+    bounds written by `fmt`."""
+    below = low is not None and (value < low or (low_open and value == low))
+    above = high is not None and (value > high or (high_open and value == high))
+    if not (below or above):
+        return None
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{fmt(low)}, {fmt(high)}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {fmt(low)}"
+    return f"{'<' if high_open else '<='} {fmt(high)}"
+
+
 def flag(name, value):
     """A bool (Python or NumPy). Anything else is refused: bool("False") is True, and an array
     has no truth value."""

@@ -44,56 +44,57 @@ def standardize_dtype(dtype):
 # ----------------------------------------------------------------------------- argument checks
 # Constructor arguments are checked when the layer is made, with messages naming the argument.
 
-def check_flag(name, value):
-    """A bool (Python or NumPy): bool("False") is True, so nothing else is taken as one."""
-    return _checks.flag(name, value)
+# A bool (Python or NumPy): bool("False") is True, so nothing else is taken as one.
+check_flag = _checks.flag
 
 
 def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
     """A finite real number (not a bool) in [low, high] (open ends where asked), as a float."""
     value = _checks.real(name, value)
-    below = low is not None and (value < low or (low_open and value == low))
-    above = high is not None and (value > high or (high_open and value == high))
-    if below or above:
-        if low is not None and high is not None:
-            want = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        elif low is not None:
-            want = f"{'>' if low_open else '>='} {low}"
-        else:
-            want = f"{'<' if high_open else '<='} {high}"
-        raise ValueError(f"{name} must be {want}; received {name}={value!r}")
+    rule = _checks.interval_rule(value, low, high, low_open, high_open)
+    if rule is not None:
+        raise ValueError(f"{name} must be {rule}; received {name}={value!r}")
     return value
+
+
+def _resolved(name, value, get, what):
+    """get(value), or ValueError naming the argument: `what` it must be, and why it is not."""
+    try:
+        return get(value)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name} must be {what}; received {name}={value!r}: {exc}") from None
 
 
 def check_initializer(name, value, default):
     """An initializer argument, resolved once to catch bad ones now; None means `default`."""
     if value is None:
         return default
-    try:
-        initializers.get(value)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} must be an initializer (a name, a config dict, an Initializer or a callable); "
-                         f"received {name}={value!r}: {exc}") from None
+    _resolved(name, value, initializers.get, "an initializer (a name, a config dict, an Initializer or a callable)")
     return value
 
 
 def check_regularizer(name, value):
     """A regularizer argument (None for none), resolved once to catch bad ones now."""
-    try:
-        regularizers.get(value)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} must be a regularizer (a name, a config dict, a Regularizer, a callable or "
-                         f"None); received {name}={value!r}: {exc}") from None
+    _resolved(name, value, regularizers.get,
+              "a regularizer (a name, a config dict, a Regularizer, a callable or None)")
     return value
 
 
 def check_activation(name, value):
     """An activation object from a Keras name, an activation object or None (linear)."""
-    try:
-        return activations.get(value)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name} must be an activation name, an activation object or None; "
-                         f"received {name}={value!r}: {exc}") from None
+    return _resolved(name, value, activations.get, "an activation name, an activation object or None")
+
+
+def set_kernel_options(layer, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                       bias_regularizer):
+    """Check and set the arguments every kernel-and-bias layer (Dense, Conv2D) takes, with Keras's
+    defaults for the initializers."""
+    layer.activation = check_activation("activation", activation)
+    layer.use_bias = check_flag("use_bias", use_bias)
+    layer.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer, "glorot_uniform")
+    layer.bias_initializer = check_initializer("bias_initializer", bias_initializer, "zeros")
+    layer.kernel_regularizer = check_regularizer("kernel_regularizer", kernel_regularizer)
+    layer.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
 
 
 class Layer:

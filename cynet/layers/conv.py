@@ -3,7 +3,7 @@ import numbers
 
 from .. import activations, initializers, kernels, regularizers
 from ..kernels import _checks
-from .base import Layer, check_activation, check_flag, check_initializer, check_regularizer
+from .base import Layer, set_kernel_options
 from .core import ActivationMixin
 
 
@@ -37,12 +37,8 @@ class Conv2D(ActivationMixin, Layer):
         self.data_format = _checks.data_format(data_format)
         if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups != 1:
             raise ValueError(f"only groups=1 is supported; received groups={groups!r}")
-        self.activation = check_activation("activation", activation)
-        self.use_bias = check_flag("use_bias", use_bias)
-        self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer, "glorot_uniform")
-        self.bias_initializer = check_initializer("bias_initializer", bias_initializer, "zeros")
-        self.kernel_regularizer = check_regularizer("kernel_regularizer", kernel_regularizer)
-        self.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
+        set_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                           bias_regularizer)
 
     def _conv_args(self):
         return dict(strides=self.strides, padding=self.padding, dilation_rate=self.dilation_rate,

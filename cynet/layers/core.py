@@ -6,7 +6,7 @@ import numpy as np
 from .. import activations
 from ..kernels import _checks
 from ..utils.rng import make_rng
-from .base import Layer, _shape_tuple, check_activation, check_flag, check_initializer, check_real, check_regularizer
+from .base import Layer, _shape_tuple, check_activation, check_real, set_kernel_options
 
 
 class InputLayer(Layer):
@@ -83,12 +83,8 @@ class Dense(ActivationMixin, Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.units = _checks.positive_int("units", units)
-        self.activation = check_activation("activation", activation)
-        self.use_bias = check_flag("use_bias", use_bias)
-        self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer, "glorot_uniform")
-        self.bias_initializer = check_initializer("bias_initializer", bias_initializer, "zeros")
-        self.kernel_regularizer = check_regularizer("kernel_regularizer", kernel_regularizer)
-        self.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
+        set_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                           bias_regularizer)
 
     def build(self, input_shape):
         if len(input_shape) < 2 or not input_shape[-1]:

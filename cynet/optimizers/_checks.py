@@ -10,6 +10,8 @@ import numbers
 
 import numpy as np
 
+from ..kernels._checks import interval_rule
+
 
 class ArgumentTypeError(TypeError, ValueError):
     """An argument of the wrong type (catchable as TypeError or as ValueError)."""
@@ -45,17 +47,8 @@ def real(owner, name, value):
 def in_range(owner, name, value, low=None, high=None, low_open=False, high_open=False, what="a float"):
     """`value` as a float within the given interval (bounds are inclusive unless *_open)."""
     value = real(owner, name, value)
-    bad = (low is not None and (value < low or (low_open and value == low))) or (
-        high is not None and (value > high or (high_open and value == high))
-    )
-    if bad:
-        if low is not None and high is not None:
-            interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-            rule = f"in {interval}"
-        elif low is not None:
-            rule = f"{'>' if low_open else '>='} {low:g}"
-        else:
-            rule = f"{'<' if high_open else '<='} {high:g}"
+    rule = interval_rule(value, low, high, low_open, high_open, fmt=lambda v: f"{v:g}")
+    if rule is not None:
         raise ValueError(f"{owner}: argument `{name}` must be {what} {rule}; received {name}={value}")
     return value
 
