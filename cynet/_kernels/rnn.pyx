@@ -5,10 +5,10 @@ Twin: rnn_numpy.py (same names, signatures, layouts and results).
 
 Layout. Sequences are stored FEATURE-MAJOR inside the kernels: an (F, T, N) C-contiguous
 buffer, so that the slab of one timestep is F rows of N contiguous samples. Then the recurrent
-matmul of a step is recurrent_kernel.T (kU, U) @ h_{t-1} (U, N), the orientation OpenBLAS runs
-fastest for small batches (measured 12.6 ms vs 16.4 ms per LSTM sequence at N=32, U=256), and
-every whole-sequence product (inputs, dkernel, drecurrent_kernel, dx) is still ONE 2-D matmul
-over the (F, T*N) views. cynet.kernels.rnn converts from / to the public (N, T, F) arrays
+product of a step is recurrent_kernel.T (kU, U) @ h_{t-1} (U, N), the orientation that runs
+fastest for small batches (measured 12.6 ms vs 16.4 ms per LSTM sequence at N=32, U=256, on
+OpenBLAS), and every whole-sequence product (inputs, dkernel, drecurrent_kernel, dx) is still
+ONE 2-D matmul over the (F, T*N) views. cynet.kernels.rnn converts from / to the public (N, T, F) arrays
 (its outputs are (N, T, F) views of these buffers, so chained layers copy nothing).
 
 Arguments arrive normalised by cynet.kernels.rnn (one float dtype, C-contiguous, bias and
@@ -29,11 +29,14 @@ Activation codes (shared with the twin and the public module): 0 linear, 1 tanh,
 activation's output, so backward reuses the stored activations.
 
 Algorithm (thinc's _lstm_forward_training): ONE matmul for the inputs of every timestep,
-written straight into the gates buffer; then per step the recurrent matmul (np.matmul with
-out=) and ONE fused nogil gate kernel for all the other arithmetic of the step. Backward runs
-one fused gate-gradient kernel per step, then dh_{t-1} = recurrent_kernel @ dgates_t (out=),
-and after the loop ONE matmul each for dkernel = X dG^T, drecurrent_kernel = Hprev dG^T and
-dx = kernel dG over the stacked per-step gate gradients; dbias is a row sum.
+written straight into the gates buffer; then per step the recurrent product and ONE fused
+gate kernel for all the other arithmetic of the step. Backward runs one fused gate-gradient
+kernel per step, then dh_{t-1} = recurrent_kernel @ dgates_t, and after the loop ONE matmul
+each for dkernel = X dG^T, drecurrent_kernel = Hprev dG^T and dx = kernel dG over the stacked
+per-step gate gradients; dbias is a row sum. The whole time loop runs without the GIL: the
+per-step products are cynet_gemm.h's, on the recurrent kernel packed once per call (BLAS
+would repack it at every step, and each np.matmul call costs a few microseconds of Python),
+the whole-sequence ones NumPy's BLAS.
 
 The gate kernels are C. Cython compiles them for the baseline ISA only (SSE2 on x86-64, set
 once in setup.py for every module), and under GCC's default -ftrapping-math a float `?:` is not
@@ -41,14 +44,16 @@ if-converted, so Cython loops with a select or a libm call stay scalar: libm exp
 4-15 ns per element here, more than the matmuls. So the per-step kernels below are plain C99,
 written once for both float types by a macro, on the branch-free exp and tanh of cynet_simd.h,
 and built by CYNET_CLONES for the baseline, AVX2+FMA and AVX-512 (chosen once at load time).
-The Keras default activations (tanh, sigmoid) of the LSTM take a fused path: one vectorised
-pass over a unit's samples per step instead of one pass per operation.
+The Keras default activations (tanh, sigmoid) of the LSTM and the GRU take a fused path: one
+vectorised pass over a unit's samples per step instead of one pass per operation.
 Cython owns everything else: validation, buffers, the time loop, the matmuls and the threads.
 
 Threads. A step's kernel runs prange over chunks of units when the step has enough work
 (n_threads(k*U*N, MIN_WORK_PER_THREAD)); at the benchmark size (1024 x 32 gate values per step,
-a few microseconds) it stays serial, since waking a passive OpenMP team costs more. The matmuls
-run on NumPy's BLAS between the kernels, never inside a parallel region.
+a few microseconds) it stays serial, since waking a passive OpenMP team costs more. A step's
+product splits its row panels over a team when it has MIN_MACS_PER_THREAD multiply-adds per
+thread (the benchmark LSTM's 8.4M do). The whole-sequence matmuls run on NumPy's BLAS outside
+any parallel region.
 """
 import numpy as np
 
@@ -60,6 +65,7 @@ from cynet._kernels._omp cimport n_threads
 cdef extern from *:
     """
     #include "cynet_simd.h"
+    #include "cynet_gemm.h"
 
     enum { CYNET_LINEAR = 0, CYNET_TANH = 1, CYNET_SIGMOID = 2, CYNET_RELU = 3, CYNET_HARD_SIGMOID = 4 };
 
@@ -268,6 +274,19 @@ cdef extern from *:
             const T* hpu = hp + u * shp; T* hu = h + u * sh;                                      \
             T bz = b_in[u], br = b_in[U + u], bh = b_in[2 * U + u];                               \
             T cz = b_rec[u], cr = b_rec[U + u], ch = b_rec[2 * U + u];                            \
+            if (act == CYNET_TANH && ract == CYNET_SIGMOID) {                                     \
+                /* the Keras default, fused: one pass over the N samples of a unit, steps 2-5 */  \
+                CYNET_IVDEP                                                                       \
+                for (n = 0; n < N; n++) {                                                         \
+                    T vz = (T)1 / ((T)1 + EXP(-(z[n] + bz + (rz[n] + cz))));                      \
+                    T vr = (T)1 / ((T)1 + EXP(-(rr[n] + br + (rrr[n] + cr))));                    \
+                    T vrh = rhh[n] + ch;                                                          \
+                    T vh = TANH(hh[n] + bh + vr * vrh);                                           \
+                    z[n] = vz; rr[n] = vr; rh[n] = vrh; hh[n] = vh;                               \
+                    hu[n] = vz * hpu[n] + ((T)1 - vz) * vh;                                       \
+                }                                                                                 \
+                continue;                                                                         \
+            }                                                                                     \
             /* step 2: z, r pre-activations (x W + b_in) + (h_{t-1} U + b_rec), and rh */         \
             for (n = 0; n < N; n++) {                                                             \
                 z[n] = z[n] + bz + (rz[n] + cz);                                                  \
@@ -302,6 +321,21 @@ cdef extern from *:
             const T* hh = g + (2 * U + u) * sg; const T* rh = g + (3 * U + u) * sg;               \
             const T* dgu = dhg + u * N; T* ddu = dhd + u * N; const T* o = dhs + u * sdu;         \
             const T* hpu = hp + u * shp;                                                          \
+            if (act == CYNET_TANH && ract == CYNET_SIGMOID) {                                     \
+                /* the Keras default, fused: one pass over the N samples of a unit, steps 1-4 */  \
+                CYNET_IVDEP                                                                       \
+                for (n = 0; n < N; n++) {                                                         \
+                    T vz = z[n], vr = rr[n], vh = hh[n], vd;                                      \
+                    d = dgu[n] + ddu[n] + o[n * sdn];                                             \
+                    vd = (d * ((T)1 - vz)) * ((T)1 - vh * vh);                                    \
+                    ddu[n] = d * vz;                                                              \
+                    dxh[n] = vd;                                                                  \
+                    dz[n] = (d * (hpu[n] - vh)) * (vz * ((T)1 - vz));                             \
+                    dr[n] = (vd * rh[n]) * (vr * ((T)1 - vr));                                    \
+                    dhr[n] = vd * vr;                                                             \
+                }                                                                                 \
+                continue;                                                                         \
+            }                                                                                     \
             /* step 1: total gradient of h_t, split over z, hh and the direct path */             \
             for (n = 0; n < N; n++) {                                                             \
                 d = dgu[n] + ddu[n] + o[n * sdn];                                                 \
@@ -365,6 +399,18 @@ cdef extern from *:
                          Py_ssize_t shp, Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act,
                          int ract) noexcept nogil
 
+    const Py_ssize_t CYNET_GEMM_MR
+    Py_ssize_t CYNET_GEMM_TAIL(Py_ssize_t K, Py_ssize_t N) noexcept nogil
+    Py_ssize_t cynet_gemm_panels(Py_ssize_t M) noexcept nogil
+    void cynet_gemm_pack_f(const float* A, Py_ssize_t sam, Py_ssize_t sak, Py_ssize_t M, Py_ssize_t K,
+                           float* Ap) noexcept nogil
+    void cynet_gemm_pack_d(const double* A, Py_ssize_t sam, Py_ssize_t sak, Py_ssize_t M, Py_ssize_t K,
+                           double* Ap) noexcept nogil
+    void cynet_gemm_f(const float* Ap, Py_ssize_t M, Py_ssize_t K, const float* B, Py_ssize_t sb, Py_ssize_t N,
+                      float* C, Py_ssize_t sc, Py_ssize_t p0, Py_ssize_t p1, float* tail) noexcept nogil
+    void cynet_gemm_d(const double* Ap, Py_ssize_t M, Py_ssize_t K, const double* B, Py_ssize_t sb, Py_ssize_t N,
+                      double* C, Py_ssize_t sc, Py_ssize_t p0, Py_ssize_t p1, double* tail) noexcept nogil
+
 
 # Activation codes (the public module maps the Keras names to these).
 LINEAR, TANH, SIGMOID, RELU, HARD_SIGMOID = 0, 1, 2, 3, 4
@@ -372,6 +418,8 @@ cdef int N_ACTIVATIONS = 5
 
 # Gate values per thread before a step's kernel starts an OpenMP team.
 cdef Py_ssize_t MIN_WORK_PER_THREAD = 65536
+# Multiply-adds per thread before a step's recurrent product starts one (about 10 us).
+cdef Py_ssize_t MIN_MACS_PER_THREAD = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,6 +480,46 @@ cdef inline void _gru_bwd(floating* dg, Py_ssize_t sdg, const floating* dhg, flo
         cynet_gru_bwd_f(dg, sdg, dhg, dhd, dhs, sdn, sdu, g, sg, hp, shp, U, N, u0, u1, act, ract)
     else:
         cynet_gru_bwd_d(dg, sdg, dhg, dhd, dhs, sdn, sdu, g, sg, hp, shp, U, N, u0, u1, act, ract)
+
+
+# ---------------------------------------------------------------------------------------------
+# The recurrent product of a step, C (M, N) = A (M, K) @ B (K, N), on the weights packed once
+# per sequence (cynet_gemm.h).
+
+cdef inline tuple _packed(const floating[:, ::1] w, bint transposed, Py_ssize_t N):
+    """The step product's A from a weight w: A = w.T (w is (K, M)) when transposed, else A = w
+    (M, K). Returns (packed A, per-thread scratch, team size) for products with N columns."""
+    cdef Py_ssize_t M = w.shape[1] if transposed else w.shape[0]
+    cdef Py_ssize_t K = w.shape[0] if transposed else w.shape[1]
+    cdef int nt = n_threads(M * K * N, MIN_MACS_PER_THREAD)
+    dt = _dtype(w[0, 0])
+    ap_a = np.empty(cynet_gemm_panels(M) * K * CYNET_GEMM_MR, dtype=dt)
+    cdef floating[::1] ap = ap_a
+    with nogil:
+        if floating is float:
+            cynet_gemm_pack_f(&w[0, 0], 1 if transposed else K, M if transposed else 1, M, K, &ap[0])
+        else:
+            cynet_gemm_pack_d(&w[0, 0], 1 if transposed else K, M if transposed else 1, M, K, &ap[0])
+    return ap_a, np.empty(nt * CYNET_GEMM_TAIL(K, N), dtype=dt), nt
+
+
+cdef inline void _step_product(const floating* ap, Py_ssize_t M, Py_ssize_t K, const floating* b, Py_ssize_t sb,
+                               Py_ssize_t N, floating* c, floating* tail, int nt) noexcept nogil:
+    """c (M, N) contiguous = A @ B, A packed by _packed, B[k, n] at b + k * sb + n; nt threads."""
+    cdef Py_ssize_t P = cynet_gemm_panels(M), ch
+    if nt == 1:
+        _gemm(ap, M, K, b, sb, N, c, 0, P, tail)
+    else:
+        for ch in prange(nt, schedule="static", num_threads=nt):
+            _gemm(ap, M, K, b, sb, N, c, ch * P // nt, (ch + 1) * P // nt, tail + ch * CYNET_GEMM_TAIL(K, N))
+
+
+cdef inline void _gemm(const floating* ap, Py_ssize_t M, Py_ssize_t K, const floating* b, Py_ssize_t sb,
+                       Py_ssize_t N, floating* c, Py_ssize_t p0, Py_ssize_t p1, floating* tail) noexcept nogil:
+    if floating is float:
+        cynet_gemm_f(ap, M, K, b, sb, N, c, N, p0, p1, tail)
+    else:
+        cynet_gemm_d(ap, M, K, b, sb, N, c, N, p0, p1, tail)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,22 +597,27 @@ def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, :
     _check_shape2("h0", h0.shape[0], h0.shape[1], U, N)
     _check_act("activation", activation)
     dt = _dtype(x[0, 0, 0])
-    h0a = np.asarray(h0)
-    rkt_a = np.ascontiguousarray(np.asarray(recurrent_kernel).T)
     # step 1: input projection of every timestep, one matmul, straight into hs
     hs_a = np.empty((U, T, N), dtype=dt)
     np.matmul(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), out=hs_a.reshape(U, T * N))
     r_a = np.empty((U, N), dtype=dt)
+    cdef int ntm
+    ap_a, tail_a, ntm = _packed(recurrent_kernel, True, N)
     cdef floating[:, :, ::1] hs = hs_a
     cdef floating[:, ::1] r = r_a
+    cdef floating[::1] ap = ap_a
+    cdef floating[::1] tail = tail_a
     cdef int nt = _team(U * N)
     nch = nt
     sh = T * N
-    for t in range(T):
-        # step 1b: recurrent matmul R = U^T h_{t-1}
-        np.matmul(rkt_a, h0a if t == 0 else hs_a[:, t - 1], out=r_a)
-        # step 2: fused step kernel h_t = act(x W + R + b)
-        with nogil:
+    with nogil:
+        for t in range(T):
+            # step 1b: recurrent product R = U^T h_{t-1}
+            if t == 0:
+                _step_product(&ap[0], U, U, &h0[0, 0], N, N, &r[0, 0], &tail[0], ntm)
+            else:
+                _step_product(&ap[0], U, U, &hs[0, t - 1, 0], sh, N, &r[0, 0], &tail[0], ntm)
+            # step 2: fused step kernel h_t = act(x W + R + b)
             if nt == 1:
                 _simple_fwd(&hs[0, t, 0], sh, &r[0, 0], &bias[0], N, 0, U, activation)
             else:
@@ -555,17 +648,20 @@ def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, 
     dt = _dtype(x[0, 0, 0])
     dg_a = np.empty((U, T, N), dtype=dt)
     dh_a = np.zeros((U, N), dtype=dt)
-    rka = np.asarray(recurrent_kernel)
+    cdef int ntm
+    ap_a, tail_a, ntm = _packed(recurrent_kernel, False, N)
     cdef floating[:, :, ::1] dg = dg_a
     cdef floating[:, ::1] dh = dh_a
+    cdef floating[::1] ap = ap_a
+    cdef floating[::1] tail = tail_a
     cdef int nt = _team(U * N)
     nch = nt
     sg = T * N
     sdn = dhs.strides[0] // <Py_ssize_t>sizeof(floating)
     sdu = dhs.strides[2] // <Py_ssize_t>sizeof(floating)
-    for t in range(T - 1, -1, -1):
-        # steps 1-2: fused gate-gradient kernel of step t
-        with nogil:
+    with nogil:
+        for t in range(T - 1, -1, -1):
+            # steps 1-2: fused gate-gradient kernel of step t
             if nt == 1:
                 _simple_bwd(&dg[0, t, 0], sg, &dh[0, 0], &dhs[0, t, 0], sdn, sdu, &hs[0, t, 0], sg, N, 0, U,
                             activation)
@@ -573,8 +669,8 @@ def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, 
                 for ch in prange(nch, schedule="static", num_threads=nt):
                     _simple_bwd(&dg[0, t, 0], sg, &dh[0, 0], &dhs[0, t, 0], sdn, sdu, &hs[0, t, 0], sg, N,
                                 ch * U // nch, (ch + 1) * U // nch, activation)
-        # step 3: gradient of h_{t-1} through the recurrent matmul
-        np.matmul(rka, dg_a[:, t], out=dh_a)
+            # step 3: gradient of h_{t-1} through the recurrent product
+            _step_product(&ap[0], U, U, &dg[0, t, 0], sg, N, &dh[0, 0], &tail[0], ntm)
     return _weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
                          use_bias, compute_dx) + (dh_a,)
 
@@ -622,31 +718,34 @@ def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ke
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
     dt = _dtype(x[0, 0, 0])
-    h0a = np.asarray(h0)
-    rkt_a = np.ascontiguousarray(np.asarray(recurrent_kernel).T)
     # step 1: input projection of every timestep, one matmul, straight into the gates buffer
     gates_a = np.empty((4 * U, T, N), dtype=dt)
     np.matmul(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), out=gates_a.reshape(4 * U, T * N))
     hs_a = np.empty((U, T, N), dtype=dt)
     cs_a = np.empty((U, T, N), dtype=dt)
     r_a = np.empty((4 * U, N), dtype=dt)
+    cdef int ntm
+    ap_a, tail_a, ntm = _packed(recurrent_kernel, True, N)
     cdef floating[:, :, ::1] g = gates_a
     cdef floating[:, :, ::1] hs = hs_a
     cdef floating[:, :, ::1] cs = cs_a
     cdef floating[:, ::1] r = r_a
+    cdef floating[::1] ap = ap_a
+    cdef floating[::1] tail = tail_a
     cdef const floating* cp
     cdef int nt = _team(4 * U * N)
     nch = nt
     sg = T * N
-    for t in range(T):
-        # step 1b: recurrent matmul R = U^T h_{t-1}
-        np.matmul(rkt_a, h0a if t == 0 else hs_a[:, t - 1], out=r_a)
-        if t == 0:
-            cp, scp = &c0[0, 0], N
-        else:
-            cp, scp = &cs[0, t - 1, 0], sg
-        # steps 2-5: fused gate kernel
-        with nogil:
+    with nogil:
+        for t in range(T):
+            # step 1b: recurrent product R = U^T h_{t-1}
+            if t == 0:
+                _step_product(&ap[0], 4 * U, U, &h0[0, 0], N, N, &r[0, 0], &tail[0], ntm)
+                cp, scp = &c0[0, 0], N
+            else:
+                _step_product(&ap[0], 4 * U, U, &hs[0, t - 1, 0], sg, N, &r[0, 0], &tail[0], ntm)
+                cp, scp = &cs[0, t - 1, 0], sg
+            # steps 2-5: fused gate kernel
             if nt == 1:
                 _lstm_fwd(&g[0, t, 0], sg, &r[0, 0], &bias[0], cp, scp, &cs[0, t, 0], sg, &hs[0, t, 0], sg,
                           U, N, 0, U, activation, recurrent_activation)
@@ -686,23 +785,26 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
     dg_a = np.empty((4 * U, T, N), dtype=dt)
     dh_a = np.zeros((U, N), dtype=dt)
     dc_a = np.array(dc_last, dtype=dt)
-    rka = np.asarray(recurrent_kernel)
+    cdef int ntm
+    ap_a, tail_a, ntm = _packed(recurrent_kernel, False, N)
     cdef floating[:, :, ::1] dg = dg_a
     cdef floating[:, ::1] dh = dh_a
     cdef floating[:, ::1] dc = dc_a
+    cdef floating[::1] ap = ap_a
+    cdef floating[::1] tail = tail_a
     cdef const floating* cp
     cdef int nt = _team(4 * U * N)
     nch = nt
     sg = T * N
     sdn = dhs.strides[0] // <Py_ssize_t>sizeof(floating)
     sdu = dhs.strides[2] // <Py_ssize_t>sizeof(floating)
-    for t in range(T - 1, -1, -1):
-        if t == 0:
-            cp, scp = &c0[0, 0], N
-        else:
-            cp, scp = &cs[0, t - 1, 0], sg
-        # steps 1-5: fused gate-gradient kernel of step t
-        with nogil:
+    with nogil:
+        for t in range(T - 1, -1, -1):
+            if t == 0:
+                cp, scp = &c0[0, 0], N
+            else:
+                cp, scp = &cs[0, t - 1, 0], sg
+            # steps 1-5: fused gate-gradient kernel of step t
             if nt == 1:
                 _lstm_bwd(&dg[0, t, 0], sg, &dh[0, 0], &dhs[0, t, 0], sdn, sdu, &dc[0, 0], &gates[0, t, 0], sg,
                           &cs[0, t, 0], sg, cp, scp, U, N, 0, U, activation, recurrent_activation)
@@ -711,8 +813,8 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
                     _lstm_bwd(&dg[0, t, 0], sg, &dh[0, 0], &dhs[0, t, 0], sdn, sdu, &dc[0, 0], &gates[0, t, 0],
                               sg, &cs[0, t, 0], sg, cp, scp, U, N, ch * U // nch, (ch + 1) * U // nch,
                               activation, recurrent_activation)
-        # step 6: gradient of h_{t-1} through the recurrent matmul
-        np.matmul(rka, dg_a[:, t], out=dh_a)
+            # step 6: gradient of h_{t-1} through the recurrent product
+            _step_product(&ap[0], U, 4 * U, &dg[0, t, 0], sg, N, &dh[0, 0], &tail[0], ntm)
     return _weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
                          use_bias, compute_dx) + (dh_a, dc_a)
 
@@ -738,29 +840,31 @@ def gru_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ker
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
     dt = _dtype(x[0, 0, 0])
-    h0a = np.asarray(h0)
-    rkt_a = np.ascontiguousarray(np.asarray(recurrent_kernel).T)
     # step 1: input projection of every timestep, one matmul, into rows 0:3U of the cache
     cache_a = np.empty((4 * U, T, N), dtype=dt)
     np.matmul(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), out=cache_a.reshape(4 * U, T * N)[:3 * U])
     hs_a = np.empty((U, T, N), dtype=dt)
     r_a = np.empty((3 * U, N), dtype=dt)
+    cdef int ntm
+    ap_a, tail_a, ntm = _packed(recurrent_kernel, True, N)
     cdef floating[:, :, ::1] g = cache_a
     cdef floating[:, :, ::1] hs = hs_a
     cdef floating[:, ::1] r = r_a
+    cdef floating[::1] ap = ap_a
+    cdef floating[::1] tail = tail_a
     cdef const floating* hp
     cdef int nt = _team(4 * U * N)
     nch = nt
     sg = T * N
-    for t in range(T):
-        # step 1b: recurrent matmul R = U^T h_{t-1}
-        np.matmul(rkt_a, h0a if t == 0 else hs_a[:, t - 1], out=r_a)
-        if t == 0:
-            hp, shp = &h0[0, 0], N
-        else:
-            hp, shp = &hs[0, t - 1, 0], sg
-        # steps 2-5: fused gate kernel
-        with nogil:
+    with nogil:
+        for t in range(T):
+            if t == 0:
+                hp, shp = &h0[0, 0], N
+            else:
+                hp, shp = &hs[0, t - 1, 0], sg
+            # step 1b: recurrent product R = U^T h_{t-1}
+            _step_product(&ap[0], 3 * U, U, hp, shp, N, &r[0, 0], &tail[0], ntm)
+            # steps 2-5: fused gate kernel
             if nt == 1:
                 _gru_fwd(&g[0, t, 0], sg, &r[0, 0], &bias[0, 0], &bias[1, 0], hp, shp, &hs[0, t, 0], sg,
                          U, N, 0, U, activation, recurrent_activation)
@@ -797,23 +901,26 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
     dg_a = np.empty((4 * U, T, N), dtype=dt)
     dhg_a = np.zeros((U, N), dtype=dt)   # dh_t via the recurrent matmul of step t+1
     dhd_a = np.zeros((U, N), dtype=dt)   # dh_t via the direct path z * h_t of step t+1
-    rka = np.asarray(recurrent_kernel)
+    cdef int ntm
+    ap_a, tail_a, ntm = _packed(recurrent_kernel, False, N)
     cdef floating[:, :, ::1] dg = dg_a
     cdef floating[:, ::1] dhg = dhg_a
     cdef floating[:, ::1] dhd = dhd_a
+    cdef floating[::1] ap = ap_a
+    cdef floating[::1] tail = tail_a
     cdef const floating* hp
     cdef int nt = _team(4 * U * N)
     nch = nt
     sg = T * N
     sdn = dhs.strides[0] // <Py_ssize_t>sizeof(floating)
     sdu = dhs.strides[2] // <Py_ssize_t>sizeof(floating)
-    for t in range(T - 1, -1, -1):
-        if t == 0:
-            hp, shp = &h0[0, 0], N
-        else:
-            hp, shp = &hs[0, t - 1, 0], sg
-        # steps 1-4: fused gate-gradient kernel of step t
-        with nogil:
+    with nogil:
+        for t in range(T - 1, -1, -1):
+            if t == 0:
+                hp, shp = &h0[0, 0], N
+            else:
+                hp, shp = &hs[0, t - 1, 0], sg
+            # steps 1-4: fused gate-gradient kernel of step t
             if nt == 1:
                 _gru_bwd(&dg[0, t, 0], sg, &dhg[0, 0], &dhd[0, 0], &dhs[0, t, 0], sdn, sdu, &cache[0, t, 0], sg,
                          hp, shp, U, N, 0, U, activation, recurrent_activation)
@@ -822,8 +929,8 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
                     _gru_bwd(&dg[0, t, 0], sg, &dhg[0, 0], &dhd[0, 0], &dhs[0, t, 0], sdn, sdu, &cache[0, t, 0],
                              sg, hp, shp, U, N, ch * U // nch, (ch + 1) * U // nch, activation,
                              recurrent_activation)
-        # step 5: gradient of h_{t-1} through the recurrent matmul
-        np.matmul(rka, dg_a[U:, t], out=dhg_a)
+            # step 5: gradient of h_{t-1} through the recurrent product
+            _step_product(&ap[0], U, 3 * U, &dg[U, t, 0], sg, N, &dhg[0, 0], &tail[0], ntm)
     dhg_a += dhd_a
     return _gru_weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
                              use_bias, compute_dx) + (dhg_a,)

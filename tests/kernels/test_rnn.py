@@ -346,6 +346,37 @@ def test_cython_equals_twin_random(cell, N, T, D, U, act, ract, use_bias, states
     assert_twins_close(got, want, dtype)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("N", [8, 16, 24, 32, 37, 48])
+def test_step_product_tiles_equal_twin(dtype, cell, N):
+    """The per-step product (cynet_gemm.h) in every tiling: batches of whole wide and narrow
+    vectors, and a ragged batch padded through its scratch; 13 units make the last row panel
+    partial for every gate count."""
+    c = make_case(cell, N=N, T=4, D=3, U=13, dtype=dtype, seed=N, scale=0.5)
+    got, want = both_backends(lambda: (forward(cell, c), backward(cell, c, forward(cell, c))))
+    assert_twins_close(got, want, dtype, err_msg=f"{cell} N={N}")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("N", [130, 136])
+def test_step_product_split_over_threads_equals_twin(cell_threads_guard, threads, N):
+    """Steps with 2M multiply-adds split their row panels over a team (also the ragged batch
+    130, whose padding scratch is per thread). Float64: with 2 threads the BLAS products of
+    the weight gradients sum in another order, beyond float32's twin tolerance."""
+    K.set_num_threads(threads)
+    for cell in CELLS:
+        c = make_case(cell, N=N, T=3, D=5, U=64, dtype=np.float64, seed=threads, scale=0.5)
+        got, want = both_backends(lambda: (forward(cell, c), backward(cell, c, forward(cell, c))))
+        assert_twins_close(got, want, np.float64, err_msg=f"{cell} threads={threads}")
+
+
+@pytest.fixture
+def cell_threads_guard():
+    previous = K.get_num_threads()
+    yield
+    K.set_num_threads(previous)
+
+
 def test_cython_equals_twin_benchmark_size():
     """A larger case in the benchmark's proportions, float32 (multi-vector rows, long sequence)."""
     for cell in CELLS:
