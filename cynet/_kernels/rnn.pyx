@@ -50,8 +50,9 @@ Cython owns everything else: validation, buffers, the time loop, the matmuls and
 
 Threads. A step's kernel runs prange over chunks of units when the step has enough work
 (n_threads(k*U*N, MIN_WORK_PER_THREAD)); at the benchmark size (1024 x 32 gate values per step,
-a few microseconds) it stays serial, since waking a passive OpenMP team costs more. A step's
-product splits its row panels over a team when it has MIN_MACS_PER_THREAD multiply-adds per
+a few microseconds) it stays serial, since waking a passive OpenMP team costs more. For the
+same reason a step's product goes back to NumPy's BLAS (np.matmul under the GIL, on its own
+threads) when more threads are configured and it has MIN_MACS_PER_THREAD multiply-adds per
 thread (the benchmark LSTM's 8.4M do). The whole-sequence matmuls run on NumPy's BLAS outside
 any parallel region.
 """
@@ -459,7 +460,7 @@ cdef int N_ACTIVATIONS = 5
 
 # Gate values per thread before a step's kernel starts an OpenMP team.
 cdef Py_ssize_t MIN_WORK_PER_THREAD = 65536
-# Multiply-adds per thread before a step's recurrent product starts one (about 10 us).
+# Multiply-adds per thread before a step's recurrent product goes to the BLAS's threads (about 10 us).
 cdef Py_ssize_t MIN_MACS_PER_THREAD = 1 << 20
 
 
@@ -528,12 +529,20 @@ cdef inline void _gru_bwd(floating* dg, Py_ssize_t sdg, const floating* dhg, flo
 # per sequence (cynet_gemm.h).
 
 cdef inline tuple _packed(const floating[:, ::1] w, bint transposed, Py_ssize_t N):
-    """The step product's A from a weight w: A = w.T (w is (K, M)) when transposed, else A = w
-    (M, K). Returns (packed A, per-thread scratch, team size) for products with N columns."""
+    """The step products' A from a weight w: A = w.T (w is (K, M)) when transposed, else A = w
+    (M, K), for products with N columns. Returns (packed A, scratch, None) for _step_product
+    on one thread; with more threads configured and at least MIN_MACS_PER_THREAD multiply-adds
+    per thread, (-, -, A as a C-contiguous array) for np.matmul: the BLAS's own threads spin
+    between calls, while an OpenMP team under OMP_WAIT_POLICY=passive sleeps after each step
+    and waking it every step cost more than the second thread saved (measured: LSTM 56 ms on
+    one thread, 54 on two, against 48 for the BLAS)."""
     cdef Py_ssize_t M = w.shape[1] if transposed else w.shape[0]
     cdef Py_ssize_t K = w.shape[0] if transposed else w.shape[1]
-    cdef int nt = n_threads(M * K * N, MIN_MACS_PER_THREAD)
     dt = _dtype(w[0, 0])
+    wa = np.asarray(w)
+    if n_threads(M * K * N, MIN_MACS_PER_THREAD) > 1:
+        dummy = np.empty(1, dtype=dt)
+        return dummy, dummy, np.ascontiguousarray(wa.T) if transposed else wa
     ap_a = np.empty(cynet_gemm_panels(M) * K * CYNET_GEMM_MR, dtype=dt)
     cdef floating[::1] ap = ap_a
     with nogil:
@@ -541,26 +550,16 @@ cdef inline tuple _packed(const floating[:, ::1] w, bint transposed, Py_ssize_t 
             cynet_gemm_pack_f(&w[0, 0], 1 if transposed else K, M if transposed else 1, M, K, &ap[0])
         else:
             cynet_gemm_pack_d(&w[0, 0], 1 if transposed else K, M if transposed else 1, M, K, &ap[0])
-    return ap_a, np.empty(nt * CYNET_GEMM_TAIL(K, N), dtype=dt), nt
+    return ap_a, np.empty(CYNET_GEMM_TAIL(K, N), dtype=dt), None
 
 
 cdef inline void _step_product(const floating* ap, Py_ssize_t M, Py_ssize_t K, const floating* b, Py_ssize_t sb,
-                               Py_ssize_t N, floating* c, floating* tail, int nt) noexcept nogil:
-    """c (M, N) contiguous = A @ B, A packed by _packed, B[k, n] at b + k * sb + n; nt threads."""
-    cdef Py_ssize_t P = cynet_gemm_panels(M), ch
-    if nt == 1:
-        _gemm(ap, M, K, b, sb, N, c, 0, P, tail)
-    else:
-        for ch in prange(nt, schedule="static", num_threads=nt):
-            _gemm(ap, M, K, b, sb, N, c, ch * P // nt, (ch + 1) * P // nt, tail + ch * CYNET_GEMM_TAIL(K, N))
-
-
-cdef inline void _gemm(const floating* ap, Py_ssize_t M, Py_ssize_t K, const floating* b, Py_ssize_t sb,
-                       Py_ssize_t N, floating* c, Py_ssize_t p0, Py_ssize_t p1, floating* tail) noexcept nogil:
+                               Py_ssize_t N, floating* c, floating* tail) noexcept nogil:
+    """c (M, N) contiguous = A @ B, A packed by _packed, B[k, n] at b + k * sb + n."""
     if floating is float:
-        cynet_gemm_f(ap, M, K, b, sb, N, c, N, p0, p1, tail)
+        cynet_gemm_f(ap, M, K, b, sb, N, c, N, 0, cynet_gemm_panels(M), tail)
     else:
-        cynet_gemm_d(ap, M, K, b, sb, N, c, N, p0, p1, tail)
+        cynet_gemm_d(ap, M, K, b, sb, N, c, N, 0, cynet_gemm_panels(M), tail)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -642,8 +641,8 @@ def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, :
     hs_a = np.empty((U, T, N), dtype=dt)
     np.matmul(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), out=hs_a.reshape(U, T * N))
     r_a = np.empty((U, N), dtype=dt)
-    cdef int ntm
-    ap_a, tail_a, ntm = _packed(recurrent_kernel, True, N)
+    ap_a, tail_a, blas = _packed(recurrent_kernel, True, N)
+    cdef bint own = blas is None
     cdef floating[:, :, ::1] hs = hs_a
     cdef floating[:, ::1] r = r_a
     cdef floating[::1] ap = ap_a
@@ -655,9 +654,17 @@ def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, :
         for t in range(T):
             # step 1b: recurrent product R = U^T h_{t-1}
             if t == 0:
-                _step_product(&ap[0], U, U, &h0[0, 0], N, N, &r[0, 0], &tail[0], ntm)
+                if own:
+                    _step_product(&ap[0], U, U, &h0[0, 0], N, N, &r[0, 0], &tail[0])
+                else:
+                    with gil:
+                        np.matmul(blas, np.asarray(h0), out=r_a)
             else:
-                _step_product(&ap[0], U, U, &hs[0, t - 1, 0], sh, N, &r[0, 0], &tail[0], ntm)
+                if own:
+                    _step_product(&ap[0], U, U, &hs[0, t - 1, 0], sh, N, &r[0, 0], &tail[0])
+                else:
+                    with gil:
+                        np.matmul(blas, hs_a[:, t - 1], out=r_a)
             # step 2: fused step kernel h_t = act(x W + R + b)
             if nt == 1:
                 _simple_fwd(&hs[0, t, 0], sh, &r[0, 0], &bias[0], N, 0, U, activation)
@@ -689,8 +696,8 @@ def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, 
     dt = _dtype(x[0, 0, 0])
     dg_a = np.empty((U, T, N), dtype=dt)
     dh_a = np.zeros((U, N), dtype=dt)
-    cdef int ntm
-    ap_a, tail_a, ntm = _packed(recurrent_kernel, False, N)
+    ap_a, tail_a, blas = _packed(recurrent_kernel, False, N)
+    cdef bint own = blas is None
     cdef floating[:, :, ::1] dg = dg_a
     cdef floating[:, ::1] dh = dh_a
     cdef floating[::1] ap = ap_a
@@ -711,7 +718,11 @@ def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, 
                     _simple_bwd(&dg[0, t, 0], sg, &dh[0, 0], &dhs[0, t, 0], sdn, sdu, &hs[0, t, 0], sg, N,
                                 ch * U // nch, (ch + 1) * U // nch, activation)
             # step 3: gradient of h_{t-1} through the recurrent product
-            _step_product(&ap[0], U, U, &dg[0, t, 0], sg, N, &dh[0, 0], &tail[0], ntm)
+            if own:
+                _step_product(&ap[0], U, U, &dg[0, t, 0], sg, N, &dh[0, 0], &tail[0])
+            else:
+                with gil:
+                    np.matmul(blas, dg_a[:, t], out=dh_a)
     return _weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
                          use_bias, compute_dx) + (dh_a,)
 
@@ -770,8 +781,8 @@ def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ke
     hs_a = np.empty((U, T, N), dtype=dt)
     cs_a = np.empty((U, T, N), dtype=dt)
     r_a = np.empty((4 * U, N), dtype=dt)
-    cdef int ntm
-    ap_a, tail_a, ntm = _packed(recurrent_kernel, True, N)
+    ap_a, tail_a, blas = _packed(recurrent_kernel, True, N)
+    cdef bint own = blas is None
     cdef floating[:, :, ::1] g = gates_a
     cdef floating[:, :, ::1] hs = hs_a
     cdef floating[:, :, ::1] cs = cs_a
@@ -786,10 +797,18 @@ def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ke
         for t in range(T):
             # step 1b: recurrent product R = U^T h_{t-1}
             if t == 0:
-                _step_product(&ap[0], 4 * U, U, &h0[0, 0], N, N, &r[0, 0], &tail[0], ntm)
+                if own:
+                    _step_product(&ap[0], 4 * U, U, &h0[0, 0], N, N, &r[0, 0], &tail[0])
+                else:
+                    with gil:
+                        np.matmul(blas, np.asarray(h0), out=r_a)
                 cp, scp = &c0[0, 0], N
             else:
-                _step_product(&ap[0], 4 * U, U, &hs[0, t - 1, 0], sg, N, &r[0, 0], &tail[0], ntm)
+                if own:
+                    _step_product(&ap[0], 4 * U, U, &hs[0, t - 1, 0], sg, N, &r[0, 0], &tail[0])
+                else:
+                    with gil:
+                        np.matmul(blas, hs_a[:, t - 1], out=r_a)
                 cp, scp = &cs[0, t - 1, 0], sg
             # steps 2-5: fused gate kernel
             if nt == 1:
@@ -831,8 +850,8 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
     dg_a = np.empty((4 * U, T, N), dtype=dt)
     dh_a = np.zeros((U, N), dtype=dt)
     dc_a = np.array(dc_last, dtype=dt)
-    cdef int ntm
-    ap_a, tail_a, ntm = _packed(recurrent_kernel, False, N)
+    ap_a, tail_a, blas = _packed(recurrent_kernel, False, N)
+    cdef bint own = blas is None
     cdef floating[:, :, ::1] dg = dg_a
     cdef floating[:, ::1] dh = dh_a
     cdef floating[:, ::1] dc = dc_a
@@ -860,7 +879,11 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
                               sg, &cs[0, t, 0], sg, cp, scp, U, N, ch * U // nch, (ch + 1) * U // nch,
                               activation, recurrent_activation)
             # step 6: gradient of h_{t-1} through the recurrent product
-            _step_product(&ap[0], U, 4 * U, &dg[0, t, 0], sg, N, &dh[0, 0], &tail[0], ntm)
+            if own:
+                _step_product(&ap[0], U, 4 * U, &dg[0, t, 0], sg, N, &dh[0, 0], &tail[0])
+            else:
+                with gil:
+                    np.matmul(blas, dg_a[:, t], out=dh_a)
     return _weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
                          use_bias, compute_dx) + (dh_a, dc_a)
 
@@ -891,8 +914,8 @@ def gru_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ker
     np.matmul(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), out=cache_a.reshape(4 * U, T * N)[:3 * U])
     hs_a = np.empty((U, T, N), dtype=dt)
     r_a = np.empty((3 * U, N), dtype=dt)
-    cdef int ntm
-    ap_a, tail_a, ntm = _packed(recurrent_kernel, True, N)
+    ap_a, tail_a, blas = _packed(recurrent_kernel, True, N)
+    cdef bint own = blas is None
     cdef floating[:, :, ::1] g = cache_a
     cdef floating[:, :, ::1] hs = hs_a
     cdef floating[:, ::1] r = r_a
@@ -909,7 +932,11 @@ def gru_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ker
             else:
                 hp, shp = &hs[0, t - 1, 0], sg
             # step 1b: recurrent product R = U^T h_{t-1}
-            _step_product(&ap[0], 3 * U, U, hp, shp, N, &r[0, 0], &tail[0], ntm)
+            if own:
+                _step_product(&ap[0], 3 * U, U, hp, shp, N, &r[0, 0], &tail[0])
+            else:
+                with gil:
+                    np.matmul(blas, np.asarray(h0) if t == 0 else hs_a[:, t - 1], out=r_a)
             # steps 2-5: fused gate kernel
             if nt == 1:
                 _gru_fwd(&g[0, t, 0], sg, &r[0, 0], &bias[0, 0], &bias[1, 0], hp, shp, &hs[0, t, 0], sg,
@@ -947,8 +974,8 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
     dg_a = np.empty((4 * U, T, N), dtype=dt)
     dhg_a = np.zeros((U, N), dtype=dt)   # dh_t via the recurrent matmul of step t+1
     dhd_a = np.zeros((U, N), dtype=dt)   # dh_t via the direct path z * h_t of step t+1
-    cdef int ntm
-    ap_a, tail_a, ntm = _packed(recurrent_kernel, False, N)
+    ap_a, tail_a, blas = _packed(recurrent_kernel, False, N)
+    cdef bint own = blas is None
     cdef floating[:, :, ::1] dg = dg_a
     cdef floating[:, ::1] dhg = dhg_a
     cdef floating[:, ::1] dhd = dhd_a
@@ -976,7 +1003,11 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
                              sg, hp, shp, U, N, ch * U // nch, (ch + 1) * U // nch, activation,
                              recurrent_activation)
             # step 5: gradient of h_{t-1} through the recurrent product
-            _step_product(&ap[0], U, 3 * U, &dg[U, t, 0], sg, N, &dhg[0, 0], &tail[0], ntm)
+            if own:
+                _step_product(&ap[0], U, 3 * U, &dg[U, t, 0], sg, N, &dhg[0, 0], &tail[0])
+            else:
+                with gil:
+                    np.matmul(blas, dg_a[U:, t], out=dhg_a)
     dhg_a += dhd_a
     return _gru_weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
                              use_bias, compute_dx) + (dhg_a,)

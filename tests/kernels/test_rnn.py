@@ -359,10 +359,10 @@ def test_step_product_tiles_equal_twin(dtype, cell, N):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("N", [130, 136])
-def test_step_product_split_over_threads_equals_twin(cell_threads_guard, threads, N):
-    """Steps with 2M multiply-adds split their row panels over a team (also the ragged batch
-    130, whose padding scratch is per thread). Float64: with 2 threads the BLAS products of
-    the weight gradients sum in another order, beyond float32's twin tolerance."""
+def test_step_product_with_threads_equals_twin(cell_threads_guard, threads, N):
+    """With two threads, an LSTM step's 2.1M multiply-adds go to the BLAS's threads, the GRU's
+    and SimpleRNN's smaller ones stay on cynet_gemm.h (a ragged batch too). Float64: with 2
+    threads the BLAS sums in another order, beyond float32's twin tolerance."""
     K.set_num_threads(threads)
     for cell in CELLS:
         c = make_case(cell, N=N, T=3, D=5, U=64, dtype=np.float64, seed=threads, scale=0.5)
