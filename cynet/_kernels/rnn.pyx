@@ -56,6 +56,8 @@ threads) when more threads are configured and it has MIN_MACS_PER_THREAD multipl
 thread (the benchmark LSTM's 8.4M do). The whole-sequence matmuls run on NumPy's BLAS outside
 any parallel region.
 """
+import threading
+
 import numpy as np
 
 from cython cimport floating
@@ -133,6 +135,12 @@ cdef extern from *:
         Py_ssize_t u, n;                                                                          \
         for (u = u0; u < u1; u++) {                                                               \
             T* hu = h + u * sh; const T* ru = r + u * N; T bu = b[u];                             \
+            if (act == CYNET_TANH) {   /* the Keras default, fused: one pass */                   \
+                if (u + CYNET_AHEAD < u1) CYNET_PREFETCH(hu + CYNET_AHEAD * sh, N, sizeof(T), 1); \
+                CYNET_IVDEP                                                                       \
+                for (n = 0; n < N; n++) hu[n] = TANH(hu[n] + ru[n] + bu);                         \
+                continue;                                                                         \
+            }                                                                                     \
             /* step 2: pre-activation, then the activation */                                     \
             for (n = 0; n < N; n++) hu[n] = hu[n] + ru[n] + bu;                                   \
             cynet_act_##S(act, hu, hu, N);                                                        \
@@ -146,6 +154,16 @@ cdef extern from *:
         Py_ssize_t u, n;                                                                          \
         for (u = u0; u < u1; u++) {                                                               \
             T* g = dg + u * sdg; const T* d = dh + u * N; const T* o = dhs + u * sdu;             \
+            if (act == CYNET_TANH) {   /* the Keras default, fused: one pass */                   \
+                const T* hu = h + u * sh;                                                         \
+                if (u + CYNET_AHEAD < u1) {                                                       \
+                    CYNET_PREFETCH(hu + CYNET_AHEAD * sh, N, sizeof(T), 0);                       \
+                    CYNET_PREFETCH(g + CYNET_AHEAD * sdg, N, sizeof(T), 1);                       \
+                }                                                                                 \
+                CYNET_IVDEP                                                                       \
+                for (n = 0; n < N; n++) g[n] = (d[n] + o[n * sdn]) * ((T)1 - hu[n] * hu[n]);     \
+                continue;                                                                         \
+            }                                                                                     \
             /* step 1: total gradient of h_t (from step t+1 and from the output) */               \
             for (n = 0; n < N; n++) g[n] = d[n] + o[n * sdn];                                     \
             /* step 2: through the activation */                                                  \
@@ -525,6 +543,33 @@ cdef inline void _gru_bwd(floating* dg, Py_ssize_t sdg, const floating* dhg, flo
 
 
 # ---------------------------------------------------------------------------------------------
+# Scratch reused across calls: the buffers a call needs only while it runs (packed weights,
+# per-step products, the stacked gate gradients) are kept per thread and per name, so that a
+# training loop does not map and fault in fresh pages for them on every batch (the LSTM
+# benchmark's 7.8 MB of gate gradients alone are ~1900 page faults per call). Buffers over
+# SCRATCH_MAX_BYTES are not kept. Nothing a kernel returns is ever scratch.
+
+_scratch_local = threading.local()
+cdef Py_ssize_t SCRATCH_MAX_BYTES = 64 << 20
+
+
+cdef object _scratch(str name, tuple shape, dt):
+    cdef Py_ssize_t n = 1, d
+    for d in shape:
+        n *= d
+    dt = np.dtype(dt)
+    if n * dt.itemsize > SCRATCH_MAX_BYTES:
+        return np.empty(shape, dtype=dt)
+    cache = getattr(_scratch_local, "buffers", None)
+    if cache is None:
+        cache = _scratch_local.buffers = {}
+    buf = cache.get((name, dt))
+    if buf is None or buf.shape[0] < n:
+        buf = cache[(name, dt)] = np.empty(n, dtype=dt)
+    return buf[:n].reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------------
 # The recurrent product of a step, C (M, N) = A (M, K) @ B (K, N), on the weights packed once
 # per sequence (cynet_gemm.h).
 
@@ -543,14 +588,14 @@ cdef inline tuple _packed(const floating[:, ::1] w, bint transposed, Py_ssize_t 
     if n_threads(M * K * N, MIN_MACS_PER_THREAD) > 1:
         dummy = np.empty(1, dtype=dt)
         return dummy, dummy, np.ascontiguousarray(wa.T) if transposed else wa
-    ap_a = np.empty(cynet_gemm_panels(M) * K * CYNET_GEMM_MR, dtype=dt)
+    ap_a = _scratch("packed", (cynet_gemm_panels(M) * K * CYNET_GEMM_MR,), dt)
     cdef floating[::1] ap = ap_a
     with nogil:
         if floating is float:
             cynet_gemm_pack_f(&w[0, 0], 1 if transposed else K, M if transposed else 1, M, K, &ap[0])
         else:
             cynet_gemm_pack_d(&w[0, 0], 1 if transposed else K, M if transposed else 1, M, K, &ap[0])
-    return ap_a, np.empty(CYNET_GEMM_TAIL(K, N), dtype=dt), None
+    return ap_a, _scratch("tail", (CYNET_GEMM_TAIL(K, N),), dt), None
 
 
 cdef inline void _step_product(const floating* ap, Py_ssize_t M, Py_ssize_t K, const floating* b, Py_ssize_t sb,
@@ -640,7 +685,7 @@ def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, :
     # step 1: input projection of every timestep, one matmul, straight into hs
     hs_a = np.empty((U, T, N), dtype=dt)
     np.matmul(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), out=hs_a.reshape(U, T * N))
-    r_a = np.empty((U, N), dtype=dt)
+    r_a = _scratch("step", (U, N), dt)
     ap_a, tail_a, blas = _packed(recurrent_kernel, True, N)
     cdef bint own = blas is None
     cdef floating[:, :, ::1] hs = hs_a
@@ -694,7 +739,7 @@ def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, 
     _check_dhs(dhs, N, T, U)
     _check_act("activation", activation)
     dt = _dtype(x[0, 0, 0])
-    dg_a = np.empty((U, T, N), dtype=dt)
+    dg_a = _scratch("dgates", (U, T, N), dt)
     dh_a = np.zeros((U, N), dtype=dt)
     ap_a, tail_a, blas = _packed(recurrent_kernel, False, N)
     cdef bint own = blas is None
@@ -738,7 +783,7 @@ cdef tuple _weight_grads(dg_a, xa, ka, h0a, hsa, bint use_bias, bint compute_dx)
     # [x_t; h_{t-1}; 1] for every (t, n), so that ONE product gives dkernel, drecurrent_kernel
     # and dbias, and the BLAS packs the large dG once (measured 16-17.5 ms against 18.5-20 for
     # two products at the LSTM benchmark size)
-    xh = np.empty((D + U + use_bias, T, N), dtype=dg_a.dtype)
+    xh = _scratch("inputs", (D + U + use_bias, T, N), dg_a.dtype)
     xh[:D] = xa
     xh[D:D + U, 0] = h0a
     xh[D:D + U, 1:] = hsa[:, :T - 1]
@@ -780,7 +825,7 @@ def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ke
     np.matmul(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), out=gates_a.reshape(4 * U, T * N))
     hs_a = np.empty((U, T, N), dtype=dt)
     cs_a = np.empty((U, T, N), dtype=dt)
-    r_a = np.empty((4 * U, N), dtype=dt)
+    r_a = _scratch("step", (4 * U, N), dt)
     ap_a, tail_a, blas = _packed(recurrent_kernel, True, N)
     cdef bint own = blas is None
     cdef floating[:, :, ::1] g = gates_a
@@ -847,7 +892,7 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
     dt = _dtype(x[0, 0, 0])
-    dg_a = np.empty((4 * U, T, N), dtype=dt)
+    dg_a = _scratch("dgates", (4 * U, T, N), dt)
     dh_a = np.zeros((U, N), dtype=dt)
     dc_a = np.array(dc_last, dtype=dt)
     ap_a, tail_a, blas = _packed(recurrent_kernel, False, N)
@@ -913,7 +958,7 @@ def gru_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ker
     cache_a = np.empty((4 * U, T, N), dtype=dt)
     np.matmul(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), out=cache_a.reshape(4 * U, T * N)[:3 * U])
     hs_a = np.empty((U, T, N), dtype=dt)
-    r_a = np.empty((3 * U, N), dtype=dt)
+    r_a = _scratch("step", (3 * U, N), dt)
     ap_a, tail_a, blas = _packed(recurrent_kernel, True, N)
     cdef bint own = blas is None
     cdef floating[:, :, ::1] g = cache_a
@@ -971,7 +1016,7 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
     dt = _dtype(x[0, 0, 0])
     # dG rows per step: dxh | dz | dr | dhr, so that rows 0:3U are the input-side gradient (in
     # the order h, z, r) and rows U:4U the recurrent-side one (in the order z, r, h)
-    dg_a = np.empty((4 * U, T, N), dtype=dt)
+    dg_a = _scratch("dgates", (4 * U, T, N), dt)
     dhg_a = np.zeros((U, N), dtype=dt)   # dh_t via the recurrent matmul of step t+1
     dhd_a = np.zeros((U, N), dtype=dt)   # dh_t via the direct path z * h_t of step t+1
     ap_a, tail_a, blas = _packed(recurrent_kernel, False, N)
@@ -1022,7 +1067,7 @@ def _gru_weight_grads(dg_a, xa, ka, h0a, hsa, use_bias, compute_dx):
     gr = g2[U:]                 # recurrent side, rows z|r|h
     # [h_{t-1}; 1] for every (t, n): the row of ones makes the recurrent product also sum the
     # recurrent-side bias gradients (z|r|h), which saves a pass over dG
-    hprev = np.empty((U + use_bias, T, N), dtype=g2.dtype)
+    hprev = _scratch("inputs", (U + use_bias, T, N), g2.dtype)
     hprev[:U, 0] = h0a
     hprev[:U, 1:] = hsa[:, :T - 1]
     if use_bias:
