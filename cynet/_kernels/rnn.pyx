@@ -674,7 +674,8 @@ def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, :
     float32|float64, C-contiguous, one dtype. activation: code (module docstring).
     Returns hs: (U, T, N) OUT, every hidden state (feature-major).
     """
-    cdef Py_ssize_t D, T, N, U, t, ch, nch, sh
+    cdef Py_ssize_t D, T, N, U, t, ch, nch, sh, shp
+    cdef const floating* hp
     D, T, N, U = _sizes(x.shape[0], x.shape[1], x.shape[2], kernel.shape[0], kernel.shape[1],
                         recurrent_kernel.shape[0], recurrent_kernel.shape[1], 1)
     if bias.shape[0] != U:
@@ -699,17 +700,14 @@ def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, :
         for t in range(T):
             # step 1b: recurrent product R = U^T h_{t-1}
             if t == 0:
-                if own:
-                    _step_product(&ap[0], U, U, &h0[0, 0], N, N, &r[0, 0], &tail[0])
-                else:
-                    with gil:
-                        np.matmul(blas, np.asarray(h0), out=r_a)
+                hp, shp = &h0[0, 0], N
             else:
-                if own:
-                    _step_product(&ap[0], U, U, &hs[0, t - 1, 0], sh, N, &r[0, 0], &tail[0])
-                else:
-                    with gil:
-                        np.matmul(blas, hs_a[:, t - 1], out=r_a)
+                hp, shp = &hs[0, t - 1, 0], sh
+            if own:
+                _step_product(&ap[0], U, U, hp, shp, N, &r[0, 0], &tail[0])
+            else:
+                with gil:
+                    np.matmul(blas, np.asarray(h0) if t == 0 else hs_a[:, t - 1], out=r_a)
             # step 2: fused step kernel h_t = act(x W + R + b)
             if nt == 1:
                 _simple_fwd(&hs[0, t, 0], sh, &r[0, 0], &bias[0], N, 0, U, activation)
@@ -835,6 +833,7 @@ def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ke
     cdef floating[::1] ap = ap_a
     cdef floating[::1] tail = tail_a
     cdef const floating* cp
+    cdef const floating* hp
     cdef int nt = _team(4 * U * N)
     nch = nt
     sg = T * N
@@ -842,19 +841,14 @@ def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ke
         for t in range(T):
             # step 1b: recurrent product R = U^T h_{t-1}
             if t == 0:
-                if own:
-                    _step_product(&ap[0], 4 * U, U, &h0[0, 0], N, N, &r[0, 0], &tail[0])
-                else:
-                    with gil:
-                        np.matmul(blas, np.asarray(h0), out=r_a)
-                cp, scp = &c0[0, 0], N
+                hp, cp, scp = &h0[0, 0], &c0[0, 0], N
             else:
-                if own:
-                    _step_product(&ap[0], 4 * U, U, &hs[0, t - 1, 0], sg, N, &r[0, 0], &tail[0])
-                else:
-                    with gil:
-                        np.matmul(blas, hs_a[:, t - 1], out=r_a)
-                cp, scp = &cs[0, t - 1, 0], sg
+                hp, cp, scp = &hs[0, t - 1, 0], &cs[0, t - 1, 0], sg
+            if own:
+                _step_product(&ap[0], 4 * U, U, hp, scp, N, &r[0, 0], &tail[0])
+            else:
+                with gil:
+                    np.matmul(blas, np.asarray(h0) if t == 0 else hs_a[:, t - 1], out=r_a)
             # steps 2-5: fused gate kernel
             if nt == 1:
                 _lstm_fwd(&g[0, t, 0], sg, &r[0, 0], &bias[0], cp, scp, &cs[0, t, 0], sg, &hs[0, t, 0], sg,
