@@ -4,32 +4,37 @@
    A recurrent layer multiplies the same weights A (M x K; M = gates * units, K = units) by a
    thin B (K x N, N = batch) at every timestep. A BLAS call repacks A at every step (OpenBLAS
    spends 14% of an LSTM's time in its copy routines at batch 32) and costs a Python call per
-   step. Here A is packed once into panels of CYNET_GEMM_MR rows stored k-major; each step
-   streams the panels past B, which stays in L1/L2, and copies nothing.
+   step. Here A is packed once into panels stored k-major; each step streams the panels past B,
+   which stays in L1/L2, and copies nothing.
 
    Layouts (T = float or double, suffix f / d):
      A[m, k]  at A + m * sam + k * sak   (any strides: a transposed weight needs no copy)
-     Ap       packed A: cynet_gemm_panels(M) panels of K rows of MR values, zero-padded
+     Ap       packed A: cynet_gemm_packed_size(M, K, N, sizeof(T)) values, zero-padded
      B[k, n]  at B + k * sb + n          (rows of N contiguous samples, any row stride)
      C[m, n]  at C + m * sc + n
-   cynet_gemm_* computes the rows of panels [p0, p1), so that threads can split them; `tail`
-   is a scratch of CYNET_GEMM_TAIL(K, N) values per thread, used when N is not a multiple of
-   8 (float) / 4 (double): then B and C pass through it, zero-padded to whole vectors.
+   `tail` is a scratch of CYNET_GEMM_TAIL(K, N) values, used by the row scheme when N is not a
+   multiple of 8 (float) / 4 (double): then B and C pass through it, zero-padded to whole vectors.
 
-   Micro-kernel: an MR x (two vectors) tile of C lives in 12 registers; each k loads two
-   vectors of B, broadcasts MR values of A and issues 2 * MR FMAs. It is written with GCC
-   vector extensions: 64-byte vectors in a build for AVX-512 (measured 106 GFLOP/s here against
-   OpenBLAS's 87 at M 1024, K 256, N 32), 32-byte ones in CYNET_CLONES builds for the baseline
-   and AVX2+FMA, chosen at run time; other compilers get a plain loop. */
+   Two schemes; cynet_gemm_cols picks the cheaper for (M, N) and packs and multiplies alike.
+   Row scheme (vectors along the batch): panels of CYNET_GEMM_MR rows; an MR x (two vectors)
+   tile of C lives in 12 registers; each k loads two vectors of B, broadcasts MR values of A and
+   issues 2 * MR FMAs. Fastest when N is a multiple of the vector width (106 GFLOP/s here against
+   OpenBLAS's 87 at M 1024, K 256, N 32), but a ragged batch is computed padded: N 25 as 32.
+   Column scheme (vectors along the gates; AVX-512 only): panels of two vectors of rows
+   (CYNET_GEMM_MC); a (two vectors) x nb tile, nb <= CYNET_GEMM_NB columns, lives in 2 * nb
+   registers; each k loads two vectors of A and broadcasts nb values of B. No padding of N, at
+   the price of transposing each finished tile through a small buffer: at N 25, 98-107 GFLOP/s
+   against the row scheme's 79-83 (M 1024, K 256 and M 256, K 1024); at N 16 or 32 it is 3-5%
+   slower. Written with GCC vector extensions: 64-byte vectors in a build for AVX-512, 32-byte
+   ones in CYNET_CLONES builds for the baseline and AVX2+FMA (row scheme), chosen at run time;
+   other compilers get a plain loop. */
 #ifndef CYNET_GEMM_H
 #define CYNET_GEMM_H
 
 #define CYNET_GEMM_MR 6
+#define CYNET_GEMM_NB 6
+#define CYNET_GEMM_MC(sz) ((Py_ssize_t)(128 / (sz)))
 #define CYNET_GEMM_TAIL(K, N) (((K) + CYNET_GEMM_MR) * ((N) + 8))
-
-static inline Py_ssize_t cynet_gemm_panels(Py_ssize_t M) {
-    return (M + CYNET_GEMM_MR - 1) / CYNET_GEMM_MR;
-}
 
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__) \
     && defined(__linux__) && defined(__GLIBC__)
@@ -38,17 +43,53 @@ static inline Py_ssize_t cynet_gemm_panels(Py_ssize_t M) {
 #define CYNET_GEMM_512 0
 #endif
 
+static inline int cynet_gemm_has512(void) {
+#if CYNET_GEMM_512
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+#else
+    return 0;
+#endif
+}
+
+static inline Py_ssize_t cynet_gemm_up(Py_ssize_t x, Py_ssize_t m) { return (x + m - 1) / m * m; }
+
+/* 1 when the column scheme is cheaper for an (M x K) (K x N) product of sz-byte elements: the
+   row scheme computes up(M, MR) x up(N, one vector), the column scheme up(M, MC) x N, with a
+   1/32 surcharge for its transposed stores */
+static inline int cynet_gemm_cols(Py_ssize_t M, Py_ssize_t N, Py_ssize_t sz) {
+    return cynet_gemm_has512()
+        && 33 * cynet_gemm_up(M, CYNET_GEMM_MC(sz)) * N
+           < 32 * cynet_gemm_up(M, CYNET_GEMM_MR) * cynet_gemm_up(N, 64 / sz);
+}
+
+/* rows of a packed panel */
+static inline Py_ssize_t cynet_gemm_height(Py_ssize_t M, Py_ssize_t N, Py_ssize_t sz) {
+    return cynet_gemm_cols(M, N, sz) ? CYNET_GEMM_MC(sz) : CYNET_GEMM_MR;
+}
+
+static inline Py_ssize_t cynet_gemm_packed_size(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, Py_ssize_t sz) {
+    return cynet_gemm_up(M, cynet_gemm_height(M, N, sz)) * K;
+}
+
 #define CYNET_GEMM_PACK(T, S)                                                                     \
-/* Ap <- A packed: cynet_gemm_panels(M) * K * MR values */                                        \
+/* Ap <- A packed for products with N columns: panels of H rows, each K rows of H values; the   \
+   loops run along A's unit stride (a row-major weight is read row by row, its transpose too) */ \
 static void cynet_gemm_pack_##S(const T* A, Py_ssize_t sam, Py_ssize_t sak,                       \
-                                Py_ssize_t M, Py_ssize_t K, T* Ap) {                              \
-    Py_ssize_t p, k, r, m;                                                                        \
-    for (p = 0; p < cynet_gemm_panels(M); p++)                                                    \
+                                Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, T* Ap) {                \
+    Py_ssize_t p, k, r, H = cynet_gemm_height(M, N, sizeof(T));                                \
+    for (p = 0; p < M; p += H, Ap += H * K) {                                                     \
+        Py_ssize_t rows = M - p < H ? M - p : H;                                                  \
+        if (sak == 1) {                                                                           \
+            for (r = 0; r < rows; r++)                                                            \
+                for (k = 0; k < K; k++) Ap[k * H + r] = A[(p + r) * sam + k];                     \
+        } else {                                                                                  \
+            for (k = 0; k < K; k++)                                                               \
+                for (r = 0; r < rows; r++) Ap[k * H + r] = A[(p + r) * sam + k * sak];            \
+        }                                                                                         \
         for (k = 0; k < K; k++)                                                                   \
-            for (r = 0; r < CYNET_GEMM_MR; r++) {                                                 \
-                m = p * CYNET_GEMM_MR + r;                                                        \
-                *Ap++ = m < M ? A[m * sam + k * sak] : (T)0;                                      \
-            }                                                                                     \
+            for (r = rows; r < H; r++) Ap[k * H + r] = (T)0;                                      \
+    }                                                                                             \
 }
 CYNET_GEMM_PACK(float, f)
 CYNET_GEMM_PACK(double, d)
@@ -95,12 +136,13 @@ CYNET_GEMM_TILE(cynet_tile_f16, float, cynet_f16, 16)
 CYNET_GEMM_TILE(cynet_tile_d4, double, cynet_d4, 4)
 CYNET_GEMM_TILE(cynet_tile_d8, double, cynet_d8, 8)
 
-/* The panel loop: tiles of two and one wide vectors (width WW), then narrow ones (WN <= WW).
-   When N is not a multiple of WN, B is first copied into `tail` with its rows zero-padded to
-   NP columns, and each panel's tile of C goes through `tail` too (NP x MR values after B). */
+/* The row scheme's panel loop: tiles of two and one wide vectors (width WW), then narrow ones
+   (WN <= WW). When N is not a multiple of WN, B is first copied into `tail` with its rows
+   zero-padded to NP columns, and each panel's tile of C goes through `tail` too (NP x MR values
+   after B). */
 #define CYNET_GEMM_DRIVER(ATTR, NAME, T, WIDE, WW, NARROW, WN)                                   \
 ATTR static void NAME(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb,         \
-                      Py_ssize_t N, T* C, Py_ssize_t sc, Py_ssize_t p0, Py_ssize_t p1, T* tail) { \
+                      Py_ssize_t N, T* C, Py_ssize_t sc, T* tail) {                               \
     Py_ssize_t p, j, k, r, n, rows, NP = (N + WN - 1) / WN * WN, ldb = sb, ldc = sc;              \
     const T* b = B;                                                                               \
     T* ct = tail + K * NP;                                                                        \
@@ -109,7 +151,7 @@ ATTR static void NAME(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ss
             for (n = 0; n < NP; n++) tail[k * NP + n] = n < N ? B[k * sb + n] : (T)0;             \
         b = tail; ldb = NP; ldc = NP;                                                             \
     }                                                                                             \
-    for (p = p0; p < p1; p++) {                                                                   \
+    for (p = 0; p * CYNET_GEMM_MR < M; p++) {                                                     \
         const T* ap = Ap + p * K * CYNET_GEMM_MR;                                                 \
         T* cp = C + p * CYNET_GEMM_MR * sc;                                                       \
         T* out = NP != N ? ct : cp;                                                               \
@@ -124,23 +166,79 @@ ATTR static void NAME(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ss
 }
 CYNET_GEMM_DRIVER(CYNET_CLONES, cynet_gemm256_f, float, cynet_tile_f8, 8, cynet_tile_f8, 8)
 CYNET_GEMM_DRIVER(CYNET_CLONES, cynet_gemm256_d, double, cynet_tile_d4, 4, cynet_tile_d4, 4)
+
 #if CYNET_GEMM_512
 CYNET_GEMM_DRIVER(__attribute__((target("arch=x86-64-v4"))), cynet_gemm512_f, float,
                   cynet_tile_f16, 16, cynet_tile_f8, 8)
 CYNET_GEMM_DRIVER(__attribute__((target("arch=x86-64-v4"))), cynet_gemm512_d, double,
                   cynet_tile_d8, 8, cynet_tile_d4, 4)
-#endif
 
-#if CYNET_GEMM_512
+/* Column scheme: the (2W rows) x nb tile of C at c from the panel ap and the columns of B at b;
+   nb is a constant wherever this is inlined, so the accumulators stay in registers */
+#define CYNET_GEMM_CTILE(NAME, T, V, W)                                                           \
+static inline __attribute__((always_inline)) void NAME(                                           \
+        const T* ap, const T* b, Py_ssize_t sb, Py_ssize_t K, T* c, Py_ssize_t sc,                \
+        Py_ssize_t rows, const int nb) {                                                          \
+    Py_ssize_t k, r; int j;                                                                       \
+    V z = {0}, acc[CYNET_GEMM_NB][2], a0, a1;                                                     \
+    T tile[CYNET_GEMM_NB][2 * W] __attribute__((aligned(64)));                                    \
+    for (j = 0; j < nb; j++) { acc[j][0] = z; acc[j][1] = z; }                                    \
+    for (k = 0; k < K; k++, ap += 2 * W, b += sb) {                                               \
+        a0 = *(const V*)ap; a1 = *(const V*)(ap + W);                                             \
+        for (j = 0; j < nb; j++) { acc[j][0] += a0 * b[j]; acc[j][1] += a1 * b[j]; }              \
+    }                                                                                             \
+    for (j = 0; j < nb; j++) { *(V*)tile[j] = acc[j][0]; *(V*)(tile[j] + W) = acc[j][1]; }        \
+    for (r = 0; r < rows; r++)                                                                    \
+        for (j = 0; j < nb; j++) c[r * sc + j] = tile[j][r];                                      \
+}
+CYNET_GEMM_CTILE(cynet_ctile_f16, float, cynet_f16, 16)
+CYNET_GEMM_CTILE(cynet_ctile_d8, double, cynet_d8, 8)
+
+/* The column scheme's panel loop: N split into the fewest tiles of at most NB columns, as
+   even as possible (25 = 5 x 5), so that no tile is left with too few accumulators. B is first
+   copied tile by tile into `bt` (K x nb values per tile, contiguous): read in place, its rows
+   lie a whole sequence apart and each tile would touch a cache line per k (measured 80 against
+   89 GFLOP/s at M 1024, K 256, N 25). */
+#define CYNET_GEMM_CDRIVER(NAME, T, TILE, W)                                                      \
+__attribute__((target("arch=x86-64-v4"))) static void NAME(                                       \
+        const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb, Py_ssize_t N, T* C,   \
+        Py_ssize_t sc, T* bt) {                                                                   \
+    Py_ssize_t p, t, k, j, n0, rows, nt = (N + CYNET_GEMM_NB - 1) / CYNET_GEMM_NB;                \
+    int nb;                                                                                       \
+    for (k = 0; k < K; k++)                                                                       \
+        for (n0 = 0, t = 0; t < nt; t++, n0 += nb) {                                              \
+            nb = (int)(N / nt + (t < N % nt));                                                    \
+            for (j = 0; j < nb; j++) bt[K * n0 + k * nb + j] = B[k * sb + n0 + j];                \
+        }                                                                                         \
+    for (p = 0; p < M; p += 2 * W) {                                                              \
+        const T* ap = Ap + p * K;                                                                 \
+        rows = M - p < 2 * W ? M - p : 2 * W;                                                     \
+        for (n0 = 0, t = 0; t < nt; t++, n0 += nb) {                                              \
+            const T* b = bt + K * n0; T* c = C + p * sc + n0;                                     \
+            nb = (int)(N / nt + (t < N % nt));                                                    \
+            switch (nb) {                                                                         \
+            case 6: TILE(ap, b, 6, K, c, sc, rows, 6); break;                                     \
+            case 5: TILE(ap, b, 5, K, c, sc, rows, 5); break;                                     \
+            case 4: TILE(ap, b, 4, K, c, sc, rows, 4); break;                                     \
+            case 3: TILE(ap, b, 3, K, c, sc, rows, 3); break;                                     \
+            case 2: TILE(ap, b, 2, K, c, sc, rows, 2); break;                                     \
+            default: TILE(ap, b, 1, K, c, sc, rows, 1); break;                                    \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+}
+CYNET_GEMM_CDRIVER(cynet_gemmc_f, float, cynet_ctile_f16, 16)
+CYNET_GEMM_CDRIVER(cynet_gemmc_d, double, cynet_ctile_d8, 8)
+
 #define CYNET_GEMM_ENTRY(T, S)                                                                    \
 static void cynet_gemm_##S(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb,    \
-                           Py_ssize_t N, T* C, Py_ssize_t sc, Py_ssize_t p0, Py_ssize_t p1,       \
-                           T* tail) {                                                             \
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")                   \
-            && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))          \
-        cynet_gemm512_##S(Ap, M, K, B, sb, N, C, sc, p0, p1, tail);                               \
+                           Py_ssize_t N, T* C, Py_ssize_t sc, T* tail) {                          \
+    if (cynet_gemm_cols(M, N, sizeof(T)))                                                         \
+        cynet_gemmc_##S(Ap, M, K, B, sb, N, C, sc, tail);                                               \
+    else if (cynet_gemm_has512())                                                                 \
+        cynet_gemm512_##S(Ap, M, K, B, sb, N, C, sc, tail);                                       \
     else                                                                                          \
-        cynet_gemm256_##S(Ap, M, K, B, sb, N, C, sc, p0, p1, tail);                               \
+        cynet_gemm256_##S(Ap, M, K, B, sb, N, C, sc, tail);                                       \
 }
 CYNET_GEMM_ENTRY(float, f)
 CYNET_GEMM_ENTRY(double, d)
@@ -149,15 +247,14 @@ CYNET_GEMM_ENTRY(double, d)
 #define cynet_gemm_d cynet_gemm256_d
 #endif
 
-#else  /* no vector extensions: a plain loop (same results up to rounding) */
+#else  /* no vector extensions: a plain loop over the row scheme (same results up to rounding) */
 
 #define CYNET_GEMM_PLAIN(T, S)                                                                    \
 static void cynet_gemm_##S(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb,    \
-                           Py_ssize_t N, T* C, Py_ssize_t sc, Py_ssize_t p0, Py_ssize_t p1,       \
-                           T* tail) {                                                             \
+                           Py_ssize_t N, T* C, Py_ssize_t sc, T* tail) {                          \
     Py_ssize_t p, r, n, k, m; T s;                                                                \
     (void)tail;                                                                                   \
-    for (p = p0; p < p1; p++)                                                                     \
+    for (p = 0; p * CYNET_GEMM_MR < M; p++)                                                       \
         for (r = 0; r < CYNET_GEMM_MR && (m = p * CYNET_GEMM_MR + r) < M; r++)                    \
             for (n = 0; n < N; n++) {                                                             \
                 for (s = 0, k = 0; k < K; k++)                                                    \

@@ -459,17 +459,17 @@ cdef extern from *:
                          Py_ssize_t shp, Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act,
                          int ract) noexcept nogil
 
-    const Py_ssize_t CYNET_GEMM_MR
     Py_ssize_t CYNET_GEMM_TAIL(Py_ssize_t K, Py_ssize_t N) noexcept nogil
-    Py_ssize_t cynet_gemm_panels(Py_ssize_t M) noexcept nogil
+    int cynet_gemm_cols(Py_ssize_t M, Py_ssize_t N, Py_ssize_t sz) noexcept nogil
+    Py_ssize_t cynet_gemm_packed_size(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, Py_ssize_t sz) noexcept nogil
     void cynet_gemm_pack_f(const float* A, Py_ssize_t sam, Py_ssize_t sak, Py_ssize_t M, Py_ssize_t K,
-                           float* Ap) noexcept nogil
+                           Py_ssize_t N, float* Ap) noexcept nogil
     void cynet_gemm_pack_d(const double* A, Py_ssize_t sam, Py_ssize_t sak, Py_ssize_t M, Py_ssize_t K,
-                           double* Ap) noexcept nogil
+                           Py_ssize_t N, double* Ap) noexcept nogil
     void cynet_gemm_f(const float* Ap, Py_ssize_t M, Py_ssize_t K, const float* B, Py_ssize_t sb, Py_ssize_t N,
-                      float* C, Py_ssize_t sc, Py_ssize_t p0, Py_ssize_t p1, float* tail) noexcept nogil
+                      float* C, Py_ssize_t sc, float* tail) noexcept nogil
     void cynet_gemm_d(const double* Ap, Py_ssize_t M, Py_ssize_t K, const double* B, Py_ssize_t sb, Py_ssize_t N,
-                      double* C, Py_ssize_t sc, Py_ssize_t p0, Py_ssize_t p1, double* tail) noexcept nogil
+                      double* C, Py_ssize_t sc, double* tail) noexcept nogil
 
 
 # Activation codes (the public module maps the Keras names to these).
@@ -588,23 +588,29 @@ cdef inline tuple _packed(const floating[:, ::1] w, bint transposed, Py_ssize_t 
     if n_threads(M * K * N, MIN_MACS_PER_THREAD) > 1:
         dummy = np.empty(1, dtype=dt)
         return dummy, dummy, np.ascontiguousarray(wa.T) if transposed else wa
-    ap_a = _scratch("packed", (cynet_gemm_panels(M) * K * CYNET_GEMM_MR,), dt)
+    ap_a = _scratch("packed", (cynet_gemm_packed_size(M, K, N, sizeof(floating)),), dt)
     cdef floating[::1] ap = ap_a
     with nogil:
         if floating is float:
-            cynet_gemm_pack_f(&w[0, 0], 1 if transposed else K, M if transposed else 1, M, K, &ap[0])
+            cynet_gemm_pack_f(&w[0, 0], 1 if transposed else K, M if transposed else 1, M, K, N, &ap[0])
         else:
-            cynet_gemm_pack_d(&w[0, 0], 1 if transposed else K, M if transposed else 1, M, K, &ap[0])
+            cynet_gemm_pack_d(&w[0, 0], 1 if transposed else K, M if transposed else 1, M, K, N, &ap[0])
     return ap_a, _scratch("tail", (CYNET_GEMM_TAIL(K, N),), dt), None
 
 
 cdef inline void _step_product(const floating* ap, Py_ssize_t M, Py_ssize_t K, const floating* b, Py_ssize_t sb,
                                Py_ssize_t N, floating* c, floating* tail) noexcept nogil:
-    """c (M, N) contiguous = A @ B, A packed by _packed, B[k, n] at b + k * sb + n."""
+    """c (M, N) contiguous = A @ B, A packed by _packed for N columns, B[k, n] at b + k * sb + n."""
     if floating is float:
-        cynet_gemm_f(ap, M, K, b, sb, N, c, N, 0, cynet_gemm_panels(M), tail)
+        cynet_gemm_f(ap, M, K, b, sb, N, c, N, tail)
     else:
-        cynet_gemm_d(ap, M, K, b, sb, N, c, N, 0, cynet_gemm_panels(M), tail)
+        cynet_gemm_d(ap, M, K, b, sb, N, c, N, tail)
+
+
+def _step_product_scheme(Py_ssize_t M, Py_ssize_t N, dtype):
+    """Which scheme of cynet_gemm.h runs an (M, K) @ (K, N) step product of `dtype` on this
+    CPU: "columns" or "rows" (for the tests that must reach both)."""
+    return "columns" if cynet_gemm_cols(M, N, np.dtype(dtype).itemsize) else "rows"
 
 
 # ---------------------------------------------------------------------------------------------

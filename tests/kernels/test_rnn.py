@@ -8,6 +8,9 @@
 - edge cases (T=1, N=1, no bias, given initial states, dc_last None or given), validation
   errors, dtype handling, non-contiguous inputs, NaN propagation.
 """
+import platform
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -346,15 +349,41 @@ def test_cython_equals_twin_random(cell, N, T, D, U, act, ract, use_bias, states
     assert_twins_close(got, want, dtype)
 
 
+STEP_BATCHES = [1, 2, 3, 4, 5, 6, 8, 16, 24, 25, 32, 37, 48]
+
+
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("N", [8, 16, 24, 32, 37, 48])
+@pytest.mark.parametrize("N", STEP_BATCHES)
 def test_step_product_tiles_equal_twin(dtype, cell, N):
-    """The per-step product (cynet_gemm.h) in every tiling: batches of whole wide and narrow
-    vectors, and a ragged batch padded through its scratch; 13 units make the last row panel
-    partial for every gate count."""
+    """The per-step product (cynet_gemm.h) in every tiling of both schemes: rows (batches of
+    whole wide and narrow vectors, a ragged batch padded through its scratch) and columns
+    (tiles of 1 to 6 samples); 13 units make the last panel partial for every gate count."""
     c = make_case(cell, N=N, T=4, D=3, U=13, dtype=dtype, seed=N, scale=0.5)
     got, want = both_backends(lambda: (forward(cell, c), backward(cell, c, forward(cell, c))))
     assert_twins_close(got, want, dtype, err_msg=f"{cell} N={N}")
+
+
+def _cpu_has_avx512():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return platform.machine() == "x86_64" and {"avx512f", "avx512vl", "avx512bw", "avx512dq"} <= set(flags)
+
+
+def test_step_product_cases_reach_both_schemes():
+    """The cases above run the row scheme, and on an AVX-512 Linux CPU the column scheme too
+    (it is chosen for ragged batches: 25 samples on 1024 gate rows)."""
+    compiled = pytest.importorskip("cynet._kernels.rnn")
+    schemes = {compiled._step_product_scheme(GATES[cell] * 13, N, dt)
+               for cell in CELLS for N in STEP_BATCHES for dt in (np.float32, np.float64)}
+    schemes |= {compiled._step_product_scheme(13, N, dt) for N in STEP_BATCHES for dt in (np.float32, np.float64)}
+    assert "rows" in schemes
+    if _cpu_has_avx512() and sys.platform == "linux":
+        assert "columns" in schemes
+        assert compiled._step_product_scheme(1024, 25, np.float32) == "columns"
+        assert compiled._step_product_scheme(1024, 32, np.float32) == "rows"
 
 
 @pytest.mark.parametrize("threads", [1, 2])
