@@ -17,7 +17,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.errors import CCompilerError, CompileError, LinkError
 
-KERNEL_MODULES = ["_openmp", "conv", "pool", "norm", "rnn", "activations", "optim"]
+KERNEL_MODULES = ["_openmp", "_memory", "conv", "pool", "norm", "rnn", "activations", "optim"]
 
 OPENMP_PROBE = textwrap.dedent(
     """

@@ -17,6 +17,7 @@ from .layers import InputLayer, Layer
 from .layers import deserialize as deserialize_layer
 from .layers import serialize as serialize_layer
 from .layers.base import unique_name
+from .kernels._backend import array_cache
 from .optimizers import _checks
 from .utils.rng import make_rng
 
@@ -437,7 +438,7 @@ class Sequential(Layer):
                                             rank_zero=dist is None or dist.rank == 0,
                                             verbose=verbose, epochs=epochs, steps=steps)
         self.stop_training = False
-        with _AtomicSteps() as atomic:
+        with _AtomicSteps() as atomic, array_cache():
             rng = make_rng(None)
             if dist:
                 dist.start(self, rng)
@@ -499,7 +500,8 @@ class Sequential(Layer):
         cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
                                             rank_zero=distributed.rank() == 0,
                                             epochs=1, steps=math.ceil(x.shape[0] / batch_size))
-        return self._result(return_dict, self._evaluate_arrays(x, y, weights, batch_size, cbs))
+        with array_cache():
+            return self._result(return_dict, self._evaluate_arrays(x, y, weights, batch_size, cbs))
 
     def _evaluate_arrays(self, x, y, weights, batch_size, cbs):
         """The logs of evaluating prepared arrays, with fresh metric states (the training ones are kept).
@@ -538,8 +540,9 @@ class Sequential(Layer):
         _verbose(verbose)
         x = self._prepare_x(x)
         n = x.shape[0]
-        outs = [self.call(x[i:i + batch_size], training=False) for i in range(0, n, batch_size)]
-        return np.concatenate(outs, axis=0) if len(outs) > 1 else np.array(outs[0], copy=True)
+        with array_cache():
+            outs = [self.call(x[i:i + batch_size], training=False) for i in range(0, n, batch_size)]
+            return np.concatenate(outs, axis=0) if len(outs) > 1 else np.array(outs[0], copy=True)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on (x, y); a KeyboardInterrupt during it is held back until it ends."""

@@ -17,7 +17,7 @@ BACKENDS = ("cython", "numpy")
 
 def _import_compiled():
     modules, missing = {}, []
-    for name in ("_openmp",) + KERNEL_FAMILIES:
+    for name in ("_openmp", "_memory") + KERNEL_FAMILIES:
         try:
             modules[name] = importlib.import_module(f"cynet._kernels.{name}")
         except ImportError:
@@ -120,6 +120,15 @@ def set_num_threads(n):
 def get_num_threads():
     """Threads the kernels' OpenMP regions use (1 when built without OpenMP)."""
     return _compiled["_openmp"].get_num_threads() if "_openmp" in _compiled else 1
+
+
+def array_cache():
+    """A context manager under which this thread's NumPy arrays take their data from cynet's
+    caching allocator (cynet._kernels._memory: freed blocks are kept for the next request of
+    the same size, so a training loop stops page-faulting its temporaries in at every batch).
+    The models' fit, evaluate and predict run under it; a no-op without the compiled kernels."""
+    mem = _compiled.get("_memory")
+    return mem.caching() if mem is not None else contextlib.nullcontext()
 
 
 def info():
