@@ -1,5 +1,8 @@
 """The caching allocator the training loop runs under (cynet._kernels._memory, array_cache)."""
-import resource
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -153,26 +156,42 @@ def _cnn():
     return model
 
 
-def test_fit_reuses_its_temporaries_instead_of_faulting_them_in(monkeypatch):
-    """A second epoch under the cache takes its large temporaries from it (hits, no misses) and
-    page-faults far less than the same epoch through plain malloc."""
-    rng = np.random.default_rng(0)
-    x = rng.random((512, 28, 28, 1), dtype=np.float32)
-    y = rng.integers(0, 10, 512)
+FAULTS_SCRIPT = """
+import json, resource, sys
+import numpy as np
+import cynet.models
+from cynet._kernels import _memory as mem
+sys.path.insert(0, {here!r})
+from test_array_cache import _cnn
+if sys.argv[1] == "plain":
+    cynet.models.array_cache = lambda: np.errstate()
+rng = np.random.default_rng(0)
+x, y = rng.random((512, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 512)
+model = _cnn()
+model.fit(x, y, batch_size=64, epochs=1, verbose=0)
+start, before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, mem.stats()
+model.fit(x, y, batch_size=64, epochs=2, verbose=0)
+after = mem.stats()
+print(json.dumps([resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start,
+                  after["hits"] - before["hits"], after["misses"] - before["misses"], after["cached_blocks"]]))
+"""
 
-    def second_epoch_faults(model):
-        model.fit(x, y, batch_size=64, epochs=1, verbose=0)
-        start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        before = mem.stats()
-        model.fit(x, y, batch_size=64, epochs=2, verbose=0)
-        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start, before, mem.stats()
 
-    cached_faults, before, after = second_epoch_faults(_cnn())
-    assert after["hits"] - before["hits"] > 8 * 16
-    assert (after["misses"] - before["misses"]) * 10 < after["hits"] - before["hits"]
-    assert after["cached_blocks"] == 0
-    monkeypatch.setattr("cynet.models.array_cache", lambda: np.errstate())   # plain malloc
-    plain_faults, _, _ = second_epoch_faults(_cnn())
+def test_fit_reuses_its_temporaries_instead_of_faulting_them_in():
+    """Two epochs under the cache take their large temporaries from it (hits, few misses) and
+    page-fault far less than the same epochs through plain malloc. Each in a fresh process: how
+    often malloc faults depends on what the process freed before."""
+    script = FAULTS_SCRIPT.format(here=os.path.dirname(os.path.abspath(__file__)))
+
+    def run(mode):
+        out = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    cached_faults, hits, misses, left = run("cached")
+    plain_faults, plain_hits, _, _ = run("plain")
+    assert hits > 8 * 16 and misses * 10 < hits and left == 0
+    assert plain_hits == 0
     assert cached_faults * 3 < plain_faults, (cached_faults, plain_faults)
 
 

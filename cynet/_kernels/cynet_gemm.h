@@ -12,8 +12,9 @@
      Ap       packed A: cynet_gemm_packed_size(M, K, N, sizeof(T)) values, zero-padded
      B[k, n]  at B + k * sb + n          (rows of N contiguous samples, any row stride)
      C[m, n]  at C + m * sc + n
-   `tail` is a scratch of CYNET_GEMM_TAIL(K, N) values, used by the row scheme when N is not a
-   multiple of 8 (float) / 4 (double): then B and C pass through it, zero-padded to whole vectors.
+   `tail` is a scratch of CYNET_GEMM_TAIL(K, N) values: the row scheme passes B and C through
+   it, zero-padded to whole vectors, when N is not a multiple of 8 (float) / 4 (double); the
+   column scheme copies B into it tile by tile.
 
    Two schemes; cynet_gemm_cols picks the cheaper for (M, N) and packs and multiplies alike.
    Row scheme (vectors along the batch): panels of CYNET_GEMM_MR rows; an MR x (two vectors)
@@ -23,9 +24,10 @@
    Column scheme (vectors along the gates; AVX-512 only): panels of two vectors of rows
    (CYNET_GEMM_MC); a (two vectors) x nb tile, nb <= CYNET_GEMM_NB columns, lives in 2 * nb
    registers; each k loads two vectors of A and broadcasts nb values of B. No padding of N, at
-   the price of transposing each finished tile through a small buffer: at N 25, 98-107 GFLOP/s
-   against the row scheme's 79-83 (M 1024, K 256 and M 256, K 1024); at N 16 or 32 it is 3-5%
-   slower. Written with GCC vector extensions: 64-byte vectors in a build for AVX-512, 32-byte
+   the price of transposing each finished tile through a small buffer. Measured over 60 steps
+   with the step's strided B and the caches disturbed between steps, N 25: 83-95 GFLOP/s
+   against the row scheme's 71-78 at M 1024, K 256, and 89-90 against 67-68 at M 256, K 1024;
+   at N 32 the row scheme stays 5-8% faster (93-101 against 86-93). Written with GCC vector extensions: 64-byte vectors in a build for AVX-512, 32-byte
    ones in CYNET_CLONES builds for the baseline and AVX2+FMA (row scheme), chosen at run time;
    other compilers get a plain loop. */
 #ifndef CYNET_GEMM_H
@@ -196,9 +198,9 @@ CYNET_GEMM_CTILE(cynet_ctile_d8, double, cynet_d8, 8)
 
 /* The column scheme's panel loop: N split into the fewest tiles of at most NB columns, as
    even as possible (25 = 5 x 5), so that no tile is left with too few accumulators. B is first
-   copied tile by tile into `bt` (K x nb values per tile, contiguous): read in place, its rows
-   lie a whole sequence apart and each tile would touch a cache line per k (measured 80 against
-   89 GFLOP/s at M 1024, K 256, N 25). */
+   copied into `bt` as one contiguous K x N block: read in place, its rows lie a whole sequence
+   apart (measured at N 25: 80 against 89-95 GFLOP/s at M 1024, K 256; a copy tile by tile,
+   K x nb per tile, gave 70-72 against 89-90 at M 256, K 1024). */
 #define CYNET_GEMM_CDRIVER(NAME, T, TILE, W)                                                      \
 __attribute__((target("arch=x86-64-v4"))) static void NAME(                                       \
         const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb, Py_ssize_t N, T* C,   \
@@ -206,23 +208,20 @@ __attribute__((target("arch=x86-64-v4"))) static void NAME(                     
     Py_ssize_t p, t, k, j, n0, rows, nt = (N + CYNET_GEMM_NB - 1) / CYNET_GEMM_NB;                \
     int nb;                                                                                       \
     for (k = 0; k < K; k++)                                                                       \
-        for (n0 = 0, t = 0; t < nt; t++, n0 += nb) {                                              \
-            nb = (int)(N / nt + (t < N % nt));                                                    \
-            for (j = 0; j < nb; j++) bt[K * n0 + k * nb + j] = B[k * sb + n0 + j];                \
-        }                                                                                         \
+        for (j = 0; j < N; j++) bt[k * N + j] = B[k * sb + j];                                    \
     for (p = 0; p < M; p += 2 * W) {                                                              \
         const T* ap = Ap + p * K;                                                                 \
         rows = M - p < 2 * W ? M - p : 2 * W;                                                     \
         for (n0 = 0, t = 0; t < nt; t++, n0 += nb) {                                              \
-            const T* b = bt + K * n0; T* c = C + p * sc + n0;                                     \
+            const T* b = bt + n0; T* c = C + p * sc + n0;                                         \
             nb = (int)(N / nt + (t < N % nt));                                                    \
             switch (nb) {                                                                         \
-            case 6: TILE(ap, b, 6, K, c, sc, rows, 6); break;                                     \
-            case 5: TILE(ap, b, 5, K, c, sc, rows, 5); break;                                     \
-            case 4: TILE(ap, b, 4, K, c, sc, rows, 4); break;                                     \
-            case 3: TILE(ap, b, 3, K, c, sc, rows, 3); break;                                     \
-            case 2: TILE(ap, b, 2, K, c, sc, rows, 2); break;                                     \
-            default: TILE(ap, b, 1, K, c, sc, rows, 1); break;                                    \
+            case 6: TILE(ap, b, N, K, c, sc, rows, 6); break;                                     \
+            case 5: TILE(ap, b, N, K, c, sc, rows, 5); break;                                     \
+            case 4: TILE(ap, b, N, K, c, sc, rows, 4); break;                                     \
+            case 3: TILE(ap, b, N, K, c, sc, rows, 3); break;                                     \
+            case 2: TILE(ap, b, N, K, c, sc, rows, 2); break;                                     \
+            default: TILE(ap, b, N, K, c, sc, rows, 1); break;                                    \
             }                                                                                     \
         }                                                                                         \
     }                                                                                             \
