@@ -177,14 +177,15 @@ print(json.dumps([resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start,
 """
 
 
-def test_fit_reuses_its_temporaries_instead_of_faulting_them_in():
+def test_fit_reuses_its_temporaries_instead_of_faulting_them_in(tmp_path):
     """Two epochs under the cache take their large temporaries from it (hits, few misses) and
     page-fault far less than the same epochs through plain malloc. Each in a fresh process: how
     often malloc faults depends on what the process freed before."""
     script = FAULTS_SCRIPT.format(here=os.path.dirname(os.path.abspath(__file__)))
 
     def run(mode):
-        out = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=300)
+        out = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=300,
+                             cwd=tmp_path)   # not the checkout, whose cynet/ would shadow the installed one
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout.strip().splitlines()[-1])
 

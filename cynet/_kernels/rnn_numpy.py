@@ -14,9 +14,11 @@ when absent, activations as integer codes):
     recurrent_kernel  (U, k*U)    same column blocks
     bias              SimpleRNN (U,), LSTM (4U,), GRU (2, 3U): row 0 input bias, row 1 recurrent
     h0, c0, dc_last   (U, N)      states, feature-major
-    hs, cs            (U, T, N)   every hidden / cell state
-    gates (LSTM)      (4U, T, N)  activated gates i|f|g|o of every step
-    cache (GRU)       (4U, T, N)  z | r | hh | rh of every step, rh = h_{t-1} U_h + b_rec_h
+    hs                (U, T, N)   every hidden state
+    cs (LSTM)         (T, U, N)   every cell state, time-major (as rnn.pyx, whose step kernels
+                                  read it one contiguous slab per step)
+    gates (LSTM)      (T, 4U, N)  activated gates i|f|g|o of every step, time-major
+    cache (GRU)       (T, 4U, N)  z | r | hh | rh of every step, rh = h_{t-1} U_h + b_rec_h, time-major
     dhs               (N, T, U)   gradient w.r.t. every hidden state, any strides
 
 Activation codes: 0 linear, 1 tanh, 2 sigmoid, 3 relu, 4 hard_sigmoid (Keras 3:
@@ -179,7 +181,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
     z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i, z_f, z_o); g = act(z_c);
     c_t = f * c_{t-1} + i * g; h_t = o * act(c_t).
     x: (D, T, N) IN; kernel (D, 4U), recurrent_kernel (U, 4U), bias (4U,), h0, c0 (U, N) IN.
-    Returns (hs (U, T, N), cs (U, T, N), gates (4U, T, N) = activated i|f|g|o), all new.
+    Returns (hs (U, T, N), cs (T, U, N), gates (T, 4U, N) = activated i|f|g|o), all new.
     """
     D, T, N, U = _sizes(x, kernel, recurrent_kernel, 4)
     _check_shape("bias", bias, (4 * U,))
@@ -188,11 +190,11 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
     rkt = np.ascontiguousarray(recurrent_kernel.T)
-    # step 1: input projection of every timestep, one matmul, straight into the gates buffer
-    gates = np.empty((4 * U, T, N), dtype=x.dtype)
-    np.matmul(kernel.T, x.reshape(D, T * N), out=gates.reshape(4 * U, T * N))
+    # step 1: input projection of every timestep, straight into the gates buffer
+    gates = np.empty((T, 4 * U, N), dtype=x.dtype)
+    np.matmul(kernel.T, x.transpose(1, 0, 2), out=gates)
     hs = np.empty((U, T, N), dtype=x.dtype)
-    cs = np.empty((U, T, N), dtype=x.dtype)
+    cs = np.empty((T, U, N), dtype=x.dtype)
     r = np.empty((4 * U, N), dtype=x.dtype)
     b = bias[:, None]
     h_prev, c_prev = h0, c0
@@ -200,7 +202,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
         # step 1b: recurrent matmul R = U^T h_{t-1}
         np.matmul(rkt, h_prev, out=r)
         # step 2: pre-activations z = x W + R + b
-        z = gates[:, t]
+        z = gates[t]
         z += r
         z += b
         # step 3: gates i, f, o with the recurrent activation; candidate g with act
@@ -210,7 +212,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
         _act(recurrent_activation, o, o)
         _act(activation, g, g)
         # step 4: cell state c_t = f * c_{t-1} + i * g
-        c = cs[:, t]
+        c = cs[t]
         np.multiply(f, c_prev, out=c)
         c += i * g
         # step 5: hidden state h_t = o * act(c_t)
@@ -235,8 +237,8 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
     _check_shape("c0", c0, (U, N))
     _check_shape("dc_last", dc_last, (U, N))
     _check_shape("hs", hs, (U, T, N))
-    _check_shape("cs", cs, (U, T, N))
-    _check_shape("gates", gates, (4 * U, T, N))
+    _check_shape("cs", cs, (T, U, N))
+    _check_shape("gates", gates, (T, 4 * U, N))
     _check_shape("dhs", dhs, (N, T, U))
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
@@ -244,14 +246,14 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
     dh = np.zeros((U, N), dtype=x.dtype)
     dc = np.array(dc_last, dtype=x.dtype)
     for t in range(T - 1, -1, -1):
-        g_t, dg_t = gates[:, t], dg[:, t]
+        g_t, dg_t = gates[t], dg[:, t]
         i, f, g, o = g_t[:U], g_t[U:2 * U], g_t[2 * U:3 * U], g_t[3 * U:]
         di, df, dgg, do = dg_t[:U], dg_t[U:2 * U], dg_t[2 * U:3 * U], dg_t[3 * U:]
-        c_prev = c0 if t == 0 else cs[:, t - 1]
+        c_prev = c0 if t == 0 else cs[t - 1]
         # step 1: total gradient of h_t (matmul part from step t+1 + output gradient)
         dh += dhs[:, t].T
         # step 2: recompute act(c_t) into the o block
-        _act(activation, cs[:, t], do)
+        _act(activation, cs[t], do)
         # step 3: gradient reaching c_t through h_t, dh * o * act'(c_t), in the f block
         np.multiply(dh, o, out=df)
         _dact_mul(activation, do, df)
@@ -281,7 +283,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
     xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
     r = ract(xr + rr); hh = act(xh + r * rh); h_t = z * h_{t-1} + (1 - z) * hh.
     x: (D, T, N) IN; kernel (D, 3U), recurrent_kernel (U, 3U), bias (2, 3U), h0 (U, N) IN.
-    Returns (hs (U, T, N), cache (4U, T, N) = z|r|hh|rh of every step), both new.
+    Returns (hs (U, T, N), cache (T, 4U, N) = z|r|hh|rh of every step), both new.
     """
     D, T, N, U = _sizes(x, kernel, recurrent_kernel, 3)
     _check_shape("bias", bias, (2, 3 * U))
@@ -290,16 +292,16 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
     _check_act("recurrent_activation", recurrent_activation)
     b_in, b_rec = bias[0][:, None], bias[1][:, None]
     rkt = np.ascontiguousarray(recurrent_kernel.T)
-    # step 1: input projection of every timestep, one matmul, into rows 0:3U of the cache
-    cache = np.empty((4 * U, T, N), dtype=x.dtype)
-    np.matmul(kernel.T, x.reshape(D, T * N), out=cache.reshape(4 * U, T * N)[:3 * U])
+    # step 1: input projection of every timestep, into rows 0:3U of the cache
+    cache = np.empty((T, 4 * U, N), dtype=x.dtype)
+    np.matmul(kernel.T, x.transpose(1, 0, 2), out=cache[:, :3 * U])
     hs = np.empty((U, T, N), dtype=x.dtype)
     r_buf = np.empty((3 * U, N), dtype=x.dtype)
     h_prev = h0
     for t in range(T):
         # step 1b: recurrent matmul R = U^T h_{t-1}
         np.matmul(rkt, h_prev, out=r_buf)
-        c_t = cache[:, t]
+        c_t = cache[t]
         zr, z, r, hh, rh = c_t[:2 * U], c_t[:U], c_t[U:2 * U], c_t[2 * U:3 * U], c_t[3 * U:]
         # step 2: z, r pre-activations (x W + b_in) + (h_{t-1} U + b_rec), and rh
         zr += b_in[:2 * U]
@@ -332,7 +334,7 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation, re
     D, T, N, U = _sizes(x, kernel, recurrent_kernel, 3)
     _check_shape("h0", h0, (U, N))
     _check_shape("hs", hs, (U, T, N))
-    _check_shape("cache", cache, (4 * U, T, N))
+    _check_shape("cache", cache, (T, 4 * U, N))
     _check_shape("dhs", dhs, (N, T, U))
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
@@ -342,7 +344,7 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation, re
     dhg = np.zeros((U, N), dtype=x.dtype)   # dh_t via the recurrent matmul of step t+1
     dhd = np.zeros((U, N), dtype=x.dtype)   # dh_t via the direct path z * h_t of step t+1
     for t in range(T - 1, -1, -1):
-        c_t, dg_t = cache[:, t], dg[:, t]
+        c_t, dg_t = cache[t], dg[:, t]
         z, r, hh, rh = c_t[:U], c_t[U:2 * U], c_t[2 * U:3 * U], c_t[3 * U:]
         dxh, dz, dr, dhr = dg_t[:U], dg_t[U:2 * U], dg_t[2 * U:3 * U], dg_t[3 * U:]
         h_prev = h0 if t == 0 else hs[:, t - 1]

@@ -13,11 +13,14 @@ returns only the last state puts its gradient in dhs[:, -1] and zeros elsewhere)
 
 Memory layout. The kernels keep sequences feature-major, in (F, T, N) C-contiguous buffers
 (one timestep = F rows of N samples; that is what makes the per-step matmuls fast, see
-cynet/_kernels/rnn.pyx). Every (N, T, F) array these functions RETURN (hs, cs, gates, cache,
-dx) is a view of such a buffer: `a.transpose(2, 1, 0)` is C-contiguous, `a` itself is not
+cynet/_kernels/rnn.pyx), except what only the step kernels read back (the LSTM's cs and
+gates, the GRU's cache): those are time-major, (T, F, N). Every (N, T, F) array these
+functions RETURN (hs, cs, gates, cache, dx) is a view of such a buffer: `a.transpose(2, 1, 0)`
+(time-major: `a.transpose(1, 2, 0)`) is C-contiguous, `a` itself is not
 (np.ascontiguousarray(a) gives a C-ordered copy). Every (N, T, F) array they ACCEPT may have
-any layout: a feature-major view (for instance the hs of another recurrent layer, or the dx
-of the next one) is used without a copy, anything else is converted. dhs is read in place
+any layout: a view in the kernels' layout (for instance the hs of another recurrent layer, the
+dx of the next one, or cs and gates as forward returned them) is used without a copy,
+anything else is converted. dhs is read in place
 with whatever strides it has. State arrays (h0, c0, dc_last in; dh0, dc0 out) are (N, U);
 the returned ones are transposed views of (U, N) buffers.
 
@@ -100,15 +103,19 @@ def _feature_major(a, dtype):
 
 
 def _seq(name, a, shape, dtype):
-    """Check an (N, T, F) sequence argument and return it feature-major."""
+    """Check an (N, T, F) sequence argument and return it in the kernels' layout: feature-major
+    (F, T, N), or time-major (T, F, N) for the buffers only the step kernels read."""
     _checks.check_ndim(name, a, 3)
     if a.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, i.e. (N, T, {_FEATURES[name]}) for x of shape (N, T, D) "
                          f"and recurrent_kernel of shape (units, k * units); received shape {a.shape}")
+    if name in _TIME_MAJOR:
+        return np.ascontiguousarray(a.transpose(1, 2, 0), dtype=dtype)
     return _feature_major(a, dtype)
 
 
 _FEATURES = {"hs": "units", "cs": "units", "gates": "4 * units", "cache": "4 * units", "dhs": "units"}
+_TIME_MAJOR = {"cs", "gates", "cache"}
 
 
 def _state(name, a, N, U, dtype):
@@ -151,6 +158,11 @@ def _dhs(dhs, N, T, U, dtype):
 def _seq_out(a):
     """(F, T, N) kernel buffer -> the (N, T, F) view the public functions return (None stays None)."""
     return None if a is None else a.transpose(2, 1, 0)
+
+
+def _time_major_out(a):
+    """(T, F, N) kernel buffer -> the (N, T, F) view the public functions return."""
+    return a.transpose(2, 0, 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,7 +230,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activ
     (N, U) or None (zeros).
 
     Returns:
-        (hs, cs, gates), new arrays (views of feature-major buffers): hs (N, T, U) hidden
+        (hs, cs, gates), new arrays (views of the kernels' buffers): hs (N, T, U) hidden
         states, cs (N, T, U) cell states, gates (N, T, 4U) the activated gates i|f|g|o of every
         step (what lstm_backward needs).
     """
@@ -231,7 +243,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activ
     hs, cs, gates = impl("rnn").lstm_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
                                              _bias(bias, (4 * U,), dtype), _state("h0", h0, N, U, dtype),
                                              _state("c0", c0, N, U, dtype), act, ract)
-    return _seq_out(hs), _seq_out(cs), _seq_out(gates)
+    return _seq_out(hs), _time_major_out(cs), _time_major_out(gates)
 
 
 def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gates, activation="tanh",
@@ -285,7 +297,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tan
     input bias b_in, row 1 recurrent bias b_rec); h0: (N, U) or None (zeros).
 
     Returns:
-        (hs, cache), new arrays (views of feature-major buffers): hs (N, T, U) hidden states;
+        (hs, cache), new arrays (views of the kernels' buffers): hs (N, T, U) hidden states;
         cache (N, T, 4U) holding z|r|hh|rh of every step (rh = h_{t-1} U_h + b_rec_h), what
         gru_backward needs.
     """
@@ -297,7 +309,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tan
     kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
     hs, cache = impl("rnn").gru_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
                                         _bias(bias, (2, 3 * U), dtype), _state("h0", h0, N, U, dtype), act, ract)
-    return _seq_out(hs), _seq_out(cache)
+    return _seq_out(hs), _time_major_out(cache)
 
 
 def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation="tanh",

@@ -616,7 +616,8 @@ def test_unsupported_dtypes_raise_type_error(backend, cell, bad):
 
 def test_low_level_entry_points_check_shapes(backend):
     """The implementation modules are safe when called directly with inconsistent arrays
-    (their layout is feature-major: x (D, T, N), states (U, N), sequences (F, T, N))."""
+    (their layout: x (D, T, N), states (U, N), hs (U, T, N); cs, gates and cache time-major,
+    (T, F, N))."""
     mod = impl("rnn")
     f = np.zeros
     x, h0 = f((3, 3, 2)), f((4, 2))           # D=3, T=3, N=2; U=4
@@ -639,20 +640,20 @@ def test_low_level_entry_points_check_shapes(backend):
     with pytest.raises(ValueError, match="x must have shape"):
         mod.simple_rnn_forward(f((3, 0, 2)), f((3, 4)), f((4, 4)), f(4), h0, 1)
     with pytest.raises(ValueError, match="dhs"):
-        mod.gru_backward(f((2, 2, 4)), x, f((3, 12)), f((4, 12)), h0, f((4, 3, 2)), f((16, 3, 2)), 1, 2, True)
+        mod.gru_backward(f((2, 2, 4)), x, f((3, 12)), f((4, 12)), h0, f((4, 3, 2)), f((3, 16, 2)), 1, 2, True)
     with pytest.raises(ValueError, match="hs"):
         mod.simple_rnn_backward(f((2, 3, 4)), x, f((3, 4)), f((4, 4)), h0, f((4, 3, 3)), 1, True)
     with pytest.raises(ValueError, match="cache"):
-        mod.gru_backward(f((2, 3, 4)), x, f((3, 12)), f((4, 12)), h0, f((4, 3, 2)), f((12, 3, 2)), 1, 2, True)
+        mod.gru_backward(f((2, 3, 4)), x, f((3, 12)), f((4, 12)), h0, f((4, 3, 2)), f((16, 3, 2)), 1, 2, True)
     with pytest.raises(ValueError, match="gates"):
-        mod.lstm_backward(f((2, 3, 4)), h0, x, f((3, 16)), f((4, 16)), h0, h0, f((4, 3, 2)), f((4, 3, 2)),
-                          f((15, 3, 2)), 1, 2, True)
+        mod.lstm_backward(f((2, 3, 4)), h0, x, f((3, 16)), f((4, 16)), h0, h0, f((4, 3, 2)), f((3, 4, 2)),
+                          f((3, 15, 2)), 1, 2, True)
     with pytest.raises(ValueError, match="cs"):
-        mod.lstm_backward(f((2, 3, 4)), h0, x, f((3, 16)), f((4, 16)), h0, h0, f((4, 3, 2)), f((4, 2, 2)),
-                          f((16, 3, 2)), 1, 2, True)
+        mod.lstm_backward(f((2, 3, 4)), h0, x, f((3, 16)), f((4, 16)), h0, h0, f((4, 3, 2)), f((4, 3, 2)),
+                          f((3, 16, 2)), 1, 2, True)
     with pytest.raises(ValueError, match="dc_last"):
         mod.lstm_backward(f((2, 3, 4)), f((4, 3)), x, f((3, 16)), f((4, 16)), h0, h0, f((4, 3, 2)),
-                          f((4, 3, 2)), f((16, 3, 2)), 1, 2, True)
+                          f((3, 4, 2)), f((3, 16, 2)), 1, 2, True)
     # and they run on consistent arrays
     hs = mod.simple_rnn_forward(x, f((3, 4)), f((4, 4)), f(4), h0, 1)
     assert hs.shape == (4, 3, 2) and hs.flags.c_contiguous
