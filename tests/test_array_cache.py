@@ -206,3 +206,12 @@ def test_predict_and_evaluate_return_arrays_that_outlive_the_cache():
         again = model.predict(x, batch_size=64, verbose=0)
     np.testing.assert_array_equal(out, again)
     assert np.isfinite(model.evaluate(x, np.zeros(300, np.int64), verbose=0))
+
+
+def test_cynet_array_cache_0_turns_it_off(monkeypatch):
+    model = _cnn()
+    x = np.random.default_rng(2).random((70, 28, 28, 1), dtype=np.float32)
+    monkeypatch.setenv("CYNET_ARRAY_CACHE", "0")
+    assert handler_name(model.predict(x, batch_size=64, verbose=0)) == handler_name()
+    monkeypatch.setenv("CYNET_ARRAY_CACHE", "1")
+    assert handler_name(model.predict(x, batch_size=64, verbose=0)) == "cynet_caching_allocator"

@@ -126,9 +126,12 @@ def array_cache():
     """A context manager under which this thread's NumPy arrays take their data from cynet's
     caching allocator (cynet._kernels._memory: freed blocks are kept for the next request of
     the same size, so a training loop stops page-faulting its temporaries in at every batch).
-    The models' fit, evaluate and predict run under it; a no-op without the compiled kernels."""
+    The models' fit, evaluate and predict run under it; a no-op without the compiled kernels
+    or with the environment variable CYNET_ARRAY_CACHE=0 (plain malloc)."""
     mem = _compiled.get("_memory")
-    return mem.caching() if mem is not None else contextlib.nullcontext()
+    if mem is None or os.environ.get("CYNET_ARRAY_CACHE", "1").strip() == "0":
+        return contextlib.nullcontext()
+    return mem.caching()
 
 
 def info():
