@@ -42,6 +42,13 @@
 #define CYNET_PREFETCH(p, n, sz, rw) do { } while (0)
 #endif
 
+/* The same row in each of the four gate blocks of a step buffer: rows p, p + sk, p + 2 sk,
+   p + 3 sk (sk: elements between blocks). */
+#define CYNET_PREFETCH_GATES(p, sk, n, sz, rw) do {                                          \
+        CYNET_PREFETCH(p, n, sz, rw); CYNET_PREFETCH((p) + (sk), n, sz, rw);                \
+        CYNET_PREFETCH((p) + 2 * (sk), n, sz, rw); CYNET_PREFETCH((p) + 3 * (sk), n, sz, rw); \
+    } while (0)
+
 /* c ? a : b without a branch. Under GCC's default -ftrapping-math a float ?: is not
    if-converted and the whole loop stays scalar; integer masks are. */
 static inline float cynet_self(int c, float a, float b) {

@@ -183,20 +183,17 @@ cdef extern from *:
             T* c, Py_ssize_t sc, T* h, Py_ssize_t sh,                                             \
             Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) {        \
         Py_ssize_t u, n, k;                                                                       \
-        if (act == CYNET_TANH && ract == CYNET_SIGMOID) {                                         \
-            /* the Keras default, fused: one pass over the N samples of a unit, steps 2-5 */      \
-            for (u = u0; u < u1; u++) {                                                           \
-                T* gi = g + u * sg; T* gf = g + (U + u) * sg;                                     \
-                T* gg = g + (2 * U + u) * sg; T* go = g + (3 * U + u) * sg;                       \
+        for (u = u0; u < u1; u++) {                                                               \
+            T* gi = g + u * sg; T* gf = g + (U + u) * sg;                                         \
+            T* gg = g + (2 * U + u) * sg; T* go = g + (3 * U + u) * sg;                           \
+            const T* cpu = cp + u * scp; T* cu = c + u * sc; T* hu = h + u * sh;                  \
+            if (act == CYNET_TANH && ract == CYNET_SIGMOID) {                                     \
+                /* the Keras default, fused: one pass over the N samples of a unit, steps 2-5 */  \
                 const T* ri = r + u * N; const T* rf = r + (U + u) * N;                           \
                 const T* rg = r + (2 * U + u) * N; const T* ro = r + (3 * U + u) * N;             \
-                const T* cpu = cp + u * scp; T* cu = c + u * sc; T* hu = h + u * sh;              \
                 T bi = b[u], bf = b[U + u], bg = b[2 * U + u], bo = b[3 * U + u];                 \
                 if (u + CYNET_AHEAD < u1) {                                                       \
-                    CYNET_PREFETCH(gi + CYNET_AHEAD * sg, N, sizeof(T), 1);                       \
-                    CYNET_PREFETCH(gf + CYNET_AHEAD * sg, N, sizeof(T), 1);                       \
-                    CYNET_PREFETCH(gg + CYNET_AHEAD * sg, N, sizeof(T), 1);                       \
-                    CYNET_PREFETCH(go + CYNET_AHEAD * sg, N, sizeof(T), 1);                       \
+                    CYNET_PREFETCH_GATES(gi + CYNET_AHEAD * sg, U * sg, N, sizeof(T), 1);         \
                     CYNET_PREFETCH(cu + CYNET_AHEAD * sc, N, sizeof(T), 1);                       \
                     CYNET_PREFETCH(hu + CYNET_AHEAD * sh, N, sizeof(T), 1);                       \
                 }                                                                                 \
@@ -210,13 +207,8 @@ cdef extern from *:
                     gi[n] = vi; gf[n] = vf; gg[n] = vg; go[n] = vo; cu[n] = vc;                   \
                     hu[n] = vo * TANH(vc);                                                        \
                 }                                                                                 \
+                continue;                                                                         \
             }                                                                                     \
-            return;                                                                               \
-        }                                                                                         \
-        for (u = u0; u < u1; u++) {                                                               \
-            T* gi = g + u * sg; T* gf = g + (U + u) * sg;                                         \
-            T* gg = g + (2 * U + u) * sg; T* go = g + (3 * U + u) * sg;                           \
-            const T* cpu = cp + u * scp; T* cu = c + u * sc; T* hu = h + u * sh;                  \
             /* step 2: pre-activations z = x W + h_{t-1} U + b */                                 \
             for (k = 0; k < 4; k++) {                                                             \
                 T* z = g + (k * U + u) * sg; const T* rk = r + (k * U + u) * N; T bk = b[k * U + u]; \
@@ -242,24 +234,18 @@ cdef extern from *:
             const T* g, Py_ssize_t sg, const T* c, Py_ssize_t sc, const T* cp, Py_ssize_t scp,    \
             Py_ssize_t U, Py_ssize_t N, Py_ssize_t u0, Py_ssize_t u1, int act, int ract) {        \
         Py_ssize_t u, n; T d;                                                                     \
-        if (act == CYNET_TANH && ract == CYNET_SIGMOID) {                                         \
-            /* the Keras default, fused: one pass over the N samples of a unit, steps 1-5 */      \
-            for (u = u0; u < u1; u++) {                                                           \
-                T* di = dg + u * sdg; T* df = dg + (U + u) * sdg;                                 \
-                T* dgg = dg + (2 * U + u) * sdg; T* dgo = dg + (3 * U + u) * sdg;                 \
-                const T* gi = g + u * sg; const T* gf = g + (U + u) * sg;                         \
-                const T* gg = g + (2 * U + u) * sg; const T* go = g + (3 * U + u) * sg;           \
-                T* dhu = dh + u * N; T* dcu = dc + u * N; const T* o = dhs + u * sdu;             \
-                const T* cu = c + u * sc; const T* cpu = cp + u * scp;                            \
+        for (u = u0; u < u1; u++) {                                                               \
+            T* di = dg + u * sdg; T* df = dg + (U + u) * sdg;                                     \
+            T* dgg = dg + (2 * U + u) * sdg; T* dgo = dg + (3 * U + u) * sdg;                     \
+            const T* gi = g + u * sg; const T* gf = g + (U + u) * sg;                             \
+            const T* gg = g + (2 * U + u) * sg; const T* go = g + (3 * U + u) * sg;               \
+            T* dhu = dh + u * N; T* dcu = dc + u * N; const T* o = dhs + u * sdu;                 \
+            const T* cu = c + u * sc; const T* cpu = cp + u * scp;                                \
+            if (act == CYNET_TANH && ract == CYNET_SIGMOID) {                                     \
+                /* the Keras default, fused: one pass over the N samples of a unit, steps 1-5 */  \
                 if (u + CYNET_AHEAD < u1) {                                                       \
-                    CYNET_PREFETCH(gi + CYNET_AHEAD * sg, N, sizeof(T), 0);                       \
-                    CYNET_PREFETCH(gf + CYNET_AHEAD * sg, N, sizeof(T), 0);                       \
-                    CYNET_PREFETCH(gg + CYNET_AHEAD * sg, N, sizeof(T), 0);                       \
-                    CYNET_PREFETCH(go + CYNET_AHEAD * sg, N, sizeof(T), 0);                       \
-                    CYNET_PREFETCH(di + CYNET_AHEAD * sdg, N, sizeof(T), 1);                      \
-                    CYNET_PREFETCH(df + CYNET_AHEAD * sdg, N, sizeof(T), 1);                      \
-                    CYNET_PREFETCH(dgg + CYNET_AHEAD * sdg, N, sizeof(T), 1);                     \
-                    CYNET_PREFETCH(dgo + CYNET_AHEAD * sdg, N, sizeof(T), 1);                     \
+                    CYNET_PREFETCH_GATES(gi + CYNET_AHEAD * sg, U * sg, N, sizeof(T), 0);         \
+                    CYNET_PREFETCH_GATES(di + CYNET_AHEAD * sdg, U * sdg, N, sizeof(T), 1);       \
                     CYNET_PREFETCH(cu + CYNET_AHEAD * sc, N, sizeof(T), 0);                       \
                     CYNET_PREFETCH(cpu + CYNET_AHEAD * scp, N, sizeof(T), 0);                     \
                 }                                                                                 \
@@ -275,16 +261,8 @@ cdef extern from *:
                     dgg[n] = (d * vi) * ((T)1 - vg * vg);                                         \
                     dgo[n] = (vh * tc) * (vo * ((T)1 - vo));                                      \
                 }                                                                                 \
+                continue;                                                                         \
             }                                                                                     \
-            return;                                                                               \
-        }                                                                                         \
-        for (u = u0; u < u1; u++) {                                                               \
-            T* di = dg + u * sdg; T* df = dg + (U + u) * sdg;                                     \
-            T* dgg = dg + (2 * U + u) * sdg; T* dgo = dg + (3 * U + u) * sdg;                     \
-            const T* gi = g + u * sg; const T* gf = g + (U + u) * sg;                             \
-            const T* gg = g + (2 * U + u) * sg; const T* go = g + (3 * U + u) * sg;               \
-            T* dhu = dh + u * N; T* dcu = dc + u * N; const T* o = dhs + u * sdu;                 \
-            const T* cu = c + u * sc; const T* cpu = cp + u * scp;                                \
             /* step 1: total gradient of h_t (matmul part from step t+1 + output gradient) */     \
             for (n = 0; n < N; n++) dhu[n] = dhu[n] + o[n * sdn];                                 \
             /* step 2: recompute act(c_t) into the o block */                                     \
@@ -325,10 +303,7 @@ cdef extern from *:
             if (act == CYNET_TANH && ract == CYNET_SIGMOID) {                                     \
                 /* the Keras default, fused: one pass over the N samples of a unit, steps 2-5 */  \
                 if (u + CYNET_AHEAD < u1) {                                                       \
-                    CYNET_PREFETCH(z + CYNET_AHEAD * sg, N, sizeof(T), 1);                        \
-                    CYNET_PREFETCH(rr + CYNET_AHEAD * sg, N, sizeof(T), 1);                       \
-                    CYNET_PREFETCH(hh + CYNET_AHEAD * sg, N, sizeof(T), 1);                       \
-                    CYNET_PREFETCH(rh + CYNET_AHEAD * sg, N, sizeof(T), 1);                       \
+                    CYNET_PREFETCH_GATES(z + CYNET_AHEAD * sg, U * sg, N, sizeof(T), 1);          \
                     CYNET_PREFETCH(hu + CYNET_AHEAD * sh, N, sizeof(T), 1);                       \
                 }                                                                                 \
                 CYNET_IVDEP                                                                       \
@@ -379,14 +354,8 @@ cdef extern from *:
             if (act == CYNET_TANH && ract == CYNET_SIGMOID) {                                     \
                 /* the Keras default, fused: one pass over the N samples of a unit, steps 1-4 */  \
                 if (u + CYNET_AHEAD < u1) {                                                       \
-                    CYNET_PREFETCH(z + CYNET_AHEAD * sg, N, sizeof(T), 0);                        \
-                    CYNET_PREFETCH(rr + CYNET_AHEAD * sg, N, sizeof(T), 0);                       \
-                    CYNET_PREFETCH(hh + CYNET_AHEAD * sg, N, sizeof(T), 0);                       \
-                    CYNET_PREFETCH(rh + CYNET_AHEAD * sg, N, sizeof(T), 0);                       \
-                    CYNET_PREFETCH(dxh + CYNET_AHEAD * sdg, N, sizeof(T), 1);                     \
-                    CYNET_PREFETCH(dz + CYNET_AHEAD * sdg, N, sizeof(T), 1);                      \
-                    CYNET_PREFETCH(dr + CYNET_AHEAD * sdg, N, sizeof(T), 1);                      \
-                    CYNET_PREFETCH(dhr + CYNET_AHEAD * sdg, N, sizeof(T), 1);                     \
+                    CYNET_PREFETCH_GATES(z + CYNET_AHEAD * sg, U * sg, N, sizeof(T), 0);          \
+                    CYNET_PREFETCH_GATES(dxh + CYNET_AHEAD * sdg, U * sdg, N, sizeof(T), 1);      \
                     CYNET_PREFETCH(hpu + CYNET_AHEAD * shp, N, sizeof(T), 0);                     \
                 }                                                                                 \
                 CYNET_IVDEP                                                                       \
