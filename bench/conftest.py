@@ -9,7 +9,13 @@ epoch, both backends), so one process for both would understate cynet.
 `--threads N` sets the threads of cynet's OpenMP kernels and NumPy's BLAS, and PyTorch's
 intra-op threads when PyTorch is installed, so every implementation runs on the same count
 (default: cynet's own default, which PyTorch is then set to match).
+
+cynet's kernel benchmarks run under the array cache that `fit`, `evaluate` and `predict` run
+under (cynet.kernels._backend.array_cache), so a kernel is timed as a training step runs it:
+its outputs reuse the blocks freed by the previous call instead of page-faulting fresh ones.
+`--array-cache off` times the kernels on plain malloc, as a direct call outside `fit` runs.
 """
+import contextlib
 import sys
 
 import numpy as np
@@ -17,11 +23,14 @@ import pytest
 
 import cynet
 import cynet.kernels as K
+from cynet.kernels._backend import array_cache
 
 
 def pytest_addoption(parser):
     parser.addoption("--threads", type=int, default=None,
                      help="threads for cynet (OpenMP and BLAS) and PyTorch (default: cynet's default)")
+    parser.addoption("--array-cache", choices=("on", "off"), default="on",
+                     help="run cynet's kernel benchmarks under the array cache of fit (default: on)")
 
 
 def pytest_configure(config):
@@ -31,7 +40,7 @@ def pytest_configure(config):
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    machine_info["cynet"] = K.info()
+    machine_info["cynet"] = dict(K.info(), array_cache=config.getoption("--array-cache"))
     torch = sys.modules.get("torch")   # only when a PyTorch twin ran: importing it costs cynet time
     if torch is not None:
         machine_info["torch"] = {"version": torch.__version__, "threads": torch.get_num_threads()}
@@ -50,8 +59,10 @@ def _torch():
 
 @pytest.fixture(params=["numpy", "cython"])
 def backend(request):
-    """Each benchmark runs once per backend; both land in the same group."""
-    with K.use_backend(request.param):
+    """Each benchmark runs once per backend; both land in the same group. Both run under the
+    array cache unless --array-cache off."""
+    cached = request.config.getoption("--array-cache") == "on"
+    with K.use_backend(request.param), (array_cache() if cached else contextlib.nullcontext()):
         yield request.param
 
 

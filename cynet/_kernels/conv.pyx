@@ -61,12 +61,22 @@ def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_m
 # inner loops
 
 cdef inline void _copy(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
+    """dst[:n] = src[:n]. Below 16 elements (a window row of a small kernel on few channels,
+    e.g. 6 x 1) two fixed-size copies that overlap cover [0, n): constant-size moves instead of
+    a loop whose setup costs more than the copy."""
     if n >= 16:
         memcpy(dst, src, n * sizeof(floating))
-    else:
-        for i in range(n):
-            dst[i] = src[i]
+    elif n >= 8:
+        memcpy(dst, src, 8 * sizeof(floating))
+        memcpy(dst + n - 8, src + n - 8, 8 * sizeof(floating))
+    elif n >= 4:
+        memcpy(dst, src, 4 * sizeof(floating))
+        memcpy(dst + n - 4, src + n - 4, 4 * sizeof(floating))
+    elif n >= 2:
+        memcpy(dst, src, 2 * sizeof(floating))
+        memcpy(dst + n - 2, src + n - 2, 2 * sizeof(floating))
+    elif n == 1:
+        dst[0] = src[0]
 
 
 cdef inline void _add(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:

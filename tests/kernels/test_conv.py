@@ -306,6 +306,23 @@ def test_im2col_col2im_agree_and_are_adjoint(rng, case):
     assert cols[0].flags.writeable
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("seg", range(1, 19))
+@pytest.mark.parametrize("along", ["channels", "width"])
+def test_im2col_copies_every_window_row_length(rng, seg, along, dtype):
+    """The compiled im2col copies a window row of KW*C elements in size classes (1, 2-3, 4-7,
+    8-15, 16+; the short ones as two overlapping fixed-size copies): exact for each length, in
+    the interior windows (one copy per window row) and at the padded edges (one per pixel)."""
+    conv = pytest.importorskip("cynet._kernels.conv")
+    twin = importlib.import_module("cynet._kernels.conv_numpy")
+    KW, C = (1, seg) if along == "channels" else (seg, 1)
+    x = rng.standard_normal((2, 4, seg + 5, C)).astype(dtype)
+    for geo in ((0, 0, 0, 0, 1, 1, 1, 1), (1, 1, 2, 1, 1, 2, 1, 1)):
+        got = conv.im2col(x, 2, KW, *geo)
+        np.testing.assert_array_equal(got, twin.im2col(x, 2, KW, *geo))
+        assert got.dtype == dtype
+
+
 # ---------------------------------------------------------------------------------------------
 # layouts and options
 
