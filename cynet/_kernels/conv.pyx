@@ -1,19 +1,28 @@
-"""Compiled 2-D convolution: im2col / col2im in typed loops, every GEMM in NumPy's BLAS.
+"""Compiled 2-D convolution: im2col / col2im in typed loops, the products on cynet_gemm.h.
 
 Layout: channels_last only, explicit padding amounts (pt, pb, pl, pr), strides (sh, sw),
 dilation (dh, dw). The public wrappers in cynet.kernels.conv validate and normalise (Keras
 padding modes, channels_first) before calling here; the functions below are nevertheless safe
 for any input (cheap checks, then loops that cannot leave their buffers).
 
-The batch is processed in blocks of consecutive output rows r = n*OH + oh (spanning images),
-sized so that the block's patch matrix stays in cache:
-  forward   per block: im2col into a reused buffer (prange over output rows),
-            one GEMM with out= into the block's slice of y, bias added while it is in cache.
-  backward  per block: im2col again; dkernel += cols^T @ dy_block; then, when dx is wanted,
-            dcols = dy_block @ kernel^T into the same buffer and col2im, which gathers into each
-            input row every contribution of the block (prange over input rows, so the threads'
-            writes are disjoint).
-No NumPy or BLAS call happens inside a nogil region; the OpenMP regions and the GEMMs alternate.
+Team path (the default on GCC builds): ONE OpenMP team per call. Thread t owns the images
+[t N / nt, (t + 1) N / nt) and runs them in blocks of consecutive output rows whose patch
+matrix stays in its core's cache:
+  forward   per block: im2col into the thread's buffer, y_block = cols @ W on cynet_gemm.h's
+            row scheme reading cols in place (rows K apart), bias added while it is in cache.
+  backward  per block: im2col again; dkernel_t += cols^T @ dy_block (the same kernel reading
+            cols transposed: rows 1 apart, k-th column K apart); then, when dx is wanted,
+            dcols = dy_block @ W^T into the patch buffer and col2im into the block's images.
+            The threads' partial dkernel / dbias are added in thread order after the team.
+The products are single-threaded and need no GIL, so nothing waits beside the team: with
+NumPy's BLAS, its spinning workers and the OpenMP team took turns on the same cores
+(conv N64 on 2 threads: 54 -> 40 ms; on 1 thread the in-place products also beat the BLAS's
+packing, 92 -> 75 ms).
+BLAS path (1x1 windows whose patch matrix is x itself, builds without GCC vector extensions,
+and _set_tuning(own_gemm=False)): blocks of output rows spanning images; per block an OpenMP
+region for im2col (prange over output rows), one np.matmul with out=, and for the backward
+col2im with one task per input row, so the threads' writes are disjoint. No NumPy or BLAS call
+happens inside a nogil region; the OpenMP regions and the GEMMs alternate.
 """
 import numpy as np
 
@@ -23,6 +32,25 @@ from libc.string cimport memcpy, memset
 
 from cynet._kernels._omp cimport n_threads, omp_get_max_threads
 
+cdef extern from *:
+    """
+    #include "cynet_simd.h"
+    #include "cynet_gemm.h"
+    #if defined(__GNUC__)
+    #define CYNET_CONV_OWN_GEMM 1   /* vector kernels; the plain fallback would be slower than the BLAS */
+    #else
+    #define CYNET_CONV_OWN_GEMM 0
+    #endif
+    """
+    const int CYNET_CONV_OWN_GEMM
+    Py_ssize_t CYNET_GEMMS_TAIL(Py_ssize_t K, Py_ssize_t N) noexcept nogil
+    void cynet_gemms_f(const float* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,
+                       const float* B, Py_ssize_t sb, Py_ssize_t N, float* C, Py_ssize_t sc,
+                       float* tail) noexcept nogil
+    void cynet_gemms_d(const double* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,
+                       const double* B, Py_ssize_t sb, Py_ssize_t N, double* C, Py_ssize_t sc,
+                       double* tail) noexcept nogil
+
 __all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward"]
 
 
@@ -30,22 +58,28 @@ cdef struct Geom:
     Py_ssize_t N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw
 
 
-# Tuning (see _set_tuning). On one thread the patch matrix of a block takes about _block_bytes,
-# so that it, the block's output and the weights stay in the core's L2 cache. On nt > 1 threads
-# every block costs a few thread hand-overs (an OpenMP region, then the BLAS's own threads), so
-# blocks grow to nt * _block_bytes_mt. A block has at least nt * _min_block_m rows (the GEMM's M)
+# Tuning (see _set_tuning). On one thread, and for each thread of a team, the patch matrix of
+# a block takes about _block_bytes, so that it, the block's output and the weights stay in the
+# core's L2 cache (128 KiB to 1 MiB measured within noise on the team path). On the BLAS path
+# with nt > 1 threads every block costs a few thread hand-overs (an OpenMP region, then the
+# BLAS's own threads), so blocks grow to nt * _block_bytes_mt. A block has at least nt * _min_block_m rows (the GEMM's M)
 # when the batch has that many; a parallel region gets one thread per _min_work elements.
 cdef Py_ssize_t _block_bytes = 1 << 19
 cdef Py_ssize_t _block_bytes_mt = 1 << 21
 cdef Py_ssize_t _min_block_m = 256
 cdef Py_ssize_t _min_work = 1 << 15
 cdef Py_ssize_t _LIMIT = 1 << 31
+# Products on cynet_gemm.h inside one OpenMP team (see _team_forward), else NumPy's BLAS.
+cdef bint _own_gemm = CYNET_CONV_OWN_GEMM
 
 
-def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_mt=None):
-    """Developer knob for benchmarking the blocking; returns the previous values."""
-    global _block_bytes, _min_block_m, _min_work, _block_bytes_mt
-    old = (_block_bytes, _min_block_m, _min_work, _block_bytes_mt)
+def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_mt=None, own_gemm=None):
+    """Developer knob for benchmarking the blocking and the product path (and for the tests,
+    which run both paths); returns the previous values."""
+    global _block_bytes, _min_block_m, _min_work, _block_bytes_mt, _own_gemm
+    old = (_block_bytes, _min_block_m, _min_work, _block_bytes_mt, _own_gemm)
+    if own_gemm is not None:
+        _own_gemm = bool(own_gemm) and CYNET_CONV_OWN_GEMM
     if block_bytes is not None:
         _block_bytes = max(1, int(block_bytes))
     if block_bytes_mt is not None:
@@ -218,6 +252,106 @@ cdef void _add_bias(floating* y, const floating* b, Py_ssize_t m, Py_ssize_t F) 
 
 
 # ----------------------------------------------------------------------------------------------
+# one team for a whole pass: each thread owns a range of images and runs im2col, its products
+# (cynet_gemm.h, single-threaded, no GIL) and col2im on them, in blocks of br output rows whose
+# patch matrix stays in its core's cache. No BLAS threads wait beside the team, and images
+# never overlap in dx, so the threads' writes are disjoint.
+
+cdef inline void _gemm(const floating* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,
+                       const floating* B, Py_ssize_t sb, Py_ssize_t N, floating* C, Py_ssize_t sc,
+                       floating* tail) noexcept nogil:
+    """C (M, N; row stride sc) = A @ B with A[m, k] at A + m*sa + k*sk, B (K, N; row stride sb)."""
+    if floating is float:
+        cynet_gemms_f(A, sa, sk, M, K, B, sb, N, C, sc, tail)
+    else:
+        cynet_gemms_d(A, sa, sk, M, K, B, sb, N, C, sc, tail)
+
+
+cdef inline Py_ssize_t _team_scratch(Geom g, Py_ssize_t F, Py_ssize_t br) noexcept nogil:
+    """Values of scratch per thread: the block's patch matrix, a (K, F) partial product, and
+    the largest `tail` any of the three products needs."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, m = br * g.OW
+    cdef Py_ssize_t t = CYNET_GEMMS_TAIL(K, F)
+    if CYNET_GEMMS_TAIL(m, F) > t:
+        t = CYNET_GEMMS_TAIL(m, F)
+    if CYNET_GEMMS_TAIL(F, K) > t:
+        t = CYNET_GEMMS_TAIL(F, K)
+    return m * K + K * F + t
+
+
+cdef void _team_forward(const floating* x, const floating* w, const floating* b, floating* y,
+                        floating* work, Geom g, Py_ssize_t F, Py_ssize_t br, int nt) noexcept nogil:
+    """y = conv(x, w) (+ b when b is not NULL); w (K, F). work: nt * _team_scratch values."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, ws = _team_scratch(g, F, br)
+    cdef Py_ssize_t t, r0, r1, r, hi, i, m
+    cdef floating* cols
+    for t in prange(nt, schedule="static", num_threads=nt):
+        cols = work + t * ws
+        r0 = (t * g.N) // nt * g.OH
+        hi = ((t + 1) * g.N) // nt * g.OH
+        while r0 < hi:
+            r1 = r0 + br
+            if r1 > hi:
+                r1 = hi
+            m = (r1 - r0) * OW
+            for r in range(r0, r1):
+                _im2col_row(x, cols + (r - r0) * OW * K, r, g)
+            _gemm(cols, K, 1, m, K, w, F, F, y + r0 * OW * F, F, cols + m * K + K * F)
+            if b != NULL:
+                for i in range(m):
+                    _add(y + (r0 * OW + i) * F, b, F)
+            r0 = r1
+
+
+cdef void _team_backward(const floating* x, const floating* dy, const floating* wt, floating* dx,
+                         floating* work, floating* dkp, double* dbp, Geom g, Py_ssize_t F,
+                         Py_ssize_t br, int nt, bint use_bias) noexcept nogil:
+    """Thread t's partial dkernel (K, F) at dkp + t*K*F and dbias (F doubles) at dbp + t*F;
+    dx += col2im(dy @ w^T) unless dx is NULL (wt: w^T, (F, K)). work: nt * _team_scratch."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, ws = _team_scratch(g, F, br)
+    cdef Py_ssize_t t, r0, r1, hi, r, i, f, m, n, ih
+    cdef floating* cols
+    cdef floating* part
+    cdef floating* tail
+    cdef floating* dk
+    cdef double* db
+    cdef const floating* dyb
+    for t in prange(nt, schedule="static", num_threads=nt):
+        cols = work + t * ws
+        dk = dkp + t * K * F
+        db = dbp + t * F
+        r0 = (t * g.N) // nt * g.OH
+        hi = ((t + 1) * g.N) // nt * g.OH
+        _zero(dk, K * F)
+        for f in range(F):
+            db[f] = 0.0
+        while r0 < hi:
+            r1 = r0 + br
+            if r1 > hi:
+                r1 = hi
+            m = (r1 - r0) * OW
+            part = cols + m * K
+            tail = part + K * F
+            dyb = dy + r0 * OW * F
+            for r in range(r0, r1):
+                _im2col_row(x, cols + (r - r0) * OW * K, r, g)
+            # dkernel += cols^T @ dy_block (A = cols^T: rows k adjacent, k-th row strided by K)
+            _gemm(cols, 1, K, K, m, dyb, F, F, part, F, tail)
+            _add(dk, part, K * F)
+            if use_bias:
+                for i in range(m):
+                    for f in range(F):
+                        db[f] += dyb[i * F + f]
+            if dx != NULL:
+                # dcols = dy_block @ w^T into the patch buffer, then scattered back into dx
+                _gemm(dyb, F, 1, m, F, wt, K, K, cols, K, tail)
+                for n in range(r0 // g.OH, (r1 - 1) // g.OH + 1):
+                    for ih in range(g.H):
+                        _col2im_row(cols, dx, n, ih, r0, r1, g)
+            r0 = r1
+
+
+# ----------------------------------------------------------------------------------------------
 # argument checks (Python level, arbitrary-precision ints, so nothing overflows)
 
 def _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw):
@@ -249,9 +383,10 @@ cdef Geom _make_geom(Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_
     return g
 
 
-cdef Py_ssize_t _block_rows(Geom g, Py_ssize_t itemsize):
-    """Output rows per block (see the tuning notes at the top)."""
-    cdef Py_ssize_t nt = omp_get_max_threads()
+cdef Py_ssize_t _block_rows(Geom g, Py_ssize_t itemsize, bint per_thread=False):
+    """Output rows per block (see the tuning notes at the top); per_thread: the block of one
+    thread of a team (_team_forward, _team_backward), sized as on one thread."""
+    cdef Py_ssize_t nt = 1 if per_thread else omp_get_max_threads()
     cdef Py_ssize_t rowlen = g.OW * g.KH * g.KW * g.C
     cdef Py_ssize_t target = _block_bytes
     if nt > 1:
@@ -275,6 +410,12 @@ def _check_conv_args(C, kshape):
                          f"received shape {kshape}")
     if kshape[3] < 1:
         raise ValueError(f"kernel must not be empty; received shape {kshape}")
+
+
+cdef inline int _team_size(Geom g) noexcept nogil:
+    """Threads of a team pass: by the patch elements, at most one per image."""
+    cdef int nt = n_threads(g.N * g.OH * g.OW * g.KH * g.KW * g.C, _min_work)
+    return nt if nt <= g.N else <int>g.N
 
 
 cdef inline bint _is_identity(Geom g) noexcept nogil:
@@ -355,6 +496,18 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     cdef floating[:, ::1] yv = y2
     cdef floating[:, ::1] cv
     cdef bint identity = _is_identity(g)
+    cdef int nt
+    cdef floating[::1] work
+    cdef const floating* bp = NULL
+    if _own_gemm and not identity:
+        nt = _team_size(g)
+        br = _block_rows(g, sizeof(floating), 1)
+        work = np.empty(nt * _team_scratch(g, F, br), dtype=dtype)
+        if bias is not None:
+            bp = &b[0]
+        with nogil:
+            _team_forward(&x[0, 0, 0, 0], &kernel[0, 0, 0, 0], bp, &yv[0, 0], &work[0], g, F, br, nt)
+        return y
     if identity:
         x2 = np.asarray(x).reshape(N * H * W, C)
     else:
@@ -414,6 +567,28 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
         dx = np.zeros((N, H, W, C), dtype=dtype) if not identity else np.empty((N, H, W, C), dtype=dtype)
         dxv = dx
         dx2 = dx.reshape(N * H * W, C)
+    cdef int nt
+    cdef floating[::1] work
+    cdef floating[:, :, ::1] dkp
+    cdef double[:, ::1] dbp
+    cdef const floating[:, ::1] wt
+    if _own_gemm and not identity:
+        nt = _team_size(g)
+        br = _block_rows(g, sizeof(floating), 1)
+        work = np.empty(nt * _team_scratch(g, F, br), dtype=dtype)
+        wt = np.ascontiguousarray(wmat.T)
+        dkp_a = np.empty((nt, K, F), dtype=dtype)
+        dbp_a = np.empty((nt, F), dtype=np.float64)
+        dkp = dkp_a
+        dbp = dbp_a
+        with nogil:
+            _team_backward(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &wt[0, 0],
+                           &dxv[0, 0, 0, 0] if compute_dx else NULL, &work[0], &dkp[0, 0, 0],
+                           &dbp[0, 0], g, F, br, nt, use_bias)
+        # the threads' partial sums, added in thread order (deterministic for a thread count)
+        dkernel = dkp_a.sum(axis=0).reshape(KH, KW, C, F)
+        dbias = dbp_a.sum(axis=0).astype(dtype) if use_bias else None
+        return dx, dkernel, dbias
     if identity:
         x2 = np.asarray(x).reshape(N * H * W, C)
     else:

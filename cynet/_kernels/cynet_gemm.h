@@ -1,5 +1,9 @@
-/* cynet_gemm.h: the matrix product of one recurrent step, C = A B, with A packed ONCE per
-   sequence (included from rnn.pyx, after cynet_simd.h).
+/* cynet_gemm.h: single-threaded matrix products C = A B that run without the GIL, inside an
+   OpenMP team or a time loop (included from rnn.pyx and conv.pyx, after cynet_simd.h).
+   cynet_gemm_S: the product of one recurrent step, with A packed ONCE per sequence (below).
+   cynet_gemms_S: A read in place with any strides, A[m, k] at A + m * sa + k * sk (row scheme
+   only): a convolution's patch matrix (sa = K, sk = 1) or its transpose (sa = 1, sk = K), which
+   stay in cache for the block they belong to, so packing them would cost a pass for nothing.
 
    A recurrent layer multiplies the same weights A (M x K; M = gates * units, K = units) by a
    thin B (K x N, N = batch) at every timestep. A BLAS call repacks A at every step (OpenBLAS
@@ -37,6 +41,8 @@
 #define CYNET_GEMM_NB 6
 #define CYNET_GEMM_MC(sz) ((Py_ssize_t)(128 / (sz)))
 #define CYNET_GEMM_TAIL(K, N) (((K) + CYNET_GEMM_MR) * ((N) + 8))
+/* scratch of cynet_gemms_S (strided A): the row scheme's, and a last panel of A packed */
+#define CYNET_GEMMS_TAIL(K, N) (CYNET_GEMM_TAIL(K, N) + CYNET_GEMM_MR * (K))
 
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__) \
     && defined(__linux__) && defined(__GLIBC__)
@@ -103,26 +109,30 @@ typedef float cynet_f16 __attribute__((vector_size(64), aligned(4)));
 typedef double cynet_d4 __attribute__((vector_size(32), aligned(8)));
 typedef double cynet_d8 __attribute__((vector_size(64), aligned(8)));
 
-/* rows x (two vectors, or one when !two) of C at cp from the panel ap and the columns of B at bp */
+/* rows x (two vectors, or one when !two) of C at cp from MR rows of A and the columns of B at
+   bp: row r of A at ap + r * sa, stepping by sk along k (a packed panel: sa 1, sk MR, constants
+   wherever this is inlined; a row-major A: sa its row stride, sk 1) */
 #define CYNET_GEMM_TILE(NAME, T, V, W)                                                            \
 static inline __attribute__((always_inline)) void NAME(                                           \
-        const T* ap, const T* bp, Py_ssize_t sb, Py_ssize_t K, T* cp, Py_ssize_t sc,              \
-        Py_ssize_t rows, int two) {                                                               \
+        const T* ap, Py_ssize_t sa, Py_ssize_t sk, const T* bp, Py_ssize_t sb, Py_ssize_t K,      \
+        T* cp, Py_ssize_t sc, Py_ssize_t rows, int two) {                                         \
     Py_ssize_t k, r;                                                                              \
     V z = {0}, c00 = z, c01 = z, c10 = z, c11 = z, c20 = z, c21 = z,                              \
       c30 = z, c31 = z, c40 = z, c41 = z, c50 = z, c51 = z, b0, b1, tile[CYNET_GEMM_MR][2];       \
     if (two) {                                                                                    \
-        for (k = 0; k < K; k++, ap += CYNET_GEMM_MR, bp += sb) {                                  \
+        for (k = 0; k < K; k++, ap += sk, bp += sb) {                                             \
             b0 = *(const V*)bp; b1 = *(const V*)(bp + W);                                         \
-            c00 += ap[0] * b0; c01 += ap[0] * b1; c10 += ap[1] * b0; c11 += ap[1] * b1;           \
-            c20 += ap[2] * b0; c21 += ap[2] * b1; c30 += ap[3] * b0; c31 += ap[3] * b1;           \
-            c40 += ap[4] * b0; c41 += ap[4] * b1; c50 += ap[5] * b0; c51 += ap[5] * b1;           \
+            c00 += ap[0] * b0; c01 += ap[0] * b1; c10 += ap[sa] * b0; c11 += ap[sa] * b1;         \
+            c20 += ap[2 * sa] * b0; c21 += ap[2 * sa] * b1;                                       \
+            c30 += ap[3 * sa] * b0; c31 += ap[3 * sa] * b1;                                       \
+            c40 += ap[4 * sa] * b0; c41 += ap[4 * sa] * b1;                                       \
+            c50 += ap[5 * sa] * b0; c51 += ap[5 * sa] * b1;                                       \
         }                                                                                         \
     } else {                                                                                      \
-        for (k = 0; k < K; k++, ap += CYNET_GEMM_MR, bp += sb) {                                  \
+        for (k = 0; k < K; k++, ap += sk, bp += sb) {                                             \
             b0 = *(const V*)bp;                                                                   \
-            c00 += ap[0] * b0; c10 += ap[1] * b0; c20 += ap[2] * b0;                              \
-            c30 += ap[3] * b0; c40 += ap[4] * b0; c50 += ap[5] * b0;                              \
+            c00 += ap[0] * b0; c10 += ap[sa] * b0; c20 += ap[2 * sa] * b0;                       \
+            c30 += ap[3 * sa] * b0; c40 += ap[4 * sa] * b0; c50 += ap[5 * sa] * b0;               \
         }                                                                                         \
     }                                                                                             \
     tile[0][0] = c00; tile[0][1] = c01; tile[1][0] = c10; tile[1][1] = c11;                       \
@@ -141,39 +151,56 @@ CYNET_GEMM_TILE(cynet_tile_d8, double, cynet_d8, 8)
 /* The row scheme's panel loop: tiles of two and one wide vectors (width WW), then narrow ones
    (WN <= WW). When N is not a multiple of WN, B is first copied into `tail` with its rows
    zero-padded to NP columns, and each panel's tile of C goes through `tail` too (NP x MR values
-   after B). */
-#define CYNET_GEMM_DRIVER(ATTR, NAME, T, WIDE, WW, NARROW, WN)                                   \
-ATTR static void NAME(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb,         \
-                      Py_ssize_t N, T* C, Py_ssize_t sc, T* tail) {                               \
-    Py_ssize_t p, j, k, r, n, rows, NP = (N + WN - 1) / WN * WN, ldb = sb, ldc = sc;              \
+   after B). PACKED (a constant): A is packed panels (sa, sk unused); else A[m, k] is at
+   A + m * sa + k * sk, and a last panel of fewer than MR rows is packed, zero-padded, into
+   `tail` (MR x K values after the tile of C) so that no row past M is read. */
+#define CYNET_GEMM_DRIVER(ATTR, NAME, T, WIDE, WW, NARROW, WN, PACKED)                           \
+ATTR static void NAME(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,       \
+                      const T* B, Py_ssize_t sb, Py_ssize_t N, T* C, Py_ssize_t sc, T* tail) {    \
+    Py_ssize_t p, j, k, r, n, rows, NP = (N + WN - 1) / WN * WN, ldb = sb, ldc = sc, asa, ask;    \
     const T* b = B;                                                                               \
+    const T* ap;                                                                                  \
     T* ct = tail + K * NP;                                                                        \
+    T* pk = ct + NP * CYNET_GEMM_MR;                                                              \
     if (NP != N) {                                                                                \
         for (k = 0; k < K; k++)                                                                   \
             for (n = 0; n < NP; n++) tail[k * NP + n] = n < N ? B[k * sb + n] : (T)0;             \
         b = tail; ldb = NP; ldc = NP;                                                             \
     }                                                                                             \
     for (p = 0; p * CYNET_GEMM_MR < M; p++) {                                                     \
-        const T* ap = Ap + p * K * CYNET_GEMM_MR;                                                 \
         T* cp = C + p * CYNET_GEMM_MR * sc;                                                       \
         T* out = NP != N ? ct : cp;                                                               \
         rows = M - p * CYNET_GEMM_MR < CYNET_GEMM_MR ? M - p * CYNET_GEMM_MR : CYNET_GEMM_MR;     \
-        for (j = 0; j + 2 * WW <= NP; j += 2 * WW) WIDE(ap, b + j, ldb, K, out + j, ldc, rows, 1); \
-        if (j + WW <= NP) { WIDE(ap, b + j, ldb, K, out + j, ldc, rows, 0); j += WW; }            \
-        for (; j < NP; j += WN) NARROW(ap, b + j, ldb, K, out + j, ldc, rows, 0);                 \
+        ap = A + p * K * CYNET_GEMM_MR; asa = 1; ask = CYNET_GEMM_MR;                             \
+        if (!(PACKED)) {                                                                          \
+            ap = A + p * CYNET_GEMM_MR * sa; asa = sa; ask = sk;                                  \
+            if (rows < CYNET_GEMM_MR) {                                                           \
+                for (k = 0; k < K; k++)                                                           \
+                    for (r = 0; r < CYNET_GEMM_MR; r++)                                           \
+                        pk[k * CYNET_GEMM_MR + r] = r < rows ? ap[r * sa + k * sk] : (T)0;        \
+                ap = pk; asa = 1; ask = CYNET_GEMM_MR;                                            \
+            }                                                                                     \
+        }                                                                                         \
+        for (j = 0; j + 2 * WW <= NP; j += 2 * WW)                                                \
+            WIDE(ap, asa, ask, b + j, ldb, K, out + j, ldc, rows, 1);                             \
+        if (j + WW <= NP) { WIDE(ap, asa, ask, b + j, ldb, K, out + j, ldc, rows, 0); j += WW; }  \
+        for (; j < NP; j += WN) NARROW(ap, asa, ask, b + j, ldb, K, out + j, ldc, rows, 0);       \
         if (NP != N)                                                                              \
             for (r = 0; r < rows; r++)                                                            \
                 for (n = 0; n < N; n++) cp[r * sc + n] = ct[r * NP + n];                          \
     }                                                                                             \
 }
-CYNET_GEMM_DRIVER(CYNET_CLONES, cynet_gemm256_f, float, cynet_tile_f8, 8, cynet_tile_f8, 8)
-CYNET_GEMM_DRIVER(CYNET_CLONES, cynet_gemm256_d, double, cynet_tile_d4, 4, cynet_tile_d4, 4)
+CYNET_GEMM_DRIVER(CYNET_CLONES, cynet_gemm256_f, float, cynet_tile_f8, 8, cynet_tile_f8, 8, 1)
+CYNET_GEMM_DRIVER(CYNET_CLONES, cynet_gemm256_d, double, cynet_tile_d4, 4, cynet_tile_d4, 4, 1)
+CYNET_GEMM_DRIVER(CYNET_CLONES, cynet_gemms256_f, float, cynet_tile_f8, 8, cynet_tile_f8, 8, 0)
+CYNET_GEMM_DRIVER(CYNET_CLONES, cynet_gemms256_d, double, cynet_tile_d4, 4, cynet_tile_d4, 4, 0)
 
 #if CYNET_GEMM_512
-CYNET_GEMM_DRIVER(__attribute__((target("arch=x86-64-v4"))), cynet_gemm512_f, float,
-                  cynet_tile_f16, 16, cynet_tile_f8, 8)
-CYNET_GEMM_DRIVER(__attribute__((target("arch=x86-64-v4"))), cynet_gemm512_d, double,
-                  cynet_tile_d8, 8, cynet_tile_d4, 4)
+#define CYNET_V4 __attribute__((target("arch=x86-64-v4")))
+CYNET_GEMM_DRIVER(CYNET_V4, cynet_gemm512_f, float, cynet_tile_f16, 16, cynet_tile_f8, 8, 1)
+CYNET_GEMM_DRIVER(CYNET_V4, cynet_gemm512_d, double, cynet_tile_d8, 8, cynet_tile_d4, 4, 1)
+CYNET_GEMM_DRIVER(CYNET_V4, cynet_gemms512_f, float, cynet_tile_f16, 16, cynet_tile_f8, 8, 0)
+CYNET_GEMM_DRIVER(CYNET_V4, cynet_gemms512_d, double, cynet_tile_d8, 8, cynet_tile_d4, 4, 0)
 
 /* Column scheme: the (2W rows) x nb tile of C at c from the panel ap and the columns of B at b;
    nb is a constant wherever this is inlined, so the accumulators stay in registers */
@@ -233,17 +260,29 @@ CYNET_GEMM_CDRIVER(cynet_gemmc_d, double, cynet_ctile_d8, 8)
 static void cynet_gemm_##S(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb,    \
                            Py_ssize_t N, T* C, Py_ssize_t sc, T* tail) {                          \
     if (cynet_gemm_cols(M, N, sizeof(T)))                                                         \
-        cynet_gemmc_##S(Ap, M, K, B, sb, N, C, sc, tail);                                               \
+        cynet_gemmc_##S(Ap, M, K, B, sb, N, C, sc, tail);                                         \
     else if (cynet_gemm_has512())                                                                 \
-        cynet_gemm512_##S(Ap, M, K, B, sb, N, C, sc, tail);                                       \
+        cynet_gemm512_##S(Ap, 1, CYNET_GEMM_MR, M, K, B, sb, N, C, sc, tail);                     \
     else                                                                                          \
-        cynet_gemm256_##S(Ap, M, K, B, sb, N, C, sc, tail);                                       \
+        cynet_gemm256_##S(Ap, 1, CYNET_GEMM_MR, M, K, B, sb, N, C, sc, tail);                     \
+}                                                                                                 \
+static void cynet_gemms_##S(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K, \
+                            const T* B, Py_ssize_t sb, Py_ssize_t N, T* C, Py_ssize_t sc,         \
+                            T* tail) {                                                            \
+    if (cynet_gemm_has512())                                                                      \
+        cynet_gemms512_##S(A, sa, sk, M, K, B, sb, N, C, sc, tail);                               \
+    else                                                                                          \
+        cynet_gemms256_##S(A, sa, sk, M, K, B, sb, N, C, sc, tail);                               \
 }
 CYNET_GEMM_ENTRY(float, f)
 CYNET_GEMM_ENTRY(double, d)
 #else
-#define cynet_gemm_f cynet_gemm256_f
-#define cynet_gemm_d cynet_gemm256_d
+#define cynet_gemm_f(Ap, M, K, B, sb, N, C, sc, tail) \
+    cynet_gemm256_f(Ap, 1, CYNET_GEMM_MR, M, K, B, sb, N, C, sc, tail)
+#define cynet_gemm_d(Ap, M, K, B, sb, N, C, sc, tail) \
+    cynet_gemm256_d(Ap, 1, CYNET_GEMM_MR, M, K, B, sb, N, C, sc, tail)
+#define cynet_gemms_f cynet_gemms256_f
+#define cynet_gemms_d cynet_gemms256_d
 #endif
 
 #else  /* no vector extensions: a plain loop over the row scheme (same results up to rounding) */
@@ -263,6 +302,21 @@ static void cynet_gemm_##S(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, 
 }
 CYNET_GEMM_PLAIN(float, f)
 CYNET_GEMM_PLAIN(double, d)
+
+#define CYNET_GEMMS_PLAIN(T, S)                                                                   \
+static void cynet_gemms_##S(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K, \
+                            const T* B, Py_ssize_t sb, Py_ssize_t N, T* C, Py_ssize_t sc,         \
+                            T* tail) {                                                            \
+    Py_ssize_t m, n, k; T s;                                                                      \
+    (void)tail;                                                                                   \
+    for (m = 0; m < M; m++)                                                                       \
+        for (n = 0; n < N; n++) {                                                                 \
+            for (s = 0, k = 0; k < K; k++) s += A[m * sa + k * sk] * B[k * sb + n];               \
+            C[m * sc + n] = s;                                                                    \
+        }                                                                                         \
+}
+CYNET_GEMMS_PLAIN(float, f)
+CYNET_GEMMS_PLAIN(double, d)
 
 #endif  /* __GNUC__ */
 #endif  /* CYNET_GEMM_H */

@@ -249,21 +249,28 @@ def test_backends_agree_across_many_blocks(dtype, rng):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol * np.abs(b).max())
 
 
+@pytest.mark.parametrize("own_gemm", [False, True], ids=["blas", "team"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("tuning", [(1, 1, 1, 1), (200, 3, 1, 200), (5000, 64, 10, 9000)])
-def test_compiled_blocking_edges(rng, tuning, threads):
-    """Force tiny blocks (one output row, blocks splitting images) and threads on tiny work."""
+@pytest.mark.parametrize("batch", [1, 3])
+def test_compiled_blocking_edges(rng, tuning, threads, own_gemm, batch):
+    """Force tiny blocks (one output row, blocks splitting images) and threads on tiny work,
+    on both product paths: NumPy's BLAS between OpenMP regions, and one team whose threads each
+    own whole images (batch 1: fewer images than threads; 3: an uneven split)."""
     try:
         ext = importlib.import_module("cynet._kernels.conv")
     except ImportError:
         pytest.skip("compiled conv module not built")
     twin = importlib.import_module("cynet._kernels.conv_numpy")
-    old = ext._set_tuning(*tuning)
+    old = ext._set_tuning(*tuning, own_gemm=own_gemm)
+    if own_gemm and not ext._set_tuning()[4]:
+        ext._set_tuning(*old)
+        pytest.skip("this build has no vector kernels for the team path")
     old_threads = K.get_num_threads()
     K.set_num_threads(threads)
     try:
         for x_shape, k_shape, strides, padding, dilation in CASES:
-            x, kernel, bias = data(rng, (3,) + x_shape[1:], k_shape)
+            x, kernel, bias = data(rng, (batch,) + x_shape[1:], k_shape)
             N, H, W, _ = x.shape
             (pt, pb), (pl, pr) = keras_pads(padding, H, W, k_shape[0], k_shape[1], *strides, *dilation)
             args = (pt, pb, pl, pr, *strides, *dilation)
@@ -272,9 +279,51 @@ def test_compiled_blocking_edges(rng, tuning, threads):
             dy = rng.standard_normal(y.shape)
             assert_twins_close(ext.conv2d_backward(dy, x, kernel, *args, True, True),
                                twin.conv2d_backward(dy, x, kernel, *args, True, True), np.float64)
+            dx, dk, db = ext.conv2d_backward(dy, x, kernel, *args, False, False)
+            assert dx is None and db is None
+            assert_twins_close(dk, twin.conv2d_backward(dy, x, kernel, *args, False, False)[1], np.float64)
     finally:
         ext._set_tuning(*old)
         K.set_num_threads(old_threads)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("F, C", [(8, 8), (16, 3), (24, 16), (32, 1), (40, 5), (64, 32)])
+def test_compiled_team_products_every_tile_width(rng, F, C, dtype):
+    """The team path's products at filter counts that take every tile of cynet_gemm.h's row
+    scheme (two vectors, one wide, narrow ones, the zero-padded tail) and patch widths K = 9C
+    on both sides of a vector, on 1 and 2 threads, against the twin."""
+    ext = pytest.importorskip("cynet._kernels.conv")
+    twin = importlib.import_module("cynet._kernels.conv_numpy")
+    x, kernel, bias = data(rng, (3, 7, 6, C), (3, 3, C, F), dtype)
+    args = (1, 1, 1, 1, 1, 1, 1, 1)
+    dy = rng.standard_normal((3, 7, 6, F)).astype(dtype)
+    old = ext._set_tuning(own_gemm=True)
+    old_threads = K.get_num_threads()
+    try:
+        for threads in (1, 2):
+            K.set_num_threads(threads)
+            assert_twins_close(ext.conv2d_forward(x, kernel, bias, *args),
+                               twin.conv2d_forward(x, kernel, bias, *args), dtype)
+            got = ext.conv2d_backward(dy, x, kernel, *args, True, True)
+            want = twin.conv2d_backward(dy, x, kernel, *args, True, True)
+            for a, b in zip(got, want):
+                assert a.dtype == dtype
+                np.testing.assert_allclose(a, b, rtol=1e-4 if dtype == np.float32 else 1e-10,
+                                           atol=(1e-4 if dtype == np.float32 else 1e-10) * np.abs(b).max())
+    finally:
+        ext._set_tuning(*old)
+        K.set_num_threads(old_threads)
+
+
+def test_compiled_products_run_in_one_team_by_default():
+    """On GCC builds (Linux, the wheels and CI) the convolution's products run on cynet_gemm.h
+    inside the OpenMP team, not on NumPy's BLAS between regions."""
+    ext = pytest.importorskip("cynet._kernels.conv")
+    import sys
+    if sys.platform != "linux":
+        pytest.skip("the team path is only asserted for GCC builds")
+    assert ext._set_tuning()[4] is True
 
 
 # ---------------------------------------------------------------------------------------------
