@@ -18,8 +18,8 @@ The products are single-threaded and need no GIL, so nothing waits beside the te
 NumPy's BLAS, its spinning workers and the OpenMP team took turns on the same cores
 (conv N64 on 2 threads: 54 -> 40 ms; on 1 thread the in-place products also beat the BLAS's
 packing, 92 -> 75 ms).
-BLAS path (1x1 windows whose patch matrix is x itself, builds without GCC vector extensions,
-and _set_tuning(own_gemm=False)): blocks of output rows spanning images; per block an OpenMP
+BLAS path (1x1 windows whose patch matrix is x itself, batches of fewer images than the
+threads the work calls for, builds without GCC vector extensions, _set_tuning(own_gemm=False)): blocks of output rows spanning images; per block an OpenMP
 region for im2col (prange over output rows), one np.matmul with out=, and for the backward
 col2im with one task per input row, so the threads' writes are disjoint. No NumPy or BLAS call
 happens inside a nogil region; the OpenMP regions and the GEMMs alternate.
@@ -413,9 +413,12 @@ def _check_conv_args(C, kshape):
 
 
 cdef inline int _team_size(Geom g) noexcept nogil:
-    """Threads of a team pass: by the patch elements, at most one per image."""
+    """Threads of a team pass (one per _min_work patch elements, as the BLAS path's regions), or
+    0 when the batch has fewer images than that: a team owns whole images, so it would leave
+    threads idle, and the BLAS path splits rows instead (batch 1, 1000 filters, 2 threads: 24 ms
+    against the team's 43)."""
     cdef int nt = n_threads(g.N * g.OH * g.OW * g.KH * g.KW * g.C, _min_work)
-    return nt if nt <= g.N else <int>g.N
+    return nt if nt <= g.N else 0
 
 
 cdef inline bint _is_identity(Geom g) noexcept nogil:
@@ -499,8 +502,8 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     cdef int nt
     cdef floating[::1] work
     cdef const floating* bp = NULL
-    if _own_gemm and not identity:
-        nt = _team_size(g)
+    nt = _team_size(g) if _own_gemm and not identity else 0
+    if nt > 0:
         br = _block_rows(g, sizeof(floating), 1)
         work = np.empty(nt * _team_scratch(g, F, br), dtype=dtype)
         if bias is not None:
@@ -572,8 +575,8 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     cdef floating[:, :, ::1] dkp
     cdef double[:, ::1] dbp
     cdef const floating[:, ::1] wt
-    if _own_gemm and not identity:
-        nt = _team_size(g)
+    nt = _team_size(g) if _own_gemm and not identity else 0
+    if nt > 0:
         br = _block_rows(g, sizeof(floating), 1)
         work = np.empty(nt * _team_scratch(g, F, br), dtype=dtype)
         wt = np.ascontiguousarray(wmat.T)

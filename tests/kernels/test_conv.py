@@ -316,6 +316,29 @@ def test_compiled_team_products_every_tile_width(rng, F, C, dtype):
         K.set_num_threads(old_threads)
 
 
+def test_compiled_team_leaves_batches_smaller_than_the_team_to_the_blas(rng):
+    """A team owns whole images: with fewer images than threads the BLAS path runs instead
+    (bit-identical to forcing it), so no thread idles on a batch of one."""
+    ext = pytest.importorskip("cynet._kernels.conv")
+    x, kernel, bias = data(rng, (1, 9, 8, 3), (3, 3, 3, 16), np.float32)
+    dy = rng.standard_normal((1, 9, 8, 16)).astype(np.float32)
+    args = (1, 1, 1, 1, 1, 1, 1, 1)
+    old = ext._set_tuning(min_work=1)
+    old_threads = K.get_num_threads()
+    K.set_num_threads(2)
+    try:
+        runs = []
+        for own in (True, False):
+            ext._set_tuning(own_gemm=own)
+            runs.append((ext.conv2d_forward(x, kernel, bias, *args),)
+                        + ext.conv2d_backward(dy, x, kernel, *args, True, True))
+        for a, b in zip(*runs):
+            np.testing.assert_array_equal(a, b)
+    finally:
+        ext._set_tuning(*old)
+        K.set_num_threads(old_threads)
+
+
 def test_compiled_products_run_in_one_team_by_default():
     """On GCC builds (Linux, the wheels and CI) the convolution's products run on cynet_gemm.h
     inside the OpenMP team, not on NumPy's BLAS between regions."""
