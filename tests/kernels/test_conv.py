@@ -327,6 +327,8 @@ def test_compiled_team_leaves_batches_smaller_than_the_team_to_the_blas(rng):
     old_threads = K.get_num_threads()
     K.set_num_threads(2)
     try:
+        if K.get_num_threads() < 2:
+            pytest.skip("a serial build (no OpenMP) runs every team on one thread")
         runs = []
         for own in (True, False):
             ext._set_tuning(own_gemm=own)
