@@ -558,13 +558,6 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     cdef floating[:, ::1] cv
     cdef floating[:, :, :, ::1] dxv
     wmat = np.asarray(kernel).reshape(K, F)
-    dy2 = np.asarray(dy).reshape(rows * OW_, F)
-    dkernel = np.empty((KH, KW, C, F), dtype=dtype)
-    dk2 = dkernel.reshape(K, F)
-    part = np.empty((K, F), dtype=dtype)
-    cdef double[::1] acc = np.zeros(F, dtype=np.float64)   # dbias: per block and thread in
-    # x's dtype, over the blocks in float64
-    cdef floating[::1] bpart = np.zeros(max(1, omp_get_max_threads()) * F, dtype=dtype)
     dx = None
     if compute_dx:
         dx = np.zeros((N, H, W, C), dtype=dtype) if not identity else np.empty((N, H, W, C), dtype=dtype)
@@ -592,6 +585,14 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
         dkernel = dkp_a.sum(axis=0).reshape(KH, KW, C, F)
         dbias = dbp_a.sum(axis=0).astype(dtype) if use_bias else None
         return dx, dkernel, dbias
+    # BLAS path
+    dy2 = np.asarray(dy).reshape(rows * OW_, F)
+    dkernel = np.empty((KH, KW, C, F), dtype=dtype)
+    dk2 = dkernel.reshape(K, F)
+    part = np.empty((K, F), dtype=dtype)
+    cdef double[::1] acc = np.zeros(F, dtype=np.float64)   # dbias: per block and thread in
+    # x's dtype, over the blocks in float64
+    cdef floating[::1] bpart = np.zeros(max(1, omp_get_max_threads()) * F, dtype=dtype)
     if identity:
         x2 = np.asarray(x).reshape(N * H * W, C)
     else:
