@@ -5,6 +5,8 @@ layer's activation is the one the loss fuses with, d loss / d logits straight fr
 kernel), backward runs through the layers in reverse and the optimizer applies the gradients
 stored on each trainable Variable.
 """
+import collections.abc
+import inspect
 import math
 import numbers
 import signal
@@ -17,6 +19,7 @@ from .layers import InputLayer, Layer
 from .layers import deserialize as deserialize_layer
 from .layers import serialize as serialize_layer
 from .layers.base import unique_name
+from . import tape as _tape
 from .kernels._backend import array_cache
 from .optimizers import _checks
 from .utils.rng import make_rng
@@ -33,6 +36,7 @@ class Sequential(Layer):
     def __init__(self, layers=None, trainable=True, name=None, **kwargs):
         super().__init__(trainable=trainable, name=name or unique_name("sequential"), **kwargs)
         self._layers = []
+        self._layer_names = set()
         self._input_layer = None
         self.optimizer = None
         self.loss = None
@@ -57,20 +61,36 @@ class Sequential(Layer):
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a cynet layer; received {layer!r}")
-        if any(existing.name == layer.name for existing in self._layers):
+        if layer.name in self._layer_names:
             raise ValueError(f"All layers added to a Sequential model should have unique names; "
                              f"name '{layer.name}' is already used")
+        first_shape = None
         if not self._layers and self._input_shape_arg is None and layer._input_shape_arg is not None:
-            self._input_shape_arg = layer._input_shape_arg
+            first_shape = layer._input_shape_arg
+        if self.built:   # extend the built stack by one layer: adding n layers costs O(n), not O(n^2)
+            shape = layer._maybe_build_for(self.output_shape)
+            self.output_shape = shape
+        elif first_shape is not None or self._input_shape_arg is not None:
+            self._input_shape_arg = self._input_shape_arg or first_shape
+            try:
+                self._layers.append(layer)
+                self.build((None,) + self._input_shape_arg)
+            except BaseException:   # a refused layer leaves the model as it was
+                self._layers.pop()
+                if first_shape is not None:
+                    self._input_shape_arg = None
+                self.built = False
+                raise
+            self._layer_names.add(layer.name)
+            return
         self._layers.append(layer)
-        self.built = False
-        if self._input_shape_arg is not None:
-            self.build((None,) + self._input_shape_arg)
+        self._layer_names.add(layer.name)
 
     def pop(self):
         if not self._layers:
             raise ValueError("There are no layers in the model")
         layer = self._layers.pop()
+        self._layer_names.discard(layer.name)
         self.built = False
         return layer
 
@@ -80,11 +100,9 @@ class Sequential(Layer):
                 raise ValueError("build() needs input_shape, or give the first layer input_shape= or start with Input")
             input_shape = (None,) + self._input_shape_arg
         shape = tuple(input_shape)
-        self.input_shape = shape
         for layer in self._layers:
-            layer._maybe_build(shape)
-            shape = layer.compute_output_shape(shape)
-            layer.output_shape = shape
+            shape = layer._maybe_build_for(shape)
+        self.input_shape = tuple(input_shape)
         self.output_shape = shape
         self.built = True
 
@@ -125,34 +143,21 @@ class Sequential(Layer):
         raise ValueError(f"No such layer: {name}. Existing layers are: {[layer.name for layer in self._layers]}")
 
     # ---------------------------------------------------------------- forward / backward
-    def __call__(self, inputs, training=False):
+    def _invoke(self, tape, inputs, training, kwargs):
+        if kwargs:
+            raise TypeError(f"Sequential model '{self.name}': unexpected call arguments {sorted(kwargs)}")
         if not self._layers:
             raise ValueError("The model has no layers")
         x = self._layers[0]._convert_input(inputs)
         if not self.built:
             self.build((None,) + x.shape[1:])
-        return self.call(x, training=training)
+        return (x,), self.call(x, training=training)
 
     def call(self, inputs, training=False):
         x = inputs
         for layer in self._layers:
             x = layer(x, training=training)
         return x
-
-    def backward(self, grad, stop_at=None, input_gradient=True):
-        """Backpropagate `grad` (gradient of the model output) through the layers in reverse.
-
-        Returns the gradient with respect to the model input, or None with
-        `input_gradient=False`, which lets the first layer skip computing it (training needs only
-        the weight gradients). `stop_at` (an index) starts from the output of layer
-        `stop_at - 1`, used when the last layer's logits got the gradient.
-        """
-        layers = self._layers if stop_at is None else self._layers[:stop_at]
-        for i in range(len(layers) - 1, -1, -1):
-            layer = layers[i]
-            layer._needs_input_grad = i > 0 or input_gradient
-            grad = layer.backward(grad)
-        return grad
 
     # ---------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
@@ -220,22 +225,22 @@ class Sequential(Layer):
         act = getattr(last, "activation", None)
         want = getattr(self.loss, "fusable_activation", None)
         if (want and not getattr(self.loss, "from_logits", True) and isinstance(act, activations.Activation)
-                and act.name == want and getattr(act, "axis", -1) == -1 and hasattr(last, "backward_from_logits")):
+                and act.name == want and getattr(act, "axis", -1) == -1 and hasattr(last, "_backward_from_logits")):
             return len(self._layers) - 1
         return None
 
     # ---------------------------------------------------------------- steps
     def _train_step(self, x, y, sample_weight):
-        y_pred = self.call(x, training=True)
-        fused = self._fused_index()
+        tape = _tape.Tape()
+        with _tape.recording(tape):
+            y_pred = self.call(x, training=True)
+        fused = self._fused_record(tape, y_pred)
         if fused is not None:
-            last = self._layers[fused]
-            loss, dz = self.loss.fused_logits_backward(y, last.logits, sample_weight)
-            last._needs_input_grad = fused > 0
-            self.backward(last.backward_from_logits(dz), stop_at=fused, input_gradient=False)
+            loss, dz = self.loss.fused_logits_backward(y, fused.ctx.logits, sample_weight)
+            tape.backward((), replace={fused: _from_logits(fused.layer, dz)})
         else:
             loss, dy = self.loss.forward_backward(y, y_pred, sample_weight)
-            self.backward(dy, input_gradient=False)
+            tape.backward([(y_pred, dy)])
         penalties = self.losses
         if penalties:
             loss += float(sum(penalties))
@@ -246,13 +251,24 @@ class Sequential(Layer):
             self.optimizer.apply([v.grad for v in variables], variables)
         return loss, y_pred
 
-    def _loss_value(self, y, y_pred, sample_weight):
-        """The loss of a forward pass; through the logits when the last activation fuses with it,
-        so that evaluate reports what training minimises (no clipping of saturated probabilities)."""
-        fused = self._fused_index()
+    def _fused_record(self, tape, y_pred):
+        """The tape's record of the call that made y_pred, when its activation fuses with the loss."""
+        if self._fused_index() is None:
+            return None
+        rec = tape.producer(y_pred)
+        return rec if rec is not None and rec.layer is self._layers[-1] else None
+
+    def _loss_value(self, y, x, sample_weight):
+        """(loss, y_pred) of a forward pass on x; the loss through the logits when the last
+        activation fuses with it, so that evaluate reports what training minimises (no clipping of
+        saturated probabilities)."""
+        tape = _tape.Tape()
+        with _tape.recording(tape):
+            y_pred = self.call(x, training=False)
+        fused = self._fused_record(tape, y_pred)
         if fused is not None:
-            return self.loss.fused_logits_backward(y, self._layers[fused].logits, sample_weight)[0]
-        return self.loss(y, y_pred, sample_weight=sample_weight)
+            return self.loss.fused_logits_backward(y, fused.ctx.logits, sample_weight)[0], y_pred
+        return self.loss(y, y_pred, sample_weight=sample_weight), y_pred
 
     def _update_metrics(self, loss, y, y_pred, sample_weight, n):
         self._loss_tracker.update_state(loss, sample_weight=n)
@@ -520,9 +536,8 @@ class Sequential(Layer):
             for step in range(nsteps):
                 sl = slice(step * batch_size, min((step + 1) * batch_size, n))
                 cbs.on_test_batch_begin(step)
-                y_pred = self.call(x[sl], training=False)
                 wb = None if weights is None else weights[sl]
-                loss = self._loss_value(y[sl], y_pred, wb)
+                loss, y_pred = self._loss_value(y[sl], x[sl], wb)
                 penalties = self.losses
                 if penalties:
                     loss += float(sum(penalties))
@@ -540,7 +555,7 @@ class Sequential(Layer):
         _verbose(verbose)
         x = self._prepare_x(x)
         n = x.shape[0]
-        with array_cache():
+        with array_cache(), _tape.recording(_tape.NO_RECORD):
             outs = [self.call(x[i:i + batch_size], training=False) for i in range(0, n, batch_size)]
             return np.concatenate(outs, axis=0) if len(outs) > 1 else np.array(outs[0], copy=True)
 
@@ -572,7 +587,8 @@ class Sequential(Layer):
         return self._result(return_dict, self._evaluate_arrays(x, y, weights, x.shape[0], cbs))
 
     def predict_on_batch(self, x):
-        return np.array(self.call(self._prepare_x(x), training=False), copy=True)
+        with _tape.recording(_tape.NO_RECORD):
+            return np.array(self.call(self._prepare_x(x), training=False), copy=True)
 
     def _result(self, return_dict, logs=None):
         logs = self._logs() if logs is None else logs
@@ -641,7 +657,48 @@ Model = Sequential
 
 
 # -------------------------------------------------------------------- argument checks
+_ARRAY_ITEMS = (numbers.Number, np.generic, np.ndarray, list, tuple)
+
+
+def _refuse_unsupported_data(value, name):
+    """Refuse, before NumPy looks at it, data that is not an array-like of numbers.
+
+    np.asarray would turn a generator into a 0-d object array and walk any object with __len__
+    and __getitem__ (a PyDataset or Sequence) item by item, allocating without bound. Lists and
+    tuples are checked at their top level and along their first items."""
+    while True:
+        if isinstance(value, (np.ndarray, numbers.Number, np.generic)) or hasattr(value, "__array__") \
+                or hasattr(value, "__array_interface__"):
+            return
+        if isinstance(value, (list, tuple)):
+            if not all(isinstance(item, _ARRAY_ITEMS) or hasattr(item, "__array__") for item in value):
+                bad = next(item for item in value
+                           if not (isinstance(item, _ARRAY_ITEMS) or hasattr(item, "__array__")))
+                raise _checks.ArgumentTypeError(
+                    f"{name} must be an array-like of numbers (a NumPy array, or nested lists of numbers); "
+                    f"received a {type(value).__name__} holding an object of type {type(bad).__name__}")
+            if not value:
+                return
+            value = value[0]
+            continue
+        if isinstance(value, dict):
+            raise _checks.ArgumentTypeError(
+                f"{name} must be a NumPy array; received a dict. Dicts of inputs or targets (for models with "
+                f"several named inputs or outputs) need the Functional API, which is not supported yet")
+        kind = "a string" if isinstance(value, (str, bytes)) else "a generator" if inspect.isgenerator(value) else (
+            "an iterator" if isinstance(value, collections.abc.Iterator) else (
+                "a dataset object with __len__/__getitem__ (a keras.utils.PyDataset or Sequence)"
+                if hasattr(value, "__getitem__") and hasattr(value, "__len__") else
+                f"an object of type {type(value).__name__}"))
+        raise _checks.ArgumentTypeError(
+            f"{name} must be a NumPy array or an array-like of numbers (nested lists); received {kind}. "
+            f"Python generators, iterators and PyDataset / Sequence objects are not supported yet "
+            f"(they come with the data adapters of the model engine): pass arrays, or call train_on_batch "
+            f"on each batch yourself")
+
+
 def _asarray(value, name):
+    _refuse_unsupported_data(value, name)
     try:
         return np.asarray(value)
     except (ValueError, TypeError) as exc:
@@ -786,6 +843,15 @@ def _human_bytes(n):
         if n < 1024 or unit == "GB":
             return f"{n:.2f} {unit}" if unit != "B" else f"{n} B"
         n /= 1024
+
+
+def _from_logits(layer, dz):
+    """The backward of `layer`'s record when the loss sent `dz` to its logits (plus, through the
+    activation, any gradient its output also received)."""
+    def backward(ctx, grad, need_input_grad):
+        g = dz if grad is None else dz + layer._activation_grad(ctx, grad)
+        return layer._backward_from_logits(ctx, g, need_input_grad)
+    return backward
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):

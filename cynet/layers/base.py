@@ -1,17 +1,20 @@
 """Layer: the Keras-style base class every cynet layer derives from.
 
-A layer owns Variables (`add_weight`), builds them from the first input's shape, computes its
-output in `call(inputs, training)` and, after a call, its input gradient in `backward(grad)`,
-storing each trainable Variable's gradient in `variable.grad`. Layers hold no pixel or timestep
-loops: those live in `cynet.kernels`.
+A layer owns Variables (`add_weight`), builds them from the first input's shape and computes its
+output in `call(inputs, training)`. It holds configuration and variables only: a built-in layer's
+`_forward(ctx, inputs, training)` keeps what its backward needs in the call's own context, which
+the active tape (`cynet.tape`) records, and `_backward(ctx, grad, need_input_grad)` adds each
+trainable Variable's gradient to `variable.grad`. Layers hold no pixel or timestep loops: those
+live in `cynet.kernels`.
 """
 import collections
+import inspect
 import numbers
 import re
 
 import numpy as np
 
-from .. import activations, initializers, regularizers
+from .. import activations, initializers, regularizers, tape as _tape
 from ..kernels import _checks
 from ..variables import Variable
 
@@ -107,10 +110,6 @@ class Layer:
         input_shape: shape of one sample (no batch axis), for the first layer of a Sequential model.
     """
 
-    # False while a model backpropagates into its first layer for training: `backward` may then
-    # skip the input gradient (and return None). Set by Sequential.backward before each call.
-    _needs_input_grad = True
-
     # What inputs a built layer takes (Keras's InputSpec, checked at each call): an exact ndim
     # (batch axis included) or at least one, whether empty inputs are refused (layers whose
     # kernels need data), and, set by `build`, the sizes of the axes its weights fix.
@@ -142,7 +141,6 @@ class Layer:
         self._input_shape_arg = None if input_shape is None else _shape_tuple(input_shape, "input_shape")
         self._input_axes = {}    # axis -> size its weights fix, set by build
         self._built_ndim = None  # the ndim its weights fix, set by build where binding
-        self._output_seen = None
         self._trainable_vars = []
         self._non_trainable_vars = []
         self._regularized = []
@@ -211,9 +209,10 @@ class Layer:
         return [float(reg(var.value)) for var, reg in self._regularized]
 
     def _add_regularization_gradients(self):
+        """Add the penalties' gradients (once per backward pass: the tape calls it)."""
         for var, reg in self._regularized:
             if var.grad is not None:
-                var.grad += reg.gradient(var.value).astype(var.dtype, copy=False)
+                var.grad = var.grad + reg.gradient(var.value).astype(var.dtype, copy=False)
 
     # ------------------------------------------------------------------ calling
     def build(self, input_shape):
@@ -228,15 +227,57 @@ class Layer:
             self.input_shape = input_shape
             self.output_shape = self.compute_output_shape(input_shape)
 
-    def __call__(self, inputs, training=False):
+    def _maybe_build_for(self, input_shape):
+        """Build for `input_shape` if not built; return (and remember) the output shape."""
+        self._maybe_build(input_shape)
+        self.output_shape = self.compute_output_shape(tuple(input_shape))
+        return self.output_shape
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # A layer with its own backward (`_forward` / `_backward`) records each call on the tape;
+        # any other layer composes layers (or is the identity) and its inner calls record themselves.
+        cls._fused = cls._forward is not Layer._forward
+        try:
+            params = inspect.signature(cls.call).parameters
+        except (TypeError, ValueError):
+            params = {}
+        cls._call_takes_training = "training" in params or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+    _fused = False
+    _call_takes_training = True
+
+    def __call__(self, inputs, training=False, **kwargs):
+        tape = _tape.active()
+        if tape is None:   # a top-level call: its own tape, kept as this thread's last call of the layer
+            tape = _tape.Tape()
+            with _tape.recording(tape):
+                taken, outputs = self._invoke(tape, inputs, training, kwargs)
+            _tape.set_last_call(self, tape, taken, outputs)
+            return outputs
+        return self._invoke(tape, inputs, training, kwargs)[1]
+
+    def _invoke(self, tape, inputs, training, kwargs):
+        """Run one call on `tape`: (the flat tuple of inputs as the call took them, its outputs)."""
         x = self._convert_input(inputs)
         self._check_input(x)
         self._maybe_build((None,) + x.shape[1:])
-        return self._seen(self.call(x, training=bool(training)))
+        training = bool(training)
+        if not self._fused:
+            if self._call_takes_training:
+                kwargs["training"] = training
+            return (x,), self.call(x, **kwargs)
+        ctx = _tape.Context()
+        y = self._forward(ctx, x, training, **kwargs)
+        if tape is not _tape.NO_RECORD:
+            multi = isinstance(y, list)
+            tape.record(self, ctx, (x,), tuple(y) if multi else (y,), False, multi)
+        return (x,), y
 
-    def forward(self, inputs, training=False):
-        """Same as calling the layer: forward pass that remembers what `backward` needs."""
-        return self(inputs, training=training)
+    def forward(self, inputs, training=False, **kwargs):
+        """Same as calling the layer (the manual loop's name for it): `backward` then runs on this call."""
+        return self(inputs, training=training, **kwargs)
 
     def _who(self):
         return f"{type(self).__name__} '{self.name}'"
@@ -272,47 +313,59 @@ class Layer:
                     raise ValueError(f"{self._who()}: inputs must have size {size} on axis {axis} (the layer was "
                                      f"built for input shape {self.input_shape}); received shape {x.shape}")
 
-    def _seen(self, outputs):
-        """Remember the shapes of the last call's outputs, which `backward` checks its grad against."""
+    def _seeds(self, grad, outputs):
+        """[(output, its gradient)] for `grad`, the gradient of the last call's output(s), as arrays
+        of the layer's dtype. Refuses (naming `grad`) a grad whose shape is not the output's, or
+        that is not real: NumPy would broadcast a wrong shape into a silently wrong gradient."""
         if isinstance(outputs, (list, tuple)):
-            self._output_seen = [np.shape(o) for o in outputs]
-        else:
-            self._output_seen = np.shape(outputs)
-        return outputs
-
-    def _grad_in(self, grad):
-        """`grad`, the gradient of the last call's output(s), as arrays of the layer's dtype.
-
-        Refuses (naming `grad`) a grad whose shape is not the output's, or that is not real:
-        NumPy would broadcast a wrong shape into a silently wrong gradient.
-        """
-        if self._output_seen is None:
-            raise RuntimeError(f"{self._who()}: backward() needs a forward call first (layer(inputs))")
-        if isinstance(self._output_seen, list):
-            if not isinstance(grad, (list, tuple)) or len(grad) != len(self._output_seen):
-                raise ValueError(f"{self._who()}: grad must be a list of {len(self._output_seen)} arrays, one per "
+            if not isinstance(grad, (list, tuple)) or len(grad) != len(outputs):
+                raise ValueError(f"{self._who()}: grad must be a list of {len(outputs)} arrays, one per "
                                  f"output of the last call; received {type(grad).__name__}")
-            return [self._one_grad(g, s, f"grad[{i}]") for i, (g, s) in enumerate(zip(grad, self._output_seen))]
-        return self._one_grad(grad, self._output_seen, "grad")
+            return [(o, self._one_grad(g, o, f"grad[{i}]"))
+                    for i, (g, o) in enumerate(zip(grad, outputs))]
+        return [(outputs, self._one_grad(grad, outputs, "grad"))]
 
-    def _one_grad(self, grad, shape, what):
+    def _one_grad(self, grad, output, what):
+        shape = np.shape(output)
         g = _checks.as_array(f"{self._who()}: grad", grad)
         if g.dtype.kind not in "biuf":
             raise TypeError(f"{self._who()}: {what} must be a real numeric array; received dtype {g.dtype}")
         if g.shape != tuple(shape):
             raise ValueError(f"{self._who()}: {what} must have the shape of the last call's output {tuple(shape)}; "
                              f"received shape {g.shape}")
-        return np.asarray(g, dtype=self.dtype)
+        return np.asarray(g, dtype=output.dtype if output.dtype.kind == "f" else self.dtype)
 
     def call(self, inputs, training=False):
+        """The layer's output for `inputs` (Keras's `call`; override it to write a layer)."""
+        if self._fused:
+            return self._forward(_tape.Context(), inputs, bool(training))
         return inputs
 
-    def backward(self, grad):
-        """Gradient with respect to the last call's input, given the gradient of its output.
+    def _forward(self, ctx, inputs, training):
+        """Built-in layers with their own backward: the output, keeping in `ctx` what `_backward` needs."""
+        raise NotImplementedError
 
-        Stores the gradients of trainable weights in `variable.grad`.
-        """
+    def _backward(self, ctx, grad, need_input_grad):
+        """The input gradient of the call whose context is `ctx`, given its output's gradient (None
+        when `need_input_grad` is False); adds each trainable variable's gradient with `_add_grad`."""
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def backward(self, grad, input_gradient=True):
+        """The gradient with respect to the input of this thread's last call of the layer, given
+        the gradient of its output (a list, one per output, for a layer with several outputs).
+
+        Sets each trainable variable's `grad` to its gradient. With `input_gradient=False`, only
+        the variables' gradients are computed and None is returned. A call with several inputs
+        (a recurrent layer given `initial_state`) gets a list, one gradient per input.
+        """
+        last = _tape.last_call(self)
+        if last is None:
+            raise RuntimeError(f"{self._who()}: backward() needs a forward call first (layer(inputs))")
+        tape, inputs, outputs = last
+        grads = tape.backward(self._seeds(grad, outputs), inputs if input_gradient else ())
+        if not input_gradient:
+            return None
+        return grads[0] if len(inputs) == 1 else grads
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -344,3 +397,8 @@ def _shape_tuple(shape, name):
                                                 and 1 <= s < _checks.INT_LIMIT) for s in entries):
         raise ValueError(f"{name} must be a tuple of positive integers (None for unknown); received {name}={shape!r}")
     return tuple(None if s is None else int(s) for s in entries)
+
+
+def add_grad(variable, grad):
+    """Add `grad` to `variable.grad` (a layer used twice gets the sum of both calls' gradients)."""
+    variable.grad = grad if variable.grad is None else variable.grad + grad

@@ -3,7 +3,7 @@ import numbers
 
 from .. import activations, initializers, kernels, regularizers
 from ..kernels import _checks
-from .base import Layer, set_kernel_options
+from .base import Layer, add_grad, set_kernel_options
 from .core import ActivationMixin
 
 
@@ -63,20 +63,19 @@ class Conv2D(ActivationMixin, Layer):
         except ValueError as exc:
             raise ValueError(f"{self._who()}: inputs of shape {tuple(input_shape)} do not fit: {exc}") from None
 
-    def call(self, inputs, training=False):
+    def _forward(self, ctx, inputs, training):
         self.compute_output_shape(inputs.shape)
-        self._inputs = inputs
+        ctx.inputs = inputs
         z = kernels.conv2d_forward(inputs, self.kernel.value, self.bias.value if self.use_bias else None,
                                    **self._conv_args())
-        return self._activate(z)
+        return self._activate(ctx, z)
 
-    def backward_from_logits(self, grad_logits):
-        dx, dk, db = kernels.conv2d_backward(grad_logits, self._inputs, self.kernel.value, use_bias=self.use_bias,
-                                             compute_dx=self._needs_input_grad, **self._conv_args())
-        self.kernel.grad = dk
+    def _backward_from_logits(self, ctx, grad_logits, need_input_grad):
+        dx, dk, db = kernels.conv2d_backward(grad_logits, ctx.inputs, self.kernel.value, use_bias=self.use_bias,
+                                             compute_dx=need_input_grad, **self._conv_args())
+        add_grad(self.kernel, dk)
         if self.use_bias:
-            self.bias.grad = db
-        self._add_regularization_gradients()
+            add_grad(self.bias, db)
         return dx
 
     def get_config(self):

@@ -6,7 +6,7 @@ import numpy as np
 from .. import activations
 from ..kernels import _checks
 from ..utils.rng import make_rng
-from .base import Layer, _shape_tuple, check_activation, check_real, set_kernel_options
+from .base import Layer, _shape_tuple, add_grad, check_activation, check_real, set_kernel_options
 
 
 class InputLayer(Layer):
@@ -27,12 +27,6 @@ class InputLayer(Layer):
         self.shape = (batch_size,) + self._input_shape_arg
         self.batch_size = batch_size
 
-    def call(self, inputs, training=False):
-        return inputs
-
-    def backward(self, grad):
-        return self._grad_in(grad)
-
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype.name, "shape": list(self._input_shape_arg),
                 "batch_size": self.batch_size}
@@ -44,26 +38,27 @@ def Input(shape=None, batch_size=None, dtype=None, name=None):
 
 
 class ActivationMixin:
-    """For layers that end in an activation: caches the pre-activation `logits` and lets a loss
-    that fuses with this activation send its gradient straight to them."""
+    """For layers that end in an activation: the call's context keeps the pre-activation `logits`,
+    and a loss that fuses with this activation sends its gradient straight to them
+    (`_backward_from_logits`)."""
 
-    def _activate(self, z):
-        self.logits = z
+    def _activate(self, ctx, z):
+        ctx.logits = z
         try:
-            self._activated = self.activation(z) if self.activation is not activations.linear else z
+            ctx.activated = self.activation(z) if self.activation is not activations.linear else z
         except ValueError as exc:  # the kernel names its own argument (x): say which layer and input
             raise ValueError(f"{self._who()}: the activation of inputs of shape {z.shape} failed: {exc}") from None
-        return self._activated
+        return ctx.activated
 
-    def _activation_grad(self, grad):
+    def _activation_grad(self, ctx, grad):
         if self.activation is activations.linear:
             return grad
-        return self.activation.backward(grad, self.logits, self._activated)
+        return self.activation.backward(grad, ctx.logits, ctx.activated)
 
-    def backward(self, grad):
-        return self.backward_from_logits(self._activation_grad(self._grad_in(grad)))
+    def _backward(self, ctx, grad, need_input_grad):
+        return self._backward_from_logits(ctx, self._activation_grad(ctx, grad), need_input_grad)
 
-    def backward_from_logits(self, grad_logits):
+    def _backward_from_logits(self, ctx, grad_logits, need_input_grad):
         raise NotImplementedError
 
 
@@ -99,25 +94,24 @@ class Dense(ActivationMixin, Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def call(self, inputs, training=False):
+    def _forward(self, ctx, inputs, training):
         if inputs.shape[-1] != self.kernel.shape[0]:
             raise ValueError(f"Dense '{self.name}' expects inputs with last axis {self.kernel.shape[0]}; "
                              f"received shape {inputs.shape}")
-        self._inputs = inputs
+        ctx.inputs = inputs
         z = inputs @ self.kernel.value
         if self.use_bias:
             z += self.bias.value
-        return self._activate(z)
+        return self._activate(ctx, z)
 
-    def backward_from_logits(self, grad_logits):
-        x = self._inputs
+    def _backward_from_logits(self, ctx, grad_logits, need_input_grad):
+        x = ctx.inputs
         x2 = x.reshape(-1, x.shape[-1])
         g2 = grad_logits.reshape(-1, self.units)
-        self.kernel.grad = x2.T @ g2
+        add_grad(self.kernel, x2.T @ g2)
         if self.use_bias:
-            self.bias.grad = g2.sum(axis=0)
-        self._add_regularization_gradients()
-        return grad_logits @ self.kernel.value.T if self._needs_input_grad else None
+            add_grad(self.bias, g2.sum(axis=0))
+        return grad_logits @ self.kernel.value.T if need_input_grad else None
 
     def get_config(self):
         from .. import initializers, regularizers
@@ -138,10 +132,10 @@ class Activation(ActivationMixin, Layer):
         super().__init__(**kwargs)
         self.activation = check_activation("activation", activation)
 
-    def call(self, inputs, training=False):
-        return self._activate(inputs)
+    def _forward(self, ctx, inputs, training):
+        return self._activate(ctx, inputs)
 
-    def backward_from_logits(self, grad_logits):
+    def _backward_from_logits(self, ctx, grad_logits, need_input_grad):
         return grad_logits
 
     def get_config(self):
@@ -161,11 +155,8 @@ class ReLU(ActivationMixin, Layer):
         self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
         self.activation = activations._ReLU(negative_slope, max_value, threshold)
 
-    def call(self, inputs, training=False):
-        return self._activate(inputs)
-
-    def backward_from_logits(self, grad_logits):
-        return grad_logits
+    _forward = Activation._forward
+    _backward_from_logits = Activation._backward_from_logits
 
     def get_config(self):
         return {**Layer.get_config(self), "max_value": self.max_value, "negative_slope": self.negative_slope,
@@ -231,21 +222,20 @@ class Dropout(Layer):
             raise ValueError(f"{self._who()}: noise_shape={self.noise_shape} does not broadcast to inputs of shape "
                              f"{x.shape} (one entry per axis, each None, 1 or the input's size)")
 
-    def call(self, inputs, training=False):
+    def _forward(self, ctx, inputs, training):
         if not training or self.rate == 0.0:
-            self._mask = None
+            ctx.mask = None
             return inputs
         shape = inputs.shape
         if self.noise_shape is not None:
             shape = tuple(s if n is None else n for s, n in zip(inputs.shape, self.noise_shape))
         rng = self._rng if self._rng is not None else make_rng(None)
         keep = rng.random(shape, dtype=inputs.dtype) >= self.rate
-        self._mask = keep * inputs.dtype.type(1.0 / (1.0 - self.rate))
-        return inputs * self._mask
+        ctx.mask = keep * inputs.dtype.type(1.0 / (1.0 - self.rate))
+        return inputs * ctx.mask
 
-    def backward(self, grad):
-        grad = self._grad_in(grad)
-        return grad if self._mask is None else grad * self._mask
+    def _backward(self, ctx, grad, need_input_grad):
+        return grad if ctx.mask is None else grad * ctx.mask
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
@@ -260,18 +250,17 @@ class Flatten(Layer):
         rest = input_shape[1:]
         return (input_shape[0], None if any(s is None for s in rest) else int(np.prod(rest)))
 
-    def call(self, inputs, training=False):
-        self._shape = inputs.shape
+    def _forward(self, ctx, inputs, training):
+        ctx.shape = inputs.shape
         if self.data_format == "channels_first" and inputs.ndim > 2:
             inputs = np.moveaxis(inputs, 1, -1)
         return inputs.reshape(inputs.shape[0], int(np.prod(inputs.shape[1:])))  # (-1 fails for an empty batch)
 
-    def backward(self, grad):
-        grad = self._grad_in(grad)
-        if self.data_format == "channels_first" and len(self._shape) > 2:
-            s = self._shape
+    def _backward(self, ctx, grad, need_input_grad):
+        s = ctx.shape
+        if self.data_format == "channels_first" and len(s) > 2:
             return np.moveaxis(grad.reshape((s[0],) + s[2:] + (s[1],)), -1, 1)
-        return grad.reshape(self._shape)
+        return grad.reshape(s)
 
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format}
@@ -299,8 +288,8 @@ class Reshape(Layer):
             return (input_shape[0],) + tuple(total // known if s == -1 else s for s in self.target_shape)
         return (input_shape[0],) + self.target_shape
 
-    def call(self, inputs, training=False):
-        self._shape = inputs.shape
+    def _forward(self, ctx, inputs, training):
+        ctx.shape = inputs.shape
         size = int(np.prod(inputs.shape[1:]))
         known = int(np.prod([s for s in self.target_shape if s != -1]))
         target = self.target_shape
@@ -311,8 +300,8 @@ class Reshape(Layer):
                              f"to target_shape={self.target_shape}")
         return inputs.reshape((inputs.shape[0],) + target)
 
-    def backward(self, grad):
-        return self._grad_in(grad).reshape(self._shape)
+    def _backward(self, ctx, grad, need_input_grad):
+        return grad.reshape(ctx.shape)
 
     def get_config(self):
         return {**super().get_config(), "target_shape": list(self.target_shape)}

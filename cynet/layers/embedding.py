@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import initializers, regularizers
 from ..kernels import _checks
-from .base import Layer, check_flag, check_initializer, check_regularizer
+from .base import Layer, add_grad, check_flag, check_initializer, check_regularizer
 
 
 class Embedding(Layer):
@@ -47,16 +47,14 @@ class Embedding(Layer):
         idx = idx.astype(np.intp, copy=False)
         return idx
 
-    def call(self, inputs, training=False):
-        self._indices = inputs
+    def _forward(self, ctx, inputs, training):
+        ctx.indices = inputs
         return self.embeddings.value[inputs]
 
-    def backward(self, grad):
-        grad = self._grad_in(grad)
+    def _backward(self, ctx, grad, need_input_grad):
         g = np.zeros_like(self.embeddings.value)
-        np.add.at(g, self._indices.reshape(-1), grad.reshape(-1, self.output_dim))
-        self.embeddings.grad = g
-        self._add_regularization_gradients()
+        np.add.at(g, ctx.indices.reshape(-1), grad.reshape(-1, self.output_dim))
+        add_grad(self.embeddings, g)
         return None
 
     def get_config(self):

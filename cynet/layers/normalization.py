@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 
 from .. import initializers, kernels, regularizers
-from .base import Layer, check_flag, check_initializer, check_real, check_regularizer
+from .base import Layer, add_grad, check_flag, check_initializer, check_real, check_regularizer
 
 
 class BatchNormalization(Layer):
@@ -62,40 +62,40 @@ class BatchNormalization(Layer):
     def _from_last(self, a):
         return a if self._axis == a.ndim - 1 else np.moveaxis(a, -1, self._axis)
 
-    def call(self, inputs, training=False):
+    def _forward(self, ctx, inputs, training):
         x = self._to_last(inputs)
         gamma = self.gamma.value if self.scale else None
         beta = self.beta.value if self.center else None
-        self._training = bool(training) and self.trainable
-        if self._training:
-            y, self._mean, self._inv_std = kernels.batch_norm_train_forward(
+        ctx.training = training and self.trainable
+        ctx.x = x
+        if ctx.training:
+            y, ctx.mean, ctx.inv_std = kernels.batch_norm_train_forward(
                 x, gamma, beta, self.moving_mean.value, self.moving_variance.value, momentum=self.momentum,
                 epsilon=self.epsilon)
-            self._x = x
         else:
             y = kernels.batch_norm_inference_forward(x, gamma, beta, self.moving_mean.value,
                                                      self.moving_variance.value, epsilon=self.epsilon)
-            self._x = x
+            ctx.moving_mean = self.moving_mean.value.copy()   # the statistics this call used
+            ctx.moving_variance = self.moving_variance.value.copy()
         return self._from_last(y)
 
-    def backward(self, grad):
-        dy = self._to_last(self._grad_in(grad))
-        if self._training:
+    def _backward(self, ctx, grad, need_input_grad):
+        dy = self._to_last(grad)
+        if ctx.training:
             gamma = self.gamma.value if self.scale else None
-            dx, dgamma, dbeta = kernels.batch_norm_backward(dy, self._x, gamma, self._mean, self._inv_std)
+            dx, dgamma, dbeta = kernels.batch_norm_backward(dy, ctx.x, gamma, ctx.mean, ctx.inv_std)
         else:
             # Inference mode: y = gamma * (x - moving_mean) * inv_std + beta is affine in x.
-            inv_std = (1.0 / np.sqrt(self.moving_variance.value + self.epsilon)).astype(self.dtype)
-            xhat = (self._x - self.moving_mean.value) * inv_std
+            inv_std = (1.0 / np.sqrt(ctx.moving_variance + self.epsilon)).astype(self.dtype)
+            xhat = (ctx.x - ctx.moving_mean) * inv_std
             axes = tuple(range(dy.ndim - 1))
             dgamma = (dy * xhat).sum(axis=axes)
             dbeta = dy.sum(axis=axes)
             dx = dy * (inv_std * (self.gamma.value if self.scale else 1))
         if self.scale:
-            self.gamma.grad = dgamma
+            add_grad(self.gamma, dgamma)
         if self.center:
-            self.beta.grad = dbeta
-        self._add_regularization_gradients()
+            add_grad(self.beta, dbeta)
         return self._from_last(dx)
 
     def get_config(self):

@@ -39,24 +39,24 @@ class _Pooling2D(Layer):
 class MaxPooling2D(_Pooling2D):
     """Max pooling; backward routes each gradient to its window's first maximum."""
 
-    def call(self, inputs, training=False):
-        self._input_shape = inputs.shape
-        y, self._argmax = kernels.max_pool2d_forward(inputs, **self._args())
+    def _forward(self, ctx, inputs, training):
+        ctx.shape = inputs.shape
+        y, ctx.argmax = kernels.max_pool2d_forward(inputs, **self._args())
         return y
 
-    def backward(self, grad):
-        return kernels.max_pool2d_backward(self._grad_in(grad), self._argmax, self._input_shape, **self._args())
+    def _backward(self, ctx, grad, need_input_grad):
+        return kernels.max_pool2d_backward(grad, ctx.argmax, ctx.shape, **self._args())
 
 
 class AveragePooling2D(_Pooling2D):
     """Average pooling; with padding="same" the padded cells are excluded from each average."""
 
-    def call(self, inputs, training=False):
-        self._input_shape = inputs.shape
+    def _forward(self, ctx, inputs, training):
+        ctx.shape = inputs.shape
         return kernels.avg_pool2d_forward(inputs, **self._args())
 
-    def backward(self, grad):
-        return kernels.avg_pool2d_backward(self._grad_in(grad), self._input_shape, **self._args())
+    def _backward(self, ctx, grad, need_input_grad):
+        return kernels.avg_pool2d_backward(grad, ctx.shape, **self._args())
 
 
 class _GlobalPooling2D(Layer):
@@ -77,11 +77,11 @@ class _GlobalPooling2D(Layer):
             return (input_shape[0], c)
         return (input_shape[0], 1, 1, c) if self.data_format == "channels_last" else (input_shape[0], c, 1, 1)
 
-    def _shape_out(self, y):
-        return y.reshape((y.shape[0],) + self.compute_output_shape(self._input_shape)[1:]) if self.keepdims else y
+    def _shape_out(self, y, input_shape):
+        return y.reshape((y.shape[0],) + self.compute_output_shape(input_shape)[1:]) if self.keepdims else y
 
-    def _grad_flat(self, grad):
-        grad = self._grad_in(grad)
+    @staticmethod
+    def _grad_flat(grad):
         return grad.reshape(grad.shape[0], -1)
 
     def get_config(self):
@@ -89,23 +89,22 @@ class _GlobalPooling2D(Layer):
 
 
 class GlobalAveragePooling2D(_GlobalPooling2D):
-    def call(self, inputs, training=False):
-        self._input_shape = inputs.shape
-        return self._shape_out(kernels.global_avg_pool2d_forward(inputs, data_format=self.data_format))
+    def _forward(self, ctx, inputs, training):
+        ctx.shape = inputs.shape
+        return self._shape_out(kernels.global_avg_pool2d_forward(inputs, data_format=self.data_format), inputs.shape)
 
-    def backward(self, grad):
-        return kernels.global_avg_pool2d_backward(self._grad_flat(grad), self._input_shape,
-                                                  data_format=self.data_format)
+    def _backward(self, ctx, grad, need_input_grad):
+        return kernels.global_avg_pool2d_backward(self._grad_flat(grad), ctx.shape, data_format=self.data_format)
 
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
-    def call(self, inputs, training=False):
-        self._input_shape = inputs.shape
-        y, self._argmax = kernels.global_max_pool2d_forward(inputs, data_format=self.data_format)
-        return self._shape_out(y)
+    def _forward(self, ctx, inputs, training):
+        ctx.shape = inputs.shape
+        y, ctx.argmax = kernels.global_max_pool2d_forward(inputs, data_format=self.data_format)
+        return self._shape_out(y, inputs.shape)
 
-    def backward(self, grad):
-        return kernels.global_max_pool2d_backward(self._grad_flat(grad), self._argmax, self._input_shape,
+    def _backward(self, ctx, grad, need_input_grad):
+        return kernels.global_max_pool2d_backward(self._grad_flat(grad), ctx.argmax, ctx.shape,
                                                   data_format=self.data_format)
 
 
@@ -129,14 +128,14 @@ class UpSampling2D(Layer):
             return (n, _mul(a, self.size[0]), _mul(b, self.size[1]), c)
         return (n, a, _mul(b, self.size[0]), _mul(c, self.size[1]))
 
-    def call(self, inputs, training=False):
+    def _forward(self, ctx, inputs, training):
         try:
             return kernels.upsampling2d_forward(inputs, size=self.size, data_format=self.data_format)
         except ValueError as exc:
             raise ValueError(f"{self._who()}: inputs of shape {inputs.shape}: {exc}") from None
 
-    def backward(self, grad):
-        return kernels.upsampling2d_backward(self._grad_in(grad), size=self.size, data_format=self.data_format)
+    def _backward(self, ctx, grad, need_input_grad):
+        return kernels.upsampling2d_backward(grad, size=self.size, data_format=self.data_format)
 
     def get_config(self):
         return {**super().get_config(), "size": list(self.size), "data_format": self.data_format,

@@ -5,10 +5,10 @@ Inputs are (batch, timesteps, features). The whole sequence runs in `cynet.kerne
 """
 import numpy as np
 
-from .. import initializers, kernels, regularizers
+from .. import initializers, kernels, regularizers, tape as _tape
 from ..kernels import _checks
 from ..utils.rng import make_rng
-from .base import Layer, check_activation, check_flag, check_initializer, check_real, check_regularizer
+from .base import Layer, add_grad, check_activation, check_flag, check_initializer, check_real, check_regularizer
 
 _KERNEL_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 _KERNEL_RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "tanh", "linear")
@@ -85,11 +85,23 @@ class _RNN(Layer):
     def _n_states(self):
         return 1
 
-    def __call__(self, inputs, training=False, initial_state=None):
+    def _invoke(self, tape, inputs, training, kwargs):
+        """A call: the inputs it takes are the sequence and, when given, the initial states (which
+        then get gradients too)."""
+        initial_state = kwargs.pop("initial_state", None)
+        if kwargs:
+            raise TypeError(f"{self._who()}: unexpected call arguments {sorted(kwargs)}")
         x = self._convert_input(inputs)
         self._check_input(x)
         self._maybe_build((None,) + x.shape[1:])
-        return self._seen(self.call(x, training=bool(training), initial_state=initial_state))
+        states = self._initial_states(initial_state, x.shape[0])
+        ctx = _tape.Context()
+        y = self._forward(ctx, x, bool(training), states)
+        taken = (x,) if initial_state is None else (x, *states)
+        if tape is not _tape.NO_RECORD:
+            multi = isinstance(y, list)
+            tape.record(self, ctx, taken, tuple(y) if multi else (y,), initial_state is not None, multi)
+        return taken, y
 
     def _initial_states(self, initial_state, n):
         count = self._n_states()
@@ -111,50 +123,57 @@ class _RNN(Layer):
         return out
 
     def call(self, inputs, training=False, initial_state=None):
+        x = inputs
+        return self._forward(_tape.Context(), x, bool(training), self._initial_states(initial_state, x.shape[0]))
+
+    def _forward(self, ctx, inputs, training, states0=None):
         if inputs.shape[-1] != self.kernel.shape[0]:
             raise ValueError(f"{type(self).__name__} '{self.name}' expects {self.kernel.shape[0]} features; "
                              f"received shape {inputs.shape}")
         x = inputs[:, ::-1] if self.go_backwards else inputs
-        self._mask = None
+        ctx.mask = None
         if training and self.dropout:
             rng = self._rng if self._rng is not None else make_rng(None)
             keep = rng.random((x.shape[0], 1, x.shape[2]), dtype=x.dtype) >= self.dropout
-            self._mask = keep * x.dtype.type(1.0 / (1.0 - self.dropout))
-            x = x * self._mask
-        self._x = np.ascontiguousarray(x)
-        self._states0 = self._initial_states(initial_state, x.shape[0])
-        hs, final_states = self._forward(self._x, self._states0)
-        self._hs = hs
+            ctx.mask = keep * x.dtype.type(1.0 / (1.0 - self.dropout))
+            x = x * ctx.mask
+        ctx.x = np.ascontiguousarray(x)
+        ctx.states0 = states0 if states0 is not None else [None] * self._n_states()
+        hs, final_states = self._run(ctx, ctx.x, ctx.states0)
+        ctx.hs = hs
         output = hs if self.return_sequences else hs[:, -1]
         if self.return_state:
             return [output] + final_states
         return output
 
-    def backward(self, grad):
-        """`grad`: gradient of the output, or [output, *states] gradients when return_state=True."""
-        grad = self._grad_in(grad)
+    def _backward(self, ctx, grad, need_input_grad):
+        """`grad`: gradient of the output, or [output, *states] gradients when return_state=True.
+        With initial states among the call's inputs, `need_input_grad` is a list and so is the result."""
         if self.return_state:
             grad, state_grads = grad[0], grad[1:]
         else:
             state_grads = [None] * self._n_states()
-        dhs = np.zeros_like(self._hs)
+        need_dx = need_input_grad[0] if isinstance(need_input_grad, list) else need_input_grad
+        dhs = np.zeros_like(ctx.hs)
         if self.return_sequences:
             dhs += grad
         else:
             dhs[:, -1] += grad
         if state_grads[0] is not None:
             dhs[:, -1] += state_grads[0]
-        dx, dk, drk, db, self.initial_state_grads = self._backward(dhs, state_grads[1:])
-        self.kernel.grad = dk
-        self.recurrent_kernel.grad = drk
+        dx, dk, drk, db, dstates = self._run_backward(ctx, dhs, state_grads[1:], need_dx)
+        add_grad(self.kernel, dk)
+        add_grad(self.recurrent_kernel, drk)
         if self.use_bias:
-            self.bias.grad = db
-        self._add_regularization_gradients()
-        if dx is None:   # the model's first layer: no input gradient asked for
-            return None
-        if self._mask is not None:
-            dx = dx * self._mask
-        return dx[:, ::-1] if self.go_backwards else dx
+            add_grad(self.bias, db)
+        if dx is not None:
+            if ctx.mask is not None:
+                dx = dx * ctx.mask
+            if self.go_backwards:
+                dx = dx[:, ::-1]
+        if isinstance(need_input_grad, list):
+            return [dx] + list(dstates)
+        return dx
 
     def _bias(self):
         return self.bias.value if self.use_bias else None
@@ -178,15 +197,15 @@ class SimpleRNN(_RNN):
 
     gates = 1
 
-    def _forward(self, x, states0):
+    def _run(self, ctx, x, states0):
         hs = kernels.simple_rnn_forward(x, self.kernel.value, self.recurrent_kernel.value, self._bias(), states0[0],
                                         activation=self.activation)
         return hs, [hs[:, -1]]
 
-    def _backward(self, dhs, extra_state_grads):
+    def _run_backward(self, ctx, dhs, extra_state_grads, need_dx):
         dx, dk, drk, db, dh0 = kernels.simple_rnn_backward(
-            dhs, self._x, self.kernel.value, self.recurrent_kernel.value, self._states0[0], self._hs,
-            activation=self.activation, use_bias=self.use_bias, compute_dx=self._needs_input_grad)
+            dhs, ctx.x, self.kernel.value, self.recurrent_kernel.value, ctx.states0[0], ctx.hs,
+            activation=self.activation, use_bias=self.use_bias, compute_dx=need_dx)
         return dx, dk, drk, db, [dh0]
 
 
@@ -216,21 +235,20 @@ class LSTM(_RNN):
                                    base((2 * units,), dtype=dtype)])
         return init
 
-    def _forward(self, x, states0):
+    def _run(self, ctx, x, states0):
         hs, cs, gates = kernels.lstm_forward(x, self.kernel.value, self.recurrent_kernel.value, self._bias(),
                                              states0[0], states0[1], activation=self.activation,
                                              recurrent_activation=self.recurrent_activation)
-        self._cs, self._gates = cs, gates
+        ctx.cs, ctx.gates = cs, gates
         return hs, [hs[:, -1], cs[:, -1]]
 
-    def _backward(self, dhs, extra_state_grads):
+    def _run_backward(self, ctx, dhs, extra_state_grads, need_dx):
         dc_last = None if not extra_state_grads or extra_state_grads[0] is None else \
             np.asarray(extra_state_grads[0], dtype=self.dtype)
         dx, dk, drk, db, dh0, dc0 = kernels.lstm_backward(
-            dhs, dc_last, self._x, self.kernel.value, self.recurrent_kernel.value, self._states0[0],
-            self._states0[1], self._hs, self._cs, self._gates, activation=self.activation,
-            recurrent_activation=self.recurrent_activation, use_bias=self.use_bias,
-            compute_dx=self._needs_input_grad)
+            dhs, dc_last, ctx.x, self.kernel.value, self.recurrent_kernel.value, ctx.states0[0],
+            ctx.states0[1], ctx.hs, ctx.cs, ctx.gates, activation=self.activation,
+            recurrent_activation=self.recurrent_activation, use_bias=self.use_bias, compute_dx=need_dx)
         return dx, dk, drk, db, [dh0, dc0]
 
     def get_config(self):
@@ -254,17 +272,17 @@ class GRU(_RNN):
     def _bias_shape(self):
         return (2, 3 * self.units)
 
-    def _forward(self, x, states0):
-        hs, self._cache = kernels.gru_forward(x, self.kernel.value, self.recurrent_kernel.value, self._bias(),
+    def _run(self, ctx, x, states0):
+        hs, ctx.cache = kernels.gru_forward(x, self.kernel.value, self.recurrent_kernel.value, self._bias(),
                                               states0[0], activation=self.activation,
                                               recurrent_activation=self.recurrent_activation)
         return hs, [hs[:, -1]]
 
-    def _backward(self, dhs, extra_state_grads):
+    def _run_backward(self, ctx, dhs, extra_state_grads, need_dx):
         dx, dk, drk, db, dh0 = kernels.gru_backward(
-            dhs, self._x, self.kernel.value, self.recurrent_kernel.value, self._states0[0], self._hs, self._cache,
+            dhs, ctx.x, self.kernel.value, self.recurrent_kernel.value, ctx.states0[0], ctx.hs, ctx.cache,
             activation=self.activation, recurrent_activation=self.recurrent_activation, use_bias=self.use_bias,
-            compute_dx=self._needs_input_grad)
+            compute_dx=need_dx)
         return dx, dk, drk, db, [dh0]
 
     def get_config(self):

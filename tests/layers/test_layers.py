@@ -1,12 +1,14 @@
 """Every layer: output shape, weights in Keras layout, config round trip, NumPy reference output,
 and float64 gradient checks on both kernel backends."""
 import numpy as np
+
+from cynet.testing import numerical_gradient
 import pytest
 
 import cynet
 import cynet.kernels as K
 from cynet import layers
-from cynet.testing import check_layer_gradients
+from cynet.testing import check_layer_gradients, numerical_gradient
 
 
 def _x(rng, *shape):
@@ -173,8 +175,13 @@ def test_rnn_return_state_and_initial_state(rng):
     seq, h, c = lstm(x, initial_state=[h0, c0])
     np.testing.assert_allclose(seq[:, -1], h)
     assert seq.shape == (2, 4, 3) and c.shape == (2, 3)
-    dx = lstm.backward([np.ones_like(seq), np.ones_like(h), np.ones_like(c)])
-    assert dx.shape == x.shape and len(lstm.initial_state_grads) == 2
+    dx, dh0, dc0 = lstm.backward([np.ones_like(seq), np.ones_like(h), np.ones_like(c)])
+    assert dx.shape == x.shape and dh0.shape == h0.shape and dc0.shape == c0.shape
+
+    def total():
+        return sum(float(np.sum(o)) for o in lstm(x, initial_state=[h0, c0]))
+    np.testing.assert_allclose(dh0, numerical_gradient(total, h0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dc0, numerical_gradient(total, c0), rtol=1e-6, atol=1e-8)
     with pytest.raises(ValueError, match="initial_state"):
         lstm(x, initial_state=[h0])
 

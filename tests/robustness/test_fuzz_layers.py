@@ -416,9 +416,11 @@ def run_layer(spec, run, backend):
             y_copy = _copy(y)
             phase = "backward"
             dx = layer.backward(run.grad(y))
+            state_grads = None
+            if states is not None:   # a call given initial states gets one gradient per input
+                dx, state_grads = dx[0], _copy(dx[1:])
             grads = [_copy(v.grad) for v in layer.trainable_weights]
             after = [_copy(v.value) for v in layer.weights]
-            state_grads = _copy(getattr(layer, "initial_state_grads", None)) if states is not None else None
         except BaseException as exc:  # noqa: BLE001 - judged by the caller (MemoryError is a failure)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
