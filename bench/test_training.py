@@ -6,7 +6,10 @@ the usual loop (shuffle, zero_grad, backward, step). Float32, random data of the
 
 Workloads: the MNIST MLP 784-400-400-400-10 (leaky ReLU, dropout 0.2) on 10,000 samples, batch
 64; the small MNIST CNN of cynet.examples.mnist_cnn, same data; a character LSTM(256) +
-Dense(43) on one-hot windows of 60 steps, batch 25, 100 batches. Adam everywhere.
+Dense(43) on one-hot windows of 60 steps, batch 25, 100 batches; and, to measure the per-batch
+Python overhead of the engine (each layer call recorded on the tape, the reverse walk), a tiny MLP
+of 20 Dense(8) layers on 4,096 samples of 8 features, batch 32 (128 steps whose arithmetic is
+negligible). Adam everywhere.
 """
 import numpy as np
 import pytest
@@ -18,11 +21,13 @@ from cynet.examples import mnist_cnn, mnist_mlp
 
 N_MNIST, BATCH_MNIST = 10_000, 64
 VOCAB, STEPS, UNITS, BATCH_CHAR, BATCHES_CHAR = 43, 60, 256, 25, 100
+N_TINY, BATCH_TINY, DEPTH_TINY = 4096, 32, 20
 
 GROUPS = {
     "mlp": f"epoch mlp 784-400x3-10 N{N_MNIST} batch {BATCH_MNIST}",
     "cnn": f"epoch small cnn N{N_MNIST} batch {BATCH_MNIST}",
     "char_lstm": f"epoch char lstm({UNITS}) T{STEPS} batch {BATCH_CHAR} x{BATCHES_CHAR}",
+    "tiny20": f"epoch tiny mlp 20x Dense(8) N{N_TINY} batch {BATCH_TINY}",
 }
 
 
@@ -32,6 +37,8 @@ def _data(workload):
         y = rng.integers(0, VOCAB, (BATCH_CHAR * BATCHES_CHAR, STEPS))
         x = np.eye(VOCAB, dtype=np.float32)[rng.integers(0, VOCAB, y.shape)]
         return x, y, BATCH_CHAR
+    if workload == "tiny20":
+        return rng.random((N_TINY, 8), dtype=np.float32), rng.integers(0, 4, N_TINY), BATCH_TINY
     x = rng.random((N_MNIST, 28, 28, 1), dtype=np.float32)
     if workload == "mlp":
         x = x.reshape(N_MNIST, 784)
@@ -43,6 +50,10 @@ def _cynet_model(workload):
         return mnist_mlp.build_model()
     if workload == "cnn":
         return mnist_cnn.build_model()
+    if workload == "tiny20":
+        return cynet.Sequential([cynet.Input(shape=(8,))]
+                                + [layers.Dense(8, activation="relu") for _ in range(DEPTH_TINY - 1)]
+                                + [layers.Dense(4, activation="softmax")])
     return cynet.Sequential([cynet.Input(shape=(STEPS, VOCAB)), layers.LSTM(UNITS, return_sequences=True),
                              layers.Dense(VOCAB, activation="softmax")])
 
@@ -74,6 +85,9 @@ def _torch_model(torch, workload):
         return nn.Sequential(nn.Conv2d(1, 32, 6, stride=2, padding=2), leaky(), nn.AvgPool2d(2),
                              nn.Conv2d(32, 32, 3, stride=2, padding=1), leaky(), nn.AvgPool2d(2),
                              nn.Flatten(), nn.Linear(128, 100), leaky(), nn.BatchNorm1d(100), nn.Linear(100, 10))
+    if workload == "tiny20":
+        hidden = [m for _ in range(DEPTH_TINY - 1) for m in (nn.Linear(8, 8), nn.ReLU())]
+        return nn.Sequential(*hidden, nn.Linear(8, 4))
 
     class CharLSTM(nn.Module):
         def __init__(self):

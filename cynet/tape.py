@@ -65,7 +65,7 @@ class Record:
         self.outputs = outputs
         self.multi_in = multi_in
         self.multi_out = multi_out
-        self.trainable = bool(layer.trainable_weights)
+        self.trainable = bool(layer.trainable and layer._trainable_vars)
 
     def run_backward(self, grads, need):
         """The input gradients (a list, one per input; None where not needed) from the output ones."""
@@ -105,7 +105,8 @@ class Tape:
             need = [id(x) in required for x in rec.inputs]
             needs.append(need)
             if rec.trainable or True in need:
-                required.update(id(y) for y in rec.outputs)
+                for y in rec.outputs:
+                    required.add(id(y))
         return needs
 
     def backward(self, seeds, sources=(), replace=None):
@@ -114,52 +115,55 @@ class Tape:
         seeds: pairs (array, gradient of the loss with respect to it): the outputs the loss read.
         sources: arrays (inputs of the recorded calls) whose gradients to return (None for one no
             gradient reached).
-        replace: optional {record: function(ctx, output grads or None, need) -> input grads}, a
-            backward to run instead of the record's own (the loss fused with the last activation).
+        replace: optional {record: function(ctx, output grad(s) or None, need) -> input grad(s)},
+            a backward to run instead of the record's own (the loss fused with the last activation).
 
         Each trainable variable of a recorded layer ends with `grad` set to the sum of its
         gradients over the calls on this tape (None when no gradient reached it); each layer's
         regularization gradients are added once.
         """
+        records = self.records
         needs = self._needs(sources)
-        layers = {}
-        for rec in self.records:
-            layers[id(rec.layer)] = rec.layer
-        for layer in layers.values():
-            for v in layer.trainable_weights:
-                v.grad = None
+        layers = list({id(rec.layer): rec.layer for rec in records}.values())
+        variables = [v for layer in layers for v in layer.trainable_weights]
+        for v in variables:
+            v.grad = None
         grads = {}
         for array, g in seeds:
             _accumulate(grads, id(array), g)
         replace = replace or {}
-        for rec, need in zip(reversed(self.records), reversed(needs)):
+        for i in range(len(records) - 1, -1, -1):
+            rec = records[i]
+            need = needs[i]
+            special = replace.get(rec) if replace else None
+            if special is None and not (rec.multi_in or rec.multi_out):   # the common case: one in, one out
+                g = grads.pop(id(rec.outputs[0]), None)
+                if g is not None:
+                    dx = rec.layer._backward(rec.ctx, g, need[0])
+                    if need[0] and dx is not None:
+                        _accumulate(grads, id(rec.inputs[0]), dx)
+                continue
             out_grads = [grads.pop(id(y), None) for y in rec.outputs]
-            special = replace.get(rec)
             if special is not None:
                 in_grads = special(rec.ctx, out_grads if rec.multi_out else out_grads[0], need)
                 in_grads = list(in_grads) if rec.multi_in else [in_grads]
             elif all(g is None for g in out_grads):
                 continue
             else:
-                if rec.multi_out:
-                    out_grads = [np.zeros_like(y) if g is None and _is_array(y) else g
+                if rec.multi_out:   # an output no gradient reached (an unused state) contributes zeros
+                    out_grads = [np.zeros_like(y) if g is None and isinstance(y, np.ndarray) else g
                                  for g, y in zip(out_grads, rec.outputs)]
                 in_grads = rec.run_backward(out_grads, need)
             for x, n, g in zip(rec.inputs, need, in_grads):
                 if n and g is not None:
                     _accumulate(grads, id(x), g)
-        for layer in layers.values():
+        for layer in layers:
             layer._add_regularization_gradients()
-        unreached = [v for layer in layers.values() for v in layer.trainable_weights if v.grad is None]
-        if unreached and len(unreached) < sum(len(layer.trainable_weights) for layer in layers.values()):
-            warnings.warn("Gradients do not exist for variables " + str([v.path for v in unreached])
-                          + " when minimizing the loss: their layers' outputs did not reach it through "
-                          "recorded layer calls", stacklevel=3)
+        unreached = [v.path for v in variables if v.grad is None]
+        if unreached:
+            warnings.warn(f"Gradients do not exist for variables {unreached} when minimizing the loss: their "
+                          "layers' outputs did not reach it through recorded layer calls", stacklevel=3)
         return [grads.get(id(s)) for s in sources]
-
-
-def _is_array(a):
-    return isinstance(a, np.ndarray)
 
 
 def _accumulate(grads, key, g):
