@@ -15,6 +15,24 @@ from .core import (  # noqa: F401
     Softmax,
 )
 from .embedding import Embedding  # noqa: F401
+from .merging import (  # noqa: F401
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    dot,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
 from .normalization import BatchNormalization  # noqa: F401
 from .pooling import (  # noqa: F401
     AveragePooling2D,
@@ -33,7 +51,8 @@ _REGISTRY = {
     cls.__name__: cls
     for cls in (InputLayer, Dense, Activation, ReLU, LeakyReLU, ELU, Softmax, Dropout, Flatten, Reshape, Conv2D,
                 MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, UpSampling2D,
-                BatchNormalization, Embedding, SimpleRNN, LSTM, GRU)
+                BatchNormalization, Embedding, SimpleRNN, LSTM, GRU,
+                Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot)
 }
 
 
