@@ -1,6 +1,7 @@
 """Utilities: random seeds, label encoding, progress bars, training-curve plots."""
 import numpy as np
 
+from .py_dataset import PyDataset, Sequence  # noqa: F401
 from .rng import set_random_seed  # noqa: F401
 
 
