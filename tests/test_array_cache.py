@@ -159,12 +159,12 @@ def _cnn():
 FAULTS_SCRIPT = """
 import json, resource, sys
 import numpy as np
-import cynet.models
+import cynet.trainers.trainer
 from cynet._kernels import _memory as mem
 sys.path.insert(0, {here!r})
 from test_array_cache import _cnn
 if sys.argv[1] == "plain":
-    cynet.models.array_cache = lambda: np.errstate()
+    cynet.trainers.trainer.array_cache = lambda: np.errstate()
 rng = np.random.default_rng(0)
 x, y = rng.random((512, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 512)
 model = _cnn()

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from .. import activations, initializers, regularizers, tape as _tape
+from .. import activations, graph as _graph, initializers, regularizers, tape as _tape
 from ..kernels import _checks
 from ..variables import Variable
 
@@ -144,6 +144,7 @@ class Layer:
         self._trainable_vars = []
         self._non_trainable_vars = []
         self._regularized = []
+        self._inbound_nodes = []   # the calls on symbolic tensors (graph structure, not call state)
         self.built = False
         self.input_shape = None
         self.output_shape = None
@@ -165,19 +166,65 @@ class Layer:
             self._regularized.append((var, reg))
         return var
 
+    def __setattr__(self, name, value):
+        # Layers assigned as attributes (also inside lists, tuples and dicts) are tracked, as in
+        # Keras: their weights count as this layer's (a custom layer or subclassed model).
+        if isinstance(value, Layer) or (isinstance(value, (list, tuple, dict)) and (
+                not name.startswith("_") or any(isinstance(v, Layer) for v in
+                                                (value.values() if isinstance(value, dict) else value)))):
+            tracked = self.__dict__.get("_tracked")
+            if tracked is None:
+                tracked = {}
+                object.__setattr__(self, "_tracked", tracked)
+            tracked[name] = None
+        object.__setattr__(self, name, value)
+
+    def _sublayers(self):
+        """The layers tracked on this one (assigned as attributes), in assignment order, once each."""
+        found, seen = [], {id(self)}
+
+        def visit(value):
+            if isinstance(value, Layer):
+                if id(value) not in seen:
+                    seen.add(id(value))
+                    found.append(value)
+            elif isinstance(value, (list, tuple)):
+                for v in value:
+                    visit(v)
+            elif isinstance(value, dict):
+                for v in value.values():
+                    visit(v)
+        for name in self.__dict__.get("_tracked", ()):
+            visit(self.__dict__.get(name))
+        return found
+
+    def _collect(self, own, attribute):
+        out, seen = list(own), {id(v) for v in own}
+        for layer in self._sublayers():
+            for v in getattr(layer, attribute):
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    out.append(v)
+        return out
+
     @property
     def trainable_weights(self):
-        return list(self._trainable_vars) if self.trainable else []
+        if not self.trainable:
+            return []
+        return self._collect(self._trainable_vars, "trainable_weights") if "_tracked" in self.__dict__ \
+            else list(self._trainable_vars)
 
     @property
     def non_trainable_weights(self):
-        if self.trainable:
-            return list(self._non_trainable_vars)
-        return list(self._trainable_vars) + list(self._non_trainable_vars)
+        if not self.trainable:
+            return self.weights
+        return self._collect(self._non_trainable_vars, "non_trainable_weights") if "_tracked" in self.__dict__ \
+            else list(self._non_trainable_vars)
 
     @property
     def weights(self):
-        return list(self._trainable_vars) + list(self._non_trainable_vars)
+        own = self._trainable_vars + self._non_trainable_vars
+        return self._collect(own, "weights") if "_tracked" in self.__dict__ else own
 
     trainable_variables = trainable_weights
     non_trainable_variables = non_trainable_weights
@@ -205,8 +252,9 @@ class Layer:
     # ----------------------------------------------------------- regularization
     @property
     def losses(self):
-        """Regularization penalties of this layer's weights (floats)."""
-        return [float(reg(var.value)) for var, reg in self._regularized]
+        """Regularization penalties of this layer's weights (floats), and of its tracked layers'."""
+        own = [float(reg(var.value)) for var, reg in self._regularized]
+        return own + [p for layer in self._sublayers() for p in layer.losses] if "_tracked" in self.__dict__ else own
 
     def _add_regularization_gradients(self):
         """Add the penalties' gradients (once per backward pass: the tape calls it)."""
@@ -247,8 +295,13 @@ class Layer:
 
     _fused = False
     _call_takes_training = True
+    # A built-in layer whose call takes a list of arrays (merge layers): `_forward` gets the list,
+    # `_backward` gets a list of booleans (which inputs need a gradient) and returns a list.
+    _multi_input = False
 
     def __call__(self, inputs, training=False, **kwargs):
+        if type(inputs) is not np.ndarray and (_graph.any_symbolic(inputs) or _graph.any_symbolic(kwargs)):
+            return self._symbolic_call(inputs, training, kwargs)
         tape = _tape.active()
         if tape is None:   # a top-level call: its own tape, kept as this thread's last call of the layer
             tape = _tape.Tape()
@@ -260,20 +313,94 @@ class Layer:
 
     def _invoke(self, tape, inputs, training, kwargs):
         """Run one call on `tape`: (the flat tuple of inputs as the call took them, its outputs)."""
-        x = self._convert_input(inputs)
-        self._check_input(x)
-        self._maybe_build((None,) + x.shape[1:])
         training = bool(training)
-        if not self._fused:
+        if not self._fused:   # a composite layer: its own call, on inputs of any structure
+            x = _map_arrays(self._convert_input, inputs)
+            self._maybe_build(_map_arrays(lambda a: (None,) + a.shape[1:], x))
             if self._call_takes_training:
                 kwargs["training"] = training
-            return (x,), self.call(x, **kwargs)
+            return tuple(_flat_arrays(x)), self.call(x, **kwargs)
+        if self._multi_input:
+            if not isinstance(inputs, (list, tuple)) or not inputs:
+                raise TypeError(f"{self._who()}: inputs must be a non-empty list of arrays; received "
+                                f"{type(inputs).__name__}")
+            x = [self._convert_input(a) for a in inputs]
+            self._check_inputs(x)
+            self._maybe_build([(None,) + a.shape[1:] for a in x])
+            taken = tuple(x)
+        else:
+            x = self._convert_input(inputs)
+            self._check_input(x)
+            self._maybe_build((None,) + x.shape[1:])
+            taken = (x,)
         ctx = _tape.Context()
         y = self._forward(ctx, x, training, **kwargs)
         if tape is not _tape.NO_RECORD:
             multi = isinstance(y, list)
-            tape.record(self, ctx, (x,), tuple(y) if multi else (y,), False, multi)
-        return (x,), y
+            tape.record(self, ctx, taken, tuple(y) if multi else (y,), self._multi_input, multi)
+        return taken, y
+
+    def _check_inputs(self, xs):
+        """Refuse, naming `inputs`, a list of inputs a multi-input layer cannot take."""
+        for x in xs:
+            self._check_input(x)
+
+    def _symbolic_call(self, inputs, training, kwargs):
+        """Calling on KerasTensors (keras.Input): build for their shapes, work out the output shapes,
+        record a Node, return KerasTensors. No arithmetic runs (but for a composite layer with no
+        compute_output_shape of its own, whose call runs once on a batch of zeros to find them)."""
+        shapes = _graph.map_structure(lambda t: t.shape if _graph.is_symbolic(t) else np.shape(t), inputs)
+        try:
+            if self._fused or type(self).compute_output_shape is not Layer.compute_output_shape:
+                self._maybe_build(shapes)
+                if self._fused:
+                    specs = _graph.map_structure(lambda t: _Spec(np.shape(t) if not _graph.is_symbolic(t)
+                                                                 else t.shape), inputs)
+                    self._check_inputs(specs) if self._multi_input else self._check_input(specs)
+                out_shapes = self.compute_output_shape(shapes)
+            else:
+                out_shapes = self._traced_output_shapes(inputs, training, kwargs)
+        except (ValueError, TypeError, IndexError) as exc:
+            text = str(exc)
+            if self.name not in text:
+                text = f"{self._who()}: cannot be called on inputs of shape {shapes}: {text}"
+            raise type(exc)(text) from None
+        dtype = self._output_dtype()
+        multi = isinstance(out_shapes, list)
+        outputs = [_graph.KerasTensor(s, dtype) for s in (out_shapes if multi else [out_shapes])]
+        _graph.Node(self, inputs, kwargs, outputs if multi else outputs[0])
+        return outputs if multi else outputs[0]
+
+    def _traced_output_shapes(self, inputs, training, kwargs):
+        """Output shapes of a call on zeros shaped like the symbolic inputs (None read as 1)."""
+        def zeros(t):
+            if not _graph.is_symbolic(t):
+                return t
+            return np.zeros(tuple(1 if s is None else s for s in t.shape), dtype=t.dtype)
+        with _tape.recording(_tape.NO_RECORD):
+            out = self(_graph.map_structure(zeros, inputs), training=training,
+                       **_graph.map_structure(zeros, kwargs))
+        shapes = [(None,) + tuple(np.shape(o))[1:] for o in _graph.flatten(out)]
+        return shapes if isinstance(out, (list, tuple)) else shapes[0]
+
+    def _output_dtype(self):
+        return self.dtype.name
+
+    @property
+    def input(self):
+        """The input tensor(s) of the layer's first call on symbolic tensors (Keras's layer.input)."""
+        return self._first_node("input").arguments
+
+    @property
+    def output(self):
+        """The output tensor(s) of the layer's first call on symbolic tensors (Keras's layer.output)."""
+        return self._first_node("output").output_structure
+
+    def _first_node(self, what):
+        if not self._inbound_nodes:
+            raise AttributeError(f"{self._who()} has never been called on symbolic tensors (keras.Input), so it has "
+                                 f"no {what}")
+        return self._inbound_nodes[0]
 
     def forward(self, inputs, training=False, **kwargs):
         """Same as calling the layer (the manual loop's name for it): `backward` then runs on this call."""
@@ -397,6 +524,33 @@ def _shape_tuple(shape, name):
                                                 and 1 <= s < _checks.INT_LIMIT) for s in entries):
         raise ValueError(f"{name} must be a tuple of positive integers (None for unknown); received {name}={shape!r}")
     return tuple(None if s is None else int(s) for s in entries)
+
+
+class _Spec:
+    """A shape standing in for an array when a layer checks symbolic inputs (None: unknown size)."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+        self.ndim = len(self.shape)
+        self.size = int(np.prod([1 if s is None else s for s in self.shape]))
+
+
+def _map_arrays(fn, structure):
+    """fn applied to each array of a nested structure of lists, tuples and dicts (an array-like
+    leaf counts as one array)."""
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(_map_arrays(fn, s) for s in structure)
+    if isinstance(structure, dict):
+        return {k: _map_arrays(fn, v) for k, v in structure.items()}
+    return fn(structure)
+
+
+def _flat_arrays(structure):
+    if isinstance(structure, (list, tuple)):
+        return [a for s in structure for a in _flat_arrays(s)]
+    if isinstance(structure, dict):
+        return [a for v in structure.values() for a in _flat_arrays(v)]
+    return [structure]
 
 
 def add_grad(variable, grad):

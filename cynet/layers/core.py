@@ -10,31 +10,72 @@ from .base import Layer, _shape_tuple, add_grad, check_activation, check_real, s
 
 
 class InputLayer(Layer):
-    """Declares the shape of one sample; `cynet.Input(shape=...)` makes one."""
+    """The layer behind `cynet.Input`: declares the shape (and dtype) of one sample, and holds the
+    symbolic tensor a Functional model starts from (`output`)."""
 
-    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, **kwargs):
+    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, **kwargs):
         if "input_shape" in kwargs:
             if shape is not None:
                 raise ValueError(f"InputLayer takes shape or input_shape, not both; received shape={shape!r} and "
                                  f"input_shape={kwargs['input_shape']!r}")
             shape = kwargs.pop("input_shape")
+        if kwargs.pop("sparse", None):
+            raise ValueError("sparse inputs are not supported")
+        if batch_shape is not None:
+            if shape is not None:
+                raise ValueError(f"InputLayer takes shape or batch_shape, not both; received shape={shape!r} and "
+                                 f"batch_shape={batch_shape!r}")
+            batch_shape = _shape_tuple(batch_shape, "batch_shape")
+            if not batch_shape:
+                raise ValueError("batch_shape must include the batch axis")
+            shape, batch_size = batch_shape[1:], batch_shape[0]
         if shape is None:
             raise ValueError("Input needs shape=, the shape of one sample without the batch axis")
         shape = _shape_tuple(shape, "shape")
         if batch_size is not None:
             batch_size = _checks.positive_int("batch_size", batch_size)
-        super().__init__(name=name, dtype=dtype, input_shape=shape, **kwargs)
+        input_dtype = _input_dtype(dtype)
+        super().__init__(name=name, dtype=input_dtype if input_dtype.kind == "f" else None, input_shape=shape,
+                         **kwargs)
+        self.input_dtype = input_dtype
         self.shape = (batch_size,) + self._input_shape_arg
         self.batch_size = batch_size
+        self.built = True
+        from ..graph import KerasTensor, Node
+        Node(self, [], {}, KerasTensor((None,) + self._input_shape_arg, input_dtype, name=self.name))
+
+    def _output_dtype(self):
+        return self.input_dtype.name
+
+    def _forward(self, ctx, inputs, training):
+        return inputs
+
+    def _backward(self, ctx, grad, need_input_grad):
+        return grad
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.dtype.name, "shape": list(self._input_shape_arg),
+        return {"name": self.name, "dtype": self.input_dtype.name, "shape": list(self._input_shape_arg),
                 "batch_size": self.batch_size}
 
 
-def Input(shape=None, batch_size=None, dtype=None, name=None):
-    """Keras `Input`: the first element of a Sequential model, `Input(shape=(28, 28, 1))`."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name)
+def _input_dtype(dtype):
+    try:
+        dtype = np.dtype("float32" if dtype is None else dtype)
+    except (TypeError, ValueError):
+        raise ValueError(f"dtype must be a NumPy numeric dtype name such as 'float32' or 'int32'; "
+                         f"received dtype={dtype!r}") from None
+    if dtype.kind not in "biuf":
+        raise ValueError(f"dtype must be a numeric dtype such as 'float32' or 'int32'; received dtype={dtype}")
+    return dtype
+
+
+def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None, tensor=None):
+    """Keras `Input`: a symbolic tensor to build a Functional model from (`Input(shape=(28, 28, 1))`),
+    also accepted as the first element of a Sequential model. `dtype="int32"` for index inputs."""
+    if tensor is not None:
+        raise ValueError("Input(tensor=...) is not supported")
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse, batch_shape=batch_shape,
+                      name=name).output
 
 
 class ActivationMixin:
@@ -92,6 +133,9 @@ class Dense(ActivationMixin, Layer):
         self.built = True
 
     def compute_output_shape(self, input_shape):
+        if self.built and input_shape[-1] != self.kernel.shape[0]:
+            raise ValueError(f"Dense '{self.name}' expects inputs with last axis {self.kernel.shape[0]}; "
+                             f"received shape {tuple(input_shape)}")
         return tuple(input_shape[:-1]) + (self.units,)
 
     def _forward(self, ctx, inputs, training):

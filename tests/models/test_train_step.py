@@ -1,5 +1,5 @@
 """Training steps: the first layer skips its input gradient (Sequential.backward still returns it
-when asked); compile refuses loss_weights it would otherwise ignore."""
+when asked); loss_weights scale each output's loss."""
 import numpy as np
 
 import cynet
@@ -60,9 +60,16 @@ def test_backward_returns_the_input_gradient_unless_told_not_to():
     np.testing.assert_allclose(model.layers[0].kernel.grad, x.T @ (g @ w2.T), rtol=1e-5)
 
 
-def test_compile_refuses_loss_weights_it_would_ignore():
-    import pytest
-    model = cynet.Sequential([cynet.Input(shape=(3,)), layers.Dense(2)])
-    model.compile(optimizer="sgd", loss="mse", loss_weights=[1.0])      # the identity is accepted
-    with pytest.raises(NotImplementedError, match="loss_weights=\\[0.5\\] is not supported"):
-        model.compile(optimizer="sgd", loss="mse", loss_weights=[0.5])
+def test_loss_weights_scale_the_loss_and_its_gradients():
+    rng = np.random.default_rng(3)
+    x, y = rng.random((6, 3)).astype(np.float32), rng.random((6, 2)).astype(np.float32)
+    changes, losses = [], []
+    for weight in (1.0, 0.5):
+        cynet.utils.set_random_seed(0)
+        model = cynet.Sequential([cynet.Input(shape=(3,)), layers.Dense(2)])
+        model.compile(optimizer="sgd", loss="mse", loss_weights=[weight])
+        before = model.layers[0].kernel.numpy()
+        losses.append(model.train_on_batch(x, y))
+        changes.append(model.layers[0].kernel.numpy() - before)
+    np.testing.assert_allclose(losses[1], 0.5 * losses[0], rtol=1e-6)
+    np.testing.assert_allclose(changes[1], 0.5 * changes[0], rtol=1e-4, atol=1e-7)

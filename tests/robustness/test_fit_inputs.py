@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import cynet
-from cynet import callbacks, layers, losses, models, optimizers
+from cynet import callbacks, layers, losses, optimizers
+from cynet.trainers import trainer as models
 
 N, D, K = 24, 5, 3
 
@@ -202,10 +203,10 @@ def test_accepted_edge_inputs_train():
 def test_class_weight_rounds_binary_labels_and_defaults_missing_classes_to_one():
     model = model_for("binary_crossentropy", units=1, activation="sigmoid")
     labels = (np.arange(N) % 2).astype(np.float64)
-    w = model._class_weights(labels.reshape(-1, 1) * 0.9, x0, {1: 4.0})  # 0.9 rounds to class 1, as in Keras
+    w, = model._class_weights([labels.reshape(-1, 1) * 0.9], x0, {1: 4.0})  # 0.9 rounds to class 1, as in Keras
     np.testing.assert_array_equal(w, np.where(labels == 1, 4.0, 1.0))
     sparse = model_for()
-    np.testing.assert_array_equal(sparse._class_weights(onehot0, x0, {2: 0.5}), np.where(y0 == 2, 0.5, 1.0))
+    np.testing.assert_array_equal(sparse._class_weights([onehot0], x0, {2: 0.5})[0], np.where(y0 == 2, 0.5, 1.0))
 
 
 EVAL_CASES = [

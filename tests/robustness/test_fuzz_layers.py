@@ -238,7 +238,11 @@ def make_reshape(c):
 
 @layer_spec(L.InputLayer, {"shape": ([(0,), "ab", 1.5, (None, -1), None, (True,)], [(3,), (None, 2)]),
                            "batch_size": ([0, -1, 1.5, "a", True], [None, 4]),
-                           # shape is given, so any input_shape (its alias) is one too many
+                           # shape is given, so any input_shape (its alias) or batch_shape is one too many
+                           "batch_shape": ([(), "ab", (2, 3), (None, 3)], []),
+                           # an Input may hold indices (Embedding inputs): integer and bool dtypes are good
+                           "dtype": (["complex64", "bogus", 1, object(), "U8", "float128"],
+                                     [None, "float32", "float64", "int32", np.int64, "bool"]),
                            "input_shape": (BASE_ARGS["input_shape"][0] + [(3,), [3, 4]], [])})
 def make_input_layer(c):
     shape = _shape(c, 2, 3)

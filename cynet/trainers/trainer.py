@@ -1,9 +1,14 @@
-"""Sequential models: compile / fit / evaluate / predict / summary / save, as in Keras 3.
+"""The Trainer: compile / fit / evaluate / predict and the *_on_batch methods, for every model
+(Sequential, Functional, subclassed), as Keras 3's trainer (keras/src/trainers/trainer.py).
 
-Training runs forward through the layers, the loss gives d loss / d output (or, when the last
-layer's activation is the one the loss fuses with, d loss / d logits straight from one stable
-kernel), backward runs through the layers in reverse and the optimizer applies the gradients
-stored on each trainable Variable.
+A training step runs the model's forward on a tape (cynet.tape), the losses give d loss / d output
+for each output (or, when an output layer's activation is the one its loss fuses with, d loss /
+d logits straight from one stable kernel), the tape's backward accumulates each trainable
+Variable's gradient, and the optimizer applies them.
+
+Data are NumPy arrays (or nested lists / dicts of them, one per model input and output). A model
+provides `_prepare_x` (the inputs as its `call` takes them), `_output_names()` and
+`_output_shapes(x)`; everything else lives here.
 """
 import collections.abc
 import inspect
@@ -14,266 +19,202 @@ import threading
 
 import numpy as np
 
-from . import activations, callbacks as callbacks_module, distributed, losses, metrics as metrics_module, optimizers
-from .layers import InputLayer, Layer
-from .layers import deserialize as deserialize_layer
-from .layers import serialize as serialize_layer
-from .layers.base import unique_name
-from . import tape as _tape
-from .kernels._backend import array_cache
-from .optimizers import _checks
-from .utils.rng import make_rng
+from .. import activations, callbacks as callbacks_module, distributed, losses, metrics as metrics_module, optimizers
+from .. import tape as _tape
+from ..graph import flatten, map_structure
+from ..kernels._backend import array_cache
+from ..optimizers import _checks
+from ..utils.rng import make_rng
 
 
-class Sequential(Layer):
-    """A linear stack of layers.
+class Trainer:
+    """The training half of Model: needs `call`, `trainable_weights`, `losses` and the data hooks."""
 
-    Args:
-        layers: optional list of layers (the first may be `cynet.Input(shape=...)`).
-        name: the model's name.
-    """
-
-    def __init__(self, layers=None, trainable=True, name=None, **kwargs):
-        super().__init__(trainable=trainable, name=name or unique_name("sequential"), **kwargs)
-        self._layers = []
-        self._layer_names = set()
-        self._input_layer = None
+    def _init_trainer(self):
         self.optimizer = None
         self.loss = None
         self.compiled = False
         self.stop_training = False
         self.history = None
-        for layer in layers or []:
-            self.add(layer)
-
-    # ---------------------------------------------------------------- structure
-    @property
-    def layers(self):
-        return list(self._layers)
-
-    def add(self, layer):
-        """Append a layer (or an Input as the very first element)."""
-        if isinstance(layer, InputLayer):
-            if self._layers or self._input_layer is not None:
-                raise ValueError("an Input may only be the first element of a Sequential model")
-            self._input_layer = layer
-            self._input_shape_arg = layer._input_shape_arg
-            return
-        if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add expects a cynet layer; received {layer!r}")
-        if layer.name in self._layer_names:
-            raise ValueError(f"All layers added to a Sequential model should have unique names; "
-                             f"name '{layer.name}' is already used")
-        first_shape = None
-        if not self._layers and self._input_shape_arg is None and layer._input_shape_arg is not None:
-            first_shape = layer._input_shape_arg
-        if self.built:   # extend the built stack by one layer: adding n layers costs O(n), not O(n^2)
-            shape = layer._maybe_build_for(self.output_shape)
-            self.output_shape = shape
-        elif first_shape is not None or self._input_shape_arg is not None:
-            self._input_shape_arg = self._input_shape_arg or first_shape
-            try:
-                self._layers.append(layer)
-                self.build((None,) + self._input_shape_arg)
-            except BaseException:   # a refused layer leaves the model as it was
-                self._layers.pop()
-                if first_shape is not None:
-                    self._input_shape_arg = None
-                self.built = False
-                raise
-            self._layer_names.add(layer.name)
-            return
-        self._layers.append(layer)
-        self._layer_names.add(layer.name)
-
-    def pop(self):
-        if not self._layers:
-            raise ValueError("There are no layers in the model")
-        layer = self._layers.pop()
-        self._layer_names.discard(layer.name)
-        self.built = False
-        return layer
-
-    def build(self, input_shape=None):
-        if input_shape is None:
-            if self._input_shape_arg is None:
-                raise ValueError("build() needs input_shape, or give the first layer input_shape= or start with Input")
-            input_shape = (None,) + self._input_shape_arg
-        shape = tuple(input_shape)
-        for layer in self._layers:
-            shape = layer._maybe_build_for(shape)
-        self.input_shape = tuple(input_shape)
-        self.output_shape = shape
-        self.built = True
-
-    def compute_output_shape(self, input_shape):
-        for layer in self._layers:
-            input_shape = layer.compute_output_shape(input_shape)
-        return input_shape
-
-    # ---------------------------------------------------------------- weights
-    @property
-    def weights(self):
-        return [v for layer in self._layers for v in layer.weights]
-
-    @property
-    def trainable_weights(self):
-        return [v for layer in self._layers for v in layer.trainable_weights] if self.trainable else []
-
-    @property
-    def non_trainable_weights(self):
-        if not self.trainable:
-            return self.weights
-        return [v for layer in self._layers for v in layer.non_trainable_weights]
-
-    trainable_variables = trainable_weights
-    non_trainable_variables = non_trainable_weights
-    variables = weights
-
-    @property
-    def losses(self):
-        return [penalty for layer in self._layers for penalty in layer.losses]
-
-    def get_layer(self, name=None, index=None):
-        if index is not None:
-            return self._layers[index]
-        for layer in self._layers:
-            if layer.name == name:
-                return layer
-        raise ValueError(f"No such layer: {name}. Existing layers are: {[layer.name for layer in self._layers]}")
-
-    # ---------------------------------------------------------------- forward / backward
-    def _invoke(self, tape, inputs, training, kwargs):
-        if kwargs:
-            raise TypeError(f"Sequential model '{self.name}': unexpected call arguments {sorted(kwargs)}")
-        if not self._layers:
-            raise ValueError("The model has no layers")
-        x = self._layers[0]._convert_input(inputs)
-        if not self.built:
-            self.build((None,) + x.shape[1:])
-        return (x,), self.call(x, training=training)
-
-    def call(self, inputs, training=False):
-        x = inputs
-        for layer in self._layers:
-            x = layer(x, training=training)
-        return x
 
     # ---------------------------------------------------------------- compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
                 run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
-        """Configure training: optimizer and loss (objects or Keras strings), metrics (list).
+        """Configure training: optimizer and loss (objects or Keras strings), metrics.
 
-        As in Keras 3, `metrics` ignore sample and class weights; `weighted_metrics` use them.
-        `loss_weights` other than None or 1 is refused (NotImplementedError) rather than ignored.
+        For a model with several outputs, `loss`, `loss_weights`, `metrics` and `weighted_metrics`
+        may be lists (one entry per output) or dicts keyed by output name; a single loss applies
+        to every output. As in Keras 3, `metrics` ignore sample and class weights;
+        `weighted_metrics` use them.
         """
-        if loss_weights is not None:
-            weights = list(loss_weights.values()) if isinstance(loss_weights, dict) else (
-                list(loss_weights) if isinstance(loss_weights, (list, tuple)) else [loss_weights])
-            if weights != [1] and weights != [1.0]:
-                raise NotImplementedError(f"loss_weights={loss_weights!r} is not supported: cynet Sequential models "
-                                          "have one output and do not scale its loss; scale the learning rate, "
-                                          "or the loss with sample_weight, instead")
         self.optimizer = optimizers.get(optimizer)
-        self.loss = None if loss is None else losses.get(loss)
+        self.loss = loss if loss is None or isinstance(loss, (list, tuple, dict)) else losses.get(loss)
         for arg, value in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
-            if value is not None and not isinstance(value, (list, tuple)):
-                raise TypeError(f"{arg} must be a list; received {arg}={value!r}")
-        self._metric_ids = [(m, False) for m in metrics or []] + [(m, True) for m in weighted_metrics or []]
-        names = lambda ids: [m if isinstance(m, str) else m.name for m in ids or []]  # noqa: E731
+            if value is not None and not isinstance(value, (list, tuple, dict)):
+                raise TypeError(f"{arg} must be a list (or, for several outputs, a list of lists or a dict); "
+                                f"received {arg}={value!r}")
+        if loss_weights is not None and not isinstance(loss_weights, (list, tuple, dict)):
+            loss_weights = [loss_weights]
+        self._compile_args = {"loss": self.loss, "loss_weights": loss_weights, "metrics": metrics,
+                              "weighted_metrics": weighted_metrics}
         self._compile_config = {"optimizer": optimizers.serialize(self.optimizer),
-                                "loss": None if self.loss is None else losses.serialize(self.loss),
-                                "metrics": names(metrics), "weighted_metrics": names(weighted_metrics)}
+                                "loss": _serialize_losses(self.loss), "loss_weights": loss_weights,
+                                "metrics": _metric_names(metrics), "weighted_metrics": _metric_names(weighted_metrics)}
+        self._compiled_outputs = None
+        self.compiled = True
+        names = self._output_names()
+        if names is not None and loss is not None:   # a subclassed model learns its outputs at its first call
+            self._resolve_compile(names)
+
+    def _resolve_compile(self, names):
+        """Per output: its loss, loss weight and [(metric, weighted)]; and the loss trackers."""
+        args = self._compile_args
+        per_loss = _per_output("loss", args["loss"], names, broadcast=True)
+        weights = _per_output("loss_weights", args["loss_weights"], names, default=1.0)
+        for name, w in zip(names, weights):
+            if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
+                raise ValueError(f"loss_weights must be finite non-negative numbers; received {w!r} for output "
+                                 f"{name!r}")
+        per_loss = [None if l is None else losses.get(l) for l in per_loss]
+        if all(l is None for l in per_loss):
+            raise ValueError("compile() needs a loss for at least one output")
+        plain = _per_output("metrics", args["metrics"], names, broadcast=True, nested=True)
+        weighted = _per_output("weighted_metrics", args["weighted_metrics"], names, broadcast=True, nested=True)
+        metric_ids = [[(m, False) for m in p or []] + [(m, True) for m in w or []] for p, w in zip(plain, weighted)]
+        self._compiled_outputs = [(name, l, float(w), ids) for name, l, w, ids in zip(names, per_loss, weights,
+                                                                                     metric_ids)]
         self._metrics = self._build_metrics(fresh=False)
         self._loss_tracker = metrics_module.Mean(name="loss")
-        self.compiled = True
+        multi = len(names) > 1
+        self._output_loss_trackers = [metrics_module.Mean(name=f"{name}_loss") if multi and l is not None else None
+                                      for name, l, _, _ in self._compiled_outputs]
 
     def _build_metrics(self, fresh):
-        """[(metric, weighted)], a weighted metric named "weighted_<name>" when a plain one has its name."""
-        built, plain = [], set()
-        for identifier, weighted in self._metric_ids:
-            if isinstance(identifier, str) or not fresh:
-                metric = metrics_module.get(identifier, loss=self.loss)
-            else:
-                metric = _fresh(identifier)
-            if not weighted:
-                plain.add(metric.name)
-            built.append((metric, weighted))
-        for metric, weighted in built:
-            if weighted and metric.name in plain and not metric.name.startswith("weighted_"):
-                metric.name = "weighted_" + metric.name
+        """Per output, [(metric, weighted)]; a weighted metric named "weighted_<name>" when a plain
+        one has its name; with several outputs each name is prefixed by its output's."""
+        multi = len(self._compiled_outputs) > 1
+        built = []
+        for name, loss, _, ids in self._compiled_outputs:
+            mine, plain = [], set()
+            for identifier, weighted in ids:
+                if isinstance(identifier, str) or not fresh:
+                    metric = metrics_module.get(identifier, loss=loss)
+                else:
+                    metric = _fresh(identifier)
+                if not weighted:
+                    plain.add(metric.name)
+                mine.append((metric, weighted))
+            for metric, weighted in mine:
+                if weighted and metric.name in plain and not metric.name.startswith("weighted_"):
+                    metric.name = "weighted_" + metric.name
+                if multi and not metric.name.startswith(name + "_"):
+                    metric.name = f"{name}_{metric.name}"
+            built.append(mine)
         return built
 
     @property
     def metrics(self):
         """The loss tracker and the compiled metric objects, as in Keras."""
-        if not self.compiled:
+        if not self.compiled or self._compiled_outputs is None:
             return []
-        return [self._loss_tracker] + [m for m, _ in self._metrics]
+        trackers = [t for t in self._output_loss_trackers if t is not None]
+        return [self._loss_tracker] + trackers + [m for mine in self._metrics for m, _ in mine]
 
     @property
     def metrics_names(self):
-        return ["loss"] + [m.name for m, _ in getattr(self, "_metrics", [])]
+        return [m.name for m in self.metrics] or ["loss"]
 
-    def _check_compiled(self):
-        if not self.compiled or self.loss is None:
+    def _check_compiled(self, x=None):
+        """Refuse training or evaluating a model not compiled with a loss; resolve, for a subclassed
+        model (whose outputs are known once it has run on x), the per-output compile arguments."""
+        if not self.compiled:
             raise RuntimeError("You must call compile(optimizer, loss) before training or evaluating the model")
-
-    def _fused_index(self):
-        """Index of the last layer if its activation fuses with the loss (softmax + crossentropy, ...)."""
-        last = self._layers[-1]
-        act = getattr(last, "activation", None)
-        want = getattr(self.loss, "fusable_activation", None)
-        if (want and not getattr(self.loss, "from_logits", True) and isinstance(act, activations.Activation)
-                and act.name == want and getattr(act, "axis", -1) == -1 and hasattr(last, "_backward_from_logits")):
-            return len(self._layers) - 1
-        return None
+        if self._compile_args["loss"] is None:
+            raise NotImplementedError("This model was compiled without a loss. Losses a model adds itself "
+                                      "(add_loss) are not supported yet: give compile(loss=...)")
+        if self._compiled_outputs is None and x is not None:
+            self._resolve_compile(self._output_names(x))
 
     # ---------------------------------------------------------------- steps
-    def _train_step(self, x, y, sample_weight):
+    def _forward_on_tape(self, x, training):
         tape = _tape.Tape()
         with _tape.recording(tape):
-            y_pred = self.call(x, training=True)
-        fused = self._fused_record(tape, y_pred)
-        if fused is not None:
-            loss, dz = self.loss.fused_logits_backward(y, fused.ctx.logits, sample_weight)
-            tape.backward((), replace={fused: _from_logits(fused.layer, dz)})
-        else:
-            loss, dy = self.loss.forward_backward(y, y_pred, sample_weight)
-            tape.backward([(y_pred, dy)])
+            y_pred = self.call(x, training=training)
+        return tape, y_pred
+
+    def _fused_record(self, tape, output, loss):
+        """The tape's record of the call that made `output`, when its activation fuses with `loss`
+        (softmax + crossentropy, sigmoid + binary crossentropy): the loss then reads its logits."""
+        want = getattr(loss, "fusable_activation", None)
+        if not want or getattr(loss, "from_logits", True):
+            return None
+        rec = tape.producer(output)
+        if rec is None or rec.multi_out or not hasattr(rec.layer, "_backward_from_logits"):
+            return None
+        act = getattr(rec.layer, "activation", None)
+        if isinstance(act, activations.Activation) and act.name == want and getattr(act, "axis", -1) == -1:
+            return rec
+        return None
+
+    def _train_step(self, x, y, sample_weight):
+        """One step on prepared data: (total loss, per-output losses, flat predictions)."""
+        tape, y_pred = self._forward_on_tape(x, training=True)
+        preds = flatten(y_pred)
+        seeds, replace, total, each = [], {}, 0.0, []
+        for (name, loss_fn, w, _), yt, yp, sw in zip(self._compiled_outputs, y, preds, _weights_per(sample_weight, y)):
+            if loss_fn is None:
+                each.append(None)
+                continue
+            rec = self._fused_record(tape, yp, loss_fn)
+            if rec is not None and rec not in replace:
+                value, dz = loss_fn.fused_logits_backward(yt, rec.ctx.logits, sw)
+                replace[rec] = _from_logits(rec.layer, dz if w == 1.0 else dz * dz.dtype.type(w))
+            else:
+                value, dy = loss_fn.forward_backward(yt, yp, sw)
+                seeds.append((yp, dy if w == 1.0 else dy * dy.dtype.type(w)))
+            each.append(value)
+            total += w * value
         penalties = self.losses
         if penalties:
-            loss += float(sum(penalties))
+            total += float(sum(penalties))
+        tape.backward(seeds, replace=replace)
         variables = self.trainable_weights
+        n = _num_samples(x)
         if getattr(self.optimizer, "distributed", False):   # averaged over ranks, weighted by shard size
-            self.optimizer.apply([v.grad for v in variables], variables, sample_count=x.shape[0])
+            self.optimizer.apply([v.grad for v in variables], variables, sample_count=n)
         else:
             self.optimizer.apply([v.grad for v in variables], variables)
-        return loss, y_pred
+        return total, each, preds
 
-    def _fused_record(self, tape, y_pred):
-        """The tape's record of the call that made y_pred, when its activation fuses with the loss."""
-        if self._fused_index() is None:
-            return None
-        rec = tape.producer(y_pred)
-        return rec if rec is not None and rec.layer is self._layers[-1] else None
+    def _test_step(self, x, y, sample_weight):
+        """The losses of a forward pass on x; through the logits where an output activation fuses
+        with its loss, so that evaluate reports what training minimises (no clipping of saturated
+        probabilities)."""
+        tape, y_pred = self._forward_on_tape(x, training=False)
+        preds = flatten(y_pred)
+        total, each = 0.0, []
+        for (name, loss_fn, w, _), yt, yp, sw in zip(self._compiled_outputs, y, preds, _weights_per(sample_weight, y)):
+            if loss_fn is None:
+                each.append(None)
+                continue
+            rec = self._fused_record(tape, yp, loss_fn)
+            value = (loss_fn.fused_logits_backward(yt, rec.ctx.logits, sw)[0] if rec is not None
+                     else loss_fn(yt, yp, sample_weight=sw))
+            each.append(value)
+            total += w * value
+        penalties = self.losses
+        if penalties:
+            total += float(sum(penalties))
+        return total, each, preds
 
-    def _loss_value(self, y, x, sample_weight):
-        """(loss, y_pred) of a forward pass on x; the loss through the logits when the last
-        activation fuses with it, so that evaluate reports what training minimises (no clipping of
-        saturated probabilities)."""
-        tape = _tape.Tape()
-        with _tape.recording(tape):
-            y_pred = self.call(x, training=False)
-        fused = self._fused_record(tape, y_pred)
-        if fused is not None:
-            return self.loss.fused_logits_backward(y, fused.ctx.logits, sample_weight)[0], y_pred
-        return self.loss(y, y_pred, sample_weight=sample_weight), y_pred
-
-    def _update_metrics(self, loss, y, y_pred, sample_weight, n):
-        self._loss_tracker.update_state(loss, sample_weight=n)
-        for m, weighted in self._metrics:
-            m.update_state(y, y_pred, sample_weight=sample_weight if weighted else None)
+    def _update_metrics(self, total, each, y, preds, sample_weight, n):
+        self._loss_tracker.update_state(total, sample_weight=n)
+        for tracker, value in zip(self._output_loss_trackers, each):
+            if tracker is not None:
+                tracker.update_state(value, sample_weight=n)
+        for mine, yt, yp, sw in zip(self._metrics, y, preds, _weights_per(sample_weight, y)):
+            for m, weighted in mine:
+                m.update_state(yt, yp, sample_weight=sw if weighted else None)
 
     def _logs(self, prefix="", dist=None):
         if dist is not None:   # the metrics over all ranks; each rank keeps its own running state
@@ -282,14 +223,10 @@ class Sequential(Layer):
                 return self._logs(prefix)
             finally:
                 dist.restore_metrics(self.metrics, local)
-        logs = {prefix + "loss": self._loss_tracker.result()}
-        for m, _ in self._metrics:
-            logs[prefix + m.name] = m.result()
-        return logs
+        return {prefix + m.name: m.result() for m in self.metrics}
 
     def _reset_metrics(self):
-        self._loss_tracker.reset_state()
-        for m, _ in self._metrics:
+        for m in self.metrics:
             m.reset_state()
 
     reset_metrics = _reset_metrics
@@ -298,59 +235,77 @@ class Sequential(Layer):
     # Every argument is checked once per call, before any callback runs or any weight changes:
     # a bad argument raises ValueError (TypeError, catchable as ValueError, for a wrong type)
     # naming it, and never a failure half-way through training.
-    def _prepare_x(self, x, name="x"):
-        """x as the first layer's input array: non-empty, samples of the model's input shape, finite."""
-        if x is None:
-            raise ValueError(f"{name} must be given")
-        if not self._layers:
-            raise ValueError("The model has no layers")
-        given = _asarray(x, name)
+    def _input_array(self, value, label, convert, expected):
+        """One input array of x, checked: non-empty, numeric, converted by `convert`, samples of the
+        shape `expected(arr)` returns (None entries: any size), finite."""
+        given = _asarray(value, label)
         if given.ndim == 0 or given.size == 0:
-            raise ValueError(f"{name} must be a non-empty array with a batch axis; received shape {given.shape}")
+            raise ValueError(f"{label} must be a non-empty array with a batch axis; received shape {given.shape}")
         if given.dtype.kind not in "biuf":
-            raise _checks.ArgumentTypeError(f"{name} must be numeric; received dtype {given.dtype}")
+            raise _checks.ArgumentTypeError(f"{label} must be numeric; received dtype {given.dtype}")
         with np.errstate(over="ignore"):  # a value the model's dtype cannot hold: _check_finite names it
-            arr = self._layers[0]._convert_input(given)
-        if not self.built:
-            self.build((None,) + arr.shape[1:])
-        expected = self.input_shape[1:]
-        if len(expected) != arr.ndim - 1 or any(e is not None and e != a for e, a in zip(expected, arr.shape[1:])):
-            raise ValueError(f"{name} must have samples of shape {expected}; received {name} with shape {arr.shape}")
-        _check_finite(arr, name, given)
+            arr = convert(given)
+        shape = expected(arr)
+        if shape is not None and (len(shape) != arr.ndim - 1 or any(e is not None and e != a
+                                                                     for e, a in zip(shape, arr.shape[1:]))):
+            raise ValueError(f"{label} must have samples of shape {tuple(shape)}; received {label} with shape "
+                             f"{arr.shape}")
+        _check_finite(arr, label, given)
         return arr
 
     def _prepare_y(self, y, x, name="y", x_name="x"):
-        """y as an array of targets the loss accepts for the model's outputs on x."""
+        """y as a list of target arrays, one per output (None for an output without a loss), each
+        one its loss accepts for the model's outputs on x."""
         if y is None:
             raise ValueError(f"{name} must be given to train or evaluate")
-        y = _asarray(y, name)
-        n = x.shape[0]
-        if y.ndim == 0 or y.shape[0] != n:
-            raise ValueError(f"{x_name} and {name} must have the same number of samples; received {n} and "
-                             f"{y.shape[0] if y.ndim else 'a scalar'}")
-        if y.dtype.kind not in "biuf":
-            raise _checks.ArgumentTypeError(f"{name} must be numeric; received dtype {y.dtype}")
-        _check_finite(y, name)
-        self.loss.check_targets(y, self._output_shape(x), name=name)
-        return y
-
-    def _output_shape(self, x):
-        """The model's output shape, batch axis None, for inputs like x."""
-        return tuple(self.compute_output_shape((None,) + tuple(x.shape[1:])))
+        outputs = self._compiled_outputs
+        names = [o[0] for o in outputs]
+        given = _per_output(name, y, names, what="targets") if len(names) > 1 or isinstance(y, dict) else [y]
+        shapes = self._output_shapes(x)
+        n = _num_samples(x)
+        prepared = []
+        for (out, loss_fn, _, _), target, shape in zip(outputs, given, shapes):
+            label = name if len(names) == 1 else f"{name}[{out!r}]"
+            if loss_fn is None or target is None:
+                if loss_fn is not None:
+                    raise ValueError(f"{name} has no targets for the output {out!r}, which has a loss")
+                prepared.append(None)
+                continue
+            arr = _asarray(target, label)
+            if arr.ndim == 0 or arr.shape[0] != n:
+                raise ValueError(f"{x_name} and {label} must have the same number of samples; received {n} and "
+                                 f"{arr.shape[0] if arr.ndim else 'a scalar'}")
+            if arr.dtype.kind not in "biuf":
+                raise _checks.ArgumentTypeError(f"{label} must be numeric; received dtype {arr.dtype}")
+            _check_finite(arr, label)
+            loss_fn.check_targets(arr, shape, name=label)
+            prepared.append(arr)
+        return prepared
 
     def _prepare_sample_weight(self, sample_weight, x, name="sample_weight"):
-        """sample_weight as a float64 array: one finite, non-negative entry per sample (or per
-        sample and output position, broadcasting as the loss does), or None."""
+        """sample_weight as float64 arrays, one per output (a single array serves every output), or
+        None: one finite, non-negative entry per sample (or per sample and output position,
+        broadcasting as the loss does)."""
         if sample_weight is None:
             return None
+        names = [o[0] for o in self._compiled_outputs]
+        if isinstance(sample_weight, (list, tuple, dict)) and len(names) > 1:
+            given = _per_output(name, sample_weight, names, what="sample weights")
+        else:
+            given = [sample_weight] * len(names)
+        return [None if w is None else self._one_sample_weight(w, x, shape, name if len(names) == 1 else
+                                                               f"{name}[{out!r}]")
+                for w, shape, out in zip(given, self._output_shapes(x), names)]
+
+    def _one_sample_weight(self, sample_weight, x, output_shape, name):
         weights = _asarray(sample_weight, name)
         if weights.dtype.kind not in "biuf":
             raise _checks.ArgumentTypeError(f"{name} must be numeric; received dtype {weights.dtype}")
         weights = weights.astype(np.float64, copy=False)
-        n = x.shape[0]
+        n = _num_samples(x)
         if weights.ndim == 0 or weights.shape[0] != n:
             raise ValueError(f"{name} must have one entry per sample ({n}); received shape {weights.shape}")
-        per_sample = (n,) + self._output_shape(x)[1:-1]    # the losses' per-sample values
+        per_sample = (n,) + tuple(output_shape)[1:-1]    # the losses' per-sample values
         shape = weights.shape[:-1] if weights.ndim == len(per_sample) + 1 and weights.shape[-1] == 1 else weights.shape
         if len(shape) > len(per_sample) or any(w != 1 and v is not None and w != v
                                                for w, v in zip(shape, per_sample)):
@@ -364,11 +319,15 @@ class Sequential(Layer):
     def _class_weights(self, y, x, class_weight):
         """Per-sample weights from class_weight {class index: weight}: classes are y's argmax for
         one-hot targets and the rounded label otherwise, as in Keras; a class not in the dict
-        weighs 1."""
+        weighs 1. Only for a model with one output, as in Keras."""
         if not isinstance(class_weight, dict):
             raise _checks.ArgumentTypeError(f"class_weight must be a dict {{class_index: weight}}; "
                                             f"received class_weight={class_weight!r}")
-        units = self._output_shape(x)[-1]
+        if len(y) != 1:
+            raise ValueError("class_weight is only supported for models with one output; give sample_weight per "
+                             "output instead")
+        y = y[0]
+        units = self._output_shapes(x)[0][-1]
         n_classes = None if units is None else max(int(units), 2)
         for key, value in class_weight.items():
             if isinstance(key, (bool, np.bool_)) or not isinstance(key, numbers.Integral):
@@ -396,7 +355,7 @@ class Sequential(Layer):
             table[int(key)] = float(value)
         labels = labels.astype(np.int64)
         inside = (labels >= 0) & (labels < table.size)
-        return np.where(inside, table[np.clip(labels, 0, table.size - 1)], 1.0)
+        return [np.where(inside, table[np.clip(labels, 0, table.size - 1)], 1.0)]
 
     # ---------------------------------------------------------------- fit
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
@@ -424,6 +383,7 @@ class Sequential(Layer):
             raise ValueError(f"validation_split must be in [0, 1); received validation_split={validation_split!r}")
         _one_of_the_weights(sample_weight, class_weight)
         x = self._prepare_x(x)
+        self._check_compiled(x)
         y = self._prepare_y(y, x)
         weights = self._prepare_sample_weight(sample_weight, x)
         val = None
@@ -437,16 +397,16 @@ class Sequential(Layer):
                                                                                     "validation_data[2]")
             val = (vx, vy, vw)
         elif validation_split:
-            split = int(math.floor(x.shape[0] * (1.0 - validation_split)))  # Keras: the last samples validate
-            if split == 0 or split == x.shape[0]:
+            n = _num_samples(x)
+            split = int(math.floor(n * (1.0 - validation_split)))  # Keras: the last samples validate
+            if split == 0 or split == n:
                 raise ValueError(f"validation_split={validation_split} leaves no training or no validation samples "
-                                 f"out of {x.shape[0]}")
-            val = (x[split:], y[split:], None if weights is None else weights[split:])
-            x, y = x[:split], y[:split]
-            weights = None if weights is None else weights[:split]
+                                 f"out of {n}")
+            val = (_take(x, slice(split, None)), _take(y, slice(split, None)), _take(weights, slice(split, None)))
+            x, y, weights = _take(x, slice(0, split)), _take(y, slice(0, split)), _take(weights, slice(0, split))
         if class_weight is not None:  # training samples only, as in Keras
             weights = self._class_weights(y, x, class_weight)
-        n = x.shape[0]
+        n = _num_samples(x)
         dist = distributed.of(self)  # data-parallel: each rank trains on its shard of every global batch
         global_batch = batch_size * (dist.size if dist else 1)
         steps = steps_per_epoch or math.ceil(n / global_batch)
@@ -469,19 +429,19 @@ class Sequential(Layer):
                     idx = slice(start, min(start + global_batch, n)) if order is None else order[start:start + global_batch]
                     if dist:
                         idx = dist.shard(idx)
-                    xb, yb = x[idx], y[idx]
-                    wb = None if weights is None else weights[idx]
+                    xb, yb, wb = _take(x, idx), _take(y, idx), _take(weights, idx)
+                    nb = _num_samples(xb)
                     cbs.on_train_batch_begin(step)
                     atomic.active = True
                     try:
-                        if xb.shape[0]:
-                            loss, y_pred = self._train_step(xb, yb, wb)
+                        if nb:
+                            total, each, preds = self._train_step(xb, yb, wb)
                         else:   # a rank with an empty shard still joins the gradient Allreduce
                             self.optimizer.apply(None, self.trainable_weights)
                     finally:
                         atomic.release()
-                    if xb.shape[0]:
-                        self._update_metrics(loss, yb, y_pred, wb, xb.shape[0])
+                    if nb:
+                        self._update_metrics(total, each, yb, preds, wb, nb)
                     logs = self._logs(dist=dist)
                     cbs.on_train_batch_end(step, logs)
                     if dist:
@@ -511,11 +471,12 @@ class Sequential(Layer):
         batch_size = _positive_int("batch_size", batch_size, default=32)
         verbose = _verbose(verbose)
         x = self._prepare_x(x)
+        self._check_compiled(x)
         y = self._prepare_y(y, x)
         weights = self._prepare_sample_weight(sample_weight, x)
         cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
                                             rank_zero=distributed.rank() == 0,
-                                            epochs=1, steps=math.ceil(x.shape[0] / batch_size))
+                                            epochs=1, steps=math.ceil(_num_samples(x) / batch_size))
         with array_cache():
             return self._result(return_dict, self._evaluate_arrays(x, y, weights, batch_size, cbs))
 
@@ -524,46 +485,49 @@ class Sequential(Layer):
         Data-parallel, each rank evaluates its part of the arrays and the logs are over all ranks."""
         dist = distributed.of(self)
         if dist:
-            part = dist.split(x.shape[0])
-            x, y, weights = x[part], y[part], None if weights is None else weights[part]
-        n = x.shape[0]
+            part = dist.split(_num_samples(x))
+            x, y, weights = _take(x, part), _take(y, part), _take(weights, part)
+        n = _num_samples(x)
         nsteps = math.ceil(n / batch_size)
-        saved = (self._loss_tracker, self._metrics)
+        saved = (self._loss_tracker, self._output_loss_trackers, self._metrics)
         self._loss_tracker = metrics_module.Mean(name="loss")
+        self._output_loss_trackers = [None if t is None else metrics_module.Mean(name=t.name)
+                                      for t in self._output_loss_trackers]
         self._metrics = self._build_metrics(fresh=True)
         try:
             cbs.on_test_begin()
             for step in range(nsteps):
                 sl = slice(step * batch_size, min((step + 1) * batch_size, n))
                 cbs.on_test_batch_begin(step)
-                wb = None if weights is None else weights[sl]
-                loss, y_pred = self._loss_value(y[sl], x[sl], wb)
-                penalties = self.losses
-                if penalties:
-                    loss += float(sum(penalties))
-                self._update_metrics(loss, y[sl], y_pred, wb, y_pred.shape[0])
+                xb, yb, wb = _take(x, sl), _take(y, sl), _take(weights, sl)
+                total, each, preds = self._test_step(xb, yb, wb)
+                self._update_metrics(total, each, yb, preds, wb, _num_samples(xb))
                 cbs.on_test_batch_end(step, self._logs())
             logs = self._logs(dist=dist)
             cbs.on_test_end(logs)
         finally:
-            self._loss_tracker, self._metrics = saved
+            self._loss_tracker, self._output_loss_trackers, self._metrics = saved
         return logs
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Model outputs for x, batch by batch, as one NumPy array."""
+        """Model outputs for x, batch by batch: one NumPy array (or the model's structure of them)."""
         batch_size = _positive_int("batch_size", batch_size, default=32)
         _verbose(verbose)
         x = self._prepare_x(x)
-        n = x.shape[0]
+        n = _num_samples(x)
         with array_cache(), _tape.recording(_tape.NO_RECORD):
-            outs = [self.call(x[i:i + batch_size], training=False) for i in range(0, n, batch_size)]
-            return np.concatenate(outs, axis=0) if len(outs) > 1 else np.array(outs[0], copy=True)
+            outs = [self.call(_take(x, slice(i, i + batch_size)), training=False) for i in range(0, n, batch_size)]
+            flat = [flatten(o) for o in outs]
+            joined = [np.concatenate(parts, axis=0) if len(parts) > 1 else np.array(parts[0], copy=True)
+                      for parts in zip(*flat)]
+            return _pack(outs[0], joined)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on (x, y); a KeyboardInterrupt during it is held back until it ends."""
         self._check_compiled()
         _one_of_the_weights(sample_weight, class_weight)
         x = self._prepare_x(x)
+        self._check_compiled(x)
         y = self._prepare_y(y, x)
         w = self._prepare_sample_weight(sample_weight, x)
         if class_weight is not None:
@@ -572,23 +536,25 @@ class Sequential(Layer):
         with _AtomicSteps() as atomic:
             atomic.active = True
             try:
-                loss, y_pred = self._train_step(x, y, w)
+                total, each, preds = self._train_step(x, y, w)
             finally:
                 atomic.release()
-        self._update_metrics(loss, y, y_pred, w, x.shape[0])
+        self._update_metrics(total, each, y, preds, w, _num_samples(x))
         return self._result(return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._check_compiled()
         x = self._prepare_x(x)
+        self._check_compiled(x)
         y = self._prepare_y(y, x)
         weights = self._prepare_sample_weight(sample_weight, x)
         cbs = callbacks_module.CallbackList(None, model=self, verbose=0, epochs=1, steps=1)
-        return self._result(return_dict, self._evaluate_arrays(x, y, weights, x.shape[0], cbs))
+        return self._result(return_dict, self._evaluate_arrays(x, y, weights, _num_samples(x), cbs))
 
     def predict_on_batch(self, x):
         with _tape.recording(_tape.NO_RECORD):
-            return np.array(self.call(self._prepare_x(x), training=False), copy=True)
+            out = self.call(self._prepare_x(x), training=False)
+            return _pack(out, [np.array(o, copy=True) for o in flatten(out)])
 
     def _result(self, return_dict, logs=None):
         logs = self._logs() if logs is None else logs
@@ -597,66 +563,83 @@ class Sequential(Layer):
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    # ---------------------------------------------------------------- summary / config / saving
-    def summary(self, line_length=None, print_fn=None):
-        """Print a Keras-like table of layers, output shapes and parameter counts."""
-        print_fn = print_fn or print
-        if not self.built and self._input_shape_arg is not None:
-            self.build()
-        rows = [("Layer (type)", "Output Shape", "Param #")]
-        for layer in self._layers:
-            shape = layer.output_shape if self.built else "?"
-            rows.append((f"{layer.name} ({type(layer).__name__})", str(shape), f"{layer.count_params():,}"))
-        widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
-        width = sum(widths)
-        trainable = sum(v.size for v in self.trainable_weights)
-        total = sum(v.size for v in self.weights)
-        itemsize = self.dtype.itemsize
-        lines = [f'Model: "{self.name}"', "━" * width, "".join(c.ljust(w) for c, w in zip(rows[0], widths)),
-                 "━" * width]
-        for r in rows[1:]:
-            lines.append("".join(c.ljust(w) for c, w in zip(r, widths)))
-        lines.append("━" * width)
-        lines.append(f" Total params: {total:,} ({_human_bytes(total * itemsize)})")
-        lines.append(f" Trainable params: {trainable:,} ({_human_bytes(trainable * itemsize)})")
-        lines.append(f" Non-trainable params: {total - trainable:,} ({_human_bytes((total - trainable) * itemsize)})")
-        for line in lines:
-            print_fn(line)
-
-    def get_config(self):
-        layers = [serialize_layer(layer) for layer in self._layers]
-        if self._input_layer is not None:
-            layers.insert(0, serialize_layer(self._input_layer))
-        return {"name": self.name, "trainable": self.trainable, "layers": layers,
-                "build_input_shape": None if not self.built else list(self.input_shape)}
-
-    @classmethod
-    def from_config(cls, config):
-        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
-        for layer_config in config.get("layers", []):
-            model.add(deserialize_layer(layer_config))
-        shape = config.get("build_input_shape")
-        if shape is not None and not model.built:
-            model.build(tuple(shape))
-        return model
-
-    def save(self, filepath, overwrite=True):
-        from .saving import save_model
-        save_model(self, filepath, overwrite=overwrite)
-
-    def save_weights(self, filepath, overwrite=True):
-        from .saving import save_weights
-        save_weights(self, filepath, overwrite=overwrite)
-
-    def load_weights(self, filepath):
-        from .saving import load_weights
-        load_weights(self, filepath)
-
-
-Model = Sequential
 
 
 # -------------------------------------------------------------------- argument checks
+# -------------------------------------------------------------------- structures of arrays
+def _num_samples(x):
+    return flatten(x)[0].shape[0]
+
+
+def _take(structure, idx):
+    """The rows `idx` of every array of a structure (None stays None)."""
+    return map_structure(lambda a: None if a is None else a[idx], structure)
+
+
+def _pack(template, flat):
+    """`flat` arrays in the structure of `template` (one array when it is one)."""
+    if isinstance(template, (list, tuple, dict)):
+        it = iter(flat)
+        return map_structure(lambda _: next(it), template)
+    return flat[0]
+
+
+def _weights_per(sample_weight, y):
+    return [None] * len(y) if sample_weight is None else sample_weight
+
+
+def _per_output(arg, value, names, broadcast=False, nested=False, default=None, what=None):
+    """`value` (a compile or fit argument) as a list, one entry per output named in `names`: a dict
+    keyed by output name (a missing name gets `default`), a list with one entry per output, or,
+    with `broadcast`, one value for every output. `nested`: entries are lists (metrics)."""
+    n = len(names)
+    what = what or "entries"
+    if value is None:
+        return [default] * n
+    if isinstance(value, dict):
+        unknown = [k for k in value if k not in names]
+        if unknown:
+            raise ValueError(f"{arg} has {what} for {unknown}, which are not outputs of the model; its outputs are "
+                             f"{names}")
+        return [value.get(name, default) for name in names]
+    if isinstance(value, (list, tuple)):
+        if nested:
+            if n == 1:
+                return [list(value[0])] if len(value) == 1 and isinstance(value[0], (list, tuple)) else [list(value)]
+            if all(isinstance(v, (list, tuple)) or v is None for v in value):
+                if len(value) != n:
+                    raise ValueError(f"{arg} must have one list per output ({n}: {names}); received {len(value)}")
+                return [None if v is None else list(v) for v in value]
+            return [list(value)] * n   # a flat list: every output
+        if len(value) != n:
+            raise ValueError(f"{arg} must have one entry per output ({n}: {names}); received a "
+                             f"{type(value).__name__} of {len(value)}")
+        return list(value)
+    if broadcast or n == 1:
+        return [value] * n
+    raise ValueError(f"{arg} must be a list or a dict with one entry per output ({n}: {names}); received "
+                     f"{type(value).__name__}")
+
+
+def _serialize_losses(loss):
+    if loss is None:
+        return None
+    if isinstance(loss, dict):
+        return {k: _serialize_losses(v) for k, v in loss.items()}
+    if isinstance(loss, (list, tuple)):
+        return [_serialize_losses(v) for v in loss]
+    return loss if isinstance(loss, str) else losses.serialize(losses.get(loss))
+
+
+def _metric_names(metrics):
+    if metrics is None:
+        return []
+    if isinstance(metrics, dict):
+        return {k: _metric_names(v) for k, v in metrics.items()}
+    return [_metric_names(m) if isinstance(m, (list, tuple)) else (m if isinstance(m, str) else m.name)
+            for m in metrics]
+
+
 _ARRAY_ITEMS = (numbers.Number, np.generic, np.ndarray, list, tuple)
 
 
@@ -838,13 +821,6 @@ def _fresh(metric):
     return clone
 
 
-def _human_bytes(n):
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.2f} {unit}" if unit != "B" else f"{n} B"
-        n /= 1024
-
-
 def _from_logits(layer, dz):
     """The backward of `layer`'s record when the loss sent `dz` to its logits (plus, through the
     activation, any gradient its output also received)."""
@@ -852,8 +828,3 @@ def _from_logits(layer, dz):
         g = dz if grad is None else dz + layer._activation_grad(ctx, grad)
         return layer._backward_from_logits(ctx, g, need_input_grad)
     return backward
-
-
-def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    from .saving import load_model as _load
-    return _load(filepath, compile=compile)

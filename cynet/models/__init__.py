@@ -1,0 +1,18 @@
+"""Models: `Model` (Functional graphs and subclassed models), `Sequential`, loading and cloning."""
+from .functional import Functional  # noqa: F401
+from .model import Model  # noqa: F401
+from .sequential import Sequential  # noqa: F401
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """A model saved by `model.save` (see cynet.saving)."""
+    from ..saving import load_model as _load
+    return _load(filepath, compile=compile)
+
+
+def clone_model(model, input_tensors=None, clone_function=None):
+    """A new model of the same architecture with freshly initialized weights (Keras's clone_model):
+    built from the model's config."""
+    if input_tensors is not None or clone_function is not None:
+        raise NotImplementedError("clone_model(input_tensors=..., clone_function=...) is not supported yet")
+    return type(model).from_config(model.get_config())

@@ -1,0 +1,299 @@
+"""Functional models: `Model(inputs, outputs)`, a graph of layer calls on symbolic tensors
+(Keras 3: keras/src/models/functional.py).
+
+Building walks from the outputs back to the inputs through each tensor's node, giving the nodes
+in topological order; calling runs them in that order on arrays, each layer call recording itself
+on the active tape as any call does, so training, shared layers and nested models need nothing
+more.
+"""
+import numpy as np
+
+from .. import graph
+from ..graph import KerasTensor, flatten, map_structure
+from ..layers import InputLayer
+from ..layers import deserialize as deserialize_layer
+from ..layers import serialize as serialize_layer
+from .model import Model, _same_samples
+
+
+class Functional(Model):
+    """A model defined by its input and output symbolic tensors (any number, in lists or dicts)."""
+
+    def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
+        for what, value in (("inputs", inputs), ("outputs", outputs)):
+            leaves = flatten(value)
+            if not leaves or not all(isinstance(t, KerasTensor) for t in leaves):
+                bad = next((t for t in leaves if not isinstance(t, KerasTensor)), None)
+                raise TypeError(f"{what} must be symbolic tensors (from cynet.Input and layer calls on them), or "
+                                f"a list or dict of them; received {type(bad).__name__ if leaves else 'nothing'}")
+        for t in flatten(inputs):
+            if not isinstance(t._keras_history[0], InputLayer):
+                raise ValueError(f"Model inputs must come from cynet.Input; {t!r} is the output of layer "
+                                 f"'{t._keras_history[0].name}'")
+        super().__init__(name=name, trainable=trainable, **kwargs)
+        self._inputs_struct = inputs
+        self._outputs_struct = outputs
+        self.inputs = flatten(inputs)
+        self.outputs = flatten(outputs)
+        self._nodes, self._graph_layers = _topological(self.inputs, self.outputs)
+        names = {}
+        for layer in self._graph_layers:
+            if names.setdefault(layer.name, layer) is not layer:
+                raise ValueError(f"The name '{layer.name}' is used by 2 layers of the model; all layer names must be "
+                                 "unique (give them distinct name= arguments)")
+        self.built = True
+        self.input_shape = _unwrap([t.shape for t in self.inputs])
+        self.output_shape = _unwrap([t.shape for t in self.outputs])
+
+    # ---------------------------------------------------------------- structure
+    @property
+    def layers(self):
+        """Every layer of the graph, in topological order (the InputLayers first), once each."""
+        return list(self._graph_layers)
+
+    @property
+    def input_names(self):
+        return [t._keras_history[0].name for t in self.inputs]
+
+    @property
+    def output_names(self):
+        return self._output_names()
+
+    def _output_names(self, x=None):
+        return [t._keras_history[0].name for t in self.outputs]
+
+    def _output_shapes(self, x):
+        return [t.shape for t in self.outputs]
+
+    def compute_output_shape(self, input_shape):
+        given = flatten(input_shape) if not _is_shape(input_shape) else [input_shape]
+        for t, shape in zip(self.inputs, given):
+            if len(shape) != len(t.shape) or any(a is not None and b is not None and a != b
+                                                 for a, b in zip(shape[1:], t.shape[1:])):
+                raise ValueError(f"model '{self.name}': input '{t.name}' takes samples of shape {t.shape[1:]}; "
+                                 f"received shape {tuple(shape)}")
+        shapes = [t.shape for t in self.outputs]
+        return shapes if len(shapes) > 1 else shapes[0]
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    # ---------------------------------------------------------------- calling
+    def _flat_inputs(self, inputs, name):
+        """The arrays of `inputs` in the order of model.inputs: one array for a single input, a list
+        or tuple in order, or a dict keyed by input name."""
+        n = len(self.inputs)
+        if isinstance(inputs, dict):
+            names = self.input_names
+            missing = [k for k in names if k not in inputs]
+            if missing:
+                raise ValueError(f"{name} is missing the model's inputs {missing}; it has {sorted(inputs)} "
+                                 f"(inputs: {names})")
+            unknown = [k for k in inputs if k not in names]
+            if unknown:
+                raise ValueError(f"{name} has {unknown}, which are not inputs of the model; its inputs are {names}")
+            return [inputs[k] for k in names], [f"{name}[{k!r}]" for k in names]
+        if n == 1:
+            if isinstance(inputs, (list, tuple)) and len(inputs) == 1 and not np.isscalar(inputs[0]) and \
+                    isinstance(inputs[0], np.ndarray):
+                inputs = inputs[0]
+            return [inputs], [name]
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != n:
+            raise ValueError(f"{name} must be a list of {n} arrays (one per model input: {self.input_names}) or a dict "
+                             f"keyed by input name; received {_describe(inputs)}")
+        return list(inputs), [f"{name}[{i}]" for i in range(n)]
+
+    def _convert(self, t, value, label):
+        """One input array: the input's dtype, checked against its shape."""
+        dtype = np.dtype(t.dtype)
+        x = value if isinstance(value, np.ndarray) else _checks_as_array(label, value)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{label} must be numeric; received dtype {x.dtype}")
+        if x.dtype != dtype:
+            x = x.astype(dtype)
+        if x.ndim != len(t.shape) or any(e is not None and e != a for e, a in zip(t.shape[1:], x.shape[1:])):
+            raise ValueError(f"{label} must have samples of shape {t.shape[1:]} (input '{t.name}' of model "
+                             f"'{self.name}'); received shape {x.shape}")
+        return x
+
+    def _prepare_call_inputs(self, inputs):
+        values, labels = self._flat_inputs(inputs, "inputs")
+        return [self._convert(t, v, label) for t, v, label in zip(self.inputs, values, labels)]
+
+    def _invoke(self, tape, inputs, training, kwargs):
+        if kwargs:
+            raise TypeError(f"model '{self.name}': unexpected call arguments {sorted(kwargs)}")
+        x = self._prepare_call_inputs(inputs)
+        return tuple(x), self.call(x, training=training)
+
+    def call(self, inputs, training=False):
+        """Run the graph on `inputs` (arrays in the order of model.inputs, as a list)."""
+        flat = inputs if isinstance(inputs, list) and len(inputs) == len(self.inputs) else \
+            self._prepare_call_inputs(inputs)
+        values = {id(t): v for t, v in zip(self.inputs, flat)}
+        for node in self._nodes:
+            args = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.arguments)
+            kwargs = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.kwargs)
+            out = node.layer(args, training=training, **kwargs)
+            for t, v in zip(node.outputs, flatten(out) if isinstance(out, (list, tuple)) else [out]):
+                values[id(t)] = v
+        return map_structure(lambda t: values[id(t)], self._outputs_struct)
+
+    # ---------------------------------------------------------------- data
+    def _prepare_x(self, x, name="x"):
+        """x as a list of arrays, one per model input: numeric, non-empty, of the input's shape,
+        finite, one number of samples."""
+        if x is None:
+            raise ValueError(f"{name} must be given")
+        values, labels = self._flat_inputs(x, name)
+        arrays = [self._input_array(value, label, lambda a, t=t, label=label: self._convert(t, a, label),
+                                    lambda a: None)
+                  for t, value, label in zip(self.inputs, values, labels)]
+        _same_samples(arrays, labels)
+        return arrays
+
+    # ---------------------------------------------------------------- summary / config
+    def _summary_rows(self):
+        rows = []
+        for layer in self._graph_layers:
+            inbound = [n for n in layer._inbound_nodes if n in self._node_set]
+            shapes = [t.shape for n in inbound for t in n.outputs]
+            connected = ", ".join(f"{t._keras_history[0].name}[{t._keras_history[1]}][{t._keras_history[2]}]"
+                                  for n in inbound for t in n.input_tensors)
+            shape = _unwrap(shapes) if shapes else "?"
+            rows.append((f"{layer.name} ({type(layer).__name__})", str(shape), f"{layer.count_params():,}",
+                         connected or "-"))
+        return rows
+
+    @property
+    def _node_set(self):
+        return set(self._nodes) | {t.node for t in self.inputs}
+
+    def get_config(self):
+        """Layers (each with its inbound nodes as [layer name, node index, tensor index] triples)
+        and the model's input and output tensors, as Keras's Functional config."""
+        index = {id(t.node): 0 for t in self.inputs}   # a node's position among its layer's calls here
+        counts = {}
+        for node in self._nodes:
+            index[id(node)] = counts.get(id(node.layer), 0)
+            counts[id(node.layer)] = index[id(node)] + 1
+        layers = [dict(serialize_layer(layer), name=layer.name, inbound_nodes=[]) for layer in self._graph_layers]
+        by_name = {entry["name"]: entry for entry in layers}
+        for node in self._nodes:
+            by_name[node.layer.name]["inbound_nodes"].append({
+                "args": _encode(node.arguments, index), "kwargs": _encode(node.kwargs, index)})
+        return {"name": self.name, "trainable": self.trainable, "layers": layers,
+                "input_layers": _encode(self._inputs_struct, index),
+                "output_layers": _encode(self._outputs_struct, index)}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Rebuild the graph: make each layer, then replay its calls on the rebuilt tensors."""
+        made, tensors = {}, {}
+        pending = []
+        for entry in config["layers"]:
+            layer = deserialize_layer({"class_name": entry["class_name"], "config": entry["config"]})
+            made[entry["name"]] = layer
+            if isinstance(layer, InputLayer):
+                tensors[(entry["name"], 0, 0)] = layer.output
+            pending.append((layer, list(entry.get("inbound_nodes", []))))
+        progress = True
+        while progress and any(nodes for _, nodes in pending):
+            progress = False
+            for layer, nodes in pending:
+                while nodes:
+                    node = nodes[0]
+                    try:
+                        args = _decode(node["args"], tensors)
+                        kwargs = _decode(node.get("kwargs", {}), tensors)
+                    except KeyError:
+                        break       # an input tensor not made yet
+                    out = layer(args, **kwargs)
+                    k = len(layer._inbound_nodes) - 1
+                    for i, t in enumerate(flatten(out)):
+                        tensors[(layer.name, k, i)] = t
+                    nodes.pop(0)
+                    progress = True
+        if any(nodes for _, nodes in pending):
+            raise ValueError("the model config's layers cannot be connected (an inbound node refers to a tensor no "
+                             "layer makes)")
+        try:
+            inputs = _decode(config["input_layers"], tensors)
+            outputs = _decode(config["output_layers"], tensors)
+        except KeyError as exc:
+            raise ValueError(f"the model config refers to a tensor no layer makes: {exc}") from None
+        return cls(inputs, outputs, name=config.get("name"), trainable=config.get("trainable", True))
+
+
+# -------------------------------------------------------------------- graph walk
+def _topological(inputs, outputs):
+    """(the nodes to run, in topological order, without the inputs' own; the layers, once each,
+    InputLayers first) for the graph from `inputs` to `outputs`; a clear error when an output
+    needs a tensor that does not come from the inputs."""
+    input_ids = {id(t) for t in inputs}
+    order, done, layers_seen = [], set(), {}
+
+    def visit(t, path):
+        if id(t) in input_ids:
+            return
+        node = t.node
+        if id(node) in done:
+            return
+        if node.is_input:
+            raise ValueError(f"Graph disconnected: the output needs the value of {t!r} (input "
+                             f"'{node.layer.name}'), which is not one of the model's inputs "
+                             f"{[i.name for i in inputs]}; reached through layers {path[::-1]}")
+        for parent in node.input_tensors:
+            visit(parent, path + [node.layer.name])
+        done.add(id(node))
+        order.append(node)
+
+    for t in outputs:
+        visit(t, [])
+    for t in inputs:
+        layers_seen.setdefault(id(t.node.layer), t.node.layer)
+    for node in order:
+        layers_seen.setdefault(id(node.layer), node.layer)
+    return order, list(layers_seen.values())
+
+
+def _encode(structure, index):
+    """Tensors as [layer name, node index, tensor index] (Keras's __keras_tensor__ triples)."""
+    def enc(t):
+        if isinstance(t, KerasTensor):
+            layer, node_index, tensor_index = t._keras_history
+            return {"class_name": "__keras_tensor__",
+                    "config": {"keras_history": [layer.name, index.get(id(layer._inbound_nodes[node_index]), 0),
+                                                 tensor_index]}}
+        return t
+    return map_structure(enc, structure)
+
+
+def _decode(structure, tensors):
+    if isinstance(structure, dict) and structure.get("class_name") == "__keras_tensor__":
+        name, node, i = structure["config"]["keras_history"]
+        return tensors[(name, node, i)]
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(_decode(s, tensors) for s in structure)
+    if isinstance(structure, dict):
+        return {k: _decode(v, tensors) for k, v in structure.items()}
+    return structure
+
+
+def _is_shape(value):
+    return isinstance(value, tuple) and all(s is None or isinstance(s, (int, np.integer)) for s in value)
+
+
+def _unwrap(items):
+    return items[0] if len(items) == 1 else items
+
+
+def _describe(value):
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"an object of type {type(value).__name__}"
+
+
+def _checks_as_array(label, value):
+    from ..kernels import _checks as kchecks
+    return kchecks.as_array(label, value)

@@ -1,0 +1,168 @@
+"""Model: a Layer that trains (Trainer + Layer), as Keras 3's keras/src/models/model.py.
+
+`Model(inputs, outputs)` makes a Functional model; `class M(Model)` with layers made in `__init__`
+and a `call(inputs, training=None)` is a subclassed model (its layers, assigned as attributes, also
+inside lists and dicts, are tracked); `Sequential` is the Model of one chain of layers.
+"""
+import numpy as np
+
+from .. import graph, tape as _tape
+from ..layers.base import Layer, snake_case, unique_name
+from ..trainers.trainer import Trainer
+
+
+class Model(Trainer, Layer):
+    """A trainable layer: `fit`, `evaluate`, `predict`, `summary`, `save`.
+
+    `Model(inputs, outputs, name=None)` builds a Functional model from symbolic tensors
+    (`cynet.Input`); subclass Model and write `call` for a model in Python.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            from .functional import Functional
+            return Functional.__new__(Functional)
+        return super().__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        if args or "inputs" in kwargs or "outputs" in kwargs:
+            raise TypeError(f"{type(self).__name__}.__init__ takes name=, trainable=, dtype= (a subclassed model "
+                            "makes its layers itself); Model(inputs, outputs) makes a Functional model")
+        name = kwargs.pop("name", None)
+        super().__init__(name=name or unique_name(snake_case(type(self).__name__)), **kwargs)
+        self._init_trainer()
+
+    # ---------------------------------------------------------------- structure
+    @property
+    def layers(self):
+        """The layers the model tracks (its attributes, in the order they were set)."""
+        return self._sublayers()
+
+    def get_layer(self, name=None, index=None):
+        """A layer of the model by name or by index in `model.layers`."""
+        layers = self.layers
+        if index is not None:
+            if name is not None:
+                raise ValueError("Provide only a layer name or a layer index, not both")
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"Was asked to retrieve layer at index {index} but the model only has "
+                                 f"{len(layers)} layers")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[layer.name for layer in layers]}")
+
+    def _invoke(self, tape, inputs, training, kwargs):
+        """A subclassed model's call: its own `call` on the inputs converted to the model's dtype."""
+        x = self._prepare_call_inputs(inputs)
+        if self._call_takes_training:
+            kwargs["training"] = training
+        outputs = self.call(x, **kwargs)
+        if not self.built:
+            self.built = True
+        return tuple(graph.flatten(x)), outputs
+
+    def _prepare_call_inputs(self, inputs):
+        return graph.map_structure(self._convert_input, inputs)
+
+    def call(self, inputs, training=False):
+        raise NotImplementedError(f"{type(self).__name__} is a subclassed Model without a call method: define "
+                                  "call(self, inputs, training=None)")
+
+    # ---------------------------------------------------------------- data (subclassed models)
+    def _prepare_x(self, x, name="x"):
+        """x as the model's call takes it: each array of the structure numeric, non-empty, of one
+        number of samples, finite, in the model's dtype."""
+        if x is None:
+            raise ValueError(f"{name} must be given")
+        leaves = graph.flatten(x)
+        labels = [name] if len(leaves) == 1 and not isinstance(x, (list, tuple, dict)) else [
+            f"{name}[{i}]" for i in range(len(leaves))]
+        convert = lambda a: a.astype(self.dtype) if a.dtype.kind == "f" else a  # noqa: E731
+        arrays = [self._input_array(leaf, label, convert, lambda a: None) for label, leaf in zip(labels, leaves)]
+        _same_samples(arrays, labels)
+        return graph.pack_like(x, arrays) if isinstance(x, (list, tuple, dict)) else arrays[0]
+
+    def _probe(self, x):
+        """The model's outputs on the first sample of x (how many, what shapes)."""
+        with _tape.recording(_tape.NO_RECORD):
+            return self.call(graph.map_structure(lambda a: a[:1], x), training=False)
+
+    def _output_names(self, x=None):
+        if x is None:
+            return None
+        n = len(graph.flatten(self._probe(x)))
+        return [self.name] if n == 1 else [f"output_{i + 1}" for i in range(n)]
+
+    def _output_shapes(self, x):
+        return [(None,) + tuple(np.shape(o))[1:] for o in graph.flatten(self._probe(x))]
+
+    # ---------------------------------------------------------------- summary / saving
+    def _summary_rows(self):
+        """(layer name and type, output shape, parameter count, connected to or None) per layer."""
+        rows = []
+        for layer in self.layers:
+            shape = layer.output_shape if layer.built and layer.output_shape is not None else "?"
+            rows.append((f"{layer.name} ({type(layer).__name__})", str(shape), f"{layer.count_params():,}", None))
+        return rows
+
+    def summary(self, line_length=None, print_fn=None):
+        """Print a Keras-like table of layers, output shapes, parameter counts (and, for a
+        Functional model, what each layer is connected to)."""
+        print_fn = print_fn or print
+        if not self.built and getattr(self, "_input_shape_arg", None) is not None:
+            self.build()
+        rows = self._summary_rows()
+        connected = any(r[3] is not None for r in rows)
+        header = ("Layer (type)", "Output Shape", "Param #") + (("Connected to",) if connected else ())
+        table = [header] + [r[:3] + ((r[3] or "-",) if connected else ()) for r in rows]
+        widths = [max(len(r[i]) for r in table) + 2 for i in range(len(header))]
+        width = sum(widths)
+        weights = self.weights
+        trainable_ids = {id(v) for v in self.trainable_weights}
+        total = sum(v.size for v in weights)
+        trainable = sum(v.size for v in weights if id(v) in trainable_ids)
+        total_bytes = sum(v.size * v.dtype.itemsize for v in weights)
+        trainable_bytes = sum(v.size * v.dtype.itemsize for v in weights if id(v) in trainable_ids)
+        lines = [f'Model: "{self.name}"', "━" * width, "".join(c.ljust(w) for c, w in zip(header, widths)),
+                 "━" * width]
+        for r in table[1:]:
+            lines.append("".join(c.ljust(w) for c, w in zip(r, widths)))
+        lines.append("━" * width)
+        lines.append(f" Total params: {total:,} ({_human_bytes(total_bytes)})")
+        lines.append(f" Trainable params: {trainable:,} ({_human_bytes(trainable_bytes)})")
+        lines.append(f" Non-trainable params: {total - trainable:,} ({_human_bytes(total_bytes - trainable_bytes)})")
+        for line in lines:
+            print_fn(line)
+
+    def get_config(self):
+        raise NotImplementedError(f"{type(self).__name__} is a subclassed model: to save it or clone it, define "
+                                  "get_config() (returning its __init__ arguments) and register the class with "
+                                  "@cynet.saving.register_keras_serializable()")
+
+    def save(self, filepath, overwrite=True):
+        from ..saving import save_model
+        save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath, overwrite=True):
+        from ..saving import save_weights
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath):
+        from ..saving import load_weights
+        load_weights(self, filepath)
+
+
+def _same_samples(arrays, labels):
+    sizes = {a.shape[0] for a in arrays}
+    if len(sizes) > 1:
+        raise ValueError("all inputs must have the same number of samples; received "
+                         + ", ".join(f"{label} with {a.shape[0]}" for label, a in zip(labels, arrays)))
+
+
+def _human_bytes(n):
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.2f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024

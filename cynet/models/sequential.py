@@ -1,0 +1,182 @@
+"""Sequential: a Model whose layers form one chain (Keras 3: keras/src/models/sequential.py).
+
+It keeps its own fast path: its call runs the layers in order, with no graph walk.
+"""
+import numpy as np
+
+from ..graph import is_symbolic
+from ..layers import InputLayer, Layer
+from ..layers import deserialize as deserialize_layer
+from ..layers import serialize as serialize_layer
+from ..layers.base import unique_name
+from .model import Model
+
+
+class Sequential(Model):
+    """A linear stack of layers.
+
+    Args:
+        layers: optional list of layers (the first may be `cynet.Input(shape=...)`).
+        name: the model's name.
+    """
+
+    def __init__(self, layers=None, trainable=True, name=None, **kwargs):
+        super().__init__(trainable=trainable, name=name or unique_name("sequential"), **kwargs)
+        self._layers = []
+        self._layer_names = set()
+        self._input_layer = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # ---------------------------------------------------------------- structure
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def add(self, layer):
+        """Append a layer (or an Input as the very first element)."""
+        if is_symbolic(layer) and isinstance(layer._keras_history[0], InputLayer):
+            layer = layer._keras_history[0]   # cynet.Input(...) as the first element
+        if isinstance(layer, InputLayer):
+            if self._layers or self._input_layer is not None:
+                raise ValueError("an Input may only be the first element of a Sequential model")
+            self._input_layer = layer
+            self._input_shape_arg = layer._input_shape_arg
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add expects a cynet layer; received {layer!r}")
+        if layer.name in self._layer_names:
+            raise ValueError(f"All layers added to a Sequential model should have unique names; "
+                             f"name '{layer.name}' is already used")
+        first_shape = None
+        if not self._layers and self._input_shape_arg is None and layer._input_shape_arg is not None:
+            first_shape = layer._input_shape_arg
+        if self.built:   # extend the built stack by one layer: adding n layers costs O(n), not O(n^2)
+            shape = layer._maybe_build_for(self.output_shape)
+            self.output_shape = shape
+        elif first_shape is not None or self._input_shape_arg is not None:
+            self._input_shape_arg = self._input_shape_arg or first_shape
+            try:
+                self._layers.append(layer)
+                self.build((None,) + self._input_shape_arg)
+            except BaseException:   # a refused layer leaves the model as it was
+                self._layers.pop()
+                if first_shape is not None:
+                    self._input_shape_arg = None
+                self.built = False
+                raise
+            self._layer_names.add(layer.name)
+            return
+        self._layers.append(layer)
+        self._layer_names.add(layer.name)
+
+    def pop(self):
+        if not self._layers:
+            raise ValueError("There are no layers in the model")
+        layer = self._layers.pop()
+        self._layer_names.discard(layer.name)
+        self.built = False
+        return layer
+
+    def build(self, input_shape=None):
+        if input_shape is None:
+            if self._input_shape_arg is None:
+                raise ValueError("build() needs input_shape, or give the first layer input_shape= or start with Input")
+            input_shape = (None,) + self._input_shape_arg
+        shape = tuple(input_shape)
+        for layer in self._layers:
+            shape = layer._maybe_build_for(shape)
+        self.input_shape = tuple(input_shape)
+        self.output_shape = shape
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        for layer in self._layers:
+            input_shape = layer.compute_output_shape(input_shape)
+        return input_shape
+
+    # ---------------------------------------------------------------- weights
+    @property
+    def weights(self):
+        return [v for layer in self._layers for v in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return [v for layer in self._layers for v in layer.trainable_weights] if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        return [v for layer in self._layers for v in layer.non_trainable_weights]
+
+    trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
+    variables = weights
+
+    @property
+    def losses(self):
+        return [penalty for layer in self._layers for penalty in layer.losses]
+
+    def get_layer(self, name=None, index=None):
+        if index is not None:
+            return self._layers[index]
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[layer.name for layer in self._layers]}")
+
+    # ---------------------------------------------------------------- forward / backward
+    def _invoke(self, tape, inputs, training, kwargs):
+        if kwargs:
+            raise TypeError(f"Sequential model '{self.name}': unexpected call arguments {sorted(kwargs)}")
+        if not self._layers:
+            raise ValueError("The model has no layers")
+        x = self._layers[0]._convert_input(inputs)
+        if not self.built:
+            self.build((None,) + x.shape[1:])
+        return (x,), self.call(x, training=training)
+
+    def call(self, inputs, training=False):
+        x = inputs
+        for layer in self._layers:
+            x = layer(x, training=training)
+        return x
+
+    # ---------------------------------------------------------------- data
+    def _prepare_x(self, x, name="x"):
+        """x as the first layer's input array: non-empty, samples of the model's input shape, finite."""
+        if x is None:
+            raise ValueError(f"{name} must be given")
+        if not self._layers:
+            raise ValueError("The model has no layers")
+        return self._input_array(x, name, self._layers[0]._convert_input, self._expected_samples)
+
+    def _expected_samples(self, arr):
+        if not self.built:
+            self.build((None,) + arr.shape[1:])
+        return self.input_shape[1:]
+
+    def _output_names(self, x=None):
+        return [self._layers[-1].name] if self._layers else None
+
+    def _output_shapes(self, x):
+        return [tuple(self.compute_output_shape((None,) + tuple(x.shape[1:])))]
+
+    # ---------------------------------------------------------------- config
+    def get_config(self):
+        layers = [serialize_layer(layer) for layer in self._layers]
+        if self._input_layer is not None:
+            layers.insert(0, serialize_layer(self._input_layer))
+        return {"name": self.name, "trainable": self.trainable, "layers": layers,
+                "build_input_shape": None if not self.built else list(self.input_shape)}
+
+    @classmethod
+    def from_config(cls, config):
+        model = cls(name=config.get("name"), trainable=config.get("trainable", True))
+        for layer_config in config.get("layers", []):
+            model.add(deserialize_layer(layer_config))
+        shape = config.get("build_input_shape")
+        if shape is not None and not model.built:
+            model.build(tuple(shape))
+        return model
