@@ -79,7 +79,7 @@ class KerasTensor:
 
     def __getitem__(self, key):
         from .layers.tensor_ops import GetItem
-        return GetItem(key)(self)
+        return GetItem(key, dtype=_float_dtype(self))(self)
 
     __hash__ = object.__hash__
 
@@ -91,13 +91,22 @@ def _scalar(value):
     return float(value)
 
 
+def _float_dtype(*tensors):
+    """The layer dtype of an operator on these tensors: theirs when float (operators keep the
+    dtype, as Keras ops do), else the default."""
+    kinds = [np.dtype(t.dtype) for t in tensors if is_symbolic(t) and np.dtype(t.dtype).kind == "f"]
+    return np.result_type(*kinds).name if kinds else None
+
+
 def _binary(op, a, b):
     from .layers import merging, tensor_ops
+    dtype = _float_dtype(a, b)
     if is_symbolic(a) and is_symbolic(b):
-        return {"add": merging.Add, "subtract": merging.Subtract, "multiply": merging.Multiply}[op]()([a, b])
+        cls = {"add": merging.Add, "subtract": merging.Subtract, "multiply": merging.Multiply}[op]
+        return cls(dtype=dtype)([a, b])
     if is_symbolic(a):
-        return tensor_ops.ScalarOp(op, _scalar(b))(a)
-    return tensor_ops.ScalarOp("r" + op if op == "subtract" else op, _scalar(a))(b)
+        return tensor_ops.ScalarOp(op, _scalar(b), dtype=dtype)(a)
+    return tensor_ops.ScalarOp("r" + op if op == "subtract" else op, _scalar(a), dtype=dtype)(b)
 
 
 def is_symbolic(x):

@@ -172,6 +172,36 @@ def _accumulate(grads, key, g):
     grads[key] = g if prev is None else prev + g
 
 
+class _Cast:
+    """The pseudo-layer of a dtype conversion at a layer's boundary (a float64 array into a float32
+    layer): its record sends the gradient back in the original dtype, so conversions never cut the
+    chain of records."""
+
+    trainable = False
+    trainable_weights = ()
+    _trainable_vars = ()
+    name = "cast"
+
+    def _backward(self, ctx, grad, need_input_grad):
+        return grad.astype(ctx.dtype) if need_input_grad else None
+
+    def _add_regularization_gradients(self):
+        pass
+
+
+CAST = _Cast()
+
+
+def record_cast(tape, original, converted):
+    """On `tape` (when recording), the conversion of the float array `original` into `converted`."""
+    if converted is not original and isinstance(tape, Tape) and isinstance(original, np.ndarray) \
+            and original.dtype.kind == "f":
+        ctx = Context()
+        ctx.dtype = original.dtype
+        tape.record(CAST, ctx, (original,), (converted,), False, False)
+    return converted
+
+
 # ------------------------------------------------------------------------- last calls per thread
 _local = threading.local()
 

@@ -315,7 +315,7 @@ class Layer:
         """Run one call on `tape`: (the flat tuple of inputs as the call took them, its outputs)."""
         training = bool(training)
         if not self._fused:   # a composite layer: its own call, on inputs of any structure
-            x = _map_arrays(self._convert_input, inputs)
+            x = _map_arrays(lambda a: _tape.record_cast(tape, a, self._convert_input(a)), inputs)
             self._maybe_build(_map_arrays(lambda a: (None,) + a.shape[1:], x))
             if self._call_takes_training:
                 kwargs["training"] = training
@@ -324,12 +324,12 @@ class Layer:
             if not isinstance(inputs, (list, tuple)) or not inputs:
                 raise TypeError(f"{self._who()}: inputs must be a non-empty list of arrays; received "
                                 f"{type(inputs).__name__}")
-            x = [self._convert_input(a) for a in inputs]
+            x = [_tape.record_cast(tape, a, self._convert_input(a)) for a in inputs]
             self._check_inputs(x)
             self._maybe_build([(None,) + a.shape[1:] for a in x])
             taken = tuple(x)
         else:
-            x = self._convert_input(inputs)
+            x = _tape.record_cast(tape, inputs, self._convert_input(inputs))
             self._check_input(x)
             self._maybe_build((None,) + x.shape[1:])
             taken = (x,)

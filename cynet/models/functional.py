@@ -8,7 +8,7 @@ more.
 """
 import numpy as np
 
-from .. import graph
+from .. import graph, tape as _tape
 from ..graph import KerasTensor, flatten, map_structure
 from ..layers import InputLayer
 from ..layers import deserialize as deserialize_layer
@@ -116,14 +116,15 @@ class Functional(Model):
                              f"'{self.name}'); received shape {x.shape}")
         return x
 
-    def _prepare_call_inputs(self, inputs):
+    def _prepare_call_inputs(self, inputs, tape=None):
         values, labels = self._flat_inputs(inputs, "inputs")
-        return [self._convert(t, v, label) for t, v, label in zip(self.inputs, values, labels)]
+        return [_tape.record_cast(tape, v, self._convert(t, v, label))
+                for t, v, label in zip(self.inputs, values, labels)]
 
     def _invoke(self, tape, inputs, training, kwargs):
         if kwargs:
             raise TypeError(f"model '{self.name}': unexpected call arguments {sorted(kwargs)}")
-        x = self._prepare_call_inputs(inputs)
+        x = self._prepare_call_inputs(inputs, tape)
         return tuple(x), self.call(x, training=training)
 
     def call(self, inputs, training=False):

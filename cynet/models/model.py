@@ -55,16 +55,13 @@ class Model(Trainer, Layer):
 
     def _invoke(self, tape, inputs, training, kwargs):
         """A subclassed model's call: its own `call` on the inputs converted to the model's dtype."""
-        x = self._prepare_call_inputs(inputs)
+        x = graph.map_structure(lambda a: _tape.record_cast(tape, a, self._convert_input(a)), inputs)
         if self._call_takes_training:
             kwargs["training"] = training
         outputs = self.call(x, **kwargs)
         if not self.built:
             self.built = True
         return tuple(graph.flatten(x)), outputs
-
-    def _prepare_call_inputs(self, inputs):
-        return graph.map_structure(self._convert_input, inputs)
 
     def call(self, inputs, training=False):
         raise NotImplementedError(f"{type(self).__name__} is a subclassed Model without a call method: define "
@@ -135,6 +132,15 @@ class Model(Trainer, Layer):
         lines.append(f" Non-trainable params: {total - trainable:,} ({_human_bytes(total_bytes - trainable_bytes)})")
         for line in lines:
             print_fn(line)
+
+    @classmethod
+    def from_config(cls, config):
+        """A model from its config: a Functional graph's config (layers, input_layers,
+        output_layers) makes a Functional model."""
+        if cls is Model and isinstance(config, dict) and "input_layers" in config:
+            from .functional import Functional
+            return Functional.from_config(config)
+        return cls(**config)
 
     def get_config(self):
         raise NotImplementedError(f"{type(self).__name__} is a subclassed model: to save it or clone it, define "

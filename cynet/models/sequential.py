@@ -4,6 +4,7 @@ It keeps its own fast path: its call runs the layers in order, with no graph wal
 """
 import numpy as np
 
+from .. import tape as _tape
 from ..graph import is_symbolic
 from ..layers import InputLayer, Layer
 from ..layers import deserialize as deserialize_layer
@@ -132,7 +133,7 @@ class Sequential(Model):
             raise TypeError(f"Sequential model '{self.name}': unexpected call arguments {sorted(kwargs)}")
         if not self._layers:
             raise ValueError("The model has no layers")
-        x = self._layers[0]._convert_input(inputs)
+        x = _tape.record_cast(tape, inputs, self._layers[0]._convert_input(inputs))
         if not self.built:
             self.build((None,) + x.shape[1:])
         return (x,), self.call(x, training=training)

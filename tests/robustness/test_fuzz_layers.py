@@ -121,14 +121,23 @@ class LayerSpec:
     (bad values, valid alternatives). fixed_ndim: inputs must keep their ndim; min_ndim: the least
     ndim inputs may have; fixed_axes(case, ndim): the axes whose size the weights fix;
     index_input: inputs are indices (Embedding).
+
+    A layer taking a list of inputs (`_multi_input`: the merge layers) has a case with `shapes`
+    (one per input) and `shapes_ok(case, shapes)`: whether the layer takes inputs of those shapes
+    (count, ranks, batch sizes, the layer's shape rule), which decides what a mutated list must
+    give. input_names: the words an error about the inputs may name them by.
     """
 
     def __init__(self, cls, make, args, fixed_ndim=False, min_ndim=1, fixed_axes=None, index_input=False,
-                 unreached=()):
+                 unreached=(), shapes_ok=None, input_names=("inputs",)):
         self.cls, self.make, self.args = cls, make, dict(args)
         self.fixed_ndim, self.min_ndim, self.index_input = fixed_ndim, min_ndim, index_input
         self.fixed_axes = fixed_axes or (lambda case, ndim: ())
         self.unreached = unreached  # base classes whose __init__ this class does not call
+        self.multi_input = bool(getattr(cls, "_multi_input", False))
+        assert self.multi_input == (shapes_ok is not None), f"{cls.__name__}: shapes_ok is for multi-input layers"
+        self.shapes_ok = shapes_ok
+        self.input_names = tuple(input_names)
         # layers whose outputs sum products (matmuls, reductions): with infinities in the input
         # the place of NaN vs inf depends on the order of summation (see fz.assert_close)
         self.lenient = cls.__name__ in ("Dense", "Conv2D", "BatchNormalization", "SimpleRNN", "LSTM", "GRU",
@@ -154,11 +163,21 @@ def _case(c, kwargs, shape, training=None, index_dim=None, states=None):
     case.training = c.bool() if training is None else training
     case.index_dim = index_dim
     case.states = states
+    case.shapes = None  # (multi-input layers: one shape per input; see _merge_case)
+    return case
+
+
+def _merge_case(c, kwargs, shapes):
+    """A case of a multi-input layer: its input is a list of arrays of `shapes`."""
+    case = _case(c, kwargs, shapes[0])
+    case.shapes = [tuple(s) for s in shapes]
     return case
 
 
 def _x(case, seed_offset=0):
     rng = np.random.default_rng(case.seed + seed_offset)
+    if case.shapes is not None:
+        return [np.asarray(rng.standard_normal(s), dtype=case.dtype) for s in case.shapes]
     if case.index_dim is not None:
         return rng.integers(0, case.index_dim, case.shape)
     return np.asarray(rng.standard_normal(case.shape), dtype=case.dtype)
