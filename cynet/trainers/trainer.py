@@ -11,6 +11,7 @@ provides `_prepare_x` (the inputs as its `call` takes them), `_output_names()` a
 `_output_shapes(x)`; everything else lives here.
 """
 import collections.abc
+import contextlib
 import inspect
 import math
 import numbers
@@ -22,6 +23,8 @@ import numpy as np
 from .. import activations, callbacks as callbacks_module, distributed, losses, metrics as metrics_module, optimizers
 from .. import tape as _tape
 from ..graph import flatten, map_structure
+from .data_adapters import get_data_adapter, unpack_x_y_sample_weight
+from .data_adapters.data_adapter_utils import is_iterator, is_py_dataset
 from ..kernels._backend import array_cache
 from ..optimizers import _checks
 from ..utils.rng import make_rng
@@ -382,12 +385,21 @@ class Trainer:
         if not 0.0 <= float(validation_split) < 1.0:
             raise ValueError(f"validation_split must be in [0, 1); received validation_split={validation_split!r}")
         _one_of_the_weights(sample_weight, class_weight)
+        if _is_stream(x):
+            if validation_split:
+                raise ValueError("validation_split is only supported for arrays; received x as a "
+                                 f"{type(x).__name__}: pass validation_data instead")
+            return self._fit_stream(x, y, sample_weight, class_weight, epochs, initial_epoch, steps_per_epoch,
+                                    shuffle, callbacks, verbose, validation_data, validation_steps,
+                                    validation_batch_size or batch_size, validation_freq)
         x = self._prepare_x(x)
         self._check_compiled(x)
         y = self._prepare_y(y, x)
         weights = self._prepare_sample_weight(sample_weight, x)
         val = None
-        if validation_data is not None:
+        if validation_data is not None and _is_stream(validation_data):
+            val = validation_data
+        elif validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight); "
                                  f"received {_describe(validation_data)}")
@@ -429,28 +441,16 @@ class Trainer:
                     idx = slice(start, min(start + global_batch, n)) if order is None else order[start:start + global_batch]
                     if dist:
                         idx = dist.shard(idx)
-                    xb, yb, wb = _take(x, idx), _take(y, idx), _take(weights, idx)
-                    nb = _num_samples(xb)
-                    cbs.on_train_batch_begin(step)
-                    atomic.active = True
-                    try:
-                        if nb:
-                            total, each, preds = self._train_step(xb, yb, wb)
-                        else:   # a rank with an empty shard still joins the gradient Allreduce
-                            self.optimizer.apply(None, self.trainable_weights)
-                    finally:
-                        atomic.release()
-                    if nb:
-                        self._update_metrics(total, each, yb, preds, wb, nb)
-                    logs = self._logs(dist=dist)
-                    cbs.on_train_batch_end(step, logs)
+                    logs = self._run_train_batch(cbs, atomic, step, _take(x, idx), _take(y, idx), _take(weights, idx),
+                                                 dist)
                     if dist:
                         self.stop_training = dist.any(self.stop_training)
                     if self.stop_training:
                         break
                 epoch_logs = dict(logs)
                 if val is not None and (epoch + 1) % validation_freq == 0:
-                    val_logs = self._evaluate_arrays(*val, batch_size=validation_batch_size or batch_size, cbs=cbs)
+                    val_logs = (self._evaluate_stream(val, validation_steps, cbs) if _is_stream(val) else
+                                self._evaluate_arrays(*val, batch_size=validation_batch_size or batch_size, cbs=cbs))
                     epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
                 cbs.on_epoch_end(epoch, epoch_logs)
                 logs = epoch_logs
@@ -463,6 +463,114 @@ class Trainer:
         self.history = cbs.history
         return self.history
 
+    # ---------------------------------------------------------------- generators and PyDatasets
+    def _prepared_batch(self, batch):
+        """A batch from a data adapter ((x,), (x, y) or (x, y, sample_weight)), checked and
+        converted as fit checks arrays."""
+        bx, by, bw = unpack_x_y_sample_weight(batch)
+        xb = self._prepare_x(bx)
+        self._check_compiled(xb)
+        yb = self._prepare_y(by, xb)
+        return xb, yb, self._prepare_sample_weight(bw, xb)
+
+    def _fit_stream(self, x, y, sample_weight, class_weight, epochs, initial_epoch, steps_per_epoch, shuffle,
+                    callbacks, verbose, validation_data, validation_steps, validation_batch_size, validation_freq):
+        """fit on a Python generator or iterator, or a PyDataset, through its data adapter: each
+        batch is checked as arrays are; memory stays bounded (no batch is kept past its step)."""
+        if distributed.of(self):
+            raise NotImplementedError("data-parallel training takes NumPy arrays; generators and PyDatasets are not "
+                                      "supported there yet")
+        adapter = get_data_adapter(x, y, sample_weight, steps_per_epoch=steps_per_epoch,
+                                   shuffle=shuffle if is_py_dataset(x) else False,   # a generator's order is its own
+                                   class_weight=class_weight)
+        val = validation_data
+        if val is not None and not _is_stream(val):
+            if not isinstance(val, (tuple, list)) or len(val) not in (2, 3):
+                raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight), "
+                                 f"a generator or a PyDataset; received {_describe(val)}")
+            vx = self._prepare_x(val[0], "validation_data[0]")
+        cbs = callbacks_module.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
+                                            rank_zero=True, verbose=verbose, epochs=epochs, steps=adapter.num_batches)
+        self.stop_training = False
+        try:
+            with _AtomicSteps() as atomic, array_cache():
+                cbs.on_train_begin()
+                logs = {}
+                for epoch in range(initial_epoch, epochs):
+                    self._reset_metrics()
+                    adapter.on_epoch_begin()
+                    cbs.on_epoch_begin(epoch)
+                    step = -1
+                    try:
+                        for step, batch in enumerate(adapter.get_numpy_iterator()):
+                            xb, yb, wb = self._prepared_batch(batch)
+                            logs = self._run_train_batch(cbs, atomic, step, xb, yb, wb, None)
+                            if self.stop_training:
+                                break
+                    finally:
+                        adapter.on_epoch_end()
+                    if step < 0 and adapter.ran_out_of_data:
+                        break
+                    epoch_logs = dict(logs)
+                    if val is not None and (epoch + 1) % validation_freq == 0:
+                        if _is_stream(val):
+                            val_logs = self._evaluate_stream(val, validation_steps, cbs)
+                        else:
+                            vy = self._prepare_y(val[1], vx, "validation_data[1]", "validation_data[0]")
+                            vw = None if len(val) == 2 else self._prepare_sample_weight(val[2], vx,
+                                                                                        "validation_data[2]")
+                            val_logs = self._evaluate_arrays(vx, vy, vw, validation_batch_size, cbs)
+                        epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+                    cbs.on_epoch_end(epoch, epoch_logs)
+                    logs = epoch_logs
+                    if self.stop_training or adapter.ran_out_of_data:
+                        break
+                self.optimizer.finalize_variable_values(self.trainable_weights)
+                cbs.on_train_end(logs)
+        finally:
+            adapter.close()
+        self.history = cbs.history
+        return self.history
+
+    def _run_train_batch(self, cbs, atomic, step, xb, yb, wb, dist):
+        """One training batch between its callbacks; a KeyboardInterrupt waits for the step to end."""
+        nb = _num_samples(xb)
+        cbs.on_train_batch_begin(step)
+        atomic.active = True
+        try:
+            if nb:
+                total, each, preds = self._train_step(xb, yb, wb)
+            else:   # a rank with an empty shard still joins the gradient Allreduce
+                self.optimizer.apply(None, self.trainable_weights)
+        finally:
+            atomic.release()
+        if nb:
+            self._update_metrics(total, each, yb, preds, wb, nb)
+        logs = self._logs(dist=dist)
+        cbs.on_train_batch_end(step, logs)
+        return logs
+
+    def _evaluate_stream(self, data, steps, cbs):
+        """The logs of evaluating a generator or PyDataset (at most `steps` batches), with fresh
+        metric states (the training ones are kept)."""
+        adapter = get_data_adapter(data, steps_per_epoch=steps)
+        with self._fresh_metric_states():
+            try:
+                cbs.on_test_begin()
+                adapter.on_epoch_begin()
+                for step, batch in enumerate(adapter.get_numpy_iterator()):
+                    cbs.on_test_batch_begin(step)
+                    xb, yb, wb = self._prepared_batch(batch)
+                    total, each, preds = self._test_step(xb, yb, wb)
+                    self._update_metrics(total, each, yb, preds, wb, _num_samples(xb))
+                    cbs.on_test_batch_end(step, self._logs())
+                adapter.on_epoch_end()
+            finally:
+                adapter.close()
+            logs = self._logs()
+            cbs.on_test_end(logs)
+        return logs
+
     # ---------------------------------------------------------------- evaluate / predict
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
@@ -470,6 +578,15 @@ class Trainer:
         self._check_compiled()
         batch_size = _positive_int("batch_size", batch_size, default=32)
         verbose = _verbose(verbose)
+        if _is_stream(x):
+            if y is not None or sample_weight is not None:
+                raise ValueError("When x is a generator or a PyDataset, y and sample_weight come in its batches; "
+                                 "do not pass them to evaluate")
+            steps = _positive_int("steps", steps, default=None)
+            cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
+                                                rank_zero=distributed.rank() == 0, epochs=1, steps=steps)
+            with array_cache():
+                return self._result(return_dict, self._evaluate_stream(x, steps, cbs))
         x = self._prepare_x(x)
         self._check_compiled(x)
         y = self._prepare_y(y, x)
@@ -489,12 +606,7 @@ class Trainer:
             x, y, weights = _take(x, part), _take(y, part), _take(weights, part)
         n = _num_samples(x)
         nsteps = math.ceil(n / batch_size)
-        saved = (self._loss_tracker, self._output_loss_trackers, self._metrics)
-        self._loss_tracker = metrics_module.Mean(name="loss")
-        self._output_loss_trackers = [None if t is None else metrics_module.Mean(name=t.name)
-                                      for t in self._output_loss_trackers]
-        self._metrics = self._build_metrics(fresh=True)
-        try:
+        with self._fresh_metric_states():
             cbs.on_test_begin()
             for step in range(nsteps):
                 sl = slice(step * batch_size, min((step + 1) * batch_size, n))
@@ -505,22 +617,51 @@ class Trainer:
                 cbs.on_test_batch_end(step, self._logs())
             logs = self._logs(dist=dist)
             cbs.on_test_end(logs)
+        return logs
+
+    @contextlib.contextmanager
+    def _fresh_metric_states(self):
+        """Evaluation's own loss trackers and metrics; the training ones are restored after."""
+        saved = (self._loss_tracker, self._output_loss_trackers, self._metrics)
+        self._loss_tracker = metrics_module.Mean(name="loss")
+        self._output_loss_trackers = [None if t is None else metrics_module.Mean(name=t.name)
+                                      for t in self._output_loss_trackers]
+        self._metrics = self._build_metrics(fresh=True)
+        try:
+            yield
         finally:
             self._loss_tracker, self._output_loss_trackers, self._metrics = saved
-        return logs
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for x, batch by batch: one NumPy array (or the model's structure of them)."""
         batch_size = _positive_int("batch_size", batch_size, default=32)
         _verbose(verbose)
-        x = self._prepare_x(x)
-        n = _num_samples(x)
         with array_cache(), _tape.recording(_tape.NO_RECORD):
-            outs = [self.call(_take(x, slice(i, i + batch_size)), training=False) for i in range(0, n, batch_size)]
+            if _is_stream(x):
+                outs = self._predict_stream(x, _positive_int("steps", steps, default=None))
+            else:
+                x = self._prepare_x(x)
+                n = _num_samples(x)
+                outs = [self.call(_take(x, slice(i, i + batch_size)), training=False)
+                        for i in range(0, n, batch_size)]
             flat = [flatten(o) for o in outs]
             joined = [np.concatenate(parts, axis=0) if len(parts) > 1 else np.array(parts[0], copy=True)
                       for parts in zip(*flat)]
             return _pack(outs[0], joined)
+
+    def _predict_stream(self, data, steps):
+        adapter = get_data_adapter(data, steps_per_epoch=steps)
+        outs = []
+        try:
+            adapter.on_epoch_begin()
+            for batch in adapter.get_numpy_iterator():
+                outs.append(self.call(self._prepare_x(unpack_x_y_sample_weight(batch)[0]), training=False))
+            adapter.on_epoch_end()
+        finally:
+            adapter.close()
+        if not outs:
+            raise ValueError("predict received no batches from the generator or PyDataset")
+        return outs
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on (x, y); a KeyboardInterrupt during it is held back until it ends."""
@@ -567,6 +708,11 @@ class Trainer:
 
 # -------------------------------------------------------------------- argument checks
 # -------------------------------------------------------------------- structures of arrays
+def _is_stream(x):
+    """A Python generator or iterator, or a PyDataset: data fit reads batch by batch."""
+    return is_py_dataset(x) or is_iterator(x)
+
+
 def _num_samples(x):
     return flatten(x)[0].shape[0]
 
@@ -666,18 +812,17 @@ def _refuse_unsupported_data(value, name):
             continue
         if isinstance(value, dict):
             raise _checks.ArgumentTypeError(
-                f"{name} must be a NumPy array; received a dict. Dicts of inputs or targets (for models with "
-                f"several named inputs or outputs) need the Functional API, which is not supported yet")
+                f"{name} must be an array; received a dict. Dicts of inputs or targets are for models with named "
+                f"inputs or outputs (Functional models: cynet.Model(inputs, outputs))")
         kind = "a string" if isinstance(value, (str, bytes)) else "a generator" if inspect.isgenerator(value) else (
             "an iterator" if isinstance(value, collections.abc.Iterator) else (
-                "a dataset object with __len__/__getitem__ (a keras.utils.PyDataset or Sequence)"
+                "an object with __len__/__getitem__ that is not a PyDataset (subclass cynet.utils.PyDataset)"
                 if hasattr(value, "__getitem__") and hasattr(value, "__len__") else
                 f"an object of type {type(value).__name__}"))
         raise _checks.ArgumentTypeError(
             f"{name} must be a NumPy array or an array-like of numbers (nested lists); received {kind}. "
-            f"Python generators, iterators and PyDataset / Sequence objects are not supported yet "
-            f"(they come with the data adapters of the model engine): pass arrays, or call train_on_batch "
-            f"on each batch yourself")
+            f"fit, evaluate and predict take NumPy arrays (or array-likes / nested lists and dicts of them), "
+            f"Python generators or iterators, or a cynet.utils.PyDataset (keras.utils.PyDataset)")
 
 
 def _asarray(value, name):

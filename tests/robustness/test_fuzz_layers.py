@@ -373,6 +373,107 @@ for _cls in (L.SimpleRNN, L.LSTM, L.GRU):
         return _make_rnn(c, cell)
 
 
+# ----------------------------------------------------------------------------- merge layers (a list of inputs)
+# The shape rules below are Keras 3's, written out independently of cynet/layers/merging.py; a
+# mutated list of inputs must work (OK) when they allow its shapes and be refused otherwise.
+
+def _elementwise_ok(case, shapes, count=None):
+    """Keras's Merge: at least one input (exactly `count`), each with a batch axis, equal batch
+    sizes; the other axes, aligned from the right (a lower-rank input gets size-1 axes after the
+    batch axis), must be equal or 1."""
+    if not shapes or (count is not None and len(shapes) != count) or any(len(s) < 1 for s in shapes):
+        return False
+    if len({s[0] for s in shapes}) > 1:
+        return False
+    nd = max(len(s) for s in shapes) - 1
+    samples = [(1,) * (nd - len(s) + 1) + tuple(s[1:]) for s in shapes]
+    return all(len({s[d] for s in samples} - {1}) <= 1 for d in range(nd))
+
+
+def _concatenate_ok(case, shapes):
+    """Keras's Concatenate: inputs of one rank (at least 1) that have `axis`, equal on every other axis
+    (the batch axis too, unless it is the concatenation axis)."""
+    if not shapes or any(len(s) < 1 for s in shapes) or len({len(s) for s in shapes}) > 1:
+        return False
+    nd, axis = len(shapes[0]), case.kwargs["axis"]
+    if not -nd <= axis < nd:
+        return False
+    return all(len({s[d] for s in shapes}) == 1 for d in range(nd) if d != axis % nd)
+
+
+def _dot_ok(case, shapes):
+    """Keras's Dot: exactly two inputs of rank >= 2, equal batch sizes, `axes` (an int for both or
+    one per input) within each rank and not the batch axis, the two summed axes of equal size."""
+    if len(shapes) != 2 or any(len(s) < 2 for s in shapes) or shapes[0][0] != shapes[1][0]:
+        return False
+    axes = case.kwargs["axes"]
+    pair = (axes, axes) if isinstance(axes, (int, np.integer)) else tuple(axes)
+    if not all(-len(s) <= a < len(s) and a % len(s) for a, s in zip(pair, shapes)):
+        return False
+    return shapes[0][pair[0]] == shapes[1][pair[1]]
+
+
+ELEMENTWISE = (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum)
+
+for _cls in ELEMENTWISE:
+    _count = 2 if _cls is L.Subtract else None
+
+    @layer_spec(_cls, {}, shapes_ok=lambda case, shapes, count=_count: _elementwise_ok(case, shapes, count))
+    def make_elementwise(c, count=_count):
+        """2 or 3 inputs (1 sometimes; Subtract: 2) with one batch size, sample shapes broadcasting
+        by Keras's rule: the first input's sample shape, or for the others a right-aligned tail of it
+        (none at all: a (batch,) input), any axis of it possibly 1."""
+        n = count or c.choice([2, 3, 1])
+        batch, sample = c.int(1, 3), (_shape(c, 1, 3) if c.int(0, 4) < 4 else ())
+        shapes = []
+        for i in range(n):
+            rank = c.int(0, len(sample)) if i else len(sample)
+            shapes.append((batch,) + tuple(1 if c.int(0, 3) == 0 else d for d in sample[len(sample) - rank:]))
+        return _merge_case(c, {}, shapes)
+
+
+@layer_spec(L.Concatenate, {
+    # 2 ** 63 and 5 are integers (taken by the constructor), refused at the call as no axis of the inputs;
+    # axis 0 joins along the batch axis, as Keras's Concatenate does
+    "axis": (["a", 1.5, None, True, np.bool_(False), (0, 1), [1], 1j, np.float64(1.0), NAN, object()],
+             [-1, 0, 1, np.int64(-1), np.int8(1), 5, -7, 2 ** 63]),
+}, shapes_ok=_concatenate_ok)
+def make_concatenate(c):
+    nd = c.int(1, 4)
+    base = [c.int(1, 3) for _ in range(nd)]
+    axis = c.int(-nd, nd - 1)
+    shapes = []
+    for _ in range(c.choice([2, 3, 1])):
+        s = list(base)
+        s[axis % nd] = c.int(1, 3)
+        shapes.append(tuple(s))
+    return _merge_case(c, dict(axis=axis), shapes)
+
+
+# Dot's "incompatible input shapes: axis values 3 (at axis 1) != 4 (at axis 2)" (Keras's words) names
+# the inputs as "input"
+@layer_spec(L.Dot, {
+    "axes": (["1", "ab", 1.5, None, True, np.float64(1.0), (1,), (1, 2, 3), [], (1.0, 2), (True, 1), (1, None),
+              [1, "2"], {1, 2}, {}, object(), np.array([1, 1]), 1j],
+             # integers the constructor takes; 0 (the batch axis), 7 and 2 ** 63 (no axis of the inputs) and
+             # pairs of unequal sizes are refused at the call
+             [1, -1, (1, 1), [1, -1], (np.int64(1), np.int32(-1)), 0, (1, 0), 7, (2 ** 63, 1), (-1, 2)]),
+    "normalize": (FLAG_BAD, FLAG_OK),
+}, shapes_ok=_dot_ok, input_names=("inputs", "input"))
+def make_dot(c):
+    batch, k = c.int(1, 3), c.int(1, 4)
+
+    def operand():
+        nd = c.int(2, 4)
+        shape = [batch] + [c.int(1, 3) for _ in range(nd - 1)]
+        axis = c.int(1, nd - 1)
+        shape[axis] = k
+        return tuple(shape), axis - nd if c.bool() else axis   # (negative: counted from the end)
+    (s1, a1), (s2, a2) = operand(), operand()
+    axes = c.choice([a1, (a1, a2), [a1, a2]]) if a1 == a2 else c.choice([(a1, a2), [a1, a2]])
+    return _merge_case(c, dict(axes=axes, normalize=c.bool()), [s1, s2])
+
+
 # ----------------------------------------------------------------------------- running a layer
 
 class Run:
@@ -482,7 +583,7 @@ def judge(expect, outcomes, names, phases, base=None, exc_type=(ValueError, Type
 
 def check_base(spec, case):
     outcomes = run_both(spec, Run(case))
-    judge(OK, outcomes, (), (), what=f"{spec.cls.__name__}{case.kwargs} on {case.shape} (valid case)")
+    judge(OK, outcomes, (), (), what=f"{spec.cls.__name__}{case.kwargs} on {case.shapes or case.shape} (valid case)")
     return outcomes
 
 
@@ -510,12 +611,16 @@ def check_ctor(spec, case, base, label, mutation):
     if expect == RAISE:
         judge(RAISE, outcomes, (arg,), ("construct",), what=what)
     else:
-        judge(EITHER, outcomes, (arg, "inputs"), ("build", "call", "backward"), what=what)
+        judge(EITHER, outcomes, (arg,) + spec.input_names, ("build", "call", "backward"), what=what)
+
+
+SHAPE_RULE = "shape rule"  # (expectation of a reshaped input of a list: see merge_input_mutations)
 
 
 def _array_mutations(target, fixed_ndim, min_ndim, fixed_axes, index, states=False, batch_fixed=False):
     """Mutations of an array (the input, or the grad): name -> prepare(chooser) -> transform
-    (array -> (array, expectation, exception types, lenient))."""
+    (array -> (array, expectation, exception types, lenient)). target "list_item": one input of a
+    multi-input layer, whose reshapes are judged on the whole list (SHAPE_RULE)."""
     muts = {}
 
     def fixed(fn, expect, exc=None, lenient=False):
@@ -547,6 +652,8 @@ def _array_mutations(target, fixed_ndim, min_ndim, fixed_axes, index, states=Fal
                 new, axis = edit(a, pick)
                 if new is None:
                     return a, SAME, None, False
+                if target == "list_item":
+                    return new, SHAPE_RULE, None, False
                 if target != "inputs":  # a grad or an initial state has one right shape
                     return new, RAISE, None, False
                 if axis == 0:  # the batch axis (which the initial states of a recurrent case fix)
@@ -613,9 +720,69 @@ def _array_mutations(target, fixed_ndim, min_ndim, fixed_axes, index, states=Fal
 
 
 def input_mutations(spec, case):
+    if spec.multi_input:
+        return merge_input_mutations(spec, case)
     fixed_axes = lambda ndim: spec.fixed_axes(case, ndim)  # noqa: E731
     return _array_mutations("inputs", spec.fixed_ndim, spec.min_ndim, fixed_axes,
                             case.index_dim if spec.index_input else None, batch_fixed=case.states is not None)
+
+
+def merge_input_mutations(spec, case):
+    """Mutations of the list of inputs of a multi-input layer: every array mutation applied to one
+    input of the list (a reshape judged by spec.shapes_ok on the whole list), and mutations of the
+    list itself (container, count, batch sizes). Transforms map the list of inputs as _x makes it."""
+    def rule(xs):
+        return OK if spec.shapes_ok(case, [np.shape(x) for x in xs]) else RAISE
+
+    def on_one(prepare_one):
+        def prepare(c):
+            transform = prepare_one(c)
+            k = c.int(0, len(case.shapes) - 1)
+
+            def apply(xs):
+                xs = list(xs)
+                xs[k], expect, exc, lenient = transform(xs[k])
+                if expect == SHAPE_RULE:
+                    expect = rule(xs)
+                elif expect == EITHER:
+                    # (NaN, inf, huge and denormal values) the merge layers are NumPy code, the same on
+                    # both backends: they take any real value and agree exactly
+                    expect, lenient = OK, False
+                return xs, expect, exc, lenient
+            return apply
+        return prepare
+
+    muts = {f"item:{k}": on_one(v) for k, v in _array_mutations("list_item", False, 1, None, None).items()}
+
+    def fixed(fn, expect=None, exc=None):  # expect None: by the shape rule
+        return lambda c: (lambda xs: (lambda new: (new, expect or rule(new), exc, False))(fn(xs)))
+
+    def batch(xs, size):
+        return [np.resize(x, (size,) + x.shape[1:]) for x in xs]
+
+    def generator(xs):
+        yield from xs
+
+    muts["list:empty"] = fixed(lambda xs: [], RAISE, TypeError)
+    muts["list:bare_array"] = fixed(lambda xs: xs[0], RAISE, TypeError)
+    muts["list:dict"] = fixed(lambda xs: {f"x{i}": x for i, x in enumerate(xs)}, RAISE, TypeError)
+    muts["list:generator"] = fixed(generator, RAISE, TypeError)
+    muts["list:none"] = fixed(lambda xs: None, RAISE, TypeError)
+    muts["list:tuple"] = fixed(tuple, SAME)
+    muts["list:nested_lists"] = fixed(lambda xs: [x.tolist() for x in xs], SAME)
+    muts["list:drop_last"] = fixed(lambda xs: xs[:-1])   # (one input: an empty list)
+    muts["list:append_copy"] = fixed(lambda xs: xs + [np.array(xs[0], copy=True)])
+    muts["list:reversed"] = fixed(lambda xs: xs[::-1])
+    muts["list:300_inputs"] = fixed(lambda xs: [np.asarray(np.random.default_rng(i).standard_normal(xs[0].shape),
+                                                           dtype=xs[0].dtype) for i in range(300)])
+    # the same array object as every input: the backends must agree (what backward returns for aliased
+    # inputs is the tape's business, not compared here)
+    muts["list:same_array"] = fixed(lambda xs: [xs[0]] * len(xs))
+    muts["list:empty_batch"] = fixed(lambda xs: batch(xs, 0))
+    muts["list:other_batch"] = fixed(lambda xs: batch(xs, xs[0].shape[0] + 2))
+    muts["list:first_batch_differs"] = fixed(lambda xs: batch(xs[:1], xs[0].shape[0] + 1) + xs[1:])
+    muts["list:last_batch_empty"] = fixed(lambda xs: xs[:-1] + batch(xs[-1:], 0))
+    return muts
 
 
 def grad_mutations(spec, case):
@@ -643,7 +810,7 @@ def check_input(spec, case, base, label, prepare, c):
     for b in fz.BACKENDS:
         outcomes[b] = run_layer(spec, Run(case, x=x), b)
     expect, exc, lenient = done["expect"]
-    judge(expect, outcomes, ("inputs",), ("call", "backward"), base, exc or (ValueError, TypeError),
+    judge(expect, outcomes, spec.input_names, ("call", "backward"), base, exc or (ValueError, TypeError),
           lenient and spec.lenient or lenient and expect == OK, what=f"{spec.cls.__name__} inputs: {label}")
 
 
