@@ -132,18 +132,26 @@ class Tape:
         for array, g in seeds:
             _accumulate(grads, id(array), g)
         replace = replace or {}
+        wanted = {id(s) for s in sources}
+        captured = {}   # a source's whole gradient, kept when the record that made it (a cast) takes it on
         for i in range(len(records) - 1, -1, -1):
             rec = records[i]
             need = needs[i]
             special = replace.get(rec) if replace else None
             if special is None and not (rec.multi_in or rec.multi_out):   # the common case: one in, one out
-                g = grads.pop(id(rec.outputs[0]), None)
+                key = id(rec.outputs[0])
+                g = grads.pop(key, None)
+                if key in wanted and g is not None and rec.outputs[0] is not rec.inputs[0]:
+                    captured[key] = g
                 if g is not None:
                     dx = rec.layer._backward(rec.ctx, g, need[0])
                     if need[0] and dx is not None:
                         _accumulate(grads, id(rec.inputs[0]), dx)
                 continue
             out_grads = [grads.pop(id(y), None) for y in rec.outputs]
+            for y, g in zip(rec.outputs, out_grads):
+                if id(y) in wanted and g is not None and not any(y is x for x in rec.inputs):
+                    captured[id(y)] = g
             if special is not None:
                 in_grads = special(rec.ctx, out_grads if rec.multi_out else out_grads[0], need)
                 in_grads = list(in_grads) if rec.multi_in else [in_grads]
@@ -163,7 +171,7 @@ class Tape:
         if unreached:
             warnings.warn(f"Gradients do not exist for variables {unreached} when minimizing the loss: their "
                           "layers' outputs did not reach it through recorded layer calls", stacklevel=3)
-        return [grads.get(id(s)) for s in sources]
+        return [captured.get(id(s), grads.get(id(s))) for s in sources]
 
 
 def _accumulate(grads, key, g):
