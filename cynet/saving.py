@@ -8,12 +8,21 @@ Loading treats every file as untrusted:
   the optimizer's iteration counter is an integer); classes come only from cynet's own
   registries; member names are never used as paths, and any name other than `config.json`,
   `weights/NNNNN.npy` and `optimizer/NNNNN.npy` (or a duplicate name) is refused.
-- Nothing is allocated that the file does not pay for. Array members must be stored uncompressed
+- Nothing is allocated that the file does not pay for. Before `zipfile` parses the member table,
+  the end-of-central-directory record (and its zip64 twin, if present) is checked: at most
+  `MAX_MEMBERS` members, at least 128 bytes of file for each (headers, name and .npy header), and
+  a central directory that lies inside the file; the directory itself is then walked in bounded
+  chunks, and must hold exactly the number of records the end record lists. So a zip listing
+  millions of tiny entries is refused with a few MiB of memory, not the ~500 bytes per entry
+  `zipfile` would spend on it, and the member table of any file costs at most ~4 times the file's
+  size (~64 MiB at most). Array members must be stored uncompressed
   (cynet writes them that way), lie inside the file and not overlap, and each `.npy` header must
   declare exactly the bytes its member holds; so the arrays of a file add up to at most the
   file's size. Before `load_model` builds a single weight it runs every layer's own `build` with
   an `add_weight` that only records shapes, and refuses an architecture whose weights differ from
-  the arrays in the file (a config asking for `Dense(10**12)` is refused without allocating).
+  the arrays in the file (a config asking for `Dense(10**12)` is refused without allocating), and
+  likewise builds the optimizer with an `add_variable` that only records shapes, and refuses
+  optimizer state that does not match it, before the optimizer's slots are created.
   `config.json` may be deflated but is read through a bound of `MAX_CONFIG_BYTES`.
 - Any damage (truncation, flipped bytes: zip CRC errors, bad headers, invalid JSON, wrong types
   in the config, recursion that is too deep) raises `FileFormatError`, a ValueError that names
@@ -56,11 +65,32 @@ WEIGHTS_EXT = ".weights.npz"
 MAX_CONFIG_BYTES = 16 * 2**20
 MAX_NPY_HEADER = 10000  # numpy's own limit for untrusted headers
 MAX_LAYERS = 10000  # building a Sequential model is quadratic in its number of layers
+# Members of a zip cynet opens: config.json, the weights and the optimizer's state. MAX_LAYERS layers
+# with four weights each (BatchNormalization), under an optimizer with up to three slots per trainable
+# weight, need about 100,000; zipfile spends ~500 bytes of memory on each member it lists.
+MAX_MEMBERS = 2**17
 _MAX_NDIM = 32
 _MAX_DIM = 2**62
 _NPY_MAGIC = b"\x93NUMPY"
 _ARRAY_MEMBER = re.compile(r"(weights|optimizer)/([0-9]{5,})\.npy")
 _PARTIAL_SUFFIX = ".partial"
+# Zip records (APPNOTE 4.3): end of central directory, zip64 locator and zip64 end record, and the
+# fixed parts of a central-directory record and of a local header.
+_EOCD = struct.Struct("<4s4H2LH")
+_EOCD_SIG = b"PK\x05\x06"
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_LOCATOR_SIG = b"PK\x06\x07"
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+_ZIP64_EOCD_SIG = b"PK\x06\x06"
+_CENTRAL_RECORD = 46
+_CENTRAL_SIG = b"PK\x01\x02"
+_LOCAL_HEADER = 30
+# Every member cynet accepts has a 30-byte local header and a 46-byte directory record, each with
+# its name (at least 11 bytes, "config.json"), and holds at least 50 bytes (a .npy header; cynet
+# writes 128): a file of S bytes holds fewer than S / 128 members that cynet could load.
+_MIN_MEMBER_BYTES = 128
+_MAX_ZIP_COMMENT = 2**16 - 1
+_SCAN_CHUNK = 2**20
 _PARTIAL_NAME = re.compile(r"\.(?P<base>.+)\.tmp-(?P<pid>[0-9]+)@(?P<host>[A-Za-z0-9_]*)\.[A-Za-z0-9_]+\.partial")
 
 
@@ -249,8 +279,29 @@ def _array_members(prefix, arrays):
         yield f"{prefix}/{i:05d}.npy", _npy_bytes(a)
 
 
+def _optimizer_built_on(model, optimizer):
+    """The positions in `model.weights` of the variables `optimizer` was built on (in its build
+    order), or None for an optimizer not built yet (it builds on the first training step)."""
+    if not optimizer.built:
+        return None
+    positions = {id(v): i for i, v in enumerate(model.weights)}
+    built_on = []
+    for v in optimizer._trainable_variables:
+        i = positions.get(id(v))
+        if i is None:
+            raise ValueError(f"cannot save the state of optimizer {optimizer.name!r}: it was built on the variable "
+                             f"{_where(v)!r}, which is not a weight of this model (an optimizer shared with "
+                             "another model?)")
+        built_on.append(i)
+    return built_on
+
+
 def save_model(model, filepath, overwrite=True):
-    """Save architecture, weights, compile settings and optimizer state to a `.cynet` file."""
+    """Save architecture, weights, compile settings and optimizer state to a `.cynet` file.
+
+    The optimizer's state is its iteration counter and, once it is built (on the first training
+    step), its slots, with the positions of the weights it was built on, so that loading rebuilds
+    it on the same weights in the same order whatever has become trainable since."""
     path = _check_ext(filepath, MODEL_EXT, "model")
     if not model.built:
         raise ValueError("the model must be built (called on data, or given an input shape) before it is saved")
@@ -262,8 +313,9 @@ def save_model(model, filepath, overwrite=True):
               "n_weights": len(weights)}
     opt = model.optimizer if model.compiled else None
     opt_values = []
-    if opt is not None and opt.variables:
+    if opt is not None:
         config["compile"]["optimizer"] = optimizers.serialize(opt)
+        config["optimizer_built_on"] = _optimizer_built_on(model, opt)
         opt_values = [v.value for v in opt.variables]
         config["n_optimizer_variables"] = len(opt_values)
 
@@ -308,11 +360,16 @@ class _Archive:
         self.file = open(path, "rb")
         try:
             self.size = os.fstat(self.file.fileno()).st_size
+            with _reading(path, "is not a cynet file (its zip directory cannot be read)"):
+                n_members = self._check_central_directory()
             try:
                 self.zf = zipfile.ZipFile(self.file, "r")
             except _DAMAGE as exc:
                 raise FileFormatError(f"{path} is not a cynet file (not a readable zip archive: "
                                       f"{type(exc).__name__}: {_short(exc)})") from None
+            if len(self.zf.filelist) != n_members:
+                raise FileFormatError(f"{path} is damaged or hostile: zipfile read {len(self.zf.filelist)} members "
+                                      f"from a central directory that holds {n_members}")
             self._vet_members()
         except BaseException:
             self.close()
@@ -329,6 +386,90 @@ class _Archive:
 
     def __exit__(self, *exc):
         self.close()
+
+    def _end_record(self):
+        """(where the central directory ends, member count, central directory size, whether zip64)
+        from the end-of-central-directory record, found as zipfile finds it (the last 22 bytes, else
+        the last signature in the final 64 KiB), with the zip64 end record's values where zipfile
+        would use them. zipfile parses the `size` bytes just before the end record (and its zip64
+        records), whatever offset the record states, and ignores the member count."""
+        f, size, path = self.file, self.size, self.path
+        record = None
+        if size >= _EOCD.size:
+            f.seek(size - _EOCD.size)
+            tail = f.read(_EOCD.size)
+            if tail[:4] == _EOCD_SIG and tail[-2:] == b"\x00\x00":
+                position, record = size - _EOCD.size, tail
+            else:
+                low = max(size - _MAX_ZIP_COMMENT - 1 - _EOCD.size, 0)
+                f.seek(low)
+                data = f.read(size - low)
+                found = data.rfind(_EOCD_SIG)
+                if found >= 0 and len(data) - found >= _EOCD.size:
+                    position, record = low + found, data[found:found + _EOCD.size]
+        if record is None:
+            raise FileFormatError(f"{path} is not a cynet file (not a readable zip archive: it has no "
+                                  "end-of-central-directory record)")
+        _, _, _, _, count, cd_size, _, _ = _EOCD.unpack(record)
+        zip64 = False
+        if position >= _ZIP64_LOCATOR.size:
+            f.seek(position - _ZIP64_LOCATOR.size)
+            locator = f.read(_ZIP64_LOCATOR.size)
+            if len(locator) == _ZIP64_LOCATOR.size and locator[:4] == _ZIP64_LOCATOR_SIG:
+                _, disk, _, disks = _ZIP64_LOCATOR.unpack(locator)
+                if disk != 0 or disks > 1:
+                    raise FileFormatError(f"{path} is not a cynet file (a zip archive spanning several disks)")
+                start = position - _ZIP64_LOCATOR.size - _ZIP64_EOCD.size
+                if start >= 0:
+                    f.seek(start)
+                    end64 = f.read(_ZIP64_EOCD.size)
+                    if len(end64) == _ZIP64_EOCD.size and end64[:4] == _ZIP64_EOCD_SIG:
+                        _, _, _, _, _, _, _, count, cd_size, _ = _ZIP64_EOCD.unpack(end64)
+                        zip64 = True
+        cd_end = position - (_ZIP64_LOCATOR.size + _ZIP64_EOCD.size if zip64 else 0)
+        return cd_end, count, cd_size, zip64
+
+    def _check_central_directory(self):
+        """Refuse, before zipfile parses (and holds in memory) every member the central directory
+        lists, a directory with more members than MAX_MEMBERS or than the file can hold, and one
+        whose records do not match its end record. Reads the directory in bounded chunks; returns
+        the number of members."""
+        f, size, path = self.file, self.size, self.path
+        cd_end, count, cd_size, zip64 = self._end_record()
+        what = "zip64 end-of-central-directory record" if zip64 else "end-of-central-directory record"
+        if count > MAX_MEMBERS:
+            raise FileFormatError(f"{path} is not a cynet file: its {what} lists {count} members, more than the "
+                                  f"{MAX_MEMBERS} a cynet file can have")
+        if count * _MIN_MEMBER_BYTES > size:
+            raise FileFormatError(f"{path} is truncated or hostile: its {what} lists {count} members, more than "
+                                  f"its {size} bytes can hold (a member of a cynet file takes at least "
+                                  f"{_MIN_MEMBER_BYTES} bytes)")
+        if cd_size > cd_end or cd_size < count * _CENTRAL_RECORD:
+            raise FileFormatError(f"{path} is truncated or hostile: its central directory of {cd_size} bytes "
+                                  f"cannot hold the {count} members its {what} lists, or does not fit in the file")
+        start, offset, records = cd_end - cd_size, 0, 0
+        chunk, chunk_start = b"", 0
+        while offset < cd_size:
+            if records == count:
+                raise FileFormatError(f"{path} is damaged or hostile: its central directory holds more than "
+                                      f"the {count} members its {what} lists")
+            if offset + _CENTRAL_RECORD > chunk_start + len(chunk):
+                f.seek(start + offset)
+                chunk, chunk_start = f.read(min(cd_size - offset, _SCAN_CHUNK)), offset
+                if len(chunk) < _CENTRAL_RECORD:
+                    raise FileFormatError(f"{path} is truncated or damaged: its central directory ends "
+                                          "inside a record")
+            at = offset - chunk_start
+            if not chunk.startswith(_CENTRAL_SIG, at):
+                raise FileFormatError(f"{path} is damaged: its central directory has a bad record at byte "
+                                      f"{start + offset}")
+            name_len, extra_len, comment_len = struct.unpack_from("<3H", chunk, at + 28)
+            offset += _CENTRAL_RECORD + name_len + extra_len + comment_len
+            records += 1
+        if offset != cd_size or records != count:
+            raise FileFormatError(f"{path} is damaged or hostile: its central directory holds {records} "
+                                  f"members in {offset} bytes, its {what} lists {count} in {cd_size}")
+        return count
 
     def _vet_members(self):
         path = self.path
@@ -615,17 +756,90 @@ def load_model(filepath, compile=True):
                               loss=None if loss is None else losses.get(loss),
                               metrics=compile_config.get("metrics") or None,
                               weighted_metrics=compile_config.get("weighted_metrics") or None)
-            if n_opt:
-                model.optimizer.build(model.trainable_weights)
-                variables = model.optimizer.variables
-                if n_opt != len(variables):
-                    raise FileFormatError(f"{path}: holds {n_opt} optimizer variables, the optimizer has "
-                                          f"{len(variables)}: its state does not match the model")
-                values = [archive.read_array(f"optimizer/{i:05d}.npy", var, exact_dtype=True)
-                          for i, var in enumerate(variables)]
-                for var, value in zip(variables, values):
-                    var.assign(value)
+            _restore_optimizer(archive, config, model, compile_config["optimizer"], n_weights, n_opt)
     return model
+
+
+_ABSENT = object()
+
+
+def _optimizer_targets(path, config, model, n_weights, n_opt):
+    """The model weights the saved optimizer was built on, in its build order, or None when it had
+    not been built (it was saved before the first training step)."""
+    built_on = config.get("optimizer_built_on", _ABSENT)
+    if built_on is _ABSENT:  # a file from before cynet recorded it
+        # One array is the iteration counter alone: an optimizer that was not built yet (or one
+        # without slots, which builds nothing).
+        return None if n_opt <= 1 else list(model.trainable_weights)
+    if built_on is None:
+        return None
+    if (not isinstance(built_on, list) or len(built_on) > n_weights
+            or any(type(i) is not int or not 0 <= i < n_weights for i in built_on)
+            or len(set(built_on)) != len(built_on)):
+        raise FileFormatError(f"{path}: config.json's 'optimizer_built_on' must be null or a list of distinct "
+                              f"weight positions below {n_weights}; received {_short(repr(built_on), 80)}")
+    weights = model.weights
+    return [weights[i] for i in built_on]
+
+
+def _plan_optimizer(path, optimizer_config, targets, headers):
+    """Check, before any slot is allocated, that an optimizer deserialized from optimizer_config and
+    built on `targets` has exactly the variables whose .npy headers are `headers`.
+
+    The optimizer is built through an `add_variable` (set on a throwaway instance) that records
+    each slot's shape instead of allocating it."""
+    from . import optimizers
+    from .variables import Variable
+
+    plan = optimizers.deserialize(optimizer_config)
+    records = [(v.path, tuple(v.shape), np.dtype(v.dtype)) for v in plan.variables]
+
+    def add_variable(shape, initializer="zeros", dtype=None, name=None):
+        dtype = np.dtype("float32" if dtype is None else dtype)
+        shape = tuple(int(d) for d in shape)
+        name = name or "variable"
+        records.append((f"{plan.name}/{name}", shape, dtype))
+        placeholder = Variable(np.zeros((), dtype=dtype), dtype=dtype, trainable=False, name=name)
+        placeholder.value = np.broadcast_to(placeholder.value, shape)  # no memory behind it
+        return placeholder
+
+    plan.add_variable = add_variable
+    plan.build(targets)
+    if len(records) != len(headers):
+        raise FileFormatError(f"{path}: holds {len(headers)} optimizer variables, the optimizer in config.json "
+                              f"has {len(records)} (built on {len(targets)} weights): its state does not match "
+                              "the model")
+    for i, ((where, shape, dtype), header) in enumerate(zip(records, headers)):
+        if header[0] != shape or header[2].newbyteorder("=") != dtype:
+            raise FileFormatError(f"{path}: optimizer/{i:05d}.npy holds a {header[0]} {header[2].name} array, the "
+                                  f"optimizer needs {shape} {dtype.name} for {where!r}")
+
+
+def _restore_optimizer(archive, config, model, optimizer_config, n_weights, n_opt):
+    """Restore the compiled model's optimizer state: the iteration counter, and the slots when the
+    saved optimizer was built (an optimizer saved before its first step stays unbuilt, as Keras
+    builds it lazily)."""
+    path = archive.path
+    optimizer = model.optimizer
+    if n_opt == 0 and "optimizer_built_on" not in config:
+        return  # a file from before cynet saved the state of an optimizer that has none
+    targets = _optimizer_targets(path, config, model, n_weights, n_opt)
+    headers = [archive.array_header(f"optimizer/{i:05d}.npy") for i in range(n_opt)]
+    if targets is None:
+        if n_opt != len(optimizer.variables):
+            raise FileFormatError(f"{path}: holds {n_opt} optimizer variables, but config.json says the optimizer "
+                                  "was not built yet, when its state is its iteration counter alone")
+    else:
+        with _reading(path, "the optimizer in config.json cannot be built on the model's weights"):
+            _plan_optimizer(path, optimizer_config, targets, headers)
+            optimizer.build(targets)
+        if n_opt != len(optimizer.variables):
+            raise FileFormatError(f"{path}: holds {n_opt} optimizer variables, the optimizer has "
+                                  f"{len(optimizer.variables)}: its state does not match the model")
+    variables = optimizer.variables
+    values = [archive.read_array(f"optimizer/{i:05d}.npy", var, exact_dtype=True) for i, var in enumerate(variables)]
+    for var, value in zip(variables, values):
+        var.assign(value)
 
 
 def load_weights(model, filepath):

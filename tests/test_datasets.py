@@ -6,8 +6,10 @@ import gzip
 import hashlib
 import io
 import os
+import socket
 import struct
 import sys
+import threading
 import tracemalloc
 import urllib.error
 from pathlib import Path
@@ -18,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cynet.datasets import DatasetNotFoundError, _files, fashion_mnist, idx, mnist, tabular, text
+from cynet.utils._files import DirectoryNotFileError, NotARegularFileError
 
 FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -185,7 +188,12 @@ BAD_IDX = {
     "truncated payload": (idx_bytes(0x08, (2, 3), b"\x00" * 5), "truncated"),
     "truncated int32": (idx_bytes(0x0C, (2,), b"\x00" * 7), "truncated"),
     "trailing bytes": (idx_bytes(0x08, (2, 3), b"\x00" * 7), "trailing bytes"),
-    "huge dims": (idx_bytes(0x0E, (0xFFFFFFFF,) * 4, b"\x00" * 16), "truncated"),
+    "huge dims": (idx_bytes(0x0E, (0xFFFFFFFF,) * 4, b"\x00" * 16), "too large for an array"),
+    "big dims, short payload": (idx_bytes(0x0E, (0xFFFF, 0xFFFF), b"\x00" * 16), "truncated"),
+    # No element at all, yet NumPy cannot describe the shape: refused by the reader, by name
+    "zero dim, huge others": (idx_bytes(0x08, (0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF), b""),
+                              "too large for an array"),
+    "zero dim last, huge others": (idx_bytes(0x0E, (0xFFFFFFFF, 2**28 + 1, 0), b""), "too large for an array"),
 }
 
 
@@ -202,12 +210,28 @@ def test_idx_rejects_bad_files(tmp_path, case, form):
         src = Unseekable(data) if form == "gz stream" else io.BytesIO(data)
     tracemalloc.start()
     try:
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(ValueError, match=message) as info:
             idx.read_idx(src)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < 8 << 20  # a hostile header never costs a big allocation
+    assert str(info.value).startswith(str(src) if "file" in form else "<file object>: ")
+
+
+@pytest.mark.parametrize("form", ["raw file", "gz file", "stream"])
+def test_idx_empty_shapes_at_numpy_limit(tmp_path, form):
+    # The largest empty shapes NumPy can describe are read; one more item is refused (see BAD_IDX).
+    for code, shape, dtype in [(0x08, (0, 0xFFFFFFFF, 2**31), np.uint8), (0x0E, (0xFFFFFFFF, 2**28, 0), np.float64)]:
+        data = idx_bytes(code, shape, b"")
+        if form == "gz file":
+            data = gzip.compress(data)
+        src = io.BytesIO(data)
+        if "file" in form:
+            src = tmp_path / "empty"
+            src.write_bytes(data)
+        a = idx.read_idx(src)
+        assert a.shape == shape and a.dtype == dtype and a.size == 0
 
 
 @given(header=st.sampled_from([b"", b"\x00\x00\x08\x01", b"\x00\x00\x0d\x02", b"\x00\x00\x0e\x04"]),
@@ -254,6 +278,110 @@ def test_idx_argument_errors(tmp_path):
         idx.read_idx(f)
     with pytest.raises(ValueError, match="max_bytes"):
         idx.read_idx(p, max_bytes=-1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Paths that are not regular files: refused by name before they are opened, never waited on
+
+def call_in_thread(fn, timeout=10.0):
+    """Run fn() in a daemon thread; returns (finished, exception raised or None)."""
+    box = {}
+
+    def target():
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the test
+            box["error"] = e
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout)
+    return not t.is_alive(), box.get("error")
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    p = tmp_path / "train-images-idx3-ubyte.gz"
+    os.mkfifo(p)
+    yield p
+    try:  # release a reader stuck in open() (the bug these tests guard against): a writer comes and goes
+        os.close(os.open(p, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+
+
+def assert_refused(fn, path, kind, cls=NotARegularFileError):
+    finished, error = call_in_thread(fn)
+    assert finished, f"blocked on {kind} {path}"
+    assert isinstance(error, cls) and isinstance(error, ValueError), repr(error)
+    assert str(path) in str(error) and kind in str(error), str(error)
+
+
+def test_idx_refuses_a_fifo_without_blocking(fifo, tmp_path):
+    assert_refused(lambda: idx.read_idx(fifo), fifo, "FIFO")
+    assert_refused(lambda: idx.read_idx(str(fifo), max_bytes=10), fifo, "FIFO")
+    link = tmp_path / "link.gz"
+    link.symlink_to(fifo)
+    assert_refused(lambda: idx.read_idx(link), link, "FIFO")
+    assert_refused(lambda: _files.file_hash(fifo, "md5"), fifo, "FIFO")
+
+
+def test_idx_refuses_a_directory(tmp_path):
+    for src in (tmp_path, str(tmp_path)):
+        with pytest.raises(DirectoryNotFileError, match="is a directory, not an IDX file") as info:
+            idx.read_idx(src)
+        assert isinstance(info.value, ValueError) and isinstance(info.value, IsADirectoryError)
+        assert str(tmp_path) in str(info.value)
+    link = tmp_path / "dirlink"
+    link.symlink_to(tmp_path)
+    with pytest.raises(ValueError, match="directory") as info:
+        idx.read_idx(link)
+    assert str(link) in str(info.value)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/null", "/dev/urandom"])
+def test_idx_refuses_devices(device):
+    if not os.path.exists(device):
+        pytest.skip(f"no {device}")
+    assert_refused(lambda: idx.read_idx(device), device, "character device")
+
+
+def test_idx_refuses_a_socket(tmp_path):
+    if not hasattr(socket, "AF_UNIX"):
+        pytest.skip("no Unix sockets")
+    path = tmp_path / "s"
+    if len(str(path)) > 100:
+        pytest.skip("temporary path too long for a Unix socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(path))
+        assert_refused(lambda: idx.read_idx(path), path, "socket")
+
+
+def test_idx_missing_file_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        idx.read_idx(tmp_path / "absent.gz")
+    assert str(tmp_path / "absent.gz") in str(info.value)
+
+
+def test_idx_truncated_files_name_the_file(tmp_path):
+    full = idx_bytes(0x0C, (3, 2), struct.pack(">6i", *range(6)))
+    for cut in (0, 2, 5, 11, len(full) - 1):
+        for compressed in (False, True):
+            p = tmp_path / (f"cut{cut}.gz" if compressed else f"cut{cut}")
+            p.write_bytes(gzip.compress(full[:cut]) if compressed else full[:cut])
+            with pytest.raises(ValueError, match="truncated") as info:
+                idx.read_idx(p)
+            assert str(info.value).startswith(f"{p}: "), str(info.value)
+
+
+def test_loaders_refuse_a_fifo_as_path(fifo, env):
+    def load():
+        mnist.load_data(path=fifo)
+
+    finished, error = call_in_thread(load)
+    assert finished and isinstance(error, ValueError) and "FIFO" in str(error) and str(fifo) in str(error)
 
 
 # ---------------------------------------------------------------------------------------------------

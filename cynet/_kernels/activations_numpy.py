@@ -3,7 +3,11 @@
 Same names, signatures and results as the compiled module (within 1e-10 in float64, 1e-5 in
 float32). Vectorised, numerically stable NumPy: softmax subtracts the row maximum, sigmoid and the
 binary cross-entropy use exp(-|x|), ELU uses expm1 of min(x, 0), so no input of any finite
-magnitude overflows or warns.
+magnitude overflows or warns. As in the kernel, the row sums of the softmax family (sum of exp,
+sum of targets, sum of t * (z - max), sum of dy * y) are accumulated in float64 for both dtypes,
+each product formed in float64, and the per-row scalars (1 / sum, the loss) are computed in
+float64 and rounded once: a confident prediction's loss log(1 + 1e-9) stays 1e-9 rather than
+log(float32(1 + 1e-9)) = 0, and sum(dy * y) keeps its digits when dy mixes 1e20 and 1.
 
 Layouts. The softmax family works on C-contiguous 2-D (N, K) arrays (K classes along the last
 axis); the elementwise kernels on 1-D arrays (the public layer flattens and reshapes). Every
@@ -58,10 +62,21 @@ def _flat(name, a, ref_name=None, ref=None):
 # Softmax family.
 
 def _exp_shifted(z):
-    """(exp(z - max), z - max, sum of exp) per row, keepdims."""
+    """(exp(z - max), z - max, float64 sum of exp) per row, keepdims."""
     zm = z - z.max(axis=1, keepdims=True)
     e = np.exp(zm)
-    return e, zm, e.sum(axis=1, keepdims=True)
+    return e, zm, _row_sum(e)[:, None]
+
+
+def _row_sum(a):
+    """sum(a) per row, (N,) float64, accumulated in float64 as the kernel's (einsum casts in its
+    buffers, faster here than a sum with dtype=float64)."""
+    return np.einsum("ij->i", a, dtype=np.float64)
+
+
+def _row_dot(a, b):
+    """sum(a * b) per row, (N,) float64: products and sum in float64, as the kernel's."""
+    return np.einsum("ij,ij->i", a, b, dtype=np.float64)
 
 
 def softmax_cross_entropy_sparse(logits, labels):
@@ -85,11 +100,12 @@ def softmax_cross_entropy_sparse(logits, labels):
                              f"received values in [{lo}, {hi}]")
     if n == 0:
         return np.empty(0, logits.dtype), np.empty((0, k), logits.dtype)
-    # 1. m = max(z); 2. e = exp(z - m), s = sum(e); 3. g = e / s - onehot; 4. loss = log(s) - (z[label] - m)
+    # 1. m = max(z); 2. e = exp(z - m), s = sum(e); 3. g = e * (1 / s) - onehot;
+    # 4. loss = log(s) - (z[label] - m), in float64
     g, zm, s = _exp_shifted(logits)
     rows = np.arange(n)
-    loss = np.log(s[:, 0]) - zm[rows, labels]
-    g /= s
+    loss = (np.log(s[:, 0]) - zm[rows, labels]).astype(logits.dtype)
+    g *= (1.0 / s).astype(logits.dtype)
     g[rows, labels] -= 1
     return loss, g
 
@@ -108,12 +124,12 @@ def softmax_cross_entropy_dense(logits, targets):
     if logits.shape[0] == 0:
         return np.empty(0, logits.dtype), np.empty(logits.shape, logits.dtype)
     # 1. m = max(z); 2. e = exp(z - m), s = sum(e), T = sum(t), tz = sum(t * (z - m));
-    # 3. g = e * (T / s) - t; 4. loss = T * log(s) - tz
+    # 3. g = e * (T / s) - t; 4. loss = T * log(s) - tz; sums and per-row scalars in float64
     g, zm, s = _exp_shifted(logits)
-    tsum = targets.sum(axis=1, keepdims=True)
-    tz = np.einsum("ij,ij->i", targets, zm)
-    loss = tsum[:, 0] * np.log(s[:, 0]) - tz
-    g *= tsum / s
+    tsum = _row_sum(targets)[:, None]
+    tz = _row_dot(targets, zm)
+    loss = (tsum[:, 0] * np.log(s[:, 0]) - tz).astype(logits.dtype)
+    g *= (tsum / s).astype(logits.dtype)
     g -= targets
     return loss, g
 
@@ -129,7 +145,7 @@ def softmax_forward(x):
     if x.shape[0] == 0:
         return np.empty(x.shape, x.dtype)
     e, _, s = _exp_shifted(x)
-    e /= s
+    e *= (1.0 / s).astype(x.dtype)
     return e
 
 
@@ -143,7 +159,7 @@ def softmax_backward(dy, y):
     _rows("y", y)
     _check_rows("y", y)
     _rows("dy", dy, "y", y)
-    s = np.einsum("ij,ij->i", dy, y)[:, None]
+    s = _row_dot(dy, y).astype(y.dtype)[:, None]
     dx = dy - s
     dx *= y
     return dx

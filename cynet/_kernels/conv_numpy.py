@@ -145,7 +145,10 @@ def conv2d_backward(dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, com
     cols = _patches(x, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
     dkernel = (cols.T @ dy2).reshape(KH, KW, C, F)
     del cols
-    dbias = dy2.sum(axis=0) if use_bias else None
+    # dbias accumulated in float64 and rounded once, as the compiled kernel's (its per-thread
+    # partial sums are doubles), so 1e20 and -1e20 in dy do not absorb the small terms between
+    # them; einsum casts in its buffers (no float64 copy of dy)
+    dbias = np.einsum("ij->j", dy2, dtype=np.float64).astype(dy2.dtype) if use_bias else None
     dx = None
     if compute_dx:
         dcols = dy2 @ kernel.reshape(KH * KW * C, F).T

@@ -2,7 +2,8 @@
 
 Same functions, same signatures, same results as the compiled module. x is viewed as (M, C):
 M rows (every leading axis of the layer input flattened) and C features. Statistics are
-accumulated in float64 (reductions with dtype=float64, no float64 copy of x); the per-element
+accumulated in float64, as the kernel's (reductions with dtype=float64, no float64 copy of x,
+squares formed in float64 so that no magnitude overflows or underflows); the per-element
 arithmetic stays in x's dtype and follows the compiled kernel's operation order:
 
     forward     y  = (x - mean) * scale + beta,          scale = gamma * inv_std
@@ -37,19 +38,34 @@ def _param(name, a, C, dtype, default):
 
 
 def _moments(x):
-    """Per-feature mean and biased variance of x (M, C), both float64 of shape (C,).
+    """Per-feature mean and biased variance of x (M, C), both float64 of shape (C,), and the
+    centred values xc = x - mean (in x's dtype; the normalisation reuses them).
 
-    The mean is a float64-accumulated sum. The variance is taken about the mean rounded to
-    x's dtype, which keeps the centred values exact for data with a large offset, and then
-    corrected for the (tiny) shift: var = mean((x - m)^2) - (mean - m)^2.
+    Accumulated as the compiled kernel does: in float64, about the mean (two passes), so the
+    squares of large values cannot overflow x's dtype (float32 |x| ~ 1e20 squares to 1e40) nor
+    those of tiny ones underflow it. The mean is a float64-accumulated sum. The deviations are
+    taken about the mean rounded to x's dtype, which keeps them exact for data with a large
+    offset, and their squares are summed in float64 (einsum with dtype=float64 casts in its
+    buffers: no float64 copy of x); the result is corrected for the (tiny) shift:
+    var = mean((x - m)^2) - (mean - m)^2. Where x - m itself overflows x's dtype (values near
+    its largest finite one, of both signs) the kernel's float64 deviations do not: those
+    features are recomputed from float64 deviations.
     """
+    M = x.shape[0]
     mean = x.mean(axis=0, dtype=np.float64)
     m = mean.astype(x.dtype)
-    xc = x - m
-    sq = np.square(xc)
-    var = sq.mean(axis=0, dtype=np.float64)
+    with np.errstate(over="ignore"):       # such a feature's variance is recomputed below
+        xc = x - m                          # (its y overflows, as the kernel's does)
+    var = np.einsum("ij,ij->j", xc, xc, dtype=np.float64)
+    var /= M
     var -= np.square(mean - m)
     np.maximum(var, 0.0, out=var)
+    # inf only where x - m overflowed (finite x: a float64 sum of float32 squares stays finite;
+    # an infinite x gives NaN, as in the kernel)
+    over = np.flatnonzero(np.isinf(var))
+    if over.size:
+        d = x[:, over] - mean[over]                # float64 deviations, as the kernel's
+        var[over] = np.einsum("ij,ij->j", d, d) / M
     return mean, var, xc
 
 
@@ -78,8 +94,9 @@ def batch_norm_train_forward(x, gamma, beta, moving_mean, moving_variance, momen
         raise ValueError(f"epsilon must be > 0; received epsilon={epsilon}")
     mean, var, xc = _moments(x)
     inv_std = 1.0 / np.sqrt(var + epsilon)
-    moving_mean[...] = moving_mean.astype(np.float64) * momentum + mean * (1.0 - momentum)
-    moving_variance[...] = moving_variance.astype(np.float64) * momentum + var * (1.0 - momentum)
+    with np.errstate(over="ignore"):       # beyond x's dtype: inf, silently as in the kernel
+        moving_mean[...] = moving_mean.astype(np.float64) * momentum + mean * (1.0 - momentum)
+        moving_variance[...] = moving_variance.astype(np.float64) * momentum + var * (1.0 - momentum)
     # y = (x - mean) * scale + beta, reusing the centred buffer (xc = x - mean, in x's dtype)
     y = xc
     np.multiply(y, (g * inv_std).astype(dtype), out=y)

@@ -34,6 +34,9 @@ import numpy as np
 LINEAR, TANH, SIGMOID, RELU, HARD_SIGMOID = 0, 1, 2, 3, 4
 N_ACTIVATIONS = 5
 
+# The cap on exp's argument in the kernel's exp (cynet_simd.h: cynet_expf, cynet_expd)
+_EXP_CAP = {np.dtype(np.float32): np.float32(88.3762626647949), np.dtype(np.float64): np.float64(709.08)}
+
 
 def _check_act(name, code):
     if not 0 <= code < N_ACTIVATIONS:
@@ -45,11 +48,15 @@ def _act(kind, x, out):
     if kind == TANH:
         np.tanh(x, out=out)
     elif kind == SIGMOID:
-        # sigmoid(x) = (1 + tanh(x / 2)) / 2: no overflow for any x
-        np.multiply(x, 0.5, out=out)
-        np.tanh(out, out=out)
-        out *= 0.5
-        out += 0.5
+        # sigmoid(x) = 1 / (1 + exp(-x)), the kernel's formula: full relative accuracy for x < 0
+        # (sigmoid(-20) = 2.1e-9, where (1 + tanh(x / 2)) / 2 rounds to 0 in float32), with exp's
+        # argument capped as the kernel caps it (at ~log of the largest finite value), so that
+        # it never overflows and a saturated gate is the kernel's floor (4.2e-39 in float32)
+        np.negative(x, out=out)
+        np.minimum(out, _EXP_CAP[out.dtype], out=out)     # NaN stays NaN
+        np.exp(out, out=out)
+        out += 1
+        np.reciprocal(out, out=out)
     elif kind == RELU:
         np.maximum(x, 0, out=out)
     elif kind == HARD_SIGMOID:

@@ -14,8 +14,11 @@ published hash, and then `os.replace` the file into place, so a cache never hold
 """
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from ..utils._files import file_kind, open_regular_file
 
 #: Seconds a download may wait on the network for any one operation (connect, each read).
 DOWNLOAD_TIMEOUT = 30.0
@@ -53,6 +56,13 @@ def _check_path_arg(path):
     p = Path(path).expanduser()
     if p.is_file():
         raise ValueError(f"path must be a directory holding the data files, not a file; received path={str(path)!r}")
+    try:
+        st = p.stat()
+    except (OSError, ValueError):  # missing (reported where the search looks), unreadable, bad name
+        return p
+    if not stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"path must be a directory holding the data files; received path={str(path)!r}, "
+                         f"which is {file_kind(st.st_mode)}")
     return p
 
 
@@ -72,7 +82,7 @@ def search_dirs(name, path=None):
 
 def file_hash(path, algorithm):
     h = hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
-    with open(path, "rb") as f:
+    with open_regular_file(path, "a data file") as f:  # a FIFO swapped in is refused, not waited on
         for block in iter(lambda: f.read(_CHUNK), b""):
             h.update(block)
     return h.hexdigest()

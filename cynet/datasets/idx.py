@@ -5,9 +5,13 @@ then ND big-endian uint32 sizes, then the elements in C order, big-endian:
 
     0x08 uint8   0x09 int8   0x0B int16   0x0C int32   0x0D float32   0x0E float64
 
-`read_idx` checks all of it before it allocates anything: the magic, the type code, ND, and that
-the payload holds exactly prod(sizes) * itemsize bytes. A damaged, truncated, padded or hostile
-file raises ValueError; a header that declares gigabytes over a tiny payload costs no memory.
+`read_idx` checks all of it before it allocates anything: the magic, the type code, ND, that the
+shape can exist as a NumPy array (the product of the non-zero sizes times the item size fits an
+intp: `(0, 2**32-1, 2**32-1)` is refused, though it holds no element), and that the payload holds
+exactly prod(sizes) * itemsize bytes. A damaged, truncated, padded or hostile file raises
+ValueError naming the file and what is wrong; a header that declares gigabytes over a tiny payload
+costs no memory. A path must name a regular file (or a link to one): a directory, FIFO, socket or
+device is refused before it is opened, so reading never blocks (`cynet.utils._files`).
 """
 import gzip
 import io
@@ -17,6 +21,8 @@ import struct
 import zlib
 
 import numpy as np
+
+from ..utils._files import open_regular_file
 
 #: IDX type code -> big-endian NumPy dtype.
 IDX_DTYPES = {
@@ -32,6 +38,8 @@ _CODES = {dt.newbyteorder("="): code for code, dt in IDX_DTYPES.items()}
 MAX_NDIM = 4
 _CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Largest byte count of an array NumPy can describe (its intp), zero-sized arrays included.
+_MAX_ARRAY_BYTES = int(np.iinfo(np.intp).max)
 
 
 class _Prefixed(io.RawIOBase):
@@ -86,7 +94,14 @@ def _parse(f, name, remaining, max_bytes):
         raise ValueError(f"{name}: IDX header declares {ndim} dimensions; expected 1 to {MAX_NDIM}")
     shape = struct.unpack(f">{ndim}I", _read_exact(f, 4 * ndim, "dimension sizes", name))
     dtype = IDX_DTYPES[code]
-    nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    # NumPy refuses (with a message that names no file) any shape whose non-zero sizes multiply
+    # past its intp, even when another size is 0; so check that before anything is read.
+    extent = math.prod(d for d in shape if d) * dtype.itemsize  # Python ints: no overflow
+    if extent > _MAX_ARRAY_BYTES:
+        raise ValueError(f"{name}: IDX header declares shape {shape} of {dtype.name}, too large for an "
+                         f"array: its non-zero sizes span {extent} bytes, more than the {_MAX_ARRAY_BYTES} "
+                         "an array can describe")
+    nbytes = math.prod(shape) * dtype.itemsize
     if max_bytes is not None and nbytes > max_bytes:
         raise ValueError(f"{name}: IDX header declares shape {shape} ({nbytes} bytes), "
                          f"more than max_bytes={max_bytes}")
@@ -163,13 +178,18 @@ def read_idx(source, *, max_bytes=None):
 
     Raises:
         ValueError: bad magic number, unknown type code, 0 or more than `MAX_NDIM` dimensions,
-            a payload shorter or longer than the header declares, or a damaged gzip stream.
+            a shape too large for an array, a payload shorter or longer than the header
+            declares, or a damaged gzip stream; the message names the file.
+        cynet.utils._files.NotARegularFileError: (a ValueError and an OSError) the path names a
+            FIFO, socket or device; `DirectoryNotFileError`, also an IsADirectoryError, for a
+            directory. Nothing is opened, so a FIFO never blocks.
+        FileNotFoundError, PermissionError: as `open` raises them.
     """
     if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0):
         raise ValueError(f"max_bytes must be None or a non-negative int; received max_bytes={max_bytes!r}")
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
-        with open(source, "rb") as f:
+        with open_regular_file(source, "an IDX file") as f:
             head = f.read(2)
             f.seek(0)
             if head == _GZIP_MAGIC:
@@ -178,7 +198,8 @@ def read_idx(source, *, max_bytes=None):
                         return _parse(g, name, None, max_bytes)
                 except (EOFError, zlib.error, gzip.BadGzipFile) as e:
                     raise ValueError(f"{name}: damaged gzip stream: {e}") from None
-            return _parse(f, name, os.fstat(f.fileno()).st_size, max_bytes)
+            # A size of 0 is told by empty files and by /proc-like files alike: then read as a stream.
+            return _parse(f, name, os.fstat(f.fileno()).st_size or None, max_bytes)
     if hasattr(source, "read"):
         return _read_stream(source, getattr(source, "name", "<file object>"), max_bytes)
     raise TypeError(f"source must be a path or a binary file object; received {type(source).__name__}")

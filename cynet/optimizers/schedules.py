@@ -8,8 +8,10 @@ returned as a Python float holding that float32 value.
 Serialization uses a closed registry of the classes in this module (plus any `custom_objects`
 the caller passes explicitly); nothing is ever imported by name.
 """
+import bisect
 import math
 import numbers
+import reprlib
 
 import numpy as np
 
@@ -54,6 +56,52 @@ def _number(owner, name, value):
     return value
 
 
+#: Repr of long argument lists in messages: their first elements and "...", never the whole list.
+_short = reprlib.Repr()
+_short.maxlist = _short.maxtuple = 6
+_short.maxlevel = 2
+_short.maxother = _short.maxstring = 80
+
+
+def _as_list(seq):
+    """`list(seq)`; a 1-d numeric array becomes its Python numbers in one C loop (`tolist`)."""
+    if isinstance(seq, np.ndarray) and seq.ndim == 1 and seq.dtype.kind in "iuf":
+        return seq.tolist()
+    return list(seq)
+
+
+def _real_list(owner, name, seq):
+    """The list `seq` checked element by element as `_number` checks one argument, and returned
+    as Python numbers (ints stay ints), with a float64 copy of it.
+
+    Linear in `len(seq)` with a small constant: lists of plain ints and floats (what JSON and
+    `tolist` give) and of NumPy scalars are checked in bulk; any other element type, and a list
+    holding a bad element, take the per-element check, which names the first bad index.
+    """
+    types = set(map(type, seq))
+    if not types <= {int, float} and all(
+        t in (int, float) or issubclass(t, (np.integer, np.floating)) for t in types
+    ):
+        seq = [v.item() if isinstance(v, np.generic) else v for v in seq]
+        types = set(map(type, seq))
+    if types <= {int, float}:
+        try:
+            as_float = np.array(list(map(float, seq)), dtype=np.float64)
+        except OverflowError:  # an int beyond the float range: the per-element check names it
+            pass
+        else:
+            if bool(np.isfinite(as_float).all()):
+                return seq, as_float
+    out = []
+    for i, value in enumerate(seq):
+        try:
+            out.append(_number(owner, f"{name}[{i}]", value))
+        except OverflowError:
+            raise ValueError(f"{owner}: argument `{name}[{i}]` must be finite; received {name}[{i}]={_short.repr(value)}, "
+                             "beyond the range of a float") from None
+    return out, np.array([float(v) for v in out], dtype=np.float64)
+
+
 class LearningRateSchedule:
     """Base class of learning-rate schedules.
 
@@ -81,7 +129,8 @@ class LearningRateSchedule:
             cfg = self.get_config()
         except NotImplementedError:
             return f"<{self.__class__.__name__}>"
-        args = ", ".join(f"{k}={v!r}" for k, v in cfg.items())
+        args = ", ".join(f"{k}={_short.repr(v) if isinstance(v, (list, tuple)) else repr(v)}"
+                         for k, v in cfg.items())
         return f"{self.__class__.__name__}({args})"
 
 
@@ -152,40 +201,51 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     """`values[0]` while `step <= boundaries[0]`, `values[1]` while `step <= boundaries[1]`, ...,
     and `values[-1]` once `step > boundaries[-1]`.
 
-    `boundaries` must be strictly increasing and one shorter than `values`.
+    `boundaries` must be strictly increasing and one shorter than `values`. Building one (from a
+    config too) costs time linear in the number of boundaries, and each call a binary search, so
+    a schedule with a million boundaries loads in a fraction of a second and looks a step up in
+    about twenty comparisons. Error messages and `repr` show long lists abbreviated.
     """
 
     def __init__(self, boundaries, values, name="PiecewiseConstant"):
         owner = "PiecewiseConstantDecay"
         try:
-            boundaries = list(boundaries)
-            values = list(values)
+            boundaries = _as_list(boundaries)
+            values = _as_list(values)
         except TypeError:
             raise _checks.ArgumentTypeError(
                 f"{owner}: `boundaries` and `values` must be lists of numbers; received "
-                f"boundaries={boundaries!r}, values={values!r}"
+                f"boundaries={_short.repr(boundaries)}, values={_short.repr(values)}"
             ) from None
         if len(boundaries) != len(values) - 1:
             raise ValueError(
                 "The length of boundaries should be 1 less than the length of values. "
-                f"Received: boundaries={boundaries} of length {len(boundaries)}, and values={values} "
-                f"of length {len(values)}."
+                f"Received: boundaries={_short.repr(boundaries)} of length {len(boundaries)}, and "
+                f"values={_short.repr(values)} of length {len(values)}."
             )
-        boundaries = [_number(owner, f"boundaries[{i}]", b) for i, b in enumerate(boundaries)]
-        values = [_number(owner, f"values[{i}]", v) for i, v in enumerate(values)]
-        for i in range(1, len(boundaries)):
+        boundaries, as_float = _real_list(owner, "boundaries", boundaries)
+        values, _ = _real_list(owner, "values", values)
+        # float() is monotone, so a pair increasing as float64 is increasing exactly; the pairs it
+        # flags are checked again exactly (distinct ints beyond 2**53 can round to one float).
+        for i in np.flatnonzero(as_float[1:] <= as_float[:-1]) + 1:
+            i = int(i)
             if not boundaries[i] > boundaries[i - 1]:
-                raise ValueError(f"{owner}: `boundaries` must be strictly increasing; received boundaries={boundaries}")
+                raise ValueError(
+                    f"{owner}: `boundaries` must be strictly increasing; received boundaries[{i}]={_short.repr(boundaries[i])} "
+                    f"after boundaries[{i - 1}]={_short.repr(boundaries[i - 1])} (boundaries={_short.repr(boundaries)})"
+                )
         self.boundaries = boundaries
         self.values = values
         self.name = name
 
     def __call__(self, step):
+        # values[i] where i = the number of boundaries strictly below step: a binary search
+        # (O(log n) comparisons) of the sorted boundaries, exactly as Keras's
+        # `b[i-1] < step <= b[i]`. A NaN step compares false everywhere and gets values[-1].
         step = _step("PiecewiseConstantDecay", step)
-        for boundary, value in zip(self.boundaries, self.values):
-            if step <= boundary:
-                return float(_F(value))
-        return float(_F(self.values[-1]))
+        if step != step:
+            return float(_F(self.values[-1]))
+        return float(_F(self.values[bisect.bisect_left(self.boundaries, step)]))
 
     def get_config(self):
         return {"boundaries": list(self.boundaries), "values": list(self.values), "name": self.name}

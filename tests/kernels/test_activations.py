@@ -381,6 +381,86 @@ def test_thread_count_does_not_change_results(rng):
 
 
 # ---------------------------------------------------------------------------------------------
+# Compiled == twin at extreme float32 magnitudes: the twin accumulates the softmax family's row
+# sums (exp, targets, t * (z - max), dy * y) in float64 and forms the per-row scalars in float64,
+# as the kernel does.
+
+def assert_matches_kernel(actual, expected, rtol=2e-5, err_msg=""):
+    """The twin's `actual` against the kernel's `expected`: the same NaNs and infinities, and
+    finite entries within rtol of their row's scale (the largest finite magnitude along the last
+    axis; for a 1-D result each entry's own), so a loss of 1e-9 is held to the same relative
+    accuracy as one of 1e20; a few subnormal quanta of slack."""
+    a, e = np.asarray(actual), np.asarray(expected)
+    assert a.shape == e.shape and a.dtype == e.dtype, err_msg
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(e), err_msg=f"{err_msg}: NaN positions")
+    inf = np.isinf(a) | np.isinf(e)
+    np.testing.assert_array_equal(a[inf], e[inf], err_msg=f"{err_msg}: infinities")
+    fin = np.isfinite(e)
+    mag = np.where(fin, np.abs(e), 0.0)
+    scale = mag if e.ndim < 2 else mag.max(axis=-1, keepdims=True)
+    bound = rtol * np.broadcast_to(scale, e.shape)[fin] + 4 * float(np.finfo(e.dtype).smallest_subnormal)
+    err = np.abs(a[fin].astype(np.float64) - e[fin].astype(np.float64))
+    i = np.argmax(err / bound) if err.size else 0
+    assert np.all(err <= bound), (f"{err_msg}: error / bound {err[i] / bound[i]:.3g} "
+                                  f"(kernel {e[fin][i]!r}, twin {a[fin][i]!r})")
+
+
+# one dominant logit (a confident prediction: loss ~1e-9 .. 1e-7, or exactly 0 past exp's
+# range), then logits of extreme and mixed magnitudes. (The loss is log(s), not log1p(s - 1),
+# so below ~1e-11 the kernel itself keeps only a few digits, which depend on its summation
+# order: no such row here.)
+CONFIDENT = [[20, 0, 0, 0], [20, 0, -1e20, 1e-20], [17, 1, -1, 0], [1e20, 0, 0, 0], [25, 24.5, -3, 1e-20]]
+
+
+@pytest.mark.parametrize("label_kind", ["int", "onehot", "soft"])
+def test_softmax_cross_entropy_extreme_float32_matches_kernel(rng, label_kind):
+    z = np.array(CONFIDENT + (rng.standard_normal((6, 4)) * 10.0 ** rng.uniform(-20, 20, (6, 4))).tolist(),
+                 np.float32)
+    labels = np.zeros(len(z), np.int64)
+    labels[len(CONFIDENT):] = rng.integers(0, 4, 6)
+    if label_kind == "onehot":
+        labels = onehot(labels, 4, np.float32)
+    elif label_kind == "soft":
+        labels = onehot(labels, 4, np.float32) * np.float32(0.999) + np.float32(0.00025)
+    (lc, gc), (ln, gn) = both(K.softmax_cross_entropy, z, labels)
+    assert np.all(np.isfinite(lc)) and np.all(np.isfinite(gc))
+    assert_matches_kernel(ln, lc, err_msg="loss")
+    assert_matches_kernel(gn, gc, err_msg="dlogits")
+
+
+def test_confident_prediction_loss_keeps_its_digits(backend):
+    """log(sum exp(z - max)) = log(1 + 6e-9): float64 row sums keep it (a float32 sum rounds
+    1 + 6e-9 to 1 and the loss to 0)."""
+    z = np.array([r for r in CONFIDENT if r[0] < 1e20], np.float32)
+    labels = np.zeros(len(z), np.int64)
+    zd = z.astype(np.float64)
+    ref = np.array([math.log1p(sum(math.exp(v - row[0]) for v in row[1:])) for row in zd.tolist()])
+    assert np.all(ref > 0)
+    loss, _ = K.softmax_cross_entropy(z, labels)
+    np.testing.assert_allclose(loss, ref, rtol=1e-5)
+    loss, _ = K.softmax_cross_entropy(z, onehot(labels, 4, np.float32))
+    np.testing.assert_allclose(loss, ref, rtol=1e-5)
+
+
+def test_softmax_extreme_float32_matches_kernel(rng):
+    """Forward on extreme logits; backward with dy mixing 1e20, -1e20 and 1 in a row, where
+    sum(dy * y) cancels: float32 products and sum lose the digits that dx of the unit entry needs."""
+    x = np.array([[0, 1e-6, -0.7], [0, 3e-7, -2], [5, 5.000001, 0], [1e20, -1e20, 1e-20], [-1e20, 0, 1e-20]],
+                 np.float32)
+    yc, yn = both(K.softmax_forward, x)
+    assert_matches_kernel(yn, yc, err_msg="softmax")
+    dy = np.array([[1e20, -1e20, 1]] * len(x), np.float32)
+    dxc, dxn = both(K.softmax_backward, dy, yc)
+    assert np.all(np.isfinite(dxc))
+    assert_matches_kernel(dxn[:, 2], dxc[:, 2], err_msg="dx of the unit entry")
+    assert_matches_kernel(dxn, dxc, err_msg="dx")
+    dy = (rng.standard_normal((6, 9)) * 10.0 ** rng.uniform(-20, 20, (6, 9))).astype(np.float32)
+    y = K.softmax_forward(rng.standard_normal((6, 9)).astype(np.float32))
+    dxc, dxn = both(K.softmax_backward, dy, y)
+    assert_matches_kernel(dxn, dxc, err_msg="dx, random magnitudes")
+
+
+# ---------------------------------------------------------------------------------------------
 # Stability at large magnitudes, NaN.
 
 @pytest.mark.parametrize("dt,big", [(np.float32, 1e4), (np.float64, 1e4), (np.float64, 1e30), (np.float32, 1e30)])

@@ -249,6 +249,40 @@ def test_backends_agree_across_many_blocks(dtype, rng):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=atol * np.abs(b).max())
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_dbias_extreme_float32_matches_kernel(rng, threads):
+    """dbias of float32 dy at extreme magnitudes. Filter 0: +-2**66 (~7e19) at the first and
+    last positions around ~800 terms of 2**40 (~1e12); the kernel's sum is float64 (per-thread
+    doubles), exact here, and so must the twin's be: a float32 running sum absorbs every 2**40
+    into 2**66 and returns 0. Filters 1 and 2: values from 1e-20 to 1e20, and around 1e-20."""
+    ext = pytest.importorskip("cynet._kernels.conv")
+    old = ext._set_tuning(own_gemm=True, min_work=1 if threads > 1 else None)   # a team of `threads`
+    if not ext._set_tuning()[4]:
+        ext._set_tuning(*old)
+        pytest.skip("this build has no team path (its BLAS path sums dbias per block in float32)")
+    x, kernel, _ = data(rng, (4, 15, 14, 2), (3, 3, 2, 3), np.float32)
+    dy = np.empty((4, 15, 14, 3), np.float32)
+    dy[..., 0] = 2.0 ** 40
+    dy[0, 0, 0, 0], dy[-1, -1, -1, 0] = 2.0 ** 66, -(2.0 ** 66)
+    dy[..., 1] = rng.standard_normal(dy.shape[:3]) * 10.0 ** rng.uniform(-20, 20, dy.shape[:3])
+    dy[..., 2] = rng.standard_normal(dy.shape[:3]) * 1e-20
+    old_threads = K.get_num_threads()
+    K.set_num_threads(threads)
+    try:
+        (dxc, dkc, dbc), (dxn, dkn, dbn) = both_backends(lambda: conv2d_backward(dy, x, kernel, padding="same"))
+    finally:
+        ext._set_tuning(*old)
+        K.set_num_threads(old_threads)
+    exact = (dy[..., 0].size - 2) * 2.0 ** 40
+    assert dbc[0] == exact and dbn[0] == exact
+    ref = dy.reshape(-1, 3).astype(np.float64).sum(axis=0)
+    np.testing.assert_allclose(dbn[1:], dbc[1:], rtol=1e-6, atol=1e-7 * np.abs(dy[..., 1]).max())
+    np.testing.assert_allclose(dbn[2], ref[2], rtol=1e-5)
+    for a, b in ((dxc, dxn), (dkc, dkn)):    # float32 products in both, in different orders
+        assert np.all(np.isfinite(a)) and np.all(np.isfinite(b))
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max())
+
+
 @pytest.mark.parametrize("own_gemm", [False, True], ids=["blas", "team"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("tuning", [(1, 1, 1, 1), (200, 3, 1, 200), (5000, 64, 10, 9000)])

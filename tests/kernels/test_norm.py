@@ -147,6 +147,117 @@ def test_cython_deterministic_per_thread_count(rng):
 
 
 # ---------------------------------------------------------------------------------------------
+# cython == twin at extreme float32 magnitudes: the twin accumulates as the kernel does (squared
+# deviations in float64, about the mean), so 1e20 inputs do not overflow and 1e-20 ones do not
+# underflow to subnormal squares
+
+def assert_matches_kernel(actual, expected, rtol=2e-5, err_msg=""):
+    """The twin's `actual` against the kernel's `expected`: the same NaNs and infinities, and
+    finite entries within rtol of their feature's scale (the largest finite magnitude along
+    every axis but the last), so a 1e-20 feature is held to the same relative accuracy as a
+    1e20 one; a few subnormal quanta of slack."""
+    a, e = np.asarray(actual), np.asarray(expected)
+    assert a.shape == e.shape and a.dtype == e.dtype, err_msg
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(e), err_msg=f"{err_msg}: NaN positions")
+    inf = np.isinf(a) | np.isinf(e)
+    np.testing.assert_array_equal(a[inf], e[inf], err_msg=f"{err_msg}: infinities")
+    fin = np.isfinite(e)
+    mag = np.where(fin, np.abs(e), 0.0)
+    scale = mag if e.ndim < 2 else mag.reshape(-1, e.shape[-1]).max(axis=0)
+    tiny = 4 * float(np.finfo(e.dtype).smallest_subnormal)
+    bound = rtol * np.broadcast_to(scale, e.shape)[fin] + tiny
+    err = np.abs(a[fin].astype(np.float64) - e[fin].astype(np.float64))
+    i = np.argmax(err / bound) if err.size else 0
+    assert np.all(err <= bound), (f"{err_msg}: error / bound {err[i] / bound[i]:.3g} "
+                                  f"(kernel {e[fin][i]!r}, twin {a[fin][i]!r})")
+
+
+def extreme_case(rng, kind, shape):
+    """float32 x of one extreme kind, features along the last axis."""
+    C = shape[-1]
+    x = rng.standard_normal(shape)
+    if kind == "huge":                      # squares ~1e40 overflow float32
+        x = x * 1e20 + 3e19
+    elif kind == "tiny":                    # squares ~1e-44 underflow to float32 subnormals
+        x = x * 1e-22
+    elif kind == "mixed":                   # per-feature scales from 1e-20 to 1e20, and outliers
+        x = x * np.logspace(-20, 20, C)
+        flat = x.reshape(-1, C)
+        flat[::5, 0] = 1e20                 # a 1e-20 feature with 1e20 outliers
+        flat[1::7, -1] = 1e-20
+    elif kind == "near_max":                # x - mean itself overflows float32 (+-3e38, mostly +)
+        x = np.where(rng.random(shape) < 0.7, 3e38, -3e38) * (1 + 0.01 * np.abs(x))
+        x = np.minimum(x, 3.4e38)
+    return x.astype(np.float32)
+
+
+@needs_compiled
+@pytest.mark.parametrize("kind", ["huge", "tiny", "mixed", "near_max"])
+@pytest.mark.parametrize("shape", [(64, 6), (8, 9, 9, 5)])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_backends_agree_extreme_float32(kind, shape, momentum, rng):
+    """Training forward (y, mean, inv_std and the moving statistics), backward through it and
+    inference forward: the twin is finite where the kernel is, and as accurate, with epsilon
+    small enough (1e-60) that inv_std depends on the variance even for 1e-22 data."""
+    x = extreme_case(rng, kind, shape)
+    C = shape[-1]
+    # for 1e-22 data inv_std is ~1e22 and dx's coefficient gamma inv_std^2 dgamma / M would
+    # overflow float32 on both backends: gamma ~1e-20 keeps the backward finite
+    gamma = (rng.uniform(0.5, 1.5, C) * (1e-20 if kind == "tiny" else 1.0)).astype(np.float32)
+    beta = rng.standard_normal(C).astype(np.float32)
+    mm = rng.standard_normal(C).astype(np.float32)
+    mv = rng.uniform(0.5, 2.0, C).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+    names = ("y", "mean", "inv_std", "moving_mean", "moving_variance", "inference y", "dx", "dgamma", "dbeta")
+    with np.errstate(all="ignore"):         # near_max overflows in float32 on both backends
+        want = run_all("cython", x, gamma, beta, mm, mv, dy, momentum=momentum, epsilon=1e-60)
+        got = run_all("numpy", x, gamma, beta, mm, mv, dy, momentum=momentum, epsilon=1e-60)
+    if kind != "near_max":
+        assert all(np.all(np.isfinite(w)) for w in want[:3] + want[5:]), "the kernel itself is finite here"
+    for name, a, e in zip(names, got, want):
+        assert_matches_kernel(a, e, err_msg=f"{kind} {name}")
+
+
+@needs_compiled
+def test_backends_agree_extreme_float32_threaded(rng):
+    """The same on a batch-norm shape large enough for several chunks and threads."""
+    x = extreme_case(rng, "mixed", (64, 14, 14, 8))
+    C = x.shape[-1]
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    mm, mv = np.zeros(C, np.float32), np.ones(C, np.float32)
+    before = cynet.get_num_threads()
+    try:
+        for n in (1, 2):
+            cynet.set_num_threads(n)
+            want = run_all("cython", x, None, None, mm, mv, dy, momentum=0.0, epsilon=1e-60)
+            got = run_all("numpy", x, None, None, mm, mv, dy, momentum=0.0, epsilon=1e-60)
+            for i, (a, e) in enumerate(zip(got, want)):
+                assert_matches_kernel(a, e, err_msg=f"{n} threads, item {i}")
+    finally:
+        cynet.set_num_threads(before)
+
+
+def test_extreme_float32_statistics_match_definition(backend, rng):
+    """Both backends against float64 statistics of the same float32 data: 1e20 data gives its
+    true variance (1e40: inf once rounded to float32, in the moving variance) and a finite
+    inv_std, 1e-22 data a variance that float32 squares would have lost."""
+    for kind in ("huge", "tiny", "mixed"):
+        x = extreme_case(rng, kind, (40, 5))
+        x64 = x.astype(np.float64)
+        rmean, rvar = x64.mean(axis=0), x64.var(axis=0)
+        mm, mv = np.zeros(5, np.float32), np.ones(5, np.float32)
+        with np.errstate(over="ignore"):
+            y, mean, inv_std = K.batch_norm_train_forward(x, None, None, mm, mv, momentum=0.0, epsilon=1e-60)
+            rvar32 = rvar.astype(np.float32)
+        np.testing.assert_allclose(mean, rmean, rtol=1e-6, err_msg=kind)
+        np.testing.assert_allclose(inv_std, 1 / np.sqrt(rvar + 1e-60), rtol=1e-6, err_msg=kind)
+        np.testing.assert_allclose(mv, rvar32, rtol=1e-6,
+                                   atol=np.finfo(np.float32).smallest_subnormal, err_msg=kind)
+        assert np.all(np.isfinite(y)), kind
+        np.testing.assert_allclose(y.std(axis=0, dtype=np.float64), 1, rtol=1e-4, err_msg=kind)
+
+
+# ---------------------------------------------------------------------------------------------
 # against the definition
 
 @pytest.mark.parametrize("shape", [(6, 3), (2, 3, 2, 4), (1, 2), (5, 1)])

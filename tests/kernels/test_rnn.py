@@ -415,6 +415,47 @@ def test_cython_equals_twin_benchmark_size():
 
 
 # ---------------------------------------------------------------------------------------------
+# Cython == twin at extreme float32 magnitudes: the twin's sigmoid is the kernel's formula,
+# 1 / (1 + exp(-x)) with exp's argument capped, so strongly negative gates keep their relative
+# digits (sigmoid(-20) = 2.1e-9, not (1 + tanh(-10)) / 2 = 0 in float32) and saturated ones
+# sit on the kernel's floor (4.2e-39), not on 0
+
+def sigmoid_outputs(cell, fwd):
+    """What the sigmoid produced in a forward result: the LSTM's i|f|o gates, the GRU's z|r,
+    a sigmoid SimpleRNN's hidden states."""
+    if cell == "lstm":
+        U = fwd[2].shape[-1] // 4
+        return np.concatenate([fwd[2][..., :2 * U], fwd[2][..., 3 * U:]], axis=-1)
+    if cell == "gru":
+        return fwd[1][..., :2 * fwd[1].shape[-1] // 4]
+    return fwd[0]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("kind", ["strong", "extreme"])
+def test_sigmoid_extreme_float32_matches_kernel(cell, kind):
+    """strong: inputs x15, pre-activations down to about -60 (sigmoid 1e-26 .. 1e-4); extreme:
+    input features scaled 1e20, 1, 1e-20 and 1e10 (saturated gates). The sigmoid outputs agree
+    to 1e-4 relative, each on its own; everything else to float32 tolerance of its scale."""
+    c = make_case(cell, N=5, T=6, D=4, U=3, dtype=np.float32, seed=3)
+    if kind == "strong":
+        c["x"] = c["x"] * np.float32(15)
+    else:
+        c["x"] = (c["x"].astype(np.float64) * np.array([1e20, 1, 1e-20, 1e10])).astype(np.float32)
+    act, ract = ("sigmoid", "tanh") if cell == "simple_rnn" else ("tanh", "sigmoid")
+    got, want = both_backends(lambda: (forward(cell, c, act, ract),
+                                       backward(cell, c, forward(cell, c, act, ract), act, ract)))
+    sc, sn = sigmoid_outputs(cell, got[0]), sigmoid_outputs(cell, want[0])
+    assert sc.min() < 1e-9 and np.all(sc > 0)             # deep in the tail, never exactly 0
+    np.testing.assert_allclose(sn, sc, rtol=1e-4, atol=0, err_msg=f"{cell} {kind} sigmoid outputs")
+    for i, (a, b) in enumerate(zip(got[0] + got[1], want[0] + want[1])):
+        if a is None:
+            continue
+        assert np.all(np.isfinite(a)) and np.all(np.isfinite(b))
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max(), err_msg=f"{cell} {kind} {i}")
+
+
+# ---------------------------------------------------------------------------------------------
 # Shapes, dtypes, layouts, special values
 
 @pytest.mark.parametrize("cell", CELLS)

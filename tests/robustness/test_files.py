@@ -23,6 +23,7 @@ import time
 import tracemalloc
 import warnings
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -635,6 +636,133 @@ def test_zip_bombs_are_refused_without_inflating_them(saved, tmp_path, loader):
     loader(fine)
 
 
+_LOCAL = struct.Struct("<4s5H3L2H")
+_CENTRAL = struct.Struct("<4s6H3L5H2L")
+
+
+@functools.lru_cache(maxsize=None)
+def many_members(n, data=b""):
+    """(local headers and data, central directory) of a zip of n stored members holding `data`,
+    named like cynet's arrays, written directly: zipfile.ZipFile.writestr would take seconds."""
+    local, central, offset, crc = [], [], 0, zlib.crc32(data)
+    for i in range(n):
+        name = f"weights/{i:05d}.npy".encode()
+        local.append(_LOCAL.pack(b"PK\x03\x04", 20, 0, 0, 0, 33, crc, len(data), len(data), len(name), 0)
+                     + name + data)
+        central.append(_CENTRAL.pack(b"PK\x01\x02", 20, 20, 0, 0, 0, 33, crc, len(data), len(data), len(name), 0,
+                                     0, 0, 0, 0, offset) + name)
+        offset += _LOCAL.size + len(name) + len(data)
+    return b"".join(local), b"".join(central)
+
+
+def many_member_zip(path, n, listed=None, zip64=None, cd_size=None, data=b""):
+    """A zip of n members whose end record lists `listed` (default n) members in a central directory
+    of `cd_size` bytes (default: its true size), with zip64 end records if `zip64` (default: when
+    the count does not fit the 16-bit field, as zipfile writes it)."""
+    body, central = many_members(n, data)
+    listed = n if listed is None else listed
+    cd_size = len(central) if cd_size is None else cd_size
+    zip64 = listed > 0xFFFF if zip64 is None else zip64
+    tail = b""
+    if zip64:
+        tail = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, listed, listed, cd_size, len(body))
+        tail += struct.pack("<4sLQL", b"PK\x06\x07", 0, len(body) + len(central), 1)
+    count16 = min(listed, 0xFFFF)
+    tail += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, count16, count16, min(cd_size, 0xFFFFFFFF),
+                        0xFFFFFFFF if zip64 else len(body), 0)
+    with open(path, "wb") as f:
+        f.write(body)
+        f.write(central)
+        f.write(tail)
+    return path
+
+
+@pytest.fixture
+def forget_member_tables():
+    """Drop many_members' cached tables (tens of MiB) after the test."""
+    yield
+    many_members.cache_clear()
+
+
+def test_the_many_member_zips_of_these_tests_are_valid_zips(tmp_path):
+    for zip64 in (False, True):
+        with zipfile.ZipFile(many_member_zip(tmp_path / "three.zip", 3, zip64=zip64, data=b"abc")) as zf:
+            assert zf.namelist() == ["weights/00000.npy", "weights/00001.npy", "weights/00002.npy"]
+            assert zf.testzip() is None
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_zips_listing_too_many_members_are_refused_before_zipfile_parses_them(tmp_path, loader,
+                                                                              forget_member_tables):
+    """zipfile parses every record of the central directory (about 500 bytes of memory each)
+    whatever the end record's count says; cynet checks the end record, then walks the directory in
+    bounded chunks, before handing the file to zipfile."""
+    n = 200_000
+    suffix = ".cynet" if loader is load_model else ".weights.npz"
+    cases = {
+        "honest zip64 count": (dict(), "lists 200000 members, more than the 131072"),
+        "end record says 3": (dict(listed=3), "holds more than the 3 members its end-of-central-directory record"),
+        "end record says 1000": (dict(listed=1000), "holds more than the 1000 members"),
+        "zip64 record says 3": (dict(listed=3, zip64=True), "more than the 3 members its zip64 end-of-central"),
+        "zip64 count 2**40": (dict(listed=2**40), "lists 1099511627776 members"),
+        "zip64 count 2**64-1": (dict(listed=2**64 - 1), "lists 18446744073709551615 members"),
+    }
+    for case, (kwargs, match) in cases.items():
+        path = many_member_zip(tmp_path / (case.replace(" ", "-") + suffix), n, **kwargs)
+        assert os.path.getsize(path) > 20 * 2**20
+        peak = peak_bytes(lambda: refused(loader, path, tmp_path, match=match))
+        assert peak < 3 * 2**20, case
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+def test_end_records_the_file_cannot_hold_are_refused(tmp_path, loader):
+    suffix = ".cynet" if loader is load_model else ".weights.npz"
+    bad = tmp_path / ("bad" + suffix)
+    # More members than the file has bytes for (a member cynet can load takes at least 128 bytes).
+    many_member_zip(bad, 3, listed=60000)
+    refused(loader, bad, tmp_path, match="lists 60000 members, more than its [0-9]+ bytes can hold")
+    many_member_zip(bad, 10000)  # honest, but ~110 bytes per member
+    refused(loader, bad, tmp_path, match="lists 10000 members, more than its [0-9]+ bytes can hold")
+    # A central directory larger than the file, or too small for its members.
+    data = bytes(100)
+    for cd_size in (2**31, 2**40, 3 * 46 - 1):
+        many_member_zip(bad, 3, zip64=cd_size > 2**32, cd_size=cd_size, data=data)
+        refused(loader, bad, tmp_path, match="central directory of [0-9]+ bytes cannot hold")
+    # A directory whose stated size is not that of its records (zipfile reads it that many bytes
+    # before the end record), or whose last record runs past its end.
+    body, central = many_members(3, data)
+    for cd_size in (len(central) + 40, len(central) - 5):
+        many_member_zip(bad, 3, listed=4, cd_size=cd_size, data=data)
+        refused(loader, bad, tmp_path, match="central directory has a bad record")
+    raw = bytearray(many_member_zip(bad, 3, data=data).read_bytes())
+    struct.pack_into("<H", raw, len(body) + 2 * (46 + 17) + 32, 10)  # the last record's comment length
+    bad.write_bytes(bytes(raw))
+    refused(loader, bad, tmp_path, match=f"central directory holds 3 members in {len(central) + 10} bytes")
+    # A zip spanning several disks.
+    raw = bytearray(many_member_zip(bad, 3, zip64=True, data=data).read_bytes())
+    struct.pack_into("<L", raw, len(raw) - 22 - 20 + 4, 1)
+    bad.write_bytes(bytes(raw))
+    refused(loader, bad, tmp_path, match="several disks")
+
+
+def test_zips_within_the_member_limit_reach_the_usual_checks(saved, tmp_path, forget_member_tables):
+    """A zip64 directory of 70,000 members passes the end-record checks (and is then refused as
+    not a cynet file); an archive comment does not hide the end record."""
+    many = many_member_zip(tmp_path / "many.cynet", 70000, data=bytes(20))
+    refused(load_model, many, tmp_path, match="looks like a NumPy .npz archive")
+    model, path, wpath = saved
+    for source in (path, wpath):
+        commented = tmp_path / ("commented" + source.name[source.name.index("."):])
+        with zipfile.ZipFile(source) as src, zipfile.ZipFile(commented, "w") as dst:
+            for info in src.infolist():
+                dst.writestr(info, src.read(info))
+            dst.comment = b"an archive comment " * 1000
+        if source == path:
+            assert_intact(commented, model)
+        else:
+            architecture().load_weights(commented)
+
+
 @pytest.mark.parametrize("loader", LOADERS)
 def test_overlapping_or_out_of_file_members_are_refused(saved, tmp_path, loader):
     model, path, wpath = saved
@@ -681,6 +809,20 @@ HOSTILE_CONFIGS = {
     "n_weights is 7": lambda c: _set(c, ("n_weights",), 7),
     "n_optimizer_variables is a list": lambda c: _set(c, ("n_optimizer_variables",), [1]),
     "n_optimizer_variables is too small": lambda c: _set(c, ("n_optimizer_variables",), 3),
+    "optimizer_built_on is a string": lambda c: _set(c, ("optimizer_built_on",), "0,1"),
+    "optimizer_built_on is a dict": lambda c: _set(c, ("optimizer_built_on",), {"0": 0}),
+    "optimizer_built_on holds True": lambda c: _set(c, ("optimizer_built_on",), [True, 1, 2, 3, 6, 7]),
+    "optimizer_built_on holds a float": lambda c: _set(c, ("optimizer_built_on",), [0.0, 1, 2, 3, 6, 7]),
+    "optimizer_built_on holds a negative": lambda c: _set(c, ("optimizer_built_on",), [-8, 1, 2, 3, 6, 7]),
+    "optimizer_built_on out of range": lambda c: _set(c, ("optimizer_built_on",), [0, 1, 2, 3, 6, 8]),
+    "optimizer_built_on huge": lambda c: _set(c, ("optimizer_built_on",), [10**30]),
+    "optimizer_built_on duplicate": lambda c: _set(c, ("optimizer_built_on",), [0, 0, 2, 3, 6, 7]),
+    "optimizer_built_on too long": lambda c: _set(c, ("optimizer_built_on",), list(range(9))),
+    "optimizer_built_on shorter": lambda c: _set(c, ("optimizer_built_on",), c["optimizer_built_on"][:-1]),
+    "optimizer_built_on reversed": lambda c: _set(c, ("optimizer_built_on",), c["optimizer_built_on"][::-1]),
+    "optimizer_built_on null": lambda c: _set(c, ("optimizer_built_on",), None),
+    "optimizer_built_on moving stats": lambda c: _set(c, ("optimizer_built_on",), [0, 1, 2, 3, 4, 5]),
+    "optimizer_built_on with amsgrad": lambda c: _set(c, ("compile", "optimizer", "config", "amsgrad"), True),
     "model is a list": lambda c: _set(c, ("model",), [c["model"]]),
     "model class is os.system": lambda c: _set(c, ("model", "class_name"), "os.system"),
     "model class is __import__": lambda c: _set(c, ("model", "class_name"), "__import__"),
