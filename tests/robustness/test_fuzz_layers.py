@@ -957,3 +957,17 @@ def test_weight_too_big_for_memory_is_refused_at_build():
     layer = L.Embedding(2 ** 30, 2 ** 12)
     with pytest.raises(ValueError, match="embeddings"):
         layer(np.zeros((1, 1), np.int64))
+
+
+@pytest.mark.xfail(strict=True, raises=MemoryError, reason="merging.py allocates the broadcast (Add ... Minimum) "
+                   "or matmul (Dot) output without a size check: NumPy's MemoryError instead of a ValueError")
+@pytest.mark.parametrize("make", [L.Add, L.Multiply, L.Maximum, lambda: L.Dot(axes=(2, 1))],
+                         ids=["Add", "Multiply", "Maximum", "Dot"])
+def test_merge_output_too_big_for_memory_is_refused(make):
+    """Inputs of a few bytes (broadcast views) whose merged output, (1, 2**24, 2**24), would take a
+    PiB: refused with a ValueError naming the inputs, as a weight or an input too big for memory is
+    (the PiB is beyond any address space, so the allocation fails at once, never swaps)."""
+    a = np.broadcast_to(np.ones((), np.float32), (1, 2 ** 24, 1))
+    b = np.broadcast_to(np.ones((), np.float32), (1, 1, 2 ** 24))
+    with pytest.raises(ValueError, match="inputs"):
+        make()([a, b])
