@@ -58,6 +58,14 @@ import zlib
 import numpy as np
 from numpy.lib import format as npy_format
 
+from .utils.serialization import (  # noqa: F401  (Keras's keras.saving names)
+    custom_object_scope,
+    get_custom_objects,
+    get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
+)
+
 FORMAT = "cynet"
 VERSION = 1
 MODEL_EXT = ".cynet"
@@ -645,7 +653,7 @@ def _check_fits(path, name, shape, dtype, var, exact_dtype):
                               f"{want_dtype.name}")
 
 
-def _plan_weights(path, model_config, headers):
+def _plan_weights(path, model_class, model_config, headers):
     """Check, before any weight is allocated, that the architecture in model_config builds exactly
     the weights whose .npy headers are `headers` [(shape, fortran, dtype, nbytes)].
 
@@ -653,9 +661,7 @@ def _plan_weights(path, model_config, headers):
     records the shape instead of allocating it; building stops as soon as the recorded weights
     need more bytes than the file holds.
     """
-    from . import models
-    from .layers import Layer
-    from .layers import deserialize as deserialize_layer
+    from .layers import Layer, deserialize_hook
     from .variables import Variable
 
     budget = sum(h[3] for h in headers)
@@ -691,19 +697,16 @@ def _plan_weights(path, model_config, headers):
     if len(layer_configs) > MAX_LAYERS:
         raise FileFormatError(f"{path}: config.json lists {len(layer_configs)} layers, more than the "
                               f"{MAX_LAYERS} cynet loads")
-    name = model_config.get("name")
-    plan = models.Sequential(name=name if isinstance(name, str) and name else "plan",
-                             trainable=model_config.get("trainable", True))
     planned = []
-    for layer_config in layer_configs:
-        layer = deserialize_layer(layer_config)
+
+    def plan_layer(layer):
         records = {True: [], False: []}
         layer.add_weight = recorder(layer, records)
         planned.append(records)
-        plan.add(layer)
-    shape = model_config.get("build_input_shape")
-    if shape is not None and not plan.built:
-        plan.build(tuple(shape))
+    if model_class.__name__ not in _MODEL_CLASSES:
+        return   # a registered subclassed model makes its layers in its own code: checked once built
+    with deserialize_hook(plan_layer):
+        plan = _model_from_config(path, model_class, model_config)
     if not plan.built:
         raise FileFormatError(f"{path}: the saved model has no input shape (no Input layer, input_shape or "
                               "build_input_shape in config.json)")
@@ -717,10 +720,46 @@ def _plan_weights(path, model_config, headers):
                                   f"architecture in config.json needs {shape} {dtype.name} for {where!r}")
 
 
-def load_model(filepath, compile=True):
+_MODEL_CLASSES = ("Sequential", "Functional")
+
+
+def _model_class(path, spec):
+    """The model class a file names: Sequential, Functional, or a Model subclass registered with
+    register_keras_serializable (or given in custom_objects); never an import."""
+    from . import models
+    name = spec.get("class_name") if isinstance(spec, dict) else None
+    if name in _MODEL_CLASSES:
+        return getattr(models, name)
+    cls = None
+    if isinstance(name, str):
+        registered = spec.get("registered_name")
+        cls = get_registered_object(registered if isinstance(registered, str) else name)
+    if not (isinstance(cls, type) and issubclass(cls, models.Model)):
+        found = name if isinstance(spec, dict) else spec
+        raise FileFormatError(f"{path}: unknown model class {_short(repr(found), 80)}: cynet loads Sequential and "
+                              "Functional models, and subclassed models whose class is registered with "
+                              "@cynet.saving.register_keras_serializable() or passed in custom_objects")
+    return cls
+
+
+def _model_from_config(path, model_class, model_config):
+    model = model_class.from_config(dict(model_config))
+    shape = model_config.get("build_input_shape") if model_class.__name__ not in _MODEL_CLASSES else None
+    if shape is not None and not model.built:
+        model._build_from_shapes(shape)
+    return model
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Load a model saved with `model.save(...)`: same predictions, and (compiled) ready to continue training
-    with its optimizer state."""
-    from . import losses, models, optimizers
+    with its optimizer state. `custom_objects` (name -> class) adds classes for this load, as does a
+    `custom_object_scope`; nothing in the file is executed (`safe_mode` has nothing more to refuse)."""
+    with custom_object_scope(custom_objects):
+        return _load_model(filepath, compile)
+
+
+def _load_model(filepath, compile):
+    from . import losses, optimizers
     with _Archive(filepath) as archive:
         path = archive.path
         config = archive.read_config((FORMAT,))
@@ -728,16 +767,14 @@ def load_model(filepath, compile=True):
         n_opt = archive.count(config, "n_optimizer_variables")
         archive.check_members(n_weights, n_opt)
         spec = config.get("model")
-        if not isinstance(spec, dict) or spec.get("class_name") != "Sequential":
-            found = spec.get("class_name") if isinstance(spec, dict) else spec
-            raise FileFormatError(f"{path}: unknown model class {_short(repr(found), 80)}; cynet saves Sequential")
+        model_class = _model_class(path, spec)
         model_config = spec.get("config", {})
         if not isinstance(model_config, dict):
             raise FileFormatError(f"{path}: config.json's model 'config' must be a dict")
         headers = [archive.array_header(f"weights/{i:05d}.npy") for i in range(n_weights)]
         with _reading(path, "the architecture in config.json is invalid"):
-            _plan_weights(path, model_config, headers)
-            model = models.Sequential.from_config(model_config)
+            _plan_weights(path, model_class, model_config, headers)
+            model = _model_from_config(path, model_class, model_config)
         if not model.built:
             raise FileFormatError(f"{path}: the saved model has no input shape")
         if n_weights != len(model.weights):
@@ -753,7 +790,8 @@ def load_model(filepath, compile=True):
             with _reading(path, "the compile settings in config.json are invalid"):
                 loss = compile_config.get("loss")
                 model.compile(optimizer=optimizers.deserialize(compile_config["optimizer"]),
-                              loss=None if loss is None else losses.get(loss),
+                              loss=loss if loss is None or isinstance(loss, (list, dict)) else losses.get(loss),
+                              loss_weights=compile_config.get("loss_weights"),
                               metrics=compile_config.get("metrics") or None,
                               weighted_metrics=compile_config.get("weighted_metrics") or None)
             _restore_optimizer(archive, config, model, compile_config["optimizer"], n_weights, n_opt)

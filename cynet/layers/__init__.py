@@ -1,4 +1,8 @@
 """Keras-style layers. Each has forward (`layer(x, training=...)`) and `backward(grad)`."""
+import contextlib
+import contextvars
+
+from ..utils.serialization import custom_object_scope, get_registered_object
 from .base import Layer  # noqa: F401
 from .conv import Conv2D  # noqa: F401
 from .core import (  # noqa: F401
@@ -61,17 +65,49 @@ _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 
 def serialize(layer):
-    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+    config = {"class_name": type(layer).__name__, "config": layer.get_config()}
+    registered = type(layer).__dict__.get("_registered_name")
+    if registered:
+        config["registered_name"] = registered
+    return config
 
 
-def deserialize(config):
-    """A layer from {"class_name", "config"}; classes come only from cynet's own registry."""
+_deserialize_hook = contextvars.ContextVar("cynet_deserialize_hook", default=None)
+
+
+@contextlib.contextmanager
+def deserialize_hook(hook):
+    """Within the block, `hook(layer)` runs on each layer `deserialize` makes, before it is built
+    (the model loader plans weights this way, without allocating them)."""
+    token = _deserialize_hook.set(hook)
+    try:
+        yield
+    finally:
+        _deserialize_hook.reset(token)
+
+
+def deserialize(config, custom_objects=None):
+    """A layer (or model) from {"class_name", "config"}: classes come only from cynet's own
+    registry and the custom objects (registered with register_keras_serializable, given as
+    `custom_objects`, or in a custom_object_scope)."""
     if not isinstance(config, dict) or not isinstance(config.get("config", {}), dict):
         raise ValueError(f"a layer config must be a dict with 'class_name' and 'config'; received {config!r}")
-    cls = _REGISTRY.get(config.get("class_name"))
-    if cls is None and config.get("class_name") in _MODEL_CLASSES:   # a model nested in a model
+    name = config.get("class_name")
+    cls = _REGISTRY.get(name)
+    if cls is None and name in _MODEL_CLASSES:   # a model nested in a model
         from .. import models
-        cls = models.Functional if config["class_name"] == "Model" else getattr(models, config["class_name"])
+        cls = models.Functional if name == "Model" else getattr(models, name)
+    if cls is None and isinstance(name, str):
+        registered = config.get("registered_name")
+        cls = get_registered_object(registered if isinstance(registered, str) else name, custom_objects)
+        if cls is not None and not (isinstance(cls, type) and issubclass(cls, Layer)):
+            raise ValueError(f"the custom object {name!r} is not a Layer class; received {cls!r}")
     if cls is None:
-        raise ValueError(f"Unknown layer class {config.get('class_name')!r}; expected one of {sorted(_REGISTRY)}")
-    return cls.from_config(dict(config.get("config", {})))
+        raise ValueError(f"Unknown layer class {name!r}; expected one of {sorted(_REGISTRY)}, or a custom class "
+                         "registered with @cynet.saving.register_keras_serializable() or passed in custom_objects")
+    with custom_object_scope(custom_objects):
+        layer = cls.from_config(dict(config.get("config", {})))
+    hook = _deserialize_hook.get()
+    if hook is not None:
+        hook(layer)
+    return layer

@@ -7,7 +7,7 @@ from .sequential import Sequential  # noqa: F401
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """A model saved by `model.save` (see cynet.saving)."""
     from ..saving import load_model as _load
-    return _load(filepath, compile=compile)
+    return _load(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
 def clone_model(model, input_tensors=None, clone_function=None):

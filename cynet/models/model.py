@@ -22,7 +22,9 @@ class Model(Trainer, Layer):
         if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
             from .functional import Functional
             return Functional.__new__(Functional)
-        return super().__new__(cls)
+        obj = super().__new__(cls)
+        obj._init_config = _captured_arguments(cls, args, kwargs)   # a subclassed model's default config
+        return obj
 
     def __init__(self, *args, **kwargs):
         if args or "inputs" in kwargs or "outputs" in kwargs:
@@ -61,7 +63,16 @@ class Model(Trainer, Layer):
         outputs = self.call(x, **kwargs)
         if not self.built:
             self.built = True
+            self._build_shapes = graph.map_structure(lambda a: [None] + list(np.shape(a)[1:]), x)
         return tuple(graph.flatten(x)), outputs
+
+    def _build_from_shapes(self, shapes):
+        """Create a subclassed model's weights by calling it once on zeros of `shapes` (batch 1)."""
+        def zeros(shape):
+            return np.zeros([1] + [1 if s is None else int(s) for s in shape[1:]], dtype=self.dtype)
+        is_shape = lambda v: isinstance(v, list) and all(s is None or isinstance(s, int) for s in v)  # noqa: E731
+        with _tape.recording(_tape.NO_RECORD):
+            self(zeros(shapes) if is_shape(shapes) else _map_shapes(zeros, shapes, is_shape))
 
     def call(self, inputs, training=False):
         raise NotImplementedError(f"{type(self).__name__} is a subclassed Model without a call method: define "
@@ -79,7 +90,12 @@ class Model(Trainer, Layer):
         convert = lambda a: a.astype(self.dtype) if a.dtype.kind == "f" else a  # noqa: E731
         arrays = [self._input_array(leaf, label, convert, lambda a: None) for label, leaf in zip(labels, leaves)]
         _same_samples(arrays, labels)
-        return graph.pack_like(x, arrays) if isinstance(x, (list, tuple, dict)) else arrays[0]
+        x = graph.pack_like(x, arrays) if isinstance(x, (list, tuple, dict)) else arrays[0]
+        if not self.built:   # its layers make their weights on this first call
+            self._probe(x)
+            self._build_shapes = graph.map_structure(lambda a: [None] + list(a.shape[1:]), x)
+            self.built = True
+        return x
 
     def _probe(self, x):
         """The model's outputs on the first sample of x (how many, what shapes)."""
@@ -136,16 +152,28 @@ class Model(Trainer, Layer):
     @classmethod
     def from_config(cls, config):
         """A model from its config: a Functional graph's config (layers, input_layers,
-        output_layers) makes a Functional model."""
+        output_layers) makes a Functional model; a subclassed model gets its config as __init__
+        arguments (its weights are made when it is built: `build_input_shape`)."""
         if cls is Model and isinstance(config, dict) and "input_layers" in config:
             from .functional import Functional
             return Functional.from_config(config)
+        config = {k: v for k, v in config.items() if k != "build_input_shape"}
         return cls(**config)
 
     def get_config(self):
-        raise NotImplementedError(f"{type(self).__name__} is a subclassed model: to save it or clone it, define "
-                                  "get_config() (returning its __init__ arguments) and register the class with "
-                                  "@cynet.saving.register_keras_serializable()")
+        """A subclassed model's config: the arguments its __init__ was called with (when they are
+        plain JSON values, as Keras captures them), its name and trainable flag, and the input
+        shape it was built for. Override it when __init__ takes other objects."""
+        captured = getattr(self, "_init_config", None)
+        if captured is None:
+            raise NotImplementedError(f"{type(self).__name__} is a subclassed model whose __init__ arguments are not "
+                                      "plain values: define get_config() (returning its __init__ arguments) to save "
+                                      "or clone it")
+        config = dict(captured, name=self.name, trainable=self.trainable)
+        shapes = getattr(self, "_build_shapes", None)
+        if shapes is not None:
+            config["build_input_shape"] = shapes
+        return config
 
     def save(self, filepath, overwrite=True):
         from ..saving import save_model
@@ -158,6 +186,45 @@ class Model(Trainer, Layer):
     def load_weights(self, filepath):
         from ..saving import load_weights
         load_weights(self, filepath)
+
+
+def _captured_arguments(cls, args, kwargs):
+    """The keyword form of a subclassed model's __init__ arguments when all are plain JSON values
+    (numbers, strings, booleans, None, lists and dicts of them), else None."""
+    import inspect
+    try:
+        bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+    except TypeError:
+        return None
+    captured = {}
+    for name, value in list(bound.arguments.items())[1:]:
+        kind = inspect.signature(cls.__init__).parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            captured.update(value)
+        elif kind is inspect.Parameter.VAR_POSITIONAL:
+            if value:
+                return None
+        else:
+            captured[name] = value
+    return captured if all(_plain(v) for v in captured.values()) else None
+
+
+def _plain(value):
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _map_shapes(fn, shapes, is_shape):
+    if is_shape(shapes):
+        return fn(shapes)
+    if isinstance(shapes, dict):
+        return {k: _map_shapes(fn, v, is_shape) for k, v in shapes.items()}
+    return [_map_shapes(fn, v, is_shape) for v in shapes]
 
 
 def _same_samples(arrays, labels):

@@ -3,6 +3,13 @@ import numpy as np
 
 from .py_dataset import PyDataset, Sequence  # noqa: F401
 from .rng import set_random_seed  # noqa: F401
+from .serialization import (  # noqa: F401  (also cynet.saving's)
+    custom_object_scope,
+    get_custom_objects,
+    get_registered_name,
+    get_registered_object,
+    register_keras_serializable,
+)
 
 
 def to_categorical(x, num_classes=None):

@@ -37,3 +37,73 @@ def get_callable(kind, identifier, deserialize):
     if callable(obj):
         return obj() if inspect.isclass(obj) else obj
     raise ValueError(f"Could not interpret {kind} identifier: {identifier!r}")
+
+
+# ------------------------------------------------------------------ custom objects (Keras's registry)
+# One registry for layers, models, losses, metrics and optimizers written by users: a class
+# decorated with @register_keras_serializable(package) is known by "package>ClassName" (and by its
+# class name); `custom_objects=` of load_model / from_config and `custom_object_scope` add objects
+# for one call or one block (a context variable: per thread). Nothing else is ever looked up.
+import contextlib as _contextlib  # noqa: E402
+import contextvars as _contextvars  # noqa: E402
+
+_REGISTERED = {}              # "package>Name" -> object
+_SCOPES = _contextvars.ContextVar("cynet_custom_object_scopes", default=())
+
+
+def register_keras_serializable(package="Custom", name=None):
+    """Decorator registering a class (or function) for (de)serialization as "package>name"."""
+    if not isinstance(package, str) or ">" in package:
+        raise ValueError(f"package must be a string without '>'; received package={package!r}")
+
+    def decorator(obj):
+        registered = f"{package}>{name or obj.__name__}"
+        if inspect.isclass(obj) and not hasattr(obj, "get_config"):
+            raise ValueError(f"Cannot register {obj!r}: the class must define get_config()")
+        _REGISTERED[registered] = obj
+        if inspect.isclass(obj):
+            obj._registered_name = registered
+        return obj
+    return decorator
+
+
+def get_registered_name(obj):
+    """The name `obj` is registered under ("package>Name"), else its class or function name."""
+    cls = obj if inspect.isclass(obj) or inspect.isfunction(obj) else type(obj)
+    return cls.__dict__.get("_registered_name") or getattr(cls, "__name__", str(cls))
+
+
+def get_custom_objects():
+    """The global registry (a dict "package>Name" -> object), as keras.saving.get_custom_objects."""
+    return _REGISTERED
+
+
+@_contextlib.contextmanager
+def custom_object_scope(*dicts):
+    """Within the block, the objects of `dicts` (name -> object) are known to deserialization."""
+    for d in dicts:
+        if d is not None and not isinstance(d, dict):
+            raise TypeError(f"custom_object_scope takes dicts of name -> object; received {type(d).__name__}")
+    token = _SCOPES.set(_SCOPES.get() + tuple(d for d in dicts if d))
+    try:
+        yield
+    finally:
+        _SCOPES.reset(token)
+
+
+def get_registered_object(name, custom_objects=None):
+    """The custom object known by `name` (from `custom_objects`, the active scopes, or the
+    registry, by registered name or plain class name), else None."""
+    for table in ((custom_objects or {}),) + _SCOPES.get()[::-1]:
+        if name in table:
+            return table[name]
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    plain = name.split(">")[-1]
+    for table in ((custom_objects or {}),) + _SCOPES.get()[::-1]:
+        if plain in table:
+            return table[plain]
+    for key, obj in _REGISTERED.items():
+        if key.split(">")[-1] == plain:
+            return obj
+    return None
