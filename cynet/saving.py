@@ -759,7 +759,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
 
 def _load_model(filepath, compile):
-    from . import losses, optimizers
+    from . import optimizers
     with _Archive(filepath) as archive:
         path = archive.path
         config = archive.read_config((FORMAT,))
@@ -790,7 +790,7 @@ def _load_model(filepath, compile):
             with _reading(path, "the compile settings in config.json are invalid"):
                 loss = compile_config.get("loss")
                 model.compile(optimizer=optimizers.deserialize(compile_config["optimizer"]),
-                              loss=loss if loss is None or isinstance(loss, (list, dict)) else losses.get(loss),
+                              loss=loss,
                               loss_weights=compile_config.get("loss_weights"),
                               metrics=compile_config.get("metrics") or None,
                               weighted_metrics=compile_config.get("weighted_metrics") or None)

@@ -51,7 +51,8 @@ class Trainer:
         `weighted_metrics` use them.
         """
         self.optimizer = optimizers.get(optimizer)
-        self.loss = loss if loss is None or isinstance(loss, (list, tuple, dict)) else losses.get(loss)
+        per_output = isinstance(loss, (list, tuple)) or (isinstance(loss, dict) and "class_name" not in loss)
+        self.loss = loss if loss is None or per_output else losses.get(loss)
         for arg, value in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
             if value is not None and not isinstance(value, (list, tuple, dict)):
                 raise TypeError(f"{arg} must be a list (or, for several outputs, a list of lists or a dict); "
