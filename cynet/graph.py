@@ -136,6 +136,11 @@ def pack_like(structure, flat):
     return map_structure(lambda _: next(it), structure)
 
 
+def flatten_shapes(shapes):
+    """A shape (tuple of sizes) or a list of shapes, as a list of shapes."""
+    return [shapes] if isinstance(shapes, tuple) else [s for item in shapes for s in flatten_shapes(item)]
+
+
 def any_symbolic(structure):
     return any(isinstance(leaf, KerasTensor) for leaf in flatten(structure))
 

@@ -327,6 +327,9 @@ class Layer:
             x = [_tape.record_cast(tape, a, self._convert_input(a)) for a in inputs]
             self._check_inputs(x)
             self._maybe_build([(None,) + a.shape[1:] for a in x])
+            for shape in _graph.flatten_shapes(self.compute_output_shape([a.shape for a in x])):
+                _checks.check_size(f"{self._who()}: inputs", shape, self.dtype.itemsize,   # (views can be tiny
+                                   "the output")                                         # and their output huge)
             taken = tuple(x)
         else:
             x = _tape.record_cast(tape, inputs, self._convert_input(inputs))

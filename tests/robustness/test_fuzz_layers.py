@@ -959,8 +959,6 @@ def test_weight_too_big_for_memory_is_refused_at_build():
         layer(np.zeros((1, 1), np.int64))
 
 
-@pytest.mark.xfail(strict=True, raises=MemoryError, reason="merging.py allocates the broadcast (Add ... Minimum) "
-                   "or matmul (Dot) output without a size check: NumPy's MemoryError instead of a ValueError")
 @pytest.mark.parametrize("make", [L.Add, L.Multiply, L.Maximum, lambda: L.Dot(axes=(2, 1))],
                          ids=["Add", "Multiply", "Maximum", "Dot"])
 def test_merge_output_too_big_for_memory_is_refused(make):
