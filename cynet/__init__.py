@@ -14,6 +14,7 @@ from . import kernels  # noqa: E402
 from .kernels import get_num_threads, set_num_threads  # noqa: E402,F401
 from . import (  # noqa: E402,F401
     activations,
+    backend,
     callbacks,
     datasets,
     initializers,

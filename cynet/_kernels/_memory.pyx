@@ -16,6 +16,7 @@ freed or reused by its true size whatever size NumPy reports. When the last `cac
 of the process exits, the cache is emptied; an array allocated inside and freed later goes
 straight back to free(). The cache holds at most CYNET_MEM_SLOTS blocks and `limit` bytes
 (oldest evicted first); a mutex guards it, since NumPy may free an array on any thread.
+`trim()` (called by cynet.utils.clear_session()) frees the cached blocks at any time.
 """
 import contextlib
 import threading
@@ -32,6 +33,9 @@ cdef extern from *:
     #include <string.h>
     #include <stdint.h>
     #include <pthread.h>
+    #ifdef __GLIBC__
+    #include <malloc.h>
+    #endif
 
     #define CYNET_MEM_MIN ((size_t)1 << 16)  /* smaller blocks: malloc's own free lists serve well */
     #define CYNET_MEM_SLOTS 128
@@ -139,6 +143,31 @@ cdef extern from *:
         for (i = 0; i < ne; i++) free(evicted[i]);
     }
 
+    /* free every cached block now, caching or not; returns their bytes */
+    static size_t cynet_mem_release(void) {
+        void* evicted[CYNET_MEM_SLOTS];
+        int ne = 0, i;
+        size_t released;
+        pthread_mutex_lock(&cynet_mem_lock);
+        released = cynet_mem_bytes;
+        while (cynet_mem_count) {
+            evicted[ne++] = cynet_mem_block[0];
+            cynet_mem_drop(0);
+        }
+        pthread_mutex_unlock(&cynet_mem_lock);
+        for (i = 0; i < ne; i++) free(evicted[i]);
+        return released;
+    }
+
+    /* return malloc's free memory to the system (glibc keeps it in its arenas otherwise) */
+    static int cynet_mem_trim_system(void) {
+    #ifdef __GLIBC__
+        return malloc_trim(0);
+    #else
+        return 0;
+    #endif
+    }
+
     static size_t cynet_mem_stat(int which) {
         size_t v;
         pthread_mutex_lock(&cynet_mem_lock);
@@ -159,6 +188,8 @@ cdef extern from *:
         pass
     PyDataMem_Handler cynet_mem_handler
     void cynet_mem_set_limit(size_t limit) nogil
+    size_t cynet_mem_release() nogil
+    int cynet_mem_trim_system() nogil
     size_t cynet_mem_stat(int which) nogil
 
 cdef extern from "numpy/arrayobject.h":
@@ -191,6 +222,20 @@ def caching(limit=DEFAULT_LIMIT):
             _scopes -= 1
             if _scopes == 0:
                 cynet_mem_set_limit(0)
+
+
+def trim(system=True):
+    """Frees every cached block now (they are free memory: safe inside an active `caching()`
+    scope, which goes on caching). With `system`, then asks malloc to give its free memory back
+    to the system (glibc's malloc_trim: memory freed by other threads stays in their malloc
+    arenas otherwise; a no-op elsewhere). Returns the bytes freed from the cache."""
+    # the cache's mutex is only ever taken with the GIL held, so that no other thread holds it
+    # when a thread forks (os.fork holds the GIL)
+    cdef size_t released = cynet_mem_release()
+    if system:
+        with nogil:
+            cynet_mem_trim_system()
+    return released
 
 
 def stats():

@@ -1,5 +1,86 @@
-"""OpenMP state of the compiled kernels: was OpenMP compiled in, and how many threads."""
+"""OpenMP state of the compiled kernels: was OpenMP compiled in, and how many threads.
+
+Fork. GNU OpenMP (libgomp) keeps, for each thread that started a parallel region, a pool of
+worker threads and reuses it for that thread's next region. After `fork` the child has only the
+forking thread, but libgomp still believes its pool's workers exist: the child's first region of
+more than one thread waits for them forever (a team of one never touches the pool and works).
+libgomp has no fork handler of its own (LLVM's libomp does). So this module registers one with
+pthread_atfork when it is imported: before every fork it releases the forking thread's pool
+(omp_pause_resource_all, OpenMP 5.0: its workers exit), so the child starts without a pool and
+creates fresh workers at its first parallel region, with the thread count the forking thread
+had; the parent does the same at its next region (about 0.1 ms). OpenBLAS does the same for its
+own threads (its pthread_atfork handler shuts its pool down before the fork). If the pool could
+not be released (an OpenMP runtime without omp_pause_resource_all, or a fork from inside a
+parallel region), the child's kernels run on one thread instead of hanging, and
+set_num_threads(n > 1) in that child would hang: `fork_handler()` tells which case applies.
+"""
 from cynet._kernels._omp cimport CYNET_HAVE_OPENMP, omp_get_max_threads, omp_set_num_threads
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #endif
+    #if defined(_OPENMP) && !defined(_WIN32)
+    #include <pthread.h>
+    /* omp_pause_resource_all: OpenMP 5.0, in libgomp since GCC 9 (whose _OPENMP still says 4.5)
+       and in LLVM's libomp since LLVM 8. */
+    #if (defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 9) || defined(__clang__) \
+        || _OPENMP >= 201811
+    #define CYNET_OMP_PAUSE 1
+    #else
+    #define CYNET_OMP_PAUSE 0
+    #endif
+    static int cynet_fork_registered = 0;
+    static volatile int cynet_fork_paused = 1;   /* the last fork's pause succeeded */
+    static volatile int cynet_forks = 0;         /* forks prepared by this process */
+    static void cynet_fork_prepare(void) {
+    #if CYNET_OMP_PAUSE
+        cynet_fork_paused = omp_pause_resource_all(omp_pause_soft) == 0;
+    #else
+        cynet_fork_paused = 0;
+    #endif
+        cynet_forks++;
+    }
+    static void cynet_fork_child(void) {
+        cynet_forks = 0;
+        if (!cynet_fork_paused) omp_set_num_threads(1);   /* a team of one never waits for the pool */
+    }
+    static int cynet_fork_register(void) {
+        if (!cynet_fork_registered)
+            cynet_fork_registered = pthread_atfork(cynet_fork_prepare, NULL, cynet_fork_child) == 0;
+        return cynet_fork_registered;
+    }
+    static int cynet_fork_pause_available(void) { return CYNET_OMP_PAUSE; }
+    #else
+    static volatile int cynet_fork_paused = 1;
+    static volatile int cynet_forks = 0;
+    static int cynet_fork_register(void) { return 0; }
+    static int cynet_fork_pause_available(void) { return 0; }
+    #endif
+
+    /* threads that actually ran a parallel region asked for n (a probe for tests) */
+    static int cynet_team_size(int n) {
+        int got = 1;
+    #ifdef _OPENMP
+        #pragma omp parallel num_threads(n)
+        {
+            #pragma omp single
+            got = omp_get_num_threads();
+        }
+    #else
+        (void)n;
+    #endif
+        return got;
+    }
+    """
+    int cynet_fork_register() nogil
+    int cynet_fork_pause_available() nogil
+    int cynet_fork_paused
+    int cynet_forks
+    int cynet_team_size(int n) nogil
+
+_fork_registered = bool(cynet_fork_register())
 
 
 def openmp_enabled():
@@ -17,3 +98,21 @@ def set_num_threads(int n):
     if n < 1:
         raise ValueError(f"n must be a positive integer, received n={n}")
     omp_set_num_threads(n)
+
+
+def fork_handler():
+    """How this build survives fork: {"registered": the pthread_atfork handler is installed,
+    "pause": the OpenMP runtime can release its pool before a fork, "last_fork_paused": the
+    last fork released it (if not, the child runs kernels on one thread), "forks": forks this
+    process prepared (0 in a freshly forked child)}."""
+    return {"registered": _fork_registered, "pause": bool(cynet_fork_pause_available()),
+            "last_fork_paused": bool(cynet_fork_paused), "forks": cynet_forks}
+
+
+def _team_size(int n):
+    """Runs an empty parallel region asking for n threads; returns how many ran it."""
+    if n < 1:
+        raise ValueError(f"n must be a positive integer, received n={n}")
+    with nogil:
+        n = cynet_team_size(n)
+    return n

@@ -62,7 +62,10 @@ threads) when more threads are configured and it has MIN_MACS_PER_THREAD multipl
 thread (the benchmark LSTM's 8.4M do). The whole-sequence matmuls run on NumPy's BLAS outside
 any parallel region.
 """
+import mmap
+import os
 import threading
+import weakref
 
 import numpy as np
 
@@ -521,11 +524,36 @@ cdef inline void _gru_bwd(floating* dg, Py_ssize_t sdg, const floating* dhg, flo
 # Scratch reused across calls: the buffers a call needs only while it runs (packed weights,
 # per-step products, the stacked gate gradients) are kept per thread and per name, so that a
 # training loop does not map and fault in fresh pages for them on every batch (the LSTM
-# benchmark's 7.8 MB of gate gradients alone are ~1900 page faults per call). Buffers over
-# SCRATCH_MAX_BYTES are not kept. Nothing a kernel returns is ever scratch.
+# benchmark's 7.8 MB of gate gradients alone are ~1900 page faults per call). Nothing a kernel
+# returns is ever scratch, and dropping a buffer never invalidates a call that is using it (the
+# call holds a view, which keeps the memory alive).
+#
+# Bounds: a buffer over SCRATCH_MAX_BYTES is never kept; one thread keeps at most
+# SCRATCH_THREAD_BYTES, all threads together SCRATCH_TOTAL_BYTES. A request that would pass a
+# bound gets a buffer that is not kept (plain np.empty, so the caching allocator of
+# cynet._kernels._memory serves it during fit/predict), and the kept ones stay as they are.
+# Release: a thread's buffers belong to a threading.local, freed when the thread ends; every
+# thread's are dropped by _clear_scratch() (cynet.utils.clear_session()), which finds them
+# through a registry of weak references (a forked child keeps only the forking thread's). The
+# kept buffers are anonymous mmap'ed memory, so a dropped buffer's pages go back to the system
+# at once (from malloc they stayed in the thread's malloc arena when anything the thread
+# allocated later was still alive: RSS did not come down when the thread ended).
+
+class _ThreadScratch:
+    """One thread's kept scratch: {(name, dtype): 1-D array}, and their bytes."""
+    __slots__ = ("buffers", "nbytes", "__weakref__")
+
+    def __init__(self):
+        self.buffers = {}
+        self.nbytes = 0
+
 
 _scratch_local = threading.local()
+_scratch_registry = weakref.WeakSet()   # every live thread's _ThreadScratch
+_scratch_lock = threading.Lock()        # guards the kept sets and their byte counts
 cdef Py_ssize_t SCRATCH_MAX_BYTES = 64 << 20
+cdef Py_ssize_t SCRATCH_THREAD_BYTES = 128 << 20
+cdef Py_ssize_t SCRATCH_TOTAL_BYTES = 256 << 20
 
 
 cdef object _scratch(str name, tuple shape, dt):
@@ -535,13 +563,82 @@ cdef object _scratch(str name, tuple shape, dt):
     dt = np.dtype(dt)
     if n * dt.itemsize > SCRATCH_MAX_BYTES:
         return np.empty(shape, dtype=dt)
-    cache = getattr(_scratch_local, "buffers", None)
-    if cache is None:
-        cache = _scratch_local.buffers = {}
-    buf = cache.get((name, dt))
+    mine = getattr(_scratch_local, "scratch", None)
+    if mine is None:
+        mine = _scratch_local.scratch = _ThreadScratch()
+        with _scratch_lock:
+            _scratch_registry.add(mine)
+    buf = mine.buffers.get((name, dt))
     if buf is None or buf.shape[0] < n:
-        buf = cache[(name, dt)] = np.empty(n, dtype=dt)
+        buf = _scratch_grow(mine, (name, dt), n, dt)
     return buf[:n].reshape(shape)
+
+
+cdef object _scratch_grow(mine, tuple key, Py_ssize_t n, dt):
+    """A buffer of n elements for `key`, kept when the bounds allow, else a plain one."""
+    cdef Py_ssize_t nbytes = n * dt.itemsize, total
+    with _scratch_lock:
+        old = mine.buffers.pop(key, None)
+        if old is not None:
+            mine.nbytes -= old.nbytes
+        total = sum([s.nbytes for s in _scratch_registry])
+        if nbytes == 0 or mine.nbytes + nbytes > SCRATCH_THREAD_BYTES or total + nbytes > SCRATCH_TOTAL_BYTES:
+            return np.empty(n, dtype=dt)
+        buf = np.frombuffer(mmap.mmap(-1, nbytes), dtype=dt, count=n)
+        mine.buffers[key] = buf
+        mine.nbytes += nbytes
+    return buf
+
+
+def _after_fork_in_child():
+    """The child of a fork has only the forking thread: a lock another thread held at the fork
+    stays held forever there, so the child starts a fresh one. (The other threads' scratch is
+    freed in the child by CPython itself, which clears their thread states and with them their
+    threading.local data.)"""
+    global _scratch_lock
+    _scratch_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _scratch_bytes(all_threads=True):
+    """Bytes of recurrent scratch kept: by every live thread, or by the calling one."""
+    with _scratch_lock:
+        if all_threads:
+            return sum([s.nbytes for s in _scratch_registry])
+        mine = getattr(_scratch_local, "scratch", None)
+        return 0 if mine is None else mine.nbytes
+
+
+def _clear_scratch():
+    """Drops the recurrent scratch of every thread (a call in progress keeps its own views).
+    Returns the bytes dropped."""
+    cdef Py_ssize_t dropped = 0
+    with _scratch_lock:
+        for s in list(_scratch_registry):
+            dropped += s.nbytes
+            s.buffers.clear()
+            s.nbytes = 0
+    return dropped
+
+
+def _scratch_limits(per_buffer=None, per_thread=None, total=None):
+    """The scratch bounds in bytes, (per_buffer, per_thread, total); sets those given (kept
+    buffers over a lowered bound stay until dropped)."""
+    global SCRATCH_MAX_BYTES, SCRATCH_THREAD_BYTES, SCRATCH_TOTAL_BYTES
+    previous = (SCRATCH_MAX_BYTES, SCRATCH_THREAD_BYTES, SCRATCH_TOTAL_BYTES)
+    for value in (per_buffer, per_thread, total):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"scratch limits must be non-negative integers, received {value!r}")
+    if per_buffer is not None:
+        SCRATCH_MAX_BYTES = per_buffer
+    if per_thread is not None:
+        SCRATCH_THREAD_BYTES = per_thread
+    if total is not None:
+        SCRATCH_TOTAL_BYTES = total
+    return previous
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """cynet.kernels: the one Python-facing module for hot operations.
 
 Each function validates and normalises its arguments, then dispatches to the compiled Cython
-implementation or to its NumPy twin (`set_backend`, `use_backend`, CYNET_BACKEND).
+implementation or to its NumPy twin: `set_backend` and CYNET_BACKEND choose for the process,
+`use_backend` for its block in the calling thread only.
 """
 from ._backend import (  # noqa: F401
     BACKENDS,

@@ -1,10 +1,15 @@
 """Kernel dispatch: which implementation (compiled Cython or NumPy twin) serves a call.
 
-The backend is process-wide state: `set_backend`, `get_backend`, `use_backend` and the
-environment variable CYNET_BACKEND. Each kernel family lives in `cynet._kernels.<name>`
-(compiled) and `cynet._kernels.<name>_numpy` (the twin), with identical functions.
+`set_backend` (and the environment variable CYNET_BACKEND, read at import) choose the backend
+for the whole process. `use_backend` overrides it for its block in the current thread only (a
+contextvars.ContextVar, as Thinc holds its current ops): other threads keep running on the
+process-wide backend, and so do threads started inside the block (a new thread starts with an
+empty context); asyncio tasks created inside the block inherit it. `get_backend` reports the
+backend this thread's calls use. Each kernel family lives in `cynet._kernels.<name>` (compiled)
+and `cynet._kernels.<name>_numpy` (the twin), with identical functions.
 """
 import contextlib
+import contextvars
 import importlib
 import os
 import warnings
@@ -28,6 +33,7 @@ def _import_compiled():
 _compiled, _missing = _import_compiled()
 COMPILED = not _missing
 _twins = {}
+_tables = {"cython": _compiled, "numpy": _twins}   # backend name -> {family: module}
 
 if _missing:
     _msg = (
@@ -53,43 +59,44 @@ def _check_name(name):
 
 
 _backend = _check_name(os.environ.get("CYNET_BACKEND", "cython" if COMPILED else "numpy").strip().lower())
+# use_backend's choice for the current context; None: the process-wide _backend
+_override = contextvars.ContextVar("cynet_kernel_backend", default=None)
 
 
 def get_backend():
-    """The name of the kernel backend in use: "cython" or "numpy"."""
-    return _backend
+    """The name of the kernel backend the calling thread's kernel calls use: "cython" or "numpy"."""
+    return _override.get() or _backend
 
 
 def set_backend(name):
-    """Select the kernel backend for every later kernel call: "cython" or "numpy"."""
+    """Select the process-wide kernel backend for every later kernel call: "cython" or "numpy".
+
+    A `use_backend` block active in the calling thread keeps its own choice until it exits."""
     global _backend
     _backend = _check_name(name)
 
 
 @contextlib.contextmanager
 def use_backend(name):
-    """Context manager that runs its block on the named backend and restores the previous one."""
-    global _backend
-    previous = _backend
-    _backend = _check_name(name)
+    """Context manager that runs its block on the named backend, in the calling thread only
+    (its contextvars context); other threads keep the process-wide backend."""
+    token = _override.set(_check_name(name))
     try:
         yield
     finally:
-        _backend = previous
+        _override.reset(token)
 
 
 def impl(family):
     """The module that implements kernel `family` on the current backend."""
-    if _backend == "numpy":
-        try:
-            return _twins[family]
-        except KeyError:
-            module = _twins[family] = importlib.import_module(f"cynet._kernels.{family}_numpy")
-            return module
     try:
-        return _compiled[family]
+        return _tables[_override.get() or _backend][family]
     except KeyError:
-        raise ImportError(f"cynet: the compiled kernel module '{family}' is not built") from None
+        pass
+    if (_override.get() or _backend) == "numpy":
+        module = _twins[family] = importlib.import_module(f"cynet._kernels.{family}_numpy")
+        return module
+    raise ImportError(f"cynet: the compiled kernel module '{family}' is not built") from None
 
 
 def _blas_pools():
@@ -145,7 +152,7 @@ def info():
         blas_name, blas_threads = "unknown", 1
     omp = _compiled.get("_openmp")
     return {
-        "backend": _backend,
+        "backend": get_backend(),
         "compiled": COMPILED,
         "missing_modules": list(_missing),
         "openmp": bool(omp.openmp_enabled()) if omp else False,

@@ -21,6 +21,11 @@ from ..variables import Variable
 _name_counts = collections.Counter()
 
 
+def reset_name_counts():
+    """Restart the auto names (dense, dense_1, ...) from scratch, as Keras's clear_session does."""
+    _name_counts.clear()
+
+
 def unique_name(base):
     """Keras-style auto names: dense, dense_1, dense_2, ..."""
     n = _name_counts[base]

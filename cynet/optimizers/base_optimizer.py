@@ -23,6 +23,7 @@ buffers kept per variable, so a training step allocates no new arrays.
 import math
 import re
 import warnings
+import weakref
 
 import numpy as np
 
@@ -33,6 +34,17 @@ from . import schedules as _schedules
 
 def _snake_case(name):
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+# Every optimizer holding scratch buffers, weakly: cynet.utils.clear_session() drops them all.
+_with_buffers = weakref.WeakSet()
+
+
+def clear_buffers():
+    """Drops the scratch buffers (`Optimizer._scratch`) of every optimizer; the next step
+    allocates them again."""
+    for optimizer in list(_with_buffers):
+        optimizer._buffers.clear()
 
 
 class Optimizer:
@@ -364,6 +376,7 @@ class Optimizer:
         if buf is None or buf.shape != value.shape or buf.dtype != value.dtype:
             buf = np.empty(value.shape, dtype=value.dtype)
             self._buffers[key] = buf
+            _with_buffers.add(self)
         return buf
 
     def _step_scalars(self, key, compute):

@@ -1,4 +1,6 @@
-"""Utilities: random seeds, label encoding, progress bars, training-curve plots."""
+"""Utilities: random seeds, label encoding, progress bars, training-curve plots, clear_session."""
+import gc
+
 import numpy as np
 
 from .py_dataset import PyDataset, Sequence  # noqa: F401
@@ -35,6 +37,39 @@ def to_categorical(x, num_classes=None):
     out = np.zeros(x.shape + (num_classes,), dtype=np.float32)
     np.put_along_axis(out, x[..., None], 1.0, axis=-1)
     return out
+
+
+def clear_session(free_memory=True):
+    """Resets the global state cynet keeps, as Keras's `clear_session` (also
+    `cynet.backend.clear_session`).
+
+    Auto-generated names restart (the next Dense is "dense" again), and every cache cynet holds
+    is released: the recurrent kernels' scratch buffers of every thread (not only the calling
+    one), every optimizer's scratch buffers (rebuilt at its next step), and the blocks the
+    caching allocator keeps during fit/evaluate/predict (it goes on caching if one is running).
+    Models, layers, weights and optimizer state are untouched. It is safe while other threads
+    train or predict: a running kernel keeps the buffers it is using, later calls allocate
+    them again.
+
+    Args:
+        free_memory: also run Python's garbage collector first (so models that are no longer
+            referenced are freed), and then ask malloc to return its free memory to the system
+            (glibc's malloc_trim). It may take a moment; pass False in a tight loop.
+    """
+    from ..kernels._backend import _compiled
+    from ..layers.base import reset_name_counts
+    from ..optimizers.base_optimizer import clear_buffers
+
+    reset_name_counts()
+    clear_buffers()
+    if free_memory:
+        gc.collect()
+    rnn = _compiled.get("rnn")
+    if rnn is not None:
+        rnn._clear_scratch()
+    memory = _compiled.get("_memory")
+    if memory is not None:
+        memory.trim(system=bool(free_memory))
 
 
 from .plotting import plot_history  # noqa: E402,F401
