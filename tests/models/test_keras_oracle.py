@@ -772,3 +772,54 @@ def test_sequence_labelling_step(rng):
         close(c, k, what="weights after one step")
     kw = dict(sample_weight=sw, verbose=0)
     close(cmodel.evaluate(x, labels, **kw), kmodel.evaluate(x, labels, **kw))
+
+
+# ------------------------------------------------------------------ Functional models (one builder, both libraries)
+def _functional_two_io(k):
+    a, b = k.Input((5,), name="a"), k.Input((3,), name="b")
+    h = k.layers.Dense(6, activation="tanh", name="h")(a)
+    r = k.layers.Dense(6, activation="relu", name="r")(h)
+    s = k.layers.add([h, r])
+    mixed = k.layers.concatenate([s, k.layers.Dense(4, name="bd")(b)])
+    cls = k.layers.Dense(3, activation="softmax", name="cls")(mixed)
+    reg = k.layers.Dense(1, name="reg")(k.layers.multiply([h, r]))
+    return k.Model([a, b], [cls, reg])
+
+
+def _functional_shared_and_nested(k):
+    a, b = k.Input((4,), name="a"), k.Input((4,), name="b")
+    shared = k.layers.Dense(5, activation="tanh", name="shared")
+    inner = k.Sequential([k.layers.Dense(5, activation="relu"), k.layers.Dense(2)], name="inner")
+    d = k.layers.subtract([shared(a), shared(b)])
+    out = k.layers.Dense(1, activation="sigmoid", name="out")(k.layers.concatenate([inner(d), k.layers.Dot(axes=1)(
+        [shared(a), shared(b)])]))
+    return k.Model([a, b], out)
+
+
+@pytest.mark.parametrize("make", [_functional_two_io, _functional_shared_and_nested], ids=["two_io", "shared_nested"])
+def test_functional_predict_and_one_sgd_step(backend, rng, make):
+    n = 6
+    kmodel, cmodel = make(keras), make(cynet)
+    _copy_model(kmodel, cmodel, rng)
+    assert [w.shape for w in cmodel.get_weights()] == [tuple(w.shape) for w in kmodel.get_weights()]
+    if make is _functional_two_io:
+        x = [rng.normal(size=(n, 5)).astype(np.float32), rng.normal(size=(n, 3)).astype(np.float32)]
+        y = [rng.integers(0, 3, size=n), rng.normal(size=(n, 1)).astype(np.float32)]
+        compile_args = dict(loss=["sparse_categorical_crossentropy", "mse"], loss_weights=[0.7, 0.3])
+    else:
+        x = [rng.normal(size=(n, 4)).astype(np.float32), rng.normal(size=(n, 4)).astype(np.float32)]
+        y = rng.integers(0, 2, size=(n, 1)).astype(np.float32)
+        compile_args = dict(loss="binary_crossentropy")
+    for c, k in zip(_as_list(cmodel.predict(x, verbose=0)), _as_list(kmodel.predict(x, verbose=0))):
+        close(c, k, what="predict")
+    kmodel.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), **compile_args)
+    cmodel.compile(optimizer=cynet.optimizers.SGD(learning_rate=0.5), **compile_args)
+    kloss = kmodel.train_on_batch(x, y)
+    closs = cmodel.train_on_batch(x, y)
+    close(_as_list(closs)[0], _as_list(kloss)[0], what="train_on_batch loss")
+    for c, k, w in zip(cmodel.get_weights(), kmodel.get_weights(), kmodel.weights):
+        close(c, k, what=f"{w.path} after one step")
+
+
+def _as_list(v):
+    return list(v) if isinstance(v, (list, tuple)) else [v]
