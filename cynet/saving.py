@@ -71,6 +71,7 @@ VERSION = 1
 MODEL_EXT = ".cynet"
 WEIGHTS_EXT = ".weights.npz"
 MAX_CONFIG_BYTES = 16 * 2**20
+MAX_CONFIG_DEPTH = 200  # nesting of config.json (a nested model adds about ten levels)
 MAX_NPY_HEADER = 10000  # numpy's own limit for untrusted headers
 MAX_LAYERS = 10000  # building a Sequential model is quadratic in its number of layers
 # Members of a zip cynet opens: config.json, the weights and the optimizer's state. MAX_LAYERS layers
@@ -100,6 +101,20 @@ _MIN_MEMBER_BYTES = 128
 _MAX_ZIP_COMMENT = 2**16 - 1
 _SCAN_CHUNK = 2**20
 _PARTIAL_NAME = re.compile(r"\.(?P<base>.+)\.tmp-(?P<pid>[0-9]+)@(?P<host>[A-Za-z0-9_]*)\.[A-Za-z0-9_]+\.partial")
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_JSON_NESTING = np.zeros(256, np.int8)
+_JSON_NESTING[[ord("["), ord("{")]] = 1
+_JSON_NESTING[[ord("]"), ord("}")]] = -1
+
+
+def _json_depth(text):
+    """The deepest nesting of [ and { in a JSON text (strings skipped), found without recursion,
+    so that json.loads never meets a nesting that the interpreter's recursion limit decides on."""
+    bare = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8", "replace"), dtype=np.uint8)
+    steps = _JSON_NESTING[bare]
+    return int(np.cumsum(steps, dtype=np.int64).max()) if steps.size else 0
 
 
 class FileFormatError(ValueError):
@@ -528,7 +543,12 @@ class _Archive:
                 raw = f.read(info.file_size)  # never more: a deflated member inflates only this far
                 if len(raw) != info.file_size or f.read(1):
                     raise FileFormatError(f"{path}: config.json is truncated")
-            config = json.loads(raw.decode("utf-8"))
+            text = raw.decode("utf-8")
+            depth = _json_depth(text)
+            if depth > MAX_CONFIG_DEPTH:
+                raise FileFormatError(f"{path}: config.json nests {depth} levels deep, more than the "
+                                      f"{MAX_CONFIG_DEPTH} a model config needs")
+            config = json.loads(text)
         if not isinstance(config, dict) or config.get("format") not in formats:
             found = config.get("format") if isinstance(config, dict) else None
             hint = self.describe() or (f"its config.json says format={found!r}" if isinstance(found, str)

@@ -211,14 +211,68 @@ class Trainer:
             total += float(sum(penalties))
         return total, each, preds
 
-    def _update_metrics(self, total, each, y, preds, sample_weight, n):
+    # ---------------------------------------------------------------- the overridable steps (Keras 3 names)
+    def train_step(self, data):
+        """One training step on a batch, as fit and train_on_batch run it: `data` is (x, y) or
+        (x, y, sample_weight) with x as the model's call takes it and y one array (a list, one per
+        output, for several outputs). Runs forward on the tape, backward, the optimizer; returns
+        the logs (loss and metrics so far this epoch). Override it to change what a step does."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        y, sample_weight = self._per_output(y), self._per_output(sample_weight)
+        total, each, preds = self._train_step(x, y, sample_weight)
+        self._update_losses(total, each, _num_samples(x))
+        return self.compute_metrics(x, y, preds, sample_weight)
+
+    def test_step(self, data):
+        """One evaluation step (evaluate, validation, test_on_batch) on `data` as in train_step."""
+        x, y, sample_weight = unpack_x_y_sample_weight(data)
+        y, sample_weight = self._per_output(y), self._per_output(sample_weight)
+        total, each, preds = self._test_step(x, y, sample_weight)
+        self._update_losses(total, each, _num_samples(x))
+        return self.compute_metrics(x, y, preds, sample_weight)
+
+    def predict_step(self, data):
+        """The model's outputs on one batch (predict runs it): `data` is x, or (x,) / (x, y, ...)."""
+        return self.call(unpack_x_y_sample_weight(data)[0], training=False)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The total loss of predictions `y_pred` against `y`: each output's compiled loss times its
+        loss weight, plus the layers' regularization penalties (a float)."""
+        y, preds, sample_weight = self._per_output(y), self._per_output(y_pred), self._per_output(sample_weight)
+        total = 0.0
+        for (_, loss_fn, w, _), yt, yp, sw in zip(self._compiled_outputs, y, preds, _weights_per(sample_weight, y)):
+            if loss_fn is not None:
+                total += w * loss_fn(yt, yp, sample_weight=sw)
+        penalties = self.losses
+        return total + float(sum(penalties)) if penalties else total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Update the compiled metrics with a batch's predictions; return the logs (every metric's
+        result, loss trackers included)."""
+        y, preds, sample_weight = self._per_output(y), self._per_output(y_pred), self._per_output(sample_weight)
+        for mine, yt, yp, sw in zip(self._metrics, y, preds, _weights_per(sample_weight, y)):
+            for m, weighted in mine:
+                m.update_state(yt, yp, sample_weight=sw if weighted else None)
+        return self._logs()
+
+    def _per_output(self, value):
+        """A per-output list as the steps use it, from one array (a model with one output)."""
+        if value is None or len(self._compiled_outputs) > 1:
+            return value
+        return value if isinstance(value, list) and len(value) == 1 and isinstance(value[0], np.ndarray) else [value]
+
+    def _batch(self, x, y, sample_weight):
+        """(x, y[, sample_weight]) as train_step and test_step take it: one array for one output."""
+        if len(self._compiled_outputs) == 1:
+            y = y[0]
+            sample_weight = None if sample_weight is None else sample_weight[0]
+        return (x, y) if sample_weight is None else (x, y, sample_weight)
+
+    def _update_losses(self, total, each, n):
         self._loss_tracker.update_state(total, sample_weight=n)
         for tracker, value in zip(self._output_loss_trackers, each):
             if tracker is not None:
                 tracker.update_state(value, sample_weight=n)
-        for mine, yt, yp, sw in zip(self._metrics, y, preds, _weights_per(sample_weight, y)):
-            for m, weighted in mine:
-                m.update_state(yt, yp, sample_weight=sw if weighted else None)
 
     def _logs(self, prefix="", dist=None):
         if dist is not None:   # the metrics over all ranks; each rank keeps its own running state
@@ -540,14 +594,13 @@ class Trainer:
         atomic.active = True
         try:
             if nb:
-                total, each, preds = self._train_step(xb, yb, wb)
+                logs = self.train_step(self._batch(xb, yb, wb))
             else:   # a rank with an empty shard still joins the gradient Allreduce
                 self.optimizer.apply(None, self.trainable_weights)
         finally:
             atomic.release()
-        if nb:
-            self._update_metrics(total, each, yb, preds, wb, nb)
-        logs = self._logs(dist=dist)
+        if dist or not nb:
+            logs = self._logs(dist=dist)
         cbs.on_train_batch_end(step, logs)
         return logs
 
@@ -561,10 +614,7 @@ class Trainer:
                 adapter.on_epoch_begin()
                 for step, batch in enumerate(adapter.get_numpy_iterator()):
                     cbs.on_test_batch_begin(step)
-                    xb, yb, wb = self._prepared_batch(batch)
-                    total, each, preds = self._test_step(xb, yb, wb)
-                    self._update_metrics(total, each, yb, preds, wb, _num_samples(xb))
-                    cbs.on_test_batch_end(step, self._logs())
+                    cbs.on_test_batch_end(step, self.test_step(self._batch(*self._prepared_batch(batch))))
                 adapter.on_epoch_end()
             finally:
                 adapter.close()
@@ -612,10 +662,8 @@ class Trainer:
             for step in range(nsteps):
                 sl = slice(step * batch_size, min((step + 1) * batch_size, n))
                 cbs.on_test_batch_begin(step)
-                xb, yb, wb = _take(x, sl), _take(y, sl), _take(weights, sl)
-                total, each, preds = self._test_step(xb, yb, wb)
-                self._update_metrics(total, each, yb, preds, wb, _num_samples(xb))
-                cbs.on_test_batch_end(step, self._logs())
+                cbs.on_test_batch_end(step, self.test_step(self._batch(_take(x, sl), _take(y, sl),
+                                                                       _take(weights, sl))))
             logs = self._logs(dist=dist)
             cbs.on_test_end(logs)
         return logs
@@ -643,8 +691,7 @@ class Trainer:
             else:
                 x = self._prepare_x(x)
                 n = _num_samples(x)
-                outs = [self.call(_take(x, slice(i, i + batch_size)), training=False)
-                        for i in range(0, n, batch_size)]
+                outs = [self.predict_step((_take(x, slice(i, i + batch_size)),)) for i in range(0, n, batch_size)]
             flat = [flatten(o) for o in outs]
             joined = [np.concatenate(parts, axis=0) if len(parts) > 1 else np.array(parts[0], copy=True)
                       for parts in zip(*flat)]
@@ -656,7 +703,7 @@ class Trainer:
         try:
             adapter.on_epoch_begin()
             for batch in adapter.get_numpy_iterator():
-                outs.append(self.call(self._prepare_x(unpack_x_y_sample_weight(batch)[0]), training=False))
+                outs.append(self.predict_step((self._prepare_x(unpack_x_y_sample_weight(batch)[0]),)))
             adapter.on_epoch_end()
         finally:
             adapter.close()
@@ -678,11 +725,10 @@ class Trainer:
         with _AtomicSteps() as atomic:
             atomic.active = True
             try:
-                total, each, preds = self._train_step(x, y, w)
+                logs = self.train_step(self._batch(x, y, w))
             finally:
                 atomic.release()
-        self._update_metrics(total, each, y, preds, w, _num_samples(x))
-        return self._result(return_dict)
+        return self._result(return_dict, logs)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._check_compiled()
@@ -695,7 +741,7 @@ class Trainer:
 
     def predict_on_batch(self, x):
         with _tape.recording(_tape.NO_RECORD):
-            out = self.call(self._prepare_x(x), training=False)
+            out = self.predict_step((self._prepare_x(x),))
             return _pack(out, [np.array(o, copy=True) for o in flatten(out)])
 
     def _result(self, return_dict, logs=None):
