@@ -358,6 +358,8 @@ class Layer:
         record a Node, return KerasTensors. No arithmetic runs (but for a composite layer with no
         compute_output_shape of its own, whose call runs once on a batch of zeros to find them)."""
         shapes = _graph.map_structure(lambda t: t.shape if _graph.is_symbolic(t) else np.shape(t), inputs)
+        before = (self.built, len(self._trainable_vars), len(self._non_trainable_vars), len(self._regularized),
+                  self.input_shape, self.output_shape, dict(self._input_axes), self._built_ndim)
         try:
             if self._fused or type(self).compute_output_shape is not Layer.compute_output_shape:
                 self._maybe_build(shapes)
@@ -369,6 +371,7 @@ class Layer:
             else:
                 out_shapes = self._traced_output_shapes(inputs, training, kwargs)
         except (ValueError, TypeError, IndexError) as exc:
+            self._undo_build(before)   # a refused call leaves the layer as it was
             text = str(exc)
             if self.name not in text:
                 text = f"{self._who()}: cannot be called on inputs of shape {shapes}: {text}"
@@ -378,6 +381,15 @@ class Layer:
         outputs = [_graph.KerasTensor(s, dtype) for s in (out_shapes if multi else [out_shapes])]
         _graph.Node(self, inputs, kwargs, outputs if multi else outputs[0])
         return outputs if multi else outputs[0]
+
+    def _undo_build(self, before):
+        built, n_trainable, n_non_trainable, n_regularized, input_shape, output_shape, axes, ndim = before
+        if built:
+            return
+        del self._trainable_vars[n_trainable:], self._non_trainable_vars[n_non_trainable:]
+        del self._regularized[n_regularized:]
+        self.built, self.input_shape, self.output_shape = False, input_shape, output_shape
+        self._input_axes, self._built_ndim = axes, ndim
 
     def _traced_output_shapes(self, inputs, training, kwargs):
         """Output shapes of a call on zeros shaped like the symbolic inputs (None read as 1)."""

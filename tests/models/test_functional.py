@@ -248,3 +248,38 @@ def test_a_dtype_conversion_between_layers_keeps_the_gradient_chain(rng):
         y = model(rng.standard_normal((2, 3)))
         model.backward(np.ones_like(y))
     assert all(v.grad is not None and v.grad.dtype == np.float64 for v in model.trainable_weights)
+
+
+def test_a_refused_symbolic_call_leaves_the_layer_unbuilt():
+    pool = layers.MaxPooling2D(pool_size=4)
+    with pytest.raises(ValueError, match="max_pooling2d"):
+        pool(cynet.Input((2, 2, 3)))           # a window larger than the image
+    assert not pool.built
+    bn = layers.BatchNormalization(axis=3)
+    with pytest.raises(ValueError):
+        bn(cynet.Input((4,)))                  # axis 3 of a 2-D input
+    assert not bn.built and bn.weights == []
+    out = bn(cynet.Input((2, 2, 5)))
+    assert out.shape == (None, 2, 2, 5) and [w.shape for w in bn.weights] == [(5,)] * 4
+
+
+def test_functional_predict_from_four_threads_gives_the_single_threaded_outputs(rng):
+    import threading
+    model = _float64_two_io()
+    x = [rng.standard_normal((20, 3)), rng.standard_normal((20, 2))]
+    want = model.predict(x, verbose=0)
+    errors = []
+
+    def work():
+        try:
+            for _ in range(40):
+                for a, b in zip(model.predict(x, batch_size=7, verbose=0), want):
+                    np.testing.assert_array_equal(a, b)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
