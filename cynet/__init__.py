@@ -24,10 +24,11 @@ from . import (  # noqa: E402,F401
     models,
     optimizers,
     regularizers,
+    saving,
     utils,
 )
 from .layers import Input, Layer  # noqa: E402,F401
-from .models import Model, Sequential, load_model  # noqa: E402,F401
+from .models import Model, Sequential, clone_model, load_model  # noqa: E402,F401
 from .variables import Variable  # noqa: E402,F401
 
 __version__ = "0.1.0"
