@@ -172,11 +172,12 @@ class Layer:
         return var
 
     def __setattr__(self, name, value):
-        # Layers assigned as attributes (also inside lists, tuples and dicts) are tracked, as in
-        # Keras: their weights count as this layer's (a custom layer or subclassed model).
+        # Layers assigned as attributes (also inside lists, tuples and dicts, and public lists and
+        # dicts still empty, filled later) are tracked, as in Keras: their weights count as this
+        # layer's (a custom layer or subclassed model).
         if isinstance(value, Layer) or (isinstance(value, (list, tuple, dict)) and (
-                not name.startswith("_") or any(isinstance(v, Layer) for v in
-                                                (value.values() if isinstance(value, dict) else value)))):
+                any(isinstance(v, Layer) for v in (value.values() if isinstance(value, dict) else value))
+                or (not value and not name.startswith("_") and not isinstance(value, tuple)))):
             tracked = self.__dict__.get("_tracked")
             if tracked is None:
                 tracked = {}
