@@ -183,12 +183,21 @@ class Trainer:
             total += float(sum(penalties))
         tape.backward(seeds, replace=replace)
         variables = self.trainable_weights
+        if not variables:
+            self._check_layers_were_called()
         n = _num_samples(x)
         if getattr(self.optimizer, "distributed", False):   # averaged over ranks, weighted by shard size
             self.optimizer.apply([v.grad for v in variables], variables, sample_count=n)
         else:
             self.optimizer.apply([v.grad for v in variables], variables)
         return total, each, preds
+
+    def _check_layers_were_called(self):
+        """A model with nothing to train because its call never used its layers is a mistake."""
+        unbuilt = [layer.name for layer in self._sublayers() if not layer.built]
+        if unbuilt:
+            raise ValueError(f"model '{self.name}' has no trainable weights: its layers {unbuilt} were never called "
+                             "(a subclassed model's call must use the layers made in __init__)")
 
     def _test_step(self, x, y, sample_weight):
         """The losses of a forward pass on x; through the logits where an output activation fuses

@@ -283,3 +283,18 @@ def test_functional_predict_from_four_threads_gives_the_single_threaded_outputs(
     for t in threads:
         t.join()
     assert not errors, errors[0]
+
+
+def test_a_subclassed_model_that_never_calls_its_layers_is_a_clear_error():
+    class Forgetful(cynet.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = layers.Dense(2)
+
+        def call(self, x, training=False):
+            return x[:, :2] * 1.0
+
+    model = Forgetful()
+    model.compile("sgd", "mse")
+    with pytest.raises(ValueError, match=r"layers \['dense.*'\] were never called"):
+        model.fit(np.ones((4, 3), np.float32), np.ones((4, 2), np.float32), verbose=0)
