@@ -321,11 +321,11 @@ class Layer:
         """Run one call on `tape`: (the flat tuple of inputs as the call took them, its outputs)."""
         training = bool(training)
         if not self._fused:   # a composite layer: its own call, on inputs of any structure
-            x = _map_arrays(lambda a: _tape.record_cast(tape, a, self._convert_input(a)), inputs)
-            self._maybe_build(_map_arrays(lambda a: (None,) + a.shape[1:], x))
+            x = _graph.map_structure(lambda a: _tape.record_cast(tape, a, self._convert_input(a)), inputs)
+            self._maybe_build(_graph.map_structure(lambda a: (None,) + a.shape[1:], x))
             if self._call_takes_training:
                 kwargs["training"] = training
-            return tuple(_flat_arrays(x)), self.call(x, **kwargs)
+            return tuple(_graph.flatten(x)), self.call(x, **kwargs)
         if self._multi_input:
             if not isinstance(inputs, (list, tuple)) or not inputs:
                 raise TypeError(f"{self._who()}: inputs must be a non-empty list of arrays; received "
@@ -554,24 +554,6 @@ class _Spec:
         self.shape = tuple(shape)
         self.ndim = len(self.shape)
         self.size = int(np.prod([1 if s is None else s for s in self.shape]))
-
-
-def _map_arrays(fn, structure):
-    """fn applied to each array of a nested structure of lists, tuples and dicts (an array-like
-    leaf counts as one array)."""
-    if isinstance(structure, (list, tuple)):
-        return type(structure)(_map_arrays(fn, s) for s in structure)
-    if isinstance(structure, dict):
-        return {k: _map_arrays(fn, v) for k, v in structure.items()}
-    return fn(structure)
-
-
-def _flat_arrays(structure):
-    if isinstance(structure, (list, tuple)):
-        return [a for s in structure for a in _flat_arrays(s)]
-    if isinstance(structure, dict):
-        return [a for v in structure.values() for a in _flat_arrays(v)]
-    return [structure]
 
 
 def add_grad(variable, grad):

@@ -23,7 +23,7 @@ import numpy as np
 from .. import activations, callbacks as callbacks_module, distributed, losses, metrics as metrics_module, optimizers
 from .. import tape as _tape
 from ..graph import flatten, map_structure
-from .data_adapters import get_data_adapter, unpack_x_y_sample_weight
+from .data_adapters import class_weight_to_sample_weights, get_data_adapter, unpack_x_y_sample_weight
 from .data_adapters.data_adapter_utils import is_iterator, is_py_dataset
 from ..kernels._backend import array_cache
 from ..optimizers import _checks
@@ -387,42 +387,11 @@ class Trainer:
         """Per-sample weights from class_weight {class index: weight}: classes are y's argmax for
         one-hot targets and the rounded label otherwise, as in Keras; a class not in the dict
         weighs 1. Only for a model with one output, as in Keras."""
-        if not isinstance(class_weight, dict):
-            raise _checks.ArgumentTypeError(f"class_weight must be a dict {{class_index: weight}}; "
-                                            f"received class_weight={class_weight!r}")
         if len(y) != 1:
             raise ValueError("class_weight is only supported for models with one output; give sample_weight per "
                              "output instead")
-        y = y[0]
         units = self._output_shapes(x)[0][-1]
-        n_classes = None if units is None else max(int(units), 2)
-        for key, value in class_weight.items():
-            if isinstance(key, (bool, np.bool_)) or not isinstance(key, numbers.Integral):
-                raise _checks.ArgumentTypeError(f"class_weight keys must be integer class indices; "
-                                                f"received the key {key!r}")
-            if key < 0 or (n_classes is not None and key >= n_classes):
-                where = "non-negative" if n_classes is None else f"in [0, {n_classes}) for the model's output"
-                raise ValueError(f"class_weight keys must be class indices {where}; received the key {key!r}")
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-                raise _checks.ArgumentTypeError(f"class_weight values must be real numbers; received "
-                                                f"class_weight[{key!r}]={value!r}")
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"class_weight values must be finite and non-negative; received "
-                                 f"class_weight[{key!r}]={value!r}")
-        n = y.shape[0]
-        if y.ndim > 2:
-            raise ValueError(f"class_weight needs y of shape ({n},) or ({n}, classes); received shape {y.shape}")
-        if y.ndim == 2 and y.shape[-1] > 1:
-            labels = np.argmax(y, axis=-1)
-        else:
-            labels = y.reshape(n)
-            labels = np.rint(labels) if labels.dtype.kind == "f" else labels
-        table = np.ones(max([int(k) for k in class_weight] + [0]) + 1)
-        for key, value in class_weight.items():
-            table[int(key)] = float(value)
-        labels = labels.astype(np.int64)
-        inside = (labels >= 0) & (labels < table.size)
-        return [np.where(inside, table[np.clip(labels, 0, table.size - 1)], 1.0)]
+        return [class_weight_to_sample_weights(y[0], class_weight, None if units is None else max(int(units), 2))]
 
     # ---------------------------------------------------------------- fit
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
