@@ -13,6 +13,7 @@ from ..graph import KerasTensor, flatten, map_structure
 from ..layers import InputLayer
 from ..layers import deserialize as deserialize_layer
 from ..layers import serialize as serialize_layer
+from ..utils.serialization import custom_object_scope
 from .model import Model, _same_samples
 
 
@@ -189,7 +190,13 @@ class Functional(Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        """Rebuild the graph: make each layer, then replay its calls on the rebuilt tensors."""
+        """Rebuild the graph: make each layer, then replay its calls on the rebuilt tensors
+        (`custom_objects`: classes the config names beyond cynet's and the registered ones)."""
+        with custom_object_scope(custom_objects):
+            return cls._from_config(config)
+
+    @classmethod
+    def _from_config(cls, config):
         made, tensors = {}, {}
         pending = []
         for entry in config["layers"]:

@@ -150,13 +150,13 @@ class Model(Trainer, Layer):
             print_fn(line)
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, custom_objects=None):
         """A model from its config: a Functional graph's config (layers, input_layers,
         output_layers) makes a Functional model; a subclassed model gets its config as __init__
         arguments (its weights are made when it is built: `build_input_shape`)."""
         if cls is Model and isinstance(config, dict) and "input_layers" in config:
             from .functional import Functional
-            return Functional.from_config(config)
+            return Functional.from_config(config, custom_objects=custom_objects)
         config = {k: v for k, v in config.items() if k != "build_input_shape"}
         return cls(**config)
 

@@ -173,10 +173,10 @@ class Sequential(Model):
                 "build_input_shape": None if not self.built else list(self.input_shape)}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, custom_objects=None):
         model = cls(name=config.get("name"), trainable=config.get("trainable", True))
         for layer_config in config.get("layers", []):
-            model.add(deserialize_layer(layer_config))
+            model.add(deserialize_layer(layer_config, custom_objects=custom_objects))
         shape = config.get("build_input_shape")
         if shape is not None and not model.built:
             model.build(tuple(shape))

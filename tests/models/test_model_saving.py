@@ -130,3 +130,19 @@ def test_a_registered_custom_layer_in_a_functional_model_round_trips(tmp_path, r
     assert clone.layers[1].factor == 3.0
     assert saving.get_registered_name(Scale) == "tests>Scale"
     assert saving.get_custom_objects()["tests>Scale"] is Scale
+
+
+def test_from_config_takes_custom_objects():
+    class Local(cynet.layers.Layer):
+        def call(self, x):
+            return x
+
+    inp = cynet.Input((3,))
+    config = cynet.Model(inp, layers.Dense(2)(Local()(inp))).get_config()
+    with pytest.raises(ValueError, match="Unknown layer class 'Local'"):
+        cynet.Model.from_config(config)
+    model = cynet.Model.from_config(config, custom_objects={"Local": Local})
+    assert isinstance(model.layers[1], Local)
+    seq = cynet.Sequential([cynet.Input((3,)), Local()])
+    assert isinstance(cynet.Sequential.from_config(seq.get_config(), custom_objects={"Local": Local}).layers[0],
+                      Local)
