@@ -12,7 +12,9 @@ from .. import graph, tape as _tape
 from ..graph import KerasTensor, flatten, map_structure
 from ..layers import InputLayer
 from ..layers import deserialize as deserialize_layer
+from ..kernels import _checks as kernel_checks
 from ..layers import serialize as serialize_layer
+from ..trainers.trainer import _describe
 from ..utils.serialization import custom_object_scope
 from .model import Model, _same_samples
 
@@ -107,7 +109,7 @@ class Functional(Model):
     def _convert(self, t, value, label):
         """One input array: the input's dtype, checked against its shape."""
         dtype = np.dtype(t.dtype)
-        x = value if isinstance(value, np.ndarray) else _checks_as_array(label, value)
+        x = value if isinstance(value, np.ndarray) else kernel_checks.as_array(label, value)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{label} must be numeric; received dtype {x.dtype}")
         if x.dtype != dtype:
@@ -294,14 +296,3 @@ def _is_shape(value):
 
 def _unwrap(items):
     return items[0] if len(items) == 1 else items
-
-
-def _describe(value):
-    if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of {len(value)} items"
-    return f"an object of type {type(value).__name__}"
-
-
-def _checks_as_array(label, value):
-    from ..kernels import _checks as kchecks
-    return kchecks.as_array(label, value)

@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import activations, callbacks as callbacks_module, distributed, losses, metrics as metrics_module, optimizers
 from .. import tape as _tape
-from ..graph import flatten, map_structure
+from ..graph import flatten, map_structure, pack_like
 from .data_adapters import class_weight_to_sample_weights, get_data_adapter, unpack_x_y_sample_weight
 from .data_adapters.data_adapter_utils import is_iterator, is_py_dataset
 from ..kernels._backend import array_cache
@@ -227,7 +227,7 @@ class Trainer:
         output, for several outputs). Runs forward on the tape, backward, the optimizer; returns
         the logs (loss and metrics so far this epoch). Override it to change what a step does."""
         x, y, sample_weight = unpack_x_y_sample_weight(data)
-        y, sample_weight = self._per_output(y), self._per_output(sample_weight)
+        y, sample_weight = self._as_output_list(y), self._as_output_list(sample_weight)
         total, each, preds = self._train_step(x, y, sample_weight)
         self._update_losses(total, each, _num_samples(x))
         return self.compute_metrics(x, y, preds, sample_weight)
@@ -235,7 +235,7 @@ class Trainer:
     def test_step(self, data):
         """One evaluation step (evaluate, validation, test_on_batch) on `data` as in train_step."""
         x, y, sample_weight = unpack_x_y_sample_weight(data)
-        y, sample_weight = self._per_output(y), self._per_output(sample_weight)
+        y, sample_weight = self._as_output_list(y), self._as_output_list(sample_weight)
         total, each, preds = self._test_step(x, y, sample_weight)
         self._update_losses(total, each, _num_samples(x))
         return self.compute_metrics(x, y, preds, sample_weight)
@@ -247,7 +247,7 @@ class Trainer:
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The total loss of predictions `y_pred` against `y`: each output's compiled loss times its
         loss weight, plus the layers' regularization penalties (a float)."""
-        y, preds, sample_weight = self._per_output(y), self._per_output(y_pred), self._per_output(sample_weight)
+        y, preds, sample_weight = (self._as_output_list(v) for v in (y, y_pred, sample_weight))
         total = 0.0
         for (_, loss_fn, w, _), yt, yp, sw in zip(self._compiled_outputs, y, preds, _weights_per(sample_weight, y)):
             if loss_fn is not None:
@@ -258,13 +258,13 @@ class Trainer:
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Update the compiled metrics with a batch's predictions; return the logs (every metric's
         result, loss trackers included)."""
-        y, preds, sample_weight = self._per_output(y), self._per_output(y_pred), self._per_output(sample_weight)
+        y, preds, sample_weight = (self._as_output_list(v) for v in (y, y_pred, sample_weight))
         for mine, yt, yp, sw in zip(self._metrics, y, preds, _weights_per(sample_weight, y)):
             for m, weighted in mine:
                 m.update_state(yt, yp, sample_weight=sw if weighted else None)
         return self._logs()
 
-    def _per_output(self, value):
+    def _as_output_list(self, value):
         """A per-output list as the steps use it, from one array (a model with one output)."""
         if value is None or len(self._compiled_outputs) > 1:
             return value
@@ -429,19 +429,8 @@ class Trainer:
         self._check_compiled(x)
         y = self._prepare_y(y, x)
         weights = self._prepare_sample_weight(sample_weight, x)
-        val = None
-        if validation_data is not None and _is_stream(validation_data):
-            val = validation_data
-        elif validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight); "
-                                 f"received {_describe(validation_data)}")
-            vx = self._prepare_x(validation_data[0], "validation_data[0]")
-            vy = self._prepare_y(validation_data[1], vx, "validation_data[1]", "validation_data[0]")
-            vw = None if len(validation_data) == 2 else self._prepare_sample_weight(validation_data[2], vx,
-                                                                                    "validation_data[2]")
-            val = (vx, vy, vw)
-        elif validation_split:
+        val = self._prepare_validation(validation_data)
+        if val is None and validation_split:
             n = _num_samples(x)
             split = int(math.floor(n * (1.0 - validation_split)))  # Keras: the last samples validate
             if split == 0 or split == n:
@@ -471,7 +460,8 @@ class Trainer:
                 order = rng.permutation(n) if shuffle else None
                 for step in range(steps):
                     start = (step * global_batch) % n
-                    idx = slice(start, min(start + global_batch, n)) if order is None else order[start:start + global_batch]
+                    idx = (slice(start, min(start + global_batch, n)) if order is None
+                           else order[start:start + global_batch])
                     if dist:
                         idx = dist.shard(idx)
                     logs = self._run_train_batch(cbs, atomic, step, _take(x, idx), _take(y, idx), _take(weights, idx),
@@ -482,9 +472,8 @@ class Trainer:
                         break
                 epoch_logs = dict(logs)
                 if val is not None and (epoch + 1) % validation_freq == 0:
-                    val_logs = (self._evaluate_stream(val, validation_steps, cbs) if _is_stream(val) else
-                                self._evaluate_arrays(*val, batch_size=validation_batch_size or batch_size, cbs=cbs))
-                    epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+                    epoch_logs.update(self._validation_logs(val, validation_steps, validation_batch_size or batch_size,
+                                                            cbs))
                 cbs.on_epoch_end(epoch, epoch_logs)
                 logs = epoch_logs
                 if dist:
@@ -495,6 +484,27 @@ class Trainer:
             cbs.on_train_end(logs)
         self.history = cbs.history
         return self.history
+
+    def _prepare_validation(self, validation_data):
+        """validation_data as a generator or PyDataset (read at each validation), or as prepared
+        arrays (x, y, sample_weight); None stays None."""
+        if validation_data is None or _is_stream(validation_data):
+            return validation_data
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight), a "
+                             f"generator or a PyDataset; received {_describe(validation_data)}")
+        vx = self._prepare_x(validation_data[0], "validation_data[0]")
+        self._check_compiled(vx)
+        vy = self._prepare_y(validation_data[1], vx, "validation_data[1]", "validation_data[0]")
+        vw = None if len(validation_data) == 2 else self._prepare_sample_weight(validation_data[2], vx,
+                                                                                "validation_data[2]")
+        return vx, vy, vw
+
+    def _validation_logs(self, val, steps, batch_size, cbs):
+        """The "val_" logs of one validation pass over prepared arrays or a stream."""
+        logs = (self._evaluate_stream(val, steps, cbs) if _is_stream(val) else
+                self._evaluate_arrays(*val, batch_size=batch_size, cbs=cbs))
+        return {"val_" + k: v for k, v in logs.items()}
 
     # ---------------------------------------------------------------- generators and PyDatasets
     def _prepared_batch(self, batch):
@@ -516,12 +526,7 @@ class Trainer:
         adapter = get_data_adapter(x, y, sample_weight, steps_per_epoch=steps_per_epoch,
                                    shuffle=shuffle if is_py_dataset(x) else False,   # a generator's order is its own
                                    class_weight=class_weight)
-        val = validation_data
-        if val is not None and not _is_stream(val):
-            if not isinstance(val, (tuple, list)) or len(val) not in (2, 3):
-                raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight), "
-                                 f"a generator or a PyDataset; received {_describe(val)}")
-            vx = self._prepare_x(val[0], "validation_data[0]")
+        val = self._prepare_validation(validation_data)
         cbs = callbacks_module.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                                             rank_zero=True, verbose=verbose, epochs=epochs, steps=adapter.num_batches)
         self.stop_training = False
@@ -546,14 +551,7 @@ class Trainer:
                         break
                     epoch_logs = dict(logs)
                     if val is not None and (epoch + 1) % validation_freq == 0:
-                        if _is_stream(val):
-                            val_logs = self._evaluate_stream(val, validation_steps, cbs)
-                        else:
-                            vy = self._prepare_y(val[1], vx, "validation_data[1]", "validation_data[0]")
-                            vw = None if len(val) == 2 else self._prepare_sample_weight(val[2], vx,
-                                                                                        "validation_data[2]")
-                            val_logs = self._evaluate_arrays(vx, vy, vw, validation_batch_size, cbs)
-                        epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+                        epoch_logs.update(self._validation_logs(val, validation_steps, validation_batch_size, cbs))
                     cbs.on_epoch_end(epoch, epoch_logs)
                     logs = epoch_logs
                     if self.stop_training or adapter.ran_out_of_data:
@@ -749,10 +747,7 @@ def _take(structure, idx):
 
 def _pack(template, flat):
     """`flat` arrays in the structure of `template` (one array when it is one)."""
-    if isinstance(template, (list, tuple, dict)):
-        it = iter(flat)
-        return map_structure(lambda _: next(it), template)
-    return flat[0]
+    return pack_like(template, flat) if isinstance(template, (list, tuple, dict)) else flat[0]
 
 
 def _weights_per(sample_weight, y):
