@@ -125,9 +125,10 @@ class Tape:
         records = self.records
         needs = self._needs(sources)
         layers = list({id(rec.layer): rec.layer for rec in records}.values())
+        for layer in layers:   # (a frozen layer's variables too: their gradients never accumulate over steps)
+            for v in layer._trainable_vars:
+                v.grad = None
         variables = [v for layer in layers for v in layer.trainable_weights]
-        for v in variables:
-            v.grad = None
         grads = {}
         for array, g in seeds:
             _accumulate(grads, id(array), g)
