@@ -308,7 +308,7 @@ class Layer:
     def __call__(self, inputs, training=False, **kwargs):
         if type(inputs) is not np.ndarray and (_graph.any_symbolic(inputs) or _graph.any_symbolic(kwargs)):
             return self._symbolic_call(inputs, training, kwargs)
-        tape = _tape.active()
+        tape = _tape._active.get()
         if tape is None:   # a top-level call: its own tape, kept as this thread's last call of the layer
             tape = _tape.Tape()
             with _tape.recording(tape):
@@ -338,7 +338,9 @@ class Layer:
                                    "the output")                                         # and their output huge)
             taken = tuple(x)
         else:
-            x = _tape.record_cast(tape, inputs, self._convert_input(inputs))
+            x = self._convert_input(inputs)
+            if x is not inputs:
+                _tape.record_cast(tape, inputs, x)
             self._check_input(x)
             self._maybe_build((None,) + x.shape[1:])
             taken = (x,)
