@@ -9,6 +9,7 @@ more.
 import numpy as np
 
 from .. import graph, tape as _tape
+from .._validation import as_array
 from ..graph import KerasTensor, flatten, map_structure
 from ..layers import InputLayer
 from ..layers import deserialize as deserialize_layer
@@ -107,7 +108,7 @@ class Functional(Model):
     def _convert(self, t, value, label):
         """One input array: the input's dtype, checked against its shape."""
         dtype = np.dtype(t.dtype)
-        x = value if isinstance(value, np.ndarray) else _checks_as_array(label, value)
+        x = value if isinstance(value, np.ndarray) else as_array(label, value)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{label} must be numeric; received dtype {x.dtype}")
         if x.dtype != dtype:
@@ -300,8 +301,3 @@ def _describe(value):
     if isinstance(value, (tuple, list)):
         return f"a {type(value).__name__} of {len(value)} items"
     return f"an object of type {type(value).__name__}"
-
-
-def _checks_as_array(label, value):
-    from ..kernels import _checks as kchecks
-    return kchecks.as_array(label, value)
