@@ -7,9 +7,9 @@ naming the layer), and a `Node` records the call: which layer, on which tensors,
 arguments, giving which tensors. A Functional model walks the nodes from its outputs back to its
 inputs and runs them in topological order (Keras 3: keras/src/ops/node.py, models/functional.py).
 """
-import numbers
-
 import numpy as np
+
+from ._validation import is_real
 
 
 class KerasTensor:
@@ -85,7 +85,7 @@ class KerasTensor:
 
 
 def _scalar(value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise TypeError(f"arithmetic on a symbolic tensor takes another symbolic tensor or a real number; "
                         f"received {type(value).__name__}")
     return float(value)

@@ -17,6 +17,7 @@ vanishing gradient).
 import numpy as np
 
 from . import kernels as K
+from ._validation import first_entry
 
 EPSILON = 1e-7
 
@@ -137,12 +138,6 @@ def _shape_str(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
-def _first(mask, values, name):
-    """'name[i] = v' for the first True in mask."""
-    idx = np.unravel_index(int(np.argmax(mask)), mask.shape)
-    return f"{name}[{', '.join(str(int(i)) for i in idx)}] = {values[idx].item()!r}"
-
-
 def _check_in_unit_interval(y_true, name, loss_name, what):
     """Targets of a cross-entropy are probabilities: outside [0, 1] the loss has no minimum."""
     if y_true.size == 0 or y_true.dtype.kind == "b":
@@ -151,7 +146,7 @@ def _check_in_unit_interval(y_true, name, loss_name, what):
     if not (lo >= 0 and hi <= 1):  # NaN fails too
         bad = ~((y_true >= 0) & (y_true <= 1))
         raise ValueError(f"{name} must hold {what} in [0, 1] for {loss_name}; received values from {lo} to {hi}, "
-                         f"first {_first(bad, y_true, name)}")
+                         f"first {first_entry(name, bad, y_true)}")
 
 
 def _snake(name):
@@ -357,7 +352,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
             fractional = y_true != np.round(y_true)  # NaN too
             if fractional.any():
                 raise ValueError(f"{name} must hold integer class labels for {self.name}; received "
-                                 f"{_first(fractional, y_true, name)}")
+                                 f"{first_entry(name, fractional, y_true)}")
         elif y_true.dtype.kind not in "iub":
             raise TypeError(f"{name} must hold integer class labels for {self.name}; received dtype {y_true.dtype}")
         k = out[-1] if len(out) > 1 else None
@@ -366,7 +361,8 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
             if lo < 0 or hi >= k:
                 bad = (y_true < 0) | (y_true >= k)
                 raise ValueError(f"{name} must hold class labels for the model's {k} output units: labels must lie "
-                                 f"in [0, {k}); received labels from {lo} to {hi}, first {_first(bad, y_true, name)}")
+                                 f"in [0, {k}); received labels from {lo} to {hi}, "
+                                 f"first {first_entry(name, bad, y_true)}")
         return y_true
 
     def _targets(self, y_true, y_pred):

@@ -10,12 +10,10 @@ All of them are numerically stable for inputs of any finite magnitude (logits of
 1e30 in float64 give finite losses and gradients, with no NumPy overflow warnings). NaN inputs
 give NaN outputs.
 """
-import numbers
-
 import numpy as np
 
+from .._validation import as_array, as_float, float_dtype, is_int, is_real
 from ._backend import impl
-from ._checks import as_array, as_float, float_dtype
 
 __all__ = [
     "softmax_cross_entropy",
@@ -55,13 +53,13 @@ def _same_shape(name, a, ref_name, ref):
 
 
 def _real(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    if not is_real(value) or not np.isfinite(value):
         raise ValueError(f"{name} must be a finite real number; received {name}={value!r}")
     return float(value)
 
 
 def _axis(axis, ndim, name):
-    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+    if not is_int(axis):
         raise ValueError(f"axis must be an integer; received axis={axis!r}")
     if not -ndim <= axis < ndim:
         raise ValueError(f"axis must lie in [{-ndim}, {ndim}) for {name} of {ndim} dimensions; received axis={axis}")

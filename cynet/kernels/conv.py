@@ -5,11 +5,9 @@ dilation, channels_first by transposing to channels_last, dtype conversion to on
 type), then the work goes to `cynet._kernels.conv` (im2col / col2im in Cython, GEMMs in BLAS) or
 its NumPy twin `cynet._kernels.conv_numpy`, according to the backend.
 """
-import numbers
-
 import numpy as np
 
-from . import _checks
+from .. import _validation
 from ._backend import impl
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv2d_output_shape"]
@@ -26,16 +24,16 @@ def _geometry(x_shape, kernel_shape, strides, padding, dilation_rate, data_forma
 
     Returns (data_format, (pt, pb, pl, pr), (sh, sw), (dh, dw), (OH, OW)).
     """
-    data_format = _checks.data_format(data_format)
-    sh, sw = _checks.int_pair("strides", strides)
-    dh, dw = _checks.int_pair("dilation_rate", dilation_rate)
+    data_format = _validation.data_format(data_format)
+    sh, sw = _validation.int_pair("strides", strides)
+    dh, dw = _validation.int_pair("dilation_rate", dilation_rate)
     H, W, C = _spatial(x_shape, data_format)
     KH, KW = kernel_shape[0], kernel_shape[1]
     ekh, ekw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
-    (pt, pb), (pl, pr) = _checks.padding_2d(padding, (H, W), (ekh, ekw), (sh, sw))
+    (pt, pb), (pl, pr) = _validation.padding_2d(padding, (H, W), (ekh, ekw), (sh, sw))
     args = "x, data_format, kernel, dilation_rate and padding"
-    OH = _checks.output_size("kernel height", H, ekh, sh, pt, pb, args)
-    OW = _checks.output_size("kernel width", W, ekw, sw, pl, pr, args)
+    OH = _validation.output_size("kernel height", H, ekh, sh, pt, pb, args)
+    OW = _validation.output_size("kernel width", W, ekw, sw, pl, pr, args)
     return data_format, (pt, pb, pl, pr), (sh, sw), (dh, dw), (OH, OW)
 
 
@@ -45,17 +43,18 @@ def _check_sizes(x, pads, out_hw, F):
     N, H, W, C = x.shape
     pt, pb, pl, pr = pads
     if pt or pb or pl or pr:
-        _checks.check_size("padding", (N, H + pt + pb, W + pl + pr, C), x.itemsize, "the zero-padded x (channels_last)")
-    _checks.check_size("x, kernel, strides, padding and dilation_rate", (N,) + tuple(out_hw) + (F,), x.itemsize,
-                       "the output (N, OH, OW, F) they give")
+        _validation.check_size("padding", (N, H + pt + pb, W + pl + pr, C), x.itemsize,
+                               "the zero-padded x (channels_last)")
+    _validation.check_size("x, kernel, strides, padding and dilation_rate", (N,) + tuple(out_hw) + (F,), x.itemsize,
+                           "the output (N, OH, OW, F) they give")
 
 
 def _check_x_kernel(x, kernel, data_format):
-    _checks.check_ndim("x", x, 4)
-    _checks.check_ndim("kernel", kernel, 4)
-    _checks.check_nonempty("x", x)
-    _checks.check_nonempty("kernel", kernel)
-    C = x.shape[3] if _checks.data_format(data_format) == "channels_last" else x.shape[1]
+    _validation.check_ndim("x", x, 4)
+    _validation.check_ndim("kernel", kernel, 4)
+    _validation.check_nonempty("x", x)
+    _validation.check_nonempty("kernel", kernel)
+    C = x.shape[3] if _validation.data_format(data_format) == "channels_last" else x.shape[1]
     if kernel.shape[2] != C:
         raise ValueError(
             f"kernel must have shape (KH, KW, {C}, F): its third axis must equal the channels of x "
@@ -85,7 +84,7 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
     Returns y: (N, OH, OW, F) (channels_first: (N, F, OH, OW)), a new C-contiguous array of
     the common float dtype.
     """
-    x, kernel, bias = _checks.as_floats(optional=("bias",), x=x, kernel=kernel, bias=bias)
+    x, kernel, bias = _validation.as_floats(optional=("bias",), x=x, kernel=kernel, bias=bias)
     _check_x_kernel(x, kernel, data_format)
     data_format, (pt, pb, pl, pr), (sh, sw), (dh, dw), out_hw = _geometry(
         x.shape, kernel.shape, strides, padding, dilation_rate, data_format)
@@ -109,11 +108,11 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", dilation_rat
     dbias (F,), or None when use_bias is False. New arrays of the common float dtype of dy, x
     and kernel; nothing is modified in place.
     """
-    use_bias = _checks.flag("use_bias", use_bias)
-    compute_dx = _checks.flag("compute_dx", compute_dx)
-    dy, x, kernel = _checks.as_floats(dy=dy, x=x, kernel=kernel)
+    use_bias = _validation.flag("use_bias", use_bias)
+    compute_dx = _validation.flag("compute_dx", compute_dx)
+    dy, x, kernel = _validation.as_floats(dy=dy, x=x, kernel=kernel)
     _check_x_kernel(x, kernel, data_format)
-    _checks.check_ndim("dy", dy, 4)
+    _validation.check_ndim("dy", dy, 4)
     data_format, (pt, pb, pl, pr), (sh, sw), (dh, dw), (OH, OW) = _geometry(
         x.shape, kernel.shape, strides, padding, dilation_rate, data_format)
     N, F = x.shape[0], kernel.shape[3]
@@ -150,15 +149,15 @@ def conv2d_output_shape(input_shape, kernel_size, strides=(1, 1), padding="valid
         raise ValueError(f"input_shape must have 4 entries (N, H, W, C) or (N, C, H, W); "
                          f"received input_shape={input_shape!r}")
     for v in input_shape:
-        if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0):
+        if v is not None and (not _validation.is_int(v) or v < 0):
             raise ValueError(f"input_shape entries must be non-negative integers or None; "
                              f"received input_shape={input_shape!r}")
-    data_format = _checks.data_format(data_format)
-    KH, KW = _checks.int_pair("kernel_size", kernel_size)
-    sh, sw = _checks.int_pair("strides", strides)
-    dh, dw = _checks.int_pair("dilation_rate", dilation_rate)
+    data_format = _validation.data_format(data_format)
+    KH, KW = _validation.int_pair("kernel_size", kernel_size)
+    sh, sw = _validation.int_pair("strides", strides)
+    dh, dw = _validation.int_pair("dilation_rate", dilation_rate)
     if filters is not None:
-        filters = _checks.positive_int("filters", filters)
+        filters = _validation.positive_int("filters", filters)
     N = input_shape[0]
     H, W, C = _spatial(input_shape, data_format)
     ekh, ekw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
@@ -166,12 +165,12 @@ def conv2d_output_shape(input_shape, kernel_size, strides=(1, 1), padding="valid
     for name, size, window, stride, axis in (("kernel height", H, ekh, sh, 0), ("kernel width", W, ekw, sw, 1)):
         if size is None:
             # validate the padding argument even when the size is unknown
-            _checks.padding_2d(padding, (1, 1), (1, 1), (sh, sw))
+            _validation.padding_2d(padding, (1, 1), (1, 1), (sh, sw))
             out.append(None)
             continue
-        pads = _checks.padding_2d(padding, (size, size), (window, window), (stride, stride))[axis]
-        out.append(_checks.output_size(name, size, window, stride, pads[0], pads[1],
-                                       "input_shape, data_format, kernel_size, dilation_rate and padding"))
+        pads = _validation.padding_2d(padding, (size, size), (window, window), (stride, stride))[axis]
+        out.append(_validation.output_size(name, size, window, stride, pads[0], pads[1],
+                                           "input_shape, data_format, kernel_size, dilation_rate and padding"))
     F = C if filters is None else filters
     OH, OW = out
     return (N, OH, OW, F) if data_format == "channels_last" else (N, F, OH, OW)

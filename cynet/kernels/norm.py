@@ -10,12 +10,10 @@ gamma, beta, mean and inv_std are converted to that dtype. moving_mean and movin
 the training pass are updated IN PLACE and therefore must already be writable C-contiguous
 (C,) arrays of that dtype: they are never silently copied.
 """
-import numbers
-
 import numpy as np
 
+from .._validation import as_float, as_floats, check_nonempty, float_dtype, inplace_array, real
 from ._backend import impl
-from ._checks import as_float, as_floats, check_nonempty, float_dtype, inplace_array
 
 __all__ = ["batch_norm_train_forward", "batch_norm_inference_forward", "batch_norm_backward"]
 
@@ -39,27 +37,8 @@ def _param(name, a, C, dtype):
     return a
 
 
-def _real(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number; received {name}={value!r}")
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite; received {name}={value!r}")
-    return value
-
-
-def _momentum(value):
-    value = _real("momentum", value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"momentum must be in [0, 1]; received momentum={value!r}")
-    return value
-
-
 def _epsilon(value):
-    value = _real("epsilon", value)
-    if not value > 0.0:
-        raise ValueError(f"epsilon must be > 0; received epsilon={value!r}")
-    return value
+    return real("epsilon", value, low=0, low_open=True)
 
 
 def batch_norm_train_forward(x, gamma, beta, moving_mean, moving_variance, momentum=0.99, epsilon=1e-3):
@@ -94,7 +73,7 @@ def batch_norm_train_forward(x, gamma, beta, moving_mean, moving_variance, momen
             if b is not None and np.may_share_memory(a, b):
                 raise ValueError(f"{name} must not share memory with {other} (it is updated in place while "
                                  f"{other} is read)")
-    momentum = _momentum(momentum)
+    momentum = real("momentum", momentum, low=0, high=1)
     epsilon = _epsilon(epsilon)
     y, mean, inv_std = impl("norm").batch_norm_train_forward(
         x2, gamma, beta, moving_mean, moving_variance, momentum, epsilon)

@@ -8,8 +8,8 @@ Python or NumPy numbers, cast to the variable's dtype.
 """
 import numpy as np
 
+from .._validation import as_array, flag, inplace_array, real
 from ._backend import impl
-from ._checks import as_array, flag, inplace_array, real
 
 __all__ = ["adam_update", "sgd_momentum_update"]
 

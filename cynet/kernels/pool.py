@@ -16,11 +16,9 @@ float32; float64 stays float64); outputs are C-contiguous arrays of that float d
   or its NumPy twin (pool_numpy.py) according to the backend; both work on channels_last data,
   so channels_first arrays are transposed on the way in and out.
 """
-import numbers
-
 import numpy as np
 
-from . import _checks
+from .. import _validation
 from ._backend import impl
 
 __all__ = [
@@ -49,36 +47,36 @@ def _padding_mode(padding):
 
 
 def _pool_args(pool_size, strides, padding):
-    pool = _checks.int_pair("pool_size", pool_size)
-    stride = pool if strides is None else _checks.int_pair("strides", strides)
+    pool = _validation.int_pair("pool_size", pool_size)
+    stride = pool if strides is None else _validation.int_pair("strides", strides)
     return pool, stride, _padding_mode(padding)
 
 
 def _geometry(H, W, pool, stride, mode, source="x"):
     """((top, bottom, left, right), (OH, OW)) for an H x W input; ValueError if the window does
     not fit (`source` names the argument the input size comes from, for the message)."""
-    (pt, pb), (pl, pr) = _checks.padding_2d(mode, (H, W), pool, stride)
+    (pt, pb), (pl, pr) = _validation.padding_2d(mode, (H, W), pool, stride)
     args = f"pool_size, {source} and data_format"
-    oh = _checks.output_size("pool_size", H, pool[0], stride[0], pt, pb, args)
-    ow = _checks.output_size("pool_size", W, pool[1], stride[1], pl, pr, args)
+    oh = _validation.output_size("pool_size", H, pool[0], stride[0], pt, pb, args)
+    ow = _validation.output_size("pool_size", W, pool[1], stride[1], pl, pr, args)
     return (pt, pb, pl, pr), (oh, ow)
 
 
 def _image(name, a, dtype, fmt):
     """A 4-D image batch as a C-contiguous channels_last array of `dtype`."""
     if not isinstance(a, np.ndarray):
-        a = _checks.as_float(name, a, dtype)
-    _checks.check_ndim(name, a, 4)
-    _checks.check_nonempty(name, a)
+        a = _validation.as_float(name, a, dtype)
+    _validation.check_ndim(name, a, 4)
+    _validation.check_nonempty(name, a)
     if fmt == "channels_first":
         a = a.transpose(0, 2, 3, 1)
-    return _checks.as_float(name, a, dtype)
+    return _validation.as_float(name, a, dtype)
 
 
 def _matrix(name, a, dtype):
-    a = _checks.as_float(name, a, dtype)
-    _checks.check_ndim(name, a, 2)
-    _checks.check_nonempty(name, a)
+    a = _validation.as_float(name, a, dtype)
+    _validation.check_ndim(name, a, 2)
+    _validation.check_nonempty(name, a)
     return a
 
 
@@ -89,10 +87,10 @@ def _index(name, a, shape, limit, source, fmt=None):
     nothing wraps), with a message naming `source`, where the limit comes from (the kernels
     check int32 values again).
     """
-    a = _checks.as_array(name, a)
+    a = _validation.as_array(name, a)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array (int32); received dtype {a.dtype}")
-    _checks.check_shape(name, a, shape)
+    _validation.check_shape(name, a, shape)
     if a.size and (a.min() < 0 or a.max() >= limit):
         raise ValueError(f"{name} values must lie in [0, {limit}) ({source}); "
                          f"received values in [{a.min()}, {a.max()}]")
@@ -110,8 +108,8 @@ def _input_shape(input_shape, fmt, dtype):
         dims = None
     if dims is None or len(dims) != 4:
         raise ValueError(f"input_shape must be a 4-tuple of positive integers; received input_shape={input_shape!r}")
-    dims = tuple(_checks.positive_int("input_shape", d) for d in dims)
-    _checks.check_size("input_shape", dims, np.dtype(dtype).itemsize, "the gradient dx")
+    dims = tuple(_validation.positive_int("input_shape", d) for d in dims)
+    _validation.check_size("input_shape", dims, np.dtype(dtype).itemsize, "the gradient dx")
     if fmt == "channels_first":
         n, c, h, w = dims
         return n, h, w, c
@@ -150,7 +148,7 @@ def pool2d_output_shape(input_shape, pool_size, strides=None, padding="valid", d
     Any entry may be None (unknown); the result keeps None where the size cannot be known.
     Raises ValueError if the window does not fit a known spatial size.
     """
-    fmt = _checks.data_format(data_format)
+    fmt = _validation.data_format(data_format)
     pool, stride, mode = _pool_args(pool_size, strides, padding)
     try:
         dims = None if isinstance(input_shape, (str, bytes)) else tuple(input_shape)
@@ -159,7 +157,7 @@ def pool2d_output_shape(input_shape, pool_size, strides=None, padding="valid", d
     if dims is None or len(dims) != 4:
         raise ValueError(f"input_shape must have 4 entries (batch, spatial..., channels); received input_shape={input_shape!r}")
     for d in dims:
-        if d is not None and (isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1):
+        if d is not None and (not _validation.is_int(d) or d < 1):
             raise ValueError(f"input_shape entries must be positive integers or None; received input_shape={input_shape!r}")
     n, h, w, c = (dims[0], dims[2], dims[3], dims[1]) if fmt == "channels_first" else dims
     out = []
@@ -170,8 +168,8 @@ def pool2d_output_shape(input_shape, pool_size, strides=None, padding="valid", d
         if mode == "same":
             out.append(-(-int(size) // stride[axis]))
         else:
-            out.append(_checks.output_size("pool_size", int(size), pool[axis], stride[axis], 0, 0,
-                                           "pool_size, input_shape and data_format"))
+            out.append(_validation.output_size("pool_size", int(size), pool[axis], stride[axis], 0, 0,
+                                               "pool_size, input_shape and data_format"))
     return _layout((n, out[0], out[1], c), fmt)
 
 
@@ -184,9 +182,9 @@ def max_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_
     Returns (y, argmax): y (N, OH, OW, C) float32|float64 in x's layout; argmax int32 of y's shape,
     the window-local index di * PW + dj of the first maximum of each window.
     """
-    fmt = _checks.data_format(data_format)
+    fmt = _validation.data_format(data_format)
     pool, stride, mode = _pool_args(pool_size, strides, padding)
-    dtype = _checks.float_dtype(x=x)
+    dtype = _validation.float_dtype(x=x)
     x = _image("x", x, dtype, fmt)
     _, H, W, _ = x.shape
     pads, _ = _geometry(H, W, pool, stride, mode)
@@ -202,12 +200,12 @@ def max_pool2d_backward(dy, argmax, input_shape, pool_size=(2, 2), strides=None,
     [0, PH * PW), else ValueError); input_shape: x's shape in the same layout.
     Returns dx with input_shape, dy's float dtype: each dy added at its window's argmax cell.
     """
-    fmt = _checks.data_format(data_format)
+    fmt = _validation.data_format(data_format)
     pool, stride, mode = _pool_args(pool_size, strides, padding)
-    dtype = _checks.float_dtype(dy=dy)
+    dtype = _validation.float_dtype(dy=dy)
     N, H, W, C = _input_shape(input_shape, fmt, dtype)
     pads, (OH, OW) = _geometry(H, W, pool, stride, mode, "input_shape")
-    dy = _checks.as_float("dy", dy, dtype)
+    dy = _validation.as_float("dy", dy, dtype)
     _check_dy(dy, (N, OH, OW, C), fmt, input_shape)
     argmax = _index("argmax", argmax, dy.shape, pool[0] * pool[1], f"the cells of a pool_size {pool} window", fmt)
     if fmt == "channels_first":
@@ -224,9 +222,9 @@ def avg_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_
     x: IN (N, H, W, C) (or (N, C, H, W)) real array-like. Returns y (N, OH, OW, C) float32|float64
     in x's layout.
     """
-    fmt = _checks.data_format(data_format)
+    fmt = _validation.data_format(data_format)
     pool, stride, mode = _pool_args(pool_size, strides, padding)
-    dtype = _checks.float_dtype(x=x)
+    dtype = _validation.float_dtype(x=x)
     x = _image("x", x, dtype, fmt)
     _, H, W, _ = x.shape
     pads, _ = _geometry(H, W, pool, stride, mode)
@@ -240,12 +238,12 @@ def avg_pool2d_backward(dy, input_shape, pool_size=(2, 2), strides=None, padding
     dy: IN upstream gradient with y's shape; input_shape: x's shape in the same layout.
     Returns dx with input_shape: each dy / (real cells of its window) spread over those cells.
     """
-    fmt = _checks.data_format(data_format)
+    fmt = _validation.data_format(data_format)
     pool, stride, mode = _pool_args(pool_size, strides, padding)
-    dtype = _checks.float_dtype(dy=dy)
+    dtype = _validation.float_dtype(dy=dy)
     N, H, W, C = _input_shape(input_shape, fmt, dtype)
     pads, (OH, OW) = _geometry(H, W, pool, stride, mode, "input_shape")
-    dy = _checks.as_float("dy", dy, dtype)
+    dy = _validation.as_float("dy", dy, dtype)
     _check_dy(dy, (N, OH, OW, C), fmt, input_shape)
     if fmt == "channels_first":
         dy = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
@@ -256,16 +254,16 @@ def avg_pool2d_backward(dy, input_shape, pool_size=(2, 2), strides=None, padding
 
 def global_avg_pool2d_forward(x, data_format="channels_last"):
     """Mean over the spatial axes. x: IN (N, H, W, C) (or (N, C, H, W)). Returns y (N, C)."""
-    fmt = _checks.data_format(data_format)
-    dtype = _checks.float_dtype(x=x)
+    fmt = _validation.data_format(data_format)
+    dtype = _validation.float_dtype(x=x)
     x = _image("x", x, dtype, fmt)
     return impl("pool").global_avg_pool2d_forward(x)
 
 
 def global_avg_pool2d_backward(dy, input_shape, data_format="channels_last"):
     """dy: IN (N, C); input_shape: x's shape. Returns dx with input_shape, dy / (H * W) everywhere."""
-    fmt = _checks.data_format(data_format)
-    dtype = _checks.float_dtype(dy=dy)
+    fmt = _validation.data_format(data_format)
+    dtype = _validation.float_dtype(dy=dy)
     N, H, W, C = _input_shape(input_shape, fmt, dtype)
     dy = _matrix("dy", dy, dtype)
     _check_global_dy(dy, N, C, input_shape, fmt)
@@ -278,8 +276,8 @@ def global_max_pool2d_forward(x, data_format="channels_last"):
     Returns (y, argmax): y (N, C); argmax (N, C) int32, the flat spatial index h * W + w of the
     first maximum.
     """
-    fmt = _checks.data_format(data_format)
-    dtype = _checks.float_dtype(x=x)
+    fmt = _validation.data_format(data_format)
+    dtype = _validation.float_dtype(x=x)
     x = _image("x", x, dtype, fmt)
     if x.shape[1] * x.shape[2] > _INT32_MAX:
         raise ValueError(f"H * W must fit an int32 argmax; received spatial shape {x.shape[1:3]}")
@@ -291,8 +289,8 @@ def global_max_pool2d_backward(dy, argmax, input_shape, data_format="channels_la
 
     Returns dx with input_shape: dy at each argmax cell, zero elsewhere.
     """
-    fmt = _checks.data_format(data_format)
-    dtype = _checks.float_dtype(dy=dy)
+    fmt = _validation.data_format(data_format)
+    dtype = _validation.float_dtype(dy=dy)
     N, H, W, C = _input_shape(input_shape, fmt, dtype)
     if H * W > _INT32_MAX:
         raise ValueError(f"input_shape's H * W must fit an int32 argmax; received input_shape={tuple(input_shape)}")
@@ -310,12 +308,12 @@ def upsampling2d_forward(x, size=(2, 2), data_format="channels_last"):
     x: IN (N, H, W, C) (or (N, C, H, W)). Returns y (N, H * SH, W * SW, C) in x's layout, each
     pixel repeated SH x SW times.
     """
-    fmt = _checks.data_format(data_format)
-    sh, sw = _checks.int_pair("size", size)
-    dtype = _checks.float_dtype(x=x)
+    fmt = _validation.data_format(data_format)
+    sh, sw = _validation.int_pair("size", size)
+    dtype = _validation.float_dtype(x=x)
     x = _image("x", x, dtype, fmt)
     N, H, W, C = x.shape
-    _checks.check_size("size", (N, H * sh, W * sw, C), x.itemsize, "the upsampled x")
+    _validation.check_size("size", (N, H * sh, W * sw, C), x.itemsize, "the upsampled x")
     return _out(impl("pool").upsampling2d_forward(x, sh, sw), fmt)
 
 
@@ -324,9 +322,9 @@ def upsampling2d_backward(dy, size=(2, 2), data_format="channels_last"):
 
     Returns dx (N, H, W, C) in dy's layout: the sum of each SH x SW block.
     """
-    fmt = _checks.data_format(data_format)
-    sh, sw = _checks.int_pair("size", size)
-    dtype = _checks.float_dtype(dy=dy)
+    fmt = _validation.data_format(data_format)
+    sh, sw = _validation.int_pair("size", size)
+    dtype = _validation.float_dtype(dy=dy)
     dy = _image("dy", dy, dtype, fmt)
     if dy.shape[1] % sh or dy.shape[2] % sw:
         raise ValueError(f"dy's spatial shape {dy.shape[1:3]} (data_format={fmt!r}) must be a multiple of size "

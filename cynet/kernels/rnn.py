@@ -34,7 +34,7 @@ dispatches to the compiled kernels or their NumPy twin (cynet.kernels.use_backen
 """
 import numpy as np
 
-from . import _checks
+from .. import _validation
 from ._backend import impl
 
 __all__ = [
@@ -59,20 +59,20 @@ def _activation(name, value):
 
 
 def _use_bias(value):
-    return _checks.flag("use_bias", value)
+    return _validation.flag("use_bias", value)
 
 
 def _dtype(**arrays):
     """Common float dtype of the arguments (TypeError naming a non-real one)."""
-    return _checks.float_dtype(**arrays)
+    return _validation.float_dtype(**arrays)
 
 
 def _sizes(x, kernel, recurrent_kernel, k, cell, dtype):
     """(N, T, D, U) after checking x (N, T, D), kernel (D, kU), recurrent_kernel (U, kU), and that
     the sequences they give fit in memory."""
-    _checks.check_ndim("x", x, 3)
-    _checks.check_ndim("kernel", kernel, 2)
-    _checks.check_ndim("recurrent_kernel", recurrent_kernel, 2)
+    _validation.check_ndim("x", x, 3)
+    _validation.check_ndim("kernel", kernel, 2)
+    _validation.check_ndim("recurrent_kernel", recurrent_kernel, 2)
     N, T, D = x.shape
     if N < 1 or T < 1 or D < 1:
         raise ValueError(f"x must have shape (N, T, D) with at least one sample, timestep and feature; "
@@ -86,14 +86,14 @@ def _sizes(x, kernel, recurrent_kernel, k, cell, dtype):
         raise ValueError(f"kernel must have shape (D, {blocks}units) = {(D, k * U)} to match x (D={D}) and "
                          f"recurrent_kernel (units={U}); received shape {kernel.shape}")
     itemsize = np.dtype(dtype).itemsize
-    _checks.check_size("x", (N, T, D), itemsize, "x converted to a feature-major array")
-    _checks.check_size("x and recurrent_kernel", (N, T, max(k, 4) * U), itemsize,
-                       f"the per-step outputs (N, T, {max(k, 4)} * units) they give")
+    _validation.check_size("x", (N, T, D), itemsize, "x converted to a feature-major array")
+    _validation.check_size("x and recurrent_kernel", (N, T, max(k, 4) * U), itemsize,
+                           f"the per-step outputs (N, T, {max(k, 4)} * units) they give")
     return N, T, D, U
 
 
 def _array(name, a):
-    return _checks.as_array(name, a)
+    return _validation.as_array(name, a)
 
 
 def _feature_major(a, dtype):
@@ -105,7 +105,7 @@ def _feature_major(a, dtype):
 def _seq(name, a, shape, dtype):
     """Check an (N, T, F) sequence argument and return it in the kernels' layout: feature-major
     (F, T, N), or time-major (T, F, N) for the buffers only the step kernels read."""
-    _checks.check_ndim(name, a, 3)
+    _validation.check_ndim(name, a, 3)
     if a.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, i.e. (N, T, {_FEATURES[name]}) for x of shape (N, T, D) "
                          f"and recurrent_kernel of shape (units, k * units); received shape {a.shape}")
@@ -123,7 +123,7 @@ def _state(name, a, N, U, dtype):
     if a is None:
         return np.zeros((U, N), dtype=dtype)
     a = _array(name, a)
-    _checks.check_ndim(name, a, 2)
+    _validation.check_ndim(name, a, 2)
     if a.shape != (N, U):
         raise ValueError(f"{name} must have shape {(N, U)}, i.e. (N, units) with N from x and units from "
                          f"recurrent_kernel; received shape {a.shape}")
@@ -136,16 +136,17 @@ def _bias(bias, shape, dtype):
     bias = _array("bias", bias)
     if bias.shape != shape:
         raise ValueError(f"bias must have shape {shape} (from recurrent_kernel's units); received shape {bias.shape}")
-    return _checks.as_float("bias", bias, dtype)
+    return _validation.as_float("bias", bias, dtype)
 
 
 def _weights(kernel, recurrent_kernel, dtype):
-    return _checks.as_float("kernel", kernel, dtype), _checks.as_float("recurrent_kernel", recurrent_kernel, dtype)
+    return (_validation.as_float("kernel", kernel, dtype),
+            _validation.as_float("recurrent_kernel", recurrent_kernel, dtype))
 
 
 def _dhs(dhs, N, T, U, dtype):
     """dhs (N, T, U) of the right dtype, in whatever layout it has (the kernels read it in place)."""
-    _checks.check_ndim("dhs", dhs, 3)
+    _validation.check_ndim("dhs", dhs, 3)
     if dhs.shape != (N, T, U):
         raise ValueError(f"dhs must have shape {(N, T, U)}, i.e. (N, T, units) for x of shape (N, T, D) and "
                          f"recurrent_kernel of shape (units, k * units); received shape {dhs.shape}")
@@ -202,7 +203,7 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="ta
     """
     act = _activation("activation", activation)
     use_bias = _use_bias(use_bias)
-    compute_dx = _checks.flag("compute_dx", compute_dx)
+    compute_dx = _validation.flag("compute_dx", compute_dx)
     dhs, x, kernel, recurrent_kernel, hs = (_array(n, a) for n, a in (
         ("dhs", dhs), ("x", x), ("kernel", kernel), ("recurrent_kernel", recurrent_kernel), ("hs", hs)))
     dtype = _dtype(dhs=dhs, x=x, kernel=kernel, recurrent_kernel=recurrent_kernel, h0=h0, hs=hs)
@@ -262,7 +263,7 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
     act = _activation("activation", activation)
     ract = _activation("recurrent_activation", recurrent_activation)
     use_bias = _use_bias(use_bias)
-    compute_dx = _checks.flag("compute_dx", compute_dx)
+    compute_dx = _validation.flag("compute_dx", compute_dx)
     dhs, x, kernel, recurrent_kernel, hs, cs, gates = (_array(n, a) for n, a in (
         ("dhs", dhs), ("x", x), ("kernel", kernel), ("recurrent_kernel", recurrent_kernel), ("hs", hs),
         ("cs", cs), ("gates", gates)))
@@ -328,7 +329,7 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation="ta
     act = _activation("activation", activation)
     ract = _activation("recurrent_activation", recurrent_activation)
     use_bias = _use_bias(use_bias)
-    compute_dx = _checks.flag("compute_dx", compute_dx)
+    compute_dx = _validation.flag("compute_dx", compute_dx)
     dhs, x, kernel, recurrent_kernel, hs, cache = (_array(n, a) for n, a in (
         ("dhs", dhs), ("x", x), ("kernel", kernel), ("recurrent_kernel", recurrent_kernel), ("hs", hs),
         ("cache", cache)))

@@ -9,13 +9,11 @@ live in `cynet.kernels`.
 """
 import collections
 import inspect
-import numbers
 import re
 
 import numpy as np
 
-from .. import activations, graph as _graph, initializers, regularizers, tape as _tape
-from ..kernels import _checks
+from .. import _validation, activations, graph as _graph, initializers, regularizers, tape as _tape
 from ..variables import Variable
 
 _name_counts = collections.Counter()
@@ -39,30 +37,9 @@ def snake_case(name):
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def standardize_dtype(dtype):
-    try:
-        dtype = np.dtype("float32" if dtype is None else dtype)
-    except (TypeError, ValueError):
-        raise ValueError(f"dtype must be 'float32' or 'float64'; received dtype={dtype!r}") from None
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be 'float32' or 'float64'; received dtype={dtype}")
-    return dtype
-
-
 # ----------------------------------------------------------------------------- argument checks
-# Constructor arguments are checked when the layer is made, with messages naming the argument.
-
-# A bool (Python or NumPy): bool("False") is True, so nothing else is taken as one.
-check_flag = _checks.flag
-
-
-def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
-    """A finite real number (not a bool) in [low, high] (open ends where asked), as a float."""
-    value = _checks.real(name, value)
-    rule = _checks.interval_rule(value, low, high, low_open, high_open)
-    if rule is not None:
-        raise ValueError(f"{name} must be {rule}; received {name}={value!r}")
-    return value
+# Constructor arguments are checked when the layer is made, with messages naming the argument
+# (cynet._validation holds the checks of numbers, flags and shapes; these resolve identifiers).
 
 
 def _resolved(name, value, get, what):
@@ -98,7 +75,7 @@ def set_kernel_options(layer, activation, use_bias, kernel_initializer, bias_ini
     """Check and set the arguments every kernel-and-bias layer (Dense, Conv2D) takes, with Keras's
     defaults for the initializers."""
     layer.activation = check_activation("activation", activation)
-    layer.use_bias = check_flag("use_bias", use_bias)
+    layer.use_bias = _validation.flag("use_bias", use_bias)
     layer.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer, "glorot_uniform")
     layer.bias_initializer = check_initializer("bias_initializer", bias_initializer, "zeros")
     layer.kernel_regularizer = check_regularizer("kernel_regularizer", kernel_regularizer)
@@ -130,20 +107,20 @@ class Layer:
         self.name = name if name is not None else unique_name(snake_case(type(self).__name__))
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"name must be a non-empty string; received name={name!r}")
-        self.trainable = check_flag("trainable", trainable)
-        self.dtype = standardize_dtype(dtype)
+        self.trainable = _validation.flag("trainable", trainable)
+        self.dtype = _validation.standardize_dtype(dtype)
         if input_dim is not None:
-            input_dim = _shape_tuple((input_dim,), "input_dim")
+            input_dim = _validation.shape_tuple("input_dim", (input_dim,))
             if input_shape is None:
                 input_shape = input_dim
         if batch_input_shape is not None:
-            batch_input_shape = _shape_tuple(batch_input_shape, "batch_input_shape")
+            batch_input_shape = _validation.shape_tuple("batch_input_shape", batch_input_shape)
             if not batch_input_shape:
                 raise ValueError(f"batch_input_shape must include the batch axis; received "
                                  f"batch_input_shape={batch_input_shape!r}")
             if input_shape is None:
                 input_shape = batch_input_shape[1:]
-        self._input_shape_arg = None if input_shape is None else _shape_tuple(input_shape, "input_shape")
+        self._input_shape_arg = None if input_shape is None else _validation.shape_tuple("input_shape", input_shape)
         self._input_axes = {}    # axis -> size its weights fix, set by build
         self._built_ndim = None  # the ndim its weights fix, set by build where binding
         self._trainable_vars = []
@@ -160,8 +137,8 @@ class Layer:
         """Create, track and return a Variable of `shape`."""
         init = initializers.get(initializer)
         shape = tuple(int(s) for s in shape)
-        _checks.check_size(f"{self._who()}: weight {name!r}", shape, np.dtype(dtype or self.dtype).itemsize,
-                           "the weight (from the layer's arguments and its input shape)")
+        _validation.check_size(f"{self._who()}: weight {name!r}", shape, np.dtype(dtype or self.dtype).itemsize,
+                               "the weight (from the layer's arguments and its input shape)")
         var = Variable(init, shape=shape, dtype=dtype or self.dtype,
                        trainable=trainable, name=name)
         var.path = f"{self.name}/{var.name}"
@@ -334,8 +311,8 @@ class Layer:
             self._check_inputs(x)
             self._maybe_build([(None,) + a.shape[1:] for a in x])
             for shape in _graph.flatten_shapes(self.compute_output_shape([a.shape for a in x])):
-                _checks.check_size(f"{self._who()}: inputs", shape, self.dtype.itemsize,   # (views can be tiny
-                                   "the output")                                         # and their output huge)
+                _validation.check_size(f"{self._who()}: inputs", shape, self.dtype.itemsize,   # (views can be tiny
+                                       "the output")                                         # and their output huge)
             taken = tuple(x)
         else:
             x = self._convert_input(inputs)
@@ -433,14 +410,14 @@ class Layer:
         return f"{type(self).__name__} '{self.name}'"
 
     def _convert_input(self, inputs):
-        x = inputs if isinstance(inputs, np.ndarray) else _checks.as_array(f"{self._who()}: inputs", inputs)
+        x = inputs if isinstance(inputs, np.ndarray) else _validation.as_array(f"{self._who()}: inputs", inputs)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{self._who()}: inputs must be numeric; received dtype {x.dtype}")
         if x.ndim == 0:
             raise ValueError(f"{self._who()}: inputs need a batch axis; received a scalar")
-        if x.dtype != self.dtype or x.size * self.dtype.itemsize > _checks.memory_limit():  # (the hot path
-            _checks.check_size(f"{self._who()}: inputs", x.shape, self.dtype.itemsize,  # builds no message)
-                               f"the inputs as {self.dtype}")
+        if x.dtype != self.dtype or x.size * self.dtype.itemsize > _validation.memory_limit():  # (the hot path
+            _validation.check_size(f"{self._who()}: inputs", x.shape, self.dtype.itemsize,  # builds no message)
+                                   f"the inputs as {self.dtype}")
             x = x.astype(self.dtype)
         return x
 
@@ -477,7 +454,7 @@ class Layer:
 
     def _one_grad(self, grad, output, what):
         shape = np.shape(output)
-        g = _checks.as_array(f"{self._who()}: grad", grad)
+        g = _validation.as_array(f"{self._who()}: grad", grad)
         if g.dtype.kind not in "biuf":
             raise TypeError(f"{self._who()}: {what} must be a real numeric array; received dtype {g.dtype}")
         if g.shape != tuple(shape):
@@ -533,20 +510,6 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
-
-
-def _shape_tuple(shape, name):
-    """A shape argument: an int or a sequence of positive ints (None for unknown)."""
-    if isinstance(shape, numbers.Integral) and not isinstance(shape, (bool, np.bool_)):
-        shape = (shape,)
-    try:
-        entries = None if isinstance(shape, (str, bytes)) else tuple(shape)
-    except TypeError:
-        entries = None
-    if entries is None or not all(s is None or (isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_))
-                                                and 1 <= s < _checks.INT_LIMIT) for s in entries):
-        raise ValueError(f"{name} must be a tuple of positive integers (None for unknown); received {name}={shape!r}")
-    return tuple(None if s is None else int(s) for s in entries)
 
 
 class _Spec:

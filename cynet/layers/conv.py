@@ -1,8 +1,5 @@
 """Convolution layers."""
-import numbers
-
-from .. import activations, initializers, kernels, regularizers
-from ..kernels import _checks
+from .. import _validation, activations, initializers, kernels, regularizers
 from .base import Layer, add_grad, set_kernel_options
 from .core import ActivationMixin
 
@@ -27,15 +24,15 @@ class Conv2D(ActivationMixin, Layer):
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        self.filters = _checks.positive_int("filters", filters)
-        self.kernel_size = _checks.int_pair("kernel_size", kernel_size)
-        self.strides = _checks.int_pair("strides", strides)
-        self.dilation_rate = _checks.int_pair("dilation_rate", dilation_rate)
+        self.filters = _validation.positive_int("filters", filters)
+        self.kernel_size = _validation.int_pair("kernel_size", kernel_size)
+        self.strides = _validation.int_pair("strides", strides)
+        self.dilation_rate = _validation.int_pair("dilation_rate", dilation_rate)
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid' or 'same'; received padding={padding!r}")
         self.padding = padding.lower()
-        self.data_format = _checks.data_format(data_format)
-        if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups != 1:
+        self.data_format = _validation.data_format(data_format)
+        if not _validation.is_int(groups) or groups != 1:
             raise ValueError(f"only groups=1 is supported; received groups={groups!r}")
         set_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
                            bias_regularizer)

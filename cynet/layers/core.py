@@ -1,12 +1,9 @@
 """Core layers: Input, Dense, Activation and the activation layers, Dropout, Flatten, Reshape."""
-import numbers
-
 import numpy as np
 
-from .. import activations
-from ..kernels import _checks
+from .. import _validation, activations
 from ..utils.rng import make_rng
-from .base import Layer, _shape_tuple, add_grad, check_activation, check_real, set_kernel_options
+from .base import Layer, add_grad, check_activation, set_kernel_options
 
 
 class InputLayer(Layer):
@@ -25,15 +22,15 @@ class InputLayer(Layer):
             if shape is not None:
                 raise ValueError(f"InputLayer takes shape or batch_shape, not both; received shape={shape!r} and "
                                  f"batch_shape={batch_shape!r}")
-            batch_shape = _shape_tuple(batch_shape, "batch_shape")
+            batch_shape = _validation.shape_tuple("batch_shape", batch_shape)
             if not batch_shape:
                 raise ValueError("batch_shape must include the batch axis")
             shape, batch_size = batch_shape[1:], batch_shape[0]
         if shape is None:
             raise ValueError("Input needs shape=, the shape of one sample without the batch axis")
-        shape = _shape_tuple(shape, "shape")
+        shape = _validation.shape_tuple("shape", shape)
         if batch_size is not None:
-            batch_size = _checks.positive_int("batch_size", batch_size)
+            batch_size = _validation.positive_int("batch_size", batch_size)
         input_dtype = _input_dtype(dtype)
         super().__init__(name=name, dtype=input_dtype if input_dtype.kind == "f" else None, input_shape=shape,
                          **kwargs)
@@ -118,7 +115,7 @@ class Dense(ActivationMixin, Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
-        self.units = _checks.positive_int("units", units)
+        self.units = _validation.positive_int("units", units)
         set_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
                            bias_regularizer)
 
@@ -193,9 +190,9 @@ class ReLU(ActivationMixin, Layer):
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
         if max_value is not None:
-            max_value = check_real("max_value", max_value, low=0.0)
-        negative_slope = check_real("negative_slope", negative_slope, low=0.0)
-        threshold = check_real("threshold", threshold, low=0.0)
+            max_value = _validation.real("max_value", max_value, low=0.0)
+        negative_slope = _validation.real("negative_slope", negative_slope, low=0.0)
+        threshold = _validation.real("threshold", threshold, low=0.0)
         self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
         self.activation = activations._ReLU(negative_slope, max_value, threshold)
 
@@ -213,7 +210,7 @@ class LeakyReLU(ReLU):
     def __init__(self, negative_slope=0.3, **kwargs):
         kwargs.pop("alpha", None)
         Layer.__init__(self, **kwargs)
-        self.negative_slope = check_real("negative_slope", negative_slope, low=0.0)
+        self.negative_slope = _validation.real("negative_slope", negative_slope, low=0.0)
         self.activation = activations._LeakyReLU(self.negative_slope)
 
     def get_config(self):
@@ -223,7 +220,7 @@ class LeakyReLU(ReLU):
 class ELU(ReLU):
     def __init__(self, alpha=1.0, **kwargs):
         Layer.__init__(self, **kwargs)
-        self.alpha = check_real("alpha", alpha)
+        self.alpha = _validation.real("alpha", alpha)
         self.activation = activations._ELU(self.alpha)
 
     def get_config(self):
@@ -233,7 +230,7 @@ class ELU(ReLU):
 class Softmax(ReLU):
     def __init__(self, axis=-1, **kwargs):
         Layer.__init__(self, **kwargs)
-        if not isinstance(axis, numbers.Integral) or isinstance(axis, (bool, np.bool_)):
+        if not _validation.is_int(axis):
             raise ValueError(f"axis must be an integer; received axis={axis!r}")
         self.axis = int(axis)
         self.activation = activations._Softmax(self.axis)
@@ -253,8 +250,8 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.rate = check_real("rate", rate, low=0.0, high=1.0, high_open=True)
-        self.noise_shape = None if noise_shape is None else _shape_tuple(noise_shape, "noise_shape")
+        self.rate = _validation.real("rate", rate, low=0.0, high=1.0, high_open=True)
+        self.noise_shape = None if noise_shape is None else _validation.shape_tuple("noise_shape", noise_shape)
         self.seed = seed
         self._rng = make_rng(seed) if seed is not None else None
 
@@ -288,7 +285,7 @@ class Dropout(Layer):
 class Flatten(Layer):
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = None if data_format is None else _checks.data_format(data_format)
+        self.data_format = None if data_format is None else _validation.data_format(data_format)
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
@@ -317,8 +314,8 @@ class Reshape(Layer):
             target = None if isinstance(target_shape, (str, bytes)) else tuple(target_shape)
         except TypeError:
             target = None
-        if target is None or not all(isinstance(s, numbers.Integral) and not isinstance(s, (bool, np.bool_))
-                                     and (s == -1 or 1 <= s < _checks.INT_LIMIT) for s in target):
+        if target is None or not all(_validation.is_int(s) and (s == -1 or 1 <= s < _validation.INT_LIMIT)
+                                     for s in target):
             raise ValueError(f"target_shape must be a tuple of positive integers (and at most one -1); "
                              f"received target_shape={target_shape!r}")
         if sum(1 for s in target if s == -1) > 1:

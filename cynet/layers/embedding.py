@@ -1,9 +1,8 @@
 """Embedding."""
 import numpy as np
 
-from .. import initializers, regularizers
-from ..kernels import _checks
-from .base import Layer, add_grad, check_flag, check_initializer, check_regularizer
+from .. import _validation, initializers, regularizers
+from .base import Layer, add_grad, check_initializer, check_regularizer
 
 
 class Embedding(Layer):
@@ -13,9 +12,9 @@ class Embedding(Layer):
                  mask_zero=False, **kwargs):
         kwargs.pop("input_length", None)
         super().__init__(**kwargs)
-        self.input_dim = _checks.positive_int("input_dim", input_dim)
-        self.output_dim = _checks.positive_int("output_dim", output_dim)
-        if check_flag("mask_zero", mask_zero):
+        self.input_dim = _validation.positive_int("input_dim", input_dim)
+        self.output_dim = _validation.positive_int("output_dim", output_dim)
+        if _validation.flag("mask_zero", mask_zero):
             raise ValueError("mask_zero=True is not supported (cynet layers do not propagate masks)")
         self.mask_zero = False
         self.embeddings_initializer = check_initializer("embeddings_initializer", embeddings_initializer, "uniform")
@@ -30,11 +29,11 @@ class Embedding(Layer):
         return tuple(input_shape) + (self.output_dim,)
 
     def _convert_input(self, inputs):
-        idx = _checks.as_array(f"{self._who()}: inputs", inputs)
+        idx = _validation.as_array(f"{self._who()}: inputs", inputs)
         if idx.ndim == 0:
             raise ValueError(f"Embedding '{self.name}': inputs need a batch axis; received a scalar")
-        _checks.check_size(f"{self._who()}: inputs", idx.shape + (self.output_dim,), self.dtype.itemsize,
-                           "the embedded inputs")
+        _validation.check_size(f"{self._who()}: inputs", idx.shape + (self.output_dim,), self.dtype.itemsize,
+                               "the embedded inputs")
         if idx.dtype.kind == "f":
             if not np.all(np.isfinite(idx)) or np.any(idx != np.floor(idx)):
                 raise ValueError(f"Embedding '{self.name}': inputs must be integer indices; received non-integral "

@@ -21,17 +21,12 @@ Dot with `normalize=True` divides each input by its L2 norm along the dot axis, 
 at 1e-7 (Keras 3's `ops.normalize`: `x * min(rsqrt(sum(x**2)), 1 / epsilon)` with
 `backend.epsilon()` = 1e-7), so a zero vector gives 0, and gradient `g / 1e-7` below the floor.
 """
-import numbers
-
 import numpy as np
 
-from .base import Layer, check_flag
+from .. import _validation
+from .base import Layer
 
 _NORM_EPSILON = 1e-7  # Keras 3's backend.epsilon(): the floor of the norm in Dot(normalize=True)
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def _reduce_to(g, shape):
@@ -276,7 +271,7 @@ class Concatenate(Layer):
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
-        if not _is_int(axis):
+        if not _validation.is_int(axis):
             raise ValueError(f"axis must be an integer; received axis={axis!r}")
         self.axis = int(axis)
 
@@ -359,7 +354,7 @@ class Dot(Layer):
 
     def __init__(self, axes, normalize=False, **kwargs):
         super().__init__(**kwargs)
-        if _is_int(axes):
+        if _validation.is_int(axes):
             axes = int(axes)
         else:
             if not isinstance(axes, (list, tuple)):
@@ -368,12 +363,12 @@ class Dot(Layer):
             if len(axes) != 2:
                 raise ValueError(f"Invalid format for argument axes: it should contain two elements; received "
                                  f"axes={axes!r}")
-            if not all(_is_int(a) for a in axes):
+            if not all(_validation.is_int(a) for a in axes):
                 raise ValueError(f"Invalid format for argument axes: list elements should be integers; received "
                                  f"axes={axes!r}")
             axes = type(axes)(int(a) for a in axes)
         self.axes = axes
-        self.normalize = check_flag("normalize", normalize)
+        self.normalize = _validation.flag("normalize", normalize)
 
     def _resolve_axes(self, shapes):
         """The two axes, non-negative, for inputs of `shapes`; ValueError if either is the batch

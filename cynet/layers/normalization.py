@@ -1,10 +1,8 @@
 """BatchNormalization."""
-import numbers
-
 import numpy as np
 
-from .. import initializers, kernels, regularizers
-from .base import Layer, add_grad, check_flag, check_initializer, check_real, check_regularizer
+from .. import _validation, initializers, kernels, regularizers
+from .base import Layer, add_grad, check_initializer, check_regularizer
 
 
 class BatchNormalization(Layer):
@@ -22,13 +20,13 @@ class BatchNormalization(Layer):
                  beta_regularizer=None, gamma_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         single = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
-        if not isinstance(single, numbers.Integral) or isinstance(single, (bool, np.bool_)):
+        if not _validation.is_int(single):
             raise ValueError(f"axis must be a single int; received axis={axis!r}")
         self.axis = int(single)
-        self.momentum = check_real("momentum", momentum, low=0.0, high=1.0)
-        self.epsilon = check_real("epsilon", epsilon, low=0.0, low_open=True)
-        self.center = check_flag("center", center)
-        self.scale = check_flag("scale", scale)
+        self.momentum = _validation.real("momentum", momentum, low=0.0, high=1.0)
+        self.epsilon = _validation.real("epsilon", epsilon, low=0.0, low_open=True)
+        self.center = _validation.flag("center", center)
+        self.scale = _validation.flag("scale", scale)
         self.beta_initializer = check_initializer("beta_initializer", beta_initializer, "zeros")
         self.gamma_initializer = check_initializer("gamma_initializer", gamma_initializer, "ones")
         self.moving_mean_initializer = check_initializer("moving_mean_initializer", moving_mean_initializer, "zeros")

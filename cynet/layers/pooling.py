@@ -1,7 +1,6 @@
 """Pooling and upsampling layers."""
-from .. import kernels
-from ..kernels import _checks
-from .base import Layer, check_flag
+from .. import _validation, kernels
+from .base import Layer
 
 
 class _Pooling2D(Layer):
@@ -10,12 +9,12 @@ class _Pooling2D(Layer):
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = _checks.int_pair("pool_size", pool_size)
-        self.strides = self.pool_size if strides is None else _checks.int_pair("strides", strides)
+        self.pool_size = _validation.int_pair("pool_size", pool_size)
+        self.strides = self.pool_size if strides is None else _validation.int_pair("strides", strides)
         if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid' or 'same'; received padding={padding!r}")
         self.padding = padding.lower()
-        self.data_format = _checks.data_format(data_format)
+        self.data_format = _validation.data_format(data_format)
 
     def _args(self):
         return dict(pool_size=self.pool_size, strides=self.strides, padding=self.padding,
@@ -65,8 +64,8 @@ class _GlobalPooling2D(Layer):
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = _checks.data_format(data_format)
-        self.keepdims = check_flag("keepdims", keepdims)
+        self.data_format = _validation.data_format(data_format)
+        self.keepdims = _validation.flag("keepdims", keepdims)
 
     def _channel_axis(self):
         return -1 if self.data_format == "channels_last" else 1
@@ -116,8 +115,8 @@ class UpSampling2D(Layer):
 
     def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
         super().__init__(**kwargs)
-        self.size = _checks.int_pair("size", size)
-        self.data_format = _checks.data_format(data_format)
+        self.size = _validation.int_pair("size", size)
+        self.data_format = _validation.data_format(data_format)
         if not isinstance(interpolation, str) or interpolation != "nearest":
             raise ValueError(f"only interpolation='nearest' is supported; received interpolation={interpolation!r}")
         self.interpolation = interpolation

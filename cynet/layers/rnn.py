@@ -5,10 +5,9 @@ Inputs are (batch, timesteps, features). The whole sequence runs in `cynet.kerne
 """
 import numpy as np
 
-from .. import initializers, kernels, regularizers, tape as _tape
-from ..kernels import _checks
+from .. import _validation, initializers, kernels, regularizers, tape as _tape
 from ..utils.rng import make_rng
-from .base import Layer, add_grad, check_activation, check_flag, check_initializer, check_real, check_regularizer
+from .base import Layer, add_grad, check_activation, check_initializer, check_regularizer
 
 _KERNEL_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 _KERNEL_RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "tanh", "linear")
@@ -32,26 +31,26 @@ class _RNN(Layer):
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False, unroll=False,
                  seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.units = _checks.positive_int("units", units)
+        self.units = _validation.positive_int("units", units)
         self.activation = _activation_name(activation, _KERNEL_ACTIVATIONS, "activation")
-        self.use_bias = check_flag("use_bias", use_bias)
+        self.use_bias = _validation.flag("use_bias", use_bias)
         self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer, "glorot_uniform")
         self.recurrent_initializer = check_initializer("recurrent_initializer", recurrent_initializer, "orthogonal")
         self.bias_initializer = check_initializer("bias_initializer", bias_initializer, "zeros")
         self.kernel_regularizer = check_regularizer("kernel_regularizer", kernel_regularizer)
         self.recurrent_regularizer = check_regularizer("recurrent_regularizer", recurrent_regularizer)
         self.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
-        self.dropout = check_real("dropout", dropout, low=0.0, high=1.0, high_open=True)
-        if check_real("recurrent_dropout", recurrent_dropout, low=0.0, high=1.0, high_open=True):
+        self.dropout = _validation.real("dropout", dropout, low=0.0, high=1.0, high_open=True)
+        if _validation.real("recurrent_dropout", recurrent_dropout, low=0.0, high=1.0, high_open=True):
             raise ValueError("recurrent_dropout is not supported by the fused recurrent kernels; use dropout=")
-        if check_flag("stateful", stateful):
+        if _validation.flag("stateful", stateful):
             raise ValueError("stateful=True is not supported")
         self.recurrent_dropout = 0.0
-        self.return_sequences = check_flag("return_sequences", return_sequences)
-        self.return_state = check_flag("return_state", return_state)
-        self.go_backwards = check_flag("go_backwards", go_backwards)
+        self.return_sequences = _validation.flag("return_sequences", return_sequences)
+        self.return_state = _validation.flag("return_state", return_state)
+        self.go_backwards = _validation.flag("go_backwards", go_backwards)
         self.stateful = False
-        self.unroll = check_flag("unroll", unroll)
+        self.unroll = _validation.flag("unroll", unroll)
         self.seed = seed
         self._rng = make_rng(seed) if seed is not None else None
 
@@ -113,7 +112,7 @@ class _RNN(Layer):
                              f"received {len(states)}")
         out = []
         for s in states:
-            s = _checks.as_array("initial_state", s)
+            s = _validation.as_array("initial_state", s)
             if s.dtype.kind not in "biuf":
                 raise TypeError(f"initial_state arrays must be real numeric arrays; received dtype {s.dtype}")
             if s.shape != (n, self.units):
@@ -219,7 +218,7 @@ class LSTM(_RNN):
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = _activation_name(recurrent_activation, _KERNEL_RECURRENT_ACTIVATIONS,
                                                      "recurrent_activation")
-        self.unit_forget_bias = check_flag("unit_forget_bias", unit_forget_bias)
+        self.unit_forget_bias = _validation.flag("unit_forget_bias", unit_forget_bias)
 
     def _n_states(self):
         return 2
@@ -263,7 +262,7 @@ class GRU(_RNN):
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **kwargs):
         super().__init__(units, activation=activation, **kwargs)
-        if not check_flag("reset_after", reset_after):
+        if not _validation.flag("reset_after", reset_after):
             raise ValueError("only reset_after=True (the Keras default) is supported")
         self.reset_after = True
         self.recurrent_activation = _activation_name(recurrent_activation, _KERNEL_RECURRENT_ACTIVATIONS,

@@ -3,10 +3,9 @@
 (`x + y` on two symbolic tensors becomes the merge layer Add, and so on.) Each is an ordinary
 layer with its own backward, so a Functional model that uses operators trains like any other.
 """
-import numbers
-
 import numpy as np
 
+from .. import _validation
 from .base import Layer
 
 _SCALAR_OPS = ("add", "subtract", "rsubtract", "multiply")
@@ -19,7 +18,7 @@ class ScalarOp(Layer):
         super().__init__(**kwargs)
         if op not in _SCALAR_OPS:
             raise ValueError(f"op must be one of {_SCALAR_OPS}; received op={op!r}")
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        if not _validation.is_real(value) or not np.isfinite(value):
             raise ValueError(f"value must be a finite real number; received value={value!r}")
         self.op, self.value = op, float(value)
 
@@ -68,10 +67,9 @@ class GetItem(Layer):
         super().__init__(**kwargs)
         key = tuple(_decode(k) for k in key) if isinstance(key, (list, tuple)) else (_decode(key),)
         for item in key:
-            ok = item is None or item is Ellipsis or isinstance(item, slice) or (
-                isinstance(item, numbers.Integral) and not isinstance(item, (bool, np.bool_)))
+            ok = item is None or item is Ellipsis or isinstance(item, slice) or _validation.is_int(item)
             if isinstance(item, slice):
-                ok = ok and all(p is None or (isinstance(p, numbers.Integral) and not isinstance(p, bool))
+                ok = ok and all(p is None or _validation.is_int(p)
                                 for p in (item.start, item.stop, item.step))
             if not ok:
                 raise ValueError(f"indexing a symbolic tensor takes integers, slices, None and Ellipsis; "

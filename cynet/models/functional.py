@@ -9,10 +9,10 @@ more.
 import numpy as np
 
 from .. import graph, tape as _tape
+from .._validation import as_array
 from ..graph import KerasTensor, flatten, map_structure
 from ..layers import InputLayer
 from ..layers import deserialize as deserialize_layer
-from ..kernels import _checks as kernel_checks
 from ..layers import serialize as serialize_layer
 from ..trainers.trainer import _describe
 from ..utils.serialization import custom_object_scope
@@ -109,7 +109,7 @@ class Functional(Model):
     def _convert(self, t, value, label):
         """One input array: the input's dtype, checked against its shape."""
         dtype = np.dtype(t.dtype)
-        x = value if isinstance(value, np.ndarray) else kernel_checks.as_array(label, value)
+        x = value if isinstance(value, np.ndarray) else as_array(label, value)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{label} must be numeric; received dtype {x.dtype}")
         if x.dtype != dtype:

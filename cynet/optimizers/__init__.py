@@ -18,7 +18,7 @@ from .nadam import Nadam
 from .rmsprop import RMSprop
 from .schedules import _lookup
 from .sgd import SGD
-from ._checks import ArgumentTypeError
+from .._validation import ArgumentTypeError
 
 __all__ = [
     "Optimizer",

@@ -1,8 +1,7 @@
 """Adadelta (Keras 3 `keras.optimizers.Adadelta`)."""
 import numpy as np
 
-from . import _checks
-from .base_optimizer import Optimizer
+from .base_optimizer import Optimizer, constructor_arguments
 
 
 class Adadelta(Optimizer):
@@ -19,6 +18,8 @@ class Adadelta(Optimizer):
         epsilon: small constant >= 0 for numerical stability. Defaults to 1e-7.
         **base arguments: see `Optimizer`. `name` defaults to "adadelta".
     """
+
+    _hyperparameters = ("rho", "epsilon")
 
     def __init__(
         self,
@@ -37,22 +38,7 @@ class Adadelta(Optimizer):
         name="adadelta",
         **kwargs,
     ):
-        super().__init__(
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            clipnorm=clipnorm,
-            clipvalue=clipvalue,
-            global_clipnorm=global_clipnorm,
-            use_ema=use_ema,
-            ema_momentum=ema_momentum,
-            ema_overwrite_frequency=ema_overwrite_frequency,
-            loss_scale_factor=loss_scale_factor,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            name=name,
-            **kwargs,
-        )
-        self.rho = _checks.in_range("Adadelta", "rho", rho, 0.0, 1.0)
-        self.epsilon = _checks.in_range("Adadelta", "epsilon", epsilon, low=0.0)
+        super().__init__(**constructor_arguments(locals()))
 
     def build(self, var_list):
         if self.built:
@@ -91,8 +77,3 @@ class Adadelta(Optimizer):
         np.add(acc_delta, t, out=acc_delta)  # Edx = rho * Edx + (1 - rho) * delta^2
         np.multiply(s, dt(learning_rate), out=s)
         np.add(w, s, out=w)  # w += lr * delta
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"rho": self.rho, "epsilon": self.epsilon})
-        return config

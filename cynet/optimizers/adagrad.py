@@ -1,8 +1,7 @@
 """Adagrad (Keras 3 `keras.optimizers.Adagrad`)."""
 import numpy as np
 
-from . import _checks
-from .base_optimizer import Optimizer
+from .base_optimizer import Optimizer, constructor_arguments
 
 
 class Adagrad(Optimizer):
@@ -17,6 +16,8 @@ class Adagrad(Optimizer):
         epsilon: small constant >= 0 for numerical stability. Defaults to 1e-7.
         **base arguments: see `Optimizer`. `name` defaults to "adagrad".
     """
+
+    _hyperparameters = ("initial_accumulator_value", "epsilon")
 
     def __init__(
         self,
@@ -35,24 +36,7 @@ class Adagrad(Optimizer):
         name="adagrad",
         **kwargs,
     ):
-        super().__init__(
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            clipnorm=clipnorm,
-            clipvalue=clipvalue,
-            global_clipnorm=global_clipnorm,
-            use_ema=use_ema,
-            ema_momentum=ema_momentum,
-            ema_overwrite_frequency=ema_overwrite_frequency,
-            loss_scale_factor=loss_scale_factor,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            name=name,
-            **kwargs,
-        )
-        self.initial_accumulator_value = _checks.in_range(
-            "Adagrad", "initial_accumulator_value", initial_accumulator_value, low=0.0
-        )
-        self.epsilon = _checks.in_range("Adagrad", "epsilon", epsilon, low=0.0)
+        super().__init__(**constructor_arguments(locals()))
 
     def build(self, var_list):
         if self.built:
@@ -78,8 +62,3 @@ class Adagrad(Optimizer):
         np.multiply(g, dt(learning_rate), out=t)
         np.divide(t, s, out=t)
         np.subtract(w, t, out=w)  # w -= lr * g / sqrt(acc + eps)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"initial_accumulator_value": self.initial_accumulator_value, "epsilon": self.epsilon})
-        return config

@@ -2,8 +2,7 @@
 import numpy as np
 
 from .. import kernels
-from . import _checks
-from .base_optimizer import Optimizer
+from .base_optimizer import Optimizer, constructor_arguments
 
 
 class Adam(Optimizer):
@@ -22,6 +21,8 @@ class Adam(Optimizer):
         amsgrad: use the AMSGrad variant. Defaults to False.
         **base arguments: see `Optimizer`. `name` defaults to "adam".
     """
+
+    _hyperparameters = ("beta_1", "beta_2", "epsilon", "amsgrad")
 
     def __init__(
         self,
@@ -42,25 +43,7 @@ class Adam(Optimizer):
         name="adam",
         **kwargs,
     ):
-        super().__init__(
-            learning_rate=learning_rate,
-            name=name,
-            weight_decay=weight_decay,
-            clipnorm=clipnorm,
-            clipvalue=clipvalue,
-            global_clipnorm=global_clipnorm,
-            use_ema=use_ema,
-            ema_momentum=ema_momentum,
-            ema_overwrite_frequency=ema_overwrite_frequency,
-            loss_scale_factor=loss_scale_factor,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            **kwargs,
-        )
-        owner = self.__class__.__name__
-        self.beta_1 = _checks.in_range(owner, "beta_1", beta_1, 0.0, 1.0, high_open=True)
-        self.beta_2 = _checks.in_range(owner, "beta_2", beta_2, 0.0, 1.0, high_open=True)
-        self.epsilon = _checks.in_range(owner, "epsilon", epsilon, low=0.0)
-        self.amsgrad = _checks.boolean(owner, "amsgrad", amsgrad)
+        super().__init__(**constructor_arguments(locals()))
 
     def build(self, var_list):
         if self.built:
@@ -87,10 +70,3 @@ class Adam(Optimizer):
         kernels.adam_update(variable.value, gradient, self._momentums[index].value,
                             self._velocities[index].value, alpha, one_minus_beta_1, one_minus_beta_2,
                             epsilon, v_hat=self._velocity_hats[index].value if self.amsgrad else None)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon, "amsgrad": self.amsgrad}
-        )
-        return config

@@ -27,13 +27,40 @@ import weakref
 
 import numpy as np
 
+from .._validation import (ArgumentTypeError, argument_bool, argument_in_range, argument_int, argument_name,
+                          argument_real, to_python)
 from ..variables import Variable
-from . import _checks
 from . import schedules as _schedules
 
 
 def _snake_case(name):
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+# The optimizers' own hyperparameters, by argument name: the interval (low, high, high_open) a
+# number must lie in, or bool. One table, so that an argument several optimizers take (momentum,
+# rho, epsilon) is checked and worded alike in all of them.
+HYPERPARAMETERS = {
+    "momentum": (0.0, 1.0, False),
+    "rho": (0.0, 1.0, False),
+    "beta_1": (0.0, 1.0, True),
+    "beta_2": (0.0, 1.0, True),
+    "epsilon": (0.0, None, False),
+    "initial_accumulator_value": (0.0, None, False),
+    "nesterov": bool,
+    "amsgrad": bool,
+    "centered": bool,
+}
+
+
+def constructor_arguments(scope):
+    """The arguments a subclass's constructor passes on to `Optimizer.__init__`, from its
+    `locals()` taken first thing: every named argument (its own hyperparameters among them) and
+    the extra keywords. Each optimizer keeps its full Keras signature; the forwarding, the checks
+    (`HYPERPARAMETERS`) and the config entries of its hyperparameters are the base class's."""
+    arguments = {k: v for k, v in scope.items() if k not in ("self", "__class__", "kwargs")}
+    arguments.update(scope.get("kwargs", {}))
+    return arguments
 
 
 # Every optimizer holding scratch buffers, weakly: cynet.utils.clear_session() drops them all.
@@ -68,9 +95,15 @@ class Optimizer:
         name: the optimizer's name, used as the prefix of its variables' paths.
 
     Subclasses override `build(var_list)` (call `super().build(var_list)` first, then create slots
-    with `add_variable_from_reference` / `add_optimizer_variables`), `update_step(gradient,
-    variable, learning_rate)` and `get_config()`.
+    with `add_variable_from_reference` / `add_optimizer_variables`) and `update_step(gradient,
+    variable, learning_rate)`. A subclass names its own hyperparameters in `_hyperparameters`
+    (keys of `HYPERPARAMETERS`) and passes them with the base arguments:
+    `super().__init__(**constructor_arguments(locals()))`; each is then checked, set as an
+    attribute of its name and written by `get_config()`. (Other arguments a subclass checks
+    itself, and adds to `get_config()`.)
     """
+
+    _hyperparameters = ()
 
     def __init__(
         self,
@@ -88,42 +121,42 @@ class Optimizer:
         **kwargs,
     ):
         owner = self.__class__.__name__
+        hyperparameters = {arg: kwargs.pop(arg) for arg in self._hyperparameters if arg in kwargs}
         if kwargs.pop("decay", None) is not None:
             warnings.warn("Argument `decay` is no longer supported and will be ignored.", stacklevel=3)
         if kwargs:
             raise ValueError(f"{owner}: argument(s) not recognized: {kwargs}")
         if name is None:
             name = _snake_case(owner)
-        self.name = _checks.name_arg(owner, name)
+        self.name = argument_name(owner, name)
 
-        self.weight_decay = _checks.optional_nonnegative(owner, "weight_decay", weight_decay)
-        self.clipnorm = _checks.optional_nonnegative(owner, "clipnorm", clipnorm)
-        self.clipvalue = _checks.optional_nonnegative(owner, "clipvalue", clipvalue)
-        self.global_clipnorm = _checks.optional_nonnegative(owner, "global_clipnorm", global_clipnorm)
+        for arg, value in (("weight_decay", weight_decay), ("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                           ("global_clipnorm", global_clipnorm)):
+            setattr(self, arg, None if value is None else argument_in_range(owner, arg, value, low=0.0))
         if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError(
                 "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. "
                 f"Received: clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm}"
             )
 
-        self.use_ema = _checks.boolean(owner, "use_ema", use_ema)
+        self.use_ema = argument_bool(owner, "use_ema", use_ema)
         if self.use_ema:
-            self.ema_momentum = _checks.in_range(owner, "ema_momentum", ema_momentum, 0.0, 1.0)
+            self.ema_momentum = argument_in_range(owner, "ema_momentum", ema_momentum, 0.0, 1.0)
             if ema_overwrite_frequency is not None:
-                ema_overwrite_frequency = _checks.integer(owner, "ema_overwrite_frequency", ema_overwrite_frequency, 1)
+                ema_overwrite_frequency = argument_int(owner, "ema_overwrite_frequency", ema_overwrite_frequency, 1)
         else:
-            ema_momentum = _checks.to_python(ema_momentum)
+            ema_momentum = to_python(ema_momentum)
             self.ema_momentum = ema_momentum
         self.ema_overwrite_frequency = ema_overwrite_frequency
 
         if loss_scale_factor is not None:
-            loss_scale_factor = _checks.real(owner, "loss_scale_factor", loss_scale_factor)
+            loss_scale_factor = argument_real(owner, "loss_scale_factor", loss_scale_factor)
             if loss_scale_factor == 0:
                 raise ValueError(f"{owner}: argument `loss_scale_factor` must be nonzero")
         self.loss_scale_factor = loss_scale_factor
 
         if gradient_accumulation_steps is not None:
-            gradient_accumulation_steps = _checks.to_python(gradient_accumulation_steps)
+            gradient_accumulation_steps = to_python(gradient_accumulation_steps)
             if isinstance(gradient_accumulation_steps, bool) or not isinstance(gradient_accumulation_steps, int) or (
                 gradient_accumulation_steps < 2
             ):
@@ -151,14 +184,22 @@ class Optimizer:
 
         self._learning_rate = self._coerce_learning_rate(learning_rate)
 
+        for arg, value in hyperparameters.items():
+            rule = HYPERPARAMETERS[arg]
+            if rule is bool:
+                setattr(self, arg, argument_bool(owner, arg, value))
+            else:
+                low, high, high_open = rule
+                setattr(self, arg, argument_in_range(owner, arg, value, low, high, high_open=high_open))
+
     # ----------------------------------------------------------------------------- learning rate
 
     def _coerce_learning_rate(self, learning_rate):
         if isinstance(learning_rate, _schedules.LearningRateSchedule) or callable(learning_rate):
             return learning_rate
-        value = _checks.to_python(learning_rate)
+        value = to_python(learning_rate)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _checks.ArgumentTypeError(
+            raise ArgumentTypeError(
                 "Argument `learning_rate` should be float, or an instance of LearningRateSchedule, or a callable "
                 "(that takes in the current iteration value and returns the corresponding learning rate value). "
                 f"Received instead: learning_rate={learning_rate!r}"
@@ -223,7 +264,7 @@ class Optimizer:
         variables = list(variables)
         for v in variables:
             if not isinstance(getattr(v, "value", None), np.ndarray):
-                raise _checks.ArgumentTypeError(
+                raise ArgumentTypeError(
                     f"{self.__class__.__name__}.build expects cynet Variables; received {type(v).__name__}"
                 )
         if self.use_ema:
@@ -257,7 +298,7 @@ class Optimizer:
         elif callable(initializer):
             value = np.asarray(initializer(shape, dtype=dtype), dtype=dtype)
         else:
-            value = np.full(shape, _checks.real(self.__class__.__name__, "initializer", initializer), dtype=dtype)
+            value = np.full(shape, argument_real(self.__class__.__name__, "initializer", initializer), dtype=dtype)
         name = name or "variable"
         variable = Variable(value, dtype=dtype, trainable=False, name=name)
         variable.path = f"{self.name}/{name}"
@@ -324,7 +365,7 @@ class Optimizer:
                     f"the value given has shape {arr.shape}"
                 )
             if arr.dtype.kind not in "biuf":
-                raise _checks.ArgumentTypeError(
+                raise ArgumentTypeError(
                     f"{self.__class__.__name__}: value for optimizer variable '{var.path}' must be numeric; "
                     f"received dtype {arr.dtype}"
                 )
@@ -416,7 +457,7 @@ class Optimizer:
         pairs = list(grads_and_vars)
         for p in pairs:
             if not isinstance(p, (tuple, list)) or len(p) != 2:
-                raise _checks.ArgumentTypeError(
+                raise ArgumentTypeError(
                     f"apply_gradients expects an iterable of (gradient, variable) pairs; received an item {p!r}"
                 )
         if not pairs:
@@ -508,7 +549,7 @@ class Optimizer:
     def _as_gradient(self, grad, variable):
         g = np.asarray(grad)
         if g.dtype.kind not in "biuf":
-            raise _checks.ArgumentTypeError(
+            raise ArgumentTypeError(
                 f"the gradient for variable '{variable.path}' must be a real numeric array; received dtype {g.dtype}"
             )
         if g.shape != variable.shape:
@@ -614,7 +655,7 @@ class Optimizer:
             names = list(var_names)
             for n in names:
                 if not isinstance(n, str):
-                    raise _checks.ArgumentTypeError(
+                    raise ArgumentTypeError(
                         f"exclude_from_weight_decay: `var_names` must be strings; received {n!r}"
                     )
             self._exclude_from_weight_decay_names = names
@@ -701,6 +742,7 @@ class Optimizer:
             "ema_overwrite_frequency": self.ema_overwrite_frequency,
             "loss_scale_factor": self.loss_scale_factor,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            **{arg: getattr(self, arg) for arg in self._hyperparameters},
         }
 
     @classmethod

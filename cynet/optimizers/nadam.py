@@ -1,8 +1,7 @@
 """Nadam (Keras 3 `keras.optimizers.Nadam`)."""
 import numpy as np
 
-from . import _checks
-from .base_optimizer import Optimizer
+from .base_optimizer import Optimizer, constructor_arguments
 
 
 class Nadam(Optimizer):
@@ -22,6 +21,8 @@ class Nadam(Optimizer):
         **base arguments: see `Optimizer`. `name` defaults to "nadam".
     """
 
+    _hyperparameters = ("beta_1", "beta_2", "epsilon")
+
     def __init__(
         self,
         learning_rate=0.001,
@@ -40,23 +41,7 @@ class Nadam(Optimizer):
         name="nadam",
         **kwargs,
     ):
-        super().__init__(
-            learning_rate=learning_rate,
-            name=name,
-            weight_decay=weight_decay,
-            clipnorm=clipnorm,
-            clipvalue=clipvalue,
-            global_clipnorm=global_clipnorm,
-            use_ema=use_ema,
-            ema_momentum=ema_momentum,
-            ema_overwrite_frequency=ema_overwrite_frequency,
-            loss_scale_factor=loss_scale_factor,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            **kwargs,
-        )
-        self.beta_1 = _checks.in_range("Nadam", "beta_1", beta_1, 0.0, 1.0, high_open=True)
-        self.beta_2 = _checks.in_range("Nadam", "beta_2", beta_2, 0.0, 1.0, high_open=True)
-        self.epsilon = _checks.in_range("Nadam", "epsilon", epsilon, low=0.0)
+        super().__init__(**constructor_arguments(locals()))
 
     def build(self, var_list):
         if self.built:
@@ -120,8 +105,3 @@ class Nadam(Optimizer):
         np.multiply(s, lr, out=s)
         np.divide(s, t, out=s)
         np.subtract(w, s, out=w)  # w -= m_hat * lr / (sqrt(v_hat) + eps)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
-        return config

@@ -1,8 +1,7 @@
 """RMSprop (Keras 3 `keras.optimizers.RMSprop`)."""
 import numpy as np
 
-from . import _checks
-from .base_optimizer import Optimizer
+from .base_optimizer import Optimizer, constructor_arguments
 
 
 class RMSprop(Optimizer):
@@ -20,6 +19,8 @@ class RMSprop(Optimizer):
         centered: normalize by the estimated variance of the gradient. Defaults to False.
         **base arguments: see `Optimizer`. `name` defaults to "rmsprop".
     """
+
+    _hyperparameters = ("rho", "momentum", "epsilon", "centered")
 
     def __init__(
         self,
@@ -40,24 +41,7 @@ class RMSprop(Optimizer):
         name="rmsprop",
         **kwargs,
     ):
-        super().__init__(
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            clipnorm=clipnorm,
-            clipvalue=clipvalue,
-            global_clipnorm=global_clipnorm,
-            use_ema=use_ema,
-            ema_momentum=ema_momentum,
-            ema_overwrite_frequency=ema_overwrite_frequency,
-            loss_scale_factor=loss_scale_factor,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            name=name,
-            **kwargs,
-        )
-        self.rho = _checks.in_range("RMSprop", "rho", rho, 0.0, 1.0)
-        self.momentum = _checks.in_range("RMSprop", "momentum", momentum, 0.0, 1.0)
-        self.epsilon = _checks.in_range("RMSprop", "epsilon", epsilon, low=0.0)
-        self.centered = _checks.boolean("RMSprop", "centered", centered)
+        super().__init__(**constructor_arguments(locals()))
 
     def build(self, var_list):
         if self.built:
@@ -105,8 +89,3 @@ class RMSprop(Optimizer):
             np.subtract(w, mom, out=w)
         else:
             np.subtract(w, t, out=w)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon, "centered": self.centered})
-        return config

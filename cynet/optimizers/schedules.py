@@ -10,12 +10,11 @@ the caller passes explicitly); nothing is ever imported by name.
 """
 import bisect
 import math
-import numbers
 import reprlib
 
 import numpy as np
 
-from . import _checks
+from .._validation import ArgumentTypeError, argument_bool, argument_real, is_real, to_python
 
 _F = np.float32
 
@@ -36,23 +35,23 @@ def _step(owner, step):
     """The step as a Python int or float (accepts ints, NumPy scalars, 0-d arrays, Variables)."""
     if hasattr(step, "value") and isinstance(getattr(step, "value"), np.ndarray):
         step = step.value
-    step = _checks.to_python(step)
-    if isinstance(step, (bool, np.bool_)) or not isinstance(step, numbers.Real):
-        raise _checks.ArgumentTypeError(f"{owner}: `step` must be a real number; received step={step!r}")
+    step = to_python(step)
+    if not is_real(step):
+        raise ArgumentTypeError(f"{owner}: `step` must be a real number; received step={step!r}")
     return step
 
 
 def _decay_steps(owner, name, value):
-    value = _checks.to_python(value)
-    _checks.real(owner, name, value)
+    value = to_python(value)
+    argument_real(owner, name, value)
     if value <= 0:
         raise ValueError(f"{owner}: argument `{name}` must be > 0. Received: {name}={value}")
     return value
 
 
 def _number(owner, name, value):
-    value = _checks.to_python(value)
-    _checks.real(owner, name, value)
+    value = to_python(value)
+    argument_real(owner, name, value)
     return value
 
 
@@ -145,7 +144,7 @@ class ExponentialDecay(LearningRateSchedule):
         self.initial_learning_rate = _number(owner, "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _decay_steps(owner, "decay_steps", decay_steps)
         self.decay_rate = _number(owner, "decay_rate", decay_rate)
-        self.staircase = _checks.boolean(owner, "staircase", staircase)
+        self.staircase = argument_bool(owner, "staircase", staircase)
         self.name = name
 
     def __call__(self, step):
@@ -176,7 +175,7 @@ class InverseTimeDecay(LearningRateSchedule):
         self.initial_learning_rate = _number(owner, "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _decay_steps(owner, "decay_steps", decay_steps)
         self.decay_rate = _number(owner, "decay_rate", decay_rate)
-        self.staircase = _checks.boolean(owner, "staircase", staircase)
+        self.staircase = argument_bool(owner, "staircase", staircase)
         self.name = name
 
     def __call__(self, step):
@@ -213,7 +212,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
             boundaries = _as_list(boundaries)
             values = _as_list(values)
         except TypeError:
-            raise _checks.ArgumentTypeError(
+            raise ArgumentTypeError(
                 f"{owner}: `boundaries` and `values` must be lists of numbers; received "
                 f"boundaries={_short.repr(boundaries)}, values={_short.repr(values)}"
             ) from None
@@ -271,7 +270,7 @@ class PolynomialDecay(LearningRateSchedule):
         self.decay_steps = _decay_steps(owner, "decay_steps", decay_steps)
         self.end_learning_rate = _number(owner, "end_learning_rate", end_learning_rate)
         self.power = _number(owner, "power", power)
-        self.cycle = _checks.boolean(owner, "cycle", cycle)
+        self.cycle = argument_bool(owner, "cycle", cycle)
         self.name = name
 
     def __call__(self, step):
@@ -317,8 +316,8 @@ class CosineDecay(LearningRateSchedule):
         self.alpha = _number(owner, "alpha", alpha)
         self.name = name
         self.warmup_target = None if warmup_target is None else _number(owner, "warmup_target", warmup_target)
-        self.warmup_steps = _checks.to_python(warmup_steps)
-        if _checks.real(owner, "warmup_steps", self.warmup_steps) < 0:
+        self.warmup_steps = to_python(warmup_steps)
+        if argument_real(owner, "warmup_steps", self.warmup_steps) < 0:
             raise ValueError(f"{owner}: argument `warmup_steps` must be >= 0; received warmup_steps={warmup_steps}")
 
     def _decay(self, step, decay_steps, decay_from_lr):
@@ -412,7 +411,7 @@ _REGISTRY = {
 def serialize(learning_rate_schedule):
     """`{"class_name": ..., "config": ...}` for a schedule (JSON-compatible for the built-ins)."""
     if not isinstance(learning_rate_schedule, LearningRateSchedule):
-        raise _checks.ArgumentTypeError(
+        raise ArgumentTypeError(
             f"serialize expects a LearningRateSchedule; received {type(learning_rate_schedule).__name__}"
         )
     return {"class_name": learning_rate_schedule.__class__.__name__, "config": learning_rate_schedule.get_config()}
@@ -436,11 +435,11 @@ def deserialize(config, custom_objects=None):
     (a dict name -> class). Extra keys written by Keras ("module", "registered_name") are ignored.
     """
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
-        raise _checks.ArgumentTypeError(
+        raise ArgumentTypeError(
             f"A serialized schedule must be a dict with a string 'class_name' and a dict 'config'; received {config!r}"
         )
     inner = config.get("config", {})
     if not isinstance(inner, dict):
-        raise _checks.ArgumentTypeError(f"'config' of a serialized schedule must be a dict; received {inner!r}")
+        raise ArgumentTypeError(f"'config' of a serialized schedule must be a dict; received {inner!r}")
     cls = _lookup(config["class_name"], _REGISTRY, custom_objects, "learning rate schedule")
     return cls.from_config(dict(inner))

@@ -2,8 +2,7 @@
 import numpy as np
 
 from .. import kernels
-from . import _checks
-from .base_optimizer import Optimizer
+from .base_optimizer import Optimizer, constructor_arguments
 
 
 class SGD(Optimizer):
@@ -19,6 +18,8 @@ class SGD(Optimizer):
         nesterov: whether to use Nesterov momentum. Defaults to False.
         **base arguments: see `Optimizer`. `name` defaults to "SGD".
     """
+
+    _hyperparameters = ("momentum", "nesterov")
 
     def __init__(
         self,
@@ -37,22 +38,7 @@ class SGD(Optimizer):
         name="SGD",
         **kwargs,
     ):
-        super().__init__(
-            learning_rate=learning_rate,
-            name=name,
-            weight_decay=weight_decay,
-            clipnorm=clipnorm,
-            clipvalue=clipvalue,
-            global_clipnorm=global_clipnorm,
-            use_ema=use_ema,
-            ema_momentum=ema_momentum,
-            ema_overwrite_frequency=ema_overwrite_frequency,
-            loss_scale_factor=loss_scale_factor,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            **kwargs,
-        )
-        self.momentum = _checks.in_range("SGD", "momentum", momentum, 0.0, 1.0)
-        self.nesterov = _checks.boolean("SGD", "nesterov", nesterov)
+        super().__init__(**constructor_arguments(locals()))
 
     def build(self, variables):
         if self.built:
@@ -73,8 +59,3 @@ class SGD(Optimizer):
             step = self._scratch(variable, 0)
             np.multiply(gradient, dt(learning_rate), out=step)
             np.subtract(w, step, out=w)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"momentum": self.momentum, "nesterov": self.nesterov})
-        return config

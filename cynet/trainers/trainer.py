@@ -20,13 +20,14 @@ import threading
 
 import numpy as np
 
+from .. import _validation
 from .. import activations, callbacks as callbacks_module, distributed, losses, metrics as metrics_module, optimizers
 from .. import tape as _tape
 from ..graph import flatten, map_structure, pack_like
 from .data_adapters import class_weight_to_sample_weights, get_data_adapter, unpack_x_y_sample_weight
 from .data_adapters.data_adapter_utils import is_iterator, is_py_dataset
+from .._validation import check_finite as _check_finite  # (a module global: tests wrap it)
 from ..kernels._backend import array_cache
-from ..optimizers import _checks
 from ..utils.rng import make_rng
 
 
@@ -76,7 +77,7 @@ class Trainer:
         per_loss = _per_output("loss", args["loss"], names, broadcast=True)
         weights = _per_output("loss_weights", args["loss_weights"], names, default=1.0)
         for name, w in zip(names, weights):
-            if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
+            if not _validation.is_real(w) or not math.isfinite(w) or w < 0:
                 raise ValueError(f"loss_weights must be finite non-negative numbers; received {w!r} for output "
                                  f"{name!r}")
         per_loss = [None if l is None else losses.get(l) for l in per_loss]
@@ -309,7 +310,7 @@ class Trainer:
         if given.ndim == 0 or given.size == 0:
             raise ValueError(f"{label} must be a non-empty array with a batch axis; received shape {given.shape}")
         if given.dtype.kind not in "biuf":
-            raise _checks.ArgumentTypeError(f"{label} must be numeric; received dtype {given.dtype}")
+            raise _validation.ArgumentTypeError(f"{label} must be numeric; received dtype {given.dtype}")
         with np.errstate(over="ignore"):  # a value the model's dtype cannot hold: _check_finite names it
             arr = convert(given)
         shape = expected(arr)
@@ -343,7 +344,7 @@ class Trainer:
                 raise ValueError(f"{x_name} and {label} must have the same number of samples; received {n} and "
                                  f"{arr.shape[0] if arr.ndim else 'a scalar'}")
             if arr.dtype.kind not in "biuf":
-                raise _checks.ArgumentTypeError(f"{label} must be numeric; received dtype {arr.dtype}")
+                raise _validation.ArgumentTypeError(f"{label} must be numeric; received dtype {arr.dtype}")
             _check_finite(arr, label)
             loss_fn.check_targets(arr, shape, name=label)
             prepared.append(arr)
@@ -367,7 +368,7 @@ class Trainer:
     def _one_sample_weight(self, sample_weight, x, output_shape, name):
         weights = _asarray(sample_weight, name)
         if weights.dtype.kind not in "biuf":
-            raise _checks.ArgumentTypeError(f"{name} must be numeric; received dtype {weights.dtype}")
+            raise _validation.ArgumentTypeError(f"{name} must be numeric; received dtype {weights.dtype}")
         weights = weights.astype(np.float64, copy=False)
         n = _num_samples(x)
         if weights.ndim == 0 or weights.shape[0] != n:
@@ -380,7 +381,8 @@ class Trainer:
                              f"{per_sample}); received shape {weights.shape}")
         _check_finite(weights, name)
         if weights.min() < 0:
-            raise ValueError(f"{name} must be non-negative; received {_at(name, weights < 0, weights)}")
+            raise ValueError(f"{name} must be non-negative; received "
+                             f"{_validation.first_entry(name, weights < 0, weights)}")
         return weights
 
     def _class_weights(self, y, x, class_weight):
@@ -405,16 +407,17 @@ class Trainer:
         keeps the weights of the last completed batch.
         """
         self._check_compiled()
-        batch_size = _positive_int("batch_size", batch_size, default=32)
-        epochs = _nonnegative_int("epochs", epochs)
-        initial_epoch = _nonnegative_int("initial_epoch", initial_epoch)
-        steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch, default=None)
-        validation_batch_size = _positive_int("validation_batch_size", validation_batch_size, default=None)
-        validation_freq = _positive_int("validation_freq", validation_freq, default=1)
-        verbose = _verbose(verbose)
-        if isinstance(validation_split, (bool, np.bool_)) or not isinstance(validation_split, numbers.Real):
-            raise _checks.ArgumentTypeError(f"validation_split must be a float in [0, 1); "
-                                            f"received validation_split={validation_split!r}")
+        batch_size = _validation.positive_int("batch_size", batch_size, bounded=False, default=32)
+        epochs = _validation.nonnegative_int("epochs", epochs, bounded=False)
+        initial_epoch = _validation.nonnegative_int("initial_epoch", initial_epoch, bounded=False)
+        steps_per_epoch = _validation.positive_int("steps_per_epoch", steps_per_epoch, bounded=False, default=None)
+        validation_batch_size = _validation.positive_int("validation_batch_size", validation_batch_size, bounded=False,
+                                                         default=None)
+        validation_freq = _validation.positive_int("validation_freq", validation_freq, bounded=False, default=1)
+        verbose = _validation.verbose(verbose)
+        if not _validation.is_real(validation_split):
+            raise _validation.ArgumentTypeError(f"validation_split must be a float in [0, 1); "
+                                                f"received validation_split={validation_split!r}")
         if not 0.0 <= float(validation_split) < 1.0:
             raise ValueError(f"validation_split must be in [0, 1); received validation_split={validation_split!r}")
         _one_of_the_weights(sample_weight, class_weight)
@@ -603,13 +606,13 @@ class Trainer:
                  callbacks=None, return_dict=False):
         """Loss (and metrics) over (x, y): a scalar, `[loss, *metrics]`, or a dict with return_dict=True."""
         self._check_compiled()
-        batch_size = _positive_int("batch_size", batch_size, default=32)
-        verbose = _verbose(verbose)
+        batch_size = _validation.positive_int("batch_size", batch_size, bounded=False, default=32)
+        verbose = _validation.verbose(verbose)
         if _is_stream(x):
             if y is not None or sample_weight is not None:
                 raise ValueError("When x is a generator or a PyDataset, y and sample_weight come in its batches; "
                                  "do not pass them to evaluate")
-            steps = _positive_int("steps", steps, default=None)
+            steps = _validation.positive_int("steps", steps, bounded=False, default=None)
             cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
                                                 rank_zero=distributed.rank() == 0, epochs=1, steps=steps)
             with array_cache():
@@ -659,11 +662,11 @@ class Trainer:
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for x, batch by batch: one NumPy array (or the model's structure of them)."""
-        batch_size = _positive_int("batch_size", batch_size, default=32)
-        _verbose(verbose)
+        batch_size = _validation.positive_int("batch_size", batch_size, bounded=False, default=32)
+        _validation.verbose(verbose)
         with array_cache(), _tape.recording(_tape.NO_RECORD):
             if _is_stream(x):
-                outs = self._predict_stream(x, _positive_int("steps", steps, default=None))
+                outs = self._predict_stream(x, _validation.positive_int("steps", steps, bounded=False, default=None))
             else:
                 x = self._prepare_x(x)
                 n = _num_samples(x)
@@ -823,7 +826,7 @@ def _refuse_unsupported_data(value, name):
             if not all(isinstance(item, _ARRAY_ITEMS) or hasattr(item, "__array__") for item in value):
                 bad = next(item for item in value
                            if not (isinstance(item, _ARRAY_ITEMS) or hasattr(item, "__array__")))
-                raise _checks.ArgumentTypeError(
+                raise _validation.ArgumentTypeError(
                     f"{name} must be an array-like of numbers (a NumPy array, or nested lists of numbers); "
                     f"received a {type(value).__name__} holding an object of type {type(bad).__name__}")
             if not value:
@@ -831,7 +834,7 @@ def _refuse_unsupported_data(value, name):
             value = value[0]
             continue
         if isinstance(value, dict):
-            raise _checks.ArgumentTypeError(
+            raise _validation.ArgumentTypeError(
                 f"{name} must be an array; received a dict. Dicts of inputs or targets are for models with named "
                 f"inputs or outputs (Functional models: cynet.Model(inputs, outputs))")
         kind = "a string" if isinstance(value, (str, bytes)) else "a generator" if inspect.isgenerator(value) else (
@@ -839,7 +842,7 @@ def _refuse_unsupported_data(value, name):
                 "an object with __len__/__getitem__ that is not a PyDataset (subclass cynet.utils.PyDataset)"
                 if hasattr(value, "__getitem__") and hasattr(value, "__len__") else
                 f"an object of type {type(value).__name__}"))
-        raise _checks.ArgumentTypeError(
+        raise _validation.ArgumentTypeError(
             f"{name} must be a NumPy array or an array-like of numbers (nested lists); received {kind}. "
             f"fit, evaluate and predict take NumPy arrays (or array-likes / nested lists and dicts of them), "
             f"Python generators or iterators, or a cynet.utils.PyDataset (keras.utils.PyDataset)")
@@ -851,69 +854,6 @@ def _asarray(value, name):
         return np.asarray(value)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{name} must be an array of numbers with one row per sample; {exc}") from None
-
-
-def _index(mask):
-    """The index of the first True in mask: an int for 1-d, else a tuple."""
-    idx = np.unravel_index(int(np.argmax(mask)), mask.shape)
-    return int(idx[0]) if len(idx) == 1 else tuple(int(i) for i in idx)
-
-
-def _at(name, mask, values):
-    """'name[i] = v' for the first True in mask."""
-    idx = _index(mask)
-    where = ", ".join(map(str, idx)) if isinstance(idx, tuple) else idx
-    return f"{name}[{where}] = {values[idx].item()!r}"
-
-
-def _check_finite(arr, name, given=None):
-    """Raise ValueError naming the first NaN or infinity of a float array.
-
-    One reduction and no temporary when all is well: the sum is finite exactly when every entry
-    is (NaN and inf propagate), unless it overflows; only then is each entry looked at. (NumPy's
-    sum, not a BLAS dot: a threaded dot wakes OpenBLAS's threads, which then compete with the
-    kernels' OpenMP threads and slowed the next training steps tenfold.)
-    """
-    if arr.dtype.kind not in "fc" or arr.size == 0:
-        return
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(arr.sum()):
-            return
-    bad = ~np.isfinite(arr)
-    if not bad.any():
-        return
-    message = f"{name} must hold finite values only (no NaN or inf); received {_at(name, bad, arr)}"
-    if given is not None and given.dtype != arr.dtype and given.dtype.kind == "f" and given.shape == arr.shape:
-        idx = _index(bad)
-        if np.isfinite(given[idx]):
-            message += f" (the value {given[idx].item()!r} overflows the model's dtype {arr.dtype})"
-    raise ValueError(message)
-
-
-def _positive_int(name, value, default):
-    if value is None:
-        return default
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise _checks.ArgumentTypeError(f"{name} must be a positive integer; received {name}={value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer; received {name}={value!r}")
-    return int(value)
-
-
-def _nonnegative_int(name, value):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise _checks.ArgumentTypeError(f"{name} must be a non-negative integer; received {name}={value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be a non-negative integer; received {name}={value!r}")
-    return int(value)
-
-
-def _verbose(verbose):
-    if verbose == "auto":
-        return 1
-    if isinstance(verbose, numbers.Integral) and int(verbose) in (0, 1, 2):
-        return int(verbose)
-    raise ValueError(f"verbose must be \"auto\", 0, 1 or 2; received verbose={verbose!r}")
 
 
 def _describe(value):

@@ -10,9 +10,11 @@ import warnings
 
 import numpy as np
 
+from .._validation import is_int
+
 
 def _check_workers(value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+    if not is_int(value) or value < 0:
         raise ValueError(f"PyDataset: `workers` must be a non-negative integer; received workers={value!r}")
     return int(value)
 
@@ -25,7 +27,7 @@ def _check_use_multiprocessing(value):
 
 
 def _check_max_queue_size(value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"PyDataset: `max_queue_size` must be a positive integer; "
                          f"received max_queue_size={value!r}")
     return int(value)

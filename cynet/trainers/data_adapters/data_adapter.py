@@ -1,8 +1,7 @@
 """The DataAdapter interface, and the cursor that walks passes over a finite source."""
-import numbers
-
 import numpy as np
 
+from ..._validation import is_int
 from ...utils.rng import make_rng
 
 
@@ -76,7 +75,7 @@ class DataAdapter:
 def positive_int_or_none(name, value):
     if value is None:
         return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive integer or None; received {name}={value!r}")
     return int(value)
 

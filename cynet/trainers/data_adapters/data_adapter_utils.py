@@ -17,7 +17,7 @@ import types
 
 import numpy as np
 
-from ...optimizers._checks import ArgumentTypeError
+from ..._validation import ArgumentTypeError, is_int, is_real
 
 ACCEPTED = ("NumPy arrays (or array-likes / nested lists and dicts of them), Python generators or iterators, "
             "or a keras.utils.PyDataset")
@@ -222,12 +222,12 @@ def check_class_weight(class_weight, num_classes=None):
         raise ArgumentTypeError(f"class_weight must be a dict {{class_index: weight}}; "
                                 f"received class_weight={class_weight!r}")
     for key, value in class_weight.items():
-        if isinstance(key, (bool, np.bool_)) or not isinstance(key, numbers.Integral):
+        if not is_int(key):
             raise ArgumentTypeError(f"class_weight keys must be integer class indices; received the key {key!r}")
         if key < 0 or (num_classes is not None and key >= num_classes):
             where = "non-negative" if num_classes is None else f"in [0, {num_classes}) for the model's output"
             raise ValueError(f"class_weight keys must be class indices {where}; received the key {key!r}")
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        if not is_real(value):
             raise ArgumentTypeError(f"class_weight values must be real numbers; received "
                                     f"class_weight[{key!r}]={value!r}")
         if not (math.isfinite(value) and value >= 0):
@@ -270,7 +270,7 @@ def train_validation_split(arrays, validation_split):
     `(train, validation)`: the LAST `validation_split` fraction of the samples, taken before any
     shuffling, validates (as Keras). The parts are slices of the inputs (views of ndarrays, no
     copy). Raises ValueError when a part would be empty."""
-    if isinstance(validation_split, (bool, np.bool_)) or not isinstance(validation_split, numbers.Real):
+    if not is_real(validation_split):
         raise ArgumentTypeError(f"validation_split must be a float in (0, 1); "
                                 f"received validation_split={validation_split!r}")
     if not 0.0 < float(validation_split) < 1.0:
