@@ -45,11 +45,33 @@ from .pooling import (  # noqa: F401
     MaxPooling2D,
     UpSampling2D,
 )
+from .pooling1d import GlobalAveragePooling1D, GlobalMaxPooling1D  # noqa: F401
+from .prelu import PReLU  # noqa: F401
+from .preprocessing import CenterCrop, Rescaling  # noqa: F401
+from .regularization import (  # noqa: F401
+    AlphaDropout,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+    SpatialDropout2D,
+)
+from .reshaping import (  # noqa: F401
+    Cropping1D,
+    Cropping2D,
+    Identity,
+    Permute,
+    RepeatVector,
+    UpSampling1D,
+    ZeroPadding1D,
+    ZeroPadding2D,
+)
 from .rnn import GRU, LSTM, SimpleRNN  # noqa: F401
 
 Conv2d = Conv2D
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
+GlobalAvgPool1D = GlobalAveragePooling1D
+GlobalMaxPool1D = GlobalMaxPooling1D
 
 from . import tensor_ops as _tensor_ops  # noqa: E402  (the layers operators on symbolic tensors make)
 
@@ -59,6 +81,9 @@ _REGISTRY = {
                 MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, UpSampling2D,
                 BatchNormalization, Embedding, SimpleRNN, LSTM, GRU,
                 Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot,
+                Identity, RepeatVector, Permute, ZeroPadding1D, ZeroPadding2D, Cropping1D, Cropping2D, UpSampling1D,
+                SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout, PReLU,
+                GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop,
                 _tensor_ops.ScalarOp, _tensor_ops.GetItem)
 }
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")

@@ -2,6 +2,7 @@
 from .functional import Functional  # noqa: F401
 from .model import Model  # noqa: F401
 from .sequential import Sequential  # noqa: F401
+from .templates import template  # noqa: F401
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):

@@ -1,0 +1,178 @@
+"""Noise and dropout layers (Keras 3 `keras.layers.regularization`): SpatialDropout1D,
+SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout.
+
+Active only in training (`layer(x, training=True)`); at inference each is the identity and returns
+its input. Randomness comes from `cynet.utils.rng.make_rng(seed)`, as Dropout's does: a layer
+given `seed` owns a generator seeded with it (successive calls draw new noise, the same sequence
+for the same seed); without a seed the global generator (`cynet.utils.set_random_seed`) is used.
+The noise of a call (mask, factors) is kept in the call's context, so its backward applies
+exactly the noise its forward used.
+
+Rates follow Keras: a fraction in [0, 1). Keras accepts rate=1 at construction for
+GaussianDropout and AlphaDropout but then divides by zero in the call (infinite scale factors);
+cynet refuses it when the layer is made. GaussianNoise takes `stddev` in [0, 1], Keras's range.
+"""
+import math
+
+import numpy as np
+
+from ..kernels import _checks
+from ..utils.rng import make_rng
+from .base import Layer, _shape_tuple, check_real
+
+# SELU's constants (Keras 3's AlphaDropout): the negative saturation value is -alpha * scale.
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+class _Noise(Layer):
+    """Base of the layers drawing noise in training: `rate` (or `stddev`) and `seed`."""
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self._rng = make_rng(seed) if seed is not None else None
+        self.seed = int(seed) if isinstance(seed, (int, np.integer)) else seed
+
+    def _generator(self):
+        return self._rng if self._rng is not None else make_rng(None)
+
+    def _active(self, training):
+        raise NotImplementedError
+
+    def _forward(self, ctx, inputs, training):
+        if not self._active(training):
+            ctx.factor = None
+            return inputs
+        return self._noisy(ctx, inputs)
+
+    def _backward(self, ctx, grad, need_input_grad):
+        return grad if ctx.factor is None else grad * ctx.factor
+
+
+class _SpatialDropout(_Noise):
+    """Dropout of whole feature maps: one keep/drop draw per (sample, channel), broadcast over the
+    steps (1-D) or the image (2-D); kept maps are scaled by 1 / (1 - rate), as Dropout's units."""
+
+    data_format = "channels_last"
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.rate = check_real("rate", rate, low=0.0, high=1.0, high_open=True)
+
+    def _active(self, training):
+        return training and self.rate > 0.0
+
+    def _noise_shape(self, shape):
+        keep = {0, len(shape) - 1 if self.data_format == "channels_last" else 1}
+        return tuple(s if i in keep else 1 for i, s in enumerate(shape))
+
+    def _noisy(self, ctx, inputs):
+        keep = self._generator().random(self._noise_shape(inputs.shape), dtype=inputs.dtype) >= self.rate
+        ctx.factor = keep * inputs.dtype.type(1.0 / (1.0 - self.rate))
+        return inputs * ctx.factor
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class SpatialDropout1D(_SpatialDropout):
+    """Drops whole channels of a (batch, steps, channels) input in training: each (sample, channel)
+    is zeroed for every step with probability `rate`, the rest scaled by 1 / (1 - rate)."""
+
+    _input_ndim = 3
+
+
+class SpatialDropout2D(_SpatialDropout):
+    """Drops whole feature maps of a 4-D image batch in training: each (sample, channel) is zeroed
+    over the whole image with probability `rate`, the rest scaled by 1 / (1 - rate)."""
+
+    _input_ndim = 4
+
+    def __init__(self, rate, data_format=None, seed=None, **kwargs):
+        super().__init__(rate, seed=seed, **kwargs)
+        self.data_format = _checks.data_format(data_format)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
+
+
+class GaussianNoise(_Noise):
+    """Adds zero-centred Gaussian noise of standard deviation `stddev` in training."""
+
+    def __init__(self, stddev, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.stddev = check_real("stddev", stddev, low=0.0, high=1.0)
+
+    def _active(self, training):
+        return training and self.stddev > 0.0
+
+    def _noisy(self, ctx, inputs):
+        ctx.factor = None   # additive noise: the gradient passes unchanged
+        noise = self._generator().standard_normal(inputs.shape, dtype=inputs.dtype)
+        noise *= inputs.dtype.type(self.stddev)
+        return inputs + noise
+
+    def get_config(self):
+        return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
+
+
+class GaussianDropout(_Noise):
+    """Multiplies the input by 1-centred Gaussian noise of standard deviation
+    sqrt(rate / (1 - rate)) in training."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.rate = check_real("rate", rate, low=0.0, high=1.0, high_open=True)
+
+    def _active(self, training):
+        return training and self.rate > 0.0
+
+    def _noisy(self, ctx, inputs):
+        noise = self._generator().standard_normal(inputs.shape, dtype=inputs.dtype)
+        noise *= inputs.dtype.type(math.sqrt(self.rate / (1.0 - self.rate)))
+        noise += inputs.dtype.type(1.0)
+        ctx.factor = noise
+        return inputs * noise
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class AlphaDropout(_Noise):
+    """Dropout that keeps the mean and variance of SELU activations: in training, each unit is set
+    with probability `rate` to SELU's negative saturation value -alpha*scale, then the result is
+    mapped by a*x + b, the affine map that restores zero mean and unit variance (Keras 3's
+    formula). `noise_shape` as Dropout's (None entries take the input's size)."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.rate = check_real("rate", rate, low=0.0, high=1.0, high_open=True)
+        self.noise_shape = None if noise_shape is None else _shape_tuple(noise_shape, "noise_shape")
+
+    def _active(self, training):
+        return training and self.rate > 0.0
+
+    def _check_input(self, x):
+        super()._check_input(x)
+        if self.noise_shape is not None and (
+                len(self.noise_shape) != x.ndim
+                or any(n is not None and n != 1 and n != s for n, s in zip(self.noise_shape, x.shape))):
+            raise ValueError(f"{self._who()}: noise_shape={self.noise_shape} does not broadcast to inputs of shape "
+                             f"{x.shape} (one entry per axis, each None, 1 or the input's size)")
+
+    def _noisy(self, ctx, inputs):
+        shape = inputs.shape
+        if self.noise_shape is not None:
+            shape = tuple(s if n is None else n for s, n in zip(inputs.shape, self.noise_shape))
+        keep = self._generator().random(shape, dtype=inputs.dtype) >= self.rate
+        alpha_p = -_SELU_ALPHA * _SELU_SCALE
+        a = ((1.0 - self.rate) * (1.0 + self.rate * alpha_p ** 2)) ** -0.5
+        b = -a * alpha_p * self.rate
+        t = inputs.dtype.type
+        ctx.factor = keep * t(a)
+        # a * (x * keep + alpha_p * (1 - keep)) + b
+        return inputs * ctx.factor + np.where(keep, t(b), t(a * alpha_p + b))
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate,
+                "noise_shape": None if self.noise_shape is None else list(self.noise_shape), "seed": self.seed}
