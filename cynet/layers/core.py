@@ -160,9 +160,9 @@ class Dense(ActivationMixin, Layer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(initializers.get(self.kernel_initializer)),
                 "bias_initializer": initializers.serialize(initializers.get(self.bias_initializer)),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer)
+                "kernel_regularizer": regularizers.serialize(regularizers.get(self.kernel_regularizer))
                 if self.kernel_regularizer is not None else None,
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer)
+                "bias_regularizer": regularizers.serialize(regularizers.get(self.bias_regularizer))
                 if self.bias_regularizer is not None else None}
 
 

@@ -9,8 +9,8 @@ empty batch or an empty features axis is fine. Masks are not supported.
 """
 import numpy as np
 
-from ..kernels import _checks
-from .base import Layer, check_flag
+from .. import _validation as _checks
+from .base import Layer
 from .reshaping import check_rank
 
 
@@ -20,7 +20,7 @@ class _GlobalPooling1D(Layer):
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
         self.data_format = _checks.data_format(data_format)
-        self.keepdims = check_flag("keepdims", keepdims)
+        self.keepdims = _checks.flag("keepdims", keepdims)
 
     def _steps_axis(self):
         return 1 if self.data_format == "channels_last" else 2

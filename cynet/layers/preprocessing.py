@@ -20,7 +20,7 @@ import numbers
 
 import numpy as np
 
-from ..kernels import _checks
+from .. import _validation as _checks
 from .base import Layer
 
 

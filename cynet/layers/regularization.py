@@ -16,9 +16,9 @@ import math
 
 import numpy as np
 
-from ..kernels import _checks
+from .. import _validation as _checks
 from ..utils.rng import make_rng
-from .base import Layer, _shape_tuple, check_real
+from .base import Layer
 
 # SELU's constants (Keras 3's AlphaDropout): the negative saturation value is -alpha * scale.
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -57,7 +57,7 @@ class _SpatialDropout(_Noise):
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        self.rate = check_real("rate", rate, low=0.0, high=1.0, high_open=True)
+        self.rate = _checks.real("rate", rate, low=0.0, high=1.0, high_open=True)
 
     def _active(self, training):
         return training and self.rate > 0.0
@@ -101,7 +101,7 @@ class GaussianNoise(_Noise):
 
     def __init__(self, stddev, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        self.stddev = check_real("stddev", stddev, low=0.0, high=1.0)
+        self.stddev = _checks.real("stddev", stddev, low=0.0, high=1.0)
 
     def _active(self, training):
         return training and self.stddev > 0.0
@@ -122,7 +122,7 @@ class GaussianDropout(_Noise):
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        self.rate = check_real("rate", rate, low=0.0, high=1.0, high_open=True)
+        self.rate = _checks.real("rate", rate, low=0.0, high=1.0, high_open=True)
 
     def _active(self, training):
         return training and self.rate > 0.0
@@ -146,8 +146,8 @@ class AlphaDropout(_Noise):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
-        self.rate = check_real("rate", rate, low=0.0, high=1.0, high_open=True)
-        self.noise_shape = None if noise_shape is None else _shape_tuple(noise_shape, "noise_shape")
+        self.rate = _checks.real("rate", rate, low=0.0, high=1.0, high_open=True)
+        self.noise_shape = None if noise_shape is None else _checks.shape_tuple("noise_shape", noise_shape)
 
     def _active(self, training):
         return training and self.rate > 0.0

@@ -7,16 +7,11 @@ transposes back. Arguments follow Keras 3 (names, defaults, the forms `padding` 
 take); sizes are checked when the layer is made (ValueError naming the argument) and inputs that
 do not fit (a crop as large as the axis) are refused naming `inputs`, also on symbolic inputs.
 """
-import numbers
 
 import numpy as np
 
-from ..kernels import _checks
+from .. import _validation as _checks
 from .base import Layer
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def _entries(value):
@@ -32,10 +27,10 @@ def _entries(value):
 def _amount_pair(name, value, what):
     """Keras's standardize_tuple(value, 2, allow_zero=True): an int (both ends) or a pair of ints,
     each in [0, 2**31)."""
-    if _is_int(value):
+    if _checks.is_int(value):
         value = (value, value)
     pair = _entries(value)
-    if pair is None or len(pair) != 2 or not all(_is_int(v) and 0 <= v < _checks.INT_LIMIT for v in pair):
+    if pair is None or len(pair) != 2 or not all(_checks.is_int(v) and 0 <= v < _checks.INT_LIMIT for v in pair):
         raise ValueError(f"{name} must be {what}, each a non-negative integer below 2**31; received "
                          f"{name}={value!r}")
     return int(pair[0]), int(pair[1])
@@ -46,7 +41,7 @@ def _amount_pairs_2d(name, value):
     symmetric width) or a pair of pairs ((top, bottom), (left, right))."""
     what = ("an int, a pair of ints (symmetric height, symmetric width) or a pair of pairs "
             "((top, bottom), (left, right))")
-    if _is_int(value):
+    if _checks.is_int(value):
         value = (value, value)
     parts = _entries(value)
     if parts is None or len(parts) != 2:
@@ -118,7 +113,7 @@ class Permute(Layer):
     def __init__(self, dims, **kwargs):
         super().__init__(**kwargs)
         entries = _entries(dims)
-        if entries is None or not entries or not all(_is_int(d) for d in entries) \
+        if entries is None or not entries or not all(_checks.is_int(d) for d in entries) \
                 or sorted(int(d) for d in entries) != list(range(1, len(entries) + 1)):
             raise ValueError(f"dims must be a permutation of the non-batch axes 1, 2, ..., k (consecutive integers "
                              f"starting at 1, each once); received dims={dims!r}")

@@ -8,7 +8,7 @@ more.
 """
 import numpy as np
 
-from .. import graph, tape as _tape
+from .. import tape as _tape
 from .._validation import as_array
 from ..graph import KerasTensor, flatten, map_structure
 from ..layers import InputLayer

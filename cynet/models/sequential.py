@@ -2,8 +2,6 @@
 
 It keeps its own fast path: its call runs the layers in order, with no graph walk.
 """
-import numpy as np
-
 from .. import tape as _tape
 from ..graph import is_symbolic
 from ..layers import InputLayer, Layer

@@ -22,8 +22,7 @@ import numbers
 import numpy as np
 
 from .. import layers, optimizers
-from ..kernels import _checks
-from ..layers.base import check_real
+from .. import _validation as _checks
 
 _BASIC_DEFAULTS = {
     "activation": "relu",
@@ -73,7 +72,7 @@ def _basic(sizes, options):
     from .sequential import Sequential
     shape, units = _sizes(sizes)
     dropout = options["dropout"]
-    dropout = 0.0 if dropout is None else check_real("dropout", dropout, low=0.0, high=1.0, high_open=True)
+    dropout = 0.0 if dropout is None else _checks.real("dropout", dropout, low=0.0, high=1.0, high_open=True)
     stack = [layers.Input(shape=shape)]
     if len(shape) > 1:
         stack.append(layers.Flatten())

@@ -215,3 +215,10 @@ def test_layer_argument_errors():
         d = layers.Dense(2)
         d(np.zeros((1, 5)))
         d(np.zeros((1, 4)))
+
+
+def test_a_regularizer_given_by_name_serializes():
+    dense = layers.Dense(2, kernel_regularizer="l2", bias_regularizer="l1")
+    clone = layers.Dense.from_config(dense.get_config())
+    assert clone.get_config() == dense.get_config()
+    assert dense.get_config()["kernel_regularizer"]["class_name"] == "L2"
