@@ -145,23 +145,23 @@ def public_kernels():
     """Every public kernel: the callables cynet.kernels exports, less the dispatch controls,
     plus everything its family modules list in __all__."""
     import cynet.kernels as K
-    from cynet.kernels import _backend
+    from cynet._kernels import manifest
 
     names = {n for n, obj in vars(K).items()
              if not n.startswith("_") and n not in CONTROL and callable(obj) and not inspect.ismodule(obj)
              and not inspect.isclass(obj)}
-    for family in _backend.KERNEL_FAMILIES:
-        names.update(importlib.import_module(f"cynet.kernels.{family}").__all__)
+    for family in manifest.FAMILIES:
+        names.update(importlib.import_module(family.public).__all__)
     return sorted(names)
 
 
 def compiled_functions():
     """'module.function' for every public function of the compiled kernel modules."""
-    from cynet.kernels import _backend
+    from cynet._kernels import manifest
 
     out = []
-    for family in _backend.KERNEL_FAMILIES:
-        module = importlib.import_module(f"cynet._kernels.{family}")
+    for family in manifest.FAMILIES:
+        module = importlib.import_module(family.compiled)
         out += [f"{module.__name__}.{n}" for n in dir(module)
                 if not n.startswith("_") and callable(getattr(module, n))
                 and not inspect.isclass(getattr(module, n)) and not inspect.ismodule(getattr(module, n))]

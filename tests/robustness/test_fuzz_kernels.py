@@ -30,6 +30,7 @@ Long run (2000 examples per hypothesis test; about 10 minutes per file on two co
     HYPOTHESIS_PROFILE=long python -P -m pytest -q -p no:cacheprovider \
         tests/robustness/test_fuzz_kernels.py tests/robustness/test_fuzz_layers.py
 """
+import importlib
 import inspect
 import tracemalloc
 import types
@@ -41,6 +42,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cynet.kernels as K
+from cynet._kernels import manifest
 
 import cynet_fuzz as fz  # (tests/robustness/conftest.py loads _fuzz.py under this name)
 
@@ -992,8 +994,7 @@ def test_every_kernel_is_fuzzed():
     """Every public kernel has a fuzz spec, and every one of its parameters a fuzz kind."""
     public = {n for n in dir(K) if not n.startswith("_") and n not in BACKEND_HELPERS
               and callable(getattr(K, n)) and not isinstance(getattr(K, n), types.ModuleType)}
-    families = ("activations", "conv", "norm", "optim", "pool", "rnn")
-    listed = {n for f in families for n in getattr(K, f).__all__}
+    listed = {n for f in manifest.FAMILIES for n in importlib.import_module(f.public).__all__}
     assert public == listed, f"cynet.kernels exports callables outside the families' __all__: {public ^ listed}"
     assert public == set(SPECS), \
         f"kernels without a fuzz spec: {public - set(SPECS)}; stale specs: {set(SPECS) - public}"
