@@ -10,8 +10,8 @@ the leak check's completeness tests. A kernel family `<name>` is four files:
                                      listed in its __all__ and re-exported by cynet.kernels
     a line `family("<name>")` in FAMILIES below
 
-plus its test cases (the fuzz specs of tests/robustness/test_fuzz_kernels.py, the leak cases of
-bench/leaks.py), whose completeness tests name what is missing.
+plus its test cases (bench/kernel_cases/<name>.py, the fuzz specs of
+tests/robustness/test_fuzz_kernels.py), whose completeness tests name what is missing.
 
 setup.py reads this file without importing cynet (runpy.run_path, before anything is built):
 it must import nothing but the standard library.
