@@ -1,4 +1,4 @@
-"""Build script: one Extension per kernel module, compiled with Cython 3.
+"""Build script: one Extension per compiled module of cynet/_kernels/manifest.py, compiled with Cython 3.
 
 Environment switches:
   CYNET_NO_OPENMP=1       build without OpenMP (serial kernels).
@@ -7,6 +7,7 @@ Environment switches:
   CYNET_MODULES=a,b       build only these kernel modules (development convenience).
 """
 import os
+import runpy
 import sys
 import tempfile
 import textwrap
@@ -17,7 +18,9 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.errors import CCompilerError, CompileError, LinkError
 
-KERNEL_MODULES = ["_openmp", "_memory", "conv", "pool", "norm", "rnn", "activations", "optim"]
+# {short name: module}; read by path: cynet itself cannot be imported before it is built
+KERNEL_MODULES = runpy.run_path(os.path.join(os.path.dirname(__file__), "cynet", "_kernels", "manifest.py"))[
+    "compiled_modules"]()
 
 OPENMP_PROBE = textwrap.dedent(
     """
@@ -79,7 +82,10 @@ class BuildExt(build_ext):
 
 def extensions():
     selected = os.environ.get("CYNET_MODULES")
-    names = [m.strip() for m in selected.split(",")] if selected else KERNEL_MODULES
+    names = [m.strip() for m in selected.split(",")] if selected else list(KERNEL_MODULES)
+    unknown = sorted(set(names) - set(KERNEL_MODULES))
+    if unknown:
+        raise SystemExit(f"cynet: CYNET_MODULES names no kernel module {unknown}; the modules: {list(KERNEL_MODULES)}")
     debug = _flag("CYNET_DEBUG_BUILD")
     directives = {
         "language_level": 3,
@@ -91,8 +97,8 @@ def extensions():
     }
     exts = [
         Extension(
-            f"cynet._kernels.{name}",
-            [f"cynet/_kernels/{name}.pyx"],
+            KERNEL_MODULES[name],
+            [KERNEL_MODULES[name].replace(".", "/") + ".pyx"],
             include_dirs=[np.get_include(), "cynet/_kernels"],   # cynet_simd.h
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         )

@@ -16,6 +16,7 @@ its outputs reuse the blocks freed by the previous call instead of page-faulting
 `--array-cache off` times the kernels on plain malloc, as a direct call outside `fit` runs.
 """
 import contextlib
+import os
 import sys
 
 import numpy as np
@@ -24,6 +25,10 @@ import pytest
 import cynet
 import cynet.kernels as K
 from cynet.kernels._backend import array_cache
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:   # the benchmarks' shapes and arguments: `import kernel_cases`
+    sys.path.append(HERE)
 
 
 def pytest_addoption(parser):

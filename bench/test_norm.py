@@ -2,32 +2,26 @@
 
 Groups: "batch_norm <shape> train fwd", "... inference fwd", "... train fwd+bwd". The moving
 statistics are updated in place on every training call, which does not affect the timing.
+Shapes and arguments: kernel_cases/norm.py.
 """
 import numpy as np
 import pytest
 
 import cynet.kernels as K
+from kernel_cases import norm as cases
 
-SHAPES = {
-    "N64 32x32x64": (64, 32, 32, 64),
-    "(256, 512)": (256, 512),
-}
+SHAPES = cases.BENCH
 
 
 @pytest.fixture(params=list(SHAPES), scope="module")
 def case(request):
-    shape = SHAPES[request.param]
     rng = np.random.default_rng(0)
-    C = shape[-1]
-    x = rng.standard_normal(shape, dtype=np.float32)
-    dy = rng.standard_normal(shape, dtype=np.float32)
-    gamma = rng.uniform(0.5, 1.5, C).astype(np.float32)
-    beta = rng.standard_normal(C, dtype=np.float32)
-    return request.param, x, dy, gamma, beta
+    x, gamma, beta = cases.arguments(rng, np.float32, SHAPES[request.param])
+    return request.param, x, cases.normal_like(rng, x), gamma, beta
 
 
 def _moving(C):
-    return np.zeros(C, np.float32), np.ones(C, np.float32)
+    return cases.moving_statistics(C, np.float32)
 
 
 def test_batch_norm_train_fwd(benchmark, backend, case):
@@ -54,11 +48,7 @@ def test_batch_norm_train_fwd_bwd(benchmark, backend, case):
     benchmark.group = f"batch_norm {name} train fwd+bwd"
     benchmark.extra_info["backend"] = backend
 
-    def step():
-        y, mean, inv_std = K.batch_norm_train_forward(x, gamma, beta, mm, mv)
-        return K.batch_norm_backward(dy, x, gamma, mean, inv_std)
-
-    dx, dgamma, dbeta = benchmark(step)
+    dx, dgamma, dbeta = benchmark(cases.forward_backward, x, dy, gamma, beta, mm, mv)
     assert dx.shape == x.shape and dx.dtype == np.float32
 
 

@@ -2,8 +2,13 @@
 
 Each function validates and normalises its arguments, then dispatches to the compiled Cython
 implementation or to its NumPy twin: `set_backend` and CYNET_BACKEND choose for the process,
-`use_backend` for its block in the calling thread only.
+`use_backend` for its block in the calling thread only. The functions are those listed in the
+`__all__` of each family's public module (cynet.kernels.conv, ...: cynet._kernels.manifest).
 """
+import importlib as _importlib
+
+from cynet._kernels.manifest import FAMILIES as _FAMILIES
+
 from ._backend import (  # noqa: F401
     BACKENDS,
     get_backend,
@@ -13,9 +18,8 @@ from ._backend import (  # noqa: F401
     set_num_threads,
     use_backend,
 )
-from .activations import *  # noqa: F401,F403
-from .conv import *  # noqa: F401,F403
-from .norm import *  # noqa: F401,F403
-from .optim import *  # noqa: F401,F403
-from .pool import *  # noqa: F401,F403
-from .rnn import *  # noqa: F401,F403
+
+for _family in _FAMILIES:   # as `from .<family> import *`
+    _module = _importlib.import_module(_family.public)
+    globals().update((_name, getattr(_module, _name)) for _name in _module.__all__)
+del _FAMILIES, _family, _importlib, _module

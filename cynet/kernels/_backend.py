@@ -5,8 +5,8 @@ for the whole process. `use_backend` overrides it for its block in the current t
 contextvars.ContextVar, as Thinc holds its current ops): other threads keep running on the
 process-wide backend, and so do threads started inside the block (a new thread starts with an
 empty context); asyncio tasks created inside the block inherit it. `get_backend` reports the
-backend this thread's calls use. Each kernel family lives in `cynet._kernels.<name>` (compiled)
-and `cynet._kernels.<name>_numpy` (the twin), with identical functions.
+backend this thread's calls use. The kernel families, each a compiled module and its NumPy twin
+with identical functions, and the compiled support modules are those of cynet._kernels.manifest.
 """
 import contextlib
 import contextvars
@@ -16,15 +16,17 @@ import warnings
 
 import numpy as np
 
-KERNEL_FAMILIES = ("conv", "pool", "norm", "rnn", "activations", "optim")
+from cynet._kernels import manifest
+
 BACKENDS = ("cython", "numpy")
+_TWINS = {f.name: f.twin for f in manifest.FAMILIES}   # family -> its NumPy twin's module name
 
 
 def _import_compiled():
     modules, missing = {}, []
-    for name in ("_openmp", "_memory") + KERNEL_FAMILIES:
+    for name, module in manifest.compiled_modules().items():
         try:
-            modules[name] = importlib.import_module(f"cynet._kernels.{name}")
+            modules[name] = importlib.import_module(module)
         except ImportError:
             missing.append(name)
     return modules, missing
@@ -94,7 +96,7 @@ def impl(family):
     except KeyError:
         pass
     if (_override.get() or _backend) == "numpy":
-        module = _twins[family] = importlib.import_module(f"cynet._kernels.{family}_numpy")
+        module = _twins[family] = importlib.import_module(_TWINS[family])
         return module
     raise ImportError(f"cynet: the compiled kernel module '{family}' is not built") from None
 

@@ -7,8 +7,8 @@
 - Two threads: the results agree with the one-thread run to float32 tolerance, and two
   two-thread runs are again bit-identical (every parallel loop has a static schedule and every
   reduction a fixed order for a given thread count).
-- Every public kernel (the argument sets of bench/leaks.py, whose large sets start an OpenMP
-  team) returns bit-identical results on repeated calls, and agrees across thread counts.
+- Every public kernel (the leak check's argument sets, bench/kernel_cases/, whose large sets start
+  an OpenMP team) returns bit-identical results on repeated calls, and agrees across thread counts.
 
 The thread count is process state: the `using_threads` context manager restores the OpenMP
 and BLAS settings after each use, also when the body raises.

@@ -30,6 +30,7 @@ Long run (2000 examples per hypothesis test; about 10 minutes per file on two co
     HYPOTHESIS_PROFILE=long python -P -m pytest -q -p no:cacheprovider \
         tests/robustness/test_fuzz_kernels.py tests/robustness/test_fuzz_layers.py
 """
+import importlib
 import inspect
 import tracemalloc
 import types
@@ -41,18 +42,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import cynet.kernels as K
+from cynet._kernels import manifest
 
 import cynet_fuzz as fz  # (tests/robustness/conftest.py loads _fuzz.py under this name)
+from kernel_cases import conv as conv_cases, rnn as rnn_cases  # (bench/kernel_cases: the valid calls' builders)
+from kernel_cases import normal as rnd  # an ndarray of normal values, also for shape ()
 
 RAISE, SAME, OK, EITHER = fz.RAISE, fz.SAME, fz.OK, fz.EITHER
 F32, F64 = fz.F32, fz.F64
 
 # Everything public in cynet.kernels that is not a kernel.
 BACKEND_HELPERS = {"get_backend", "set_backend", "use_backend", "info", "set_num_threads", "get_num_threads"}
-
-
-def rnd(rng, shape, dtype, scale=1.0):
-    return np.asarray(rng.standard_normal(shape) * scale, dtype=dtype)  # an ndarray also for shape ()
 
 
 def as_pair(v):
@@ -462,6 +462,11 @@ def _conv_geometry(c):
     return g
 
 
+def _conv_arguments(g, rng):
+    return conv_cases.arguments(rng, g.dt, g.xshape, (g.KH, g.KW, g.C, g.F), bias=g.use_bias, kernel_scale=1.0,
+                                strides=g.strides, padding=g.padding, dilation_rate=g.dil, data_format=g.fmt)
+
+
 CONV_LAYOUT = dict(strides=Pair(), padding=ConvPadding(), dilation_rate=Pair(), data_format=DataFormat())
 
 
@@ -473,10 +478,7 @@ def make_conv2d_forward(c):
     g = _conv_geometry(c)
 
     def build():
-        rng = np.random.default_rng(g.seed)
-        return dict(x=rnd(rng, g.xshape, g.dt), kernel=rnd(rng, (g.KH, g.KW, g.C, g.F), g.dt),
-                    bias=rnd(rng, (g.F,), g.dt) if g.use_bias else None, strides=g.strides, padding=g.padding,
-                    dilation_rate=g.dil, data_format=g.fmt)
+        return _conv_arguments(g, np.random.default_rng(g.seed))
     return build
 
 
@@ -487,11 +489,8 @@ def make_conv2d_backward(c):
 
     def build():
         rng = np.random.default_rng(g.seed)
-        oshape = K.conv2d_output_shape(g.xshape, (g.KH, g.KW), g.strides, g.padding, g.dil, g.fmt, filters=g.F)
-        return dict(dy=rnd(rng, oshape, g.dt), x=rnd(rng, g.xshape, g.dt),
-                    kernel=rnd(rng, (g.KH, g.KW, g.C, g.F), g.dt),
-                    strides=g.strides, padding=g.padding, dilation_rate=g.dil, data_format=g.fmt,
-                    use_bias=g.use_bias, compute_dx=g.compute_dx)
+        kw = _conv_arguments(g, rng)
+        return conv_cases.backward_arguments(kw, conv_cases.output_gradient(rng, kw), g.compute_dx)
     return build
 
 
@@ -873,7 +872,7 @@ def make_elu_backward(c):
 
 # --- recurrent
 
-GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+GATES = rnn_cases.GATES
 ACTS = ["tanh", "relu", "sigmoid", "linear", "hard_sigmoid"]
 
 
@@ -891,18 +890,10 @@ def _rnn_geometry(c, cell):
 
 
 def _rnn_inputs(g, cell, rng):
-    k = GATES[cell]
-    bias_shape = (2, 3 * g.U) if cell == "gru" else (k * g.U,)
     # small weights: with linear gates a larger recurrence grows geometrically, and float32
     # results then differ by summation order more than any fixed tolerance allows
-    kw = dict(x=rnd(rng, (g.N, g.T, g.D), g.dt), kernel=rnd(rng, (g.D, k * g.U), g.dt, 0.3),
-              recurrent_kernel=rnd(rng, (g.U, k * g.U), g.dt, 0.3),
-              bias=rnd(rng, bias_shape, g.dt, 0.3) if g.use_bias else None,
-              h0=rnd(rng, (g.N, g.U), g.dt) if g.h0 else None)
-    if cell == "lstm":
-        kw["c0"] = rnd(rng, (g.N, g.U), g.dt) if g.c0 else None
-    kw.update(g.acts)
-    return kw
+    return rnn_cases.arguments(cell, rng, g.dt, g.N, g.T, g.D, g.U, bias=g.use_bias, h0=g.h0, c0=g.c0, scale=0.3,
+                               bias_scale=0.3, **g.acts)
 
 
 def _state_template(kw):
@@ -924,11 +915,8 @@ def _rnn_params(cell, backward):
         if cell == "gru":
             params["cache"] = Arr(3)
     else:
-        k = GATES[cell]
-        params["bias"] = Arr(2 if cell == "gru" else 1, optional=True, template=lambda kw, k=k, cell=cell: np.zeros(
-            (2, 3 * np.shape(kw["recurrent_kernel"])[0]) if cell == "gru"
-            else (k * np.shape(kw["recurrent_kernel"])[0],),
-            np.asarray(kw["x"]).dtype))
+        params["bias"] = Arr(2 if cell == "gru" else 1, optional=True, template=lambda kw, cell=cell: np.zeros(
+            rnn_cases.bias_shape(cell, np.shape(kw["recurrent_kernel"])[0]), np.asarray(kw["x"]).dtype))
     return params
 
 
@@ -949,15 +937,10 @@ for _cell in GATES:
             rng = np.random.default_rng(g.seed)
             kw = _rnn_inputs(g, cell, rng)
             with K.use_backend("numpy"):
-                out = getattr(K, f"{cell}_forward")(**kw)
-            bias = kw.pop("bias")
-            hs = out[0] if isinstance(out, tuple) else out
-            kw.update(dhs=rnd(rng, (g.N, g.T, g.U), g.dt), hs=hs, use_bias=bias is not None, compute_dx=g.compute_dx)
-            if cell == "lstm":
-                kw.update(cs=out[1], gates=out[2], dc_last=rnd(rng, (g.N, g.U), g.dt) if g.dc else None)
-            if cell == "gru":
-                kw["cache"] = out[1]
-            return kw
+                out = rnn_cases.forward(cell, kw)
+            dhs = rnd(rng, (g.N, g.T, g.U), g.dt)
+            dc_last = rnd(rng, (g.N, g.U), g.dt) if cell == "lstm" and g.dc else None
+            return rnn_cases.backward_arguments(cell, kw, out, dhs, dc_last, g.compute_dx)
         return build
 
 
@@ -992,8 +975,7 @@ def test_every_kernel_is_fuzzed():
     """Every public kernel has a fuzz spec, and every one of its parameters a fuzz kind."""
     public = {n for n in dir(K) if not n.startswith("_") and n not in BACKEND_HELPERS
               and callable(getattr(K, n)) and not isinstance(getattr(K, n), types.ModuleType)}
-    families = ("activations", "conv", "norm", "optim", "pool", "rnn")
-    listed = {n for f in families for n in getattr(K, f).__all__}
+    listed = {n for f in manifest.FAMILIES for n in importlib.import_module(f.public).__all__}
     assert public == listed, f"cynet.kernels exports callables outside the families' __all__: {public ^ listed}"
     assert public == set(SPECS), \
         f"kernels without a fuzz spec: {public - set(SPECS)}; stale specs: {set(SPECS) - public}"

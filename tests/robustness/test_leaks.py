@@ -41,9 +41,9 @@ def test_every_public_kernel_has_a_leak_case(leaks):
             "batch_norm_train_forward", "upsampling2d_backward"} <= set(kernels)
     assert not set(kernels) & leaks.CONTROL
     missing = sorted(set(kernels) - set(leaks.CASES))
-    assert not missing, f"bench/leaks.py has no leak case for the public kernel(s) {missing}: add one"
+    assert not missing, f"bench/kernel_cases/ has no leak case for the public kernel(s) {missing}: add one"
     stale = sorted(set(leaks.CASES) - set(kernels) - set(leaks.COMPILED_EXTRAS))
-    assert not stale, f"bench/leaks.py has cases for names that are no kernels: {stale}"
+    assert not stale, f"bench/kernel_cases/ has leak cases for names that are no kernels: {stale}"
     grouped = [name for names in leaks.groups().values() for name in names]
     assert sorted(grouped) == sorted(kernels + list(leaks.COMPILED_EXTRAS))
     # the script's sensitivity assumes >= 4 calls per iteration (its docstring, the thresholds)

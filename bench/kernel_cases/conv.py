@@ -1,0 +1,99 @@
+"""Cases of cynet.kernels.conv: conv2d_forward, conv2d_backward, conv2d_output_shape, and the
+compiled module's im2col and col2im."""
+import numpy as np
+
+import cynet.kernels as K
+
+from . import case, normal, raises, thunks
+
+LAYOUT = ("strides", "padding", "dilation_rate", "data_format")
+
+# The benchmarks (float32, channels_last): name (in the group), x (N, H, W, C), kernel (KH, KW, C, F),
+# strides, padding.
+BENCH = [
+    ("N64 32x32x32->64 3x3 same", (64, 32, 32, 32), (3, 3, 32, 64), (1, 1), "same"),
+    ("N512 28x28x1->32 6x6 s2 valid", (512, 28, 28, 1), (6, 6, 1, 32), (2, 2), "valid"),
+    ("N32 16x16x64->128 3x3 same", (32, 16, 16, 64), (3, 3, 64, 128), (1, 1), "same"),
+]
+
+# The leak check: arguments of `arguments` (kernel_scale 0.1).
+LEAK = (
+    dict(x=(2, 8, 8, 3), kernel=(3, 3, 3, 4), bias=True, strides=1, padding="same", dilation_rate=1,
+         data_format="channels_last"),
+    dict(x=(2, 9, 9, 3), kernel=(3, 2, 3, 4), bias=False, strides=(2, 1), padding="valid", dilation_rate=(1, 2),
+         data_format="channels_last"),
+    dict(x=(2, 3, 8, 8), kernel=(3, 3, 3, 4), bias=True, strides=1, padding="same", dilation_rate=1,
+         data_format="channels_first"),
+    dict(x=(2, 8, 8, 3), kernel=(1, 1, 3, 4), bias=True, strides=1, padding="valid", dilation_rate=1,
+         data_format="channels_last"),   # 1x1: the patch matrix is x itself
+)
+LEAK_LARGE = (dict(x=(8, 16, 16, 8), kernel=(3, 3, 8, 16), bias=True, strides=1, padding="same", dilation_rate=1,
+                   data_format="channels_last"),)
+
+
+def arguments(rng, dtype, x, kernel, bias=True, kernel_scale=None, **options):
+    """conv2d_forward's keyword arguments for an input of shape `x` and a kernel of shape
+    `kernel` (KH, KW, C, F): normal values, the kernel's times kernel_scale (default
+    1/sqrt(KH*KW*C)), a bias unless bias=False (then None), and the layout `options` as given."""
+    scale = 1 / np.sqrt(np.prod(kernel[:3])) if kernel_scale is None else kernel_scale
+    return dict(x=normal(rng, x, dtype), kernel=normal(rng, kernel, dtype, scale),
+                bias=normal(rng, kernel[3:], dtype) if bias else None, **options)
+
+
+def layout(kw):
+    """The layout options of conv2d_forward's keyword arguments `kw`."""
+    return {k: kw[k] for k in LAYOUT if k in kw}
+
+
+def output_gradient(rng, kw):
+    """A normal dy of the shape of conv2d_forward(**kw)."""
+    shape = K.conv2d_output_shape(kw["x"].shape, kw["kernel"].shape[:2], filters=kw["kernel"].shape[3], **layout(kw))
+    return normal(rng, shape, kw["x"].dtype)
+
+
+def backward_arguments(kw, dy, compute_dx=True):
+    """conv2d_backward's keyword arguments for the forward call conv2d_forward(**kw)."""
+    return dict(dy=dy, x=kw["x"], kernel=kw["kernel"], use_bias=kw["bias"] is not None, compute_dx=compute_dx,
+                **layout(kw))
+
+
+# ----------------------------------------------------------------------------- leak cases
+
+@case("conv2d_forward")
+def _forward(dt, rng, large):
+    def bind(**cfg):
+        kw = arguments(rng, dt, kernel_scale=0.1, **cfg)
+        return [lambda: K.conv2d_forward(**kw)]
+
+    return thunks(bind, LEAK_LARGE if large else LEAK)
+
+
+@case("conv2d_backward")
+def _backward(dt, rng, large):
+    def bind(compute_dx=True, **cfg):
+        kw = arguments(rng, dt, kernel_scale=0.1, **cfg)
+        backward = backward_arguments(kw, output_gradient(rng, kw), compute_dx)
+        return [lambda: K.conv2d_backward(**backward)]
+
+    return thunks(bind, LEAK_LARGE if large else LEAK + (dict(LEAK[0], compute_dx=False),))
+
+
+@case("conv2d_output_shape")
+def _output_shape(dt, rng, large):
+    if large:
+        return []
+    return [lambda: K.conv2d_output_shape((None, 28, 28, 1), 3, padding="same", filters=8),
+            lambda: K.conv2d_output_shape((4, 3, 9, 9), (3, 2), strides=2, data_format="channels_first")]
+
+
+@case("cynet._kernels.conv.im2col", "cynet._kernels.conv.col2im")
+def _im2col(dt, rng, large):
+    from cynet._kernels import conv as compiled   # (here: there is none on the NumPy path)
+    if large:
+        return []
+    x = normal(rng, (2, 8, 8, 3), dt)
+    geometry = (3, 3, 1, 1, 1, 1, 1, 1, 1, 1)            # KH, KW, pt, pb, pl, pr, sh, sw, dh, dw
+    cols = compiled.im2col(x, *geometry)
+    bad = np.ascontiguousarray(cols[:-1])
+    return [lambda: compiled.im2col(x, *geometry), lambda: compiled.col2im(cols, 2, 8, 8, 3, *geometry),
+            raises(lambda: compiled.col2im(bad, 2, 8, 8, 3, *geometry))]
