@@ -270,7 +270,8 @@ def test_accuracy_class_is_exact_match():
     ("sparse_top_k_categorical_accuracy", SparseTopKCategoricalAccuracy, "sparse_top_k_categorical_accuracy"),
     ("mse", MeanSquaredError, "mse"), ("mean_squared_error", MeanSquaredError, "mean_squared_error"),
     ("mae", MeanAbsoluteError, "mae"), ("mean_absolute_error", MeanAbsoluteError, "mean_absolute_error"),
-    ("BinaryAccuracy", BinaryAccuracy, "binary_accuracy"), ("Accuracy", Accuracy, "accuracy"),
+    # as Keras 3's compile: a string names the metric; any case of "accuracy" is the shape-driven choice
+    ("BinaryAccuracy", BinaryAccuracy, "BinaryAccuracy"), ("Accuracy", metrics._AutoAccuracy, "Accuracy"),
 ])
 def test_get(identifier, cls, name):
     m = metrics.get(identifier)

@@ -279,18 +279,29 @@ class _FitHelper:
 
     @staticmethod
     def reduce_metrics(metrics):
-        """Replace each metric's (total, count) by its sum over ranks, returning the local values to
+        """Replace each metric's state (a Mean's total and count, another metric's variables) by
+        its combination over ranks: summed, averaged for a variable made with aggregation="mean",
+        rank 0's for "only_first_replica", left as is for "none". Returns the local states, to
         restore with `restore_metrics`."""
-        local = np.array([x for m in metrics for x in (m._total, m._count)], dtype=np.float64)
-        summed = allreduce(local)
-        for i, m in enumerate(metrics):
-            m._total, m._count = float(summed[2 * i]), float(summed[2 * i + 1])
-        return local
+        local = [m._get_state() for m in metrics]
+        first = rank() == 0
+        parts = [np.ravel(v) if agg != "only_first_replica" or first else np.zeros(v.size)
+                 for state in local for v, agg in state]
+        combined = allreduce(np.concatenate(parts)) if parts else np.zeros(0)
+        n_ranks, pos = size(), 0
+        for m, state in zip(metrics, local):
+            values = []
+            for v, agg in state:
+                new = combined[pos:pos + v.size].reshape(v.shape)
+                pos += v.size
+                values.append(v if agg == "none" else new / n_ranks if agg == "mean" else new)
+            m._set_state(values)
+        return [[v for v, _ in state] for state in local]
 
     @staticmethod
     def restore_metrics(metrics, local):
-        for i, m in enumerate(metrics):
-            m._total, m._count = float(local[2 * i]), float(local[2 * i + 1])
+        for m, values in zip(metrics, local):
+            m._set_state(values)
 
     @staticmethod
     def any(flag):

@@ -96,7 +96,8 @@ class Trainer:
 
     def _build_metrics(self, fresh):
         """Per output, [(metric, weighted)]; a weighted metric named "weighted_<name>" when a plain
-        one has its name; with several outputs each name is prefixed by its output's."""
+        one has its name; with several outputs each name is prefixed by its output's; names made
+        unique as Keras 3's logs make them."""
         multi = len(self._compiled_outputs) > 1
         built = []
         for name, loss, _, ids in self._compiled_outputs:
@@ -115,6 +116,17 @@ class Trainer:
                 if multi and not metric.name.startswith(name + "_"):
                     metric.name = f"{name}_{metric.name}"
             built.append(mine)
+        # As Keras 3 reports them: a name met again (e.g. "precision" and a Precision() named
+        # "precision") becomes name_1, name_2, ...; plain metrics first, then weighted ones.
+        seen = {}
+        for want_weighted in (False, True):
+            for metric, weighted in (pair for mine in built for pair in mine):
+                if weighted == want_weighted:
+                    if metric.name in seen:
+                        seen[metric.name] += 1
+                        metric.name = f"{metric.name}_{seen[metric.name] - 1}"
+                    else:
+                        seen[metric.name] = 1
         return built
 
     @property

@@ -1,10 +1,12 @@
-"""Utilities: random seeds, label encoding, progress bars, training-curve plots, clear_session."""
+"""Utilities: random seeds, label encoding, sequence padding, timeseries windows, progress bars,
+training-curve plots, clear_session."""
 import gc
 
 import numpy as np
 
 from .py_dataset import PyDataset, Sequence  # noqa: F401
 from .rng import set_random_seed  # noqa: F401
+from .sequence_utils import pad_sequences  # noqa: F401
 from .serialization import (  # noqa: F401  (also cynet.saving's)
     custom_object_scope,
     get_custom_objects,
@@ -74,3 +76,4 @@ def clear_session(free_memory=True):
 
 from .plotting import plot_history  # noqa: E402,F401
 from .progbar import Progbar  # noqa: E402,F401
+from .timeseries_dataset_utils import timeseries_dataset_from_array  # noqa: E402,F401
