@@ -118,6 +118,7 @@ def _write_toy_family(tmp_path, compiled="toy_kernels._toy"):
     edited.parent.mkdir(parents=True)
     edited.write_text(pathlib.Path(manifest.__file__).read_text() + TOY_LINE.format(compiled=compiled))
     env = {k: v for k, v in os.environ.items() if k not in ("CYNET_BACKEND", "CYNET_REQUIRE_COMPILED")}
+    env["PYTHONSAFEPATH"] = "1"   # the child's cwd (the checkout, perhaps uncompiled) never shadows this cynet
     cynet_root = str(pathlib.Path(cynet.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), cynet_root] + ([env["PYTHONPATH"]] if "PYTHONPATH" in env
                                                                           else []))
