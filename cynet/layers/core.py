@@ -257,11 +257,7 @@ class Dropout(Layer):
 
     def _check_input(self, x):
         super()._check_input(x)
-        if self.noise_shape is not None and (
-                len(self.noise_shape) != x.ndim
-                or any(n is not None and n != 1 and n != s for n, s in zip(self.noise_shape, x.shape))):
-            raise ValueError(f"{self._who()}: noise_shape={self.noise_shape} does not broadcast to inputs of shape "
-                             f"{x.shape} (one entry per axis, each None, 1 or the input's size)")
+        check_noise_shape(self, x)
 
     def _forward(self, ctx, inputs, training):
         if not training or self.rate == 0.0:
@@ -280,6 +276,15 @@ class Dropout(Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
+
+
+def check_noise_shape(layer, x):
+    """Refuse a dropout layer's noise_shape that does not broadcast to inputs like x."""
+    if layer.noise_shape is not None and (
+            len(layer.noise_shape) != x.ndim
+            or any(n is not None and n != 1 and n != s for n, s in zip(layer.noise_shape, x.shape))):
+        raise ValueError(f"{layer._who()}: noise_shape={layer.noise_shape} does not broadcast to inputs of shape "
+                         f"{x.shape} (one entry per axis, each None, 1 or the input's size)")
 
 
 class Flatten(Layer):

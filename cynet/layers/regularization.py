@@ -19,6 +19,7 @@ import numpy as np
 from .. import _validation as _checks
 from ..utils.rng import make_rng
 from .base import Layer
+from .core import check_noise_shape
 
 # SELU's constants (Keras 3's AlphaDropout): the negative saturation value is -alpha * scale.
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -154,11 +155,7 @@ class AlphaDropout(_Noise):
 
     def _check_input(self, x):
         super()._check_input(x)
-        if self.noise_shape is not None and (
-                len(self.noise_shape) != x.ndim
-                or any(n is not None and n != 1 and n != s for n, s in zip(self.noise_shape, x.shape))):
-            raise ValueError(f"{self._who()}: noise_shape={self.noise_shape} does not broadcast to inputs of shape "
-                             f"{x.shape} (one entry per axis, each None, 1 or the input's size)")
+        check_noise_shape(self, x)
 
     def _noisy(self, ctx, inputs):
         shape = inputs.shape
