@@ -66,6 +66,7 @@ from .reshaping import (  # noqa: F401
     ZeroPadding2D,
 )
 from .rnn import GRU, LSTM, SimpleRNN  # noqa: F401
+from .wrappers import Bidirectional, TimeDistributed  # noqa: F401
 
 Conv2d = Conv2D
 MaxPool2D = MaxPooling2D
@@ -84,7 +85,7 @@ _REGISTRY = {
                 Identity, RepeatVector, Permute, ZeroPadding1D, ZeroPadding2D, Cropping1D, Cropping2D, UpSampling1D,
                 SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout, PReLU,
                 GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop,
-                _tensor_ops.ScalarOp, _tensor_ops.GetItem)
+                _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed)
 }
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 

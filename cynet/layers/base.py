@@ -281,6 +281,8 @@ class Layer:
     # A built-in layer whose call takes a list of arrays (merge layers): `_forward` gets the list,
     # `_backward` gets a list of booleans (which inputs need a gradient) and returns a list.
     _multi_input = False
+    # A composite layer that takes one array (a wrapper), so that a nested list is that array.
+    _single_input = False
 
     def __call__(self, inputs, training=False, **kwargs):
         if type(inputs) is not np.ndarray and (_graph.any_symbolic(inputs) or _graph.any_symbolic(kwargs)):
@@ -297,8 +299,9 @@ class Layer:
     def _invoke(self, tape, inputs, training, kwargs):
         """Run one call on `tape`: (the flat tuple of inputs as the call took them, its outputs)."""
         training = bool(training)
-        if not self._fused:   # a composite layer: its own call, on inputs of any structure
-            x = _graph.map_structure(lambda a: _tape.record_cast(tape, a, self._convert_input(a)), inputs)
+        if not self._fused:   # a composite layer: its own call, on inputs of any structure (one array: a wrapper)
+            convert = lambda a: _tape.record_cast(tape, a, self._convert_input(a))  # noqa: E731
+            x = convert(inputs) if self._single_input else _graph.map_structure(convert, inputs)
             self._maybe_build(_graph.map_structure(lambda a: (None,) + a.shape[1:], x))
             if self._call_takes_training:
                 kwargs["training"] = training

@@ -106,3 +106,24 @@ class GetItem(Layer):
 
     def get_config(self):
         return {**super().get_config(), "key": [_encode(k) for k in self.key]}
+
+
+class ReshapeBatch(Layer):
+    """Merges the batch and time axes, (N, T, ...) -> (N * T, ...), or (merge=False, given the
+    `leading` sizes (N, T)) splits them back: the reshapes TimeDistributed records around its layer."""
+
+    def __init__(self, merge=True, **kwargs):
+        super().__init__(**kwargs)
+        self.merge = bool(merge)
+
+    def _forward(self, ctx, inputs, training, leading=None):
+        ctx.shape = inputs.shape
+        if self.merge:
+            return inputs.reshape((inputs.shape[0] * inputs.shape[1],) + inputs.shape[2:])
+        return inputs.reshape(tuple(leading) + inputs.shape[1:])
+
+    def _backward(self, ctx, grad, need_input_grad):
+        return grad.reshape(ctx.shape) if need_input_grad else None
+
+    def get_config(self):
+        return {**super().get_config(), "merge": self.merge}

@@ -823,3 +823,25 @@ def test_functional_predict_and_one_sgd_step(backend, rng, make):
 
 def _as_list(v):
     return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+def _wrappers_model(k, merge_mode):
+    inp = k.Input((5, 4), name="seq")
+    h = k.layers.Bidirectional(k.layers.LSTM(3, return_sequences=True), merge_mode=merge_mode)(inp)
+    h = k.layers.TimeDistributed(k.layers.Dense(2, activation="tanh"))(h)
+    out = k.layers.Bidirectional(k.layers.GRU(2), merge_mode="concat")(h)
+    return k.Model(inp, k.layers.Dense(1)(out))
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])
+def test_bidirectional_and_time_distributed_predict_and_one_sgd_step(backend, rng, merge_mode):
+    kmodel, cmodel = _wrappers_model(keras, merge_mode), _wrappers_model(cynet, merge_mode)
+    _copy_model(kmodel, cmodel, rng)
+    x = rng.normal(size=(6, 5, 4)).astype(np.float32)
+    y = rng.normal(size=(6, 1)).astype(np.float32)
+    close(cmodel.predict(x, verbose=0), kmodel.predict(x, verbose=0), what="predict")
+    kmodel.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), loss="mse")
+    cmodel.compile(optimizer=cynet.optimizers.SGD(learning_rate=0.5), loss="mse")
+    close(cmodel.train_on_batch(x, y), kmodel.train_on_batch(x, y), what="train_on_batch loss")
+    for c, k, w in zip(cmodel.get_weights(), kmodel.get_weights(), kmodel.weights):
+        close(c, k, what=f"{w.path} after one step")

@@ -373,6 +373,50 @@ for _cls in (L.SimpleRNN, L.LSTM, L.GRU):
         return _make_rnn(c, cell)
 
 
+# ----------------------------------------------------------------------------- wrappers (a layer as argument)
+# A wrapped layer in a case's kwargs is a template: each run builds a fresh one from its config
+# (see _fresh_kwargs), so no run sees another's built weights.
+
+def _rnn_template(c, **kwargs):
+    cell = c.choice([L.SimpleRNN, L.LSTM, L.GRU])
+    return cell(c.int(1, 3), return_sequences=c.bool(), **kwargs)
+
+
+@layer_spec(L.Bidirectional, {"layer": ([None, "lstm", 3, L.Dense(2), object()], [L.LSTM(2), L.GRU(2)]),
+                              "merge_mode": (["avg", 1, True, "concatenate"], ["concat", "sum", "mul", "ave"]),
+                              "weights": ([[np.zeros(1)], "a"], [None]),
+                              "backward_layer": ([L.Dense(2), "x", 1], [None])},
+            fixed_ndim=True, fixed_axes=lambda case, ndim: (2,))
+def make_bidirectional(c):
+    return _case(c, dict(layer=_rnn_template(c), merge_mode=c.choice(["concat", "sum", "mul", "ave"])),
+                 (c.int(1, 3), c.int(1, 4), c.int(1, 3)))
+
+
+@layer_spec(L.TimeDistributed, {"layer": ([None, "dense", 3, object()], [L.Dense(2), L.Activation("relu")])},
+            min_ndim=3, fixed_axes=lambda case, ndim: (ndim - 1,))
+def make_time_distributed(c):
+    return _case(c, dict(layer=L.Dense(c.int(1, 3), activation=c.choice([None, "tanh"]))),
+                 (c.int(1, 3), c.int(1, 3)) + _shape(c, 1, 2))
+
+
+def _fresh_kwargs(kwargs, dtype):
+    """Constructor kwargs with each Layer value rebuilt from its config (a wrapper's layer), in
+    the wrapper's dtype when that is a valid one, else the case's."""
+    try:
+        wanted = np.dtype(kwargs.get("dtype"))
+        dtype = wanted.name if wanted in (np.float32, np.float64) and kwargs.get("dtype") is not None else dtype
+    except (TypeError, ValueError):
+        pass
+
+    def fresh(v):
+        if isinstance(v, L.Layer):
+            config = dict(v.get_config(), dtype=dtype)
+            config.pop("name", None)
+            return type(v).from_config(config)
+        return v
+    return {k: fresh(v) for k, v in kwargs.items()}
+
+
 # ----------------------------------------------------------------------------- merge layers (a list of inputs)
 # The shape rules below are Keras 3's, written out independently of cynet/layers/merging.py; a
 # mutated list of inputs must work (OK) when they allow its shapes and be refused otherwise.
@@ -679,7 +723,7 @@ def run_layer(spec, run, backend):
     with K.use_backend(backend), warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         try:
-            layer = spec.cls(**run.kwargs)
+            layer = spec.cls(**_fresh_kwargs(run.kwargs, case.dtype))
             phase = "build"
             layer(_x(case), training=False)
             _set_weights(layer, case.seed)

@@ -1,0 +1,155 @@
+"""Wrappers: Bidirectional and TimeDistributed (Keras 3: keras/src/layers/rnn/bidirectional.py,
+keras/src/layers/core/... time_distributed.py).
+
+Both are composite layers: their `call` composes layer calls (the wrapped layers, and small
+recorded pieces such as a time reversal or a reshape), each recorded on the tape, so they need
+no backward of their own and train inside any model.
+"""
+from .base import Layer
+from .merging import Add, Average, Concatenate, Multiply
+from .tensor_ops import GetItem, ReshapeBatch
+
+_MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def _sequence_layer(layer, what):
+    from .rnn import _RNN
+    if not isinstance(layer, _RNN):
+        raise ValueError(f"{what} must be a recurrent layer (SimpleRNN, LSTM, GRU); received {layer!r}")
+    return layer
+
+
+class Bidirectional(Layer):
+    """Runs a recurrent layer forward and a copy of it backward over the sequence and merges the
+    two outputs (`merge_mode` "concat", "sum", "mul", "ave", or None for the list of both).
+
+    Weights, in Keras's order: the forward layer's, then the backward layer's.
+    """
+
+    _single_input = True
+
+    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+        if weights is not None:
+            raise ValueError("Bidirectional(weights=...) is not supported: set the weights with set_weights()")
+        _sequence_layer(layer, "layer")
+        if merge_mode not in _MERGE_MODES:
+            raise ValueError(f"merge_mode must be one of {_MERGE_MODES}; received merge_mode={merge_mode!r}")
+        kwargs.setdefault("name", "bidirectional_" + layer.name)
+        kwargs.setdefault("dtype", layer.dtype.name)
+        super().__init__(**kwargs)
+        if backward_layer is None:
+            config = layer.get_config()
+            config.update(name="backward_" + layer.name, go_backwards=not layer.go_backwards)
+            backward_layer = type(layer).from_config(config)
+        else:
+            _sequence_layer(backward_layer, "backward_layer")
+            if backward_layer.go_backwards == layer.go_backwards:
+                raise ValueError("backward_layer must have go_backwards opposite to that of layer; both have "
+                                 f"go_backwards={layer.go_backwards}")
+            for attr in ("return_sequences", "return_state"):
+                if getattr(backward_layer, attr) != getattr(layer, attr):
+                    raise ValueError(f"backward_layer must have the same {attr} as layer; received "
+                                     f"{getattr(backward_layer, attr)} and {getattr(layer, attr)}")
+        self.forward_layer = layer
+        self.backward_layer = backward_layer
+        self.merge_mode = merge_mode
+        self.return_sequences = layer.return_sequences
+        self.return_state = layer.return_state
+        self._reverse = GetItem((slice(None), slice(None, None, -1)), dtype=layer.dtype.name)
+        merge = {"concat": lambda **kw: Concatenate(axis=-1, **kw), "sum": Add, "mul": Multiply, "ave": Average,
+                 None: None}[merge_mode]
+        self._merge = None if merge is None else merge(dtype=layer.dtype.name)
+
+    def build(self, input_shape):
+        self.forward_layer._maybe_build(input_shape)
+        self.backward_layer._maybe_build(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        out = self.forward_layer.compute_output_shape(input_shape)
+        states = out[1:] if self.return_state else []
+        out = out[0] if self.return_state else out
+        if self.merge_mode == "concat":
+            out = tuple(out[:-1]) + (None if out[-1] is None else 2 * out[-1],)
+        outputs = [out, out] if self.merge_mode is None else [out]
+        return outputs + states + states if (self.return_state or self.merge_mode is None) else out
+
+    def call(self, inputs, training=False, initial_state=None):
+        if initial_state is not None:
+            raise NotImplementedError("Bidirectional(...)(x, initial_state=...) is not supported yet")
+        forward = self.forward_layer(inputs, training=training)
+        backward = self.backward_layer(inputs, training=training)
+        if self.return_state:
+            forward, forward_states = forward[0], forward[1:]
+            backward, backward_states = backward[0], backward[1:]
+        if self.return_sequences:   # the backward layer's outputs run from the last step: put them in order
+            backward = self._reverse(backward)
+        outputs = [forward, backward] if self._merge is None else [self._merge([forward, backward])]
+        if self.return_state:
+            return outputs + list(forward_states) + list(backward_states)
+        return outputs if self._merge is None else outputs[0]
+
+    def get_config(self):
+        from . import serialize
+        config = {**super().get_config(), "layer": serialize(self.forward_layer), "merge_mode": self.merge_mode,
+                  "backward_layer": serialize(self.backward_layer)}
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        from . import deserialize
+        config = dict(config)
+        layer = deserialize(config.pop("layer"))
+        backward = config.pop("backward_layer", None)
+        backward = None if backward is None else deserialize(backward)
+        return cls(layer, backward_layer=backward, **config)
+
+
+class TimeDistributed(Layer):
+    """Applies `layer` to every temporal slice of its input: (batch, time, ...) -> the layer on
+    (batch * time, ...) -> (batch, time, ...)."""
+
+    _single_input = True
+
+    def __init__(self, layer, **kwargs):
+        if not isinstance(layer, Layer):
+            raise ValueError(f"layer must be a cynet layer; received {layer!r}")
+        kwargs.setdefault("dtype", layer.dtype.name)
+        super().__init__(**kwargs)
+        self.layer = layer
+        self._merge_time = ReshapeBatch(merge=True, dtype=layer.dtype.name)
+        self._split_time = ReshapeBatch(merge=False, dtype=layer.dtype.name)
+
+    def _inner_shape(self, input_shape):
+        if len(input_shape) < 3:
+            raise ValueError(f"{self._who()}: inputs must be at least 3-dimensional (batch, time, ...); received "
+                             f"shape {tuple(input_shape)}")
+        n, t = input_shape[0], input_shape[1]
+        return (None if n is None or t is None else n * t,) + tuple(input_shape[2:])
+
+    def build(self, input_shape):
+        self.layer._maybe_build(self._inner_shape(tuple(input_shape)))
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        inner = self.layer.compute_output_shape(self._inner_shape(tuple(input_shape)))
+        if isinstance(inner, list):
+            raise ValueError(f"{self._who()}: the wrapped layer must have one output")
+        return (input_shape[0], input_shape[1]) + tuple(inner[1:])
+
+    def call(self, inputs, training=False):
+        self._inner_shape(inputs.shape)
+        y = self.layer(self._merge_time(inputs), training=training)
+        if isinstance(y, (list, tuple)):
+            raise ValueError(f"{self._who()}: the wrapped layer must have one output")
+        return self._split_time(y, leading=inputs.shape[:2])
+
+    def get_config(self):
+        from . import serialize
+        return {**super().get_config(), "layer": serialize(self.layer)}
+
+    @classmethod
+    def from_config(cls, config):
+        from . import deserialize
+        config = dict(config)
+        return cls(deserialize(config.pop("layer")), **config)
