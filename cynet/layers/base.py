@@ -486,7 +486,7 @@ class Layer:
 
         Sets each trainable variable's `grad` to its gradient. With `input_gradient=False`, only
         the variables' gradients are computed and None is returned. A call with several inputs
-        (a recurrent layer given `initial_state`) gets a list, one gradient per input.
+        (a recurrent layer given `initial_state`, a merge layer) gets a list, one gradient per input.
         """
         last = _tape.last_call(self)
         if last is None:
@@ -495,7 +495,7 @@ class Layer:
         grads = tape.backward(self._seeds(grad, outputs), inputs if input_gradient else ())
         if not input_gradient:
             return None
-        return grads[0] if len(inputs) == 1 else grads
+        return grads[0] if len(inputs) == 1 and not self._multi_input else grads
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)

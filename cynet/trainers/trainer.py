@@ -64,7 +64,8 @@ class Trainer:
                               "weighted_metrics": weighted_metrics}
         self._compile_config = {"optimizer": optimizers.serialize(self.optimizer),
                                 "loss": _serialize_losses(self.loss), "loss_weights": loss_weights,
-                                "metrics": _metric_names(metrics), "weighted_metrics": _metric_names(weighted_metrics)}
+                                "metrics": _serialize_metrics(metrics),
+                                "weighted_metrics": _serialize_metrics(weighted_metrics)}
         self._compiled_outputs = None
         self.compiled = True
         names = self._output_names()
@@ -103,7 +104,7 @@ class Trainer:
         for name, loss, _, ids in self._compiled_outputs:
             mine, plain = [], set()
             for identifier, weighted in ids:
-                if isinstance(identifier, str) or not fresh:
+                if isinstance(identifier, (str, dict)) or not fresh:
                     metric = metrics_module.get(identifier, loss=loss)
                 else:
                     metric = _fresh(identifier)
@@ -812,13 +813,18 @@ def _serialize_losses(loss):
     return loss if isinstance(loss, str) else losses.serialize(losses.get(loss))
 
 
-def _metric_names(metrics):
+def _serialize_metrics(metrics):
+    """compile's metrics as JSON: names stay names, metric objects become their configs (so that
+    their settings survive saving), per-output lists and dicts keep their structure."""
     if metrics is None:
         return []
+    if isinstance(metrics, str) or (isinstance(metrics, dict) and "class_name" in metrics):
+        return metrics
     if isinstance(metrics, dict):
-        return {k: _metric_names(v) for k, v in metrics.items()}
-    return [_metric_names(m) if isinstance(m, (list, tuple)) else (m if isinstance(m, str) else m.name)
-            for m in metrics]
+        return {k: _serialize_metrics(v) for k, v in metrics.items()}
+    if isinstance(metrics, (list, tuple)):
+        return [_serialize_metrics(m) for m in metrics]
+    return metrics_module.serialize(metrics)
 
 
 _ARRAY_ITEMS = (numbers.Number, np.generic, np.ndarray, list, tuple)

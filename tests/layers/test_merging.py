@@ -21,8 +21,9 @@ def _keras_expand(xs):
 
 
 def _as_list(grads, n):
-    # Layer.backward returns the bare gradient for a call with one input
-    return [grads] if n == 1 and not isinstance(grads, list) else list(grads)
+    # Layer.backward returns a list for a merge layer, one gradient per input, even for one input
+    assert isinstance(grads, list) and len(grads) == n
+    return grads
 
 
 def check_merge_gradients(layer, xs, rtol=1e-6, atol=1e-8, seed=0):

@@ -146,3 +146,17 @@ def test_from_config_takes_custom_objects():
     seq = cynet.Sequential([cynet.Input((3,)), Local()])
     assert isinstance(cynet.Sequential.from_config(seq.get_config(), custom_objects={"Local": Local}).layers[0],
                       Local)
+
+
+def test_compiled_metric_settings_survive_saving(tmp_path, rng):
+    model = cynet.Sequential([cynet.Input((3,)), layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="sgd", loss="binary_crossentropy",
+                  metrics=[cynet.metrics.AUC(curve="PR", name="pr_auc"), "accuracy"])
+    x, y = rng.random((16, 3), dtype=np.float32), rng.integers(0, 2, (16, 1)).astype(np.float32)
+    model.fit(x, y, verbose=0)
+    path = str(tmp_path / "m.cynet")
+    model.save(path)
+    loaded = cynet.models.load_model(path)
+    auc = next(m for m in loaded.metrics if m.name == "pr_auc")
+    assert type(auc).__name__ == "AUC" and auc.curve == "PR"
+    np.testing.assert_allclose(loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0))
