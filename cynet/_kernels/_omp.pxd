@@ -18,13 +18,4 @@ cdef extern from *:
     int omp_get_thread_num() noexcept nogil
 
 
-cdef inline int n_threads(Py_ssize_t work, Py_ssize_t min_work_per_thread) noexcept nogil:
-    """Team size for a prange over `work` items: at most the configured thread count, and 1
-    when the work is too small to pay for a team (fewer than min_work_per_thread per thread)."""
-    cdef int nt = omp_get_max_threads()
-    cdef Py_ssize_t cap
-    if min_work_per_thread > 0:
-        cap = work // min_work_per_thread
-        if cap < nt:
-            nt = <int>cap
-    return nt if nt >= 1 else 1
+# How many threads a region uses is the thread policy's call: _openmp.pxd, threads_for().

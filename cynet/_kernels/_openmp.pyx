@@ -83,6 +83,64 @@ cdef extern from *:
 _fork_registered = bool(cynet_fork_register())
 
 
+# ----------------------------------------------------------------------------------------------
+# The thread policy. min_work[cost]: units of work each thread must get before a parallel region
+# pays for its team (waking threads costs microseconds; below that, one thread is faster). The
+# values were tuned per kernel family on the benchmark shapes (bench/README.md, "Thread policy").
+
+cdef Py_ssize_t _min_work[<int>N_COSTS]
+_min_work[<int>COST_STREAM] = 131072
+_min_work[<int>COST_TRANSCENDENTAL] = 32768
+_min_work[<int>COST_ROWS] = 16384
+_min_work[<int>COST_WINDOW] = 1 << 15
+_min_work[<int>COST_CONV] = 1 << 15
+_min_work[<int>COST_RECURRENT] = 65536
+_min_work[<int>COST_RECURRENT_MACS] = 1 << 20
+_min_work[<int>COST_UPDATE] = 1 << 16
+
+COSTS = {"stream": COST_STREAM, "transcendental": COST_TRANSCENDENTAL, "rows": COST_ROWS,
+         "window": COST_WINDOW, "conv": COST_CONV, "recurrent": COST_RECURRENT,
+         "recurrent_macs": COST_RECURRENT_MACS, "update": COST_UPDATE}
+
+
+cdef int threads_for(Py_ssize_t work, int cost) noexcept nogil:
+    """Team size for a parallel region over `work` units of the kind `cost`: at most the
+    calling thread's configured count, and 1 when the work is too small to pay for a team."""
+    cdef int nt = omp_get_max_threads()
+    cdef Py_ssize_t cap
+    if 0 <= cost < <int>N_COSTS and _min_work[cost] > 0:
+        cap = work // _min_work[cost]
+        if cap < nt:
+            nt = <int>cap
+    return nt if nt >= 1 else 1
+
+
+def thread_policy():
+    """{cost kind: minimum units of work per thread} of the thread policy."""
+    return {name: _min_work[<int>c] for name, c in COSTS.items()}
+
+
+def set_thread_policy(**min_work):
+    """Change the policy's minimum work per thread for the named cost kinds (tuning and tests);
+    returns the previous policy, which set_thread_policy(**old) restores."""
+    old = thread_policy()
+    for name, value in min_work.items():
+        if name not in COSTS:
+            raise ValueError(f"unknown cost kind {name!r}; the kinds: {sorted(COSTS)}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer (work units per thread); received {value!r}")
+    for name, value in min_work.items():
+        _min_work[<int>COSTS[name]] = value
+    return old
+
+
+def threads_for_work(Py_ssize_t work, str cost):
+    """threads_for(work, cost) from Python (tests, benchmarks)."""
+    if cost not in COSTS:
+        raise ValueError(f"unknown cost kind {cost!r}; the kinds: {sorted(COSTS)}")
+    return threads_for(work, <int>COSTS[cost])
+
+
 def openmp_enabled():
     """True when the kernels were compiled with OpenMP."""
     return bool(CYNET_HAVE_OPENMP)

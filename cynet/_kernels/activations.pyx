@@ -13,7 +13,7 @@ any finite magnitude give finite probabilities, losses and gradients. Sigmoid an
 cross-entropy use exp(-|z|) only. Row sums are accumulated in double for both dtypes.
 
 Threads. The softmax family runs prange over rows, the elementwise kernels prange over chunks
-of CHUNK elements; both only when the work is large enough to pay for a team (n_threads).
+of CHUNK elements; both only when the work is large enough to pay for a team (the thread policy, _openmp.threads_for).
 """
 import numpy as np
 
@@ -22,14 +22,10 @@ from cython.parallel cimport prange
 from libc.math cimport exp, expm1, log, log1p, log1pf, tanh
 from libc.stdint cimport int32_t, int64_t
 
-from cynet._kernels._omp cimport n_threads
+from cynet._kernels._openmp cimport threads_for, COST_ROWS, COST_STREAM, COST_TRANSCENDENTAL
 
 # Elements per prange chunk for the elementwise kernels (a few pages of float32).
 cdef Py_ssize_t CHUNK = 16384
-# Minimum elements per thread before a team is started.
-cdef Py_ssize_t MIN_WORK_ROWS = 16384       # softmax family: one exp per element
-cdef Py_ssize_t MIN_WORK_TRANSCENDENTAL = 32768   # sigmoid, tanh, elu, sigmoid cross-entropy
-cdef Py_ssize_t MIN_WORK_CHEAP = 131072     # relu, leaky relu, backward passes (memory bound)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,7 +406,7 @@ def softmax_cross_entropy_sparse(const floating[:, ::1] logits not None,
     cdef floating[:, ::1] g = g_arr
     if n == 0:
         return loss_arr, g_arr
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(n * k, MIN_WORK_ROWS)):
+    for i in prange(n, nogil=True, schedule="static", num_threads=threads_for(n * k, COST_ROWS)):
         loss[i] = _sce_sparse_row(&logits[i, 0], labels[i], &g[i, 0], k)
     return loss_arr, g_arr
 
@@ -433,7 +429,7 @@ def softmax_cross_entropy_dense(const floating[:, ::1] logits not None,
     cdef floating[:, ::1] g = g_arr
     if n == 0:
         return loss_arr, g_arr
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(n * k, MIN_WORK_ROWS)):
+    for i in prange(n, nogil=True, schedule="static", num_threads=threads_for(n * k, COST_ROWS)):
         loss[i] = _sce_dense_row(&logits[i, 0], &targets[i, 0], &g[i, 0], k)
     return loss_arr, g_arr
 
@@ -450,7 +446,7 @@ def softmax_forward(const floating[:, ::1] x not None):
     cdef floating[:, ::1] y = y_arr
     if n == 0:
         return y_arr
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(n * k, MIN_WORK_ROWS)):
+    for i in prange(n, nogil=True, schedule="static", num_threads=threads_for(n * k, COST_ROWS)):
         _softmax_row(&x[i, 0], &y[i, 0], k)
     return y_arr
 
@@ -469,7 +465,7 @@ def softmax_backward(const floating[:, ::1] dy not None, const floating[:, ::1] 
     cdef floating[:, ::1] dx = dx_arr
     if n == 0:
         return dx_arr
-    for i in prange(n, nogil=True, schedule="static", num_threads=n_threads(n * k, 4 * MIN_WORK_ROWS)):
+    for i in prange(n, nogil=True, schedule="static", num_threads=threads_for(n * k // 4, COST_ROWS)):
         _softmax_backward_row(&dy[i, 0], &y[i, 0], &dx[i, 0], k)
     return dx_arr
 
@@ -494,7 +490,7 @@ def sigmoid_cross_entropy(const floating[::1] logits not None, const floating[::
     if n == 0:
         return loss_arr, g_arr
     for c in prange(_n_chunks(n), nogil=True, schedule="static",
-                    num_threads=n_threads(n, MIN_WORK_TRANSCENDENTAL)):
+                    num_threads=threads_for(n, COST_TRANSCENDENTAL)):
         _sigmoid_ce(&logits[c * CHUNK], &labels[c * CHUNK], &loss[c * CHUNK], &g[c * CHUNK],
                     min(CHUNK, n - c * CHUNK))
     return loss_arr, g_arr
@@ -510,7 +506,7 @@ def relu_forward(const floating[::1] x not None):
     cdef floating[::1] y = y_arr
     if n == 0:
         return y_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=n_threads(n, MIN_WORK_CHEAP)):
+    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, COST_STREAM)):
         _relu_fwd(&x[c * CHUNK], &y[c * CHUNK], min(CHUNK, n - c * CHUNK))
     return y_arr
 
@@ -523,7 +519,7 @@ def relu_backward(const floating[::1] dy not None, const floating[::1] y not Non
     cdef floating[::1] dx = dx_arr
     if n == 0:
         return dx_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=n_threads(n, MIN_WORK_CHEAP)):
+    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, COST_STREAM)):
         _relu_bwd(&dy[c * CHUNK], &y[c * CHUNK], &dx[c * CHUNK], min(CHUNK, n - c * CHUNK))
     return dx_arr
 
@@ -536,7 +532,7 @@ def leaky_relu_forward(const floating[::1] x not None, double negative_slope=0.2
     cdef floating[::1] y = y_arr
     if n == 0:
         return y_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=n_threads(n, MIN_WORK_CHEAP)):
+    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, COST_STREAM)):
         _leaky_fwd(&x[c * CHUNK], &y[c * CHUNK], s, min(CHUNK, n - c * CHUNK))
     return y_arr
 
@@ -551,7 +547,7 @@ def leaky_relu_backward(const floating[::1] dy not None, const floating[::1] x n
     cdef floating[::1] dx = dx_arr
     if n == 0:
         return dx_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=n_threads(n, MIN_WORK_CHEAP)):
+    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, COST_STREAM)):
         _leaky_bwd(&dy[c * CHUNK], &x[c * CHUNK], &dx[c * CHUNK], s, min(CHUNK, n - c * CHUNK))
     return dx_arr
 
@@ -565,7 +561,7 @@ def elu_forward(const floating[::1] x not None, double alpha=1.0):
     if n == 0:
         return y_arr
     for c in prange(_n_chunks(n), nogil=True, schedule="static",
-                    num_threads=n_threads(n, MIN_WORK_TRANSCENDENTAL)):
+                    num_threads=threads_for(n, COST_TRANSCENDENTAL)):
         _elu_fwd(&x[c * CHUNK], &y[c * CHUNK], a, min(CHUNK, n - c * CHUNK))
     return y_arr
 
@@ -584,7 +580,7 @@ def elu_backward(const floating[::1] dy not None, const floating[::1] x not None
     cdef floating[::1] dx = dx_arr
     if n == 0:
         return dx_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=n_threads(n, MIN_WORK_CHEAP)):
+    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, COST_STREAM)):
         _elu_bwd(&dy[c * CHUNK], &x[c * CHUNK], &y[c * CHUNK], &dx[c * CHUNK], a, min(CHUNK, n - c * CHUNK))
     return dx_arr
 
@@ -597,7 +593,7 @@ def sigmoid_forward(const floating[::1] x not None):
     if n == 0:
         return y_arr
     for c in prange(_n_chunks(n), nogil=True, schedule="static",
-                    num_threads=n_threads(n, MIN_WORK_TRANSCENDENTAL)):
+                    num_threads=threads_for(n, COST_TRANSCENDENTAL)):
         _sigmoid_fwd(&x[c * CHUNK], &y[c * CHUNK], min(CHUNK, n - c * CHUNK))
     return y_arr
 
@@ -610,7 +606,7 @@ def sigmoid_backward(const floating[::1] dy not None, const floating[::1] y not 
     cdef floating[::1] dx = dx_arr
     if n == 0:
         return dx_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=n_threads(n, MIN_WORK_CHEAP)):
+    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, COST_STREAM)):
         _sigmoid_bwd(&dy[c * CHUNK], &y[c * CHUNK], &dx[c * CHUNK], min(CHUNK, n - c * CHUNK))
     return dx_arr
 
@@ -623,7 +619,7 @@ def tanh_forward(const floating[::1] x not None):
     if n == 0:
         return y_arr
     for c in prange(_n_chunks(n), nogil=True, schedule="static",
-                    num_threads=n_threads(n, MIN_WORK_TRANSCENDENTAL)):
+                    num_threads=threads_for(n, COST_TRANSCENDENTAL)):
         _tanh_fwd(&x[c * CHUNK], &y[c * CHUNK], min(CHUNK, n - c * CHUNK))
     return y_arr
 
@@ -636,6 +632,6 @@ def tanh_backward(const floating[::1] dy not None, const floating[::1] y not Non
     cdef floating[::1] dx = dx_arr
     if n == 0:
         return dx_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=n_threads(n, MIN_WORK_CHEAP)):
+    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, COST_STREAM)):
         _tanh_bwd(&dy[c * CHUNK], &y[c * CHUNK], &dx[c * CHUNK], min(CHUNK, n - c * CHUNK))
     return dx_arr

@@ -30,7 +30,9 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 
-from cynet._kernels._omp cimport n_threads, omp_get_max_threads
+from cynet._kernels._omp cimport omp_get_max_threads
+from cynet._kernels._openmp cimport threads_for, COST_CONV
+from cynet._kernels._openmp import thread_policy, set_thread_policy
 
 cdef extern from *:
     """
@@ -63,11 +65,10 @@ cdef struct Geom:
 # core's L2 cache (128 KiB to 1 MiB measured within noise on the team path). On the BLAS path
 # with nt > 1 threads every block costs a few thread hand-overs (an OpenMP region, then the
 # BLAS's own threads), so blocks grow to nt * _block_bytes_mt. A block has at least nt * _min_block_m rows (the GEMM's M)
-# when the batch has that many; a parallel region gets one thread per _min_work elements.
+# when the batch has that many; a parallel region's team size is the thread policy's (COST_CONV).
 cdef Py_ssize_t _block_bytes = 1 << 19
 cdef Py_ssize_t _block_bytes_mt = 1 << 21
 cdef Py_ssize_t _min_block_m = 256
-cdef Py_ssize_t _min_work = 1 << 15
 cdef Py_ssize_t _LIMIT = 1 << 31
 # Products on cynet_gemm.h inside one OpenMP team (see _team_forward), else NumPy's BLAS.
 cdef bint _own_gemm = CYNET_CONV_OWN_GEMM
@@ -76,8 +77,8 @@ cdef bint _own_gemm = CYNET_CONV_OWN_GEMM
 def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_mt=None, own_gemm=None):
     """Developer knob for benchmarking the blocking and the product path (and for the tests,
     which run both paths); returns the previous values."""
-    global _block_bytes, _min_block_m, _min_work, _block_bytes_mt, _own_gemm
-    old = (_block_bytes, _min_block_m, _min_work, _block_bytes_mt, _own_gemm)
+    global _block_bytes, _min_block_m, _block_bytes_mt, _own_gemm
+    old = (_block_bytes, _min_block_m, thread_policy()["conv"], _block_bytes_mt, _own_gemm)
     if own_gemm is not None:
         _own_gemm = bool(own_gemm) and CYNET_CONV_OWN_GEMM
     if block_bytes is not None:
@@ -87,7 +88,7 @@ def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_m
     if min_block_m is not None:
         _min_block_m = max(1, int(min_block_m))
     if min_work is not None:
-        _min_work = max(1, int(min_work))
+        set_thread_policy(conv=max(1, int(min_work)))
     return old
 
 
@@ -209,7 +210,7 @@ cdef void _im2col_block(const floating* x, floating* cols, Py_ssize_t r0, Py_ssi
     """cols[(r - r0)*OW : (r - r0 + 1)*OW] = patches of output row r, for r in [r0, r1)."""
     cdef Py_ssize_t r
     cdef Py_ssize_t rowlen = g.OW * g.KH * g.KW * g.C
-    cdef int nt = n_threads((r1 - r0) * rowlen, _min_work)
+    cdef int nt = threads_for((r1 - r0) * rowlen, COST_CONV)
     for r in prange(r0, r1, schedule="static", num_threads=nt):
         _im2col_row(x, cols + (r - r0) * rowlen, r, g)
 
@@ -222,7 +223,7 @@ cdef void _col2im_block(const floating* dcols, floating* dx, Py_ssize_t r0, Py_s
     cdef Py_ssize_t n1 = (r1 - 1) // g.OH + 1
     cdef Py_ssize_t j, n
     cdef Py_ssize_t tasks = (n1 - n0) * g.H
-    cdef int nt = n_threads((r1 - r0) * g.OW * g.KH * g.KW * g.C, _min_work)
+    cdef int nt = threads_for((r1 - r0) * g.OW * g.KH * g.KW * g.C, COST_CONV)
     for j in prange(tasks, schedule="static", num_threads=nt):
         n = n0 + j // g.H
         _col2im_row(dcols, dx, n, j - (n - n0) * g.H, r0, r1, g)
@@ -235,7 +236,7 @@ cdef void _sum_rows(const floating* a, floating* scratch, double* acc, Py_ssize_
     compiler vectorizes it)."""
     cdef Py_ssize_t i, f
     cdef int t
-    cdef int nt = n_threads(m * F, _min_work)
+    cdef int nt = threads_for(m * F, COST_CONV)
     _zero(scratch, nt * F)
     for i in prange(m, schedule="static", num_threads=nt):
         _add(scratch + threadid() * F, a + i * F, F)
@@ -247,7 +248,7 @@ cdef void _sum_rows(const floating* a, floating* scratch, double* acc, Py_ssize_
 cdef void _add_bias(floating* y, const floating* b, Py_ssize_t m, Py_ssize_t F) noexcept nogil:
     """y[i, :] += b for the m rows of an (m, F) row-major block."""
     cdef Py_ssize_t i
-    for i in prange(m, schedule="static", num_threads=n_threads(m * F, _min_work)):
+    for i in prange(m, schedule="static", num_threads=threads_for(m * F, COST_CONV)):
         _add(y + i * F, b, F)
 
 
@@ -413,11 +414,11 @@ def _check_conv_args(C, kshape):
 
 
 cdef inline int _team_size(Geom g) noexcept nogil:
-    """Threads of a team pass (one per _min_work patch elements, as the BLAS path's regions), or
+    """Threads of a team pass (the thread policy's count for its patch elements, as the BLAS path's regions), or
     0 when the batch has fewer images than that: a team owns whole images, so it would leave
     threads idle, and the BLAS path splits rows instead (batch 1, 1000 filters, 2 threads: 24 ms
     against the team's 43)."""
-    cdef int nt = n_threads(g.N * g.OH * g.OW * g.KH * g.KW * g.C, _min_work)
+    cdef int nt = threads_for(g.N * g.OH * g.OW * g.KH * g.KW * g.C, COST_CONV)
     return nt if nt <= g.N else 0
 
 

@@ -24,12 +24,10 @@ from libc.math cimport sqrt
 
 import numpy as np
 
-from cynet._kernels._omp cimport n_threads
+from cynet._kernels._openmp cimport threads_for, COST_WINDOW
 
 __all__ = ["batch_norm_train_forward", "batch_norm_inference_forward", "batch_norm_backward"]
 
-# Elements per thread below which a pass runs on one thread.
-cdef Py_ssize_t MIN_WORK = 1 << 15
 # Statistics chunks: about CHUNK_ELEMS elements (re-read from L1/L2 by the chunk's second
 # pass), and at least CHUNK_MIN_ROWS rows so the per-chunk merge stays cheap for wide C.
 cdef Py_ssize_t CHUNK_ELEMS = 8192
@@ -144,7 +142,7 @@ cdef inline void _dx_rows(const floating* dy, const floating* x, floating* dx, P
 
 cdef inline int _team(Py_ssize_t M, Py_ssize_t C) noexcept nogil:
     """Threads for a pass over (M, C): never more than M (each thread owns >= 1 row)."""
-    cdef int nt = n_threads(M * C, MIN_WORK)
+    cdef int nt = threads_for(M * C, COST_WINDOW)
     if nt > M:
         nt = <int>M
     return nt if nt >= 1 else 1

@@ -14,7 +14,7 @@ all of the same length; the scalars are already in the variable's dtype.
 from cython cimport floating
 from cython.parallel cimport prange
 
-from cynet._kernels._omp cimport n_threads
+from cynet._kernels._openmp cimport threads_for, COST_UPDATE
 
 cdef extern from *:
     """
@@ -72,7 +72,7 @@ cdef extern from *:
     void cynet_sgd_d(double* w, const double* g, double* m, Py_ssize_t n, double lr, double momentum,
                      int nesterov) noexcept nogil
 
-# Elements per chunk and per thread: below this a variable is updated serially (a passive
+# Elements per prange chunk (the thread policy's COST_UPDATE asks as many per thread: a passive
 # OpenMP team costs more to wake than a pass over 64k floats in cache).
 cdef Py_ssize_t CHUNK = 1 << 16
 
@@ -88,7 +88,7 @@ def adam_update(floating[::1] variable not None, const floating[::1] gradient no
         return
     if v_hat is not None:
         vh = &v_hat[0]
-    for c in prange(chunks, nogil=True, schedule="static", num_threads=n_threads(n, CHUNK)):
+    for c in prange(chunks, nogil=True, schedule="static", num_threads=threads_for(n, COST_UPDATE)):
         lo = c * CHUNK
         hi = min(lo + CHUNK, n)
         if floating is float:
@@ -106,7 +106,7 @@ def sgd_momentum_update(floating[::1] variable not None, const floating[::1] gra
     cdef Py_ssize_t n = variable.shape[0], chunks = (n + CHUNK - 1) // CHUNK, c, lo, hi
     if n == 0:
         return
-    for c in prange(chunks, nogil=True, schedule="static", num_threads=n_threads(n, CHUNK)):
+    for c in prange(chunks, nogil=True, schedule="static", num_threads=threads_for(n, COST_UPDATE)):
         lo = c * CHUNK
         hi = min(lo + CHUNK, n)
         if floating is float:

@@ -22,7 +22,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from cynet._kernels._omp cimport n_threads
+from cynet._kernels._openmp cimport threads_for, COST_WINDOW
 
 __all__ = [
     "max_pool2d_forward",
@@ -37,13 +37,11 @@ __all__ = [
     "upsampling2d_backward",
 ]
 
-# Elements of work per thread below which a parallel team does not pay.
-cdef Py_ssize_t MIN_WORK_PER_THREAD = 1 << 15
 
 
 cdef inline int _team(Py_ssize_t n_items, Py_ssize_t work) noexcept nogil:
     """Team size for a prange over n_items images holding `work` elements in all."""
-    cdef int nt = n_threads(work, MIN_WORK_PER_THREAD)
+    cdef int nt = threads_for(work, COST_WINDOW)
     if nt > n_items:
         nt = <int>n_items
     return nt if nt >= 1 else 1

@@ -55,11 +55,11 @@ vectorised pass over a unit's samples per step instead of one pass per operation
 Cython owns everything else: validation, buffers, the time loop, the matmuls and the threads.
 
 Threads. A step's kernel runs prange over chunks of units when the step has enough work
-(n_threads(k*U*N, MIN_WORK_PER_THREAD)); at the benchmark size (1024 x 32 gate values per step,
+(threads_for(k*U*N, COST_RECURRENT)); at the benchmark size (1024 x 32 gate values per step,
 a few microseconds) it stays serial, since waking a passive OpenMP team costs more. For the
 same reason a step's product goes back to NumPy's BLAS (np.matmul under the GIL, on its own
-threads) when more threads are configured and it has MIN_MACS_PER_THREAD multiply-adds per
-thread (the benchmark LSTM's 8.4M do). The whole-sequence matmuls run on NumPy's BLAS outside
+threads) when more threads are configured and the thread policy gives its multiply-adds
+(COST_RECURRENT_MACS) more than one thread (the benchmark LSTM's 8.4M do). The whole-sequence matmuls run on NumPy's BLAS outside
 any parallel region.
 """
 import mmap
@@ -72,7 +72,7 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport prange
 
-from cynet._kernels._omp cimport n_threads
+from cynet._kernels._openmp cimport threads_for, COST_RECURRENT, COST_RECURRENT_MACS
 
 cdef extern from *:
     """
@@ -454,10 +454,6 @@ cdef extern from *:
 LINEAR, TANH, SIGMOID, RELU, HARD_SIGMOID = 0, 1, 2, 3, 4
 cdef int N_ACTIVATIONS = 5
 
-# Gate values per thread before a step's kernel starts an OpenMP team.
-cdef Py_ssize_t MIN_WORK_PER_THREAD = 65536
-# Multiply-adds per thread before a step's recurrent product goes to the BLAS's threads (about 10 us).
-cdef Py_ssize_t MIN_MACS_PER_THREAD = 1 << 20
 
 
 # ---------------------------------------------------------------------------------------------
@@ -648,7 +644,7 @@ def _scratch_limits(per_buffer=None, per_thread=None, total=None):
 cdef inline tuple _packed(const floating[:, ::1] w, bint transposed, Py_ssize_t N):
     """The step products' A from a weight w: A = w.T (w is (K, M)) when transposed, else A = w
     (M, K), for products with N columns. Returns (packed A, scratch, None) for _step_product
-    on one thread; with more threads configured and at least MIN_MACS_PER_THREAD multiply-adds
+    on one thread; with more threads configured and enough multiply-adds (COST_RECURRENT_MACS)
     per thread, (-, -, A as a C-contiguous array) for np.matmul: the BLAS's own threads spin
     between calls, while an OpenMP team under OMP_WAIT_POLICY=passive sleeps after each step
     and waking it every step cost more than the second thread saved (measured: LSTM 56 ms on
@@ -657,7 +653,7 @@ cdef inline tuple _packed(const floating[:, ::1] w, bint transposed, Py_ssize_t 
     cdef Py_ssize_t K = w.shape[0] if transposed else w.shape[1]
     dt = _dtype(w[0, 0])
     wa = np.asarray(w)
-    if n_threads(M * K * N, MIN_MACS_PER_THREAD) > 1:
+    if threads_for(M * K * N, COST_RECURRENT_MACS) > 1:
         dummy = np.empty(1, dtype=dt)
         return dummy, dummy, np.ascontiguousarray(wa.T) if transposed else wa
     ap_a = _scratch("packed", (cynet_gemm_packed_size(M, K, N, sizeof(floating)),), dt)
@@ -737,7 +733,7 @@ cdef inline object _dtype(floating dummy):
 
 
 cdef inline int _team(Py_ssize_t work) noexcept nogil:
-    return n_threads(work, MIN_WORK_PER_THREAD)
+    return threads_for(work, COST_RECURRENT)
 
 
 # ---------------------------------------------------------------------------------------------
