@@ -3,7 +3,7 @@
 Environment switches:
   CYNET_NO_OPENMP=1       build without OpenMP (serial kernels).
   CYNET_REQUIRE_OPENMP=1  fail the build if the compiler cannot do OpenMP.
-  CYNET_DEBUG_BUILD=1     turn bounds checking and wraparound back on (for fuzzing).
+  CYNET_DEBUG_BUILD=1     bounds checking: Cython's on memoryviews, cynet_check.h's CY_AT on raw pointers.
   CYNET_MODULES=a,b       build only these kernel modules (development convenience).
 """
 import os
@@ -100,7 +100,8 @@ def extensions():
             KERNEL_MODULES[name],
             [KERNEL_MODULES[name].replace(".", "/") + ".pyx"],
             include_dirs=[np.get_include(), "cynet/_kernels"],   # cynet_simd.h
-            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+            + ([("CYNET_DEBUG_BUILD", "1")] if debug else []),   # cynet_check.h's CY_AT checks
         )
         for name in names
     ]

@@ -1,0 +1,34 @@
+/* cynet_check.h: checked indexing for the debug build.
+
+   CY_AT(i, n) is the index i, checked to lie in [0, n) when the extension is compiled with
+   CYNET_DEBUG_BUILD=1 (setup.py defines CYNET_DEBUG_BUILD): an index out of bounds prints where
+   and aborts, so a kernel test under the debug build fails at the first overrun instead of
+   reading or corrupting memory. In a normal build it is the bare index, and costs nothing.
+
+   Use it on raw-pointer accesses in inner loops: p[CY_AT(i, n)], where n is the number of
+   elements the pointer may reach (the buffer's extent from that pointer). Cython declares it in
+   _check.pxd. */
+#ifndef CYNET_CHECK_H
+#define CYNET_CHECK_H
+
+#include <stddef.h>
+
+#ifdef CYNET_DEBUG_BUILD
+#include <stdio.h>
+#include <stdlib.h>
+static inline ptrdiff_t cynet_checked_index(ptrdiff_t i, ptrdiff_t n, const char* file, int line) {
+    if (i < 0 || i >= n) {
+        fprintf(stderr, "cynet debug build: index %td out of bounds [0, %td) at %s:%d\n", i, n, file, line);
+        fflush(stderr);
+        abort();
+    }
+    return i;
+}
+#define CY_AT(i, n) cynet_checked_index((ptrdiff_t)(i), (ptrdiff_t)(n), __FILE__, __LINE__)
+#define CYNET_CHECKED 1
+#else
+#define CY_AT(i, n) (i)
+#define CYNET_CHECKED 0
+#endif
+
+#endif
