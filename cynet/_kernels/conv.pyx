@@ -32,7 +32,7 @@ from libc.string cimport memcpy, memset
 
 from cynet._kernels._omp cimport omp_get_max_threads
 from cynet._kernels._openmp cimport threads_for, COST_CONV
-from cynet._kernels._openmp import thread_policy, set_thread_policy
+from cynet._kernels import _openmp as _policy   # (module, not names: conv's public functions are its kernels)
 
 cdef extern from *:
     """
@@ -78,7 +78,7 @@ def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_m
     """Developer knob for benchmarking the blocking and the product path (and for the tests,
     which run both paths); returns the previous values."""
     global _block_bytes, _min_block_m, _block_bytes_mt, _own_gemm
-    old = (_block_bytes, _min_block_m, thread_policy()["conv"], _block_bytes_mt, _own_gemm)
+    old = (_block_bytes, _min_block_m, _policy.thread_policy()["conv"], _block_bytes_mt, _own_gemm)
     if own_gemm is not None:
         _own_gemm = bool(own_gemm) and CYNET_CONV_OWN_GEMM
     if block_bytes is not None:
@@ -88,7 +88,7 @@ def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_m
     if min_block_m is not None:
         _min_block_m = max(1, int(min_block_m))
     if min_work is not None:
-        set_thread_policy(conv=max(1, int(min_work)))
+        _policy.set_thread_policy(conv=max(1, int(min_work)))
     return old
 
 
