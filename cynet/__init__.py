@@ -22,6 +22,7 @@ from . import (  # noqa: E402,F401
     losses,
     metrics,
     models,
+    ops,
     optimizers,
     regularizers,
     saving,
@@ -29,6 +30,7 @@ from . import (  # noqa: E402,F401
 )
 from .layers import Input, Layer  # noqa: E402,F401
 from .models import Model, Sequential, clone_model, load_model  # noqa: E402,F401
+from .ops.gradient_tape import GradientTape  # noqa: E402,F401
 from .variables import Variable  # noqa: E402,F401
 
 __version__ = "0.1.0"

@@ -109,7 +109,7 @@ class Tape:
                     required.add(id(y))
         return needs
 
-    def backward(self, seeds, sources=(), replace=None):
+    def backward(self, seeds, sources=(), replace=None, warn=True, regularization=True):
         """Backpropagate and return the gradients of `sources`.
 
         seeds: pairs (array, gradient of the loss with respect to it): the outputs the loss read.
@@ -120,7 +120,9 @@ class Tape:
 
         Each trainable variable of a recorded layer ends with `grad` set to the sum of its
         gradients over the calls on this tape (None when no gradient reached it); each layer's
-        regularization gradients are added once.
+        regularization gradients are added once (unless `regularization` is False: a GradientTape's
+        target already holds the penalties the user added). `warn`: warn about trainable variables of
+        the recorded layers that no gradient reached.
         """
         records = self.records
         needs = self._needs(sources)
@@ -166,9 +168,10 @@ class Tape:
             for x, n, g in zip(rec.inputs, need, in_grads):
                 if n and g is not None:
                     _accumulate(grads, id(x), g)
-        for layer in layers:
-            layer._add_regularization_gradients()
-        unreached = [v.path for v in variables if v.grad is None]
+        if regularization:
+            for layer in layers:
+                layer._add_regularization_gradients()
+        unreached = [v.path for v in variables if v.grad is None] if warn else None
         if unreached:
             warnings.warn(f"Gradients do not exist for variables {unreached} when minimizing the loss: their "
                           "layers' outputs did not reach it through recorded layer calls", stacklevel=3)

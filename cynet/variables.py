@@ -23,6 +23,7 @@ class Variable:
     """
 
     __array_priority__ = 10
+    __array_ufunc__ = None   # ndarray (op) variable defers to the operators below, which record on the tape
 
     def __init__(self, value, shape=None, dtype="float32", trainable=True, name=None):
         dtype = np.dtype(dtype)
@@ -76,6 +77,46 @@ class Variable:
         if dtype is None:
             return self.value if not copy else self.value.copy()
         return self.value.astype(dtype)
+
+    # Arithmetic reads the variable as an array through cynet.ops: recorded on the tape while one
+    # records (a custom layer's `x @ self.kernel + self.bias` gets its gradients), plain NumPy otherwise.
+    def _op(name, reflected=False):
+        def method(self, other):
+            from . import ops
+            fn = getattr(ops, name)
+            return fn(other, self) if reflected else fn(self, other)
+        method.__name__ = name
+        return method
+
+    __add__, __radd__ = _op("add"), _op("add", True)
+    __sub__, __rsub__ = _op("subtract"), _op("subtract", True)
+    __mul__, __rmul__ = _op("multiply"), _op("multiply", True)
+    __truediv__, __rtruediv__ = _op("divide"), _op("divide", True)
+    __pow__, __rpow__ = _op("power"), _op("power", True)
+    __matmul__, __rmatmul__ = _op("matmul"), _op("matmul", True)
+    __lt__, __le__ = _op("less"), _op("less_equal")
+    __gt__, __ge__ = _op("greater"), _op("greater_equal")
+    del _op
+
+    def __neg__(self):
+        from . import ops
+        return ops.negative(self)
+
+    def __abs__(self):
+        from . import ops
+        return ops.abs(self)
+
+    def __getitem__(self, key):
+        from . import ops
+        return ops.getitem(self, key)
+
+    def __len__(self):
+        return len(self.value)
+
+    @property
+    def T(self):
+        from . import ops
+        return ops.transpose(self)
 
     def __repr__(self):
         return f"<Variable '{self.path}' shape={self.shape} dtype={self.dtype.name} trainable={self.trainable}>"

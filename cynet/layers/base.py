@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from .. import _validation, activations, graph as _graph, initializers, regularizers, tape as _tape
+from ..ops import core as _opcore
 from ..variables import Variable
 
 _name_counts = collections.Counter()
@@ -146,6 +147,8 @@ class Layer:
         reg = regularizers.get(regularizer)
         if reg is not None:
             self._regularized.append((var, reg))
+            if self._user_call:   # read by ops, not by a recorded layer: its reads add the penalty's gradient
+                var.regularizer = reg
         return var
 
     def __setattr__(self, name, value):
@@ -275,9 +278,13 @@ class Layer:
             params = {}
         cls._call_takes_training = "training" in params or any(
             p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        # A composite layer written outside cynet (a user's `call`) runs on Tensors, so that its arithmetic
+        # and cynet.ops calls record on the tape; cynet's own composites (models, wrappers) pass arrays through.
+        cls._user_call = not cls._fused and not cls.__module__.startswith("cynet.")
 
     _fused = False
     _call_takes_training = True
+    _user_call = False
     # A built-in layer whose call takes a list of arrays (merge layers): `_forward` gets the list,
     # `_backward` gets a list of booleans (which inputs need a gradient) and returns a list.
     _multi_input = False
@@ -305,6 +312,8 @@ class Layer:
             self._maybe_build(_graph.map_structure(lambda a: (None,) + a.shape[1:], x))
             if self._call_takes_training:
                 kwargs["training"] = training
+            if self._user_call and tape is not _tape.NO_RECORD:
+                return tuple(_graph.flatten(x)), _opcore.run_user_call(tape, self.call, x, kwargs)
             return tuple(_graph.flatten(x)), self.call(x, **kwargs)
         if self._multi_input:
             if not isinstance(inputs, (list, tuple)) or not inputs:
@@ -312,11 +321,13 @@ class Layer:
                                 f"{type(inputs).__name__}")
             x = [_tape.record_cast(tape, a, self._convert_input(a)) for a in inputs]
             self._check_inputs(x)
+            taken = tuple(x)
+            if any(type(a) is _opcore.Tensor for a in x):   # a built-in forward computes on plain arrays
+                x = [_opcore.plain(a) for a in x]
             self._maybe_build([(None,) + a.shape[1:] for a in x])
             for shape in _graph.flatten_shapes(self.compute_output_shape([a.shape for a in x])):
                 _validation.check_size(f"{self._who()}: inputs", shape, self.dtype.itemsize,   # (views can be tiny
                                        "the output")                                         # and their output huge)
-            taken = tuple(x)
         else:
             x = self._convert_input(inputs)
             if x is not inputs:
@@ -324,10 +335,14 @@ class Layer:
             self._check_input(x)
             self._maybe_build((None,) + x.shape[1:])
             taken = (x,)
+            if type(x) is _opcore.Tensor:   # a built-in forward computes on plain arrays
+                x = _opcore.plain(x)
         ctx = _tape.Context()
         y = self._forward(ctx, x, training, **kwargs)
         if tape is not _tape.NO_RECORD:
             multi = isinstance(y, list)
+            if _opcore.in_user_call():   # its output goes on in a user's call: a Tensor, so that arithmetic records
+                y = [_opcore.as_tensor(a) for a in y] if multi else _opcore.as_tensor(y)
             tape.record(self, ctx, taken, tuple(y) if multi else (y,), self._multi_input, multi)
         return taken, y
 
@@ -498,6 +513,13 @@ class Layer:
         return grads[0] if len(inputs) == 1 and not self._multi_input else grads
 
     def compute_output_shape(self, input_shape):
+        """The output shape for `input_shape`: the input's for a built-in layer that keeps it; a
+        user-written layer (its own `call`) without this method runs once on zeros to find it."""
+        if self._user_call and self.built:
+            several = bool(input_shape) and all(isinstance(s, (tuple, list)) for s in input_shape)
+            spec = [_graph.KerasTensor(tuple(s), self.dtype.name) for s in input_shape] if several else \
+                _graph.KerasTensor(tuple(input_shape), self.dtype.name)
+            return self._traced_output_shapes(spec, False, {})
         return tuple(input_shape)
 
     # ------------------------------------------------------------------- config

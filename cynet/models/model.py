@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import graph, tape as _tape
 from ..layers.base import Layer, snake_case, unique_name
+from ..ops import core as _opcore
 from ..trainers.trainer import Trainer
 
 
@@ -60,7 +61,10 @@ class Model(Trainer, Layer):
         x = graph.map_structure(lambda a: _tape.record_cast(tape, a, self._convert_input(a)), inputs)
         if self._call_takes_training:
             kwargs["training"] = training
-        outputs = self.call(x, **kwargs)
+        if self._user_call and isinstance(tape, _tape.Tape):
+            outputs = _opcore.run_user_call(tape, self.call, x, kwargs)
+        else:
+            outputs = self.call(x, **kwargs)
         if not self.built:
             self.built = True
             self._build_shapes = graph.map_structure(lambda a: [None] + list(np.shape(a)[1:]), x)
@@ -100,7 +104,7 @@ class Model(Trainer, Layer):
     def _probe(self, x):
         """The model's outputs on the first sample of x (how many, what shapes)."""
         with _tape.recording(_tape.NO_RECORD):
-            return self.call(graph.map_structure(lambda a: a[:1], x), training=False)
+            return self._call_model(graph.map_structure(lambda a: a[:1], x), False)
 
     def _output_names(self, x=None):
         if x is None:

@@ -28,6 +28,7 @@ from .data_adapters import class_weight_to_sample_weights, get_data_adapter, unp
 from .data_adapters.data_adapter_utils import is_iterator, is_py_dataset
 from .._validation import check_finite as _check_finite  # (a module global: tests wrap it)
 from ..kernels._backend import array_cache
+from ..ops import core as _opcore
 from ..utils.rng import make_rng
 
 
@@ -157,8 +158,18 @@ class Trainer:
     def _forward_on_tape(self, x, training):
         tape = _tape.Tape()
         with _tape.recording(tape):
-            y_pred = self.call(x, training=training)
+            y_pred = self._call_model(x, training)
         return tape, y_pred
+
+    def _call_model(self, x, training):
+        """The model's own `call` on x (a user-written one takes `training` only if it says so, and
+        runs on Tensors while a tape records, so that its arithmetic and ops are recorded)."""
+        kwargs = {"training": training} if self._call_takes_training else {}
+        if self._user_call:
+            tape = _tape.active()
+            if isinstance(tape, _tape.Tape):
+                return _opcore.run_user_call(tape, self.call, x, kwargs)
+        return self.call(x, **kwargs)
 
     def _fused_record(self, tape, output, loss):
         """The tape's record of the call that made `output`, when its activation fuses with `loss`
@@ -256,7 +267,7 @@ class Trainer:
 
     def predict_step(self, data):
         """The model's outputs on one batch (predict runs it): `data` is x, or (x,) / (x, y, ...)."""
-        return self.call(unpack_x_y_sample_weight(data)[0], training=False)
+        return self._call_model(unpack_x_y_sample_weight(data)[0], False)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The total loss of predictions `y_pred` against `y`: each output's compiled loss times its

@@ -1,0 +1,200 @@
+"""Neural-network ops of cynet.ops (keras.ops.relu, softmax, the cross-entropies, ...), each with its
+vector-Jacobian product on the tape."""
+import math
+
+import numpy as np
+
+from .. import backend
+from . import numpy_ops as _np
+from .numpy_ops import _apply, _values
+
+
+def _erf(a):
+    return np.vectorize(math.erf, otypes=[np.float64])(a).astype(np.result_type(a, np.float32), copy=False)
+
+
+def erf(x):
+    return _apply("erf", (x,), _erf, lambda g, v, o, i: g * (2 / math.sqrt(math.pi)) * np.exp(-v[0] * v[0]))
+
+
+def relu(x):
+    return _apply("relu", (x,), lambda a: np.maximum(a, 0), lambda g, v, o, i: g * (v[0] > 0))
+
+
+def relu6(x):
+    return _apply("relu6", (x,), lambda a: np.clip(a, 0, 6), lambda g, v, o, i: g * ((v[0] > 0) & (v[0] < 6)))
+
+
+def _sigmoid(a):
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-a))
+
+
+def sigmoid(x):
+    return _apply("sigmoid", (x,), _sigmoid, lambda g, v, o, i: g * o * (1 - o))
+
+
+def softplus(x):
+    return _apply("softplus", (x,), lambda a: np.logaddexp(a, 0), lambda g, v, o, i: g * _sigmoid(v[0]))
+
+
+def softsign(x):
+    return _apply("softsign", (x,), lambda a: a / (1 + np.abs(a)), lambda g, v, o, i: g / (1 + np.abs(v[0])) ** 2)
+
+
+def silu(x):
+    def grad(g, v, o, i):
+        s = _sigmoid(v[0])
+        return g * (s + v[0] * s * (1 - s))
+    return _apply("silu", (x,), lambda a: a * _sigmoid(a), grad)
+
+
+swish = silu
+
+
+def log_sigmoid(x):
+    return _apply("log_sigmoid", (x,), lambda a: -np.logaddexp(-a, 0), lambda g, v, o, i: g * _sigmoid(-v[0]))
+
+
+def leaky_relu(x, negative_slope=0.2):
+    return _apply("leaky_relu", (x,), lambda a: np.where(a >= 0, a, negative_slope * a),
+                  lambda g, v, o, i: g * np.where(v[0] >= 0, 1, negative_slope))
+
+
+def elu(x, alpha=1.0):
+    return _apply("elu", (x,), lambda a: np.where(a > 0, a, alpha * np.expm1(np.minimum(a, 0))),
+                  lambda g, v, o, i: g * np.where(v[0] > 0, 1, o + alpha))
+
+
+def selu(x):
+    alpha, scale = 1.6732632423543772, 1.0507009873554805
+    return _apply("selu", (x,), lambda a: scale * np.where(a > 0, a, alpha * np.expm1(np.minimum(a, 0))),
+                  lambda g, v, o, i: g * np.where(v[0] > 0, scale, o + scale * alpha))
+
+
+def hard_sigmoid(x):
+    return _apply("hard_sigmoid", (x,), lambda a: np.clip(a / 6 + 0.5, 0, 1),
+                  lambda g, v, o, i: g * ((v[0] > -3) & (v[0] < 3)) / 6)
+
+
+def gelu(x, approximate=True):
+    c = math.sqrt(2 / math.pi)
+    if approximate:
+        def compute(a):
+            return 0.5 * a * (1 + np.tanh(c * (a + 0.044715 * a ** 3)))
+
+        def grad(g, v, o, i):
+            a = v[0]
+            t = np.tanh(c * (a + 0.044715 * a ** 3))
+            return g * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * c * (1 + 3 * 0.044715 * a * a))
+    else:
+        def compute(a):
+            return 0.5 * a * (1 + _erf(a / math.sqrt(2)))
+
+        def grad(g, v, o, i):
+            a = v[0]
+            return g * (0.5 * (1 + _erf(a / math.sqrt(2))) + a * np.exp(-a * a / 2) / math.sqrt(2 * math.pi))
+    return _apply("gelu", (x,), compute, grad)
+
+
+def _softmax(a, axis):
+    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def softmax(x, axis=-1):
+    def grad(g, v, o, i):
+        return o * (g - np.sum(g * o, axis=axis, keepdims=True))
+    return _apply("softmax", (x,), lambda a: _softmax(a, axis), grad)
+
+
+def log_softmax(x, axis=-1):
+    def compute(a):
+        m = np.max(a, axis=axis, keepdims=True)
+        return a - m - np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True))
+
+    def grad(g, v, o, i):
+        return g - np.exp(o) * np.sum(g, axis=axis, keepdims=True)
+    return _apply("log_softmax", (x,), compute, grad)
+
+
+def one_hot(x, num_classes, axis=-1, dtype=None, sparse=False):
+    idx = np.asarray(_values(x))
+    out = (idx[..., None] == np.arange(num_classes)).astype(dtype or backend.floatx())
+    return np.moveaxis(out, -1, axis) if axis != -1 else out
+
+
+def multi_hot(inputs, num_classes, axis=-1, dtype=None, sparse=False):
+    return np.max(one_hot(inputs, num_classes, axis=axis, dtype=dtype), axis=-2 if axis == -1 else axis)
+
+
+def _clipped(output):
+    eps = backend.epsilon()
+    return _np.clip(output, eps, 1 - eps)
+
+
+def binary_crossentropy(target, output, from_logits=False):
+    """Elementwise binary cross-entropy (Keras: no reduction)."""
+    if from_logits:
+        def compute(t, z):
+            return np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+
+        def grad(g, v, o, i):
+            t, z = v
+            return g * (_sigmoid(z) - t) if i == 1 else -g * z
+        return _apply("binary_crossentropy", (target, output), compute, grad)
+    p = _clipped(output)
+    return _np.negative(_np.add(_np.multiply(target, _np.log(p)),
+                                _np.multiply(_np.subtract(1, target), _np.log(_np.subtract(1, p)))))
+
+
+def categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    """Cross-entropy over `axis` (Keras: reduced over that axis only)."""
+    if from_logits:
+        return _np.negative(_np.sum(_np.multiply(target, log_softmax(output, axis=axis)), axis=axis))
+    p = _np.divide(output, _np.sum(output, axis=axis, keepdims=True))
+    return _np.negative(_np.sum(_np.multiply(target, _np.log(_clipped(p))), axis=axis))
+
+
+def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
+    t = np.asarray(_values(target))
+    if t.ndim == np.ndim(_values(output)) and t.shape[-1] == 1:
+        t = t[..., 0]
+    n = np.shape(_values(output))[axis]
+    return categorical_crossentropy(one_hot(t.astype(np.intp), n, axis=axis,
+                                            dtype=np.asarray(_values(output)).dtype), output,
+                                    from_logits=from_logits, axis=axis)
+
+
+def moments(x, axes, keepdims=False, synchronized=False):
+    """(mean, variance) over `axes`."""
+    return _np.mean(x, axis=axes, keepdims=keepdims), _np.var(x, axis=axes, keepdims=keepdims)
+
+
+def normalize(x, axis=-1, order=2, epsilon=None):
+    if order != 2:
+        raise NotImplementedError("ops.normalize: only order=2 is supported yet")
+    eps = 1e-12 if epsilon is None else epsilon
+    norm = _np.sqrt(_np.maximum(_np.sum(_np.square(x), axis=axis, keepdims=True), eps * eps))
+    return _np.divide(x, norm)
+
+
+def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, is_causal=False):
+    """Keras's ops.dot_product_attention on (batch, seq, heads, dim) inputs."""
+    d = np.shape(_values(query))[-1]
+    scale = 1 / math.sqrt(d) if scale is None else scale
+    logits = _np.multiply(_np.einsum("btnh,bsnh->bnts", query, key), scale)
+    if bias is not None:
+        logits = _np.add(logits, bias)
+    tq, tk = np.shape(_values(query))[1], np.shape(_values(key))[1]
+    keep = None
+    if mask is not None:
+        keep = np.asarray(_values(mask)).astype(bool)
+    if is_causal:
+        causal = np.tril(np.ones((tq, tk), dtype=bool))
+        keep = causal if keep is None else keep & causal
+    if keep is not None:
+        big = np.finfo(np.asarray(_values(query)).dtype).min / 2
+        logits = _np.where(np.broadcast_to(keep, np.shape(_values(logits))), logits, big)
+    probs = softmax(logits, axis=-1)
+    return _np.einsum("bnts,bsnh->btnh", probs, value)

@@ -1,0 +1,726 @@
+"""The NumPy-like ops of cynet.ops (Keras 3's keras.ops names, arguments and broadcasting), each
+with its vector-Jacobian product for the tape (see cynet/ops/core.py).
+
+Every op takes arrays, Tensors, Variables or Python scalars. Integer and boolean inputs never get
+a gradient; an input that was broadcast gets its gradient summed back to its own shape.
+"""
+import builtins
+import math
+
+import numpy as np
+
+from ..variables import Variable
+from .core import Tensor, differentiable, plain, read_variable, record, recording, unbroadcast
+
+
+# ------------------------------------------------------------------------------------ plumbing
+def _prep(args, tape):
+    """(the objects to record as inputs (None for constants), the plain values to compute with)."""
+    recs, vals = [], []
+    for a in args:
+        if isinstance(a, Variable):
+            v = read_variable(a, tape)
+            recs.append(v)
+            vals.append(v)
+        elif type(a) is Tensor:
+            recs.append(a)
+            vals.append(plain(a))
+        elif isinstance(a, np.ndarray):
+            recs.append(a)
+            vals.append(a)
+        elif isinstance(a, (bool, int, float, complex, np.generic)):
+            recs.append(None)
+            vals.append(a)
+        else:
+            try:
+                arr = np.asarray(a)
+            except Exception as exc:   # noqa: BLE001 - any conversion failure is the caller's input
+                raise TypeError(f"cannot convert {type(a).__name__} to an array: {exc}") from None
+            if arr.dtype == object:
+                raise TypeError(f"cannot use an object of type {type(a).__name__} as an array")
+            recs.append(None)
+            vals.append(arr)
+    return recs, vals
+
+
+def _apply(name, args, compute, grads):
+    """Run an op: `compute(*values)` gives the output; while a tape records, `grads(g, values,
+    output, i)` gives the gradient of input i (before unbroadcasting), for each float array input."""
+    tape = recording()
+    recs, vals = _prep(args, tape)
+    try:
+        out = compute(*vals)
+    except ValueError as exc:
+        raise ValueError(f"ops.{name}: {exc}") from None
+    if tape is None:
+        return out
+    tracked = [i for i, (r, v) in enumerate(zip(recs, vals)) if r is not None and differentiable(v)]
+    if not tracked or not isinstance(out, np.ndarray) and not isinstance(out, np.generic):
+        return out
+    out = np.asarray(out)
+    if out.dtype.kind not in "fc":
+        return out
+
+    def vjp(g, need):
+        needs = need if isinstance(need, list) else [need]
+        result = []
+        for i, n in zip(tracked, needs):
+            if not n:
+                result.append(None)
+                continue
+            gi = grads(g, vals, out, i)
+            shape = np.shape(vals[i])
+            gi = unbroadcast(np.asarray(gi), shape)
+            result.append(gi.astype(vals[i].dtype, copy=False))
+        return result if isinstance(need, list) else result[0]
+
+    return record(tape, vjp, [recs[i] for i in tracked], out)
+
+
+def _values(x):
+    """The plain value of one input (for the non-differentiable helpers)."""
+    return _prep([x], None)[1][0]
+
+
+# ----------------------------------------------------------------------------------- arithmetic
+def add(x1, x2):
+    return _apply("add", (x1, x2), np.add, lambda g, v, o, i: g)
+
+
+def subtract(x1, x2):
+    return _apply("subtract", (x1, x2), np.subtract, lambda g, v, o, i: g if i == 0 else -g)
+
+
+def multiply(x1, x2):
+    return _apply("multiply", (x1, x2), np.multiply, lambda g, v, o, i: g * v[1 - i])
+
+
+def divide(x1, x2):
+    def grad(g, v, o, i):
+        return g / v[1] if i == 0 else -g * o / v[1]
+    return _apply("divide", (x1, x2), np.true_divide, grad)
+
+
+true_divide = divide
+
+
+def negative(x):
+    return _apply("negative", (x,), np.negative, lambda g, v, o, i: -g)
+
+
+def power(x1, x2):
+    def grad(g, v, o, i):
+        a, b = v
+        if i == 0:
+            return g * b * np.power(a, np.subtract(b, 1))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return g * o * np.where(a > 0, np.log(np.where(a > 0, a, 1)), 0)
+    return _apply("power", (x1, x2), np.power, grad)
+
+
+def square(x):
+    return _apply("square", (x,), np.square, lambda g, v, o, i: 2 * g * v[0])
+
+
+def sqrt(x):
+    return _apply("sqrt", (x,), np.sqrt, lambda g, v, o, i: g / (2 * o))
+
+
+def rsqrt(x):
+    return _apply("rsqrt", (x,), lambda a: 1 / np.sqrt(a), lambda g, v, o, i: -0.5 * g * o / v[0])
+
+
+def exp(x):
+    return _apply("exp", (x,), np.exp, lambda g, v, o, i: g * o)
+
+
+def log(x):
+    return _apply("log", (x,), np.log, lambda g, v, o, i: g / v[0])
+
+
+def log1p(x):
+    return _apply("log1p", (x,), np.log1p, lambda g, v, o, i: g / (1 + v[0]))
+
+
+def expm1(x):
+    return _apply("expm1", (x,), np.expm1, lambda g, v, o, i: g * (o + 1))
+
+
+def abs(x):   # noqa: A001 - Keras's name
+    return _apply("abs", (x,), np.abs, lambda g, v, o, i: g * np.sign(v[0]))
+
+
+absolute = abs
+
+
+def sign(x):
+    return np.sign(_values(x))
+
+
+def tanh(x):
+    return _apply("tanh", (x,), np.tanh, lambda g, v, o, i: g * (1 - o * o))
+
+
+def sin(x):
+    return _apply("sin", (x,), np.sin, lambda g, v, o, i: g * np.cos(v[0]))
+
+
+def cos(x):
+    return _apply("cos", (x,), np.cos, lambda g, v, o, i: -g * np.sin(v[0]))
+
+
+def reciprocal(x):
+    return _apply("reciprocal", (x,), np.reciprocal, lambda g, v, o, i: -g * o * o)
+
+
+def maximum(x1, x2):
+    def grad(g, v, o, i):
+        a, b = np.broadcast_arrays(*v)
+        pick = (a >= b) if i == 0 else (b > a)
+        return g * pick
+    return _apply("maximum", (x1, x2), np.maximum, grad)
+
+
+def minimum(x1, x2):
+    def grad(g, v, o, i):
+        a, b = np.broadcast_arrays(*v)
+        pick = (a <= b) if i == 0 else (b < a)
+        return g * pick
+    return _apply("minimum", (x1, x2), np.minimum, grad)
+
+
+def clip(x, x_min, x_max):
+    def grad(g, v, o, i):
+        a = v[0]
+        return g * ((a >= v[1]) & (a <= v[2])) if i == 0 else np.zeros_like(g)
+    return _apply("clip", (x, x_min, x_max), np.clip, grad)
+
+
+def where(condition, x1=None, x2=None):
+    if x1 is None and x2 is None:
+        return np.nonzero(_values(condition))
+    if x1 is None or x2 is None:
+        raise ValueError("ops.where: x1 and x2 must both be given, or neither")
+    cond = np.asarray(_values(condition)).astype(bool)
+
+    def grad(g, v, o, i):
+        return np.where(cond, g, 0) if i == 0 else np.where(cond, 0, g)
+    return _apply("where", (x1, x2), lambda a, b: np.where(cond, a, b), grad)
+
+
+# ----------------------------------------------------------------------------------- comparisons
+def _compare(fn):
+    def op(x1, x2):
+        return fn(_values(x1), _values(x2))
+    op.__name__ = fn.__name__
+    return op
+
+
+equal, not_equal, greater, greater_equal, less, less_equal = (
+    _compare(f) for f in (np.equal, np.not_equal, np.greater, np.greater_equal, np.less, np.less_equal))
+logical_and, logical_or, logical_xor = (_compare(f) for f in (np.logical_and, np.logical_or, np.logical_xor))
+
+
+def logical_not(x):
+    return np.logical_not(_values(x))
+
+
+def floor(x):
+    return np.floor(_values(x))
+
+
+def ceil(x):
+    return np.ceil(_values(x))
+
+
+def round(x, decimals=0):   # noqa: A001 - Keras's name
+    return np.round(_values(x), decimals)
+
+
+def isnan(x):
+    return np.isnan(_values(x))
+
+
+def isinf(x):
+    return np.isinf(_values(x))
+
+
+def isfinite(x):
+    return np.isfinite(_values(x))
+
+
+# ------------------------------------------------------------------------------------ products
+def matmul(x1, x2):
+    def grad(g, v, o, i):
+        a, b = v
+        if a.ndim == 1 and b.ndim == 1:
+            return g * (b if i == 0 else a)
+        if i == 0:
+            if b.ndim == 1:
+                return np.multiply.outer(g, b)
+            r = np.matmul(g if a.ndim > 1 else g[..., None, :], np.swapaxes(b, -1, -2))
+            return r if a.ndim > 1 else r[..., 0, :]
+        if a.ndim == 1:
+            return np.multiply.outer(a, g) if b.ndim == 2 else a[:, None] * g[..., None, :]
+        gg = g if b.ndim > 1 else g[..., None]
+        r = np.matmul(np.swapaxes(a, -1, -2), gg)
+        return r if b.ndim > 1 else r[..., 0]
+    return _apply("matmul", (x1, x2), np.matmul, grad)
+
+
+def dot(x1, x2):
+    a, b = _values(x1), _values(x2)
+    if np.ndim(a) == 0 or np.ndim(b) == 0:
+        return multiply(x1, x2)
+    if np.ndim(a) <= 2 and np.ndim(b) <= 2:
+        return matmul(x1, x2)
+    return tensordot(x1, x2, axes=([np.ndim(a) - 1], [max(np.ndim(b) - 2, 0)]))
+
+
+def tensordot(x1, x2, axes=2):
+    a, b = _values(x1), _values(x2)
+    if isinstance(axes, int):
+        ax_a, ax_b = list(range(a.ndim - axes, a.ndim)), list(range(axes))
+    else:
+        ax_a, ax_b = [list(np.atleast_1d(t)) for t in axes]
+    ax_a = [x % a.ndim for x in ax_a]
+    ax_b = [x % b.ndim for x in ax_b]
+    free_a = [d for d in range(a.ndim) if d not in ax_a]
+    free_b = [d for d in range(b.ndim) if d not in ax_b]
+
+    def grad(g, v, o, i):
+        na, nb = len(free_a), len(free_b)
+        if i == 0:   # g (free_a + free_b) . b over free_b -> (free_a + ax_a), then back to a's order
+            r = np.tensordot(g, v[1], axes=(list(range(na, na + nb)), free_b))
+            order = free_a + ax_a
+        else:
+            r = np.tensordot(v[0], g, axes=(free_a, list(range(na))))
+            order = ax_b + free_b
+        return np.transpose(r, np.argsort(order))
+    return _apply("tensordot", (x1, x2), lambda p, q: np.tensordot(p, q, axes=(ax_a, ax_b)), grad)
+
+
+def einsum(subscripts, *operands):
+    spec = subscripts.replace(" ", "")
+    if "..." in spec:
+        raise NotImplementedError("ops.einsum: ellipsis ('...') subscripts are not supported yet")
+    if "->" in spec:
+        lhs, out_s = spec.split("->")
+    else:
+        lhs = spec
+        letters = [c for c in lhs.replace(",", "")]
+        out_s = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    ins = lhs.split(",")
+    if len(ins) != len(operands):
+        raise ValueError(f"ops.einsum: {len(ins)} operand subscripts for {len(operands)} operands")
+    for s in ins:
+        if len(set(s)) != len(s):
+            raise NotImplementedError(f"ops.einsum: a repeated index within one operand ({s!r}) is not supported yet")
+
+    def grad(g, v, o, i):
+        others = [(s, x) for j, (s, x) in enumerate(zip(ins, v)) if j != i]
+        avail = set(out_s).union(*[set(s) for s, _ in others])
+        keep = "".join(c for c in ins[i] if c in avail)
+        sub = ",".join([out_s] + [s for s, _ in others]) + "->" + keep
+        r = np.einsum(sub, g, *[x for _, x in others])
+        shape = v[i].shape
+        full = [shape[ins[i].index(c)] if c not in keep else None for c in ins[i]]
+        expanded = r.reshape([r.shape[keep.index(c)] if c in keep else 1 for c in ins[i]])
+        return np.broadcast_to(expanded, tuple(shape[k] if full[k] is not None else expanded.shape[k]
+                                               for k in range(len(shape))))
+    return _apply("einsum", operands, lambda *xs: np.einsum(subscripts, *xs), grad)
+
+
+# ------------------------------------------------------------------------------------ reductions
+def _axis_arg(axis):
+    """Keras accepts a list of axes; NumPy wants a tuple."""
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    return tuple(int(a) % ndim if ndim else 0 for a in axes)
+
+
+def _expand(g, shape, axis, keepdims):
+    """The gradient of a reduction, given back the reduced axes so that it broadcasts to `shape`."""
+    if not keepdims and len(shape):
+        for a in sorted(_axes(axis, len(shape))):
+            g = np.expand_dims(g, a)
+    return np.broadcast_to(g, shape)
+
+
+def sum(x, axis=None, keepdims=False):   # noqa: A001 - Keras's name
+    axis = _axis_arg(axis)
+    return _apply("sum", (x,), lambda a: np.sum(a, axis=axis, keepdims=keepdims),
+                  lambda g, v, o, i: _expand(g, v[0].shape, axis, keepdims))
+
+
+def mean(x, axis=None, keepdims=False):
+    axis = _axis_arg(axis)
+    def grad(g, v, o, i):
+        n = math.prod(v[0].shape[a] for a in _axes(axis, v[0].ndim)) if v[0].ndim else 1
+        return _expand(g, v[0].shape, axis, keepdims) / builtins.max(n, 1)
+    return _apply("mean", (x,), lambda a: np.mean(a, axis=axis, keepdims=keepdims), grad)
+
+
+def max(x, axis=None, keepdims=False, initial=None):   # noqa: A001 - Keras's name
+    return _extreme("max", np.max, x, axis, keepdims, initial)
+
+
+def min(x, axis=None, keepdims=False, initial=None):   # noqa: A001 - Keras's name
+    return _extreme("min", np.min, x, axis, keepdims, initial)
+
+
+amax, amin = max, min
+
+
+def _extreme(name, fn, x, axis, keepdims, initial):
+    axis = _axis_arg(axis)
+    def compute(a):
+        return fn(a, axis=axis, keepdims=keepdims) if initial is None else \
+            fn(a, axis=axis, keepdims=keepdims, initial=initial)
+
+    def grad(g, v, o, i):
+        a = v[0]
+        ref = o if keepdims else _expand(o, a.shape, axis, False)
+        hit = (a == np.broadcast_to(ref, a.shape))
+        count = np.sum(hit, axis=_axes(axis, a.ndim), keepdims=True)
+        return _expand(g, a.shape, axis, keepdims) * hit / np.maximum(count, 1)
+    return _apply(name, (x,), compute, grad)
+
+
+def prod(x, axis=None, keepdims=False):
+    axis = _axis_arg(axis)
+    def grad(g, v, o, i):
+        a = v[0]
+        out = o if keepdims else _expand(o, a.shape, axis, False)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(a != 0, np.broadcast_to(out, a.shape) / np.where(a != 0, a, 1), 0)
+        zeros = a == 0
+        if zeros.any():   # the product of the others where exactly this entry is zero
+            axes = _axes(axis, a.ndim)
+            for idx in zip(*np.nonzero(zeros)):
+                sl = tuple(builtins.slice(None) if d in axes else idx[d] for d in range(a.ndim))
+                block = a[sl].copy()
+                pos = tuple(idx[d] for d in range(a.ndim) if d in axes)
+                block[pos] = 1
+                r[idx] = np.prod(block)
+        return _expand(g, a.shape, axis, keepdims) * r
+    return _apply("prod", (x,), lambda a: np.prod(a, axis=axis, keepdims=keepdims), grad)
+
+
+def var(x, axis=None, keepdims=False):
+    axis = _axis_arg(axis)
+    def grad(g, v, o, i):
+        a = v[0]
+        n = math.prod(a.shape[d] for d in _axes(axis, a.ndim)) if a.ndim else 1
+        centred = a - np.mean(a, axis=axis, keepdims=True)
+        return _expand(g, a.shape, axis, keepdims) * 2 * centred / builtins.max(n, 1)
+    return _apply("var", (x,), lambda a: np.var(a, axis=axis, keepdims=keepdims), grad)
+
+
+def std(x, axis=None, keepdims=False):
+    return sqrt(var(x, axis=axis, keepdims=keepdims))
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    axis = _axis_arg(axis)
+    def compute(a):
+        m = np.max(a, axis=axis, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)
+        r = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
+        return r if keepdims else np.squeeze(r, axis=_axes(axis, a.ndim))
+
+    def grad(g, v, o, i):
+        a = v[0]
+        out = o if keepdims else _expand(o, a.shape, axis, False)
+        return _expand(g, a.shape, axis, keepdims) * np.exp(a - out)
+    return _apply("logsumexp", (x,), compute, grad)
+
+
+def cumsum(x, axis=None):
+    def grad(g, v, o, i):
+        if axis is None:
+            return np.flip(np.cumsum(np.flip(g.reshape(-1)))).reshape(v[0].shape)
+        return np.flip(np.cumsum(np.flip(g, axis), axis=axis), axis)
+    return _apply("cumsum", (x,), lambda a: np.cumsum(a, axis=axis), grad)
+
+
+def argmax(x, axis=None, keepdims=False):
+    return np.argmax(_values(x), axis=axis, keepdims=keepdims)
+
+
+def argmin(x, axis=None, keepdims=False):
+    return np.argmin(_values(x), axis=axis, keepdims=keepdims)
+
+
+def argsort(x, axis=-1):
+    return np.argsort(_values(x), axis=axis)
+
+
+def any(x, axis=None, keepdims=False):   # noqa: A001 - Keras's name
+    return np.any(_values(x), axis=axis, keepdims=keepdims)
+
+
+def all(x, axis=None, keepdims=False):   # noqa: A001 - Keras's name
+    return np.all(_values(x), axis=axis, keepdims=keepdims)
+
+
+def top_k(x, k, sorted=True):   # noqa: A002 - Keras's name
+    a = np.asarray(_values(x))
+    idx = np.argsort(-a, axis=-1, kind="stable")[..., :k]
+    return take_along_axis(x, idx, axis=-1), idx
+
+
+# ------------------------------------------------------------------------------------ shapes
+def shape(x):
+    return tuple(np.shape(_values(x)))
+
+
+def ndim(x):
+    return np.ndim(_values(x))
+
+
+def size(x):
+    return np.size(_values(x))
+
+
+def reshape(x, newshape):
+    return _apply("reshape", (x,), lambda a: np.reshape(a, newshape), lambda g, v, o, i: g.reshape(v[0].shape))
+
+
+def transpose(x, axes=None):
+    def grad(g, v, o, i):
+        return np.transpose(g, None if axes is None else np.argsort(axes))
+    return _apply("transpose", (x,), lambda a: np.transpose(a, axes), grad)
+
+
+def swapaxes(x, axis1, axis2):
+    return _apply("swapaxes", (x,), lambda a: np.swapaxes(a, axis1, axis2),
+                  lambda g, v, o, i: np.swapaxes(g, axis1, axis2))
+
+
+def moveaxis(x, source, destination):
+    return _apply("moveaxis", (x,), lambda a: np.moveaxis(a, source, destination),
+                  lambda g, v, o, i: np.moveaxis(g, destination, source))
+
+
+def expand_dims(x, axis):
+    return _apply("expand_dims", (x,), lambda a: np.expand_dims(a, axis), lambda g, v, o, i: g.reshape(v[0].shape))
+
+
+def squeeze(x, axis=None):
+    return _apply("squeeze", (x,), lambda a: np.squeeze(a, axis), lambda g, v, o, i: g.reshape(v[0].shape))
+
+
+def ravel(x):
+    return reshape(x, (-1,))
+
+
+def flip(x, axis=None):
+    return _apply("flip", (x,), lambda a: np.flip(a, axis), lambda g, v, o, i: np.flip(g, axis))
+
+
+def broadcast_to(x, shape):
+    return _apply("broadcast_to", (x,), lambda a: np.broadcast_to(a, shape).copy(), lambda g, v, o, i: g)
+
+
+def tile(x, repeats):
+    def grad(g, v, o, i):
+        a = v[0]
+        reps = (1,) * (g.ndim - len(np.atleast_1d(repeats))) + tuple(np.atleast_1d(repeats))
+        base = (1,) * (g.ndim - a.ndim) + a.shape
+        split = []
+        for r, n in zip(reps, base):
+            split.extend([r, n])
+        return g.reshape(split).sum(axis=tuple(range(0, 2 * g.ndim, 2))).reshape(a.shape)
+    return _apply("tile", (x,), lambda a: np.tile(a, repeats), grad)
+
+
+def repeat(x, repeats, axis=None):
+    def grad(g, v, o, i):
+        a = v[0]
+        flat = a.reshape(-1) if axis is None else a
+        ax = 0 if axis is None else axis % a.ndim
+        counts = np.broadcast_to(np.asarray(repeats), (flat.shape[ax],))
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp)
+        gg = g if axis is None else g
+        summed = np.add.reduceat(gg, starts, axis=ax) if gg.shape[ax] else np.zeros_like(flat)
+        summed = np.where(np.reshape(counts, [-1 if d == ax else 1 for d in range(flat.ndim)]) > 0, summed, 0)
+        return summed.reshape(a.shape)
+    return _apply("repeat", (x,), lambda a: np.repeat(a, repeats, axis), grad)
+
+
+def concatenate(xs, axis=0):
+    xs = list(xs)
+
+    def grad(g, v, o, i):
+        ax = axis % g.ndim
+        start = builtins.sum(np.shape(t)[ax] for t in v[:i])
+        return np.take(g, np.arange(start, start + v[i].shape[ax]), axis=ax)
+    return _apply("concatenate", xs, lambda *a: np.concatenate(a, axis=axis), grad)
+
+
+def stack(xs, axis=0):
+    xs = list(xs)
+    return _apply("stack", xs, lambda *a: np.stack(a, axis=axis), lambda g, v, o, i: np.take(g, i, axis=axis))
+
+
+def split(x, indices_or_sections, axis=0):
+    a = np.asarray(_values(x))
+    pieces = np.array_split(np.arange(a.shape[axis]), indices_or_sections) \
+        if isinstance(indices_or_sections, int) else np.split(np.arange(a.shape[axis]), indices_or_sections)
+    if isinstance(indices_or_sections, int) and a.shape[axis] % indices_or_sections:
+        raise ValueError(f"ops.split: axis {axis} of size {a.shape[axis]} does not split into "
+                         f"{indices_or_sections} equal parts")
+    return [take(x, p, axis=axis) for p in pieces]
+
+
+def take(x, indices, axis=None):
+    idx = np.asarray(_values(indices))
+    if idx.dtype.kind not in "iub":
+        idx = idx.astype(np.intp)
+
+    def grad(g, v, o, i):
+        a = v[0]
+        out = np.zeros(a.size if axis is None else a.shape, dtype=g.dtype)
+        if axis is None:
+            np.add.at(out, idx.reshape(-1) % max(a.size, 1), g.reshape(-1))
+            return out.reshape(a.shape)
+        ax = axis % a.ndim
+        moved = np.moveaxis(out, ax, 0)
+        gm = np.moveaxis(g.reshape(a.shape[:ax] + idx.shape + a.shape[ax + 1:]), list(range(ax, ax + idx.ndim)),
+                         list(range(idx.ndim)))
+        np.add.at(moved, idx % a.shape[ax], gm)
+        return out
+    return _apply("take", (x,), lambda a: np.take(a, idx, axis=axis), grad)
+
+
+def take_along_axis(x, indices, axis=None):
+    idx = np.asarray(_values(indices))
+
+    def grad(g, v, o, i):
+        a = v[0]
+        out = np.zeros_like(a, dtype=g.dtype)
+        if axis is None:
+            np.add.at(out.reshape(-1), idx.reshape(-1), g.reshape(-1))
+            return out
+        full = np.broadcast_to(idx, g.shape)
+        grids = list(np.indices(g.shape, sparse=True))
+        grids[axis % a.ndim] = full
+        np.add.at(out, tuple(grids), g)
+        return out
+    return _apply("take_along_axis", (x,), lambda a: np.take_along_axis(a, idx, axis=axis), grad)
+
+
+def getitem(x, key):
+    """x[key] (also what a Tensor's indexing runs)."""
+    if isinstance(key, (Tensor, Variable)):
+        key = np.asarray(plain(key) if type(key) is Tensor else key.value)
+    elif isinstance(key, tuple):
+        key = tuple(plain(k) if type(k) is Tensor else k for k in key)
+
+    def grad(g, v, o, i):
+        out = np.zeros(v[0].shape, dtype=g.dtype)
+        np.add.at(out, key, g)
+        return out
+    return _apply("getitem", (x,), lambda a: np.asarray(a[key]), grad)
+
+
+def slice(x, start_indices, shape):   # noqa: A001 - Keras's name
+    key = tuple(builtins.slice(int(s), int(s) + int(n)) for s, n in zip(start_indices, shape))
+    return getitem(x, key)
+
+
+def pad(x, pad_width, mode="constant", constant_values=None):
+    if mode != "constant":
+        raise NotImplementedError(f"ops.pad: mode={mode!r} is not supported yet (only 'constant')")
+    a = np.asarray(_values(x))
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.intp), (a.ndim, 2))
+    key = tuple(builtins.slice(int(lo), int(lo) + n) for (lo, _), n in zip(widths, a.shape))
+    cv = 0 if constant_values is None else constant_values
+    return _apply("pad", (x,), lambda b: np.pad(b, widths, constant_values=cv), lambda g, v, o, i: g[key])
+
+
+def cast(x, dtype):
+    dtype = np.dtype(dtype)
+
+    def grad(g, v, o, i):
+        return g
+    if dtype.kind not in "fc":
+        return np.asarray(_values(x)).astype(dtype)
+    return _apply("cast", (x,), lambda a: np.asarray(a).astype(dtype), grad)
+
+
+def convert_to_tensor(x, dtype=None, sparse=None):
+    if isinstance(x, Variable):
+        x = x.value
+    if type(x) is Tensor and (dtype is None or np.dtype(dtype) == x.dtype):
+        return x
+    return np.asarray(plain(x) if type(x) is Tensor else x, dtype=dtype)
+
+
+def convert_to_numpy(x):
+    v = x.value if isinstance(x, Variable) else x
+    return np.array(plain(v) if type(v) is Tensor else v, copy=True)
+
+
+def stop_gradient(x):
+    return np.array(_values(x), copy=True)
+
+
+# ----------------------------------------------------------------------------------- creation
+def _floatx(dtype):
+    from .. import backend
+    return np.dtype(dtype) if dtype is not None else np.dtype(backend.floatx())
+
+
+def zeros(shape, dtype=None):
+    return np.zeros(shape, dtype=_floatx(dtype))
+
+
+def ones(shape, dtype=None):
+    return np.ones(shape, dtype=_floatx(dtype))
+
+
+def full(shape, fill_value, dtype=None):
+    return np.full(shape, fill_value, dtype=_floatx(dtype))
+
+
+def zeros_like(x, dtype=None):
+    return np.zeros_like(_values(x), dtype=dtype)
+
+
+def ones_like(x, dtype=None):
+    return np.ones_like(_values(x), dtype=dtype)
+
+
+def full_like(x, fill_value, dtype=None):
+    return np.full_like(_values(x), fill_value, dtype=dtype)
+
+
+def eye(N, M=None, k=0, dtype=None):
+    return np.eye(N, M, k, dtype=_floatx(dtype))
+
+
+def identity(n, dtype=None):
+    return np.identity(n, dtype=_floatx(dtype))
+
+
+def arange(start, stop=None, step=1, dtype=None):
+    return np.arange(start, stop, step, dtype=dtype)
+
+
+def linspace(start, stop, num=50, endpoint=True, dtype=None):
+    return np.linspace(start, stop, num, endpoint=endpoint, dtype=_floatx(dtype))
+
+
+def tril(x, k=0):
+    return _apply("tril", (x,), lambda a: np.tril(a, k), lambda g, v, o, i: np.tril(g, k))
+
+
+def triu(x, k=0):
+    return _apply("triu", (x,), lambda a: np.triu(a, k), lambda g, v, o, i: np.triu(g, k))
