@@ -20,6 +20,8 @@ import os
 
 import numpy as np
 
+from . import _config
+
 
 class ArgumentTypeError(TypeError, ValueError):
     """An argument of the wrong type (catchable as TypeError or as ValueError)."""
@@ -162,9 +164,9 @@ def shape_tuple(name, shape):
 
 
 def standardize_dtype(dtype):
-    """A layer's dtype: float32 (None) or float64."""
+    """A layer's dtype: float32 or float64 (None: cynet.config.floatx())."""
     try:
-        dtype = np.dtype("float32" if dtype is None else dtype)
+        dtype = np.dtype(_config.get("floatx") if dtype is None else dtype)
     except (TypeError, ValueError):
         raise ValueError(f"dtype must be 'float32' or 'float64'; received dtype={dtype!r}") from None
     if dtype not in (np.float32, np.float64):
@@ -175,7 +177,7 @@ def standardize_dtype(dtype):
 def data_format(value):
     """Normalise a Keras data_format (a string, any case, as Keras): None means "channels_last"."""
     if value is None:
-        return "channels_last"
+        return _config.get("image_data_format")
     if isinstance(value, str) and value.lower() in ("channels_last", "channels_first"):
         return value.lower()
     raise ValueError(f"data_format must be 'channels_last' or 'channels_first'; received data_format={value!r}")

@@ -17,6 +17,7 @@ vanishing gradient).
 import numpy as np
 
 from . import kernels as K
+from . import tape as _tape
 from ._validation import first_entry
 
 EPSILON = 1e-7
@@ -79,6 +80,13 @@ class Loss:
         self.reduction = reduction
 
     def __call__(self, y_true, y_pred, sample_weight=None):
+        from .ops import core as _opcore
+        tape = _opcore.recording()
+        if tape is not None and self.reduction not in ("none", None) and _opcore.differentiable(y_pred):
+            # on a recording tape (a GradientTape, an overridden compute_loss): the loss is an op
+            loss, dy = self.forward_backward(y_true, _opcore.plain(y_pred), sample_weight)
+            return _opcore.record(tape, lambda g, need: dy * g if need else None, [y_pred],
+                                  np.asarray(loss, dtype=dy.dtype))
         y_pred = _float(y_pred)
         values, _ = self._per_sample(self._targets(y_true, y_pred), y_pred, need_grad=False)
         loss, _ = _reduce(values, sample_weight, y_pred.dtype, self.reduction)
@@ -90,6 +98,31 @@ class Loss:
         values, grad_fn = self._per_sample(self._targets(y_true, y_pred), y_pred, need_grad=True)
         loss, scale = _reduce(values, sample_weight, y_pred.dtype, self.reduction)
         return loss, grad_fn(scale)
+
+    def call(self, y_true, y_pred):
+        """Per-sample loss values (Keras's `Loss.call`): override it with cynet.ops (or NumPy
+        arithmetic on y_pred, a Tensor here) to write a loss; its gradient comes from the tape."""
+        raise NotImplementedError(f"{type(self).__name__} must implement call(y_true, y_pred)")
+
+    def _per_sample(self, y_true, y_pred, need_grad):
+        """A loss written as `call`: its values, and their gradient w.r.t. y_pred through the tape."""
+        from .ops.core import Tensor, plain
+        tape = _tape.Tape()
+        source = y_pred.view(Tensor)
+        with _tape.recording(tape if need_grad else _tape.NO_RECORD):
+            values = self.call(y_true, source)
+        if not isinstance(values, np.ndarray) or values.ndim == 0:
+            values = np.asarray(values, dtype=y_pred.dtype)
+        out = plain(values).astype(y_pred.dtype, copy=False)
+        if not need_grad:
+            return out, None
+
+        def grad(scale):
+            with _tape.recording(_tape.NO_RECORD):
+                (g,) = tape.backward([(values, np.asarray(scale, dtype=y_pred.dtype).reshape(values.shape))],
+                                     [source], warn=False)
+            return np.zeros_like(y_pred) if g is None else np.asarray(g, dtype=y_pred.dtype)
+        return out, grad
 
     def fused_logits_backward(self, y_true, logits, sample_weight=None):
         """(scalar loss, gradient w.r.t. the logits) for losses with a fusable activation."""
@@ -128,6 +161,43 @@ class Loss:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+class LossFunctionWrapper(Loss):
+    """A loss from a function `fn(y_true, y_pred, **kwargs)` returning per-sample values, written
+    with cynet.ops (Keras's `loss=my_function`): reduced as the built-in losses are, differentiated
+    on the tape."""
+
+    def __init__(self, fn, reduction="sum_over_batch_size", name=None, **kwargs):
+        if not callable(fn):
+            raise TypeError(f"fn must be callable (y_true, y_pred) -> per-sample losses; received {fn!r}")
+        super().__init__(name or getattr(fn, "__name__", "loss"), reduction)
+        self.fn = fn
+        self._fn_kwargs = kwargs
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred, **self._fn_kwargs)
+
+    def _targets(self, y_true, y_pred):
+        return np.asarray(y_true)   # the function decides what its targets are
+
+    def check_targets(self, y_true, y_pred_shape, name="y"):
+        return np.asarray(y_true)
+
+    def get_config(self):
+        from .utils.serialization import get_registered_name
+        return {"fn": get_registered_name(self.fn), "name": self.name, "reduction": self.reduction, **self._fn_kwargs}
+
+    @classmethod
+    def from_config(cls, config):
+        from .utils.serialization import get_registered_object
+        config = dict(config)
+        name = config.pop("fn")
+        fn = get_registered_object(name)
+        if fn is None:
+            raise ValueError(f"Unknown loss function {name!r}: register it with "
+                             f"cynet.saving.register_keras_serializable(), or pass it in custom_objects")
+        return cls(fn, **config)
 
 
 def _fits(shape, pattern):
@@ -417,7 +487,7 @@ def huber(y_true, y_pred, delta=1.0):
     return Huber(delta, reduction="none")(y_true, y_pred)
 
 
-_CLASSES = {c.__name__: c for c in (MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy,
+_CLASSES = {c.__name__: c for c in (LossFunctionWrapper, MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy,
                                      CategoricalCrossentropy, SparseCategoricalCrossentropy)}
 _ALIASES = {
     "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
@@ -440,7 +510,10 @@ def get(identifier):
         return cls()
     if isinstance(identifier, dict):
         return deserialize(identifier)
-    raise TypeError(f"loss must be a string, a dict or a cynet Loss; received {identifier!r}")
+    if callable(identifier) and not isinstance(identifier, type):
+        return LossFunctionWrapper(identifier)
+    raise TypeError(f"loss must be a string, a dict, a cynet Loss or a function (y_true, y_pred) -> per-sample "
+                    f"losses; received {identifier!r}")
 
 
 def serialize(loss):
@@ -449,6 +522,10 @@ def serialize(loss):
 
 def deserialize(config):
     cls = _CLASSES.get(config.get("class_name")) if isinstance(config, dict) else None
+    if cls is None and isinstance(config, dict):
+        from .utils.serialization import get_registered_object
+        cls = get_registered_object(config.get("class_name"))   # a registered Loss subclass
+        cls = cls if isinstance(cls, type) and issubclass(cls, Loss) else None
     if cls is None:
         raise ValueError(f"Unknown loss config {config!r}; expected class_name in {sorted(_CLASSES)}")
     return cls.from_config(dict(config.get("config", {})))

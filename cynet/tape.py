@@ -79,10 +79,11 @@ class Record:
 class Tape:
     """Records of layer calls, in call order, and the reverse walk over them."""
 
-    __slots__ = ("records", "__weakref__")
+    __slots__ = ("records", "added_losses", "__weakref__")
 
     def __init__(self):
         self.records = []
+        self.added_losses = []   # what the recorded calls gave Layer.add_loss
 
     def record(self, layer, ctx, inputs, outputs, multi_in, multi_out):
         rec = Record(layer, ctx, inputs, outputs, multi_in, multi_out)

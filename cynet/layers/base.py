@@ -242,6 +242,15 @@ class Layer:
         own = [float(reg(var.value)) for var, reg in self._regularized]
         return own + [p for layer in self._sublayers() for p in layer.losses] if "_tracked" in self.__dict__ else own
 
+    def add_loss(self, loss):
+        """Add `loss` (a scalar or array computed in `call` with cynet.ops) to the loss that training
+        minimizes (summed), as Keras's add_loss: the KL term of a VAE, an activity penalty. It belongs
+        to the call that adds it (kept on the call's tape, never on the layer); outside a recording
+        call (predict) it is ignored."""
+        tape = _tape.active()
+        if isinstance(tape, _tape.Tape):
+            tape.added_losses.append(loss)
+
     def _add_regularization_gradients(self):
         """Add the penalties' gradients (once per backward pass: the tape calls it)."""
         for var, reg in self._regularized:

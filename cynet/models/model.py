@@ -95,7 +95,7 @@ class Model(Trainer, Layer):
         arrays = [self._input_array(leaf, label, convert, lambda a: None) for label, leaf in zip(labels, leaves)]
         _same_samples(arrays, labels)
         x = graph.pack_like(x, arrays) if isinstance(x, (list, tuple, dict)) else arrays[0]
-        if not self.built:   # its layers make their weights on this first call
+        if not self.built and self._has_call():   # its layers make their weights on this first call
             self._probe(x)
             self._build_shapes = graph.map_structure(lambda a: [None] + list(a.shape[1:]), x)
             self.built = True
@@ -106,13 +106,19 @@ class Model(Trainer, Layer):
         with _tape.recording(_tape.NO_RECORD):
             return self._call_model(graph.map_structure(lambda a: a[:1], x), False)
 
+    def _has_call(self):
+        """False for a model that only overrides train_step (Keras's VAE example has no call)."""
+        return type(self).call is not Model.call
+
     def _output_names(self, x=None):
         if x is None:
             return None
-        n = len(graph.flatten(self._probe(x)))
+        n = len(graph.flatten(self._probe(x))) if self._has_call() else 1
         return [self.name] if n == 1 else [f"output_{i + 1}" for i in range(n)]
 
     def _output_shapes(self, x):
+        if not self._has_call():
+            return [None]
         return [(None,) + tuple(np.shape(o))[1:] for o in graph.flatten(self._probe(x))]
 
     # ---------------------------------------------------------------- summary / saving

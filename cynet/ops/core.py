@@ -209,7 +209,7 @@ def as_tensor(a):
     return a
 
 
-def _linked(tape, a, convert):
+def link(tape, a, convert):
     """convert(a), with a record that passes gradients between the two (when they differ)."""
     b = convert(a)
     if b is not a and isinstance(tape, _tape.Tape):
@@ -223,12 +223,12 @@ def run_user_call(tape, call, inputs, kwargs):
     so the code around it (losses, metrics, cynet's models) sees arrays."""
     from .. import graph
     outer = not _in_user.get()
-    tensors = graph.map_structure(lambda a: _linked(tape, a, as_tensor), inputs)
+    tensors = graph.map_structure(lambda a: link(tape, a, as_tensor), inputs)
     token = _in_user.set(True)
     try:
         out = call(tensors, **kwargs)
     finally:
         _in_user.reset(token)
     if outer:
-        out = graph.map_structure(lambda a: _linked(tape, a, plain) if type(a) is Tensor else a, out)
+        out = graph.map_structure(lambda a: link(tape, a, plain) if type(a) is Tensor else a, out)
     return out

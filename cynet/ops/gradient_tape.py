@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import tape as _tape
 from ..variables import Variable
+from . import core as _core
 from .core import plain
 
 
@@ -29,6 +30,7 @@ class GradientTape:
         self.watch_accessed_variables = bool(watch_accessed_variables)
         self._tape = None
         self._token = None
+        self._user_token = None
         self._used = False
 
     def __enter__(self):
@@ -36,9 +38,11 @@ class GradientTape:
             raise RuntimeError("this GradientTape is already recording")
         self._tape = _tape.Tape()
         self._token = _tape._active.set(self._tape)
+        self._user_token = _core._in_user.set(True)   # user code: layer outputs are Tensors, so arithmetic records
         return self
 
     def __exit__(self, *exc):
+        _core._in_user.reset(self._user_token)
         _tape._active.reset(self._token)
         self._token = None
         return False

@@ -83,8 +83,9 @@ class Trainer:
                 raise ValueError(f"loss_weights must be finite non-negative numbers; received {w!r} for output "
                                  f"{name!r}")
         per_loss = [None if l is None else losses.get(l) for l in per_loss]
-        if all(l is None for l in per_loss):
-            raise ValueError("compile() needs a loss for at least one output")
+        if all(l is None for l in per_loss) and args["loss"] is not None:
+            raise ValueError("compile() needs a loss for at least one output (or loss=None, when the model adds "
+                             "its own losses with add_loss or overrides compute_loss or train_step)")
         plain = _per_output("metrics", args["metrics"], names, broadcast=True, nested=True)
         weighted = _per_output("weighted_metrics", args["weighted_metrics"], names, broadcast=True, nested=True)
         metric_ids = [[(m, False) for m in p or []] + [(m, True) for m in w or []] for p, w in zip(plain, weighted)]
@@ -148,9 +149,6 @@ class Trainer:
         model (whose outputs are known once it has run on x), the per-output compile arguments."""
         if not self.compiled:
             raise RuntimeError("You must call compile(optimizer, loss) before training or evaluating the model")
-        if self._compile_args["loss"] is None:
-            raise NotImplementedError("This model was compiled without a loss. Losses a model adds itself "
-                                      "(add_loss) are not supported yet: give compile(loss=...)")
         if self._compiled_outputs is None and x is not None:
             self._resolve_compile(self._output_names(x))
 
@@ -187,8 +185,14 @@ class Trainer:
 
     def _train_step(self, x, y, sample_weight):
         """One step on prepared data: (total loss, per-output losses, flat predictions)."""
+        if y is None:   # a model trained only on the losses it adds
+            y = [None] * len(self._compiled_outputs)
         tape, y_pred = self._forward_on_tape(x, training=True)
         preds = flatten(y_pred)
+        if type(self).compute_loss is not Trainer.compute_loss:   # the model's own compute_loss, on the tape
+            total = self._custom_loss_backward(tape, x, y, y_pred, sample_weight)
+            self._apply_gradients(x)
+            return total, [None] * len(self._compiled_outputs), preds
         seeds, replace, total, each = [], {}, 0.0, []
         for (name, loss_fn, w, _), yt, yp, sw in zip(self._compiled_outputs, y, preds, _weights_per(sample_weight, y)):
             if loss_fn is None:
@@ -203,10 +207,19 @@ class Trainer:
                 seeds.append((yp, dy if w == 1.0 else dy * dy.dtype.type(w)))
             each.append(value)
             total += w * value
+        total += _added_losses(tape, seeds)
+        if not seeds and not replace:
+            raise ValueError(f"model '{self.name}' has no loss to minimize: give compile(loss=...), or add losses "
+                             "in the model's call with self.add_loss(...)")
         penalties = self.losses
         if penalties:
             total += float(sum(penalties))
         tape.backward(seeds, replace=replace)
+        self._apply_gradients(x)
+        return total, each, preds
+
+    def _apply_gradients(self, x):
+        """The optimizer's step on the gradients the backward pass left in the variables."""
         variables = self.trainable_weights
         if not variables:
             self._check_layers_were_called()
@@ -215,7 +228,21 @@ class Trainer:
             self.optimizer.apply([v.grad for v in variables], variables, sample_count=n)
         else:
             self.optimizer.apply([v.grad for v in variables], variables)
-        return total, each, preds
+
+    def _custom_loss_backward(self, tape, x, y, y_pred, sample_weight):
+        """Run the model's overridden compute_loss on the tape (y_pred as Tensors, so that its ops and
+        arithmetic are recorded) and backpropagate from its result; returns the loss as a float."""
+        with _tape.recording(tape):
+            yp = map_structure(lambda a: _opcore.link(tape, a, _opcore.as_tensor), y_pred)
+            batch = self._batch(x, y, sample_weight)
+            loss = self.compute_loss(x=x, y=batch[1], y_pred=yp, sample_weight=batch[2] if len(batch) > 2 else None,
+                                     training=True)
+        if not isinstance(loss, np.ndarray):
+            raise TypeError(f"{type(self).__name__}.compute_loss must return the loss computed from y_pred with "
+                            f"cynet.ops (an array the tape recorded); received {type(loss).__name__}")
+        seeds = [(loss, np.ones(loss.shape, dtype=loss.dtype if loss.dtype.kind == "f" else np.float32))]
+        tape.backward(seeds)
+        return float(np.sum(loss))
 
     def _check_layers_were_called(self):
         """A model with nothing to train because its call never used its layers is a mistake."""
@@ -228,6 +255,8 @@ class Trainer:
         """The losses of a forward pass on x; through the logits where an output activation fuses
         with its loss, so that evaluate reports what training minimises (no clipping of saturated
         probabilities)."""
+        if y is None:
+            y = [None] * len(self._compiled_outputs)
         tape, y_pred = self._forward_on_tape(x, training=False)
         preds = flatten(y_pred)
         total, each = 0.0, []
@@ -240,6 +269,7 @@ class Trainer:
                      else loss_fn(yt, yp, sample_weight=sw))
             each.append(value)
             total += w * value
+        total += _added_losses(tape, [])
         penalties = self.losses
         if penalties:
             total += float(sum(penalties))
@@ -275,14 +305,17 @@ class Trainer:
         y, preds, sample_weight = (self._as_output_list(v) for v in (y, y_pred, sample_weight))
         total = 0.0
         for (_, loss_fn, w, _), yt, yp, sw in zip(self._compiled_outputs, y, preds, _weights_per(sample_weight, y)):
-            if loss_fn is not None:
-                total += w * loss_fn(yt, yp, sample_weight=sw)
+            if loss_fn is not None:   # (on a recording tape, a loss is an op: an override's super() call)
+                term = loss_fn(yt, yp, sample_weight=sw)
+                total = total + (term * w if w != 1.0 else term)
         penalties = self.losses
         return total + float(sum(penalties)) if penalties else total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Update the compiled metrics with a batch's predictions; return the logs (every metric's
         result, loss trackers included)."""
+        if y is None:   # no targets (a model trained on the losses it adds): only the loss trackers
+            return self._logs()
         y, preds, sample_weight = (self._as_output_list(v) for v in (y, y_pred, sample_weight))
         for mine, yt, yp, sw in zip(self._metrics, y, preds, _weights_per(sample_weight, y)):
             for m, weighted in mine:
@@ -297,6 +330,8 @@ class Trainer:
 
     def _batch(self, x, y, sample_weight):
         """(x, y[, sample_weight]) as train_step and test_step take it: one array for one output."""
+        if y is None:   # fit(x) alone: the step gets x, as in Keras
+            return x
         if len(self._compiled_outputs) == 1:
             y = y[0]
             sample_weight = None if sample_weight is None else sample_weight[0]
@@ -348,9 +383,12 @@ class Trainer:
     def _prepare_y(self, y, x, name="y", x_name="x"):
         """y as a list of target arrays, one per output (None for an output without a loss), each
         one its loss accepts for the model's outputs on x."""
-        if y is None:
-            raise ValueError(f"{name} must be given to train or evaluate")
         outputs = self._compiled_outputs
+        if y is None:
+            custom = type(self).train_step is not Trainer.train_step or type(self).compute_loss is not Trainer.compute_loss
+            if custom or all(o[1] is None for o in outputs):   # the model computes its own loss
+                return None
+            raise ValueError(f"{name} must be given to train or evaluate")
         names = [o[0] for o in outputs]
         given = _per_output(name, y, names, what="targets") if len(names) > 1 or isinstance(y, dict) else [y]
         shapes = self._output_shapes(x)
@@ -812,6 +850,18 @@ def _per_output(arg, value, names, broadcast=False, nested=False, default=None, 
         return [value] * n
     raise ValueError(f"{arg} must be a list or a dict with one entry per output ({n}: {names}); received "
                      f"{type(value).__name__}")
+
+
+def _added_losses(tape, seeds):
+    """The sum of the losses the call added (Layer.add_loss) on `tape`; each becomes a seed of the
+    backward pass (gradient 1: the total loss is their sum)."""
+    total = 0.0
+    for value in tape.added_losses:
+        arr = np.asarray(value)
+        total += float(np.sum(arr))
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+            seeds.append((value, np.ones(value.shape, dtype=value.dtype)))
+    return total
 
 
 def _serialize_losses(loss):
