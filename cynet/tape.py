@@ -83,7 +83,7 @@ class Tape:
 
     def __init__(self):
         self.records = []
-        self.added_losses = []   # what the recorded calls gave Layer.add_loss
+        self.added_losses = []   # (layer, value) for each Layer.add_loss of the recorded calls
 
     def record(self, layer, ctx, inputs, outputs, multi_in, multi_out):
         rec = Record(layer, ctx, inputs, outputs, multi_in, multi_out)

@@ -238,8 +238,15 @@ class Layer:
     # ----------------------------------------------------------- regularization
     @property
     def losses(self):
-        """Regularization penalties of this layer's weights (floats), and of its tracked layers'."""
-        own = [float(reg(var.value)) for var, reg in self._regularized]
+        """Regularization penalties of this layer's weights, the losses its calls added (add_loss), and
+        its tracked layers'. Floats; inside a GradientTape block, recorded values (their gradients reach
+        the weights), with the losses added by the calls recorded in the block."""
+        tape = _tape.active()
+        if isinstance(tape, _tape.Tape) and _opcore.in_user_call():
+            own = [_opcore.penalty(tape, var, reg) for var, reg in self._regularized]
+            own += [value for layer, value in tape.added_losses if layer is self]
+        else:
+            own = [float(reg(var.value)) for var, reg in self._regularized]
         return own + [p for layer in self._sublayers() for p in layer.losses] if "_tracked" in self.__dict__ else own
 
     def add_loss(self, loss):
@@ -249,7 +256,7 @@ class Layer:
         call (predict) it is ignored."""
         tape = _tape.active()
         if isinstance(tape, _tape.Tape):
-            tape.added_losses.append(loss)
+            tape.added_losses.append((self, loss))
 
     def _add_regularization_gradients(self):
         """Add the penalties' gradients (once per backward pass: the tape calls it)."""

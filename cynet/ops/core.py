@@ -232,3 +232,11 @@ def run_user_call(tape, call, inputs, kwargs):
     if outer:
         out = graph.map_structure(lambda a: link(tape, a, plain) if type(a) is Tensor else a, out)
     return out
+
+
+def penalty(tape, variable, regularizer):
+    """regularizer(variable) recorded on `tape`: its gradient reaches the variable."""
+    value = read_variable(variable, tape)
+    out = np.asarray(regularizer(variable.value), dtype=variable.dtype)
+    g_reg = regularizer.gradient(variable.value).astype(variable.dtype, copy=False)
+    return record(tape, lambda g, need: g_reg * g if need else None, [value], out)

@@ -198,3 +198,65 @@ def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, i
         logits = _np.where(np.broadcast_to(keep, np.shape(_values(logits))), logits, big)
     probs = softmax(logits, axis=-1)
     return _np.einsum("bnts,bsnh->btnh", probs, value)
+
+
+# ------------------------------------------------------------------ on the compiled kernels
+def _spatial_2d(name, x):
+    if np.ndim(_values(x)) != 4:
+        raise NotImplementedError(f"ops.{name}: only 2-D (4-D inputs: batch, two spatial axes, channels) is "
+                                  f"supported yet; received an input of {np.ndim(_values(x))} dimensions")
+
+
+def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+    """2-D convolution (Keras layout: kernel (KH, KW, C, F)) on cynet's conv kernels."""
+    from .. import kernels as K
+    _spatial_2d("conv", inputs)
+    fmt = data_format or backend.image_data_format()
+    args = dict(strides=strides, padding=padding, dilation_rate=dilation_rate, data_format=fmt)
+
+    def grad(g, v, o, i):
+        dx, dk, _ = K.conv2d_backward(g, v[0], v[1], use_bias=False, compute_dx=(i == 0), **args)
+        return dx if i == 0 else dk
+    return _apply("conv", (inputs, kernel), lambda x, k: K.conv2d_forward(x, k, None, **args), grad)
+
+
+def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    """2-D max pooling on cynet's pool kernels."""
+    from .. import kernels as K
+    _spatial_2d("max_pool", inputs)
+    args = dict(pool_size=pool_size, strides=strides, padding=padding,
+                data_format=data_format or backend.image_data_format())
+    kept = {}
+
+    def compute(x):
+        y, kept["argmax"] = K.max_pool2d_forward(x, **args)
+        return y
+    return _apply("max_pool", (inputs,), compute,
+                  lambda g, v, o, i: K.max_pool2d_backward(g, kept["argmax"], v[0].shape, **args))
+
+
+def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+    """2-D average pooling on cynet's pool kernels (padded cells excluded from the averages)."""
+    from .. import kernels as K
+    _spatial_2d("average_pool", inputs)
+    args = dict(pool_size=pool_size, strides=strides, padding=padding,
+                data_format=data_format or backend.image_data_format())
+    return _apply("average_pool", (inputs,), lambda x: K.avg_pool2d_forward(x, **args),
+                  lambda g, v, o, i: K.avg_pool2d_backward(g, v[0].shape, **args))
+
+
+def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3):
+    """(x - mean) / sqrt(variance + epsilon) * scale + offset, with mean, variance, offset and scale
+    of x's size along `axis` (Keras's ops.batch_normalization)."""
+    ndim = np.ndim(_values(x))
+    shape = [1] * ndim
+    shape[axis % ndim] = -1
+
+    def along(v):
+        return None if v is None else _np.reshape(v, shape)
+    y = _np.multiply(_np.subtract(x, along(mean)), _np.rsqrt(_np.add(along(variance), epsilon)))
+    if scale is not None:
+        y = _np.multiply(y, along(scale))
+    if offset is not None:
+        y = _np.add(y, along(offset))
+    return y

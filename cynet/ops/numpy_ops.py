@@ -50,8 +50,10 @@ def _apply(name, args, compute, grads):
     recs, vals = _prep(args, tape)
     try:
         out = compute(*vals)
-    except ValueError as exc:
+    except ValueError as exc:   # shapes that do not broadcast, bad axes: name the op
         raise ValueError(f"ops.{name}: {exc}") from None
+    except TypeError as exc:    # dtypes the op cannot take
+        raise TypeError(f"ops.{name}: {exc}") from None
     if tape is None:
         return out
     tracked = [i for i, (r, v) in enumerate(zip(recs, vals)) if r is not None and differentiable(v)]

@@ -856,7 +856,7 @@ def _added_losses(tape, seeds):
     """The sum of the losses the call added (Layer.add_loss) on `tape`; each becomes a seed of the
     backward pass (gradient 1: the total loss is their sum)."""
     total = 0.0
-    for value in tape.added_losses:
+    for _, value in tape.added_losses:
         arr = np.asarray(value)
         total += float(np.sum(arr))
         if isinstance(value, np.ndarray) and value.dtype.kind == "f":

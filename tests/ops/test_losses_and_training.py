@@ -207,3 +207,32 @@ def test_config_floatx_and_friends():
         cynet.config.set_floatx("int8")
     with pytest.raises(ValueError, match="data_format"):
         cynet.config.set_image_data_format("nhwc")
+
+
+def test_model_losses_inside_a_gradient_tape_carry_gradients():
+    """The TensorFlow idiom `loss += sum(model.losses)`: the penalties and the added losses are
+    recorded values in the block, so their gradients reach the weights (as fit's do)."""
+    def build():
+        return cynet.Sequential([cynet.Input((3,)),
+                                 layers.Dense(4, kernel_regularizer=cynet.regularizers.L2(0.1),
+                                              kernel_initializer=cynet.initializers.GlorotUniform(2)),
+                                 ActivityL2(), layers.Dense(2, kernel_initializer=cynet.initializers.GlorotUniform(3))])
+    loop, ref = build(), build()
+    ref.compile(cynet.optimizers.SGD(0.1), "mse")
+    ref.fit(X, Y, epochs=1, batch_size=32, shuffle=False, verbose=0)
+    opt = cynet.optimizers.SGD(0.1)
+    with cynet.GradientTape() as tape:
+        pred = loop(X, training=True)
+        loss = cynet.losses.MeanSquaredError()(Y, pred) + sum(loop.losses)
+    grads = tape.gradient(loss, loop.trainable_variables)
+    opt.apply_gradients(zip(grads, loop.trainable_variables))
+    for a, b in zip(loop.get_weights(), ref.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert all(isinstance(v, float) for v in loop.losses)   # outside a tape: floats
+
+
+def test_ops_name_themselves_in_errors():
+    with pytest.raises(ValueError, match="ops.add"):
+        ops.add(np.ones((2, 3)), np.ones((4,)))
+    with pytest.raises(TypeError, match="ops.exp"):
+        ops.exp(np.array(["a"]))

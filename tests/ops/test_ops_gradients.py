@@ -163,3 +163,32 @@ def test_keras_ops_agree(monkeypatch):
         np.testing.assert_allclose(np.asarray(ours, dtype=np.float64),
                                    np.asarray(kops.convert_to_numpy(theirs), dtype=np.float64),
                                    rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_kernel_backed_nn_op_gradients(backend):
+    x = R.standard_normal((2, 5, 6, 3))
+    k = R.standard_normal((3, 2, 3, 4))
+    with cynet.kernels.use_backend(backend):
+        _check(lambda a, b: ops.conv(a, b, strides=(2, 1), padding="same"), x, k)
+        _check(lambda a, b: ops.conv(a, b, dilation_rate=2), x, k[:2])
+        _check(lambda a: ops.max_pool(a, 2, strides=1, padding="same"), x)
+        _check(lambda a: ops.average_pool(a, (2, 3), padding="valid"), x)
+    mean, var, off, sc = (R.uniform(0.5, 1.5, 3) for _ in range(4))
+    _check(lambda a, m, v, o, s: ops.batch_normalization(a, m, v, axis=-1, offset=o, scale=s), x, mean, var, off, sc)
+    with pytest.raises(NotImplementedError, match="only 2-D"):
+        ops.conv(R.standard_normal((2, 5, 3)), R.standard_normal((3, 3, 4)))
+
+
+def test_kernel_backed_nn_ops_agree_with_keras(monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    x = R.standard_normal((2, 7, 6, 3)).astype("float32")
+    k = R.standard_normal((3, 3, 3, 4)).astype("float32")
+    kops = keras.ops
+    for ours, theirs in [
+        (ops.conv(x, k, strides=2, padding="same"), kops.conv(x, k, strides=2, padding="same")),
+        (ops.max_pool(x, 2, padding="valid"), kops.max_pool(x, 2, padding="valid")),
+        (ops.average_pool(x, 2, strides=1), kops.average_pool(x, 2, strides=1)),
+    ]:
+        np.testing.assert_allclose(ours, kops.convert_to_numpy(theirs), rtol=1e-5, atol=1e-5)
