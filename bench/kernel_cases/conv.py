@@ -17,6 +17,12 @@ BENCH = [
     ("N32 16x16x64->128 3x3 same", (32, 16, 16, 64), (3, 3, 64, 128), (1, 1), "same"),
 ]
 
+# Conv1D's benchmark (float32, channels_last), on the 2-D kernels as the layer runs it (a height-1
+# view): name, x (N, 1, L, C), kernel (1, k, C, F), strides, padding.
+CONV1D_BENCH = [
+    ("N64 L128 C64->64 k5 same", (64, 1, 128, 64), (1, 5, 64, 64), (1, 1), "same"),
+]
+
 # The leak check: arguments of `arguments` (kernel_scale 0.1).
 LEAK = (
     dict(x=(2, 8, 8, 3), kernel=(3, 3, 3, 4), bias=True, strides=1, padding="same", dilation_rate=1,

@@ -800,7 +800,8 @@ def conv2d_transpose_backward(const floating[:, :, :, ::1] dy, const floating[:,
         raise ValueError(f"kernel must have shape (KH, KW, F, {C}) to match x's channels; received shape "
                          f"{(kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3])}")
     if dy.shape[0] != N or dy.shape[3] != F:
-        raise ValueError(f"dy must have shape ({N}, OH, OW, {F}); received shape {(dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])}")
+        raise ValueError(f"dy must have shape ({N}, OH, OW, {F}); received shape "
+                         f"{(dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])}")
     cdef Geom g = _transpose_geom(N, H, W, KH, KW, F, OH, OW, pt, pb, pl, pr, sh, sw, dh, dw)
     dtype = np.float32 if floating is float else np.float64
     cdef Py_ssize_t K = KH * KW * F, rows = N * H

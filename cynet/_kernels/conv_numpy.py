@@ -172,7 +172,8 @@ def _check_transpose_args(x, kernel, OH, OW, pt, pb, pl, pr, sh, sw, dh, dw):
     N, H, W, C = x.shape
     KH, KW, F, Ck = kernel.shape
     if Ck != C:
-        raise ValueError(f"kernel must have shape (KH, KW, F, {C}) to match x's channels; received shape {kernel.shape}")
+        raise ValueError(f"kernel must have shape (KH, KW, F, {C}) to match x's channels; "
+                         f"received shape {kernel.shape}")
     if kernel.size == 0:
         raise ValueError(f"kernel must not be empty; received shape {kernel.shape}")
     if _geometry(N, OH, OW, F, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw) != (H, W):

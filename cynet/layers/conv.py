@@ -51,7 +51,8 @@ class _Conv(ActivationMixin, Layer):
         self.dilation_rate = _tuple("dilation_rate", dilation_rate, rank)
         modes = ("valid", "same", "causal") if (rank == 1 and not self._transpose) else ("valid", "same")
         if not isinstance(padding, str) or padding.lower() not in modes:
-            raise ValueError(f"padding must be one of {', '.join(repr(m) for m in modes)}; received padding={padding!r}")
+            raise ValueError(f"padding must be one of {', '.join(repr(m) for m in modes)}; "
+                             f"received padding={padding!r}")
         self.padding = padding.lower()
         self.data_format = _validation.data_format(data_format)
         _no_constraint("kernel_constraint", kernel_constraint)

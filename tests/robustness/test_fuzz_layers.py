@@ -343,7 +343,8 @@ def make_conv2d_transpose(c):
         activation=c.choice([None, "relu"]), use_bias=c.bool()), min_hw=2)
 
 
-@layer_spec(L.Conv1DTranspose, dict(KERNEL_ARGS, **dict(ONE_D, strides=(ONE_BAD, [3, (4,)])), padding=(fz.POOL_PADDING_BAD + ["causal"], ["same", "VALID"]),
+@layer_spec(L.Conv1DTranspose, dict(KERNEL_ARGS, **dict(ONE_D, strides=(ONE_BAD, [3, (4,)])),
+                                    padding=(fz.POOL_PADDING_BAD + ["causal"], ["same", "VALID"]),
                                     output_padding=(OUTPUT_PADDING_BAD + [(0, 0)], [None, 0, (0,)])),
             fixed_ndim=True, fixed_axes=_channel_axis)
 def make_conv1d_transpose(c):
