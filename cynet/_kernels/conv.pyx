@@ -53,7 +53,8 @@ cdef extern from *:
                        const double* B, Py_ssize_t sb, Py_ssize_t N, double* C, Py_ssize_t sc,
                        double* tail) noexcept nogil
 
-__all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward"]
+__all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv2d_transpose_forward",
+           "conv2d_transpose_backward"]
 
 
 cdef struct Geom:
@@ -626,3 +627,225 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
                     _col2im_block(&cv[0, 0], &dxv[0, 0, 0, 0], r0, r1, g)
     dbias = np.asarray(acc).astype(dtype) if use_bias else None
     return dx, dkernel, dbias
+
+
+# ----------------------------------------------------------------------------------------------
+# transposed convolution: the adjoint in x of the convolution g that maps an image y
+# (g.N, g.H, g.W, g.C = F) onto x (g.N, g.OH, g.OW, C). The forward is that convolution's input
+# gradient (col2im of x @ w^T), the backward its forward (dx = patches(dy) @ w) and its kernel
+# gradient (dkernel = patches(dy)^T @ x). Same team scheme as _team_forward / _team_backward:
+# thread t owns images [t N / nt, (t + 1) N / nt) and runs blocks of br rows of x.
+
+cdef void _team_transpose_forward(const floating* x, const floating* wt, const floating* b, floating* y,
+                                  floating* work, Geom g, Py_ssize_t C, Py_ssize_t br, int nt) noexcept nogil:
+    """y = col2im(x @ wt) (+ b when b is not NULL); wt: the kernel as (C, K), K = KH*KW*F.
+    work: nt * _team_scratch(g, C, br) values."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, ws = _team_scratch(g, C, br)
+    cdef Py_ssize_t t, r0, r1, hi, n0, n1, i, m, n, ih
+    cdef floating* cols
+    for t in prange(nt, schedule="static", num_threads=nt):
+        cols = work + t * ws
+        n0 = (t * g.N) // nt
+        n1 = ((t + 1) * g.N) // nt
+        # the thread's images of y start as the bias (or zeros); col2im adds into them
+        if b != NULL:
+            for i in range(n0 * g.H * g.W, n1 * g.H * g.W):
+                _copy(y + i * g.C, b, g.C)
+        else:
+            _zero(y + n0 * g.H * g.W * g.C, (n1 - n0) * g.H * g.W * g.C)
+        r0 = n0 * g.OH
+        hi = n1 * g.OH
+        while r0 < hi:
+            r1 = r0 + br
+            if r1 > hi:
+                r1 = hi
+            m = (r1 - r0) * OW
+            _gemm(x + r0 * OW * C, C, 1, m, C, wt, K, K, cols, K, cols + m * K + K * C)
+            for n in range(r0 // g.OH, (r1 - 1) // g.OH + 1):
+                for ih in range(g.H):
+                    _col2im_row(cols, y, n, ih, r0, r1, g)
+            r0 = r1
+
+
+cdef void _team_transpose_backward(const floating* dy, const floating* x, const floating* w, floating* dx,
+                                   floating* work, floating* dkp, double* dbp, Geom g, Py_ssize_t C,
+                                   Py_ssize_t br, int nt, bint use_bias) noexcept nogil:
+    """Thread t's partial dkernel (K, C) at dkp + t*K*C and dbias (g.C doubles) at dbp + t*g.C;
+    dx = patches(dy) @ w unless dx is NULL (w: (K, C)). work: nt * _team_scratch(g, C, br)."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, ws = _team_scratch(g, C, br)
+    cdef Py_ssize_t t, r0, r1, hi, r, i, f, m, n0, n1
+    cdef floating* cols
+    cdef floating* part
+    cdef floating* tail
+    cdef floating* dk
+    cdef double* db
+    for t in prange(nt, schedule="static", num_threads=nt):
+        cols = work + t * ws
+        dk = dkp + t * K * C
+        db = dbp + t * g.C
+        n0 = (t * g.N) // nt
+        n1 = ((t + 1) * g.N) // nt
+        _zero(dk, K * C)
+        for f in range(g.C):
+            db[f] = 0.0
+        if use_bias:
+            for i in range(n0 * g.H * g.W, n1 * g.H * g.W):
+                for f in range(g.C):
+                    db[f] += dy[i * g.C + f]
+        r0 = n0 * g.OH
+        hi = n1 * g.OH
+        while r0 < hi:
+            r1 = r0 + br
+            if r1 > hi:
+                r1 = hi
+            m = (r1 - r0) * OW
+            part = cols + m * K
+            tail = part + K * C
+            for r in range(r0, r1):
+                _im2col_row(dy, cols + (r - r0) * OW * K, r, g)
+            # dkernel += patches^T @ x_block (A = cols^T: rows k adjacent, k-th row strided by K)
+            _gemm(cols, 1, K, K, m, x + r0 * OW * C, C, C, part, C, tail)
+            _add(dk, part, K * C)
+            if dx != NULL:
+                _gemm(cols, K, 1, m, K, w, C, C, dx + r0 * OW * C, C, tail)
+            r0 = r1
+
+
+cdef Geom _transpose_geom(Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t KH, Py_ssize_t KW,
+                          Py_ssize_t F, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t pt, Py_ssize_t pb,
+                          Py_ssize_t pl, Py_ssize_t pr, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+                          Py_ssize_t dw) except *:
+    """The Geom of the convolution from the (N, OH, OW, F) output onto x (N, H, W, C), after
+    checking that it gives x's spatial size."""
+    if F < 1:
+        raise ValueError(f"kernel must not be empty; received F={F}")
+    if _geometry(N, OH, OW, F, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw) != (H, W):
+        raise ValueError(f"the convolution of an ({OH}, {OW}) output with this geometry does not give x's "
+                         f"spatial size ({H}, {W})")
+    return _make_geom(N, OH, OW, F, KH, KW, H, W, pt, pl, sh, sw, dh, dw)
+
+
+def conv2d_transpose_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] kernel, bias,
+                             Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t pt, Py_ssize_t pb, Py_ssize_t pl,
+                             Py_ssize_t pr, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw):
+    """y = conv2d_transpose(x, kernel) + bias, channels_last.
+
+    x: (N, H, W, C) float32|float64, C-contiguous, IN. kernel: (KH, KW, F, C) same dtype,
+    C-contiguous, IN (Keras's layout). bias: (F,) same dtype or None, IN. (OH, OW): the output's
+    spatial size; pt, pb, pl, pr, sh, sw, dh, dw: the geometry of the convolution that maps an
+    (OH, OW) image onto x's (H, W). Returns y (N, OH, OW, F), new: col2im of x @ kernel^T.
+    """
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t KH = kernel.shape[0], KW = kernel.shape[1], F = kernel.shape[2]
+    if kernel.shape[3] != C:
+        raise ValueError(f"kernel must have shape (KH, KW, F, {C}) to match x's channels; received shape "
+                         f"{(kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3])}")
+    cdef Geom g = _transpose_geom(N, H, W, KH, KW, F, OH, OW, pt, pb, pl, pr, sh, sw, dh, dw)
+    cdef const floating[::1] b
+    cdef const floating* bp = NULL
+    if bias is not None:
+        b = bias
+        if b.shape[0] != F:
+            raise ValueError(f"bias must have shape ({F},); received shape ({b.shape[0]},)")
+        bp = &b[0]
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t K = KH * KW * F, rows = N * H
+    cdef Py_ssize_t br, r0, r1
+    wmat = np.asarray(kernel).reshape(K, C)
+    cdef const floating[:, ::1] wt = np.ascontiguousarray(wmat.T)
+    cdef floating[::1] work
+    cdef floating[:, :, :, ::1] yv
+    cdef floating[:, ::1] cv
+    cdef int nt = _team_size(g) if _own_gemm else 0
+    if nt > 0:
+        br = _block_rows(g, sizeof(floating), 1)
+        y = np.empty((N, OH, OW, F), dtype=dtype)
+        yv = y
+        work = np.empty(nt * _team_scratch(g, C, br), dtype=dtype)
+        with nogil:
+            _team_transpose_forward(&x[0, 0, 0, 0], &wt[0, 0], bp, &yv[0, 0, 0, 0], &work[0], g, C, br, nt)
+        return y
+    # BLAS path: per block of rows of x, the patch gradients in one product, then col2im
+    y = np.zeros((N, OH, OW, F), dtype=dtype)
+    yv = y
+    br = _block_rows(g, sizeof(floating))
+    x2 = np.asarray(x).reshape(N * H * W, C)
+    cols = np.empty((br * W, K), dtype=dtype)
+    cv = cols
+    for r0 in range(0, rows, br):
+        r1 = min(r0 + br, rows)
+        np.matmul(x2[r0 * W:r1 * W], wmat.T, out=cols[:(r1 - r0) * W])
+        with nogil:
+            _col2im_block(&cv[0, 0], &yv[0, 0, 0, 0], r0, r1, g)
+    if bias is not None:
+        y += np.asarray(b)
+    return y
+
+
+def conv2d_transpose_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
+                              const floating[:, :, :, ::1] kernel, Py_ssize_t pt, Py_ssize_t pb,
+                              Py_ssize_t pl, Py_ssize_t pr, Py_ssize_t sh, Py_ssize_t sw,
+                              Py_ssize_t dh, Py_ssize_t dw, bint use_bias, bint compute_dx):
+    """Gradients of conv2d_transpose_forward.
+
+    dy: (N, OH, OW, F) float32|float64, C-contiguous, IN. x, kernel and the geometry as given
+    to conv2d_transpose_forward. Returns (dx, dkernel, dbias): dx (N, H, W, C) = the
+    convolution of dy with the kernel (None when compute_dx is false); dkernel (KH, KW, F, C) =
+    patches(dy)^T @ x; dbias (F,) or None when use_bias is false. New arrays of x's dtype.
+    """
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t KH = kernel.shape[0], KW = kernel.shape[1], F = kernel.shape[2]
+    cdef Py_ssize_t OH = dy.shape[1], OW = dy.shape[2]
+    if kernel.shape[3] != C:
+        raise ValueError(f"kernel must have shape (KH, KW, F, {C}) to match x's channels; received shape "
+                         f"{(kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3])}")
+    if dy.shape[0] != N or dy.shape[3] != F:
+        raise ValueError(f"dy must have shape ({N}, OH, OW, {F}); received shape "
+                         f"{(dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])}")
+    cdef Geom g = _transpose_geom(N, H, W, KH, KW, F, OH, OW, pt, pb, pl, pr, sh, sw, dh, dw)
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t K = KH * KW * F, rows = N * H
+    cdef Py_ssize_t br, r0, r1, m
+    wmat = np.asarray(kernel).reshape(K, C)
+    dx = np.empty((N, H, W, C), dtype=dtype) if compute_dx else None
+    cdef floating[:, :, :, ::1] dxv
+    if compute_dx:
+        dxv = dx
+    cdef floating[::1] work
+    cdef floating[:, :, ::1] dkp
+    cdef double[:, ::1] dbp
+    cdef floating[:, ::1] cv
+    cdef const floating[:, ::1] wv
+    cdef int nt = _team_size(g) if _own_gemm else 0
+    if nt > 0:
+        br = _block_rows(g, sizeof(floating), 1)
+        work = np.empty(nt * _team_scratch(g, C, br), dtype=dtype)
+        wv = wmat
+        dkp_a = np.empty((nt, K, C), dtype=dtype)
+        dbp_a = np.empty((nt, F), dtype=np.float64)
+        dkp = dkp_a
+        dbp = dbp_a
+        with nogil:
+            _team_transpose_backward(&dy[0, 0, 0, 0], &x[0, 0, 0, 0], &wv[0, 0],
+                                     &dxv[0, 0, 0, 0] if compute_dx else NULL, &work[0], &dkp[0, 0, 0],
+                                     &dbp[0, 0], g, C, br, nt, use_bias)
+        dkernel = dkp_a.sum(axis=0).reshape(KH, KW, F, C)
+        dbias = dbp_a.sum(axis=0).astype(dtype) if use_bias else None
+        return dx, dkernel, dbias
+    # BLAS path: per block of rows of x, the patches of dy, then both products
+    br = _block_rows(g, sizeof(floating))
+    x2 = np.asarray(x).reshape(N * H * W, C)
+    dk2 = np.zeros((K, C), dtype=dtype)
+    cols = np.empty((br * W, K), dtype=dtype)
+    cv = cols
+    for r0 in range(0, rows, br):
+        r1 = min(r0 + br, rows)
+        m = (r1 - r0) * W
+        with nogil:
+            _im2col_block(&dy[0, 0, 0, 0], &cv[0, 0], r0, r1, g)
+        dk2 += cols[:m].T @ x2[r0 * W:r1 * W]
+        if compute_dx:
+            np.matmul(cols[:m], wmat, out=dx.reshape(N * H * W, C)[r0 * W:r1 * W])
+    dbias = (np.einsum("ij->j", np.asarray(dy).reshape(-1, F), dtype=np.float64).astype(dtype)
+             if use_bias else None)
+    return dx, dk2.reshape(KH, KW, F, C), dbias

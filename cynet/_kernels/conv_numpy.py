@@ -12,7 +12,8 @@ Every GEMM is one np.matmul over the whole batch.
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward"]
+__all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv2d_transpose_forward",
+           "conv2d_transpose_backward"]
 
 
 def _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw):
@@ -153,4 +154,69 @@ def conv2d_backward(dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, com
     if compute_dx:
         dcols = dy2 @ kernel.reshape(KH * KW * C, F).T
         dx = col2im(dcols, N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    return dx, dkernel, dbias
+
+
+# ----------------------------------------------------------------------------------------------
+# transposed convolution: the adjoint of conv2d_forward (without bias) in x. A transposed
+# convolution of x (N, H, W, C) with a Keras kernel (KH, KW, F, C) is the input gradient of a
+# convolution of an (N, OH, OW, F) image with the same kernel read as (KH, KW, F, C): the
+# padding and strides below are that convolution's, which maps the output back onto x.
+
+def _check_transpose_args(x, kernel, OH, OW, pt, pb, pl, pr, sh, sw, dh, dw):
+    """(N, H, W, C, KH, KW, F) after checking that the convolution of an (OH, OW) image gives x's (H, W)."""
+    _check_float("x", x, 4)
+    _check_float("kernel", kernel, 4)
+    if kernel.dtype != x.dtype:
+        raise TypeError(f"kernel must have x's dtype {x.dtype}; received {kernel.dtype}")
+    N, H, W, C = x.shape
+    KH, KW, F, Ck = kernel.shape
+    if Ck != C:
+        raise ValueError(f"kernel must have shape (KH, KW, F, {C}) to match x's channels; "
+                         f"received shape {kernel.shape}")
+    if kernel.size == 0:
+        raise ValueError(f"kernel must not be empty; received shape {kernel.shape}")
+    if _geometry(N, OH, OW, F, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw) != (H, W):
+        raise ValueError(f"the convolution of an ({OH}, {OW}) output with this geometry does not give x's "
+                         f"spatial size ({H}, {W})")
+    return N, H, W, C, KH, KW, F
+
+
+def conv2d_transpose_forward(x, kernel, bias, OH, OW, pt, pb, pl, pr, sh, sw, dh, dw):
+    """y = conv2d_transpose(x, kernel) + bias, channels_last.
+
+    x: (N, H, W, C) float32|float64, IN. kernel: (KH, KW, F, C) same dtype, IN (Keras's layout).
+    bias: (F,) same dtype or None, IN. (OH, OW): the output's spatial size; pt, pb, pl, pr,
+    sh, sw, dh, dw: the geometry of the convolution that maps an (OH, OW) image onto x's (H, W).
+    Returns y (N, OH, OW, F), a new array: col2im of x @ kernel^T.
+    """
+    N, H, W, C, KH, KW, F = _check_transpose_args(x, kernel, OH, OW, pt, pb, pl, pr, sh, sw, dh, dw)
+    dcols = x.reshape(N * H * W, C) @ kernel.reshape(KH * KW * F, C).T
+    y = col2im(dcols, N, OH, OW, F, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    if bias is not None:
+        _check_float("bias", bias, 1)
+        if bias.shape != (F,) or bias.dtype != x.dtype:
+            raise ValueError(f"bias must have shape ({F},) and dtype {x.dtype}; received {bias.shape} {bias.dtype}")
+        y += bias
+    return y
+
+
+def conv2d_transpose_backward(dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, compute_dx):
+    """Gradients of conv2d_transpose_forward.
+
+    dy: (N, OH, OW, F) float32|float64, IN. x, kernel and the geometry as given to
+    conv2d_transpose_forward. Returns (dx, dkernel, dbias): dx (N, H, W, C) = the convolution
+    of dy with the kernel (None when compute_dx is false); dkernel (KH, KW, F, C) = patches(dy)^T @ x;
+    dbias (F,) or None when use_bias is false. New arrays of x's dtype.
+    """
+    _check_float("dy", dy, 4)
+    N, OH, OW, F = dy.shape
+    N_, H, W, C, KH, KW, F_ = _check_transpose_args(x, kernel, OH, OW, pt, pb, pl, pr, sh, sw, dh, dw)
+    if (N_, F_) != (N, F) or dy.dtype != x.dtype:
+        raise ValueError(f"dy must have shape ({N_}, OH, OW, {F_}) and dtype {x.dtype}; received {dy.shape} {dy.dtype}")
+    cols = _patches(dy, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    x2 = x.reshape(N * H * W, C)
+    dkernel = (cols.T @ x2).reshape(KH, KW, F, C)
+    dbias = (np.einsum("ij->j", dy.reshape(-1, F), dtype=np.float64).astype(dy.dtype) if use_bias else None)
+    dx = (cols @ kernel.reshape(KH * KW * F, C)).reshape(N, H, W, C) if compute_dx else None
     return dx, dkernel, dbias

@@ -10,7 +10,8 @@ import numpy as np
 from .. import _validation
 from ._backend import impl
 
-__all__ = ["conv2d_forward", "conv2d_backward", "conv2d_output_shape"]
+__all__ = ["conv2d_forward", "conv2d_backward", "conv2d_output_shape", "conv2d_transpose_forward",
+           "conv2d_transpose_backward", "conv2d_transpose_output_shape"]
 
 
 def _spatial(input_shape, data_format):
@@ -49,17 +50,36 @@ def _check_sizes(x, pads, out_hw, F):
                            "the output (N, OH, OW, F) they give")
 
 
-def _check_x_kernel(x, kernel, data_format):
+def _check_x_kernel(x, kernel, data_format, groups=1):
+    """The number of groups, after checking x's and the kernel's ranks and channels."""
     _validation.check_ndim("x", x, 4)
     _validation.check_ndim("kernel", kernel, 4)
     _validation.check_nonempty("x", x)
     _validation.check_nonempty("kernel", kernel)
+    groups = _validation.positive_int("groups", groups)
     C = x.shape[3] if _validation.data_format(data_format) == "channels_last" else x.shape[1]
-    if kernel.shape[2] != C:
+    if kernel.shape[2] * groups != C:
+        per = f"{C} // groups = {C // groups}" if groups > 1 and C % groups == 0 else str(C)
         raise ValueError(
-            f"kernel must have shape (KH, KW, {C}, F): its third axis must equal the channels of x "
-            f"(x has shape {x.shape}, data_format={data_format!r}); received kernel shape {kernel.shape}"
+            f"kernel must have shape (KH, KW, {per}, F): its third axis times groups={groups} must equal the "
+            f"channels of x (x has shape {x.shape}, data_format={data_format!r}); received kernel shape "
+            f"{kernel.shape}" + (f" (groups must divide the channels {C})" if C % groups else "")
         )
+    if kernel.shape[3] % groups:
+        raise ValueError(f"the filters (kernel.shape[3] = {kernel.shape[3]}) must be divisible by "
+                         f"groups={groups}; received kernel shape {kernel.shape}")
+    return groups
+
+
+def _group_slices(groups, size):
+    """The `groups` consecutive equal slices of an axis of `size` entries."""
+    step = size // groups
+    return [slice(g * step, (g + 1) * step) for g in range(groups)]
+
+
+def _part(a, sl):
+    """a[..., sl] as a C-contiguous array (a view of all of a when sl covers the last axis)."""
+    return np.ascontiguousarray(a[..., sl])
 
 
 def _to_last(a, data_format):
@@ -71,13 +91,15 @@ def _to_first(a, data_format):
 
 
 def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
-                   data_format="channels_last"):
+                   data_format="channels_last", groups=1):
     """2-D convolution (cross-correlation, as Keras Conv2D computes it) plus bias.
 
     x: (N, H, W, C) for channels_last or (N, C, H, W) for channels_first, IN; any real dtype
        (float64 stays float64, everything else becomes float32).
-    kernel: (KH, KW, C, F), IN (Keras layout). bias: (F,) or None, IN.
+    kernel: (KH, KW, C / groups, F), IN (Keras layout). bias: (F,) or None, IN.
     strides, dilation_rate: int or pair of positive ints.
+    groups: positive int dividing C and F: group g convolves channels [g C/G, (g+1) C/G) of x
+       with filters [g F/G, (g+1) F/G) of the kernel (one kernel call per group).
     padding: "valid", "same" (Keras/TensorFlow: output ceil(H / stride), the odd padding cell
        goes bottom/right, the window is the dilated (KH - 1) * dh + 1), an int, a pair (ph, pw)
        or ((top, bottom), (left, right)).
@@ -85,33 +107,41 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
     the common float dtype.
     """
     x, kernel, bias = _validation.as_floats(optional=("bias",), x=x, kernel=kernel, bias=bias)
-    _check_x_kernel(x, kernel, data_format)
+    groups = _check_x_kernel(x, kernel, data_format, groups)
     data_format, (pt, pb, pl, pr), (sh, sw), (dh, dw), out_hw = _geometry(
         x.shape, kernel.shape, strides, padding, dilation_rate, data_format)
     if bias is not None and bias.shape != (kernel.shape[3],):
         raise ValueError(f"bias must have shape {(kernel.shape[3],)} (F, the last axis of kernel); "
                          f"received shape {bias.shape}")
     x = _to_last(x, data_format)
-    _check_sizes(x, (pt, pb, pl, pr), out_hw, kernel.shape[3])
-    y = impl("conv").conv2d_forward(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw)
+    F = kernel.shape[3]
+    _check_sizes(x, (pt, pb, pl, pr), out_hw, F)
+    geometry = (pt, pb, pl, pr, sh, sw, dh, dw)
+    if groups == 1:
+        y = impl("conv").conv2d_forward(x, kernel, bias, *geometry)
+    else:
+        y = np.empty((x.shape[0],) + tuple(out_hw) + (F,), dtype=x.dtype)
+        for cs, fs in zip(_group_slices(groups, x.shape[3]), _group_slices(groups, F)):
+            y[..., fs] = impl("conv").conv2d_forward(_part(x, cs), _part(kernel, fs),
+                                                     None if bias is None else _part(bias, fs), *geometry)
     return _to_first(y, data_format)
 
 
 def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
-                    data_format="channels_last", use_bias=True, compute_dx=True):
+                    data_format="channels_last", use_bias=True, compute_dx=True, groups=1):
     """Gradients of conv2d_forward with respect to x, kernel and bias.
 
     dy: the upstream gradient, shaped like conv2d_forward's output, IN. x, kernel and the layout
     arguments as given to conv2d_forward, IN.
     Returns (dx, dkernel, dbias): dx shaped like x, or None when compute_dx is False (the first
-    layer of a network needs no input gradient, and its col2im is skipped); dkernel (KH, KW, C, F);
+    layer of a network needs no input gradient, and its col2im is skipped); dkernel shaped like kernel;
     dbias (F,), or None when use_bias is False. New arrays of the common float dtype of dy, x
     and kernel; nothing is modified in place.
     """
     use_bias = _validation.flag("use_bias", use_bias)
     compute_dx = _validation.flag("compute_dx", compute_dx)
     dy, x, kernel = _validation.as_floats(dy=dy, x=x, kernel=kernel)
-    _check_x_kernel(x, kernel, data_format)
+    groups = _check_x_kernel(x, kernel, data_format, groups)
     _validation.check_ndim("dy", dy, 4)
     data_format, (pt, pb, pl, pr), (sh, sw), (dh, dw), (OH, OW) = _geometry(
         x.shape, kernel.shape, strides, padding, dilation_rate, data_format)
@@ -124,8 +154,20 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", dilation_rat
     x = _to_last(x, data_format)
     dy = _to_last(dy, data_format)
     _check_sizes(x, (pt, pb, pl, pr), (OH, OW), F)
-    dx, dkernel, dbias = impl("conv").conv2d_backward(
-        dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, compute_dx)
+    geometry = (pt, pb, pl, pr, sh, sw, dh, dw)
+    if groups == 1:
+        dx, dkernel, dbias = impl("conv").conv2d_backward(dy, x, kernel, *geometry, use_bias, compute_dx)
+    else:
+        dx = np.empty_like(x) if compute_dx else None
+        dkernel = np.empty_like(kernel)
+        dbias = np.empty(F, dtype=x.dtype) if use_bias else None
+        for cs, fs in zip(_group_slices(groups, x.shape[3]), _group_slices(groups, F)):
+            dxg, dkernel[..., fs], dbg = impl("conv").conv2d_backward(
+                _part(dy, fs), _part(x, cs), _part(kernel, fs), *geometry, use_bias, compute_dx)
+            if compute_dx:
+                dx[..., cs] = dxg
+            if use_bias:
+                dbias[fs] = dbg
     if dx is not None:
         dx = _to_first(dx, data_format)
     return dx, dkernel, dbias
@@ -141,17 +183,7 @@ def conv2d_output_shape(input_shape, kernel_size, strides=(1, 1), padding="valid
     that act per channel). Returns a tuple (N, OH, OW, F) or (N, F, OH, OW).
     Raises ValueError when the (dilated) window does not fit the padded input.
     """
-    try:
-        input_shape = tuple(input_shape)
-    except TypeError:
-        raise ValueError(f"input_shape must be a 4-tuple; received input_shape={input_shape!r}") from None
-    if len(input_shape) != 4:
-        raise ValueError(f"input_shape must have 4 entries (N, H, W, C) or (N, C, H, W); "
-                         f"received input_shape={input_shape!r}")
-    for v in input_shape:
-        if v is not None and (not _validation.is_int(v) or v < 0):
-            raise ValueError(f"input_shape entries must be non-negative integers or None; "
-                             f"received input_shape={input_shape!r}")
+    input_shape = _checked_shape(input_shape)
     data_format = _validation.data_format(data_format)
     KH, KW = _validation.int_pair("kernel_size", kernel_size)
     sh, sw = _validation.int_pair("strides", strides)
@@ -174,3 +206,193 @@ def conv2d_output_shape(input_shape, kernel_size, strides=(1, 1), padding="valid
     F = C if filters is None else filters
     OH, OW = out
     return (N, OH, OW, F) if data_format == "channels_last" else (N, F, OH, OW)
+
+
+# ----------------------------------------------------------------------------------------------
+# transposed convolution (Keras Conv2DTranspose): the adjoint in x of a convolution
+
+def _output_padding(value):
+    """None, or a pair of non-negative ints."""
+    if value is None:
+        return None
+    if _validation.is_int(value):
+        value = (value, value)
+    try:
+        parts = tuple(value)
+    except TypeError:
+        raise ValueError(f"output_padding must be None, an int or a pair of non-negative ints; "
+                         f"received output_padding={value!r}") from None
+    if len(parts) != 2:
+        raise ValueError(f"output_padding must have one entry per spatial axis (2); received output_padding={value!r}")
+    return tuple(_validation.nonnegative_int("output_padding", p) for p in parts)
+
+
+def _transpose_mode(padding):
+    if isinstance(padding, str) and padding.lower() in ("valid", "same"):
+        return padding.lower()
+    raise ValueError(f"padding must be 'valid' or 'same' for a transposed convolution; received padding={padding!r}")
+
+
+def _transpose_axis(size, k, s, d, mode, op):
+    """(output size, pad_before, pad_after) of one spatial axis.
+
+    The output size is Keras's (TensorFlow's) rule: "valid" gives (size - 1) * s + ek + op with
+    op = max(ek, s) - ek by default; "same" gives size * s by default, else
+    (size - 1) * s + ek % 2 + op (ek = (k - 1) * d + 1, the dilated window). The pads are those
+    of the convolution that maps the output back onto `size` positions, the one whose input
+    gradient this is: pad_before = ek - 1 - (the left padding of the dilated input in the
+    direct formulation), pad_after just large enough for `size` windows.
+    """
+    ek = (k - 1) * d + 1
+    if mode == "valid":
+        out = (size - 1) * s + ek + (max(ek, s) - ek if op is None else op)
+        before = 0
+    else:
+        if op is None:
+            out, pad_len = size * s, s + ek - 2
+        else:
+            out, pad_len = (size - 1) * s + ek % 2 + op, ek + ek % 2 - 2 + op
+        before = ek - 1 - min(pad_len // 2 + pad_len % 2, ek - 1)
+    after = max(0, (size - 1) * s + ek - out - before)
+    return out, before, after
+
+
+def _transpose_geometry(hw, kernel_hw, strides, padding, output_padding, dilation_rate, what):
+    """((OH, OW), (pt, pb, pl, pr), (sh, sw), (dh, dw)) for an input of spatial size hw (entries
+    may be None: unknown, giving None). `what` names the arguments for messages."""
+    mode = _transpose_mode(padding)
+    sh, sw = _validation.int_pair("strides", strides)
+    dh, dw = _validation.int_pair("dilation_rate", dilation_rate)
+    op = _output_padding(output_padding)
+    if op is not None:
+        for o, st in zip(op, (sh, sw)):
+            if o >= st:
+                raise ValueError(f"output_padding must be less than strides on each axis; received "
+                                 f"output_padding={output_padding!r} and strides={strides!r}")
+    out, pads = [], []
+    for axis, (size, k, st, d) in enumerate(zip(hw, kernel_hw, (sh, sw), (dh, dw))):
+        if size is None:
+            out.append(None)
+            pads.extend((0, 0))
+            continue
+        o, before, after = _transpose_axis(size, k, st, d, mode, None if op is None else op[axis])
+        if o < 1:
+            raise ValueError(f"the output would be empty along spatial axis {axis} (size {o}); check {what}")
+        out.append(o)
+        pads.extend((before, after))
+    return tuple(out), tuple(pads), (sh, sw), (dh, dw)
+
+
+def _check_transpose_x_kernel(x, kernel, data_format):
+    _validation.check_ndim("x", x, 4)
+    _validation.check_ndim("kernel", kernel, 4)
+    _validation.check_nonempty("x", x)
+    _validation.check_nonempty("kernel", kernel)
+    C = x.shape[3] if _validation.data_format(data_format) == "channels_last" else x.shape[1]
+    if kernel.shape[3] != C:
+        raise ValueError(
+            f"kernel must have shape (KH, KW, F, {C}): its last axis must equal the channels of x "
+            f"(x has shape {x.shape}, data_format={data_format!r}); received kernel shape {kernel.shape}")
+
+
+def _transpose_setup(x, kernel, strides, padding, output_padding, dilation_rate, data_format):
+    """(data_format, (OH, OW), geometry tuple for the compiled kernel) after every check."""
+    _check_transpose_x_kernel(x, kernel, data_format)
+    data_format = _validation.data_format(data_format)
+    H, W, C = _spatial(x.shape, data_format)
+    out_hw, pads, (sh, sw), (dh, dw) = _transpose_geometry(
+        (H, W), kernel.shape[:2], strides, padding, output_padding, dilation_rate,
+        "x, kernel, strides, padding, output_padding and dilation_rate")
+    N, F = x.shape[0], kernel.shape[2]
+    _validation.check_size("x, kernel, strides, padding, output_padding and dilation_rate",
+                           (N,) + out_hw + (F,), x.itemsize, "the output (N, OH, OW, F) they give")
+    _validation.check_size("x and kernel", (N * H * W, kernel.shape[0] * kernel.shape[1] * F), x.itemsize,
+                           "the patch-gradient matrix (N*H*W, KH*KW*F) of the NumPy backend")
+    return data_format, out_hw, pads + (sh, sw, dh, dw)
+
+
+def conv2d_transpose_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", output_padding=None,
+                             dilation_rate=(1, 1), data_format="channels_last"):
+    """2-D transposed convolution plus bias, as Keras Conv2DTranspose computes it.
+
+    x: (N, H, W, C) for channels_last or (N, C, H, W) for channels_first, IN; any real dtype
+       (float64 stays float64, everything else becomes float32).
+    kernel: (KH, KW, F, C), IN (Keras's layout: filters before input channels). bias: (F,) or None.
+    strides, dilation_rate: int or pair of positive ints. padding: "valid" or "same".
+    output_padding: None (Keras's default sizes) or an int or pair, each less than its stride.
+    Returns y: (N, OH, OW, F) (channels_first: (N, F, OH, OW)), OH per Keras's rule (see
+    conv2d_transpose_output_shape): the input gradient of the convolution of y with kernel,
+    computed as col2im(x @ kernel^T), plus bias.
+    """
+    x, kernel, bias = _validation.as_floats(optional=("bias",), x=x, kernel=kernel, bias=bias)
+    data_format, (OH, OW), geometry = _transpose_setup(x, kernel, strides, padding, output_padding,
+                                                       dilation_rate, data_format)
+    if bias is not None and bias.shape != (kernel.shape[2],):
+        raise ValueError(f"bias must have shape {(kernel.shape[2],)} (F, the third axis of kernel); "
+                         f"received shape {bias.shape}")
+    y = impl("conv").conv2d_transpose_forward(_to_last(x, data_format), kernel, bias, OH, OW, *geometry)
+    return _to_first(y, data_format)
+
+
+def conv2d_transpose_backward(dy, x, kernel, strides=(1, 1), padding="valid", output_padding=None,
+                              dilation_rate=(1, 1), data_format="channels_last", use_bias=True, compute_dx=True):
+    """Gradients of conv2d_transpose_forward with respect to x, kernel and bias.
+
+    dy: shaped like conv2d_transpose_forward's output, IN; x, kernel and the layout arguments as
+    given to it, IN. Returns (dx, dkernel, dbias): dx shaped like x (the convolution of dy with
+    kernel), or None when compute_dx is False; dkernel (KH, KW, F, C); dbias (F,), or None when
+    use_bias is False. New arrays of the common float dtype; nothing is modified in place.
+    """
+    use_bias = _validation.flag("use_bias", use_bias)
+    compute_dx = _validation.flag("compute_dx", compute_dx)
+    dy, x, kernel = _validation.as_floats(dy=dy, x=x, kernel=kernel)
+    _validation.check_ndim("dy", dy, 4)
+    data_format, (OH, OW), geometry = _transpose_setup(x, kernel, strides, padding, output_padding,
+                                                       dilation_rate, data_format)
+    N, F = x.shape[0], kernel.shape[2]
+    expected = (N, OH, OW, F) if data_format == "channels_last" else (N, F, OH, OW)
+    if dy.shape != expected:
+        raise ValueError(f"dy must have shape {expected}, the output shape of conv2d_transpose_forward for x of "
+                         f"shape {x.shape}, kernel of shape {kernel.shape}, data_format={data_format!r} and these "
+                         f"strides, padding, output_padding and dilation_rate; received shape {dy.shape}")
+    dx, dkernel, dbias = impl("conv").conv2d_transpose_backward(
+        _to_last(dy, data_format), _to_last(x, data_format), kernel, *geometry, use_bias, compute_dx)
+    if dx is not None:
+        dx = _to_first(dx, data_format)
+    return dx, dkernel, dbias
+
+
+def conv2d_transpose_output_shape(input_shape, kernel_size, filters, strides=(1, 1), padding="valid",
+                                  output_padding=None, dilation_rate=(1, 1), data_format="channels_last"):
+    """Output shape of conv2d_transpose_forward for a 4-D input shape, without computing anything.
+
+    input_shape: (N, H, W, C) or (N, C, H, W) per data_format; None entries (unknown) give None.
+    kernel_size: int or pair; filters: the output channels F. Returns (N, OH, OW, F) or
+    (N, F, OH, OW). Raises ValueError when the output would be empty.
+    """
+    input_shape = _checked_shape(input_shape)
+    data_format = _validation.data_format(data_format)
+    KH, KW = _validation.int_pair("kernel_size", kernel_size)
+    filters = _validation.positive_int("filters", filters)
+    H, W, _ = _spatial(input_shape, data_format)
+    (OH, OW), _, _, _ = _transpose_geometry(
+        (H, W), (KH, KW), strides, padding, output_padding, dilation_rate,
+        "input_shape, kernel_size, strides, padding, output_padding and dilation_rate")
+    N = input_shape[0]
+    return (N, OH, OW, filters) if data_format == "channels_last" else (N, filters, OH, OW)
+
+
+def _checked_shape(input_shape):
+    """input_shape as a tuple of 4 non-negative ints or None."""
+    try:
+        input_shape = tuple(input_shape)
+    except TypeError:
+        raise ValueError(f"input_shape must be a 4-tuple; received input_shape={input_shape!r}") from None
+    if len(input_shape) != 4:
+        raise ValueError(f"input_shape must have 4 entries (N, H, W, C) or (N, C, H, W); "
+                         f"received input_shape={input_shape!r}")
+    for v in input_shape:
+        if v is not None and (not _validation.is_int(v) or v < 0):
+            raise ValueError(f"input_shape entries must be non-negative integers or None; "
+                             f"received input_shape={input_shape!r}")
+    return input_shape

@@ -4,7 +4,7 @@ import contextvars
 
 from ..utils.serialization import custom_object_scope, get_registered_object
 from .base import Layer  # noqa: F401
-from .conv import Conv2D  # noqa: F401
+from .conv import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose  # noqa: F401
 from .core import (  # noqa: F401
     ELU,
     Activation,
@@ -45,7 +45,7 @@ from .pooling import (  # noqa: F401
     MaxPooling2D,
     UpSampling2D,
 )
-from .pooling1d import GlobalAveragePooling1D, GlobalMaxPooling1D  # noqa: F401
+from .pooling1d import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D  # noqa: F401
 from .prelu import PReLU  # noqa: F401
 from .preprocessing import CenterCrop, Rescaling  # noqa: F401
 from .regularization import (  # noqa: F401
@@ -73,6 +73,12 @@ MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 GlobalAvgPool1D = GlobalAveragePooling1D
 GlobalMaxPool1D = GlobalMaxPooling1D
+MaxPool1D = MaxPooling1D
+AvgPool1D = AveragePooling1D
+Convolution1D = Conv1D
+Convolution2D = Conv2D
+Convolution1DTranspose = Conv1DTranspose
+Convolution2DTranspose = Conv2DTranspose
 
 from . import tensor_ops as _tensor_ops  # noqa: E402  (the layers operators on symbolic tensors make)
 
@@ -85,7 +91,8 @@ _REGISTRY = {
                 Identity, RepeatVector, Permute, ZeroPadding1D, ZeroPadding2D, Cropping1D, Cropping2D, UpSampling1D,
                 SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout, PReLU,
                 GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop,
-                _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed)
+                _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed,
+                Conv1D, Conv1DTranspose, Conv2DTranspose, MaxPooling1D, AveragePooling1D)
 }
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 

@@ -1,53 +1,114 @@
-"""Convolution layers."""
+"""Convolution layers (Keras 3): Conv1D, Conv2D, Conv1DTranspose, Conv2DTranspose.
+
+All four run on the 2-D kernels of cynet.kernels.conv. A 1-D layer sees its (batch, steps,
+channels) input (channels_first: (batch, channels, steps)) as an image of height 1 and its
+(k, in, out) kernel as a (1, k, in, out) one: views, no copies. "causal" padding (Conv1D) is
+the explicit left padding dilation_rate * (kernel_size - 1).
+
+Kernel shapes (Keras's): Conv (k..., in_channels / groups, filters); ConvTranspose
+(k..., filters, in_channels).
+"""
+import numpy as np
+
 from .. import _validation, activations, initializers, kernels, regularizers
 from .base import Layer, add_grad, set_kernel_options
 from .core import ActivationMixin
 
 
-class Conv2D(ActivationMixin, Layer):
-    """2-D convolution, Keras 3 arguments; kernel shape (kh, kw, in_channels, filters).
+def _tuple(name, value, rank):
+    """A Keras int-or-tuple argument as a tuple of `rank` positive ints."""
+    if rank == 2:
+        return _validation.int_pair(name, value)
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise ValueError(f"{name} must be a positive int or a tuple of 1 positive int; received {name}={value!r}")
+        value = value[0]
+    return (_validation.positive_int(name, value),)
 
-    Args:
-        filters: number of output channels.
-        kernel_size: int or pair.
-        strides: int or pair (default 1).
-        padding: "valid" or "same" (Keras semantics, also for even kernels and strides > 1).
-        data_format: "channels_last" (default, None) or "channels_first".
-        dilation_rate: int or pair.
-        activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as Keras.
-    """
 
+def _no_constraint(name, value):
+    if value is not None:
+        raise ValueError(f"{name} is not supported (cynet has no weight constraints); pass {name}=None; "
+                         f"received {name}={value!r}")
+
+
+class _Conv(ActivationMixin, Layer):
+    """What Conv1D, Conv2D and their transposes share: the arguments, the weights, the 1-D views."""
+
+    _rank = 2
     _input_ndim = 4
+    _transpose = False
     _nonempty_input = True
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),
-                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+    def __init__(self, filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                 kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, kernel_constraint,
+                 bias_constraint, **kwargs):
         super().__init__(**kwargs)
+        rank = self._rank
         self.filters = _validation.positive_int("filters", filters)
-        self.kernel_size = _validation.int_pair("kernel_size", kernel_size)
-        self.strides = _validation.int_pair("strides", strides)
-        self.dilation_rate = _validation.int_pair("dilation_rate", dilation_rate)
-        if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
-            raise ValueError(f"padding must be 'valid' or 'same'; received padding={padding!r}")
+        self.kernel_size = _tuple("kernel_size", kernel_size, rank)
+        self.strides = _tuple("strides", strides, rank)
+        self.dilation_rate = _tuple("dilation_rate", dilation_rate, rank)
+        modes = ("valid", "same", "causal") if (rank == 1 and not self._transpose) else ("valid", "same")
+        if not isinstance(padding, str) or padding.lower() not in modes:
+            raise ValueError(f"padding must be one of {', '.join(repr(m) for m in modes)}; "
+                             f"received padding={padding!r}")
         self.padding = padding.lower()
         self.data_format = _validation.data_format(data_format)
-        if not _validation.is_int(groups) or groups != 1:
-            raise ValueError(f"only groups=1 is supported; received groups={groups!r}")
+        _no_constraint("kernel_constraint", kernel_constraint)
+        _no_constraint("bias_constraint", bias_constraint)
         set_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
                            bias_regularizer)
 
-    def _conv_args(self):
-        return dict(strides=self.strides, padding=self.padding, dilation_rate=self.dilation_rate,
-                    data_format=self.data_format)
+    # --- the 1-D layers as height-1 2-D ones
+    def _channel_axis(self):
+        return -1 if self.data_format == "channels_last" else 1
+
+    def _spatial_axis(self):
+        """Where a 1-D input gets its height-1 axis."""
+        return 1 if self.data_format == "channels_last" else 2
+
+    def _as_2d(self, a):
+        return a if self._rank == 2 else np.expand_dims(a, self._spatial_axis())
+
+    def _as_2d_shape(self, shape):
+        shape = tuple(shape)
+        if self._rank == 2:
+            return shape
+        i = self._spatial_axis()
+        return shape[:i] + (1,) + shape[i:]
+
+    def _from_2d(self, a):
+        return a if self._rank == 2 else a.reshape(a.shape[:self._spatial_axis()] + a.shape[self._spatial_axis() + 1:])
+
+    def _from_2d_shape(self, shape):
+        if self._rank == 2:
+            return tuple(shape)
+        i = self._spatial_axis()
+        return tuple(shape[:i]) + tuple(shape[i + 1:])
+
+    def _pair(self, values):
+        return tuple(values) if self._rank == 2 else (1,) + tuple(values)
+
+    def _kernel_2d(self):
+        k = self.kernel.value
+        return k if self._rank == 2 else k.reshape((1,) + k.shape)
+
+    # --- weights
+    def _kernel_shape(self, channels):
+        raise NotImplementedError
 
     def build(self, input_shape):
-        if len(input_shape) != 4:
-            raise ValueError(f"Conv2D '{self.name}' expects 4-D inputs (batch, ...); received shape {input_shape}")
-        axis = -1 if self.data_format == "channels_last" else 1
+        if len(input_shape) != self._rank + 2:
+            raise ValueError(f"{type(self).__name__} '{self.name}' expects {self._rank + 2}-D inputs (batch, ...); "
+                             f"received shape {input_shape}")
+        axis = self._channel_axis()
         channels = input_shape[axis]
+        if channels is None:
+            raise ValueError(f"{self._who()}: the channel axis of the inputs must be known; received shape "
+                             f"{tuple(input_shape)}")
         self._input_axes = {axis: channels}
-        self.kernel = self.add_weight(self.kernel_size + (channels, self.filters), self.kernel_initializer,
+        self.kernel = self.add_weight(self._kernel_shape(channels), self.kernel_initializer,
                                       regularizer=self.kernel_regularizer, name="kernel")
         self.bias = (self.add_weight((self.filters,), self.bias_initializer, regularizer=self.bias_regularizer,
                                      name="bias") if self.use_bias else None)
@@ -55,25 +116,23 @@ class Conv2D(ActivationMixin, Layer):
 
     def compute_output_shape(self, input_shape):
         try:
-            return kernels.conv2d_output_shape(input_shape, self.kernel_size, filters=self.filters,
-                                               **self._conv_args())
+            return self._from_2d_shape(self._output_shape_2d(self._as_2d_shape(input_shape)))
         except ValueError as exc:
             raise ValueError(f"{self._who()}: inputs of shape {tuple(input_shape)} do not fit: {exc}") from None
 
     def _forward(self, ctx, inputs, training):
         self.compute_output_shape(inputs.shape)
         ctx.inputs = inputs
-        z = kernels.conv2d_forward(inputs, self.kernel.value, self.bias.value if self.use_bias else None,
-                                   **self._conv_args())
-        return self._activate(ctx, z)
+        z = self._call_kernel(self._as_2d(inputs), self._kernel_2d(), self.bias.value if self.use_bias else None)
+        return self._activate(ctx, self._from_2d(z))
 
     def _backward_from_logits(self, ctx, grad_logits, need_input_grad):
-        dx, dk, db = kernels.conv2d_backward(grad_logits, ctx.inputs, self.kernel.value, use_bias=self.use_bias,
-                                             compute_dx=need_input_grad, **self._conv_args())
-        add_grad(self.kernel, dk)
+        dx, dk, db = self._call_backward(self._as_2d(grad_logits), self._as_2d(ctx.inputs), self._kernel_2d(),
+                                         need_input_grad)
+        add_grad(self.kernel, dk.reshape(self.kernel.shape))
         if self.use_bias:
             add_grad(self.bias, db)
-        return dx
+        return None if dx is None else self._from_2d(dx)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
@@ -85,5 +144,177 @@ class Conv2D(ActivationMixin, Layer):
                 "kernel_regularizer": None if self.kernel_regularizer is None
                 else regularizers.serialize(regularizers.get(self.kernel_regularizer)),
                 "bias_regularizer": None if self.bias_regularizer is None
-                else regularizers.serialize(regularizers.get(self.bias_regularizer))}
+                else regularizers.serialize(regularizers.get(self.bias_regularizer)),
+                "kernel_constraint": None, "bias_constraint": None}
 
+
+class _ConvForward(_Conv):
+    """Conv1D and Conv2D: cross-correlation (as Keras), with groups."""
+
+    def __init__(self, filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
+                 use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                 kernel_constraint, bias_constraint, **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         kernel_constraint, bias_constraint, **kwargs)
+        self.groups = _validation.positive_int("groups", groups)
+        if self.filters % self.groups:
+            raise ValueError(f"filters must be divisible by groups; received filters={self.filters} and "
+                             f"groups={self.groups}")
+
+    def _kernel_shape(self, channels):
+        if channels % self.groups:
+            raise ValueError(f"{self._who()}: the input channels ({channels}) must be divisible by "
+                             f"groups={self.groups}")
+        return self.kernel_size + (channels // self.groups, self.filters)
+
+    def _conv_args(self):
+        padding = self.padding
+        if padding == "causal":   # only Conv1D: left padding of the dilated window minus one
+            padding = ((0, 0), (self.dilation_rate[0] * (self.kernel_size[0] - 1), 0))
+        return dict(strides=self._pair(self.strides), padding=padding, dilation_rate=self._pair(self.dilation_rate),
+                    data_format=self.data_format)
+
+    def _output_shape_2d(self, shape):
+        return kernels.conv2d_output_shape(shape, self._pair(self.kernel_size), filters=self.filters,
+                                           **self._conv_args())
+
+    def _call_kernel(self, x, kernel, bias):
+        return kernels.conv2d_forward(x, kernel, bias, groups=self.groups, **self._conv_args())
+
+    def _call_backward(self, dy, x, kernel, need_input_grad):
+        return kernels.conv2d_backward(dy, x, kernel, use_bias=self.use_bias, compute_dx=need_input_grad,
+                                       groups=self.groups, **self._conv_args())
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
+
+
+class Conv2D(_ConvForward):
+    """2-D convolution, Keras 3 arguments; kernel shape (kh, kw, in_channels / groups, filters).
+
+    Args:
+        filters: number of output channels.
+        kernel_size: int or pair.
+        strides: int or pair (default 1).
+        padding: "valid" or "same" (Keras semantics, also for even kernels and strides > 1).
+        data_format: "channels_last" (default, None) or "channels_first".
+        dilation_rate: int or pair.
+        groups: positive int dividing the input channels and filters (grouped convolution).
+        activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as Keras.
+        kernel_constraint, bias_constraint: None only (cynet has no weight constraints).
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),
+                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
+                         use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         kernel_constraint, bias_constraint, **kwargs)
+
+
+class Conv1D(_ConvForward):
+    """1-D convolution over the steps of (batch, steps, channels) inputs (channels_first: (batch,
+    channels, steps)); kernel shape (kernel_size, in_channels / groups, filters).
+
+    Args as Conv2D, with ints (or 1-tuples) for kernel_size, strides and dilation_rate, and
+    padding "valid", "same" or "causal" (output[t] depends on input[:t + 1] only: the input is
+    padded on the left by dilation_rate * (kernel_size - 1)).
+    """
+
+    _rank = 1
+    _input_ndim = 3
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
+                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
+                         use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         kernel_constraint, bias_constraint, **kwargs)
+
+
+class _ConvTranspose(_Conv):
+    """Conv1DTranspose and Conv2DTranspose: the adjoint of a convolution (the gradient of a Conv
+    with respect to its input), output sizes per Keras's rule."""
+
+    _transpose = True
+
+    def __init__(self, filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
+                 activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                 kernel_constraint, bias_constraint, **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
+                         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
+                         kernel_constraint, bias_constraint, **kwargs)
+        if output_padding is None:
+            self.output_padding = None
+        else:
+            if isinstance(output_padding, (list, tuple)) and len(output_padding) != self._rank:
+                raise ValueError(f"output_padding must be None, an int or a tuple of {self._rank} ints; received "
+                                 f"output_padding={output_padding!r}")
+            values = output_padding if isinstance(output_padding, (list, tuple)) else (output_padding,) * self._rank
+            self.output_padding = tuple(_validation.nonnegative_int("output_padding", v) for v in values)
+            for op, s in zip(self.output_padding, self.strides):
+                if op >= s:
+                    raise ValueError(f"output_padding must be less than strides on each axis; received "
+                                     f"output_padding={output_padding!r} and strides={self.strides}")
+
+    def _kernel_shape(self, channels):
+        return self.kernel_size + (self.filters, channels)
+
+    def _conv_args(self):
+        op = None if self.output_padding is None else (0,) * (2 - self._rank) + self.output_padding
+        return dict(strides=self._pair(self.strides), padding=self.padding, output_padding=op,
+                    dilation_rate=self._pair(self.dilation_rate), data_format=self.data_format)
+
+    def _output_shape_2d(self, shape):
+        return kernels.conv2d_transpose_output_shape(shape, self._pair(self.kernel_size), self.filters,
+                                                     **self._conv_args())
+
+    def _call_kernel(self, x, kernel, bias):
+        return kernels.conv2d_transpose_forward(x, kernel, bias, **self._conv_args())
+
+    def _call_backward(self, dy, x, kernel, need_input_grad):
+        return kernels.conv2d_transpose_backward(dy, x, kernel, use_bias=self.use_bias, compute_dx=need_input_grad,
+                                                 **self._conv_args())
+
+    def get_config(self):
+        return {**super().get_config(),
+                "output_padding": None if self.output_padding is None else list(self.output_padding)}
+
+
+class Conv2DTranspose(_ConvTranspose):
+    """2-D transposed convolution (Keras 3); kernel shape (kh, kw, filters, in_channels).
+
+    Args:
+        filters, kernel_size, strides, dilation_rate, data_format, activation, use_bias, initializers,
+            regularizers: as Conv2D.
+        padding: "valid" or "same". output_padding: None (Keras's default output size: "valid"
+            (H - 1) * s + max(ek, s), "same" H * s) or an int or pair, each less than its stride.
+        kernel_constraint, bias_constraint: None only.
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None, data_format=None,
+                 dilation_rate=(1, 1), activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
+                         activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                         bias_regularizer, kernel_constraint, bias_constraint, **kwargs)
+
+
+class Conv1DTranspose(_ConvTranspose):
+    """1-D transposed convolution (Keras 3); kernel shape (kernel_size, filters, in_channels).
+    Args as Conv2DTranspose, with ints (or 1-tuples)."""
+
+    _rank = 1
+    _input_ndim = 3
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
+                 dilation_rate=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
+        super().__init__(filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
+                         activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                         bias_regularizer, kernel_constraint, bias_constraint, **kwargs)

@@ -1,4 +1,11 @@
-"""1-D global pooling (Keras 3): GlobalAveragePooling1D and GlobalMaxPooling1D over the steps axis
+"""1-D pooling (Keras 3).
+
+MaxPooling1D and AveragePooling1D run the 2-D pooling kernels on a height-1 view of their
+(batch, steps, features) input ((batch, features, steps) for channels_first): the same
+semantics as MaxPooling2D / AveragePooling2D along the steps (padding "valid" or "same", the
+padded cells never win a max and are left out of averages).
+
+GlobalAveragePooling1D and GlobalMaxPooling1D pool over the steps axis
 of a 3-D input, (batch, steps, features) with data_format "channels_last" (the default) or
 (batch, features, steps) with "channels_first"; `keepdims=True` keeps the steps axis with size 1.
 
@@ -9,9 +16,89 @@ empty batch or an empty features axis is fine. Masks are not supported.
 """
 import numpy as np
 
-from .. import _validation as _checks
+from .. import _validation as _checks, kernels
 from .base import Layer
 from .reshaping import check_rank
+
+
+def _positive(name, value):
+    """A Keras 1-D window argument: a positive int or a 1-tuple of one."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise ValueError(f"{name} must be a positive int or a tuple of 1 positive int; received {name}={value!r}")
+        value = value[0]
+    return _checks.positive_int(name, value)
+
+
+class _Pooling1D(Layer):
+    _input_ndim = 3
+    _nonempty_input = True
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = (_positive("pool_size", pool_size),)
+        self.strides = self.pool_size if strides is None else (_positive("strides", strides),)
+        if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+            raise ValueError(f"padding must be 'valid' or 'same'; received padding={padding!r}")
+        self.padding = padding.lower()
+        self.data_format = _checks.data_format(data_format)
+
+    def _axis(self):
+        """Where the height-1 axis of the 2-D view goes."""
+        return 1 if self.data_format == "channels_last" else 2
+
+    def _args(self):
+        return dict(pool_size=(1,) + self.pool_size, strides=(1,) + self.strides, padding=self.padding,
+                    data_format=self.data_format)
+
+    def _view(self, a):
+        return np.expand_dims(a, self._axis())
+
+    def _unview(self, a):
+        return a.reshape(a.shape[:self._axis()] + a.shape[self._axis() + 1:])
+
+    def _shape_2d(self, shape):
+        shape = tuple(shape)
+        return shape[:self._axis()] + (1,) + shape[self._axis():]
+
+    def compute_output_shape(self, input_shape):
+        check_rank(self, input_shape)
+        try:
+            out = kernels.pool2d_output_shape(self._shape_2d(input_shape), **self._args())
+        except ValueError as exc:
+            raise ValueError(f"{self._who()}: inputs of shape {tuple(input_shape)} do not fit: {exc}") from None
+        return out[:self._axis()] + out[self._axis() + 1:]
+
+    def _check_input(self, x):
+        super()._check_input(x)
+        self.compute_output_shape(x.shape)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
+                "padding": self.padding, "data_format": self.data_format}
+
+
+class MaxPooling1D(_Pooling1D):
+    """Max pooling over the steps; the backward routes each gradient to its window's first maximum."""
+
+    def _forward(self, ctx, inputs, training):
+        ctx.shape = self._shape_2d(inputs.shape)
+        y, ctx.argmax = kernels.max_pool2d_forward(self._view(inputs), **self._args())
+        return self._unview(y)
+
+    def _backward(self, ctx, grad, need_input_grad):
+        return self._unview(kernels.max_pool2d_backward(self._view(grad), ctx.argmax, ctx.shape, **self._args()))
+
+
+class AveragePooling1D(_Pooling1D):
+    """Average pooling over the steps; with padding="same" the padded cells are left out of each average."""
+
+    def _forward(self, ctx, inputs, training):
+        ctx.shape = self._shape_2d(inputs.shape)
+        return self._unview(kernels.avg_pool2d_forward(self._view(inputs), **self._args()))
+
+    def _backward(self, ctx, grad, need_input_grad):
+        return self._unview(kernels.avg_pool2d_backward(self._view(grad), ctx.shape, **self._args()))
 
 
 class _GlobalPooling1D(Layer):

@@ -449,7 +449,8 @@ def _conv_geometry(c):
     g.seed = c.int(0, 2 ** 31 - 1)
     g.dt = c.choice([F32, F64])
     g.fmt = c.choice(["channels_last", "channels_first", None])
-    g.N, g.C, g.F = c.int(1, 3), c.int(1, 3), c.int(1, 3)
+    g.groups = c.choice([1, 1, 2])
+    g.N, g.C, g.F = c.int(1, 3), c.int(1, 3) * g.groups, c.int(1, 3) * g.groups
     g.KH, g.KW = c.int(1, 3), c.int(1, 3)
     g.strides = c.choice([1, 2, 3, (1, 2), (2, 1)])
     g.dil = c.choice([1, 2, (1, 2), (2, 1)])
@@ -463,17 +464,20 @@ def _conv_geometry(c):
 
 
 def _conv_arguments(g, rng):
-    return conv_cases.arguments(rng, g.dt, g.xshape, (g.KH, g.KW, g.C, g.F), bias=g.use_bias, kernel_scale=1.0,
-                                strides=g.strides, padding=g.padding, dilation_rate=g.dil, data_format=g.fmt)
+    return conv_cases.arguments(rng, g.dt, g.xshape, (g.KH, g.KW, g.C // g.groups, g.F), bias=g.use_bias,
+                                kernel_scale=1.0, strides=g.strides, padding=g.padding, dilation_rate=g.dil,
+                                data_format=g.fmt, groups=g.groups)
 
 
 CONV_LAYOUT = dict(strides=Pair(), padding=ConvPadding(), dilation_rate=Pair(), data_format=DataFormat())
+# groups: ok values may be refused (they must divide the channels and filters), naming groups
+GROUPS = Values([0, -1, True, 1.5, "1", None, 2 ** 63, [1], object()], [1, 2, 3, np.int64(1)])
 
 
 @spec("conv2d_forward", dict(x=Arr(4, fixed=False), kernel=Arr(4, fixed=False),
                              bias=Arr(1, optional=True, template=lambda kw: np.zeros(np.shape(kw["kernel"])[3],
                                                                                      np.asarray(kw["x"]).dtype)),
-                             **CONV_LAYOUT))
+                             groups=GROUPS, **CONV_LAYOUT))
 def make_conv2d_forward(c):
     g = _conv_geometry(c)
 
@@ -483,7 +487,7 @@ def make_conv2d_forward(c):
 
 
 @spec("conv2d_backward", dict(dy=Arr(4), x=Arr(4, fixed=False), kernel=Arr(4, fixed=False), use_bias=Flag(),
-                              compute_dx=Flag(), **CONV_LAYOUT))
+                              compute_dx=Flag(), groups=GROUPS, **CONV_LAYOUT))
 def make_conv2d_backward(c):
     g = _conv_geometry(c)
 
@@ -505,6 +509,77 @@ def make_conv2d_output_shape(c):
     def build():
         return dict(input_shape=shape, kernel_size=(g.KH, g.KW), strides=g.strides, padding=g.padding,
                     dilation_rate=g.dil, data_format=g.fmt, filters=filters)
+    return build
+
+
+# --- transposed convolution
+
+def _transpose_geometry(c):
+    g = types.SimpleNamespace()
+    g.seed = c.int(0, 2 ** 31 - 1)
+    g.dt = c.choice([F32, F64])
+    g.fmt = c.choice(["channels_last", "channels_first", None])
+    g.N, g.C, g.F = c.int(1, 3), c.int(1, 3), c.int(1, 3)
+    g.KH, g.KW = c.int(1, 3), c.int(1, 3)
+    g.strides = c.choice([1, 2, 3, (1, 2), (2, 1)])
+    sh, sw = as_pair(g.strides)
+    g.output_padding = c.choice([None, None, 0, (sh - 1, 0), (0, sw - 1)])
+    g.dil = c.choice([1, 2, (1, 2)])
+    g.padding = c.choice(["valid", "same", "SAME"])
+    g.H, g.W = c.int(2, 4), c.int(2, 4)
+    g.xshape = _fmt_shape(g.N, g.H, g.W, g.C, g.fmt)
+    g.use_bias, g.compute_dx = c.bool(), c.bool()
+    return g
+
+
+def _transpose_arguments(g, rng):
+    return conv_cases.transpose_arguments(rng, g.dt, g.xshape, (g.KH, g.KW, g.F, g.C), bias=g.use_bias,
+                                          kernel_scale=1.0, strides=g.strides, padding=g.padding,
+                                          output_padding=g.output_padding, dilation_rate=g.dil, data_format=g.fmt)
+
+
+# output_padding: each entry must be below its stride (ok values may be refused, naming it)
+OUTPUT_PADDING = Values([-1, "1", 1.5, True, (0,), (0, 0, 0), (0, -1), object(), 2 ** 63, [[0]]],
+                        [None, 0, (0, 0), np.int64(0), 1, (1, 0)])
+TRANSPOSE_LAYOUT = dict(strides=Pair(), padding=PoolPadding(), output_padding=OUTPUT_PADDING, dilation_rate=Pair(),
+                        data_format=DataFormat())
+
+
+@spec("conv2d_transpose_forward", dict(
+    x=Arr(4, fixed=False), kernel=Arr(4, fixed=False),
+    bias=Arr(1, optional=True, template=lambda kw: np.zeros(np.shape(kw["kernel"])[2], np.asarray(kw["x"]).dtype)),
+    **TRANSPOSE_LAYOUT))
+def make_conv2d_transpose_forward(c):
+    g = _transpose_geometry(c)
+
+    def build():
+        return _transpose_arguments(g, np.random.default_rng(g.seed))
+    return build
+
+
+@spec("conv2d_transpose_backward", dict(dy=Arr(4), x=Arr(4, fixed=False), kernel=Arr(4, fixed=False),
+                                        use_bias=Flag(), compute_dx=Flag(), **TRANSPOSE_LAYOUT))
+def make_conv2d_transpose_backward(c):
+    g = _transpose_geometry(c)
+
+    def build():
+        rng = np.random.default_rng(g.seed)
+        kw = _transpose_arguments(g, rng)
+        return conv_cases.transpose_backward_arguments(kw, conv_cases.transpose_output_gradient(rng, kw),
+                                                       g.compute_dx)
+    return build
+
+
+@spec("conv2d_transpose_output_shape", dict(input_shape=Shape4(unknown_ok=True, zero_ok=True), kernel_size=Pair(),
+                                            filters=PosInt(), **TRANSPOSE_LAYOUT))
+def make_conv2d_transpose_output_shape(c):
+    g = _transpose_geometry(c)
+    unknown = c.choice([(), (0,), (0, 1), (1,), (2,)])
+    shape = tuple(None if i in unknown else s for i, s in enumerate(g.xshape))
+
+    def build():
+        return dict(input_shape=shape, kernel_size=(g.KH, g.KW), filters=g.F, strides=g.strides, padding=g.padding,
+                    output_padding=g.output_padding, dilation_rate=g.dil, data_format=g.fmt)
     return build
 
 

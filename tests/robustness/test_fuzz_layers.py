@@ -62,6 +62,8 @@ REG_BAD = ["no_such_regularizer", 3, object()]
 REG_OK = ["l2", None]
 ACT_BAD = ["no_such_activation", 3, object(), b"relu", ["relu"]]
 PAIR_BAD = [v for v in fz.PAIR_BAD if v is not None]
+CONSTRAINT_ARGS = {"kernel_constraint": (["non_neg", object(), 1], [None]),   # (no weight constraints yet)
+                   "bias_constraint": (["non_neg", object(), 1], [None])}
 SEED_BAD = [-1, "a", 1.5, True]
 
 # Every layer accepts these (Layer.__init__).
@@ -141,7 +143,8 @@ class LayerSpec:
         # layers whose outputs sum products (matmuls, reductions): with infinities in the input
         # the place of NaN vs inf depends on the order of summation (see fz.assert_close)
         self.lenient = cls.__name__ in ("Dense", "Conv2D", "BatchNormalization", "SimpleRNN", "LSTM", "GRU",
-                                        "Softmax", "Activation", "AveragePooling2D", "GlobalAveragePooling2D")
+                                        "Softmax", "Activation", "AveragePooling2D", "GlobalAveragePooling2D",
+                                        "Conv1D", "Conv2DTranspose", "Conv1DTranspose", "AveragePooling1D")
 
 
 SPECS = {}
@@ -268,14 +271,15 @@ def make_input_layer(c):
     return _case(c, dict(shape=shape[1:]), shape)
 
 
-@layer_spec(L.Conv2D, {"filters": (INT_BAD, [1, 3]), "kernel_size": (PAIR_BAD + [None], [1, (1, 2)]),
+@layer_spec(L.Conv2D, {"filters": (INT_BAD, [2, 4]), "kernel_size": (PAIR_BAD + [None], [1, (1, 2)]),
                        "strides": (PAIR_BAD + [None], [1, (2, 1)]), "padding": (fz.POOL_PADDING_BAD, ["same", "VALID"]),
                        "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None]),
                        "dilation_rate": (PAIR_BAD + [None], [1, (1, 2)]),
-                       "groups": ([2, 0, "1", 1.5, None, True, np.array([1, 1])], [1, np.int64(1)]),
+                       "groups": ([0, -1, "1", 1.5, None, True, np.array([1, 1])], [1, np.int64(1)]),
                        "activation": (ACT_BAD, [None, "relu"]), "use_bias": (FLAG_BAD, FLAG_OK),
                        "kernel_initializer": (INIT_BAD, INIT_OK), "bias_initializer": (INIT_BAD, INIT_OK),
-                       "kernel_regularizer": (REG_BAD, REG_OK), "bias_regularizer": (REG_BAD, REG_OK)},
+                       "kernel_regularizer": (REG_BAD, REG_OK), "bias_regularizer": (REG_BAD, REG_OK),
+                       **CONSTRAINT_ARGS},
             fixed_ndim=True,
             fixed_axes=lambda case, ndim: (1 if case.kwargs["data_format"] == "channels_first" else 3,))
 def make_conv2d(c):
@@ -283,11 +287,73 @@ def make_conv2d(c):
     kh, kw = c.int(1, 3), c.int(1, 3)
     dil = c.choice([1, 2])
     h, w = (kh - 1) * dil + 1 + c.int(0, 3), (kw - 1) * dil + 1 + c.int(0, 3)
-    n, ch = c.int(1, 3), c.int(1, 3)
+    groups = c.choice([1, 1, 2])
+    n, ch = c.int(1, 3), c.int(1, 3) * groups
     shape = (n, ch, h, w) if fmt == "channels_first" else (n, h, w, ch)
-    return _case(c, dict(filters=c.int(1, 3), kernel_size=(kh, kw), strides=c.choice([1, 2, (1, 2)]),
-                         padding=c.choice(["valid", "same"]), data_format=fmt, dilation_rate=dil,
+    return _case(c, dict(filters=c.int(1, 3) * groups, kernel_size=(kh, kw), strides=c.choice([1, 2, (1, 2)]),
+                         padding=c.choice(["valid", "same"]), data_format=fmt, dilation_rate=dil, groups=groups,
                          activation=c.choice([None, "relu"]), use_bias=c.bool()), shape)
+
+
+# --- 1-D convolutions and the transposed convolutions (the 1-D ones are height-1 2-D ones)
+
+ONE_BAD = [0, -1, True, 2.5, "3", None, (1, 2), [], 2 ** 63, 1j, object()]
+KERNEL_ARGS = {"filters": (INT_BAD, [1, 3]), "activation": (ACT_BAD, [None, "relu"]), "use_bias": (FLAG_BAD, FLAG_OK),
+               "kernel_initializer": (INIT_BAD, INIT_OK), "bias_initializer": (INIT_BAD, INIT_OK),
+               "kernel_regularizer": (REG_BAD, REG_OK), "bias_regularizer": (REG_BAD, REG_OK),
+               "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None]), **CONSTRAINT_ARGS}
+ONE_D = {"kernel_size": (ONE_BAD, [1, (2,), [1]]), "strides": (ONE_BAD, [1, (2,)]),
+         "dilation_rate": (ONE_BAD, [1, [2]])}
+
+
+def _channel_axis(case, ndim):
+    return (1 if case.kwargs["data_format"] == "channels_first" else ndim - 1,)
+
+
+@layer_spec(L.Conv1D, dict(KERNEL_ARGS, **ONE_D, padding=(fz.POOL_PADDING_BAD, ["same", "VALID", "causal", "Causal"]),
+                           filters=(INT_BAD, [2, 4]),   # (divisible by the case's groups, 1 or 2)
+                           groups=([0, -1, "1", 1.5, None, True, np.array([1, 1])], [1, np.int64(1)])),
+            fixed_ndim=True, fixed_axes=_channel_axis)
+def make_conv1d(c):
+    k, dil, groups = c.int(1, 3), c.choice([1, 2]), c.choice([1, 1, 2])
+    padding = c.choice(["valid", "same", "causal"])
+    return _steps_case(c, dict(filters=c.int(1, 3) * groups, kernel_size=k, strides=c.choice([1, 2]),
+                               padding=padding, dilation_rate=dil, groups=groups, activation=c.choice([None, "relu"]),
+                               use_bias=c.bool()),
+                       min_steps=(k - 1) * dil + 1, data_format=c.choice(["channels_last", "channels_first"]),
+                       features=groups)
+
+
+OUTPUT_PADDING_BAD = [-1, "1", 1.5, True, (0, 0, 0), object(), 5]
+
+
+@layer_spec(L.Conv2DTranspose, dict(KERNEL_ARGS, kernel_size=(PAIR_BAD + [None], [1, (1, 2)]),
+                                    strides=(PAIR_BAD + [None], [3, (3, 4)]),   # (above any case's output_padding)
+                                    dilation_rate=(PAIR_BAD + [None], [1, (1, 2)]),
+                                    padding=(fz.POOL_PADDING_BAD + ["causal"], ["same", "VALID"]),
+                                    output_padding=(OUTPUT_PADDING_BAD + [(0,), (0, 3)], [None, 0, (0, 0)])),
+            fixed_ndim=True, fixed_axes=_channel_axis)
+def make_conv2d_transpose(c):
+    kh, kw = c.int(1, 3), c.int(1, 3)
+    strides = c.choice([1, 2, (1, 2), (3, 2)])
+    sh, sw = (strides, strides) if isinstance(strides, int) else strides
+    output_padding = c.choice([None, (sh - 1, 0), (0, sw - 1)])
+    return _image_case(c, dict(filters=c.int(1, 3), kernel_size=(kh, kw), strides=strides, padding=c.choice(
+        ["valid", "same"]), output_padding=output_padding, dilation_rate=c.choice([1, 2]) if strides == 1 else 1,
+        activation=c.choice([None, "relu"]), use_bias=c.bool()), min_hw=2)
+
+
+@layer_spec(L.Conv1DTranspose, dict(KERNEL_ARGS, **dict(ONE_D, strides=(ONE_BAD, [3, (4,)])),
+                                    padding=(fz.POOL_PADDING_BAD + ["causal"], ["same", "VALID"]),
+                                    output_padding=(OUTPUT_PADDING_BAD + [(0, 0)], [None, 0, (0,)])),
+            fixed_ndim=True, fixed_axes=_channel_axis)
+def make_conv1d_transpose(c):
+    strides = c.choice([1, 2, 3])
+    return _steps_case(c, dict(filters=c.int(1, 3), kernel_size=c.int(1, 3), strides=strides,
+                               padding=c.choice(["valid", "same"]), output_padding=c.choice([None, strides - 1]),
+                               dilation_rate=c.choice([1, 2]) if strides == 1 else 1,
+                               activation=c.choice([None, "relu"]), use_bias=c.bool()),
+                       min_steps=2, data_format=c.choice(["channels_last", "channels_first"]))
 
 
 def _image_case(c, kwargs, min_hw=1):
@@ -552,9 +618,10 @@ def make_permute(c):
     return _case(c, dict(dims=tuple(dims)), shape)
 
 
-def _steps_case(c, kwargs, min_steps=1, data_format=None):
-    """A (batch, steps, features) case, (batch, features, steps) for data_format="channels_first"."""
-    n, t, f = c.int(1, 3), min_steps + c.int(0, 3), c.int(1, 3)
+def _steps_case(c, kwargs, min_steps=1, data_format=None, features=1):
+    """A (batch, steps, features) case, (batch, features, steps) for data_format="channels_first";
+    the features are a multiple of `features`."""
+    n, t, f = c.int(1, 3), min_steps + c.int(0, 3), c.int(1, 3) * features
     if data_format is not None:
         kwargs = dict(kwargs, data_format=data_format)
     return _case(c, kwargs, (n, f, t) if data_format == "channels_first" else (n, t, f))
@@ -591,6 +658,19 @@ def make_cropping2d(c):
 @layer_spec(L.UpSampling1D, {"size": (INT_BAD, [1, 3, np.int64(2)])}, fixed_ndim=True)
 def make_upsampling1d(c):
     return _steps_case(c, dict(size=c.choice([1, 2, 3])))
+
+
+POOL1D_ARGS = {"pool_size": (ONE_BAD, [1, (2,), [3]]),
+               "strides": ([v for v in ONE_BAD if v is not None], [None, 1, (2,)]),
+               "padding": (fz.POOL_PADDING_BAD + ["causal"], ["same", "VALID"]),
+               "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None])}
+
+for _cls in (L.MaxPooling1D, L.AveragePooling1D):
+    @layer_spec(_cls, POOL1D_ARGS, fixed_ndim=True)
+    def make_pool1d(c):
+        return _steps_case(c, dict(pool_size=c.choice([1, 2, 3]), strides=c.choice([None, 1, 2]),
+                                   padding=c.choice(["valid", "same"])), min_steps=3,
+                           data_format=c.choice(["channels_last", "channels_first"]))
 
 
 for _cls in (L.GlobalAveragePooling1D, L.GlobalMaxPooling1D):
