@@ -1,8 +1,12 @@
 import os
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, settings
+# The busy-machine thread policy (cynet/kernels/_load.py) would change team sizes with the load of
+# whatever else runs beside the tests; they run on fixed thread counts (its own tests simulate load).
+os.environ.setdefault("CYNET_ADAPTIVE_THREADS", "0")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile(
     "ci", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True

@@ -103,11 +103,19 @@ COSTS = {"stream": COST_STREAM, "transcendental": COST_TRANSCENDENTAL, "rows": C
          "recurrent_macs": COST_RECURRENT_MACS, "update": COST_UPDATE}
 
 
+# Threads the load on the machine leaves (cynet.kernels._load: other processes' busy cores); a
+# team never exceeds it. 0: no cap (the user set the thread count, or nothing was measured).
+cdef int _load_cap = 0
+
+
 cdef int threads_for(Py_ssize_t work, int cost) noexcept nogil:
     """Team size for a parallel region over `work` units of the kind `cost`: at most the
-    calling thread's configured count, and 1 when the work is too small to pay for a team."""
+    calling thread's configured count (and the cores the machine's load leaves), and 1 when the
+    work is too small to pay for a team."""
     cdef int nt = omp_get_max_threads()
     cdef Py_ssize_t cap
+    if 0 < _load_cap < nt:
+        nt = _load_cap
     if 0 <= cost < <int>N_COSTS and _min_work[cost] > 0:
         cap = work // _min_work[cost]
         if cap < nt:
@@ -132,6 +140,18 @@ def set_thread_policy(**min_work):
     for name, value in min_work.items():
         _min_work[<int>COSTS[name]] = value
     return old
+
+
+def set_load_cap(int n):
+    """Cap every team at n threads (n >= 1), or lift the cap (n = 0): the busy-machine policy."""
+    global _load_cap
+    if n < 0:
+        raise ValueError(f"n must be a non-negative integer, received n={n}")
+    _load_cap = n
+
+
+def load_cap():
+    return _load_cap
 
 
 def threads_for_work(Py_ssize_t work, str cost):

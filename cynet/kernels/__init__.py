@@ -14,6 +14,7 @@ from ._backend import (  # noqa: F401
     get_backend,
     get_num_threads,
     info,
+    set_adaptive_threads,
     set_backend,
     set_num_threads,
     use_backend,

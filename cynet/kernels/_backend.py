@@ -112,11 +112,16 @@ def _blas_pools():
 def set_num_threads(n):
     """Use `n` threads in the kernels' OpenMP regions and in NumPy's BLAS.
 
-    The OpenMP setting applies to kernel calls made from the calling thread.
+    The OpenMP setting applies to kernel calls made from the calling thread. A count set here is
+    kept as it is on a busy machine (the load-aware default stops: see `adapt_threads`).
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, received n={n!r}")
     n = int(n)
+    global _adaptive
+    _adaptive = False
+    if "_openmp" in _compiled:
+        _compiled["_openmp"].set_load_cap(0)
     if "_openmp" in _compiled:
         _compiled["_openmp"].set_num_threads(n)
     try:
@@ -124,6 +129,53 @@ def set_num_threads(n):
         threadpoolctl.threadpool_limits(limits=n, user_api="blas")
     except ImportError:  # pragma: no cover
         pass
+
+
+# ------------------------------------------------------------------- the busy-machine policy
+_adaptive = os.environ.get("CYNET_ADAPTIVE_THREADS", "1").strip() != "0"
+_monitor = None
+_blas = None
+
+
+def _blas_controllers():
+    global _blas
+    if _blas is None:
+        try:
+            import threadpoolctl
+            _blas = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
+        except Exception:   # noqa: BLE001 - no BLAS control: OpenMP alone adapts
+            _blas = []
+    return _blas
+
+
+def adapt_threads():
+    """Between batches of fit: while the thread count is cynet's default, run the kernels' teams
+    and the BLAS on the cores other processes leave free (cynet.kernels._load). Cheap: a clock
+    read, and a sample of the machine's load every 0.2 s."""
+    global _monitor
+    omp = _compiled.get("_openmp")
+    if not _adaptive or omp is None:
+        return
+    if _monitor is None:
+        from ._load import LoadMonitor
+        _monitor = LoadMonitor()
+    if _monitor.sample() is None:
+        return
+    wanted = omp.get_num_threads()
+    n = _monitor.free_cores(wanted)
+    cap = 0 if n >= wanted else n
+    if cap != omp.load_cap():
+        omp.set_load_cap(cap)
+        for controller in _blas_controllers():
+            controller.set_num_threads(n)
+
+
+def set_adaptive_threads(enabled):
+    """Turn the busy-machine policy on (the default while the thread count is not set) or off."""
+    global _adaptive
+    _adaptive = bool(enabled)
+    if not _adaptive and "_openmp" in _compiled:
+        _compiled["_openmp"].set_load_cap(0)
 
 
 def get_num_threads():

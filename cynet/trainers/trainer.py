@@ -27,7 +27,7 @@ from ..graph import flatten, map_structure, pack_like
 from .data_adapters import class_weight_to_sample_weights, get_data_adapter, unpack_x_y_sample_weight
 from .data_adapters.data_adapter_utils import is_iterator, is_py_dataset
 from .._validation import check_finite as _check_finite  # (a module global: tests wrap it)
-from ..kernels._backend import array_cache
+from ..kernels._backend import adapt_threads, array_cache
 from ..ops import core as _opcore
 from ..utils.rng import make_rng
 
@@ -630,6 +630,7 @@ class Trainer:
 
     def _run_train_batch(self, cbs, atomic, step, xb, yb, wb, dist):
         """One training batch between its callbacks; a KeyboardInterrupt waits for the step to end."""
+        adapt_threads()
         nb = _num_samples(xb)
         cbs.on_train_batch_begin(step)
         atomic.active = True

@@ -1,0 +1,74 @@
+"""Threads that hold up on a busy machine.
+
+An OpenMP team (and OpenBLAS's threads) of as many threads as cores assumes the cores are free.
+When another process keeps a core busy, the thread that lands there runs a fraction of the time,
+and every barrier of the team waits for it: an epoch on two threads with one core taken took 2.7x
+its one-thread time (issue 20's measurement). So, while the thread count is cynet's default (not
+set by the user), `fit` asks this monitor between batches how many cores other processes keep
+busy, and runs its kernels and the BLAS on the cores left.
+
+The signal: the machine's busy CPU time (/proc/stat) minus this process's own (os.times), over
+the last interval (at least INTERVAL seconds, so a sample costs ~20 us per 0.2 s of training),
+in cores. A core counts as taken when others used more than TAKEN of it. Where /proc/stat cannot
+be read (not Linux), nothing changes.
+"""
+import os
+import threading
+import time
+
+INTERVAL = 0.2   # seconds between samples
+TAKEN = 0.5      # cores of others' use that count as one core taken
+
+
+def _read_proc_stat():
+    """(busy, total) jiffies of all CPUs from /proc/stat's first line."""
+    with open("/proc/stat", "rb") as f:
+        fields = f.readline().split()
+    values = [int(v) for v in fields[1:9]]   # user nice system idle iowait irq softirq steal
+    total = sum(values)
+    return total - values[3] - values[4], total
+
+
+class LoadMonitor:
+    """Cores that other processes keep busy, measured between calls to `sample`.
+
+    read_stat: () -> (busy, total) machine jiffies; own_cpu: () -> this process's CPU seconds;
+    clock: () -> seconds; injectable, so the decisions are unit-tested with a simulated load.
+    """
+
+    def __init__(self, cores=None, read_stat=_read_proc_stat, own_cpu=None, clock=time.monotonic,
+                 interval=INTERVAL, ticks=None):
+        self.cores = cores or os.cpu_count() or 1
+        self._read_stat = read_stat
+        self._own_cpu = own_cpu or (lambda: sum(os.times()[:2]))
+        self._clock = clock
+        self.interval = interval
+        self._hz = ticks or (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
+        self._last = None
+        self._lock = threading.Lock()
+        self.others = 0.0
+
+    def sample(self):
+        """Cores used by other processes since the last sample (None while the interval runs, or
+        when the system cannot say)."""
+        now = self._clock()
+        with self._lock:
+            if self._last is not None and now - self._last[0] < self.interval:
+                return None
+            try:
+                busy, total = self._read_stat()
+            except (OSError, ValueError, IndexError):
+                return None
+            own = self._own_cpu()
+            last, self._last = self._last, (now, busy, total, own)
+            if last is None or total <= last[2]:
+                return None
+            wall = (total - last[2]) / self.cores            # jiffies per core in the interval
+            others = (busy - last[1]) - (own - last[3]) * self._hz
+            self.others = max(0.0, others / wall)
+            return self.others
+
+    def free_cores(self, wanted):
+        """Threads to run for `wanted` configured ones, given the last sample."""
+        taken = int(self.others + (1 - TAKEN))   # round up from TAKEN of a core
+        return max(1, min(wanted, self.cores - taken))
