@@ -46,8 +46,17 @@ from .pooling import (  # noqa: F401
     UpSampling2D,
 )
 from .pooling1d import GlobalAveragePooling1D, GlobalMaxPooling1D  # noqa: F401
+from .image_preprocessing import (  # noqa: F401
+    RandomBrightness,
+    RandomContrast,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+    Resizing,
+)
 from .prelu import PReLU  # noqa: F401
-from .preprocessing import CenterCrop, Rescaling  # noqa: F401
+from .preprocessing import CenterCrop, Normalization, Rescaling  # noqa: F401
 from .regularization import (  # noqa: F401
     AlphaDropout,
     GaussianDropout,
@@ -84,7 +93,9 @@ _REGISTRY = {
                 Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot,
                 Identity, RepeatVector, Permute, ZeroPadding1D, ZeroPadding2D, Cropping1D, Cropping2D, UpSampling1D,
                 SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout, PReLU,
-                GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop,
+                GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop, Normalization,
+                Resizing, RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast,
+                RandomBrightness,
                 _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed)
 }
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
