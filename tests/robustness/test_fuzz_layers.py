@@ -670,6 +670,104 @@ def make_center_crop(c):
                  (n, ch, h, w) if fmt == "channels_first" else (n, h, w, ch))
 
 
+def _norm_axes(case, ndim):
+    axis = case.kwargs["axis"]
+    axes = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(a % ndim for a in axes)
+
+
+@layer_spec(L.Normalization, {
+    # (the case always gives both statistics: one alone is refused when the layer is made)
+    "axis": (["a", 1.5, True, (1, 1), [None], object()], [-1, None, 0, 7]),
+    "mean": (["a", NAN, None, [[[1.0]]], [1.0, 2.0], object(), True], [0.5, 2, np.float32(-1.0)]),
+    "variance": (["a", NAN, None, -1.0, [1.0, 2.0], True], [1.0, 0.0, 3]),
+    "invert": (FLAG_BAD, FLAG_OK)}, fixed_ndim=True, fixed_axes=_norm_axes)
+def make_normalization(c):
+    shape = (c.int(1, 3),) + _shape(c, 1, 3)
+    axis = c.choice([-1, None, list(range(1, len(shape)))])
+    return _case(c, dict(axis=axis, mean=c.choice([0.0, 1.5]), variance=c.choice([1.0, 4.0]), invert=c.bool()),
+                 shape)
+
+
+FILL_BAD = ["a", NAN, None, True, [0.0], 1j]
+SEED_OK = [0, 7, np.int64(3)]   # (an unseeded layer draws from the global generator: the backends would differ)
+IMAGE_FILL_MODE = (["mirror", "", None, 1, ["reflect"], "Reflect"], ["reflect", "wrap", "constant", "nearest"])
+IMAGE_INTERPOLATION = (["bicubic", "", None, 1, ["nearest"]], ["nearest", "bilinear"])
+FACTOR_RANGE_BAD = [1.5, -1.5, NAN, "0.1", None, True, (0.1,), (0.1, 0.2, 0.3), (0.1, "a"), object(), 1j]
+
+
+@layer_spec(L.Resizing, {"height": (INT_BAD, [1, 3, np.int64(2)]), "width": (INT_BAD, [1, 5]),
+                         "interpolation": (["cubic", "", 1, None, ["nearest"]], ["nearest", "bilinear"]),
+                         "crop_to_aspect_ratio": (FLAG_BAD, FLAG_OK), "pad_to_aspect_ratio": (FLAG_BAD, FLAG_OK),
+                         "fill_mode": (["reflect", "", None, 1], ["constant"]),
+                         "fill_value": (FILL_BAD, [0.0, 1, -2.5]),
+                         "antialias": (["yes", 1, None], [False]),
+                         "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None])}, fixed_ndim=True)
+def make_resizing(c):
+    # (neither aspect-ratio option: the sweep turns each on alone; both at once is refused)
+    return _image_case(c, dict(height=c.int(1, 5), width=c.int(1, 5), interpolation=c.choice(["bilinear", "nearest"]),
+                               fill_value=c.choice([0.0, 1.0])))
+
+
+@layer_spec(L.RandomFlip, {"mode": (["diagonal", "", None, 1, ["horizontal"]],
+                                    ["horizontal", "vertical", "horizontal_and_vertical"]),
+                           "seed": (SEED_BAD, SEED_OK),
+                           "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None])}, fixed_ndim=True)
+def make_random_flip(c):
+    return _image_case(c, dict(mode=c.choice(["horizontal", "vertical", "horizontal_and_vertical"]),
+                               seed=c.int(0, 99)))
+
+
+def _affine_args(**factors):
+    return dict(factors, fill_mode=IMAGE_FILL_MODE, interpolation=IMAGE_INTERPOLATION, seed=(SEED_BAD, SEED_OK),
+                fill_value=(FILL_BAD, [0.0, 1, -2.5]), data_format=(fz.DATA_FORMAT_BAD, ["channels_first", None]))
+
+
+def _affine_case(c, **factors):
+    return _image_case(c, dict(factors, fill_mode=c.choice(["reflect", "wrap", "constant", "nearest"]),
+                               interpolation=c.choice(["bilinear", "nearest"]), seed=c.int(0, 99),
+                               fill_value=c.choice([0.0, 0.5])))
+
+
+@layer_spec(L.RandomRotation, _affine_args(factor=(FACTOR_RANGE_BAD, [0.0, 1, (-0.2, 0.3), [0.5, 0.5]])),
+            fixed_ndim=True)
+def make_random_rotation(c):
+    return _affine_case(c, factor=c.choice([0.1, 0.5, (-0.3, 0.1)]))
+
+
+@layer_spec(L.RandomZoom, _affine_args(height_factor=(FACTOR_RANGE_BAD + [-1.0], [0.0, 1, (-0.5, 0.3)]),
+                                       width_factor=(FACTOR_RANGE_BAD[:4] + [-1.0, (0.1,), True], [None, 0.2, (-0.2, 0.0)])),
+            fixed_ndim=True)
+def make_random_zoom(c):
+    return _affine_case(c, height_factor=c.choice([0.2, (-0.5, 0.5)]), width_factor=c.choice([None, 0.3]))
+
+
+@layer_spec(L.RandomTranslation, _affine_args(height_factor=(FACTOR_RANGE_BAD, [0.0, 1, (-0.5, 0.3)]),
+                                              width_factor=(FACTOR_RANGE_BAD, [0.0, -1, (0.1, 0.2)])),
+            fixed_ndim=True)
+def make_random_translation(c):
+    return _affine_case(c, height_factor=c.choice([0.2, (-0.5, 0.5)]), width_factor=c.choice([0.3, (0.0, 0.4)]))
+
+
+VALUE_RANGE = ([(0,), (0, 1, 2), "0-255", None, 5, (0, NAN), (0, "a")], [(0, 255), [-1, 1], (1.0, 0.0)])
+
+
+@layer_spec(L.RandomContrast, {"factor": ([-0.5, 1.5, NAN, "0.1", None, True, (0.1,), object()], [0.0, 1, (0.2, 0.8)]),
+                               "value_range": VALUE_RANGE, "seed": (SEED_BAD, SEED_OK),
+                               "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None])}, fixed_ndim=True)
+def make_random_contrast(c):
+    return _image_case(c, dict(factor=c.choice([0.5, (0.1, 0.9)]), value_range=c.choice([(0, 255), (-1, 1)]),
+                               seed=c.int(0, 99)))
+
+
+@layer_spec(L.RandomBrightness, {"factor": (FACTOR_RANGE_BAD, [0.0, -1, (-0.2, 0.5)]),
+                                 "value_range": VALUE_RANGE, "seed": (SEED_BAD, SEED_OK),
+                                 "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None])}, fixed_ndim=True)
+def make_random_brightness(c):
+    return _image_case(c, dict(factor=c.choice([0.2, (-0.5, 0.1)]), value_range=c.choice([(0, 255), (-1, 1)]),
+                               seed=c.int(0, 99)))
+
+
 # ----------------------------------------------------------------------------- running a layer
 
 class Run:
