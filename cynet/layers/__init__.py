@@ -19,6 +19,7 @@ from .core import (  # noqa: F401
     Softmax,
 )
 from .embedding import Embedding  # noqa: F401
+from .lambda_layer import Lambda  # noqa: F401
 from .merging import (  # noqa: F401
     Add,
     Average,
@@ -58,6 +59,7 @@ from .image_preprocessing import (  # noqa: F401
 from .prelu import PReLU  # noqa: F401
 from .preprocessing import CenterCrop, Normalization, Rescaling  # noqa: F401
 from .regularization import (  # noqa: F401
+    ActivityRegularization,
     AlphaDropout,
     GaussianDropout,
     GaussianNoise,
@@ -95,7 +97,7 @@ _REGISTRY = {
                 SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout, PReLU,
                 GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop, Normalization,
                 Resizing, RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast,
-                RandomBrightness,
+                RandomBrightness, ActivityRegularization, Lambda,
                 _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed)
 }
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")

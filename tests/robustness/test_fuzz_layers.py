@@ -768,6 +768,31 @@ def make_random_brightness(c):
                                seed=c.int(0, 99)))
 
 
+REG_FACTOR = ([-0.1, "a", NAN, None, True, INF, 1j, [0.1]], [0.0, 0.5, 1, np.float32(0.1)])
+
+
+@layer_spec(L.ActivityRegularization, {"l1": REG_FACTOR, "l2": REG_FACTOR})
+def make_activity_regularization(c):
+    return _case(c, dict(l1=c.choice([0.0, 0.1]), l2=c.choice([0.0, 0.2])), _shape(c, 1, 3))
+
+
+def _fuzz_tanh(x):
+    """A Lambda function made of a cynet layer call (so differentiable)."""
+    return L.Activation("tanh", dtype=x.dtype.name if x.dtype.kind == "f" else None)(x)
+
+
+def _fuzz_identity(x):
+    return x
+
+
+@layer_spec(L.Lambda, {"function": ([3, None, "a", object(), L.Dense], [_fuzz_identity, _fuzz_tanh]),
+                       "output_shape": (["a", 1.5, (-1,), (True,), 5], [None, (3,), lambda s: s]),
+                       "mask": ([1, "a"], [None]),
+                       "arguments": ([[1], "a", 3, {1: 2}], [None, {}])})
+def make_lambda(c):
+    return _case(c, dict(function=c.choice([_fuzz_identity, _fuzz_tanh])), _shape(c, 1, 3))
+
+
 # ----------------------------------------------------------------------------- running a layer
 
 class Run:
