@@ -4,6 +4,13 @@ import contextvars
 
 from ..utils.serialization import custom_object_scope, get_registered_object
 from .base import Layer  # noqa: F401
+from .categorical import (  # noqa: F401
+    CategoryEncoding,
+    Hashing,
+    IntegerLookup,
+    StringLookup,
+    TextVectorization,
+)
 from .conv import Conv2D  # noqa: F401
 from .core import (  # noqa: F401
     ELU,
@@ -98,6 +105,7 @@ _REGISTRY = {
                 GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop, Normalization,
                 Resizing, RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast,
                 RandomBrightness, ActivityRegularization, Lambda,
+                CategoryEncoding, Hashing, IntegerLookup, StringLookup, TextVectorization,
                 _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed)
 }
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
