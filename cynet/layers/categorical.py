@@ -156,10 +156,11 @@ class _NotDifferentiable(Layer):
         return None
 
     def _check_reduced_rank(self, x, mode):
-        if mode in ("multi_hot", "count", "tf_idf") and x.ndim < 2:
-            raise ValueError(f"{self._who()}: inputs must be at least 2-dimensional (batch, values) for "
-                             f"output_mode={mode!r}, which reduces the last axis (a 1-D batch would be reduced to "
-                             f"one row, as in Keras); received shape {x.shape}: reshape it to (batch, 1)")
+        if mode in ("multi_hot", "count", "tf_idf") and x.ndim != 2:
+            raise ValueError(f"{self._who()}: inputs must be 2-dimensional (batch, values) for output_mode={mode!r}, "
+                             f"which reduces the values of each sample to one vector; received shape {x.shape} "
+                             f"(Keras reduces a 1-D batch to one vector and, beyond 2-D, reduces axis 1 although its "
+                             f"output shape keeps it; reshape to (batch, values))")
 
 
 # ----------------------------------------------------------------------------- CategoryEncoding
@@ -463,7 +464,11 @@ class _IndexLookup(_NotDifferentiable):
         self._finalize(counts, documents, n_docs)
 
     def _adapt_rows(self, batch, i):
-        """The documents (lists of tokens) of one batch of adapt data."""
+        """The documents (lists of tokens) of one batch of adapt data (a list of lists may be ragged)."""
+        if isinstance(batch, (list, tuple)) and batch and all(isinstance(r, (list, tuple)) for r in batch) \
+                and len({len(r) for r in batch}) > 1:
+            return [list(self._convert_input(np.asarray(r, dtype=object if self._string_input else None)).reshape(-1))
+                    if r else [] for r in batch]
         x = self._convert_input(batch)
         if x.ndim == 1:
             x = x[:, None]
