@@ -51,6 +51,7 @@ def as_strings(layer, inputs):
             raise ValueError(f"{name} must be an array of strings with one row per sample; {exc}") from None
     if x.ndim == 0:
         raise ValueError(f"{name} need a batch axis; received a scalar")
+    _checks.check_size(name, x.shape, 64, "the strings (Python objects)")
     if x.dtype.kind == "U":
         return x.astype(object)
     if x.dtype.kind == "S":
@@ -79,6 +80,8 @@ def as_integers(layer, inputs):
     x = inputs if isinstance(inputs, np.ndarray) else _checks.as_array(name, inputs)
     if x.ndim == 0:
         raise ValueError(f"{name} need a batch axis; received a scalar")
+    if x.dtype.kind in "biuf":
+        _checks.check_size(name, x.shape, 8, "the inputs as int64")
     if x.dtype.kind == "f":
         with np.errstate(invalid="ignore"):
             if not np.isfinite(x).all() or (x != np.floor(x)).any() or (np.abs(x) >= 2.0 ** 63).any():
@@ -184,13 +187,15 @@ class CategoryEncoding(_NotDifferentiable):
         self.sparse = _no_sparse(sparse)
 
     def _convert_input(self, inputs):
-        return as_integers(self, inputs)
+        x = as_integers(self, inputs)
+        _checks.check_size(f"{self._who()}: inputs", x.shape + (self.num_tokens,), self.dtype.itemsize, "the output")
+        return x
 
     def _check_input(self, x):
         super()._check_input(x)
         self._check_reduced_rank(x, self.output_mode)
         if isinstance(x, np.ndarray) and x.size and (x.min() < 0 or x.max() >= self.num_tokens):
-            raise ValueError(f"{self._who()}: input values must be in the range 0 <= values < num_tokens with "
+            raise ValueError(f"{self._who()}: inputs must hold values in the range 0 <= values < num_tokens with "
                              f"num_tokens={self.num_tokens}; received inputs with values from {x.min()} to {x.max()}")
 
     def compute_output_shape(self, input_shape):
