@@ -296,26 +296,32 @@ class RandomFlip(_RandomImageLayer):
 
 # --- the affine gather ---------------------------------------------------------------------
 def _fix_index(index, size, fill_mode):
-    """Keras's index fixers: where an out-of-image index reads from."""
+    """Keras's index fixers: where an out-of-image index reads from (intp arrays)."""
     if fill_mode in ("constant", "nearest"):
         return np.clip(index, 0, size - 1)
-    if fill_mode == "wrap":
-        return np.mod(index, size)
-    # reflect: floor((mirror(2i + 1, 2 size + 1) - 1) / 2), mirror(i, n) = |(i + n - 1) mod 2(n - 1) - (n - 1)|
-    s = 2 * size
-    mirrored = np.abs(np.mod(2 * index + 1 + s, 2 * s) - s)
-    return (mirrored - 1) // 2
+    outside = np.flatnonzero((index < 0) | (index >= size))
+    if not outside.size:
+        return index
+    period = size if fill_mode == "wrap" else 2 * size
+    m = np.mod(index.reshape(-1)[outside], period)
+    if fill_mode == "reflect":   # d c b a | a b c d | d c b a: Keras's reflect index fixer
+        m = np.where(m >= size, period - 1 - m, m)
+    fixed = index.copy()
+    fixed.reshape(-1)[outside] = m
+    return fixed
 
 
-def _taps(coordinate, size, interpolation, fill_mode):
-    """[(index, weight, valid)] along one axis for source coordinates (float64 arrays)."""
+def _taps(coordinate, size, interpolation, fill_mode, dtype):
+    """[(index, weight or None, valid or None)] along one axis for the source coordinates
+    (float64 arrays): the fixed index, its interpolation weight in `dtype`, and (constant fill)
+    whether the unfixed index lay inside the image."""
     if interpolation == "nearest":
-        nodes = [(np.round(coordinate).astype(np.int64), None)]
+        nodes = [(np.round(coordinate).astype(np.intp), None)]
     else:
         lower = np.floor(coordinate)
-        upper_w = coordinate - lower
-        lower = lower.astype(np.int64)
-        nodes = [(lower, 1.0 - upper_w), (lower + 1, upper_w)]
+        upper_w = (coordinate - lower).astype(dtype)
+        lower = lower.astype(np.intp)
+        nodes = [(lower, 1 - upper_w), (lower + 1, upper_w)]
     out = []
     for index, weight in nodes:
         valid = ((index >= 0) & (index < size)) if fill_mode == "constant" else None
@@ -344,34 +350,43 @@ class _AffineLayer(_RandomImageLayer):
         yy, xx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
         src_x = m[:, 0, None, None] * xx + m[:, 1, None, None] * yy + m[:, 2, None, None]
         src_y = m[:, 3, None, None] * xx + m[:, 4, None, None] * yy + m[:, 5, None, None]
-        base = (np.arange(n) * (h * w))[:, None, None]
+        base = (np.arange(n, dtype=np.intp) * (h * w))[:, None, None]
         flat = x.reshape(n * h * w, c)
-        out = np.zeros((n, h, w, c), dtype=x.dtype)
-        fill = np.zeros((n, h, w), dtype=np.float64) if self.fill_mode == "constant" else None
+        out = np.zeros((n * h * w, c), dtype=x.dtype)
+        fill = np.zeros(n * h * w, dtype=x.dtype) if self.fill_mode == "constant" else None
         taps = []
-        for iy, wy, vy in _taps(src_y, h, self.interpolation, self.fill_mode):
-            for ix, wx, vx in _taps(src_x, w, self.interpolation, self.fill_mode):
-                weight = np.ones((n, h, w)) if wy is None else wy * wx
-                if vy is not None:
-                    valid = vy & vx
-                    fill += np.where(valid, 0.0, weight)
-                    weight = np.where(valid, weight, 0.0)
-                index = base + iy * w + ix
+        y_taps = _taps(src_y, h, self.interpolation, self.fill_mode, x.dtype)
+        x_taps = _taps(src_x, w, self.interpolation, self.fill_mode, x.dtype)
+        for iy, wy, vy in y_taps:
+            row = base + iy * w
+            for ix, wx, vx in x_taps:
+                index = (row + ix).reshape(-1)
+                weight = None if wy is None else (wy * wx).reshape(-1)
+                if vy is not None:   # constant fill: taps outside the image read fill_value
+                    valid = (vy & vx).reshape(-1)
+                    lost = ~valid if weight is None else np.where(valid, 0, weight)
+                    fill += lost
+                    weight = valid.astype(x.dtype) if weight is None else weight * valid
                 taps.append((index, weight))
-                out += weight[..., None].astype(x.dtype) * flat[index]
+                gathered = np.take(flat, index, axis=0)
+                if weight is not None:
+                    gathered *= weight[:, None]
+                out += gathered
         if fill is not None and self.fill_value != 0.0:
-            out += (fill * self.fill_value)[..., None].astype(x.dtype)
+            out += (fill * x.dtype.type(self.fill_value))[:, None]
         ctx.taps, ctx.shape = taps, x.shape
-        return out
+        return out.reshape(x.shape)
 
     def _augment_grad(self, ctx, g):
         n, h, w, c = ctx.shape
-        dx = np.zeros(n * h * w * c, dtype=np.float64)
-        channels = np.arange(c)
-        for index, weight in ctx.taps:
-            keys = (index[..., None] * c + channels).ravel()
-            dx += np.bincount(keys, weights=(weight[..., None] * g).ravel(), minlength=dx.size)
-        return dx.reshape(ctx.shape).astype(g.dtype)
+        size = n * h * w
+        g = g.reshape(size, c)
+        dx = np.zeros((c, size), dtype=np.float64)
+        for index, weight in ctx.taps:   # the transpose of the gather: scatter-add each tap's share
+            for k in range(c):
+                share = g[:, k] if weight is None else g[:, k] * weight
+                dx[k] += np.bincount(index, weights=share, minlength=size)
+        return np.ascontiguousarray(dx.T.reshape(ctx.shape)).astype(g.dtype, copy=False)
 
     def _affine_config(self):
         return {"fill_mode": self.fill_mode, "interpolation": self.interpolation, "seed": self.seed,
