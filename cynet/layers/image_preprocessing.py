@@ -396,8 +396,8 @@ class _AffineLayer(_RandomImageLayer):
 class RandomRotation(_AffineLayer):
     """Rotate each image by a random angle in training: uniform in [lower, upper] * 360 degrees,
     about the image centre (Keras 3). `factor`: a number f in [-1, 1] (the range [-|f|, |f|])
-    or a pair (lower, upper); the source point of each output pixel comes from Keras's
-    matrix [cos, -sin; sin, cos] maps output pixels to source pixels."""
+    or a pair (lower, upper). Keras's matrix [cos, -sin; sin, cos] about the centre maps each
+    output pixel to the source point it reads."""
 
     def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0,
                  data_format=None, **kwargs):

@@ -4,7 +4,7 @@ What can be differentiated. cynet has no differentiable array operations yet (`c
 ops issue): NumPy code inside the function is invisible to the tape. So:
 
 * a function made of cynet layer calls (`lambda x: layers.Dense(4)(layers.ReLU()(x))`, merge
-  layers, operators on... arrays that pass only through layers) is differentiable: those calls
+  layers on lists of such outputs: every array passes only through layers) is differentiable: those calls
   are recorded on the tape like any layer's, and gradients flow through them (the layers'
   weights are not tracked by the model, as in Keras, so they are not trained);
 * a function doing NumPy arithmetic (`lambda x: x * 2`, `np.concatenate`) runs forward (predict,
@@ -102,7 +102,8 @@ class Lambda(Layer):
             if callable(mask) or isinstance(mask, np.ndarray):
                 raise NotImplementedError("Lambda(mask=...) is not supported: cynet layers do not propagate masks")
             raise TypeError(f"mask must be None; received mask={mask!r}")
-        if arguments is not None and (not isinstance(arguments, dict) or not all(isinstance(k, str) for k in arguments)):
+        if arguments is not None and (not isinstance(arguments, dict)
+                                      or not all(isinstance(k, str) for k in arguments)):
             raise TypeError(f"arguments must be None or a dict of keyword arguments; received arguments={arguments!r}")
         self.function = function
         self._output_shape_arg = _shape_arg(output_shape)

@@ -109,7 +109,8 @@ def test_lambda_config_is_safe(rng):
     x = rng.standard_normal((2, 3)).astype(np.float32)
     np.testing.assert_allclose(restored(x), named(x))
     anonymous = layers.serialize(layers.Lambda(lambda t: t + 1))
-    assert anonymous["config"]["function"]["class_name"] == "__lambda__" and "code" not in anonymous["config"]["function"]
+    function = anonymous["config"]["function"]
+    assert function["class_name"] == "__lambda__" and "code" not in function
     with pytest.raises(ValueError, match="lambda"):
         layers.deserialize(anonymous)
 

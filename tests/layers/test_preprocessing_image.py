@@ -270,10 +270,12 @@ def _keras():
 def test_resizing_matches_keras(rng):
     keras = _keras()
     x = (rng.random((2, 7, 9, 3)) * 255).astype(np.float32)
-    for kwargs in [dict(height=4, width=5), dict(height=11, width=13), dict(height=4, width=13, interpolation="nearest"),
-                   dict(height=11, width=3, interpolation="nearest"), dict(height=5, width=5, crop_to_aspect_ratio=True),
+    for kwargs in [dict(height=4, width=5), dict(height=11, width=13),
+                   dict(height=4, width=13, interpolation="nearest"), dict(height=11, width=3, interpolation="nearest"),
+                   dict(height=5, width=5, crop_to_aspect_ratio=True),
                    dict(height=5, width=5, pad_to_aspect_ratio=True, fill_value=3.0),
-                   dict(height=9, width=4, pad_to_aspect_ratio=True), dict(height=3, width=8, crop_to_aspect_ratio=True)]:
+                   dict(height=9, width=4, pad_to_aspect_ratio=True),
+                   dict(height=3, width=8, crop_to_aspect_ratio=True)]:
         ours = layers.Resizing(**kwargs)(x)
         theirs = keras.ops.convert_to_numpy(keras.layers.Resizing(**kwargs)(x))
         np.testing.assert_allclose(ours / 255, theirs / 255, rtol=0, atol=1e-5, err_msg=str(kwargs))
