@@ -20,7 +20,7 @@ class KerasTensor:
 
     def __init__(self, shape, dtype="float32", name=None, history=None):
         self.shape = tuple(None if s is None else int(s) for s in shape)
-        self.dtype = np.dtype(dtype).name
+        self.dtype = "string" if dtype == "string" else np.dtype(dtype).name
         self.name = name
         self._keras_history = history
 

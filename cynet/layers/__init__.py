@@ -4,6 +4,13 @@ import contextvars
 
 from ..utils.serialization import custom_object_scope, get_registered_object
 from .base import Layer  # noqa: F401
+from .categorical import (  # noqa: F401
+    CategoryEncoding,
+    Hashing,
+    IntegerLookup,
+    StringLookup,
+    TextVectorization,
+)
 from .conv import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose  # noqa: F401
 from .core import (  # noqa: F401
     ELU,
@@ -19,6 +26,7 @@ from .core import (  # noqa: F401
     Softmax,
 )
 from .embedding import Embedding  # noqa: F401
+from .lambda_layer import Lambda  # noqa: F401
 from .merging import (  # noqa: F401
     Add,
     Average,
@@ -46,9 +54,19 @@ from .pooling import (  # noqa: F401
     UpSampling2D,
 )
 from .pooling1d import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D  # noqa: F401
+from .image_preprocessing import (  # noqa: F401
+    RandomBrightness,
+    RandomContrast,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+    Resizing,
+)
 from .prelu import PReLU  # noqa: F401
-from .preprocessing import CenterCrop, Rescaling  # noqa: F401
+from .preprocessing import CenterCrop, Normalization, Rescaling  # noqa: F401
 from .regularization import (  # noqa: F401
+    ActivityRegularization,
     AlphaDropout,
     GaussianDropout,
     GaussianNoise,
@@ -90,7 +108,10 @@ _REGISTRY = {
                 Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate, Dot,
                 Identity, RepeatVector, Permute, ZeroPadding1D, ZeroPadding2D, Cropping1D, Cropping2D, UpSampling1D,
                 SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout, PReLU,
-                GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop,
+                GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop, Normalization,
+                Resizing, RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast,
+                RandomBrightness, ActivityRegularization, Lambda,
+                CategoryEncoding, Hashing, IntegerLookup, StringLookup, TextVectorization,
                 _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed,
                 Conv1D, Conv1DTranspose, Conv2DTranspose, MaxPooling1D, AveragePooling1D)
 }

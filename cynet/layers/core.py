@@ -35,14 +35,21 @@ class InputLayer(Layer):
         super().__init__(name=name, dtype=input_dtype if input_dtype.kind == "f" else None, input_shape=shape,
                          **kwargs)
         self.input_dtype = input_dtype
+        self._string_input = input_dtype.kind == "O"   # Input(dtype="string"): text for StringLookup and friends
         self.shape = (batch_size,) + self._input_shape_arg
         self.batch_size = batch_size
         self.built = True
         from ..graph import KerasTensor, Node
-        Node(self, [], {}, KerasTensor((None,) + self._input_shape_arg, input_dtype, name=self.name))
+        Node(self, [], {}, KerasTensor((None,) + self._input_shape_arg, self._output_dtype(), name=self.name))
 
     def _output_dtype(self):
-        return self.input_dtype.name
+        return "string" if self._string_input else self.input_dtype.name
+
+    def _convert_input(self, inputs):
+        if self._string_input:
+            from .categorical import as_strings
+            return as_strings(self, inputs)
+        return super()._convert_input(inputs)
 
     def _forward(self, ctx, inputs, training):
         return inputs
@@ -51,18 +58,22 @@ class InputLayer(Layer):
         return grad
 
     def get_config(self):
-        return {"name": self.name, "dtype": self.input_dtype.name, "shape": list(self._input_shape_arg),
+        return {"name": self.name, "dtype": self._output_dtype(), "shape": list(self._input_shape_arg),
                 "batch_size": self.batch_size}
 
 
 def _input_dtype(dtype):
+    """The dtype of an Input: numeric (NumPy), or "string" (kept as NumPy object arrays of str)."""
+    if isinstance(dtype, str) and dtype == "string":
+        return np.dtype(object)
     try:
         dtype = np.dtype("float32" if dtype is None else dtype)
     except (TypeError, ValueError):
         raise ValueError(f"dtype must be a NumPy numeric dtype name such as 'float32' or 'int32'; "
                          f"received dtype={dtype!r}") from None
     if dtype.kind not in "biuf":
-        raise ValueError(f"dtype must be a numeric dtype such as 'float32' or 'int32'; received dtype={dtype}")
+        raise ValueError(f"dtype must be a numeric dtype such as 'float32' or 'int32', or 'string'; received "
+                         f"dtype={dtype}")
     return dtype
 
 

@@ -162,3 +162,219 @@ class CenterCrop(Layer):
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width, "data_format": self.data_format}
+
+
+# ------------------------------------------------------------------------------ Normalization
+_EPSILON = 1e-7   # Keras's backend.epsilon(): the least standard deviation Normalization divides by
+
+
+def _axes(value):
+    """Keras's `axis` argument of Normalization: an int, a sequence of ints, or None (one mean
+    and variance over everything), as a tuple."""
+    if value is None:
+        return ()
+    if _checks.is_int(value):
+        return (int(value),)
+    try:
+        axes = None if isinstance(value, (str, bytes, dict, set)) else tuple(value)
+    except TypeError:
+        axes = None
+    if axes is None or not all(_checks.is_int(a) for a in axes) or len(set(int(a) for a in axes)) != len(axes):
+        raise ValueError(f"axis must be an int, a sequence of distinct ints, or None; received axis={value!r}")
+    return tuple(int(a) for a in axes)
+
+
+def _statistic(name, value):
+    """A mean or variance given at construction: a real number or an array-like of them, finite."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, dict, set, bool, np.bool_)):
+        raise TypeError(f"{name} must be a real number or an array-like of real numbers; received {name}={value!r}")
+    try:
+        a = np.asarray(value)
+    except (ValueError, TypeError):
+        a = None
+    if a is None or a.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a real number or an array-like of real numbers; received {name}={value!r}")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} must be finite; received {name}={value!r}")
+    return a
+
+
+class Normalization(Layer):
+    """`(inputs - mean) / max(sqrt(variance), 1e-7)` per position of the kept `axis` (Keras 3).
+
+    The statistics are given at construction (`mean` and `variance`, broadcast to the kept axes:
+    a scalar, or arrays aligned with the last kept axes) or computed by `adapt(data)` from a
+    NumPy array or an iterable of batches (the batches' means and variances merged as Keras does).
+    Adapted statistics live in non-trainable weights `mean`, `variance` and `count` (Keras's names,
+    shapes and order; `count` stays 0 as in Keras 3), so they are saved with the model; statistics
+    given as arguments are in the config instead. `invert=True` maps normalized values back:
+    `mean + inputs * max(sqrt(variance), 1e-7)`.
+
+    Linear in its input: the input gradient is `grad / max(sqrt(variance), 1e-7)` (or times it
+    when inverted). The statistics are not trained.
+
+    Args:
+        axis: the axis or axes that keep their own statistics (default -1, the features); None
+            for one mean and variance over all values. The batch axis may not be kept.
+        mean, variance: optional, both or neither, of one shape.
+        invert: apply the inverse transformation.
+    """
+
+    def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = _axes(axis)
+        self.invert = _checks.flag("invert", invert)
+        self.input_mean = _statistic("mean", mean)
+        self.input_variance = _statistic("variance", variance)
+        if (mean is None) != (variance is None):
+            raise ValueError(f"When setting values directly, both mean and variance must be set; received "
+                             f"mean={mean!r} and variance={variance!r}")
+        if self.input_mean is not None:
+            if self.input_mean.shape != self.input_variance.shape:
+                raise ValueError(f"mean and variance must have the same shape; received mean of shape "
+                                 f"{self.input_mean.shape} and variance of shape {self.input_variance.shape}")
+            if self.input_mean.ndim > len(self.axis):
+                raise ValueError(f"The rank of mean must be at most the number of kept axes ({len(self.axis)}); "
+                                 f"received mean of shape {self.input_mean.shape} for axis={self.axis}")
+            if (self.input_variance < 0).any():
+                raise ValueError("variance must be non-negative")
+        self._keep = None
+
+    # ------------------------------------------------------------------ shapes and weights
+    def _kept_axes(self, shape):
+        ndim = len(shape)
+        for a in self.axis:
+            if not -ndim <= a < ndim:
+                raise ValueError(f"{self._who()}: every axis must lie in [-{ndim}, {ndim}) for inputs of shape "
+                                 f"{tuple(shape)}; received axis={self.axis}")
+        keep = tuple(sorted(a % ndim for a in self.axis))
+        if 0 in keep:
+            raise ValueError(f"{self._who()}: axis={self.axis} keeps the batch axis, whose size changes from "
+                             f"batch to batch; keep feature axes only")
+        for d in keep:
+            if shape[d] is None:
+                raise ValueError(f"{self._who()}: the kept axes must have a known size; axis {d} of inputs of "
+                                 f"shape {tuple(shape)} is unknown")
+        return keep
+
+    def build(self, input_shape):
+        keep = self._kept_axes(input_shape)
+        self._keep = keep
+        self._built_ndim = len(input_shape)
+        self._input_axes = {d: input_shape[d] for d in keep}
+        stats_shape = tuple(input_shape[d] for d in keep)
+        self._broadcast_shape = tuple(input_shape[d] if d in keep else 1 for d in range(len(input_shape)))
+        if self.input_mean is None:
+            self.adapt_mean = self.add_weight(stats_shape, "zeros", trainable=False, name="mean")
+            self.adapt_variance = self.add_weight(stats_shape, "ones", trainable=False, name="variance")
+            self.count = self.add_weight((), "zeros", dtype="int64", trainable=False, name="count")
+        else:
+            try:
+                self._fixed = tuple(self._expand(s, stats_shape) for s in (self.input_mean, self.input_variance))
+            except ValueError:
+                raise ValueError(f"{self._who()}: mean of shape {self.input_mean.shape} does not broadcast to the "
+                                 f"kept axes of inputs of shape {tuple(input_shape)} (sizes {stats_shape})") from None
+        self.built = True
+
+    def _expand(self, stat, stats_shape):
+        """A statistic given at construction, aligned with the last kept axes and broadcast to them."""
+        stat = np.broadcast_to(stat.reshape((1,) * (len(stats_shape) - stat.ndim) + stat.shape), stats_shape)
+        return np.ascontiguousarray(stat.reshape(self._broadcast_shape))
+
+    def _statistics(self, dtype):
+        if self.input_mean is not None:
+            mean, variance = self._fixed
+        else:
+            mean = self.adapt_mean.value.reshape(self._broadcast_shape)
+            variance = self.adapt_variance.value.reshape(self._broadcast_shape)
+        scale = np.maximum(np.sqrt(np.maximum(variance, 0)), _EPSILON)
+        return mean.astype(dtype, copy=False), scale.astype(dtype, copy=False)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    # ------------------------------------------------------------------ call
+    def _forward(self, ctx, inputs, training):
+        mean, scale = self._statistics(inputs.dtype)
+        ctx.scale = scale
+        if self.invert:
+            return mean + inputs * scale
+        return (inputs - mean) / scale
+
+    def _backward(self, ctx, grad, need_input_grad):
+        if not need_input_grad:
+            return None
+        return grad * ctx.scale if self.invert else grad / ctx.scale
+
+    # ------------------------------------------------------------------ adapt
+    def adapt(self, data):
+        """Compute the mean and variance of `data` per position of the kept axes: a NumPy array
+        (or array-like) of samples, or an iterable of batches (lists, generators, a PyDataset;
+        a batch that is a tuple contributes its first element, the inputs)."""
+        if self.input_mean is not None:
+            raise ValueError(f"{self._who()}: adapt() computes the statistics, which were given as mean= and "
+                             f"variance=; make the layer without them to adapt it")
+        if isinstance(data, np.ndarray) or (not hasattr(data, "__iter__") and hasattr(data, "__array__")):
+            batches = iter([np.asarray(data)])
+        elif hasattr(data, "__getitem__") and hasattr(data, "__len__") and hasattr(data, "num_batches"):
+            batches = (data[i] for i in range(len(data)))   # a PyDataset
+        elif hasattr(data, "__iter__") and not isinstance(data, (str, bytes, dict)):
+            batches = iter(data)
+        else:
+            raise TypeError(f"{self._who()}: adapt() takes a NumPy array or an iterable of batches; received "
+                            f"{type(data).__name__}")
+        first = next(batches, None)
+        if first is None:
+            raise ValueError(f"{self._who()}: adapt() received no data (an empty iterable of batches)")
+        total_mean = total_var = None
+        total_count = 0
+        for i, batch in enumerate(_chain(first, batches)):
+            x = self._adapt_batch(batch, i)
+            reduce = tuple(d for d in range(x.ndim) if d not in self._keep)
+            count = int(np.prod([x.shape[d] for d in reduce])) if reduce else 1
+            if count == 0:
+                continue
+            mean, var = x.mean(axis=reduce), x.var(axis=reduce)
+            if total_mean is None:
+                total_mean, total_var, total_count = mean, var, count
+                continue
+            total_count += count
+            w = count / total_count
+            new_mean = total_mean * (1.0 - w) + mean * w
+            total_var = (total_var + (total_mean - new_mean) ** 2) * (1.0 - w) + (var + (mean - new_mean) ** 2) * w
+            total_mean = new_mean
+        if total_mean is None:
+            raise ValueError(f"{self._who()}: adapt() received only empty batches")
+        self.adapt_mean.assign(total_mean)
+        self.adapt_variance.assign(total_var)
+
+    def _adapt_batch(self, batch, i):
+        if isinstance(batch, tuple):
+            batch = batch[0]
+        x = _checks.as_array(f"{self._who()}: adapt() batch {i}", batch)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{self._who()}: adapt() needs numeric data; received batch {i} of dtype {x.dtype}")
+        x = x.astype(np.float64)
+        if not np.isfinite(x).all():
+            raise ValueError(f"{self._who()}: adapt() needs finite data; batch {i} holds NaN or inf")
+        if not self.built:
+            if x.ndim == 0:
+                raise ValueError(f"{self._who()}: adapt() data needs a batch axis; received a scalar")
+            self._maybe_build((None,) + x.shape[1:])
+        elif x.ndim != len(self._broadcast_shape) or any(x.shape[d] != self._broadcast_shape[d] for d in self._keep):
+            raise ValueError(f"{self._who()}: the layer was built for inputs of shape {self.input_shape}, but adapt() "
+                             f"received batch {i} of shape {x.shape}")
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "axis": list(self.axis), "invert": self.invert,
+                "mean": None if self.input_mean is None else self.input_mean.tolist(),
+                "variance": None if self.input_variance is None else self.input_variance.tolist()}
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest

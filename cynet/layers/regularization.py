@@ -1,5 +1,5 @@
 """Noise and dropout layers (Keras 3 `keras.layers.regularization`): SpatialDropout1D,
-SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout.
+SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout; and ActivityRegularization.
 
 Active only in training (`layer(x, training=True)`); at inference each is the identity and returns
 its input. Randomness comes from `cynet.utils.rng.make_rng(seed)`, as Dropout's does: a layer
@@ -13,10 +13,12 @@ GaussianDropout and AlphaDropout but then divides by zero in the call (infinite 
 cynet refuses it when the layer is made. GaussianNoise takes `stddev` in [0, 1], Keras's range.
 """
 import math
+import threading
 
 import numpy as np
 
 from .. import _validation as _checks
+from .. import tape as _tape
 from ..utils.rng import make_rng
 from .base import Layer
 from .core import check_noise_shape
@@ -173,3 +175,65 @@ class AlphaDropout(_Noise):
     def get_config(self):
         return {**super().get_config(), "rate": self.rate,
                 "noise_shape": None if self.noise_shape is None else list(self.noise_shape), "seed": self.seed}
+
+
+class ActivityRegularization(Layer):
+    """The identity, adding the activity penalty `(l1 * sum|x| + l2 * sum x**2) / batch_size` of
+    its input to the model's loss (Keras 3: an L1L2 activity regularizer, divided by the batch
+    size as Keras's Layer does).
+
+    The penalty of this thread's latest call (the sum over the calls of one recorded forward pass,
+    for a layer used twice) is in `layer.losses`, which fit and evaluate add to the loss, as
+    Keras's `layer.losses` holds the latest call's. Its gradient, `(l1 * sign(x) + 2 * l2 * x) /
+    batch_size`, is added to the input gradient in the backward pass, which runs where the
+    model's loss reaches the layer's output (a layer whose output reaches no loss adds no
+    gradient).
+    """
+
+    def __init__(self, l1=0.0, l2=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.l1 = _checks.real("l1", l1, low=0.0)
+        self.l2 = _checks.real("l2", l2, low=0.0)
+        self._penalties = threading.local()
+
+    def _penalty(self, x):
+        if x.ndim == 0 or x.shape[0] == 0:
+            return 0.0
+        value = 0.0
+        if self.l1:
+            value += self.l1 * float(np.abs(x).sum(dtype=np.float64))
+        if self.l2:
+            value += self.l2 * float(np.square(x, dtype=np.float64).sum())
+        return value / x.shape[0]
+
+    def _forward(self, ctx, inputs, training):
+        ctx.x = inputs
+        tape = _tape.active()
+        last = getattr(self._penalties, "last", None)
+        penalty = self._penalty(inputs)
+        if last is not None and isinstance(tape, _tape.Tape) and last[0] is tape:
+            penalty += last[1]   # a second call in the same recorded forward pass
+        self._penalties.last = (tape if isinstance(tape, _tape.Tape) else None, penalty)
+        return inputs
+
+    def _backward(self, ctx, grad, need_input_grad):
+        if not need_input_grad:
+            return None
+        x = ctx.x
+        if x.shape[0] == 0:
+            return grad
+        scale = x.dtype.type(1.0 / x.shape[0])
+        extra = np.zeros_like(x)
+        if self.l1:
+            extra += x.dtype.type(self.l1) * np.sign(x)
+        if self.l2:
+            extra += x.dtype.type(2.0 * self.l2) * x
+        return grad + extra * scale
+
+    @property
+    def losses(self):
+        last = getattr(self._penalties, "last", None)
+        return super().losses + ([last[1]] if last is not None else [])
+
+    def get_config(self):
+        return {**super().get_config(), "l1": self.l1, "l2": self.l2}

@@ -106,14 +106,21 @@ class Functional(Model):
                              f"keyed by input name; received {_describe(inputs)}")
         return list(inputs), [f"{name}[{i}]" for i in range(n)]
 
+    def _takes_strings(self):
+        return any(t.dtype == "string" for t in self.inputs)
+
     def _convert(self, t, value, label):
-        """One input array: the input's dtype, checked against its shape."""
-        dtype = np.dtype(t.dtype)
+        """One input array: the input's dtype (strings as they are, for an Input(dtype="string")),
+        checked against its shape."""
         x = value if isinstance(value, np.ndarray) else as_array(label, value)
-        if x.dtype.kind not in "biuf":
+        if t.dtype == "string":
+            if x.dtype.kind not in "USO":
+                raise TypeError(f"{label} must hold strings (input '{t.name}' has dtype 'string'); received dtype "
+                                f"{x.dtype}")
+        elif x.dtype.kind not in "biuf":
             raise TypeError(f"{label} must be numeric; received dtype {x.dtype}")
-        if x.dtype != dtype:
-            x = x.astype(dtype)
+        elif x.dtype != np.dtype(t.dtype):
+            x = x.astype(t.dtype)
         if x.ndim != len(t.shape) or any(e is not None and e != a for e, a in zip(t.shape[1:], x.shape[1:])):
             raise ValueError(f"{label} must have samples of shape {t.shape[1:]} (input '{t.name}' of model "
                              f"'{self.name}'); received shape {x.shape}")

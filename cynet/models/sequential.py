@@ -151,6 +151,9 @@ class Sequential(Model):
             raise ValueError("The model has no layers")
         return self._input_array(x, name, self._layers[0]._convert_input, self._expected_samples)
 
+    def _takes_strings(self):
+        return bool(self._layers) and getattr(self._layers[0], "_string_input", False)
+
     def _expected_samples(self, arr):
         if not self.built:
             self.build((None,) + arr.shape[1:])

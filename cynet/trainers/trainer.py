@@ -365,10 +365,11 @@ class Trainer:
     def _input_array(self, value, label, convert, expected):
         """One input array of x, checked: non-empty, numeric, converted by `convert`, samples of the
         shape `expected(arr)` returns (None entries: any size), finite."""
-        given = _asarray(value, label)
+        strings = self._takes_strings()
+        given = _asarray(value, label, strings)
         if given.ndim == 0 or given.size == 0:
             raise ValueError(f"{label} must be a non-empty array with a batch axis; received shape {given.shape}")
-        if given.dtype.kind not in "biuf":
+        if given.dtype.kind not in "biuf" and not (strings and given.dtype.kind in "USO"):
             raise _validation.ArgumentTypeError(f"{label} must be numeric; received dtype {given.dtype}")
         with np.errstate(over="ignore"):  # a value the model's dtype cannot hold: _check_finite names it
             arr = convert(given)
@@ -377,8 +378,14 @@ class Trainer:
                                                                      for e, a in zip(shape, arr.shape[1:]))):
             raise ValueError(f"{label} must have samples of shape {tuple(shape)}; received {label} with shape "
                              f"{arr.shape}")
-        _check_finite(arr, label, given)
+        if arr.dtype.kind in "biuf":   # (strings, for a model whose first layer takes them, are checked by it)
+            _check_finite(arr, label, given)
         return arr
+
+    def _takes_strings(self):
+        """Whether the model's inputs may be strings (a first layer such as StringLookup or
+        TextVectorization, or an Input(dtype="string")); the model types override it."""
+        return False
 
     def _prepare_y(self, y, x, name="y", x_name="x"):
         """y as a list of target arrays, one per output (None for an output without a loss), each
@@ -892,7 +899,7 @@ def _serialize_metrics(metrics):
 _ARRAY_ITEMS = (numbers.Number, np.generic, np.ndarray, list, tuple)
 
 
-def _refuse_unsupported_data(value, name):
+def _refuse_unsupported_data(value, name, strings=False):
     """Refuse, before NumPy looks at it, data that is not an array-like of numbers.
 
     np.asarray would turn a generator into a 0-d object array and walk any object with __len__
@@ -903,13 +910,14 @@ def _refuse_unsupported_data(value, name):
                 or hasattr(value, "__array_interface__"):
             return
         if isinstance(value, (list, tuple)):
-            if not all(isinstance(item, _ARRAY_ITEMS) or hasattr(item, "__array__") for item in value):
+            items = _ARRAY_ITEMS + ((str, bytes),) if strings else _ARRAY_ITEMS
+            if not all(isinstance(item, items) or hasattr(item, "__array__") for item in value):
                 bad = next(item for item in value
-                           if not (isinstance(item, _ARRAY_ITEMS) or hasattr(item, "__array__")))
+                           if not (isinstance(item, items) or hasattr(item, "__array__")))
                 raise _validation.ArgumentTypeError(
                     f"{name} must be an array-like of numbers (a NumPy array, or nested lists of numbers); "
                     f"received a {type(value).__name__} holding an object of type {type(bad).__name__}")
-            if not value:
+            if not value or (strings and isinstance(value[0], (str, bytes))):
                 return
             value = value[0]
             continue
@@ -928,8 +936,8 @@ def _refuse_unsupported_data(value, name):
             f"Python generators or iterators, or a cynet.utils.PyDataset (keras.utils.PyDataset)")
 
 
-def _asarray(value, name):
-    _refuse_unsupported_data(value, name)
+def _asarray(value, name, strings=False):
+    _refuse_unsupported_data(value, name, strings)
     try:
         return np.asarray(value)
     except (ValueError, TypeError) as exc:

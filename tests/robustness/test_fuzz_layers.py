@@ -750,6 +750,142 @@ def make_center_crop(c):
                  (n, ch, h, w) if fmt == "channels_first" else (n, h, w, ch))
 
 
+def _norm_axes(case, ndim):
+    axis = case.kwargs["axis"]
+    axes = () if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(a % ndim for a in axes)
+
+
+@layer_spec(L.Normalization, {
+    # (the case always gives both statistics: one alone is refused when the layer is made)
+    "axis": (["a", 1.5, True, (1, 1), [None], object()], [-1, None, 0, 7]),
+    "mean": (["a", NAN, None, [[[1.0]]], [1.0, 2.0], object(), True], [0.5, 2, np.float32(-1.0)]),
+    "variance": (["a", NAN, None, -1.0, [1.0, 2.0], True], [1.0, 0.0, 3]),
+    "invert": (FLAG_BAD, FLAG_OK)}, fixed_ndim=True, fixed_axes=_norm_axes)
+def make_normalization(c):
+    shape = (c.int(1, 3),) + _shape(c, 1, 3)
+    axis = c.choice([-1, None, list(range(1, len(shape)))])
+    return _case(c, dict(axis=axis, mean=c.choice([0.0, 1.5]), variance=c.choice([1.0, 4.0]), invert=c.bool()),
+                 shape)
+
+
+FILL_BAD = ["a", NAN, None, True, [0.0], 1j]
+SEED_OK = [0, 7, np.int64(3)]   # (an unseeded layer draws from the global generator: the backends would differ)
+IMAGE_FILL_MODE = (["mirror", "", None, 1, ["reflect"], "Reflect"], ["reflect", "wrap", "constant", "nearest"])
+IMAGE_INTERPOLATION = (["bicubic", "", None, 1, ["nearest"]], ["nearest", "bilinear"])
+FACTOR_RANGE_BAD = [1.5, -1.5, NAN, "0.1", None, True, (0.1,), (0.1, 0.2, 0.3), (0.1, "a"), object(), 1j]
+
+
+@layer_spec(L.Resizing, {"height": (INT_BAD, [1, 3, np.int64(2)]), "width": (INT_BAD, [1, 5]),
+                         "interpolation": (["cubic", "", 1, None, ["nearest"]], ["nearest", "bilinear"]),
+                         "crop_to_aspect_ratio": (FLAG_BAD, FLAG_OK), "pad_to_aspect_ratio": (FLAG_BAD, FLAG_OK),
+                         "fill_mode": (["reflect", "", None, 1], ["constant"]),
+                         "fill_value": (FILL_BAD, [0.0, 1, -2.5]),
+                         "antialias": (["yes", 1, None], [False]),
+                         "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None])}, fixed_ndim=True)
+def make_resizing(c):
+    # (neither aspect-ratio option: the sweep turns each on alone; both at once is refused)
+    return _image_case(c, dict(height=c.int(1, 5), width=c.int(1, 5), interpolation=c.choice(["bilinear", "nearest"]),
+                               fill_value=c.choice([0.0, 1.0])))
+
+
+@layer_spec(L.RandomFlip, {"mode": (["diagonal", "", None, 1, ["horizontal"]],
+                                    ["horizontal", "vertical", "horizontal_and_vertical"]),
+                           "seed": (SEED_BAD, SEED_OK),
+                           "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None])}, fixed_ndim=True)
+def make_random_flip(c):
+    return _image_case(c, dict(mode=c.choice(["horizontal", "vertical", "horizontal_and_vertical"]),
+                               seed=c.int(0, 99)))
+
+
+def _affine_args(**factors):
+    return dict(factors, fill_mode=IMAGE_FILL_MODE, interpolation=IMAGE_INTERPOLATION, seed=(SEED_BAD, SEED_OK),
+                fill_value=(FILL_BAD, [0.0, 1, -2.5]), data_format=(fz.DATA_FORMAT_BAD, ["channels_first", None]))
+
+
+def _affine_case(c, **factors):
+    return _image_case(c, dict(factors, fill_mode=c.choice(["reflect", "wrap", "constant", "nearest"]),
+                               interpolation=c.choice(["bilinear", "nearest"]), seed=c.int(0, 99),
+                               fill_value=c.choice([0.0, 0.5])))
+
+
+@layer_spec(L.RandomRotation, _affine_args(factor=(FACTOR_RANGE_BAD, [0.0, 1, (-0.2, 0.3), [0.5, 0.5]])),
+            fixed_ndim=True)
+def make_random_rotation(c):
+    return _affine_case(c, factor=c.choice([0.1, 0.5, (-0.3, 0.1)]))
+
+
+@layer_spec(L.RandomZoom, _affine_args(height_factor=(FACTOR_RANGE_BAD + [-1.0], [0.0, 1, (-0.5, 0.3)]),
+                                       width_factor=(FACTOR_RANGE_BAD[:4] + [-1.0, (0.1,), True], [None, 0.2, (-0.2, 0.0)])),
+            fixed_ndim=True)
+def make_random_zoom(c):
+    return _affine_case(c, height_factor=c.choice([0.2, (-0.5, 0.5)]), width_factor=c.choice([None, 0.3]))
+
+
+@layer_spec(L.RandomTranslation, _affine_args(height_factor=(FACTOR_RANGE_BAD, [0.0, 1, (-0.5, 0.3)]),
+                                              width_factor=(FACTOR_RANGE_BAD, [0.0, -1, (0.1, 0.2)])),
+            fixed_ndim=True)
+def make_random_translation(c):
+    return _affine_case(c, height_factor=c.choice([0.2, (-0.5, 0.5)]), width_factor=c.choice([0.3, (0.0, 0.4)]))
+
+
+VALUE_RANGE = ([(0,), (0, 1, 2), "0-255", None, 5, (0, NAN), (0, "a")], [(0, 255), [-1, 1], (1.0, 0.0)])
+
+
+@layer_spec(L.RandomContrast, {"factor": ([-0.5, 1.5, NAN, "0.1", None, True, (0.1,), object()], [0.0, 1, (0.2, 0.8)]),
+                               "value_range": VALUE_RANGE, "seed": (SEED_BAD, SEED_OK),
+                               "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None])}, fixed_ndim=True)
+def make_random_contrast(c):
+    return _image_case(c, dict(factor=c.choice([0.5, (0.1, 0.9)]), value_range=c.choice([(0, 255), (-1, 1)]),
+                               seed=c.int(0, 99)))
+
+
+@layer_spec(L.RandomBrightness, {"factor": (FACTOR_RANGE_BAD, [0.0, -1, (-0.2, 0.5)]),
+                                 "value_range": VALUE_RANGE, "seed": (SEED_BAD, SEED_OK),
+                                 "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None])}, fixed_ndim=True)
+def make_random_brightness(c):
+    return _image_case(c, dict(factor=c.choice([0.2, (-0.5, 0.1)]), value_range=c.choice([(0, 255), (-1, 1)]),
+                               seed=c.int(0, 99)))
+
+
+REG_FACTOR = ([-0.1, "a", NAN, None, True, INF, 1j, [0.1]], [0.0, 0.5, 1, np.float32(0.1)])
+
+
+@layer_spec(L.ActivityRegularization, {"l1": REG_FACTOR, "l2": REG_FACTOR})
+def make_activity_regularization(c):
+    return _case(c, dict(l1=c.choice([0.0, 0.1]), l2=c.choice([0.0, 0.2])), _shape(c, 1, 3))
+
+
+def _fuzz_tanh(x):
+    """A Lambda function made of a cynet layer call (so differentiable)."""
+    return L.Activation("tanh", dtype=x.dtype.name if x.dtype.kind == "f" else None)(x)
+
+
+def _fuzz_identity(x):
+    return x
+
+
+@layer_spec(L.Lambda, {"function": ([3, None, "a", object(), L.Dense], [_fuzz_identity, _fuzz_tanh]),
+                       "output_shape": (["a", 1.5, (-1,), (True,), 5], [None, (3,), lambda s: s]),
+                       "mask": ([1, "a"], [None]),
+                       "arguments": ([[1], "a", 3, {1: 2}], [None, {}])})
+def make_lambda(c):
+    return _case(c, dict(function=c.choice([_fuzz_identity, _fuzz_tanh])), _shape(c, 1, 3))
+
+
+@layer_spec(L.CategoryEncoding, {"num_tokens": (INT_BAD, [1, 10, np.int64(7)]),
+                                 "output_mode": (["tf_idf", "", None, 1, "int", ["count"]],
+                                                 ["one_hot", "multi_hot", "count", "binary"]),
+                                 "sparse": (["yes", 1, None, True], [False])},
+            fixed_ndim=True, min_ndim=2, index_input=True)
+def make_category_encoding(c):
+    # (multi_hot / count take (batch, values) only; the index inputs lie in [0, num_tokens))
+    tokens = c.int(1, 6)
+    case = _case(c, dict(num_tokens=tokens, output_mode=c.choice(["multi_hot", "count"])), (c.int(1, 3), c.int(1, 4)),
+                 index_dim=tokens)
+    return case
+
+
 # ----------------------------------------------------------------------------- running a layer
 
 class Run:
@@ -1165,12 +1301,15 @@ def _init_params(cls):
 
 
 def test_every_layer_is_fuzzed():
-    """Every layer class of cynet.layers has a fuzz spec, and every constructor argument it
-    takes (its own and those of the base classes whose __init__ it reaches) a fuzz table."""
+    """Every layer class of cynet.layers has a fuzz spec (or, for the layers whose inputs are
+    strings or arbitrary integers, a TOKEN_SPECS entry: see test_token_layers_*), and every
+    constructor argument it takes (its own and those of the base classes whose __init__ it
+    reaches) a fuzz table."""
     classes = {v for v in vars(L).values() if isinstance(v, type) and issubclass(v, Layer) and v is not Layer}
-    assert {c.__name__ for c in classes} == set(SPECS), \
-        f"layers without a fuzz spec: {sorted({c.__name__ for c in classes} - set(SPECS))}"
-    for name, spec in SPECS.items():
+    assert {c.__name__ for c in classes} == set(SPECS) | set(TOKEN_SPECS), \
+        f"layers without a fuzz spec: {sorted({c.__name__ for c in classes} - set(SPECS) - set(TOKEN_SPECS))}"
+    assert not set(SPECS) & set(TOKEN_SPECS)
+    for name, spec in list(SPECS.items()) + list(TOKEN_SPECS.items()):
         table = dict(BASE_ARGS, **spec.args)
         wanted = set()
         for klass in spec.cls.__mro__:
@@ -1245,3 +1384,127 @@ def test_merge_output_too_big_for_memory_is_refused(make):
     b = np.broadcast_to(np.ones((), np.float32), (1, 1, 2 ** 24))
     with pytest.raises(ValueError, match="inputs"):
         make()([a, b])
+
+
+# ----------------------------------------------------------------------------- token layers (opt-out)
+# The harness above builds float (or index) inputs and compares the compiled and NumPy backends.
+# Layers whose inputs are strings or arbitrary integers (any integer is a valid token) and that
+# have no kernels, hence no twins, opt out of it here: each has a valid case and constructor
+# tables like SPECS', and test_token_layers_* check that every bad constructor value is refused
+# naming its argument, every valid alternative works or is refused naming the argument or
+# `inputs`, and hostile inputs give a result or a ValueError / TypeError naming `inputs`.
+
+class TokenSpec:
+    def __init__(self, cls, kwargs, x, args):
+        self.cls, self.kwargs, self.x, self.args = cls, kwargs, x, dict(args)
+        self.unreached = ()
+
+
+_STRINGS = np.array([["the cat", "a dog"], ["cat", ""], ["zz top", "the"]])
+_TOKENS_BAD = [0, -1, True, 2.5, "3", 2 ** 31, [3], 1j]
+TOKEN_SPECS = {
+    "StringLookup": TokenSpec(L.StringLookup, dict(vocabulary=["cat", "the", "a dog"]), _STRINGS, {
+        "max_tokens": ([1, -1, 1.5, "3", True], [None, 10]),
+        "num_oov_indices": ([-1, 1.5, "1", None, True], [0, 1, 3]),
+        "mask_token": ([3, 1.5, object()], [None, ""]),
+        "oov_token": ([3, 1.5, object()], ["[UNK]", "?"]),
+        "vocabulary": ([["a", "a"], [1, 2], [["a"]], []], [None, ["x"], np.array(["cat", "dog"])]),
+        "idf_weights": ([[1.0], "a"], [None]),
+        "invert": (FLAG_BAD, [False]),
+        "output_mode": (["ints", "", None, 1], ["int", "one_hot", "count", "multi_hot"]),
+        "pad_to_max_tokens": (FLAG_BAD + [True], [False]),
+        "sparse": ([True, "yes", 1], [False]),
+        "encoding": (["latin-1", 1, None], ["utf-8"]),
+        "salt": ([], [None])}),
+    "IntegerLookup": TokenSpec(L.IntegerLookup, dict(vocabulary=[3, 1000, -7]), np.array([[3, 5], [-7, 0]]), {
+        "max_tokens": ([1, -1, 1.5, "3", True], [None, 10]),
+        "num_oov_indices": ([-1, 1.5, "1", None, True], [0, 1, 3]),
+        "mask_token": (["a", 1.5, object()], [None, 0]),
+        "oov_token": (["a", 1.5, object()], [-1, 99]),
+        "vocabulary": ([[1, 1], ["a"], [[1]], []], [None, [5], np.array([3, 4])]),
+        "vocabulary_dtype": (["int32", "string", None], ["int64"]),
+        "idf_weights": ([[1.0], "a"], [None]),
+        "invert": (FLAG_BAD, [False, True]),
+        "output_mode": (["ints", "", None, 1], ["int", "one_hot", "count", "multi_hot"]),
+        "sparse": ([True, "yes", 1], [False]),
+        "pad_to_max_tokens": (FLAG_BAD + [True], [False]),
+        "oov_method": (["hash", None, 1], ["floormod", "farmhash"]),
+        "salt": ([3, "a"], [None])}),
+    "Hashing": TokenSpec(L.Hashing, dict(num_bins=4), _STRINGS, {
+        "num_bins": (INT_BAD, [1, 7]),
+        "mask_value": ([1.5, object(), [1]], [None, "", "cat", 0]),
+        "salt": (["a", [1, 2, 3], -1, 1.5, 2 ** 64], [None, 7, [1, 2]]),
+        "output_mode": (["tf_idf", "", None, 1], ["int", "one_hot", "multi_hot", "count"]),
+        "sparse": ([True, "yes", 1], [False])}),
+    "TextVectorization": TokenSpec(L.TextVectorization, dict(vocabulary=["cat", "the", "dog"]),
+                                   np.array(["The cat!", "a dog", ""]), {
+        "max_tokens": ([1, -1, 1.5, "3", True], [None, 10]),
+        "standardize": (["upper", 1, ""], [None, "lower", "strip_punctuation", "lower_and_strip_punctuation"]),
+        "split": (["comma", 1, ""], [None, "whitespace", "character"]),
+        "ngrams": ([0, -1, "2", (1, "a"), 1.5], [None, 2, (1, 3)]),
+        "output_mode": (["one_hot", "", None, 1], ["int", "multi_hot", "count"]),
+        "output_sequence_length": ([0, -1, 1.5, "3"], [None, 1, 5]),
+        "pad_to_max_tokens": (FLAG_BAD + [True], [False]),
+        "vocabulary": ([["a", "a"], [1, 2], [["a"]], []], [None, ["x"]]),
+        "idf_weights": ([[1.0], "a"], [None]),
+        "sparse": ([True, "yes", 1], [False]),
+        "ragged": ([True, "yes", 1], [False]),
+        "encoding": (["latin-1", 1, None], ["utf-8"])}),
+}
+
+_TOKEN_INPUTS = {
+    "none": None, "scalar": "cat", "python_float": 0.5, "complex": np.ones((2, 1), np.complex64),
+    "datetime": np.zeros((2, 1), "datetime64[s]"), "ragged": [["a"], ["b", "c"]], "floats": np.full((2, 1), 0.5),
+    "nan": np.full((2, 1), np.nan), "empty_batch": np.zeros((0, 1), dtype="<U3"), "object_ints": np.ones((2, 1), object),
+    "huge": np.broadcast_to(np.array("a"), (2 ** 40, 1)), "bytes": np.array([[b"cat"], [b"the"]]),
+    "ints": np.array([[1], [2]]), "bools": np.array([[True], [False]]),
+}
+
+
+def _run_token_layer(spec, kwargs, x):
+    layer = spec.cls(**kwargs)
+    y = layer(x)
+    assert layer.backward(np.ones(np.shape(y)) if np.shape(y) else 1.0) is None   # no input gradient
+    return y
+
+
+@pytest.mark.parametrize("name", sorted(TOKEN_SPECS))
+def test_token_layers_constructor_arguments(name):
+    spec = TOKEN_SPECS[name]
+    _run_token_layer(spec, spec.kwargs, spec.x)
+    table = dict(BASE_ARGS, **spec.args)
+    table.pop("dtype")   # (these layers also take Keras's int / string dtypes: checked in their tests)
+    table.pop("input_shape"), table.pop("input_dim"), table.pop("batch_input_shape")
+    for arg, (bad, ok) in table.items():
+        for value in bad:
+            with pytest.raises((ValueError, TypeError, NotImplementedError)) as err:
+                spec.cls(**dict(spec.kwargs, **{arg: value}))
+            assert fz.names(err.value, arg) or arg in ("vocabulary",) and "vocabulary" in str(err.value) \
+                or "repeated" in str(err.value) or "empty" in str(err.value), f"{name}({arg}={value!r}): {err.value}"
+        for value in ok:
+            try:
+                _run_token_layer(spec, dict(spec.kwargs, **{arg: value}), spec.x)
+            except (ValueError, TypeError, RuntimeError) as exc:
+                assert any(fz.names(exc, n) for n in (arg, "inputs", "vocabulary", "idf_weights", "max_tokens")), \
+                    f"{name}({arg}={value!r}): {type(exc).__name__}: {exc}"
+    with pytest.raises(TypeError, match="no_such_argument"):
+        spec.cls(**spec.kwargs, no_such_argument=1)
+
+
+@pytest.mark.parametrize("name", sorted(TOKEN_SPECS))
+@pytest.mark.parametrize("label", sorted(_TOKEN_INPUTS))
+def test_token_layers_hostile_inputs(name, label):
+    spec = TOKEN_SPECS[name]
+    try:
+        y = _run_token_layer(spec, spec.kwargs, _TOKEN_INPUTS[label])
+    except (ValueError, TypeError) as exc:
+        assert fz.names(exc, "inputs"), f"{name} on {label}: {exc}"
+    else:
+        assert isinstance(y, np.ndarray) and y.shape[0] == np.shape(_TOKEN_INPUTS[label])[0]
+
+
+@pytest.mark.parametrize("name", sorted(TOKEN_SPECS))
+def test_token_layers_backward_before_call(name):
+    spec = TOKEN_SPECS[name]
+    with pytest.raises(RuntimeError, match="forward call first"):
+        spec.cls(**spec.kwargs).backward(np.zeros((1, 1)))
