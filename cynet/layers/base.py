@@ -238,15 +238,18 @@ class Layer:
     # ----------------------------------------------------------- regularization
     @property
     def losses(self):
-        """Regularization penalties of this layer's weights, the losses its calls added (add_loss), and
-        its tracked layers'. Floats; inside a GradientTape block, recorded values (their gradients reach
-        the weights), with the losses added by the calls recorded in the block."""
+        """Regularization penalties of this layer's weights, the losses its latest call added
+        (add_loss), and its tracked layers'. Floats; inside a GradientTape block, recorded values
+        (their gradients reach the weights), with the losses added by the calls recorded in the block."""
         tape = _tape.active()
         if isinstance(tape, _tape.Tape) and _opcore.in_user_call():
             own = [_opcore.penalty(tape, var, reg) for var, reg in self._regularized]
             own += [value for layer, value in tape.added_losses if layer is self]
-        else:
+        else:   # floats; with the losses this layer added in this thread's last call of it (as Keras keeps them)
             own = [float(reg(var.value)) for var, reg in self._regularized]
+            last = _tape.last_call(self)
+            if last is not None:
+                own += [float(np.sum(value)) for layer, value in last[0].added_losses if layer is self]
         return own + [p for layer in self._sublayers() for p in layer.losses] if "_tracked" in self.__dict__ else own
 
     def add_loss(self, loss):
@@ -296,7 +299,8 @@ class Layer:
             p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
         # A composite layer written outside cynet (a user's `call`) runs on Tensors, so that its arithmetic
         # and cynet.ops calls record on the tape; cynet's own composites (models, wrappers) pass arrays through.
-        cls._user_call = not cls._fused and not cls.__module__.startswith("cynet.")
+        if "_user_call" not in cls.__dict__:   # (a cynet class may say so itself: Lambda runs user code)
+            cls._user_call = not cls._fused and not cls.__module__.startswith("cynet.")
 
     _fused = False
     _call_takes_training = True
@@ -523,7 +527,10 @@ class Layer:
         if last is None:
             raise RuntimeError(f"{self._who()}: backward() needs a forward call first (layer(inputs))")
         tape, inputs, outputs = last
-        grads = tape.backward(self._seeds(grad, outputs), inputs if input_gradient else ())
+        seeds = self._seeds(grad, outputs)
+        seeds += [(v, np.ones(v.shape, v.dtype)) for _, v in tape.added_losses   # the call's add_loss terms
+                  if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+        grads = tape.backward(seeds, inputs if input_gradient else ())
         if not input_gradient:
             return None
         return grads[0] if len(inputs) == 1 and not self._multi_input else grads

@@ -1,20 +1,14 @@
 """Lambda: wraps a function of arrays as a layer (Keras 3 `keras.layers.Lambda`).
 
-What can be differentiated. cynet has no differentiable array operations yet (`cynet.ops`, the
-ops issue): NumPy code inside the function is invisible to the tape. So:
-
-* a function made of cynet layer calls (`lambda x: layers.Dense(4)(layers.ReLU()(x))`, merge
-  layers on lists of such outputs: every array passes only through layers) is differentiable: those calls
-  are recorded on the tape like any layer's, and gradients flow through them (the layers'
-  weights are not tracked by the model, as in Keras, so they are not trained);
-* a function doing NumPy arithmetic (`lambda x: x * 2`, `np.concatenate`) runs forward (predict,
-  and training where nothing before it needs a gradient, such as a Lambda on the model's inputs),
-  but a gradient that must go through it raises NotImplementedError naming the layer and cynet.ops.
-
-The rule checked at each recorded call: the outputs come out of layer calls made inside the
-function (or are its inputs), and every float array those calls took is an input of the Lambda or
-came out of one of them. Anything else (an array NumPy derived from the inputs) cuts the chain, and
-the call is marked non-differentiable. No gradient is ever silently wrong or missing.
+What can be differentiated. The function runs on Tensors while a tape records (as a user-written
+`call` does: cynet/ops/core.py), so everything it computes with cynet.ops, with NumPy operators and
+ufuncs, or with cynet layer calls is on the tape and differentiable (`lambda x: x * 2`,
+`lambda x: ops.concatenate([x, ops.sin(x)], -1)`). What it computes on plain arrays it made itself
+(`np.asarray(x) * 2`) cuts the chain: the check at each recorded call (the outputs come out of
+recorded calls, or are inputs, and every float array those calls took is an input or came out of
+one of them) marks such a call, and a gradient that must go through it raises NotImplementedError
+naming the layer: no gradient is ever silently wrong or missing. A NumPy function with no op yet
+raises a TypeError naming it at the call.
 
 Serialization (safe by design): `get_config` names the function ({"class_name": "function",
 "config": name, "module": module}); `from_config` resolves that name only through custom objects
@@ -50,10 +44,9 @@ class _NotDifferentiable:
         if any(need):
             raise NotImplementedError(
                 f"{self.lam._who()}: a gradient must flow through its function "
-                f"{_function_name(self.lam.function)!r}, which computes with NumPy outside cynet layers; cynet cannot "
-                f"differentiate NumPy code until cynet.ops lands (the ops issue). Write the function with cynet "
-                f"layers (Dense, Add, Multiply, Activation, Reshape, ...), move the Lambda before any trainable "
-                f"layer, or write a custom layer with its own backward")
+                f"{_function_name(self.lam.function)!r}, which computes on plain NumPy arrays the tape does not "
+                f"follow (made with np.asarray or copied out of its inputs); write it with cynet.ops, or with NumPy "
+                f"operators on the arrays it is given (those are recorded)")
         return [None] * len(need)
 
     def _add_regularization_gradients(self):
@@ -79,6 +72,8 @@ def _shape_arg(value):
 
 
 class Lambda(Layer):
+    _user_call = True   # its function runs on Tensors, as a user-written call does (see the module docstring)
+
     """Wraps `function(inputs, **arguments)` as a layer.
 
     Args:

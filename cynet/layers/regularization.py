@@ -13,12 +13,10 @@ GaussianDropout and AlphaDropout but then divides by zero in the call (infinite 
 cynet refuses it when the layer is made. GaussianNoise takes `stddev` in [0, 1], Keras's range.
 """
 import math
-import threading
 
 import numpy as np
 
 from .. import _validation as _checks
-from .. import tape as _tape
 from ..utils.rng import make_rng
 from .base import Layer
 from .core import check_noise_shape
@@ -182,58 +180,30 @@ class ActivityRegularization(Layer):
     its input to the model's loss (Keras 3: an L1L2 activity regularizer, divided by the batch
     size as Keras's Layer does).
 
-    The penalty of this thread's latest call (the sum over the calls of one recorded forward pass,
-    for a layer used twice) is in `layer.losses`, which fit and evaluate add to the loss, as
-    Keras's `layer.losses` holds the latest call's. Its gradient, `(l1 * sign(x) + 2 * l2 * x) /
-    batch_size`, is added to the input gradient in the backward pass, which runs where the
-    model's loss reaches the layer's output (a layer whose output reaches no loss adds no
-    gradient).
+    The penalty is an `add_loss` of each call, computed with cynet.ops, so its gradient comes from
+    the tape (whether or not the layer's output reaches the model's loss) and it belongs to the call,
+    not to the layer: `layer.losses` holds this thread's latest call's, as Keras keeps the latest.
     """
+
+    _user_call = True   # its call runs on Tensors: the penalty's ops are recorded
+    _single_input = True   # one array (a nested list is that array)
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
         super().__init__(**kwargs)
         self.l1 = _checks.real("l1", l1, low=0.0)
         self.l2 = _checks.real("l2", l2, low=0.0)
-        self._penalties = threading.local()
 
-    def _penalty(self, x):
-        if x.ndim == 0 or x.shape[0] == 0:
-            return 0.0
-        value = 0.0
-        if self.l1:
-            value += self.l1 * float(np.abs(x).sum(dtype=np.float64))
-        if self.l2:
-            value += self.l2 * float(np.square(x, dtype=np.float64).sum())
-        return value / x.shape[0]
-
-    def _forward(self, ctx, inputs, training):
-        ctx.x = inputs
-        tape = _tape.active()
-        last = getattr(self._penalties, "last", None)
-        penalty = self._penalty(inputs)
-        if last is not None and isinstance(tape, _tape.Tape) and last[0] is tape:
-            penalty += last[1]   # a second call in the same recorded forward pass
-        self._penalties.last = (tape if isinstance(tape, _tape.Tape) else None, penalty)
+    def call(self, inputs):
+        from .. import ops
+        penalty = 0.0
+        if inputs.ndim and inputs.shape[0]:
+            if self.l1:
+                penalty = penalty + self.l1 * ops.sum(ops.abs(inputs))
+            if self.l2:
+                penalty = penalty + self.l2 * ops.sum(ops.square(inputs))
+            penalty = penalty / inputs.shape[0]
+        self.add_loss(penalty)
         return inputs
-
-    def _backward(self, ctx, grad, need_input_grad):
-        if not need_input_grad:
-            return None
-        x = ctx.x
-        if x.shape[0] == 0:
-            return grad
-        scale = x.dtype.type(1.0 / x.shape[0])
-        extra = np.zeros_like(x)
-        if self.l1:
-            extra += x.dtype.type(self.l1) * np.sign(x)
-        if self.l2:
-            extra += x.dtype.type(2.0 * self.l2) * x
-        return grad + extra * scale
-
-    @property
-    def losses(self):
-        last = getattr(self._penalties, "last", None)
-        return super().losses + ([last[1]] if last is not None else [])
 
     def get_config(self):
         return {**super().get_config(), "l1": self.l1, "l2": self.l2}
