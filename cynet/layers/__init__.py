@@ -19,6 +19,7 @@ from .core import (  # noqa: F401
     Softmax,
 )
 from .embedding import Embedding  # noqa: F401
+from .masking import Masking  # noqa: F401
 from .merging import (  # noqa: F401
     Add,
     Average,
@@ -85,7 +86,8 @@ _REGISTRY = {
                 Identity, RepeatVector, Permute, ZeroPadding1D, ZeroPadding2D, Cropping1D, Cropping2D, UpSampling1D,
                 SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout, PReLU,
                 GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop,
-                _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed)
+                _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed,
+                Masking)
 }
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 

@@ -13,6 +13,8 @@ class BatchNormalization(Layer):
     Weights, in Keras order: gamma (if scale), beta (if center), moving_mean, moving_variance.
     """
 
+    supports_masking = True   # the mask passes through (Keras 3)
+
     _nonempty_input = True
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
@@ -60,7 +62,10 @@ class BatchNormalization(Layer):
     def _from_last(self, a):
         return a if self._axis == a.ndim - 1 else np.moveaxis(a, -1, self._axis)
 
-    def _forward(self, ctx, inputs, training):
+    def _forward(self, ctx, inputs, training, mask=None):
+        if mask is not None and training and self.trainable:
+            raise NotImplementedError(f"{self._who()}: training on masked inputs (Keras's masked batch moments) is "
+                                      "not supported yet; the mask passes through at inference")
         x = self._to_last(inputs)
         gamma = self.gamma.value if self.scale else None
         beta = self.beta.value if self.center else None

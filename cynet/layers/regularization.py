@@ -29,6 +29,8 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 class _Noise(Layer):
     """Base of the layers drawing noise in training: `rate` (or `stddev`) and `seed`."""
 
+    supports_masking = True   # the mask passes through (Keras 3)
+
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
         self._rng = make_rng(seed) if seed is not None else None
