@@ -512,3 +512,51 @@ def test_embedding_mask_zero_recurrent_equals_keras(rng, cell):
         return lib.Model(inp, lib.layers.Dense(2)(h))
 
     _compare_with_keras(build, tokens, rng.random((5, 2)).astype("float32"), keras)
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_batch_normalization_masked_moments_in_training(rng, axis):
+    x, keep = _padded(rng, n=3, t=5, f=4)
+    layer = L.BatchNormalization(axis=axis, dtype=F64, gamma_initializer="random_normal",
+                                 beta_initializer="random_normal")
+    if axis == 1:   # features on axis 1: (batch, features, steps) with a (batch, features) mask
+        x = np.ascontiguousarray(x.transpose(0, 2, 1)[:, :, :3])
+        keep = rng.random((3, 4)) > 0.3
+    y = layer(x, training=True, mask=keep)
+    w = np.broadcast_to(keep[..., None], x.shape).astype(float)   # Keras: the mask spreads over the last axis
+    axes = tuple(i for i in range(x.ndim) if i != axis % x.ndim)
+    count = w.sum(axis=axes, keepdims=True) + 1e-7                 # Keras divides by count + 1e-7
+    mean = (w * x).sum(axis=axes, keepdims=True) / count
+    var = (w * (x - mean) ** 2).sum(axis=axes, keepdims=True) / count
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    want = (x - mean) / np.sqrt(var + 1e-3) * layer.gamma.value.reshape(shape) + layer.beta.value.reshape(shape)
+    np.testing.assert_allclose(y, want, rtol=1e-9, atol=1e-12)
+    g = rng.standard_normal(y.shape)
+    layer.moving_mean.assign(np.zeros(layer.moving_mean.shape))
+    layer(x, training=True, mask=keep)
+    dx = layer.backward(g)
+    grads = {v.name: v.grad.copy() for v in layer.trainable_weights}
+    f = lambda: float(np.sum(layer(x, training=True, mask=keep) * g))   # noqa: E731
+    _numeric_check(lambda a: layer(a, training=True, mask=keep), x, g, dx)
+    for v in layer.trainable_weights:
+        np.testing.assert_allclose(grads[v.name], numerical_gradient(f, v.value), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(layer(x, training=False, mask=keep), layer(x, training=False))   # inference: no change
+    with pytest.raises(ValueError, match="one dimension less"):
+        layer(x, training=True, mask=np.ones(x.shape, bool))
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+def test_batch_normalization_on_masked_sequences_trains_like_keras(rng):
+    keras = _keras()
+    tokens = rng.integers(1, 30, (6, 7))
+    for i, n in enumerate([7, 3, 1, 5, 2, 6]):
+        tokens[i, n:] = 0
+
+    def build(lib):
+        inp = lib.Input((7,), dtype="int32")
+        h = lib.layers.Embedding(30, 4, mask_zero=True)(inp)
+        h = lib.layers.BatchNormalization(momentum=0.5)(h)
+        return lib.Model(inp, lib.layers.Dense(2)(lib.layers.GlobalAveragePooling1D()(h)))
+
+    _compare_with_keras(build, tokens, rng.random((6, 2)).astype("float32"), keras)
