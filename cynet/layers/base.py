@@ -6,6 +6,14 @@ output in `call(inputs, training)`. It holds configuration and variables only: a
 the active tape (`cynet.tape`) records, and `_backward(ctx, grad, need_input_grad)` adds each
 trainable Variable's gradient to `variable.grad`. Layers hold no pixel or timestep loops: those
 live in `cynet.kernels`.
+
+Masks (Keras 3): a boolean array over an input's leading axes, usually (batch, steps), False on
+padded steps. `compute_mask(inputs, previous_mask)` gives a call's output mask where
+`supports_masking` is True (a class defining compute_mask supports masking); the models pass each
+layer the mask of its inputs as `mask=` when its `_forward` (built-in) or `call` (other layers)
+has a `mask` parameter. NumPy arrays cannot carry a mask as Keras's tensors do: masks travel
+beside the arrays inside Sequential and Functional models (one per graph tensor), and a layer
+called directly on arrays returns none: pass `layer.compute_mask(x)` on as `mask=` yourself.
 """
 import collections
 import inspect
@@ -285,6 +293,15 @@ class Layer:
         except (TypeError, ValueError):
             takes = {}
         cls._takes_mask = "mask" in takes
+        # Keras's `<name>_mask` arguments (MultiHeadAttention's query_mask, value_mask, key_mask):
+        # filled from the masks of inputs given by name (a dict of inputs)
+        named = dict(takes)
+        if cls.__call__ is not Layer.__call__:
+            try:
+                named.update(inspect.signature(cls.__call__).parameters)
+            except (TypeError, ValueError):
+                pass
+        cls._named_mask_params = frozenset(n for n in named if n.endswith("_mask"))
         if "compute_mask" in cls.__dict__ and "supports_masking" not in cls.__dict__:
             cls.supports_masking = True
         if not isinstance(inspect.getattr_static(cls, "_mask_source", None), property):
@@ -297,6 +314,7 @@ class Layer:
     # whether its `_forward`/`call` takes `mask`; whether it may make a mask from none.
     supports_masking = False
     _takes_mask = False
+    _named_mask_params = frozenset()
     _mask_source = False
     _warn_dropped_mask = True
     # A built-in layer whose call takes a list of arrays (merge layers): `_forward` gets the list,
@@ -370,9 +388,10 @@ class Layer:
         return previous_mask
 
     def _take_mask_argument(self, kwargs, x):
-        """Check the `mask=` of a call (in `kwargs`) against the inputs `x`, in place: a boolean
-        array (integers are read as booleans), or a list of them for a list of inputs. A layer
-        whose call takes no mask refuses one (None is dropped)."""
+        """Check the `mask=` of a call (in `kwargs`) against the inputs `x`, in place, where the
+        layer supports masking (a propagated mask): a boolean array (integers are read as
+        booleans), or a list of them for a list of inputs. A layer that takes a `mask` of another
+        kind checks it itself; a layer whose call takes no mask refuses one (None is dropped)."""
         if "mask" not in kwargs:
             return
         if not self._takes_mask:
@@ -381,7 +400,7 @@ class Layer:
                 return
             raise TypeError(f"{self._who()} takes no mask argument (its call has no `mask` parameter); received "
                             f"mask of type {type(kwargs['mask']).__name__}")
-        if kwargs["mask"] is not None:
+        if kwargs["mask"] is not None and self.supports_masking:
             kwargs["mask"] = self._checked_mask(kwargs["mask"], x)
 
     def _checked_mask(self, mask, x, what="mask"):
@@ -420,6 +439,12 @@ class Layer:
         reaches the layer's `mask` argument unless the call gives its own `mask=` or `auto` is
         False (Keras fills `mask` only for a call with one tensor argument); the output mask is
         compute_mask's (see `_output_mask`)."""
+        if isinstance(mask, dict):   # inputs by name: Keras fills each `<name>_mask` the call has,
+            named = {f"{k}_mask": m for k, m in mask.items()   # and the first input's mask is the previous one
+                     if m is not None and f"{k}_mask" in self._named_mask_params and kwargs.get(f"{k}_mask") is None}
+            if named:
+                kwargs = dict(kwargs, **named)
+            mask = next(iter(mask.values()), None)
         given = kwargs.get("mask")
         if given is None:
             if mask is not None and auto and self._takes_mask:

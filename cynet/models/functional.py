@@ -5,6 +5,13 @@ Building walks from the outputs back to the inputs through each tensor's node, g
 in topological order; calling runs them in that order on arrays, each layer call recording itself
 on the active tape as any call does, so training, shared layers and nested models need nothing
 more.
+
+Masks (Keras 3) are kept per graph tensor during a call (a dict beside the values, so concurrent
+calls share nothing): a node's layer gets the mask of its first argument (a list of masks for a
+list of inputs) as `mask=` unless the call gives one or passes other tensors (Keras's rule), and
+its output tensors get compute_mask's. `model(x, mask=...)` sets the inputs' masks (one per
+input, a list or a dict by name); a nested model takes its inputs' masks in and gives its
+outputs' masks out. Nodes cost nothing more while no mask exists.
 """
 import numpy as np
 

@@ -560,3 +560,30 @@ def test_batch_normalization_on_masked_sequences_trains_like_keras(rng):
         return lib.Model(inp, lib.layers.Dense(2)(lib.layers.GlobalAveragePooling1D()(h)))
 
     _compare_with_keras(build, tokens, rng.random((6, 2)).astype("float32"), keras)
+
+
+class NamedInputs(L.Layer):
+    """Test-only layer called on inputs by name (as MultiHeadAttention packs query and value): it
+    gets Keras's `<name>_mask` arguments."""
+
+    supports_masking = True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.seen = []
+
+    def call(self, inputs, query_mask=None, value_mask=None):
+        self.seen.append((query_mask, value_mask))
+        return inputs["query"] + inputs["value"]
+
+
+def test_inputs_by_name_get_their_name_mask_arguments(rng):
+    x1, k1 = _padded(rng)
+    x2, k2 = _padded(rng)
+    a, b = cynet.Input((5, 3)), cynet.Input((5, 3))
+    layer, rec = NamedInputs(), MaskTimes()
+    out = rec(layer({"query": L.Masking()(a), "value": L.Masking()(b)}))
+    cynet.Model([a, b], out)([x1, x2])
+    np.testing.assert_array_equal(layer.seen[-1][0], k1)
+    np.testing.assert_array_equal(layer.seen[-1][1], k2)
+    np.testing.assert_array_equal(rec.seen[-1], k1)   # the output keeps the first input's (the query's) mask
