@@ -587,3 +587,51 @@ def test_inputs_by_name_get_their_name_mask_arguments(rng):
     np.testing.assert_array_equal(layer.seen[-1][0], k1)
     np.testing.assert_array_equal(layer.seen[-1][1], k2)
     np.testing.assert_array_equal(rec.seen[-1], k1)   # the output keeps the first input's (the query's) mask
+
+
+@pytest.mark.parametrize("bad, error", [
+    ([[True, False], [True]], TypeError),                 # ragged
+    (np.array([[None] * 5] * 4, dtype=object), TypeError),
+    (np.ones((4, 5), complex), TypeError),
+    (np.array([["a"] * 5] * 4), TypeError),
+    (np.array(True), ValueError),                         # 0-d
+    (np.ones((0, 5), bool), ValueError),                  # another batch size
+    (np.broadcast_to(np.ones(5, bool), (2 ** 40, 5)), ValueError),   # a huge view of the wrong size
+])
+def test_hostile_masks_are_refused_naming_mask(rng, bad, error):
+    x, _ = _padded(rng)
+    for layer in (MaskTimes(), L.GlobalAveragePooling1D(), L.Softmax(), L.BatchNormalization()):
+        if isinstance(layer, L.Softmax) and isinstance(bad, np.ndarray) and bad.ndim == 0:
+            continue   # Keras's Softmax takes any mask that broadcasts, a scalar too
+        with pytest.raises(error, match="mask"):
+            layer(x, mask=bad, training=True)
+
+
+def test_unusual_valid_masks_give_the_plain_result(rng):
+    x, keep = _padded(rng)
+    pool = L.GlobalAveragePooling1D(dtype=F64)
+    want = pool(x, mask=keep)
+    padded = np.zeros((4, 10), bool)
+    padded[:, ::2] = keep
+    readonly = keep.copy()
+    readonly.flags.writeable = False
+    for m in (padded[:, ::2], np.asfortranarray(keep), readonly, keep.astype(np.uint8), keep.tolist(),
+              keep.astype(">i4")):
+        np.testing.assert_array_equal(pool(x, mask=m), want)
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+def test_time_distributed_dropout_and_nested_model_keep_the_mask_like_keras(rng):
+    keras = _keras()
+    tokens = rng.integers(1, 30, (5, 6))
+    for i, n in enumerate([6, 3, 1, 4, 2]):
+        tokens[i, n:] = 0
+
+    def build(lib):
+        inner = lib.Sequential([lib.Input((6, 4)), lib.layers.Dense(4, activation="relu"), lib.layers.Dropout(0.0)])
+        inp = lib.Input((6,), dtype="int32")
+        h = inner(lib.layers.Embedding(30, 4, mask_zero=True)(inp))
+        h = lib.layers.TimeDistributed(lib.layers.Dense(3))(h)
+        return lib.Model(inp, lib.layers.GlobalAveragePooling1D()(h))
+
+    _compare_with_keras(build, tokens, rng.random((5, 3)).astype("float32"), keras)
