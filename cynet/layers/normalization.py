@@ -78,7 +78,7 @@ class BatchNormalization(Layer):
         ctx.x = x
         ctx.weights = None
         if ctx.training and mask is not None:
-            kept = self._to_last(np.broadcast_to(mask[..., None], inputs.shape))   # Keras: mask over all but the last axis
+            kept = self._to_last(np.broadcast_to(mask[..., None], inputs.shape))   # (Keras: over all but the last axis)
             y = self._masked_train_forward(ctx, x, kept, gamma, beta)
         elif ctx.training:
             y, ctx.mean, ctx.inv_std = kernels.batch_norm_train_forward(

@@ -13,6 +13,8 @@ its output tensors get compute_mask's. `model(x, mask=...)` sets the inputs' mas
 input, a list or a dict by name); a nested model takes its inputs' masks in and gives its
 outputs' masks out. Nodes cost nothing more while no mask exists.
 """
+import inspect
+
 import numpy as np
 
 from .. import tape as _tape
@@ -150,11 +152,19 @@ class Functional(Model):
     def _run(self, inputs, training, mask=None):
         """(the outputs, their masks in the outputs' structure). Masks travel beside the arrays,
         one per node tensor (Keras 3 attaches them to the tensors): each node's layer gets its
-        inputs' masks and its outputs get compute_mask's; with no mask about, a node costs
-        nothing more."""
+        inputs' masks and its outputs get compute_mask's. With no mask given and no layer that
+        can make one, it is the plain walk (masks None)."""
         flat = inputs if isinstance(inputs, list) and len(inputs) == len(self.inputs) else \
             self._prepare_call_inputs(inputs)
         values = {id(t): v for t, v in zip(self.inputs, flat)}
+        if mask is None and not any(layer._mask_source for layer in self._maybe_mask_sources):
+            for node in self._nodes:   # no mask anywhere: the plain walk
+                args = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.arguments)
+                kwargs = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.kwargs)
+                out = node.layer(args, training=training, **kwargs)
+                for t, v in zip(node.outputs, flatten(out) if isinstance(out, (list, tuple)) else [out]):
+                    values[id(t)] = v
+            return map_structure(lambda t: values[id(t)], self._outputs_struct), None
         masks = self._input_masks(flat, mask) if mask is not None else {}
         for node in self._nodes:
             args = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.arguments)
@@ -189,7 +199,18 @@ class Functional(Model):
 
     @property
     def _mask_source(self):
-        return any(node.layer._mask_source for node in self._nodes)
+        return any(layer._mask_source for layer in self._maybe_mask_sources)
+
+    @property
+    def _maybe_mask_sources(self):
+        """The layers of the graph that may make a mask from none: those whose class defines
+        compute_mask, and nested models (whose own layers decide; they may still change)."""
+        found = self.__dict__.get("_mask_sources_cache")
+        if found is None:
+            found = [node.layer for node in self._nodes if node.layer._mask_source
+                     or isinstance(inspect.getattr_static(type(node.layer), "_mask_source", None), property)]
+            self.__dict__["_mask_sources_cache"] = found
+        return found
 
     _masked_call = nested_masked_call   # the input masks go in, the mask its layers leave comes out
 
