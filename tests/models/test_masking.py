@@ -635,3 +635,18 @@ def test_time_distributed_dropout_and_nested_model_keep_the_mask_like_keras(rng)
         return lib.Model(inp, lib.layers.GlobalAveragePooling1D()(h))
 
     _compare_with_keras(build, tokens, rng.random((5, 3)).astype("float32"), keras)
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+@pytest.mark.filterwarnings("ignore:Layer 'flatten")
+def test_time_distributed_passes_each_steps_mask_like_keras(rng):
+    keras = _keras()
+    x = rng.standard_normal((3, 4, 5, 2)).astype("float32")
+    x[rng.random((3, 4, 5)) < 0.4] = 0.0   # padded inner steps: a (batch, steps, inner steps) mask
+
+    def build(lib):
+        inp = lib.Input((4, 5, 2))
+        h = lib.layers.TimeDistributed(lib.layers.GlobalAveragePooling1D())(lib.layers.Masking()(inp))
+        return lib.Model(inp, lib.layers.Dense(2)(lib.layers.Flatten()(h)))
+
+    _compare_with_keras(build, x, rng.random((3, 2)).astype("float32"), keras)
