@@ -447,8 +447,9 @@ def _compare_with_keras(build, x, y, keras):
     kmodel, cmodel = build(keras), build(cynet)
     rng = np.random.default_rng(3)
     for layer in kmodel.layers:
-        if layer.weights:
-            layer.set_weights([rng.normal(0, 0.5, w.shape).astype("float32") for w in layer.get_weights()])
+        if layer.weights:   # (variances positive)
+            layer.set_weights([(rng.uniform(0.5, 1.5, w.shape) if "variance" in w.name else
+                                rng.normal(0, 0.5, w.shape)).astype("float32") for w in layer.weights])
     _copy_weights(kmodel, cmodel)
     expected = kmodel.predict(x, verbose=0)
     assert np.all(np.isfinite(expected))   # (NaN would compare equal to NaN)
