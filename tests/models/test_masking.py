@@ -655,3 +655,29 @@ def test_time_distributed_passes_each_steps_mask_like_keras(rng):
         return lib.Model(inp, lib.layers.Dense(2)(lib.layers.Flatten()(h)))
 
     _compare_with_keras(build, x, rng.random((3, 2)).astype("float32"), keras)
+
+
+def test_subclassed_model_passes_masks_explicitly(rng):
+    """Inside a subclassed model's call the arrays carry no mask: compute_mask and mask= carry it
+    (as Keras's own guide writes subclassed layers)."""
+    tokens = rng.integers(1, 20, (6, 5))
+    tokens[:, 3:] = 0
+
+    class Pooled(cynet.Model):
+        def __init__(self):
+            super().__init__()
+            self.emb = L.Embedding(20, 4, mask_zero=True)
+            self.pool = L.GlobalAveragePooling1D()
+            self.out = L.Dense(2)
+
+        def call(self, inputs, training=False):
+            return self.out(self.pool(self.emb(inputs), mask=self.emb.compute_mask(inputs)))
+
+    model = Pooled()
+    y = model(tokens)
+    e = model.emb.embeddings.value[tokens]
+    want = (e[:, :3].mean(axis=1)) @ model.out.kernel.value + model.out.bias.value
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+    model.compile("sgd", "mse")
+    model.fit(tokens, rng.random((6, 2)), epochs=1, verbose=0)
+    assert not np.any(model.emb.embeddings.grad[0])   # the padding row got no gradient
