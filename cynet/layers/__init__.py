@@ -27,6 +27,7 @@ from .core import (  # noqa: F401
 )
 from .embedding import Embedding  # noqa: F401
 from .lambda_layer import Lambda  # noqa: F401
+from .masking import Masking  # noqa: F401
 from .merging import (  # noqa: F401
     Add,
     Average,
@@ -113,7 +114,8 @@ _REGISTRY = {
                 RandomBrightness, ActivityRegularization, Lambda,
                 CategoryEncoding, Hashing, IntegerLookup, StringLookup, TextVectorization,
                 _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed,
-                Conv1D, Conv1DTranspose, Conv2DTranspose, MaxPooling1D, AveragePooling1D)
+                Conv1D, Conv1DTranspose, Conv2DTranspose, MaxPooling1D, AveragePooling1D,
+                Masking)
 }
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 

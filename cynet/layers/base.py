@@ -6,10 +6,19 @@ output in `call(inputs, training)`. It holds configuration and variables only: a
 the active tape (`cynet.tape`) records, and `_backward(ctx, grad, need_input_grad)` adds each
 trainable Variable's gradient to `variable.grad`. Layers hold no pixel or timestep loops: those
 live in `cynet.kernels`.
+
+Masks (Keras 3): a boolean array over an input's leading axes, usually (batch, steps), False on
+padded steps. `compute_mask(inputs, previous_mask)` gives a call's output mask where
+`supports_masking` is True (a class defining compute_mask supports masking); the models pass each
+layer the mask of its inputs as `mask=` when its `_forward` (built-in) or `call` (other layers)
+has a `mask` parameter. NumPy arrays cannot carry a mask as Keras's tensors do: masks travel
+beside the arrays inside Sequential and Functional models (one per graph tensor), and a layer
+called directly on arrays returns none: pass `layer.compute_mask(x)` on as `mask=` yourself.
 """
 import collections
 import inspect
 import re
+import warnings
 
 import numpy as np
 
@@ -302,9 +311,40 @@ class Layer:
         if "_user_call" not in cls.__dict__:   # (a cynet class may say so itself: Lambda runs user code)
             cls._user_call = not cls._fused and not cls.__module__.startswith("cynet.")
 
+        # Masks (Keras 3): the engine passes `mask=` to a built-in layer's `_forward`, or to another
+        # layer's `call`, when that signature names `mask`. A class that defines compute_mask
+        # supports masking unless it says otherwise (as Keras decides from compute_mask), and is a
+        # mask source: the engine asks it for a mask even when its inputs carry none.
+        try:
+            takes = inspect.signature(cls._forward if cls._fused else cls.call).parameters
+        except (TypeError, ValueError):
+            takes = {}
+        cls._takes_mask = "mask" in takes
+        # Keras's `<name>_mask` arguments (MultiHeadAttention's query_mask, value_mask, key_mask):
+        # filled from the masks of inputs given by name (a dict of inputs)
+        named = dict(takes)
+        if cls.__call__ is not Layer.__call__:
+            try:
+                named.update(inspect.signature(cls.__call__).parameters)
+            except (TypeError, ValueError):
+                pass
+        cls._named_mask_params = frozenset(n for n in named if n.endswith("_mask"))
+        if "compute_mask" in cls.__dict__ and "supports_masking" not in cls.__dict__:
+            cls.supports_masking = True
+        if not isinstance(inspect.getattr_static(cls, "_mask_source", None), property):
+            cls._mask_source = cls.compute_mask is not Layer.compute_mask
+
     _fused = False
     _call_takes_training = True
     _user_call = False
+    # Masking (see __init_subclass__ and compute_mask): whether the layer's output carries a mask
+    # worked out by compute_mask (False: an input mask stops here, with a warning as in Keras);
+    # whether its `_forward`/`call` takes `mask`; whether it may make a mask from none.
+    supports_masking = False
+    _takes_mask = False
+    _named_mask_params = frozenset()
+    _mask_source = False
+    _warn_dropped_mask = True
     # A built-in layer whose call takes a list of arrays (merge layers): `_forward` gets the list,
     # `_backward` gets a list of booleans (which inputs need a gradient) and returns a list.
     _multi_input = False
@@ -330,6 +370,8 @@ class Layer:
             convert = lambda a: _tape.record_cast(tape, a, self._convert_input(a))  # noqa: E731
             x = convert(inputs) if self._single_input else _graph.map_structure(convert, inputs)
             self._maybe_build(_graph.map_structure(lambda a: (None,) + a.shape[1:], x))
+            if kwargs:
+                self._take_mask_argument(kwargs, x)
             if self._call_takes_training:
                 kwargs["training"] = training
             if self._user_call and tape is not _tape.NO_RECORD:
@@ -357,6 +399,8 @@ class Layer:
             taken = (x,)
             if type(x) is _opcore.Tensor:   # a built-in forward computes on plain arrays
                 x = _opcore.plain(x)
+        if kwargs:
+            self._take_mask_argument(kwargs, x)
         ctx = _tape.Context()
         y = self._forward(ctx, x, training, **kwargs)
         if tape is not _tape.NO_RECORD:
@@ -365,6 +409,86 @@ class Layer:
                 y = [_opcore.as_tensor(a) for a in y] if multi else _opcore.as_tensor(y)
             tape.record(self, ctx, taken, tuple(y) if multi else (y,), self._multi_input, multi)
         return taken, y
+
+    # ------------------------------------------------------------------ masking
+    def compute_mask(self, inputs, previous_mask=None):
+        """The mask of this layer's output(s) for `inputs`, given the mask of its inputs (Keras 3:
+        the previous mask, passed through; only used where `supports_masking` is True).
+
+        A mask is a boolean array over the leading axes of an array (usually (batch, steps)):
+        False marks a padded step that mask-aware layers skip. NumPy arrays cannot carry a mask as
+        Keras's tensors do, so masks travel beside the arrays inside Sequential and Functional
+        models; a layer called directly (`layer(x)`) returns no mask: ask
+        `layer.compute_mask(x)` and pass it on with `other(y, mask=m)`.
+        """
+        return previous_mask
+
+    def _take_mask_argument(self, kwargs, x):
+        """Check the `mask=` of a call (in `kwargs`) against the inputs `x`, in place, where the
+        layer supports masking (a propagated mask): a boolean array (integers are read as
+        booleans), or a list of them for a list of inputs. A layer that takes a `mask` of another
+        kind checks it itself; a layer whose call takes no mask refuses one (None is dropped)."""
+        if "mask" not in kwargs:
+            return
+        if not self._takes_mask:
+            if kwargs["mask"] is None:
+                del kwargs["mask"]
+                return
+            raise TypeError(f"{self._who()} takes no mask argument (its call has no `mask` parameter); received "
+                            f"mask of type {type(kwargs['mask']).__name__}")
+        if kwargs["mask"] is not None and self.supports_masking:
+            kwargs["mask"] = self._checked_mask(kwargs["mask"], x)
+
+    def _checked_mask(self, mask, x, what="mask"):
+        """`mask` as booleans, refused (naming `what`) unless it fits `x`: for one array, its shape
+        is that of x's leading axes (Keras's (batch, steps) for a sequence); for a list of inputs,
+        a list with one mask (or None) per input. Layers with another rule override it."""
+        if isinstance(x, (list, tuple)):
+            if not isinstance(mask, (list, tuple)) or len(mask) != len(x):
+                raise ValueError(f"{self._who()}: {what} must be a list of {len(x)} masks (or None), one per input; "
+                                 f"received {type(mask).__name__}")
+            return [None if m is None else self._checked_mask(m, a, f"{what}[{i}]")
+                    for i, (m, a) in enumerate(zip(mask, x))]
+        if not isinstance(x, np.ndarray):
+            return mask   # a structure of inputs only a user's own call reads
+        m = as_mask(self._who(), mask, what)
+        if not 1 <= m.ndim <= x.ndim or m.shape != x.shape[:m.ndim]:
+            raise ValueError(f"{self._who()}: {what} must have the shape of the leading axes of inputs of shape "
+                             f"{x.shape} (such as {x.shape[:2]}); received shape {m.shape}")
+        return m
+
+    def _output_mask(self, inputs, previous_mask):
+        """The mask the engine attaches to this call's output(s): compute_mask where the layer
+        supports masking; otherwise none, with Keras's warning when an input mask is lost."""
+        if self.supports_masking:
+            return self.compute_mask(inputs, previous_mask)
+        if previous_mask is not None and self._warn_dropped_mask:
+            warnings.warn(f"Layer '{self.name}' (of type {type(self).__name__}) was passed an input with a mask "
+                          "attached to it. However, this layer does not support masking and will therefore "
+                          "destroy the mask information. Downstream layers will not see the mask.", stacklevel=3)
+        return None
+
+    def _masked_call(self, inputs, mask, training, kwargs, auto=True):
+        """Call the layer inside a model whose arrays carry masks: (outputs, their mask).
+
+        `mask`: the mask of `inputs` (a list, one per input, for a list; None for none). It
+        reaches the layer's `mask` argument unless the call gives its own `mask=` or `auto` is
+        False (Keras fills `mask` only for a call with one tensor argument); the output mask is
+        compute_mask's (see `_output_mask`)."""
+        if isinstance(mask, dict):   # inputs by name: Keras fills each `<name>_mask` the call has,
+            named = {f"{k}_mask": m for k, m in mask.items()   # and the first input's mask is the previous one
+                     if m is not None and f"{k}_mask" in self._named_mask_params and kwargs.get(f"{k}_mask") is None}
+            if named:
+                kwargs = dict(kwargs, **named)
+            mask = next(iter(mask.values()), None)
+        given = kwargs.get("mask")
+        if given is None:
+            if mask is not None and auto and self._takes_mask:
+                kwargs = dict(kwargs, mask=mask)
+        else:
+            mask = given
+        outputs = self(inputs, training=training, **kwargs)
+        return outputs, self._output_mask(inputs, mask)
 
     def _check_inputs(self, xs):
         """Refuse, naming `inputs`, a list of inputs a multi-input layer cannot take."""
@@ -567,6 +691,23 @@ class _Spec:
         self.shape = tuple(shape)
         self.ndim = len(self.shape)
         self.size = int(np.prod([1 if s is None else s for s in self.shape]))
+
+
+def as_mask(who, mask, what="mask"):
+    """`mask` as a boolean array (integers read as booleans), or TypeError naming `what`."""
+    m = mask if isinstance(mask, np.ndarray) else _validation.as_array(f"{who}: {what}", mask)
+    if m.dtype.kind == "b":
+        return m
+    if m.dtype.kind in "iu":
+        return m != 0
+    raise TypeError(f"{who}: {what} must be a boolean array (True: the step is kept); received dtype {m.dtype}")
+
+
+def structure_mask(mask):
+    """None for a structure of masks that are all None (nothing to propagate), else the mask."""
+    if isinstance(mask, (list, tuple)):
+        return mask if any(structure_mask(m) is not None for m in mask) else None
+    return mask
 
 
 def add_grad(variable, grad):

@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import _validation, activations
 from ..utils.rng import make_rng
-from .base import Layer, add_grad, check_activation, set_kernel_options
+from .base import Layer, add_grad, as_mask, check_activation, set_kernel_options
 
 
 class InputLayer(Layer):
@@ -121,6 +121,8 @@ class Dense(ActivationMixin, Layer):
         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as in Keras.
     """
 
+    supports_masking = True   # the mask passes through (Keras 3)
+
     _input_min_ndim = 2
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -180,6 +182,8 @@ class Dense(ActivationMixin, Layer):
 class Activation(ActivationMixin, Layer):
     """Applies an activation function: `Activation("relu")`."""
 
+    supports_masking = True   # the mask passes through (Keras 3)
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = check_activation("activation", activation)
@@ -197,6 +201,8 @@ class Activation(ActivationMixin, Layer):
 class ReLU(ActivationMixin, Layer):
     """Keras ReLU layer: `max(x, 0)` above `threshold`, capped at `max_value`, with `negative_slope`
     below the threshold."""
+
+    supports_masking = True   # the mask passes through (Keras 3)
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -251,6 +257,32 @@ class Softmax(ReLU):
         if not -x.ndim <= self.axis < x.ndim:
             raise ValueError(f"{self._who()}: axis={self.axis} is not an axis of inputs of shape {x.shape}")
 
+    # A mask (Keras 3): masked positions enter the softmax as -1e9 and leave it as 0.
+    def _forward(self, ctx, inputs, training, mask=None):
+        ctx.softmax_mask = mask
+        if mask is None:
+            return self._activate(ctx, inputs)
+        y = self._activate(ctx, np.where(mask, inputs, inputs.dtype.type(-1e9)))
+        return np.where(mask, y, y.dtype.type(0))
+
+    def _backward(self, ctx, grad, need_input_grad):
+        if ctx.softmax_mask is not None:
+            grad = np.where(ctx.softmax_mask, grad, grad.dtype.type(0))
+        return super()._backward(ctx, grad, need_input_grad)
+
+    def _backward_from_logits(self, ctx, grad_logits, need_input_grad):
+        if ctx.softmax_mask is None:
+            return grad_logits
+        return np.where(ctx.softmax_mask, grad_logits, grad_logits.dtype.type(0))
+
+    def _checked_mask(self, mask, x, what="mask"):
+        """Keras's Softmax takes any mask that broadcasts to the inputs (aligned on the last axes)."""
+        m = as_mask(self._who(), mask, what)
+        if m.ndim > x.ndim or any(a != 1 and a != b for a, b in zip(m.shape[::-1], x.shape[::-1])):
+            raise ValueError(f"{self._who()}: {what} must broadcast to the inputs of shape {x.shape} (each axis, "
+                             f"counted from the last, 1 or the inputs' size); received shape {m.shape}")
+        return m
+
     def get_config(self):
         return {**Layer.get_config(self), "axis": self.axis}
 
@@ -258,6 +290,8 @@ class Softmax(ReLU):
 class Dropout(Layer):
     """Inverted dropout: in training, zeroes a fraction `rate` of inputs and scales the rest by
     1 / (1 - rate); at inference, the identity."""
+
+    supports_masking = True   # the mask passes through (Keras 3)
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)

@@ -6,7 +6,11 @@ from .base import Layer, add_grad, check_initializer, check_regularizer
 
 
 class Embedding(Layer):
-    """Maps integer indices in [0, input_dim) to rows of `embeddings` (input_dim, output_dim)."""
+    """Maps integer indices in [0, input_dim) to rows of `embeddings` (input_dim, output_dim).
+
+    With `mask_zero=True` index 0 is padding: the output's mask (compute_mask, propagated by the
+    models to mask-aware layers) is `inputs != 0`, as in Keras 3.
+    """
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
                  mask_zero=False, **kwargs):
@@ -14,9 +18,7 @@ class Embedding(Layer):
         super().__init__(**kwargs)
         self.input_dim = _validation.positive_int("input_dim", input_dim)
         self.output_dim = _validation.positive_int("output_dim", output_dim)
-        if _validation.flag("mask_zero", mask_zero):
-            raise ValueError("mask_zero=True is not supported (cynet layers do not propagate masks)")
-        self.mask_zero = False
+        self.mask_zero = _validation.flag("mask_zero", mask_zero)
         self.embeddings_initializer = check_initializer("embeddings_initializer", embeddings_initializer, "uniform")
         self.embeddings_regularizer = check_regularizer("embeddings_regularizer", embeddings_regularizer)
 
@@ -45,6 +47,12 @@ class Embedding(Layer):
                              f"received inputs with values from {idx.min()} to {idx.max()}")
         idx = idx.astype(np.intp, copy=False)
         return idx
+
+    def compute_mask(self, inputs, mask=None):
+        """`inputs != 0` with mask_zero=True, else None (an input mask stops here, as in Keras)."""
+        if not self.mask_zero:
+            return None
+        return _validation.as_array(f"{self._who()}: inputs", inputs) != 0
 
     def _forward(self, ctx, inputs, training):
         ctx.indices = inputs

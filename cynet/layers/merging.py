@@ -49,6 +49,19 @@ def _fold(op, xs):
     return y
 
 
+def _mask_list(layer, inputs, mask):
+    """The masks of a merge layer's inputs as a list (None: no mask), checked as Keras checks them."""
+    if mask is None:
+        return None
+    if not isinstance(mask, (list, tuple)):
+        raise ValueError(f"{layer._who()}: mask should be a list, one mask (or None) per input; received "
+                         f"{type(mask).__name__}")
+    if not isinstance(inputs, (list, tuple)) or len(mask) != len(inputs):
+        raise ValueError(f"{layer._who()}: inputs and mask should be lists of the same length; received "
+                         f"{len(mask)} masks for {len(inputs) if isinstance(inputs, (list, tuple)) else 1} inputs")
+    return list(mask)
+
+
 class Merge(Layer):
     """Base of the elementwise merge layers (Keras's `Merge`): validation, broadcasting, and the
     reduction of gradients to each input's shape. Subclasses define `_merge(ctx, xs)` on inputs
@@ -58,6 +71,16 @@ class Merge(Layer):
     _multi_input = True
     _min_inputs = 1
     _max_inputs = None
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras's merge mask: the OR of the inputs' masks, or None unless every input has one."""
+        masks = _mask_list(self, inputs, mask)
+        if masks is None or any(m is None for m in masks):
+            return None
+        out = np.asarray(masks[0], dtype=bool)
+        for m in masks[1:]:
+            out = out | np.asarray(m, dtype=bool)
+        return out
 
     def _count_rule(self):
         if self._max_inputs == self._min_inputs:
@@ -296,6 +319,29 @@ class Concatenate(Layer):
         super()._check_inputs(xs)
         self._check_shapes([x.shape for x in xs])
 
+    def compute_mask(self, inputs, mask=None):
+        """Keras's Concatenate mask: each input's mask (all True for an input without one, a mask
+        of one axis less spread over the last axis) concatenated along `axis`, then any() over
+        the last axis."""
+        masks = _mask_list(self, inputs, mask)
+        if masks is None or all(m is None for m in masks):
+            return None
+        full = []
+        for x, m in zip(inputs, masks):
+            shape = np.shape(x)
+            if m is None:
+                full.append(np.ones(shape, dtype=bool))
+                continue
+            m = np.asarray(m, dtype=bool)
+            if m.ndim < len(shape):
+                m = m[..., None]
+            try:
+                full.append(np.broadcast_to(m, shape))
+            except ValueError:
+                raise ValueError(f"{self._who()}: a mask of shape {m.shape} does not fit its input of shape "
+                                 f"{shape}") from None
+        return np.concatenate(full, axis=self.axis).any(axis=-1)
+
     @staticmethod
     def _check_shapes_arg(who, input_shape):
         if not isinstance(input_shape, (list, tuple)) or not input_shape or not all(
@@ -351,6 +397,10 @@ class Dot(Layer):
 
     _multi_input = True
     _input_min_ndim = 2
+
+    def compute_mask(self, inputs, mask=None):
+        """No mask comes out of a dot product (Keras 3)."""
+        return None
 
     def __init__(self, axes, normalize=False, **kwargs):
         super().__init__(**kwargs)

@@ -13,6 +13,8 @@ class BatchNormalization(Layer):
     Weights, in Keras order: gamma (if scale), beta (if center), moving_mean, moving_variance.
     """
 
+    supports_masking = True   # the mask passes through (Keras 3)
+
     _nonempty_input = True
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
@@ -60,13 +62,25 @@ class BatchNormalization(Layer):
     def _from_last(self, a):
         return a if self._axis == a.ndim - 1 else np.moveaxis(a, -1, self._axis)
 
-    def _forward(self, ctx, inputs, training):
+    def _checked_mask(self, mask, x, what="mask"):
+        """Keras's rule: one axis less than the inputs (the feature axis last)."""
+        m = super()._checked_mask(mask, x, what)
+        if m.ndim != x.ndim - 1:
+            raise ValueError(f"{self._who()}: {what} must have one dimension less than the inputs of shape "
+                             f"{x.shape}; received shape {m.shape}")
+        return m
+
+    def _forward(self, ctx, inputs, training, mask=None):
         x = self._to_last(inputs)
         gamma = self.gamma.value if self.scale else None
         beta = self.beta.value if self.center else None
         ctx.training = training and self.trainable
         ctx.x = x
-        if ctx.training:
+        ctx.weights = None
+        if ctx.training and mask is not None:
+            kept = self._to_last(np.broadcast_to(mask[..., None], inputs.shape))   # (Keras: over all but the last axis)
+            y = self._masked_train_forward(ctx, x, kept, gamma, beta)
+        elif ctx.training:
             y, ctx.mean, ctx.inv_std = kernels.batch_norm_train_forward(
                 x, gamma, beta, self.moving_mean.value, self.moving_variance.value, momentum=self.momentum,
                 epsilon=self.epsilon)
@@ -77,9 +91,44 @@ class BatchNormalization(Layer):
             ctx.moving_variance = self.moving_variance.value.copy()
         return self._from_last(y)
 
+    def _masked_train_forward(self, ctx, x, kept, gamma, beta):
+        """Training on a masked batch (Keras 3's masked moments): the mean and variance of the
+        `kept` positions only (sums divided by their count + 1e-7, Keras's backend.epsilon),
+        every position normalized with them, the moving statistics updated with them."""
+        w = kept.astype(x.dtype)
+        axes = tuple(range(x.ndim - 1))
+        count = w.sum(axis=axes) + x.dtype.type(1e-7)
+        mean = (w * x).sum(axis=axes) / count
+        centered = x - mean
+        var = (w * centered * centered).sum(axis=axes) / count
+        inv_std = (1.0 / np.sqrt(var + self.epsilon)).astype(x.dtype)
+        ctx.weights, ctx.count, ctx.centered, ctx.inv_std = w, count, centered, inv_std
+        m = x.dtype.type(self.momentum)
+        self.moving_mean.value[...] = self.moving_mean.value * m + mean * (1 - m)
+        self.moving_variance.value[...] = self.moving_variance.value * m + var * (1 - m)
+        y = centered * inv_std
+        if gamma is not None:
+            y = y * gamma
+        return y + beta if beta is not None else y
+
+    def _masked_train_backward(self, ctx, dy):
+        """The gradient of _masked_train_forward: through x directly and through the masked
+        mean and variance (whose derivatives are w / count and 2 w (x - mean) / count)."""
+        axes = tuple(range(dy.ndim - 1))
+        xhat = ctx.centered * ctx.inv_std
+        dgamma, dbeta = (dy * xhat).sum(axis=axes), dy.sum(axis=axes)
+        dxhat = dy * self.gamma.value if self.scale else dy
+        w, count, centered, inv_std = ctx.weights, ctx.count, ctx.centered, ctx.inv_std
+        dvar = (dxhat * centered).sum(axis=axes) * (-0.5 * inv_std ** 3)
+        dmean = -inv_std * dxhat.sum(axis=axes) - 2 * dvar * (w * centered).sum(axis=axes) / count
+        dx = dxhat * inv_std + w * (dmean / count) + w * centered * (2 * dvar / count)
+        return dx.astype(dy.dtype, copy=False), dgamma, dbeta
+
     def _backward(self, ctx, grad, need_input_grad):
         dy = self._to_last(grad)
-        if ctx.training:
+        if ctx.weights is not None:
+            dx, dgamma, dbeta = self._masked_train_backward(ctx, dy)
+        elif ctx.training:
             gamma = self.gamma.value if self.scale else None
             dx, dgamma, dbeta = kernels.batch_norm_backward(dy, ctx.x, gamma, ctx.mean, ctx.inv_std)
         else:

@@ -12,12 +12,16 @@ of a 3-D input, (batch, steps, features) with data_format "channels_last" (the d
 GlobalMaxPooling1D routes each gradient to the first maximum along the steps (`argmax`), as the
 2-D pooling kernels do; a NaN counts as the maximum (the output is NaN, as np.max gives, and the
 first NaN gets the gradient). The steps axis must not be empty (there is nothing to pool); an
-empty batch or an empty features axis is fine. Masks are not supported.
+empty batch or an empty features axis is fine.
+
+GlobalAveragePooling1D is mask-aware (Keras 3): with a (batch, steps) mask it averages the kept
+steps only (a sample with every step masked gives 0/0 = NaN, as Keras does), and its output has
+no mask. GlobalMaxPooling1D, as in Keras, does not support masks.
 """
 import numpy as np
 
 from .. import _validation as _checks, kernels
-from .base import Layer
+from .base import Layer, as_mask
 from .reshaping import check_rank
 
 
@@ -136,16 +140,41 @@ class _GlobalPooling1D(Layer):
 
 
 class GlobalAveragePooling1D(_GlobalPooling1D):
-    """The mean over the steps axis."""
+    """The mean over the steps axis (over the kept steps, given a mask)."""
 
-    def _forward(self, ctx, inputs, training):
+    supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def _checked_mask(self, mask, x, what="mask"):
+        """A (batch, steps) mask."""
+        m = as_mask(self._who(), mask, what)
+        expected = (x.shape[0], x.shape[self._steps_axis()])
+        if m.shape != expected:
+            raise ValueError(f"{self._who()}: {what} must have shape (batch, steps) = {expected} for inputs of shape "
+                             f"{x.shape}; received shape {m.shape}")
+        return m
+
+    def _forward(self, ctx, inputs, training, mask=None):
         ctx.shape = inputs.shape
-        return inputs.mean(axis=self._steps_axis(), keepdims=self.keepdims)
+        axis = self._steps_axis()
+        if mask is None:
+            ctx.weights = None
+            return inputs.mean(axis=axis, keepdims=self.keepdims)
+        kept = np.expand_dims(mask, 2 if axis == 1 else 1)
+        count = kept.sum(axis=axis, keepdims=True, dtype=inputs.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):   # every step masked: 0/0 = NaN, as Keras
+            y = np.where(kept, inputs, inputs.dtype.type(0)).sum(axis=axis, keepdims=True) / count
+            ctx.weights = kept / count
+        return y if self.keepdims else np.squeeze(y, axis)
 
     def _backward(self, ctx, grad, need_input_grad):
+        g = self._grad_kept(grad)
+        if ctx.weights is not None:
+            return g * ctx.weights
         steps = ctx.shape[self._steps_axis()]
-        g = self._grad_kept(grad) * grad.dtype.type(1.0 / steps)
-        return np.broadcast_to(g, ctx.shape).copy()
+        return np.broadcast_to(g * grad.dtype.type(1.0 / steps), ctx.shape).copy()
 
 
 class GlobalMaxPooling1D(_GlobalPooling1D):

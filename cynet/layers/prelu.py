@@ -30,6 +30,8 @@ class PReLU(Layer):
             batch axis) along which alpha is shared (size 1).
     """
 
+    supports_masking = True   # the mask passes through (Keras 3)
+
     def __init__(self, alpha_initializer="Zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
                  **kwargs):
         super().__init__(**kwargs)

@@ -61,6 +61,8 @@ class Rescaling(Layer):
         offset: the same (default 0.0).
     """
 
+    supports_masking = True   # the mask passes through (Keras 3)
+
     def __init__(self, scale, offset=0.0, **kwargs):
         super().__init__(**kwargs)
         self.scale = _factor("scale", scale, self.dtype)

@@ -29,6 +29,8 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 class _Noise(Layer):
     """Base of the layers drawing noise in training: `rate` (or `stddev`) and `seed`."""
 
+    supports_masking = True   # the mask passes through (Keras 3)
+
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
         self._rng = make_rng(seed) if seed is not None else None
@@ -187,6 +189,7 @@ class ActivityRegularization(Layer):
 
     _user_call = True   # its call runs on Tensors: the penalty's ops are recorded
     _single_input = True   # one array (a nested list is that array)
+    supports_masking = True   # (the mask passes through, as in Keras)
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
         super().__init__(**kwargs)

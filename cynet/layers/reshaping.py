@@ -74,6 +74,8 @@ def _spatial_axes(data_format, n):
 class Identity(Layer):
     """Returns its input unchanged (Keras 3's `Identity`: a placeholder layer)."""
 
+    supports_masking = True   # the mask passes through (Keras 3)
+
     def _forward(self, ctx, inputs, training):
         return inputs
 

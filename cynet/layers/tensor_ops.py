@@ -14,6 +14,8 @@ _SCALAR_OPS = ("add", "subtract", "rsubtract", "multiply")
 class ScalarOp(Layer):
     """`x op value` for a real constant: op is "add", "subtract", "rsubtract" (value - x) or "multiply"."""
 
+    _warn_dropped_mask = False   # a Keras op on a masked tensor drops its mask silently
+
     def __init__(self, op, value, **kwargs):
         super().__init__(**kwargs)
         if op not in _SCALAR_OPS:
@@ -62,6 +64,8 @@ def _decode(item):
 
 class GetItem(Layer):
     """`x[key]` with basic indexing (integers, slices, None, Ellipsis) that keeps the batch axis."""
+
+    _warn_dropped_mask = False   # a Keras op on a masked tensor drops its mask silently
 
     def __init__(self, key, **kwargs):
         super().__init__(**kwargs)

@@ -5,11 +5,16 @@ Both are composite layers: their `call` composes layer calls (the wrapped layers
 recorded pieces such as a time reversal or a reshape), each recorded on the tape, so they need
 no backward of their own and train inside any model.
 """
-from .base import Layer
+from .base import Layer, as_mask
 from .merging import Add, Average, Concatenate, Multiply
 from .tensor_ops import GetItem, ReshapeBatch
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def _mask_argument(layer, mask):
+    """{"mask": mask} for a wrapped layer whose call takes one, else {}."""
+    return {"mask": mask} if mask is not None and layer._takes_mask else {}
 
 
 def _sequence_layer(layer, what):
@@ -50,6 +55,9 @@ class Bidirectional(Layer):
                 if getattr(backward_layer, attr) != getattr(layer, attr):
                     raise ValueError(f"backward_layer must have the same {attr} as layer; received "
                                      f"{getattr(backward_layer, attr)} and {getattr(layer, attr)}")
+        for inner in (layer, backward_layer):   # Keras: masked steps of returned sequences are zeros
+            if getattr(inner, "zero_output_for_mask", None) is not None:
+                inner.zero_output_for_mask = inner.return_sequences
         self.forward_layer = layer
         self.backward_layer = backward_layer
         self.merge_mode = merge_mode
@@ -74,11 +82,13 @@ class Bidirectional(Layer):
         outputs = [out, out] if self.merge_mode is None else [out]
         return outputs + states + states if (self.return_state or self.merge_mode is None) else out
 
-    def call(self, inputs, training=False, initial_state=None):
+    supports_masking = True
+
+    def call(self, inputs, training=False, initial_state=None, mask=None):
         if initial_state is not None:
             raise NotImplementedError("Bidirectional(...)(x, initial_state=...) is not supported yet")
-        forward = self.forward_layer(inputs, training=training)
-        backward = self.backward_layer(inputs, training=training)
+        forward = self.forward_layer(inputs, training=training, **_mask_argument(self.forward_layer, mask))
+        backward = self.backward_layer(inputs, training=training, **_mask_argument(self.backward_layer, mask))
         if self.return_state:
             forward, forward_states = forward[0], forward[1:]
             backward, backward_states = backward[0], backward[1:]
@@ -88,6 +98,20 @@ class Bidirectional(Layer):
         if self.return_state:
             return outputs + list(forward_states) + list(backward_states)
         return outputs if self._merge is None else outputs[0]
+
+    def compute_mask(self, inputs, mask=None):
+        """Keras's: the input mask on the sequence output(s) (both, with merge_mode None) when
+        return_sequences, none on the states."""
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if self.return_sequences:
+            out = mask if self.merge_mode is not None else [mask, mask]
+        else:
+            out = None if self.merge_mode is not None else [None, None]
+        if self.return_state:
+            n = 2 * self.forward_layer._n_states()
+            return (out if isinstance(out, list) else [out]) + [None] * n
+        return out
 
     def get_config(self):
         from . import serialize
@@ -137,9 +161,23 @@ class TimeDistributed(Layer):
             raise ValueError(f"{self._who()}: the wrapped layer must have one output")
         return (input_shape[0], input_shape[1]) + tuple(inner[1:])
 
-    def call(self, inputs, training=False):
+    supports_masking = True   # the (batch, steps) mask passes through (Keras 3)
+
+    def _checked_mask(self, mask, x, what="mask"):
+        """At least (batch, steps), matching the inputs' first two axes (Keras's check)."""
+        m = as_mask(self._who(), mask, what)
+        if m.ndim < 2 or m.ndim > x.ndim or m.shape != x.shape[:m.ndim]:
+            raise ValueError(f"{self._who()}: {what} must be at least 2-dimensional, (batch, steps) = {x.shape[:2]} "
+                             f"and then the inputs' next axes, for inputs of shape {x.shape}; received shape "
+                             f"{m.shape}")
+        return m
+
+    def call(self, inputs, training=False, mask=None):
         self._inner_shape(inputs.shape)
-        y = self.layer(self._merge_time(inputs), training=training)
+        inner = {}
+        if mask is not None and self.layer._takes_mask:   # each step's mask goes to the wrapped layer
+            inner["mask"] = mask.reshape((-1,) + mask.shape[2:])
+        y = self.layer(self._merge_time(inputs), training=training, **inner)
         if isinstance(y, (list, tuple)):
             raise ValueError(f"{self._who()}: the wrapped layer must have one output")
         return self._split_time(y, leading=inputs.shape[:2])

@@ -5,7 +5,16 @@ Building walks from the outputs back to the inputs through each tensor's node, g
 in topological order; calling runs them in that order on arrays, each layer call recording itself
 on the active tape as any call does, so training, shared layers and nested models need nothing
 more.
+
+Masks (Keras 3) are kept per graph tensor during a call (a dict beside the values, so concurrent
+calls share nothing): a node's layer gets the mask of its first argument (a list of masks for a
+list of inputs) as `mask=` unless the call gives one or passes other tensors (Keras's rule), and
+its output tensors get compute_mask's. `model(x, mask=...)` sets the inputs' masks (one per
+input, a list or a dict by name); a nested model takes its inputs' masks in and gives its
+outputs' masks out. Nodes cost nothing more while no mask exists.
 """
+import inspect
+
 import numpy as np
 
 from .. import tape as _tape
@@ -14,9 +23,10 @@ from ..graph import KerasTensor, flatten, map_structure
 from ..layers import InputLayer
 from ..layers import deserialize as deserialize_layer
 from ..layers import serialize as serialize_layer
+from ..layers.base import structure_mask
 from ..trainers.trainer import _describe
 from ..utils.serialization import custom_object_scope
-from .model import Model, _same_samples
+from .model import Model, _same_samples, nested_masked_call
 
 
 class Functional(Model):
@@ -132,23 +142,84 @@ class Functional(Model):
                 for t, v, label in zip(self.inputs, values, labels)]
 
     def _invoke(self, tape, inputs, training, kwargs):
+        mask, sink = kwargs.pop("mask", None), kwargs.pop("_mask_sink", None)
         if kwargs:
             raise TypeError(f"model '{self.name}': unexpected call arguments {sorted(kwargs)}")
         x = self._prepare_call_inputs(inputs, tape)
-        return tuple(x), self.call(x, training=training)
+        outputs, masks = self._run(x, training, mask)
+        if sink is not None:
+            sink.append(masks)
+        return tuple(x), outputs
 
-    def call(self, inputs, training=False):
-        """Run the graph on `inputs` (arrays in the order of model.inputs, as a list)."""
+    def call(self, inputs, training=False, mask=None):
+        """Run the graph on `inputs` (arrays in the order of model.inputs, as a list); `mask`: the
+        inputs' masks (one, or a list with one per input, None where an input has none)."""
+        return self._run(inputs, training, mask)[0]
+
+    def _run(self, inputs, training, mask=None):
+        """(the outputs, their masks in the outputs' structure). Masks travel beside the arrays,
+        one per node tensor (Keras 3 attaches them to the tensors): each node's layer gets its
+        inputs' masks and its outputs get compute_mask's. With no mask given and no layer that
+        can make one, it is the plain walk (masks None)."""
         flat = inputs if isinstance(inputs, list) and len(inputs) == len(self.inputs) else \
             self._prepare_call_inputs(inputs)
         values = {id(t): v for t, v in zip(self.inputs, flat)}
+        if mask is None and not any(layer._mask_source for layer in self._maybe_mask_sources):
+            for node in self._nodes:   # no mask anywhere: the plain walk
+                args = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.arguments)
+                kwargs = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.kwargs)
+                out = node.layer(args, training=training, **kwargs)
+                for t, v in zip(node.outputs, flatten(out) if isinstance(out, (list, tuple)) else [out]):
+                    values[id(t)] = v
+            return map_structure(lambda t: values[id(t)], self._outputs_struct), None
+        masks = self._input_masks(flat, mask) if mask is not None else {}
         for node in self._nodes:
             args = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.arguments)
             kwargs = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.kwargs)
-            out = node.layer(args, training=training, **kwargs)
+            layer = node.layer
+            if masks or layer._mask_source:
+                previous = structure_mask(map_structure(
+                    lambda t: masks.get(id(t)) if isinstance(t, KerasTensor) else None, node.arguments))
+                # Keras fills `mask` only for a call whose one tensor argument is the first
+                auto = not any(isinstance(t, KerasTensor) for t in flatten(node.kwargs))
+                out, out_mask = layer._masked_call(args, previous, training, kwargs, auto)
+                out_masks = flatten(out_mask) if isinstance(out_mask, (list, tuple)) else [out_mask]
+                for t, m in zip(node.outputs, out_masks):
+                    if m is not None:
+                        masks[id(t)] = m
+            else:
+                out = layer(args, training=training, **kwargs)
             for t, v in zip(node.outputs, flatten(out) if isinstance(out, (list, tuple)) else [out]):
                 values[id(t)] = v
-        return map_structure(lambda t: values[id(t)], self._outputs_struct)
+        return (map_structure(lambda t: values[id(t)], self._outputs_struct),
+                map_structure(lambda t: masks.get(id(t)), self._outputs_struct))
+
+    def _input_masks(self, flat, mask):
+        """{id(input tensor): its mask} from the `mask` of a call: one mask for a one-input model,
+        else a list (or a dict by input name) with one mask or None per input."""
+        if isinstance(mask, dict):
+            mask = [mask.get(name) for name in self.input_names]
+        elif len(self.inputs) == 1 and not isinstance(mask, (list, tuple)):
+            mask = [mask]
+        checked = self._checked_mask(list(mask) if isinstance(mask, (list, tuple)) else mask, list(flat))
+        return {id(t): m for t, m in zip(self.inputs, checked) if m is not None}
+
+    @property
+    def _mask_source(self):
+        return any(layer._mask_source for layer in self._maybe_mask_sources)
+
+    @property
+    def _maybe_mask_sources(self):
+        """The layers of the graph that may make a mask from none: those whose class defines
+        compute_mask, and nested models (whose own layers decide; they may still change)."""
+        found = self.__dict__.get("_mask_sources_cache")
+        if found is None:
+            found = [node.layer for node in self._nodes if node.layer._mask_source
+                     or isinstance(inspect.getattr_static(type(node.layer), "_mask_source", None), property)]
+            self.__dict__["_mask_sources_cache"] = found
+        return found
+
+    _masked_call = nested_masked_call   # the input masks go in, the mask its layers leave comes out
 
     # ---------------------------------------------------------------- data
     def _prepare_x(self, x, name="x"):

@@ -249,3 +249,16 @@ def _human_bytes(n):
         if n < 1024 or unit == "GB":
             return f"{n:.2f} {unit}" if unit != "B" else f"{n} B"
         n /= 1024
+
+
+def nested_masked_call(model, inputs, mask, training, kwargs, auto=True):
+    """Layer._masked_call for a Sequential or Functional model inside a model: the masks of its
+    inputs go in as its `mask`, and the masks its own layers leave on its outputs come out (the
+    model's _invoke hands them to `_mask_sink`), as Keras's tensors carry them out of a model."""
+    from ..layers.base import structure_mask
+    sink = []
+    kwargs = dict(kwargs, _mask_sink=sink)
+    if kwargs.get("mask") is None and mask is not None and auto:
+        kwargs["mask"] = mask
+    outputs = model(inputs, training=training, **kwargs)
+    return outputs, structure_mask(sink[0]) if sink else None

@@ -8,7 +8,7 @@ from ..layers import InputLayer, Layer
 from ..layers import deserialize as deserialize_layer
 from ..layers import serialize as serialize_layer
 from ..layers.base import unique_name
-from .model import Model
+from .model import Model, nested_masked_call
 
 
 class Sequential(Model):
@@ -127,6 +127,7 @@ class Sequential(Model):
 
     # ---------------------------------------------------------------- forward / backward
     def _invoke(self, tape, inputs, training, kwargs):
+        mask, sink = kwargs.pop("mask", None), kwargs.pop("_mask_sink", None)
         if kwargs:
             raise TypeError(f"Sequential model '{self.name}': unexpected call arguments {sorted(kwargs)}")
         if not self._layers:
@@ -134,13 +135,31 @@ class Sequential(Model):
         x = _tape.record_cast(tape, inputs, self._layers[0]._convert_input(inputs))
         if not self.built:
             self.build((None,) + x.shape[1:])
-        return (x,), self.call(x, training=training)
+        if mask is not None:
+            mask = self._checked_mask(mask, x)
+        y, mask = self._run(x, training, mask)
+        if sink is not None:
+            sink.append(mask)
+        return (x,), y
 
-    def call(self, inputs, training=False):
-        x = inputs
+    def call(self, inputs, training=False, mask=None):
+        return self._run(inputs, training, mask)[0]
+
+    def _run(self, x, training, mask):
+        """Run the layers in order: (the output, its mask). Masks (Keras 3) go from each layer to
+        the next; a model with no mask source and no input mask takes the plain loop."""
         for layer in self._layers:
-            x = layer(x, training=training)
-        return x
+            if mask is None and not layer._mask_source:
+                x = layer(x, training=training)
+            else:
+                x, mask = layer._masked_call(x, mask, training, {})
+        return x, mask
+
+    @property
+    def _mask_source(self):
+        return any(layer._mask_source for layer in self._layers)
+
+    _masked_call = nested_masked_call   # the input masks go in, the mask its layers leave comes out
 
     # ---------------------------------------------------------------- data
     def _prepare_x(self, x, name="x"):

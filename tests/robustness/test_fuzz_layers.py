@@ -408,7 +408,7 @@ def make_batch_norm(c):
 
 @layer_spec(L.Embedding, {"input_dim": (INT_BAD, [5, 100]), "output_dim": (INT_BAD, [1, 4]),
                           "embeddings_initializer": (INIT_BAD, INIT_OK), "embeddings_regularizer": (REG_BAD, REG_OK),
-                          "mask_zero": ([True, "a", 1, None], [False])}, index_input=True)
+                          "mask_zero": (["a", 1, None], [False, True])}, index_input=True)
 def make_embedding(c):
     dim = c.int(2, 10)
     return _case(c, dict(input_dim=dim, output_dim=c.int(1, 4)), _shape(c, 1, 3), index_dim=dim)
@@ -592,6 +592,12 @@ AMOUNT_BAD = [-1, True, 1.5, "1", None, (1,), (1, 2, 3), (1, -1), (1, 1.5), (Tru
 AMOUNT_2D_BAD = AMOUNT_BAD + [((1, 2, 3), (0, 0)), ((-1, 0), (0, 0)), (("a", 0), (0, 0)), ((0, 0), (0, True)),
                               (1, 2, 3), ((1, 1),), "ab"]
 NOISE_SEED = (SEED_BAD, [0, 123, np.int64(5)])   # (seeded: both backends draw the same noise)
+
+
+@layer_spec(L.Masking, {"mask_value": (["a", None, True, 1j, [0.0], object()], [0.0, -1, 1.5, NAN, np.float32(2.0)])},
+            min_ndim=2)
+def make_masking(c):
+    return _case(c, dict(mask_value=c.choice([0.0, 1.0, -0.5])), _shape(c, 2, 4))
 
 
 @layer_spec(L.Identity, {})
