@@ -381,24 +381,22 @@ class Layer:
             if not isinstance(inputs, (list, tuple)) or not inputs:
                 raise TypeError(f"{self._who()}: inputs must be a non-empty list of arrays; received "
                                 f"{type(inputs).__name__}")
-            x = [_tape.record_cast(tape, a, self._convert_input(a)) for a in inputs]
+            # (a Tensor from a user's call is taken as a plain array, linked on the tape: a built-in
+            # layer computes on plain arrays)
+            x = [_tape.record_cast(tape, a, self._convert_input(_opcore.plain(a))) for a in inputs]
             self._check_inputs(x)
             taken = tuple(x)
-            if any(type(a) is _opcore.Tensor for a in x):   # a built-in forward computes on plain arrays
-                x = [_opcore.plain(a) for a in x]
             self._maybe_build([(None,) + a.shape[1:] for a in x])
             for shape in _graph.flatten_shapes(self.compute_output_shape([a.shape for a in x])):
                 _validation.check_size(f"{self._who()}: inputs", shape, self.dtype.itemsize,   # (views can be tiny
                                        "the output")                                         # and their output huge)
         else:
-            x = self._convert_input(inputs)
+            x = self._convert_input(_opcore.plain(inputs))
             if x is not inputs:
                 _tape.record_cast(tape, inputs, x)
             self._check_input(x)
             self._maybe_build((None,) + x.shape[1:])
             taken = (x,)
-            if type(x) is _opcore.Tensor:   # a built-in forward computes on plain arrays
-                x = _opcore.plain(x)
         if kwargs:
             self._take_mask_argument(kwargs, x)
         ctx = _tape.Context()
@@ -662,11 +660,8 @@ class Layer:
     def compute_output_shape(self, input_shape):
         """The output shape for `input_shape`: the input's for a built-in layer that keeps it; a
         user-written layer (its own `call`) without this method runs once on zeros to find it."""
-        if self._user_call and self.built:
-            several = bool(input_shape) and all(isinstance(s, (tuple, list)) for s in input_shape)
-            spec = [_graph.KerasTensor(tuple(s), self.dtype.name) for s in input_shape] if several else \
-                _graph.KerasTensor(tuple(input_shape), self.dtype.name)
-            return self._traced_output_shapes(spec, False, {})
+        if self._user_call and self.built and all(v is None or isinstance(v, (int, np.integer)) for v in input_shape):
+            return self._traced_output_shapes(_graph.KerasTensor(tuple(input_shape), self.dtype.name), False, {})
         return tuple(input_shape)
 
     # ------------------------------------------------------------------- config
