@@ -41,65 +41,183 @@ cdef extern from *:
     #include <math.h>
     #include "cynet_simd.h"
 
-    #define CYNET_LN_LANES 16
+    #define CYNET_LN_BLOCK 16   /* rows whose dgamma, dbeta terms are summed in T before double */
 
-    /* s = sum over i < n of EXPR(i), EXPR a double, on CYNET_LN_LANES accumulators */
-    #define CYNET_LN_REDUCE(s, n, EXPR) do {                                                  \
-            double acc_[CYNET_LN_LANES]; Py_ssize_t i_ = 0; int j_;                           \
-            for (j_ = 0; j_ < CYNET_LN_LANES; j_++) acc_[j_] = 0.0;                          \
-            for (; i_ + CYNET_LN_LANES <= (n); i_ += CYNET_LN_LANES)                          \
-                for (j_ = 0; j_ < CYNET_LN_LANES; j_++) { Py_ssize_t i = i_ + j_; acc_[j_] += (EXPR); } \
-            for (; i_ < (n); i_++) { Py_ssize_t i = i_; acc_[0] += (EXPR); }                 \
-            s = 0.0;                                                                          \
-            for (j_ = 0; j_ < CYNET_LN_LANES; j_++) s += acc_[j_];                           \
-        } while (0)
+    /* The row reductions. GCC does not reassociate a floating sum, so a plain loop stays scalar:
+       with GCC's (and clang's) vector extensions the sums run on two vectors of lanes each,
+       whatever the clone's ISA, in a fixed order; elsewhere (CYNET_LN_VEC 0), scalar. For
+       float data the lanes are float partial sums of at most CYNET_LN_FLUSH / 32 terms, each
+       added into the double totals when full: double accumulation at a fraction of the cost
+       of converting every element (the float partials carry at most 8 roundings). Inlined
+       into the CYNET_CLONES callers, so they compile for each clone's ISA. */
+    #define CYNET_LN_FLUSH 256
+    #if defined(__GNUC__)
+    #define CYNET_LN_VEC 1
+    #define CYNET_LN_INLINE static inline __attribute__((always_inline))
+    typedef double cynet_v8d __attribute__((vector_size(64)));
+    typedef float cynet_v16f __attribute__((vector_size(64)));
+    CYNET_LN_INLINE double cynet_ln_hsum16f(cynet_v16f v) {
+        double s = 0.0; int j;
+        for (j = 0; j < 16; j++) s += (double)v[j];
+        return s;
+    }
+    CYNET_LN_INLINE double cynet_ln_hsum8d(cynet_v8d v) {
+        return (((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])));
+    }
+    #else
+    #define CYNET_LN_VEC 0
+    #define CYNET_LN_INLINE static inline
+    #endif
+
+    /* s1 = sum(x - x0), s2 = sum((x - x0)^2); x0 is x's first value (exact in T) */
+    CYNET_LN_INLINE void cynet_ln_stats_f(const float* x, Py_ssize_t n, double* s1, double* s2) {
+        Py_ssize_t i = 0; double r1 = 0.0, r2 = 0.0; const float x0 = x[0];
+    #if CYNET_LN_VEC
+        while (i + 32 <= n) {
+            cynet_v16f a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, u, v;
+            Py_ssize_t e = i + CYNET_LN_FLUSH <= n ? i + CYNET_LN_FLUSH : n - (n - i) % 32;
+            for (; i < e; i += 32) {
+                memcpy(&u, x + i, 64); memcpy(&v, x + i + 16, 64);
+                u -= x0; v -= x0;
+                a1 += u; b1 += v; a2 += u * u; b2 += v * v;
+            }
+            r1 += cynet_ln_hsum16f(a1 + b1); r2 += cynet_ln_hsum16f(a2 + b2);
+        }
+    #endif
+        for (; i < n; i++) { double d = (double)(x[i] - x0); r1 += d; r2 += d * d; }
+        *s1 = r1; *s2 = r2;
+    }
+    CYNET_LN_INLINE void cynet_ln_stats_d(const double* x, Py_ssize_t n, double* s1, double* s2) {
+        Py_ssize_t i = 0; double r1 = 0.0, r2 = 0.0; const double x0 = x[0];
+    #if CYNET_LN_VEC
+        if (n >= 16) {
+            cynet_v8d a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, u, v;
+            for (; i + 16 <= n; i += 16) {
+                memcpy(&u, x + i, 64); memcpy(&v, x + i + 8, 64);
+                u -= x0; v -= x0;
+                a1 += u; b1 += v; a2 += u * u; b2 += v * v;
+            }
+            r1 = cynet_ln_hsum8d(a1 + b1); r2 = cynet_ln_hsum8d(a2 + b2);
+        }
+    #endif
+        for (; i < n; i++) { double d = x[i] - x0; r1 += d; r2 += d * d; }
+        *s1 = r1; *s2 = r2;
+    }
+    /* A = sum(w), B = sum(w * ((x - c) * st)), w = dy * g: products in T, sums as above */
+    CYNET_LN_INLINE void cynet_ln_gsums_f(const float* dy, const float* x, const float* g, Py_ssize_t n,
+                                          float c, float st, double* A, double* B) {
+        Py_ssize_t i = 0; double r1 = 0.0, r2 = 0.0;
+    #if CYNET_LN_VEC
+        while (i + 32 <= n) {
+            cynet_v16f a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, d, xv, gv, w;
+            Py_ssize_t e = i + CYNET_LN_FLUSH <= n ? i + CYNET_LN_FLUSH : n - (n - i) % 32;
+            for (; i < e; i += 32) {
+                memcpy(&d, dy + i, 64); memcpy(&xv, x + i, 64); memcpy(&gv, g + i, 64);
+                w = d * gv; a1 += w; a2 += w * ((xv - c) * st);
+                memcpy(&d, dy + i + 16, 64); memcpy(&xv, x + i + 16, 64); memcpy(&gv, g + i + 16, 64);
+                w = d * gv; b1 += w; b2 += w * ((xv - c) * st);
+            }
+            r1 += cynet_ln_hsum16f(a1 + b1); r2 += cynet_ln_hsum16f(a2 + b2);
+        }
+    #endif
+        for (; i < n; i++) { float w = dy[i] * g[i]; r1 += (double)w; r2 += (double)(w * ((x[i] - c) * st)); }
+        *A = r1; *B = r2;
+    }
+    CYNET_LN_INLINE void cynet_ln_gsums_d(const double* dy, const double* x, const double* g, Py_ssize_t n,
+                                          double c, double st, double* A, double* B) {
+        Py_ssize_t i = 0; double r1 = 0.0, r2 = 0.0;
+    #if CYNET_LN_VEC
+        if (n >= 16) {
+            cynet_v8d a1 = {0}, b1 = {0}, a2 = {0}, b2 = {0}, d, xv, gv, w;
+            for (; i + 16 <= n; i += 16) {
+                memcpy(&d, dy + i, 64); memcpy(&xv, x + i, 64); memcpy(&gv, g + i, 64);
+                w = d * gv; a1 += w; a2 += w * ((xv - c) * st);
+                memcpy(&d, dy + i + 8, 64); memcpy(&xv, x + i + 8, 64); memcpy(&gv, g + i + 8, 64);
+                w = d * gv; b1 += w; b2 += w * ((xv - c) * st);
+            }
+            r1 = cynet_ln_hsum8d(a1 + b1); r2 = cynet_ln_hsum8d(a2 + b2);
+        }
+    #endif
+        for (; i < n; i++) { double w = dy[i] * g[i]; r1 += w; r2 += w * ((x[i] - c) * st); }
+        *A = r1; *B = r2;
+    }
 
     #define CYNET_LN_KERNELS(T, S)                                                              \
-    /* layer norm forward over rows [0, M) of (M, C) */                                          \
+    /* layer norm forward over rows [0, M) of (M, C): the statistics in one pass, about the     \
+       row's first value (in double: exact for any offset the data can have) */                 \
     CYNET_CLONES static void cynet_ln_fwd_##S(const T* x, T* y, Py_ssize_t M, Py_ssize_t C,     \
             const T* g, const T* b, double eps, int rms, T* mean, T* inv) {                      \
         Py_ssize_t r, i;                                                                         \
+        const double inv_c = 1.0 / (double)C;                                                    \
         for (r = 0; r < M; r++) {                                                                \
             const T* xr = x + r * C; T* yr = y + r * C;                                          \
-            double mu, var, sd; T m, st, c;                                                      \
-            CYNET_LN_REDUCE(mu, C, (double)xr[i]);                                               \
-            mu = mu / (double)C;                                                                 \
-            CYNET_LN_REDUCE(var, C, ((double)xr[i] - mu) * ((double)xr[i] - mu));                \
-            sd = 1.0 / sqrt(var / (double)C + eps);                                              \
-            m = (T)mu; st = (T)sd; c = rms ? (T)0 : m;                                           \
+            const double x0 = (double)xr[0];                                                     \
+            double s1, s2, mu, var, sd; T m, st, c;                                              \
+            cynet_ln_stats_##S(xr, C, &s1, &s2);                \
+            mu = s1 * inv_c;                                                                     \
+            var = s2 * inv_c - mu * mu;                                                          \
+            var = var > 0.0 ? var : 0.0;                                                         \
+            sd = 1.0 / sqrt(var + eps);                                                          \
+            m = (T)(x0 + mu); st = (T)sd; c = rms ? (T)0 : m;                                    \
             mean[r] = m; inv[r] = st;                                                            \
             CYNET_IVDEP                                                                          \
             for (i = 0; i < C; i++) yr[i] = ((xr[i] - c) * st) * g[i] + b[i];                    \
         }                                                                                        \
     }                                                                                            \
-    /* layer norm backward over rows [0, M); dg, db: C doubles, accumulated into */             \
+    /* layer norm backward over rows [0, M); dg, db: C doubles, accumulated into; fg, fb: C T's \
+       of scratch (a block of rows' dgamma, dbeta terms, added to dg, db per block). Rows go in \
+       pairs, so the block sums are loaded and stored once per two rows. */                    \
     CYNET_CLONES static void cynet_ln_bwd_##S(const T* dy, const T* x, T* dx, Py_ssize_t M,     \
             Py_ssize_t C, const T* g, const T* mean, const T* inv, int rms, double* dg,         \
-            double* db) {                                                                        \
-        Py_ssize_t r, i;                                                                         \
+            double* db, T* fg, T* fb) {                                                          \
+        Py_ssize_t r, i, r0;                                                                     \
         const double inv_c = 1.0 / (double)C;                                                    \
-        for (r = 0; r < M; r++) {                                                                \
-            const T* dr = dy + r * C; const T* xr = x + r * C; T* out = dx + r * C;              \
-            const T m = mean[r], st = inv[r], c = rms ? (T)0 : m;                                \
-            double A = 0.0, B, s = (double)st; T k1, k2;                                         \
-            if (!rms) CYNET_LN_REDUCE(A, C, (double)(dr[i] * g[i]));                             \
-            CYNET_LN_REDUCE(B, C, (double)((dr[i] * g[i]) * ((xr[i] - c) * st)));                \
-            k1 = (T)(-s * A * inv_c); k2 = (T)(-s * B * inv_c);                                  \
-            if (rms) {                                                                           \
-                CYNET_IVDEP                                                                      \
-                for (i = 0; i < C; i++) {                                                        \
-                    T d = dr[i];                                                                 \
-                    out[i] = (st * (d * g[i]) + k2 * ((xr[i] - m) * st)) + k1;                   \
-                    dg[i] += (double)(d * (xr[i] * st)); db[i] += (double)d;                     \
-                }                                                                                \
-            } else {                                                                             \
-                CYNET_IVDEP                                                                      \
-                for (i = 0; i < C; i++) {                                                        \
-                    T d = dr[i], xh = (xr[i] - m) * st;                                          \
-                    out[i] = (st * (d * g[i]) + k2 * xh) + k1;                                   \
-                    dg[i] += (double)(d * xh); db[i] += (double)d;                               \
+        for (r0 = 0; r0 < M; r0 += CYNET_LN_BLOCK) {                                             \
+            const Py_ssize_t r1 = r0 + CYNET_LN_BLOCK < M ? r0 + CYNET_LN_BLOCK : M;             \
+            for (i = 0; i < C; i++) { fg[i] = (T)0; fb[i] = (T)0; }                              \
+            for (r = r0; r < r1; r += 2) {                                                       \
+                /* rows a = r and b = r + 1 (b = a when r is the block's odd last row) */       \
+                const int two = r + 1 < r1;                                                      \
+                const Py_ssize_t rb = two ? r + 1 : r;                                           \
+                const T* da = dy + r * C; const T* xa = x + r * C; T* oa = dx + r * C;          \
+                const T* db_ = dy + rb * C; const T* xb = x + rb * C; T* ob = dx + rb * C;      \
+                const T ma = mean[r], sa = inv[r], mb = mean[rb], sb = inv[rb];                  \
+                double A, B; T k1a, k2a, k1b, k2b;                                               \
+                cynet_ln_gsums_##S(da, xa, g, C, rms ? (T)0 : ma, sa, &A, &B);                   \
+                if (rms) A = 0.0;                                                                \
+                k1a = (T)(-(double)sa * A * inv_c); k2a = (T)(-(double)sa * B * inv_c);          \
+                cynet_ln_gsums_##S(db_, xb, g, C, rms ? (T)0 : mb, sb, &A, &B);                  \
+                if (rms) A = 0.0;                                                                \
+                k1b = (T)(-(double)sb * A * inv_c); k2b = (T)(-(double)sb * B * inv_c);          \
+                if (rms) {                                                                       \
+                    for (i = 0; i < C; i++) {                                                    \
+                        T d = da[i];                                                             \
+                        oa[i] = (sa * (d * g[i]) + k2a * ((xa[i] - ma) * sa)) + k1a;             \
+                        fg[i] += d * (xa[i] * sa); fb[i] += d;                                   \
+                    }                                                                            \
+                    if (two) for (i = 0; i < C; i++) {                                           \
+                        T d = db_[i];                                                            \
+                        ob[i] = (sb * (d * g[i]) + k2b * ((xb[i] - mb) * sb)) + k1b;             \
+                        fg[i] += d * (xb[i] * sb); fb[i] += d;                                   \
+                    }                                                                            \
+                } else if (two) {                                                                \
+                    CYNET_IVDEP                                                                  \
+                    for (i = 0; i < C; i++) {                                                    \
+                        T d0 = da[i], h0 = (xa[i] - ma) * sa, d1 = db_[i], h1 = (xb[i] - mb) * sb; \
+                        oa[i] = (sa * (d0 * g[i]) + k2a * h0) + k1a;                             \
+                        ob[i] = (sb * (d1 * g[i]) + k2b * h1) + k1b;                             \
+                        fg[i] += d0 * h0 + d1 * h1; fb[i] += d0 + d1;                            \
+                    }                                                                            \
+                } else {                                                                         \
+                    CYNET_IVDEP                                                                  \
+                    for (i = 0; i < C; i++) {                                                    \
+                        T d0 = da[i], h0 = (xa[i] - ma) * sa;                                    \
+                        oa[i] = (sa * (d0 * g[i]) + k2a * h0) + k1a;                             \
+                        fg[i] += d0 * h0; fb[i] += d0;                                           \
+                    }                                                                            \
                 }                                                                                \
             }                                                                                    \
+            for (i = 0; i < C; i++) { dg[i] += (double)fg[i]; db[i] += (double)fb[i]; }          \
         }                                                                                        \
     }                                                                                            \
     /* group norm forward over samples [0, N) of (N, Sp, C), G groups of K = C / G channels.    \
@@ -197,10 +315,10 @@ cdef extern from *:
                         const double* b, double eps, int rms, double* mean, double* inv) noexcept nogil
     void cynet_ln_bwd_f(const float* dy, const float* x, float* dx, Py_ssize_t M, Py_ssize_t C,
                         const float* g, const float* mean, const float* inv, int rms, double* dg,
-                        double* db) noexcept nogil
+                        double* db, float* fg, float* fb) noexcept nogil
     void cynet_ln_bwd_d(const double* dy, const double* x, double* dx, Py_ssize_t M, Py_ssize_t C,
                         const double* g, const double* mean, const double* inv, int rms, double* dg,
-                        double* db) noexcept nogil
+                        double* db, double* fg, double* fb) noexcept nogil
     void cynet_gn_fwd_f(const float* x, float* y, Py_ssize_t N, Py_ssize_t Sp, Py_ssize_t C,
                         Py_ssize_t G, const float* g, const float* b, double eps, float* mean,
                         float* inv, double* col, double* muc, float* cm, float* cs) noexcept nogil
@@ -322,16 +440,17 @@ def layer_norm_backward(const floating[:, ::1] dy, const floating[:, ::1] x, gam
     part_b = np.zeros((nt, C), dtype=np.float64)
     cdef double[:, ::1] pg = part_g
     cdef double[:, ::1] pb = part_b
+    cdef floating[:, ::1] scr = np.empty((nt, 2 * C), dtype=dtype)
     cdef Py_ssize_t t, r0, r1
     for t in prange(nt, nogil=True, schedule="static", num_threads=nt):
         r0 = (t * M) // nt
         r1 = ((t + 1) * M) // nt
         if floating is float:
             cynet_ln_bwd_f(&dy[r0, 0], &x[r0, 0], &dx[r0, 0], r1 - r0, C, &g[0], &mean[r0],
-                           &inv_std[r0], rms, &pg[t, 0], &pb[t, 0])
+                           &inv_std[r0], rms, &pg[t, 0], &pb[t, 0], &scr[t, 0], &scr[t, C])
         else:
             cynet_ln_bwd_d(&dy[r0, 0], &x[r0, 0], &dx[r0, 0], r1 - r0, C, &g[0], &mean[r0],
-                           &inv_std[r0], rms, &pg[t, 0], &pb[t, 0])
+                           &inv_std[r0], rms, &pg[t, 0], &pb[t, 0], &scr[t, 0], &scr[t, C])
     return dx_out, _reduce_partials(pg, dtype), _reduce_partials(pb, dtype)
 
 
