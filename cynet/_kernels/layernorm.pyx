@@ -83,8 +83,12 @@ cdef extern from *:
             }
             r1 += cynet_ln_hsum16f(a1 + b1); r2 += cynet_ln_hsum16f(a2 + b2);
         }
+        if ((r1 - r1) != 0.0 || (r2 - r2) != 0.0) {   /* a float partial overflowed (|x| ~ 1e20): */
+            r1 = 0.0; r2 = 0.0;                       /* the row again, every term in double */
+            for (i = 0; i < n; i++) { double d = (double)x[i] - (double)x0; r1 += d; r2 += d * d; }
+        }
     #endif
-        for (; i < n; i++) { double d = (double)(x[i] - x0); r1 += d; r2 += d * d; }
+        for (; i < n; i++) { double d = (double)x[i] - (double)x0; r1 += d; r2 += d * d; }
         *s1 = r1; *s2 = r2;
     }
     CYNET_LN_INLINE void cynet_ln_stats_d(const double* x, Py_ssize_t n, double* s1, double* s2) {
@@ -119,8 +123,12 @@ cdef extern from *:
             }
             r1 += cynet_ln_hsum16f(a1 + b1); r2 += cynet_ln_hsum16f(a2 + b2);
         }
+        if ((r1 - r1) != 0.0 || (r2 - r2) != 0.0) {   /* a float partial overflowed: again in double */
+            r1 = 0.0; r2 = 0.0;
+            for (i = 0; i < n; i++) { float w = dy[i] * g[i]; r1 += (double)w; r2 += (double)w * (double)((x[i] - c) * st); }
+        }
     #endif
-        for (; i < n; i++) { float w = dy[i] * g[i]; r1 += (double)w; r2 += (double)(w * ((x[i] - c) * st)); }
+        for (; i < n; i++) { float w = dy[i] * g[i]; r1 += (double)w; r2 += (double)w * (double)((x[i] - c) * st); }
         *A = r1; *B = r2;
     }
     CYNET_LN_INLINE void cynet_ln_gsums_d(const double* dy, const double* x, const double* g, Py_ssize_t n,

@@ -30,12 +30,12 @@ def _param(name, a, C, dtype, what="C, the last axis of x"):
     return a
 
 
-def _stats(name, a, shape, dtype, source):
+def _stats(name, a, shape, dtype, source, what="x.shape[:-1]"):
     if a is None:
         raise TypeError(f"{name} is required: the array {source} returned; received None")
     a = as_float(name, a, dtype)
     if a.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)} (as {source} returned it); "
+        raise ValueError(f"{name} must have shape {what} = {tuple(shape)} (as {source} returned it); "
                          f"received shape {a.shape}")
     return a
 
@@ -149,8 +149,8 @@ def group_norm_backward(dy, x, groups, gamma, mean, inv_std):
         raise ValueError(f"dy must have x's shape {x.shape}; received shape {dy.shape}")
     N, _, C = x3.shape
     gamma = _param("gamma", gamma, C, dtype)
-    mean = _stats("mean", mean, (N, groups), dtype, "group_norm_forward")
-    inv_std = _stats("inv_std", inv_std, (N, groups), dtype, "group_norm_forward")
+    mean = _stats("mean", mean, (N, groups), dtype, "group_norm_forward", "(N, groups)")
+    inv_std = _stats("inv_std", inv_std, (N, groups), dtype, "group_norm_forward", "(N, groups)")
     dx, dgamma, dbeta = impl("layernorm").group_norm_backward(dy.reshape(x3.shape), x3, groups, gamma, mean,
                                                               inv_std)
     return dx.reshape(x.shape), dgamma, dbeta
