@@ -37,7 +37,12 @@ from .merging import (  # noqa: F401
     multiply,
     subtract,
 )
-from .normalization import BatchNormalization  # noqa: F401
+from .normalization import (  # noqa: F401
+    BatchNormalization,
+    GroupNormalization,
+    LayerNormalization,
+    UnitNormalization,
+)
 from .pooling import (  # noqa: F401
     AveragePooling2D,
     GlobalAveragePooling2D,
@@ -85,7 +90,8 @@ _REGISTRY = {
                 Identity, RepeatVector, Permute, ZeroPadding1D, ZeroPadding2D, Cropping1D, Cropping2D, UpSampling1D,
                 SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout, PReLU,
                 GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop,
-                _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed)
+                _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed,
+                LayerNormalization, GroupNormalization, UnitNormalization)
 }
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
