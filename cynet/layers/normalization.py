@@ -139,8 +139,9 @@ def _resolve_axes(who, axes, ndim):
 
 
 def _no_constraint(name, value):
+    """Constraints are accepted as None only (a ValueError, as PReLU's alpha_constraint)."""
     if value is not None:
-        raise NotImplementedError(f"{name} is not supported yet (cynet has no weight constraints); pass {name}=None; "
+        raise ValueError(f"{name} is not supported yet (cynet has no weight constraints); pass {name}=None; "
                                   f"received {name}={value!r}")
 
 
@@ -266,9 +267,12 @@ class GroupNormalization(Layer):
                  gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
                  gamma_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        if not _validation.is_int(groups) or not (groups >= 1 or groups == -1):
-            raise ValueError(f"groups must be a positive integer (or -1 for instance normalization); "
-                             f"received groups={groups!r}")
+        if not (_validation.is_int(groups) and groups == -1):
+            try:
+                groups = _validation.positive_int("groups", groups)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"groups must be a positive integer below 2**31 (or -1 for instance normalization); "
+                                 f"received groups={groups!r}") from exc
         self.groups = int(groups)
         if not _validation.is_int(axis):
             raise TypeError(f"axis must be an int (the channel axis); received axis={axis!r}")
