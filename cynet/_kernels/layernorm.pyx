@@ -5,17 +5,21 @@ loops may contract a multiply and an add into one FMA, and sum in another order)
 
 Layer normalization: x is viewed as (M, C), each of the M rows normalised over its C
 contiguous values. Per row, in one visit that keeps the row in L1:
-  forward   mean = sum(x) / C, var = sum((x - mean)^2) / C (both accumulated in double, the
-            second pass about the mean from cache, so a large offset costs no accuracy),
+  forward   one pass for the statistics, about the row's first value x0 (a shift that makes
+            the one-pass formula accurate whatever the offset: s1 = sum(x - x0), s2 = sum((x - x0)^2),
+            mean = x0 + s1 / C, var = s2 / C - (s1 / C)^2, accumulated in double), then
             s = 1 / sqrt(var + epsilon), y = ((x - c) * s) * gamma + beta with c = mean
             (c = 0 with rms_scaling, Keras's deprecated variant: y = x * s * gamma).
   backward  xh = (x - c) * s, w = dy * gamma; A = sum(w), B = sum(w * xh) in double;
             dx = s * w - (s * B / C) * (x - mean) * s - s * A / C (A = 0 with rms_scaling);
-            dgamma += dy * xh, dbeta += dy, in per-thread double partials added in thread
-            order (deterministic for a given thread count).
-The row reductions run on LANES independent double accumulators (a vector register's worth
-or more), added in a fixed order: GCC does not reassociate a plain floating sum, so a single
-accumulator would stay scalar.
+            dgamma += dy * xh, dbeta += dy: summed in x's dtype over blocks of CYNET_LN_BLOCK
+            rows (two rows per sweep), each block added to per-thread double partials, which
+            are added in thread order (deterministic for a given thread count).
+The row reductions run on vectors of lanes (GCC vector extensions) added in a fixed order: GCC
+does not reassociate a plain floating sum, so a scalar loop would stay scalar. For float32
+data the lanes hold float partial sums of at most 8 terms each, flushed into the double totals
+every 256 elements; a row whose float partials overflow (|x| ~ 1e19 and up) is summed again
+with every term in double, so the statistics stay those of the twin.
 
 Group normalization: x is viewed as (N, S, C), channels last (S: every spatial position),
 channels in G groups of K = C / G; each (sample, group) is normalised over its S * K values
