@@ -45,6 +45,11 @@ cdef extern from *:
     #include <math.h>
     #include "cynet_simd.h"
 
+    /* Rows of up to CYNET_LN_PF_BYTES are prefetched two rows ahead (the next pair in the
+       backward pass): their reduction pass then no longer waits on memory (about 10% off
+       fwd+bwd on the benchmark shapes, 512 and 256 floats per row, against no prefetch or 4
+       or 8 rows ahead); longer rows are left to the hardware prefetcher. */
+    #define CYNET_LN_PF_BYTES 16384
     #define CYNET_LN_BLOCK 16   /* rows whose dgamma, dbeta terms are summed in T before double */
 
     /* The row reductions. GCC does not reassociate a floating sum, so a plain loop stays scalar:
@@ -165,6 +170,8 @@ cdef extern from *:
             const T* xr = x + r * C; T* yr = y + r * C;                                          \
             const double x0 = (double)xr[0];                                                     \
             double s1, s2, mu, var, sd; T m, st, c;                                              \
+            if (r + 2 < M && C * (Py_ssize_t)sizeof(T) <= CYNET_LN_PF_BYTES)                     \
+                CYNET_PREFETCH(xr + 2 * C, C, sizeof(T), 0);                                     \
             cynet_ln_stats_##S(xr, C, &s1, &s2);                \
             mu = s1 * inv_c;                                                                     \
             var = s2 * inv_c - mu * mu;                                                          \
@@ -195,6 +202,10 @@ cdef extern from *:
                 const T* db_ = dy + rb * C; const T* xb = x + rb * C; T* ob = dx + rb * C;      \
                 const T ma = mean[r], sa = inv[r], mb = mean[rb], sb = inv[rb];                  \
                 double A, B; T k1a, k2a, k1b, k2b;                                               \
+                if (r + 3 < M && C * (Py_ssize_t)sizeof(T) <= CYNET_LN_PF_BYTES) {               \
+                    CYNET_PREFETCH(da + 2 * C, 2 * C, sizeof(T), 0);                             \
+                    CYNET_PREFETCH(xa + 2 * C, 2 * C, sizeof(T), 0);                             \
+                }                                                                                \
                 cynet_ln_gsums_##S(da, xa, g, C, rms ? (T)0 : ma, sa, &A, &B);                   \
                 if (rms) A = 0.0;                                                                \
                 k1a = (T)(-(double)sa * A * inv_c); k2a = (T)(-(double)sa * B * inv_c);          \
