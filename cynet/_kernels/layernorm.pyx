@@ -134,7 +134,10 @@ cdef extern from *:
         }
         if ((r1 - r1) != 0.0 || (r2 - r2) != 0.0) {   /* a float partial overflowed: again in double */
             r1 = 0.0; r2 = 0.0;
-            for (i = 0; i < n; i++) { float w = dy[i] * g[i]; r1 += (double)w; r2 += (double)w * (double)((x[i] - c) * st); }
+            for (i = 0; i < n; i++) {
+                float w = dy[i] * g[i];
+                r1 += (double)w; r2 += (double)w * (double)((x[i] - c) * st);
+            }
         }
     #endif
         for (; i < n; i++) { float w = dy[i] * g[i]; r1 += (double)w; r2 += (double)w * (double)((x[i] - c) * st); }
