@@ -395,6 +395,8 @@ cdef inline int _team(Py_ssize_t rows, Py_ssize_t work) noexcept nogil:
 def _reduce_partials(const double[:, ::1] part, dtype):
     """Rows 0.. of per-thread partial sums added in thread order, rounded once to dtype."""
     cdef Py_ssize_t t, c, nt = part.shape[0], C = part.shape[1]
+    if nt == 1:
+        return np.asarray(part[0]).astype(dtype)
     out = np.empty(C, dtype=np.float64)
     cdef double[::1] o = out
     for c in range(C):
