@@ -46,7 +46,12 @@ from .merging import (  # noqa: F401
     multiply,
     subtract,
 )
-from .normalization import BatchNormalization  # noqa: F401
+from .normalization import (  # noqa: F401
+    BatchNormalization,
+    GroupNormalization,
+    LayerNormalization,
+    UnitNormalization,
+)
 from .pooling import (  # noqa: F401
     AveragePooling2D,
     GlobalAveragePooling2D,
@@ -115,7 +120,7 @@ _REGISTRY = {
                 CategoryEncoding, Hashing, IntegerLookup, StringLookup, TextVectorization,
                 _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed,
                 Conv1D, Conv1DTranspose, Conv2DTranspose, MaxPooling1D, AveragePooling1D,
-                Masking)
+                Masking, LayerNormalization, GroupNormalization, UnitNormalization)
 }
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 

@@ -1,4 +1,6 @@
-"""BatchNormalization."""
+"""BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization."""
+import warnings
+
 import numpy as np
 
 from .. import _validation, initializers, kernels, regularizers
@@ -156,3 +158,290 @@ class BatchNormalization(Layer):
                 "moving_variance_initializer": ser(self.moving_variance_initializer, initializers),
                 "beta_regularizer": ser(self.beta_regularizer, regularizers),
                 "gamma_regularizer": ser(self.gamma_regularizer, regularizers)}
+
+
+# ----------------------------------------------------------------------------------------------
+# LayerNormalization, GroupNormalization, UnitNormalization
+
+def _serialize(value, module):
+    return None if value is None else module.serialize(module.get(value))
+
+
+def _axis_list(owner, value):
+    """Keras's `axis` of the per-sample normalizations: an int or a list/tuple of ints (TypeError
+    otherwise, as in Keras); returned as a list."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values or not all(_validation.is_int(a) for a in values):
+        raise TypeError(f"{owner}: axis must be an int or a non-empty list/tuple of ints; received axis={value!r}")
+    return [int(a) for a in values]
+
+
+def _resolve_axes(who, axes, ndim):
+    """The axes (each in [-ndim, ndim)) as sorted distinct non-negative ints, or ValueError."""
+    bad = [a for a in axes if not -ndim <= a < ndim]
+    if bad:
+        raise ValueError(f"{who}: axis {bad[0]} is out of bounds for inputs of rank {ndim}; received axis={axes}")
+    resolved = sorted(a % ndim for a in axes)
+    if len(set(resolved)) != len(resolved):
+        raise ValueError(f"{who}: axis names an axis twice for inputs of rank {ndim}; received axis={axes}")
+    return resolved
+
+
+def _no_constraint(name, value):
+    """Constraints are accepted as None only (a ValueError, as PReLU's alpha_constraint)."""
+    if value is not None:
+        raise ValueError(f"{name} is not supported yet (cynet has no weight constraints); pass {name}=None; "
+                                  f"received {name}={value!r}")
+
+
+class _AxesToEnd:
+    """Moves a set of axes of an array to its end (a transposed copy) and back: the kernels
+    normalise over the trailing axes of a C-contiguous array. No copy when they already trail."""
+
+    def __init__(self, ndim, axes):
+        rest = [i for i in range(ndim) if i not in axes]
+        self.perm = None if axes == list(range(ndim - len(axes), ndim)) else rest + list(axes)
+        self.inverse = None if self.perm is None else list(np.argsort(self.perm))
+
+    def to_end(self, a):
+        return a if self.perm is None else np.ascontiguousarray(a.transpose(self.perm))
+
+    def back(self, a):
+        return a if self.perm is None else a.transpose(self.inverse)
+
+
+class LayerNormalization(Layer):
+    """Keras 3 LayerNormalization: each sample normalised over `axis` (an int or a list of axes),
+    y = (x - mean) / sqrt(var + epsilon) * gamma + beta, with the biased variance; gamma and beta
+    have the sizes of the normalised axes. The normalised axes are moved to the end (a copy,
+    unless they already trail) and flattened, so one fused kernel pass serves any axis set.
+
+    rms_scaling=True is Keras's deprecated variant (it warns, as Keras does): no beta, and
+    y = x / sqrt(var + epsilon) * gamma, still with the centred variance.
+
+    Weights, in Keras order: gamma (if scale or rms_scaling), beta (if center and not rms_scaling).
+    Constraints are not supported (None only).
+    """
+
+    supports_masking = True   # the mask passes through (Keras 3)
+
+    _nonempty_input = True
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        self._axes = _axis_list(type(self).__name__, axis)
+        self.axis = list(axis) if isinstance(axis, (list, tuple)) else int(axis)
+        self.epsilon = _validation.real("epsilon", epsilon, low=0.0, low_open=True)
+        self.center = _validation.flag("center", center)
+        self.scale = _validation.flag("scale", scale)
+        self.rms_scaling = _validation.flag("rms_scaling", rms_scaling)
+        if self.rms_scaling:
+            warnings.warn("You passed `rms_scaling=True`, which is deprecated in Keras 3: it scales the input by the "
+                          "variance, not the root mean square.", UserWarning, stacklevel=2)
+        self.beta_initializer = check_initializer("beta_initializer", beta_initializer, "zeros")
+        self.gamma_initializer = check_initializer("gamma_initializer", gamma_initializer, "ones")
+        self.beta_regularizer = check_regularizer("beta_regularizer", beta_regularizer)
+        self.gamma_regularizer = check_regularizer("gamma_regularizer", gamma_regularizer)
+        _no_constraint("beta_constraint", beta_constraint)
+        _no_constraint("gamma_constraint", gamma_constraint)
+
+    def build(self, input_shape):
+        ndim = len(input_shape)
+        axes = _resolve_axes(self._who(), self._axes, ndim)
+        unknown = [a for a in axes if input_shape[a] is None]
+        if unknown:
+            raise ValueError(f"{self._who()}: the normalised axes need known sizes; axis {unknown[0]} of input shape "
+                             f"{tuple(input_shape)} is unknown")
+        # Keras's weight shape: the sizes of the axes in the order of sorted(axis) as given
+        shape = tuple(int(input_shape[a]) for a in sorted(self._axes))
+        self._norm_axes = axes
+        self._norm_size = int(np.prod([input_shape[a] for a in axes]))
+        self._move = _AxesToEnd(ndim, axes)
+        self._built_ndim = ndim
+        self._input_axes = {a: int(input_shape[a]) for a in axes}
+        self.gamma = (self.add_weight(shape, self.gamma_initializer, regularizer=self.gamma_regularizer, name="gamma")
+                      if self.scale or self.rms_scaling else None)
+        self.beta = (self.add_weight(shape, self.beta_initializer, regularizer=self.beta_regularizer, name="beta")
+                     if self.center and not self.rms_scaling else None)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        _resolve_axes(self._who(), self._axes, len(input_shape))
+        return tuple(input_shape)
+
+    def _forward(self, ctx, inputs, training):
+        x = self._move.to_end(inputs)
+        ctx.shape = x.shape
+        ctx.x = x.reshape(-1, self._norm_size)
+        gamma = None if self.gamma is None else self.gamma.value.reshape(-1)
+        beta = None if self.beta is None else self.beta.value.reshape(-1)
+        y, ctx.mean, ctx.inv_std = kernels.layer_norm_forward(ctx.x, gamma, beta, self.epsilon, self.rms_scaling)
+        return self._move.back(y.reshape(ctx.shape))
+
+    def _backward(self, ctx, grad, need_input_grad):
+        dy = self._move.to_end(grad).reshape(ctx.x.shape)
+        gamma = None if self.gamma is None else self.gamma.value.reshape(-1)
+        dx, dgamma, dbeta = kernels.layer_norm_backward(dy, ctx.x, gamma, ctx.mean, ctx.inv_std, self.rms_scaling)
+        if self.gamma is not None:
+            add_grad(self.gamma, dgamma.reshape(self.gamma.shape))
+        if self.beta is not None:
+            add_grad(self.beta, dbeta.reshape(self.beta.shape))
+        return self._move.back(dx.reshape(ctx.shape)) if need_input_grad else None
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale, "rms_scaling": self.rms_scaling,
+                "beta_initializer": _serialize(self.beta_initializer, initializers),
+                "gamma_initializer": _serialize(self.gamma_initializer, initializers),
+                "beta_regularizer": _serialize(self.beta_regularizer, regularizers),
+                "gamma_regularizer": _serialize(self.gamma_regularizer, regularizers),
+                "beta_constraint": None, "gamma_constraint": None}
+
+
+class GroupNormalization(Layer):
+    """Keras 3 GroupNormalization: the channels of `axis` split into `groups` groups, each sample's
+    group normalised over all its other axes (spatial positions and the group's channels), then a
+    per-channel gamma and beta. groups=-1 is instance normalization (one channel per group).
+    The channel axis is moved last (a copy unless it is last) and one kernel pass normalises every
+    (sample, group) at once.
+
+    Weights, in Keras order: gamma (if scale), beta (if center), each (channels,).
+    Constraints are not supported (None only).
+    """
+
+    supports_masking = True   # the mask passes through (Keras 3)
+
+    _nonempty_input = True
+    _input_min_ndim = 2
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
+                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        if not (_validation.is_int(groups) and groups == -1):
+            try:
+                groups = _validation.positive_int("groups", groups)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"groups must be a positive integer below 2**31 (or -1 for instance normalization); "
+                                 f"received groups={groups!r}") from exc
+        self.groups = int(groups)
+        if not _validation.is_int(axis):
+            raise TypeError(f"axis must be an int (the channel axis); received axis={axis!r}")
+        self.axis = int(axis)
+        self.epsilon = _validation.real("epsilon", epsilon, low=0.0, low_open=True)
+        self.center = _validation.flag("center", center)
+        self.scale = _validation.flag("scale", scale)
+        self.beta_initializer = check_initializer("beta_initializer", beta_initializer, "zeros")
+        self.gamma_initializer = check_initializer("gamma_initializer", gamma_initializer, "ones")
+        self.beta_regularizer = check_regularizer("beta_regularizer", beta_regularizer)
+        self.gamma_regularizer = check_regularizer("gamma_regularizer", gamma_regularizer)
+        _no_constraint("beta_constraint", beta_constraint)
+        _no_constraint("gamma_constraint", gamma_constraint)
+
+    def build(self, input_shape):
+        ndim = len(input_shape)
+        if ndim < 2:
+            raise ValueError(f"{self._who()}: inputs must have at least 2 dimensions (batch axis included); "
+                             f"received shape {tuple(input_shape)}")
+        if not -ndim <= self.axis < ndim or self.axis % ndim == 0:
+            raise ValueError(f"{self._who()}: axis={self.axis} is not a channel axis of inputs with shape "
+                             f"{tuple(input_shape)} (axis 0 is the batch axis)")
+        axis = self.axis % ndim
+        dim = input_shape[axis]
+        if dim is None:
+            raise ValueError(f"{self._who()}: axis {self.axis} of the inputs should have a defined size; received "
+                             f"input shape {tuple(input_shape)}")
+        groups = dim if self.groups == -1 else self.groups
+        if dim < groups:
+            raise ValueError(f"{self._who()}: groups ({groups}) cannot be more than the number of channels ({dim})")
+        if dim % groups:
+            raise ValueError(f"{self._who()}: the number of channels ({dim}) must be a multiple of groups ({groups})")
+        self._groups = groups
+        self._move = _AxesToEnd(ndim, [axis])
+        self._built_ndim = ndim
+        self._input_axes = {axis: int(dim)}
+        self.gamma = (self.add_weight((dim,), self.gamma_initializer, regularizer=self.gamma_regularizer,
+                                      name="gamma") if self.scale else None)
+        self.beta = (self.add_weight((dim,), self.beta_initializer, regularizer=self.beta_regularizer, name="beta")
+                     if self.center else None)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def _forward(self, ctx, inputs, training):
+        ctx.x = self._move.to_end(inputs)
+        y, ctx.mean, ctx.inv_std = kernels.group_norm_forward(
+            ctx.x, self._groups, None if self.gamma is None else self.gamma.value,
+            None if self.beta is None else self.beta.value, self.epsilon)
+        return self._move.back(y)
+
+    def _backward(self, ctx, grad, need_input_grad):
+        dy = self._move.to_end(grad)
+        dx, dgamma, dbeta = kernels.group_norm_backward(dy, ctx.x, self._groups,
+                                                        None if self.gamma is None else self.gamma.value,
+                                                        ctx.mean, ctx.inv_std)
+        if self.gamma is not None:
+            add_grad(self.gamma, dgamma)
+        if self.beta is not None:
+            add_grad(self.beta, dbeta)
+        return self._move.back(dx) if need_input_grad else None
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups, "axis": self.axis, "epsilon": self.epsilon,
+                "center": self.center, "scale": self.scale,
+                "beta_initializer": _serialize(self.beta_initializer, initializers),
+                "gamma_initializer": _serialize(self.gamma_initializer, initializers),
+                "beta_regularizer": _serialize(self.beta_regularizer, regularizers),
+                "gamma_regularizer": _serialize(self.gamma_regularizer, regularizers),
+                "beta_constraint": None, "gamma_constraint": None}
+
+
+class UnitNormalization(Layer):
+    """Keras 3 UnitNormalization: each sample scaled to unit L2 norm over `axis` (an int or a list
+    of axes), y = x * min(1 / sqrt(sum(x^2)), 1e12), Keras's ops.normalize with epsilon 1e-12.
+    No weights. A NumPy pass (a reduction and a scaling: no kernel of its own)."""
+
+    supports_masking = True   # the mask passes through (Keras 3)
+
+    EPSILON = 1e-12
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        self._axes = _axis_list(type(self).__name__, axis)
+        self.axis = list(axis) if isinstance(axis, (list, tuple)) else int(axis)
+
+    def build(self, input_shape):
+        self._norm_axes = tuple(_resolve_axes(self._who(), self._axes, len(input_shape)))
+        self.built = True
+
+    def _check_input(self, x):
+        super()._check_input(x)
+        _resolve_axes(self._who(), self._axes, x.ndim)
+
+    def compute_output_shape(self, input_shape):
+        _resolve_axes(self._who(), self._axes, len(input_shape))
+        return tuple(input_shape)
+
+    def _forward(self, ctx, inputs, training):
+        axes = tuple(_resolve_axes(self._who(), self._axes, inputs.ndim))
+        total = np.square(inputs).sum(axis=axes, keepdims=True)
+        with np.errstate(divide="ignore"):
+            inv = 1.0 / np.sqrt(total)
+        ctx.clamped = ~(inv < 1.0 / self.EPSILON)          # the floor 1e12 applies (NaN sums stay NaN)
+        inv = np.where(ctx.clamped & ~np.isnan(inv), inputs.dtype.type(1.0 / self.EPSILON), inv)
+        ctx.axes, ctx.inv = axes, inv.astype(inputs.dtype, copy=False)
+        ctx.y = inputs * ctx.inv
+        return ctx.y
+
+    def _backward(self, ctx, grad, need_input_grad):
+        if not need_input_grad:
+            return None
+        # unclamped: d(x / |x|) = (g - y <g, y>) / |x|; clamped: a constant scale
+        dot = (grad * ctx.y).sum(axis=ctx.axes, keepdims=True)
+        return np.where(ctx.clamped, grad * ctx.inv, (grad - ctx.y * dot) * ctx.inv)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}

@@ -404,7 +404,8 @@ class Spec:
         self.name, self.fn, self.params, self.make, self.inout = name, getattr(K, name), params, make, tuple(inout)
         # kernels that sum products (GEMMs, reductions, recurrences): with infinities in the
         # input, where NaN and inf land depends on the order of summation (see fz.assert_close)
-        self.lenient = name.startswith(("conv", "batch_norm", "simple_rnn", "lstm", "gru", "softmax"))
+        self.lenient = name.startswith(("conv", "batch_norm", "simple_rnn", "lstm", "gru", "softmax", "layer_norm",
+                                        "group_norm"))
 
     def mutations(self, pname):
         muts = self.params[pname].mutations(pname)
@@ -791,6 +792,76 @@ def make_batch_norm_backward(c):
         axes = tuple(range(x.ndim - 1))
         return dict(dy=rnd(rng, g.shape, g.dt), x=x, gamma=rnd(rng, (g.C,), g.dt) if g.scale else None,
                     mean=x.mean(axis=axes), inv_std=(1 / np.sqrt(x.var(axis=axes) + g.epsilon)).astype(g.dt))
+    return build
+
+
+# --- layer and group normalization
+
+def _ln_geometry(c, min_ndim=1):
+    g = types.SimpleNamespace()
+    g.seed = c.int(0, 2 ** 31 - 1)
+    g.dt = c.choice([F32, F64])
+    g.groups = c.choice([1, 2, 3])
+    g.C = g.groups * c.int(1, 3)
+    g.shape = tuple(c.int(1, 3) for _ in range(c.int(min_ndim - 1, 2))) + (g.C,)
+    g.scale, g.center, g.rms = c.bool(), c.bool(), c.bool()
+    g.epsilon = c.choice([1e-3, 1e-5, 0.5])
+    return g
+
+
+def _ln_stats(x, epsilon, axes):
+    return x.mean(axis=axes), (1 / np.sqrt(x.var(axis=axes) + epsilon)).astype(x.dtype)
+
+
+@spec("layer_norm_forward", dict(x=Arr(lambda d: d >= 1, fixed=False), epsilon=EPSILON, rms_scaling=Flag(), **BN_VEC))
+def make_layer_norm_forward(c):
+    g = _ln_geometry(c)
+
+    def build():
+        rng = np.random.default_rng(g.seed)
+        return dict(x=rnd(rng, g.shape, g.dt), gamma=rnd(rng, (g.C,), g.dt) if g.scale else None,
+                    beta=rnd(rng, (g.C,), g.dt) if g.center else None, epsilon=g.epsilon, rms_scaling=g.rms)
+    return build
+
+
+@spec("layer_norm_backward", dict(dy=Arr(lambda d: d >= 1), x=Arr(lambda d: d >= 1, fixed=False),
+                                  gamma=Arr(1, optional=True, template=_ones), mean=Arr(None), inv_std=Arr(None),
+                                  rms_scaling=Flag()))
+def make_layer_norm_backward(c):
+    g = _ln_geometry(c)
+
+    def build():
+        rng = np.random.default_rng(g.seed)
+        x = rnd(rng, g.shape, g.dt)
+        mean, inv_std = _ln_stats(x, g.epsilon, -1)
+        return dict(dy=rnd(rng, g.shape, g.dt), x=x, gamma=rnd(rng, (g.C,), g.dt) if g.scale else None,
+                    mean=mean, inv_std=inv_std, rms_scaling=g.rms)
+    return build
+
+
+@spec("group_norm_forward", dict(x=Arr(lambda d: d >= 2, fixed=False), groups=PosInt(), epsilon=EPSILON, **BN_VEC))
+def make_group_norm_forward(c):
+    g = _ln_geometry(c, min_ndim=2)
+
+    def build():
+        rng = np.random.default_rng(g.seed)
+        return dict(x=rnd(rng, g.shape, g.dt), groups=g.groups, gamma=rnd(rng, (g.C,), g.dt) if g.scale else None,
+                    beta=rnd(rng, (g.C,), g.dt) if g.center else None, epsilon=g.epsilon)
+    return build
+
+
+@spec("group_norm_backward", dict(dy=Arr(lambda d: d >= 2), x=Arr(lambda d: d >= 2, fixed=False), groups=PosInt(),
+                                  gamma=Arr(1, optional=True, template=_ones), mean=Arr(2), inv_std=Arr(2)))
+def make_group_norm_backward(c):
+    g = _ln_geometry(c, min_ndim=2)
+
+    def build():
+        rng = np.random.default_rng(g.seed)
+        x = rnd(rng, g.shape, g.dt)
+        xg = x.reshape(x.shape[0], -1, g.groups, g.C // g.groups)
+        mean, inv_std = _ln_stats(xg, g.epsilon, (1, 3))
+        return dict(dy=rnd(rng, g.shape, g.dt), x=x, groups=g.groups,
+                    gamma=rnd(rng, (g.C,), g.dt) if g.scale else None, mean=mean, inv_std=inv_std)
     return build
 
 

@@ -144,7 +144,8 @@ class LayerSpec:
         # the place of NaN vs inf depends on the order of summation (see fz.assert_close)
         self.lenient = cls.__name__ in ("Dense", "Conv2D", "BatchNormalization", "SimpleRNN", "LSTM", "GRU",
                                         "Softmax", "Activation", "AveragePooling2D", "GlobalAveragePooling2D",
-                                        "Conv1D", "Conv2DTranspose", "Conv1DTranspose", "AveragePooling1D")
+                                        "Conv1D", "Conv2DTranspose", "Conv1DTranspose", "AveragePooling1D",
+                                        "LayerNormalization", "GroupNormalization", "UnitNormalization")
 
 
 SPECS = {}
@@ -404,6 +405,54 @@ def make_batch_norm(c):
     axis = c.choice([-1, 1] if len(shape) > 2 else [-1, 1, [1]])
     return _case(c, dict(axis=axis, momentum=c.choice([0.99, 0.5, 0.0]), epsilon=c.choice([1e-3, 0.1]),
                          center=c.bool(), scale=c.bool()), shape)
+
+
+CONSTRAINT_ARG = (["non_neg", object(), 1], [None])
+
+
+def _ln_axes(case, ndim):
+    axis = case.kwargs["axis"]
+    return tuple(sorted({a % ndim for a in (axis if isinstance(axis, list) else [axis])}))
+
+
+@layer_spec(L.LayerNormalization, {
+    "axis": (["a", 1.5, None, True, [], [1.5], {1}], [-1, [-1], 1, 7]),
+    "epsilon": ([0, -1, "a", None, NAN, INF, True], [1e-5, 1]),
+    "center": (FLAG_BAD, FLAG_OK), "scale": (FLAG_BAD, FLAG_OK), "rms_scaling": (FLAG_BAD, [False]),
+    "beta_initializer": (INIT_BAD, INIT_OK), "gamma_initializer": (INIT_BAD, INIT_OK),
+    "beta_regularizer": (REG_BAD, REG_OK), "gamma_regularizer": (REG_BAD, REG_OK),
+    "beta_constraint": CONSTRAINT_ARG, "gamma_constraint": CONSTRAINT_ARG},
+    fixed_ndim=True, fixed_axes=_ln_axes)
+def make_layer_norm(c):
+    shape = (c.int(1, 4),) + _shape(c, 1, 3)
+    axis = c.choice([-1, [-1]] if len(shape) == 2 else [-1, 1, [1, -1]])
+    return _case(c, dict(axis=axis, epsilon=c.choice([1e-3, 0.1]), center=c.bool(), scale=c.bool()), shape)
+
+
+def _gn_axes(case, ndim):
+    return (case.kwargs["axis"] % ndim,)
+
+
+@layer_spec(L.GroupNormalization, {
+    "groups": ([0, -2, 1.5, "a", None, True, 2 ** 40], [1, -1, 5]),
+    "axis": (["a", 1.5, None, True, [1]], [-1, 1, 7, 0]),
+    "epsilon": ([0, -1, "a", None, NAN, INF, True], [1e-5, 1]),
+    "center": (FLAG_BAD, FLAG_OK), "scale": (FLAG_BAD, FLAG_OK),
+    "beta_initializer": (INIT_BAD, INIT_OK), "gamma_initializer": (INIT_BAD, INIT_OK),
+    "beta_regularizer": (REG_BAD, REG_OK), "gamma_regularizer": (REG_BAD, REG_OK),
+    "beta_constraint": CONSTRAINT_ARG, "gamma_constraint": CONSTRAINT_ARG},
+    fixed_ndim=True, min_ndim=2, fixed_axes=_gn_axes)
+def make_group_norm(c):
+    groups = c.choice([1, 2, -1])
+    shape = (c.int(1, 3),) + _shape(c, 0, 2) + ((2 if groups == -1 else groups) * c.int(1, 2),)
+    return _case(c, dict(groups=groups, axis=-1, epsilon=c.choice([1e-3, 0.1]), center=c.bool(), scale=c.bool()),
+                 shape)
+
+
+@layer_spec(L.UnitNormalization, {"axis": (["a", 1.5, None, True, [], [1.5]], [-1, [-1], 1, 7])})
+def make_unit_norm(c):
+    shape = (c.int(1, 4),) + _shape(c, 1, 3)
+    return _case(c, dict(axis=c.choice([-1, [-1]] if len(shape) == 2 else [-1, 1, [1, -1]])), shape)
 
 
 @layer_spec(L.Embedding, {"input_dim": (INT_BAD, [5, 100]), "output_dim": (INT_BAD, [1, 4]),
