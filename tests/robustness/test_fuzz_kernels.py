@@ -52,7 +52,8 @@ RAISE, SAME, OK, EITHER = fz.RAISE, fz.SAME, fz.OK, fz.EITHER
 F32, F64 = fz.F32, fz.F64
 
 # Everything public in cynet.kernels that is not a kernel.
-BACKEND_HELPERS = {"get_backend", "set_backend", "use_backend", "info", "set_num_threads", "get_num_threads"}
+BACKEND_HELPERS = {"get_backend", "set_backend", "use_backend", "info", "set_num_threads", "get_num_threads",
+                   "set_adaptive_threads"}
 
 
 def as_pair(v):
