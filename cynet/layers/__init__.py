@@ -3,6 +3,7 @@ import contextlib
 import contextvars
 
 from ..utils.serialization import custom_object_scope, get_registered_object
+from .attention import MultiHeadAttention  # noqa: F401
 from .base import Layer  # noqa: F401
 from .conv import Conv2D  # noqa: F401
 from .core import (  # noqa: F401
@@ -85,7 +86,8 @@ _REGISTRY = {
                 Identity, RepeatVector, Permute, ZeroPadding1D, ZeroPadding2D, Cropping1D, Cropping2D, UpSampling1D,
                 SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout, PReLU,
                 GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop,
-                _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed)
+                _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed,
+                MultiHeadAttention)
 }
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
