@@ -52,11 +52,31 @@ cdef extern from *:
     /* The row helpers inline into each clone of the entry points below (each clone compiles them
        for its own instruction set). */
     #define CYNET_ATT_INLINE static inline __attribute__((always_inline))
-    #define CYNET_ATT_ROWS(T, SUF, SEL, EXP)                                                     \
+    #define CYNET_ATT_ROWS(T, IT, SUF, SEL, EXP)                                                 \
+    /* max(y[0:k]) (k >= 1) in 64-byte vectors (GCC's vector extension: the select-based scalar    \
+       reduction does not vectorise); a NaN may be skipped, it makes the row's sum NaN anyway. */ \
+    CYNET_ATT_INLINE T cynet_att_max_##SUF(const T* y, Py_ssize_t k) {                           \
+        typedef T V __attribute__((vector_size(64)));                                             \
+        typedef IT VI __attribute__((vector_size(64)));                                           \
+        const Py_ssize_t L = (Py_ssize_t)(64 / sizeof(T));                                        \
+        Py_ssize_t j = 0; T mx = y[0]; V acc, v; VI c; int l;                                     \
+        if (k >= L) {                                                                             \
+            memcpy(&acc, y, sizeof acc);                                                          \
+            for (j = L; j + L <= k; j += L) {                                                     \
+                memcpy(&v, y + j, sizeof v);                                                      \
+                c = v > acc;                                                                      \
+                acc = (V)(((VI)v & c) | ((VI)acc & ~c));                                          \
+            }                                                                                     \
+            mx = acc[0];                                                                          \
+            for (l = 1; l < (int)L; l++) mx = SEL(acc[l] > mx, acc[l], mx);                       \
+        }                                                                                         \
+        for (; j < k; j++) mx = SEL(y[j] > mx, y[j], mx);                                         \
+        return mx;                                                                                \
+    }                                                                                             \
     /* z = mask ? scale * x : neg into y (ms: the mask's stride, m NULL for none); return the max. */ \
     CYNET_ATT_INLINE T cynet_att_masked_##SUF(const T* x, const unsigned char* m, Py_ssize_t ms, T* y,       \
                                     Py_ssize_t k, T scale, T neg) {                               \
-        Py_ssize_t j; T mx, z; T mv[8]; int l;                                                    \
+        Py_ssize_t j;                                                                             \
         if (m == NULL || ms == 0) {                                                               \
             if (m != NULL && m[0] == 0) {                                                         \
                 for (j = 0; j < k; j++) y[j] = neg;                                               \
@@ -69,13 +89,7 @@ cdef extern from *:
         } else {                                                                                  \
             for (j = 0; j < k; j++) y[j] = SEL(m[j * ms] != 0, x[j] * scale, neg);                \
         }                                                                                         \
-        for (l = 0; l < 8; l++) mv[l] = y[0];                                                     \
-        for (j = 0; j + 8 <= k; j += 8)                                                           \
-            for (l = 0; l < 8; l++) { z = y[j + l]; mv[l] = SEL(z > mv[l], z, mv[l]); }           \
-        for (; j < k; j++) { z = y[j]; mv[0] = SEL(z > mv[0], z, mv[0]); }                        \
-        mx = mv[0];                                                                               \
-        for (l = 1; l < 8; l++) mx = SEL(mv[l] > mx, mv[l], mx);                                  \
-        return mx;                                                                                \
+        return cynet_att_max_##SUF(y, k);                                                         \
     }                                                                                             \
     /* y = exp(y - mx), then sum(y) in double (eight partial sums): two loops, as GCC vectorises  \
        each but not the fused one. */                                                             \
@@ -116,8 +130,8 @@ cdef extern from *:
         }                                                                                         \
     }
 
-    CYNET_ATT_ROWS(float, f32, cynet_self, cynet_att_expf)
-    CYNET_ATT_ROWS(double, f64, cynet_seld, cynet_att_expd)
+    CYNET_ATT_ROWS(float, int32_t, f32, cynet_self, cynet_att_expf)
+    CYNET_ATT_ROWS(double, int64_t, f64, cynet_seld, cynet_att_expd)
 
     /* The float32 row functions, cloned for AVX2 and AVX-512 (entry points only: the helpers
        above inline into each clone). */
