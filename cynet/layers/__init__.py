@@ -3,7 +3,7 @@ import contextlib
 import contextvars
 
 from ..utils.serialization import custom_object_scope, get_registered_object
-from .attention import MultiHeadAttention  # noqa: F401
+from .attention import AdditiveAttention, Attention, MultiHeadAttention  # noqa: F401
 from .base import Layer  # noqa: F401
 from .conv import Conv2D  # noqa: F401
 from .core import (  # noqa: F401
@@ -87,7 +87,7 @@ _REGISTRY = {
                 SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout, PReLU,
                 GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop,
                 _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed,
-                MultiHeadAttention)
+                MultiHeadAttention, Attention, AdditiveAttention)
 }
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 

@@ -134,6 +134,28 @@ class _DotProductAttention(Layer):
         return [dq, dk, dv]
 
 
+def _add_scores_output(layer, out, shape):
+    """A symbolic call's second output, the attention probabilities of `shape` (with
+    return_attention_scores=True): added to the node the call recorded, whose output shapes
+    (compute_output_shape, as in Keras) hold the attention output only. Returns (out, scores)."""
+    node = out.node
+    scores = _graph.KerasTensor(shape, out.dtype, history=(layer, out._keras_history[1], 1))
+    node.outputs.append(scores)
+    node.output_structure = (out, scores)
+    return out, scores
+
+
+def _seed_arg(seed):
+    if seed is not None and (not _validation.is_int(seed) or seed < 0):
+        raise ValueError(f"seed must be None or a non-negative integer; received seed={seed!r}")
+    return None if seed is None else int(seed)
+
+
+def _causal(t, s):
+    """Keras's causal mask (1, T, S): query i attends to keys j <= i."""
+    return np.tril(np.ones((t, s), bool))[None]
+
+
 def _positive_int(name, value, optional=False):
     """A positive int below 2**31 (None allowed where `optional`)."""
     if optional:
@@ -216,9 +238,7 @@ class MultiHeadAttention(Layer):
             if not isinstance(use_gate, (bool, np.bool_)):
                 raise ValueError(f"use_gate must be True or False; received use_gate={use_gate!r}")
             raise NotImplementedError("MultiHeadAttention(use_gate=True) is not supported yet")
-        if seed is not None and (not _validation.is_int(seed) or seed < 0):
-            raise ValueError(f"seed must be None or a non-negative integer; received seed={seed!r}")
-        self.seed = None if seed is None else int(seed)
+        self.seed = _seed_arg(seed)
         self._inverse_sqrt_key_dim = 1.0 / math.sqrt(float(self.key_dim))
         self._attention = _DotProductAttention(self._inverse_sqrt_key_dim, self.dropout,
                                                make_rng(seed) if seed is not None else None,
@@ -276,14 +296,9 @@ class MultiHeadAttention(Layer):
         out = super()._symbolic_call(inputs, training, kwargs)
         if not kwargs.get("return_attention_scores"):
             return out
-        # The node gets a second output, the attention probabilities (batch, heads, T, S).
-        node = out.node
         shapes = _graph.map_structure(lambda t: t.shape, inputs)
-        scores = _graph.KerasTensor((shapes["query"][0], self.num_heads, shapes["query"][1], shapes["value"][1]),
-                                    out.dtype, history=(self, out._keras_history[1], 1))
-        node.outputs.append(scores)
-        node.output_structure = (out, scores)
-        return out, scores
+        return _add_scores_output(self, out, (shapes["query"][0], self.num_heads, shapes["query"][1],
+                                              shapes["value"][1]))
 
     # --------------------------------------------------------------- shapes and masks
     def _unpack(self, query_shape, value_shape, key_shape):
@@ -328,7 +343,7 @@ class MultiHeadAttention(Layer):
                                      f"{tuple(m.shape)}")
                 parts.append(np.expand_dims(m != 0, expand))
         if causal:
-            parts.append(np.tril(np.ones((t, s), bool))[None])
+            parts.append(_causal(t, s))
         if self.sliding_window is not None:
             i, j = np.arange(t)[:, None], np.arange(s)[None, :]
             parts.append((np.abs(i - j) < self.sliding_window)[None])
@@ -421,3 +436,217 @@ class MultiHeadAttention(Layer):
                 "bias_regularizer": ser(regularizers, self.bias_regularizer),
                 "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None,
                 "seed": self.seed}
+
+
+# ----------------------------------------------------------------------------- Attention, AdditiveAttention
+
+class Attention(Layer):
+    """Dot-product (Luong-style) attention (Keras 3's Attention), called on [query, value] or
+    [query, value, key]: (batch, Tq, dim), (batch, Tv, dim_v), (batch, Tv, dim).
+
+    scores = query @ key^T (times the trainable scalar `scale` with use_scale), or with
+    score_mode="concat" concat_score_weight * sum(tanh(scale * (query_i + key_j)), -1); the output
+    is softmax(scores) @ value, (batch, Tq, dim_v). `mask=[query_mask, value_mask]` (booleans
+    (batch, Tq) and (batch, Tv)) masks keys (value_mask) and zeroes the output of masked queries
+    (query_mask); use_causal_mask masks keys after each query's position; return_attention_scores
+    also returns the attention distribution (batch, Tq, Tv), before dropout.
+
+    Keras subtracts 1e9 from a masked score where MultiHeadAttention replaces it by -1e9: the two
+    agree but for a row with every key masked, which Keras's documentation rules out; here such a
+    row is uniform (the masked-softmax kernel's rule) and gets no gradient.
+    """
+
+    _multi_input = True
+    _additive = False
+
+    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.use_scale = _validation.flag("use_scale", use_scale)
+        if score_mode not in ("dot", "concat"):
+            raise ValueError(f"score_mode must be one of {{'dot', 'concat'}}; received score_mode={score_mode!r}")
+        self.score_mode = score_mode
+        self.dropout = _validation.real("dropout", dropout, low=0.0, high=1.0, high_open=True)
+        self.seed = _seed_arg(seed)
+        self._rng = make_rng(self.seed) if self.seed is not None else None
+
+    # ----------------------------------------------------------------- shapes
+    def _check_shapes(self, shapes):
+        who = self._who()
+        if not isinstance(shapes, (list, tuple)) or not 2 <= len(shapes) <= 3 or \
+                not all(isinstance(s, (list, tuple)) for s in shapes):
+            raise ValueError(f"{who}: inputs must be a list [query, value] or [query, value, key]; received "
+                             f"{len(shapes) if isinstance(shapes, (list, tuple)) else type(shapes).__name__} inputs")
+        q, v = tuple(shapes[0]), tuple(shapes[1])
+        k = tuple(shapes[2]) if len(shapes) > 2 else v
+        for name, s in (("query", q), ("value", v), ("key", k)):
+            if len(s) != 3:
+                raise ValueError(f"{who}: inputs must be 3-dimensional (batch, steps, features); received {name} of "
+                                 f"shape {s}")
+        if len({s[0] for s in (q, v, k) if s[0] is not None}) > 1:
+            raise ValueError(f"{who}: inputs must have one batch size; received shapes {[q, v, k][:len(shapes)]}")
+        if None not in (v[1], k[1]) and v[1] != k[1]:
+            raise ValueError(f"{who}: inputs value and key must have the same number of steps; received value "
+                             f"shape {v} and key shape {k}")
+        if None not in (q[2], k[2]) and q[2] != k[2]:
+            raise ValueError(f"{who}: inputs query and key must have the same last axis (the scores compare them); "
+                             f"received query shape {q} and key shape {k}")
+        return q, v, k
+
+    def _check_inputs(self, xs):
+        super()._check_inputs(xs)
+        self._check_shapes([x.shape for x in xs])
+
+    def build(self, input_shape):
+        q, _, _ = self._check_shapes(input_shape)
+        if self._additive:
+            if q[-1] is None:
+                raise ValueError(f"{self._who()}: the query needs a known last axis; received shape {q}")
+            self.scale = self.add_weight((q[-1],), "glorot_uniform", name="scale") if self.use_scale else None
+        else:
+            self.scale = self.add_weight((), "ones", name="scale") if self.use_scale else None
+            self.concat_score_weight = self.add_weight((), "ones", name="concat_score_weight") \
+                if self.score_mode == "concat" else None
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        q, v, _ = self._check_shapes(input_shape)
+        if self._additive and self.built and self.scale is not None and q[-1] != self.scale.shape[0]:
+            raise ValueError(f"{self._who()}: the query's last axis must be {self.scale.shape[0]} (the scale's "
+                             f"size); received query shape {q}")
+        return tuple(q[:-1]) + (v[-1],)
+
+    def __call__(self, inputs, training=False, mask=None, return_attention_scores=False, use_causal_mask=False,
+                 **kwargs):
+        if kwargs:
+            raise TypeError(f"{self._who()}: unexpected call arguments {sorted(kwargs)}")
+        options = dict(return_attention_scores=_validation.flag("return_attention_scores", return_attention_scores),
+                       use_causal_mask=_validation.flag("use_causal_mask", use_causal_mask))
+        if mask is not None:
+            if not isinstance(mask, (list, tuple)) or not 2 <= len(mask) <= 3:
+                raise ValueError(f"{self._who()}: mask must be a list [query_mask, value_mask]; received {mask!r}")
+            options["mask"] = list(mask)
+        out = super().__call__(inputs, training=training, **options)
+        return tuple(out) if isinstance(out, list) else out   # (output, scores), as Keras returns them
+
+    def _symbolic_call(self, inputs, training, kwargs):
+        out = super()._symbolic_call(inputs, training, kwargs)
+        if not kwargs.get("return_attention_scores"):
+            return out
+        q, v = inputs[0].shape, inputs[1].shape
+        return _add_scores_output(self, out, (q[0], q[1], v[1]))
+
+    # ----------------------------------------------------------------- computation
+    def _key_mask(self, x, mask, shape, name):
+        if mask is None:
+            return None
+        m = _validation.as_array(f"{self._who()}: {name}", mask)
+        if m.shape != shape:
+            raise ValueError(f"{self._who()}: {name} must have shape {shape}; received shape {m.shape}")
+        return m != 0
+
+    def _forward(self, ctx, inputs, training, mask=None, return_attention_scores=False, use_causal_mask=False):
+        q, v = inputs[0], inputs[1]
+        k = inputs[2] if len(inputs) > 2 else v
+        if self._additive and self.scale is not None and q.shape[-1] != self.scale.shape[0]:
+            raise ValueError(f"{self._who()}: the query's last axis must be {self.scale.shape[0]} (the scale's size); "
+                             f"received query shape {q.shape}")
+        mask = [None, None] if mask is None else mask
+        q_mask = self._key_mask(q, mask[0], q.shape[:2], "mask[0] (the query mask)")
+        v_mask = self._key_mask(v, mask[1], v.shape[:2], "mask[1] (the value mask)")
+        scores_mask = None if v_mask is None else v_mask[:, None, :]
+        if use_causal_mask:
+            causal = _causal(q.shape[1], k.shape[1])
+            scores_mask = causal if scores_mask is None else scores_mask & causal
+        ctx.q, ctx.k, ctx.v, ctx.n_inputs = q, k, v, len(inputs)
+        s = self._scores(ctx, q, k)
+        p = K.masked_softmax_forward(s, scores_mask, 1.0)
+        factor = None
+        if training and self.dropout > 0.0:
+            rng = self._rng if self._rng is not None else make_rng(None)
+            factor = (rng.random(p.shape, dtype=p.dtype) >= self.dropout) * p.dtype.type(1.0 / (1.0 - self.dropout))
+        pd = p if factor is None else p * factor
+        out = pd @ v
+        if q_mask is not None:
+            out *= q_mask[:, :, None]
+        ctx.p, ctx.pd, ctx.factor, ctx.scores_mask, ctx.q_mask = p, pd, factor, scores_mask, q_mask
+        ctx.return_scores = return_attention_scores
+        return [out, p] if return_attention_scores else out
+
+    def _scores(self, ctx, q, k):
+        """The (batch, Tq, Tv) scores, keeping in ctx what _scores_backward needs."""
+        if self.score_mode == "dot" and not self._additive:
+            raw = q @ k.transpose(0, 2, 1)
+            ctx.raw = raw
+            return raw * self.scale.value if self.scale is not None else raw
+        _validation.check_size(f"{self._who()}: inputs", q.shape[:2] + k.shape[1:], q.dtype.itemsize,
+                               "the (batch, Tq, Tv, dim) tanh of the scores")
+        a = q[:, :, None, :] + k[:, None, :, :]                     # (B, Tq, Tv, dim)
+        if self._additive:
+            t = np.tanh(a)
+            ctx.t = t
+            return (t * self.scale.value).sum(-1) if self.scale is not None else t.sum(-1)
+        if self.scale is not None:
+            ctx.a = a
+            a = a * self.scale.value
+        t = np.tanh(a)
+        ctx.t, ctx.tsum = t, t.sum(-1)
+        return ctx.tsum * self.concat_score_weight.value
+
+    def _scores_backward(self, ctx, ds):
+        """(dq, dk) from the scores' gradient ds, adding the weights' gradients."""
+        q, k = ctx.q, ctx.k
+        if self.score_mode == "dot" and not self._additive:
+            if self.scale is not None:
+                add_grad(self.scale, np.asarray((ds * ctx.raw).sum(), ds.dtype))
+                ds = ds * self.scale.value
+            return ds @ k, ds.transpose(0, 2, 1) @ q
+        t = ctx.t
+        if self._additive:
+            if self.scale is not None:
+                add_grad(self.scale, np.einsum("bqv,bqvd->d", ds, t))
+                da = ds[..., None] * self.scale.value * (1 - t * t)
+            else:
+                da = ds[..., None] * (1 - t * t)
+        else:
+            add_grad(self.concat_score_weight, np.asarray((ds * ctx.tsum).sum(), ds.dtype))
+            da = (ds * self.concat_score_weight.value)[..., None] * (1 - t * t)
+            if self.scale is not None:
+                add_grad(self.scale, np.asarray((da * ctx.a).sum(), ds.dtype))
+                da = da * self.scale.value
+        return da.sum(2), da.sum(1)
+
+    def _backward(self, ctx, grad, need_input_grad):
+        g_out, g_scores = grad if ctx.return_scores else (grad, None)
+        if ctx.q_mask is not None:
+            g_out = g_out * ctx.q_mask[:, :, None]
+        dv = ctx.pd.transpose(0, 2, 1) @ g_out
+        dp = g_out @ ctx.v.transpose(0, 2, 1)
+        if ctx.factor is not None:
+            dp *= ctx.factor
+        if g_scores is not None:
+            dp += g_scores
+        ds = K.masked_softmax_backward(dp, ctx.p, ctx.scores_mask, 1.0)
+        dq, dk = self._scores_backward(ctx, ds)
+        if ctx.n_inputs == 2:   # the value is the key
+            return [dq, dv + dk]
+        return [dq, dv, dk]
+
+    def get_config(self):
+        return {**super().get_config(), "use_scale": self.use_scale, "score_mode": self.score_mode,
+                "dropout": self.dropout, "seed": self.seed}
+
+
+class AdditiveAttention(Attention):
+    """Additive (Bahdanau-style) attention (Keras 3's AdditiveAttention): as Attention, with the
+    scores sum(scale * tanh(query_i + key_j), -1), `scale` a trainable (dim,) vector
+    (glorot_uniform) with use_scale=True (the default), ones without."""
+
+    _additive = True
+
+    def __init__(self, use_scale=True, dropout=0.0, seed=None, **kwargs):
+        super().__init__(use_scale=use_scale, dropout=dropout, seed=seed, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["score_mode"]
+        return config

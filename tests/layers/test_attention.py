@@ -437,3 +437,149 @@ def test_functional_sgd_step_matches_keras(rng):
     ours.train_on_batch(xs, ys)
     for c, k in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(c, k, rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- Attention, AdditiveAttention
+
+def luong_reference(layer, q, v, key=None, q_mask=None, v_mask=None, causal=False):
+    """Keras's Attention / AdditiveAttention written out (scores, where(mask, s, s - 1e9), softmax)."""
+    key = v if key is None else key
+    w = {x.name: x.numpy() for x in layer.weights}
+    if isinstance(layer, layers.AdditiveAttention):
+        s = (np.tanh(q[:, :, None] + key[:, None]) * w.get("scale", 1.0)).sum(-1)
+    elif layer.score_mode == "concat":
+        s = w["concat_score_weight"] * np.tanh(w.get("scale", 1.0) * (q[:, :, None] + key[:, None])).sum(-1)
+    else:
+        s = np.einsum("bqd,bvd->bqv", q, key) * w.get("scale", 1.0)
+    keep = np.ones(s.shape, bool)
+    if v_mask is not None:
+        keep &= v_mask[:, None]
+    if causal:
+        keep &= np.tril(np.ones(s.shape[1:], bool))
+    s = np.where(keep, s, s - 1e9)
+    e = np.exp(s - s.max(-1, keepdims=True))
+    p = e / e.sum(-1, keepdims=True)
+    out = p @ v
+    if q_mask is not None:
+        out = out * q_mask[:, :, None]
+    return out, p
+
+
+LUONG = [("dot", lambda: layers.Attention(dtype="float64")),
+         ("dot_scale", lambda: layers.Attention(use_scale=True, dtype="float64")),
+         ("concat", lambda: layers.Attention(score_mode="concat", dtype="float64")),
+         ("concat_scale", lambda: layers.Attention(use_scale=True, score_mode="concat", dtype="float64")),
+         ("additive", lambda: layers.AdditiveAttention(dtype="float64")),
+         ("additive_noscale", lambda: layers.AdditiveAttention(use_scale=False, dtype="float64"))]
+
+
+def _luong(make, rng, xs):
+    layer = make()
+    layer(xs)
+    layer.set_weights([rng.uniform(0.5, 1.5, w.shape) for w in layer.get_weights()])
+    return layer
+
+
+@pytest.mark.parametrize("name, make", LUONG, ids=[n for n, _ in LUONG])
+@pytest.mark.parametrize("masked", [False, True])
+def test_luong_forward_and_gradients(backend, rng, name, make, masked):
+    q, v, key = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 5, 4))
+    layer = _luong(make, rng, [q, v, key])
+    kw = {}
+    if masked:
+        kw = dict(mask=[np.array([[1, 0, 1], [1, 1, 1]], bool), rng.random((2, 5)) < 0.8], use_causal_mask=True)
+        kw["mask"][1][:, 0] = True
+    y, p = layer([q, v, key], return_attention_scores=True, **kw)
+    ry, rp = luong_reference(layer, q, v, key, *(kw.get("mask") or [None, None]),
+                             causal=kw.get("use_causal_mask", False))
+    np.testing.assert_allclose(p, rp, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(y, ry, rtol=1e-10, atol=1e-12)
+
+    def call(a, b, c):
+        return layer([a, b, c], return_attention_scores=True, **kw)
+    _check_gradients(layer, [q, v, key], call, rng)
+
+
+def test_luong_two_inputs_value_is_key(backend, rng):
+    q, v = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 5, 4))
+    layer = _luong(lambda: layers.AdditiveAttention(dtype="float64"), rng, [q, v])
+    _check_gradients(layer, [q, v], lambda a, b: layer([a, b]), rng)
+
+
+def test_luong_functional_and_config(rng):
+    q, v = cynet.Input((3, 4)), cynet.Input((5, 4))
+    att = layers.Attention(use_scale=True, name="att")
+    out, scores = att([q, v], return_attention_scores=True)
+    assert out.shape == (None, 3, 4) and scores.shape == (None, 3, 5)
+    model = cynet.Model([q, v], [out, layers.AdditiveAttention()([q, v])])
+    xs = [rng.standard_normal((2, 3, 4)).astype(np.float32), rng.standard_normal((2, 5, 4)).astype(np.float32)]
+    clone = cynet.Model.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    for a, b in zip(clone.predict(xs, verbose=0), model.predict(xs, verbose=0)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    config = layers.Attention(use_scale=True, score_mode="concat", dropout=0.2, seed=3).get_config()
+    assert {k: config[k] for k in ("use_scale", "score_mode", "dropout", "seed")} == dict(
+        use_scale=True, score_mode="concat", dropout=0.2, seed=3)
+    add = layers.AdditiveAttention(use_scale=False).get_config()
+    assert "score_mode" not in add and add["use_scale"] is False
+    assert layers.deserialize(layers.serialize(layers.AdditiveAttention(name="a"))).get_config() == \
+        layers.AdditiveAttention(name="a").get_config()
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(score_mode="sum"), ValueError, "score_mode"),
+    (dict(use_scale="yes"), TypeError, "use_scale"),
+    (dict(dropout=-0.1), ValueError, "dropout"),
+    (dict(seed=1.5), ValueError, "seed"),
+])
+def test_luong_bad_arguments(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        layers.Attention(**kwargs)
+
+
+def test_luong_bad_inputs():
+    att = layers.Attention()
+    with pytest.raises(TypeError, match="inputs"):
+        att(np.zeros((2, 3, 4)))
+    with pytest.raises(ValueError, match="inputs"):
+        att([np.zeros((2, 3, 4))])
+    with pytest.raises(ValueError, match="key"):
+        att([np.zeros((2, 3, 4)), np.zeros((2, 5, 4)), np.zeros((2, 4, 4))])
+    with pytest.raises(ValueError, match="last axis"):
+        att([np.zeros((2, 3, 4)), np.zeros((2, 5, 3))])
+    with pytest.raises(ValueError, match="mask"):
+        att([np.zeros((2, 3, 4)), np.zeros((2, 5, 4))], mask=[None, np.ones((2, 4), bool)])
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+@pytest.mark.parametrize("name", ["dot_scale", "concat_scale", "additive"])
+def test_luong_matches_keras(backend, rng, name):
+    keras = _keras()
+    import torch
+    make_k = {"dot_scale": lambda: keras.layers.Attention(use_scale=True),
+              "concat_scale": lambda: keras.layers.Attention(use_scale=True, score_mode="concat"),
+              "additive": lambda: keras.layers.AdditiveAttention()}[name]
+    make_c = {"dot_scale": lambda: layers.Attention(use_scale=True),
+              "concat_scale": lambda: layers.Attention(use_scale=True, score_mode="concat"),
+              "additive": lambda: layers.AdditiveAttention()}[name]
+    q, v = rng.standard_normal((2, 3, 4)).astype(np.float32), rng.standard_normal((2, 5, 4)).astype(np.float32)
+    vmask = rng.random((2, 5)) < 0.7
+    vmask[:, 0] = True
+    theirs, ours = make_k(), make_c()
+    theirs([torch.tensor(q), torch.tensor(v)])
+    ours([q, v])
+    weights = [rng.uniform(0.5, 1.5, w.shape).astype(np.float32) for w in theirs.get_weights()]
+    theirs.set_weights(weights)
+    ours.set_weights(weights)
+    tq, tv = torch.tensor(q, requires_grad=True), torch.tensor(v, requires_grad=True)
+    ky = theirs([tq, tv], mask=[None, torch.tensor(vmask)], use_causal_mask=True)
+    g = rng.standard_normal(tuple(ky.shape)).astype(np.float32)
+    (ky * torch.tensor(g)).sum().backward()
+    cy = ours([q, v], mask=[None, vmask], use_causal_mask=True)
+    np.testing.assert_allclose(cy, ky.detach().numpy(), rtol=1e-5, atol=1e-5)
+    dq, dv = ours.backward(g)
+    np.testing.assert_allclose(dq, tq.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(dv, tv.grad.numpy(), rtol=1e-4, atol=1e-5)
+    for c, w in zip(ours.trainable_weights, theirs.trainable_weights):
+        np.testing.assert_allclose(c.numpy() - 0.1 * c.grad, w.value.detach().numpy() - 0.1 * w.value.grad.numpy(),
+                                   rtol=1e-4, atol=1e-5)

@@ -688,6 +688,47 @@ def make_multi_head_attention(c):
     return _merge_case(c, kwargs, shapes)
 
 
+# Attention and AdditiveAttention take [query, value] or [query, value, key]: (batch, T, dim)
+# arrays of one batch size, value and key of one length, query and key of one width (without a
+# key, the value is the key); AdditiveAttention's scale fixes the query's width.
+def _luong_ok(case, shapes):
+    if not 2 <= len(shapes) <= 3 or any(len(s) != 3 for s in shapes) or len({s[0] for s in shapes}) > 1:
+        return False
+    q, v = shapes[0], shapes[1]
+    k = shapes[2] if len(shapes) == 3 else v
+    return v[1] == k[1] and q[2] == k[2]
+
+
+def _luong_case(c, kwargs):
+    batch, d = c.int(1, 3), c.int(1, 4)
+    tv = c.int(1, 4)
+    three = c.bool()
+    shapes = [(batch, c.int(1, 4), d), (batch, tv, c.int(1, 4) if three else d)]
+    if three:
+        shapes.append((batch, tv, d))
+    return _merge_case(c, kwargs, shapes)
+
+
+LUONG_ARGS = {"use_scale": (FLAG_BAD, FLAG_OK), "dropout": (RATE_BAD, [0.0, 0.5]), "seed": (SEED_BAD, [None, 0, 7])}
+
+
+@layer_spec(L.Attention, dict(LUONG_ARGS, score_mode=(["sum", 1, None, "DOT"], ["dot", "concat"])),
+            shapes_ok=_luong_ok, input_names=("inputs", "query", "value", "key"))
+def make_attention(c):
+    return _luong_case(c, dict(use_scale=c.bool(), score_mode=c.choice(["dot", "concat"]),
+                               dropout=c.choice([0.0, 0.0, 0.4]), seed=5))
+
+
+def _additive_ok(case, shapes):
+    return _luong_ok(case, shapes) and (not case.kwargs.get("use_scale", True) or shapes[0][2] == case.shapes[0][2])
+
+
+# (score_mode reaches Attention's constructor through **kwargs, as in Keras, and is ignored)
+@layer_spec(L.AdditiveAttention, dict(LUONG_ARGS, score_mode=(["sum", 1, None], ["dot", "concat"])), shapes_ok=_additive_ok, input_names=("inputs", "query", "value", "key"))
+def make_additive_attention(c):
+    return _luong_case(c, dict(use_scale=c.bool(), dropout=c.choice([0.0, 0.0, 0.4]), seed=5))
+
+
 FACTOR_BAD = [NAN, INF, -INF, "0.5", None, True, 1j, [], [[NAN]], object(), ["a"], np.bool_(True), [1.0, INF]]
 
 
