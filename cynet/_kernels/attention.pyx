@@ -173,19 +173,25 @@ cdef inline const unsigned char* _mask_row(const unsigned char* base, Py_ssize_t
 
 
 def masked_softmax_forward(const floating[:, :, :, ::1] x not None, const unsigned char[:, :, :, :] mask,
-                           double scale):
+                           double scale, floating[:, :, :, ::1] out=None):
     """p = softmax(where(mask, scale * x, -1e9)) along the last axis.
 
     x: (B, H, Tq, Tk) float32|float64, C-contiguous (IN)
     mask: None or a uint8 (B, H, Tq, Tk) view of any strides, nonzero = keep (IN)
     scale: the factor applied to the scores before the mask
-    Returns p: (B, H, Tq, Tk) of x's dtype.
+    out: None, or a C-contiguous array of x's shape and dtype for p (OUT): x itself (in place:
+        each row is read before it is written) or memory that does not overlap x or mask
+    Returns p: (B, H, Tq, Tk) of x's dtype (out when given).
     """
     cdef Py_ssize_t B = x.shape[0], H = x.shape[1], Tq = x.shape[2], k = x.shape[3]
     cdef Py_ssize_t rows = B * H * Tq, r, n = rows * k
     cdef Py_ssize_t s0 = 0, s1 = 0, s2 = 0, ms = 0
     cdef const unsigned char* base = NULL
-    p_arr = np.empty((B, H, Tq, k), dtype=np.float32 if floating is float else np.float64)
+    if out is None:
+        p_arr = np.empty((B, H, Tq, k), dtype=np.float32 if floating is float else np.float64)
+    else:
+        _check_shape("out", (out.shape[0], out.shape[1], out.shape[2], out.shape[3]), (B, H, Tq, k), "x")
+        p_arr = out.base
     if rows == 0 or k == 0:
         return p_arr
     if mask is not None:
@@ -193,7 +199,7 @@ def masked_softmax_forward(const floating[:, :, :, ::1] x not None, const unsign
                      "the scores")
         base = &mask[0, 0, 0, 0]
         s0, s1, s2, ms = mask.strides[0], mask.strides[1], mask.strides[2], mask.strides[3]
-    cdef floating[:, :, :, ::1] p = p_arr
+    cdef floating[:, :, :, ::1] p = p_arr if out is None else out
     cdef const floating* xp = &x[0, 0, 0, 0]
     cdef floating* pp = &p[0, 0, 0, 0]
     for r in prange(rows, nogil=True, schedule="static", num_threads=threads_for(n, COST_ROWS)):
@@ -207,19 +213,25 @@ def masked_softmax_forward(const floating[:, :, :, ::1] x not None, const unsign
 
 
 def masked_softmax_backward(const floating[:, :, :, ::1] dp not None, const floating[:, :, :, ::1] p not None,
-                            const unsigned char[:, :, :, :] mask, double scale):
+                            const unsigned char[:, :, :, :] mask, double scale, floating[:, :, :, ::1] out=None):
     """dx = where(mask, scale * p * (dp - sum(dp * p)), 0), the gradient of masked_softmax_forward.
 
     dp: (B, H, Tq, Tk) upstream gradient (IN); p: the forward's output, same shape and dtype (IN)
     mask: None or a uint8 (B, H, Tq, Tk) view of any strides, nonzero = keep (IN)
-    Returns dx of p's shape and dtype.
+    out: None, or a C-contiguous array of p's shape and dtype for dx (OUT): dp or p itself (in
+        place: a row's sum is taken before the row is written) or memory overlapping none of them
+    Returns dx of p's shape and dtype (out when given).
     """
     cdef Py_ssize_t B = p.shape[0], H = p.shape[1], Tq = p.shape[2], k = p.shape[3]
     cdef Py_ssize_t rows = B * H * Tq, r, n = rows * k
     cdef Py_ssize_t s0 = 0, s1 = 0, s2 = 0, ms = 0
     cdef const unsigned char* base = NULL
     _check_shape("dp", (dp.shape[0], dp.shape[1], dp.shape[2], dp.shape[3]), (B, H, Tq, k), "p")
-    dx_arr = np.empty((B, H, Tq, k), dtype=np.float32 if floating is float else np.float64)
+    if out is None:
+        dx_arr = np.empty((B, H, Tq, k), dtype=np.float32 if floating is float else np.float64)
+    else:
+        _check_shape("out", (out.shape[0], out.shape[1], out.shape[2], out.shape[3]), (B, H, Tq, k), "p")
+        dx_arr = out.base
     if rows == 0 or k == 0:
         return dx_arr
     if mask is not None:
@@ -227,7 +239,7 @@ def masked_softmax_backward(const floating[:, :, :, ::1] dp not None, const floa
                      "the scores")
         base = &mask[0, 0, 0, 0]
         s0, s1, s2, ms = mask.strides[0], mask.strides[1], mask.strides[2], mask.strides[3]
-    cdef floating[:, :, :, ::1] dx = dx_arr
+    cdef floating[:, :, :, ::1] dx = dx_arr if out is None else out
     cdef const floating* dpp = &dp[0, 0, 0, 0]
     cdef const floating* pp = &p[0, 0, 0, 0]
     cdef floating* dxp = &dx[0, 0, 0, 0]

@@ -27,13 +27,25 @@ def _check_mask(mask, shape):
         raise ValueError(f"mask must have the shape of the scores {tuple(shape)}; received shape {mask.shape}")
 
 
-def masked_softmax_forward(x, mask, scale):
+def _out(out, ref, ref_name, result):
+    """result, written into `out` when given (the kernel's out= argument)."""
+    if out is None:
+        return result
+    _check("out", out, ref_name, ref)
+    if out.dtype != ref.dtype:
+        raise TypeError(f"out must have the dtype of {ref_name} ({ref.dtype}); received {out.dtype}")
+    out[...] = result
+    return out
+
+
+def masked_softmax_forward(x, mask, scale, out=None):
     """p = softmax(where(mask, scale * x, -1e9)) along the last axis (x: (B, H, Tq, Tk); mask:
-    None or a uint8 view of x's shape, nonzero = keep)."""
+    None or a uint8 view of x's shape, nonzero = keep; out: None or the array to write p into,
+    x itself allowed)."""
     _check("x", x)
     _check_mask(mask, x.shape)
     if x.size == 0:
-        return np.empty(x.shape, x.dtype)
+        return _out(out, x, "x", np.empty(x.shape, x.dtype))
     dt = x.dtype.type
     z = x * dt(scale)
     if mask is not None:
@@ -42,18 +54,19 @@ def masked_softmax_forward(x, mask, scale):
         z = z - z.max(axis=-1, keepdims=True)
         e = np.exp(z)
     inv = (1.0 / e.sum(axis=-1, keepdims=True, dtype=np.float64)).astype(x.dtype)
-    return e * inv
+    return _out(out, x, "x", e * inv)
 
 
-def masked_softmax_backward(dp, p, mask, scale):
-    """dx = where(mask, scale * p * (dp - sum(dp * p)), 0), the gradient of masked_softmax_forward."""
+def masked_softmax_backward(dp, p, mask, scale, out=None):
+    """dx = where(mask, scale * p * (dp - sum(dp * p)), 0), the gradient of masked_softmax_forward
+    (out: None or the array to write dx into, dp or p itself allowed)."""
     _check("p", p)
     _check("dp", dp, "p", p)
     _check_mask(mask, p.shape)
     if p.size == 0:
-        return np.empty(p.shape, p.dtype)
+        return _out(out, p, "p", np.empty(p.shape, p.dtype))
     dot = np.einsum("...k,...k->...", dp.astype(np.float64), p.astype(np.float64))[..., None].astype(p.dtype)
     dx = p.dtype.type(scale) * (p * (dp - dot))
     if mask is not None:
         dx = np.where(mask != 0, dx, p.dtype.type(0))
-    return dx
+    return _out(out, p, "p", dx)

@@ -15,7 +15,7 @@ scale: a finite real factor applied to the scores before the mask (1 / sqrt(key_
 """
 import numpy as np
 
-from .._validation import as_array, as_float, check_size, float_dtype, is_real
+from .._validation import as_array, as_float, check_size, float_dtype, inplace_array, is_real
 from ._backend import impl
 
 __all__ = ["masked_softmax_forward", "masked_softmax_backward"]
@@ -52,26 +52,48 @@ def _scale(scale):
     return float(scale)
 
 
-def masked_softmax_forward(scores, mask=None, scale=1.0):
+def _out(out, shape, dtype, inputs, where):
+    """out (OUT): None, or a writable C-contiguous array of the result's shape and dtype that is
+    one of `inputs` ({name: array}: in place) or overlaps none of them (nor the mask)."""
+    if out is None:
+        return None
+    out = inplace_array("out", out, dtype, shape, f"the dtype of {where}", where)
+    for name, a in inputs.items():
+        if a is not None and np.may_share_memory(out, a) and not (
+                isinstance(a, np.ndarray) and a.__array_interface__["data"][0] == out.__array_interface__["data"][0]
+                and a.strides == out.strides and a.shape == out.shape):
+            raise ValueError(f"out must be {name} itself (in place) or memory that does not overlap it; received "
+                             "an array overlapping it")
+    return out
+
+
+def masked_softmax_forward(scores, mask=None, scale=1.0, out=None):
     """p = softmax(where(mask, scale * scores, -1e9)) along the last axis (see the module docstring).
 
     scores: (B, H, Tq, Tk) float32|float64 (or fewer leading axes) (IN).
     mask: None or broadcastable to scores, True/nonzero = keep (IN).
-    Returns p of scores' shape and dtype.
+    out: None, or a writable C-contiguous array of scores' shape and (float) dtype to write p into
+        (OUT): scores itself (in place, as MultiHeadAttention runs it: no new array) or memory
+        overlapping neither scores nor mask.
+    Returns p of scores' shape and dtype (out when given).
     """
     scale = _scale(scale)
     x = as_float("scores", scores, float_dtype(scores=scores))
     x4 = _as_4d("scores", x)
     m4 = _mask(mask, x.shape, x4.shape)
-    return impl("attention").masked_softmax_forward(x4, m4, scale).reshape(x.shape)
+    o = _out(out, x.shape, x.dtype, {"scores": x, "mask": mask}, "scores")
+    p = impl("attention").masked_softmax_forward(x4, m4, scale, None if o is None else o.reshape(x4.shape))
+    return o if o is not None else p.reshape(x.shape)
 
 
-def masked_softmax_backward(dp, p, mask=None, scale=1.0):
+def masked_softmax_backward(dp, p, mask=None, scale=1.0, out=None):
     """The gradient of masked_softmax_forward: where(mask, scale * p * (dp - sum(dp * p)), 0).
 
     dp: the gradient of the loss with respect to p (IN); p: the forward's output (IN); same shape.
     mask, scale: as given to the forward.
-    Returns the gradient with respect to scores, of p's shape.
+    out: None, or a writable C-contiguous array of p's shape and (float) dtype to write the result
+        into (OUT): dp or p itself (in place) or memory overlapping none of dp, p and mask.
+    Returns the gradient with respect to scores, of p's shape (out when given).
     """
     scale = _scale(scale)
     dtype = float_dtype(dp=dp, p=p)
@@ -81,4 +103,7 @@ def masked_softmax_backward(dp, p, mask=None, scale=1.0):
         raise ValueError(f"dp must have the shape of p {p.shape}; received shape {dp.shape}")
     p4 = _as_4d("p", p)
     m4 = _mask(mask, p.shape, p4.shape)
-    return impl("attention").masked_softmax_backward(dp.reshape(p4.shape), p4, m4, scale).reshape(p.shape)
+    o = _out(out, p.shape, p.dtype, {"dp": dp, "p": p, "mask": mask}, "p")
+    dx = impl("attention").masked_softmax_backward(dp.reshape(p4.shape), p4, m4, scale,
+                                                   None if o is None else o.reshape(p4.shape))
+    return o if o is not None else dx.reshape(p.shape)

@@ -108,7 +108,8 @@ class _DotProductAttention(Layer):
         kh = k.transpose(0, 2, 3, 1)            # (B, H, key_dim, S)
         vh = v.transpose(0, 2, 1, 3)            # (B, H, S, value_dim)
         mask4 = None if mask is None else mask[:, None]
-        p = K.masked_softmax_forward(qh @ kh, mask4, self.scale)
+        scores = qh @ kh
+        p = K.masked_softmax_forward(scores, mask4, self.scale, out=scores)   # (in place: no new array)
         factor = None
         if training and self.dropout > 0.0:
             rng = self._rng if self._rng is not None else make_rng(None)
@@ -128,7 +129,7 @@ class _DotProductAttention(Layer):
             dp *= ctx.factor
         if g_scores is not None:
             dp += g_scores
-        ds = K.masked_softmax_backward(dp, ctx.p, ctx.mask4, self.scale)   # (the scale included)
+        ds = K.masked_softmax_backward(dp, ctx.p, ctx.mask4, self.scale, out=dp)   # (the scale included)
         dq = (ds @ ctx.kh.transpose(0, 1, 3, 2)).transpose(0, 2, 1, 3) if need_input_grad[0] else None
         dk = (ds.transpose(0, 1, 3, 2) @ ctx.qh).transpose(0, 2, 1, 3) if need_input_grad[1] else None
         return [dq, dk, dv]
@@ -558,8 +559,8 @@ class Attention(Layer):
             causal = _causal(q.shape[1], k.shape[1])
             scores_mask = causal if scores_mask is None else scores_mask & causal
         ctx.q, ctx.k, ctx.v, ctx.n_inputs = q, k, v, len(inputs)
-        s = self._scores(ctx, q, k)
-        p = K.masked_softmax_forward(s, scores_mask, 1.0)
+        s = self._scores(ctx, q, k)   # (a new array the backward does not read: overwritten by p)
+        p = K.masked_softmax_forward(s, scores_mask, 1.0, out=s)
         factor = None
         if training and self.dropout > 0.0:
             rng = self._rng if self._rng is not None else make_rng(None)
@@ -625,7 +626,7 @@ class Attention(Layer):
             dp *= ctx.factor
         if g_scores is not None:
             dp += g_scores
-        ds = K.masked_softmax_backward(dp, ctx.p, ctx.scores_mask, 1.0)
+        ds = K.masked_softmax_backward(dp, ctx.p, ctx.scores_mask, 1.0, out=dp)
         dq, dk = self._scores_backward(ctx, ds)
         if ctx.n_inputs == 2:   # the value is the key
             return [dq, dv + dk]

@@ -184,3 +184,45 @@ def test_threads_give_the_same_result():
 
 def test_twin_module_matches_public_names():
     assert set(attention_numpy.__all__) == {"masked_softmax_forward", "masked_softmax_backward"}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_out_in_place_and_separate(backend, dtype):
+    """out= writes the result into a given array: the input itself (in place) or a separate one."""
+    rng = np.random.default_rng(8)
+    x, mask = case(rng, (2, 3, 4, 9), (2, 1, 4, 9), dtype)
+    dp = rng.standard_normal(x.shape).astype(dtype)
+    p = K.masked_softmax_forward(x, mask, 0.7)
+    dx = K.masked_softmax_backward(dp, p, mask, 0.7)
+    buf = np.full_like(x, np.nan)
+    assert K.masked_softmax_forward(x, mask, 0.7, out=buf) is buf
+    np.testing.assert_array_equal(buf, p)
+    inplace = x.copy()
+    assert K.masked_softmax_forward(inplace, mask, 0.7, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, p)
+    for which in ("dp", "p"):
+        a, b = dp.copy(), p.copy()
+        target = a if which == "dp" else b
+        assert K.masked_softmax_backward(a, b, mask, 0.7, out=target) is target
+        np.testing.assert_array_equal(target, dx)
+
+
+def test_out_refused(backend):
+    x = np.zeros((2, 3, 4, 5), np.float32)
+    with pytest.raises(TypeError, match="out"):
+        K.masked_softmax_forward(x, out=np.zeros(x.shape, np.float64))
+    with pytest.raises(ValueError, match="out"):
+        K.masked_softmax_forward(x, out=np.zeros((2, 3, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="out"):
+        K.masked_softmax_forward(x, out=np.zeros((2, 3, 5, 4), np.float32).transpose(0, 1, 3, 2))
+    ro = np.zeros_like(x)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out"):
+        K.masked_softmax_forward(x, out=ro)
+    flat = np.zeros(2 * 3 * 4 * 5 + 1, np.float32)
+    with pytest.raises(ValueError, match="overlap"):   # overlapping the input, not the input itself
+        K.masked_softmax_forward(flat[:-1].reshape(x.shape), out=flat[1:].reshape(x.shape))
+    with pytest.raises(ValueError, match="overlap"):
+        K.masked_softmax_backward(flat[:-1].reshape(x.shape), x, out=flat[1:].reshape(x.shape))
+    with pytest.raises(TypeError, match="out"):
+        K.masked_softmax_backward(x, x, out=[[0.0]])

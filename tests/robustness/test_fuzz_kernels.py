@@ -662,6 +662,7 @@ def _attention_geometry(c):
     g.masked = c.bool()
     g.mask_shape = tuple(1 if c.bool() else s for s in g.shape)[c.int(0, len(g.shape) - 1):]
     g.scale = c.choice([1.0, 0.125, -2.0])
+    g.out = c.bool()
     return g
 
 
@@ -670,23 +671,28 @@ def _attention_mask_template(kw):
 
 
 ATTENTION_MASK = Arr(None, fixed=False, optional=True, template=_attention_mask_template)
+# out: None, or an array of the result's shape and dtype (the input itself allowed: in place)
+ATTENTION_OUT = Arr(lambda d: 1 <= d <= 4, role="inout", optional=True, list_ok=False,
+                    template=lambda kw: np.zeros(np.shape(kw["scores"] if "scores" in kw else kw["p"]),
+                                                 np.asarray(kw["scores"] if "scores" in kw else kw["p"]).dtype))
 ATTENTION_SCALE = Real([1.0, 0.5, -1.0, np.float32(0.3), np.int64(2)])
 
 
 @spec("masked_softmax_forward", dict(scores=Arr(lambda d: 1 <= d <= 4, fixed=False), mask=ATTENTION_MASK,
-                                     scale=ATTENTION_SCALE))
+                                     scale=ATTENTION_SCALE, out=ATTENTION_OUT), inout=("out",))
 def make_masked_softmax_forward(c):
     g = _attention_geometry(c)
 
     def build():
         rng = np.random.default_rng(g.seed)
         mask = rng.random(g.mask_shape) < 0.7 if g.masked else None
-        return dict(scores=rnd(rng, g.shape, g.dt, 3.0), mask=mask, scale=g.scale)
+        return dict(scores=rnd(rng, g.shape, g.dt, 3.0), mask=mask, scale=g.scale,
+                    out=np.zeros(g.shape, g.dt) if g.out else None)
     return build
 
 
 @spec("masked_softmax_backward", dict(dp=Arr(lambda d: 1 <= d <= 4), p=Arr(lambda d: 1 <= d <= 4, fixed=False),
-                                      mask=ATTENTION_MASK, scale=ATTENTION_SCALE))
+                                      mask=ATTENTION_MASK, scale=ATTENTION_SCALE, out=ATTENTION_OUT), inout=("out",))
 def make_masked_softmax_backward(c):
     g = _attention_geometry(c)
 
@@ -695,7 +701,7 @@ def make_masked_softmax_backward(c):
         z = np.exp(rnd(rng, g.shape, np.float64))
         mask = rng.random(g.mask_shape) < 0.7 if g.masked else None
         return dict(dp=rnd(rng, g.shape, g.dt), p=(z / z.sum(axis=-1, keepdims=True)).astype(g.dt), mask=mask,
-                    scale=g.scale)
+                    scale=g.scale, out=np.zeros(g.shape, g.dt) if g.out else None)
     return build
 
 
