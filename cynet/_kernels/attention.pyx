@@ -53,22 +53,32 @@ cdef extern from *:
        for its own instruction set). */
     #define CYNET_ATT_INLINE static inline __attribute__((always_inline))
     #define CYNET_ATT_ROWS(T, IT, SUF, SEL, EXP)                                                 \
-    /* max(y[0:k]) (k >= 1) in 64-byte vectors (GCC's vector extension: the select-based scalar    \
-       reduction does not vectorise); a NaN may be skipped, it makes the row's sum NaN anyway. */ \
+    /* max(y[0:k]) (k >= 1) in 32-byte vectors (GCC's vector extension: the select-based scalar    \
+       reduction does not vectorise; 64-byte ones cost 4x on AVX2); a NaN may be skipped, it makes \
+       the row's sum NaN anyway. */                                                               \
     CYNET_ATT_INLINE T cynet_att_max_##SUF(const T* y, Py_ssize_t k) {                           \
-        typedef T V __attribute__((vector_size(64)));                                             \
-        typedef IT VI __attribute__((vector_size(64)));                                           \
-        const Py_ssize_t L = (Py_ssize_t)(64 / sizeof(T));                                        \
-        Py_ssize_t j = 0; T mx = y[0]; V acc, v; VI c; int l;                                     \
-        if (k >= L) {                                                                             \
-            memcpy(&acc, y, sizeof acc);                                                          \
-            for (j = L; j + L <= k; j += L) {                                                     \
+        typedef T V __attribute__((vector_size(32)));                                             \
+        typedef IT VI __attribute__((vector_size(32)));                                           \
+        const Py_ssize_t L = (Py_ssize_t)(32 / sizeof(T));                                        \
+        Py_ssize_t j = 0, w; T mx = y[0], a[32 / sizeof(T)]; V acc0, acc1, v; VI c; int l;        \
+        if (k >= 2 * L) {                                                                         \
+            /* two accumulators (half the dependency chain), then a tree over the lanes */        \
+            memcpy(&acc0, y, sizeof acc0);                                                        \
+            memcpy(&acc1, y + L, sizeof acc1);                                                    \
+            for (j = 2 * L; j + 2 * L <= k; j += 2 * L) {                                         \
                 memcpy(&v, y + j, sizeof v);                                                      \
-                c = v > acc;                                                                      \
-                acc = (V)(((VI)v & c) | ((VI)acc & ~c));                                          \
+                c = v > acc0;                                                                     \
+                acc0 = (V)(((VI)v & c) | ((VI)acc0 & ~c));                                        \
+                memcpy(&v, y + j + L, sizeof v);                                                  \
+                c = v > acc1;                                                                     \
+                acc1 = (V)(((VI)v & c) | ((VI)acc1 & ~c));                                        \
             }                                                                                     \
-            mx = acc[0];                                                                          \
-            for (l = 1; l < (int)L; l++) mx = SEL(acc[l] > mx, acc[l], mx);                       \
+            c = acc1 > acc0;                                                                      \
+            acc0 = (V)(((VI)acc1 & c) | ((VI)acc0 & ~c));                                         \
+            memcpy(a, &acc0, sizeof a);                                                           \
+            for (w = L / 2; w >= 1; w /= 2)                                                       \
+                for (l = 0; l < w; l++) a[l] = SEL(a[l + w] > a[l], a[l + w], a[l]);              \
+            mx = a[0];                                                                            \
         }                                                                                         \
         for (; j < k; j++) mx = SEL(y[j] > mx, y[j], mx);                                         \
         return mx;                                                                                \
