@@ -41,6 +41,7 @@ FAMILIES = (
     family("activations"),
     family("optim"),
     family("layernorm"),
+    family("attention"),
 )
 
 

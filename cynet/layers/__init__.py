@@ -3,6 +3,7 @@ import contextlib
 import contextvars
 
 from ..utils.serialization import custom_object_scope, get_registered_object
+from .attention import AdditiveAttention, Attention, MultiHeadAttention  # noqa: F401
 from .base import Layer  # noqa: F401
 from .categorical import (  # noqa: F401
     CategoryEncoding,
@@ -120,7 +121,8 @@ _REGISTRY = {
                 CategoryEncoding, Hashing, IntegerLookup, StringLookup, TextVectorization,
                 _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed,
                 Conv1D, Conv1DTranspose, Conv2DTranspose, MaxPooling1D, AveragePooling1D,
-                Masking, LayerNormalization, GroupNormalization, UnitNormalization)
+                Masking, LayerNormalization, GroupNormalization, UnitNormalization,
+                MultiHeadAttention, Attention, AdditiveAttention)
 }
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 

@@ -406,7 +406,7 @@ class Spec:
         # kernels that sum products (GEMMs, reductions, recurrences): with infinities in the
         # input, where NaN and inf land depends on the order of summation (see fz.assert_close)
         self.lenient = name.startswith(("conv", "batch_norm", "simple_rnn", "lstm", "gru", "softmax", "layer_norm",
-                                        "group_norm"))
+                                        "group_norm", "masked_softmax"))
 
     def mutations(self, pname):
         muts = self.params[pname].mutations(pname)
@@ -724,6 +724,60 @@ def make_upsampling2d_backward(c):
     def build():
         rng = np.random.default_rng(g.seed)
         return dict(dy=rnd(rng, _fmt_shape(g.N, g.H * sh, g.W * sw, g.C, g.fmt), g.dt), size=g.size, data_format=g.fmt)
+    return build
+
+
+# --- attention: the masked softmax
+
+def _attention_geometry(c):
+    g = types.SimpleNamespace()
+    g.seed = c.int(0, 2 ** 31 - 1)
+    g.dt = c.choice([F32, F64])
+    g.shape = tuple(c.int(1, 4) for _ in range(c.int(1, 4)))
+    # the mask: None, or the scores' shape with some axes 1 and some leading axes dropped
+    g.masked = c.bool()
+    g.mask_shape = tuple(1 if c.bool() else s for s in g.shape)[c.int(0, len(g.shape) - 1):]
+    g.scale = c.choice([1.0, 0.125, -2.0])
+    g.out = c.bool()
+    return g
+
+
+def _attention_mask_template(kw):
+    return np.ones(np.shape(kw["scores"] if "scores" in kw else kw["p"]), bool)
+
+
+ATTENTION_MASK = Arr(None, fixed=False, optional=True, template=_attention_mask_template)
+# out: None, or an array of the result's shape and dtype (the input itself allowed: in place)
+ATTENTION_OUT = Arr(lambda d: 1 <= d <= 4, role="inout", optional=True, list_ok=False,
+                    template=lambda kw: np.zeros(np.shape(kw["scores"] if "scores" in kw else kw["p"]),
+                                                 np.asarray(kw["scores"] if "scores" in kw else kw["p"]).dtype))
+ATTENTION_SCALE = Real([1.0, 0.5, -1.0, np.float32(0.3), np.int64(2)])
+
+
+@spec("masked_softmax_forward", dict(scores=Arr(lambda d: 1 <= d <= 4, fixed=False), mask=ATTENTION_MASK,
+                                     scale=ATTENTION_SCALE, out=ATTENTION_OUT), inout=("out",))
+def make_masked_softmax_forward(c):
+    g = _attention_geometry(c)
+
+    def build():
+        rng = np.random.default_rng(g.seed)
+        mask = rng.random(g.mask_shape) < 0.7 if g.masked else None
+        return dict(scores=rnd(rng, g.shape, g.dt, 3.0), mask=mask, scale=g.scale,
+                    out=np.zeros(g.shape, g.dt) if g.out else None)
+    return build
+
+
+@spec("masked_softmax_backward", dict(dp=Arr(lambda d: 1 <= d <= 4), p=Arr(lambda d: 1 <= d <= 4, fixed=False),
+                                      mask=ATTENTION_MASK, scale=ATTENTION_SCALE, out=ATTENTION_OUT), inout=("out",))
+def make_masked_softmax_backward(c):
+    g = _attention_geometry(c)
+
+    def build():
+        rng = np.random.default_rng(g.seed)
+        z = np.exp(rnd(rng, g.shape, np.float64))
+        mask = rng.random(g.mask_shape) < 0.7 if g.masked else None
+        return dict(dp=rnd(rng, g.shape, g.dt), p=(z / z.sum(axis=-1, keepdims=True)).astype(g.dt), mask=mask,
+                    scale=g.scale, out=np.zeros(g.shape, g.dt) if g.out else None)
     return build
 
 

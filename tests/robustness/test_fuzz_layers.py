@@ -782,6 +782,88 @@ def make_prelu(c):
     return _case(c, dict(shared_axes=shared, alpha_initializer=c.choice(["zeros", "random_normal"])), shape)
 
 
+# MultiHeadAttention takes [query, value] or [query, value, key] (its list form; Keras's mha(query,
+# value, key=...)): (batch, T, dim) arrays of one batch size, value and key of one length S, each
+# last axis the one its projection was built for (the valid case's).
+def _mha_ok(case, shapes):
+    if not 2 <= len(shapes) <= 3 or any(len(s) != 3 for s in shapes):
+        return False
+    if len({s[0] for s in shapes}) > 1 or (len(shapes) == 3 and shapes[1][1] != shapes[2][1]):
+        return False
+    built = list(case.shapes) + [case.shapes[1]] * (3 - len(case.shapes))   # (no key: the value is the key)
+    given = list(shapes) + [shapes[1]] * (3 - len(shapes))
+    return all(s[-1] == b[-1] for s, b in zip(given, built))
+
+
+@layer_spec(L.MultiHeadAttention, {
+    "num_heads": (INT_BAD, [1, 3, np.int64(2)]),
+    "key_dim": (INT_BAD, [1, 4]),
+    "value_dim": ([v for v in INT_BAD if v is not None], [None, 1, 3]),
+    "dropout": (RATE_BAD, [0.0, 0.5]),
+    "use_bias": (FLAG_BAD, FLAG_OK),
+    "output_shape": ([0, -1, "a", 1.5, True, (2, 0), [], (2, "a")], [None, 2, (2, 3), [1]]),
+    "attention_axes": (["x", 1.5, True, [1.0], object()], [None, 1, -2, (1,), [1]]),
+    "sliding_window": ([0, -1, True, 2.5, "3"], [None, 1, 2]),
+    "flash_attention": (["yes", 1, 0.5], [None, False]),
+    "kernel_initializer": (INIT_BAD, INIT_OK), "bias_initializer": (INIT_BAD, INIT_OK),
+    "kernel_regularizer": (REG_BAD, REG_OK), "bias_regularizer": (REG_BAD, REG_OK),
+    # (any other value of these: NotImplementedError, a Keras feature cynet does not have yet)
+    "activity_regularizer": ([], [None]), "kernel_constraint": ([], [None]), "bias_constraint": ([], [None]),
+    "use_gate": (["yes", 1, None], [False]),
+    "seed": (SEED_BAD, [None, 0, 7]),
+}, shapes_ok=_mha_ok, input_names=("inputs", "query", "value", "key"))
+def make_multi_head_attention(c):
+    batch, t, s = c.int(1, 3), c.int(1, 4), c.int(1, 4)
+    shapes = [(batch, t, c.int(1, 4)), (batch, s, c.int(1, 4))]
+    if c.bool():
+        shapes.append((batch, s, c.int(1, 4)))
+    kwargs = dict(num_heads=c.int(1, 3), key_dim=c.int(1, 3), value_dim=c.choice([None, 2]),
+                  dropout=c.choice([0.0, 0.0, 0.3]), use_bias=c.bool(), output_shape=c.choice([None, 2, (2, 1)]),
+                  seed=3)
+    return _merge_case(c, kwargs, shapes)
+
+
+# Attention and AdditiveAttention take [query, value] or [query, value, key]: (batch, T, dim)
+# arrays of one batch size, value and key of one length, query and key of one width (without a
+# key, the value is the key); AdditiveAttention's scale fixes the query's width.
+def _luong_ok(case, shapes):
+    if not 2 <= len(shapes) <= 3 or any(len(s) != 3 for s in shapes) or len({s[0] for s in shapes}) > 1:
+        return False
+    q, v = shapes[0], shapes[1]
+    k = shapes[2] if len(shapes) == 3 else v
+    return v[1] == k[1] and q[2] == k[2]
+
+
+def _luong_case(c, kwargs):
+    batch, d = c.int(1, 3), c.int(1, 4)
+    tv = c.int(1, 4)
+    three = c.bool()
+    shapes = [(batch, c.int(1, 4), d), (batch, tv, c.int(1, 4) if three else d)]
+    if three:
+        shapes.append((batch, tv, d))
+    return _merge_case(c, kwargs, shapes)
+
+
+LUONG_ARGS = {"use_scale": (FLAG_BAD, FLAG_OK), "dropout": (RATE_BAD, [0.0, 0.5]), "seed": (SEED_BAD, [None, 0, 7])}
+
+
+@layer_spec(L.Attention, dict(LUONG_ARGS, score_mode=(["sum", 1, None, "DOT"], ["dot", "concat"])),
+            shapes_ok=_luong_ok, input_names=("inputs", "query", "value", "key"))
+def make_attention(c):
+    return _luong_case(c, dict(use_scale=c.bool(), score_mode=c.choice(["dot", "concat"]),
+                               dropout=c.choice([0.0, 0.0, 0.4]), seed=5))
+
+
+def _additive_ok(case, shapes):
+    return _luong_ok(case, shapes) and (not case.kwargs.get("use_scale", True) or shapes[0][2] == case.shapes[0][2])
+
+
+# (score_mode reaches Attention's constructor through **kwargs, as in Keras, and is ignored)
+@layer_spec(L.AdditiveAttention, dict(LUONG_ARGS, score_mode=(["sum", 1, None], ["dot", "concat"])), shapes_ok=_additive_ok, input_names=("inputs", "query", "value", "key"))
+def make_additive_attention(c):
+    return _luong_case(c, dict(use_scale=c.bool(), dropout=c.choice([0.0, 0.0, 0.4]), seed=5))
+
+
 FACTOR_BAD = [NAN, INF, -INF, "0.5", None, True, 1j, [], [[NAN]], object(), ["a"], np.bool_(True), [1.0, INF]]
 
 

@@ -1,0 +1,72 @@
+"""Attention kernels in NumPy: the reference twin of attention.pyx.
+
+Same functions, signatures and results as the compiled module (within 1e-10 in float64, 1e-5 in
+float32): p = softmax(where(mask, scale * x, -1e9)) along the last axis of (B, H, Tq, Tk) scores
+(Keras 3's masked softmax: a masked key gets probability 0, a fully masked row is uniform), and
+its backward dx = where(mask, scale * p * (dp - sum(dp * p)), 0). As in the kernel, the row sums
+(sum of exps, sum(dp * p)) are accumulated in float64 and the per-row scalars rounded once to
+the scores' dtype.
+"""
+import numpy as np
+
+__all__ = ["masked_softmax_forward", "masked_softmax_backward"]
+
+MASKED_SCORE = -1e9   # Keras's _large_negative_number for float32 and float64
+
+
+def _check(name, a, ref_name=None, ref=None):
+    if not isinstance(a, np.ndarray) or a.dtype not in (np.float32, np.float64) or a.ndim != 4:
+        raise TypeError(f"{name} must be a 4-dimensional float32 or float64 ndarray; received "
+                        f"{type(a).__name__} of dtype {getattr(a, 'dtype', None)}")
+    if ref is not None and a.shape != ref.shape:
+        raise ValueError(f"{name} must have the shape of {ref_name} {ref.shape}; received shape {a.shape}")
+
+
+def _check_mask(mask, shape):
+    if mask is not None and tuple(mask.shape) != tuple(shape):
+        raise ValueError(f"mask must have the shape of the scores {tuple(shape)}; received shape {mask.shape}")
+
+
+def _out(out, ref, ref_name, result):
+    """result, written into `out` when given (the kernel's out= argument)."""
+    if out is None:
+        return result
+    _check("out", out, ref_name, ref)
+    if out.dtype != ref.dtype:
+        raise TypeError(f"out must have the dtype of {ref_name} ({ref.dtype}); received {out.dtype}")
+    out[...] = result
+    return out
+
+
+def masked_softmax_forward(x, mask, scale, out=None):
+    """p = softmax(where(mask, scale * x, -1e9)) along the last axis (x: (B, H, Tq, Tk); mask:
+    None or a uint8 view of x's shape, nonzero = keep; out: None or the array to write p into,
+    x itself allowed)."""
+    _check("x", x)
+    _check_mask(mask, x.shape)
+    if x.size == 0:
+        return _out(out, x, "x", np.empty(x.shape, x.dtype))
+    dt = x.dtype.type
+    z = x * dt(scale)
+    if mask is not None:
+        z = np.where(mask != 0, z, dt(MASKED_SCORE))
+    with np.errstate(over="ignore", invalid="ignore"):   # (scores of opposite huge signs: exp(-inf) = 0)
+        z = z - z.max(axis=-1, keepdims=True)
+        e = np.exp(z)
+    inv = (1.0 / e.sum(axis=-1, keepdims=True, dtype=np.float64)).astype(x.dtype)
+    return _out(out, x, "x", e * inv)
+
+
+def masked_softmax_backward(dp, p, mask, scale, out=None):
+    """dx = where(mask, scale * p * (dp - sum(dp * p)), 0), the gradient of masked_softmax_forward
+    (out: None or the array to write dx into, dp or p itself allowed)."""
+    _check("p", p)
+    _check("dp", dp, "p", p)
+    _check_mask(mask, p.shape)
+    if p.size == 0:
+        return _out(out, p, "p", np.empty(p.shape, p.dtype))
+    dot = np.einsum("...k,...k->...", dp.astype(np.float64), p.astype(np.float64))[..., None].astype(p.dtype)
+    dx = p.dtype.type(scale) * (p * (dp - dot))
+    if mask is not None:
+        dx = np.where(mask != 0, dx, p.dtype.type(0))
+    return _out(out, p, "p", dx)

@@ -1,0 +1,228 @@
+"""Attention kernels (the fused masked softmax): Cython == twin, twin == definition, gradients,
+fully masked rows, broadcast masks, errors."""
+import os
+
+import numpy as np
+import pytest
+
+import cynet.kernels as K
+from cynet._kernels import attention_numpy
+from cynet.testing import assert_twins_close, numerical_gradient
+
+try:
+    from cynet._kernels import attention as attention_compiled
+except ImportError:  # pragma: no cover - only with CYNET_ALLOW_UNCOMPILED
+    attention_compiled = None
+
+COMPILED = attention_compiled is not None
+if not COMPILED and os.environ.get("CYNET_ALLOW_UNCOMPILED", "") in ("", "0"):  # pragma: no cover
+    raise ImportError("cynet._kernels.attention is not compiled (set CYNET_ALLOW_UNCOMPILED=1 to skip its tests)")
+BACKENDS = ["cython", "numpy"] if COMPILED else ["numpy"]
+needs_compiled = pytest.mark.skipif(not COMPILED, reason="compiled attention kernel not built")
+
+MASK_SHAPES = [None, (2, 3, 4, 9), (2, 1, 4, 9), (2, 1, 1, 9), (4, 1), (9,), (1, 3, 4, 1)]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    with K.use_backend(request.param):
+        yield request.param
+
+
+def definition(x, mask, scale):
+    """Keras 3's masked softmax, written out: softmax(where(mask, scale * x, -1e9)) in float64."""
+    z = np.asarray(x, np.float64) * scale
+    if mask is not None:
+        z = np.where(mask, z, -1e9)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def case(rng, shape, mask_shape, dtype, keep=0.7):
+    x = (rng.standard_normal(shape) * 2).astype(dtype)
+    mask = None if mask_shape is None else rng.random(mask_shape) < keep
+    return x, mask
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mask_shape", MASK_SHAPES)
+def test_twin_matches_definition(dtype, mask_shape):
+    rng = np.random.default_rng(1)
+    x, mask = case(rng, (2, 3, 4, 9), mask_shape, dtype)
+    with K.use_backend("numpy"):
+        p = K.masked_softmax_forward(x, mask, 0.37)
+    assert p.dtype == dtype and p.shape == x.shape
+    np.testing.assert_allclose(p, definition(x, mask, 0.37), rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-7 if dtype == np.float32 else 1e-15)
+
+
+@needs_compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mask_shape", MASK_SHAPES + ["bools"])
+@pytest.mark.parametrize("shape", [(2, 3, 4, 9), (2, 3, 4, 33), (1, 1, 1, 1), (3, 2, 5, 128)])
+def test_cython_matches_twin(dtype, mask_shape, shape):
+    rng = np.random.default_rng(2)
+    if mask_shape == "bools":   # a numeric mask (nonzero = keep), of the full shape
+        mask = (rng.random(shape) < 0.5).astype(np.float32)
+    else:
+        mask = None if mask_shape is None else rng.random(
+            tuple(1 if a == 1 else b for a, b in zip(mask_shape[::-1], shape[::-1]))[::-1]) < 0.7
+    x = (rng.standard_normal(shape) * 3).astype(dtype)
+    dp = rng.standard_normal(shape).astype(dtype)
+    out = {}
+    for be in BACKENDS:
+        with K.use_backend(be):
+            p = K.masked_softmax_forward(x, mask, -0.5)
+            out[be] = (p, K.masked_softmax_backward(dp, p, mask, -0.5))
+    assert_twins_close(out["cython"], out["numpy"], dtype)
+
+
+def test_fully_masked_rows_are_uniform_and_get_no_gradient(backend):
+    """Keras: a row with every key masked gets a uniform softmax (not NaN), and the `where` passes
+    no gradient to masked keys."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 2, 3, 5))
+    mask = np.ones((2, 1, 3, 5), bool)
+    mask[0, 0, 1] = False            # query row 1 of sample 0: every key masked
+    mask[1, 0, :, 2] = False         # key 2 of sample 1 masked for every query
+    p = K.masked_softmax_forward(x, mask, 1.0)
+    np.testing.assert_allclose(p[0, :, 1], 0.2)
+    assert np.all(p[1, :, :, 2] == 0.0)
+    np.testing.assert_allclose(p.sum(-1), 1.0)
+    dx = K.masked_softmax_backward(rng.standard_normal(p.shape), p, mask, 1.0)
+    assert np.all(dx[0, :, 1] == 0.0) and np.all(dx[1, :, :, 2] == 0.0)
+    assert np.all(dx[0, :, 0] != 0.0)
+
+
+def test_row_constant_mask(backend):
+    """A mask of size 1 along the keys (a per-query flag, e.g. Keras's query_mask) masks whole rows."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 2, 4, 6))
+    qmask = np.array([True, False, True, False])[:, None]
+    p = K.masked_softmax_forward(x, qmask, 2.0)
+    np.testing.assert_allclose(p[:, :, 1], 1 / 6)
+    np.testing.assert_allclose(p[:, :, 0], definition(x, None, 2.0)[:, :, 0], rtol=1e-12)
+    dx = K.masked_softmax_backward(np.ones_like(p) + x, p, qmask, 2.0)
+    assert np.all(dx[:, :, 1] == 0.0) and np.all(dx[:, :, 3] == 0.0)
+
+
+@pytest.mark.parametrize("mask_shape", [None, (2, 1, 3, 4), (3, 1)])
+def test_gradient_matches_finite_differences(backend, mask_shape):
+    rng = np.random.default_rng(5)
+    x, mask = case(rng, (2, 2, 3, 4), mask_shape, np.float64)
+    g = rng.standard_normal(x.shape)
+    p = K.masked_softmax_forward(x, mask, 0.8)
+    dx = K.masked_softmax_backward(g, p, mask, 0.8)
+    num = numerical_gradient(lambda: float(np.sum(K.masked_softmax_forward(x, mask, 0.8) * g)), x)
+    np.testing.assert_allclose(dx, num, rtol=1e-6, atol=1e-8)
+
+
+def test_lower_rank_scores(backend):
+    """Scores of 1 to 3 dimensions are read as having leading size-1 axes."""
+    rng = np.random.default_rng(6)
+    for shape in [(7,), (3, 7), (2, 3, 7)]:
+        x = rng.standard_normal(shape)
+        np.testing.assert_allclose(K.masked_softmax_forward(x, None, 1.0), definition(x, None, 1.0), rtol=1e-12)
+
+
+def test_large_scores_stay_finite(backend):
+    x = np.array([[1e30, -1e30, 0.0], [3e38, 3e38, -3e38]], np.float32)
+    p = K.masked_softmax_forward(x, None, 1.0)
+    assert np.all(np.isfinite(p))
+    np.testing.assert_allclose(p.sum(-1), 1.0, rtol=1e-6)
+
+
+def test_empty(backend):
+    assert K.masked_softmax_forward(np.zeros((2, 0, 3, 4)), None, 1.0).shape == (2, 0, 3, 4)
+    assert K.masked_softmax_backward(np.zeros((2, 3, 0)), np.zeros((2, 3, 0))).shape == (2, 3, 0)
+
+
+def test_errors(backend):
+    x = np.zeros((2, 3, 4, 5))
+    with pytest.raises(ValueError, match="scores"):
+        K.masked_softmax_forward(np.zeros((1, 2, 3, 4, 5)))
+    with pytest.raises(ValueError, match="scores"):
+        K.masked_softmax_forward(np.float64(1.0))
+    with pytest.raises(ValueError, match="mask"):
+        K.masked_softmax_forward(x, np.ones((3, 5, 5), bool))
+    with pytest.raises(ValueError, match="mask"):
+        K.masked_softmax_forward(x, np.ones((1, 2, 3, 4, 5), bool))
+    with pytest.raises(TypeError, match="mask"):
+        K.masked_softmax_forward(x, np.ones((4, 5), complex))
+    with pytest.raises(ValueError, match="scale"):
+        K.masked_softmax_forward(x, None, float("nan"))
+    with pytest.raises(ValueError, match="scale"):
+        K.masked_softmax_forward(x, None, "big")
+    with pytest.raises(ValueError, match="dp"):
+        K.masked_softmax_backward(np.zeros((2, 3, 4, 4)), x)
+
+
+@needs_compiled
+def test_compiled_refuses_wrong_mask_shape():
+    x = np.zeros((1, 1, 2, 3))
+    with pytest.raises(ValueError, match="mask"):
+        attention_compiled.masked_softmax_forward(x, np.ones((1, 1, 2, 2), np.uint8), 1.0)
+    with pytest.raises(ValueError, match="dp"):
+        attention_compiled.masked_softmax_backward(np.zeros((1, 1, 2, 2)), x, None, 1.0)
+
+
+@needs_compiled
+def test_threads_give_the_same_result():
+    import cynet
+    rng = np.random.default_rng(7)
+    x, mask = case(rng, (8, 4, 64, 64), (8, 1, 1, 64), np.float32)
+    before = cynet.kernels.get_num_threads()
+    try:
+        cynet.set_num_threads(1)
+        one = K.masked_softmax_forward(x, mask, 0.3)
+        cynet.set_num_threads(2)
+        two = K.masked_softmax_forward(x, mask, 0.3)
+    finally:
+        cynet.set_num_threads(before)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_twin_module_matches_public_names():
+    assert set(attention_numpy.__all__) == {"masked_softmax_forward", "masked_softmax_backward"}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_out_in_place_and_separate(backend, dtype):
+    """out= writes the result into a given array: the input itself (in place) or a separate one."""
+    rng = np.random.default_rng(8)
+    x, mask = case(rng, (2, 3, 4, 9), (2, 1, 4, 9), dtype)
+    dp = rng.standard_normal(x.shape).astype(dtype)
+    p = K.masked_softmax_forward(x, mask, 0.7)
+    dx = K.masked_softmax_backward(dp, p, mask, 0.7)
+    buf = np.full_like(x, np.nan)
+    assert K.masked_softmax_forward(x, mask, 0.7, out=buf) is buf
+    np.testing.assert_array_equal(buf, p)
+    inplace = x.copy()
+    assert K.masked_softmax_forward(inplace, mask, 0.7, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, p)
+    for which in ("dp", "p"):
+        a, b = dp.copy(), p.copy()
+        target = a if which == "dp" else b
+        assert K.masked_softmax_backward(a, b, mask, 0.7, out=target) is target
+        np.testing.assert_array_equal(target, dx)
+
+
+def test_out_refused(backend):
+    x = np.zeros((2, 3, 4, 5), np.float32)
+    with pytest.raises(TypeError, match="out"):
+        K.masked_softmax_forward(x, out=np.zeros(x.shape, np.float64))
+    with pytest.raises(ValueError, match="out"):
+        K.masked_softmax_forward(x, out=np.zeros((2, 3, 4, 4), np.float32))
+    with pytest.raises(ValueError, match="out"):
+        K.masked_softmax_forward(x, out=np.zeros((2, 3, 5, 4), np.float32).transpose(0, 1, 3, 2))
+    ro = np.zeros_like(x)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out"):
+        K.masked_softmax_forward(x, out=ro)
+    flat = np.zeros(2 * 3 * 4 * 5 + 1, np.float32)
+    with pytest.raises(ValueError, match="overlap"):   # overlapping the input, not the input itself
+        K.masked_softmax_forward(flat[:-1].reshape(x.shape), out=flat[1:].reshape(x.shape))
+    with pytest.raises(ValueError, match="overlap"):
+        K.masked_softmax_backward(flat[:-1].reshape(x.shape), x, out=flat[1:].reshape(x.shape))
+    with pytest.raises(TypeError, match="out"):
+        K.masked_softmax_backward(x, x, out=[[0.0]])
