@@ -53,7 +53,7 @@ from kernel_cases import CASES  # noqa: E402  (the argument sets, one module per
 
 # Names in cynet.kernels that control the dispatch rather than compute anything.
 CONTROL = frozenset({"BACKENDS", "get_backend", "set_backend", "use_backend", "get_num_threads",
-                     "set_num_threads", "info"})
+                     "set_num_threads", "set_adaptive_threads", "info"})
 
 # Public functions of the compiled modules that no public kernel reaches, called directly.
 COMPILED_EXTRAS = tuple(name for name in CASES if "." in name)
