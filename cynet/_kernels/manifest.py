@@ -40,6 +40,7 @@ FAMILIES = (
     family("rnn"),
     family("activations"),
     family("optim"),
+    family("depthwise"),
 )
 
 

@@ -1,0 +1,379 @@
+"""Compiled depthwise 2-D convolution (Keras DepthwiseConv2D): forward and one fused backward.
+
+A depthwise convolution filters every input channel by its own KH x KW windows (depth_multiplier
+M of them per channel): output channel j = c*M + m of pixel (oh, ow) is
+    y[n, oh, ow, j] = b[j] + sum_{kh, kw} x[n, oh*sh - pt + kh*dh, ow*sw - pl + kw*dw, c] * k[kh, kw, c, m]
+with zeros outside x. It is not a GEMM (each output channel sums only KH*KW products), so it has
+no im2col: the loops run over output pixels and window taps with the channels innermost, where
+they are contiguous in x, the kernel and y (channels_last).
+
+Layout: channels_last only, explicit padding amounts, kernel (KH, KW, C, M) read as (KH, KW, C*M).
+The public wrappers in cynet.kernels.depthwise validate and normalise (Keras padding modes,
+channels_first) before calling here; the entry points below are nevertheless safe for any input
+(cheap checks, then loops that cannot leave their buffers: the window range of each output row
+and column is clipped to the input once, outside the channel loops, so padding costs no test in
+the hot loop).
+
+The hot loops are C (cynet_simd.h's CYNET_CLONES: baseline, AVX2+FMA and AVX-512 builds):
+  forward   per output pixel and block of DW_VB vectors of channels (M == 1): the block's sums
+            stay in registers over the taps, then are stored once; other M: a plain loop over
+            (c, m) accumulating in y.
+  backward  one pass per output pixel: dy's channel block is loaded once, then for each tap
+            dkernel_t[tap] += x * dy and dx[tap pixel] += k * dy.
+Threads: the forward splits output rows (N*OH) between threads; the backward gives each thread
+whole images (its dx writes never meet another thread's), with its own partial dkernel and
+dbias (doubles), added in thread order after the team, so a result is the same from run to run
+for a thread count. Team sizes come from the thread policy (COST_CONV: multiply-adds of the
+windows).
+"""
+import numpy as np
+
+from cython cimport floating
+from cython.parallel cimport prange
+
+from cynet._kernels._openmp cimport threads_for, COST_CONV
+from cynet._kernels._check cimport CY_AT
+from cynet._kernels.conv import _geometry
+
+cdef extern from *:
+    """
+    #include "cynet_simd.h"
+    #include "cynet_check.h"
+
+    typedef struct {
+        Py_ssize_t N, H, W, C, M, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw;
+    } cynet_dwg;
+
+    /* [lo, hi): the taps k of a window starting at input index i0 (stride d between taps, K taps)
+       that fall inside [0, size) */
+    static inline void cynet_dw_taps(Py_ssize_t i0, Py_ssize_t d, Py_ssize_t K, Py_ssize_t size,
+                                     Py_ssize_t* lo, Py_ssize_t* hi) {
+        Py_ssize_t a = i0 < 0 ? (-i0 + d - 1) / d : 0;
+        Py_ssize_t b = size - 1 - i0 < 0 ? 0 : (size - 1 - i0) / d + 1;
+        if (b > K) b = K;
+        if (a > b) a = b;
+        *lo = a;
+        *hi = b;
+    }
+
+    #if defined(__GNUC__)
+    typedef float cynet_dw_vf __attribute__((vector_size(32), aligned(4)));
+    typedef double cynet_dw_vd __attribute__((vector_size(32), aligned(8)));
+    #define CYNET_DW_VEC 1
+    #else
+    #define CYNET_DW_VEC 0
+    #endif
+    #define CYNET_DW_VB 4   /* vectors of channels per register block */
+    /* the index i of a block of len elements, checked (debug build) to lie wholly in [0, n) */
+    #define CYNET_DW_SPAN(i, len, n) ((void)CY_AT((i) + (len) - 1, n), CY_AT(i, n))
+
+    #define CYNET_DW_KERNELS(T, S, V)                                                                \
+    /* Output row r = n*OH + oh of y: OW pixels of C*M channels. k: (KH*KW, C*M); b: C*M or NULL */ \
+    CYNET_CLONES static void cynet_dw_fwd_row_##S(const T* x, const T* k, const T* b, T* y,          \
+                                                  cynet_dwg g, Py_ssize_t r) {                    \
+        const Py_ssize_t C = g.C, M = g.M, CM = g.C * g.M, XS = g.H * g.W * g.C;                  \
+        const Py_ssize_t n = r / g.OH, oh = r - n * g.OH, ih0 = oh * g.sh - g.pt;                  \
+        const Py_ssize_t KS = g.KH * g.KW * CM; (void)KS;                                        \
+        const T* xn = x + n * XS;                                                                 \
+        T* yr = y + r * g.OW * CM;                                                                \
+        Py_ssize_t h0, h1, w0, w1, ow, kh, kw, c, m, j;                                            \
+        cynet_dw_taps(ih0, g.dh, g.KH, g.H, &h0, &h1);                                             \
+        for (ow = 0; ow < g.OW; ow++) {                                                           \
+            const Py_ssize_t iw0 = ow * g.sw - g.pl;                                              \
+            T* yo = yr + ow * CM;                                                                 \
+            cynet_dw_taps(iw0, g.dw, g.KW, g.W, &w0, &w1);                                         \
+            c = 0;                                                                                \
+            if (CYNET_DW_VEC && M == 1) {                                                         \
+                const Py_ssize_t L = (Py_ssize_t)(sizeof(V) / sizeof(T));                        \
+                for (; c + CYNET_DW_VB * L <= C; c += CYNET_DW_VB * L) {                         \
+                    V a0, a1, a2, a3;                                                             \
+                    if (b) {                                                                      \
+                        a0 = *(const V*)(b + c); a1 = *(const V*)(b + c + L);                     \
+                        a2 = *(const V*)(b + c + 2 * L); a3 = *(const V*)(b + c + 3 * L);         \
+                    } else {                                                                      \
+                        V z = {0}; a0 = z; a1 = z; a2 = z; a3 = z;                                \
+                    }                                                                             \
+                    for (kh = h0; kh < h1; kh++) {                                                \
+                        const Py_ssize_t ih = ih0 + kh * g.dh;                                   \
+                        for (kw = w0; kw < w1; kw++) {                                            \
+                            const T* xp = xn + CYNET_DW_SPAN((ih * g.W + iw0 + kw * g.dw) * C + c,  \
+                                                             CYNET_DW_VB * L, XS);                \
+                            const T* kp = k + CYNET_DW_SPAN((kh * g.KW + kw) * CM + c,            \
+                                                            CYNET_DW_VB * L, KS);                 \
+                            a0 += *(const V*)xp * *(const V*)kp;                                  \
+                            a1 += *(const V*)(xp + L) * *(const V*)(kp + L);                      \
+                            a2 += *(const V*)(xp + 2 * L) * *(const V*)(kp + 2 * L);              \
+                            a3 += *(const V*)(xp + 3 * L) * *(const V*)(kp + 3 * L);              \
+                        }                                                                         \
+                    }                                                                             \
+                    *(V*)(yo + c) = a0; *(V*)(yo + c + L) = a1;                                   \
+                    *(V*)(yo + c + 2 * L) = a2; *(V*)(yo + c + 3 * L) = a3;                       \
+                }                                                                                 \
+            }                                                                                     \
+            /* the channels left (all of them when M > 1): sums accumulated in y */              \
+            for (j = c * M; j < CM; j++) yo[j] = b ? b[j] : (T)0;                                 \
+            for (kh = h0; kh < h1; kh++) {                                                        \
+                const Py_ssize_t ih = ih0 + kh * g.dh;                                           \
+                for (kw = w0; kw < w1; kw++) {                                                    \
+                    const T* xp = xn + CY_AT((ih * g.W + iw0 + kw * g.dw) * C, XS);               \
+                    const T* kp = k + CY_AT((kh * g.KW + kw) * CM, KS);                          \
+                    Py_ssize_t cc;                                                                \
+                    if (M == 1) {                                                                 \
+                        CYNET_IVDEP                                                               \
+                        for (cc = c; cc < C; cc++) yo[cc] += xp[cc] * kp[cc];                     \
+                    } else {                                                                      \
+                        for (cc = c; cc < C; cc++) {                                              \
+                            const T xv = xp[cc];                                                  \
+                            CYNET_IVDEP                                                           \
+                            for (m = 0; m < M; m++) yo[cc * M + m] += xv * kp[cc * M + m];        \
+                        }                                                                         \
+                    }                                                                             \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    /* Gradients of image n: dk (KH*KW, C*M) += x * dy over the windows, db (C*M, doubles) += dy, \
+       dx[n] (when dx is not NULL; zero on entry) += k * dy scattered to the taps' pixels */       \
+    CYNET_CLONES static void cynet_dw_bwd_image_##S(const T* x, const T* k, const T* dy, T* dx,    \
+                                                    T* dk, double* db, T* rowsum, cynet_dwg g,    \
+                                                    Py_ssize_t n) {                               \
+        const Py_ssize_t C = g.C, M = g.M, CM = g.C * g.M, XS = g.H * g.W * g.C;                  \
+        const Py_ssize_t KS = g.KH * g.KW * CM; (void)KS;                                        \
+        const T* xn = x + n * XS;                                                                 \
+        T* dxn = dx ? dx + n * XS : (T*)0;                                                        \
+        Py_ssize_t oh, ow, h0, h1, w0, w1, kh, kw, c, cc, m, j;                                    \
+        for (oh = 0; oh < g.OH; oh++) {                                                           \
+            const Py_ssize_t ih0 = oh * g.sh - g.pt;                                              \
+            const T* dyr = dy + (n * g.OH + oh) * g.OW * CM;                                      \
+            cynet_dw_taps(ih0, g.dh, g.KH, g.H, &h0, &h1);                                         \
+            if (db) {                                                                             \
+                for (j = 0; j < CM; j++) rowsum[j] = (T)0;                                        \
+                for (ow = 0; ow < g.OW; ow++) {                                                   \
+                    CYNET_IVDEP                                                                   \
+                    for (j = 0; j < CM; j++) rowsum[j] += dyr[ow * CM + j];                       \
+                }                                                                                 \
+                for (j = 0; j < CM; j++) db[j] += rowsum[j];                                      \
+            }                                                                                     \
+            for (ow = 0; ow < g.OW; ow++) {                                                       \
+                const Py_ssize_t iw0 = ow * g.sw - g.pl;                                          \
+                const T* d = dyr + ow * CM;                                                       \
+                cynet_dw_taps(iw0, g.dw, g.KW, g.W, &w0, &w1);                                     \
+                c = 0;                                                                            \
+                if (CYNET_DW_VEC && M == 1) {                                                     \
+                    const Py_ssize_t L = (Py_ssize_t)(sizeof(V) / sizeof(T));                    \
+                    for (; c + CYNET_DW_VB * L <= C; c += CYNET_DW_VB * L) {                     \
+                        const V d0 = *(const V*)(d + c), d1 = *(const V*)(d + c + L);             \
+                        const V d2 = *(const V*)(d + c + 2 * L), d3 = *(const V*)(d + c + 3 * L); \
+                        for (kh = h0; kh < h1; kh++) {                                            \
+                            const Py_ssize_t ih = ih0 + kh * g.dh;                               \
+                            for (kw = w0; kw < w1; kw++) {                                        \
+                                const Py_ssize_t xo = CYNET_DW_SPAN((ih * g.W + iw0 + kw * g.dw) * C + c, \
+                                                                    CYNET_DW_VB * L, XS);         \
+                                const Py_ssize_t ko = CYNET_DW_SPAN((kh * g.KW + kw) * CM + c,   \
+                                                                    CYNET_DW_VB * L, KS);         \
+                                const T* xp = xn + xo;                                            \
+                                T* dkp = dk + ko;                                                 \
+                                *(V*)dkp += *(const V*)xp * d0;                                   \
+                                *(V*)(dkp + L) += *(const V*)(xp + L) * d1;                       \
+                                *(V*)(dkp + 2 * L) += *(const V*)(xp + 2 * L) * d2;               \
+                                *(V*)(dkp + 3 * L) += *(const V*)(xp + 3 * L) * d3;               \
+                                if (dxn) {                                                        \
+                                    const T* kp = k + ko;                                         \
+                                    T* dxp = dxn + xo;                                            \
+                                    *(V*)dxp += *(const V*)kp * d0;                               \
+                                    *(V*)(dxp + L) += *(const V*)(kp + L) * d1;                   \
+                                    *(V*)(dxp + 2 * L) += *(const V*)(kp + 2 * L) * d2;           \
+                                    *(V*)(dxp + 3 * L) += *(const V*)(kp + 3 * L) * d3;           \
+                                }                                                                 \
+                            }                                                                     \
+                        }                                                                         \
+                    }                                                                             \
+                }                                                                                 \
+                for (kh = h0; kh < h1; kh++) {                                                    \
+                    const Py_ssize_t ih = ih0 + kh * g.dh;                                       \
+                    for (kw = w0; kw < w1; kw++) {                                                \
+                        const Py_ssize_t xo = CY_AT((ih * g.W + iw0 + kw * g.dw) * C, XS);        \
+                        const Py_ssize_t ko = CY_AT((kh * g.KW + kw) * CM, KS);                  \
+                        const T* xp = xn + xo;                                                    \
+                        const T* kp = k + ko;                                                     \
+                        T* dkp = dk + ko;                                                         \
+                        if (M == 1) {                                                             \
+                            CYNET_IVDEP                                                           \
+                            for (cc = c; cc < C; cc++) dkp[cc] += xp[cc] * d[cc];                 \
+                            if (dxn) {                                                            \
+                                T* dxp = dxn + xo;                                                \
+                                CYNET_IVDEP                                                       \
+                                for (cc = c; cc < C; cc++) dxp[cc] += kp[cc] * d[cc];             \
+                            }                                                                     \
+                        } else {                                                                  \
+                            for (cc = c; cc < C; cc++) {                                          \
+                                const T xv = xp[cc];                                              \
+                                T s = (T)0;                                                       \
+                                for (m = 0; m < M; m++) {                                         \
+                                    dkp[cc * M + m] += xv * d[cc * M + m];                        \
+                                    s += kp[cc * M + m] * d[cc * M + m];                          \
+                                }                                                                 \
+                                if (dxn) dxn[xo + cc] += s;                                       \
+                            }                                                                     \
+                        }                                                                         \
+                    }                                                                             \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+    #if CYNET_DW_VEC
+    CYNET_DW_KERNELS(float, f, cynet_dw_vf)
+    CYNET_DW_KERNELS(double, d, cynet_dw_vd)
+    #else
+    CYNET_DW_KERNELS(float, f, float)
+    CYNET_DW_KERNELS(double, d, double)
+    #endif
+    """
+    ctypedef struct cynet_dwg:
+        Py_ssize_t N, H, W, C, M, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw
+    void cynet_dw_fwd_row_f(const float* x, const float* k, const float* b, float* y, cynet_dwg g,
+                            Py_ssize_t r) noexcept nogil
+    void cynet_dw_fwd_row_d(const double* x, const double* k, const double* b, double* y, cynet_dwg g,
+                            Py_ssize_t r) noexcept nogil
+    void cynet_dw_bwd_image_f(const float* x, const float* k, const float* dy, float* dx, float* dk,
+                              double* db, float* rowsum, cynet_dwg g, Py_ssize_t n) noexcept nogil
+    void cynet_dw_bwd_image_d(const double* x, const double* k, const double* dy, double* dx, double* dk,
+                              double* db, double* rowsum, cynet_dwg g, Py_ssize_t n) noexcept nogil
+
+__all__ = ["depthwise_conv2d_forward", "depthwise_conv2d_backward"]
+
+
+cdef inline void _fwd_row(const floating* x, const floating* k, const floating* b, floating* y,
+                          cynet_dwg g, Py_ssize_t r) noexcept nogil:
+    if floating is float:
+        cynet_dw_fwd_row_f(x, k, b, y, g, r)
+    else:
+        cynet_dw_fwd_row_d(x, k, b, y, g, r)
+
+
+cdef inline void _bwd_image(const floating* x, const floating* k, const floating* dy, floating* dx,
+                            floating* dk, double* db, floating* rowsum, cynet_dwg g,
+                            Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        cynet_dw_bwd_image_f(x, k, dy, dx, dk, db, rowsum, g, n)
+    else:
+        cynet_dw_bwd_image_d(x, k, dy, dx, dk, db, rowsum, g, n)
+
+
+cdef void _forward(const floating* x, const floating* k, const floating* b, floating* y,
+                   cynet_dwg g) noexcept nogil:
+    """y = depthwise(x, k) (+ b): output rows split between the threads."""
+    cdef Py_ssize_t r
+    cdef int nt = threads_for(g.N * g.OH * g.OW * g.KH * g.KW * g.C * g.M, COST_CONV)
+    for r in prange(g.N * g.OH, schedule="static", num_threads=nt):
+        _fwd_row(x, k, b, y, g, r)
+
+
+cdef void _backward(const floating* x, const floating* k, const floating* dy, floating* dx,
+                    floating* dkp, double* dbp, floating* rows, cynet_dwg g, int nt,
+                    bint use_bias) noexcept nogil:
+    """Thread t owns images [t N / nt, (t + 1) N / nt): its partial dkernel at dkp + t*KH*KW*C*M,
+    its partial dbias at dbp + t*C*M (zero on entry), dx of its images unless dx is NULL."""
+    cdef Py_ssize_t t, n, ks = g.KH * g.KW * g.C * g.M, cm = g.C * g.M
+    for t in prange(nt, schedule="static", num_threads=nt):
+        for n in range((t * g.N) // nt, ((t + 1) * g.N) // nt):
+            _bwd_image(x, k, dy, dx, dkp + t * ks, dbp + t * cm if use_bias else NULL,
+                       rows + t * cm, g, n)
+
+
+cdef cynet_dwg _make_geom(Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t M,
+                          Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t pt,
+                          Py_ssize_t pl, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw):
+    cdef cynet_dwg g
+    g.N, g.H, g.W, g.C, g.M, g.KH, g.KW, g.OH, g.OW = N, H, W, C, M, KH, KW, OH, OW
+    g.pt, g.pl, g.sh, g.sw, g.dh, g.dw = pt, pl, sh, sw, dh, dw
+    return g
+
+
+def _check_kernel(C, kshape):
+    if kshape[2] != C:
+        raise ValueError(f"kernel must have shape (KH, KW, {C}, depth_multiplier) to match x's channels; "
+                         f"received shape {kshape}")
+    if kshape[3] < 1:
+        raise ValueError(f"kernel must not be empty; received shape {kshape}")
+
+
+# ----------------------------------------------------------------------------------------------
+# entry points
+
+def depthwise_conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] kernel, bias,
+                             Py_ssize_t pt, Py_ssize_t pb, Py_ssize_t pl, Py_ssize_t pr,
+                             Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw):
+    """y = depthwise(x, kernel) + bias, channels_last, cross-correlation as in Keras.
+
+    x: (N, H, W, C) float32|float64, C-contiguous, IN. kernel: (KH, KW, C, M) same dtype,
+    C-contiguous, IN (M: the depth multiplier). bias: (C*M,) same dtype or None, IN.
+    pt, pb, pl, pr: zero padding top/bottom/left/right; sh, sw: strides; dh, dw: dilation.
+    Returns y (N, OH, OW, C*M), new; output channel c*M + m is channel c's m-th filter.
+    """
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t KH = kernel.shape[0], KW = kernel.shape[1], M = kernel.shape[3]
+    _check_kernel(C, (KH, KW, kernel.shape[2], M))
+    OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    cdef cynet_dwg g = _make_geom(N, H, W, C, M, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
+    cdef const floating[::1] b
+    cdef const floating* bp = NULL
+    if bias is not None:
+        b = bias
+        if b.shape[0] != C * M:
+            raise ValueError(f"bias must have shape ({C * M},); received shape ({b.shape[0]},)")
+        bp = &b[0]
+    y = np.empty((N, g.OH, g.OW, C * M), dtype=np.float32 if floating is float else np.float64)
+    cdef floating[:, :, :, ::1] yv = y
+    with nogil:
+        _forward(&x[0, 0, 0, 0], &kernel[0, 0, 0, 0], bp, &yv[0, 0, 0, 0], g)
+    return y
+
+
+def depthwise_conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] x,
+                              const floating[:, :, :, ::1] kernel, Py_ssize_t pt, Py_ssize_t pb,
+                              Py_ssize_t pl, Py_ssize_t pr, Py_ssize_t sh, Py_ssize_t sw,
+                              Py_ssize_t dh, Py_ssize_t dw, bint use_bias, bint compute_dx):
+    """Gradients of depthwise_conv2d_forward, in one pass over dy.
+
+    dy: (N, OH, OW, C*M) float32|float64, C-contiguous, IN (the upstream gradient). x, kernel
+    and the geometry as in depthwise_conv2d_forward. Returns (dx, dkernel, dbias): dx
+    (N, H, W, C) or None when compute_dx is false; dkernel (KH, KW, C, M); dbias (C*M,) or None
+    when use_bias is false. All new arrays of x's dtype.
+    """
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t KH = kernel.shape[0], KW = kernel.shape[1], M = kernel.shape[3]
+    _check_kernel(C, (KH, KW, kernel.shape[2], M))
+    OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    if (dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3]) != (N, OH, OW, C * M):
+        raise ValueError(f"dy must have shape {(N, OH, OW, C * M)}; received shape "
+                         f"{(dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])}")
+    cdef cynet_dwg g = _make_geom(N, H, W, C, M, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
+    dtype = np.float32 if floating is float else np.float64
+    cdef int nt = threads_for(N * g.OH * g.OW * KH * KW * C * M, COST_CONV)
+    if nt > N:
+        nt = <int>N
+    if nt < 1:
+        nt = 1
+    dkp_a = np.zeros((nt, KH, KW, C, M), dtype=dtype)
+    dbp_a = np.zeros((nt, C * M), dtype=np.float64)
+    rows_a = np.empty((nt, C * M), dtype=dtype)
+    cdef floating[:, :, :, :, ::1] dkp = dkp_a
+    cdef double[:, ::1] dbp = dbp_a
+    cdef floating[:, ::1] rows = rows_a
+    cdef floating[:, :, :, ::1] dxv
+    cdef floating* dxp = NULL
+    dx = None
+    if compute_dx:
+        dx = np.zeros((N, H, W, C), dtype=dtype)
+        dxv = dx
+        dxp = &dxv[0, 0, 0, 0]
+    with nogil:
+        _backward(&x[0, 0, 0, 0], &kernel[0, 0, 0, 0], &dy[0, 0, 0, 0], dxp, &dkp[0, 0, 0, 0, 0],
+                  &dbp[0, 0], &rows[0, 0], g, nt, use_bias)
+    # the threads' partial sums, added in thread order (deterministic for a thread count)
+    dkernel = dkp_a[0] if nt == 1 else dkp_a.sum(axis=0)
+    dbias = dbp_a.sum(axis=0).astype(dtype) if use_bias else None
+    return dx, dkernel, dbias
