@@ -5,6 +5,7 @@ import contextvars
 from ..utils.serialization import custom_object_scope, get_registered_object
 from .base import Layer  # noqa: F401
 from .conv import Conv2D  # noqa: F401
+from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D  # noqa: F401
 from .core import (  # noqa: F401
     ELU,
     Activation,
@@ -87,6 +88,7 @@ _REGISTRY = {
                 GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop,
                 _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed)
 }
+_REGISTRY.update((cls.__name__, cls) for cls in (DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D))
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 
