@@ -14,12 +14,19 @@ channels_first) before calling here; the entry points below are nevertheless saf
 and column is clipped to the input once, outside the channel loops, so padding costs no test in
 the hot loop).
 
-The hot loops are C (cynet_simd.h's CYNET_CLONES: baseline, AVX2+FMA and AVX-512 builds):
-  forward   per output pixel and block of DW_VB vectors of channels (M == 1): the block's sums
-            stay in registers over the taps, then are stored once; other M: a plain loop over
-            (c, m) accumulating in y.
-  backward  one pass per output pixel: dy's channel block is loaded once, then for each tap
-            dkernel_t[tap] += x * dy and dx[tap pixel] += k * dy.
+The hot loops are C (cynet_simd.h's CYNET_CLONES: baseline, AVX2+FMA and AVX-512 builds), over
+32-byte vectors of contiguous channels:
+  forward   interior columns (whose windows lie inside the input) CYNET_DW_OT = 4 pixels at a time
+            for blocks of two vectors of channels (M == 1): each tap's kernel vectors are loaded
+            once for the four pixels, the eight sums stay in registers and are stored once; edge
+            columns, the channels left over and M > 1 go one pixel at a time (register blocks of
+            CYNET_DW_VB vectors for M == 1, else sums accumulated in y).
+  backward  M == 1: dkernel per output row, tap and channel block summed over the columns in
+            registers and added once (cynet_dw_dk_image); for unit strides dx is the forward of
+            dy with the flipped kernel and the transposed padding (a gather: every dx pixel is
+            computed in registers and stored once). Strided windows' dx and M > 1: one scatter
+            pass per output pixel (dy loaded once, then for each tap dkernel += x * dy and
+            dx += k * dy).
 Threads: the forward splits output rows (N*OH) between threads; the backward gives each thread
 whole images (its dx writes never meet another thread's), with its own partial dkernel and
 dbias (doubles), added in thread order after the team, so a result is the same from run to run
@@ -64,164 +71,284 @@ cdef extern from *:
     #define CYNET_DW_VEC 0
     #endif
     #define CYNET_DW_VB 4   /* vectors of channels per register block */
+    #define CYNET_DW_OT 4   /* output columns per register tile of the forward's interior */
+
+    /* [lo, hi): the window positions o (of O) whose window [o*s - pad, o*s - pad + ext] lies
+       inside [0, size) */
+    static inline void cynet_dw_interior(Py_ssize_t pad, Py_ssize_t s, Py_ssize_t ext, Py_ssize_t size,
+                                         Py_ssize_t O, Py_ssize_t* lo, Py_ssize_t* hi) {
+        Py_ssize_t a = pad > 0 ? (pad + s - 1) / s : 0;
+        Py_ssize_t last = size - 1 - ext + pad;
+        Py_ssize_t b = last < 0 ? 0 : last / s + 1;
+        if (b > O) b = O;
+        if (a > b) a = b;
+        *lo = a;
+        *hi = b;
+    }
     /* the index i of a block of len elements, checked (debug build) to lie wholly in [0, n) */
     #define CYNET_DW_SPAN(i, len, n) ((void)CY_AT((i) + (len) - 1, n), CY_AT(i, n))
 
-    #define CYNET_DW_KERNELS(T, S, V)                                                                \
-    /* Output row r = n*OH + oh of y: OW pixels of C*M channels. k: (KH*KW, C*M); b: C*M or NULL */ \
-    CYNET_CLONES static void cynet_dw_fwd_row_##S(const T* x, const T* k, const T* b, T* y,          \
-                                                  cynet_dwg g, Py_ssize_t r) {                    \
-        const Py_ssize_t C = g.C, M = g.M, CM = g.C * g.M, XS = g.H * g.W * g.C;                  \
-        const Py_ssize_t n = r / g.OH, oh = r - n * g.OH, ih0 = oh * g.sh - g.pt;                  \
-        const Py_ssize_t KS = g.KH * g.KW * CM; (void)KS;                                        \
-        const T* xn = x + n * XS;                                                                 \
-        T* yr = y + r * g.OW * CM;                                                                \
-        Py_ssize_t h0, h1, w0, w1, ow, kh, kw, c, m, j;                                            \
-        cynet_dw_taps(ih0, g.dh, g.KH, g.H, &h0, &h1);                                             \
-        for (ow = 0; ow < g.OW; ow++) {                                                           \
-            const Py_ssize_t iw0 = ow * g.sw - g.pl;                                              \
-            T* yo = yr + ow * CM;                                                                 \
-            cynet_dw_taps(iw0, g.dw, g.KW, g.W, &w0, &w1);                                         \
-            c = 0;                                                                                \
-            if (CYNET_DW_VEC && M == 1) {                                                         \
-                const Py_ssize_t L = (Py_ssize_t)(sizeof(V) / sizeof(T));                        \
-                for (; c + CYNET_DW_VB * L <= C; c += CYNET_DW_VB * L) {                         \
-                    V a0, a1, a2, a3;                                                             \
-                    if (b) {                                                                      \
-                        a0 = *(const V*)(b + c); a1 = *(const V*)(b + c + L);                     \
-                        a2 = *(const V*)(b + c + 2 * L); a3 = *(const V*)(b + c + 3 * L);         \
-                    } else {                                                                      \
-                        V z = {0}; a0 = z; a1 = z; a2 = z; a3 = z;                                \
-                    }                                                                             \
-                    for (kh = h0; kh < h1; kh++) {                                                \
-                        const Py_ssize_t ih = ih0 + kh * g.dh;                                   \
-                        for (kw = w0; kw < w1; kw++) {                                            \
-                            const T* xp = xn + CYNET_DW_SPAN((ih * g.W + iw0 + kw * g.dw) * C + c,  \
-                                                             CYNET_DW_VB * L, XS);                \
-                            const T* kp = k + CYNET_DW_SPAN((kh * g.KW + kw) * CM + c,            \
-                                                            CYNET_DW_VB * L, KS);                 \
-                            a0 += *(const V*)xp * *(const V*)kp;                                  \
-                            a1 += *(const V*)(xp + L) * *(const V*)(kp + L);                      \
-                            a2 += *(const V*)(xp + 2 * L) * *(const V*)(kp + 2 * L);              \
-                            a3 += *(const V*)(xp + 3 * L) * *(const V*)(kp + 3 * L);              \
-                        }                                                                         \
-                    }                                                                             \
-                    *(V*)(yo + c) = a0; *(V*)(yo + c + L) = a1;                                   \
-                    *(V*)(yo + c + 2 * L) = a2; *(V*)(yo + c + 3 * L) = a3;                       \
-                }                                                                                 \
-            }                                                                                     \
-            /* the channels left (all of them when M > 1): sums accumulated in y */              \
-            for (j = c * M; j < CM; j++) yo[j] = b ? b[j] : (T)0;                                 \
-            for (kh = h0; kh < h1; kh++) {                                                        \
-                const Py_ssize_t ih = ih0 + kh * g.dh;                                           \
-                for (kw = w0; kw < w1; kw++) {                                                    \
-                    const T* xp = xn + CY_AT((ih * g.W + iw0 + kw * g.dw) * C, XS);               \
-                    const T* kp = k + CY_AT((kh * g.KW + kw) * CM, KS);                          \
-                    Py_ssize_t cc;                                                                \
-                    if (M == 1) {                                                                 \
-                        CYNET_IVDEP                                                               \
-                        for (cc = c; cc < C; cc++) yo[cc] += xp[cc] * kp[cc];                     \
-                    } else {                                                                      \
-                        for (cc = c; cc < C; cc++) {                                              \
-                            const T xv = xp[cc];                                                  \
-                            CYNET_IVDEP                                                           \
-                            for (m = 0; m < M; m++) yo[cc * M + m] += xv * kp[cc * M + m];        \
-                        }                                                                         \
-                    }                                                                             \
-                }                                                                                 \
-            }                                                                                     \
-        }                                                                                         \
-    }                                                                                             \
-                                                                                                  \
-    /* Gradients of image n: dk (KH*KW, C*M) += x * dy over the windows, db (C*M, doubles) += dy, \
-       dx[n] (when dx is not NULL; zero on entry) += k * dy scattered to the taps' pixels */       \
-    CYNET_CLONES static void cynet_dw_bwd_image_##S(const T* x, const T* k, const T* dy, T* dx,    \
-                                                    T* dk, double* db, T* rowsum, cynet_dwg g,    \
-                                                    Py_ssize_t n) {                               \
-        const Py_ssize_t C = g.C, M = g.M, CM = g.C * g.M, XS = g.H * g.W * g.C;                  \
-        const Py_ssize_t KS = g.KH * g.KW * CM; (void)KS;                                        \
-        const T* xn = x + n * XS;                                                                 \
-        T* dxn = dx ? dx + n * XS : (T*)0;                                                        \
-        Py_ssize_t oh, ow, h0, h1, w0, w1, kh, kw, c, cc, m, j;                                    \
-        for (oh = 0; oh < g.OH; oh++) {                                                           \
-            const Py_ssize_t ih0 = oh * g.sh - g.pt;                                              \
-            const T* dyr = dy + (n * g.OH + oh) * g.OW * CM;                                      \
-            cynet_dw_taps(ih0, g.dh, g.KH, g.H, &h0, &h1);                                         \
-            if (db) {                                                                             \
-                for (j = 0; j < CM; j++) rowsum[j] = (T)0;                                        \
-                for (ow = 0; ow < g.OW; ow++) {                                                   \
-                    CYNET_IVDEP                                                                   \
-                    for (j = 0; j < CM; j++) rowsum[j] += dyr[ow * CM + j];                       \
-                }                                                                                 \
-                for (j = 0; j < CM; j++) db[j] += rowsum[j];                                      \
-            }                                                                                     \
-            for (ow = 0; ow < g.OW; ow++) {                                                       \
-                const Py_ssize_t iw0 = ow * g.sw - g.pl;                                          \
-                const T* d = dyr + ow * CM;                                                       \
-                cynet_dw_taps(iw0, g.dw, g.KW, g.W, &w0, &w1);                                     \
-                c = 0;                                                                            \
-                if (CYNET_DW_VEC && M == 1) {                                                     \
-                    const Py_ssize_t L = (Py_ssize_t)(sizeof(V) / sizeof(T));                    \
-                    for (; c + CYNET_DW_VB * L <= C; c += CYNET_DW_VB * L) {                     \
-                        const V d0 = *(const V*)(d + c), d1 = *(const V*)(d + c + L);             \
-                        const V d2 = *(const V*)(d + c + 2 * L), d3 = *(const V*)(d + c + 3 * L); \
-                        for (kh = h0; kh < h1; kh++) {                                            \
-                            const Py_ssize_t ih = ih0 + kh * g.dh;                               \
-                            for (kw = w0; kw < w1; kw++) {                                        \
-                                const Py_ssize_t xo = CYNET_DW_SPAN((ih * g.W + iw0 + kw * g.dw) * C + c, \
-                                                                    CYNET_DW_VB * L, XS);         \
-                                const Py_ssize_t ko = CYNET_DW_SPAN((kh * g.KW + kw) * CM + c,   \
-                                                                    CYNET_DW_VB * L, KS);         \
-                                const T* xp = xn + xo;                                            \
-                                T* dkp = dk + ko;                                                 \
-                                *(V*)dkp += *(const V*)xp * d0;                                   \
-                                *(V*)(dkp + L) += *(const V*)(xp + L) * d1;                       \
-                                *(V*)(dkp + 2 * L) += *(const V*)(xp + 2 * L) * d2;               \
-                                *(V*)(dkp + 3 * L) += *(const V*)(xp + 3 * L) * d3;               \
-                                if (dxn) {                                                        \
-                                    const T* kp = k + ko;                                         \
-                                    T* dxp = dxn + xo;                                            \
-                                    *(V*)dxp += *(const V*)kp * d0;                               \
-                                    *(V*)(dxp + L) += *(const V*)(kp + L) * d1;                   \
-                                    *(V*)(dxp + 2 * L) += *(const V*)(kp + 2 * L) * d2;           \
-                                    *(V*)(dxp + 3 * L) += *(const V*)(kp + 3 * L) * d3;           \
-                                }                                                                 \
-                            }                                                                     \
-                        }                                                                         \
-                    }                                                                             \
-                }                                                                                 \
-                for (kh = h0; kh < h1; kh++) {                                                    \
-                    const Py_ssize_t ih = ih0 + kh * g.dh;                                       \
-                    for (kw = w0; kw < w1; kw++) {                                                \
-                        const Py_ssize_t xo = CY_AT((ih * g.W + iw0 + kw * g.dw) * C, XS);        \
-                        const Py_ssize_t ko = CY_AT((kh * g.KW + kw) * CM, KS);                  \
-                        const T* xp = xn + xo;                                                    \
-                        const T* kp = k + ko;                                                     \
-                        T* dkp = dk + ko;                                                         \
-                        if (M == 1) {                                                             \
-                            CYNET_IVDEP                                                           \
-                            for (cc = c; cc < C; cc++) dkp[cc] += xp[cc] * d[cc];                 \
-                            if (dxn) {                                                            \
-                                T* dxp = dxn + xo;                                                \
-                                CYNET_IVDEP                                                       \
-                                for (cc = c; cc < C; cc++) dxp[cc] += kp[cc] * d[cc];             \
-                            }                                                                     \
-                        } else {                                                                  \
-                            for (cc = c; cc < C; cc++) {                                          \
-                                const T xv = xp[cc];                                              \
-                                T s = (T)0;                                                       \
-                                for (m = 0; m < M; m++) {                                         \
-                                    dkp[cc * M + m] += xv * d[cc * M + m];                        \
-                                    s += kp[cc * M + m] * d[cc * M + m];                          \
-                                }                                                                 \
-                                if (dxn) dxn[xo + cc] += s;                                       \
-                            }                                                                     \
-                        }                                                                         \
-                    }                                                                             \
-                }                                                                                 \
-            }                                                                                     \
-        }                                                                                         \
-    }
+    #define CYNET_DW_KERNELS(T, S, V)                                                                                   \
+        /* y[ow] for one output pixel of row (n, oh), channels [c0, C) (output channels [c0*M, C*M)): the                   \
+           taps' range clipped to the input, then register blocks of CYNET_DW_VB vectors (M == 1), then the                 \
+           channels left, accumulated in y. xn: image n; yo: the pixel's C*M outputs. */                                    \
+        static inline void cynet_dw_px_##S(const T* xn, const T* k, const T* b, T* yo, const cynet_dwg* g,                  \
+                                           Py_ssize_t ih0, Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t ow, Py_ssize_t c0) {    \
+            const Py_ssize_t C = g->C, M = g->M, CM = g->C * g->M, XS = g->H * g->W * g->C;                                 \
+            const Py_ssize_t KS = g->KH * g->KW * CM, iw0 = ow * g->sw - g->pl;                                             \
+            Py_ssize_t w0, w1, kh, kw, c = c0, cc, m, j;                                                                    \
+            (void)KS; (void)XS;                                                                                                       \
+            cynet_dw_taps(iw0, g->dw, g->KW, g->W, &w0, &w1);                                                               \
+            if (CYNET_DW_VEC && M == 1) {                                                                                   \
+                const Py_ssize_t L = (Py_ssize_t)(sizeof(V) / sizeof(T));                                                   \
+                for (; c + CYNET_DW_VB * L <= C; c += CYNET_DW_VB * L) {                                                    \
+                    V a0, a1, a2, a3;                                                                                       \
+                    if (b) {                                                                                                \
+                        a0 = *(const V*)(b + c); a1 = *(const V*)(b + c + L);                                               \
+                        a2 = *(const V*)(b + c + 2 * L); a3 = *(const V*)(b + c + 3 * L);                                   \
+                    } else {                                                                                                \
+                        V z = {0}; a0 = z; a1 = z; a2 = z; a3 = z;                                                          \
+                    }                                                                                                       \
+                    for (kh = h0; kh < h1; kh++) {                                                                          \
+                        const Py_ssize_t ih = ih0 + kh * g->dh;                                                             \
+                        for (kw = w0; kw < w1; kw++) {                                                                      \
+                            const T* xp = xn + CYNET_DW_SPAN((ih * g->W + iw0 + kw * g->dw) * C + c, CYNET_DW_VB * L, XS);  \
+                            const T* kp = k + CYNET_DW_SPAN((kh * g->KW + kw) * CM + c, CYNET_DW_VB * L, KS);               \
+                            a0 += *(const V*)xp * *(const V*)kp;                                                            \
+                            a1 += *(const V*)(xp + L) * *(const V*)(kp + L);                                                \
+                            a2 += *(const V*)(xp + 2 * L) * *(const V*)(kp + 2 * L);                                        \
+                            a3 += *(const V*)(xp + 3 * L) * *(const V*)(kp + 3 * L);                                        \
+                        }                                                                                                   \
+                    }                                                                                                       \
+                    *(V*)(yo + c) = a0; *(V*)(yo + c + L) = a1;                                                             \
+                    *(V*)(yo + c + 2 * L) = a2; *(V*)(yo + c + 3 * L) = a3;                                                 \
+                }                                                                                                           \
+            }                                                                                                               \
+            for (j = c * M; j < CM; j++) yo[j] = b ? b[j] : (T)0;                                                           \
+            if (c == C) return;                                                                                             \
+            for (kh = h0; kh < h1; kh++) {                                                                                  \
+                const Py_ssize_t ih = ih0 + kh * g->dh;                                                                     \
+                for (kw = w0; kw < w1; kw++) {                                                                              \
+                    const T* xp = xn + CY_AT((ih * g->W + iw0 + kw * g->dw) * C, XS);                                       \
+                    const T* kp = k + CY_AT((kh * g->KW + kw) * CM, KS);                                                    \
+                    if (M == 1) {                                                                                           \
+                        CYNET_IVDEP                                                                                         \
+                        for (cc = c; cc < C; cc++) yo[cc] += xp[cc] * kp[cc];                                               \
+                    } else {                                                                                                \
+                        for (cc = c; cc < C; cc++) {                                                                        \
+                            const T xv = xp[cc];                                                                            \
+                            CYNET_IVDEP                                                                                     \
+                            for (m = 0; m < M; m++) yo[cc * M + m] += xv * kp[cc * M + m];                                  \
+                        }                                                                                                   \
+                    }                                                                                                       \
+                }                                                                                                           \
+            }                                                                                                               \
+        }                                                                                                                   \
+                                                                                                                            \
+        /* Output row r = n*OH + oh of y (OW pixels of C*M channels); k: (KH*KW, C*M); b: C*M or NULL.                      \
+           The interior columns, whose windows lie wholly inside the input, go CYNET_DW_OT pixels at a                      \
+           time for channel blocks of two vectors (M == 1): each tap's kernel vectors are loaded once for                   \
+           the OT pixels, and the 2*OT sums stay in registers. The edge columns and the channels left                       \
+           over go one pixel at a time (cynet_dw_px). */                                                                    \
+        CYNET_CLONES static void cynet_dw_fwd_row_##S(const T* x, const T* k, const T* b, T* y, cynet_dwg g,                \
+                                                      Py_ssize_t r) {                                                       \
+            const Py_ssize_t C = g.C, CM = g.C * g.M, XS = g.H * g.W * g.C;                                                 \
+            const Py_ssize_t KS = g.KH * g.KW * CM;                                                                         \
+            const Py_ssize_t n = r / g.OH, oh = r - n * g.OH, ih0 = oh * g.sh - g.pt;                                       \
+            const T* xn = x + n * XS;                                                                                       \
+            T* yr = y + r * g.OW * CM;                                                                                      \
+            Py_ssize_t h0, h1, ow = 0, owa, owb, kh, kw, c, q;                                                              \
+            (void)KS; (void)XS;                                                                                                       \
+            cynet_dw_taps(ih0, g.dh, g.KH, g.H, &h0, &h1);                                                                  \
+            cynet_dw_interior(g.pl, g.sw, (g.KW - 1) * g.dw, g.W, g.OW, &owa, &owb);                                        \
+            if (CYNET_DW_VEC && g.M == 1) {                                                                                 \
+                const Py_ssize_t L = (Py_ssize_t)(sizeof(V) / sizeof(T));                                                   \
+                const Py_ssize_t C2 = C - C % (2 * L), step = g.sw * C;                                                     \
+                for (; ow < owa; ow++) cynet_dw_px_##S(xn, k, b, yr + ow * CM, &g, ih0, h0, h1, ow, 0);                     \
+                for (; ow + CYNET_DW_OT <= owb; ow += CYNET_DW_OT) {                                                        \
+                    T* yo = yr + ow * CM;                                                                                   \
+                    for (c = 0; c < C2; c += 2 * L) {                                                                       \
+                        V a00, a01, a10, a11, a20, a21, a30, a31;                                                           \
+                        if (b) {                                                                                            \
+                            a00 = *(const V*)(b + c); a01 = *(const V*)(b + c + L);                                         \
+                        } else {                                                                                            \
+                            V z = {0}; a00 = z; a01 = z;                                                                    \
+                        }                                                                                                   \
+                        a10 = a00; a20 = a00; a30 = a00; a11 = a01; a21 = a01; a31 = a01;                                   \
+                        for (kh = h0; kh < h1; kh++) {                                                                      \
+                            const Py_ssize_t ih = ih0 + kh * g.dh;                                                          \
+                            for (kw = 0; kw < g.KW; kw++) {                                                                 \
+                                const Py_ssize_t xo = (ih * g.W + ow * g.sw - g.pl + kw * g.dw) * C + c;                    \
+                                const T* xp = xn + CYNET_DW_SPAN(xo, (CYNET_DW_OT - 1) * step + 2 * L, XS);                 \
+                                const T* kp = k + CYNET_DW_SPAN((kh * g.KW + kw) * CM + c, 2 * L, KS);                      \
+                                const V k0 = *(const V*)kp, k1 = *(const V*)(kp + L);                                       \
+                                a00 += *(const V*)xp * k0; a01 += *(const V*)(xp + L) * k1;                                 \
+                                a10 += *(const V*)(xp + step) * k0; a11 += *(const V*)(xp + step + L) * k1;                 \
+                                a20 += *(const V*)(xp + 2 * step) * k0; a21 += *(const V*)(xp + 2 * step + L) * k1;         \
+                                a30 += *(const V*)(xp + 3 * step) * k0; a31 += *(const V*)(xp + 3 * step + L) * k1;         \
+                            }                                                                                               \
+                        }                                                                                                   \
+                        *(V*)(yo + c) = a00; *(V*)(yo + c + L) = a01;                                                       \
+                        *(V*)(yo + CM + c) = a10; *(V*)(yo + CM + c + L) = a11;                                             \
+                        *(V*)(yo + 2 * CM + c) = a20; *(V*)(yo + 2 * CM + c + L) = a21;                                     \
+                        *(V*)(yo + 3 * CM + c) = a30; *(V*)(yo + 3 * CM + c + L) = a31;                                     \
+                    }                                                                                                       \
+                    if (C2 < C)                                                                                             \
+                        for (q = 0; q < CYNET_DW_OT; q++)                                                                   \
+                            cynet_dw_px_##S(xn, k, b, yo + q * CM, &g, ih0, h0, h1, ow + q, C2);                            \
+                }                                                                                                           \
+            }                                                                                                               \
+            for (; ow < g.OW; ow++) cynet_dw_px_##S(xn, k, b, yr + ow * CM, &g, ih0, h0, h1, ow, 0);                        \
+        }                                                                                                                   \
+                                                                                                                            \
+        /* dk (KH*KW, C) += the window products x * dy of image n (M == 1), summed over each output row in                  \
+           registers: for a tap and a block of CYNET_DW_VB vectors of channels, the output columns whose tap                \
+           lies inside the input, then one add into dk. db (C doubles) += dy unless NULL. */                                \
+        CYNET_CLONES static void cynet_dw_dk_image_##S(const T* x, const T* dy, T* dk, double* db, T* rowsum,               \
+                                                       cynet_dwg g, Py_ssize_t n) {                                         \
+            const Py_ssize_t C = g.C, XS = g.H * g.W * g.C, KS = g.KH * g.KW * C;                                           \
+            const T* xn = x + n * XS;                                                                                       \
+            Py_ssize_t oh, ow, h0, h1, kh, kw, c, cc, j, lo, hi;                                                            \
+            (void)KS; (void)XS;                                                                                                       \
+            for (oh = 0; oh < g.OH; oh++) {                                                                                 \
+                const Py_ssize_t ih0 = oh * g.sh - g.pt;                                                                    \
+                const T* dyr = dy + (n * g.OH + oh) * g.OW * C;                                                             \
+                if (db) {                                                                                                   \
+                    for (j = 0; j < C; j++) rowsum[j] = (T)0;                                                               \
+                    for (ow = 0; ow < g.OW; ow++) {                                                                         \
+                        CYNET_IVDEP                                                                                         \
+                        for (j = 0; j < C; j++) rowsum[j] += dyr[ow * C + j];                                               \
+                    }                                                                                                       \
+                    for (j = 0; j < C; j++) db[j] += rowsum[j];                                                             \
+                }                                                                                                           \
+                cynet_dw_taps(ih0, g.dh, g.KH, g.H, &h0, &h1);                                                              \
+                for (kh = h0; kh < h1; kh++) {                                                                              \
+                    const T* xr = xn + (ih0 + kh * g.dh) * g.W * C;                                                         \
+                    for (kw = 0; kw < g.KW; kw++) {                                                                         \
+                        T* dkp = dk + CY_AT((kh * g.KW + kw) * C, KS);                                                      \
+                        const Py_ssize_t off = kw * g.dw - g.pl, step = g.sw * C;                                           \
+                        /* output columns ow with 0 <= ow*sw + off < W */                                                   \
+                        cynet_dw_interior(-off, g.sw, 0, g.W, g.OW, &lo, &hi);                                              \
+                        if (lo >= hi) continue;                                                                             \
+                        c = 0;                                                                                              \
+                        if (CYNET_DW_VEC) {                                                                                 \
+                            const Py_ssize_t L = (Py_ssize_t)(sizeof(V) / sizeof(T));                                       \
+                            for (; c + CYNET_DW_VB * L <= C; c += CYNET_DW_VB * L) {                                        \
+                                V z = {0}, a0 = z, a1 = z, a2 = z, a3 = z;                                                  \
+                                const T* xp = xr + CYNET_DW_SPAN((lo * g.sw + off) * C + c, CYNET_DW_VB * L,                \
+                                                                 XS - (xr - xn)) ;                                          \
+                                const T* dp = dyr + lo * C + c;                                                             \
+                                (void)CYNET_DW_SPAN(((hi - 1) * g.sw + off) * C + c, CYNET_DW_VB * L, XS - (xr - xn));      \
+                                for (ow = lo; ow < hi; ow++, xp += step, dp += C) {                                         \
+                                    a0 += *(const V*)xp * *(const V*)dp;                                                    \
+                                    a1 += *(const V*)(xp + L) * *(const V*)(dp + L);                                        \
+                                    a2 += *(const V*)(xp + 2 * L) * *(const V*)(dp + 2 * L);                                \
+                                    a3 += *(const V*)(xp + 3 * L) * *(const V*)(dp + 3 * L);                                \
+                                }                                                                                           \
+                                *(V*)(dkp + c) += a0; *(V*)(dkp + c + L) += a1;                                             \
+                                *(V*)(dkp + c + 2 * L) += a2; *(V*)(dkp + c + 3 * L) += a3;                                 \
+                            }                                                                                               \
+                        }                                                                                                   \
+                        for (ow = lo; ow < hi; ow++) {                                                                      \
+                            const T* xp = xr + CY_AT((ow * g.sw + off) * C, XS - (xr - xn));                                \
+                            const T* dp = dyr + ow * C;                                                                     \
+                            CYNET_IVDEP                                                                                     \
+                            for (cc = c; cc < C; cc++) dkp[cc] += xp[cc] * dp[cc];                                          \
+                        }                                                                                                   \
+                    }                                                                                                       \
+                }                                                                                                           \
+            }                                                                                                               \
+        }                                                                                                                   \
+                                                                                                                            \
+        /* Gradients of image n by scattering each output pixel's dy to its taps, in one pass: dk (KH*KW,                   \
+           C*M) += x * dy, db (C*M doubles) += dy unless NULL, dx[n] (zero on entry) += k * dy unless dx is                 \
+           NULL. Any M; the path of depth multipliers above 1 and of strided windows' dx. */                                \
+        CYNET_CLONES static void cynet_dw_bwd_image_##S(const T* x, const T* k, const T* dy, T* dx, T* dk,                  \
+                                                        double* db, T* rowsum, cynet_dwg g, Py_ssize_t n) {                 \
+            const Py_ssize_t C = g.C, M = g.M, CM = g.C * g.M, XS = g.H * g.W * g.C;                                        \
+            const Py_ssize_t KS = g.KH * g.KW * CM;                                                                         \
+            const T* xn = x + n * XS;                                                                                       \
+            T* dxn = dx ? dx + n * XS : (T*)0;                                                                              \
+            Py_ssize_t oh, ow, h0, h1, w0, w1, kh, kw, c, cc, m, j;                                                         \
+            (void)KS;                                                                                                       \
+            for (oh = 0; oh < g.OH; oh++) {                                                                                 \
+                const Py_ssize_t ih0 = oh * g.sh - g.pt;                                                                    \
+                const T* dyr = dy + (n * g.OH + oh) * g.OW * CM;                                                            \
+                cynet_dw_taps(ih0, g.dh, g.KH, g.H, &h0, &h1);                                                              \
+                if (db) {                                                                                                   \
+                    for (j = 0; j < CM; j++) rowsum[j] = (T)0;                                                              \
+                    for (ow = 0; ow < g.OW; ow++) {                                                                         \
+                        CYNET_IVDEP                                                                                         \
+                        for (j = 0; j < CM; j++) rowsum[j] += dyr[ow * CM + j];                                             \
+                    }                                                                                                       \
+                    for (j = 0; j < CM; j++) db[j] += rowsum[j];                                                            \
+                }                                                                                                           \
+                for (ow = 0; ow < g.OW; ow++) {                                                                             \
+                    const Py_ssize_t iw0 = ow * g.sw - g.pl;                                                                \
+                    const T* d = dyr + ow * CM;                                                                             \
+                    cynet_dw_taps(iw0, g.dw, g.KW, g.W, &w0, &w1);                                                          \
+                    c = 0;                                                                                                  \
+                    if (CYNET_DW_VEC && M == 1) {                                                                           \
+                        const Py_ssize_t L = (Py_ssize_t)(sizeof(V) / sizeof(T));                                           \
+                        for (; c + CYNET_DW_VB * L <= C; c += CYNET_DW_VB * L) {                                            \
+                            const V d0 = *(const V*)(d + c), d1 = *(const V*)(d + c + L);                                   \
+                            const V d2 = *(const V*)(d + c + 2 * L), d3 = *(const V*)(d + c + 3 * L);                       \
+                            for (kh = h0; kh < h1; kh++) {                                                                  \
+                                const Py_ssize_t ih = ih0 + kh * g.dh;                                                      \
+                                for (kw = w0; kw < w1; kw++) {                                                              \
+                                    const Py_ssize_t xo = CYNET_DW_SPAN((ih * g.W + iw0 + kw * g.dw) * C + c,               \
+                                                                        CYNET_DW_VB * L, XS);                               \
+                                    const Py_ssize_t ko = CYNET_DW_SPAN((kh * g.KW + kw) * CM + c, CYNET_DW_VB * L, KS);    \
+                                    const T* xp = xn + xo;                                                                  \
+                                    T* dkp = dk + ko;                                                                       \
+                                    *(V*)dkp += *(const V*)xp * d0;                                                         \
+                                    *(V*)(dkp + L) += *(const V*)(xp + L) * d1;                                             \
+                                    *(V*)(dkp + 2 * L) += *(const V*)(xp + 2 * L) * d2;                                     \
+                                    *(V*)(dkp + 3 * L) += *(const V*)(xp + 3 * L) * d3;                                     \
+                                    if (dxn) {                                                                              \
+                                        const T* kp = k + ko;                                                               \
+                                        T* dxp = dxn + xo;                                                                  \
+                                        *(V*)dxp += *(const V*)kp * d0;                                                     \
+                                        *(V*)(dxp + L) += *(const V*)(kp + L) * d1;                                         \
+                                        *(V*)(dxp + 2 * L) += *(const V*)(kp + 2 * L) * d2;                                 \
+                                        *(V*)(dxp + 3 * L) += *(const V*)(kp + 3 * L) * d3;                                 \
+                                    }                                                                                       \
+                                }                                                                                           \
+                            }                                                                                               \
+                        }                                                                                                   \
+                    }                                                                                                       \
+                    for (kh = h0; kh < h1; kh++) {                                                                          \
+                        const Py_ssize_t ih = ih0 + kh * g.dh;                                                              \
+                        for (kw = w0; kw < w1; kw++) {                                                                      \
+                            const Py_ssize_t xo = CY_AT((ih * g.W + iw0 + kw * g.dw) * C, XS);                              \
+                            const Py_ssize_t ko = CY_AT((kh * g.KW + kw) * CM, KS);                                         \
+                            const T* xp = xn + xo;                                                                          \
+                            const T* kp = k + ko;                                                                           \
+                            T* dkp = dk + ko;                                                                               \
+                            if (M == 1) {                                                                                   \
+                                CYNET_IVDEP                                                                                 \
+                                for (cc = c; cc < C; cc++) dkp[cc] += xp[cc] * d[cc];                                       \
+                                if (dxn) {                                                                                  \
+                                    T* dxp = dxn + xo;                                                                      \
+                                    CYNET_IVDEP                                                                             \
+                                    for (cc = c; cc < C; cc++) dxp[cc] += kp[cc] * d[cc];                                   \
+                                }                                                                                           \
+                            } else {                                                                                        \
+                                for (cc = c; cc < C; cc++) {                                                                \
+                                    const T xv = xp[cc];                                                                    \
+                                    T s = (T)0;                                                                             \
+                                    for (m = 0; m < M; m++) {                                                               \
+                                        dkp[cc * M + m] += xv * d[cc * M + m];                                              \
+                                        s += kp[cc * M + m] * d[cc * M + m];                                                \
+                                    }                                                                                       \
+                                    if (dxn) dxn[xo + cc] += s;                                                             \
+                                }                                                                                           \
+                            }                                                                                               \
+                        }                                                                                                   \
+                    }                                                                                                       \
+                }                                                                                                           \
+            }                                                                                                               \
+        }
 
     #if CYNET_DW_VEC
     CYNET_DW_KERNELS(float, f, cynet_dw_vf)
@@ -241,6 +368,10 @@ cdef extern from *:
                               double* db, float* rowsum, cynet_dwg g, Py_ssize_t n) noexcept nogil
     void cynet_dw_bwd_image_d(const double* x, const double* k, const double* dy, double* dx, double* dk,
                               double* db, double* rowsum, cynet_dwg g, Py_ssize_t n) noexcept nogil
+    void cynet_dw_dk_image_f(const float* x, const float* dy, float* dk, double* db, float* rowsum,
+                             cynet_dwg g, Py_ssize_t n) noexcept nogil
+    void cynet_dw_dk_image_d(const double* x, const double* dy, double* dk, double* db, double* rowsum,
+                             cynet_dwg g, Py_ssize_t n) noexcept nogil
 
 __all__ = ["depthwise_conv2d_forward", "depthwise_conv2d_backward"]
 
@@ -262,6 +393,14 @@ cdef inline void _bwd_image(const floating* x, const floating* k, const floating
         cynet_dw_bwd_image_d(x, k, dy, dx, dk, db, rowsum, g, n)
 
 
+cdef inline void _dk_image(const floating* x, const floating* dy, floating* dk, double* db, floating* rowsum,
+                           cynet_dwg g, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        cynet_dw_dk_image_f(x, dy, dk, db, rowsum, g, n)
+    else:
+        cynet_dw_dk_image_d(x, dy, dk, db, rowsum, g, n)
+
+
 cdef void _forward(const floating* x, const floating* k, const floating* b, floating* y,
                    cynet_dwg g) noexcept nogil:
     """y = depthwise(x, k) (+ b): output rows split between the threads."""
@@ -271,16 +410,39 @@ cdef void _forward(const floating* x, const floating* k, const floating* b, floa
         _fwd_row(x, k, b, y, g, r)
 
 
-cdef void _backward(const floating* x, const floating* k, const floating* dy, floating* dx,
-                    floating* dkp, double* dbp, floating* rows, cynet_dwg g, int nt,
+cdef inline cynet_dwg _transposed(cynet_dwg g) noexcept nogil:
+    """The geometry whose forward on dy with the flipped kernel is dx, for unit strides: dx[ih]
+    gathers dy[ih + pt - kh*dh] * k[kh], a window over dy with padding (KH - 1)*dh - pt (negative
+    when the padding exceeds the window: the tap ranges clip it)."""
+    cdef cynet_dwg t = g
+    t.H, t.W, t.OH, t.OW = g.OH, g.OW, g.H, g.W
+    t.pt = (g.KH - 1) * g.dh - g.pt
+    t.pl = (g.KW - 1) * g.dw - g.pl
+    return t
+
+
+cdef void _backward(const floating* x, const floating* k, const floating* kflip, const floating* dy,
+                    floating* dx, floating* dkp, double* dbp, floating* rows, cynet_dwg g, int nt,
                     bint use_bias) noexcept nogil:
     """Thread t owns images [t N / nt, (t + 1) N / nt): its partial dkernel at dkp + t*KH*KW*C*M,
-    its partial dbias at dbp + t*C*M (zero on entry), dx of its images unless dx is NULL."""
-    cdef Py_ssize_t t, n, ks = g.KH * g.KW * g.C * g.M, cm = g.C * g.M
+    its partial dbias at dbp + t*C*M (zero on entry), dx of its images unless dx is NULL.
+    Depth multiplier 1: dkernel summed per output row in registers (_dk_image), and, for unit
+    strides, dx as a forward pass over dy with the flipped kernel kflip (a gather: each dx pixel
+    is stored once). Otherwise one scatter pass (_bwd_image) for both."""
+    cdef Py_ssize_t t, n, r, ks = g.KH * g.KW * g.C * g.M, cm = g.C * g.M
+    cdef cynet_dwg gt = _transposed(g)
+    cdef bint split = g.M == 1
+    cdef bint gather = split and g.sh == 1 and g.sw == 1
     for t in prange(nt, schedule="static", num_threads=nt):
         for n in range((t * g.N) // nt, ((t + 1) * g.N) // nt):
-            _bwd_image(x, k, dy, dx, dkp + t * ks, dbp + t * cm if use_bias else NULL,
-                       rows + t * cm, g, n)
+            if split and (gather or dx == NULL):
+                _dk_image(x, dy, dkp + t * ks, dbp + t * cm if use_bias else NULL, rows + t * cm, g, n)
+                if dx != NULL:
+                    for r in range(n * g.H, (n + 1) * g.H):
+                        _fwd_row(dy, kflip, NULL, dx, gt, r)
+            else:
+                _bwd_image(x, k, dy, dx, dkp + t * ks, dbp + t * cm if use_bias else NULL,
+                           rows + t * cm, g, n)
 
 
 cdef cynet_dwg _make_geom(Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t M,
@@ -365,14 +527,19 @@ def depthwise_conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:,
     cdef floating[:, ::1] rows = rows_a
     cdef floating[:, :, :, ::1] dxv
     cdef floating* dxp = NULL
+    cdef const floating[:, :, :, ::1] kflip = kernel
+    gather = M == 1 and sh == 1 and sw == 1
+    if gather:
+        kflip = np.ascontiguousarray(np.asarray(kernel)[::-1, ::-1])
     dx = None
     if compute_dx:
-        dx = np.zeros((N, H, W, C), dtype=dtype)
+        # the gather stores every pixel; the scatter adds into zeros
+        dx = np.empty((N, H, W, C), dtype=dtype) if gather else np.zeros((N, H, W, C), dtype=dtype)
         dxv = dx
         dxp = &dxv[0, 0, 0, 0]
     with nogil:
-        _backward(&x[0, 0, 0, 0], &kernel[0, 0, 0, 0], &dy[0, 0, 0, 0], dxp, &dkp[0, 0, 0, 0, 0],
-                  &dbp[0, 0], &rows[0, 0], g, nt, use_bias)
+        _backward(&x[0, 0, 0, 0], &kernel[0, 0, 0, 0], &kflip[0, 0, 0, 0], &dy[0, 0, 0, 0], dxp,
+                  &dkp[0, 0, 0, 0, 0], &dbp[0, 0], &rows[0, 0], g, nt, use_bias)
     # the threads' partial sums, added in thread order (deterministic for a thread count)
     dkernel = dkp_a[0] if nt == 1 else dkp_a.sum(axis=0)
     dbias = dbp_a.sum(axis=0).astype(dtype) if use_bias else None

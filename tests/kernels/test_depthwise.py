@@ -83,6 +83,10 @@ CASES = [
     ((2, 4, 5, 40), (3, 3, 40, 1), (1, 1), "same", (1, 1)),      # a register block and a remainder
     ((2, 5, 4, 64), (3, 2, 64, 1), (2, 2), "same", (1, 2)),      # whole blocks (float32 and float64)
     ((2, 5, 6, 2), (3, 2, 2, 1), (1, 2), ((2, 0), (1, 3)), (1, 1)),  # asymmetric explicit padding
+    ((2, 6, 13, 40), (3, 3, 40, 1), (1, 1), "same", (1, 1)),    # interior tiles of 4 columns, blocks + rest
+    ((2, 7, 15, 48), (3, 2, 48, 1), (1, 2), "valid", (2, 1)),    # tiles with a column stride
+    ((1, 4, 11, 16), (2, 3, 16, 1), (1, 1), ((3, 0), (4, 1)), (1, 1)),  # padding beyond the window
+    ((2, 5, 12, 17), (3, 3, 17, 1), (1, 1), "same", (2, 3)),     # dilated gather for dx
     ((2, 4, 4, 3), (3, 3, 3, 1), (1, 1), 2, (1, 1)),             # int padding
 ]
 IDS = [f"{c[0]}-{c[1]}-s{c[2]}-{c[3]}-d{c[4]}" for c in CASES]
