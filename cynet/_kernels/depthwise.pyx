@@ -22,7 +22,7 @@ The hot loops are C (cynet_simd.h's CYNET_CLONES: baseline, AVX2+FMA and AVX-512
             columns, the channels left over and M > 1 go one pixel at a time (register blocks of
             CYNET_DW_VB vectors for M == 1, else sums accumulated in y).
   backward  M == 1: dkernel per output row, tap and channel block summed over the columns in
-            registers and added once (cynet_dw_dk_image); for unit strides dx is the forward of
+            registers and added once, three taps per dy load (cynet_dw_dk_image); for unit strides dx is the forward of
             dy with the flipped kernel and the transposed padding (a gather: every dx pixel is
             computed in registers and stored once). Strided windows' dx and M > 1: one scatter
             pass per output pixel (dy loaded once, then for each tap dkernel += x * dy and
@@ -201,14 +201,50 @@ cdef extern from *:
             for (; ow < g.OW; ow++) cynet_dw_px_##S(xn, k, b, yr + ow * CM, &g, ih0, h0, h1, ow, 0);                        \
         }                                                                                                                   \
                                                                                                                             \
+        /* dk[tap] (C values) += sum over output columns ow in [lo, hi) of x[ih, ow*sw + off] * dy[oh, ow]:                 \
+           blocks of CYNET_DW_VB vectors of channels summed in registers, then the channels left. xr: input                 \
+           row ih (xlen values from there), dyr: output row oh. */                                                          \
+        static inline void cynet_dw_dk_cols_##S(const T* xr, Py_ssize_t xlen, const T* dyr, T* dkp, const cynet_dwg* g,     \
+                                                Py_ssize_t off, Py_ssize_t lo, Py_ssize_t hi) {                             \
+            const Py_ssize_t C = g->C, step = g->sw * C;                                                                    \
+            Py_ssize_t c = 0, cc, ow;                                                                                       \
+            (void)xlen;                                                                                                     \
+            if (lo >= hi) return;                                                                                           \
+            (void)CYNET_DW_SPAN((lo * g->sw + off) * C, ((hi - 1 - lo) * g->sw + 1) * C, xlen);                             \
+            if (CYNET_DW_VEC) {                                                                                             \
+                const Py_ssize_t L = (Py_ssize_t)(sizeof(V) / sizeof(T));                                                   \
+                for (; c + CYNET_DW_VB * L <= C; c += CYNET_DW_VB * L) {                                                    \
+                    V z = {0}, a0 = z, a1 = z, a2 = z, a3 = z;                                                              \
+                    const T* xp = xr + (lo * g->sw + off) * C + c;                                                          \
+                    const T* dp = dyr + lo * C + c;                                                                         \
+                    for (ow = lo; ow < hi; ow++, xp += step, dp += C) {                                                     \
+                        a0 += *(const V*)xp * *(const V*)dp;                                                                \
+                        a1 += *(const V*)(xp + L) * *(const V*)(dp + L);                                                    \
+                        a2 += *(const V*)(xp + 2 * L) * *(const V*)(dp + 2 * L);                                            \
+                        a3 += *(const V*)(xp + 3 * L) * *(const V*)(dp + 3 * L);                                            \
+                    }                                                                                                       \
+                    *(V*)(dkp + c) += a0; *(V*)(dkp + c + L) += a1;                                                         \
+                    *(V*)(dkp + c + 2 * L) += a2; *(V*)(dkp + c + 3 * L) += a3;                                             \
+                }                                                                                                           \
+            }                                                                                                               \
+            for (ow = lo; ow < hi; ow++) {                                                                                  \
+                const T* xp = xr + (ow * g->sw + off) * C;                                                                  \
+                const T* dp = dyr + ow * C;                                                                                 \
+                CYNET_IVDEP                                                                                                 \
+                for (cc = c; cc < C; cc++) dkp[cc] += xp[cc] * dp[cc];                                                      \
+            }                                                                                                               \
+        }                                                                                                                   \
+                                                                                                                            \
         /* dk (KH*KW, C) += the window products x * dy of image n (M == 1), summed over each output row in                  \
-           registers: for a tap and a block of CYNET_DW_VB vectors of channels, the output columns whose tap                \
-           lies inside the input, then one add into dk. db (C doubles) += dy unless NULL. */                                \
+           registers and added once per row, tap and channel block. Taps go three at a time (kw, kw + 1,                    \
+           kw + 2) over the columns where all three lie inside the input: each dy vector is loaded once                     \
+           for the three, the six sums (two vectors of channels) stay in registers; the other columns and                   \
+           taps go one tap at a time (cynet_dw_dk_cols). db (C doubles) += dy unless NULL. */                               \
         CYNET_CLONES static void cynet_dw_dk_image_##S(const T* x, const T* dy, T* dk, double* db, T* rowsum,               \
                                                        cynet_dwg g, Py_ssize_t n) {                                         \
-            const Py_ssize_t C = g.C, XS = g.H * g.W * g.C, KS = g.KH * g.KW * C;                                           \
+            const Py_ssize_t C = g.C, XS = g.H * g.W * g.C, KS = g.KH * g.KW * C, step = g.sw * C, tstep = g.dw * C;        \
             const T* xn = x + n * XS;                                                                                       \
-            Py_ssize_t oh, ow, h0, h1, kh, kw, c, cc, j, lo, hi;                                                            \
+            Py_ssize_t oh, ow, h0, h1, kh, kw, q, c, cc, j, lo[3], hi[3];                                                   \
             (void)KS; (void)XS;                                                                                                       \
             for (oh = 0; oh < g.OH; oh++) {                                                                                 \
                 const Py_ssize_t ih0 = oh * g.sh - g.pt;                                                                    \
@@ -223,38 +259,51 @@ cdef extern from *:
                 }                                                                                                           \
                 cynet_dw_taps(ih0, g.dh, g.KH, g.H, &h0, &h1);                                                              \
                 for (kh = h0; kh < h1; kh++) {                                                                              \
-                    const T* xr = xn + (ih0 + kh * g.dh) * g.W * C;                                                         \
-                    for (kw = 0; kw < g.KW; kw++) {                                                                         \
-                        T* dkp = dk + CY_AT((kh * g.KW + kw) * C, KS);                                                      \
-                        const Py_ssize_t off = kw * g.dw - g.pl, step = g.sw * C;                                           \
-                        /* output columns ow with 0 <= ow*sw + off < W */                                                   \
-                        cynet_dw_interior(-off, g.sw, 0, g.W, g.OW, &lo, &hi);                                              \
-                        if (lo >= hi) continue;                                                                             \
-                        c = 0;                                                                                              \
-                        if (CYNET_DW_VEC) {                                                                                 \
-                            const Py_ssize_t L = (Py_ssize_t)(sizeof(V) / sizeof(T));                                       \
-                            for (; c + CYNET_DW_VB * L <= C; c += CYNET_DW_VB * L) {                                        \
-                                V z = {0}, a0 = z, a1 = z, a2 = z, a3 = z;                                                  \
-                                const T* xp = xr + CYNET_DW_SPAN((lo * g.sw + off) * C + c, CYNET_DW_VB * L,                \
-                                                                 XS - (xr - xn)) ;                                          \
-                                const T* dp = dyr + lo * C + c;                                                             \
-                                (void)CYNET_DW_SPAN(((hi - 1) * g.sw + off) * C + c, CYNET_DW_VB * L, XS - (xr - xn));      \
-                                for (ow = lo; ow < hi; ow++, xp += step, dp += C) {                                         \
-                                    a0 += *(const V*)xp * *(const V*)dp;                                                    \
-                                    a1 += *(const V*)(xp + L) * *(const V*)(dp + L);                                        \
-                                    a2 += *(const V*)(xp + 2 * L) * *(const V*)(dp + 2 * L);                                \
-                                    a3 += *(const V*)(xp + 3 * L) * *(const V*)(dp + 3 * L);                                \
+                    const T* xr = xn + CY_AT((ih0 + kh * g.dh) * g.W * C, XS);                                              \
+                    const Py_ssize_t xlen = XS - (xr - xn);                                                                 \
+                    T* dkr = dk + CY_AT(kh * g.KW * C, KS);                                                                 \
+                    for (kw = 0; kw < g.KW; ) {                                                                             \
+                        const Py_ssize_t nq = CYNET_DW_VEC && kw + 3 <= g.KW ? 3 : 1;                                       \
+                        for (q = 0; q < nq; q++)   /* columns ow with 0 <= ow*sw + (kw + q)*dw - pl < W */                  \
+                            cynet_dw_interior(g.pl - (kw + q) * g.dw, g.sw, 0, g.W, g.OW, &lo[q], &hi[q]);                  \
+                        if (nq == 3 && lo[0] < hi[2]) {                                                                     \
+                            const Py_ssize_t L = (Py_ssize_t)(sizeof(V) / sizeof(T)), a = lo[0], b = hi[2];                 \
+                            const Py_ssize_t off = kw * g.dw - g.pl;                                                        \
+                            T* dkp = dkr + kw * C;                                                                          \
+                            (void)CYNET_DW_SPAN((a * g.sw + off) * C, ((b - 1 - a) * g.sw + 2 * g.dw + 1) * C, xlen);       \
+                            for (c = 0; c + 2 * L <= C; c += 2 * L) {                                                       \
+                                V z = {0}, a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z;                            \
+                                const T* xp = xr + (a * g.sw + off) * C + c;                                                \
+                                const T* dp = dyr + a * C + c;                                                              \
+                                for (ow = a; ow < b; ow++, xp += step, dp += C) {                                           \
+                                    const V d0 = *(const V*)dp, d1 = *(const V*)(dp + L);                                   \
+                                    a00 += *(const V*)xp * d0; a01 += *(const V*)(xp + L) * d1;                             \
+                                    a10 += *(const V*)(xp + tstep) * d0; a11 += *(const V*)(xp + tstep + L) * d1;           \
+                                    a20 += *(const V*)(xp + 2 * tstep) * d0; a21 += *(const V*)(xp + 2 * tstep + L) * d1;   \
                                 }                                                                                           \
-                                *(V*)(dkp + c) += a0; *(V*)(dkp + c + L) += a1;                                             \
-                                *(V*)(dkp + c + 2 * L) += a2; *(V*)(dkp + c + 3 * L) += a3;                                 \
+                                *(V*)(dkp + c) += a00; *(V*)(dkp + c + L) += a01;                                           \
+                                *(V*)(dkp + C + c) += a10; *(V*)(dkp + C + c + L) += a11;                                   \
+                                *(V*)(dkp + 2 * C + c) += a20; *(V*)(dkp + 2 * C + c + L) += a21;                           \
                             }                                                                                               \
+                            for (ow = a; ow < b && c < C; ow++) {                                                           \
+                                const T* xp = xr + (ow * g.sw + off) * C;                                                   \
+                                const T* dp = dyr + ow * C;                                                                 \
+                                for (q = 0; q < 3; q++) {                                                                   \
+                                    CYNET_IVDEP                                                                             \
+                                    for (cc = c; cc < C; cc++) dkp[q * C + cc] += xp[q * tstep + cc] * dp[cc];              \
+                                }                                                                                           \
+                            }                                                                                               \
+                            for (q = 0; q < 3; q++) {   /* the columns outside [a, b) */                                    \
+                                const Py_ssize_t o = (kw + q) * g.dw - g.pl;                                                \
+                                cynet_dw_dk_cols_##S(xr, xlen, dyr, dkr + (kw + q) * C, &g, o, lo[q], a);                   \
+                                cynet_dw_dk_cols_##S(xr, xlen, dyr, dkr + (kw + q) * C, &g, o, b, hi[q]);                   \
+                            }                                                                                               \
+                        } else {                                                                                            \
+                            for (q = 0; q < nq; q++)                                                                        \
+                                cynet_dw_dk_cols_##S(xr, xlen, dyr, dkr + (kw + q) * C, &g, (kw + q) * g.dw - g.pl,         \
+                                                     lo[q], hi[q]);                                                         \
                         }                                                                                                   \
-                        for (ow = lo; ow < hi; ow++) {                                                                      \
-                            const T* xp = xr + CY_AT((ow * g.sw + off) * C, XS - (xr - xn));                                \
-                            const T* dp = dyr + ow * C;                                                                     \
-                            CYNET_IVDEP                                                                                     \
-                            for (cc = c; cc < C; cc++) dkp[cc] += xp[cc] * dp[cc];                                          \
-                        }                                                                                                   \
+                        kw += nq;                                                                                           \
                     }                                                                                                       \
                 }                                                                                                           \
             }                                                                                                               \
@@ -270,7 +319,7 @@ cdef extern from *:
             const T* xn = x + n * XS;                                                                                       \
             T* dxn = dx ? dx + n * XS : (T*)0;                                                                              \
             Py_ssize_t oh, ow, h0, h1, w0, w1, kh, kw, c, cc, m, j;                                                         \
-            (void)KS;                                                                                                       \
+            (void)KS; (void)XS;                                                                                                       \
             for (oh = 0; oh < g.OH; oh++) {                                                                                 \
                 const Py_ssize_t ih0 = oh * g.sh - g.pt;                                                                    \
                 const T* dyr = dy + (n * g.OH + oh) * g.OW * CM;                                                            \
