@@ -73,6 +73,24 @@ cdef extern from *:
     #define CYNET_DW_VB 4   /* vectors of channels per register block */
     #define CYNET_DW_OT 4   /* output columns per register tile of the forward's interior */
 
+    /* [k0, k1) stepping by s: the taps k of K whose output position o = (t - k) / s is whole and
+       inside [0, O), and o0, the position of tap k0 (then o0 - 1, ...). t >= 0 (an input index
+       plus the leading padding), q = t / s, r = t % s (kept by the caller, without a division
+       per pixel). */
+    static inline void cynet_dw_strided_taps(Py_ssize_t t, Py_ssize_t q, Py_ssize_t r, Py_ssize_t s,
+                                             Py_ssize_t K, Py_ssize_t O, Py_ssize_t* k0, Py_ssize_t* k1,
+                                             Py_ssize_t* o0) {
+        Py_ssize_t lo = t - (O - 1) * s;
+        if (lo > 0) {        /* the last output position's tap, already a whole step from t */
+            *k0 = lo;
+            *o0 = O - 1;
+        } else {
+            *k0 = r;
+            *o0 = q;
+        }
+        *k1 = t + 1 < K ? t + 1 : K;
+    }
+
     /* [lo, hi): the window positions o (of O) whose window [o*s - pad, o*s - pad + ext] lies
        inside [0, size) */
     static inline void cynet_dw_interior(Py_ssize_t pad, Py_ssize_t s, Py_ssize_t ext, Py_ssize_t size,
@@ -97,7 +115,7 @@ cdef extern from *:
             const Py_ssize_t C = g->C, M = g->M, CM = g->C * g->M, XS = g->H * g->W * g->C;                                 \
             const Py_ssize_t KS = g->KH * g->KW * CM, iw0 = ow * g->sw - g->pl;                                             \
             Py_ssize_t w0, w1, kh, kw, c = c0, cc, m, j;                                                                    \
-            (void)KS; (void)XS;                                                                                                       \
+            (void)KS; (void)XS;                                                                                            \
             cynet_dw_taps(iw0, g->dw, g->KW, g->W, &w0, &w1);                                                               \
             if (CYNET_DW_VEC && M == 1) {                                                                                   \
                 const Py_ssize_t L = (Py_ssize_t)(sizeof(V) / sizeof(T));                                                   \
@@ -158,7 +176,7 @@ cdef extern from *:
             const T* xn = x + n * XS;                                                                                       \
             T* yr = y + r * g.OW * CM;                                                                                      \
             Py_ssize_t h0, h1, ow = 0, owa, owb, kh, kw, c, q;                                                              \
-            (void)KS; (void)XS;                                                                                                       \
+            (void)KS; (void)XS;                                                                                            \
             cynet_dw_taps(ih0, g.dh, g.KH, g.H, &h0, &h1);                                                                  \
             cynet_dw_interior(g.pl, g.sw, (g.KW - 1) * g.dw, g.W, g.OW, &owa, &owb);                                        \
             if (CYNET_DW_VEC && g.M == 1) {                                                                                 \
@@ -245,7 +263,7 @@ cdef extern from *:
             const Py_ssize_t C = g.C, XS = g.H * g.W * g.C, KS = g.KH * g.KW * C, step = g.sw * C, tstep = g.dw * C;        \
             const T* xn = x + n * XS;                                                                                       \
             Py_ssize_t oh, ow, h0, h1, kh, kw, q, c, cc, j, lo[3], hi[3];                                                   \
-            (void)KS; (void)XS;                                                                                                       \
+            (void)KS; (void)XS;                                                                                            \
             for (oh = 0; oh < g.OH; oh++) {                                                                                 \
                 const Py_ssize_t ih0 = oh * g.sh - g.pt;                                                                    \
                 const T* dyr = dy + (n * g.OH + oh) * g.OW * C;                                                             \
@@ -309,9 +327,62 @@ cdef extern from *:
             }                                                                                                               \
         }                                                                                                                   \
                                                                                                                             \
+        /* Row r = n*H + ih of dx (W pixels of C channels) for M == 1 and no dilation, any strides: a                       \
+           gather. Input pixel (ih, iw) is read by the taps kh = th - oh*sh (th = ih + pt) of the output                    \
+           rows oh, likewise kw; its gradient sums k[tap] * dy[output pixel] over them in registers and is                  \
+           stored once (no zero fill, no read-modify-write of dx). */                                                       \
+        CYNET_CLONES static void cynet_dw_dx_row_##S(const T* dy, const T* k, T* dx, cynet_dwg g, Py_ssize_t r) {           \
+            const Py_ssize_t C = g.C, KS = g.KH * g.KW * C, YS = g.OH * g.OW * C;                                           \
+            const Py_ssize_t n = r / g.H, ih = r - n * g.H, th = ih + g.pt;                                                 \
+            const T* dyn = dy + n * YS;                                                                                     \
+            T* dxr = dx + r * g.W * C;                                                                                      \
+            Py_ssize_t kh0, kh1, oh0, kw0, kw1, ow0, iw, kh, kw, oh, ow, c, cc;                                             \
+            Py_ssize_t tq = g.pl / g.sw, tr = g.pl % g.sw;     /* (iw + pl) / sw and (iw + pl) % sw */                      \
+            (void)KS; (void)YS;                                                                                             \
+            cynet_dw_strided_taps(th, th / g.sh, th % g.sh, g.sh, g.KH, g.OH, &kh0, &kh1, &oh0);                            \
+            for (iw = 0; iw < g.W; iw++) {                                                                                  \
+                const Py_ssize_t tw = iw + g.pl;                                                                            \
+                T* o = dxr + iw * C;                                                                                        \
+                cynet_dw_strided_taps(tw, tq, tr, g.sw, g.KW, g.OW, &kw0, &kw1, &ow0);                                      \
+                if (++tr == g.sw) {                                                                                         \
+                    tr = 0;                                                                                                 \
+                    tq++;                                                                                                   \
+                }                                                                                                           \
+                c = 0;                                                                                                      \
+                if (CYNET_DW_VEC) {                                                                                         \
+                    const Py_ssize_t L = (Py_ssize_t)(sizeof(V) / sizeof(T));                                               \
+                    for (; c + CYNET_DW_VB * L <= C; c += CYNET_DW_VB * L) {                                                \
+                        V z = {0}, a0 = z, a1 = z, a2 = z, a3 = z;                                                          \
+                        for (kh = kh0, oh = oh0; kh < kh1; kh += g.sh, oh--) {                                              \
+                            for (kw = kw0, ow = ow0; kw < kw1; kw += g.sw, ow--) {                                          \
+                                const T* d = dyn + CYNET_DW_SPAN((oh * g.OW + ow) * C + c, CYNET_DW_VB * L, YS);            \
+                                const T* kp = k + CYNET_DW_SPAN((kh * g.KW + kw) * C + c, CYNET_DW_VB * L, KS);             \
+                                a0 += *(const V*)d * *(const V*)kp;                                                         \
+                                a1 += *(const V*)(d + L) * *(const V*)(kp + L);                                             \
+                                a2 += *(const V*)(d + 2 * L) * *(const V*)(kp + 2 * L);                                     \
+                                a3 += *(const V*)(d + 3 * L) * *(const V*)(kp + 3 * L);                                     \
+                            }                                                                                               \
+                        }                                                                                                   \
+                        *(V*)(o + c) = a0; *(V*)(o + c + L) = a1;                                                           \
+                        *(V*)(o + c + 2 * L) = a2; *(V*)(o + c + 3 * L) = a3;                                               \
+                    }                                                                                                       \
+                }                                                                                                           \
+                for (cc = c; cc < C; cc++) o[cc] = (T)0;                                                                    \
+                if (c == C) continue;                                                                                       \
+                for (kh = kh0, oh = oh0; kh < kh1; kh += g.sh, oh--) {                                                      \
+                    for (kw = kw0, ow = ow0; kw < kw1; kw += g.sw, ow--) {                                                  \
+                        const T* d = dyn + CY_AT((oh * g.OW + ow) * C, YS);                                                 \
+                        const T* kp = k + CY_AT((kh * g.KW + kw) * C, KS);                                                  \
+                        CYNET_IVDEP                                                                                         \
+                        for (cc = c; cc < C; cc++) o[cc] += d[cc] * kp[cc];                                                 \
+                    }                                                                                                       \
+                }                                                                                                           \
+            }                                                                                                               \
+        }                                                                                                                   \
+                                                                                                                            \
         /* Gradients of image n by scattering each output pixel's dy to its taps, in one pass: dk (KH*KW,                   \
            C*M) += x * dy, db (C*M doubles) += dy unless NULL, dx[n] (zero on entry) += k * dy unless dx is                 \
-           NULL. Any M; the path of depth multipliers above 1 and of strided windows' dx. */                                \
+           NULL. Any M; the path of depth multipliers above 1 and of dilated strided windows' dx. */                        \
         CYNET_CLONES static void cynet_dw_bwd_image_##S(const T* x, const T* k, const T* dy, T* dx, T* dk,                  \
                                                         double* db, T* rowsum, cynet_dwg g, Py_ssize_t n) {                 \
             const Py_ssize_t C = g.C, M = g.M, CM = g.C * g.M, XS = g.H * g.W * g.C;                                        \
@@ -319,7 +390,7 @@ cdef extern from *:
             const T* xn = x + n * XS;                                                                                       \
             T* dxn = dx ? dx + n * XS : (T*)0;                                                                              \
             Py_ssize_t oh, ow, h0, h1, w0, w1, kh, kw, c, cc, m, j;                                                         \
-            (void)KS; (void)XS;                                                                                                       \
+            (void)KS; (void)XS;                                                                                            \
             for (oh = 0; oh < g.OH; oh++) {                                                                                 \
                 const Py_ssize_t ih0 = oh * g.sh - g.pt;                                                                    \
                 const T* dyr = dy + (n * g.OH + oh) * g.OW * CM;                                                            \
@@ -417,6 +488,8 @@ cdef extern from *:
                               double* db, float* rowsum, cynet_dwg g, Py_ssize_t n) noexcept nogil
     void cynet_dw_bwd_image_d(const double* x, const double* k, const double* dy, double* dx, double* dk,
                               double* db, double* rowsum, cynet_dwg g, Py_ssize_t n) noexcept nogil
+    void cynet_dw_dx_row_f(const float* dy, const float* k, float* dx, cynet_dwg g, Py_ssize_t r) noexcept nogil
+    void cynet_dw_dx_row_d(const double* dy, const double* k, double* dx, cynet_dwg g, Py_ssize_t r) noexcept nogil
     void cynet_dw_dk_image_f(const float* x, const float* dy, float* dk, double* db, float* rowsum,
                              cynet_dwg g, Py_ssize_t n) noexcept nogil
     void cynet_dw_dk_image_d(const double* x, const double* dy, double* dk, double* db, double* rowsum,
@@ -450,6 +523,14 @@ cdef inline void _dk_image(const floating* x, const floating* dy, floating* dk, 
         cynet_dw_dk_image_d(x, dy, dk, db, rowsum, g, n)
 
 
+cdef inline void _dx_row(const floating* dy, const floating* k, floating* dx, cynet_dwg g,
+                         Py_ssize_t r) noexcept nogil:
+    if floating is float:
+        cynet_dw_dx_row_f(dy, k, dx, g, r)
+    else:
+        cynet_dw_dx_row_d(dy, k, dx, g, r)
+
+
 cdef void _forward(const floating* x, const floating* k, const floating* b, floating* y,
                    cynet_dwg g) noexcept nogil:
     """y = depthwise(x, k) (+ b): output rows split between the threads."""
@@ -470,25 +551,40 @@ cdef inline cynet_dwg _transposed(cynet_dwg g) noexcept nogil:
     return t
 
 
+cdef inline int _dx_mode(cynet_dwg g) noexcept nogil:
+    """How the backward computes dx: 1 the flipped-kernel forward (M == 1, unit strides), 2 the
+    strided gather (M == 1, no dilation), 0 the scatter pass (the rest)."""
+    if g.M != 1:
+        return 0
+    if g.sh == 1 and g.sw == 1:
+        return 1
+    if g.dh == 1 and g.dw == 1:
+        return 2
+    return 0
+
+
 cdef void _backward(const floating* x, const floating* k, const floating* kflip, const floating* dy,
                     floating* dx, floating* dkp, double* dbp, floating* rows, cynet_dwg g, int nt,
                     bint use_bias) noexcept nogil:
     """Thread t owns images [t N / nt, (t + 1) N / nt): its partial dkernel at dkp + t*KH*KW*C*M,
     its partial dbias at dbp + t*C*M (zero on entry), dx of its images unless dx is NULL.
-    Depth multiplier 1: dkernel summed per output row in registers (_dk_image), and, for unit
-    strides, dx as a forward pass over dy with the flipped kernel kflip (a gather: each dx pixel
-    is stored once). Otherwise one scatter pass (_bwd_image) for both."""
+    Depth multiplier 1: dkernel summed per output row in registers (_dk_image), and dx as a
+    gather (each dx pixel summed in registers and stored once): for unit strides the forward
+    pass over dy with the flipped kernel kflip (its register tiles), for other strides without
+    dilation _dx_row. Otherwise one scatter pass (_bwd_image) for both."""
     cdef Py_ssize_t t, n, r, ks = g.KH * g.KW * g.C * g.M, cm = g.C * g.M
     cdef cynet_dwg gt = _transposed(g)
-    cdef bint split = g.M == 1
-    cdef bint gather = split and g.sh == 1 and g.sw == 1
+    cdef int mode = _dx_mode(g)
     for t in prange(nt, schedule="static", num_threads=nt):
         for n in range((t * g.N) // nt, ((t + 1) * g.N) // nt):
-            if split and (gather or dx == NULL):
+            if mode > 0 or (g.M == 1 and dx == NULL):
                 _dk_image(x, dy, dkp + t * ks, dbp + t * cm if use_bias else NULL, rows + t * cm, g, n)
                 if dx != NULL:
                     for r in range(n * g.H, (n + 1) * g.H):
-                        _fwd_row(dy, kflip, NULL, dx, gt, r)
+                        if mode == 1:
+                            _fwd_row(dy, kflip, NULL, dx, gt, r)
+                        else:
+                            _dx_row(dy, k, dx, g, r)
             else:
                 _bwd_image(x, k, dy, dx, dkp + t * ks, dbp + t * cm if use_bias else NULL,
                            rows + t * cm, g, n)
@@ -577,13 +673,13 @@ def depthwise_conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:,
     cdef floating[:, :, :, ::1] dxv
     cdef floating* dxp = NULL
     cdef const floating[:, :, :, ::1] kflip = kernel
-    gather = M == 1 and sh == 1 and sw == 1
-    if gather:
+    cdef int mode = _dx_mode(g)
+    if mode == 1:
         kflip = np.ascontiguousarray(np.asarray(kernel)[::-1, ::-1])
     dx = None
     if compute_dx:
-        # the gather stores every pixel; the scatter adds into zeros
-        dx = np.empty((N, H, W, C), dtype=dtype) if gather else np.zeros((N, H, W, C), dtype=dtype)
+        # the gathers store every pixel; the scatter adds into zeros
+        dx = np.empty((N, H, W, C), dtype=dtype) if mode > 0 else np.zeros((N, H, W, C), dtype=dtype)
         dxv = dx
         dxp = &dxv[0, 0, 0, 0]
     with nogil:
