@@ -1,4 +1,4 @@
-"""Compiled depthwise 2-D convolution (Keras DepthwiseConv2D): forward and one fused backward.
+"""Compiled depthwise 2-D convolution (Keras DepthwiseConv2D): forward and backward.
 
 A depthwise convolution filters every input channel by its own KH x KW windows (depth_multiplier
 M of them per channel): output channel j = c*M + m of pixel (oh, ow) is
@@ -22,11 +22,12 @@ The hot loops are C (cynet_simd.h's CYNET_CLONES: baseline, AVX2+FMA and AVX-512
             columns, the channels left over and M > 1 go one pixel at a time (register blocks of
             CYNET_DW_VB vectors for M == 1, else sums accumulated in y).
   backward  M == 1: dkernel per output row, tap and channel block summed over the columns in
-            registers and added once, three taps per dy load (cynet_dw_dk_image); for unit strides dx is the forward of
-            dy with the flipped kernel and the transposed padding (a gather: every dx pixel is
-            computed in registers and stored once). Strided windows' dx and M > 1: one scatter
-            pass per output pixel (dy loaded once, then for each tap dkernel += x * dy and
-            dx += k * dy).
+            registers and added once, three taps per dy load (cynet_dw_dk_image); dx as a gather,
+            every dx pixel summed in registers and stored once: for unit strides the forward of
+            dy with the flipped kernel and the transposed padding (its register tiles), for
+            other strides without dilation cynet_dw_dx_row. M > 1 and dilated strided windows:
+            one scatter pass per output pixel (dy loaded once, then for each tap
+            dkernel += x * dy and dx += k * dy).
 Threads: the forward splits output rows (N*OH) between threads; the backward gives each thread
 whole images (its dx writes never meet another thread's), with its own partial dkernel and
 dbias (doubles), added in thread order after the team, so a result is the same from run to run
