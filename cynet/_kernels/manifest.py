@@ -42,6 +42,7 @@ FAMILIES = (
     family("optim"),
     family("layernorm"),
     family("attention"),
+    family("depthwise"),
 )
 
 

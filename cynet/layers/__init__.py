@@ -13,6 +13,7 @@ from .categorical import (  # noqa: F401
     TextVectorization,
 )
 from .conv import Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose  # noqa: F401
+from .depthwise import DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D  # noqa: F401
 from .core import (  # noqa: F401
     ELU,
     Activation,
@@ -124,6 +125,7 @@ _REGISTRY = {
                 Masking, LayerNormalization, GroupNormalization, UnitNormalization,
                 MultiHeadAttention, Attention, AdditiveAttention)
 }
+_REGISTRY.update((cls.__name__, cls) for cls in (DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D))
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 

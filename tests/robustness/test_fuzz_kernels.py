@@ -45,7 +45,7 @@ import cynet.kernels as K
 from cynet._kernels import manifest
 
 import cynet_fuzz as fz  # (tests/robustness/conftest.py loads _fuzz.py under this name)
-from kernel_cases import conv as conv_cases, rnn as rnn_cases  # (bench/kernel_cases: the valid calls' builders)
+from kernel_cases import conv as conv_cases, depthwise as depthwise_cases, rnn as rnn_cases  # (bench/kernel_cases: the valid calls' builders)
 from kernel_cases import normal as rnd  # an ndarray of normal values, also for shape ()
 
 RAISE, SAME, OK, EITHER = fz.RAISE, fz.SAME, fz.OK, fz.EITHER
@@ -406,7 +406,7 @@ class Spec:
         # kernels that sum products (GEMMs, reductions, recurrences): with infinities in the
         # input, where NaN and inf land depends on the order of summation (see fz.assert_close)
         self.lenient = name.startswith(("conv", "batch_norm", "simple_rnn", "lstm", "gru", "softmax", "layer_norm",
-                                        "group_norm", "masked_softmax"))
+                                        "group_norm", "masked_softmax", "depthwise_conv"))
 
     def mutations(self, pname):
         muts = self.params[pname].mutations(pname)
@@ -576,12 +576,50 @@ def make_conv2d_transpose_backward(c):
                                             filters=PosInt(), **TRANSPOSE_LAYOUT))
 def make_conv2d_transpose_output_shape(c):
     g = _transpose_geometry(c)
+# --- depthwise convolution (the convolution's geometry; kernel (KH, KW, C, M), M the depth multiplier)
+
+def _depthwise_arguments(g, rng):
+    return depthwise_cases.arguments(rng, g.dt, g.xshape, (g.KH, g.KW, g.C, g.F), bias=g.use_bias, kernel_scale=1.0,
+                                     strides=g.strides, padding=g.padding, dilation_rate=g.dil, data_format=g.fmt)
+
+
+@spec("depthwise_conv2d_forward",
+      dict(x=Arr(4, fixed=False), kernel=Arr(4, fixed=False),
+           bias=Arr(1, optional=True, template=lambda kw: np.zeros(np.shape(kw["kernel"])[2] * np.shape(kw["kernel"])[3],
+                                                                   np.asarray(kw["x"]).dtype)),
+           **CONV_LAYOUT))
+def make_depthwise_conv2d_forward(c):
+    g = _conv_geometry(c)
+
+    def build():
+        return _depthwise_arguments(g, np.random.default_rng(g.seed))
+    return build
+
+
+@spec("depthwise_conv2d_backward", dict(dy=Arr(4), x=Arr(4, fixed=False), kernel=Arr(4, fixed=False),
+                                        use_bias=Flag(), compute_dx=Flag(), **CONV_LAYOUT))
+def make_depthwise_conv2d_backward(c):
+    g = _conv_geometry(c)
+
+    def build():
+        rng = np.random.default_rng(g.seed)
+        kw = _depthwise_arguments(g, rng)
+        return depthwise_cases.backward_arguments(kw, depthwise_cases.output_gradient(rng, kw), g.compute_dx)
+    return build
+
+
+@spec("depthwise_conv2d_output_shape", dict(input_shape=Shape4(unknown_ok=True, zero_ok=True), kernel_size=Pair(),
+                                            depth_multiplier=PosInt(), **dict(CONV_LAYOUT, padding=ConvPadding(True))))
+def make_depthwise_conv2d_output_shape(c):
+    g = _conv_geometry(c)
     unknown = c.choice([(), (0,), (0, 1), (1,), (2,)])
     shape = tuple(None if i in unknown else s for i, s in enumerate(g.xshape))
 
     def build():
         return dict(input_shape=shape, kernel_size=(g.KH, g.KW), filters=g.F, strides=g.strides, padding=g.padding,
                     output_padding=g.output_padding, dilation_rate=g.dil, data_format=g.fmt)
+        return dict(input_shape=shape, kernel_size=(g.KH, g.KW), strides=g.strides, padding=g.padding,
+                    dilation_rate=g.dil, data_format=g.fmt, depth_multiplier=g.F)
     return build
 
 
@@ -1235,6 +1273,10 @@ HUGE_CASES = {
                                                                    _ones(1, 1, 1, 1), padding=2 ** 30,
                                                                    strides=2 ** 30)),
     "conv_many_filters": ("kernel", lambda: K.conv2d_forward(_ones(2 ** 20, 1, 1, 1), _ones(1, 1, 1, 2 ** 20))),
+    "depthwise_padding": ("padding", lambda: K.depthwise_conv2d_forward(_ones(1, 1, 1, 1), _ones(1, 1, 1, 1),
+                                                                       padding=2 ** 20)),
+    "depthwise_multiplier": ("kernel", lambda: K.depthwise_conv2d_forward(_ones(2 ** 20, 1, 1, 1),
+                                                                          _ones(1, 1, 1, 2 ** 20))),
     # an upsampling factor that overflows the output size
     "upsampling_size": ("size", lambda: K.upsampling2d_forward(_ones(1, 4, 4, 1), size=(2 ** 30, 2 ** 30))),
     "upsampling_size_overflow": ("size", lambda: K.upsampling2d_forward(_ones(1, 4, 4, 1), size=2 ** 62)),

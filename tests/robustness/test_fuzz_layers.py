@@ -145,7 +145,8 @@ class LayerSpec:
         self.lenient = cls.__name__ in ("Dense", "Conv2D", "BatchNormalization", "SimpleRNN", "LSTM", "GRU",
                                         "Softmax", "Activation", "AveragePooling2D", "GlobalAveragePooling2D",
                                         "Conv1D", "Conv2DTranspose", "Conv1DTranspose", "AveragePooling1D",
-                                        "LayerNormalization", "GroupNormalization", "UnitNormalization")
+                                        "LayerNormalization", "GroupNormalization", "UnitNormalization",
+                                        "DepthwiseConv2D", "DepthwiseConv1D", "SeparableConv2D", "SeparableConv1D")
 
 
 SPECS = {}
@@ -1021,6 +1022,54 @@ def make_category_encoding(c):
     case = _case(c, dict(num_tokens=tokens, output_mode=c.choice(["multi_hot", "count"])), (c.int(1, 3), c.int(1, 4)),
                  index_dim=tokens)
     return case
+# --- depthwise and separable convolutions (constraints and activity_regularizer: only None, others raise
+# NotImplementedError, tested in tests/layers/test_depthwise.py)
+
+INT1_BAD = [v for v in INT_BAD if v != [3]] + [(1, 2), (0,), ()]
+NONE_ONLY = ([], [None])
+
+
+def _depthwise_args(rank):
+    size = (PAIR_BAD + [None], [1, (1, 2)]) if rank == 2 else (INT1_BAD, [1, (2,), np.int64(2)])
+    return {"kernel_size": size, "strides": size, "dilation_rate": size,
+            "padding": (fz.POOL_PADDING_BAD + ["causal"], ["same", "VALID"]),
+            "depth_multiplier": (INT_BAD, [1, 2]), "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None]),
+            "activation": (ACT_BAD, [None, "relu"]), "use_bias": (FLAG_BAD, FLAG_OK),
+            "depthwise_initializer": (INIT_BAD, INIT_OK), "bias_initializer": (INIT_BAD, INIT_OK),
+            "depthwise_regularizer": (REG_BAD, REG_OK), "bias_regularizer": (REG_BAD, REG_OK),
+            "activity_regularizer": NONE_ONLY, "depthwise_constraint": NONE_ONLY, "bias_constraint": NONE_ONLY}
+
+
+def _separable_args(rank):
+    return dict(_depthwise_args(rank), filters=(INT_BAD, [1, 3]), pointwise_initializer=(INIT_BAD, INIT_OK),
+                pointwise_regularizer=(REG_BAD, REG_OK), pointwise_constraint=NONE_ONLY)
+
+
+def _depthwise_case(c, rank, separable):
+    fmt = c.choice(["channels_last", "channels_first"])
+    ks = [c.int(1, 3) for _ in range(rank)]
+    dil = c.choice([1, 2])
+    spatial = [(k - 1) * dil + 1 + c.int(0, 3) for k in ks]
+    n, ch = c.int(1, 3), c.int(1, 3)
+    shape = (n, ch, *spatial) if fmt == "channels_first" else (n, *spatial, ch)
+    kwargs = dict(kernel_size=tuple(ks), strides=c.choice([1, 2]), padding=c.choice(["valid", "same"]),
+                  data_format=fmt, dilation_rate=dil, depth_multiplier=c.int(1, 2),
+                  activation=c.choice([None, "relu"]), use_bias=c.bool())
+    if separable:
+        kwargs["filters"] = c.int(1, 3)
+    return _case(c, kwargs, shape)
+
+
+def _channel_axis(case, ndim):
+    return (1 if case.kwargs["data_format"] == "channels_first" else ndim - 1,)
+
+
+for _cls, _rank, _separable in ((L.DepthwiseConv2D, 2, False), (L.DepthwiseConv1D, 1, False),
+                                (L.SeparableConv2D, 2, True), (L.SeparableConv1D, 1, True)):
+    @layer_spec(_cls, (_separable_args if _separable else _depthwise_args)(_rank), fixed_ndim=True,
+                fixed_axes=_channel_axis)
+    def make_depthwise(c, _rank=_rank, _separable=_separable):
+        return _depthwise_case(c, _rank, _separable)
 
 
 # ----------------------------------------------------------------------------- running a layer
