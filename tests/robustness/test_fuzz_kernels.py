@@ -576,6 +576,15 @@ def make_conv2d_transpose_backward(c):
                                             filters=PosInt(), **TRANSPOSE_LAYOUT))
 def make_conv2d_transpose_output_shape(c):
     g = _transpose_geometry(c)
+    unknown = c.choice([(), (0,), (0, 1), (1,), (2,)])
+    shape = tuple(None if i in unknown else s for i, s in enumerate(g.xshape))
+
+    def build():
+        return dict(input_shape=shape, kernel_size=(g.KH, g.KW), filters=g.F, strides=g.strides, padding=g.padding,
+                    output_padding=g.output_padding, dilation_rate=g.dil, data_format=g.fmt)
+    return build
+
+
 # --- depthwise convolution (the convolution's geometry; kernel (KH, KW, C, M), M the depth multiplier)
 
 def _depthwise_arguments(g, rng):
@@ -616,8 +625,6 @@ def make_depthwise_conv2d_output_shape(c):
     shape = tuple(None if i in unknown else s for i, s in enumerate(g.xshape))
 
     def build():
-        return dict(input_shape=shape, kernel_size=(g.KH, g.KW), filters=g.F, strides=g.strides, padding=g.padding,
-                    output_padding=g.output_padding, dilation_rate=g.dil, data_format=g.fmt)
         return dict(input_shape=shape, kernel_size=(g.KH, g.KW), strides=g.strides, padding=g.padding,
                     dilation_rate=g.dil, data_format=g.fmt, depth_multiplier=g.F)
     return build
