@@ -31,8 +31,12 @@ and finishes with one matmul each for dkernel, drecurrent_kernel and dx.
 """
 import numpy as np
 
-LINEAR, TANH, SIGMOID, RELU, HARD_SIGMOID = 0, 1, 2, 3, 4
-N_ACTIVATIONS = 5
+# The activation codes: the one Python definition (cynet.kernels.rnn maps the Keras names with
+# it, rnn.pyx checks at import that cynet_rnn.h's C enum agrees).
+ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3, "hard_sigmoid": 4}
+LINEAR, TANH, SIGMOID, RELU, HARD_SIGMOID = (ACTIVATIONS[k] for k in ("linear", "tanh", "sigmoid", "relu",
+                                                                       "hard_sigmoid"))
+N_ACTIVATIONS = len(ACTIVATIONS)
 
 # The cap on exp's argument in the kernel's exp (cynet_simd.h: cynet_expf, cynet_expd)
 _EXP_CAP = {np.dtype(np.float32): np.float32(88.3762626647949), np.dtype(np.float64): np.float64(709.08)}

@@ -35,6 +35,7 @@ dispatches to the compiled kernels or their NumPy twin (cynet.kernels.use_backen
 import numpy as np
 
 from .. import _validation
+from .._kernels.rnn_numpy import ACTIVATIONS
 from ._backend import impl
 
 __all__ = [
@@ -46,8 +47,7 @@ __all__ = [
     "gru_backward",
 ]
 
-# Keras activation names -> the kernels' codes (cynet._kernels.rnn / rnn_numpy).
-ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3, "hard_sigmoid": 4}
+# Keras activation names -> the kernels' codes: ACTIVATIONS, defined once, in the twin.
 
 
 def _activation(name, value):
