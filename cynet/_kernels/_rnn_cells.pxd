@@ -31,10 +31,14 @@ cdef extern from "cynet_rnn.h" nogil:
         Py_ssize_t sdn, sdt, sdu, dhs_lo, dhs_hi
         const void* ap
         void* tail
+        const unsigned char* mask
+        void* carry
+        void* carry_c
 
     void cynet_rnn_step(const cynet_rnn_loop* L, Py_ssize_t t, Py_ssize_t u0, Py_ssize_t u1,
                         int backward) noexcept
     void cynet_rnn_product(const cynet_rnn_loop* L, Py_ssize_t t, int backward) noexcept
+    void cynet_rnn_after_product(const cynet_rnn_loop* L) noexcept
 
     # cynet_gemm.h (included by cynet_rnn.h): the step products on weights packed once per call
     Py_ssize_t CYNET_GEMM_TAIL(Py_ssize_t K, Py_ssize_t N) noexcept

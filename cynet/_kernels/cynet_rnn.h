@@ -62,6 +62,12 @@ typedef struct {
     /* the step product's A, packed by cynet_gemm_pack_* for N columns, and its scratch */
     const void* ap;
     void* tail;
+    /* masking (NULL: none): mask (T, N), 0 = a skipped step, whose states carry over; backward
+       scratch carry (U, N) = the gradient of h_t carried past a skipped step, carry_c (U, N)
+       the LSTM's cell-state gradient kept across it */
+    const unsigned char* mask;
+    void* carry;
+    void* carry_c;
 } cynet_rnn_loop;
 
 /* base + off, after checking (debug build) that the elements off and off + last lie in the
@@ -454,10 +460,86 @@ static void cynet_rnn_product_##S(const cynet_rnn_loop* L, Py_ssize_t t, int bac
 CYNET_RNN_KERNELS(float, f, cynet_self, cynet_expf, cynet_tanhf)
 CYNET_RNN_KERNELS(double, d, cynet_seld, cynet_expd, cynet_tanhd)
 
+/* Masked steps (Keras: a skipped step leaves the states as they were). Forward, after the
+   cell's kernel: h_t (and the LSTM's c_t) of a skipped sample := h_{t-1} (c_{t-1}). Backward,
+   before the cell's kernel: carry := the total gradient of h_t of a skipped sample (0 for the
+   others), carry_c := dc; after it: the skipped samples' gate gradients := 0, the LSTM's dc
+   := carry_c, the GRU's direct-path gradient := carry (so dh_{t-1} = carry); after the step
+   product (SimpleRNN, LSTM): dh += carry. */
+#define CYNET_RNN_MASKS(T, S)                                                                     \
+static void cynet_rnn_mask_fwd_##S(const cynet_rnn_loop* L, Py_ssize_t t, Py_ssize_t u0, Py_ssize_t u1) { \
+    const Py_ssize_t N = L->N, U = L->U, sh = L->steps * N, eh = U * sh, ec = U * N;              \
+    const unsigned char* m = CYNET_RNN_ROW(L->mask, t * N, N - 1, L->steps * N);                  \
+    Py_ssize_t u, n;                                                                              \
+    (void)eh;                                                                                     \
+    for (u = u0; u < u1; u++) {                                                                   \
+        T* h = CYNET_RNN_ROW((T*)L->hs, u * sh + t * N, N - 1, eh);                               \
+        const T* hp = t == 0 ? CYNET_RNN_ROW((const T*)L->h0, u * N, N - 1, ec)                   \
+                             : CYNET_RNN_ROW((const T*)L->hs, u * sh + (t - 1) * N, N - 1, eh);   \
+        for (n = 0; n < N; n++) if (!m[n]) h[n] = hp[n];                                          \
+        if (L->cell == CYNET_CELL_LSTM) {                                                         \
+            T* c = CYNET_RNN_ROW((T*)L->cs, t * ec + u * N, N - 1, L->steps * ec);                \
+            const T* cp = t == 0 ? CYNET_RNN_ROW((const T*)L->c0, u * N, N - 1, ec)               \
+                                 : CYNET_RNN_ROW((const T*)L->cs, (t - 1) * ec + u * N, N - 1, L->steps * ec); \
+            for (n = 0; n < N; n++) if (!m[n]) c[n] = cp[n];                                      \
+        }                                                                                         \
+    }                                                                                             \
+}                                                                                                 \
+                                                                                                  \
+static void cynet_rnn_mask_bwd_##S(const cynet_rnn_loop* L, Py_ssize_t t, Py_ssize_t u0, Py_ssize_t u1, \
+                                   int after) {                                                   \
+    const Py_ssize_t N = L->N, U = L->U, sg = L->steps * N, ec = U * N, sdn = L->sdn;             \
+    const Py_ssize_t k = L->cell == CYNET_CELL_SIMPLE ? 1 : 4, eg = k * U * sg;                   \
+    const unsigned char* m = CYNET_RNN_ROW(L->mask, t * N, N - 1, L->steps * N);                  \
+    Py_ssize_t u, n, j;                                                                           \
+    (void)ec; (void)eg;                                                                           \
+    for (u = u0; u < u1; u++) {                                                                   \
+        T* cu = CYNET_RNN_ROW((T*)L->carry, u * N, N - 1, ec);                                    \
+        T* dhu = CYNET_RNN_ROW((T*)L->dh, u * N, N - 1, ec);                                      \
+        if (!after) {                                                                             \
+            const T* o = CYNET_RNN_DHS_ROW(T, L, t, u);                                           \
+            const T* dd = L->cell == CYNET_CELL_GRU ? CYNET_RNN_ROW((const T*)L->dhd, u * N, N - 1, ec) : NULL; \
+            for (n = 0; n < N; n++)                                                               \
+                cu[n] = m[n] ? (T)0 : dhu[n] + (dd ? dd[n] : (T)0) + o[n * sdn];                  \
+            if (L->cell == CYNET_CELL_LSTM) {                                                     \
+                const T* dc = CYNET_RNN_ROW((const T*)L->dc, u * N, N - 1, ec);                   \
+                T* cc = CYNET_RNN_ROW((T*)L->carry_c, u * N, N - 1, ec);                          \
+                for (n = 0; n < N; n++) cc[n] = dc[n];                                            \
+            }                                                                                     \
+            continue;                                                                             \
+        }                                                                                         \
+        for (j = 0; j < k; j++) {                                                                 \
+            T* g = CYNET_RNN_ROW((T*)L->dg, (j * U + u) * sg + t * N, N - 1, eg);                 \
+            for (n = 0; n < N; n++) if (!m[n]) g[n] = (T)0;                                       \
+        }                                                                                         \
+        if (L->cell == CYNET_CELL_LSTM) {                                                         \
+            T* dc = CYNET_RNN_ROW((T*)L->dc, u * N, N - 1, ec);                                   \
+            const T* cc = CYNET_RNN_ROW((const T*)L->carry_c, u * N, N - 1, ec);                  \
+            for (n = 0; n < N; n++) if (!m[n]) dc[n] = cc[n];                                     \
+        } else if (L->cell == CYNET_CELL_GRU) {                                                   \
+            T* dd = CYNET_RNN_ROW((T*)L->dhd, u * N, N - 1, ec);                                  \
+            for (n = 0; n < N; n++) if (!m[n]) dd[n] = cu[n];                                     \
+        }                                                                                         \
+    }                                                                                             \
+}                                                                                                 \
+                                                                                                  \
+static void cynet_rnn_mask_carry_##S(const cynet_rnn_loop* L) {                                   \
+    const Py_ssize_t n = L->U * L->N;                                                             \
+    T* dh = (T*)L->dh; const T* c = (const T*)L->carry;                                           \
+    Py_ssize_t i;                                                                                 \
+    for (i = 0; i < n; i++) dh[i] += c[i];                                                        \
+}
+
+CYNET_RNN_MASKS(float, f)
+CYNET_RNN_MASKS(double, d)
+
 /* The cell's kernel for step t, units [u0, u1), forward or backward, of the loop's dtype. */
 static inline void cynet_rnn_step(const cynet_rnn_loop* L, Py_ssize_t t, Py_ssize_t u0, Py_ssize_t u1,
                                   int backward) {
     int f = L->dsize == (int)sizeof(float);
+    if (L->mask && backward) {
+        if (f) cynet_rnn_mask_bwd_f(L, t, u0, u1, 0); else cynet_rnn_mask_bwd_d(L, t, u0, u1, 0);
+    }
     switch (L->cell * 2 + backward) {
     case 0: if (f) cynet_simple_fwd_f(L, t, u0, u1); else cynet_simple_fwd_d(L, t, u0, u1); break;
     case 1: if (f) cynet_simple_bwd_f(L, t, u0, u1); else cynet_simple_bwd_d(L, t, u0, u1); break;
@@ -466,6 +548,18 @@ static inline void cynet_rnn_step(const cynet_rnn_loop* L, Py_ssize_t t, Py_ssiz
     case 4: if (f) cynet_gru_fwd_f(L, t, u0, u1); else cynet_gru_fwd_d(L, t, u0, u1); break;
     default: if (f) cynet_gru_bwd_f(L, t, u0, u1); else cynet_gru_bwd_d(L, t, u0, u1); break;
     }
+    if (L->mask) {
+        if (!backward) { if (f) cynet_rnn_mask_fwd_f(L, t, u0, u1); else cynet_rnn_mask_fwd_d(L, t, u0, u1); }
+        else if (f) cynet_rnn_mask_bwd_f(L, t, u0, u1, 1);
+        else cynet_rnn_mask_bwd_d(L, t, u0, u1, 1);
+    }
+}
+
+/* After the backward product of step t: the gradient carried past a skipped step joins dh
+   (SimpleRNN, LSTM; the GRU's goes through its direct path). */
+static inline void cynet_rnn_after_product(const cynet_rnn_loop* L) {
+    if (!L->mask || L->cell == CYNET_CELL_GRU) return;
+    if (L->dsize == (int)sizeof(float)) cynet_rnn_mask_carry_f(L); else cynet_rnn_mask_carry_d(L);
 }
 
 static inline void cynet_rnn_product(const cynet_rnn_loop* L, Py_ssize_t t, int backward) {

@@ -217,6 +217,21 @@ cdef inline void _loop_dhs(cynet_rnn_loop* L, const floating[:, :, :] dhs) noexc
     L.dhs_lo, L.dhs_hi = lo, hi
 
 
+cdef object _loop_mask(cynet_rnn_loop* L, const unsigned char[:, ::1] mask, bint backward, dt):
+    """Masking for the loop: mask (T, N), 0 = a skipped step (None: no mask). Backward also
+    gets its carry buffers (U, N). Returns the buffers, which the caller keeps alive."""
+    if mask is None:
+        return None
+    _check_shape2("mask", mask.shape[0], mask.shape[1], L.steps, L.N)
+    L.mask = &mask[0, 0]
+    if not backward:
+        return None
+    carry_a = np.zeros((2, L.U, L.N), dtype=dt)
+    cdef char[:, :, ::1] c = carry_a.view(np.int8)
+    L.carry, L.carry_c = &c[0, 0, 0], &c[1, 0, 0]
+    return carry_a
+
+
 cdef int _blas_product(blas, src, h0, Py_ssize_t t, bint backward, out) except -1:
     """The step product on NumPy's BLAS (see _packed): out = blas @ src[:, t] backward,
     out = blas @ (h0 if t == 0 else src[:, t - 1]) forward."""
@@ -259,6 +274,7 @@ cdef int _drive(cynet_rnn_loop* L, bint backward, Py_ssize_t width, blas, src, h
                 else:
                     with gil:
                         _blas_product(blas, src, h0, t, True, out)
+                cynet_rnn_after_product(L)
     return 0
 
 
@@ -267,7 +283,8 @@ cdef int _drive(cynet_rnn_loop* L, bint backward, Py_ssize_t width, blas, src, h
 
 def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] kernel not None,
                        const floating[:, ::1] recurrent_kernel not None, const floating[::1] bias not None,
-                       const floating[:, ::1] h0 not None, int activation):
+                       const floating[:, ::1] h0 not None, int activation,
+                       const unsigned char[:, ::1] mask=None):
     """SimpleRNN over a whole sequence: h_t = act(x_t W + h_{t-1} U + b).
 
     x: (D, T, N) IN; kernel (D, U), recurrent_kernel (U, U), bias (U,), h0 (U, N) IN,
@@ -295,6 +312,7 @@ def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, :
     _loop_init(&L, CYNET_CELL_SIMPLE, activation, CYNET_LINEAR, T, N, U, sizeof(floating))
     L.h0, L.b, L.hs, L.r, L.ap, L.tail = &h0[0, 0], &bias[0], &hs[0, 0, 0], &r[0, 0], &ap[0], &tail[0]
     # per step: recurrent product R = U^T h_{t-1}, then the fused h_t = act(x W + R + b)
+    _loop_mask(&L, mask, False, dt)
     _drive(&L, False, U, blas, hs_a, np.asarray(h0), r_a)
     return hs_a
 
@@ -302,7 +320,8 @@ def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, :
 def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1] x not None,
                         const floating[:, ::1] kernel not None, const floating[:, ::1] recurrent_kernel not None,
                         const floating[:, ::1] h0 not None, const floating[:, :, ::1] hs not None,
-                        int activation, bint use_bias, bint compute_dx=True):
+                        int activation, bint use_bias, bint compute_dx=True,
+                        const unsigned char[:, ::1] mask=None):
     """Backpropagation through time for simple_rnn_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; x (D, T, N), kernel,
@@ -330,6 +349,7 @@ def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, 
     L.hs, L.dg, L.dh, L.ap, L.tail = <void*>&hs[0, 0, 0], &dg[0, 0, 0], &dh[0, 0], &ap[0], &tail[0]
     _loop_dhs(&L, dhs)
     # per step (t = T-1 .. 0): fused gate gradient, then dh_{t-1} = U dg_t
+    carry_a = _loop_mask(&L, mask, True, dt)
     _drive(&L, True, U, blas, dg_a, None, dh_a)
     return _weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
                          use_bias, compute_dx) + (dh_a,)
@@ -365,7 +385,7 @@ cdef tuple _weight_grads(dg_a, xa, ka, h0a, hsa, bint use_bias, bint compute_dx)
 def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] kernel not None,
                  const floating[:, ::1] recurrent_kernel not None, const floating[::1] bias not None,
                  const floating[:, ::1] h0 not None, const floating[:, ::1] c0 not None,
-                 int activation, int recurrent_activation):
+                 int activation, int recurrent_activation, const unsigned char[:, ::1] mask=None):
     """LSTM over a whole sequence (Keras gate order i|f|c|o).
 
     z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i, z_f, z_o); g = act(z_c);
@@ -401,6 +421,7 @@ def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ke
     L.h0, L.c0, L.b, L.hs, L.cs, L.g, L.r = &h0[0, 0], &c0[0, 0], &bias[0], &hs[0, 0, 0], &cs[0, 0, 0], &g[0, 0, 0], &r[0, 0]
     L.ap, L.tail = &ap[0], &tail[0]
     # per step: recurrent product R = U^T h_{t-1}, then the fused gate kernel (steps 2-5)
+    _loop_mask(&L, mask, False, dt)
     _drive(&L, False, 4 * U, blas, hs_a, np.asarray(h0), r_a)
     return hs_a, cs_a, gates_a
 
@@ -410,7 +431,8 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
                   const floating[:, ::1] recurrent_kernel not None, const floating[:, ::1] h0 not None,
                   const floating[:, ::1] c0 not None, const floating[:, :, ::1] hs not None,
                   const floating[:, :, ::1] cs not None, const floating[:, :, ::1] gates not None,
-                  int activation, int recurrent_activation, bint use_bias, bint compute_dx=True):
+                  int activation, int recurrent_activation, bint use_bias, bint compute_dx=True,
+                  const unsigned char[:, ::1] mask=None):
     """Backpropagation through time for lstm_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; dc_last: (U, N) IN,
@@ -446,6 +468,7 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
     L.dg, L.dh, L.dc, L.ap, L.tail = &dg[0, 0, 0], &dh[0, 0], &dc[0, 0], &ap[0], &tail[0]
     _loop_dhs(&L, dhs)
     # per step (t = T-1 .. 0): fused gate-gradient kernel (steps 1-5), then dh_{t-1} = U dg_t
+    carry_a = _loop_mask(&L, mask, True, dt)
     _drive(&L, True, 4 * U, blas, dg_a, None, dh_a)
     return _weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
                          use_bias, compute_dx) + (dh_a, dc_a)
@@ -456,7 +479,8 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
 
 def gru_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] kernel not None,
                 const floating[:, ::1] recurrent_kernel not None, const floating[:, ::1] bias not None,
-                const floating[:, ::1] h0 not None, int activation, int recurrent_activation):
+                const floating[:, ::1] h0 not None, int activation, int recurrent_activation,
+                const unsigned char[:, ::1] mask=None):
     """GRU over a whole sequence (Keras gate order z|r|h, reset_after=True).
 
     xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
@@ -487,6 +511,7 @@ def gru_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ker
     _loop_init(&L, CYNET_CELL_GRU, activation, recurrent_activation, T, N, U, sizeof(floating))
     L.h0, L.b, L.hs, L.g, L.r, L.ap, L.tail = &h0[0, 0], &bias[0, 0], &hs[0, 0, 0], &g[0, 0, 0], &r[0, 0], &ap[0], &tail[0]
     # per step: recurrent product R = U^T h_{t-1}, then the fused gate kernel (steps 2-5)
+    _loop_mask(&L, mask, False, dt)
     _drive(&L, False, 4 * U, blas, hs_a, np.asarray(h0), r_a)
     return hs_a, cache_a
 
@@ -495,7 +520,7 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
                  const floating[:, ::1] kernel not None, const floating[:, ::1] recurrent_kernel not None,
                  const floating[:, ::1] h0 not None, const floating[:, :, ::1] hs not None,
                  const floating[:, :, ::1] cache not None, int activation, int recurrent_activation,
-                 bint use_bias, bint compute_dx=True):
+                 bint use_bias, bint compute_dx=True, const unsigned char[:, ::1] mask=None):
     """Backpropagation through time for gru_forward.
 
     dhs: (N, T, U) IN, any strides; the rest as in / from forward. Returns (dx (D, T, N),
@@ -529,6 +554,7 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
     L.dg, L.dh, L.dhd, L.ap, L.tail = &dg[0, 0, 0], &dhg[0, 0], &dhd[0, 0], &ap[0], &tail[0]
     _loop_dhs(&L, dhs)
     # per step (t = T-1 .. 0): fused gate-gradient kernel (steps 1-4), then dh_{t-1} = U dg_t
+    carry_a = _loop_mask(&L, mask, True, dt)
     _drive(&L, True, 4 * U, blas, dg_a[U:], None, dhg_a)
     dhg_a += dhd_a
     return _gru_weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
