@@ -63,3 +63,17 @@ def test_rnn_forward_backward_torch(benchmark, torch, cell):
 
     grads = benchmark(step)
     assert tuple(grads[0].shape) == (N, T, D)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_rnn_forward_backward_masked(benchmark, backend, cell):
+    """Padded sequences: each sample's mask is False over a random tail of up to a third of the
+    steps (what Embedding(mask_zero=True) gives for right-padded batches)."""
+    kw, dhs = _case(cell)
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(2 * T // 3, T + 1, N)
+    kw = dict(kw, mask=np.arange(T)[None, :] < lengths[:, None])
+    benchmark.group = f"{cell} {SHAPE} fwd+bwd masked"
+    benchmark.extra_info["backend"] = backend
+    grads = benchmark(cases.forward_backward, cell, kw, dhs)
+    assert grads[0].shape == (N, T, D) and grads[0].dtype == np.float32

@@ -31,8 +31,12 @@ and finishes with one matmul each for dkernel, drecurrent_kernel and dx.
 """
 import numpy as np
 
-LINEAR, TANH, SIGMOID, RELU, HARD_SIGMOID = 0, 1, 2, 3, 4
-N_ACTIVATIONS = 5
+# The activation codes: the one Python definition (cynet.kernels.rnn maps the Keras names with
+# it, rnn.pyx checks at import that cynet_rnn.h's C enum agrees).
+ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3, "hard_sigmoid": 4}
+LINEAR, TANH, SIGMOID, RELU, HARD_SIGMOID = (ACTIVATIONS[k] for k in ("linear", "tanh", "sigmoid", "relu",
+                                                                       "hard_sigmoid"))
+N_ACTIVATIONS = len(ACTIVATIONS)
 
 # The cap on exp's argument in the kernel's exp (cynet_simd.h: cynet_expf, cynet_expd)
 _EXP_CAP = {np.dtype(np.float32): np.float32(88.3762626647949), np.dtype(np.float64): np.float64(709.08)}
@@ -101,6 +105,17 @@ def _check_shape(name, a, shape):
         raise ValueError(f"{name} must have shape {shape}; received shape {a.shape}")
 
 
+def _skipped(mask, T, N, t):
+    """The samples whose step t is masked out (mask (T, N), 0 = skipped), or None."""
+    if mask is None:
+        return None
+    if t is None:
+        _check_shape("mask", mask, (T, N))
+        return None
+    skip = mask[t] == 0
+    return skip if skip.any() else None
+
+
 def _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx):
     """Step 4 of every backward: the weight and input gradients, one matmul each over all
     timesteps. dg: (kU, T, N) stacked pre-activation gradients. Returns (dx (D, T, N), dkernel,
@@ -123,7 +138,7 @@ def _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx):
 # ---------------------------------------------------------------------------------------------
 # SimpleRNN
 
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation):
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, mask=None):
     """SimpleRNN over a whole sequence: h_t = act(x_t W + h_{t-1} U + b).
 
     x: (D, T, N) IN; kernel (D, U), recurrent_kernel (U, U), bias (U,), h0 (U, N) IN,
@@ -134,6 +149,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation):
     _check_shape("bias", bias, (U,))
     _check_shape("h0", h0, (U, N))
     _check_act("activation", activation)
+    _skipped(mask, T, N, None)
     rkt = np.ascontiguousarray(recurrent_kernel.T)
     # step 1: input projection of every timestep, one matmul, straight into hs
     hs = np.empty((U, T, N), dtype=x.dtype)
@@ -149,11 +165,16 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation):
         h += r
         h += b
         _act(activation, h, h)
+        # a masked step keeps the state
+        skip = _skipped(mask, T, N, t)
+        if skip is not None:
+            h[:, skip] = h_prev[:, skip]
         h_prev = h
     return hs
 
 
-def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation, use_bias, compute_dx=True):
+def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation, use_bias, compute_dx=True,
+                        mask=None):
     """Backpropagation through time for simple_rnn_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; x (D, T, N), kernel,
@@ -166,23 +187,30 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation, us
     _check_shape("hs", hs, (U, T, N))
     _check_shape("dhs", dhs, (N, T, U))
     _check_act("activation", activation)
+    _skipped(mask, T, N, None)
     dg = np.empty((U, T, N), dtype=x.dtype)
     dh = np.zeros((U, N), dtype=x.dtype)
     for t in range(T - 1, -1, -1):
         dg_t = dg[:, t]
         # step 1: total gradient of h_t (from step t+1 and from the output)
         np.add(dh, dhs[:, t].T, out=dg_t)
+        skip = _skipped(mask, T, N, t)
+        carry = None if skip is None else dg_t[:, skip].copy()
         # step 2: through the activation
         _dact_mul(activation, hs[:, t], dg_t)
+        if skip is not None:   # a masked step passes the gradient straight to h_{t-1}
+            dg_t[:, skip] = 0
         # step 3: gradient of h_{t-1} through the recurrent matmul
         np.matmul(recurrent_kernel, dg_t, out=dh)
+        if skip is not None:
+            dh[:, skip] += carry
     return _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx) + (dh,)
 
 
 # ---------------------------------------------------------------------------------------------
 # LSTM
 
-def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurrent_activation):
+def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurrent_activation, mask=None):
     """LSTM over a whole sequence (Keras gate order i|f|c|o).
 
     z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i, z_f, z_o); g = act(z_c);
@@ -196,6 +224,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
     _check_shape("c0", c0, (U, N))
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
+    _skipped(mask, T, N, None)
     rkt = np.ascontiguousarray(recurrent_kernel.T)
     # step 1: input projection of every timestep, straight into the gates buffer
     gates = np.empty((T, 4 * U, N), dtype=x.dtype)
@@ -226,12 +255,16 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
         h = hs[:, t]
         _act(activation, c, h)
         h *= o
+        skip = _skipped(mask, T, N, t)
+        if skip is not None:   # a masked step keeps the states
+            h[:, skip] = h_prev[:, skip]
+            c[:, skip] = c_prev[:, skip]
         h_prev, c_prev = h, c
     return hs, cs, gates
 
 
 def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gates,
-                  activation, recurrent_activation, use_bias, compute_dx=True):
+                  activation, recurrent_activation, use_bias, compute_dx=True, mask=None):
     """Backpropagation through time for lstm_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; dc_last: (U, N) IN,
@@ -249,6 +282,7 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
     _check_shape("dhs", dhs, (N, T, U))
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
+    _skipped(mask, T, N, None)
     dg = np.empty((4 * U, T, N), dtype=x.dtype)
     dh = np.zeros((U, N), dtype=x.dtype)
     dc = np.array(dc_last, dtype=x.dtype)
@@ -259,6 +293,9 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
         c_prev = c0 if t == 0 else cs[t - 1]
         # step 1: total gradient of h_t (matmul part from step t+1 + output gradient)
         dh += dhs[:, t].T
+        skip = _skipped(mask, T, N, t)
+        if skip is not None:
+            carry, carry_c = dh[:, skip].copy(), dc[:, skip].copy()
         # step 2: recompute act(c_t) into the o block
         _act(activation, cs[t], do)
         # step 3: gradient reaching c_t through h_t, dh * o * act'(c_t), in the f block
@@ -276,15 +313,20 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
         _dact_mul(recurrent_activation, f, df)
         _dact_mul(recurrent_activation, o, do)
         _dact_mul(activation, g, dgg)
+        if skip is not None:   # a masked step passes the gradients straight to step t-1
+            dg_t[:, skip] = 0
+            dc[:, skip] = carry_c
         # step 6: gradient of h_{t-1} through the recurrent matmul
         np.matmul(recurrent_kernel, dg_t, out=dh)
+        if skip is not None:
+            dh[:, skip] += carry
     return _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx) + (dh, dc)
 
 
 # ---------------------------------------------------------------------------------------------
 # GRU (reset_after=True)
 
-def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation):
+def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation, mask=None):
     """GRU over a whole sequence (Keras gate order z|r|h, reset_after=True).
 
     xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
@@ -297,6 +339,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
     _check_shape("h0", h0, (U, N))
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
+    _skipped(mask, T, N, None)
     b_in, b_rec = bias[0][:, None], bias[1][:, None]
     rkt = np.ascontiguousarray(recurrent_kernel.T)
     # step 1: input projection of every timestep, into rows 0:3U of the cache
@@ -326,12 +369,15 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
         h = hs[:, t]
         np.multiply(z, h_prev, out=h)
         h += (1 - z) * hh
+        skip = _skipped(mask, T, N, t)
+        if skip is not None:   # a masked step keeps the state
+            h[:, skip] = h_prev[:, skip]
         h_prev = h
     return hs, cache
 
 
 def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation, recurrent_activation,
-                 use_bias, compute_dx=True):
+                 use_bias, compute_dx=True, mask=None):
     """Backpropagation through time for gru_forward.
 
     dhs: (N, T, U) IN, any strides; the rest as in / from forward. Returns (dx (D, T, N),
@@ -347,6 +393,7 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation, re
     _check_act("recurrent_activation", recurrent_activation)
     # dG rows per step: dxh | dz | dr | dhr, so that rows 0:3U are the input-side gradient (in
     # the order h, z, r) and rows U:4U the recurrent-side one (in the order z, r, h)
+    _skipped(mask, T, N, None)
     dg = np.empty((4 * U, T, N), dtype=x.dtype)
     dhg = np.zeros((U, N), dtype=x.dtype)   # dh_t via the recurrent matmul of step t+1
     dhd = np.zeros((U, N), dtype=x.dtype)   # dh_t via the direct path z * h_t of step t+1
@@ -371,6 +418,10 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation, re
         # step 4: through the recurrent activation of z and r
         _dact_mul(recurrent_activation, z, dz)
         _dact_mul(recurrent_activation, r, dr)
+        skip = _skipped(mask, T, N, t)
+        if skip is not None:   # a masked step passes the gradient straight to h_{t-1}
+            dg_t[:, skip] = 0
+            dhd[:, skip] = dh[:, skip]
         # step 5: gradient of h_{t-1} through the recurrent matmul
         np.matmul(recurrent_kernel, dg_t[U:], out=dhg)
     dhg += dhd

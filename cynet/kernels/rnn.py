@@ -35,6 +35,7 @@ dispatches to the compiled kernels or their NumPy twin (cynet.kernels.use_backen
 import numpy as np
 
 from .. import _validation
+from .._kernels.rnn_numpy import ACTIVATIONS
 from ._backend import impl
 
 __all__ = [
@@ -46,8 +47,7 @@ __all__ = [
     "gru_backward",
 ]
 
-# Keras activation names -> the kernels' codes (cynet._kernels.rnn / rnn_numpy).
-ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3, "hard_sigmoid": 4}
+# Keras activation names -> the kernels' codes: ACTIVATIONS, defined once, in the twin.
 
 
 def _activation(name, value):
@@ -156,6 +156,21 @@ def _dhs(dhs, N, T, U, dtype):
     return a
 
 
+def _mask(mask, N, T):
+    """mask (N, T), True (nonzero) where a step counts, -> the kernels' (T, N) uint8, or None
+    when there is none or every step counts."""
+    if mask is None:
+        return None
+    mask = _array("mask", mask)
+    if mask.dtype.kind not in "biu":
+        raise TypeError(f"mask must be a boolean (or integer) array of shape (N, T); received dtype {mask.dtype}")
+    if mask.shape != (N, T):
+        raise ValueError(f"mask must have shape {(N, T)}, i.e. (N, T) for x of shape (N, T, D); "
+                         f"received shape {mask.shape}")
+    keep = np.ascontiguousarray(mask.T != 0, dtype=np.uint8)
+    return None if keep.all() else keep
+
+
 def _seq_out(a):
     """(F, T, N) kernel buffer -> the (N, T, F) view the public functions return (None stays None)."""
     return None if a is None else a.transpose(2, 1, 0)
@@ -169,11 +184,12 @@ def _time_major_out(a):
 # ---------------------------------------------------------------------------------------------
 # SimpleRNN
 
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh"):
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh", mask=None):
     """SimpleRNN over a whole sequence: h_t = act(x_t W + h_{t-1} U + b).
 
     x: (N, T, D); kernel: (D, U); recurrent_kernel: (U, U); bias: (U,) or None; h0: (N, U) or
-    None (zeros). Any real dtype; float64 if any input is float64, else float32.
+    None (zeros). Any real dtype; float64 if any input is float64, else float32. mask: (N, T)
+    booleans or None: a step where it is False is skipped, the state carried over (Keras).
 
     Returns:
         hs: (N, T, U), every hidden state (a view of a feature-major buffer, see the module
@@ -185,15 +201,17 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activati
     N, T, D, U = _sizes(x, kernel, recurrent_kernel, 1, "SimpleRNN", dtype)
     kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
     hs = impl("rnn").simple_rnn_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
-                                        _bias(bias, (U,), dtype), _state("h0", h0, N, U, dtype), act)
+                                        _bias(bias, (U,), dtype), _state("h0", h0, N, U, dtype), act,
+                                        _mask(mask, N, T))
     return _seq_out(hs)
 
 
-def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="tanh", use_bias=True, compute_dx=True):
+def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="tanh", use_bias=True, compute_dx=True,
+                        mask=None):
     """Backpropagation through time for simple_rnn_forward.
 
     dhs: (N, T, U), gradient w.r.t. every hidden state; x, kernel, recurrent_kernel, h0 (or
-    None) as given to forward; hs: (N, T, U) as returned by forward.
+    None) and mask as given to forward; hs: (N, T, U) as returned by forward.
 
     Returns:
         (dx (N, T, D), dkernel (D, U), drecurrent_kernel (U, U), dbias (U,) or None when
@@ -213,7 +231,8 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="ta
     hs = _seq("hs", hs, (N, T, U), dtype)
     dhs = _dhs(dhs, N, T, U, dtype)
     dx, dk, drk, db, dh0 = impl("rnn").simple_rnn_backward(dhs, _feature_major(x, dtype), kernel,
-                                                          recurrent_kernel, h0, hs, act, use_bias, compute_dx)
+                                                          recurrent_kernel, h0, hs, act, use_bias, compute_dx,
+                                                          _mask(mask, N, T))
     return _seq_out(dx), dk, drk, db, dh0.T
 
 
@@ -221,14 +240,14 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="ta
 # LSTM
 
 def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activation="tanh",
-                 recurrent_activation="sigmoid"):
+                 recurrent_activation="sigmoid", mask=None):
     """LSTM over a whole sequence (Keras gate order i|f|c|o).
 
     z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i), ract(z_f), ract(z_o); g = act(z_c);
     c_t = f * c_{t-1} + i * g; h_t = o * act(c_t).
 
     x: (N, T, D); kernel: (D, 4U); recurrent_kernel: (U, 4U); bias: (4U,) or None; h0, c0:
-    (N, U) or None (zeros).
+    (N, U) or None (zeros); mask: (N, T) booleans or None (as in simple_rnn_forward).
 
     Returns:
         (hs, cs, gates), new arrays (views of the kernels' buffers): hs (N, T, U) hidden
@@ -243,12 +262,12 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activ
     kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
     hs, cs, gates = impl("rnn").lstm_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
                                              _bias(bias, (4 * U,), dtype), _state("h0", h0, N, U, dtype),
-                                             _state("c0", c0, N, U, dtype), act, ract)
+                                             _state("c0", c0, N, U, dtype), act, ract, _mask(mask, N, T))
     return _seq_out(hs), _time_major_out(cs), _time_major_out(gates)
 
 
 def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gates, activation="tanh",
-                  recurrent_activation="sigmoid", use_bias=True, compute_dx=True):
+                  recurrent_activation="sigmoid", use_bias=True, compute_dx=True, mask=None):
     """Backpropagation through time for lstm_forward.
 
     dhs: (N, T, U), gradient w.r.t. every hidden state (the final-state gradient goes in
@@ -280,7 +299,7 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
     dhs = _dhs(dhs, N, T, U, dtype)
     dx, dk, drk, db, dh0, dc0 = impl("rnn").lstm_backward(dhs, dc_last, _feature_major(x, dtype), kernel,
                                                           recurrent_kernel, h0, c0, hs, cs, gates, act, ract,
-                                                          use_bias, compute_dx)
+                                                          use_bias, compute_dx, _mask(mask, N, T))
     return _seq_out(dx), dk, drk, db, dh0.T, dc0.T
 
 
@@ -288,14 +307,15 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
 # GRU
 
 def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh",
-                recurrent_activation="sigmoid"):
+                recurrent_activation="sigmoid", mask=None):
     """GRU over a whole sequence (Keras gate order z|r|h, reset_after=True).
 
     xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
     r = ract(xr + rr); hh = act(xh + r * rh); h_t = z * h_{t-1} + (1 - z) * hh.
 
     x: (N, T, D); kernel: (D, 3U); recurrent_kernel: (U, 3U); bias: (2, 3U) or None (row 0
-    input bias b_in, row 1 recurrent bias b_rec); h0: (N, U) or None (zeros).
+    input bias b_in, row 1 recurrent bias b_rec); h0: (N, U) or None (zeros); mask: (N, T)
+    booleans or None (as in simple_rnn_forward).
 
     Returns:
         (hs, cache), new arrays (views of the kernels' buffers): hs (N, T, U) hidden states;
@@ -309,12 +329,13 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tan
     N, T, D, U = _sizes(x, kernel, recurrent_kernel, 3, "GRU", dtype)
     kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
     hs, cache = impl("rnn").gru_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
-                                        _bias(bias, (2, 3 * U), dtype), _state("h0", h0, N, U, dtype), act, ract)
+                                        _bias(bias, (2, 3 * U), dtype), _state("h0", h0, N, U, dtype), act, ract,
+                                        _mask(mask, N, T))
     return _seq_out(hs), _time_major_out(cache)
 
 
 def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation="tanh",
-                 recurrent_activation="sigmoid", use_bias=True, compute_dx=True):
+                 recurrent_activation="sigmoid", use_bias=True, compute_dx=True, mask=None):
     """Backpropagation through time for gru_forward.
 
     dhs: (N, T, U), gradient w.r.t. every hidden state; x, kernel, recurrent_kernel, h0 (or
@@ -341,5 +362,5 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation="ta
     cache = _seq("cache", cache, (N, T, 4 * U), dtype)
     dhs = _dhs(dhs, N, T, U, dtype)
     dx, dk, drk, db, dh0 = impl("rnn").gru_backward(dhs, _feature_major(x, dtype), kernel, recurrent_kernel, h0,
-                                                   hs, cache, act, ract, use_bias, compute_dx)
+                                                   hs, cache, act, ract, use_bias, compute_dx, _mask(mask, N, T))
     return _seq_out(dx), dk, drk, db, dh0.T

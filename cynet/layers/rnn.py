@@ -21,9 +21,18 @@ def _activation_name(value, allowed, arg):
 
 
 class _RNN(Layer):
+    """The recurrent layers' common part. Keras features, all in the kernels (no Python loop
+    over timesteps): `mask` (a call argument, (batch, timesteps) booleans: a masked step is
+    skipped, the states carried over; the output at a masked step is the last unmasked step's,
+    zeros before the first one, as Keras 3 gives it), `dropout` (one per-sequence mask on the
+    inputs, training only, seeded by `seed`), `go_backwards`, `return_state`, `stateful` (the
+    final states of a call are the next call's initial states, for a fixed batch size, until
+    `reset_states()`), and `unroll`, accepted and ignored (the kernels' loop is always fused)."""
+
     gates = 1
     _input_ndim = 3
     _nonempty_input = True
+    supports_masking = True
 
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
@@ -42,15 +51,16 @@ class _RNN(Layer):
         self.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
         self.dropout = _validation.real("dropout", dropout, low=0.0, high=1.0, high_open=True)
         if _validation.real("recurrent_dropout", recurrent_dropout, low=0.0, high=1.0, high_open=True):
-            raise ValueError("recurrent_dropout is not supported by the fused recurrent kernels; use dropout=")
-        if _validation.flag("stateful", stateful):
-            raise ValueError("stateful=True is not supported")
+            raise NotImplementedError("recurrent_dropout is not supported yet by the fused recurrent kernels; "
+                                      "use dropout=")
         self.recurrent_dropout = 0.0
         self.return_sequences = _validation.flag("return_sequences", return_sequences)
         self.return_state = _validation.flag("return_state", return_state)
         self.go_backwards = _validation.flag("go_backwards", go_backwards)
-        self.stateful = False
-        self.unroll = _validation.flag("unroll", unroll)
+        self.stateful = _validation.flag("stateful", stateful)
+        self._states = None                 # stateful: the states the next call starts from
+        self._expected_batch_size = None
+        self.unroll = _validation.flag("unroll", unroll)   # accepted, ignored: the loop is fused
         self.seed = seed
         self._rng = make_rng(seed) if seed is not None else None
 
@@ -88,6 +98,7 @@ class _RNN(Layer):
         """A call: the inputs it takes are the sequence and, when given, the initial states (which
         then get gradients too)."""
         initial_state = kwargs.pop("initial_state", None)
+        mask = kwargs.pop("mask", None)
         if kwargs:
             raise TypeError(f"{self._who()}: unexpected call arguments {sorted(kwargs)}")
         x = self._convert_input(inputs)
@@ -95,7 +106,7 @@ class _RNN(Layer):
         self._maybe_build((None,) + x.shape[1:])
         states = self._initial_states(initial_state, x.shape[0])
         ctx = _tape.Context()
-        y = self._forward(ctx, x, bool(training), states)
+        y = self._forward(ctx, x, bool(training), mask=mask, states0=states)
         taken = (x,) if initial_state is None else (x, *states)
         if tape is not _tape.NO_RECORD:
             multi = isinstance(y, list)
@@ -105,7 +116,7 @@ class _RNN(Layer):
     def _initial_states(self, initial_state, n):
         count = self._n_states()
         if initial_state is None:
-            return [None] * count
+            return self._stateful_states(n) if self.stateful else [None] * count
         states = list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state]
         if len(states) != count:
             raise ValueError(f"initial_state must hold {count} array(s) of shape ({n}, {self.units}); "
@@ -121,15 +132,69 @@ class _RNN(Layer):
             out.append(np.asarray(s, dtype=self.dtype))
         return out
 
-    def call(self, inputs, training=False, initial_state=None):
-        x = inputs
-        return self._forward(_tape.Context(), x, bool(training), self._initial_states(initial_state, x.shape[0]))
+    def _stateful_states(self, n):
+        """stateful=True: the states kept from the last call (zeros at first), for batches of
+        the size they were made for."""
+        if self._states is None:
+            self._states = [np.zeros((n, self.units), dtype=self.dtype) for _ in range(self._n_states())]
+            self._expected_batch_size = n
+        if n != self._expected_batch_size:
+            raise ValueError(f"If an RNN is stateful, the batch size of the input sequences must be the same as the "
+                             f"batch size of the initial state. \n- Expected batch size: "
+                             f"{self._expected_batch_size}\n- Received batch size: {n}")
+        return list(self._states)
 
-    def _forward(self, ctx, inputs, training, states0=None):
+    def reset_state(self):
+        """stateful=True: the next call starts from zero states again."""
+        if self._states is not None:
+            self._states = [np.zeros_like(s) for s in self._states]
+
+    def reset_states(self):
+        """Alias of reset_state (Keras)."""
+        self.reset_state()
+
+    @property
+    def states(self):
+        """stateful=True: the states the next call starts from (None before the first call)."""
+        return None if self._states is None else list(self._states)
+
+    def compute_mask(self, inputs, mask=None):
+        """The output's mask (Keras): the input's for return_sequences, else None; None for states."""
+        out = mask if self.return_sequences else None
+        return [out] + [None] * self._n_states() if self.return_state else out
+
+    def call(self, inputs, training=False, initial_state=None, mask=None):
+        x = inputs
+        return self._forward(_tape.Context(), x, bool(training), mask=mask,
+                             states0=self._initial_states(initial_state, x.shape[0]))
+
+    def _time_mask(self, mask, x):
+        """mask (batch, timesteps) -> booleans in the kernels' time order, or None when absent or
+        all True."""
+        if mask is None:
+            return None
+        m = _validation.as_array("mask", mask)
+        if m.ndim == 3 and m.shape[-1] == 1:
+            m = m[..., 0]
+        if m.dtype.kind not in "biuf" or m.shape != x.shape[:2]:
+            raise ValueError(f"{self._who()}: mask must be booleans of shape (batch, timesteps) = {x.shape[:2]}; "
+                             f"received {m.dtype} array of shape {m.shape}")
+        m = m != 0
+        if self.go_backwards:
+            m = m[:, ::-1]
+        return None if m.all() else np.ascontiguousarray(m)
+
+    def _forward(self, ctx, inputs, training, mask=None, states0=None):
         if inputs.shape[-1] != self.kernel.shape[0]:
             raise ValueError(f"{type(self).__name__} '{self.name}' expects {self.kernel.shape[0]} features; "
                              f"received shape {inputs.shape}")
         x = inputs[:, ::-1] if self.go_backwards else inputs
+        ctx.time_mask = self._time_mask(mask, x)
+        # Keras's output at a masked step is the previous step's output, zeros before the first
+        # unmasked one (the states carry over from the initial ones)
+        ctx.seen = None if ctx.time_mask is None else np.logical_or.accumulate(ctx.time_mask, axis=1)
+        if states0 is None and self.stateful:
+            states0 = self._stateful_states(x.shape[0])
         ctx.mask = None
         if training and self.dropout:
             rng = self._rng if self._rng is not None else make_rng(None)
@@ -140,7 +205,11 @@ class _RNN(Layer):
         ctx.states0 = states0 if states0 is not None else [None] * self._n_states()
         hs, final_states = self._run(ctx, ctx.x, ctx.states0)
         ctx.hs = hs
+        if self.stateful:
+            self._states = [np.array(s, dtype=self.dtype) for s in final_states]
         output = hs if self.return_sequences else hs[:, -1]
+        if ctx.seen is not None:
+            output = output * (ctx.seen[:, :, None] if self.return_sequences else ctx.seen[:, -1:])
         if self.return_state:
             return [output] + final_states
         return output
@@ -154,6 +223,8 @@ class _RNN(Layer):
             state_grads = [None] * self._n_states()
         need_dx = need_input_grad[0] if isinstance(need_input_grad, list) else need_input_grad
         dhs = np.zeros_like(ctx.hs)
+        if ctx.seen is not None:
+            grad = grad * (ctx.seen[:, :, None] if self.return_sequences else ctx.seen[:, -1:])
         if self.return_sequences:
             dhs += grad
         else:
@@ -188,7 +259,8 @@ class _RNN(Layer):
                 "recurrent_regularizer": ser(self.recurrent_regularizer, regularizers),
                 "bias_regularizer": ser(self.bias_regularizer, regularizers),
                 "dropout": self.dropout, "return_sequences": self.return_sequences,
-                "return_state": self.return_state, "go_backwards": self.go_backwards, "seed": self.seed}
+                "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": self.stateful,
+                "unroll": self.unroll, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
 
 
 class SimpleRNN(_RNN):
@@ -198,13 +270,13 @@ class SimpleRNN(_RNN):
 
     def _run(self, ctx, x, states0):
         hs = kernels.simple_rnn_forward(x, self.kernel.value, self.recurrent_kernel.value, self._bias(), states0[0],
-                                        activation=self.activation)
+                                        activation=self.activation, mask=ctx.time_mask)
         return hs, [hs[:, -1]]
 
     def _run_backward(self, ctx, dhs, extra_state_grads, need_dx):
         dx, dk, drk, db, dh0 = kernels.simple_rnn_backward(
             dhs, ctx.x, self.kernel.value, self.recurrent_kernel.value, ctx.states0[0], ctx.hs,
-            activation=self.activation, use_bias=self.use_bias, compute_dx=need_dx)
+            activation=self.activation, use_bias=self.use_bias, compute_dx=need_dx, mask=ctx.time_mask)
         return dx, dk, drk, db, [dh0]
 
 
@@ -237,7 +309,7 @@ class LSTM(_RNN):
     def _run(self, ctx, x, states0):
         hs, cs, gates = kernels.lstm_forward(x, self.kernel.value, self.recurrent_kernel.value, self._bias(),
                                              states0[0], states0[1], activation=self.activation,
-                                             recurrent_activation=self.recurrent_activation)
+                                             recurrent_activation=self.recurrent_activation, mask=ctx.time_mask)
         ctx.cs, ctx.gates = cs, gates
         return hs, [hs[:, -1], cs[:, -1]]
 
@@ -247,7 +319,8 @@ class LSTM(_RNN):
         dx, dk, drk, db, dh0, dc0 = kernels.lstm_backward(
             dhs, dc_last, ctx.x, self.kernel.value, self.recurrent_kernel.value, ctx.states0[0],
             ctx.states0[1], ctx.hs, ctx.cs, ctx.gates, activation=self.activation,
-            recurrent_activation=self.recurrent_activation, use_bias=self.use_bias, compute_dx=need_dx)
+            recurrent_activation=self.recurrent_activation, use_bias=self.use_bias, compute_dx=need_dx,
+            mask=ctx.time_mask)
         return dx, dk, drk, db, [dh0, dc0]
 
     def get_config(self):
@@ -274,14 +347,14 @@ class GRU(_RNN):
     def _run(self, ctx, x, states0):
         hs, ctx.cache = kernels.gru_forward(x, self.kernel.value, self.recurrent_kernel.value, self._bias(),
                                               states0[0], activation=self.activation,
-                                              recurrent_activation=self.recurrent_activation)
+                                              recurrent_activation=self.recurrent_activation, mask=ctx.time_mask)
         return hs, [hs[:, -1]]
 
     def _run_backward(self, ctx, dhs, extra_state_grads, need_dx):
         dx, dk, drk, db, dh0 = kernels.gru_backward(
             dhs, ctx.x, self.kernel.value, self.recurrent_kernel.value, ctx.states0[0], ctx.hs, ctx.cache,
             activation=self.activation, recurrent_activation=self.recurrent_activation, use_bias=self.use_bias,
-            compute_dx=need_dx)
+            compute_dx=need_dx, mask=ctx.time_mask)
         return dx, dk, drk, db, [dh0]
 
     def get_config(self):

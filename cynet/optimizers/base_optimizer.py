@@ -23,12 +23,12 @@ buffers kept per variable, so a training step allocates no new arrays.
 import math
 import re
 import warnings
-import weakref
 
 import numpy as np
 
 from .._validation import (ArgumentTypeError, argument_bool, argument_in_range, argument_int, argument_name,
                           argument_real, to_python)
+from .._kernels.scratch import Scratch
 from ..variables import Variable
 from . import schedules as _schedules
 
@@ -61,17 +61,6 @@ def constructor_arguments(scope):
     arguments = {k: v for k, v in scope.items() if k not in ("self", "__class__", "kwargs")}
     arguments.update(scope.get("kwargs", {}))
     return arguments
-
-
-# Every optimizer holding scratch buffers, weakly: cynet.utils.clear_session() drops them all.
-_with_buffers = weakref.WeakSet()
-
-
-def clear_buffers():
-    """Drops the scratch buffers (`Optimizer._scratch`) of every optimizer; the next step
-    allocates them again."""
-    for optimizer in list(_with_buffers):
-        optimizer._buffers.clear()
 
 
 class Optimizer:
@@ -170,7 +159,7 @@ class Optimizer:
         self._variables = []
         self._trainable_variables = []
         self._trainable_variables_indices = {}
-        self._buffers = {}
+        self._scratch_pool = None    # a Scratch of the "optimizer" pool, made at the first step
         self._step_cache = {}
         self._exclude_vars = []
         self._exclude_from_weight_decay = set()
@@ -409,16 +398,18 @@ class Optimizer:
         """A reusable temporary array shaped and typed like `variable` (not part of the state).
 
         Slots 0 and 1 are for `update_step` and weight decay; slot "grad" holds preprocessed
-        gradients.
+        gradients. The buffers are this optimizer's Scratch of cynet._kernels.scratch (the one
+        bounded scratch cache, dropped by cynet.utils.clear_session()).
         """
+        if self._scratch_pool is None:
+            self._scratch_pool = Scratch("optimizer")
         value = variable.value
-        key = (id(variable), slot)
-        buf = self._buffers.get(key)
-        if buf is None or buf.shape != value.shape or buf.dtype != value.dtype:
-            buf = np.empty(value.shape, dtype=value.dtype)
-            self._buffers[key] = buf
-            _with_buffers.add(self)
-        return buf
+        return self._scratch_pool.get((id(variable), slot), value.shape, value.dtype)
+
+    @property
+    def _buffers(self):
+        """The scratch buffers this optimizer keeps, {((id(variable), slot), dtype): 1-D array}."""
+        return {} if self._scratch_pool is None else self._scratch_pool.buffers
 
     def _step_scalars(self, key, compute):
         """`compute()` memoized for the current step under `key` (per-step scalar constants such
@@ -431,7 +422,7 @@ class Optimizer:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_buffers"] = {}
+        state["_scratch_pool"] = None
         state["_step_cache"] = {}
         state["_exclude_from_weight_decay"] = set()
         state["_exclude_from_weight_decay_cache"] = {}

@@ -58,17 +58,14 @@ def clear_session(free_memory=True):
             referenced are freed), and then ask malloc to return its free memory to the system
             (glibc's malloc_trim). It may take a moment; pass False in a tight loop.
     """
+    from .._kernels import scratch
     from ..kernels._backend import _compiled
     from ..layers.base import reset_name_counts
-    from ..optimizers.base_optimizer import clear_buffers
 
     reset_name_counts()
-    clear_buffers()
     if free_memory:
         gc.collect()
-    rnn = _compiled.get("rnn")
-    if rnn is not None:
-        rnn._clear_scratch()
+    scratch.release()        # the recurrent kernels' and the optimizers' scratch
     memory = _compiled.get("_memory")
     if memory is not None:
         memory.trim(system=bool(free_memory))

@@ -698,3 +698,149 @@ def test_low_level_entry_points_check_shapes(backend):
     # and they run on consistent arrays
     hs = mod.simple_rnn_forward(x, f((3, 4)), f((4, 4)), f(4), h0, 1)
     assert hs.shape == (4, 3, 2) and hs.flags.c_contiguous
+
+
+# ---------------------------------------------------------------------------------------------
+# Masks: a step whose mask is False is skipped, its states carried over (Keras 3's RNN
+# semantics), in the compiled kernels and their NumPy twin alike. Checked against a naive
+# per-sample definition, against finite differences (float64), and twin against twin.
+
+MASK_BACKENDS = ("cython", "numpy")
+
+
+def random_mask(N, T, seed=0, p=0.35):
+    """Random skips, including a sample with its first steps masked, one with its last steps
+    masked and one fully masked row when N allows."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((N, T)) >= p
+    if N >= 3:
+        mask[0, :2] = False
+        mask[1, -2:] = False
+        mask[2] = False
+    return mask
+
+
+def naive_masked(cell, c, mask, act="tanh", ract="sigmoid"):
+    """States of every step, one sample and one step at a time; a masked step keeps h (and c)."""
+    x, W, R = c["x"], c["kernel"], c["recurrent_kernel"]
+    N, T, _ = x.shape
+    U = R.shape[0]
+    b = c["bias"]
+    hs, cs = np.zeros((N, T, U)), np.zeros((N, T, U))
+    for n in range(N):
+        h = c["h0"][n].copy()
+        cc = c["c0"][n].copy() if cell == "lstm" else None
+        for t in range(T):
+            if cell == "simple_rnn":
+                hn, cn = _f(act, x[n, t] @ W + h @ R + b), None
+            elif cell == "lstm":
+                z = x[n, t] @ W + h @ R + b
+                i, f, g, o = _f(ract, z[:U]), _f(ract, z[U:2 * U]), _f(act, z[2 * U:3 * U]), _f(ract, z[3 * U:])
+                cn = f * cc + i * g
+                hn = o * _f(act, cn)
+            else:
+                mx, mh = x[n, t] @ W + b[0], h @ R + b[1]
+                z, r = _f(ract, mx[:U] + mh[:U]), _f(ract, mx[U:2 * U] + mh[U:2 * U])
+                hn, cn = z * h + (1 - z) * _f(act, mx[2 * U:] + r * mh[2 * U:]), None
+            if mask[n, t]:
+                h, cc = hn, cn
+            hs[n, t] = h
+            if cell == "lstm":
+                cs[n, t] = cc
+    return hs, cs
+
+
+def forward_masked(cell, c, mask, act="tanh", ract="sigmoid"):
+    if cell == "simple_rnn":
+        return (K.simple_rnn_forward(c["x"], c["kernel"], c["recurrent_kernel"], c["bias"], c["h0"], act, mask=mask),)
+    if cell == "lstm":
+        return K.lstm_forward(c["x"], c["kernel"], c["recurrent_kernel"], c["bias"], c["h0"], c["c0"], act, ract,
+                              mask=mask)
+    return K.gru_forward(c["x"], c["kernel"], c["recurrent_kernel"], c["bias"], c["h0"], act, ract, mask=mask)
+
+
+def backward_masked(cell, c, fwd, mask, act="tanh", ract="sigmoid"):
+    if cell == "simple_rnn":
+        return K.simple_rnn_backward(c["dhs"], c["x"], c["kernel"], c["recurrent_kernel"], c["h0"], fwd[0], act,
+                                     True, mask=mask)
+    if cell == "lstm":
+        return K.lstm_backward(c["dhs"], c["dc_last"], c["x"], c["kernel"], c["recurrent_kernel"], c["h0"],
+                               c["c0"], *fwd, act, ract, True, mask=mask)
+    return K.gru_backward(c["dhs"], c["x"], c["kernel"], c["recurrent_kernel"], c["h0"], *fwd, act, ract, True,
+                          mask=mask)
+
+
+@pytest.mark.parametrize("backend", MASK_BACKENDS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_masked_forward_matches_naive(backend, cell):
+    c = make_case(cell, N=4, T=6, seed=1)
+    mask = random_mask(4, 6, seed=2)
+    with K.use_backend(backend):
+        out = forward_masked(cell, c, mask)
+    hs, cs = naive_masked(cell, c, mask)
+    np.testing.assert_allclose(out[0], hs, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out[0][2], np.broadcast_to(c["h0"][2], hs[2].shape))   # fully masked: h0
+    if cell == "lstm":
+        np.testing.assert_allclose(out[1], cs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", MASK_BACKENDS)
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("act,ract", ACT_PAIRS[:3])
+def test_masked_backward_matches_numerical_gradient(backend, cell, act, ract):
+    c = make_case(cell, N=4, T=5, seed=3)
+    mask = random_mask(4, 5, seed=4)
+    with K.use_backend(backend):
+        fwd = forward_masked(cell, c, mask, act, ract)
+        grads = backward_masked(cell, c, fwd, mask, act, ract)
+
+        def loss():
+            out = forward_masked(cell, c, mask, act, ract)
+            value = np.sum(out[0] * c["dhs"])
+            if cell == "lstm":
+                value += np.sum(out[1][:, -1] * c["dc_last"])
+            return value
+
+        names = ["x", "kernel", "recurrent_kernel", "bias", "h0"] + (["c0"] if cell == "lstm" else [])
+        for name, grad in zip(names, grads):
+            num = numerical_gradient(loss, c[name], eps=1e-6)
+            atol = 1e-8 * max(1.0, np.abs(num).max())
+            np.testing.assert_allclose(grad, num, rtol=1e-6, atol=atol, err_msg=f"{cell} d{name} ({act}, {ract})")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", CELLS)
+def test_masked_cython_equals_twin(cell, dtype):
+    c = make_case(cell, N=9, T=7, D=5, U=6, seed=5, dtype=dtype)
+    mask = random_mask(9, 7, seed=6)
+    res = {}
+    for backend in MASK_BACKENDS:
+        with K.use_backend(backend):
+            fwd = forward_masked(cell, c, mask)
+            res[backend] = tuple(fwd) + tuple(backward_masked(cell, c, fwd, mask))
+    assert_twins_close(res["cython"], res["numpy"], dtype)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_all_true_mask_is_no_mask(cell):
+    c = make_case(cell, N=3, T=4, seed=7)
+    ones = np.ones((3, 4), dtype=bool)
+    for backend in MASK_BACKENDS:
+        with K.use_backend(backend):
+            a, b = forward_masked(cell, c, ones), forward_masked(cell, c, None)
+            for u, v in zip(a, b):
+                np.testing.assert_array_equal(u, v)
+
+
+def test_mask_validation():
+    c = make_case("simple_rnn", N=3, T=4)
+    args = (c["x"], c["kernel"], c["recurrent_kernel"])
+    with pytest.raises(ValueError, match=r"mask must have shape \(3, 4\)"):
+        K.simple_rnn_forward(*args, mask=np.ones((4, 3), dtype=bool))
+    with pytest.raises(TypeError, match="mask must be a boolean"):
+        K.simple_rnn_forward(*args, mask=np.ones((3, 4), dtype=np.float32))
+    with K.use_backend("cython"):
+        from cynet.kernels._backend import impl
+        x = np.zeros((3, 4, 3)); k = np.zeros((3, 2)); rk = np.zeros((2, 2)); b = np.zeros(2); h0 = np.zeros((2, 3))
+        with pytest.raises(ValueError, match="mask must have shape"):
+            impl("rnn").simple_rnn_forward(x, k, rk, b, h0, 1, np.ones((3, 3), dtype=np.uint8))

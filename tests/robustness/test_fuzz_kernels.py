@@ -1132,14 +1132,17 @@ def _rnn_geometry(c, cell):
         g.acts["recurrent_activation"] = c.choice(ACTS)
     g.use_bias, g.h0, g.c0, g.dc = c.bool(), c.bool(), c.bool(), c.bool()
     g.compute_dx = c.bool()
+    g.mask = c.choice([None, 0.4])   # a mask skipping about this share of the steps
     return g
 
 
 def _rnn_inputs(g, cell, rng):
     # small weights: with linear gates a larger recurrence grows geometrically, and float32
     # results then differ by summation order more than any fixed tolerance allows
-    return rnn_cases.arguments(cell, rng, g.dt, g.N, g.T, g.D, g.U, bias=g.use_bias, h0=g.h0, c0=g.c0, scale=0.3,
-                               bias_scale=0.3, **g.acts)
+    kw = rnn_cases.arguments(cell, rng, g.dt, g.N, g.T, g.D, g.U, bias=g.use_bias, h0=g.h0, c0=g.c0, scale=0.3,
+                             bias_scale=0.3, **g.acts)
+    kw["mask"] = None if g.mask is None else rng.random((g.N, g.T)) >= g.mask
+    return kw
 
 
 def _state_template(kw):
@@ -1149,7 +1152,8 @@ def _state_template(kw):
 def _rnn_params(cell, backward):
     state = dict(ndim=2, optional=True, template=_state_template)
     params = dict(x=Arr(3, fixed=False), kernel=Arr(2), recurrent_kernel=Arr(2), h0=Arr(**state),
-                  activation=Activation())
+                  activation=Activation(),
+                  mask=Arr(2, elem="labels", optional=True, template=lambda kw: np.ones(np.shape(kw["x"])[:2], bool)))
     if cell != "simple_rnn":
         params["recurrent_activation"] = Activation()
     if cell == "lstm":

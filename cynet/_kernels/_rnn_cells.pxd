@@ -1,0 +1,50 @@
+# The recurrent cells and their step product (cynet_rnn.h), declared once for Cython.
+# rnn.pyx's time-loop driver fills one cynet_rnn_loop per call and runs the steps.
+cdef extern from "cynet_rnn.h" nogil:
+    enum:
+        CYNET_LINEAR
+        CYNET_TANH
+        CYNET_SIGMOID
+        CYNET_RELU
+        CYNET_HARD_SIGMOID
+        CYNET_N_ACTIVATIONS
+    enum:
+        CYNET_CELL_SIMPLE
+        CYNET_CELL_LSTM
+        CYNET_CELL_GRU
+
+    ctypedef struct cynet_rnn_loop:
+        int cell, act, ract, dsize
+        Py_ssize_t steps, N, U
+        const void* h0
+        const void* c0
+        const void* b
+        void* hs
+        void* cs
+        void* g
+        void* r
+        void* dg
+        void* dh
+        void* dhd
+        void* dc
+        const void* dhs
+        Py_ssize_t sdn, sdt, sdu, dhs_lo, dhs_hi
+        const void* ap
+        void* tail
+        const unsigned char* mask
+        void* carry
+        void* carry_c
+
+    void cynet_rnn_step(const cynet_rnn_loop* L, Py_ssize_t t, Py_ssize_t u0, Py_ssize_t u1,
+                        int backward) noexcept
+    void cynet_rnn_product(const cynet_rnn_loop* L, Py_ssize_t t, int backward) noexcept
+    void cynet_rnn_after_product(const cynet_rnn_loop* L) noexcept
+
+    # cynet_gemm.h (included by cynet_rnn.h): the step products on weights packed once per call
+    Py_ssize_t CYNET_GEMM_TAIL(Py_ssize_t K, Py_ssize_t N) noexcept
+    int cynet_gemm_cols(Py_ssize_t M, Py_ssize_t N, Py_ssize_t sz) noexcept
+    Py_ssize_t cynet_gemm_packed_size(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, Py_ssize_t sz) noexcept
+    void cynet_gemm_pack_f(const float* A, Py_ssize_t sam, Py_ssize_t sak, Py_ssize_t M, Py_ssize_t K,
+                           Py_ssize_t N, float* Ap) noexcept
+    void cynet_gemm_pack_d(const double* A, Py_ssize_t sam, Py_ssize_t sak, Py_ssize_t M, Py_ssize_t K,
+                           Py_ssize_t N, double* Ap) noexcept
