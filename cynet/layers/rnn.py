@@ -6,6 +6,7 @@ Inputs are (batch, timesteps, features). The whole sequence runs in `cynet.kerne
 import numpy as np
 
 from .. import _validation, initializers, kernels, regularizers, tape as _tape
+from ..ops import core as _opcore
 from ..utils.rng import make_rng
 from .base import Layer, add_grad, check_activation, check_initializer, check_regularizer
 
@@ -101,7 +102,7 @@ class _RNN(Layer):
         mask = kwargs.pop("mask", None)
         if kwargs:
             raise TypeError(f"{self._who()}: unexpected call arguments {sorted(kwargs)}")
-        x = self._convert_input(inputs)
+        x = _tape.record_cast(tape, inputs, self._convert_input(_opcore.plain(inputs)))   # (a Tensor: plain)
         self._check_input(x)
         self._maybe_build((None,) + x.shape[1:])
         states = self._initial_states(initial_state, x.shape[0])

@@ -24,6 +24,7 @@ from ..layers import InputLayer
 from ..layers import deserialize as deserialize_layer
 from ..layers import serialize as serialize_layer
 from ..layers.base import structure_mask
+from ..ops import core as _opcore
 from ..trainers.trainer import _describe
 from ..utils.serialization import custom_object_scope
 from .model import Model, _same_samples, nested_masked_call
@@ -138,7 +139,7 @@ class Functional(Model):
 
     def _prepare_call_inputs(self, inputs, tape=None):
         values, labels = self._flat_inputs(inputs, "inputs")
-        return [_tape.record_cast(tape, v, self._convert(t, v, label))
+        return [_tape.record_cast(tape, v, self._convert(t, _opcore.plain(v), label))
                 for t, v, label in zip(self.inputs, values, labels)]
 
     def _invoke(self, tape, inputs, training, kwargs):

@@ -8,6 +8,7 @@ from ..layers import InputLayer, Layer
 from ..layers import deserialize as deserialize_layer
 from ..layers import serialize as serialize_layer
 from ..layers.base import unique_name
+from ..ops import core as _opcore
 from .model import Model, nested_masked_call
 
 
@@ -132,7 +133,7 @@ class Sequential(Model):
             raise TypeError(f"Sequential model '{self.name}': unexpected call arguments {sorted(kwargs)}")
         if not self._layers:
             raise ValueError("The model has no layers")
-        x = _tape.record_cast(tape, inputs, self._layers[0]._convert_input(inputs))
+        x = _tape.record_cast(tape, inputs, self._layers[0]._convert_input(_opcore.plain(inputs)))
         if not self.built:
             self.build((None,) + x.shape[1:])
         if mask is not None:

@@ -51,7 +51,7 @@ class RecordingRNN(L.SimpleRNN):
         return super()._invoke(tape, inputs, training, kwargs)
 
     def _forward(self, ctx, inputs, training, states0=None, mask=None):
-        return super()._forward(ctx, inputs, training, states0)
+        return super()._forward(ctx, inputs, training, states0=states0)
 
     def compute_mask(self, inputs, mask=None):
         return mask if self.return_sequences else None
