@@ -1,0 +1,135 @@
+"""Keras 3's own files, both directions: `.keras` archives and `.weights.h5` written by real Keras
+(KERAS_BACKEND=torch) load in cynet with equal predictions, and resume training with the optimizer
+state exactly as Keras goes on; cynet's files load in Keras the same way. Skipped without Keras."""
+import os
+
+import numpy as np
+import pytest
+
+import cynet
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+keras = pytest.importorskip("keras")
+pytest.importorskip("h5py")
+
+RNG = np.random.default_rng(0)
+
+
+def _cnn(lib):
+    L = lib.layers
+    return lib.Sequential([lib.Input((8, 8, 1)), L.Conv2D(3, 3, name="c1"), L.BatchNormalization(),
+                           L.MaxPooling2D(), L.Flatten(), L.Dense(4, activation="softmax", name="out")])
+
+
+def _text(lib):
+    L = lib.layers
+    return lib.Sequential([lib.Input((7,), dtype="int32"), L.Embedding(20, 5), L.LSTM(6), L.Dense(3)])
+
+
+def _gru(lib):
+    L = lib.layers
+    return lib.Sequential([lib.Input((6, 3)), L.GRU(5, return_sequences=True), L.SimpleRNN(4), L.Dense(2)])
+
+
+def _bidir(lib):
+    L = lib.layers
+    return lib.Sequential([lib.Input((6, 3)), L.Bidirectional(L.LSTM(4)), L.Dense(2)])
+
+
+def _residual(lib):
+    L = lib.layers
+    i = lib.Input((6,), name="inp")
+    a = L.Dense(5, activation="relu", name="a")(i)
+    b = L.Dense(5)(a)
+    return lib.Model(i, L.Dense(3)(L.Add()([a, b])))
+
+
+def _two_outputs(lib):
+    L = lib.layers
+    i = lib.Input((6,))
+    h = L.Dense(5, activation="tanh")(i)
+    return lib.Model(i, [L.Dense(2, name="reg")(h), L.Dense(3, activation="softmax", name="cls")(h)])
+
+
+def _data(name):
+    if name == "cnn":
+        return RNG.random((16, 8, 8, 1)).astype("float32"), RNG.integers(0, 4, 16)
+    if name == "text":
+        return RNG.integers(0, 20, (16, 7)).astype("int32"), RNG.integers(0, 3, 16)
+    if name in ("gru", "bidir"):
+        return RNG.standard_normal((16, 6, 3)).astype("float32"), RNG.standard_normal((16, 2)).astype("float32")
+    x = RNG.standard_normal((16, 6)).astype("float32")
+    if name == "two_outputs":
+        return x, [RNG.standard_normal((16, 2)).astype("float32"), RNG.integers(0, 3, 16)]
+    return x, RNG.integers(0, 3, 16)
+
+
+MODELS = {"cnn": _cnn, "text": _text, "gru": _gru, "bidir": _bidir, "residual": _residual,
+          "two_outputs": _two_outputs}
+LOSSES = {"cnn": "sparse_categorical_crossentropy", "text": "sparse_categorical_crossentropy", "gru": "mse",
+          "bidir": "mse", "residual": "sparse_categorical_crossentropy",
+          "two_outputs": ["mse", "sparse_categorical_crossentropy"]}
+
+
+def _compile(model, name):
+    model.compile(optimizer="adam", loss=LOSSES[name])
+
+
+def _predict(model, x):
+    out = model.predict(x, verbose=0)
+    return [np.asarray(o) for o in out] if isinstance(out, list) else [np.asarray(out)]
+
+
+def _close(a, b, tol=1e-5):
+    for p, q in zip(a, b):
+        np.testing.assert_allclose(p, q, rtol=tol, atol=tol)
+
+
+def _losses(history):
+    return np.array(history.history["loss"])
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_keras_archive_loads_predicts_and_resumes_in_cynet(name, tmp_path):
+    x, y = _data(name)
+    km = MODELS[name](keras)
+    _compile(km, name)
+    km.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    path = str(tmp_path / "m.keras")
+    km.save(path)
+    cm = cynet.models.load_model(path)
+    _close(_predict(cm, x), _predict(km, x))
+    h_k = km.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    h_c = cm.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    np.testing.assert_allclose(_losses(h_c), _losses(h_k), rtol=1e-4)
+    _close(_predict(cm, x), _predict(km, x), 1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_cynet_archive_loads_predicts_and_resumes_in_keras(name, tmp_path):
+    x, y = _data(name)
+    cm = MODELS[name](cynet)
+    _compile(cm, name)
+    cm.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    path = str(tmp_path / "m.keras")
+    cm.save(path)
+    km = keras.saving.load_model(path)
+    _close(_predict(km, x), _predict(cm, x))
+    h_c = cm.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    h_k = km.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    np.testing.assert_allclose(_losses(h_k), _losses(h_c), rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_weights_h5_both_directions(name, tmp_path):
+    x, _ = _data(name)
+    km, cm = MODELS[name](keras), MODELS[name](cynet)
+    path = str(tmp_path / "w.weights.h5")
+    km.save_weights(path)
+    cm.load_weights(path)
+    _close(_predict(cm, x), _predict(km, x))
+    cm2 = MODELS[name](cynet)
+    path2 = str(tmp_path / "c.weights.h5")
+    cm2.save_weights(path2)
+    km.load_weights(path2)
+    _close(_predict(km, x), _predict(cm2, x))
