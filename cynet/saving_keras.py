@@ -121,7 +121,7 @@ def _write_h5(h5file, model, with_optimizer):
         for i, v in enumerate(variables):
             group.create_dataset(str(i), data=np.asarray(v.value))
     opt = getattr(model, "optimizer", None) if with_optimizer and getattr(model, "compiled", False) else None
-    if opt is not None and getattr(opt, "built", False):
+    if opt is not None:   # unbuilt (no step taken yet): its iteration counter and learning rate, as Keras writes
         group = h5file.require_group("optimizer/vars")
         group.attrs["name"] = opt.name
         for i, a in enumerate(_optimizer_arrays(opt)):
@@ -176,21 +176,29 @@ def _read_layer_values(path, h5file, model):
 
 
 def _read_optimizer_values(path, h5file, model):
-    """[(optimizer variable, array)] from `optimizer/vars`, or None when the file has none."""
+    """[(optimizer variable, array)] from `optimizer/vars`, or None when the file has none.
+
+    Keras saves an optimizer that has not taken a step yet as its iteration counter and learning
+    rate alone: such an optimizer stays unbuilt here too (it builds on the first step, as cynet's
+    own loader does); otherwise it is built on the model's trainable weights (Keras's order) and
+    every slot must be in the file."""
     h5py = _h5py()
     group = h5file.get("optimizer/vars")
     opt = getattr(model, "optimizer", None)
     if not isinstance(group, h5py.Group) or opt is None or not len(group.keys()):
         return None
-    if not opt.built:
-        opt.build(model.trainable_weights)
     lr = getattr(opt, "_learning_rate", None)
     has_lr = not callable(lr)
-    variables = list(opt.variables)
+    n_file = len(group.keys())
+    unbuilt = 1 + (1 if has_lr else 0)
+    if n_file != unbuilt and not opt.built:
+        with _saving._reading(path, "the optimizer cannot be built on the model's weights"):
+            opt.build(model.trainable_weights)
+    variables = list(opt.variables)[:1] if n_file == unbuilt and not opt.built else list(opt.variables)
     n = len(variables) + (1 if has_lr else 0)
-    if len(group.keys()) != n:
-        raise FileFormatError(f"{path}: the optimizer state holds {len(group.keys())} variables, the model's "
-                              f"{type(opt).__name__} has {n}")
+    if n_file != n:
+        raise FileFormatError(f"{path}: the optimizer state holds {n_file} variables, the model's "
+                              f"{type(opt).__name__} has {n} (or {unbuilt} before its first step)")
     slots = [(variables[0], 0)] + [(v, i + (2 if has_lr else 1)) for i, v in enumerate(variables[1:])]
     plan = [(v, _dataset(path, group, str(i), v.shape, f"optimizer variable {i}")) for v, i in slots]
     values = [(v, np.asarray(ds[()]).astype(v.dtype, copy=False)) for v, ds in plan]
@@ -292,7 +300,8 @@ def _layer_to_keras(entry, layer=None):
 
 
 def _shape_list(shape):
-    if isinstance(shape, list) and shape and isinstance(shape[0], (list, tuple)):
+    """A shape (or, for a layer with several inputs, a list of shapes) as JSON lists."""
+    if isinstance(shape, (list, tuple)) and any(isinstance(s, (list, tuple)) for s in shape):
         return [_shape_list(s) for s in shape]
     return [None if s is None else int(s) for s in shape]
 
