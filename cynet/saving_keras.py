@@ -275,9 +275,22 @@ def _nested_to_keras(key, value):
     return value
 
 
+_MODEL_CLASSES = ("Sequential", "Functional", "Model")
+
+
 def _layer_to_keras(entry, layer=None):
-    """A cynet layer entry {"class_name", "config", ...} in Keras 3's config.json form."""
+    """A cynet layer entry {"class_name", "config", ...} in Keras 3's config.json form (a nested
+    Sequential or Functional model in its model form)."""
     cls, config = entry["class_name"], dict(entry["config"])
+    if cls in _MODEL_CLASSES and layer is not None:
+        out = model_to_keras_config(layer)
+        for key in ("name", "inbound_nodes"):
+            if key in entry:
+                out[key] = entry[key]
+        if "inbound_nodes" in out:
+            out["inbound_nodes"] = [{"args": [node["args"]], "kwargs": node.get("kwargs", {})}
+                                    for node in out["inbound_nodes"]]
+        return out
     if cls == "InputLayer":
         shape = config.pop("shape", None)
         config = {"batch_shape": [config.pop("batch_size", None)] + list(shape or []),
@@ -399,6 +412,10 @@ def _layer_from_keras(entry, path):
     entry = _strip_keras(entry)
     cls_name = entry.get("class_name")
     config = dict(entry.get("config") or {})
+    if cls_name in _MODEL_CLASSES:
+        out = {"class_name": "Functional" if cls_name == "Model" else cls_name,
+               "config": _model_config_from_keras(cls_name, config, entry.get("build_config"), path)}
+        return _with_nodes(out, entry, path)
     if cls_name == "InputLayer":
         batch_shape = config.pop("batch_shape", None) or config.pop("batch_input_shape", None)
         if batch_shape is not None:
@@ -426,7 +443,11 @@ def _layer_from_keras(entry, path):
             kind = next((m for m in _MODULES if k.endswith(m)), None)
             if kind and isinstance(v, dict) and "class_name" in v:
                 config[k] = _nested_from_keras(kind, v, path, config.get("name"))
-    out = {"class_name": cls_name, "config": config}
+    return _with_nodes({"class_name": cls_name, "config": config}, entry, path)
+
+
+def _with_nodes(out, entry, path):
+    """`out` with the entry's name and inbound nodes (a functional model's layer) in cynet's form."""
     if "name" in entry:
         out["name"] = entry["name"]
     if "inbound_nodes" in entry:
@@ -436,7 +457,9 @@ def _layer_from_keras(entry, path):
             if len(args) != 1:
                 raise NotImplementedError(f"{path}: layer '{entry.get('name')}' is called with {len(args)} positional "
                                           "arguments; cynet's functional configs take one (the inputs)")
-            nodes.append({"args": args[0], "kwargs": node.get("kwargs", {})})
+            # Keras records mask=None for a nested model's call: the default, dropped.
+            kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if not (k == "mask" and v is None)}
+            nodes.append({"args": args[0], "kwargs": kwargs})
         out["inbound_nodes"] = nodes
     return out
 
@@ -459,27 +482,33 @@ def _nested_from_keras(kind, value, path, layer_name):
     return {"class_name": value["class_name"], "config": config}
 
 
-def model_from_keras_config(config, path="config.json"):
-    """A cynet model from a Keras 3 config.json (Sequential or Functional)."""
-    from .models.functional import Functional
-    from .models.sequential import Sequential
-    cls = config.get("class_name")
-    body = dict(config.get("config") or {})
+def _model_config_from_keras(cls, body, build_config, path):
+    """A Keras Sequential / Functional config body (already stripped or not) in cynet's form."""
+    body = dict(body or {})
     body.pop("dtype", None)
     layers = [_layer_from_keras(e, path) for e in body.get("layers", [])]
     if cls == "Sequential":
-        model = Sequential.from_config({"name": body.get("name"), "layers": layers,
-                                        "trainable": body.get("trainable", True),
-                                        "build_input_shape": (config.get("build_config") or {}).get("input_shape")})
-    elif cls in ("Functional", "Model"):
-        body = _strip_keras(body)
-        body["layers"] = layers
-        body["input_layers"], body["output_layers"] = _tensors(body["input_layers"]), _tensors(body["output_layers"])
-        model = Functional.from_config(body)
-    else:
+        return {"name": body.get("name"), "layers": layers, "trainable": body.get("trainable", True),
+                "build_input_shape": (build_config or {}).get("input_shape")}
+    body = _strip_keras(body)
+    body["layers"] = layers
+    for key in ("input_layers", "output_layers"):
+        if key not in body:
+            raise FileFormatError(f"{path}: the Functional model '{body.get('name')}' has no {key}")
+        body[key] = _tensors(body[key])
+    return body
+
+
+def model_from_keras_config(config, path="config.json"):
+    """A cynet model from a Keras 3 config.json (Sequential or Functional, nested models included)."""
+    from .models.functional import Functional
+    from .models.sequential import Sequential
+    cls = config.get("class_name")
+    if cls not in _MODEL_CLASSES:
         raise NotImplementedError(f"{path}: loading a {cls!r} model from a .keras file is not supported (Sequential "
-                                  "and Functional models are)")
-    return model
+                                  "and Functional models are; a subclassed model: save it from cynet as .cynet)")
+    body = _model_config_from_keras(cls, config.get("config"), config.get("build_config"), path)
+    return Sequential.from_config(body) if cls == "Sequential" else Functional.from_config(body)
 
 
 # ===================================================================================== .keras
@@ -547,7 +576,7 @@ def load_keras(filepath, compile=True, safe_mode=True):
         if not model.built:
             raise FileFormatError(f"{path}: the saved model has no input shape")
         compile_config = config.get("compile_config")
-        if compile and isinstance(compile_config, dict):
+        if compile and isinstance(compile_config, dict) and compile_config:   # {}: saved uncompiled
             with _saving._reading(path, "the compile settings in config.json are invalid"):
                 opt = _strip_keras(compile_config.get("optimizer"))
                 model.compile(optimizer=optimizers.deserialize(_optimizer_from_keras(opt, path)),

@@ -56,6 +56,14 @@ def _two_outputs(lib):
     return lib.Model(i, [L.Dense(2, name="reg")(h), L.Dense(3, activation="softmax", name="cls")(h)])
 
 
+def _nested(lib):
+    """A Sequential inside a Functional model (its weights sit under the nested model's own layers)."""
+    L = lib.layers
+    inner = lib.Sequential([lib.Input((6,)), L.Dense(5, activation="relu"), L.Dense(4)], name="inner")
+    i = lib.Input((6,))
+    return lib.Model(i, L.Dense(3, activation="softmax")(L.Add()([inner(i), L.Dense(4)(i)])))
+
+
 def _data(name):
     if name == "cnn":
         return RNG.random((16, 8, 8, 1)).astype("float32"), RNG.integers(0, 4, 16)
@@ -70,9 +78,9 @@ def _data(name):
 
 
 MODELS = {"cnn": _cnn, "text": _text, "gru": _gru, "bidir": _bidir, "residual": _residual,
-          "two_outputs": _two_outputs}
+          "two_outputs": _two_outputs, "nested": _nested}
 LOSSES = {"cnn": "sparse_categorical_crossentropy", "text": "sparse_categorical_crossentropy", "gru": "mse",
-          "bidir": "mse", "residual": "sparse_categorical_crossentropy",
+          "bidir": "mse", "residual": "sparse_categorical_crossentropy", "nested": "sparse_categorical_crossentropy",
           "two_outputs": ["mse", "sparse_categorical_crossentropy"]}
 
 
@@ -167,3 +175,28 @@ def test_an_optimizer_saved_before_its_first_step_stays_unbuilt(name, tmp_path):
     h_c = cm.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
     h_k = km.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
     np.testing.assert_allclose(_losses(h_k), _losses(h_c), rtol=1e-4)
+
+
+def test_model_checkpoint_writes_keras_files(tmp_path):
+    """ModelCheckpoint("best.keras") and ("w.weights.h5", save_weights_only=True) write files Keras loads."""
+    x, y = _data("residual")
+    cm = _residual(cynet)
+    _compile(cm, "residual")
+    best, weights = str(tmp_path / "best.keras"), str(tmp_path / "w-{epoch}.weights.h5")
+    cm.fit(x, y, epochs=2, batch_size=8, verbose=0, validation_data=(x, y), callbacks=[
+        cynet.callbacks.ModelCheckpoint(best, save_best_only=True),
+        cynet.callbacks.ModelCheckpoint(weights, save_weights_only=True)])
+    km = keras.saving.load_model(best)
+    km2 = _residual(keras)
+    km2.load_weights(str(tmp_path / "w-2.weights.h5"))
+    _close(_predict(km2, x), _predict(cm, x))
+    assert km.optimizer.iterations.numpy() > 0
+
+
+def test_importing_cynet_does_not_import_h5py():
+    """h5py loads only when a Keras file is read or written (a lazy import keeps `import cynet` light)."""
+    import subprocess
+    import sys
+    code = "import sys, cynet, cynet.models, cynet.saving; print('h5py' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
