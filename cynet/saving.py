@@ -330,9 +330,10 @@ def _format(filepath, formats, what):
     for ext in formats:
         if path.endswith(ext):
             return ext
-    if what == "model" and path.endswith(".h5"):
-        raise ValueError(f"saving the legacy HDF5 format ('.h5') is not supported: use '.keras' (Keras 3's format, "
-                         f"which Keras loads) or '.cynet'; received filepath={path!r}")
+    if path.endswith(".h5"):
+        raise ValueError(f"saving the legacy HDF5 format ('.h5') is not supported (cynet reads it): use one of "
+                         f"{list(formats)} (the first is Keras 3's format, which Keras loads); "
+                         f"received filepath={path!r}")
     raise ValueError(f"{what} filepath must end in one of {list(formats)}; received filepath={path!r}")
 
 
@@ -827,6 +828,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         if os.fspath(filepath).endswith(".keras"):
             from .saving_keras import load_keras
             return load_keras(filepath, compile=compile, safe_mode=safe_mode)
+        if os.fspath(filepath).endswith(".h5"):
+            from .saving_legacy_h5 import load_model_legacy
+            return load_model_legacy(filepath, compile=compile, safe_mode=safe_mode)
         return _load_model(filepath, compile)
 
 
@@ -961,6 +965,9 @@ def load_weights(model, filepath):
     if os.fspath(filepath).endswith(".weights.h5"):
         from .saving_keras import load_weights_h5
         return load_weights_h5(model, filepath)
+    if os.fspath(filepath).endswith(".h5"):
+        from .saving_legacy_h5 import load_weights_legacy
+        return load_weights_legacy(model, filepath)
     with _Archive(filepath) as archive:
         path = archive.path
         config = archive.read_config((FORMAT + "-weights", FORMAT))
