@@ -62,26 +62,42 @@ def _model_layers(model):
     return list(model.layers)
 
 
-def _groups(obj, prefix):
+def _groups(obj, prefix, visited=None):
     """(path, name, [variables]) for `obj` (a layer or model) and everything below it, in Keras's
-    layout: one entry per `vars` group."""
+    layout: one entry per `vars` group. As Keras does, an object met a second time (a shared layer)
+    is skipped; a subclassed model's children are its public attributes and its `layers` list, in
+    sorted order (so a layer is filed under the first of those that holds it)."""
     from .models.model import Model
+    visited = set() if visited is None else visited
+    if id(obj) in visited:
+        return
+    visited.add(id(obj))
     cls = type(obj).__name__
-    if isinstance(obj, Model) and hasattr(obj, "layers") and cls in ("Sequential", "Functional", "Model"):
+    if isinstance(obj, Model) and _is_graph_model(obj):
         yield prefix, obj.name, []
-        yield from _container(_model_layers(obj), _join(prefix, "layers"))
+        yield from _container(_model_layers(obj), _join(prefix, "layers"), visited)
         return
     if cls in _RNN:
         yield prefix, obj.name, []
         yield _join(prefix, "cell"), keras_snake_case(cls) + "_cell", _own_variables(obj)
         return
     yield prefix, obj.name, _own_variables(obj)
-    for attr in sorted(vars(obj), key=lambda a: "~" + a if a.startswith("_") else a):
-        value = vars(obj)[attr]
+    children = dict(vars(obj))
+    if isinstance(obj, Model):   # subclassed: private attributes hold nothing `layers` has not
+        children = {k: v for k, v in children.items() if not k.startswith("_")}
+        children["layers"] = list(obj.layers)
+    for attr in sorted(children, key=lambda a: "~" + a if a.startswith("_") else a):
+        value = children[attr]
         if _is_layer(value):
-            yield from _groups(value, _join(prefix, attr))
+            yield from _groups(value, _join(prefix, attr), visited)
         elif isinstance(value, (list, tuple)) and value and all(_is_layer(v) for v in value):
-            yield from _container(value, _join(prefix, attr))
+            yield from _container(value, _join(prefix, attr), visited)
+
+
+def _is_graph_model(model):
+    from .models.functional import Functional
+    from .models.sequential import Sequential
+    return isinstance(model, (Sequential, Functional))
 
 
 def _is_layer(value):
@@ -89,13 +105,15 @@ def _is_layer(value):
     return isinstance(value, Layer)
 
 
-def _container(items, prefix):
+def _container(items, prefix, visited):
+    """A list of layers: keys are their snake_case class names, counted over the whole list (those
+    already saved elsewhere included, as Keras counts them)."""
     used = {}
     for layer in items:
         base = keras_snake_case(type(layer).__name__ if type(layer).__name__ != "Model" else "Functional")
         n = used.get(base, 0)
         used[base] = n + 1
-        yield from _groups(layer, _join(prefix, base if n == 0 else f"{base}_{n}"))
+        yield from _groups(layer, _join(prefix, base if n == 0 else f"{base}_{n}"), visited)
 
 
 def _join(prefix, name):
@@ -342,9 +360,25 @@ def model_to_keras_config(model):
         out = {"module": "keras.src.models.functional", "class_name": "Functional", "config": body,
                "registered_name": "Functional", "build_config": {"input_shape": None}}
     else:
-        raise NotImplementedError(f"saving a subclassed model ({type(model).__name__}) as .keras is not supported "
-                                  "yet: save it as .cynet, or its weights as .weights.h5")
+        out = _subclassed_to_keras(model)
     return out
+
+
+def _subclassed_to_keras(model):
+    """A registered subclassed model as Keras writes one: its class name, registered name
+    ("package>Name", which Keras resolves to the Keras class registered under that name) and
+    get_config(), with the input shape it was built for as build_config."""
+    from .utils.serialization import get_registered_name
+    config = dict(model.get_config())   # NotImplementedError (naming the fix) when __init__ takes objects
+    shape = config.pop("build_input_shape", None) or getattr(model, "_build_shapes", None)
+    config["dtype"] = _policy(model.dtype.name)
+    registered = get_registered_name(type(model))
+    if ">" not in registered:
+        raise NotImplementedError(f"saving the subclassed model {type(model).__name__} as .keras needs its class "
+                                  "registered (@cynet.saving.register_keras_serializable(package=...)), so that the "
+                                  "file names it as Keras's loader finds it")
+    return {"module": None, "class_name": type(model).__name__, "config": config, "registered_name": registered,
+            "build_config": {"input_shape": shape}}
 
 
 def _histories(structure):
@@ -505,10 +539,22 @@ def model_from_keras_config(config, path="config.json"):
     from .models.sequential import Sequential
     cls = config.get("class_name")
     if cls not in _MODEL_CLASSES:
-        raise NotImplementedError(f"{path}: loading a {cls!r} model from a .keras file is not supported (Sequential "
-                                  "and Functional models are; a subclassed model: save it from cynet as .cynet)")
+        return _subclassed_from_keras(config, path)
     body = _model_config_from_keras(cls, config.get("config"), config.get("build_config"), path)
     return Sequential.from_config(body) if cls == "Sequential" else Functional.from_config(body)
+
+
+def _subclassed_from_keras(config, path):
+    """A registered subclassed model (by its registered name, or its class name, in cynet's registry,
+    custom_objects or a custom_object_scope; nothing imported), built on build_config's input shape."""
+    body = _strip_keras(dict(config.get("config") or {}))
+    if not isinstance(body, dict):
+        raise FileFormatError(f"{path}: the model's config must be a JSON object")
+    model_class = _saving._model_class(path, config)
+    shape = (config.get("build_config") or {}).get("input_shape")
+    if shape is not None:
+        body["build_input_shape"] = shape
+    return _saving._model_from_config(path, model_class, body)
 
 
 # ===================================================================================== .keras

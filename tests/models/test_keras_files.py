@@ -200,3 +200,43 @@ def test_importing_cynet_does_not_import_h5py():
     code = "import sys, cynet, cynet.models, cynet.saving; print('h5py' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _net_class(lib, register):
+    """The same subclassed model in either library, registered as "kf_demo>Net"."""
+    @register(package="kf_demo")
+    class Net(lib.Model):
+        def __init__(self, units=4, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+            self.hidden = lib.layers.Dense(units, activation="relu")
+            self.blocks = [lib.layers.Dense(units), lib.layers.Dense(units)]
+            self.out = lib.layers.Dense(2)      # filed by Keras under layers/dense_3 (after `blocks`, `hidden`)
+
+        def call(self, x):
+            h = self.hidden(x)
+            for block in self.blocks:
+                h = h + block(h)
+            return self.out(h)
+
+        def get_config(self):
+            return {"units": self.units, "name": self.name, "trainable": self.trainable}
+    return Net
+
+
+def test_a_registered_subclassed_model_both_ways(tmp_path):
+    knet = _net_class(keras, keras.saving.register_keras_serializable)
+    cnet = _net_class(cynet, cynet.saving.register_keras_serializable)
+    x = RNG.standard_normal((8, 3)).astype("float32")
+    y = RNG.standard_normal((8, 2)).astype("float32")
+    for make_src, load_dst in ((knet, cynet.models.load_model), (cnet, keras.saving.load_model)):
+        src = make_src(4)
+        src.compile(optimizer="adam", loss="mse")
+        src.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0)
+        path = str(tmp_path / "net.keras")
+        src.save(path)
+        dst = load_dst(path)
+        _close(_predict(dst, x), _predict(src, x))
+        h_src = src.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+        h_dst = dst.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+        np.testing.assert_allclose(_losses(h_dst), _losses(h_src), rtol=1e-5)

@@ -170,7 +170,7 @@ def test_an_unknown_argument_is_named(archive, tmp_path):
 def test_an_unknown_model_class_and_optimizer_are_named(archive, tmp_path):
     def model_class(config):
         return dict(config, class_name="MyResNet")
-    with pytest.raises(FileFormatError, match="'MyResNet' model"):
+    with pytest.raises(FileFormatError, match="unknown model class 'MyResNet'"):
         models.load_model(rewrite(archive, tmp_path / "cls.keras", config=model_class))
 
     def optimizer(config):
