@@ -821,8 +821,9 @@ def _model_from_config(path, model_class, model_config):
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    """Load a model saved with `model.save(...)`: same predictions, and (compiled) ready to continue training
-    with its optimizer state. `custom_objects` (name -> class) adds classes for this load, as does a
+    """Load a model saved with `model.save(...)` (cynet's `.cynet`, Keras 3's `.keras`, or a legacy
+    TF-Keras 2 `.h5`, by the extension): same predictions, and (compiled) ready to continue training
+    with its optimizer state (a legacy `.h5` file's optimizer starts afresh). `custom_objects` (name -> class) adds classes for this load, as does a
     `custom_object_scope`; nothing in the file is executed (`safe_mode` has nothing more to refuse)."""
     with custom_object_scope(custom_objects):
         if os.fspath(filepath).endswith(".keras"):

@@ -8,8 +8,19 @@ layers sit under `layers/<key>`, where the key is the snake_case of the layer's 
 only as the `name` attribute of the `vars` group); a layer's own variables are the datasets
 `vars/0`, `vars/1`, ... (trainable first, then non-trainable); a layer's sub-objects sit under their
 attribute names (an RNN's `cell`, Bidirectional's `forward_layer` / `backward_layer`, a nested
-model's `layers`); the optimizer's variables are `optimizer/vars/<i>`: its iteration counter, its
-learning rate (when it is a number), then its slots in the order it created them.
+model's `layers`); a registered subclassed model's children are its public attributes and its
+`layers` list in sorted order (a layer filed under the first that holds it; each object once);
+the optimizer's variables are `optimizer/vars/<i>`: its iteration counter, its learning rate (when
+it is a number), then its slots in the order it created them (only the first two before its first
+step: it then stays unbuilt, in Keras and here).
+
+config.json: Sequential and Functional models (nested ones included) are translated layer by layer
+(DTypePolicy dicts to dtype names, module / registered_name dropped, InputLayer batch_shape to
+shape + batch_size; back again on saving); a registered subclassed model is written as Keras writes
+one (class name, "package>Name", its get_config(), build_config) and found on loading in cynet's
+registry, never imported. A layer class or argument cynet does not have is an error naming it
+(Keras-only arguments at the value that makes them do nothing are dropped); Lambda layers are
+never loaded (refused in safe_mode with Keras's reason, and without it too).
 
 What parses untrusted bytes: the zip's member table is vetted by cynet.saving's `_Archive` before
 anything is extracted; config.json by Python's json (depth capped); the HDF5 file by h5py / the HDF5
@@ -446,6 +457,10 @@ def _layer_from_keras(entry, path):
     entry = _strip_keras(entry)
     cls_name = entry.get("class_name")
     config = dict(entry.get("config") or {})
+    if cls_name == "Lambda":
+        raise FileFormatError(f"{path}: layer '{config.get('name')}' is a Lambda layer, whose function is Python "
+                              "bytecode: cynet never loads code from a file (even with safe_mode=False); rebuild "
+                              "the model in code and load its weights")
     if cls_name in _MODEL_CLASSES:
         out = {"class_name": "Functional" if cls_name == "Model" else cls_name,
                "config": _model_config_from_keras(cls_name, config, entry.get("build_config"), path)}

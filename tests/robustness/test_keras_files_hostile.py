@@ -190,6 +190,8 @@ def test_a_lambda_layer_is_refused_in_safe_mode(archive, tmp_path):
     bad = rewrite(archive, tmp_path / "lambda.keras", config=edit)
     with pytest.raises(ValueError, match="Lambda.*safe_mode"):
         models.load_model(bad)
+    with pytest.raises(FileFormatError, match="Lambda layer.*never loads code"):
+        models.load_model(bad, safe_mode=False)
 
 
 def test_damaged_weights_inside_an_archive(archive, tmp_path):
