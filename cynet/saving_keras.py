@@ -27,6 +27,8 @@ anything is extracted; config.json by Python's json (depth capped); the HDF5 fil
 C library, which parses the superblock, object headers and B-trees of the groups we open and the
 dataset headers we read: every dataset's shape and dtype is checked against the model's variable
 before its data is read, and nothing in the file names code to run (no pickle, no Lambda bytecode).
+Only hard links are followed and only datasets stored in the file are read: a soft or external link,
+or external / virtual dataset storage (which would pull another file's bytes in), is refused.
 """
 import contextlib
 import datetime
@@ -165,12 +167,34 @@ def _h5_bytes(model, with_optimizer):
     return buf.getvalue()
 
 
-def _dataset(path, group, key, expected_shape, what):
-    """group[key] checked to be a numeric dataset of `expected_shape` (header only: no data read)."""
+def _get(path, group, key):
+    """group[key] reached through hard links only, or None when absent: a soft or external link
+    (which HDF5 would follow, into another file) is refused."""
     h5py = _h5py()
-    obj = group.get(key)
+    obj = group
+    for part in [p for p in key.split("/") if p]:
+        if not isinstance(obj, h5py.Group):
+            return None
+        link = obj.get(part, getlink=True)
+        if link is None:
+            return None
+        if not isinstance(link, h5py.HardLink):
+            raise FileFormatError(f"{path}: {obj.name.rstrip('/')}/{part} is a {type(link).__name__} (it points "
+                                  "elsewhere, possibly into another file): refused")
+        obj = obj[part]
+    return obj
+
+
+def _dataset(path, group, key, expected_shape, what):
+    """group[key] checked to be a numeric dataset of `expected_shape` stored in this file (header
+    only: no data read)."""
+    h5py = _h5py()
+    obj = _get(path, group, key)
     if not isinstance(obj, h5py.Dataset):
         raise FileFormatError(f"{path}: {what} is missing (no dataset {group.name}/{key})")
+    if obj.external or obj.is_virtual:
+        raise FileFormatError(f"{path}: {what} ({obj.name}) keeps its data outside this file (external or virtual "
+                              "storage): refused")
     if obj.dtype.kind not in "biuf" or obj.dtype.itemsize > 8:
         raise FileFormatError(f"{path}: {what} ({group.name}/{key}) has dtype {obj.dtype}, not a real number type")
     if tuple(obj.shape) != tuple(expected_shape):
@@ -187,7 +211,7 @@ def _read_layer_values(path, h5file, model):
     plan = []
     for gpath, name, variables in _groups(model, ""):
         vpath = _join(gpath, "vars")
-        group = h5file.get(vpath)
+        group = _get(path, h5file, vpath)
         if group is None:
             if not variables:
                 continue
@@ -212,7 +236,7 @@ def _read_optimizer_values(path, h5file, model):
     own loader does); otherwise it is built on the model's trainable weights (Keras's order) and
     every slot must be in the file."""
     h5py = _h5py()
-    group = h5file.get("optimizer/vars")
+    group = _get(path, h5file, "optimizer/vars")
     opt = getattr(model, "optimizer", None)
     if not isinstance(group, h5py.Group) or opt is None or not len(group.keys()):
         return None

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import saving as _saving
 from .saving import FileFormatError
-from .saving_keras import _dataset, _h5py, _open_h5, model_from_keras_config, _optimizer_from_keras, _strip_keras
+from .saving_keras import _dataset, _get, _h5py, _open_h5, model_from_keras_config, _optimizer_from_keras, _strip_keras
 
 _MAX_NAMES = 1 << 16   # entries in a layer_names / weight_names attribute
 
@@ -58,9 +58,12 @@ def _legacy_weights(layer):
     return list(layer.trainable_weights) + list(layer.non_trainable_weights)
 
 
-def _weights_group(h5file):
+def _weights_group(path, h5file):
     if "layer_names" not in h5file.attrs and "layer_names0" not in h5file.attrs and "model_weights" in h5file:
-        return h5file["model_weights"]
+        group = _get(path, h5file, "model_weights")
+        if not isinstance(group, _h5py().Group):
+            raise FileFormatError(f"{path}: model_weights is not a group")
+        return group
     return h5file
 
 
@@ -70,7 +73,7 @@ def _read_values(path, group, model):
     layers = [layer for layer in model.layers if _legacy_weights(layer)]
     saved = []
     for name in _names(path, group, "layer_names"):
-        sub = group.get(name)
+        sub = _get(path, group, name)
         if not isinstance(sub, h5py.Group):
             raise FileFormatError(f"{path}: layer_names lists '{name}', which has no group in the file")
         weight_names = _names(path, sub, "weight_names")
@@ -103,7 +106,7 @@ def load_weights_legacy(model, filepath):
     if not model.built:
         raise ValueError("build the model (call it on data or give it an input shape) before load_weights")
     with _open_h5(path) as f:
-        values = _read_values(path, _weights_group(f), model)
+        values = _read_values(path, _weights_group(path, f), model)
     for var, value in values:
         var.assign(value)
 
@@ -187,7 +190,7 @@ def load_model_legacy(filepath, compile=True, safe_mode=True):
             model = model_from_keras_config(_model_to_keras3(config), path)
         if not model.built:
             raise FileFormatError(f"{path}: the saved model has no input shape")
-        values = _read_values(path, _weights_group(f), model)
+        values = _read_values(path, _weights_group(path, f), model)
         training = _json_attr(path, f, "training_config") if compile else None
     for var, value in values:
         var.assign(value)

@@ -139,6 +139,39 @@ def test_weights_of_another_model_are_refused(tmp_path):
         mlp().load_weights(path)
 
 
+def test_links_and_storage_outside_the_file_are_refused(tmp_path):
+    """HDF5 can point a name into another file (external link) or keep a dataset's bytes in any file
+    (external storage): reading either would pull another file's contents into the weights."""
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"s" * 64)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.create_dataset("k", data=np.zeros((4, 5), "f4"))
+    path = tmp_path / "links.weights.h5"
+    edits = [
+        lambda f: f.__setitem__("layers/dense/vars/0", h5py.ExternalLink(str(other), "/k")),
+        lambda f: f.__setitem__("layers/dense/vars/0", h5py.SoftLink("/layers/dense_1/vars/0")),
+        lambda f: f.create_dataset("layers/dense/vars/0", shape=(4, 5), dtype="f4",
+                                   external=[(str(secret), 0, 80)]),
+    ]
+    for edit, match in zip(edits, ["ExternalLink", "SoftLink", "outside this file"]):
+        mlp().save_weights(path)
+        with h5py.File(path, "a") as f:
+            del f["layers/dense/vars/0"]
+            edit(f)
+        model = mlp()
+        before = snapshot(model)
+        with pytest.raises(FileFormatError, match=match):
+            model.load_weights(path)
+        unchanged(model, before)
+    path = tmp_path / "legacy_links.h5"
+    with h5py.File(path, "w") as f:          # the same in a legacy file's group
+        f.attrs["layer_names"] = np.array([b"hidden"])
+        f["hidden"] = h5py.ExternalLink(str(other), "/")
+    with pytest.raises(FileFormatError, match="ExternalLink"):
+        mlp().load_weights(path)
+
+
 # ================================================================================= .keras
 def test_an_archive_missing_members_is_refused(archive, tmp_path):
     for member in ("config.json", "model.weights.h5"):
