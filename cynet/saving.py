@@ -829,7 +829,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         if os.fspath(filepath).endswith(".keras"):
             from .saving_keras import load_keras
             return load_keras(filepath, compile=compile, safe_mode=safe_mode)
-        if os.fspath(filepath).endswith(".h5"):
+        if os.fspath(filepath).endswith((".h5", ".hdf5")):
             from .saving_legacy_h5 import load_model_legacy
             return load_model_legacy(filepath, compile=compile, safe_mode=safe_mode)
         return _load_model(filepath, compile)
@@ -966,7 +966,7 @@ def load_weights(model, filepath):
     if os.fspath(filepath).endswith(".weights.h5"):
         from .saving_keras import load_weights_h5
         return load_weights_h5(model, filepath)
-    if os.fspath(filepath).endswith(".h5"):
+    if os.fspath(filepath).endswith((".h5", ".hdf5")):
         from .saving_legacy_h5 import load_weights_legacy
         return load_weights_legacy(model, filepath)
     with _Archive(filepath) as archive:

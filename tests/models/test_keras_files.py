@@ -240,3 +240,29 @@ def test_a_registered_subclassed_model_both_ways(tmp_path):
         h_src = src.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
         h_dst = dst.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
         np.testing.assert_allclose(_losses(h_dst), _losses(h_src), rtol=1e-5)
+
+
+OPTIMIZERS = {"sgd_nesterov": ("SGD", dict(learning_rate=0.01, momentum=0.9, nesterov=True)),
+              "rmsprop_centered": ("RMSprop", dict(learning_rate=0.01, momentum=0.5, centered=True)),
+              "adamw": ("AdamW", dict(learning_rate=0.01)), "adagrad": ("Adagrad", dict(learning_rate=0.1)),
+              "nadam": ("Nadam", dict(learning_rate=0.01)), "adadelta": ("Adadelta", dict(learning_rate=1.0)),
+              "amsgrad": ("Adam", dict(learning_rate=0.01, amsgrad=True))}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizers_state_resumes_across_libraries(name, tmp_path):
+    """Each optimizer's variables (slots in Keras's order) carry over in both directions."""
+    cls, kwargs = OPTIMIZERS[name]
+    x = RNG.standard_normal((16, 6)).astype("float32")
+    y = RNG.standard_normal((16, 2)).astype("float32")
+    for src_lib, load in ((keras, cynet.models.load_model), (cynet, keras.saving.load_model)):
+        src = src_lib.Sequential([src_lib.Input((6,)), src_lib.layers.Dense(5, activation="tanh"),
+                                  src_lib.layers.Dense(2)])
+        src.compile(optimizer=getattr(src_lib.optimizers, cls)(**kwargs), loss="mse")
+        src.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+        path = str(tmp_path / f"{name}.keras")
+        src.save(path)
+        dst = load(path)
+        h_src = src.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0)
+        h_dst = dst.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0)
+        np.testing.assert_allclose(_losses(h_dst), _losses(h_src), rtol=1e-5)

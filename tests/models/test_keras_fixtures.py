@@ -48,3 +48,18 @@ def test_a_keras_archive_round_trips_through_cynet(tmp_path):
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
     for a, b in zip(again.optimizer.variables, model.optimizer.variables):
         np.testing.assert_array_equal(a.value, b.value)
+
+
+def test_model_checkpoint_writes_keras_files_cynet_reads(tmp_path):
+    """ModelCheckpoint("best.keras") and save_weights_only to ".weights.h5" (no Keras needed)."""
+    x, y = EXPECTED["cnn_x"], EXPECTED["cnn_y"]
+    model = make.cnn(cynet)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, validation_data=(x, y), callbacks=[
+        cynet.callbacks.ModelCheckpoint(str(tmp_path / "best.keras"), save_best_only=True),
+        cynet.callbacks.ModelCheckpoint(str(tmp_path / "w{epoch}.weights.h5"), save_weights_only=True)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras", "w1.weights.h5", "w2.weights.h5"]
+    last = make.cnn(cynet)
+    last.load_weights(str(tmp_path / "w2.weights.h5"))
+    np.testing.assert_array_equal(last.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert cynet.models.load_model(str(tmp_path / "best.keras")).optimizer.iterations in (2, 4)
