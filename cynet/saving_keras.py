@@ -329,6 +329,8 @@ def _nested_to_keras(key, value):
 
 
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
+# Keras layers whose __init__ refuses `trainable` (their get_config leaves it out).
+_KERAS_WITHOUT_TRAINABLE = ("SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")
 
 
 def _layer_to_keras(entry, layer=None):
@@ -350,6 +352,8 @@ def _layer_to_keras(entry, layer=None):
                   "dtype": config.get("dtype", "float32"), "sparse": False, "ragged": False,
                   "name": config.get("name")}
     else:
+        if cls in _KERAS_WITHOUT_TRAINABLE:
+            config.pop("trainable", None)
         if isinstance(config.get("dtype"), str):
             config["dtype"] = _policy(config["dtype"])
         config = {k: _nested_to_keras(k, v) for k, v in config.items()}
@@ -470,8 +474,14 @@ _KERAS_INERT = {"renorm_momentum": 0.99, "use_bias": True, "unit_forget_bias": T
                 "ema_momentum": 0.99, "ema_overwrite_frequency": None}
 
 
+# Keras arguments that do nothing in cynet whatever their value: cynet's layers carry no masks, so
+# how a recurrent layer fills masked steps (Bidirectional sets it on its layers) cannot matter.
+_KERAS_IGNORED = ("zero_output_for_mask",)
+
+
 def _inert(key, value):
-    return value in _KERAS_DEFAULTS or (key in _KERAS_INERT and value == _KERAS_INERT[key])
+    return (value in _KERAS_DEFAULTS or key in _KERAS_IGNORED
+            or (key in _KERAS_INERT and value == _KERAS_INERT[key]))
 
 
 def _layer_from_keras(entry, path):

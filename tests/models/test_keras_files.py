@@ -266,3 +266,64 @@ def test_every_optimizers_state_resumes_across_libraries(name, tmp_path):
         h_src = src.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0)
         h_dst = dst.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0)
         np.testing.assert_allclose(_losses(h_dst), _losses(h_src), rtol=1e-5)
+
+
+_IMG = RNG.standard_normal((4, 8, 8, 3)).astype("float32")
+_SEQ = RNG.standard_normal((4, 6, 3)).astype("float32")
+_VEC = RNG.standard_normal((4, 6)).astype("float32")
+LAYER_CASES = {  # name -> (input, layers(L)): one Sequential per case, saved by each library, loaded by the other
+    "Activation": (_VEC, lambda L: [L.Activation("tanh")]),
+    "AlphaDropout": (_VEC, lambda L: [L.AlphaDropout(0.1)]),
+    "AveragePooling2D": (_IMG, lambda L: [L.AveragePooling2D(2, padding="same")]),
+    "CenterCrop": (_IMG, lambda L: [L.CenterCrop(4, 6)]),
+    "Conv2D": (_IMG, lambda L: [L.Conv2D(4, 3, strides=2, padding="same", kernel_regularizer="l2")]),
+    "Cropping1D": (_SEQ, lambda L: [L.Cropping1D((1, 2))]),
+    "Cropping2D": (_IMG, lambda L: [L.Cropping2D(((1, 2), (0, 1)))]),
+    "Dropout": (_VEC, lambda L: [L.Dropout(0.3, seed=3)]),
+    "ELU": (_VEC, lambda L: [L.ELU(0.5)]),
+    "GaussianDropout": (_VEC, lambda L: [L.GaussianDropout(0.2)]),
+    "GaussianNoise": (_VEC, lambda L: [L.GaussianNoise(0.2)]),
+    "GlobalAveragePooling1D": (_SEQ, lambda L: [L.GlobalAveragePooling1D()]),
+    "GlobalAveragePooling2D": (_IMG, lambda L: [L.GlobalAveragePooling2D(keepdims=True)]),
+    "GlobalMaxPooling1D": (_SEQ, lambda L: [L.GlobalMaxPooling1D()]),
+    "GlobalMaxPooling2D": (_IMG, lambda L: [L.GlobalMaxPooling2D()]),
+    "Identity": (_VEC, lambda L: [L.Identity()]),
+    "LeakyReLU": (_VEC, lambda L: [L.LeakyReLU(negative_slope=0.2)]),
+    "MaxPooling2D": (_IMG, lambda L: [L.MaxPooling2D(3, strides=2)]),
+    "PReLU": (_VEC, lambda L: [L.PReLU()]),
+    "Permute": (_SEQ, lambda L: [L.Permute((2, 1))]),
+    "ReLU": (_VEC, lambda L: [L.ReLU(max_value=2.0)]),
+    "RepeatVector": (_VEC, lambda L: [L.RepeatVector(3)]),
+    "Rescaling": (_VEC, lambda L: [L.Rescaling(2.0, offset=1.0)]),
+    "Reshape": (_VEC, lambda L: [L.Reshape((3, 2))]),
+    "Softmax": (_VEC, lambda L: [L.Softmax()]),
+    "SpatialDropout1D": (_SEQ, lambda L: [L.SpatialDropout1D(0.2)]),
+    "SpatialDropout2D": (_IMG, lambda L: [L.SpatialDropout2D(0.2)]),
+    "TimeDistributed": (_SEQ, lambda L: [L.TimeDistributed(L.Dense(4))]),
+    "UpSampling1D": (_SEQ, lambda L: [L.UpSampling1D(2)]),
+    "UpSampling2D": (_IMG, lambda L: [L.UpSampling2D(2)]),
+    "ZeroPadding1D": (_SEQ, lambda L: [L.ZeroPadding1D(1)]),
+    "ZeroPadding2D": (_IMG, lambda L: [L.ZeroPadding2D(1)]),
+    "recurrent_options": (_SEQ, lambda L: [L.LSTM(4, return_sequences=True, go_backwards=True), L.GRU(3)]),
+    "Bidirectional_sum": (_SEQ, lambda L: [L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode="sum")]),
+}
+MERGES = ["Concatenate", "Average", "Maximum", "Minimum", "Multiply", "Subtract", "Dot"]
+
+
+def _layer_case(lib, name):
+    if name in MERGES:
+        L = lib.layers
+        a, b = lib.Input((6,)), lib.Input((6,))
+        merge = getattr(L, name)(**({"axes": 1} if name == "Dot" else {}))
+        return lib.Model([a, b], merge([L.Dense(4)(a), L.Dense(4)(b)])), [_VEC, _VEC]
+    x, layers = LAYER_CASES[name]
+    return lib.Sequential([lib.Input(x.shape[1:])] + layers(lib.layers)), x
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_CASES) + MERGES)
+def test_each_layer_round_trips_through_keras_archives(name, tmp_path):
+    for src_lib, load in ((keras, cynet.models.load_model), (cynet, keras.saving.load_model)):
+        src, x = _layer_case(src_lib, name)
+        path = str(tmp_path / f"{name}.keras")
+        src.save(path)
+        _close(_predict(load(path), x), _predict(src, x))
