@@ -7,8 +7,8 @@ running means of this epoch), on_test_* while validating, on_epoch_end (logs wit
 on_train_end.
 
 Where cynet differs from Keras (each one on purpose):
-- Files: `ModelCheckpoint` writes `.cynet` models and `.weights.npz` weights (cynet's formats),
-  and says so clearly when given Keras's `.keras` / `.h5` / `.weights.h5`.
+- Files: `ModelCheckpoint` writes Keras's `.keras` / `.weights.h5` files and also cynet's own
+  `.cynet` / `.weights.npz`; a legacy `.h5` path is refused (cynet reads that format, never writes it).
 - mode="auto" also knows the direction of metrics by their Keras names ("accuracy", "auc",
   "mse", ...), not only through metric objects that carry a `_direction`; it still raises,
   as Keras does, for a name it cannot place.
@@ -604,8 +604,8 @@ class EarlyStopping(MonitorCallback):
         return value
 
 
-MODEL_EXTENSION = ".cynet"
-WEIGHTS_EXTENSION = ".weights.npz"
+MODEL_EXTENSIONS = (".keras", ".cynet")
+WEIGHTS_EXTENSIONS = (".weights.h5", ".weights.npz")
 
 
 class ModelCheckpoint(MonitorCallback):
@@ -614,8 +614,8 @@ class ModelCheckpoint(MonitorCallback):
     Args:
         filepath: where to save; may hold `str.format` fields filled with `epoch` (1-based), `batch`
             (1-based, with an integer save_freq) and the log entries, e.g.
-            "model-{epoch:02d}-{val_loss:.2f}.cynet". Must end in ".cynet" (cynet's model file), or
-            in ".weights.npz" when `save_weights_only=True`.
+            "model-{epoch:02d}-{val_loss:.2f}.keras". Must end in ".keras" (Keras 3's format) or ".cynet"
+            (cynet's), or in ".weights.h5" / ".weights.npz" when `save_weights_only=True`.
         monitor: quantity compared when `save_best_only=True`.
         verbose: 1 prints a message on each save decision.
         save_best_only: save only when the monitored quantity improves on the best so far.
@@ -644,19 +644,19 @@ class ModelCheckpoint(MonitorCallback):
             raise ValueError(f"Unrecognized save_freq: {save_freq}. Expected save_freq are 'epoch' or "
                              "positive integer values")
         if save_weights_only:
-            if not self.filepath.endswith(WEIGHTS_EXTENSION):
+            if not self.filepath.endswith(WEIGHTS_EXTENSIONS):
                 raise ValueError(
                     "When using `save_weights_only=True` in `ModelCheckpoint`, the filepath provided must end in "
-                    f"`{WEIGHTS_EXTENSION}` (cynet's weights format; Keras's `.weights.h5` is not supported). "
+                    f"one of {list(WEIGHTS_EXTENSIONS)} (Keras's weights format, or cynet's). "
                     f"Received: filepath={self.filepath}"
                 )
-        elif not self.filepath.endswith(MODEL_EXTENSION):
-            hint = (" For weights only, pass save_weights_only=True with a path ending in `.weights.npz`."
-                    if self.filepath.endswith((".weights.h5", ".weights.npz")) else "")
+        elif not self.filepath.endswith(MODEL_EXTENSIONS):
+            hint = (" For weights only, pass save_weights_only=True."
+                    if self.filepath.endswith(WEIGHTS_EXTENSIONS) else "")
+            legacy = " (the legacy `.h5` format is read, not written)" if self.filepath.endswith(".h5") else ""
             raise ValueError(
-                f"The filepath provided must end in `{MODEL_EXTENSION}` (cynet's model format, the counterpart of "
-                f"Keras's `.keras`; `.keras` and `.h5` files are not written by cynet). "
-                f"Received: filepath={self.filepath}.{hint}"
+                f"The filepath provided must end in one of {list(MODEL_EXTENSIONS)} (Keras's model format, or "
+                f"cynet's){legacy}. Received: filepath={self.filepath}.{hint}"
             )
 
     def on_train_batch_end(self, batch, logs=None):

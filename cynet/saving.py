@@ -146,13 +146,6 @@ def _reading(path, what):
 
 # ==================================================================================== saving
 
-def _check_ext(filepath, ext, what):
-    path = os.fspath(filepath)
-    if not path.endswith(ext):
-        raise ValueError(f"{what} filepath must end in '{ext}'; received filepath={path!r}")
-    return path
-
-
 def _umask():
     try:
         with open("/proc/self/status") as f:
@@ -234,6 +227,16 @@ def _fsync_directory(directory):
 
 def _atomic_zip(path, overwrite, members):
     """Write members (an iterable of (name, bytes)) into a zip at path via a temp file + rename."""
+    def write(raw):
+        with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, data in members:
+                zf.writestr(name, data)
+    _atomic_write(path, overwrite, write)
+
+
+def _atomic_write(path, overwrite, write):
+    """Create the file at path with `write(binary file)`, via a temp file + rename: a crash or a
+    full disk leaves the previous file (if any) as it was."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
@@ -249,9 +252,7 @@ def _atomic_zip(path, overwrite, members):
         fd, tmp = tempfile.mkstemp(prefix=f"{_partial_prefix(path)}{os.getpid()}@{_host_tag()}.",
                                    suffix=_PARTIAL_SUFFIX, dir=directory)
         with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for name, data in members:
-                    zf.writestr(name, data)
+            write(raw)
             raw.flush()
             if hasattr(os, "fchmod"):
                 os.fchmod(raw.fileno(), mode)
@@ -319,13 +320,43 @@ def _optimizer_built_on(model, optimizer):
     return built_on
 
 
+MODEL_FORMATS = (".keras", MODEL_EXT)
+WEIGHTS_FORMATS = (".weights.h5", WEIGHTS_EXT)
+
+
+def _format(filepath, formats, what):
+    """The extension of `filepath` among `formats`, else a ValueError listing them."""
+    path = os.fspath(filepath)
+    for ext in formats:
+        if path.endswith(ext):
+            return ext
+    if path.endswith(".h5"):
+        raise ValueError(f"saving the legacy HDF5 format ('.h5') is not supported (cynet reads it): use one of "
+                         f"{list(formats)} (the first is Keras 3's format, which Keras loads); "
+                         f"received filepath={path!r}")
+    raise ValueError(f"{what} filepath must end in one of {list(formats)}; received filepath={path!r}")
+
+
+def _check_regular(path):
+    """Refuse a directory, FIFO or device where a file is to be read."""
+    st = os.stat(path)   # FileNotFoundError, PermissionError: as they are
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a model file", path)
+    if not stat.S_ISREG(st.st_mode):
+        raise FileFormatError(f"{path} is not a regular file")
+
+
 def save_model(model, filepath, overwrite=True):
-    """Save architecture, weights, compile settings and optimizer state to a `.cynet` file.
+    """Save architecture, weights, compile settings and optimizer state: Keras 3's `.keras` archive
+    (Keras loads it) or cynet's `.cynet` file, by the extension.
 
     The optimizer's state is its iteration counter and, once it is built (on the first training
     step), its slots, with the positions of the weights it was built on, so that loading rebuilds
     it on the same weights in the same order whatever has become trainable since."""
-    path = _check_ext(filepath, MODEL_EXT, "model")
+    if _format(filepath, MODEL_FORMATS, "model") == ".keras":
+        from .saving_keras import save_keras
+        return save_keras(model, filepath, overwrite)
+    path = os.fspath(filepath)
     if not model.built:
         raise ValueError("the model must be built (called on data, or given an input shape) before it is saved")
     from . import optimizers
@@ -351,8 +382,12 @@ def save_model(model, filepath, overwrite=True):
 
 
 def save_weights(model, filepath, overwrite=True):
-    """Save the model's weights (in `model.weights` order) to a `.weights.npz` file."""
-    path = _check_ext(filepath, WEIGHTS_EXT, "weights")
+    """Save the model's weights: Keras 3's `.weights.h5` layout, or cynet's `.weights.npz` (in
+    `model.weights` order), by the extension."""
+    if _format(filepath, WEIGHTS_FORMATS, "weights") == ".weights.h5":
+        from .saving_keras import save_weights_h5
+        return save_weights_h5(model, filepath, overwrite)
+    path = os.fspath(filepath)
     weights = model.weights
     config = {"format": FORMAT + "-weights", "version": VERSION, "n_weights": len(weights)}
 
@@ -524,31 +559,46 @@ class _Archive:
         """A guess at what a zip that is not a cynet file is, for the error message (or None)."""
         names = set(self.infos)
         if "metadata.json" in names or any(n.endswith(".h5") for n in names):
-            return "it looks like a Keras .keras archive; cynet reads only its own .cynet and .weights.npz files"
+            return "it looks like a Keras .keras archive: load it from a file named *.keras"
         if names and all(n.endswith(".npy") for n in names):
             return "it looks like a NumPy .npz archive (numpy.savez); cynet reads only its own files"
         return None
 
-    def read_config(self, formats):
+    def read_member(self, name, limit):
+        """The bytes of member `name` (at most `limit` of them: a deflated member inflates only as far
+        as its declared size), or FileFormatError."""
         path = self.path
-        info = self.infos.get("config.json")
+        info = self.infos.get(name)
         if info is None:
-            raise FileFormatError(f"{path} is not a cynet file: {self.describe() or 'it has no config.json'}")
+            raise FileFormatError(f"{path}: has no {name}")
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise FileFormatError(f"{path}: config.json uses an unsupported compression method")
-        if info.file_size > MAX_CONFIG_BYTES:
-            raise FileFormatError(f"{path}: config.json is implausibly large ({info.file_size} bytes)")
-        with _reading(path, "config.json is damaged"):
+            raise FileFormatError(f"{path}: {name} uses an unsupported compression method")
+        if info.file_size > limit:
+            raise FileFormatError(f"{path}: {name} is implausibly large ({info.file_size} bytes)")
+        with _reading(path, f"{name} is damaged"):
             with self.zf.open(info) as f:
-                raw = f.read(info.file_size)  # never more: a deflated member inflates only this far
+                raw = f.read(info.file_size)
                 if len(raw) != info.file_size or f.read(1):
-                    raise FileFormatError(f"{path}: config.json is truncated")
+                    raise FileFormatError(f"{path}: {name} is truncated")
+        return raw
+
+    def read_json(self, name):
+        """Member `name` parsed as JSON, its nesting depth checked before parsing."""
+        path = self.path
+        raw = self.read_member(name, MAX_CONFIG_BYTES)
+        with _reading(path, f"{name} is damaged"):
             text = raw.decode("utf-8")
             depth = _json_depth(text)
             if depth > MAX_CONFIG_DEPTH:
-                raise FileFormatError(f"{path}: config.json nests {depth} levels deep, more than the "
+                raise FileFormatError(f"{path}: {name} nests {depth} levels deep, more than the "
                                       f"{MAX_CONFIG_DEPTH} a model config needs")
-            config = json.loads(text)
+            return json.loads(text)
+
+    def read_config(self, formats):
+        path = self.path
+        if "config.json" not in self.infos:
+            raise FileFormatError(f"{path} is not a cynet file: {self.describe() or 'it has no config.json'}")
+        config = self.read_json("config.json")
         if not isinstance(config, dict) or config.get("format") not in formats:
             found = config.get("format") if isinstance(config, dict) else None
             hint = self.describe() or (f"its config.json says format={found!r}" if isinstance(found, str)
@@ -771,10 +821,17 @@ def _model_from_config(path, model_class, model_config):
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    """Load a model saved with `model.save(...)`: same predictions, and (compiled) ready to continue training
-    with its optimizer state. `custom_objects` (name -> class) adds classes for this load, as does a
+    """Load a model saved with `model.save(...)` (cynet's `.cynet`, Keras 3's `.keras`, or a legacy
+    TF-Keras 2 `.h5`, by the extension): same predictions, and (compiled) ready to continue training
+    with its optimizer state (a legacy `.h5` file's optimizer starts afresh). `custom_objects` (name -> class) adds classes for this load, as does a
     `custom_object_scope`; nothing in the file is executed (`safe_mode` has nothing more to refuse)."""
     with custom_object_scope(custom_objects):
+        if os.fspath(filepath).endswith(".keras"):
+            from .saving_keras import load_keras
+            return load_keras(filepath, compile=compile, safe_mode=safe_mode)
+        if os.fspath(filepath).endswith((".h5", ".hdf5")):
+            from .saving_legacy_h5 import load_model_legacy
+            return load_model_legacy(filepath, compile=compile, safe_mode=safe_mode)
         return _load_model(filepath, compile)
 
 
@@ -906,6 +963,12 @@ def load_weights(model, filepath):
     Every array must have the shape of the model's weight; float arrays of another precision are
     cast to the model's dtype (as Keras does). Nothing is assigned unless all arrays fit.
     """
+    if os.fspath(filepath).endswith(".weights.h5"):
+        from .saving_keras import load_weights_h5
+        return load_weights_h5(model, filepath)
+    if os.fspath(filepath).endswith((".h5", ".hdf5")):
+        from .saving_legacy_h5 import load_weights_legacy
+        return load_weights_legacy(model, filepath)
     with _Archive(filepath) as archive:
         path = archive.path
         config = archive.read_config((FORMAT + "-weights", FORMAT))

@@ -310,12 +310,12 @@ def test_model_checkpoint_save_weights_only(tmp_path):
 
 
 @pytest.mark.parametrize("path, weights_only, match", [
-    ("m.keras", False, r"must end in `\.cynet`"),
-    ("m.h5", False, r"must end in `\.cynet`"),
-    ("m", False, r"must end in `\.cynet`"),
+    ("m.h5", False, r"must end in one of \['\.keras', '\.cynet'\].*legacy"),
+    ("m", False, r"must end in one of \['\.keras', '\.cynet'\]"),
     ("m.weights.npz", False, r"save_weights_only=True"),
-    ("m.weights.h5", True, r"must end in `\.weights\.npz`"),
-    ("m.cynet", True, r"must end in `\.weights\.npz`"),
+    ("m.weights.h5", False, r"save_weights_only=True"),
+    ("m.keras", True, r"must end in one of \['\.weights\.h5', '\.weights\.npz'\]"),
+    ("m.cynet", True, r"must end in one of \['\.weights\.h5', '\.weights\.npz'\]"),
 ])
 def test_model_checkpoint_extension_errors(path, weights_only, match):
     with pytest.raises(ValueError, match=match):

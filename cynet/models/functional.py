@@ -347,12 +347,14 @@ def _topological(inputs, outputs):
 
 
 def _encode(structure, index):
-    """Tensors as [layer name, node index, tensor index] (Keras's __keras_tensor__ triples)."""
+    """Tensors as Keras's __keras_tensor__ entries: shape, dtype and [layer name, node index, tensor
+    index] (Keras rebuilds its symbolic tensors from the shape and dtype; cynet needs only the triple)."""
     def enc(t):
         if isinstance(t, KerasTensor):
             layer, node_index, tensor_index = t._keras_history
             return {"class_name": "__keras_tensor__",
-                    "config": {"keras_history": [layer.name, index.get(id(layer._inbound_nodes[node_index]), 0),
+                    "config": {"shape": list(t.shape), "dtype": t.dtype,
+                               "keras_history": [layer.name, index.get(id(layer._inbound_nodes[node_index]), 0),
                                                  tensor_index]}}
         return t
     return map_structure(enc, structure)

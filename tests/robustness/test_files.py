@@ -358,7 +358,8 @@ def test_files_of_other_formats_are_refused(tmp_path, loader):
     keras_config = {"module": "keras", "class_name": "Sequential", "registered_name": None,
                     "config": {"name": "sequential", "layers": [{"module": "keras.layers", "class_name": "Dense",
                                                                   "config": {"units": 3}}]}}
-    keras = write_zip(tmp_path / "model.keras", [
+    # Named .cynet (a .keras name is read as Keras's format: tests/robustness/test_keras_files_hostile.py).
+    keras = write_zip(tmp_path / "model_keras.cynet", [
         ("metadata.json", json.dumps({"keras_version": "3.3.3", "date_saved": "2024-05-01@12:00:00"}).encode()),
         ("config.json", json.dumps(keras_config).encode()),
         ("model.weights.h5", b"\x89HDF\r\n\x1a\n" + b"\0" * 200)], compression=zipfile.ZIP_DEFLATED)
