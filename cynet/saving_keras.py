@@ -474,8 +474,9 @@ _KERAS_INERT = {"renorm_momentum": 0.99, "use_bias": True, "unit_forget_bias": T
                 "ema_momentum": 0.99, "ema_overwrite_frequency": None}
 
 
-# Keras arguments that do nothing in cynet whatever their value: cynet's layers carry no masks, so
-# how a recurrent layer fills masked steps (Bidirectional sets it on its layers) cannot matter.
+# Keras arguments cynet takes no value of: how a recurrent layer fills the outputs of masked steps
+# (Bidirectional sets it on its layers; cynet's recurrent layers carry the last output over, as
+# Keras's default zero_output_for_mask=False does).
 _KERAS_IGNORED = ("zero_output_for_mask",)
 
 
