@@ -43,22 +43,10 @@ cdef Py_ssize_t CHUNK = 16384
 # float64 loops call libm (exp, expm1, tanh, log1p): the SSE2 baseline has no 64-bit integer
 # compare, so GCC cannot vectorise a float64 select there and scalar libm is the faster choice.
 
-cdef extern from *:
-    """
-    #include "cynet_simd.h"
-    /* float32 tanh over n elements, cloned for AVX2 and AVX-512 (the rest of this module is
-       compiled for the baseline): NumPy's own SIMD tanh is otherwise 5x faster. */
-    CYNET_CLONES static void cynet_tanh_fwd_f32(const float* x, float* y, Py_ssize_t n) {
-        Py_ssize_t i;
-        for (i = 0; i < n; i++) y[i] = cynet_tanhf(x[i]);
-    }
-    static CYTHON_INLINE int32_t cynet_f32_bits(float x) { int32_t i; memcpy(&i, &x, sizeof i); return i; }
-    static CYTHON_INLINE float cynet_f32_from_bits(int32_t i) { float x; memcpy(&x, &i, sizeof x); return x; }
-    """
-    int32_t cynet_f32_bits(float x) noexcept nogil
-    float cynet_f32_from_bits(int32_t i) noexcept nogil
-    float cynet_self(int c, float a, float b) noexcept nogil
-    void cynet_tanh_fwd_f32(const float* x, float* y, Py_ssize_t n) noexcept nogil
+from cynet._kernels._simd cimport cynet_f32_bits, cynet_f32_from_bits, cynet_self
+
+cdef extern from "cynet_activations.h" nogil:
+    void cynet_tanh_fwd_f32(const float* x, float* y, Py_ssize_t n) noexcept
 
 
 cdef inline floating _sel(bint c, floating a, floating b) noexcept nogil:

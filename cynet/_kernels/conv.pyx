@@ -28,11 +28,12 @@ import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.string cimport memcpy, memset
 
+from cynet._kernels._common cimport add_n, copy_n, dtype_of, zero_n
 from cynet._kernels._omp cimport omp_get_max_threads
 from cynet._kernels._openmp cimport threads_for, COST_CONV
 from cynet._kernels._openmp import thread_policy, set_thread_policy
+from cynet._kernels._windows import conv_geometry as _geometry
 
 cdef extern from *:
     """
@@ -69,7 +70,6 @@ cdef struct Geom:
 cdef Py_ssize_t _block_bytes = 1 << 19
 cdef Py_ssize_t _block_bytes_mt = 1 << 21
 cdef Py_ssize_t _min_block_m = 256
-cdef Py_ssize_t _LIMIT = 1 << 31
 # Products on cynet_gemm.h inside one OpenMP team (see _team_forward), else NumPy's BLAS.
 cdef bint _own_gemm = CYNET_CONV_OWN_GEMM
 
@@ -95,35 +95,6 @@ def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_m
 # ----------------------------------------------------------------------------------------------
 # inner loops
 
-cdef inline void _copy(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
-    """dst[:n] = src[:n]. Below 16 elements (a window row of a small kernel on few channels,
-    e.g. 6 x 1) two fixed-size copies that overlap cover [0, n): constant-size moves instead of
-    a loop whose setup costs more than the copy."""
-    if n >= 16:
-        memcpy(dst, src, n * sizeof(floating))
-    elif n >= 8:
-        memcpy(dst, src, 8 * sizeof(floating))
-        memcpy(dst + n - 8, src + n - 8, 8 * sizeof(floating))
-    elif n >= 4:
-        memcpy(dst, src, 4 * sizeof(floating))
-        memcpy(dst + n - 4, src + n - 4, 4 * sizeof(floating))
-    elif n >= 2:
-        memcpy(dst, src, 2 * sizeof(floating))
-        memcpy(dst + n - 2, src + n - 2, 2 * sizeof(floating))
-    elif n == 1:
-        dst[0] = src[0]
-
-
-cdef inline void _add(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        dst[i] += src[i]
-
-
-cdef inline void _zero(floating* dst, Py_ssize_t n) noexcept nogil:
-    memset(dst, 0, n * sizeof(floating))
-
-
 cdef void _im2col_row(const floating* x, floating* dst, Py_ssize_t r, Geom g) noexcept nogil:
     """Patch rows of output row r = n*OH + oh: OW rows of K = KH*KW*C elements at dst."""
     cdef Py_ssize_t n = r // g.OH
@@ -140,21 +111,21 @@ cdef void _im2col_row(const floating* x, floating* dst, Py_ssize_t r, Geom g) no
             for kh in range(g.KH):
                 ih = oh * g.sh - g.pt + kh * g.dh
                 if ih >= 0 and ih < g.H:
-                    _copy(d + kh * seg, xn + (ih * g.W + iw0) * C, seg)
+                    copy_n(d + kh * seg, xn + (ih * g.W + iw0) * C, seg)
                 else:
-                    _zero(d + kh * seg, seg)
+                    zero_n(d + kh * seg, seg)
         else:
             for kh in range(g.KH):
                 ih = oh * g.sh - g.pt + kh * g.dh
                 if ih < 0 or ih >= g.H:
-                    _zero(d + kh * seg, seg)
+                    zero_n(d + kh * seg, seg)
                     continue
                 for kw in range(g.KW):
                     iw = iw0 + kw * g.dw
                     if iw >= 0 and iw < g.W:
-                        _copy(d + kh * seg + kw * C, xn + (ih * g.W + iw) * C, C)
+                        copy_n(d + kh * seg + kw * C, xn + (ih * g.W + iw) * C, C)
                     else:
-                        _zero(d + kh * seg + kw * C, C)
+                        zero_n(d + kh * seg + kw * C, C)
 
 
 cdef void _col2im_row(const floating* dcols, floating* dx, Py_ssize_t n, Py_ssize_t ih,
@@ -202,7 +173,7 @@ cdef void _col2im_row(const floating* dcols, floating* dx, Py_ssize_t n, Py_ssiz
                 for ow in range(g.OW):
                     iw = iw0 + ow * g.sw
                     if iw >= 0 and iw < g.W:
-                        _add(dxr + iw * C, s + ow * K, C)
+                        add_n(dxr + iw * C, s + ow * K, C)
 
 
 cdef void _im2col_block(const floating* x, floating* cols, Py_ssize_t r0, Py_ssize_t r1,
@@ -237,9 +208,9 @@ cdef void _sum_rows(const floating* a, floating* scratch, double* acc, Py_ssize_
     cdef Py_ssize_t i, f
     cdef int t
     cdef int nt = threads_for(m * F, COST_CONV)
-    _zero(scratch, nt * F)
+    zero_n(scratch, nt * F)
     for i in prange(m, schedule="static", num_threads=nt):
-        _add(scratch + threadid() * F, a + i * F, F)
+        add_n(scratch + threadid() * F, a + i * F, F)
     for t in range(nt):
         for f in range(F):
             acc[f] += scratch[t * F + f]
@@ -249,7 +220,7 @@ cdef void _add_bias(floating* y, const floating* b, Py_ssize_t m, Py_ssize_t F) 
     """y[i, :] += b for the m rows of an (m, F) row-major block."""
     cdef Py_ssize_t i
     for i in prange(m, schedule="static", num_threads=threads_for(m * F, COST_CONV)):
-        _add(y + i * F, b, F)
+        add_n(y + i * F, b, F)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -300,7 +271,7 @@ cdef void _team_forward(const floating* x, const floating* w, const floating* b,
             _gemm(cols, K, 1, m, K, w, F, F, y + r0 * OW * F, F, cols + m * K + K * F)
             if b != NULL:
                 for i in range(m):
-                    _add(y + (r0 * OW + i) * F, b, F)
+                    add_n(y + (r0 * OW + i) * F, b, F)
             r0 = r1
 
 
@@ -323,7 +294,7 @@ cdef void _team_backward(const floating* x, const floating* dy, const floating* 
         db = dbp + t * F
         r0 = (t * g.N) // nt * g.OH
         hi = ((t + 1) * g.N) // nt * g.OH
-        _zero(dk, K * F)
+        zero_n(dk, K * F)
         for f in range(F):
             db[f] = 0.0
         while r0 < hi:
@@ -338,7 +309,7 @@ cdef void _team_backward(const floating* x, const floating* dy, const floating* 
                 _im2col_row(x, cols + (r - r0) * OW * K, r, g)
             # dkernel += cols^T @ dy_block (A = cols^T: rows k adjacent, k-th row strided by K)
             _gemm(cols, 1, K, K, m, dyb, F, F, part, F, tail)
-            _add(dk, part, K * F)
+            add_n(dk, part, K * F)
             if use_bias:
                 for i in range(m):
                     for f in range(F):
@@ -353,27 +324,7 @@ cdef void _team_backward(const floating* x, const floating* dy, const floating* 
 
 
 # ----------------------------------------------------------------------------------------------
-# argument checks (Python level, arbitrary-precision ints, so nothing overflows)
-
-def _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw):
-    for name, v in (("N", N), ("H", H), ("W", W), ("C", C), ("KH", KH), ("KW", KW),
-                    ("sh", sh), ("sw", sw), ("dh", dh), ("dw", dw)):
-        if v < 1:
-            raise ValueError(f"{name} must be >= 1; received {name}={v}")
-    for name, v in (("pt", pt), ("pb", pb), ("pl", pl), ("pr", pr)):
-        if v < 0:
-            raise ValueError(f"{name} must be >= 0; received {name}={v}")
-    for name, v in (("pt", pt), ("pb", pb), ("pl", pl), ("pr", pr), ("sh", sh), ("sw", sw),
-                    ("dh", dh), ("dw", dw), ("KH", KH), ("KW", KW)):
-        if v >= _LIMIT:
-            raise ValueError(f"{name} must be < 2**31; received {name}={v}")
-    ekh, ekw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
-    hp, wp = H + pt + pb, W + pl + pr
-    if ekh > hp or ekw > wp:
-        raise ValueError(
-            f"the effective window ({ekh}, {ekw}) is larger than the padded input ({hp}, {wp})")
-    return (hp - ekh) // sh + 1, (wp - ekw) // sw + 1
-
+# geometry (its checks: _windows.conv_geometry, Python ints, so nothing overflows) and blocking
 
 cdef Geom _make_geom(Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH,
                      Py_ssize_t KW, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t pt, Py_ssize_t pl,
@@ -443,7 +394,7 @@ def im2col(const floating[:, :, :, ::1] x, Py_ssize_t KH, Py_ssize_t KW, Py_ssiz
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
     cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
-    cols = np.empty((N * g.OH * g.OW, KH * KW * C), dtype=np.float32 if floating is float else np.float64)
+    cols = np.empty((N * g.OH * g.OW, KH * KW * C), dtype=dtype_of(<floating>0))
     cdef floating[:, ::1] c = cols
     with nogil:
         _im2col_block(&x[0, 0, 0, 0], &c[0, 0], 0, N * g.OH, g)
@@ -463,7 +414,7 @@ def col2im(const floating[:, ::1] cols, Py_ssize_t N, Py_ssize_t H, Py_ssize_t W
         raise ValueError(f"cols must have shape {(N * OH * OW, KH * KW * C)}; "
                          f"received shape {(cols.shape[0], cols.shape[1])}")
     cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
-    dx = np.zeros((N, H, W, C), dtype=np.float32 if floating is float else np.float64)
+    dx = np.zeros((N, H, W, C), dtype=dtype_of(<floating>0))
     cdef floating[:, :, :, ::1] d = dx
     with nogil:
         _col2im_block(&cols[0, 0], &d[0, 0, 0, 0], 0, N * g.OH, g)
@@ -489,7 +440,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
         b = bias
         if b.shape[0] != F:
             raise ValueError(f"bias must have shape ({F},); received shape ({b.shape[0]},)")
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     cdef Py_ssize_t K = KH * KW * C
     cdef Py_ssize_t rows = N * g.OH, OW_ = g.OW
     cdef Py_ssize_t br = _block_rows(g, sizeof(floating))
@@ -550,7 +501,7 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
         raise ValueError(f"dy must have shape {(N, OH, OW, F)}; received shape "
                          f"{(dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])}")
     cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     cdef Py_ssize_t K = KH * KW * C
     cdef Py_ssize_t rows = N * g.OH, OW_ = g.OW
     cdef Py_ssize_t br = _block_rows(g, sizeof(floating))

@@ -49,6 +49,17 @@
         CYNET_PREFETCH((p) + 2 * (sk), n, sz, rw); CYNET_PREFETCH((p) + 3 * (sk), n, sz, rw); \
     } while (0)
 
+/* For static helpers that not every including module calls: no -Wunused-function warning. */
+#if defined(__GNUC__)
+#define CYNET_UNUSED __attribute__((unused))
+#else
+#define CYNET_UNUSED
+#endif
+
+/* The bits of a float and back (type punning through memcpy: no aliasing issue, one move). */
+static inline int32_t cynet_f32_bits(float x) { int32_t i; memcpy(&i, &x, sizeof i); return i; }
+static inline float cynet_f32_from_bits(int32_t i) { float x; memcpy(&x, &i, sizeof x); return x; }
+
 /* c ? a : b without a branch. Under GCC's default -ftrapping-math a float ?: is not
    if-converted and the whole loop stays scalar; integer masks are. */
 static inline float cynet_self(int c, float a, float b) {

@@ -24,6 +24,7 @@ from libc.math cimport sqrt
 
 import numpy as np
 
+from cynet._kernels._common cimport dtype_of
 from cynet._kernels._openmp cimport threads_for, COST_WINDOW
 
 __all__ = ["batch_norm_train_forward", "batch_norm_inference_forward", "batch_norm_backward"]
@@ -254,7 +255,7 @@ def batch_norm_train_forward(const floating[:, ::1] x, gamma, beta,
     """
     cdef Py_ssize_t M = x.shape[0], C = x.shape[1]
     _check_rows("x", M, C)
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     cdef const floating[::1] g = _param(gamma, C, dtype, 1.0)
     cdef const floating[::1] b = _param(beta, C, dtype, 0.0)
     _check_vec("gamma", g.shape[0], C)
@@ -305,7 +306,7 @@ def batch_norm_inference_forward(const floating[:, ::1] x, gamma, beta,
     """
     cdef Py_ssize_t M = x.shape[0], C = x.shape[1]
     _check_rows("x", M, C)
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     cdef const floating[::1] g = _param(gamma, C, dtype, 1.0)
     cdef const floating[::1] b = _param(beta, C, dtype, 0.0)
     _check_vec("gamma", g.shape[0], C)
@@ -340,7 +341,7 @@ def batch_norm_backward(const floating[:, ::1] dy, const floating[:, ::1] x, gam
     _check_rows("x", M, C)
     if dy.shape[0] != M or dy.shape[1] != C:
         raise ValueError(f"dy must have x's shape ({M}, {C}); received shape ({dy.shape[0]}, {dy.shape[1]})")
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     cdef const floating[::1] g = _param(gamma, C, dtype, 1.0)
     _check_vec("gamma", g.shape[0], C)
     _check_vec("mean", mean.shape[0], C)
