@@ -30,29 +30,11 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 
 from cynet._kernels._common cimport add_n, copy_n, dtype_of, zero_n
+from cynet._kernels._gemm cimport CYNET_GEMM_VECTOR, gemms, gemms_tail
 from cynet._kernels._omp cimport omp_get_max_threads
 from cynet._kernels._openmp cimport threads_for, COST_CONV
 from cynet._kernels._openmp import thread_policy, set_thread_policy
 from cynet._kernels._windows import conv_geometry as _geometry
-
-cdef extern from *:
-    """
-    #include "cynet_simd.h"
-    #include "cynet_gemm.h"
-    #if defined(__GNUC__)
-    #define CYNET_CONV_OWN_GEMM 1   /* vector kernels; the plain fallback would be slower than the BLAS */
-    #else
-    #define CYNET_CONV_OWN_GEMM 0
-    #endif
-    """
-    const int CYNET_CONV_OWN_GEMM
-    Py_ssize_t CYNET_GEMMS_TAIL(Py_ssize_t K, Py_ssize_t N) noexcept nogil
-    void cynet_gemms_f(const float* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,
-                       const float* B, Py_ssize_t sb, Py_ssize_t N, float* C, Py_ssize_t sc,
-                       float* tail) noexcept nogil
-    void cynet_gemms_d(const double* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,
-                       const double* B, Py_ssize_t sb, Py_ssize_t N, double* C, Py_ssize_t sc,
-                       double* tail) noexcept nogil
 
 __all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward"]
 
@@ -71,7 +53,7 @@ cdef Py_ssize_t _block_bytes = 1 << 19
 cdef Py_ssize_t _block_bytes_mt = 1 << 21
 cdef Py_ssize_t _min_block_m = 256
 # Products on cynet_gemm.h inside one OpenMP team (see _team_forward), else NumPy's BLAS.
-cdef bint _own_gemm = CYNET_CONV_OWN_GEMM
+cdef bint _own_gemm = CYNET_GEMM_VECTOR   # the plain fallback would be slower than the BLAS
 
 
 def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_mt=None, own_gemm=None):
@@ -80,7 +62,7 @@ def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_m
     global _block_bytes, _min_block_m, _block_bytes_mt, _own_gemm
     old = (_block_bytes, _min_block_m, thread_policy()["conv"], _block_bytes_mt, _own_gemm)
     if own_gemm is not None:
-        _own_gemm = bool(own_gemm) and CYNET_CONV_OWN_GEMM
+        _own_gemm = bool(own_gemm) and CYNET_GEMM_VECTOR
     if block_bytes is not None:
         _block_bytes = max(1, int(block_bytes))
     if block_bytes_mt is not None:
@@ -229,25 +211,15 @@ cdef void _add_bias(floating* y, const floating* b, Py_ssize_t m, Py_ssize_t F) 
 # patch matrix stays in its core's cache. No BLAS threads wait beside the team, and images
 # never overlap in dx, so the threads' writes are disjoint.
 
-cdef inline void _gemm(const floating* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,
-                       const floating* B, Py_ssize_t sb, Py_ssize_t N, floating* C, Py_ssize_t sc,
-                       floating* tail) noexcept nogil:
-    """C (M, N; row stride sc) = A @ B with A[m, k] at A + m*sa + k*sk, B (K, N; row stride sb)."""
-    if floating is float:
-        cynet_gemms_f(A, sa, sk, M, K, B, sb, N, C, sc, tail)
-    else:
-        cynet_gemms_d(A, sa, sk, M, K, B, sb, N, C, sc, tail)
-
-
 cdef inline Py_ssize_t _team_scratch(Geom g, Py_ssize_t F, Py_ssize_t br) noexcept nogil:
     """Values of scratch per thread: the block's patch matrix, a (K, F) partial product, and
     the largest `tail` any of the three products needs."""
     cdef Py_ssize_t K = g.KH * g.KW * g.C, m = br * g.OW
-    cdef Py_ssize_t t = CYNET_GEMMS_TAIL(K, F)
-    if CYNET_GEMMS_TAIL(m, F) > t:
-        t = CYNET_GEMMS_TAIL(m, F)
-    if CYNET_GEMMS_TAIL(F, K) > t:
-        t = CYNET_GEMMS_TAIL(F, K)
+    cdef Py_ssize_t t = gemms_tail(K, F)
+    if gemms_tail(m, F) > t:
+        t = gemms_tail(m, F)
+    if gemms_tail(F, K) > t:
+        t = gemms_tail(F, K)
     return m * K + K * F + t
 
 
@@ -268,7 +240,7 @@ cdef void _team_forward(const floating* x, const floating* w, const floating* b,
             m = (r1 - r0) * OW
             for r in range(r0, r1):
                 _im2col_row(x, cols + (r - r0) * OW * K, r, g)
-            _gemm(cols, K, 1, m, K, w, F, F, y + r0 * OW * F, F, cols + m * K + K * F)
+            gemms(cols, K, 1, m, K, w, F, F, y + r0 * OW * F, F, cols + m * K + K * F)
             if b != NULL:
                 for i in range(m):
                     add_n(y + (r0 * OW + i) * F, b, F)
@@ -308,7 +280,7 @@ cdef void _team_backward(const floating* x, const floating* dy, const floating* 
             for r in range(r0, r1):
                 _im2col_row(x, cols + (r - r0) * OW * K, r, g)
             # dkernel += cols^T @ dy_block (A = cols^T: rows k adjacent, k-th row strided by K)
-            _gemm(cols, 1, K, K, m, dyb, F, F, part, F, tail)
+            gemms(cols, 1, K, K, m, dyb, F, F, part, F, tail)
             add_n(dk, part, K * F)
             if use_bias:
                 for i in range(m):
@@ -316,7 +288,7 @@ cdef void _team_backward(const floating* x, const floating* dy, const floating* 
                         db[f] += dyb[i * F + f]
             if dx != NULL:
                 # dcols = dy_block @ w^T into the patch buffer, then scattered back into dx
-                _gemm(dyb, F, 1, m, F, wt, K, K, cols, K, tail)
+                gemms(dyb, F, 1, m, F, wt, K, K, cols, K, tail)
                 for n in range(r0 // g.OH, (r1 - 1) // g.OH + 1):
                     for ih in range(g.H):
                         _col2im_row(cols, dx, n, ih, r0, r1, g)

@@ -33,9 +33,21 @@
    against the row scheme's 71-78 at M 1024, K 256, and 89-90 against 67-68 at M 256, K 1024;
    at N 32 the row scheme stays 5-8% faster (93-101 against 86-93). Written with GCC vector extensions: 64-byte vectors in a build for AVX-512, 32-byte
    ones in CYNET_CLONES builds for the baseline and AVX2+FMA (row scheme), chosen at run time;
-   other compilers get a plain loop. */
+   other compilers get a plain loop.
+
+   Cython declares all of this once, in _gemm.pxd (cimport it; _gemm.pyx wraps the products for
+   the tests, tests/kernels/test_gemm.py). */
 #ifndef CYNET_GEMM_H
 #define CYNET_GEMM_H
+#include "cynet_simd.h"
+
+/* 1 where the vector kernels are built (GCC vector extensions): then these products beat a BLAS
+   call on the sizes the kernels use; the plain fallback below would not. */
+#if defined(__GNUC__)
+#define CYNET_GEMM_VECTOR 1
+#else
+#define CYNET_GEMM_VECTOR 0
+#endif
 
 #define CYNET_GEMM_MR 6
 #define CYNET_GEMM_NB 6
@@ -83,7 +95,7 @@ static inline Py_ssize_t cynet_gemm_packed_size(Py_ssize_t M, Py_ssize_t K, Py_s
 #define CYNET_GEMM_PACK(T, S)                                                                     \
 /* Ap <- A packed for products with N columns: panels of H rows, each K rows of H values; the   \
    loops run along A's unit stride (a row-major weight is read row by row, its transpose too) */ \
-static void cynet_gemm_pack_##S(const T* A, Py_ssize_t sam, Py_ssize_t sak,                       \
+CYNET_UNUSED static void cynet_gemm_pack_##S(const T* A, Py_ssize_t sam, Py_ssize_t sak,                       \
                                 Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, T* Ap) {                \
     Py_ssize_t p, k, r, H = cynet_gemm_height(M, N, sizeof(T));                                \
     for (p = 0; p < M; p += H, Ap += H * K) {                                                     \
@@ -155,7 +167,7 @@ CYNET_GEMM_TILE(cynet_tile_d8, double, cynet_d8, 8)
    A + m * sa + k * sk, and a last panel of fewer than MR rows is packed, zero-padded, into
    `tail` (MR x K values after the tile of C) so that no row past M is read. */
 #define CYNET_GEMM_DRIVER(ATTR, NAME, T, WIDE, WW, NARROW, WN, PACKED)                           \
-ATTR static void NAME(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,       \
+ATTR CYNET_UNUSED static void NAME(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,       \
                       const T* B, Py_ssize_t sb, Py_ssize_t N, T* C, Py_ssize_t sc, T* tail) {    \
     Py_ssize_t p, j, k, r, n, rows, NP = (N + WN - 1) / WN * WN, ldb = sb, ldc = sc, asa, ask;    \
     const T* b = B;                                                                               \
@@ -257,7 +269,7 @@ CYNET_GEMM_CDRIVER(cynet_gemmc_f, float, cynet_ctile_f16, 16)
 CYNET_GEMM_CDRIVER(cynet_gemmc_d, double, cynet_ctile_d8, 8)
 
 #define CYNET_GEMM_ENTRY(T, S)                                                                    \
-static void cynet_gemm_##S(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb,    \
+CYNET_UNUSED static void cynet_gemm_##S(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb,    \
                            Py_ssize_t N, T* C, Py_ssize_t sc, T* tail) {                          \
     if (cynet_gemm_cols(M, N, sizeof(T)))                                                         \
         cynet_gemmc_##S(Ap, M, K, B, sb, N, C, sc, tail);                                         \
@@ -266,7 +278,7 @@ static void cynet_gemm_##S(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, 
     else                                                                                          \
         cynet_gemm256_##S(Ap, 1, CYNET_GEMM_MR, M, K, B, sb, N, C, sc, tail);                     \
 }                                                                                                 \
-static void cynet_gemms_##S(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K, \
+CYNET_UNUSED static void cynet_gemms_##S(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K, \
                             const T* B, Py_ssize_t sb, Py_ssize_t N, T* C, Py_ssize_t sc,         \
                             T* tail) {                                                            \
     if (cynet_gemm_has512())                                                                      \
@@ -288,7 +300,7 @@ CYNET_GEMM_ENTRY(double, d)
 #else  /* no vector extensions: a plain loop over the row scheme (same results up to rounding) */
 
 #define CYNET_GEMM_PLAIN(T, S)                                                                    \
-static void cynet_gemm_##S(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb,    \
+CYNET_UNUSED static void cynet_gemm_##S(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb,    \
                            Py_ssize_t N, T* C, Py_ssize_t sc, T* tail) {                          \
     Py_ssize_t p, r, n, k, m; T s;                                                                \
     (void)tail;                                                                                   \
@@ -304,7 +316,7 @@ CYNET_GEMM_PLAIN(float, f)
 CYNET_GEMM_PLAIN(double, d)
 
 #define CYNET_GEMMS_PLAIN(T, S)                                                                   \
-static void cynet_gemms_##S(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K, \
+CYNET_UNUSED static void cynet_gemms_##S(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K, \
                             const T* B, Py_ssize_t sb, Py_ssize_t N, T* C, Py_ssize_t sc,         \
                             T* tail) {                                                            \
     Py_ssize_t m, n, k; T s;                                                                      \
