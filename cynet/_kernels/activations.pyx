@@ -22,6 +22,7 @@ from cython.parallel cimport prange
 from libc.math cimport exp, expm1, log, log1p, log1pf, tanh
 from libc.stdint cimport int32_t, int64_t
 
+from cynet._kernels._check cimport CY_AT, CY_SPAN
 from cynet._kernels._common cimport dtype_of
 from cynet._kernels._openmp cimport threads_for, COST_ROWS, COST_STREAM, COST_TRANSCENDENTAL
 
@@ -205,8 +206,8 @@ cdef inline floating _sce_sparse_row(const floating* z, int64_t label, floating*
     cdef Py_ssize_t j
     for j in range(k):
         g[j] = g[j] * inv
-    g[label] -= 1
-    return <floating>(log(s) - <double>(z[label] - m))
+    g[CY_AT(label, k)] -= 1
+    return <floating>(log(s) - <double>(z[CY_AT(label, k)] - m))
 
 
 cdef inline floating _sce_dense_row(const floating* z, const floating* t, floating* g,
@@ -533,7 +534,7 @@ cdef object _map(int op, int cost, const floating[::1] a, const floating[::1] b,
         pc = &c[0]
         po = &out[0]
         for k in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, cost)):
-            lo = k * CHUNK
+            lo = CY_SPAN(k * CHUNK, min(CHUNK, n - k * CHUNK), n)
             _chunk(op, pa + lo, pb + lo, pc + lo, po + lo, po2 + lo if po2 != NULL else NULL, s,
                    min(CHUNK, n - lo))
     return (out_arr, out2_arr) if two_outputs else out_arr

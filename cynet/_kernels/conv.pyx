@@ -29,6 +29,7 @@ import numpy as np
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 
+from cynet._kernels._check cimport CY_AT, CY_SPAN, CYNET_CHECKED
 from cynet._kernels._common cimport add_n, copy_n, dtype_of, zero_n
 from cynet._kernels._gemm cimport CYNET_GEMM_VECTOR, gemms, gemms_tail
 from cynet._kernels._omp cimport omp_get_max_threads
@@ -37,6 +38,8 @@ from cynet._kernels._openmp import thread_policy, set_thread_policy
 from cynet._kernels._windows import conv_geometry as _geometry
 
 __all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward"]
+
+_CHECKED = bool(CYNET_CHECKED)   # built with CYNET_DEBUG_BUILD=1: CY_AT / CY_SPAN check the loops
 
 
 cdef struct Geom:
@@ -78,22 +81,23 @@ def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_m
 # inner loops
 
 cdef void _im2col_row(const floating* x, floating* dst, Py_ssize_t r, Geom g) noexcept nogil:
-    """Patch rows of output row r = n*OH + oh: OW rows of K = KH*KW*C elements at dst."""
+    """Patch rows of output row r = n*OH + oh: OW rows of K = KH*KW*C elements at dst.
+    (CY_SPAN: every run read from x and written to dst checked in the debug build.)"""
     cdef Py_ssize_t n = r // g.OH
     cdef Py_ssize_t oh = r - n * g.OH
-    cdef Py_ssize_t C = g.C, K = g.KH * g.KW * g.C, seg = g.KW * g.C
+    cdef Py_ssize_t C = g.C, K = g.KH * g.KW * g.C, seg = g.KW * g.C, HWC = g.H * g.W * g.C
     cdef Py_ssize_t ow, kh, kw, ih, iw, iw0
-    cdef const floating* xn = x + n * g.H * g.W * C
+    cdef const floating* xn = x + CY_SPAN(n * HWC, HWC, g.N * HWC)
     cdef floating* d
     for ow in range(g.OW):
         iw0 = ow * g.sw - g.pl
-        d = dst + ow * K
+        d = dst + CY_SPAN(ow * K, K, g.OW * K)
         if g.dw == 1 and iw0 >= 0 and iw0 + g.KW <= g.W:
             # the KW*C elements of each window row are contiguous in x
             for kh in range(g.KH):
                 ih = oh * g.sh - g.pt + kh * g.dh
                 if ih >= 0 and ih < g.H:
-                    copy_n(d + kh * seg, xn + (ih * g.W + iw0) * C, seg)
+                    copy_n(d + kh * seg, xn + CY_SPAN((ih * g.W + iw0) * C, seg, HWC), seg)
                 else:
                     zero_n(d + kh * seg, seg)
         else:
@@ -105,7 +109,7 @@ cdef void _im2col_row(const floating* x, floating* dst, Py_ssize_t r, Geom g) no
                 for kw in range(g.KW):
                     iw = iw0 + kw * g.dw
                     if iw >= 0 and iw < g.W:
-                        copy_n(d + kh * seg + kw * C, xn + (ih * g.W + iw) * C, C)
+                        copy_n(d + kh * seg + kw * C, xn + CY_SPAN((ih * g.W + iw) * C, C, HWC), C)
                     else:
                         zero_n(d + kh * seg + kw * C, C)
 
@@ -118,7 +122,7 @@ cdef void _col2im_row(const floating* dcols, floating* dx, Py_ssize_t n, Py_ssiz
     cdef Py_ssize_t kh, kw, t, oh, ow, iw0, iw, oh_lo, oh_hi
     cdef Py_ssize_t top = ih + g.pt               # the row's index in the padded input
     cdef Py_ssize_t ext = (g.KH - 1) * g.dh
-    cdef floating* dxr = dx + (n * g.H + ih) * g.W * C
+    cdef floating* dxr = dx + CY_SPAN((n * g.H + ih) * g.W * C, g.W * C, g.N * g.H * g.W * C)
     cdef const floating* src
     cdef const floating* s
     # output rows oh whose window covers the row: 0 <= top - oh*sh <= ext (a multiple of dh);
@@ -139,7 +143,8 @@ cdef void _col2im_row(const floating* dcols, floating* dx, Py_ssize_t n, Py_ssiz
             kh = t // g.dh
         else:
             continue
-        src = dcols + (n * g.OH + oh - r0) * g.OW * K + kh * seg
+        src = (dcols + CY_SPAN((n * g.OH + oh - r0) * g.OW * K, g.OW * K, (r1 - r0) * g.OW * K)
+               + CY_AT(kh, g.KH) * seg)
         # kw outside, ow inside: successive adds go to different pixels of the row. (Adding
         # whole overlapping KW*C segments makes each vector load wait on the previous,
         # partially overlapping store when C is not a multiple of the vector width.)
@@ -150,12 +155,12 @@ cdef void _col2im_row(const floating* dcols, floating* dx, Py_ssize_t n, Py_ssiz
                 for ow in range(g.OW):
                     iw = iw0 + ow * g.sw
                     if iw >= 0 and iw < g.W:
-                        dxr[iw] += s[ow * K]
+                        dxr[CY_AT(iw, g.W)] += s[ow * K]
             else:
                 for ow in range(g.OW):
                     iw = iw0 + ow * g.sw
                     if iw >= 0 and iw < g.W:
-                        add_n(dxr + iw * C, s + ow * K, C)
+                        add_n(dxr + CY_SPAN(iw * C, C, g.W * C), s + ow * K, C)
 
 
 cdef void _im2col_block(const floating* x, floating* cols, Py_ssize_t r0, Py_ssize_t r1,
@@ -165,7 +170,7 @@ cdef void _im2col_block(const floating* x, floating* cols, Py_ssize_t r0, Py_ssi
     cdef Py_ssize_t rowlen = g.OW * g.KH * g.KW * g.C
     cdef int nt = threads_for((r1 - r0) * rowlen, COST_CONV)
     for r in prange(r0, r1, schedule="static", num_threads=nt):
-        _im2col_row(x, cols + (r - r0) * rowlen, r, g)
+        _im2col_row(x, cols + CY_SPAN((r - r0) * rowlen, rowlen, (r1 - r0) * rowlen), r, g)
 
 
 cdef void _col2im_block(const floating* dcols, floating* dx, Py_ssize_t r0, Py_ssize_t r1,
@@ -192,7 +197,7 @@ cdef void _sum_rows(const floating* a, floating* scratch, double* acc, Py_ssize_
     cdef int nt = threads_for(m * F, COST_CONV)
     zero_n(scratch, nt * F)
     for i in prange(m, schedule="static", num_threads=nt):
-        add_n(scratch + threadid() * F, a + i * F, F)
+        add_n(scratch + CY_SPAN(threadid() * F, F, nt * F), a + CY_SPAN(i * F, F, m * F), F)
     for t in range(nt):
         for f in range(F):
             acc[f] += scratch[t * F + f]
@@ -202,7 +207,7 @@ cdef void _add_bias(floating* y, const floating* b, Py_ssize_t m, Py_ssize_t F) 
     """y[i, :] += b for the m rows of an (m, F) row-major block."""
     cdef Py_ssize_t i
     for i in prange(m, schedule="static", num_threads=threads_for(m * F, COST_CONV)):
-        add_n(y + i * F, b, F)
+        add_n(y + CY_SPAN(i * F, F, m * F), b, F)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -239,8 +244,9 @@ cdef void _team_forward(const floating* x, const floating* w, const floating* b,
                 r1 = hi
             m = (r1 - r0) * OW
             for r in range(r0, r1):
-                _im2col_row(x, cols + (r - r0) * OW * K, r, g)
-            gemms(cols, K, 1, m, K, w, F, F, y + r0 * OW * F, F, cols + m * K + K * F)
+                _im2col_row(x, cols + CY_SPAN((r - r0) * OW * K, OW * K, br * OW * K), r, g)
+            gemms(cols, K, 1, m, K, w, F, F, y + CY_SPAN(r0 * OW * F, m * F, g.N * g.OH * OW * F), F,
+                  cols + m * K + K * F)
             if b != NULL:
                 for i in range(m):
                     add_n(y + (r0 * OW + i) * F, b, F)
@@ -276,9 +282,9 @@ cdef void _team_backward(const floating* x, const floating* dy, const floating* 
             m = (r1 - r0) * OW
             part = cols + m * K
             tail = part + K * F
-            dyb = dy + r0 * OW * F
+            dyb = dy + CY_SPAN(r0 * OW * F, m * F, g.N * g.OH * OW * F)
             for r in range(r0, r1):
-                _im2col_row(x, cols + (r - r0) * OW * K, r, g)
+                _im2col_row(x, cols + CY_SPAN((r - r0) * OW * K, OW * K, br * OW * K), r, g)
             # dkernel += cols^T @ dy_block (A = cols^T: rows k adjacent, k-th row strided by K)
             gemms(cols, 1, K, K, m, dyb, F, F, part, F, tail)
             add_n(dk, part, K * F)
@@ -326,6 +332,25 @@ cdef Py_ssize_t _block_rows(Geom g, Py_ssize_t itemsize, bint per_thread=False):
     if br > g.N * g.OH:
         br = g.N * g.OH
     return br
+
+
+def _debug_im2col_row(const floating[:, :, :, ::1] x, Py_ssize_t r, Py_ssize_t KH, Py_ssize_t KW,
+                      Py_ssize_t pt, Py_ssize_t pb, Py_ssize_t pl, Py_ssize_t pr, Py_ssize_t sh,
+                      Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw):
+    """Debug-build test hook: the patch rows (OW, KH*KW*C) of output row r, with r NOT checked
+    against the batch, so that a test can show the checked build (CYNET_DEBUG_BUILD=1) aborting
+    at the overrun that r >= N * OH would be (tests/kernels/test_debug_build.py). RuntimeError in
+    a normal build, where nothing would stop it."""
+    if not CYNET_CHECKED:
+        raise RuntimeError("_debug_im2col_row runs only in a CYNET_DEBUG_BUILD=1 build")
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
+    cols = np.zeros((OW, KH * KW * C), dtype=dtype_of(<floating>0))
+    cdef floating[:, ::1] c = cols
+    with nogil:
+        _im2col_row(&x[0, 0, 0, 0], &c[0, 0], r, g)
+    return cols
 
 
 def _check_conv_args(C, kshape):

@@ -40,6 +40,7 @@
 #ifndef CYNET_GEMM_H
 #define CYNET_GEMM_H
 #include "cynet_simd.h"
+#include "cynet_check.h"   /* CY_AT: the scratch accesses below are checked in the debug build */
 
 /* 1 where the vector kernels are built (GCC vector extensions): then these products beat a BLAS
    call on the sizes the kernels use; the plain fallback below would not. */
@@ -165,19 +166,23 @@ CYNET_GEMM_TILE(cynet_tile_d8, double, cynet_d8, 8)
    zero-padded to NP columns, and each panel's tile of C goes through `tail` too (NP x MR values
    after B). PACKED (a constant): A is packed panels (sa, sk unused); else A[m, k] is at
    A + m * sa + k * sk, and a last panel of fewer than MR rows is packed, zero-padded, into
-   `tail` (MR x K values after the tile of C) so that no row past M is read. */
+   `tail` (MR x K values after the tile of C) so that no row past M is read. Every scalar access
+   to `tail` is checked against its documented size (TN) in the debug build. */
 #define CYNET_GEMM_DRIVER(ATTR, NAME, T, WIDE, WW, NARROW, WN, PACKED)                           \
 ATTR CYNET_UNUSED static void NAME(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,       \
                       const T* B, Py_ssize_t sb, Py_ssize_t N, T* C, Py_ssize_t sc, T* tail) {    \
     Py_ssize_t p, j, k, r, n, rows, NP = (N + WN - 1) / WN * WN, ldb = sb, ldc = sc, asa, ask;    \
+    const Py_ssize_t TN = (PACKED) ? CYNET_GEMM_TAIL(K, N) : CYNET_GEMMS_TAIL(K, N);            \
+    (void)TN;   /* read by CY_AT only in the debug build */                                       \
     const T* b = B;                                                                               \
     const T* ap;                                                                                  \
     T* ct = tail + K * NP;                                                                        \
     T* pk = ct + NP * CYNET_GEMM_MR;                                                              \
     if (NP != N) {                                                                                \
         for (k = 0; k < K; k++)                                                                   \
-            for (n = 0; n < NP; n++) tail[k * NP + n] = n < N ? B[k * sb + n] : (T)0;             \
+            for (n = 0; n < NP; n++) tail[CY_AT(k * NP + n, TN)] = n < N ? B[k * sb + n] : (T)0;  \
         b = tail; ldb = NP; ldc = NP;                                                             \
+        (void)CY_SPAN(K * NP, NP * CYNET_GEMM_MR, TN);   /* the tile of C after B */               \
     }                                                                                             \
     for (p = 0; p * CYNET_GEMM_MR < M; p++) {                                                     \
         T* cp = C + p * CYNET_GEMM_MR * sc;                                                       \
@@ -189,7 +194,8 @@ ATTR CYNET_UNUSED static void NAME(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_
             if (rows < CYNET_GEMM_MR) {                                                           \
                 for (k = 0; k < K; k++)                                                           \
                     for (r = 0; r < CYNET_GEMM_MR; r++)                                           \
-                        pk[k * CYNET_GEMM_MR + r] = r < rows ? ap[r * sa + k * sk] : (T)0;        \
+                        pk[CY_AT(k * CYNET_GEMM_MR + r, TN - (pk - tail))] =                      \
+                            r < rows ? ap[r * sa + k * sk] : (T)0;                                \
                 ap = pk; asa = 1; ask = CYNET_GEMM_MR;                                            \
             }                                                                                     \
         }                                                                                         \
@@ -199,7 +205,7 @@ ATTR CYNET_UNUSED static void NAME(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_
         for (; j < NP; j += WN) NARROW(ap, asa, ask, b + j, ldb, K, out + j, ldc, rows, 0);       \
         if (NP != N)                                                                              \
             for (r = 0; r < rows; r++)                                                            \
-                for (n = 0; n < N; n++) cp[r * sc + n] = ct[r * NP + n];                          \
+                for (n = 0; n < N; n++) cp[r * sc + n] = ct[CY_AT(r * NP + n, NP * CYNET_GEMM_MR)]; \
     }                                                                                             \
 }
 CYNET_GEMM_DRIVER(CYNET_CLONES, cynet_gemm256_f, float, cynet_tile_f8, 8, cynet_tile_f8, 8, 1)
@@ -247,7 +253,7 @@ __attribute__((target("arch=x86-64-v4"))) static void NAME(                     
     Py_ssize_t p, t, k, j, n0, rows, nt = (N + CYNET_GEMM_NB - 1) / CYNET_GEMM_NB;                \
     int nb;                                                                                       \
     for (k = 0; k < K; k++)                                                                       \
-        for (j = 0; j < N; j++) bt[k * N + j] = B[k * sb + j];                                    \
+        for (j = 0; j < N; j++) bt[CY_AT(k * N + j, CYNET_GEMM_TAIL(K, N))] = B[k * sb + j];      \
     for (p = 0; p < M; p += 2 * W) {                                                              \
         const T* ap = Ap + p * K;                                                                 \
         rows = M - p < 2 * W ? M - p : 2 * W;                                                     \

@@ -24,6 +24,7 @@ from libc.math cimport sqrt
 
 import numpy as np
 
+from cynet._kernels._check cimport CY_SPAN
 from cynet._kernels._common cimport dtype_of
 from cynet._kernels._openmp cimport threads_for, COST_WINDOW
 
@@ -159,8 +160,8 @@ cdef void _moments_pass(const floating* x, Py_ssize_t M, Py_ssize_t C, int nt,
     for t in prange(nt, schedule="static", num_threads=nt):
         r0 = (t * M) // nt
         r1 = ((t + 1) * M) // nt
-        p = part + 4 * C * t
-        _block_moments(x + r0 * C, r1 - r0, C, p, p + C, p + 2 * C, p + 3 * C)
+        p = part + CY_SPAN(4 * C * t, 4 * C, 4 * C * nt)
+        _block_moments(x + CY_SPAN(r0 * C, (r1 - r0) * C, M * C), r1 - r0, C, p, p + C, p + 2 * C, p + 3 * C)
     # merge the per-thread partials in thread order (Chan)
     for c in range(C):
         mean[c] = part[c]
@@ -169,7 +170,7 @@ cdef void _moments_pass(const floating* x, Py_ssize_t M, Py_ssize_t C, int nt,
     for t in range(1, nt):
         n_b = <double>(((t + 1) * M) // nt - (t * M) // nt)
         f = n_b / (n_a + n_b)
-        p = part + 4 * C * t
+        p = part + CY_SPAN(4 * C * t, 4 * C, 4 * C * nt)
         for c in range(C):
             d = p[c] - mean[c]
             mean[c] += d * f
@@ -186,7 +187,8 @@ cdef void _normalize_pass(const floating* x, floating* y, Py_ssize_t M, Py_ssize
     for t in prange(nt, schedule="static", num_threads=nt):
         r0 = (t * M) // nt
         r1 = ((t + 1) * M) // nt
-        _normalize_rows(x + r0 * C, y + r0 * C, r1 - r0, C, m, s, b)
+        _normalize_rows(x + CY_SPAN(r0 * C, (r1 - r0) * C, M * C), y + CY_SPAN(r0 * C, (r1 - r0) * C, M * C),
+                        r1 - r0, C, m, s, b)
 
 
 cdef void _grad_sums_pass(const floating* dy, const floating* x, Py_ssize_t M, Py_ssize_t C,
@@ -199,13 +201,14 @@ cdef void _grad_sums_pass(const floating* dy, const floating* x, Py_ssize_t M, P
     for t in prange(nt, schedule="static", num_threads=nt):
         r0 = (t * M) // nt
         r1 = ((t + 1) * M) // nt
-        p = part + 2 * C * t
-        _block_grad_sums(dy + r0 * C, x + r0 * C, r1 - r0, C, m, p, p + C)
+        p = part + CY_SPAN(2 * C * t, 2 * C, 2 * C * nt)
+        _block_grad_sums(dy + CY_SPAN(r0 * C, (r1 - r0) * C, M * C), x + CY_SPAN(r0 * C, (r1 - r0) * C, M * C),
+                         r1 - r0, C, m, p, p + C)
     for c in range(C):
         sb[c] = part[c]
         sg[c] = part[C + c]
     for t in range(1, nt):
-        p = part + 2 * C * t
+        p = part + CY_SPAN(2 * C * t, 2 * C, 2 * C * nt)
         for c in range(C):
             sb[c] += p[c]
             sg[c] += p[C + c]
@@ -219,7 +222,8 @@ cdef void _dx_pass(const floating* dy, const floating* x, floating* dx, Py_ssize
     for t in prange(nt, schedule="static", num_threads=nt):
         r0 = (t * M) // nt
         r1 = ((t + 1) * M) // nt
-        _dx_rows(dy + r0 * C, x + r0 * C, dx + r0 * C, r1 - r0, C, m, a, b, k)
+        _dx_rows(dy + CY_SPAN(r0 * C, (r1 - r0) * C, M * C), x + CY_SPAN(r0 * C, (r1 - r0) * C, M * C),
+                 dx + CY_SPAN(r0 * C, (r1 - r0) * C, M * C), r1 - r0, C, m, a, b, k)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ all of the same length; the scalars are already in the variable's dtype.
 from cython cimport floating
 from cython.parallel cimport prange
 
+from cynet._kernels._check cimport CY_SPAN
 from cynet._kernels._openmp cimport threads_for, COST_UPDATE
 
 cdef extern from "cynet_optim.h" nogil:
@@ -43,7 +44,7 @@ def adam_update(floating[::1] variable not None, const floating[::1] gradient no
     if v_hat is not None:
         vh = &v_hat[0]
     for c in prange(chunks, nogil=True, schedule="static", num_threads=threads_for(n, COST_UPDATE)):
-        lo = c * CHUNK
+        lo = CY_SPAN(c * CHUNK, min(CHUNK, n - c * CHUNK), n)
         hi = min(lo + CHUNK, n)
         if floating is float:
             cynet_adam_f(&variable[lo], &gradient[lo], &m[lo], &v[lo], vh + lo if vh != NULL else NULL,
@@ -61,7 +62,7 @@ def sgd_momentum_update(floating[::1] variable not None, const floating[::1] gra
     if n == 0:
         return
     for c in prange(chunks, nogil=True, schedule="static", num_threads=threads_for(n, COST_UPDATE)):
-        lo = c * CHUNK
+        lo = CY_SPAN(c * CHUNK, min(CHUNK, n - c * CHUNK), n)
         hi = min(lo + CHUNK, n)
         if floating is float:
             cynet_sgd_f(&variable[lo], &gradient[lo], &momentums[lo], hi - lo, learning_rate, momentum, nesterov)

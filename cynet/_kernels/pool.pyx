@@ -22,6 +22,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
+from cynet._kernels._check cimport CY_AT, CY_SPAN
 from cynet._kernels._common cimport add_n, dtype_of, imax, imin
 from cynet._kernels._openmp cimport threads_for, COST_WINDOW
 from cynet._kernels._windows import pool_geometry as _geometry, positive as _positive
@@ -131,9 +132,11 @@ cdef void _zero_uncovered(floating* dx, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C
     cdef Py_ssize_t h
     if col_end < W:
         for h in range(row_end):
-            memset(dx + (h * W + col_end) * C, 0, (W - col_end) * C * sizeof(floating))
+            memset(dx + CY_SPAN((h * W + col_end) * C, (W - col_end) * C, H * W * C), 0,
+                   (W - col_end) * C * sizeof(floating))
     if row_end < H:
-        memset(dx + row_end * W * C, 0, (H - row_end) * W * C * sizeof(floating))
+        memset(dx + CY_SPAN(row_end * W * C, (H - row_end) * W * C, H * W * C), 0,
+               (H - row_end) * W * C * sizeof(floating))
 
 
 # ----------------------------------------------------------------------------- 2x2 / stride 2 / valid (nogil)
@@ -154,10 +157,10 @@ cdef void _max_bwd_2x2_image(const floating* dy, const int* am, floating* dx,
     _zero_uncovered(dx, H, W, C, 2 * OH, 2 * OW)
     for oh in range(OH):
         for ow in range(OW):
-            r0 = dx + (2 * oh * W + 2 * ow) * C
+            r0 = dx + CY_SPAN((2 * oh * W + 2 * ow) * C, W * C + 2 * C, H * W * C)   # the 2x2 window
             r1 = r0 + W * C
-            g = dy + (oh * OW + ow) * C
-            ar = am + (oh * OW + ow) * C
+            g = dy + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
+            ar = am + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
             for c in range(C):
                 # Selects into locals first, stores after: this form vectorises.
                 v = g[c]
@@ -181,9 +184,9 @@ cdef void _avg_fwd_2x2_image(const floating* x, floating* y,
     cdef floating quarter = 0.25
     for oh in range(OH):
         for ow in range(OW):
-            r0 = x + (2 * oh * W + 2 * ow) * C
+            r0 = x + CY_SPAN((2 * oh * W + 2 * ow) * C, W * C + 2 * C, 2 * OH * W * C)   # the 2x2 window
             r1 = r0 + W * C
-            yr = y + (oh * OW + ow) * C
+            yr = y + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
             for c in range(C):
                 yr[c] = (((r0[c] + r0[C + c]) + r1[c]) + r1[C + c]) * quarter
 
@@ -211,14 +214,14 @@ cdef void _max_fwd_image(const floating* x, floating* y, int* am,
             w0 = ow * sw - pl
             ws = imax(w0, 0)
             we = imin(w0 + pw, W)
-            yr = y + (oh * OW + ow) * C
-            ar = am + (oh * OW + ow) * C
+            yr = y + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
+            ar = am + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
             # The first real cell starts the running max; padded cells never take part.
-            _copy_with_index(x + (hs * W + ws) * C, yr, ar, <int>((hs - h0) * pw + ws - w0), C)
+            _copy_with_index(x + CY_SPAN((hs * W + ws) * C, C, H * W * C), yr, ar, <int>((hs - h0) * pw + ws - w0), C)
             for h in range(hs, he):
                 for w in range(ws, we):
                     if h != hs or w != ws:
-                        _max_update(x + (h * W + w) * C, yr, ar, <int>((h - h0) * pw + w - w0), C)
+                        _max_update(x + CY_SPAN((h * W + w) * C, C, H * W * C), yr, ar, <int>((h - h0) * pw + w - w0), C)
 
 
 cdef bint _max_bwd_image(const floating* dy, const int* am, floating* dx,
@@ -248,16 +251,16 @@ cdef bint _max_bwd_image(const floating* dy, const int* am, floating* dx,
             w0 = ow * sw - pl
             ws = imax(w0, 0)
             we = imin(w0 + pw, W)
-            g = dy + (oh * OW + ow) * C
-            ar = am + (oh * OW + ow) * C
+            g = dy + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
+            ar = am + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
             # An argmax naming a padded cell matches no real offset: its gradient goes nowhere.
             for h in range(hs, he):
                 for w in range(ws, we):
                     k = <int>((h - h0) * pw + w - w0)
                     if tiled:
-                        _store_routed(dx + (h * W + w) * C, g, ar, k, C)
+                        _store_routed(dx + CY_SPAN((h * W + w) * C, C, H * W * C), g, ar, k, C)
                     else:
-                        _add_routed(dx + (h * W + w) * C, g, ar, k, C)
+                        _add_routed(dx + CY_SPAN((h * W + w) * C, C, H * W * C), g, ar, k, C)
     return False
 
 
@@ -278,12 +281,12 @@ cdef void _avg_fwd_image(const floating* x, floating* y,
             w0 = ow * sw - pl
             ws = imax(w0, 0)
             we = imin(w0 + pw, W)
-            yr = y + (oh * OW + ow) * C
-            memcpy(yr, x + (hs * W + ws) * C, C * sizeof(floating))
+            yr = y + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
+            memcpy(yr, x + CY_SPAN((hs * W + ws) * C, C, H * W * C), C * sizeof(floating))
             for h in range(hs, he):
                 for w in range(ws, we):
                     if h != hs or w != ws:
-                        add_n(yr, x + (h * W + w) * C, C)
+                        add_n(yr, x + CY_SPAN((h * W + w) * C, C, H * W * C), C)
             _scale(yr, <floating>(1.0 / <double>((he - hs) * (we - ws))), C)
 
 
@@ -307,14 +310,14 @@ cdef void _avg_bwd_image(const floating* dy, floating* dx,
             w0 = ow * sw - pl
             ws = imax(w0, 0)
             we = imin(w0 + pw, W)
-            g = dy + (oh * OW + ow) * C
+            g = dy + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
             inv = <floating>(1.0 / <double>((he - hs) * (we - ws)))
             for h in range(hs, he):
                 for w in range(ws, we):
                     if tiled:
-                        _store_scaled(dx + (h * W + w) * C, g, inv, C)
+                        _store_scaled(dx + CY_SPAN((h * W + w) * C, C, H * W * C), g, inv, C)
                     else:
-                        _add_scaled(dx + (h * W + w) * C, g, inv, C)
+                        _add_scaled(dx + CY_SPAN((h * W + w) * C, C, H * W * C), g, inv, C)
 
 
 # ----------------------------------------------------------------------------- max pool
@@ -442,7 +445,7 @@ def global_avg_pool2d_forward(const floating[:, :, :, ::1] x):
         for n in prange(N, schedule="static", num_threads=nt):
             memcpy(&yv[n, 0], &x[n, 0, 0, 0], C * sizeof(floating))
             for i in range(1, HW):
-                add_n(&yv[n, 0], &x[n, 0, 0, 0] + i * C, C)
+                add_n(&yv[n, 0], &x[n, 0, 0, 0] + CY_SPAN(i * C, C, HW * C), C)
             for i in range(C):
                 yv[n, i] = yv[n, i] / count
     return y
@@ -467,7 +470,7 @@ def global_avg_pool2d_backward(const floating[:, ::1] dy, Py_ssize_t H, Py_ssize
             for i in range(C):
                 row[i] = dy[n, i] / count
             for i in range(1, HW):
-                memcpy(row + i * C, row, C * sizeof(floating))
+                memcpy(row + CY_SPAN(i * C, C, HW * C), row, C * sizeof(floating))
     return dx
 
 
@@ -490,7 +493,7 @@ def global_max_pool2d_forward(const floating[:, :, :, ::1] x):
         for n in prange(N, schedule="static", num_threads=nt):
             _copy_with_index(&x[n, 0, 0, 0], &yv[n, 0], &av[n, 0], 0, C)
             for i in range(1, HW):
-                _max_update(&x[n, 0, 0, 0] + i * C, &yv[n, 0], &av[n, 0], <int>i, C)
+                _max_update(&x[n, 0, 0, 0] + CY_SPAN(i * C, C, HW * C), &yv[n, 0], &av[n, 0], <int>i, C)
     return y, argmax
 
 
@@ -522,7 +525,7 @@ def global_max_pool2d_backward(const floating[:, ::1] dy, const int[:, ::1] argm
             img = &dxv[n, 0, 0, 0]
             memset(img, 0, HW * C * sizeof(floating))
             for i in range(C):
-                img[argmax[n, i] * C + i] = dy[n, i]
+                img[CY_AT(argmax[n, i] * C + i, HW * C)] = dy[n, i]
     return dx
 
 
@@ -551,9 +554,9 @@ def upsampling2d_forward(const floating[:, :, :, ::1] x, Py_ssize_t size_h, Py_s
                 for w in range(W):
                     src = &x[n, h, w, 0]
                     for j in range(size_w):
-                        memcpy(out + (w * size_w + j) * C, src, C * sizeof(floating))
+                        memcpy(out + CY_SPAN((w * size_w + j) * C, C, row_len), src, C * sizeof(floating))
                 for i in range(1, size_h):
-                    memcpy(out + i * row_len, out, row_len * sizeof(floating))
+                    memcpy(out + CY_SPAN(i * row_len, row_len, size_h * row_len), out, row_len * sizeof(floating))
     return y
 
 
