@@ -38,8 +38,8 @@ cdef Py_ssize_t CHUNK = 16384
 #   will not turn `c ? a : b` into a blend when a or b is arithmetic it can sink into a branch;
 #   `_sel` selects with bit masks between values already computed instead.
 # - exp is written out for x <= 0 (Cody-Waite range reduction and the Cephes expf polynomial,
-#   ~1 ulp, no libm call): a scalar libm expf costs ~5-10 ns per element, an order of magnitude
-#   more than NumPy's SIMD exp. Every exp in this module has an argument <= 0 (shifted logits,
+#   ~1 ulp, no libm call): a scalar libm call per element keeps the whole loop scalar, an order
+#   of magnitude slower than NumPy's SIMD exp (bench/README.md, "Activations"). Every exp in this module has an argument <= 0 (shifted logits,
 #   -|x|, min(x, 0)), so it never overflows; NaN propagates; below -87 it returns 0.
 # - float32 tanh is cynet_simd.h's, in a C loop built by CYNET_CLONES for AVX2 and AVX-512.
 # float64 loops call libm (exp, expm1, tanh, log1p): the SSE2 baseline has no 64-bit integer

@@ -15,9 +15,9 @@ matrix stays in its core's cache:
             dcols = dy_block @ W^T into the patch buffer and col2im into the block's images.
             The threads' partial dkernel / dbias are added in thread order after the team.
 The products are single-threaded and need no GIL, so nothing waits beside the team: with
-NumPy's BLAS, its spinning workers and the OpenMP team took turns on the same cores
-(conv N64 on 2 threads: 54 -> 40 ms; on 1 thread the in-place products also beat the BLAS's
-packing, 92 -> 75 ms).
+NumPy's BLAS, its spinning workers and the OpenMP team took turns on the same cores; and the
+in-place products skip the BLAS's packing of a patch matrix that is already in cache (the
+measurements: bench/README.md, "Convolution").
 BLAS path (1x1 windows whose patch matrix is x itself, batches of fewer images than the
 threads the work calls for, builds without GCC vector extensions, _set_tuning(own_gemm=False)): blocks of output rows spanning images; per block an OpenMP
 region for im2col (prange over output rows), one np.matmul with out=, and for the backward
@@ -48,7 +48,7 @@ cdef struct Geom:
 
 # Tuning (see _set_tuning). On one thread, and for each thread of a team, the patch matrix of
 # a block takes about _block_bytes, so that it, the block's output and the weights stay in the
-# core's L2 cache (128 KiB to 1 MiB measured within noise on the team path). On the BLAS path
+# core's L2 cache (the size is not critical within a factor of a few: bench/README.md). On the BLAS path
 # with nt > 1 threads every block costs a few thread hand-overs (an OpenMP region, then the
 # BLAS's own threads), so blocks grow to nt * _block_bytes_mt. A block has at least nt * _min_block_m rows (the GEMM's M)
 # when the batch has that many; a parallel region's team size is the thread policy's (COST_CONV).
@@ -364,8 +364,8 @@ def _check_conv_args(C, kshape):
 cdef inline int _team_size(Geom g) noexcept nogil:
     """Threads of a team pass (the thread policy's count for its patch elements, as the BLAS path's regions), or
     0 when the batch has fewer images than that: a team owns whole images, so it would leave
-    threads idle, and the BLAS path splits rows instead (batch 1, 1000 filters, 2 threads: 24 ms
-    against the team's 43)."""
+    threads idle, and the BLAS path splits rows instead, which is then faster (bench/README.md,
+    "Convolution")."""
     cdef int nt = threads_for(g.N * g.OH * g.OW * g.KH * g.KW * g.C, COST_CONV)
     return nt if nt <= g.N else 0
 

@@ -6,9 +6,9 @@
    stay in cache for the block they belong to, so packing them would cost a pass for nothing.
 
    A recurrent layer multiplies the same weights A (M x K; M = gates * units, K = units) by a
-   thin B (K x N, N = batch) at every timestep. A BLAS call repacks A at every step (OpenBLAS
-   spends 14% of an LSTM's time in its copy routines at batch 32) and costs a Python call per
-   step. Here A is packed once into panels stored k-major; each step streams the panels past B,
+   thin B (K x N, N = batch) at every timestep. A BLAS call repacks A at every step (a profile
+   of an LSTM shows OpenBLAS's copy routines: bench/README.md, "Small GEMM") and costs a Python
+   call per step. Here A is packed once into panels stored k-major; each step streams the panels past B,
    which stays in L1/L2, and copies nothing.
 
    Layouts (T = float or double, suffix f / d):
@@ -23,15 +23,14 @@
    Two schemes; cynet_gemm_cols picks the cheaper for (M, N) and packs and multiplies alike.
    Row scheme (vectors along the batch): panels of CYNET_GEMM_MR rows; an MR x (two vectors)
    tile of C lives in 12 registers; each k loads two vectors of B, broadcasts MR values of A and
-   issues 2 * MR FMAs. Fastest when N is a multiple of the vector width (106 GFLOP/s here against
-   OpenBLAS's 87 at M 1024, K 256, N 32), but a ragged batch is computed padded: N 25 as 32.
+   issues 2 * MR FMAs. Fastest when N is a multiple of the vector width (where it beats OpenBLAS on
+   a recurrent step's shapes), but a ragged batch is computed padded: N 25 as 32.
    Column scheme (vectors along the gates; AVX-512 only): panels of two vectors of rows
    (CYNET_GEMM_MC); a (two vectors) x nb tile, nb <= CYNET_GEMM_NB columns, lives in 2 * nb
    registers; each k loads two vectors of A and broadcasts nb values of B. No padding of N, at
-   the price of transposing each finished tile through a small buffer. Measured over 60 steps
-   with the step's strided B and the caches disturbed between steps, N 25: 83-95 GFLOP/s
-   against the row scheme's 71-78 at M 1024, K 256, and 89-90 against 67-68 at M 256, K 1024;
-   at N 32 the row scheme stays 5-8% faster (93-101 against 86-93). Written with GCC vector extensions: 64-byte vectors in a build for AVX-512, 32-byte
+   the price of transposing each finished tile through a small buffer: faster than the row
+   scheme on a ragged N, slower on a multiple of the vector width, hence cynet_gemm_cols (the
+   measurements: bench/README.md, "Small GEMM"). Written with GCC vector extensions: 64-byte vectors in a build for AVX-512, 32-byte
    ones in CYNET_CLONES builds for the baseline and AVX2+FMA (row scheme), chosen at run time;
    other compilers get a plain loop.
 
@@ -244,8 +243,8 @@ CYNET_GEMM_CTILE(cynet_ctile_d8, double, cynet_d8, 8)
 /* The column scheme's panel loop: N split into the fewest tiles of at most NB columns, as
    even as possible (25 = 5 x 5), so that no tile is left with too few accumulators. B is first
    copied into `bt` as one contiguous K x N block: read in place, its rows lie a whole sequence
-   apart (measured at N 25: 80 against 89-95 GFLOP/s at M 1024, K 256; a copy tile by tile,
-   K x nb per tile, gave 70-72 against 89-90 at M 256, K 1024). */
+   apart, which the prefetchers do not follow, and a copy tile by tile (K x nb per tile) costs
+   more than the one copy (bench/README.md, "Small GEMM"). */
 #define CYNET_GEMM_CDRIVER(NAME, T, TILE, W)                                                      \
 __attribute__((target("arch=x86-64-v4"))) static void NAME(                                       \
         const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb, Py_ssize_t N, T* C,   \

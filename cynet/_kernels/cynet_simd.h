@@ -30,8 +30,8 @@
 
 /* Prefetch n elements of size sz at p (rw 0: read, 1: write). The recurrent step kernels read
    and write rows of one unit's N samples, a whole sequence (T * N elements) apart, which no
-   hardware prefetcher follows; fetching the rows of the unit CYNET_AHEAD units ahead made the
-   LSTM benchmark 4-6% faster, the GRU 2.6%. */
+   hardware prefetcher follows, so the kernels fetch the rows of the unit CYNET_AHEAD units
+   ahead (the gain: bench/README.md, "Recurrent layers"). */
 #if defined(__GNUC__)
 #define CYNET_PREFETCH(p, n, sz, rw) do {                                                   \
         const char* cynet_pf_ = (const char*)(p); Py_ssize_t cynet_pq_;                     \

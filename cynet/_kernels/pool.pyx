@@ -140,9 +140,9 @@ cdef void _zero_uncovered(floating* dx, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C
 
 
 # ----------------------------------------------------------------------------- 2x2 / stride 2 / valid (nogil)
-# The common case, where it measurably pays (float32, 1 thread, N64 32x32x64): the four cells of
-# a window are handled in one pass over the channels instead of four. Max forward and average
-# backward gain nothing from this and use the general path. Same arithmetic order as the general
+# The common case, where it pays (bench/README.md, "Pooling"): the four cells of a window are
+# handled in one pass over the channels instead of four, so each dx / y row is written once. Max
+# forward and average backward gain nothing from this and use the general path. Same arithmetic order as the general
 # path, so the results are identical.
 
 cdef void _max_bwd_2x2_image(const floating* dy, const int* am, floating* dx,
