@@ -34,7 +34,7 @@ from cynet._kernels._common cimport add_n, copy_n, dtype_of, zero_n
 from cynet._kernels._gemm cimport CYNET_GEMM_VECTOR, gemms, gemms_tail
 from cynet._kernels._omp cimport omp_get_max_threads
 from cynet._kernels._openmp cimport threads_for, COST_CONV
-from cynet._kernels._openmp import thread_policy, set_thread_policy
+from cynet._kernels._openmp import set_thread_policy as _set_thread_policy, thread_policy as _thread_policy
 from cynet._kernels._windows import conv_geometry as _geometry
 
 __all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward"]
@@ -63,7 +63,7 @@ def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_m
     """Developer knob for benchmarking the blocking and the product path (and for the tests,
     which run both paths); returns the previous values."""
     global _block_bytes, _min_block_m, _block_bytes_mt, _own_gemm
-    old = (_block_bytes, _min_block_m, thread_policy()["conv"], _block_bytes_mt, _own_gemm)
+    old = (_block_bytes, _min_block_m, _thread_policy()["conv"], _block_bytes_mt, _own_gemm)
     if own_gemm is not None:
         _own_gemm = bool(own_gemm) and CYNET_GEMM_VECTOR
     if block_bytes is not None:
@@ -73,7 +73,7 @@ def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_m
     if min_block_m is not None:
         _min_block_m = max(1, int(min_block_m))
     if min_work is not None:
-        set_thread_policy(conv=max(1, int(min_work)))
+        _set_thread_policy(conv=max(1, int(min_work)))
     return old
 
 
