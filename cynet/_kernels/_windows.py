@@ -23,7 +23,18 @@ def window_output(size, window, stride, pad_lo=0, pad_hi=0, dilation=1):
 
 
 def conv_geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw):
-    """(OH, OW) of a 2-D convolution after cheap sanity checks of its integer arguments."""
+    """(OH, OW) of a 2-D convolution after cheap sanity checks of its integer arguments (one
+    expression when they pass, so that a small call pays well under a microsecond for them)."""
+    if not (N >= 1 and H >= 1 and W >= 1 and C >= 1 and 1 <= KH < LIMIT and 1 <= KW < LIMIT
+            and 1 <= sh < LIMIT and 1 <= sw < LIMIT and 1 <= dh < LIMIT and 1 <= dw < LIMIT
+            and 0 <= pt < LIMIT and 0 <= pb < LIMIT and 0 <= pl < LIMIT and 0 <= pr < LIMIT
+            and (KH - 1) * dh + 1 <= H + pt + pb and (KW - 1) * dw + 1 <= W + pl + pr):
+        _conv_geometry_error(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    return window_output(H, KH, sh, pt, pb, dh), window_output(W, KW, sw, pl, pr, dw)
+
+
+def _conv_geometry_error(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw):
+    """The ValueError naming the first bad argument of conv_geometry."""
     for name, v in (("N", N), ("H", H), ("W", W), ("C", C), ("KH", KH), ("KW", KW),
                     ("sh", sh), ("sw", sw), ("dh", dh), ("dw", dw)):
         if v < 1:
@@ -40,7 +51,6 @@ def conv_geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw):
     if ekh > hp or ekw > wp:
         raise ValueError(
             f"the effective window ({ekh}, {ekw}) is larger than the padded input ({hp}, {wp})")
-    return window_output(H, KH, sh, pt, pb, dh), window_output(W, KW, sw, pl, pr, dw)
 
 
 def positive(name, v):
@@ -52,7 +62,17 @@ def positive(name, v):
 def pool_geometry(H, W, ph, pw, sh, sw, pt, pb, pl, pr):
     """(OH, OW) of a 2-D pooling; ValueError if the geometry is invalid. Each pad must be smaller
     than the pool along its axis, so that every window holds at least one real cell, and a window
-    must have fewer than 2**31 cells (its argmax is an int32 window-local index)."""
+    must have fewer than 2**31 cells (its argmax is an int32 window-local index). One expression
+    when the checks pass, as conv_geometry."""
+    if not (H >= 1 and W >= 1 and ph >= 1 and pw >= 1 and sh >= 1 and sw >= 1
+            and 0 <= pt < ph and 0 <= pb < ph and 0 <= pl < pw and 0 <= pr < pw
+            and ph * pw <= 2147483647 and ph <= H + pt + pb and pw <= W + pl + pr):
+        _pool_geometry_error(H, W, ph, pw, sh, sw, pt, pb, pl, pr)
+    return window_output(H, ph, sh, pt, pb), window_output(W, pw, sw, pl, pr)
+
+
+def _pool_geometry_error(H, W, ph, pw, sh, sw, pt, pb, pl, pr):
+    """The ValueError naming the first bad argument of pool_geometry."""
     for name, v in (("H", H), ("W", W), ("pool_h", ph), ("pool_w", pw), ("stride_h", sh), ("stride_w", sw)):
         positive(name, v)
     for name, v, p in (("pad_top", pt, ph), ("pad_bottom", pb, ph), ("pad_left", pl, pw), ("pad_right", pr, pw)):
@@ -63,4 +83,3 @@ def pool_geometry(H, W, ph, pw, sh, sw, pt, pb, pl, pr):
     if ph > H + pt + pb or pw > W + pl + pr:
         raise ValueError(f"the pool window ({ph}, {pw}) is larger than the padded input "
                          f"({H + pt + pb}, {W + pl + pr})")
-    return window_output(H, ph, sh, pt, pb), window_output(W, pw, sw, pl, pr)
