@@ -8,6 +8,7 @@ Environment switches:
 """
 import os
 import runpy
+import shlex
 import sys
 import tempfile
 import textwrap
@@ -55,7 +56,10 @@ class BuildExt(build_ext):
                 f.write(OPENMP_PROBE)
             try:
                 objs = self.compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
-                self.compiler.link_executable(objs, "omp_probe", output_dir=tmp, extra_postargs=ldflags)
+                # linked as the extensions will be (LDFLAGS: e.g. -fsanitize=address, without which
+                # a probe compiled with CFLAGS' sanitizer would not link and OpenMP would drop out)
+                self.compiler.link_executable(objs, "omp_probe", output_dir=tmp,
+                                              extra_postargs=ldflags + shlex.split(os.environ.get("LDFLAGS", "")))
             except (CompileError, LinkError, CCompilerError):
                 return False
         return True

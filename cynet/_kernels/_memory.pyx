@@ -4,9 +4,8 @@ A training step allocates the same large temporaries at every batch (activations
 gradients, pooled maps, im2col patches). Through malloc each comes back from the kernel as
 fresh pages: glibc serves blocks above its mmap threshold (128 KiB to 32 MiB, adapting) with
 mmap and hands them back with munmap, and trims its heap when its top is free, so every batch
-page-faults its working set in again. On this VM a page fault costs about a microsecond, and the
-faults were 15% of a small-CNN epoch's profile (31% of its time, measured by comparing with
-glibc's mmap and trim thresholds raised: 0.97 -> 0.67 s per epoch).
+page-faults its working set in again, and on a VM page faults are expensive: they were a large
+share of a small CNN's epoch (bench/README.md, "Array cache").
 
 `caching()` installs, for the current thread's context (NumPy's PyDataMem_SetHandler), a data
 allocator that keeps freed blocks of CYNET_MEM_MIN bytes or more, by exact size, for the next

@@ -22,6 +22,8 @@ from cython.parallel cimport prange
 from libc.math cimport exp, expm1, log, log1p, log1pf, tanh
 from libc.stdint cimport int32_t, int64_t
 
+from cynet._kernels._check cimport CY_AT, CY_SPAN
+from cynet._kernels._common cimport dtype_of
 from cynet._kernels._openmp cimport threads_for, COST_ROWS, COST_STREAM, COST_TRANSCENDENTAL
 
 # Elements per prange chunk for the elementwise kernels (a few pages of float32).
@@ -36,29 +38,17 @@ cdef Py_ssize_t CHUNK = 16384
 #   will not turn `c ? a : b` into a blend when a or b is arithmetic it can sink into a branch;
 #   `_sel` selects with bit masks between values already computed instead.
 # - exp is written out for x <= 0 (Cody-Waite range reduction and the Cephes expf polynomial,
-#   ~1 ulp, no libm call): a scalar libm expf costs ~5-10 ns per element, an order of magnitude
-#   more than NumPy's SIMD exp. Every exp in this module has an argument <= 0 (shifted logits,
+#   ~1 ulp, no libm call): a scalar libm call per element keeps the whole loop scalar, an order
+#   of magnitude slower than NumPy's SIMD exp (bench/README.md, "Activations"). Every exp in this module has an argument <= 0 (shifted logits,
 #   -|x|, min(x, 0)), so it never overflows; NaN propagates; below -87 it returns 0.
 # - float32 tanh is cynet_simd.h's, in a C loop built by CYNET_CLONES for AVX2 and AVX-512.
 # float64 loops call libm (exp, expm1, tanh, log1p): the SSE2 baseline has no 64-bit integer
 # compare, so GCC cannot vectorise a float64 select there and scalar libm is the faster choice.
 
-cdef extern from *:
-    """
-    #include "cynet_simd.h"
-    /* float32 tanh over n elements, cloned for AVX2 and AVX-512 (the rest of this module is
-       compiled for the baseline): NumPy's own SIMD tanh is otherwise 5x faster. */
-    CYNET_CLONES static void cynet_tanh_fwd_f32(const float* x, float* y, Py_ssize_t n) {
-        Py_ssize_t i;
-        for (i = 0; i < n; i++) y[i] = cynet_tanhf(x[i]);
-    }
-    static CYTHON_INLINE int32_t cynet_f32_bits(float x) { int32_t i; memcpy(&i, &x, sizeof i); return i; }
-    static CYTHON_INLINE float cynet_f32_from_bits(int32_t i) { float x; memcpy(&x, &i, sizeof x); return x; }
-    """
-    int32_t cynet_f32_bits(float x) noexcept nogil
-    float cynet_f32_from_bits(int32_t i) noexcept nogil
-    float cynet_self(int c, float a, float b) noexcept nogil
-    void cynet_tanh_fwd_f32(const float* x, float* y, Py_ssize_t n) noexcept nogil
+from cynet._kernels._simd cimport cynet_f32_bits, cynet_f32_from_bits, cynet_self
+
+cdef extern from "cynet_activations.h" nogil:
+    void cynet_tanh_fwd_f32(const float* x, float* y, Py_ssize_t n) noexcept
 
 
 cdef inline floating _sel(bint c, floating a, floating b) noexcept nogil:
@@ -216,8 +206,8 @@ cdef inline floating _sce_sparse_row(const floating* z, int64_t label, floating*
     cdef Py_ssize_t j
     for j in range(k):
         g[j] = g[j] * inv
-    g[label] -= 1
-    return <floating>(log(s) - <double>(z[label] - m))
+    g[CY_AT(label, k)] -= 1
+    return <floating>(log(s) - <double>(z[CY_AT(label, k)] - m))
 
 
 cdef inline floating _sce_dense_row(const floating* z, const floating* t, floating* g,
@@ -355,8 +345,9 @@ cdef inline void _sigmoid_ce(const floating* z, const floating* y, floating* los
 # ---------------------------------------------------------------------------------------------
 # Python-facing checks and allocation.
 
-cdef _empty(shape, bint is_float):
-    return np.empty(shape, dtype=np.float32 if is_float else np.float64)
+cdef inline _empty(shape, floating tag):
+    """A new array of `shape` in the dtype of the fused specialisation (tag: <floating>0)."""
+    return np.empty(shape, dtype=dtype_of(tag))
 
 
 cdef _check_rows(name, Py_ssize_t k):
@@ -400,8 +391,8 @@ def softmax_cross_entropy_sparse(const floating[:, ::1] logits not None,
         if lo < 0 or hi >= k:
             raise ValueError(f"labels must be class indices in [0, {k}) for K={k} classes; "
                              f"received values in [{lo}, {hi}]")
-    loss_arr = _empty(n, floating is float)
-    g_arr = _empty((n, k), floating is float)
+    loss_arr = _empty(n, <floating>0)
+    g_arr = _empty((n, k), <floating>0)
     cdef floating[::1] loss = loss_arr
     cdef floating[:, ::1] g = g_arr
     if n == 0:
@@ -423,8 +414,8 @@ def softmax_cross_entropy_dense(const floating[:, ::1] logits not None,
     cdef Py_ssize_t n = logits.shape[0], k = logits.shape[1], i
     _check_rows("logits", k)
     _check_same("targets", (targets.shape[0], targets.shape[1]), "logits", (n, k))
-    loss_arr = _empty(n, floating is float)
-    g_arr = _empty((n, k), floating is float)
+    loss_arr = _empty(n, <floating>0)
+    g_arr = _empty((n, k), <floating>0)
     cdef floating[::1] loss = loss_arr
     cdef floating[:, ::1] g = g_arr
     if n == 0:
@@ -442,7 +433,7 @@ def softmax_forward(const floating[:, ::1] x not None):
     """
     cdef Py_ssize_t n = x.shape[0], k = x.shape[1], i
     _check_rows("x", k)
-    y_arr = _empty((n, k), floating is float)
+    y_arr = _empty((n, k), <floating>0)
     cdef floating[:, ::1] y = y_arr
     if n == 0:
         return y_arr
@@ -461,13 +452,92 @@ def softmax_backward(const floating[:, ::1] dy not None, const floating[:, ::1] 
     cdef Py_ssize_t n = y.shape[0], k = y.shape[1], i
     _check_rows("y", k)
     _check_same("dy", (dy.shape[0], dy.shape[1]), "y", (n, k))
-    dx_arr = _empty((n, k), floating is float)
+    dx_arr = _empty((n, k), <floating>0)
     cdef floating[:, ::1] dx = dx_arr
     if n == 0:
         return dx_arr
     for i in prange(n, nogil=True, schedule="static", num_threads=threads_for(n * k // 4, COST_ROWS)):
         _softmax_backward_row(&dy[i, 0], &y[i, 0], &dx[i, 0], k)
     return dx_arr
+
+
+# ---------------------------------------------------------------------------------------------
+# The elementwise driver: every elementwise entry point below is one op code run by _map, which
+# allocates the outputs and runs the op's chunk kernel over chunks of CHUNK elements in a prange.
+# The op is chosen once per chunk (a switch beside a loop of up to CHUNK elements), and each
+# chunk kernel is inlined into its branch, vectorised as before.
+
+cdef enum Op:
+    RELU_FWD
+    RELU_BWD
+    LEAKY_FWD
+    LEAKY_BWD
+    ELU_FWD
+    ELU_BWD
+    SIGMOID_FWD
+    SIGMOID_BWD
+    TANH_FWD
+    TANH_BWD
+    SIGMOID_CE          # two outputs: loss, dlogits
+
+
+cdef inline void _chunk(int op, const floating* a, const floating* b, const floating* c,
+                        floating* out, floating* out2, floating p, Py_ssize_t n) noexcept nogil:
+    """Op `op` over n elements: out (and out2) from the inputs a, b, c (those the op reads) and
+    the scalar p (leaky_relu's slope, elu's alpha)."""
+    if op == RELU_FWD:
+        _relu_fwd(a, out, n)
+    elif op == RELU_BWD:
+        _relu_bwd(a, b, out, n)
+    elif op == LEAKY_FWD:
+        _leaky_fwd(a, out, p, n)
+    elif op == LEAKY_BWD:
+        _leaky_bwd(a, b, out, p, n)
+    elif op == ELU_FWD:
+        _elu_fwd(a, out, p, n)
+    elif op == ELU_BWD:
+        _elu_bwd(a, b, c, out, p, n)
+    elif op == SIGMOID_FWD:
+        _sigmoid_fwd(a, out, n)
+    elif op == SIGMOID_BWD:
+        _sigmoid_bwd(a, b, out, n)
+    elif op == TANH_FWD:
+        _tanh_fwd(a, out, n)
+    elif op == TANH_BWD:
+        _tanh_bwd(a, b, out, n)
+    elif op == SIGMOID_CE:
+        _sigmoid_ce(a, b, out, out2, n)
+
+
+cdef object _map(int op, int cost, const floating[::1] a, const floating[::1] b, const floating[::1] c,
+                 double p, bint two_outputs):
+    """Run `op` over the n = len(a) elements of the inputs a, b, c (as long as a, checked by the
+    caller; an input the op does not read is passed as a) on threads_for(n, cost) threads. Returns the new output array (n,), or the pair
+    (out, out2) when the op has two outputs."""
+    cdef Py_ssize_t n = a.shape[0], k, lo
+    cdef floating s = <floating>p
+    out_arr = _empty(n, <floating>0)
+    out2_arr = _empty(n, <floating>0) if two_outputs else None
+    cdef floating[::1] out = out_arr
+    cdef floating[::1] out2
+    cdef const floating* pa
+    cdef const floating* pb
+    cdef const floating* pc
+    cdef floating* po
+    cdef floating* po2 = NULL
+    if two_outputs:
+        out2 = out2_arr
+        po2 = &out2[0] if n > 0 else NULL
+    if n > 0:
+        pa = &a[0]
+        pb = &b[0]
+        pc = &c[0]
+        po = &out[0]
+        for k in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, cost)):
+            lo = CY_SPAN(k * CHUNK, min(CHUNK, n - k * CHUNK), n)
+            _chunk(op, pa + lo, pb + lo, pc + lo, po + lo, po2 + lo if po2 != NULL else NULL, s,
+                   min(CHUNK, n - lo))
+    return (out_arr, out2_arr) if two_outputs else out_arr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -481,19 +551,8 @@ def sigmoid_cross_entropy(const floating[::1] logits not None, const floating[::
     Returns (loss, dlogits), each (n,): loss = max(z, 0) - z*y + log1p(exp(-|z|)),
     dlogits = sigmoid(z) - y (computed as (1 - y) - (1 - sigmoid(z)) for z >= 0).
     """
-    cdef Py_ssize_t n = logits.shape[0], c
-    _check_same("labels", (labels.shape[0],), "logits", (n,))
-    loss_arr = _empty(n, floating is float)
-    g_arr = _empty(n, floating is float)
-    cdef floating[::1] loss = loss_arr
-    cdef floating[::1] g = g_arr
-    if n == 0:
-        return loss_arr, g_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static",
-                    num_threads=threads_for(n, COST_TRANSCENDENTAL)):
-        _sigmoid_ce(&logits[c * CHUNK], &labels[c * CHUNK], &loss[c * CHUNK], &g[c * CHUNK],
-                    min(CHUNK, n - c * CHUNK))
-    return loss_arr, g_arr
+    _check_same("labels", (labels.shape[0],), "logits", (logits.shape[0],))
+    return _map(SIGMOID_CE, COST_TRANSCENDENTAL, logits, labels, logits, 0.0, True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -501,69 +560,30 @@ def sigmoid_cross_entropy(const floating[::1] logits not None, const floating[::
 
 def relu_forward(const floating[::1] x not None):
     """y = max(x, 0) (NaN propagates). x: (n,) float32|float64, C-contiguous (IN). Returns y (n,)."""
-    cdef Py_ssize_t n = x.shape[0], c
-    y_arr = _empty(n, floating is float)
-    cdef floating[::1] y = y_arr
-    if n == 0:
-        return y_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, COST_STREAM)):
-        _relu_fwd(&x[c * CHUNK], &y[c * CHUNK], min(CHUNK, n - c * CHUNK))
-    return y_arr
+    return _map(RELU_FWD, COST_STREAM, x, x, x, 0.0, False)
 
 
 def relu_backward(const floating[::1] dy not None, const floating[::1] y not None):
     """dx = dy where y > 0, else 0. dy, y: (n,) (IN). Returns dx (n,)."""
-    cdef Py_ssize_t n = y.shape[0], c
-    _check_same("dy", (dy.shape[0],), "y", (n,))
-    dx_arr = _empty(n, floating is float)
-    cdef floating[::1] dx = dx_arr
-    if n == 0:
-        return dx_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, COST_STREAM)):
-        _relu_bwd(&dy[c * CHUNK], &y[c * CHUNK], &dx[c * CHUNK], min(CHUNK, n - c * CHUNK))
-    return dx_arr
+    _check_same("dy", (dy.shape[0],), "y", (y.shape[0],))
+    return _map(RELU_BWD, COST_STREAM, dy, y, dy, 0.0, False)
 
 
 def leaky_relu_forward(const floating[::1] x not None, double negative_slope=0.2):
     """y = x where x > 0, else negative_slope * x. x: (n,) (IN). Returns y (n,)."""
-    cdef Py_ssize_t n = x.shape[0], c
-    cdef floating s = <floating>negative_slope
-    y_arr = _empty(n, floating is float)
-    cdef floating[::1] y = y_arr
-    if n == 0:
-        return y_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, COST_STREAM)):
-        _leaky_fwd(&x[c * CHUNK], &y[c * CHUNK], s, min(CHUNK, n - c * CHUNK))
-    return y_arr
+    return _map(LEAKY_FWD, COST_STREAM, x, x, x, negative_slope, False)
 
 
 def leaky_relu_backward(const floating[::1] dy not None, const floating[::1] x not None,
                         double negative_slope=0.2):
     """dx = dy where x > 0, else negative_slope * dy. dy, x: (n,) (IN). Returns dx (n,)."""
-    cdef Py_ssize_t n = x.shape[0], c
-    cdef floating s = <floating>negative_slope
-    _check_same("dy", (dy.shape[0],), "x", (n,))
-    dx_arr = _empty(n, floating is float)
-    cdef floating[::1] dx = dx_arr
-    if n == 0:
-        return dx_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, COST_STREAM)):
-        _leaky_bwd(&dy[c * CHUNK], &x[c * CHUNK], &dx[c * CHUNK], s, min(CHUNK, n - c * CHUNK))
-    return dx_arr
+    _check_same("dy", (dy.shape[0],), "x", (x.shape[0],))
+    return _map(LEAKY_BWD, COST_STREAM, dy, x, dy, negative_slope, False)
 
 
 def elu_forward(const floating[::1] x not None, double alpha=1.0):
     """y = x where x > 0, else alpha * expm1(x). x: (n,) (IN). Returns y (n,)."""
-    cdef Py_ssize_t n = x.shape[0], c
-    cdef floating a = <floating>alpha
-    y_arr = _empty(n, floating is float)
-    cdef floating[::1] y = y_arr
-    if n == 0:
-        return y_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static",
-                    num_threads=threads_for(n, COST_TRANSCENDENTAL)):
-        _elu_fwd(&x[c * CHUNK], &y[c * CHUNK], a, min(CHUNK, n - c * CHUNK))
-    return y_arr
+    return _map(ELU_FWD, COST_TRANSCENDENTAL, x, x, x, alpha, False)
 
 
 def elu_backward(const floating[::1] dy not None, const floating[::1] x not None, const floating[::1] y not None,
@@ -572,66 +592,28 @@ def elu_backward(const floating[::1] dy not None, const floating[::1] x not None
 
     dy, x, y: (n,) one dtype, y = elu_forward(x, alpha) (IN). Returns dx (n,).
     """
-    cdef Py_ssize_t n = x.shape[0], c
-    cdef floating a = <floating>alpha
-    _check_same("dy", (dy.shape[0],), "x", (n,))
-    _check_same("y", (y.shape[0],), "x", (n,))
-    dx_arr = _empty(n, floating is float)
-    cdef floating[::1] dx = dx_arr
-    if n == 0:
-        return dx_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, COST_STREAM)):
-        _elu_bwd(&dy[c * CHUNK], &x[c * CHUNK], &y[c * CHUNK], &dx[c * CHUNK], a, min(CHUNK, n - c * CHUNK))
-    return dx_arr
+    _check_same("dy", (dy.shape[0],), "x", (x.shape[0],))
+    _check_same("y", (y.shape[0],), "x", (x.shape[0],))
+    return _map(ELU_BWD, COST_STREAM, dy, x, y, alpha, False)
 
 
 def sigmoid_forward(const floating[::1] x not None):
     """y = 1 / (1 + exp(-x)), computed from exp(-|x|). x: (n,) (IN). Returns y (n,)."""
-    cdef Py_ssize_t n = x.shape[0], c
-    y_arr = _empty(n, floating is float)
-    cdef floating[::1] y = y_arr
-    if n == 0:
-        return y_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static",
-                    num_threads=threads_for(n, COST_TRANSCENDENTAL)):
-        _sigmoid_fwd(&x[c * CHUNK], &y[c * CHUNK], min(CHUNK, n - c * CHUNK))
-    return y_arr
+    return _map(SIGMOID_FWD, COST_TRANSCENDENTAL, x, x, x, 0.0, False)
 
 
 def sigmoid_backward(const floating[::1] dy not None, const floating[::1] y not None):
     """dx = dy * y * (1 - y). dy, y: (n,), y = sigmoid(x) (IN). Returns dx (n,)."""
-    cdef Py_ssize_t n = y.shape[0], c
-    _check_same("dy", (dy.shape[0],), "y", (n,))
-    dx_arr = _empty(n, floating is float)
-    cdef floating[::1] dx = dx_arr
-    if n == 0:
-        return dx_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, COST_STREAM)):
-        _sigmoid_bwd(&dy[c * CHUNK], &y[c * CHUNK], &dx[c * CHUNK], min(CHUNK, n - c * CHUNK))
-    return dx_arr
+    _check_same("dy", (dy.shape[0],), "y", (y.shape[0],))
+    return _map(SIGMOID_BWD, COST_STREAM, dy, y, dy, 0.0, False)
 
 
 def tanh_forward(const floating[::1] x not None):
     """y = tanh(x). x: (n,) (IN). Returns y (n,)."""
-    cdef Py_ssize_t n = x.shape[0], c
-    y_arr = _empty(n, floating is float)
-    cdef floating[::1] y = y_arr
-    if n == 0:
-        return y_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static",
-                    num_threads=threads_for(n, COST_TRANSCENDENTAL)):
-        _tanh_fwd(&x[c * CHUNK], &y[c * CHUNK], min(CHUNK, n - c * CHUNK))
-    return y_arr
+    return _map(TANH_FWD, COST_TRANSCENDENTAL, x, x, x, 0.0, False)
 
 
 def tanh_backward(const floating[::1] dy not None, const floating[::1] y not None):
     """dx = dy * (1 - y**2). dy, y: (n,), y = tanh(x) (IN). Returns dx (n,)."""
-    cdef Py_ssize_t n = y.shape[0], c
-    _check_same("dy", (dy.shape[0],), "y", (n,))
-    dx_arr = _empty(n, floating is float)
-    cdef floating[::1] dx = dx_arr
-    if n == 0:
-        return dx_arr
-    for c in prange(_n_chunks(n), nogil=True, schedule="static", num_threads=threads_for(n, COST_STREAM)):
-        _tanh_bwd(&dy[c * CHUNK], &y[c * CHUNK], &dx[c * CHUNK], min(CHUNK, n - c * CHUNK))
-    return dx_arr
+    _check_same("dy", (dy.shape[0],), "y", (y.shape[0],))
+    return _map(TANH_BWD, COST_STREAM, dy, y, dy, 0.0, False)

@@ -15,9 +15,9 @@ matrix stays in its core's cache:
             dcols = dy_block @ W^T into the patch buffer and col2im into the block's images.
             The threads' partial dkernel / dbias are added in thread order after the team.
 The products are single-threaded and need no GIL, so nothing waits beside the team: with
-NumPy's BLAS, its spinning workers and the OpenMP team took turns on the same cores
-(conv N64 on 2 threads: 54 -> 40 ms; on 1 thread the in-place products also beat the BLAS's
-packing, 92 -> 75 ms).
+NumPy's BLAS, its spinning workers and the OpenMP team took turns on the same cores; and the
+in-place products skip the BLAS's packing of a patch matrix that is already in cache (the
+measurements: bench/README.md, "Convolution").
 BLAS path (1x1 windows whose patch matrix is x itself, batches of fewer images than the
 threads the work calls for, builds without GCC vector extensions, _set_tuning(own_gemm=False)): blocks of output rows spanning images; per block an OpenMP
 region for im2col (prange over output rows), one np.matmul with out=, and for the backward
@@ -28,33 +28,19 @@ import numpy as np
 
 from cython cimport floating
 from cython.parallel cimport prange, threadid
-from libc.string cimport memcpy, memset
 
+from cynet._kernels._check cimport CY_AT, CY_SPAN, CYNET_CHECKED
+from cynet._kernels._common cimport add_n, copy_n, dtype_of, zero_n
+from cynet._kernels._gemm cimport CYNET_GEMM_VECTOR, gemms, gemms_tail
 from cynet._kernels._omp cimport omp_get_max_threads
 from cynet._kernels._openmp cimport threads_for, COST_CONV
-from cynet._kernels import _openmp as _policy   # (module, not names: conv's public functions are its kernels)
-
-cdef extern from *:
-    """
-    #include "cynet_simd.h"
-    #include "cynet_gemm.h"
-    #if defined(__GNUC__)
-    #define CYNET_CONV_OWN_GEMM 1   /* vector kernels; the plain fallback would be slower than the BLAS */
-    #else
-    #define CYNET_CONV_OWN_GEMM 0
-    #endif
-    """
-    const int CYNET_CONV_OWN_GEMM
-    Py_ssize_t CYNET_GEMMS_TAIL(Py_ssize_t K, Py_ssize_t N) noexcept nogil
-    void cynet_gemms_f(const float* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,
-                       const float* B, Py_ssize_t sb, Py_ssize_t N, float* C, Py_ssize_t sc,
-                       float* tail) noexcept nogil
-    void cynet_gemms_d(const double* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,
-                       const double* B, Py_ssize_t sb, Py_ssize_t N, double* C, Py_ssize_t sc,
-                       double* tail) noexcept nogil
+from cynet._kernels._openmp import set_thread_policy as _set_thread_policy, thread_policy as _thread_policy
+from cynet._kernels._windows import conv_geometry as _geometry
 
 __all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv2d_transpose_forward",
            "conv2d_transpose_backward"]
+
+_CHECKED = bool(CYNET_CHECKED)   # built with CYNET_DEBUG_BUILD=1: CY_AT / CY_SPAN check the loops
 
 
 cdef struct Geom:
@@ -63,25 +49,24 @@ cdef struct Geom:
 
 # Tuning (see _set_tuning). On one thread, and for each thread of a team, the patch matrix of
 # a block takes about _block_bytes, so that it, the block's output and the weights stay in the
-# core's L2 cache (128 KiB to 1 MiB measured within noise on the team path). On the BLAS path
+# core's L2 cache (the size is not critical within a factor of a few: bench/README.md). On the BLAS path
 # with nt > 1 threads every block costs a few thread hand-overs (an OpenMP region, then the
 # BLAS's own threads), so blocks grow to nt * _block_bytes_mt. A block has at least nt * _min_block_m rows (the GEMM's M)
 # when the batch has that many; a parallel region's team size is the thread policy's (COST_CONV).
 cdef Py_ssize_t _block_bytes = 1 << 19
 cdef Py_ssize_t _block_bytes_mt = 1 << 21
 cdef Py_ssize_t _min_block_m = 256
-cdef Py_ssize_t _LIMIT = 1 << 31
 # Products on cynet_gemm.h inside one OpenMP team (see _team_forward), else NumPy's BLAS.
-cdef bint _own_gemm = CYNET_CONV_OWN_GEMM
+cdef bint _own_gemm = CYNET_GEMM_VECTOR   # the plain fallback would be slower than the BLAS
 
 
 def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_mt=None, own_gemm=None):
     """Developer knob for benchmarking the blocking and the product path (and for the tests,
     which run both paths); returns the previous values."""
     global _block_bytes, _min_block_m, _block_bytes_mt, _own_gemm
-    old = (_block_bytes, _min_block_m, _policy.thread_policy()["conv"], _block_bytes_mt, _own_gemm)
+    old = (_block_bytes, _min_block_m, _thread_policy()["conv"], _block_bytes_mt, _own_gemm)
     if own_gemm is not None:
-        _own_gemm = bool(own_gemm) and CYNET_CONV_OWN_GEMM
+        _own_gemm = bool(own_gemm) and CYNET_GEMM_VECTOR
     if block_bytes is not None:
         _block_bytes = max(1, int(block_bytes))
     if block_bytes_mt is not None:
@@ -89,73 +74,45 @@ def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_m
     if min_block_m is not None:
         _min_block_m = max(1, int(min_block_m))
     if min_work is not None:
-        _policy.set_thread_policy(conv=max(1, int(min_work)))
+        _set_thread_policy(conv=max(1, int(min_work)))
     return old
 
 
 # ----------------------------------------------------------------------------------------------
 # inner loops
 
-cdef inline void _copy(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
-    """dst[:n] = src[:n]. Below 16 elements (a window row of a small kernel on few channels,
-    e.g. 6 x 1) two fixed-size copies that overlap cover [0, n): constant-size moves instead of
-    a loop whose setup costs more than the copy."""
-    if n >= 16:
-        memcpy(dst, src, n * sizeof(floating))
-    elif n >= 8:
-        memcpy(dst, src, 8 * sizeof(floating))
-        memcpy(dst + n - 8, src + n - 8, 8 * sizeof(floating))
-    elif n >= 4:
-        memcpy(dst, src, 4 * sizeof(floating))
-        memcpy(dst + n - 4, src + n - 4, 4 * sizeof(floating))
-    elif n >= 2:
-        memcpy(dst, src, 2 * sizeof(floating))
-        memcpy(dst + n - 2, src + n - 2, 2 * sizeof(floating))
-    elif n == 1:
-        dst[0] = src[0]
-
-
-cdef inline void _add(floating* dst, const floating* src, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        dst[i] += src[i]
-
-
-cdef inline void _zero(floating* dst, Py_ssize_t n) noexcept nogil:
-    memset(dst, 0, n * sizeof(floating))
-
-
 cdef void _im2col_row(const floating* x, floating* dst, Py_ssize_t r, Geom g) noexcept nogil:
-    """Patch rows of output row r = n*OH + oh: OW rows of K = KH*KW*C elements at dst."""
+    """Patch rows of output row r = n*OH + oh: OW rows of K = KH*KW*C elements at dst.
+    (CY_SPAN: every run read from x and written to dst checked in the debug build.)"""
     cdef Py_ssize_t n = r // g.OH
     cdef Py_ssize_t oh = r - n * g.OH
-    cdef Py_ssize_t C = g.C, K = g.KH * g.KW * g.C, seg = g.KW * g.C
+    cdef Py_ssize_t C = g.C, K = g.KH * g.KW * g.C, seg = g.KW * g.C, HWC = g.H * g.W * g.C
     cdef Py_ssize_t ow, kh, kw, ih, iw, iw0
-    cdef const floating* xn = x + n * g.H * g.W * C
+    cdef const floating* xn = x + CY_SPAN(n * HWC, HWC, g.N * HWC)
     cdef floating* d
     for ow in range(g.OW):
         iw0 = ow * g.sw - g.pl
-        d = dst + ow * K
+        d = dst + CY_SPAN(ow * K, K, g.OW * K)
         if g.dw == 1 and iw0 >= 0 and iw0 + g.KW <= g.W:
             # the KW*C elements of each window row are contiguous in x
             for kh in range(g.KH):
                 ih = oh * g.sh - g.pt + kh * g.dh
                 if ih >= 0 and ih < g.H:
-                    _copy(d + kh * seg, xn + (ih * g.W + iw0) * C, seg)
+                    copy_n(d + kh * seg, xn + CY_SPAN((ih * g.W + iw0) * C, seg, HWC), seg)
                 else:
-                    _zero(d + kh * seg, seg)
+                    zero_n(d + kh * seg, seg)
         else:
             for kh in range(g.KH):
                 ih = oh * g.sh - g.pt + kh * g.dh
                 if ih < 0 or ih >= g.H:
-                    _zero(d + kh * seg, seg)
+                    zero_n(d + kh * seg, seg)
                     continue
                 for kw in range(g.KW):
                     iw = iw0 + kw * g.dw
                     if iw >= 0 and iw < g.W:
-                        _copy(d + kh * seg + kw * C, xn + (ih * g.W + iw) * C, C)
+                        copy_n(d + kh * seg + kw * C, xn + CY_SPAN((ih * g.W + iw) * C, C, HWC), C)
                     else:
-                        _zero(d + kh * seg + kw * C, C)
+                        zero_n(d + kh * seg + kw * C, C)
 
 
 cdef void _col2im_row(const floating* dcols, floating* dx, Py_ssize_t n, Py_ssize_t ih,
@@ -166,7 +123,7 @@ cdef void _col2im_row(const floating* dcols, floating* dx, Py_ssize_t n, Py_ssiz
     cdef Py_ssize_t kh, kw, t, oh, ow, iw0, iw, oh_lo, oh_hi
     cdef Py_ssize_t top = ih + g.pt               # the row's index in the padded input
     cdef Py_ssize_t ext = (g.KH - 1) * g.dh
-    cdef floating* dxr = dx + (n * g.H + ih) * g.W * C
+    cdef floating* dxr = dx + CY_SPAN((n * g.H + ih) * g.W * C, g.W * C, g.N * g.H * g.W * C)
     cdef const floating* src
     cdef const floating* s
     # output rows oh whose window covers the row: 0 <= top - oh*sh <= ext (a multiple of dh);
@@ -187,7 +144,8 @@ cdef void _col2im_row(const floating* dcols, floating* dx, Py_ssize_t n, Py_ssiz
             kh = t // g.dh
         else:
             continue
-        src = dcols + (n * g.OH + oh - r0) * g.OW * K + kh * seg
+        src = (dcols + CY_SPAN((n * g.OH + oh - r0) * g.OW * K, g.OW * K, (r1 - r0) * g.OW * K)
+               + CY_AT(kh, g.KH) * seg)
         # kw outside, ow inside: successive adds go to different pixels of the row. (Adding
         # whole overlapping KW*C segments makes each vector load wait on the previous,
         # partially overlapping store when C is not a multiple of the vector width.)
@@ -198,12 +156,12 @@ cdef void _col2im_row(const floating* dcols, floating* dx, Py_ssize_t n, Py_ssiz
                 for ow in range(g.OW):
                     iw = iw0 + ow * g.sw
                     if iw >= 0 and iw < g.W:
-                        dxr[iw] += s[ow * K]
+                        dxr[CY_AT(iw, g.W)] += s[ow * K]
             else:
                 for ow in range(g.OW):
                     iw = iw0 + ow * g.sw
                     if iw >= 0 and iw < g.W:
-                        _add(dxr + iw * C, s + ow * K, C)
+                        add_n(dxr + CY_SPAN(iw * C, C, g.W * C), s + ow * K, C)
 
 
 cdef void _im2col_block(const floating* x, floating* cols, Py_ssize_t r0, Py_ssize_t r1,
@@ -213,7 +171,7 @@ cdef void _im2col_block(const floating* x, floating* cols, Py_ssize_t r0, Py_ssi
     cdef Py_ssize_t rowlen = g.OW * g.KH * g.KW * g.C
     cdef int nt = threads_for((r1 - r0) * rowlen, COST_CONV)
     for r in prange(r0, r1, schedule="static", num_threads=nt):
-        _im2col_row(x, cols + (r - r0) * rowlen, r, g)
+        _im2col_row(x, cols + CY_SPAN((r - r0) * rowlen, rowlen, (r1 - r0) * rowlen), r, g)
 
 
 cdef void _col2im_block(const floating* dcols, floating* dx, Py_ssize_t r0, Py_ssize_t r1,
@@ -238,9 +196,9 @@ cdef void _sum_rows(const floating* a, floating* scratch, double* acc, Py_ssize_
     cdef Py_ssize_t i, f
     cdef int t
     cdef int nt = threads_for(m * F, COST_CONV)
-    _zero(scratch, nt * F)
+    zero_n(scratch, nt * F)
     for i in prange(m, schedule="static", num_threads=nt):
-        _add(scratch + threadid() * F, a + i * F, F)
+        add_n(scratch + CY_SPAN(threadid() * F, F, nt * F), a + CY_SPAN(i * F, F, m * F), F)
     for t in range(nt):
         for f in range(F):
             acc[f] += scratch[t * F + f]
@@ -250,7 +208,7 @@ cdef void _add_bias(floating* y, const floating* b, Py_ssize_t m, Py_ssize_t F) 
     """y[i, :] += b for the m rows of an (m, F) row-major block."""
     cdef Py_ssize_t i
     for i in prange(m, schedule="static", num_threads=threads_for(m * F, COST_CONV)):
-        _add(y + i * F, b, F)
+        add_n(y + CY_SPAN(i * F, F, m * F), b, F)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -259,25 +217,15 @@ cdef void _add_bias(floating* y, const floating* b, Py_ssize_t m, Py_ssize_t F) 
 # patch matrix stays in its core's cache. No BLAS threads wait beside the team, and images
 # never overlap in dx, so the threads' writes are disjoint.
 
-cdef inline void _gemm(const floating* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,
-                       const floating* B, Py_ssize_t sb, Py_ssize_t N, floating* C, Py_ssize_t sc,
-                       floating* tail) noexcept nogil:
-    """C (M, N; row stride sc) = A @ B with A[m, k] at A + m*sa + k*sk, B (K, N; row stride sb)."""
-    if floating is float:
-        cynet_gemms_f(A, sa, sk, M, K, B, sb, N, C, sc, tail)
-    else:
-        cynet_gemms_d(A, sa, sk, M, K, B, sb, N, C, sc, tail)
-
-
 cdef inline Py_ssize_t _team_scratch(Geom g, Py_ssize_t F, Py_ssize_t br) noexcept nogil:
     """Values of scratch per thread: the block's patch matrix, a (K, F) partial product, and
     the largest `tail` any of the three products needs."""
     cdef Py_ssize_t K = g.KH * g.KW * g.C, m = br * g.OW
-    cdef Py_ssize_t t = CYNET_GEMMS_TAIL(K, F)
-    if CYNET_GEMMS_TAIL(m, F) > t:
-        t = CYNET_GEMMS_TAIL(m, F)
-    if CYNET_GEMMS_TAIL(F, K) > t:
-        t = CYNET_GEMMS_TAIL(F, K)
+    cdef Py_ssize_t t = gemms_tail(K, F)
+    if gemms_tail(m, F) > t:
+        t = gemms_tail(m, F)
+    if gemms_tail(F, K) > t:
+        t = gemms_tail(F, K)
     return m * K + K * F + t
 
 
@@ -297,11 +245,12 @@ cdef void _team_forward(const floating* x, const floating* w, const floating* b,
                 r1 = hi
             m = (r1 - r0) * OW
             for r in range(r0, r1):
-                _im2col_row(x, cols + (r - r0) * OW * K, r, g)
-            _gemm(cols, K, 1, m, K, w, F, F, y + r0 * OW * F, F, cols + m * K + K * F)
+                _im2col_row(x, cols + CY_SPAN((r - r0) * OW * K, OW * K, br * OW * K), r, g)
+            gemms(cols, K, 1, m, K, w, F, F, y + CY_SPAN(r0 * OW * F, m * F, g.N * g.OH * OW * F), F,
+                  cols + m * K + K * F)
             if b != NULL:
                 for i in range(m):
-                    _add(y + (r0 * OW + i) * F, b, F)
+                    add_n(y + (r0 * OW + i) * F, b, F)
             r0 = r1
 
 
@@ -324,7 +273,7 @@ cdef void _team_backward(const floating* x, const floating* dy, const floating* 
         db = dbp + t * F
         r0 = (t * g.N) // nt * g.OH
         hi = ((t + 1) * g.N) // nt * g.OH
-        _zero(dk, K * F)
+        zero_n(dk, K * F)
         for f in range(F):
             db[f] = 0.0
         while r0 < hi:
@@ -334,19 +283,19 @@ cdef void _team_backward(const floating* x, const floating* dy, const floating* 
             m = (r1 - r0) * OW
             part = cols + m * K
             tail = part + K * F
-            dyb = dy + r0 * OW * F
+            dyb = dy + CY_SPAN(r0 * OW * F, m * F, g.N * g.OH * OW * F)
             for r in range(r0, r1):
-                _im2col_row(x, cols + (r - r0) * OW * K, r, g)
+                _im2col_row(x, cols + CY_SPAN((r - r0) * OW * K, OW * K, br * OW * K), r, g)
             # dkernel += cols^T @ dy_block (A = cols^T: rows k adjacent, k-th row strided by K)
-            _gemm(cols, 1, K, K, m, dyb, F, F, part, F, tail)
-            _add(dk, part, K * F)
+            gemms(cols, 1, K, K, m, dyb, F, F, part, F, tail)
+            add_n(dk, part, K * F)
             if use_bias:
                 for i in range(m):
                     for f in range(F):
                         db[f] += dyb[i * F + f]
             if dx != NULL:
                 # dcols = dy_block @ w^T into the patch buffer, then scattered back into dx
-                _gemm(dyb, F, 1, m, F, wt, K, K, cols, K, tail)
+                gemms(dyb, F, 1, m, F, wt, K, K, cols, K, tail)
                 for n in range(r0 // g.OH, (r1 - 1) // g.OH + 1):
                     for ih in range(g.H):
                         _col2im_row(cols, dx, n, ih, r0, r1, g)
@@ -354,27 +303,7 @@ cdef void _team_backward(const floating* x, const floating* dy, const floating* 
 
 
 # ----------------------------------------------------------------------------------------------
-# argument checks (Python level, arbitrary-precision ints, so nothing overflows)
-
-def _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw):
-    for name, v in (("N", N), ("H", H), ("W", W), ("C", C), ("KH", KH), ("KW", KW),
-                    ("sh", sh), ("sw", sw), ("dh", dh), ("dw", dw)):
-        if v < 1:
-            raise ValueError(f"{name} must be >= 1; received {name}={v}")
-    for name, v in (("pt", pt), ("pb", pb), ("pl", pl), ("pr", pr)):
-        if v < 0:
-            raise ValueError(f"{name} must be >= 0; received {name}={v}")
-    for name, v in (("pt", pt), ("pb", pb), ("pl", pl), ("pr", pr), ("sh", sh), ("sw", sw),
-                    ("dh", dh), ("dw", dw), ("KH", KH), ("KW", KW)):
-        if v >= _LIMIT:
-            raise ValueError(f"{name} must be < 2**31; received {name}={v}")
-    ekh, ekw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
-    hp, wp = H + pt + pb, W + pl + pr
-    if ekh > hp or ekw > wp:
-        raise ValueError(
-            f"the effective window ({ekh}, {ekw}) is larger than the padded input ({hp}, {wp})")
-    return (hp - ekh) // sh + 1, (wp - ekw) // sw + 1
-
+# geometry (its checks: _windows.conv_geometry, Python ints, so nothing overflows) and blocking
 
 cdef Geom _make_geom(Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH,
                      Py_ssize_t KW, Py_ssize_t OH, Py_ssize_t OW, Py_ssize_t pt, Py_ssize_t pl,
@@ -406,6 +335,25 @@ cdef Py_ssize_t _block_rows(Geom g, Py_ssize_t itemsize, bint per_thread=False):
     return br
 
 
+def _debug_im2col_row(const floating[:, :, :, ::1] x, Py_ssize_t r, Py_ssize_t KH, Py_ssize_t KW,
+                      Py_ssize_t pt, Py_ssize_t pb, Py_ssize_t pl, Py_ssize_t pr, Py_ssize_t sh,
+                      Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw):
+    """Debug-build test hook: the patch rows (OW, KH*KW*C) of output row r, with r NOT checked
+    against the batch, so that a test can show the checked build (CYNET_DEBUG_BUILD=1) aborting
+    at the overrun that r >= N * OH would be (tests/kernels/test_debug_build.py). RuntimeError in
+    a normal build, where nothing would stop it."""
+    if not CYNET_CHECKED:
+        raise RuntimeError("_debug_im2col_row runs only in a CYNET_DEBUG_BUILD=1 build")
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
+    cols = np.zeros((OW, KH * KW * C), dtype=dtype_of(<floating>0))
+    cdef floating[:, ::1] c = cols
+    with nogil:
+        _im2col_row(&x[0, 0, 0, 0], &c[0, 0], r, g)
+    return cols
+
+
 def _check_conv_args(C, kshape):
     if kshape[2] != C:
         raise ValueError(f"kernel must have shape (KH, KW, {C}, F) to match x's channels; "
@@ -417,8 +365,8 @@ def _check_conv_args(C, kshape):
 cdef inline int _team_size(Geom g) noexcept nogil:
     """Threads of a team pass (the thread policy's count for its patch elements, as the BLAS path's regions), or
     0 when the batch has fewer images than that: a team owns whole images, so it would leave
-    threads idle, and the BLAS path splits rows instead (batch 1, 1000 filters, 2 threads: 24 ms
-    against the team's 43)."""
+    threads idle, and the BLAS path splits rows instead, which is then faster (bench/README.md,
+    "Convolution")."""
     cdef int nt = threads_for(g.N * g.OH * g.OW * g.KH * g.KW * g.C, COST_CONV)
     return nt if nt <= g.N else 0
 
@@ -444,7 +392,7 @@ def im2col(const floating[:, :, :, ::1] x, Py_ssize_t KH, Py_ssize_t KW, Py_ssiz
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
     cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
-    cols = np.empty((N * g.OH * g.OW, KH * KW * C), dtype=np.float32 if floating is float else np.float64)
+    cols = np.empty((N * g.OH * g.OW, KH * KW * C), dtype=dtype_of(<floating>0))
     cdef floating[:, ::1] c = cols
     with nogil:
         _im2col_block(&x[0, 0, 0, 0], &c[0, 0], 0, N * g.OH, g)
@@ -464,7 +412,7 @@ def col2im(const floating[:, ::1] cols, Py_ssize_t N, Py_ssize_t H, Py_ssize_t W
         raise ValueError(f"cols must have shape {(N * OH * OW, KH * KW * C)}; "
                          f"received shape {(cols.shape[0], cols.shape[1])}")
     cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
-    dx = np.zeros((N, H, W, C), dtype=np.float32 if floating is float else np.float64)
+    dx = np.zeros((N, H, W, C), dtype=dtype_of(<floating>0))
     cdef floating[:, :, :, ::1] d = dx
     with nogil:
         _col2im_block(&cols[0, 0], &d[0, 0, 0, 0], 0, N * g.OH, g)
@@ -490,7 +438,7 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
         b = bias
         if b.shape[0] != F:
             raise ValueError(f"bias must have shape ({F},); received shape ({b.shape[0]},)")
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     cdef Py_ssize_t K = KH * KW * C
     cdef Py_ssize_t rows = N * g.OH, OW_ = g.OW
     cdef Py_ssize_t br = _block_rows(g, sizeof(floating))
@@ -551,7 +499,7 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
         raise ValueError(f"dy must have shape {(N, OH, OW, F)}; received shape "
                          f"{(dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])}")
     cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     cdef Py_ssize_t K = KH * KW * C
     cdef Py_ssize_t rows = N * g.OH, OW_ = g.OW
     cdef Py_ssize_t br = _block_rows(g, sizeof(floating))
@@ -650,9 +598,9 @@ cdef void _team_transpose_forward(const floating* x, const floating* wt, const f
         # the thread's images of y start as the bias (or zeros); col2im adds into them
         if b != NULL:
             for i in range(n0 * g.H * g.W, n1 * g.H * g.W):
-                _copy(y + i * g.C, b, g.C)
+                copy_n(y + i * g.C, b, g.C)
         else:
-            _zero(y + n0 * g.H * g.W * g.C, (n1 - n0) * g.H * g.W * g.C)
+            zero_n(y + n0 * g.H * g.W * g.C, (n1 - n0) * g.H * g.W * g.C)
         r0 = n0 * g.OH
         hi = n1 * g.OH
         while r0 < hi:
@@ -660,7 +608,7 @@ cdef void _team_transpose_forward(const floating* x, const floating* wt, const f
             if r1 > hi:
                 r1 = hi
             m = (r1 - r0) * OW
-            _gemm(x + r0 * OW * C, C, 1, m, C, wt, K, K, cols, K, cols + m * K + K * C)
+            gemms(x + r0 * OW * C, C, 1, m, C, wt, K, K, cols, K, cols + m * K + K * C)
             for n in range(r0 // g.OH, (r1 - 1) // g.OH + 1):
                 for ih in range(g.H):
                     _col2im_row(cols, y, n, ih, r0, r1, g)
@@ -685,7 +633,7 @@ cdef void _team_transpose_backward(const floating* dy, const floating* x, const 
         db = dbp + t * g.C
         n0 = (t * g.N) // nt
         n1 = ((t + 1) * g.N) // nt
-        _zero(dk, K * C)
+        zero_n(dk, K * C)
         for f in range(g.C):
             db[f] = 0.0
         if use_bias:
@@ -704,10 +652,10 @@ cdef void _team_transpose_backward(const floating* dy, const floating* x, const 
             for r in range(r0, r1):
                 _im2col_row(dy, cols + (r - r0) * OW * K, r, g)
             # dkernel += patches^T @ x_block (A = cols^T: rows k adjacent, k-th row strided by K)
-            _gemm(cols, 1, K, K, m, x + r0 * OW * C, C, C, part, C, tail)
-            _add(dk, part, K * C)
+            gemms(cols, 1, K, K, m, x + r0 * OW * C, C, C, part, C, tail)
+            add_n(dk, part, K * C)
             if dx != NULL:
-                _gemm(cols, K, 1, m, K, w, C, C, dx + r0 * OW * C, C, tail)
+                gemms(cols, K, 1, m, K, w, C, C, dx + r0 * OW * C, C, tail)
             r0 = r1
 
 

@@ -12,25 +12,10 @@ Every GEMM is one np.matmul over the whole batch.
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ._windows import conv_geometry as _geometry
+
 __all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv2d_transpose_forward",
            "conv2d_transpose_backward"]
-
-
-def _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw):
-    """(OH, OW) after cheap sanity checks of the plain integer arguments."""
-    for name, v in (("N", N), ("H", H), ("W", W), ("C", C), ("KH", KH), ("KW", KW),
-                    ("sh", sh), ("sw", sw), ("dh", dh), ("dw", dw)):
-        if v < 1:
-            raise ValueError(f"{name} must be >= 1; received {name}={v}")
-    for name, v in (("pt", pt), ("pb", pb), ("pl", pl), ("pr", pr)):
-        if v < 0:
-            raise ValueError(f"{name} must be >= 0; received {name}={v}")
-    ekh, ekw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
-    hp, wp = H + pt + pb, W + pl + pr
-    if ekh > hp or ekw > wp:
-        raise ValueError(
-            f"the effective window ({ekh}, {ekw}) is larger than the padded input ({hp}, {wp})")
-    return (hp - ekh) // sh + 1, (wp - ekw) // sw + 1
 
 
 def _check_float(name, a, ndim):

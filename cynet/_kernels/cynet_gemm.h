@@ -6,9 +6,9 @@
    stay in cache for the block they belong to, so packing them would cost a pass for nothing.
 
    A recurrent layer multiplies the same weights A (M x K; M = gates * units, K = units) by a
-   thin B (K x N, N = batch) at every timestep. A BLAS call repacks A at every step (OpenBLAS
-   spends 14% of an LSTM's time in its copy routines at batch 32) and costs a Python call per
-   step. Here A is packed once into panels stored k-major; each step streams the panels past B,
+   thin B (K x N, N = batch) at every timestep. A BLAS call repacks A at every step (a profile
+   of an LSTM shows OpenBLAS's copy routines: bench/README.md, "Small GEMM") and costs a Python
+   call per step. Here A is packed once into panels stored k-major; each step streams the panels past B,
    which stays in L1/L2, and copies nothing.
 
    Layouts (T = float or double, suffix f / d):
@@ -23,19 +23,31 @@
    Two schemes; cynet_gemm_cols picks the cheaper for (M, N) and packs and multiplies alike.
    Row scheme (vectors along the batch): panels of CYNET_GEMM_MR rows; an MR x (two vectors)
    tile of C lives in 12 registers; each k loads two vectors of B, broadcasts MR values of A and
-   issues 2 * MR FMAs. Fastest when N is a multiple of the vector width (106 GFLOP/s here against
-   OpenBLAS's 87 at M 1024, K 256, N 32), but a ragged batch is computed padded: N 25 as 32.
+   issues 2 * MR FMAs. Fastest when N is a multiple of the vector width (where it beats OpenBLAS on
+   a recurrent step's shapes), but a ragged batch is computed padded: N 25 as 32.
    Column scheme (vectors along the gates; AVX-512 only): panels of two vectors of rows
    (CYNET_GEMM_MC); a (two vectors) x nb tile, nb <= CYNET_GEMM_NB columns, lives in 2 * nb
    registers; each k loads two vectors of A and broadcasts nb values of B. No padding of N, at
-   the price of transposing each finished tile through a small buffer. Measured over 60 steps
-   with the step's strided B and the caches disturbed between steps, N 25: 83-95 GFLOP/s
-   against the row scheme's 71-78 at M 1024, K 256, and 89-90 against 67-68 at M 256, K 1024;
-   at N 32 the row scheme stays 5-8% faster (93-101 against 86-93). Written with GCC vector extensions: 64-byte vectors in a build for AVX-512, 32-byte
+   the price of transposing each finished tile through a small buffer: faster than the row
+   scheme on a ragged N, slower on a multiple of the vector width, hence cynet_gemm_cols (the
+   measurements: bench/README.md, "Small GEMM"). Written with GCC vector extensions: 64-byte vectors in a build for AVX-512, 32-byte
    ones in CYNET_CLONES builds for the baseline and AVX2+FMA (row scheme), chosen at run time;
-   other compilers get a plain loop. */
+   other compilers get a plain loop.
+
+   Cython declares all of this once, in _gemm.pxd (cimport it; _gemm.pyx wraps the products for
+   the tests, tests/kernels/test_gemm.py). */
 #ifndef CYNET_GEMM_H
 #define CYNET_GEMM_H
+#include "cynet_simd.h"
+#include "cynet_check.h"   /* CY_AT: the scratch accesses below are checked in the debug build */
+
+/* 1 where the vector kernels are built (GCC vector extensions): then these products beat a BLAS
+   call on the sizes the kernels use; the plain fallback below would not. */
+#if defined(__GNUC__)
+#define CYNET_GEMM_VECTOR 1
+#else
+#define CYNET_GEMM_VECTOR 0
+#endif
 
 #define CYNET_GEMM_MR 6
 #define CYNET_GEMM_NB 6
@@ -83,7 +95,7 @@ static inline Py_ssize_t cynet_gemm_packed_size(Py_ssize_t M, Py_ssize_t K, Py_s
 #define CYNET_GEMM_PACK(T, S)                                                                     \
 /* Ap <- A packed for products with N columns: panels of H rows, each K rows of H values; the   \
    loops run along A's unit stride (a row-major weight is read row by row, its transpose too) */ \
-static void cynet_gemm_pack_##S(const T* A, Py_ssize_t sam, Py_ssize_t sak,                       \
+CYNET_UNUSED static void cynet_gemm_pack_##S(const T* A, Py_ssize_t sam, Py_ssize_t sak,                       \
                                 Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, T* Ap) {                \
     Py_ssize_t p, k, r, H = cynet_gemm_height(M, N, sizeof(T));                                \
     for (p = 0; p < M; p += H, Ap += H * K) {                                                     \
@@ -153,19 +165,23 @@ CYNET_GEMM_TILE(cynet_tile_d8, double, cynet_d8, 8)
    zero-padded to NP columns, and each panel's tile of C goes through `tail` too (NP x MR values
    after B). PACKED (a constant): A is packed panels (sa, sk unused); else A[m, k] is at
    A + m * sa + k * sk, and a last panel of fewer than MR rows is packed, zero-padded, into
-   `tail` (MR x K values after the tile of C) so that no row past M is read. */
+   `tail` (MR x K values after the tile of C) so that no row past M is read. Every scalar access
+   to `tail` is checked against its documented size (TN) in the debug build. */
 #define CYNET_GEMM_DRIVER(ATTR, NAME, T, WIDE, WW, NARROW, WN, PACKED)                           \
-ATTR static void NAME(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,       \
+ATTR CYNET_UNUSED static void NAME(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,       \
                       const T* B, Py_ssize_t sb, Py_ssize_t N, T* C, Py_ssize_t sc, T* tail) {    \
     Py_ssize_t p, j, k, r, n, rows, NP = (N + WN - 1) / WN * WN, ldb = sb, ldc = sc, asa, ask;    \
+    const Py_ssize_t TN = (PACKED) ? CYNET_GEMM_TAIL(K, N) : CYNET_GEMMS_TAIL(K, N);            \
+    (void)TN;   /* read by CY_AT only in the debug build */                                       \
     const T* b = B;                                                                               \
     const T* ap;                                                                                  \
     T* ct = tail + K * NP;                                                                        \
     T* pk = ct + NP * CYNET_GEMM_MR;                                                              \
     if (NP != N) {                                                                                \
         for (k = 0; k < K; k++)                                                                   \
-            for (n = 0; n < NP; n++) tail[k * NP + n] = n < N ? B[k * sb + n] : (T)0;             \
+            for (n = 0; n < NP; n++) tail[CY_AT(k * NP + n, TN)] = n < N ? B[k * sb + n] : (T)0;  \
         b = tail; ldb = NP; ldc = NP;                                                             \
+        (void)CY_SPAN(K * NP, NP * CYNET_GEMM_MR, TN);   /* the tile of C after B */               \
     }                                                                                             \
     for (p = 0; p * CYNET_GEMM_MR < M; p++) {                                                     \
         T* cp = C + p * CYNET_GEMM_MR * sc;                                                       \
@@ -177,7 +193,8 @@ ATTR static void NAME(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py
             if (rows < CYNET_GEMM_MR) {                                                           \
                 for (k = 0; k < K; k++)                                                           \
                     for (r = 0; r < CYNET_GEMM_MR; r++)                                           \
-                        pk[k * CYNET_GEMM_MR + r] = r < rows ? ap[r * sa + k * sk] : (T)0;        \
+                        pk[CY_AT(k * CYNET_GEMM_MR + r, TN - (pk - tail))] =                      \
+                            r < rows ? ap[r * sa + k * sk] : (T)0;                                \
                 ap = pk; asa = 1; ask = CYNET_GEMM_MR;                                            \
             }                                                                                     \
         }                                                                                         \
@@ -187,7 +204,7 @@ ATTR static void NAME(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py
         for (; j < NP; j += WN) NARROW(ap, asa, ask, b + j, ldb, K, out + j, ldc, rows, 0);       \
         if (NP != N)                                                                              \
             for (r = 0; r < rows; r++)                                                            \
-                for (n = 0; n < N; n++) cp[r * sc + n] = ct[r * NP + n];                          \
+                for (n = 0; n < N; n++) cp[r * sc + n] = ct[CY_AT(r * NP + n, NP * CYNET_GEMM_MR)]; \
     }                                                                                             \
 }
 CYNET_GEMM_DRIVER(CYNET_CLONES, cynet_gemm256_f, float, cynet_tile_f8, 8, cynet_tile_f8, 8, 1)
@@ -226,8 +243,8 @@ CYNET_GEMM_CTILE(cynet_ctile_d8, double, cynet_d8, 8)
 /* The column scheme's panel loop: N split into the fewest tiles of at most NB columns, as
    even as possible (25 = 5 x 5), so that no tile is left with too few accumulators. B is first
    copied into `bt` as one contiguous K x N block: read in place, its rows lie a whole sequence
-   apart (measured at N 25: 80 against 89-95 GFLOP/s at M 1024, K 256; a copy tile by tile,
-   K x nb per tile, gave 70-72 against 89-90 at M 256, K 1024). */
+   apart, which the prefetchers do not follow, and a copy tile by tile (K x nb per tile) costs
+   more than the one copy (bench/README.md, "Small GEMM"). */
 #define CYNET_GEMM_CDRIVER(NAME, T, TILE, W)                                                      \
 __attribute__((target("arch=x86-64-v4"))) static void NAME(                                       \
         const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb, Py_ssize_t N, T* C,   \
@@ -235,7 +252,7 @@ __attribute__((target("arch=x86-64-v4"))) static void NAME(                     
     Py_ssize_t p, t, k, j, n0, rows, nt = (N + CYNET_GEMM_NB - 1) / CYNET_GEMM_NB;                \
     int nb;                                                                                       \
     for (k = 0; k < K; k++)                                                                       \
-        for (j = 0; j < N; j++) bt[k * N + j] = B[k * sb + j];                                    \
+        for (j = 0; j < N; j++) bt[CY_AT(k * N + j, CYNET_GEMM_TAIL(K, N))] = B[k * sb + j];      \
     for (p = 0; p < M; p += 2 * W) {                                                              \
         const T* ap = Ap + p * K;                                                                 \
         rows = M - p < 2 * W ? M - p : 2 * W;                                                     \
@@ -257,7 +274,7 @@ CYNET_GEMM_CDRIVER(cynet_gemmc_f, float, cynet_ctile_f16, 16)
 CYNET_GEMM_CDRIVER(cynet_gemmc_d, double, cynet_ctile_d8, 8)
 
 #define CYNET_GEMM_ENTRY(T, S)                                                                    \
-static void cynet_gemm_##S(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb,    \
+CYNET_UNUSED static void cynet_gemm_##S(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb,    \
                            Py_ssize_t N, T* C, Py_ssize_t sc, T* tail) {                          \
     if (cynet_gemm_cols(M, N, sizeof(T)))                                                         \
         cynet_gemmc_##S(Ap, M, K, B, sb, N, C, sc, tail);                                         \
@@ -266,7 +283,7 @@ static void cynet_gemm_##S(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, 
     else                                                                                          \
         cynet_gemm256_##S(Ap, 1, CYNET_GEMM_MR, M, K, B, sb, N, C, sc, tail);                     \
 }                                                                                                 \
-static void cynet_gemms_##S(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K, \
+CYNET_UNUSED static void cynet_gemms_##S(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K, \
                             const T* B, Py_ssize_t sb, Py_ssize_t N, T* C, Py_ssize_t sc,         \
                             T* tail) {                                                            \
     if (cynet_gemm_has512())                                                                      \
@@ -288,7 +305,7 @@ CYNET_GEMM_ENTRY(double, d)
 #else  /* no vector extensions: a plain loop over the row scheme (same results up to rounding) */
 
 #define CYNET_GEMM_PLAIN(T, S)                                                                    \
-static void cynet_gemm_##S(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb,    \
+CYNET_UNUSED static void cynet_gemm_##S(const T* Ap, Py_ssize_t M, Py_ssize_t K, const T* B, Py_ssize_t sb,    \
                            Py_ssize_t N, T* C, Py_ssize_t sc, T* tail) {                          \
     Py_ssize_t p, r, n, k, m; T s;                                                                \
     (void)tail;                                                                                   \
@@ -304,7 +321,7 @@ CYNET_GEMM_PLAIN(float, f)
 CYNET_GEMM_PLAIN(double, d)
 
 #define CYNET_GEMMS_PLAIN(T, S)                                                                   \
-static void cynet_gemms_##S(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K, \
+CYNET_UNUSED static void cynet_gemms_##S(const T* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K, \
                             const T* B, Py_ssize_t sb, Py_ssize_t N, T* C, Py_ssize_t sc,         \
                             T* tail) {                                                            \
     Py_ssize_t m, n, k; T s;                                                                      \

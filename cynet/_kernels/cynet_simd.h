@@ -30,8 +30,8 @@
 
 /* Prefetch n elements of size sz at p (rw 0: read, 1: write). The recurrent step kernels read
    and write rows of one unit's N samples, a whole sequence (T * N elements) apart, which no
-   hardware prefetcher follows; fetching the rows of the unit CYNET_AHEAD units ahead made the
-   LSTM benchmark 4-6% faster, the GRU 2.6%. */
+   hardware prefetcher follows, so the kernels fetch the rows of the unit CYNET_AHEAD units
+   ahead (the gain: bench/README.md, "Recurrent layers"). */
 #if defined(__GNUC__)
 #define CYNET_PREFETCH(p, n, sz, rw) do {                                                   \
         const char* cynet_pf_ = (const char*)(p); Py_ssize_t cynet_pq_;                     \
@@ -48,6 +48,17 @@
         CYNET_PREFETCH(p, n, sz, rw); CYNET_PREFETCH((p) + (sk), n, sz, rw);                \
         CYNET_PREFETCH((p) + 2 * (sk), n, sz, rw); CYNET_PREFETCH((p) + 3 * (sk), n, sz, rw); \
     } while (0)
+
+/* For static helpers that not every including module calls: no -Wunused-function warning. */
+#if defined(__GNUC__)
+#define CYNET_UNUSED __attribute__((unused))
+#else
+#define CYNET_UNUSED
+#endif
+
+/* The bits of a float and back (type punning through memcpy: no aliasing issue, one move). */
+static inline int32_t cynet_f32_bits(float x) { int32_t i; memcpy(&i, &x, sizeof i); return i; }
+static inline float cynet_f32_from_bits(int32_t i) { float x; memcpy(&x, &i, sizeof x); return x; }
 
 /* c ? a : b without a branch. Under GCC's default -ftrapping-math a float ?: is not
    if-converted and the whole loop stays scalar; integer masks are. */

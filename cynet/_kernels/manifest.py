@@ -31,7 +31,8 @@ def family(name):
 
 
 # Compiled support extensions, built and imported before the families; no twin, no public module.
-SUPPORT = ("_openmp", "_memory")   # OpenMP thread control; the caching allocator of array data
+SUPPORT = ("_openmp", "_memory", "_gemm")   # OpenMP thread control; the caching allocator of array
+# data; cynet_gemm.h's products for Python (the tests; kernels cimport _gemm.pxd)
 
 FAMILIES = (
     family("conv"),

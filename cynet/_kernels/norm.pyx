@@ -24,6 +24,8 @@ from libc.math cimport sqrt
 
 import numpy as np
 
+from cynet._kernels._check cimport CY_SPAN
+from cynet._kernels._common cimport dtype_of
 from cynet._kernels._openmp cimport threads_for, COST_WINDOW
 
 __all__ = ["batch_norm_train_forward", "batch_norm_inference_forward", "batch_norm_backward"]
@@ -158,8 +160,8 @@ cdef void _moments_pass(const floating* x, Py_ssize_t M, Py_ssize_t C, int nt,
     for t in prange(nt, schedule="static", num_threads=nt):
         r0 = (t * M) // nt
         r1 = ((t + 1) * M) // nt
-        p = part + 4 * C * t
-        _block_moments(x + r0 * C, r1 - r0, C, p, p + C, p + 2 * C, p + 3 * C)
+        p = part + CY_SPAN(4 * C * t, 4 * C, 4 * C * nt)
+        _block_moments(x + CY_SPAN(r0 * C, (r1 - r0) * C, M * C), r1 - r0, C, p, p + C, p + 2 * C, p + 3 * C)
     # merge the per-thread partials in thread order (Chan)
     for c in range(C):
         mean[c] = part[c]
@@ -168,7 +170,7 @@ cdef void _moments_pass(const floating* x, Py_ssize_t M, Py_ssize_t C, int nt,
     for t in range(1, nt):
         n_b = <double>(((t + 1) * M) // nt - (t * M) // nt)
         f = n_b / (n_a + n_b)
-        p = part + 4 * C * t
+        p = part + CY_SPAN(4 * C * t, 4 * C, 4 * C * nt)
         for c in range(C):
             d = p[c] - mean[c]
             mean[c] += d * f
@@ -185,7 +187,8 @@ cdef void _normalize_pass(const floating* x, floating* y, Py_ssize_t M, Py_ssize
     for t in prange(nt, schedule="static", num_threads=nt):
         r0 = (t * M) // nt
         r1 = ((t + 1) * M) // nt
-        _normalize_rows(x + r0 * C, y + r0 * C, r1 - r0, C, m, s, b)
+        _normalize_rows(x + CY_SPAN(r0 * C, (r1 - r0) * C, M * C), y + CY_SPAN(r0 * C, (r1 - r0) * C, M * C),
+                        r1 - r0, C, m, s, b)
 
 
 cdef void _grad_sums_pass(const floating* dy, const floating* x, Py_ssize_t M, Py_ssize_t C,
@@ -198,13 +201,14 @@ cdef void _grad_sums_pass(const floating* dy, const floating* x, Py_ssize_t M, P
     for t in prange(nt, schedule="static", num_threads=nt):
         r0 = (t * M) // nt
         r1 = ((t + 1) * M) // nt
-        p = part + 2 * C * t
-        _block_grad_sums(dy + r0 * C, x + r0 * C, r1 - r0, C, m, p, p + C)
+        p = part + CY_SPAN(2 * C * t, 2 * C, 2 * C * nt)
+        _block_grad_sums(dy + CY_SPAN(r0 * C, (r1 - r0) * C, M * C), x + CY_SPAN(r0 * C, (r1 - r0) * C, M * C),
+                         r1 - r0, C, m, p, p + C)
     for c in range(C):
         sb[c] = part[c]
         sg[c] = part[C + c]
     for t in range(1, nt):
-        p = part + 2 * C * t
+        p = part + CY_SPAN(2 * C * t, 2 * C, 2 * C * nt)
         for c in range(C):
             sb[c] += p[c]
             sg[c] += p[C + c]
@@ -218,7 +222,8 @@ cdef void _dx_pass(const floating* dy, const floating* x, floating* dx, Py_ssize
     for t in prange(nt, schedule="static", num_threads=nt):
         r0 = (t * M) // nt
         r1 = ((t + 1) * M) // nt
-        _dx_rows(dy + r0 * C, x + r0 * C, dx + r0 * C, r1 - r0, C, m, a, b, k)
+        _dx_rows(dy + CY_SPAN(r0 * C, (r1 - r0) * C, M * C), x + CY_SPAN(r0 * C, (r1 - r0) * C, M * C),
+                 dx + CY_SPAN(r0 * C, (r1 - r0) * C, M * C), r1 - r0, C, m, a, b, k)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -254,7 +259,7 @@ def batch_norm_train_forward(const floating[:, ::1] x, gamma, beta,
     """
     cdef Py_ssize_t M = x.shape[0], C = x.shape[1]
     _check_rows("x", M, C)
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     cdef const floating[::1] g = _param(gamma, C, dtype, 1.0)
     cdef const floating[::1] b = _param(beta, C, dtype, 0.0)
     _check_vec("gamma", g.shape[0], C)
@@ -305,7 +310,7 @@ def batch_norm_inference_forward(const floating[:, ::1] x, gamma, beta,
     """
     cdef Py_ssize_t M = x.shape[0], C = x.shape[1]
     _check_rows("x", M, C)
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     cdef const floating[::1] g = _param(gamma, C, dtype, 1.0)
     cdef const floating[::1] b = _param(beta, C, dtype, 0.0)
     _check_vec("gamma", g.shape[0], C)
@@ -340,7 +345,7 @@ def batch_norm_backward(const floating[:, ::1] dy, const floating[:, ::1] x, gam
     _check_rows("x", M, C)
     if dy.shape[0] != M or dy.shape[1] != C:
         raise ValueError(f"dy must have x's shape ({M}, {C}); received shape ({dy.shape[0]}, {dy.shape[1]})")
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     cdef const floating[::1] g = _param(gamma, C, dtype, 1.0)
     _check_vec("gamma", g.shape[0], C)
     _check_vec("mean", mean.shape[0], C)

@@ -14,63 +14,18 @@ all of the same length; the scalars are already in the variable's dtype.
 from cython cimport floating
 from cython.parallel cimport prange
 
+from cynet._kernels._check cimport CY_SPAN
 from cynet._kernels._openmp cimport threads_for, COST_UPDATE
 
-cdef extern from *:
-    """
-    #include <math.h>
-    #include "cynet_simd.h"
-
-    #define CYNET_OPTIM_KERNELS(T, S, SEL, SQRT)                                                 \
-    /* Adam: m += (g - m) c1; v += (g^2 - v) c2; [vh = max(vh, v)]; w -= alpha m / (sqrt(v) + eps) */ \
-    CYNET_CLONES static void cynet_adam_##S(T* w, const T* g, T* m, T* v, T* vh, Py_ssize_t n,  \
-                                             T alpha, T c1, T c2, T eps) {                       \
-        Py_ssize_t i; T gi, mi, vi;                                                              \
-        if (vh) {                                                                                \
-            for (i = 0; i < n; i++) {                                                            \
-                gi = g[i];                                                                       \
-                mi = m[i] + (gi - m[i]) * c1; m[i] = mi;                                         \
-                vi = v[i] + (gi * gi - v[i]) * c2; v[i] = vi;                                    \
-                vi = SEL(vh[i] > vi || vh[i] != vh[i], vh[i], vi); vh[i] = vi; /* NaN wins */   \
-                w[i] = w[i] - (mi * alpha) / (SQRT(vi) + eps);                                   \
-            }                                                                                    \
-        } else {                                                                                 \
-            for (i = 0; i < n; i++) {                                                            \
-                gi = g[i];                                                                       \
-                mi = m[i] + (gi - m[i]) * c1; m[i] = mi;                                         \
-                vi = v[i] + (gi * gi - v[i]) * c2; v[i] = vi;                                    \
-                w[i] = w[i] - (mi * alpha) / (SQRT(vi) + eps);                                   \
-            }                                                                                    \
-        }                                                                                        \
-    }                                                                                            \
-    /* SGD with momentum (Keras): m = momentum m - lr g; w += m, or w += momentum m - lr g */    \
-    CYNET_CLONES static void cynet_sgd_##S(T* w, const T* g, T* m, Py_ssize_t n, T lr,          \
-                                            T momentum, int nesterov) {                          \
-        Py_ssize_t i; T step, mi;                                                                \
-        if (nesterov) {                                                                          \
-            for (i = 0; i < n; i++) {                                                            \
-                step = g[i] * lr; mi = m[i] * momentum - step; m[i] = mi;                        \
-                w[i] = w[i] + (mi * momentum - step);                                            \
-            }                                                                                    \
-        } else {                                                                                 \
-            for (i = 0; i < n; i++) {                                                            \
-                mi = m[i] * momentum - g[i] * lr; m[i] = mi;                                     \
-                w[i] = w[i] + mi;                                                                \
-            }                                                                                    \
-        }                                                                                        \
-    }
-
-    CYNET_OPTIM_KERNELS(float, f, cynet_self, sqrtf)
-    CYNET_OPTIM_KERNELS(double, d, cynet_seld, sqrt)
-    """
+cdef extern from "cynet_optim.h" nogil:
     void cynet_adam_f(float* w, const float* g, float* m, float* v, float* vh, Py_ssize_t n,
-                      float alpha, float c1, float c2, float eps) noexcept nogil
+                      float alpha, float c1, float c2, float eps) noexcept
     void cynet_adam_d(double* w, const double* g, double* m, double* v, double* vh, Py_ssize_t n,
-                      double alpha, double c1, double c2, double eps) noexcept nogil
+                      double alpha, double c1, double c2, double eps) noexcept
     void cynet_sgd_f(float* w, const float* g, float* m, Py_ssize_t n, float lr, float momentum,
-                     int nesterov) noexcept nogil
+                     int nesterov) noexcept
     void cynet_sgd_d(double* w, const double* g, double* m, Py_ssize_t n, double lr, double momentum,
-                     int nesterov) noexcept nogil
+                     int nesterov) noexcept
 
 # Elements per prange chunk (the thread policy's COST_UPDATE asks as many per thread: a passive
 # OpenMP team costs more to wake than a pass over 64k floats in cache).
@@ -89,7 +44,7 @@ def adam_update(floating[::1] variable not None, const floating[::1] gradient no
     if v_hat is not None:
         vh = &v_hat[0]
     for c in prange(chunks, nogil=True, schedule="static", num_threads=threads_for(n, COST_UPDATE)):
-        lo = c * CHUNK
+        lo = CY_SPAN(c * CHUNK, min(CHUNK, n - c * CHUNK), n)
         hi = min(lo + CHUNK, n)
         if floating is float:
             cynet_adam_f(&variable[lo], &gradient[lo], &m[lo], &v[lo], vh + lo if vh != NULL else NULL,
@@ -107,7 +62,7 @@ def sgd_momentum_update(floating[::1] variable not None, const floating[::1] gra
     if n == 0:
         return
     for c in prange(chunks, nogil=True, schedule="static", num_threads=threads_for(n, COST_UPDATE)):
-        lo = c * CHUNK
+        lo = CY_SPAN(c * CHUNK, min(CHUNK, n - c * CHUNK), n)
         hi = min(lo + CHUNK, n)
         if floating is float:
             cynet_sgd_f(&variable[lo], &gradient[lo], &momentums[lo], hi - lo, learning_rate, momentum, nesterov)

@@ -22,7 +22,10 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
+from cynet._kernels._check cimport CY_AT, CY_SPAN
+from cynet._kernels._common cimport add_n, dtype_of, imax, imin
 from cynet._kernels._openmp cimport threads_for, COST_WINDOW
+from cynet._kernels._windows import pool_geometry as _geometry, positive as _positive
 
 __all__ = [
     "max_pool2d_forward",
@@ -49,31 +52,6 @@ cdef inline int _team(Py_ssize_t n_items, Py_ssize_t work) noexcept nogil:
 
 # ----------------------------------------------------------------------------- checks (GIL held)
 
-cdef _positive(str name, Py_ssize_t v):
-    if v < 1:
-        raise ValueError(f"{name} must be >= 1; received {name}={v}")
-
-
-cdef tuple _geometry(Py_ssize_t H, Py_ssize_t W, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t sh, Py_ssize_t sw,
-                     Py_ssize_t pt, Py_ssize_t pb, Py_ssize_t pl, Py_ssize_t pr):
-    """(OH, OW) for the pooling geometry; ValueError if it is invalid."""
-    _positive("H", H)
-    _positive("W", W)
-    _positive("pool_h", ph)
-    _positive("pool_w", pw)
-    _positive("stride_h", sh)
-    _positive("stride_w", sw)
-    for name, v, p in (("pad_top", pt, ph), ("pad_bottom", pb, ph), ("pad_left", pl, pw), ("pad_right", pr, pw)):
-        if v < 0 or v >= p:
-            raise ValueError(f"{name} must lie in [0, pool size {p}); received {name}={v}")
-    if ph * pw > 2147483647:
-        raise ValueError(f"the pool window ({ph}, {pw}) must have fewer than 2**31 cells for an int32 argmax")
-    if ph > H + pt + pb or pw > W + pl + pr:
-        raise ValueError(f"the pool window ({ph}, {pw}) is larger than the padded input "
-                         f"({H + pt + pb}, {W + pl + pr})")
-    return (H + pt + pb - ph) // sh + 1, (W + pl + pr - pw) // sw + 1
-
-
 cdef _nonempty(str name, tuple shape):
     for d in shape:
         if d < 1:
@@ -85,14 +63,6 @@ cdef tuple _shape4(a):
 
 
 # ----------------------------------------------------------------------------- window helpers (nogil)
-
-cdef inline Py_ssize_t _max(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    return a if a > b else b
-
-
-cdef inline Py_ssize_t _min(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    return a if a < b else b
-
 
 cdef inline void _copy_with_index(const floating* src, floating* y, int* am, int k, Py_ssize_t C) noexcept nogil:
     cdef Py_ssize_t c
@@ -112,12 +82,6 @@ cdef inline void _max_update(const floating* src, floating* y, int* am, int k, P
         take = (v > m) | ((v != v) & (m == m))
         y[c] = v if take else m
         am[c] = k if take else am[c]
-
-
-cdef inline void _add(const floating* src, floating* y, Py_ssize_t C) noexcept nogil:
-    cdef Py_ssize_t c
-    for c in range(C):
-        y[c] = y[c] + src[c]
 
 
 cdef inline void _scale(floating* y, floating s, Py_ssize_t C) noexcept nogil:
@@ -168,15 +132,17 @@ cdef void _zero_uncovered(floating* dx, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C
     cdef Py_ssize_t h
     if col_end < W:
         for h in range(row_end):
-            memset(dx + (h * W + col_end) * C, 0, (W - col_end) * C * sizeof(floating))
+            memset(dx + CY_SPAN((h * W + col_end) * C, (W - col_end) * C, H * W * C), 0,
+                   (W - col_end) * C * sizeof(floating))
     if row_end < H:
-        memset(dx + row_end * W * C, 0, (H - row_end) * W * C * sizeof(floating))
+        memset(dx + CY_SPAN(row_end * W * C, (H - row_end) * W * C, H * W * C), 0,
+               (H - row_end) * W * C * sizeof(floating))
 
 
 # ----------------------------------------------------------------------------- 2x2 / stride 2 / valid (nogil)
-# The common case, where it measurably pays (float32, 1 thread, N64 32x32x64): the four cells of
-# a window are handled in one pass over the channels instead of four. Max forward and average
-# backward gain nothing from this and use the general path. Same arithmetic order as the general
+# The common case, where it pays (bench/README.md, "Pooling"): the four cells of a window are
+# handled in one pass over the channels instead of four, so each dx / y row is written once. Max
+# forward and average backward gain nothing from this and use the general path. Same arithmetic order as the general
 # path, so the results are identical.
 
 cdef void _max_bwd_2x2_image(const floating* dy, const int* am, floating* dx,
@@ -191,10 +157,10 @@ cdef void _max_bwd_2x2_image(const floating* dy, const int* am, floating* dx,
     _zero_uncovered(dx, H, W, C, 2 * OH, 2 * OW)
     for oh in range(OH):
         for ow in range(OW):
-            r0 = dx + (2 * oh * W + 2 * ow) * C
+            r0 = dx + CY_SPAN((2 * oh * W + 2 * ow) * C, W * C + 2 * C, H * W * C)   # the 2x2 window
             r1 = r0 + W * C
-            g = dy + (oh * OW + ow) * C
-            ar = am + (oh * OW + ow) * C
+            g = dy + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
+            ar = am + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
             for c in range(C):
                 # Selects into locals first, stores after: this form vectorises.
                 v = g[c]
@@ -218,9 +184,9 @@ cdef void _avg_fwd_2x2_image(const floating* x, floating* y,
     cdef floating quarter = 0.25
     for oh in range(OH):
         for ow in range(OW):
-            r0 = x + (2 * oh * W + 2 * ow) * C
+            r0 = x + CY_SPAN((2 * oh * W + 2 * ow) * C, W * C + 2 * C, 2 * OH * W * C)   # the 2x2 window
             r1 = r0 + W * C
-            yr = y + (oh * OW + ow) * C
+            yr = y + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
             for c in range(C):
                 yr[c] = (((r0[c] + r0[C + c]) + r1[c]) + r1[C + c]) * quarter
 
@@ -242,20 +208,20 @@ cdef void _max_fwd_image(const floating* x, floating* y, int* am,
     cdef int* ar
     for oh in range(OH):
         h0 = oh * sh - pt
-        hs = _max(h0, 0)
-        he = _min(h0 + ph, H)
+        hs = imax(h0, 0)
+        he = imin(h0 + ph, H)
         for ow in range(OW):
             w0 = ow * sw - pl
-            ws = _max(w0, 0)
-            we = _min(w0 + pw, W)
-            yr = y + (oh * OW + ow) * C
-            ar = am + (oh * OW + ow) * C
+            ws = imax(w0, 0)
+            we = imin(w0 + pw, W)
+            yr = y + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
+            ar = am + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
             # The first real cell starts the running max; padded cells never take part.
-            _copy_with_index(x + (hs * W + ws) * C, yr, ar, <int>((hs - h0) * pw + ws - w0), C)
+            _copy_with_index(x + CY_SPAN((hs * W + ws) * C, C, H * W * C), yr, ar, <int>((hs - h0) * pw + ws - w0), C)
             for h in range(hs, he):
                 for w in range(ws, we):
                     if h != hs or w != ws:
-                        _max_update(x + (h * W + w) * C, yr, ar, <int>((h - h0) * pw + w - w0), C)
+                        _max_update(x + CY_SPAN((h * W + w) * C, C, H * W * C), yr, ar, <int>((h - h0) * pw + w - w0), C)
 
 
 cdef bint _max_bwd_image(const floating* dy, const int* am, floating* dx,
@@ -274,27 +240,27 @@ cdef bint _max_bwd_image(const floating* dy, const int* am, floating* dx,
         _max_bwd_2x2_image(dy, am, dx, H, W, C, OH, OW)
         return False
     if tiled:
-        _zero_uncovered(dx, H, W, C, _min(OH * sh - pt, H), _min(OW * sw - pl, W))
+        _zero_uncovered(dx, H, W, C, imin(OH * sh - pt, H), imin(OW * sw - pl, W))
     else:
         memset(dx, 0, H * W * C * sizeof(floating))
     for oh in range(OH):
         h0 = oh * sh - pt
-        hs = _max(h0, 0)
-        he = _min(h0 + ph, H)
+        hs = imax(h0, 0)
+        he = imin(h0 + ph, H)
         for ow in range(OW):
             w0 = ow * sw - pl
-            ws = _max(w0, 0)
-            we = _min(w0 + pw, W)
-            g = dy + (oh * OW + ow) * C
-            ar = am + (oh * OW + ow) * C
+            ws = imax(w0, 0)
+            we = imin(w0 + pw, W)
+            g = dy + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
+            ar = am + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
             # An argmax naming a padded cell matches no real offset: its gradient goes nowhere.
             for h in range(hs, he):
                 for w in range(ws, we):
                     k = <int>((h - h0) * pw + w - w0)
                     if tiled:
-                        _store_routed(dx + (h * W + w) * C, g, ar, k, C)
+                        _store_routed(dx + CY_SPAN((h * W + w) * C, C, H * W * C), g, ar, k, C)
                     else:
-                        _add_routed(dx + (h * W + w) * C, g, ar, k, C)
+                        _add_routed(dx + CY_SPAN((h * W + w) * C, C, H * W * C), g, ar, k, C)
     return False
 
 
@@ -309,18 +275,18 @@ cdef void _avg_fwd_image(const floating* x, floating* y,
         return
     for oh in range(OH):
         h0 = oh * sh - pt
-        hs = _max(h0, 0)
-        he = _min(h0 + ph, H)
+        hs = imax(h0, 0)
+        he = imin(h0 + ph, H)
         for ow in range(OW):
             w0 = ow * sw - pl
-            ws = _max(w0, 0)
-            we = _min(w0 + pw, W)
-            yr = y + (oh * OW + ow) * C
-            memcpy(yr, x + (hs * W + ws) * C, C * sizeof(floating))
+            ws = imax(w0, 0)
+            we = imin(w0 + pw, W)
+            yr = y + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
+            memcpy(yr, x + CY_SPAN((hs * W + ws) * C, C, H * W * C), C * sizeof(floating))
             for h in range(hs, he):
                 for w in range(ws, we):
                     if h != hs or w != ws:
-                        _add(x + (h * W + w) * C, yr, C)
+                        add_n(yr, x + CY_SPAN((h * W + w) * C, C, H * W * C), C)
             _scale(yr, <floating>(1.0 / <double>((he - hs) * (we - ws))), C)
 
 
@@ -333,25 +299,25 @@ cdef void _avg_bwd_image(const floating* dy, floating* dx,
     cdef floating inv
     cdef bint tiled = sh == ph and sw == pw
     if tiled:
-        _zero_uncovered(dx, H, W, C, _min(OH * sh - pt, H), _min(OW * sw - pl, W))
+        _zero_uncovered(dx, H, W, C, imin(OH * sh - pt, H), imin(OW * sw - pl, W))
     else:
         memset(dx, 0, H * W * C * sizeof(floating))
     for oh in range(OH):
         h0 = oh * sh - pt
-        hs = _max(h0, 0)
-        he = _min(h0 + ph, H)
+        hs = imax(h0, 0)
+        he = imin(h0 + ph, H)
         for ow in range(OW):
             w0 = ow * sw - pl
-            ws = _max(w0, 0)
-            we = _min(w0 + pw, W)
-            g = dy + (oh * OW + ow) * C
+            ws = imax(w0, 0)
+            we = imin(w0 + pw, W)
+            g = dy + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
             inv = <floating>(1.0 / <double>((he - hs) * (we - ws)))
             for h in range(hs, he):
                 for w in range(ws, we):
                     if tiled:
-                        _store_scaled(dx + (h * W + w) * C, g, inv, C)
+                        _store_scaled(dx + CY_SPAN((h * W + w) * C, C, H * W * C), g, inv, C)
                     else:
-                        _add_scaled(dx + (h * W + w) * C, g, inv, C)
+                        _add_scaled(dx + CY_SPAN((h * W + w) * C, C, H * W * C), g, inv, C)
 
 
 # ----------------------------------------------------------------------------- max pool
@@ -369,7 +335,7 @@ def max_pool2d_forward(const floating[:, :, :, ::1] x, Py_ssize_t pool_h, Py_ssi
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t OH, OW, n
     OH, OW = _geometry(H, W, pool_h, pool_w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right)
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     y = np.empty((N, OH, OW, C), dtype=dtype)
     argmax = np.empty((N, OH, OW, C), dtype=np.int32)
     cdef floating[:, :, :, ::1] yv = y
@@ -399,7 +365,7 @@ def max_pool2d_backward(const floating[:, :, :, ::1] dy, const int[:, :, :, ::1]
         raise ValueError(f"dy must have shape {(N, eOH, eOW, C)} for an input of {H}x{W}; received shape {_shape4(dy)}")
     if _shape4(argmax) != _shape4(dy):
         raise ValueError(f"argmax must have shape {_shape4(dy)}; received shape {_shape4(argmax)}")
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     dx = np.empty((N, H, W, C), dtype=dtype)
     bad = np.zeros(N, dtype=np.uint8)
     cdef floating[:, :, :, ::1] dxv = dx
@@ -428,7 +394,7 @@ def avg_pool2d_forward(const floating[:, :, :, ::1] x, Py_ssize_t pool_h, Py_ssi
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t OH, OW, n
     OH, OW = _geometry(H, W, pool_h, pool_w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right)
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     y = np.empty((N, OH, OW, C), dtype=dtype)
     cdef floating[:, :, :, ::1] yv = y
     cdef int nt = _team(N, N * H * W * C)
@@ -452,7 +418,7 @@ def avg_pool2d_backward(const floating[:, :, :, ::1] dy, Py_ssize_t H, Py_ssize_
     eOH, eOW = _geometry(H, W, pool_h, pool_w, stride_h, stride_w, pad_top, pad_bottom, pad_left, pad_right)
     if (OH, OW) != (eOH, eOW):
         raise ValueError(f"dy must have shape {(N, eOH, eOW, C)} for an input of {H}x{W}; received shape {_shape4(dy)}")
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     dx = np.empty((N, H, W, C), dtype=dtype)
     cdef floating[:, :, :, ::1] dxv = dx
     cdef int nt = _team(N, N * H * W * C)
@@ -470,7 +436,7 @@ def global_avg_pool2d_forward(const floating[:, :, :, ::1] x):
     _nonempty("x", _shape4(x))
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t n, i, HW = H * W
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     y = np.empty((N, C), dtype=dtype)
     cdef floating[:, ::1] yv = y
     cdef floating count = <floating>HW
@@ -479,7 +445,7 @@ def global_avg_pool2d_forward(const floating[:, :, :, ::1] x):
         for n in prange(N, schedule="static", num_threads=nt):
             memcpy(&yv[n, 0], &x[n, 0, 0, 0], C * sizeof(floating))
             for i in range(1, HW):
-                _add(&x[n, 0, 0, 0] + i * C, &yv[n, 0], C)
+                add_n(&yv[n, 0], &x[n, 0, 0, 0] + CY_SPAN(i * C, C, HW * C), C)
             for i in range(C):
                 yv[n, i] = yv[n, i] / count
     return y
@@ -492,7 +458,7 @@ def global_avg_pool2d_backward(const floating[:, ::1] dy, Py_ssize_t H, Py_ssize
     _positive("W", W)
     cdef Py_ssize_t N = dy.shape[0], C = dy.shape[1]
     cdef Py_ssize_t n, i, HW = H * W
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     dx = np.empty((N, H, W, C), dtype=dtype)
     cdef floating[:, :, :, ::1] dxv = dx
     cdef floating count = <floating>HW
@@ -504,7 +470,7 @@ def global_avg_pool2d_backward(const floating[:, ::1] dy, Py_ssize_t H, Py_ssize
             for i in range(C):
                 row[i] = dy[n, i] / count
             for i in range(1, HW):
-                memcpy(row + i * C, row, C * sizeof(floating))
+                memcpy(row + CY_SPAN(i * C, C, HW * C), row, C * sizeof(floating))
     return dx
 
 
@@ -517,7 +483,7 @@ def global_max_pool2d_forward(const floating[:, :, :, ::1] x):
     cdef Py_ssize_t n, i, HW = H * W
     if HW > 2147483647:
         raise ValueError(f"H * W must fit an int32 argmax; received H={H}, W={W}")
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     y = np.empty((N, C), dtype=dtype)
     argmax = np.empty((N, C), dtype=np.int32)
     cdef floating[:, ::1] yv = y
@@ -527,7 +493,7 @@ def global_max_pool2d_forward(const floating[:, :, :, ::1] x):
         for n in prange(N, schedule="static", num_threads=nt):
             _copy_with_index(&x[n, 0, 0, 0], &yv[n, 0], &av[n, 0], 0, C)
             for i in range(1, HW):
-                _max_update(&x[n, 0, 0, 0] + i * C, &yv[n, 0], &av[n, 0], <int>i, C)
+                _max_update(&x[n, 0, 0, 0] + CY_SPAN(i * C, C, HW * C), &yv[n, 0], &av[n, 0], <int>i, C)
     return y, argmax
 
 
@@ -549,7 +515,7 @@ def global_max_pool2d_backward(const floating[:, ::1] dy, const int[:, ::1] argm
     if bad:
         a = np.asarray(argmax)
         raise ValueError(f"argmax values must lie in [0, {HW}); received values in [{a.min()}, {a.max()}]")
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     dx = np.empty((N, H, W, C), dtype=dtype)
     cdef floating[:, :, :, ::1] dxv = dx
     cdef floating* img
@@ -559,7 +525,7 @@ def global_max_pool2d_backward(const floating[:, ::1] dy, const int[:, ::1] argm
             img = &dxv[n, 0, 0, 0]
             memset(img, 0, HW * C * sizeof(floating))
             for i in range(C):
-                img[argmax[n, i] * C + i] = dy[n, i]
+                img[CY_AT(argmax[n, i] * C + i, HW * C)] = dy[n, i]
     return dx
 
 
@@ -574,7 +540,7 @@ def upsampling2d_forward(const floating[:, :, :, ::1] x, Py_ssize_t size_h, Py_s
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t UH = H * size_h, UW = W * size_w
     cdef Py_ssize_t n, h, w, i, j, row_len = UW * C
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     y = np.empty((N, UH, UW, C), dtype=dtype)
     cdef floating[:, :, :, ::1] yv = y
     cdef floating* out
@@ -588,9 +554,9 @@ def upsampling2d_forward(const floating[:, :, :, ::1] x, Py_ssize_t size_h, Py_s
                 for w in range(W):
                     src = &x[n, h, w, 0]
                     for j in range(size_w):
-                        memcpy(out + (w * size_w + j) * C, src, C * sizeof(floating))
+                        memcpy(out + CY_SPAN((w * size_w + j) * C, C, row_len), src, C * sizeof(floating))
                 for i in range(1, size_h):
-                    memcpy(out + i * row_len, out, row_len * sizeof(floating))
+                    memcpy(out + CY_SPAN(i * row_len, row_len, size_h * row_len), out, row_len * sizeof(floating))
     return y
 
 
@@ -605,7 +571,7 @@ def upsampling2d_backward(const floating[:, :, :, ::1] dy, Py_ssize_t size_h, Py
         raise ValueError(f"dy's spatial shape ({UH}, {UW}) must be a multiple of size ({size_h}, {size_w})")
     cdef Py_ssize_t H = UH // size_h, W = UW // size_w
     cdef Py_ssize_t n, h, w, i, j
-    dtype = np.float32 if floating is float else np.float64
+    dtype = dtype_of(<floating>0)
     dx = np.empty((N, H, W, C), dtype=dtype)
     cdef floating[:, :, :, ::1] dxv = dx
     cdef floating* acc
@@ -619,5 +585,5 @@ def upsampling2d_backward(const floating[:, :, :, ::1] dy, Py_ssize_t size_h, Py
                     for i in range(size_h):
                         for j in range(size_w):
                             if i != 0 or j != 0:
-                                _add(&dy[n, h * size_h + i, w * size_w + j, 0], acc, C)
+                                add_n(acc, &dy[n, h * size_h + i, w * size_w + j, 0], C)
     return dx

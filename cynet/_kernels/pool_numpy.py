@@ -19,6 +19,8 @@ the window offsets, no np.add.at, nothing slow on purpose.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ._windows import pool_geometry as _geometry, positive as _positive
+
 __all__ = [
     "max_pool2d_forward",
     "max_pool2d_backward",
@@ -55,26 +57,6 @@ def _check_index(name, a, shape):
 def _check_range(name, a, limit):
     if a.size and (a.min() < 0 or a.max() >= limit):
         raise ValueError(f"{name} values must lie in [0, {limit}); received values in [{a.min()}, {a.max()}]")
-
-
-def _positive(name, v):
-    if v < 1:
-        raise ValueError(f"{name} must be >= 1; received {name}={v}")
-
-
-def _geometry(H, W, ph, pw, sh, sw, pt, pb, pl, pr):
-    """(OH, OW) for the pooling geometry; ValueError if it is invalid."""
-    for name, v in (("H", H), ("W", W), ("pool_h", ph), ("pool_w", pw), ("stride_h", sh), ("stride_w", sw)):
-        _positive(name, v)
-    for name, v, p in (("pad_top", pt, ph), ("pad_bottom", pb, ph), ("pad_left", pl, pw), ("pad_right", pr, pw)):
-        if v < 0 or v >= p:
-            raise ValueError(f"{name} must lie in [0, pool size {p}); received {name}={v}")
-    if ph * pw > 2147483647:
-        raise ValueError(f"the pool window ({ph}, {pw}) must have fewer than 2**31 cells for an int32 argmax")
-    if ph > H + pt + pb or pw > W + pl + pr:
-        raise ValueError(f"the pool window ({ph}, {pw}) is larger than the padded input "
-                         f"({H + pt + pb}, {W + pl + pr})")
-    return (H + pt + pb - ph) // sh + 1, (W + pl + pr - pw) // sw + 1
 
 
 def _window_slices(di, dj, OH, OW, sh, sw):

@@ -1,0 +1,73 @@
+# cynet_gemm.h, the single-threaded matrix products that run without the GIL (inside an OpenMP
+# team or a time loop), declared once for every kernel that cimports them:
+#
+#   from cynet._kernels._gemm cimport gemms, gemms_tail
+#
+# gemms: C = A @ B with A read in place through any strides (the row scheme): a patch matrix,
+#   its transpose, a weight. gemm_pack + gemm_packed: A packed once, then multiplied by many B
+#   (a recurrent layer's weights at every step). The fused inline wrappers pick the float / double
+#   kernel; the C names stay available for code that calls them directly (rnn.pyx).
+# _gemm.pyx wraps both for Python (tests/kernels/test_gemm.py checks them against np.matmul).
+from cython cimport floating
+
+cdef extern from "cynet_gemm.h" nogil:
+    const int CYNET_GEMM_VECTOR     # 1: vector kernels (GCC); 0: the plain fallback loop
+    Py_ssize_t CYNET_GEMM_TAIL(Py_ssize_t K, Py_ssize_t N) noexcept
+    Py_ssize_t CYNET_GEMMS_TAIL(Py_ssize_t K, Py_ssize_t N) noexcept
+    int cynet_gemm_cols(Py_ssize_t M, Py_ssize_t N, Py_ssize_t sz) noexcept
+    Py_ssize_t cynet_gemm_packed_size(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, Py_ssize_t sz) noexcept
+    void cynet_gemm_pack_f(const float* A, Py_ssize_t sam, Py_ssize_t sak, Py_ssize_t M, Py_ssize_t K,
+                           Py_ssize_t N, float* Ap) noexcept
+    void cynet_gemm_pack_d(const double* A, Py_ssize_t sam, Py_ssize_t sak, Py_ssize_t M, Py_ssize_t K,
+                           Py_ssize_t N, double* Ap) noexcept
+    void cynet_gemm_f(const float* Ap, Py_ssize_t M, Py_ssize_t K, const float* B, Py_ssize_t sb,
+                      Py_ssize_t N, float* C, Py_ssize_t sc, float* tail) noexcept
+    void cynet_gemm_d(const double* Ap, Py_ssize_t M, Py_ssize_t K, const double* B, Py_ssize_t sb,
+                      Py_ssize_t N, double* C, Py_ssize_t sc, double* tail) noexcept
+    void cynet_gemms_f(const float* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,
+                       const float* B, Py_ssize_t sb, Py_ssize_t N, float* C, Py_ssize_t sc,
+                       float* tail) noexcept
+    void cynet_gemms_d(const double* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,
+                       const double* B, Py_ssize_t sb, Py_ssize_t N, double* C, Py_ssize_t sc,
+                       double* tail) noexcept
+
+
+cdef inline Py_ssize_t gemms_tail(Py_ssize_t K, Py_ssize_t N) noexcept nogil:
+    """Values of scratch `tail` that gemms needs for a (K, N) B."""
+    return CYNET_GEMMS_TAIL(K, N)
+
+
+cdef inline void gemms(const floating* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,
+                       const floating* B, Py_ssize_t sb, Py_ssize_t N, floating* C, Py_ssize_t sc,
+                       floating* tail) noexcept nogil:
+    """C (M, N; row stride sc) = A @ B with A[m, k] at A + m*sa + k*sk, B (K, N; row stride sb,
+    unit column stride). tail: gemms_tail(K, N) values of scratch."""
+    if floating is float:
+        cynet_gemms_f(A, sa, sk, M, K, B, sb, N, C, sc, tail)
+    else:
+        cynet_gemms_d(A, sa, sk, M, K, B, sb, N, C, sc, tail)
+
+
+cdef inline Py_ssize_t gemm_packed_size(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N,
+                                        Py_ssize_t itemsize) noexcept nogil:
+    """Values of A packed for products with N columns (gemm_pack's Ap)."""
+    return cynet_gemm_packed_size(M, K, N, itemsize)
+
+
+cdef inline void gemm_pack(const floating* A, Py_ssize_t sam, Py_ssize_t sak, Py_ssize_t M,
+                           Py_ssize_t K, Py_ssize_t N, floating* Ap) noexcept nogil:
+    """Ap = A (A[m, k] at A + m*sam + k*sak) packed for gemm_packed with N columns."""
+    if floating is float:
+        cynet_gemm_pack_f(A, sam, sak, M, K, N, Ap)
+    else:
+        cynet_gemm_pack_d(A, sam, sak, M, K, N, Ap)
+
+
+cdef inline void gemm_packed(const floating* Ap, Py_ssize_t M, Py_ssize_t K, const floating* B,
+                             Py_ssize_t sb, Py_ssize_t N, floating* C, Py_ssize_t sc,
+                             floating* tail) noexcept nogil:
+    """C (M, N; row stride sc) = A @ B from Ap = gemm_pack(A, ..., N); tail: CYNET_GEMM_TAIL(K, N)."""
+    if floating is float:
+        cynet_gemm_f(Ap, M, K, B, sb, N, C, sc, tail)
+    else:
+        cynet_gemm_d(Ap, M, K, B, sb, N, C, sc, tail)
