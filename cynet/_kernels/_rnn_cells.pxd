@@ -39,12 +39,3 @@ cdef extern from "cynet_rnn.h" nogil:
                         int backward) noexcept
     void cynet_rnn_product(const cynet_rnn_loop* L, Py_ssize_t t, int backward) noexcept
     void cynet_rnn_after_product(const cynet_rnn_loop* L) noexcept
-
-    # cynet_gemm.h (included by cynet_rnn.h): the step products on weights packed once per call
-    Py_ssize_t CYNET_GEMM_TAIL(Py_ssize_t K, Py_ssize_t N) noexcept
-    int cynet_gemm_cols(Py_ssize_t M, Py_ssize_t N, Py_ssize_t sz) noexcept
-    Py_ssize_t cynet_gemm_packed_size(Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, Py_ssize_t sz) noexcept
-    void cynet_gemm_pack_f(const float* A, Py_ssize_t sam, Py_ssize_t sak, Py_ssize_t M, Py_ssize_t K,
-                           Py_ssize_t N, float* Ap) noexcept
-    void cynet_gemm_pack_d(const double* A, Py_ssize_t sam, Py_ssize_t sak, Py_ssize_t M, Py_ssize_t K,
-                           Py_ssize_t N, double* Ap) noexcept

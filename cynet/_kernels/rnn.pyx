@@ -64,6 +64,9 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 
 from cynet._kernels._openmp cimport threads_for, COST_RECURRENT, COST_RECURRENT_MACS
+from cynet._kernels._common cimport dtype_of
+from cynet._kernels._gemm cimport (CYNET_GEMM_TAIL, cynet_gemm_cols, cynet_gemm_pack_d, cynet_gemm_pack_f,
+                                   cynet_gemm_packed_size)   # (cynet_gemm.h, declared once)
 from cynet._kernels._rnn_cells cimport *
 
 
@@ -116,7 +119,7 @@ cdef inline tuple _packed(const floating[:, ::1] w, bint transposed, Py_ssize_t 
     and waking it every step cost more than the second thread saved (bench/README.md, "rnn")."""
     cdef Py_ssize_t M = w.shape[1] if transposed else w.shape[0]
     cdef Py_ssize_t K = w.shape[0] if transposed else w.shape[1]
-    dt = _dtype(w[0, 0])
+    dt = dtype_of(w[0, 0])
     wa = np.asarray(w)
     if threads_for(M * K * N, COST_RECURRENT_MACS) > 1:
         dummy = np.empty(1, dtype=dt)
@@ -179,13 +182,6 @@ cdef inline int _check_dhs(const floating[:, :, :] dhs, Py_ssize_t N, Py_ssize_t
         if dhs.strides[i] % <Py_ssize_t>sizeof(floating) != 0:
             raise ValueError(f"dhs must have strides that are multiples of its itemsize; received {dhs.strides[i]}")
     return 0
-
-
-cdef inline object _dtype(floating dummy):
-    if floating is float:
-        return np.float32
-    else:
-        return np.float64
 
 
 cdef inline int _team(Py_ssize_t work) noexcept nogil:
@@ -298,7 +294,7 @@ def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, :
         raise ValueError(f"bias must have shape ({U},); received shape ({bias.shape[0]},)")
     _check_shape2("h0", h0.shape[0], h0.shape[1], U, N)
     _check_act("activation", activation)
-    dt = _dtype(x[0, 0, 0])
+    dt = dtype_of(x[0, 0, 0])
     # step 1: input projection of every timestep, one matmul, straight into hs
     hs_a = np.empty((U, T, N), dtype=dt)
     np.matmul(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), out=hs_a.reshape(U, T * N))
@@ -336,7 +332,7 @@ def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, 
     _check_shape3("hs", hs.shape[0], hs.shape[1], hs.shape[2], U, T, N)
     _check_dhs(dhs, N, T, U)
     _check_act("activation", activation)
-    dt = _dtype(x[0, 0, 0])
+    dt = dtype_of(x[0, 0, 0])
     dg_a = _scratch("dgates", (U, T, N), dt)
     dh_a = np.zeros((U, N), dtype=dt)
     ap_a, tail_a, blas = _packed(recurrent_kernel, False, N)
@@ -402,7 +398,7 @@ def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ke
     _check_shape2("c0", c0.shape[0], c0.shape[1], U, N)
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
-    dt = _dtype(x[0, 0, 0])
+    dt = dtype_of(x[0, 0, 0])
     # step 1: input projection of every timestep, one matmul per step, straight into the gates
     gates_a = np.empty((T, 4 * U, N), dtype=dt)
     np.matmul(np.asarray(kernel).T, np.asarray(x).transpose(1, 0, 2), out=gates_a)
@@ -452,7 +448,7 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
     _check_dhs(dhs, N, T, U)
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
-    dt = _dtype(x[0, 0, 0])
+    dt = dtype_of(x[0, 0, 0])
     dg_a = _scratch("dgates", (4 * U, T, N), dt)
     dh_a = np.zeros((U, N), dtype=dt)
     dc_a = np.array(dc_last, dtype=dt)
@@ -495,7 +491,7 @@ def gru_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ker
     _check_shape2("h0", h0.shape[0], h0.shape[1], U, N)
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
-    dt = _dtype(x[0, 0, 0])
+    dt = dtype_of(x[0, 0, 0])
     # step 1: input projection of every timestep, one matmul per step, into rows 0:3U of the cache
     cache_a = np.empty((T, 4 * U, N), dtype=dt)
     np.matmul(np.asarray(kernel).T, np.asarray(x).transpose(1, 0, 2), out=cache_a[:, :3 * U])
@@ -536,7 +532,7 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
     _check_dhs(dhs, N, T, U)
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
-    dt = _dtype(x[0, 0, 0])
+    dt = dtype_of(x[0, 0, 0])
     # dG rows per step: dxh | dz | dr | dhr, so that rows 0:3U are the input-side gradient (in
     # the order h, z, r) and rows U:4U the recurrent-side one (in the order z, r, h)
     dg_a = _scratch("dgates", (4 * U, T, N), dt)
