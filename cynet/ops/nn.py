@@ -220,6 +220,20 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
     return _apply("conv", (inputs, kernel), lambda x, k: K.conv2d_forward(x, k, None, **args), grad)
 
 
+def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+    """2-D depthwise convolution (kernel (KH, KW, C, depth_multiplier)) on cynet's depthwise kernels."""
+    from .. import kernels as K
+    _spatial_2d("depthwise_conv", inputs)
+    fmt = data_format or backend.image_data_format()
+    args = dict(strides=strides, padding=padding, dilation_rate=dilation_rate, data_format=fmt)
+
+    def grad(g, v, o, i):
+        dx, dk, _ = K.depthwise_conv2d_backward(g, v[0], v[1], use_bias=False, compute_dx=(i == 0), **args)
+        return dx if i == 0 else dk
+    return _apply("depthwise_conv", (inputs, kernel), lambda x, k: K.depthwise_conv2d_forward(x, k, None, **args),
+                  grad)
+
+
 def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     """2-D max pooling on cynet's pool kernels."""
     from .. import kernels as K

@@ -234,7 +234,7 @@ class Trainer:
         arithmetic are recorded) and backpropagate from its result; returns the loss as a float."""
         with _tape.recording(tape):
             yp = map_structure(lambda a: _opcore.link(tape, a, _opcore.as_tensor), y_pred)
-            batch = self._batch(x, y, sample_weight)
+            batch = self._batch(x, y, sample_weight) if y is not None else (x, None)
             loss = self.compute_loss(x=x, y=batch[1], y_pred=yp, sample_weight=batch[2] if len(batch) > 2 else None,
                                      training=True)
         if not isinstance(loss, np.ndarray):

@@ -6,6 +6,7 @@ import pytest
 
 import cynet
 from cynet import layers, ops
+from cynet.testing import numerical_gradient
 
 RNG = np.random.default_rng(11)
 X = RNG.standard_normal((32, 3)).astype("float32")
@@ -236,3 +237,42 @@ def test_ops_name_themselves_in_errors():
         ops.add(np.ones((2, 3)), np.ones((4,)))
     with pytest.raises(TypeError, match="ops.exp"):
         ops.exp(np.array(["a"]))
+
+
+def test_vae_with_a_compute_loss_override():
+    """Keras's VAE written with compute_loss instead of train_step: the model returns the
+    reconstruction and the latent statistics; compute_loss (ops) adds the KL term. Its gradients
+    through fit's tape equal central differences of that loss (float64), and it trains."""
+    class VAE(cynet.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            dt = self.dtype.name
+            self.enc = layers.Dense(8, activation="tanh", dtype=dt)
+            self.mean, self.log_var = layers.Dense(2, dtype=dt), layers.Dense(2, dtype=dt)
+            self.dec = layers.Dense(6, dtype=dt)
+
+        def call(self, x):
+            h = self.enc(x)
+            z_mean, z_log_var = self.mean(h), self.log_var(h)
+            z = z_mean + ops.exp(0.5 * z_log_var) * 0.1        # a fixed "noise" keeps it deterministic
+            return [self.dec(z), z_mean, z_log_var]
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            reconstruction, z_mean, z_log_var = y_pred
+            rec = ops.mean(ops.sum(ops.square(x - reconstruction), axis=1))
+            kl = -0.5 * (1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))
+            return rec + ops.mean(ops.sum(kl, axis=1))
+
+    data = RNG.standard_normal((32, 6))
+    vae = VAE(dtype="float64")
+    vae.compile(optimizer=cynet.optimizers.SGD(0.0))   # lr 0: the step leaves the weights for the check
+    vae.fit(data, epochs=1, batch_size=32, verbose=0)
+    grads = [np.array(v.grad) for v in vae.trainable_variables]
+
+    def loss():
+        return float(vae.compute_loss(x=data, y_pred=vae(data)))
+    for v, g in zip(vae.trainable_variables, grads):
+        np.testing.assert_allclose(g, numerical_gradient(loss, v.value), rtol=1e-5, atol=1e-8, err_msg=v.path)
+    vae.compile(optimizer=cynet.optimizers.Adam(0.02))
+    history = vae.fit(data, epochs=10, batch_size=8, verbose=0).history["loss"]
+    assert history[-1] < history[0]

@@ -172,6 +172,7 @@ def test_kernel_backed_nn_op_gradients(backend):
     with cynet.kernels.use_backend(backend):
         _check(lambda a, b: ops.conv(a, b, strides=(2, 1), padding="same"), x, k)
         _check(lambda a, b: ops.conv(a, b, dilation_rate=2), x, k[:2])
+        _check(lambda a, b: ops.depthwise_conv(a, b, strides=2, padding="same"), x, k[:, :, :, :2])
         _check(lambda a: ops.max_pool(a, 2, strides=1, padding="same"), x)
         _check(lambda a: ops.average_pool(a, (2, 3), padding="valid"), x)
     mean, var, off, sc = (R.uniform(0.5, 1.5, 3) for _ in range(4))
@@ -188,6 +189,7 @@ def test_kernel_backed_nn_ops_agree_with_keras(monkeypatch):
     kops = keras.ops
     for ours, theirs in [
         (ops.conv(x, k, strides=2, padding="same"), kops.conv(x, k, strides=2, padding="same")),
+        (ops.depthwise_conv(x, k[:, :, :, :2], padding="same"), kops.depthwise_conv(x, k[:, :, :, :2], padding="same")),
         (ops.max_pool(x, 2, padding="valid"), kops.max_pool(x, 2, padding="valid")),
         (ops.average_pool(x, 2, strides=1), kops.average_pool(x, 2, strides=1)),
     ]:
