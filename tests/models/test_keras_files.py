@@ -198,7 +198,7 @@ def test_importing_cynet_does_not_import_h5py():
     import subprocess
     import sys
     code = "import sys, cynet, cynet.models, cynet.saving; print('h5py' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
