@@ -210,7 +210,38 @@ class _AxesToEnd:
         return a if self.perm is None else a.transpose(self.inverse)
 
 
-class LayerNormalization(Layer):
+class _Affine(Layer):
+    """The per-feature scale (gamma) and offset (beta) that LayerNormalization and
+    GroupNormalization share: their arguments, weights and config entries (Keras's names)."""
+
+    def _affine_arguments(self, epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
+                          gamma_regularizer, beta_constraint, gamma_constraint):
+        self.epsilon = _validation.real("epsilon", epsilon, low=0.0, low_open=True)
+        self.center = _validation.flag("center", center)
+        self.scale = _validation.flag("scale", scale)
+        self.beta_initializer = check_initializer("beta_initializer", beta_initializer, "zeros")
+        self.gamma_initializer = check_initializer("gamma_initializer", gamma_initializer, "ones")
+        self.beta_regularizer = check_regularizer("beta_regularizer", beta_regularizer)
+        self.gamma_regularizer = check_regularizer("gamma_regularizer", gamma_regularizer)
+        _no_constraint("beta_constraint", beta_constraint)
+        _no_constraint("gamma_constraint", gamma_constraint)
+
+    def _affine_weights(self, shape, with_gamma, with_beta):
+        self.gamma = (self.add_weight(shape, self.gamma_initializer, regularizer=self.gamma_regularizer, name="gamma")
+                      if with_gamma else None)
+        self.beta = (self.add_weight(shape, self.beta_initializer, regularizer=self.beta_regularizer, name="beta")
+                     if with_beta else None)
+
+    def _affine_config(self):
+        return {"epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+                "beta_initializer": _serialize(self.beta_initializer, initializers),
+                "gamma_initializer": _serialize(self.gamma_initializer, initializers),
+                "beta_regularizer": _serialize(self.beta_regularizer, regularizers),
+                "gamma_regularizer": _serialize(self.gamma_regularizer, regularizers),
+                "beta_constraint": None, "gamma_constraint": None}
+
+
+class LayerNormalization(_Affine):
     """Keras 3 LayerNormalization: each sample normalised over `axis` (an int or a list of axes),
     y = (x - mean) / sqrt(var + epsilon) * gamma + beta, with the biased variance; gamma and beta
     have the sizes of the normalised axes. The normalised axes are moved to the end (a copy,
@@ -233,19 +264,12 @@ class LayerNormalization(Layer):
         super().__init__(**kwargs)
         self._axes = _axis_list(type(self).__name__, axis)
         self.axis = list(axis) if isinstance(axis, (list, tuple)) else int(axis)
-        self.epsilon = _validation.real("epsilon", epsilon, low=0.0, low_open=True)
-        self.center = _validation.flag("center", center)
-        self.scale = _validation.flag("scale", scale)
+        self._affine_arguments(epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
+                               gamma_regularizer, beta_constraint, gamma_constraint)
         self.rms_scaling = _validation.flag("rms_scaling", rms_scaling)
         if self.rms_scaling:
             warnings.warn("You passed `rms_scaling=True`, which is deprecated in Keras 3: it scales the input by the "
                           "variance, not the root mean square.", UserWarning, stacklevel=2)
-        self.beta_initializer = check_initializer("beta_initializer", beta_initializer, "zeros")
-        self.gamma_initializer = check_initializer("gamma_initializer", gamma_initializer, "ones")
-        self.beta_regularizer = check_regularizer("beta_regularizer", beta_regularizer)
-        self.gamma_regularizer = check_regularizer("gamma_regularizer", gamma_regularizer)
-        _no_constraint("beta_constraint", beta_constraint)
-        _no_constraint("gamma_constraint", gamma_constraint)
 
     def build(self, input_shape):
         ndim = len(input_shape)
@@ -261,10 +285,7 @@ class LayerNormalization(Layer):
         self._move = _AxesToEnd(ndim, axes)
         self._built_ndim = ndim
         self._input_axes = {a: int(input_shape[a]) for a in axes}
-        self.gamma = (self.add_weight(shape, self.gamma_initializer, regularizer=self.gamma_regularizer, name="gamma")
-                      if self.scale or self.rms_scaling else None)
-        self.beta = (self.add_weight(shape, self.beta_initializer, regularizer=self.beta_regularizer, name="beta")
-                     if self.center and not self.rms_scaling else None)
+        self._affine_weights(shape, self.scale or self.rms_scaling, self.center and not self.rms_scaling)
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -291,16 +312,10 @@ class LayerNormalization(Layer):
         return self._move.back(dx.reshape(ctx.shape)) if need_input_grad else None
 
     def get_config(self):
-        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
-                "scale": self.scale, "rms_scaling": self.rms_scaling,
-                "beta_initializer": _serialize(self.beta_initializer, initializers),
-                "gamma_initializer": _serialize(self.gamma_initializer, initializers),
-                "beta_regularizer": _serialize(self.beta_regularizer, regularizers),
-                "gamma_regularizer": _serialize(self.gamma_regularizer, regularizers),
-                "beta_constraint": None, "gamma_constraint": None}
+        return {**super().get_config(), "axis": self.axis, **self._affine_config(), "rms_scaling": self.rms_scaling}
 
 
-class GroupNormalization(Layer):
+class GroupNormalization(_Affine):
     """Keras 3 GroupNormalization: the channels of `axis` split into `groups` groups, each sample's
     group normalised over all its other axes (spatial positions and the group's channels), then a
     per-channel gamma and beta. groups=-1 is instance normalization (one channel per group).
@@ -330,15 +345,8 @@ class GroupNormalization(Layer):
         if not _validation.is_int(axis):
             raise TypeError(f"axis must be an int (the channel axis); received axis={axis!r}")
         self.axis = int(axis)
-        self.epsilon = _validation.real("epsilon", epsilon, low=0.0, low_open=True)
-        self.center = _validation.flag("center", center)
-        self.scale = _validation.flag("scale", scale)
-        self.beta_initializer = check_initializer("beta_initializer", beta_initializer, "zeros")
-        self.gamma_initializer = check_initializer("gamma_initializer", gamma_initializer, "ones")
-        self.beta_regularizer = check_regularizer("beta_regularizer", beta_regularizer)
-        self.gamma_regularizer = check_regularizer("gamma_regularizer", gamma_regularizer)
-        _no_constraint("beta_constraint", beta_constraint)
-        _no_constraint("gamma_constraint", gamma_constraint)
+        self._affine_arguments(epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
+                               gamma_regularizer, beta_constraint, gamma_constraint)
 
     def build(self, input_shape):
         ndim = len(input_shape)
@@ -362,10 +370,7 @@ class GroupNormalization(Layer):
         self._move = _AxesToEnd(ndim, [axis])
         self._built_ndim = ndim
         self._input_axes = {axis: int(dim)}
-        self.gamma = (self.add_weight((dim,), self.gamma_initializer, regularizer=self.gamma_regularizer,
-                                      name="gamma") if self.scale else None)
-        self.beta = (self.add_weight((dim,), self.beta_initializer, regularizer=self.beta_regularizer, name="beta")
-                     if self.center else None)
+        self._affine_weights((dim,), self.scale, self.center)
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -390,13 +395,7 @@ class GroupNormalization(Layer):
         return self._move.back(dx) if need_input_grad else None
 
     def get_config(self):
-        return {**super().get_config(), "groups": self.groups, "axis": self.axis, "epsilon": self.epsilon,
-                "center": self.center, "scale": self.scale,
-                "beta_initializer": _serialize(self.beta_initializer, initializers),
-                "gamma_initializer": _serialize(self.gamma_initializer, initializers),
-                "beta_regularizer": _serialize(self.beta_regularizer, regularizers),
-                "gamma_regularizer": _serialize(self.gamma_regularizer, regularizers),
-                "beta_constraint": None, "gamma_constraint": None}
+        return {**super().get_config(), "groups": self.groups, "axis": self.axis, **self._affine_config()}
 
 
 class UnitNormalization(Layer):
