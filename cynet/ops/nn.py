@@ -207,31 +207,30 @@ def _spatial_2d(name, x):
                                   f"supported yet; received an input of {np.ndim(_values(x))} dimensions")
 
 
+def _kernel_conv(name, forward, backward, inputs, kernel, strides, padding, data_format, dilation_rate):
+    """A convolution op on a compiled kernel pair (forward(x, k, bias, ...), backward(dy, x, k, ...))."""
+    _spatial_2d(name, inputs)
+    args = dict(strides=strides, padding=padding, dilation_rate=dilation_rate,
+                data_format=data_format or backend.image_data_format())
+
+    def grad(g, v, o, i):
+        dx, dk, _ = backward(g, v[0], v[1], use_bias=False, compute_dx=(i == 0), **args)
+        return dx if i == 0 else dk
+    return _apply(name, (inputs, kernel), lambda x, k: forward(x, k, None, **args), grad)
+
+
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
     """2-D convolution (Keras layout: kernel (KH, KW, C, F)) on cynet's conv kernels."""
     from .. import kernels as K
-    _spatial_2d("conv", inputs)
-    fmt = data_format or backend.image_data_format()
-    args = dict(strides=strides, padding=padding, dilation_rate=dilation_rate, data_format=fmt)
-
-    def grad(g, v, o, i):
-        dx, dk, _ = K.conv2d_backward(g, v[0], v[1], use_bias=False, compute_dx=(i == 0), **args)
-        return dx if i == 0 else dk
-    return _apply("conv", (inputs, kernel), lambda x, k: K.conv2d_forward(x, k, None, **args), grad)
+    return _kernel_conv("conv", K.conv2d_forward, K.conv2d_backward, inputs, kernel, strides, padding, data_format,
+                        dilation_rate)
 
 
 def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
     """2-D depthwise convolution (kernel (KH, KW, C, depth_multiplier)) on cynet's depthwise kernels."""
     from .. import kernels as K
-    _spatial_2d("depthwise_conv", inputs)
-    fmt = data_format or backend.image_data_format()
-    args = dict(strides=strides, padding=padding, dilation_rate=dilation_rate, data_format=fmt)
-
-    def grad(g, v, o, i):
-        dx, dk, _ = K.depthwise_conv2d_backward(g, v[0], v[1], use_bias=False, compute_dx=(i == 0), **args)
-        return dx if i == 0 else dk
-    return _apply("depthwise_conv", (inputs, kernel), lambda x, k: K.depthwise_conv2d_forward(x, k, None, **args),
-                  grad)
+    return _kernel_conv("depthwise_conv", K.depthwise_conv2d_forward, K.depthwise_conv2d_backward, inputs, kernel,
+                        strides, padding, data_format, dilation_rate)
 
 
 def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
