@@ -1,7 +1,6 @@
 """Tests of cynet.optimizers.schedules against the Keras 3 formulas."""
 import json
 import math
-import time
 
 import numpy as np
 import pytest
@@ -308,18 +307,10 @@ def test_piecewise_constant_lookup_is_a_binary_search():
         assert got == float(np.float32(expected)), step
 
 
-def test_piecewise_constant_million_boundaries_cost():
-    # Complexity guards with generous bounds (measured: load 0.15 s, 10,000 lookups 15 ms; the
-    # linear-scan version took 1.5 s to load and about 8 ms per lookup).
-    config = json.loads(json.dumps(million_config()))
-    start = time.perf_counter()
-    s = schedules.deserialize(config)
-    assert time.perf_counter() - start < 1.0
-    start = time.perf_counter()
-    deadline = start + 1.0
-    for i in range(10_000):
-        s(i * 199)
-        assert time.perf_counter() < deadline, f"10,000 lookups take over 1 s (at lookup {i})"
+def test_piecewise_constant_million_boundaries_round_trip():
+    # Its load and lookup cost is measured in bench/test_schedules.py (no timed unit tests); the
+    # lookup's complexity is checked above by counting comparisons.
+    s = schedules.deserialize(json.loads(json.dumps(million_config())))
     assert s(1_999_999) == float(np.float32(1.0 / (10**6 + 1)))
     assert len(repr(s)) < 300
 
