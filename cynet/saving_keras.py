@@ -96,6 +96,7 @@ def _groups(obj, prefix, visited=None):
         return
     yield prefix, obj.name, _own_variables(obj)
     children = dict(vars(obj))
+    children.update(_layer_properties(obj))
     if isinstance(obj, Model):   # subclassed: private attributes hold nothing `layers` has not
         children = {k: v for k, v in children.items() if not k.startswith("_")}
         children["layers"] = list(obj.layers)
@@ -105,6 +106,23 @@ def _groups(obj, prefix, visited=None):
             yield from _groups(value, _join(prefix, attr), visited)
         elif isinstance(value, (list, tuple)) and value and all(_is_layer(v) for v in value):
             yield from _container(value, _join(prefix, attr), visited)
+
+
+def _layer_properties(obj):
+    """The public properties of obj's class that hold a layer: Keras walks dir(), so a sublayer kept
+    in `_query_dense` and shown as the property `query_dense` is filed under the property's name
+    (public names come first in its order)."""
+    found = {}
+    for klass in type(obj).__mro__:
+        for attr, value in vars(klass).items():
+            if isinstance(value, property) and not attr.startswith("_") and attr not in found:
+                try:
+                    held = getattr(obj, attr)
+                except Exception:   # a property that needs state the object lacks holds no sublayer
+                    continue
+                if _is_layer(held):
+                    found[attr] = held
+    return found
 
 
 def _is_graph_model(model):
@@ -359,14 +377,58 @@ def _layer_to_keras(entry, layer=None):
         config = {k: _nested_to_keras(k, v) for k, v in config.items()}
     out = {"module": "keras.layers", "class_name": cls, "config": config, "registered_name": None}
     if layer is not None and getattr(layer, "input_shape", None) is not None and cls != "InputLayer":
-        out["build_config"] = {"input_shape": _shape_list(layer.input_shape)}
+        out["build_config"] = _build_config(cls, layer)
     for key in ("name", "inbound_nodes"):
         if key in entry:
             out[key] = entry[key]
     if "inbound_nodes" in out:
-        out["inbound_nodes"] = [{"args": [node["args"]], "kwargs": node.get("kwargs", {})}
-                                for node in out["inbound_nodes"]]
+        out["inbound_nodes"] = [_node_to_keras(cls, node) for node in out["inbound_nodes"]]
     return out
+
+
+# Layers Keras calls with several positional tensors (cynet records them packed in one dict, by name).
+_KERAS_POSITIONAL = {"MultiHeadAttention": ("query", "value")}
+
+
+def _node_to_keras(cls, node):
+    """A cynet inbound node as Keras records it: its inputs as the one positional argument, or, for a
+    layer Keras calls with several (MultiHeadAttention(query, value, key=...)), as those positional
+    arguments and the rest of the packed inputs as keyword arguments."""
+    args, kwargs = node["args"], dict(node.get("kwargs", {}))
+    names = _KERAS_POSITIONAL.get(cls)
+    if names and isinstance(args, dict) and "class_name" not in args:
+        kwargs.update((k, v) for k, v in args.items() if k not in names)
+        return {"args": [args[n] for n in names], "kwargs": kwargs}
+    return {"args": [args], "kwargs": kwargs}
+
+
+def _node_from_keras(cls, node, path, name):
+    """A Keras inbound node in cynet's form (inputs as one structure; see _node_to_keras)."""
+    from .layers.attention import _INPUT_ARGS
+    args = node.get("args", [])
+    # Keras records mask=None for a nested model's call: the default, dropped.
+    kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if not (k == "mask" and v is None)}
+    names = _KERAS_POSITIONAL.get(cls)
+    if names and 1 <= len(args) <= len(names) + 1:
+        packed = dict(zip(_INPUT_ARGS, args))
+        packed.update((k, kwargs.pop(k)) for k in _INPUT_ARGS if kwargs.get(k) is not None)
+        kwargs = {k: v for k, v in kwargs.items() if k not in _INPUT_ARGS}
+        return {"args": packed, "kwargs": kwargs}
+    if len(args) != 1:
+        raise NotImplementedError(f"{path}: layer '{name}' is called with {len(args)} positional arguments; "
+                                  "cynet's functional configs take one (the inputs)")
+    return {"args": args[0], "kwargs": kwargs}
+
+
+def _build_config(cls, layer):
+    """Keras's build_config: the input shape, or for a layer whose build takes several shapes
+    (MultiHeadAttention.build(query_shape, value_shape, key_shape)) a shapes_dict by argument name."""
+    if cls == "MultiHeadAttention":
+        shapes = {"query_shape": layer._query_dense.input_shape, "value_shape": layer._value_dense.input_shape}
+        if tuple(layer._key_dense.input_shape) != tuple(shapes["value_shape"]):
+            shapes["key_shape"] = layer._key_dense.input_shape
+        return {"shapes_dict": {k: _shape_list(v) for k, v in shapes.items()}}
+    return {"input_shape": _shape_list(layer.input_shape)}
 
 
 def _shape_list(shape):
@@ -535,16 +597,8 @@ def _with_nodes(out, entry, path):
     if "name" in entry:
         out["name"] = entry["name"]
     if "inbound_nodes" in entry:
-        nodes = []
-        for node in entry["inbound_nodes"]:
-            args = node.get("args", [])
-            if len(args) != 1:
-                raise NotImplementedError(f"{path}: layer '{entry.get('name')}' is called with {len(args)} positional "
-                                          "arguments; cynet's functional configs take one (the inputs)")
-            # Keras records mask=None for a nested model's call: the default, dropped.
-            kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if not (k == "mask" and v is None)}
-            nodes.append({"args": args[0], "kwargs": kwargs})
-        out["inbound_nodes"] = nodes
+        out["inbound_nodes"] = [_node_from_keras(entry.get("class_name"), node, path, entry.get("name"))
+                                for node in entry["inbound_nodes"]]
     return out
 
 
