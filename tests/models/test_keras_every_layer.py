@@ -241,3 +241,65 @@ def test_a_layer_round_trips_through_keras_files_both_ways(name, tmp_path):
         dst = build(dst_lib)
         dst.load_weights(wpath)
         _close(_predict(dst, x), expected)
+
+
+# ---------------------------------------------------- layers Keras needs TensorFlow for (layout only)
+def _lookup_model(name):
+    L = cynet.layers
+    if name == "StringLookup":
+        layer, data, x = L.StringLookup(output_mode="tf_idf"), [["a", "b", "a"], ["c", "a", "b"]], \
+            np.array([["a", "z"], ["c", "b"]], dtype=object)
+    elif name == "IntegerLookup":
+        layer, data, x = L.IntegerLookup(mask_token=0), [[5, 7, 7, 9]], np.array([[7, 3, 0], [9, 5, 5]])
+    else:
+        layer, data, x = L.TextVectorization(output_sequence_length=4), ["the cat sat", "the dog"], \
+            np.array([["the dog sat"], ["a cat"]], dtype=object)
+    layer.adapt(data)
+    inp = cynet.Input(x.shape[1:], dtype="int64" if name == "IntegerLookup" else "string")
+    return cynet.Model(inp, layer(inp)), layer, x
+
+
+def _as_keras_writes_an_adapted_layer(src, dst, layer):
+    """src's archive rewritten the way Keras saves an adapted lookup (keras/src/layers/preprocessing/
+    index_lookup.py save_assets / save_own_variables): no vocabulary (nor idf weights) in the
+    layer's config, the vocabulary with its special tokens one a line in assets/<layer path>/
+    vocabulary.txt (no trailing newline), tf_idf weights as the `idf_weights` variable."""
+    import json
+    import zipfile
+    path = "layers/" + cynet.saving_keras.keras_snake_case(type(layer).__name__)
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        config = json.loads(zin.read("config.json"))
+        for entry in config["config"]["layers"]:
+            if entry["class_name"] == type(layer).__name__:
+                entry["config"]["vocabulary"] = entry["config"]["idf_weights"] = None
+        for info in zin.infolist():
+            data = json.dumps(config).encode() if info.filename == "config.json" else zin.read(info)
+            zout.writestr(info.filename, data)
+        vocabulary = "\n".join(str(t) for t in layer.get_vocabulary())
+        zout.writestr(f"assets/{path}/vocabulary.txt", vocabulary)
+
+
+@pytest.mark.parametrize("name", ["StringLookup", "IntegerLookup", "TextVectorization"])
+def test_an_adapted_lookup_in_keras_layout_loads_with_its_vocabulary(name, tmp_path):
+    pytest.importorskip("h5py")
+    model, layer, x = _lookup_model(name)
+    expected = model.predict(x, verbose=0)
+    src, dst = str(tmp_path / "cynet.keras"), str(tmp_path / "as_keras.keras")
+    model.save(src)
+    np.testing.assert_array_equal(cynet.models.load_model(src).predict(x, verbose=0), expected)
+    _as_keras_writes_an_adapted_layer(src, dst, layer)
+    loaded = cynet.models.load_model(dst)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, rtol=1e-6)
+    assert loaded.layers[-1].get_vocabulary() == layer.get_vocabulary()
+
+
+def test_a_tf_idf_lookups_weights_are_keras_idf_weights_variable(tmp_path):
+    import h5py
+    model, layer, x = _lookup_model("StringLookup")
+    model.save_weights(str(tmp_path / "w.weights.h5"))
+    with h5py.File(str(tmp_path / "w.weights.h5"), "r") as f:
+        np.testing.assert_allclose(f["layers/string_lookup/vars/idf_weights"][()], layer._idf, rtol=1e-6)
+    other, _, _ = _lookup_model("StringLookup")
+    other.layers[-1].set_vocabulary(layer.get_vocabulary(), idf_weights=np.ones(len(layer.get_vocabulary())))
+    other.load_weights(str(tmp_path / "w.weights.h5"))
+    np.testing.assert_allclose(other.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
