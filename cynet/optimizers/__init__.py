@@ -1,5 +1,5 @@
 """Optimizers (Keras 3 `keras.optimizers`): SGD, RMSprop, Adagrad, Adadelta, Adam, AdamW, Nadam,
-Adamax, Ftrl, Lion.
+Adamax, Ftrl, Lion, Adafactor.
 
     opt = cynet.optimizers.get("adam")            # by name, case-insensitive
     opt.apply_gradients(zip(grads, variables))    # in-place updates of cynet Variables
@@ -10,6 +10,7 @@ Lookup by name uses a closed registry of cynet's own classes (plus classes the c
 `custom_objects`); nothing is ever imported by name.
 """
 from . import schedules
+from .adafactor import Adafactor
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
@@ -36,6 +37,7 @@ __all__ = [
     "Adamax",
     "Ftrl",
     "Lion",
+    "Adafactor",
     "schedules",
     "get",
     "serialize",
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 ALL_OBJECTS_DICT = {cls.__name__.lower(): cls for cls in (SGD, RMSprop, Adagrad, Adadelta, Adam, AdamW, Nadam,
-                                                        Adamax, Ftrl, Lion)}
+                                                        Adamax, Ftrl, Lion, Adafactor)}
 
 
 def serialize(optimizer):

@@ -249,7 +249,8 @@ OPTIMIZERS = {"sgd_nesterov": ("SGD", dict(learning_rate=0.01, momentum=0.9, nes
               "amsgrad": ("Adam", dict(learning_rate=0.01, amsgrad=True)),
               "adamax": ("Adamax", dict(learning_rate=0.01)),
               "ftrl": ("Ftrl", dict(learning_rate=0.1, l1_regularization_strength=0.001, beta=0.1)),
-              "lion": ("Lion", dict(learning_rate=0.001))}
+              "lion": ("Lion", dict(learning_rate=0.001)),
+              "adafactor": ("Adafactor", dict(learning_rate=0.01))}
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))

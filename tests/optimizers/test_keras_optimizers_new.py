@@ -1,4 +1,4 @@
-"""Adamax, Ftrl and Lion: Keras 3's arguments, defaults, update rules and slots.
+"""Adamax, Ftrl, Lion and Adafactor: Keras 3's arguments, defaults, update rules and slots.
 
 Their updates equal Keras's (KERAS_BACKEND=torch) on the same gradients over several steps, with
 default and non-default settings; their configs are Keras's. The resume-across-libraries test (state
@@ -20,6 +20,9 @@ CASES = {
                               l2_shrinkage_regularization_strength=0.03, beta=0.1)),
     "lion": ("Lion", dict(learning_rate=0.01)),
     "lion_set": ("Lion", dict(learning_rate=0.1, beta_1=1.0, beta_2=0.5)),
+    "adafactor": ("Adafactor", {}),
+    "adafactor_set": ("Adafactor", dict(learning_rate=0.05, beta_2_decay=-0.5, epsilon_2=1e-2, clip_threshold=0.5,
+                                        relative_step=False)),
     "adamax_decay_clip": ("Adamax", dict(learning_rate=0.05, weight_decay=0.01, clipnorm=0.5)),
 }
 
@@ -34,7 +37,7 @@ def test_updates_equal_keras_on_the_same_gradients(case):
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
     cls, kwargs = CASES[case]
-    shapes = [(3, 4), (4,)]
+    shapes = [(3, 4), (2, 3, 4), (4,)]
     rng = np.random.default_rng(1)
     init = [rng.standard_normal(s).astype("float32") for s in shapes]
     c_vars = [Variable(v.copy()) for v in init]
@@ -58,7 +61,7 @@ def test_updates_equal_keras_on_the_same_gradients(case):
         assert c_config[key] == pytest.approx(k_config[key]), key
 
 
-@pytest.mark.parametrize("cls", ["Adamax", "Ftrl", "Lion"])
+@pytest.mark.parametrize("cls", ["Adamax", "Ftrl", "Lion", "Adafactor"])
 def test_defaults_and_names(cls):
     opt = getattr(optimizers, cls)()
     assert opt.name == cls.lower() and opt.learning_rate == pytest.approx(0.001)

@@ -34,6 +34,7 @@ OPTIMIZERS = {
     "adamax": lambda: optimizers.Adamax(learning_rate=0.01),
     "ftrl": lambda: optimizers.Ftrl(learning_rate=0.1, l1_regularization_strength=0.001),
     "lion": lambda: optimizers.Lion(learning_rate=0.001),
+    "adafactor": lambda: optimizers.Adafactor(learning_rate=0.01),
     "adam-ema": lambda: optimizers.Adam(learning_rate=0.01, use_ema=True, ema_overwrite_frequency=3),
     "sgd-accumulation": lambda: optimizers.SGD(learning_rate=0.05, momentum=0.9, gradient_accumulation_steps=2),
 }
