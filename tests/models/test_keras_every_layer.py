@@ -303,3 +303,24 @@ def test_a_tf_idf_lookups_weights_are_keras_idf_weights_variable(tmp_path):
     other.layers[-1].set_vocabulary(layer.get_vocabulary(), idf_weights=np.ones(len(layer.get_vocabulary())))
     other.load_weights(str(tmp_path / "w.weights.h5"))
     np.testing.assert_allclose(other.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def _rewrite_member(src, dst, name, data):
+    import zipfile
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, data if info.filename == name else zin.read(info))
+
+
+def test_a_hostile_vocabulary_asset_is_a_clear_error(tmp_path):
+    pytest.importorskip("h5py")
+    model, layer, _ = _lookup_model("IntegerLookup")
+    src, keras_like, bad = (str(tmp_path / n) for n in ("c.keras", "k.keras", "bad.keras"))
+    model.save(src)
+    _as_keras_writes_an_adapted_layer(src, keras_like, layer)
+    member = "assets/layers/integer_lookup/vocabulary.txt"
+    for data, match in ((b"0\n-1\n7\nnot a number", "not an integer"), (b"\xff\xfe\x00", "UTF-8"),
+                        (b"0\n-1\n7\n7", "vocabulary")):
+        _rewrite_member(keras_like, bad, member, data)
+        with pytest.raises(cynet.saving.FileFormatError, match=match):
+            cynet.models.load_model(bad)
