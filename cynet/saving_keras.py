@@ -652,7 +652,10 @@ _KERAS_DEFAULTS = (None, False, 0, 0.0, "", [], {})
 # (a file with another value names the argument in its error).
 _KERAS_INERT = {"renorm_momentum": 0.99, "use_bias": True, "unit_forget_bias": True, "lora_alpha": None, "unroll": False, "time_major": False,
                 "reset_after": True, "implementation": 2, "use_cudnn": "auto", "input_length": None,
-                "ema_momentum": 0.99, "ema_overwrite_frequency": None}
+                "ema_momentum": 0.99, "ema_overwrite_frequency": None,
+                # StringLookup's config carries IndexLookup's oov_method; its default is how cynet hashes
+                # out-of-vocabulary strings
+                "oov_method": "floormod"}
 
 
 # Keras arguments cynet takes no value of: how a recurrent layer fills the outputs of masked steps

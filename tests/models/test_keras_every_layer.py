@@ -272,6 +272,8 @@ def _as_keras_writes_an_adapted_layer(src, dst, layer):
         for entry in config["config"]["layers"]:
             if entry["class_name"] == type(layer).__name__:
                 entry["config"]["vocabulary"] = entry["config"]["idf_weights"] = None
+                if entry["class_name"] == "StringLookup":   # Keras's StringLookup config has IndexLookup's
+                    entry["config"]["oov_method"] = "floormod"
         for info in zin.infolist():
             data = json.dumps(config).encode() if info.filename == "config.json" else zin.read(info)
             zout.writestr(info.filename, data)
