@@ -42,6 +42,30 @@ CYNET_CLONES static void cynet_sgd_##S(T* w, const T* g, T* m, Py_ssize_t n, T l
             w[i] = w[i] + mi;                                                                \
         }                                                                                    \
     }                                                                                        \
+}                                                                                            \
+/* Adamax: m += (g - m) c1; u = max(b2 u, |g|); w -= (m lr) / ((u + eps) corr) */          \
+CYNET_CLONES static void cynet_adamax_##S(T* w, const T* g, T* m, T* u, Py_ssize_t n, T lr, \
+                                           T c1, T b2, T corr, T eps) {                      \
+    Py_ssize_t i; T gi, mi, ui, ag;                                                          \
+    for (i = 0; i < n; i++) {                                                                \
+        gi = g[i];                                                                           \
+        mi = m[i] + (gi - m[i]) * c1; m[i] = mi;                                             \
+        ui = u[i] * b2; ag = gi < 0 ? -gi : gi;                                              \
+        ui = SEL(ui > ag || ui != ui, ui, ag); u[i] = ui;        /* NaN wins, as np.maximum */ \
+        w[i] = w[i] - (mi * lr) / ((ui + eps) * corr);                                       \
+    }                                                                                        \
+}                                                                                            \
+/* Lion: w -= lr sign(b1 m + c1 g); m = b2 m + c2 g (c = 1 - b) */                          \
+CYNET_CLONES static void cynet_lion_##S(T* w, const T* g, T* m, Py_ssize_t n, T lr, T b1,   \
+                                         T c1, T b2, T c2) {                                 \
+    Py_ssize_t i; T gi, d;                                                                   \
+    for (i = 0; i < n; i++) {                                                                \
+        gi = g[i];                                                                           \
+        d = m[i] * b1 + gi * c1;                                                             \
+        d = d > 0 ? (T)1 : (d < 0 ? (T)-1 : d);             /* sign; 0 and NaN as they are */ \
+        w[i] = w[i] - d * lr;                                                                \
+        m[i] = m[i] * b2 + gi * c2;                                                          \
+    }                                                                                        \
 }
 
 CYNET_OPTIM_KERNELS(float, f, cynet_self, sqrtf)

@@ -11,7 +11,7 @@ import numpy as np
 from .._validation import as_array, flag, inplace_array, real
 from ._backend import impl
 
-__all__ = ["adam_update", "sgd_momentum_update"]
+__all__ = ["adam_update", "sgd_momentum_update", "adamax_update", "lion_update"]
 
 
 def _state(name, a, variable):
@@ -68,3 +68,31 @@ def sgd_momentum_update(variable, gradient, momentums, learning_rate, momentum, 
     dt = variable.dtype
     impl("optim").sgd_momentum_update(w, g, s["momentums"], real("learning_rate", learning_rate, dt),
                                       real("momentum", momentum, dt), flag("nesterov", nesterov))
+
+
+def adamax_update(variable, gradient, m, u, learning_rate, one_minus_beta_1, beta_2, correction, epsilon):
+    """One Adamax step (Keras 3), in place:
+
+        m += (g - m) * one_minus_beta_1;  u = max(beta_2 * u, |g|)
+        variable -= (m * learning_rate) / ((u + epsilon) * correction)
+
+    correction is the bias correction 1 - beta_1**t (t the 1-based step).
+    """
+    w, g, s = _arrays(variable, gradient, m=m, u=u)
+    dt = variable.dtype
+    impl("optim").adamax_update(w, g, s["m"], s["u"], real("learning_rate", learning_rate, dt),
+                                real("one_minus_beta_1", one_minus_beta_1, dt), real("beta_2", beta_2, dt),
+                                real("correction", correction, dt), real("epsilon", epsilon, dt))
+
+
+def lion_update(variable, gradient, m, learning_rate, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2):
+    """One Lion step (Keras 3), in place:
+
+        variable -= learning_rate * sign(beta_1 * m + one_minus_beta_1 * g)
+        m = beta_2 * m + one_minus_beta_2 * g
+    """
+    w, g, s = _arrays(variable, gradient, m=m)
+    dt = variable.dtype
+    impl("optim").lion_update(w, g, s["m"], real("learning_rate", learning_rate, dt), real("beta_1", beta_1, dt),
+                              real("one_minus_beta_1", one_minus_beta_1, dt), real("beta_2", beta_2, dt),
+                              real("one_minus_beta_2", one_minus_beta_2, dt))

@@ -1,6 +1,7 @@
 """Adamax (Keras 3 `keras.optimizers.Adamax`)."""
 import numpy as np
 
+from .. import kernels
 from .base_optimizer import Optimizer, constructor_arguments
 
 
@@ -52,19 +53,7 @@ class Adamax(Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         dt = variable.dtype.type
         index = self._get_variable_index(variable)
-        w, g = variable.value, gradient
-        m, u = self._m[index].value, self._u[index].value
-        s = self._scratch(variable, 0)
-        np.subtract(g, m, out=s)
-        np.multiply(s, dt(1 - self.beta_1), out=s)
-        np.add(m, s, out=m)                             # m += (g - m) * (1 - beta_1)
-        np.multiply(u, dt(self.beta_2), out=u)
-        np.abs(g, out=s)
-        np.maximum(u, s, out=u)                         # u = max(beta_2 * u, |g|)
         correction = dt(1) - np.power(dt(self.beta_1), dt(self.iterations + 1))
-        np.add(u, dt(self.epsilon), out=s)
-        np.multiply(s, correction, out=s)
-        t = self._scratch(variable, 1)
-        np.multiply(m, dt(learning_rate), out=t)
-        np.divide(t, s, out=t)
-        np.subtract(w, t, out=w)                        # w -= lr * m / ((1 - beta_1^t) (u + eps))
+        # one fused pass: m and u updated, then w -= lr * m / ((u + eps) * (1 - beta_1^t))
+        kernels.adamax_update(variable.value, gradient, self._m[index].value, self._u[index].value,
+                              dt(learning_rate), dt(1 - self.beta_1), dt(self.beta_2), correction, dt(self.epsilon))

@@ -1,6 +1,5 @@
 """Lion (Keras 3 `keras.optimizers.Lion`)."""
-import numpy as np
-
+from .. import kernels
 from .._validation import argument_in_range
 from .base_optimizer import Optimizer, constructor_arguments
 
@@ -54,19 +53,10 @@ class Lion(Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         dt = variable.dtype.type
-        w, g = variable.value, gradient
-        m = self._momentums[self._get_variable_index(variable)].value
-        s = self._scratch(variable, 0)
-        t = self._scratch(variable, 1)
-        np.multiply(m, dt(self.beta_1), out=s)
-        np.multiply(g, dt(1 - self.beta_1), out=t)
-        np.add(s, t, out=s)
-        np.sign(s, out=s)
-        np.multiply(s, dt(learning_rate), out=s)
-        np.subtract(w, s, out=w)                        # w -= lr * sign(beta_1 m + (1 - beta_1) g)
-        np.multiply(m, dt(self.beta_2), out=m)
-        np.multiply(g, dt(1 - self.beta_2), out=t)
-        np.add(m, t, out=m)                             # m = beta_2 m + (1 - beta_2) g
+        m = self._momentums[self._get_variable_index(variable)]
+        # one fused pass: w -= lr * sign(beta_1 m + (1 - beta_1) g); m = beta_2 m + (1 - beta_2) g
+        kernels.lion_update(variable.value, gradient, m.value, dt(learning_rate), dt(self.beta_1),
+                            dt(1 - self.beta_1), dt(self.beta_2), dt(1 - self.beta_2))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1}
