@@ -62,3 +62,23 @@ def lion_update(variable, gradient, m, learning_rate, beta_1, one_minus_beta_1, 
     np.multiply(m, beta_2, out=m)
     np.multiply(gradient, one_minus_beta_2, out=t)
     np.add(m, t, out=m)                     # m = beta_2 m + (1 - beta_2) g
+
+
+def ftrl_update(variable, gradient, accumulator, linear, learning_rate, power, l1, two_l2, two_shrinkage):
+    """One FTRL step in place on variable, accumulator and linear (power = -learning_rate_power)."""
+    t = np.multiply(variable, two_shrinkage)
+    np.add(t, gradient, out=t)
+    np.add(linear, t, out=linear)                  # z += g + 2 shrinkage w
+    np.power(accumulator, power, out=t)            # n^p
+    s = np.square(gradient)
+    np.add(accumulator, s, out=accumulator)        # n' = n + g^2
+    np.power(accumulator, power, out=s)            # n'^p
+    np.subtract(s, t, out=t)
+    np.divide(t, learning_rate, out=t)
+    np.multiply(t, variable, out=t)
+    np.subtract(linear, t, out=linear)             # z -= (n'^p - n^p) / lr * w
+    np.divide(s, learning_rate, out=s)
+    np.add(s, two_l2, out=s)                       # quadratic = n'^p / lr + 2 l2
+    np.clip(linear, -l1, l1, out=t)
+    np.subtract(t, linear, out=t)
+    np.divide(t, s, out=variable)                  # w = (clip(z, -l1, l1) - z) / quadratic

@@ -11,7 +11,7 @@ import numpy as np
 from .._validation import as_array, flag, inplace_array, real
 from ._backend import impl
 
-__all__ = ["adam_update", "sgd_momentum_update", "adamax_update", "lion_update"]
+__all__ = ["adam_update", "sgd_momentum_update", "adamax_update", "lion_update", "ftrl_update"]
 
 
 def _state(name, a, variable):
@@ -96,3 +96,19 @@ def lion_update(variable, gradient, m, learning_rate, beta_1, one_minus_beta_1, 
     impl("optim").lion_update(w, g, s["m"], real("learning_rate", learning_rate, dt), real("beta_1", beta_1, dt),
                               real("one_minus_beta_1", one_minus_beta_1, dt), real("beta_2", beta_2, dt),
                               real("one_minus_beta_2", one_minus_beta_2, dt))
+
+
+def ftrl_update(variable, gradient, accumulator, linear, learning_rate, power, l1, two_l2, two_shrinkage):
+    """One FTRL-Proximal step (Keras 3 Ftrl), in place, with p = power = -learning_rate_power:
+
+        linear += g + two_shrinkage * w - ((accumulator + g**2)**p - accumulator**p) / learning_rate * w
+        accumulator += g**2
+        variable = (clip(linear, -l1, l1) - linear) / (accumulator**p / learning_rate + two_l2)
+
+    two_l2 is 2 * (l2_regularization_strength + beta / (2 learning_rate)).
+    """
+    w, g, s = _arrays(variable, gradient, accumulator=accumulator, linear=linear)
+    dt = variable.dtype
+    impl("optim").ftrl_update(w, g, s["accumulator"], s["linear"], real("learning_rate", learning_rate, dt),
+                              real("power", power, dt), real("l1", l1, dt), real("two_l2", two_l2, dt),
+                              real("two_shrinkage", two_shrinkage, dt))

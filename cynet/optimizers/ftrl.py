@@ -1,6 +1,5 @@
 """FTRL-Proximal (Keras 3 `keras.optimizers.Ftrl`)."""
-import numpy as np
-
+from .. import kernels
 from .base_optimizer import Optimizer, constructor_arguments
 
 
@@ -60,26 +59,8 @@ class Ftrl(Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         dt = variable.dtype.type
         index = self._get_variable_index(variable)
-        w, g = variable.value, gradient
-        n, z = self._accumulators[index].value, self._linears[index].value
-        lr, power = dt(learning_rate), dt(-self.learning_rate_power)
-        l1 = dt(self.l1_regularization_strength)
-        l2 = dt(self.l2_regularization_strength + self.beta / (2.0 * float(learning_rate)))
-        s = self._scratch(variable, 0)
-        t = self._scratch(variable, 1)
-        np.multiply(w, dt(2 * self.l2_shrinkage_regularization_strength), out=t)
-        np.add(t, g, out=t)                               # g' = g + 2 shrinkage w
-        np.add(z, t, out=z)
-        np.power(n, power, out=t)                         # n^p
-        np.square(g, out=s)
-        np.add(n, s, out=n)                               # n = n + g^2 (the new accumulator)
-        np.power(n, power, out=s)                         # n'^p
-        np.subtract(s, t, out=t)
-        np.divide(t, lr, out=t)
-        np.multiply(t, w, out=t)
-        np.subtract(z, t, out=z)                          # z += g' - (n'^p - n^p) / lr * w
-        np.divide(s, lr, out=s)
-        np.add(s, dt(2) * l2, out=s)                      # quadratic = n'^p / lr + 2 l2
-        np.clip(z, -l1, l1, out=t)
-        np.subtract(t, z, out=t)
-        np.divide(t, s, out=w)                            # w = (clip(z, -l1, l1) - z) / quadratic
+        l2 = self.l2_regularization_strength + self.beta / (2.0 * float(learning_rate))
+        # one fused pass over w, its accumulator n and its linear term z
+        kernels.ftrl_update(variable.value, gradient, self._accumulators[index].value, self._linears[index].value,
+                            dt(learning_rate), dt(-self.learning_rate_power), dt(self.l1_regularization_strength),
+                            dt(2) * dt(l2), dt(2 * self.l2_shrinkage_regularization_strength))

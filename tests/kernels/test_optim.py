@@ -261,3 +261,36 @@ def test_adamax_and_lion_reject_bad_arguments(backend):
         K.lion_update(w, g, w, 0.1, 0.9, 0.1, 0.99, 0.01)
     with pytest.raises(TypeError, match="m must have dtype float32"):
         K.lion_update(w, g, np.zeros((4, 4)), 0.1, 0.9, 0.1, 0.99, 0.01)
+
+
+def _ftrl_definition(w, g, n, z, lr, lr_power, l1, l2, shrinkage, beta):
+    """Keras 3 Ftrl (keras/src/optimizers/ftrl.py), float64."""
+    w, g, n, z = (a.astype(np.float64) for a in (w, g, n, z))
+    l2 = l2 + beta / (2 * lr)
+    new_n = n + g * g
+    z = z + (g + 2 * shrinkage * w) - (new_n ** -lr_power - n ** -lr_power) / lr * w
+    quadratic = new_n ** -lr_power / lr + 2 * l2
+    return (np.clip(z, -l1, l1) - z) / quadratic, new_n, z
+
+
+FTRL = dict(lr=0.1, lr_power=-0.5, l1=0.05, l2=0.01, shrinkage=0.02, beta=0.1)
+
+
+def _ftrl_step(p):
+    two_l2 = 2 * (p["l2"] + p["beta"] / (2 * p["lr"]))
+    return lambda w, g, n, z: K.ftrl_update(w, g, n, z, p["lr"], -p["lr_power"], p["l1"], two_l2, 2 * p["shrinkage"])
+
+
+@pytest.mark.parametrize("shape", SIZES)
+@pytest.mark.parametrize("lr_power", [-0.5, -0.7, 0.0])
+def test_ftrl_twin_matches_definition_and_compiled_matches_twin(rng, dtype, shape, lr_power):
+    w, g, n, z = _state(rng, shape, dtype, ["v", "z"])
+    params = dict(FTRL, lr_power=lr_power)
+    step = lambda *a: _ftrl_step(params)(a[0], g, a[1], a[2])   # noqa: E731
+    W, N, Z = _run("numpy", step, [w, n, z])
+    for got, want in zip((W, N, Z), _ftrl_definition(w, g, n, z, **params)):
+        np.testing.assert_allclose(got, want, **dict(_tol(dtype), atol=1e-5 if dtype == np.float32 else 1e-12))
+    if COMPILED:
+        for a, b in zip(_run("cython", step, [w, n, z]), (W, N, Z)):
+            np.testing.assert_allclose(a, b, **dict(_tol(dtype, compiled=True), atol=1e-5 if dtype == np.float32
+                                                    else 1e-13))

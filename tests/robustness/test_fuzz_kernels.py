@@ -1046,6 +1046,23 @@ def make_lion_update(c):
     return build
 
 
+@spec("ftrl_update", dict(variable=Arr(None, fixed=False, role="inout"), gradient=Arr(None),
+                          accumulator=Arr(None, role="inout"), linear=Arr(None, role="inout"), learning_rate=OPTIM_REAL,
+                          power=OPTIM_REAL, l1=OPTIM_REAL, two_l2=OPTIM_REAL, two_shrinkage=OPTIM_REAL),
+      inout=("variable", "accumulator", "linear"))
+def make_ftrl_update(c):
+    g = _optim_geometry(c)
+    scalars = dict(learning_rate=c.choice([1e-3, 0.1]), power=c.choice([0.5, 0.7, 0.0]), l1=c.choice([0.0, 0.01]),
+                   two_l2=c.choice([0.0, 0.2]), two_shrinkage=c.choice([0.0, 0.1]))
+
+    def build():
+        rng = np.random.default_rng(g.seed)
+        return dict(variable=rnd(rng, g.shape, g.dt), gradient=rnd(rng, g.shape, g.dt),
+                    accumulator=np.asarray(np.abs(rnd(rng, g.shape, g.dt)) + 0.1, dtype=g.dt),
+                    linear=rnd(rng, g.shape, g.dt), **scalars)
+    return build
+
+
 # --- activations and losses
 
 def _act_geometry(c, min_ndim=0):
