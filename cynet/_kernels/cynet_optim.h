@@ -72,10 +72,13 @@ CYNET_CLONES static void cynet_lion_##S(T* w, const T* g, T* m, Py_ssize_t n, T 
 CYNET_CLONES static void cynet_ftrl_##S(T* w, const T* g, T* acc, T* lin, Py_ssize_t n, T lr, \
                                          T p, T l1, T l2x2, T s2) {                           \
     Py_ssize_t i; T gi, wi, pn, nn, pnn, z, zc;                                              \
+    int root = p == (T)0.5;                     /* the default: sqrt, far cheaper than pow */ \
     for (i = 0; i < n; i++) {                                                                \
         gi = g[i]; wi = w[i];                                                                \
         z = lin[i] + (wi * s2 + gi);                                                         \
-        pn = POW(acc[i], p); nn = acc[i] + gi * gi; pnn = POW(nn, p);                        \
+        nn = acc[i] + gi * gi;                                                               \
+        if (root) { pn = SQRT(acc[i]); pnn = SQRT(nn); }                                     \
+        else { pn = POW(acc[i], p); pnn = POW(nn, p); }                                      \
         z = z - ((pnn - pn) / lr) * wi; lin[i] = z;                                          \
         zc = z < -l1 ? -l1 : z; zc = zc > l1 ? l1 : zc;     /* np.clip: min(max(z, -l1), l1) */ \
         w[i] = (zc - z) / (pnn / lr + l2x2);                                                 \
