@@ -1,7 +1,9 @@
 """Fused optimizer updates: one in-place pass over a variable and its optimizer slots.
 
 The optimizers in cynet.optimizers call these for their per-variable step; the NumPy twin
-computes the same with ufuncs. Arrays: the variable and every slot (m, v, v_hat, momentums)
+computes the same with ufuncs (Adam, SGD with momentum, Adamax, Lion, Ftrl; the other optimizers
+update with NumPy ufuncs directly). Arrays: the variable and every slot (m, v, v_hat, momentums, u,
+accumulator, linear)
 C-contiguous, writable, of one float dtype and one shape, updated IN PLACE; the gradient of
 the same shape (any real dtype and layout: it is converted to the variable's). Scalars are
 Python or NumPy numbers, cast to the variable's dtype.
