@@ -112,8 +112,12 @@ def _layer_properties(obj):
     """The public properties of obj's class that hold a layer: Keras walks dir(), so a sublayer kept
     in `_query_dense` and shown as the property `query_dense` is filed under the property's name
     (public names come first in its order)."""
+    from .models.model import Model
     found = {}
-    for klass in type(obj).__mro__:
+    base = set(Model.__mro__)   # Model, its Trainer, Layer, object: their properties (weights, losses,
+    for klass in type(obj).__mro__:   # metrics, ...) hold no sublayer
+        if klass in base:
+            continue
         for attr, value in vars(klass).items():
             if isinstance(value, property) and not attr.startswith("_") and attr not in found:
                 try:
