@@ -682,10 +682,11 @@ def _layer_from_keras(entry, path):
     entry = _strip_keras(entry)
     cls_name = entry.get("class_name")
     config = dict(entry.get("config") or {})
-    if cls_name == "Lambda":
+    if cls_name == "Lambda" and _lambda_bytecode(config):
         raise FileFormatError(f"{path}: layer '{config.get('name')}' is a Lambda layer, whose function is Python "
                               "bytecode: cynet never loads code from a file (even with safe_mode=False); rebuild "
-                              "the model in code and load its weights")
+                              "the model in code and load its weights, or give the Lambda a named function "
+                              "registered with register_keras_serializable")
     if cls_name in _MODEL_CLASSES:
         out = {"class_name": "Functional" if cls_name == "Model" else cls_name,
                "config": _model_config_from_keras(cls_name, config, entry.get("build_config"), path)}
@@ -718,6 +719,25 @@ def _layer_from_keras(entry, path):
             if kind and isinstance(v, dict) and "class_name" in v:
                 config[k] = _nested_from_keras(kind, v, path, config.get("name"))
     return _with_nodes({"class_name": cls_name, "config": config}, entry, path)
+
+
+def _lambda_bytecode(config):
+    """Whether a Lambda layer's config holds Python bytecode (Keras's "__lambda__" form of a lambda or
+    local function) rather than the name of a registered function."""
+    return any(isinstance(config.get(k), dict) and config[k].get("class_name") == "__lambda__"
+               for k in ("function", "output_shape", "mask"))
+
+
+def _lambda_layers(config):
+    """The configs of the Lambda layers anywhere in a Keras config.json structure."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "Lambda" and isinstance(config.get("config"), dict):
+            yield config["config"]
+        for value in config.values():
+            yield from _lambda_layers(value)
+    elif isinstance(config, list):
+        for value in config:
+            yield from _lambda_layers(value)
 
 
 def _with_nodes(out, entry, path):
@@ -795,6 +815,12 @@ def save_keras(model, filepath, overwrite=True):
     if not model.built:
         raise ValueError("the model must be built (called on data, or given an input shape) before it is saved")
     config = model_to_keras_config(model)
+    for lam in _lambda_layers(config):
+        if _lambda_bytecode(lam):
+            raise NotImplementedError(
+                f"the Lambda layer '{lam.get('name')}' wraps a lambda or local function: a .keras file would need its "
+                "bytecode, which cynet never writes (nor loads). Give it a named function registered with "
+                "@cynet.saving.register_keras_serializable (Keras loads that by name), or save as .cynet")
     if getattr(model, "compiled", False):
         config["compile_config"] = _compile_to_keras(model)
     metadata = {"keras_version": KERAS_VERSION,
@@ -845,7 +871,7 @@ def load_keras(filepath, compile=True, safe_mode=True):
         config = archive.read_json("config.json")
         if not isinstance(config, dict):
             raise FileFormatError(f"{path}: config.json must hold a JSON object")
-        if safe_mode and '"Lambda"' in json.dumps(config):
+        if safe_mode and any(_lambda_bytecode(c) for c in _lambda_layers(config)):
             raise ValueError(f"{path}: the model holds a Lambda layer, whose function would be deserialized from "
                              "bytecode: refused in safe_mode (as Keras does). Pass safe_mode=False only for a file "
                              "you trust — cynet still cannot load Lambda bytecode")

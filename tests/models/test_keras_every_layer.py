@@ -173,8 +173,8 @@ CASES.update(VARIANTS)
 
 EXCLUDED = {  # exported class -> why it has no both-ways case against Keras here
     "Layer": "the base class: a custom layer is a registered subclass (tests/models/test_keras_files.py)",
-    "Lambda": "its function is Python bytecode: cynet never loads it from a file (refusal tested in "
-              "tests/robustness/test_keras_files_hostile.py and below)",
+    "Lambda": "its function is code: tested on its own below (a registered function goes both ways by "
+              "name; a lambda's bytecode is never written nor loaded)",
     "Hashing": "Keras's Hashing needs TensorFlow (not installed); Keras's layout is tested without Keras below",
     "IntegerLookup": "Keras's IntegerLookup needs TensorFlow; Keras's layout (config / assets) is tested below",
     "StringLookup": "Keras's StringLookup needs TensorFlow; Keras's layout (config / assets) is tested below",
@@ -326,3 +326,32 @@ def test_a_hostile_vocabulary_asset_is_a_clear_error(tmp_path):
         _rewrite_member(keras_like, bad, member, data)
         with pytest.raises(cynet.saving.FileFormatError, match=match):
             cynet.models.load_model(bad)
+
+
+def test_a_lambda_with_a_registered_function_goes_both_ways_and_bytecode_never(tmp_path):
+    """As Keras's safe_mode: a Lambda whose function is registered (so named in the file) loads by
+    that name in either library; a lambda's bytecode is never written by cynet nor loaded."""
+    keras = pytest.importorskip("keras")
+    pytest.importorskip("h5py")
+
+    def double_plus(x):
+        return x * 2.0 + 1.0
+    cynet.saving.register_keras_serializable(package="kf_lambda")(double_plus)
+    keras.saving.register_keras_serializable(package="kf_lambda")(double_plus)
+    x = _VEC
+    for src_lib, load in ((keras, cynet.models.load_model), (cynet, keras.saving.load_model)):
+        src = src_lib.Sequential([src_lib.Input((6,)), src_lib.layers.Dense(3),
+                                  src_lib.layers.Lambda(double_plus)])
+        path = str(tmp_path / "lambda.keras")
+        src.save(path)
+        _close(_predict(load(path), x), _predict(src, x))
+    anonymous = cynet.Sequential([cynet.Input((6,)), cynet.layers.Lambda(lambda t: t * 2.0)])
+    with pytest.raises(NotImplementedError, match="Lambda layer .* bytecode"):
+        anonymous.save(str(tmp_path / "anonymous.keras"))
+    assert not (tmp_path / "anonymous.keras").exists()
+    k_anonymous = keras.Sequential([keras.Input((6,)), keras.layers.Lambda(lambda t: t * 2.0)])
+    k_anonymous.save(str(tmp_path / "k_anonymous.keras"))
+    with pytest.raises(ValueError, match="Lambda.*safe_mode"):
+        cynet.models.load_model(str(tmp_path / "k_anonymous.keras"))
+    with pytest.raises(cynet.saving.FileFormatError, match="never loads code"):
+        cynet.models.load_model(str(tmp_path / "k_anonymous.keras"), safe_mode=False)
