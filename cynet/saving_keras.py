@@ -76,7 +76,7 @@ def _model_layers(model):
 
 
 def _groups(obj, prefix, visited=None):
-    """(path, name, [variables]) for `obj` (a layer or model) and everything below it, in Keras's
+    """(path, name, [variables], object) for `obj` (a layer or model) and everything below it, in Keras's
     layout: one entry per `vars` group. As Keras does, an object met a second time (a shared layer)
     is skipped; a subclassed model's children are its public attributes and its `layers` list, in
     sorted order (so a layer is filed under the first of those that holds it)."""
@@ -87,15 +87,16 @@ def _groups(obj, prefix, visited=None):
     visited.add(id(obj))
     cls = type(obj).__name__
     if isinstance(obj, Model) and _is_graph_model(obj):
-        yield prefix, obj.name, []
+        yield prefix, obj.name, [], obj
         yield from _container(_model_layers(obj), _join(prefix, "layers"), visited)
         return
     if cls in _RNN:
-        yield prefix, obj.name, []
-        yield _join(prefix, "cell"), keras_snake_case(cls) + "_cell", _own_variables(obj)
+        yield prefix, obj.name, [], obj
+        yield _join(prefix, "cell"), keras_snake_case(cls) + "_cell", _own_variables(obj), None
         return
-    yield prefix, obj.name, _own_variables(obj)
+    yield prefix, obj.name, _own_variables(obj), obj
     children = dict(vars(obj))
+    children.update(_layer_properties(obj))
     if isinstance(obj, Model):   # subclassed: private attributes hold nothing `layers` has not
         children = {k: v for k, v in children.items() if not k.startswith("_")}
         children["layers"] = list(obj.layers)
@@ -105,6 +106,27 @@ def _groups(obj, prefix, visited=None):
             yield from _groups(value, _join(prefix, attr), visited)
         elif isinstance(value, (list, tuple)) and value and all(_is_layer(v) for v in value):
             yield from _container(value, _join(prefix, attr), visited)
+
+
+def _layer_properties(obj):
+    """The public properties of obj's class that hold a layer: Keras walks dir(), so a sublayer kept
+    in `_query_dense` and shown as the property `query_dense` is filed under the property's name
+    (public names come first in its order)."""
+    from .models.model import Model
+    found = {}
+    base = set(Model.__mro__)   # Model, its Trainer, Layer, object: their properties (weights, losses,
+    for klass in type(obj).__mro__:   # metrics, ...) hold no sublayer
+        if klass in base:
+            continue
+        for attr, value in vars(klass).items():
+            if isinstance(value, property) and not attr.startswith("_") and attr not in found:
+                try:
+                    held = getattr(obj, attr)
+                except Exception:   # a property that needs state the object lacks holds no sublayer
+                    continue
+                if _is_layer(held):
+                    found[attr] = held
+    return found
 
 
 def _is_graph_model(model):
@@ -133,6 +155,118 @@ def _join(prefix, name):
     return f"{prefix}/{name}" if prefix else name
 
 
+# ============================================================ lookup layers' vocabularies (state)
+_LOOKUPS = ("StringLookup", "IntegerLookup", "TextVectorization")
+_MAX_VOCABULARY_BYTES = 1 << 30
+
+
+def _lookup_of(obj):
+    """The index lookup holding obj's vocabulary (itself, or a TextVectorization's), or None."""
+    if obj is None or type(obj).__name__ not in _LOOKUPS:
+        return None
+    return getattr(obj, "_lookup_layer", obj)
+
+
+def _lookup_idf(obj):
+    """The idf weights Keras keeps as the `idf_weights` variable of a tf_idf lookup (special tokens
+    included), or None."""
+    lookup = _lookup_of(obj)
+    if lookup is None or lookup.output_mode != "tf_idf" or getattr(lookup, "_idf", None) is None:
+        return None
+    return np.asarray(lookup._idf[:lookup.vocabulary_size()], dtype=np.float32)
+
+
+def _lookup_state(path, h5file, model, archive=None):
+    """[(lookup, vocabulary or None, idf or None)] for the model's lookup layers, from where Keras
+    keeps them: a vocabulary given to the layer is in config.json (already set); one made by adapt()
+    is the text file assets/<layer path>/vocabulary.txt of a .keras archive (Keras's save_assets),
+    one token a line; a tf_idf layer's idf weights are its `idf_weights` variable."""
+    h5py = _h5py()
+    found = []
+    for gpath, name, _, obj in _groups(model, ""):
+        lookup = _lookup_of(obj)
+        if lookup is None:
+            continue
+        vocabulary = idf = None
+        group = _get(path, h5file, _join(gpath, "vars"))
+        if isinstance(group, h5py.Group) and "idf_weights" in group:
+            ds = _get(path, group, "idf_weights")
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != 1:
+                raise FileFormatError(f"{path}: the idf weights of layer '{name}' are not a 1-D dataset")
+            idf = _dataset(path, group, "idf_weights", ds.shape, f"the idf weights of layer '{name}'")[()]
+        if archive is not None and not lookup._tokens:
+            for where in (gpath, _join(gpath, "_lookup_layer")):
+                member = f"assets/{where}/vocabulary.txt"
+                if member in archive.infos:
+                    vocabulary = _vocabulary_lines(path, archive.read_member(member, _MAX_VOCABULARY_BYTES),
+                                                   lookup, name)
+                    break
+        if vocabulary is not None or idf is not None:
+            found.append((obj, vocabulary, idf))
+    return found
+
+
+def _vocabularies_into_config(path, config, h5file, archive):
+    """The adapted vocabularies (and tf_idf weights) of the top-level model's lookup layers put into
+    their config entries before the model is built: a tf_idf lookup cannot be called (so not built
+    into a model) before it has its vocabulary. Nested models' lookups get theirs after building."""
+    h5py = _h5py()
+    if config.get("class_name") not in ("Sequential", "Functional"):
+        return
+    entries = [e for e in (config.get("config") or {}).get("layers") or [] if isinstance(e, dict)]
+    if config["class_name"] == "Sequential":
+        entries = [e for e in entries if e.get("class_name") != "InputLayer"]
+    used = {}
+    for entry in entries:
+        cls = entry.get("class_name")
+        base = keras_snake_case(cls if isinstance(cls, str) and cls != "Model" else "Functional")
+        n = used.get(base, 0)
+        used[base] = n + 1
+        body = entry.get("config")
+        if cls not in _LOOKUPS or not isinstance(body, dict) or body.get("vocabulary") is not None:
+            continue
+        gpath = f"layers/{base if n == 0 else f'{base}_{n}'}"
+        for where in (gpath, _join(gpath, "_lookup_layer")):
+            member = f"assets/{where}/vocabulary.txt"
+            if member in archive.infos:
+                body["vocabulary"] = _vocabulary_lines(path, archive.read_member(member, _MAX_VOCABULARY_BYTES),
+                                                       cls, body.get("name"))
+                break
+        group = _get(path, h5file, _join(gpath, "vars"))
+        if body.get("vocabulary") is not None and isinstance(group, h5py.Group) and "idf_weights" in group \
+                and body.get("idf_weights") is None:
+            ds = _get(path, group, "idf_weights")
+            if not isinstance(ds, h5py.Dataset) or ds.ndim != 1:
+                raise FileFormatError(f"{path}: the idf weights of layer '{body.get('name')}' are not a 1-D dataset")
+            body["idf_weights"] = _dataset(path, group, "idf_weights", ds.shape,
+                                           f"the idf weights of layer '{body.get('name')}'")[()].tolist()
+
+
+def _vocabulary_lines(path, raw, lookup, name):
+    """Keras's vocabulary.txt as tokens: lines (trailing empty ones dropped), integers for an
+    IntegerLookup."""
+    with _saving._reading(path, f"the vocabulary of layer '{name}' is not UTF-8 text"):
+        lines = raw.decode("utf-8").splitlines()
+    while lines and lines[-1] == "":
+        lines.pop()
+    if (lookup if isinstance(lookup, str) else type(lookup).__name__) == "IntegerLookup":
+        with _saving._reading(path, f"the vocabulary of layer '{name}' holds a line that is not an integer"):
+            return [int(line) for line in lines]
+    return lines
+
+
+def _set_lookups(path, found):
+    for obj, vocabulary, idf in found:
+        lookup = _lookup_of(obj)
+        with _saving._reading(path, f"the vocabulary of layer '{obj.name}' does not fit it"):
+            if vocabulary is None:   # given in the config: only the idf weights are Keras's variable
+                vocabulary = lookup.get_vocabulary()
+            if idf is not None and len(idf) != len(vocabulary):
+                raise FileFormatError(f"{path}: layer '{obj.name}' has {len(idf)} idf weights for a vocabulary of "
+                                      f"{len(vocabulary)}")
+            obj.set_vocabulary(vocabulary, idf_weights=None if idf is None else np.asarray(idf, np.float64))
+
+
 # ======================================================================== optimizer variables
 def _optimizer_arrays(opt):
     """The optimizer's variables in Keras's order: iterations, learning rate (a number), slots."""
@@ -146,11 +280,14 @@ def _optimizer_arrays(opt):
 
 # =============================================================================== HDF5 weights
 def _write_h5(h5file, model, with_optimizer):
-    for path, name, variables in _groups(model, ""):
+    for path, name, variables, obj in _groups(model, ""):
         group = h5file.require_group(_join(path, "vars"))
         group.attrs["name"] = name
         for i, v in enumerate(variables):
             group.create_dataset(str(i), data=np.asarray(v.value))
+        idf = _lookup_idf(obj)
+        if idf is not None:
+            group.create_dataset("idf_weights", data=idf)
     opt = getattr(model, "optimizer", None) if with_optimizer and getattr(model, "compiled", False) else None
     if opt is not None:   # unbuilt (no step taken yet): its iteration counter and learning rate, as Keras writes
         group = h5file.require_group("optimizer/vars")
@@ -209,7 +346,7 @@ def _read_layer_values(path, h5file, model):
     """[(variable, array)] of every model variable from the file, all checked before any is assigned."""
     h5py = _h5py()
     plan = []
-    for gpath, name, variables in _groups(model, ""):
+    for gpath, name, variables, obj in _groups(model, ""):
         vpath = _join(gpath, "vars")
         group = _get(path, h5file, vpath)
         if group is None:
@@ -220,6 +357,8 @@ def _read_layer_values(path, h5file, model):
         if not isinstance(group, h5py.Group):
             raise FileFormatError(f"{path}: {vpath} is not a group")
         keys = list(group.keys())
+        if _lookup_of(obj) is not None and "idf_weights" in keys:   # a tf_idf lookup's weights (read by _lookup_state)
+            keys.remove("idf_weights")
         if len(keys) != len(variables):
             raise FileFormatError(f"{path}: layer '{name}' ({vpath}) holds {len(keys)} variables in the file and "
                                   f"{len(variables)} in the model")
@@ -305,7 +444,9 @@ def load_weights_h5(model, filepath):
         raise ValueError("build the model (call it on data or give it an input shape) before load_weights")
     with _open_h5(path) as f:
         values = _read_layer_values(path, f, model)
+        lookups = _lookup_state(path, f, model)
     _assign(model, values, None)
+    _set_lookups(path, lookups)
 
 
 # =================================================================== configs: cynet <-> Keras
@@ -359,14 +500,58 @@ def _layer_to_keras(entry, layer=None):
         config = {k: _nested_to_keras(k, v) for k, v in config.items()}
     out = {"module": "keras.layers", "class_name": cls, "config": config, "registered_name": None}
     if layer is not None and getattr(layer, "input_shape", None) is not None and cls != "InputLayer":
-        out["build_config"] = {"input_shape": _shape_list(layer.input_shape)}
+        out["build_config"] = _build_config(cls, layer)
     for key in ("name", "inbound_nodes"):
         if key in entry:
             out[key] = entry[key]
     if "inbound_nodes" in out:
-        out["inbound_nodes"] = [{"args": [node["args"]], "kwargs": node.get("kwargs", {})}
-                                for node in out["inbound_nodes"]]
+        out["inbound_nodes"] = [_node_to_keras(cls, node) for node in out["inbound_nodes"]]
     return out
+
+
+# Layers Keras calls with several positional tensors (cynet records them packed in one dict, by name).
+_KERAS_POSITIONAL = {"MultiHeadAttention": ("query", "value")}
+
+
+def _node_to_keras(cls, node):
+    """A cynet inbound node as Keras records it: its inputs as the one positional argument, or, for a
+    layer Keras calls with several (MultiHeadAttention(query, value, key=...)), as those positional
+    arguments and the rest of the packed inputs as keyword arguments."""
+    args, kwargs = node["args"], dict(node.get("kwargs", {}))
+    names = _KERAS_POSITIONAL.get(cls)
+    if names and isinstance(args, dict) and "class_name" not in args:
+        kwargs.update((k, v) for k, v in args.items() if k not in names)
+        return {"args": [args[n] for n in names], "kwargs": kwargs}
+    return {"args": [args], "kwargs": kwargs}
+
+
+def _node_from_keras(cls, node, path, name):
+    """A Keras inbound node in cynet's form (inputs as one structure; see _node_to_keras)."""
+    from .layers.attention import _INPUT_ARGS
+    args = node.get("args", [])
+    # Keras records mask=None for a nested model's call: the default, dropped.
+    kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if not (k == "mask" and v is None)}
+    names = _KERAS_POSITIONAL.get(cls)
+    if names and 1 <= len(args) <= len(names) + 1:
+        packed = dict(zip(_INPUT_ARGS, args))
+        packed.update((k, kwargs.pop(k)) for k in _INPUT_ARGS if kwargs.get(k) is not None)
+        kwargs = {k: v for k, v in kwargs.items() if k not in _INPUT_ARGS}
+        return {"args": packed, "kwargs": kwargs}
+    if len(args) != 1:
+        raise NotImplementedError(f"{path}: layer '{name}' is called with {len(args)} positional arguments; "
+                                  "cynet's functional configs take one (the inputs)")
+    return {"args": args[0], "kwargs": kwargs}
+
+
+def _build_config(cls, layer):
+    """Keras's build_config: the input shape, or for a layer whose build takes several shapes
+    (MultiHeadAttention.build(query_shape, value_shape, key_shape)) a shapes_dict by argument name."""
+    if cls == "MultiHeadAttention":
+        shapes = {"query_shape": layer._query_dense.input_shape, "value_shape": layer._value_dense.input_shape}
+        if tuple(layer._key_dense.input_shape) != tuple(shapes["value_shape"]):
+            shapes["key_shape"] = layer._key_dense.input_shape
+        return {"shapes_dict": {k: _shape_list(v) for k, v in shapes.items()}}
+    return {"input_shape": _shape_list(layer.input_shape)}
 
 
 def _shape_list(shape):
@@ -471,13 +656,18 @@ _KERAS_DEFAULTS = (None, False, 0, 0.0, "", [], {})
 # (a file with another value names the argument in its error).
 _KERAS_INERT = {"renorm_momentum": 0.99, "use_bias": True, "unit_forget_bias": True, "lora_alpha": None, "unroll": False, "time_major": False,
                 "reset_after": True, "implementation": 2, "use_cudnn": "auto", "input_length": None,
-                "ema_momentum": 0.99, "ema_overwrite_frequency": None}
+                "ema_momentum": 0.99, "ema_overwrite_frequency": None,
+                # StringLookup's config carries IndexLookup's oov_method; its default is how cynet hashes
+                # out-of-vocabulary strings
+                "oov_method": "floormod"}
 
 
 # Keras arguments cynet takes no value of: how a recurrent layer fills the outputs of masked steps
 # (Bidirectional sets it on its layers; cynet's recurrent layers carry the last output over, as
 # Keras's default zero_output_for_mask=False does).
-_KERAS_IGNORED = ("zero_output_for_mask",)
+# A lookup's vocabulary_size is Keras's record of the size its vocabulary had (it follows from the
+# vocabulary; an adapted one is in the archive's assets).
+_KERAS_IGNORED = ("zero_output_for_mask", "vocabulary_size")
 
 
 def _inert(key, value):
@@ -492,10 +682,11 @@ def _layer_from_keras(entry, path):
     entry = _strip_keras(entry)
     cls_name = entry.get("class_name")
     config = dict(entry.get("config") or {})
-    if cls_name == "Lambda":
+    if cls_name == "Lambda" and _lambda_bytecode(config):
         raise FileFormatError(f"{path}: layer '{config.get('name')}' is a Lambda layer, whose function is Python "
                               "bytecode: cynet never loads code from a file (even with safe_mode=False); rebuild "
-                              "the model in code and load its weights")
+                              "the model in code and load its weights, or give the Lambda a named function "
+                              "registered with register_keras_serializable")
     if cls_name in _MODEL_CLASSES:
         out = {"class_name": "Functional" if cls_name == "Model" else cls_name,
                "config": _model_config_from_keras(cls_name, config, entry.get("build_config"), path)}
@@ -530,21 +721,32 @@ def _layer_from_keras(entry, path):
     return _with_nodes({"class_name": cls_name, "config": config}, entry, path)
 
 
+def _lambda_bytecode(config):
+    """Whether a Lambda layer's config holds Python bytecode (Keras's "__lambda__" form of a lambda or
+    local function) rather than the name of a registered function."""
+    return any(isinstance(config.get(k), dict) and config[k].get("class_name") == "__lambda__"
+               for k in ("function", "output_shape", "mask"))
+
+
+def _lambda_layers(config):
+    """The configs of the Lambda layers anywhere in a Keras config.json structure."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "Lambda" and isinstance(config.get("config"), dict):
+            yield config["config"]
+        for value in config.values():
+            yield from _lambda_layers(value)
+    elif isinstance(config, list):
+        for value in config:
+            yield from _lambda_layers(value)
+
+
 def _with_nodes(out, entry, path):
     """`out` with the entry's name and inbound nodes (a functional model's layer) in cynet's form."""
     if "name" in entry:
         out["name"] = entry["name"]
     if "inbound_nodes" in entry:
-        nodes = []
-        for node in entry["inbound_nodes"]:
-            args = node.get("args", [])
-            if len(args) != 1:
-                raise NotImplementedError(f"{path}: layer '{entry.get('name')}' is called with {len(args)} positional "
-                                          "arguments; cynet's functional configs take one (the inputs)")
-            # Keras records mask=None for a nested model's call: the default, dropped.
-            kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if not (k == "mask" and v is None)}
-            nodes.append({"args": args[0], "kwargs": kwargs})
-        out["inbound_nodes"] = nodes
+        out["inbound_nodes"] = [_node_from_keras(entry.get("class_name"), node, path, entry.get("name"))
+                                for node in entry["inbound_nodes"]]
     return out
 
 
@@ -613,6 +815,12 @@ def save_keras(model, filepath, overwrite=True):
     if not model.built:
         raise ValueError("the model must be built (called on data, or given an input shape) before it is saved")
     config = model_to_keras_config(model)
+    for lam in _lambda_layers(config):
+        if _lambda_bytecode(lam):
+            raise NotImplementedError(
+                f"the Lambda layer '{lam.get('name')}' wraps a lambda or local function: a .keras file would need its "
+                "bytecode, which cynet never writes (nor loads). Give it a named function registered with "
+                "@cynet.saving.register_keras_serializable (Keras loads that by name), or save as .cynet")
     if getattr(model, "compiled", False):
         config["compile_config"] = _compile_to_keras(model)
     metadata = {"keras_version": KERAS_VERSION,
@@ -663,10 +871,13 @@ def load_keras(filepath, compile=True, safe_mode=True):
         config = archive.read_json("config.json")
         if not isinstance(config, dict):
             raise FileFormatError(f"{path}: config.json must hold a JSON object")
-        if safe_mode and '"Lambda"' in json.dumps(config):
+        if safe_mode and any(_lambda_bytecode(c) for c in _lambda_layers(config)):
             raise ValueError(f"{path}: the model holds a Lambda layer, whose function would be deserialized from "
                              "bytecode: refused in safe_mode (as Keras does). Pass safe_mode=False only for a file "
                              "you trust — cynet still cannot load Lambda bytecode")
+        data = archive.read_member("model.weights.h5", archive.size)
+        with _open_h5(path, data) as f:
+            _vocabularies_into_config(path, config, f, archive)
         with _saving._reading(path, "the architecture in config.json is invalid"):
             model = model_from_keras_config(config, path)
         if not model.built:
@@ -680,11 +891,13 @@ def load_keras(filepath, compile=True, safe_mode=True):
                               loss_weights=compile_config.get("loss_weights"),
                               metrics=_strip_keras(compile_config.get("metrics")) or None,
                               weighted_metrics=_strip_keras(compile_config.get("weighted_metrics")) or None)
-        data = archive.read_member("model.weights.h5", archive.size)
-    with _open_h5(path, data) as f:
-        values = _read_layer_values(path, f, model)
-        opt_values = _read_optimizer_values(path, f, model) if compile and getattr(model, "compiled", False) else None
+        with _open_h5(path, data) as f:
+            values = _read_layer_values(path, f, model)
+            lookups = _lookup_state(path, f, model, archive)
+            opt_values = _read_optimizer_values(path, f, model) if compile and getattr(model, "compiled", False) \
+                else None
     _assign(model, values, opt_values)
+    _set_lookups(path, lookups)
     return model
 
 

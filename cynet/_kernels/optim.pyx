@@ -26,6 +26,18 @@ cdef extern from "cynet_optim.h" nogil:
                      int nesterov) noexcept
     void cynet_sgd_d(double* w, const double* g, double* m, Py_ssize_t n, double lr, double momentum,
                      int nesterov) noexcept
+    void cynet_adamax_f(float* w, const float* g, float* m, float* u, Py_ssize_t n, float lr, float c1,
+                        float b2, float corr, float eps) noexcept
+    void cynet_adamax_d(double* w, const double* g, double* m, double* u, Py_ssize_t n, double lr, double c1,
+                        double b2, double corr, double eps) noexcept
+    void cynet_lion_f(float* w, const float* g, float* m, Py_ssize_t n, float lr, float b1, float c1,
+                      float b2, float c2) noexcept
+    void cynet_lion_d(double* w, const double* g, double* m, Py_ssize_t n, double lr, double b1, double c1,
+                      double b2, double c2) noexcept
+    void cynet_ftrl_f(float* w, const float* g, float* acc, float* lin, Py_ssize_t n, float lr, float p,
+                      float l1, float l2x2, float s2) noexcept
+    void cynet_ftrl_d(double* w, const double* g, double* acc, double* lin, Py_ssize_t n, double lr, double p,
+                      double l1, double l2x2, double s2) noexcept
 
 # Elements per prange chunk (the thread policy's COST_UPDATE asks as many per thread: a passive
 # OpenMP team costs more to wake than a pass over 64k floats in cache).
@@ -68,3 +80,57 @@ def sgd_momentum_update(floating[::1] variable not None, const floating[::1] gra
             cynet_sgd_f(&variable[lo], &gradient[lo], &momentums[lo], hi - lo, learning_rate, momentum, nesterov)
         else:
             cynet_sgd_d(&variable[lo], &gradient[lo], &momentums[lo], hi - lo, learning_rate, momentum, nesterov)
+
+
+def adamax_update(floating[::1] variable not None, const floating[::1] gradient not None,
+                  floating[::1] m not None, floating[::1] u not None, floating learning_rate,
+                  floating one_minus_beta_1, floating beta_2, floating correction, floating epsilon):
+    """One Adamax step in place on variable, m and u; correction is 1 - beta_1^t."""
+    cdef Py_ssize_t n = variable.shape[0], chunks = (n + CHUNK - 1) // CHUNK, c, lo, hi
+    if n == 0:
+        return
+    for c in prange(chunks, nogil=True, schedule="static", num_threads=threads_for(n, COST_UPDATE)):
+        lo = CY_SPAN(c * CHUNK, min(CHUNK, n - c * CHUNK), n)
+        hi = min(lo + CHUNK, n)
+        if floating is float:
+            cynet_adamax_f(&variable[lo], &gradient[lo], &m[lo], &u[lo], hi - lo, learning_rate,
+                           one_minus_beta_1, beta_2, correction, epsilon)
+        else:
+            cynet_adamax_d(&variable[lo], &gradient[lo], &m[lo], &u[lo], hi - lo, learning_rate,
+                           one_minus_beta_1, beta_2, correction, epsilon)
+
+
+def lion_update(floating[::1] variable not None, const floating[::1] gradient not None,
+                floating[::1] m not None, floating learning_rate, floating beta_1, floating one_minus_beta_1,
+                floating beta_2, floating one_minus_beta_2):
+    """One Lion step in place on variable and m."""
+    cdef Py_ssize_t n = variable.shape[0], chunks = (n + CHUNK - 1) // CHUNK, c, lo, hi
+    if n == 0:
+        return
+    for c in prange(chunks, nogil=True, schedule="static", num_threads=threads_for(n, COST_UPDATE)):
+        lo = CY_SPAN(c * CHUNK, min(CHUNK, n - c * CHUNK), n)
+        hi = min(lo + CHUNK, n)
+        if floating is float:
+            cynet_lion_f(&variable[lo], &gradient[lo], &m[lo], hi - lo, learning_rate, beta_1, one_minus_beta_1,
+                         beta_2, one_minus_beta_2)
+        else:
+            cynet_lion_d(&variable[lo], &gradient[lo], &m[lo], hi - lo, learning_rate, beta_1, one_minus_beta_1,
+                         beta_2, one_minus_beta_2)
+
+
+def ftrl_update(floating[::1] variable not None, const floating[::1] gradient not None,
+                floating[::1] accumulator not None, floating[::1] linear not None, floating learning_rate,
+                floating power, floating l1, floating two_l2, floating two_shrinkage):
+    """One FTRL step in place on variable, accumulator and linear (power = -learning_rate_power)."""
+    cdef Py_ssize_t n = variable.shape[0], chunks = (n + CHUNK - 1) // CHUNK, c, lo, hi
+    if n == 0:
+        return
+    for c in prange(chunks, nogil=True, schedule="static", num_threads=threads_for(n, COST_UPDATE)):
+        lo = CY_SPAN(c * CHUNK, min(CHUNK, n - c * CHUNK), n)
+        hi = min(lo + CHUNK, n)
+        if floating is float:
+            cynet_ftrl_f(&variable[lo], &gradient[lo], &accumulator[lo], &linear[lo], hi - lo, learning_rate,
+                         power, l1, two_l2, two_shrinkage)
+        else:
+            cynet_ftrl_d(&variable[lo], &gradient[lo], &accumulator[lo], &linear[lo], hi - lo, learning_rate,
+                         power, l1, two_l2, two_shrinkage)

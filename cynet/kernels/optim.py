@@ -1,7 +1,9 @@
 """Fused optimizer updates: one in-place pass over a variable and its optimizer slots.
 
 The optimizers in cynet.optimizers call these for their per-variable step; the NumPy twin
-computes the same with ufuncs. Arrays: the variable and every slot (m, v, v_hat, momentums)
+computes the same with ufuncs (Adam, SGD with momentum, Adamax, Lion, Ftrl; the other optimizers
+update with NumPy ufuncs directly). Arrays: the variable and every slot (m, v, v_hat, momentums, u,
+accumulator, linear)
 C-contiguous, writable, of one float dtype and one shape, updated IN PLACE; the gradient of
 the same shape (any real dtype and layout: it is converted to the variable's). Scalars are
 Python or NumPy numbers, cast to the variable's dtype.
@@ -11,7 +13,7 @@ import numpy as np
 from .._validation import as_array, flag, inplace_array, real
 from ._backend import impl
 
-__all__ = ["adam_update", "sgd_momentum_update"]
+__all__ = ["adam_update", "sgd_momentum_update", "adamax_update", "lion_update", "ftrl_update"]
 
 
 def _state(name, a, variable):
@@ -68,3 +70,47 @@ def sgd_momentum_update(variable, gradient, momentums, learning_rate, momentum, 
     dt = variable.dtype
     impl("optim").sgd_momentum_update(w, g, s["momentums"], real("learning_rate", learning_rate, dt),
                                       real("momentum", momentum, dt), flag("nesterov", nesterov))
+
+
+def adamax_update(variable, gradient, m, u, learning_rate, one_minus_beta_1, beta_2, correction, epsilon):
+    """One Adamax step (Keras 3), in place:
+
+        m += (g - m) * one_minus_beta_1;  u = max(beta_2 * u, |g|)
+        variable -= (m * learning_rate) / ((u + epsilon) * correction)
+
+    correction is the bias correction 1 - beta_1**t (t the 1-based step).
+    """
+    w, g, s = _arrays(variable, gradient, m=m, u=u)
+    dt = variable.dtype
+    impl("optim").adamax_update(w, g, s["m"], s["u"], real("learning_rate", learning_rate, dt),
+                                real("one_minus_beta_1", one_minus_beta_1, dt), real("beta_2", beta_2, dt),
+                                real("correction", correction, dt), real("epsilon", epsilon, dt))
+
+
+def lion_update(variable, gradient, m, learning_rate, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2):
+    """One Lion step (Keras 3), in place:
+
+        variable -= learning_rate * sign(beta_1 * m + one_minus_beta_1 * g)
+        m = beta_2 * m + one_minus_beta_2 * g
+    """
+    w, g, s = _arrays(variable, gradient, m=m)
+    dt = variable.dtype
+    impl("optim").lion_update(w, g, s["m"], real("learning_rate", learning_rate, dt), real("beta_1", beta_1, dt),
+                              real("one_minus_beta_1", one_minus_beta_1, dt), real("beta_2", beta_2, dt),
+                              real("one_minus_beta_2", one_minus_beta_2, dt))
+
+
+def ftrl_update(variable, gradient, accumulator, linear, learning_rate, power, l1, two_l2, two_shrinkage):
+    """One FTRL-Proximal step (Keras 3 Ftrl), in place, with p = power = -learning_rate_power:
+
+        linear += g + two_shrinkage * w - ((accumulator + g**2)**p - accumulator**p) / learning_rate * w
+        accumulator += g**2
+        variable = (clip(linear, -l1, l1) - linear) / (accumulator**p / learning_rate + two_l2)
+
+    two_l2 is 2 * (l2_regularization_strength + beta / (2 learning_rate)).
+    """
+    w, g, s = _arrays(variable, gradient, accumulator=accumulator, linear=linear)
+    dt = variable.dtype
+    impl("optim").ftrl_update(w, g, s["accumulator"], s["linear"], real("learning_rate", learning_rate, dt),
+                              real("power", power, dt), real("l1", l1, dt), real("two_l2", two_l2, dt),
+                              real("two_shrinkage", two_shrinkage, dt))

@@ -567,8 +567,13 @@ class _IndexLookup(_NotDifferentiable):
         return {**super().get_config(), "invert": self.invert, "max_tokens": self.max_tokens,
                 "num_oov_indices": self.num_oov_indices, "oov_token": self.oov_token, "mask_token": self.mask_token,
                 "output_mode": self.output_mode, "sparse": self.sparse, "pad_to_max_tokens": self.pad_to_max_tokens,
-                "idf_weights": idf, "vocabulary": self.get_vocabulary() if has_vocab else None,
+                "idf_weights": idf, "vocabulary": _json_tokens(self.get_vocabulary()) if has_vocab else None,
                 "vocabulary_size": self.vocabulary_size()}
+
+
+def _json_tokens(tokens):
+    """Tokens as JSON values (an IntegerLookup's are NumPy integers)."""
+    return [t if isinstance(t, str) else int(t) for t in tokens]
 
 
 def _batches(data):

@@ -1,4 +1,5 @@
-"""Optimizers (Keras 3 `keras.optimizers`): SGD, RMSprop, Adagrad, Adadelta, Adam, AdamW, Nadam.
+"""Optimizers (Keras 3 `keras.optimizers`): SGD, RMSprop, Adagrad, Adadelta, Adam, AdamW, Nadam,
+Adamax, Ftrl, Lion, Adafactor.
 
     opt = cynet.optimizers.get("adam")            # by name, case-insensitive
     opt.apply_gradients(zip(grads, variables))    # in-place updates of cynet Variables
@@ -9,11 +10,15 @@ Lookup by name uses a closed registry of cynet's own classes (plus classes the c
 `custom_objects`); nothing is ever imported by name.
 """
 from . import schedules
+from .adafactor import Adafactor
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
+from .adamax import Adamax
 from .adamw import AdamW
 from .base_optimizer import Optimizer
+from .ftrl import Ftrl
+from .lion import Lion
 from .nadam import Nadam
 from .rmsprop import RMSprop
 from .schedules import _lookup
@@ -29,13 +34,18 @@ __all__ = [
     "Adam",
     "AdamW",
     "Nadam",
+    "Adamax",
+    "Ftrl",
+    "Lion",
+    "Adafactor",
     "schedules",
     "get",
     "serialize",
     "deserialize",
 ]
 
-ALL_OBJECTS_DICT = {cls.__name__.lower(): cls for cls in (SGD, RMSprop, Adagrad, Adadelta, Adam, AdamW, Nadam)}
+ALL_OBJECTS_DICT = {cls.__name__.lower(): cls for cls in (SGD, RMSprop, Adagrad, Adadelta, Adam, AdamW, Nadam,
+                                                        Adamax, Ftrl, Lion, Adafactor)}
 
 
 def serialize(optimizer):

@@ -246,7 +246,11 @@ OPTIMIZERS = {"sgd_nesterov": ("SGD", dict(learning_rate=0.01, momentum=0.9, nes
               "rmsprop_centered": ("RMSprop", dict(learning_rate=0.01, momentum=0.5, centered=True)),
               "adamw": ("AdamW", dict(learning_rate=0.01)), "adagrad": ("Adagrad", dict(learning_rate=0.1)),
               "nadam": ("Nadam", dict(learning_rate=0.01)), "adadelta": ("Adadelta", dict(learning_rate=1.0)),
-              "amsgrad": ("Adam", dict(learning_rate=0.01, amsgrad=True))}
+              "amsgrad": ("Adam", dict(learning_rate=0.01, amsgrad=True)),
+              "adamax": ("Adamax", dict(learning_rate=0.01)),
+              "ftrl": ("Ftrl", dict(learning_rate=0.1, l1_regularization_strength=0.001, beta=0.1)),
+              "lion": ("Lion", dict(learning_rate=0.001)),
+              "adafactor": ("Adafactor", dict(learning_rate=0.01))}
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))

@@ -27,6 +27,31 @@ def test_a_keras_archive_predicts_and_resumes_as_keras_did(name):
     np.testing.assert_allclose(history.history["loss"], EXPECTED[f"{name}_resume"], rtol=1e-4)
 
 
+def test_a_keras_two_output_gru_archive_predicts_and_resumes_as_keras_did():
+    x = EXPECTED["gru_two_outputs_x"]
+    model = cynet.models.load_model(os.path.join(FIXTURES, "keras_gru_two_outputs.keras"))
+    for out, i in zip(model.predict(x, verbose=0), range(2)):
+        np.testing.assert_allclose(out, EXPECTED[f"gru_two_outputs_pred{i}"], rtol=1e-5, atol=1e-6)
+    assert model.optimizer.built and model.optimizer.iterations == 2
+    history = model.fit(x, make.labels(EXPECTED, "gru_two_outputs"), epochs=2, batch_size=8, shuffle=False,
+                        verbose=0)
+    np.testing.assert_allclose(history.history["loss"], EXPECTED["gru_two_outputs_resume"], rtol=1e-4)
+
+
+def test_keras_nested_sublayers_load_by_their_paths(tmp_path):
+    """MultiHeadAttention's query/key/value/output EinsumDense sublayers, Bidirectional's two LSTMs
+    (and their cells) and TimeDistributed's Dense, as Keras files them: the archive and its weights
+    (saved again by cynet as .weights.h5) give Keras's predictions."""
+    x = EXPECTED["attention_x"]
+    model = cynet.models.load_model(os.path.join(FIXTURES, "keras_attention.keras"))
+    np.testing.assert_allclose(model.predict(x, verbose=0), EXPECTED["attention_pred"], rtol=1e-5, atol=1e-6)
+    assert not model.compiled
+    model.save_weights(str(tmp_path / "w.weights.h5"))
+    other = make.attention(cynet)
+    other.load_weights(str(tmp_path / "w.weights.h5"))
+    np.testing.assert_allclose(other.predict(x, verbose=0), EXPECTED["attention_pred"], rtol=1e-5, atol=1e-6)
+
+
 def test_keras_weights_h5_loads_into_the_model_built_in_code(tmp_path):
     model = make.residual(cynet)
     model.load_weights(os.path.join(FIXTURES, "keras_residual.weights.h5"))

@@ -607,6 +607,10 @@ OPTIMIZER_CASES = [
     ("Adadelta", {"learning_rate": 1.0}),
     ("AdamW", {"weight_decay": 0.1}),
     ("Nadam", {}),
+    ("Adamax", {"learning_rate": 0.01}),
+    ("Ftrl", {"learning_rate": 0.1, "l2_shrinkage_regularization_strength": 0.01}),
+    ("Lion", {"learning_rate": 0.001, "beta_1": 0.8}),
+    ("Adafactor", {"learning_rate": 0.01}),
     ("SGD", {"schedule": ("ExponentialDecay", dict(initial_learning_rate=0.2, decay_steps=1, decay_rate=0.5))}),
     ("Adam", {"schedule": ("PiecewiseConstantDecay", dict(boundaries=[1], values=[0.05, 0.01]))}),
 ]

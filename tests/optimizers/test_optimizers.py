@@ -314,7 +314,9 @@ def test_rmsprop_docstring_example():
 # ------------------------------------------------------------------------------ weight decay
 
 
-@pytest.mark.parametrize("name", ["SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW", "Nadam"])
+# (Not Ftrl: its update sets w from its accumulators even for a zero gradient, in Keras too.)
+@pytest.mark.parametrize("name", ["SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW", "Nadam", "Adamax",
+                                  "Lion", "Adafactor"])
 def test_weight_decay_and_exclusions(name):
     # keras/src/optimizers/*_test.py test_weight_decay: zero gradients, lr 1, decay 0.004.
     cls = getattr(optimizers, name)
@@ -694,6 +696,10 @@ ALL_NAMES = {
     "adam": optimizers.Adam,
     "adamw": optimizers.AdamW,
     "nadam": optimizers.Nadam,
+    "adamax": optimizers.Adamax,
+    "ftrl": optimizers.Ftrl,
+    "lion": optimizers.Lion,
+    "adafactor": optimizers.Adafactor,
 }
 
 
@@ -734,6 +740,13 @@ DEFAULTS = {
         learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False, name="adamw"
     ),
     "Nadam": dict(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, name="nadam"),
+    "Adamax": dict(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, name="adamax"),
+    "Ftrl": dict(learning_rate=0.001, learning_rate_power=-0.5, initial_accumulator_value=0.1,
+                 l1_regularization_strength=0.0, l2_regularization_strength=0.0,
+                 l2_shrinkage_regularization_strength=0.0, beta=0.0, name="ftrl"),
+    "Lion": dict(learning_rate=0.001, beta_1=0.9, beta_2=0.99, name="lion"),
+    "Adafactor": dict(learning_rate=0.001, beta_2_decay=-0.8, epsilon_1=1e-30, epsilon_2=1e-3, clip_threshold=1.0,
+                      relative_step=True, name="adafactor"),
 }
 
 
@@ -762,6 +775,13 @@ CONFIG_CASES = [
     optimizers.Nadam(learning_rate=0.5, beta_1=0.5, beta_2=0.67, epsilon=1e-5, gradient_accumulation_steps=4),
     optimizers.Adam(learning_rate=schedules.ExponentialDecay(0.1, 100, 0.96, staircase=True), name="my_adam"),
     optimizers.SGD(learning_rate=schedules.PiecewiseConstantDecay([10, 20], [0.1, 0.01, 0.001])),
+    optimizers.Adamax(learning_rate=0.5, beta_1=0.5, beta_2=0.67, epsilon=1e-5, clipnorm=1.0),
+    optimizers.Ftrl(learning_rate=0.5, learning_rate_power=-0.7, initial_accumulator_value=0.2,
+                    l1_regularization_strength=0.1, l2_regularization_strength=0.2,
+                    l2_shrinkage_regularization_strength=0.3, beta=0.4),
+    optimizers.Lion(learning_rate=0.5, beta_1=1.0, beta_2=0.5, weight_decay=0.01),
+    optimizers.Adafactor(learning_rate=0.5, beta_2_decay=-0.5, epsilon_1=1e-20, epsilon_2=1e-2, clip_threshold=2.0,
+                         relative_step=False),
 ]
 
 
@@ -803,10 +823,15 @@ STATE_CASES = [
     lambda: optimizers.Adam(learning_rate=schedules.ExponentialDecay(0.01, 2, 0.5), amsgrad=True),
     lambda: optimizers.AdamW(learning_rate=0.01, use_ema=True),
     lambda: optimizers.Nadam(learning_rate=0.01, gradient_accumulation_steps=2),
+    lambda: optimizers.Adamax(learning_rate=0.01),
+    lambda: optimizers.Ftrl(learning_rate=0.1, l1_regularization_strength=0.01),
+    lambda: optimizers.Lion(learning_rate=0.01, use_ema=True),
+    lambda: optimizers.Adafactor(learning_rate=0.01),
 ]
 
 
-@pytest.mark.parametrize("make", STATE_CASES, ids=["sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "nadam"])
+@pytest.mark.parametrize("make", STATE_CASES, ids=["sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "nadam",
+                                                   "adamax", "ftrl", "lion", "adafactor"])
 def test_state_round_trip_continues_identically(make):
     ws, grads_seq = make_problem(np.float32, seed=11, steps=8)
     run_vars = [Variable(w, name=f"w{i}") for i, w in enumerate(ws)]

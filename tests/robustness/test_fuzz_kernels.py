@@ -1013,6 +1013,56 @@ def make_sgd_momentum_update(c):
     return build
 
 
+@spec("adamax_update", dict(variable=Arr(None, fixed=False, role="inout"), gradient=Arr(None), m=Arr(None, role="inout"),
+                            u=Arr(None, role="inout"), learning_rate=OPTIM_REAL, one_minus_beta_1=OPTIM_REAL,
+                            beta_2=OPTIM_REAL, correction=OPTIM_REAL, epsilon=OPTIM_REAL),
+      inout=("variable", "m", "u"))
+def make_adamax_update(c):
+    g = _optim_geometry(c)
+    scalars = dict(learning_rate=c.choice([1e-3, 0.1, 0.0]), one_minus_beta_1=c.choice([0.1, 0.0, 1.0]),
+                   beta_2=c.choice([0.999, 0.5]), correction=c.choice([0.1, 1.0]), epsilon=c.choice([1e-7, 1e-3]))
+
+    def build():
+        rng = np.random.default_rng(g.seed)
+        return dict(variable=rnd(rng, g.shape, g.dt), gradient=rnd(rng, g.shape, g.dt), m=rnd(rng, g.shape, g.dt),
+                    u=np.asarray(np.abs(rnd(rng, g.shape, g.dt))), **scalars)
+    return build
+
+
+@spec("lion_update", dict(variable=Arr(None, fixed=False, role="inout"), gradient=Arr(None), m=Arr(None, role="inout"),
+                          learning_rate=OPTIM_REAL, beta_1=OPTIM_REAL, one_minus_beta_1=OPTIM_REAL, beta_2=OPTIM_REAL,
+                          one_minus_beta_2=OPTIM_REAL),
+      inout=("variable", "m"))
+def make_lion_update(c):
+    g = _optim_geometry(c)
+    b1, b2 = c.choice([0.9, 1.0]), c.choice([0.99, 0.0])
+    scalars = dict(learning_rate=c.choice([1e-3, 0.1]), beta_1=b1, one_minus_beta_1=1 - b1, beta_2=b2,
+                   one_minus_beta_2=1 - b2)
+
+    def build():
+        rng = np.random.default_rng(g.seed)
+        return dict(variable=rnd(rng, g.shape, g.dt), gradient=rnd(rng, g.shape, g.dt), m=rnd(rng, g.shape, g.dt),
+                    **scalars)
+    return build
+
+
+@spec("ftrl_update", dict(variable=Arr(None, fixed=False, role="inout"), gradient=Arr(None),
+                          accumulator=Arr(None, role="inout"), linear=Arr(None, role="inout"), learning_rate=OPTIM_REAL,
+                          power=OPTIM_REAL, l1=OPTIM_REAL, two_l2=OPTIM_REAL, two_shrinkage=OPTIM_REAL),
+      inout=("variable", "accumulator", "linear"))
+def make_ftrl_update(c):
+    g = _optim_geometry(c)
+    scalars = dict(learning_rate=c.choice([1e-3, 0.1]), power=c.choice([0.5, 0.7, 0.0]), l1=c.choice([0.0, 0.01]),
+                   two_l2=c.choice([0.0, 0.2]), two_shrinkage=c.choice([0.0, 0.1]))
+
+    def build():
+        rng = np.random.default_rng(g.seed)
+        return dict(variable=rnd(rng, g.shape, g.dt), gradient=rnd(rng, g.shape, g.dt),
+                    accumulator=np.asarray(np.abs(rnd(rng, g.shape, g.dt)) + 0.1, dtype=g.dt),
+                    linear=rnd(rng, g.shape, g.dt), **scalars)
+    return build
+
+
 # --- activations and losses
 
 def _act_geometry(c, min_ndim=0):

@@ -31,6 +31,10 @@ OPTIMIZERS = {
     "rmsprop-momentum-centered": lambda: optimizers.RMSprop(learning_rate=0.01, momentum=0.5, centered=True),
     "adagrad": lambda: optimizers.Adagrad(learning_rate=0.05),
     "adadelta": lambda: optimizers.Adadelta(learning_rate=1.0),
+    "adamax": lambda: optimizers.Adamax(learning_rate=0.01),
+    "ftrl": lambda: optimizers.Ftrl(learning_rate=0.1, l1_regularization_strength=0.001),
+    "lion": lambda: optimizers.Lion(learning_rate=0.001),
+    "adafactor": lambda: optimizers.Adafactor(learning_rate=0.01),
     "adam-ema": lambda: optimizers.Adam(learning_rate=0.01, use_ema=True, ema_overwrite_frequency=3),
     "sgd-accumulation": lambda: optimizers.SGD(learning_rate=0.05, momentum=0.9, gradient_accumulation_steps=2),
 }
