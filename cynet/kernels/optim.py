@@ -6,6 +6,8 @@ C-contiguous, writable, of one float dtype and one shape, updated IN PLACE; the 
 the same shape (any real dtype and layout: it is converted to the variable's). Scalars are
 Python or NumPy numbers, cast to the variable's dtype.
 """
+import math
+
 import numpy as np
 
 from .._validation import as_array, flag, inplace_array, real
@@ -17,6 +19,43 @@ __all__ = ["adam_update", "sgd_momentum_update"]
 def _state(name, a, variable):
     """A slot (or the variable itself) as the flat view the kernels update in place."""
     return inplace_array(name, a, variable.dtype, variable.shape, "the variable's").reshape(-1)
+
+
+def _ready(variable, gradient, slots):
+    """Whether the arrays need no conversion and no check beyond this one (the optimizers' own
+    calls, every step): all C-contiguous NumPy arrays of the variable's float dtype and shape,
+    the state writable, no two overlapping. Anything else takes `_arrays`, which converts or
+    names what is wrong."""
+    if type(variable) is not np.ndarray or type(gradient) is not np.ndarray:
+        return False
+    dt, shape = variable.dtype, variable.shape
+    if dt not in _FLOATS or gradient.dtype is not dt and gradient.dtype != dt or gradient.shape != shape \
+            or not gradient.flags.c_contiguous:
+        return False
+    for a in slots:
+        if type(a) is not np.ndarray or a.dtype != dt or a.shape != shape:
+            return False
+    state = [variable, *slots]
+    for a in state:
+        flags = a.flags
+        if not (flags.c_contiguous and flags.writeable) or np.may_share_memory(a, gradient):
+            return False
+    for i in range(len(state) - 1):
+        for b in state[i + 1:]:
+            if np.may_share_memory(state[i], b):
+                return False
+    return True
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _scalar(name, value, dt):
+    """A scalar argument as the kernels take it: one already of the variable's dtype and finite
+    passes as it is (the optimizers compute theirs so), anything else through `real`."""
+    if type(value) is dt.type and math.isfinite(value):
+        return value
+    return real(name, value, dt)
 
 
 def _arrays(variable, gradient, **slots):
@@ -51,11 +90,15 @@ def adam_update(variable, gradient, m, v, alpha, one_minus_beta_1, one_minus_bet
 
     alpha is the bias-corrected learning rate, lr * sqrt(1 - beta_2**t) / (1 - beta_1**t).
     """
-    w, g, s = _arrays(variable, gradient, m=m, v=v, v_hat=v_hat)
+    if _ready(variable, gradient, (m, v) if v_hat is None else (m, v, v_hat)):
+        w, g, s = variable.reshape(-1), gradient.reshape(-1), {"m": m.reshape(-1), "v": v.reshape(-1),
+                                                               "v_hat": None if v_hat is None else v_hat.reshape(-1)}
+    else:
+        w, g, s = _arrays(variable, gradient, m=m, v=v, v_hat=v_hat)
     dt = variable.dtype
-    impl("optim").adam_update(w, g, s["m"], s["v"], s["v_hat"], real("alpha", alpha, dt),
-                              real("one_minus_beta_1", one_minus_beta_1, dt),
-                              real("one_minus_beta_2", one_minus_beta_2, dt), real("epsilon", epsilon, dt))
+    impl("optim").adam_update(w, g, s["m"], s["v"], s["v_hat"], _scalar("alpha", alpha, dt),
+                              _scalar("one_minus_beta_1", one_minus_beta_1, dt),
+                              _scalar("one_minus_beta_2", one_minus_beta_2, dt), _scalar("epsilon", epsilon, dt))
 
 
 def sgd_momentum_update(variable, gradient, momentums, learning_rate, momentum, nesterov=False):
@@ -64,7 +107,10 @@ def sgd_momentum_update(variable, gradient, momentums, learning_rate, momentum, 
         momentums = momentum * momentums - learning_rate * g
         variable += momentums, or with nesterov: variable += momentum * momentums - learning_rate * g
     """
-    w, g, s = _arrays(variable, gradient, momentums=momentums)
+    if _ready(variable, gradient, (momentums,)):
+        w, g, s = variable.reshape(-1), gradient.reshape(-1), {"momentums": momentums.reshape(-1)}
+    else:
+        w, g, s = _arrays(variable, gradient, momentums=momentums)
     dt = variable.dtype
-    impl("optim").sgd_momentum_update(w, g, s["momentums"], real("learning_rate", learning_rate, dt),
-                                      real("momentum", momentum, dt), flag("nesterov", nesterov))
+    impl("optim").sgd_momentum_update(w, g, s["momentums"], _scalar("learning_rate", learning_rate, dt),
+                                      _scalar("momentum", momentum, dt), flag("nesterov", nesterov))

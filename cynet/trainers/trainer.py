@@ -810,11 +810,17 @@ def _is_stream(x):
 
 
 def _num_samples(x):
-    return flatten(x)[0].shape[0]
+    return x.shape[0] if type(x) is np.ndarray else flatten(x)[0].shape[0]
 
 
 def _take(structure, idx):
     """The rows `idx` of every array of a structure (None stays None)."""
+    if structure is None:
+        return None
+    if type(structure) is np.ndarray:   # (every batch of fit: no walk over a structure)
+        return structure[idx]
+    if type(structure) is list and len(structure) == 1 and type(structure[0]) is np.ndarray:
+        return [structure[0][idx]]
     return map_structure(lambda a: None if a is None else a[idx], structure)
 
 
