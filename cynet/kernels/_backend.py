@@ -150,8 +150,9 @@ def _blas_controllers():
 
 def adapt_threads():
     """Between batches of fit: while the thread count is cynet's default, run the kernels' teams
-    and the BLAS on the cores other processes leave free (cynet.kernels._load). Cheap: a clock
-    read, and a sample of the machine's load every 0.2 s."""
+    and the BLAS on the cores other processes leave free (cynet.kernels._load: fewer threads at
+    once, more after the cores have stayed free a while). Cheap: a clock read, and a sample of
+    the machine's load every 0.2 s."""
     global _monitor
     omp = _compiled.get("_openmp")
     if not _adaptive or omp is None:
@@ -162,7 +163,7 @@ def adapt_threads():
     if _monitor.sample() is None:
         return
     wanted = omp.get_num_threads()
-    n = _monitor.free_cores(wanted)
+    n = _monitor.threads(wanted)
     cap = 0 if n >= wanted else n
     if cap != omp.load_cap():
         omp.set_load_cap(cap)
