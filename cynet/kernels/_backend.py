@@ -175,8 +175,13 @@ def set_adaptive_threads(enabled):
     """Turn the busy-machine policy on (the default while the thread count is not set) or off."""
     global _adaptive
     _adaptive = bool(enabled)
-    if not _adaptive and "_openmp" in _compiled:
-        _compiled["_openmp"].set_load_cap(0)
+    omp = _compiled.get("_openmp")
+    if not _adaptive and omp is not None and omp.load_cap():   # the cap goes, for the BLAS too
+        omp.set_load_cap(0)
+        for controller in _blas_controllers():
+            controller.set_num_threads(omp.get_num_threads())
+    if _monitor is not None:
+        _monitor.reset_decision()
 
 
 def get_num_threads():

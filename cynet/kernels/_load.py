@@ -89,6 +89,11 @@ class LoadMonitor:
         taken = int(self.others + (1 - TAKEN))   # round up from TAKEN of a core
         return max(1, min(wanted, self.cores - taken))
 
+    def reset_decision(self):
+        """Forget the thread count decided (the policy was turned off or on): the next decision
+        starts from the configured count."""
+        self._decided = self._free_since = None
+
     def threads(self, wanted):
         """Threads to run for `wanted` configured ones after the last sample, with the asymmetry of
         the module docstring: fewer at once, more only once the cores have been free for

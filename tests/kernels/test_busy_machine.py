@@ -156,3 +156,33 @@ def test_fit_consults_the_policy_between_batches(monkeypatch):
     model.compile("sgd", "mse")
     model.fit(np.ones((40, 3), "float32"), np.ones((40, 1), "float32"), batch_size=8, epochs=1, verbose=0)
     assert len(seen) == 5
+
+
+@pytest.mark.skipif(omp is None or not omp.openmp_enabled(), reason="needs the OpenMP build")
+def test_turning_the_policy_off_lifts_the_cap_of_the_blas_too(monkeypatch):
+    m = FakeMachine()
+    mon = m.monitor()
+    calls = []
+
+    class Blas:
+        def set_num_threads(self, n):
+            calls.append(n)
+    monkeypatch.setattr(_backend, "_monitor", mon)
+    monkeypatch.setattr(_backend, "_blas", [Blas()])
+    monkeypatch.setattr(_backend, "_adaptive", True)
+    old = cynet.get_num_threads()
+    omp.set_num_threads(2)
+    try:
+        mon.sample()
+        m.advance(0.5, 1.0, 1.0)
+        _backend.adapt_threads()
+        assert omp.load_cap() == 1 and calls == [1]
+        _backend.set_adaptive_threads(False)
+        assert omp.load_cap() == 0 and calls == [1, 2]     # the BLAS back on the configured count
+        _backend.set_adaptive_threads(True)
+        m.advance(0.2, 0.0, 2.0)
+        _backend.adapt_threads()                          # a fresh decision: no waiting for free time
+        assert omp.load_cap() == 0 and calls == [1, 2]
+    finally:
+        omp.set_load_cap(0)
+        omp.set_num_threads(old)
