@@ -3,9 +3,11 @@
 An OpenMP team (and OpenBLAS's threads) of as many threads as cores assumes the cores are free.
 When another process keeps a core busy, the thread that lands there runs a fraction of the time,
 and every barrier of the team waits for it: an epoch on two threads with one core taken took 2.7x
-its one-thread time (issue 20's measurement). So, while the thread count is cynet's default (not
-set by the user), `fit` asks this monitor between batches how many cores other processes keep
-busy, and runs its kernels and the BLAS on the cores left.
+its one-thread time (issue 20's measurement). OpenBLAS's threads suffer most: on this two-core VM
+under a heavy load, the MNIST MLP epoch took 0.6 s with one BLAS thread and 9 to 17 s with two,
+whatever the OpenMP count. So, while the thread count is cynet's default (not set by the user),
+`fit`, `evaluate` and `predict` ask this monitor between batches how many cores other processes
+keep busy, and run the kernels and the BLAS on the cores left.
 
 The signal: the machine's busy CPU time (/proc/stat) minus this process's own (os.times), over
 the last interval (at least INTERVAL seconds, so a sample costs ~20 us per 0.2 s of training;
@@ -14,9 +16,9 @@ threads), in cores. A core counts as taken when others used more than TAKEN of i
 /proc/stat cannot be read (not Linux), nothing changes.
 
 The decision is asymmetric, because the two mistakes are: a team of more threads than free
-cores waits at every barrier for a thread the scheduler has parked (measured on a two-core VM: an MLP
-epoch 7x to 9x slower on two threads beside one or two busy processes), while one thread too few
-costs at most the parallel speed-up. So teams shrink at the first sample that shows cores taken,
+cores waits at every barrier for a thread the scheduler has parked (on the same VM, the MLP epoch
+on two threads beside one or two busy processes, the policy off: 7x to 9x its one-thread time),
+while one thread too few costs at most the parallel speed-up. So teams shrink at the first sample that shows cores taken,
 and grow again only after the cores have shown free for RAISE_AFTER seconds in a row.
 """
 import os

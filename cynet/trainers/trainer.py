@@ -662,6 +662,7 @@ class Trainer:
                 cbs.on_test_begin()
                 adapter.on_epoch_begin()
                 for step, batch in enumerate(adapter.get_numpy_iterator()):
+                    adapt_threads()
                     cbs.on_test_batch_begin(step)
                     cbs.on_test_batch_end(step, self.test_step(self._batch(*self._prepared_batch(batch))))
                 adapter.on_epoch_end()
@@ -710,6 +711,7 @@ class Trainer:
             cbs.on_test_begin()
             for step in range(nsteps):
                 sl = slice(step * batch_size, min((step + 1) * batch_size, n))
+                adapt_threads()
                 cbs.on_test_batch_begin(step)
                 cbs.on_test_batch_end(step, self.test_step(self._batch(_take(x, sl), _take(y, sl),
                                                                        _take(weights, sl))))
@@ -740,7 +742,10 @@ class Trainer:
             else:
                 x = self._prepare_x(x)
                 n = _num_samples(x)
-                outs = [self.predict_step((_take(x, slice(i, i + batch_size)),)) for i in range(0, n, batch_size)]
+                outs = []
+                for i in range(0, n, batch_size):
+                    adapt_threads()
+                    outs.append(self.predict_step((_take(x, slice(i, i + batch_size)),)))
             flat = [flatten(o) for o in outs]
             joined = [np.concatenate(parts, axis=0) if len(parts) > 1 else np.array(parts[0], copy=True)
                       for parts in zip(*flat)]
@@ -752,6 +757,7 @@ class Trainer:
         try:
             adapter.on_epoch_begin()
             for batch in adapter.get_numpy_iterator():
+                adapt_threads()
                 outs.append(self.predict_step((self._prepare_x(unpack_x_y_sample_weight(batch)[0]),)))
             adapter.on_epoch_end()
         finally:

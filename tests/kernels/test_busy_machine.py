@@ -186,3 +186,15 @@ def test_turning_the_policy_off_lifts_the_cap_of_the_blas_too(monkeypatch):
     finally:
         omp.set_load_cap(0)
         omp.set_num_threads(old)
+
+
+def test_evaluate_and_predict_consult_the_policy_between_batches(monkeypatch):
+    seen = []
+    monkeypatch.setattr("cynet.trainers.trainer.adapt_threads", lambda: seen.append(1))
+    model = cynet.Sequential([cynet.Input((3,)), cynet.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x, y = np.ones((40, 3), "float32"), np.ones((40, 1), "float32")
+    model.evaluate(x, y, batch_size=8, verbose=0)
+    assert len(seen) == 5
+    model.predict(x, batch_size=16, verbose=0)
+    assert len(seen) == 8
