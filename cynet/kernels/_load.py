@@ -6,8 +6,9 @@ and every barrier of the team waits for it: an epoch on two threads with one cor
 its one-thread time (issue 20's measurement). OpenBLAS's threads suffer most: on this two-core VM
 under a heavy load, the MNIST MLP epoch took 0.6 s with one BLAS thread and 9 to 17 s with two,
 whatever the OpenMP count. So, while the thread count is cynet's default (not set by the user),
-`fit`, `evaluate` and `predict` ask this monitor between batches how many cores other processes
-keep busy, and run the kernels and the BLAS on the cores left.
+`fit` and `evaluate` ask this monitor between batches how many cores other processes keep busy,
+and run the kernels and the BLAS on the cores left (not `predict`, which may serve many threads
+at once: OpenBLAS's thread count must not change while another thread is inside a BLAS call).
 
 The signal: the machine's busy CPU time (/proc/stat) minus this process's own (os.times), over
 the last interval (at least INTERVAL seconds, so a sample costs ~20 us per 0.2 s of training;

@@ -742,10 +742,7 @@ class Trainer:
             else:
                 x = self._prepare_x(x)
                 n = _num_samples(x)
-                outs = []
-                for i in range(0, n, batch_size):
-                    adapt_threads()
-                    outs.append(self.predict_step((_take(x, slice(i, i + batch_size)),)))
+                outs = [self.predict_step((_take(x, slice(i, i + batch_size)),)) for i in range(0, n, batch_size)]
             flat = [flatten(o) for o in outs]
             joined = [np.concatenate(parts, axis=0) if len(parts) > 1 else np.array(parts[0], copy=True)
                       for parts in zip(*flat)]
@@ -757,7 +754,6 @@ class Trainer:
         try:
             adapter.on_epoch_begin()
             for batch in adapter.get_numpy_iterator():
-                adapt_threads()
                 outs.append(self.predict_step((self._prepare_x(unpack_x_y_sample_weight(batch)[0]),)))
             adapter.on_epoch_end()
         finally:

@@ -188,7 +188,9 @@ def test_turning_the_policy_off_lifts_the_cap_of_the_blas_too(monkeypatch):
         omp.set_num_threads(old)
 
 
-def test_evaluate_and_predict_consult_the_policy_between_batches(monkeypatch):
+def test_evaluate_consults_the_policy_between_batches_and_predict_does_not(monkeypatch):
+    """(predict serves many threads at once; changing OpenBLAS's thread count while another thread
+    is inside a BLAS call is not safe, so predict keeps the count fit or evaluate left.)"""
     seen = []
     monkeypatch.setattr("cynet.trainers.trainer.adapt_threads", lambda: seen.append(1))
     model = cynet.Sequential([cynet.Input((3,)), cynet.layers.Dense(1)])
@@ -197,4 +199,4 @@ def test_evaluate_and_predict_consult_the_policy_between_batches(monkeypatch):
     model.evaluate(x, y, batch_size=8, verbose=0)
     assert len(seen) == 5
     model.predict(x, batch_size=16, verbose=0)
-    assert len(seen) == 8
+    assert len(seen) == 5
