@@ -276,6 +276,9 @@ class Metric:
         return f"<{type(self).__name__} name={self.name}>"
 
 
+_SCALARS = frozenset((int, float, np.float64, np.float32, np.int64))   # one number: no arrays needed
+
+
 class Mean(Metric):
     """Weighted mean of the values passed to update_state(values, sample_weight=None)."""
 
@@ -303,6 +306,11 @@ class Mean(Metric):
         """Keras's reduce_to_samplewise_values: values become one mean per sample (per weight, when
         sample_weight has more axes), the total grows by their weighted sum and the count by the
         number of samples, or the sum of the (per-sample mean) weights."""
+        if type(sample_weight) in _SCALARS and type(values) in _SCALARS:   # fit's loss trackers, every batch
+            w = float(sample_weight)
+            self._total += float(values) * w
+            self._count += w
+            return
         values = np.asarray(values, dtype=np.float64)
         if sample_weight is None:
             if values.ndim > 1:

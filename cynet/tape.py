@@ -131,7 +131,6 @@ class Tape:
         for layer in layers:   # (a frozen layer's variables too: their gradients never accumulate over steps)
             for v in layer._trainable_vars:
                 v.grad = None
-        variables = [v for layer in layers for v in layer.trainable_weights]
         grads = {}
         for array, g in seeds:
             _accumulate(grads, id(array), g)
@@ -172,7 +171,7 @@ class Tape:
         if regularization:
             for layer in layers:
                 layer._add_regularization_gradients()
-        unreached = [v.path for v in variables if v.grad is None] if warn else None
+        unreached = [v.path for layer in layers for v in layer.trainable_weights if v.grad is None] if warn else None
         if unreached:
             warnings.warn(f"Gradients do not exist for variables {unreached} when minimizing the loss: their "
                           "layers' outputs did not reach it through recorded layer calls", stacklevel=3)
@@ -233,4 +232,5 @@ def set_last_call(obj, tape, inputs, outputs):
 
 def last_call(obj):
     """(tape, inputs, outputs) of this thread's last top-level call of `obj`, or None."""
-    return _last_calls().get(obj)
+    table = getattr(_local, "calls", None)
+    return table.get(obj) if table else None   # (fit asks every layer at every step: mostly no table)

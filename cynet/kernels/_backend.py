@@ -150,8 +150,9 @@ def _blas_controllers():
 
 def adapt_threads():
     """Between batches of fit: while the thread count is cynet's default, run the kernels' teams
-    and the BLAS on the cores other processes leave free (cynet.kernels._load). Cheap: a clock
-    read, and a sample of the machine's load every 0.2 s."""
+    and the BLAS on the cores other processes leave free (cynet.kernels._load: fewer threads at
+    once, more after the cores have stayed free a while). Cheap: a clock read, and a sample of
+    the machine's load every 0.2 s."""
     global _monitor
     omp = _compiled.get("_openmp")
     if not _adaptive or omp is None:
@@ -162,7 +163,7 @@ def adapt_threads():
     if _monitor.sample() is None:
         return
     wanted = omp.get_num_threads()
-    n = _monitor.free_cores(wanted)
+    n = _monitor.threads(wanted)
     cap = 0 if n >= wanted else n
     if cap != omp.load_cap():
         omp.set_load_cap(cap)
@@ -174,8 +175,13 @@ def set_adaptive_threads(enabled):
     """Turn the busy-machine policy on (the default while the thread count is not set) or off."""
     global _adaptive
     _adaptive = bool(enabled)
-    if not _adaptive and "_openmp" in _compiled:
-        _compiled["_openmp"].set_load_cap(0)
+    omp = _compiled.get("_openmp")
+    if not _adaptive and omp is not None and omp.load_cap():   # the cap goes, for the BLAS too
+        omp.set_load_cap(0)
+        for controller in _blas_controllers():
+            controller.set_num_threads(omp.get_num_threads())
+    if _monitor is not None:
+        _monitor.reset_decision()
 
 
 def get_num_threads():

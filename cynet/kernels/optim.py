@@ -8,6 +8,8 @@ C-contiguous, writable, of one float dtype and one shape, updated IN PLACE; the 
 the same shape (any real dtype and layout: it is converted to the variable's). Scalars are
 Python or NumPy numbers, cast to the variable's dtype.
 """
+import math
+
 import numpy as np
 
 from .._validation import as_array, flag, inplace_array, real
@@ -21,7 +23,49 @@ def _state(name, a, variable):
     return inplace_array(name, a, variable.dtype, variable.shape, "the variable's").reshape(-1)
 
 
+def _ready(variable, gradient, slots):
+    """Whether the arrays need no conversion and no check beyond this one (the optimizers' own
+    calls, every step): all C-contiguous NumPy arrays of the variable's float dtype and shape,
+    the state writable, no two overlapping. Anything else takes `_arrays`, which converts or
+    names what is wrong."""
+    if type(variable) is not np.ndarray or type(gradient) is not np.ndarray:
+        return False
+    dt, shape = variable.dtype, variable.shape
+    if dt not in _FLOATS or gradient.dtype is not dt and gradient.dtype != dt or gradient.shape != shape \
+            or not gradient.flags.c_contiguous:
+        return False
+    for a in slots:
+        if type(a) is not np.ndarray or a.dtype != dt or a.shape != shape:
+            return False
+    state = [variable, *slots]
+    for a in state:
+        flags = a.flags
+        if not (flags.c_contiguous and flags.writeable) or np.may_share_memory(a, gradient):
+            return False
+    for i in range(len(state) - 1):
+        for b in state[i + 1:]:
+            if np.may_share_memory(state[i], b):
+                return False
+    return True
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _scalar(name, value, dt):
+    """A scalar argument as the kernels take it: one already of the variable's dtype and finite
+    passes as it is (the optimizers compute theirs so), anything else through `real`."""
+    if type(value) is dt.type and math.isfinite(value):
+        return value
+    return real(name, value, dt)
+
+
 def _arrays(variable, gradient, **slots):
+    """The flat views the kernels update: at once when `_ready` (every optimizer step), else after
+    converting the gradient and checking every array, naming the one that is wrong."""
+    if _ready(variable, gradient, [a for k, a in slots.items() if not (k == "v_hat" and a is None)]):
+        return variable.reshape(-1), gradient.reshape(-1), {k: None if a is None else a.reshape(-1)
+                                                            for k, a in slots.items()}
     if not isinstance(variable, np.ndarray) or variable.dtype not in (np.float32, np.float64):
         raise TypeError("variable must be a float32 or float64 NumPy array (updated in place); received "
                         f"{getattr(variable, 'dtype', type(variable).__name__)}")
@@ -55,9 +99,9 @@ def adam_update(variable, gradient, m, v, alpha, one_minus_beta_1, one_minus_bet
     """
     w, g, s = _arrays(variable, gradient, m=m, v=v, v_hat=v_hat)
     dt = variable.dtype
-    impl("optim").adam_update(w, g, s["m"], s["v"], s["v_hat"], real("alpha", alpha, dt),
-                              real("one_minus_beta_1", one_minus_beta_1, dt),
-                              real("one_minus_beta_2", one_minus_beta_2, dt), real("epsilon", epsilon, dt))
+    impl("optim").adam_update(w, g, s["m"], s["v"], s["v_hat"], _scalar("alpha", alpha, dt),
+                              _scalar("one_minus_beta_1", one_minus_beta_1, dt),
+                              _scalar("one_minus_beta_2", one_minus_beta_2, dt), _scalar("epsilon", epsilon, dt))
 
 
 def sgd_momentum_update(variable, gradient, momentums, learning_rate, momentum, nesterov=False):
@@ -68,8 +112,8 @@ def sgd_momentum_update(variable, gradient, momentums, learning_rate, momentum, 
     """
     w, g, s = _arrays(variable, gradient, momentums=momentums)
     dt = variable.dtype
-    impl("optim").sgd_momentum_update(w, g, s["momentums"], real("learning_rate", learning_rate, dt),
-                                      real("momentum", momentum, dt), flag("nesterov", nesterov))
+    impl("optim").sgd_momentum_update(w, g, s["momentums"], _scalar("learning_rate", learning_rate, dt),
+                                      _scalar("momentum", momentum, dt), flag("nesterov", nesterov))
 
 
 def adamax_update(variable, gradient, m, u, learning_rate, one_minus_beta_1, beta_2, correction, epsilon):
@@ -82,9 +126,9 @@ def adamax_update(variable, gradient, m, u, learning_rate, one_minus_beta_1, bet
     """
     w, g, s = _arrays(variable, gradient, m=m, u=u)
     dt = variable.dtype
-    impl("optim").adamax_update(w, g, s["m"], s["u"], real("learning_rate", learning_rate, dt),
-                                real("one_minus_beta_1", one_minus_beta_1, dt), real("beta_2", beta_2, dt),
-                                real("correction", correction, dt), real("epsilon", epsilon, dt))
+    impl("optim").adamax_update(w, g, s["m"], s["u"], _scalar("learning_rate", learning_rate, dt),
+                                _scalar("one_minus_beta_1", one_minus_beta_1, dt), _scalar("beta_2", beta_2, dt),
+                                _scalar("correction", correction, dt), _scalar("epsilon", epsilon, dt))
 
 
 def lion_update(variable, gradient, m, learning_rate, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2):
@@ -95,9 +139,9 @@ def lion_update(variable, gradient, m, learning_rate, beta_1, one_minus_beta_1, 
     """
     w, g, s = _arrays(variable, gradient, m=m)
     dt = variable.dtype
-    impl("optim").lion_update(w, g, s["m"], real("learning_rate", learning_rate, dt), real("beta_1", beta_1, dt),
-                              real("one_minus_beta_1", one_minus_beta_1, dt), real("beta_2", beta_2, dt),
-                              real("one_minus_beta_2", one_minus_beta_2, dt))
+    impl("optim").lion_update(w, g, s["m"], _scalar("learning_rate", learning_rate, dt), _scalar("beta_1", beta_1, dt),
+                              _scalar("one_minus_beta_1", one_minus_beta_1, dt), _scalar("beta_2", beta_2, dt),
+                              _scalar("one_minus_beta_2", one_minus_beta_2, dt))
 
 
 def ftrl_update(variable, gradient, accumulator, linear, learning_rate, power, l1, two_l2, two_shrinkage):
@@ -111,6 +155,6 @@ def ftrl_update(variable, gradient, accumulator, linear, learning_rate, power, l
     """
     w, g, s = _arrays(variable, gradient, accumulator=accumulator, linear=linear)
     dt = variable.dtype
-    impl("optim").ftrl_update(w, g, s["accumulator"], s["linear"], real("learning_rate", learning_rate, dt),
-                              real("power", power, dt), real("l1", l1, dt), real("two_l2", two_l2, dt),
-                              real("two_shrinkage", two_shrinkage, dt))
+    impl("optim").ftrl_update(w, g, s["accumulator"], s["linear"], _scalar("learning_rate", learning_rate, dt),
+                              _scalar("power", power, dt), _scalar("l1", l1, dt), _scalar("two_l2", two_l2, dt),
+                              _scalar("two_shrinkage", two_shrinkage, dt))

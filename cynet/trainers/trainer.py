@@ -662,6 +662,7 @@ class Trainer:
                 cbs.on_test_begin()
                 adapter.on_epoch_begin()
                 for step, batch in enumerate(adapter.get_numpy_iterator()):
+                    adapt_threads()
                     cbs.on_test_batch_begin(step)
                     cbs.on_test_batch_end(step, self.test_step(self._batch(*self._prepared_batch(batch))))
                 adapter.on_epoch_end()
@@ -710,6 +711,7 @@ class Trainer:
             cbs.on_test_begin()
             for step in range(nsteps):
                 sl = slice(step * batch_size, min((step + 1) * batch_size, n))
+                adapt_threads()
                 cbs.on_test_batch_begin(step)
                 cbs.on_test_batch_end(step, self.test_step(self._batch(_take(x, sl), _take(y, sl),
                                                                        _take(weights, sl))))
@@ -810,11 +812,17 @@ def _is_stream(x):
 
 
 def _num_samples(x):
-    return flatten(x)[0].shape[0]
+    return x.shape[0] if type(x) is np.ndarray else flatten(x)[0].shape[0]
 
 
 def _take(structure, idx):
     """The rows `idx` of every array of a structure (None stays None)."""
+    if structure is None:
+        return None
+    if type(structure) is np.ndarray:   # (every batch of fit: no walk over a structure)
+        return structure[idx]
+    if type(structure) is list and len(structure) == 1 and type(structure[0]) is np.ndarray:
+        return [structure[0][idx]]
     return map_structure(lambda a: None if a is None else a[idx], structure)
 
 
