@@ -42,7 +42,7 @@ class _RNN(Layer):
                  recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
                  recurrent_regularizer=None, bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0,
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False, unroll=False,
-                 seed=None, **kwargs):
+                 seed=None, zero_output_for_mask=False, **kwargs):
         super().__init__(**kwargs)
         self.units = _validation.positive_int("units", units)
         self.activation = _activation_name(activation, _KERNEL_ACTIVATIONS, "activation")
@@ -63,6 +63,9 @@ class _RNN(Layer):
         self._states = None                 # stateful: the states the next call starts from
         self._expected_batch_size = None
         self.unroll = _validation.flag("unroll", unroll)   # accepted, ignored: the loop is fused
+        # Keras's RNN argument: the output at a masked step is zeros, not the last unmasked
+        # step's (Bidirectional sets it to return_sequences, as Keras does)
+        self.zero_output_for_mask = _validation.flag("zero_output_for_mask", zero_output_for_mask)
         self.seed = seed
         self._rng = make_rng(seed) if seed is not None else None
 
@@ -193,8 +196,12 @@ class _RNN(Layer):
         x = inputs[:, ::-1] if self.go_backwards else inputs
         ctx.time_mask = self._time_mask(mask, x)
         # Keras's output at a masked step is the previous step's output, zeros before the first
-        # unmasked one (the states carry over from the initial ones)
-        ctx.seen = None if ctx.time_mask is None else np.logical_or.accumulate(ctx.time_mask, axis=1)
+        # unmasked one (the states carry over from the initial ones); with zero_output_for_mask,
+        # zeros at every masked step. ctx.seen: where the output is the state, in the kernels'
+        # time order.
+        ctx.seen = None
+        if ctx.time_mask is not None:
+            ctx.seen = ctx.time_mask if self.zero_output_for_mask else np.logical_or.accumulate(ctx.time_mask, axis=1)
         if states0 is None and self.stateful:
             states0 = self._stateful_states(x.shape[0])
         x, ctx.mask, ctx.kernel = self._input_dropout(x, training)
@@ -298,7 +305,8 @@ class _RNN(Layer):
                 "bias_regularizer": ser(self.bias_regularizer, regularizers),
                 "dropout": self.dropout, "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": self.stateful,
-                "unroll": self.unroll, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
+                "unroll": self.unroll, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
+                "zero_output_for_mask": self.zero_output_for_mask}
 
 
 class SimpleRNN(_RNN):

@@ -97,6 +97,7 @@ def _rnn_args(recurrent):
         "go_backwards": (FLAG_BAD, FLAG_OK),
         "stateful": (["a", 1, None], [False]),
         "unroll": (FLAG_BAD, FLAG_OK),
+        "zero_output_for_mask": (FLAG_BAD, FLAG_OK),
         "seed": (SEED_BAD, [0, 7, np.int64(3)]),
     }
     if recurrent:
