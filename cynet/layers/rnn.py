@@ -268,15 +268,18 @@ class _RNN(Layer):
         else:
             state_grads = [None] * self._n_states()
         need_dx = need_input_grad[0] if isinstance(need_input_grad, list) else need_input_grad
-        dhs = np.zeros_like(ctx.hs)
         if ctx.seen is not None:
             grad = grad * (ctx.seen[:, :, None] if self.return_sequences else ctx.seen[:, -1:])
-        if self.return_sequences:
-            dhs += grad
+        if self.return_sequences and state_grads[0] is None:
+            dhs = grad   # read in place by the kernels (any strides): no zeros, no copy
         else:
-            dhs[:, -1] += grad
-        if state_grads[0] is not None:
-            dhs[:, -1] += state_grads[0]
+            dhs = np.zeros_like(ctx.hs)
+            if self.return_sequences:
+                dhs += grad
+            else:
+                dhs[:, -1] += grad
+            if state_grads[0] is not None:
+                dhs[:, -1] += state_grads[0]
         dx, dk, drk, db, dstates = self._run_backward(ctx, dhs, state_grads[1:], need_dx)
         dx, dk = self._fold_input_dropout(ctx, dx, dk)
         add_grad(self.kernel, dk)
