@@ -42,6 +42,12 @@ per-step products are cynet_gemm.h's, on the recurrent kernel packed once per ca
 would repack it at every step, and each np.matmul call costs a few microseconds of Python),
 the whole-sequence ones NumPy's BLAS.
 
+Recurrent dropout (recurrent_dropout_mask, (k, U, N) scaled keep-masks, one per gate block;
+Keras 3's semantics): the step product runs as k (U, U) blocks, each on its own packed weights
+and on h_{t-1} times its mask (cynet_rnn.h's cynet_rnn_product_dropout), backward as
+dh = sum_j mask_j * (U_j dG_j); drecurrent_kernel is one product per block over all timesteps
+(_drk_dropout). Same multiply-adds as without dropout, k calls instead of one per step.
+
 The step kernels are C, in cynet_rnn.h (why C: that header's comment; declared for Cython in
 _rnn_cells.pxd), each one timestep of one cell over a range of units, described by one
 cynet_rnn_loop. Cython owns everything else: validation, buffers, the matmuls, the threads and
@@ -454,7 +460,8 @@ cdef object _drk_dropout(h0a, hsa, g_rec, rdrop):
 def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] kernel not None,
                  const floating[:, ::1] recurrent_kernel not None, const floating[::1] bias not None,
                  const floating[:, ::1] h0 not None, const floating[:, ::1] c0 not None,
-                 int activation, int recurrent_activation, const unsigned char[:, ::1] mask=None, recurrent_dropout_mask=None):
+                 int activation, int recurrent_activation, const unsigned char[:, ::1] mask=None,
+                 recurrent_dropout_mask=None):
     """LSTM over a whole sequence (Keras gate order i|f|c|o).
 
     z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i, z_f, z_o); g = act(z_c);
@@ -595,7 +602,8 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
                  const floating[:, ::1] kernel not None, const floating[:, ::1] recurrent_kernel not None,
                  const floating[:, ::1] h0 not None, const floating[:, :, ::1] hs not None,
                  const floating[:, :, ::1] cache not None, int activation, int recurrent_activation,
-                 bint use_bias, bint compute_dx=True, const unsigned char[:, ::1] mask=None, recurrent_dropout_mask=None):
+                 bint use_bias, bint compute_dx=True, const unsigned char[:, ::1] mask=None,
+                 recurrent_dropout_mask=None):
     """Backpropagation through time for gru_forward.
 
     dhs: (N, T, U) IN, any strides; the rest as in / from forward. Returns (dx (D, T, N),
