@@ -77,3 +77,18 @@ def test_rnn_forward_backward_masked(benchmark, backend, cell):
     benchmark.extra_info["backend"] = backend
     grads = benchmark(cases.forward_backward, cell, kw, dhs)
     assert grads[0].shape == (N, T, D) and grads[0].dtype == np.float32
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+def test_rnn_forward_backward_recurrent_dropout(benchmark, backend, cell):
+    """Recurrent dropout (Keras 3: one mask per gate on h_{t-1}, rate 0.2): per step, the
+    product runs as one (U, U) block per gate on the masked state. PyTorch's RNN modules have
+    no recurrent dropout, hence no twin; compare with the plain fwd+bwd group."""
+    kw, dhs = _case(cell)
+    rng = np.random.default_rng(2)
+    k = cases.GATES[cell]
+    kw = dict(kw, recurrent_dropout_mask=((rng.random((k, N, U)) >= 0.2) / 0.8).astype(np.float32))
+    benchmark.group = f"{cell} {SHAPE} fwd+bwd recurrent dropout"
+    benchmark.extra_info["backend"] = backend
+    grads = benchmark(cases.forward_backward, cell, kw, dhs)
+    assert grads[0].shape == (N, T, D) and grads[0].dtype == np.float32

@@ -6,7 +6,9 @@ the usual loop (shuffle, zero_grad, backward, step). Float32, random data of the
 
 Workloads: the MNIST MLP 784-400-400-400-10 (leaky ReLU, dropout 0.2) on 10,000 samples, batch
 64; the small MNIST CNN of cynet.examples.mnist_cnn, same data; a character LSTM(256) +
-Dense(43) on one-hot windows of 60 steps, batch 25, 100 batches; and, to measure the per-batch
+Dense(43) on one-hot windows of 60 steps, batch 25, 100 batches, and the same with GRU(256) and
+SimpleRNN(256) (PyTorch: nn.GRU, nn.RNN, whose equations are Keras's GRU with reset_after=True
+and SimpleRNN's); and, to measure the per-batch
 Python overhead of the engine (each layer call recorded on the tape, the reverse walk), a tiny MLP
 of 20 Dense(8) layers on 4,096 samples of 8 features, batch 32 (128 steps whose arithmetic is
 negligible); and the per-batch overhead of `fit` itself (data slicing, one layer's call and
@@ -31,6 +33,8 @@ GROUPS = {
     "mlp": f"epoch mlp 784-400x3-10 N{N_MNIST} batch {BATCH_MNIST}",
     "cnn": f"epoch small cnn N{N_MNIST} batch {BATCH_MNIST}",
     "char_lstm": f"epoch char lstm({UNITS}) T{STEPS} batch {BATCH_CHAR} x{BATCHES_CHAR}",
+    "char_gru": f"epoch char gru({UNITS}) T{STEPS} batch {BATCH_CHAR} x{BATCHES_CHAR}",
+    "char_simple_rnn": f"epoch char simple_rnn({UNITS}) T{STEPS} batch {BATCH_CHAR} x{BATCHES_CHAR}",
     "tiny20": f"epoch tiny mlp 20x Dense(8) N{N_TINY} batch {BATCH_TINY}",
     "overhead": f"epoch one Dense(4) on 8 features N{N_OVERHEAD} batch {BATCH_TINY}",
 }
@@ -38,7 +42,7 @@ GROUPS = {
 
 def _data(workload):
     rng = np.random.default_rng(0)
-    if workload == "char_lstm":
+    if workload.startswith("char_"):
         y = rng.integers(0, VOCAB, (BATCH_CHAR * BATCHES_CHAR, STEPS))
         x = np.eye(VOCAB, dtype=np.float32)[rng.integers(0, VOCAB, y.shape)]
         return x, y, BATCH_CHAR
@@ -63,7 +67,8 @@ def _cynet_model(workload):
                                 + [layers.Dense(4, activation="softmax")])
     if workload == "overhead":
         return cynet.Sequential([cynet.Input(shape=(8,)), layers.Dense(4, activation="softmax")])
-    return cynet.Sequential([cynet.Input(shape=(STEPS, VOCAB)), layers.LSTM(UNITS, return_sequences=True),
+    recurrent = {"char_lstm": layers.LSTM, "char_gru": layers.GRU, "char_simple_rnn": layers.SimpleRNN}[workload]
+    return cynet.Sequential([cynet.Input(shape=(STEPS, VOCAB)), recurrent(UNITS, return_sequences=True),
                              layers.Dense(VOCAB, activation="softmax")])
 
 
@@ -99,15 +104,16 @@ def _torch_model(torch, workload):
         return nn.Sequential(*hidden, nn.Linear(8, 4))
     if workload == "overhead":
         return nn.Linear(8, 4)
+    recurrent = {"char_lstm": nn.LSTM, "char_gru": nn.GRU, "char_simple_rnn": nn.RNN}[workload]
 
-    class CharLSTM(nn.Module):
+    class CharRNN(nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm, self.dense = nn.LSTM(VOCAB, UNITS, batch_first=True), nn.Linear(UNITS, VOCAB)
+            self.rnn, self.dense = recurrent(VOCAB, UNITS, batch_first=True), nn.Linear(UNITS, VOCAB)
 
         def forward(self, x):
-            return self.dense(self.lstm(x)[0]).reshape(-1, VOCAB)
-    return CharLSTM()
+            return self.dense(self.rnn(x)[0]).reshape(-1, VOCAB)
+    return CharRNN()
 
 
 @pytest.mark.parametrize("workload", list(GROUPS))

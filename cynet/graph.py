@@ -157,7 +157,9 @@ class Node:
         self.layer = layer
         self.arguments = arguments
         self.kwargs = dict(kwargs)
-        self.input_tensors = [t for t in flatten(arguments) if isinstance(t, KerasTensor)]
+        # the tensors the call reads: its arguments' and its keyword arguments' (a recurrent
+        # layer's symbolic initial_state), so that the model runs their nodes first
+        self.input_tensors = [t for t in flatten([arguments, self.kwargs]) if isinstance(t, KerasTensor)]
         self.output_structure = outputs
         self.outputs = flatten(outputs)
         index = len(layer._inbound_nodes)

@@ -13,7 +13,7 @@ BENCH = dict(N=32, T=60, D=43, U=256)
 # The leak check: arguments of `arguments` (scale 0.3, bias_scale 0.1).
 LEAK = (dict(N=4, T=5, D=3, U=6),
         dict(N=3, T=4, D=2, U=5, bias=False, h0=True, c0=True, activation="relu",
-             recurrent_activation="hard_sigmoid"))
+             recurrent_activation="hard_sigmoid", recurrent_dropout=0.3))
 LEAK_LARGE = (dict(N=256, T=2, D=8, U=128),)
 
 
@@ -22,11 +22,12 @@ def bias_shape(cell, U):
 
 
 def arguments(cell, rng, dtype, N, T, D, U, bias=True, h0=False, c0=False, scale=None, bias_scale=0.3,
-              **activations):
+              recurrent_dropout=None, **activations):
     """<cell>_forward's keyword arguments: normal x (N, T, D), kernels times `scale` (default
     1/sqrt(D) and 1/sqrt(U): their fan-in), bias times bias_scale (zeros for 0; None without `bias`),
     initial states h0 (and c0 for the LSTM) where asked for, else None; the `activations` as
-    given (recurrent_activation: not for simple_rnn)."""
+    given (recurrent_activation: not for simple_rnn); recurrent_dropout (a rate): per-gate
+    scaled keep-masks as recurrent_dropout_mask (left out when None)."""
     k = GATES[cell]
     if cell == "simple_rnn":
         activations.pop("recurrent_activation", None)
@@ -38,6 +39,9 @@ def arguments(cell, rng, dtype, N, T, D, U, bias=True, h0=False, c0=False, scale
     kw["h0"] = normal(rng, (N, U), dtype) if h0 else None
     if cell == "lstm":
         kw["c0"] = normal(rng, (N, U), dtype) if c0 else None
+    if recurrent_dropout:
+        kw["recurrent_dropout_mask"] = ((rng.random((k, N, U)) >= recurrent_dropout) /
+                                        (1 - recurrent_dropout)).astype(dtype)
     kw.update(activations)
     return kw
 

@@ -34,6 +34,9 @@ cdef extern from "cynet_rnn.h" nogil:
         const unsigned char* mask
         void* carry
         void* carry_c
+        const void* rdrop
+        void* hm
+        Py_ssize_t apj
 
     void cynet_rnn_step(const cynet_rnn_loop* L, Py_ssize_t t, Py_ssize_t u0, Py_ssize_t u1,
                         int backward) noexcept

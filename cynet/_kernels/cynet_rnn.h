@@ -68,6 +68,13 @@ typedef struct {
     const unsigned char* mask;
     void* carry;
     void* carry_c;
+    /* recurrent dropout (NULL: none): rdrop (k, U, N), one scaled keep-mask per gate block that
+       multiplies h_{t-1} before the block's product; ap then holds k packed (U, U) blocks of
+       apj values each, and hm is a (U, N) scratch (forward: the masked h_{t-1}; backward: one
+       block's product before its mask) */
+    const void* rdrop;
+    void* hm;
+    Py_ssize_t apj;
 } cynet_rnn_loop;
 
 /* base + off, after checking (debug build) that the elements off and off + last lie in the
@@ -443,11 +450,46 @@ CYNET_CLONES static void cynet_gru_bwd_##S(const cynet_rnn_loop* L, Py_ssize_t t
     }                                                                                             \
 }                                                                                                 \
                                                                                                   \
+/* The recurrent product under recurrent dropout, one block per gate j on its own packed      \
+   (U, U) weights A_j: forward r_j = A_j (h_{t-1} * m_j); backward dh = sum_j m_j * (A_j dg_j)   \
+   (the gradient flows back through the mask). */                                                \
+static void cynet_rnn_product_dropout_##S(const cynet_rnn_loop* L, Py_ssize_t t, int backward,    \
+                                          Py_ssize_t k) {                                         \
+    const Py_ssize_t N = L->N, U = L->U, TN = L->steps * N, UN = U * N;                           \
+    const T* m = (const T*)L->rdrop; T* hm = (T*)L->hm; const T* ap = (const T*)L->ap;            \
+    Py_ssize_t j, u, n, i;                                                                        \
+    if (!backward) {                                                                              \
+        const T* hp = t == 0 ? (const T*)L->h0 : (const T*)L->hs + (t - 1) * N;                   \
+        const Py_ssize_t sh = t == 0 ? N : TN, eh = t == 0 ? UN : U * TN - (t - 1) * N;           \
+        (void)eh;                                                                                 \
+        for (j = 0; j < k; j++) {                                                                 \
+            for (u = 0; u < U; u++) {                                                             \
+                const T* hu = CYNET_RNN_ROW(hp, u * sh, N - 1, eh);                               \
+                const T* mu = CYNET_RNN_ROW(m, j * UN + u * N, N - 1, k * UN);                    \
+                T* o = CYNET_RNN_ROW(hm, u * N, N - 1, UN);                                       \
+                CYNET_IVDEP                                                                       \
+                for (n = 0; n < N; n++) o[n] = hu[n] * mu[n];                                     \
+            }                                                                                     \
+            cynet_gemm_##S(ap + j * L->apj, U, U, hm, N, N, (T*)L->r + j * UN, N, (T*)L->tail);   \
+        }                                                                                         \
+    } else {                                                                                      \
+        const T* dgt = (const T*)L->dg + (L->cell == CYNET_CELL_GRU ? U * TN : 0) + t * N;        \
+        T* dh = (T*)L->dh;                                                                        \
+        for (j = 0; j < k; j++) {                                                                 \
+            const T* mj = CYNET_RNN_ROW(m, j * UN, UN - 1, k * UN);                               \
+            cynet_gemm_##S(ap + j * L->apj, U, U, dgt + j * U * TN, TN, N, hm, N, (T*)L->tail);   \
+            if (j == 0) { CYNET_IVDEP for (i = 0; i < UN; i++) dh[i] = mj[i] * hm[i]; }           \
+            else { CYNET_IVDEP for (i = 0; i < UN; i++) dh[i] += mj[i] * hm[i]; }                 \
+        }                                                                                         \
+    }                                                                                             \
+}                                                                                                 \
+                                                                                                  \
 /* The recurrent product of step t on the packed weights: forward r (kU, N) = A h_{t-1};          \
    backward dh (U, N) = A dg_t over the recurrent-side rows (GRU: rows U:4U of dg). */           \
 static void cynet_rnn_product_##S(const cynet_rnn_loop* L, Py_ssize_t t, int backward) {         \
     const Py_ssize_t N = L->N, U = L->U, TN = L->steps * N;                                           \
     const Py_ssize_t k = L->cell == CYNET_CELL_SIMPLE ? 1 : L->cell == CYNET_CELL_LSTM ? 4 : 3;   \
+    if (L->rdrop) { cynet_rnn_product_dropout_##S(L, t, backward, k); return; }                   \
     if (!backward) {                                                                              \
         const T* hp = t == 0 ? (const T*)L->h0 : (const T*)L->hs + (t - 1) * N;                   \
         cynet_gemm_##S((const T*)L->ap, k * U, U, hp, t == 0 ? N : TN, N, (T*)L->r, N, (T*)L->tail); \

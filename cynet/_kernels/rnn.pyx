@@ -42,6 +42,12 @@ per-step products are cynet_gemm.h's, on the recurrent kernel packed once per ca
 would repack it at every step, and each np.matmul call costs a few microseconds of Python),
 the whole-sequence ones NumPy's BLAS.
 
+Recurrent dropout (recurrent_dropout_mask, (k, U, N) scaled keep-masks, one per gate block;
+Keras 3's semantics): the step product runs as k (U, U) blocks, each on its own packed weights
+and on h_{t-1} times its mask (cynet_rnn.h's cynet_rnn_product_dropout), backward as
+dh = sum_j mask_j * (U_j dG_j); drecurrent_kernel is one product per block over all timesteps
+(_drk_dropout). Same multiply-adds as without dropout, k calls instead of one per step.
+
 The step kernels are C, in cynet_rnn.h (why C: that header's comment; declared for Cython in
 _rnn_cells.pxd), each one timestep of one cell over a range of units, described by one
 cynet_rnn_loop. Cython owns everything else: validation, buffers, the matmuls, the threads and
@@ -110,28 +116,46 @@ def _scratch_limits(per_buffer=None, per_thread=None, total=None):
 # The recurrent product of a step, C (M, N) = A (M, K) @ B (K, N), on the weights packed once
 # per sequence (cynet_gemm.h).
 
-cdef inline tuple _packed(const floating[:, ::1] w, bint transposed, Py_ssize_t N):
+cdef inline tuple _packed(const floating[:, ::1] w, bint transposed, Py_ssize_t N, Py_ssize_t blocks=0):
     """The step products' A from a weight w: A = w.T (w is (K, M)) when transposed, else A = w
     (M, K), for products with N columns. Returns (packed A, scratch, None) for _step_product
     on one thread; with more threads configured and enough multiply-adds (COST_RECURRENT_MACS)
     per thread, (-, -, A as a C-contiguous array) for np.matmul: the BLAS's own threads spin
     between calls, while an OpenMP team under OMP_WAIT_POLICY=passive sleeps after each step
-    and waking it every step cost more than the second thread saved (bench/README.md, "rnn")."""
+    and waking it every step cost more than the second thread saved (bench/README.md, "rnn").
+    blocks > 0 (recurrent dropout): A is packed as `blocks` square blocks, block j from the
+    columns j*U:(j+1)*U of w (U = w.shape[0]), each cynet_gemm_packed_size(U, U, N) values
+    (the fourth value returned; 0 otherwise)."""
     cdef Py_ssize_t M = w.shape[1] if transposed else w.shape[0]
     cdef Py_ssize_t K = w.shape[0] if transposed else w.shape[1]
+    cdef Py_ssize_t U = w.shape[0], ld = w.shape[1], j, apj
+    cdef floating[::1] ap
     dt = dtype_of(w[0, 0])
     wa = np.asarray(w)
     if threads_for(M * K * N, COST_RECURRENT_MACS) > 1:
         dummy = np.empty(1, dtype=dt)
-        return dummy, dummy, np.ascontiguousarray(wa.T) if transposed else wa
+        return dummy, dummy, np.ascontiguousarray(wa.T) if transposed else wa, 0
+    if blocks:
+        apj = cynet_gemm_packed_size(U, U, N, sizeof(floating))
+        ap_a = _scratch("packed", (blocks * apj,), dt)
+        ap = ap_a
+        with nogil:
+            for j in range(blocks):
+                if floating is float:
+                    cynet_gemm_pack_f(&w[0, j * U], 1 if transposed else ld, ld if transposed else 1, U, U, N,
+                                      &ap[j * apj])
+                else:
+                    cynet_gemm_pack_d(&w[0, j * U], 1 if transposed else ld, ld if transposed else 1, U, U, N,
+                                      &ap[j * apj])
+        return ap_a, _scratch("tail", (CYNET_GEMM_TAIL(U, N),), dt), None, apj
     ap_a = _scratch("packed", (cynet_gemm_packed_size(M, K, N, sizeof(floating)),), dt)
-    cdef floating[::1] ap = ap_a
+    ap = ap_a
     with nogil:
         if floating is float:
             cynet_gemm_pack_f(&w[0, 0], 1 if transposed else K, M if transposed else 1, M, K, N, &ap[0])
         else:
             cynet_gemm_pack_d(&w[0, 0], 1 if transposed else K, M if transposed else 1, M, K, N, &ap[0])
-    return ap_a, _scratch("tail", (CYNET_GEMM_TAIL(K, N),), dt), None
+    return ap_a, _scratch("tail", (CYNET_GEMM_TAIL(K, N),), dt), None, 0
 
 
 def _step_product_scheme(Py_ssize_t M, Py_ssize_t N, dtype):
@@ -228,17 +252,47 @@ cdef object _loop_mask(cynet_rnn_loop* L, const unsigned char[:, ::1] mask, bint
     return carry_a
 
 
-cdef int _blas_product(blas, src, h0, Py_ssize_t t, bint backward, out) except -1:
+cdef object _loop_rdrop(cynet_rnn_loop* L, rdrop, Py_ssize_t k, Py_ssize_t apj, dt):
+    """Recurrent dropout for the loop: rdrop (k, U, N) scaled keep-masks of the loop's dtype
+    (None: none), the packed blocks' size apj (_packed) and the scratch hm (U, N). Returns
+    (rdrop, hm) as arrays, which the caller keeps alive."""
+    if rdrop is None:
+        return None
+    a = np.asarray(rdrop)
+    if a.dtype != dt or a.ndim != 3 or not a.flags.c_contiguous:
+        raise ValueError(f"recurrent_dropout_mask must be a C-contiguous {np.dtype(dt).name} array of shape "
+                         f"({k}, {L.U}, {L.N}); received {a.dtype} array of shape {a.shape}")
+    _check_shape3("recurrent_dropout_mask", a.shape[0], a.shape[1], a.shape[2], k, L.U, L.N)
+    hm_a = _scratch("dropped", (L.U, L.N), dt)
+    cdef const char[:, :, ::1] av = a.view(np.int8)
+    cdef char[:, ::1] hv = hm_a.view(np.int8)
+    L.rdrop, L.hm, L.apj = &av[0, 0, 0], &hv[0, 0], apj
+    return a, hm_a
+
+
+cdef int _blas_product(blas, src, h0, Py_ssize_t t, bint backward, out, rdrop) except -1:
     """The step product on NumPy's BLAS (see _packed): out = blas @ src[:, t] backward,
-    out = blas @ (h0 if t == 0 else src[:, t - 1]) forward."""
+    out = blas @ (h0 if t == 0 else src[:, t - 1]) forward; with recurrent dropout rdrop
+    (k, U, N) one product per gate block, as cynet_rnn.h's cynet_rnn_product_dropout."""
+    if rdrop is None:
+        if backward:
+            np.matmul(blas, src[:, t], out=out)
+        else:
+            np.matmul(blas, h0 if t == 0 else src[:, t - 1], out=out)
+        return 0
+    cdef Py_ssize_t j, U = rdrop.shape[1]
     if backward:
-        np.matmul(blas, src[:, t], out=out)
+        out[...] = 0
+        for j in range(rdrop.shape[0]):
+            out += rdrop[j] * np.matmul(blas[:, j * U:(j + 1) * U], src[j * U:(j + 1) * U, t])
     else:
-        np.matmul(blas, h0 if t == 0 else src[:, t - 1], out=out)
+        hp = h0 if t == 0 else src[:, t - 1]
+        for j in range(rdrop.shape[0]):
+            np.matmul(blas[j * U:(j + 1) * U], hp * rdrop[j], out=out[j * U:(j + 1) * U])
     return 0
 
 
-cdef int _drive(cynet_rnn_loop* L, bint backward, Py_ssize_t width, blas, src, h0, out) except -1:
+cdef int _drive(cynet_rnn_loop* L, bint backward, Py_ssize_t width, blas, src, h0, out, rdrop=None) except -1:
     """Runs the time loop of L without the GIL. Forward, t = 0 .. T-1: the step product
     r = U^T h_{t-1}, then the cell's fused step kernel. Backward, t = T-1 .. 0: the cell's fused
     gradient kernel, then the product that carries dh_t back to step t-1. A step's units are
@@ -258,7 +312,7 @@ cdef int _drive(cynet_rnn_loop* L, bint backward, Py_ssize_t width, blas, src, h
                     cynet_rnn_product(L, t, 0)
                 else:
                     with gil:
-                        _blas_product(blas, src, h0, t, False, out)
+                        _blas_product(blas, src, h0, t, False, out, rdrop)
             if nt == 1:
                 cynet_rnn_step(L, t, 0, U, backward)
             else:
@@ -269,7 +323,7 @@ cdef int _drive(cynet_rnn_loop* L, bint backward, Py_ssize_t width, blas, src, h
                     cynet_rnn_product(L, t, 1)
                 else:
                     with gil:
-                        _blas_product(blas, src, h0, t, True, out)
+                        _blas_product(blas, src, h0, t, True, out, rdrop)
                 cynet_rnn_after_product(L)
     return 0
 
@@ -280,7 +334,7 @@ cdef int _drive(cynet_rnn_loop* L, bint backward, Py_ssize_t width, blas, src, h
 def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] kernel not None,
                        const floating[:, ::1] recurrent_kernel not None, const floating[::1] bias not None,
                        const floating[:, ::1] h0 not None, int activation,
-                       const unsigned char[:, ::1] mask=None):
+                       const unsigned char[:, ::1] mask=None, recurrent_dropout_mask=None):
     """SimpleRNN over a whole sequence: h_t = act(x_t W + h_{t-1} U + b).
 
     x: (D, T, N) IN; kernel (D, U), recurrent_kernel (U, U), bias (U,), h0 (U, N) IN,
@@ -299,7 +353,8 @@ def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, :
     hs_a = np.empty((U, T, N), dtype=dt)
     np.matmul(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), out=hs_a.reshape(U, T * N))
     r_a = _scratch("step", (U, N), dt)
-    ap_a, tail_a, blas = _packed(recurrent_kernel, True, N)
+    ap_a, tail_a, blas, apj = _packed(recurrent_kernel, True, N,
+                                      0 if recurrent_dropout_mask is None else 1)
     cdef floating[:, :, ::1] hs = hs_a
     cdef floating[:, ::1] r = r_a
     cdef floating[::1] ap = ap_a
@@ -309,7 +364,8 @@ def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, :
     L.h0, L.b, L.hs, L.r, L.ap, L.tail = &h0[0, 0], &bias[0], &hs[0, 0, 0], &r[0, 0], &ap[0], &tail[0]
     # per step: recurrent product R = U^T h_{t-1}, then the fused h_t = act(x W + R + b)
     _loop_mask(&L, mask, False, dt)
-    _drive(&L, False, U, blas, hs_a, np.asarray(h0), r_a)
+    rd = _loop_rdrop(&L, recurrent_dropout_mask, 1, apj, dt)
+    _drive(&L, False, U, blas, hs_a, np.asarray(h0), r_a, None if rd is None else rd[0])
     return hs_a
 
 
@@ -317,7 +373,7 @@ def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, 
                         const floating[:, ::1] kernel not None, const floating[:, ::1] recurrent_kernel not None,
                         const floating[:, ::1] h0 not None, const floating[:, :, ::1] hs not None,
                         int activation, bint use_bias, bint compute_dx=True,
-                        const unsigned char[:, ::1] mask=None):
+                        const unsigned char[:, ::1] mask=None, recurrent_dropout_mask=None):
     """Backpropagation through time for simple_rnn_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; x (D, T, N), kernel,
@@ -335,7 +391,8 @@ def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, 
     dt = dtype_of(x[0, 0, 0])
     dg_a = _scratch("dgates", (U, T, N), dt)
     dh_a = np.zeros((U, N), dtype=dt)
-    ap_a, tail_a, blas = _packed(recurrent_kernel, False, N)
+    ap_a, tail_a, blas, apj = _packed(recurrent_kernel, False, N,
+                                      0 if recurrent_dropout_mask is None else 1)
     cdef floating[:, :, ::1] dg = dg_a
     cdef floating[:, ::1] dh = dh_a
     cdef floating[::1] ap = ap_a
@@ -346,33 +403,55 @@ def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, 
     _loop_dhs(&L, dhs)
     # per step (t = T-1 .. 0): fused gate gradient, then dh_{t-1} = U dg_t
     carry_a = _loop_mask(&L, mask, True, dt)
-    _drive(&L, True, U, blas, dg_a, None, dh_a)
+    rd = _loop_rdrop(&L, recurrent_dropout_mask, 1, apj, dt)
+    _drive(&L, True, U, blas, dg_a, None, dh_a, None if rd is None else rd[0])
     return _weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
-                         use_bias, compute_dx) + (dh_a,)
+                         use_bias, compute_dx, None if rd is None else rd[0]) + (dh_a,)
 
 
-cdef tuple _weight_grads(dg_a, xa, ka, h0a, hsa, bint use_bias, bint compute_dx):
+cdef tuple _weight_grads(dg_a, xa, ka, h0a, hsa, bint use_bias, bint compute_dx, rdrop=None):
     """Step 4 of every backward: the weight and input gradients, one matmul each over all
     timesteps. dg_a: (kU, T, N) stacked pre-activation gradients. Returns (dx (D, T, N),
-    dkernel, drecurrent_kernel, dbias|None); dx is None unless compute_dx."""
+    dkernel, drecurrent_kernel, dbias|None); dx is None unless compute_dx. With recurrent
+    dropout (rdrop (k, U, N)) drecurrent_kernel's gate block j is (Hprev * rdrop[j]) dG_j^T,
+    one product per block (_drk_dropout)."""
     D, T, N = xa.shape
     U = hsa.shape[0]
     kU = dg_a.shape[0]
     g2 = dg_a.reshape(kU, T * N)
     # [x_t; h_{t-1}; 1] for every (t, n), so that ONE product gives dkernel, drecurrent_kernel
     # and dbias, and the BLAS packs the large dG once (faster than two products:
-    # bench/README.md, "rnn")
-    xh = _scratch("inputs", (D + U + use_bias, T, N), dg_a.dtype)
+    # bench/README.md, "rnn"); under recurrent dropout the h_{t-1} rows are left out
+    H = 0 if rdrop is not None else U
+    xh = _scratch("inputs", (D + H + use_bias, T, N), dg_a.dtype)
     xh[:D] = xa
-    xh[D:D + U, 0] = h0a
-    xh[D:D + U, 1:] = hsa[:, :T - 1]
+    if H:
+        xh[D:D + U, 0] = h0a
+        xh[D:D + U, 1:] = hsa[:, :T - 1]
     if use_bias:
-        xh[D + U] = 1
-    dw = np.matmul(xh.reshape(D + U + use_bias, T * N), g2.T)
-    dkernel, drk = dw[:D], dw[D:D + U]
-    dbias = dw[D + U] if use_bias else None
+        xh[D + H] = 1
+    dw = np.matmul(xh.reshape(D + H + use_bias, T * N), g2.T)
+    dkernel = dw[:D]
+    drk = dw[D:D + U] if H else _drk_dropout(h0a, hsa, g2, rdrop)
+    dbias = dw[D + H] if use_bias else None
     dx = np.matmul(ka, g2).reshape(D, T, N) if compute_dx else None
     return dx, dkernel, drk, dbias
+
+
+cdef object _drk_dropout(h0a, hsa, g_rec, rdrop):
+    """drecurrent_kernel under recurrent dropout: block j = (Hprev * rdrop[j]) G_j^T, Hprev
+    (U, T, N) = [h0, hs[:, :T-1]] masked into one scratch per block, g_rec (kU, T*N) the
+    recurrent-side gate gradients."""
+    U, T, N = hsa.shape
+    k = rdrop.shape[0]
+    hm = _scratch("inputs_dropped", (U, T, N), hsa.dtype)
+    drk = np.empty((U, k * U), dtype=hsa.dtype)
+    for j in range(k):
+        m = rdrop[j][:, None, :]
+        np.multiply(h0a[:, None, :], m, out=hm[:, :1])
+        np.multiply(hsa[:, :T - 1], m, out=hm[:, 1:])
+        np.matmul(hm.reshape(U, T * N), g_rec[j * U:(j + 1) * U].T, out=drk[:, j * U:(j + 1) * U])
+    return drk
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,7 +460,8 @@ cdef tuple _weight_grads(dg_a, xa, ka, h0a, hsa, bint use_bias, bint compute_dx)
 def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] kernel not None,
                  const floating[:, ::1] recurrent_kernel not None, const floating[::1] bias not None,
                  const floating[:, ::1] h0 not None, const floating[:, ::1] c0 not None,
-                 int activation, int recurrent_activation, const unsigned char[:, ::1] mask=None):
+                 int activation, int recurrent_activation, const unsigned char[:, ::1] mask=None,
+                 recurrent_dropout_mask=None):
     """LSTM over a whole sequence (Keras gate order i|f|c|o).
 
     z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i, z_f, z_o); g = act(z_c);
@@ -405,7 +485,8 @@ def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ke
     hs_a = np.empty((U, T, N), dtype=dt)
     cs_a = np.empty((T, U, N), dtype=dt)
     r_a = _scratch("step", (4 * U, N), dt)
-    ap_a, tail_a, blas = _packed(recurrent_kernel, True, N)
+    ap_a, tail_a, blas, apj = _packed(recurrent_kernel, True, N,
+                                      0 if recurrent_dropout_mask is None else 4)
     cdef floating[:, :, ::1] g = gates_a
     cdef floating[:, :, ::1] hs = hs_a
     cdef floating[:, :, ::1] cs = cs_a
@@ -418,7 +499,8 @@ def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ke
     L.ap, L.tail = &ap[0], &tail[0]
     # per step: recurrent product R = U^T h_{t-1}, then the fused gate kernel (steps 2-5)
     _loop_mask(&L, mask, False, dt)
-    _drive(&L, False, 4 * U, blas, hs_a, np.asarray(h0), r_a)
+    rd = _loop_rdrop(&L, recurrent_dropout_mask, 4, apj, dt)
+    _drive(&L, False, 4 * U, blas, hs_a, np.asarray(h0), r_a, None if rd is None else rd[0])
     return hs_a, cs_a, gates_a
 
 
@@ -428,7 +510,7 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
                   const floating[:, ::1] c0 not None, const floating[:, :, ::1] hs not None,
                   const floating[:, :, ::1] cs not None, const floating[:, :, ::1] gates not None,
                   int activation, int recurrent_activation, bint use_bias, bint compute_dx=True,
-                  const unsigned char[:, ::1] mask=None):
+                  const unsigned char[:, ::1] mask=None, recurrent_dropout_mask=None):
     """Backpropagation through time for lstm_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; dc_last: (U, N) IN,
@@ -452,7 +534,8 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
     dg_a = _scratch("dgates", (4 * U, T, N), dt)
     dh_a = np.zeros((U, N), dtype=dt)
     dc_a = np.array(dc_last, dtype=dt)
-    ap_a, tail_a, blas = _packed(recurrent_kernel, False, N)
+    ap_a, tail_a, blas, apj = _packed(recurrent_kernel, False, N,
+                                      0 if recurrent_dropout_mask is None else 4)
     cdef floating[:, :, ::1] dg = dg_a
     cdef floating[:, ::1] dh = dh_a
     cdef floating[:, ::1] dc = dc_a
@@ -465,9 +548,10 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
     _loop_dhs(&L, dhs)
     # per step (t = T-1 .. 0): fused gate-gradient kernel (steps 1-5), then dh_{t-1} = U dg_t
     carry_a = _loop_mask(&L, mask, True, dt)
-    _drive(&L, True, 4 * U, blas, dg_a, None, dh_a)
+    rd = _loop_rdrop(&L, recurrent_dropout_mask, 4, apj, dt)
+    _drive(&L, True, 4 * U, blas, dg_a, None, dh_a, None if rd is None else rd[0])
     return _weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
-                         use_bias, compute_dx) + (dh_a, dc_a)
+                         use_bias, compute_dx, None if rd is None else rd[0]) + (dh_a, dc_a)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,7 +560,7 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
 def gru_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] kernel not None,
                 const floating[:, ::1] recurrent_kernel not None, const floating[:, ::1] bias not None,
                 const floating[:, ::1] h0 not None, int activation, int recurrent_activation,
-                const unsigned char[:, ::1] mask=None):
+                const unsigned char[:, ::1] mask=None, recurrent_dropout_mask=None):
     """GRU over a whole sequence (Keras gate order z|r|h, reset_after=True).
 
     xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
@@ -497,7 +581,8 @@ def gru_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ker
     np.matmul(np.asarray(kernel).T, np.asarray(x).transpose(1, 0, 2), out=cache_a[:, :3 * U])
     hs_a = np.empty((U, T, N), dtype=dt)
     r_a = _scratch("step", (3 * U, N), dt)
-    ap_a, tail_a, blas = _packed(recurrent_kernel, True, N)
+    ap_a, tail_a, blas, apj = _packed(recurrent_kernel, True, N,
+                                      0 if recurrent_dropout_mask is None else 3)
     cdef floating[:, :, ::1] g = cache_a
     cdef floating[:, :, ::1] hs = hs_a
     cdef floating[:, ::1] r = r_a
@@ -508,7 +593,8 @@ def gru_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ker
     L.h0, L.b, L.hs, L.g, L.r, L.ap, L.tail = &h0[0, 0], &bias[0, 0], &hs[0, 0, 0], &g[0, 0, 0], &r[0, 0], &ap[0], &tail[0]
     # per step: recurrent product R = U^T h_{t-1}, then the fused gate kernel (steps 2-5)
     _loop_mask(&L, mask, False, dt)
-    _drive(&L, False, 4 * U, blas, hs_a, np.asarray(h0), r_a)
+    rd = _loop_rdrop(&L, recurrent_dropout_mask, 3, apj, dt)
+    _drive(&L, False, 4 * U, blas, hs_a, np.asarray(h0), r_a, None if rd is None else rd[0])
     return hs_a, cache_a
 
 
@@ -516,7 +602,8 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
                  const floating[:, ::1] kernel not None, const floating[:, ::1] recurrent_kernel not None,
                  const floating[:, ::1] h0 not None, const floating[:, :, ::1] hs not None,
                  const floating[:, :, ::1] cache not None, int activation, int recurrent_activation,
-                 bint use_bias, bint compute_dx=True, const unsigned char[:, ::1] mask=None):
+                 bint use_bias, bint compute_dx=True, const unsigned char[:, ::1] mask=None,
+                 recurrent_dropout_mask=None):
     """Backpropagation through time for gru_forward.
 
     dhs: (N, T, U) IN, any strides; the rest as in / from forward. Returns (dx (D, T, N),
@@ -538,7 +625,8 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
     dg_a = _scratch("dgates", (4 * U, T, N), dt)
     dhg_a = np.zeros((U, N), dtype=dt)   # dh_t via the recurrent matmul of step t+1
     dhd_a = np.zeros((U, N), dtype=dt)   # dh_t via the direct path z * h_t of step t+1
-    ap_a, tail_a, blas = _packed(recurrent_kernel, False, N)
+    ap_a, tail_a, blas, apj = _packed(recurrent_kernel, False, N,
+                                      0 if recurrent_dropout_mask is None else 3)
     cdef floating[:, :, ::1] dg = dg_a
     cdef floating[:, ::1] dhg = dhg_a
     cdef floating[:, ::1] dhd = dhd_a
@@ -551,13 +639,14 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
     _loop_dhs(&L, dhs)
     # per step (t = T-1 .. 0): fused gate-gradient kernel (steps 1-4), then dh_{t-1} = U dg_t
     carry_a = _loop_mask(&L, mask, True, dt)
-    _drive(&L, True, 4 * U, blas, dg_a[U:], None, dhg_a)
+    rd = _loop_rdrop(&L, recurrent_dropout_mask, 3, apj, dt)
+    _drive(&L, True, 4 * U, blas, dg_a[U:], None, dhg_a, None if rd is None else rd[0])
     dhg_a += dhd_a
     return _gru_weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
-                             use_bias, compute_dx) + (dhg_a,)
+                             use_bias, compute_dx, None if rd is None else rd[0]) + (dhg_a,)
 
 
-def _gru_weight_grads(dg_a, xa, ka, h0a, hsa, use_bias, compute_dx):
+def _gru_weight_grads(dg_a, xa, ka, h0a, hsa, use_bias, compute_dx, rdrop=None):
     """Step 6 of gru_backward: weight and input gradients from the stacked dxh|dz|dr|dhr."""
     D, T, N = xa.shape
     U = hsa.shape[0]
@@ -566,15 +655,21 @@ def _gru_weight_grads(dg_a, xa, ka, h0a, hsa, use_bias, compute_dx):
     gr = g2[U:]                 # recurrent side, rows z|r|h
     # [h_{t-1}; 1] for every (t, n): the row of ones makes the recurrent product also sum the
     # recurrent-side bias gradients (z|r|h), which saves a pass over dG
-    hprev = _scratch("inputs", (U + use_bias, T, N), g2.dtype)
-    hprev[:U, 0] = h0a
-    hprev[:U, 1:] = hsa[:, :T - 1]
-    if use_bias:
-        hprev[U] = 1
     dk_hzr = np.matmul(xa.reshape(D, T * N), gx.T)
     dkernel = np.concatenate((dk_hzr[:, U:], dk_hzr[:, :U]), axis=1)
-    drk_b = np.matmul(hprev.reshape(U + use_bias, T * N), gr.T)
-    drk = drk_b[:U]
+    if rdrop is None:
+        hprev = _scratch("inputs", (U + use_bias, T, N), g2.dtype)
+        hprev[:U, 0] = h0a
+        hprev[:U, 1:] = hsa[:, :T - 1]
+        if use_bias:
+            hprev[U] = 1
+        drk_b = np.matmul(hprev.reshape(U + use_bias, T * N), gr.T)
+        drk = drk_b[:U]
+    else:   # recurrent dropout: one product per gate block, the recurrent bias a row sum
+        drk = _drk_dropout(h0a, hsa, gr, rdrop)
+        drk_b = np.empty((U + 1, 3 * U), dtype=g2.dtype)
+        if use_bias:
+            drk_b[U] = gr.sum(axis=1)
     dx = None
     if compute_dx:
         k_hzr = np.concatenate((ka[:, 2 * U:], ka[:, :2 * U]), axis=1)

@@ -20,6 +20,10 @@ when absent, activations as integer codes):
     gates (LSTM)      (T, 4U, N)  activated gates i|f|g|o of every step, time-major
     cache (GRU)       (T, 4U, N)  z | r | hh | rh of every step, rh = h_{t-1} U_h + b_rec_h, time-major
     dhs               (N, T, U)   gradient w.r.t. every hidden state, any strides
+    recurrent_dropout_mask (k, U, N) or None: recurrent dropout, one scaled keep-mask per gate
+                                  block (0 or 1 / (1 - rate)), multiplying h_{t-1} before that
+                                  block's recurrent product at every step (Keras 3: one mask per
+                                  gate, drawn once per call); the same array goes to backward
 
 Activation codes: 0 linear, 1 tanh, 2 sigmoid, 3 relu, 4 hard_sigmoid (Keras 3:
 clip(x / 6 + 0.5, 0, 1)). Every derivative is taken from the activation's output.
@@ -116,7 +120,54 @@ def _skipped(mask, T, N, t):
     return skip if skip.any() else None
 
 
-def _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx):
+def _check_rdrop(rdrop, k, U, N):
+    if rdrop is not None:
+        _check_shape("recurrent_dropout_mask", rdrop, (k, U, N))
+
+
+def _product_fwd(rkt, h_prev, rdrop, r):
+    """Step 1b, the recurrent matmul r = U^T h_{t-1}; with recurrent dropout, gate block j of r
+    is U_j^T (h_{t-1} * rdrop[j]) (Keras 3: one mask per gate on the previous state)."""
+    if rdrop is None:
+        np.matmul(rkt, h_prev, out=r)
+        return
+    U = h_prev.shape[0]
+    for j in range(rdrop.shape[0]):
+        np.matmul(rkt[j * U:(j + 1) * U], h_prev * rdrop[j], out=r[j * U:(j + 1) * U])
+
+
+def _product_bwd(recurrent_kernel, dg_rec, rdrop, dh):
+    """The gradient of h_{t-1} through the recurrent matmul, dh = U dg_t (dg_rec: the
+    recurrent-side rows of dg_t); with recurrent dropout, the sum over the gates of
+    rdrop[j] * (U_j dg_j)."""
+    if rdrop is None:
+        np.matmul(recurrent_kernel, dg_rec, out=dh)
+        return
+    U = dh.shape[0]
+    dh[...] = 0
+    for j in range(rdrop.shape[0]):
+        dh += rdrop[j] * np.matmul(recurrent_kernel[:, j * U:(j + 1) * U], dg_rec[j * U:(j + 1) * U])
+
+
+def _hprev(h0, hs):
+    """h_{t-1} for every (t, n): h0 then hs shifted by one step, (U, T, N)."""
+    hprev = np.empty_like(hs)
+    hprev[:, 0] = h0
+    hprev[:, 1:] = hs[:, :hs.shape[1] - 1]
+    return hprev
+
+
+def _drk(hprev, g_rec, rdrop):
+    """drecurrent_kernel = Hprev dG^T over all timesteps (g_rec: (kU, T*N) recurrent-side rows);
+    with recurrent dropout, gate block j is (Hprev * rdrop[j]) dG_j^T."""
+    U = hprev.shape[0]
+    if rdrop is None:
+        return np.matmul(hprev.reshape(U, -1), g_rec.T)
+    return np.concatenate([np.matmul((hprev * rdrop[j][:, None, :]).reshape(U, -1), g_rec[j * U:(j + 1) * U].T)
+                           for j in range(rdrop.shape[0])], axis=1)
+
+
+def _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop=None):
     """Step 4 of every backward: the weight and input gradients, one matmul each over all
     timesteps. dg: (kU, T, N) stacked pre-activation gradients. Returns (dx (D, T, N), dkernel,
     drecurrent_kernel, dbias|None); dx is None unless compute_dx."""
@@ -124,12 +175,8 @@ def _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx):
     U = hs.shape[0]
     kU = dg.shape[0]
     g2 = dg.reshape(kU, T * N)
-    # h_{t-1} for every (t, n): h0 then hs shifted by one step
-    hprev = np.empty_like(hs)
-    hprev[:, 0] = h0
-    hprev[:, 1:] = hs[:, :T - 1]
     dkernel = np.matmul(x.reshape(D, T * N), g2.T)
-    drk = np.matmul(hprev.reshape(U, T * N), g2.T)
+    drk = _drk(_hprev(h0, hs), g2, rdrop)
     dx = np.matmul(kernel, g2).reshape(D, T, N) if compute_dx else None
     dbias = g2.sum(axis=1) if use_bias else None
     return dx, dkernel, drk, dbias
@@ -138,7 +185,7 @@ def _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx):
 # ---------------------------------------------------------------------------------------------
 # SimpleRNN
 
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, mask=None):
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, mask=None, recurrent_dropout_mask=None):
     """SimpleRNN over a whole sequence: h_t = act(x_t W + h_{t-1} U + b).
 
     x: (D, T, N) IN; kernel (D, U), recurrent_kernel (U, U), bias (U,), h0 (U, N) IN,
@@ -150,6 +197,8 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, mask=N
     _check_shape("h0", h0, (U, N))
     _check_act("activation", activation)
     _skipped(mask, T, N, None)
+    rdrop = recurrent_dropout_mask
+    _check_rdrop(rdrop, 1, U, N)
     rkt = np.ascontiguousarray(recurrent_kernel.T)
     # step 1: input projection of every timestep, one matmul, straight into hs
     hs = np.empty((U, T, N), dtype=x.dtype)
@@ -159,7 +208,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, mask=N
     h_prev = h0
     for t in range(T):
         # step 1b: recurrent matmul R = U^T h_{t-1}
-        np.matmul(rkt, h_prev, out=r)
+        _product_fwd(rkt, h_prev, rdrop, r)
         # step 2: h_t = act(x W + R + b)
         h = hs[:, t]
         h += r
@@ -174,7 +223,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, mask=N
 
 
 def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation, use_bias, compute_dx=True,
-                        mask=None):
+                        mask=None, recurrent_dropout_mask=None):
     """Backpropagation through time for simple_rnn_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; x (D, T, N), kernel,
@@ -188,6 +237,8 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation, us
     _check_shape("dhs", dhs, (N, T, U))
     _check_act("activation", activation)
     _skipped(mask, T, N, None)
+    rdrop = recurrent_dropout_mask
+    _check_rdrop(rdrop, 1, U, N)
     dg = np.empty((U, T, N), dtype=x.dtype)
     dh = np.zeros((U, N), dtype=x.dtype)
     for t in range(T - 1, -1, -1):
@@ -201,16 +252,17 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation, us
         if skip is not None:   # a masked step passes the gradient straight to h_{t-1}
             dg_t[:, skip] = 0
         # step 3: gradient of h_{t-1} through the recurrent matmul
-        np.matmul(recurrent_kernel, dg_t, out=dh)
+        _product_bwd(recurrent_kernel, dg_t, rdrop, dh)
         if skip is not None:
             dh[:, skip] += carry
-    return _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx) + (dh,)
+    return _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop) + (dh,)
 
 
 # ---------------------------------------------------------------------------------------------
 # LSTM
 
-def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurrent_activation, mask=None):
+def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurrent_activation, mask=None,
+                 recurrent_dropout_mask=None):
     """LSTM over a whole sequence (Keras gate order i|f|c|o).
 
     z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i, z_f, z_o); g = act(z_c);
@@ -225,6 +277,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
     _skipped(mask, T, N, None)
+    rdrop = recurrent_dropout_mask
+    _check_rdrop(rdrop, 4, U, N)
     rkt = np.ascontiguousarray(recurrent_kernel.T)
     # step 1: input projection of every timestep, straight into the gates buffer
     gates = np.empty((T, 4 * U, N), dtype=x.dtype)
@@ -236,7 +290,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
     h_prev, c_prev = h0, c0
     for t in range(T):
         # step 1b: recurrent matmul R = U^T h_{t-1}
-        np.matmul(rkt, h_prev, out=r)
+        _product_fwd(rkt, h_prev, rdrop, r)
         # step 2: pre-activations z = x W + R + b
         z = gates[t]
         z += r
@@ -264,7 +318,8 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
 
 
 def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gates,
-                  activation, recurrent_activation, use_bias, compute_dx=True, mask=None):
+                  activation, recurrent_activation, use_bias, compute_dx=True, mask=None,
+                  recurrent_dropout_mask=None):
     """Backpropagation through time for lstm_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; dc_last: (U, N) IN,
@@ -283,6 +338,8 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
     _skipped(mask, T, N, None)
+    rdrop = recurrent_dropout_mask
+    _check_rdrop(rdrop, 4, U, N)
     dg = np.empty((4 * U, T, N), dtype=x.dtype)
     dh = np.zeros((U, N), dtype=x.dtype)
     dc = np.array(dc_last, dtype=x.dtype)
@@ -317,16 +374,17 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
             dg_t[:, skip] = 0
             dc[:, skip] = carry_c
         # step 6: gradient of h_{t-1} through the recurrent matmul
-        np.matmul(recurrent_kernel, dg_t, out=dh)
+        _product_bwd(recurrent_kernel, dg_t, rdrop, dh)
         if skip is not None:
             dh[:, skip] += carry
-    return _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx) + (dh, dc)
+    return _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop) + (dh, dc)
 
 
 # ---------------------------------------------------------------------------------------------
 # GRU (reset_after=True)
 
-def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation, mask=None):
+def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation, mask=None,
+                recurrent_dropout_mask=None):
     """GRU over a whole sequence (Keras gate order z|r|h, reset_after=True).
 
     xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
@@ -340,6 +398,8 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
     _skipped(mask, T, N, None)
+    rdrop = recurrent_dropout_mask
+    _check_rdrop(rdrop, 3, U, N)
     b_in, b_rec = bias[0][:, None], bias[1][:, None]
     rkt = np.ascontiguousarray(recurrent_kernel.T)
     # step 1: input projection of every timestep, into rows 0:3U of the cache
@@ -350,7 +410,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
     h_prev = h0
     for t in range(T):
         # step 1b: recurrent matmul R = U^T h_{t-1}
-        np.matmul(rkt, h_prev, out=r_buf)
+        _product_fwd(rkt, h_prev, rdrop, r_buf)
         c_t = cache[t]
         zr, z, r, hh, rh = c_t[:2 * U], c_t[:U], c_t[U:2 * U], c_t[2 * U:3 * U], c_t[3 * U:]
         # step 2: z, r pre-activations (x W + b_in) + (h_{t-1} U + b_rec), and rh
@@ -377,7 +437,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
 
 
 def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation, recurrent_activation,
-                 use_bias, compute_dx=True, mask=None):
+                 use_bias, compute_dx=True, mask=None, recurrent_dropout_mask=None):
     """Backpropagation through time for gru_forward.
 
     dhs: (N, T, U) IN, any strides; the rest as in / from forward. Returns (dx (D, T, N),
@@ -394,6 +454,8 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation, re
     # dG rows per step: dxh | dz | dr | dhr, so that rows 0:3U are the input-side gradient (in
     # the order h, z, r) and rows U:4U the recurrent-side one (in the order z, r, h)
     _skipped(mask, T, N, None)
+    rdrop = recurrent_dropout_mask
+    _check_rdrop(rdrop, 3, U, N)
     dg = np.empty((4 * U, T, N), dtype=x.dtype)
     dhg = np.zeros((U, N), dtype=x.dtype)   # dh_t via the recurrent matmul of step t+1
     dhd = np.zeros((U, N), dtype=x.dtype)   # dh_t via the direct path z * h_t of step t+1
@@ -423,24 +485,21 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation, re
             dg_t[:, skip] = 0
             dhd[:, skip] = dh[:, skip]
         # step 5: gradient of h_{t-1} through the recurrent matmul
-        np.matmul(recurrent_kernel, dg_t[U:], out=dhg)
+        _product_bwd(recurrent_kernel, dg_t[U:], rdrop, dhg)
     dhg += dhd
-    return _gru_weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx) + (dhg,)
+    return _gru_weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop) + (dhg,)
 
 
-def _gru_weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx):
+def _gru_weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop=None):
     """Step 6 of gru_backward: weight and input gradients from the stacked dxh|dz|dr|dhr."""
     D, T, N = x.shape
     U = hs.shape[0]
     g2 = dg.reshape(4 * U, T * N)
     gx = g2[:3 * U]             # input side, rows h|z|r
     gr = g2[U:]                 # recurrent side, rows z|r|h
-    hprev = np.empty_like(hs)
-    hprev[:, 0] = h0
-    hprev[:, 1:] = hs[:, :T - 1]
     dk_hzr = np.matmul(x.reshape(D, T * N), gx.T)
     dkernel = np.concatenate((dk_hzr[:, U:], dk_hzr[:, :U]), axis=1)
-    drk = np.matmul(hprev.reshape(U, T * N), gr.T)
+    drk = _drk(_hprev(h0, hs), gr, rdrop)
     dx = None
     if compute_dx:
         k_hzr = np.concatenate((kernel[:, 2 * U:], kernel[:, :2 * U]), axis=1)

@@ -31,6 +31,13 @@ sigmoid.
 Every function validates its arguments here (ValueError/TypeError naming the argument),
 converts them to one float dtype (float64 if any is float64, else float32), C-contiguous, and
 dispatches to the compiled kernels or their NumPy twin (cynet.kernels.use_backend).
+
+recurrent_dropout_mask (every function; None: no recurrent dropout): (k, N, U) reals, one
+scaled keep-mask per gate block of recurrent_kernel (k = 1, 4, 3 for SimpleRNN, LSTM, GRU,
+blocks in the gate order above), typically 0 or 1 / (1 - rate). At every step, gate block j's
+recurrent product reads h_{t-1} * mask[j] instead of h_{t-1} (Keras 3's recurrent dropout: one
+mask per gate, drawn once per call); pass the same array to the backward function, whose
+gradients then flow through the masks.
 """
 import numpy as np
 
@@ -171,6 +178,24 @@ def _mask(mask, N, T):
     return None if keep.all() else keep
 
 
+def _rdrop(rdrop, k, N, U, dtype):
+    """recurrent_dropout_mask (k, N, U), one scaled keep-mask per gate block (finite reals), ->
+    the kernels' (k, U, N) C-contiguous array of `dtype`, or None."""
+    if rdrop is None:
+        return None
+    rdrop = _array("recurrent_dropout_mask", rdrop)
+    if rdrop.dtype.kind not in "biuf":
+        raise TypeError(f"recurrent_dropout_mask must be a real array of shape {(k, N, U)}; "
+                        f"received dtype {rdrop.dtype}")
+    if rdrop.shape != (k, N, U):
+        raise ValueError(f"recurrent_dropout_mask must have shape {(k, N, U)}, i.e. (gates, N, units): one mask "
+                         f"per gate block of recurrent_kernel for x of shape (N, T, D); received shape {rdrop.shape}")
+    out = np.ascontiguousarray(rdrop.transpose(0, 2, 1), dtype=dtype)
+    if not np.isfinite(out).all():
+        raise ValueError("recurrent_dropout_mask must hold finite values")
+    return out
+
+
 def _seq_out(a):
     """(F, T, N) kernel buffer -> the (N, T, F) view the public functions return (None stays None)."""
     return None if a is None else a.transpose(2, 1, 0)
@@ -184,7 +209,8 @@ def _time_major_out(a):
 # ---------------------------------------------------------------------------------------------
 # SimpleRNN
 
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh", mask=None):
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh", mask=None,
+                       recurrent_dropout_mask=None):
     """SimpleRNN over a whole sequence: h_t = act(x_t W + h_{t-1} U + b).
 
     x: (N, T, D); kernel: (D, U); recurrent_kernel: (U, U); bias: (U,) or None; h0: (N, U) or
@@ -202,12 +228,13 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activati
     kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
     hs = impl("rnn").simple_rnn_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
                                         _bias(bias, (U,), dtype), _state("h0", h0, N, U, dtype), act,
-                                        _mask(mask, N, T))
+                                        _mask(mask, N, T),
+        _rdrop(recurrent_dropout_mask, 1, N, U, dtype))
     return _seq_out(hs)
 
 
 def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="tanh", use_bias=True, compute_dx=True,
-                        mask=None):
+                        mask=None, recurrent_dropout_mask=None):
     """Backpropagation through time for simple_rnn_forward.
 
     dhs: (N, T, U), gradient w.r.t. every hidden state; x, kernel, recurrent_kernel, h0 (or
@@ -232,7 +259,8 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="ta
     dhs = _dhs(dhs, N, T, U, dtype)
     dx, dk, drk, db, dh0 = impl("rnn").simple_rnn_backward(dhs, _feature_major(x, dtype), kernel,
                                                           recurrent_kernel, h0, hs, act, use_bias, compute_dx,
-                                                          _mask(mask, N, T))
+                                                          _mask(mask, N, T),
+        _rdrop(recurrent_dropout_mask, 1, N, U, dtype))
     return _seq_out(dx), dk, drk, db, dh0.T
 
 
@@ -240,7 +268,7 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="ta
 # LSTM
 
 def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activation="tanh",
-                 recurrent_activation="sigmoid", mask=None):
+                 recurrent_activation="sigmoid", mask=None, recurrent_dropout_mask=None):
     """LSTM over a whole sequence (Keras gate order i|f|c|o).
 
     z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i), ract(z_f), ract(z_o); g = act(z_c);
@@ -262,12 +290,14 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activ
     kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
     hs, cs, gates = impl("rnn").lstm_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
                                              _bias(bias, (4 * U,), dtype), _state("h0", h0, N, U, dtype),
-                                             _state("c0", c0, N, U, dtype), act, ract, _mask(mask, N, T))
+                                             _state("c0", c0, N, U, dtype), act, ract, _mask(mask, N, T),
+        _rdrop(recurrent_dropout_mask, 4, N, U, dtype))
     return _seq_out(hs), _time_major_out(cs), _time_major_out(gates)
 
 
 def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gates, activation="tanh",
-                  recurrent_activation="sigmoid", use_bias=True, compute_dx=True, mask=None):
+                  recurrent_activation="sigmoid", use_bias=True, compute_dx=True, mask=None,
+                  recurrent_dropout_mask=None):
     """Backpropagation through time for lstm_forward.
 
     dhs: (N, T, U), gradient w.r.t. every hidden state (the final-state gradient goes in
@@ -299,7 +329,8 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
     dhs = _dhs(dhs, N, T, U, dtype)
     dx, dk, drk, db, dh0, dc0 = impl("rnn").lstm_backward(dhs, dc_last, _feature_major(x, dtype), kernel,
                                                           recurrent_kernel, h0, c0, hs, cs, gates, act, ract,
-                                                          use_bias, compute_dx, _mask(mask, N, T))
+                                                          use_bias, compute_dx, _mask(mask, N, T),
+        _rdrop(recurrent_dropout_mask, 4, N, U, dtype))
     return _seq_out(dx), dk, drk, db, dh0.T, dc0.T
 
 
@@ -307,7 +338,7 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
 # GRU
 
 def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh",
-                recurrent_activation="sigmoid", mask=None):
+                recurrent_activation="sigmoid", mask=None, recurrent_dropout_mask=None):
     """GRU over a whole sequence (Keras gate order z|r|h, reset_after=True).
 
     xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
@@ -330,12 +361,14 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tan
     kernel, recurrent_kernel = _weights(kernel, recurrent_kernel, dtype)
     hs, cache = impl("rnn").gru_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
                                         _bias(bias, (2, 3 * U), dtype), _state("h0", h0, N, U, dtype), act, ract,
-                                        _mask(mask, N, T))
+                                        _mask(mask, N, T),
+        _rdrop(recurrent_dropout_mask, 3, N, U, dtype))
     return _seq_out(hs), _time_major_out(cache)
 
 
 def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation="tanh",
-                 recurrent_activation="sigmoid", use_bias=True, compute_dx=True, mask=None):
+                 recurrent_activation="sigmoid", use_bias=True, compute_dx=True, mask=None,
+                 recurrent_dropout_mask=None):
     """Backpropagation through time for gru_forward.
 
     dhs: (N, T, U), gradient w.r.t. every hidden state; x, kernel, recurrent_kernel, h0 (or
@@ -362,5 +395,6 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation="ta
     cache = _seq("cache", cache, (N, T, 4 * U), dtype)
     dhs = _dhs(dhs, N, T, U, dtype)
     dx, dk, drk, db, dh0 = impl("rnn").gru_backward(dhs, _feature_major(x, dtype), kernel, recurrent_kernel, h0,
-                                                   hs, cache, act, ract, use_bias, compute_dx, _mask(mask, N, T))
+                                                   hs, cache, act, ract, use_bias, compute_dx, _mask(mask, N, T),
+        _rdrop(recurrent_dropout_mask, 3, N, U, dtype))
     return _seq_out(dx), dk, drk, db, dh0.T

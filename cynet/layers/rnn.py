@@ -26,7 +26,10 @@ class _RNN(Layer):
     over timesteps): `mask` (a call argument, (batch, timesteps) booleans: a masked step is
     skipped, the states carried over; the output at a masked step is the last unmasked step's,
     zeros before the first one, as Keras 3 gives it), `dropout` (one per-sequence mask on the
-    inputs, training only, seeded by `seed`), `go_backwards`, `return_state`, `stateful` (the
+    inputs, training only, seeded by `seed`), `recurrent_dropout` (Keras 3: one per-sequence
+    mask per gate on h_{t-1} before the gate's recurrent product, applied inside the kernels'
+    time loop; with it, an LSTM's or GRU's `dropout` also draws one input mask per gate, as
+    Keras's implementation 1 does), `go_backwards`, `return_state`, `stateful` (the
     final states of a call are the next call's initial states, for a fixed batch size, until
     `reset_states()`), and `unroll`, accepted and ignored (the kernels' loop is always fused)."""
 
@@ -39,7 +42,7 @@ class _RNN(Layer):
                  recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
                  recurrent_regularizer=None, bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0,
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False, unroll=False,
-                 seed=None, **kwargs):
+                 seed=None, zero_output_for_mask=False, **kwargs):
         super().__init__(**kwargs)
         self.units = _validation.positive_int("units", units)
         self.activation = _activation_name(activation, _KERNEL_ACTIVATIONS, "activation")
@@ -51,10 +54,8 @@ class _RNN(Layer):
         self.recurrent_regularizer = check_regularizer("recurrent_regularizer", recurrent_regularizer)
         self.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
         self.dropout = _validation.real("dropout", dropout, low=0.0, high=1.0, high_open=True)
-        if _validation.real("recurrent_dropout", recurrent_dropout, low=0.0, high=1.0, high_open=True):
-            raise NotImplementedError("recurrent_dropout is not supported yet by the fused recurrent kernels; "
-                                      "use dropout=")
-        self.recurrent_dropout = 0.0
+        self.recurrent_dropout = _validation.real("recurrent_dropout", recurrent_dropout, low=0.0, high=1.0,
+                                                  high_open=True)
         self.return_sequences = _validation.flag("return_sequences", return_sequences)
         self.return_state = _validation.flag("return_state", return_state)
         self.go_backwards = _validation.flag("go_backwards", go_backwards)
@@ -62,6 +63,9 @@ class _RNN(Layer):
         self._states = None                 # stateful: the states the next call starts from
         self._expected_batch_size = None
         self.unroll = _validation.flag("unroll", unroll)   # accepted, ignored: the loop is fused
+        # Keras's RNN argument: the output at a masked step is zeros, not the last unmasked
+        # step's (Bidirectional sets it to return_sequences, as Keras does)
+        self.zero_output_for_mask = _validation.flag("zero_output_for_mask", zero_output_for_mask)
         self.seed = seed
         self._rng = make_rng(seed) if seed is not None else None
 
@@ -192,16 +196,18 @@ class _RNN(Layer):
         x = inputs[:, ::-1] if self.go_backwards else inputs
         ctx.time_mask = self._time_mask(mask, x)
         # Keras's output at a masked step is the previous step's output, zeros before the first
-        # unmasked one (the states carry over from the initial ones)
-        ctx.seen = None if ctx.time_mask is None else np.logical_or.accumulate(ctx.time_mask, axis=1)
+        # unmasked one (the states carry over from the initial ones); with zero_output_for_mask,
+        # zeros at every masked step. ctx.seen: where the output is the state, in the kernels'
+        # time order.
+        ctx.seen = None
+        if ctx.time_mask is not None:
+            ctx.seen = ctx.time_mask if self.zero_output_for_mask else np.logical_or.accumulate(ctx.time_mask, axis=1)
         if states0 is None and self.stateful:
             states0 = self._stateful_states(x.shape[0])
-        ctx.mask = None
-        if training and self.dropout:
-            rng = self._rng if self._rng is not None else make_rng(None)
-            keep = rng.random((x.shape[0], 1, x.shape[2]), dtype=x.dtype) >= self.dropout
-            ctx.mask = keep * x.dtype.type(1.0 / (1.0 - self.dropout))
-            x = x * ctx.mask
+        x, ctx.mask, ctx.kernel = self._input_dropout(x, training)
+        ctx.rdrop = None
+        if training and self.recurrent_dropout:
+            ctx.rdrop = self._dropout_masks((self.gates, x.shape[0], self.units), self.recurrent_dropout, x.dtype)
         ctx.x = np.ascontiguousarray(x)
         ctx.states0 = states0 if states0 is not None else [None] * self._n_states()
         hs, final_states = self._run(ctx, ctx.x, ctx.states0)
@@ -215,6 +221,45 @@ class _RNN(Layer):
             return [output] + final_states
         return output
 
+    def _dropout_masks(self, shape, rate, dtype):
+        """Scaled keep-masks (0 or 1 / (1 - rate)) of `shape`, from the layer's seeded RNG."""
+        rng = self._rng if self._rng is not None else make_rng(None)
+        keep = rng.random(shape, dtype=dtype) >= rate
+        return keep * dtype.type(1.0 / (1.0 - rate))
+
+    def _input_dropout(self, x, training):
+        """(inputs the kernels see, the input masks or None, the kernel they multiply).
+
+        Keras 3 draws one input mask per sequence, shared by the gates; but with
+        recurrent_dropout (its implementation 1) one mask per gate. The kernels take one input
+        sequence, so k per-gate masks run as ONE product of the k masked copies of x, side by
+        side (N, T, k*D), with a block-diagonal kernel (k*D, k*U) whose block j is gate j's
+        columns: gate j sees only x * mask_j. _backward folds the gradients back."""
+        kernel = self.kernel.value
+        if not (training and self.dropout):
+            return x, None, kernel
+        k = self.gates if self.recurrent_dropout and self.gates > 1 else 1
+        masks = self._dropout_masks((k, x.shape[0], 1, x.shape[2]), self.dropout, x.dtype)
+        if k == 1:
+            return x * masks[0], masks[0], kernel
+        D, U = kernel.shape[0], self.units
+        block = np.zeros((k * D, k * U), dtype=kernel.dtype)
+        for j in range(k):
+            block[j * D:(j + 1) * D, j * U:(j + 1) * U] = kernel[:, j * U:(j + 1) * U]
+        return np.concatenate([x * m for m in masks], axis=-1), masks, block
+
+    def _fold_input_dropout(self, ctx, dx, dk):
+        """The gradients of x and kernel from those of _input_dropout's inputs and kernel."""
+        if ctx.mask is None:
+            return dx, dk
+        if ctx.mask.ndim == 3:   # one mask for every gate
+            return (None if dx is None else dx * ctx.mask), dk
+        k, D, U = len(ctx.mask), self.kernel.shape[0], self.units
+        dk = np.concatenate([dk[j * D:(j + 1) * D, j * U:(j + 1) * U] for j in range(k)], axis=1)
+        if dx is not None:
+            dx = sum(dx[..., j * D:(j + 1) * D] * ctx.mask[j] for j in range(k))
+        return dx, dk
+
     def _backward(self, ctx, grad, need_input_grad):
         """`grad`: gradient of the output, or [output, *states] gradients when return_state=True.
         With initial states among the call's inputs, `need_input_grad` is a list and so is the result."""
@@ -223,23 +268,25 @@ class _RNN(Layer):
         else:
             state_grads = [None] * self._n_states()
         need_dx = need_input_grad[0] if isinstance(need_input_grad, list) else need_input_grad
-        dhs = np.zeros_like(ctx.hs)
         if ctx.seen is not None:
             grad = grad * (ctx.seen[:, :, None] if self.return_sequences else ctx.seen[:, -1:])
-        if self.return_sequences:
-            dhs += grad
+        if self.return_sequences and state_grads[0] is None:
+            dhs = grad   # read in place by the kernels (any strides): no zeros, no copy
         else:
-            dhs[:, -1] += grad
-        if state_grads[0] is not None:
-            dhs[:, -1] += state_grads[0]
+            dhs = np.zeros_like(ctx.hs)
+            if self.return_sequences:
+                dhs += grad
+            else:
+                dhs[:, -1] += grad
+            if state_grads[0] is not None:
+                dhs[:, -1] += state_grads[0]
         dx, dk, drk, db, dstates = self._run_backward(ctx, dhs, state_grads[1:], need_dx)
+        dx, dk = self._fold_input_dropout(ctx, dx, dk)
         add_grad(self.kernel, dk)
         add_grad(self.recurrent_kernel, drk)
         if self.use_bias:
             add_grad(self.bias, db)
         if dx is not None:
-            if ctx.mask is not None:
-                dx = dx * ctx.mask
             if self.go_backwards:
                 dx = dx[:, ::-1]
         if isinstance(need_input_grad, list):
@@ -261,7 +308,8 @@ class _RNN(Layer):
                 "bias_regularizer": ser(self.bias_regularizer, regularizers),
                 "dropout": self.dropout, "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": self.stateful,
-                "unroll": self.unroll, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
+                "unroll": self.unroll, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
+                "zero_output_for_mask": self.zero_output_for_mask}
 
 
 class SimpleRNN(_RNN):
@@ -270,14 +318,16 @@ class SimpleRNN(_RNN):
     gates = 1
 
     def _run(self, ctx, x, states0):
-        hs = kernels.simple_rnn_forward(x, self.kernel.value, self.recurrent_kernel.value, self._bias(), states0[0],
-                                        activation=self.activation, mask=ctx.time_mask)
+        hs = kernels.simple_rnn_forward(x, ctx.kernel, self.recurrent_kernel.value, self._bias(), states0[0],
+                                        activation=self.activation, mask=ctx.time_mask,
+                                        recurrent_dropout_mask=ctx.rdrop)
         return hs, [hs[:, -1]]
 
     def _run_backward(self, ctx, dhs, extra_state_grads, need_dx):
         dx, dk, drk, db, dh0 = kernels.simple_rnn_backward(
-            dhs, ctx.x, self.kernel.value, self.recurrent_kernel.value, ctx.states0[0], ctx.hs,
-            activation=self.activation, use_bias=self.use_bias, compute_dx=need_dx, mask=ctx.time_mask)
+            dhs, ctx.x, ctx.kernel, self.recurrent_kernel.value, ctx.states0[0], ctx.hs,
+            activation=self.activation, use_bias=self.use_bias, compute_dx=need_dx, mask=ctx.time_mask,
+            recurrent_dropout_mask=ctx.rdrop)
         return dx, dk, drk, db, [dh0]
 
 
@@ -308,9 +358,10 @@ class LSTM(_RNN):
         return init
 
     def _run(self, ctx, x, states0):
-        hs, cs, gates = kernels.lstm_forward(x, self.kernel.value, self.recurrent_kernel.value, self._bias(),
+        hs, cs, gates = kernels.lstm_forward(x, ctx.kernel, self.recurrent_kernel.value, self._bias(),
                                              states0[0], states0[1], activation=self.activation,
-                                             recurrent_activation=self.recurrent_activation, mask=ctx.time_mask)
+                                             recurrent_activation=self.recurrent_activation, mask=ctx.time_mask,
+                                             recurrent_dropout_mask=ctx.rdrop)
         ctx.cs, ctx.gates = cs, gates
         return hs, [hs[:, -1], cs[:, -1]]
 
@@ -318,10 +369,10 @@ class LSTM(_RNN):
         dc_last = None if not extra_state_grads or extra_state_grads[0] is None else \
             np.asarray(extra_state_grads[0], dtype=self.dtype)
         dx, dk, drk, db, dh0, dc0 = kernels.lstm_backward(
-            dhs, dc_last, ctx.x, self.kernel.value, self.recurrent_kernel.value, ctx.states0[0],
+            dhs, dc_last, ctx.x, ctx.kernel, self.recurrent_kernel.value, ctx.states0[0],
             ctx.states0[1], ctx.hs, ctx.cs, ctx.gates, activation=self.activation,
             recurrent_activation=self.recurrent_activation, use_bias=self.use_bias, compute_dx=need_dx,
-            mask=ctx.time_mask)
+            mask=ctx.time_mask, recurrent_dropout_mask=ctx.rdrop)
         return dx, dk, drk, db, [dh0, dc0]
 
     def get_config(self):
@@ -346,16 +397,17 @@ class GRU(_RNN):
         return (2, 3 * self.units)
 
     def _run(self, ctx, x, states0):
-        hs, ctx.cache = kernels.gru_forward(x, self.kernel.value, self.recurrent_kernel.value, self._bias(),
-                                              states0[0], activation=self.activation,
-                                              recurrent_activation=self.recurrent_activation, mask=ctx.time_mask)
+        hs, ctx.cache = kernels.gru_forward(x, ctx.kernel, self.recurrent_kernel.value, self._bias(),
+                                            states0[0], activation=self.activation,
+                                            recurrent_activation=self.recurrent_activation, mask=ctx.time_mask,
+                                            recurrent_dropout_mask=ctx.rdrop)
         return hs, [hs[:, -1]]
 
     def _run_backward(self, ctx, dhs, extra_state_grads, need_dx):
         dx, dk, drk, db, dh0 = kernels.gru_backward(
-            dhs, ctx.x, self.kernel.value, self.recurrent_kernel.value, ctx.states0[0], ctx.hs, ctx.cache,
+            dhs, ctx.x, ctx.kernel, self.recurrent_kernel.value, ctx.states0[0], ctx.hs, ctx.cache,
             activation=self.activation, recurrent_activation=self.recurrent_activation, use_bias=self.use_bias,
-            compute_dx=need_dx, mask=ctx.time_mask)
+            compute_dx=need_dx, mask=ctx.time_mask, recurrent_dropout_mask=ctx.rdrop)
         return dx, dk, drk, db, [dh0]
 
     def get_config(self):

@@ -27,6 +27,9 @@ def _sequence_layer(layer, what):
 class Bidirectional(Layer):
     """Runs a recurrent layer forward and a copy of it backward over the sequence and merges the
     two outputs (`merge_mode` "concat", "sum", "mul", "ave", or None for the list of both).
+    `initial_state` (a call argument, Keras's order): the forward layer's states, then the
+    backward layer's. With return_sequences, both layers output zeros at masked steps
+    (zero_output_for_mask, as Keras forces it).
 
     Weights, in Keras's order: the forward layer's, then the backward layer's.
     """
@@ -84,11 +87,24 @@ class Bidirectional(Layer):
 
     supports_masking = True
 
+    def _split_states(self, initial_state):
+        """Keras's initial_state: the forward layer's states, then the backward layer's (an LSTM
+        pair h, c each). Returns ({} or {"initial_state": ...}) for each layer."""
+        if initial_state is None:
+            return {}, {}
+        n_f, n_b = self.forward_layer._n_states(), self.backward_layer._n_states()
+        if not isinstance(initial_state, (list, tuple)) or len(initial_state) != n_f + n_b:
+            got = len(initial_state) if isinstance(initial_state, (list, tuple)) else type(initial_state).__name__
+            raise ValueError(f"{self._who()}: initial_state must be a list of {n_f + n_b} arrays, the forward "
+                             f"layer's {n_f} state(s) then the backward layer's {n_b}; received {got}")
+        return {"initial_state": list(initial_state[:n_f])}, {"initial_state": list(initial_state[n_f:])}
+
     def call(self, inputs, training=False, initial_state=None, mask=None):
-        if initial_state is not None:
-            raise NotImplementedError("Bidirectional(...)(x, initial_state=...) is not supported yet")
-        forward = self.forward_layer(inputs, training=training, **_mask_argument(self.forward_layer, mask))
-        backward = self.backward_layer(inputs, training=training, **_mask_argument(self.backward_layer, mask))
+        forward_state, backward_state = self._split_states(initial_state)
+        forward = self.forward_layer(inputs, training=training, **_mask_argument(self.forward_layer, mask),
+                                     **forward_state)
+        backward = self.backward_layer(inputs, training=training, **_mask_argument(self.backward_layer, mask),
+                                       **backward_state)
         if self.return_state:
             forward, forward_states = forward[0], forward[1:]
             backward, backward_states = backward[0], backward[1:]

@@ -209,8 +209,8 @@ def test_layer_argument_errors():
         layers.Dropout(1.0)
     with pytest.raises(TypeError, match="Unrecognized keyword arguments"):
         layers.Dense(3, foo=1)
-    with pytest.raises(NotImplementedError, match="recurrent_dropout"):
-        layers.LSTM(3, recurrent_dropout=0.1)
+    with pytest.raises(ValueError, match="recurrent_dropout"):
+        layers.LSTM(3, recurrent_dropout=1.0)
     with pytest.raises(ValueError, match="expects inputs with last axis 5"):
         d = layers.Dense(2)
         d(np.zeros((1, 5)))

@@ -201,11 +201,6 @@ def test_config_round_trip_with_features(kind):
     assert again.get_config() == config
 
 
-def test_recurrent_dropout_names_itself():
-    with pytest.raises(NotImplementedError, match="recurrent_dropout"):
-        layers.LSTM(3, recurrent_dropout=0.2)
-
-
 # ------------------------------------------------------------------------------ Keras oracle
 
 def _keras():

@@ -1183,6 +1183,7 @@ def _rnn_geometry(c, cell):
     g.use_bias, g.h0, g.c0, g.dc = c.bool(), c.bool(), c.bool(), c.bool()
     g.compute_dx = c.bool()
     g.mask = c.choice([None, 0.4])   # a mask skipping about this share of the steps
+    g.rdrop = c.choice([None, 0.3])  # recurrent dropout at about this rate
     return g
 
 
@@ -1192,6 +1193,8 @@ def _rnn_inputs(g, cell, rng):
     kw = rnn_cases.arguments(cell, rng, g.dt, g.N, g.T, g.D, g.U, bias=g.use_bias, h0=g.h0, c0=g.c0, scale=0.3,
                              bias_scale=0.3, **g.acts)
     kw["mask"] = None if g.mask is None else rng.random((g.N, g.T)) >= g.mask
+    kw["recurrent_dropout_mask"] = (None if g.rdrop is None else
+                                    ((rng.random((GATES[cell], g.N, g.U)) >= g.rdrop) / (1 - g.rdrop)).astype(g.dt))
     return kw
 
 
@@ -1204,6 +1207,8 @@ def _rnn_params(cell, backward):
     params = dict(x=Arr(3, fixed=False), kernel=Arr(2), recurrent_kernel=Arr(2), h0=Arr(**state),
                   activation=Activation(),
                   mask=Arr(2, elem="labels", optional=True, template=lambda kw: np.ones(np.shape(kw["x"])[:2], bool)))
+    params["recurrent_dropout_mask"] = Arr(3, optional=True, template=lambda kw, cell=cell: np.ones(
+        (GATES[cell],) + _state_template(kw).shape, np.asarray(kw["x"]).dtype))
     if cell != "simple_rnn":
         params["recurrent_activation"] = Activation()
     if cell == "lstm":

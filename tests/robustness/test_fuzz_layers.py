@@ -91,12 +91,13 @@ def _rnn_args(recurrent):
         "recurrent_regularizer": (REG_BAD, REG_OK),
         "bias_regularizer": (REG_BAD, REG_OK),
         "dropout": (RATE_BAD, [0.0, 0.5]),
-        "recurrent_dropout": ([-0.1, "a", None, NAN, True], [0.0, 0]),   # 0.5: NotImplementedError
+        "recurrent_dropout": (RATE_BAD, [0.0, 0, 0.5]),
         "return_sequences": (FLAG_BAD, FLAG_OK),
         "return_state": (FLAG_BAD, FLAG_OK),
         "go_backwards": (FLAG_BAD, FLAG_OK),
         "stateful": (["a", 1, None], [False]),
         "unroll": (FLAG_BAD, FLAG_OK),
+        "zero_output_for_mask": (FLAG_BAD, FLAG_OK),
         "seed": (SEED_BAD, [0, 7, np.int64(3)]),
     }
     if recurrent:
