@@ -140,9 +140,15 @@ def table(records):
         lines += ["", "Not in these records (not run yet): " + "; ".join(missing) + "."]
     lines += ["", f"Threads: {', '.join(map(str, threads))}.{load_note} Commands (each also run with "
               "`--backend numpy --epochs 3` for the numpy column):", "", "```bash"]
-    lines += [records[key]["command"] + " --verbose 0" for key in sorted(records, key=_order) if key[1] == "cython"]
+    lines += [_command(records[key]) for key in sorted(records, key=_order) if key[1] == "cython"]
     lines += ["```"]
     return "\n".join(lines)
+
+
+def _command(record):
+    """The command line that produced a record (the runner adds --verbose 0 and --threads)."""
+    threads = (record.get("settings") or {}).get("threads")
+    return record["command"] + " --verbose 0" + (f" --threads {threads}" if threads else "")
 
 
 def _order(key):
