@@ -6,7 +6,11 @@
 One row per benchmark group: median milliseconds of the NumPy twins, the compiled kernels and,
 where the run had PyTorch installed, PyTorch on the same thread count; then
 speedup = numpy / cython and cynet/PyTorch = cython / torch (below 1: cynet is faster).
+
+Benchmark names use the words of the groups: `fwd` and `fwd_bwd` (groups "... fwd", "... fwd+bwd"),
+so `pytest bench -k "conv2d and fwd_bwd and not torch"` selects the conv2d forward+backward rows.
 """
+import argparse
 import json
 import sys
 
@@ -63,17 +67,28 @@ def merge(runs):
     return merged
 
 
-def main(argv):
-    if len(argv) < 2:
-        print(__doc__.strip(), file=sys.stderr)
-        return 2
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="python bench/report.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.strip())
+    p.add_argument("json", nargs="+", metavar="JSON",
+                   help="pytest-benchmark JSON files (--benchmark-json); later files win for the same benchmark")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     runs = []
-    for path in argv[1:]:
-        with open(path) as f:
-            runs.append(json.load(f))
+    for path in args.json:
+        try:
+            with open(path) as f:
+                runs.append(json.load(f))
+        except (OSError, ValueError) as err:
+            print(f"report.py: cannot read {path}: {err}", file=sys.stderr)
+            return 2
     print(table(merge(runs)))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())

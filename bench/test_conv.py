@@ -17,7 +17,7 @@ def _data(x_shape, k_shape, strides, padding):
 
 
 @pytest.mark.parametrize("name, x_shape, k_shape, strides, padding", SHAPES, ids=[s[0] for s in SHAPES])
-def test_conv2d_forward(benchmark, backend, name, x_shape, k_shape, strides, padding):
+def test_conv2d_fwd(benchmark, backend, name, x_shape, k_shape, strides, padding):
     kw, _ = _data(x_shape, k_shape, strides, padding)
     benchmark.group = f"conv2d {name} fwd"
     benchmark.extra_info["backend"] = backend
@@ -26,7 +26,7 @@ def test_conv2d_forward(benchmark, backend, name, x_shape, k_shape, strides, pad
 
 
 @pytest.mark.parametrize("name, x_shape, k_shape, strides, padding", SHAPES, ids=[s[0] for s in SHAPES])
-def test_conv2d_forward_backward(benchmark, backend, name, x_shape, k_shape, strides, padding):
+def test_conv2d_fwd_bwd(benchmark, backend, name, x_shape, k_shape, strides, padding):
     kw, dy = _data(x_shape, k_shape, strides, padding)
     backward = cases.backward_arguments(kw, dy)
     benchmark.group = f"conv2d {name} fwd+bwd"
@@ -50,7 +50,7 @@ def _torch_padding(x_shape, k_shape, strides, padding):
 
 
 @pytest.mark.parametrize("name, x_shape, k_shape, strides, padding", SHAPES, ids=[s[0] for s in SHAPES])
-def test_conv2d_forward_backward_torch(benchmark, torch, name, x_shape, k_shape, strides, padding):
+def test_conv2d_fwd_bwd_torch(benchmark, torch, name, x_shape, k_shape, strides, padding):
     """PyTorch twin, channels_last (its fastest CPU layout): d_input, d_kernel and d_bias."""
     kw, dy = _data(x_shape, k_shape, strides, padding)
     x, kernel, bias = kw["x"], kw["kernel"], kw["bias"]

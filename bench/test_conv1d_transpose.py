@@ -19,7 +19,7 @@ def _conv1d_data(x_shape, k_shape, strides, padding):
 
 
 @pytest.mark.parametrize("name, x_shape, k_shape, strides, padding", CONV1D, ids=[s[0] for s in CONV1D])
-def test_conv1d_forward_backward(benchmark, backend, name, x_shape, k_shape, strides, padding):
+def test_conv1d_fwd_bwd(benchmark, backend, name, x_shape, k_shape, strides, padding):
     kw, dy = _conv1d_data(x_shape, k_shape, strides, padding)
     backward = cases.backward_arguments(kw, dy)
     benchmark.group = f"conv1d {name} fwd+bwd"
@@ -33,7 +33,7 @@ def test_conv1d_forward_backward(benchmark, backend, name, x_shape, k_shape, str
 
 
 @pytest.mark.parametrize("name, x_shape, k_shape, strides, padding", CONV1D, ids=[s[0] for s in CONV1D])
-def test_conv1d_forward_backward_torch(benchmark, torch, name, x_shape, k_shape, strides, padding):
+def test_conv1d_fwd_bwd_torch(benchmark, torch, name, x_shape, k_shape, strides, padding):
     """PyTorch twin: conv1d on (N, C, L) (its native layout), symmetric padding (k odd)."""
     kw, dy = _conv1d_data(x_shape, k_shape, strides, padding)
     benchmark.group = f"conv1d {name} fwd+bwd"
@@ -60,7 +60,7 @@ def _transpose_data(x_shape, k_shape, strides, padding):
 
 
 @pytest.mark.parametrize("name, x_shape, k_shape, strides, padding", TRANSPOSE, ids=[s[0] for s in TRANSPOSE])
-def test_conv2d_transpose_forward_backward(benchmark, backend, name, x_shape, k_shape, strides, padding):
+def test_conv2d_transpose_fwd_bwd(benchmark, backend, name, x_shape, k_shape, strides, padding):
     kw, dy = _transpose_data(x_shape, k_shape, strides, padding)
     backward = cases.transpose_backward_arguments(kw, dy)
     benchmark.group = f"conv2d_transpose {name} fwd+bwd"
@@ -74,7 +74,7 @@ def test_conv2d_transpose_forward_backward(benchmark, backend, name, x_shape, k_
 
 
 @pytest.mark.parametrize("name, x_shape, k_shape, strides, padding", TRANSPOSE, ids=[s[0] for s in TRANSPOSE])
-def test_conv2d_transpose_forward_backward_torch(benchmark, torch, name, x_shape, k_shape, strides, padding):
+def test_conv2d_transpose_fwd_bwd_torch(benchmark, torch, name, x_shape, k_shape, strides, padding):
     """PyTorch twin, channels_last memory (its fastest CPU layout); Keras's "same" (odd window)
     as PyTorch's padding (k - 1) / 2 plus output_padding s - 1 (Keras's own conversion)."""
     kw, dy = _transpose_data(x_shape, k_shape, strides, padding)

@@ -23,7 +23,7 @@ def _data(x_shape, k_shape, strides, padding):
 
 
 @pytest.mark.parametrize("name, x_shape, k_shape, strides, padding", SHAPES, ids=IDS)
-def test_depthwise_forward(benchmark, backend, name, x_shape, k_shape, strides, padding):
+def test_depthwise_fwd(benchmark, backend, name, x_shape, k_shape, strides, padding):
     kw, _ = _data(x_shape, k_shape, strides, padding)
     benchmark.group = f"depthwise {name} fwd"
     benchmark.extra_info["backend"] = backend
@@ -32,7 +32,7 @@ def test_depthwise_forward(benchmark, backend, name, x_shape, k_shape, strides, 
 
 
 @pytest.mark.parametrize("name, x_shape, k_shape, strides, padding", SHAPES, ids=IDS)
-def test_depthwise_forward_backward(benchmark, backend, name, x_shape, k_shape, strides, padding):
+def test_depthwise_fwd_bwd(benchmark, backend, name, x_shape, k_shape, strides, padding):
     kw, dy = _data(x_shape, k_shape, strides, padding)
     backward = cases.backward_arguments(kw, dy)
     benchmark.group = f"depthwise {name} fwd+bwd"
@@ -74,7 +74,7 @@ def _torch_args(torch, x_shape, k_shape, strides, padding):
 
 
 @pytest.mark.parametrize("name, x_shape, k_shape, strides, padding", SHAPES, ids=IDS)
-def test_depthwise_forward_torch(benchmark, torch, name, x_shape, k_shape, strides, padding):
+def test_depthwise_fwd_torch(benchmark, torch, name, x_shape, k_shape, strides, padding):
     xt, w, b, _, opts = _torch_args(torch, x_shape, k_shape, strides, padding)
     benchmark.group = f"depthwise {name} fwd"
 
@@ -87,7 +87,7 @@ def test_depthwise_forward_torch(benchmark, torch, name, x_shape, k_shape, strid
 
 
 @pytest.mark.parametrize("name, x_shape, k_shape, strides, padding", SHAPES, ids=IDS)
-def test_depthwise_forward_backward_torch(benchmark, torch, name, x_shape, k_shape, strides, padding):
+def test_depthwise_fwd_bwd_torch(benchmark, torch, name, x_shape, k_shape, strides, padding):
     """PyTorch twin: d_input, d_kernel and d_bias."""
     xt, w, b, dyt, opts = _torch_args(torch, x_shape, k_shape, strides, padding)
     benchmark.group = f"depthwise {name} fwd+bwd"

@@ -28,7 +28,7 @@ def _fwd(cell, kw):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
-def test_rnn_forward(benchmark, backend, cell):
+def test_rnn_fwd(benchmark, backend, cell):
     kw, _ = _case(cell)
     benchmark.group = f"{cell} {SHAPE} fwd"
     benchmark.extra_info["backend"] = backend
@@ -37,7 +37,7 @@ def test_rnn_forward(benchmark, backend, cell):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
-def test_rnn_forward_backward(benchmark, backend, cell):
+def test_rnn_fwd_bwd(benchmark, backend, cell):
     kw, dhs = _case(cell)
     benchmark.group = f"{cell} {SHAPE} fwd+bwd"
     benchmark.extra_info["backend"] = backend
@@ -46,7 +46,7 @@ def test_rnn_forward_backward(benchmark, backend, cell):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
-def test_rnn_forward_backward_torch(benchmark, torch, cell):
+def test_rnn_fwd_bwd_torch(benchmark, torch, cell):
     """PyTorch twin: whole sequence, gradients for the inputs and every weight."""
     kw, dhs = _case(cell)
     x = kw["x"]
@@ -66,7 +66,7 @@ def test_rnn_forward_backward_torch(benchmark, torch, cell):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_rnn_forward_backward_masked(benchmark, backend, cell):
+def test_rnn_fwd_bwd_masked(benchmark, backend, cell):
     """Padded sequences: each sample's mask is False over a random tail of up to a third of the
     steps (what Embedding(mask_zero=True) gives for right-padded batches)."""
     kw, dhs = _case(cell)

@@ -63,17 +63,88 @@ def test_sklearn_examples(name, capsys):
     assert result is not None
 
 
+NAMES = ["quickstart", "mnist_mlp", "mnist_cnn", "mnist_convnet", "char_rnn", "tabular", "manual_loop"]
+
+
 def test_examples_have_help(capsys):
-    for name in ["quickstart", "mnist_mlp", "mnist_cnn", "mnist_convnet", "char_rnn", "tabular", "manual_loop"]:
+    """`cynet-examples NAME --help`: the usage line names the example, each default is said once,
+    and the description is the docstring's whole first paragraph (not its first line)."""
+    for name in NAMES:
         with pytest.raises(SystemExit) as exit_info:
             _main(name)(["--help"])
         assert exit_info.value.code == 0
-        assert "--backend" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "--backend" in out
+        assert out.startswith(f"usage: cynet-examples {name} ")
+        assert out.count("(default: all cores)") == 1 and "(default: None)" not in out
+        assert "(default: False)" not in out
+        first_paragraph = " ".join(importlib.import_module(f"cynet.examples.{name}").__doc__.strip()
+                                   .split("\n\n")[0].split())
+        assert first_paragraph.split()[-1] in " ".join(out.split()), name
+
+
+def test_help_defaults_are_shown_once(capsys):
+    with pytest.raises(SystemExit):
+        _main("char_rnn")(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "training epochs (default: 20)" in out
+    assert "(default: 1 for small texts, seq-length for large) (default" not in out
 
 
 def test_examples_dispatcher(capsys):
     from cynet.examples.__main__ import main
-    assert main([]) == 0 and "quickstart" in capsys.readouterr().out
-    assert main(["nope"]) == 2
+    assert main(["--help"]) == 0 and "quickstart" in capsys.readouterr().out
+    assert main([]) == 2                      # no name: usage on stderr, status 2
+    err = capsys.readouterr().err
+    assert "usage: cynet-examples NAME" in err and "required" in err
+    assert main(["nope"]) == 2 and "unknown example 'nope'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["tabular", "--help"])
+
+
+def test_command_line_exit_status(tmp_path):
+    """The real command (python -m cynet.examples) exits 2 without a name, as argparse does."""
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    done = subprocess.run([sys.executable, "-m", "cynet.examples"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "usage: cynet-examples NAME" in done.stderr
+
+
+def test_results_file(tmp_path, capsys):
+    """--results appends one JSON line per run: the example, its metrics, time per epoch, settings."""
+    import json
+    pytest.importorskip("sklearn")
+    path = tmp_path / "results.jsonl"
+    for _ in range(2):
+        _main("quickstart")(SMOKE + ["--results", str(path)])
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(records) == 2
+    record = records[0]
+    assert record["example"] == "quickstart" and record["epochs"] == 1
+    assert 0.0 <= record["results"]["test accuracy"] <= 1.0
+    assert record["seconds_per_epoch"] > 0 and record["backend"] in ("cython", "numpy")
+    assert "--smoke" in record["argv"] and record["history"]["loss"]
+
+
+def test_tabular_plot_labels_every_run(tmp_path, monkeypatch):
+    """tabular --plot draws all four runs, each curve labelled (a legend entry per run)."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    from cynet.examples import tabular
+    drawn = {}
+    real = tabular.plot_runs
+
+    def spy(histories, path):
+        drawn.update(histories)
+        return real(histories, path)
+
+    monkeypatch.setattr(tabular, "plot_runs", spy)
+    plot = tmp_path / "tabular.png"
+    tabular.main(SMOKE + ["--plot", str(plot)])
+    assert len(drawn) == 4 and len(set(drawn)) == 4
+    assert {label.split(":")[0] for label in drawn} == {"breast_cancer", "wine"}
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""Runnable examples: `python -m cynet.examples.NAME --help`.
+"""Runnable examples: `cynet-examples NAME [options]` (or `python -m cynet.examples NAME`).
 
 quickstart     small CNN on scikit-learn's 8x8 digits (offline, under a minute)
 mnist_mlp      784-400-400-400-10 MLP, leaky ReLU, dropout 0.2, Adam
@@ -9,6 +9,7 @@ tabular        dense networks on breast cancer and wine (MSE and cross-entropy, 
 manual_loop    the MLP trained by a hand-written forward / backward / apply_gradients loop
 
 Every example takes --backend {cython,numpy}, --epochs, --batch-size, --seed, --threads,
---plot PATH and --smoke (a few batches, for the test suite), and prints its final metrics and the
-time per epoch.
+--plot PATH, --results PATH (its metrics as one JSON line) and --smoke (a few batches, for the
+test suite), and prints its final metrics and the time per epoch; `cynet-examples NAME --help`
+lists its own options.
 """

@@ -28,7 +28,7 @@ def build_model(cell, vocab_size, seq_length, units, embedding_dim):
 
 
 def main(argv=None):
-    p = _common.parser(__doc__.splitlines()[0], epochs=20, batch_size=32)
+    p = _common.parser("char_rnn", __doc__, epochs=20, batch_size=32)
     p.add_argument("--cell", choices=sorted(CELLS), default="lstm", help="recurrent layer")
     p.add_argument("--text", default="rnn_wiki.txt",
                    help="a text file: a path, or a file name under $CYNET_DATA_DIR/text")
@@ -42,7 +42,7 @@ def main(argv=None):
     p.add_argument("--validation-split", type=float, default=0.0, help="fraction of windows held out (the last)")
     p.add_argument("--sample-length", type=int, default=200, help="characters to generate after training")
     p.add_argument("--temperature", type=float, default=0.5, help="sampling temperature (0: always the argmax)")
-    args = _common.setup(p.parse_args(argv))
+    args = _common.setup(p.parse_args(argv), argv)
 
     path = args.text if os.path.exists(args.text) else textdata.find_text_file(args.text)
     corpus = textdata.load_text(path)

@@ -21,8 +21,8 @@ def accuracy(model, x, y, batch_size=256):
 
 
 def main(argv=None):
-    p = _mnist.add_data_arguments(_common.parser(__doc__.splitlines()[0], epochs=20, batch_size=64))
-    args = _common.setup(p.parse_args(argv))
+    p = _mnist.add_data_arguments(_common.parser("manual_loop", __doc__, epochs=20, batch_size=64))
+    args = _common.setup(p.parse_args(argv), argv)
     (x_train, y_train), (x_test, y_test) = _mnist.load(args, flat=True)
     model = mnist_mlp.build_model()
     loss_fn = cynet.losses.SparseCategoricalCrossentropy()

@@ -27,8 +27,8 @@ def build_model():
 
 
 def main(argv=None):
-    p = _mnist.add_data_arguments(_common.parser(__doc__.splitlines()[0], epochs=15, batch_size=64))
-    args = _common.setup(p.parse_args(argv))
+    p = _mnist.add_data_arguments(_common.parser("mnist_cnn", __doc__, epochs=15, batch_size=64))
+    args = _common.setup(p.parse_args(argv), argv)
     model, history, accuracy = _mnist.run("mnist_cnn", build_model, args, flat=False)
     return _mnist.check_accuracy(accuracy, 0.97, args)
 

@@ -19,8 +19,8 @@ def build_model():
 
 
 def main(argv=None):
-    p = _mnist.add_data_arguments(_common.parser(__doc__.splitlines()[0], epochs=20, batch_size=64))
-    args = _common.setup(p.parse_args(argv))
+    p = _mnist.add_data_arguments(_common.parser("mnist_mlp", __doc__, epochs=20, batch_size=64))
+    args = _common.setup(p.parse_args(argv), argv)
     model, history, accuracy = _mnist.run("mnist_mlp", build_model, args, flat=True)
     return _mnist.check_accuracy(accuracy, 0.95, args)
 

@@ -27,8 +27,8 @@ def build_model():
 
 
 def main(argv=None):
-    p = _common.parser(__doc__.splitlines()[0], epochs=15, batch_size=32)
-    args = _common.setup(p.parse_args(argv))
+    p = _common.parser("quickstart", __doc__, epochs=15, batch_size=32)
+    args = _common.setup(p.parse_args(argv), argv)
     (x_train, y_train), (x_test, y_test) = tabular.load_digits(seed=args.seed)
     x_train = x_train.reshape(-1, 8, 8, 1).astype("float32") / 16
     x_test = x_test.reshape(-1, 8, 8, 1).astype("float32") / 16

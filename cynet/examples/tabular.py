@@ -46,15 +46,44 @@ def run(name, loader, loss, optimizer, args):
     return history, timer, accuracy
 
 
+def plot_runs(histories, path):
+    """One figure for the four runs: training loss (left) and accuracy (right) per epoch, one
+    labelled curve per data set and loss/optimizer, so the four can be told apart."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as err:
+        raise ImportError('--plot needs matplotlib: pip install "cynet[examples]"') from err
+    fig = Figure(figsize=(9.5, 3.6), dpi=100)
+    FigureCanvasAgg(fig)
+    for i, metric in enumerate(("loss", "accuracy")):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for label, history in histories.items():
+            values = history.history[metric]
+            ax.plot(range(1, len(values) + 1), values, label=label)
+        ax.set_xlabel("epoch")
+        ax.set_title(f"training {metric}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle("tabular")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
 def main(argv=None):
-    p = _common.parser(__doc__.splitlines()[0], epochs=50, batch_size=32)
-    args = _common.setup(p.parse_args(argv))
-    results = {}
+    p = _common.parser("tabular", __doc__, epochs=50, batch_size=32)
+    args = _common.setup(p.parse_args(argv), argv)
+    results, histories, seconds = {}, {}, {}
     for name, loader in (("breast_cancer", tabular.load_breast_cancer), ("wine", tabular.load_wine)):
         for loss, make_optimizer in SETUPS:
-            history, timer, accuracy = run(name, loader, loss, make_optimizer(), args)
+            optimizer = make_optimizer()
+            history, timer, accuracy = run(name, loader, loss, optimizer, args)
             results[f"{name} {loss}"] = accuracy
-    _common.report("tabular", results, timer, args, history)
+            histories[f"{name}: {loss} + {type(optimizer).__name__}"] = history
+            seconds[f"{name} {loss}"] = _common.seconds_per_epoch(timer)
+    _common.report("tabular", results, timer, args, plot=lambda path: plot_runs(histories, path),
+                   extra={"seconds_per_epoch_by_run": seconds})
     return results
 
 

@@ -202,7 +202,12 @@ def array_cache():
 
 
 def info():
-    """A dict describing the kernel build: backend, compiled, openmp, threads, blas, ..."""
+    """A dict describing the kernel build: backend, compiled, openmp, threads, blas, ...
+
+    "path" is the directory the package was imported from; when the compiled kernels are missing,
+    "note" says why and what to do (typically: this is an uncompiled source checkout shadowing the
+    installed package, because Python was started inside the checkout).
+    """
     blas = _blas_pools()
     if blas:
         b = blas[0]
@@ -221,4 +226,6 @@ def info():
         "blas_threads": blas_threads,
         "numpy": np.__version__,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "path": os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        **({"note": _msg} if _missing else {}),
     }
