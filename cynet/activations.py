@@ -14,7 +14,7 @@ from . import kernels as K
 class Activation:
     """Base class: subclasses define `forward(x)` and `backward(dy, x, y)`."""
 
-    name = None
+    name: str | None = None
 
     def __call__(self, x, *args, **kwargs):
         # Keras's function arguments (`relu(x, max_value=6)`) configure a one-off instance.

@@ -71,7 +71,7 @@ class Loss:
     as a function of the upstream factor)."""
 
     #: which activation, applied by the last layer, this loss can fuse with (or None).
-    fusable_activation = None
+    fusable_activation: str | None = None
 
     def __init__(self, name=None, reduction="sum_over_batch_size"):
         if reduction not in _REDUCTIONS:

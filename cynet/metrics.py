@@ -632,7 +632,7 @@ def _update_confusion_matrix(variables, y_true, y_pred, thresholds, dtype, top_k
 class _ConfusionMatrixConditionCount(Metric):
     """How many (weighted) predictions fall in one cell of the confusion matrix, per threshold."""
 
-    _condition = None
+    _condition: str | None = None
 
     def __init__(self, thresholds=None, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
@@ -688,7 +688,8 @@ class FalseNegatives(_ConfusionMatrixConditionCount):
 
 
 class _PrecisionRecall(Metric):
-    _other, _other_name = None, None
+    _other: str | None = None
+    _other_name: str | None = None
 
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)

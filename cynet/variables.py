@@ -6,6 +6,16 @@ import numpy as np
 _uid = itertools.count()
 
 
+def _binary_op(name, reflected=False):
+    """A Variable operator method that runs cynet.ops.<name> on the variable and the other operand."""
+    def method(self, other):
+        from . import ops
+        fn = getattr(ops, name)
+        return fn(other, self) if reflected else fn(self, other)
+    method.__name__ = name
+    return method
+
+
 class Variable:
     """A layer weight or optimizer slot.
 
@@ -80,23 +90,14 @@ class Variable:
 
     # Arithmetic reads the variable as an array through cynet.ops: recorded on the tape while one
     # records (a custom layer's `x @ self.kernel + self.bias` gets its gradients), plain NumPy otherwise.
-    def _op(name, reflected=False):
-        def method(self, other):
-            from . import ops
-            fn = getattr(ops, name)
-            return fn(other, self) if reflected else fn(self, other)
-        method.__name__ = name
-        return method
-
-    __add__, __radd__ = _op("add"), _op("add", True)
-    __sub__, __rsub__ = _op("subtract"), _op("subtract", True)
-    __mul__, __rmul__ = _op("multiply"), _op("multiply", True)
-    __truediv__, __rtruediv__ = _op("divide"), _op("divide", True)
-    __pow__, __rpow__ = _op("power"), _op("power", True)
-    __matmul__, __rmatmul__ = _op("matmul"), _op("matmul", True)
-    __lt__, __le__ = _op("less"), _op("less_equal")
-    __gt__, __ge__ = _op("greater"), _op("greater_equal")
-    del _op
+    __add__, __radd__ = _binary_op("add"), _binary_op("add", True)
+    __sub__, __rsub__ = _binary_op("subtract"), _binary_op("subtract", True)
+    __mul__, __rmul__ = _binary_op("multiply"), _binary_op("multiply", True)
+    __truediv__, __rtruediv__ = _binary_op("divide"), _binary_op("divide", True)
+    __pow__, __rpow__ = _binary_op("power"), _binary_op("power", True)
+    __matmul__, __rmatmul__ = _binary_op("matmul"), _binary_op("matmul", True)
+    __lt__, __le__ = _binary_op("less"), _binary_op("less_equal")
+    __gt__, __ge__ = _binary_op("greater"), _binary_op("greater_equal")
 
     def __neg__(self):
         from . import ops

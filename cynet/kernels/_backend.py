@@ -34,7 +34,7 @@ def _import_compiled():
 
 _compiled, _missing = _import_compiled()
 COMPILED = not _missing
-_twins = {}
+_twins: dict[str, object] = {}
 _tables = {"cython": _compiled, "numpy": _twins}   # backend name -> {family: module}
 
 if _missing:

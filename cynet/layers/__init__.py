@@ -108,7 +108,7 @@ Convolution2DTranspose = Conv2DTranspose
 
 from . import tensor_ops as _tensor_ops  # noqa: E402  (the layers operators on symbolic tensors make)
 
-_REGISTRY = {
+_REGISTRY: dict[str, type] = {
     cls.__name__: cls
     for cls in (InputLayer, Dense, Activation, ReLU, LeakyReLU, ELU, Softmax, Dropout, Flatten, Reshape, Conv2D,
                 MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, UpSampling2D,

@@ -26,7 +26,7 @@ from .. import _validation, activations, graph as _graph, initializers, regulari
 from ..ops import core as _opcore
 from ..variables import Variable
 
-_name_counts = collections.Counter()
+_name_counts: collections.Counter[str] = collections.Counter()
 
 
 def reset_name_counts():
@@ -105,7 +105,7 @@ class Layer:
     # What inputs a built layer takes (Keras's InputSpec, checked at each call): an exact ndim
     # (batch axis included) or at least one, whether empty inputs are refused (layers whose
     # kernels need data), and, set by `build`, the sizes of the axes its weights fix.
-    _input_ndim = None
+    _input_ndim: int | None = None
     _input_min_ndim = 1
     _nonempty_input = False
 
@@ -342,7 +342,7 @@ class Layer:
     # whether its `_forward`/`call` takes `mask`; whether it may make a mask from none.
     supports_masking = False
     _takes_mask = False
-    _named_mask_params = frozenset()
+    _named_mask_params: frozenset[str] = frozenset()
     _mask_source = False
     _warn_dropped_mask = True
     # A built-in layer whose call takes a list of arrays (merge layers): `_forward` gets the list,

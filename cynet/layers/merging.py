@@ -21,6 +21,8 @@ Dot with `normalize=True` divides each input by its L2 norm along the dot axis, 
 at 1e-7 (Keras 3's `ops.normalize`: `x * min(rsqrt(sum(x**2)), 1 / epsilon)` with
 `backend.epsilon()` = 1e-7), so a zero vector gives 0, and gradient `g / 1e-7` below the floor.
 """
+from typing import Any
+
 import numpy as np
 
 from .. import _validation
@@ -70,7 +72,7 @@ class Merge(Layer):
 
     _multi_input = True
     _min_inputs = 1
-    _max_inputs = None
+    _max_inputs: int | None = None
 
     def compute_mask(self, inputs, mask=None):
         """Keras's merge mask: the OR of the inputs' masks, or None unless every input has one."""
@@ -238,8 +240,8 @@ class _Extremum(Merge):
     """Maximum / Minimum: the fold over the inputs, remembering which input each output element
     came from (the first one holding the extreme value; see the module docstring)."""
 
-    _op = None       # np.maximum or np.minimum
-    _beats = None    # np.greater or np.less: a later input takes over only when strictly better
+    _op: Any = None       # np.maximum or np.minimum
+    _beats: Any = None    # np.greater or np.less: a later input takes over only when strictly better
 
     def _merge(self, ctx, xs):
         y = xs[0]

@@ -128,7 +128,7 @@ class _VariableRead:
             v.grad = v.grad + reg.gradient(v.value).astype(v.dtype, copy=False)
 
 
-_readers = weakref.WeakKeyDictionary()
+_readers: weakref.WeakKeyDictionary[object, object] = weakref.WeakKeyDictionary()
 
 
 def _reader(variable):

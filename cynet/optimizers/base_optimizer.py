@@ -92,7 +92,7 @@ class Optimizer:
     itself, and adds to `get_config()`.)
     """
 
-    _hyperparameters = ()
+    _hyperparameters: tuple[str, ...] = ()
 
     def __init__(
         self,
