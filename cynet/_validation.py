@@ -380,7 +380,13 @@ def first_index(mask):
 
 
 def first_entry(name, mask, values):
-    """'name[i, j] = v' for the first True in mask, for messages."""
+    """'name[i, j] = v' for the first True in mask, for messages.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        mask: Optional mask of the inputs.
+        values: Values to average.
+    """
     idx = first_index(mask)
     where = ", ".join(map(str, idx)) if isinstance(idx, tuple) else idx
     return f"{name}[{where}] = {values[idx].item()!r}"

@@ -78,22 +78,47 @@ class Callback:
         self._model = model
 
     def on_batch_begin(self, batch, logs=None):
-        """Backwards-compatible alias, called by `on_train_batch_begin`."""
+        """Backwards-compatible alias, called by `on_train_batch_begin`.
+
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
 
     def on_batch_end(self, batch, logs=None):
-        """Backwards-compatible alias, called by `on_train_batch_end`."""
+        """Backwards-compatible alias, called by `on_train_batch_end`.
+
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
 
     def on_epoch_begin(self, epoch, logs=None):
-        """Called at the start of an epoch (0-based `epoch`)."""
+        """Called at the start of an epoch (0-based `epoch`).
+
+        Args:
+            epoch: Index of the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
 
     def on_epoch_end(self, epoch, logs=None):
-        """Called at the end of an epoch; logs hold the epoch's metrics and `val_*` entries."""
+        """Called at the end of an epoch; logs hold the epoch's metrics and `val_*` entries.
+
+        Args:
+            epoch: Index of the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
 
     def on_train_batch_begin(self, batch, logs=None):
         self.on_batch_begin(batch, logs=logs)
 
     def on_train_batch_end(self, batch, logs=None):
-        """Called after a training batch; logs hold the running means of this epoch."""
+        """Called after a training batch; logs hold the running means of this epoch.
+
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         self.on_batch_end(batch, logs=logs)
 
     def on_test_batch_begin(self, batch, logs=None):
@@ -756,6 +781,16 @@ class ReduceLROnPlateau(MonitorCallback):
     After `patience` epochs without an improvement larger than `min_delta`, the rate becomes
     `max(lr * factor, min_lr)`; then `cooldown` epochs pass before counting resumes. Writes
     the current rate to `logs["learning_rate"]` at every epoch end.
+
+    Args:
+        monitor: Name of the quantity to monitor (e.g. `"val_loss"`).
+        factor: Regularization factor.
+        patience: Number of epochs with no improvement after which the action is taken.
+        verbose: 0: silent, 1: a message when the callback acts.
+        mode: `"fan_in"`, `"fan_out"` or `"fan_avg"`: which fan the variance is divided by.
+        min_delta: Minimum change of the monitored quantity that counts as an improvement.
+        cooldown: Number of epochs to wait after a reduction before resuming normal operation.
+        min_lr: Lower bound on the learning rate.
     """
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
@@ -837,6 +872,10 @@ class LearningRateScheduler(Callback):
 
     `schedule(epoch)` with one argument works too, as in Keras. Writes the rate to
     `logs["learning_rate"]` at every epoch end.
+
+    Args:
+        schedule: Function `schedule(epoch, lr)` (or `schedule(epoch)`) returning the new learning rate.
+        verbose: 0: silent, 1: a message when the callback acts.
     """
 
     def __init__(self, schedule, verbose=0):
@@ -882,6 +921,9 @@ class TerminateOnNaN(Callback):
     `raise_error=True`, raises RuntimeError at once (later callbacks' on_train_end do not run).
     E is numbered from 1, as the progress bar's "Epoch E/epochs"; B from 0, as the `batch`
     argument of the hooks and Keras's "Batch B: Invalid loss, terminating training".
+
+    Args:
+        raise_error: Raise a RuntimeError instead of only stopping the training when the loss is NaN.
     """
 
     def __init__(self, raise_error=False):
@@ -984,6 +1026,14 @@ class LambdaCallback(Callback):
 
     on_epoch_begin / on_epoch_end take (epoch, logs); on_train_begin / on_train_end take (logs);
     batch hooks take (batch, logs). Any other hook can be given by name as a keyword argument.
+
+    Args:
+        on_epoch_begin: Called as `on_epoch_begin(epoch, logs)`.
+        on_epoch_end: Called as `on_epoch_end(epoch, logs)`.
+        on_train_begin: Called as `on_train_begin(logs)`.
+        on_train_end: Called as `on_train_end(logs)`.
+        on_train_batch_begin: Called as `on_train_batch_begin(batch, logs)`.
+        on_train_batch_end: Called as `on_train_batch_end(batch, logs)`.
     """
 
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,

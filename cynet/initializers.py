@@ -138,6 +138,9 @@ def compute_fans(shape):
 
     () -> (1, 1); (n,) -> (n, n); (in, out) -> (in, out); conv kernels (..., in, out) ->
     (in * rf, out * rf) with receptive field rf = prod(shape[:-2]).
+
+    Args:
+        shape: Shape of the variable, a tuple of ints.
     """
     shape = tuple(shape)
     if len(shape) < 1:
@@ -162,10 +165,16 @@ class Initializer:
         raise NotImplementedError("Initializer subclasses must implement the `__call__()` method.")
 
     def get_config(self):
+        """The constructor arguments of this object, JSON-serializable, so that `from_config` rebuilds it."""
         return {}
 
     @classmethod
     def from_config(cls, config):
+        """An instance built from `get_config()`'s dictionary.
+
+        Args:
+            config: The dictionary `get_config()` returned.
+        """
         return cls(**config)
 
     def clone(self):
@@ -200,7 +209,11 @@ class RandomInitializer(Initializer):
 
 
 class Constant(Initializer):
-    """Fills the tensor with ``value`` (a scalar, or an array-like that broadcasts to the shape)."""
+    """Fills the tensor with ``value`` (a scalar, or an array-like that broadcasts to the shape).
+
+    Args:
+        value: Initial value of the variable.
+    """
 
     def __init__(self, value=0.0):
         arr = np.asarray(value)
@@ -243,7 +256,11 @@ class Ones(Initializer):
 
 
 class Identity(Initializer):
-    """``gain`` times the (possibly rectangular) identity matrix; 2-D shapes only."""
+    """``gain`` times the (possibly rectangular) identity matrix; 2-D shapes only.
+
+    Args:
+        gain: Multiplicative factor applied to the matrix.
+    """
 
     def __init__(self, gain=1.0):
         self.gain = _number(gain, "gain")
@@ -269,7 +286,13 @@ IdentityInitializer = Identity
 
 
 class RandomNormal(RandomInitializer):
-    """Normal draws with ``mean`` and ``stddev``."""
+    """Normal draws with ``mean`` and ``stddev``.
+
+    Args:
+        mean: Mean of the values.
+        stddev: Standard deviation of the values.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         self.mean = _number(mean, "mean")
@@ -288,7 +311,13 @@ class RandomNormal(RandomInitializer):
 
 class TruncatedNormal(RandomInitializer):
     """Normal draws with ``mean`` and ``stddev``; values more than 2 stddev from the mean are
-    re-drawn (so the result's own stddev is about 0.88 * stddev)."""
+    re-drawn (so the result's own stddev is about 0.88 * stddev).
+
+    Args:
+        mean: Mean of the values.
+        stddev: Standard deviation of the values.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         self.mean = _number(mean, "mean")
@@ -306,7 +335,13 @@ class TruncatedNormal(RandomInitializer):
 
 
 class RandomUniform(RandomInitializer):
-    """Uniform draws in ``[minval, maxval)``."""
+    """Uniform draws in ``[minval, maxval)``.
+
+    Args:
+        minval: Lower bound of the values.
+        maxval: Upper bound of the values.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     def __init__(self, minval=-0.05, maxval=0.05, seed=None):
         self.minval = _number(minval, "minval")
@@ -337,6 +372,12 @@ class VarianceScaling(RandomInitializer):
     truncation is sqrt(scale / n); ``"untruncated_normal"``: normal with that stddev;
     ``"uniform"``: uniform in [-limit, limit], limit = sqrt(3 * scale / n). Fans follow
     ``compute_fans`` and n is at least 1.
+
+    Args:
+        scale: Scaling factor (positive).
+        mode: `"fan_in"`, `"fan_out"` or `"fan_avg"`: which fan the variance is divided by.
+        distribution: `"truncated_normal"`, `"untruncated_normal"` or `"uniform"`.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
     """
 
     def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
@@ -401,37 +442,61 @@ class _FixedVarianceScaling(VarianceScaling):
 
 
 class GlorotUniform(_FixedVarianceScaling):
-    """Uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out))."""
+    """Uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)).
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     _scale, _mode, _distribution = 1.0, "fan_avg", "uniform"
 
 
 class GlorotNormal(_FixedVarianceScaling):
-    """Truncated normal with stddev sqrt(2 / (fan_in + fan_out))."""
+    """Truncated normal with stddev sqrt(2 / (fan_in + fan_out)).
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     _scale, _mode, _distribution = 1.0, "fan_avg", "truncated_normal"
 
 
 class HeUniform(_FixedVarianceScaling):
-    """Uniform in [-limit, limit], limit = sqrt(6 / fan_in)."""
+    """Uniform in [-limit, limit], limit = sqrt(6 / fan_in).
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     _scale, _mode, _distribution = 2.0, "fan_in", "uniform"
 
 
 class HeNormal(_FixedVarianceScaling):
-    """Truncated normal with stddev sqrt(2 / fan_in)."""
+    """Truncated normal with stddev sqrt(2 / fan_in).
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     _scale, _mode, _distribution = 2.0, "fan_in", "truncated_normal"
 
 
 class LecunUniform(_FixedVarianceScaling):
-    """Uniform in [-limit, limit], limit = sqrt(3 / fan_in)."""
+    """Uniform in [-limit, limit], limit = sqrt(3 / fan_in).
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     _scale, _mode, _distribution = 1.0, "fan_in", "uniform"
 
 
 class LecunNormal(_FixedVarianceScaling):
-    """Truncated normal with stddev sqrt(1 / fan_in)."""
+    """Truncated normal with stddev sqrt(1 / fan_in).
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     _scale, _mode, _distribution = 1.0, "fan_in", "truncated_normal"
 
@@ -443,6 +508,10 @@ class Orthogonal(RandomInitializer):
     decomposition of a (max, min) standard-normal matrix with each column of Q multiplied by the
     sign of R's diagonal (so Q is Haar-distributed), transposed when rows < cols. So its columns
     are orthonormal when rows >= cols and its rows are orthonormal otherwise (times gain).
+
+    Args:
+        gain: Multiplicative factor applied to the matrix.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
     """
 
     def __init__(self, gain=1.0, seed=None):
@@ -541,7 +610,11 @@ def _lookup(name, custom_objects):
 
 
 def serialize(initializer):
-    """``{"class_name": ..., "config": {...}}`` for an Initializer instance; None -> None."""
+    """``{"class_name": ..., "config": {...}}`` for an Initializer instance; None -> None.
+
+    Args:
+        initializer: Initializer of the variable (an Initializer instance or name).
+    """
     if initializer is None:
         return None
     if not isinstance(initializer, Initializer):
@@ -557,6 +630,10 @@ def deserialize(config, custom_objects=None):
 
     Names resolve through cynet's registry, then ``custom_objects`` (a dict name -> class) given
     by the caller; Keras's extra keys ("module", "registered_name") are ignored.
+
+    Args:
+        config: The dictionary `get_config()` returned.
+        custom_objects: Optional dict mapping names to custom classes or functions used while deserializing.
     """
     if isinstance(config, str):
         config = {"class_name": config, "config": {}}
@@ -564,5 +641,9 @@ def deserialize(config, custom_objects=None):
 
 
 def get(identifier):
-    """An initializer from None (-> None), a name, a config dict, a class, an instance or a callable."""
+    """An initializer from None (-> None), a name, a config dict, a class, an instance or a callable.
+
+    Args:
+        identifier: A name (string), a config dictionary, an instance, a callable, or `None`.
+    """
     return get_callable("initializer", identifier, deserialize)

@@ -68,7 +68,13 @@ def _reduce(values, sample_weight, dtype, reduction="sum_over_batch_size"):
 
 class Loss:
     """Base class. Subclasses implement `_values(y_true, y_pred)` -> (per-sample values, d values / d y_pred
-    as a function of the upstream factor)."""
+    as a function of the upstream factor).
+
+    Args:
+        name: Name of the object (a unique default is generated when `None`).
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+    """
 
     #: which activation, applied by the last layer, this loss can fuse with (or None).
     fusable_activation: str | None = None
@@ -93,7 +99,13 @@ class Loss:
         return loss
 
     def forward_backward(self, y_true, y_pred, sample_weight=None):
-        """(loss as __call__ returns it, gradient of that loss (summed, for "none") w.r.t. y_pred)."""
+        """(loss as __call__ returns it, gradient of that loss (summed, for "none") w.r.t. y_pred).
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         y_pred = _float(y_pred)
         values, grad_fn = self._per_sample(self._targets(y_true, y_pred), y_pred, need_grad=True)
         loss, scale = _reduce(values, sample_weight, y_pred.dtype, self.reduction)
@@ -101,7 +113,12 @@ class Loss:
 
     def call(self, y_true, y_pred):
         """Per-sample loss values (Keras's `Loss.call`): override it with cynet.ops (or NumPy
-        arithmetic on y_pred, a Tensor here) to write a loss; its gradient comes from the tape."""
+        arithmetic on y_pred, a Tensor here) to write a loss; its gradient comes from the tape.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement call(y_true, y_pred)")
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -125,7 +142,13 @@ class Loss:
         return out, grad
 
     def fused_logits_backward(self, y_true, logits, sample_weight=None):
-        """(scalar loss, gradient w.r.t. the logits) for losses with a fusable activation."""
+        """(scalar loss, gradient w.r.t. the logits) for losses with a fusable activation.
+
+        Args:
+            y_true: Ground-truth targets.
+            logits: Logits of the predictions.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         raise NotImplementedError(f"{self.name} has no fused logits path")
 
     def check_targets(self, y_true, y_pred_shape, name="y"):
@@ -135,6 +158,11 @@ class Loss:
 
         The base check is on shapes: samples of y_pred's shape, or with a trailing axis of 1 more or
         less (which the loss squeezes or adds). Subclasses add what their targets must hold.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred_shape: Shape of the predictions.
+            name: Name of the object (a unique default is generated when `None`).
         """
         y_true = np.asarray(y_true)
         out = tuple(y_pred_shape)
@@ -156,17 +184,30 @@ class Loss:
         return y_true
 
     def get_config(self):
+        """The constructor arguments of this object, JSON-serializable, so that `from_config` rebuilds it."""
         return {"name": self.name, "reduction": self.reduction}
 
     @classmethod
     def from_config(cls, config):
+        """An instance built from `get_config()`'s dictionary.
+
+        Args:
+            config: The dictionary `get_config()` returned.
+        """
         return cls(**config)
 
 
 class LossFunctionWrapper(Loss):
     """A loss from a function `fn(y_true, y_pred, **kwargs)` returning per-sample values, written
     with cynet.ops (Keras's `loss=my_function`): reduced as the built-in losses are, differentiated
-    on the tape."""
+    on the tape.
+
+    Args:
+        fn: The function `fn(y_true, y_pred, **kwargs)` returning per-sample values.
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+        name: Name of the object (a unique default is generated when `None`).
+    """
 
     def __init__(self, fn, reduction="sum_over_batch_size", name=None, **kwargs):
         if not callable(fn):
@@ -225,6 +266,14 @@ def _snake(name):
 
 
 class MeanSquaredError(Loss):
+    """Mean of the squared errors over the last axis, `mean((y_true - y_pred) ** 2)`, then reduced over the
+    batch.
+
+    Args:
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+        name: Name of the object (a default is generated when `None`).
+    """
     def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error"):
         super().__init__(name, reduction)
 
@@ -236,6 +285,13 @@ class MeanSquaredError(Loss):
 
 
 class MeanAbsoluteError(Loss):
+    """Mean of the absolute errors over the last axis, then reduced over the batch.
+
+    Args:
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+        name: Name of the object (a default is generated when `None`).
+    """
     def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error"):
         super().__init__(name, reduction)
 
@@ -247,6 +303,14 @@ class MeanAbsoluteError(Loss):
 
 
 class Huber(Loss):
+    """Huber loss: quadratic for errors below `delta`, linear above; averaged over the last axis.
+
+    Args:
+        delta: The point where the Huber loss changes from quadratic to linear.
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+        name: Name of the object (a default is generated when `None`).
+    """
     def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss"):
         super().__init__(name, reduction)
         if not delta > 0:
@@ -268,6 +332,21 @@ class Huber(Loss):
 
 
 class BinaryCrossentropy(Loss):
+    """Binary cross-entropy between 0/1 (or soft) targets and predicted probabilities or logits, averaged over
+    the last axis.
+
+    With `from_logits=True` and a sigmoid output layer, cynet fuses the sigmoid and the loss in the backward
+    pass (the same result, fewer passes).
+
+    Args:
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        label_smoothing: In `[0, 1]`: targets are squeezed toward `1 / num_classes` (0.5 for binary) by this
+            amount.
+        axis: The class axis over which the loss is computed (only the last axis is supported).
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+        name: Name of the object (a default is generated when `None`).
+    """
     fusable_activation = "sigmoid"
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
@@ -285,7 +364,13 @@ class BinaryCrossentropy(Loss):
 
     def check_targets(self, y_true, y_pred_shape, name="y"):
         """Shapes as for every loss, and targets in [0, 1]: 0/1 labels or probabilities (Keras does
-        not check; labels such as 1/2 or -1/1 make the loss unbounded below)."""
+        not check; labels such as 1/2 or -1/1 make the loss unbounded below).
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred_shape: Shape of the predictions.
+            name: Name of the object (a unique default is generated when `None`).
+        """
         y_true = super().check_targets(y_true, y_pred_shape, name)
         _check_in_unit_interval(y_true, name, self.name, "binary targets (0/1 labels or probabilities)")
         return y_true
@@ -332,6 +417,19 @@ def _smoothing(value):
 
 
 class CategoricalCrossentropy(Loss):
+    """Cross-entropy between one-hot (or soft) targets and predicted class probabilities or logits.
+
+    With a softmax output layer cynet fuses the softmax and the loss in the backward pass.
+
+    Args:
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        label_smoothing: In `[0, 1]`: targets are squeezed toward `1 / num_classes` (0.5 for binary) by this
+            amount.
+        axis: The class axis over which the loss is computed (only the last axis is supported).
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+        name: Name of the object (a default is generated when `None`).
+    """
     fusable_activation = "softmax"
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
@@ -342,7 +440,13 @@ class CategoricalCrossentropy(Loss):
         self.label_smoothing = _smoothing(label_smoothing)
 
     def check_targets(self, y_true, y_pred_shape, name="y"):
-        """One-hot (or probability) targets as wide as the model's output, entries in [0, 1]."""
+        """One-hot (or probability) targets as wide as the model's output, entries in [0, 1].
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred_shape: Shape of the predictions.
+            name: Name of the object (a unique default is generated when `None`).
+        """
         y_true = np.asarray(y_true)
         out = tuple(y_pred_shape)
         k = out[-1] if len(out) > 1 else None
@@ -395,7 +499,15 @@ class CategoricalCrossentropy(Loss):
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
-    """Integer class labels, shape y_pred.shape[:-1] (or with a trailing 1)."""
+    """Integer class labels, shape y_pred.shape[:-1] (or with a trailing 1).
+
+    Args:
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        ignore_class: A class index whose targets contribute no loss (e.g. a padding label); `None` uses all.
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+        name: Name of the object (a unique default is generated when `None`).
+    """
 
     def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
                  name="sparse_categorical_crossentropy"):
@@ -409,7 +521,13 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
     def check_targets(self, y_true, y_pred_shape, name="y"):
         """Integer class labels of the output's shape less its class axis (or with a trailing 1),
-        each in [0, units) for the model's output units."""
+        each in [0, units) for the model's output units.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred_shape: Shape of the predictions.
+            name: Name of the object (a unique default is generated when `None`).
+        """
         y_true = np.asarray(y_true)
         out = tuple(y_pred_shape)
         want = out[1:-1]
@@ -463,27 +581,76 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
 
 def mean_squared_error(y_true, y_pred):
+    """Per-sample mean squared error over the last axis (no batch reduction).
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+    """
     return MeanSquaredError(reduction="none")(y_true, y_pred)
 
 
 def mean_absolute_error(y_true, y_pred):
+    """Per-sample mean absolute error over the last axis (no batch reduction).
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+    """
     return MeanAbsoluteError(reduction="none")(y_true, y_pred)
 
 
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """Per-sample binary cross-entropy averaged over `axis` (no batch reduction).
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        label_smoothing: In `[0, 1]`: targets are squeezed toward `1 / num_classes` (0.5 for binary) by this
+            amount.
+        axis: The class axis over which the loss is computed (only the last axis is supported).
+    """
     return BinaryCrossentropy(from_logits, label_smoothing, axis, reduction="none")(y_true, y_pred)
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+    """Per-sample categorical cross-entropy (no batch reduction).
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        label_smoothing: In `[0, 1]`: targets are squeezed toward `1 / num_classes` (0.5 for binary) by this
+            amount.
+        axis: The class axis over which the loss is computed (only the last axis is supported).
+    """
     return CategoricalCrossentropy(from_logits, label_smoothing, axis, reduction="none")(y_true, y_pred)
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+    """Per-sample cross-entropy between integer class targets and class probabilities or logits (no batch
+    reduction).
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        ignore_class: A class index whose targets contribute no loss (e.g. a padding label); `None` uses all.
+        axis: The class axis over which the loss is computed (only the last axis is supported).
+    """
     _last_axis(axis)
     return SparseCategoricalCrossentropy(from_logits, ignore_class, reduction="none")(y_true, y_pred)
 
 
 def huber(y_true, y_pred, delta=1.0):
+    """Per-sample Huber loss averaged over the last axis (no batch reduction).
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        delta: The point where the Huber loss changes from quadratic to linear.
+    """
     return Huber(delta, reduction="none")(y_true, y_pred)
 
 
@@ -500,7 +667,11 @@ _ALIASES = {
 
 
 def get(identifier):
-    """A Loss from a Keras name, a {"class_name", "config"} dict, or a Loss instance."""
+    """A Loss from a Keras name, a {"class_name", "config"} dict, or a Loss instance.
+
+    Args:
+        identifier: A name (string), a config dictionary, an instance, a callable, or `None`.
+    """
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
@@ -517,10 +688,20 @@ def get(identifier):
 
 
 def serialize(loss):
+    """A loss's config dictionary (`{"class_name": ..., "config": ...}`), as Keras's `losses.serialize`.
+
+    Args:
+        loss: A loss (instance, function or name).
+    """
     return {"class_name": type(loss).__name__, "config": loss.get_config()}
 
 
 def deserialize(config):
+    """A loss from `serialize`'s dictionary.
+
+    Args:
+        config: The dictionary `get_config()` returned.
+    """
     cls = _CLASSES.get(config.get("class_name")) if isinstance(config, dict) else None
     if cls is None and isinstance(config, dict):
         from .utils.serialization import get_registered_object

@@ -68,7 +68,16 @@ def _plain(value):
 class MetricVariable(np.lib.mixins.NDArrayOperatorsMixin, Variable):
     """A metric's state variable: a `Variable` that also takes part in NumPy arithmetic
     (`v + 1`, `v[0]`, `np.sum(v)`, `float(v)`), as Keras variables do in a metric's code.
-    Arithmetic returns plain NumPy arrays; `assign` / `assign_add` change the variable."""
+    Arithmetic returns plain NumPy arrays; `assign` / `assign_add` change the variable.
+
+    Args:
+        value: Initial value of the variable.
+        shape: Shape of the variable, a tuple of ints.
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        name: Name of the object (a default is generated when `None`).
+        aggregation: How the value is combined across replicas (`"sum"`, `"mean"`, ...); recorded for Keras
+            compatibility.
+    """
 
     __hash__ = Variable.__hash__
 
@@ -176,7 +185,16 @@ class Metric:
         """A new state variable of `shape`, filled by `initializer` (an initializer object or
         name such as "zeros"); it is reset to zeros by `reset_state`. `aggregation` ("sum",
         "mean", "only_first_replica" or "none") says how distributed training combines the
-        ranks' values."""
+        ranks' values.
+
+        Args:
+            shape: Shape of the variable, a tuple of ints.
+            initializer: Initializer of the variable (an Initializer instance or name).
+            dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+            aggregation: How the value is combined across replicas (`"sum"`, `"mean"`, ...); recorded for
+                Keras compatibility.
+            name: Name of the object (a default is generated when `None`).
+        """
         if "_variables" not in self.__dict__:
             raise RuntimeError("You forgot to call `super().__init__()` in the `__init__()` method. Go add it!")
         from . import initializers
@@ -198,7 +216,14 @@ class Metric:
         return variable
 
     def add_weight(self, shape=(), initializer=None, dtype=None, name=None):
-        """Keras's older name for `add_variable` (zeros when no initializer is given)."""
+        """Keras's older name for `add_variable` (zeros when no initializer is given).
+
+        Args:
+            shape: Shape of the variable, a tuple of ints.
+            initializer: Initializer of the variable (an Initializer instance or name).
+            dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+            name: Name of the object (a default is generated when `None`).
+        """
         return self.add_variable(shape=shape, initializer=initializer, dtype=dtype, name=name)
 
     @property
@@ -255,9 +280,11 @@ class Metric:
             v.assign(np.zeros(v.shape, dtype=v.dtype))
 
     def update_state(self, *args, **kwargs):
+        """Accumulate statistics from one batch into the metric's state variables."""
         raise NotImplementedError
 
     def result(self):
+        """The metric's current value, computed from its state variables."""
         raise NotImplementedError
 
     def __call__(self, *args, **kwargs):
@@ -266,10 +293,16 @@ class Metric:
         return self.result()
 
     def get_config(self):
+        """The constructor arguments of this object, JSON-serializable, so that `from_config` rebuilds it."""
         return {"name": self.name, "dtype": self.dtype}
 
     @classmethod
     def from_config(cls, config):
+        """An instance built from `get_config()`'s dictionary.
+
+        Args:
+            config: The dictionary `get_config()` returned.
+        """
         return cls(**config)
 
     def __repr__(self):
@@ -277,7 +310,12 @@ class Metric:
 
 
 class Mean(Metric):
-    """Weighted mean of the values passed to update_state(values, sample_weight=None)."""
+    """Weighted mean of the values passed to update_state(values, sample_weight=None).
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     def __init__(self, name="mean", dtype=None):
         super().__init__(name=name, dtype=dtype)
@@ -327,7 +365,13 @@ class Mean(Metric):
 
 
 class MeanMetricWrapper(Mean):
-    """Mean over samples of fn(y_true, y_pred) -> per-sample values."""
+    """Mean over samples of fn(y_true, y_pred) -> per-sample values.
+
+    Args:
+        fn: The function `fn(y_true, y_pred, **kwargs)` returning per-sample values.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     def __init__(self, fn, name=None, dtype=None, **kwargs):
         self._fn = fn
@@ -367,13 +411,24 @@ def _same_rank(y_true, y_pred):
 
 
 def accuracy(y_true, y_pred):
-    """Keras's exact-match accuracy: 1 where y_pred equals y_true."""
+    """Keras's exact-match accuracy: 1 where y_pred equals y_true.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+    """
     y_true, y_pred = _same_rank(y_true, y_pred)
     return (y_true == y_pred).astype(np.float64)
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
-    """1 where y_true equals (y_pred > threshold), elementwise (Keras 3: labels are 0/1)."""
+    """1 where y_true equals (y_pred > threshold), elementwise (Keras 3: labels are 0/1).
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        threshold: Predictions above this value count as class 1.
+    """
     y_true, y_pred = _same_rank(y_true, y_pred)
     return (y_true == (y_pred > threshold)).astype(np.float64)
 
@@ -447,7 +502,12 @@ class MeanAbsoluteError(MeanMetricWrapper):
 
 
 class Accuracy(MeanMetricWrapper):
-    """Keras's Accuracy class: how often y_pred equals y_true exactly."""
+    """Keras's Accuracy class: how often y_pred equals y_true exactly.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     def __init__(self, name="accuracy", dtype=None):
         super().__init__(accuracy, name, dtype)
@@ -645,7 +705,13 @@ class _ConfusionMatrixConditionCount(Metric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add a batch: y_true holds 0/1 labels (anything non-zero is positive), y_pred scores
         compared with each threshold (positive when y_pred > threshold); sample_weight (optional)
-        weighs each sample (or each value)."""
+        weighs each sample (or each value).
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         _update_confusion_matrix({self._condition: self.accumulator}, y_true, y_pred, self.thresholds, self.dtype,
                                  sample_weight=sample_weight, evenly=self._thresholds_distributed_evenly)
 
@@ -663,26 +729,49 @@ class TruePositives(_ConfusionMatrixConditionCount):
         thresholds: a float in [0, 1] or a list of them (default 0.5); with a list the result has
             one count per threshold.
         name, dtype: as for every metric.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
     """
 
     _condition = _TP
 
 
 class FalsePositives(_ConfusionMatrixConditionCount):
-    """The (weighted) number of false positives: y_true 0 and y_pred > threshold (see TruePositives)."""
+    """The (weighted) number of false positives: y_true 0 and y_pred > threshold (see TruePositives).
+
+    Args:
+        thresholds: A float or a list of floats in `[0, 1]`; a prediction above a threshold counts as positive
+            (default 0.5).
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     _condition = _FP
 
 
 class TrueNegatives(_ConfusionMatrixConditionCount):
-    """The (weighted) number of true negatives: y_true 0 and y_pred <= threshold (see TruePositives)."""
+    """The (weighted) number of true negatives: y_true 0 and y_pred <= threshold (see TruePositives).
+
+    Args:
+        thresholds: A float or a list of floats in `[0, 1]`; a prediction above a threshold counts as positive
+            (default 0.5).
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     _condition = _TN
 
 
 class FalseNegatives(_ConfusionMatrixConditionCount):
     """The (weighted) number of false negatives: y_true non-zero and y_pred <= threshold (see
-    TruePositives)."""
+    TruePositives).
+
+    Args:
+        thresholds: A float or a list of floats in `[0, 1]`; a prediction above a threshold counts as positive
+            (default 0.5).
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     _condition = _FN
 
@@ -712,7 +801,13 @@ class _PrecisionRecall(Metric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add a batch: y_true holds 0/1 labels, y_pred scores (positive when y_pred > threshold;
         with top_k only a row's k highest scores can be). class_id restricts both to one class
-        (column); sample_weight (optional) weighs each sample or value."""
+        (column); sample_weight (optional) weighs each sample or value.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         _update_confusion_matrix({_TP: self.true_positives, self._other: getattr(self, self._other_name)},
                                  y_true, y_pred, self.thresholds, self.dtype, top_k=self.top_k,
                                  class_id=self.class_id, sample_weight=sample_weight,
@@ -737,6 +832,8 @@ class Precision(_PrecisionRecall):
         top_k: only each row's k highest scores can be positive.
         class_id: compute the precision of this class (column) only.
         name, dtype: as for every metric.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
     """
 
     _other, _other_name = _FP, "false_positives"
@@ -744,7 +841,16 @@ class Precision(_PrecisionRecall):
 
 class Recall(_PrecisionRecall):
     """Recall, tp / (tp + fn), of binary predictions y_pred > threshold (Keras 3); the arguments
-    are Precision's."""
+    are Precision's.
+
+    Args:
+        thresholds: A float or a list of floats in `[0, 1]`; a prediction above a threshold counts as positive
+            (default 0.5).
+        top_k: Only each row's k highest scores can be positive.
+        class_id: Compute the metric for this class (column) only.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     _other, _other_name = _FN, "false_negatives"
 
@@ -769,7 +875,13 @@ class _SensitivitySpecificityBase(Metric):
             setattr(self, var, self.add_variable(shape=shape, initializer="zeros", dtype="float64", name=var))
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        """Add a batch of 0/1 labels and scores (optionally weighted)."""
+        """Add a batch of 0/1 labels and scores (optionally weighted).
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         _update_confusion_matrix({_TP: self.true_positives, _TN: self.true_negatives, _FP: self.false_positives,
                                   _FN: self.false_negatives}, y_true, y_pred, self.thresholds, self.dtype,
                                  class_id=self.class_id, sample_weight=sample_weight,
@@ -795,7 +907,15 @@ def _in_unit_interval(value, name):
 
 
 class SensitivityAtSpecificity(_SensitivitySpecificityBase):
-    """The best sensitivity (recall) among the thresholds whose specificity is >= `specificity`."""
+    """The best sensitivity (recall) among the thresholds whose specificity is >= `specificity`.
+
+    Args:
+        specificity: Target specificity.
+        num_thresholds: Number of thresholds to discretize the curve with.
+        class_id: Compute the metric for this class (column) only.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     def __init__(self, specificity, num_thresholds=200, class_id=None, name=None, dtype=None):
         _in_unit_interval(specificity, "specificity")
@@ -811,7 +931,15 @@ class SensitivityAtSpecificity(_SensitivitySpecificityBase):
 
 
 class SpecificityAtSensitivity(_SensitivitySpecificityBase):
-    """The best specificity among the thresholds whose sensitivity is >= `sensitivity`."""
+    """The best specificity among the thresholds whose sensitivity is >= `sensitivity`.
+
+    Args:
+        sensitivity: Target sensitivity.
+        num_thresholds: Number of thresholds to discretize the curve with.
+        class_id: Compute the metric for this class (column) only.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     def __init__(self, sensitivity, num_thresholds=200, class_id=None, name=None, dtype=None):
         _in_unit_interval(sensitivity, "sensitivity")
@@ -827,7 +955,15 @@ class SpecificityAtSensitivity(_SensitivitySpecificityBase):
 
 
 class PrecisionAtRecall(_SensitivitySpecificityBase):
-    """The best precision among the thresholds whose recall is >= `recall`."""
+    """The best precision among the thresholds whose recall is >= `recall`.
+
+    Args:
+        recall: Target recall.
+        num_thresholds: Number of thresholds to discretize the curve with.
+        class_id: Compute the metric for this class (column) only.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     def __init__(self, recall, num_thresholds=200, class_id=None, name=None, dtype=None):
         _in_unit_interval(recall, "recall")
@@ -843,7 +979,15 @@ class PrecisionAtRecall(_SensitivitySpecificityBase):
 
 
 class RecallAtPrecision(_SensitivitySpecificityBase):
-    """The best recall among the thresholds whose precision is >= `precision`."""
+    """The best recall among the thresholds whose precision is >= `precision`.
+
+    Args:
+        precision: Target precision.
+        num_thresholds: Number of thresholds to discretize the curve with.
+        class_id: Compute the metric for this class (column) only.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     def __init__(self, precision, num_thresholds=200, class_id=None, name=None, dtype=None):
         _in_unit_interval(precision, "precision")
@@ -881,6 +1025,8 @@ class AUC(Metric):
         label_weights: per-label weights: for multi_label the weights of the label AUCs' average,
             else weights of the labels' values in the counts.
         from_logits: y_pred are logits (a sigmoid is applied first).
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
     """
 
     def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name=None, dtype=None,
@@ -949,7 +1095,13 @@ class AUC(Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add a batch of 0/1 labels and scores in [0, 1] (logits with from_logits), optionally
-        weighted per sample or per value."""
+        weighted per sample or per value.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         y_pred = np.asarray(y_pred)
         if not self._built:
             self._build(y_pred.shape)
@@ -1048,6 +1200,8 @@ class FBetaScore(Metric):
         threshold: y_pred > threshold is positive (a float in (0, 1]); by default the highest
             score(s) of each row are positive (unless it is 0).
         name, dtype: as for every metric.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
     """
 
     def __init__(self, average=None, beta=1.0, threshold=None, name="fbeta_score", dtype=None):
@@ -1086,7 +1240,13 @@ class FBetaScore(Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add a batch: y_true (batch, classes) 0/1 labels, y_pred (batch, classes) scores;
-        sample_weight (optional) one weight per sample."""
+        sample_weight (optional) one weight per sample.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         y_true = np.asarray(y_true).astype(self.dtype, copy=False)
         y_pred = np.asarray(y_pred).astype(self.dtype, copy=False)
         if not self._built:
@@ -1144,7 +1304,15 @@ class FBetaScore(Metric):
 
 
 class F1Score(FBetaScore):
-    """F1 score, 2 * precision * recall / (precision + recall): FBetaScore with beta=1 (Keras 3)."""
+    """F1 score, 2 * precision * recall / (precision + recall): FBetaScore with beta=1 (Keras 3).
+
+    Args:
+        average: How per-class values are combined: `None` (one per class), `"micro"`, `"macro"` or
+            `"weighted"`.
+        threshold: Predictions above this value count as class 1.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     def __init__(self, average=None, threshold=None, name="f1_score", dtype=None):
         super().__init__(average=average, beta=1.0, threshold=threshold, name=name, dtype=dtype)
@@ -1182,7 +1350,13 @@ class _IoUBase(Metric):
         """Add a batch: class ids (or, with sparse_y_true / sparse_y_pred False, scores whose argmax
         along `axis` is the class), flattened; sample_weight (optional) per value, cast to the
         metric's dtype (an integer one by default, as in Keras: pass dtype="float32" for fractional
-        weights). Ids outside [0, num_classes) and ignore_class are left out."""
+        weights). Ids outside [0, num_classes) and ignore_class are left out.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
         if not self.sparse_y_true:
             y_true = np.argmax(y_true, axis=self.axis)
@@ -1233,6 +1407,10 @@ class IoU(_IoUBase):
         sparse_y_true / sparse_y_pred: whether labels / predictions are class ids (True) or
             scores whose argmax along `axis` is the class.
         axis: the class axis of non-sparse inputs (default -1).
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        sparse_y_true: Whether `y_true` holds class indices instead of one-hot rows.
+        sparse_y_pred: Whether `y_pred` holds class indices instead of scores.
     """
 
     def __init__(self, num_classes, target_class_ids, name=None, dtype=None, ignore_class=None, sparse_y_true=True,
@@ -1265,14 +1443,27 @@ class IoU(_IoUBase):
 
 
 class BinaryIoU(IoU):
-    """IoU of binary predictions y_pred >= threshold, over the classes 0 and 1 (Keras 3)."""
+    """IoU of binary predictions y_pred >= threshold, over the classes 0 and 1 (Keras 3).
+
+    Args:
+        target_class_ids: Class indices over which the mean IoU is computed.
+        threshold: Predictions above this value count as class 1.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     def __init__(self, target_class_ids=(0, 1), threshold=0.5, name=None, dtype=None):
         super().__init__(num_classes=2, target_class_ids=target_class_ids, name=name, dtype=dtype)
         self.threshold = threshold
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        """Add a batch of 0/1 labels and scores (class 1 where y_pred >= threshold)."""
+        """Add a batch of 0/1 labels and scores (class 1 where y_pred >= threshold).
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         y_pred = (np.asarray(y_pred).astype(np.float32) >= self.threshold).astype(self.dtype)
         return super().update_state(y_true, y_pred, sample_weight)
 
@@ -1285,7 +1476,17 @@ class MeanIoU(IoU):
     """Mean intersection over union over all `num_classes` classes (Keras 3's MeanIoU): per class
     tp / (tp + fp + fn) from the accumulated confusion matrix, averaged over the classes present.
     The arguments are IoU's (every class is a target); with sparse_y_pred=False, y_pred holds
-    scores (e.g. a softmax output) whose argmax is the predicted class."""
+    scores (e.g. a softmax output) whose argmax is the predicted class.
+
+    Args:
+        num_classes: Number of classes.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        ignore_class: A class index whose targets contribute no loss (e.g. a padding label); `None` uses all.
+        sparse_y_true: Whether `y_true` holds class indices instead of one-hot rows.
+        sparse_y_pred: Whether `y_pred` holds class indices instead of scores.
+        axis: The class axis over which the loss is computed (only the last axis is supported).
+    """
 
     def __init__(self, num_classes, name=None, dtype=None, ignore_class=None, sparse_y_true=True, sparse_y_pred=True,
                  axis=-1):
@@ -1302,7 +1503,17 @@ class MeanIoU(IoU):
 
 
 class OneHotIoU(IoU):
-    """IoU with one-hot labels (and, unless sparse_y_pred, score predictions)."""
+    """IoU with one-hot labels (and, unless sparse_y_pred, score predictions).
+
+    Args:
+        num_classes: Number of classes.
+        target_class_ids: Class indices over which the mean IoU is computed.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        ignore_class: A class index whose targets contribute no loss (e.g. a padding label); `None` uses all.
+        sparse_y_pred: Whether `y_pred` holds class indices instead of scores.
+        axis: The class axis over which the loss is computed (only the last axis is supported).
+    """
 
     def __init__(self, num_classes, target_class_ids, name=None, dtype=None, ignore_class=None, sparse_y_pred=False,
                  axis=-1):
@@ -1316,7 +1527,16 @@ class OneHotIoU(IoU):
 
 
 class OneHotMeanIoU(MeanIoU):
-    """MeanIoU with one-hot labels (and, unless sparse_y_pred, score predictions)."""
+    """MeanIoU with one-hot labels (and, unless sparse_y_pred, score predictions).
+
+    Args:
+        num_classes: Number of classes.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        ignore_class: A class index whose targets contribute no loss (e.g. a padding label); `None` uses all.
+        sparse_y_pred: Whether `y_pred` holds class indices instead of scores.
+        axis: The class axis over which the loss is computed (only the last axis is supported).
+    """
 
     def __init__(self, num_classes, name=None, dtype=None, ignore_class=None, sparse_y_pred=False, axis=-1):
         super().__init__(num_classes=num_classes, axis=axis, name=name, dtype=dtype, ignore_class=ignore_class,
@@ -1342,6 +1562,8 @@ class R2Score(Metric):
             plain R2). As in Keras, the sample count in the adjustment is the number of values
             seen (batch * outputs).
         name, dtype: as for every metric.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
     """
 
     def __init__(self, class_aggregation="uniform_average", num_regressors=0, name="r2_score", dtype=None):
@@ -1372,7 +1594,13 @@ class R2Score(Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add a batch of (batch, outputs) targets and predictions; sample_weight (optional) per
-        sample, or per value."""
+        sample, or per value.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         y_true = np.asarray(y_true).astype(self.dtype, copy=False)
         y_pred = np.asarray(y_pred).astype(self.dtype, copy=False)
         y_true, y_pred = _same_rank(y_true, y_pred)
@@ -1461,7 +1689,12 @@ def serialize(metric):
 
 def deserialize(config, custom_objects=None):
     """The Metric a `serialize` dict describes (custom classes through custom_objects or
-    `register_keras_serializable`)."""
+    `register_keras_serializable`).
+
+    Args:
+        config: The dictionary `get_config()` returned.
+        custom_objects: Optional dict mapping names to custom classes or functions used while deserializing.
+    """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"expected a dict with 'class_name' and 'config'; received {config!r}")
     name = config["class_name"]
@@ -1493,6 +1726,10 @@ def get(identifier, loss=None):
     - a dict {"class_name": ..., "config": ...} (`serialize`'s);
     - a function fn(y_true, y_pred) -> per-sample values: averaged by a MeanMetricWrapper named
       after the function.
+
+    Args:
+        identifier: A name (string), a config dictionary, an instance, a callable, or `None`.
+        loss: A loss (instance, function or name).
     """
     if isinstance(identifier, Metric):
         return identifier

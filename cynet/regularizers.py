@@ -64,7 +64,11 @@ class Regularizer:
         return 0.0
 
     def gradient(self, x):
-        """d(penalty)/dx, same shape and dtype as x."""
+        """d(penalty)/dx, same shape and dtype as x.
+
+        Args:
+            x: Input array.
+        """
         if type(self).__call__ is not Regularizer.__call__:
             raise NotImplementedError(
                 f"{type(self).__name__} defines a penalty but not its gradient(); "
@@ -74,9 +78,15 @@ class Regularizer:
 
     @classmethod
     def from_config(cls, config):
+        """An instance built from `get_config()`'s dictionary.
+
+        Args:
+            config: The dictionary `get_config()` returned.
+        """
         return cls(**config)
 
     def get_config(self):
+        """The constructor arguments of this object, JSON-serializable, so that `from_config` rebuilds it."""
         raise NotImplementedError(f"{self} does not implement get_config()")
 
     def __repr__(self):
@@ -88,7 +98,12 @@ class Regularizer:
 
 
 class L1L2(Regularizer):
-    """penalty = l1 * sum(|x|) + l2 * sum(x**2)."""
+    """penalty = l1 * sum(|x|) + l2 * sum(x**2).
+
+    Args:
+        l1: L1 regularization factor.
+        l2: L2 regularization factor.
+    """
 
     def __init__(self, l1=0.0, l2=0.0):
         # None means 0 (Keras); the string "l1_l2" uses 0.01 for both (see get()).
@@ -118,7 +133,11 @@ class L1L2(Regularizer):
 
 
 class L1(Regularizer):
-    """penalty = l1 * sum(|x|); gradient l1 * sign(x) (0 at 0)."""
+    """penalty = l1 * sum(|x|); gradient l1 * sign(x) (0 at 0).
+
+    Args:
+        l1: L1 regularization factor.
+    """
 
     def __init__(self, l1=0.01):
         self.l1 = _factor(0.01 if l1 is None else l1, "l1")
@@ -136,7 +155,11 @@ class L1(Regularizer):
 
 
 class L2(Regularizer):
-    """penalty = l2 * sum(x**2); gradient 2 * l2 * x."""
+    """penalty = l2 * sum(x**2); gradient 2 * l2 * x.
+
+    Args:
+        l2: L2 regularization factor.
+    """
 
     def __init__(self, l2=0.01):
         self.l2 = _factor(0.01 if l2 is None else l2, "l2")
@@ -163,6 +186,10 @@ class OrthogonalRegularizer(Regularizer):
     With N the L2-normalized rows (columns) (norms floored at 1e-7) and P = N N^T (N^T N) of size
     s x s: penalty = factor * 0.5 * sum_{i != j} |P_ij| / (s (s - 1) / 2). For s < 2 there are no
     pairs and the penalty is 0 (Keras divides 0 by 0 there and returns nan).
+
+    Args:
+        factor: Regularization factor.
+        mode: `"rows"` or `"columns"`: which vectors are made orthogonal.
     """
 
     def __init__(self, factor=0.01, mode="rows"):
@@ -250,7 +277,11 @@ def _lookup(name, custom_objects):
 
 
 def serialize(regularizer):
-    """``{"class_name": ..., "config": {...}}`` for a Regularizer instance; None -> None."""
+    """``{"class_name": ..., "config": {...}}`` for a Regularizer instance; None -> None.
+
+    Args:
+        regularizer: A regularizer (instance or name).
+    """
     if regularizer is None:
         return None
     if not isinstance(regularizer, Regularizer):
@@ -266,6 +297,10 @@ def deserialize(config, custom_objects=None):
 
     Names resolve through cynet's registry, then ``custom_objects`` (a dict name -> class) given
     by the caller; Keras's extra keys ("module", "registered_name") are ignored.
+
+    Args:
+        config: The dictionary `get_config()` returned.
+        custom_objects: Optional dict mapping names to custom classes or functions used while deserializing.
     """
     if isinstance(config, str):
         if config in _PRESETS and not (custom_objects and config in custom_objects):
@@ -275,5 +310,9 @@ def deserialize(config, custom_objects=None):
 
 
 def get(identifier):
-    """A regularizer from None (-> None), a name, a config dict, a class, an instance or a callable."""
+    """A regularizer from None (-> None), a name, a config dict, a class, an instance or a callable.
+
+    Args:
+        identifier: A name (string), a config dictionary, an instance, a callable, or `None`.
+    """
     return get_callable("regularizer", identifier, deserialize)

@@ -22,7 +22,11 @@ def numerical_gradient(f, x, eps=1e-6):
 
 
 def tolerance(dtype):
-    """(rtol, atol) for comparing the two kernel backends in `dtype`."""
+    """(rtol, atol) for comparing the two kernel backends in `dtype`.
+
+    Args:
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
     return (1e-10, 1e-10) if np.dtype(dtype) == np.float64 else (1e-5, 1e-5)
 
 

@@ -71,7 +71,11 @@ class Variable:
         return self.value.copy()
 
     def assign(self, value):
-        """Overwrite the value in place (shape must match; dtype is cast)."""
+        """Overwrite the value in place (shape must match; dtype is cast).
+
+        Args:
+            value: Initial value of the variable.
+        """
         value = np.asarray(value)
         if value.shape != self.value.shape:
             raise ValueError(f"cannot assign a value of shape {value.shape} to variable '{self.name}' of shape {self.value.shape}")

@@ -84,5 +84,8 @@ def training_files_present(path=None):
     """True when a searched directory (path=, $CYNET_DATA_DIR..., the cache) holds all four files.
 
     Never downloads; use it to choose between `load_data()` and `load_test_split()` offline.
+
+    Args:
+        path: Directory or file to read from; `None` searches `$CYNET_DATA_DIR` and `~/.cynet/datasets`.
     """
     return _mnist_like.training_files_present(_SPEC, path)

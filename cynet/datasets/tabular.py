@@ -24,7 +24,13 @@ def _sklearn_datasets():
 
 
 def stratified_split(y, test_size=0.2, seed=0):
-    """Indices `(train_idx, test_idx)` of the fixed stratified split described in the module docstring."""
+    """Indices `(train_idx, test_idx)` of the fixed stratified split described in the module docstring.
+
+    Args:
+        y: The forward output, `activation(x)` (cached by the caller so the backward need not recompute it).
+        test_size: Fraction of the samples held out for the test split.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
     y = np.asarray(y)
     if y.ndim != 1 or y.size < 2:
         raise ValueError(f"y must be 1-D with at least 2 samples; received shape {y.shape}")
@@ -70,20 +76,47 @@ def load_digits(test_size=0.2, seed=0, standardize=False):
 
     Returns `(x_train, y_train), (x_test, y_test)` (x float32, y int64); the split is fixed by `seed`.
     Reshape x to (n, 8, 8, 1) for a small Conv2D.
+
+    Args:
+        test_size: Fraction of the samples held out for the test split.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+        standardize: Whether to standardize the features with the training split's mean and standard
+            deviation.
     """
     return _load("load_digits", test_size, seed, standardize)
 
 
 def load_breast_cancer(test_size=0.2, seed=0, standardize=False):
-    """Wisconsin breast cancer: 569 samples, 30 features, 2 classes (0 malignant, 1 benign)."""
+    """Wisconsin breast cancer: 569 samples, 30 features, 2 classes (0 malignant, 1 benign).
+
+    Args:
+        test_size: Fraction of the samples held out for the test split.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+        standardize: Whether to standardize the features with the training split's mean and standard
+            deviation.
+    """
     return _load("load_breast_cancer", test_size, seed, standardize)
 
 
 def load_wine(test_size=0.2, seed=0, standardize=False):
-    """Wine recognition: 178 samples, 13 features, 3 classes."""
+    """Wine recognition: 178 samples, 13 features, 3 classes.
+
+    Args:
+        test_size: Fraction of the samples held out for the test split.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+        standardize: Whether to standardize the features with the training split's mean and standard
+            deviation.
+    """
     return _load("load_wine", test_size, seed, standardize)
 
 
 def load_iris(test_size=0.2, seed=0, standardize=False):
-    """Iris: 150 samples, 4 features, 3 classes (50 each)."""
+    """Iris: 150 samples, 4 features, 3 classes (50 each).
+
+    Args:
+        test_size: Fraction of the samples held out for the test split.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+        standardize: Whether to standardize the features with the training split's mean and standard
+            deviation.
+    """
     return _load("load_iris", test_size, seed, standardize)

@@ -65,7 +65,11 @@ class CharVocabulary:
 
     @classmethod
     def from_text(cls, text):
-        """The vocabulary of the distinct characters of `text`, sorted by code point."""
+        """The vocabulary of the distinct characters of `text`, sorted by code point.
+
+        Args:
+            text: A string.
+        """
         if not isinstance(text, str):
             raise TypeError(f"text must be a str; received {type(text).__name__}")
         if not text:
@@ -97,6 +101,9 @@ class CharVocabulary:
         """Ids of the characters of `text`: int32 array of shape (len(text),).
 
         Raises ValueError naming the characters that are not in the vocabulary.
+
+        Args:
+            text: A string.
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be a str; received {type(text).__name__}")
@@ -110,7 +117,11 @@ class CharVocabulary:
         return self._order[pos_c].astype(np.int32)
 
     def decode(self, ids):
-        """The string of the ids in `ids` (a 1-D sequence or array of ints in [0, size))."""
+        """The string of the ids in `ids` (a 1-D sequence or array of ints in [0, size)).
+
+        Args:
+            ids: Sequence of integer character indices.
+        """
         a = np.asarray(ids)
         if a.size == 0:
             return ""
@@ -128,6 +139,11 @@ class CharVocabulary:
 
     @classmethod
     def from_config(cls, config):
+        """An instance built from `get_config()`'s dictionary.
+
+        Args:
+            config: The dictionary `get_config()` returned.
+        """
         if not isinstance(config, dict) or not isinstance(config.get("chars"), str):
             raise ValueError(f"config must be a dict with a 'chars' string; received {config!r}")
         return cls(config["chars"])
@@ -143,7 +159,12 @@ class CharVocabulary:
 
 
 def load_text(path, encoding="utf-8"):
-    """The contents of a text file as a str (decoded strictly; line endings kept exactly)."""
+    """The contents of a text file as a str (decoded strictly; line endings kept exactly).
+
+    Args:
+        path: Directory or file to read from; `None` searches `$CYNET_DATA_DIR` and `~/.cynet/datasets`.
+        encoding: Text encoding of the file.
+    """
     with open(path, "rb") as f:
         return f.read().decode(encoding)
 
@@ -168,7 +189,12 @@ def find_text_file(filename, path=None, *, download=True):
 
 
 def tiny_shakespeare(path=None, *, download=True):
-    """Tiny Shakespeare (1,115,394 characters) as a str; found or downloaded as in `find_text_file`."""
+    """Tiny Shakespeare (1,115,394 characters) as a str; found or downloaded as in `find_text_file`.
+
+    Args:
+        path: Directory or file to read from; `None` searches `$CYNET_DATA_DIR` and `~/.cynet/datasets`.
+        download: Whether to download missing files (md5-checked).
+    """
     return load_text(find_text_file(TINY_SHAKESPEARE, path, download=download))
 
 

@@ -130,7 +130,12 @@ def _install_abort_hook():
 
 
 def allreduce(values, op="sum"):
-    """Sum (op="sum"), max or min of a float64 vector over all ranks (a new array)."""
+    """Sum (op="sum"), max or min of a float64 vector over all ranks (a new array).
+
+    Args:
+        values: Values to average.
+        op: Reduction: `"sum"` or `"mean"` (the default).
+    """
     MPI = _mpi()
     send = np.ascontiguousarray(values, dtype=np.float64)
     out = np.empty_like(send)
@@ -149,7 +154,12 @@ def _pack(arrays, dtype):
 
 
 def broadcast_variables(variables, root=0):
-    """Overwrite every variable (cynet Variables or arrays) with root's value: one Bcast per dtype."""
+    """Overwrite every variable (cynet Variables or arrays) with root's value: one Bcast per dtype.
+
+    Args:
+        variables: A list of Variables.
+        root: Rank whose values are broadcast.
+    """
     comm = _require()
     values = [v.value if hasattr(v, "value") else v for v in variables]
     for dtype in sorted({a.dtype.str for a in values}):
@@ -217,7 +227,11 @@ def DistributedOptimizer(optimizer):
     """Wrap a cynet optimizer so that each step averages the gradients over all ranks (one
     Allreduce over one contiguous buffer) before updating. The wrapper is an instance of the
     optimizer's own class too: its config, slots and learning-rate schedule are the wrapped one's,
-    and a model saved with it reloads with the plain optimizer."""
+    and a model saved with it reloads with the plain optimizer.
+
+    Args:
+        optimizer: The optimizer to wrap.
+    """
     from ..optimizers import Optimizer, get
     optimizer = get(optimizer)
     if not isinstance(optimizer, Optimizer):

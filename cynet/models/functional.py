@@ -31,7 +31,14 @@ from .model import Model, _same_samples, nested_masked_call
 
 
 class Functional(Model):
-    """A model defined by its input and output symbolic tensors (any number, in lists or dicts)."""
+    """A model defined by its input and output symbolic tensors (any number, in lists or dicts).
+
+    Args:
+        inputs: Input(s) of the model: a symbolic input (`cynet.Input`) or a list/dict of them.
+        outputs: Output(s) of the model, computed from `inputs` by layer calls.
+        name: Name of the object (a default is generated when `None`).
+        trainable: Whether the model's weights are updated by training.
+    """
 
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
         for what, value in (("inputs", inputs), ("outputs", outputs)):
@@ -154,7 +161,13 @@ class Functional(Model):
 
     def call(self, inputs, training=False, mask=None):
         """Run the graph on `inputs` (arrays in the order of model.inputs, as a list); `mask`: the
-        inputs' masks (one, or a list with one per input, None where an input has none)."""
+        inputs' masks (one, or a list with one per input, None where an input has none).
+
+        Args:
+            inputs: Input(s) of the model: a symbolic input (`cynet.Input`) or a list/dict of them.
+            training: Whether to run in training mode (dropout, batch statistics).
+            mask: Optional mask of the inputs.
+        """
         return self._run(inputs, training, mask)[0]
 
     def _run(self, inputs, training, mask=None):
@@ -272,7 +285,13 @@ class Functional(Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """Rebuild the graph: make each layer, then replay its calls on the rebuilt tensors
-        (`custom_objects`: classes the config names beyond cynet's and the registered ones)."""
+        (`custom_objects`: classes the config names beyond cynet's and the registered ones).
+
+        Args:
+            config: The dictionary `get_config()` returned.
+            custom_objects: Optional dict mapping names to custom classes or functions used while
+                deserializing.
+        """
         with custom_object_scope(custom_objects):
             return cls._from_config(config)
 

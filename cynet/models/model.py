@@ -42,7 +42,12 @@ class Model(Trainer, Layer):
         return self._sublayers()
 
     def get_layer(self, name=None, index=None):
-        """A layer of the model by name or by index in `model.layers`."""
+        """A layer of the model by name or by index in `model.layers`.
+
+        Args:
+            name: Name of the object (a default is generated when `None`).
+            index: Index of the layer (in the order of `model.layers`).
+        """
         layers = self.layers
         if index is not None:
             if name is not None:
@@ -132,7 +137,12 @@ class Model(Trainer, Layer):
 
     def summary(self, line_length=None, print_fn=None):
         """Print a Keras-like table of layers, output shapes, parameter counts (and, for a
-        Functional model, what each layer is connected to)."""
+        Functional model, what each layer is connected to).
+
+        Args:
+            line_length: Total width of the printed table.
+            print_fn: Function called with each line (default `print`).
+        """
         print_fn = print_fn or print
         if not self.built and getattr(self, "_input_shape_arg", None) is not None:
             self.build()
@@ -163,7 +173,13 @@ class Model(Trainer, Layer):
     def from_config(cls, config, custom_objects=None):
         """A model from its config: a Functional graph's config (layers, input_layers,
         output_layers) makes a Functional model; a subclassed model gets its config as __init__
-        arguments (its weights are made when it is built: `build_input_shape`)."""
+        arguments (its weights are made when it is built: `build_input_shape`).
+
+        Args:
+            config: The dictionary `get_config()` returned.
+            custom_objects: Optional dict mapping names to custom classes or functions used while
+                deserializing.
+        """
         if cls is Model and isinstance(config, dict) and "input_layers" in config:
             from .functional import Functional
             return Functional.from_config(config, custom_objects=custom_objects)

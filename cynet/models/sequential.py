@@ -18,6 +18,7 @@ class Sequential(Model):
     Args:
         layers: optional list of layers (the first may be `cynet.Input(shape=...)`).
         name: the model's name.
+        trainable: Whether the model's weights are updated by training.
     """
 
     def __init__(self, layers=None, trainable=True, name=None, **kwargs):
@@ -34,7 +35,11 @@ class Sequential(Model):
         return list(self._layers)
 
     def add(self, layer):
-        """Append a layer (or an Input as the very first element)."""
+        """Append a layer (or an Input as the very first element).
+
+        Args:
+            layer: A Layer instance.
+        """
         if is_symbolic(layer) and isinstance(layer._keras_history[0], InputLayer):
             layer = layer._keras_history[0]   # cynet.Input(...) as the first element
         if isinstance(layer, InputLayer):

@@ -20,6 +20,10 @@ def to_categorical(x, num_classes=None):
     """One-hot encode integer class labels (Keras semantics): shape (..., num_classes), float32.
 
     A trailing axis of size 1 is dropped first, as in Keras.
+
+    Args:
+        x: Input array.
+        num_classes: Number of classes.
     """
     x = np.asarray(x)
     if x.dtype.kind == "f":

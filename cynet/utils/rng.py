@@ -11,7 +11,11 @@ _global = np.random.default_rng()
 
 
 def set_random_seed(seed):
-    """Seed Python, NumPy and cynet. `seed` must be a non-negative int."""
+    """Seed Python, NumPy and cynet. `seed` must be a non-negative int.
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
     global _global
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer; received seed={seed!r}")
@@ -27,7 +31,11 @@ def global_rng():
 
 
 def make_rng(seed=None):
-    """A Generator for `seed`: a fresh seeded one, or the global one when seed is None."""
+    """A Generator for `seed`: a fresh seeded one, or the global one when seed is None.
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
     if seed is None:
         return _global
     if isinstance(seed, np.random.Generator):

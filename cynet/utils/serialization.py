@@ -93,7 +93,12 @@ def custom_object_scope(*dicts):
 
 def get_registered_object(name, custom_objects=None):
     """The custom object known by `name` (from `custom_objects`, the active scopes, or the
-    registry, by registered name or plain class name), else None."""
+    registry, by registered name or plain class name), else None.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        custom_objects: Optional dict mapping names to custom classes or functions used while deserializing.
+    """
     for table in ((custom_objects or {}),) + _SCOPES.get()[::-1]:
         if name in table:
             return table[name]
