@@ -64,13 +64,24 @@ class Callback:
         self._model = None
 
     def set_params(self, params):
+        """Store the training parameters (`self.params`); called by fit/evaluate/predict.
+
+        Args:
+            params: Dict of training parameters (verbose, epochs, steps).
+        """
         self.params = params
 
     def set_model(self, model):
+        """Attach the model this callback acts on (`self.model`); called by fit/evaluate/predict.
+
+        Args:
+            model: The model being trained, evaluated or run.
+        """
         self._model = model
 
     @property
     def model(self):
+        """The model this callback is attached to."""
         return self._model
 
     @model.setter
@@ -110,6 +121,12 @@ class Callback:
         """
 
     def on_train_batch_begin(self, batch, logs=None):
+        """Called at the start of a training batch (calls `on_batch_begin`).
+
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         self.on_batch_begin(batch, logs=logs)
 
     def on_train_batch_end(self, batch, logs=None):
@@ -122,33 +139,87 @@ class Callback:
         self.on_batch_end(batch, logs=logs)
 
     def on_test_batch_begin(self, batch, logs=None):
+        """Called at the start of a batch in `evaluate` (and validation in `fit`).
+
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
     def on_test_batch_end(self, batch, logs=None):
+        """Called at the end of a batch in `evaluate`; `logs` hold the running metric values.
+
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
     def on_predict_batch_begin(self, batch, logs=None):
+        """Called at the start of a batch in `predict` (Keras's hook; cynet's `predict` does not call callbacks yet).
+
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
     def on_predict_batch_end(self, batch, logs=None):
+        """Called at the end of a batch in `predict` (Keras's hook; cynet's `predict` does not call callbacks yet).
+
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
     def on_train_begin(self, logs=None):
+        """Called at the start of `fit`.
+
+        Args:
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
     def on_train_end(self, logs=None):
+        """Called at the end of `fit` (also when a callback stopped it).
+
+        Args:
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
     def on_test_begin(self, logs=None):
+        """Called at the start of `evaluate` (and of each validation pass in `fit`).
+
+        Args:
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
     def on_test_end(self, logs=None):
+        """Called at the end of `evaluate`; `logs` hold the results.
+
+        Args:
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
     def on_predict_begin(self, logs=None):
+        """Called at the start of `predict` (Keras's hook; cynet's `predict` does not call callbacks yet).
+
+        Args:
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
     def on_predict_end(self, logs=None):
+        """Called at the end of `predict` (Keras's hook; cynet's `predict` does not call callbacks yet).
+
+        Args:
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
 
@@ -223,6 +294,11 @@ class CallbackList(Callback):
         return self._history
 
     def append(self, callback):
+        """Add a callback (or a list of them), attaching the model and parameters already set.
+
+        Args:
+            callback: A Callback.
+        """
         callback = _flatten(callback)
         self.callbacks.extend(callback)
         for cb in callback:
@@ -501,6 +577,12 @@ class MonitorCallback(Callback):
 
     mode "min" / "max" fixes the direction; "auto" infers it from the name ("loss", "accuracy",
     "mse", ... with or without "val_") and raises ValueError when it cannot.
+
+    Args:
+        monitor: Name of the quantity to monitor (e.g. `"val_loss"`).
+        mode: `"min"`, `"max"` or `"auto"` (infers the direction from the monitored name).
+        baseline: Value the monitored quantity must improve on (`None`: the first epoch's value).
+        min_delta: Minimum change of the monitored quantity that counts as an improvement.
     """
 
     def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
@@ -618,6 +700,11 @@ class EarlyStopping(MonitorCallback):
             self.model.set_weights(self.best_weights)
 
     def get_monitor_value(self, logs):
+        """The monitored value in `logs`, or `None` with a warning naming the available keys.
+
+        Args:
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None:
@@ -820,6 +907,7 @@ class ReduceLROnPlateau(MonitorCallback):
         self._reset()
 
     def in_cooldown(self):
+        """Whether the callback is waiting out its cooldown after a reduction."""
         return self.cooldown_counter > 0
 
     def on_epoch_end(self, epoch, logs=None):

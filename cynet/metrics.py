@@ -179,6 +179,7 @@ class Metric:
     # ------------------------------------------------------------------ state
     @property
     def dtype(self):
+        """The dtype of the metric's state and result."""
         return self._dtype
 
     def add_variable(self, shape, initializer, dtype=None, aggregation="sum", name=None):
@@ -434,19 +435,45 @@ def binary_accuracy(y_true, y_pred, threshold=0.5):
 
 
 def categorical_accuracy(y_true, y_pred):
+    """Per-sample 1.0 where the argmax of `y_pred` equals the argmax of one-hot `y_true`, else 0.0.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+    """
     return (np.argmax(y_true, axis=-1) == np.argmax(y_pred, axis=-1)).astype(np.float64)
 
 
 def sparse_categorical_accuracy(y_true, y_pred):
+    """Per-sample 1.0 where the argmax of `y_pred` equals the integer label `y_true`, else 0.0.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+    """
     y_pred = np.asarray(y_pred)
     return (_labels(y_true, y_pred) == np.argmax(y_pred, axis=-1)).astype(np.float64)
 
 
 def top_k_categorical_accuracy(y_true, y_pred, k=5):
+    """Per-sample 1.0 where the one-hot target's class is among the `k` highest scores of `y_pred`.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        k: Number of top predictions among which the target must be.
+    """
     return sparse_top_k_categorical_accuracy(np.argmax(y_true, axis=-1), y_pred, k)
 
 
 def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
+    """Per-sample 1.0 where the integer label is among the `k` highest scores of `y_pred`.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        k: Number of top predictions among which the target must be.
+    """
     y_pred = np.asarray(y_pred)
     labels = _labels(y_true, y_pred)
     if k >= y_pred.shape[-1]:
@@ -457,46 +484,103 @@ def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
 
 
 def mean_squared_error(y_true, y_pred):
+    """Per-sample mean squared error over the last axis.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+    """
     d = np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64).reshape(np.shape(y_pred))
     return np.mean(d * d, axis=-1)
 
 
 def mean_absolute_error(y_true, y_pred):
+    """Per-sample mean absolute error over the last axis.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+    """
     d = np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64).reshape(np.shape(y_pred))
     return np.mean(np.abs(d), axis=-1)
 
 
 class BinaryAccuracy(MeanMetricWrapper):
+    """How often binary predictions (`y_pred > threshold`) match 0/1 labels.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        threshold: Predictions above this value count as class 1.
+    """
     def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
         super().__init__(binary_accuracy, name, dtype, threshold=threshold)
 
 
 class CategoricalAccuracy(MeanMetricWrapper):
+    """How often the argmax of the predictions matches one-hot labels.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
     def __init__(self, name="categorical_accuracy", dtype=None):
         super().__init__(categorical_accuracy, name, dtype)
 
 
 class SparseCategoricalAccuracy(MeanMetricWrapper):
+    """How often the argmax of the predictions matches integer labels.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
     def __init__(self, name="sparse_categorical_accuracy", dtype=None):
         super().__init__(sparse_categorical_accuracy, name, dtype)
 
 
 class TopKCategoricalAccuracy(MeanMetricWrapper):
+    """How often the one-hot target's class is among the top `k` predictions.
+
+    Args:
+        k: Number of top predictions among which the target must be.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
     def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
         super().__init__(top_k_categorical_accuracy, name, dtype, k=k)
 
 
 class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
+    """How often the integer target is among the top `k` predictions.
+
+    Args:
+        k: Number of top predictions among which the target must be.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
     def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None):
         super().__init__(sparse_top_k_categorical_accuracy, name, dtype, k=k)
 
 
 class MeanSquaredError(MeanMetricWrapper):
+    """Mean of the squared errors over all samples seen.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
     def __init__(self, name="mean_squared_error", dtype=None):
         super().__init__(mean_squared_error, name, dtype)
 
 
 class MeanAbsoluteError(MeanMetricWrapper):
+    """Mean of the absolute errors over all samples seen.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
     def __init__(self, name="mean_absolute_error", dtype=None):
         super().__init__(mean_absolute_error, name, dtype)
 
@@ -1683,7 +1767,11 @@ _ALIASES.pop("accuracy")   # the string "accuracy" is compile's shape-driven cho
 
 
 def serialize(metric):
-    """{"class_name": ..., "config": ...} of a Metric object."""
+    """{"class_name": ..., "config": ...} of a Metric object.
+
+    Args:
+        metric: A Metric instance.
+    """
     return {"class_name": type(metric).__name__, "config": metric.get_config()}
 
 

@@ -6,6 +6,11 @@ def numerical_gradient(f, x, eps=1e-6):
     """Central-difference gradient of the scalar function f() with respect to array x.
 
     x is perturbed in place (and restored), so f must read x. Use float64.
+
+    Args:
+        f: Scalar function of no arguments that reads `x`.
+        x: Input array.
+        eps: Finite-difference step.
     """
     grad = np.zeros_like(x, dtype=np.float64)
     flat = x.reshape(-1)
@@ -31,7 +36,14 @@ def tolerance(dtype):
 
 
 def assert_twins_close(actual, expected, dtype, err_msg=""):
-    """Assert two results (arrays or tuples of arrays) agree within the dtype's tolerance."""
+    """Assert two results (arrays or tuples of arrays) agree within the dtype's tolerance.
+
+    Args:
+        actual: Result of the backend under test (an array, a tuple/list of arrays, or None).
+        expected: Result of the reference backend, in the same structure.
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        err_msg: Message shown on failure.
+    """
     rtol, atol = tolerance(dtype)
     if isinstance(expected, (tuple, list)):
         assert isinstance(actual, (tuple, list)) and len(actual) == len(expected), err_msg
@@ -49,6 +61,15 @@ def check_layer_gradients(layer, x, training=True, eps=1e-6, rtol=1e-6, atol=1e-
 
     The layer should be float64 (`dtype="float64"`). The scalar checked is sum(layer(x) * g) for a
     fixed random g. Returns the analytic input gradient.
+
+    Args:
+        layer: A Layer instance.
+        x: Input array.
+        training: Whether to run in training mode (dropout, batch statistics).
+        eps: Finite-difference step.
+        rtol: Relative tolerance.
+        atol: Absolute tolerance.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
     """
     x = np.array(x, dtype=np.float64, copy=True)
     y = layer(x, training=training)

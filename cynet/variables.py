@@ -52,18 +52,22 @@ class Variable:
 
     @property
     def shape(self):
+        """The shape of the value."""
         return self.value.shape
 
     @property
     def dtype(self):
+        """The dtype of the value."""
         return self.value.dtype
 
     @property
     def size(self):
+        """The number of elements of the value."""
         return self.value.size
 
     @property
     def ndim(self):
+        """The number of axes of the value."""
         return self.value.ndim
 
     def numpy(self):
@@ -82,9 +86,19 @@ class Variable:
         np.copyto(self.value, value, casting="unsafe")
 
     def assign_add(self, delta):
+        """Add `delta` to the value in place (cast to the variable's dtype).
+
+        Args:
+            delta: Value to add or subtract (broadcast to the variable's shape).
+        """
         self.value += np.asarray(delta, dtype=self.value.dtype)
 
     def assign_sub(self, delta):
+        """Subtract `delta` from the value in place (cast to the variable's dtype).
+
+        Args:
+            delta: Value to add or subtract (broadcast to the variable's shape).
+        """
         self.value -= np.asarray(delta, dtype=self.value.dtype)
 
     def __array__(self, dtype=None, copy=None):
@@ -120,6 +134,7 @@ class Variable:
 
     @property
     def T(self):
+        """The transpose of the value (recorded on the tape while one records)."""
         from . import ops
         return ops.transpose(self)
 

@@ -45,5 +45,11 @@ def load_data(path=None, *, download=True):
 
 
 def load_test_split(path=None, n_train=8000, *, download=True):
-    """The first `n_train` / remaining test images as a fixed split (see `mnist.load_test_split`)."""
+    """The first `n_train` / remaining test images as a fixed split (see `mnist.load_test_split`).
+
+    Args:
+        path: Directory or file to read from; `None` searches `$CYNET_DATA_DIR` and `~/.cynet/datasets`.
+        n_train: Number of images in the training part (the rest is the test part).
+        download: Whether to download missing files (md5-checked).
+    """
     return _mnist_like.load_test_split(_SPEC, path, n_train, download)

@@ -76,6 +76,11 @@ def load_test_split(path=None, n_train=N_TRAIN_TEST_SPLIT, *, download=True):
     Returns:
         `(x_train, y_train), (x_test, y_test)`, uint8, shapes (n_train, 28, 28), (n_train,),
         (10000 - n_train, 28, 28), (10000 - n_train,).
+
+    Args:
+        path: Directory or file to read from; `None` searches `$CYNET_DATA_DIR` and `~/.cynet/datasets`.
+        n_train: Number of images in the training part (the rest is the test part).
+        download: Whether to download missing files (md5-checked).
     """
     return _mnist_like.load_test_split(_SPEC, path, n_train, download)
 

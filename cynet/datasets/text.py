@@ -91,10 +91,12 @@ class CharVocabulary:
 
     @property
     def char_to_index(self):
+        """Dict from each character to its id."""
         return {c: i for i, c in enumerate(self._chars)}
 
     @property
     def index_to_char(self):
+        """Dict from each id to its character."""
         return dict(enumerate(self._chars))
 
     def encode(self, text):
@@ -176,6 +178,11 @@ def find_text_file(filename, path=None, *, download=True):
     `$CYNET_DATA_DIR` and `~/.cynet/datasets/text`. Files in `KNOWN_FILES` (Tiny Shakespeare) are
     downloaded into the last one, md5-checked, when absent and `download` is true; any other file
     must already be on disk. Raises DatasetNotFoundError listing the places searched.
+
+    Args:
+        filename: Plain file name (no directory part).
+        path: Directory or file to read from; `None` searches `$CYNET_DATA_DIR` and `~/.cynet/datasets`.
+        download: Whether to download missing files (md5-checked).
     """
     if not isinstance(filename, str) or not filename or "/" in filename or "\\" in filename \
             or filename in (".", ".."):
@@ -241,6 +248,10 @@ def one_hot(x, vocab_size):
 
     For models that take characters as vectors (`LSTM` directly on (n, T, vocab)) instead of an
     `Embedding` on ids.
+
+    Args:
+        x: Input array.
+        vocab_size: Vocabulary size (an int or a CharVocabulary).
     """
     if isinstance(vocab_size, CharVocabulary):
         vocab_size = vocab_size.size
@@ -253,6 +264,10 @@ def apply_temperature(probs, temperature):
     """Re-weight a probability vector: p**(1/t) / sum(p**(1/t)) (float64); t = 0 puts all mass on argmax.
 
     t < 1 sharpens the distribution, t > 1 flattens it, t = 1 only renormalises.
+
+    Args:
+        probs: 1-D probability vector.
+        temperature: Sampling temperature (>= 0; 0 is greedy).
     """
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 1 or p.size == 0:
@@ -300,6 +315,9 @@ def sample(model, vocab, seed_text, length, temperature=1.0, rng=None, one_hot=F
         temperature: >= 0.
         rng: None (cynet's global generator, see `cynet.utils.set_random_seed`), an int seed, or a
             numpy Generator.
+        one_hot: Feed the model one-hot vectors instead of ids.
+        seq_length: Number of past characters the model sees (default `len(seed_text)`).
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
 
     Returns:
         The generated characters (without the seed) as a str.

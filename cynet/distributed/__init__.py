@@ -79,6 +79,7 @@ def init(comm=None, threads="auto"):
 
 
 def is_initialized():
+    """Whether `init()` set up MPI data parallelism in this process."""
     return _comm is not None
 
 
@@ -99,14 +100,17 @@ def size():
 
 
 def local_rank():
+    """This process's rank among the processes on the same node (0 without MPI)."""
     return _local_comm.Get_rank() if _local_comm is not None else 0
 
 
 def local_size():
+    """Number of processes on this node (1 without MPI)."""
     return _local_comm.Get_size() if _local_comm is not None else 1
 
 
 def barrier():
+    """Wait until every rank has reached this call (requires `init()`)."""
     _require().Barrier()
 
 

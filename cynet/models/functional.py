@@ -74,10 +74,12 @@ class Functional(Model):
 
     @property
     def input_names(self):
+        """The names of the model's input layers, in input order."""
         return [t._keras_history[0].name for t in self.inputs]
 
     @property
     def output_names(self):
+        """The names of the layers that produce the model's outputs, in output order."""
         return self._output_names()
 
     def _output_names(self, x=None):

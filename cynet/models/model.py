@@ -202,14 +202,34 @@ class Model(Trainer, Layer):
         return config
 
     def save(self, filepath, overwrite=True):
+        """Save the model (architecture, weights, compile and optimizer state) to a `.keras` file, as
+        `cynet.saving.save_model`.
+
+        Args:
+            filepath: Path of the file.
+            overwrite: Whether to overwrite an existing file (`False` raises instead of asking, unlike Keras's
+                prompt).
+        """
         from ..saving import save_model
         save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath, overwrite=True):
+        """Save only the weights to a `.weights.h5` file (Keras 3's layout), as `cynet.saving.save_weights`.
+
+        Args:
+            filepath: Path of the file.
+            overwrite: Whether to overwrite an existing file (`False` raises instead of asking, unlike Keras's
+                prompt).
+        """
         from ..saving import save_weights
         save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath):
+        """Load weights saved by `save_weights` (or by Keras) into this model, matched by structure.
+
+        Args:
+            filepath: Path of the file.
+        """
         from ..saving import load_weights
         load_weights(self, filepath)
 

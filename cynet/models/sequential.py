@@ -32,6 +32,7 @@ class Sequential(Model):
     # ---------------------------------------------------------------- structure
     @property
     def layers(self):
+        """The model's layers in order (without the InputLayer)."""
         return list(self._layers)
 
     def add(self, layer):
@@ -76,6 +77,7 @@ class Sequential(Model):
         self._layer_names.add(layer.name)
 
     def pop(self):
+        """Remove the last layer (the model is rebuilt when next used)."""
         if not self._layers:
             raise ValueError("There are no layers in the model")
         layer = self._layers.pop()
@@ -103,14 +105,17 @@ class Sequential(Model):
     # ---------------------------------------------------------------- weights
     @property
     def weights(self):
+        """All weights of the layers, in layer order."""
         return [v for layer in self._layers for v in layer.weights]
 
     @property
     def trainable_weights(self):
+        """The trainable weights of the layers (none when the model is frozen)."""
         return [v for layer in self._layers for v in layer.trainable_weights] if self.trainable else []
 
     @property
     def non_trainable_weights(self):
+        """The non-trainable weights (all of them when the model is frozen)."""
         if not self.trainable:
             return self.weights
         return [v for layer in self._layers for v in layer.non_trainable_weights]
@@ -121,6 +126,7 @@ class Sequential(Model):
 
     @property
     def losses(self):
+        """The regularization penalties the layers added in their last call."""
         return [penalty for layer in self._layers for penalty in layer.losses]
 
     def get_layer(self, name=None, index=None):

@@ -99,6 +99,10 @@ def template(template_name, sizes, /, **overrides):
     choices (activation, output_activation, dropout, optimizer, learning_rate, loss, metrics,
     kernel_initializer, kernel_regularizer, name). An unknown template name is a ValueError, an
     unknown keyword a TypeError, each listing the known ones.
+
+    Args:
+        template_name: Name of the template (e.g. `"basic"`).
+        sizes: Layer sizes, the input size first and the number of outputs last.
     """
     if not isinstance(template_name, str) or template_name not in _TEMPLATES:
         raise ValueError(f"Unknown model template {template_name!r}; the known templates are: "

@@ -52,7 +52,12 @@ _SCOPES = _contextvars.ContextVar("cynet_custom_object_scopes", default=())
 
 
 def register_keras_serializable(package="Custom", name=None):
-    """Decorator registering a class (or function) for (de)serialization as "package>name"."""
+    """Decorator registering a class (or function) for (de)serialization as "package>name".
+
+    Args:
+        package: Package part of the registered name (`"package>Name"`).
+        name: Name part of the registered name; the class or function name when `None`.
+    """
     if not isinstance(package, str) or ">" in package:
         raise ValueError(f"package must be a string without '>'; received package={package!r}")
 
@@ -68,7 +73,11 @@ def register_keras_serializable(package="Custom", name=None):
 
 
 def get_registered_name(obj):
-    """The name `obj` is registered under ("package>Name"), else its class or function name."""
+    """The name `obj` is registered under ("package>Name"), else its class or function name.
+
+    Args:
+        obj: A class, function or instance.
+    """
     cls = obj if inspect.isclass(obj) or inspect.isfunction(obj) else type(obj)
     return cls.__dict__.get("_registered_name") or getattr(cls, "__name__", str(cls))
 
