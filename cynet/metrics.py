@@ -812,7 +812,6 @@ class TruePositives(_ConfusionMatrixConditionCount):
     Args:
         thresholds: a float in [0, 1] or a list of them (default 0.5); with a list the result has
             one count per threshold.
-        name, dtype: as for every metric.
         name: Name of the object (a default is generated when `None`).
         dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
     """
@@ -915,7 +914,6 @@ class Precision(_PrecisionRecall):
             threshold. Default 0.5, or, with top_k, every score in the top k counts as positive.
         top_k: only each row's k highest scores can be positive.
         class_id: compute the precision of this class (column) only.
-        name, dtype: as for every metric.
         name: Name of the object (a default is generated when `None`).
         dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
     """
@@ -1101,7 +1099,6 @@ class AUC(Metric):
         curve: "ROC" (default), "PR" or "PRGAIN" (Keras also takes lower case).
         summation_method: "interpolation" (default; for PR, Davis & Goadrich's interpolation),
             "minoring" (left Riemann sum: underestimates) or "majoring" (overestimates).
-        name, dtype: as for every metric.
         thresholds: explicit thresholds in [0, 1] (num_thresholds is then their number + 2).
         multi_label: y_true / y_pred are (batch, labels): one AUC per label, averaged (weighted by
             label_weights when given). Else every value is one binary prediction.
@@ -1283,7 +1280,6 @@ class FBetaScore(Metric):
         beta: a positive Python float (default 1.0).
         threshold: y_pred > threshold is positive (a float in (0, 1]); by default the highest
             score(s) of each row are positive (unless it is 0).
-        name, dtype: as for every metric.
         name: Name of the object (a default is generated when `None`).
         dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
     """
@@ -1485,16 +1481,15 @@ class IoU(_IoUBase):
         num_classes: the number of classes (the confusion matrix is num_classes x num_classes).
         target_class_ids: the classes whose IoU is averaged (classes absent from both labels and
             predictions are left out of the average).
-        name, dtype: as for every metric; dtype defaults to "int" as in Keras, so sample weights
-            are truncated to integers (with a warning) unless a float dtype is given.
         ignore_class: a label value left out (e.g. a void class), or None.
-        sparse_y_true / sparse_y_pred: whether labels / predictions are class ids (True) or
-            scores whose argmax along `axis` is the class.
+        sparse_y_true: whether labels are class ids (True) or scores whose argmax along `axis` is
+            the class.
+        sparse_y_pred: whether predictions are class ids (True) or scores whose argmax along `axis`
+            is the class.
         axis: the class axis of non-sparse inputs (default -1).
         name: Name of the object (a default is generated when `None`).
-        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
-        sparse_y_true: Whether `y_true` holds class indices instead of one-hot rows.
-        sparse_y_pred: Whether `y_pred` holds class indices instead of scores.
+        dtype: dtype of the state; defaults to "int" as in Keras, so sample weights are truncated
+            to integers (with a warning) unless a float dtype is given.
     """
 
     def __init__(self, num_classes, target_class_ids, name=None, dtype=None, ignore_class=None, sparse_y_true=True,
@@ -1566,10 +1561,10 @@ class MeanIoU(IoU):
         num_classes: Number of classes.
         name: Name of the object (a default is generated when `None`).
         dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
-        ignore_class: A class index whose targets contribute no loss (e.g. a padding label); `None` uses all.
+        ignore_class: A label value left out of the metric (e.g. a void class), or `None`.
         sparse_y_true: Whether `y_true` holds class indices instead of one-hot rows.
         sparse_y_pred: Whether `y_pred` holds class indices instead of scores.
-        axis: The class axis over which the loss is computed (only the last axis is supported).
+        axis: The class axis of the inputs.
     """
 
     def __init__(self, num_classes, name=None, dtype=None, ignore_class=None, sparse_y_true=True, sparse_y_pred=True,
@@ -1594,9 +1589,9 @@ class OneHotIoU(IoU):
         target_class_ids: Class indices over which the mean IoU is computed.
         name: Name of the object (a default is generated when `None`).
         dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
-        ignore_class: A class index whose targets contribute no loss (e.g. a padding label); `None` uses all.
+        ignore_class: A label value left out of the metric (e.g. a void class), or `None`.
         sparse_y_pred: Whether `y_pred` holds class indices instead of scores.
-        axis: The class axis over which the loss is computed (only the last axis is supported).
+        axis: The class axis of the inputs.
     """
 
     def __init__(self, num_classes, target_class_ids, name=None, dtype=None, ignore_class=None, sparse_y_pred=False,
@@ -1617,9 +1612,9 @@ class OneHotMeanIoU(MeanIoU):
         num_classes: Number of classes.
         name: Name of the object (a default is generated when `None`).
         dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
-        ignore_class: A class index whose targets contribute no loss (e.g. a padding label); `None` uses all.
+        ignore_class: A label value left out of the metric (e.g. a void class), or `None`.
         sparse_y_pred: Whether `y_pred` holds class indices instead of scores.
-        axis: The class axis over which the loss is computed (only the last axis is supported).
+        axis: The class axis of the inputs.
     """
 
     def __init__(self, num_classes, name=None, dtype=None, ignore_class=None, sparse_y_pred=False, axis=-1):
@@ -1645,7 +1640,6 @@ class R2Score(Metric):
         num_regressors: for the adjusted R2, the number of independent variables (default 0:
             plain R2). As in Keras, the sample count in the adjustment is the number of values
             seen (batch * outputs).
-        name, dtype: as for every metric.
         name: Name of the object (a default is generated when `None`).
         dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
     """

@@ -173,6 +173,11 @@ class CategoryEncoding(_NotDifferentiable):
     one_hot: one vector per value (a trailing axis of size 1 is replaced by the vectors);
     multi_hot / count: one vector per row of the last axis (inputs at least 2-D). `count_weights`
     (a call argument, count mode only) weights each value's count. Not differentiable.
+
+    Args:
+        num_tokens: Number of categories (indices must be in `[0, num_tokens)`).
+        output_mode: `"int"` (indices), `"one_hot"`, `"multi_hot"`, `"count"` or `"tf_idf"`.
+        sparse: Keras's sparse tensors; cynet has none, so it must be `False`/`None`.
     """
 
     def __init__(self, num_tokens=None, output_mode="multi_hot", sparse=False, **kwargs):
@@ -255,7 +260,16 @@ def hash_buckets(values, buckets, salt=None):
 class Hashing(_NotDifferentiable):
     """Hash strings or integers into `num_bins` bins (Keras 3, TensorFlow's hashes: see the module
     docstring). With `mask_value`, that value goes to bin 0 and the others to bins 1..num_bins-1.
-    output_mode "int" (int64 bin ids), "one_hot", "multi_hot" or "count". Not differentiable."""
+    output_mode "int" (int64 bin ids), "one_hot", "multi_hot" or "count". Not differentiable.
+
+    Args:
+        num_bins: Number of hash bins.
+        mask_value: Timesteps whose features all equal this value are masked.
+        salt: Optional salt (an int or a pair of ints) for a keyed hash, as Keras's SipHash-based salted
+            hashing.
+        output_mode: `"int"` (indices), `"one_hot"`, `"multi_hot"`, `"count"` or `"tf_idf"`.
+        sparse: Keras's sparse tensors; cynet has none, so it must be `False`/`None`.
+    """
 
     def __init__(self, num_bins, mask_value=None, salt=None, output_mode="int", sparse=False, **kwargs):
         dtype = kwargs.get("dtype")
@@ -385,7 +399,12 @@ class _IndexLookup(_NotDifferentiable):
         return self._token_start() + len(self._tokens)
 
     def get_vocabulary(self, include_special_tokens=True):
-        """The tokens in index order: [mask token] (int output), the OOV tokens, the vocabulary."""
+        """The tokens in index order: [mask token] (int output), the OOV tokens, the vocabulary.
+
+        Args:
+            include_special_tokens: Whether the returned vocabulary (or its size) includes the mask and OOV
+                tokens.
+        """
         vocab = [self.oov_token] * self._token_start() + list(self._tokens)
         if self.mask_token is not None and self.output_mode == "int":
             vocab[0] = self.mask_token
@@ -393,7 +412,14 @@ class _IndexLookup(_NotDifferentiable):
 
     def set_vocabulary(self, vocabulary, idf_weights=None):
         """Set the vocabulary (a list or 1-D array of tokens, with or without the special tokens
-        at its start) and, for tf_idf, the inverse document frequencies (one per token given)."""
+        at its start) and, for tf_idf, the inverse document frequencies (one per token given).
+
+        Args:
+            vocabulary: A list of tokens (or a path to a file with one per line); `None` to learn it with
+                `adapt`.
+            idf_weights: Inverse document frequency weights, one per vocabulary entry (only with
+                `output_mode="tf_idf"`).
+        """
         if self.output_mode == "tf_idf":
             if idf_weights is None:
                 raise ValueError("idf_weights must be set if output_mode is 'tf_idf'")
@@ -453,7 +479,12 @@ class _IndexLookup(_NotDifferentiable):
     # ------------------------------------------------------------------ adapt
     def adapt(self, data, steps=None):
         """Build the vocabulary from `data`: an array or list of tokens (one batch), or an
-        iterable of batches (a generator); `steps` limits the batches read from an iterable."""
+        iterable of batches (a generator); `steps` limits the batches read from an iterable.
+
+        Args:
+            data: Data to compute the layer's state from (an array, or an iterable of batches).
+            steps: Number of batches to draw from `data` (`None`: all).
+        """
         if self._has_input_vocabulary:
             raise ValueError(f"{self._who()}: cannot adapt after setting a static vocabulary via the vocabulary "
                              f"argument or set_vocabulary()")
@@ -580,7 +611,27 @@ def _batches(data):
 
 class StringLookup(_IndexLookup):
     """Strings to integer indices through a vocabulary (Keras 3; see the module docstring), or
-    back with `invert=True`. Not differentiable."""
+    back with `invert=True`. Not differentiable.
+
+    Args:
+        max_tokens: Maximum size of the vocabulary (including the OOV and mask tokens); `None`: unlimited.
+        num_oov_indices: Number of out-of-vocabulary indices (tokens outside the vocabulary are hashed into
+            them).
+        mask_token: Token that represents masked input (index 0), or `None` for no mask token.
+        oov_token: Token returned for out-of-vocabulary indices when `invert=True`.
+        vocabulary: A list of tokens (or a path to a file with one per line); `None` to learn it with `adapt`.
+        idf_weights: Inverse document frequency weights, one per vocabulary entry (only with
+            `output_mode="tf_idf"`).
+        invert: If `True`, undo the transformation instead (multiply by the standard deviation and add the
+            mean; for lookups, map indices back to tokens).
+        output_mode: `"int"` (indices), `"one_hot"`, `"multi_hot"`, `"count"` or `"tf_idf"`.
+        pad_to_max_tokens: Whether to pad the multi-hot/count/tf-idf output to `max_tokens` columns even when
+            the vocabulary is smaller.
+        sparse: Keras's sparse tensors; cynet has none, so it must be `False`/`None`.
+        encoding: Text encoding used to read string inputs.
+        salt: Optional salt (an int or a pair of ints) for a keyed hash, as Keras's SipHash-based salted
+            hashing.
+    """
 
     _string_input = True
     _token_dtype = "string"
@@ -625,7 +676,28 @@ class StringLookup(_IndexLookup):
 
 class IntegerLookup(_IndexLookup):
     """Integers to indices through a vocabulary (Keras 3; see the module docstring), or back with
-    `invert=True`. Not differentiable."""
+    `invert=True`. Not differentiable.
+
+    Args:
+        max_tokens: Maximum size of the vocabulary (including the OOV and mask tokens); `None`: unlimited.
+        num_oov_indices: Number of out-of-vocabulary indices (tokens outside the vocabulary are hashed into
+            them).
+        mask_token: Token that represents masked input (index 0), or `None` for no mask token.
+        oov_token: Token returned for out-of-vocabulary indices when `invert=True`.
+        vocabulary: A list of tokens (or a path to a file with one per line); `None` to learn it with `adapt`.
+        vocabulary_dtype: Dtype of the vocabulary's tokens (`"int64"` for IntegerLookup).
+        idf_weights: Inverse document frequency weights, one per vocabulary entry (only with
+            `output_mode="tf_idf"`).
+        invert: If `True`, undo the transformation instead (multiply by the standard deviation and add the
+            mean; for lookups, map indices back to tokens).
+        output_mode: `"int"` (indices), `"one_hot"`, `"multi_hot"`, `"count"` or `"tf_idf"`.
+        sparse: Keras's sparse tensors; cynet has none, so it must be `False`/`None`.
+        pad_to_max_tokens: Whether to pad the multi-hot/count/tf-idf output to `max_tokens` columns even when
+            the vocabulary is smaller.
+        oov_method: How out-of-vocabulary tokens are mapped (Keras's default hashing into the OOV indices).
+        salt: Optional salt (an int or a pair of ints) for a keyed hash, as Keras's SipHash-based salted
+            hashing.
+    """
 
     _token_dtype = "int64"
 
@@ -703,7 +775,11 @@ class TextVectorization(_NotDifferentiable):
         output_sequence_length: int output only: pad with 0 or truncate every row to this length
             (default: pad to the longest row of the batch).
         pad_to_max_tokens: multi_hot / count / tf_idf vectors of size max_tokens.
-        vocabulary, idf_weights: a vocabulary (list) and its IDF weights, instead of `adapt`.
+        vocabulary: A vocabulary (list) and its IDF weights, instead of `adapt`.
+        idf_weights: A vocabulary (list) and its IDF weights, instead of `adapt`.
+        sparse: Keras's sparse tensors; cynet has none, so it must be `False`/`None`.
+        ragged: Keras's ragged tensors; cynet has none, so it must be `False`.
+        encoding: Text encoding used to read string inputs.
 
     Inputs: a batch of strings, shape (batch,) or (batch, 1). Not differentiable.
     """
@@ -756,20 +832,42 @@ class TextVectorization(_NotDifferentiable):
     # ------------------------------------------------------------------ vocabulary
     @property
     def max_tokens(self):
+        """The maximum vocabulary size given at construction."""
         return self._lookup_layer.max_tokens
 
     def get_vocabulary(self, include_special_tokens=True):
+        """The current vocabulary as a list of tokens, index order.
+
+        Args:
+            include_special_tokens: Whether the returned vocabulary (or its size) includes the mask and OOV
+                tokens.
+        """
         return self._lookup_layer.get_vocabulary(include_special_tokens)
 
     def vocabulary_size(self):
+        """The size of the current vocabulary (including the mask and OOV tokens)."""
         return self._lookup_layer.vocabulary_size()
 
     def set_vocabulary(self, vocabulary, idf_weights=None):
+        """Replace the vocabulary (and, for `"tf_idf"`, the idf weights).
+
+        Args:
+            vocabulary: A list of tokens (or a path to a file with one per line); `None` to learn it with
+                `adapt`.
+            idf_weights: Inverse document frequency weights, one per vocabulary entry (only with
+                `output_mode="tf_idf"`).
+        """
         self._lookup_layer.set_vocabulary(vocabulary, idf_weights)
 
     def adapt(self, data, batch_size=None, steps=None):
         """Build the vocabulary (and, for tf_idf, the document frequencies) from `data`: an array
-        or list of strings, or an iterable of batches of them."""
+        or list of strings, or an iterable of batches of them.
+
+        Args:
+            data: Data to compute the layer's state from (an array, or an iterable of batches).
+            batch_size: Fixed batch size of the input, or `None`.
+            steps: Number of batches to draw from `data` (`None`: all).
+        """
         if self._lookup_layer._has_input_vocabulary:
             raise ValueError(f"{self._who()}: cannot adapt after setting a static vocabulary via the vocabulary "
                              f"argument or set_vocabulary()")

@@ -201,8 +201,14 @@ class Conv2D(_ConvForward):
         data_format: "channels_last" (default, None) or "channels_first".
         dilation_rate: int or pair.
         groups: positive int dividing the input channels and filters (grouped convolution).
-        activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as Keras.
-        kernel_constraint, bias_constraint: None only (cynet has no weight constraints).
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        kernel_initializer: Initializer of the kernel weights (name or Initializer).
+        bias_initializer: Initializer of the bias vector.
+        kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        kernel_constraint: None only (cynet has no weight constraints).
+        bias_constraint: None only (cynet has no weight constraints).
     """
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),
@@ -221,6 +227,28 @@ class Conv1D(_ConvForward):
     Args as Conv2D, with ints (or 1-tuples) for kernel_size, strides and dilation_rate, and
     padding "valid", "same" or "causal" (output[t] depends on input[:t + 1] only: the input is
     padded on the left by dilation_rate * (kernel_size - 1)).
+
+    Args:
+        filters: Number of output channels (filters).
+        kernel_size: Int or tuple of ints: the size of the convolution window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        dilation_rate: Int or tuple of ints: the dilation rate of the kernel along each spatial axis.
+        groups: Positive int dividing the input channels and `filters`: each group of channels is convolved
+            separately.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        kernel_initializer: Initializer of the kernel weights (name or Initializer).
+        bias_initializer: Initializer of the bias vector.
+        kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        kernel_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
     """
 
     _rank = 1
@@ -288,11 +316,23 @@ class Conv2DTranspose(_ConvTranspose):
     """2-D transposed convolution (Keras 3); kernel shape (kh, kw, filters, in_channels).
 
     Args:
-        filters, kernel_size, strides, dilation_rate, data_format, activation, use_bias, initializers,
-            regularizers: as Conv2D.
-        padding: "valid" or "same". output_padding: None (Keras's default output size: "valid"
-            (H - 1) * s + max(ek, s), "same" H * s) or an int or pair, each less than its stride.
-        kernel_constraint, bias_constraint: None only.
+        filters: Number of output channels (filters).
+        kernel_size: Int or tuple of ints: the size of the convolution window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: "valid" or "same".
+        output_padding: None (Keras's default output size: "valid" (H - 1) * s + max(ek, s), "same"
+            H * s) or an int or pair, each less than its stride.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        dilation_rate: Int or tuple of ints: the dilation rate of the kernel along each spatial axis.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        kernel_initializer: Initializer of the kernel weights (name or Initializer).
+        bias_initializer: Initializer of the bias vector.
+        kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        kernel_constraint: None only (cynet has no weight constraints).
+        bias_constraint: None only (cynet has no weight constraints).
     """
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None, data_format=None,
@@ -306,7 +346,30 @@ class Conv2DTranspose(_ConvTranspose):
 
 class Conv1DTranspose(_ConvTranspose):
     """1-D transposed convolution (Keras 3); kernel shape (kernel_size, filters, in_channels).
-    Args as Conv2DTranspose, with ints (or 1-tuples)."""
+    Args as Conv2DTranspose, with ints (or 1-tuples).
+
+    Args:
+        filters: Number of output channels (filters).
+        kernel_size: Int or tuple of ints: the size of the convolution window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        output_padding: `None` (Keras's default output size) or an int or tuple: the padding added to the
+            output along each spatial axis (each less than its stride).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        dilation_rate: Int or tuple of ints: the dilation rate of the kernel along each spatial axis.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        kernel_initializer: Initializer of the kernel weights (name or Initializer).
+        bias_initializer: Initializer of the bias vector.
+        kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        kernel_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+    """
 
     _rank = 1
     _input_ndim = 3

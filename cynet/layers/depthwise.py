@@ -135,13 +135,23 @@ class DepthwiseConv2D(_DepthwiseBase):
     depth_multiplier), then bias (in_channels * depth_multiplier,).
 
     Args:
-        kernel_size: int or pair. strides, dilation_rate: int or pair (default 1).
+        kernel_size: int or pair.
+        strides: int or pair (default 1).
         padding: "valid" or "same" (Keras semantics, also for even kernels and strides > 1).
         depth_multiplier: positive int, filters per input channel.
         data_format: "channels_last" (default, None) or "channels_first".
-        activation, use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer,
-        bias_regularizer: as Keras. activity_regularizer, depthwise_constraint, bias_constraint:
-        None only (not supported yet).
+        dilation_rate: int or pair (default 1).
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        depthwise_initializer: Initializer of the depthwise kernel.
+        bias_initializer: Initializer of the bias vector.
+        depthwise_regularizer: Regularizer of the depthwise kernel, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        activity_regularizer: Must be `None`: activity regularizers are not supported yet.
+        depthwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
     """
 
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
@@ -187,7 +197,29 @@ class DepthwiseConv2D(_DepthwiseBase):
 class DepthwiseConv1D(DepthwiseConv2D):
     """Depthwise 1-D convolution over (batch, steps, channels) (channels_first: (batch, channels,
     steps)). Weights: kernel (k, in_channels, depth_multiplier), then bias. Arguments as
-    DepthwiseConv2D with ints (or 1-tuples) for kernel_size, strides and dilation_rate."""
+    DepthwiseConv2D with ints (or 1-tuples) for kernel_size, strides and dilation_rate.
+
+    Args:
+        kernel_size: Int or tuple of ints: the size of the convolution window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        depth_multiplier: Number of depthwise output channels per input channel.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        dilation_rate: Int or tuple of ints: the dilation rate of the kernel along each spatial axis.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        depthwise_initializer: Initializer of the depthwise kernel.
+        bias_initializer: Initializer of the bias vector.
+        depthwise_regularizer: Regularizer of the depthwise kernel, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        activity_regularizer: Must be `None`: activity regularizers are not supported yet.
+        depthwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+    """
 
     _rank = 1
 
@@ -207,8 +239,29 @@ class SeparableConv2D(_DepthwiseBase):
     (1, 1, in_channels * depth_multiplier, filters), bias (filters,).
 
     Args:
-        filters: output channels. pointwise_initializer, pointwise_regularizer: as Keras;
-        pointwise_constraint: None only. The rest as DepthwiseConv2D.
+        filters: output channels.
+        kernel_size: Int or tuple of ints: the size of the convolution window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        dilation_rate: Int or tuple of ints: the dilation rate of the kernel along each spatial axis.
+        depth_multiplier: Number of depthwise output channels per input channel.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        depthwise_initializer: Initializer of the depthwise kernel.
+        pointwise_initializer: Initializer of the pointwise (1x1) kernel.
+        bias_initializer: Initializer of the bias vector.
+        depthwise_regularizer: Regularizer of the depthwise kernel, or `None`.
+        pointwise_regularizer: Regularizer of the pointwise kernel, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        activity_regularizer: Must be `None`: activity regularizers are not supported yet.
+        depthwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        pointwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is refused).
     """
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),
@@ -282,7 +335,34 @@ class SeparableConv1D(SeparableConv2D):
     """Depthwise separable 1-D convolution over (batch, steps, channels). Weights: depthwise_kernel
     (k, in_channels, depth_multiplier), pointwise_kernel (1, in_channels * depth_multiplier,
     filters), bias (filters,). Arguments as SeparableConv2D with ints for kernel_size, strides and
-    dilation_rate."""
+    dilation_rate.
+
+    Args:
+        filters: Number of output channels (filters).
+        kernel_size: Int or tuple of ints: the size of the convolution window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        dilation_rate: Int or tuple of ints: the dilation rate of the kernel along each spatial axis.
+        depth_multiplier: Number of depthwise output channels per input channel.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        depthwise_initializer: Initializer of the depthwise kernel.
+        pointwise_initializer: Initializer of the pointwise (1x1) kernel.
+        bias_initializer: Initializer of the bias vector.
+        depthwise_regularizer: Regularizer of the depthwise kernel, or `None`.
+        pointwise_regularizer: Regularizer of the pointwise kernel, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        activity_regularizer: Must be `None`: activity regularizers are not supported yet.
+        depthwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        pointwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+    """
 
     _rank = 1
 

@@ -134,7 +134,8 @@ class Resizing(_ImageLayer):
     interpolation rules).
 
     Args:
-        height, width: the output size (positive ints).
+        height: The output size (positive ints).
+        width: The output size (positive ints).
         interpolation: "bilinear" (default) or "nearest" (Keras's other methods, bicubic, lanczos,
             area, are not implemented: NotImplementedError).
         crop_to_aspect_ratio: first crop the largest centred window of the target aspect ratio.
@@ -266,7 +267,14 @@ _HORIZONTAL, _VERTICAL, _BOTH = "horizontal", "vertical", "horizontal_and_vertic
 class RandomFlip(_RandomImageLayer):
     """Flip each image with probability 1/2 in training (Keras 3): left-right ("horizontal"),
     upside down ("vertical"), or, with "horizontal_and_vertical" (default), both at once with
-    probability 1/2 (one draw per image, as Keras does)."""
+    probability 1/2 (one draw per image, as Keras does).
+
+    Args:
+        mode: How the layer combines or pools (see the class docstring for the values).
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     def __init__(self, mode=_BOTH, seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
@@ -397,7 +405,18 @@ class RandomRotation(_AffineLayer):
     """Rotate each image by a random angle in training: uniform in [lower, upper] * 360 degrees,
     about the image centre (Keras 3). `factor`: a number f in [-1, 1] (the range [-|f|, |f|])
     or a pair (lower, upper). Keras's matrix [cos, -sin; sin, cos] about the centre maps each
-    output pixel to the source point it reads."""
+    output pixel to the source point it reads.
+
+    Args:
+        factor: Range of the random factor: a float `f` gives `[-f, f]` (or a pair `(lower, upper)`).
+        fill_mode: How points outside the input are filled: `"constant"`, `"reflect"`, `"wrap"` or
+            `"nearest"`.
+        interpolation: Interpolation method: `"bilinear"` or `"nearest"`.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+        fill_value: Value of the points outside the input when `fill_mode="constant"`.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0,
                  data_format=None, **kwargs):
@@ -420,7 +439,21 @@ class RandomZoom(_AffineLayer):
     """Zoom each image by a random factor in training (Keras 3): the source window is
     (1 + z) times the image, z uniform in [lower, upper] (negative: zoom in, positive: zoom out),
     about the centre. `height_factor` (and `width_factor`, default: the same draw as the height)
-    is a number f in (-1, 1] (the range [-|f|, |f|]) or a pair."""
+    is a number f in (-1, 1] (the range [-|f|, |f|]) or a pair.
+
+    Args:
+        height_factor: Range of the random vertical shift or zoom, as a fraction of the height (a float or a
+            pair).
+        width_factor: Range of the random horizontal shift or zoom, as a fraction of the width (a float or a
+            pair, `None`: same as height).
+        fill_mode: How points outside the input are filled: `"constant"`, `"reflect"`, `"wrap"` or
+            `"nearest"`.
+        interpolation: Interpolation method: `"bilinear"` or `"nearest"`.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+        fill_value: Value of the points outside the input when `fill_mode="constant"`.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     def __init__(self, height_factor, width_factor=None, fill_mode="reflect", interpolation="bilinear", seed=None,
                  fill_value=0.0, data_format=None, **kwargs):
@@ -448,7 +481,19 @@ class RandomZoom(_AffineLayer):
 class RandomTranslation(_AffineLayer):
     """Shift each image by a random fraction of its size in training (Keras 3): vertically by
     uniform [lower, upper] * height, horizontally by uniform [lower, upper] * width.
-    `height_factor`, `width_factor`: a number f in [-1, 1] (the range [-|f|, |f|]) or a pair."""
+
+    Args:
+        height_factor: a number f in [-1, 1] (the range [-|f|, |f|]) or a pair (lower, upper): the
+            vertical shift as a fraction of the height.
+        width_factor: the same for the horizontal shift, as a fraction of the width.
+        fill_mode: How points outside the input are filled: `"constant"`, `"reflect"`, `"wrap"` or
+            `"nearest"`.
+        interpolation: Interpolation method: `"bilinear"` or `"nearest"`.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+        fill_value: Value of the points outside the input when `fill_mode="constant"`.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     def __init__(self, height_factor, width_factor, fill_mode="reflect", interpolation="bilinear", seed=None,
                  fill_value=0.0, data_format=None, **kwargs):
@@ -482,7 +527,15 @@ class RandomContrast(_RandomImageLayer):
     """Scale each image's deviation from its per-channel mean by a random factor in training,
     `(x - mean) * f + mean`, clipped to `value_range` (Keras 3). f is uniform in
     [1 - lower, 1 + upper] where `factor` in [0, 1] gives (lower, upper) by Keras's rule: a number
-    f gives (0, f) (so f >= 1: Keras 3.15's behaviour), a pair gives itself."""
+    f gives (0, f) (so f >= 1: Keras 3.15's behaviour), a pair gives itself.
+
+    Args:
+        factor: Range of the random factor: a float `f` gives `[-f, f]` (or a pair `(lower, upper)`).
+        value_range: The `(min, max)` range of the input values (the output is clipped to it).
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     def __init__(self, factor, value_range=(0, 255), seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)
@@ -509,7 +562,15 @@ class RandomContrast(_RandomImageLayer):
 class RandomBrightness(_RandomImageLayer):
     """Add a random offset to each image in training, clipped to `value_range` (Keras 3): the
     offset is uniform in [lower, upper] * (high - low) of value_range; `factor` is a number f in
-    [-1, 1] (the range [-|f|, |f|]) or a pair (lower, upper)."""
+    [-1, 1] (the range [-|f|, |f|]) or a pair (lower, upper).
+
+    Args:
+        factor: Range of the random factor: a float `f` gives `[-f, f]` (or a pair `(lower, upper)`).
+        value_range: The `(min, max)` range of the input values (the output is clipped to it).
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     def __init__(self, factor, value_range=(0, 255), seed=None, data_format=None, **kwargs):
         super().__init__(seed=seed, data_format=data_format, **kwargs)

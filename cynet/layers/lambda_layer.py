@@ -72,8 +72,6 @@ def _shape_arg(value):
 
 
 class Lambda(Layer):
-    _user_call = True   # its function runs on Tensors, as a user-written call does (see the module docstring)
-
     """Wraps `function(inputs, **arguments)` as a layer.
 
     Args:
@@ -88,6 +86,8 @@ class Lambda(Layer):
     See the module docstring for which functions can be differentiated and how the function is
     saved.
     """
+
+    _user_call = True   # its function runs on Tensors, as a user-written call does (see the module docstring)
 
     def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
         super().__init__(**kwargs)

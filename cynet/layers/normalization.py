@@ -13,6 +13,19 @@ class BatchNormalization(Layer):
     A non-trainable layer always runs in inference mode, as in Keras 3.
 
     Weights, in Keras order: gamma (if scale), beta (if center), moving_mean, moving_variance.
+
+    Args:
+        axis: The axis (or axes) the layer operates along.
+        momentum: Momentum of the moving averages.
+        epsilon: Small float added to the variance to avoid dividing by zero.
+        center: Whether to add the learned offset `beta`.
+        scale: Whether to multiply by the learned scale `gamma`.
+        beta_initializer: Initializer of `beta`.
+        gamma_initializer: Initializer of `gamma`.
+        moving_mean_initializer: Initializer of the moving mean.
+        moving_variance_initializer: Initializer of the moving variance.
+        beta_regularizer: Regularizer of `beta`, or `None`.
+        gamma_regularizer: Regularizer of `gamma`, or `None`.
     """
 
     supports_masking = True   # the mask passes through (Keras 3)
@@ -252,6 +265,22 @@ class LayerNormalization(_Affine):
 
     Weights, in Keras order: gamma (if scale or rms_scaling), beta (if center and not rms_scaling).
     Constraints are not supported (None only).
+
+    Args:
+        axis: The axis (or axes) the layer operates along.
+        epsilon: Small float added to the variance to avoid dividing by zero.
+        center: Whether to add the learned offset `beta`.
+        scale: Whether to multiply by the learned scale `gamma`.
+        rms_scaling: If `True`, scale by the root mean square of the inputs without centering them (RMS
+            normalization).
+        beta_initializer: Initializer of `beta`.
+        gamma_initializer: Initializer of `gamma`.
+        beta_regularizer: Regularizer of `beta`, or `None`.
+        gamma_regularizer: Regularizer of `gamma`, or `None`.
+        beta_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        gamma_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
     """
 
     supports_masking = True   # the mask passes through (Keras 3)
@@ -324,6 +353,22 @@ class GroupNormalization(_Affine):
 
     Weights, in Keras order: gamma (if scale), beta (if center), each (channels,).
     Constraints are not supported (None only).
+
+    Args:
+        groups: Positive int dividing the input channels and `filters`: each group of channels is convolved
+            separately.
+        axis: The axis (or axes) the layer operates along.
+        epsilon: Small float added to the variance to avoid dividing by zero.
+        center: Whether to add the learned offset `beta`.
+        scale: Whether to multiply by the learned scale `gamma`.
+        beta_initializer: Initializer of `beta`.
+        gamma_initializer: Initializer of `gamma`.
+        beta_regularizer: Regularizer of `beta`, or `None`.
+        gamma_regularizer: Regularizer of `gamma`, or `None`.
+        beta_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        gamma_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
     """
 
     supports_masking = True   # the mask passes through (Keras 3)
@@ -401,7 +446,11 @@ class GroupNormalization(_Affine):
 class UnitNormalization(Layer):
     """Keras 3 UnitNormalization: each sample scaled to unit L2 norm over `axis` (an int or a list
     of axes), y = x * min(1 / sqrt(sum(x^2)), 1e12), Keras's ops.normalize with epsilon 1e-12.
-    No weights. A NumPy pass (a reduction and a scaling: no kernel of its own)."""
+    No weights. A NumPy pass (a reduction and a scaling: no kernel of its own).
+
+    Args:
+        axis: The axis (or axes) the layer operates along.
+    """
 
     supports_masking = True   # the mask passes through (Keras 3)
 

@@ -36,7 +36,16 @@ class _Pooling2D(Layer):
 
 
 class MaxPooling2D(_Pooling2D):
-    """Max pooling; backward routes each gradient to its window's first maximum."""
+    """Max pooling; backward routes each gradient to its window's first maximum.
+
+    Args:
+        pool_size: Int or tuple of ints: the size of the pooling window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     def _forward(self, ctx, inputs, training):
         ctx.shape = inputs.shape
@@ -48,7 +57,16 @@ class MaxPooling2D(_Pooling2D):
 
 
 class AveragePooling2D(_Pooling2D):
-    """Average pooling; with padding="same" the padded cells are excluded from each average."""
+    """Average pooling; with padding="same" the padded cells are excluded from each average.
+
+    Args:
+        pool_size: Int or tuple of ints: the size of the pooling window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     def _forward(self, ctx, inputs, training):
         ctx.shape = inputs.shape
@@ -88,6 +106,14 @@ class _GlobalPooling2D(Layer):
 
 
 class GlobalAveragePooling2D(_GlobalPooling2D):
+    """Average over the spatial axes of a 4-D input: (batch, channels), or (batch, 1, 1, channels) with
+    `keepdims=True`.
+
+    Args:
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        keepdims: Whether to keep the pooled spatial axes with size 1.
+    """
     def _forward(self, ctx, inputs, training):
         ctx.shape = inputs.shape
         return self._shape_out(kernels.global_avg_pool2d_forward(inputs, data_format=self.data_format), inputs.shape)
@@ -97,6 +123,14 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
 
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
+    """Maximum over the spatial axes of a 4-D input: (batch, channels), or (batch, 1, 1, channels) with
+    `keepdims=True`.
+
+    Args:
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        keepdims: Whether to keep the pooled spatial axes with size 1.
+    """
     def _forward(self, ctx, inputs, training):
         ctx.shape = inputs.shape
         y, ctx.argmax = kernels.global_max_pool2d_forward(inputs, data_format=self.data_format)
@@ -108,7 +142,14 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
 
 
 class UpSampling2D(Layer):
-    """Nearest-neighbour upsampling by `size` (int or pair)."""
+    """Nearest-neighbour upsampling by `size` (int or pair).
+
+    Args:
+        size: Int or tuple of ints: the upsampling factor along each spatial axis.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        interpolation: Interpolation method: `"bilinear"` or `"nearest"`.
+    """
 
     _input_ndim = 4
     _nonempty_input = True

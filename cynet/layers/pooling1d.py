@@ -83,7 +83,16 @@ class _Pooling1D(Layer):
 
 
 class MaxPooling1D(_Pooling1D):
-    """Max pooling over the steps; the backward routes each gradient to its window's first maximum."""
+    """Max pooling over the steps; the backward routes each gradient to its window's first maximum.
+
+    Args:
+        pool_size: Int or tuple of ints: the size of the pooling window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     def _forward(self, ctx, inputs, training):
         ctx.shape = self._shape_2d(inputs.shape)
@@ -95,7 +104,16 @@ class MaxPooling1D(_Pooling1D):
 
 
 class AveragePooling1D(_Pooling1D):
-    """Average pooling over the steps; with padding="same" the padded cells are left out of each average."""
+    """Average pooling over the steps; with padding="same" the padded cells are left out of each average.
+
+    Args:
+        pool_size: Int or tuple of ints: the size of the pooling window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     def _forward(self, ctx, inputs, training):
         ctx.shape = self._shape_2d(inputs.shape)
@@ -140,7 +158,13 @@ class _GlobalPooling1D(Layer):
 
 
 class GlobalAveragePooling1D(_GlobalPooling1D):
-    """The mean over the steps axis (over the kept steps, given a mask)."""
+    """The mean over the steps axis (over the kept steps, given a mask).
+
+    Args:
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        keepdims: Whether to keep the pooled spatial axes with size 1.
+    """
 
     supports_masking = True
 
@@ -178,7 +202,13 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
 
 
 class GlobalMaxPooling1D(_GlobalPooling1D):
-    """The maximum over the steps axis; the gradient goes to the first maximum."""
+    """The maximum over the steps axis; the gradient goes to the first maximum.
+
+    Args:
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        keepdims: Whether to keep the pooled spatial axes with size 1.
+    """
 
     def _forward(self, ctx, inputs, training):
         axis = self._steps_axis()

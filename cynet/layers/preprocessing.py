@@ -109,7 +109,8 @@ class CenterCrop(Layer):
     """The central `height` x `width` window of each image of a 4-D batch.
 
     Args:
-        height, width: positive ints, the size of the window.
+        height: Positive ints, the size of the window.
+        width: Positive ints, the size of the window.
         data_format: "channels_last" (default; (batch, height, width, channels)) or "channels_first".
     """
 
@@ -221,7 +222,8 @@ class Normalization(Layer):
     Args:
         axis: the axis or axes that keep their own statistics (default -1, the features); None
             for one mean and variance over all values. The batch axis may not be kept.
-        mean, variance: optional, both or neither, of one shape.
+        mean: Optional, both or neither, of one shape.
+        variance: Optional, both or neither, of one shape.
         invert: apply the inverse transformation.
     """
 
@@ -315,7 +317,11 @@ class Normalization(Layer):
     def adapt(self, data):
         """Compute the mean and variance of `data` per position of the kept axes: a NumPy array
         (or array-like) of samples, or an iterable of batches (lists, generators, a PyDataset;
-        a batch that is a tuple contributes its first element, the inputs)."""
+        a batch that is a tuple contributes its first element, the inputs).
+
+        Args:
+            data: Data to compute the layer's state from (an array, or an iterable of batches).
+        """
         if self.input_mean is not None:
             raise ValueError(f"{self._who()}: adapt() computes the statistics, which were given as mean= and "
                              f"variance=; make the layer without them to adapt it")

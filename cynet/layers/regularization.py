@@ -80,14 +80,26 @@ class _SpatialDropout(_Noise):
 
 class SpatialDropout1D(_SpatialDropout):
     """Drops whole channels of a (batch, steps, channels) input in training: each (sample, channel)
-    is zeroed for every step with probability `rate`, the rest scaled by 1 / (1 - rate)."""
+    is zeroed for every step with probability `rate`, the rest scaled by 1 / (1 - rate).
+
+    Args:
+        rate: Float between 0 and 1: the fraction of the inputs to drop.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+    """
 
     _input_ndim = 3
 
 
 class SpatialDropout2D(_SpatialDropout):
     """Drops whole feature maps of a 4-D image batch in training: each (sample, channel) is zeroed
-    over the whole image with probability `rate`, the rest scaled by 1 / (1 - rate)."""
+    over the whole image with probability `rate`, the rest scaled by 1 / (1 - rate).
+
+    Args:
+        rate: Float between 0 and 1: the fraction of the inputs to drop.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+    """
 
     _input_ndim = 4
 
@@ -100,7 +112,12 @@ class SpatialDropout2D(_SpatialDropout):
 
 
 class GaussianNoise(_Noise):
-    """Adds zero-centred Gaussian noise of standard deviation `stddev` in training."""
+    """Adds zero-centred Gaussian noise of standard deviation `stddev` in training.
+
+    Args:
+        stddev: Standard deviation of the noise.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+    """
 
     def __init__(self, stddev, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
@@ -121,7 +138,12 @@ class GaussianNoise(_Noise):
 
 class GaussianDropout(_Noise):
     """Multiplies the input by 1-centred Gaussian noise of standard deviation
-    sqrt(rate / (1 - rate)) in training."""
+    sqrt(rate / (1 - rate)) in training.
+
+    Args:
+        rate: Float between 0 and 1: the fraction of the inputs to drop.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+    """
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
@@ -145,7 +167,14 @@ class AlphaDropout(_Noise):
     """Dropout that keeps the mean and variance of SELU activations: in training, each unit is set
     with probability `rate` to SELU's negative saturation value -alpha*scale, then the result is
     mapped by a*x + b, the affine map that restores zero mean and unit variance (Keras 3's
-    formula). `noise_shape` as Dropout's (None entries take the input's size)."""
+    formula). `noise_shape` as Dropout's (None entries take the input's size).
+
+    Args:
+        rate: Float between 0 and 1: the fraction of the inputs to drop.
+        noise_shape: Shape of the binary dropout mask, broadcast against the inputs (e.g. `(batch, 1,
+            features)` to drop the same features at every timestep).
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+    """
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(seed=seed, **kwargs)
@@ -185,6 +214,10 @@ class ActivityRegularization(Layer):
     The penalty is an `add_loss` of each call, computed with cynet.ops, so its gradient comes from
     the tape (whether or not the layer's output reaches the model's loss) and it belongs to the call,
     not to the layer: `layer.losses` holds this thread's latest call's, as Keras keeps the latest.
+
+    Args:
+        l1: L1 regularization factor on the activity.
+        l2: L2 regularization factor on the activity.
     """
 
     _user_call = True   # its call runs on Tensors: the penalty's ops are recorded

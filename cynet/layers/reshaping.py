@@ -72,7 +72,16 @@ def _spatial_axes(data_format, n):
 
 
 class Identity(Layer):
-    """Returns its input unchanged (Keras 3's `Identity`: a placeholder layer)."""
+    """Returns its input unchanged (Keras 3's `Identity`: a placeholder layer).
+
+    Args:
+        trainable: Whether the layer's weights are updated by training.
+        name: Name of the layer (a unique default is generated from the class name when `None`).
+        dtype: Dtype of the layer's weights and computations (`"float32"` or `"float64"`); `None` uses
+            `cynet.config.floatx()`.
+        input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
+        input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+    """
 
     supports_masking = True   # the mask passes through (Keras 3)
 
@@ -84,7 +93,11 @@ class Identity(Layer):
 
 
 class RepeatVector(Layer):
-    """Repeats a (batch, features) input `n` times: output (batch, n, features)."""
+    """Repeats a (batch, features) input `n` times: output (batch, n, features).
+
+    Args:
+        n: Number of repetitions.
+    """
 
     _input_ndim = 2
 
@@ -110,7 +123,11 @@ class RepeatVector(Layer):
 
 class Permute(Layer):
     """Permutes the non-batch axes: `dims` is a permutation of 1..k (the batch axis is 0 and stays);
-    `Permute((2, 1))` swaps the two axes of a (batch, a, b) input."""
+    `Permute((2, 1))` swaps the two axes of a (batch, a, b) input.
+
+    Args:
+        dims: Permutation of the non-batch axes (1-based, as in Keras).
+    """
 
     def __init__(self, dims, **kwargs):
         super().__init__(**kwargs)
@@ -176,7 +193,14 @@ class _Padding(Layer):
 
 class ZeroPadding1D(_Padding):
     """Pads the steps axis of a 3-D input with zeros: `padding` an int (both ends) or a pair
-    (before, after); data_format "channels_last" (batch, steps, features) or "channels_first"."""
+    (before, after); data_format "channels_last" (batch, steps, features) or "channels_first".
+
+    Args:
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     _input_ndim = 3
 
@@ -188,7 +212,14 @@ class ZeroPadding1D(_Padding):
 
 class ZeroPadding2D(_Padding):
     """Pads the two image axes of a 4-D input with zeros: `padding` an int, a pair (symmetric
-    height, symmetric width) or ((top, bottom), (left, right))."""
+    height, symmetric width) or ((top, bottom), (left, right)).
+
+    Args:
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     _input_ndim = 4
     _spatial = 2
@@ -246,7 +277,11 @@ class _Cropping(Layer):
 
 class Cropping1D(_Cropping):
     """Crops the steps axis of a (batch, steps, features) input: `cropping` an int (both ends) or a
-    pair (before, after)."""
+    pair (before, after).
+
+    Args:
+        cropping: Int or tuple: how many positions to remove at the start and end of each spatial axis.
+    """
 
     _input_ndim = 3
 
@@ -260,7 +295,13 @@ class Cropping1D(_Cropping):
 
 class Cropping2D(_Cropping):
     """Crops the two image axes of a 4-D input: `cropping` an int, a pair (symmetric height,
-    symmetric width) or ((top, bottom), (left, right))."""
+    symmetric width) or ((top, bottom), (left, right)).
+
+    Args:
+        cropping: Int or tuple: how many positions to remove at the start and end of each spatial axis.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     _input_ndim = 4
     _spatial = 2
@@ -275,7 +316,11 @@ class Cropping2D(_Cropping):
 
 
 class UpSampling1D(Layer):
-    """Repeats each step of a (batch, steps, features) input `size` times along the steps axis."""
+    """Repeats each step of a (batch, steps, features) input `size` times along the steps axis.
+
+    Args:
+        size: Int or tuple of ints: the upsampling factor along each spatial axis.
+    """
 
     _input_ndim = 3
 
