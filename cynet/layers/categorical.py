@@ -176,8 +176,9 @@ class CategoryEncoding(_NotDifferentiable):
 
     Args:
         num_tokens: Number of categories (indices must be in `[0, num_tokens)`).
-        output_mode: `"int"` (indices), `"one_hot"`, `"multi_hot"`, `"count"` or `"tf_idf"`.
-        sparse: Keras's sparse tensors; cynet has none, so it must be `False`/`None`.
+        output_mode: `"one_hot"`, `"multi_hot"` (the default) or `"count"`.
+        sparse: Must be `False`: sparse outputs are not supported (Keras has them only on the TensorFlow
+            backend).
     """
 
     def __init__(self, num_tokens=None, output_mode="multi_hot", sparse=False, **kwargs):
@@ -263,12 +264,14 @@ class Hashing(_NotDifferentiable):
     output_mode "int" (int64 bin ids), "one_hot", "multi_hot" or "count". Not differentiable.
 
     Args:
-        num_bins: Number of hash bins.
-        mask_value: Timesteps whose features all equal this value are masked.
-        salt: Optional salt (an int or a pair of ints) for a keyed hash, as Keras's SipHash-based salted
-            hashing.
-        output_mode: `"int"` (indices), `"one_hot"`, `"multi_hot"`, `"count"` or `"tf_idf"`.
-        sparse: Keras's sparse tensors; cynet has none, so it must be `False`/`None`.
+        num_bins: Number of hash bins (including the mask bin when `mask_value` is given).
+        mask_value: A value that always maps to bin 0 (the mask bin); the others hash into bins
+            `1..num_bins-1`. `None`: no mask bin.
+        salt: Optional salt (a non-negative int or a pair of them, a 128-bit key) for a keyed hash, as
+            Keras's salted hashing.
+        output_mode: `"int"` (bin indices), `"one_hot"`, `"multi_hot"` or `"count"`.
+        sparse: Must be `False`: sparse outputs are not supported (Keras has them only on the TensorFlow
+            backend).
     """
 
     def __init__(self, num_bins, mask_value=None, salt=None, output_mode="int", sparse=False, **kwargs):
@@ -627,7 +630,8 @@ class StringLookup(_IndexLookup):
         output_mode: `"int"` (indices), `"one_hot"`, `"multi_hot"`, `"count"` or `"tf_idf"`.
         pad_to_max_tokens: Whether to pad the multi-hot/count/tf-idf output to `max_tokens` columns even when
             the vocabulary is smaller.
-        sparse: Keras's sparse tensors; cynet has none, so it must be `False`/`None`.
+        sparse: Must be `False`: sparse outputs are not supported (Keras has them only on the TensorFlow
+            backend).
         encoding: Text encoding used to read string inputs.
         salt: Optional salt (an int or a pair of ints) for a keyed hash, as Keras's SipHash-based salted
             hashing.
@@ -691,10 +695,12 @@ class IntegerLookup(_IndexLookup):
         invert: If `True`, undo the transformation instead (multiply by the standard deviation and add the
             mean; for lookups, map indices back to tokens).
         output_mode: `"int"` (indices), `"one_hot"`, `"multi_hot"`, `"count"` or `"tf_idf"`.
-        sparse: Keras's sparse tensors; cynet has none, so it must be `False`/`None`.
+        sparse: Must be `False`: sparse outputs are not supported (Keras has them only on the TensorFlow
+            backend).
         pad_to_max_tokens: Whether to pad the multi-hot/count/tf-idf output to `max_tokens` columns even when
             the vocabulary is smaller.
-        oov_method: How out-of-vocabulary tokens are mapped (Keras's default hashing into the OOV indices).
+        oov_method: How an out-of-vocabulary integer picks one of several OOV indices: `"floormod"` (its
+            value modulo `num_oov_indices`, the default) or `"farmhash"` (a hash, optionally salted).
         salt: Optional salt (an int or a pair of ints) for a keyed hash, as Keras's SipHash-based salted
             hashing.
     """
@@ -777,7 +783,8 @@ class TextVectorization(_NotDifferentiable):
         pad_to_max_tokens: multi_hot / count / tf_idf vectors of size max_tokens.
         vocabulary: A vocabulary (list) and its IDF weights, instead of `adapt`.
         idf_weights: A vocabulary (list) and its IDF weights, instead of `adapt`.
-        sparse: Keras's sparse tensors; cynet has none, so it must be `False`/`None`.
+        sparse: Must be `False`: sparse outputs are not supported (Keras has them only on the TensorFlow
+            backend).
         ragged: Keras's ragged tensors; cynet has none, so it must be `False`.
         encoding: Text encoding used to read string inputs.
 

@@ -95,7 +95,7 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None
         batch_size: Fixed batch size of the input, or `None`.
         dtype: Dtype of the layer's weights and computations (`"float32"` or `"float64"`); `None` uses
             `cynet.config.floatx()`.
-        sparse: Keras's sparse tensors; cynet has none, so it must be `False`/`None`.
+        sparse: Must be `None` or `False`: sparse inputs are not supported.
         batch_shape: Full input shape including the batch axis (instead of `shape` and `batch_size`).
         name: Name of the layer (a unique default is generated from the class name when `None`).
         tensor: Keras's existing-tensor input; not supported (must be `None`).

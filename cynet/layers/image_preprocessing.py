@@ -270,7 +270,7 @@ class RandomFlip(_RandomImageLayer):
     probability 1/2 (one draw per image, as Keras does).
 
     Args:
-        mode: How the layer combines or pools (see the class docstring for the values).
+        mode: `"horizontal"`, `"vertical"` or `"horizontal_and_vertical"` (default).
         seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
         data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
             (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
