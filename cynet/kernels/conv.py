@@ -94,17 +94,23 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
                    data_format="channels_last", groups=1):
     """2-D convolution (cross-correlation, as Keras Conv2D computes it) plus bias.
 
-    x: (N, H, W, C) for channels_last or (N, C, H, W) for channels_first, IN; any real dtype
-       (float64 stays float64, everything else becomes float32).
-    kernel: (KH, KW, C / groups, F), IN (Keras layout). bias: (F,) or None, IN.
-    strides, dilation_rate: int or pair of positive ints.
-    groups: positive int dividing C and F: group g convolves channels [g C/G, (g+1) C/G) of x
-       with filters [g F/G, (g+1) F/G) of the kernel (one kernel call per group).
-    padding: "valid", "same" (Keras/TensorFlow: output ceil(H / stride), the odd padding cell
-       goes bottom/right, the window is the dilated (KH - 1) * dh + 1), an int, a pair (ph, pw)
-       or ((top, bottom), (left, right)).
-    Returns y: (N, OH, OW, F) (channels_first: (N, F, OH, OW)), a new C-contiguous array of
-    the common float dtype.
+    Args:
+        x: (N, H, W, C) for channels_last or (N, C, H, W) for channels_first, IN; any real dtype
+            (float64 stays float64, everything else becomes float32).
+        kernel: (KH, KW, C / groups, F), IN (Keras layout).
+        bias: (F,) or None, IN.
+        strides: Int or pair of positive ints.
+        padding: "valid", "same" (Keras/TensorFlow: output ceil(H / stride), the odd padding cell
+            goes bottom/right, the window is the dilated (KH - 1) * dh + 1), an int, a pair (ph, pw)
+            or ((top, bottom), (left, right)).
+        dilation_rate: Int or pair of positive ints.
+        data_format: "channels_last" or "channels_first" (the layout of x and y).
+        groups: Positive int dividing C and F: group g convolves channels [g C/G, (g+1) C/G) of x
+            with filters [g F/G, (g+1) F/G) of the kernel (one kernel call per group).
+
+    Returns:
+        y: (N, OH, OW, F) (channels_first: (N, F, OH, OW)), a new C-contiguous array of the common
+        float dtype.
     """
     x, kernel, bias = _validation.as_floats(optional=("bias",), x=x, kernel=kernel, bias=bias)
     groups = _check_x_kernel(x, kernel, data_format, groups)
@@ -131,12 +137,23 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", dilation_rat
                     data_format="channels_last", use_bias=True, compute_dx=True, groups=1):
     """Gradients of conv2d_forward with respect to x, kernel and bias.
 
-    dy: the upstream gradient, shaped like conv2d_forward's output, IN. x, kernel and the layout
-    arguments as given to conv2d_forward, IN.
-    Returns (dx, dkernel, dbias): dx shaped like x, or None when compute_dx is False (the first
-    layer of a network needs no input gradient, and its col2im is skipped); dkernel shaped like kernel;
-    dbias (F,), or None when use_bias is False. New arrays of the common float dtype of dy, x
-    and kernel; nothing is modified in place.
+    Args:
+        dy: The upstream gradient, shaped like conv2d_forward's output, IN.
+        x: The forward input, IN.
+        kernel: The forward kernel, IN.
+        strides: Int or pair of positive ints.
+        padding: As given to conv2d_forward.
+        dilation_rate: Int or pair of positive ints.
+        data_format: "channels_last" or "channels_first" (the layout of x and y).
+        use_bias: Whether the forward added a bias (dbias is None otherwise).
+        compute_dx: Whether to compute dx (the first layer of a network needs no input gradient, and
+            its col2im is skipped); dx is None otherwise.
+        groups: As given to conv2d_forward.
+
+    Returns:
+        (dx, dkernel, dbias): dx shaped like x, or None when compute_dx is False; dkernel shaped like
+        kernel; dbias (F,), or None when use_bias is False. New arrays of the common float dtype of
+        dy, x and kernel; nothing is modified in place.
     """
     use_bias = _validation.flag("use_bias", use_bias)
     compute_dx = _validation.flag("compute_dx", compute_dx)
@@ -177,11 +194,22 @@ def conv2d_output_shape(input_shape, kernel_size, strides=(1, 1), padding="valid
                         dilation_rate=(1, 1), data_format="channels_last", filters=None):
     """Output shape of conv2d_forward for a 4-D input shape, without computing anything.
 
-    input_shape: (N, H, W, C) or (N, C, H, W) per data_format; any entry may be None
-    (unknown), which gives None in the matching output entries. kernel_size: int or pair.
-    filters: the output channels F, or None to keep the input's channel count (for windows
-    that act per channel). Returns a tuple (N, OH, OW, F) or (N, F, OH, OW).
-    Raises ValueError when the (dilated) window does not fit the padded input.
+    Args:
+        input_shape: (N, H, W, C) or (N, C, H, W) per data_format; any entry may be None (unknown),
+            which gives None in the matching output entries.
+        kernel_size: Int or pair.
+        strides: Int or pair of positive ints.
+        padding: As for conv2d_forward.
+        dilation_rate: Int or pair of positive ints.
+        data_format: "channels_last" or "channels_first" (the layout of x and y).
+        filters: The output channels F, or None to keep the input's channel count (for windows that
+            act per channel).
+
+    Returns:
+        A tuple (N, OH, OW, F) or (N, F, OH, OW).
+
+    Raises:
+        ValueError: when the (dilated) window does not fit the padded input.
     """
     input_shape = _checked_shape(input_shape)
     data_format = _validation.data_format(data_format)
@@ -315,14 +343,21 @@ def conv2d_transpose_forward(x, kernel, bias=None, strides=(1, 1), padding="vali
                              dilation_rate=(1, 1), data_format="channels_last"):
     """2-D transposed convolution plus bias, as Keras Conv2DTranspose computes it.
 
-    x: (N, H, W, C) for channels_last or (N, C, H, W) for channels_first, IN; any real dtype
-       (float64 stays float64, everything else becomes float32).
-    kernel: (KH, KW, F, C), IN (Keras's layout: filters before input channels). bias: (F,) or None.
-    strides, dilation_rate: int or pair of positive ints. padding: "valid" or "same".
-    output_padding: None (Keras's default sizes) or an int or pair, each less than its stride.
-    Returns y: (N, OH, OW, F) (channels_first: (N, F, OH, OW)), OH per Keras's rule (see
-    conv2d_transpose_output_shape): the input gradient of the convolution of y with kernel,
-    computed as col2im(x @ kernel^T), plus bias.
+    Args:
+        x: (N, H, W, C) for channels_last or (N, C, H, W) for channels_first, IN; any real dtype
+            (float64 stays float64, everything else becomes float32).
+        kernel: (KH, KW, F, C), IN (Keras's layout: filters before input channels).
+        bias: (F,) or None.
+        strides: Int or pair of positive ints.
+        padding: "valid" or "same".
+        output_padding: None (Keras's default sizes) or an int or pair, each less than its stride.
+        dilation_rate: Int or pair of positive ints.
+        data_format: "channels_last" or "channels_first" (the layout of x and y).
+
+    Returns:
+        y: (N, OH, OW, F) (channels_first: (N, F, OH, OW)), OH per Keras's rule (see
+        conv2d_transpose_output_shape): the input gradient of the convolution of y with kernel,
+        computed as col2im(x @ kernel^T), plus bias.
     """
     x, kernel, bias = _validation.as_floats(optional=("bias",), x=x, kernel=kernel, bias=bias)
     data_format, (OH, OW), geometry = _transpose_setup(x, kernel, strides, padding, output_padding,
@@ -338,10 +373,23 @@ def conv2d_transpose_backward(dy, x, kernel, strides=(1, 1), padding="valid", ou
                               dilation_rate=(1, 1), data_format="channels_last", use_bias=True, compute_dx=True):
     """Gradients of conv2d_transpose_forward with respect to x, kernel and bias.
 
-    dy: shaped like conv2d_transpose_forward's output, IN; x, kernel and the layout arguments as
-    given to it, IN. Returns (dx, dkernel, dbias): dx shaped like x (the convolution of dy with
-    kernel), or None when compute_dx is False; dkernel (KH, KW, F, C); dbias (F,), or None when
-    use_bias is False. New arrays of the common float dtype; nothing is modified in place.
+    Args:
+        dy: Shaped like conv2d_transpose_forward's output, IN.
+        x: The forward input, IN.
+        kernel: The forward kernel, IN.
+        strides: Int or pair of positive ints.
+        padding: As given to the forward.
+        output_padding: As given to the forward.
+        dilation_rate: Int or pair of positive ints.
+        data_format: "channels_last" or "channels_first" (the layout of x and y).
+        use_bias: Whether the forward added a bias (dbias is None otherwise).
+        compute_dx: Whether to compute dx (the first layer of a network needs no input gradient, and
+            its col2im is skipped); dx is None otherwise.
+
+    Returns:
+        (dx, dkernel, dbias): dx shaped like x (the convolution of dy with kernel), or None when
+        compute_dx is False; dkernel (KH, KW, F, C); dbias (F,), or None when use_bias is False. New
+        arrays of the common float dtype; nothing is modified in place.
     """
     use_bias = _validation.flag("use_bias", use_bias)
     compute_dx = _validation.flag("compute_dx", compute_dx)
@@ -366,9 +414,21 @@ def conv2d_transpose_output_shape(input_shape, kernel_size, filters, strides=(1,
                                   output_padding=None, dilation_rate=(1, 1), data_format="channels_last"):
     """Output shape of conv2d_transpose_forward for a 4-D input shape, without computing anything.
 
-    input_shape: (N, H, W, C) or (N, C, H, W) per data_format; None entries (unknown) give None.
-    kernel_size: int or pair; filters: the output channels F. Returns (N, OH, OW, F) or
-    (N, F, OH, OW). Raises ValueError when the output would be empty.
+    Args:
+        input_shape: (N, H, W, C) or (N, C, H, W) per data_format; None entries (unknown) give None.
+        kernel_size: Int or pair.
+        filters: The output channels F.
+        strides: Int or pair of positive ints.
+        padding: "valid" or "same".
+        output_padding: None or an int or pair, as for the forward.
+        dilation_rate: Int or pair of positive ints.
+        data_format: "channels_last" or "channels_first" (the layout of x and y).
+
+    Returns:
+        (N, OH, OW, F) or (N, F, OH, OW).
+
+    Raises:
+        ValueError: when the output would be empty.
     """
     input_shape = _checked_shape(input_shape)
     data_format = _validation.data_format(data_format)

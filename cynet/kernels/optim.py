@@ -49,7 +49,16 @@ def adam_update(variable, gradient, m, v, alpha, one_minus_beta_1, one_minus_bet
         v_hat = max(v_hat, v)  (AMSGrad, when v_hat is given; it then replaces v below)
         variable -= (m * alpha) / (sqrt(v) + epsilon)
 
-    alpha is the bias-corrected learning rate, lr * sqrt(1 - beta_2**t) / (1 - beta_1**t).
+    Args:
+        variable: IN/OUT parameter, C-contiguous float32|float64.
+        gradient: Its gradient g (IN), variable's shape.
+        m: IN/OUT first-moment slot, variable's shape and dtype.
+        v: IN/OUT second-moment slot, variable's shape and dtype.
+        alpha: The bias-corrected learning rate, lr * sqrt(1 - beta_2**t) / (1 - beta_1**t).
+        one_minus_beta_1: 1 - beta_1.
+        one_minus_beta_2: 1 - beta_2.
+        epsilon: Added to sqrt(v).
+        v_hat: IN/OUT running maximum of v (AMSGrad), or None.
     """
     w, g, s = _arrays(variable, gradient, m=m, v=v, v_hat=v_hat)
     dt = variable.dtype
@@ -63,6 +72,14 @@ def sgd_momentum_update(variable, gradient, momentums, learning_rate, momentum, 
 
         momentums = momentum * momentums - learning_rate * g
         variable += momentums, or with nesterov: variable += momentum * momentums - learning_rate * g
+
+    Args:
+        variable: IN/OUT parameter, C-contiguous float32|float64.
+        gradient: Its gradient g (IN), variable's shape.
+        momentums: IN/OUT velocity slot, variable's shape and dtype.
+        learning_rate: The learning rate (a float).
+        momentum: The momentum, in [0, 1].
+        nesterov: Whether to apply Nesterov momentum.
     """
     w, g, s = _arrays(variable, gradient, momentums=momentums)
     dt = variable.dtype
