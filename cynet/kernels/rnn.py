@@ -187,9 +187,17 @@ def _time_major_out(a):
 def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh", mask=None):
     """SimpleRNN over a whole sequence: h_t = act(x_t W + h_{t-1} U + b).
 
-    x: (N, T, D); kernel: (D, U); recurrent_kernel: (U, U); bias: (U,) or None; h0: (N, U) or
-    None (zeros). Any real dtype; float64 if any input is float64, else float32. mask: (N, T)
-    booleans or None: a step where it is False is skipped, the state carried over (Keras).
+    Any real dtype; float64 if any input is float64, else float32.
+
+    Args:
+        x: (N, T, D).
+        kernel: (D, U).
+        recurrent_kernel: (U, U).
+        bias: (U,) or None.
+        h0: (N, U) or None (zeros).
+        activation: Activation name ("tanh", "relu", "sigmoid", "linear", ...).
+        mask: (N, T) booleans or None: a step where it is False is skipped, the state carried over
+            (Keras).
 
     Returns:
         hs: (N, T, U), every hidden state (a view of a feature-major buffer, see the module
@@ -210,14 +218,22 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="ta
                         mask=None):
     """Backpropagation through time for simple_rnn_forward.
 
-    dhs: (N, T, U), gradient w.r.t. every hidden state; x, kernel, recurrent_kernel, h0 (or
-    None) and mask as given to forward; hs: (N, T, U) as returned by forward.
+    Args:
+        dhs: (N, T, U), gradient w.r.t. every hidden state.
+        x: As given to the forward.
+        kernel: As given to the forward.
+        recurrent_kernel: As given to the forward.
+        h0: As given to the forward (or None).
+        hs: (N, T, U) as returned by the forward.
+        activation: As given to the forward.
+        use_bias: Whether the forward had a bias (dbias is None otherwise).
+        compute_dx: Whether to compute dx (a model's first layer needs no input gradient): with False,
+            dx is None and its matmul is skipped.
+        mask: As given to the forward.
 
     Returns:
         (dx (N, T, D), dkernel (D, U), drecurrent_kernel (U, U), dbias (U,) or None when
-        use_bias=False, dh0 (N, U)), all new arrays (dx and dh0 are views of feature-major
-        buffers). With compute_dx=False (a model's first layer needs no input gradient) dx is
-        None and its matmul is skipped.
+        use_bias=False, dh0 (N, U)), all new arrays (dx and dh0 are views of feature-major buffers).
     """
     act = _activation("activation", activation)
     use_bias = _use_bias(use_bias)
@@ -246,13 +262,22 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activ
     z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i), ract(z_f), ract(z_o); g = act(z_c);
     c_t = f * c_{t-1} + i * g; h_t = o * act(c_t).
 
-    x: (N, T, D); kernel: (D, 4U); recurrent_kernel: (U, 4U); bias: (4U,) or None; h0, c0:
-    (N, U) or None (zeros); mask: (N, T) booleans or None (as in simple_rnn_forward).
+    Args:
+        x: (N, T, D).
+        kernel: (D, 4U).
+        recurrent_kernel: (U, 4U).
+        bias: (4U,) or None.
+        h0: (N, U) or None (zeros).
+        c0: (N, U) or None (zeros).
+        activation: Activation name of the cell input and output (act, "tanh").
+        recurrent_activation: Activation name of the gates (ract, "sigmoid").
+        mask: (N, T) booleans or None: a step where it is False is skipped, the state carried over
+            (Keras).
 
     Returns:
-        (hs, cs, gates), new arrays (views of the kernels' buffers): hs (N, T, U) hidden
-        states, cs (N, T, U) cell states, gates (N, T, 4U) the activated gates i|f|g|o of every
-        step (what lstm_backward needs).
+        (hs, cs, gates), new arrays (views of the kernels' buffers): hs (N, T, U) hidden states,
+        cs (N, T, U) cell states, gates (N, T, 4U) the activated gates i|f|g|o of every step (what
+        lstm_backward needs).
     """
     act = _activation("activation", activation)
     ract = _activation("recurrent_activation", recurrent_activation)
@@ -270,14 +295,29 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
                   recurrent_activation="sigmoid", use_bias=True, compute_dx=True, mask=None):
     """Backpropagation through time for lstm_forward.
 
-    dhs: (N, T, U), gradient w.r.t. every hidden state (the final-state gradient goes in
-    dhs[:, -1]); dc_last: (N, U) or None, gradient w.r.t. the final cell state; x, kernel,
-    recurrent_kernel, h0, c0 (or None) as given to forward; hs, cs, gates as returned by it.
+    Args:
+        dhs: (N, T, U), gradient w.r.t. every hidden state (the final-state gradient goes in
+            dhs[:, -1]).
+        dc_last: (N, U) or None, gradient w.r.t. the final cell state.
+        x: As given to the forward.
+        kernel: As given to the forward.
+        recurrent_kernel: As given to the forward.
+        h0: As given to the forward (or None).
+        c0: As given to the forward (or None).
+        hs: As returned by the forward.
+        cs: As returned by the forward.
+        gates: As returned by the forward.
+        activation: As given to the forward.
+        recurrent_activation: As given to the forward.
+        use_bias: Whether the forward had a bias (dbias is None otherwise).
+        compute_dx: Whether to compute dx (a model's first layer needs no input gradient): with False,
+            dx is None and its matmul is skipped.
+        mask: As given to the forward.
 
     Returns:
         (dx (N, T, D), dkernel (D, 4U), drecurrent_kernel (U, 4U), dbias (4U,) or None when
         use_bias=False, dh0 (N, U), dc0 (N, U)), all new arrays (dx, dh0, dc0 are views of
-        feature-major buffers). With compute_dx=False dx is None and its matmul is skipped.
+        feature-major buffers).
     """
     act = _activation("activation", activation)
     ract = _activation("recurrent_activation", recurrent_activation)
@@ -313,14 +353,21 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tan
     xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
     r = ract(xr + rr); hh = act(xh + r * rh); h_t = z * h_{t-1} + (1 - z) * hh.
 
-    x: (N, T, D); kernel: (D, 3U); recurrent_kernel: (U, 3U); bias: (2, 3U) or None (row 0
-    input bias b_in, row 1 recurrent bias b_rec); h0: (N, U) or None (zeros); mask: (N, T)
-    booleans or None (as in simple_rnn_forward).
+    Args:
+        x: (N, T, D).
+        kernel: (D, 3U).
+        recurrent_kernel: (U, 3U).
+        bias: (2, 3U) or None (row 0 input bias b_in, row 1 recurrent bias b_rec).
+        h0: (N, U) or None (zeros).
+        activation: Activation name of the candidate state (act, "tanh").
+        recurrent_activation: Activation name of the gates (ract, "sigmoid").
+        mask: (N, T) booleans or None: a step where it is False is skipped, the state carried over
+            (Keras).
 
     Returns:
-        (hs, cache), new arrays (views of the kernels' buffers): hs (N, T, U) hidden states;
-        cache (N, T, 4U) holding z|r|hh|rh of every step (rh = h_{t-1} U_h + b_rec_h), what
-        gru_backward needs.
+        (hs, cache), new arrays (views of the kernels' buffers): hs (N, T, U) hidden states; cache
+        (N, T, 4U) holding z|r|hh|rh of every step (rh = h_{t-1} U_h + b_rec_h), what gru_backward
+        needs.
     """
     act = _activation("activation", activation)
     ract = _activation("recurrent_activation", recurrent_activation)
@@ -338,14 +385,24 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation="ta
                  recurrent_activation="sigmoid", use_bias=True, compute_dx=True, mask=None):
     """Backpropagation through time for gru_forward.
 
-    dhs: (N, T, U), gradient w.r.t. every hidden state; x, kernel, recurrent_kernel, h0 (or
-    None) as given to forward; hs, cache as returned by it.
+    Args:
+        dhs: (N, T, U), gradient w.r.t. every hidden state.
+        x: As given to the forward.
+        kernel: As given to the forward.
+        recurrent_kernel: As given to the forward.
+        h0: As given to the forward (or None).
+        hs: As returned by the forward.
+        cache: As returned by the forward.
+        activation: As given to the forward.
+        recurrent_activation: As given to the forward.
+        use_bias: Whether the forward had a bias (dbias is None otherwise).
+        compute_dx: Whether to compute dx (a model's first layer needs no input gradient): with False,
+            dx is None and its matmul is skipped.
+        mask: As given to the forward.
 
     Returns:
         (dx (N, T, D), dkernel (D, 3U), drecurrent_kernel (U, 3U), dbias (2, 3U) or None when
-        use_bias=False, dh0 (N, U)), all new arrays (dx and dh0 are views of feature-major
-        buffers). With compute_dx=False (a model's first layer needs no input gradient) dx is
-        None and its matmul is skipped.
+        use_bias=False, dh0 (N, U)), all new arrays (dx and dh0 are views of feature-major buffers).
     """
     act = _activation("activation", activation)
     ract = _activation("recurrent_activation", recurrent_activation)
