@@ -9,15 +9,13 @@ from collections.abc import Sequence
 from typing import Any, Union
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike
+from ._typing import ArrayLike, DTypeLike, Shape
 
 from . import backend
 from .utils.rng import make_rng
 
 #: What `seed=` accepts: None (the global generator), an int, or a SeedGenerator.
 Seed = Union[int, "SeedGenerator", None]
-#: A shape: an int or a sequence of ints.
-Shape = Union[int, Sequence[int]]
 
 __all__ = ["SeedGenerator", "normal", "uniform", "truncated_normal", "randint", "categorical", "dropout",
            "shuffle", "gamma", "binomial", "beta"]
@@ -216,7 +214,8 @@ def binomial(shape: Shape, counts: int | np.ndarray, probabilities: float | np.n
     return _rng(seed).binomial(counts, probabilities, _shape(shape)).astype(_dtype(dtype))
 
 
-def beta(shape: Shape, alpha: float | np.ndarray, beta: float | np.ndarray, dtype: DTypeLike | None = None, seed: Seed = None) -> np.ndarray:
+def beta(shape: Shape, alpha: float | np.ndarray, beta: float | np.ndarray, dtype: DTypeLike | None = None,
+         seed: Seed = None) -> np.ndarray:
     """Draws from a beta distribution.
 
     Args:

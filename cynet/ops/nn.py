@@ -1,10 +1,12 @@
 """Neural-network ops of cynet.ops (keras.ops.relu, softmax, the cross-entropies, ...), each with its
 vector-Jacobian product on the tape."""
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from .. import backend
+from .._typing import ArrayLike, Axis, DTypeLike
 from . import numpy_ops as _np
 from .numpy_ops import _apply, _values
 
@@ -13,7 +15,7 @@ def _erf(a):
     return np.vectorize(math.erf, otypes=[np.float64])(a).astype(np.result_type(a, np.float32), copy=False)
 
 
-def erf(x):
+def erf(x: ArrayLike) -> np.ndarray:
     """Element-wise error function.
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -24,7 +26,7 @@ def erf(x):
     return _apply("erf", (x,), _erf, lambda g, v, o, i: g * (2 / math.sqrt(math.pi)) * np.exp(-v[0] * v[0]))
 
 
-def relu(x):
+def relu(x: ArrayLike) -> np.ndarray:
     """Rectified linear unit, `max(x, 0)`.
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -35,7 +37,7 @@ def relu(x):
     return _apply("relu", (x,), lambda a: np.maximum(a, 0), lambda g, v, o, i: g * (v[0] > 0))
 
 
-def relu6(x):
+def relu6(x: ArrayLike) -> np.ndarray:
     """ReLU capped at 6, `min(max(x, 0), 6)`.
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -51,7 +53,7 @@ def _sigmoid(a):
         return 1 / (1 + np.exp(-a))
 
 
-def sigmoid(x):
+def sigmoid(x: ArrayLike) -> np.ndarray:
     """Logistic sigmoid, `1 / (1 + exp(-x))`, computed without overflow.
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -62,7 +64,7 @@ def sigmoid(x):
     return _apply("sigmoid", (x,), _sigmoid, lambda g, v, o, i: g * o * (1 - o))
 
 
-def softplus(x):
+def softplus(x: ArrayLike) -> np.ndarray:
     """`log(1 + exp(x))`, computed without overflow.
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -73,7 +75,7 @@ def softplus(x):
     return _apply("softplus", (x,), lambda a: np.logaddexp(a, 0), lambda g, v, o, i: g * _sigmoid(v[0]))
 
 
-def softsign(x):
+def softsign(x: ArrayLike) -> np.ndarray:
     """`x / (1 + |x|)`.
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -84,7 +86,7 @@ def softsign(x):
     return _apply("softsign", (x,), lambda a: a / (1 + np.abs(a)), lambda g, v, o, i: g / (1 + np.abs(v[0])) ** 2)
 
 
-def silu(x):
+def silu(x: ArrayLike) -> np.ndarray:
     """SiLU (swish), `x * sigmoid(x)`.
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -101,7 +103,7 @@ def silu(x):
 swish = silu
 
 
-def log_sigmoid(x):
+def log_sigmoid(x: ArrayLike) -> np.ndarray:
     """`log(sigmoid(x))`, computed stably.
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -112,7 +114,7 @@ def log_sigmoid(x):
     return _apply("log_sigmoid", (x,), lambda a: -np.logaddexp(-a, 0), lambda g, v, o, i: g * _sigmoid(-v[0]))
 
 
-def leaky_relu(x, negative_slope=0.2):
+def leaky_relu(x: ArrayLike, negative_slope: float = 0.2) -> np.ndarray:
     """Leaky ReLU: `x` for `x >= 0`, `negative_slope * x` below.
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -125,7 +127,7 @@ def leaky_relu(x, negative_slope=0.2):
                   lambda g, v, o, i: g * np.where(v[0] >= 0, 1, negative_slope))
 
 
-def elu(x, alpha=1.0):
+def elu(x: ArrayLike, alpha: float = 1.0) -> np.ndarray:
     """Exponential linear unit: `x` for `x > 0`, `alpha * (exp(x) - 1)` below.
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -138,7 +140,7 @@ def elu(x, alpha=1.0):
                   lambda g, v, o, i: g * np.where(v[0] > 0, 1, o + alpha))
 
 
-def selu(x):
+def selu(x: ArrayLike) -> np.ndarray:
     """Scaled ELU with the constants of Klambauer et al. (2017).
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -151,7 +153,7 @@ def selu(x):
                   lambda g, v, o, i: g * np.where(v[0] > 0, scale, o + scale * alpha))
 
 
-def hard_sigmoid(x):
+def hard_sigmoid(x: ArrayLike) -> np.ndarray:
     """Piecewise-linear sigmoid, `clip(x / 6 + 0.5, 0, 1)` (Keras 3's definition).
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -163,7 +165,7 @@ def hard_sigmoid(x):
                   lambda g, v, o, i: g * ((v[0] > -3) & (v[0] < 3)) / 6)
 
 
-def gelu(x, approximate=True):
+def gelu(x: ArrayLike, approximate: bool = True) -> np.ndarray:
     """Gaussian error linear unit.
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -196,7 +198,7 @@ def _softmax(a, axis):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-def softmax(x, axis=-1):
+def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     """Softmax along `axis` (the maximum is subtracted first).
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -210,7 +212,7 @@ def softmax(x, axis=-1):
     return _apply("softmax", (x,), lambda a: _softmax(a, axis), grad)
 
 
-def log_softmax(x, axis=-1):
+def log_softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     """Log of the softmax along `axis`, computed stably.
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -228,7 +230,8 @@ def log_softmax(x, axis=-1):
     return _apply("log_softmax", (x,), compute, grad)
 
 
-def one_hot(x, num_classes, axis=-1, dtype=None, sparse=False):
+def one_hot(x: ArrayLike, num_classes: int, axis: int = -1, dtype: DTypeLike | None = None,
+            sparse: bool | None = False) -> np.ndarray:
     """One-hot encode integer class indices: a new axis of size `num_classes`. Indices outside `[0, num_classes)`
     give an all-zero row.
 
@@ -247,7 +250,8 @@ def one_hot(x, num_classes, axis=-1, dtype=None, sparse=False):
     return np.moveaxis(out, -1, axis) if axis != -1 else out
 
 
-def multi_hot(inputs, num_classes, axis=-1, dtype=None, sparse=False):
+def multi_hot(inputs: ArrayLike, num_classes: int, axis: int = -1, dtype: DTypeLike | None = None,
+              sparse: bool | None = False) -> np.ndarray:
     """Multi-hot encode integer class indices: 1 for every class that appears in a sample.
 
     Not differentiable (integer/boolean or piecewise-constant result): no gradient flows through it.
@@ -268,7 +272,7 @@ def _clipped(output):
     return _np.clip(output, eps, 1 - eps)
 
 
-def binary_crossentropy(target, output, from_logits=False):
+def binary_crossentropy(target: ArrayLike, output: ArrayLike, from_logits: bool = False) -> np.ndarray:
     """Elementwise binary cross-entropy (Keras: no reduction).
 
     Args:
@@ -289,7 +293,8 @@ def binary_crossentropy(target, output, from_logits=False):
                                 _np.multiply(_np.subtract(1, target), _np.log(_np.subtract(1, p)))))
 
 
-def categorical_crossentropy(target, output, from_logits=False, axis=-1):
+def categorical_crossentropy(target: ArrayLike, output: ArrayLike, from_logits: bool = False,
+                             axis: int = -1) -> np.ndarray:
     """Cross-entropy over `axis` (Keras: reduced over that axis only).
 
     Args:
@@ -304,7 +309,8 @@ def categorical_crossentropy(target, output, from_logits=False, axis=-1):
     return _np.negative(_np.sum(_np.multiply(target, _np.log(_clipped(p))), axis=axis))
 
 
-def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
+def sparse_categorical_crossentropy(target: ArrayLike, output: ArrayLike, from_logits: bool = False,
+                                    axis: int = -1) -> np.ndarray:
     """Cross-entropy between integer class targets and predicted class probabilities (or logits), reduced over
     the class axis only (no batch reduction, as Keras's op).
 
@@ -325,7 +331,8 @@ def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
                                     from_logits=from_logits, axis=axis)
 
 
-def moments(x, axes, keepdims=False, synchronized=False):
+def moments(x: ArrayLike, axes: Axis, keepdims: bool = False,
+            synchronized: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(mean, variance) over `axes`.
 
     Args:
@@ -338,7 +345,7 @@ def moments(x, axes, keepdims=False, synchronized=False):
     return _np.mean(x, axis=axes, keepdims=keepdims), _np.var(x, axis=axes, keepdims=keepdims)
 
 
-def normalize(x, axis=-1, order=2, epsilon=None):
+def normalize(x: ArrayLike, axis: Axis = -1, order: int = 2, epsilon: float | None = None) -> np.ndarray:
     """`x` divided by its L2 norm along `axis`.
 
     Differentiable: while a tape records, the gradient flows to float inputs.
@@ -357,7 +364,9 @@ def normalize(x, axis=-1, order=2, epsilon=None):
     return _np.divide(x, norm)
 
 
-def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, is_causal=False):
+def dot_product_attention(query: ArrayLike, key: ArrayLike, value: ArrayLike, bias: ArrayLike | None = None,
+                          mask: ArrayLike | None = None, scale: float | ArrayLike | None = None,
+                          is_causal: bool = False) -> np.ndarray:
     """Keras's ops.dot_product_attention on (batch, seq, heads, dim) inputs.
 
     Args:
@@ -407,7 +416,8 @@ def _kernel_conv(name, forward, backward, inputs, kernel, strides, padding, data
     return _apply(name, (inputs, kernel), lambda x, k: forward(x, k, None, **args), grad)
 
 
-def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+def conv(inputs: ArrayLike, kernel: ArrayLike, strides: int | tuple[int, int] | None = 1, padding: str = "valid",
+         data_format: str | None = None, dilation_rate: int | tuple[int, int] = 1) -> np.ndarray:
     """2-D convolution (Keras layout: kernel (KH, KW, C, F)) on cynet's conv kernels.
 
     Args:
@@ -418,12 +428,14 @@ def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_
         data_format: `"channels_last"` or `"channels_first"`; `None` uses `cynet.config.image_data_format()`.
         dilation_rate: Dilation of the kernel: an int or a pair.
     """
-    from .. import kernels as K
+    from ..kernels import conv as K
     return _kernel_conv("conv", K.conv2d_forward, K.conv2d_backward, inputs, kernel, strides, padding, data_format,
                         dilation_rate)
 
 
-def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+def depthwise_conv(inputs: ArrayLike, kernel: ArrayLike, strides: int | tuple[int, int] | None = 1,
+                   padding: str = "valid", data_format: str | None = None,
+                   dilation_rate: int | tuple[int, int] = 1) -> np.ndarray:
     """2-D depthwise convolution (kernel (KH, KW, C, depth_multiplier)) on cynet's depthwise kernels.
 
     Args:
@@ -434,12 +446,13 @@ def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None,
         data_format: `"channels_last"` or `"channels_first"`; `None` uses `cynet.config.image_data_format()`.
         dilation_rate: Dilation of the kernel: an int or a pair.
     """
-    from .. import kernels as K
+    from ..kernels import depthwise as K
     return _kernel_conv("depthwise_conv", K.depthwise_conv2d_forward, K.depthwise_conv2d_backward, inputs, kernel,
                         strides, padding, data_format, dilation_rate)
 
 
-def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+def max_pool(inputs: ArrayLike, pool_size: int | tuple[int, int], strides: int | tuple[int, int] | None = None,
+             padding: str = "valid", data_format: str | None = None) -> np.ndarray:
     """2-D max pooling on cynet's pool kernels.
 
     Args:
@@ -449,7 +462,7 @@ def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None)
         padding: `"valid"` (no padding) or `"same"` (output size `ceil(input / stride)`).
         data_format: `"channels_last"` or `"channels_first"`; `None` uses `cynet.config.image_data_format()`.
     """
-    from .. import kernels as K
+    from ..kernels import pool as K
     _spatial_2d("max_pool", inputs)
     args = dict(pool_size=pool_size, strides=strides, padding=padding,
                 data_format=data_format or backend.image_data_format())
@@ -462,7 +475,8 @@ def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None)
                   lambda g, v, o, i: K.max_pool2d_backward(g, kept["argmax"], v[0].shape, **args))
 
 
-def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
+def average_pool(inputs: ArrayLike, pool_size: int | tuple[int, int], strides: int | tuple[int, int] | None = None,
+                 padding: str = "valid", data_format: str | None = None) -> np.ndarray:
     """2-D average pooling on cynet's pool kernels (padded cells excluded from the averages).
 
     Args:
@@ -472,7 +486,7 @@ def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=N
         padding: `"valid"` (no padding) or `"same"` (output size `ceil(input / stride)`).
         data_format: `"channels_last"` or `"channels_first"`; `None` uses `cynet.config.image_data_format()`.
     """
-    from .. import kernels as K
+    from ..kernels import pool as K
     _spatial_2d("average_pool", inputs)
     args = dict(pool_size=pool_size, strides=strides, padding=padding,
                 data_format=data_format or backend.image_data_format())
@@ -480,7 +494,8 @@ def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=N
                   lambda g, v, o, i: K.avg_pool2d_backward(g, v[0].shape, **args))
 
 
-def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3):
+def batch_normalization(x: ArrayLike, mean: ArrayLike, variance: ArrayLike, axis: int, offset: ArrayLike | None = None,
+                        scale: ArrayLike | None = None, epsilon: float = 1e-3) -> np.ndarray:
     """(x - mean) / sqrt(variance + epsilon) * scale + offset, with mean, variance, offset and scale
     of x's size along `axis` (Keras's ops.batch_normalization).
 
