@@ -388,8 +388,8 @@ def where(condition: ArrayLike, x1: ArrayLike | None = None, x2: ArrayLike | Non
 
 
 # ----------------------------------------------------------------------------------- comparisons
-def _compare(fn):
-    def op(x1, x2):
+def _compare(fn: Any) -> Any:
+    def op(x1: ArrayLike, x2: ArrayLike) -> np.ndarray:
         return fn(_values(x1), _values(x2))
     op.__name__ = op.__qualname__ = fn.__name__
     op.__doc__ = f"""Element-wise `numpy.{fn.__name__}` of `x1` and `x2` with broadcasting: a boolean array.
