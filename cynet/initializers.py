@@ -24,9 +24,12 @@ rounding) in float16, float32 and float64.
 """
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from ._typing import DTypeLike, Shape
 from .utils.rng import make_rng
 from .utils.serialization import from_config_dict, get_callable
 
@@ -133,7 +136,7 @@ def _truncated_standard_normal(rng, shape):
     return z
 
 
-def compute_fans(shape):
+def compute_fans(shape: Sequence[int]) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight shape, as Keras computes them.
 
     () -> (1, 1); (n,) -> (n, n); (in, out) -> (in, out); conv kernels (..., in, out) ->
@@ -161,15 +164,15 @@ def compute_fans(shape):
 class Initializer:
     """Base class: subclasses implement ``__call__(shape, dtype=None)`` and ``get_config()``."""
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         raise NotImplementedError("Initializer subclasses must implement the `__call__()` method.")
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """The constructor arguments of this object, JSON-serializable, so that `from_config` rebuilds it."""
         return {}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "Initializer":
         """An instance built from `get_config()`'s dictionary.
 
         Args:
@@ -177,7 +180,7 @@ class Initializer:
         """
         return cls(**config)
 
-    def clone(self):
+    def clone(self) -> "Initializer":
         """A new instance with the same config (an unseeded one draws a new default seed)."""
         return self.__class__.from_config(self.get_config())
 
@@ -200,7 +203,7 @@ class RandomInitializer(Initializer):
     def _rng(self):
         return make_rng(self.seed)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         seed = self._init_seed
         return {"seed": seed if isinstance(seed, int) else None}
 
@@ -215,13 +218,13 @@ class Constant(Initializer):
         value: Initial value of the variable.
     """
 
-    def __init__(self, value=0.0):
+    def __init__(self, value: Any = 0.0) -> None:
         arr = np.asarray(value)
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
             raise ValueError(f"Argument `value` must be a number or an array of numbers; received value={value!r}")
         self.value = value
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         shape = _standardize_shape(shape)
         dtype = _standardize_dtype(dtype)
         arr = np.asarray(self.value)
@@ -232,7 +235,7 @@ class Constant(Initializer):
                 f"Constant value of shape {arr.shape} cannot be broadcast to the requested shape {shape}"
             ) from None
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         value = self.value
         if isinstance(value, np.ndarray):
             value = value.tolist()
@@ -244,14 +247,14 @@ class Constant(Initializer):
 class Zeros(Initializer):
     """Fills the tensor with 0 (any numeric or bool dtype)."""
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         return np.zeros(_standardize_shape(shape), dtype=_standardize_dtype(dtype))
 
 
 class Ones(Initializer):
     """Fills the tensor with 1 (any numeric or bool dtype)."""
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         return np.ones(_standardize_shape(shape), dtype=_standardize_dtype(dtype))
 
 
@@ -262,10 +265,10 @@ class Identity(Initializer):
         gain: Multiplicative factor applied to the matrix.
     """
 
-    def __init__(self, gain=1.0):
+    def __init__(self, gain: float = 1.0) -> None:
         self.gain = _number(gain, "gain")
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         shape = _standardize_shape(shape)
         if len(shape) != 2:
             raise ValueError(
@@ -275,7 +278,7 @@ class Identity(Initializer):
         dtype = _standardize_dtype(dtype)
         return (self.gain * np.eye(*shape)).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"gain": self.gain}
 
 
@@ -294,18 +297,18 @@ class RandomNormal(RandomInitializer):
         seed: Int seed (the same values every call) or `None` (cynet's global generator).
     """
 
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
         self.mean = _number(mean, "mean")
         self.stddev = _number(stddev, "stddev", minimum=0.0)
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         shape = _standardize_shape(shape)
         dtype = _float_dtype(dtype, type(self).__name__)
         z = self._rng().standard_normal(shape)
         return (self.mean + self.stddev * z).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
 
 
@@ -319,18 +322,18 @@ class TruncatedNormal(RandomInitializer):
         seed: Int seed (the same values every call) or `None` (cynet's global generator).
     """
 
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
         self.mean = _number(mean, "mean")
         self.stddev = _number(stddev, "stddev", minimum=0.0)
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         shape = _standardize_shape(shape)
         dtype = _float_dtype(dtype, type(self).__name__)
         z = _truncated_standard_normal(self._rng(), shape)
         return (self.mean + self.stddev * z).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
 
 
@@ -343,7 +346,7 @@ class RandomUniform(RandomInitializer):
         seed: Int seed (the same values every call) or `None` (cynet's global generator).
     """
 
-    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None) -> None:
         self.minval = _number(minval, "minval")
         self.maxval = _number(maxval, "maxval")
         if self.minval > self.maxval:
@@ -352,12 +355,12 @@ class RandomUniform(RandomInitializer):
             )
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         shape = _standardize_shape(shape)
         dtype = _float_dtype(dtype, type(self).__name__)
         return self._rng().uniform(self.minval, self.maxval, shape).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "minval": self.minval, "maxval": self.maxval}
 
 
@@ -380,7 +383,8 @@ class VarianceScaling(RandomInitializer):
         seed: Int seed (the same values every call) or `None` (cynet's global generator).
     """
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+    def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal",
+                 seed: int | None = None) -> None:
         scale = _number(scale, "scale", minimum=0.0, strict=True)
         if mode not in _MODES:
             raise ValueError(f"Invalid `mode` argument: {mode!r}. Please use one of {list(_MODES)}")
@@ -400,10 +404,11 @@ class VarianceScaling(RandomInitializer):
         self.distribution = distribution
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         shape = _standardize_shape(shape)
         dtype = _float_dtype(dtype, type(self).__name__)
         fan_in, fan_out = compute_fans(shape)
+        n: float
         if self.mode == "fan_in":
             n = fan_in
         elif self.mode == "fan_out":
@@ -422,7 +427,7 @@ class VarianceScaling(RandomInitializer):
             values = rng.uniform(-limit, limit, shape)
         return values.astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "scale": self.scale,
@@ -437,7 +442,7 @@ class _FixedVarianceScaling(VarianceScaling):
     def __init__(self, seed=None):
         super().__init__(scale=self._scale, mode=self._mode, distribution=self._distribution, seed=seed)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"seed": RandomInitializer.get_config(self)["seed"]}
 
 
@@ -514,11 +519,11 @@ class Orthogonal(RandomInitializer):
         seed: Int seed (the same values every call) or `None` (cynet's global generator).
     """
 
-    def __init__(self, gain=1.0, seed=None):
+    def __init__(self, gain: float = 1.0, seed: int | None = None) -> None:
         self.gain = _number(gain, "gain")
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         shape = _standardize_shape(shape)
         if len(shape) < 2:
             raise ValueError(
@@ -539,7 +544,7 @@ class Orthogonal(RandomInitializer):
             q = q.T
         return (self.gain * q).reshape(shape).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "gain": self.gain}
 
 
@@ -609,7 +614,7 @@ def _lookup(name, custom_objects):
     raise ValueError(f"Unknown initializer: {name!r}. Valid names (case-sensitive) are: {_valid_names()}")
 
 
-def serialize(initializer):
+def serialize(initializer: Any) -> Any:
     """``{"class_name": ..., "config": {...}}`` for an Initializer instance; None -> None.
 
     Args:
@@ -625,7 +630,7 @@ def serialize(initializer):
     return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> Any:
     """Build an initializer from ``serialize``'s dict (or a registered name).
 
     Names resolve through cynet's registry, then ``custom_objects`` (a dict name -> class) given
@@ -640,7 +645,7 @@ def deserialize(config, custom_objects=None):
     return from_config_dict("initializer", config, lambda name: _lookup(name, custom_objects))
 
 
-def get(identifier):
+def get(identifier: Any) -> Any:
     """An initializer from None (-> None), a name, a config dict, a class, an instance or a callable.
 
     Args:

@@ -14,11 +14,15 @@ losses, sigmoid for the binary one) the model calls `fused_logits_backward` inst
 gradient come straight from the logits through one stable fused kernel (no clipping needed, no
 vanishing gradient).
 """
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
-from . import kernels as K
 from . import tape as _tape
+from ._typing import ArrayLike
 from ._validation import first_entry
+from .kernels import activations as K
 
 EPSILON = 1e-7
 
@@ -79,13 +83,13 @@ class Loss:
     #: which activation, applied by the last layer, this loss can fuse with (or None).
     fusable_activation: str | None = None
 
-    def __init__(self, name=None, reduction="sum_over_batch_size"):
+    def __init__(self, name: str | None = None, reduction: str | None = "sum_over_batch_size") -> None:
         if reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be one of {_REDUCTIONS}; received reduction={reduction!r}")
         self.name = name or _snake(type(self).__name__)
         self.reduction = reduction
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> Any:
         from .ops import core as _opcore
         tape = _opcore.recording()
         if tape is not None and self.reduction not in ("none", None) and _opcore.differentiable(y_pred):
@@ -98,7 +102,8 @@ class Loss:
         loss, _ = _reduce(values, sample_weight, y_pred.dtype, self.reduction)
         return loss
 
-    def forward_backward(self, y_true, y_pred, sample_weight=None):
+    def forward_backward(self, y_true: ArrayLike, y_pred: ArrayLike,
+                         sample_weight: ArrayLike | None = None) -> tuple[Any, np.ndarray]:
         """(loss as __call__ returns it, gradient of that loss (summed, for "none") w.r.t. y_pred).
 
         Args:
@@ -111,7 +116,7 @@ class Loss:
         loss, scale = _reduce(values, sample_weight, y_pred.dtype, self.reduction)
         return loss, grad_fn(scale)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
         """Per-sample loss values (Keras's `Loss.call`): override it with cynet.ops (or NumPy
         arithmetic on y_pred, a Tensor here) to write a loss; its gradient comes from the tape.
 
@@ -141,7 +146,8 @@ class Loss:
             return np.zeros_like(y_pred) if g is None else np.asarray(g, dtype=y_pred.dtype)
         return out, grad
 
-    def fused_logits_backward(self, y_true, logits, sample_weight=None):
+    def fused_logits_backward(self, y_true: ArrayLike, logits: np.ndarray,
+                              sample_weight: ArrayLike | None = None) -> tuple[Any, np.ndarray]:
         """(scalar loss, gradient w.r.t. the logits) for losses with a fusable activation.
 
         Args:
@@ -151,7 +157,7 @@ class Loss:
         """
         raise NotImplementedError(f"{self.name} has no fused logits path")
 
-    def check_targets(self, y_true, y_pred_shape, name="y"):
+    def check_targets(self, y_true: ArrayLike, y_pred_shape: tuple[int | None, ...], name: str = "y") -> np.ndarray:
         """Check once, before training or evaluating, that `y_true` (all samples) can be this loss's
         targets for model outputs of shape `y_pred_shape` (batch axis first; None for a size not
         known): raise ValueError (TypeError for a non-numeric dtype) naming `name` otherwise.
@@ -183,12 +189,12 @@ class Loss:
                                  f"received shape {y_true.shape}")
         return y_true
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """The constructor arguments of this object, JSON-serializable, so that `from_config` rebuilds it."""
         return {"name": self.name, "reduction": self.reduction}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "Loss":
         """An instance built from `get_config()`'s dictionary.
 
         Args:
@@ -209,28 +215,29 @@ class LossFunctionWrapper(Loss):
         name: Name of the object (a unique default is generated when `None`).
     """
 
-    def __init__(self, fn, reduction="sum_over_batch_size", name=None, **kwargs):
+    def __init__(self, fn: Callable[..., Any], reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 **kwargs: Any) -> None:
         if not callable(fn):
             raise TypeError(f"fn must be callable (y_true, y_pred) -> per-sample losses; received {fn!r}")
         super().__init__(name or getattr(fn, "__name__", "loss"), reduction)
         self.fn = fn
         self._fn_kwargs = kwargs
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
         return self.fn(y_true, y_pred, **self._fn_kwargs)
 
     def _targets(self, y_true, y_pred):
         return np.asarray(y_true)   # the function decides what its targets are
 
-    def check_targets(self, y_true, y_pred_shape, name="y"):
+    def check_targets(self, y_true: ArrayLike, y_pred_shape: tuple[int | None, ...], name: str = "y") -> np.ndarray:
         return np.asarray(y_true)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         from .utils.serialization import get_registered_name
         return {"fn": get_registered_name(self.fn), "name": self.name, "reduction": self.reduction, **self._fn_kwargs}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "LossFunctionWrapper":
         from .utils.serialization import get_registered_object
         config = dict(config)
         name = config.pop("fn")
@@ -274,7 +281,7 @@ class MeanSquaredError(Loss):
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
     """
-    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error"):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_squared_error") -> None:
         super().__init__(name, reduction)
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -292,7 +299,7 @@ class MeanAbsoluteError(Loss):
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
     """
-    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error"):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_absolute_error") -> None:
         super().__init__(name, reduction)
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -311,7 +318,8 @@ class Huber(Loss):
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
     """
-    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss"):
+    def __init__(self, delta: float = 1.0, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = "huber_loss") -> None:
         super().__init__(name, reduction)
         if not delta > 0:
             raise ValueError(f"delta must be positive; received delta={delta!r}")
@@ -327,7 +335,7 @@ class Huber(Loss):
         grad = np.where(quad, diff, self.delta * np.sign(diff)).astype(y_pred.dtype) / k
         return values, lambda scale: grad * scale[..., None]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "delta": self.delta}
 
 
@@ -349,8 +357,8 @@ class BinaryCrossentropy(Loss):
     """
     fusable_activation = "sigmoid"
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
-                 name="binary_crossentropy"):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: str | None = "sum_over_batch_size", name: str | None = "binary_crossentropy") -> None:
         super().__init__(name, reduction)
         self.from_logits = bool(from_logits)
         self.label_smoothing = _smoothing(label_smoothing)
@@ -362,7 +370,7 @@ class BinaryCrossentropy(Loss):
             return y_true * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         return y_true
 
-    def check_targets(self, y_true, y_pred_shape, name="y"):
+    def check_targets(self, y_true: ArrayLike, y_pred_shape: tuple[int | None, ...], name: str = "y") -> np.ndarray:
         """Shapes as for every loss, and targets in [0, 1]: 0/1 labels or probabilities (Keras does
         not check; labels such as 1/2 or -1/1 make the loss unbounded below).
 
@@ -390,7 +398,8 @@ class BinaryCrossentropy(Loss):
 
         return elems.mean(axis=-1).astype(y_pred.dtype, copy=False), grad
 
-    def fused_logits_backward(self, y_true, logits, sample_weight=None):
+    def fused_logits_backward(self, y_true: ArrayLike, logits: np.ndarray,
+                              sample_weight: ArrayLike | None = None) -> tuple[Any, np.ndarray]:
         logits = _float(logits)
         y_true = self._targets(y_true, logits)
         elems, dz = K.sigmoid_cross_entropy(logits, y_true)
@@ -398,7 +407,7 @@ class BinaryCrossentropy(Loss):
         loss, scale = _reduce(elems.mean(axis=-1), sample_weight, logits.dtype, self.reduction)
         return loss, dz * (scale[..., None] / k)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
                 "axis": self.axis}
 
@@ -432,14 +441,14 @@ class CategoricalCrossentropy(Loss):
     """
     fusable_activation = "softmax"
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
-                 name="categorical_crossentropy"):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: str | None = "sum_over_batch_size", name: str | None = "categorical_crossentropy") -> None:
         super().__init__(name, reduction)
         self.axis = _last_axis(axis)
         self.from_logits = bool(from_logits)
         self.label_smoothing = _smoothing(label_smoothing)
 
-    def check_targets(self, y_true, y_pred_shape, name="y"):
+    def check_targets(self, y_true: ArrayLike, y_pred_shape: tuple[int | None, ...], name: str = "y") -> np.ndarray:
         """One-hot (or probability) targets as wide as the model's output, entries in [0, 1].
 
         Args:
@@ -487,13 +496,14 @@ class CategoricalCrossentropy(Loss):
 
         return values.astype(y_pred.dtype, copy=False), grad
 
-    def fused_logits_backward(self, y_true, logits, sample_weight=None):
+    def fused_logits_backward(self, y_true: ArrayLike, logits: np.ndarray,
+                              sample_weight: ArrayLike | None = None) -> tuple[Any, np.ndarray]:
         logits = _float(logits)
         values, dz = K.softmax_cross_entropy(logits, self._targets(y_true, logits))
         loss, scale = _reduce(values, sample_weight, logits.dtype, self.reduction)
         return loss, dz * scale[..., None]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
                 "axis": self.axis}
 
@@ -509,8 +519,9 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         name: Name of the object (a unique default is generated when `None`).
     """
 
-    def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
-                 name="sparse_categorical_crossentropy"):
+    def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
+                 reduction: str | None = "sum_over_batch_size",
+                 name: str | None = "sparse_categorical_crossentropy") -> None:
         Loss.__init__(self, name, reduction)
         if ignore_class is not None:
             raise ValueError("ignore_class is not supported; pass sample_weight=0 for the samples to ignore")
@@ -519,7 +530,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         self.axis = -1
         self.ignore_class = None
 
-    def check_targets(self, y_true, y_pred_shape, name="y"):
+    def check_targets(self, y_true: ArrayLike, y_pred_shape: tuple[int | None, ...], name: str = "y") -> np.ndarray:
         """Integer class labels of the output's shape less its class axis (or with a trailing 1),
         each in [0, units) for the model's output units.
 
@@ -575,12 +586,12 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         np.put_along_axis(onehot, labels[..., None], 1, axis=-1)
         return onehot
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "reduction": self.reduction, "from_logits": self.from_logits,
                 "ignore_class": self.ignore_class}
 
 
-def mean_squared_error(y_true, y_pred):
+def mean_squared_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Per-sample mean squared error over the last axis (no batch reduction).
 
     Args:
@@ -590,7 +601,7 @@ def mean_squared_error(y_true, y_pred):
     return MeanSquaredError(reduction="none")(y_true, y_pred)
 
 
-def mean_absolute_error(y_true, y_pred):
+def mean_absolute_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
     """Per-sample mean absolute error over the last axis (no batch reduction).
 
     Args:
@@ -600,7 +611,8 @@ def mean_absolute_error(y_true, y_pred):
     return MeanAbsoluteError(reduction="none")(y_true, y_pred)
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+def binary_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False, label_smoothing: float = 0.0,
+                        axis: int = -1) -> np.ndarray:
     """Per-sample binary cross-entropy averaged over `axis` (no batch reduction).
 
     Args:
@@ -614,7 +626,8 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
     return BinaryCrossentropy(from_logits, label_smoothing, axis, reduction="none")(y_true, y_pred)
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+def categorical_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False,
+                             label_smoothing: float = 0.0, axis: int = -1) -> np.ndarray:
     """Per-sample categorical cross-entropy (no batch reduction).
 
     Args:
@@ -628,7 +641,8 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
     return CategoricalCrossentropy(from_logits, label_smoothing, axis, reduction="none")(y_true, y_pred)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+def sparse_categorical_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False,
+                                    ignore_class: int | None = None, axis: int = -1) -> np.ndarray:
     """Per-sample cross-entropy between integer class targets and class probabilities or logits (no batch
     reduction).
 
@@ -643,7 +657,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     return SparseCategoricalCrossentropy(from_logits, ignore_class, reduction="none")(y_true, y_pred)
 
 
-def huber(y_true, y_pred, delta=1.0):
+def huber(y_true: ArrayLike, y_pred: ArrayLike, delta: float = 1.0) -> np.ndarray:
     """Per-sample Huber loss averaged over the last axis (no batch reduction).
 
     Args:
@@ -666,7 +680,7 @@ _ALIASES = {
 }
 
 
-def get(identifier):
+def get(identifier: Any) -> Any:
     """A Loss from a Keras name, a {"class_name", "config"} dict, or a Loss instance.
 
     Args:
@@ -687,7 +701,7 @@ def get(identifier):
                     f"losses; received {identifier!r}")
 
 
-def serialize(loss):
+def serialize(loss: Any) -> Any:
     """A loss's config dictionary (`{"class_name": ..., "config": ...}`), as Keras's `losses.serialize`.
 
     Args:
@@ -696,13 +710,13 @@ def serialize(loss):
     return {"class_name": type(loss).__name__, "config": loss.get_config()}
 
 
-def deserialize(config):
+def deserialize(config: Any) -> Any:
     """A loss from `serialize`'s dictionary.
 
     Args:
         config: The dictionary `get_config()` returned.
     """
-    cls = _CLASSES.get(config.get("class_name")) if isinstance(config, dict) else None
+    cls: type[Loss] | None = _CLASSES.get(str(config.get("class_name"))) if isinstance(config, dict) else None
     if cls is None and isinstance(config, dict):
         from .utils.serialization import get_registered_object
         cls = get_registered_object(config.get("class_name"))   # a registered Loss subclass

@@ -177,7 +177,7 @@ def test_every_public_callable_is_documented():
 # [tool.mypy]); a public function or method defined in one of them must annotate every parameter
 # and its return type. Add a module here once its public signatures are annotated.
 TYPED_MODULES = {
-    "cynet.random", "cynet.ops.numpy_ops", "cynet.ops.nn",
+    "cynet.random", "cynet.ops.numpy_ops", "cynet.ops.nn", "cynet.losses", "cynet.initializers", "cynet.regularizers",
 }
 
 
