@@ -719,7 +719,7 @@ def deserialize(config: Any) -> Any:
     cls: type[Loss] | None = _CLASSES.get(str(config.get("class_name"))) if isinstance(config, dict) else None
     if cls is None and isinstance(config, dict):
         from .utils.serialization import get_registered_object
-        cls = get_registered_object(config.get("class_name"))   # a registered Loss subclass
+        cls = get_registered_object(str(config.get("class_name")))   # a registered Loss subclass
         cls = cls if isinstance(cls, type) and issubclass(cls, Loss) else None
     if cls is None:
         raise ValueError(f"Unknown loss config {config!r}; expected class_name in {sorted(_CLASSES)}")

@@ -1,8 +1,13 @@
 """Helpers for checking gradients and kernel twins (used by cynet's tests, usable by yours)."""
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
+from ._typing import ArrayLike, DTypeLike
 
-def numerical_gradient(f, x, eps=1e-6):
+
+def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """Central-difference gradient of the scalar function f() with respect to array x.
 
     x is perturbed in place (and restored), so f must read x. Use float64.
@@ -26,7 +31,7 @@ def numerical_gradient(f, x, eps=1e-6):
     return grad
 
 
-def tolerance(dtype):
+def tolerance(dtype: DTypeLike | None) -> tuple[float, float]:
     """(rtol, atol) for comparing the two kernel backends in `dtype`.
 
     Args:
@@ -35,7 +40,7 @@ def tolerance(dtype):
     return (1e-10, 1e-10) if np.dtype(dtype) == np.float64 else (1e-5, 1e-5)
 
 
-def assert_twins_close(actual, expected, dtype, err_msg=""):
+def assert_twins_close(actual: Any, expected: Any, dtype: DTypeLike | None, err_msg: str = "") -> None:
     """Assert two results (arrays or tuples of arrays) agree within the dtype's tolerance.
 
     Args:
@@ -56,7 +61,8 @@ def assert_twins_close(actual, expected, dtype, err_msg=""):
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=err_msg)
 
 
-def check_layer_gradients(layer, x, training=True, eps=1e-6, rtol=1e-6, atol=1e-8, seed=0):
+def check_layer_gradients(layer: Any, x: ArrayLike, training: bool = True, eps: float = 1e-6, rtol: float = 1e-6,
+                          atol: float = 1e-8, seed: int | None = 0) -> Any:
     """Check `layer.backward` against central differences, for the input and every trainable weight.
 
     The layer should be float64 (`dtype="float64"`). The scalar checked is sum(layer(x) * g) for a

@@ -178,6 +178,8 @@ def test_every_public_callable_is_documented():
 # and its return type. Add a module here once its public signatures are annotated.
 TYPED_MODULES = {
     "cynet.random", "cynet.ops.numpy_ops", "cynet.ops.nn", "cynet.losses", "cynet.initializers", "cynet.regularizers",
+    "cynet.callbacks", "cynet.testing", "cynet.utils", "cynet.utils.rng", "cynet.utils.sequence_utils",
+    "cynet.utils.serialization",
 }
 
 

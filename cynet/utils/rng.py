@@ -10,7 +10,7 @@ import numpy as np
 _global = np.random.default_rng()
 
 
-def set_random_seed(seed):
+def set_random_seed(seed: int | None) -> None:
     """Seed Python, NumPy and cynet. `seed` must be a non-negative int.
 
     Args:
@@ -30,7 +30,7 @@ def global_rng():
     return _global
 
 
-def make_rng(seed=None):
+def make_rng(seed: int | None = None) -> np.random.Generator:
     """A Generator for `seed`: a fresh seeded one, or the global one when seed is None.
 
     Args:

@@ -2,6 +2,8 @@
 regularizers and the other registries: class names resolve only through cynet's own registry
 (and the caller's `custom_objects`), never through imports."""
 import inspect
+from collections.abc import Callable
+from typing import Any
 
 
 def from_config_dict(kind, config, lookup):
@@ -51,7 +53,7 @@ _REGISTERED = {}              # "package>Name" -> object
 _SCOPES = _contextvars.ContextVar("cynet_custom_object_scopes", default=())
 
 
-def register_keras_serializable(package="Custom", name=None):
+def register_keras_serializable(package: str = "Custom", name: str | None = None) -> Callable[[Any], Any]:
     """Decorator registering a class (or function) for (de)serialization as "package>name".
 
     Args:
@@ -72,23 +74,23 @@ def register_keras_serializable(package="Custom", name=None):
     return decorator
 
 
-def get_registered_name(obj):
+def get_registered_name(obj: Any) -> str:
     """The name `obj` is registered under ("package>Name"), else its class or function name.
 
     Args:
         obj: A class, function or instance.
     """
     cls = obj if inspect.isclass(obj) or inspect.isfunction(obj) else type(obj)
-    return cls.__dict__.get("_registered_name") or getattr(cls, "__name__", str(cls))
+    return str(cls.__dict__.get("_registered_name") or getattr(cls, "__name__", str(cls)))
 
 
-def get_custom_objects():
+def get_custom_objects() -> dict[str, Any]:
     """The global registry (a dict "package>Name" -> object), as keras.saving.get_custom_objects."""
     return _REGISTERED
 
 
 @_contextlib.contextmanager
-def custom_object_scope(*dicts):
+def custom_object_scope(*dicts: Any) -> Any:
     """Within the block, the objects of `dicts` (name -> object) are known to deserialization."""
     for d in dicts:
         if d is not None and not isinstance(d, dict):
@@ -100,7 +102,7 @@ def custom_object_scope(*dicts):
         _SCOPES.reset(token)
 
 
-def get_registered_object(name, custom_objects=None):
+def get_registered_object(name: str, custom_objects: dict[str, Any] | None = None) -> Any:
     """The custom object known by `name` (from `custom_objects`, the active scopes, or the
     registry, by registered name or plain class name), else None.
 
