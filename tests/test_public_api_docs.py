@@ -179,7 +179,7 @@ def test_every_public_callable_is_documented():
 TYPED_MODULES = {
     "cynet.random", "cynet.ops.numpy_ops", "cynet.ops.nn", "cynet.losses", "cynet.initializers", "cynet.regularizers",
     "cynet.callbacks", "cynet.testing", "cynet.utils", "cynet.utils.rng", "cynet.utils.sequence_utils",
-    "cynet.utils.serialization",
+    "cynet.utils.serialization", "cynet.metrics",
 }
 
 
