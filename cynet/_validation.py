@@ -17,6 +17,7 @@ are built only on failure: the hot paths (kernel calls, layer calls) pass a few 
 import math
 import numbers
 import os
+from typing import TypeGuard
 
 import numpy as np
 
@@ -37,7 +38,7 @@ INT_LIMIT = 2 ** 31
 _REQUIRED = object()
 
 
-def is_int(value):
+def is_int(value: object) -> TypeGuard[int]:
     """A Python or NumPy integer, not a bool."""
     if type(value) is int:  # the common case, without the slower ABC check
         return True

@@ -181,6 +181,12 @@ TYPED_MODULES = {
     "cynet.callbacks", "cynet.testing", "cynet.utils", "cynet.utils.rng", "cynet.utils.sequence_utils",
     "cynet.utils.serialization", "cynet.metrics",
 }
+# Modules whose public classes' constructors (the Keras-facing signatures) carry type hints.
+TYPED_CONSTRUCTOR_MODULES = {
+    "cynet.layers." + name for name in (
+        "conv", "depthwise", "normalization", "pooling", "pooling1d", "reshaping", "regularization", "merging",
+        "embedding", "prelu", "preprocessing", "image_preprocessing", "categorical", "lambda_layer")
+}
 
 
 def _untyped(objects):
@@ -190,7 +196,10 @@ def _untyped(objects):
             obj = obj.fget
         if kind == "class":
             obj = obj.__init__ if "__init__" in vars(obj) else None
-        if obj is None or not inspect.isfunction(obj) or obj.__module__ not in TYPED_MODULES:
+        if obj is None or not inspect.isfunction(obj):
+            continue
+        if obj.__module__ not in TYPED_MODULES and not (
+                kind == "class" and obj.__module__ in TYPED_CONSTRUCTOR_MODULES):
             continue
         sig = inspect.signature(obj)
         missing = [p.name for p in sig.parameters.values()

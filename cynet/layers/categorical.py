@@ -30,6 +30,7 @@ Not supported (Keras features that need TensorFlow's sparse or ragged tensors, o
 """
 import collections
 import re
+from typing import Any
 
 import numpy as np
 
@@ -181,7 +182,8 @@ class CategoryEncoding(_NotDifferentiable):
             backend).
     """
 
-    def __init__(self, num_tokens=None, output_mode="multi_hot", sparse=False, **kwargs):
+    def __init__(self, num_tokens: int | None = None, output_mode: str = "multi_hot", sparse: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if num_tokens is None:
             raise ValueError("num_tokens must be set to use this layer; if the number of tokens is not known "
@@ -274,7 +276,8 @@ class Hashing(_NotDifferentiable):
             backend).
     """
 
-    def __init__(self, num_bins, mask_value=None, salt=None, output_mode="int", sparse=False, **kwargs):
+    def __init__(self, num_bins: int, mask_value: Any = None, salt: Any = None, output_mode: str = "int",
+                 sparse: bool = False, **kwargs: Any) -> None:
         dtype = kwargs.get("dtype")
         if isinstance(dtype, str) and dtype in ("int32", "int64"):
             kwargs.pop("dtype")   # (Keras's dtype of int outputs)
@@ -347,8 +350,9 @@ class _IndexLookup(_NotDifferentiable):
 
     _string_input = False
 
-    def __init__(self, max_tokens, num_oov_indices, mask_token, oov_token, vocabulary, idf_weights, invert,
-                 output_mode, pad_to_max_tokens, sparse, **kwargs):
+    def __init__(self, max_tokens: int | None, num_oov_indices: int, mask_token: Any, oov_token: Any, vocabulary: Any,
+                 idf_weights: Any, invert: bool, output_mode: str, pad_to_max_tokens: bool, sparse: bool,
+                 **kwargs: Any) -> None:
         kwargs.pop("vocabulary_size", None)   # (Keras's config entry: the size follows from the vocabulary)
         if kwargs.get("dtype") in ("int32", "int64", "string"):
             kwargs.pop("dtype")   # (Keras's dtype of the indices or tokens; float outputs take the layer's dtype)
@@ -376,9 +380,9 @@ class _IndexLookup(_NotDifferentiable):
         if isinstance(vocabulary, (str, bytes)):
             raise NotImplementedError("a vocabulary file (vocabulary=path) is not supported: pass the vocabulary "
                                       "as a list")
-        self._tokens = []      # the vocabulary without its special tokens
-        self._index = {}       # token -> index
-        self._inverse = {}     # index -> token
+        self._tokens: list[Any] = []      # the vocabulary without its special tokens
+        self._index: dict[Any, int] = {}  # token -> index
+        self._inverse: dict[int, Any] = {}  # index -> token
         self._idf = None
         self._has_input_vocabulary = vocabulary is not None
         if vocabulary is not None:
@@ -640,9 +644,10 @@ class StringLookup(_IndexLookup):
     _string_input = True
     _token_dtype = "string"
 
-    def __init__(self, max_tokens=None, num_oov_indices=1, mask_token=None, oov_token="[UNK]", vocabulary=None,
-                 idf_weights=None, invert=False, output_mode="int", pad_to_max_tokens=False, sparse=False,
-                 encoding="utf-8", salt=None, **kwargs):
+    def __init__(self, max_tokens: int | None = None, num_oov_indices: int = 1, mask_token: Any = None,
+                 oov_token: Any = "[UNK]", vocabulary: Any = None, idf_weights: Any = None, invert: bool = False,
+                 output_mode: str = "int", pad_to_max_tokens: bool = False, sparse: bool = False,
+                 encoding: str = "utf-8", salt: Any = None, **kwargs: Any) -> None:
         if encoding not in ("utf-8", "utf8", "UTF-8"):
             raise ValueError(f"encoding must be 'utf-8'; received encoding={encoding!r}")
         self.encoding = "utf-8"
@@ -707,9 +712,10 @@ class IntegerLookup(_IndexLookup):
 
     _token_dtype = "int64"
 
-    def __init__(self, max_tokens=None, num_oov_indices=1, mask_token=None, oov_token=-1, vocabulary=None,
-                 vocabulary_dtype="int64", idf_weights=None, invert=False, output_mode="int", sparse=False,
-                 pad_to_max_tokens=False, oov_method="floormod", salt=None, **kwargs):
+    def __init__(self, max_tokens: int | None = None, num_oov_indices: int = 1, mask_token: Any = None,
+                 oov_token: Any = -1, vocabulary: Any = None, vocabulary_dtype: str = "int64", idf_weights: Any = None,
+                 invert: bool = False, output_mode: str = "int", sparse: bool = False, pad_to_max_tokens: bool = False,
+                 oov_method: str = "floormod", salt: Any = None, **kwargs: Any) -> None:
         if vocabulary_dtype != "int64":
             raise ValueError(f"Only vocabulary_dtype='int64' is supported; received vocabulary_dtype="
                              f"{vocabulary_dtype!r}")
@@ -793,9 +799,11 @@ class TextVectorization(_NotDifferentiable):
 
     _string_input = True
 
-    def __init__(self, max_tokens=None, standardize="lower_and_strip_punctuation", split="whitespace", ngrams=None,
-                 output_mode="int", output_sequence_length=None, pad_to_max_tokens=False, vocabulary=None,
-                 idf_weights=None, sparse=False, ragged=False, encoding="utf-8", **kwargs):
+    def __init__(self, max_tokens: int | None = None, standardize: Any = "lower_and_strip_punctuation",
+                 split: Any = "whitespace", ngrams: Any = None, output_mode: str = "int",
+                 output_sequence_length: int | None = None, pad_to_max_tokens: bool = False, vocabulary: Any = None,
+                 idf_weights: Any = None, sparse: bool = False, ragged: bool = False, encoding: str = "utf-8",
+                 **kwargs: Any) -> None:
         vocabulary_size = kwargs.pop("vocabulary_size", None)
         super().__init__(**kwargs)
         del vocabulary_size
@@ -819,7 +827,7 @@ class TextVectorization(_NotDifferentiable):
         else:
             raise ValueError(f"ngrams must be None, a positive integer, or a tuple of positive integers; received "
                              f"ngrams={ngrams!r}")
-        self.ngrams = list(self._ngrams) if isinstance(ngrams, (tuple, list)) else ngrams
+        self.ngrams = list(self._ngrams or ()) if isinstance(ngrams, (tuple, list)) else ngrams
         self.output_sequence_length = _optional_int("output_sequence_length", output_sequence_length, 1)
         if self.output_mode != "int" and self.output_sequence_length is not None:
             raise ValueError(f"output_sequence_length must not be set if output_mode is not 'int'; received "

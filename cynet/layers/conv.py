@@ -8,6 +8,8 @@ the explicit left padding dilation_rate * (kernel_size - 1).
 Kernel shapes (Keras's): Conv (k..., in_channels / groups, filters); ConvTranspose
 (k..., filters, in_channels).
 """
+from typing import Any
+
 import numpy as np
 
 from .. import _validation, activations, initializers, kernels, regularizers
@@ -40,9 +42,10 @@ class _Conv(ActivationMixin, Layer):
     _transpose = False
     _nonempty_input = True
 
-    def __init__(self, filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-                 kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, kernel_constraint,
-                 bias_constraint, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None,
+                 padding: str, data_format: str | None, dilation_rate: int | tuple[int, ...], activation: Any,
+                 use_bias: bool, kernel_initializer: Any, bias_initializer: Any, kernel_regularizer: Any,
+                 bias_regularizer: Any, kernel_constraint: Any, bias_constraint: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         rank = self._rank
         self.filters = _validation.positive_int("filters", filters)
@@ -151,9 +154,11 @@ class _Conv(ActivationMixin, Layer):
 class _ConvForward(_Conv):
     """Conv1D and Conv2D: cross-correlation (as Keras), with groups."""
 
-    def __init__(self, filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
-                 use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-                 kernel_constraint, bias_constraint, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None,
+                 padding: str, data_format: str | None, dilation_rate: int | tuple[int, ...], groups: int,
+                 activation: Any, use_bias: bool, kernel_initializer: Any, bias_initializer: Any,
+                 kernel_regularizer: Any, bias_regularizer: Any, kernel_constraint: Any, bias_constraint: Any,
+                 **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                          kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
                          kernel_constraint, bias_constraint, **kwargs)
@@ -211,10 +216,12 @@ class Conv2D(_ConvForward):
         bias_constraint: None only (cynet has no weight constraints).
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),
-                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 bias_constraint=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...],
+                 strides: int | tuple[int, ...] | None = (1, 1), padding: str = "valid",
+                 data_format: str | None = None, dilation_rate: int | tuple[int, ...] = (1, 1), groups: int = 1,
+                 activation: Any = None, use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
+                 bias_initializer: Any = "zeros", kernel_regularizer: Any = None, bias_regularizer: Any = None,
+                 kernel_constraint: Any = None, bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
                          use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
                          kernel_constraint, bias_constraint, **kwargs)
@@ -254,10 +261,12 @@ class Conv1D(_ConvForward):
     _rank = 1
     _input_ndim = 3
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
-                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 bias_constraint=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None = 1,
+                 padding: str = "valid", data_format: str | None = None, dilation_rate: int | tuple[int, ...] = 1,
+                 groups: int = 1, activation: Any = None, use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None, kernel_constraint: Any = None,
+                 bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
                          use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
                          kernel_constraint, bias_constraint, **kwargs)
@@ -269,9 +278,11 @@ class _ConvTranspose(_Conv):
 
     _transpose = True
 
-    def __init__(self, filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
-                 activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-                 kernel_constraint, bias_constraint, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None,
+                 padding: str, output_padding: int | tuple[int, ...] | None, data_format: str | None,
+                 dilation_rate: int | tuple[int, ...], activation: Any, use_bias: bool, kernel_initializer: Any,
+                 bias_initializer: Any, kernel_regularizer: Any, bias_regularizer: Any, kernel_constraint: Any,
+                 bias_constraint: Any, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                          kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
                          kernel_constraint, bias_constraint, **kwargs)
@@ -335,10 +346,13 @@ class Conv2DTranspose(_ConvTranspose):
         bias_constraint: None only (cynet has no weight constraints).
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None, data_format=None,
-                 dilation_rate=(1, 1), activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 bias_constraint=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...],
+                 strides: int | tuple[int, ...] | None = (1, 1), padding: str = "valid",
+                 output_padding: int | tuple[int, ...] | None = None, data_format: str | None = None,
+                 dilation_rate: int | tuple[int, ...] = (1, 1), activation: Any = None, use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None, kernel_constraint: Any = None,
+                 bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
                          activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
                          bias_regularizer, kernel_constraint, bias_constraint, **kwargs)
@@ -374,10 +388,12 @@ class Conv1DTranspose(_ConvTranspose):
     _rank = 1
     _input_ndim = 3
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
-                 dilation_rate=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 bias_constraint=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None = 1,
+                 padding: str = "valid", output_padding: int | tuple[int, ...] | None = None,
+                 data_format: str | None = None, dilation_rate: int | tuple[int, ...] = 1, activation: Any = None,
+                 use_bias: bool = True, kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None, kernel_constraint: Any = None,
+                 bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
                          activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
                          bias_regularizer, kernel_constraint, bias_constraint, **kwargs)

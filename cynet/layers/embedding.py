@@ -1,4 +1,6 @@
 """Embedding."""
+from typing import Any
+
 import numpy as np
 
 from .. import _validation, initializers, regularizers
@@ -20,8 +22,8 @@ class Embedding(Layer):
             index 0 cannot be used in the vocabulary).
     """
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
-                 mask_zero=False, **kwargs):
+    def __init__(self, input_dim: int, output_dim: int, embeddings_initializer: Any = "uniform",
+                 embeddings_regularizer: Any = None, mask_zero: bool = False, **kwargs: Any) -> None:
         kwargs.pop("input_length", None)
         super().__init__(**kwargs)
         self.input_dim = _validation.positive_int("input_dim", input_dim)

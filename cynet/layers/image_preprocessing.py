@@ -31,6 +31,8 @@ contrast and brightness pass it where the output was not clipped to `value_range
 was). At inference the Random* layers pass the gradient unchanged.
 """
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +90,7 @@ class _ImageLayer(Layer):
 
     _input_ndim = 4
 
-    def __init__(self, data_format=None, **kwargs):
+    def __init__(self, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = _checks.data_format(data_format)
 
@@ -147,8 +149,9 @@ class Resizing(_ImageLayer):
         data_format: "channels_last" or "channels_first".
     """
 
-    def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
-                 fill_mode="constant", fill_value=0.0, antialias=False, data_format=None, **kwargs):
+    def __init__(self, height: int, width: int, interpolation: str = "bilinear", crop_to_aspect_ratio: bool = False,
+                 pad_to_aspect_ratio: bool = False, fill_mode: str = "constant", fill_value: float = 0.0,
+                 antialias: bool = False, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(data_format=data_format, **kwargs)
         self.height = _checks.positive_int("height", height)
         self.width = _checks.positive_int("width", width)
@@ -235,7 +238,7 @@ class Resizing(_ImageLayer):
 class _RandomImageLayer(_ImageLayer):
     """An augmentation: a random transformation per image in training, the identity otherwise."""
 
-    def __init__(self, seed=None, data_format=None, **kwargs):
+    def __init__(self, seed: int | None = None, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(data_format=data_format, **kwargs)
         self.seed = _seed(seed)
         self._rng = make_rng(seed) if seed is not None else None
@@ -276,7 +279,8 @@ class RandomFlip(_RandomImageLayer):
             (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
     """
 
-    def __init__(self, mode=_BOTH, seed=None, data_format=None, **kwargs):
+    def __init__(self, mode: str = _BOTH, seed: int | None = None, data_format: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.mode = _choice("mode", mode, (_HORIZONTAL, _VERTICAL, _BOTH))
 
@@ -340,8 +344,8 @@ def _taps(coordinate, size, interpolation, fill_mode, dtype):
 class _AffineLayer(_RandomImageLayer):
     """A random affine map per image (rotation, zoom, translation), applied with one gather."""
 
-    def __init__(self, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0, data_format=None,
-                 **kwargs):
+    def __init__(self, fill_mode: str = "reflect", interpolation: str = "bilinear", seed: int | None = None,
+                 fill_value: float = 0.0, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.fill_mode = _choice("fill_mode", fill_mode, _FILL_MODES)
         self.interpolation = _choice("interpolation", interpolation, _INTERPOLATIONS)
@@ -418,8 +422,9 @@ class RandomRotation(_AffineLayer):
             (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
     """
 
-    def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0,
-                 data_format=None, **kwargs):
+    def __init__(self, factor: Any, fill_mode: str = "reflect", interpolation: str = "bilinear",
+                 seed: int | None = None, fill_value: float = 0.0, data_format: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(fill_mode=fill_mode, interpolation=interpolation, seed=seed, fill_value=fill_value,
                          data_format=data_format, **kwargs)
         self.factor = _factor_range("factor", factor, -1.0, 1.0)
@@ -455,8 +460,9 @@ class RandomZoom(_AffineLayer):
             (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
     """
 
-    def __init__(self, height_factor, width_factor=None, fill_mode="reflect", interpolation="bilinear", seed=None,
-                 fill_value=0.0, data_format=None, **kwargs):
+    def __init__(self, height_factor: Any, width_factor: Any = None, fill_mode: str = "reflect",
+                 interpolation: str = "bilinear", seed: int | None = None, fill_value: float = 0.0,
+                 data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(fill_mode=fill_mode, interpolation=interpolation, seed=seed, fill_value=fill_value,
                          data_format=data_format, **kwargs)
         self._height_range = _factor_range("height_factor", height_factor, -1.0, 1.0, low_open=True)
@@ -495,8 +501,9 @@ class RandomTranslation(_AffineLayer):
             (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
     """
 
-    def __init__(self, height_factor, width_factor, fill_mode="reflect", interpolation="bilinear", seed=None,
-                 fill_value=0.0, data_format=None, **kwargs):
+    def __init__(self, height_factor: Any, width_factor: Any, fill_mode: str = "reflect",
+                 interpolation: str = "bilinear", seed: int | None = None, fill_value: float = 0.0,
+                 data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(fill_mode=fill_mode, interpolation=interpolation, seed=seed, fill_value=fill_value,
                          data_format=data_format, **kwargs)
         self._height_range = _factor_range("height_factor", height_factor, -1.0, 1.0)
@@ -537,7 +544,8 @@ class RandomContrast(_RandomImageLayer):
             (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
     """
 
-    def __init__(self, factor, value_range=(0, 255), seed=None, data_format=None, **kwargs):
+    def __init__(self, factor: Any, value_range: Sequence[float] = (0, 255), seed: int | None = None,
+                 data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.factor = _factor_range("factor", factor, 0.0, 1.0)
         self.value_range = _value_range(value_range)
@@ -572,7 +580,8 @@ class RandomBrightness(_RandomImageLayer):
             (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
     """
 
-    def __init__(self, factor, value_range=(0, 255), seed=None, data_format=None, **kwargs):
+    def __init__(self, factor: Any, value_range: Sequence[float] = (0, 255), seed: int | None = None,
+                 data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.factor = _factor_range("factor", factor, -1.0, 1.0)
         self.value_range = _value_range(value_range)

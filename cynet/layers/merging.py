@@ -21,6 +21,7 @@ Dot with `normalize=True` divides each input by its L2 norm along the dot axis, 
 at 1e-7 (Keras 3's `ops.normalize`: `x * min(rsqrt(sum(x**2)), 1 / epsilon)` with
 `backend.epsilon()` = 1e-7), so a zero vector gives 0, and gradient `g / 1e-7` below the floor.
 """
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -353,7 +354,7 @@ class Concatenate(Layer):
 
     _multi_input = True
 
-    def __init__(self, axis=-1, **kwargs):
+    def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not _validation.is_int(axis):
             raise ValueError(f"axis must be an integer; received axis={axis!r}")
@@ -473,7 +474,7 @@ class Dot(Layer):
         """
         return None
 
-    def __init__(self, axes, normalize=False, **kwargs):
+    def __init__(self, axes: int | list[int] | tuple[int, ...], normalize: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if _validation.is_int(axes):
             axes = int(axes)
@@ -487,7 +488,7 @@ class Dot(Layer):
             if not all(_validation.is_int(a) for a in axes):
                 raise ValueError(f"Invalid format for argument axes: list elements should be integers; received "
                                  f"axes={axes!r}")
-            axes = type(axes)(int(a) for a in axes)
+            axes = (list if isinstance(axes, list) else tuple)(int(a) for a in axes)
         self.axes = axes
         self.normalize = _validation.flag("normalize", normalize)
 

@@ -1,5 +1,7 @@
 """BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization."""
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,9 +34,11 @@ class BatchNormalization(Layer):
 
     _nonempty_input = True
 
-    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
-                 gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
-                 beta_regularizer=None, gamma_regularizer=None, **kwargs):
+    def __init__(self, axis: int | list[int] | tuple[int, ...] = -1, momentum: float = 0.99, epsilon: float = 1e-3,
+                 center: bool = True, scale: bool = True, beta_initializer: Any = "zeros",
+                 gamma_initializer: Any = "ones", moving_mean_initializer: Any = "zeros",
+                 moving_variance_initializer: Any = "ones", beta_regularizer: Any = None,
+                 gamma_regularizer: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         single = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
         if not _validation.is_int(single):
@@ -211,7 +215,7 @@ class _AxesToEnd:
     """Moves a set of axes of an array to its end (a transposed copy) and back: the kernels
     normalise over the trailing axes of a C-contiguous array. No copy when they already trail."""
 
-    def __init__(self, ndim, axes):
+    def __init__(self, ndim: int, axes: Sequence[int]) -> None:
         rest = [i for i in range(ndim) if i not in axes]
         self.perm = None if axes == list(range(ndim - len(axes), ndim)) else rest + list(axes)
         self.inverse = None if self.perm is None else list(np.argsort(self.perm))
@@ -287,9 +291,10 @@ class LayerNormalization(_Affine):
 
     _nonempty_input = True
 
-    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False, beta_initializer="zeros",
-                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                 gamma_constraint=None, **kwargs):
+    def __init__(self, axis: int | list[int] | tuple[int, ...] = -1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
+                 rms_scaling: bool = False, beta_initializer: Any = "zeros", gamma_initializer: Any = "ones",
+                 beta_regularizer: Any = None, gamma_regularizer: Any = None, beta_constraint: Any = None,
+                 gamma_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._axes = _axis_list(type(self).__name__, axis)
         self.axis = list(axis) if isinstance(axis, (list, tuple)) else int(axis)
@@ -376,9 +381,10 @@ class GroupNormalization(_Affine):
     _nonempty_input = True
     _input_min_ndim = 2
 
-    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
-                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                 gamma_constraint=None, **kwargs):
+    def __init__(self, groups: int = 32, axis: int | list[int] | tuple[int, ...] = -1, epsilon: float = 1e-3, center: bool = True,
+                 scale: bool = True, beta_initializer: Any = "zeros", gamma_initializer: Any = "ones",
+                 beta_regularizer: Any = None, gamma_regularizer: Any = None, beta_constraint: Any = None,
+                 gamma_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not (_validation.is_int(groups) and groups == -1):
             try:
@@ -456,7 +462,7 @@ class UnitNormalization(Layer):
 
     EPSILON = 1e-12
 
-    def __init__(self, axis=-1, **kwargs):
+    def __init__(self, axis: int | list[int] | tuple[int, ...] = -1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._axes = _axis_list(type(self).__name__, axis)
         self.axis = list(axis) if isinstance(axis, (list, tuple)) else int(axis)

@@ -1,4 +1,6 @@
 """Pooling and upsampling layers."""
+from typing import Any
+
 from .. import _validation, kernels
 from .base import Layer
 
@@ -7,7 +9,8 @@ class _Pooling2D(Layer):
     _input_ndim = 4
     _nonempty_input = True
 
-    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
+    def __init__(self, pool_size: int | tuple[int, ...] = (2, 2), strides: int | tuple[int, ...] | None = None,
+                 padding: str = "valid", data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pool_size = _validation.int_pair("pool_size", pool_size)
         self.strides = self.pool_size if strides is None else _validation.int_pair("strides", strides)
@@ -80,7 +83,7 @@ class _GlobalPooling2D(Layer):
     _input_ndim = 4
     _nonempty_input = True
 
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
+    def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = _validation.data_format(data_format)
         self.keepdims = _validation.flag("keepdims", keepdims)
@@ -154,7 +157,8 @@ class UpSampling2D(Layer):
     _input_ndim = 4
     _nonempty_input = True
 
-    def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
+    def __init__(self, size: int | tuple[int, ...] = (2, 2), data_format: str | None = None,
+                 interpolation: str = "nearest", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.size = _validation.int_pair("size", size)
         self.data_format = _validation.data_format(data_format)

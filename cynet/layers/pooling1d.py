@@ -18,6 +18,8 @@ GlobalAveragePooling1D is mask-aware (Keras 3): with a (batch, steps) mask it av
 steps only (a sample with every step masked gives 0/0 = NaN, as Keras does), and its output has
 no mask. GlobalMaxPooling1D, as in Keras, does not support masks.
 """
+from typing import Any
+
 import numpy as np
 
 from .. import _validation as _checks, kernels
@@ -38,7 +40,8 @@ class _Pooling1D(Layer):
     _input_ndim = 3
     _nonempty_input = True
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+    def __init__(self, pool_size: int | tuple[int, ...] = 2, strides: int | tuple[int, ...] | None = None,
+                 padding: str = "valid", data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pool_size = (_positive("pool_size", pool_size),)
         self.strides = self.pool_size if strides is None else (_positive("strides", strides),)
@@ -126,7 +129,7 @@ class AveragePooling1D(_Pooling1D):
 class _GlobalPooling1D(Layer):
     _input_ndim = 3
 
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
+    def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = _checks.data_format(data_format)
         self.keepdims = _checks.flag("keepdims", keepdims)

@@ -17,6 +17,8 @@ Both pass gradients through (Rescaling: `grad * scale`; CenterCrop: the gradient
 window, zeros elsewhere), so they can sit inside a trained model.
 """
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +65,7 @@ class Rescaling(Layer):
 
     supports_masking = True   # the mask passes through (Keras 3)
 
-    def __init__(self, scale, offset=0.0, **kwargs):
+    def __init__(self, scale: bool, offset: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scale = _factor("scale", scale, self.dtype)
         self.offset = _factor("offset", offset, self.dtype)
@@ -116,7 +118,7 @@ class CenterCrop(Layer):
 
     _input_ndim = 4
 
-    def __init__(self, height, width, data_format=None, **kwargs):
+    def __init__(self, height: int, width: int, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.height = _checks.positive_int("height", height)
         self.width = _checks.positive_int("width", width)
@@ -227,7 +229,8 @@ class Normalization(Layer):
         invert: apply the inverse transformation.
     """
 
-    def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
+    def __init__(self, axis: int | Sequence[int] = -1, mean: Any = None, variance: Any = None, invert: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.axis = _axes(axis)
         self.invert = _checks.flag("invert", invert)

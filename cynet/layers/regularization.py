@@ -13,6 +13,8 @@ GaussianDropout and AlphaDropout but then divides by zero in the call (infinite 
 cynet refuses it when the layer is made. GaussianNoise takes `stddev` in [0, 1], Keras's range.
 """
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +33,7 @@ class _Noise(Layer):
 
     supports_masking = True   # the mask passes through (Keras 3)
 
-    def __init__(self, seed=None, **kwargs):
+    def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._rng = make_rng(seed) if seed is not None else None
         self.seed = int(seed) if isinstance(seed, (int, np.integer)) else seed
@@ -58,7 +60,7 @@ class _SpatialDropout(_Noise):
 
     data_format = "channels_last"
 
-    def __init__(self, rate, seed=None, **kwargs):
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(seed=seed, **kwargs)
         self.rate = _checks.real("rate", rate, low=0.0, high=1.0, high_open=True)
 
@@ -103,7 +105,7 @@ class SpatialDropout2D(_SpatialDropout):
 
     _input_ndim = 4
 
-    def __init__(self, rate, data_format=None, seed=None, **kwargs):
+    def __init__(self, rate: float, data_format: str | None = None, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(rate, seed=seed, **kwargs)
         self.data_format = _checks.data_format(data_format)
 
@@ -119,7 +121,7 @@ class GaussianNoise(_Noise):
         seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
     """
 
-    def __init__(self, stddev, seed=None, **kwargs):
+    def __init__(self, stddev: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(seed=seed, **kwargs)
         self.stddev = _checks.real("stddev", stddev, low=0.0, high=1.0)
 
@@ -145,7 +147,7 @@ class GaussianDropout(_Noise):
         seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
     """
 
-    def __init__(self, rate, seed=None, **kwargs):
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(seed=seed, **kwargs)
         self.rate = _checks.real("rate", rate, low=0.0, high=1.0, high_open=True)
 
@@ -176,7 +178,8 @@ class AlphaDropout(_Noise):
         seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
     """
 
-    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+    def __init__(self, rate: float, noise_shape: Sequence[int | None] | None = None, seed: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(seed=seed, **kwargs)
         self.rate = _checks.real("rate", rate, low=0.0, high=1.0, high_open=True)
         self.noise_shape = None if noise_shape is None else _checks.shape_tuple("noise_shape", noise_shape)
@@ -224,7 +227,7 @@ class ActivityRegularization(Layer):
     _single_input = True   # one array (a nested list is that array)
     supports_masking = True   # (the mask passes through, as in Keras)
 
-    def __init__(self, l1=0.0, l2=0.0, **kwargs):
+    def __init__(self, l1: float = 0.0, l2: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.l1 = _checks.real("l1", l1, low=0.0)
         self.l2 = _checks.real("l2", l2, low=0.0)

@@ -8,6 +8,9 @@ take); sizes are checked when the layer is made (ValueError naming the argument)
 do not fit (a crop as large as the axis) are refused naming `inputs`, also on symbolic inputs.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from .. import _validation as _checks
@@ -101,7 +104,7 @@ class RepeatVector(Layer):
 
     _input_ndim = 2
 
-    def __init__(self, n, **kwargs):
+    def __init__(self, n: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.n = _checks.positive_int("n", n)
 
@@ -129,7 +132,7 @@ class Permute(Layer):
         dims: Permutation of the non-batch axes (1-based, as in Keras).
     """
 
-    def __init__(self, dims, **kwargs):
+    def __init__(self, dims: Sequence[int], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         entries = _entries(dims)
         if entries is None or not entries or not all(_checks.is_int(d) for d in entries) \
@@ -204,7 +207,7 @@ class ZeroPadding1D(_Padding):
 
     _input_ndim = 3
 
-    def __init__(self, padding=1, data_format=None, **kwargs):
+    def __init__(self, padding: int | tuple[int, int] = 1, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = _checks.data_format(data_format)
         self.padding = _amount_pair("padding", padding, "an int or a pair of ints (before, after)")
@@ -224,7 +227,7 @@ class ZeroPadding2D(_Padding):
     _input_ndim = 4
     _spatial = 2
 
-    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+    def __init__(self, padding: Any = (1, 1), data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = _checks.data_format(data_format)
         self.padding = _amount_pairs_2d("padding", padding)
@@ -285,7 +288,7 @@ class Cropping1D(_Cropping):
 
     _input_ndim = 3
 
-    def __init__(self, cropping=(1, 1), **kwargs):
+    def __init__(self, cropping: Any = (1, 1), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cropping = _amount_pair("cropping", cropping, "an int or a pair of ints (before, after)")
 
@@ -306,7 +309,7 @@ class Cropping2D(_Cropping):
     _input_ndim = 4
     _spatial = 2
 
-    def __init__(self, cropping=((0, 0), (0, 0)), data_format=None, **kwargs):
+    def __init__(self, cropping: Any = ((0, 0), (0, 0)), data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = _checks.data_format(data_format)
         self.cropping = _amount_pairs_2d("cropping", cropping)
@@ -324,7 +327,7 @@ class UpSampling1D(Layer):
 
     _input_ndim = 3
 
-    def __init__(self, size=2, **kwargs):
+    def __init__(self, size: int | tuple[int, ...] = 2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.size = _checks.positive_int("size", size)
 
