@@ -6,6 +6,8 @@ arguments: `relu(x, max_value=6.0)`, `leaky_relu(x, negative_slope=0.1)`, `elu(x
 with respect to its input given the upstream gradient, its input and its output. The hot ones run
 on `cynet.kernels`; the rest are a line of NumPy each.
 """
+from typing import Any
+
 import numpy as np
 
 from . import kernels as K
@@ -21,7 +23,7 @@ class Activation:
         fn = type(self)(*args, **kwargs) if args or kwargs else self
         return fn.forward(np.asarray(x))
 
-    def forward(self, x):
+    def forward(self, x: Any) -> np.ndarray:
         """The activation of `x` (float32 or float64; other dtypes are cast to float32).
 
         Args:
@@ -29,7 +31,7 @@ class Activation:
         """
         raise NotImplementedError
 
-    def backward(self, dy, x, y):
+    def backward(self, dy: np.ndarray, x: Any, y: np.ndarray) -> np.ndarray:
         """The gradient with respect to `x`, given the output gradient `dy`.
 
         Args:
@@ -363,7 +365,7 @@ _REGISTRY = {
 _REGISTRY["swish"] = silu
 
 
-def get(identifier):
+def get(identifier: Any) -> Any:
     """An activation from a Keras name ("relu"), an activation object, or None (linear).
 
     Args:
@@ -383,7 +385,7 @@ def get(identifier):
     raise TypeError(f"activation must be a string, an Activation or None; received {identifier!r}")
 
 
-def serialize(activation):
+def serialize(activation: Any) -> Any:
     """The registered name of an activation (what `get` takes back).
 
     Args:

@@ -1,5 +1,6 @@
 """Variable: a named, mutable NumPy array that layers own and optimizers update in place."""
 import itertools
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,8 @@ class Variable:
     __array_priority__ = 10
     __array_ufunc__ = None   # ndarray (op) variable defers to the operators below, which record on the tape
 
-    def __init__(self, value, shape=None, dtype="float32", trainable=True, name=None):
+    def __init__(self, value: Any, shape: Any = None, dtype: Any = "float32", trainable: bool = True,
+                 name: str | None = None) -> None:
         dtype = np.dtype(dtype)
         if callable(value):
             if shape is None:
@@ -51,30 +53,30 @@ class Variable:
         self.grad = None
 
     @property
-    def shape(self):
+    def shape(self) -> Any:
         """The shape of the value."""
         return self.value.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> Any:
         """The dtype of the value."""
         return self.value.dtype
 
     @property
-    def size(self):
+    def size(self) -> Any:
         """The number of elements of the value."""
         return self.value.size
 
     @property
-    def ndim(self):
+    def ndim(self) -> Any:
         """The number of axes of the value."""
         return self.value.ndim
 
-    def numpy(self):
+    def numpy(self) -> np.ndarray:
         """A copy of the current value."""
         return self.value.copy()
 
-    def assign(self, value):
+    def assign(self, value: Any) -> None:
         """Overwrite the value in place (shape must match; dtype is cast).
 
         Args:
@@ -85,7 +87,7 @@ class Variable:
             raise ValueError(f"cannot assign a value of shape {value.shape} to variable '{self.name}' of shape {self.value.shape}")
         np.copyto(self.value, value, casting="unsafe")
 
-    def assign_add(self, delta):
+    def assign_add(self, delta: Any) -> None:
         """Add `delta` to the value in place (cast to the variable's dtype).
 
         Args:
@@ -93,7 +95,7 @@ class Variable:
         """
         self.value += np.asarray(delta, dtype=self.value.dtype)
 
-    def assign_sub(self, delta):
+    def assign_sub(self, delta: Any) -> None:
         """Subtract `delta` from the value in place (cast to the variable's dtype).
 
         Args:
@@ -133,7 +135,7 @@ class Variable:
         return len(self.value)
 
     @property
-    def T(self):
+    def T(self) -> Any:
         """The transpose of the value (recorded on the tape while one records)."""
         from . import ops
         return ops.transpose(self)

@@ -179,7 +179,10 @@ def test_every_public_callable_is_documented():
 TYPED_MODULES = {
     "cynet.random", "cynet.ops.numpy_ops", "cynet.ops.nn", "cynet.losses", "cynet.initializers", "cynet.regularizers",
     "cynet.callbacks", "cynet.testing", "cynet.utils", "cynet.utils.rng", "cynet.utils.sequence_utils",
-    "cynet.utils.serialization", "cynet.metrics",
+    "cynet.utils.serialization", "cynet.metrics", "cynet.models", "cynet.models.model", "cynet.models.sequential",
+    "cynet.models.functional", "cynet.models.templates", "cynet.activations", "cynet.variables",
+    "cynet.datasets.mnist", "cynet.datasets.fashion_mnist", "cynet.datasets.tabular", "cynet.datasets.text",
+    "cynet.distributed",
 }
 # Modules whose public classes' constructors (the Keras-facing signatures) carry type hints.
 TYPED_CONSTRUCTOR_MODULES = {

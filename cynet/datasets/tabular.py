@@ -10,6 +10,8 @@ standard deviation (features constant in training are only shifted).
 scikit-learn is optional; it is imported when a loader is called (`pip install "cynet[examples]"`).
 The data ship inside scikit-learn, so nothing is downloaded.
 """
+from typing import Any
+
 import numpy as np
 
 _INSTALL_HINT = 'these loaders need scikit-learn: pip install "cynet[examples]" (or pip install scikit-learn)'
@@ -23,7 +25,7 @@ def _sklearn_datasets():
     return datasets
 
 
-def stratified_split(y, test_size=0.2, seed=0):
+def stratified_split(y: np.ndarray, test_size: float = 0.2, seed: int | None = 0) -> Any:
     """Indices `(train_idx, test_idx)` of the fixed stratified split described in the module docstring.
 
     Args:
@@ -71,7 +73,7 @@ def _load(loader_name, test_size, seed, standardize):
     return ((x_train.astype(np.float32), y[train]), (x_test.astype(np.float32), y[test]))
 
 
-def load_digits(test_size=0.2, seed=0, standardize=False):
+def load_digits(test_size: float = 0.2, seed: int | None = 0, standardize: bool = False) -> Any:
     """8x8 handwritten digits: 1,797 samples, 64 features (pixel values 0-16), 10 classes.
 
     Returns `(x_train, y_train), (x_test, y_test)` (x float32, y int64); the split is fixed by `seed`.
@@ -86,7 +88,7 @@ def load_digits(test_size=0.2, seed=0, standardize=False):
     return _load("load_digits", test_size, seed, standardize)
 
 
-def load_breast_cancer(test_size=0.2, seed=0, standardize=False):
+def load_breast_cancer(test_size: float = 0.2, seed: int | None = 0, standardize: bool = False) -> Any:
     """Wisconsin breast cancer: 569 samples, 30 features, 2 classes (0 malignant, 1 benign).
 
     Args:
@@ -98,7 +100,7 @@ def load_breast_cancer(test_size=0.2, seed=0, standardize=False):
     return _load("load_breast_cancer", test_size, seed, standardize)
 
 
-def load_wine(test_size=0.2, seed=0, standardize=False):
+def load_wine(test_size: float = 0.2, seed: int | None = 0, standardize: bool = False) -> Any:
     """Wine recognition: 178 samples, 13 features, 3 classes.
 
     Args:
@@ -110,7 +112,7 @@ def load_wine(test_size=0.2, seed=0, standardize=False):
     return _load("load_wine", test_size, seed, standardize)
 
 
-def load_iris(test_size=0.2, seed=0, standardize=False):
+def load_iris(test_size: float = 0.2, seed: int | None = 0, standardize: bool = False) -> Any:
     """Iris: 150 samples, 4 features, 3 classes (50 each).
 
     Args:

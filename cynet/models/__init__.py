@@ -1,11 +1,14 @@
 """Models: `Model` (Functional graphs and subclassed models), `Sequential`, loading and cloning."""
+from typing import Any
+
 from .functional import Functional  # noqa: F401
 from .model import Model  # noqa: F401
 from .sequential import Sequential  # noqa: F401
 from .templates import template  # noqa: F401
 
 
-def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+def load_model(filepath: Any, custom_objects: dict[str, Any] | None = None, compile: bool = True,
+               safe_mode: bool = True) -> Any:
     """A model saved by `model.save` (see cynet.saving).
 
     Args:
@@ -18,7 +21,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     return _load(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
-def clone_model(model, input_tensors=None, clone_function=None):
+def clone_model(model: Any, input_tensors: Any = None, clone_function: Any = None) -> Any:
     """A new model of the same architecture with freshly initialized weights (Keras's clone_model):
     built from the model's config.
 

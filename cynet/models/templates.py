@@ -18,6 +18,8 @@ basic
     kernel_regularizer=None, name=None.
 """
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +93,7 @@ def _basic(sizes, options):
 _TEMPLATES = {"basic": (_basic, _BASIC_DEFAULTS)}
 
 
-def template(template_name, sizes, /, **overrides):
+def template(template_name: str, sizes: Sequence[int], /, **overrides: Any) -> Any:
     """A compiled Sequential model from the template `template_name` (see the module docstring; "basic":
     Dense + ReLU hidden layers, softmax output, categorical cross-entropy, Adam).
 

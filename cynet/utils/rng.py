@@ -30,7 +30,7 @@ def global_rng():
     return _global
 
 
-def make_rng(seed: int | None = None) -> np.random.Generator:
+def make_rng(seed: int | np.integer | np.random.Generator | None = None) -> np.random.Generator:
     """A Generator for `seed`: a fresh seeded one, or the global one when seed is None.
 
     Args:
