@@ -183,7 +183,8 @@ TYPED_MODULES = {
     "cynet.models.functional", "cynet.models.templates", "cynet.activations", "cynet.variables",
     "cynet.datasets.mnist", "cynet.datasets.fashion_mnist", "cynet.datasets.tabular", "cynet.datasets.text",
     "cynet.distributed",
-}
+} | {"cynet.kernels." + name for name in ("conv", "pool", "norm", "rnn", "activations", "optim", "attention",
+                                          "depthwise")}
 # Modules whose public classes' constructors (the Keras-facing signatures) carry type hints.
 TYPED_CONSTRUCTOR_MODULES = {
     "cynet.layers." + name for name in (

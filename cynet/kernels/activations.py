@@ -10,10 +10,13 @@ All of them are numerically stable for inputs of any finite magnitude (logits of
 1e30 in float64 give finite losses and gradients, with no NumPy overflow warnings). NaN inputs
 give NaN outputs.
 """
+from typing import Any
+
 import numpy as np
 
 from .._validation import as_array, as_float, float_dtype, is_int, is_real
 from ._backend import impl
+from .._typing import ArrayLike
 
 __all__ = [
     "softmax_cross_entropy",
@@ -101,7 +104,7 @@ def _class_indices(labels, k):
 # ---------------------------------------------------------------------------------------------
 # Losses.
 
-def softmax_cross_entropy(logits, labels):
+def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Any:
     """Fused softmax + cross-entropy over the last axis, loss and gradient in one pass per row.
 
     Args:
@@ -143,7 +146,7 @@ def softmax_cross_entropy(logits, labels):
     return loss.reshape(lead), g.reshape(z.shape)
 
 
-def sigmoid_cross_entropy(logits, labels):
+def sigmoid_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Any:
     """Fused sigmoid + binary cross-entropy, elementwise.
 
     Args:
@@ -165,7 +168,7 @@ def sigmoid_cross_entropy(logits, labels):
 # ---------------------------------------------------------------------------------------------
 # Softmax.
 
-def softmax_forward(x, axis=-1):
+def softmax_forward(x: ArrayLike, axis: int = -1) -> Any:
     """y = exp(x - max) / sum(exp(x - max)) along `axis`.
 
     Args:
@@ -180,7 +183,7 @@ def softmax_forward(x, axis=-1):
     return _restore(impl("activations").softmax_forward(rows), moved, ax, x.ndim)
 
 
-def softmax_backward(dy, y, axis=-1):
+def softmax_backward(dy: ArrayLike, y: ArrayLike, axis: int = -1) -> Any:
     """dx = y * (dy - sum(dy * y, axis)), the gradient of softmax along `axis`.
 
     Args:
@@ -215,7 +218,7 @@ def _binary(fn_name, names, arrays, *args):
     return getattr(impl("activations"), fn_name)(*flat, *args).reshape(ref.shape)
 
 
-def relu_forward(x):
+def relu_forward(x: ArrayLike) -> Any:
     """y = max(x, 0); NaN propagates.
 
     Args:
@@ -224,7 +227,7 @@ def relu_forward(x):
     return _unary("relu_forward", x)
 
 
-def relu_backward(dy, y):
+def relu_backward(dy: ArrayLike, y: ArrayLike) -> Any:
     """dx = dy where y > 0, else 0.
 
     Args:
@@ -234,7 +237,7 @@ def relu_backward(dy, y):
     return _binary("relu_backward", ("dy", "y"), (dy, y))
 
 
-def leaky_relu_forward(x, negative_slope=0.2):
+def leaky_relu_forward(x: ArrayLike, negative_slope: float = 0.2) -> Any:
     """y = x where x > 0, else negative_slope * x.
 
     Args:
@@ -244,7 +247,7 @@ def leaky_relu_forward(x, negative_slope=0.2):
     return _unary("leaky_relu_forward", x, _real("negative_slope", negative_slope))
 
 
-def leaky_relu_backward(dy, x, negative_slope=0.2):
+def leaky_relu_backward(dy: ArrayLike, x: ArrayLike, negative_slope: float = 0.2) -> Any:
     """dx = dy where x > 0, else negative_slope * dy.
 
     Args:
@@ -255,7 +258,7 @@ def leaky_relu_backward(dy, x, negative_slope=0.2):
     return _binary("leaky_relu_backward", ("dy", "x"), (dy, x), _real("negative_slope", negative_slope))
 
 
-def elu_forward(x, alpha=1.0):
+def elu_forward(x: ArrayLike, alpha: float = 1.0) -> Any:
     """y = x where x > 0, else alpha * (exp(x) - 1).
 
     Args:
@@ -265,7 +268,7 @@ def elu_forward(x, alpha=1.0):
     return _unary("elu_forward", x, _real("alpha", alpha))
 
 
-def elu_backward(dy, x, y, alpha=1.0):
+def elu_backward(dy: ArrayLike, x: ArrayLike, y: ArrayLike, alpha: float = 1.0) -> Any:
     """dx = dy where x > 0, else dy * (y + alpha) (= dy * alpha * exp(x)).
 
     Args:
@@ -281,7 +284,7 @@ def elu_backward(dy, x, y, alpha=1.0):
     return impl("activations").elu_backward(dy.reshape(-1), x.reshape(-1), y.reshape(-1), alpha).reshape(x.shape)
 
 
-def sigmoid_forward(x):
+def sigmoid_forward(x: ArrayLike) -> Any:
     """y = 1 / (1 + exp(-x)).
 
     Args:
@@ -290,7 +293,7 @@ def sigmoid_forward(x):
     return _unary("sigmoid_forward", x)
 
 
-def sigmoid_backward(dy, y):
+def sigmoid_backward(dy: ArrayLike, y: ArrayLike) -> Any:
     """dx = dy * y * (1 - y).
 
     Args:
@@ -300,7 +303,7 @@ def sigmoid_backward(dy, y):
     return _binary("sigmoid_backward", ("dy", "y"), (dy, y))
 
 
-def tanh_forward(x):
+def tanh_forward(x: ArrayLike) -> Any:
     """y = tanh(x).
 
     Args:
@@ -309,7 +312,7 @@ def tanh_forward(x):
     return _unary("tanh_forward", x)
 
 
-def tanh_backward(dy, y):
+def tanh_backward(dy: ArrayLike, y: ArrayLike) -> Any:
     """dx = dy * (1 - y**2).
 
     Args:

@@ -13,10 +13,13 @@ mask: None or an array broadcastable to scores (Keras's rule: at most scores' ra
 or equal, aligned from the right); bool, or numeric with nonzero = keep (Keras's cast to bool).
 scale: a finite real factor applied to the scores before the mask (1 / sqrt(key_dim) in MHA).
 """
+from typing import Any
+
 import numpy as np
 
 from .._validation import as_array, as_float, check_size, float_dtype, inplace_array, is_real
 from ._backend import impl
+from .._typing import ArrayLike
 
 __all__ = ["masked_softmax_forward", "masked_softmax_backward"]
 
@@ -67,7 +70,8 @@ def _out(out, shape, dtype, inputs, where):
     return out
 
 
-def masked_softmax_forward(scores, mask=None, scale=1.0, out=None):
+def masked_softmax_forward(scores: ArrayLike, mask: ArrayLike | None = None, scale: float = 1.0,
+                           out: np.ndarray | None = None) -> Any:
     """p = softmax(where(mask, scale * scores, -1e9)) along the last axis (see the module docstring).
 
     Args:
@@ -90,7 +94,8 @@ def masked_softmax_forward(scores, mask=None, scale=1.0, out=None):
     return o if o is not None else p.reshape(x.shape)
 
 
-def masked_softmax_backward(dp, p, mask=None, scale=1.0, out=None):
+def masked_softmax_backward(dp: ArrayLike, p: ArrayLike, mask: ArrayLike | None = None, scale: float = 1.0,
+                            out: np.ndarray | None = None) -> Any:
     """The gradient of masked_softmax_forward: where(mask, scale * p * (dp - sum(dp * p)), 0).
 
     Args:

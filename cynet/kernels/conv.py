@@ -5,10 +5,14 @@ dilation, channels_first by transposing to channels_last, dtype conversion to on
 type), then the work goes to `cynet._kernels.conv` (im2col / col2im in Cython, GEMMs in BLAS) or
 its NumPy twin `cynet._kernels.conv_numpy`, according to the backend.
 """
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from .. import _validation
 from ._backend import impl
+from .._typing import ArrayLike
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv2d_output_shape", "conv2d_transpose_forward",
            "conv2d_transpose_backward", "conv2d_transpose_output_shape"]
@@ -90,8 +94,9 @@ def _to_first(a, data_format):
     return np.ascontiguousarray(a.transpose(0, 3, 1, 2)) if data_format == "channels_first" else a
 
 
-def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
-                   data_format="channels_last", groups=1):
+def conv2d_forward(x: ArrayLike, kernel: ArrayLike, bias: ArrayLike | None = None, strides: Any = (1, 1),
+                   padding: Any = "valid", dilation_rate: Any = (1, 1), data_format: str = "channels_last",
+                   groups: int = 1) -> Any:
     """2-D convolution (cross-correlation, as Keras Conv2D computes it) plus bias.
 
     Args:
@@ -133,8 +138,9 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
     return _to_first(y, data_format)
 
 
-def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
-                    data_format="channels_last", use_bias=True, compute_dx=True, groups=1):
+def conv2d_backward(dy: ArrayLike, x: ArrayLike, kernel: ArrayLike, strides: Any = (1, 1), padding: Any = "valid",
+                    dilation_rate: Any = (1, 1), data_format: str = "channels_last", use_bias: bool = True,
+                    compute_dx: bool = True, groups: int = 1) -> Any:
     """Gradients of conv2d_forward with respect to x, kernel and bias.
 
     Args:
@@ -190,8 +196,9 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", dilation_rat
     return dx, dkernel, dbias
 
 
-def conv2d_output_shape(input_shape, kernel_size, strides=(1, 1), padding="valid",
-                        dilation_rate=(1, 1), data_format="channels_last", filters=None):
+def conv2d_output_shape(input_shape: Sequence[int | None], kernel_size: Any, strides: Any = (1, 1),
+                        padding: Any = "valid", dilation_rate: Any = (1, 1), data_format: str = "channels_last",
+                        filters: int | None = None) -> tuple[int | None, ...]:
     """Output shape of conv2d_forward for a 4-D input shape, without computing anything.
 
     Args:
@@ -221,7 +228,7 @@ def conv2d_output_shape(input_shape, kernel_size, strides=(1, 1), padding="valid
     N = input_shape[0]
     H, W, C = _spatial(input_shape, data_format)
     ekh, ekw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
-    out = []
+    out: list[Any] = []
     for name, size, window, stride, axis in (("kernel height", H, ekh, sh, 0), ("kernel width", W, ekw, sw, 1)):
         if size is None:
             # validate the padding argument even when the size is unknown
@@ -339,8 +346,9 @@ def _transpose_setup(x, kernel, strides, padding, output_padding, dilation_rate,
     return data_format, out_hw, pads + (sh, sw, dh, dw)
 
 
-def conv2d_transpose_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", output_padding=None,
-                             dilation_rate=(1, 1), data_format="channels_last"):
+def conv2d_transpose_forward(x: ArrayLike, kernel: ArrayLike, bias: ArrayLike | None = None, strides: Any = (1, 1),
+                             padding: Any = "valid", output_padding: Any = None, dilation_rate: Any = (1, 1),
+                             data_format: str = "channels_last") -> Any:
     """2-D transposed convolution plus bias, as Keras Conv2DTranspose computes it.
 
     Args:
@@ -369,8 +377,10 @@ def conv2d_transpose_forward(x, kernel, bias=None, strides=(1, 1), padding="vali
     return _to_first(y, data_format)
 
 
-def conv2d_transpose_backward(dy, x, kernel, strides=(1, 1), padding="valid", output_padding=None,
-                              dilation_rate=(1, 1), data_format="channels_last", use_bias=True, compute_dx=True):
+def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, kernel: ArrayLike, strides: Any = (1, 1),
+                              padding: Any = "valid", output_padding: Any = None, dilation_rate: Any = (1, 1),
+                              data_format: str = "channels_last", use_bias: bool = True,
+                              compute_dx: bool = True) -> Any:
     """Gradients of conv2d_transpose_forward with respect to x, kernel and bias.
 
     Args:
@@ -410,8 +420,10 @@ def conv2d_transpose_backward(dy, x, kernel, strides=(1, 1), padding="valid", ou
     return dx, dkernel, dbias
 
 
-def conv2d_transpose_output_shape(input_shape, kernel_size, filters, strides=(1, 1), padding="valid",
-                                  output_padding=None, dilation_rate=(1, 1), data_format="channels_last"):
+def conv2d_transpose_output_shape(input_shape: Sequence[int | None], kernel_size: Any, filters: int | None,
+                                  strides: Any = (1, 1), padding: Any = "valid", output_padding: Any = None,
+                                  dilation_rate: Any = (1, 1),
+                                  data_format: str = "channels_last") -> tuple[int | None, ...]:
     """Output shape of conv2d_transpose_forward for a 4-D input shape, without computing anything.
 
     Args:

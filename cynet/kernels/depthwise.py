@@ -7,9 +7,13 @@ cynet.kernels.conv (Keras padding modes, int-or-pair strides and dilation, chann
 transposing to channels_last at the boundary, one common float dtype), then the work goes to
 `cynet._kernels.depthwise` (typed loops over contiguous channels) or its NumPy twin.
 """
+from collections.abc import Sequence
+from typing import Any
+
 from .. import _validation
 from ._backend import impl
 from .conv import _check_sizes, _geometry, _to_first, _to_last, conv2d_output_shape
+from .._typing import ArrayLike
 
 __all__ = ["depthwise_conv2d_forward", "depthwise_conv2d_backward", "depthwise_conv2d_output_shape"]
 
@@ -27,8 +31,9 @@ def _check_x_kernel(x, kernel, data_format):
         )
 
 
-def depthwise_conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
-                             data_format="channels_last"):
+def depthwise_conv2d_forward(x: ArrayLike, kernel: ArrayLike, bias: ArrayLike | None = None, strides: Any = (1, 1),
+                             padding: Any = "valid", dilation_rate: Any = (1, 1),
+                             data_format: str = "channels_last") -> Any:
     """Depthwise 2-D convolution (cross-correlation, as Keras DepthwiseConv2D computes it) plus bias.
 
     Args:
@@ -60,8 +65,9 @@ def depthwise_conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="vali
     return _to_first(y, data_format)
 
 
-def depthwise_conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
-                              data_format="channels_last", use_bias=True, compute_dx=True):
+def depthwise_conv2d_backward(dy: ArrayLike, x: ArrayLike, kernel: ArrayLike, strides: Any = (1, 1),
+                              padding: Any = "valid", dilation_rate: Any = (1, 1), data_format: str = "channels_last",
+                              use_bias: bool = True, compute_dx: bool = True) -> Any:
     """Gradients of depthwise_conv2d_forward with respect to x, kernel and bias.
 
     dkernel and dbias are sums over the batch, added per thread and then in thread order: the same
@@ -107,8 +113,10 @@ def depthwise_conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", di
     return dx, dkernel, dbias
 
 
-def depthwise_conv2d_output_shape(input_shape, kernel_size, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
-                                  data_format="channels_last", depth_multiplier=1):
+def depthwise_conv2d_output_shape(input_shape: Sequence[int | None], kernel_size: Any, strides: Any = (1, 1),
+                                  padding: Any = "valid", dilation_rate: Any = (1, 1),
+                                  data_format: str = "channels_last",
+                                  depth_multiplier: int = 1) -> tuple[int | None, ...]:
     """Output shape of depthwise_conv2d_forward for a 4-D input shape, without computing anything.
 
     Args:

@@ -10,10 +10,13 @@ gamma, beta, mean and inv_std are converted to that dtype. moving_mean and movin
 the training pass are updated IN PLACE and therefore must already be writable C-contiguous
 (C,) arrays of that dtype: they are never silently copied.
 """
+from typing import Any
+
 import numpy as np
 
 from .._validation import as_float, as_floats, check_nonempty, float_dtype, inplace_array, real
 from ._backend import impl
+from .._typing import ArrayLike
 
 __all__ = ["batch_norm_train_forward", "batch_norm_inference_forward", "batch_norm_backward"]
 
@@ -41,7 +44,8 @@ def _epsilon(value):
     return real("epsilon", value, low=0, low_open=True)
 
 
-def batch_norm_train_forward(x, gamma, beta, moving_mean, moving_variance, momentum=0.99, epsilon=1e-3):
+def batch_norm_train_forward(x: ArrayLike, gamma: ArrayLike | None, beta: ArrayLike | None, moving_mean: np.ndarray,
+                             moving_variance: ArrayLike, momentum: float = 0.99, epsilon: float = 1e-3) -> Any:
     """Training-mode batch normalization with the batch statistics (Keras 3 semantics).
 
     Statistics are accumulated in float64 with a two-pass (chunked Chan) scheme, so they stay
@@ -86,7 +90,8 @@ def batch_norm_train_forward(x, gamma, beta, moving_mean, moving_variance, momen
     return y.reshape(x.shape), mean, inv_std
 
 
-def batch_norm_inference_forward(x, gamma, beta, moving_mean, moving_variance, epsilon=1e-3):
+def batch_norm_inference_forward(x: ArrayLike, gamma: ArrayLike | None, beta: ArrayLike | None,
+                                 moving_mean: np.ndarray, moving_variance: ArrayLike, epsilon: float = 1e-3) -> Any:
     """Inference-mode batch normalization with the moving statistics (one fused pass).
 
     Args:
@@ -116,7 +121,8 @@ def batch_norm_inference_forward(x, gamma, beta, moving_mean, moving_variance, e
     return y.reshape(x.shape)
 
 
-def batch_norm_backward(dy, x, gamma, mean, inv_std):
+def batch_norm_backward(dy: ArrayLike, x: ArrayLike, gamma: ArrayLike | None, mean: ArrayLike,
+                        inv_std: ArrayLike) -> Any:
     """Training-mode batch normalization gradient, through the batch statistics.
 
     Args:

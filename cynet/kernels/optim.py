@@ -10,6 +10,7 @@ import numpy as np
 
 from .._validation import as_array, flag, inplace_array, real
 from ._backend import impl
+from .._typing import ArrayLike
 
 __all__ = ["adam_update", "sgd_momentum_update"]
 
@@ -42,7 +43,9 @@ def _arrays(variable, gradient, **slots):
     return w, g, states
 
 
-def adam_update(variable, gradient, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, v_hat=None):
+def adam_update(variable: np.ndarray, gradient: ArrayLike, m: np.ndarray, v: np.ndarray, alpha: float,
+                one_minus_beta_1: float, one_minus_beta_2: float, epsilon: float,
+                v_hat: np.ndarray | None = None) -> None:
     """One Adam step, in place:
 
         m += (g - m) * one_minus_beta_1;  v += (g**2 - v) * one_minus_beta_2
@@ -67,7 +70,8 @@ def adam_update(variable, gradient, m, v, alpha, one_minus_beta_1, one_minus_bet
                               real("one_minus_beta_2", one_minus_beta_2, dt), real("epsilon", epsilon, dt))
 
 
-def sgd_momentum_update(variable, gradient, momentums, learning_rate, momentum, nesterov=False):
+def sgd_momentum_update(variable: np.ndarray, gradient: ArrayLike, momentums: np.ndarray, learning_rate: float,
+                        momentum: float, nesterov: bool = False) -> None:
     """One SGD-with-momentum step (Keras 3), in place:
 
         momentums = momentum * momentums - learning_rate * g

@@ -16,10 +16,14 @@ float32; float64 stays float64); outputs are C-contiguous arrays of that float d
   or its NumPy twin (pool_numpy.py) according to the backend; both work on channels_last data,
   so channels_first arrays are transposed on the way in and out.
 """
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from .. import _validation
 from ._backend import impl
+from .._typing import ArrayLike
 
 __all__ = [
     "max_pool2d_forward",
@@ -142,7 +146,8 @@ def _check_dy(dy, expected_nhwc, fmt, input_shape):
 
 # ----------------------------------------------------------------------------- shapes
 
-def pool2d_output_shape(input_shape, pool_size, strides=None, padding="valid", data_format="channels_last"):
+def pool2d_output_shape(input_shape: Sequence[int | None], pool_size: Any, strides: Any = None, padding: Any = "valid",
+                        data_format: str = "channels_last") -> tuple[int | None, ...]:
     """Output shape of a 2-D pool for a 4-D `input_shape` in `data_format` order.
 
     Args:
@@ -168,7 +173,7 @@ def pool2d_output_shape(input_shape, pool_size, strides=None, padding="valid", d
         if d is not None and (not _validation.is_int(d) or d < 1):
             raise ValueError(f"input_shape entries must be positive integers or None; received input_shape={input_shape!r}")
     n, h, w, c = (dims[0], dims[2], dims[3], dims[1]) if fmt == "channels_first" else dims
-    out = []
+    out: list[Any] = []
     for axis, size in enumerate((h, w)):
         if size is None:
             out.append(None)
@@ -183,7 +188,8 @@ def pool2d_output_shape(input_shape, pool_size, strides=None, padding="valid", d
 
 # ----------------------------------------------------------------------------- max pool
 
-def max_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last"):
+def max_pool2d_forward(x: ArrayLike, pool_size: Any = (2, 2), strides: Any = None, padding: Any = "valid",
+                       data_format: str = "channels_last") -> Any:
     """2-D max pooling.
 
     Args:
@@ -207,8 +213,8 @@ def max_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_
     return _out(y, fmt), _out(argmax, fmt)
 
 
-def max_pool2d_backward(dy, argmax, input_shape, pool_size=(2, 2), strides=None, padding="valid",
-                        data_format="channels_last"):
+def max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, input_shape: Sequence[int | None], pool_size: Any = (2, 2),
+                        strides: Any = None, padding: Any = "valid", data_format: str = "channels_last") -> Any:
     """Gradient of 2-D max pooling with respect to its input.
 
     Args:
@@ -239,7 +245,8 @@ def max_pool2d_backward(dy, argmax, input_shape, pool_size=(2, 2), strides=None,
 
 # ----------------------------------------------------------------------------- average pool
 
-def avg_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last"):
+def avg_pool2d_forward(x: ArrayLike, pool_size: Any = (2, 2), strides: Any = None, padding: Any = "valid",
+                       data_format: str = "channels_last") -> Any:
     """2-D average pooling; with padding="same" the padded cells are excluded from each average.
 
     Args:
@@ -261,8 +268,8 @@ def avg_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_
     return _out(impl("pool").avg_pool2d_forward(x, *pool, *stride, *pads), fmt)
 
 
-def avg_pool2d_backward(dy, input_shape, pool_size=(2, 2), strides=None, padding="valid",
-                        data_format="channels_last"):
+def avg_pool2d_backward(dy: ArrayLike, input_shape: Sequence[int | None], pool_size: Any = (2, 2), strides: Any = None,
+                        padding: Any = "valid", data_format: str = "channels_last") -> Any:
     """Gradient of 2-D average pooling with respect to its input.
 
     Args:
@@ -290,7 +297,7 @@ def avg_pool2d_backward(dy, input_shape, pool_size=(2, 2), strides=None, padding
 
 # ----------------------------------------------------------------------------- global pools
 
-def global_avg_pool2d_forward(x, data_format="channels_last"):
+def global_avg_pool2d_forward(x: ArrayLike, data_format: str = "channels_last") -> Any:
     """Mean over the spatial axes.
 
     Args:
@@ -306,7 +313,8 @@ def global_avg_pool2d_forward(x, data_format="channels_last"):
     return impl("pool").global_avg_pool2d_forward(x)
 
 
-def global_avg_pool2d_backward(dy, input_shape, data_format="channels_last"):
+def global_avg_pool2d_backward(dy: ArrayLike, input_shape: Sequence[int | None],
+                               data_format: str = "channels_last") -> Any:
     """Gradient of global_avg_pool2d_forward.
 
     Args:
@@ -325,7 +333,7 @@ def global_avg_pool2d_backward(dy, input_shape, data_format="channels_last"):
     return _out(impl("pool").global_avg_pool2d_backward(dy, H, W), fmt)
 
 
-def global_max_pool2d_forward(x, data_format="channels_last"):
+def global_max_pool2d_forward(x: ArrayLike, data_format: str = "channels_last") -> Any:
     """Max over the spatial axes.
 
     Args:
@@ -344,7 +352,8 @@ def global_max_pool2d_forward(x, data_format="channels_last"):
     return impl("pool").global_max_pool2d_forward(x)
 
 
-def global_max_pool2d_backward(dy, argmax, input_shape, data_format="channels_last"):
+def global_max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, input_shape: Sequence[int | None],
+                               data_format: str = "channels_last") -> Any:
     """Gradient of global_max_pool2d_forward.
 
     Args:
@@ -369,7 +378,7 @@ def global_max_pool2d_backward(dy, argmax, input_shape, data_format="channels_la
 
 # ----------------------------------------------------------------------------- upsampling
 
-def upsampling2d_forward(x, size=(2, 2), data_format="channels_last"):
+def upsampling2d_forward(x: ArrayLike, size: Any = (2, 2), data_format: str = "channels_last") -> Any:
     """Nearest-neighbour upsampling (Keras UpSampling2D, interpolation="nearest").
 
     Args:
@@ -389,7 +398,7 @@ def upsampling2d_forward(x, size=(2, 2), data_format="channels_last"):
     return _out(impl("pool").upsampling2d_forward(x, sh, sw), fmt)
 
 
-def upsampling2d_backward(dy, size=(2, 2), data_format="channels_last"):
+def upsampling2d_backward(dy: ArrayLike, size: Any = (2, 2), data_format: str = "channels_last") -> Any:
     """Gradient of upsampling2d_forward.
 
     Args:

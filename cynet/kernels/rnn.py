@@ -32,11 +32,14 @@ Every function validates its arguments here (ValueError/TypeError naming the arg
 converts them to one float dtype (float64 if any is float64, else float32), C-contiguous, and
 dispatches to the compiled kernels or their NumPy twin (cynet.kernels.use_backend).
 """
+from typing import Any
+
 import numpy as np
 
 from .. import _validation
 from .._kernels.rnn_numpy import ACTIVATIONS
 from ._backend import impl
+from .._typing import ArrayLike
 
 __all__ = [
     "simple_rnn_forward",
@@ -184,7 +187,8 @@ def _time_major_out(a):
 # ---------------------------------------------------------------------------------------------
 # SimpleRNN
 
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh", mask=None):
+def simple_rnn_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, bias: ArrayLike | None = None,
+                       h0: ArrayLike | None = None, activation: str = "tanh", mask: ArrayLike | None = None) -> Any:
     """SimpleRNN over a whole sequence: h_t = act(x_t W + h_{t-1} U + b).
 
     Any real dtype; float64 if any input is float64, else float32.
@@ -214,8 +218,9 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activati
     return _seq_out(hs)
 
 
-def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="tanh", use_bias=True, compute_dx=True,
-                        mask=None):
+def simple_rnn_backward(dhs: ArrayLike, x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
+                        h0: ArrayLike | None, hs: ArrayLike, activation: str = "tanh", use_bias: bool = True,
+                        compute_dx: bool = True, mask: ArrayLike | None = None) -> Any:
     """Backpropagation through time for simple_rnn_forward.
 
     Args:
@@ -255,8 +260,9 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="ta
 # ---------------------------------------------------------------------------------------------
 # LSTM
 
-def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activation="tanh",
-                 recurrent_activation="sigmoid", mask=None):
+def lstm_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, bias: ArrayLike | None = None,
+                 h0: ArrayLike | None = None, c0: ArrayLike | None = None, activation: str = "tanh",
+                 recurrent_activation: str = "sigmoid", mask: ArrayLike | None = None) -> Any:
     """LSTM over a whole sequence (Keras gate order i|f|c|o).
 
     z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i), ract(z_f), ract(z_o); g = act(z_c);
@@ -291,8 +297,10 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activ
     return _seq_out(hs), _time_major_out(cs), _time_major_out(gates)
 
 
-def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gates, activation="tanh",
-                  recurrent_activation="sigmoid", use_bias=True, compute_dx=True, mask=None):
+def lstm_backward(dhs: ArrayLike, dc_last: ArrayLike | None, x: ArrayLike, kernel: ArrayLike,
+                  recurrent_kernel: ArrayLike, h0: ArrayLike | None, c0: ArrayLike | None, hs: ArrayLike,
+                  cs: ArrayLike, gates: ArrayLike, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                  use_bias: bool = True, compute_dx: bool = True, mask: ArrayLike | None = None) -> Any:
     """Backpropagation through time for lstm_forward.
 
     Args:
@@ -346,8 +354,9 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
 # ---------------------------------------------------------------------------------------------
 # GRU
 
-def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh",
-                recurrent_activation="sigmoid", mask=None):
+def gru_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, bias: ArrayLike | None = None,
+                h0: ArrayLike | None = None, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                mask: ArrayLike | None = None) -> Any:
     """GRU over a whole sequence (Keras gate order z|r|h, reset_after=True).
 
     xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
@@ -381,8 +390,9 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tan
     return _seq_out(hs), _time_major_out(cache)
 
 
-def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation="tanh",
-                 recurrent_activation="sigmoid", use_bias=True, compute_dx=True, mask=None):
+def gru_backward(dhs: ArrayLike, x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, h0: ArrayLike | None,
+                 hs: ArrayLike, cache: ArrayLike, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 use_bias: bool = True, compute_dx: bool = True, mask: ArrayLike | None = None) -> Any:
     """Backpropagation through time for gru_forward.
 
     Args:

@@ -2,6 +2,7 @@
 vector-Jacobian product on the tape."""
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -464,7 +465,7 @@ def max_pool(inputs: ArrayLike, pool_size: int | tuple[int, int], strides: int |
     """
     from ..kernels import pool as K
     _spatial_2d("max_pool", inputs)
-    args = dict(pool_size=pool_size, strides=strides, padding=padding,
+    args: dict[str, Any] = dict(pool_size=pool_size, strides=strides, padding=padding,
                 data_format=data_format or backend.image_data_format())
     kept = {}
 
@@ -488,7 +489,7 @@ def average_pool(inputs: ArrayLike, pool_size: int | tuple[int, int], strides: i
     """
     from ..kernels import pool as K
     _spatial_2d("average_pool", inputs)
-    args = dict(pool_size=pool_size, strides=strides, padding=padding,
+    args: dict[str, Any] = dict(pool_size=pool_size, strides=strides, padding=padding,
                 data_format=data_format or backend.image_data_format())
     return _apply("average_pool", (inputs,), lambda x: K.avg_pool2d_forward(x, **args),
                   lambda g, v, o, i: K.avg_pool2d_backward(g, v[0].shape, **args))
