@@ -17,6 +17,7 @@ are built only on failure: the hot paths (kernel calls, layer calls) pass a few 
 import math
 import numbers
 import os
+from typing import TypeGuard
 
 import numpy as np
 
@@ -37,7 +38,7 @@ INT_LIMIT = 2 ** 31
 _REQUIRED = object()
 
 
-def is_int(value):
+def is_int(value: object) -> TypeGuard[int]:
     """A Python or NumPy integer, not a bool."""
     if type(value) is int:  # the common case, without the slower ABC check
         return True
@@ -380,7 +381,13 @@ def first_index(mask):
 
 
 def first_entry(name, mask, values):
-    """'name[i, j] = v' for the first True in mask, for messages."""
+    """'name[i, j] = v' for the first True in mask, for messages.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        mask: Optional mask of the inputs.
+        values: Values to average.
+    """
     idx = first_index(mask)
     where = ", ".join(map(str, idx)) if isinstance(idx, tuple) else idx
     return f"{name}[{where}] = {values[idx].item()!r}"

@@ -6,6 +6,8 @@ arguments: `relu(x, max_value=6.0)`, `leaky_relu(x, negative_slope=0.1)`, `elu(x
 with respect to its input given the upstream gradient, its input and its output. The hot ones run
 on `cynet.kernels`; the rest are a line of NumPy each.
 """
+from typing import Any
+
 import numpy as np
 
 from . import kernels as K
@@ -14,17 +16,30 @@ from . import kernels as K
 class Activation:
     """Base class: subclasses define `forward(x)` and `backward(dy, x, y)`."""
 
-    name = None
+    name: str | None = None
 
     def __call__(self, x, *args, **kwargs):
         # Keras's function arguments (`relu(x, max_value=6)`) configure a one-off instance.
         fn = type(self)(*args, **kwargs) if args or kwargs else self
         return fn.forward(np.asarray(x))
 
-    def forward(self, x):
+    def forward(self, x: Any) -> np.ndarray:
+        """The activation of `x` (float32 or float64; other dtypes are cast to float32).
+
+        Args:
+            x: Input array.
+        """
         raise NotImplementedError
 
-    def backward(self, dy, x, y):
+    def backward(self, dy: np.ndarray, x: Any, y: np.ndarray) -> np.ndarray:
+        """The gradient with respect to `x`, given the output gradient `dy`.
+
+        Args:
+            dy: Gradient of the loss with respect to the activation's output.
+            x: Input array.
+            y: The forward output, `activation(x)` (cached by the caller so the backward need not recompute
+                it).
+        """
         raise NotImplementedError
 
     @property
@@ -41,6 +56,11 @@ def _float(x):
 
 
 class _Linear(Activation):
+    """Identity activation, `linear(x) = x`.
+
+    Args:
+        x: Input array.
+    """
     name = "linear"
 
     def forward(self, x):
@@ -52,7 +72,11 @@ class _Linear(Activation):
 
 class _ReLU(Activation):
     """Keras 3 relu(x, negative_slope=0.0, max_value=None, threshold=0.0): x above the threshold,
-    clipped to [0, max_value] when max_value is given, minus negative_slope * relu(threshold - x)."""
+    clipped to [0, max_value] when max_value is given, minus negative_slope * relu(threshold - x).
+
+    Args:
+        x: Input array.
+    """
 
     name = "relu"
 
@@ -89,6 +113,11 @@ class _ReLU(Activation):
 
 
 class _LeakyReLU(Activation):
+    """Leaky ReLU with Keras's default slope 0.2 below 0 (`keras.activations.leaky_relu`).
+
+    Args:
+        x: Input array.
+    """
     name = "leaky_relu"
 
     def __init__(self, negative_slope=0.2):
@@ -102,6 +131,11 @@ class _LeakyReLU(Activation):
 
 
 class _ELU(Activation):
+    """Exponential linear unit: `x` for `x > 0`, `alpha * (exp(x) - 1)` below (alpha 1).
+
+    Args:
+        x: Input array.
+    """
     name = "elu"
 
     def __init__(self, alpha=1.0):
@@ -115,6 +149,11 @@ class _ELU(Activation):
 
 
 class _SELU(Activation):
+    """Scaled ELU with the constants of Klambauer et al. (2017); use with `lecun_normal` weights.
+
+    Args:
+        x: Input array.
+    """
     name = "selu"
     alpha = 1.6732632423543772848170429916717
     scale = 1.0507009873554804934193349852946
@@ -129,6 +168,11 @@ class _SELU(Activation):
 
 
 class _Sigmoid(Activation):
+    """Logistic sigmoid, `1 / (1 + exp(-x))`, computed without overflow.
+
+    Args:
+        x: Input array.
+    """
     name = "sigmoid"
 
     def forward(self, x):
@@ -139,7 +183,11 @@ class _Sigmoid(Activation):
 
 
 class _HardSigmoid(Activation):
-    """Keras 3: relu6(x + 3) / 6."""
+    """Keras 3: relu6(x + 3) / 6.
+
+    Args:
+        x: Input array.
+    """
 
     name = "hard_sigmoid"
 
@@ -152,6 +200,11 @@ class _HardSigmoid(Activation):
 
 
 class _Tanh(Activation):
+    """Hyperbolic tangent.
+
+    Args:
+        x: Input array.
+    """
     name = "tanh"
 
     def forward(self, x):
@@ -162,6 +215,11 @@ class _Tanh(Activation):
 
 
 class _Softmax(Activation):
+    """Softmax over the last axis (the maximum is subtracted first).
+
+    Args:
+        x: Input array.
+    """
     name = "softmax"
 
     def __init__(self, axis=-1):
@@ -175,6 +233,11 @@ class _Softmax(Activation):
 
 
 class _Softplus(Activation):
+    """`log(1 + exp(x))`, computed without overflow.
+
+    Args:
+        x: Input array.
+    """
     name = "softplus"
 
     def forward(self, x):
@@ -186,6 +249,11 @@ class _Softplus(Activation):
 
 
 class _Softsign(Activation):
+    """`x / (1 + |x|)`.
+
+    Args:
+        x: Input array.
+    """
     name = "softsign"
 
     def forward(self, x):
@@ -198,6 +266,11 @@ class _Softsign(Activation):
 
 
 class _Swish(Activation):
+    """SiLU (swish), `x * sigmoid(x)`; also available as `swish`.
+
+    Args:
+        x: Input array.
+    """
     name = "silu"
 
     def forward(self, x):
@@ -237,6 +310,9 @@ class _GELU(Activation):
 
     Phi uses the erf approximation of Abramowitz & Stegun 7.1.26 (|erf error| < 1.5e-7, so the
     gelu value is within 1e-6 of the exact one), and backward is the exact derivative of that.
+
+    Args:
+        x: Input array.
     """
 
     name = "gelu"
@@ -289,8 +365,12 @@ _REGISTRY = {
 _REGISTRY["swish"] = silu
 
 
-def get(identifier):
-    """An activation from a Keras name ("relu"), an activation object, or None (linear)."""
+def get(identifier: Any) -> Any:
+    """An activation from a Keras name ("relu"), an activation object, or None (linear).
+
+    Args:
+        identifier: A name (string), a config dictionary, an instance, a callable, or `None`.
+    """
     if identifier is None:
         return linear
     if isinstance(identifier, Activation):
@@ -305,5 +385,10 @@ def get(identifier):
     raise TypeError(f"activation must be a string, an Activation or None; received {identifier!r}")
 
 
-def serialize(activation):
+def serialize(activation: Any) -> Any:
+    """The registered name of an activation (what `get` takes back).
+
+    Args:
+        activation: An activation (instance or name).
+    """
     return get(activation).name

@@ -27,6 +27,8 @@ import math
 import numbers
 import os
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -59,71 +61,167 @@ class Callback:
 
     rank_zero_only = False
 
-    def __init__(self):
-        self.params = None
+    def __init__(self) -> None:
+        self.params: dict[str, Any] | None = None
         self._model = None
 
-    def set_params(self, params):
+    def set_params(self, params: dict[str, Any]) -> None:
+        """Store the training parameters (`self.params`); called by fit/evaluate/predict.
+
+        Args:
+            params: Dict of training parameters (verbose, epochs, steps).
+        """
         self.params = params
 
-    def set_model(self, model):
+    def set_model(self, model: Any) -> None:
+        """Attach the model this callback acts on (`self.model`); called by fit/evaluate/predict.
+
+        Args:
+            model: The model being trained, evaluated or run.
+        """
         self._model = model
 
     @property
-    def model(self):
+    def model(self) -> Any:
+        """The model this callback is attached to."""
         return self._model
 
     @model.setter
     def model(self, model):
         self._model = model
 
-    def on_batch_begin(self, batch, logs=None):
-        """Backwards-compatible alias, called by `on_train_batch_begin`."""
+    def on_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Backwards-compatible alias, called by `on_train_batch_begin`.
 
-    def on_batch_end(self, batch, logs=None):
-        """Backwards-compatible alias, called by `on_train_batch_end`."""
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
 
-    def on_epoch_begin(self, epoch, logs=None):
-        """Called at the start of an epoch (0-based `epoch`)."""
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Backwards-compatible alias, called by `on_train_batch_end`.
 
-    def on_epoch_end(self, epoch, logs=None):
-        """Called at the end of an epoch; logs hold the epoch's metrics and `val_*` entries."""
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called at the start of an epoch (0-based `epoch`).
+
+        Args:
+            epoch: Index of the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called at the end of an epoch; logs hold the epoch's metrics and `val_*` entries.
+
+        Args:
+            epoch: Index of the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called at the start of a training batch (calls `on_batch_begin`).
+
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         self.on_batch_begin(batch, logs=logs)
 
-    def on_train_batch_end(self, batch, logs=None):
-        """Called after a training batch; logs hold the running means of this epoch."""
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called after a training batch; logs hold the running means of this epoch.
+
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         self.on_batch_end(batch, logs=logs)
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called at the start of a batch in `evaluate` (and validation in `fit`).
+
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called at the end of a batch in `evaluate`; `logs` hold the running metric values.
+
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called at the start of a batch in `predict` (Keras's hook; cynet's `predict` does not call callbacks yet).
+
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """Called at the end of a batch in `predict` (Keras's hook; cynet's `predict` does not call callbacks yet).
+
+        Args:
+            batch: Index of the batch within the epoch.
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Called at the start of `fit`.
+
+        Args:
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Called at the end of `fit` (also when a callback stopped it).
+
+        Args:
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Called at the start of `evaluate` (and of each validation pass in `fit`).
+
+        Args:
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Called at the end of `evaluate`; `logs` hold the results.
+
+        Args:
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Called at the start of `predict` (Keras's hook; cynet's `predict` does not call callbacks yet).
+
+        Args:
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
+        """Called at the end of `predict` (Keras's hook; cynet's `predict` does not call callbacks yet).
+
+        Args:
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         pass
 
 
@@ -172,7 +270,8 @@ class CallbackList(Callback):
         **params: passed to every callback through `set_params`.
     """
 
-    def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None, rank_zero=True, **params):
+    def __init__(self, callbacks: Any = None, add_history: bool = False, add_progbar: bool = False, model: Any = None,
+                 rank_zero: bool = True, **params: Any) -> None:
         super().__init__()
         self.callbacks = [cb for cb in _flatten(callbacks) if rank_zero or not cb.rank_zero_only]
         add_progbar = add_progbar and rank_zero
@@ -193,11 +292,16 @@ class CallbackList(Callback):
         self.set_params(params)
 
     @property
-    def history(self):
+    def history(self) -> Any:
         """The `History` callback in this list, or None."""
         return self._history
 
-    def append(self, callback):
+    def append(self, callback: Any) -> None:
+        """Add a callback (or a list of them), attaching the model and parameters already set.
+
+        Args:
+            callback: A Callback.
+        """
         callback = _flatten(callback)
         self.callbacks.extend(callback)
         for cb in callback:
@@ -212,13 +316,13 @@ class CallbackList(Callback):
     def __len__(self):
         return len(self.callbacks)
 
-    def set_params(self, params):
+    def set_params(self, params: dict[str, Any]) -> None:
         self.params = params
         if params:
             for cb in self.callbacks:
                 cb.set_params(params)
 
-    def set_model(self, model):
+    def set_model(self, model: Any) -> None:
         if model is None:
             return
         super().set_model(model)
@@ -237,52 +341,52 @@ class CallbackList(Callback):
 
     # epoch-level and run-level hooks pass the same dict to every callback, so a callback
     # that adds an entry (ReduceLROnPlateau's "learning_rate") is seen by the ones after it
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_epoch_begin", epoch, logs=logs)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_epoch_end", epoch, logs=logs)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._call("on_train_begin", logs=logs)
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._call("on_train_end", logs=logs)
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._call("on_test_begin", logs=logs)
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         self._call("on_test_end", logs=logs)
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._call("on_predict_begin", logs=logs)
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
         self._call("on_predict_end", logs=logs)
 
-    def on_batch_begin(self, batch, logs=None):
+    def on_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_batch_begin", batch, logs=logs)
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_train_batch_begin", batch, logs=logs)
 
-    def on_test_batch_begin(self, batch, logs=None):
+    def on_test_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_test_batch_begin", batch, logs=logs)
 
-    def on_predict_batch_begin(self, batch, logs=None):
+    def on_predict_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_predict_batch_begin", batch, logs=logs)
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_batch_end", batch, logs=_pythonify_logs(logs or {}))
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_train_batch_end", batch, logs=_pythonify_logs(logs or {}))
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_test_batch_end", batch, logs=_pythonify_logs(logs or {}))
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._call("on_predict_batch_end", batch, logs=logs)
 
 
@@ -292,15 +396,15 @@ class History(Callback):
     `fit` adds one automatically and returns it; `history.epoch` lists the epoch indices run.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self.history = {}
+        self.history: dict[str, list[Any]] = {}
+        self.epoch: list[int] = []
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.epoch = []
 
-    def on_train_begin(self, logs=None):
-        self.epoch = []
-
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         self.epoch.append(epoch)
         for key, value in logs.items():
@@ -321,62 +425,62 @@ class ProgbarLogger(Callback):
 
     rank_zero_only = True
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.seen = 0
-        self.progbar = None
-        self.target = None
+        self.progbar: Any = None
+        self.target: Any = None
         self.verbose = 1
         self.epochs = 1
         self._called_in_fit = False
-        self._batch_keys = set()
+        self._batch_keys: set[str] = set()
 
-    def set_params(self, params):
+    def set_params(self, params: dict[str, Any]) -> None:
         super().set_params(params)
         verbose = params.get("verbose", 1)
         self.verbose = 1 if verbose == "auto" else verbose
         self.epochs = params.get("epochs", 1)
         self.target = params.get("steps")
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._called_in_fit = True  # validation inside fit stays silent
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._called_in_fit = False
 
-    def on_test_begin(self, logs=None):
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         if not self._called_in_fit:
             self._reset_progbar()
             self._maybe_init_progbar()
 
-    def on_predict_begin(self, logs=None):
+    def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._reset_progbar()
         self._maybe_init_progbar()
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._reset_progbar()
         self._maybe_init_progbar()
         if self.verbose and self.epochs > 1:
             print(f"Epoch {epoch + 1}/{self.epochs}", flush=True)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._update_progbar(batch, logs)
 
-    def on_test_batch_end(self, batch, logs=None):
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if not self._called_in_fit:
             self._update_progbar(batch, logs)
 
-    def on_predict_batch_end(self, batch, logs=None):
+    def on_predict_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._update_progbar(batch, None)  # predictions are not metrics
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._finalize_progbar(logs)
 
-    def on_test_end(self, logs=None):
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         if not self._called_in_fit:
             self._finalize_progbar(logs)
 
-    def on_predict_end(self, logs=None):
+    def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
         self._finalize_progbar(logs)
 
     def _reset_progbar(self):
@@ -436,7 +540,7 @@ _LOWER_IS_BETTER = frozenset({
 
 def _model_metric_directions(model):
     """{name: "up"|"down"} from metric objects on the model that carry a `_direction`."""
-    found = {}
+    found: dict[str, Any] = {}
     for attr in ("metrics", "_metrics"):
         try:
             metrics = getattr(model, attr, None)
@@ -476,9 +580,16 @@ class MonitorCallback(Callback):
 
     mode "min" / "max" fixes the direction; "auto" infers it from the name ("loss", "accuracy",
     "mse", ... with or without "val_") and raises ValueError when it cannot.
+
+    Args:
+        monitor: Name of the quantity to monitor (e.g. `"val_loss"`).
+        mode: `"min"`, `"max"` or `"auto"` (infers the direction from the monitored name).
+        baseline: Value the monitored quantity must improve on (`None`: the first epoch's value).
+        min_delta: Minimum change of the monitored quantity that counts as an improvement.
     """
 
-    def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
+    def __init__(self, monitor: str = "val_loss", mode: str = "auto", baseline: float | None = None,
+                 min_delta: float = 0) -> None:
         super().__init__()
         if mode not in ("auto", "min", "max"):
             warnings.warn(f"{type(self).__name__} mode '{mode}' is unknown, fallback to auto mode.", stacklevel=3)
@@ -487,7 +598,7 @@ class MonitorCallback(Callback):
         self.mode = mode
         self.best = baseline
         self.min_delta = abs(min_delta)
-        self.monitor_op = None
+        self.monitor_op: Any = None
 
     def _set_monitor_op(self):
         if self.mode == "min":
@@ -537,8 +648,9 @@ class EarlyStopping(MonitorCallback):
     Attributes: `stopped_epoch` (0-based, 0 when it never stopped), `best`, `best_epoch`, `wait`.
     """
 
-    def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto", baseline=None,
-                 restore_best_weights=False, start_from_epoch=0):
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0, patience: int = 0, verbose: int = 0,
+                 mode: str = "auto", baseline: float | None = None, restore_best_weights: bool = False,
+                 start_from_epoch: int = 0) -> None:
         super().__init__(monitor, mode, baseline=None, min_delta=min_delta)
         self.patience = patience
         self.verbose = verbose
@@ -550,7 +662,7 @@ class EarlyStopping(MonitorCallback):
         self.best_weights = None
         self.best_epoch = 0
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         # allow the instance to be reused across fit calls
         self.wait = 0
         self.stopped_epoch = 0
@@ -558,7 +670,7 @@ class EarlyStopping(MonitorCallback):
         self.best_weights = None
         self.best_epoch = 0
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.monitor_op is None:
             self._set_monitor_op()
         current = self.get_monitor_value(logs)
@@ -584,7 +696,7 @@ class EarlyStopping(MonitorCallback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.stopped_epoch > 0 and self.verbose > 0:
             print(f"Epoch {self.stopped_epoch + 1}: early stopping", flush=True)
         if self.restore_best_weights and self.best_weights is not None:
@@ -592,7 +704,12 @@ class EarlyStopping(MonitorCallback):
                 print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.", flush=True)
             self.model.set_weights(self.best_weights)
 
-    def get_monitor_value(self, logs):
+    def get_monitor_value(self, logs: dict[str, Any] | None) -> Any:
+        """The monitored value in `logs`, or `None` with a warning naming the available keys.
+
+        Args:
+            logs: Dict of the metric results so far in this epoch or batch (may be empty).
+        """
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is None:
@@ -627,14 +744,15 @@ class ModelCheckpoint(MonitorCallback):
 
     rank_zero_only = True
 
-    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
-                 mode="auto", save_freq="epoch", initial_value_threshold=None):
+    def __init__(self, filepath: str, monitor: str = "val_loss", verbose: int = 0, save_best_only: bool = False,
+                 save_weights_only: bool = False, mode: str = "auto", save_freq: str | int = "epoch",
+                 initial_value_threshold: float | None = None) -> None:
         super().__init__(monitor, mode, baseline=initial_value_threshold)
         self.verbose = verbose
         self.filepath = os.fspath(filepath)
         self.save_best_only = save_best_only
         self.save_weights_only = save_weights_only
-        self.save_freq = save_freq
+        self.save_freq: Any = save_freq
         self._batches_seen_since_last_saving = 0
         self._last_batch_seen = 0
         self._current_epoch = 0
@@ -659,14 +777,14 @@ class ModelCheckpoint(MonitorCallback):
                 f"cynet's){legacy}. Received: filepath={self.filepath}.{hint}"
             )
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self._should_save_on_batch(batch):
             self._save_model(epoch=self._current_epoch, batch=batch, logs=logs)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._current_epoch = epoch
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.save_freq == "epoch":
             self._save_model(epoch=epoch, batch=None, logs=logs)
 
@@ -756,10 +874,21 @@ class ReduceLROnPlateau(MonitorCallback):
     After `patience` epochs without an improvement larger than `min_delta`, the rate becomes
     `max(lr * factor, min_lr)`; then `cooldown` epochs pass before counting resumes. Writes
     the current rate to `logs["learning_rate"]` at every epoch end.
+
+    Args:
+        monitor: Name of the quantity to monitor (e.g. `"val_loss"`).
+        factor: Regularization factor.
+        patience: Number of epochs with no improvement after which the action is taken.
+        verbose: 0: silent, 1: a message when the callback acts.
+        mode: `"fan_in"`, `"fan_out"` or `"fan_avg"`: which fan the variance is divided by.
+        min_delta: Minimum change of the monitored quantity that counts as an improvement.
+        cooldown: Number of epochs to wait after a reduction before resuming normal operation.
+        min_lr: Lower bound on the learning rate.
     """
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
-                 cooldown=0, min_lr=0.0, **kwargs):
+    def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, verbose: int = 0,
+                 mode: str = "auto", min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0,
+                 **kwargs: Any) -> None:
         if "epsilon" in kwargs:  # Keras 2 name of min_delta
             min_delta = kwargs.pop("epsilon")
             warnings.warn("`epsilon` argument is deprecated, use `min_delta` instead.", stacklevel=2)
@@ -781,13 +910,14 @@ class ReduceLROnPlateau(MonitorCallback):
         self.wait = 0
         self.best = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._reset()
 
-    def in_cooldown(self):
+    def in_cooldown(self) -> bool:
+        """Whether the callback is waiting out its cooldown after a reduction."""
         return self.cooldown_counter > 0
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.monitor_op is None:
             self._set_monitor_op()
         logs = logs if logs is not None else {}
@@ -837,9 +967,13 @@ class LearningRateScheduler(Callback):
 
     `schedule(epoch)` with one argument works too, as in Keras. Writes the rate to
     `logs["learning_rate"]` at every epoch end.
+
+    Args:
+        schedule: Function `schedule(epoch, lr)` (or `schedule(epoch)`) returning the new learning rate.
+        verbose: 0: silent, 1: a message when the callback acts.
     """
 
-    def __init__(self, schedule, verbose=0):
+    def __init__(self, schedule: Callable[..., float], verbose: int = 0) -> None:
         super().__init__()
         if not callable(schedule):
             raise TypeError(f"schedule must be callable; received {schedule!r}")
@@ -855,7 +989,7 @@ class LearningRateScheduler(Callback):
                 return self.schedule(epoch)
         return self.schedule(epoch, lr) if two else self.schedule(epoch)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         optimizer = self.model.optimizer
         lr = self._new_lr(epoch, _get_lr(optimizer))
         if isinstance(lr, np.ndarray) and lr.ndim == 0:
@@ -869,7 +1003,7 @@ class LearningRateScheduler(Callback):
         if self.verbose > 0:
             print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.", flush=True)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is not None:
             logs["learning_rate"] = _get_lr(self.model.optimizer)
 
@@ -882,17 +1016,20 @@ class TerminateOnNaN(Callback):
     `raise_error=True`, raises RuntimeError at once (later callbacks' on_train_end do not run).
     E is numbered from 1, as the progress bar's "Epoch E/epochs"; B from 0, as the `batch`
     argument of the hooks and Keras's "Batch B: Invalid loss, terminating training".
+
+    Args:
+        raise_error: Raise a RuntimeError instead of only stopping the training when the loss is NaN.
     """
 
-    def __init__(self, raise_error=False):
+    def __init__(self, raise_error: bool = False) -> None:
         super().__init__()
         self.raise_error = raise_error
         self._epoch = 0
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
 
-    def on_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         loss = logs.get("loss")
         if loss is None:
@@ -920,17 +1057,17 @@ class CSVLogger(Callback):
 
     rank_zero_only = True
 
-    def __init__(self, filename, separator=",", append=False):
+    def __init__(self, filename: str, separator: str = ",", append: bool = False) -> None:
         super().__init__()
         self.sep = separator
         self.filename = os.fspath(filename)
         self.append = append
-        self.writer = None
-        self.keys = None
+        self.writer: Any = None
+        self.keys: Any = None
         self.append_header = True
-        self.csv_file = None
+        self.csv_file: Any = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self.append:
             if os.path.exists(self.filename):
                 with open(self.filename, "r", encoding="utf-8") as f:
@@ -955,25 +1092,26 @@ class CSVLogger(Callback):
             return f'"[{", ".join(map(str, value))}]"'
         return value
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         if self.csv_file is None:  # driven without on_train_begin
             self.on_train_begin()
+        csv_file: Any = self.csv_file   # (on_train_begin opened it)
         if self.keys is None:
             self.keys = sorted(logs.keys())
             if self.keys and not any(k.startswith("val_") for k in self.keys):
                 self.keys.extend(["val_" + k for k in self.keys])
         if self.writer is None:
             dialect = type("CynetCSVDialect", (csv.excel,), {"delimiter": self.sep, "lineterminator": "\n"})
-            self.writer = csv.DictWriter(self.csv_file, fieldnames=["epoch"] + self.keys, dialect=dialect)
+            self.writer = csv.DictWriter(csv_file, fieldnames=["epoch"] + self.keys, dialect=dialect)
             if self.append_header:
                 self.writer.writeheader()
         row = {"epoch": epoch}
         row.update((key, self._handle_value(logs.get(key, "NA"))) for key in self.keys)
         self.writer.writerow(row)
-        self.csv_file.flush()
+        csv_file.flush()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.csv_file is not None and not self.csv_file.closed:
             self.csv_file.close()
         self.writer = None
@@ -984,10 +1122,21 @@ class LambdaCallback(Callback):
 
     on_epoch_begin / on_epoch_end take (epoch, logs); on_train_begin / on_train_end take (logs);
     batch hooks take (batch, logs). Any other hook can be given by name as a keyword argument.
+
+    Args:
+        on_epoch_begin: Called as `on_epoch_begin(epoch, logs)`.
+        on_epoch_end: Called as `on_epoch_end(epoch, logs)`.
+        on_train_begin: Called as `on_train_begin(logs)`.
+        on_train_end: Called as `on_train_end(logs)`.
+        on_train_batch_begin: Called as `on_train_batch_begin(batch, logs)`.
+        on_train_batch_end: Called as `on_train_batch_end(batch, logs)`.
     """
 
-    def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None, on_train_end=None,
-                 on_train_batch_begin=None, on_train_batch_end=None, **kwargs):
+    def __init__(self, on_epoch_begin: Callable[..., Any] | None = None,
+                 on_epoch_end: Callable[..., Any] | None = None, on_train_begin: Callable[..., Any] | None = None,
+                 on_train_end: Callable[..., Any] | None = None,
+                 on_train_batch_begin: Callable[..., Any] | None = None,
+                 on_train_batch_end: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         super().__init__()
         unknown = sorted(k for k in kwargs if k not in _HOOKS)
         if unknown:

@@ -22,7 +22,11 @@ def floatx():
 
 
 def set_floatx(value):
-    """Set the default float type: "float32" or "float64"."""
+    """Set the default float type: "float32" or "float64".
+
+    Args:
+        value: `"float32"` or `"float64"` (half precision raises NotImplementedError).
+    """
     if value in ("float16", "bfloat16", "mixed_float16", "mixed_bfloat16"):
         raise NotImplementedError(f"set_floatx({value!r}): half-precision types are not supported yet; cynet "
                                   "computes in float32 or float64")
@@ -37,6 +41,12 @@ def epsilon():
 
 
 def set_epsilon(value):
+    """Set the fuzz factor `epsilon()` that losses and metrics use to avoid dividing by zero (Keras's default
+    1e-7).
+
+    Args:
+        value: A positive number.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"value must be a positive number; received {value!r}")
     _config.set_value("epsilon", float(value))
@@ -48,6 +58,11 @@ def image_data_format():
 
 
 def set_image_data_format(data_format):
+    """Set the default `data_format` of the image layers and ops.
+
+    Args:
+        data_format: `"channels_last"` (the default) or `"channels_first"`.
+    """
     if data_format not in ("channels_last", "channels_first"):
         raise ValueError(f"data_format must be 'channels_last' or 'channels_first'; received {data_format!r}")
     _config.set_value("image_data_format", data_format)

@@ -24,9 +24,12 @@ rounding) in float16, float32 and float64.
 """
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from ._typing import DTypeLike, Shape
 from .utils.rng import make_rng
 from .utils.serialization import from_config_dict, get_callable
 
@@ -133,11 +136,14 @@ def _truncated_standard_normal(rng, shape):
     return z
 
 
-def compute_fans(shape):
+def compute_fans(shape: Sequence[int]) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight shape, as Keras computes them.
 
     () -> (1, 1); (n,) -> (n, n); (in, out) -> (in, out); conv kernels (..., in, out) ->
     (in * rf, out * rf) with receptive field rf = prod(shape[:-2]).
+
+    Args:
+        shape: Shape of the variable, a tuple of ints.
     """
     shape = tuple(shape)
     if len(shape) < 1:
@@ -158,17 +164,23 @@ def compute_fans(shape):
 class Initializer:
     """Base class: subclasses implement ``__call__(shape, dtype=None)`` and ``get_config()``."""
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         raise NotImplementedError("Initializer subclasses must implement the `__call__()` method.")
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments of this object, JSON-serializable, so that `from_config` rebuilds it."""
         return {}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "Initializer":
+        """An instance built from `get_config()`'s dictionary.
+
+        Args:
+            config: The dictionary `get_config()` returned.
+        """
         return cls(**config)
 
-    def clone(self):
+    def clone(self) -> "Initializer":
         """A new instance with the same config (an unseeded one draws a new default seed)."""
         return self.__class__.from_config(self.get_config())
 
@@ -191,7 +203,7 @@ class RandomInitializer(Initializer):
     def _rng(self):
         return make_rng(self.seed)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         seed = self._init_seed
         return {"seed": seed if isinstance(seed, int) else None}
 
@@ -200,15 +212,19 @@ class RandomInitializer(Initializer):
 
 
 class Constant(Initializer):
-    """Fills the tensor with ``value`` (a scalar, or an array-like that broadcasts to the shape)."""
+    """Fills the tensor with ``value`` (a scalar, or an array-like that broadcasts to the shape).
 
-    def __init__(self, value=0.0):
+    Args:
+        value: Initial value of the variable.
+    """
+
+    def __init__(self, value: Any = 0.0) -> None:
         arr = np.asarray(value)
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
             raise ValueError(f"Argument `value` must be a number or an array of numbers; received value={value!r}")
         self.value = value
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         shape = _standardize_shape(shape)
         dtype = _standardize_dtype(dtype)
         arr = np.asarray(self.value)
@@ -219,7 +235,7 @@ class Constant(Initializer):
                 f"Constant value of shape {arr.shape} cannot be broadcast to the requested shape {shape}"
             ) from None
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         value = self.value
         if isinstance(value, np.ndarray):
             value = value.tolist()
@@ -231,24 +247,28 @@ class Constant(Initializer):
 class Zeros(Initializer):
     """Fills the tensor with 0 (any numeric or bool dtype)."""
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         return np.zeros(_standardize_shape(shape), dtype=_standardize_dtype(dtype))
 
 
 class Ones(Initializer):
     """Fills the tensor with 1 (any numeric or bool dtype)."""
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         return np.ones(_standardize_shape(shape), dtype=_standardize_dtype(dtype))
 
 
 class Identity(Initializer):
-    """``gain`` times the (possibly rectangular) identity matrix; 2-D shapes only."""
+    """``gain`` times the (possibly rectangular) identity matrix; 2-D shapes only.
 
-    def __init__(self, gain=1.0):
+    Args:
+        gain: Multiplicative factor applied to the matrix.
+    """
+
+    def __init__(self, gain: float = 1.0) -> None:
         self.gain = _number(gain, "gain")
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         shape = _standardize_shape(shape)
         if len(shape) != 2:
             raise ValueError(
@@ -258,7 +278,7 @@ class Identity(Initializer):
         dtype = _standardize_dtype(dtype)
         return (self.gain * np.eye(*shape)).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"gain": self.gain}
 
 
@@ -269,46 +289,64 @@ IdentityInitializer = Identity
 
 
 class RandomNormal(RandomInitializer):
-    """Normal draws with ``mean`` and ``stddev``."""
+    """Normal draws with ``mean`` and ``stddev``.
 
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+    Args:
+        mean: Mean of the values.
+        stddev: Standard deviation of the values.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
+
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
         self.mean = _number(mean, "mean")
         self.stddev = _number(stddev, "stddev", minimum=0.0)
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         shape = _standardize_shape(shape)
         dtype = _float_dtype(dtype, type(self).__name__)
         z = self._rng().standard_normal(shape)
         return (self.mean + self.stddev * z).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
 
 
 class TruncatedNormal(RandomInitializer):
     """Normal draws with ``mean`` and ``stddev``; values more than 2 stddev from the mean are
-    re-drawn (so the result's own stddev is about 0.88 * stddev)."""
+    re-drawn (so the result's own stddev is about 0.88 * stddev).
 
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+    Args:
+        mean: Mean of the values.
+        stddev: Standard deviation of the values.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
+
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
         self.mean = _number(mean, "mean")
         self.stddev = _number(stddev, "stddev", minimum=0.0)
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         shape = _standardize_shape(shape)
         dtype = _float_dtype(dtype, type(self).__name__)
         z = _truncated_standard_normal(self._rng(), shape)
         return (self.mean + self.stddev * z).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mean": self.mean, "stddev": self.stddev}
 
 
 class RandomUniform(RandomInitializer):
-    """Uniform draws in ``[minval, maxval)``."""
+    """Uniform draws in ``[minval, maxval)``.
 
-    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+    Args:
+        minval: Lower bound of the values.
+        maxval: Upper bound of the values.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
+
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None) -> None:
         self.minval = _number(minval, "minval")
         self.maxval = _number(maxval, "maxval")
         if self.minval > self.maxval:
@@ -317,12 +355,12 @@ class RandomUniform(RandomInitializer):
             )
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         shape = _standardize_shape(shape)
         dtype = _float_dtype(dtype, type(self).__name__)
         return self._rng().uniform(self.minval, self.maxval, shape).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "minval": self.minval, "maxval": self.maxval}
 
 
@@ -337,9 +375,16 @@ class VarianceScaling(RandomInitializer):
     truncation is sqrt(scale / n); ``"untruncated_normal"``: normal with that stddev;
     ``"uniform"``: uniform in [-limit, limit], limit = sqrt(3 * scale / n). Fans follow
     ``compute_fans`` and n is at least 1.
+
+    Args:
+        scale: Scaling factor (positive).
+        mode: `"fan_in"`, `"fan_out"` or `"fan_avg"`: which fan the variance is divided by.
+        distribution: `"truncated_normal"`, `"untruncated_normal"` or `"uniform"`.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
     """
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+    def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal",
+                 seed: int | None = None) -> None:
         scale = _number(scale, "scale", minimum=0.0, strict=True)
         if mode not in _MODES:
             raise ValueError(f"Invalid `mode` argument: {mode!r}. Please use one of {list(_MODES)}")
@@ -359,10 +404,11 @@ class VarianceScaling(RandomInitializer):
         self.distribution = distribution
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         shape = _standardize_shape(shape)
         dtype = _float_dtype(dtype, type(self).__name__)
         fan_in, fan_out = compute_fans(shape)
+        n: float
         if self.mode == "fan_in":
             n = fan_in
         elif self.mode == "fan_out":
@@ -381,7 +427,7 @@ class VarianceScaling(RandomInitializer):
             values = rng.uniform(-limit, limit, shape)
         return values.astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "scale": self.scale,
@@ -396,42 +442,66 @@ class _FixedVarianceScaling(VarianceScaling):
     def __init__(self, seed=None):
         super().__init__(scale=self._scale, mode=self._mode, distribution=self._distribution, seed=seed)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"seed": RandomInitializer.get_config(self)["seed"]}
 
 
 class GlorotUniform(_FixedVarianceScaling):
-    """Uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out))."""
+    """Uniform in [-limit, limit], limit = sqrt(6 / (fan_in + fan_out)).
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     _scale, _mode, _distribution = 1.0, "fan_avg", "uniform"
 
 
 class GlorotNormal(_FixedVarianceScaling):
-    """Truncated normal with stddev sqrt(2 / (fan_in + fan_out))."""
+    """Truncated normal with stddev sqrt(2 / (fan_in + fan_out)).
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     _scale, _mode, _distribution = 1.0, "fan_avg", "truncated_normal"
 
 
 class HeUniform(_FixedVarianceScaling):
-    """Uniform in [-limit, limit], limit = sqrt(6 / fan_in)."""
+    """Uniform in [-limit, limit], limit = sqrt(6 / fan_in).
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     _scale, _mode, _distribution = 2.0, "fan_in", "uniform"
 
 
 class HeNormal(_FixedVarianceScaling):
-    """Truncated normal with stddev sqrt(2 / fan_in)."""
+    """Truncated normal with stddev sqrt(2 / fan_in).
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     _scale, _mode, _distribution = 2.0, "fan_in", "truncated_normal"
 
 
 class LecunUniform(_FixedVarianceScaling):
-    """Uniform in [-limit, limit], limit = sqrt(3 / fan_in)."""
+    """Uniform in [-limit, limit], limit = sqrt(3 / fan_in).
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     _scale, _mode, _distribution = 1.0, "fan_in", "uniform"
 
 
 class LecunNormal(_FixedVarianceScaling):
-    """Truncated normal with stddev sqrt(1 / fan_in)."""
+    """Truncated normal with stddev sqrt(1 / fan_in).
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
 
     _scale, _mode, _distribution = 1.0, "fan_in", "truncated_normal"
 
@@ -443,13 +513,17 @@ class Orthogonal(RandomInitializer):
     decomposition of a (max, min) standard-normal matrix with each column of Q multiplied by the
     sign of R's diagonal (so Q is Haar-distributed), transposed when rows < cols. So its columns
     are orthonormal when rows >= cols and its rows are orthonormal otherwise (times gain).
+
+    Args:
+        gain: Multiplicative factor applied to the matrix.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
     """
 
-    def __init__(self, gain=1.0, seed=None):
+    def __init__(self, gain: float = 1.0, seed: int | None = None) -> None:
         self.gain = _number(gain, "gain")
         super().__init__(seed=seed)
 
-    def __call__(self, shape, dtype=None):
+    def __call__(self, shape: Shape, dtype: DTypeLike | None = None) -> np.ndarray:
         shape = _standardize_shape(shape)
         if len(shape) < 2:
             raise ValueError(
@@ -470,7 +544,7 @@ class Orthogonal(RandomInitializer):
             q = q.T
         return (self.gain * q).reshape(shape).astype(dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "gain": self.gain}
 
 
@@ -540,8 +614,12 @@ def _lookup(name, custom_objects):
     raise ValueError(f"Unknown initializer: {name!r}. Valid names (case-sensitive) are: {_valid_names()}")
 
 
-def serialize(initializer):
-    """``{"class_name": ..., "config": {...}}`` for an Initializer instance; None -> None."""
+def serialize(initializer: Any) -> Any:
+    """``{"class_name": ..., "config": {...}}`` for an Initializer instance; None -> None.
+
+    Args:
+        initializer: Initializer of the variable (an Initializer instance or name).
+    """
     if initializer is None:
         return None
     if not isinstance(initializer, Initializer):
@@ -552,17 +630,25 @@ def serialize(initializer):
     return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> Any:
     """Build an initializer from ``serialize``'s dict (or a registered name).
 
     Names resolve through cynet's registry, then ``custom_objects`` (a dict name -> class) given
     by the caller; Keras's extra keys ("module", "registered_name") are ignored.
+
+    Args:
+        config: The dictionary `get_config()` returned.
+        custom_objects: Optional dict mapping names to custom classes or functions used while deserializing.
     """
     if isinstance(config, str):
         config = {"class_name": config, "config": {}}
     return from_config_dict("initializer", config, lambda name: _lookup(name, custom_objects))
 
 
-def get(identifier):
-    """An initializer from None (-> None), a name, a config dict, a class, an instance or a callable."""
+def get(identifier: Any) -> Any:
+    """An initializer from None (-> None), a name, a config dict, a class, an instance or a callable.
+
+    Args:
+        identifier: A name (string), a config dictionary, an instance, a callable, or `None`.
+    """
     return get_callable("initializer", identifier, deserialize)

@@ -14,11 +14,15 @@ losses, sigmoid for the binary one) the model calls `fused_logits_backward` inst
 gradient come straight from the logits through one stable fused kernel (no clipping needed, no
 vanishing gradient).
 """
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
-from . import kernels as K
 from . import tape as _tape
+from ._typing import ArrayLike
 from ._validation import first_entry
+from .kernels import activations as K
 
 EPSILON = 1e-7
 
@@ -68,18 +72,24 @@ def _reduce(values, sample_weight, dtype, reduction="sum_over_batch_size"):
 
 class Loss:
     """Base class. Subclasses implement `_values(y_true, y_pred)` -> (per-sample values, d values / d y_pred
-    as a function of the upstream factor)."""
+    as a function of the upstream factor).
+
+    Args:
+        name: Name of the object (a unique default is generated when `None`).
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+    """
 
     #: which activation, applied by the last layer, this loss can fuse with (or None).
-    fusable_activation = None
+    fusable_activation: str | None = None
 
-    def __init__(self, name=None, reduction="sum_over_batch_size"):
+    def __init__(self, name: str | None = None, reduction: str | None = "sum_over_batch_size") -> None:
         if reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be one of {_REDUCTIONS}; received reduction={reduction!r}")
         self.name = name or _snake(type(self).__name__)
         self.reduction = reduction
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> Any:
         from .ops import core as _opcore
         tape = _opcore.recording()
         if tape is not None and self.reduction not in ("none", None) and _opcore.differentiable(y_pred):
@@ -92,16 +102,28 @@ class Loss:
         loss, _ = _reduce(values, sample_weight, y_pred.dtype, self.reduction)
         return loss
 
-    def forward_backward(self, y_true, y_pred, sample_weight=None):
-        """(loss as __call__ returns it, gradient of that loss (summed, for "none") w.r.t. y_pred)."""
+    def forward_backward(self, y_true: ArrayLike, y_pred: ArrayLike,
+                         sample_weight: ArrayLike | None = None) -> tuple[Any, np.ndarray]:
+        """(loss as __call__ returns it, gradient of that loss (summed, for "none") w.r.t. y_pred).
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         y_pred = _float(y_pred)
         values, grad_fn = self._per_sample(self._targets(y_true, y_pred), y_pred, need_grad=True)
         loss, scale = _reduce(values, sample_weight, y_pred.dtype, self.reduction)
         return loss, grad_fn(scale)
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
         """Per-sample loss values (Keras's `Loss.call`): override it with cynet.ops (or NumPy
-        arithmetic on y_pred, a Tensor here) to write a loss; its gradient comes from the tape."""
+        arithmetic on y_pred, a Tensor here) to write a loss; its gradient comes from the tape.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement call(y_true, y_pred)")
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -124,17 +146,29 @@ class Loss:
             return np.zeros_like(y_pred) if g is None else np.asarray(g, dtype=y_pred.dtype)
         return out, grad
 
-    def fused_logits_backward(self, y_true, logits, sample_weight=None):
-        """(scalar loss, gradient w.r.t. the logits) for losses with a fusable activation."""
+    def fused_logits_backward(self, y_true: ArrayLike, logits: np.ndarray,
+                              sample_weight: ArrayLike | None = None) -> tuple[Any, np.ndarray]:
+        """(scalar loss, gradient w.r.t. the logits) for losses with a fusable activation.
+
+        Args:
+            y_true: Ground-truth targets.
+            logits: Logits of the predictions.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         raise NotImplementedError(f"{self.name} has no fused logits path")
 
-    def check_targets(self, y_true, y_pred_shape, name="y"):
+    def check_targets(self, y_true: ArrayLike, y_pred_shape: tuple[int | None, ...], name: str = "y") -> np.ndarray:
         """Check once, before training or evaluating, that `y_true` (all samples) can be this loss's
         targets for model outputs of shape `y_pred_shape` (batch axis first; None for a size not
         known): raise ValueError (TypeError for a non-numeric dtype) naming `name` otherwise.
 
         The base check is on shapes: samples of y_pred's shape, or with a trailing axis of 1 more or
         less (which the loss squeezes or adds). Subclasses add what their targets must hold.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred_shape: Shape of the predictions.
+            name: Name of the object (a unique default is generated when `None`).
         """
         y_true = np.asarray(y_true)
         out = tuple(y_pred_shape)
@@ -155,41 +189,55 @@ class Loss:
                                  f"received shape {y_true.shape}")
         return y_true
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments of this object, JSON-serializable, so that `from_config` rebuilds it."""
         return {"name": self.name, "reduction": self.reduction}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "Loss":
+        """An instance built from `get_config()`'s dictionary.
+
+        Args:
+            config: The dictionary `get_config()` returned.
+        """
         return cls(**config)
 
 
 class LossFunctionWrapper(Loss):
     """A loss from a function `fn(y_true, y_pred, **kwargs)` returning per-sample values, written
     with cynet.ops (Keras's `loss=my_function`): reduced as the built-in losses are, differentiated
-    on the tape."""
+    on the tape.
 
-    def __init__(self, fn, reduction="sum_over_batch_size", name=None, **kwargs):
+    Args:
+        fn: The function `fn(y_true, y_pred, **kwargs)` returning per-sample values.
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+        name: Name of the object (a unique default is generated when `None`).
+    """
+
+    def __init__(self, fn: Callable[..., Any], reduction: str | None = "sum_over_batch_size", name: str | None = None,
+                 **kwargs: Any) -> None:
         if not callable(fn):
             raise TypeError(f"fn must be callable (y_true, y_pred) -> per-sample losses; received {fn!r}")
         super().__init__(name or getattr(fn, "__name__", "loss"), reduction)
         self.fn = fn
         self._fn_kwargs = kwargs
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
         return self.fn(y_true, y_pred, **self._fn_kwargs)
 
     def _targets(self, y_true, y_pred):
         return np.asarray(y_true)   # the function decides what its targets are
 
-    def check_targets(self, y_true, y_pred_shape, name="y"):
+    def check_targets(self, y_true: ArrayLike, y_pred_shape: tuple[int | None, ...], name: str = "y") -> np.ndarray:
         return np.asarray(y_true)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         from .utils.serialization import get_registered_name
         return {"fn": get_registered_name(self.fn), "name": self.name, "reduction": self.reduction, **self._fn_kwargs}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "LossFunctionWrapper":
         from .utils.serialization import get_registered_object
         config = dict(config)
         name = config.pop("fn")
@@ -225,7 +273,15 @@ def _snake(name):
 
 
 class MeanSquaredError(Loss):
-    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error"):
+    """Mean of the squared errors over the last axis, `mean((y_true - y_pred) ** 2)`, then reduced over the
+    batch.
+
+    Args:
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+        name: Name of the object (a default is generated when `None`).
+    """
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_squared_error") -> None:
         super().__init__(name, reduction)
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -236,7 +292,14 @@ class MeanSquaredError(Loss):
 
 
 class MeanAbsoluteError(Loss):
-    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error"):
+    """Mean of the absolute errors over the last axis, then reduced over the batch.
+
+    Args:
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+        name: Name of the object (a default is generated when `None`).
+    """
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_absolute_error") -> None:
         super().__init__(name, reduction)
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -247,7 +310,16 @@ class MeanAbsoluteError(Loss):
 
 
 class Huber(Loss):
-    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss"):
+    """Huber loss: quadratic for errors below `delta`, linear above; averaged over the last axis.
+
+    Args:
+        delta: The point where the Huber loss changes from quadratic to linear.
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+        name: Name of the object (a default is generated when `None`).
+    """
+    def __init__(self, delta: float = 1.0, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = "huber_loss") -> None:
         super().__init__(name, reduction)
         if not delta > 0:
             raise ValueError(f"delta must be positive; received delta={delta!r}")
@@ -263,15 +335,30 @@ class Huber(Loss):
         grad = np.where(quad, diff, self.delta * np.sign(diff)).astype(y_pred.dtype) / k
         return values, lambda scale: grad * scale[..., None]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "delta": self.delta}
 
 
 class BinaryCrossentropy(Loss):
+    """Binary cross-entropy between 0/1 (or soft) targets and predicted probabilities or logits, averaged over
+    the last axis.
+
+    With `from_logits=True` and a sigmoid output layer, cynet fuses the sigmoid and the loss in the backward
+    pass (the same result, fewer passes).
+
+    Args:
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        label_smoothing: In `[0, 1]`: targets are squeezed toward `1 / num_classes` (0.5 for binary) by this
+            amount.
+        axis: The class axis over which the loss is computed (only the last axis is supported).
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+        name: Name of the object (a default is generated when `None`).
+    """
     fusable_activation = "sigmoid"
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
-                 name="binary_crossentropy"):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: str | None = "sum_over_batch_size", name: str | None = "binary_crossentropy") -> None:
         super().__init__(name, reduction)
         self.from_logits = bool(from_logits)
         self.label_smoothing = _smoothing(label_smoothing)
@@ -283,9 +370,15 @@ class BinaryCrossentropy(Loss):
             return y_true * (1.0 - self.label_smoothing) + 0.5 * self.label_smoothing
         return y_true
 
-    def check_targets(self, y_true, y_pred_shape, name="y"):
+    def check_targets(self, y_true: ArrayLike, y_pred_shape: tuple[int | None, ...], name: str = "y") -> np.ndarray:
         """Shapes as for every loss, and targets in [0, 1]: 0/1 labels or probabilities (Keras does
-        not check; labels such as 1/2 or -1/1 make the loss unbounded below)."""
+        not check; labels such as 1/2 or -1/1 make the loss unbounded below).
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred_shape: Shape of the predictions.
+            name: Name of the object (a unique default is generated when `None`).
+        """
         y_true = super().check_targets(y_true, y_pred_shape, name)
         _check_in_unit_interval(y_true, name, self.name, "binary targets (0/1 labels or probabilities)")
         return y_true
@@ -305,7 +398,8 @@ class BinaryCrossentropy(Loss):
 
         return elems.mean(axis=-1).astype(y_pred.dtype, copy=False), grad
 
-    def fused_logits_backward(self, y_true, logits, sample_weight=None):
+    def fused_logits_backward(self, y_true: ArrayLike, logits: np.ndarray,
+                              sample_weight: ArrayLike | None = None) -> tuple[Any, np.ndarray]:
         logits = _float(logits)
         y_true = self._targets(y_true, logits)
         elems, dz = K.sigmoid_cross_entropy(logits, y_true)
@@ -313,7 +407,7 @@ class BinaryCrossentropy(Loss):
         loss, scale = _reduce(elems.mean(axis=-1), sample_weight, logits.dtype, self.reduction)
         return loss, dz * (scale[..., None] / k)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
                 "axis": self.axis}
 
@@ -332,17 +426,36 @@ def _smoothing(value):
 
 
 class CategoricalCrossentropy(Loss):
+    """Cross-entropy between one-hot (or soft) targets and predicted class probabilities or logits.
+
+    With a softmax output layer cynet fuses the softmax and the loss in the backward pass.
+
+    Args:
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        label_smoothing: In `[0, 1]`: targets are squeezed toward `1 / num_classes` (0.5 for binary) by this
+            amount.
+        axis: The class axis over which the loss is computed (only the last axis is supported).
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+        name: Name of the object (a default is generated when `None`).
+    """
     fusable_activation = "softmax"
 
-    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
-                 name="categorical_crossentropy"):
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction: str | None = "sum_over_batch_size", name: str | None = "categorical_crossentropy") -> None:
         super().__init__(name, reduction)
         self.axis = _last_axis(axis)
         self.from_logits = bool(from_logits)
         self.label_smoothing = _smoothing(label_smoothing)
 
-    def check_targets(self, y_true, y_pred_shape, name="y"):
-        """One-hot (or probability) targets as wide as the model's output, entries in [0, 1]."""
+    def check_targets(self, y_true: ArrayLike, y_pred_shape: tuple[int | None, ...], name: str = "y") -> np.ndarray:
+        """One-hot (or probability) targets as wide as the model's output, entries in [0, 1].
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred_shape: Shape of the predictions.
+            name: Name of the object (a unique default is generated when `None`).
+        """
         y_true = np.asarray(y_true)
         out = tuple(y_pred_shape)
         k = out[-1] if len(out) > 1 else None
@@ -383,22 +496,32 @@ class CategoricalCrossentropy(Loss):
 
         return values.astype(y_pred.dtype, copy=False), grad
 
-    def fused_logits_backward(self, y_true, logits, sample_weight=None):
+    def fused_logits_backward(self, y_true: ArrayLike, logits: np.ndarray,
+                              sample_weight: ArrayLike | None = None) -> tuple[Any, np.ndarray]:
         logits = _float(logits)
         values, dz = K.softmax_cross_entropy(logits, self._targets(y_true, logits))
         loss, scale = _reduce(values, sample_weight, logits.dtype, self.reduction)
         return loss, dz * scale[..., None]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
                 "axis": self.axis}
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
-    """Integer class labels, shape y_pred.shape[:-1] (or with a trailing 1)."""
+    """Integer class labels, shape y_pred.shape[:-1] (or with a trailing 1).
 
-    def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
-                 name="sparse_categorical_crossentropy"):
+    Args:
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        ignore_class: A class index whose targets contribute no loss (e.g. a padding label); `None` uses all.
+        reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
+            `"sum"`, `"mean"` or `None` (no reduction).
+        name: Name of the object (a unique default is generated when `None`).
+    """
+
+    def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
+                 reduction: str | None = "sum_over_batch_size",
+                 name: str | None = "sparse_categorical_crossentropy") -> None:
         Loss.__init__(self, name, reduction)
         if ignore_class is not None:
             raise ValueError("ignore_class is not supported; pass sample_weight=0 for the samples to ignore")
@@ -407,9 +530,15 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         self.axis = -1
         self.ignore_class = None
 
-    def check_targets(self, y_true, y_pred_shape, name="y"):
+    def check_targets(self, y_true: ArrayLike, y_pred_shape: tuple[int | None, ...], name: str = "y") -> np.ndarray:
         """Integer class labels of the output's shape less its class axis (or with a trailing 1),
-        each in [0, units) for the model's output units."""
+        each in [0, units) for the model's output units.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred_shape: Shape of the predictions.
+            name: Name of the object (a unique default is generated when `None`).
+        """
         y_true = np.asarray(y_true)
         out = tuple(y_pred_shape)
         want = out[1:-1]
@@ -457,33 +586,85 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         np.put_along_axis(onehot, labels[..., None], 1, axis=-1)
         return onehot
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "reduction": self.reduction, "from_logits": self.from_logits,
                 "ignore_class": self.ignore_class}
 
 
-def mean_squared_error(y_true, y_pred):
+def mean_squared_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    """Per-sample mean squared error over the last axis (no batch reduction).
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+    """
     return MeanSquaredError(reduction="none")(y_true, y_pred)
 
 
-def mean_absolute_error(y_true, y_pred):
+def mean_absolute_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    """Per-sample mean absolute error over the last axis (no batch reduction).
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+    """
     return MeanAbsoluteError(reduction="none")(y_true, y_pred)
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+def binary_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False, label_smoothing: float = 0.0,
+                        axis: int = -1) -> np.ndarray:
+    """Per-sample binary cross-entropy averaged over `axis` (no batch reduction).
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        label_smoothing: In `[0, 1]`: targets are squeezed toward `1 / num_classes` (0.5 for binary) by this
+            amount.
+        axis: The class axis over which the loss is computed (only the last axis is supported).
+    """
     return BinaryCrossentropy(from_logits, label_smoothing, axis, reduction="none")(y_true, y_pred)
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
+def categorical_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False,
+                             label_smoothing: float = 0.0, axis: int = -1) -> np.ndarray:
+    """Per-sample categorical cross-entropy (no batch reduction).
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        label_smoothing: In `[0, 1]`: targets are squeezed toward `1 / num_classes` (0.5 for binary) by this
+            amount.
+        axis: The class axis over which the loss is computed (only the last axis is supported).
+    """
     return CategoricalCrossentropy(from_logits, label_smoothing, axis, reduction="none")(y_true, y_pred)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None, axis=-1):
+def sparse_categorical_crossentropy(y_true: ArrayLike, y_pred: ArrayLike, from_logits: bool = False,
+                                    ignore_class: int | None = None, axis: int = -1) -> np.ndarray:
+    """Per-sample cross-entropy between integer class targets and class probabilities or logits (no batch
+    reduction).
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        ignore_class: A class index whose targets contribute no loss (e.g. a padding label); `None` uses all.
+        axis: The class axis over which the loss is computed (only the last axis is supported).
+    """
     _last_axis(axis)
     return SparseCategoricalCrossentropy(from_logits, ignore_class, reduction="none")(y_true, y_pred)
 
 
-def huber(y_true, y_pred, delta=1.0):
+def huber(y_true: ArrayLike, y_pred: ArrayLike, delta: float = 1.0) -> np.ndarray:
+    """Per-sample Huber loss averaged over the last axis (no batch reduction).
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        delta: The point where the Huber loss changes from quadratic to linear.
+    """
     return Huber(delta, reduction="none")(y_true, y_pred)
 
 
@@ -499,8 +680,12 @@ _ALIASES = {
 }
 
 
-def get(identifier):
-    """A Loss from a Keras name, a {"class_name", "config"} dict, or a Loss instance."""
+def get(identifier: Any) -> Any:
+    """A Loss from a Keras name, a {"class_name", "config"} dict, or a Loss instance.
+
+    Args:
+        identifier: A name (string), a config dictionary, an instance, a callable, or `None`.
+    """
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, str):
@@ -516,15 +701,25 @@ def get(identifier):
                     f"losses; received {identifier!r}")
 
 
-def serialize(loss):
+def serialize(loss: Any) -> Any:
+    """A loss's config dictionary (`{"class_name": ..., "config": ...}`), as Keras's `losses.serialize`.
+
+    Args:
+        loss: A loss (instance, function or name).
+    """
     return {"class_name": type(loss).__name__, "config": loss.get_config()}
 
 
-def deserialize(config):
-    cls = _CLASSES.get(config.get("class_name")) if isinstance(config, dict) else None
+def deserialize(config: Any) -> Any:
+    """A loss from `serialize`'s dictionary.
+
+    Args:
+        config: The dictionary `get_config()` returned.
+    """
+    cls: type[Loss] | None = _CLASSES.get(str(config.get("class_name"))) if isinstance(config, dict) else None
     if cls is None and isinstance(config, dict):
         from .utils.serialization import get_registered_object
-        cls = get_registered_object(config.get("class_name"))   # a registered Loss subclass
+        cls = get_registered_object(str(config.get("class_name")))   # a registered Loss subclass
         cls = cls if isinstance(cls, type) and issubclass(cls, Loss) else None
     if cls is None:
         raise ValueError(f"Unknown loss config {config!r}; expected class_name in {sorted(_CLASSES)}")

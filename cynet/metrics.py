@@ -21,9 +21,12 @@ import inspect
 import numbers
 import re
 import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from ._typing import ArrayLike, DTypeLike, Shape
 from .variables import Variable
 
 _EPSILON = 1e-7     # keras.backend.epsilon()
@@ -68,11 +71,22 @@ def _plain(value):
 class MetricVariable(np.lib.mixins.NDArrayOperatorsMixin, Variable):
     """A metric's state variable: a `Variable` that also takes part in NumPy arithmetic
     (`v + 1`, `v[0]`, `np.sum(v)`, `float(v)`), as Keras variables do in a metric's code.
-    Arithmetic returns plain NumPy arrays; `assign` / `assign_add` change the variable."""
+    Arithmetic returns plain NumPy arrays; `assign` / `assign_add` change the variable.
+
+    Args:
+        value: Initial value of the variable.
+        shape: Shape of the variable, a tuple of ints.
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        name: Name of the object (a default is generated when `None`).
+        aggregation: How the value is combined across replicas (`"sum"`, `"mean"`, ...); recorded for Keras
+            compatibility.
+    """
 
     __hash__ = Variable.__hash__
 
-    def __init__(self, value, shape=None, dtype="float32", name=None, aggregation="sum"):
+    def __init__(self, value: Any, shape: Shape | None = None, dtype: DTypeLike | None = "float32",
+                 name: str | None = None,
+                 aggregation: str = "sum") -> None:
         super().__init__(value, shape=shape, dtype=dtype, trainable=False, name=name)
         self.aggregation = aggregation
 
@@ -111,7 +125,7 @@ def _wrap_reset_or_update(fn):
     def method(self, *args, **kwargs):
         self._own_state()
         return fn(self, *args, **kwargs)
-    method._cynet_wrapped = True
+    setattr(method, "_cynet_wrapped", True)
     return method
 
 
@@ -119,7 +133,7 @@ def _wrap_result(fn):
     @functools.wraps(fn)
     def result(self, *args, **kwargs):
         return _plain(fn(self, *args, **kwargs))
-    result._cynet_wrapped = True
+    setattr(result, "_cynet_wrapped", True)
     return result
 
 
@@ -153,10 +167,10 @@ class Metric:
         dtype: the dtype the metric computes in (default "float32").
     """
 
-    def __init__(self, name=None, dtype=None):
+    def __init__(self, name: str | None = None, dtype: DTypeLike | None = None) -> None:
         self.name = name if name is not None else _auto_name(type(self).__name__)
         self._dtype = _standardize_dtype(dtype)
-        self._variables = []
+        self._variables: list[Any] = []
         self._owner = id(self)
 
     def __init_subclass__(cls, **kwargs):
@@ -169,14 +183,25 @@ class Metric:
 
     # ------------------------------------------------------------------ state
     @property
-    def dtype(self):
+    def dtype(self) -> Any:
+        """The dtype of the metric's state and result."""
         return self._dtype
 
-    def add_variable(self, shape, initializer, dtype=None, aggregation="sum", name=None):
+    def add_variable(self, shape: Sequence[int], initializer: Any, dtype: DTypeLike | None = None,
+                     aggregation: str = "sum", name: str | None = None) -> MetricVariable:
         """A new state variable of `shape`, filled by `initializer` (an initializer object or
         name such as "zeros"); it is reset to zeros by `reset_state`. `aggregation` ("sum",
         "mean", "only_first_replica" or "none") says how distributed training combines the
-        ranks' values."""
+        ranks' values.
+
+        Args:
+            shape: Shape of the variable, a tuple of ints.
+            initializer: Initializer of the variable (an Initializer instance or name).
+            dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+            aggregation: How the value is combined across replicas (`"sum"`, `"mean"`, ...); recorded for
+                Keras compatibility.
+            name: Name of the object (a default is generated when `None`).
+        """
         if "_variables" not in self.__dict__:
             raise RuntimeError("You forgot to call `super().__init__()` in the `__init__()` method. Go add it!")
         from . import initializers
@@ -197,12 +222,20 @@ class Metric:
         self._variables.append(variable)
         return variable
 
-    def add_weight(self, shape=(), initializer=None, dtype=None, name=None):
-        """Keras's older name for `add_variable` (zeros when no initializer is given)."""
+    def add_weight(self, shape: Sequence[int] = (), initializer: Any = None, dtype: DTypeLike | None = None,
+                   name: str | None = None) -> MetricVariable:
+        """Keras's older name for `add_variable` (zeros when no initializer is given).
+
+        Args:
+            shape: Shape of the variable, a tuple of ints.
+            initializer: Initializer of the variable (an Initializer instance or name).
+            dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+            name: Name of the object (a default is generated when `None`).
+        """
         return self.add_variable(shape=shape, initializer=initializer, dtype=dtype, name=name)
 
     @property
-    def variables(self):
+    def variables(self) -> list[Any]:
         """The metric's state variables (those of metrics it holds as attributes included)."""
         out = list(self.__dict__.get("_variables", ()))
         for value in self.__dict__.values():
@@ -248,16 +281,18 @@ class Metric:
         for v, value in zip(self.variables, values):
             v.assign(value)
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         """Set every state variable back to zeros (Keras's default)."""
         self._own_state()
         for v in self.variables:
             v.assign(np.zeros(v.shape, dtype=v.dtype))
 
-    def update_state(self, *args, **kwargs):
+    def update_state(self, *args: Any, **kwargs: Any) -> None:
+        """Accumulate statistics from one batch into the metric's state variables."""
         raise NotImplementedError
 
-    def result(self):
+    def result(self) -> Any:
+        """The metric's current value, computed from its state variables."""
         raise NotImplementedError
 
     def __call__(self, *args, **kwargs):
@@ -265,11 +300,17 @@ class Metric:
         self.update_state(*args, **kwargs)
         return self.result()
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments of this object, JSON-serializable, so that `from_config` rebuilds it."""
         return {"name": self.name, "dtype": self.dtype}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "Metric":
+        """An instance built from `get_config()`'s dictionary.
+
+        Args:
+            config: The dictionary `get_config()` returned.
+        """
         return cls(**config)
 
     def __repr__(self):
@@ -280,20 +321,25 @@ _SCALARS = frozenset((int, float, np.float64, np.float32, np.int64))   # one num
 
 
 class Mean(Metric):
-    """Weighted mean of the values passed to update_state(values, sample_weight=None)."""
+    """Weighted mean of the values passed to update_state(values, sample_weight=None).
 
-    def __init__(self, name="mean", dtype=None):
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, name: str | None = "mean", dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, dtype=dtype)
         self.reset_state()
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         self._total = 0.0
         self._count = 0.0
 
-    def update_state(self, values, sample_weight=None):
+    def update_state(self, values: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         self._accumulate(values, sample_weight)
 
-    def result(self):
+    def result(self) -> Any:
         return float(self._total / self._count) if self._count else 0.0
 
     def _get_state(self):
@@ -335,17 +381,24 @@ class Mean(Metric):
 
 
 class MeanMetricWrapper(Mean):
-    """Mean over samples of fn(y_true, y_pred) -> per-sample values."""
+    """Mean over samples of fn(y_true, y_pred) -> per-sample values.
 
-    def __init__(self, fn, name=None, dtype=None, **kwargs):
+    Args:
+        fn: The function `fn(y_true, y_pred, **kwargs)` returning per-sample values.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None, dtype: DTypeLike | None = None,
+                 **kwargs: Any) -> None:
         self._fn = fn
         self._fn_kwargs = kwargs
         super().__init__(name=name or fn.__name__, dtype=dtype)
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         self._accumulate(self._fn(y_true, y_pred, **self._fn_kwargs), sample_weight)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), **self._fn_kwargs}
 
 
@@ -374,32 +427,69 @@ def _same_rank(y_true, y_pred):
     return y_true, y_pred
 
 
-def accuracy(y_true, y_pred):
-    """Keras's exact-match accuracy: 1 where y_pred equals y_true."""
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    """Keras's exact-match accuracy: 1 where y_pred equals y_true.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+    """
     y_true, y_pred = _same_rank(y_true, y_pred)
     return (y_true == y_pred).astype(np.float64)
 
 
-def binary_accuracy(y_true, y_pred, threshold=0.5):
-    """1 where y_true equals (y_pred > threshold), elementwise (Keras 3: labels are 0/1)."""
+def binary_accuracy(y_true: ArrayLike, y_pred: ArrayLike, threshold: float = 0.5) -> np.ndarray:
+    """1 where y_true equals (y_pred > threshold), elementwise (Keras 3: labels are 0/1).
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        threshold: Predictions above this value count as class 1.
+    """
     y_true, y_pred = _same_rank(y_true, y_pred)
     return (y_true == (y_pred > threshold)).astype(np.float64)
 
 
-def categorical_accuracy(y_true, y_pred):
+def categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    """Per-sample 1.0 where the argmax of `y_pred` equals the argmax of one-hot `y_true`, else 0.0.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+    """
     return (np.argmax(y_true, axis=-1) == np.argmax(y_pred, axis=-1)).astype(np.float64)
 
 
-def sparse_categorical_accuracy(y_true, y_pred):
+def sparse_categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    """Per-sample 1.0 where the argmax of `y_pred` equals the integer label `y_true`, else 0.0.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+    """
     y_pred = np.asarray(y_pred)
     return (_labels(y_true, y_pred) == np.argmax(y_pred, axis=-1)).astype(np.float64)
 
 
-def top_k_categorical_accuracy(y_true, y_pred, k=5):
+def top_k_categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike, k: int = 5) -> np.ndarray:
+    """Per-sample 1.0 where the one-hot target's class is among the `k` highest scores of `y_pred`.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        k: Number of top predictions among which the target must be.
+    """
     return sparse_top_k_categorical_accuracy(np.argmax(y_true, axis=-1), y_pred, k)
 
 
-def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
+def sparse_top_k_categorical_accuracy(y_true: ArrayLike, y_pred: ArrayLike, k: int = 5) -> np.ndarray:
+    """Per-sample 1.0 where the integer label is among the `k` highest scores of `y_pred`.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        k: Number of top predictions among which the target must be.
+    """
     y_pred = np.asarray(y_pred)
     labels = _labels(y_true, y_pred)
     if k >= y_pred.shape[-1]:
@@ -409,55 +499,120 @@ def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
     return ((y_pred > true_score).sum(axis=-1) < k).astype(np.float64)
 
 
-def mean_squared_error(y_true, y_pred):
+def mean_squared_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    """Per-sample mean squared error over the last axis.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+    """
     d = np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64).reshape(np.shape(y_pred))
     return np.mean(d * d, axis=-1)
 
 
-def mean_absolute_error(y_true, y_pred):
+def mean_absolute_error(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
+    """Per-sample mean absolute error over the last axis.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+    """
     d = np.asarray(y_pred, dtype=np.float64) - np.asarray(y_true, dtype=np.float64).reshape(np.shape(y_pred))
     return np.mean(np.abs(d), axis=-1)
 
 
 class BinaryAccuracy(MeanMetricWrapper):
-    def __init__(self, name="binary_accuracy", dtype=None, threshold=0.5):
+    """How often binary predictions (`y_pred > threshold`) match 0/1 labels.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        threshold: Predictions above this value count as class 1.
+    """
+    def __init__(self, name: str | None = "binary_accuracy", dtype: DTypeLike | None = None,
+                 threshold: float = 0.5) -> None:
         super().__init__(binary_accuracy, name, dtype, threshold=threshold)
 
 
 class CategoricalAccuracy(MeanMetricWrapper):
-    def __init__(self, name="categorical_accuracy", dtype=None):
+    """How often the argmax of the predictions matches one-hot labels.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+    def __init__(self, name: str | None = "categorical_accuracy", dtype: DTypeLike | None = None) -> None:
         super().__init__(categorical_accuracy, name, dtype)
 
 
 class SparseCategoricalAccuracy(MeanMetricWrapper):
-    def __init__(self, name="sparse_categorical_accuracy", dtype=None):
+    """How often the argmax of the predictions matches integer labels.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+    def __init__(self, name: str | None = "sparse_categorical_accuracy", dtype: DTypeLike | None = None) -> None:
         super().__init__(sparse_categorical_accuracy, name, dtype)
 
 
 class TopKCategoricalAccuracy(MeanMetricWrapper):
-    def __init__(self, k=5, name="top_k_categorical_accuracy", dtype=None):
+    """How often the one-hot target's class is among the top `k` predictions.
+
+    Args:
+        k: Number of top predictions among which the target must be.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+    def __init__(self, k: int = 5, name: str | None = "top_k_categorical_accuracy",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(top_k_categorical_accuracy, name, dtype, k=k)
 
 
 class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
-    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None):
+    """How often the integer target is among the top `k` predictions.
+
+    Args:
+        k: Number of top predictions among which the target must be.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+    def __init__(self, k: int = 5, name: str | None = "sparse_top_k_categorical_accuracy",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(sparse_top_k_categorical_accuracy, name, dtype, k=k)
 
 
 class MeanSquaredError(MeanMetricWrapper):
-    def __init__(self, name="mean_squared_error", dtype=None):
+    """Mean of the squared errors over all samples seen.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+    def __init__(self, name: str | None = "mean_squared_error", dtype: DTypeLike | None = None) -> None:
         super().__init__(mean_squared_error, name, dtype)
 
 
 class MeanAbsoluteError(MeanMetricWrapper):
-    def __init__(self, name="mean_absolute_error", dtype=None):
+    """Mean of the absolute errors over all samples seen.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+    def __init__(self, name: str | None = "mean_absolute_error", dtype: DTypeLike | None = None) -> None:
         super().__init__(mean_absolute_error, name, dtype)
 
 
 class Accuracy(MeanMetricWrapper):
-    """Keras's Accuracy class: how often y_pred equals y_true exactly."""
+    """Keras's Accuracy class: how often y_pred equals y_true exactly.
 
-    def __init__(self, name="accuracy", dtype=None):
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, name: str | None = "accuracy", dtype: DTypeLike | None = None) -> None:
         super().__init__(accuracy, name, dtype)
 
 
@@ -509,7 +664,7 @@ def _thresholds_list(thresholds, default):
     if not values:
         raise ValueError("thresholds must hold at least one value; received an empty list")
     bad = [t for t in values if t is None or isinstance(t, bool) or not isinstance(t, numbers.Real)
-           or not 0 <= t <= 1]
+           or not 0 <= float(t) <= 1]
     if bad:
         raise ValueError(f"Threshold values must be in [0, 1]. Received: {bad}")
     return [float(t) for t in values]
@@ -640,7 +795,7 @@ def _update_confusion_matrix(variables, y_true, y_pred, thresholds, dtype, top_k
 class _ConfusionMatrixConditionCount(Metric):
     """How many (weighted) predictions fall in one cell of the confusion matrix, per threshold."""
 
-    _condition = None
+    _condition: str | None = None
 
     def __init__(self, thresholds=None, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
@@ -650,17 +805,23 @@ class _ConfusionMatrixConditionCount(Metric):
         self.accumulator = self.add_variable(shape=(len(self.thresholds),), initializer="zeros", dtype="float64",
                                              name="accumulator")
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         """Add a batch: y_true holds 0/1 labels (anything non-zero is positive), y_pred scores
         compared with each threshold (positive when y_pred > threshold); sample_weight (optional)
-        weighs each sample (or each value)."""
+        weighs each sample (or each value).
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         _update_confusion_matrix({self._condition: self.accumulator}, y_true, y_pred, self.thresholds, self.dtype,
                                  sample_weight=sample_weight, evenly=self._thresholds_distributed_evenly)
 
-    def result(self):
+    def result(self) -> Any:
         return self.accumulator[0] if len(self.thresholds) == 1 else self.accumulator
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "thresholds": self.init_thresholds}
 
 
@@ -670,33 +831,56 @@ class TruePositives(_ConfusionMatrixConditionCount):
     Args:
         thresholds: a float in [0, 1] or a list of them (default 0.5); with a list the result has
             one count per threshold.
-        name, dtype: as for every metric.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
     """
 
     _condition = _TP
 
 
 class FalsePositives(_ConfusionMatrixConditionCount):
-    """The (weighted) number of false positives: y_true 0 and y_pred > threshold (see TruePositives)."""
+    """The (weighted) number of false positives: y_true 0 and y_pred > threshold (see TruePositives).
+
+    Args:
+        thresholds: A float or a list of floats in `[0, 1]`; a prediction above a threshold counts as positive
+            (default 0.5).
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     _condition = _FP
 
 
 class TrueNegatives(_ConfusionMatrixConditionCount):
-    """The (weighted) number of true negatives: y_true 0 and y_pred <= threshold (see TruePositives)."""
+    """The (weighted) number of true negatives: y_true 0 and y_pred <= threshold (see TruePositives).
+
+    Args:
+        thresholds: A float or a list of floats in `[0, 1]`; a prediction above a threshold counts as positive
+            (default 0.5).
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     _condition = _TN
 
 
 class FalseNegatives(_ConfusionMatrixConditionCount):
     """The (weighted) number of false negatives: y_true non-zero and y_pred <= threshold (see
-    TruePositives)."""
+    TruePositives).
+
+    Args:
+        thresholds: A float or a list of floats in `[0, 1]`; a prediction above a threshold counts as positive
+            (default 0.5).
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     _condition = _FN
 
 
 class _PrecisionRecall(Metric):
-    _other, _other_name = None, None
+    _other: str | None = None
+    _other_name: str = ""
 
     def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
@@ -716,21 +900,27 @@ class _PrecisionRecall(Metric):
         setattr(self, self._other_name, self.add_variable(shape=(n,), initializer="zeros", dtype="float64",
                                                           name=self._other_name))
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         """Add a batch: y_true holds 0/1 labels, y_pred scores (positive when y_pred > threshold;
         with top_k only a row's k highest scores can be). class_id restricts both to one class
-        (column); sample_weight (optional) weighs each sample or value."""
+        (column); sample_weight (optional) weighs each sample or value.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         _update_confusion_matrix({_TP: self.true_positives, self._other: getattr(self, self._other_name)},
                                  y_true, y_pred, self.thresholds, self.dtype, top_k=self.top_k,
                                  class_id=self.class_id, sample_weight=sample_weight,
                                  evenly=self._thresholds_distributed_evenly)
 
-    def result(self):
+    def result(self) -> Any:
         tp = self.true_positives.value
         value = _div_no_nan(tp, tp + getattr(self, self._other_name).value)
         return value[0] if len(self.thresholds) == 1 else value
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "thresholds": self.init_thresholds, "top_k": self.top_k,
                 "class_id": self.class_id}
 
@@ -743,7 +933,8 @@ class Precision(_PrecisionRecall):
             threshold. Default 0.5, or, with top_k, every score in the top k counts as positive.
         top_k: only each row's k highest scores can be positive.
         class_id: compute the precision of this class (column) only.
-        name, dtype: as for every metric.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
     """
 
     _other, _other_name = _FP, "false_positives"
@@ -751,12 +942,26 @@ class Precision(_PrecisionRecall):
 
 class Recall(_PrecisionRecall):
     """Recall, tp / (tp + fn), of binary predictions y_pred > threshold (Keras 3); the arguments
-    are Precision's."""
+    are Precision's.
+
+    Args:
+        thresholds: A float or a list of floats in `[0, 1]`; a prediction above a threshold counts as positive
+            (default 0.5).
+        top_k: Only each row's k highest scores can be positive.
+        class_id: Compute the metric for this class (column) only.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
 
     _other, _other_name = _FN, "false_negatives"
 
 
 class _SensitivitySpecificityBase(Metric):
+    true_positives: Any   # state variables, created in __init__
+    true_negatives: Any
+    false_positives: Any
+    false_negatives: Any
+
     def __init__(self, value, num_thresholds=200, class_id=None, name=None, dtype=None):
         super().__init__(name=name, dtype=dtype)
         self._direction = "up"
@@ -775,8 +980,14 @@ class _SensitivitySpecificityBase(Metric):
         for var in ("true_positives", "false_positives", "true_negatives", "false_negatives"):
             setattr(self, var, self.add_variable(shape=shape, initializer="zeros", dtype="float64", name=var))
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        """Add a batch of 0/1 labels and scores (optionally weighted)."""
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
+        """Add a batch of 0/1 labels and scores (optionally weighted).
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         _update_confusion_matrix({_TP: self.true_positives, _TN: self.true_negatives, _FP: self.false_positives,
                                   _FN: self.false_negatives}, y_true, y_pred, self.thresholds, self.dtype,
                                  class_id=self.class_id, sample_weight=sample_weight,
@@ -792,76 +1003,112 @@ class _SensitivitySpecificityBase(Metric):
         feasible = constrained >= self.value
         return float(np.max(np.where(feasible, dependent, 0.0), initial=0.0))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "class_id": self.class_id}
 
 
 def _in_unit_interval(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) <= 1:
         raise ValueError(f"Argument `{name}` must be in the range [0, 1]. Received: {name}={value}")
 
 
 class SensitivityAtSpecificity(_SensitivitySpecificityBase):
-    """The best sensitivity (recall) among the thresholds whose specificity is >= `specificity`."""
+    """The best sensitivity (recall) among the thresholds whose specificity is >= `specificity`.
 
-    def __init__(self, specificity, num_thresholds=200, class_id=None, name=None, dtype=None):
+    Args:
+        specificity: Target specificity.
+        num_thresholds: Number of thresholds to discretize the curve with.
+        class_id: Compute the metric for this class (column) only.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, specificity: float, num_thresholds: int = 200, class_id: int | None = None,
+                 name: str | None = None, dtype: DTypeLike | None = None) -> None:
         _in_unit_interval(specificity, "specificity")
         self.specificity, self.num_thresholds = specificity, num_thresholds
         super().__init__(specificity, num_thresholds=num_thresholds, class_id=class_id, name=name, dtype=dtype)
 
-    def result(self):
+    def result(self) -> Any:
         r = self._rates()
         return self._max_under_constraint(r["specificity"], r["sensitivity"])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "num_thresholds": self.num_thresholds, "specificity": self.specificity}
 
 
 class SpecificityAtSensitivity(_SensitivitySpecificityBase):
-    """The best specificity among the thresholds whose sensitivity is >= `sensitivity`."""
+    """The best specificity among the thresholds whose sensitivity is >= `sensitivity`.
 
-    def __init__(self, sensitivity, num_thresholds=200, class_id=None, name=None, dtype=None):
+    Args:
+        sensitivity: Target sensitivity.
+        num_thresholds: Number of thresholds to discretize the curve with.
+        class_id: Compute the metric for this class (column) only.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, sensitivity: float, num_thresholds: int = 200, class_id: int | None = None,
+                 name: str | None = None, dtype: DTypeLike | None = None) -> None:
         _in_unit_interval(sensitivity, "sensitivity")
         self.sensitivity, self.num_thresholds = sensitivity, num_thresholds
         super().__init__(sensitivity, num_thresholds=num_thresholds, class_id=class_id, name=name, dtype=dtype)
 
-    def result(self):
+    def result(self) -> Any:
         r = self._rates()
         return self._max_under_constraint(r["sensitivity"], r["specificity"])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "num_thresholds": self.num_thresholds, "sensitivity": self.sensitivity}
 
 
 class PrecisionAtRecall(_SensitivitySpecificityBase):
-    """The best precision among the thresholds whose recall is >= `recall`."""
+    """The best precision among the thresholds whose recall is >= `recall`.
 
-    def __init__(self, recall, num_thresholds=200, class_id=None, name=None, dtype=None):
+    Args:
+        recall: Target recall.
+        num_thresholds: Number of thresholds to discretize the curve with.
+        class_id: Compute the metric for this class (column) only.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, recall: float, num_thresholds: int = 200, class_id: int | None = None, name: str | None = None,
+                 dtype: DTypeLike | None = None) -> None:
         _in_unit_interval(recall, "recall")
         self.recall, self.num_thresholds = recall, num_thresholds
         super().__init__(recall, num_thresholds=num_thresholds, class_id=class_id, name=name, dtype=dtype)
 
-    def result(self):
+    def result(self) -> Any:
         r = self._rates()
         return self._max_under_constraint(r["sensitivity"], r["precision"])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "num_thresholds": self.num_thresholds, "recall": self.recall}
 
 
 class RecallAtPrecision(_SensitivitySpecificityBase):
-    """The best recall among the thresholds whose precision is >= `precision`."""
+    """The best recall among the thresholds whose precision is >= `precision`.
 
-    def __init__(self, precision, num_thresholds=200, class_id=None, name=None, dtype=None):
+    Args:
+        precision: Target precision.
+        num_thresholds: Number of thresholds to discretize the curve with.
+        class_id: Compute the metric for this class (column) only.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, precision: float, num_thresholds: int = 200, class_id: int | None = None,
+                 name: str | None = None, dtype: DTypeLike | None = None) -> None:
         _in_unit_interval(precision, "precision")
         self.precision, self.num_thresholds = precision, num_thresholds
         super().__init__(precision, num_thresholds=num_thresholds, class_id=class_id, name=name, dtype=dtype)
 
-    def result(self):
+    def result(self) -> Any:
         r = self._rates()
         return self._max_under_constraint(r["precision"], r["sensitivity"])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "num_thresholds": self.num_thresholds, "precision": self.precision}
 
 
@@ -880,7 +1127,6 @@ class AUC(Metric):
         curve: "ROC" (default), "PR" or "PRGAIN" (Keras also takes lower case).
         summation_method: "interpolation" (default; for PR, Davis & Goadrich's interpolation),
             "minoring" (left Riemann sum: underestimates) or "majoring" (overestimates).
-        name, dtype: as for every metric.
         thresholds: explicit thresholds in [0, 1] (num_thresholds is then their number + 2).
         multi_label: y_true / y_pred are (batch, labels): one AUC per label, averaged (weighted by
             label_weights when given). Else every value is one binary prediction.
@@ -888,10 +1134,20 @@ class AUC(Metric):
         label_weights: per-label weights: for multi_label the weights of the label AUCs' average,
             else weights of the labels' values in the counts.
         from_logits: y_pred are logits (a sigmoid is applied first).
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
     """
 
-    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation", name=None, dtype=None,
-                 thresholds=None, multi_label=False, num_labels=None, label_weights=None, from_logits=False):
+    true_positives: Any   # state variables, created in __init__
+    true_negatives: Any
+    false_positives: Any
+    false_negatives: Any
+
+    def __init__(self, num_thresholds: int = 200, curve: str = "ROC", summation_method: str = "interpolation",
+                 name: str | None = None, dtype: DTypeLike | None = None,
+                 thresholds: float | Sequence[float] | None = None, multi_label: bool = False,
+                 num_labels: int | None = None, label_weights: ArrayLike | None = None,
+                 from_logits: bool = False) -> None:
         self._direction = "up"
         if curve not in _AUC_CURVES:
             raise ValueError(f'Invalid AUC curve value: "{curve}". Expected values are ["PR", "ROC", "PRGAIN"]')
@@ -936,7 +1192,7 @@ class AUC(Metric):
             self._build(None)
 
     @property
-    def thresholds(self):
+    def thresholds(self) -> list[float]:
         """The thresholds, the two end points (just below 0 and just above 1) included."""
         return list(self._thresholds)
 
@@ -946,7 +1202,7 @@ class AUC(Metric):
                 raise ValueError(f"`y_pred` must have rank 2 when `multi_label=True`. Found rank {len(shape)}. "
                                  f"Full shape received for `y_pred`: {tuple(shape)}")
             self._num_labels = shape[1]
-            variable_shape = (self.num_thresholds, self._num_labels)
+            variable_shape: tuple[int, ...] = (self.num_thresholds, self._num_labels)
         else:
             variable_shape = (self.num_thresholds,)
         self._build_input_shape = shape
@@ -954,9 +1210,15 @@ class AUC(Metric):
             setattr(self, var, self.add_variable(shape=variable_shape, initializer="zeros", dtype="float64", name=var))
         self._built = True
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         """Add a batch of 0/1 labels and scores in [0, 1] (logits with from_logits), optionally
-        weighted per sample or per value."""
+        weighted per sample or per value.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         y_pred = np.asarray(y_pred)
         if not self._built:
             self._build(y_pred.shape)
@@ -977,7 +1239,7 @@ class AUC(Metric):
             return float(np.mean(per_label))
         return float(_div_no_nan(np.sum(per_label * self.label_weights), np.sum(self.label_weights)))
 
-    def interpolate_pr_auc(self):
+    def interpolate_pr_auc(self) -> Any:
         """The PR AUC by Davis & Goadrich's interpolation between the thresholds."""
         n = self.num_thresholds
         tp, fp, fn = self.true_positives.value, self.false_positives.value, self.false_negatives.value
@@ -994,7 +1256,7 @@ class AUC(Metric):
             return self._average(np.sum(increment, axis=0))
         return float(np.sum(increment))
 
-    def result(self):
+    def result(self) -> Any:
         if not self._built:
             return 0.0
         if self.curve == "PR" and self.summation_method == "interpolation":
@@ -1025,12 +1287,12 @@ class AUC(Metric):
             return self._average(np.sum(riemann, axis=0))
         return float(np.sum(riemann))
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         if self._built:
             for v in (self.true_positives, self.false_positives, self.true_negatives, self.false_negatives):
                 v.assign(np.zeros(v.shape))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = {**super().get_config(), "num_thresholds": self.num_thresholds, "curve": self.curve,
                   "summation_method": self.summation_method, "multi_label": self.multi_label,
                   "num_labels": self.num_labels,
@@ -1054,10 +1316,17 @@ class FBetaScore(Metric):
         beta: a positive Python float (default 1.0).
         threshold: y_pred > threshold is positive (a float in (0, 1]); by default the highest
             score(s) of each row are positive (unless it is 0).
-        name, dtype: as for every metric.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
     """
 
-    def __init__(self, average=None, beta=1.0, threshold=None, name="fbeta_score", dtype=None):
+    true_positives: Any   # state variables, created in __init__
+    false_positives: Any
+    false_negatives: Any
+    intermediate_weights: Any
+
+    def __init__(self, average: str | None = None, beta: float = 1.0, threshold: float | None = None,
+                 name: str | None = "fbeta_score", dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, dtype=dtype)
         self._direction = "up"
         if average not in (None, "micro", "macro", "weighted"):
@@ -1091,9 +1360,15 @@ class FBetaScore(Metric):
         self._num_classes = y_pred_shape[-1]
         self._built = True
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         """Add a batch: y_true (batch, classes) 0/1 labels, y_pred (batch, classes) scores;
-        sample_weight (optional) one weight per sample."""
+        sample_weight (optional) one weight per sample.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         y_true = np.asarray(y_true).astype(self.dtype, copy=False)
         y_pred = np.asarray(y_pred).astype(self.dtype, copy=False)
         if not self._built:
@@ -1127,7 +1402,7 @@ class FBetaScore(Metric):
         self.false_negatives.assign_add(weighted_sum((1 - y_pred) * y_true))
         self.intermediate_weights.assign_add(weighted_sum(y_true))
 
-    def result(self):
+    def result(self) -> Any:
         if not self._built:
             return 0.0
         tp, fp, fn = self.true_positives.value, self.false_positives.value, self.false_negatives.value
@@ -1142,21 +1417,30 @@ class FBetaScore(Metric):
             return float(np.mean(score))
         return score
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         for v in self.variables:
             v.assign(np.zeros(v.shape))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "average": self.average, "beta": self.beta, "threshold": self.threshold}
 
 
 class F1Score(FBetaScore):
-    """F1 score, 2 * precision * recall / (precision + recall): FBetaScore with beta=1 (Keras 3)."""
+    """F1 score, 2 * precision * recall / (precision + recall): FBetaScore with beta=1 (Keras 3).
 
-    def __init__(self, average=None, threshold=None, name="f1_score", dtype=None):
+    Args:
+        average: How per-class values are combined: `None` (one per class), `"micro"`, `"macro"` or
+            `"weighted"`.
+        threshold: Predictions above this value count as class 1.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, average: str | None = None, threshold: float | None = None, name: str | None = "f1_score",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(average=average, beta=1.0, threshold=threshold, name=name, dtype=dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         del config["beta"]
         return config
@@ -1185,11 +1469,17 @@ class _IoUBase(Metric):
         self.total_cm = self.add_variable(shape=(self.num_classes, self.num_classes), initializer="zeros",
                                           dtype=accumulator, name="total_confusion_matrix")
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         """Add a batch: class ids (or, with sparse_y_true / sparse_y_pred False, scores whose argmax
         along `axis` is the class), flattened; sample_weight (optional) per value, cast to the
         metric's dtype (an integer one by default, as in Keras: pass dtype="float32" for fractional
-        weights). Ids outside [0, num_classes) and ignore_class are left out."""
+        weights). Ids outside [0, num_classes) and ignore_class are left out.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
         if not self.sparse_y_true:
             y_true = np.argmax(y_true, axis=self.axis)
@@ -1223,7 +1513,7 @@ class _IoUBase(Metric):
                          minlength=self.num_classes ** 2).reshape(self.num_classes, self.num_classes)
         self.total_cm.assign_add(cm.astype(self.total_cm.dtype))
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         self.total_cm.assign(np.zeros(self.total_cm.shape))
 
 
@@ -1234,16 +1524,20 @@ class IoU(_IoUBase):
         num_classes: the number of classes (the confusion matrix is num_classes x num_classes).
         target_class_ids: the classes whose IoU is averaged (classes absent from both labels and
             predictions are left out of the average).
-        name, dtype: as for every metric; dtype defaults to "int" as in Keras, so sample weights
-            are truncated to integers (with a warning) unless a float dtype is given.
         ignore_class: a label value left out (e.g. a void class), or None.
-        sparse_y_true / sparse_y_pred: whether labels / predictions are class ids (True) or
-            scores whose argmax along `axis` is the class.
+        sparse_y_true: whether labels are class ids (True) or scores whose argmax along `axis` is
+            the class.
+        sparse_y_pred: whether predictions are class ids (True) or scores whose argmax along `axis`
+            is the class.
         axis: the class axis of non-sparse inputs (default -1).
+        name: Name of the object (a default is generated when `None`).
+        dtype: dtype of the state; defaults to "int" as in Keras, so sample weights are truncated
+            to integers (with a warning) unless a float dtype is given.
     """
 
-    def __init__(self, num_classes, target_class_ids, name=None, dtype=None, ignore_class=None, sparse_y_true=True,
-                 sparse_y_pred=True, axis=-1):
+    def __init__(self, num_classes: int, target_class_ids: Sequence[int], name: str | None = None,
+                 dtype: DTypeLike | None = None, ignore_class: int | None = None, sparse_y_true: bool = True,
+                 sparse_y_pred: bool = True, axis: int = -1) -> None:
         super().__init__(name=name, num_classes=num_classes, ignore_class=ignore_class, sparse_y_true=sparse_y_true,
                          sparse_y_pred=sparse_y_pred, axis=axis, dtype=dtype)
         target_class_ids = list(target_class_ids)
@@ -1255,7 +1549,7 @@ class IoU(_IoUBase):
             raise ValueError(f"Target class id {min(target_class_ids)} is out of range, which is [0, {num_classes}).")
         self.target_class_ids = target_class_ids
 
-    def result(self):
+    def result(self) -> Any:
         cm = self.total_cm.value.astype(np.float64)
         tp = np.diag(cm)
         denominator = cm.sum(axis=0) + cm.sum(axis=1) - tp
@@ -1265,25 +1559,39 @@ class IoU(_IoUBase):
         iou = np.where(valid, tp / (denominator + _EPSILON), 0.0)
         return float(np.sum(iou) / (np.sum(valid) + _EPSILON))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "num_classes": self.num_classes, "target_class_ids": self.target_class_ids,
                 "ignore_class": self.ignore_class, "sparse_y_true": self.sparse_y_true,
                 "sparse_y_pred": self.sparse_y_pred, "axis": self.axis}
 
 
 class BinaryIoU(IoU):
-    """IoU of binary predictions y_pred >= threshold, over the classes 0 and 1 (Keras 3)."""
+    """IoU of binary predictions y_pred >= threshold, over the classes 0 and 1 (Keras 3).
 
-    def __init__(self, target_class_ids=(0, 1), threshold=0.5, name=None, dtype=None):
+    Args:
+        target_class_ids: Class indices over which the mean IoU is computed.
+        threshold: Predictions above this value count as class 1.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, target_class_ids: Sequence[int] = (0, 1), threshold: float = 0.5, name: str | None = None,
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(num_classes=2, target_class_ids=target_class_ids, name=name, dtype=dtype)
         self.threshold = threshold
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        """Add a batch of 0/1 labels and scores (class 1 where y_pred >= threshold)."""
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
+        """Add a batch of 0/1 labels and scores (class 1 where y_pred >= threshold).
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         y_pred = (np.asarray(y_pred).astype(np.float32) >= self.threshold).astype(self.dtype)
         return super().update_state(y_true, y_pred, sample_weight)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"target_class_ids": self.target_class_ids, "threshold": self.threshold, "name": self.name,
                 "dtype": self.dtype}
 
@@ -1292,44 +1600,76 @@ class MeanIoU(IoU):
     """Mean intersection over union over all `num_classes` classes (Keras 3's MeanIoU): per class
     tp / (tp + fp + fn) from the accumulated confusion matrix, averaged over the classes present.
     The arguments are IoU's (every class is a target); with sparse_y_pred=False, y_pred holds
-    scores (e.g. a softmax output) whose argmax is the predicted class."""
+    scores (e.g. a softmax output) whose argmax is the predicted class.
 
-    def __init__(self, num_classes, name=None, dtype=None, ignore_class=None, sparse_y_true=True, sparse_y_pred=True,
-                 axis=-1):
+    Args:
+        num_classes: Number of classes.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        ignore_class: A label value left out of the metric (e.g. a void class), or `None`.
+        sparse_y_true: Whether `y_true` holds class indices instead of one-hot rows.
+        sparse_y_pred: Whether `y_pred` holds class indices instead of scores.
+        axis: The class axis of the inputs.
+    """
+
+    def __init__(self, num_classes: int, name: str | None = None, dtype: DTypeLike | None = None,
+                 ignore_class: int | None = None, sparse_y_true: bool = True, sparse_y_pred: bool = True,
+                 axis: int = -1) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer; received num_classes={num_classes!r}")
         super().__init__(name=name, num_classes=num_classes, target_class_ids=list(range(num_classes)), axis=axis,
                          dtype=dtype, ignore_class=ignore_class, sparse_y_true=sparse_y_true,
                          sparse_y_pred=sparse_y_pred)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes, "name": self.name, "dtype": self.dtype,
                 "ignore_class": self.ignore_class, "sparse_y_true": self.sparse_y_true,
                 "sparse_y_pred": self.sparse_y_pred, "axis": self.axis}
 
 
 class OneHotIoU(IoU):
-    """IoU with one-hot labels (and, unless sparse_y_pred, score predictions)."""
+    """IoU with one-hot labels (and, unless sparse_y_pred, score predictions).
 
-    def __init__(self, num_classes, target_class_ids, name=None, dtype=None, ignore_class=None, sparse_y_pred=False,
-                 axis=-1):
+    Args:
+        num_classes: Number of classes.
+        target_class_ids: Class indices over which the mean IoU is computed.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        ignore_class: A label value left out of the metric (e.g. a void class), or `None`.
+        sparse_y_pred: Whether `y_pred` holds class indices instead of scores.
+        axis: The class axis of the inputs.
+    """
+
+    def __init__(self, num_classes: int, target_class_ids: Sequence[int], name: str | None = None,
+                 dtype: DTypeLike | None = None, ignore_class: int | None = None, sparse_y_pred: bool = False,
+                 axis: int = -1) -> None:
         super().__init__(num_classes=num_classes, target_class_ids=target_class_ids, name=name, dtype=dtype,
                          ignore_class=ignore_class, sparse_y_true=False, sparse_y_pred=sparse_y_pred, axis=axis)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes, "target_class_ids": self.target_class_ids, "name": self.name,
                 "dtype": self.dtype, "ignore_class": self.ignore_class, "sparse_y_pred": self.sparse_y_pred,
                 "axis": self.axis}
 
 
 class OneHotMeanIoU(MeanIoU):
-    """MeanIoU with one-hot labels (and, unless sparse_y_pred, score predictions)."""
+    """MeanIoU with one-hot labels (and, unless sparse_y_pred, score predictions).
 
-    def __init__(self, num_classes, name=None, dtype=None, ignore_class=None, sparse_y_pred=False, axis=-1):
+    Args:
+        num_classes: Number of classes.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        ignore_class: A label value left out of the metric (e.g. a void class), or `None`.
+        sparse_y_pred: Whether `y_pred` holds class indices instead of scores.
+        axis: The class axis of the inputs.
+    """
+
+    def __init__(self, num_classes: int, name: str | None = None, dtype: DTypeLike | None = None,
+                 ignore_class: int | None = None, sparse_y_pred: bool = False, axis: int = -1) -> None:
         super().__init__(num_classes=num_classes, axis=axis, name=name, dtype=dtype, ignore_class=ignore_class,
                          sparse_y_true=False, sparse_y_pred=sparse_y_pred)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"num_classes": self.num_classes, "name": self.name, "dtype": self.dtype,
                 "ignore_class": self.ignore_class, "sparse_y_pred": self.sparse_y_pred, "axis": self.axis}
 
@@ -1348,10 +1688,17 @@ class R2Score(Metric):
         num_regressors: for the adjusted R2, the number of independent variables (default 0:
             plain R2). As in Keras, the sample count in the adjustment is the number of values
             seen (batch * outputs).
-        name, dtype: as for every metric.
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
     """
 
-    def __init__(self, class_aggregation="uniform_average", num_regressors=0, name="r2_score", dtype=None):
+    _built: bool
+    num_samples: Any
+    class_aggregation: str | None
+    num_regressors: int
+
+    def __init__(self, class_aggregation: str | None = "uniform_average", num_regressors: int = 0,
+                 name: str | None = "r2_score", dtype: DTypeLike | None = None) -> None:
         super().__init__(name=name, dtype=dtype)
         self._direction = "up"
         valid = (None, "uniform_average", "variance_weighted_average")
@@ -1377,9 +1724,15 @@ class R2Score(Metric):
         self.count = self.add_variable(shape=(n,), initializer="zeros", dtype="float64", name="count")
         self._built = True
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
         """Add a batch of (batch, outputs) targets and predictions; sample_weight (optional) per
-        sample, or per value."""
+        sample, or per value.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
         y_true = np.asarray(y_true).astype(self.dtype, copy=False)
         y_pred = np.asarray(y_pred).astype(self.dtype, copy=False)
         y_true, y_pred = _same_rank(y_true, y_pred)
@@ -1394,8 +1747,8 @@ class R2Score(Metric):
         try:
             w = np.broadcast_to(w, y_true.shape).astype(np.float64)
         except ValueError:
-            raise ValueError(f"{self.name}: sample_weight of shape {np.shape(sample_weight)} does not broadcast to "
-                             f"the targets' shape {y_true.shape}") from None
+            raise ValueError(f"{self.name}: sample_weight of shape {np.asarray(sample_weight).shape} does not "
+                             f"broadcast to the targets' shape {y_true.shape}") from None
         y_true, y_pred = y_true.astype(np.float64), y_pred.astype(np.float64)
         weighted = y_true * w
         self.sum.assign_add(weighted.sum(axis=0))
@@ -1404,7 +1757,7 @@ class R2Score(Metric):
         self.count.assign_add(w.sum(axis=0))
         self.num_samples.assign_add(y_true.size)
 
-    def result(self):
+    def result(self) -> Any:
         if not self._built:
             return 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -1412,6 +1765,7 @@ class R2Score(Metric):
             total = self.squared_sum.value - self.sum.value * mean
             raw = 1 - self.total_mse.value / total
             raw = np.where(np.isinf(raw), 0.0, raw)
+            score: Any
             if self.class_aggregation == "uniform_average":
                 score = np.mean(raw)
             elif self.class_aggregation == "variance_weighted_average":
@@ -1430,11 +1784,11 @@ class R2Score(Metric):
                 score = 1.0 - (1.0 - score) * (n - 1.0) / (n - p - 1.0)
         return score
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         for v in self.variables:
             v.assign(np.zeros(v.shape))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "class_aggregation": self.class_aggregation,
                 "num_regressors": self.num_regressors}
 
@@ -1461,14 +1815,23 @@ _ALIASES.update({"mse": MeanSquaredError, "MSE": MeanSquaredError, "mae": MeanAb
 _ALIASES.pop("accuracy")   # the string "accuracy" is compile's shape-driven choice
 
 
-def serialize(metric):
-    """{"class_name": ..., "config": ...} of a Metric object."""
+def serialize(metric: Any) -> Any:
+    """{"class_name": ..., "config": ...} of a Metric object.
+
+    Args:
+        metric: A Metric instance.
+    """
     return {"class_name": type(metric).__name__, "config": metric.get_config()}
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> Any:
     """The Metric a `serialize` dict describes (custom classes through custom_objects or
-    `register_keras_serializable`)."""
+    `register_keras_serializable`).
+
+    Args:
+        config: The dictionary `get_config()` returned.
+        custom_objects: Optional dict mapping names to custom classes or functions used while deserializing.
+    """
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(f"expected a dict with 'class_name' and 'config'; received {config!r}")
     name = config["class_name"]
@@ -1490,7 +1853,7 @@ def _instantiate(cls, identifier):
                          f"e.g. cynet.metrics.{cls.__name__}(...)") from None
 
 
-def get(identifier, loss=None):
+def get(identifier: Any, loss: Any = None) -> Any:
     """A Metric, as `compile(metrics=[...])` resolves each entry (Keras 3).
 
     - a string: "accuracy" / "acc" (binary, sparse or categorical, chosen from the shapes), a
@@ -1500,6 +1863,10 @@ def get(identifier, loss=None):
     - a dict {"class_name": ..., "config": ...} (`serialize`'s);
     - a function fn(y_true, y_pred) -> per-sample values: averaged by a MeanMetricWrapper named
       after the function.
+
+    Args:
+        identifier: A name (string), a config dictionary, an instance, a callable, or `None`.
+        loss: A loss (instance, function or name).
     """
     if isinstance(identifier, Metric):
         return identifier

@@ -12,9 +12,11 @@ penalty), "l1_l2" -> L1L2(l1=0.01, l2=0.01) (the defaults Keras documents for th
 """
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 
+from ._typing import ArrayLike
 from .utils.serialization import from_config_dict, get_callable
 
 __all__ = [
@@ -60,11 +62,15 @@ class Regularizer:
     """Base class. Subclasses implement ``__call__(x) -> float``, ``gradient(x) -> ndarray`` and
     ``get_config()``; ``from_config(config)`` defaults to ``cls(**config)``."""
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> float:
         return 0.0
 
-    def gradient(self, x):
-        """d(penalty)/dx, same shape and dtype as x."""
+    def gradient(self, x: ArrayLike) -> np.ndarray:
+        """d(penalty)/dx, same shape and dtype as x.
+
+        Args:
+            x: Input array.
+        """
         if type(self).__call__ is not Regularizer.__call__:
             raise NotImplementedError(
                 f"{type(self).__name__} defines a penalty but not its gradient(); "
@@ -73,10 +79,16 @@ class Regularizer:
         return np.zeros_like(_as_float_array(x))
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "Regularizer":
+        """An instance built from `get_config()`'s dictionary.
+
+        Args:
+            config: The dictionary `get_config()` returned.
+        """
         return cls(**config)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments of this object, JSON-serializable, so that `from_config` rebuilds it."""
         raise NotImplementedError(f"{self} does not implement get_config()")
 
     def __repr__(self):
@@ -88,14 +100,19 @@ class Regularizer:
 
 
 class L1L2(Regularizer):
-    """penalty = l1 * sum(|x|) + l2 * sum(x**2)."""
+    """penalty = l1 * sum(|x|) + l2 * sum(x**2).
 
-    def __init__(self, l1=0.0, l2=0.0):
+    Args:
+        l1: L1 regularization factor.
+        l2: L2 regularization factor.
+    """
+
+    def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
         # None means 0 (Keras); the string "l1_l2" uses 0.01 for both (see get()).
         self.l1 = _factor(0.0 if l1 is None else l1, "l1")
         self.l2 = _factor(0.0 if l2 is None else l2, "l2")
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> float:
         x = _as_float_array(x)
         penalty = 0.0
         if self.l1:
@@ -104,7 +121,7 @@ class L1L2(Regularizer):
             penalty += float(x.dtype.type(self.l2) * np.sum(np.square(x)))
         return penalty
 
-    def gradient(self, x):
+    def gradient(self, x: ArrayLike) -> np.ndarray:
         x = _as_float_array(x)
         g = np.zeros_like(x)
         if self.l1:
@@ -113,43 +130,51 @@ class L1L2(Regularizer):
             g += x.dtype.type(2.0 * self.l2) * x
         return g
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"l1": self.l1, "l2": self.l2}
 
 
 class L1(Regularizer):
-    """penalty = l1 * sum(|x|); gradient l1 * sign(x) (0 at 0)."""
+    """penalty = l1 * sum(|x|); gradient l1 * sign(x) (0 at 0).
 
-    def __init__(self, l1=0.01):
+    Args:
+        l1: L1 regularization factor.
+    """
+
+    def __init__(self, l1: float = 0.01) -> None:
         self.l1 = _factor(0.01 if l1 is None else l1, "l1")
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> float:
         x = _as_float_array(x)
         return float(x.dtype.type(self.l1) * np.sum(np.abs(x)))
 
-    def gradient(self, x):
+    def gradient(self, x: ArrayLike) -> np.ndarray:
         x = _as_float_array(x)
         return x.dtype.type(self.l1) * np.sign(x)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"l1": self.l1}
 
 
 class L2(Regularizer):
-    """penalty = l2 * sum(x**2); gradient 2 * l2 * x."""
+    """penalty = l2 * sum(x**2); gradient 2 * l2 * x.
 
-    def __init__(self, l2=0.01):
+    Args:
+        l2: L2 regularization factor.
+    """
+
+    def __init__(self, l2: float = 0.01) -> None:
         self.l2 = _factor(0.01 if l2 is None else l2, "l2")
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> float:
         x = _as_float_array(x)
         return float(x.dtype.type(self.l2) * np.sum(np.square(x)))
 
-    def gradient(self, x):
+    def gradient(self, x: ArrayLike) -> np.ndarray:
         x = _as_float_array(x)
         return x.dtype.type(2.0 * self.l2) * x
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"l2": self.l2}
 
 
@@ -163,9 +188,13 @@ class OrthogonalRegularizer(Regularizer):
     With N the L2-normalized rows (columns) (norms floored at 1e-7) and P = N N^T (N^T N) of size
     s x s: penalty = factor * 0.5 * sum_{i != j} |P_ij| / (s (s - 1) / 2). For s < 2 there are no
     pairs and the penalty is 0 (Keras divides 0 by 0 there and returns nan).
+
+    Args:
+        factor: Regularization factor.
+        mode: `"rows"` or `"columns"`: which vectors are made orthogonal.
     """
 
-    def __init__(self, factor=0.01, mode="rows"):
+    def __init__(self, factor: float = 0.01, mode: str = "rows") -> None:
         self.factor = _factor(factor, "factor")
         if mode not in ("rows", "columns"):
             raise ValueError(
@@ -187,7 +216,7 @@ class OrthogonalRegularizer(Regularizer):
         np.fill_diagonal(p, 0.0)
         return x, n, p, norms, denom
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> float:
         x, n, p, _, _ = self._prepare(x)
         size = n.shape[0]
         if size < 2:
@@ -195,7 +224,7 @@ class OrthogonalRegularizer(Regularizer):
         num_pairs = size * (size - 1) / 2.0
         return float(x.dtype.type(self.factor * 0.5 * np.sum(np.abs(p)) / num_pairs))
 
-    def gradient(self, x):
+    def gradient(self, x: ArrayLike) -> np.ndarray:
         x, n, p, norms, denom = self._prepare(x)
         size = n.shape[0]
         if size < 2:
@@ -211,7 +240,7 @@ class OrthogonalRegularizer(Regularizer):
             gv = gv.T
         return gv.astype(x.dtype)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"factor": self.factor, "mode": self.mode}
 
 
@@ -249,8 +278,12 @@ def _lookup(name, custom_objects):
     raise ValueError(f"Unknown regularizer: {name!r}. Valid names (case-sensitive) are: {_valid_names()}")
 
 
-def serialize(regularizer):
-    """``{"class_name": ..., "config": {...}}`` for a Regularizer instance; None -> None."""
+def serialize(regularizer: Any) -> Any:
+    """``{"class_name": ..., "config": {...}}`` for a Regularizer instance; None -> None.
+
+    Args:
+        regularizer: A regularizer (instance or name).
+    """
     if regularizer is None:
         return None
     if not isinstance(regularizer, Regularizer):
@@ -261,11 +294,15 @@ def serialize(regularizer):
     return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> Any:
     """Build a regularizer from ``serialize``'s dict (or a registered name).
 
     Names resolve through cynet's registry, then ``custom_objects`` (a dict name -> class) given
     by the caller; Keras's extra keys ("module", "registered_name") are ignored.
+
+    Args:
+        config: The dictionary `get_config()` returned.
+        custom_objects: Optional dict mapping names to custom classes or functions used while deserializing.
     """
     if isinstance(config, str):
         if config in _PRESETS and not (custom_objects and config in custom_objects):
@@ -274,6 +311,10 @@ def deserialize(config, custom_objects=None):
     return from_config_dict("regularizer", config, lambda name: _lookup(name, custom_objects))
 
 
-def get(identifier):
-    """A regularizer from None (-> None), a name, a config dict, a class, an instance or a callable."""
+def get(identifier: Any) -> Any:
+    """A regularizer from None (-> None), a name, a config dict, a class, an instance or a callable.
+
+    Args:
+        identifier: A name (string), a config dictionary, an instance, a callable, or `None`.
+    """
     return get_callable("regularizer", identifier, deserialize)

@@ -352,7 +352,14 @@ def save_model(model, filepath, overwrite=True):
 
     The optimizer's state is its iteration counter and, once it is built (on the first training
     step), its slots, with the positions of the weights it was built on, so that loading rebuilds
-    it on the same weights in the same order whatever has become trainable since."""
+    it on the same weights in the same order whatever has become trainable since.
+
+    Args:
+        model: The model being trained, evaluated or run.
+        filepath: Path of the file.
+        overwrite: Whether to overwrite an existing file (`False` raises instead of asking, unlike Keras's
+            prompt).
+    """
     if _format(filepath, MODEL_FORMATS, "model") == ".keras":
         from .saving_keras import save_keras
         return save_keras(model, filepath, overwrite)
@@ -383,7 +390,14 @@ def save_model(model, filepath, overwrite=True):
 
 def save_weights(model, filepath, overwrite=True):
     """Save the model's weights: Keras 3's `.weights.h5` layout, or cynet's `.weights.npz` (in
-    `model.weights` order), by the extension."""
+    `model.weights` order), by the extension.
+
+    Args:
+        model: The model being trained, evaluated or run.
+        filepath: Path of the file.
+        overwrite: Whether to overwrite an existing file (`False` raises instead of asking, unlike Keras's
+            prompt).
+    """
     if _format(filepath, WEIGHTS_FORMATS, "weights") == ".weights.h5":
         from .saving_keras import save_weights_h5
         return save_weights_h5(model, filepath, overwrite)
@@ -824,7 +838,14 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Load a model saved with `model.save(...)` (cynet's `.cynet`, Keras 3's `.keras`, or a legacy
     TF-Keras 2 `.h5`, by the extension): same predictions, and (compiled) ready to continue training
     with its optimizer state (a legacy `.h5` file's optimizer starts afresh). `custom_objects` (name -> class) adds classes for this load, as does a
-    `custom_object_scope`; nothing in the file is executed (`safe_mode` has nothing more to refuse)."""
+    `custom_object_scope`; nothing in the file is executed (`safe_mode` has nothing more to refuse).
+
+    Args:
+        filepath: Path of the file.
+        custom_objects: Optional dict mapping names to custom classes or functions used while deserializing.
+        compile: Whether to compile the loaded model with its saved training configuration.
+        safe_mode: Refuse to deserialize Lambda layers' Python bytecode (Keras's safe mode).
+    """
     with custom_object_scope(custom_objects):
         if os.fspath(filepath).endswith(".keras"):
             from .saving_keras import load_keras
@@ -962,6 +983,10 @@ def load_weights(model, filepath):
 
     Every array must have the shape of the model's weight; float arrays of another precision are
     cast to the model's dtype (as Keras does). Nothing is assigned unless all arrays fit.
+
+    Args:
+        model: The model being trained, evaluated or run.
+        filepath: Path of the file.
     """
     if os.fspath(filepath).endswith(".weights.h5"):
         from .saving_keras import load_weights_h5

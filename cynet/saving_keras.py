@@ -651,7 +651,7 @@ def _accepted(cls):
     return names
 
 
-_KERAS_DEFAULTS = (None, False, 0, 0.0, "", [], {})
+_KERAS_DEFAULTS: tuple[object, ...] = (None, False, 0, 0.0, "", [], {})
 # Keras arguments cynet's layers do not have, at the Keras default that makes them do nothing
 # (a file with another value names the argument in its error).
 _KERAS_INERT = {"renorm_momentum": 0.99, "use_bias": True, "unit_forget_bias": True, "lora_alpha": None, "unroll": False, "time_major": False,

@@ -1,9 +1,20 @@
 """Variable: a named, mutable NumPy array that layers own and optimizers update in place."""
 import itertools
+from typing import Any
 
 import numpy as np
 
 _uid = itertools.count()
+
+
+def _binary_op(name, reflected=False):
+    """A Variable operator method that runs cynet.ops.<name> on the variable and the other operand."""
+    def method(self, other):
+        from . import ops
+        fn = getattr(ops, name)
+        return fn(other, self) if reflected else fn(self, other)
+    method.__name__ = name
+    return method
 
 
 class Variable:
@@ -25,7 +36,8 @@ class Variable:
     __array_priority__ = 10
     __array_ufunc__ = None   # ndarray (op) variable defers to the operators below, which record on the tape
 
-    def __init__(self, value, shape=None, dtype="float32", trainable=True, name=None):
+    def __init__(self, value: Any, shape: Any = None, dtype: Any = "float32", trainable: bool = True,
+                 name: str | None = None) -> None:
         dtype = np.dtype(dtype)
         if callable(value):
             if shape is None:
@@ -41,36 +53,54 @@ class Variable:
         self.grad = None
 
     @property
-    def shape(self):
+    def shape(self) -> Any:
+        """The shape of the value."""
         return self.value.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> Any:
+        """The dtype of the value."""
         return self.value.dtype
 
     @property
-    def size(self):
+    def size(self) -> Any:
+        """The number of elements of the value."""
         return self.value.size
 
     @property
-    def ndim(self):
+    def ndim(self) -> Any:
+        """The number of axes of the value."""
         return self.value.ndim
 
-    def numpy(self):
+    def numpy(self) -> np.ndarray:
         """A copy of the current value."""
         return self.value.copy()
 
-    def assign(self, value):
-        """Overwrite the value in place (shape must match; dtype is cast)."""
+    def assign(self, value: Any) -> None:
+        """Overwrite the value in place (shape must match; dtype is cast).
+
+        Args:
+            value: Initial value of the variable.
+        """
         value = np.asarray(value)
         if value.shape != self.value.shape:
             raise ValueError(f"cannot assign a value of shape {value.shape} to variable '{self.name}' of shape {self.value.shape}")
         np.copyto(self.value, value, casting="unsafe")
 
-    def assign_add(self, delta):
+    def assign_add(self, delta: Any) -> None:
+        """Add `delta` to the value in place (cast to the variable's dtype).
+
+        Args:
+            delta: Value to add or subtract (broadcast to the variable's shape).
+        """
         self.value += np.asarray(delta, dtype=self.value.dtype)
 
-    def assign_sub(self, delta):
+    def assign_sub(self, delta: Any) -> None:
+        """Subtract `delta` from the value in place (cast to the variable's dtype).
+
+        Args:
+            delta: Value to add or subtract (broadcast to the variable's shape).
+        """
         self.value -= np.asarray(delta, dtype=self.value.dtype)
 
     def __array__(self, dtype=None, copy=None):
@@ -80,23 +110,14 @@ class Variable:
 
     # Arithmetic reads the variable as an array through cynet.ops: recorded on the tape while one
     # records (a custom layer's `x @ self.kernel + self.bias` gets its gradients), plain NumPy otherwise.
-    def _op(name, reflected=False):
-        def method(self, other):
-            from . import ops
-            fn = getattr(ops, name)
-            return fn(other, self) if reflected else fn(self, other)
-        method.__name__ = name
-        return method
-
-    __add__, __radd__ = _op("add"), _op("add", True)
-    __sub__, __rsub__ = _op("subtract"), _op("subtract", True)
-    __mul__, __rmul__ = _op("multiply"), _op("multiply", True)
-    __truediv__, __rtruediv__ = _op("divide"), _op("divide", True)
-    __pow__, __rpow__ = _op("power"), _op("power", True)
-    __matmul__, __rmatmul__ = _op("matmul"), _op("matmul", True)
-    __lt__, __le__ = _op("less"), _op("less_equal")
-    __gt__, __ge__ = _op("greater"), _op("greater_equal")
-    del _op
+    __add__, __radd__ = _binary_op("add"), _binary_op("add", True)
+    __sub__, __rsub__ = _binary_op("subtract"), _binary_op("subtract", True)
+    __mul__, __rmul__ = _binary_op("multiply"), _binary_op("multiply", True)
+    __truediv__, __rtruediv__ = _binary_op("divide"), _binary_op("divide", True)
+    __pow__, __rpow__ = _binary_op("power"), _binary_op("power", True)
+    __matmul__, __rmatmul__ = _binary_op("matmul"), _binary_op("matmul", True)
+    __lt__, __le__ = _binary_op("less"), _binary_op("less_equal")
+    __gt__, __ge__ = _binary_op("greater"), _binary_op("greater_equal")
 
     def __neg__(self):
         from . import ops
@@ -114,7 +135,8 @@ class Variable:
         return len(self.value)
 
     @property
-    def T(self):
+    def T(self) -> Any:
+        """The transpose of the value (recorded on the tape while one records)."""
         from . import ops
         return ops.transpose(self)
 

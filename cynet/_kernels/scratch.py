@@ -41,7 +41,7 @@ MMAP_MIN = 1 << 16
 
 # pool -> [per_buffer, per_owner, total]
 _LIMITS = {"recurrent": [64 * MiB, 128 * MiB, 256 * MiB], "optimizer": [256 * MiB, 512 * MiB, 512 * MiB]}
-_registry = weakref.WeakSet()     # every live Scratch
+_registry: weakref.WeakSet[object] = weakref.WeakSet()     # every live Scratch
 _lock = threading.Lock()          # guards the kept sets and their byte counts
 _local = threading.local()
 

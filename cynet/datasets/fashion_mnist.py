@@ -6,6 +6,8 @@ place of `mnist`: `path=`, `$CYNET_DATA_DIR/fashion_mnist`, `$CYNET_DATA_DIR`,
 sums Zalando publishes. Labels: 0 T-shirt/top, 1 Trouser, 2 Pullover, 3 Dress, 4 Coat, 5 Sandal,
 6 Shirt, 7 Sneaker, 8 Bag, 9 Ankle boot (`CLASS_NAMES`).
 """
+from typing import Any
+
 from . import _mnist_like
 from ._files import DatasetNotFoundError  # noqa: F401
 
@@ -27,7 +29,7 @@ CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", 
 _SPEC = _mnist_like.Spec("fashion_mnist", "Fashion-MNIST", MD5, MIRRORS)
 
 
-def load_data(path=None, *, download=True):
+def load_data(path: str | None = None, *, download: bool = True) -> Any:
     """Load Fashion-MNIST as `(x_train, y_train), (x_test, y_test)`, uint8.
 
     Args:
@@ -44,6 +46,12 @@ def load_data(path=None, *, download=True):
     return _mnist_like.load_full(_SPEC, path, download)
 
 
-def load_test_split(path=None, n_train=8000, *, download=True):
-    """The first `n_train` / remaining test images as a fixed split (see `mnist.load_test_split`)."""
+def load_test_split(path: str | None = None, n_train: int = 8000, *, download: bool = True) -> Any:
+    """The first `n_train` / remaining test images as a fixed split (see `mnist.load_test_split`).
+
+    Args:
+        path: Directory or file to read from; `None` searches `$CYNET_DATA_DIR` and `~/.cynet/datasets`.
+        n_train: Number of images in the training part (the rest is the test part).
+        download: Whether to download missing files (md5-checked).
+    """
     return _mnist_like.load_test_split(_SPEC, path, n_train, download)

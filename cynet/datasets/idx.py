@@ -19,13 +19,15 @@ import math
 import os
 import struct
 import zlib
+from typing import Any
 
 import numpy as np
 
 from ..utils._files import open_regular_file
+from .._typing import ArrayLike
 
 #: IDX type code -> big-endian NumPy dtype.
-IDX_DTYPES = {
+IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -164,7 +166,7 @@ def _read_stream(f, name, max_bytes):
                   max_bytes)
 
 
-def read_idx(source, *, max_bytes=None):
+def read_idx(source: Any, *, max_bytes: int | None = None) -> Any:
     """Read an IDX file into a NumPy array (native byte order).
 
     Args:
@@ -205,7 +207,7 @@ def read_idx(source, *, max_bytes=None):
     raise TypeError(f"source must be a path or a binary file object; received {type(source).__name__}")
 
 
-def write_idx(target, array, *, compress=None):
+def write_idx(target: Any, array: ArrayLike, *, compress: bool | None = None) -> Any:
     """Write `array` as an IDX file (the inverse of `read_idx`).
 
     Args:

@@ -16,6 +16,8 @@ FileNotFoundError) lists every place searched and how to provide the files.
 When only the 10,000-image test files are at hand, `load_test_split()` gives a fixed, documented
 8,000/2,000 split of them; `load_data(test_split_only=True)` returns the same thing.
 """
+from typing import Any
+
 from . import _mnist_like
 from ._files import DatasetNotFoundError  # noqa: F401  (re-exported for `except mnist.DatasetNotFoundError`)
 
@@ -40,7 +42,7 @@ _SPEC = _mnist_like.Spec(
           "or load_data(test_split_only=True) for a fixed 8,000/2,000 split of them.")
 
 
-def load_data(path=None, *, test_split_only=False, download=True):
+def load_data(path: str | None = None, *, test_split_only: bool = False, download: bool = True) -> Any:
     """Load MNIST as `(x_train, y_train), (x_test, y_test)`, like `keras.datasets.mnist.load_data`.
 
     Args:
@@ -66,7 +68,7 @@ def load_data(path=None, *, test_split_only=False, download=True):
     return _mnist_like.load_full(_SPEC, path, download)
 
 
-def load_test_split(path=None, n_train=N_TRAIN_TEST_SPLIT, *, download=True):
+def load_test_split(path: str | None = None, n_train: int = N_TRAIN_TEST_SPLIT, *, download: bool = True) -> Any:
     """A fixed train/test split of the 10,000 canonical MNIST test images.
 
     `x_train` is the first `n_train` images of `t10k-images-idx3-ubyte` in file order and `x_test`
@@ -76,13 +78,21 @@ def load_test_split(path=None, n_train=N_TRAIN_TEST_SPLIT, *, download=True):
     Returns:
         `(x_train, y_train), (x_test, y_test)`, uint8, shapes (n_train, 28, 28), (n_train,),
         (10000 - n_train, 28, 28), (10000 - n_train,).
+
+    Args:
+        path: Directory or file to read from; `None` searches `$CYNET_DATA_DIR` and `~/.cynet/datasets`.
+        n_train: Number of images in the training part (the rest is the test part).
+        download: Whether to download missing files (md5-checked).
     """
     return _mnist_like.load_test_split(_SPEC, path, n_train, download)
 
 
-def training_files_present(path=None):
+def training_files_present(path: str | None = None) -> Any:
     """True when a searched directory (path=, $CYNET_DATA_DIR..., the cache) holds all four files.
 
     Never downloads; use it to choose between `load_data()` and `load_test_split()` offline.
+
+    Args:
+        path: Directory or file to read from; `None` searches `$CYNET_DATA_DIR` and `~/.cynet/datasets`.
     """
     return _mnist_like.training_files_present(_SPEC, path)

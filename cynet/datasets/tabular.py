@@ -10,6 +10,8 @@ standard deviation (features constant in training are only shifted).
 scikit-learn is optional; it is imported when a loader is called (`pip install "cynet[examples]"`).
 The data ship inside scikit-learn, so nothing is downloaded.
 """
+from typing import Any
+
 import numpy as np
 
 _INSTALL_HINT = 'these loaders need scikit-learn: pip install "cynet[examples]" (or pip install scikit-learn)'
@@ -23,8 +25,14 @@ def _sklearn_datasets():
     return datasets
 
 
-def stratified_split(y, test_size=0.2, seed=0):
-    """Indices `(train_idx, test_idx)` of the fixed stratified split described in the module docstring."""
+def stratified_split(y: np.ndarray, test_size: float = 0.2, seed: int | None = 0) -> Any:
+    """Indices `(train_idx, test_idx)` of the fixed stratified split described in the module docstring.
+
+    Args:
+        y: The forward output, `activation(x)` (cached by the caller so the backward need not recompute it).
+        test_size: Fraction of the samples held out for the test split.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
     y = np.asarray(y)
     if y.ndim != 1 or y.size < 2:
         raise ValueError(f"y must be 1-D with at least 2 samples; received shape {y.shape}")
@@ -65,25 +73,52 @@ def _load(loader_name, test_size, seed, standardize):
     return ((x_train.astype(np.float32), y[train]), (x_test.astype(np.float32), y[test]))
 
 
-def load_digits(test_size=0.2, seed=0, standardize=False):
+def load_digits(test_size: float = 0.2, seed: int | None = 0, standardize: bool = False) -> Any:
     """8x8 handwritten digits: 1,797 samples, 64 features (pixel values 0-16), 10 classes.
 
     Returns `(x_train, y_train), (x_test, y_test)` (x float32, y int64); the split is fixed by `seed`.
     Reshape x to (n, 8, 8, 1) for a small Conv2D.
+
+    Args:
+        test_size: Fraction of the samples held out for the test split.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+        standardize: Whether to standardize the features with the training split's mean and standard
+            deviation.
     """
     return _load("load_digits", test_size, seed, standardize)
 
 
-def load_breast_cancer(test_size=0.2, seed=0, standardize=False):
-    """Wisconsin breast cancer: 569 samples, 30 features, 2 classes (0 malignant, 1 benign)."""
+def load_breast_cancer(test_size: float = 0.2, seed: int | None = 0, standardize: bool = False) -> Any:
+    """Wisconsin breast cancer: 569 samples, 30 features, 2 classes (0 malignant, 1 benign).
+
+    Args:
+        test_size: Fraction of the samples held out for the test split.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+        standardize: Whether to standardize the features with the training split's mean and standard
+            deviation.
+    """
     return _load("load_breast_cancer", test_size, seed, standardize)
 
 
-def load_wine(test_size=0.2, seed=0, standardize=False):
-    """Wine recognition: 178 samples, 13 features, 3 classes."""
+def load_wine(test_size: float = 0.2, seed: int | None = 0, standardize: bool = False) -> Any:
+    """Wine recognition: 178 samples, 13 features, 3 classes.
+
+    Args:
+        test_size: Fraction of the samples held out for the test split.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+        standardize: Whether to standardize the features with the training split's mean and standard
+            deviation.
+    """
     return _load("load_wine", test_size, seed, standardize)
 
 
-def load_iris(test_size=0.2, seed=0, standardize=False):
-    """Iris: 150 samples, 4 features, 3 classes (50 each)."""
+def load_iris(test_size: float = 0.2, seed: int | None = 0, standardize: bool = False) -> Any:
+    """Iris: 150 samples, 4 features, 3 classes (50 each).
+
+    Args:
+        test_size: Fraction of the samples held out for the test split.
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+        standardize: Whether to standardize the features with the training split's mean and standard
+            deviation.
+    """
     return _load("load_iris", test_size, seed, standardize)

@@ -16,6 +16,7 @@ Text files are looked for in `path=`, then `$CYNET_DATA_DIR/text`, `$CYNET_DATA_
 """
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from ..utils import to_categorical
 from ..utils.rng import make_rng
 from . import _files
 from ._files import DatasetNotFoundError  # noqa: F401
+from .._typing import ArrayLike
 
 TINY_SHAKESPEARE = "tinyshakespeare.txt"
 #: Files `find_text_file` may download: name -> (URLs, md5). Tiny Shakespeare is Karpathy's char-rnn
@@ -44,7 +46,7 @@ class CharVocabulary:
         chars: a string (or iterable of one-character strings) of distinct characters.
     """
 
-    def __init__(self, chars):
+    def __init__(self, chars: Any) -> None:
         if isinstance(chars, str):
             chars = list(chars)
         else:
@@ -64,8 +66,12 @@ class CharVocabulary:
         self._codes = codes.astype(np.uint32)
 
     @classmethod
-    def from_text(cls, text):
-        """The vocabulary of the distinct characters of `text`, sorted by code point."""
+    def from_text(cls, text: str) -> Any:
+        """The vocabulary of the distinct characters of `text`, sorted by code point.
+
+        Args:
+            text: A string.
+        """
         if not isinstance(text, str):
             raise TypeError(f"text must be a str; received {type(text).__name__}")
         if not text:
@@ -73,7 +79,7 @@ class CharVocabulary:
         return cls(sorted(set(text)))
 
     @property
-    def size(self):
+    def size(self) -> Any:
         """Number of characters (the `input_dim` of an Embedding, the units of the output Dense)."""
         return len(self._chars)
 
@@ -81,22 +87,27 @@ class CharVocabulary:
         return len(self._chars)
 
     @property
-    def chars(self):
+    def chars(self) -> Any:
         """The characters as one string; `chars[i]` has id i."""
         return self._chars
 
     @property
-    def char_to_index(self):
+    def char_to_index(self) -> Any:
+        """Dict from each character to its id."""
         return {c: i for i, c in enumerate(self._chars)}
 
     @property
-    def index_to_char(self):
+    def index_to_char(self) -> Any:
+        """Dict from each id to its character."""
         return dict(enumerate(self._chars))
 
-    def encode(self, text):
+    def encode(self, text: str) -> Any:
         """Ids of the characters of `text`: int32 array of shape (len(text),).
 
         Raises ValueError naming the characters that are not in the vocabulary.
+
+        Args:
+            text: A string.
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be a str; received {type(text).__name__}")
@@ -109,8 +120,12 @@ class CharVocabulary:
             raise ValueError(f"text holds characters that are not in the vocabulary: {unknown[:20]!r}")
         return self._order[pos_c].astype(np.int32)
 
-    def decode(self, ids):
-        """The string of the ids in `ids` (a 1-D sequence or array of ints in [0, size))."""
+    def decode(self, ids: Any) -> Any:
+        """The string of the ids in `ids` (a 1-D sequence or array of ints in [0, size)).
+
+        Args:
+            ids: Sequence of integer character indices.
+        """
         a = np.asarray(ids)
         if a.size == 0:
             return ""
@@ -122,12 +137,17 @@ class CharVocabulary:
             raise ValueError(f"ids must be in [0, {self.size}); received values from {a.min()} to {a.max()}")
         return self._codes[a].astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """A JSON-friendly dict; `CharVocabulary.from_config(v.get_config()) == v`."""
         return {"chars": self._chars}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "CharVocabulary":
+        """An instance built from `get_config()`'s dictionary.
+
+        Args:
+            config: The dictionary `get_config()` returned.
+        """
         if not isinstance(config, dict) or not isinstance(config.get("chars"), str):
             raise ValueError(f"config must be a dict with a 'chars' string; received {config!r}")
         return cls(config["chars"])
@@ -142,19 +162,29 @@ class CharVocabulary:
         return f"CharVocabulary(size={self.size}, chars={self._chars!r})"
 
 
-def load_text(path, encoding="utf-8"):
-    """The contents of a text file as a str (decoded strictly; line endings kept exactly)."""
+def load_text(path: str, encoding: str = "utf-8") -> Any:
+    """The contents of a text file as a str (decoded strictly; line endings kept exactly).
+
+    Args:
+        path: Directory or file to read from; `None` searches `$CYNET_DATA_DIR` and `~/.cynet/datasets`.
+        encoding: Text encoding of the file.
+    """
     with open(path, "rb") as f:
         return f.read().decode(encoding)
 
 
-def find_text_file(filename, path=None, *, download=True):
+def find_text_file(filename: str, path: str | None = None, *, download: bool = True) -> Any:
     """Path of the text file `filename`.
 
     Looks in `path` (a directory; or the file itself), then `$CYNET_DATA_DIR/text`,
     `$CYNET_DATA_DIR` and `~/.cynet/datasets/text`. Files in `KNOWN_FILES` (Tiny Shakespeare) are
     downloaded into the last one, md5-checked, when absent and `download` is true; any other file
     must already be on disk. Raises DatasetNotFoundError listing the places searched.
+
+    Args:
+        filename: Plain file name (no directory part).
+        path: Directory or file to read from; `None` searches `$CYNET_DATA_DIR` and `~/.cynet/datasets`.
+        download: Whether to download missing files (md5-checked).
     """
     if not isinstance(filename, str) or not filename or "/" in filename or "\\" in filename \
             or filename in (".", ".."):
@@ -167,12 +197,17 @@ def find_text_file(filename, path=None, *, download=True):
     return found[filename]
 
 
-def tiny_shakespeare(path=None, *, download=True):
-    """Tiny Shakespeare (1,115,394 characters) as a str; found or downloaded as in `find_text_file`."""
+def tiny_shakespeare(path: str | None = None, *, download: bool = True) -> Any:
+    """Tiny Shakespeare (1,115,394 characters) as a str; found or downloaded as in `find_text_file`.
+
+    Args:
+        path: Directory or file to read from; `None` searches `$CYNET_DATA_DIR` and `~/.cynet/datasets`.
+        download: Whether to download missing files (md5-checked).
+    """
     return load_text(find_text_file(TINY_SHAKESPEARE, path, download=download))
 
 
-def char_windows(encoded, seq_length, step=1, many_to_many=False):
+def char_windows(encoded: Any, seq_length: int, step: int = 1, many_to_many: bool = False) -> Any:
     """Cut an encoded text into training windows for next-character prediction.
 
     Window i starts at s = i * step and holds `encoded[s:s+T]` (T = seq_length). Its target is
@@ -210,11 +245,15 @@ def char_windows(encoded, seq_length, step=1, many_to_many=False):
     return x, y
 
 
-def one_hot(x, vocab_size):
+def one_hot(x: Any, vocab_size: Any) -> Any:
     """One-hot encode ids (any shape) to float32 (..., vocab_size), via `cynet.utils.to_categorical`.
 
     For models that take characters as vectors (`LSTM` directly on (n, T, vocab)) instead of an
     `Embedding` on ids.
+
+    Args:
+        x: Input array.
+        vocab_size: Vocabulary size (an int or a CharVocabulary).
     """
     if isinstance(vocab_size, CharVocabulary):
         vocab_size = vocab_size.size
@@ -223,10 +262,14 @@ def one_hot(x, vocab_size):
     return to_categorical(x, num_classes=int(vocab_size))
 
 
-def apply_temperature(probs, temperature):
+def apply_temperature(probs: ArrayLike, temperature: float) -> Any:
     """Re-weight a probability vector: p**(1/t) / sum(p**(1/t)) (float64); t = 0 puts all mass on argmax.
 
     t < 1 sharpens the distribution, t > 1 flattens it, t = 1 only renormalises.
+
+    Args:
+        probs: 1-D probability vector.
+        temperature: Sampling temperature (>= 0; 0 is greedy).
     """
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 1 or p.size == 0:
@@ -256,8 +299,8 @@ def _draw(probs, rng):
     return k if k < len(probs) else int(np.flatnonzero(probs)[-1])  # u * total rounded up to total
 
 
-def sample(model, vocab, seed_text, length, temperature=1.0, rng=None, one_hot=False, seq_length=None,
-           from_logits=False):
+def sample(model: Any, vocab: Any, seed_text: str, length: int, temperature: float = 1.0, rng: Any = None,
+           one_hot: bool = False, seq_length: int | None = None, from_logits: bool = False) -> Any:
     """Generate `length` characters from a trained character-level model.
 
     At each step the model sees the last T characters (T = `seq_length`, default len(seed_text))
@@ -274,6 +317,9 @@ def sample(model, vocab, seed_text, length, temperature=1.0, rng=None, one_hot=F
         temperature: >= 0.
         rng: None (cynet's global generator, see `cynet.utils.set_random_seed`), an int seed, or a
             numpy Generator.
+        one_hot: Feed the model one-hot vectors instead of ids.
+        seq_length: Number of past characters the model sees (default `len(seed_text)`).
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
 
     Returns:
         The generated characters (without the seed) as a str.

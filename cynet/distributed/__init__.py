@@ -35,6 +35,7 @@ installed (`apt-get install openmpi-bin libopenmpi-dev`). Importing this module 
 import os
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def _mpi():
     return MPI
 
 
-def init(comm=None, threads="auto"):
+def init(comm: Any = None, threads: int | str | None = "auto") -> Any:
     """Join the MPI job. Call once, before building the model; returns this process's rank.
 
     Args:
@@ -78,7 +79,8 @@ def init(comm=None, threads="auto"):
     return rank()
 
 
-def is_initialized():
+def is_initialized() -> Any:
+    """Whether `init()` set up MPI data parallelism in this process."""
     return _comm is not None
 
 
@@ -88,25 +90,28 @@ def _require():
     return _comm
 
 
-def rank():
+def rank() -> Any:
     """This process's rank (0 when init() was not called)."""
     return _comm.Get_rank() if _comm is not None else 0
 
 
-def size():
+def size() -> Any:
     """Number of processes in the job (1 when init() was not called)."""
     return _comm.Get_size() if _comm is not None else 1
 
 
-def local_rank():
+def local_rank() -> Any:
+    """This process's rank among the processes on the same node (0 without MPI)."""
     return _local_comm.Get_rank() if _local_comm is not None else 0
 
 
-def local_size():
+def local_size() -> Any:
+    """Number of processes on this node (1 without MPI)."""
     return _local_comm.Get_size() if _local_comm is not None else 1
 
 
-def barrier():
+def barrier() -> Any:
+    """Wait until every rank has reached this call (requires `init()`)."""
     _require().Barrier()
 
 
@@ -129,8 +134,13 @@ def _install_abort_hook():
     sys.excepthook = hook
 
 
-def allreduce(values, op="sum"):
-    """Sum (op="sum"), max or min of a float64 vector over all ranks (a new array)."""
+def allreduce(values: Any, op: str = "sum") -> Any:
+    """Sum (op="sum"), max or min of a float64 vector over all ranks (a new array).
+
+    Args:
+        values: Values to average.
+        op: Reduction: `"sum"` or `"mean"` (the default).
+    """
     MPI = _mpi()
     send = np.ascontiguousarray(values, dtype=np.float64)
     out = np.empty_like(send)
@@ -148,8 +158,13 @@ def _pack(arrays, dtype):
     return buf, views
 
 
-def broadcast_variables(variables, root=0):
-    """Overwrite every variable (cynet Variables or arrays) with root's value: one Bcast per dtype."""
+def broadcast_variables(variables: Any, root: int = 0) -> Any:
+    """Overwrite every variable (cynet Variables or arrays) with root's value: one Bcast per dtype.
+
+    Args:
+        variables: A list of Variables.
+        root: Rank whose values are broadcast.
+    """
     comm = _require()
     values = [v.value if hasattr(v, "value") else v for v in variables]
     for dtype in sorted({a.dtype.str for a in values}):
@@ -213,11 +228,15 @@ class _Distributed:
         return self._fused_views
 
 
-def DistributedOptimizer(optimizer):
+def DistributedOptimizer(optimizer: Any) -> Any:
     """Wrap a cynet optimizer so that each step averages the gradients over all ranks (one
     Allreduce over one contiguous buffer) before updating. The wrapper is an instance of the
     optimizer's own class too: its config, slots and learning-rate schedule are the wrapped one's,
-    and a model saved with it reloads with the plain optimizer."""
+    and a model saved with it reloads with the plain optimizer.
+
+    Args:
+        optimizer: The optimizer to wrap.
+    """
     from ..optimizers import Optimizer, get
     optimizer = get(optimizer)
     if not isinstance(optimizer, Optimizer):
@@ -226,7 +245,7 @@ def DistributedOptimizer(optimizer):
     if isinstance(optimizer, _Distributed):
         return optimizer
     base = type(optimizer)
-    cls = type(base.__name__, (_Distributed, base), {"__module__": base.__module__, "__doc__": base.__doc__})
+    cls: Any = type(base.__name__, (_Distributed, base), {"__module__": base.__module__, "__doc__": base.__doc__})
     wrapped = cls.__new__(cls)
     wrapped.__dict__.update(optimizer.__dict__)
     return wrapped

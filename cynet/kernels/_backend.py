@@ -34,7 +34,7 @@ def _import_compiled():
 
 _compiled, _missing = _import_compiled()
 COMPILED = not _missing
-_twins = {}
+_twins: dict[str, object] = {}
 _tables = {"cython": _compiled, "numpy": _twins}   # backend name -> {family: module}
 
 if _missing:
@@ -73,7 +73,11 @@ def get_backend():
 def set_backend(name):
     """Select the process-wide kernel backend for every later kernel call: "cython" or "numpy".
 
-    A `use_backend` block active in the calling thread keeps its own choice until it exits."""
+    A `use_backend` block active in the calling thread keeps its own choice until it exits.
+
+    Args:
+        name: "cython" (the compiled kernels) or "numpy" (their NumPy twins).
+    """
     global _backend
     _backend = _check_name(name)
 
@@ -81,7 +85,11 @@ def set_backend(name):
 @contextlib.contextmanager
 def use_backend(name):
     """Context manager that runs its block on the named backend, in the calling thread only
-    (its contextvars context); other threads keep the process-wide backend."""
+    (its contextvars context); other threads keep the process-wide backend.
+
+    Args:
+        name: "cython" (the compiled kernels) or "numpy" (their NumPy twins).
+    """
     token = _override.set(_check_name(name))
     try:
         yield
@@ -114,6 +122,9 @@ def set_num_threads(n):
 
     The OpenMP setting applies to kernel calls made from the calling thread. A count set here is
     kept as it is on a busy machine (the load-aware default stops: see `adapt_threads`).
+
+    Args:
+        n: Number of threads, a positive int.
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, received n={n!r}")
@@ -172,7 +183,11 @@ def adapt_threads():
 
 
 def set_adaptive_threads(enabled):
-    """Turn the busy-machine policy on (the default while the thread count is not set) or off."""
+    """Turn the busy-machine policy on (the default while the thread count is not set) or off.
+
+    Args:
+        enabled: Whether the thread count adapts to the machine's load.
+    """
     global _adaptive
     _adaptive = bool(enabled)
     omp = _compiled.get("_openmp")

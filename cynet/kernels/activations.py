@@ -10,10 +10,13 @@ All of them are numerically stable for inputs of any finite magnitude (logits of
 1e30 in float64 give finite losses and gradients, with no NumPy overflow warnings). NaN inputs
 give NaN outputs.
 """
+from typing import Any
+
 import numpy as np
 
 from .._validation import as_array, as_float, float_dtype, is_int, is_real
 from ._backend import impl
+from .._typing import ArrayLike
 
 __all__ = [
     "softmax_cross_entropy",
@@ -101,20 +104,24 @@ def _class_indices(labels, k):
 # ---------------------------------------------------------------------------------------------
 # Losses.
 
-def softmax_cross_entropy(logits, labels):
+def softmax_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Any:
     """Fused softmax + cross-entropy over the last axis, loss and gradient in one pass per row.
 
-    logits: (..., K) float32|float64 (IN), K >= 1.
-    labels (IN), either
-      - integer class indices with shape logits.shape[:-1], each in [0, K) (integral-valued
-        floats are accepted), or
-      - float targets (one-hot or probabilities) with the shape of logits.
-    Returns (loss, dlogits):
-      loss: logits.shape[:-1], the per-sample cross-entropy -sum_j t_j * log_softmax(z)_j;
-      dlogits: logits.shape, softmax(z) * sum_j t_j - t (softmax(z) - t for targets summing to 1),
-        the gradient of each sample's loss: NOT divided by the batch size (the loss layer scales).
-    Raises ValueError for shapes that fit neither form, out-of-range class indices, K = 0;
-    TypeError for complex/object/string inputs.
+    Args:
+        logits: (..., K) float32|float64 (IN), K >= 1.
+        labels: (IN) either integer class indices with shape logits.shape[:-1], each in [0, K)
+            (integral-valued floats are accepted), or float targets (one-hot or probabilities)
+            with the shape of logits.
+
+    Returns:
+        (loss, dlogits): loss of shape logits.shape[:-1], the per-sample cross-entropy
+        -sum_j t_j * log_softmax(z)_j; dlogits of logits' shape, softmax(z) * sum_j t_j - t
+        (softmax(z) - t for targets summing to 1), the gradient of each sample's loss: NOT divided
+        by the batch size (the loss layer scales).
+
+    Raises:
+        ValueError: shapes that fit neither form, out-of-range class indices, K = 0.
+        TypeError: complex, object or string inputs.
     """
     (z,) = _floats(logits=logits)
     if z.ndim < 1:
@@ -139,14 +146,16 @@ def softmax_cross_entropy(logits, labels):
     return loss.reshape(lead), g.reshape(z.shape)
 
 
-def sigmoid_cross_entropy(logits, labels):
+def sigmoid_cross_entropy(logits: ArrayLike, labels: ArrayLike) -> Any:
     """Fused sigmoid + binary cross-entropy, elementwise.
 
-    logits: any shape, float32|float64 (IN).
-    labels: the shape of logits, float/int/bool targets in [0, 1] (IN).
-    Returns (loss, dlogits), both of logits' shape and dtype:
-      loss = max(z, 0) - z*y + log1p(exp(-|z|)), dlogits = sigmoid(z) - y
-      (per element, not averaged).
+    Args:
+        logits: Any shape, float32|float64 (IN).
+        labels: The shape of logits, float/int/bool targets in [0, 1] (IN).
+
+    Returns:
+        (loss, dlogits), both of logits' shape and dtype, per element (not averaged):
+        loss = max(z, 0) - z*y + log1p(exp(-|z|)), dlogits = sigmoid(z) - y.
     """
     (z,) = _floats(logits=logits)
     labels = _array("labels", labels)
@@ -159,22 +168,31 @@ def sigmoid_cross_entropy(logits, labels):
 # ---------------------------------------------------------------------------------------------
 # Softmax.
 
-def softmax_forward(x, axis=-1):
+def softmax_forward(x: ArrayLike, axis: int = -1) -> Any:
     """y = exp(x - max) / sum(exp(x - max)) along `axis`.
 
-    x: any shape with ndim >= 1 and at least one entry along axis, float32|float64 (IN).
-    Returns y of x's shape and dtype.
+    Args:
+        x: Any shape with ndim >= 1 and at least one entry along axis, float32|float64 (IN).
+        axis: The softmax axis.
+
+    Returns:
+        y of x's shape and dtype.
     """
     (x,) = _floats(x=x)
     rows, moved, ax = _classes_last("x", x, axis)
     return _restore(impl("activations").softmax_forward(rows), moved, ax, x.ndim)
 
 
-def softmax_backward(dy, y, axis=-1):
+def softmax_backward(dy: ArrayLike, y: ArrayLike, axis: int = -1) -> Any:
     """dx = y * (dy - sum(dy * y, axis)), the gradient of softmax along `axis`.
 
-    dy: upstream gradient (IN); y: the softmax output (IN); same shape, ndim >= 1.
-    Returns dx of y's shape.
+    Args:
+        dy: Upstream gradient (IN), y's shape (ndim >= 1).
+        y: The softmax output (IN).
+        axis: The softmax axis, as given to softmax_forward.
+
+    Returns:
+        dx of y's shape.
     """
     dy, y = _floats(dy=dy, y=y)
     _same_shape("dy", dy, "y", y)
@@ -200,35 +218,64 @@ def _binary(fn_name, names, arrays, *args):
     return getattr(impl("activations"), fn_name)(*flat, *args).reshape(ref.shape)
 
 
-def relu_forward(x):
-    """y = max(x, 0). x: any shape (IN). NaN propagates."""
+def relu_forward(x: ArrayLike) -> Any:
+    """y = max(x, 0); NaN propagates.
+
+    Args:
+        x: Any shape (IN).
+    """
     return _unary("relu_forward", x)
 
 
-def relu_backward(dy, y):
-    """dx = dy where y > 0, else 0. dy (IN), y = relu_forward(x) (IN), same shape."""
+def relu_backward(dy: ArrayLike, y: ArrayLike) -> Any:
+    """dx = dy where y > 0, else 0.
+
+    Args:
+        dy: Upstream gradient (IN).
+        y: relu_forward(x) (IN), dy's shape.
+    """
     return _binary("relu_backward", ("dy", "y"), (dy, y))
 
 
-def leaky_relu_forward(x, negative_slope=0.2):
-    """y = x where x > 0, else negative_slope * x. x: any shape (IN)."""
+def leaky_relu_forward(x: ArrayLike, negative_slope: float = 0.2) -> Any:
+    """y = x where x > 0, else negative_slope * x.
+
+    Args:
+        x: Any shape (IN).
+        negative_slope: Slope below 0.
+    """
     return _unary("leaky_relu_forward", x, _real("negative_slope", negative_slope))
 
 
-def leaky_relu_backward(dy, x, negative_slope=0.2):
-    """dx = dy where x > 0, else negative_slope * dy. dy, x (the forward input): same shape (IN)."""
+def leaky_relu_backward(dy: ArrayLike, x: ArrayLike, negative_slope: float = 0.2) -> Any:
+    """dx = dy where x > 0, else negative_slope * dy.
+
+    Args:
+        dy: Upstream gradient (IN).
+        x: The forward input (IN), dy's shape.
+        negative_slope: As given to the forward.
+    """
     return _binary("leaky_relu_backward", ("dy", "x"), (dy, x), _real("negative_slope", negative_slope))
 
 
-def elu_forward(x, alpha=1.0):
-    """y = x where x > 0, else alpha * (exp(x) - 1). x: any shape (IN)."""
+def elu_forward(x: ArrayLike, alpha: float = 1.0) -> Any:
+    """y = x where x > 0, else alpha * (exp(x) - 1).
+
+    Args:
+        x: Any shape (IN).
+        alpha: Scale of the negative part.
+    """
     return _unary("elu_forward", x, _real("alpha", alpha))
 
 
-def elu_backward(dy, x, y, alpha=1.0):
+def elu_backward(dy: ArrayLike, x: ArrayLike, y: ArrayLike, alpha: float = 1.0) -> Any:
     """dx = dy where x > 0, else dy * (y + alpha) (= dy * alpha * exp(x)).
 
-    dy (IN), x the forward input (IN), y = elu_forward(x, alpha) (IN): one shape.
+    Args:
+        dy: Upstream gradient (IN).
+        x: The forward input (IN), dy's shape.
+        y: elu_forward(x, alpha) (IN), dy's shape.
+        alpha: As given to the forward.
     """
     alpha = _real("alpha", alpha)
     dy, x, y = _floats(dy=dy, x=x, y=y)
@@ -237,21 +284,39 @@ def elu_backward(dy, x, y, alpha=1.0):
     return impl("activations").elu_backward(dy.reshape(-1), x.reshape(-1), y.reshape(-1), alpha).reshape(x.shape)
 
 
-def sigmoid_forward(x):
-    """y = 1 / (1 + exp(-x)). x: any shape (IN)."""
+def sigmoid_forward(x: ArrayLike) -> Any:
+    """y = 1 / (1 + exp(-x)).
+
+    Args:
+        x: Any shape (IN).
+    """
     return _unary("sigmoid_forward", x)
 
 
-def sigmoid_backward(dy, y):
-    """dx = dy * y * (1 - y). dy (IN), y = sigmoid_forward(x) (IN), same shape."""
+def sigmoid_backward(dy: ArrayLike, y: ArrayLike) -> Any:
+    """dx = dy * y * (1 - y).
+
+    Args:
+        dy: Upstream gradient (IN).
+        y: sigmoid_forward(x) (IN), dy's shape.
+    """
     return _binary("sigmoid_backward", ("dy", "y"), (dy, y))
 
 
-def tanh_forward(x):
-    """y = tanh(x). x: any shape (IN)."""
+def tanh_forward(x: ArrayLike) -> Any:
+    """y = tanh(x).
+
+    Args:
+        x: Any shape (IN).
+    """
     return _unary("tanh_forward", x)
 
 
-def tanh_backward(dy, y):
-    """dx = dy * (1 - y**2). dy (IN), y = tanh_forward(x) (IN), same shape."""
+def tanh_backward(dy: ArrayLike, y: ArrayLike) -> Any:
+    """dx = dy * (1 - y**2).
+
+    Args:
+        dy: Upstream gradient (IN).
+        y: tanh_forward(x) (IN), dy's shape.
+    """
     return _binary("tanh_backward", ("dy", "y"), (dy, y))

@@ -13,10 +13,13 @@ mask: None or an array broadcastable to scores (Keras's rule: at most scores' ra
 or equal, aligned from the right); bool, or numeric with nonzero = keep (Keras's cast to bool).
 scale: a finite real factor applied to the scores before the mask (1 / sqrt(key_dim) in MHA).
 """
+from typing import Any
+
 import numpy as np
 
 from .._validation import as_array, as_float, check_size, float_dtype, inplace_array, is_real
 from ._backend import impl
+from .._typing import ArrayLike
 
 __all__ = ["masked_softmax_forward", "masked_softmax_backward"]
 
@@ -67,15 +70,20 @@ def _out(out, shape, dtype, inputs, where):
     return out
 
 
-def masked_softmax_forward(scores, mask=None, scale=1.0, out=None):
+def masked_softmax_forward(scores: ArrayLike, mask: ArrayLike | None = None, scale: float = 1.0,
+                           out: np.ndarray | None = None) -> Any:
     """p = softmax(where(mask, scale * scores, -1e9)) along the last axis (see the module docstring).
 
-    scores: (B, H, Tq, Tk) float32|float64 (or fewer leading axes) (IN).
-    mask: None or broadcastable to scores, True/nonzero = keep (IN).
-    out: None, or a writable C-contiguous array of scores' shape and (float) dtype to write p into
-        (OUT): scores itself (in place, as MultiHeadAttention runs it: no new array) or memory
-        overlapping neither scores nor mask.
-    Returns p of scores' shape and dtype (out when given).
+    Args:
+        scores: (B, H, Tq, Tk) float32|float64 (or fewer leading axes) (IN).
+        mask: None or broadcastable to scores, True/nonzero = keep (IN).
+        scale: Multiplier of the scores.
+        out: None, or a writable C-contiguous array of scores' shape and (float) dtype to write p
+            into (OUT): scores itself (in place, as MultiHeadAttention runs it: no new array) or
+            memory overlapping neither scores nor mask.
+
+    Returns:
+        p of scores' shape and dtype (out when given).
     """
     scale = _scale(scale)
     x = as_float("scores", scores, float_dtype(scores=scores))
@@ -86,14 +94,20 @@ def masked_softmax_forward(scores, mask=None, scale=1.0, out=None):
     return o if o is not None else p.reshape(x.shape)
 
 
-def masked_softmax_backward(dp, p, mask=None, scale=1.0, out=None):
+def masked_softmax_backward(dp: ArrayLike, p: ArrayLike, mask: ArrayLike | None = None, scale: float = 1.0,
+                            out: np.ndarray | None = None) -> Any:
     """The gradient of masked_softmax_forward: where(mask, scale * p * (dp - sum(dp * p)), 0).
 
-    dp: the gradient of the loss with respect to p (IN); p: the forward's output (IN); same shape.
-    mask, scale: as given to the forward.
-    out: None, or a writable C-contiguous array of p's shape and (float) dtype to write the result
-        into (OUT): dp or p itself (in place) or memory overlapping none of dp, p and mask.
-    Returns the gradient with respect to scores, of p's shape (out when given).
+    Args:
+        dp: The gradient of the loss with respect to p (IN), p's shape.
+        p: The forward's output (IN).
+        mask: As given to the forward.
+        scale: As given to the forward.
+        out: None, or a writable C-contiguous array of p's shape and (float) dtype to write the
+            result into (OUT): dp or p itself (in place) or memory overlapping none of dp, p and mask.
+
+    Returns:
+        The gradient with respect to scores, of p's shape (out when given).
     """
     scale = _scale(scale)
     dtype = float_dtype(dp=dp, p=p)

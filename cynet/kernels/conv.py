@@ -5,10 +5,14 @@ dilation, channels_first by transposing to channels_last, dtype conversion to on
 type), then the work goes to `cynet._kernels.conv` (im2col / col2im in Cython, GEMMs in BLAS) or
 its NumPy twin `cynet._kernels.conv_numpy`, according to the backend.
 """
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from .. import _validation
 from ._backend import impl
+from .._typing import ArrayLike
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv2d_output_shape", "conv2d_transpose_forward",
            "conv2d_transpose_backward", "conv2d_transpose_output_shape"]
@@ -90,21 +94,28 @@ def _to_first(a, data_format):
     return np.ascontiguousarray(a.transpose(0, 3, 1, 2)) if data_format == "channels_first" else a
 
 
-def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
-                   data_format="channels_last", groups=1):
+def conv2d_forward(x: ArrayLike, kernel: ArrayLike, bias: ArrayLike | None = None, strides: Any = (1, 1),
+                   padding: Any = "valid", dilation_rate: Any = (1, 1), data_format: str = "channels_last",
+                   groups: int = 1) -> Any:
     """2-D convolution (cross-correlation, as Keras Conv2D computes it) plus bias.
 
-    x: (N, H, W, C) for channels_last or (N, C, H, W) for channels_first, IN; any real dtype
-       (float64 stays float64, everything else becomes float32).
-    kernel: (KH, KW, C / groups, F), IN (Keras layout). bias: (F,) or None, IN.
-    strides, dilation_rate: int or pair of positive ints.
-    groups: positive int dividing C and F: group g convolves channels [g C/G, (g+1) C/G) of x
-       with filters [g F/G, (g+1) F/G) of the kernel (one kernel call per group).
-    padding: "valid", "same" (Keras/TensorFlow: output ceil(H / stride), the odd padding cell
-       goes bottom/right, the window is the dilated (KH - 1) * dh + 1), an int, a pair (ph, pw)
-       or ((top, bottom), (left, right)).
-    Returns y: (N, OH, OW, F) (channels_first: (N, F, OH, OW)), a new C-contiguous array of
-    the common float dtype.
+    Args:
+        x: (N, H, W, C) for channels_last or (N, C, H, W) for channels_first, IN; any real dtype
+            (float64 stays float64, everything else becomes float32).
+        kernel: (KH, KW, C / groups, F), IN (Keras layout).
+        bias: (F,) or None, IN.
+        strides: Int or pair of positive ints.
+        padding: "valid", "same" (Keras/TensorFlow: output ceil(H / stride), the odd padding cell
+            goes bottom/right, the window is the dilated (KH - 1) * dh + 1), an int, a pair (ph, pw)
+            or ((top, bottom), (left, right)).
+        dilation_rate: Int or pair of positive ints.
+        data_format: "channels_last" or "channels_first" (the layout of x and y).
+        groups: Positive int dividing C and F: group g convolves channels [g C/G, (g+1) C/G) of x
+            with filters [g F/G, (g+1) F/G) of the kernel (one kernel call per group).
+
+    Returns:
+        y: (N, OH, OW, F) (channels_first: (N, F, OH, OW)), a new C-contiguous array of the common
+        float dtype.
     """
     x, kernel, bias = _validation.as_floats(optional=("bias",), x=x, kernel=kernel, bias=bias)
     groups = _check_x_kernel(x, kernel, data_format, groups)
@@ -127,16 +138,28 @@ def conv2d_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", dilati
     return _to_first(y, data_format)
 
 
-def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
-                    data_format="channels_last", use_bias=True, compute_dx=True, groups=1):
+def conv2d_backward(dy: ArrayLike, x: ArrayLike, kernel: ArrayLike, strides: Any = (1, 1), padding: Any = "valid",
+                    dilation_rate: Any = (1, 1), data_format: str = "channels_last", use_bias: bool = True,
+                    compute_dx: bool = True, groups: int = 1) -> Any:
     """Gradients of conv2d_forward with respect to x, kernel and bias.
 
-    dy: the upstream gradient, shaped like conv2d_forward's output, IN. x, kernel and the layout
-    arguments as given to conv2d_forward, IN.
-    Returns (dx, dkernel, dbias): dx shaped like x, or None when compute_dx is False (the first
-    layer of a network needs no input gradient, and its col2im is skipped); dkernel shaped like kernel;
-    dbias (F,), or None when use_bias is False. New arrays of the common float dtype of dy, x
-    and kernel; nothing is modified in place.
+    Args:
+        dy: The upstream gradient, shaped like conv2d_forward's output, IN.
+        x: The forward input, IN.
+        kernel: The forward kernel, IN.
+        strides: Int or pair of positive ints.
+        padding: As given to conv2d_forward.
+        dilation_rate: Int or pair of positive ints.
+        data_format: "channels_last" or "channels_first" (the layout of x and y).
+        use_bias: Whether the forward added a bias (dbias is None otherwise).
+        compute_dx: Whether to compute dx (the first layer of a network needs no input gradient, and
+            its col2im is skipped); dx is None otherwise.
+        groups: As given to conv2d_forward.
+
+    Returns:
+        (dx, dkernel, dbias): dx shaped like x, or None when compute_dx is False; dkernel shaped like
+        kernel; dbias (F,), or None when use_bias is False. New arrays of the common float dtype of
+        dy, x and kernel; nothing is modified in place.
     """
     use_bias = _validation.flag("use_bias", use_bias)
     compute_dx = _validation.flag("compute_dx", compute_dx)
@@ -173,15 +196,27 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", dilation_rat
     return dx, dkernel, dbias
 
 
-def conv2d_output_shape(input_shape, kernel_size, strides=(1, 1), padding="valid",
-                        dilation_rate=(1, 1), data_format="channels_last", filters=None):
+def conv2d_output_shape(input_shape: Sequence[int | None], kernel_size: Any, strides: Any = (1, 1),
+                        padding: Any = "valid", dilation_rate: Any = (1, 1), data_format: str = "channels_last",
+                        filters: int | None = None) -> tuple[int | None, ...]:
     """Output shape of conv2d_forward for a 4-D input shape, without computing anything.
 
-    input_shape: (N, H, W, C) or (N, C, H, W) per data_format; any entry may be None
-    (unknown), which gives None in the matching output entries. kernel_size: int or pair.
-    filters: the output channels F, or None to keep the input's channel count (for windows
-    that act per channel). Returns a tuple (N, OH, OW, F) or (N, F, OH, OW).
-    Raises ValueError when the (dilated) window does not fit the padded input.
+    Args:
+        input_shape: (N, H, W, C) or (N, C, H, W) per data_format; any entry may be None (unknown),
+            which gives None in the matching output entries.
+        kernel_size: Int or pair.
+        strides: Int or pair of positive ints.
+        padding: As for conv2d_forward.
+        dilation_rate: Int or pair of positive ints.
+        data_format: "channels_last" or "channels_first" (the layout of x and y).
+        filters: The output channels F, or None to keep the input's channel count (for windows that
+            act per channel).
+
+    Returns:
+        A tuple (N, OH, OW, F) or (N, F, OH, OW).
+
+    Raises:
+        ValueError: when the (dilated) window does not fit the padded input.
     """
     input_shape = _checked_shape(input_shape)
     data_format = _validation.data_format(data_format)
@@ -193,7 +228,7 @@ def conv2d_output_shape(input_shape, kernel_size, strides=(1, 1), padding="valid
     N = input_shape[0]
     H, W, C = _spatial(input_shape, data_format)
     ekh, ekw = (KH - 1) * dh + 1, (KW - 1) * dw + 1
-    out = []
+    out: list[Any] = []
     for name, size, window, stride, axis in (("kernel height", H, ekh, sh, 0), ("kernel width", W, ekw, sw, 1)):
         if size is None:
             # validate the padding argument even when the size is unknown
@@ -311,18 +346,26 @@ def _transpose_setup(x, kernel, strides, padding, output_padding, dilation_rate,
     return data_format, out_hw, pads + (sh, sw, dh, dw)
 
 
-def conv2d_transpose_forward(x, kernel, bias=None, strides=(1, 1), padding="valid", output_padding=None,
-                             dilation_rate=(1, 1), data_format="channels_last"):
+def conv2d_transpose_forward(x: ArrayLike, kernel: ArrayLike, bias: ArrayLike | None = None, strides: Any = (1, 1),
+                             padding: Any = "valid", output_padding: Any = None, dilation_rate: Any = (1, 1),
+                             data_format: str = "channels_last") -> Any:
     """2-D transposed convolution plus bias, as Keras Conv2DTranspose computes it.
 
-    x: (N, H, W, C) for channels_last or (N, C, H, W) for channels_first, IN; any real dtype
-       (float64 stays float64, everything else becomes float32).
-    kernel: (KH, KW, F, C), IN (Keras's layout: filters before input channels). bias: (F,) or None.
-    strides, dilation_rate: int or pair of positive ints. padding: "valid" or "same".
-    output_padding: None (Keras's default sizes) or an int or pair, each less than its stride.
-    Returns y: (N, OH, OW, F) (channels_first: (N, F, OH, OW)), OH per Keras's rule (see
-    conv2d_transpose_output_shape): the input gradient of the convolution of y with kernel,
-    computed as col2im(x @ kernel^T), plus bias.
+    Args:
+        x: (N, H, W, C) for channels_last or (N, C, H, W) for channels_first, IN; any real dtype
+            (float64 stays float64, everything else becomes float32).
+        kernel: (KH, KW, F, C), IN (Keras's layout: filters before input channels).
+        bias: (F,) or None.
+        strides: Int or pair of positive ints.
+        padding: "valid" or "same".
+        output_padding: None (Keras's default sizes) or an int or pair, each less than its stride.
+        dilation_rate: Int or pair of positive ints.
+        data_format: "channels_last" or "channels_first" (the layout of x and y).
+
+    Returns:
+        y: (N, OH, OW, F) (channels_first: (N, F, OH, OW)), OH per Keras's rule (see
+        conv2d_transpose_output_shape): the input gradient of the convolution of y with kernel,
+        computed as col2im(x @ kernel^T), plus bias.
     """
     x, kernel, bias = _validation.as_floats(optional=("bias",), x=x, kernel=kernel, bias=bias)
     data_format, (OH, OW), geometry = _transpose_setup(x, kernel, strides, padding, output_padding,
@@ -334,14 +377,29 @@ def conv2d_transpose_forward(x, kernel, bias=None, strides=(1, 1), padding="vali
     return _to_first(y, data_format)
 
 
-def conv2d_transpose_backward(dy, x, kernel, strides=(1, 1), padding="valid", output_padding=None,
-                              dilation_rate=(1, 1), data_format="channels_last", use_bias=True, compute_dx=True):
+def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, kernel: ArrayLike, strides: Any = (1, 1),
+                              padding: Any = "valid", output_padding: Any = None, dilation_rate: Any = (1, 1),
+                              data_format: str = "channels_last", use_bias: bool = True,
+                              compute_dx: bool = True) -> Any:
     """Gradients of conv2d_transpose_forward with respect to x, kernel and bias.
 
-    dy: shaped like conv2d_transpose_forward's output, IN; x, kernel and the layout arguments as
-    given to it, IN. Returns (dx, dkernel, dbias): dx shaped like x (the convolution of dy with
-    kernel), or None when compute_dx is False; dkernel (KH, KW, F, C); dbias (F,), or None when
-    use_bias is False. New arrays of the common float dtype; nothing is modified in place.
+    Args:
+        dy: Shaped like conv2d_transpose_forward's output, IN.
+        x: The forward input, IN.
+        kernel: The forward kernel, IN.
+        strides: Int or pair of positive ints.
+        padding: As given to the forward.
+        output_padding: As given to the forward.
+        dilation_rate: Int or pair of positive ints.
+        data_format: "channels_last" or "channels_first" (the layout of x and y).
+        use_bias: Whether the forward added a bias (dbias is None otherwise).
+        compute_dx: Whether to compute dx (the first layer of a network needs no input gradient, and
+            its col2im is skipped); dx is None otherwise.
+
+    Returns:
+        (dx, dkernel, dbias): dx shaped like x (the convolution of dy with kernel), or None when
+        compute_dx is False; dkernel (KH, KW, F, C); dbias (F,), or None when use_bias is False. New
+        arrays of the common float dtype; nothing is modified in place.
     """
     use_bias = _validation.flag("use_bias", use_bias)
     compute_dx = _validation.flag("compute_dx", compute_dx)
@@ -362,13 +420,27 @@ def conv2d_transpose_backward(dy, x, kernel, strides=(1, 1), padding="valid", ou
     return dx, dkernel, dbias
 
 
-def conv2d_transpose_output_shape(input_shape, kernel_size, filters, strides=(1, 1), padding="valid",
-                                  output_padding=None, dilation_rate=(1, 1), data_format="channels_last"):
+def conv2d_transpose_output_shape(input_shape: Sequence[int | None], kernel_size: Any, filters: int | None,
+                                  strides: Any = (1, 1), padding: Any = "valid", output_padding: Any = None,
+                                  dilation_rate: Any = (1, 1),
+                                  data_format: str = "channels_last") -> tuple[int | None, ...]:
     """Output shape of conv2d_transpose_forward for a 4-D input shape, without computing anything.
 
-    input_shape: (N, H, W, C) or (N, C, H, W) per data_format; None entries (unknown) give None.
-    kernel_size: int or pair; filters: the output channels F. Returns (N, OH, OW, F) or
-    (N, F, OH, OW). Raises ValueError when the output would be empty.
+    Args:
+        input_shape: (N, H, W, C) or (N, C, H, W) per data_format; None entries (unknown) give None.
+        kernel_size: Int or pair.
+        filters: The output channels F.
+        strides: Int or pair of positive ints.
+        padding: "valid" or "same".
+        output_padding: None or an int or pair, as for the forward.
+        dilation_rate: Int or pair of positive ints.
+        data_format: "channels_last" or "channels_first" (the layout of x and y).
+
+    Returns:
+        (N, OH, OW, F) or (N, F, OH, OW).
+
+    Raises:
+        ValueError: when the output would be empty.
     """
     input_shape = _checked_shape(input_shape)
     data_format = _validation.data_format(data_format)

@@ -68,12 +68,18 @@ def _rows(name, x):
 def layer_norm_forward(x, gamma=None, beta=None, epsilon=1e-3, rms_scaling=False):
     """Layer normalization over the last axis (Keras 3's ops.layer_normalization).
 
-    x: (..., C), ndim >= 1. gamma, beta: (C,) or None (ones / zeros). epsilon: > 0.
-    rms_scaling: Keras's deprecated variant, y = x * inv_std * gamma (+ beta): not centred,
-    but still scaled by the variance.
-    Returns (y, mean, inv_std): y of x's shape, mean and inv_std of shape x.shape[:-1] (the
-    per-row mean and 1 / sqrt(var + epsilon), biased variance), all in x's float dtype;
-    y = (x - mean) * inv_std * gamma + beta.
+    Args:
+        x: (..., C), ndim >= 1.
+        gamma: (C,) scale, or None (ones).
+        beta: (C,) offset, or None (zeros).
+        epsilon: Added to the variance, > 0.
+        rms_scaling: Keras's deprecated variant, y = x * inv_std * gamma (+ beta): not centred, but
+            still scaled by the variance.
+
+    Returns:
+        (y, mean, inv_std): y of x's shape, mean and inv_std of shape x.shape[:-1] (the per-row mean
+        and 1 / sqrt(var + epsilon), biased variance), all in x's float dtype;
+        y = (x - mean) * inv_std * gamma + beta.
     """
     if not (type(x) is np.ndarray and x.dtype in _FLOATS and x.flags.c_contiguous):
         x = as_float("x", x, float_dtype(x=x))
@@ -91,11 +97,18 @@ def layer_norm_forward(x, gamma=None, beta=None, epsilon=1e-3, rms_scaling=False
 def layer_norm_backward(dy, x, gamma, mean, inv_std, rms_scaling=False):
     """Gradient of layer_norm_forward (one fused pass over the rows).
 
-    dy, x: (..., C), same shape. gamma: (C,) or None (ones). mean, inv_std: x.shape[:-1], as
-    layer_norm_forward returned them (with the same rms_scaling).
-    Returns (dx, dgamma, dbeta): dx of x's shape, dgamma = sum(dy * xhat) and dbeta = sum(dy)
-    over the rows, (C,) (returned even when gamma or beta is None), in the common float dtype
-    of x and dy; xhat = (x - mean) * inv_std (x * inv_std with rms_scaling).
+    Args:
+        dy: (..., C) upstream gradient, x's shape.
+        x: (..., C) the forward input.
+        gamma: (C,) or None (ones).
+        mean: x.shape[:-1], as layer_norm_forward returned it.
+        inv_std: x.shape[:-1], as layer_norm_forward returned it.
+        rms_scaling: As given to the forward.
+
+    Returns:
+        (dx, dgamma, dbeta): dx of x's shape, dgamma = sum(dy * xhat) and dbeta = sum(dy) over the
+        rows, (C,) (returned even when gamma or beta is None), in the common float dtype of x and
+        dy; xhat = (x - mean) * inv_std (x * inv_std with rms_scaling).
     """
     if not (type(dy) is np.ndarray and dy.dtype in _FLOATS and _ready(dy, dy.dtype) and _ready(x, dy.dtype)):
         dy, x = as_floats(dy=dy, x=x)
@@ -132,10 +145,17 @@ def _samples(name, x, groups):
 def group_norm_forward(x, groups, gamma=None, beta=None, epsilon=1e-3):
     """Group normalization (Keras 3's GroupNormalization), channels last.
 
-    x: (N, ..., C), ndim >= 2. groups: a positive divisor of C. gamma, beta: (C,) or None.
-    Returns (y, mean, inv_std): y of x's shape, mean and inv_std (N, groups) (per sample and
-    group, over every spatial position and the group's C / groups channels), in x's float
-    dtype; y = (x - mean) * inv_std * gamma + beta, the statistics broadcast per group.
+    Args:
+        x: (N, ..., C), ndim >= 2.
+        groups: A positive divisor of C.
+        gamma: (C,) scale, or None (ones).
+        beta: (C,) offset, or None (zeros).
+        epsilon: Added to the variance, > 0.
+
+    Returns:
+        (y, mean, inv_std): y of x's shape, mean and inv_std (N, groups) (per sample and group, over
+        every spatial position and the group's C / groups channels), in x's float dtype;
+        y = (x - mean) * inv_std * gamma + beta, the statistics broadcast per group.
     """
     dtype = float_dtype(x=x)
     x = as_float("x", x, dtype)
@@ -151,9 +171,17 @@ def group_norm_forward(x, groups, gamma=None, beta=None, epsilon=1e-3):
 def group_norm_backward(dy, x, groups, gamma, mean, inv_std):
     """Gradient of group_norm_forward.
 
-    dy, x: (N, ..., C), same shape. gamma: (C,) or None. mean, inv_std: (N, groups) as
-    group_norm_forward returned them. Returns (dx, dgamma, dbeta): dx of x's shape, dgamma
-    and dbeta (C,), in the common float dtype of x and dy.
+    Args:
+        dy: (N, ..., C) upstream gradient, x's shape.
+        x: (N, ..., C) the forward input.
+        groups: As given to the forward.
+        gamma: (C,) or None.
+        mean: (N, groups) as group_norm_forward returned it.
+        inv_std: (N, groups) as group_norm_forward returned it.
+
+    Returns:
+        (dx, dgamma, dbeta): dx of x's shape, dgamma and dbeta (C,), in the common float dtype of x
+        and dy.
     """
     dy, x = as_floats(dy=dy, x=x)
     dtype = x.dtype

@@ -10,10 +10,13 @@ gamma, beta, mean and inv_std are converted to that dtype. moving_mean and movin
 the training pass are updated IN PLACE and therefore must already be writable C-contiguous
 (C,) arrays of that dtype: they are never silently copied.
 """
+from typing import Any
+
 import numpy as np
 
 from .._validation import as_float, as_floats, check_nonempty, float_dtype, inplace_array, real
 from ._backend import impl
+from .._typing import ArrayLike
 
 __all__ = ["batch_norm_train_forward", "batch_norm_inference_forward", "batch_norm_backward"]
 
@@ -41,21 +44,28 @@ def _epsilon(value):
     return real("epsilon", value, low=0, low_open=True)
 
 
-def batch_norm_train_forward(x, gamma, beta, moving_mean, moving_variance, momentum=0.99, epsilon=1e-3):
+def batch_norm_train_forward(x: ArrayLike, gamma: ArrayLike | None, beta: ArrayLike | None, moving_mean: np.ndarray,
+                             moving_variance: ArrayLike, momentum: float = 0.99, epsilon: float = 1e-3) -> Any:
     """Training-mode batch normalization with the batch statistics (Keras 3 semantics).
 
-    x: (..., C) float32|float64 (ndim >= 2), features last; every leading axis is reduced.
-    gamma, beta: (C,) or None (scale / center off: ones / zeros).
-    moving_mean, moving_variance: IN/OUT writable C-contiguous (C,) arrays of x's float
-    dtype, updated in place: moving = moving * momentum + batch_stat * (1 - momentum), where
-    the batch variance is the biased one (as Keras's ops.moments).
-    momentum: in [0, 1]; epsilon: > 0.
-
-    Returns (y, mean, inv_std): y of x's shape, mean and inv_std (C,), all in x's float dtype,
-    with mean and var the batch mean and biased variance over all axes but the last,
-    inv_std = 1 / sqrt(var + epsilon) and y = gamma * (x - mean) * inv_std + beta.
     Statistics are accumulated in float64 with a two-pass (chunked Chan) scheme, so they stay
     accurate for data with a large offset.
+
+    Args:
+        x: (..., C) float32|float64 (ndim >= 2), features last; every leading axis is reduced.
+        gamma: (C,) scale, or None (ones: `scale=False`).
+        beta: (C,) offset, or None (zeros: `center=False`).
+        moving_mean: IN/OUT writable C-contiguous (C,) array of x's float dtype, updated in place:
+            `moving = moving * momentum + batch_mean * (1 - momentum)`.
+        moving_variance: IN/OUT like moving_mean, updated with the biased batch variance (as
+            Keras's ops.moments).
+        momentum: Momentum of the moving statistics, in [0, 1].
+        epsilon: Added to the variance, > 0.
+
+    Returns:
+        (y, mean, inv_std): y of x's shape, mean and inv_std (C,), all in x's float dtype, with mean
+        and var the batch mean and biased variance over all axes but the last,
+        inv_std = 1 / sqrt(var + epsilon) and y = gamma * (x - mean) * inv_std + beta.
     """
     dtype = float_dtype(x=x)
     x = as_float("x", x, dtype)
@@ -80,13 +90,21 @@ def batch_norm_train_forward(x, gamma, beta, moving_mean, moving_variance, momen
     return y.reshape(x.shape), mean, inv_std
 
 
-def batch_norm_inference_forward(x, gamma, beta, moving_mean, moving_variance, epsilon=1e-3):
+def batch_norm_inference_forward(x: ArrayLike, gamma: ArrayLike | None, beta: ArrayLike | None,
+                                 moving_mean: np.ndarray, moving_variance: ArrayLike, epsilon: float = 1e-3) -> Any:
     """Inference-mode batch normalization with the moving statistics (one fused pass).
 
-    x: (..., C) float32|float64 (ndim >= 2), features last. gamma, beta: (C,) or None.
-    moving_mean, moving_variance: (C,) (read only; converted to x's float dtype).
-    epsilon: > 0. Returns y of x's shape and float dtype:
-    y = gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta.
+    Args:
+        x: (..., C) float32|float64 (ndim >= 2), features last.
+        gamma: (C,) scale, or None (ones).
+        beta: (C,) offset, or None (zeros).
+        moving_mean: (C,), read only (converted to x's float dtype).
+        moving_variance: (C,), read only (converted to x's float dtype).
+        epsilon: Added to the variance, > 0.
+
+    Returns:
+        y of x's shape and float dtype:
+        y = gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta.
     """
     dtype = float_dtype(x=x)
     x = as_float("x", x, dtype)
@@ -103,15 +121,22 @@ def batch_norm_inference_forward(x, gamma, beta, moving_mean, moving_variance, e
     return y.reshape(x.shape)
 
 
-def batch_norm_backward(dy, x, gamma, mean, inv_std):
+def batch_norm_backward(dy: ArrayLike, x: ArrayLike, gamma: ArrayLike | None, mean: ArrayLike,
+                        inv_std: ArrayLike) -> Any:
     """Training-mode batch normalization gradient, through the batch statistics.
 
-    dy, x: (..., C), same shape (ndim >= 2), features last. gamma: (C,) or None (ones).
-    mean, inv_std: (C,) as returned by batch_norm_train_forward.
-    Returns (dx, dgamma, dbeta): dx of x's shape, dgamma and dbeta (C,), in the common float
-    dtype of x and dy. With xhat = (x - mean) * inv_std and M the number of reduced elements
-    per feature: dbeta = sum(dy), dgamma = sum(dy * xhat) (returned even when gamma is None),
-    dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma).
+    Args:
+        dy: (..., C) upstream gradient, x's shape (ndim >= 2), features last.
+        x: (..., C) the forward input.
+        gamma: (C,) or None (ones).
+        mean: (C,) as returned by batch_norm_train_forward.
+        inv_std: (C,) as returned by batch_norm_train_forward.
+
+    Returns:
+        (dx, dgamma, dbeta): dx of x's shape, dgamma and dbeta (C,), in the common float dtype of x
+        and dy. With xhat = (x - mean) * inv_std and M the number of reduced elements per feature:
+        dbeta = sum(dy), dgamma = sum(dy * xhat) (returned even when gamma is None),
+        dx = gamma * inv_std / M * (M * dy - dbeta - xhat * dgamma).
     """
     dy, x = as_floats(dy=dy, x=x)
     dx_dtype = x.dtype

@@ -14,6 +14,7 @@ import numpy as np
 
 from .._validation import as_array, flag, inplace_array, real
 from ._backend import impl
+from .._typing import ArrayLike
 
 __all__ = ["adam_update", "sgd_momentum_update", "adamax_update", "lion_update", "ftrl_update"]
 
@@ -88,14 +89,25 @@ def _arrays(variable, gradient, **slots):
     return w, g, states
 
 
-def adam_update(variable, gradient, m, v, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, v_hat=None):
+def adam_update(variable: np.ndarray, gradient: ArrayLike, m: np.ndarray, v: np.ndarray, alpha: float,
+                one_minus_beta_1: float, one_minus_beta_2: float, epsilon: float,
+                v_hat: np.ndarray | None = None) -> None:
     """One Adam step, in place:
 
         m += (g - m) * one_minus_beta_1;  v += (g**2 - v) * one_minus_beta_2
         v_hat = max(v_hat, v)  (AMSGrad, when v_hat is given; it then replaces v below)
         variable -= (m * alpha) / (sqrt(v) + epsilon)
 
-    alpha is the bias-corrected learning rate, lr * sqrt(1 - beta_2**t) / (1 - beta_1**t).
+    Args:
+        variable: IN/OUT parameter, C-contiguous float32|float64.
+        gradient: Its gradient g (IN), variable's shape.
+        m: IN/OUT first-moment slot, variable's shape and dtype.
+        v: IN/OUT second-moment slot, variable's shape and dtype.
+        alpha: The bias-corrected learning rate, lr * sqrt(1 - beta_2**t) / (1 - beta_1**t).
+        one_minus_beta_1: 1 - beta_1.
+        one_minus_beta_2: 1 - beta_2.
+        epsilon: Added to sqrt(v).
+        v_hat: IN/OUT running maximum of v (AMSGrad), or None.
     """
     w, g, s = _arrays(variable, gradient, m=m, v=v, v_hat=v_hat)
     dt = variable.dtype
@@ -104,11 +116,20 @@ def adam_update(variable, gradient, m, v, alpha, one_minus_beta_1, one_minus_bet
                               _scalar("one_minus_beta_2", one_minus_beta_2, dt), _scalar("epsilon", epsilon, dt))
 
 
-def sgd_momentum_update(variable, gradient, momentums, learning_rate, momentum, nesterov=False):
+def sgd_momentum_update(variable: np.ndarray, gradient: ArrayLike, momentums: np.ndarray, learning_rate: float,
+                        momentum: float, nesterov: bool = False) -> None:
     """One SGD-with-momentum step (Keras 3), in place:
 
         momentums = momentum * momentums - learning_rate * g
         variable += momentums, or with nesterov: variable += momentum * momentums - learning_rate * g
+
+    Args:
+        variable: IN/OUT parameter, C-contiguous float32|float64.
+        gradient: Its gradient g (IN), variable's shape.
+        momentums: IN/OUT velocity slot, variable's shape and dtype.
+        learning_rate: The learning rate (a float).
+        momentum: The momentum, in [0, 1].
+        nesterov: Whether to apply Nesterov momentum.
     """
     w, g, s = _arrays(variable, gradient, momentums=momentums)
     dt = variable.dtype

@@ -16,10 +16,14 @@ float32; float64 stays float64); outputs are C-contiguous arrays of that float d
   or its NumPy twin (pool_numpy.py) according to the backend; both work on channels_last data,
   so channels_first arrays are transposed on the way in and out.
 """
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from .. import _validation
 from ._backend import impl
+from .._typing import ArrayLike
 
 __all__ = [
     "max_pool2d_forward",
@@ -142,11 +146,20 @@ def _check_dy(dy, expected_nhwc, fmt, input_shape):
 
 # ----------------------------------------------------------------------------- shapes
 
-def pool2d_output_shape(input_shape, pool_size, strides=None, padding="valid", data_format="channels_last"):
+def pool2d_output_shape(input_shape: Sequence[int | None], pool_size: Any, strides: Any = None, padding: Any = "valid",
+                        data_format: str = "channels_last") -> tuple[int | None, ...]:
     """Output shape of a 2-D pool for a 4-D `input_shape` in `data_format` order.
 
-    Any entry may be None (unknown); the result keeps None where the size cannot be known.
-    Raises ValueError if the window does not fit a known spatial size.
+    Args:
+        input_shape: 4-D shape; any entry may be None (unknown): the result keeps None where the
+            size cannot be known.
+        pool_size: Int or pair (PH, PW), the window.
+        strides: Int or pair, or None (pool_size).
+        padding: "valid" or "same" (Keras rules).
+        data_format: "channels_last" (N, H, W, C) or "channels_first" (N, C, H, W).
+
+    Raises:
+        ValueError: if the window does not fit a known spatial size.
     """
     fmt = _validation.data_format(data_format)
     pool, stride, mode = _pool_args(pool_size, strides, padding)
@@ -160,7 +173,7 @@ def pool2d_output_shape(input_shape, pool_size, strides=None, padding="valid", d
         if d is not None and (not _validation.is_int(d) or d < 1):
             raise ValueError(f"input_shape entries must be positive integers or None; received input_shape={input_shape!r}")
     n, h, w, c = (dims[0], dims[2], dims[3], dims[1]) if fmt == "channels_first" else dims
-    out = []
+    out: list[Any] = []
     for axis, size in enumerate((h, w)):
         if size is None:
             out.append(None)
@@ -175,12 +188,20 @@ def pool2d_output_shape(input_shape, pool_size, strides=None, padding="valid", d
 
 # ----------------------------------------------------------------------------- max pool
 
-def max_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last"):
+def max_pool2d_forward(x: ArrayLike, pool_size: Any = (2, 2), strides: Any = None, padding: Any = "valid",
+                       data_format: str = "channels_last") -> Any:
     """2-D max pooling.
 
-    x: IN (N, H, W, C) (or (N, C, H, W) for channels_first) real array-like.
-    Returns (y, argmax): y (N, OH, OW, C) float32|float64 in x's layout; argmax int32 of y's shape,
-    the window-local index di * PW + dj of the first maximum of each window.
+    Args:
+        x: IN (N, H, W, C) (or (N, C, H, W) for channels_first) real array-like.
+        pool_size: Int or pair (PH, PW), the window.
+        strides: Int or pair, or None (pool_size).
+        padding: "valid" or "same" (Keras rules).
+        data_format: "channels_last" (N, H, W, C) or "channels_first" (N, C, H, W).
+
+    Returns:
+        (y, argmax): y (N, OH, OW, C) float32|float64 in x's layout; argmax int32 of y's shape, the
+        window-local index di * PW + dj of the first maximum of each window.
     """
     fmt = _validation.data_format(data_format)
     pool, stride, mode = _pool_args(pool_size, strides, padding)
@@ -192,13 +213,21 @@ def max_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_
     return _out(y, fmt), _out(argmax, fmt)
 
 
-def max_pool2d_backward(dy, argmax, input_shape, pool_size=(2, 2), strides=None, padding="valid",
-                        data_format="channels_last"):
+def max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, input_shape: Sequence[int | None], pool_size: Any = (2, 2),
+                        strides: Any = None, padding: Any = "valid", data_format: str = "channels_last") -> Any:
     """Gradient of 2-D max pooling with respect to its input.
 
-    dy: IN upstream gradient with y's shape; argmax: IN int32 from max_pool2d_forward (values in
-    [0, PH * PW), else ValueError); input_shape: x's shape in the same layout.
-    Returns dx with input_shape, dy's float dtype: each dy added at its window's argmax cell.
+    Args:
+        dy: IN upstream gradient with y's shape.
+        argmax: IN int32 from max_pool2d_forward (values in [0, PH * PW), else ValueError).
+        input_shape: x's shape in the same layout.
+        pool_size: Int or pair (PH, PW), the window.
+        strides: Int or pair, or None (pool_size).
+        padding: "valid" or "same" (Keras rules).
+        data_format: "channels_last" (N, H, W, C) or "channels_first" (N, C, H, W).
+
+    Returns:
+        dx with input_shape, dy's float dtype: each dy added at its window's argmax cell.
     """
     fmt = _validation.data_format(data_format)
     pool, stride, mode = _pool_args(pool_size, strides, padding)
@@ -216,11 +245,19 @@ def max_pool2d_backward(dy, argmax, input_shape, pool_size=(2, 2), strides=None,
 
 # ----------------------------------------------------------------------------- average pool
 
-def avg_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_format="channels_last"):
+def avg_pool2d_forward(x: ArrayLike, pool_size: Any = (2, 2), strides: Any = None, padding: Any = "valid",
+                       data_format: str = "channels_last") -> Any:
     """2-D average pooling; with padding="same" the padded cells are excluded from each average.
 
-    x: IN (N, H, W, C) (or (N, C, H, W)) real array-like. Returns y (N, OH, OW, C) float32|float64
-    in x's layout.
+    Args:
+        x: IN (N, H, W, C) (or (N, C, H, W)) real array-like.
+        pool_size: Int or pair (PH, PW), the window.
+        strides: Int or pair, or None (pool_size).
+        padding: "valid" or "same" (Keras rules).
+        data_format: "channels_last" (N, H, W, C) or "channels_first" (N, C, H, W).
+
+    Returns:
+        y (N, OH, OW, C) float32|float64 in x's layout.
     """
     fmt = _validation.data_format(data_format)
     pool, stride, mode = _pool_args(pool_size, strides, padding)
@@ -231,12 +268,20 @@ def avg_pool2d_forward(x, pool_size=(2, 2), strides=None, padding="valid", data_
     return _out(impl("pool").avg_pool2d_forward(x, *pool, *stride, *pads), fmt)
 
 
-def avg_pool2d_backward(dy, input_shape, pool_size=(2, 2), strides=None, padding="valid",
-                        data_format="channels_last"):
+def avg_pool2d_backward(dy: ArrayLike, input_shape: Sequence[int | None], pool_size: Any = (2, 2), strides: Any = None,
+                        padding: Any = "valid", data_format: str = "channels_last") -> Any:
     """Gradient of 2-D average pooling with respect to its input.
 
-    dy: IN upstream gradient with y's shape; input_shape: x's shape in the same layout.
-    Returns dx with input_shape: each dy / (real cells of its window) spread over those cells.
+    Args:
+        dy: IN upstream gradient with y's shape.
+        input_shape: x's shape in the same layout.
+        pool_size: Int or pair (PH, PW), the window.
+        strides: Int or pair, or None (pool_size).
+        padding: "valid" or "same" (Keras rules).
+        data_format: "channels_last" (N, H, W, C) or "channels_first" (N, C, H, W).
+
+    Returns:
+        dx with input_shape: each dy / (real cells of its window) spread over those cells.
     """
     fmt = _validation.data_format(data_format)
     pool, stride, mode = _pool_args(pool_size, strides, padding)
@@ -252,16 +297,34 @@ def avg_pool2d_backward(dy, input_shape, pool_size=(2, 2), strides=None, padding
 
 # ----------------------------------------------------------------------------- global pools
 
-def global_avg_pool2d_forward(x, data_format="channels_last"):
-    """Mean over the spatial axes. x: IN (N, H, W, C) (or (N, C, H, W)). Returns y (N, C)."""
+def global_avg_pool2d_forward(x: ArrayLike, data_format: str = "channels_last") -> Any:
+    """Mean over the spatial axes.
+
+    Args:
+        x: IN (N, H, W, C) (or (N, C, H, W)).
+        data_format: "channels_last" (N, H, W, C) or "channels_first" (N, C, H, W).
+
+    Returns:
+        y (N, C).
+    """
     fmt = _validation.data_format(data_format)
     dtype = _validation.float_dtype(x=x)
     x = _image("x", x, dtype, fmt)
     return impl("pool").global_avg_pool2d_forward(x)
 
 
-def global_avg_pool2d_backward(dy, input_shape, data_format="channels_last"):
-    """dy: IN (N, C); input_shape: x's shape. Returns dx with input_shape, dy / (H * W) everywhere."""
+def global_avg_pool2d_backward(dy: ArrayLike, input_shape: Sequence[int | None],
+                               data_format: str = "channels_last") -> Any:
+    """Gradient of global_avg_pool2d_forward.
+
+    Args:
+        dy: IN (N, C).
+        input_shape: x's shape.
+        data_format: "channels_last" (N, H, W, C) or "channels_first" (N, C, H, W).
+
+    Returns:
+        dx with input_shape, dy / (H * W) everywhere.
+    """
     fmt = _validation.data_format(data_format)
     dtype = _validation.float_dtype(dy=dy)
     N, H, W, C = _input_shape(input_shape, fmt, dtype)
@@ -270,11 +333,16 @@ def global_avg_pool2d_backward(dy, input_shape, data_format="channels_last"):
     return _out(impl("pool").global_avg_pool2d_backward(dy, H, W), fmt)
 
 
-def global_max_pool2d_forward(x, data_format="channels_last"):
-    """Max over the spatial axes. x: IN (N, H, W, C) (or (N, C, H, W)).
+def global_max_pool2d_forward(x: ArrayLike, data_format: str = "channels_last") -> Any:
+    """Max over the spatial axes.
 
-    Returns (y, argmax): y (N, C); argmax (N, C) int32, the flat spatial index h * W + w of the
-    first maximum.
+    Args:
+        x: IN (N, H, W, C) (or (N, C, H, W)).
+        data_format: "channels_last" (N, H, W, C) or "channels_first" (N, C, H, W).
+
+    Returns:
+        (y, argmax): y (N, C); argmax (N, C) int32, the flat spatial index h * W + w of the first
+        maximum.
     """
     fmt = _validation.data_format(data_format)
     dtype = _validation.float_dtype(x=x)
@@ -284,10 +352,18 @@ def global_max_pool2d_forward(x, data_format="channels_last"):
     return impl("pool").global_max_pool2d_forward(x)
 
 
-def global_max_pool2d_backward(dy, argmax, input_shape, data_format="channels_last"):
-    """dy: IN (N, C); argmax: IN (N, C) int32 in [0, H * W) (else ValueError); input_shape: x's shape.
+def global_max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, input_shape: Sequence[int | None],
+                               data_format: str = "channels_last") -> Any:
+    """Gradient of global_max_pool2d_forward.
 
-    Returns dx with input_shape: dy at each argmax cell, zero elsewhere.
+    Args:
+        dy: IN (N, C).
+        argmax: IN (N, C) int32 in [0, H * W) (else ValueError).
+        input_shape: x's shape.
+        data_format: "channels_last" (N, H, W, C) or "channels_first" (N, C, H, W).
+
+    Returns:
+        dx with input_shape: dy at each argmax cell, zero elsewhere.
     """
     fmt = _validation.data_format(data_format)
     dtype = _validation.float_dtype(dy=dy)
@@ -302,11 +378,16 @@ def global_max_pool2d_backward(dy, argmax, input_shape, data_format="channels_la
 
 # ----------------------------------------------------------------------------- upsampling
 
-def upsampling2d_forward(x, size=(2, 2), data_format="channels_last"):
+def upsampling2d_forward(x: ArrayLike, size: Any = (2, 2), data_format: str = "channels_last") -> Any:
     """Nearest-neighbour upsampling (Keras UpSampling2D, interpolation="nearest").
 
-    x: IN (N, H, W, C) (or (N, C, H, W)). Returns y (N, H * SH, W * SW, C) in x's layout, each
-    pixel repeated SH x SW times.
+    Args:
+        x: IN (N, H, W, C) (or (N, C, H, W)).
+        size: Int or pair (SH, SW), the upsampling factors.
+        data_format: "channels_last" (N, H, W, C) or "channels_first" (N, C, H, W).
+
+    Returns:
+        y (N, H * SH, W * SW, C) in x's layout, each pixel repeated SH x SW times.
     """
     fmt = _validation.data_format(data_format)
     sh, sw = _validation.int_pair("size", size)
@@ -317,10 +398,16 @@ def upsampling2d_forward(x, size=(2, 2), data_format="channels_last"):
     return _out(impl("pool").upsampling2d_forward(x, sh, sw), fmt)
 
 
-def upsampling2d_backward(dy, size=(2, 2), data_format="channels_last"):
-    """Gradient of upsampling2d_forward. dy: IN (N, H * SH, W * SW, C) (or channels_first).
+def upsampling2d_backward(dy: ArrayLike, size: Any = (2, 2), data_format: str = "channels_last") -> Any:
+    """Gradient of upsampling2d_forward.
 
-    Returns dx (N, H, W, C) in dy's layout: the sum of each SH x SW block.
+    Args:
+        dy: IN (N, H * SH, W * SW, C) (or channels_first).
+        size: As given to the forward.
+        data_format: "channels_last" (N, H, W, C) or "channels_first" (N, C, H, W).
+
+    Returns:
+        dx (N, H, W, C) in dy's layout: the sum of each SH x SW block.
     """
     fmt = _validation.data_format(data_format)
     sh, sw = _validation.int_pair("size", size)

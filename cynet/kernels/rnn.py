@@ -39,11 +39,14 @@ recurrent product reads h_{t-1} * mask[j] instead of h_{t-1} (Keras 3's recurren
 mask per gate, drawn once per call); pass the same array to the backward function, whose
 gradients then flow through the masks.
 """
+from typing import Any
+
 import numpy as np
 
 from .. import _validation
 from .._kernels.rnn_numpy import ACTIVATIONS
 from ._backend import impl
+from .._typing import ArrayLike
 
 __all__ = [
     "simple_rnn_forward",
@@ -209,13 +212,23 @@ def _time_major_out(a):
 # ---------------------------------------------------------------------------------------------
 # SimpleRNN
 
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh", mask=None,
-                       recurrent_dropout_mask=None):
+def simple_rnn_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, bias: ArrayLike | None = None,
+                       h0: ArrayLike | None = None, activation: str = "tanh", mask: ArrayLike | None = None,
+                       recurrent_dropout_mask: ArrayLike | None = None) -> Any:
     """SimpleRNN over a whole sequence: h_t = act(x_t W + h_{t-1} U + b).
 
-    x: (N, T, D); kernel: (D, U); recurrent_kernel: (U, U); bias: (U,) or None; h0: (N, U) or
-    None (zeros). Any real dtype; float64 if any input is float64, else float32. mask: (N, T)
-    booleans or None: a step where it is False is skipped, the state carried over (Keras).
+    Any real dtype; float64 if any input is float64, else float32.
+
+    Args:
+        x: (N, T, D).
+        kernel: (D, U).
+        recurrent_kernel: (U, U).
+        bias: (U,) or None.
+        h0: (N, U) or None (zeros).
+        activation: Activation name ("tanh", "relu", "sigmoid", "linear", ...).
+        mask: (N, T) booleans or None: a step where it is False is skipped, the state carried over
+            (Keras).
+        recurrent_dropout_mask: (k, N, U) per-gate keep-masks or None (see the module docstring).
 
     Returns:
         hs: (N, T, U), every hidden state (a view of a feature-major buffer, see the module
@@ -233,18 +246,29 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activati
     return _seq_out(hs)
 
 
-def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="tanh", use_bias=True, compute_dx=True,
-                        mask=None, recurrent_dropout_mask=None):
+def simple_rnn_backward(dhs: ArrayLike, x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
+                        h0: ArrayLike | None, hs: ArrayLike, activation: str = "tanh", use_bias: bool = True,
+                        compute_dx: bool = True, mask: ArrayLike | None = None,
+                        recurrent_dropout_mask: ArrayLike | None = None) -> Any:
     """Backpropagation through time for simple_rnn_forward.
 
-    dhs: (N, T, U), gradient w.r.t. every hidden state; x, kernel, recurrent_kernel, h0 (or
-    None) and mask as given to forward; hs: (N, T, U) as returned by forward.
+    Args:
+        dhs: (N, T, U), gradient w.r.t. every hidden state.
+        x: As given to the forward.
+        kernel: As given to the forward.
+        recurrent_kernel: As given to the forward.
+        h0: As given to the forward (or None).
+        hs: (N, T, U) as returned by the forward.
+        activation: As given to the forward.
+        use_bias: Whether the forward had a bias (dbias is None otherwise).
+        compute_dx: Whether to compute dx (a model's first layer needs no input gradient): with False,
+            dx is None and its matmul is skipped.
+        mask: As given to the forward.
+        recurrent_dropout_mask: As given to the forward.
 
     Returns:
         (dx (N, T, D), dkernel (D, U), drecurrent_kernel (U, U), dbias (U,) or None when
-        use_bias=False, dh0 (N, U)), all new arrays (dx and dh0 are views of feature-major
-        buffers). With compute_dx=False (a model's first layer needs no input gradient) dx is
-        None and its matmul is skipped.
+        use_bias=False, dh0 (N, U)), all new arrays (dx and dh0 are views of feature-major buffers).
     """
     act = _activation("activation", activation)
     use_bias = _use_bias(use_bias)
@@ -267,20 +291,32 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation="ta
 # ---------------------------------------------------------------------------------------------
 # LSTM
 
-def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activation="tanh",
-                 recurrent_activation="sigmoid", mask=None, recurrent_dropout_mask=None):
+def lstm_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, bias: ArrayLike | None = None,
+                 h0: ArrayLike | None = None, c0: ArrayLike | None = None, activation: str = "tanh",
+                 recurrent_activation: str = "sigmoid", mask: ArrayLike | None = None,
+                 recurrent_dropout_mask: ArrayLike | None = None) -> Any:
     """LSTM over a whole sequence (Keras gate order i|f|c|o).
 
     z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i), ract(z_f), ract(z_o); g = act(z_c);
     c_t = f * c_{t-1} + i * g; h_t = o * act(c_t).
 
-    x: (N, T, D); kernel: (D, 4U); recurrent_kernel: (U, 4U); bias: (4U,) or None; h0, c0:
-    (N, U) or None (zeros); mask: (N, T) booleans or None (as in simple_rnn_forward).
+    Args:
+        x: (N, T, D).
+        kernel: (D, 4U).
+        recurrent_kernel: (U, 4U).
+        bias: (4U,) or None.
+        h0: (N, U) or None (zeros).
+        c0: (N, U) or None (zeros).
+        activation: Activation name of the cell input and output (act, "tanh").
+        recurrent_activation: Activation name of the gates (ract, "sigmoid").
+        mask: (N, T) booleans or None: a step where it is False is skipped, the state carried over
+            (Keras).
+        recurrent_dropout_mask: (k, N, U) per-gate keep-masks or None (see the module docstring).
 
     Returns:
-        (hs, cs, gates), new arrays (views of the kernels' buffers): hs (N, T, U) hidden
-        states, cs (N, T, U) cell states, gates (N, T, 4U) the activated gates i|f|g|o of every
-        step (what lstm_backward needs).
+        (hs, cs, gates), new arrays (views of the kernels' buffers): hs (N, T, U) hidden states,
+        cs (N, T, U) cell states, gates (N, T, 4U) the activated gates i|f|g|o of every step (what
+        lstm_backward needs).
     """
     act = _activation("activation", activation)
     ract = _activation("recurrent_activation", recurrent_activation)
@@ -295,19 +331,37 @@ def lstm_forward(x, kernel, recurrent_kernel, bias=None, h0=None, c0=None, activ
     return _seq_out(hs), _time_major_out(cs), _time_major_out(gates)
 
 
-def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gates, activation="tanh",
-                  recurrent_activation="sigmoid", use_bias=True, compute_dx=True, mask=None,
-                  recurrent_dropout_mask=None):
+def lstm_backward(dhs: ArrayLike, dc_last: ArrayLike | None, x: ArrayLike, kernel: ArrayLike,
+                  recurrent_kernel: ArrayLike, h0: ArrayLike | None, c0: ArrayLike | None, hs: ArrayLike,
+                  cs: ArrayLike, gates: ArrayLike, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                  use_bias: bool = True, compute_dx: bool = True, mask: ArrayLike | None = None,
+                  recurrent_dropout_mask: ArrayLike | None = None) -> Any:
     """Backpropagation through time for lstm_forward.
 
-    dhs: (N, T, U), gradient w.r.t. every hidden state (the final-state gradient goes in
-    dhs[:, -1]); dc_last: (N, U) or None, gradient w.r.t. the final cell state; x, kernel,
-    recurrent_kernel, h0, c0 (or None) as given to forward; hs, cs, gates as returned by it.
+    Args:
+        dhs: (N, T, U), gradient w.r.t. every hidden state (the final-state gradient goes in
+            dhs[:, -1]).
+        dc_last: (N, U) or None, gradient w.r.t. the final cell state.
+        x: As given to the forward.
+        kernel: As given to the forward.
+        recurrent_kernel: As given to the forward.
+        h0: As given to the forward (or None).
+        c0: As given to the forward (or None).
+        hs: As returned by the forward.
+        cs: As returned by the forward.
+        gates: As returned by the forward.
+        activation: As given to the forward.
+        recurrent_activation: As given to the forward.
+        use_bias: Whether the forward had a bias (dbias is None otherwise).
+        compute_dx: Whether to compute dx (a model's first layer needs no input gradient): with False,
+            dx is None and its matmul is skipped.
+        mask: As given to the forward.
+        recurrent_dropout_mask: As given to the forward.
 
     Returns:
         (dx (N, T, D), dkernel (D, 4U), drecurrent_kernel (U, 4U), dbias (4U,) or None when
         use_bias=False, dh0 (N, U), dc0 (N, U)), all new arrays (dx, dh0, dc0 are views of
-        feature-major buffers). With compute_dx=False dx is None and its matmul is skipped.
+        feature-major buffers).
     """
     act = _activation("activation", activation)
     ract = _activation("recurrent_activation", recurrent_activation)
@@ -337,21 +391,30 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
 # ---------------------------------------------------------------------------------------------
 # GRU
 
-def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tanh",
-                recurrent_activation="sigmoid", mask=None, recurrent_dropout_mask=None):
+def gru_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, bias: ArrayLike | None = None,
+                h0: ArrayLike | None = None, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                mask: ArrayLike | None = None, recurrent_dropout_mask: ArrayLike | None = None) -> Any:
     """GRU over a whole sequence (Keras gate order z|r|h, reset_after=True).
 
     xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
     r = ract(xr + rr); hh = act(xh + r * rh); h_t = z * h_{t-1} + (1 - z) * hh.
 
-    x: (N, T, D); kernel: (D, 3U); recurrent_kernel: (U, 3U); bias: (2, 3U) or None (row 0
-    input bias b_in, row 1 recurrent bias b_rec); h0: (N, U) or None (zeros); mask: (N, T)
-    booleans or None (as in simple_rnn_forward).
+    Args:
+        x: (N, T, D).
+        kernel: (D, 3U).
+        recurrent_kernel: (U, 3U).
+        bias: (2, 3U) or None (row 0 input bias b_in, row 1 recurrent bias b_rec).
+        h0: (N, U) or None (zeros).
+        activation: Activation name of the candidate state (act, "tanh").
+        recurrent_activation: Activation name of the gates (ract, "sigmoid").
+        mask: (N, T) booleans or None: a step where it is False is skipped, the state carried over
+            (Keras).
+        recurrent_dropout_mask: (k, N, U) per-gate keep-masks or None (see the module docstring).
 
     Returns:
-        (hs, cache), new arrays (views of the kernels' buffers): hs (N, T, U) hidden states;
-        cache (N, T, 4U) holding z|r|hh|rh of every step (rh = h_{t-1} U_h + b_rec_h), what
-        gru_backward needs.
+        (hs, cache), new arrays (views of the kernels' buffers): hs (N, T, U) hidden states; cache
+        (N, T, 4U) holding z|r|hh|rh of every step (rh = h_{t-1} U_h + b_rec_h), what gru_backward
+        needs.
     """
     act = _activation("activation", activation)
     ract = _activation("recurrent_activation", recurrent_activation)
@@ -366,19 +429,31 @@ def gru_forward(x, kernel, recurrent_kernel, bias=None, h0=None, activation="tan
     return _seq_out(hs), _time_major_out(cache)
 
 
-def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation="tanh",
-                 recurrent_activation="sigmoid", use_bias=True, compute_dx=True, mask=None,
-                 recurrent_dropout_mask=None):
+def gru_backward(dhs: ArrayLike, x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, h0: ArrayLike | None,
+                 hs: ArrayLike, cache: ArrayLike, activation: str = "tanh", recurrent_activation: str = "sigmoid",
+                 use_bias: bool = True, compute_dx: bool = True, mask: ArrayLike | None = None,
+                 recurrent_dropout_mask: ArrayLike | None = None) -> Any:
     """Backpropagation through time for gru_forward.
 
-    dhs: (N, T, U), gradient w.r.t. every hidden state; x, kernel, recurrent_kernel, h0 (or
-    None) as given to forward; hs, cache as returned by it.
+    Args:
+        dhs: (N, T, U), gradient w.r.t. every hidden state.
+        x: As given to the forward.
+        kernel: As given to the forward.
+        recurrent_kernel: As given to the forward.
+        h0: As given to the forward (or None).
+        hs: As returned by the forward.
+        cache: As returned by the forward.
+        activation: As given to the forward.
+        recurrent_activation: As given to the forward.
+        use_bias: Whether the forward had a bias (dbias is None otherwise).
+        compute_dx: Whether to compute dx (a model's first layer needs no input gradient): with False,
+            dx is None and its matmul is skipped.
+        mask: As given to the forward.
+        recurrent_dropout_mask: As given to the forward.
 
     Returns:
         (dx (N, T, D), dkernel (D, 3U), drecurrent_kernel (U, 3U), dbias (2, 3U) or None when
-        use_bias=False, dh0 (N, U)), all new arrays (dx and dh0 are views of feature-major
-        buffers). With compute_dx=False (a model's first layer needs no input gradient) dx is
-        None and its matmul is skipped.
+        use_bias=False, dh0 (N, U)), all new arrays (dx and dh0 are views of feature-major buffers).
     """
     act = _activation("activation", activation)
     ract = _activation("recurrent_activation", recurrent_activation)

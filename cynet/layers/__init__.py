@@ -108,7 +108,7 @@ Convolution2DTranspose = Conv2DTranspose
 
 from . import tensor_ops as _tensor_ops  # noqa: E402  (the layers operators on symbolic tensors make)
 
-_REGISTRY = {
+_REGISTRY: dict[str, type] = {
     cls.__name__: cls
     for cls in (InputLayer, Dense, Activation, ReLU, LeakyReLU, ELU, Softmax, Dropout, Flatten, Reshape, Conv2D,
                 MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, UpSampling2D,
@@ -130,6 +130,12 @@ _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 
 def serialize(layer):
+    """A layer's config dictionary: `{"class_name": ..., "config": ...}` (with its registered name when it has
+    one), as Keras's `layers.serialize`.
+
+    Args:
+        layer: The wrapped layer.
+    """
     config = {"class_name": type(layer).__name__, "config": layer.get_config()}
     registered = type(layer).__dict__.get("_registered_name")
     if registered:
@@ -143,7 +149,11 @@ _deserialize_hook = contextvars.ContextVar("cynet_deserialize_hook", default=Non
 @contextlib.contextmanager
 def deserialize_hook(hook):
     """Within the block, `hook(layer)` runs on each layer `deserialize` makes, before it is built
-    (the model loader plans weights this way, without allocating them)."""
+    (the model loader plans weights this way, without allocating them).
+
+    Args:
+        hook: Callable taking the new layer.
+    """
     token = _deserialize_hook.set(hook)
     try:
         yield
@@ -154,7 +164,12 @@ def deserialize_hook(hook):
 def deserialize(config, custom_objects=None):
     """A layer (or model) from {"class_name", "config"}: classes come only from cynet's own
     registry and the custom objects (registered with register_keras_serializable, given as
-    `custom_objects`, or in a custom_object_scope)."""
+    `custom_objects`, or in a custom_object_scope).
+
+    Args:
+        config: The dictionary `get_config()` returned.
+        custom_objects: Optional dict mapping names to custom classes or functions used while deserializing.
+    """
     if not isinstance(config, dict) or not isinstance(config.get("config", {}), dict):
         raise ValueError(f"a layer config must be a dict with 'class_name' and 'config'; received {config!r}")
     name = config.get("class_name")

@@ -202,6 +202,31 @@ class MultiHeadAttention(Layer):
     (heads, key_dim); key kernel and bias, likewise; value kernel (dim, heads, value_dim) and bias
     (heads, value_dim); attention_output kernel (heads, value_dim, *output_shape) and bias
     (*output_shape), output_shape defaulting to the query's last axis.
+
+    Args:
+        num_heads: Number of attention heads.
+        key_dim: Size of each attention head for query and key.
+        value_dim: Size of each attention head for value (`None`: `key_dim`).
+        dropout: Float between 0 and 1: the fraction of the attention scores to drop.
+        use_bias: Whether the layer adds a bias vector.
+        output_shape: Output shape of the function (without the batch axis), a function of the input shape, or
+            `None` (inferred by calling it).
+        attention_axes: Axes over which the attention is applied (`None`: all axes but batch, heads and
+            features).
+        sliding_window: Optional positive int: a query attends only to keys with `|i - j| < sliding_window`.
+        flash_attention: `None`, `True` or `False`, as Keras; cynet always runs its fused masked-softmax
+            kernel, and (as in Keras) `True` refuses `dropout > 0` and `return_attention_scores=True`.
+        kernel_initializer: Initializer of the kernel weights (name or Initializer).
+        bias_initializer: Initializer of the bias vector.
+        kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        activity_regularizer: Must be `None`: activity regularizers are not supported yet.
+        kernel_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        use_gate: Whether to apply a learned sigmoid gate to the attention output.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
     """
 
     supports_masking = True   # query/value/key masks come from the inputs' masks (Keras 3)
@@ -411,18 +436,22 @@ class MultiHeadAttention(Layer):
 
     @property
     def query_dense(self):
+        """The query projection layer (an EinsumDense-like layer, as in Keras)."""
         return self._query_dense
 
     @property
     def key_dense(self):
+        """The key projection layer."""
         return self._key_dense
 
     @property
     def value_dense(self):
+        """The value projection layer."""
         return self._value_dense
 
     @property
     def output_dense(self):
+        """The output projection layer."""
         return self._output_dense
 
     # ----------------------------------------------------------------- config
@@ -457,6 +486,12 @@ class Attention(Layer):
     Keras subtracts 1e9 from a masked score where MultiHeadAttention replaces it by -1e9: the two
     agree but for a row with every key masked, which Keras's documentation rules out; here such a
     row is uniform (the masked-softmax kernel's rule) and gets no gradient.
+
+    Args:
+        use_scale: Whether to learn a scalar that scales the attention scores.
+        score_mode: Function to compute the attention scores: `"dot"` or `"concat"`.
+        dropout: Float between 0 and 1: the fraction of the attention scores to drop.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
     """
 
     _multi_input = True
@@ -642,7 +677,13 @@ class Attention(Layer):
 class AdditiveAttention(Attention):
     """Additive (Bahdanau-style) attention (Keras 3's AdditiveAttention): as Attention, with the
     scores sum(scale * tanh(query_i + key_j), -1), `scale` a trainable (dim,) vector
-    (glorot_uniform) with use_scale=True (the default), ones without."""
+    (glorot_uniform) with use_scale=True (the default), ones without.
+
+    Args:
+        use_scale: Whether to learn a scalar that scales the attention scores.
+        dropout: Float between 0 and 1: the fraction of the attention scores to drop.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+    """
 
     _additive = True
 

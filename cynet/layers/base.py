@@ -26,7 +26,7 @@ from .. import _validation, activations, graph as _graph, initializers, regulari
 from ..ops import core as _opcore
 from ..variables import Variable
 
-_name_counts = collections.Counter()
+_name_counts: collections.Counter[str] = collections.Counter()
 
 
 def reset_name_counts():
@@ -100,12 +100,13 @@ class Layer:
         name: the layer's name (unique names are generated from the class name by default).
         dtype: "float32" (default) or "float64": the dtype of weights and computations.
         input_shape: shape of one sample (no batch axis), for the first layer of a Sequential model.
+        input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
     """
 
     # What inputs a built layer takes (Keras's InputSpec, checked at each call): an exact ndim
     # (batch axis included) or at least one, whether empty inputs are refused (layers whose
     # kernels need data), and, set by `build`, the sizes of the axes its weights fix.
-    _input_ndim = None
+    _input_ndim: int | None = None
     _input_min_ndim = 1
     _nonempty_input = False
 
@@ -144,7 +145,17 @@ class Layer:
     # ----------------------------------------------------------------- weights
     def add_weight(self, shape, initializer="glorot_uniform", dtype=None, trainable=True, regularizer=None,
                    name=None):
-        """Create, track and return a Variable of `shape`."""
+        """Create, track and return a Variable of `shape`.
+
+        Args:
+            shape: Shape of one sample (without the batch axis); `None` entries are unknown sizes.
+            initializer: Initializer of the weight (name or Initializer).
+            dtype: Dtype of the layer's weights and computations (`"float32"` or `"float64"`); `None` uses
+                `cynet.config.floatx()`.
+            trainable: Whether the layer's weights are updated by training.
+            regularizer: Regularizer to apply (an instance or name).
+            name: Name of the layer (a unique default is generated from the class name when `None`).
+        """
         init = initializers.get(initializer)
         shape = tuple(int(s) for s in shape)
         _validation.check_size(f"{self._who()}: weight {name!r}", shape, np.dtype(dtype or self.dtype).itemsize,
@@ -204,6 +215,7 @@ class Layer:
 
     @property
     def trainable_weights(self):
+        """The layer's trainable weights (Variables), empty when the layer is frozen (`trainable=False`)."""
         if not self.trainable:
             return []
         return self._collect(self._trainable_vars, "trainable_weights") if "_tracked" in self.__dict__ \
@@ -211,6 +223,7 @@ class Layer:
 
     @property
     def non_trainable_weights(self):
+        """The layer's non-trainable weights (all of them when the layer is frozen)."""
         if not self.trainable:
             return self.weights
         return self._collect(self._non_trainable_vars, "non_trainable_weights") if "_tracked" in self.__dict__ \
@@ -218,6 +231,7 @@ class Layer:
 
     @property
     def weights(self):
+        """All the layer's weights: the trainable ones, then the non-trainable ones (Keras's order)."""
         own = self._trainable_vars + self._non_trainable_vars
         return self._collect(own, "weights") if "_tracked" in self.__dict__ else own
 
@@ -226,9 +240,15 @@ class Layer:
     variables = weights
 
     def get_weights(self):
+        """The layer's weights as a list of NumPy arrays, in `weights` order."""
         return [v.numpy() for v in self.weights]
 
     def set_weights(self, weights):
+        """Set the layer's weights from a list of NumPy arrays, in `weights` order (shapes must match).
+
+        Args:
+            weights: List of NumPy arrays, in `get_weights()` order.
+        """
         own = self.weights
         weights = list(weights)
         if len(weights) != len(own):
@@ -242,6 +262,7 @@ class Layer:
             var.assign(value)
 
     def count_params(self):
+        """The total number of scalars in the layer's weights (the layer must be built)."""
         return int(sum(v.size for v in self.weights))
 
     # ----------------------------------------------------------- regularization
@@ -265,7 +286,11 @@ class Layer:
         """Add `loss` (a scalar or array computed in `call` with cynet.ops) to the loss that training
         minimizes (summed), as Keras's add_loss: the KL term of a VAE, an activity penalty. It belongs
         to the call that adds it (kept on the call's tape, never on the layer); outside a recording
-        call (predict) it is ignored."""
+        call (predict) it is ignored.
+
+        Args:
+            loss: A penalty to add to the model's loss.
+        """
         tape = _tape.active()
         if isinstance(tape, _tape.Tape):
             tape.added_losses.append((self, loss))
@@ -278,7 +303,11 @@ class Layer:
 
     # ------------------------------------------------------------------ calling
     def build(self, input_shape):
-        """Create the weights for inputs of `input_shape` (batch axis first, may be None)."""
+        """Create the weights for inputs of `input_shape` (batch axis first, may be None).
+
+        Args:
+            input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
+        """
         self.built = True
 
     def _maybe_build(self, input_shape):
@@ -342,7 +371,7 @@ class Layer:
     # whether its `_forward`/`call` takes `mask`; whether it may make a mask from none.
     supports_masking = False
     _takes_mask = False
-    _named_mask_params = frozenset()
+    _named_mask_params: frozenset[str] = frozenset()
     _mask_source = False
     _warn_dropped_mask = True
     # A built-in layer whose call takes a list of arrays (merge layers): `_forward` gets the list,
@@ -418,6 +447,10 @@ class Layer:
         Keras's tensors do, so masks travel beside the arrays inside Sequential and Functional
         models; a layer called directly (`layer(x)`) returns no mask: ask
         `layer.compute_mask(x)` and pass it on with `other(y, mask=m)`.
+
+        Args:
+            inputs: Input array (or list of arrays for multi-input layers).
+            previous_mask: The mask of the inputs, or `None`.
         """
         return previous_mask
 
@@ -563,7 +596,12 @@ class Layer:
         return self._inbound_nodes[0]
 
     def forward(self, inputs, training=False, **kwargs):
-        """Same as calling the layer (the manual loop's name for it): `backward` then runs on this call."""
+        """Same as calling the layer (the manual loop's name for it): `backward` then runs on this call.
+
+        Args:
+            inputs: Input array (or list of arrays for multi-input layers).
+            training: Whether the call is in training mode (dropout, batch statistics).
+        """
         return self(inputs, training=training, **kwargs)
 
     def _who(self):
@@ -623,7 +661,12 @@ class Layer:
         return np.asarray(g, dtype=output.dtype if output.dtype.kind == "f" else self.dtype)
 
     def call(self, inputs, training=False):
-        """The layer's output for `inputs` (Keras's `call`; override it to write a layer)."""
+        """The layer's output for `inputs` (Keras's `call`; override it to write a layer).
+
+        Args:
+            inputs: Input array (or list of arrays for multi-input layers).
+            training: Whether the call is in training mode (dropout, batch statistics).
+        """
         if self._fused:
             return self._forward(_tape.Context(), inputs, bool(training))
         return inputs
@@ -644,6 +687,10 @@ class Layer:
         Sets each trainable variable's `grad` to its gradient. With `input_gradient=False`, only
         the variables' gradients are computed and None is returned. A call with several inputs
         (a recurrent layer given `initial_state`, a merge layer) gets a list, one gradient per input.
+
+        Args:
+            grad: Gradient of the loss with respect to the layer's output.
+            input_gradient: Whether to return the gradient with respect to the input.
         """
         last = _tape.last_call(self)
         if last is None:
@@ -659,13 +706,20 @@ class Layer:
 
     def compute_output_shape(self, input_shape):
         """The output shape for `input_shape`: the input's for a built-in layer that keeps it; a
-        user-written layer (its own `call`) without this method runs once on zeros to find it."""
+        user-written layer (its own `call`) without this method runs once on zeros to find it.
+
+        Args:
+            input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
+        """
         if self._user_call and self.built and all(v is None or isinstance(v, (int, np.integer)) for v in input_shape):
             return self._traced_output_shapes(_graph.KerasTensor(tuple(input_shape), self.dtype.name), False, {})
         return tuple(input_shape)
 
     # ------------------------------------------------------------------- config
     def get_config(self):
+        """The constructor arguments of this layer (Keras's names and values), JSON-serializable, so that
+        `from_config` rebuilds it.
+        """
         config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
         if self._input_shape_arg is not None:
             config["input_shape"] = list(self._input_shape_arg)
@@ -673,6 +727,11 @@ class Layer:
 
     @classmethod
     def from_config(cls, config):
+        """An instance built from `get_config()`'s dictionary.
+
+        Args:
+            config: The dictionary `get_config()` returned.
+        """
         return cls(**config)
 
     def __repr__(self):

@@ -30,6 +30,7 @@ Not supported (Keras features that need TensorFlow's sparse or ragged tensors, o
 """
 import collections
 import re
+from typing import Any
 
 import numpy as np
 
@@ -173,9 +174,16 @@ class CategoryEncoding(_NotDifferentiable):
     one_hot: one vector per value (a trailing axis of size 1 is replaced by the vectors);
     multi_hot / count: one vector per row of the last axis (inputs at least 2-D). `count_weights`
     (a call argument, count mode only) weights each value's count. Not differentiable.
+
+    Args:
+        num_tokens: Number of categories (indices must be in `[0, num_tokens)`).
+        output_mode: `"one_hot"`, `"multi_hot"` (the default) or `"count"`.
+        sparse: Must be `False`: sparse outputs are not supported (Keras has them only on the TensorFlow
+            backend).
     """
 
-    def __init__(self, num_tokens=None, output_mode="multi_hot", sparse=False, **kwargs):
+    def __init__(self, num_tokens: int | None = None, output_mode: str = "multi_hot", sparse: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if num_tokens is None:
             raise ValueError("num_tokens must be set to use this layer; if the number of tokens is not known "
@@ -255,9 +263,21 @@ def hash_buckets(values, buckets, salt=None):
 class Hashing(_NotDifferentiable):
     """Hash strings or integers into `num_bins` bins (Keras 3, TensorFlow's hashes: see the module
     docstring). With `mask_value`, that value goes to bin 0 and the others to bins 1..num_bins-1.
-    output_mode "int" (int64 bin ids), "one_hot", "multi_hot" or "count". Not differentiable."""
+    output_mode "int" (int64 bin ids), "one_hot", "multi_hot" or "count". Not differentiable.
 
-    def __init__(self, num_bins, mask_value=None, salt=None, output_mode="int", sparse=False, **kwargs):
+    Args:
+        num_bins: Number of hash bins (including the mask bin when `mask_value` is given).
+        mask_value: A value that always maps to bin 0 (the mask bin); the others hash into bins
+            `1..num_bins-1`. `None`: no mask bin.
+        salt: Optional salt (a non-negative int or a pair of them, a 128-bit key) for a keyed hash, as
+            Keras's salted hashing.
+        output_mode: `"int"` (bin indices), `"one_hot"`, `"multi_hot"` or `"count"`.
+        sparse: Must be `False`: sparse outputs are not supported (Keras has them only on the TensorFlow
+            backend).
+    """
+
+    def __init__(self, num_bins: int, mask_value: Any = None, salt: Any = None, output_mode: str = "int",
+                 sparse: bool = False, **kwargs: Any) -> None:
         dtype = kwargs.get("dtype")
         if isinstance(dtype, str) and dtype in ("int32", "int64"):
             kwargs.pop("dtype")   # (Keras's dtype of int outputs)
@@ -330,8 +350,9 @@ class _IndexLookup(_NotDifferentiable):
 
     _string_input = False
 
-    def __init__(self, max_tokens, num_oov_indices, mask_token, oov_token, vocabulary, idf_weights, invert,
-                 output_mode, pad_to_max_tokens, sparse, **kwargs):
+    def __init__(self, max_tokens: int | None, num_oov_indices: int, mask_token: Any, oov_token: Any, vocabulary: Any,
+                 idf_weights: Any, invert: bool, output_mode: str, pad_to_max_tokens: bool, sparse: bool,
+                 **kwargs: Any) -> None:
         kwargs.pop("vocabulary_size", None)   # (Keras's config entry: the size follows from the vocabulary)
         if kwargs.get("dtype") in ("int32", "int64", "string"):
             kwargs.pop("dtype")   # (Keras's dtype of the indices or tokens; float outputs take the layer's dtype)
@@ -359,9 +380,9 @@ class _IndexLookup(_NotDifferentiable):
         if isinstance(vocabulary, (str, bytes)):
             raise NotImplementedError("a vocabulary file (vocabulary=path) is not supported: pass the vocabulary "
                                       "as a list")
-        self._tokens = []      # the vocabulary without its special tokens
-        self._index = {}       # token -> index
-        self._inverse = {}     # index -> token
+        self._tokens: list[Any] = []      # the vocabulary without its special tokens
+        self._index: dict[Any, int] = {}  # token -> index
+        self._inverse: dict[int, Any] = {}  # index -> token
         self._idf = None
         self._has_input_vocabulary = vocabulary is not None
         if vocabulary is not None:
@@ -385,7 +406,12 @@ class _IndexLookup(_NotDifferentiable):
         return self._token_start() + len(self._tokens)
 
     def get_vocabulary(self, include_special_tokens=True):
-        """The tokens in index order: [mask token] (int output), the OOV tokens, the vocabulary."""
+        """The tokens in index order: [mask token] (int output), the OOV tokens, the vocabulary.
+
+        Args:
+            include_special_tokens: Whether the returned vocabulary (or its size) includes the mask and OOV
+                tokens.
+        """
         vocab = [self.oov_token] * self._token_start() + list(self._tokens)
         if self.mask_token is not None and self.output_mode == "int":
             vocab[0] = self.mask_token
@@ -393,7 +419,14 @@ class _IndexLookup(_NotDifferentiable):
 
     def set_vocabulary(self, vocabulary, idf_weights=None):
         """Set the vocabulary (a list or 1-D array of tokens, with or without the special tokens
-        at its start) and, for tf_idf, the inverse document frequencies (one per token given)."""
+        at its start) and, for tf_idf, the inverse document frequencies (one per token given).
+
+        Args:
+            vocabulary: A list of tokens (or a path to a file with one per line); `None` to learn it with
+                `adapt`.
+            idf_weights: Inverse document frequency weights, one per vocabulary entry (only with
+                `output_mode="tf_idf"`).
+        """
         if self.output_mode == "tf_idf":
             if idf_weights is None:
                 raise ValueError("idf_weights must be set if output_mode is 'tf_idf'")
@@ -453,7 +486,12 @@ class _IndexLookup(_NotDifferentiable):
     # ------------------------------------------------------------------ adapt
     def adapt(self, data, steps=None):
         """Build the vocabulary from `data`: an array or list of tokens (one batch), or an
-        iterable of batches (a generator); `steps` limits the batches read from an iterable."""
+        iterable of batches (a generator); `steps` limits the batches read from an iterable.
+
+        Args:
+            data: Data to compute the layer's state from (an array, or an iterable of batches).
+            steps: Number of batches to draw from `data` (`None`: all).
+        """
         if self._has_input_vocabulary:
             raise ValueError(f"{self._who()}: cannot adapt after setting a static vocabulary via the vocabulary "
                              f"argument or set_vocabulary()")
@@ -585,14 +623,36 @@ def _batches(data):
 
 class StringLookup(_IndexLookup):
     """Strings to integer indices through a vocabulary (Keras 3; see the module docstring), or
-    back with `invert=True`. Not differentiable."""
+    back with `invert=True`. Not differentiable.
+
+    Args:
+        max_tokens: Maximum size of the vocabulary (including the OOV and mask tokens); `None`: unlimited.
+        num_oov_indices: Number of out-of-vocabulary indices (tokens outside the vocabulary are hashed into
+            them).
+        mask_token: Token that represents masked input (index 0), or `None` for no mask token.
+        oov_token: Token returned for out-of-vocabulary indices when `invert=True`.
+        vocabulary: A list of tokens (or a path to a file with one per line); `None` to learn it with `adapt`.
+        idf_weights: Inverse document frequency weights, one per vocabulary entry (only with
+            `output_mode="tf_idf"`).
+        invert: If `True`, undo the transformation instead (multiply by the standard deviation and add the
+            mean; for lookups, map indices back to tokens).
+        output_mode: `"int"` (indices), `"one_hot"`, `"multi_hot"`, `"count"` or `"tf_idf"`.
+        pad_to_max_tokens: Whether to pad the multi-hot/count/tf-idf output to `max_tokens` columns even when
+            the vocabulary is smaller.
+        sparse: Must be `False`: sparse outputs are not supported (Keras has them only on the TensorFlow
+            backend).
+        encoding: Text encoding used to read string inputs.
+        salt: Optional salt (an int or a pair of ints) for a keyed hash, as Keras's SipHash-based salted
+            hashing.
+    """
 
     _string_input = True
     _token_dtype = "string"
 
-    def __init__(self, max_tokens=None, num_oov_indices=1, mask_token=None, oov_token="[UNK]", vocabulary=None,
-                 idf_weights=None, invert=False, output_mode="int", pad_to_max_tokens=False, sparse=False,
-                 encoding="utf-8", salt=None, **kwargs):
+    def __init__(self, max_tokens: int | None = None, num_oov_indices: int = 1, mask_token: Any = None,
+                 oov_token: Any = "[UNK]", vocabulary: Any = None, idf_weights: Any = None, invert: bool = False,
+                 output_mode: str = "int", pad_to_max_tokens: bool = False, sparse: bool = False,
+                 encoding: str = "utf-8", salt: Any = None, **kwargs: Any) -> None:
         if encoding not in ("utf-8", "utf8", "UTF-8"):
             raise ValueError(f"encoding must be 'utf-8'; received encoding={encoding!r}")
         self.encoding = "utf-8"
@@ -630,13 +690,37 @@ class StringLookup(_IndexLookup):
 
 class IntegerLookup(_IndexLookup):
     """Integers to indices through a vocabulary (Keras 3; see the module docstring), or back with
-    `invert=True`. Not differentiable."""
+    `invert=True`. Not differentiable.
+
+    Args:
+        max_tokens: Maximum size of the vocabulary (including the OOV and mask tokens); `None`: unlimited.
+        num_oov_indices: Number of out-of-vocabulary indices (tokens outside the vocabulary are hashed into
+            them).
+        mask_token: Token that represents masked input (index 0), or `None` for no mask token.
+        oov_token: Token returned for out-of-vocabulary indices when `invert=True`.
+        vocabulary: A list of tokens (or a path to a file with one per line); `None` to learn it with `adapt`.
+        vocabulary_dtype: Dtype of the vocabulary's tokens (`"int64"` for IntegerLookup).
+        idf_weights: Inverse document frequency weights, one per vocabulary entry (only with
+            `output_mode="tf_idf"`).
+        invert: If `True`, undo the transformation instead (multiply by the standard deviation and add the
+            mean; for lookups, map indices back to tokens).
+        output_mode: `"int"` (indices), `"one_hot"`, `"multi_hot"`, `"count"` or `"tf_idf"`.
+        sparse: Must be `False`: sparse outputs are not supported (Keras has them only on the TensorFlow
+            backend).
+        pad_to_max_tokens: Whether to pad the multi-hot/count/tf-idf output to `max_tokens` columns even when
+            the vocabulary is smaller.
+        oov_method: How an out-of-vocabulary integer picks one of several OOV indices: `"floormod"` (its
+            value modulo `num_oov_indices`, the default) or `"farmhash"` (a hash, optionally salted).
+        salt: Optional salt (an int or a pair of ints) for a keyed hash, as Keras's SipHash-based salted
+            hashing.
+    """
 
     _token_dtype = "int64"
 
-    def __init__(self, max_tokens=None, num_oov_indices=1, mask_token=None, oov_token=-1, vocabulary=None,
-                 vocabulary_dtype="int64", idf_weights=None, invert=False, output_mode="int", sparse=False,
-                 pad_to_max_tokens=False, oov_method="floormod", salt=None, **kwargs):
+    def __init__(self, max_tokens: int | None = None, num_oov_indices: int = 1, mask_token: Any = None,
+                 oov_token: Any = -1, vocabulary: Any = None, vocabulary_dtype: str = "int64", idf_weights: Any = None,
+                 invert: bool = False, output_mode: str = "int", sparse: bool = False, pad_to_max_tokens: bool = False,
+                 oov_method: str = "floormod", salt: Any = None, **kwargs: Any) -> None:
         if vocabulary_dtype != "int64":
             raise ValueError(f"Only vocabulary_dtype='int64' is supported; received vocabulary_dtype="
                              f"{vocabulary_dtype!r}")
@@ -708,16 +792,23 @@ class TextVectorization(_NotDifferentiable):
         output_sequence_length: int output only: pad with 0 or truncate every row to this length
             (default: pad to the longest row of the batch).
         pad_to_max_tokens: multi_hot / count / tf_idf vectors of size max_tokens.
-        vocabulary, idf_weights: a vocabulary (list) and its IDF weights, instead of `adapt`.
+        vocabulary: A vocabulary (list) and its IDF weights, instead of `adapt`.
+        idf_weights: A vocabulary (list) and its IDF weights, instead of `adapt`.
+        sparse: Must be `False`: sparse outputs are not supported (Keras has them only on the TensorFlow
+            backend).
+        ragged: Keras's ragged tensors; cynet has none, so it must be `False`.
+        encoding: Text encoding used to read string inputs.
 
     Inputs: a batch of strings, shape (batch,) or (batch, 1). Not differentiable.
     """
 
     _string_input = True
 
-    def __init__(self, max_tokens=None, standardize="lower_and_strip_punctuation", split="whitespace", ngrams=None,
-                 output_mode="int", output_sequence_length=None, pad_to_max_tokens=False, vocabulary=None,
-                 idf_weights=None, sparse=False, ragged=False, encoding="utf-8", **kwargs):
+    def __init__(self, max_tokens: int | None = None, standardize: Any = "lower_and_strip_punctuation",
+                 split: Any = "whitespace", ngrams: Any = None, output_mode: str = "int",
+                 output_sequence_length: int | None = None, pad_to_max_tokens: bool = False, vocabulary: Any = None,
+                 idf_weights: Any = None, sparse: bool = False, ragged: bool = False, encoding: str = "utf-8",
+                 **kwargs: Any) -> None:
         vocabulary_size = kwargs.pop("vocabulary_size", None)
         super().__init__(**kwargs)
         del vocabulary_size
@@ -741,7 +832,7 @@ class TextVectorization(_NotDifferentiable):
         else:
             raise ValueError(f"ngrams must be None, a positive integer, or a tuple of positive integers; received "
                              f"ngrams={ngrams!r}")
-        self.ngrams = list(self._ngrams) if isinstance(ngrams, (tuple, list)) else ngrams
+        self.ngrams = list(self._ngrams or ()) if isinstance(ngrams, (tuple, list)) else ngrams
         self.output_sequence_length = _optional_int("output_sequence_length", output_sequence_length, 1)
         if self.output_mode != "int" and self.output_sequence_length is not None:
             raise ValueError(f"output_sequence_length must not be set if output_mode is not 'int'; received "
@@ -761,20 +852,42 @@ class TextVectorization(_NotDifferentiable):
     # ------------------------------------------------------------------ vocabulary
     @property
     def max_tokens(self):
+        """The maximum vocabulary size given at construction."""
         return self._lookup_layer.max_tokens
 
     def get_vocabulary(self, include_special_tokens=True):
+        """The current vocabulary as a list of tokens, index order.
+
+        Args:
+            include_special_tokens: Whether the returned vocabulary (or its size) includes the mask and OOV
+                tokens.
+        """
         return self._lookup_layer.get_vocabulary(include_special_tokens)
 
     def vocabulary_size(self):
+        """The size of the current vocabulary (including the mask and OOV tokens)."""
         return self._lookup_layer.vocabulary_size()
 
     def set_vocabulary(self, vocabulary, idf_weights=None):
+        """Replace the vocabulary (and, for `"tf_idf"`, the idf weights).
+
+        Args:
+            vocabulary: A list of tokens (or a path to a file with one per line); `None` to learn it with
+                `adapt`.
+            idf_weights: Inverse document frequency weights, one per vocabulary entry (only with
+                `output_mode="tf_idf"`).
+        """
         self._lookup_layer.set_vocabulary(vocabulary, idf_weights)
 
     def adapt(self, data, batch_size=None, steps=None):
         """Build the vocabulary (and, for tf_idf, the document frequencies) from `data`: an array
-        or list of strings, or an iterable of batches of them."""
+        or list of strings, or an iterable of batches of them.
+
+        Args:
+            data: Data to compute the layer's state from (an array, or an iterable of batches).
+            batch_size: Fixed batch size of the input, or `None`.
+            steps: Number of batches to draw from `data` (`None`: all).
+        """
         if self._lookup_layer._has_input_vocabulary:
             raise ValueError(f"{self._who()}: cannot adapt after setting a static vocabulary via the vocabulary "
                              f"argument or set_vocabulary()")

@@ -8,6 +8,8 @@ the explicit left padding dilation_rate * (kernel_size - 1).
 Kernel shapes (Keras's): Conv (k..., in_channels / groups, filters); ConvTranspose
 (k..., filters, in_channels).
 """
+from typing import Any
+
 import numpy as np
 
 from .. import _validation, activations, initializers, kernels, regularizers
@@ -40,9 +42,10 @@ class _Conv(ActivationMixin, Layer):
     _transpose = False
     _nonempty_input = True
 
-    def __init__(self, filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
-                 kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, kernel_constraint,
-                 bias_constraint, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None,
+                 padding: str, data_format: str | None, dilation_rate: int | tuple[int, ...], activation: Any,
+                 use_bias: bool, kernel_initializer: Any, bias_initializer: Any, kernel_regularizer: Any,
+                 bias_regularizer: Any, kernel_constraint: Any, bias_constraint: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         rank = self._rank
         self.filters = _validation.positive_int("filters", filters)
@@ -151,9 +154,11 @@ class _Conv(ActivationMixin, Layer):
 class _ConvForward(_Conv):
     """Conv1D and Conv2D: cross-correlation (as Keras), with groups."""
 
-    def __init__(self, filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
-                 use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-                 kernel_constraint, bias_constraint, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None,
+                 padding: str, data_format: str | None, dilation_rate: int | tuple[int, ...], groups: int,
+                 activation: Any, use_bias: bool, kernel_initializer: Any, bias_initializer: Any,
+                 kernel_regularizer: Any, bias_regularizer: Any, kernel_constraint: Any, bias_constraint: Any,
+                 **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                          kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
                          kernel_constraint, bias_constraint, **kwargs)
@@ -201,14 +206,22 @@ class Conv2D(_ConvForward):
         data_format: "channels_last" (default, None) or "channels_first".
         dilation_rate: int or pair.
         groups: positive int dividing the input channels and filters (grouped convolution).
-        activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as Keras.
-        kernel_constraint, bias_constraint: None only (cynet has no weight constraints).
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        kernel_initializer: Initializer of the kernel weights (name or Initializer).
+        bias_initializer: Initializer of the bias vector.
+        kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        kernel_constraint: None only (cynet has no weight constraints).
+        bias_constraint: None only (cynet has no weight constraints).
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),
-                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 bias_constraint=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...],
+                 strides: int | tuple[int, ...] | None = (1, 1), padding: str = "valid",
+                 data_format: str | None = None, dilation_rate: int | tuple[int, ...] = (1, 1), groups: int = 1,
+                 activation: Any = None, use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
+                 bias_initializer: Any = "zeros", kernel_regularizer: Any = None, bias_regularizer: Any = None,
+                 kernel_constraint: Any = None, bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
                          use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
                          kernel_constraint, bias_constraint, **kwargs)
@@ -221,15 +234,39 @@ class Conv1D(_ConvForward):
     Args as Conv2D, with ints (or 1-tuples) for kernel_size, strides and dilation_rate, and
     padding "valid", "same" or "causal" (output[t] depends on input[:t + 1] only: the input is
     padded on the left by dilation_rate * (kernel_size - 1)).
+
+    Args:
+        filters: Number of output channels (filters).
+        kernel_size: Int or tuple of ints: the size of the convolution window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        dilation_rate: Int or tuple of ints: the dilation rate of the kernel along each spatial axis.
+        groups: Positive int dividing the input channels and `filters`: each group of channels is convolved
+            separately.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        kernel_initializer: Initializer of the kernel weights (name or Initializer).
+        bias_initializer: Initializer of the bias vector.
+        kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        kernel_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
     """
 
     _rank = 1
     _input_ndim = 3
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
-                 groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 bias_constraint=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None = 1,
+                 padding: str = "valid", data_format: str | None = None, dilation_rate: int | tuple[int, ...] = 1,
+                 groups: int = 1, activation: Any = None, use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None, kernel_constraint: Any = None,
+                 bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
                          use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
                          kernel_constraint, bias_constraint, **kwargs)
@@ -241,9 +278,11 @@ class _ConvTranspose(_Conv):
 
     _transpose = True
 
-    def __init__(self, filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
-                 activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-                 kernel_constraint, bias_constraint, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None,
+                 padding: str, output_padding: int | tuple[int, ...] | None, data_format: str | None,
+                 dilation_rate: int | tuple[int, ...], activation: Any, use_bias: bool, kernel_initializer: Any,
+                 bias_initializer: Any, kernel_regularizer: Any, bias_regularizer: Any, kernel_constraint: Any,
+                 bias_constraint: Any, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                          kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
                          kernel_constraint, bias_constraint, **kwargs)
@@ -288,17 +327,32 @@ class Conv2DTranspose(_ConvTranspose):
     """2-D transposed convolution (Keras 3); kernel shape (kh, kw, filters, in_channels).
 
     Args:
-        filters, kernel_size, strides, dilation_rate, data_format, activation, use_bias, initializers,
-            regularizers: as Conv2D.
-        padding: "valid" or "same". output_padding: None (Keras's default output size: "valid"
-            (H - 1) * s + max(ek, s), "same" H * s) or an int or pair, each less than its stride.
-        kernel_constraint, bias_constraint: None only.
+        filters: Number of output channels (filters).
+        kernel_size: Int or tuple of ints: the size of the convolution window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: "valid" or "same".
+        output_padding: None (Keras's default output size: "valid" (H - 1) * s + max(ek, s), "same"
+            H * s) or an int or pair, each less than its stride.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        dilation_rate: Int or tuple of ints: the dilation rate of the kernel along each spatial axis.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        kernel_initializer: Initializer of the kernel weights (name or Initializer).
+        bias_initializer: Initializer of the bias vector.
+        kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        kernel_constraint: None only (cynet has no weight constraints).
+        bias_constraint: None only (cynet has no weight constraints).
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", output_padding=None, data_format=None,
-                 dilation_rate=(1, 1), activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 bias_constraint=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...],
+                 strides: int | tuple[int, ...] | None = (1, 1), padding: str = "valid",
+                 output_padding: int | tuple[int, ...] | None = None, data_format: str | None = None,
+                 dilation_rate: int | tuple[int, ...] = (1, 1), activation: Any = None, use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None, kernel_constraint: Any = None,
+                 bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
                          activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
                          bias_regularizer, kernel_constraint, bias_constraint, **kwargs)
@@ -306,15 +360,40 @@ class Conv2DTranspose(_ConvTranspose):
 
 class Conv1DTranspose(_ConvTranspose):
     """1-D transposed convolution (Keras 3); kernel shape (kernel_size, filters, in_channels).
-    Args as Conv2DTranspose, with ints (or 1-tuples)."""
+    Args as Conv2DTranspose, with ints (or 1-tuples).
+
+    Args:
+        filters: Number of output channels (filters).
+        kernel_size: Int or tuple of ints: the size of the convolution window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        output_padding: `None` (Keras's default output size) or an int or tuple: the padding added to the
+            output along each spatial axis (each less than its stride).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        dilation_rate: Int or tuple of ints: the dilation rate of the kernel along each spatial axis.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        kernel_initializer: Initializer of the kernel weights (name or Initializer).
+        bias_initializer: Initializer of the bias vector.
+        kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        kernel_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+    """
 
     _rank = 1
     _input_ndim = 3
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
-                 dilation_rate=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 bias_constraint=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None = 1,
+                 padding: str = "valid", output_padding: int | tuple[int, ...] | None = None,
+                 data_format: str | None = None, dilation_rate: int | tuple[int, ...] = 1, activation: Any = None,
+                 use_bias: bool = True, kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None, kernel_constraint: Any = None,
+                 bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
                          activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
                          bias_regularizer, kernel_constraint, bias_constraint, **kwargs)

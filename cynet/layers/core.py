@@ -8,7 +8,16 @@ from .base import Layer, add_grad, as_mask, check_activation, set_kernel_options
 
 class InputLayer(Layer):
     """The layer behind `cynet.Input`: declares the shape (and dtype) of one sample, and holds the
-    symbolic tensor a Functional model starts from (`output`)."""
+    symbolic tensor a Functional model starts from (`output`).
+
+    Args:
+        shape: Shape of one sample (without the batch axis); `None` entries are unknown sizes.
+        batch_size: Fixed batch size of the input, or `None`.
+        dtype: Dtype of the layer's weights and computations (`"float32"` or `"float64"`); `None` uses
+            `cynet.config.floatx()`.
+        name: Name of the layer (a unique default is generated from the class name when `None`).
+        batch_shape: Full input shape including the batch axis (instead of `shape` and `batch_size`).
+    """
 
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, **kwargs):
         if "input_shape" in kwargs:
@@ -79,7 +88,18 @@ def _input_dtype(dtype):
 
 def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None, tensor=None):
     """Keras `Input`: a symbolic tensor to build a Functional model from (`Input(shape=(28, 28, 1))`),
-    also accepted as the first element of a Sequential model. `dtype="int32"` for index inputs."""
+    also accepted as the first element of a Sequential model. `dtype="int32"` for index inputs.
+
+    Args:
+        shape: Shape of one sample (without the batch axis); `None` entries are unknown sizes.
+        batch_size: Fixed batch size of the input, or `None`.
+        dtype: Dtype of the layer's weights and computations (`"float32"` or `"float64"`); `None` uses
+            `cynet.config.floatx()`.
+        sparse: Must be `None` or `False`: sparse inputs are not supported.
+        batch_shape: Full input shape including the batch axis (instead of `shape` and `batch_size`).
+        name: Name of the layer (a unique default is generated from the class name when `None`).
+        tensor: Keras's existing-tensor input; not supported (must be `None`).
+    """
     if tensor is not None:
         raise ValueError("Input(tensor=...) is not supported")
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse, batch_shape=batch_shape,
@@ -118,7 +138,10 @@ class Dense(ActivationMixin, Layer):
         units: positive int, output size.
         activation: activation name or object (None: linear).
         use_bias: whether to add a bias.
-        kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer: as in Keras.
+        kernel_initializer: Initializer of the kernel weights (name or Initializer).
+        bias_initializer: Initializer of the bias vector.
+        kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
     """
 
     supports_masking = True   # the mask passes through (Keras 3)
@@ -180,7 +203,11 @@ class Dense(ActivationMixin, Layer):
 
 
 class Activation(ActivationMixin, Layer):
-    """Applies an activation function: `Activation("relu")`."""
+    """Applies an activation function: `Activation("relu")`.
+
+    Args:
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+    """
 
     supports_masking = True   # the mask passes through (Keras 3)
 
@@ -200,7 +227,13 @@ class Activation(ActivationMixin, Layer):
 
 class ReLU(ActivationMixin, Layer):
     """Keras ReLU layer: `max(x, 0)` above `threshold`, capped at `max_value`, with `negative_slope`
-    below the threshold."""
+    below the threshold.
+
+    Args:
+        max_value: Upper bound of the output (`None`: unbounded).
+        negative_slope: Slope of the negative part.
+        threshold: Values below this threshold are damped (by `negative_slope`).
+    """
 
     supports_masking = True   # the mask passes through (Keras 3)
 
@@ -222,7 +255,11 @@ class ReLU(ActivationMixin, Layer):
 
 
 class LeakyReLU(ReLU):
-    """Keras 3 LeakyReLU(negative_slope=0.3)."""
+    """Keras 3 LeakyReLU(negative_slope=0.3).
+
+    Args:
+        negative_slope: Slope of the negative part.
+    """
 
     def __init__(self, negative_slope=0.3, **kwargs):
         kwargs.pop("alpha", None)
@@ -235,6 +272,11 @@ class LeakyReLU(ReLU):
 
 
 class ELU(ReLU):
+    """Exponential linear unit layer: `x` for `x > 0`, `alpha * (exp(x) - 1)` below.
+
+    Args:
+        alpha: Scale of the negative part.
+    """
     def __init__(self, alpha=1.0, **kwargs):
         Layer.__init__(self, **kwargs)
         self.alpha = _validation.real("alpha", alpha)
@@ -245,6 +287,11 @@ class ELU(ReLU):
 
 
 class Softmax(ReLU):
+    """Softmax activation layer, along `axis`.
+
+    Args:
+        axis: Axis along which the softmax is taken.
+    """
     def __init__(self, axis=-1, **kwargs):
         Layer.__init__(self, **kwargs)
         if not _validation.is_int(axis):
@@ -289,7 +336,14 @@ class Softmax(ReLU):
 
 class Dropout(Layer):
     """Inverted dropout: in training, zeroes a fraction `rate` of inputs and scales the rest by
-    1 / (1 - rate); at inference, the identity."""
+    1 / (1 - rate); at inference, the identity.
+
+    Args:
+        rate: Float between 0 and 1: the fraction of the inputs to drop.
+        noise_shape: Shape of the binary dropout mask, broadcast against the inputs (e.g. `(batch, 1,
+            features)` to drop the same features at every timestep).
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+    """
 
     supports_masking = True   # the mask passes through (Keras 3)
 
@@ -333,6 +387,13 @@ def check_noise_shape(layer, x):
 
 
 class Flatten(Layer):
+    """Flattens each sample to one axis (the batch axis is kept). With `data_format="channels_first"`, the
+    channels are moved last first, as Keras does.
+
+    Args:
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.data_format = None if data_format is None else _validation.data_format(data_format)
@@ -358,6 +419,11 @@ class Flatten(Layer):
 
 
 class Reshape(Layer):
+    """Reshapes each sample to `target_shape` (the batch axis is kept).
+
+    Args:
+        target_shape: Target shape of each sample (without the batch axis); one entry may be -1.
+    """
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
         try:

@@ -7,6 +7,8 @@ The 1-D layers are the 2-D ones on a height-1 view: inputs (N, L, C) are seen as
 (channels_first (N, C, L) as (N, C, 1, L)) and the 1-D kernels as their (1, ...) 2-D views,
 without copies.
 """
+from typing import Any
+
 from .. import _validation, activations, initializers, kernels, regularizers
 from .base import Layer, add_grad, check_activation, check_initializer, check_regularizer
 from .core import ActivationMixin
@@ -42,9 +44,11 @@ class _DepthwiseBase(ActivationMixin, Layer):
     _rank = 2
     _nonempty_input = True
 
-    def __init__(self, kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate, activation,
-                 use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer, bias_regularizer,
-                 activity_regularizer, depthwise_constraint, bias_constraint, **kwargs):
+    def __init__(self, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None, padding: str,
+                 depth_multiplier: int, data_format: str | None, dilation_rate: int | tuple[int, ...], activation: Any,
+                 use_bias: bool, depthwise_initializer: Any, bias_initializer: Any, depthwise_regularizer: Any,
+                 bias_regularizer: Any, activity_regularizer: Any, depthwise_constraint: Any, bias_constraint: Any,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         rank = self._rank
         self.kernel_size = _tuple("kernel_size", kernel_size, rank)
@@ -135,19 +139,31 @@ class DepthwiseConv2D(_DepthwiseBase):
     depth_multiplier), then bias (in_channels * depth_multiplier,).
 
     Args:
-        kernel_size: int or pair. strides, dilation_rate: int or pair (default 1).
+        kernel_size: int or pair.
+        strides: int or pair (default 1).
         padding: "valid" or "same" (Keras semantics, also for even kernels and strides > 1).
         depth_multiplier: positive int, filters per input channel.
         data_format: "channels_last" (default, None) or "channels_first".
-        activation, use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer,
-        bias_regularizer: as Keras. activity_regularizer, depthwise_constraint, bias_constraint:
-        None only (not supported yet).
+        dilation_rate: int or pair (default 1).
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        depthwise_initializer: Initializer of the depthwise kernel.
+        bias_initializer: Initializer of the bias vector.
+        depthwise_regularizer: Regularizer of the depthwise kernel, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        activity_regularizer: Must be `None`: activity regularizers are not supported yet.
+        depthwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
     """
 
-    def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
-                 dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
-                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(self, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None = (1, 1),
+                 padding: str = "valid", depth_multiplier: int = 1, data_format: str | None = None,
+                 dilation_rate: int | tuple[int, ...] = (1, 1), activation: Any = None, use_bias: bool = True,
+                 depthwise_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 depthwise_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
+                 depthwise_constraint: Any = None, bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate, activation,
                          use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer, bias_regularizer,
                          activity_regularizer, depthwise_constraint, bias_constraint, **kwargs)
@@ -187,14 +203,38 @@ class DepthwiseConv2D(_DepthwiseBase):
 class DepthwiseConv1D(DepthwiseConv2D):
     """Depthwise 1-D convolution over (batch, steps, channels) (channels_first: (batch, channels,
     steps)). Weights: kernel (k, in_channels, depth_multiplier), then bias. Arguments as
-    DepthwiseConv2D with ints (or 1-tuples) for kernel_size, strides and dilation_rate."""
+    DepthwiseConv2D with ints (or 1-tuples) for kernel_size, strides and dilation_rate.
+
+    Args:
+        kernel_size: Int or tuple of ints: the size of the convolution window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        depth_multiplier: Number of depthwise output channels per input channel.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        dilation_rate: Int or tuple of ints: the dilation rate of the kernel along each spatial axis.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        depthwise_initializer: Initializer of the depthwise kernel.
+        bias_initializer: Initializer of the bias vector.
+        depthwise_regularizer: Regularizer of the depthwise kernel, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        activity_regularizer: Must be `None`: activity regularizers are not supported yet.
+        depthwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+    """
 
     _rank = 1
 
-    def __init__(self, kernel_size, strides=1, padding="valid", depth_multiplier=1, data_format=None,
-                 dilation_rate=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
-                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
-                 activity_regularizer=None, depthwise_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(self, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None = 1,
+                 padding: str = "valid", depth_multiplier: int = 1, data_format: str | None = None,
+                 dilation_rate: int | tuple[int, ...] = 1, activation: Any = None, use_bias: bool = True,
+                 depthwise_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 depthwise_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
+                 depthwise_constraint: Any = None, bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate, activation,
                          use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer, bias_regularizer,
                          activity_regularizer, depthwise_constraint, bias_constraint, **kwargs)
@@ -207,15 +247,39 @@ class SeparableConv2D(_DepthwiseBase):
     (1, 1, in_channels * depth_multiplier, filters), bias (filters,).
 
     Args:
-        filters: output channels. pointwise_initializer, pointwise_regularizer: as Keras;
-        pointwise_constraint: None only. The rest as DepthwiseConv2D.
+        filters: output channels.
+        kernel_size: Int or tuple of ints: the size of the convolution window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        dilation_rate: Int or tuple of ints: the dilation rate of the kernel along each spatial axis.
+        depth_multiplier: Number of depthwise output channels per input channel.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        depthwise_initializer: Initializer of the depthwise kernel.
+        pointwise_initializer: Initializer of the pointwise (1x1) kernel.
+        bias_initializer: Initializer of the bias vector.
+        depthwise_regularizer: Regularizer of the depthwise kernel, or `None`.
+        pointwise_regularizer: Regularizer of the pointwise kernel, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        activity_regularizer: Must be `None`: activity regularizers are not supported yet.
+        depthwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        pointwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is refused).
     """
 
-    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None, dilation_rate=(1, 1),
-                 depth_multiplier=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
-                 pointwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_regularizer=None,
-                 pointwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 depthwise_constraint=None, pointwise_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...],
+                 strides: int | tuple[int, ...] | None = (1, 1), padding: str = "valid",
+                 data_format: str | None = None, dilation_rate: int | tuple[int, ...] = (1, 1),
+                 depth_multiplier: int = 1, activation: Any = None, use_bias: bool = True,
+                 depthwise_initializer: Any = "glorot_uniform", pointwise_initializer: Any = "glorot_uniform",
+                 bias_initializer: Any = "zeros", depthwise_regularizer: Any = None, pointwise_regularizer: Any = None,
+                 bias_regularizer: Any = None, activity_regularizer: Any = None, depthwise_constraint: Any = None,
+                 pointwise_constraint: Any = None, bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(kernel_size, strides, padding, depth_multiplier, data_format, dilation_rate, activation,
                          use_bias, depthwise_initializer, bias_initializer, depthwise_regularizer, bias_regularizer,
                          activity_regularizer, depthwise_constraint, bias_constraint, **kwargs)
@@ -282,15 +346,44 @@ class SeparableConv1D(SeparableConv2D):
     """Depthwise separable 1-D convolution over (batch, steps, channels). Weights: depthwise_kernel
     (k, in_channels, depth_multiplier), pointwise_kernel (1, in_channels * depth_multiplier,
     filters), bias (filters,). Arguments as SeparableConv2D with ints for kernel_size, strides and
-    dilation_rate."""
+    dilation_rate.
+
+    Args:
+        filters: Number of output channels (filters).
+        kernel_size: Int or tuple of ints: the size of the convolution window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        dilation_rate: Int or tuple of ints: the dilation rate of the kernel along each spatial axis.
+        depth_multiplier: Number of depthwise output channels per input channel.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        depthwise_initializer: Initializer of the depthwise kernel.
+        pointwise_initializer: Initializer of the pointwise (1x1) kernel.
+        bias_initializer: Initializer of the bias vector.
+        depthwise_regularizer: Regularizer of the depthwise kernel, or `None`.
+        pointwise_regularizer: Regularizer of the pointwise kernel, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        activity_regularizer: Must be `None`: activity regularizers are not supported yet.
+        depthwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        pointwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+    """
 
     _rank = 1
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
-                 depth_multiplier=1, activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
-                 pointwise_initializer="glorot_uniform", bias_initializer="zeros", depthwise_regularizer=None,
-                 pointwise_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 depthwise_constraint=None, pointwise_constraint=None, bias_constraint=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None = 1,
+                 padding: str = "valid", data_format: str | None = None, dilation_rate: int | tuple[int, ...] = 1,
+                 depth_multiplier: int = 1, activation: Any = None, use_bias: bool = True,
+                 depthwise_initializer: Any = "glorot_uniform", pointwise_initializer: Any = "glorot_uniform",
+                 bias_initializer: Any = "zeros", depthwise_regularizer: Any = None, pointwise_regularizer: Any = None,
+                 bias_regularizer: Any = None, activity_regularizer: Any = None, depthwise_constraint: Any = None,
+                 pointwise_constraint: Any = None, bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, depth_multiplier,
                          activation, use_bias, depthwise_initializer, pointwise_initializer, bias_initializer,
                          depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer,

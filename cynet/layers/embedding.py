@@ -1,4 +1,6 @@
 """Embedding."""
+from typing import Any
+
 import numpy as np
 
 from .. import _validation, initializers, regularizers
@@ -10,10 +12,18 @@ class Embedding(Layer):
 
     With `mask_zero=True` index 0 is padding: the output's mask (compute_mask, propagated by the
     models to mask-aware layers) is `inputs != 0`, as in Keras 3.
+
+    Args:
+        input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+        output_dim: Size of the dense embedding vectors.
+        embeddings_initializer: Initializer of the embedding matrix.
+        embeddings_regularizer: Regularizer of the embedding matrix, or `None`.
+        mask_zero: Whether index 0 is a padding value that produces a mask for the downstream layers (then
+            index 0 cannot be used in the vocabulary).
     """
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", embeddings_regularizer=None,
-                 mask_zero=False, **kwargs):
+    def __init__(self, input_dim: int, output_dim: int, embeddings_initializer: Any = "uniform",
+                 embeddings_regularizer: Any = None, mask_zero: bool = False, **kwargs: Any) -> None:
         kwargs.pop("input_length", None)
         super().__init__(**kwargs)
         self.input_dim = _validation.positive_int("input_dim", input_dim)
@@ -49,7 +59,12 @@ class Embedding(Layer):
         return idx
 
     def compute_mask(self, inputs, mask=None):
-        """`inputs != 0` with mask_zero=True, else None (an input mask stops here, as in Keras)."""
+        """`inputs != 0` with mask_zero=True, else None (an input mask stops here, as in Keras).
+
+        Args:
+            inputs: Input array (or list of arrays for multi-input layers).
+            mask: Optional boolean mask of the inputs (`True` keeps a position).
+        """
         if not self.mask_zero:
             return None
         return _validation.as_array(f"{self._who()}: inputs", inputs) != 0

@@ -31,6 +31,8 @@ contrast and brightness pass it where the output was not clipped to `value_range
 was). At inference the Random* layers pass the gradient unchanged.
 """
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +90,7 @@ class _ImageLayer(Layer):
 
     _input_ndim = 4
 
-    def __init__(self, data_format=None, **kwargs):
+    def __init__(self, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = _checks.data_format(data_format)
 
@@ -134,7 +136,8 @@ class Resizing(_ImageLayer):
     interpolation rules).
 
     Args:
-        height, width: the output size (positive ints).
+        height: The output size (positive ints).
+        width: The output size (positive ints).
         interpolation: "bilinear" (default) or "nearest" (Keras's other methods, bicubic, lanczos,
             area, are not implemented: NotImplementedError).
         crop_to_aspect_ratio: first crop the largest centred window of the target aspect ratio.
@@ -146,8 +149,9 @@ class Resizing(_ImageLayer):
         data_format: "channels_last" or "channels_first".
     """
 
-    def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
-                 fill_mode="constant", fill_value=0.0, antialias=False, data_format=None, **kwargs):
+    def __init__(self, height: int, width: int, interpolation: str = "bilinear", crop_to_aspect_ratio: bool = False,
+                 pad_to_aspect_ratio: bool = False, fill_mode: str = "constant", fill_value: float = 0.0,
+                 antialias: bool = False, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(data_format=data_format, **kwargs)
         self.height = _checks.positive_int("height", height)
         self.width = _checks.positive_int("width", width)
@@ -234,7 +238,7 @@ class Resizing(_ImageLayer):
 class _RandomImageLayer(_ImageLayer):
     """An augmentation: a random transformation per image in training, the identity otherwise."""
 
-    def __init__(self, seed=None, data_format=None, **kwargs):
+    def __init__(self, seed: int | None = None, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(data_format=data_format, **kwargs)
         self.seed = _seed(seed)
         self._rng = make_rng(seed) if seed is not None else None
@@ -266,9 +270,17 @@ _HORIZONTAL, _VERTICAL, _BOTH = "horizontal", "vertical", "horizontal_and_vertic
 class RandomFlip(_RandomImageLayer):
     """Flip each image with probability 1/2 in training (Keras 3): left-right ("horizontal"),
     upside down ("vertical"), or, with "horizontal_and_vertical" (default), both at once with
-    probability 1/2 (one draw per image, as Keras does)."""
+    probability 1/2 (one draw per image, as Keras does).
 
-    def __init__(self, mode=_BOTH, seed=None, data_format=None, **kwargs):
+    Args:
+        mode: `"horizontal"`, `"vertical"` or `"horizontal_and_vertical"` (default).
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
+
+    def __init__(self, mode: str = _BOTH, seed: int | None = None, data_format: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.mode = _choice("mode", mode, (_HORIZONTAL, _VERTICAL, _BOTH))
 
@@ -332,8 +344,8 @@ def _taps(coordinate, size, interpolation, fill_mode, dtype):
 class _AffineLayer(_RandomImageLayer):
     """A random affine map per image (rotation, zoom, translation), applied with one gather."""
 
-    def __init__(self, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0, data_format=None,
-                 **kwargs):
+    def __init__(self, fill_mode: str = "reflect", interpolation: str = "bilinear", seed: int | None = None,
+                 fill_value: float = 0.0, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.fill_mode = _choice("fill_mode", fill_mode, _FILL_MODES)
         self.interpolation = _choice("interpolation", interpolation, _INTERPOLATIONS)
@@ -397,10 +409,22 @@ class RandomRotation(_AffineLayer):
     """Rotate each image by a random angle in training: uniform in [lower, upper] * 360 degrees,
     about the image centre (Keras 3). `factor`: a number f in [-1, 1] (the range [-|f|, |f|])
     or a pair (lower, upper). Keras's matrix [cos, -sin; sin, cos] about the centre maps each
-    output pixel to the source point it reads."""
+    output pixel to the source point it reads.
 
-    def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0,
-                 data_format=None, **kwargs):
+    Args:
+        factor: Range of the random factor: a float `f` gives `[-f, f]` (or a pair `(lower, upper)`).
+        fill_mode: How points outside the input are filled: `"constant"`, `"reflect"`, `"wrap"` or
+            `"nearest"`.
+        interpolation: Interpolation method: `"bilinear"` or `"nearest"`.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+        fill_value: Value of the points outside the input when `fill_mode="constant"`.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
+
+    def __init__(self, factor: Any, fill_mode: str = "reflect", interpolation: str = "bilinear",
+                 seed: int | None = None, fill_value: float = 0.0, data_format: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(fill_mode=fill_mode, interpolation=interpolation, seed=seed, fill_value=fill_value,
                          data_format=data_format, **kwargs)
         self.factor = _factor_range("factor", factor, -1.0, 1.0)
@@ -420,10 +444,25 @@ class RandomZoom(_AffineLayer):
     """Zoom each image by a random factor in training (Keras 3): the source window is
     (1 + z) times the image, z uniform in [lower, upper] (negative: zoom in, positive: zoom out),
     about the centre. `height_factor` (and `width_factor`, default: the same draw as the height)
-    is a number f in (-1, 1] (the range [-|f|, |f|]) or a pair."""
+    is a number f in (-1, 1] (the range [-|f|, |f|]) or a pair.
 
-    def __init__(self, height_factor, width_factor=None, fill_mode="reflect", interpolation="bilinear", seed=None,
-                 fill_value=0.0, data_format=None, **kwargs):
+    Args:
+        height_factor: Range of the random vertical shift or zoom, as a fraction of the height (a float or a
+            pair).
+        width_factor: Range of the random horizontal shift or zoom, as a fraction of the width (a float or a
+            pair, `None`: same as height).
+        fill_mode: How points outside the input are filled: `"constant"`, `"reflect"`, `"wrap"` or
+            `"nearest"`.
+        interpolation: Interpolation method: `"bilinear"` or `"nearest"`.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+        fill_value: Value of the points outside the input when `fill_mode="constant"`.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
+
+    def __init__(self, height_factor: Any, width_factor: Any = None, fill_mode: str = "reflect",
+                 interpolation: str = "bilinear", seed: int | None = None, fill_value: float = 0.0,
+                 data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(fill_mode=fill_mode, interpolation=interpolation, seed=seed, fill_value=fill_value,
                          data_format=data_format, **kwargs)
         self._height_range = _factor_range("height_factor", height_factor, -1.0, 1.0, low_open=True)
@@ -448,10 +487,23 @@ class RandomZoom(_AffineLayer):
 class RandomTranslation(_AffineLayer):
     """Shift each image by a random fraction of its size in training (Keras 3): vertically by
     uniform [lower, upper] * height, horizontally by uniform [lower, upper] * width.
-    `height_factor`, `width_factor`: a number f in [-1, 1] (the range [-|f|, |f|]) or a pair."""
 
-    def __init__(self, height_factor, width_factor, fill_mode="reflect", interpolation="bilinear", seed=None,
-                 fill_value=0.0, data_format=None, **kwargs):
+    Args:
+        height_factor: a number f in [-1, 1] (the range [-|f|, |f|]) or a pair (lower, upper): the
+            vertical shift as a fraction of the height.
+        width_factor: the same for the horizontal shift, as a fraction of the width.
+        fill_mode: How points outside the input are filled: `"constant"`, `"reflect"`, `"wrap"` or
+            `"nearest"`.
+        interpolation: Interpolation method: `"bilinear"` or `"nearest"`.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+        fill_value: Value of the points outside the input when `fill_mode="constant"`.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
+
+    def __init__(self, height_factor: Any, width_factor: Any, fill_mode: str = "reflect",
+                 interpolation: str = "bilinear", seed: int | None = None, fill_value: float = 0.0,
+                 data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(fill_mode=fill_mode, interpolation=interpolation, seed=seed, fill_value=fill_value,
                          data_format=data_format, **kwargs)
         self._height_range = _factor_range("height_factor", height_factor, -1.0, 1.0)
@@ -482,9 +534,18 @@ class RandomContrast(_RandomImageLayer):
     """Scale each image's deviation from its per-channel mean by a random factor in training,
     `(x - mean) * f + mean`, clipped to `value_range` (Keras 3). f is uniform in
     [1 - lower, 1 + upper] where `factor` in [0, 1] gives (lower, upper) by Keras's rule: a number
-    f gives (0, f) (so f >= 1: Keras 3.15's behaviour), a pair gives itself."""
+    f gives (0, f) (so f >= 1: Keras 3.15's behaviour), a pair gives itself.
 
-    def __init__(self, factor, value_range=(0, 255), seed=None, data_format=None, **kwargs):
+    Args:
+        factor: Range of the random factor: a float `f` gives `[-f, f]` (or a pair `(lower, upper)`).
+        value_range: The `(min, max)` range of the input values (the output is clipped to it).
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
+
+    def __init__(self, factor: Any, value_range: Sequence[float] = (0, 255), seed: int | None = None,
+                 data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.factor = _factor_range("factor", factor, 0.0, 1.0)
         self.value_range = _value_range(value_range)
@@ -509,9 +570,18 @@ class RandomContrast(_RandomImageLayer):
 class RandomBrightness(_RandomImageLayer):
     """Add a random offset to each image in training, clipped to `value_range` (Keras 3): the
     offset is uniform in [lower, upper] * (high - low) of value_range; `factor` is a number f in
-    [-1, 1] (the range [-|f|, |f|]) or a pair (lower, upper)."""
+    [-1, 1] (the range [-|f|, |f|]) or a pair (lower, upper).
 
-    def __init__(self, factor, value_range=(0, 255), seed=None, data_format=None, **kwargs):
+    Args:
+        factor: Range of the random factor: a float `f` gives `[-f, f]` (or a pair `(lower, upper)`).
+        value_range: The `(min, max)` range of the input values (the output is clipped to it).
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
+
+    def __init__(self, factor: Any, value_range: Sequence[float] = (0, 255), seed: int | None = None,
+                 data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(seed=seed, data_format=data_format, **kwargs)
         self.factor = _factor_range("factor", factor, -1.0, 1.0)
         self.value_range = _value_range(value_range)

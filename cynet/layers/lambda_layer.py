@@ -19,6 +19,7 @@ loads it only with safe_mode=False); loading it raises a ValueError asking for a
 in custom_objects.
 """
 import inspect
+from typing import Any
 
 import numpy as np
 
@@ -72,8 +73,6 @@ def _shape_arg(value):
 
 
 class Lambda(Layer):
-    _user_call = True   # its function runs on Tensors, as a user-written call does (see the module docstring)
-
     """Wraps `function(inputs, **arguments)` as a layer.
 
     Args:
@@ -89,7 +88,10 @@ class Lambda(Layer):
     saved.
     """
 
-    def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
+    _user_call = True   # its function runs on Tensors, as a user-written call does (see the module docstring)
+
+    def __init__(self, function: Any, output_shape: Any = None, mask: Any = None,
+                 arguments: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not callable(function) or inspect.isclass(function):
             raise TypeError(f"function must be a callable (a function of the inputs); received function={function!r}")
@@ -107,7 +109,7 @@ class Lambda(Layer):
         try:
             params = inspect.signature(function).parameters
         except (TypeError, ValueError):
-            params = {}
+            params = inspect.Signature().parameters
         self._takes_training = "training" in params
 
     def call(self, inputs, training=False):

@@ -21,6 +21,9 @@ Dot with `normalize=True` divides each input by its L2 norm along the dot axis, 
 at 1e-7 (Keras 3's `ops.normalize`: `x * min(rsqrt(sum(x**2)), 1 / epsilon)` with
 `backend.epsilon()` = 1e-7), so a zero vector gives 0, and gradient `g / 1e-7` below the floor.
 """
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from .. import _validation
@@ -70,10 +73,15 @@ class Merge(Layer):
 
     _multi_input = True
     _min_inputs = 1
-    _max_inputs = None
+    _max_inputs: int | None = None
 
     def compute_mask(self, inputs, mask=None):
-        """Keras's merge mask: the OR of the inputs' masks, or None unless every input has one."""
+        """Keras's merge mask: the OR of the inputs' masks, or None unless every input has one.
+
+        Args:
+            inputs: Input array (or list of arrays for multi-input layers).
+            mask: Optional boolean mask of the inputs (`True` keeps a position).
+        """
         masks = _mask_list(self, inputs, mask)
         if masks is None or any(m is None for m in masks):
             return None
@@ -170,7 +178,16 @@ class Merge(Layer):
 
 
 class Add(Merge):
-    """Elementwise sum of a list of inputs (Keras `Add`): `layers.Add()([x1, x2])`."""
+    """Elementwise sum of a list of inputs (Keras `Add`): `layers.Add()([x1, x2])`.
+
+    Args:
+        trainable: Whether the layer's weights are updated by training.
+        name: Name of the layer (a unique default is generated from the class name when `None`).
+        dtype: Dtype of the layer's weights and computations (`"float32"` or `"float64"`); `None` uses
+            `cynet.config.floatx()`.
+        input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
+        input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+    """
 
     def _merge(self, ctx, xs):
         return _fold(np.add, xs)
@@ -180,7 +197,16 @@ class Add(Merge):
 
 
 class Subtract(Merge):
-    """`inputs[0] - inputs[1]` (Keras `Subtract`): exactly two inputs."""
+    """`inputs[0] - inputs[1]` (Keras `Subtract`): exactly two inputs.
+
+    Args:
+        trainable: Whether the layer's weights are updated by training.
+        name: Name of the layer (a unique default is generated from the class name when `None`).
+        dtype: Dtype of the layer's weights and computations (`"float32"` or `"float64"`); `None` uses
+            `cynet.config.floatx()`.
+        input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
+        input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+    """
 
     _min_inputs = _max_inputs = 2
 
@@ -192,7 +218,16 @@ class Subtract(Merge):
 
 
 class Multiply(Merge):
-    """Elementwise product of a list of inputs (Keras `Multiply`)."""
+    """Elementwise product of a list of inputs (Keras `Multiply`).
+
+    Args:
+        trainable: Whether the layer's weights are updated by training.
+        name: Name of the layer (a unique default is generated from the class name when `None`).
+        dtype: Dtype of the layer's weights and computations (`"float32"` or `"float64"`); `None` uses
+            `cynet.config.floatx()`.
+        input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
+        input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+    """
 
     def _merge(self, ctx, xs):
         ctx.xs = xs
@@ -221,7 +256,16 @@ class Multiply(Merge):
 
 
 class Average(Merge):
-    """Elementwise mean of a list of inputs (Keras `Average`)."""
+    """Elementwise mean of a list of inputs (Keras `Average`).
+
+    Args:
+        trainable: Whether the layer's weights are updated by training.
+        name: Name of the layer (a unique default is generated from the class name when `None`).
+        dtype: Dtype of the layer's weights and computations (`"float32"` or `"float64"`); `None` uses
+            `cynet.config.floatx()`.
+        input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
+        input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+    """
 
     def _merge(self, ctx, xs):
         y = _fold(np.add, xs)
@@ -238,8 +282,8 @@ class _Extremum(Merge):
     """Maximum / Minimum: the fold over the inputs, remembering which input each output element
     came from (the first one holding the extreme value; see the module docstring)."""
 
-    _op = None       # np.maximum or np.minimum
-    _beats = None    # np.greater or np.less: a later input takes over only when strictly better
+    _op: Any = None       # np.maximum or np.minimum
+    _beats: Any = None    # np.greater or np.less: a later input takes over only when strictly better
 
     def _merge(self, ctx, xs):
         y = xs[0]
@@ -268,7 +312,16 @@ class _Extremum(Merge):
 
 class Maximum(_Extremum):
     """Elementwise maximum of a list of inputs (Keras `Maximum`). The gradient of each element
-    goes to the first input holding the maximum."""
+    goes to the first input holding the maximum.
+
+    Args:
+        trainable: Whether the layer's weights are updated by training.
+        name: Name of the layer (a unique default is generated from the class name when `None`).
+        dtype: Dtype of the layer's weights and computations (`"float32"` or `"float64"`); `None` uses
+            `cynet.config.floatx()`.
+        input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
+        input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+    """
 
     _op = np.maximum
     _beats = np.greater
@@ -276,7 +329,16 @@ class Maximum(_Extremum):
 
 class Minimum(_Extremum):
     """Elementwise minimum of a list of inputs (Keras `Minimum`). The gradient of each element
-    goes to the first input holding the minimum."""
+    goes to the first input holding the minimum.
+
+    Args:
+        trainable: Whether the layer's weights are updated by training.
+        name: Name of the layer (a unique default is generated from the class name when `None`).
+        dtype: Dtype of the layer's weights and computations (`"float32"` or `"float64"`); `None` uses
+            `cynet.config.floatx()`.
+        input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
+        input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+    """
 
     _op = np.minimum
     _beats = np.less
@@ -292,7 +354,7 @@ class Concatenate(Layer):
 
     _multi_input = True
 
-    def __init__(self, axis=-1, **kwargs):
+    def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not _validation.is_int(axis):
             raise ValueError(f"axis must be an integer; received axis={axis!r}")
@@ -322,7 +384,12 @@ class Concatenate(Layer):
     def compute_mask(self, inputs, mask=None):
         """Keras's Concatenate mask: each input's mask (all True for an input without one, a mask
         of one axis less spread over the last axis) concatenated along `axis`, then any() over
-        the last axis."""
+        the last axis.
+
+        Args:
+            inputs: Input array (or list of arrays for multi-input layers).
+            mask: Optional boolean mask of the inputs (`True` keeps a position).
+        """
         masks = _mask_list(self, inputs, mask)
         if masks is None or all(m is None for m in masks):
             return None
@@ -399,10 +466,15 @@ class Dot(Layer):
     _input_min_ndim = 2
 
     def compute_mask(self, inputs, mask=None):
-        """No mask comes out of a dot product (Keras 3)."""
+        """No mask comes out of a dot product (Keras 3).
+
+        Args:
+            inputs: Input array (or list of arrays for multi-input layers).
+            mask: Optional boolean mask of the inputs (`True` keeps a position).
+        """
         return None
 
-    def __init__(self, axes, normalize=False, **kwargs):
+    def __init__(self, axes: int | list[int] | tuple[int, ...], normalize: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if _validation.is_int(axes):
             axes = int(axes)
@@ -416,7 +488,7 @@ class Dot(Layer):
             if not all(_validation.is_int(a) for a in axes):
                 raise ValueError(f"Invalid format for argument axes: list elements should be integers; received "
                                  f"axes={axes!r}")
-            axes = type(axes)(int(a) for a in axes)
+            axes = (list if isinstance(axes, list) else tuple)(int(a) for a in axes)
         self.axes = axes
         self.normalize = _validation.flag("normalize", normalize)
 
@@ -534,40 +606,75 @@ def _l2_normalize_grad(g, saved, axis):
 
 # ------------------------------------------------------------------------- functional interfaces
 def add(inputs, **kwargs):
-    """Functional interface to `Add`: `layers.add([x1, x2])` is `layers.Add()([x1, x2])`."""
+    """Functional interface to `Add`: `layers.add([x1, x2])` is `layers.Add()([x1, x2])`.
+
+    Args:
+        inputs: Input array (or list of arrays for multi-input layers).
+    """
     return Add(**kwargs)(inputs)
 
 
 def subtract(inputs, **kwargs):
-    """Functional interface to `Subtract`: `inputs[0] - inputs[1]`."""
+    """Functional interface to `Subtract`: `inputs[0] - inputs[1]`.
+
+    Args:
+        inputs: Input array (or list of arrays for multi-input layers).
+    """
     return Subtract(**kwargs)(inputs)
 
 
 def multiply(inputs, **kwargs):
-    """Functional interface to `Multiply`: the elementwise product of the inputs."""
+    """Functional interface to `Multiply`: the elementwise product of the inputs.
+
+    Args:
+        inputs: Input array (or list of arrays for multi-input layers).
+    """
     return Multiply(**kwargs)(inputs)
 
 
 def average(inputs, **kwargs):
-    """Functional interface to `Average`: the elementwise mean of the inputs."""
+    """Functional interface to `Average`: the elementwise mean of the inputs.
+
+    Args:
+        inputs: Input array (or list of arrays for multi-input layers).
+    """
     return Average(**kwargs)(inputs)
 
 
 def maximum(inputs, **kwargs):
-    """Functional interface to `Maximum`: the elementwise maximum of the inputs."""
+    """Functional interface to `Maximum`: the elementwise maximum of the inputs.
+
+    Args:
+        inputs: Input array (or list of arrays for multi-input layers).
+    """
     return Maximum(**kwargs)(inputs)
 
 
 def minimum(inputs, **kwargs):
-    """Functional interface to `Minimum`: the elementwise minimum of the inputs."""
+    """Functional interface to `Minimum`: the elementwise minimum of the inputs.
+
+    Args:
+        inputs: Input array (or list of arrays for multi-input layers).
+    """
     return Minimum(**kwargs)(inputs)
 
 
 def concatenate(inputs, axis=-1, **kwargs):
-    """Functional interface to `Concatenate`: the inputs joined along `axis`."""
+    """Functional interface to `Concatenate`: the inputs joined along `axis`.
+
+    Args:
+        inputs: Input array (or list of arrays for multi-input layers).
+        axis: The axis (or axes) the layer operates along.
+    """
     return Concatenate(axis=axis, **kwargs)(inputs)
 
 
 def dot(inputs, axes=-1, normalize=False, **kwargs):
-    """Functional interface to `Dot` (Keras's default `axes=-1`): the batchwise dot product of two inputs."""
+    """Functional interface to `Dot` (Keras's default `axes=-1`): the batchwise dot product of two inputs.
+
+    Args:
+        inputs: Input array (or list of arrays for multi-input layers).
+        axes: Axis (or pair of axes) along which the dot product is taken.
+        normalize: Whether to L2-normalize the samples along `axes` first (cosine similarity).
+    """
     return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)

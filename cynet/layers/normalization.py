@@ -1,5 +1,7 @@
 """BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization."""
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -13,15 +15,30 @@ class BatchNormalization(Layer):
     A non-trainable layer always runs in inference mode, as in Keras 3.
 
     Weights, in Keras order: gamma (if scale), beta (if center), moving_mean, moving_variance.
+
+    Args:
+        axis: The axis (or axes) the layer operates along.
+        momentum: Momentum of the moving averages.
+        epsilon: Small float added to the variance to avoid dividing by zero.
+        center: Whether to add the learned offset `beta`.
+        scale: Whether to multiply by the learned scale `gamma`.
+        beta_initializer: Initializer of `beta`.
+        gamma_initializer: Initializer of `gamma`.
+        moving_mean_initializer: Initializer of the moving mean.
+        moving_variance_initializer: Initializer of the moving variance.
+        beta_regularizer: Regularizer of `beta`, or `None`.
+        gamma_regularizer: Regularizer of `gamma`, or `None`.
     """
 
     supports_masking = True   # the mask passes through (Keras 3)
 
     _nonempty_input = True
 
-    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
-                 gamma_initializer="ones", moving_mean_initializer="zeros", moving_variance_initializer="ones",
-                 beta_regularizer=None, gamma_regularizer=None, **kwargs):
+    def __init__(self, axis: int | list[int] | tuple[int, ...] = -1, momentum: float = 0.99, epsilon: float = 1e-3,
+                 center: bool = True, scale: bool = True, beta_initializer: Any = "zeros",
+                 gamma_initializer: Any = "ones", moving_mean_initializer: Any = "zeros",
+                 moving_variance_initializer: Any = "ones", beta_regularizer: Any = None,
+                 gamma_regularizer: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         single = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
         if not _validation.is_int(single):
@@ -198,7 +215,7 @@ class _AxesToEnd:
     """Moves a set of axes of an array to its end (a transposed copy) and back: the kernels
     normalise over the trailing axes of a C-contiguous array. No copy when they already trail."""
 
-    def __init__(self, ndim, axes):
+    def __init__(self, ndim: int, axes: Sequence[int]) -> None:
         rest = [i for i in range(ndim) if i not in axes]
         self.perm = None if axes == list(range(ndim - len(axes), ndim)) else rest + list(axes)
         self.inverse = None if self.perm is None else list(np.argsort(self.perm))
@@ -252,15 +269,32 @@ class LayerNormalization(_Affine):
 
     Weights, in Keras order: gamma (if scale or rms_scaling), beta (if center and not rms_scaling).
     Constraints are not supported (None only).
+
+    Args:
+        axis: The axis (or axes) the layer operates along.
+        epsilon: Small float added to the variance to avoid dividing by zero.
+        center: Whether to add the learned offset `beta`.
+        scale: Whether to multiply by the learned scale `gamma`.
+        rms_scaling: If `True`, scale by the root mean square of the inputs without centering them (RMS
+            normalization).
+        beta_initializer: Initializer of `beta`.
+        gamma_initializer: Initializer of `gamma`.
+        beta_regularizer: Regularizer of `beta`, or `None`.
+        gamma_regularizer: Regularizer of `gamma`, or `None`.
+        beta_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        gamma_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
     """
 
     supports_masking = True   # the mask passes through (Keras 3)
 
     _nonempty_input = True
 
-    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False, beta_initializer="zeros",
-                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                 gamma_constraint=None, **kwargs):
+    def __init__(self, axis: int | list[int] | tuple[int, ...] = -1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
+                 rms_scaling: bool = False, beta_initializer: Any = "zeros", gamma_initializer: Any = "ones",
+                 beta_regularizer: Any = None, gamma_regularizer: Any = None, beta_constraint: Any = None,
+                 gamma_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._axes = _axis_list(type(self).__name__, axis)
         self.axis = list(axis) if isinstance(axis, (list, tuple)) else int(axis)
@@ -324,6 +358,22 @@ class GroupNormalization(_Affine):
 
     Weights, in Keras order: gamma (if scale), beta (if center), each (channels,).
     Constraints are not supported (None only).
+
+    Args:
+        groups: Positive int dividing the input channels and `filters`: each group of channels is convolved
+            separately.
+        axis: The axis (or axes) the layer operates along.
+        epsilon: Small float added to the variance to avoid dividing by zero.
+        center: Whether to add the learned offset `beta`.
+        scale: Whether to multiply by the learned scale `gamma`.
+        beta_initializer: Initializer of `beta`.
+        gamma_initializer: Initializer of `gamma`.
+        beta_regularizer: Regularizer of `beta`, or `None`.
+        gamma_regularizer: Regularizer of `gamma`, or `None`.
+        beta_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
+        gamma_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
+            refused).
     """
 
     supports_masking = True   # the mask passes through (Keras 3)
@@ -331,9 +381,10 @@ class GroupNormalization(_Affine):
     _nonempty_input = True
     _input_min_ndim = 2
 
-    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
-                 gamma_initializer="ones", beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                 gamma_constraint=None, **kwargs):
+    def __init__(self, groups: int = 32, axis: int | list[int] | tuple[int, ...] = -1, epsilon: float = 1e-3, center: bool = True,
+                 scale: bool = True, beta_initializer: Any = "zeros", gamma_initializer: Any = "ones",
+                 beta_regularizer: Any = None, gamma_regularizer: Any = None, beta_constraint: Any = None,
+                 gamma_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not (_validation.is_int(groups) and groups == -1):
             try:
@@ -401,13 +452,17 @@ class GroupNormalization(_Affine):
 class UnitNormalization(Layer):
     """Keras 3 UnitNormalization: each sample scaled to unit L2 norm over `axis` (an int or a list
     of axes), y = x * min(1 / sqrt(sum(x^2)), 1e12), Keras's ops.normalize with epsilon 1e-12.
-    No weights. A NumPy pass (a reduction and a scaling: no kernel of its own)."""
+    No weights. A NumPy pass (a reduction and a scaling: no kernel of its own).
+
+    Args:
+        axis: The axis (or axes) the layer operates along.
+    """
 
     supports_masking = True   # the mask passes through (Keras 3)
 
     EPSILON = 1e-12
 
-    def __init__(self, axis=-1, **kwargs):
+    def __init__(self, axis: int | list[int] | tuple[int, ...] = -1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._axes = _axis_list(type(self).__name__, axis)
         self.axis = list(axis) if isinstance(axis, (list, tuple)) else int(axis)

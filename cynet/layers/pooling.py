@@ -1,4 +1,6 @@
 """Pooling and upsampling layers."""
+from typing import Any
+
 from .. import _validation, kernels
 from .base import Layer
 
@@ -7,7 +9,8 @@ class _Pooling2D(Layer):
     _input_ndim = 4
     _nonempty_input = True
 
-    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
+    def __init__(self, pool_size: int | tuple[int, ...] = (2, 2), strides: int | tuple[int, ...] | None = None,
+                 padding: str = "valid", data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pool_size = _validation.int_pair("pool_size", pool_size)
         self.strides = self.pool_size if strides is None else _validation.int_pair("strides", strides)
@@ -36,7 +39,16 @@ class _Pooling2D(Layer):
 
 
 class MaxPooling2D(_Pooling2D):
-    """Max pooling; backward routes each gradient to its window's first maximum."""
+    """Max pooling; backward routes each gradient to its window's first maximum.
+
+    Args:
+        pool_size: Int or tuple of ints: the size of the pooling window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     def _forward(self, ctx, inputs, training):
         ctx.shape = inputs.shape
@@ -48,7 +60,16 @@ class MaxPooling2D(_Pooling2D):
 
 
 class AveragePooling2D(_Pooling2D):
-    """Average pooling; with padding="same" the padded cells are excluded from each average."""
+    """Average pooling; with padding="same" the padded cells are excluded from each average.
+
+    Args:
+        pool_size: Int or tuple of ints: the size of the pooling window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     def _forward(self, ctx, inputs, training):
         ctx.shape = inputs.shape
@@ -62,7 +83,7 @@ class _GlobalPooling2D(Layer):
     _input_ndim = 4
     _nonempty_input = True
 
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
+    def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = _validation.data_format(data_format)
         self.keepdims = _validation.flag("keepdims", keepdims)
@@ -88,6 +109,14 @@ class _GlobalPooling2D(Layer):
 
 
 class GlobalAveragePooling2D(_GlobalPooling2D):
+    """Average over the spatial axes of a 4-D input: (batch, channels), or (batch, 1, 1, channels) with
+    `keepdims=True`.
+
+    Args:
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        keepdims: Whether to keep the pooled spatial axes with size 1.
+    """
     def _forward(self, ctx, inputs, training):
         ctx.shape = inputs.shape
         return self._shape_out(kernels.global_avg_pool2d_forward(inputs, data_format=self.data_format), inputs.shape)
@@ -97,6 +126,14 @@ class GlobalAveragePooling2D(_GlobalPooling2D):
 
 
 class GlobalMaxPooling2D(_GlobalPooling2D):
+    """Maximum over the spatial axes of a 4-D input: (batch, channels), or (batch, 1, 1, channels) with
+    `keepdims=True`.
+
+    Args:
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        keepdims: Whether to keep the pooled spatial axes with size 1.
+    """
     def _forward(self, ctx, inputs, training):
         ctx.shape = inputs.shape
         y, ctx.argmax = kernels.global_max_pool2d_forward(inputs, data_format=self.data_format)
@@ -108,12 +145,20 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
 
 
 class UpSampling2D(Layer):
-    """Nearest-neighbour upsampling by `size` (int or pair)."""
+    """Nearest-neighbour upsampling by `size` (int or pair).
+
+    Args:
+        size: Int or tuple of ints: the upsampling factor along each spatial axis.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        interpolation: Interpolation method: `"bilinear"` or `"nearest"`.
+    """
 
     _input_ndim = 4
     _nonempty_input = True
 
-    def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
+    def __init__(self, size: int | tuple[int, ...] = (2, 2), data_format: str | None = None,
+                 interpolation: str = "nearest", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.size = _validation.int_pair("size", size)
         self.data_format = _validation.data_format(data_format)

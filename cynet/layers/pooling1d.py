@@ -18,6 +18,8 @@ GlobalAveragePooling1D is mask-aware (Keras 3): with a (batch, steps) mask it av
 steps only (a sample with every step masked gives 0/0 = NaN, as Keras does), and its output has
 no mask. GlobalMaxPooling1D, as in Keras, does not support masks.
 """
+from typing import Any
+
 import numpy as np
 
 from .. import _validation as _checks, kernels
@@ -38,7 +40,8 @@ class _Pooling1D(Layer):
     _input_ndim = 3
     _nonempty_input = True
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
+    def __init__(self, pool_size: int | tuple[int, ...] = 2, strides: int | tuple[int, ...] | None = None,
+                 padding: str = "valid", data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pool_size = (_positive("pool_size", pool_size),)
         self.strides = self.pool_size if strides is None else (_positive("strides", strides),)
@@ -83,7 +86,16 @@ class _Pooling1D(Layer):
 
 
 class MaxPooling1D(_Pooling1D):
-    """Max pooling over the steps; the backward routes each gradient to its window's first maximum."""
+    """Max pooling over the steps; the backward routes each gradient to its window's first maximum.
+
+    Args:
+        pool_size: Int or tuple of ints: the size of the pooling window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     def _forward(self, ctx, inputs, training):
         ctx.shape = self._shape_2d(inputs.shape)
@@ -95,7 +107,16 @@ class MaxPooling1D(_Pooling1D):
 
 
 class AveragePooling1D(_Pooling1D):
-    """Average pooling over the steps; with padding="same" the padded cells are left out of each average."""
+    """Average pooling over the steps; with padding="same" the padded cells are left out of each average.
+
+    Args:
+        pool_size: Int or tuple of ints: the size of the pooling window.
+        strides: Int or tuple of ints: the stride of the window along each spatial axis.
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     def _forward(self, ctx, inputs, training):
         ctx.shape = self._shape_2d(inputs.shape)
@@ -108,7 +129,7 @@ class AveragePooling1D(_Pooling1D):
 class _GlobalPooling1D(Layer):
     _input_ndim = 3
 
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
+    def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = _checks.data_format(data_format)
         self.keepdims = _checks.flag("keepdims", keepdims)
@@ -140,7 +161,13 @@ class _GlobalPooling1D(Layer):
 
 
 class GlobalAveragePooling1D(_GlobalPooling1D):
-    """The mean over the steps axis (over the kept steps, given a mask)."""
+    """The mean over the steps axis (over the kept steps, given a mask).
+
+    Args:
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        keepdims: Whether to keep the pooled spatial axes with size 1.
+    """
 
     supports_masking = True
 
@@ -178,7 +205,13 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
 
 
 class GlobalMaxPooling1D(_GlobalPooling1D):
-    """The maximum over the steps axis; the gradient goes to the first maximum."""
+    """The maximum over the steps axis; the gradient goes to the first maximum.
+
+    Args:
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        keepdims: Whether to keep the pooled spatial axes with size 1.
+    """
 
     def _forward(self, ctx, inputs, training):
         axis = self._steps_axis()

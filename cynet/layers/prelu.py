@@ -12,6 +12,8 @@ Keras's `relu(x) - alpha * relu(-x)` under autodiff gives 0 there. Elsewhere the
 Keras's `alpha_constraint` is accepted only as None: cynet has no constraint objects yet.
 """
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +34,8 @@ class PReLU(Layer):
 
     supports_masking = True   # the mask passes through (Keras 3)
 
-    def __init__(self, alpha_initializer="Zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
-                 **kwargs):
+    def __init__(self, alpha_initializer: Any = "Zeros", alpha_regularizer: Any = None, alpha_constraint: Any = None,
+                 shared_axes: Sequence[int] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.alpha_initializer = check_initializer("alpha_initializer", alpha_initializer, "Zeros")
         self.alpha_regularizer = check_regularizer("alpha_regularizer", alpha_regularizer)

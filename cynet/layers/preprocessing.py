@@ -17,6 +17,8 @@ Both pass gradients through (Rescaling: `grad * scale`; CenterCrop: the gradient
 window, zeros elsewhere), so they can sit inside a trained model.
 """
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +65,7 @@ class Rescaling(Layer):
 
     supports_masking = True   # the mask passes through (Keras 3)
 
-    def __init__(self, scale, offset=0.0, **kwargs):
+    def __init__(self, scale: bool, offset: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scale = _factor("scale", scale, self.dtype)
         self.offset = _factor("offset", offset, self.dtype)
@@ -109,13 +111,14 @@ class CenterCrop(Layer):
     """The central `height` x `width` window of each image of a 4-D batch.
 
     Args:
-        height, width: positive ints, the size of the window.
+        height: Positive ints, the size of the window.
+        width: Positive ints, the size of the window.
         data_format: "channels_last" (default; (batch, height, width, channels)) or "channels_first".
     """
 
     _input_ndim = 4
 
-    def __init__(self, height, width, data_format=None, **kwargs):
+    def __init__(self, height: int, width: int, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.height = _checks.positive_int("height", height)
         self.width = _checks.positive_int("width", width)
@@ -221,11 +224,13 @@ class Normalization(Layer):
     Args:
         axis: the axis or axes that keep their own statistics (default -1, the features); None
             for one mean and variance over all values. The batch axis may not be kept.
-        mean, variance: optional, both or neither, of one shape.
+        mean: Optional, both or neither, of one shape.
+        variance: Optional, both or neither, of one shape.
         invert: apply the inverse transformation.
     """
 
-    def __init__(self, axis=-1, mean=None, variance=None, invert=False, **kwargs):
+    def __init__(self, axis: int | Sequence[int] = -1, mean: Any = None, variance: Any = None, invert: bool = False,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.axis = _axes(axis)
         self.invert = _checks.flag("invert", invert)
@@ -315,7 +320,11 @@ class Normalization(Layer):
     def adapt(self, data):
         """Compute the mean and variance of `data` per position of the kept axes: a NumPy array
         (or array-like) of samples, or an iterable of batches (lists, generators, a PyDataset;
-        a batch that is a tuple contributes its first element, the inputs)."""
+        a batch that is a tuple contributes its first element, the inputs).
+
+        Args:
+            data: Data to compute the layer's state from (an array, or an iterable of batches).
+        """
         if self.input_mean is not None:
             raise ValueError(f"{self._who()}: adapt() computes the statistics, which were given as mean= and "
                              f"variance=; make the layer without them to adapt it")

@@ -13,6 +13,8 @@ GaussianDropout and AlphaDropout but then divides by zero in the call (infinite 
 cynet refuses it when the layer is made. GaussianNoise takes `stddev` in [0, 1], Keras's range.
 """
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +33,7 @@ class _Noise(Layer):
 
     supports_masking = True   # the mask passes through (Keras 3)
 
-    def __init__(self, seed=None, **kwargs):
+    def __init__(self, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._rng = make_rng(seed) if seed is not None else None
         self.seed = int(seed) if isinstance(seed, (int, np.integer)) else seed
@@ -58,7 +60,7 @@ class _SpatialDropout(_Noise):
 
     data_format = "channels_last"
 
-    def __init__(self, rate, seed=None, **kwargs):
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(seed=seed, **kwargs)
         self.rate = _checks.real("rate", rate, low=0.0, high=1.0, high_open=True)
 
@@ -80,18 +82,30 @@ class _SpatialDropout(_Noise):
 
 class SpatialDropout1D(_SpatialDropout):
     """Drops whole channels of a (batch, steps, channels) input in training: each (sample, channel)
-    is zeroed for every step with probability `rate`, the rest scaled by 1 / (1 - rate)."""
+    is zeroed for every step with probability `rate`, the rest scaled by 1 / (1 - rate).
+
+    Args:
+        rate: Float between 0 and 1: the fraction of the inputs to drop.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+    """
 
     _input_ndim = 3
 
 
 class SpatialDropout2D(_SpatialDropout):
     """Drops whole feature maps of a 4-D image batch in training: each (sample, channel) is zeroed
-    over the whole image with probability `rate`, the rest scaled by 1 / (1 - rate)."""
+    over the whole image with probability `rate`, the rest scaled by 1 / (1 - rate).
+
+    Args:
+        rate: Float between 0 and 1: the fraction of the inputs to drop.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+    """
 
     _input_ndim = 4
 
-    def __init__(self, rate, data_format=None, seed=None, **kwargs):
+    def __init__(self, rate: float, data_format: str | None = None, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(rate, seed=seed, **kwargs)
         self.data_format = _checks.data_format(data_format)
 
@@ -100,9 +114,14 @@ class SpatialDropout2D(_SpatialDropout):
 
 
 class GaussianNoise(_Noise):
-    """Adds zero-centred Gaussian noise of standard deviation `stddev` in training."""
+    """Adds zero-centred Gaussian noise of standard deviation `stddev` in training.
 
-    def __init__(self, stddev, seed=None, **kwargs):
+    Args:
+        stddev: Standard deviation of the noise.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+    """
+
+    def __init__(self, stddev: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(seed=seed, **kwargs)
         self.stddev = _checks.real("stddev", stddev, low=0.0, high=1.0)
 
@@ -121,9 +140,14 @@ class GaussianNoise(_Noise):
 
 class GaussianDropout(_Noise):
     """Multiplies the input by 1-centred Gaussian noise of standard deviation
-    sqrt(rate / (1 - rate)) in training."""
+    sqrt(rate / (1 - rate)) in training.
 
-    def __init__(self, rate, seed=None, **kwargs):
+    Args:
+        rate: Float between 0 and 1: the fraction of the inputs to drop.
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+    """
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(seed=seed, **kwargs)
         self.rate = _checks.real("rate", rate, low=0.0, high=1.0, high_open=True)
 
@@ -145,9 +169,17 @@ class AlphaDropout(_Noise):
     """Dropout that keeps the mean and variance of SELU activations: in training, each unit is set
     with probability `rate` to SELU's negative saturation value -alpha*scale, then the result is
     mapped by a*x + b, the affine map that restores zero mean and unit variance (Keras 3's
-    formula). `noise_shape` as Dropout's (None entries take the input's size)."""
+    formula). `noise_shape` as Dropout's (None entries take the input's size).
 
-    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+    Args:
+        rate: Float between 0 and 1: the fraction of the inputs to drop.
+        noise_shape: Shape of the binary dropout mask, broadcast against the inputs (e.g. `(batch, 1,
+            features)` to drop the same features at every timestep).
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+    """
+
+    def __init__(self, rate: float, noise_shape: Sequence[int | None] | None = None, seed: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(seed=seed, **kwargs)
         self.rate = _checks.real("rate", rate, low=0.0, high=1.0, high_open=True)
         self.noise_shape = None if noise_shape is None else _checks.shape_tuple("noise_shape", noise_shape)
@@ -185,13 +217,17 @@ class ActivityRegularization(Layer):
     The penalty is an `add_loss` of each call, computed with cynet.ops, so its gradient comes from
     the tape (whether or not the layer's output reaches the model's loss) and it belongs to the call,
     not to the layer: `layer.losses` holds this thread's latest call's, as Keras keeps the latest.
+
+    Args:
+        l1: L1 regularization factor on the activity.
+        l2: L2 regularization factor on the activity.
     """
 
     _user_call = True   # its call runs on Tensors: the penalty's ops are recorded
     _single_input = True   # one array (a nested list is that array)
     supports_masking = True   # (the mask passes through, as in Keras)
 
-    def __init__(self, l1=0.0, l2=0.0, **kwargs):
+    def __init__(self, l1: float = 0.0, l2: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.l1 = _checks.real("l1", l1, low=0.0)
         self.l2 = _checks.real("l2", l2, low=0.0)

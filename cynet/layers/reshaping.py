@@ -8,6 +8,9 @@ take); sizes are checked when the layer is made (ValueError naming the argument)
 do not fit (a crop as large as the axis) are refused naming `inputs`, also on symbolic inputs.
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from .. import _validation as _checks
@@ -72,7 +75,16 @@ def _spatial_axes(data_format, n):
 
 
 class Identity(Layer):
-    """Returns its input unchanged (Keras 3's `Identity`: a placeholder layer)."""
+    """Returns its input unchanged (Keras 3's `Identity`: a placeholder layer).
+
+    Args:
+        trainable: Whether the layer's weights are updated by training.
+        name: Name of the layer (a unique default is generated from the class name when `None`).
+        dtype: Dtype of the layer's weights and computations (`"float32"` or `"float64"`); `None` uses
+            `cynet.config.floatx()`.
+        input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
+        input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+    """
 
     supports_masking = True   # the mask passes through (Keras 3)
 
@@ -84,11 +96,15 @@ class Identity(Layer):
 
 
 class RepeatVector(Layer):
-    """Repeats a (batch, features) input `n` times: output (batch, n, features)."""
+    """Repeats a (batch, features) input `n` times: output (batch, n, features).
+
+    Args:
+        n: Number of repetitions.
+    """
 
     _input_ndim = 2
 
-    def __init__(self, n, **kwargs):
+    def __init__(self, n: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.n = _checks.positive_int("n", n)
 
@@ -110,9 +126,13 @@ class RepeatVector(Layer):
 
 class Permute(Layer):
     """Permutes the non-batch axes: `dims` is a permutation of 1..k (the batch axis is 0 and stays);
-    `Permute((2, 1))` swaps the two axes of a (batch, a, b) input."""
+    `Permute((2, 1))` swaps the two axes of a (batch, a, b) input.
 
-    def __init__(self, dims, **kwargs):
+    Args:
+        dims: Permutation of the non-batch axes (1-based, as in Keras).
+    """
+
+    def __init__(self, dims: Sequence[int], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         entries = _entries(dims)
         if entries is None or not entries or not all(_checks.is_int(d) for d in entries) \
@@ -176,11 +196,18 @@ class _Padding(Layer):
 
 class ZeroPadding1D(_Padding):
     """Pads the steps axis of a 3-D input with zeros: `padding` an int (both ends) or a pair
-    (before, after); data_format "channels_last" (batch, steps, features) or "channels_first"."""
+    (before, after); data_format "channels_last" (batch, steps, features) or "channels_first".
+
+    Args:
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     _input_ndim = 3
 
-    def __init__(self, padding=1, data_format=None, **kwargs):
+    def __init__(self, padding: int | tuple[int, int] = 1, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = _checks.data_format(data_format)
         self.padding = _amount_pair("padding", padding, "an int or a pair of ints (before, after)")
@@ -188,12 +215,19 @@ class ZeroPadding1D(_Padding):
 
 class ZeroPadding2D(_Padding):
     """Pads the two image axes of a 4-D input with zeros: `padding` an int, a pair (symmetric
-    height, symmetric width) or ((top, bottom), (left, right))."""
+    height, symmetric width) or ((top, bottom), (left, right)).
+
+    Args:
+        padding: `"valid"` (no padding) or `"same"` (zero padding so that the output has `ceil(input /
+            stride)` positions).
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     _input_ndim = 4
     _spatial = 2
 
-    def __init__(self, padding=(1, 1), data_format=None, **kwargs):
+    def __init__(self, padding: Any = (1, 1), data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = _checks.data_format(data_format)
         self.padding = _amount_pairs_2d("padding", padding)
@@ -246,11 +280,15 @@ class _Cropping(Layer):
 
 class Cropping1D(_Cropping):
     """Crops the steps axis of a (batch, steps, features) input: `cropping` an int (both ends) or a
-    pair (before, after)."""
+    pair (before, after).
+
+    Args:
+        cropping: Int or tuple: how many positions to remove at the start and end of each spatial axis.
+    """
 
     _input_ndim = 3
 
-    def __init__(self, cropping=(1, 1), **kwargs):
+    def __init__(self, cropping: Any = (1, 1), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cropping = _amount_pair("cropping", cropping, "an int or a pair of ints (before, after)")
 
@@ -260,12 +298,18 @@ class Cropping1D(_Cropping):
 
 class Cropping2D(_Cropping):
     """Crops the two image axes of a 4-D input: `cropping` an int, a pair (symmetric height,
-    symmetric width) or ((top, bottom), (left, right))."""
+    symmetric width) or ((top, bottom), (left, right)).
+
+    Args:
+        cropping: Int or tuple: how many positions to remove at the start and end of each spatial axis.
+        data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
+            (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
+    """
 
     _input_ndim = 4
     _spatial = 2
 
-    def __init__(self, cropping=((0, 0), (0, 0)), data_format=None, **kwargs):
+    def __init__(self, cropping: Any = ((0, 0), (0, 0)), data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = _checks.data_format(data_format)
         self.cropping = _amount_pairs_2d("cropping", cropping)
@@ -275,11 +319,15 @@ class Cropping2D(_Cropping):
 
 
 class UpSampling1D(Layer):
-    """Repeats each step of a (batch, steps, features) input `size` times along the steps axis."""
+    """Repeats each step of a (batch, steps, features) input `size` times along the steps axis.
+
+    Args:
+        size: Int or tuple of ints: the upsampling factor along each spatial axis.
+    """
 
     _input_ndim = 3
 
-    def __init__(self, size=2, **kwargs):
+    def __init__(self, size: int | tuple[int, ...] = 2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.size = _checks.positive_int("size", size)
 

@@ -164,7 +164,12 @@ class _RNN(Layer):
         return None if self._states is None else list(self._states)
 
     def compute_mask(self, inputs, mask=None):
-        """The output's mask (Keras): the input's for return_sequences, else None; None for states."""
+        """The output's mask (Keras): the input's for return_sequences, else None; None for states.
+
+        Args:
+            inputs: Input array (or list of arrays for multi-input layers).
+            mask: Optional boolean mask of the inputs (`True` keeps a position).
+        """
         out = mask if self.return_sequences else None
         return [out] + [None] * self._n_states() if self.return_state else out
 
@@ -313,7 +318,33 @@ class _RNN(Layer):
 
 
 class SimpleRNN(_RNN):
-    """Fully connected recurrence: h_t = activation(x_t W + h_{t-1} U + b)."""
+    """Fully connected recurrence: h_t = activation(x_t W + h_{t-1} U + b).
+
+    Args:
+        units: Positive int: the dimensionality of the output space.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        use_bias: Whether the layer adds a bias vector.
+        kernel_initializer: Initializer of the kernel weights (name or Initializer).
+        recurrent_initializer: Initializer of the recurrent kernel.
+        bias_initializer: Initializer of the bias vector.
+        kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
+        recurrent_regularizer: Regularizer of the recurrent kernel, or `None`.
+        bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        dropout: Float between 0 and 1: the fraction of the input units to drop (one mask per sequence,
+            training only).
+        recurrent_dropout: Float between 0 and 1: the fraction of the recurrent state's units to drop
+            (Keras 3's masks: one per gate, drawn once per sequence, training only; applied inside the
+            kernels' time loop).
+        return_sequences: Whether to return the output of every timestep (`True`) or only the last one.
+        return_state: Whether to return the last state(s) in addition to the output.
+        go_backwards: If `True`, process the input sequence backwards and return the reversed sequence.
+        stateful: If `True`, the last state of each batch is the initial state of the next call (same batch
+            size required; `reset_states()` starts again from zeros).
+        unroll: Keras's graph unrolling; accepted and ignored (cynet's kernels loop over time).
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+        zero_output_for_mask: Whether a masked step outputs zeros (in returned sequences) instead of the
+            previous step's output; Bidirectional sets it as Keras does.
+    """
 
     gates = 1
 
@@ -333,7 +364,15 @@ class SimpleRNN(_RNN):
 
 class LSTM(_RNN):
     """Long short-term memory, Keras gate order i, f, c, o; `unit_forget_bias=True` starts the
-    forget-gate bias at one."""
+    forget-gate bias at one.
+
+    Args:
+        units: Positive int: the dimensionality of the output space.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        recurrent_activation: Activation of the gates (default `"sigmoid"`).
+        unit_forget_bias: If `True`, add 1 to the forget gate's bias at initialization (Jozefowicz et al.,
+            2015).
+    """
 
     gates = 4
 
@@ -381,7 +420,15 @@ class LSTM(_RNN):
 
 
 class GRU(_RNN):
-    """Gated recurrent unit, Keras gate order z, r, h with reset_after=True (bias shape (2, 3*units))."""
+    """Gated recurrent unit, Keras gate order z, r, h with reset_after=True (bias shape (2, 3*units)).
+
+    Args:
+        units: Positive int: the dimensionality of the output space.
+        activation: Activation function (name or callable); `None` means linear (`a(x) = x`).
+        recurrent_activation: Activation of the gates (default `"sigmoid"`).
+        reset_after: Apply the reset gate after the recurrent matrix multiplication; only `True` (Keras 3's
+            default) is supported.
+    """
 
     gates = 3
 

@@ -32,6 +32,14 @@ class Bidirectional(Layer):
     (zero_output_for_mask, as Keras forces it).
 
     Weights, in Keras's order: the forward layer's, then the backward layer's.
+
+    Args:
+        layer: The wrapped layer.
+        merge_mode: How the forward and backward outputs are combined: `"concat"` (default), `"sum"`, `"mul"`,
+            `"ave"` or `None` (a list of both).
+        weights: List of NumPy arrays, in `get_weights()` order.
+        backward_layer: Optional layer to process the sequence backwards (default: a copy of `layer` with
+            `go_backwards=True`).
     """
 
     _single_input = True
@@ -117,7 +125,12 @@ class Bidirectional(Layer):
 
     def compute_mask(self, inputs, mask=None):
         """Keras's: the input mask on the sequence output(s) (both, with merge_mode None) when
-        return_sequences, none on the states."""
+        return_sequences, none on the states.
+
+        Args:
+            inputs: Input array (or list of arrays for multi-input layers).
+            mask: Optional boolean mask of the inputs (`True` keeps a position).
+        """
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
         if self.return_sequences:
@@ -147,7 +160,11 @@ class Bidirectional(Layer):
 
 class TimeDistributed(Layer):
     """Applies `layer` to every temporal slice of its input: (batch, time, ...) -> the layer on
-    (batch * time, ...) -> (batch, time, ...)."""
+    (batch * time, ...) -> (batch, time, ...).
+
+    Args:
+        layer: The wrapped layer.
+    """
 
     _single_input = True
 

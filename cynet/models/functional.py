@@ -14,6 +14,7 @@ input, a list or a dict by name); a nested model takes its inputs' masks in and 
 outputs' masks out. Nodes cost nothing more while no mask exists.
 """
 import inspect
+from typing import Any
 
 import numpy as np
 
@@ -31,9 +32,17 @@ from .model import Model, _same_samples, nested_masked_call
 
 
 class Functional(Model):
-    """A model defined by its input and output symbolic tensors (any number, in lists or dicts)."""
+    """A model defined by its input and output symbolic tensors (any number, in lists or dicts).
 
-    def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
+    Args:
+        inputs: Input(s) of the model: a symbolic input (`cynet.Input`) or a list/dict of them.
+        outputs: Output(s) of the model, computed from `inputs` by layer calls.
+        name: Name of the object (a default is generated when `None`).
+        trainable: Whether the model's weights are updated by training.
+    """
+
+    def __init__(self, inputs: Any, outputs: Any, name: str | None = None, trainable: bool = True,
+                 **kwargs: Any) -> None:
         for what, value in (("inputs", inputs), ("outputs", outputs)):
             leaves = flatten(value)
             if not leaves or not all(isinstance(t, KerasTensor) for t in leaves):
@@ -50,7 +59,7 @@ class Functional(Model):
         self.inputs = flatten(inputs)
         self.outputs = flatten(outputs)
         self._nodes, self._graph_layers = _topological(self.inputs, self.outputs)
-        names = {}
+        names: dict[str, Any] = {}
         for layer in self._graph_layers:
             if names.setdefault(layer.name, layer) is not layer:
                 raise ValueError(f"The name '{layer.name}' is used by 2 layers of the model; all layer names must be "
@@ -61,16 +70,18 @@ class Functional(Model):
 
     # ---------------------------------------------------------------- structure
     @property
-    def layers(self):
+    def layers(self) -> Any:
         """Every layer of the graph, in topological order (the InputLayers first), once each."""
         return list(self._graph_layers)
 
     @property
-    def input_names(self):
+    def input_names(self) -> Any:
+        """The names of the model's input layers, in input order."""
         return [t._keras_history[0].name for t in self.inputs]
 
     @property
-    def output_names(self):
+    def output_names(self) -> Any:
+        """The names of the layers that produce the model's outputs, in output order."""
         return self._output_names()
 
     def _output_names(self, x=None):
@@ -79,7 +90,7 @@ class Functional(Model):
     def _output_shapes(self, x):
         return [t.shape for t in self.outputs]
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         given = flatten(input_shape) if not _is_shape(input_shape) else [input_shape]
         for t, shape in zip(self.inputs, given):
             if len(shape) != len(t.shape) or any(a is not None and b is not None and a != b
@@ -89,7 +100,7 @@ class Functional(Model):
         shapes = [t.shape for t in self.outputs]
         return shapes if len(shapes) > 1 else shapes[0]
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> Any:
         self.built = True
 
     # ---------------------------------------------------------------- calling
@@ -152,9 +163,15 @@ class Functional(Model):
             sink.append(masks)
         return tuple(x), outputs
 
-    def call(self, inputs, training=False, mask=None):
+    def call(self, inputs: Any, training: bool | None = False, mask: Any = None) -> Any:
         """Run the graph on `inputs` (arrays in the order of model.inputs, as a list); `mask`: the
-        inputs' masks (one, or a list with one per input, None where an input has none)."""
+        inputs' masks (one, or a list with one per input, None where an input has none).
+
+        Args:
+            inputs: Input(s) of the model: a symbolic input (`cynet.Input`) or a list/dict of them.
+            training: Whether to run in training mode (dropout, batch statistics).
+            mask: Optional mask of the inputs.
+        """
         return self._run(inputs, training, mask)[0]
 
     def _run(self, inputs, training, mask=None):
@@ -252,11 +269,11 @@ class Functional(Model):
     def _node_set(self):
         return set(self._nodes) | {t.node for t in self.inputs}
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Layers (each with its inbound nodes as [layer name, node index, tensor index] triples)
         and the model's input and output tensors, as Keras's Functional config."""
         index = {id(t.node): 0 for t in self.inputs}   # a node's position among its layer's calls here
-        counts = {}
+        counts: dict[int, int] = {}
         for node in self._nodes:
             index[id(node)] = counts.get(id(node.layer), 0)
             counts[id(node.layer)] = index[id(node)] + 1
@@ -270,9 +287,15 @@ class Functional(Model):
                 "output_layers": _encode(self._outputs_struct, index)}
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> "Functional":
         """Rebuild the graph: make each layer, then replay its calls on the rebuilt tensors
-        (`custom_objects`: classes the config names beyond cynet's and the registered ones)."""
+        (`custom_objects`: classes the config names beyond cynet's and the registered ones).
+
+        Args:
+            config: The dictionary `get_config()` returned.
+            custom_objects: Optional dict mapping names to custom classes or functions used while
+                deserializing.
+        """
         with custom_object_scope(custom_objects):
             return cls._from_config(config)
 

@@ -4,6 +4,9 @@
 and a `call(inputs, training=None)` is a subclassed model (its layers, assigned as attributes, also
 inside lists and dicts, are tracked); `Sequential` is the Model of one chain of layers.
 """
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from .. import graph, tape as _tape
@@ -27,7 +30,7 @@ class Model(Trainer, Layer):
         obj._init_config = _captured_arguments(cls, args, kwargs)   # a subclassed model's default config
         return obj
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         if args or "inputs" in kwargs or "outputs" in kwargs:
             raise TypeError(f"{type(self).__name__}.__init__ takes name=, trainable=, dtype= (a subclassed model "
                             "makes its layers itself); Model(inputs, outputs) makes a Functional model")
@@ -37,12 +40,17 @@ class Model(Trainer, Layer):
 
     # ---------------------------------------------------------------- structure
     @property
-    def layers(self):
+    def layers(self) -> Any:
         """The layers the model tracks (its attributes, in the order they were set)."""
         return self._sublayers()
 
-    def get_layer(self, name=None, index=None):
-        """A layer of the model by name or by index in `model.layers`."""
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Any:
+        """A layer of the model by name or by index in `model.layers`.
+
+        Args:
+            name: Name of the object (a default is generated when `None`).
+            index: Index of the layer (in the order of `model.layers`).
+        """
         layers = self.layers
         if index is not None:
             if name is not None:
@@ -78,7 +86,7 @@ class Model(Trainer, Layer):
         with _tape.recording(_tape.NO_RECORD):
             self(zeros(shapes) if is_shape(shapes) else _map_shapes(zeros, shapes, is_shape))
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool | None = False) -> Any:
         raise NotImplementedError(f"{type(self).__name__} is a subclassed Model without a call method: define "
                                   "call(self, inputs, training=None)")
 
@@ -130,12 +138,17 @@ class Model(Trainer, Layer):
             rows.append((f"{layer.name} ({type(layer).__name__})", str(shape), f"{layer.count_params():,}", None))
         return rows
 
-    def summary(self, line_length=None, print_fn=None):
+    def summary(self, line_length: int | None = None, print_fn: Callable[..., Any] | None = None) -> None:
         """Print a Keras-like table of layers, output shapes, parameter counts (and, for a
-        Functional model, what each layer is connected to)."""
+        Functional model, what each layer is connected to).
+
+        Args:
+            line_length: Total width of the printed table.
+            print_fn: Function called with each line (default `print`).
+        """
         print_fn = print_fn or print
         if not self.built and getattr(self, "_input_shape_arg", None) is not None:
-            self.build()
+            self.build()   # type: ignore[call-arg]  # (Sequential's build: its Input's shape by default)
         rows = self._summary_rows()
         connected = any(r[3] is not None for r in rows)
         header = ("Layer (type)", "Output Shape", "Param #") + (("Connected to",) if connected else ())
@@ -160,17 +173,23 @@ class Model(Trainer, Layer):
             print_fn(line)
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> "Model":
         """A model from its config: a Functional graph's config (layers, input_layers,
         output_layers) makes a Functional model; a subclassed model gets its config as __init__
-        arguments (its weights are made when it is built: `build_input_shape`)."""
+        arguments (its weights are made when it is built: `build_input_shape`).
+
+        Args:
+            config: The dictionary `get_config()` returned.
+            custom_objects: Optional dict mapping names to custom classes or functions used while
+                deserializing.
+        """
         if cls is Model and isinstance(config, dict) and "input_layers" in config:
             from .functional import Functional
             return Functional.from_config(config, custom_objects=custom_objects)
         config = {k: v for k, v in config.items() if k != "build_input_shape"}
         return cls(**config)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """A subclassed model's config: the arguments its __init__ was called with (when they are
         plain JSON values, as Keras captures them), its name and trainable flag, and the input
         shape it was built for. Override it when __init__ takes other objects."""
@@ -185,15 +204,35 @@ class Model(Trainer, Layer):
             config["build_input_shape"] = shapes
         return config
 
-    def save(self, filepath, overwrite=True):
+    def save(self, filepath: Any, overwrite: bool = True) -> None:
+        """Save the model (architecture, weights, compile and optimizer state) to a `.keras` file, as
+        `cynet.saving.save_model`.
+
+        Args:
+            filepath: Path of the file.
+            overwrite: Whether to overwrite an existing file (`False` raises instead of asking, unlike Keras's
+                prompt).
+        """
         from ..saving import save_model
         save_model(self, filepath, overwrite=overwrite)
 
-    def save_weights(self, filepath, overwrite=True):
+    def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
+        """Save only the weights to a `.weights.h5` file (Keras 3's layout), as `cynet.saving.save_weights`.
+
+        Args:
+            filepath: Path of the file.
+            overwrite: Whether to overwrite an existing file (`False` raises instead of asking, unlike Keras's
+                prompt).
+        """
         from ..saving import save_weights
         save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath):
+    def load_weights(self, filepath: Any) -> None:
+        """Load weights saved by `save_weights` (or by Keras) into this model, matched by structure.
+
+        Args:
+            filepath: Path of the file.
+        """
         from ..saving import load_weights
         load_weights(self, filepath)
 

@@ -2,6 +2,8 @@
 
 It keeps its own fast path: its call runs the layers in order, with no graph walk.
 """
+from typing import Any
+
 from .. import tape as _tape
 from ..graph import is_symbolic
 from ..layers import InputLayer, Layer
@@ -18,23 +20,29 @@ class Sequential(Model):
     Args:
         layers: optional list of layers (the first may be `cynet.Input(shape=...)`).
         name: the model's name.
+        trainable: Whether the model's weights are updated by training.
     """
 
-    def __init__(self, layers=None, trainable=True, name=None, **kwargs):
+    def __init__(self, layers: Any = None, trainable: bool = True, name: str | None = None, **kwargs: Any) -> None:
         super().__init__(trainable=trainable, name=name or unique_name("sequential"), **kwargs)
-        self._layers = []
-        self._layer_names = set()
-        self._input_layer = None
+        self._layers: list[Any] = []
+        self._layer_names: set[str] = set()
+        self._input_layer: Any = None
         for layer in layers or []:
             self.add(layer)
 
     # ---------------------------------------------------------------- structure
     @property
-    def layers(self):
+    def layers(self) -> Any:
+        """The model's layers in order (without the InputLayer)."""
         return list(self._layers)
 
-    def add(self, layer):
-        """Append a layer (or an Input as the very first element)."""
+    def add(self, layer: Any) -> None:
+        """Append a layer (or an Input as the very first element).
+
+        Args:
+            layer: A Layer instance.
+        """
         if is_symbolic(layer) and isinstance(layer._keras_history[0], InputLayer):
             layer = layer._keras_history[0]   # cynet.Input(...) as the first element
         if isinstance(layer, InputLayer):
@@ -58,7 +66,7 @@ class Sequential(Model):
             self._input_shape_arg = self._input_shape_arg or first_shape
             try:
                 self._layers.append(layer)
-                self.build((None,) + self._input_shape_arg)
+                self.build((None,) + self._input_shape_arg)  # type: ignore[operator]  # (set just above)
             except BaseException:   # a refused layer leaves the model as it was
                 self._layers.pop()
                 if first_shape is not None:
@@ -70,7 +78,8 @@ class Sequential(Model):
         self._layers.append(layer)
         self._layer_names.add(layer.name)
 
-    def pop(self):
+    def pop(self) -> Any:
+        """Remove the last layer (the model is rebuilt when next used)."""
         if not self._layers:
             raise ValueError("There are no layers in the model")
         layer = self._layers.pop()
@@ -78,7 +87,7 @@ class Sequential(Model):
         self.built = False
         return layer
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> Any:
         if input_shape is None:
             if self._input_shape_arg is None:
                 raise ValueError("build() needs input_shape, or give the first layer input_shape= or start with Input")
@@ -90,22 +99,25 @@ class Sequential(Model):
         self.output_shape = shape
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         for layer in self._layers:
             input_shape = layer.compute_output_shape(input_shape)
         return input_shape
 
     # ---------------------------------------------------------------- weights
     @property
-    def weights(self):
+    def weights(self) -> Any:
+        """All weights of the layers, in layer order."""
         return [v for layer in self._layers for v in layer.weights]
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> Any:
+        """The trainable weights of the layers (none when the model is frozen)."""
         return [v for layer in self._layers for v in layer.trainable_weights] if self.trainable else []
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> Any:
+        """The non-trainable weights (all of them when the model is frozen)."""
         if not self.trainable:
             return self.weights
         return [v for layer in self._layers for v in layer.non_trainable_weights]
@@ -115,10 +127,11 @@ class Sequential(Model):
     variables = weights
 
     @property
-    def losses(self):
+    def losses(self) -> Any:
+        """The regularization penalties the layers added in their last call."""
         return [penalty for layer in self._layers for penalty in layer.losses]
 
-    def get_layer(self, name=None, index=None):
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Any:
         if index is not None:
             return self._layers[index]
         for layer in self._layers:
@@ -143,7 +156,7 @@ class Sequential(Model):
             sink.append(mask)
         return (x,), y
 
-    def call(self, inputs, training=False, mask=None):
+    def call(self, inputs: Any, training: bool | None = False, mask: Any = None) -> Any:
         return self._run(inputs, training, mask)[0]
 
     def _run(self, x, training, mask):
@@ -186,7 +199,7 @@ class Sequential(Model):
         return [tuple(self.compute_output_shape((None,) + tuple(x.shape[1:])))]
 
     # ---------------------------------------------------------------- config
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         layers = [serialize_layer(layer) for layer in self._layers]
         if self._input_layer is not None:
             layers.insert(0, serialize_layer(self._input_layer))
@@ -194,7 +207,7 @@ class Sequential(Model):
                 "build_input_shape": None if not self.built else list(self.input_shape)}
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> "Sequential":
         model = cls(name=config.get("name"), trainable=config.get("trainable", True))
         for layer_config in config.get("layers", []):
             model.add(deserialize_layer(layer_config, custom_objects=custom_objects))

@@ -18,6 +18,8 @@ basic
     kernel_regularizer=None, name=None.
 """
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +93,7 @@ def _basic(sizes, options):
 _TEMPLATES = {"basic": (_basic, _BASIC_DEFAULTS)}
 
 
-def template(template_name, sizes, /, **overrides):
+def template(template_name: str, sizes: Sequence[int], /, **overrides: Any) -> Any:
     """A compiled Sequential model from the template `template_name` (see the module docstring; "basic":
     Dense + ReLU hidden layers, softmax output, categorical cross-entropy, Adam).
 
@@ -99,6 +101,10 @@ def template(template_name, sizes, /, **overrides):
     choices (activation, output_activation, dropout, optimizer, learning_rate, loss, metrics,
     kernel_initializer, kernel_regularizer, name). An unknown template name is a ValueError, an
     unknown keyword a TypeError, each listing the known ones.
+
+    Args:
+        template_name: Name of the template (e.g. `"basic"`).
+        sizes: Layer sizes, the input size first and the number of outputs last.
     """
     if not isinstance(template_name, str) or template_name not in _TEMPLATES:
         raise ValueError(f"Unknown model template {template_name!r}; the known templates are: "

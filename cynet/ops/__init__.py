@@ -8,12 +8,11 @@ view) whose operators record too. Outside a tape they are plain NumPy.
 from . import dispatch as _dispatch  # noqa: F401  (installs the Tensor methods)
 from .core import Tensor
 from .nn import *  # noqa: F401,F403
-from .nn import __dict__ as _nn_dict
+from . import nn as _nn, numpy_ops as _numpy_ops
 from .numpy_ops import *  # noqa: F401,F403
-from .numpy_ops import __dict__ as _np_dict
 from .numpy_ops import abs, all, any, max, min, round, slice, sum  # noqa: F401,A004 - Keras's names
 
-__all__ = sorted({n for d in (_np_dict, _nn_dict) for n, v in d.items()
+__all__ = sorted({n for d in (vars(_numpy_ops), vars(_nn)) for n, v in d.items()
                   if callable(v) and not n.startswith("_") and getattr(v, "__module__", "").startswith("cynet.ops")}
                  | {"Tensor"})
-del _nn_dict, _np_dict
+del _nn, _numpy_ops

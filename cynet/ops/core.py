@@ -49,7 +49,11 @@ class Tensor(np.ndarray):
 
 
 def plain(a):
-    """`a` as a base-class ndarray (a view of a Tensor; `a` itself otherwise)."""
+    """`a` as a base-class ndarray (a view of a Tensor; `a` itself otherwise).
+
+    Args:
+        a: An array, Tensor or other value.
+    """
     return a.view(np.ndarray) if type(a) is Tensor else a
 
 
@@ -124,7 +128,7 @@ class _VariableRead:
             v.grad = v.grad + reg.gradient(v.value).astype(v.dtype, copy=False)
 
 
-_readers = weakref.WeakKeyDictionary()
+_readers: weakref.WeakKeyDictionary[object, object] = weakref.WeakKeyDictionary()
 
 
 def _reader(variable):
@@ -135,7 +139,12 @@ def _reader(variable):
 
 
 def read_variable(variable, tape):
-    """The array an op computes with for `variable`; on `tape` a read record of it (trainable only)."""
+    """The array an op computes with for `variable`; on `tape` a read record of it (trainable only).
+
+    Args:
+        variable: The Variable read.
+        tape: The recording Tape, or `None` outside a recording.
+    """
     value = variable.value
     if tape is not None and variable.trainable and value.dtype.kind == "f":
         tape.record(_reader(variable), _tape.Context(), (), (value,), True, False)   # (no inputs: a list of none)
@@ -145,8 +154,11 @@ def read_variable(variable, tape):
 def record(tape, vjp, inputs, output):
     """Record an op on `tape` (not None) and return its output as a Tensor.
 
-    inputs: the arrays exactly as the op took them (the tape routes gradients by their identity);
-    vjp(grad, need) returns the inputs' gradients (a list for several inputs, one for one).
+    Args:
+        tape: The recording Tape.
+        vjp: `vjp(grad, need)` returns the inputs' gradients (a list for several inputs, one for one).
+        inputs: The arrays exactly as the op took them (the tape routes gradients by their identity).
+        output: The op's output array.
     """
     out = output.view(Tensor) if isinstance(output, np.ndarray) else np.asarray(output).view(Tensor)
     ctx = _tape.Context()
@@ -159,12 +171,21 @@ def record(tape, vjp, inputs, output):
 
 
 def differentiable(a):
-    """True when an array can carry a gradient (floating point)."""
+    """True when an array can carry a gradient (floating point).
+
+    Args:
+        a: An array or value.
+    """
     return isinstance(a, np.ndarray) and a.dtype.kind in "fc"
 
 
 def unbroadcast(grad, shape):
-    """Sum `grad` down to `shape` (the input's shape before broadcasting)."""
+    """Sum `grad` down to `shape` (the input's shape before broadcasting).
+
+    Args:
+        grad: Gradient of the broadcast result.
+        shape: The input's shape before broadcasting.
+    """
     if grad.shape == tuple(shape):
         return grad
     extra = grad.ndim - len(shape)

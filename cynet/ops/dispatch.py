@@ -115,7 +115,7 @@ def _shape_args(args):
 
 Tensor.reshape = lambda self, *shape, **kw: ops.reshape(self, _shape_args(shape) if shape else kw["shape"])
 Tensor.transpose = lambda self, *axes: ops.transpose(self, _shape_args(axes) if axes else None)
-Tensor.T = property(lambda self: ops.transpose(self))
+Tensor.T = property(lambda self: ops.transpose(self), doc="The transpose (as `ndarray.T`), recorded on the tape.")
 Tensor.sum = _method(ops.sum)
 Tensor.mean = _method(ops.mean)
 Tensor.max = _method(ops.max)

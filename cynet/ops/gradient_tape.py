@@ -20,9 +20,10 @@ from .core import plain
 class GradientTape:
     """Record layer calls and ops in a block, then differentiate a target with respect to sources.
 
-    persistent: allow several `gradient` calls (the records are kept until the tape is deleted).
-    watch_accessed_variables: accepted for TensorFlow compatibility; every trainable variable a
-        recorded call reads is watched.
+    Args:
+        persistent: Allow several `gradient` calls (the records are kept until the tape is deleted).
+        watch_accessed_variables: Accepted for TensorFlow compatibility; every trainable variable a
+            recorded call reads is watched.
     """
 
     def __init__(self, persistent=False, watch_accessed_variables=True):
@@ -48,12 +49,23 @@ class GradientTape:
         return False
 
     def watch(self, tensor):
-        """Accepted for TensorFlow compatibility: any array the recorded calls took can be a source."""
+        """Accepted for TensorFlow compatibility: any array the recorded calls took can be a source.
+
+        Args:
+            tensor: Ignored.
+        """
 
     def gradient(self, target, sources, output_gradients=None):
         """The gradient of `target` (a scalar or array computed in the block; a list sums the targets)
         with respect to each of `sources` (Variables or arrays the recorded calls took), in the same
-        structure; None for a source the target does not depend on."""
+        structure; None for a source the target does not depend on.
+
+        Args:
+            target: A scalar or array computed in the block, or a list of them (their gradients are summed).
+            sources: A Variable or an array the recorded calls took, or a list of them.
+            output_gradients: Optional seed gradient per target (the gradient of some outer loss with respect
+                to the target); ones when `None`.
+        """
         if self._tape is None:
             raise RuntimeError("GradientTape.gradient: the tape recorded nothing (use it as `with GradientTape() "
                                "as tape:` around the computation)")

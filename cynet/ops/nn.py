@@ -1,10 +1,13 @@
 """Neural-network ops of cynet.ops (keras.ops.relu, softmax, the cross-entropies, ...), each with its
 vector-Jacobian product on the tape."""
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import backend
+from .._typing import ArrayLike, Axis, DTypeLike
 from . import numpy_ops as _np
 from .numpy_ops import _apply, _values
 
@@ -13,15 +16,36 @@ def _erf(a):
     return np.vectorize(math.erf, otypes=[np.float64])(a).astype(np.result_type(a, np.float32), copy=False)
 
 
-def erf(x):
+def erf(x: ArrayLike) -> np.ndarray:
+    """Element-wise error function.
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+    """
     return _apply("erf", (x,), _erf, lambda g, v, o, i: g * (2 / math.sqrt(math.pi)) * np.exp(-v[0] * v[0]))
 
 
-def relu(x):
+def relu(x: ArrayLike) -> np.ndarray:
+    """Rectified linear unit, `max(x, 0)`.
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+    """
     return _apply("relu", (x,), lambda a: np.maximum(a, 0), lambda g, v, o, i: g * (v[0] > 0))
 
 
-def relu6(x):
+def relu6(x: ArrayLike) -> np.ndarray:
+    """ReLU capped at 6, `min(max(x, 0), 6)`.
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+    """
     return _apply("relu6", (x,), lambda a: np.clip(a, 0, 6), lambda g, v, o, i: g * ((v[0] > 0) & (v[0] < 6)))
 
 
@@ -30,19 +54,47 @@ def _sigmoid(a):
         return 1 / (1 + np.exp(-a))
 
 
-def sigmoid(x):
+def sigmoid(x: ArrayLike) -> np.ndarray:
+    """Logistic sigmoid, `1 / (1 + exp(-x))`, computed without overflow.
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+    """
     return _apply("sigmoid", (x,), _sigmoid, lambda g, v, o, i: g * o * (1 - o))
 
 
-def softplus(x):
+def softplus(x: ArrayLike) -> np.ndarray:
+    """`log(1 + exp(x))`, computed without overflow.
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+    """
     return _apply("softplus", (x,), lambda a: np.logaddexp(a, 0), lambda g, v, o, i: g * _sigmoid(v[0]))
 
 
-def softsign(x):
+def softsign(x: ArrayLike) -> np.ndarray:
+    """`x / (1 + |x|)`.
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+    """
     return _apply("softsign", (x,), lambda a: a / (1 + np.abs(a)), lambda g, v, o, i: g / (1 + np.abs(v[0])) ** 2)
 
 
-def silu(x):
+def silu(x: ArrayLike) -> np.ndarray:
+    """SiLU (swish), `x * sigmoid(x)`.
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+    """
     def grad(g, v, o, i):
         s = _sigmoid(v[0])
         return g * (s + v[0] * s * (1 - s))
@@ -52,32 +104,77 @@ def silu(x):
 swish = silu
 
 
-def log_sigmoid(x):
+def log_sigmoid(x: ArrayLike) -> np.ndarray:
+    """`log(sigmoid(x))`, computed stably.
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+    """
     return _apply("log_sigmoid", (x,), lambda a: -np.logaddexp(-a, 0), lambda g, v, o, i: g * _sigmoid(-v[0]))
 
 
-def leaky_relu(x, negative_slope=0.2):
+def leaky_relu(x: ArrayLike, negative_slope: float = 0.2) -> np.ndarray:
+    """Leaky ReLU: `x` for `x >= 0`, `negative_slope * x` below.
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+        negative_slope: Slope of the function for `x < 0`.
+    """
     return _apply("leaky_relu", (x,), lambda a: np.where(a >= 0, a, negative_slope * a),
                   lambda g, v, o, i: g * np.where(v[0] >= 0, 1, negative_slope))
 
 
-def elu(x, alpha=1.0):
+def elu(x: ArrayLike, alpha: float = 1.0) -> np.ndarray:
+    """Exponential linear unit: `x` for `x > 0`, `alpha * (exp(x) - 1)` below.
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+        alpha: Scale of the negative part, `alpha * (exp(x) - 1)` for `x <= 0`.
+    """
     return _apply("elu", (x,), lambda a: np.where(a > 0, a, alpha * np.expm1(np.minimum(a, 0))),
                   lambda g, v, o, i: g * np.where(v[0] > 0, 1, o + alpha))
 
 
-def selu(x):
+def selu(x: ArrayLike) -> np.ndarray:
+    """Scaled ELU with the constants of Klambauer et al. (2017).
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+    """
     alpha, scale = 1.6732632423543772, 1.0507009873554805
     return _apply("selu", (x,), lambda a: scale * np.where(a > 0, a, alpha * np.expm1(np.minimum(a, 0))),
                   lambda g, v, o, i: g * np.where(v[0] > 0, scale, o + scale * alpha))
 
 
-def hard_sigmoid(x):
+def hard_sigmoid(x: ArrayLike) -> np.ndarray:
+    """Piecewise-linear sigmoid, `clip(x / 6 + 0.5, 0, 1)` (Keras 3's definition).
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+    """
     return _apply("hard_sigmoid", (x,), lambda a: np.clip(a / 6 + 0.5, 0, 1),
                   lambda g, v, o, i: g * ((v[0] > -3) & (v[0] < 3)) / 6)
 
 
-def gelu(x, approximate=True):
+def gelu(x: ArrayLike, approximate: bool = True) -> np.ndarray:
+    """Gaussian error linear unit.
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+        approximate: If `True` (Keras's default), the tanh approximation; otherwise the exact erf form.
+    """
     c = math.sqrt(2 / math.pi)
     if approximate:
         def compute(a):
@@ -102,13 +199,29 @@ def _softmax(a, axis):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-def softmax(x, axis=-1):
+def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
+    """Softmax along `axis` (the maximum is subtracted first).
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+        axis: Axis along which the softmax is taken.
+    """
     def grad(g, v, o, i):
         return o * (g - np.sum(g * o, axis=axis, keepdims=True))
     return _apply("softmax", (x,), lambda a: _softmax(a, axis), grad)
 
 
-def log_softmax(x, axis=-1):
+def log_softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
+    """Log of the softmax along `axis`, computed stably.
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+        axis: Axis along which the log-softmax is taken.
+    """
     def compute(a):
         m = np.max(a, axis=axis, keepdims=True)
         return a - m - np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True))
@@ -118,13 +231,40 @@ def log_softmax(x, axis=-1):
     return _apply("log_softmax", (x,), compute, grad)
 
 
-def one_hot(x, num_classes, axis=-1, dtype=None, sparse=False):
+def one_hot(x: ArrayLike, num_classes: int, axis: int = -1, dtype: DTypeLike | None = None,
+            sparse: bool | None = False) -> np.ndarray:
+    """One-hot encode integer class indices: a new axis of size `num_classes`. Indices outside `[0, num_classes)`
+    give an all-zero row.
+
+    Not differentiable (integer/boolean or piecewise-constant result): no gradient flows through it.
+
+    Args:
+        x: Integer array of class indices.
+        num_classes: Number of classes: the size of the new axis.
+        axis: Position of the new class axis (-1: last).
+        dtype: Output dtype (a NumPy dtype or its name); `None` infers it (`floatx()` for the creation ops).
+        sparse: Keras's sparse output; cynet always returns a dense array (the argument is accepted and
+            ignored).
+    """
     idx = np.asarray(_values(x))
     out = (idx[..., None] == np.arange(num_classes)).astype(dtype or backend.floatx())
     return np.moveaxis(out, -1, axis) if axis != -1 else out
 
 
-def multi_hot(inputs, num_classes, axis=-1, dtype=None, sparse=False):
+def multi_hot(inputs: ArrayLike, num_classes: int, axis: int = -1, dtype: DTypeLike | None = None,
+              sparse: bool | None = False) -> np.ndarray:
+    """Multi-hot encode integer class indices: 1 for every class that appears in a sample.
+
+    Not differentiable (integer/boolean or piecewise-constant result): no gradient flows through it.
+
+    Args:
+        inputs: Integer array of class indices, (batch, n) for n indices per sample.
+        num_classes: Number of classes: the size of the new axis.
+        axis: Position of the class axis (-1: last).
+        dtype: Output dtype (a NumPy dtype or its name); `None` infers it (`floatx()` for the creation ops).
+        sparse: Keras's sparse output; cynet always returns a dense array (the argument is accepted and
+            ignored).
+    """
     return np.max(one_hot(inputs, num_classes, axis=axis, dtype=dtype), axis=-2 if axis == -1 else axis)
 
 
@@ -133,8 +273,14 @@ def _clipped(output):
     return _np.clip(output, eps, 1 - eps)
 
 
-def binary_crossentropy(target, output, from_logits=False):
-    """Elementwise binary cross-entropy (Keras: no reduction)."""
+def binary_crossentropy(target: ArrayLike, output: ArrayLike, from_logits: bool = False) -> np.ndarray:
+    """Elementwise binary cross-entropy (Keras: no reduction).
+
+    Args:
+        target: Ground-truth values with the same shape as `output` (class indices for the sparse form).
+        output: Predictions: probabilities, or logits when `from_logits=True`.
+        from_logits: Whether `output` holds logits (unnormalized scores) rather than probabilities.
+    """
     if from_logits:
         def compute(t, z):
             return np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
@@ -148,15 +294,35 @@ def binary_crossentropy(target, output, from_logits=False):
                                 _np.multiply(_np.subtract(1, target), _np.log(_np.subtract(1, p)))))
 
 
-def categorical_crossentropy(target, output, from_logits=False, axis=-1):
-    """Cross-entropy over `axis` (Keras: reduced over that axis only)."""
+def categorical_crossentropy(target: ArrayLike, output: ArrayLike, from_logits: bool = False,
+                             axis: int = -1) -> np.ndarray:
+    """Cross-entropy over `axis` (Keras: reduced over that axis only).
+
+    Args:
+        target: Ground-truth values with the same shape as `output` (class indices for the sparse form).
+        output: Predictions: probabilities, or logits when `from_logits=True`.
+        from_logits: Whether `output` holds logits (unnormalized scores) rather than probabilities.
+        axis: The class axis.
+    """
     if from_logits:
         return _np.negative(_np.sum(_np.multiply(target, log_softmax(output, axis=axis)), axis=axis))
     p = _np.divide(output, _np.sum(output, axis=axis, keepdims=True))
     return _np.negative(_np.sum(_np.multiply(target, _np.log(_clipped(p))), axis=axis))
 
 
-def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
+def sparse_categorical_crossentropy(target: ArrayLike, output: ArrayLike, from_logits: bool = False,
+                                    axis: int = -1) -> np.ndarray:
+    """Cross-entropy between integer class targets and predicted class probabilities (or logits), reduced over
+    the class axis only (no batch reduction, as Keras's op).
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        target: Ground-truth values with the same shape as `output` (class indices for the sparse form).
+        output: Predictions: probabilities, or logits when `from_logits=True`.
+        from_logits: Whether `output` holds logits (unnormalized scores) rather than probabilities.
+        axis: The class axis of `output`.
+    """
     t = np.asarray(_values(target))
     if t.ndim == np.ndim(_values(output)) and t.shape[-1] == 1:
         t = t[..., 0]
@@ -166,12 +332,32 @@ def sparse_categorical_crossentropy(target, output, from_logits=False, axis=-1):
                                     from_logits=from_logits, axis=axis)
 
 
-def moments(x, axes, keepdims=False, synchronized=False):
-    """(mean, variance) over `axes`."""
+def moments(x: ArrayLike, axes: Axis, keepdims: bool = False,
+            synchronized: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, variance) over `axes`.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+        axes: Axes over which the mean and variance are computed.
+        keepdims: If `True`, the reduced axes are kept with size 1, so the result broadcasts against `x`.
+        synchronized: Keras's cross-replica flag; ignored (statistics are always local; see
+            cynet.distributed).
+    """
     return _np.mean(x, axis=axes, keepdims=keepdims), _np.var(x, axis=axes, keepdims=keepdims)
 
 
-def normalize(x, axis=-1, order=2, epsilon=None):
+def normalize(x: ArrayLike, axis: Axis = -1, order: int = 2, epsilon: float | None = None) -> np.ndarray:
+    """`x` divided by its L2 norm along `axis`.
+
+    Differentiable: while a tape records, the gradient flows to float inputs.
+
+    Args:
+        x: Input array (float for the differentiable ops).
+        axis: Axis (or axes) over which the norm is taken.
+        order: Norm order; only 2 (the L2 norm) is supported.
+        epsilon: Lower bound on the norm (normalize, 1e-12 when `None`) or the variance offset
+            (batch_normalization).
+    """
     if order != 2:
         raise NotImplementedError("ops.normalize: only order=2 is supported yet")
     eps = 1e-12 if epsilon is None else epsilon
@@ -179,8 +365,20 @@ def normalize(x, axis=-1, order=2, epsilon=None):
     return _np.divide(x, norm)
 
 
-def dot_product_attention(query, key, value, bias=None, mask=None, scale=None, is_causal=False):
-    """Keras's ops.dot_product_attention on (batch, seq, heads, dim) inputs."""
+def dot_product_attention(query: ArrayLike, key: ArrayLike, value: ArrayLike, bias: ArrayLike | None = None,
+                          mask: ArrayLike | None = None, scale: float | ArrayLike | None = None,
+                          is_causal: bool = False) -> np.ndarray:
+    """Keras's ops.dot_product_attention on (batch, seq, heads, dim) inputs.
+
+    Args:
+        query: Queries, (batch, target_length, num_heads, head_dim).
+        key: Keys, (batch, source_length, num_heads, head_dim).
+        value: Values, (batch, source_length, num_heads, head_dim).
+        bias: Optional additive bias broadcast against the (batch, num_heads, target, source) logits.
+        mask: Optional boolean mask broadcast against the logits: `True` keeps a position.
+        scale: Multiplier of the logits; `1 / sqrt(head_dim)` when `None`.
+        is_causal: If `True`, each target position attends only to source positions at or before it.
+    """
     d = np.shape(_values(query))[-1]
     scale = 1 / math.sqrt(d) if scale is None else scale
     logits = _np.multiply(_np.einsum("btnh,bsnh->bnts", query, key), scale)
@@ -219,25 +417,55 @@ def _kernel_conv(name, forward, backward, inputs, kernel, strides, padding, data
     return _apply(name, (inputs, kernel), lambda x, k: forward(x, k, None, **args), grad)
 
 
-def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
-    """2-D convolution (Keras layout: kernel (KH, KW, C, F)) on cynet's conv kernels."""
-    from .. import kernels as K
+def conv(inputs: ArrayLike, kernel: ArrayLike, strides: int | tuple[int, int] | None = 1, padding: str = "valid",
+         data_format: str | None = None, dilation_rate: int | tuple[int, int] = 1) -> np.ndarray:
+    """2-D convolution (Keras layout: kernel (KH, KW, C, F)) on cynet's conv kernels.
+
+    Args:
+        inputs: Input batch: (batch, height, width, channels) for `data_format="channels_last"`.
+        kernel: Convolution kernel, (kernel_h, kernel_w, in_channels, filters).
+        strides: Stride of the window: an int or a pair (height, width); `None` (pools) means `pool_size`.
+        padding: `"valid"` (no padding) or `"same"` (output size `ceil(input / stride)`).
+        data_format: `"channels_last"` or `"channels_first"`; `None` uses `cynet.config.image_data_format()`.
+        dilation_rate: Dilation of the kernel: an int or a pair.
+    """
+    from ..kernels import conv as K
     return _kernel_conv("conv", K.conv2d_forward, K.conv2d_backward, inputs, kernel, strides, padding, data_format,
                         dilation_rate)
 
 
-def depthwise_conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
-    """2-D depthwise convolution (kernel (KH, KW, C, depth_multiplier)) on cynet's depthwise kernels."""
-    from .. import kernels as K
+def depthwise_conv(inputs: ArrayLike, kernel: ArrayLike, strides: int | tuple[int, int] | None = 1,
+                   padding: str = "valid", data_format: str | None = None,
+                   dilation_rate: int | tuple[int, int] = 1) -> np.ndarray:
+    """2-D depthwise convolution (kernel (KH, KW, C, depth_multiplier)) on cynet's depthwise kernels.
+
+    Args:
+        inputs: Input batch: (batch, height, width, channels) for `data_format="channels_last"`.
+        kernel: Depthwise kernel, (kernel_h, kernel_w, channels, depth_multiplier).
+        strides: Stride of the window: an int or a pair (height, width); `None` (pools) means `pool_size`.
+        padding: `"valid"` (no padding) or `"same"` (output size `ceil(input / stride)`).
+        data_format: `"channels_last"` or `"channels_first"`; `None` uses `cynet.config.image_data_format()`.
+        dilation_rate: Dilation of the kernel: an int or a pair.
+    """
+    from ..kernels import depthwise as K
     return _kernel_conv("depthwise_conv", K.depthwise_conv2d_forward, K.depthwise_conv2d_backward, inputs, kernel,
                         strides, padding, data_format, dilation_rate)
 
 
-def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
-    """2-D max pooling on cynet's pool kernels."""
-    from .. import kernels as K
+def max_pool(inputs: ArrayLike, pool_size: int | tuple[int, int], strides: int | tuple[int, int] | None = None,
+             padding: str = "valid", data_format: str | None = None) -> np.ndarray:
+    """2-D max pooling on cynet's pool kernels.
+
+    Args:
+        inputs: Input batch: (batch, height, width, channels) for `data_format="channels_last"`.
+        pool_size: Size of the pooling window: an int or a pair.
+        strides: Stride of the window: an int or a pair (height, width); `None` (pools) means `pool_size`.
+        padding: `"valid"` (no padding) or `"same"` (output size `ceil(input / stride)`).
+        data_format: `"channels_last"` or `"channels_first"`; `None` uses `cynet.config.image_data_format()`.
+    """
+    from ..kernels import pool as K
     _spatial_2d("max_pool", inputs)
-    args = dict(pool_size=pool_size, strides=strides, padding=padding,
+    args: dict[str, Any] = dict(pool_size=pool_size, strides=strides, padding=padding,
                 data_format=data_format or backend.image_data_format())
     kept = {}
 
@@ -248,19 +476,40 @@ def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None)
                   lambda g, v, o, i: K.max_pool2d_backward(g, kept["argmax"], v[0].shape, **args))
 
 
-def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
-    """2-D average pooling on cynet's pool kernels (padded cells excluded from the averages)."""
-    from .. import kernels as K
+def average_pool(inputs: ArrayLike, pool_size: int | tuple[int, int], strides: int | tuple[int, int] | None = None,
+                 padding: str = "valid", data_format: str | None = None) -> np.ndarray:
+    """2-D average pooling on cynet's pool kernels (padded cells excluded from the averages).
+
+    Args:
+        inputs: Input batch: (batch, height, width, channels) for `data_format="channels_last"`.
+        pool_size: Size of the pooling window: an int or a pair.
+        strides: Stride of the window: an int or a pair (height, width); `None` (pools) means `pool_size`.
+        padding: `"valid"` (no padding) or `"same"` (output size `ceil(input / stride)`).
+        data_format: `"channels_last"` or `"channels_first"`; `None` uses `cynet.config.image_data_format()`.
+    """
+    from ..kernels import pool as K
     _spatial_2d("average_pool", inputs)
-    args = dict(pool_size=pool_size, strides=strides, padding=padding,
+    args: dict[str, Any] = dict(pool_size=pool_size, strides=strides, padding=padding,
                 data_format=data_format or backend.image_data_format())
     return _apply("average_pool", (inputs,), lambda x: K.avg_pool2d_forward(x, **args),
                   lambda g, v, o, i: K.avg_pool2d_backward(g, v[0].shape, **args))
 
 
-def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3):
+def batch_normalization(x: ArrayLike, mean: ArrayLike, variance: ArrayLike, axis: int, offset: ArrayLike | None = None,
+                        scale: ArrayLike | None = None, epsilon: float = 1e-3) -> np.ndarray:
     """(x - mean) / sqrt(variance + epsilon) * scale + offset, with mean, variance, offset and scale
-    of x's size along `axis` (Keras's ops.batch_normalization)."""
+    of x's size along `axis` (Keras's ops.batch_normalization).
+
+    Args:
+        x: Input array (float for the differentiable ops).
+        mean: Mean to subtract, of `x`'s size along `axis`.
+        variance: Variance, of `x`'s size along `axis`.
+        axis: The feature axis of `x`.
+        offset: Optional offset (beta) added after scaling.
+        scale: Optional scale (gamma) multiplied after normalizing.
+        epsilon: Lower bound on the norm (normalize, 1e-12 when `None`) or the variance offset
+            (batch_normalization).
+    """
     ndim = np.ndim(_values(x))
     shape = [1] * ndim
     shape[axis % ndim] = -1

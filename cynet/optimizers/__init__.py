@@ -49,7 +49,11 @@ ALL_OBJECTS_DICT = {cls.__name__.lower(): cls for cls in (SGD, RMSprop, Adagrad,
 
 
 def serialize(optimizer):
-    """`{"class_name": ..., "config": optimizer.get_config()}` (JSON-compatible)."""
+    """`{"class_name": ..., "config": optimizer.get_config()}` (JSON-compatible).
+
+    Args:
+        optimizer: An optimizer (instance, config dict or name).
+    """
     if not isinstance(optimizer, Optimizer):
         raise ArgumentTypeError(f"serialize expects a cynet Optimizer; received {type(optimizer).__name__}")
     return {"class_name": optimizer.__class__.__name__, "config": optimizer.get_config()}
@@ -58,7 +62,13 @@ def serialize(optimizer):
 def deserialize(config, custom_objects=None):
     """An optimizer from `{"class_name": ..., "config": {...}}` (class names are case-insensitive;
     Keras's extra keys "module" and "registered_name" are ignored). Only cynet's optimizers are
-    known, plus classes passed in `custom_objects` (a dict name -> class)."""
+    known, plus classes passed in `custom_objects` (a dict name -> class).
+
+    Args:
+        config: The dictionary `get_config()` returned.
+        custom_objects: Optional dict of custom objects (e.g. a custom learning-rate schedule) used while
+            deserializing.
+    """
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise ArgumentTypeError(
             "A serialized optimizer must be a dict with a string 'class_name' and a dict 'config'; "
@@ -76,7 +86,11 @@ def deserialize(config, custom_objects=None):
 
 def get(identifier):
     """An optimizer from a name ("adam", case-insensitive), a serialized dict, or an instance
-    (returned as is). None gives None."""
+    (returned as is). None gives None.
+
+    Args:
+        identifier: A name, a config dict, an Optimizer instance, or `None`.
+    """
     if identifier is None:
         return None
     if isinstance(identifier, Optimizer):

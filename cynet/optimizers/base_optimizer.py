@@ -87,6 +87,10 @@ class Optimizer:
         gradient_accumulation_steps: if set (int >= 2), variables are updated only every that
             many calls, with the mean of the accumulated gradients.
         name: the optimizer's name, used as the prefix of its variables' paths.
+        ema_momentum: Momentum of the moving average of the weights when `use_ema=True`: `ema = ema_momentum *
+            ema + (1 - ema_momentum) * w`.
+        ema_overwrite_frequency: With `use_ema`, overwrite the weights with their moving average every this
+            many steps (`None`: only at `finalize_variable_values`).
 
     Subclasses override `build(var_list)` (call `super().build(var_list)` first, then create slots
     with `add_variable_from_reference` / `add_optimizer_variables`) and `update_step(gradient,
@@ -97,7 +101,7 @@ class Optimizer:
     itself, and adds to `get_config()`.)
     """
 
-    _hyperparameters = ()
+    _hyperparameters: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -254,6 +258,9 @@ class Optimizer:
         """Record the model variables and create the base class's own slots (EMA, accumulators).
 
         Subclasses call this first, then create their slots.
+
+        Args:
+            variables: The model variables the optimizer will update.
         """
         variables = list(variables)
         for v in variables:
@@ -279,6 +286,12 @@ class Optimizer:
 
         `initializer` is "zeros", "ones", a number (constant fill) or a callable
         `f(shape, dtype)`; `dtype` defaults to float32.
+
+        Args:
+            shape: Shape of the variable.
+            initializer: `"zeros"`, `"ones"`, a number (constant fill) or a callable `f(shape, dtype)`.
+            dtype: Dtype of the variable (float32 when `None`).
+            name: Name of the variable.
         """
         dtype = np.dtype("float32" if dtype is None else dtype)
         shape = tuple(shape)
@@ -301,7 +314,13 @@ class Optimizer:
 
     def add_variable_from_reference(self, reference_variable, name=None, initializer="zeros"):
         """An optimizer variable shaped and typed like `reference_variable`, named
-        `{reference path with '/' -> '_'}_{name}`."""
+        `{reference path with '/' -> '_'}_{name}`.
+
+        Args:
+            reference_variable: The model variable whose shape and dtype the slot takes.
+            name: Suffix of the slot's name.
+            initializer: `"zeros"`, `"ones"`, a number (constant fill) or a callable `f(shape, dtype)`.
+        """
         name = name or "var"
         ref = getattr(reference_variable, "path", None) or str(reference_variable.name)
         name = ref.replace("/", "_").replace(":", "_") + "_" + name
@@ -311,7 +330,13 @@ class Optimizer:
 
     def add_optimizer_variables(self, trainable_variables, name, initializer="zeros"):
         """One slot per variable for `name` (a string: returns a list), or for each of several names
-        (a list of strings: returns a tuple of lists, created interleaved variable by variable)."""
+        (a list of strings: returns a tuple of lists, created interleaved variable by variable).
+
+        Args:
+            trainable_variables: The model variables (one slot each, or the variables to update/build on).
+            name: Slot name (a string), or a list of slot names.
+            initializer: `"zeros"`, `"ones"`, a number (constant fill) or a callable `f(shape, dtype)`.
+        """
         if isinstance(name, str):
             return [self.add_variable_from_reference(v, name=name, initializer=initializer) for v in trainable_variables]
         names = list(name)
@@ -336,6 +361,10 @@ class Optimizer:
 
         The optimizer must be built on the same model variables (in the same order) as the one that
         was saved; pass `trainable_variables` to build it here if it is not built yet.
+
+        Args:
+            values: The list of arrays `get_variable_values()` returned.
+            trainable_variables: The model variables (one slot each, or the variables to update/build on).
         """
         if not self.built:
             if trainable_variables is None:
@@ -368,7 +397,11 @@ class Optimizer:
             var.assign(arr)
 
     def set_weights(self, weights):
-        """Keras's name for `set_variable_values` (the optimizer must be built)."""
+        """Keras's name for `set_variable_values` (the optimizer must be built).
+
+        Args:
+            weights: The list of arrays `get_weights()` returned.
+        """
         if not self.built:
             raise ValueError(
                 "You are calling `set_weights()` on an optimizer that has not yet been built. Please call "
@@ -377,15 +410,26 @@ class Optimizer:
         self.set_variable_values(weights)
 
     def get_weights(self):
+        """The optimizer's state (iterations, then every slot) as a list of NumPy arrays; Keras's older name for
+        `get_variable_values`.
+        """
         return self.get_variable_values()
 
     def save_own_variables(self, store):
-        """Write the state into a dict-like `store` under keys "0", "1", ... (as Keras does)."""
+        """Write the state into a dict-like `store` under keys "0", "1", ... (as Keras does).
+
+        Args:
+            store: A dict-like mapping of string keys to arrays.
+        """
         for i, variable in enumerate(self._variables):
             store[str(i)] = variable.value.copy()
 
     def load_own_variables(self, store):
-        """Read the state written by `save_own_variables` (warns and skips on a count mismatch, as Keras)."""
+        """Read the state written by `save_own_variables` (warns and skips on a count mismatch, as Keras).
+
+        Args:
+            store: A dict-like mapping of string keys to arrays.
+        """
         if len(store.keys()) != len(self._variables):
             msg = (
                 f"Skipping variable loading for optimizer '{self.name}', because it has {len(self._variables)} "
@@ -443,13 +487,21 @@ class Optimizer:
     # ---------------------------------------------------------------------------------- applying
 
     def scale_loss(self, loss):
-        """The loss multiplied by `loss_scale_factor` (unchanged when it is None)."""
+        """The loss multiplied by `loss_scale_factor` (unchanged when it is None).
+
+        Args:
+            loss: The loss value.
+        """
         if self.loss_scale_factor is not None:
             return loss * self.loss_scale_factor
         return loss
 
     def apply_gradients(self, grads_and_vars):
-        """Apply an iterable of (gradient, variable) pairs; returns `iterations`."""
+        """Apply an iterable of (gradient, variable) pairs; returns `iterations`.
+
+        Args:
+            grads_and_vars: Iterable of `(gradient, variable)` pairs.
+        """
         pairs = list(grads_and_vars)
         for p in pairs:
             if not isinstance(p, (tuple, list)) or len(p) != 2:
@@ -467,6 +519,10 @@ class Optimizer:
 
         Without `trainable_variables` the optimizer must be built, and `grads` match the variables
         it was built with, one to one. The first call with variables builds the optimizer.
+
+        Args:
+            grads: One gradient per variable (`None` skips a variable).
+            trainable_variables: The model variables (one slot each, or the variables to update/build on).
         """
         grads = list(grads)
         if len(grads) == 0:
@@ -591,7 +647,13 @@ class Optimizer:
             self.update_step(grad, variable, learning_rate)
 
     def update_step(self, gradient, variable, learning_rate):
-        """Update `variable` (in place) from `gradient`; implemented by each optimizer."""
+        """Update `variable` (in place) from `gradient`; implemented by each optimizer.
+
+        Args:
+            gradient: The gradient of the variable, an array of its shape.
+            variable: The variable to update.
+            learning_rate: The learning rate at this step (a float).
+        """
         raise NotImplementedError(f"{self.__class__.__name__} must implement update_step(gradient, variable, learning_rate)")
 
     # ---------------------------------------------------------------------------------- clipping
@@ -644,7 +706,13 @@ class Optimizer:
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
         """Exclude variables from weight decay: those in `var_list`, and those whose name contains
-        (regular-expression search) any string in `var_names`, e.g. `var_names=["bias"]`."""
+        (regular-expression search) any string in `var_names`, e.g. `var_names=["bias"]`.
+
+        Args:
+            var_list: List of variables.
+            var_names: List of strings; variables whose name contains one of them (regular-expression search)
+                are excluded.
+        """
         self._exclude_vars = list(var_list) if var_list else []
         self._exclude_from_weight_decay = {self._var_key(v) for v in self._exclude_vars}
         if var_names:
@@ -713,7 +781,11 @@ class Optimizer:
             variable.assign(average.value)
 
     def finalize_variable_values(self, var_list):
-        """At the end of training: with `use_ema`, overwrite the variables with their moving averages."""
+        """At the end of training: with `use_ema`, overwrite the variables with their moving averages.
+
+        Args:
+            var_list: List of variables.
+        """
         if self.use_ema:
             self._overwrite_model_variables_with_average_value(list(var_list))
 
@@ -743,7 +815,13 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        """An optimizer from `get_config()` output (a schedule given as a dict is deserialized)."""
+        """An optimizer from `get_config()` output (a schedule given as a dict is deserialized).
+
+        Args:
+            config: The dictionary `get_config()` returned.
+            custom_objects: Optional dict of custom objects (e.g. a custom learning-rate schedule) used while
+                deserializing.
+        """
         config = dict(config)
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = _schedules.deserialize(config["learning_rate"], custom_objects=custom_objects)

@@ -114,6 +114,7 @@ class LearningRateSchedule:
         )
 
     def get_config(self):
+        """The constructor arguments of this object, JSON-serializable, so that `from_config` rebuilds it."""
         raise NotImplementedError(
             f"Learning rate schedule '{self.__class__.__name__}' must override `get_config()` "
             "in order to be serializable."
@@ -121,6 +122,11 @@ class LearningRateSchedule:
 
     @classmethod
     def from_config(cls, config):
+        """An instance built from `get_config()`'s dictionary.
+
+        Args:
+            config: The dictionary `get_config()` returned.
+        """
         return cls(**config)
 
     def __repr__(self):
@@ -137,6 +143,13 @@ class ExponentialDecay(LearningRateSchedule):
     """`initial_learning_rate * decay_rate ** (step / decay_steps)`.
 
     With `staircase=True`, `step / decay_steps` is floored, so the rate drops in discrete steps.
+
+    Args:
+        initial_learning_rate: The learning rate at step 0.
+        decay_steps: Number of steps over which the learning rate decays.
+        decay_rate: Decay factor.
+        staircase: If `True`, decay in discrete intervals (`step // decay_steps`).
+        name: Name of the optimizer, the prefix of its variables' paths.
     """
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
@@ -168,6 +181,13 @@ class InverseTimeDecay(LearningRateSchedule):
     """`initial_learning_rate / (1 + decay_rate * step / decay_steps)`.
 
     With `staircase=True`, `step / decay_steps` is floored.
+
+    Args:
+        initial_learning_rate: The learning rate at step 0.
+        decay_steps: Number of steps over which the learning rate decays.
+        decay_rate: Decay factor.
+        staircase: If `True`, decay in discrete intervals (`step // decay_steps`).
+        name: Name of the optimizer, the prefix of its variables' paths.
     """
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
@@ -204,6 +224,11 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     config too) costs time linear in the number of boundaries, and each call a binary search, so
     a schedule with a million boundaries loads in a fraction of a second and looks a step up in
     about twenty comparisons. Error messages and `repr` show long lists abbreviated.
+
+    Args:
+        boundaries: Increasing list of step boundaries.
+        values: The list of arrays `get_variable_values()` returned.
+        name: Name of the optimizer, the prefix of its variables' paths.
     """
 
     def __init__(self, boundaries, values, name="PiecewiseConstant"):
@@ -254,6 +279,14 @@ class PolynomialDecay(LearningRateSchedule):
     """`(initial - end) * (1 - min(step, decay_steps) / decay_steps) ** power + end`.
 
     With `cycle=True`, `decay_steps` is replaced by its first multiple >= step.
+
+    Args:
+        initial_learning_rate: The learning rate at step 0.
+        decay_steps: Number of steps over which the learning rate decays.
+        end_learning_rate: The final learning rate.
+        power: Power of the polynomial.
+        cycle: Whether to restart the decay after `decay_steps` (with a longer period).
+        name: Name of the optimizer, the prefix of its variables' paths.
     """
 
     def __init__(
@@ -299,7 +332,16 @@ class PolynomialDecay(LearningRateSchedule):
 
 class CosineDecay(LearningRateSchedule):
     """Cosine decay from `initial_learning_rate` (or `warmup_target` after a linear warmup of
-    `warmup_steps`) to `alpha` times that value over `decay_steps`."""
+    `warmup_steps`) to `alpha` times that value over `decay_steps`.
+
+    Args:
+        initial_learning_rate: The learning rate at step 0.
+        decay_steps: Number of steps over which the learning rate decays.
+        alpha: Minimum learning rate as a fraction of `initial_learning_rate`.
+        name: Name of the optimizer, the prefix of its variables' paths.
+        warmup_target: Learning rate at the end of the linear warmup (`None`: no warmup).
+        warmup_steps: Number of warmup steps.
+    """
 
     def __init__(
         self,
@@ -353,7 +395,16 @@ class CosineDecay(LearningRateSchedule):
 
 class CosineDecayRestarts(LearningRateSchedule):
     """Cosine decay with warm restarts (SGDR): periods of `first_decay_steps * t_mul**i` steps,
-    each starting from `initial_learning_rate * m_mul**i`."""
+    each starting from `initial_learning_rate * m_mul**i`.
+
+    Args:
+        initial_learning_rate: The learning rate at step 0.
+        first_decay_steps: Number of steps of the first decay period.
+        t_mul: Factor by which each period's length grows.
+        m_mul: Factor by which each period's initial learning rate shrinks.
+        alpha: Minimum learning rate as a fraction of `initial_learning_rate`.
+        name: Name of the optimizer, the prefix of its variables' paths.
+    """
 
     def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0, name="SGDRDecay"):
         owner = "CosineDecayRestarts"
@@ -409,7 +460,11 @@ _REGISTRY = {
 
 
 def serialize(learning_rate_schedule):
-    """`{"class_name": ..., "config": ...}` for a schedule (JSON-compatible for the built-ins)."""
+    """`{"class_name": ..., "config": ...}` for a schedule (JSON-compatible for the built-ins).
+
+    Args:
+        learning_rate_schedule: A LearningRateSchedule.
+    """
     if not isinstance(learning_rate_schedule, LearningRateSchedule):
         raise ArgumentTypeError(
             f"serialize expects a LearningRateSchedule; received {type(learning_rate_schedule).__name__}"
@@ -433,6 +488,11 @@ def deserialize(config, custom_objects=None):
 
     Only cynet's own schedules are known, plus classes passed in `custom_objects`
     (a dict name -> class). Extra keys written by Keras ("module", "registered_name") are ignored.
+
+    Args:
+        config: The dictionary `get_config()` returned.
+        custom_objects: Optional dict of custom objects (e.g. a custom learning-rate schedule) used while
+            deserializing.
     """
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise ArgumentTypeError(

@@ -51,6 +51,23 @@ class Trainer:
         may be lists (one entry per output) or dicts keyed by output name; a single loss applies
         to every output. As in Keras 3, `metrics` ignore sample and class weights;
         `weighted_metrics` use them.
+
+        Args:
+            optimizer: Optimizer instance or name (e.g. `"adam"`); its default arguments when a name.
+            loss: Loss: a Loss instance, a function `f(y_true, y_pred)` or a name; for several outputs a list
+                or a dict keyed by output name.
+            loss_weights: Optional scalar weights of the per-output losses (a list or a dict keyed by output
+                name).
+            metrics: List of metrics (instances, functions or names such as `"accuracy"`), evaluated without
+                sample or class weights; per output, a list of lists or a dict.
+            weighted_metrics: List of metrics evaluated with `sample_weight`/`class_weight`.
+            run_eagerly: Accepted for Keras compatibility; cynet always runs eagerly (there is no graph
+                compilation).
+            steps_per_execution: Accepted for Keras compatibility and ignored (each batch is one step).
+            jit_compile: Accepted for Keras compatibility and ignored (no XLA; the hot loops are compiled
+                Cython).
+            auto_scale_loss: Accepted for Keras compatibility and ignored (loss scaling is the optimizer's
+                `loss_scale_factor`).
         """
         self.optimizer = optimizers.get(optimizer)
         per_output = isinstance(loss, (list, tuple)) or (isinstance(loss, dict) and "class_name" not in loss)
@@ -142,6 +159,7 @@ class Trainer:
 
     @property
     def metrics_names(self):
+        """The names of the compiled metrics' results ("loss" first), as in `evaluate`'s list."""
         return [m.name for m in self.metrics] or ["loss"]
 
     def _check_compiled(self, x=None):
@@ -280,7 +298,11 @@ class Trainer:
         """One training step on a batch, as fit and train_on_batch run it: `data` is (x, y) or
         (x, y, sample_weight) with x as the model's call takes it and y one array (a list, one per
         output, for several outputs). Runs forward on the tape, backward, the optimizer; returns
-        the logs (loss and metrics so far this epoch). Override it to change what a step does."""
+        the logs (loss and metrics so far this epoch). Override it to change what a step does.
+
+        Args:
+            data: A batch: `x`, `(x, y)` or `(x, y, sample_weight)`.
+        """
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         y, sample_weight = self._as_output_list(y), self._as_output_list(sample_weight)
         total, each, preds = self._train_step(x, y, sample_weight)
@@ -288,7 +310,11 @@ class Trainer:
         return self.compute_metrics(x, y, preds, sample_weight)
 
     def test_step(self, data):
-        """One evaluation step (evaluate, validation, test_on_batch) on `data` as in train_step."""
+        """One evaluation step (evaluate, validation, test_on_batch) on `data` as in train_step.
+
+        Args:
+            data: A batch: `x`, `(x, y)` or `(x, y, sample_weight)`.
+        """
         x, y, sample_weight = unpack_x_y_sample_weight(data)
         y, sample_weight = self._as_output_list(y), self._as_output_list(sample_weight)
         total, each, preds = self._test_step(x, y, sample_weight)
@@ -296,12 +322,24 @@ class Trainer:
         return self.compute_metrics(x, y, preds, sample_weight)
 
     def predict_step(self, data):
-        """The model's outputs on one batch (predict runs it): `data` is x, or (x,) / (x, y, ...)."""
+        """The model's outputs on one batch (predict runs it): `data` is x, or (x,) / (x, y, ...).
+
+        Args:
+            data: A batch: `x`, `(x, y)` or `(x, y, sample_weight)`.
+        """
         return self._call_model(unpack_x_y_sample_weight(data)[0], False)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The total loss of predictions `y_pred` against `y`: each output's compiled loss times its
-        loss weight, plus the layers' regularization penalties (a float)."""
+        loss weight, plus the layers' regularization penalties (a float).
+
+        Args:
+            x: The batch's inputs.
+            y: The batch's targets.
+            y_pred: The model's predictions for `x`.
+            sample_weight: The batch's sample weights, or `None`.
+            training: Whether the loss is computed in training mode.
+        """
         y, preds, sample_weight = (self._as_output_list(v) for v in (y, y_pred, sample_weight))
         total = 0.0
         for (_, loss_fn, w, _), yt, yp, sw in zip(self._compiled_outputs, y, preds, _weights_per(sample_weight, y)):
@@ -313,7 +351,14 @@ class Trainer:
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Update the compiled metrics with a batch's predictions; return the logs (every metric's
-        result, loss trackers included)."""
+        result, loss trackers included).
+
+        Args:
+            x: The batch's inputs.
+            y: The batch's targets.
+            y_pred: The model's predictions for `x`.
+            sample_weight: The batch's sample weights, or `None`.
+        """
         if y is None:   # no targets (a model trained on the losses it adds): only the loss trackers
             return self._logs()
         y, preds, sample_weight = (self._as_output_list(v) for v in (y, y_pred, sample_weight))
@@ -353,6 +398,7 @@ class Trainer:
         return {prefix + m.name: m.result() for m in self.metrics}
 
     def _reset_metrics(self):
+        """Reset the state of every compiled metric (and the loss tracker)."""
         for m in self.metrics:
             m.reset_state()
 
@@ -474,6 +520,30 @@ class Trainer:
         Every argument is checked before training starts. A KeyboardInterrupt (Ctrl-C) that
         arrives during a training step is held back until the step has finished, so the model
         keeps the weights of the last completed batch.
+
+        Args:
+            x: Input data: a NumPy array (or a list/dict of arrays for several inputs), a generator, or a
+                `PyDataset` yielding batches.
+            y: Target data, like `x` (arrays); `None` when `x` is a generator or PyDataset yielding `(x, y)`.
+            batch_size: Number of samples per batch (default 32); not used with generators or PyDatasets.
+            epochs: Index of the last epoch to train (with `initial_epoch`, the number of epochs is their
+                difference).
+            verbose: `"auto"`, 0 (silent), 1 (progress bar) or 2 (one line per epoch).
+            callbacks: List of `cynet.callbacks.Callback` instances.
+            validation_split: Float in [0, 1): the fraction of the training data (its last samples, before
+                shuffling) held out for validation.
+            validation_data: Data to evaluate at the end of each epoch: `(x_val, y_val)`, `(x_val, y_val,
+                val_sample_weight)`, a generator or a PyDataset.
+            shuffle: Whether to shuffle the training samples before each epoch (arrays only).
+            class_weight: Optional dict mapping class indices to weights of the loss (single-output models).
+            sample_weight: Optional per-sample weights, an array of shape `(samples,)` (per output: a list or
+                dict).
+            initial_epoch: Epoch at which to start training (to resume a previous run).
+            steps_per_epoch: Number of batches per epoch (default: the whole data set, or the generator until
+                exhausted).
+            validation_steps: Number of validation batches to draw from a validation generator (default: all).
+            validation_batch_size: Batch size of the validation (default `batch_size`).
+            validation_freq: Run validation every this many epochs.
         """
         self._check_compiled()
         batch_size = _validation.positive_int("batch_size", batch_size, bounded=False, default=32)
@@ -675,7 +745,20 @@ class Trainer:
     # ---------------------------------------------------------------- evaluate / predict
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
-        """Loss (and metrics) over (x, y): a scalar, `[loss, *metrics]`, or a dict with return_dict=True."""
+        """Loss (and metrics) over (x, y): a scalar, `[loss, *metrics]`, or a dict with return_dict=True.
+
+        Args:
+            x: Input data: a NumPy array (or a list/dict of arrays for several inputs), a generator, or a
+                `PyDataset` yielding batches.
+            y: Target data, like `x` (arrays); `None` when `x` is a generator or PyDataset yielding `(x, y)`.
+            batch_size: Number of samples per batch (default 32); not used with generators or PyDatasets.
+            verbose: `"auto"`, 0 (silent), 1 (progress bar) or 2 (one line per epoch).
+            sample_weight: Optional per-sample weights, an array of shape `(samples,)` (per output: a list or
+                dict).
+            steps: Number of batches to run (default: the whole data set, or the generator until exhausted).
+            callbacks: List of `cynet.callbacks.Callback` instances.
+            return_dict: If `True`, return a dict `{name: value}` instead of a list.
+        """
         self._check_compiled()
         batch_size = _validation.positive_int("batch_size", batch_size, bounded=False, default=32)
         verbose = _validation.verbose(verbose)
@@ -733,7 +816,16 @@ class Trainer:
             self._loss_tracker, self._output_loss_trackers, self._metrics = saved
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Model outputs for x, batch by batch: one NumPy array (or the model's structure of them)."""
+        """Model outputs for x, batch by batch: one NumPy array (or the model's structure of them).
+
+        Args:
+            x: Input data: a NumPy array (or a list/dict of arrays for several inputs), a generator, or a
+                `PyDataset` yielding batches.
+            batch_size: Number of samples per batch (default 32); not used with generators or PyDatasets.
+            verbose: `"auto"`, 0 (silent), 1 (progress bar) or 2 (one line per epoch).
+            steps: Number of batches to run (default: the whole data set, or the generator until exhausted).
+            callbacks: Accepted for Keras compatibility; cynet's `predict` does not call callbacks yet.
+        """
         batch_size = _validation.positive_int("batch_size", batch_size, bounded=False, default=32)
         _validation.verbose(verbose)
         with array_cache(), _tape.recording(_tape.NO_RECORD):
@@ -763,7 +855,15 @@ class Trainer:
         return outs
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
-        """One training step on (x, y); a KeyboardInterrupt during it is held back until it ends."""
+        """One training step on (x, y); a KeyboardInterrupt during it is held back until it ends.
+
+        Args:
+            x: One batch of inputs (an array, or a list/dict of arrays).
+            y: The batch's targets.
+            sample_weight: Optional per-sample weights of the batch.
+            class_weight: Optional dict mapping class indices to weights of the loss (single-output models).
+            return_dict: If `True`, return a dict `{name: value}` instead of a list.
+        """
         self._check_compiled()
         _one_of_the_weights(sample_weight, class_weight)
         x = self._prepare_x(x)
@@ -782,6 +882,15 @@ class Trainer:
         return self._result(return_dict, logs)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Loss (and metrics) on one batch, without updating the weights: a scalar, a list, or a dict with
+        `return_dict=True`.
+
+        Args:
+            x: One batch of inputs (an array, or a list/dict of arrays).
+            y: The batch's targets.
+            sample_weight: Optional per-sample weights of the batch.
+            return_dict: If `True`, return a dict `{name: value}` instead of a list.
+        """
         self._check_compiled()
         x = self._prepare_x(x)
         self._check_compiled(x)
@@ -791,6 +900,11 @@ class Trainer:
         return self._result(return_dict, self._evaluate_arrays(x, y, weights, _num_samples(x), cbs))
 
     def predict_on_batch(self, x):
+        """The model's outputs on one batch (NumPy arrays in the model's output structure).
+
+        Args:
+            x: One batch of inputs (an array, or a list/dict of arrays).
+        """
         with _tape.recording(_tape.NO_RECORD):
             out = self.predict_step((self._prepare_x(x),))
             return _pack(out, [np.array(o, copy=True) for o in flatten(out)])

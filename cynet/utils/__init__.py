@@ -4,6 +4,7 @@ import gc
 
 import numpy as np
 
+from .._typing import ArrayLike
 from .py_dataset import PyDataset, Sequence  # noqa: F401
 from .rng import set_random_seed  # noqa: F401
 from .sequence_utils import pad_sequences  # noqa: F401
@@ -16,10 +17,14 @@ from .serialization import (  # noqa: F401  (also cynet.saving's)
 )
 
 
-def to_categorical(x, num_classes=None):
+def to_categorical(x: ArrayLike, num_classes: int | None = None) -> np.ndarray:
     """One-hot encode integer class labels (Keras semantics): shape (..., num_classes), float32.
 
     A trailing axis of size 1 is dropped first, as in Keras.
+
+    Args:
+        x: Input array.
+        num_classes: Number of classes.
     """
     x = np.asarray(x)
     if x.dtype.kind == "f":
@@ -41,7 +46,7 @@ def to_categorical(x, num_classes=None):
     return out
 
 
-def clear_session(free_memory=True):
+def clear_session(free_memory: bool = True) -> None:
     """Resets the global state cynet keeps, as Keras's `clear_session` (also
     `cynet.backend.clear_session`).
 

@@ -22,6 +22,7 @@ def plot_history(history, path, metrics=None, title=None, dpi=100):
         path: where to write the image; the format follows the extension (".png" recommended).
         metrics: names to plot (without "val_"); default: every training entry, "loss" first.
         title: optional figure title.
+        dpi: Resolution of the saved image.
     Returns the path written.
     """
     logs = _history_dict(history)

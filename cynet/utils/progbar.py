@@ -165,7 +165,12 @@ class Progbar:
         self._last_update = now
 
     def add(self, n, values=None):
-        """Advance the bar by `n` steps."""
+        """Advance the bar by `n` steps.
+
+        Args:
+            n: Number of threads (a positive int).
+            values: Values to average.
+        """
         self.update(self._seen_so_far + n, values)
 
     # ------------------------------------------------------------------ bookkeeping

@@ -91,6 +91,7 @@ class PyDataset:
 
     @property
     def workers(self):
+        """Number of threads (or processes) that load batches in parallel."""
         self._warn_if_super_not_called()
         return self._workers
 
@@ -100,6 +101,7 @@ class PyDataset:
 
     @property
     def use_multiprocessing(self):
+        """Whether batches are loaded by processes instead of threads."""
         self._warn_if_super_not_called()
         return self._use_multiprocessing
 
@@ -109,6 +111,7 @@ class PyDataset:
 
     @property
     def max_queue_size(self):
+        """Maximum number of batches loaded ahead."""
         self._warn_if_super_not_called()
         return self._max_queue_size
 

@@ -10,8 +10,12 @@ import numpy as np
 _global = np.random.default_rng()
 
 
-def set_random_seed(seed):
-    """Seed Python, NumPy and cynet. `seed` must be a non-negative int."""
+def set_random_seed(seed: int | None) -> None:
+    """Seed Python, NumPy and cynet. `seed` must be a non-negative int.
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
     global _global
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer; received seed={seed!r}")
@@ -26,8 +30,12 @@ def global_rng():
     return _global
 
 
-def make_rng(seed=None):
-    """A Generator for `seed`: a fresh seeded one, or the global one when seed is None."""
+def make_rng(seed: int | np.integer | np.random.Generator | None = None) -> np.random.Generator:
+    """A Generator for `seed`: a fresh seeded one, or the global one when seed is None.
+
+    Args:
+        seed: Int seed (the same values every call) or `None` (cynet's global generator).
+    """
     if seed is None:
         return _global
     if isinstance(seed, np.random.Generator):

@@ -1,11 +1,16 @@
 """`pad_sequences`: a list of variable-length sequences as one (samples, maxlen, ...) array, with
 Keras 3's arguments, defaults, results and errors (keras.utils.pad_sequences)."""
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from .._typing import DTypeLike
 
-def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre", value=0.0):
+
+def pad_sequences(sequences: Sequence[Any], maxlen: int | None = None, dtype: DTypeLike | None = "int32",
+                  padding: str = "pre", truncating: str = "pre", value: Any = 0.0) -> np.ndarray:
     """Pads (and truncates) sequences to a common length, as Keras's `pad_sequences`.
 
     Each sequence becomes one row of length `maxlen`: a longer one loses values from its start

@@ -2,6 +2,8 @@
 regularizers and the other registries: class names resolve only through cynet's own registry
 (and the caller's `custom_objects`), never through imports."""
 import inspect
+from collections.abc import Callable
+from typing import Any
 
 
 def from_config_dict(kind, config, lookup):
@@ -51,8 +53,13 @@ _REGISTERED = {}              # "package>Name" -> object
 _SCOPES = _contextvars.ContextVar("cynet_custom_object_scopes", default=())
 
 
-def register_keras_serializable(package="Custom", name=None):
-    """Decorator registering a class (or function) for (de)serialization as "package>name"."""
+def register_keras_serializable(package: str = "Custom", name: str | None = None) -> Callable[[Any], Any]:
+    """Decorator registering a class (or function) for (de)serialization as "package>name".
+
+    Args:
+        package: Package part of the registered name (`"package>Name"`).
+        name: Name part of the registered name; the class or function name when `None`.
+    """
     if not isinstance(package, str) or ">" in package:
         raise ValueError(f"package must be a string without '>'; received package={package!r}")
 
@@ -67,19 +74,23 @@ def register_keras_serializable(package="Custom", name=None):
     return decorator
 
 
-def get_registered_name(obj):
-    """The name `obj` is registered under ("package>Name"), else its class or function name."""
+def get_registered_name(obj: Any) -> str:
+    """The name `obj` is registered under ("package>Name"), else its class or function name.
+
+    Args:
+        obj: A class, function or instance.
+    """
     cls = obj if inspect.isclass(obj) or inspect.isfunction(obj) else type(obj)
-    return cls.__dict__.get("_registered_name") or getattr(cls, "__name__", str(cls))
+    return str(cls.__dict__.get("_registered_name") or getattr(cls, "__name__", str(cls)))
 
 
-def get_custom_objects():
+def get_custom_objects() -> dict[str, Any]:
     """The global registry (a dict "package>Name" -> object), as keras.saving.get_custom_objects."""
     return _REGISTERED
 
 
 @_contextlib.contextmanager
-def custom_object_scope(*dicts):
+def custom_object_scope(*dicts: Any) -> Any:
     """Within the block, the objects of `dicts` (name -> object) are known to deserialization."""
     for d in dicts:
         if d is not None and not isinstance(d, dict):
@@ -91,9 +102,14 @@ def custom_object_scope(*dicts):
         _SCOPES.reset(token)
 
 
-def get_registered_object(name, custom_objects=None):
+def get_registered_object(name: str, custom_objects: dict[str, Any] | None = None) -> Any:
     """The custom object known by `name` (from `custom_objects`, the active scopes, or the
-    registry, by registered name or plain class name), else None."""
+    registry, by registered name or plain class name), else None.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        custom_objects: Optional dict mapping names to custom classes or functions used while deserializing.
+    """
     for table in ((custom_objects or {}),) + _SCOPES.get()[::-1]:
         if name in table:
             return table[name]

@@ -116,7 +116,8 @@ def timeseries_dataset_from_array(data, targets, sequence_length, sequence_strid
             draws a new permutation from the same generator.
         seed: seed of the shuffle (default: drawn from NumPy's global generator, as in Keras, so
             `cynet.utils.set_random_seed` makes it reproducible).
-        start_index, end_index: use only data[start_index:end_index] (end exclusive).
+        start_index: first row of `data` used (default 0).
+        end_index: use only rows before this one (exclusive; default: all).
 
     Returns:
         A `cynet.utils.PyDataset` (a `TimeseriesDataset`): `len()` batches, each `(x, y)` with
