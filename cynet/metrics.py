@@ -353,9 +353,9 @@ class Mean(Metric):
         sample_weight has more axes), the total grows by their weighted sum and the count by the
         number of samples, or the sum of the (per-sample mean) weights."""
         if type(sample_weight) in _SCALARS and type(values) in _SCALARS:   # fit's loss trackers, every batch
-            w = float(sample_weight)
-            self._total += float(values) * w
-            self._count += w
+            weight = float(sample_weight)
+            self._total += float(values) * weight
+            self._count += weight
             return
         values = np.asarray(values, dtype=np.float64)
         if sample_weight is None:
