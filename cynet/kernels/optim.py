@@ -144,6 +144,17 @@ def adamax_update(variable, gradient, m, u, learning_rate, one_minus_beta_1, bet
         variable -= (m * learning_rate) / ((u + epsilon) * correction)
 
     correction is the bias correction 1 - beta_1**t (t the 1-based step).
+
+    Args:
+        variable: The variable's array (float32 or float64, C-contiguous, writable), updated in place.
+        gradient: Its gradient, of the variable's shape (converted to its dtype).
+        m: First-moment slot, of the variable's shape and dtype, updated in place.
+        u: Exponentially weighted infinity-norm slot, updated in place.
+        learning_rate: The step size.
+        one_minus_beta_1: 1 - beta_1.
+        beta_2: Decay of the infinity norm.
+        correction: 1 - beta_1**t.
+        epsilon: Added to u for numerical stability.
     """
     w, g, s = _arrays(variable, gradient, m=m, u=u)
     dt = variable.dtype
@@ -157,6 +168,16 @@ def lion_update(variable, gradient, m, learning_rate, beta_1, one_minus_beta_1, 
 
         variable -= learning_rate * sign(beta_1 * m + one_minus_beta_1 * g)
         m = beta_2 * m + one_minus_beta_2 * g
+
+    Args:
+        variable: The variable's array (float32 or float64, C-contiguous, writable), updated in place.
+        gradient: Its gradient, of the variable's shape (converted to its dtype).
+        m: Momentum slot, of the variable's shape and dtype, updated in place.
+        learning_rate: The step size.
+        beta_1: Interpolation factor of the update direction.
+        one_minus_beta_1: 1 - beta_1.
+        beta_2: Decay of the momentum.
+        one_minus_beta_2: 1 - beta_2.
     """
     w, g, s = _arrays(variable, gradient, m=m)
     dt = variable.dtype
@@ -173,6 +194,17 @@ def ftrl_update(variable, gradient, accumulator, linear, learning_rate, power, l
         variable = (clip(linear, -l1, l1) - linear) / (accumulator**p / learning_rate + two_l2)
 
     two_l2 is 2 * (l2_regularization_strength + beta / (2 learning_rate)).
+
+    Args:
+        variable: The variable's array (float32 or float64, C-contiguous, writable), updated in place.
+        gradient: Its gradient, of the variable's shape (converted to its dtype).
+        accumulator: Sum of squared gradients, updated in place.
+        linear: The linear slot, updated in place.
+        learning_rate: The step size.
+        power: -learning_rate_power.
+        l1: The L1 regularization strength.
+        two_l2: 2 * (l2_regularization_strength + beta / (2 learning_rate)).
+        two_shrinkage: 2 * l2_shrinkage_regularization_strength.
     """
     w, g, s = _arrays(variable, gradient, accumulator=accumulator, linear=linear)
     dt = variable.dtype
