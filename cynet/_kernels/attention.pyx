@@ -15,7 +15,8 @@ a fully masked row.
 Row passes: one fused pass per row (scaled/masked copy and running maximum; exp and sum;
 normalise), the row staying in cache. The exp is Cephes-style, branch-free and vectorisable;
 its result is exactly 0 below the underflow threshold, as NumPy's. Row sums (sum of exps,
-sum(dp * p)) are accumulated in float64 with eight partial sums (vectorised by GCC), and the
+sum(dp * p)) are accumulated in float64 with sixteen partial sums (two vectors: two dependency
+chains; vectorised by GCC), and the
 per-row scalars (1 / sum, the dot) are computed in float64 and rounded once, as in the NumPy
 twin (attention_numpy.py). The float32 row functions are compiled for the baseline, AVX2 and
 AVX-512 (CYNET_CLONES) and picked at load time.
@@ -60,6 +61,12 @@ cdef extern from *:
     }
     static inline double cynet_att_expd(double x) {
         return cynet_seld(x < -708.3, 0.0, cynet_expd(x));
+    }
+
+    /* The sum of 16 partial sums, as a tree. */
+    static inline __attribute__((always_inline)) double cynet_att_sum16(const double* s) {
+        return (((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])))
+             + (((s[8] + s[9]) + (s[10] + s[11])) + ((s[12] + s[13]) + (s[14] + s[15])));
     }
 
     /* The row helpers inline into each clone of the entry points below (each clone compiles them
@@ -117,12 +124,12 @@ cdef extern from *:
     /* y = exp(y - mx), then sum(y) in double (eight partial sums): two loops, as GCC vectorises  \
        each but not the fused one. */                                                             \
     CYNET_ATT_INLINE double cynet_att_exp_##SUF(T* y, Py_ssize_t k, T mx) {                                 \
-        Py_ssize_t j; double s[8] = {0, 0, 0, 0, 0, 0, 0, 0}; int l;                              \
+        Py_ssize_t j; double s[16] = {0}; int l;                                                  \
         for (j = 0; j < k; j++) y[j] = EXP(y[j] - mx);                                            \
-        for (j = 0; j + 8 <= k; j += 8)                                                           \
-            for (l = 0; l < 8; l++) s[l] += (double)y[j + l];                                     \
+        for (j = 0; j + 16 <= k; j += 16)                                                         \
+            for (l = 0; l < 16; l++) s[l] += (double)y[j + l];                                    \
         for (; j < k; j++) s[0] += (double)y[j];                                                  \
-        return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));                 \
+        return cynet_att_sum16(s);                                                                \
     }                                                                                             \
     /* One row of the forward pass. */                                                            \
     CYNET_ATT_INLINE void cynet_att_fwd_##SUF(const T* x, const unsigned char* m, Py_ssize_t ms, T* y,      \
@@ -134,15 +141,15 @@ cdef extern from *:
     /* One row of the backward pass: dx = mask ? scale * p * (dp - sum(dp * p)) : 0. */          \
     CYNET_ATT_INLINE void cynet_att_bwd_##SUF(const T* dp, const T* p, const unsigned char* m,              \
                                     Py_ssize_t ms, T* dx, Py_ssize_t k, T scale) {                \
-        Py_ssize_t j; double s[8] = {0, 0, 0, 0, 0, 0, 0, 0}; int l; T dot;                       \
+        Py_ssize_t j; double s[16] = {0}; int l; T dot;                                           \
         if (m != NULL && ms == 0 && m[0] == 0) {                                                  \
             for (j = 0; j < k; j++) dx[j] = (T)0;                                                 \
             return;                                                                               \
         }                                                                                         \
-        for (j = 0; j + 8 <= k; j += 8)                                                           \
-            for (l = 0; l < 8; l++) s[l] += (double)dp[j + l] * (double)p[j + l];                 \
+        for (j = 0; j + 16 <= k; j += 16)                                                         \
+            for (l = 0; l < 16; l++) s[l] += (double)dp[j + l] * (double)p[j + l];                \
         for (; j < k; j++) s[0] += (double)dp[j] * (double)p[j];                                  \
-        dot = (T)(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));             \
+        dot = (T)cynet_att_sum16(s);                                                              \
         if (m == NULL || ms == 0) {                                                               \
             for (j = 0; j < k; j++) dx[j] = scale * (p[j] * (dp[j] - dot));                       \
         } else if (ms == 1) {                                                                     \
