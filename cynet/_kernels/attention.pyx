@@ -339,6 +339,14 @@ cdef inline void _rows_backward(floating* dp, const floating* p, const unsigned 
             cynet_att_bwd_f64(dp + i * S, p + i * S, mi, ms, dp + i * S, S, scale)
 
 
+cdef inline const unsigned char* _pair_mask(const unsigned char* base, Py_ssize_t b, Py_ssize_t h,
+                                           const Py_ssize_t* st) noexcept nogil:
+    """The first mask row of pair (b, h) (NULL for no mask; st: the mask's strides)."""
+    if base == NULL:
+        return NULL
+    return base + b * st[0] + h * st[1]
+
+
 cdef tuple _check_heads(q, k, v):
     """(B, T, H, dk, S, dv) of q (B, T, H, dk), k (B, S, H, dk), v (B, S, H, dv), checked."""
     B, T, H, dk, S = q.shape[0], q.shape[1], q.shape[2], q.shape[3], k.shape[1]
@@ -401,9 +409,7 @@ def attention_forward(const floating[:, :, :, ::1] q not None, const floating[:,
         h = bh % H
         kt = wp + CY_SPAN(threadid() * ws, ws, nt * ws)
         pb = pp + CY_SPAN(bh * T * S, T * S, n)
-        mrow = mb
-        if mb != NULL:
-            mrow = mb + b * st[0] + h * st[1]
+        mrow = _pair_mask(mb, b, h, st)
         # scores = q k^T into p's block, then the row passes in place
         if dk > 0:
             _transpose_head(kp + b * S * H * dk + h * dk, S, H * dk, dk, kt)
@@ -471,9 +477,7 @@ def attention_backward(const floating[:, :, :, ::1] g not None, const floating[:
         tail = ds + T * S
         pb = pp + CY_SPAN(bh * T * S, T * S, n)
         gb = gp + b * T * H * dv + h * dv
-        mrow = mb
-        if mb != NULL:
-            mrow = mb + b * st[0] + h * st[1]
+        mrow = _pair_mask(mb, b, h, st)
         # dv = p^T g
         _mm(pb, 1, S, S, T, gb, H * dv, dv, dvp + b * S * H * dv + h * dv, H * dv, tail)
         # dp = g v^T, then ds = the softmax's backward, in place

@@ -643,35 +643,30 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     cdef floating[:, :, ::1] dkp
     cdef double[:, ::1] dbp
     cdef const floating[:, ::1] wt
-    if row1d:
-        nt = _team_size_1d(g)
-        work = np.empty(nt * _scratch_1d(g, F), dtype=dtype)
-        # the flipped kernel (KW*F, C): wf[(j, f), c] = kernel[0, KW-1-j, c, f]
-        wt = np.ascontiguousarray(np.asarray(kernel)[0, ::-1].transpose(0, 2, 1)).reshape(KW * F, C)
-        dkp_a = np.empty((nt, K, F), dtype=dtype)
-        dbp_a = np.empty((nt, F), dtype=np.float64)
-        dkp = dkp_a
-        dbp = dbp_a
-        with nogil:
-            _team_backward_1d(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &wt[0, 0],
-                              &dxv[0, 0, 0, 0] if compute_dx else NULL, &work[0], &dkp[0, 0, 0],
-                              &dbp[0, 0], g, F, nt, use_bias)
-        dkernel = dkp_a.sum(axis=0).reshape(KH, KW, C, F)
-        dbias = dbp_a.sum(axis=0).astype(dtype) if use_bias else None
-        return dx, dkernel, dbias
-    nt = _team_size(g) if _own_gemm and not identity else 0
+    cdef floating* dxp = NULL
+    nt = _team_size_1d(g) if row1d else _team_size(g) if _own_gemm and not identity else 0
     if nt > 0:
-        br = _block_rows(g, sizeof(floating), 1)
-        work = np.empty(nt * _team_scratch(g, F, br), dtype=dtype)
-        wt = np.ascontiguousarray(wmat.T)
+        if row1d:
+            work = np.empty(nt * _scratch_1d(g, F), dtype=dtype)
+            # the flipped kernel (KW*F, C): wf[(j, f), c] = kernel[0, KW-1-j, c, f]
+            wt = np.ascontiguousarray(np.asarray(kernel)[0, ::-1].transpose(0, 2, 1)).reshape(KW * F, C)
+        else:
+            br = _block_rows(g, sizeof(floating), 1)
+            work = np.empty(nt * _team_scratch(g, F, br), dtype=dtype)
+            wt = np.ascontiguousarray(wmat.T)
         dkp_a = np.empty((nt, K, F), dtype=dtype)
         dbp_a = np.empty((nt, F), dtype=np.float64)
         dkp = dkp_a
         dbp = dbp_a
+        if compute_dx:
+            dxp = &dxv[0, 0, 0, 0]
         with nogil:
-            _team_backward(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &wt[0, 0],
-                           &dxv[0, 0, 0, 0] if compute_dx else NULL, &work[0], &dkp[0, 0, 0],
-                           &dbp[0, 0], g, F, br, nt, use_bias)
+            if row1d:
+                _team_backward_1d(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &wt[0, 0], dxp, &work[0], &dkp[0, 0, 0],
+                                  &dbp[0, 0], g, F, nt, use_bias)
+            else:
+                _team_backward(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &wt[0, 0], dxp, &work[0], &dkp[0, 0, 0],
+                               &dbp[0, 0], g, F, br, nt, use_bias)
         # the threads' partial sums, added in thread order (deterministic for a thread count)
         dkernel = dkp_a.sum(axis=0).reshape(KH, KW, C, F)
         dbias = dbp_a.sum(axis=0).astype(dtype) if use_bias else None
