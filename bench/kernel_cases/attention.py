@@ -11,6 +11,9 @@ from . import case, normal, normal_like, thunks
 BENCH = {
     "B32 H8 128x128": (32, 8, 128, 128),
 }
+# The fused attention benchmark (float32): name -> (B, T, S, H, dk, dv), the attention of the
+# MultiHeadAttention benchmark below (batch 32, 128 tokens, 8 heads of 32).
+HEADS_BENCH = {"B32 T128 H8 d32": (32, 128, 128, 8, 32, 32)}
 # The MultiHeadAttention benchmark: (batch, sequence, model width) and the number of heads.
 MHA_BENCH = {"B32 T128 D256 H8": ((32, 128, 256), 8)}
 
