@@ -381,6 +381,11 @@ def attention_forward(const floating[:, :, :, ::1] q not None, const floating[:,
     cdef Py_ssize_t st[4]
     _mask_strides(mask, B, H, T, S, st)
     dtype = np.float32 if floating is float else np.float64
+    if dk == 0 or dv == 0:   # an empty head axis has no element 0 to point at: its problem at width 1
+        out1, p1 = attention_forward(np.zeros((B, T, H, 1), dtype) if dk == 0 else np.asarray(q),
+                                     np.zeros((B, S, H, 1), dtype) if dk == 0 else np.asarray(k),
+                                     np.zeros((B, S, H, 1), dtype) if dv == 0 else np.asarray(v), mask, scale)
+        return (np.zeros((B, T, H, 0), dtype) if dv == 0 else out1), p1
     p_arr = np.empty((B, H, T, S), dtype=dtype)
     if B * H * T == 0 or S == 0:
         return np.zeros((B, T, H, dv), dtype=dtype), p_arr
@@ -437,9 +442,13 @@ def attention_backward(const floating[:, :, :, ::1] g not None, const floating[:
     cdef Py_ssize_t st[4]
     _mask_strides(mask, B, H, T, S, st)
     dtype = np.float32 if floating is float else np.float64
-    if B * H * T == 0 or S == 0:
+    if B * H * T == 0 or S == 0 or dv == 0:   # (no output: no gradient)
         return (np.zeros((B, T, H, dk), dtype=dtype), np.zeros((B, S, H, dk), dtype=dtype),
                 np.zeros((B, S, H, dv), dtype=dtype))
+    if dk == 0:   # scores all zero (an empty axis has no element 0 to point at): dv at width 1
+        dv1 = attention_backward(g, np.zeros((B, T, H, 1), dtype), np.zeros((B, S, H, 1), dtype), v, p, mask,
+                                 scale)[2]
+        return np.zeros((B, T, H, 0), dtype=dtype), np.zeros((B, S, H, 0), dtype=dtype), dv1
     dq_arr = np.empty((B, T, H, dk), dtype=dtype)   # (every block written below)
     dk_arr = np.empty((B, S, H, dk), dtype=dtype)
     dv_arr = np.empty((B, S, H, dv), dtype=dtype)
