@@ -6,16 +6,20 @@ Groups:
 - "masked_softmax <shape> scaled+masked fwd+bwd": the same with the 1/sqrt(key_dim) scale and a
   key-padding mask (B, 1, 1, Tk) fused in; PyTorch's twin is what MultiHeadAttention does there:
   scale, masked_fill(-1e9), softmax, autograd through all three.
+- "attention <shape> fwd+bwd": the fused dot-product attention kernel (attention_forward /
+  attention_backward: q k^T, softmax, .v and the gradients of q, k, v) on the projections'
+  (B, T, H, d) layout; PyTorch's F.scaled_dot_product_attention + autograd on (B, H, T, d) views.
 - "mha <shape> fwd+bwd": MultiHeadAttention(num_heads=8, key_dim=32) self-attention on
   (32, 128, 256): the layer's call and backward (input and weight gradients); PyTorch's
   nn.MultiheadAttention(256, 8, batch_first=True) and a twin made of Linear projections around
   F.scaled_dot_product_attention, each with autograd for the input and every weight.
 
-Shapes: kernel_cases/attention.py (BENCH, MHA_BENCH).
+Shapes: kernel_cases/attention.py (BENCH, HEADS_BENCH, MHA_BENCH).
 """
 import numpy as np
 import pytest
 
+import cynet.kernels as K
 from cynet import layers
 from kernel_cases import attention as cases
 
@@ -68,6 +72,41 @@ def test_masked_softmax_scaled_masked_fwd_bwd_torch(benchmark, torch, case):
         return torch.autograd.grad(p, s, dpt)[0]
 
     assert benchmark(step).shape == st.shape
+
+
+# ----------------------------------------------------------------------------- the fused attention
+
+@pytest.fixture(params=list(cases.HEADS_BENCH), scope="module")
+def heads_case(request):
+    rng = np.random.default_rng(2)
+    q, k, v, _ = cases.heads_arguments(rng, np.float32, cases.HEADS_BENCH[request.param])
+    return request.param, q, k, v, cases.normal_like(rng, q[..., :v.shape[3]])
+
+
+def test_attention_fwd_bwd(benchmark, backend, heads_case):
+    name, q, k, v, g = heads_case
+    benchmark.group = f"attention {name} fwd+bwd"
+    scale = 1.0 / np.sqrt(q.shape[3])
+
+    def step():
+        out, p = K.attention_forward(q, k, v, None, scale)
+        return K.attention_backward(g, q, k, v, p, None, scale)
+
+    dq, dk, dv = benchmark(step)
+    assert dq.shape == q.shape and dv.dtype == np.float32
+
+
+def test_attention_fwd_bwd_torch(benchmark, torch, heads_case):
+    name, q, k, v, g = heads_case
+    benchmark.group = f"attention {name} fwd+bwd"
+    qt, kt, vt, gt = (torch.from_numpy(a).transpose(1, 2) for a in (q, k, v, g))   # (B, H, T, d) views
+
+    def step():
+        qq, kk, vv = (a.detach().requires_grad_() for a in (qt, kt, vt))
+        out = torch.nn.functional.scaled_dot_product_attention(qq, kk, vv)
+        return torch.autograd.grad(out, (qq, kk, vv), gt)
+
+    assert benchmark(step)[0].shape == qt.shape
 
 
 # ----------------------------------------------------------------------------- the layer

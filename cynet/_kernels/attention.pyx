@@ -15,22 +15,36 @@ a fully masked row.
 Row passes: one fused pass per row (scaled/masked copy and running maximum; exp and sum;
 normalise), the row staying in cache. The exp is Cephes-style, branch-free and vectorisable;
 its result is exactly 0 below the underflow threshold, as NumPy's. Row sums (sum of exps,
-sum(dp * p)) are accumulated in float64 with eight partial sums (vectorised by GCC), and the
+sum(dp * p)) are accumulated in float64 with sixteen partial sums (two vectors: two dependency
+chains; vectorised by GCC), and the
 per-row scalars (1 / sum, the dot) are computed in float64 and rounded once, as in the NumPy
 twin (attention_numpy.py). The float32 row functions are compiled for the baseline, AVX2 and
 AVX-512 (CYNET_CLONES) and picked at load time.
 
 Threads: prange over rows, threads_for(rows * Tk, COST_ROWS).
+
+Fused attention (attention_forward / attention_backward): the whole dot-product attention of one
+(batch, head) pair per iteration, on the projections' own (B, T, H, d) layout (no transposed
+copies in or out): scores = q k^T into the pair's (T, S) block of p, the row passes above in
+place, out = p v; the backward dv = p^T g, dp = g v^T, ds = the row backward in place,
+dq = ds k, dk = ds^T q. The products are cynet_gemm.h's (A read in place through any strides,
+so q, p and their transposes are read where they lie); k and v are transposed once per pair
+into a (d, S) scratch, the B operand's rows having to be contiguous. One pair's score block
+(T x S) is written, normalised and multiplied while in cache (128 x 128 float32: 64 KiB).
+Threads: prange over the B * H pairs, threads_for(B * H * T * S, COST_ROWS).
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
+from libc.string cimport memset
 
 import numpy as np
 
-from cynet._kernels._check cimport CY_AT
+from cynet._kernels._check cimport CY_AT, CY_SPAN
+from cynet._kernels._gemm cimport gemms, gemms_tail
+from cynet._kernels._omp cimport omp_get_max_threads
 from cynet._kernels._openmp cimport threads_for, COST_ROWS
 
-__all__ = ["masked_softmax_forward", "masked_softmax_backward"]
+__all__ = ["masked_softmax_forward", "masked_softmax_backward", "attention_forward", "attention_backward"]
 
 # The value a masked score takes (Keras's _large_negative_number for float32 and float64).
 cdef double MASKED_SCORE = -1e9
@@ -47,6 +61,12 @@ cdef extern from *:
     }
     static inline double cynet_att_expd(double x) {
         return cynet_seld(x < -708.3, 0.0, cynet_expd(x));
+    }
+
+    /* The sum of 16 partial sums, as a tree. */
+    static inline __attribute__((always_inline)) double cynet_att_sum16(const double* s) {
+        return (((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])))
+             + (((s[8] + s[9]) + (s[10] + s[11])) + ((s[12] + s[13]) + (s[14] + s[15])));
     }
 
     /* The row helpers inline into each clone of the entry points below (each clone compiles them
@@ -104,12 +124,12 @@ cdef extern from *:
     /* y = exp(y - mx), then sum(y) in double (eight partial sums): two loops, as GCC vectorises  \
        each but not the fused one. */                                                             \
     CYNET_ATT_INLINE double cynet_att_exp_##SUF(T* y, Py_ssize_t k, T mx) {                                 \
-        Py_ssize_t j; double s[8] = {0, 0, 0, 0, 0, 0, 0, 0}; int l;                              \
+        Py_ssize_t j; double s[16] = {0}; int l;                                                  \
         for (j = 0; j < k; j++) y[j] = EXP(y[j] - mx);                                            \
-        for (j = 0; j + 8 <= k; j += 8)                                                           \
-            for (l = 0; l < 8; l++) s[l] += (double)y[j + l];                                     \
+        for (j = 0; j + 16 <= k; j += 16)                                                         \
+            for (l = 0; l < 16; l++) s[l] += (double)y[j + l];                                    \
         for (; j < k; j++) s[0] += (double)y[j];                                                  \
-        return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));                 \
+        return cynet_att_sum16(s);                                                                \
     }                                                                                             \
     /* One row of the forward pass. */                                                            \
     CYNET_ATT_INLINE void cynet_att_fwd_##SUF(const T* x, const unsigned char* m, Py_ssize_t ms, T* y,      \
@@ -121,15 +141,15 @@ cdef extern from *:
     /* One row of the backward pass: dx = mask ? scale * p * (dp - sum(dp * p)) : 0. */          \
     CYNET_ATT_INLINE void cynet_att_bwd_##SUF(const T* dp, const T* p, const unsigned char* m,              \
                                     Py_ssize_t ms, T* dx, Py_ssize_t k, T scale) {                \
-        Py_ssize_t j; double s[8] = {0, 0, 0, 0, 0, 0, 0, 0}; int l; T dot;                       \
+        Py_ssize_t j; double s[16] = {0}; int l; T dot;                                           \
         if (m != NULL && ms == 0 && m[0] == 0) {                                                  \
             for (j = 0; j < k; j++) dx[j] = (T)0;                                                 \
             return;                                                                               \
         }                                                                                         \
-        for (j = 0; j + 8 <= k; j += 8)                                                           \
-            for (l = 0; l < 8; l++) s[l] += (double)dp[j + l] * (double)p[j + l];                 \
+        for (j = 0; j + 16 <= k; j += 16)                                                         \
+            for (l = 0; l < 16; l++) s[l] += (double)dp[j + l] * (double)p[j + l];                \
         for (; j < k; j++) s[0] += (double)dp[j] * (double)p[j];                                  \
-        dot = (T)(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])));             \
+        dot = (T)cynet_att_sum16(s);                                                              \
         if (m == NULL || ms == 0) {                                                               \
             for (j = 0; j < k; j++) dx[j] = scale * (p[j] * (dp[j] - dot));                       \
         } else if (ms == 1) {                                                                     \
@@ -262,3 +282,219 @@ def masked_softmax_backward(const floating[:, :, :, ::1] dp not None, const floa
             cynet_att_bwd_f64(dpp + CY_AT(r * k, n), pp + CY_AT(r * k, n),
                               _mask_row(base, r, H, Tq, s0, s1, s2), ms, dxp + CY_AT(r * k, n), k, scale)
     return dx_arr
+
+
+# ---------------------------------------------------------------------------------------------
+# Fused attention: one (batch, head) pair per iteration (see the module docstring).
+
+cdef inline void _mm(const floating* A, Py_ssize_t sa, Py_ssize_t sk, Py_ssize_t M, Py_ssize_t K,
+                     const floating* Bm, Py_ssize_t sb, Py_ssize_t N, floating* C, Py_ssize_t sc,
+                     floating* tail) noexcept nogil:
+    """C (M, N; row stride sc) = A @ B (gemms), C = 0 for an empty K, nothing for an empty C."""
+    cdef Py_ssize_t m
+    if M == 0 or N == 0:
+        return
+    if K == 0:
+        for m in range(M):
+            memset(C + m * sc, 0, N * sizeof(floating))
+        return
+    gemms(A, sa, sk, M, K, Bm, sb, N, C, sc, tail)
+
+
+cdef inline void _transpose_head(const floating* x, Py_ssize_t S, Py_ssize_t rs, Py_ssize_t d,
+                                 floating* xt) noexcept nogil:
+    """xt (d, S) = the (S, d) block x[s * rs + j] of one (batch, head) pair, transposed."""
+    cdef Py_ssize_t s, j
+    for s in range(S):
+        for j in range(d):
+            xt[j * S + s] = x[s * rs + j]
+
+
+cdef inline void _rows_forward(floating* p, const unsigned char* m, Py_ssize_t s2, Py_ssize_t ms,
+                               Py_ssize_t T, Py_ssize_t S, double scale) noexcept nogil:
+    """The masked softmax of the T rows of one pair's (T, S) score block, in place (m: the pair's
+    first mask row, NULL for none; s2: the mask's stride between rows)."""
+    cdef Py_ssize_t i
+    cdef const unsigned char* mi = NULL
+    for i in range(T):
+        if m != NULL:
+            mi = m + i * s2
+        if floating is float:
+            cynet_att_fwd_rows_f32(p + i * S, mi, ms, p + i * S, S, <float>scale, <float>MASKED_SCORE)
+        else:
+            cynet_att_fwd_f64(p + i * S, mi, ms, p + i * S, S, scale, MASKED_SCORE)
+
+
+cdef inline void _rows_backward(floating* dp, const floating* p, const unsigned char* m, Py_ssize_t s2,
+                                Py_ssize_t ms, Py_ssize_t T, Py_ssize_t S, double scale) noexcept nogil:
+    """dp = the masked softmax's backward of one pair's (T, S) block, in place."""
+    cdef Py_ssize_t i
+    cdef const unsigned char* mi = NULL
+    for i in range(T):
+        if m != NULL:
+            mi = m + i * s2
+        if floating is float:
+            cynet_att_bwd_rows_f32(dp + i * S, p + i * S, mi, ms, dp + i * S, S, <float>scale)
+        else:
+            cynet_att_bwd_f64(dp + i * S, p + i * S, mi, ms, dp + i * S, S, scale)
+
+
+cdef inline const unsigned char* _pair_mask(const unsigned char* base, Py_ssize_t b, Py_ssize_t h,
+                                           const Py_ssize_t* st) noexcept nogil:
+    """The first mask row of pair (b, h) (NULL for no mask; st: the mask's strides)."""
+    if base == NULL:
+        return NULL
+    return base + b * st[0] + h * st[1]
+
+
+cdef tuple _check_heads(q, k, v):
+    """(B, T, H, dk, S, dv) of q (B, T, H, dk), k (B, S, H, dk), v (B, S, H, dv), checked."""
+    B, T, H, dk, S = q.shape[0], q.shape[1], q.shape[2], q.shape[3], k.shape[1]
+    _check_shape("k", tuple(k.shape[:4]), (B, S, H, dk), "(B, S, H, dk) matching q")
+    _check_shape("v", tuple(v.shape[:3]), (B, S, H), "(B, S, H, dv) matching k, without dv")
+    return B, T, H, dk, S, v.shape[3]
+
+
+cdef Py_ssize_t _mask_strides(const unsigned char[:, :, :, :] mask, Py_ssize_t B, Py_ssize_t H, Py_ssize_t T,
+                              Py_ssize_t S, Py_ssize_t* st) except -1:
+    """st[0:4] = the mask's strides (zeros without one), after checking its shape."""
+    st[0] = st[1] = st[2] = st[3] = 0
+    if mask is not None:
+        _check_shape("mask", (mask.shape[0], mask.shape[1], mask.shape[2], mask.shape[3]), (B, H, T, S),
+                     "the scores (B, H, T, S)")
+        st[0], st[1], st[2], st[3] = mask.strides[0], mask.strides[1], mask.strides[2], mask.strides[3]
+    return 0
+
+
+def attention_forward(const floating[:, :, :, ::1] q not None, const floating[:, :, :, ::1] k not None,
+                      const floating[:, :, :, ::1] v not None, const unsigned char[:, :, :, :] mask,
+                      double scale):
+    """out = softmax(where(mask, scale * q k^T, -1e9)) v per (batch, head), fused.
+
+    q: (B, T, H, dk), k: (B, S, H, dk), v: (B, S, H, dv), one float dtype, C-contiguous (IN)
+    mask: None or a uint8 (B, H, T, S) view of any strides, its last-axis stride 0 or 1 (IN)
+    Returns (out (B, T, H, dv), p (B, H, T, S)): the attention output in the projections' layout
+    and the probabilities (what attention_backward and return_attention_scores need).
+    """
+    cdef Py_ssize_t B, T, H, dk, S, dv
+    B, T, H, dk, S, dv = _check_heads(q, k, v)
+    cdef Py_ssize_t st[4]
+    _mask_strides(mask, B, H, T, S, st)
+    dtype = np.float32 if floating is float else np.float64
+    if dk == 0 or dv == 0:   # an empty head axis has no element 0 to point at: its problem at width 1
+        out1, p1 = attention_forward(np.zeros((B, T, H, 1), dtype) if dk == 0 else np.asarray(q),
+                                     np.zeros((B, S, H, 1), dtype) if dk == 0 else np.asarray(k),
+                                     np.zeros((B, S, H, 1), dtype) if dv == 0 else np.asarray(v), mask, scale)
+        return (np.zeros((B, T, H, 0), dtype) if dv == 0 else out1), p1
+    p_arr = np.empty((B, H, T, S), dtype=dtype)
+    if B * H * T == 0 or S == 0:
+        return np.zeros((B, T, H, dv), dtype=dtype), p_arr
+    out_arr = np.empty((B, T, H, dv), dtype=dtype)   # (every block written below)
+    cdef Py_ssize_t pairs = B * H, n = pairs * T * S, bh, b, h
+    cdef Py_ssize_t d = dk if dk > dv else dv
+    cdef Py_ssize_t ws = d * S + gemms_tail(max(dk, S), max(S, dv))
+    cdef Py_ssize_t nt = max(1, omp_get_max_threads())
+    cdef floating[::1] work = np.empty(nt * ws, dtype=dtype)
+    cdef floating[:, :, :, ::1] o = out_arr
+    cdef floating[:, :, :, ::1] p = p_arr
+    cdef const floating* qp = &q[0, 0, 0, 0]
+    cdef const floating* kp = &k[0, 0, 0, 0]
+    cdef const floating* vp = &v[0, 0, 0, 0]
+    cdef floating* op = &o[0, 0, 0, 0]
+    cdef floating* pp = &p[0, 0, 0, 0]
+    cdef floating* wp = &work[0]
+    cdef floating* kt
+    cdef floating* pb
+    cdef const unsigned char* mb = NULL
+    cdef const unsigned char* mrow
+    if mask is not None:
+        mb = &mask[0, 0, 0, 0]
+    for bh in prange(pairs, nogil=True, schedule="static", num_threads=threads_for(n, COST_ROWS)):
+        b = bh // H
+        h = bh % H
+        kt = wp + CY_SPAN(threadid() * ws, ws, nt * ws)
+        pb = pp + CY_SPAN(bh * T * S, T * S, n)
+        mrow = _pair_mask(mb, b, h, st)
+        # scores = q k^T into p's block, then the row passes in place
+        if dk > 0:
+            _transpose_head(kp + b * S * H * dk + h * dk, S, H * dk, dk, kt)
+        _mm(qp + b * T * H * dk + h * dk, H * dk, 1, T, dk, kt, S, S, pb, S, kt + d * S)
+        _rows_forward(pb, mrow, st[2], st[3], T, S, scale)
+        # out = p v, written in the (B, T, H, dv) layout
+        _mm(pb, S, 1, T, S, vp + b * S * H * dv + h * dv, H * dv, dv, op + b * T * H * dv + h * dv, H * dv,
+            kt + d * S)
+    return out_arr, p_arr
+
+
+def attention_backward(const floating[:, :, :, ::1] g not None, const floating[:, :, :, ::1] q not None,
+                       const floating[:, :, :, ::1] k not None, const floating[:, :, :, ::1] v not None,
+                       const floating[:, :, :, ::1] p not None, const unsigned char[:, :, :, :] mask,
+                       double scale):
+    """The gradients (dq, dk, dv) of attention_forward's out, given g = d(loss)/d(out).
+
+    g: (B, T, H, dv) (IN); q, k, v, mask, scale: as given to the forward; p: its (B, H, T, S)
+    probabilities (IN). Returns dq (B, T, H, dk), dk (B, S, H, dk), dv (B, S, H, dv).
+    """
+    cdef Py_ssize_t B, T, H, dk, S, dv
+    B, T, H, dk, S, dv = _check_heads(q, k, v)
+    _check_shape("g", (g.shape[0], g.shape[1], g.shape[2], g.shape[3]), (B, T, H, dv), "out (B, T, H, dv)")
+    _check_shape("p", (p.shape[0], p.shape[1], p.shape[2], p.shape[3]), (B, H, T, S), "the scores (B, H, T, S)")
+    cdef Py_ssize_t st[4]
+    _mask_strides(mask, B, H, T, S, st)
+    dtype = np.float32 if floating is float else np.float64
+    if B * H * T == 0 or S == 0 or dv == 0:   # (no output: no gradient)
+        return (np.zeros((B, T, H, dk), dtype=dtype), np.zeros((B, S, H, dk), dtype=dtype),
+                np.zeros((B, S, H, dv), dtype=dtype))
+    if dk == 0:   # scores all zero (an empty axis has no element 0 to point at): dv at width 1
+        dv1 = attention_backward(g, np.zeros((B, T, H, 1), dtype), np.zeros((B, S, H, 1), dtype), v, p, mask,
+                                 scale)[2]
+        return np.zeros((B, T, H, 0), dtype=dtype), np.zeros((B, S, H, 0), dtype=dtype), dv1
+    dq_arr = np.empty((B, T, H, dk), dtype=dtype)   # (every block written below)
+    dk_arr = np.empty((B, S, H, dk), dtype=dtype)
+    dv_arr = np.empty((B, S, H, dv), dtype=dtype)
+    cdef Py_ssize_t pairs = B * H, n = pairs * T * S, bh, b, h
+    cdef Py_ssize_t d = dk if dk > dv else dv
+    cdef Py_ssize_t ws = d * S + T * S + gemms_tail(max(T, dv, S), max(dv, S, dk))
+    cdef Py_ssize_t nt = max(1, omp_get_max_threads())
+    cdef floating[::1] work = np.empty(nt * ws, dtype=dtype)
+    cdef floating[:, :, :, ::1] dqm = dq_arr
+    cdef floating[:, :, :, ::1] dkm = dk_arr
+    cdef floating[:, :, :, ::1] dvm = dv_arr
+    cdef const floating* gp = &g[0, 0, 0, 0]
+    cdef const floating* qp = &q[0, 0, 0, 0]
+    cdef const floating* kp = &k[0, 0, 0, 0]
+    cdef const floating* vp = &v[0, 0, 0, 0]
+    cdef const floating* pp = &p[0, 0, 0, 0]
+    cdef floating* dqp = &dqm[0, 0, 0, 0]
+    cdef floating* dkp = &dkm[0, 0, 0, 0]
+    cdef floating* dvp = &dvm[0, 0, 0, 0]
+    cdef floating* wp = &work[0]
+    cdef floating* vt
+    cdef floating* ds
+    cdef floating* tail
+    cdef const floating* pb
+    cdef const floating* gb
+    cdef const unsigned char* mb = NULL
+    cdef const unsigned char* mrow
+    if mask is not None:
+        mb = &mask[0, 0, 0, 0]
+    for bh in prange(pairs, nogil=True, schedule="static", num_threads=threads_for(n, COST_ROWS)):
+        b = bh // H
+        h = bh % H
+        vt = wp + CY_SPAN(threadid() * ws, ws, nt * ws)
+        ds = vt + d * S
+        tail = ds + T * S
+        pb = pp + CY_SPAN(bh * T * S, T * S, n)
+        gb = gp + b * T * H * dv + h * dv
+        mrow = _pair_mask(mb, b, h, st)
+        # dv = p^T g
+        _mm(pb, 1, S, S, T, gb, H * dv, dv, dvp + b * S * H * dv + h * dv, H * dv, tail)
+        # dp = g v^T, then ds = the softmax's backward, in place
+        if dv > 0:
+            _transpose_head(vp + b * S * H * dv + h * dv, S, H * dv, dv, vt)
+        _mm(gb, H * dv, 1, T, dv, vt, S, S, ds, S, tail)
+        _rows_backward(ds, pb, mrow, st[2], st[3], T, S, scale)
+        # dq = ds k, dk = ds^T q
+        _mm(ds, S, 1, T, S, kp + b * S * H * dk + h * dk, H * dk, dk, dqp + b * T * H * dk + h * dk, H * dk, tail)
+        _mm(ds, 1, S, S, T, qp + b * T * H * dk + h * dk, H * dk, dk, dkp + b * S * H * dk + h * dk, H * dk, tail)
+    return dq_arr, dk_arr, dv_arr

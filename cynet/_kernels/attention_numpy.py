@@ -6,10 +6,13 @@ float32): p = softmax(where(mask, scale * x, -1e9)) along the last axis of (B, H
 its backward dx = where(mask, scale * p * (dp - sum(dp * p)), 0). As in the kernel, the row sums
 (sum of exps, sum(dp * p)) are accumulated in float64 and the per-row scalars rounded once to
 the scores' dtype.
+
+attention_forward / attention_backward: the whole dot-product attention on the projections'
+(B, T, H, d) layout, the compiled module's fused kernel written as matmuls around the softmax.
 """
 import numpy as np
 
-__all__ = ["masked_softmax_forward", "masked_softmax_backward"]
+__all__ = ["masked_softmax_forward", "masked_softmax_backward", "attention_forward", "attention_backward"]
 
 MASKED_SCORE = -1e9   # Keras's _large_negative_number for float32 and float64
 
@@ -70,3 +73,40 @@ def masked_softmax_backward(dp, p, mask, scale, out=None):
     if mask is not None:
         dx = np.where(mask != 0, dx, p.dtype.type(0))
     return _out(out, p, "p", dx)
+
+
+def _check_heads(q, k, v):
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        _check(name, a)
+    B, T, H, dk = q.shape
+    if k.shape != (B, k.shape[1], H, dk):
+        raise ValueError(f"k must have the shape (B, S, H, dk) matching q {q.shape}; received shape {k.shape}")
+    if v.shape[:3] != k.shape[:3]:
+        raise ValueError(f"v must have the shape (B, S, H, dv) matching k {k.shape}; received shape {v.shape}")
+
+
+def attention_forward(q, k, v, mask, scale):
+    """(out, p): p = masked_softmax_forward(q k^T per (batch, head), mask, scale) (B, H, T, S),
+    out = p v in the (B, T, H, dv) layout (q (B, T, H, dk), k (B, S, H, dk), v (B, S, H, dv))."""
+    _check_heads(q, k, v)
+    _check_mask(mask, (q.shape[0], q.shape[2], q.shape[1], k.shape[1]))
+    scores = np.ascontiguousarray(q.transpose(0, 2, 1, 3) @ k.transpose(0, 2, 3, 1))
+    p = masked_softmax_forward(scores, mask, scale)
+    return np.ascontiguousarray((p @ v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)), p
+
+
+def attention_backward(g, q, k, v, p, mask, scale):
+    """(dq, dk, dv), the gradients of attention_forward's out given g (B, T, H, dv) and its p."""
+    _check_heads(q, k, v)
+    B, T, H, _ = q.shape
+    if g.shape != (B, T, H, v.shape[3]):
+        raise ValueError(f"g must have the shape of out {(B, T, H, v.shape[3])}; received shape {g.shape}")
+    if p.shape != (B, H, T, k.shape[1]):
+        raise ValueError(f"p must have the shape of the scores {(B, H, T, k.shape[1])}; received shape {p.shape}")
+    _check_mask(mask, p.shape)
+    gh = g.transpose(0, 2, 1, 3)
+    dv = p.transpose(0, 1, 3, 2) @ gh
+    ds = masked_softmax_backward(np.ascontiguousarray(gh @ v.transpose(0, 2, 3, 1)), p, mask, scale)
+    dq = ds @ k.transpose(0, 2, 1, 3)
+    dk = ds.transpose(0, 1, 3, 2) @ q.transpose(0, 2, 1, 3)
+    return tuple(np.ascontiguousarray(a.transpose(0, 2, 1, 3)) for a in (dq, dk, dv))

@@ -18,6 +18,10 @@ The products are single-threaded and need no GIL, so nothing waits beside the te
 NumPy's BLAS, its spinning workers and the OpenMP team took turns on the same cores; and the
 in-place products skip the BLAS's packing of a patch matrix that is already in cache (the
 measurements: bench/README.md, "Convolution").
+1-D path (height-1 convolutions with stride and dilation 1: Conv1D's view; see "the 1-D path"
+below): the same team over images, with no im2col: the zero-padded row of an image is its
+patch matrix read in place (rows C apart, overlapping), and dx is one more such product, on
+the padded dy with the kernel flipped, instead of col2im.
 BLAS path (1x1 windows whose patch matrix is x itself, batches of fewer images than the
 threads the work calls for, builds without GCC vector extensions, _set_tuning(own_gemm=False)): blocks of output rows spanning images; per block an OpenMP
 region for im2col (prange over output rows), one np.matmul with out=, and for the backward
@@ -303,6 +307,112 @@ cdef void _team_backward(const floating* x, const floating* dy, const floating* 
 
 
 # ----------------------------------------------------------------------------------------------
+# the 1-D path: a height-1 convolution (Conv1D's view) with stride and dilation 1. Output row l
+# of an image reads the K = KW*C contiguous values of the zero-padded input from (l*C) on, so the
+# patch matrix is the padded image itself read with a row stride of C (rows overlapping): the
+# products read it in place (cynet_gemm.h's strided A) after one copy of the image into a
+# padded buffer, with no im2col (KW times the image) and no col2im. The input gradient is the
+# same kind of product on the padded dy with the kernel flipped: dx = dypad(rows F apart) @ wf,
+# wf[(j, f), c] = w[KW-1-j, c, f], written straight into dx. Thread t owns images
+# [t N / nt, (t + 1) N / nt), one image at a time.
+
+cdef inline Py_ssize_t _right_pad_1d(Geom g) noexcept nogil:
+    """pr of a 1-D geometry (stride 1): OW = W + pl + pr - KW + 1."""
+    return g.OW + g.KW - 1 - g.W - g.pl
+
+
+cdef inline bint _is_row_1d(Geom g) noexcept nogil:
+    """True when the 1-D path runs this geometry: one row, stride and dilation 1 along it, no
+    empty axis, and paddings of at most KW - 1 on each side (the flipped product's are >= 0)."""
+    cdef Py_ssize_t pr = _right_pad_1d(g)
+    return (g.H == 1 and g.KH == 1 and g.OH == 1 and g.pt == 0 and g.sw == 1 and g.dw == 1
+            and g.N >= 1 and g.W >= 1 and g.C >= 1 and g.OW >= 1
+            and 0 <= g.pl <= g.KW - 1 and 0 <= pr <= g.KW - 1)
+
+
+cdef inline Py_ssize_t _scratch_1d(Geom g, Py_ssize_t F) noexcept nogil:
+    """Values of scratch per thread of the 1-D path: the padded image, the padded dy, a (K, F)
+    partial product, and the largest `tail` its products need."""
+    cdef Py_ssize_t K = g.KW * g.C, Wp = g.W + g.pl + _right_pad_1d(g), Dp = g.W + g.KW - 1
+    cdef Py_ssize_t t = gemms_tail(K, F)
+    if gemms_tail(g.OW, F) > t:
+        t = gemms_tail(g.OW, F)
+    if gemms_tail(g.KW * F, g.C) > t:
+        t = gemms_tail(g.KW * F, g.C)
+    return Wp * g.C + Dp * F + K * F + t
+
+
+cdef inline void _pad_row(const floating* src, Py_ssize_t rows, Py_ssize_t before, Py_ssize_t after,
+                          Py_ssize_t width, floating* dst) noexcept nogil:
+    """dst = `before` zero rows, the `rows` rows of src, `after` zero rows (rows of `width`)."""
+    zero_n(dst, before * width)
+    copy_n(dst + before * width, src, rows * width)
+    zero_n(dst + (before + rows) * width, after * width)
+
+
+cdef void _team_forward_1d(const floating* x, const floating* w, const floating* b, floating* y,
+                           floating* work, Geom g, Py_ssize_t F, int nt) noexcept nogil:
+    """y = conv(x, w) (+ b when b is not NULL) on the 1-D path; w (K, F). work: nt * _scratch_1d."""
+    cdef Py_ssize_t C = g.C, K = g.KW * g.C, OW = g.OW, W = g.W, ws = _scratch_1d(g, F)
+    cdef Py_ssize_t pr = _right_pad_1d(g), Wp = W + g.pl + pr
+    cdef Py_ssize_t t, n, i
+    cdef floating* xp
+    cdef floating* yn
+    for t in prange(nt, schedule="static", num_threads=nt):
+        xp = work + t * ws
+        for n in range((t * g.N) // nt, ((t + 1) * g.N) // nt):
+            _pad_row(x + CY_SPAN(n * W * C, W * C, g.N * W * C), W, g.pl, pr, C, xp)
+            yn = y + CY_SPAN(n * OW * F, OW * F, g.N * OW * F)
+            gemms(xp, C, 1, OW, K, w, F, F, yn, F, xp + Wp * C + (W + g.KW - 1) * F + K * F)
+            if b != NULL:
+                for i in range(OW):
+                    add_n(yn + i * F, b, F)
+
+
+cdef void _team_backward_1d(const floating* x, const floating* dy, const floating* wf, floating* dx,
+                            floating* work, floating* dkp, double* dbp, Geom g, Py_ssize_t F, int nt,
+                            bint use_bias) noexcept nogil:
+    """Thread t's partial dkernel (K, F) at dkp + t*K*F and dbias (F doubles) at dbp + t*F, and
+    dx = dypad @ wf unless dx is NULL (wf: the flipped kernel, (KW*F, C)). work: nt * _scratch_1d."""
+    cdef Py_ssize_t C = g.C, K = g.KW * g.C, OW = g.OW, W = g.W, ws = _scratch_1d(g, F)
+    cdef Py_ssize_t pr = _right_pad_1d(g), Wp = W + g.pl + pr
+    cdef Py_ssize_t t, n, i, f
+    cdef floating* xp
+    cdef floating* dyp
+    cdef floating* part
+    cdef floating* tail
+    cdef floating* dk
+    cdef double* db
+    cdef const floating* dyn
+    for t in prange(nt, schedule="static", num_threads=nt):
+        xp = work + t * ws
+        dyp = xp + Wp * C
+        part = dyp + (W + g.KW - 1) * F
+        tail = part + K * F
+        dk = dkp + t * K * F
+        db = dbp + t * F
+        zero_n(dk, K * F)
+        for f in range(F):
+            db[f] = 0.0
+        for n in range((t * g.N) // nt, ((t + 1) * g.N) // nt):
+            dyn = dy + CY_SPAN(n * OW * F, OW * F, g.N * OW * F)
+            _pad_row(x + CY_SPAN(n * W * C, W * C, g.N * W * C), W, g.pl, pr, C, xp)
+            # dkernel += patches^T @ dy_n (patches^T: rows 1 apart, its k-th column C apart)
+            gemms(xp, 1, C, K, OW, dyn, F, F, part, F, tail)
+            add_n(dk, part, K * F)
+            if use_bias:
+                # the image's column sums in x's dtype (vectorised), then into float64
+                copy_n(part, dyn, F)
+                for i in range(1, OW):
+                    add_n(part, dyn + i * F, F)
+                for f in range(F):
+                    db[f] += part[f]
+            if dx != NULL:
+                _pad_row(dyn, OW, g.KW - 1 - g.pl, g.KW - 1 - pr, F, dyp)
+                gemms(dyp, F, 1, W, g.KW * F, wf, C, C, dx + CY_SPAN(n * W * C, W * C, g.N * W * C), C, tail)
+
+
+# ----------------------------------------------------------------------------------------------
 # geometry (its checks: _windows.conv_geometry, Python ints, so nothing overflows) and blocking
 
 cdef Geom _make_geom(Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH,
@@ -369,6 +479,13 @@ cdef inline int _team_size(Geom g) noexcept nogil:
     "Convolution")."""
     cdef int nt = threads_for(g.N * g.OH * g.OW * g.KH * g.KW * g.C, COST_CONV)
     return nt if nt <= g.N else 0
+
+
+cdef inline int _team_size_1d(Geom g) noexcept nogil:
+    """Threads of a 1-D path pass: the thread policy's count for its patch elements, at most one
+    per image."""
+    cdef int nt = threads_for(g.N * g.OW * g.KW * g.C, COST_CONV)
+    return nt if nt <= g.N else <int>g.N
 
 
 cdef inline bint _is_identity(Geom g) noexcept nogil:
@@ -452,12 +569,18 @@ def conv2d_forward(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] 
     cdef int nt
     cdef floating[::1] work
     cdef const floating* bp = NULL
+    if bias is not None:
+        bp = &b[0]
+    if _own_gemm and _is_row_1d(g):
+        nt = _team_size_1d(g)
+        work = np.empty(nt * _scratch_1d(g, F), dtype=dtype)
+        with nogil:
+            _team_forward_1d(&x[0, 0, 0, 0], &kernel[0, 0, 0, 0], bp, &yv[0, 0], &work[0], g, F, nt)
+        return y
     nt = _team_size(g) if _own_gemm and not identity else 0
     if nt > 0:
         br = _block_rows(g, sizeof(floating), 1)
         work = np.empty(nt * _team_scratch(g, F, br), dtype=dtype)
-        if bias is not None:
-            bp = &b[0]
         with nogil:
             _team_forward(&x[0, 0, 0, 0], &kernel[0, 0, 0, 0], bp, &yv[0, 0], &work[0], g, F, br, nt)
         return y
@@ -505,12 +628,14 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     cdef Py_ssize_t br = _block_rows(g, sizeof(floating))
     cdef Py_ssize_t r0, r1, m
     cdef bint identity = _is_identity(g)
+    cdef bint row1d = _own_gemm and _is_row_1d(g)
     cdef floating[:, ::1] cv
     cdef floating[:, :, :, ::1] dxv
     wmat = np.asarray(kernel).reshape(K, F)
     dx = None
     if compute_dx:
-        dx = np.zeros((N, H, W, C), dtype=dtype) if not identity else np.empty((N, H, W, C), dtype=dtype)
+        # (fully written by the identity and 1-D paths, added into by col2im)
+        dx = np.empty((N, H, W, C), dtype=dtype) if identity or row1d else np.zeros((N, H, W, C), dtype=dtype)
         dxv = dx
         dx2 = dx.reshape(N * H * W, C)
     cdef int nt
@@ -518,19 +643,30 @@ def conv2d_backward(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1
     cdef floating[:, :, ::1] dkp
     cdef double[:, ::1] dbp
     cdef const floating[:, ::1] wt
-    nt = _team_size(g) if _own_gemm and not identity else 0
+    cdef floating* dxp = NULL
+    nt = _team_size_1d(g) if row1d else _team_size(g) if _own_gemm and not identity else 0
     if nt > 0:
-        br = _block_rows(g, sizeof(floating), 1)
-        work = np.empty(nt * _team_scratch(g, F, br), dtype=dtype)
-        wt = np.ascontiguousarray(wmat.T)
+        if row1d:
+            work = np.empty(nt * _scratch_1d(g, F), dtype=dtype)
+            # the flipped kernel (KW*F, C): wf[(j, f), c] = kernel[0, KW-1-j, c, f]
+            wt = np.ascontiguousarray(np.asarray(kernel)[0, ::-1].transpose(0, 2, 1)).reshape(KW * F, C)
+        else:
+            br = _block_rows(g, sizeof(floating), 1)
+            work = np.empty(nt * _team_scratch(g, F, br), dtype=dtype)
+            wt = np.ascontiguousarray(wmat.T)
         dkp_a = np.empty((nt, K, F), dtype=dtype)
         dbp_a = np.empty((nt, F), dtype=np.float64)
         dkp = dkp_a
         dbp = dbp_a
+        if compute_dx:
+            dxp = &dxv[0, 0, 0, 0]
         with nogil:
-            _team_backward(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &wt[0, 0],
-                           &dxv[0, 0, 0, 0] if compute_dx else NULL, &work[0], &dkp[0, 0, 0],
-                           &dbp[0, 0], g, F, br, nt, use_bias)
+            if row1d:
+                _team_backward_1d(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &wt[0, 0], dxp, &work[0], &dkp[0, 0, 0],
+                                  &dbp[0, 0], g, F, nt, use_bias)
+            else:
+                _team_backward(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], &wt[0, 0], dxp, &work[0], &dkp[0, 0, 0],
+                               &dbp[0, 0], g, F, br, nt, use_bias)
         # the threads' partial sums, added in thread order (deterministic for a thread count)
         dkernel = dkp_a.sum(axis=0).reshape(KH, KW, C, F)
         dbias = dbp_a.sum(axis=0).astype(dtype) if use_bias else None

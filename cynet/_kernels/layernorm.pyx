@@ -65,13 +65,16 @@ cdef extern from *:
     #define CYNET_LN_INLINE static inline __attribute__((always_inline))
     typedef double cynet_v8d __attribute__((vector_size(64)));
     typedef float cynet_v16f __attribute__((vector_size(64)));
-    CYNET_LN_INLINE double cynet_ln_hsum16f(cynet_v16f v) {
-        double s = 0.0; int j;
-        for (j = 0; j < 16; j++) s += (double)v[j];
-        return s;
-    }
+    typedef float cynet_v8f __attribute__((vector_size(32)));
     CYNET_LN_INLINE double cynet_ln_hsum8d(cynet_v8d v) {
         return (((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])));
+    }
+    /* the 16 lanes in double, as a tree (a chain of 16 dependent adds would cost about a third
+       of a 256-value row's statistics pass) */
+    CYNET_LN_INLINE double cynet_ln_hsum16f(cynet_v16f v) {
+        cynet_v8f lo, hi;
+        memcpy(&lo, &v, 32); memcpy(&hi, (const char*)&v + 32, 32);
+        return cynet_ln_hsum8d(__builtin_convertvector(lo, cynet_v8d) + __builtin_convertvector(hi, cynet_v8d));
     }
     #else
     #define CYNET_LN_VEC 0

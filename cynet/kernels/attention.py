@@ -12,6 +12,11 @@ float64; the result has its shape and dtype (float64 if scores or dp is float64 
 mask: None or an array broadcastable to scores (Keras's rule: at most scores' rank, each axis 1
 or equal, aligned from the right); bool, or numeric with nonzero = keep (Keras's cast to bool).
 scale: a finite real factor applied to the scores before the mask (1 / sqrt(key_dim) in MHA).
+
+attention_forward / attention_backward: the whole dot-product attention of MultiHeadAttention,
+fused (one (batch, head) pair at a time, its score block in cache) on the projections' layout:
+query (B, T, H, dk), key (B, S, H, dk), value (B, S, H, dv) -> out (B, T, H, dv) and the
+probabilities p (B, H, T, S); mask broadcastable to p.
 """
 from typing import Any
 
@@ -21,7 +26,7 @@ from .._validation import as_array, as_float, check_size, float_dtype, inplace_a
 from ._backend import impl
 from .._typing import ArrayLike
 
-__all__ = ["masked_softmax_forward", "masked_softmax_backward"]
+__all__ = ["masked_softmax_forward", "masked_softmax_backward", "attention_forward", "attention_backward"]
 
 
 def _as_4d(name, a):
@@ -31,16 +36,16 @@ def _as_4d(name, a):
     return a.reshape((1,) * (4 - a.ndim) + a.shape)
 
 
-def _mask(mask, shape, shape4):
+def _mask(mask, shape, shape4, scores="the scores"):
     """mask (broadcastable to `shape`) as a uint8 broadcast view of `shape4`, the 4-D view of
-    shape, its last-axis stride 0 or 1; None stays None."""
+    shape, its last-axis stride 0 or 1; None stays None. `scores` names the scores in errors."""
     if mask is None:
         return None
     m = as_array("mask", mask)
     if m.dtype.kind not in "biuf":
         raise TypeError(f"mask must be a boolean (or numeric, nonzero = keep) array; received dtype {m.dtype}")
     if m.ndim > len(shape) or any(a != 1 and a != b for a, b in zip(m.shape[::-1], shape[::-1])):
-        raise ValueError(f"mask must be broadcastable to the scores {tuple(shape)} (at most their rank, each axis 1 "
+        raise ValueError(f"mask must be broadcastable to {scores} {tuple(shape)} (at most their rank, each axis 1 "
                          f"or equal, aligned from the right); received shape {m.shape}")
     if m.dtype != np.bool_ or not m.flags.c_contiguous:
         check_size("mask", m.shape, 1, "the mask as booleans")
@@ -121,3 +126,56 @@ def masked_softmax_backward(dp: ArrayLike, p: ArrayLike, mask: ArrayLike | None 
     dx = impl("attention").masked_softmax_backward(dp.reshape(p4.shape), p4, m4, scale,
                                                    None if o is None else o.reshape(p4.shape))
     return o if o is not None else dx.reshape(p.shape)
+
+
+def _heads(dtype, query, key, value):
+    """query, key, value as C-contiguous arrays of `dtype`, their shapes checked: (B, T, H, dk),
+    (B, S, H, dk), (B, S, H, dv)."""
+    q, k, v = (as_float(name, a, dtype) for name, a in (("query", query), ("key", key), ("value", value)))
+    for name, a in (("query", q), ("key", k), ("value", v)):
+        if a.ndim != 4:
+            raise ValueError(f"{name} must be 4-dimensional ((batch, steps, heads, dim)); received shape {a.shape}")
+    if k.shape[0] != q.shape[0] or k.shape[2:] != q.shape[2:]:
+        raise ValueError(f"key must have the shape (B, S, H, dk) = ({q.shape[0]}, S, {q.shape[2]}, {q.shape[3]}) "
+                         f"to match query {q.shape}; received shape {k.shape}")
+    if v.shape[:3] != k.shape[:3]:
+        raise ValueError(f"value must have the shape (B, S, H, dv) = {k.shape[:3] + ('dv',)} to match key "
+                         f"{k.shape}; received shape {v.shape}")
+    return q, k, v
+
+
+def attention_forward(query, key, value, mask=None, scale=1.0):
+    """out = softmax(where(mask, scale * q k^T, -1e9)) v for each (batch, head), fused.
+
+    query (B, T, H, dk), key (B, S, H, dk), value (B, S, H, dv): float32|float64 (IN), the
+        projections' layout (MultiHeadAttention's query/key/value outputs).
+    mask: None or broadcastable to the scores (B, H, T, S), True/nonzero = keep (IN).
+    scale: a finite real factor applied to the scores before the mask.
+    Returns (out (B, T, H, dv), p (B, H, T, S)): the attention output and the probabilities
+    (what attention_backward needs), of the inputs' common float dtype.
+    """
+    scale = _scale(scale)
+    q, k, v = _heads(float_dtype(query=query, key=key, value=value), query, key, value)
+    shape = (q.shape[0], q.shape[2], q.shape[1], k.shape[1])
+    check_size("attention_forward", shape, q.itemsize, "the probabilities (B, H, T, S)")
+    m4 = _mask(mask, shape, shape, f"the scores (B, H, T, S) of query {q.shape} and key {k.shape}")
+    return impl("attention").attention_forward(q, k, v, m4, scale)
+
+
+def attention_backward(grad, query, key, value, p, mask=None, scale=1.0):
+    """The gradients (dquery, dkey, dvalue) of attention_forward's out, given grad (B, T, H, dv)
+    (IN) and the forward's probabilities p (B, H, T, S) (IN); query, key, value, mask and scale
+    as given to the forward. Each gradient has its input's shape and the common float dtype."""
+    scale = _scale(scale)
+    dtype = float_dtype(grad=grad, query=query, key=key, value=value, p=p)
+    q, k, v = _heads(dtype, query, key, value)
+    shape = (q.shape[0], q.shape[2], q.shape[1], k.shape[1])
+    g, pp = as_float("grad", grad, dtype), as_float("p", p, dtype)
+    if g.shape != q.shape[:3] + v.shape[3:]:
+        raise ValueError(f"grad must have the shape of the output {q.shape[:3] + v.shape[3:]} of query {q.shape} "
+                         f"and value {v.shape}; received shape {g.shape}")
+    if pp.shape != shape:
+        raise ValueError(f"p must have the shape of the probabilities {shape} of query {q.shape} and key {k.shape}; "
+                         f"received shape {pp.shape}")
+    m4 = _mask(mask, shape, shape, f"the scores (B, H, T, S) of query {q.shape} and key {k.shape}")
+    return impl("attention").attention_backward(g, q, k, v, pp, m4, scale)

@@ -6,8 +6,11 @@ weight order) and one fused dot-product attention op, each recorded on the tape 
 backward, so a shared MHA (self-attention `mha(x, x)`, one layer used twice, predict from many
 threads) keeps every per-call value in the call's context and gets the sum of its gradients.
 
-The attention op computes, per head, with NumPy's matmul (BLAS) around the fused masked-softmax
-kernel (cynet.kernels.masked_softmax_forward / _backward):
+The attention op is one fused kernel (cynet.kernels.attention_forward / _backward: per (batch,
+head) pair, the products and the masked softmax with the pair's scores in cache, on the
+projections' (batch, T, heads, dim) layout); with dropout in training, or a gradient flowing
+into the returned scores, it is NumPy's matmul around the masked-softmax kernel
+(cynet.kernels.masked_softmax_forward / _backward):
 
     scores = (q / sqrt(key_dim)) k^T          (batch, heads, T, S)
     p      = softmax(where(mask, scores, -1e9))   over the keys (a fully masked row is uniform)
@@ -104,34 +107,40 @@ class _DotProductAttention(Layer):
 
     def _forward(self, ctx, inputs, training, mask=None, return_scores=False):
         q, k, v = inputs
-        qh = q.transpose(0, 2, 1, 3)            # (B, H, T, key_dim)
-        kh = k.transpose(0, 2, 3, 1)            # (B, H, key_dim, S)
-        vh = v.transpose(0, 2, 1, 3)            # (B, H, S, value_dim)
         mask4 = None if mask is None else mask[:, None]
-        scores = qh @ kh
+        ctx.q, ctx.k, ctx.v, ctx.mask4, ctx.return_scores = q, k, v, mask4, return_scores
+        if not (training and self.dropout > 0.0):
+            # the fused kernel: q k^T, softmax and .v per (batch, head) on the (B, T, H, d) layout
+            out, p = K.attention_forward(q, k, v, mask4, self.scale)
+            ctx.p, ctx.factor = p, None
+            return [out, p] if return_scores else out
+        qh = q.transpose(0, 2, 1, 3)            # (B, H, T, key_dim)
+        scores = qh @ k.transpose(0, 2, 3, 1)
         p = K.masked_softmax_forward(scores, mask4, self.scale, out=scores)   # (in place: no new array)
-        factor = None
-        if training and self.dropout > 0.0:
-            rng = self._rng if self._rng is not None else make_rng(None)
-            factor = (rng.random(p.shape, dtype=p.dtype) >= self.dropout) * p.dtype.type(1.0 / (1.0 - self.dropout))
-        pd = p if factor is None else p * factor
-        ctx.qh, ctx.kh, ctx.vh, ctx.p, ctx.pd, ctx.factor, ctx.mask4 = qh, kh, vh, p, pd, factor, mask4
-        ctx.return_scores = return_scores
-        out = np.ascontiguousarray((pd @ vh).transpose(0, 2, 1, 3))
+        rng = self._rng if self._rng is not None else make_rng(None)
+        factor = (rng.random(p.shape, dtype=p.dtype) >= self.dropout) * p.dtype.type(1.0 / (1.0 - self.dropout))
+        ctx.p, ctx.factor = p, factor
+        out = np.ascontiguousarray(((p * factor) @ v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3))
         return [out, p] if return_scores else out
 
     def _backward(self, ctx, grad, need_input_grad):
         g_out, g_scores = grad if ctx.return_scores else (grad, None)
+        if ctx.factor is None and g_scores is None:
+            grads = K.attention_backward(g_out, ctx.q, ctx.k, ctx.v, ctx.p, ctx.mask4, self.scale)
+            return [g if need else None for g, need in zip(grads, need_input_grad)]
+        # dropout or a gradient of the returned scores: the unfused products
+        qh, kh, vh = (a.transpose(0, 2, 1, 3) for a in (ctx.q, ctx.k, ctx.v))   # (B, H, steps, dim)
+        pd = ctx.p if ctx.factor is None else ctx.p * ctx.factor
         gh = g_out.transpose(0, 2, 1, 3)                               # (B, H, T, value_dim)
-        dv = (ctx.pd.transpose(0, 1, 3, 2) @ gh).transpose(0, 2, 1, 3) if need_input_grad[2] else None
-        dp = gh @ ctx.vh.transpose(0, 1, 3, 2)                         # (B, H, T, S)
+        dv = (pd.transpose(0, 1, 3, 2) @ gh).transpose(0, 2, 1, 3) if need_input_grad[2] else None
+        dp = gh @ vh.transpose(0, 1, 3, 2)                             # (B, H, T, S)
         if ctx.factor is not None:
             dp *= ctx.factor
         if g_scores is not None:
             dp += g_scores
         ds = K.masked_softmax_backward(dp, ctx.p, ctx.mask4, self.scale, out=dp)   # (the scale included)
-        dq = (ds @ ctx.kh.transpose(0, 1, 3, 2)).transpose(0, 2, 1, 3) if need_input_grad[0] else None
-        dk = (ds.transpose(0, 1, 3, 2) @ ctx.qh).transpose(0, 2, 1, 3) if need_input_grad[1] else None
+        dq = (ds @ kh).transpose(0, 2, 1, 3) if need_input_grad[0] else None
+        dk = (ds.transpose(0, 1, 3, 2) @ qh).transpose(0, 2, 1, 3) if need_input_grad[1] else None
         return [dq, dk, dv]
 
 

@@ -183,7 +183,8 @@ def test_threads_give_the_same_result():
 
 
 def test_twin_module_matches_public_names():
-    assert set(attention_numpy.__all__) == {"masked_softmax_forward", "masked_softmax_backward"}
+    assert set(attention_numpy.__all__) == {"masked_softmax_forward", "masked_softmax_backward",
+                                            "attention_forward", "attention_backward"}
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -226,3 +227,119 @@ def test_out_refused(backend):
         K.masked_softmax_backward(flat[:-1].reshape(x.shape), x, out=flat[1:].reshape(x.shape))
     with pytest.raises(TypeError, match="out"):
         K.masked_softmax_backward(x, x, out=[[0.0]])
+
+
+# ----------------------------------------------------------------------------- fused attention
+
+def heads_case(rng, B, T, S, H, dk, dv, dtype):
+    q, k, v = (rng.standard_normal(shape).astype(dtype) for shape in ((B, T, H, dk), (B, S, H, dk), (B, S, H, dv)))
+    return q, k, v, rng.standard_normal((B, T, H, dv)).astype(dtype)
+
+
+def attention_definition(q, k, v, mask, scale):
+    """softmax(where(mask, scale * q k^T, -1e9)) v per (batch, head), in float64, (B, T, H, dv)."""
+    s = np.einsum("bthd,bshd->bhts", q.astype(np.float64), k.astype(np.float64))
+    p = definition(s, mask, scale)
+    return np.einsum("bhts,bshd->bthd", p, v.astype(np.float64)), p
+
+
+# (B, T, S, H, dk, dv): remainders of the products' tiles, one key, one query, empty axes
+HEAD_SHAPES = [(2, 5, 7, 3, 4, 6), (1, 13, 9, 2, 17, 3), (2, 1, 1, 1, 1, 1), (1, 33, 20, 2, 16, 16),
+               (2, 3, 5, 2, 0, 2), (2, 3, 5, 2, 2, 0), (2, 0, 5, 2, 2, 2), (2, 3, 0, 2, 2, 2), (0, 3, 4, 2, 2, 2)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", HEAD_SHAPES)
+@pytest.mark.parametrize("masked", [None, "keys", "full"])
+def test_fused_attention_cython_matches_twin_and_definition(dtype, shape, masked):
+    rng = np.random.default_rng(11)
+    B, T, S, H, dk, dv = shape
+    q, k, v, g = heads_case(rng, B, T, S, H, dk, dv, dtype)
+    mask = None if masked is None else rng.random((B, 1, 1, S) if masked == "keys" else (B, H, T, S)) < 0.7
+    res = {}
+    for be in BACKENDS:
+        with K.use_backend(be):
+            out, p = K.attention_forward(q, k, v, mask, 0.4)
+            res[be] = (out, p) + tuple(K.attention_backward(g, q, k, v, p, mask, 0.4))
+    for be, r in res.items():
+        assert [a.shape for a in r] == [(B, T, H, dv), (B, H, T, S), q.shape, k.shape, v.shape], be
+        assert all(a.dtype == dtype for a in r), be
+    if COMPILED:
+        assert_twins_close(res["cython"], res["numpy"], dtype)
+    if S == 0:   # no keys: p empty, out zero
+        assert not res["numpy"][0].any()
+        return
+    ref_out, ref_p = attention_definition(q, k, v, mask, 0.4)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(res["numpy"][0], ref_out, rtol=tol, atol=tol)
+    np.testing.assert_allclose(res["numpy"][1], ref_p, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("mask_shape", [None, (2, 1, 3, 4)])
+def test_fused_attention_gradient_matches_finite_differences(backend, mask_shape):
+    rng = np.random.default_rng(12)
+    q, k, v, g = heads_case(rng, 2, 3, 4, 2, 3, 2, np.float64)
+    mask = None if mask_shape is None else rng.random(mask_shape) < 0.7
+    _, p = K.attention_forward(q, k, v, mask, 0.6)
+    grads = K.attention_backward(g, q, k, v, p, mask, 0.6)
+    for x, dx in zip((q, k, v), grads):
+        num = numerical_gradient(lambda: float(np.sum(K.attention_forward(q, k, v, mask, 0.6)[0] * g)), x)
+        np.testing.assert_allclose(dx, num, rtol=1e-6, atol=1e-8)
+
+
+def test_fused_attention_errors(backend):
+    q = np.zeros((2, 3, 2, 4), np.float32)
+    k = np.zeros((2, 5, 2, 4), np.float32)
+    v = np.zeros((2, 5, 2, 6), np.float32)
+    with pytest.raises(ValueError, match="key"):
+        K.attention_forward(q, np.zeros((2, 5, 2, 3), np.float32), v)
+    with pytest.raises(ValueError, match="value"):
+        K.attention_forward(q, k, np.zeros((2, 4, 2, 6), np.float32))
+    with pytest.raises(ValueError, match="query"):
+        K.attention_forward(q[0], k, v)
+    with pytest.raises(ValueError, match="mask"):
+        K.attention_forward(q, k, v, np.ones((2, 1, 3, 4), bool))
+    with pytest.raises(ValueError, match="scale"):
+        K.attention_forward(q, k, v, None, np.nan)
+    with pytest.raises(TypeError, match="query"):
+        K.attention_forward(q.astype(complex), k, v)
+    out, p = K.attention_forward(q, k, v)
+    with pytest.raises(ValueError, match="grad"):
+        K.attention_backward(np.zeros((2, 3, 2, 4), np.float32), q, k, v, p)
+    with pytest.raises(ValueError, match="p must"):
+        K.attention_backward(out, q, k, v, p[:, :, :, :4])
+
+
+@needs_compiled
+def test_compiled_fused_attention_refuses_wrong_shapes():
+    q, k, v = np.zeros((1, 2, 1, 3)), np.zeros((1, 4, 1, 3)), np.zeros((1, 4, 1, 5))
+    with pytest.raises(ValueError, match="k must"):
+        attention_compiled.attention_forward(q, np.zeros((1, 4, 1, 2)), v, None, 1.0)
+    with pytest.raises(ValueError, match="v must"):
+        attention_compiled.attention_forward(q, k, np.zeros((1, 3, 1, 5)), None, 1.0)
+    with pytest.raises(ValueError, match="mask"):
+        attention_compiled.attention_forward(q, k, v, np.ones((1, 1, 2, 3), np.uint8), 1.0)
+    out, p = attention_compiled.attention_forward(q, k, v, None, 1.0)
+    with pytest.raises(ValueError, match="g must"):
+        attention_compiled.attention_backward(np.zeros((1, 2, 1, 3)), q, k, v, p, None, 1.0)
+    with pytest.raises(ValueError, match="p must"):
+        attention_compiled.attention_backward(out, q, k, v, np.zeros((1, 1, 2, 3)), None, 1.0)
+
+
+@needs_compiled
+def test_fused_attention_threads_give_the_same_result():
+    import cynet
+    rng = np.random.default_rng(13)
+    q, k, v, g = heads_case(rng, 4, 32, 40, 4, 8, 8, np.float32)
+    mask = rng.random((4, 1, 32, 40)) < 0.8
+    before = cynet.kernels.get_num_threads()
+    res = []
+    try:
+        for n in (1, 2):
+            cynet.set_num_threads(n)
+            out, p = K.attention_forward(q, k, v, mask, 0.3)
+            res.append((out, p) + tuple(K.attention_backward(g, q, k, v, p, mask, 0.3)))
+    finally:
+        cynet.set_num_threads(before)
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)

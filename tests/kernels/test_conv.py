@@ -350,6 +350,41 @@ def test_compiled_team_products_every_tile_width(rng, F, C, dtype):
         K.set_num_threads(old_threads)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("W, C, KW, F, pl, pr", [
+    (9, 3, 3, 4, 1, 1), (7, 5, 5, 2, 2, 2), (5, 2, 1, 3, 0, 0), (6, 3, 4, 17, 3, 0), (4, 1, 5, 1, 4, 4),
+    (3, 2, 3, 2, 0, 2), (11, 16, 3, 33, 0, 0), (2, 3, 5, 8, 4, 3),
+    (6, 2, 3, 4, 3, 0), (6, 2, 2, 4, 0, 2)])   # (the last two: a padding over KW - 1, the 2-D path)
+def test_compiled_1d_path_matches_twin(rng, dtype, W, C, KW, F, pl, pr):
+    """Height-1 convolutions with stride and dilation 1 (Conv1D's view; "same", "valid" and
+    "causal" paddings) run the 1-D path: the padded rows read in place as the patch matrix,
+    the input gradient a product with the flipped kernel. Against the twin, on 1 and 2 threads,
+    with and without dx and bias."""
+    ext = pytest.importorskip("cynet._kernels.conv")
+    twin = importlib.import_module("cynet._kernels.conv_numpy")
+    x, kernel, bias = data(rng, (3, 1, W, C), (1, KW, C, F), dtype)
+    args = (0, 0, pl, pr, 1, 1, 1, 1)
+    OW = W + pl + pr - KW + 1
+    dy = rng.standard_normal((3, 1, OW, F)).astype(dtype)
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    old_threads = K.get_num_threads()
+    try:
+        for threads in (1, 2):
+            K.set_num_threads(threads)
+            assert_twins_close(ext.conv2d_forward(x, kernel, bias, *args),
+                               twin.conv2d_forward(x, kernel, bias, *args), dtype)
+            for use_bias, compute_dx in ((True, True), (False, False), (True, False)):
+                got = ext.conv2d_backward(dy, x, kernel, *args, use_bias, compute_dx)
+                want = twin.conv2d_backward(dy, x, kernel, *args, use_bias, compute_dx)
+                for a, b in zip(got, want):
+                    assert (a is None) == (b is None)
+                    if b is not None:
+                        assert a.dtype == dtype and a.shape == b.shape
+                        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1.0, np.abs(b).max()))
+    finally:
+        K.set_num_threads(old_threads)
+
+
 def test_compiled_team_leaves_batches_smaller_than_the_team_to_the_blas(rng):
     """A team owns whole images: with fewer images than threads the BLAS path runs instead
     (bit-identical to forcing it), so no thread idles on a batch of one."""

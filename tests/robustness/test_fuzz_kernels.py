@@ -406,7 +406,7 @@ class Spec:
         # kernels that sum products (GEMMs, reductions, recurrences): with infinities in the
         # input, where NaN and inf land depends on the order of summation (see fz.assert_close)
         self.lenient = name.startswith(("conv", "batch_norm", "simple_rnn", "lstm", "gru", "softmax", "layer_norm",
-                                        "group_norm", "masked_softmax", "depthwise_conv"))
+                                        "group_norm", "masked_softmax", "depthwise_conv", "attention_"))
 
     def mutations(self, pname):
         muts = self.params[pname].mutations(pname)
@@ -823,6 +823,53 @@ def make_masked_softmax_backward(c):
         mask = rng.random(g.mask_shape) < 0.7 if g.masked else None
         return dict(dp=rnd(rng, g.shape, g.dt), p=(z / z.sum(axis=-1, keepdims=True)).astype(g.dt), mask=mask,
                     scale=g.scale, out=np.zeros(g.shape, g.dt) if g.out else None)
+    return build
+
+
+# --- attention: the fused dot-product attention
+
+def _heads_geometry(c):
+    g = types.SimpleNamespace()
+    g.seed = c.int(0, 2 ** 31 - 1)
+    g.dt = c.choice([F32, F64])
+    g.B, g.T, g.S, g.H, g.dk, g.dv = (c.int(1, 4) for _ in range(6))
+    # the mask: None, or the scores' (B, H, T, S) shape with some axes 1 and some leading axes dropped
+    g.masked = c.bool()
+    g.mask_shape = tuple(1 if c.bool() else s for s in (g.B, g.H, g.T, g.S))[c.int(0, 3):]
+    g.scale = c.choice([1.0, 0.125, -2.0])
+    return g
+
+
+def _heads_build(g, rng):
+    q, k, v = (rnd(rng, shape, g.dt) for shape in ((g.B, g.T, g.H, g.dk), (g.B, g.S, g.H, g.dk), (g.B, g.S, g.H, g.dv)))
+    return dict(query=q, key=k, value=v, mask=rng.random(g.mask_shape) < 0.7 if g.masked else None, scale=g.scale)
+
+
+def _heads_mask_template(kw):
+    q, k = np.asarray(kw["query"]), np.asarray(kw["key"])
+    return np.ones((q.shape[0], q.shape[2], q.shape[1], k.shape[1]), bool)
+
+
+HEADS_MASK = Arr(None, fixed=False, optional=True, template=_heads_mask_template)
+
+
+@spec("attention_forward", dict(query=Arr(4, fixed=False), key=Arr(4, fixed=False), value=Arr(4, fixed=False),
+                                mask=HEADS_MASK, scale=ATTENTION_SCALE))
+def make_attention_forward(c):
+    g = _heads_geometry(c)
+    return lambda: _heads_build(g, np.random.default_rng(g.seed))
+
+
+@spec("attention_backward", dict(grad=Arr(4), query=Arr(4, fixed=False), key=Arr(4, fixed=False),
+                                 value=Arr(4, fixed=False), p=Arr(4), mask=HEADS_MASK, scale=ATTENTION_SCALE))
+def make_attention_backward(c):
+    g = _heads_geometry(c)
+
+    def build():
+        rng = np.random.default_rng(g.seed)
+        kw = _heads_build(g, rng)
+        z = np.exp(rnd(rng, (g.B, g.H, g.T, g.S), np.float64))
+        return dict(kw, grad=rnd(rng, (g.B, g.T, g.H, g.dv), g.dt), p=(z / z.sum(axis=-1, keepdims=True)).astype(g.dt))
     return build
 
 
