@@ -144,15 +144,21 @@ def _heads(dtype, query, key, value):
     return q, k, v
 
 
-def attention_forward(query, key, value, mask=None, scale=1.0):
+def attention_forward(query: ArrayLike, key: ArrayLike, value: ArrayLike, mask: ArrayLike | None = None,
+                      scale: float = 1.0) -> Any:
     """out = softmax(where(mask, scale * q k^T, -1e9)) v for each (batch, head), fused.
 
-    query (B, T, H, dk), key (B, S, H, dk), value (B, S, H, dv): float32|float64 (IN), the
-        projections' layout (MultiHeadAttention's query/key/value outputs).
-    mask: None or broadcastable to the scores (B, H, T, S), True/nonzero = keep (IN).
-    scale: a finite real factor applied to the scores before the mask.
-    Returns (out (B, T, H, dv), p (B, H, T, S)): the attention output and the probabilities
-    (what attention_backward needs), of the inputs' common float dtype.
+    Args:
+        query: (B, T, H, dk) float32|float64 (IN), the projections' layout (MultiHeadAttention's
+            query output).
+        key: (B, S, H, dk) (IN).
+        value: (B, S, H, dv) (IN).
+        mask: None or broadcastable to the scores (B, H, T, S), True/nonzero = keep (IN).
+        scale: A finite real factor applied to the scores before the mask.
+
+    Returns:
+        (out (B, T, H, dv), p (B, H, T, S)): the attention output and the probabilities (what
+        attention_backward needs), of the inputs' common float dtype.
     """
     scale = _scale(scale)
     q, k, v = _heads(float_dtype(query=query, key=key, value=value), query, key, value)
@@ -162,10 +168,22 @@ def attention_forward(query, key, value, mask=None, scale=1.0):
     return impl("attention").attention_forward(q, k, v, m4, scale)
 
 
-def attention_backward(grad, query, key, value, p, mask=None, scale=1.0):
-    """The gradients (dquery, dkey, dvalue) of attention_forward's out, given grad (B, T, H, dv)
-    (IN) and the forward's probabilities p (B, H, T, S) (IN); query, key, value, mask and scale
-    as given to the forward. Each gradient has its input's shape and the common float dtype."""
+def attention_backward(grad: ArrayLike, query: ArrayLike, key: ArrayLike, value: ArrayLike, p: ArrayLike,
+                       mask: ArrayLike | None = None, scale: float = 1.0) -> Any:
+    """The gradients of attention_forward's out with respect to its query, key and value.
+
+    Args:
+        grad: (B, T, H, dv), the gradient of the output (IN).
+        query: As given to the forward.
+        key: As given to the forward.
+        value: As given to the forward.
+        p: (B, H, T, S), the forward's probabilities (IN).
+        mask: As given to the forward.
+        scale: As given to the forward.
+
+    Returns:
+        (dquery, dkey, dvalue), each of its input's shape and the common float dtype.
+    """
     scale = _scale(scale)
     dtype = float_dtype(grad=grad, query=query, key=key, value=value, p=p)
     q, k, v = _heads(dtype, query, key, value)

@@ -137,7 +137,8 @@ def sgd_momentum_update(variable: np.ndarray, gradient: ArrayLike, momentums: np
                                       _scalar("momentum", momentum, dt), flag("nesterov", nesterov))
 
 
-def adamax_update(variable, gradient, m, u, learning_rate, one_minus_beta_1, beta_2, correction, epsilon):
+def adamax_update(variable: np.ndarray, gradient: ArrayLike, m: np.ndarray, u: np.ndarray, learning_rate: float,
+                  one_minus_beta_1: float, beta_2: float, correction: float, epsilon: float) -> None:
     """One Adamax step (Keras 3), in place:
 
         m += (g - m) * one_minus_beta_1;  u = max(beta_2 * u, |g|)
@@ -163,7 +164,8 @@ def adamax_update(variable, gradient, m, u, learning_rate, one_minus_beta_1, bet
                                 _scalar("correction", correction, dt), _scalar("epsilon", epsilon, dt))
 
 
-def lion_update(variable, gradient, m, learning_rate, beta_1, one_minus_beta_1, beta_2, one_minus_beta_2):
+def lion_update(variable: np.ndarray, gradient: ArrayLike, m: np.ndarray, learning_rate: float, beta_1: float,
+                one_minus_beta_1: float, beta_2: float, one_minus_beta_2: float) -> None:
     """One Lion step (Keras 3), in place:
 
         variable -= learning_rate * sign(beta_1 * m + one_minus_beta_1 * g)
@@ -186,7 +188,8 @@ def lion_update(variable, gradient, m, learning_rate, beta_1, one_minus_beta_1, 
                               _scalar("one_minus_beta_2", one_minus_beta_2, dt))
 
 
-def ftrl_update(variable, gradient, accumulator, linear, learning_rate, power, l1, two_l2, two_shrinkage):
+def ftrl_update(variable: np.ndarray, gradient: ArrayLike, accumulator: np.ndarray, linear: np.ndarray,
+                learning_rate: float, power: float, l1: float, two_l2: float, two_shrinkage: float) -> None:
     """One FTRL-Proximal step (Keras 3 Ftrl), in place, with p = power = -learning_rate_power:
 
         linear += g + two_shrinkage * w - ((accumulator + g**2)**p - accumulator**p) / learning_rate * w
