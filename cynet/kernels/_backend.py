@@ -215,4 +215,11 @@ def info():
         "blas_threads": blas_threads,
         "numpy": np.__version__,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "bf16": _bf16_path(),
     }
+
+
+def _bf16_path():
+    """The bfloat16 product the mixed_bfloat16 policy runs (cynet.kernels.bf16)."""
+    from . import bf16
+    return bf16.bf16_path()

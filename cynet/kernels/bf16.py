@@ -1,0 +1,108 @@
+"""bfloat16 products: the matrix products of the mixed_bfloat16 dtype policy.
+
+cynet's arrays stay float32 (NumPy has no bfloat16): `matmul_bf16` rounds each element of its
+float32 operands to the nearest bfloat16 (ties to even; NaN and Inf kept) while packing them into
+the product's panels, never as a separate pass over memory, and accumulates in float32. This is
+what Keras's mixed_bfloat16 does on hardware with bfloat16 products; Keras's activations are
+bfloat16 tensors between layers, while cynet's stay float32 (only the products' inputs are
+rounded), so cynet's results are at least as accurate.
+
+Two paths, chosen once per process (and by `set_bf16_path`): "native" (AVX512_BF16's vdpbf16ps,
+where the CPU has it: cynet/_kernels/cynet_bf16.h) and "emulated" (the same rounded values, float32
+multiply-adds in vdpbf16ps's order; they agree bit for bit with the native path on normal numbers;
+vdpbf16ps flushes denormals to zero). The environment variable CYNET_BF16=emulated forces the
+emulation; `cynet.kernels.info()["bf16"]` says which path runs. The NumPy twin (the "numpy"
+backend) rounds the same way, then multiplies with np.matmul in float32.
+"""
+import os
+
+import numpy as np
+
+from .. import _validation
+from ._backend import _compiled, impl
+
+__all__ = ["round_bf16", "matmul_bf16"]
+
+_PATHS = ("auto", "native", "emulated")
+_requested = os.environ.get("CYNET_BF16", "auto").strip().lower() or "auto"
+if _requested not in _PATHS:
+    _requested = "auto"
+
+
+def native_available():
+    """True where the compiled kernels have the AVX512_BF16 product and this CPU runs it."""
+    mod = _compiled.get("bf16")
+    return bool(mod is not None and mod.native_available())
+
+
+def set_bf16_path(path):
+    """Choose the bfloat16 product: "auto" (native where available, else emulated), "native"
+    (ValueError where the CPU lacks AVX512_BF16) or "emulated". Returns the previous choice."""
+    global _requested
+    if path not in _PATHS:
+        raise ValueError(f"path must be one of {_PATHS}; received path={path!r}")
+    if path == "native" and not native_available():
+        raise ValueError("path='native' needs AVX512_BF16 (this CPU or build lacks it); use 'emulated'")
+    old, _requested = _requested, path
+    return old
+
+
+def bf16_path():
+    """The bfloat16 product that runs: "native avx512_bf16" or "emulated"."""
+    return "native avx512_bf16" if _native() else "emulated"
+
+
+def _native():
+    return _requested != "emulated" and native_available()
+
+
+def round_bf16(x):
+    """x rounded to the nearest bfloat16 (ties to even; NaN stays NaN, Inf stays Inf), returned as
+    a float32 array of x's shape (the values every bfloat16 product sees)."""
+    x = _validation.as_float("x", x, np.float32)
+    return impl("bf16").round_bf16(x.reshape(-1)).reshape(x.shape)
+
+
+def _operand(name, a):
+    """a as a float32 ndarray the kernel reads in place (any element strides, as a transposed or
+    broadcast view), or a C-contiguous float32 copy (other dtypes, unaligned or odd strides)."""
+    if (isinstance(a, np.ndarray) and a.dtype == np.float32 and a.dtype.isnative and a.flags.aligned
+            and all(s % 4 == 0 for s in a.strides)):
+        return a
+    return _validation.as_float(name, a, np.float32)
+
+
+def matmul_bf16(a, b):
+    """a @ b (np.matmul's shapes: 2-D, or stacks broadcast over the leading axes; 1-D operands
+    are refused) with both operands rounded to bfloat16 and float32 accumulation; float32 out.
+
+    Inputs of any real dtype are taken as float32 first. The result is a new C-contiguous float32
+    array; the products run on the native or the emulated path (`bf16_path()`)."""
+    a, b = _operand("a", a), _operand("b", b)
+    if a.ndim < 2 or b.ndim < 2:
+        raise ValueError(f"a and b must be at least 2-dimensional; received shapes {a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"b must have shape (..., {a.shape[-1]}, N) to match a's shape {a.shape}; "
+                         f"received shape {b.shape}")
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"the leading axes of a {a.shape} and b {b.shape} do not broadcast") from None
+    M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
+    _validation.check_size("out", batch + (M, N), 4, "the product")
+    a3, b3 = _stack(a, batch), _stack(b, batch)
+    out = impl("bf16").matmul_bf16(a3, b3, _native())
+    return out.reshape(batch + (M, N))
+
+
+def _stack(a, batch):
+    """a broadcast to batch + its last two axes, as a 3-D view (a copy only when the leading axes
+    cannot merge into one stride)."""
+    a = np.broadcast_to(a, batch + a.shape[-2:])
+    n = int(np.prod(batch, dtype=np.int64)) if batch else 1
+    if a.ndim == 2:
+        return a[None]
+    try:
+        return a.reshape((n,) + a.shape[-2:], copy=False)
+    except (ValueError, TypeError):
+        return np.ascontiguousarray(a).reshape((n,) + a.shape[-2:])
