@@ -15,6 +15,7 @@ from cynet._kernels._gemm cimport (CYNET_BF16_WORK, cynet_bf16_gemm, cynet_bf16_
 from cynet._kernels._openmp cimport threads_for, COST_RECURRENT_MACS
 
 __all__ = ["round_bf16", "matmul_bf16", "native_available"]
+FLOAT32_ONLY = ("round_bf16", "matmul_bf16")   # bfloat16 products: float32 in and out by design
 
 # rows of A per task at least: a few packed panels, so that a thread's B packing pays off
 cdef Py_ssize_t _MIN_ROWS = 48
