@@ -1,0 +1,78 @@
+"""The convolutions of the mixed_bfloat16 policy: the conv kernels' four entry points (same
+signatures as cynet/_kernels/conv.pyx and its twin) with every matrix product on
+cynet.kernels.matmul_bf16 (inputs rounded to bfloat16 while packed, float32 accumulation).
+
+The patch matrices come from the current backend's im2col / col2im (compiled or twin); the
+bias, the bias gradient (float64 sums) and the scatter of col2im stay float32. cynet.kernels.conv
+dispatches here inside `bf16_products()` (the Conv layers under a bfloat16 policy), in the
+calling thread only.
+"""
+import numpy as np
+
+from cynet.kernels._backend import impl
+from cynet.kernels.bf16 import matmul_bf16
+
+
+def _base():
+    return impl("conv")
+
+
+def conv2d_forward(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw):
+    """y = im2col(x) @ kernel (K, F) + bias, the product in bfloat16."""
+    N = x.shape[0]
+    KH, KW, C, F = kernel.shape
+    cols = _base().im2col(x, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    y = matmul_bf16(cols, kernel.reshape(KH * KW * C, F))
+    if bias is not None:
+        y += bias
+    rows = cols.shape[0] // N
+    OW = _out(x.shape[2], KW, pl, pr, sw, dw)
+    return y.reshape(N, rows // OW, OW, F)
+
+
+def conv2d_backward(dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, compute_dx):
+    """(dx, dkernel, dbias): dkernel = im2col(x)^T @ dy, dx = col2im(dy @ kernel^T)."""
+    N, H, W, C = x.shape
+    KH, KW, _, F = kernel.shape
+    cols = _base().im2col(x, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    if dy.shape[:1] + dy.shape[3:] != (N, F) or dy.shape[1] * dy.shape[2] * N != cols.shape[0]:
+        raise ValueError(f"dy must have shape (N, OH, OW, {F}) of x's convolution; received shape {dy.shape}")
+    dy2 = dy.reshape(-1, F)
+    w2 = kernel.reshape(KH * KW * C, F)
+    dkernel = matmul_bf16(cols.T, dy2).reshape(kernel.shape)
+    dbias = dy2.sum(axis=0, dtype=np.float64).astype(dy.dtype) if use_bias else None
+    dx = None
+    if compute_dx:
+        dcols = matmul_bf16(dy2, w2.T)
+        dx = _base().col2im(dcols, N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    return dx, dkernel, dbias
+
+
+def conv2d_transpose_forward(x, kernel, bias, OH, OW, pt, pb, pl, pr, sh, sw, dh, dw):
+    """y = col2im(x @ kernel^T) + bias (kernel (KH, KW, F, C)), the product in bfloat16."""
+    N, H, W, C = x.shape
+    KH, KW, F, _ = kernel.shape
+    dcols = matmul_bf16(x.reshape(N * H * W, C), kernel.reshape(KH * KW * F, C).T)
+    y = _base().col2im(dcols, N, OH, OW, F, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    if bias is not None:
+        y += bias
+    return y
+
+
+def conv2d_transpose_backward(dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, compute_dx):
+    """(dx, dkernel, dbias): with P = im2col(dy), dkernel = P^T @ x, dx = P @ kernel."""
+    N, OH, OW, F = dy.shape
+    _, H, W, C = x.shape
+    KH, KW = kernel.shape[:2]
+    cols = _base().im2col(dy, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    if cols.shape[0] != N * H * W:
+        raise ValueError(f"x must have the spatial size the geometry maps dy onto; received shape {x.shape}")
+    x2 = x.reshape(N * H * W, C)
+    dkernel = matmul_bf16(cols.T, x2).reshape(kernel.shape)
+    dbias = dy.reshape(-1, F).sum(axis=0, dtype=np.float64).astype(dy.dtype) if use_bias else None
+    dx = matmul_bf16(cols, kernel.reshape(KH * KW * F, C)).reshape(N, H, W, C) if compute_dx else None
+    return dx, dkernel, dbias
+
+
+def _out(size, k, before, after, stride, dilation):
+    return (size + before + after - (k - 1) * dilation - 1) // stride + 1
