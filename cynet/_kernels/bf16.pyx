@@ -10,11 +10,11 @@ import numpy as np
 
 from cython.parallel cimport prange, threadid
 
-from cynet._kernels._gemm cimport (CYNET_BF16_WORK, cynet_bf16_gemm, cynet_bf16_native_ok,
-                                   cynet_bf16_roundf, uint32_t)
+from cynet._kernels._gemm cimport (CYNET_BF16_WORK, cynet_bf16_amx_ok, cynet_bf16_gemm,
+                                   cynet_bf16_native_ok, cynet_bf16_roundf, uint32_t)
 from cynet._kernels._openmp cimport threads_for, COST_RECURRENT_MACS
 
-__all__ = ["round_bf16", "matmul_bf16", "native_available"]
+__all__ = ["round_bf16", "matmul_bf16", "native_available", "amx_available"]
 FLOAT32_ONLY = ("round_bf16", "matmul_bf16")   # bfloat16 products: float32 in and out by design
 
 # rows of A per task at least: a few packed panels, so that a thread's B packing pays off
@@ -24,6 +24,12 @@ cdef Py_ssize_t _MIN_ROWS = 48
 def native_available():
     """True where this build has the AVX512_BF16 kernel and this CPU runs it."""
     return bool(cynet_bf16_native_ok())
+
+
+def amx_available():
+    """True where this build has the AMX-BF16 kernel, this CPU has AMX-BF16 and Linux granted
+    this process the tile data (asked once, here)."""
+    return bool(cynet_bf16_amx_ok())
 
 
 def round_bf16(const float[::1] x not None):
@@ -41,15 +47,20 @@ cdef inline Py_ssize_t _el(Py_ssize_t stride) noexcept nogil:
     return stride // <Py_ssize_t>sizeof(float)
 
 
-def matmul_bf16(const float[:, :, :] a not None, const float[:, :, :] b not None, bint native):
+def matmul_bf16(const float[:, :, :] a not None, const float[:, :, :] b not None, int native):
     """(batch, M, N) float32 = a (batch, M, K) @ b (batch, K, N) on bfloat16-rounded inputs.
-    The public function (cynet.kernels.bf16) has checked the shapes and element strides."""
+    native: 2 AMX-BF16, 1 AVX512_BF16, 0 the emulation (a path the CPU lacks falls back to the
+    next). The public function (cynet.kernels.bf16) has checked the shapes and element strides."""
     cdef Py_ssize_t nb = a.shape[0], M = a.shape[1], K = a.shape[2], N = b.shape[2]
     out = np.empty((nb, M, N), dtype=np.float32)
     if nb == 0 or M == 0 or N == 0:
         return out
     cdef float[:, :, ::1] c = out
-    cdef int use_native = 1 if (native and cynet_bf16_native_ok()) else 0
+    cdef int use_native = native
+    if use_native >= 2 and not cynet_bf16_amx_ok():
+        use_native = 1
+    if use_native >= 1 and not cynet_bf16_native_ok():
+        use_native = 0
     cdef Py_ssize_t saB = _el(a.strides[0]), sam = _el(a.strides[1]), sak = _el(a.strides[2])
     cdef Py_ssize_t sbB = _el(b.strides[0]), sbk = _el(b.strides[1]), sbn = _el(b.strides[2])
     cdef int nt = threads_for(nb * M * N * K, COST_RECURRENT_MACS)

@@ -7,11 +7,15 @@ product is exact in float32: only the order of the float32 sums differs from the
 kernel's)."""
 import numpy as np
 
-__all__ = ["round_bf16", "matmul_bf16", "native_available"]
+__all__ = ["round_bf16", "matmul_bf16", "native_available", "amx_available"]
 
 
 def native_available():
     """The twin has no native path."""
+    return False
+
+
+def amx_available():
     return False
 
 

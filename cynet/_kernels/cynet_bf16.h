@@ -45,12 +45,39 @@
 #else
 #define CYNET_BF16_NATIVE_BUILT 0
 #endif
+#if CYNET_BF16_NATIVE_BUILT && __GNUC__ >= 11 && defined(__linux__)
+#define CYNET_BF16_AMX_BUILT 1
+#include <unistd.h>
+#include <sys/syscall.h>
+#else
+#define CYNET_BF16_AMX_BUILT 0
+#endif
+
+/* the paths (`native` argument of cynet_bf16_gemm) */
+#define CYNET_BF16_EMULATED 0
+#define CYNET_BF16_AVX512 1
+#define CYNET_BF16_AMX 2
 
 /* 1 when this build has the native kernel and this CPU runs it */
 static inline int cynet_bf16_native_ok(void) {
 #if CYNET_BF16_NATIVE_BUILT
     return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw")
         && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+/* 1 when this build has the AMX-BF16 kernel, this CPU has AMX-BF16 and Linux lets this process
+   use the tile data (arch_prctl ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, asked once) */
+static inline int cynet_bf16_amx_ok(void) {
+#if CYNET_BF16_AMX_BUILT
+    static int state = -1;   /* (a benign race: every thread computes the same answer) */
+    if (state < 0)
+        state = __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("amx-tile")
+            && cynet_bf16_native_ok()
+            && syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+    return state;
 #else
     return 0;
 #endif
@@ -80,13 +107,15 @@ static inline uint32_t cynet_bf16_pair(float lo, float hi) {
     return (uint32_t)cynet_bf16_round(lo) | ((uint32_t)cynet_bf16_round(hi) << 16);
 }
 
-/* Bp <- B's rows [0, kc) x columns [0, nc) in panels of NR columns, each kp = ceil(kc / 2)
+/* Bp <- B's rows [0, kc) x columns [0, nc) in panels of NR columns, each kq >= ceil(kc / 2)
    pairs x NR words; zero past kc and nc */
 static void cynet_bf16_pack_b(const float* B, Py_ssize_t sbk, Py_ssize_t sbn, Py_ssize_t kc,
-                              Py_ssize_t nc, uint32_t* Bp) {
+                              Py_ssize_t nc, Py_ssize_t kq, uint32_t* Bp) {
     Py_ssize_t kp = (kc + 1) / 2, j0, p, j;
-    for (j0 = 0; j0 < nc; j0 += CYNET_BF16_NR, Bp += kp * CYNET_BF16_NR) {
+    for (j0 = 0; j0 < nc; j0 += CYNET_BF16_NR, Bp += kq * CYNET_BF16_NR) {
         Py_ssize_t w = nc - j0 < CYNET_BF16_NR ? nc - j0 : CYNET_BF16_NR;
+        for (p = kp; p < kq; p++)
+            for (j = 0; j < CYNET_BF16_NR; j++) Bp[p * CYNET_BF16_NR + j] = 0;
         for (p = 0; p < kp; p++) {
             const float* r0 = B + 2 * p * sbk + j0 * sbn;
             uint32_t* dst = Bp + p * CYNET_BF16_NR;
@@ -186,6 +215,189 @@ CYNET_BF16_TARGET static void cynet_bf16_tile_native(const uint32_t* ap, const u
 }
 #endif
 
+
+#if CYNET_BF16_NATIVE_BUILT
+/* Packing with AVX512_BF16's conversions (vcvtne2ps2bf16: round to nearest even, NaN kept, the
+   scalar cynet_bf16_round's result on every normal number; denormal inputs become zero, as the
+   native products would treat them anyway), for the native paths on unit-stride operands. */
+
+/* dst[0, kq) <- the pairs of a[0, kc) (unit stride), zero past them */
+CYNET_BF16_TARGET static void cynet_bf16_row_pairs_vec(const float* a, Py_ssize_t kc, uint32_t* dst,
+                                                       Py_ssize_t kq) {
+    Py_ssize_t k = 0, p;
+    for (; k + 32 <= kc; k += 32) {
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(a + k + 16), _mm512_loadu_ps(a + k));
+        _mm512_storeu_si512((void*)(dst + k / 2), (__m512i)v);
+    }
+    if (k < kc) {
+        Py_ssize_t r = kc - k;
+        __mmask16 m0 = (__mmask16)(r >= 16 ? 0xffff : (1u << r) - 1u);
+        __mmask16 m1 = (__mmask16)(r >= 32 ? 0xffff : r <= 16 ? 0 : (1u << (r - 16)) - 1u);
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, a + k + 16), _mm512_maskz_loadu_ps(m0, a + k));
+        __mmask16 w = (__mmask16)(((r + 1) / 2) >= 16 ? 0xffff : (1u << ((r + 1) / 2)) - 1u);
+        _mm512_mask_storeu_epi32((void*)(dst + k / 2), w, (__m512i)v);
+        k += 2 * ((r + 1) / 2);
+    }
+    for (p = k / 2; p < kq; p++) dst[p] = 0;
+}
+
+/* 16 words: the pairs (r0[j], r1[j]) of 16 columns (unit stride; r1 NULL: zeros), `m` the
+   columns present */
+CYNET_BF16_TARGET static inline __m512i cynet_bf16_cols_vec(const float* r0, const float* r1, __mmask16 m) {
+    __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, r0)));
+    if (r1 == NULL) return lo;
+    __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, r1)));
+    return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+}
+
+/* cynet_bf16_pack_b for a B with unit column stride */
+CYNET_BF16_TARGET static void cynet_bf16_pack_b_vec(const float* B, Py_ssize_t sbk, Py_ssize_t kc,
+                                                    Py_ssize_t nc, Py_ssize_t kq, uint32_t* Bp) {
+    Py_ssize_t kp = (kc + 1) / 2, j0, p;
+    for (j0 = 0; j0 < nc; j0 += CYNET_BF16_NR, Bp += kq * CYNET_BF16_NR) {
+        Py_ssize_t w = nc - j0 < CYNET_BF16_NR ? nc - j0 : CYNET_BF16_NR;
+        __mmask16 m0 = (__mmask16)(w >= 16 ? 0xffff : (1u << w) - 1u);
+        __mmask16 m1 = (__mmask16)(w >= 32 ? 0xffff : w <= 16 ? 0 : (1u << (w - 16)) - 1u);
+        for (p = 0; p < kp; p++) {
+            const float* r0 = B + 2 * p * sbk + j0;
+            const float* r1 = 2 * p + 1 < kc ? r0 + sbk : NULL;
+            _mm512_storeu_si512((void*)(Bp + p * CYNET_BF16_NR), cynet_bf16_cols_vec(r0, r1, m0));
+            _mm512_storeu_si512((void*)(Bp + p * CYNET_BF16_NR + 16),
+                                m1 ? cynet_bf16_cols_vec(r0 + 16, r1 ? r1 + 16 : NULL, m1) : _mm512_setzero_si512());
+        }
+        for (p = kp; p < kq; p++) {
+            _mm512_storeu_si512((void*)(Bp + p * CYNET_BF16_NR), _mm512_setzero_si512());
+            _mm512_storeu_si512((void*)(Bp + p * CYNET_BF16_NR + 16), _mm512_setzero_si512());
+        }
+    }
+}
+#endif
+
+#if CYNET_BF16_AMX_BUILT
+/* AMX-BF16: the tiles are 16 rows x 64 bytes. A block of C of 32 x 32 floats lives in tiles 0-3
+   (tmm0: rows 0-15 x columns 0-15, tmm1: rows 0-15 x 16-31, tmm2, tmm3 the next 16 rows); per 16
+   pairs of k, tmm4 / tmm5 hold 16 rows of A each (a row: 16 words, pairs of k), tmm6 / tmm7 16
+   pairs of B's 16 columns each (a row: one pair of k, 16 columns: vdpbf16ps's word layout, which
+   the B panels already have: NR = 32 words per pair, so a tile row stride of 128 bytes). A is
+   packed for AMX in panels of 32 rows, each row kq words (kp pairs rounded up to 16, zero-padded). */
+#define CYNET_BF16_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl")))
+
+typedef struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; }
+    cynet_amx_config;
+
+/* (a constant object: a configuration filled in on the stack is dead code to GCC, which does
+   not see that ldtilecfg reads all 64 bytes) */
+static const cynet_amx_config cynet_amx_cfg __attribute__((aligned(64))) = {
+    1, 0, {0}, {64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0},
+    {16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0}};
+
+CYNET_BF16_AMX_TARGET static void cynet_bf16_amx_configure(void) {
+    _tile_loadconfig(&cynet_amx_cfg);
+}
+
+/* Ap <- A's rows [0, mc) x k [0, kc) in panels of 32 rows of kq words; zero past mc and kc */
+static void cynet_bf16_pack_a_amx(const float* A, Py_ssize_t sam, Py_ssize_t sak, Py_ssize_t mc,
+                                  Py_ssize_t kc, Py_ssize_t kq, uint32_t* Ap) {
+    Py_ssize_t i0, p, r, kp = (kc + 1) / 2;
+    for (i0 = 0; i0 < mc; i0 += 32, Ap += 32 * kq) {
+        for (r = 0; r < 32; r++) {
+            uint32_t* dst = Ap + r * kq;
+            if (i0 + r < mc && sak == 1) {
+                cynet_bf16_row_pairs_vec(A + (i0 + r) * sam, kc, dst, kq);
+                continue;
+            }
+            if (i0 + r < mc) {
+                const float* a = A + (i0 + r) * sam;
+                if (0) {}
+                else
+                    for (p = 0; p < kc / 2; p++) dst[p] = cynet_bf16_pair(a[2 * p * sak], a[(2 * p + 1) * sak]);
+                if (kc & 1) dst[kp - 1] = cynet_bf16_round(a[(kc - 1) * sak]);
+                p = kp;
+            } else {
+                p = 0;
+            }
+            for (; p < kq; p++) dst[p] = 0;
+        }
+    }
+}
+
+/* a 32 x 32 block of C (rows x cols of it stored; added to C when acc) from a 32-row panel of A
+   (kq words a row) and a 32-column panel of B (kq pairs of 32 words) */
+CYNET_BF16_AMX_TARGET static void cynet_bf16_tile_amx(const uint32_t* ap, const uint32_t* bp,
+        Py_ssize_t kq, float* c, Py_ssize_t sc, Py_ssize_t rows, Py_ssize_t cols, int acc) {
+    float t[32][32] __attribute__((aligned(64)));
+    Py_ssize_t p, r;
+    __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1u);
+    __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xffff : cols <= 16 ? 0 : (1u << (cols - 16)) - 1u);
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    for (p = 0; p < kq; p += 16) {
+        _tile_loadd(4, ap + p, kq * 4);
+        _tile_loadd(5, ap + 16 * kq + p, kq * 4);
+        _tile_loadd(6, bp + p * 32, 128);
+        _tile_loadd(7, bp + p * 32 + 16, 128);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, &t[0][0], 128);
+    _tile_stored(1, &t[0][16], 128);
+    _tile_stored(2, &t[16][0], 128);
+    _tile_stored(3, &t[16][16], 128);
+    for (r = 0; r < rows; r++) {
+        __m512 v0 = _mm512_load_ps(&t[r][0]), v1 = _mm512_load_ps(&t[r][16]);
+        if (acc) {
+            v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, c + r * sc));
+            v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, c + r * sc + 16));
+        }
+        _mm512_mask_storeu_ps(c + r * sc, m0, v0);
+        _mm512_mask_storeu_ps(c + r * sc + 16, m1, v1);
+    }
+}
+
+CYNET_BF16_AMX_TARGET static void cynet_bf16_amx_release(void) { _tile_release(); }
+#endif
+
+#if CYNET_BF16_AMX_BUILT
+/* the AMX driver: as cynet_bf16_gemm's loops, with A in 32-row AMX panels and the pairs of each
+   K block rounded up to 16 (zero pairs) */
+static void cynet_bf16_gemm_amx(const float* A, Py_ssize_t sam, Py_ssize_t sak, const float* B,
+        Py_ssize_t sbk, Py_ssize_t sbn, float* C, Py_ssize_t sc, Py_ssize_t M, Py_ssize_t N,
+        Py_ssize_t K, int accumulate, uint32_t* work) {
+    uint32_t* bpk = work;
+    uint32_t* apk = work + (Py_ssize_t)CYNET_BF16_KC * CYNET_BF16_NC;
+    Py_ssize_t n0, k0, m0, i, j, nc, kc, kq, mc;
+    int acc;
+    cynet_bf16_amx_configure();
+    for (n0 = 0; n0 < N; n0 += CYNET_BF16_NC) {
+        nc = N - n0 < CYNET_BF16_NC ? N - n0 : CYNET_BF16_NC;
+        for (k0 = 0; k0 < K; k0 += 2 * CYNET_BF16_KC) {
+            kc = K - k0 < 2 * CYNET_BF16_KC ? K - k0 : 2 * CYNET_BF16_KC;
+            kq = ((kc + 1) / 2 + 15) / 16 * 16;
+            acc = accumulate || k0 > 0;
+            if (sbn == 1)
+                cynet_bf16_pack_b_vec(B + k0 * sbk + n0, sbk, kc, nc, kq, bpk);
+            else
+                cynet_bf16_pack_b(B + k0 * sbk + n0 * sbn, sbk, sbn, kc, nc, kq, bpk);
+            for (m0 = 0; m0 < M; m0 += CYNET_BF16_MC) {
+                mc = M - m0 < CYNET_BF16_MC ? M - m0 : CYNET_BF16_MC;
+                cynet_bf16_pack_a_amx(A + m0 * sam + k0 * sak, sam, sak, mc, kc, kq, apk);
+                for (j = 0; j < nc; j += CYNET_BF16_NR) {
+                    Py_ssize_t cols = nc - j < CYNET_BF16_NR ? nc - j : CYNET_BF16_NR;
+                    const uint32_t* bp = bpk + (j / CYNET_BF16_NR) * kq * CYNET_BF16_NR;
+                    for (i = 0; i < mc; i += 32) {
+                        Py_ssize_t rows = mc - i < 32 ? mc - i : 32;
+                        cynet_bf16_tile_amx(apk + i * kq, bp, kq, C + (m0 + i) * sc + n0 + j, sc,
+                                            rows, cols, acc);
+                    }
+                }
+            }
+        }
+    }
+    cynet_bf16_amx_release();
+}
+#endif
+
 /* C (M x N) = or += A (M x K) @ B (K x N), both rounded to bfloat16 while packed (see the top of
    this file); native: 1 for vdpbf16ps (only where cynet_bf16_native_ok()), 0 for the emulation */
 CYNET_UNUSED static void cynet_bf16_gemm(int native, const float* A, Py_ssize_t sam, Py_ssize_t sak,
@@ -203,13 +415,25 @@ CYNET_UNUSED static void cynet_bf16_gemm(int native, const float* A, Py_ssize_t 
             for (i = 0; i < M; i++) memset(C + i * sc, 0, (size_t)N * sizeof(float));
         return;
     }
+#if CYNET_BF16_AMX_BUILT
+    if (native == CYNET_BF16_AMX) {
+        cynet_bf16_gemm_amx(A, sam, sak, B, sbk, sbn, C, sc, M, N, K, accumulate, work);
+        return;
+    }
+#endif
+    if (native == CYNET_BF16_AMX) native = CYNET_BF16_AVX512;
     for (n0 = 0; n0 < N; n0 += CYNET_BF16_NC) {
         nc = N - n0 < CYNET_BF16_NC ? N - n0 : CYNET_BF16_NC;
         for (k0 = 0; k0 < K; k0 += 2 * CYNET_BF16_KC) {
             kc = K - k0 < 2 * CYNET_BF16_KC ? K - k0 : 2 * CYNET_BF16_KC;
             kp = (kc + 1) / 2;
             acc = accumulate || k0 > 0;
-            cynet_bf16_pack_b(B + k0 * sbk + n0 * sbn, sbk, sbn, kc, nc, bpk);
+#if CYNET_BF16_NATIVE_BUILT
+            if (native && sbn == 1)
+                cynet_bf16_pack_b_vec(B + k0 * sbk + n0, sbk, kc, nc, kp, bpk);
+            else
+#endif
+                cynet_bf16_pack_b(B + k0 * sbk + n0 * sbn, sbk, sbn, kc, nc, kp, bpk);
             for (m0 = 0; m0 < M; m0 += CYNET_BF16_MC) {
                 mc = M - m0 < CYNET_BF16_MC ? M - m0 : CYNET_BF16_MC;
                 cynet_bf16_pack_a(A + m0 * sam + k0 * sak, sam, sak, mc, kc, apk);

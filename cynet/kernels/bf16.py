@@ -7,12 +7,15 @@ what Keras's mixed_bfloat16 does on hardware with bfloat16 products; Keras's act
 bfloat16 tensors between layers, while cynet's stay float32 (only the products' inputs are
 rounded), so cynet's results are at least as accurate.
 
-Two paths, chosen once per process (and by `set_bf16_path`): "native" (AVX512_BF16's vdpbf16ps,
-where the CPU has it: cynet/_kernels/cynet_bf16.h) and "emulated" (the same rounded values, float32
-multiply-adds in vdpbf16ps's order; they agree bit for bit with the native path on normal numbers;
-vdpbf16ps flushes denormals to zero). The environment variable CYNET_BF16=emulated forces the
-emulation; `cynet.kernels.info()["bf16"]` says which path runs. The NumPy twin (the "numpy"
-backend) rounds the same way, then multiplies with np.matmul in float32.
+Three paths over the same packing (cynet/_kernels/cynet_bf16.h), the fastest the CPU has chosen
+at run time unless `set_bf16_path` or the environment variable CYNET_BF16 (amx, avx512_bf16,
+emulated) says otherwise: "amx" (AMX-BF16 tiles; Linux grants the tile state on first use),
+"avx512_bf16" (vdpbf16ps) and "emulated" (the same rounded values, float32 multiply-adds in
+vdpbf16ps's order: bit for bit the avx512_bf16 path's results on normal numbers; the native
+instructions flush denormals to zero, and AMX sums each tile's pairs in its own order).
+`cynet.kernels.info()["bf16"]` says which path runs ("native amx_bf16", "native avx512_bf16" or
+"emulated"). The NumPy twin (the "numpy" backend) rounds the same way, then multiplies with
+np.matmul in float32.
 """
 import os
 
@@ -23,37 +26,57 @@ from ._backend import _compiled, impl
 
 __all__ = ["round_bf16", "matmul_bf16"]
 
-_PATHS = ("auto", "native", "emulated")
+_PATHS = ("auto", "native", "amx", "avx512_bf16", "emulated")
 _requested = os.environ.get("CYNET_BF16", "auto").strip().lower() or "auto"
 if _requested not in _PATHS:
     _requested = "auto"
+_CODES = {"emulated": 0, "avx512_bf16": 1, "amx": 2}
+
+
+def _module():
+    return _compiled.get("bf16")
 
 
 def native_available():
     """True where the compiled kernels have the AVX512_BF16 product and this CPU runs it."""
-    mod = _compiled.get("bf16")
+    mod = _module()
     return bool(mod is not None and mod.native_available())
 
 
+def amx_available():
+    """True where the compiled kernels have the AMX-BF16 product, this CPU has it and the OS
+    grants this process the tile state."""
+    mod = _module()
+    return bool(mod is not None and mod.amx_available())
+
+
 def set_bf16_path(path):
-    """Choose the bfloat16 product: "auto" (native where available, else emulated), "native"
-    (ValueError where the CPU lacks AVX512_BF16) or "emulated". Returns the previous choice."""
+    """Choose the bfloat16 product: "auto" or "native" (the fastest this CPU has), "amx",
+    "avx512_bf16" (ValueError where the CPU lacks it) or "emulated". Returns the previous choice."""
     global _requested
     if path not in _PATHS:
         raise ValueError(f"path must be one of {_PATHS}; received path={path!r}")
-    if path == "native" and not native_available():
-        raise ValueError("path='native' needs AVX512_BF16 (this CPU or build lacks it); use 'emulated'")
+    if path == "amx" and not amx_available():
+        raise ValueError("path='amx' needs AMX-BF16 (this CPU, OS or build lacks it)")
+    if path == "avx512_bf16" and not native_available():
+        raise ValueError("path='avx512_bf16' needs AVX512_BF16 (this CPU or build lacks it); use 'emulated'")
     old, _requested = _requested, path
     return old
 
 
+def _path():
+    """The path that runs: "amx", "avx512_bf16" or "emulated"."""
+    want = _requested
+    if want in ("auto", "native", "amx") and amx_available():
+        return "amx"
+    if want != "emulated" and native_available():
+        return "avx512_bf16"
+    return "emulated"
+
+
 def bf16_path():
-    """The bfloat16 product that runs: "native avx512_bf16" or "emulated"."""
-    return "native avx512_bf16" if _native() else "emulated"
-
-
-def _native():
-    return _requested != "emulated" and native_available()
+    """The bfloat16 product that runs: "native amx_bf16", "native avx512_bf16" or "emulated"."""
+    return {"amx": "native amx_bf16", "avx512_bf16": "native avx512_bf16", "emulated": "emulated"}[_path()]
 
 
 def round_bf16(x):
@@ -91,7 +114,7 @@ def matmul_bf16(a, b):
     M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
     _validation.check_size("out", batch + (M, N), 4, "the product")
     a3, b3 = _stack(a, batch), _stack(b, batch)
-    out = impl("bf16").matmul_bf16(a3, b3, _native())
+    out = impl("bf16").matmul_bf16(a3, b3, _CODES[_path()])
     return out.reshape(batch + (M, N))
 
 

@@ -14,7 +14,8 @@ import pytest
 import cynet.kernels as K
 from cynet.kernels import bf16
 
-PATHS = ["emulated"] + (["native"] if bf16.native_available() else [])
+PATHS = (["emulated"] + (["avx512_bf16"] if bf16.native_available() else [])
+         + (["amx"] if bf16.amx_available() else []))
 
 
 @contextlib.contextmanager
@@ -118,7 +119,7 @@ def test_native_and_emulated_agree_bit_for_bit():
     for M, Kd, N in SIZES:
         a = rng.standard_normal((M, Kd)).astype(np.float32)
         b = rng.standard_normal((Kd, N)).astype(np.float32)
-        with path("native"):
+        with path("avx512_bf16"):
             n = K.matmul_bf16(a, b)
         with path("emulated"):
             e = K.matmul_bf16(a, b)
@@ -162,7 +163,8 @@ def test_empty_and_bad_shapes():
 def test_info_names_the_path():
     with path("emulated"):
         assert K.info()["bf16"] == "emulated"
-    want = "native avx512_bf16" if bf16.native_available() else "emulated"
+    want = ("native amx_bf16" if bf16.amx_available() else "native avx512_bf16" if bf16.native_available()
+            else "emulated")
     assert K.info()["bf16"] == want
     with pytest.raises(ValueError, match="path must be"):
         bf16.set_bf16_path("fast")

@@ -17,7 +17,8 @@ import cynet.kernels as K
 from cynet import _config, dtype_policies, layers, mixed_precision
 from cynet.kernels import bf16
 
-PATHS = ["emulated"] + (["native"] if bf16.native_available() else [])
+PATHS = (["emulated"] + (["avx512_bf16"] if bf16.native_available() else [])
+         + (["amx"] if bf16.amx_available() else []))
 
 
 @pytest.fixture(autouse=True)
