@@ -40,7 +40,7 @@ def conv2d_backward(dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, com
     dy2 = dy.reshape(-1, F)
     w2 = kernel.reshape(KH * KW * C, F)
     dkernel = matmul_bf16(cols.T, dy2).reshape(kernel.shape)
-    dbias = dy2.sum(axis=0, dtype=np.float64).astype(dy.dtype) if use_bias else None
+    dbias = _bias_grad(dy2) if use_bias else None
     dx = None
     if compute_dx:
         dcols = matmul_bf16(dy2, w2.T)
@@ -69,9 +69,19 @@ def conv2d_transpose_backward(dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use
         raise ValueError(f"x must have the spatial size the geometry maps dy onto; received shape {x.shape}")
     x2 = x.reshape(N * H * W, C)
     dkernel = matmul_bf16(cols.T, x2).reshape(kernel.shape)
-    dbias = dy.reshape(-1, F).sum(axis=0, dtype=np.float64).astype(dy.dtype) if use_bias else None
+    dbias = _bias_grad(dy.reshape(-1, F)) if use_bias else None
     dx = matmul_bf16(cols, kernel.reshape(KH * KW * F, C)).reshape(N, H, W, C) if compute_dx else None
     return dx, dkernel, dbias
+
+
+def _bias_grad(dy2, block=256):
+    """The column sums of dy2 (rows, F): float32 sums of blocks of rows, float64 over the blocks
+    (as the compiled kernel; no float64 copy of dy2)."""
+    whole = dy2.shape[0] // block * block
+    total = dy2[whole:].sum(axis=0, dtype=np.float64)
+    if whole:
+        total += dy2[:whole].reshape(-1, block, dy2.shape[1]).sum(axis=1).sum(axis=0, dtype=np.float64)
+    return total.astype(dy2.dtype)
 
 
 def _out(size, k, before, after, stride, dilation):

@@ -243,7 +243,7 @@ CYNET_BF16_TARGET static void cynet_bf16_row_pairs_vec(const float* a, Py_ssize_
 
 /* 16 words: the pairs (r0[j], r1[j]) of 16 columns (unit stride; r1 NULL: zeros), `m` the
    columns present */
-CYNET_BF16_TARGET static inline __m512i cynet_bf16_cols_vec(const float* r0, const float* r1, __mmask16 m) {
+CYNET_BF16_TARGET static inline __attribute__((always_inline)) __m512i cynet_bf16_cols_vec(const float* r0, const float* r1, __mmask16 m) {
     __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, r0)));
     if (r1 == NULL) return lo;
     __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, r1)));
@@ -280,7 +280,7 @@ CYNET_BF16_TARGET static void cynet_bf16_pack_b_vec(const float* B, Py_ssize_t s
    pairs of B's 16 columns each (a row: one pair of k, 16 columns: vdpbf16ps's word layout, which
    the B panels already have: NR = 32 words per pair, so a tile row stride of 128 bytes). A is
    packed for AMX in panels of 32 rows, each row kq words (kp pairs rounded up to 16, zero-padded). */
-#define CYNET_BF16_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl")))
+#define CYNET_BF16_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512bf16,avx512f,avx512bw,avx512vl")))
 
 typedef struct { uint8_t palette, start_row, reserved[14]; uint16_t colsb[16]; uint8_t rows[16]; }
     cynet_amx_config;
@@ -321,6 +321,61 @@ static void cynet_bf16_pack_a_amx(const float* A, Py_ssize_t sam, Py_ssize_t sak
     }
 }
 
+/* r[i][j] <- r[j][i]: a 16 x 16 transpose of 32-bit words in registers */
+CYNET_BF16_AMX_TARGET static inline void cynet_bf16_tr16(__m512i r[16]) {
+    __m512i t[16];
+    int i;
+    for (i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    /* now r[4q + j] holds, per 128-bit lane L, the words [4L .. 4L+3] of column (4? ) : rows 4q..4q+3 */
+    for (i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_i32x4(r[i], r[4 + i], 0x88);
+        t[4 + i] = _mm512_shuffle_i32x4(r[i], r[4 + i], 0xdd);
+        t[8 + i] = _mm512_shuffle_i32x4(r[8 + i], r[12 + i], 0x88);
+        t[12 + i] = _mm512_shuffle_i32x4(r[8 + i], r[12 + i], 0xdd);
+    }
+    for (i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_i32x4(t[i], t[8 + i], 0xdd);
+        r[4 + i] = _mm512_shuffle_i32x4(t[4 + i], t[12 + i], 0x88);
+        r[12 + i] = _mm512_shuffle_i32x4(t[4 + i], t[12 + i], 0xdd);
+    }
+}
+
+/* cynet_bf16_pack_a_amx for a transposed A (unit row stride: A[m, k] at A + m + k * sak, as
+   a patch matrix's or an activation's transpose in a weight gradient): 16 pairs of k x 16 rows
+   of words converted from contiguous runs of A, transposed in registers, stored as 16 rows.
+   The runs of one k are read for all the block's rows in turn (whole cache lines, adjacent). */
+CYNET_BF16_AMX_TARGET static void cynet_bf16_pack_a_amx_t(const float* A, Py_ssize_t sak, Py_ssize_t mc,
+        Py_ssize_t kc, Py_ssize_t kq, uint32_t* Ap) {
+    Py_ssize_t kp = (kc + 1) / 2, g, p0, p, r, groups = (mc + 31) / 32 * 2;
+    __m512i w[16];
+    for (p0 = 0; p0 < kq; p0 += 16) {   /* kq: a multiple of 16 */
+        for (g = 0; g < groups; g++) {   /* 16 rows each; a panel of 32 rows holds two */
+            Py_ssize_t h = mc - 16 * g;
+            uint32_t* dst = Ap + (g / 2) * 32 * kq + (g % 2) * 16 * kq + p0;
+            const float* a = A + 16 * g;
+            __mmask16 m = (__mmask16)(h >= 16 ? 0xffff : h <= 0 ? 0 : (1u << h) - 1u);
+            for (p = 0; p < 16; p++) {
+                Py_ssize_t q = p0 + p;
+                const float* x0 = a + 2 * q * sak;
+                w[p] = (q < kp && m) ? cynet_bf16_cols_vec(x0, 2 * q + 1 < kc ? x0 + sak : NULL, m)
+                                     : _mm512_setzero_si512();
+            }
+            cynet_bf16_tr16(w);
+            for (r = 0; r < 16; r++) _mm512_storeu_si512((void*)(dst + r * kq), w[r]);
+        }
+    }
+}
+
 /* a 32 x 32 block of C (rows x cols of it stored; added to C when acc) from a 32-row panel of A
    (kq words a row) and a 32-column panel of B (kq pairs of 32 words) */
 CYNET_BF16_AMX_TARGET static void cynet_bf16_tile_amx(const uint32_t* ap, const uint32_t* bp,
@@ -329,7 +384,17 @@ CYNET_BF16_AMX_TARGET static void cynet_bf16_tile_amx(const uint32_t* ap, const 
     Py_ssize_t p, r;
     __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xffff : (1u << cols) - 1u);
     __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xffff : cols <= 16 ? 0 : (1u << (cols - 16)) - 1u);
-    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    int whole = rows == 32 && cols == 32;
+    /* a whole block goes straight between C and the tiles (C's rows as tile rows; the tiles add
+       to it); a partial one through `t` (reading tiles back through memory costs a stall) */
+    if (whole && acc) {
+        _tile_loadd(0, c, sc * 4);
+        _tile_loadd(1, c + 16, sc * 4);
+        _tile_loadd(2, c + 16 * sc, sc * 4);
+        _tile_loadd(3, c + 16 * sc + 16, sc * 4);
+    } else {
+        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    }
     for (p = 0; p < kq; p += 16) {
         _tile_loadd(4, ap + p, kq * 4);
         _tile_loadd(5, ap + 16 * kq + p, kq * 4);
@@ -339,6 +404,13 @@ CYNET_BF16_AMX_TARGET static void cynet_bf16_tile_amx(const uint32_t* ap, const 
         _tile_dpbf16ps(1, 4, 7);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
+    }
+    if (whole) {
+        _tile_stored(0, c, sc * 4);
+        _tile_stored(1, c + 16, sc * 4);
+        _tile_stored(2, c + 16 * sc, sc * 4);
+        _tile_stored(3, c + 16 * sc + 16, sc * 4);
+        return;
     }
     _tile_stored(0, &t[0][0], 128);
     _tile_stored(1, &t[0][16], 128);
@@ -381,7 +453,10 @@ static void cynet_bf16_gemm_amx(const float* A, Py_ssize_t sam, Py_ssize_t sak, 
                 cynet_bf16_pack_b(B + k0 * sbk + n0 * sbn, sbk, sbn, kc, nc, kq, bpk);
             for (m0 = 0; m0 < M; m0 += CYNET_BF16_MC) {
                 mc = M - m0 < CYNET_BF16_MC ? M - m0 : CYNET_BF16_MC;
-                cynet_bf16_pack_a_amx(A + m0 * sam + k0 * sak, sam, sak, mc, kc, kq, apk);
+                if (sam == 1 && sak != 1)
+                    cynet_bf16_pack_a_amx_t(A + m0 + k0 * sak, sak, mc, kc, kq, apk);
+                else
+                    cynet_bf16_pack_a_amx(A + m0 * sam + k0 * sak, sam, sak, mc, kc, kq, apk);
                 for (j = 0; j < nc; j += CYNET_BF16_NR) {
                     Py_ssize_t cols = nc - j < CYNET_BF16_NR ? nc - j : CYNET_BF16_NR;
                     const uint32_t* bp = bpk + (j / CYNET_BF16_NR) * kq * CYNET_BF16_NR;
