@@ -47,12 +47,16 @@ cdef inline Py_ssize_t _el(Py_ssize_t stride) noexcept nogil:
     return stride // <Py_ssize_t>sizeof(float)
 
 
-def matmul_bf16(const float[:, :, :] a not None, const float[:, :, :] b not None, int native):
+def matmul_bf16(const float[:, :, :] a not None, const float[:, :, :] b not None, int native, out=None):
     """(batch, M, N) float32 = a (batch, M, K) @ b (batch, K, N) on bfloat16-rounded inputs.
     native: 2 AMX-BF16, 1 AVX512_BF16, 0 the emulation (a path the CPU lacks falls back to the
-    next). The public function (cynet.kernels.bf16) has checked the shapes and element strides."""
+    next). out: None or a C-contiguous (batch, M, N) float32 array, written and returned. The
+    public function (cynet.kernels.bf16) has checked the shapes and element strides."""
     cdef Py_ssize_t nb = a.shape[0], M = a.shape[1], K = a.shape[2], N = b.shape[2]
-    out = np.empty((nb, M, N), dtype=np.float32)
+    if out is None:
+        out = np.empty((nb, M, N), dtype=np.float32)
+    elif out.shape != (nb, M, N) or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {(nb, M, N)}")
     if nb == 0 or M == 0 or N == 0:
         return out
     cdef float[:, :, ::1] c = out

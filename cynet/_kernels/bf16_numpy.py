@@ -32,7 +32,10 @@ def round_bf16(x):
     return _round(x).reshape(-1)
 
 
-def matmul_bf16(a, b, native):
-    """(batch, M, N) float32 = a (batch, M, K) @ b (batch, K, N) on bfloat16-rounded inputs."""
+def matmul_bf16(a, b, native, out=None):
+    """(batch, M, N) float32 = a (batch, M, K) @ b (batch, K, N) on bfloat16-rounded inputs
+    (into `out` when given)."""
     del native
-    return np.matmul(_round(a), _round(b)).astype(np.float32, copy=False)
+    if out is None:
+        return np.matmul(_round(a), _round(b)).astype(np.float32, copy=False)
+    return np.matmul(_round(a), _round(b), out=out)

@@ -10,42 +10,61 @@ calling thread only.
 import numpy as np
 
 from cynet.kernels._backend import impl
-from cynet.kernels.bf16 import matmul_bf16
+from cynet.kernels.bf16 import _matmul_into, matmul_bf16
 
 
 def _base():
     return impl("conv")
 
 
+# Images per block: the block's patch matrix (and its product) about this many bytes, so that
+# im2col's writes and the product's reads stay in the core's L2 instead of a pass over memory.
+_BLOCK_BYTES = 1 << 20
+
+
+def _blocks(N, rows_per_image, K):
+    per = max(1, _BLOCK_BYTES // max(1, rows_per_image * K * 4))
+    return [(n, min(n + per, N)) for n in range(0, N, per)]
+
+
 def conv2d_forward(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw):
-    """y = im2col(x) @ kernel (K, F) + bias, the product in bfloat16."""
-    N = x.shape[0]
-    KH, KW, C, F = kernel.shape
-    cols = _base().im2col(x, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
-    y = matmul_bf16(cols, kernel.reshape(KH * KW * C, F))
-    if bias is not None:
-        y += bias
-    rows = cols.shape[0] // N
-    OW = _out(x.shape[2], KW, pl, pr, sw, dw)
-    return y.reshape(N, rows // OW, OW, F)
+    """y = im2col(x) @ kernel (K, F) + bias, the product in bfloat16, in blocks of images."""
+    N, H, W, C = x.shape
+    KH, KW, _, F = kernel.shape
+    OH, OW = _out(H, KH, pt, pb, sh, dh), _out(W, KW, pl, pr, sw, dw)
+    w2 = kernel.reshape(KH * KW * C, F)
+    y = np.empty((N, OH, OW, F), dtype=np.float32)
+    y2 = y.reshape(N, OH * OW, F)
+    for n0, n1 in _blocks(N, OH * OW, KH * KW * C):
+        cols = _base().im2col(x[n0:n1], KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+        yb = _matmul_into(cols, w2, y2[n0:n1].reshape(-1, F))
+        if bias is not None:
+            yb += bias   # (the block is still in cache)
+    return y
 
 
 def conv2d_backward(dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, compute_dx):
-    """(dx, dkernel, dbias): dkernel = im2col(x)^T @ dy, dx = col2im(dy @ kernel^T)."""
+    """(dx, dkernel, dbias): dkernel = im2col(x)^T @ dy, dx = col2im(dy @ kernel^T), in blocks
+    of images."""
     N, H, W, C = x.shape
     KH, KW, _, F = kernel.shape
-    cols = _base().im2col(x, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
-    if dy.shape[:1] + dy.shape[3:] != (N, F) or dy.shape[1] * dy.shape[2] * N != cols.shape[0]:
-        raise ValueError(f"dy must have shape (N, OH, OW, {F}) of x's convolution; received shape {dy.shape}")
-    dy2 = dy.reshape(-1, F)
-    w2 = kernel.reshape(KH * KW * C, F)
-    dkernel = matmul_bf16(cols.T, dy2).reshape(kernel.shape)
-    dbias = _bias_grad(dy2) if use_bias else None
-    dx = None
-    if compute_dx:
-        dcols = matmul_bf16(dy2, w2.T)
-        dx = _base().col2im(dcols, N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
-    return dx, dkernel, dbias
+    OH, OW = _out(H, KH, pt, pb, sh, dh), _out(W, KW, pl, pr, sw, dw)
+    if dy.shape != (N, OH, OW, F):
+        raise ValueError(f"dy must have shape {(N, OH, OW, F)}; received shape {dy.shape}")
+    K = KH * KW * C
+    w2t = kernel.reshape(K, F).T
+    dy3 = dy.reshape(N, OH * OW, F)
+    dk = np.zeros((K, F), dtype=np.float64)
+    dx = np.empty((N, H, W, C), dtype=np.float32) if compute_dx else None
+    for n0, n1 in _blocks(N, OH * OW, K):
+        cols = _base().im2col(x[n0:n1], KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+        dyb = dy3[n0:n1].reshape(-1, F)
+        dk += matmul_bf16(cols.T, dyb)
+        if compute_dx:
+            dcols = matmul_bf16(dyb, w2t)
+            dx[n0:n1] = _base().col2im(dcols, n1 - n0, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    dbias = _bias_grad(dy.reshape(-1, F)) if use_bias else None
+    return dx, dk.astype(np.float32).reshape(kernel.shape), dbias
 
 
 def conv2d_transpose_forward(x, kernel, bias, OH, OW, pt, pb, pl, pr, sh, sw, dh, dw):

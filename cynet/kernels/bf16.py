@@ -118,6 +118,13 @@ def matmul_bf16(a, b):
     return out.reshape(batch + (M, N))
 
 
+def _matmul_into(a, b, out):
+    """out (M, N), C-contiguous float32 = a (M, K) @ b (K, N) on bfloat16-rounded inputs: for
+    cynet's own callers (the convolutions' blocks), whose arguments are already checked."""
+    impl("bf16").matmul_bf16(a[None], b[None], _CODES[_path()], out[None])
+    return out
+
+
 def _stack(a, batch):
     """a broadcast to batch + its last two axes, as a 3-D view (a copy only when the leading axes
     cannot merge into one stride)."""
