@@ -6,15 +6,25 @@
    weights stay float32 arrays: the rounding happens here, on the way into the packed panels,
    never as a separate pass over memory.
 
-   Two paths over the same packed data, chosen by the caller (`native`):
-   - native: AVX512_BF16's vdpbf16ps (_mm512_dpbf16_ps), compiled for that target only
-     (a function attribute), so the module still loads on CPUs without it; callers ask
-     cynet_bf16_native_ok() (CPU features at run time) before passing native = 1.
+   Three paths over the same rounding, chosen by the caller (`native`: CYNET_BF16_AMX,
+   CYNET_BF16_AVX512 or CYNET_BF16_EMULATED); the native kernels are compiled for their target
+   only (function attributes), so the module still loads on CPUs without them, and callers ask
+   cynet_bf16_amx_ok() / cynet_bf16_native_ok() (CPU features, and for AMX the Linux permission
+   to use the tile state, requested once) before choosing them:
+   - AMX: AMX-BF16's tdpbf16ps on 16 x 32-pair tiles, a 32 x 32 block of C in four tiles
+     (A packed for it in 32-row panels; a transposed A is packed by in-register transposes).
+   - AVX512_BF16: vdpbf16ps (_mm512_dpbf16_ps), a 12 x 32 block of C in 24 registers. On the
+     Sapphire Rapids VM it was written on, vdpbf16ps issues at a fifth of the rate of float32
+     FMAs (33 against 82 G multiply-adds/s in a register-only loop), so this path is no faster
+     than float32 there: it is the path of CPUs with AVX512_BF16 but no AMX.
    - emulated: the same rounded values widened back to float32 (exact: a bfloat16 is the top
      half of a float32) and multiplied-added in float32, in vdpbf16ps's order: per pair of k,
      the odd k first, then the even one. A bf16 x bf16 product is exact in float32, so each step
-     rounds once, as vdpbf16ps does: the two paths agree bit for bit on normal numbers (vdpbf16ps
-     flushes denormal inputs and results to zero; the emulation keeps them).
+     rounds once, as vdpbf16ps does: the two agree bit for bit on normal numbers (the native
+     instructions flush denormal inputs and results to zero; the emulation keeps them). AMX
+     sums a tile's pairs in its own order: it agrees with them up to float32 accumulation order.
+   The native paths convert unit-stride runs with vcvtne2ps2bf16 (the same rounding on normal
+   numbers; it flushes denormals, which the native products flush anyway).
 
    Layouts: A[m, k] at A + m * sam + k * sak; B[k, n] at B + k * sbk + n * sbn (any strides: a
    transposed weight or a patch matrix's transpose needs no copy); C[m, n] at C + m * sc + n.
@@ -24,8 +34,9 @@
    rows, panels of CYNET_BF16_MR rows. `work` holds both: CYNET_BF16_WORK 32-bit words.
    accumulate: 0 C = A @ B; 1 C += A @ B.
 
-   Cython declares this once, in _gemm.pxd; the bf16 kernel family (bf16.pyx) wraps it for
-   Python (cynet.kernels.matmul_bf16) and conv.pyx calls it for the convolutions' products. */
+   Cython declares this once, in _gemm.pxd (cimport it, e.g. for a recurrent step's products);
+   the bf16 kernel family (bf16.pyx) wraps it for Python (cynet.kernels.matmul_bf16), which the
+   layers' products (cynet/layers/_precision.py) and the convolutions (conv_bf16.py) call. */
 #ifndef CYNET_BF16_H
 #define CYNET_BF16_H
 #include <stdint.h>

@@ -756,6 +756,7 @@ def _policy(dtype):
             pass
     try:
         return dtype_policies.get(dtype)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, NotImplementedError) as e:   # (half-precision variables: a bad argument here)
         raise ValueError(f"dtype must be 'float32', 'float64', 'mixed_bfloat16' or 'mixed_float16' (a dtype "
-                         f"policy); received dtype={dtype!r}") from e
+                         f"policy); received dtype={dtype!r}" + (f" ({e})" if isinstance(e, NotImplementedError)
+                                                                 else "")) from e
