@@ -3,12 +3,16 @@
 A policy names the dtype of a layer's variables and of its computations:
 
 - "float32", "float64": both (cynet's two float types).
-- "mixed_bfloat16": float32 variables, bfloat16 matrix products. The products of Dense, the
-  convolutions (Conv1D/2D/3D-free: Conv1D, Conv2D and their transposes) and the attention layers
-  round their inputs to bfloat16 (round to nearest, ties to even) while packing them and
-  accumulate in float32 (cynet.kernels.matmul_bf16: AVX512_BF16 where the CPU has it, else the
-  same rounding emulated; `cynet.kernels.info()["bf16"]` says which). Elementwise work,
-  reductions, batch and layer normalization, softmax and the loss stay float32.
+- "mixed_bfloat16": float32 variables, bfloat16 matrix products. The products of Dense,
+  Conv1D, Conv2D, Conv1DTranspose, Conv2DTranspose (forward and both backward products),
+  MultiHeadAttention (its projections, QK^T and AV) and Attention / AdditiveAttention (their
+  query-key and probability-value products) round their inputs to bfloat16 (round to nearest,
+  ties to even) while packing them and accumulate in float32 (cynet.kernels.matmul_bf16: AMX-BF16
+  or AVX512_BF16 where the CPU has them, else the same rounding emulated;
+  `cynet.kernels.info()["bf16"]` says which). Elementwise work, reductions, batch and layer
+  normalization, softmax and the loss stay float32. Not yet in bfloat16: the recurrent layers
+  (LSTM, GRU, SimpleRNN compute in float32 under the policy), the depthwise and separable
+  convolutions and Embedding (which has no product).
   This differs from Keras in one way: Keras's compute dtype is that of the tensors between the
   layers (bfloat16 tensors; each layer's output is rounded to bfloat16), while NumPy has no
   bfloat16, so cynet's activations stay float32 arrays and only the products' inputs are rounded

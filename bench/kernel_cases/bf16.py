@@ -1,5 +1,6 @@
 """Cases of cynet.kernels.bf16: the bfloat16 products of the mixed_bfloat16 policy."""
 import cynet.kernels as K
+from cynet.kernels import bf16 as bf16_public
 
 from . import case, normal, thunks
 
@@ -21,6 +22,7 @@ def _bf16(dt, rng, large):
     def bind(M, Kd, N, batch=None):
         shape = (M, Kd) if batch is None else (batch, M, Kd)
         a, b = normal(rng, shape, dt), normal(rng, (Kd, N), dt)
-        return [lambda: K.round_bf16(a), lambda: K.matmul_bf16(a, b), lambda: K.matmul_bf16(a[..., ::2, :], b)]
+        return [lambda: K.round_bf16(a), lambda: K.matmul_bf16(a, b), lambda: K.matmul_bf16(a[..., ::2, :], b),
+                bf16_public.native_available, bf16_public.amx_available]   # (the CPU-feature queries)
 
     return thunks(bind, LEAK_LARGE if large else LEAK)
