@@ -90,4 +90,4 @@ cdef extern from "cynet_bf16.h" nogil:
     void cynet_bf16_gemm(int native, const float* A, Py_ssize_t sam, Py_ssize_t sak,
                          const float* B, Py_ssize_t sbk, Py_ssize_t sbn, float* C, Py_ssize_t sc,
                          Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, int accumulate,
-                         uint32_t* work) noexcept
+                         const float* bias, uint32_t* work) noexcept

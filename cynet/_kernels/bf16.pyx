@@ -47,10 +47,12 @@ cdef inline Py_ssize_t _el(Py_ssize_t stride) noexcept nogil:
     return stride // <Py_ssize_t>sizeof(float)
 
 
-def matmul_bf16(const float[:, :, :] a not None, const float[:, :, :] b not None, int native, out=None):
+def matmul_bf16(const float[:, :, :] a not None, const float[:, :, :] b not None, int native, out=None,
+                bias=None):
     """(batch, M, N) float32 = a (batch, M, K) @ b (batch, K, N) on bfloat16-rounded inputs.
     native: 2 AMX-BF16, 1 AVX512_BF16, 0 the emulation (a path the CPU lacks falls back to the
-    next). out: None or a C-contiguous (batch, M, N) float32 array, written and returned. The
+    next). out: None or a C-contiguous (batch, M, N) float32 array, written and returned. bias:
+    None or (N,) float32 added to every row (cynet's own callers: the convolutions). The
     public function (cynet.kernels.bf16) has checked the shapes and element strides."""
     cdef Py_ssize_t nb = a.shape[0], M = a.shape[1], K = a.shape[2], N = b.shape[2]
     if out is None:
@@ -83,10 +85,17 @@ def matmul_bf16(const float[:, :, :] a not None, const float[:, :, :] b not None
     cdef uint32_t[::1] work = work_arr
     cdef const float* pa
     cdef const float* pb
+    cdef const float[::1] bv
+    cdef const float* pbias = NULL
+    if bias is not None:
+        bv = bias
+        if bv.shape[0] != N:
+            raise ValueError(f"bias must have shape ({N},)")
+        pbias = &bv[0]
     cdef float* pc = &c[0, 0, 0]
     cdef Py_ssize_t t, i, m0, rows
     if K == 0:   # (an empty sum; the views have no element to point at)
-        out[...] = 0
+        out[...] = 0 if bias is None else bias
         return out
     pa = &a[0, 0, 0]
     pb = &b[0, 0, 0]
@@ -98,6 +107,6 @@ def matmul_bf16(const float[:, :, :] a not None, const float[:, :, :] b not None
             if rows > per:
                 rows = per
             cynet_bf16_gemm(use_native, pa + i * saB + m0 * sam, sam, sak, pb + i * sbB, sbk, sbn,
-                            pc + (i * M + m0) * N, N, rows, N, K, 0,
+                            pc + (i * M + m0) * N, N, rows, N, K, 0, pbias,
                             &work[threadid() * CYNET_BF16_WORK])
     return out

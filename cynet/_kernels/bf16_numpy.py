@@ -32,10 +32,14 @@ def round_bf16(x):
     return _round(x).reshape(-1)
 
 
-def matmul_bf16(a, b, native, out=None):
+def matmul_bf16(a, b, native, out=None, bias=None):
     """(batch, M, N) float32 = a (batch, M, K) @ b (batch, K, N) on bfloat16-rounded inputs
-    (into `out` when given)."""
+    (into `out` when given), plus `bias` (N,) when given."""
     del native
     if out is None:
-        return np.matmul(_round(a), _round(b)).astype(np.float32, copy=False)
-    return np.matmul(_round(a), _round(b), out=out)
+        out = np.matmul(_round(a), _round(b)).astype(np.float32, copy=False)
+    else:
+        np.matmul(_round(a), _round(b), out=out)
+    if bias is not None:
+        out += bias
+    return out

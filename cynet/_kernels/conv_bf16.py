@@ -37,9 +37,7 @@ def conv2d_forward(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw):
     y2 = y.reshape(N, OH * OW, F)
     for n0, n1 in _blocks(N, OH * OW, KH * KW * C):
         cols = _base().im2col(x[n0:n1], KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
-        yb = _matmul_into(cols, w2, y2[n0:n1].reshape(-1, F))
-        if bias is not None:
-            yb += bias   # (the block is still in cache)
+        _matmul_into(cols, w2, y2[n0:n1].reshape(-1, F), bias)   # (the bias added in the product)
     return y
 
 

@@ -32,7 +32,8 @@
    vdpbf16ps's layout); an odd K is padded with a zero. B is packed in blocks of CYNET_BF16_KC
    pairs x CYNET_BF16_NC columns, panels of CYNET_BF16_NR columns; A in blocks of CYNET_BF16_MC
    rows, panels of CYNET_BF16_MR rows. `work` holds both: CYNET_BF16_WORK 32-bit words.
-   accumulate: 0 C = A @ B; 1 C += A @ B.
+   accumulate: 0 C = A @ B; 1 C += A @ B. bias: NULL, or N floats added to every row of C (in
+   the last K block, on each block of C while it is in cache).
 
    Cython declares this once, in _gemm.pxd (cimport it, e.g. for a recurrent step's products);
    the bf16 kernel family (bf16.pyx) wraps it for Python (cynet.kernels.matmul_bf16), which the
@@ -441,12 +442,21 @@ CYNET_BF16_AMX_TARGET static void cynet_bf16_tile_amx(const uint32_t* ap, const 
 CYNET_BF16_AMX_TARGET static void cynet_bf16_amx_release(void) { _tile_release(); }
 #endif
 
+/* c[r, j] += bias[j] over a block of C just written (still in L1): the bias of a layer, added
+   without a pass of its own over the output */
+CYNET_CLONES static void cynet_bf16_add_bias(float* c, Py_ssize_t sc, Py_ssize_t rows, Py_ssize_t cols,
+                                             const float* bias) {
+    Py_ssize_t r, j;
+    for (r = 0; r < rows; r++)
+        for (j = 0; j < cols; j++) c[r * sc + j] += bias[j];
+}
+
 #if CYNET_BF16_AMX_BUILT
 /* the AMX driver: as cynet_bf16_gemm's loops, with A in 32-row AMX panels and the pairs of each
    K block rounded up to 16 (zero pairs) */
 static void cynet_bf16_gemm_amx(const float* A, Py_ssize_t sam, Py_ssize_t sak, const float* B,
         Py_ssize_t sbk, Py_ssize_t sbn, float* C, Py_ssize_t sc, Py_ssize_t M, Py_ssize_t N,
-        Py_ssize_t K, int accumulate, uint32_t* work) {
+        Py_ssize_t K, int accumulate, const float* bias, uint32_t* work) {
     uint32_t* bpk = work;
     uint32_t* apk = work + (Py_ssize_t)CYNET_BF16_KC * CYNET_BF16_NC;
     Py_ssize_t n0, k0, m0, i, j, nc, kc, kq, mc;
@@ -475,6 +485,8 @@ static void cynet_bf16_gemm_amx(const float* A, Py_ssize_t sam, Py_ssize_t sak, 
                         Py_ssize_t rows = mc - i < 32 ? mc - i : 32;
                         cynet_bf16_tile_amx(apk + i * kq, bp, kq, C + (m0 + i) * sc + n0 + j, sc,
                                             rows, cols, acc);
+                        if (bias != NULL && k0 + kc == K)
+                            cynet_bf16_add_bias(C + (m0 + i) * sc + n0 + j, sc, rows, cols, bias + n0 + j);
                     }
                 }
             }
@@ -488,7 +500,7 @@ static void cynet_bf16_gemm_amx(const float* A, Py_ssize_t sam, Py_ssize_t sak, 
    this file); native: 1 for vdpbf16ps (only where cynet_bf16_native_ok()), 0 for the emulation */
 CYNET_UNUSED static void cynet_bf16_gemm(int native, const float* A, Py_ssize_t sam, Py_ssize_t sak,
         const float* B, Py_ssize_t sbk, Py_ssize_t sbn, float* C, Py_ssize_t sc, Py_ssize_t M,
-        Py_ssize_t N, Py_ssize_t K, int accumulate, uint32_t* work) {
+        Py_ssize_t N, Py_ssize_t K, int accumulate, const float* bias, uint32_t* work) {
     uint32_t* bpk = work;
     uint32_t* apk = work + (Py_ssize_t)CYNET_BF16_KC * CYNET_BF16_NC;
     Py_ssize_t n0, k0, m0, i, j, nc, kc, kp, mc;
@@ -499,11 +511,12 @@ CYNET_UNUSED static void cynet_bf16_gemm(int native, const float* A, Py_ssize_t 
     if (K <= 0) {
         if (!accumulate)
             for (i = 0; i < M; i++) memset(C + i * sc, 0, (size_t)N * sizeof(float));
+        if (bias != NULL) cynet_bf16_add_bias(C, sc, M, N, bias);
         return;
     }
 #if CYNET_BF16_AMX_BUILT
     if (native == CYNET_BF16_AMX) {
-        cynet_bf16_gemm_amx(A, sam, sak, B, sbk, sbn, C, sc, M, N, K, accumulate, work);
+        cynet_bf16_gemm_amx(A, sam, sak, B, sbk, sbn, C, sc, M, N, K, accumulate, bias, work);
         return;
     }
 #endif
@@ -531,12 +544,13 @@ CYNET_UNUSED static void cynet_bf16_gemm(int native, const float* A, Py_ssize_t 
                         const uint32_t* ap = apk + (i / CYNET_BF16_MR) * kp * CYNET_BF16_MR;
                         float* cp = C + (m0 + i) * sc + n0 + j;
 #if CYNET_BF16_NATIVE_BUILT
-                        if (native) {
+                        if (native)
                             cynet_bf16_tile_native(ap, bp, kp, cp, sc, rows, cols, acc);
-                            continue;
-                        }
+                        else
 #endif
-                        cynet_bf16_tile_emulated(ap, bp, kp, cp, sc, rows, cols, acc);
+                            cynet_bf16_tile_emulated(ap, bp, kp, cp, sc, rows, cols, acc);
+                        if (bias != NULL && k0 + kc == K)
+                            cynet_bf16_add_bias(cp, sc, rows, cols, bias + n0 + j);
                     }
                 }
             }

@@ -118,10 +118,11 @@ def matmul_bf16(a, b):
     return out.reshape(batch + (M, N))
 
 
-def _matmul_into(a, b, out):
-    """out (M, N), C-contiguous float32 = a (M, K) @ b (K, N) on bfloat16-rounded inputs: for
-    cynet's own callers (the convolutions' blocks), whose arguments are already checked."""
-    impl("bf16").matmul_bf16(a[None], b[None], _CODES[_path()], out[None])
+def _matmul_into(a, b, out, bias=None):
+    """out (M, N), C-contiguous float32 = a (M, K) @ b (K, N) on bfloat16-rounded inputs, plus
+    bias (N,) float32 when given: for cynet's own callers (the convolutions' blocks), whose
+    arguments are already checked."""
+    impl("bf16").matmul_bf16(a[None], b[None], _CODES[_path()], out[None], bias)
     return out
 
 
