@@ -1,14 +1,16 @@
 """cynet.config: Keras 3's keras.config functions that apply to cynet.
 
 `set_floatx("float64")` makes float64 the dtype of layers created afterwards (float32 and float64
-are cynet's float types; float16/bfloat16 raise until mixed precision lands);
+are cynet's float types; float16/bfloat16 variables are refused: mixed precision is a dtype policy,
+`set_dtype_policy("mixed_bfloat16")`, see cynet.dtype_policies);
 `set_image_data_format` changes the default `data_format` of the image layers; `backend()` is
 "cynet", the one backend (its kernels, compiled or their NumPy twins: cynet.kernels.set_backend).
 """
 from . import _config
+from .dtype_policies import dtype_policy, set_dtype_policy  # noqa: F401 (keras.config's names)
 
 __all__ = ["backend", "floatx", "set_floatx", "epsilon", "set_epsilon", "image_data_format",
-           "set_image_data_format", "enable_unsafe_deserialization"]
+           "set_image_data_format", "enable_unsafe_deserialization", "dtype_policy", "set_dtype_policy"]
 
 
 def backend():
@@ -25,11 +27,15 @@ def set_floatx(value):
     """Set the default float type: "float32" or "float64".
 
     Args:
-        value: `"float32"` or `"float64"` (half precision raises NotImplementedError).
+        value: `"float32"` or `"float64"` (a mixed policy name raises ValueError pointing to
+            `cynet.mixed_precision.set_global_policy`; half-precision types raise NotImplementedError).
     """
-    if value in ("float16", "bfloat16", "mixed_float16", "mixed_bfloat16"):
-        raise NotImplementedError(f"set_floatx({value!r}): half-precision types are not supported yet; cynet "
-                                  "computes in float32 or float64")
+    if value in ("mixed_float16", "mixed_bfloat16"):
+        raise ValueError(f"set_floatx({value!r}): a mixed policy is not a float type; use "
+                         f"cynet.mixed_precision.set_global_policy({value!r})")
+    if value in ("float16", "bfloat16"):
+        raise NotImplementedError(f"set_floatx({value!r}): cynet keeps arrays and variables in float32 or float64; "
+                                  "for bfloat16 products use cynet.mixed_precision.set_global_policy('mixed_bfloat16')")
     if value not in ("float32", "float64"):
         raise ValueError(f"value must be 'float32' or 'float64'; received {value!r}")
     _config.set_value("floatx", value)

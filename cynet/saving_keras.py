@@ -571,7 +571,7 @@ def model_to_keras_config(model):
             if config["layers"] and config["layers"][0]["class_name"] == "InputLayer" else \
             [_layer_to_keras(e, l) for e, l in zip(config["layers"], model.layers)]
         body = {"name": config["name"], "trainable": config.get("trainable", True), "dtype": _policy(
-            model.dtype.name), "layers": layers}
+            model.dtype_policy.name), "layers": layers}
         out = {"module": "keras", "class_name": "Sequential", "config": body, "registered_name": None}
         if config.get("build_input_shape") is not None:
             out["build_config"] = {"input_shape": config["build_input_shape"]}
@@ -595,7 +595,7 @@ def _subclassed_to_keras(model):
     from .utils.serialization import get_registered_name
     config = dict(model.get_config())   # NotImplementedError (naming the fix) when __init__ takes objects
     shape = config.pop("build_input_shape", None) or getattr(model, "_build_shapes", None)
-    config["dtype"] = _policy(model.dtype.name)
+    config["dtype"] = _policy(model.dtype_policy.name)
     registered = get_registered_name(type(model))
     if ">" not in registered:
         raise NotImplementedError(f"saving the subclassed model {type(model).__name__} as .keras needs its class "

@@ -71,3 +71,23 @@ cdef inline void gemm_packed(const floating* Ap, Py_ssize_t M, Py_ssize_t K, con
         cynet_gemm_f(Ap, M, K, B, sb, N, C, sc, tail)
     else:
         cynet_gemm_d(Ap, M, K, B, sb, N, C, sc, tail)
+
+
+# cynet_bf16.h: the bfloat16 product of the mixed_bfloat16 policy (float32 in and out, A and B
+# rounded to bfloat16 while packed, float32 accumulation; see the header). `native` 2 runs
+# AMX-BF16's tiles (only where cynet_bf16_amx_ok()), 1 AVX512_BF16's vdpbf16ps (only where
+# cynet_bf16_native_ok()), 0 the emulation (same rounding, float32 multiply-adds in vdpbf16ps's
+# order). `work`: CYNET_BF16_WORK words per thread.
+from libc.stdint cimport uint16_t, uint32_t
+
+cdef extern from "cynet_bf16.h" nogil:
+    const Py_ssize_t CYNET_BF16_WORK
+    const int CYNET_BF16_NATIVE_BUILT
+    int cynet_bf16_native_ok() noexcept
+    int cynet_bf16_amx_ok() noexcept
+    uint16_t cynet_bf16_round(float f) noexcept
+    float cynet_bf16_roundf(float f) noexcept
+    void cynet_bf16_gemm(int native, const float* A, Py_ssize_t sam, Py_ssize_t sak,
+                         const float* B, Py_ssize_t sbk, Py_ssize_t sbn, float* C, Py_ssize_t sc,
+                         Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, int accumulate,
+                         const float* bias, uint32_t* work) noexcept

@@ -44,6 +44,7 @@ FAMILIES = (
     family("layernorm"),
     family("attention"),
     family("depthwise"),
+    family("bf16"),
 )
 
 

@@ -243,4 +243,11 @@ def info():
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
         "path": os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         **({"note": _msg} if _missing else {}),
+        "bf16": _bf16_path(),
     }
+
+
+def _bf16_path():
+    """The bfloat16 product the mixed_bfloat16 policy runs (cynet.kernels.bf16)."""
+    from . import bf16
+    return bf16.bf16_path()

@@ -5,6 +5,8 @@ dilation, channels_first by transposing to channels_last, dtype conversion to on
 type), then the work goes to `cynet._kernels.conv` (im2col / col2im in Cython, GEMMs in BLAS) or
 its NumPy twin `cynet._kernels.conv_numpy`, according to the backend.
 """
+import contextlib
+import contextvars
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +18,28 @@ from .._typing import ArrayLike
 
 __all__ = ["conv2d_forward", "conv2d_backward", "conv2d_output_shape", "conv2d_transpose_forward",
            "conv2d_transpose_backward", "conv2d_transpose_output_shape"]
+
+
+_bf16 = contextvars.ContextVar("cynet_conv_bf16", default=False)
+
+
+@contextlib.contextmanager
+def bf16_products():
+    """Run the block's convolutions (this thread only) with their matrix products in bfloat16
+    (cynet/_kernels/conv_bf16.py: inputs rounded to bfloat16, float32 accumulation), as the Conv
+    layers do under the mixed_bfloat16 policy; their results are float32 arrays."""
+    token = _bf16.set(True)
+    try:
+        yield
+    finally:
+        _bf16.reset(token)
+
+
+def _impl():
+    if _bf16.get():
+        from .._kernels import conv_bf16
+        return conv_bf16
+    return impl("conv")
 
 
 def _spatial(input_shape, data_format):
@@ -129,11 +153,11 @@ def conv2d_forward(x: ArrayLike, kernel: ArrayLike, bias: ArrayLike | None = Non
     _check_sizes(x, (pt, pb, pl, pr), out_hw, F)
     geometry = (pt, pb, pl, pr, sh, sw, dh, dw)
     if groups == 1:
-        y = impl("conv").conv2d_forward(x, kernel, bias, *geometry)
+        y = _impl().conv2d_forward(x, kernel, bias, *geometry)
     else:
         y = np.empty((x.shape[0],) + tuple(out_hw) + (F,), dtype=x.dtype)
         for cs, fs in zip(_group_slices(groups, x.shape[3]), _group_slices(groups, F)):
-            y[..., fs] = impl("conv").conv2d_forward(_part(x, cs), _part(kernel, fs),
+            y[..., fs] = _impl().conv2d_forward(_part(x, cs), _part(kernel, fs),
                                                      None if bias is None else _part(bias, fs), *geometry)
     return _to_first(y, data_format)
 
@@ -179,13 +203,13 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, kernel: ArrayLike, strides: Any
     _check_sizes(x, (pt, pb, pl, pr), (OH, OW), F)
     geometry = (pt, pb, pl, pr, sh, sw, dh, dw)
     if groups == 1:
-        dx, dkernel, dbias = impl("conv").conv2d_backward(dy, x, kernel, *geometry, use_bias, compute_dx)
+        dx, dkernel, dbias = _impl().conv2d_backward(dy, x, kernel, *geometry, use_bias, compute_dx)
     else:
         dx = np.empty_like(x) if compute_dx else None
         dkernel = np.empty_like(kernel)
         dbias = np.empty(F, dtype=x.dtype) if use_bias else None
         for cs, fs in zip(_group_slices(groups, x.shape[3]), _group_slices(groups, F)):
-            dxg, dkernel[..., fs], dbg = impl("conv").conv2d_backward(
+            dxg, dkernel[..., fs], dbg = _impl().conv2d_backward(
                 _part(dy, fs), _part(x, cs), _part(kernel, fs), *geometry, use_bias, compute_dx)
             if compute_dx:
                 dx[..., cs] = dxg
@@ -373,7 +397,7 @@ def conv2d_transpose_forward(x: ArrayLike, kernel: ArrayLike, bias: ArrayLike | 
     if bias is not None and bias.shape != (kernel.shape[2],):
         raise ValueError(f"bias must have shape {(kernel.shape[2],)} (F, the third axis of kernel); "
                          f"received shape {bias.shape}")
-    y = impl("conv").conv2d_transpose_forward(_to_last(x, data_format), kernel, bias, OH, OW, *geometry)
+    y = _impl().conv2d_transpose_forward(_to_last(x, data_format), kernel, bias, OH, OW, *geometry)
     return _to_first(y, data_format)
 
 
@@ -413,7 +437,7 @@ def conv2d_transpose_backward(dy: ArrayLike, x: ArrayLike, kernel: ArrayLike, st
         raise ValueError(f"dy must have shape {expected}, the output shape of conv2d_transpose_forward for x of "
                          f"shape {x.shape}, kernel of shape {kernel.shape}, data_format={data_format!r} and these "
                          f"strides, padding, output_padding and dilation_rate; received shape {dy.shape}")
-    dx, dkernel, dbias = impl("conv").conv2d_transpose_backward(
+    dx, dkernel, dbias = _impl().conv2d_transpose_backward(
         _to_last(dy, data_format), _to_last(x, data_format), kernel, *geometry, use_bias, compute_dx)
     if dx is not None:
         dx = _to_first(dx, data_format)

@@ -33,6 +33,7 @@ from .. import _validation, initializers, regularizers
 from .. import graph as _graph
 from .. import kernels as K
 from ..utils.rng import make_rng
+from ._precision import matmul as _mm
 from .base import Layer, add_grad, check_initializer, check_regularizer
 
 _MASK_ARGS = ("query_mask", "value_mask", "key_mask", "attention_mask")
@@ -75,7 +76,7 @@ class _Projection(Layer):
     def _forward(self, ctx, inputs, training):
         fan_in = int(np.prod(self.kernel.shape[:self.n_in]))
         x2 = inputs.reshape(-1, fan_in)
-        y = x2 @ self.kernel.value.reshape(fan_in, -1)
+        y = _mm(self, x2, self.kernel.value.reshape(fan_in, -1))
         if self.use_bias:
             y += self.bias.value.reshape(-1)
         ctx.x2, ctx.shape = x2, inputs.shape
@@ -84,10 +85,10 @@ class _Projection(Layer):
     def _backward(self, ctx, grad, need_input_grad):
         w2 = self.kernel.value.reshape(ctx.x2.shape[1], -1)
         g2 = grad.reshape(-1, w2.shape[1])
-        add_grad(self.kernel, (ctx.x2.T @ g2).reshape(self.kernel.shape))
+        add_grad(self.kernel, _mm(self, ctx.x2.T, g2).reshape(self.kernel.shape))
         if self.use_bias:
             add_grad(self.bias, g2.sum(axis=0).reshape(self.bias.shape))
-        return (g2 @ w2.T).reshape(ctx.shape) if need_input_grad else None
+        return _mm(self, g2, w2.T).reshape(ctx.shape) if need_input_grad else None
 
 
 class _DotProductAttention(Layer):
@@ -109,38 +110,42 @@ class _DotProductAttention(Layer):
         q, k, v = inputs
         mask4 = None if mask is None else mask[:, None]
         ctx.q, ctx.k, ctx.v, ctx.mask4, ctx.return_scores = q, k, v, mask4, return_scores
-        if not (training and self.dropout > 0.0):
+        ctx.fused = not (training and self.dropout > 0.0) and not self._bf16
+        if ctx.fused:
             # the fused kernel: q k^T, softmax and .v per (batch, head) on the (B, T, H, d) layout
             out, p = K.attention_forward(q, k, v, mask4, self.scale)
             ctx.p, ctx.factor = p, None
             return [out, p] if return_scores else out
-        qh = q.transpose(0, 2, 1, 3)            # (B, H, T, key_dim)
-        scores = qh @ k.transpose(0, 2, 3, 1)
+        # dropout in training, or bfloat16 products (mixed_bfloat16): the products one by one
+        scores = _mm(self, q.transpose(0, 2, 1, 3), k.transpose(0, 2, 3, 1))   # (B, H, T, S)
         p = K.masked_softmax_forward(scores, mask4, self.scale, out=scores)   # (in place: no new array)
-        rng = self._rng if self._rng is not None else make_rng(None)
-        factor = (rng.random(p.shape, dtype=p.dtype) >= self.dropout) * p.dtype.type(1.0 / (1.0 - self.dropout))
+        factor = None
+        if training and self.dropout > 0.0:
+            rng = self._rng if self._rng is not None else make_rng(None)
+            factor = (rng.random(p.shape, dtype=p.dtype) >= self.dropout) * p.dtype.type(1.0 / (1.0 - self.dropout))
         ctx.p, ctx.factor = p, factor
-        out = np.ascontiguousarray(((p * factor) @ v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3))
+        pd = p if factor is None else p * factor
+        out = np.ascontiguousarray(_mm(self, pd, v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3))
         return [out, p] if return_scores else out
 
     def _backward(self, ctx, grad, need_input_grad):
         g_out, g_scores = grad if ctx.return_scores else (grad, None)
-        if ctx.factor is None and g_scores is None:
+        if ctx.fused and g_scores is None:
             grads = K.attention_backward(g_out, ctx.q, ctx.k, ctx.v, ctx.p, ctx.mask4, self.scale)
             return [g if need else None for g, need in zip(grads, need_input_grad)]
-        # dropout or a gradient of the returned scores: the unfused products
+        # dropout, bfloat16 products or a gradient of the returned scores: the products one by one
         qh, kh, vh = (a.transpose(0, 2, 1, 3) for a in (ctx.q, ctx.k, ctx.v))   # (B, H, steps, dim)
         pd = ctx.p if ctx.factor is None else ctx.p * ctx.factor
         gh = g_out.transpose(0, 2, 1, 3)                               # (B, H, T, value_dim)
-        dv = (pd.transpose(0, 1, 3, 2) @ gh).transpose(0, 2, 1, 3) if need_input_grad[2] else None
-        dp = gh @ vh.transpose(0, 1, 3, 2)                             # (B, H, T, S)
+        dv = _mm(self, pd.transpose(0, 1, 3, 2), gh).transpose(0, 2, 1, 3) if need_input_grad[2] else None
+        dp = _mm(self, gh, vh.transpose(0, 1, 3, 2))                   # (B, H, T, S)
         if ctx.factor is not None:
             dp *= ctx.factor
         if g_scores is not None:
             dp += g_scores
         ds = K.masked_softmax_backward(dp, ctx.p, ctx.mask4, self.scale, out=dp)   # (the scale included)
-        dq = (ds @ kh).transpose(0, 2, 1, 3) if need_input_grad[0] else None
-        dk = (ds.transpose(0, 1, 3, 2) @ qh).transpose(0, 2, 1, 3) if need_input_grad[1] else None
+        dq = _mm(self, ds, kh).transpose(0, 2, 1, 3) if need_input_grad[0] else None
+        dk = _mm(self, ds.transpose(0, 1, 3, 2), qh).transpose(0, 2, 1, 3) if need_input_grad[1] else None
         return [dq, dk, dv]
 
 
@@ -279,7 +284,7 @@ class MultiHeadAttention(Layer):
         self._inverse_sqrt_key_dim = 1.0 / math.sqrt(float(self.key_dim))
         self._attention = _DotProductAttention(self._inverse_sqrt_key_dim, self.dropout,
                                                make_rng(seed) if seed is not None else None,
-                                               name="attention", dtype=self.dtype.name)
+                                               name="attention", dtype=self.dtype_policy.name)
 
     # ------------------------------------------------------------------ calling
     def __call__(self, query, value=None, key=None, query_mask=None, value_mask=None, key_mask=None,
@@ -415,7 +420,7 @@ class MultiHeadAttention(Layer):
         key_shape = value_shape if key_shape is None else key_shape
         common = dict(use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
                       bias_initializer=self.bias_initializer, kernel_regularizer=self.kernel_regularizer,
-                      bias_regularizer=self.bias_regularizer, dtype=self.dtype.name)
+                      bias_regularizer=self.bias_regularizer, dtype=self.dtype_policy.name)
         heads = self.num_heads
         self._query_dense = self._sublayer(_Projection(1, (heads, self.key_dim), name="query", **common))
         self._query_dense._maybe_build(tuple(query_shape))
@@ -612,7 +617,7 @@ class Attention(Layer):
             rng = self._rng if self._rng is not None else make_rng(None)
             factor = (rng.random(p.shape, dtype=p.dtype) >= self.dropout) * p.dtype.type(1.0 / (1.0 - self.dropout))
         pd = p if factor is None else p * factor
-        out = pd @ v
+        out = _mm(self, pd, v)
         if q_mask is not None:
             out *= q_mask[:, :, None]
         ctx.p, ctx.pd, ctx.factor, ctx.scores_mask, ctx.q_mask = p, pd, factor, scores_mask, q_mask
@@ -622,7 +627,7 @@ class Attention(Layer):
     def _scores(self, ctx, q, k):
         """The (batch, Tq, Tv) scores, keeping in ctx what _scores_backward needs."""
         if self.score_mode == "dot" and not self._additive:
-            raw = q @ k.transpose(0, 2, 1)
+            raw = _mm(self, q, k.transpose(0, 2, 1))
             ctx.raw = raw
             return raw * self.scale.value if self.scale is not None else raw
         _validation.check_size(f"{self._who()}: inputs", q.shape[:2] + k.shape[1:], q.dtype.itemsize,
@@ -646,7 +651,7 @@ class Attention(Layer):
             if self.scale is not None:
                 add_grad(self.scale, np.asarray((ds * ctx.raw).sum(), ds.dtype))
                 ds = ds * self.scale.value
-            return ds @ k, ds.transpose(0, 2, 1) @ q
+            return _mm(self, ds, k), _mm(self, ds.transpose(0, 2, 1), q)
         t = ctx.t
         if self._additive:
             if self.scale is not None:
@@ -666,8 +671,8 @@ class Attention(Layer):
         g_out, g_scores = grad if ctx.return_scores else (grad, None)
         if ctx.q_mask is not None:
             g_out = g_out * ctx.q_mask[:, :, None]
-        dv = ctx.pd.transpose(0, 2, 1) @ g_out
-        dp = g_out @ ctx.v.transpose(0, 2, 1)
+        dv = _mm(self, ctx.pd.transpose(0, 2, 1), g_out)
+        dp = _mm(self, g_out, ctx.v.transpose(0, 2, 1))
         if ctx.factor is not None:
             dp *= ctx.factor
         if g_scores is not None:

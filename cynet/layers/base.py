@@ -98,7 +98,12 @@ class Layer:
     Args:
         trainable: whether the layer's weights are updated by training.
         name: the layer's name (unique names are generated from the class name by default).
-        dtype: "float32" (default) or "float64": the dtype of weights and computations.
+        dtype: a dtype policy (cynet.dtype_policies): "float32", "float64", "mixed_bfloat16",
+            "mixed_float16", a DTypePolicy or its serialized dict; None: the global policy
+            (cynet.mixed_precision.set_global_policy; by default cynet.config.floatx()).
+            `dtype` is then the NumPy dtype of the layer's variables and arrays (float32 under
+            the mixed policies), `dtype_policy` the policy, `compute_dtype` / `variable_dtype`
+            its dtype names as Keras 3 reports them.
         input_shape: shape of one sample (no batch axis), for the first layer of a Sequential model.
         input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
     """
@@ -119,7 +124,8 @@ class Layer:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"name must be a non-empty string; received name={name!r}")
         self.trainable = _validation.flag("trainable", trainable)
-        self.dtype = _validation.standardize_dtype(dtype)
+        self._dtype_policy = _policy(dtype)
+        self.dtype = np.dtype(self._dtype_policy.variable_dtype)
         if input_dim is not None:
             input_dim = _validation.shape_tuple("input_dim", (input_dim,))
             if input_shape is None:
@@ -141,6 +147,36 @@ class Layer:
         self.built = False
         self.input_shape = None
         self.output_shape = None
+
+    # ----------------------------------------------------------------- dtype policy
+    @property
+    def dtype_policy(self):
+        """The layer's DTypePolicy (Keras 3's layer.dtype_policy)."""
+        return self._dtype_policy
+
+    @dtype_policy.setter
+    def dtype_policy(self, value):
+        policy = _policy(value)
+        if np.dtype(policy.variable_dtype) != self.dtype:
+            raise ValueError(f"{self._who()}: a new dtype policy must keep the variable dtype {self.dtype}; "
+                             f"received {policy!r}")
+        self._dtype_policy = policy
+
+    @property
+    def compute_dtype(self):
+        """The policy's compute dtype ("bfloat16" under mixed_bfloat16, whose products take
+        bfloat16-rounded inputs; cynet's arrays stay `variable_dtype`)."""
+        return self._dtype_policy.compute_dtype
+
+    @property
+    def variable_dtype(self):
+        """The dtype name of the layer's variables."""
+        return self._dtype_policy.variable_dtype
+
+    @property
+    def _bf16(self):
+        """Whether this layer's matrix products take bfloat16-rounded inputs (mixed_bfloat16)."""
+        return self._dtype_policy._bf16_products
 
     # ----------------------------------------------------------------- weights
     def add_weight(self, shape, initializer="glorot_uniform", dtype=None, trainable=True, regularizer=None,
@@ -720,7 +756,7 @@ class Layer:
         """The constructor arguments of this layer (Keras's names and values), JSON-serializable, so that
         `from_config` rebuilds it.
         """
-        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype.name}
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self._dtype_policy.name}
         if self._input_shape_arg is not None:
             config["input_shape"] = list(self._input_shape_arg)
         return config
@@ -767,3 +803,19 @@ def structure_mask(mask):
 def add_grad(variable, grad):
     """Add `grad` to `variable.grad` (a layer used twice gets the sum of both calls' gradients)."""
     variable.grad = grad if variable.grad is None else variable.grad + grad
+
+
+def _policy(dtype):
+    """A layer's DTypePolicy from its dtype argument (a NumPy dtype or type is taken by name)."""
+    from .. import dtype_policies
+    if isinstance(dtype, (np.dtype, type)):
+        try:
+            dtype = np.dtype(dtype).name
+        except TypeError:
+            pass
+    try:
+        return dtype_policies.get(dtype)
+    except (TypeError, ValueError, NotImplementedError) as e:   # (half-precision variables: a bad argument here)
+        raise ValueError(f"dtype must be 'float32', 'float64', 'mixed_bfloat16' or 'mixed_float16' (a dtype "
+                         f"policy); received dtype={dtype!r}" + (f" ({e})" if isinstance(e, NotImplementedError)
+                                                                 else "")) from e

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation, activations, initializers, kernels, regularizers
+from . import _precision
 from .base import Layer, add_grad, set_kernel_options
 from .core import ActivationMixin
 
@@ -126,12 +127,14 @@ class _Conv(ActivationMixin, Layer):
     def _forward(self, ctx, inputs, training):
         self.compute_output_shape(inputs.shape)
         ctx.inputs = inputs
-        z = self._call_kernel(self._as_2d(inputs), self._kernel_2d(), self.bias.value if self.use_bias else None)
+        with _precision.conv_products(self):
+            z = self._call_kernel(self._as_2d(inputs), self._kernel_2d(), self.bias.value if self.use_bias else None)
         return self._activate(ctx, self._from_2d(z))
 
     def _backward_from_logits(self, ctx, grad_logits, need_input_grad):
-        dx, dk, db = self._call_backward(self._as_2d(grad_logits), self._as_2d(ctx.inputs), self._kernel_2d(),
-                                         need_input_grad)
+        with _precision.conv_products(self):
+            dx, dk, db = self._call_backward(self._as_2d(grad_logits), self._as_2d(ctx.inputs), self._kernel_2d(),
+                                             need_input_grad)
         add_grad(self.kernel, dk.reshape(self.kernel.shape))
         if self.use_bias:
             add_grad(self.bias, db)

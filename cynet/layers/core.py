@@ -4,6 +4,7 @@ import numpy as np
 from .. import _validation, activations
 from ..utils.rng import make_rng
 from .base import Layer, add_grad, as_mask, check_activation, set_kernel_options
+from . import _precision
 
 
 class InputLayer(Layer):
@@ -176,7 +177,7 @@ class Dense(ActivationMixin, Layer):
             raise ValueError(f"Dense '{self.name}' expects inputs with last axis {self.kernel.shape[0]}; "
                              f"received shape {inputs.shape}")
         ctx.inputs = inputs
-        z = inputs @ self.kernel.value
+        z = _precision.matmul(self, inputs, self.kernel.value)
         if self.use_bias:
             z += self.bias.value
         return self._activate(ctx, z)
@@ -185,10 +186,10 @@ class Dense(ActivationMixin, Layer):
         x = ctx.inputs
         x2 = x.reshape(-1, x.shape[-1])
         g2 = grad_logits.reshape(-1, self.units)
-        add_grad(self.kernel, x2.T @ g2)
+        add_grad(self.kernel, _precision.matmul(self, x2.T, g2))
         if self.use_bias:
             add_grad(self.bias, g2.sum(axis=0))
-        return grad_logits @ self.kernel.value.T if need_input_grad else None
+        return _precision.matmul(self, grad_logits, self.kernel.value.T) if need_input_grad else None
 
     def get_config(self):
         from .. import initializers, regularizers

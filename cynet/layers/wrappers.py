@@ -51,7 +51,7 @@ class Bidirectional(Layer):
         if merge_mode not in _MERGE_MODES:
             raise ValueError(f"merge_mode must be one of {_MERGE_MODES}; received merge_mode={merge_mode!r}")
         kwargs.setdefault("name", "bidirectional_" + layer.name)
-        kwargs.setdefault("dtype", layer.dtype.name)
+        kwargs.setdefault("dtype", layer.dtype_policy.name)
         super().__init__(**kwargs)
         if backward_layer is None:
             config = layer.get_config()
@@ -74,10 +74,10 @@ class Bidirectional(Layer):
         self.merge_mode = merge_mode
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
-        self._reverse = GetItem((slice(None), slice(None, None, -1)), dtype=layer.dtype.name)
+        self._reverse = GetItem((slice(None), slice(None, None, -1)), dtype=layer.dtype_policy.name)
         merge = {"concat": lambda **kw: Concatenate(axis=-1, **kw), "sum": Add, "mul": Multiply, "ave": Average,
                  None: None}[merge_mode]
-        self._merge = None if merge is None else merge(dtype=layer.dtype.name)
+        self._merge = None if merge is None else merge(dtype=layer.dtype_policy.name)
 
     def build(self, input_shape):
         self.forward_layer._maybe_build(input_shape)
@@ -171,11 +171,11 @@ class TimeDistributed(Layer):
     def __init__(self, layer, **kwargs):
         if not isinstance(layer, Layer):
             raise ValueError(f"layer must be a cynet layer; received {layer!r}")
-        kwargs.setdefault("dtype", layer.dtype.name)
+        kwargs.setdefault("dtype", layer.dtype_policy.name)
         super().__init__(**kwargs)
         self.layer = layer
-        self._merge_time = ReshapeBatch(merge=True, dtype=layer.dtype.name)
-        self._split_time = ReshapeBatch(merge=False, dtype=layer.dtype.name)
+        self._merge_time = ReshapeBatch(merge=True, dtype=layer.dtype_policy.name)
+        self._split_time = ReshapeBatch(merge=False, dtype=layer.dtype_policy.name)
 
     def _inner_shape(self, input_shape):
         if len(input_shape) < 3:

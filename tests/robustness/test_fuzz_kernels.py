@@ -960,6 +960,30 @@ def _ln_stats(x, epsilon, axes):
     return x.mean(axis=axes), (1 / np.sqrt(x.var(axis=axes) + epsilon)).astype(x.dtype)
 
 
+# --- bfloat16 products (cynet.kernels.bf16): float32 out from any real inputs
+
+@spec("round_bf16", dict(x=Arr(None, fixed=False)))
+def make_round_bf16(c):
+    seed, shape = c.int(0, 2 ** 31 - 1), tuple(c.int(1, 4) for _ in range(c.int(0, 3)))
+    dt = c.choice([F32, F64])
+
+    def build():
+        return dict(x=rnd(np.random.default_rng(seed), shape, dt))
+    return build
+
+
+@spec("matmul_bf16", dict(a=Arr(lambda d: d >= 2, fixed=False), b=Arr(lambda d: d >= 2, fixed=False)))
+def make_matmul_bf16(c):
+    seed, M, Kd, N = c.int(0, 2 ** 31 - 1), c.int(1, 5), c.int(1, 40), c.int(1, 40)
+    batch = c.choice([(), (2,), (1, 3)])
+    dt = c.choice([F32, F64])
+
+    def build():
+        rng = np.random.default_rng(seed)
+        return dict(a=rnd(rng, batch + (M, Kd), dt), b=rnd(rng, (Kd, N), dt))
+    return build
+
+
 @spec("layer_norm_forward", dict(x=Arr(lambda d: d >= 1, fixed=False), epsilon=EPSILON, rms_scaling=Flag(), **BN_VEC))
 def make_layer_norm_forward(c):
     g = _ln_geometry(c)
