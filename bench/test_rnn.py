@@ -80,7 +80,7 @@ def test_rnn_fwd_bwd_masked(benchmark, backend, cell):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
-def test_rnn_forward_backward_recurrent_dropout(benchmark, backend, cell):
+def test_rnn_fwd_bwd_recurrent_dropout(benchmark, backend, cell):
     """Recurrent dropout (Keras 3: one mask per gate on h_{t-1}, rate 0.2): per step, the
     product runs as one (U, U) block per gate on the masked state. PyTorch's RNN modules have
     no recurrent dropout, hence no twin; compare with the plain fwd+bwd group."""
