@@ -163,8 +163,12 @@ def dtype_policy():
 
 
 def set_dtype_policy(policy):
-    """Set the global dtype policy: a name ("mixed_bfloat16", ...) or a DTypePolicy. Layers
-    created afterwards without a dtype take it."""
+    """Set the global dtype policy. Layers created afterwards without a dtype take it.
+
+    Args:
+        policy: A policy name ("float32", "float64", "mixed_bfloat16", "mixed_float16") or a
+            DTypePolicy.
+    """
     if isinstance(policy, str):
         policy = DTypePolicy(policy)
     elif not isinstance(policy, DTypePolicy):

@@ -80,8 +80,14 @@ def bf16_path():
 
 
 def round_bf16(x):
-    """x rounded to the nearest bfloat16 (ties to even; NaN stays NaN, Inf stays Inf), returned as
-    a float32 array of x's shape (the values every bfloat16 product sees)."""
+    """x rounded to the nearest bfloat16 (ties to even; NaN stays NaN, Inf stays Inf).
+
+    Args:
+        x: Real array (taken as float32).
+
+    Returns:
+        A float32 array of x's shape (the values every bfloat16 product sees).
+    """
     x = _validation.as_float("x", x, np.float32)
     return impl("bf16").round_bf16(x.reshape(-1)).reshape(x.shape)
 
@@ -99,8 +105,14 @@ def matmul_bf16(a, b):
     """a @ b (np.matmul's shapes: 2-D, or stacks broadcast over the leading axes; 1-D operands
     are refused) with both operands rounded to bfloat16 and float32 accumulation; float32 out.
 
-    Inputs of any real dtype are taken as float32 first. The result is a new C-contiguous float32
-    array; the products run on the native or the emulated path (`bf16_path()`)."""
+    Args:
+        a: (..., M, K) real array, taken as float32 (read in place when it already is).
+        b: (..., K, N) real array, likewise.
+
+    Returns:
+        A new C-contiguous float32 array (..., M, N); the products run on the native or the
+        emulated path (`bf16_path()`).
+    """
     a, b = _operand("a", a), _operand("b", b)
     if a.ndim < 2 or b.ndim < 2:
         raise ValueError(f"a and b must be at least 2-dimensional; received shapes {a.shape} and {b.shape}")
