@@ -6,7 +6,9 @@ import warnings
 import numpy as np
 import pytest
 
+import cynet
 from cynet import callbacks as cb
+from cynet import layers
 
 BAR = "\u2501"
 
@@ -576,3 +578,39 @@ def test_progbar_logger_verbose_0_prints_nothing(non_tty, capsys):
         warnings.simplefilter("error")
         train([], EPOCHS, steps=3, verbose=0, batch_logs=running)
     assert capsys.readouterr().out == ""
+
+
+class _PredictRecorder(cb.Callback):
+    def __init__(self):
+        super().__init__()
+        self.events = []
+
+    def on_predict_begin(self, logs=None):
+        self.events.append("begin")
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self.events.append(("batch_begin", batch))
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self.events.append(("batch_end", batch, logs["outputs"].shape))
+
+    def on_predict_end(self, logs=None):
+        self.events.append("end")
+
+
+def test_predict_calls_the_predict_hooks_with_each_batchs_outputs():
+    model = cynet.Sequential([cynet.Input((3,)), layers.Dense(2)])
+    x = np.arange(15, dtype="float32").reshape(5, 3)
+    rec = _PredictRecorder()
+    out = model.predict(x, batch_size=2, verbose=0, callbacks=[rec])
+    assert rec.events == ["begin", ("batch_begin", 0), ("batch_end", 0, (2, 2)), ("batch_begin", 1),
+                          ("batch_end", 1, (2, 2)), ("batch_begin", 2), ("batch_end", 2, (1, 2)), "end"]
+    np.testing.assert_array_equal(out, model.predict(x, verbose=0))
+
+    def batches():
+        for i in range(2):
+            yield x[2 * i:2 * i + 2]
+    rec = _PredictRecorder()
+    model.predict(batches(), verbose=0, callbacks=[rec])
+    assert rec.events == ["begin", ("batch_begin", 0), ("batch_end", 0, (2, 2)), ("batch_begin", 1),
+                          ("batch_end", 1, (2, 2)), "end"]

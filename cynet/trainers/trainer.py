@@ -824,35 +824,51 @@ class Trainer:
             batch_size: Number of samples per batch (default 32); not used with generators or PyDatasets.
             verbose: `"auto"`, 0 (silent), 1 (progress bar) or 2 (one line per epoch).
             steps: Number of batches to run (default: the whole data set, or the generator until exhausted).
-            callbacks: Accepted for Keras compatibility; cynet's `predict` does not call callbacks yet.
+            callbacks: List of `Callback`s: their `on_predict_begin`, `on_predict_batch_begin`,
+                `on_predict_batch_end` (logs `{"outputs": batch outputs}`, as in Keras) and `on_predict_end`
+                hooks are called. (Unlike Keras, `predict` draws no progress bar yet, whatever `verbose`.)
         """
         batch_size = _validation.positive_int("batch_size", batch_size, bounded=False, default=32)
-        _validation.verbose(verbose)
+        verbose = _validation.verbose(verbose)
+        cbs = callbacks_module.CallbackList(callbacks, add_progbar=False, model=self, verbose=verbose,
+                                            rank_zero=distributed.rank() == 0, epochs=1, steps=steps) \
+            if callbacks else None
         with array_cache(), _tape.recording(_tape.NO_RECORD):
+            if cbs is not None:
+                cbs.on_predict_begin()
             if _is_stream(x):
-                outs = self._predict_stream(x, _validation.positive_int("steps", steps, bounded=False, default=None))
+                batches = self._predict_batches(x, _validation.positive_int("steps", steps, bounded=False, default=None))
             else:
                 x = self._prepare_x(x)
                 n = _num_samples(x)
-                outs = [self.predict_step((_take(x, slice(i, i + batch_size)),)) for i in range(0, n, batch_size)]
+                batches = (_take(x, slice(i, i + batch_size)) for i in range(0, n, batch_size))
+            outs = []
+            for step, xb in enumerate(batches):
+                if cbs is not None:
+                    cbs.on_predict_batch_begin(step)
+                outs.append(self.predict_step((xb,)))
+                if cbs is not None:
+                    cbs.on_predict_batch_end(step, {"outputs": outs[-1]})
+            if not outs:
+                raise ValueError("predict received no batches from the generator or PyDataset" if _is_stream(x)
+                                 else "predict received no samples")
+            if cbs is not None:
+                cbs.on_predict_end()
             flat = [flatten(o) for o in outs]
             joined = [np.concatenate(parts, axis=0) if len(parts) > 1 else np.array(parts[0], copy=True)
                       for parts in zip(*flat)]
             return _pack(outs[0], joined)
 
-    def _predict_stream(self, data, steps):
+    def _predict_batches(self, data, steps):
+        """The prepared input batches of a generator or PyDataset (at most `steps`)."""
         adapter = get_data_adapter(data, steps_per_epoch=steps)
-        outs = []
         try:
             adapter.on_epoch_begin()
             for batch in adapter.get_numpy_iterator():
-                outs.append(self.predict_step((self._prepare_x(unpack_x_y_sample_weight(batch)[0]),)))
+                yield self._prepare_x(unpack_x_y_sample_weight(batch)[0])
             adapter.on_epoch_end()
         finally:
             adapter.close()
-        if not outs:
-            raise ValueError("predict received no batches from the generator or PyDataset")
-        return outs
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on (x, y); a KeyboardInterrupt during it is held back until it ends.
