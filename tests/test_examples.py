@@ -107,7 +107,8 @@ def test_command_line_exit_status(tmp_path):
     import os
     import subprocess
     import sys
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    import cynet
+    root = os.path.dirname(os.path.dirname(os.path.abspath(cynet.__file__)))   # the cynet these tests import
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     done = subprocess.run([sys.executable, "-m", "cynet.examples"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120)

@@ -173,6 +173,7 @@ def test_info_names_the_path():
 def test_env_var_forces_the_emulation():
     import subprocess
     import sys
-    out = subprocess.run([sys.executable, "-c", "import cynet.kernels as K; print(K.info()['bf16'])"],
+    # -P: the cynet on sys.path / PYTHONPATH (the installed one in CI), never the checkout's sources
+    out = subprocess.run([sys.executable, "-P", "-c", "import cynet.kernels as K; print(K.info()['bf16'])"],
                          capture_output=True, text=True, env={**__import__("os").environ, "CYNET_BF16": "emulated"})
     assert out.stdout.strip() == "emulated", out.stderr
