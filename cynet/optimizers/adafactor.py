@@ -28,22 +28,6 @@ class Adafactor(Optimizer):
         clip_threshold: the largest rms of an update direction. Defaults to 1.0.
         relative_step: cap the learning rate at 1/sqrt(t). Defaults to True.
         **base arguments: see `Optimizer`. `name` defaults to "adafactor".
-        weight_decay: `None` or a float >= 0; if set, `variable -= variable * weight_decay * lr` is applied
-            before every update (decoupled weight decay).
-        clipnorm: If set, each gradient is clipped so that its L2 norm is at most this value.
-        clipvalue: If set, each gradient is clipped elementwise to `[-clipvalue, clipvalue]`.
-        global_clipnorm: If set, all gradients are scaled so that their joint L2 norm is at most this value
-            (at most one of the three clip options may be set).
-        use_ema: Whether to keep an exponential moving average of the weights (see `ema_momentum`).
-        ema_momentum: Momentum of the moving average of the weights when `use_ema=True`: `ema = ema_momentum *
-            ema + (1 - ema_momentum) * w`.
-        ema_overwrite_frequency: With `use_ema`, overwrite the weights with their moving average every this
-            many steps (`None`: only at `finalize_variable_values`).
-        loss_scale_factor: If set, gradients are divided by it (the loss is multiplied by it in `scale_loss`),
-            for loss scaling.
-        gradient_accumulation_steps: If set (int >= 2), variables are updated only every that many calls, with
-            the mean of the accumulated gradients.
-        name: Name of the optimizer, the prefix of its variables' paths.
 
     Slots in Keras's order, variable by variable: for rank >= 2 its row and column factors
     (named after the variable; for lower ranks two int32 scalar placeholders, as Keras keeps), then

@@ -68,6 +68,41 @@ def constructor_arguments(scope):
     return arguments
 
 
+
+# The arguments every optimizer takes, described once: `Optimizer.__init_subclass__` adds the
+# entries a subclass's docstring does not write itself after its "**base arguments" line.
+_BASE_ARGUMENTS_MARK = "**base arguments: see `Optimizer`."
+_BASE_ARGUMENTS_DOC = """\
+        weight_decay: `None` or a float >= 0; if set, `variable -= variable * weight_decay * lr` is applied
+            before every update (decoupled weight decay).
+        clipnorm: If set, each gradient is clipped so that its L2 norm is at most this value.
+        clipvalue: If set, each gradient is clipped elementwise to `[-clipvalue, clipvalue]`.
+        global_clipnorm: If set, all gradients are scaled so that their joint L2 norm is at most this value
+            (at most one of the three clip options may be set).
+        use_ema: Whether to keep an exponential moving average of the weights (see `ema_momentum`).
+        ema_momentum: Momentum of the moving average of the weights when `use_ema=True`: `ema = ema_momentum *
+            ema + (1 - ema_momentum) * w`.
+        ema_overwrite_frequency: With `use_ema`, overwrite the weights with their moving average every this
+            many steps (`None`: only at `finalize_variable_values`).
+        loss_scale_factor: If set, gradients are divided by it (the loss is multiplied by it in `scale_loss`),
+            for loss scaling.
+        gradient_accumulation_steps: If set (int >= 2), variables are updated only every that many calls, with
+            the mean of the accumulated gradients.
+        name: Name of the optimizer, the prefix of its variables' paths.
+"""
+
+
+def _with_base_arguments(doc):
+    """doc with the base arguments' entries it lacks added after its "**base arguments" line."""
+    if not doc or _BASE_ARGUMENTS_MARK not in doc:
+        return doc
+    own = set(re.findall(r"^        (\w+):", doc, re.M))
+    entries = re.findall(r"(        (\w+):.*\n(?:            .*\n)*)", _BASE_ARGUMENTS_DOC)
+    added = "".join(text for text, name in entries if name not in own)
+    line_end = doc.index("\n", doc.index(_BASE_ARGUMENTS_MARK)) + 1
+    return doc[:line_end] + added + doc[line_end:]
+
+
 class Optimizer:
     """Base class of all optimizers.
 
@@ -100,6 +135,10 @@ class Optimizer:
     attribute of its name and written by `get_config()`. (Other arguments a subclass checks
     itself, and adds to `get_config()`.)
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.__doc__ = _with_base_arguments(cls.__dict__.get("__doc__"))
 
     _hyperparameters: tuple[str, ...] = ()
 

@@ -19,22 +19,6 @@ class Nadam(Optimizer):
         beta_2: in [0, 1). Defaults to 0.999.
         epsilon: small constant >= 0. Defaults to 1e-7.
         **base arguments: see `Optimizer`. `name` defaults to "nadam".
-        weight_decay: `None` or a float >= 0; if set, `variable -= variable * weight_decay * lr` is applied
-            before every update (decoupled weight decay).
-        clipnorm: If set, each gradient is clipped so that its L2 norm is at most this value.
-        clipvalue: If set, each gradient is clipped elementwise to `[-clipvalue, clipvalue]`.
-        global_clipnorm: If set, all gradients are scaled so that their joint L2 norm is at most this value
-            (at most one of the three clip options may be set).
-        use_ema: Whether to keep an exponential moving average of the weights (see `ema_momentum`).
-        ema_momentum: Momentum of the moving average of the weights when `use_ema=True`: `ema = ema_momentum *
-            ema + (1 - ema_momentum) * w`.
-        ema_overwrite_frequency: With `use_ema`, overwrite the weights with their moving average every this
-            many steps (`None`: only at `finalize_variable_values`).
-        loss_scale_factor: If set, gradients are divided by it (the loss is multiplied by it in `scale_loss`),
-            for loss scaling.
-        gradient_accumulation_steps: If set (int >= 2), variables are updated only every that many calls, with
-            the mean of the accumulated gradients.
-        name: Name of the optimizer, the prefix of its variables' paths.
     """
 
     _hyperparameters = ("beta_1", "beta_2", "epsilon")
