@@ -155,14 +155,14 @@ def deserialize(config):
     return DTypePolicy.from_config(config["config"])
 
 
-def dtype_policy():
+def dtype_policy() -> DTypePolicy:
     """The global dtype policy (keras.config.dtype_policy): the one set_dtype_policy set, else
     DTypePolicy(cynet.config.floatx())."""
     policy = _config.get("dtype_policy")
     return policy if policy is not None else DTypePolicy(_config.get("floatx"))
 
 
-def set_dtype_policy(policy):
+def set_dtype_policy(policy: str | DTypePolicy) -> None:
     """Set the global dtype policy. Layers created afterwards without a dtype take it.
 
     Args:

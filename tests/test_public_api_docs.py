@@ -182,9 +182,11 @@ TYPED_MODULES = {
     "cynet.utils.serialization", "cynet.metrics", "cynet.models", "cynet.models.model", "cynet.models.sequential",
     "cynet.models.functional", "cynet.models.templates", "cynet.activations", "cynet.variables",
     "cynet.datasets.mnist", "cynet.datasets.fashion_mnist", "cynet.datasets.tabular", "cynet.datasets.text",
-    "cynet.distributed",
+    "cynet.distributed", "cynet.config", "cynet.dtype_policies", "cynet.ops.core", "cynet.ops.gradient_tape",
+    "cynet.saving", "cynet.utils.py_dataset", "cynet.utils.progbar", "cynet.utils.plotting",
+    "cynet.utils.timeseries_dataset_utils",
 } | {"cynet.kernels." + name for name in ("conv", "pool", "norm", "rnn", "activations", "optim", "attention",
-                                          "depthwise")}
+                                          "depthwise", "layernorm", "bf16", "_backend")}
 # Modules whose public classes' constructors (the Keras-facing signatures) carry type hints.
 TYPED_CONSTRUCTOR_MODULES = {
     "cynet.layers." + name for name in (

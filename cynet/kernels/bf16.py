@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from .. import _validation
+from .._typing import ArrayLike
 from ._backend import _compiled, impl
 
 __all__ = ["round_bf16", "matmul_bf16"]
@@ -79,7 +80,7 @@ def bf16_path():
     return {"amx": "native amx_bf16", "avx512_bf16": "native avx512_bf16", "emulated": "emulated"}[_path()]
 
 
-def round_bf16(x):
+def round_bf16(x: ArrayLike) -> np.ndarray:
     """x rounded to the nearest bfloat16 (ties to even; NaN stays NaN, Inf stays Inf).
 
     Args:
@@ -101,7 +102,7 @@ def _operand(name, a):
     return _validation.as_float(name, a, np.float32)
 
 
-def matmul_bf16(a, b):
+def matmul_bf16(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """a @ b (np.matmul's shapes: 2-D, or stacks broadcast over the leading axes; 1-D operands
     are refused) with both operands rounded to bfloat16 and float32 accumulation; float32 out.
 
