@@ -184,8 +184,11 @@ TYPED_MODULES = {
     "cynet.datasets.mnist", "cynet.datasets.fashion_mnist", "cynet.datasets.tabular", "cynet.datasets.text",
     "cynet.distributed", "cynet.config", "cynet.dtype_policies", "cynet.ops.core", "cynet.ops.gradient_tape",
     "cynet.saving", "cynet.utils.py_dataset", "cynet.utils.progbar", "cynet.utils.plotting",
-    "cynet.utils.timeseries_dataset_utils",
-} | {"cynet.kernels." + name for name in ("conv", "pool", "norm", "rnn", "activations", "optim", "attention",
+    "cynet.utils.timeseries_dataset_utils", "cynet.optimizers", "cynet.optimizers.base_optimizer",
+    "cynet.optimizers.schedules",
+} | {"cynet.optimizers." + name for name in ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "nadam",
+                                            "adamax", "ftrl", "lion", "adafactor")} \
+    | {"cynet.kernels." + name for name in ("conv", "pool", "norm", "rnn", "activations", "optim", "attention",
                                           "depthwise", "layernorm", "bf16", "_backend")}
 # Modules whose public classes' constructors (the Keras-facing signatures) carry type hints.
 TYPED_CONSTRUCTOR_MODULES = {
