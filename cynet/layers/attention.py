@@ -26,6 +26,8 @@ query tensor itself (from Embedding(mask_zero=True) or Masking), so an explicit 
 ignored there; cynet arrays carry no mask, and `query_mask=` is honoured.
 """
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -249,10 +251,14 @@ class MultiHeadAttention(Layer):
     # or mha([query, value, key]); a model replays a call with its packed inputs, a dict.
     _multi_input = True
 
-    def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True, output_shape=None,
-                 attention_axes=None, sliding_window=None, flash_attention=None, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, use_gate=False, seed=None, **kwargs):
+    def __init__(self, num_heads: int, key_dim: int, value_dim: int | None = None, dropout: float = 0.0,
+                 use_bias: bool = True, output_shape: int | Sequence[int] | None = None,
+                 attention_axes: int | Sequence[int] | None = None, sliding_window: int | None = None,
+                 flash_attention: bool | None = None, kernel_initializer: Any = "glorot_uniform",
+                 bias_initializer: Any = "zeros", kernel_regularizer: Any = None, bias_regularizer: Any = None,
+                 activity_regularizer: Any = None,
+                 kernel_constraint: Any = None, bias_constraint: Any = None, use_gate: bool = False,
+                 seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.num_heads = _positive_int("num_heads", num_heads)
         self.key_dim = _positive_int("key_dim", key_dim)
@@ -511,7 +517,8 @@ class Attention(Layer):
     _multi_input = True
     _additive = False
 
-    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
+    def __init__(self, use_scale: bool = False, score_mode: str = "dot", dropout: float = 0.0, seed: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.use_scale = _validation.flag("use_scale", use_scale)
         if score_mode not in ("dot", "concat"):
@@ -701,7 +708,7 @@ class AdditiveAttention(Attention):
 
     _additive = True
 
-    def __init__(self, use_scale=True, dropout=0.0, seed=None, **kwargs):
+    def __init__(self, use_scale: bool = True, dropout: float = 0.0, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(use_scale=use_scale, dropout=dropout, seed=seed, **kwargs)
 
     def get_config(self):

@@ -19,12 +19,16 @@ import collections
 import inspect
 import re
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import _validation, activations, graph as _graph, initializers, regularizers, tape as _tape
 from ..ops import core as _opcore
 from ..variables import Variable
+from .._typing import ArrayLike, DTypeLike
+from ..dtype_policies import DTypePolicy
 
 _name_counts: collections.Counter[str] = collections.Counter()
 
@@ -115,7 +119,9 @@ class Layer:
     _input_min_ndim = 1
     _nonempty_input = False
 
-    def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None, **kwargs):
+    def __init__(self, trainable: bool = True, name: str | None = None, dtype: Any = None,
+                 input_shape: tuple[int | None, ...] | None = None, input_dim: int | None = None,
+                 **kwargs: Any) -> None:
         kwargs.pop("autocast", None)
         batch_input_shape = kwargs.pop("batch_input_shape", None)
         if kwargs:
@@ -129,7 +135,7 @@ class Layer:
         if input_dim is not None:
             input_dim = _validation.shape_tuple("input_dim", (input_dim,))
             if input_shape is None:
-                input_shape = input_dim
+                input_shape = input_dim  # type: ignore[assignment]  # the (input_dim,) shape tuple here
         if batch_input_shape is not None:
             batch_input_shape = _validation.shape_tuple("batch_input_shape", batch_input_shape)
             if not batch_input_shape:
@@ -137,20 +143,21 @@ class Layer:
                                  f"batch_input_shape={batch_input_shape!r}")
             if input_shape is None:
                 input_shape = batch_input_shape[1:]
+        self._input_shape_arg: Any
         self._input_shape_arg = None if input_shape is None else _validation.shape_tuple("input_shape", input_shape)
-        self._input_axes = {}    # axis -> size its weights fix, set by build
+        self._input_axes: dict[int, int] = {}    # axis -> size its weights fix, set by build
         self._built_ndim = None  # the ndim its weights fix, set by build where binding
-        self._trainable_vars = []
-        self._non_trainable_vars = []
-        self._regularized = []
-        self._inbound_nodes = []   # the calls on symbolic tensors (graph structure, not call state)
+        self._trainable_vars: list[Variable] = []
+        self._non_trainable_vars: list[Variable] = []
+        self._regularized: list[Any] = []
+        self._inbound_nodes: list[Any] = []   # the calls on symbolic tensors (graph structure, not call state)
         self.built = False
-        self.input_shape = None
-        self.output_shape = None
+        self.input_shape: Any = None
+        self.output_shape: Any = None
 
     # ----------------------------------------------------------------- dtype policy
     @property
-    def dtype_policy(self):
+    def dtype_policy(self) -> DTypePolicy:
         """The layer's DTypePolicy (Keras 3's layer.dtype_policy)."""
         return self._dtype_policy
 
@@ -163,13 +170,13 @@ class Layer:
         self._dtype_policy = policy
 
     @property
-    def compute_dtype(self):
+    def compute_dtype(self) -> str:
         """The policy's compute dtype ("bfloat16" under mixed_bfloat16, whose products take
         bfloat16-rounded inputs; cynet's arrays stay `variable_dtype`)."""
         return self._dtype_policy.compute_dtype
 
     @property
-    def variable_dtype(self):
+    def variable_dtype(self) -> str:
         """The dtype name of the layer's variables."""
         return self._dtype_policy.variable_dtype
 
@@ -179,8 +186,9 @@ class Layer:
         return self._dtype_policy._bf16_products
 
     # ----------------------------------------------------------------- weights
-    def add_weight(self, shape, initializer="glorot_uniform", dtype=None, trainable=True, regularizer=None,
-                   name=None):
+    def add_weight(self, shape: Sequence[int], initializer: Any = "glorot_uniform", dtype: DTypeLike | None = None,
+                   trainable: bool = True, regularizer: Any = None,
+                   name: str | None = None) -> Variable:
         """Create, track and return a Variable of `shape`.
 
         Args:
@@ -204,7 +212,7 @@ class Layer:
         if reg is not None:
             self._regularized.append((var, reg))
             if self._user_call:   # read by ops, not by a recorded layer: its reads add the penalty's gradient
-                var.regularizer = reg
+                var.regularizer = reg  # type: ignore[attr-defined]  # read by the ops' variable reads
         return var
 
     def __setattr__(self, name, value):
@@ -250,7 +258,7 @@ class Layer:
         return out
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> list[Variable]:
         """The layer's trainable weights (Variables), empty when the layer is frozen (`trainable=False`)."""
         if not self.trainable:
             return []
@@ -258,7 +266,7 @@ class Layer:
             else list(self._trainable_vars)
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> list[Variable]:
         """The layer's non-trainable weights (all of them when the layer is frozen)."""
         if not self.trainable:
             return self.weights
@@ -266,7 +274,7 @@ class Layer:
             else list(self._non_trainable_vars)
 
     @property
-    def weights(self):
+    def weights(self) -> list[Variable]:
         """All the layer's weights: the trainable ones, then the non-trainable ones (Keras's order)."""
         own = self._trainable_vars + self._non_trainable_vars
         return self._collect(own, "weights") if "_tracked" in self.__dict__ else own
@@ -275,11 +283,11 @@ class Layer:
     non_trainable_variables = non_trainable_weights
     variables = weights
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         """The layer's weights as a list of NumPy arrays, in `weights` order."""
         return [v.numpy() for v in self.weights]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[ArrayLike]) -> None:
         """Set the layer's weights from a list of NumPy arrays, in `weights` order (shapes must match).
 
         Args:
@@ -297,13 +305,13 @@ class Layer:
         for var, value in zip(own, weights):
             var.assign(value)
 
-    def count_params(self):
+    def count_params(self) -> int:
         """The total number of scalars in the layer's weights (the layer must be built)."""
         return int(sum(v.size for v in self.weights))
 
     # ----------------------------------------------------------- regularization
     @property
-    def losses(self):
+    def losses(self) -> list[Any]:
         """Regularization penalties of this layer's weights, the losses its latest call added
         (add_loss), and its tracked layers'. Floats; inside a GradientTape block, recorded values
         (their gradients reach the weights), with the losses added by the calls recorded in the block."""
@@ -318,7 +326,7 @@ class Layer:
                 own += [float(np.sum(value)) for layer, value in last[0].added_losses if layer is self]
         return own + [p for layer in self._sublayers() for p in layer.losses] if "_tracked" in self.__dict__ else own
 
-    def add_loss(self, loss):
+    def add_loss(self, loss: Any) -> None:
         """Add `loss` (a scalar or array computed in `call` with cynet.ops) to the loss that training
         minimizes (summed), as Keras's add_loss: the KL term of a VAE, an activity penalty. It belongs
         to the call that adds it (kept on the call's tape, never on the layer); outside a recording
@@ -338,7 +346,7 @@ class Layer:
                 var.grad = var.grad + reg.gradient(var.value).astype(var.dtype, copy=False)
 
     # ------------------------------------------------------------------ calling
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         """Create the weights for inputs of `input_shape` (batch axis first, may be None).
 
         Args:
@@ -474,7 +482,7 @@ class Layer:
         return taken, y
 
     # ------------------------------------------------------------------ masking
-    def compute_mask(self, inputs, previous_mask=None):
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
         """The mask of this layer's output(s) for `inputs`, given the mask of its inputs (Keras 3:
         the previous mask, passed through; only used where `supports_masking` is True).
 
@@ -616,12 +624,12 @@ class Layer:
         return self.dtype.name
 
     @property
-    def input(self):
+    def input(self) -> Any:
         """The input tensor(s) of the layer's first call on symbolic tensors (Keras's layer.input)."""
         return self._first_node("input").arguments
 
     @property
-    def output(self):
+    def output(self) -> Any:
         """The output tensor(s) of the layer's first call on symbolic tensors (Keras's layer.output)."""
         return self._first_node("output").output_structure
 
@@ -631,7 +639,7 @@ class Layer:
                                  f"no {what}")
         return self._inbound_nodes[0]
 
-    def forward(self, inputs, training=False, **kwargs):
+    def forward(self, inputs: Any, training: bool = False, **kwargs: Any) -> Any:
         """Same as calling the layer (the manual loop's name for it): `backward` then runs on this call.
 
         Args:
@@ -696,7 +704,7 @@ class Layer:
                              f"received shape {g.shape}")
         return np.asarray(g, dtype=output.dtype if output.dtype.kind == "f" else self.dtype)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         """The layer's output for `inputs` (Keras's `call`; override it to write a layer).
 
         Args:
@@ -716,7 +724,7 @@ class Layer:
         when `need_input_grad` is False); adds each trainable variable's gradient with `_add_grad`."""
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
-    def backward(self, grad, input_gradient=True):
+    def backward(self, grad: Any, input_gradient: bool = True) -> Any:
         """The gradient with respect to the input of this thread's last call of the layer, given
         the gradient of its output (a list, one per output, for a layer with several outputs).
 
@@ -740,7 +748,7 @@ class Layer:
             return None
         return grads[0] if len(inputs) == 1 and not self._multi_input else grads
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         """The output shape for `input_shape`: the input's for a built-in layer that keeps it; a
         user-written layer (its own `call`) without this method runs once on zeros to find it.
 
@@ -752,7 +760,7 @@ class Layer:
         return tuple(input_shape)
 
     # ------------------------------------------------------------------- config
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """The constructor arguments of this layer (Keras's names and values), JSON-serializable, so that
         `from_config` rebuilds it.
         """
@@ -762,7 +770,7 @@ class Layer:
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "Layer":
         """An instance built from `get_config()`'s dictionary.
 
         Args:

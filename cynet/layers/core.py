@@ -1,4 +1,7 @@
 """Core layers: Input, Dense, Activation and the activation layers, Dropout, Flatten, Reshape."""
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from .. import _validation, activations
@@ -20,7 +23,8 @@ class InputLayer(Layer):
         batch_shape: Full input shape including the batch axis (instead of `shape` and `batch_size`).
     """
 
-    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, **kwargs):
+    def __init__(self, shape: Sequence[int | None] | None = None, batch_size: int | None = None, dtype: Any = None,
+                 name: str | None = None, batch_shape: Sequence[int | None] | None = None, **kwargs: Any) -> None:
         if "input_shape" in kwargs:
             if shape is not None:
                 raise ValueError(f"InputLayer takes shape or input_shape, not both; received shape={shape!r} and "
@@ -149,8 +153,10 @@ class Dense(ActivationMixin, Layer):
 
     _input_min_ndim = 2
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+    def __init__(self, units: int, activation: Any = None, use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform",
+                 bias_initializer: Any = "zeros", kernel_regularizer: Any = None, bias_regularizer: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units = _validation.positive_int("units", units)
         set_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
@@ -212,7 +218,7 @@ class Activation(ActivationMixin, Layer):
 
     supports_masking = True   # the mask passes through (Keras 3)
 
-    def __init__(self, activation, **kwargs):
+    def __init__(self, activation: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.activation = check_activation("activation", activation)
 
@@ -238,14 +244,15 @@ class ReLU(ActivationMixin, Layer):
 
     supports_masking = True   # the mask passes through (Keras 3)
 
-    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+    def __init__(self, max_value: float | None = None, negative_slope: float = 0.0, threshold: float = 0.0,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if max_value is not None:
             max_value = _validation.real("max_value", max_value, low=0.0)
         negative_slope = _validation.real("negative_slope", negative_slope, low=0.0)
         threshold = _validation.real("threshold", threshold, low=0.0)
         self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
-        self.activation = activations._ReLU(negative_slope, max_value, threshold)
+        self.activation: Any = activations._ReLU(negative_slope, max_value, threshold)
 
     _forward = Activation._forward
     _backward_from_logits = Activation._backward_from_logits
@@ -262,7 +269,7 @@ class LeakyReLU(ReLU):
         negative_slope: Slope of the negative part.
     """
 
-    def __init__(self, negative_slope=0.3, **kwargs):
+    def __init__(self, negative_slope: float = 0.3, **kwargs: Any) -> None:
         kwargs.pop("alpha", None)
         Layer.__init__(self, **kwargs)
         self.negative_slope = _validation.real("negative_slope", negative_slope, low=0.0)
@@ -278,7 +285,7 @@ class ELU(ReLU):
     Args:
         alpha: Scale of the negative part.
     """
-    def __init__(self, alpha=1.0, **kwargs):
+    def __init__(self, alpha: float = 1.0, **kwargs: Any) -> None:
         Layer.__init__(self, **kwargs)
         self.alpha = _validation.real("alpha", alpha)
         self.activation = activations._ELU(self.alpha)
@@ -293,7 +300,7 @@ class Softmax(ReLU):
     Args:
         axis: Axis along which the softmax is taken.
     """
-    def __init__(self, axis=-1, **kwargs):
+    def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         Layer.__init__(self, **kwargs)
         if not _validation.is_int(axis):
             raise ValueError(f"axis must be an integer; received axis={axis!r}")
@@ -348,7 +355,8 @@ class Dropout(Layer):
 
     supports_masking = True   # the mask passes through (Keras 3)
 
-    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+    def __init__(self, rate: float, noise_shape: Sequence[int | None] | None = None, seed: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rate = _validation.real("rate", rate, low=0.0, high=1.0, high_open=True)
         self.noise_shape = None if noise_shape is None else _validation.shape_tuple("noise_shape", noise_shape)
@@ -395,7 +403,7 @@ class Flatten(Layer):
         data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
             (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
     """
-    def __init__(self, data_format=None, **kwargs):
+    def __init__(self, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = None if data_format is None else _validation.data_format(data_format)
 
@@ -425,7 +433,7 @@ class Reshape(Layer):
     Args:
         target_shape: Target shape of each sample (without the batch axis); one entry may be -1.
     """
-    def __init__(self, target_shape, **kwargs):
+    def __init__(self, target_shape: Sequence[int], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         try:
             target = None if isinstance(target_shape, (str, bytes)) else tuple(target_shape)

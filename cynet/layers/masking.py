@@ -1,4 +1,6 @@
 """Masking (Keras 3: keras/src/layers/core/masking.py)."""
+from typing import Any
+
 import numpy as np
 
 from .. import _validation
@@ -17,7 +19,7 @@ class Masking(Layer):
     supports_masking = True
     _input_min_ndim = 2
 
-    def __init__(self, mask_value=0.0, **kwargs):
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not _validation.is_real(mask_value):
             raise ValueError(f"mask_value must be a real number; received mask_value={mask_value!r}")

@@ -3,6 +3,8 @@
 Inputs are (batch, timesteps, features). The whole sequence runs in `cynet.kernels`
 (one input GEMM, then per step a recurrent GEMM and one fused gate kernel; BPTT likewise).
 """
+from typing import Any
+
 import numpy as np
 
 from .. import _validation, initializers, kernels, regularizers, tape as _tape
@@ -376,7 +378,8 @@ class LSTM(_RNN):
 
     gates = 4
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
+    def __init__(self, units: int, activation: Any = "tanh", recurrent_activation: Any = "sigmoid",
+                 unit_forget_bias: bool = True, **kwargs: Any) -> None:
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = _activation_name(recurrent_activation, _KERNEL_RECURRENT_ACTIVATIONS,
                                                      "recurrent_activation")
@@ -432,7 +435,8 @@ class GRU(_RNN):
 
     gates = 3
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **kwargs):
+    def __init__(self, units: int, activation: Any = "tanh", recurrent_activation: Any = "sigmoid",
+                 reset_after: bool = True, **kwargs: Any) -> None:
         super().__init__(units, activation=activation, **kwargs)
         if not _validation.flag("reset_after", reset_after):
             raise ValueError("only reset_after=True (the Keras default) is supported")

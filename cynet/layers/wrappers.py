@@ -5,6 +5,8 @@ Both are composite layers: their `call` composes layer calls (the wrapped layers
 recorded pieces such as a time reversal or a reshape), each recorded on the tape, so they need
 no backward of their own and train inside any model.
 """
+from typing import Any
+
 from .base import Layer, as_mask
 from .merging import Add, Average, Concatenate, Multiply
 from .tensor_ops import GetItem, ReshapeBatch
@@ -44,7 +46,8 @@ class Bidirectional(Layer):
 
     _single_input = True
 
-    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+    def __init__(self, layer: Any, merge_mode: str | None = "concat", weights: Any = None,
+                 backward_layer: Any = None, **kwargs: Any) -> None:
         if weights is not None:
             raise ValueError("Bidirectional(weights=...) is not supported: set the weights with set_weights()")
         _sequence_layer(layer, "layer")
@@ -77,7 +80,8 @@ class Bidirectional(Layer):
         self._reverse = GetItem((slice(None), slice(None, None, -1)), dtype=layer.dtype_policy.name)
         merge = {"concat": lambda **kw: Concatenate(axis=-1, **kw), "sum": Add, "mul": Multiply, "ave": Average,
                  None: None}[merge_mode]
-        self._merge = None if merge is None else merge(dtype=layer.dtype_policy.name)
+        # (mypy types `merge` as object: the table holds layer classes and a factory)
+        self._merge = None if merge is None else merge(dtype=layer.dtype_policy.name)  # type: ignore[operator]
 
     def build(self, input_shape):
         self.forward_layer._maybe_build(input_shape)
@@ -168,7 +172,7 @@ class TimeDistributed(Layer):
 
     _single_input = True
 
-    def __init__(self, layer, **kwargs):
+    def __init__(self, layer: Layer, **kwargs: Any) -> None:
         if not isinstance(layer, Layer):
             raise ValueError(f"layer must be a cynet layer; received {layer!r}")
         kwargs.setdefault("dtype", layer.dtype_policy.name)
