@@ -185,7 +185,7 @@ TYPED_MODULES = {
     "cynet.distributed", "cynet.config", "cynet.dtype_policies", "cynet.ops.core", "cynet.ops.gradient_tape",
     "cynet.saving", "cynet.utils.py_dataset", "cynet.utils.progbar", "cynet.utils.plotting",
     "cynet.utils.timeseries_dataset_utils", "cynet.optimizers", "cynet.optimizers.base_optimizer",
-    "cynet.optimizers.schedules", "cynet.layers.base",
+    "cynet.optimizers.schedules", "cynet.layers.base", "cynet.trainers.trainer",
 } | {"cynet.optimizers." + name for name in ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "nadam",
                                             "adamax", "ftrl", "lion", "adafactor")} \
     | {"cynet.kernels." + name for name in ("conv", "pool", "norm", "rnn", "activations", "optim", "attention",
