@@ -186,6 +186,8 @@ TYPED_MODULES = {
     "cynet.saving", "cynet.utils.py_dataset", "cynet.utils.progbar", "cynet.utils.plotting",
     "cynet.utils.timeseries_dataset_utils", "cynet.optimizers", "cynet.optimizers.base_optimizer",
     "cynet.optimizers.schedules", "cynet.layers.base", "cynet.trainers.trainer",
+    "cynet.graph", "cynet.mixed_precision", "cynet.backend", "cynet.saving_keras", "cynet.saving_legacy_h5",
+    "cynet.datasets.idx",
 } | {"cynet.optimizers." + name for name in ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "nadam",
                                             "adamax", "ftrl", "lion", "adafactor")} \
     | {"cynet.kernels." + name for name in ("conv", "pool", "norm", "rnn", "activations", "optim", "attention",

@@ -99,7 +99,7 @@ def use_backend(name: str) -> Iterator[None]:
         _override.reset(token)
 
 
-def impl(family):
+def impl(family: str) -> Any:
     """The module that implements kernel `family` on the current backend."""
     try:
         return _tables[_override.get() or _backend][family]
@@ -161,7 +161,7 @@ def _blas_controllers():
     return _blas
 
 
-def adapt_threads():
+def adapt_threads() -> None:
     """Between batches of fit: while the thread count is cynet's default, run the kernels' teams
     and the BLAS on the cores other processes leave free (cynet.kernels._load: fewer threads at
     once, more after the cores have stayed free a while). Cheap: a clock read, and a sample of
@@ -206,7 +206,7 @@ def get_num_threads() -> int:
     return _compiled["_openmp"].get_num_threads() if "_openmp" in _compiled else 1
 
 
-def array_cache():
+def array_cache() -> contextlib.AbstractContextManager[Any]:
     """A context manager under which this thread's NumPy arrays take their data from cynet's
     caching allocator (cynet._kernels._memory: freed blocks are kept for the next request of
     the same size, so a training loop stops page-faulting its temporaries in at every batch).

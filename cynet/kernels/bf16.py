@@ -38,20 +38,20 @@ def _module():
     return _compiled.get("bf16")
 
 
-def native_available():
+def native_available() -> bool:
     """True where the compiled kernels have the AVX512_BF16 product and this CPU runs it."""
     mod = _module()
     return bool(mod is not None and mod.native_available())
 
 
-def amx_available():
+def amx_available() -> bool:
     """True where the compiled kernels have the AMX-BF16 product, this CPU has it and the OS
     grants this process the tile state."""
     mod = _module()
     return bool(mod is not None and mod.amx_available())
 
 
-def set_bf16_path(path):
+def set_bf16_path(path: str) -> str:
     """Choose the bfloat16 product: "auto" or "native" (the fastest this CPU has), "amx",
     "avx512_bf16" (ValueError where the CPU lacks it) or "emulated". Returns the previous choice."""
     global _requested
@@ -75,7 +75,7 @@ def _path():
     return "emulated"
 
 
-def bf16_path():
+def bf16_path() -> str:
     """The bfloat16 product that runs: "native amx_bf16", "native avx512_bf16" or "emulated"."""
     return {"amx": "native amx_bf16", "avx512_bf16": "native avx512_bf16", "emulated": "emulated"}[_path()]
 

@@ -88,7 +88,7 @@ class TimeseriesDataset(PyDataset):
             return x
         return x, np.asarray(self.targets[starts])
 
-    def on_epoch_end(self):
+    def on_epoch_end(self) -> None:
         """With shuffle, the next epoch reads the windows in a new order (drawn from the same
         seeded generator, so a seed makes every epoch's order reproducible)."""
         if self._positions is not None:
