@@ -256,9 +256,8 @@ class MultiHeadAttention(Layer):
                  attention_axes: int | Sequence[int] | None = None, sliding_window: int | None = None,
                  flash_attention: bool | None = None, kernel_initializer: Any = "glorot_uniform",
                  bias_initializer: Any = "zeros", kernel_regularizer: Any = None, bias_regularizer: Any = None,
-                 activity_regularizer: Any = None,
-                 kernel_constraint: Any = None, bias_constraint: Any = None, use_gate: bool = False,
-                 seed: int | None = None, **kwargs: Any) -> None:
+                 activity_regularizer: Any = None, kernel_constraint: Any = None, bias_constraint: Any = None,
+                 use_gate: bool = False, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.num_heads = _positive_int("num_heads", num_heads)
         self.key_dim = _positive_int("key_dim", key_dim)

@@ -120,7 +120,7 @@ class Layer:
     _nonempty_input = False
 
     def __init__(self, trainable: bool = True, name: str | None = None, dtype: Any = None,
-                 input_shape: tuple[int | None, ...] | None = None, input_dim: int | None = None,
+                 input_shape: Sequence[int | None] | None = None, input_dim: int | None = None,
                  **kwargs: Any) -> None:
         kwargs.pop("autocast", None)
         batch_input_shape = kwargs.pop("batch_input_shape", None)
@@ -187,8 +187,7 @@ class Layer:
 
     # ----------------------------------------------------------------- weights
     def add_weight(self, shape: Sequence[int], initializer: Any = "glorot_uniform", dtype: DTypeLike | None = None,
-                   trainable: bool = True, regularizer: Any = None,
-                   name: str | None = None) -> Variable:
+                   trainable: bool = True, regularizer: Any = None, name: str | None = None) -> Variable:
         """Create, track and return a Variable of `shape`.
 
         Args:

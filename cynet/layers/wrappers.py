@@ -46,8 +46,8 @@ class Bidirectional(Layer):
 
     _single_input = True
 
-    def __init__(self, layer: Any, merge_mode: str | None = "concat", weights: Any = None,
-                 backward_layer: Any = None, **kwargs: Any) -> None:
+    def __init__(self, layer: Any, merge_mode: str | None = "concat", weights: Any = None, backward_layer: Any = None,
+                 **kwargs: Any) -> None:
         if weights is not None:
             raise ValueError("Bidirectional(weights=...) is not supported: set the weights with set_weights()")
         _sequence_layer(layer, "layer")

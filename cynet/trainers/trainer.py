@@ -518,9 +518,9 @@ class Trainer:
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
             verbose: int | str = "auto", callbacks: list[Any] | None = None, validation_split: float = 0.0,
             validation_data: Any = None, shuffle: bool | str = True, class_weight: dict[int, float] | None = None,
-            sample_weight: Any = None, initial_epoch: int = 0,
-            steps_per_epoch: int | None = None, validation_steps: int | None = None,
-            validation_batch_size: int | None = None, validation_freq: int = 1) -> Any:
+            sample_weight: Any = None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
+            validation_steps: int | None = None, validation_batch_size: int | None = None,
+            validation_freq: int = 1) -> Any:
         """Train for `epochs` epochs (the final epoch index when resuming with initial_epoch).
 
         Returns a History whose `history` dict holds per-epoch lists ("loss", metrics, "val_*").
@@ -751,8 +751,8 @@ class Trainer:
 
     # ---------------------------------------------------------------- evaluate / predict
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: int | str = "auto",
-                 sample_weight: Any = None, steps: int | None = None,
-                 callbacks: list[Any] | None = None, return_dict: bool = False) -> Any:
+                 sample_weight: Any = None, steps: int | None = None, callbacks: list[Any] | None = None,
+                 return_dict: bool = False) -> Any:
         """Loss (and metrics) over (x, y): a scalar, `[loss, *metrics]`, or a dict with return_dict=True.
 
         Args:

@@ -104,8 +104,8 @@ class Progbar:
     """
 
     def __init__(self, target: int | None, width: int = 20, verbose: int = 1, interval: float = 0.05,
-                 stateful_metrics: Iterable[str] | None = None,
-                 stateless_metrics: Iterable[str] | None = None, unit_name: str = "step") -> None:
+                 stateful_metrics: Iterable[str] | None = None, stateless_metrics: Iterable[str] | None = None,
+                 unit_name: str = "step") -> None:
         if stateful_metrics is not None and stateless_metrics is not None:
             raise ValueError("Progbar takes `stateful_metrics` or `stateless_metrics`, not both: the first lists "
                              "the values shown as given, the second the values averaged.")

@@ -96,9 +96,9 @@ class TimeseriesDataset(PyDataset):
 
 
 def timeseries_dataset_from_array(data: ArrayLike, targets: Sequence[Any] | np.ndarray | None, sequence_length: int,
-                                  sequence_stride: int = 1, sampling_rate: int = 1,
-                                  batch_size: int | None = 128, shuffle: bool = False, seed: int | None = None,
-                                  start_index: int | None = None, end_index: int | None = None) -> TimeseriesDataset:
+                                  sequence_stride: int = 1, sampling_rate: int = 1, batch_size: int | None = 128,
+                                  shuffle: bool = False, seed: int | None = None, start_index: int | None = None,
+                                  end_index: int | None = None) -> TimeseriesDataset:
     """Batches of sliding windows over a timeseries (Keras 3's `timeseries_dataset_from_array`).
 
     Window `i` starts at position `p_i = start_index + i * sequence_stride` and holds
