@@ -187,7 +187,8 @@ TYPED_MODULES = {
     "cynet.utils.timeseries_dataset_utils", "cynet.optimizers", "cynet.optimizers.base_optimizer",
     "cynet.optimizers.schedules", "cynet.layers.base", "cynet.trainers.trainer",
     "cynet.graph", "cynet.mixed_precision", "cynet.backend", "cynet.saving_keras", "cynet.saving_legacy_h5",
-    "cynet.datasets.idx",
+    "cynet.datasets.idx", "cynet.layers.core", "cynet.layers.rnn", "cynet.layers.wrappers", "cynet.layers.attention",
+    "cynet.layers.masking",
 } | {"cynet.optimizers." + name for name in ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "nadam",
                                             "adamax", "ftrl", "lion", "adafactor")} \
     | {"cynet.kernels." + name for name in ("conv", "pool", "norm", "rnn", "activations", "optim", "attention",
@@ -196,8 +197,7 @@ TYPED_MODULES = {
 TYPED_CONSTRUCTOR_MODULES = {
     "cynet.layers." + name for name in (
         "conv", "depthwise", "normalization", "pooling", "pooling1d", "reshaping", "regularization", "merging",
-        "embedding", "prelu", "preprocessing", "image_preprocessing", "categorical", "lambda_layer",
-        "core", "rnn", "wrappers", "attention", "masking")
+        "embedding", "prelu", "preprocessing", "image_preprocessing", "categorical", "lambda_layer")
 }
 
 

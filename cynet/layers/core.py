@@ -71,7 +71,7 @@ class InputLayer(Layer):
     def _backward(self, ctx, grad, need_input_grad):
         return grad
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "dtype": self._output_dtype(), "shape": list(self._input_shape_arg),
                 "batch_size": self.batch_size}
 
@@ -91,7 +91,9 @@ def _input_dtype(dtype):
     return dtype
 
 
-def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None, tensor=None):
+def Input(shape: Sequence[int | None] | None = None, batch_size: int | None = None, dtype: Any = None,
+          sparse: bool | None = None, batch_shape: Sequence[int | None] | None = None, name: str | None = None,
+          tensor: Any = None) -> Any:
     """Keras `Input`: a symbolic tensor to build a Functional model from (`Input(shape=(28, 28, 1))`),
     also accepted as the first element of a Sequential model. `dtype="int32"` for index inputs.
 
@@ -150,6 +152,13 @@ class Dense(ActivationMixin, Layer):
     """
 
     supports_masking = True   # the mask passes through (Keras 3)
+    # Set by set_kernel_options (declared for the type checker).
+    activation: Any
+    use_bias: bool
+    kernel_initializer: Any
+    bias_initializer: Any
+    kernel_regularizer: Any
+    bias_regularizer: Any
 
     _input_min_ndim = 2
 
@@ -161,7 +170,7 @@ class Dense(ActivationMixin, Layer):
         set_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
                            bias_regularizer)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         if len(input_shape) < 2 or not input_shape[-1]:
             raise ValueError(f"Dense '{self.name}' needs inputs with a known, non-empty last axis; "
                              f"received shape {input_shape}")
@@ -171,7 +180,7 @@ class Dense(ActivationMixin, Layer):
                                      name="bias") if self.use_bias else None)
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         if self.built and input_shape[-1] != self.kernel.shape[0]:
             raise ValueError(f"Dense '{self.name}' expects inputs with last axis {self.kernel.shape[0]}; "
                              f"received shape {tuple(input_shape)}")
@@ -196,7 +205,7 @@ class Dense(ActivationMixin, Layer):
             add_grad(self.bias, g2.sum(axis=0))
         return _precision.matmul(self, grad_logits, self.kernel.value.T) if need_input_grad else None
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         from .. import initializers, regularizers
         return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
                 "use_bias": self.use_bias,
@@ -227,7 +236,7 @@ class Activation(ActivationMixin, Layer):
     def _backward_from_logits(self, ctx, grad_logits, need_input_grad):
         return grad_logits
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
 
 
@@ -256,7 +265,7 @@ class ReLU(ActivationMixin, Layer):
     _forward = Activation._forward
     _backward_from_logits = Activation._backward_from_logits
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**Layer.get_config(self), "max_value": self.max_value, "negative_slope": self.negative_slope,
                 "threshold": self.threshold}
 
@@ -274,7 +283,7 @@ class LeakyReLU(ReLU):
         self.negative_slope = _validation.real("negative_slope", negative_slope, low=0.0)
         self.activation = activations._LeakyReLU(self.negative_slope)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**Layer.get_config(self), "negative_slope": self.negative_slope}
 
 
@@ -289,7 +298,7 @@ class ELU(ReLU):
         self.alpha = _validation.real("alpha", alpha)
         self.activation = activations._ELU(self.alpha)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**Layer.get_config(self), "alpha": self.alpha}
 
 
@@ -337,7 +346,7 @@ class Softmax(ReLU):
                              f"counted from the last, 1 or the inputs' size); received shape {m.shape}")
         return m
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**Layer.get_config(self), "axis": self.axis}
 
 
@@ -381,7 +390,7 @@ class Dropout(Layer):
     def _backward(self, ctx, grad, need_input_grad):
         return grad if ctx.mask is None else grad * ctx.mask
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
 
 
@@ -406,7 +415,7 @@ class Flatten(Layer):
         super().__init__(**kwargs)
         self.data_format = None if data_format is None else _validation.data_format(data_format)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         rest = input_shape[1:]
         return (input_shape[0], None if any(s is None for s in rest) else int(np.prod(rest)))
 
@@ -422,7 +431,7 @@ class Flatten(Layer):
             return np.moveaxis(grad.reshape((s[0],) + s[2:] + (s[1],)), -1, 1)
         return grad.reshape(s)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "data_format": self.data_format}
 
 
@@ -446,7 +455,7 @@ class Reshape(Layer):
             raise ValueError(f"target_shape may contain at most one -1; received target_shape={target_shape!r}")
         self.target_shape = tuple(int(s) for s in target)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         if -1 in self.target_shape and all(s is not None for s in input_shape[1:]):
             known = int(np.prod([s for s in self.target_shape if s != -1]))
             total = int(np.prod(input_shape[1:]))
@@ -468,7 +477,7 @@ class Reshape(Layer):
     def _backward(self, ctx, grad, need_input_grad):
         return grad.reshape(ctx.shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "target_shape": list(self.target_shape)}
 
 
