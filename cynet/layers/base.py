@@ -33,19 +33,19 @@ from ..dtype_policies import DTypePolicy
 _name_counts: collections.Counter[str] = collections.Counter()
 
 
-def reset_name_counts():
+def reset_name_counts() -> None:
     """Restart the auto names (dense, dense_1, ...) from scratch, as Keras's clear_session does."""
     _name_counts.clear()
 
 
-def unique_name(base):
+def unique_name(base: str) -> str:
     """Keras-style auto names: dense, dense_1, dense_2, ..."""
     n = _name_counts[base]
     _name_counts[base] += 1
     return base if n == 0 else f"{base}_{n}"
 
 
-def snake_case(name):
+def snake_case(name: str) -> str:
     """Keras's auto-name rule: "Conv2D" -> "conv2d", "MaxPooling2D" -> "max_pooling2d", "SimpleRNN" -> "simple_rnn"."""
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
@@ -64,7 +64,7 @@ def _resolved(name, value, get, what):
         raise ValueError(f"{name} must be {what}; received {name}={value!r}: {exc}") from None
 
 
-def check_initializer(name, value, default):
+def check_initializer(name: str, value: Any, default: Any) -> Any:
     """An initializer argument, resolved once to catch bad ones now; None means `default`."""
     if value is None:
         return default
@@ -72,20 +72,20 @@ def check_initializer(name, value, default):
     return value
 
 
-def check_regularizer(name, value):
+def check_regularizer(name: str, value: Any) -> Any:
     """A regularizer argument (None for none), resolved once to catch bad ones now."""
     _resolved(name, value, regularizers.get,
               "a regularizer (a name, a config dict, a Regularizer, a callable or None)")
     return value
 
 
-def check_activation(name, value):
+def check_activation(name: str, value: Any) -> Any:
     """An activation object from a Keras name, an activation object or None (linear)."""
     return _resolved(name, value, activations.get, "an activation name, an activation object or None")
 
 
-def set_kernel_options(layer, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-                       bias_regularizer):
+def set_kernel_options(layer: Any, activation: Any, use_bias: bool, kernel_initializer: Any, bias_initializer: Any,
+                       kernel_regularizer: Any, bias_regularizer: Any) -> None:
     """Check and set the arguments every kernel-and-bias layer (Dense, Conv2D) takes, with Keras's
     defaults for the initializers."""
     layer.activation = check_activation("activation", activation)
@@ -120,8 +120,7 @@ class Layer:
     _nonempty_input = False
 
     def __init__(self, trainable: bool = True, name: str | None = None, dtype: Any = None,
-                 input_shape: Sequence[int | None] | None = None, input_dim: int | None = None,
-                 **kwargs: Any) -> None:
+                 input_shape: Sequence[int | None] | None = None, input_dim: int | None = None, **kwargs: Any) -> None:
         kwargs.pop("autocast", None)
         batch_input_shape = kwargs.pop("batch_input_shape", None)
         if kwargs:
@@ -790,7 +789,7 @@ class _Spec:
         self.size = int(np.prod([1 if s is None else s for s in self.shape]))
 
 
-def as_mask(who, mask, what="mask"):
+def as_mask(who: str, mask: Any, what: str = "mask") -> np.ndarray:
     """`mask` as a boolean array (integers read as booleans), or TypeError naming `what`."""
     m = mask if isinstance(mask, np.ndarray) else _validation.as_array(f"{who}: {what}", mask)
     if m.dtype.kind == "b":
@@ -800,14 +799,14 @@ def as_mask(who, mask, what="mask"):
     raise TypeError(f"{who}: {what} must be a boolean array (True: the step is kept); received dtype {m.dtype}")
 
 
-def structure_mask(mask):
+def structure_mask(mask: Any) -> Any:
     """None for a structure of masks that are all None (nothing to propagate), else the mask."""
     if isinstance(mask, (list, tuple)):
         return mask if any(structure_mask(m) is not None for m in mask) else None
     return mask
 
 
-def add_grad(variable, grad):
+def add_grad(variable: Any, grad: np.ndarray) -> None:
     """Add `grad` to `variable.grad` (a layer used twice gets the sum of both calls' gradients)."""
     variable.grad = grad if variable.grad is None else variable.grad + grad
 

@@ -221,19 +221,19 @@ IDENTITY = _Identity()
 _in_user = contextvars.ContextVar("cynet_in_user_call", default=False)
 
 
-def in_user_call():
+def in_user_call() -> bool:
     """True inside a user-written `call` (its layer outputs and ops results are Tensors)."""
     return _in_user.get()
 
 
-def as_tensor(a):
+def as_tensor(a: Any) -> Any:
     """A float array as a Tensor view (itself when it is one); other values unchanged."""
     if type(a) is np.ndarray and a.dtype.kind in "fc":
         return a.view(Tensor)
     return a
 
 
-def link(tape, a, convert):
+def link(tape: _tape.Tape | None, a: Any, convert: Callable[[Any], Any]) -> Any:
     """convert(a), with a record that passes gradients between the two (when they differ)."""
     b = convert(a)
     if b is not a and isinstance(tape, _tape.Tape):
@@ -241,7 +241,7 @@ def link(tape, a, convert):
     return b
 
 
-def run_user_call(tape, call, inputs, kwargs):
+def run_user_call(tape: _tape.Tape | None, call: Callable[..., Any], inputs: Any, kwargs: dict[str, Any]) -> Any:
     """Run a user-written `call` on `tape`: its float inputs become Tensors and, when this is the
     outermost user call, its Tensor outputs become plain arrays again (each view linked on the tape),
     so the code around it (losses, metrics, cynet's models) sees arrays."""
@@ -258,7 +258,7 @@ def run_user_call(tape, call, inputs, kwargs):
     return out
 
 
-def penalty(tape, variable, regularizer):
+def penalty(tape: _tape.Tape, variable: Any, regularizer: Any) -> Any:
     """regularizer(variable) recorded on `tape`: its gradient reaches the variable."""
     value = read_variable(variable, tape)
     out = np.asarray(regularizer(variable.value), dtype=variable.dtype)
