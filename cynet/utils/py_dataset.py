@@ -7,7 +7,6 @@ Keras runs unchanged. The parallel reading itself lives in cynet.trainers.data_a
 import itertools
 import numbers
 import warnings
-from typing import Any
 
 import numpy as np
 
