@@ -13,17 +13,17 @@ __all__ = ["backend", "floatx", "set_floatx", "epsilon", "set_epsilon", "image_d
            "set_image_data_format", "enable_unsafe_deserialization", "dtype_policy", "set_dtype_policy"]
 
 
-def backend():
+def backend() -> str:
     """The name of the backend: "cynet"."""
     return "cynet"
 
 
-def floatx():
+def floatx() -> str:
     """The default float type of new layers and weights ("float32" unless set_floatx changed it)."""
     return _config.get("floatx")
 
 
-def set_floatx(value):
+def set_floatx(value: str) -> None:
     """Set the default float type: "float32" or "float64".
 
     Args:
@@ -41,12 +41,12 @@ def set_floatx(value):
     _config.set_value("floatx", value)
 
 
-def epsilon():
+def epsilon() -> float:
     """The fuzz factor of numeric expressions (1e-7 by default)."""
     return _config.get("epsilon")
 
 
-def set_epsilon(value):
+def set_epsilon(value: float) -> None:
     """Set the fuzz factor `epsilon()` that losses and metrics use to avoid dividing by zero (Keras's default
     1e-7).
 
@@ -58,12 +58,12 @@ def set_epsilon(value):
     _config.set_value("epsilon", float(value))
 
 
-def image_data_format():
+def image_data_format() -> str:
     """The default image layout of the image layers: "channels_last" (N, H, W, C) unless changed."""
     return _config.get("image_data_format")
 
 
-def set_image_data_format(data_format):
+def set_image_data_format(data_format: str) -> None:
     """Set the default `data_format` of the image layers and ops.
 
     Args:
@@ -74,5 +74,5 @@ def set_image_data_format(data_format):
     _config.set_value("image_data_format", data_format)
 
 
-def enable_unsafe_deserialization():
+def enable_unsafe_deserialization() -> None:
     """Accepted for Keras compatibility: cynet never deserializes code (lambdas) from files."""

@@ -30,6 +30,8 @@ A policy names the dtype of a layer's variables and of its computations:
 into a DTypePolicy; `serialize` / `deserialize` use Keras 3's form
 {"module": "keras", "class_name": "DTypePolicy", "config": {"name": ...}, "registered_name": None}.
 """
+from typing import Any
+
 import numpy as np
 
 from . import _config
@@ -50,29 +52,29 @@ class DTypePolicy:
         name: "float32", "float64", "mixed_bfloat16" or "mixed_float16" (None: the global policy).
     """
 
-    def __init__(self, name=None):
+    def __init__(self, name: str | None = None) -> None:
         if name is None:
             name = dtype_policy().name
         self._name = name
         self._compute_dtype, self._variable_dtype = _parse(name)
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self._name
 
     @property
-    def compute_dtype(self):
+    def compute_dtype(self) -> str:
         """The dtype Keras computes in under this policy ("bfloat16" for mixed_bfloat16). cynet's
         arrays stay `variable_dtype`; only the matrix products' inputs are rounded to bfloat16."""
         return self._compute_dtype
 
     @property
-    def variable_dtype(self):
+    def variable_dtype(self) -> str:
         """The dtype of the layer's variables (and of cynet's arrays between layers)."""
         return self._variable_dtype
 
     @property
-    def quantization_mode(self):
+    def quantization_mode(self) -> None:
         return None
 
     @property
@@ -80,11 +82,11 @@ class DTypePolicy:
         """Whether the layer's matrix products take bfloat16-rounded inputs."""
         return self._compute_dtype == "bfloat16"
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self._name}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "DTypePolicy":
         return cls(**config)
 
     def __repr__(self):
@@ -120,7 +122,7 @@ def _parse(name):
     return name, name
 
 
-def get(identifier):
+def get(identifier: Any) -> DTypePolicy:
     """A DTypePolicy from None (the global policy), a name, a NumPy float dtype, a serialized dict
     or a DTypePolicy."""
     if identifier is None:
@@ -140,13 +142,13 @@ def get(identifier):
                      "a DTypePolicy or its serialized dict")
 
 
-def serialize(policy):
+def serialize(policy: DTypePolicy) -> dict[str, Any]:
     """Keras 3's serialized form of a policy."""
     policy = get(policy)
     return {"module": "keras", "class_name": "DTypePolicy", "config": policy.get_config(), "registered_name": None}
 
 
-def deserialize(config):
+def deserialize(config: dict[str, Any]) -> DTypePolicy:
     """The DTypePolicy of a serialized dict (Keras 3's; "FloatDTypePolicy" too)."""
     if not isinstance(config, dict) or config.get("class_name") not in ("DTypePolicy", "FloatDTypePolicy", "Policy") \
             or not isinstance(config.get("config"), dict):
@@ -155,14 +157,14 @@ def deserialize(config):
     return DTypePolicy.from_config(config["config"])
 
 
-def dtype_policy():
+def dtype_policy() -> DTypePolicy:
     """The global dtype policy (keras.config.dtype_policy): the one set_dtype_policy set, else
     DTypePolicy(cynet.config.floatx())."""
     policy = _config.get("dtype_policy")
     return policy if policy is not None else DTypePolicy(_config.get("floatx"))
 
 
-def set_dtype_policy(policy):
+def set_dtype_policy(policy: str | DTypePolicy) -> None:
     """Set the global dtype policy. Layers created afterwards without a dtype take it.
 
     Args:

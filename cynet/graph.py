@@ -7,6 +7,9 @@ naming the layer), and a `Node` records the call: which layer, on which tensors,
 arguments, giving which tensors. A Functional model walks the nodes from its outputs back to its
 inputs and runs them in topological order (Keras 3: keras/src/ops/node.py, models/functional.py).
 """
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
 import numpy as np
 
 from ._validation import is_real
@@ -18,18 +21,19 @@ class KerasTensor:
 
     __array_priority__ = 100
 
-    def __init__(self, shape, dtype="float32", name=None, history=None):
+    def __init__(self, shape: Sequence[int | None], dtype: Any = "float32", name: str | None = None,
+                 history: tuple[Any, int, int] | None = None) -> None:
         self.shape = tuple(None if s is None else int(s) for s in shape)
         self.dtype = "string" if dtype == "string" else np.dtype(dtype).name
         self.name = name
-        self._keras_history = history
+        self._keras_history: Any = history
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         return len(self.shape)
 
     @property
-    def node(self):
+    def node(self) -> "Node":
         layer, node_index, _ = self._keras_history
         return layer._inbound_nodes[node_index]
 
@@ -109,11 +113,11 @@ def _binary(op, a, b):
     return tensor_ops.ScalarOp("r" + op if op == "subtract" else op, _scalar(a), dtype=dtype)(b)
 
 
-def is_symbolic(x):
+def is_symbolic(x: Any) -> bool:
     return isinstance(x, KerasTensor)
 
 
-def flatten(structure):
+def flatten(structure: Any) -> list[Any]:
     """The leaves of a nested structure of lists, tuples and dicts (dicts in key order as given)."""
     if isinstance(structure, (list, tuple)):
         return [leaf for item in structure for leaf in flatten(item)]
@@ -122,7 +126,7 @@ def flatten(structure):
     return [structure]
 
 
-def map_structure(fn, structure):
+def map_structure(fn: Callable[[Any], Any], structure: Any) -> Any:
     if isinstance(structure, (list, tuple)):
         return type(structure)(map_structure(fn, item) for item in structure)
     if isinstance(structure, dict):
@@ -130,18 +134,18 @@ def map_structure(fn, structure):
     return fn(structure)
 
 
-def pack_like(structure, flat):
+def pack_like(structure: Any, flat: Iterable[Any]) -> Any:
     """`flat` (a sequence of leaves) in the shape of `structure`."""
     it = iter(flat)
     return map_structure(lambda _: next(it), structure)
 
 
-def flatten_shapes(shapes):
+def flatten_shapes(shapes: Any) -> list[tuple[int | None, ...]]:
     """A shape (tuple of sizes) or a list of shapes, as a list of shapes."""
     return [shapes] if isinstance(shapes, tuple) else [s for item in shapes for s in flatten_shapes(item)]
 
 
-def any_symbolic(structure):
+def any_symbolic(structure: Any) -> bool:
     return any(isinstance(leaf, KerasTensor) for leaf in flatten(structure))
 
 
@@ -153,7 +157,7 @@ class Node:
     here); output_structure: how they nest.
     """
 
-    def __init__(self, layer, arguments, kwargs, outputs):
+    def __init__(self, layer: Any, arguments: Any, kwargs: dict[str, Any], outputs: Any) -> None:
         self.layer = layer
         self.arguments = arguments
         self.kwargs = dict(kwargs)
@@ -168,9 +172,9 @@ class Node:
             t._keras_history = (layer, index, i)
 
     @property
-    def parent_nodes(self):
+    def parent_nodes(self) -> "list[Node]":
         return [t.node for t in self.input_tensors]
 
     @property
-    def is_input(self):
+    def is_input(self) -> bool:
         return not self.input_tensors

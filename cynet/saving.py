@@ -54,6 +54,7 @@ import struct
 import tempfile
 import zipfile
 import zlib
+from typing import Any
 
 import numpy as np
 from numpy.lib import format as npy_format
@@ -346,7 +347,7 @@ def _check_regular(path):
         raise FileFormatError(f"{path} is not a regular file")
 
 
-def save_model(model, filepath, overwrite=True):
+def save_model(model: Any, filepath: str | os.PathLike[str], overwrite: bool = True) -> None:
     """Save architecture, weights, compile settings and optimizer state: Keras 3's `.keras` archive
     (Keras loads it) or cynet's `.cynet` file, by the extension.
 
@@ -368,6 +369,7 @@ def save_model(model, filepath, overwrite=True):
         raise ValueError("the model must be built (called on data, or given an input shape) before it is saved")
     from . import optimizers
     weights = model.weights
+    config: dict[str, Any]
     config = {"format": FORMAT, "version": VERSION,
               "model": {"class_name": type(model).__name__, "config": model.get_config()},
               "compile": dict(getattr(model, "_compile_config", None) or {}) if model.compiled else None,
@@ -388,7 +390,7 @@ def save_model(model, filepath, overwrite=True):
     _atomic_zip(path, overwrite, members())
 
 
-def save_weights(model, filepath, overwrite=True):
+def save_weights(model: Any, filepath: str | os.PathLike[str], overwrite: bool = True) -> None:
     """Save the model's weights: Keras 3's `.weights.h5` layout, or cynet's `.weights.npz` (in
     `model.weights` order), by the extension.
 
@@ -834,7 +836,8 @@ def _model_from_config(path, model_class, model_config):
     return model
 
 
-def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+def load_model(filepath: str | os.PathLike[str], custom_objects: dict[str, Any] | None = None, compile: bool = True,
+               safe_mode: bool = True) -> Any:
     """Load a model saved with `model.save(...)` (cynet's `.cynet`, Keras 3's `.keras`, or a legacy
     TF-Keras 2 `.h5`, by the extension): same predictions, and (compiled) ready to continue training
     with its optimizer state (a legacy `.h5` file's optimizer starts afresh). `custom_objects` (name -> class) adds classes for this load, as does a
@@ -978,7 +981,7 @@ def _restore_optimizer(archive, config, model, optimizer_config, n_weights, n_op
         var.assign(value)
 
 
-def load_weights(model, filepath):
+def load_weights(model: Any, filepath: str | os.PathLike[str]) -> None:
     """Load weights saved by `save_weights` (or the weights inside a `.cynet` model file) into a built model.
 
     Every array must have the shape of the model's weight; float arrays of another precision are

@@ -37,6 +37,7 @@ import io
 import json
 import os
 import re
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def _h5py():
     return h5py
 
 
-def keras_snake_case(name):
+def keras_snake_case(name: str) -> str:
     """Keras's naming.to_snake_case: the container keys of its weight files."""
     name = re.sub(r"\W+", "", name)
     name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
@@ -428,7 +429,7 @@ def _open_h5(path, data=None):
         f.close()
 
 
-def save_weights_h5(model, filepath, overwrite=True):
+def save_weights_h5(model: Any, filepath: str | os.PathLike[str], overwrite: bool = True) -> None:
     """model.save_weights("x.weights.h5"): the weights in Keras 3's layout (Keras loads them)."""
     if not model.built:
         raise ValueError("build the model (call it on data or give it an input shape) before save_weights")
@@ -436,7 +437,7 @@ def save_weights_h5(model, filepath, overwrite=True):
     _saving._atomic_write(filepath, overwrite, lambda raw: raw.write(data))
 
 
-def load_weights_h5(model, filepath):
+def load_weights_h5(model: Any, filepath: str | os.PathLike[str]) -> None:
     """model.load_weights("x.weights.h5"): weights in Keras 3's layout (saved by Keras or cynet)."""
     path = os.fspath(filepath)
     _saving._check_regular(path)
@@ -561,7 +562,7 @@ def _shape_list(shape):
     return [None if s is None else int(s) for s in shape]
 
 
-def model_to_keras_config(model):
+def model_to_keras_config(model: Any) -> dict[str, Any]:
     """The model's config.json in Keras 3's form (Sequential or Functional)."""
     from .models.functional import Functional
     from .models.sequential import Sequential
@@ -785,7 +786,7 @@ def _model_config_from_keras(cls, body, build_config, path):
     return body
 
 
-def model_from_keras_config(config, path="config.json"):
+def model_from_keras_config(config: dict[str, Any], path: str = "config.json") -> Any:
     """A cynet model from a Keras 3 config.json (Sequential or Functional, nested models included)."""
     from .models.functional import Functional
     from .models.sequential import Sequential
@@ -810,7 +811,7 @@ def _subclassed_from_keras(config, path):
 
 
 # ===================================================================================== .keras
-def save_keras(model, filepath, overwrite=True):
+def save_keras(model: Any, filepath: str | os.PathLike[str], overwrite: bool = True) -> None:
     """model.save("x.keras"): Keras 3's archive (config, metadata, weights and optimizer state)."""
     if not model.built:
         raise ValueError("the model must be built (called on data, or given an input shape) before it is saved")
@@ -860,7 +861,7 @@ def _with_module(value, module):
     return value
 
 
-def load_keras(filepath, compile=True, safe_mode=True):
+def load_keras(filepath: str | os.PathLike[str], compile: bool = True, safe_mode: bool = True) -> Any:
     """A model from a Keras 3 `.keras` archive (saved by Keras or by cynet)."""
     from . import optimizers
     with _saving._Archive(filepath) as archive:

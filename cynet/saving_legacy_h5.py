@@ -21,6 +21,7 @@ dataset's dtype and shape are checked before its data is read.
 import json
 import os
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -99,7 +100,7 @@ def _read_values(path, group, model):
     return [(var, np.asarray(ds[()]).astype(var.dtype, copy=False)) for var, ds in plan]
 
 
-def load_weights_legacy(model, filepath):
+def load_weights_legacy(model: Any, filepath: str | os.PathLike[str]) -> None:
     """model.load_weights("w.h5"): a TF-Keras 2 weights file (or the weights of a full-model file)."""
     path = os.fspath(filepath)
     _saving._check_regular(path)
@@ -173,7 +174,7 @@ def _model_to_keras3(config):
     return config
 
 
-def load_model_legacy(filepath, compile=True, safe_mode=True):
+def load_model_legacy(filepath: str | os.PathLike[str], compile: bool = True, safe_mode: bool = True) -> Any:
     """A model from a TF-Keras 2 full-model `.h5` file (architecture, weights, compile settings)."""
     from . import optimizers
     path = os.fspath(filepath)

@@ -182,9 +182,17 @@ TYPED_MODULES = {
     "cynet.utils.serialization", "cynet.metrics", "cynet.models", "cynet.models.model", "cynet.models.sequential",
     "cynet.models.functional", "cynet.models.templates", "cynet.activations", "cynet.variables",
     "cynet.datasets.mnist", "cynet.datasets.fashion_mnist", "cynet.datasets.tabular", "cynet.datasets.text",
-    "cynet.distributed",
-} | {"cynet.kernels." + name for name in ("conv", "pool", "norm", "rnn", "activations", "optim", "attention",
-                                          "depthwise")}
+    "cynet.distributed", "cynet.config", "cynet.dtype_policies", "cynet.ops.core", "cynet.ops.gradient_tape",
+    "cynet.saving", "cynet.utils.py_dataset", "cynet.utils.progbar", "cynet.utils.plotting",
+    "cynet.utils.timeseries_dataset_utils", "cynet.optimizers", "cynet.optimizers.base_optimizer",
+    "cynet.optimizers.schedules", "cynet.layers.base", "cynet.trainers.trainer",
+    "cynet.graph", "cynet.mixed_precision", "cynet.backend", "cynet.saving_keras", "cynet.saving_legacy_h5",
+    "cynet.datasets.idx", "cynet.layers.core", "cynet.layers.rnn", "cynet.layers.wrappers", "cynet.layers.attention",
+    "cynet.layers.masking",
+} | {"cynet.optimizers." + name for name in ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "nadam",
+                                            "adamax", "ftrl", "lion", "adafactor")} \
+    | {"cynet.kernels." + name for name in ("conv", "pool", "norm", "rnn", "activations", "optim", "attention",
+                                          "depthwise", "layernorm", "bf16", "_backend")}
 # Modules whose public classes' constructors (the Keras-facing signatures) carry type hints.
 TYPED_CONSTRUCTOR_MODULES = {
     "cynet.layers." + name for name in (

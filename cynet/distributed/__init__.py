@@ -75,7 +75,7 @@ def init(comm: Any = None, threads: int | str | None = "auto") -> Any:
         if not os.environ.get("OMP_NUM_THREADS"):
             set_num_threads(max(1, (os.cpu_count() or 1) // local_size()))
     elif threads is not None:
-        set_num_threads(threads)
+        set_num_threads(threads)  # type: ignore[arg-type]  # an int here (mypy does not narrow `== "auto"`)
     return rank()
 
 

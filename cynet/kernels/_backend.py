@@ -13,6 +13,8 @@ import contextvars
 import importlib
 import os
 import warnings
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -65,12 +67,12 @@ _backend = _check_name(os.environ.get("CYNET_BACKEND", "cython" if COMPILED else
 _override = contextvars.ContextVar("cynet_kernel_backend", default=None)
 
 
-def get_backend():
+def get_backend() -> str:
     """The name of the kernel backend the calling thread's kernel calls use: "cython" or "numpy"."""
     return _override.get() or _backend
 
 
-def set_backend(name):
+def set_backend(name: str) -> None:
     """Select the process-wide kernel backend for every later kernel call: "cython" or "numpy".
 
     A `use_backend` block active in the calling thread keeps its own choice until it exits.
@@ -83,7 +85,7 @@ def set_backend(name):
 
 
 @contextlib.contextmanager
-def use_backend(name):
+def use_backend(name: str) -> Iterator[None]:
     """Context manager that runs its block on the named backend, in the calling thread only
     (its contextvars context); other threads keep the process-wide backend.
 
@@ -97,7 +99,7 @@ def use_backend(name):
         _override.reset(token)
 
 
-def impl(family):
+def impl(family: str) -> Any:
     """The module that implements kernel `family` on the current backend."""
     try:
         return _tables[_override.get() or _backend][family]
@@ -117,7 +119,7 @@ def _blas_pools():
     return [p for p in threadpoolctl.threadpool_info() if p.get("user_api") == "blas"]
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Use `n` threads in the kernels' OpenMP regions and in NumPy's BLAS.
 
     The OpenMP setting applies to kernel calls made from the calling thread. A count set here is
@@ -159,7 +161,7 @@ def _blas_controllers():
     return _blas
 
 
-def adapt_threads():
+def adapt_threads() -> None:
     """Between batches of fit: while the thread count is cynet's default, run the kernels' teams
     and the BLAS on the cores other processes leave free (cynet.kernels._load: fewer threads at
     once, more after the cores have stayed free a while). Cheap: a clock read, and a sample of
@@ -182,7 +184,7 @@ def adapt_threads():
             controller.set_num_threads(n)
 
 
-def set_adaptive_threads(enabled):
+def set_adaptive_threads(enabled: bool) -> None:
     """Turn the busy-machine policy on (the default while the thread count is not set) or off.
 
     Args:
@@ -199,12 +201,12 @@ def set_adaptive_threads(enabled):
         _monitor.reset_decision()
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Threads the kernels' OpenMP regions use (1 when built without OpenMP)."""
     return _compiled["_openmp"].get_num_threads() if "_openmp" in _compiled else 1
 
 
-def array_cache():
+def array_cache() -> contextlib.AbstractContextManager[Any]:
     """A context manager under which this thread's NumPy arrays take their data from cynet's
     caching allocator (cynet._kernels._memory: freed blocks are kept for the next request of
     the same size, so a training loop stops page-faulting its temporaries in at every batch).
@@ -216,7 +218,7 @@ def array_cache():
     return mem.caching()
 
 
-def info():
+def info() -> dict[str, Any]:
     """A dict describing the kernel build: backend, compiled, openmp, threads, blas, ...
 
     "path" is the directory the package was imported from; when the compiled kernels are missing,

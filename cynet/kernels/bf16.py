@@ -22,6 +22,7 @@ import os
 import numpy as np
 
 from .. import _validation
+from .._typing import ArrayLike
 from ._backend import _compiled, impl
 
 __all__ = ["round_bf16", "matmul_bf16"]
@@ -37,20 +38,20 @@ def _module():
     return _compiled.get("bf16")
 
 
-def native_available():
+def native_available() -> bool:
     """True where the compiled kernels have the AVX512_BF16 product and this CPU runs it."""
     mod = _module()
     return bool(mod is not None and mod.native_available())
 
 
-def amx_available():
+def amx_available() -> bool:
     """True where the compiled kernels have the AMX-BF16 product, this CPU has it and the OS
     grants this process the tile state."""
     mod = _module()
     return bool(mod is not None and mod.amx_available())
 
 
-def set_bf16_path(path):
+def set_bf16_path(path: str) -> str:
     """Choose the bfloat16 product: "auto" or "native" (the fastest this CPU has), "amx",
     "avx512_bf16" (ValueError where the CPU lacks it) or "emulated". Returns the previous choice."""
     global _requested
@@ -74,12 +75,12 @@ def _path():
     return "emulated"
 
 
-def bf16_path():
+def bf16_path() -> str:
     """The bfloat16 product that runs: "native amx_bf16", "native avx512_bf16" or "emulated"."""
     return {"amx": "native amx_bf16", "avx512_bf16": "native avx512_bf16", "emulated": "emulated"}[_path()]
 
 
-def round_bf16(x):
+def round_bf16(x: ArrayLike) -> np.ndarray:
     """x rounded to the nearest bfloat16 (ties to even; NaN stays NaN, Inf stays Inf).
 
     Args:
@@ -101,7 +102,7 @@ def _operand(name, a):
     return _validation.as_float(name, a, np.float32)
 
 
-def matmul_bf16(a, b):
+def matmul_bf16(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """a @ b (np.matmul's shapes: 2-D, or stacks broadcast over the leading axes; 1-D operands
     are refused) with both operands rounded to bfloat16 and float32 accumulation; float32 out.
 

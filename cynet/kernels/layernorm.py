@@ -14,6 +14,7 @@ offset keep their accuracy.
 """
 import numpy as np
 
+from .._typing import ArrayLike
 from .._validation import as_float, as_floats, check_nonempty, float_dtype, flag, positive_int, real
 from ._backend import impl
 
@@ -65,7 +66,8 @@ def _rows(name, x):
     return x.reshape(-1, x.shape[-1])
 
 
-def layer_norm_forward(x, gamma=None, beta=None, epsilon=1e-3, rms_scaling=False):
+def layer_norm_forward(x: ArrayLike, gamma: ArrayLike | None = None, beta: ArrayLike | None = None,
+                       epsilon: float = 1e-3, rms_scaling: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Layer normalization over the last axis (Keras 3's ops.layer_normalization).
 
     Args:
@@ -94,7 +96,8 @@ def layer_norm_forward(x, gamma=None, beta=None, epsilon=1e-3, rms_scaling=False
     return y.reshape(x.shape), mean.reshape(x.shape[:-1]), inv_std.reshape(x.shape[:-1])
 
 
-def layer_norm_backward(dy, x, gamma, mean, inv_std, rms_scaling=False):
+def layer_norm_backward(dy: ArrayLike, x: ArrayLike, gamma: ArrayLike | None, mean: ArrayLike, inv_std: ArrayLike,
+                        rms_scaling: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradient of layer_norm_forward (one fused pass over the rows).
 
     Args:
@@ -142,7 +145,8 @@ def _samples(name, x, groups):
     return x.reshape(x.shape[0], -1, C), groups
 
 
-def group_norm_forward(x, groups, gamma=None, beta=None, epsilon=1e-3):
+def group_norm_forward(x: ArrayLike, groups: int, gamma: ArrayLike | None = None, beta: ArrayLike | None = None,
+                       epsilon: float = 1e-3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Group normalization (Keras 3's GroupNormalization), channels last.
 
     Args:
@@ -168,7 +172,8 @@ def group_norm_forward(x, groups, gamma=None, beta=None, epsilon=1e-3):
     return y.reshape(x.shape), mean, inv_std
 
 
-def group_norm_backward(dy, x, groups, gamma, mean, inv_std):
+def group_norm_backward(dy: ArrayLike, x: ArrayLike, groups: int, gamma: ArrayLike | None, mean: ArrayLike,
+                        inv_std: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradient of group_norm_forward.
 
     Args:

@@ -26,6 +26,8 @@ query tensor itself (from Embedding(mask_zero=True) or Masking), so an explicit 
 ignored there; cynet arrays carry no mask, and `query_mask=` is honoured.
 """
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -249,10 +251,13 @@ class MultiHeadAttention(Layer):
     # or mha([query, value, key]); a model replays a call with its packed inputs, a dict.
     _multi_input = True
 
-    def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True, output_shape=None,
-                 attention_axes=None, sliding_window=None, flash_attention=None, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, use_gate=False, seed=None, **kwargs):
+    def __init__(self, num_heads: int, key_dim: int, value_dim: int | None = None, dropout: float = 0.0,
+                 use_bias: bool = True, output_shape: int | Sequence[int] | None = None,
+                 attention_axes: int | Sequence[int] | None = None, sliding_window: int | None = None,
+                 flash_attention: bool | None = None, kernel_initializer: Any = "glorot_uniform",
+                 bias_initializer: Any = "zeros", kernel_regularizer: Any = None, bias_regularizer: Any = None,
+                 activity_regularizer: Any = None, kernel_constraint: Any = None, bias_constraint: Any = None,
+                 use_gate: bool = False, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.num_heads = _positive_int("num_heads", num_heads)
         self.key_dim = _positive_int("key_dim", key_dim)
@@ -317,8 +322,10 @@ class MultiHeadAttention(Layer):
                              "flash_attention=False to get them")
         return super().__call__(inputs, training=bool(training), **options)
 
-    def call(self, query, value=None, key=None, query_mask=None, value_mask=None, key_mask=None,
-             attention_mask=None, return_attention_scores=False, training=False, use_causal_mask=False):
+    def call(  # type: ignore[override]  # Keras's MultiHeadAttention.call arguments
+            self, query: Any, value: Any = None, key: Any = None, query_mask: Any = None, value_mask: Any = None,
+            key_mask: Any = None, attention_mask: Any = None, return_attention_scores: bool = False,
+            training: bool = False, use_causal_mask: bool = False) -> Any:
         if isinstance(query, dict):
             query, value, key, query_mask, value_mask, key_mask, attention_mask = (query.get(n) for n in _INPUT_ARGS)
         key_in = value if key is None else key
@@ -412,7 +419,7 @@ class MultiHeadAttention(Layer):
             self.input_shape = tuple(self._unpack(input_shape, None, None)[0])
             self.output_shape = self.compute_output_shape(input_shape)
 
-    def build(self, query_shape, value_shape=None, key_shape=None):
+    def build(self, query_shape: Any, value_shape: Any = None, key_shape: Any = None) -> None:
         query_shape, value_shape, key_shape = self._unpack(query_shape, value_shape, key_shape)
         if value_shape is None:
             raise ValueError(f"{self._who()}: build needs the query and value shapes")
@@ -442,34 +449,34 @@ class MultiHeadAttention(Layer):
             layer.add_weight = planner
         return layer
 
-    def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
+    def compute_output_shape(self, query_shape: Any, value_shape: Any = None, key_shape: Any = None) -> Any:
         query_shape, value_shape, key_shape = self._unpack(query_shape, value_shape, key_shape)
         if value_shape is not None:
             self._check_shapes(query_shape, value_shape, key_shape)
         return tuple(query_shape[:-1]) + (self._output_shape or (query_shape[-1],))
 
     @property
-    def query_dense(self):
+    def query_dense(self) -> Any:
         """The query projection layer (an EinsumDense-like layer, as in Keras)."""
         return self._query_dense
 
     @property
-    def key_dense(self):
+    def key_dense(self) -> Any:
         """The key projection layer."""
         return self._key_dense
 
     @property
-    def value_dense(self):
+    def value_dense(self) -> Any:
         """The value projection layer."""
         return self._value_dense
 
     @property
-    def output_dense(self):
+    def output_dense(self) -> Any:
         """The output projection layer."""
         return self._output_dense
 
     # ----------------------------------------------------------------- config
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         def ser(module, value):
             return None if value is None else module.serialize(module.get(value))
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
@@ -511,7 +518,8 @@ class Attention(Layer):
     _multi_input = True
     _additive = False
 
-    def __init__(self, use_scale=False, score_mode="dot", dropout=0.0, seed=None, **kwargs):
+    def __init__(self, use_scale: bool = False, score_mode: str = "dot", dropout: float = 0.0, seed: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.use_scale = _validation.flag("use_scale", use_scale)
         if score_mode not in ("dot", "concat"):
@@ -548,7 +556,7 @@ class Attention(Layer):
         super()._check_inputs(xs)
         self._check_shapes([x.shape for x in xs])
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         q, _, _ = self._check_shapes(input_shape)
         if self._additive:
             if q[-1] is None:
@@ -560,7 +568,7 @@ class Attention(Layer):
                 if self.score_mode == "concat" else None
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         q, v, _ = self._check_shapes(input_shape)
         if self._additive and self.built and self.scale is not None and q[-1] != self.scale.shape[0]:
             raise ValueError(f"{self._who()}: the query's last axis must be {self.scale.shape[0]} (the scale's "
@@ -683,7 +691,7 @@ class Attention(Layer):
             return [dq, dv + dk]
         return [dq, dv, dk]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "use_scale": self.use_scale, "score_mode": self.score_mode,
                 "dropout": self.dropout, "seed": self.seed}
 
@@ -701,10 +709,10 @@ class AdditiveAttention(Attention):
 
     _additive = True
 
-    def __init__(self, use_scale=True, dropout=0.0, seed=None, **kwargs):
+    def __init__(self, use_scale: bool = True, dropout: float = 0.0, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(use_scale=use_scale, dropout=dropout, seed=seed, **kwargs)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         del config["score_mode"]
         return config

@@ -19,29 +19,33 @@ import collections
 import inspect
 import re
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import _validation, activations, graph as _graph, initializers, regularizers, tape as _tape
 from ..ops import core as _opcore
 from ..variables import Variable
+from .._typing import ArrayLike, DTypeLike
+from ..dtype_policies import DTypePolicy
 
 _name_counts: collections.Counter[str] = collections.Counter()
 
 
-def reset_name_counts():
+def reset_name_counts() -> None:
     """Restart the auto names (dense, dense_1, ...) from scratch, as Keras's clear_session does."""
     _name_counts.clear()
 
 
-def unique_name(base):
+def unique_name(base: str) -> str:
     """Keras-style auto names: dense, dense_1, dense_2, ..."""
     n = _name_counts[base]
     _name_counts[base] += 1
     return base if n == 0 else f"{base}_{n}"
 
 
-def snake_case(name):
+def snake_case(name: str) -> str:
     """Keras's auto-name rule: "Conv2D" -> "conv2d", "MaxPooling2D" -> "max_pooling2d", "SimpleRNN" -> "simple_rnn"."""
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
@@ -60,7 +64,7 @@ def _resolved(name, value, get, what):
         raise ValueError(f"{name} must be {what}; received {name}={value!r}: {exc}") from None
 
 
-def check_initializer(name, value, default):
+def check_initializer(name: str, value: Any, default: Any) -> Any:
     """An initializer argument, resolved once to catch bad ones now; None means `default`."""
     if value is None:
         return default
@@ -68,20 +72,20 @@ def check_initializer(name, value, default):
     return value
 
 
-def check_regularizer(name, value):
+def check_regularizer(name: str, value: Any) -> Any:
     """A regularizer argument (None for none), resolved once to catch bad ones now."""
     _resolved(name, value, regularizers.get,
               "a regularizer (a name, a config dict, a Regularizer, a callable or None)")
     return value
 
 
-def check_activation(name, value):
+def check_activation(name: str, value: Any) -> Any:
     """An activation object from a Keras name, an activation object or None (linear)."""
     return _resolved(name, value, activations.get, "an activation name, an activation object or None")
 
 
-def set_kernel_options(layer, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-                       bias_regularizer):
+def set_kernel_options(layer: Any, activation: Any, use_bias: bool, kernel_initializer: Any, bias_initializer: Any,
+                       kernel_regularizer: Any, bias_regularizer: Any) -> None:
     """Check and set the arguments every kernel-and-bias layer (Dense, Conv2D) takes, with Keras's
     defaults for the initializers."""
     layer.activation = check_activation("activation", activation)
@@ -115,7 +119,8 @@ class Layer:
     _input_min_ndim = 1
     _nonempty_input = False
 
-    def __init__(self, trainable=True, name=None, dtype=None, input_shape=None, input_dim=None, **kwargs):
+    def __init__(self, trainable: bool = True, name: str | None = None, dtype: Any = None,
+                 input_shape: Sequence[int | None] | None = None, input_dim: int | None = None, **kwargs: Any) -> None:
         kwargs.pop("autocast", None)
         batch_input_shape = kwargs.pop("batch_input_shape", None)
         if kwargs:
@@ -129,7 +134,7 @@ class Layer:
         if input_dim is not None:
             input_dim = _validation.shape_tuple("input_dim", (input_dim,))
             if input_shape is None:
-                input_shape = input_dim
+                input_shape = input_dim  # type: ignore[assignment]  # the (input_dim,) shape tuple here
         if batch_input_shape is not None:
             batch_input_shape = _validation.shape_tuple("batch_input_shape", batch_input_shape)
             if not batch_input_shape:
@@ -137,20 +142,21 @@ class Layer:
                                  f"batch_input_shape={batch_input_shape!r}")
             if input_shape is None:
                 input_shape = batch_input_shape[1:]
+        self._input_shape_arg: Any
         self._input_shape_arg = None if input_shape is None else _validation.shape_tuple("input_shape", input_shape)
-        self._input_axes = {}    # axis -> size its weights fix, set by build
+        self._input_axes: dict[int, int] = {}    # axis -> size its weights fix, set by build
         self._built_ndim = None  # the ndim its weights fix, set by build where binding
-        self._trainable_vars = []
-        self._non_trainable_vars = []
-        self._regularized = []
-        self._inbound_nodes = []   # the calls on symbolic tensors (graph structure, not call state)
+        self._trainable_vars: list[Variable] = []
+        self._non_trainable_vars: list[Variable] = []
+        self._regularized: list[Any] = []
+        self._inbound_nodes: list[Any] = []   # the calls on symbolic tensors (graph structure, not call state)
         self.built = False
-        self.input_shape = None
-        self.output_shape = None
+        self.input_shape: Any = None
+        self.output_shape: Any = None
 
     # ----------------------------------------------------------------- dtype policy
     @property
-    def dtype_policy(self):
+    def dtype_policy(self) -> DTypePolicy:
         """The layer's DTypePolicy (Keras 3's layer.dtype_policy)."""
         return self._dtype_policy
 
@@ -163,13 +169,13 @@ class Layer:
         self._dtype_policy = policy
 
     @property
-    def compute_dtype(self):
+    def compute_dtype(self) -> str:
         """The policy's compute dtype ("bfloat16" under mixed_bfloat16, whose products take
         bfloat16-rounded inputs; cynet's arrays stay `variable_dtype`)."""
         return self._dtype_policy.compute_dtype
 
     @property
-    def variable_dtype(self):
+    def variable_dtype(self) -> str:
         """The dtype name of the layer's variables."""
         return self._dtype_policy.variable_dtype
 
@@ -179,8 +185,8 @@ class Layer:
         return self._dtype_policy._bf16_products
 
     # ----------------------------------------------------------------- weights
-    def add_weight(self, shape, initializer="glorot_uniform", dtype=None, trainable=True, regularizer=None,
-                   name=None):
+    def add_weight(self, shape: Sequence[int], initializer: Any = "glorot_uniform", dtype: DTypeLike | None = None,
+                   trainable: bool = True, regularizer: Any = None, name: str | None = None) -> Variable:
         """Create, track and return a Variable of `shape`.
 
         Args:
@@ -204,7 +210,7 @@ class Layer:
         if reg is not None:
             self._regularized.append((var, reg))
             if self._user_call:   # read by ops, not by a recorded layer: its reads add the penalty's gradient
-                var.regularizer = reg
+                var.regularizer = reg  # type: ignore[attr-defined]  # read by the ops' variable reads
         return var
 
     def __setattr__(self, name, value):
@@ -250,7 +256,7 @@ class Layer:
         return out
 
     @property
-    def trainable_weights(self):
+    def trainable_weights(self) -> list[Variable]:
         """The layer's trainable weights (Variables), empty when the layer is frozen (`trainable=False`)."""
         if not self.trainable:
             return []
@@ -258,7 +264,7 @@ class Layer:
             else list(self._trainable_vars)
 
     @property
-    def non_trainable_weights(self):
+    def non_trainable_weights(self) -> list[Variable]:
         """The layer's non-trainable weights (all of them when the layer is frozen)."""
         if not self.trainable:
             return self.weights
@@ -266,7 +272,7 @@ class Layer:
             else list(self._non_trainable_vars)
 
     @property
-    def weights(self):
+    def weights(self) -> list[Variable]:
         """All the layer's weights: the trainable ones, then the non-trainable ones (Keras's order)."""
         own = self._trainable_vars + self._non_trainable_vars
         return self._collect(own, "weights") if "_tracked" in self.__dict__ else own
@@ -275,11 +281,11 @@ class Layer:
     non_trainable_variables = non_trainable_weights
     variables = weights
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         """The layer's weights as a list of NumPy arrays, in `weights` order."""
         return [v.numpy() for v in self.weights]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[ArrayLike]) -> None:
         """Set the layer's weights from a list of NumPy arrays, in `weights` order (shapes must match).
 
         Args:
@@ -297,13 +303,13 @@ class Layer:
         for var, value in zip(own, weights):
             var.assign(value)
 
-    def count_params(self):
+    def count_params(self) -> int:
         """The total number of scalars in the layer's weights (the layer must be built)."""
         return int(sum(v.size for v in self.weights))
 
     # ----------------------------------------------------------- regularization
     @property
-    def losses(self):
+    def losses(self) -> list[Any]:
         """Regularization penalties of this layer's weights, the losses its latest call added
         (add_loss), and its tracked layers'. Floats; inside a GradientTape block, recorded values
         (their gradients reach the weights), with the losses added by the calls recorded in the block."""
@@ -318,7 +324,7 @@ class Layer:
                 own += [float(np.sum(value)) for layer, value in last[0].added_losses if layer is self]
         return own + [p for layer in self._sublayers() for p in layer.losses] if "_tracked" in self.__dict__ else own
 
-    def add_loss(self, loss):
+    def add_loss(self, loss: Any) -> None:
         """Add `loss` (a scalar or array computed in `call` with cynet.ops) to the loss that training
         minimizes (summed), as Keras's add_loss: the KL term of a VAE, an activity penalty. It belongs
         to the call that adds it (kept on the call's tape, never on the layer); outside a recording
@@ -338,7 +344,7 @@ class Layer:
                 var.grad = var.grad + reg.gradient(var.value).astype(var.dtype, copy=False)
 
     # ------------------------------------------------------------------ calling
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         """Create the weights for inputs of `input_shape` (batch axis first, may be None).
 
         Args:
@@ -474,7 +480,7 @@ class Layer:
         return taken, y
 
     # ------------------------------------------------------------------ masking
-    def compute_mask(self, inputs, previous_mask=None):
+    def compute_mask(self, inputs: Any, previous_mask: Any = None) -> Any:
         """The mask of this layer's output(s) for `inputs`, given the mask of its inputs (Keras 3:
         the previous mask, passed through; only used where `supports_masking` is True).
 
@@ -616,12 +622,12 @@ class Layer:
         return self.dtype.name
 
     @property
-    def input(self):
+    def input(self) -> Any:
         """The input tensor(s) of the layer's first call on symbolic tensors (Keras's layer.input)."""
         return self._first_node("input").arguments
 
     @property
-    def output(self):
+    def output(self) -> Any:
         """The output tensor(s) of the layer's first call on symbolic tensors (Keras's layer.output)."""
         return self._first_node("output").output_structure
 
@@ -631,7 +637,7 @@ class Layer:
                                  f"no {what}")
         return self._inbound_nodes[0]
 
-    def forward(self, inputs, training=False, **kwargs):
+    def forward(self, inputs: Any, training: bool = False, **kwargs: Any) -> Any:
         """Same as calling the layer (the manual loop's name for it): `backward` then runs on this call.
 
         Args:
@@ -696,7 +702,7 @@ class Layer:
                              f"received shape {g.shape}")
         return np.asarray(g, dtype=output.dtype if output.dtype.kind == "f" else self.dtype)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         """The layer's output for `inputs` (Keras's `call`; override it to write a layer).
 
         Args:
@@ -716,7 +722,7 @@ class Layer:
         when `need_input_grad` is False); adds each trainable variable's gradient with `_add_grad`."""
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
-    def backward(self, grad, input_gradient=True):
+    def backward(self, grad: Any, input_gradient: bool = True) -> Any:
         """The gradient with respect to the input of this thread's last call of the layer, given
         the gradient of its output (a list, one per output, for a layer with several outputs).
 
@@ -740,7 +746,7 @@ class Layer:
             return None
         return grads[0] if len(inputs) == 1 and not self._multi_input else grads
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         """The output shape for `input_shape`: the input's for a built-in layer that keeps it; a
         user-written layer (its own `call`) without this method runs once on zeros to find it.
 
@@ -752,7 +758,7 @@ class Layer:
         return tuple(input_shape)
 
     # ------------------------------------------------------------------- config
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """The constructor arguments of this layer (Keras's names and values), JSON-serializable, so that
         `from_config` rebuilds it.
         """
@@ -762,7 +768,7 @@ class Layer:
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "Layer":
         """An instance built from `get_config()`'s dictionary.
 
         Args:
@@ -783,7 +789,7 @@ class _Spec:
         self.size = int(np.prod([1 if s is None else s for s in self.shape]))
 
 
-def as_mask(who, mask, what="mask"):
+def as_mask(who: str, mask: Any, what: str = "mask") -> np.ndarray:
     """`mask` as a boolean array (integers read as booleans), or TypeError naming `what`."""
     m = mask if isinstance(mask, np.ndarray) else _validation.as_array(f"{who}: {what}", mask)
     if m.dtype.kind == "b":
@@ -793,14 +799,14 @@ def as_mask(who, mask, what="mask"):
     raise TypeError(f"{who}: {what} must be a boolean array (True: the step is kept); received dtype {m.dtype}")
 
 
-def structure_mask(mask):
+def structure_mask(mask: Any) -> Any:
     """None for a structure of masks that are all None (nothing to propagate), else the mask."""
     if isinstance(mask, (list, tuple)):
         return mask if any(structure_mask(m) is not None for m in mask) else None
     return mask
 
 
-def add_grad(variable, grad):
+def add_grad(variable: Any, grad: np.ndarray) -> None:
     """Add `grad` to `variable.grad` (a layer used twice gets the sum of both calls' gradients)."""
     variable.grad = grad if variable.grad is None else variable.grad + grad
 

@@ -1,4 +1,7 @@
 """Core layers: Input, Dense, Activation and the activation layers, Dropout, Flatten, Reshape."""
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from .. import _validation, activations
@@ -20,7 +23,8 @@ class InputLayer(Layer):
         batch_shape: Full input shape including the batch axis (instead of `shape` and `batch_size`).
     """
 
-    def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, **kwargs):
+    def __init__(self, shape: Sequence[int | None] | None = None, batch_size: int | None = None, dtype: Any = None,
+                 name: str | None = None, batch_shape: Sequence[int | None] | None = None, **kwargs: Any) -> None:
         if "input_shape" in kwargs:
             if shape is not None:
                 raise ValueError(f"InputLayer takes shape or input_shape, not both; received shape={shape!r} and "
@@ -67,7 +71,7 @@ class InputLayer(Layer):
     def _backward(self, ctx, grad, need_input_grad):
         return grad
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "dtype": self._output_dtype(), "shape": list(self._input_shape_arg),
                 "batch_size": self.batch_size}
 
@@ -87,7 +91,9 @@ def _input_dtype(dtype):
     return dtype
 
 
-def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None, tensor=None):
+def Input(shape: Sequence[int | None] | None = None, batch_size: int | None = None, dtype: Any = None,
+          sparse: bool | None = None, batch_shape: Sequence[int | None] | None = None, name: str | None = None,
+          tensor: Any = None) -> Any:
     """Keras `Input`: a symbolic tensor to build a Functional model from (`Input(shape=(28, 28, 1))`),
     also accepted as the first element of a Sequential model. `dtype="int32"` for index inputs.
 
@@ -146,17 +152,25 @@ class Dense(ActivationMixin, Layer):
     """
 
     supports_masking = True   # the mask passes through (Keras 3)
+    # Set by set_kernel_options (declared for the type checker).
+    activation: Any
+    use_bias: bool
+    kernel_initializer: Any
+    bias_initializer: Any
+    kernel_regularizer: Any
+    bias_regularizer: Any
 
     _input_min_ndim = 2
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+    def __init__(self, units: int, activation: Any = None, use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units = _validation.positive_int("units", units)
         set_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
                            bias_regularizer)
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         if len(input_shape) < 2 or not input_shape[-1]:
             raise ValueError(f"Dense '{self.name}' needs inputs with a known, non-empty last axis; "
                              f"received shape {input_shape}")
@@ -166,7 +180,7 @@ class Dense(ActivationMixin, Layer):
                                      name="bias") if self.use_bias else None)
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         if self.built and input_shape[-1] != self.kernel.shape[0]:
             raise ValueError(f"Dense '{self.name}' expects inputs with last axis {self.kernel.shape[0]}; "
                              f"received shape {tuple(input_shape)}")
@@ -191,7 +205,7 @@ class Dense(ActivationMixin, Layer):
             add_grad(self.bias, g2.sum(axis=0))
         return _precision.matmul(self, grad_logits, self.kernel.value.T) if need_input_grad else None
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         from .. import initializers, regularizers
         return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
                 "use_bias": self.use_bias,
@@ -212,7 +226,7 @@ class Activation(ActivationMixin, Layer):
 
     supports_masking = True   # the mask passes through (Keras 3)
 
-    def __init__(self, activation, **kwargs):
+    def __init__(self, activation: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.activation = check_activation("activation", activation)
 
@@ -222,7 +236,7 @@ class Activation(ActivationMixin, Layer):
     def _backward_from_logits(self, ctx, grad_logits, need_input_grad):
         return grad_logits
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
 
 
@@ -238,19 +252,20 @@ class ReLU(ActivationMixin, Layer):
 
     supports_masking = True   # the mask passes through (Keras 3)
 
-    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+    def __init__(self, max_value: float | None = None, negative_slope: float = 0.0, threshold: float = 0.0,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if max_value is not None:
             max_value = _validation.real("max_value", max_value, low=0.0)
         negative_slope = _validation.real("negative_slope", negative_slope, low=0.0)
         threshold = _validation.real("threshold", threshold, low=0.0)
         self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
-        self.activation = activations._ReLU(negative_slope, max_value, threshold)
+        self.activation: Any = activations._ReLU(negative_slope, max_value, threshold)
 
     _forward = Activation._forward
     _backward_from_logits = Activation._backward_from_logits
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**Layer.get_config(self), "max_value": self.max_value, "negative_slope": self.negative_slope,
                 "threshold": self.threshold}
 
@@ -262,13 +277,13 @@ class LeakyReLU(ReLU):
         negative_slope: Slope of the negative part.
     """
 
-    def __init__(self, negative_slope=0.3, **kwargs):
+    def __init__(self, negative_slope: float = 0.3, **kwargs: Any) -> None:
         kwargs.pop("alpha", None)
         Layer.__init__(self, **kwargs)
         self.negative_slope = _validation.real("negative_slope", negative_slope, low=0.0)
         self.activation = activations._LeakyReLU(self.negative_slope)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**Layer.get_config(self), "negative_slope": self.negative_slope}
 
 
@@ -278,12 +293,12 @@ class ELU(ReLU):
     Args:
         alpha: Scale of the negative part.
     """
-    def __init__(self, alpha=1.0, **kwargs):
+    def __init__(self, alpha: float = 1.0, **kwargs: Any) -> None:
         Layer.__init__(self, **kwargs)
         self.alpha = _validation.real("alpha", alpha)
         self.activation = activations._ELU(self.alpha)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**Layer.get_config(self), "alpha": self.alpha}
 
 
@@ -293,7 +308,7 @@ class Softmax(ReLU):
     Args:
         axis: Axis along which the softmax is taken.
     """
-    def __init__(self, axis=-1, **kwargs):
+    def __init__(self, axis: int = -1, **kwargs: Any) -> None:
         Layer.__init__(self, **kwargs)
         if not _validation.is_int(axis):
             raise ValueError(f"axis must be an integer; received axis={axis!r}")
@@ -331,7 +346,7 @@ class Softmax(ReLU):
                              f"counted from the last, 1 or the inputs' size); received shape {m.shape}")
         return m
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**Layer.get_config(self), "axis": self.axis}
 
 
@@ -348,7 +363,8 @@ class Dropout(Layer):
 
     supports_masking = True   # the mask passes through (Keras 3)
 
-    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+    def __init__(self, rate: float, noise_shape: Sequence[int | None] | None = None, seed: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rate = _validation.real("rate", rate, low=0.0, high=1.0, high_open=True)
         self.noise_shape = None if noise_shape is None else _validation.shape_tuple("noise_shape", noise_shape)
@@ -374,7 +390,7 @@ class Dropout(Layer):
     def _backward(self, ctx, grad, need_input_grad):
         return grad if ctx.mask is None else grad * ctx.mask
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
 
 
@@ -395,11 +411,11 @@ class Flatten(Layer):
         data_format: `"channels_last"` (inputs `(batch, ..., channels)`, the default) or `"channels_first"`
             (`(batch, channels, ...)`); `None` uses `cynet.config.image_data_format()`.
     """
-    def __init__(self, data_format=None, **kwargs):
+    def __init__(self, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_format = None if data_format is None else _validation.data_format(data_format)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         rest = input_shape[1:]
         return (input_shape[0], None if any(s is None for s in rest) else int(np.prod(rest)))
 
@@ -415,7 +431,7 @@ class Flatten(Layer):
             return np.moveaxis(grad.reshape((s[0],) + s[2:] + (s[1],)), -1, 1)
         return grad.reshape(s)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "data_format": self.data_format}
 
 
@@ -425,7 +441,7 @@ class Reshape(Layer):
     Args:
         target_shape: Target shape of each sample (without the batch axis); one entry may be -1.
     """
-    def __init__(self, target_shape, **kwargs):
+    def __init__(self, target_shape: Sequence[int], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         try:
             target = None if isinstance(target_shape, (str, bytes)) else tuple(target_shape)
@@ -439,7 +455,7 @@ class Reshape(Layer):
             raise ValueError(f"target_shape may contain at most one -1; received target_shape={target_shape!r}")
         self.target_shape = tuple(int(s) for s in target)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         if -1 in self.target_shape and all(s is not None for s in input_shape[1:]):
             known = int(np.prod([s for s in self.target_shape if s != -1]))
             total = int(np.prod(input_shape[1:]))
@@ -461,7 +477,7 @@ class Reshape(Layer):
     def _backward(self, ctx, grad, need_input_grad):
         return grad.reshape(ctx.shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "target_shape": list(self.target_shape)}
 
 

@@ -1,4 +1,6 @@
 """Masking (Keras 3: keras/src/layers/core/masking.py)."""
+from typing import Any
+
 import numpy as np
 
 from .. import _validation
@@ -17,7 +19,7 @@ class Masking(Layer):
     supports_masking = True
     _input_min_ndim = 2
 
-    def __init__(self, mask_value=0.0, **kwargs):
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not _validation.is_real(mask_value):
             raise ValueError(f"mask_value must be a real number; received mask_value={mask_value!r}")
@@ -27,7 +29,7 @@ class Masking(Layer):
         """Which steps of x are kept: (..., 1), True where some feature differs from mask_value."""
         return np.any(x != x.dtype.type(self.mask_value), axis=-1, keepdims=True)
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         return self._kept(self._convert_input(inputs))[..., 0]
 
     def _forward(self, ctx, inputs, training):
@@ -37,5 +39,5 @@ class Masking(Layer):
     def _backward(self, ctx, grad, need_input_grad):
         return np.where(ctx.kept, grad, grad.dtype.type(0))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "mask_value": self.mask_value}

@@ -3,6 +3,8 @@
 Inputs are (batch, timesteps, features). The whole sequence runs in `cynet.kernels`
 (one input GEMM, then per step a recurrent GEMM and one fused gate kernel; BPTT likewise).
 """
+from typing import Any
+
 import numpy as np
 
 from .. import _validation, initializers, kernels, regularizers, tape as _tape
@@ -69,7 +71,7 @@ class _RNN(Layer):
         self.seed = seed
         self._rng = make_rng(seed) if seed is not None else None
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         if len(input_shape) != 3 or input_shape[-1] is None:
             raise ValueError(f"{type(self).__name__} '{self.name}' expects inputs (batch, timesteps, features); "
                              f"received shape {input_shape}")
@@ -89,7 +91,7 @@ class _RNN(Layer):
     def _bias_init(self):
         return self.bias_initializer
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         n, t = input_shape[0], input_shape[1]
         out = (n, t, self.units) if self.return_sequences else (n, self.units)
         if self.return_state:
@@ -149,21 +151,21 @@ class _RNN(Layer):
                              f"{self._expected_batch_size}\n- Received batch size: {n}")
         return list(self._states)
 
-    def reset_state(self):
+    def reset_state(self) -> None:
         """stateful=True: the next call starts from zero states again."""
         if self._states is not None:
             self._states = [np.zeros_like(s) for s in self._states]
 
-    def reset_states(self):
+    def reset_states(self) -> None:
         """Alias of reset_state (Keras)."""
         self.reset_state()
 
     @property
-    def states(self):
+    def states(self) -> Any:
         """stateful=True: the states the next call starts from (None before the first call)."""
         return None if self._states is None else list(self._states)
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The output's mask (Keras): the input's for return_sequences, else None; None for states.
 
         Args:
@@ -173,7 +175,7 @@ class _RNN(Layer):
         out = mask if self.return_sequences else None
         return [out] + [None] * self._n_states() if self.return_state else out
 
-    def call(self, inputs, training=False, initial_state=None, mask=None):
+    def call(self, inputs: Any, training: bool = False, initial_state: Any = None, mask: Any = None) -> Any:
         x = inputs
         return self._forward(_tape.Context(), x, bool(training), mask=mask,
                              states0=self._initial_states(initial_state, x.shape[0]))
@@ -301,7 +303,7 @@ class _RNN(Layer):
     def _bias(self):
         return self.bias.value if self.use_bias else None
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         def ser(v, mod):
             return None if v is None else mod.serialize(mod.get(v))
         return {**super().get_config(), "units": self.units, "activation": self.activation,
@@ -376,7 +378,8 @@ class LSTM(_RNN):
 
     gates = 4
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
+    def __init__(self, units: int, activation: Any = "tanh", recurrent_activation: Any = "sigmoid",
+                 unit_forget_bias: bool = True, **kwargs: Any) -> None:
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = _activation_name(recurrent_activation, _KERNEL_RECURRENT_ACTIVATIONS,
                                                      "recurrent_activation")
@@ -414,7 +417,7 @@ class LSTM(_RNN):
             mask=ctx.time_mask, recurrent_dropout_mask=ctx.rdrop)
         return dx, dk, drk, db, [dh0, dc0]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation,
                 "unit_forget_bias": self.unit_forget_bias}
 
@@ -432,7 +435,8 @@ class GRU(_RNN):
 
     gates = 3
 
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **kwargs):
+    def __init__(self, units: int, activation: Any = "tanh", recurrent_activation: Any = "sigmoid",
+                 reset_after: bool = True, **kwargs: Any) -> None:
         super().__init__(units, activation=activation, **kwargs)
         if not _validation.flag("reset_after", reset_after):
             raise ValueError("only reset_after=True (the Keras default) is supported")
@@ -457,5 +461,5 @@ class GRU(_RNN):
             compute_dx=need_dx, mask=ctx.time_mask, recurrent_dropout_mask=ctx.rdrop)
         return dx, dk, drk, db, [dh0]
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation, "reset_after": True}

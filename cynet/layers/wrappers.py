@@ -5,6 +5,8 @@ Both are composite layers: their `call` composes layer calls (the wrapped layers
 recorded pieces such as a time reversal or a reshape), each recorded on the tape, so they need
 no backward of their own and train inside any model.
 """
+from typing import Any
+
 from .base import Layer, as_mask
 from .merging import Add, Average, Concatenate, Multiply
 from .tensor_ops import GetItem, ReshapeBatch
@@ -44,7 +46,8 @@ class Bidirectional(Layer):
 
     _single_input = True
 
-    def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
+    def __init__(self, layer: Any, merge_mode: str | None = "concat", weights: Any = None, backward_layer: Any = None,
+                 **kwargs: Any) -> None:
         if weights is not None:
             raise ValueError("Bidirectional(weights=...) is not supported: set the weights with set_weights()")
         _sequence_layer(layer, "layer")
@@ -77,14 +80,15 @@ class Bidirectional(Layer):
         self._reverse = GetItem((slice(None), slice(None, None, -1)), dtype=layer.dtype_policy.name)
         merge = {"concat": lambda **kw: Concatenate(axis=-1, **kw), "sum": Add, "mul": Multiply, "ave": Average,
                  None: None}[merge_mode]
-        self._merge = None if merge is None else merge(dtype=layer.dtype_policy.name)
+        # (mypy types `merge` as object: the table holds layer classes and a factory)
+        self._merge = None if merge is None else merge(dtype=layer.dtype_policy.name)  # type: ignore[operator]
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         self.forward_layer._maybe_build(input_shape)
         self.backward_layer._maybe_build(input_shape)
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         out = self.forward_layer.compute_output_shape(input_shape)
         states = out[1:] if self.return_state else []
         out = out[0] if self.return_state else out
@@ -107,7 +111,7 @@ class Bidirectional(Layer):
                              f"layer's {n_f} state(s) then the backward layer's {n_b}; received {got}")
         return {"initial_state": list(initial_state[:n_f])}, {"initial_state": list(initial_state[n_f:])}
 
-    def call(self, inputs, training=False, initial_state=None, mask=None):
+    def call(self, inputs: Any, training: bool = False, initial_state: Any = None, mask: Any = None) -> Any:
         forward_state, backward_state = self._split_states(initial_state)
         forward = self.forward_layer(inputs, training=training, **_mask_argument(self.forward_layer, mask),
                                      **forward_state)
@@ -123,7 +127,7 @@ class Bidirectional(Layer):
             return outputs + list(forward_states) + list(backward_states)
         return outputs if self._merge is None else outputs[0]
 
-    def compute_mask(self, inputs, mask=None):
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """Keras's: the input mask on the sequence output(s) (both, with merge_mode None) when
         return_sequences, none on the states.
 
@@ -142,14 +146,14 @@ class Bidirectional(Layer):
             return (out if isinstance(out, list) else [out]) + [None] * n
         return out
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         from . import serialize
         config = {**super().get_config(), "layer": serialize(self.forward_layer), "merge_mode": self.merge_mode,
                   "backward_layer": serialize(self.backward_layer)}
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "Bidirectional":
         from . import deserialize
         config = dict(config)
         layer = deserialize(config.pop("layer"))
@@ -168,7 +172,7 @@ class TimeDistributed(Layer):
 
     _single_input = True
 
-    def __init__(self, layer, **kwargs):
+    def __init__(self, layer: Layer, **kwargs: Any) -> None:
         if not isinstance(layer, Layer):
             raise ValueError(f"layer must be a cynet layer; received {layer!r}")
         kwargs.setdefault("dtype", layer.dtype_policy.name)
@@ -184,11 +188,11 @@ class TimeDistributed(Layer):
         n, t = input_shape[0], input_shape[1]
         return (None if n is None or t is None else n * t,) + tuple(input_shape[2:])
 
-    def build(self, input_shape):
+    def build(self, input_shape: Any) -> None:
         self.layer._maybe_build(self._inner_shape(tuple(input_shape)))
         self.built = True
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Any) -> Any:
         inner = self.layer.compute_output_shape(self._inner_shape(tuple(input_shape)))
         if isinstance(inner, list):
             raise ValueError(f"{self._who()}: the wrapped layer must have one output")
@@ -205,7 +209,7 @@ class TimeDistributed(Layer):
                              f"{m.shape}")
         return m
 
-    def call(self, inputs, training=False, mask=None):
+    def call(self, inputs: Any, training: bool = False, mask: Any = None) -> Any:
         self._inner_shape(inputs.shape)
         inner = {}
         if mask is not None and self.layer._takes_mask:   # each step's mask goes to the wrapped layer
@@ -215,12 +219,12 @@ class TimeDistributed(Layer):
             raise ValueError(f"{self._who()}: the wrapped layer must have one output")
         return self._split_time(y, leading=inputs.shape[:2])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         from . import serialize
         return {**super().get_config(), "layer": serialize(self.layer)}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "TimeDistributed":
         from . import deserialize
         config = dict(config)
         return cls(deserialize(config.pop("layer")), **config)

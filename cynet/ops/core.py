@@ -15,10 +15,13 @@ variable's gradient accumulates in `variable.grad`, as the built-in layers' do.
 """
 import contextvars
 import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from .. import tape as _tape
+from .._typing import ArrayLike
 
 
 class Tensor(np.ndarray):
@@ -48,7 +51,7 @@ class Tensor(np.ndarray):
         return "Tensor(" + repr(plain(self))[6:]
 
 
-def plain(a):
+def plain(a: Any) -> Any:
     """`a` as a base-class ndarray (a view of a Tensor; `a` itself otherwise).
 
     Args:
@@ -57,7 +60,7 @@ def plain(a):
     return a.view(np.ndarray) if type(a) is Tensor else a
 
 
-def recording():
+def recording() -> _tape.Tape | None:
     """The active Tape when one records, else None."""
     t = _tape._active.get()
     return t if isinstance(t, _tape.Tape) else None
@@ -138,7 +141,7 @@ def _reader(variable):
     return r
 
 
-def read_variable(variable, tape):
+def read_variable(variable: Any, tape: _tape.Tape | None) -> Any:
     """The array an op computes with for `variable`; on `tape` a read record of it (trainable only).
 
     Args:
@@ -151,7 +154,7 @@ def read_variable(variable, tape):
     return value
 
 
-def record(tape, vjp, inputs, output):
+def record(tape: _tape.Tape, vjp: Callable[..., Any], inputs: Sequence[Any], output: ArrayLike) -> Tensor:
     """Record an op on `tape` (not None) and return its output as a Tensor.
 
     Args:
@@ -162,7 +165,7 @@ def record(tape, vjp, inputs, output):
     """
     out = output.view(Tensor) if isinstance(output, np.ndarray) else np.asarray(output).view(Tensor)
     ctx = _tape.Context()
-    ctx.vjp = vjp
+    ctx.vjp = vjp  # type: ignore[attr-defined]  # a Context holds what its record's backward needs
     if len(inputs) == 1:
         tape.record(UNARY, ctx, inputs, (out,), False, False)
     else:
@@ -170,7 +173,7 @@ def record(tape, vjp, inputs, output):
     return out
 
 
-def differentiable(a):
+def differentiable(a: Any) -> bool:
     """True when an array can carry a gradient (floating point).
 
     Args:
@@ -179,7 +182,7 @@ def differentiable(a):
     return isinstance(a, np.ndarray) and a.dtype.kind in "fc"
 
 
-def unbroadcast(grad, shape):
+def unbroadcast(grad: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """Sum `grad` down to `shape` (the input's shape before broadcasting).
 
     Args:
@@ -218,19 +221,19 @@ IDENTITY = _Identity()
 _in_user = contextvars.ContextVar("cynet_in_user_call", default=False)
 
 
-def in_user_call():
+def in_user_call() -> bool:
     """True inside a user-written `call` (its layer outputs and ops results are Tensors)."""
     return _in_user.get()
 
 
-def as_tensor(a):
+def as_tensor(a: Any) -> Any:
     """A float array as a Tensor view (itself when it is one); other values unchanged."""
     if type(a) is np.ndarray and a.dtype.kind in "fc":
         return a.view(Tensor)
     return a
 
 
-def link(tape, a, convert):
+def link(tape: _tape.Tape | None, a: Any, convert: Callable[[Any], Any]) -> Any:
     """convert(a), with a record that passes gradients between the two (when they differ)."""
     b = convert(a)
     if b is not a and isinstance(tape, _tape.Tape):
@@ -238,7 +241,7 @@ def link(tape, a, convert):
     return b
 
 
-def run_user_call(tape, call, inputs, kwargs):
+def run_user_call(tape: _tape.Tape | None, call: Callable[..., Any], inputs: Any, kwargs: dict[str, Any]) -> Any:
     """Run a user-written `call` on `tape`: its float inputs become Tensors and, when this is the
     outermost user call, its Tensor outputs become plain arrays again (each view linked on the tape),
     so the code around it (losses, metrics, cynet's models) sees arrays."""
@@ -255,7 +258,7 @@ def run_user_call(tape, call, inputs, kwargs):
     return out
 
 
-def penalty(tape, variable, regularizer):
+def penalty(tape: _tape.Tape, variable: Any, regularizer: Any) -> Any:
     """regularizer(variable) recorded on `tape`: its gradient reaches the variable."""
     value = read_variable(variable, tape)
     out = np.asarray(regularizer(variable.value), dtype=variable.dtype)

@@ -9,6 +9,8 @@
 Inside the block, layer calls and cynet.ops record on the tape (per thread); `gradient` walks it back
 from the target. A source the target does not depend on gets None, as in TensorFlow.
 """
+from typing import Any
+
 import numpy as np
 
 from .. import tape as _tape
@@ -26,7 +28,7 @@ class GradientTape:
             recorded call reads is watched.
     """
 
-    def __init__(self, persistent=False, watch_accessed_variables=True):
+    def __init__(self, persistent: bool = False, watch_accessed_variables: bool = True) -> None:
         self.persistent = bool(persistent)
         self.watch_accessed_variables = bool(watch_accessed_variables)
         self._tape = None
@@ -48,14 +50,14 @@ class GradientTape:
         self._token = None
         return False
 
-    def watch(self, tensor):
+    def watch(self, tensor: Any) -> None:
         """Accepted for TensorFlow compatibility: any array the recorded calls took can be a source.
 
         Args:
             tensor: Ignored.
         """
 
-    def gradient(self, target, sources, output_gradients=None):
+    def gradient(self, target: Any, sources: Any, output_gradients: Any = None) -> Any:
         """The gradient of `target` (a scalar or array computed in the block; a list sums the targets)
         with respect to each of `sources` (Variables or arrays the recorded calls took), in the same
         structure; None for a source the target does not depend on.

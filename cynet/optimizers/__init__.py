@@ -9,6 +9,9 @@ Adamax, Ftrl, Lion, Adafactor.
 Lookup by name uses a closed registry of cynet's own classes (plus classes the caller passes in
 `custom_objects`); nothing is ever imported by name.
 """
+from typing import Any
+
+
 from . import schedules
 from .adafactor import Adafactor
 from .adadelta import Adadelta
@@ -48,7 +51,7 @@ ALL_OBJECTS_DICT = {cls.__name__.lower(): cls for cls in (SGD, RMSprop, Adagrad,
                                                         Adamax, Ftrl, Lion, Adafactor)}
 
 
-def serialize(optimizer):
+def serialize(optimizer: Optimizer) -> dict[str, Any]:
     """`{"class_name": ..., "config": optimizer.get_config()}` (JSON-compatible).
 
     Args:
@@ -59,7 +62,7 @@ def serialize(optimizer):
     return {"class_name": optimizer.__class__.__name__, "config": optimizer.get_config()}
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> Optimizer:
     """An optimizer from `{"class_name": ..., "config": {...}}` (class names are case-insensitive;
     Keras's extra keys "module" and "registered_name" are ignored). Only cynet's optimizers are
     known, plus classes passed in `custom_objects` (a dict name -> class).
@@ -84,7 +87,7 @@ def deserialize(config, custom_objects=None):
     return cls.from_config(dict(inner))
 
 
-def get(identifier):
+def get(identifier: Any) -> Optimizer | None:
     """An optimizer from a name ("adam", case-insensitive), a serialized dict, or an instance
     (returned as is). None gives None.
 

@@ -1,7 +1,12 @@
 """Adadelta (Keras 3 `keras.optimizers.Adadelta`)."""
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from .base_optimizer import Optimizer, constructor_arguments
+from ..variables import Variable
+from .schedules import LearningRateSchedule
 
 
 class Adadelta(Optimizer):
@@ -23,24 +28,24 @@ class Adadelta(Optimizer):
 
     def __init__(
         self,
-        learning_rate=0.001,
-        rho=0.95,
-        epsilon=1e-7,
-        weight_decay=None,
-        clipnorm=None,
-        clipvalue=None,
-        global_clipnorm=None,
-        use_ema=False,
-        ema_momentum=0.99,
-        ema_overwrite_frequency=None,
-        loss_scale_factor=None,
-        gradient_accumulation_steps=None,
-        name="adadelta",
-        **kwargs,
-    ):
+        learning_rate: float | LearningRateSchedule | Callable[[], float] = 0.001,
+        rho: float = 0.95,
+        epsilon: float = 1e-7,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        loss_scale_factor: float | None = None,
+        gradient_accumulation_steps: int | None = None,
+        name: str | None = "adadelta",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**constructor_arguments(locals()))
 
-    def build(self, var_list):
+    def build(self, var_list: list[Variable]) -> None:
         if self.built:
             return
         super().build(var_list)
@@ -48,7 +53,7 @@ class Adadelta(Optimizer):
             var_list, ["accumulated_grad", "accumulated_delta_var"]
         )
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(self, gradient: np.ndarray, variable: Variable, learning_rate: float) -> None:
         dt = variable.dtype.type
         index = self._get_variable_index(variable)
         w, g = variable.value, gradient

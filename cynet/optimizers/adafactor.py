@@ -1,8 +1,13 @@
 """Adafactor (Keras 3 `keras.optimizers.Adafactor`)."""
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from .._validation import argument_bool, argument_real
 from .base_optimizer import Optimizer, constructor_arguments
+from ..variables import Variable
+from .schedules import LearningRateSchedule
 
 
 def _rms(x):
@@ -36,24 +41,24 @@ class Adafactor(Optimizer):
 
     def __init__(
         self,
-        learning_rate=0.001,
-        beta_2_decay=-0.8,
-        epsilon_1=1e-30,
-        epsilon_2=1e-3,
-        clip_threshold=1.0,
-        relative_step=True,
-        weight_decay=None,
-        clipnorm=None,
-        clipvalue=None,
-        global_clipnorm=None,
-        use_ema=False,
-        ema_momentum=0.99,
-        ema_overwrite_frequency=None,
-        loss_scale_factor=None,
-        gradient_accumulation_steps=None,
-        name="adafactor",
-        **kwargs,
-    ):
+        learning_rate: float | LearningRateSchedule | Callable[[], float] = 0.001,
+        beta_2_decay: float = -0.8,
+        epsilon_1: float = 1e-30,
+        epsilon_2: float = 1e-3,
+        clip_threshold: float = 1.0,
+        relative_step: bool = True,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        loss_scale_factor: float | None = None,
+        gradient_accumulation_steps: int | None = None,
+        name: str | None = "adafactor",
+        **kwargs: Any,
+    ) -> None:
         arguments = constructor_arguments(locals())
         own = {k: arguments.pop(k) for k in ("beta_2_decay", "epsilon_1", "epsilon_2", "clip_threshold",
                                               "relative_step")}
@@ -62,7 +67,7 @@ class Adafactor(Optimizer):
             setattr(self, k, argument_real("Adafactor", k, own[k]))
         self.relative_step = argument_bool("Adafactor", "relative_step", own["relative_step"])
 
-    def build(self, var_list):
+    def build(self, var_list: list[Variable]) -> None:
         if self.built:
             return
         super().build(var_list)
@@ -78,7 +83,7 @@ class Adafactor(Optimizer):
                 self._c.append(self.add_variable((), dtype="int32", name=name))
             self._v.append(self.add_variable_from_reference(var, name="velocity"))
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(self, gradient: np.ndarray, variable: Variable, learning_rate: float) -> None:
         dt = variable.dtype.type
         index = self._get_variable_index(variable)
         w, g = variable.value, np.asarray(gradient, dtype=variable.dtype)
@@ -103,7 +108,7 @@ class Adafactor(Optimizer):
         u /= max(dt(1), _rms(u) / dt(self.clip_threshold))
         w -= alpha * u
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "beta_2_decay": self.beta_2_decay, "epsilon_1": self.epsilon_1,
                 "epsilon_2": self.epsilon_2, "clip_threshold": self.clip_threshold,
                 "relative_step": self.relative_step}

@@ -1,7 +1,12 @@
 """Adagrad (Keras 3 `keras.optimizers.Adagrad`)."""
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from .base_optimizer import Optimizer, constructor_arguments
+from ..variables import Variable
+from .schedules import LearningRateSchedule
 
 
 class Adagrad(Optimizer):
@@ -21,24 +26,24 @@ class Adagrad(Optimizer):
 
     def __init__(
         self,
-        learning_rate=0.001,
-        initial_accumulator_value=0.1,
-        epsilon=1e-7,
-        weight_decay=None,
-        clipnorm=None,
-        clipvalue=None,
-        global_clipnorm=None,
-        use_ema=False,
-        ema_momentum=0.99,
-        ema_overwrite_frequency=None,
-        loss_scale_factor=None,
-        gradient_accumulation_steps=None,
-        name="adagrad",
-        **kwargs,
-    ):
+        learning_rate: float | LearningRateSchedule | Callable[[], float] = 0.001,
+        initial_accumulator_value: float = 0.1,
+        epsilon: float = 1e-7,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        loss_scale_factor: float | None = None,
+        gradient_accumulation_steps: int | None = None,
+        name: str | None = "adagrad",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**constructor_arguments(locals()))
 
-    def build(self, var_list):
+    def build(self, var_list: list[Variable]) -> None:
         if self.built:
             return
         super().build(var_list)
@@ -49,7 +54,7 @@ class Adagrad(Optimizer):
             for var in var_list
         ]
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(self, gradient: np.ndarray, variable: Variable, learning_rate: float) -> None:
         dt = variable.dtype.type
         w, g = variable.value, gradient
         acc = self._accumulators[self._get_variable_index(variable)].value

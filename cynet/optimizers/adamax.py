@@ -1,8 +1,13 @@
 """Adamax (Keras 3 `keras.optimizers.Adamax`)."""
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from .. import kernels
 from .base_optimizer import Optimizer, constructor_arguments
+from ..variables import Variable
+from .schedules import LearningRateSchedule
 
 
 class Adamax(Optimizer):
@@ -26,31 +31,31 @@ class Adamax(Optimizer):
 
     def __init__(
         self,
-        learning_rate=0.001,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-7,
-        weight_decay=None,
-        clipnorm=None,
-        clipvalue=None,
-        global_clipnorm=None,
-        use_ema=False,
-        ema_momentum=0.99,
-        ema_overwrite_frequency=None,
-        loss_scale_factor=None,
-        gradient_accumulation_steps=None,
-        name="adamax",
-        **kwargs,
-    ):
+        learning_rate: float | LearningRateSchedule | Callable[[], float] = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        loss_scale_factor: float | None = None,
+        gradient_accumulation_steps: int | None = None,
+        name: str | None = "adamax",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**constructor_arguments(locals()))
 
-    def build(self, var_list):
+    def build(self, var_list: list[Variable]) -> None:
         if self.built:
             return
         super().build(var_list)
         self._m, self._u = self.add_optimizer_variables(var_list, ["momentum", "norm"])
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(self, gradient: np.ndarray, variable: Variable, learning_rate: float) -> None:
         dt = variable.dtype.type
         index = self._get_variable_index(variable)
         correction = dt(1) - np.power(dt(self.beta_1), dt(self.iterations + 1))

@@ -23,6 +23,8 @@ buffers kept per variable, so a training step allocates no new arrays.
 import math
 import re
 import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +33,8 @@ from .._validation import (ArgumentTypeError, argument_bool, argument_in_range, 
 from .._kernels.scratch import Scratch
 from ..variables import Variable
 from . import schedules as _schedules
+from .._typing import ArrayLike, DTypeLike
+from .schedules import LearningRateSchedule
 
 
 def _snake_case(name):
@@ -40,7 +44,7 @@ def _snake_case(name):
 # The optimizers' own hyperparameters, by argument name: the interval (low, high, high_open) a
 # number must lie in, or bool. One table, so that an argument several optimizers take (momentum,
 # rho, epsilon) is checked and worded alike in all of them.
-HYPERPARAMETERS = {
+HYPERPARAMETERS: dict[str, Any] = {
     "momentum": (0.0, 1.0, False),
     "rho": (0.0, 1.0, False),
     "beta_1": (0.0, 1.0, True),
@@ -144,19 +148,19 @@ class Optimizer:
 
     def __init__(
         self,
-        learning_rate,
-        weight_decay=None,
-        clipnorm=None,
-        clipvalue=None,
-        global_clipnorm=None,
-        use_ema=False,
-        ema_momentum=0.99,
-        ema_overwrite_frequency=None,
-        loss_scale_factor=None,
-        gradient_accumulation_steps=None,
-        name=None,
-        **kwargs,
-    ):
+        learning_rate: float | LearningRateSchedule | Callable[[], float],
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        loss_scale_factor: float | None = None,
+        gradient_accumulation_steps: int | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         owner = self.__class__.__name__
         hyperparameters = {arg: kwargs.pop(arg) for arg in self._hyperparameters if arg in kwargs}
         if kwargs.pop("decay", None) is not None:
@@ -204,16 +208,16 @@ class Optimizer:
         self.gradient_accumulation_steps = gradient_accumulation_steps
 
         self.built = False
-        self._variables = []
-        self._trainable_variables = []
-        self._trainable_variables_indices = {}
+        self._variables: list[Variable] = []
+        self._trainable_variables: list[Variable] = []
+        self._trainable_variables_indices: dict[int, int] = {}
         self._scratch_pool = None    # a Scratch of the "optimizer" pool, made at the first step
-        self._step_cache = {}
-        self._exclude_vars = []
-        self._exclude_from_weight_decay = set()
-        self._exclude_from_weight_decay_pattern = None
-        self._exclude_from_weight_decay_names = None
-        self._exclude_from_weight_decay_cache = {}
+        self._step_cache: dict[Any, Any] = {}
+        self._exclude_vars: list[Variable] = []
+        self._exclude_from_weight_decay: set[int] = set()
+        self._exclude_from_weight_decay_pattern: re.Pattern[str] | None = None
+        self._exclude_from_weight_decay_names: list[str] | None = None
+        self._exclude_from_weight_decay_cache: dict[Any, Any] = {}
 
         self._iterations = Variable(np.zeros((), dtype=np.int64), dtype="int64", trainable=False, name="iteration")
         self._iterations.path = f"{self.name}/iteration"
@@ -247,7 +251,7 @@ class Optimizer:
         return value
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> float:
         """The current learning rate as a float (a schedule is evaluated at the iteration count)."""
         return self._get_current_learning_rate()
 
@@ -275,7 +279,7 @@ class Optimizer:
     # -------------------------------------------------------------------------------- variables
 
     @property
-    def iterations(self):
+    def iterations(self) -> int:
         """The number of steps applied (with gradient accumulation: of actual updates)."""
         count = int(self._iterations.value)
         if self.gradient_accumulation_steps:
@@ -283,7 +287,7 @@ class Optimizer:
         return count
 
     @property
-    def variables(self):
+    def variables(self) -> list[Variable]:
         """The optimizer's state: the iteration counter, then every slot variable in build order."""
         return self._variables[:]
 
@@ -293,7 +297,7 @@ class Optimizer:
     def _get_variable_index(self, variable):
         return self._trainable_variables_indices[self._var_key(variable)]
 
-    def build(self, variables):
+    def build(self, variables: list[Variable]) -> None:
         """Record the model variables and create the base class's own slots (EMA, accumulators).
 
         Subclasses call this first, then create their slots.
@@ -320,7 +324,8 @@ class Optimizer:
         self._trainable_variables = variables[:]
         self.built = True
 
-    def add_variable(self, shape, initializer="zeros", dtype=None, name=None):
+    def add_variable(self, shape: Sequence[int], initializer: Any = "zeros", dtype: DTypeLike | None = None,
+                     name: str | None = None) -> Variable:
         """Create and track an optimizer variable (not trainable).
 
         `initializer` is "zeros", "ones", a number (constant fill) or a callable
@@ -351,7 +356,8 @@ class Optimizer:
         self._variables.append(variable)
         return variable
 
-    def add_variable_from_reference(self, reference_variable, name=None, initializer="zeros"):
+    def add_variable_from_reference(self, reference_variable: Variable, name: str | None = None,
+                                    initializer: Any = "zeros") -> Variable:
         """An optimizer variable shaped and typed like `reference_variable`, named
         `{reference path with '/' -> '_'}_{name}`.
 
@@ -367,7 +373,8 @@ class Optimizer:
             shape=reference_variable.shape, initializer=initializer, dtype=reference_variable.dtype, name=name
         )
 
-    def add_optimizer_variables(self, trainable_variables, name, initializer="zeros"):
+    def add_optimizer_variables(self, trainable_variables: list[Variable], name: str | list[str],
+                                initializer: Any = "zeros") -> Any:
         """One slot per variable for `name` (a string: returns a list), or for each of several names
         (a list of strings: returns a tuple of lists, created interleaved variable by variable).
 
@@ -385,17 +392,18 @@ class Optimizer:
                 f"The number of provided names must match the number of provided initializers. "
                 f"Received name='{name}', initializer='{initializer}'"
             )
-        out = tuple([] for _ in names)
+        out: tuple[list[Variable], ...] = tuple([] for _ in names)
         for v in trainable_variables:
             for i, (n, init) in enumerate(zip(names, inits)):
                 out[i].append(self.add_variable_from_reference(v, name=n, initializer=init))
         return out
 
-    def get_variable_values(self):
+    def get_variable_values(self) -> list[np.ndarray]:
         """Copies of the values of `variables` (the state to save)."""
         return [v.value.copy() for v in self._variables]
 
-    def set_variable_values(self, values, trainable_variables=None):
+    def set_variable_values(self, values: Sequence[ArrayLike],
+                            trainable_variables: list[Variable] | None = None) -> None:
         """Restore the state saved by `get_variable_values`.
 
         The optimizer must be built on the same model variables (in the same order) as the one that
@@ -435,7 +443,7 @@ class Optimizer:
         for var, arr in zip(self._variables, arrays):
             var.assign(arr)
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[ArrayLike]) -> None:
         """Keras's name for `set_variable_values` (the optimizer must be built).
 
         Args:
@@ -448,13 +456,13 @@ class Optimizer:
             )
         self.set_variable_values(weights)
 
-    def get_weights(self):
+    def get_weights(self) -> list[np.ndarray]:
         """The optimizer's state (iterations, then every slot) as a list of NumPy arrays; Keras's older name for
         `get_variable_values`.
         """
         return self.get_variable_values()
 
-    def save_own_variables(self, store):
+    def save_own_variables(self, store: dict[str, Any]) -> None:
         """Write the state into a dict-like `store` under keys "0", "1", ... (as Keras does).
 
         Args:
@@ -463,7 +471,7 @@ class Optimizer:
         for i, variable in enumerate(self._variables):
             store[str(i)] = variable.value.copy()
 
-    def load_own_variables(self, store):
+    def load_own_variables(self, store: dict[str, Any]) -> None:
         """Read the state written by `save_own_variables` (warns and skips on a count mismatch, as Keras).
 
         Args:
@@ -525,7 +533,7 @@ class Optimizer:
 
     # ---------------------------------------------------------------------------------- applying
 
-    def scale_loss(self, loss):
+    def scale_loss(self, loss: Any) -> Any:
         """The loss multiplied by `loss_scale_factor` (unchanged when it is None).
 
         Args:
@@ -535,7 +543,7 @@ class Optimizer:
             return loss * self.loss_scale_factor
         return loss
 
-    def apply_gradients(self, grads_and_vars):
+    def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Variable]]) -> int:
         """Apply an iterable of (gradient, variable) pairs; returns `iterations`.
 
         Args:
@@ -553,7 +561,7 @@ class Optimizer:
         self.apply(list(grads), list(variables))
         return self.iterations
 
-    def apply(self, grads, trainable_variables=None):
+    def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Variable] | None = None) -> None:
         """Update `trainable_variables` with `grads` (one per variable, None to skip a variable).
 
         Without `trainable_variables` the optimizer must be built, and `grads` match the variables
@@ -685,7 +693,7 @@ class Optimizer:
         for grad, variable in zip(grads, trainable_variables):
             self.update_step(grad, variable, learning_rate)
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(self, gradient: np.ndarray, variable: Variable, learning_rate: float) -> None:
         """Update `variable` (in place) from `gradient`; implemented by each optimizer.
 
         Args:
@@ -743,7 +751,8 @@ class Optimizer:
 
     # ------------------------------------------------------------------------------ weight decay
 
-    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+    def exclude_from_weight_decay(self, var_list: Iterable[Variable] | None = None,
+                                  var_names: Iterable[str] | None = None) -> None:
         """Exclude variables from weight decay: those in `var_list`, and those whose name contains
         (regular-expression search) any string in `var_names`, e.g. `var_names=["bias"]`.
 
@@ -819,7 +828,7 @@ class Optimizer:
         for variable, average in zip(trainable_variables, self._model_variables_moving_average):
             variable.assign(average.value)
 
-    def finalize_variable_values(self, var_list):
+    def finalize_variable_values(self, var_list: Sequence[Variable]) -> None:
         """At the end of training: with `use_ema`, overwrite the variables with their moving averages.
 
         Args:
@@ -830,7 +839,7 @@ class Optimizer:
 
     # ----------------------------------------------------------------------------------- config
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """The constructor arguments as a JSON-compatible dict (a schedule as {"class_name", "config"})."""
         lr = self._learning_rate
         if isinstance(lr, _schedules.LearningRateSchedule):
@@ -853,7 +862,7 @@ class Optimizer:
         }
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(cls, config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> "Optimizer":
         """An optimizer from `get_config()` output (a schedule given as a dict is deserialized).
 
         Args:

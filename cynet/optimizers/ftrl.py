@@ -1,6 +1,13 @@
 """FTRL-Proximal (Keras 3 `keras.optimizers.Ftrl`)."""
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
 from .. import kernels
 from .base_optimizer import Optimizer, constructor_arguments
+from ..variables import Variable
+from .schedules import LearningRateSchedule
 
 
 class Ftrl(Optimizer):
@@ -28,35 +35,35 @@ class Ftrl(Optimizer):
 
     def __init__(
         self,
-        learning_rate=0.001,
-        learning_rate_power=-0.5,
-        initial_accumulator_value=0.1,
-        l1_regularization_strength=0.0,
-        l2_regularization_strength=0.0,
-        l2_shrinkage_regularization_strength=0.0,
-        beta=0.0,
-        weight_decay=None,
-        clipnorm=None,
-        clipvalue=None,
-        global_clipnorm=None,
-        use_ema=False,
-        ema_momentum=0.99,
-        ema_overwrite_frequency=None,
-        loss_scale_factor=None,
-        gradient_accumulation_steps=None,
-        name="ftrl",
-        **kwargs,
-    ):
+        learning_rate: float | LearningRateSchedule | Callable[[], float] = 0.001,
+        learning_rate_power: float = -0.5,
+        initial_accumulator_value: float = 0.1,
+        l1_regularization_strength: float = 0.0,
+        l2_regularization_strength: float = 0.0,
+        l2_shrinkage_regularization_strength: float = 0.0,
+        beta: float = 0.0,
+        weight_decay: float | None = None,
+        clipnorm: float | None = None,
+        clipvalue: float | None = None,
+        global_clipnorm: float | None = None,
+        use_ema: bool = False,
+        ema_momentum: float = 0.99,
+        ema_overwrite_frequency: int | None = None,
+        loss_scale_factor: float | None = None,
+        gradient_accumulation_steps: int | None = None,
+        name: str | None = "ftrl",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**constructor_arguments(locals()))
 
-    def build(self, var_list):
+    def build(self, var_list: list[Variable]) -> None:
         if self.built:
             return
         super().build(var_list)
         self._accumulators, self._linears = self.add_optimizer_variables(
             var_list, ["accumulator", "linear"], initializer=[self.initial_accumulator_value, "zeros"])
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(self, gradient: np.ndarray, variable: Variable, learning_rate: float) -> None:
         dt = variable.dtype.type
         index = self._get_variable_index(variable)
         l2 = self.l2_regularization_strength + self.beta / (2.0 * float(learning_rate))

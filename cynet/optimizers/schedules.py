@@ -11,6 +11,8 @@ the caller passes explicitly); nothing is ever imported by name.
 import bisect
 import math
 import reprlib
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -113,7 +115,7 @@ class LearningRateSchedule:
             f"Learning rate schedule '{self.__class__.__name__}' must override `__call__(self, step)`."
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """The constructor arguments of this object, JSON-serializable, so that `from_config` rebuilds it."""
         raise NotImplementedError(
             f"Learning rate schedule '{self.__class__.__name__}' must override `get_config()` "
@@ -121,7 +123,7 @@ class LearningRateSchedule:
         )
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "LearningRateSchedule":
         """An instance built from `get_config()`'s dictionary.
 
         Args:
@@ -152,7 +154,8 @@ class ExponentialDecay(LearningRateSchedule):
         name: Name of the optimizer, the prefix of its variables' paths.
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
+    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False,
+                 name: str = "ExponentialDecay") -> None:
         owner = "ExponentialDecay"
         self.initial_learning_rate = _number(owner, "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _decay_steps(owner, "decay_steps", decay_steps)
@@ -167,7 +170,7 @@ class ExponentialDecay(LearningRateSchedule):
             p = np.floor(p)
         return float(_F(self.initial_learning_rate) * np.power(_F(self.decay_rate), p))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "initial_learning_rate": self.initial_learning_rate,
             "decay_steps": self.decay_steps,
@@ -190,7 +193,8 @@ class InverseTimeDecay(LearningRateSchedule):
         name: Name of the optimizer, the prefix of its variables' paths.
     """
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
+    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False,
+                 name: str = "InverseTimeDecay") -> None:
         owner = "InverseTimeDecay"
         self.initial_learning_rate = _number(owner, "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _decay_steps(owner, "decay_steps", decay_steps)
@@ -206,7 +210,7 @@ class InverseTimeDecay(LearningRateSchedule):
         denom = _F(1) + _F(self.decay_rate) * p
         return float(_F(self.initial_learning_rate) / denom)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "initial_learning_rate": self.initial_learning_rate,
             "decay_steps": self.decay_steps,
@@ -231,7 +235,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         name: Name of the optimizer, the prefix of its variables' paths.
     """
 
-    def __init__(self, boundaries, values, name="PiecewiseConstant"):
+    def __init__(self, boundaries: Sequence[int], values: Sequence[float], name: str = "PiecewiseConstant") -> None:
         owner = "PiecewiseConstantDecay"
         try:
             boundaries = _as_list(boundaries)
@@ -252,7 +256,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         # float() is monotone, so a pair increasing as float64 is increasing exactly; the pairs it
         # flags are checked again exactly (distinct ints beyond 2**53 can round to one float).
         for i in np.flatnonzero(as_float[1:] <= as_float[:-1]) + 1:
-            i = int(i)
+            i = int(i)  # type: ignore[assignment]  # the loop's numpy integer, as a Python int
             if not boundaries[i] > boundaries[i - 1]:
                 raise ValueError(
                     f"{owner}: `boundaries` must be strictly increasing; received boundaries[{i}]={_short.repr(boundaries[i])} "
@@ -271,7 +275,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
             return float(_F(self.values[-1]))
         return float(_F(self.values[bisect.bisect_left(self.boundaries, step)]))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"boundaries": list(self.boundaries), "values": list(self.values), "name": self.name}
 
 
@@ -291,13 +295,13 @@ class PolynomialDecay(LearningRateSchedule):
 
     def __init__(
         self,
-        initial_learning_rate,
-        decay_steps,
-        end_learning_rate=0.0001,
-        power=1.0,
-        cycle=False,
-        name="PolynomialDecay",
-    ):
+        initial_learning_rate: float,
+        decay_steps: int,
+        end_learning_rate: float = 0.0001,
+        power: float = 1.0,
+        cycle: bool = False,
+        name: str = "PolynomialDecay",
+    ) -> None:
         owner = "PolynomialDecay"
         self.initial_learning_rate = _number(owner, "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _decay_steps(owner, "decay_steps", decay_steps)
@@ -319,7 +323,7 @@ class PolynomialDecay(LearningRateSchedule):
         p = step / decay_steps
         return float((initial - end) * np.power(_F(1) - p, _F(self.power)) + end)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "initial_learning_rate": self.initial_learning_rate,
             "decay_steps": self.decay_steps,
@@ -345,13 +349,13 @@ class CosineDecay(LearningRateSchedule):
 
     def __init__(
         self,
-        initial_learning_rate,
-        decay_steps,
-        alpha=0.0,
-        name="CosineDecay",
-        warmup_target=None,
-        warmup_steps=0,
-    ):
+        initial_learning_rate: float,
+        decay_steps: int,
+        alpha: float = 0.0,
+        name: str = "CosineDecay",
+        warmup_target: float | None = None,
+        warmup_steps: int = 0,
+    ) -> None:
         owner = "CosineDecay"
         self.initial_learning_rate = _number(owner, "initial_learning_rate", initial_learning_rate)
         self.decay_steps = _decay_steps(owner, "decay_steps", decay_steps)
@@ -382,7 +386,7 @@ class CosineDecay(LearningRateSchedule):
             return float((target - initial) * completed_fraction + initial)
         return float(self._decay(step - warmup_steps, decay_steps, target))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "initial_learning_rate": self.initial_learning_rate,
             "decay_steps": self.decay_steps,
@@ -406,7 +410,8 @@ class CosineDecayRestarts(LearningRateSchedule):
         name: Name of the optimizer, the prefix of its variables' paths.
     """
 
-    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0, name="SGDRDecay"):
+    def __init__(self, initial_learning_rate: float, first_decay_steps: int, t_mul: float = 2.0, m_mul: float = 1.0,
+                 alpha: float = 0.0, name: str = "SGDRDecay") -> None:
         owner = "CosineDecayRestarts"
         self.initial_learning_rate = _number(owner, "initial_learning_rate", initial_learning_rate)
         self.first_decay_steps = _decay_steps(owner, "first_decay_steps", first_decay_steps)
@@ -435,7 +440,7 @@ class CosineDecayRestarts(LearningRateSchedule):
             decayed = (_F(1) - alpha) * cosine_decayed + alpha
         return float(initial * decayed)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "initial_learning_rate": self.initial_learning_rate,
             "first_decay_steps": self.first_decay_steps,
@@ -459,7 +464,7 @@ _REGISTRY = {
 }
 
 
-def serialize(learning_rate_schedule):
+def serialize(learning_rate_schedule: LearningRateSchedule) -> dict[str, Any]:
     """`{"class_name": ..., "config": ...}` for a schedule (JSON-compatible for the built-ins).
 
     Args:
@@ -483,7 +488,7 @@ def _lookup(class_name, registry, custom_objects, kind):
     raise ValueError(f"Unknown {kind} '{class_name}'. Known: {sorted(registry)}")
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: dict[str, Any], custom_objects: dict[str, Any] | None = None) -> LearningRateSchedule:
     """A schedule from `{"class_name": ..., "config": {...}}`.
 
     Only cynet's own schedules are known, plus classes passed in `custom_objects`

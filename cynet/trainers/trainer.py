@@ -15,6 +15,7 @@ import contextlib
 import inspect
 import math
 import numbers
+from typing import Any
 import signal
 import threading
 
@@ -43,8 +44,9 @@ class Trainer:
         self.history = None
 
     # ---------------------------------------------------------------- compile
-    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None, weighted_metrics=None,
-                run_eagerly=False, steps_per_execution=1, jit_compile="auto", auto_scale_loss=True):
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, loss_weights: Any = None, metrics: Any = None,
+                weighted_metrics: Any = None, run_eagerly: bool = False, steps_per_execution: int = 1,
+                jit_compile: bool | str = "auto", auto_scale_loss: bool = True) -> None:
         """Configure training: optimizer and loss (objects or Keras strings), metrics.
 
         For a model with several outputs, `loss`, `loss_weights`, `metrics` and `weighted_metrics`
@@ -80,11 +82,12 @@ class Trainer:
             loss_weights = [loss_weights]
         self._compile_args = {"loss": self.loss, "loss_weights": loss_weights, "metrics": metrics,
                               "weighted_metrics": weighted_metrics}
-        self._compile_config = {"optimizer": optimizers.serialize(self.optimizer),
+        # (type: ignore below: the optimizer `get` made from a non-None argument is never None)
+        self._compile_config = {"optimizer": optimizers.serialize(self.optimizer),  # type: ignore[arg-type]
                                 "loss": _serialize_losses(self.loss), "loss_weights": loss_weights,
                                 "metrics": _serialize_metrics(metrics),
                                 "weighted_metrics": _serialize_metrics(weighted_metrics)}
-        self._compiled_outputs = None
+        self._compiled_outputs: Any = None
         self.compiled = True
         names = self._output_names()
         if names is not None and loss is not None:   # a subclassed model learns its outputs at its first call
@@ -150,7 +153,7 @@ class Trainer:
         return built
 
     @property
-    def metrics(self):
+    def metrics(self) -> list[Any]:
         """The loss tracker and the compiled metric objects, as in Keras."""
         if not self.compiled or self._compiled_outputs is None:
             return []
@@ -158,7 +161,7 @@ class Trainer:
         return [self._loss_tracker] + trackers + [m for mine in self._metrics for m, _ in mine]
 
     @property
-    def metrics_names(self):
+    def metrics_names(self) -> list[str]:
         """The names of the compiled metrics' results ("loss" first), as in `evaluate`'s list."""
         return [m.name for m in self.metrics] or ["loss"]
 
@@ -294,7 +297,7 @@ class Trainer:
         return total, each, preds
 
     # ---------------------------------------------------------------- the overridable steps (Keras 3 names)
-    def train_step(self, data):
+    def train_step(self, data: Any) -> dict[str, Any]:
         """One training step on a batch, as fit and train_on_batch run it: `data` is (x, y) or
         (x, y, sample_weight) with x as the model's call takes it and y one array (a list, one per
         output, for several outputs). Runs forward on the tape, backward, the optimizer; returns
@@ -309,7 +312,7 @@ class Trainer:
         self._update_losses(total, each, _num_samples(x))
         return self.compute_metrics(x, y, preds, sample_weight)
 
-    def test_step(self, data):
+    def test_step(self, data: Any) -> dict[str, Any]:
         """One evaluation step (evaluate, validation, test_on_batch) on `data` as in train_step.
 
         Args:
@@ -321,7 +324,7 @@ class Trainer:
         self._update_losses(total, each, _num_samples(x))
         return self.compute_metrics(x, y, preds, sample_weight)
 
-    def predict_step(self, data):
+    def predict_step(self, data: Any) -> Any:
         """The model's outputs on one batch (predict runs it): `data` is x, or (x,) / (x, y, ...).
 
         Args:
@@ -329,7 +332,8 @@ class Trainer:
         """
         return self._call_model(unpack_x_y_sample_weight(data)[0], False)
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
+                     training: bool = True) -> Any:
         """The total loss of predictions `y_pred` against `y`: each output's compiled loss times its
         loss weight, plus the layers' regularization penalties (a float).
 
@@ -349,7 +353,7 @@ class Trainer:
         penalties = self.losses
         return total + float(sum(penalties)) if penalties else total
 
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+    def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> dict[str, Any]:
         """Update the compiled metrics with a batch's predictions; return the logs (every metric's
         result, loss trackers included).
 
@@ -397,7 +401,7 @@ class Trainer:
                 dist.restore_metrics(self.metrics, local)
         return {prefix + m.name: m.result() for m in self.metrics}
 
-    def _reset_metrics(self):
+    def _reset_metrics(self) -> None:
         """Reset the state of every compiled metric (and the loss tracker)."""
         for m in self.metrics:
             m.reset_state()
@@ -511,9 +515,12 @@ class Trainer:
         return [class_weight_to_sample_weights(y[0], class_weight, None if units is None else max(int(units), 2))]
 
     # ---------------------------------------------------------------- fit
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
-            validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, validation_freq=1):
+    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
+            verbose: int | str = "auto", callbacks: list[Any] | None = None, validation_split: float = 0.0,
+            validation_data: Any = None, shuffle: bool | str = True, class_weight: dict[int, float] | None = None,
+            sample_weight: Any = None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
+            validation_steps: int | None = None, validation_batch_size: int | None = None,
+            validation_freq: int = 1) -> Any:
         """Train for `epochs` epochs (the final epoch index when resuming with initial_epoch).
 
         Returns a History whose `history` dict holds per-epoch lists ("loss", metrics, "val_*").
@@ -743,8 +750,9 @@ class Trainer:
         return logs
 
     # ---------------------------------------------------------------- evaluate / predict
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
-                 callbacks=None, return_dict=False):
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: int | str = "auto",
+                 sample_weight: Any = None, steps: int | None = None, callbacks: list[Any] | None = None,
+                 return_dict: bool = False) -> Any:
         """Loss (and metrics) over (x, y): a scalar, `[loss, *metrics]`, or a dict with return_dict=True.
 
         Args:
@@ -815,7 +823,8 @@ class Trainer:
         finally:
             self._loss_tracker, self._output_loss_trackers, self._metrics = saved
 
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+    def predict(self, x: Any, batch_size: int | None = None, verbose: int | str = "auto", steps: int | None = None,
+                callbacks: list[Any] | None = None) -> Any:
         """Model outputs for x, batch by batch: one NumPy array (or the model's structure of them).
 
         Args:
@@ -870,7 +879,8 @@ class Trainer:
         finally:
             adapter.close()
 
-    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None,
+                       class_weight: dict[int, float] | None = None, return_dict: bool = False) -> Any:
         """One training step on (x, y); a KeyboardInterrupt during it is held back until it ends.
 
         Args:
@@ -897,7 +907,7 @@ class Trainer:
                 atomic.release()
         return self._result(return_dict, logs)
 
-    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False) -> Any:
         """Loss (and metrics) on one batch, without updating the weights: a scalar, a list, or a dict with
         `return_dict=True`.
 
@@ -915,7 +925,7 @@ class Trainer:
         cbs = callbacks_module.CallbackList(None, model=self, verbose=0, epochs=1, steps=1)
         return self._result(return_dict, self._evaluate_arrays(x, y, weights, _num_samples(x), cbs))
 
-    def predict_on_batch(self, x):
+    def predict_on_batch(self, x: Any) -> Any:
         """The model's outputs on one batch (NumPy arrays in the model's output structure).
 
         Args:

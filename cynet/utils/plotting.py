@@ -4,6 +4,8 @@ matplotlib is an optional extra (`pip install "cynet[examples]"`); it is importe
 plot is drawn, and always with the non-interactive Agg canvas, so this works without a screen.
 """
 import os
+from collections.abc import Sequence
+from typing import Any
 
 
 def _history_dict(history):
@@ -14,7 +16,8 @@ def _history_dict(history):
     return logs
 
 
-def plot_history(history, path, metrics=None, title=None, dpi=100):
+def plot_history(history: Any, path: str | os.PathLike[str], metrics: Sequence[str] | None = None,
+                 title: str | None = None, dpi: int = 100) -> Any:
     """Draw loss and metric curves (train and validation) per epoch and save them to `path` (PNG).
 
     Args:

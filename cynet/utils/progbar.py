@@ -17,6 +17,8 @@ import numbers
 import os
 import sys
 import time
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -101,8 +103,9 @@ class Progbar:
         unit_name: what a step is called in the time-per-step field ("step", "sample").
     """
 
-    def __init__(self, target, width=20, verbose=1, interval=0.05, stateful_metrics=None,
-                 stateless_metrics=None, unit_name="step"):
+    def __init__(self, target: int | None, width: int = 20, verbose: int = 1, interval: float = 0.05,
+                 stateful_metrics: Iterable[str] | None = None, stateless_metrics: Iterable[str] | None = None,
+                 unit_name: str = "step") -> None:
         if stateful_metrics is not None and stateless_metrics is not None:
             raise ValueError("Progbar takes `stateful_metrics` or `stateless_metrics`, not both: the first lists "
                              "the values shown as given, the second the values averaged.")
@@ -114,8 +117,8 @@ class Progbar:
         self.interval = interval
         self.unit_name = unit_name
         if stateless_metrics is not None:
-            self.stateful_metrics = None
-            self.stateless_metrics = set(stateless_metrics)
+            self.stateful_metrics: set[str] | None = None
+            self.stateless_metrics: set[str] | None = set(stateless_metrics)
         else:
             self.stateful_metrics = set(stateful_metrics or ())
             self.stateless_metrics = None
@@ -123,15 +126,15 @@ class Progbar:
         self._dynamic_display = _stdout_is_interactive()
         self._color = self._dynamic_display and not os.environ.get("NO_COLOR")
         self._seen_so_far = 0
-        self._values = {}  # name -> [weighted sum, weight] (averaged) or [value, 1] (as given)
-        self._values_order = []
+        self._values: dict[str, list[Any]] = {}  # name -> [weighted sum, weight] (averaged) or [value, 1] (as given)
+        self._values_order: list[str] = []
         self._start = time.time()
         self._last_update = 0.0
         self._time_after_first_step = None
         self._prev_width = 0
 
     # ------------------------------------------------------------------ public API
-    def update(self, current, values=None, finalize=None):
+    def update(self, current: int, values: Any = None, finalize: bool | None = None) -> None:
         """Move the bar to step `current`.
 
         Args:
@@ -164,7 +167,7 @@ class Progbar:
                 self._write(self._summary_line(current, now, time_per_unit) + "\n")
         self._last_update = now
 
-    def add(self, n, values=None):
+    def add(self, n: int, values: Any = None) -> None:
         """Advance the bar by `n` steps.
 
         Args:

@@ -72,7 +72,7 @@ class PyDataset:
         model.fit(Batches(x, y, 32, workers=4), epochs=3)
     """
 
-    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+    def __init__(self, workers: int = 1, use_multiprocessing: bool = False, max_queue_size: int = 10) -> None:
         self._workers = _check_workers(workers)
         self._use_multiprocessing = _check_use_multiprocessing(use_multiprocessing)
         self._max_queue_size = _check_max_queue_size(max_queue_size)
@@ -90,7 +90,7 @@ class PyDataset:
                       "these arguments to `fit()`, as they will be ignored.", stacklevel=3)
 
     @property
-    def workers(self):
+    def workers(self) -> int:
         """Number of threads (or processes) that load batches in parallel."""
         self._warn_if_super_not_called()
         return self._workers
@@ -100,7 +100,7 @@ class PyDataset:
         self._workers = _check_workers(value)
 
     @property
-    def use_multiprocessing(self):
+    def use_multiprocessing(self) -> bool:
         """Whether batches are loaded by processes instead of threads."""
         self._warn_if_super_not_called()
         return self._use_multiprocessing
@@ -110,7 +110,7 @@ class PyDataset:
         self._use_multiprocessing = _check_use_multiprocessing(value)
 
     @property
-    def max_queue_size(self):
+    def max_queue_size(self) -> int:
         """Maximum number of batches loaded ahead."""
         self._warn_if_super_not_called()
         return self._max_queue_size
@@ -134,17 +134,17 @@ class PyDataset:
             yield self[index]
 
     @property
-    def num_batches(self):
+    def num_batches(self) -> int | None:
         """The number of batches, or None for an endless dataset (defaults to `len(self)`)."""
         if hasattr(self, "__len__"):
             return len(self)
         raise NotImplementedError("You need to implement the `num_batches` property (or `__len__`):\n\n"
                                   "@property\ndef num_batches(self):\n  return ...")
 
-    def on_epoch_begin(self):
+    def on_epoch_begin(self) -> None:
         """Called at the beginning of every epoch."""
 
-    def on_epoch_end(self):
+    def on_epoch_end(self) -> None:
         """Called at the end of every epoch."""
 
 

@@ -4,9 +4,12 @@ keras.utils.timeseries_dataset_from_array), returned as a `PyDataset` that `fit`
 the windows are never all made at once."""
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from .._typing import ArrayLike
 from .py_dataset import PyDataset
 
 
@@ -85,15 +88,17 @@ class TimeseriesDataset(PyDataset):
             return x
         return x, np.asarray(self.targets[starts])
 
-    def on_epoch_end(self):
+    def on_epoch_end(self) -> None:
         """With shuffle, the next epoch reads the windows in a new order (drawn from the same
         seeded generator, so a seed makes every epoch's order reproducible)."""
         if self._positions is not None:
             self._rng.shuffle(self._positions)
 
 
-def timeseries_dataset_from_array(data, targets, sequence_length, sequence_stride=1, sampling_rate=1,
-                                  batch_size=128, shuffle=False, seed=None, start_index=None, end_index=None):
+def timeseries_dataset_from_array(data: ArrayLike, targets: Sequence[Any] | np.ndarray | None, sequence_length: int,
+                                  sequence_stride: int = 1, sampling_rate: int = 1, batch_size: int | None = 128,
+                                  shuffle: bool = False, seed: int | None = None, start_index: int | None = None,
+                                  end_index: int | None = None) -> TimeseriesDataset:
     """Batches of sliding windows over a timeseries (Keras 3's `timeseries_dataset_from_array`).
 
     Window `i` starts at position `p_i = start_index + i * sequence_stride` and holds
@@ -172,6 +177,6 @@ def timeseries_dataset_from_array(data, targets, sequence_length, sequence_strid
             raise ValueError(f"`targets` is too short: the window starting at data[{last}] needs targets[{last}], "
                              f"but targets has length {len(targets)}")
     if shuffle and seed is None:
-        seed = np.random.randint(1e6)
+        seed = np.random.randint(1e6)  # type: ignore[call-overload]  # a float bound, as Keras passes
     return TimeseriesDataset(data, targets, sequence_length, sequence_stride, sampling_rate, batch_size,
                              bool(shuffle), seed, start_index, end_index, num_seqs)
