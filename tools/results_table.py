@@ -133,7 +133,7 @@ def table(records):
     cpus = sorted({r["cpus"] for r in records.values() if r.get("cpus")})
     counted = "" if len(loads) == len(records) else f" (recorded for {len(loads)} of {len(records)} runs)"
     load_note = (f" Load average of the machine at the end of the runs: {min(loads):.1f} to {max(loads):.1f}"
-                 f"{counted} on {', '.join(map(str, cpus))} CPUs (above the thread count, other processes shared "
+                 f"{counted} on {', '.join(map(str, cpus))} CPUs (a load above the thread count means other processes shared "
                  "the cores and the times are inflated)." if loads else " The machine's load was not recorded.")
     missing = [label for label, *_ in ROWS if (label, "cython") not in records]
     if missing:
