@@ -83,5 +83,20 @@ def torch(benchmark):
 
 
 @pytest.fixture
+def keras(torch):
+    """Keras 3 on its PyTorch backend (the one the test oracles use), on cynet's thread count, for
+    the Keras twin of a workload (skips without it). Its results land in the group with backend
+    "keras"."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras as module
+    except ImportError:
+        pytest.skip("Keras 3 is not installed (optional: pip install keras)")
+    if module.backend.backend() != "torch":
+        pytest.skip(f"the Keras twin runs on Keras's torch backend; KERAS_BACKEND is {module.backend.backend()!r}")
+    return module
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(0)

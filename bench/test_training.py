@@ -15,6 +15,12 @@ negligible); and the per-batch overhead of `fit` itself (data slicing, one layer
 backward, the loss, one optimizer step over two variables, the loss tracker, callbacks): one
 Dense(4) on 8,192 samples of 8 features, batch 32 (256 steps; epoch time / 256 = the overhead
 per batch). Adam everywhere.
+
+The Keras twin (`-k keras`, Keras 3 on its PyTorch backend, in its own process like PyTorch's; its
+name says torch, so `-k "not torch"` leaves it out of cynet's process):
+the same cynet model written to a `.keras` file and loaded by Keras (so the architectures are
+the same by construction), compiled as cynet's and trained by Keras's own `fit`, for the MLP, the
+small CNN and the char LSTM.
 """
 import numpy as np
 import pytest
@@ -142,3 +148,19 @@ def test_epoch_torch(benchmark, torch, workload):
         return float(loss)
 
     assert np.isfinite(_rounds(benchmark, epoch))
+
+
+KERAS_WORKLOADS = ("mlp", "cnn", "char_lstm")
+
+
+@pytest.mark.parametrize("workload", KERAS_WORKLOADS)
+def test_epoch_keras_torch_backend(benchmark, keras, workload, tmp_path):
+    x, y, batch = _data(workload)
+    benchmark.group = GROUPS[workload]
+    benchmark.extra_info["backend"] = "keras"
+    path = str(tmp_path / "model.keras")
+    _cynet_model(workload).save(path)
+    model = keras.models.load_model(path)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = _rounds(benchmark, lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0))
+    assert np.isfinite(history.history["loss"][-1])
