@@ -121,26 +121,8 @@ def test_epoch_torch(benchmark, torch, workload, precision):
     benchmark.extra_info["precision"] = precision
     torch.manual_seed(0)
     model = _torch_model(torch, workload)
-    xt = torch.from_numpy(x)
-    if workload == "convnet":
-        xt = xt.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-        model = model.to(memory_format=torch.channels_last)
-    yt = torch.from_numpy(y).reshape(len(y), -1).squeeze(1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def epoch():
-        model.train()
-        order = torch.randperm(len(xt))
-        for start in range(0, len(xt), batch):
-            idx = order[start:start + batch]
-            optimizer.zero_grad()
-            with _autocast(torch, precision):
-                loss = loss_fn(model(xt[idx]), yt[idx].reshape(-1))
-            loss.backward()
-            optimizer.step()
-        return float(loss)
-
+    epoch = T.torch_epoch(torch, model, x, y, batch, image=workload == "convnet",
+                          context=lambda: _autocast(torch, precision))
     assert np.isfinite(T._rounds(benchmark, epoch))
 
 

@@ -22,6 +22,8 @@ the same cynet model written to a `.keras` file and loaded by Keras (so the arch
 the same by construction), compiled as cynet's and trained by Keras's own `fit`, for the MLP, the
 small CNN and the char LSTM.
 """
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -122,14 +124,12 @@ def _torch_model(torch, workload):
     return CharRNN()
 
 
-@pytest.mark.parametrize("workload", list(GROUPS))
-def test_epoch_torch(benchmark, torch, workload):
-    x, y, batch = _data(workload)
-    benchmark.group = GROUPS[workload]
-    torch.manual_seed(0)
-    model = _torch_model(torch, workload)
+def torch_epoch(torch, model, x, y, batch, image, context=contextlib.nullcontext):
+    """One epoch of the usual PyTorch loop (shuffle, zero_grad, forward under `context()`,
+    backward, Adam step) over x, y, as a callable returning the last loss; image inputs
+    (NHWC arrays) go in as channels_last NCHW, as oneDNN prefers."""
     xt = torch.from_numpy(x)
-    if workload == "cnn":
+    if image:
         xt = xt.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
         model = model.to(memory_format=torch.channels_last)
     yt = torch.from_numpy(y).reshape(len(y), -1).squeeze(1)
@@ -142,11 +142,21 @@ def test_epoch_torch(benchmark, torch, workload):
         for start in range(0, len(xt), batch):
             idx = order[start:start + batch]
             optimizer.zero_grad()
-            loss = loss_fn(model(xt[idx]), yt[idx].reshape(-1))
+            with context():
+                loss = loss_fn(model(xt[idx]), yt[idx].reshape(-1))
             loss.backward()
             optimizer.step()
         return float(loss)
+    return epoch
 
+
+@pytest.mark.parametrize("workload", list(GROUPS))
+def test_epoch_torch(benchmark, torch, workload):
+    x, y, batch = _data(workload)
+    benchmark.group = GROUPS[workload]
+    torch.manual_seed(0)
+    model = _torch_model(torch, workload)
+    epoch = torch_epoch(torch, model, x, y, batch, image=workload == "cnn")
     assert np.isfinite(_rounds(benchmark, epoch))
 
 
