@@ -41,6 +41,9 @@ NOTES = {
     "layers.SimpleRNN": "no weight constraints yet",
     "layers.MultiHeadAttention": "`attention_axes` other than the default, `use_gate=True`, constraints and "
                                  "`activity_regularizer` raise NotImplementedError",
+    "callbacks.TensorBoard": "scalars and weight histograms, written without TensorFlow; no graph "
+                             "(`write_graph` writes nothing), `write_images`, profiling and embeddings raise "
+                             "NotImplementedError",
     "layers.Resizing": "interpolation `bilinear` and `nearest` only; `antialias=True` raises NotImplementedError",
     "layers.Lambda": "differentiable when the function is written with `cynet.ops` or NumPy operators; "
                      "`mask=` is refused; never loaded from a file (no bytecode is executed)",
