@@ -5,6 +5,7 @@ import gc
 import numpy as np
 
 from .._typing import ArrayLike
+from .file_utils import get_file  # noqa: F401
 from .py_dataset import PyDataset, Sequence  # noqa: F401
 from .rng import set_random_seed  # noqa: F401
 from .sequence_utils import pad_sequences  # noqa: F401
