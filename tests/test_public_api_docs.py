@@ -16,7 +16,7 @@ PUBLIC_MODULES = [
     "cynet", "cynet.activations", "cynet.backend", "cynet.callbacks", "cynet.config", "cynet.datasets",
     "cynet.datasets.fashion_mnist", "cynet.datasets.idx", "cynet.datasets.mnist", "cynet.datasets.tabular",
     "cynet.datasets.text", "cynet.distributed", "cynet.initializers", "cynet.kernels", "cynet.layers",
-    "cynet.constraints", "cynet.utils.tfevents", "cynet.utils.file_utils", "cynet.utils.data_utils", "cynet.losses", "cynet.metrics", "cynet.models", "cynet.ops", "cynet.optimizers",
+    "cynet.constraints", "cynet.saving_objects", "cynet.utils.tfevents", "cynet.utils.file_utils", "cynet.utils.data_utils", "cynet.losses", "cynet.metrics", "cynet.models", "cynet.ops", "cynet.optimizers",
     "cynet.optimizers.schedules", "cynet.random", "cynet.regularizers", "cynet.saving", "cynet.testing",
     "cynet.utils", "cynet.utils.tfevents", "cynet.utils.file_utils", "cynet.utils.data_utils",
 ]

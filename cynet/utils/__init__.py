@@ -13,6 +13,7 @@ from .data_utils import (  # noqa: F401
     unpack_x_y_sample_weight,
 )
 from .file_utils import get_file  # noqa: F401
+from ..saving_objects import deserialize_keras_object, serialize_keras_object  # noqa: F401
 from .py_dataset import PyDataset, Sequence  # noqa: F401
 from .rng import set_random_seed  # noqa: F401
 from .sequence_utils import pad_sequences  # noqa: F401
