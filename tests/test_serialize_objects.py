@@ -88,3 +88,28 @@ def test_both_ways_with_keras(name):
     ours, theirs = _objects(cynet)[name], _objects(keras)[name]
     _same(keras.saving.deserialize_keras_object(json.loads(json.dumps(serialize(ours)))), ours)
     _same(deserialize(json.loads(json.dumps(keras.saving.serialize_keras_object(theirs)))), theirs)
+
+
+def test_to_json_model_from_json_and_save_model(tmp_path):
+    inp = cynet.Input((3,))
+    model = cynet.Model(inp, cynet.layers.Dense(2)(cynet.layers.Dense(4, activation="relu")(inp)))
+    again = cynet.models.model_from_json(model.to_json(indent=2))
+    assert [type(layer).__name__ for layer in again.layers] == [type(layer).__name__ for layer in model.layers]
+    assert again.count_params() == model.count_params()
+    x = np.ones((2, 3), "float32")
+    again.set_weights(model.get_weights())
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    path = str(tmp_path / "m.keras")
+    cynet.models.save_model(model, path)
+    np.testing.assert_allclose(cynet.models.load_model(path).predict(x, verbose=0), model.predict(x, verbose=0))
+    with pytest.raises(NotImplementedError, match="zipped=False"):
+        cynet.models.save_model(model, path, zipped=False)
+
+
+def test_json_both_ways_with_keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    seq = cynet.Sequential([cynet.Input((5,)), cynet.layers.Dense(3, activation="tanh"), cynet.layers.Dense(1)])
+    assert keras.models.model_from_json(seq.to_json()).count_params() == seq.count_params()
+    theirs = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="tanh"), keras.layers.Dense(1)])
+    assert cynet.models.model_from_json(theirs.to_json()).count_params() == theirs.count_params()

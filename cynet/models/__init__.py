@@ -21,6 +21,36 @@ def load_model(filepath: Any, custom_objects: dict[str, Any] | None = None, comp
     return _load(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
+def save_model(model: Any, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
+    """Save `model` to a `.keras` file (or cynet's formats), as `model.save` (Keras's
+    `keras.models.save_model`).
+
+    Args:
+        model: The model to save.
+        filepath: Path of the file.
+        overwrite: Whether to overwrite an existing file.
+        **kwargs: Keras's other options (`zipped`): only the zipped `.keras` archive is written.
+    """
+    if kwargs.get("zipped") is False:
+        raise NotImplementedError("save_model(zipped=False) (an unzipped .keras directory) is not supported yet")
+    unknown = set(kwargs) - {"zipped"}
+    if unknown:
+        raise TypeError(f"save_model got unexpected keyword arguments {sorted(unknown)}")
+    model.save(filepath, overwrite=overwrite)
+
+
+def model_from_json(json_string: str, custom_objects: dict[str, Any] | None = None) -> Any:
+    """A model (new weights) from `model.to_json()`'s string, cynet's or Keras's.
+
+    Args:
+        json_string: The JSON text.
+        custom_objects: Optional dict mapping names to custom classes used while deserializing.
+    """
+    import json
+    from ..saving_objects import deserialize_keras_object
+    return deserialize_keras_object(json.loads(json_string), custom_objects=custom_objects)
+
+
 def clone_model(model: Any, input_tensors: Any = None, clone_function: Any = None) -> Any:
     """A new model of the same architecture with freshly initialized weights (Keras's clone_model):
     built from the model's config.

@@ -216,6 +216,17 @@ class Model(Trainer, Layer):
         from ..saving import save_model
         save_model(self, filepath, overwrite=overwrite)
 
+    def to_json(self, **kwargs: Any) -> str:
+        """The architecture as a JSON string in Keras 3's format (`serialize_keras_object`), which
+        `cynet.models.model_from_json` and Keras's `model_from_json` read back (no weights).
+
+        Args:
+            **kwargs: Options for `json.dumps` (e.g. `indent`).
+        """
+        import json
+        from ..saving_objects import serialize_keras_object
+        return json.dumps(serialize_keras_object(self), **kwargs)
+
     def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
         """Save only the weights to a `.weights.h5` file (Keras 3's layout), as `cynet.saving.save_weights`.
 
