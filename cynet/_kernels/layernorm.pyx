@@ -45,9 +45,11 @@ cdef extern from *:
     #include <math.h>
     #include "cynet_simd.h"
 
-    /* In the forward pass, rows of up to CYNET_LN_PF_BYTES are prefetched two rows ahead;
-       longer rows are left to the hardware prefetcher. (The backward pass runs faster without:
-       measured 1 to 4 rows ahead, into L1 or L2, on the benchmark shapes.) */
+    /* Rows of up to CYNET_LN_PF_BYTES: the forward pass prefetches x two rows ahead; the
+       backward pass prefetches the next row of dx for writing (its read-for-ownership then
+       overlaps this row's reductions: about 8% off the backward on the benchmark shapes, while
+       prefetching dy and x 1 to 4 rows ahead, into L1 or L2, ran slower). Longer rows are left
+       to the hardware prefetcher. */
     #define CYNET_LN_PF_BYTES 16384
     #define CYNET_LN_BLOCK 16   /* rows whose dgamma, dbeta terms are summed in T before double */
 
@@ -227,7 +229,7 @@ cdef extern from *:
         }                                                                                        \
     }                                                                                            \
     /* layer norm backward over rows [0, M), one row at a time (its dy and x stay in L1 between \
-       the two passes; two rows at a time and prefetching ran slower here); dg, db: C doubles,  \
+       the two passes; two or four rows at a time ran slower here); dg, db: C doubles,          \
        accumulated into; fg, fb: C T's of scratch (a block of rows' dgamma, dbeta terms, added  \
        to dg, db per block). */                                                                 \
     CYNET_CLONES static void cynet_ln_bwd_##S(const T* dy, const T* x, T* dx, Py_ssize_t M,     \
@@ -241,6 +243,8 @@ cdef extern from *:
             for (r = r0; r < r1; r++) {                                                          \
                 const T m = mean[r], st = inv[r], c = rms ? (T)0 : m;                            \
                 double A, B;                                                                     \
+                if (r + 1 < M && C * (Py_ssize_t)sizeof(T) <= CYNET_LN_PF_BYTES)                 \
+                    CYNET_PREFETCH(dx + (r + 1) * C, C, sizeof(T), 1);                           \
                 cynet_ln_gsums_##S(dy + r * C, x + r * C, g, C, c, st, &A, &B);                  \
                 if (rms) A = 0.0;                                                                \
                 cynet_ln_dx_##S(dy + r * C, x + r * C, dx + r * C, g, C, m, c, st,               \
