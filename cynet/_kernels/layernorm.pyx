@@ -13,7 +13,7 @@ contiguous values. Per row, in one visit that keeps the row in L1:
   backward  xh = (x - c) * s, w = dy * gamma; A = sum(w), B = sum(w * xh) in double;
             dx = s * w - (s * B / C) * (x - mean) * s - s * A / C (A = 0 with rms_scaling);
             dgamma += dy * xh, dbeta += dy: summed in x's dtype over blocks of CYNET_LN_BLOCK
-            rows (two rows per sweep), each block added to per-thread double partials, which
+            rows, each block added to per-thread double partials, which
             are added in thread order (deterministic for a given thread count).
 The row reductions run on vectors of lanes (GCC vector extensions) added in a fixed order: GCC
 does not reassociate a plain floating sum, so a scalar loop would stay scalar. For float32
@@ -45,10 +45,11 @@ cdef extern from *:
     #include <math.h>
     #include "cynet_simd.h"
 
-    /* Rows of up to CYNET_LN_PF_BYTES are prefetched two rows ahead (the next pair in the
-       backward pass): their reduction pass then no longer waits on memory (about 10% off
-       fwd+bwd on the benchmark shapes, 512 and 256 floats per row, against no prefetch or 4
-       or 8 rows ahead); longer rows are left to the hardware prefetcher. */
+    /* Rows of up to CYNET_LN_PF_BYTES: the forward pass prefetches x two rows ahead; the
+       backward pass prefetches the next row of dx for writing (its read-for-ownership then
+       overlaps this row's reductions: about 8% off the backward on the benchmark shapes, while
+       prefetching dy and x 1 to 4 rows ahead, into L1 or L2, ran slower). Longer rows are left
+       to the hardware prefetcher. */
     #define CYNET_LN_PF_BYTES 16384
     #define CYNET_LN_BLOCK 16   /* rows whose dgamma, dbeta terms are summed in T before double */
 
@@ -165,6 +166,44 @@ cdef extern from *:
         *A = r1; *B = r2;
     }
 
+    /* The backward's second pass over a row (in L1 after cynet_ln_gsums): with h = (x - m) * st,
+       dx = (st * (dy * g) + k2 * h) + k1, and the row's dgamma, dbeta terms added to fg, fb:
+       fg += dy * ((x - c) * st), fb += dy (c = m, or 0 with rms_scaling). On vectors of lanes,
+       as the sums: the auto-vectorised loop ran on half-width vectors in the AVX-512 clone. */
+    #if CYNET_LN_VEC
+    #define CYNET_LN_DX_VEC(V, L)                                                               \
+        for (; i + L <= n; i += L) {                                                            \
+            V d, xv, gv, a, b, o;                                                               \
+            memcpy(&d, dy + i, sizeof(V)); memcpy(&xv, x + i, sizeof(V));                       \
+            memcpy(&gv, g + i, sizeof(V)); memcpy(&a, fg + i, sizeof(V));                       \
+            memcpy(&b, fb + i, sizeof(V));                                                      \
+            o = (st * (d * gv) + k2 * ((xv - m) * st)) + k1;                                    \
+            a += d * ((xv - c) * st); b += d;                                                   \
+            memcpy(dx + i, &o, sizeof(V)); memcpy(fg + i, &a, sizeof(V));                       \
+            memcpy(fb + i, &b, sizeof(V));                                                      \
+        }
+    #else
+    #define CYNET_LN_DX_VEC(V, L)
+    #endif
+    #define CYNET_LN_DX(T, S, V, L)                                                             \
+    CYNET_LN_INLINE void cynet_ln_dx_##S(const T* dy, const T* x, T* dx, const T* g, Py_ssize_t n, \
+                                         T m, T c, T st, T k1, T k2, T* fg, T* fb) {             \
+        Py_ssize_t i = 0;                                                                       \
+        CYNET_LN_DX_VEC(V, L)                                                                   \
+        for (; i < n; i++) {                                                                    \
+            const T d = dy[i];                                                                  \
+            dx[i] = (st * (d * g[i]) + k2 * ((x[i] - m) * st)) + k1;                            \
+            fg[i] += d * ((x[i] - c) * st); fb[i] += d;                                         \
+        }                                                                                       \
+    }
+    #if CYNET_LN_VEC
+    CYNET_LN_DX(float, f, cynet_v16f, 16)
+    CYNET_LN_DX(double, d, cynet_v8d, 8)
+    #else
+    CYNET_LN_DX(float, f, float, 1)
+    CYNET_LN_DX(double, d, double, 1)
+    #endif
+
     #define CYNET_LN_KERNELS(T, S)                                                              \
     /* layer norm forward over rows [0, M) of (M, C): the statistics in one pass, about the     \
        row's first value (in double: exact for any offset the data can have) */                 \
@@ -189,9 +228,10 @@ cdef extern from *:
             for (i = 0; i < C; i++) yr[i] = ((xr[i] - c) * st) * g[i] + b[i];                    \
         }                                                                                        \
     }                                                                                            \
-    /* layer norm backward over rows [0, M); dg, db: C doubles, accumulated into; fg, fb: C T's \
-       of scratch (a block of rows' dgamma, dbeta terms, added to dg, db per block). Rows go in \
-       pairs, so the block sums are loaded and stored once per two rows. */                    \
+    /* layer norm backward over rows [0, M), one row at a time (its dy and x stay in L1 between \
+       the two passes; two or four rows at a time ran slower here); dg, db: C doubles,          \
+       accumulated into; fg, fb: C T's of scratch (a block of rows' dgamma, dbeta terms, added  \
+       to dg, db per block). */                                                                 \
     CYNET_CLONES static void cynet_ln_bwd_##S(const T* dy, const T* x, T* dx, Py_ssize_t M,     \
             Py_ssize_t C, const T* g, const T* mean, const T* inv, int rms, double* dg,         \
             double* db, T* fg, T* fb) {                                                          \
@@ -200,51 +240,16 @@ cdef extern from *:
         for (r0 = 0; r0 < M; r0 += CYNET_LN_BLOCK) {                                             \
             const Py_ssize_t r1 = r0 + CYNET_LN_BLOCK < M ? r0 + CYNET_LN_BLOCK : M;             \
             for (i = 0; i < C; i++) { fg[i] = (T)0; fb[i] = (T)0; }                              \
-            for (r = r0; r < r1; r += 2) {                                                       \
-                /* rows a = r and b = r + 1 (b = a when r is the block's odd last row) */       \
-                const int two = r + 1 < r1;                                                      \
-                const Py_ssize_t rb = two ? r + 1 : r;                                           \
-                const T* da = dy + r * C; const T* xa = x + r * C; T* oa = dx + r * C;          \
-                const T* db_ = dy + rb * C; const T* xb = x + rb * C; T* ob = dx + rb * C;      \
-                const T ma = mean[r], sa = inv[r], mb = mean[rb], sb = inv[rb];                  \
-                double A, B; T k1a, k2a, k1b, k2b;                                               \
-                if (r + 3 < M && C * (Py_ssize_t)sizeof(T) <= CYNET_LN_PF_BYTES) {               \
-                    CYNET_PREFETCH(da + 2 * C, 2 * C, sizeof(T), 0);                             \
-                    CYNET_PREFETCH(xa + 2 * C, 2 * C, sizeof(T), 0);                             \
-                }                                                                                \
-                cynet_ln_gsums_##S(da, xa, g, C, rms ? (T)0 : ma, sa, &A, &B);                   \
+            for (r = r0; r < r1; r++) {                                                          \
+                const T m = mean[r], st = inv[r], c = rms ? (T)0 : m;                            \
+                double A, B;                                                                     \
+                if (r + 1 < M && C * (Py_ssize_t)sizeof(T) <= CYNET_LN_PF_BYTES)                 \
+                    CYNET_PREFETCH(dx + (r + 1) * C, C, sizeof(T), 1);                           \
+                cynet_ln_gsums_##S(dy + r * C, x + r * C, g, C, c, st, &A, &B);                  \
                 if (rms) A = 0.0;                                                                \
-                k1a = (T)(-(double)sa * A * inv_c); k2a = (T)(-(double)sa * B * inv_c);          \
-                cynet_ln_gsums_##S(db_, xb, g, C, rms ? (T)0 : mb, sb, &A, &B);                  \
-                if (rms) A = 0.0;                                                                \
-                k1b = (T)(-(double)sb * A * inv_c); k2b = (T)(-(double)sb * B * inv_c);          \
-                if (rms) {                                                                       \
-                    for (i = 0; i < C; i++) {                                                    \
-                        T d = da[i];                                                             \
-                        oa[i] = (sa * (d * g[i]) + k2a * ((xa[i] - ma) * sa)) + k1a;             \
-                        fg[i] += d * (xa[i] * sa); fb[i] += d;                                   \
-                    }                                                                            \
-                    if (two) for (i = 0; i < C; i++) {                                           \
-                        T d = db_[i];                                                            \
-                        ob[i] = (sb * (d * g[i]) + k2b * ((xb[i] - mb) * sb)) + k1b;             \
-                        fg[i] += d * (xb[i] * sb); fb[i] += d;                                   \
-                    }                                                                            \
-                } else if (two) {                                                                \
-                    CYNET_IVDEP                                                                  \
-                    for (i = 0; i < C; i++) {                                                    \
-                        T d0 = da[i], h0 = (xa[i] - ma) * sa, d1 = db_[i], h1 = (xb[i] - mb) * sb; \
-                        oa[i] = (sa * (d0 * g[i]) + k2a * h0) + k1a;                             \
-                        ob[i] = (sb * (d1 * g[i]) + k2b * h1) + k1b;                             \
-                        fg[i] += d0 * h0 + d1 * h1; fb[i] += d0 + d1;                            \
-                    }                                                                            \
-                } else {                                                                         \
-                    CYNET_IVDEP                                                                  \
-                    for (i = 0; i < C; i++) {                                                    \
-                        T d0 = da[i], h0 = (xa[i] - ma) * sa;                                    \
-                        oa[i] = (sa * (d0 * g[i]) + k2a * h0) + k1a;                             \
-                        fg[i] += d0 * h0; fb[i] += d0;                                           \
-                    }                                                                            \
-                }                                                                                \
+                cynet_ln_dx_##S(dy + r * C, x + r * C, dx + r * C, g, C, m, c, st,               \
+                                (T)(-(double)st * A * inv_c), (T)(-(double)st * B * inv_c),      \
+                                fg, fb);                                                         \
             }                                                                                    \
             for (i = 0; i < C; i++) { dg[i] += (double)fg[i]; db[i] += (double)fb[i]; }          \
         }                                                                                        \
