@@ -163,6 +163,64 @@ cdef extern from *:
     CYNET_ATT_ROWS(float, int32_t, f32, cynet_self, cynet_att_expf)
     CYNET_ATT_ROWS(double, int64_t, f64, cynet_seld, cynet_att_expd)
 
+    /* xt (d, S) = the transpose of one head's (S, d) block x[s * rs + j] (the B operand of q k^T
+       and g v^T needs contiguous rows). Under AVX-512, 16 x 16 tiles are transposed in registers
+       (16 row loads, 64 shuffles, 16 row stores, where the scalar loop does 256 scattered
+       stores); the rest, and every tile without AVX-512, element by element. */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    #include <immintrin.h>
+    #define CYNET_ATT_TR16 1
+    __attribute__((target("avx512f"))) static void cynet_att_tr16_f32(const float* x, Py_ssize_t rs, float* xt,
+                                                                      Py_ssize_t S) {
+        __m512 r[16], t[16];
+        int i;
+        for (i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(x + i * rs);
+        for (i = 0; i < 8; i++) {   /* pairs of rows interleaved by words */
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for (i = 0; i < 4; i++) {   /* then by pairs of words: 4 x 4 blocks within each 128-bit lane */
+            r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[4 * i]), _mm512_castps_pd(t[4 * i + 2])));
+            r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[4 * i]), _mm512_castps_pd(t[4 * i + 2])));
+            r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[4 * i + 1]),
+                                                               _mm512_castps_pd(t[4 * i + 3])));
+            r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[4 * i + 1]),
+                                                               _mm512_castps_pd(t[4 * i + 3])));
+        }
+        for (i = 0; i < 4; i++) {   /* then the 128-bit lanes across rows 4 and 8 apart */
+            t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+            t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
+            t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+            t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
+        }
+        for (i = 0; i < 4; i++) {
+            r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+            r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+            r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
+            r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xdd);
+        }
+        for (i = 0; i < 16; i++) _mm512_storeu_ps(xt + i * S, r[i]);
+    }
+    #else
+    #define CYNET_ATT_TR16 0
+    #endif
+
+    static void cynet_att_transpose_f32(const float* x, Py_ssize_t S, Py_ssize_t rs, Py_ssize_t d, float* xt) {
+        Py_ssize_t s, j, s16 = 0, d16 = 0;
+    #if CYNET_ATT_TR16
+        if (__builtin_cpu_supports("avx512f")) {
+            s16 = S & ~(Py_ssize_t)15;
+            d16 = d & ~(Py_ssize_t)15;
+            for (s = 0; s < s16; s += 16)
+                for (j = 0; j < d16; j += 16)
+                    cynet_att_tr16_f32(x + s * rs + j, rs, xt + j * S + s, S);
+        }
+    #endif
+        for (s = 0; s < S; s++)
+            for (j = s < s16 ? d16 : 0; j < d; j++)
+                xt[j * S + s] = x[s * rs + j];
+    }
+
     /* The float32 row functions, cloned for AVX2 and AVX-512 (entry points only: the helpers
        above inline into each clone). */
     CYNET_CLONES static void cynet_att_fwd_rows_f32(const float* x, const unsigned char* m, Py_ssize_t ms,
@@ -178,6 +236,7 @@ cdef extern from *:
                                 Py_ssize_t k, float scale, float neg) noexcept nogil
     void cynet_att_bwd_rows_f32(const float* dp, const float* p, const unsigned char* m, Py_ssize_t ms,
                                 float* dx, Py_ssize_t k, float scale) noexcept nogil
+    void cynet_att_transpose_f32(const float* x, Py_ssize_t S, Py_ssize_t rs, Py_ssize_t d, float* xt) noexcept nogil
     void cynet_att_fwd_f64(const double* x, const unsigned char* m, Py_ssize_t ms, double* y,
                            Py_ssize_t k, double scale, double neg) noexcept nogil
     void cynet_att_bwd_f64(const double* dp, const double* p, const unsigned char* m, Py_ssize_t ms,
@@ -305,9 +364,12 @@ cdef inline void _transpose_head(const floating* x, Py_ssize_t S, Py_ssize_t rs,
                                  floating* xt) noexcept nogil:
     """xt (d, S) = the (S, d) block x[s * rs + j] of one (batch, head) pair, transposed."""
     cdef Py_ssize_t s, j
-    for s in range(S):
-        for j in range(d):
-            xt[j * S + s] = x[s * rs + j]
+    if floating is float:   # (16 x 16 tiles in registers under AVX-512)
+        cynet_att_transpose_f32(x, S, rs, d, xt)
+    else:
+        for s in range(S):
+            for j in range(d):
+                xt[j * S + s] = x[s * rs + j]
 
 
 cdef inline void _rows_forward(floating* p, const unsigned char* m, Py_ssize_t s2, Py_ssize_t ms,

@@ -26,6 +26,7 @@ query tensor itself (from Embedding(mask_zero=True) or Masking), so an explicit 
 ignored there; cynet arrays carry no mask, and `query_mask=` is honoured.
 """
 import math
+import types
 from collections.abc import Sequence
 from typing import Any
 
@@ -442,7 +443,7 @@ class MultiHeadAttention(Layer):
         array) runs the three projections as one product, and a key that is the value (also
         `key=None`) the key and value projections as one (_PackedProjection)."""
         if key is value:
-            fused = self._packed_qkv if query is value else self._packed_kv
+            fused = self._packed.qkv if query is value else self._packed.kv
             if all(part.kernel.shape[0] == value.shape[-1] for part in fused._parts):   # (else: the parts refuse it)
                 outs = fused(value, training=training)
                 fused.record_parts()
@@ -550,12 +551,12 @@ class MultiHeadAttention(Layer):
         out_dims = self._output_shape or (query_shape[-1],)
         self._output_dense = self._sublayer(_Projection(2, out_dims, name="attention_output", **common))
         self._output_dense._maybe_build(tuple(query_shape[:-1]) + (heads, self.value_dim))
-        # the packed products of self-attention and of a key that is the value (not tracked: no weights of their own)
+        # the packed products of self-attention and of a key that is the value: in a namespace, not layer
+        # attributes, so that nothing walking the sublayers (weights, Keras files) sees them (no weights of their own)
         parts = (self._query_dense, self._key_dense, self._value_dense)
-        object.__setattr__(self, "_packed_qkv", _PackedProjection(parts, name="query_key_value",
-                                                                  dtype=self.dtype_policy.name))
-        object.__setattr__(self, "_packed_kv", _PackedProjection(parts[1:], name="key_value",
-                                                                 dtype=self.dtype_policy.name))
+        self._packed = types.SimpleNamespace(
+            qkv=_PackedProjection(parts, name="query_key_value", dtype=self.dtype_policy.name),
+            kv=_PackedProjection(parts[1:], name="key_value", dtype=self.dtype_policy.name))
         self.built = True
 
     def _sublayer(self, layer):
