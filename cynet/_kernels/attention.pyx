@@ -32,6 +32,9 @@ so q, p and their transposes are read where they lie); k and v are transposed on
 into a (d, S) scratch, the B operand's rows having to be contiguous. One pair's score block
 (T x S) is written, normalised and multiplied while in cache (128 x 128 float32: 64 KiB).
 Threads: prange over the B * H pairs, threads_for(B * H * T * S, COST_ROWS).
+q, k and v are read through their strides (a unit stride along the last axis), so views of one
+packed (B, T, 3 * H * d) projection need no copy; the backward's `packed` writes the gradients
+as the parts of one such array (the packed projection's backward takes it whole).
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid

@@ -16,7 +16,9 @@ scale: a finite real factor applied to the scores before the mask (1 / sqrt(key_
 attention_forward / attention_backward: the whole dot-product attention of MultiHeadAttention,
 fused (one (batch, head) pair at a time, its score block in cache) on the projections' layout:
 query (B, T, H, dk), key (B, S, H, dk), value (B, S, H, dv) -> out (B, T, H, dv) and the
-probabilities p (B, H, T, S); mask broadcastable to p.
+probabilities p (B, H, T, S); mask broadcastable to p. Query, key and value may be views of one
+packed projection (read in place), and attention_backward can return the gradients as the parts
+of one array (`packed`), MultiHeadAttention's self-attention path.
 """
 from typing import Any
 
@@ -160,7 +162,9 @@ def attention_forward(query: ArrayLike, key: ArrayLike, value: ArrayLike, mask: 
 
     Args:
         query: (B, T, H, dk) float32|float64 (IN), the projections' layout (MultiHeadAttention's
-            query output).
+            query output). query, key and value are read in place when their last axis has a unit
+            stride and their other strides are non-negative (views of one packed projection, e.g.
+            (B, T, 3 * H * d) sliced along its last axis); any other layout is copied first.
         key: (B, S, H, dk) (IN).
         value: (B, S, H, dv) (IN).
         mask: None or broadcastable to the scores (B, H, T, S), True/nonzero = keep (IN).

@@ -16,6 +16,16 @@ into the returned scores, it is NumPy's matmul around the masked-softmax kernel
     p      = softmax(where(mask, scores, -1e9))   over the keys (a fully masked row is uniform)
     out    = dropout(p) v
 
+Self-attention (`mha(x, x)`: query, value and key one array) runs the query, key and value
+projections as ONE product (x times their kernels side by side), and a key that is the value
+(`mha(query, value)`, or key=value) the key and value projections as one (_PackedProjection):
+forward, one product and one bias add; backward, one product for the three kernels' gradients
+and one for x's, where separate projections take three of each and two sums. The fused attention
+reads the projections as views of that product and writes their gradients as the parts of one
+array (cynet.kernels.attention_backward's `packed`), so neither side copies. The weights stay the
+three projections' (Keras's names, shapes and get_weights() order); results equal the separate
+path's (tests/layers/test_attention_packed.py).
+
 The mask is Keras's: the AND of `attention_mask` (batch, T, S), `query_mask` (batch, T) as
 (batch, T, 1), `value_mask` and `key_mask` (batch, S) as (batch, 1, S), the causal mask (a query
 attends to keys at or before its position) with `use_causal_mask=True`, and the band
