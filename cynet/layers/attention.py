@@ -131,6 +131,10 @@ class _PackedProjection(Layer):
         pass
 
     @property
+    def trainable_weights(self):   # none of its own (the parts' records on the tape name theirs)
+        return []
+
+    @property
     def _bf16(self):   # the parts' policy (bfloat16 products under mixed_bfloat16), whatever it became
         return self._parts[0]._bf16
 
