@@ -4,7 +4,9 @@
 
 The workloads of bench/test_attention.py (shapes from kernel_cases/attention.py), each timed as
 the best of a few calls by CPU time (time.process_time: a loaded machine's waits do not count),
-the implementations alternating within each repeat so that load drifts hit them alike. The
+the implementations alternating within each repeat so that load drifts hit them alike
+("cython, 3 projections" is MultiHeadAttention on distinct query, value and key arrays: its query,
+key and value projections one product each, where self-attention packs them into one). The
 pytest-benchmark groups (wall time, one implementation after the other) are the reference on a
 quiet machine; this is the comparison to trust on a busy one. Needs PyTorch.
 """
@@ -72,6 +74,12 @@ def mha_workloads(rng):
         mha(x, x)
         return mha.backward(g)
 
+    xv, xk = x.copy(), x.copy()
+
+    def cy_separate():   # the same attention with query, value and key distinct arrays: three projections
+        mha(x, xv, key=xk)
+        return mha.backward(g)
+
     torch.manual_seed(0)
     module = torch.nn.MultiheadAttention(d, heads, batch_first=True)
     mparams = list(module.parameters())
@@ -93,7 +101,8 @@ def mha_workloads(rng):
         o = torch.nn.functional.scaled_dot_product_attention(q, k, v)
         return torch.autograd.grad(proj[3](o.transpose(1, 2).reshape(n, t, d)), [xx] + pparams, gt)
 
-    return {"MultiHeadAttention fwd+bwd": {"cython": cy, "torch MultiheadAttention": torch_module,
+    return {"MultiHeadAttention fwd+bwd": {"cython": cy, "cython, 3 projections": cy_separate,
+                                           "torch MultiheadAttention": torch_module,
                                            "torch Linear+sdpa": torch_sdpa}}
 
 

@@ -10,7 +10,8 @@ Groups:
   attention_backward: q k^T, softmax, .v and the gradients of q, k, v) on the projections'
   (B, T, H, d) layout; PyTorch's F.scaled_dot_product_attention + autograd on (B, H, T, d) views.
 - "mha <shape> fwd+bwd": MultiHeadAttention(num_heads=8, key_dim=32) self-attention on
-  (32, 128, 256): the layer's call and backward (input and weight gradients); PyTorch's
+  (32, 128, 256): the layer's call and backward (input and weight gradients; mha(x, x) runs the
+  query, key and value projections as one product, forward and backward); PyTorch's
   nn.MultiheadAttention(256, 8, batch_first=True) and a twin made of Linear projections around
   F.scaled_dot_product_attention, each with autograd for the input and every weight.
 

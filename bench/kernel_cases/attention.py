@@ -69,6 +69,7 @@ def _fused_attention(dt, rng, large):
         out, p = K.attention_forward(q, k, v, mask, 0.5)
         g = normal_like(rng, out)
         return [lambda: K.attention_forward(q, k, v, mask, 0.5),
-                lambda: K.attention_backward(g, q, k, v, p, mask, 0.5)]
+                lambda: K.attention_backward(g, q, k, v, p, mask, 0.5),
+                lambda: K.attention_backward(g, q, k, v, p, mask, 0.5, packed="kv")]
 
     return thunks(bind, HEADS_LEAK_LARGE if large else HEADS_LEAK)

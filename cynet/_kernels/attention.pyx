@@ -32,6 +32,9 @@ so q, p and their transposes are read where they lie); k and v are transposed on
 into a (d, S) scratch, the B operand's rows having to be contiguous. One pair's score block
 (T x S) is written, normalised and multiplied while in cache (128 x 128 float32: 64 KiB).
 Threads: prange over the B * H pairs, threads_for(B * H * T * S, COST_ROWS).
+q, k and v are read through their strides (a unit stride along the last axis), so views of one
+packed (B, T, 3 * H * d) projection need no copy; the backward's `packed` writes the gradients
+as the parts of one such array (the packed projection's backward takes it whole).
 """
 from cython cimport floating
 from cython.parallel cimport prange, threadid
@@ -163,6 +166,64 @@ cdef extern from *:
     CYNET_ATT_ROWS(float, int32_t, f32, cynet_self, cynet_att_expf)
     CYNET_ATT_ROWS(double, int64_t, f64, cynet_seld, cynet_att_expd)
 
+    /* xt (d, S) = the transpose of one head's (S, d) block x[s * rs + j] (the B operand of q k^T
+       and g v^T needs contiguous rows). Under AVX-512, 16 x 16 tiles are transposed in registers
+       (16 row loads, 64 shuffles, 16 row stores, where the scalar loop does 256 scattered
+       stores); the rest, and every tile without AVX-512, element by element. */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    #include <immintrin.h>
+    #define CYNET_ATT_TR16 1
+    __attribute__((target("avx512f"))) static void cynet_att_tr16_f32(const float* x, Py_ssize_t rs, float* xt,
+                                                                      Py_ssize_t S) {
+        __m512 r[16], t[16];
+        int i;
+        for (i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(x + i * rs);
+        for (i = 0; i < 8; i++) {   /* pairs of rows interleaved by words */
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for (i = 0; i < 4; i++) {   /* then by pairs of words: 4 x 4 blocks within each 128-bit lane */
+            r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[4 * i]), _mm512_castps_pd(t[4 * i + 2])));
+            r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[4 * i]), _mm512_castps_pd(t[4 * i + 2])));
+            r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[4 * i + 1]),
+                                                               _mm512_castps_pd(t[4 * i + 3])));
+            r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[4 * i + 1]),
+                                                               _mm512_castps_pd(t[4 * i + 3])));
+        }
+        for (i = 0; i < 4; i++) {   /* then the 128-bit lanes across rows 4 and 8 apart */
+            t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+            t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
+            t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+            t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
+        }
+        for (i = 0; i < 4; i++) {
+            r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+            r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+            r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
+            r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xdd);
+        }
+        for (i = 0; i < 16; i++) _mm512_storeu_ps(xt + i * S, r[i]);
+    }
+    #else
+    #define CYNET_ATT_TR16 0
+    #endif
+
+    static void cynet_att_transpose_f32(const float* x, Py_ssize_t S, Py_ssize_t rs, Py_ssize_t d, float* xt) {
+        Py_ssize_t s, j, s16 = 0, d16 = 0;
+    #if CYNET_ATT_TR16
+        if (__builtin_cpu_supports("avx512f")) {
+            s16 = S & ~(Py_ssize_t)15;
+            d16 = d & ~(Py_ssize_t)15;
+            for (s = 0; s < s16; s += 16)
+                for (j = 0; j < d16; j += 16)
+                    cynet_att_tr16_f32(x + s * rs + j, rs, xt + j * S + s, S);
+        }
+    #endif
+        for (s = 0; s < S; s++)
+            for (j = s < s16 ? d16 : 0; j < d; j++)
+                xt[j * S + s] = x[s * rs + j];
+    }
+
     /* The float32 row functions, cloned for AVX2 and AVX-512 (entry points only: the helpers
        above inline into each clone). */
     CYNET_CLONES static void cynet_att_fwd_rows_f32(const float* x, const unsigned char* m, Py_ssize_t ms,
@@ -178,6 +239,7 @@ cdef extern from *:
                                 Py_ssize_t k, float scale, float neg) noexcept nogil
     void cynet_att_bwd_rows_f32(const float* dp, const float* p, const unsigned char* m, Py_ssize_t ms,
                                 float* dx, Py_ssize_t k, float scale) noexcept nogil
+    void cynet_att_transpose_f32(const float* x, Py_ssize_t S, Py_ssize_t rs, Py_ssize_t d, float* xt) noexcept nogil
     void cynet_att_fwd_f64(const double* x, const unsigned char* m, Py_ssize_t ms, double* y,
                            Py_ssize_t k, double scale, double neg) noexcept nogil
     void cynet_att_bwd_f64(const double* dp, const double* p, const unsigned char* m, Py_ssize_t ms,
@@ -305,9 +367,12 @@ cdef inline void _transpose_head(const floating* x, Py_ssize_t S, Py_ssize_t rs,
                                  floating* xt) noexcept nogil:
     """xt (d, S) = the (S, d) block x[s * rs + j] of one (batch, head) pair, transposed."""
     cdef Py_ssize_t s, j
-    for s in range(S):
-        for j in range(d):
-            xt[j * S + s] = x[s * rs + j]
+    if floating is float:   # (16 x 16 tiles in registers under AVX-512)
+        cynet_att_transpose_f32(x, S, rs, d, xt)
+    else:
+        for s in range(S):
+            for j in range(d):
+                xt[j * S + s] = x[s * rs + j]
 
 
 cdef inline void _rows_forward(floating* p, const unsigned char* m, Py_ssize_t s2, Py_ssize_t ms,
@@ -348,7 +413,11 @@ cdef inline const unsigned char* _pair_mask(const unsigned char* base, Py_ssize_
 
 
 cdef tuple _check_heads(q, k, v):
-    """(B, T, H, dk, S, dv) of q (B, T, H, dk), k (B, S, H, dk), v (B, S, H, dv), checked."""
+    """(B, T, H, dk, S, dv) of q (B, T, H, dk), k (B, S, H, dk), v (B, S, H, dv), checked, each
+    with a unit stride along its last axis."""
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        if a.shape[3] > 1 and a.strides[3] != a.itemsize:
+            raise ValueError(f"{name} must have a unit stride along its last axis; received strides {a.strides}")
     B, T, H, dk, S = q.shape[0], q.shape[1], q.shape[2], q.shape[3], k.shape[1]
     _check_shape("k", tuple(k.shape[:4]), (B, S, H, dk), "(B, S, H, dk) matching q")
     _check_shape("v", tuple(v.shape[:3]), (B, S, H), "(B, S, H, dv) matching k, without dv")
@@ -366,12 +435,19 @@ cdef Py_ssize_t _mask_strides(const unsigned char[:, :, :, :] mask, Py_ssize_t B
     return 0
 
 
-def attention_forward(const floating[:, :, :, ::1] q not None, const floating[:, :, :, ::1] k not None,
-                      const floating[:, :, :, ::1] v not None, const unsigned char[:, :, :, :] mask,
+cdef inline Py_ssize_t _el(Py_ssize_t stride_bytes, Py_ssize_t sz) noexcept nogil:
+    """A stride in elements (the public functions pass whole-element, non-negative strides)."""
+    return stride_bytes // sz
+
+
+def attention_forward(const floating[:, :, :, :] q not None, const floating[:, :, :, :] k not None,
+                      const floating[:, :, :, :] v not None, const unsigned char[:, :, :, :] mask,
                       double scale):
     """out = softmax(where(mask, scale * q k^T, -1e9)) v per (batch, head), fused.
 
-    q: (B, T, H, dk), k: (B, S, H, dk), v: (B, S, H, dv), one float dtype, C-contiguous (IN)
+    q: (B, T, H, dk), k: (B, S, H, dk), v: (B, S, H, dv), one float dtype, each with a unit stride
+    along its last axis and any non-negative whole-element strides along the others (IN): views of
+    one packed projection (B, T, 3, H, d) read in place.
     mask: None or a uint8 (B, H, T, S) view of any strides, its last-axis stride 0 or 1 (IN)
     Returns (out (B, T, H, dv), p (B, H, T, S)): the attention output in the projections' layout
     and the probabilities (what attention_backward and return_attention_scores need).
@@ -390,6 +466,10 @@ def attention_forward(const floating[:, :, :, ::1] q not None, const floating[:,
     if B * H * T == 0 or S == 0:
         return np.zeros((B, T, H, dv), dtype=dtype), p_arr
     out_arr = np.empty((B, T, H, dv), dtype=dtype)   # (every block written below)
+    cdef Py_ssize_t sz = sizeof(floating)
+    cdef Py_ssize_t qb = _el(q.strides[0], sz), qt = _el(q.strides[1], sz), qh = _el(q.strides[2], sz)
+    cdef Py_ssize_t kb = _el(k.strides[0], sz), ks = _el(k.strides[1], sz), kh = _el(k.strides[2], sz)
+    cdef Py_ssize_t vb = _el(v.strides[0], sz), vs = _el(v.strides[1], sz), vh = _el(v.strides[2], sz)
     cdef Py_ssize_t pairs = B * H, n = pairs * T * S, bh, b, h
     cdef Py_ssize_t d = dk if dk > dv else dv
     cdef Py_ssize_t ws = d * S + gemms_tail(max(dk, S), max(S, dv))
@@ -416,50 +496,75 @@ def attention_forward(const floating[:, :, :, ::1] q not None, const floating[:,
         pb = pp + CY_SPAN(bh * T * S, T * S, n)
         mrow = _pair_mask(mb, b, h, st)
         # scores = q k^T into p's block, then the row passes in place
-        if dk > 0:
-            _transpose_head(kp + b * S * H * dk + h * dk, S, H * dk, dk, kt)
-        _mm(qp + b * T * H * dk + h * dk, H * dk, 1, T, dk, kt, S, S, pb, S, kt + d * S)
+        _transpose_head(kp + b * kb + h * kh, S, ks, dk, kt)
+        _mm(qp + b * qb + h * qh, qt, 1, T, dk, kt, S, S, pb, S, kt + d * S)
         _rows_forward(pb, mrow, st[2], st[3], T, S, scale)
         # out = p v, written in the (B, T, H, dv) layout
-        _mm(pb, S, 1, T, S, vp + b * S * H * dv + h * dv, H * dv, dv, op + b * T * H * dv + h * dv, H * dv,
-            kt + d * S)
+        _mm(pb, S, 1, T, S, vp + b * vb + h * vh, vs, dv, op + b * T * H * dv + h * dv, H * dv, kt + d * S)
     return out_arr, p_arr
 
 
-def attention_backward(const floating[:, :, :, ::1] g not None, const floating[:, :, :, ::1] q not None,
-                       const floating[:, :, :, ::1] k not None, const floating[:, :, :, ::1] v not None,
+def _gradient_arrays(Py_ssize_t B, Py_ssize_t T, Py_ssize_t S, Py_ssize_t H, Py_ssize_t dk, Py_ssize_t dv,
+                     int packed, dtype):
+    """(dq, dk, dv) to write: separate C-contiguous arrays (packed 0); dk and dv as the two parts
+    of one (B, S, H*dk + H*dv) array (packed 1: the gradient of a fused key-value projection);
+    dq, dk and dv as the three parts of one (B, T, 2*H*dk + H*dv) array (packed 2, T == S: a fused
+    query-key-value projection's). The parts are views with a unit last stride."""
+    if packed == 2:
+        buf = np.empty((B, T, H * (2 * dk + dv)), dtype=dtype)
+        return (buf[:, :, :H * dk].reshape(B, T, H, dk), buf[:, :, H * dk:2 * H * dk].reshape(B, S, H, dk),
+                buf[:, :, 2 * H * dk:].reshape(B, S, H, dv))
+    dq_arr = np.empty((B, T, H, dk), dtype=dtype)
+    if packed == 1:
+        buf = np.empty((B, S, H * (dk + dv)), dtype=dtype)
+        return dq_arr, buf[:, :, :H * dk].reshape(B, S, H, dk), buf[:, :, H * dk:].reshape(B, S, H, dv)
+    return dq_arr, np.empty((B, S, H, dk), dtype=dtype), np.empty((B, S, H, dv), dtype=dtype)
+
+
+def attention_backward(const floating[:, :, :, ::1] g not None, const floating[:, :, :, :] q not None,
+                       const floating[:, :, :, :] k not None, const floating[:, :, :, :] v not None,
                        const floating[:, :, :, ::1] p not None, const unsigned char[:, :, :, :] mask,
-                       double scale):
+                       double scale, int packed=0):
     """The gradients (dq, dk, dv) of attention_forward's out, given g = d(loss)/d(out).
 
-    g: (B, T, H, dv) (IN); q, k, v, mask, scale: as given to the forward; p: its (B, H, T, S)
-    probabilities (IN). Returns dq (B, T, H, dk), dk (B, S, H, dk), dv (B, S, H, dv).
+    g: (B, T, H, dv) (IN); q, k, v, mask, scale: as given to the forward (any non-negative outer
+    strides); p: its (B, H, T, S) probabilities (IN). packed: 0, 1 or 2, see _gradient_arrays (2
+    needs T == S). Returns dq (B, T, H, dk), dk (B, S, H, dk), dv (B, S, H, dv).
     """
     cdef Py_ssize_t B, T, H, dk, S, dv
     B, T, H, dk, S, dv = _check_heads(q, k, v)
     _check_shape("g", (g.shape[0], g.shape[1], g.shape[2], g.shape[3]), (B, T, H, dv), "out (B, T, H, dv)")
     _check_shape("p", (p.shape[0], p.shape[1], p.shape[2], p.shape[3]), (B, H, T, S), "the scores (B, H, T, S)")
+    if packed not in (0, 1, 2) or (packed == 2 and T != S):
+        raise ValueError(f"packed must be 0, 1, or 2 with as many keys as queries; received packed={packed} "
+                         f"with T={T}, S={S}")
     cdef Py_ssize_t st[4]
     _mask_strides(mask, B, H, T, S, st)
     dtype = np.float32 if floating is float else np.float64
-    if B * H * T == 0 or S == 0 or dv == 0:   # (no output: no gradient)
-        return (np.zeros((B, T, H, dk), dtype=dtype), np.zeros((B, S, H, dk), dtype=dtype),
-                np.zeros((B, S, H, dv), dtype=dtype))
-    if dk == 0:   # scores all zero (an empty axis has no element 0 to point at): dv at width 1
-        dv1 = attention_backward(g, np.zeros((B, T, H, 1), dtype), np.zeros((B, S, H, 1), dtype), v, p, mask,
-                                 scale)[2]
-        return np.zeros((B, T, H, 0), dtype=dtype), np.zeros((B, S, H, 0), dtype=dtype), dv1
-    dq_arr = np.empty((B, T, H, dk), dtype=dtype)   # (every block written below)
-    dk_arr = np.empty((B, S, H, dk), dtype=dtype)
-    dv_arr = np.empty((B, S, H, dv), dtype=dtype)
+    dq_arr, dk_arr, dv_arr = _gradient_arrays(B, T, S, H, dk, dv, packed, dtype)
+    if B * H * T == 0 or S == 0 or dv == 0 or dk == 0:   # (no output, or scores all zero)
+        for a in (dq_arr, dk_arr, dv_arr):
+            a[...] = 0
+        if dk == 0 and not (B * H * T == 0 or S == 0 or dv == 0):   # dv at width 1 (an empty axis has no element 0)
+            dv_arr[...] = attention_backward(g, np.zeros((B, T, H, 1), dtype), np.zeros((B, S, H, 1), dtype), v, p,
+                                             mask, scale)[2]
+        return dq_arr, dk_arr, dv_arr
+    cdef Py_ssize_t sz = sizeof(floating)
+    cdef Py_ssize_t qb = _el(q.strides[0], sz), qt = _el(q.strides[1], sz), qh = _el(q.strides[2], sz)
+    cdef Py_ssize_t kb = _el(k.strides[0], sz), ks = _el(k.strides[1], sz), kh = _el(k.strides[2], sz)
+    cdef Py_ssize_t vb = _el(v.strides[0], sz), vs = _el(v.strides[1], sz), vh = _el(v.strides[2], sz)
+    cdef Py_ssize_t gb_ = _el(g.strides[0], sz), gt = _el(g.strides[1], sz), gh = _el(g.strides[2], sz)
+    cdef floating[:, :, :, :] dqm = dq_arr
+    cdef floating[:, :, :, :] dkm = dk_arr
+    cdef floating[:, :, :, :] dvm = dv_arr
+    cdef Py_ssize_t dqb = _el(dqm.strides[0], sz), dqt = _el(dqm.strides[1], sz), dqh = _el(dqm.strides[2], sz)
+    cdef Py_ssize_t dkb = _el(dkm.strides[0], sz), dks = _el(dkm.strides[1], sz), dkh = _el(dkm.strides[2], sz)
+    cdef Py_ssize_t dvb = _el(dvm.strides[0], sz), dvs = _el(dvm.strides[1], sz), dvh = _el(dvm.strides[2], sz)
     cdef Py_ssize_t pairs = B * H, n = pairs * T * S, bh, b, h
     cdef Py_ssize_t d = dk if dk > dv else dv
     cdef Py_ssize_t ws = d * S + T * S + gemms_tail(max(T, dv, S), max(dv, S, dk))
     cdef Py_ssize_t nt = max(1, omp_get_max_threads())
     cdef floating[::1] work = np.empty(nt * ws, dtype=dtype)
-    cdef floating[:, :, :, ::1] dqm = dq_arr
-    cdef floating[:, :, :, ::1] dkm = dk_arr
-    cdef floating[:, :, :, ::1] dvm = dv_arr
     cdef const floating* gp = &g[0, 0, 0, 0]
     cdef const floating* qp = &q[0, 0, 0, 0]
     cdef const floating* kp = &k[0, 0, 0, 0]
@@ -485,16 +590,15 @@ def attention_backward(const floating[:, :, :, ::1] g not None, const floating[:
         ds = vt + d * S
         tail = ds + T * S
         pb = pp + CY_SPAN(bh * T * S, T * S, n)
-        gb = gp + b * T * H * dv + h * dv
+        gb = gp + b * gb_ + h * gh
         mrow = _pair_mask(mb, b, h, st)
         # dv = p^T g
-        _mm(pb, 1, S, S, T, gb, H * dv, dv, dvp + b * S * H * dv + h * dv, H * dv, tail)
+        _mm(pb, 1, S, S, T, gb, gt, dv, dvp + b * dvb + h * dvh, dvs, tail)
         # dp = g v^T, then ds = the softmax's backward, in place
-        if dv > 0:
-            _transpose_head(vp + b * S * H * dv + h * dv, S, H * dv, dv, vt)
-        _mm(gb, H * dv, 1, T, dv, vt, S, S, ds, S, tail)
+        _transpose_head(vp + b * vb + h * vh, S, vs, dv, vt)
+        _mm(gb, gt, 1, T, dv, vt, S, S, ds, S, tail)
         _rows_backward(ds, pb, mrow, st[2], st[3], T, S, scale)
         # dq = ds k, dk = ds^T q
-        _mm(ds, S, 1, T, S, kp + b * S * H * dk + h * dk, H * dk, dk, dqp + b * T * H * dk + h * dk, H * dk, tail)
-        _mm(ds, 1, S, S, T, qp + b * T * H * dk + h * dk, H * dk, dk, dkp + b * S * H * dk + h * dk, H * dk, tail)
+        _mm(ds, S, 1, T, S, kp + b * kb + h * kh, ks, dk, dqp + b * dqb + h * dqh, dqt, tail)
+        _mm(ds, 1, S, S, T, qp + b * qb + h * qh, qt, dk, dkp + b * dkb + h * dkh, dks, tail)
     return dq_arr, dk_arr, dv_arr

@@ -95,18 +95,41 @@ def attention_forward(q, k, v, mask, scale):
     return np.ascontiguousarray((p @ v.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)), p
 
 
-def attention_backward(g, q, k, v, p, mask, scale):
-    """(dq, dk, dv), the gradients of attention_forward's out given g (B, T, H, dv) and its p."""
+def _gradient_arrays(B, T, S, H, dk, dv, packed, dtype):
+    """(dq, dk, dv) to write: separate arrays (packed 0); dk and dv the two parts of one
+    (B, S, H*dk + H*dv) array (packed 1); all three the parts of one (B, T, 2*H*dk + H*dv) array
+    (packed 2, T == S): the compiled module's layouts."""
+    if packed == 2:
+        buf = np.empty((B, T, H * (2 * dk + dv)), dtype=dtype)
+        return (buf[:, :, :H * dk].reshape(B, T, H, dk), buf[:, :, H * dk:2 * H * dk].reshape(B, S, H, dk),
+                buf[:, :, 2 * H * dk:].reshape(B, S, H, dv))
+    dq = np.empty((B, T, H, dk), dtype=dtype)
+    if packed == 1:
+        buf = np.empty((B, S, H * (dk + dv)), dtype=dtype)
+        return dq, buf[:, :, :H * dk].reshape(B, S, H, dk), buf[:, :, H * dk:].reshape(B, S, H, dv)
+    return dq, np.empty((B, S, H, dk), dtype=dtype), np.empty((B, S, H, dv), dtype=dtype)
+
+
+def attention_backward(g, q, k, v, p, mask, scale, packed=0):
+    """(dq, dk, dv), the gradients of attention_forward's out given g (B, T, H, dv) and its p;
+    packed 0, 1 or 2: their layout (_gradient_arrays)."""
     _check_heads(q, k, v)
-    B, T, H, _ = q.shape
-    if g.shape != (B, T, H, v.shape[3]):
-        raise ValueError(f"g must have the shape of out {(B, T, H, v.shape[3])}; received shape {g.shape}")
-    if p.shape != (B, H, T, k.shape[1]):
-        raise ValueError(f"p must have the shape of the scores {(B, H, T, k.shape[1])}; received shape {p.shape}")
+    B, T, H, dk = q.shape
+    S, dv = k.shape[1], v.shape[3]
+    if g.shape != (B, T, H, dv):
+        raise ValueError(f"g must have the shape of out {(B, T, H, dv)}; received shape {g.shape}")
+    if p.shape != (B, H, T, S):
+        raise ValueError(f"p must have the shape of the scores {(B, H, T, S)}; received shape {p.shape}")
+    if packed not in (0, 1, 2) or (packed == 2 and T != S):
+        raise ValueError(f"packed must be 0, 1, or 2 with as many keys as queries; received packed={packed} "
+                         f"with T={T}, S={S}")
     _check_mask(mask, p.shape)
     gh = g.transpose(0, 2, 1, 3)
-    dv = p.transpose(0, 1, 3, 2) @ gh
+    dv_ = p.transpose(0, 1, 3, 2) @ gh
     ds = masked_softmax_backward(np.ascontiguousarray(gh @ v.transpose(0, 2, 3, 1)), p, mask, scale)
-    dq = ds @ k.transpose(0, 2, 1, 3)
-    dk = ds.transpose(0, 1, 3, 2) @ q.transpose(0, 2, 1, 3)
-    return tuple(np.ascontiguousarray(a.transpose(0, 2, 1, 3)) for a in (dq, dk, dv))
+    dq_ = ds @ k.transpose(0, 2, 1, 3)
+    dk_ = ds.transpose(0, 1, 3, 2) @ q.transpose(0, 2, 1, 3)
+    out = _gradient_arrays(B, T, S, H, dk, dv, packed, p.dtype)
+    for o, a in zip(out, (dq_, dk_, dv_)):
+        o[...] = a.transpose(0, 2, 1, 3)
+    return out

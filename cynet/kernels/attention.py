@@ -16,7 +16,9 @@ scale: a finite real factor applied to the scores before the mask (1 / sqrt(key_
 attention_forward / attention_backward: the whole dot-product attention of MultiHeadAttention,
 fused (one (batch, head) pair at a time, its score block in cache) on the projections' layout:
 query (B, T, H, dk), key (B, S, H, dk), value (B, S, H, dv) -> out (B, T, H, dv) and the
-probabilities p (B, H, T, S); mask broadcastable to p.
+probabilities p (B, H, T, S); mask broadcastable to p. Query, key and value may be views of one
+packed projection (read in place), and attention_backward can return the gradients as the parts
+of one array (`packed`), MultiHeadAttention's self-attention path.
 """
 from typing import Any
 
@@ -128,10 +130,20 @@ def masked_softmax_backward(dp: ArrayLike, p: ArrayLike, mask: ArrayLike | None 
     return o if o is not None else dx.reshape(p.shape)
 
 
+def _rows(name, a, dtype):
+    """`a` as an array of `dtype` with a unit stride along its last axis: a view of a wider array
+    (a part of a packed query-key-value projection) is read in place when its strides are
+    non-negative whole elements; anything else is converted to a C-contiguous array."""
+    if isinstance(a, np.ndarray) and a.dtype == dtype and a.ndim == 4 and a.size and a.strides[3] == a.itemsize \
+            and all(s >= 0 and s % a.itemsize == 0 for s in a.strides):
+        return a
+    return as_float(name, a, dtype)
+
+
 def _heads(dtype, query, key, value):
     """query, key, value as C-contiguous arrays of `dtype`, their shapes checked: (B, T, H, dk),
     (B, S, H, dk), (B, S, H, dv)."""
-    q, k, v = (as_float(name, a, dtype) for name, a in (("query", query), ("key", key), ("value", value)))
+    q, k, v = (_rows(name, a, dtype) for name, a in (("query", query), ("key", key), ("value", value)))
     for name, a in (("query", q), ("key", k), ("value", v)):
         if a.ndim != 4:
             raise ValueError(f"{name} must be 4-dimensional ((batch, steps, heads, dim)); received shape {a.shape}")
@@ -150,7 +162,9 @@ def attention_forward(query: ArrayLike, key: ArrayLike, value: ArrayLike, mask: 
 
     Args:
         query: (B, T, H, dk) float32|float64 (IN), the projections' layout (MultiHeadAttention's
-            query output).
+            query output). query, key and value are read in place when their last axis has a unit
+            stride and their other strides are non-negative (views of one packed projection, e.g.
+            (B, T, 3 * H * d) sliced along its last axis); any other layout is copied first.
         key: (B, S, H, dk) (IN).
         value: (B, S, H, dv) (IN).
         mask: None or broadcastable to the scores (B, H, T, S), True/nonzero = keep (IN).
@@ -168,8 +182,11 @@ def attention_forward(query: ArrayLike, key: ArrayLike, value: ArrayLike, mask: 
     return impl("attention").attention_forward(q, k, v, m4, scale)
 
 
+_PACKED = {None: 0, "kv": 1, "qkv": 2}
+
+
 def attention_backward(grad: ArrayLike, query: ArrayLike, key: ArrayLike, value: ArrayLike, p: ArrayLike,
-                       mask: ArrayLike | None = None, scale: float = 1.0) -> Any:
+                       mask: ArrayLike | None = None, scale: float = 1.0, packed: str | None = None) -> Any:
     """The gradients of attention_forward's out with respect to its query, key and value.
 
     Args:
@@ -180,10 +197,16 @@ def attention_backward(grad: ArrayLike, query: ArrayLike, key: ArrayLike, value:
         p: (B, H, T, S), the forward's probabilities (IN).
         mask: As given to the forward.
         scale: As given to the forward.
+        packed: None (three arrays), "kv" (dkey and dvalue the two parts, along the last axis, of
+            one (B, S, H*dk + H*dv) array: the gradient of a fused key-value projection) or "qkv"
+            (all three the parts of one (B, T, 2*H*dk + H*dv) array, T == S: a fused
+            query-key-value projection's); the parts are views of that array.
 
     Returns:
         (dquery, dkey, dvalue), each of its input's shape and the common float dtype.
     """
+    if not isinstance(packed, (str, type(None))) or packed not in _PACKED:
+        raise ValueError(f"packed must be None, 'kv' or 'qkv'; received packed={packed!r}")
     scale = _scale(scale)
     dtype = float_dtype(grad=grad, query=query, key=key, value=value, p=p)
     q, k, v = _heads(dtype, query, key, value)
@@ -195,5 +218,7 @@ def attention_backward(grad: ArrayLike, query: ArrayLike, key: ArrayLike, value:
     if pp.shape != shape:
         raise ValueError(f"p must have the shape of the probabilities {shape} of query {q.shape} and key {k.shape}; "
                          f"received shape {pp.shape}")
+    if packed == "qkv" and q.shape[1] != k.shape[1]:
+        raise ValueError(f"packed='qkv' needs as many keys as queries; received query {q.shape} and key {k.shape}")
     m4 = _mask(mask, shape, shape, f"the scores (B, H, T, S) of query {q.shape} and key {k.shape}")
-    return impl("attention").attention_backward(g, q, k, v, pp, m4, scale)
+    return impl("attention").attention_backward(g, q, k, v, pp, m4, scale, _PACKED[packed])

@@ -16,6 +16,16 @@ into the returned scores, it is NumPy's matmul around the masked-softmax kernel
     p      = softmax(where(mask, scores, -1e9))   over the keys (a fully masked row is uniform)
     out    = dropout(p) v
 
+Self-attention (`mha(x, x)`: query, value and key one array) runs the query, key and value
+projections as ONE product (x times their kernels side by side), and a key that is the value
+(`mha(query, value)`, or key=value) the key and value projections as one (_PackedProjection):
+forward, one product and one bias add; backward, one product for the three kernels' gradients
+and one for x's, where separate projections take three of each and two sums. The fused attention
+reads the projections as views of that product and writes their gradients as the parts of one
+array (cynet.kernels.attention_backward's `packed`), so neither side copies. The weights stay the
+three projections' (Keras's names, shapes and get_weights() order); results equal the separate
+path's (tests/layers/test_attention_packed.py).
+
 The mask is Keras's: the AND of `attention_mask` (batch, T, S), `query_mask` (batch, T) as
 (batch, T, 1), `value_mask` and `key_mask` (batch, S) as (batch, 1, S), the causal mask (a query
 attends to keys at or before its position) with `use_causal_mask=True`, and the band
@@ -26,6 +36,7 @@ query tensor itself (from Embedding(mask_zero=True) or Masking), so an explicit 
 ignored there; cynet arrays carry no mask, and `query_mask=` is honoured.
 """
 import math
+import types
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +44,7 @@ import numpy as np
 
 from .. import _validation, initializers, regularizers
 from .. import graph as _graph
+from .. import tape as _tape
 from .. import kernels as K
 from ..utils.rng import make_rng
 from ._precision import matmul as _mm
@@ -93,6 +105,104 @@ class _Projection(Layer):
         return _mm(self, g2, w2.T).reshape(ctx.shape) if need_input_grad else None
 
 
+class _PackedProjection(Layer):
+    """Several input projections of ONE input (self-attention's query, key and value, or the key
+    and value of `mha(query, value)`) as one product: x (M, E) times the parts' kernels side by
+    side (E, N), one bias add, and in the backward one product for the kernels' gradients and one
+    for the input's, instead of one per part and the sum of the input's gradients.
+
+    The weights stay the parts' (Keras's names, shapes and order); this node owns none. Its
+    outputs are views of the (batch, T, N) product, which the fused attention reads in place; the
+    attention's backward writes their gradients into one (batch, T, N) array likewise (its
+    `packed` layouts), taken here without a copy (any other layout is joined first)."""
+
+    def __init__(self, parts, **kwargs):
+        super().__init__(**kwargs)
+        object.__setattr__(self, "_parts", tuple(parts))   # not tracked: their weights stay theirs alone
+        self.built = True
+
+    @property
+    def _trainable_vars(self):
+        """The parts' trainable variables (what the tape resets and checks for this record)."""
+        return [v for part in self._parts for v in part._trainable_vars]
+
+    @_trainable_vars.setter
+    def _trainable_vars(self, value):   # (Layer.__init__'s empty list: the parts own the weights)
+        pass
+
+    @property
+    def trainable_weights(self):   # none of its own (the parts' records on the tape name theirs)
+        return []
+
+    @property
+    def _bf16(self):   # the parts' policy (bfloat16 products under mixed_bfloat16), whatever it became
+        return self._parts[0]._bf16
+
+    def _add_regularization_gradients(self):
+        """None here: MultiHeadAttention records each part on the tape, which adds their penalties once."""
+
+    def _forward(self, ctx, inputs, training):
+        parts = self._parts
+        fan_in = inputs.shape[-1]
+        kernel = np.concatenate([part.kernel.value.reshape(fan_in, -1) for part in parts], axis=1)   # (E, N)
+        x2 = inputs.reshape(-1, fan_in)
+        y = _mm(self, x2, kernel)
+        if parts[0].use_bias:
+            y += np.concatenate([part.bias.value.reshape(-1) for part in parts])
+        ctx.x2, ctx.kernel, ctx.shape = x2, kernel, inputs.shape
+        y = y.reshape(inputs.shape[:-1] + (kernel.shape[1],))
+        outs, start = [], 0
+        for part in parts:
+            width = part.kernel.size // fan_in
+            outs.append(y[..., start:start + width].reshape(inputs.shape[:-1] + part.out_dims))
+            start += width
+        return outs
+
+    def _backward(self, ctx, grad, need_input_grad):
+        parts = self._parts
+        g2 = _joined(grad, ctx.x2.shape[0], ctx.kernel.shape[1])   # (M, N)
+        g_kernel = _mm(self, ctx.x2.T, g2)                          # (E, N): every kernel's gradient
+        g_bias = g2.sum(axis=0) if parts[0].use_bias else None
+        start = 0
+        for part in parts:
+            width = part.kernel.size // ctx.x2.shape[1]
+            add_grad(part.kernel, np.ascontiguousarray(g_kernel[:, start:start + width]).reshape(part.kernel.shape))
+            if g_bias is not None:
+                add_grad(part.bias, g_bias[start:start + width].reshape(part.bias.shape))
+            start += width
+        return _mm(self, g2, ctx.kernel.T).reshape(ctx.shape) if need_input_grad else None
+
+    def record_parts(self):
+        """Record each part on the active tape (a record without inputs or outputs, whose backward
+        never runs): the tape then resets their gradients and adds their regularization penalties
+        once per backward pass, as for a part called on its own (also on the same tape)."""
+        tape = _tape.active()
+        if isinstance(tape, _tape.Tape):
+            for part in self._parts:
+                tape.record(part, _tape.Context(), (), (), True, True)
+
+
+def _joined(grads, rows, width):
+    """The (rows, width) gradient of a packed projection from its parts' gradients: their common
+    C-contiguous base, when they are its consecutive column blocks (the attention's packed
+    layouts), else the parts joined along the columns (a copy)."""
+    base = grads[0].base
+    if isinstance(base, np.ndarray) and base.flags.c_contiguous and base.size == rows * width \
+            and base.dtype == grads[0].dtype:
+        item, start, at = base.itemsize, base.__array_interface__["data"][0], 0
+        for g in grads:
+            cols = g.size // rows if rows else 0
+            inner = tuple(int(np.prod(g.shape[i + 1:])) * item for i in range(2, g.ndim))
+            if g.base is not base or g.ndim < 2 or g.__array_interface__["data"][0] != start + at * item \
+                    or g.strides != (g.shape[1] * width * item, width * item) + inner:
+                break
+            at += cols
+        else:
+            if at == width:
+                return base.reshape(rows, width)
+    return np.concatenate([g.reshape(rows, -1) for g in grads], axis=1)
+
+
 class _DotProductAttention(Layer):
     """The fused attention of the projected [query (B, T, H, k), key (B, S, H, k), value (B, S, H, v)]:
     (B, T, H, v), or [that, the attention probabilities (B, H, T, S)] with return_scores. `mask` is
@@ -108,10 +218,11 @@ class _DotProductAttention(Layer):
         q, _, v = input_shape
         return tuple(q[:-1]) + (v[-1],)
 
-    def _forward(self, ctx, inputs, training, mask=None, return_scores=False):
+    def _forward(self, ctx, inputs, training, mask=None, return_scores=False, packed=None):
         q, k, v = inputs
         mask4 = None if mask is None else mask[:, None]
         ctx.q, ctx.k, ctx.v, ctx.mask4, ctx.return_scores = q, k, v, mask4, return_scores
+        ctx.packed = packed   # the gradients' layout for a packed projection (K.attention_backward)
         ctx.fused = not (training and self.dropout > 0.0) and not self._bf16
         if ctx.fused:
             # the fused kernel: q k^T, softmax and .v per (batch, head) on the (B, T, H, d) layout
@@ -133,7 +244,7 @@ class _DotProductAttention(Layer):
     def _backward(self, ctx, grad, need_input_grad):
         g_out, g_scores = grad if ctx.return_scores else (grad, None)
         if ctx.fused and g_scores is None:
-            grads = K.attention_backward(g_out, ctx.q, ctx.k, ctx.v, ctx.p, ctx.mask4, self.scale)
+            grads = K.attention_backward(g_out, ctx.q, ctx.k, ctx.v, ctx.p, ctx.mask4, self.scale, packed=ctx.packed)
             return [g if need else None for g, need in zip(grads, need_input_grad)]
         # dropout, bfloat16 products or a gradient of the returned scores: the products one by one
         qh, kh, vh = (a.transpose(0, 2, 1, 3) for a in (ctx.q, ctx.k, ctx.v))   # (B, H, steps, dim)
@@ -332,14 +443,30 @@ class MultiHeadAttention(Layer):
         self._check_shapes(query.shape, value.shape, key_in.shape)
         mask = self._attention_mask(query.shape, value.shape, query_mask, value_mask, key_mask, attention_mask,
                                     use_causal_mask)
-        q = self._query_dense(query, training=training)
-        k = self._key_dense(key_in, training=training)
-        v = self._value_dense(value, training=training)
-        out = self._attention([q, k, v], training=training, mask=mask, return_scores=return_attention_scores)
+        q, k, v, packed = self._projections(query, value, key_in, training)
+        out = self._attention([q, k, v], training=training, mask=mask, return_scores=return_attention_scores,
+                              packed=packed)
         if return_attention_scores:
             out, scores = out
             return self._output_dense(out, training=training), scores
         return self._output_dense(out, training=training)
+
+    def _projections(self, query, value, key, training):
+        """(q, k, v, packed): the projected query, key and value, and the layout of their
+        gradients (K.attention_backward's `packed`). Self-attention (query, value and key one
+        array) runs the three projections as one product, and a key that is the value (also
+        `key=None`) the key and value projections as one (_PackedProjection)."""
+        if key is value:
+            fused = self._packed.qkv if query is value else self._packed.kv
+            if all(part.kernel.shape[0] == value.shape[-1] for part in fused._parts):   # (else: the parts refuse it)
+                outs = fused(value, training=training)
+                fused.record_parts()
+                if query is value:
+                    return (*outs, "qkv")
+                return (self._query_dense(query, training=training), *outs, "kv")
+        q = self._query_dense(query, training=training)
+        k = self._key_dense(key, training=training)
+        return q, k, self._value_dense(value, training=training), None
 
     def _symbolic_call(self, inputs, training, kwargs):
         out = super()._symbolic_call(inputs, training, kwargs)
@@ -438,6 +565,12 @@ class MultiHeadAttention(Layer):
         out_dims = self._output_shape or (query_shape[-1],)
         self._output_dense = self._sublayer(_Projection(2, out_dims, name="attention_output", **common))
         self._output_dense._maybe_build(tuple(query_shape[:-1]) + (heads, self.value_dim))
+        # the packed products of self-attention and of a key that is the value: in a namespace, not layer
+        # attributes, so that nothing walking the sublayers (weights, Keras files) sees them (no weights of their own)
+        parts = (self._query_dense, self._key_dense, self._value_dense)
+        self._packed = types.SimpleNamespace(
+            qkv=_PackedProjection(parts, name="query_key_value", dtype=self.dtype_policy.name),
+            kv=_PackedProjection(parts[1:], name="key_value", dtype=self.dtype_policy.name))
         self.built = True
 
     def _sublayer(self, layer):

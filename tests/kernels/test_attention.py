@@ -343,3 +343,98 @@ def test_fused_attention_threads_give_the_same_result():
         cynet.set_num_threads(before)
     for a, b in zip(*res):
         np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------------------- packed projections
+
+def packed_case(rng, B, T, S, H, dk, dv, dtype, kind):
+    """q, k, v as views of one packed projection: kind "qkv" (B, T, 2*H*dk + H*dv), T == S, or
+    "kv" (k and v parts of one (B, S, H*dk + H*dv) array, q its own)."""
+    if kind == "qkv":
+        buf = rng.standard_normal((B, T, H * (2 * dk + dv))).astype(dtype)
+        q = buf[:, :, :H * dk].reshape(B, T, H, dk)
+        k = buf[:, :, H * dk:2 * H * dk].reshape(B, S, H, dk)
+        v = buf[:, :, 2 * H * dk:].reshape(B, S, H, dv)
+    else:
+        buf = rng.standard_normal((B, S, H * (dk + dv))).astype(dtype)
+        q = rng.standard_normal((B, T, H, dk)).astype(dtype)
+        k, v = buf[:, :, :H * dk].reshape(B, S, H, dk), buf[:, :, H * dk:].reshape(B, S, H, dv)
+    return q, k, v, rng.standard_normal((B, T, H, dv)).astype(dtype)
+
+
+# (B, T, S, H, dk, dv, kind)
+PACKED_SHAPES = [(2, 5, 5, 3, 4, 6, "qkv"), (1, 9, 9, 2, 17, 3, "qkv"), (2, 1, 1, 1, 1, 1, "qkv"),
+                 (2, 5, 7, 3, 4, 6, "kv"), (1, 13, 9, 2, 3, 17, "kv"), (2, 3, 3, 2, 0, 2, "qkv"),
+                 (2, 3, 5, 2, 2, 0, "kv"), (0, 3, 3, 2, 2, 2, "qkv"),
+                 # 16 x 16 tiles of the key and value transposes (AVX-512) and their remainders
+                 (2, 37, 37, 2, 35, 19, "qkv"), (1, 5, 48, 2, 32, 48, "kv")]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", PACKED_SHAPES)
+@pytest.mark.parametrize("masked", [False, True])
+def test_packed_views_and_gradients_match_separate_arrays(dtype, shape, masked):
+    """Views of a packed projection are read in place (the same results as C-contiguous copies);
+    packed='qkv' / 'kv' return the gradients as consecutive parts of one array, equal to the
+    separate ones; the compiled kernel matches its twin."""
+    *dims, kind = shape
+    B, T, S, H, dk, dv = dims
+    rng = np.random.default_rng(19)
+    q, k, v, g = packed_case(rng, B, T, S, H, dk, dv, dtype, kind)
+    mask = rng.random((B, 1, T, S)) < 0.7 if masked else None
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    res = {}
+    for be in BACKENDS:
+        with K.use_backend(be):
+            out, p = K.attention_forward(q, k, v, mask, 0.4)
+            ref_out, ref_p = K.attention_forward(q.copy(), k.copy(), v.copy(), mask, 0.4)
+            np.testing.assert_array_equal(out, ref_out)
+            np.testing.assert_array_equal(p, ref_p)
+            grads = K.attention_backward(g, q, k, v, p, mask, 0.4, packed=kind)
+            ref = K.attention_backward(g, q.copy(), k.copy(), v.copy(), p, mask, 0.4)
+            for a, b in zip(grads, ref):
+                assert a.shape == b.shape and a.dtype == b.dtype
+                np.testing.assert_allclose(a, b, **tol)
+            parts = grads if kind == "qkv" else grads[1:]
+            base = parts[0].base
+            assert base is not None and all(a.base is base for a in parts) and base.flags.c_contiguous
+            joined = np.concatenate([a.reshape(a.shape[0], a.shape[1], a.shape[2] * a.shape[3]) for a in parts], axis=2)
+            np.testing.assert_array_equal(base.reshape(joined.shape), joined)
+            res[be] = (out, p) + tuple(grads)
+    for a, b in zip(res["cython"], res["numpy"]):
+        np.testing.assert_allclose(a, b, **tol)
+
+
+def test_views_that_are_not_read_in_place_are_copied(backend):
+    """Negative strides, a last axis with a stride, Fortran order: copied first, same results."""
+    rng = np.random.default_rng(29)
+    q, k, v, g = heads_case(rng, 2, 4, 4, 2, 3, 3, np.float64)
+    out, p = K.attention_forward(q, k, v)
+    for qq in (q[:, ::-1][:, ::-1], np.repeat(q, 2, axis=3)[..., ::2], np.asfortranarray(q)):
+        np.testing.assert_array_equal(K.attention_forward(qq, k, v)[0], out)
+        for a, b in zip(K.attention_backward(g, qq, k, v, p), K.attention_backward(g, q, k, v, p)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_packed_argument_errors(backend):
+    q, k, v = np.zeros((2, 3, 2, 4)), np.zeros((2, 5, 2, 4)), np.zeros((2, 5, 2, 6))
+    out, p = K.attention_forward(q, k, v)
+    with pytest.raises(ValueError, match="packed must be None, 'kv' or 'qkv'"):
+        K.attention_backward(out, q, k, v, p, packed="q")
+    with pytest.raises(ValueError, match="packed must be None, 'kv' or 'qkv'"):
+        K.attention_backward(out, q, k, v, p, packed=2)
+    with pytest.raises(ValueError, match="packed='qkv' needs as many keys as queries"):
+        K.attention_backward(out, q, k, v, p, packed="qkv")
+
+
+@needs_compiled
+def test_compiled_attention_refuses_a_strided_last_axis_and_bad_packed():
+    q = np.zeros((1, 2, 1, 6))[..., ::2]
+    k, v = np.zeros((1, 2, 1, 3)), np.zeros((1, 2, 1, 3))
+    with pytest.raises(ValueError, match="unit stride along its last axis"):
+        attention_compiled.attention_forward(q, k, v, None, 1.0)
+    out, p = attention_compiled.attention_forward(k, k, v, None, 1.0)
+    with pytest.raises(ValueError, match="packed must be 0, 1, or 2"):
+        attention_compiled.attention_backward(out, k, k, v, p, None, 1.0, 3)
+    with pytest.raises(ValueError, match="packed must be 0, 1, or 2"):
+        attention_compiled.attention_backward(out[:, :1], k[:, :1], k, v, p[:, :, :1], None, 1.0, 2)

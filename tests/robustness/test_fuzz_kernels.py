@@ -860,8 +860,13 @@ def make_attention_forward(c):
     return lambda: _heads_build(g, np.random.default_rng(g.seed))
 
 
+# the gradients' layout: "qkv" needs as many keys as queries (refused otherwise)
+HEADS_PACKED = Values(["q", "QKV", 1, 2, True, b"kv", object()], ["qkv"], sure=[None, "kv"])
+
+
 @spec("attention_backward", dict(grad=Arr(4), query=Arr(4, fixed=False), key=Arr(4, fixed=False),
-                                 value=Arr(4, fixed=False), p=Arr(4), mask=HEADS_MASK, scale=ATTENTION_SCALE))
+                                 value=Arr(4, fixed=False), p=Arr(4), mask=HEADS_MASK, scale=ATTENTION_SCALE,
+                                 packed=HEADS_PACKED))
 def make_attention_backward(c):
     g = _heads_geometry(c)
 
