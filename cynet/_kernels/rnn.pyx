@@ -214,6 +214,12 @@ cdef object _bf16_mm(a, b, int path, out=None):
     return out[0] if flat else out
 
 
+cdef object _row_sums(a):
+    """a.sum(axis=1) for a C-contiguous (M, K) a, in a's float type, as one matrix-vector product
+    on the BLAS (the bias gradients: several times faster than NumPy's pairwise sum per row)."""
+    return np.matmul(a, np.ones(a.shape[1], dtype=a.dtype))
+
+
 cdef object _mm(a, b, int bf16, out=None):
     """a @ b (2-D): NumPy's float product, or with bf16 >= 0 the bfloat16 one (_bf16_mm)."""
     if bf16 < 0:
@@ -551,7 +557,7 @@ cdef tuple _weight_grads(dg_a, xa, ka, h0a, hsa, bint use_bias, bint compute_dx,
     drk = dw[D:D + U] if H else _drk_dropout(h0a, hsa, g2, rdrop, bf16)
     dbias = None
     if use_bias:
-        dbias = dw[D + H] if ones else g2.sum(axis=1)
+        dbias = dw[D + H] if ones else _row_sums(g2)
     dx = _mm(ka, g2, bf16).reshape(D, T, N) if compute_dx else None
     return dx, dkernel, drk, dbias
 
@@ -784,7 +790,7 @@ def _gru_weight_grads(dg_a, xa, ka, h0a, hsa, use_bias, compute_dx, rdrop=None, 
         drk = _drk_dropout(h0a, hsa, gr, rdrop, bf16)
     if use_bias and (not ones or rdrop is not None):
         drk_b = np.empty((U + 1, 3 * U), dtype=g2.dtype)
-        drk_b[U] = gr.sum(axis=1)
+        drk_b[U] = _row_sums(gr)
     dx = None
     if compute_dx:
         k_hzr = np.concatenate((ka[:, 2 * U:], ka[:, :2 * U]), axis=1)
@@ -794,5 +800,5 @@ def _gru_weight_grads(dg_a, xa, ka, h0a, hsa, use_bias, compute_dx, rdrop=None, 
         dbias = np.empty((2, 3 * U), dtype=g2.dtype)
         dbias[1] = drk_b[U]                      # z | r | h, recurrent side
         dbias[0, :2 * U] = drk_b[U, :2 * U]      # z and r have one gradient for both biases
-        dbias[0, 2 * U:] = gx[:U].sum(axis=1)    # h, input side
+        dbias[0, 2 * U:] = _row_sums(gx[:U])     # h, input side
     return dx, dkernel, drk, dbias

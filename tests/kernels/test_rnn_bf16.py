@@ -156,7 +156,7 @@ def test_bias_gradient_is_a_float32_sum():
     with K.use_backend("numpy"):
         want = K.simple_rnn_backward(dhs, a["x"], a["kernel"], a["recurrent_kernel"], a["h0"], hs,
                                      activation="linear", bf16=True)[3]
-    np.testing.assert_allclose(db, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(db, want, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("backend", ["cython", "numpy"])
