@@ -48,6 +48,16 @@ and on h_{t-1} times its mask (cynet_rnn.h's cynet_rnn_product_dropout), backwar
 dh = sum_j mask_j * (U_j dG_j); drecurrent_kernel is one product per block over all timesteps
 (_drk_dropout). Same multiply-adds as without dropout, k calls instead of one per step.
 
+bfloat16 products (the mixed_bfloat16 policy; every entry point's `bf16`: -1 float products, else
+the requested path of cynet_bf16.h, 0 emulated, 1 AVX512_BF16, 2 AMX-BF16, float32 only): the
+recurrent kernel is rounded and packed ONCE per call for that path (cynet_bf16_pack_a_all), each
+step packs only its h_{t-1} or dG_t (cynet_bf16_gemm_apacked), and the whole-sequence products
+(inputs, dkernel, drecurrent_kernel, dx) round both operands while packing them (_bf16_mm; the
+gate gradients are read transposed, in place, by AMX's in-register transposes). The gates,
+states and the bias gradients (row sums) stay float32. Measured on the AMX VM, LSTM(256) over 60
+steps of batch 25, forward + backward: about 3x faster than float32 (bench/test_mixed_precision.py,
+"lstm"); the AVX512_BF16 path is slower than float32 there (vdpbf16ps's rate, cynet_bf16.h).
+
 The step kernels are C, in cynet_rnn.h (why C: that header's comment; declared for Cython in
 _rnn_cells.pxd), each one timestep of one cell over a range of units, described by one
 cynet_rnn_loop. Cython owns everything else: validation, buffers, the matmuls, the threads and
