@@ -8,9 +8,11 @@ bfloat16 autocast (`torch.autocast("cpu", dtype=torch.bfloat16)`), one group per
 one epoch through `fit` (cynet) or the usual loop (PyTorch, Adam, cross-entropy) of the MLP
 784-400x3-10 (N 10,000, batch 64) and the classic Keras MNIST convnet (cynet.examples.mnist_convnet:
 conv 32 3x3, max pool, conv 64 3x3, max pool, dropout, dense 10; N 4,096, batch 128); the char
-LSTM(256) epoch of bench/test_training.py (its recurrent step is not bfloat16 yet: only its Dense
-is); and the kernels alone, forward + backward: a Dense 784->400 on a batch of 128 and the
-convnet's second convolution (batch 128, 13x13x32 -> 11x11x64, 3x3). cynet.kernels.info()["bf16"]
+LSTM(256) epoch of bench/test_training.py (under the policy its recurrent step and whole-sequence
+products run in bfloat16 too); and the kernels alone, forward + backward: a Dense 784->400 on a
+batch of 128, the convnet's second convolution (batch 128, 13x13x32 -> 11x11x64, 3x3) and the
+char LSTM's layer (LSTM(256) over 60 steps of 43 one-hot features, batch 25, return_sequences;
+backward without the input gradient, as the first layer of the model). cynet.kernels.info()["bf16"]
 in the machine info says which bfloat16 path cynet ran (native amx_bf16 / avx512_bf16 / emulated).
 """
 import numpy as np
@@ -33,6 +35,7 @@ GROUPS = {
     "char_lstm": f"mixed: epoch char lstm({T.UNITS}) T{T.STEPS} batch {T.BATCH_CHAR} x{T.BATCHES_CHAR}",
     "dense": f"mixed: dense fwd+bwd {DENSE[0]}x{DENSE[1]}->{DENSE[2]}",
     "conv": "mixed: conv2d fwd+bwd N128 13x13x32->64 3x3",
+    "lstm": f"mixed: lstm({T.UNITS}) fwd+bwd T{T.STEPS} batch {T.BATCH_CHAR} features {T.VOCAB}",
 }
 POLICIES = ["float32", "mixed_bfloat16"]
 EPOCHS = ("mlp", "convnet", "char_lstm")
@@ -72,6 +75,9 @@ def test_epoch(benchmark, policy, workload):
 
 def _kernel_layer(workload):
     rng = np.random.default_rng(0)
+    if workload == "lstm":
+        x = np.eye(T.VOCAB, dtype=np.float32)[rng.integers(0, T.VOCAB, (T.BATCH_CHAR, T.STEPS))]
+        return layers.LSTM(T.UNITS, return_sequences=True), x
     if workload == "dense":
         n, fin, fout = DENSE
         return layers.Dense(fout), rng.standard_normal((n, fin)).astype(np.float32)
@@ -80,16 +86,18 @@ def _kernel_layer(workload):
 
 
 @pytest.mark.parametrize("policy", POLICIES, indirect=True)
-@pytest.mark.parametrize("workload", ["dense", "conv"])
+@pytest.mark.parametrize("workload", ["dense", "conv", "lstm"])
 def test_kernel(benchmark, policy, workload):
     layer, x = _kernel_layer(workload)
     benchmark.group = GROUPS[workload]
     benchmark.extra_info["policy"] = policy
+    benchmark.extra_info["bf16_path"] = K.info()["bf16"]
     g = np.ones(layer(x).shape, np.float32)
+    need_dx = workload != "lstm"   # (the char LSTM is its model's first layer: no input gradient)
 
     def step():
         layer(x, training=True)
-        return layer.backward(g)
+        return layer.backward(g, input_gradient=need_dx)
     benchmark.pedantic(step, rounds=20, iterations=1, warmup_rounds=2)
 
 
@@ -127,11 +135,21 @@ def test_epoch_torch(benchmark, torch, workload, precision):
 
 
 @pytest.mark.parametrize("precision", TORCH_PRECISIONS)
-@pytest.mark.parametrize("workload", ["dense", "conv"])
+@pytest.mark.parametrize("workload", ["dense", "conv", "lstm"])
 def test_kernel_torch(benchmark, torch, workload, precision):
     benchmark.group = GROUPS[workload]
     benchmark.extra_info["precision"] = precision
     layer, x = _kernel_layer(workload)
+    if workload == "lstm":
+        mod = torch.nn.LSTM(T.VOCAB, T.UNITS, batch_first=True)
+        xt = torch.from_numpy(x)
+
+        def step():
+            with _autocast(torch, precision):
+                y, _ = mod(xt)
+            y.float().sum().backward()
+        benchmark.pedantic(step, rounds=20, iterations=1, warmup_rounds=2)
+        return
     if workload == "dense":
         mod = torch.nn.Linear(DENSE[1], DENSE[2])
         xt = torch.from_numpy(x).requires_grad_()

@@ -91,3 +91,16 @@ cdef extern from "cynet_bf16.h" nogil:
                          const float* B, Py_ssize_t sbk, Py_ssize_t sbn, float* C, Py_ssize_t sc,
                          Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, int accumulate,
                          const float* bias, uint32_t* work) noexcept
+
+# cynet_bf16.h's "pack A once, multiply many" (the recurrent layers' step and whole-sequence
+# products): cynet_bf16_path resolves a requested path to one this CPU runs; pack_a_all packs all
+# of A for that path into packed_a_words(path, M, K) words; gemm_apacked multiplies it by a B
+# packed per call (work: CYNET_BF16_WORK words).
+cdef extern from "cynet_bf16.h" nogil:
+    int cynet_bf16_path(int native) noexcept
+    Py_ssize_t cynet_bf16_packed_a_words(int path, Py_ssize_t M, Py_ssize_t K) noexcept
+    void cynet_bf16_pack_a_all(int path, const float* A, Py_ssize_t sam, Py_ssize_t sak, Py_ssize_t M,
+                               Py_ssize_t K, uint32_t* Ap) noexcept
+    void cynet_bf16_gemm_apacked(int path, const uint32_t* Ap, Py_ssize_t M, Py_ssize_t K, const float* B,
+                                 Py_ssize_t sbk, Py_ssize_t sbn, float* C, Py_ssize_t sc, Py_ssize_t N,
+                                 int accumulate, uint32_t* work) noexcept

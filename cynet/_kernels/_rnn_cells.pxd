@@ -1,5 +1,7 @@
 # The recurrent cells and their step product (cynet_rnn.h), declared once for Cython.
 # rnn.pyx's time-loop driver fills one cynet_rnn_loop per call and runs the steps.
+from libc.stdint cimport uint32_t
+
 cdef extern from "cynet_rnn.h" nogil:
     enum:
         CYNET_LINEAR
@@ -37,6 +39,10 @@ cdef extern from "cynet_rnn.h" nogil:
         const void* rdrop
         void* hm
         Py_ssize_t apj
+        int bf16, bpath
+        const uint32_t* bap
+        uint32_t* bwork
+        Py_ssize_t bapj
 
     void cynet_rnn_step(const cynet_rnn_loop* L, Py_ssize_t t, Py_ssize_t u0, Py_ssize_t u1,
                         int backward) noexcept

@@ -558,4 +558,162 @@ CYNET_UNUSED static void cynet_bf16_gemm(int native, const float* A, Py_ssize_t 
     }
 }
 
+/* ---------------------------------------------------------------------------------------------
+   Pack A once, multiply many: the recurrent layers' products (rnn.pyx). A recurrent step
+   multiplies the same weights by a new B at every step (a sequence of 60 steps would pack them
+   60 times through cynet_bf16_gemm), and a whole-sequence weight gradient has a B read with unit
+   K stride (the transposed gate gradients). cynet_bf16_path resolves a requested path to one
+   this CPU runs; cynet_bf16_pack_a_all packs all of A (every K block, rows padded to the path's
+   panels) into cynet_bf16_packed_a_words(path, M, K) words; cynet_bf16_gemm_apacked then runs
+   C (M x N, row stride sc) = or += A @ B from it, packing only B (work: CYNET_BF16_WORK words).
+   The rounding and the sums are cynet_bf16_gemm's, path for path. */
+
+/* the path that runs for a requested one (AMX -> AVX512_BF16 -> emulated, as this CPU allows) */
+CYNET_UNUSED static int cynet_bf16_path(int native) {
+    if (native >= CYNET_BF16_AMX && !cynet_bf16_amx_ok()) native = CYNET_BF16_AVX512;
+    if (native >= CYNET_BF16_AVX512 && !cynet_bf16_native_ok()) native = CYNET_BF16_EMULATED;
+    return native < 0 ? CYNET_BF16_EMULATED : native;
+}
+
+/* rows of a packed A's panel, and words per row of a K block of kc values, for a resolved path */
+static inline Py_ssize_t cynet_bf16_panel_rows(int path) { return path == CYNET_BF16_AMX ? 32 : CYNET_BF16_MR; }
+static inline Py_ssize_t cynet_bf16_block_words(int path, Py_ssize_t kc) {
+    Py_ssize_t kp = (kc + 1) / 2;
+    return path == CYNET_BF16_AMX ? (kp + 15) / 16 * 16 : kp;
+}
+
+/* words of A (M x K) packed by cynet_bf16_pack_a_all for a resolved path (at least 1) */
+CYNET_UNUSED static Py_ssize_t cynet_bf16_packed_a_words(int path, Py_ssize_t M, Py_ssize_t K) {
+    Py_ssize_t mr = cynet_bf16_panel_rows(path), mpad = (M + mr - 1) / mr * mr, k0, kc, total = 0;
+    for (k0 = 0; k0 < K; k0 += 2 * CYNET_BF16_KC) {
+        kc = K - k0 < 2 * CYNET_BF16_KC ? K - k0 : 2 * CYNET_BF16_KC;
+        total += mpad * cynet_bf16_block_words(path, kc);
+    }
+    return total > 0 ? total : 1;
+}
+
+/* Ap <- all of A (A[m, k] at A + m * sam + k * sak), K block after K block, each block the
+   panels of all M rows as the path's micro-kernel reads them (a resolved path) */
+CYNET_UNUSED static void cynet_bf16_pack_a_all(int path, const float* A, Py_ssize_t sam, Py_ssize_t sak,
+                                               Py_ssize_t M, Py_ssize_t K, uint32_t* Ap) {
+    Py_ssize_t mr = cynet_bf16_panel_rows(path), mpad = (M + mr - 1) / mr * mr, k0, kc, kw;
+    for (k0 = 0; k0 < K; k0 += 2 * CYNET_BF16_KC) {
+        kc = K - k0 < 2 * CYNET_BF16_KC ? K - k0 : 2 * CYNET_BF16_KC;
+        kw = cynet_bf16_block_words(path, kc);
+#if CYNET_BF16_AMX_BUILT
+        if (path == CYNET_BF16_AMX) {
+            if (sam == 1 && sak != 1)
+                cynet_bf16_pack_a_amx_t(A + k0 * sak, sak, M, kc, kw, Ap);
+            else
+                cynet_bf16_pack_a_amx(A + k0 * sak, sam, sak, M, kc, kw, Ap);
+            Ap += mpad * kw;
+            continue;
+        }
+#endif
+        cynet_bf16_pack_a(A + k0 * sak, sam, sak, M, kc, Ap);
+        Ap += mpad * kw;
+    }
+}
+
+#if CYNET_BF16_AMX_BUILT
+/* cynet_bf16_pack_b for a B with unit K stride (B[k, n] at B + k + n * sbn: a transposed
+   matrix, as the gate gradients in a weight gradient): per 16 columns and 16 pairs, each
+   column's 32 contiguous values converted to 16 words, the 16 x 16 words transposed in
+   registers into 16 rows of the panel. kq: pairs of the panel (>= ceil(kc / 2)), zero past kc. */
+CYNET_BF16_AMX_TARGET static void cynet_bf16_pack_b_kunit(const float* B, Py_ssize_t sbn, Py_ssize_t kc,
+        Py_ssize_t nc, Py_ssize_t kq, uint32_t* Bp) {
+    Py_ssize_t j0, h, p0, p, j;
+    __m512i w[16];
+    for (j0 = 0; j0 < nc; j0 += CYNET_BF16_NR, Bp += kq * CYNET_BF16_NR) {
+        for (h = 0; h < CYNET_BF16_NR; h += 16) {
+            Py_ssize_t cols = nc - j0 - h;
+            for (p0 = 0; p0 < kq; p0 += 16) {
+                Py_ssize_t r = kc - 2 * p0;   /* values of k left from pair p0 */
+                __mmask16 m0 = (__mmask16)(r >= 16 ? 0xffff : r <= 0 ? 0 : (1u << r) - 1u);
+                __mmask16 m1 = (__mmask16)(r >= 32 ? 0xffff : r <= 16 ? 0 : (1u << (r - 16)) - 1u);
+                for (j = 0; j < 16; j++) {
+                    if (j < cols && r > 0) {
+                        const float* b = B + (j0 + h + j) * sbn + 2 * p0;
+                        w[j] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, b + 16),
+                                                            _mm512_maskz_loadu_ps(m0, b));
+                    } else {
+                        w[j] = _mm512_setzero_si512();
+                    }
+                }
+                cynet_bf16_tr16(w);
+                for (p = 0; p < 16 && p0 + p < kq; p++)
+                    _mm512_storeu_si512((void*)(Bp + (p0 + p) * CYNET_BF16_NR + h), w[p]);
+            }
+        }
+    }
+}
+#endif
+
+/* C (M x N, row stride sc) = or += A @ B, A from cynet_bf16_pack_a_all(path, ...) (the same
+   resolved path), B[k, n] at B + k * sbk + n * sbn packed here per block (work: at least
+   CYNET_BF16_KC * CYNET_BF16_NC words). */
+CYNET_UNUSED static void cynet_bf16_gemm_apacked(int path, const uint32_t* Ap, Py_ssize_t M, Py_ssize_t K,
+        const float* B, Py_ssize_t sbk, Py_ssize_t sbn, float* C, Py_ssize_t sc, Py_ssize_t N,
+        int accumulate, uint32_t* work) {
+    Py_ssize_t mr = cynet_bf16_panel_rows(path), mpad = (M + mr - 1) / mr * mr;
+    Py_ssize_t n0, k0, m0, i, j, nc, kc, kw, mc;
+    const uint32_t* ak;
+    int acc;
+    if (K <= 0) {
+        if (!accumulate)
+            for (i = 0; i < M; i++) memset(C + i * sc, 0, (size_t)N * sizeof(float));
+        return;
+    }
+#if CYNET_BF16_AMX_BUILT
+    if (path == CYNET_BF16_AMX) cynet_bf16_amx_configure();
+#endif
+    for (n0 = 0; n0 < N; n0 += CYNET_BF16_NC) {
+        nc = N - n0 < CYNET_BF16_NC ? N - n0 : CYNET_BF16_NC;
+        ak = Ap;
+        for (k0 = 0; k0 < K; k0 += 2 * CYNET_BF16_KC, ak += mpad * kw) {
+            kc = K - k0 < 2 * CYNET_BF16_KC ? K - k0 : 2 * CYNET_BF16_KC;
+            kw = cynet_bf16_block_words(path, kc);
+            acc = accumulate || k0 > 0;
+#if CYNET_BF16_AMX_BUILT
+            if (path == CYNET_BF16_AMX && sbk == 1 && sbn != 1)
+                cynet_bf16_pack_b_kunit(B + k0 + n0 * sbn, sbn, kc, nc, kw, work);
+            else
+#endif
+#if CYNET_BF16_NATIVE_BUILT
+            if (path != CYNET_BF16_EMULATED && sbn == 1)
+                cynet_bf16_pack_b_vec(B + k0 * sbk + n0, sbk, kc, nc, kw, work);
+            else
+#endif
+                cynet_bf16_pack_b(B + k0 * sbk + n0 * sbn, sbk, sbn, kc, nc, kw, work);
+            for (m0 = 0; m0 < M; m0 += CYNET_BF16_MC) {
+                mc = M - m0 < CYNET_BF16_MC ? M - m0 : CYNET_BF16_MC;
+                for (j = 0; j < nc; j += CYNET_BF16_NR) {
+                    Py_ssize_t cols = nc - j < CYNET_BF16_NR ? nc - j : CYNET_BF16_NR;
+                    const uint32_t* bp = work + (j / CYNET_BF16_NR) * kw * CYNET_BF16_NR;
+                    for (i = m0; i < m0 + mc; i += mr) {
+                        Py_ssize_t rows = m0 + mc - i < mr ? m0 + mc - i : mr;
+                        float* cp = C + i * sc + n0 + j;
+#if CYNET_BF16_AMX_BUILT
+                        if (path == CYNET_BF16_AMX) {
+                            cynet_bf16_tile_amx(ak + i * kw, bp, kw, cp, sc, rows, cols, acc);
+                            continue;
+                        }
+#endif
+#if CYNET_BF16_NATIVE_BUILT
+                        if (path == CYNET_BF16_AVX512) {
+                            cynet_bf16_tile_native(ak + i * kw, bp, kw, cp, sc, rows, cols, acc);
+                            continue;
+                        }
+#endif
+                        cynet_bf16_tile_emulated(ak + i * kw, bp, kw, cp, sc, rows, cols, acc);
+                    }
+                }
+            }
+        }
+    }
+#if CYNET_BF16_AMX_BUILT
+    if (path == CYNET_BF16_AMX) cynet_bf16_amx_release();
+#endif
+}
+
 #endif  /* CYNET_BF16_H */

@@ -24,6 +24,7 @@
 
 #include "cynet_simd.h"
 #include "cynet_gemm.h"
+#include "cynet_bf16.h"
 #include "cynet_check.h"
 
 #ifndef CYNET_AHEAD
@@ -75,7 +76,31 @@ typedef struct {
     const void* rdrop;
     void* hm;
     Py_ssize_t apj;
+    /* bfloat16 products (float32 loops under the mixed_bfloat16 policy; bf16 = 0: float32 ones):
+       the step products' A packed once per call by cynet_bf16_pack_a_all for the resolved path
+       bpath (bap; under recurrent dropout k blocks of bapj words), and the B-packing work area
+       (CYNET_BF16_WORK words). ap and tail are then unused. */
+    int bf16, bpath;
+    const uint32_t* bap;
+    uint32_t* bwork;
+    Py_ssize_t bapj;
 } cynet_rnn_loop;
+
+/* C (M, N; row stride N) = A_j @ B (K rows of N samples, row stride sb) on the loop's packed
+   weights (block j: recurrent dropout's gate block, else 0): cynet_gemm.h's float product, or
+   under bf16 cynet_bf16.h's on bfloat16-rounded A and B with float32 sums */
+static inline void cynet_rnn_mm_f(const cynet_rnn_loop* L, Py_ssize_t j, Py_ssize_t M, Py_ssize_t K,
+                                  const float* B, Py_ssize_t sb, float* C) {
+    if (L->bf16)
+        cynet_bf16_gemm_apacked(L->bpath, L->bap + j * L->bapj, M, K, B, sb, 1, C, L->N, L->N, 0, L->bwork);
+    else
+        cynet_gemm_f((const float*)L->ap + j * L->apj, M, K, B, sb, L->N, C, L->N, (float*)L->tail);
+}
+
+static inline void cynet_rnn_mm_d(const cynet_rnn_loop* L, Py_ssize_t j, Py_ssize_t M, Py_ssize_t K,
+                                  const double* B, Py_ssize_t sb, double* C) {
+    cynet_gemm_d((const double*)L->ap + j * L->apj, M, K, B, sb, L->N, C, L->N, (double*)L->tail);
+}
 
 /* base + off, after checking (debug build) that the elements off and off + last lie in the
    ext elements of base. */
@@ -456,7 +481,7 @@ CYNET_CLONES static void cynet_gru_bwd_##S(const cynet_rnn_loop* L, Py_ssize_t t
 static void cynet_rnn_product_dropout_##S(const cynet_rnn_loop* L, Py_ssize_t t, int backward,    \
                                           Py_ssize_t k) {                                         \
     const Py_ssize_t N = L->N, U = L->U, TN = L->steps * N, UN = U * N;                           \
-    const T* m = (const T*)L->rdrop; T* hm = (T*)L->hm; const T* ap = (const T*)L->ap;            \
+    const T* m = (const T*)L->rdrop; T* hm = (T*)L->hm;            \
     Py_ssize_t j, u, n, i;                                                                        \
     if (!backward) {                                                                              \
         const T* hp = t == 0 ? (const T*)L->h0 : (const T*)L->hs + (t - 1) * N;                   \
@@ -470,14 +495,14 @@ static void cynet_rnn_product_dropout_##S(const cynet_rnn_loop* L, Py_ssize_t t,
                 CYNET_IVDEP                                                                       \
                 for (n = 0; n < N; n++) o[n] = hu[n] * mu[n];                                     \
             }                                                                                     \
-            cynet_gemm_##S(ap + j * L->apj, U, U, hm, N, N, (T*)L->r + j * UN, N, (T*)L->tail);   \
+            cynet_rnn_mm_##S(L, j, U, U, hm, N, (T*)L->r + j * UN);                                 \
         }                                                                                         \
     } else {                                                                                      \
         const T* dgt = (const T*)L->dg + (L->cell == CYNET_CELL_GRU ? U * TN : 0) + t * N;        \
         T* dh = (T*)L->dh;                                                                        \
         for (j = 0; j < k; j++) {                                                                 \
             const T* mj = CYNET_RNN_ROW(m, j * UN, UN - 1, k * UN);                               \
-            cynet_gemm_##S(ap + j * L->apj, U, U, dgt + j * U * TN, TN, N, hm, N, (T*)L->tail);   \
+            cynet_rnn_mm_##S(L, j, U, U, dgt + j * U * TN, TN, hm);                                 \
             if (j == 0) { CYNET_IVDEP for (i = 0; i < UN; i++) dh[i] = mj[i] * hm[i]; }           \
             else { CYNET_IVDEP for (i = 0; i < UN; i++) dh[i] += mj[i] * hm[i]; }                 \
         }                                                                                         \
@@ -492,10 +517,10 @@ static void cynet_rnn_product_##S(const cynet_rnn_loop* L, Py_ssize_t t, int bac
     if (L->rdrop) { cynet_rnn_product_dropout_##S(L, t, backward, k); return; }                   \
     if (!backward) {                                                                              \
         const T* hp = t == 0 ? (const T*)L->h0 : (const T*)L->hs + (t - 1) * N;                   \
-        cynet_gemm_##S((const T*)L->ap, k * U, U, hp, t == 0 ? N : TN, N, (T*)L->r, N, (T*)L->tail); \
+        cynet_rnn_mm_##S(L, 0, k * U, U, hp, t == 0 ? N : TN, (T*)L->r);                        \
     } else {                                                                                      \
         const T* dgt = (const T*)L->dg + (L->cell == CYNET_CELL_GRU ? U * TN : 0) + t * N;        \
-        cynet_gemm_##S((const T*)L->ap, U, k * U, dgt, TN, N, (T*)L->dh, N, (T*)L->tail);          \
+        cynet_rnn_mm_##S(L, 0, U, k * U, dgt, TN, (T*)L->dh);                                    \
     }                                                                                             \
 }
 

@@ -48,6 +48,16 @@ and on h_{t-1} times its mask (cynet_rnn.h's cynet_rnn_product_dropout), backwar
 dh = sum_j mask_j * (U_j dG_j); drecurrent_kernel is one product per block over all timesteps
 (_drk_dropout). Same multiply-adds as without dropout, k calls instead of one per step.
 
+bfloat16 products (the mixed_bfloat16 policy; every entry point's `bf16`: -1 float products, else
+the requested path of cynet_bf16.h, 0 emulated, 1 AVX512_BF16, 2 AMX-BF16, float32 only): the
+recurrent kernel is rounded and packed ONCE per call for that path (cynet_bf16_pack_a_all), each
+step packs only its h_{t-1} or dG_t (cynet_bf16_gemm_apacked), and the whole-sequence products
+(inputs, dkernel, drecurrent_kernel, dx) round both operands while packing them (_bf16_mm; the
+gate gradients are read transposed, in place, by AMX's in-register transposes). The gates,
+states and the bias gradients (row sums) stay float32. Measured on the AMX VM, LSTM(256) over 60
+steps of batch 25, forward + backward: about 3x faster than float32 (bench/test_mixed_precision.py,
+"lstm"); the AVX512_BF16 path is slower than float32 there (vdpbf16ps's rate, cynet_bf16.h).
+
 The step kernels are C, in cynet_rnn.h (why C: that header's comment; declared for Cython in
 _rnn_cells.pxd), each one timestep of one cell over a range of units, described by one
 cynet_rnn_loop. Cython owns everything else: validation, buffers, the matmuls, the threads and
@@ -73,6 +83,8 @@ from cynet._kernels._openmp cimport threads_for, COST_RECURRENT, COST_RECURRENT_
 from cynet._kernels._common cimport dtype_of
 from cynet._kernels._gemm cimport (CYNET_GEMM_TAIL, cynet_gemm_cols, cynet_gemm_pack_d, cynet_gemm_pack_f,
                                    cynet_gemm_packed_size)   # (cynet_gemm.h, declared once)
+from cynet._kernels._gemm cimport (CYNET_BF16_WORK, cynet_bf16_path, cynet_bf16_packed_a_words,
+                                   cynet_bf16_pack_a_all, cynet_bf16_gemm_apacked, uint32_t)
 from cynet._kernels._rnn_cells cimport *
 
 
@@ -156,6 +168,126 @@ cdef inline tuple _packed(const floating[:, ::1] w, bint transposed, Py_ssize_t 
         else:
             cynet_gemm_pack_d(&w[0, 0], 1 if transposed else K, M if transposed else 1, M, K, N, &ap[0])
     return ap_a, _scratch("tail", (CYNET_GEMM_TAIL(K, N),), dt), None, 0
+
+
+# ---------------------------------------------------------------------------------------------
+# bfloat16 products (the mixed_bfloat16 policy): every entry point takes `bf16`, -1 for float
+# products, else the requested path of cynet_bf16.h (0 emulated, 1 AVX512_BF16, 2 AMX-BF16; a
+# path this CPU lacks falls back to the next). Then the step products run on the recurrent
+# kernel packed ONCE per call in bfloat16 (cynet_bf16_pack_a_all; each step packs only its
+# h_{t-1} or dG_t) and the whole-sequence products (inputs, dkernel, drecurrent_kernel, dx) on
+# bfloat16-rounded operands too; the gates, states and sums (dbias) stay float32.
+
+cdef int _check_bf16(int bf16, Py_ssize_t itemsize) except -2:
+    if bf16 >= 0 and itemsize != 4:
+        raise ValueError(f"bf16 products need float32 arrays; received {itemsize * 8}-bit floats with bf16={bf16}")
+    return bf16
+
+
+cdef object _bf16_mm(a, b, int path, out=None):
+    """out (batch, M, N) = a (M, K) @ b[i] (K, N) for every i, on bfloat16-rounded operands with
+    float32 sums, A packed once for the whole batch (cynet_bf16.h's gemm_apacked); a and b any
+    element strides, out's rows unit-stride (a new C-contiguous array when None). 2-D b and out
+    also work (one product). Runs on the calling thread."""
+    cdef bint flat = np.ndim(b) == 2
+    if flat:
+        b = b[None]
+        if out is not None:
+            out = out[None]
+    cdef const float[:, :] av = a
+    cdef const float[:, :, :] bv = b
+    cdef Py_ssize_t M = av.shape[0], K = av.shape[1], nb = bv.shape[0], N = bv.shape[2], i
+    if out is None:
+        out = np.empty((nb, M, N), dtype=np.float32)
+    if out.strides[2] != 4:
+        raise ValueError("out must have unit-stride rows")
+    cdef float[:, :] orow
+    if M == 0 or N == 0 or nb == 0:
+        return out[0] if flat else out
+    cdef int pth = cynet_bf16_path(path)
+    ap_a = _scratch("bf16_a", (cynet_bf16_packed_a_words(pth, M, K),), np.uint32)
+    work_a = _scratch("bf16_work", (CYNET_BF16_WORK,), np.uint32)
+    cdef uint32_t[::1] ap = ap_a
+    cdef uint32_t[::1] work = work_a
+    cdef Py_ssize_t sam = av.strides[0] // 4, sak = av.strides[1] // 4
+    cdef Py_ssize_t sbb = bv.strides[0] // 4, sbk = bv.strides[1] // 4, sbn = bv.strides[2] // 4
+    cdef const float* pa = &av[0, 0] if K else NULL
+    cdef const float* pb = &bv[0, 0, 0] if K else NULL
+    with nogil:
+        if K:
+            cynet_bf16_pack_a_all(pth, pa, sam, sak, M, K, &ap[0])
+    for i in range(nb):
+        orow = out[i]
+        with nogil:
+            cynet_bf16_gemm_apacked(pth, &ap[0], M, K, pb + i * sbb if K else NULL, sbk, sbn, &orow[0, 0],
+                                    orow.strides[0] // 4, N, 0, &work[0])
+    return out[0] if flat else out
+
+
+cdef object _row_sums(a):
+    """a.sum(axis=1) for a C-contiguous (M, K) a, in a's float type, as one matrix-vector product
+    on the BLAS (the bias gradients: several times faster than NumPy's pairwise sum per row)."""
+    return np.matmul(a, np.ones(a.shape[1], dtype=a.dtype))
+
+
+cdef object _mm(a, b, int bf16, out=None):
+    """a @ b (2-D): NumPy's float product, or with bf16 >= 0 the bfloat16 one (_bf16_mm)."""
+    if bf16 < 0:
+        return np.matmul(a, b, out=out)
+    return _bf16_mm(a, b, bf16, out)
+
+
+cdef object _inputs(ka, xa, out, int bf16):
+    """The input projection of every timestep into the time-major out (T, kU, N): out[t] =
+    kernel.T @ x[:, t] (x (D, T, N)), one stacked product (bfloat16: kernel packed once)."""
+    if bf16 < 0:
+        np.matmul(ka.T, xa.transpose(1, 0, 2), out=out)
+    else:
+        _bf16_mm(ka.T, xa.transpose(1, 0, 2), bf16, out)
+
+
+cdef tuple _bf16_step_weights(const floating[:, ::1] w, bint transposed, Py_ssize_t blocks, int path):
+    """The step products' A for the bfloat16 path (see _packed for transposed and blocks),
+    packed once: (resolved path, packed words, B-packing work, words per block)."""
+    if floating is double:
+        raise ValueError("bf16 products need float32 arrays")
+    cdef int pth = cynet_bf16_path(path)
+    cdef Py_ssize_t U = w.shape[0], ld = w.shape[1], j
+    cdef Py_ssize_t M = ld if transposed else U, K = U if transposed else ld
+    cdef Py_ssize_t per = cynet_bf16_packed_a_words(pth, U, U) if blocks else 0
+    cdef Py_ssize_t sam = 1 if transposed else ld, sak = ld if transposed else 1
+    ap_a = _scratch("packed_bf16", ((blocks * per) if blocks else cynet_bf16_packed_a_words(pth, M, K),),
+                    np.uint32)
+    work_a = _scratch("bf16_work", (CYNET_BF16_WORK,), np.uint32)
+    cdef uint32_t[::1] ap = ap_a
+    with nogil:
+        if blocks:
+            for j in range(blocks):
+                cynet_bf16_pack_a_all(pth, <const float*>&w[0, j * U], sam, sak, U, U, &ap[j * per])
+        else:
+            cynet_bf16_pack_a_all(pth, <const float*>&w[0, 0], sam, sak, M, K, &ap[0])
+    return pth, ap_a, work_a, per
+
+
+cdef object _weights_for(cynet_rnn_loop* L, const floating[:, ::1] w, bint transposed, Py_ssize_t N,
+                         Py_ssize_t blocks, int bf16):
+    """The step products' packed weights, set on L (after _loop_init): cynet_gemm's (float) or,
+    with bf16 >= 0, the bfloat16 ones. Returns (blas, apj, keep): blas as _packed's (None
+    under bf16: the step products always run here), apj for _loop_rdrop, and the buffers that
+    L points into, which the caller keeps alive."""
+    cdef uint32_t[::1] bap
+    cdef uint32_t[::1] bwork
+    cdef floating[::1] ap
+    cdef floating[::1] tail
+    if bf16 >= 0:
+        pth, bap_a, bwork_a, per = _bf16_step_weights(w, transposed, blocks, bf16)
+        bap, bwork = bap_a, bwork_a
+        L.bf16, L.bpath, L.bap, L.bwork, L.bapj = 1, pth, &bap[0], &bwork[0], per
+        return None, 0, (bap_a, bwork_a)
+    ap_a, tail_a, blas, apj = _packed(w, transposed, N, blocks)
+    ap, tail = ap_a, tail_a
+    L.ap, L.tail = &ap[0], &tail[0]
+    return blas, apj, (ap_a, tail_a)
 
 
 def _step_product_scheme(Py_ssize_t M, Py_ssize_t N, dtype):
@@ -334,7 +466,7 @@ cdef int _drive(cynet_rnn_loop* L, bint backward, Py_ssize_t width, blas, src, h
 def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] kernel not None,
                        const floating[:, ::1] recurrent_kernel not None, const floating[::1] bias not None,
                        const floating[:, ::1] h0 not None, int activation,
-                       const unsigned char[:, ::1] mask=None, recurrent_dropout_mask=None):
+                       const unsigned char[:, ::1] mask=None, recurrent_dropout_mask=None, int bf16=-1):
     """SimpleRNN over a whole sequence: h_t = act(x_t W + h_{t-1} U + b).
 
     x: (D, T, N) IN; kernel (D, U), recurrent_kernel (U, U), bias (U,), h0 (U, N) IN,
@@ -349,19 +481,18 @@ def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, :
     _check_shape2("h0", h0.shape[0], h0.shape[1], U, N)
     _check_act("activation", activation)
     dt = dtype_of(x[0, 0, 0])
+    _check_bf16(bf16, sizeof(floating))
     # step 1: input projection of every timestep, one matmul, straight into hs
     hs_a = np.empty((U, T, N), dtype=dt)
-    np.matmul(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), out=hs_a.reshape(U, T * N))
+    _mm(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), bf16, hs_a.reshape(U, T * N))
     r_a = _scratch("step", (U, N), dt)
-    ap_a, tail_a, blas, apj = _packed(recurrent_kernel, True, N,
-                                      0 if recurrent_dropout_mask is None else 1)
     cdef floating[:, :, ::1] hs = hs_a
     cdef floating[:, ::1] r = r_a
-    cdef floating[::1] ap = ap_a
-    cdef floating[::1] tail = tail_a
     cdef cynet_rnn_loop L
     _loop_init(&L, CYNET_CELL_SIMPLE, activation, CYNET_LINEAR, T, N, U, sizeof(floating))
-    L.h0, L.b, L.hs, L.r, L.ap, L.tail = &h0[0, 0], &bias[0], &hs[0, 0, 0], &r[0, 0], &ap[0], &tail[0]
+    blas, apj, keep = _weights_for(&L, recurrent_kernel, True, N,
+                                   0 if recurrent_dropout_mask is None else 1, bf16)
+    L.h0, L.b, L.hs, L.r = &h0[0, 0], &bias[0], &hs[0, 0, 0], &r[0, 0]
     # per step: recurrent product R = U^T h_{t-1}, then the fused h_t = act(x W + R + b)
     _loop_mask(&L, mask, False, dt)
     rd = _loop_rdrop(&L, recurrent_dropout_mask, 1, apj, dt)
@@ -373,7 +504,7 @@ def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, 
                         const floating[:, ::1] kernel not None, const floating[:, ::1] recurrent_kernel not None,
                         const floating[:, ::1] h0 not None, const floating[:, :, ::1] hs not None,
                         int activation, bint use_bias, bint compute_dx=True,
-                        const unsigned char[:, ::1] mask=None, recurrent_dropout_mask=None):
+                        const unsigned char[:, ::1] mask=None, recurrent_dropout_mask=None, int bf16=-1):
     """Backpropagation through time for simple_rnn_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; x (D, T, N), kernel,
@@ -389,56 +520,59 @@ def simple_rnn_backward(const floating[:, :, :] dhs not None, const floating[:, 
     _check_dhs(dhs, N, T, U)
     _check_act("activation", activation)
     dt = dtype_of(x[0, 0, 0])
+    _check_bf16(bf16, sizeof(floating))
     dg_a = _scratch("dgates", (U, T, N), dt)
     dh_a = np.zeros((U, N), dtype=dt)
-    ap_a, tail_a, blas, apj = _packed(recurrent_kernel, False, N,
-                                      0 if recurrent_dropout_mask is None else 1)
     cdef floating[:, :, ::1] dg = dg_a
     cdef floating[:, ::1] dh = dh_a
-    cdef floating[::1] ap = ap_a
-    cdef floating[::1] tail = tail_a
     cdef cynet_rnn_loop L
     _loop_init(&L, CYNET_CELL_SIMPLE, activation, CYNET_LINEAR, T, N, U, sizeof(floating))
-    L.hs, L.dg, L.dh, L.ap, L.tail = <void*>&hs[0, 0, 0], &dg[0, 0, 0], &dh[0, 0], &ap[0], &tail[0]
+    blas, apj, keep = _weights_for(&L, recurrent_kernel, False, N,
+                                   0 if recurrent_dropout_mask is None else 1, bf16)
+    L.hs, L.dg, L.dh = <void*>&hs[0, 0, 0], &dg[0, 0, 0], &dh[0, 0]
     _loop_dhs(&L, dhs)
     # per step (t = T-1 .. 0): fused gate gradient, then dh_{t-1} = U dg_t
     carry_a = _loop_mask(&L, mask, True, dt)
     rd = _loop_rdrop(&L, recurrent_dropout_mask, 1, apj, dt)
     _drive(&L, True, U, blas, dg_a, None, dh_a, None if rd is None else rd[0])
     return _weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
-                         use_bias, compute_dx, None if rd is None else rd[0]) + (dh_a,)
+                         use_bias, compute_dx, None if rd is None else rd[0], bf16) + (dh_a,)
 
 
-cdef tuple _weight_grads(dg_a, xa, ka, h0a, hsa, bint use_bias, bint compute_dx, rdrop=None):
+cdef tuple _weight_grads(dg_a, xa, ka, h0a, hsa, bint use_bias, bint compute_dx, rdrop=None, int bf16=-1):
     """Step 4 of every backward: the weight and input gradients, one matmul each over all
     timesteps. dg_a: (kU, T, N) stacked pre-activation gradients. Returns (dx (D, T, N),
     dkernel, drecurrent_kernel, dbias|None); dx is None unless compute_dx. With recurrent
     dropout (rdrop (k, U, N)) drecurrent_kernel's gate block j is (Hprev * rdrop[j]) dG_j^T,
-    one product per block (_drk_dropout)."""
+    one product per block (_drk_dropout). bf16 >= 0: bfloat16 products (_bf16_mm); dbias is then
+    a float32 row sum, not a product with a row of ones (whose dG would be rounded)."""
     D, T, N = xa.shape
     U = hsa.shape[0]
     kU = dg_a.shape[0]
     g2 = dg_a.reshape(kU, T * N)
+    cdef bint ones = use_bias and bf16 < 0
     # [x_t; h_{t-1}; 1] for every (t, n), so that ONE product gives dkernel, drecurrent_kernel
     # and dbias, and the BLAS packs the large dG once (faster than two products:
     # bench/README.md, "rnn"); under recurrent dropout the h_{t-1} rows are left out
     H = 0 if rdrop is not None else U
-    xh = _scratch("inputs", (D + H + use_bias, T, N), dg_a.dtype)
+    xh = _scratch("inputs", (D + H + ones, T, N), dg_a.dtype)
     xh[:D] = xa
     if H:
         xh[D:D + U, 0] = h0a
         xh[D:D + U, 1:] = hsa[:, :T - 1]
-    if use_bias:
+    if ones:
         xh[D + H] = 1
-    dw = np.matmul(xh.reshape(D + H + use_bias, T * N), g2.T)
+    dw = _mm(xh.reshape(D + H + ones, T * N), g2.T, bf16)
     dkernel = dw[:D]
-    drk = dw[D:D + U] if H else _drk_dropout(h0a, hsa, g2, rdrop)
-    dbias = dw[D + H] if use_bias else None
-    dx = np.matmul(ka, g2).reshape(D, T, N) if compute_dx else None
+    drk = dw[D:D + U] if H else _drk_dropout(h0a, hsa, g2, rdrop, bf16)
+    dbias = None
+    if use_bias:
+        dbias = dw[D + H] if ones else _row_sums(g2)
+    dx = _mm(ka, g2, bf16).reshape(D, T, N) if compute_dx else None
     return dx, dkernel, drk, dbias
 
 
-cdef object _drk_dropout(h0a, hsa, g_rec, rdrop):
+cdef object _drk_dropout(h0a, hsa, g_rec, rdrop, int bf16=-1):
     """drecurrent_kernel under recurrent dropout: block j = (Hprev * rdrop[j]) G_j^T, Hprev
     (U, T, N) = [h0, hs[:, :T-1]] masked into one scratch per block, g_rec (kU, T*N) the
     recurrent-side gate gradients."""
@@ -450,7 +584,7 @@ cdef object _drk_dropout(h0a, hsa, g_rec, rdrop):
         m = rdrop[j][:, None, :]
         np.multiply(h0a[:, None, :], m, out=hm[:, :1])
         np.multiply(hsa[:, :T - 1], m, out=hm[:, 1:])
-        np.matmul(hm.reshape(U, T * N), g_rec[j * U:(j + 1) * U].T, out=drk[:, j * U:(j + 1) * U])
+        _mm(hm.reshape(U, T * N), g_rec[j * U:(j + 1) * U].T, bf16, drk[:, j * U:(j + 1) * U])
     return drk
 
 
@@ -461,7 +595,7 @@ def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ke
                  const floating[:, ::1] recurrent_kernel not None, const floating[::1] bias not None,
                  const floating[:, ::1] h0 not None, const floating[:, ::1] c0 not None,
                  int activation, int recurrent_activation, const unsigned char[:, ::1] mask=None,
-                 recurrent_dropout_mask=None):
+                 recurrent_dropout_mask=None, int bf16=-1):
     """LSTM over a whole sequence (Keras gate order i|f|c|o).
 
     z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i, z_f, z_o); g = act(z_c);
@@ -479,24 +613,22 @@ def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ke
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
     dt = dtype_of(x[0, 0, 0])
+    _check_bf16(bf16, sizeof(floating))
     # step 1: input projection of every timestep, one matmul per step, straight into the gates
     gates_a = np.empty((T, 4 * U, N), dtype=dt)
-    np.matmul(np.asarray(kernel).T, np.asarray(x).transpose(1, 0, 2), out=gates_a)
+    _inputs(np.asarray(kernel), np.asarray(x), gates_a, bf16)
     hs_a = np.empty((U, T, N), dtype=dt)
     cs_a = np.empty((T, U, N), dtype=dt)
     r_a = _scratch("step", (4 * U, N), dt)
-    ap_a, tail_a, blas, apj = _packed(recurrent_kernel, True, N,
-                                      0 if recurrent_dropout_mask is None else 4)
     cdef floating[:, :, ::1] g = gates_a
     cdef floating[:, :, ::1] hs = hs_a
     cdef floating[:, :, ::1] cs = cs_a
     cdef floating[:, ::1] r = r_a
-    cdef floating[::1] ap = ap_a
-    cdef floating[::1] tail = tail_a
     cdef cynet_rnn_loop L
     _loop_init(&L, CYNET_CELL_LSTM, activation, recurrent_activation, T, N, U, sizeof(floating))
+    blas, apj, keep = _weights_for(&L, recurrent_kernel, True, N,
+                                   0 if recurrent_dropout_mask is None else 4, bf16)
     L.h0, L.c0, L.b, L.hs, L.cs, L.g, L.r = &h0[0, 0], &c0[0, 0], &bias[0], &hs[0, 0, 0], &cs[0, 0, 0], &g[0, 0, 0], &r[0, 0]
-    L.ap, L.tail = &ap[0], &tail[0]
     # per step: recurrent product R = U^T h_{t-1}, then the fused gate kernel (steps 2-5)
     _loop_mask(&L, mask, False, dt)
     rd = _loop_rdrop(&L, recurrent_dropout_mask, 4, apj, dt)
@@ -510,7 +642,7 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
                   const floating[:, ::1] c0 not None, const floating[:, :, ::1] hs not None,
                   const floating[:, :, ::1] cs not None, const floating[:, :, ::1] gates not None,
                   int activation, int recurrent_activation, bint use_bias, bint compute_dx=True,
-                  const unsigned char[:, ::1] mask=None, recurrent_dropout_mask=None):
+                  const unsigned char[:, ::1] mask=None, recurrent_dropout_mask=None, int bf16=-1):
     """Backpropagation through time for lstm_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; dc_last: (U, N) IN,
@@ -531,27 +663,26 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
     dt = dtype_of(x[0, 0, 0])
+    _check_bf16(bf16, sizeof(floating))
     dg_a = _scratch("dgates", (4 * U, T, N), dt)
     dh_a = np.zeros((U, N), dtype=dt)
     dc_a = np.array(dc_last, dtype=dt)
-    ap_a, tail_a, blas, apj = _packed(recurrent_kernel, False, N,
-                                      0 if recurrent_dropout_mask is None else 4)
     cdef floating[:, :, ::1] dg = dg_a
     cdef floating[:, ::1] dh = dh_a
     cdef floating[:, ::1] dc = dc_a
-    cdef floating[::1] ap = ap_a
-    cdef floating[::1] tail = tail_a
     cdef cynet_rnn_loop L
     _loop_init(&L, CYNET_CELL_LSTM, activation, recurrent_activation, T, N, U, sizeof(floating))
+    blas, apj, keep = _weights_for(&L, recurrent_kernel, False, N,
+                                   0 if recurrent_dropout_mask is None else 4, bf16)
     L.c0, L.hs, L.cs, L.g = &c0[0, 0], <void*>&hs[0, 0, 0], <void*>&cs[0, 0, 0], <void*>&gates[0, 0, 0]
-    L.dg, L.dh, L.dc, L.ap, L.tail = &dg[0, 0, 0], &dh[0, 0], &dc[0, 0], &ap[0], &tail[0]
+    L.dg, L.dh, L.dc = &dg[0, 0, 0], &dh[0, 0], &dc[0, 0]
     _loop_dhs(&L, dhs)
     # per step (t = T-1 .. 0): fused gate-gradient kernel (steps 1-5), then dh_{t-1} = U dg_t
     carry_a = _loop_mask(&L, mask, True, dt)
     rd = _loop_rdrop(&L, recurrent_dropout_mask, 4, apj, dt)
     _drive(&L, True, 4 * U, blas, dg_a, None, dh_a, None if rd is None else rd[0])
     return _weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
-                         use_bias, compute_dx, None if rd is None else rd[0]) + (dh_a, dc_a)
+                         use_bias, compute_dx, None if rd is None else rd[0], bf16) + (dh_a, dc_a)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -560,7 +691,7 @@ def lstm_backward(const floating[:, :, :] dhs not None, const floating[:, ::1] d
 def gru_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] kernel not None,
                 const floating[:, ::1] recurrent_kernel not None, const floating[:, ::1] bias not None,
                 const floating[:, ::1] h0 not None, int activation, int recurrent_activation,
-                const unsigned char[:, ::1] mask=None, recurrent_dropout_mask=None):
+                const unsigned char[:, ::1] mask=None, recurrent_dropout_mask=None, int bf16=-1):
     """GRU over a whole sequence (Keras gate order z|r|h, reset_after=True).
 
     xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
@@ -576,21 +707,20 @@ def gru_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ker
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
     dt = dtype_of(x[0, 0, 0])
+    _check_bf16(bf16, sizeof(floating))
     # step 1: input projection of every timestep, one matmul per step, into rows 0:3U of the cache
     cache_a = np.empty((T, 4 * U, N), dtype=dt)
-    np.matmul(np.asarray(kernel).T, np.asarray(x).transpose(1, 0, 2), out=cache_a[:, :3 * U])
+    _inputs(np.asarray(kernel), np.asarray(x), cache_a[:, :3 * U], bf16)
     hs_a = np.empty((U, T, N), dtype=dt)
     r_a = _scratch("step", (3 * U, N), dt)
-    ap_a, tail_a, blas, apj = _packed(recurrent_kernel, True, N,
-                                      0 if recurrent_dropout_mask is None else 3)
     cdef floating[:, :, ::1] g = cache_a
     cdef floating[:, :, ::1] hs = hs_a
     cdef floating[:, ::1] r = r_a
-    cdef floating[::1] ap = ap_a
-    cdef floating[::1] tail = tail_a
     cdef cynet_rnn_loop L
     _loop_init(&L, CYNET_CELL_GRU, activation, recurrent_activation, T, N, U, sizeof(floating))
-    L.h0, L.b, L.hs, L.g, L.r, L.ap, L.tail = &h0[0, 0], &bias[0, 0], &hs[0, 0, 0], &g[0, 0, 0], &r[0, 0], &ap[0], &tail[0]
+    blas, apj, keep = _weights_for(&L, recurrent_kernel, True, N,
+                                   0 if recurrent_dropout_mask is None else 3, bf16)
+    L.h0, L.b, L.hs, L.g, L.r = &h0[0, 0], &bias[0, 0], &hs[0, 0, 0], &g[0, 0, 0], &r[0, 0]
     # per step: recurrent product R = U^T h_{t-1}, then the fused gate kernel (steps 2-5)
     _loop_mask(&L, mask, False, dt)
     rd = _loop_rdrop(&L, recurrent_dropout_mask, 3, apj, dt)
@@ -603,7 +733,7 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
                  const floating[:, ::1] h0 not None, const floating[:, :, ::1] hs not None,
                  const floating[:, :, ::1] cache not None, int activation, int recurrent_activation,
                  bint use_bias, bint compute_dx=True, const unsigned char[:, ::1] mask=None,
-                 recurrent_dropout_mask=None):
+                 recurrent_dropout_mask=None, int bf16=-1):
     """Backpropagation through time for gru_forward.
 
     dhs: (N, T, U) IN, any strides; the rest as in / from forward. Returns (dx (D, T, N),
@@ -620,22 +750,21 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
     _check_act("activation", activation)
     _check_act("recurrent_activation", recurrent_activation)
     dt = dtype_of(x[0, 0, 0])
+    _check_bf16(bf16, sizeof(floating))
     # dG rows per step: dxh | dz | dr | dhr, so that rows 0:3U are the input-side gradient (in
     # the order h, z, r) and rows U:4U the recurrent-side one (in the order z, r, h)
     dg_a = _scratch("dgates", (4 * U, T, N), dt)
     dhg_a = np.zeros((U, N), dtype=dt)   # dh_t via the recurrent matmul of step t+1
     dhd_a = np.zeros((U, N), dtype=dt)   # dh_t via the direct path z * h_t of step t+1
-    ap_a, tail_a, blas, apj = _packed(recurrent_kernel, False, N,
-                                      0 if recurrent_dropout_mask is None else 3)
     cdef floating[:, :, ::1] dg = dg_a
     cdef floating[:, ::1] dhg = dhg_a
     cdef floating[:, ::1] dhd = dhd_a
-    cdef floating[::1] ap = ap_a
-    cdef floating[::1] tail = tail_a
     cdef cynet_rnn_loop L
     _loop_init(&L, CYNET_CELL_GRU, activation, recurrent_activation, T, N, U, sizeof(floating))
+    blas, apj, keep = _weights_for(&L, recurrent_kernel, False, N,
+                                   0 if recurrent_dropout_mask is None else 3, bf16)
     L.h0, L.hs, L.g = &h0[0, 0], <void*>&hs[0, 0, 0], <void*>&cache[0, 0, 0]
-    L.dg, L.dh, L.dhd, L.ap, L.tail = &dg[0, 0, 0], &dhg[0, 0], &dhd[0, 0], &ap[0], &tail[0]
+    L.dg, L.dh, L.dhd = &dg[0, 0, 0], &dhg[0, 0], &dhd[0, 0]
     _loop_dhs(&L, dhs)
     # per step (t = T-1 .. 0): fused gate-gradient kernel (steps 1-4), then dh_{t-1} = U dg_t
     carry_a = _loop_mask(&L, mask, True, dt)
@@ -643,10 +772,10 @@ def gru_backward(const floating[:, :, :] dhs not None, const floating[:, :, ::1]
     _drive(&L, True, 4 * U, blas, dg_a[U:], None, dhg_a, None if rd is None else rd[0])
     dhg_a += dhd_a
     return _gru_weight_grads(dg_a, np.asarray(x), np.asarray(kernel), np.asarray(h0), np.asarray(hs),
-                             use_bias, compute_dx, None if rd is None else rd[0]) + (dhg_a,)
+                             use_bias, compute_dx, None if rd is None else rd[0], bf16) + (dhg_a,)
 
 
-def _gru_weight_grads(dg_a, xa, ka, h0a, hsa, use_bias, compute_dx, rdrop=None):
+def _gru_weight_grads(dg_a, xa, ka, h0a, hsa, use_bias, compute_dx, rdrop=None, int bf16=-1):
     """Step 6 of gru_backward: weight and input gradients from the stacked dxh|dz|dr|dhr."""
     D, T, N = xa.shape
     U = hsa.shape[0]
@@ -654,30 +783,32 @@ def _gru_weight_grads(dg_a, xa, ka, h0a, hsa, use_bias, compute_dx, rdrop=None):
     gx = g2[:3 * U]             # input side, rows h|z|r
     gr = g2[U:]                 # recurrent side, rows z|r|h
     # [h_{t-1}; 1] for every (t, n): the row of ones makes the recurrent product also sum the
-    # recurrent-side bias gradients (z|r|h), which saves a pass over dG
-    dk_hzr = np.matmul(xa.reshape(D, T * N), gx.T)
+    # recurrent-side bias gradients (z|r|h), which saves a pass over dG (not under bf16, whose
+    # products round dG: there the bias gradients are float32 row sums)
+    ones = use_bias and bf16 < 0
+    dk_hzr = _mm(xa.reshape(D, T * N), gx.T, bf16)
     dkernel = np.concatenate((dk_hzr[:, U:], dk_hzr[:, :U]), axis=1)
     if rdrop is None:
-        hprev = _scratch("inputs", (U + use_bias, T, N), g2.dtype)
+        hprev = _scratch("inputs", (U + ones, T, N), g2.dtype)
         hprev[:U, 0] = h0a
         hprev[:U, 1:] = hsa[:, :T - 1]
-        if use_bias:
+        if ones:
             hprev[U] = 1
-        drk_b = np.matmul(hprev.reshape(U + use_bias, T * N), gr.T)
+        drk_b = _mm(hprev.reshape(U + ones, T * N), gr.T, bf16)
         drk = drk_b[:U]
     else:   # recurrent dropout: one product per gate block, the recurrent bias a row sum
-        drk = _drk_dropout(h0a, hsa, gr, rdrop)
+        drk = _drk_dropout(h0a, hsa, gr, rdrop, bf16)
+    if use_bias and (not ones or rdrop is not None):
         drk_b = np.empty((U + 1, 3 * U), dtype=g2.dtype)
-        if use_bias:
-            drk_b[U] = gr.sum(axis=1)
+        drk_b[U] = _row_sums(gr)
     dx = None
     if compute_dx:
         k_hzr = np.concatenate((ka[:, 2 * U:], ka[:, :2 * U]), axis=1)
-        dx = np.matmul(k_hzr, gx).reshape(D, T, N)
+        dx = _mm(k_hzr, gx, bf16).reshape(D, T, N)
     dbias = None
     if use_bias:
         dbias = np.empty((2, 3 * U), dtype=g2.dtype)
         dbias[1] = drk_b[U]                      # z | r | h, recurrent side
         dbias[0, :2 * U] = drk_b[U, :2 * U]      # z and r have one gradient for both biases
-        dbias[0, 2 * U:] = gx[:U].sum(axis=1)    # h, input side
+        dbias[0, 2 * U:] = _row_sums(gx[:U])     # h, input side
     return dx, dkernel, drk, dbias

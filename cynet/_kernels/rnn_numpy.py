@@ -35,6 +35,8 @@ and finishes with one matmul each for dkernel, drecurrent_kernel and dx.
 """
 import numpy as np
 
+from .bf16_numpy import _round as _round_bf16
+
 # The activation codes: the one Python definition (cynet.kernels.rnn maps the Keras names with
 # it, rnn.pyx checks at import that cynet_rnn.h's C enum agrees).
 ACTIVATIONS = {"linear": 0, "tanh": 1, "sigmoid": 2, "relu": 3, "hard_sigmoid": 4}
@@ -120,33 +122,45 @@ def _skipped(mask, T, N, t):
     return skip if skip.any() else None
 
 
+def _check_bf16(bf16, dtype):
+    if bf16 >= 0 and np.dtype(dtype) != np.float32:
+        raise ValueError(f"bf16 products need float32 arrays; received {np.dtype(dtype).itemsize * 8}-bit floats "
+                         f"with bf16={bf16}")
+
+
 def _check_rdrop(rdrop, k, U, N):
     if rdrop is not None:
         _check_shape("recurrent_dropout_mask", rdrop, (k, U, N))
 
 
-def _product_fwd(rkt, h_prev, rdrop, r):
+def _q(a, bf16):
+    """a as a product of the kernels sees it: unchanged (bf16 < 0), or rounded to bfloat16 (the
+    mixed_bfloat16 products: every product's operands rounded, float32 sums; rnn.pyx's bf16)."""
+    return a if bf16 < 0 else _round_bf16(a)
+
+
+def _product_fwd(rkt, h_prev, rdrop, r, bf16=-1):
     """Step 1b, the recurrent matmul r = U^T h_{t-1}; with recurrent dropout, gate block j of r
     is U_j^T (h_{t-1} * rdrop[j]) (Keras 3: one mask per gate on the previous state)."""
     if rdrop is None:
-        np.matmul(rkt, h_prev, out=r)
+        np.matmul(rkt, _q(h_prev, bf16), out=r)
         return
     U = h_prev.shape[0]
     for j in range(rdrop.shape[0]):
-        np.matmul(rkt[j * U:(j + 1) * U], h_prev * rdrop[j], out=r[j * U:(j + 1) * U])
+        np.matmul(rkt[j * U:(j + 1) * U], _q(h_prev * rdrop[j], bf16), out=r[j * U:(j + 1) * U])
 
 
-def _product_bwd(recurrent_kernel, dg_rec, rdrop, dh):
+def _product_bwd(recurrent_kernel, dg_rec, rdrop, dh, bf16=-1):
     """The gradient of h_{t-1} through the recurrent matmul, dh = U dg_t (dg_rec: the
     recurrent-side rows of dg_t); with recurrent dropout, the sum over the gates of
     rdrop[j] * (U_j dg_j)."""
     if rdrop is None:
-        np.matmul(recurrent_kernel, dg_rec, out=dh)
+        np.matmul(recurrent_kernel, _q(dg_rec, bf16), out=dh)
         return
     U = dh.shape[0]
     dh[...] = 0
     for j in range(rdrop.shape[0]):
-        dh += rdrop[j] * np.matmul(recurrent_kernel[:, j * U:(j + 1) * U], dg_rec[j * U:(j + 1) * U])
+        dh += rdrop[j] * np.matmul(recurrent_kernel[:, j * U:(j + 1) * U], _q(dg_rec[j * U:(j + 1) * U], bf16))
 
 
 def _hprev(h0, hs):
@@ -157,17 +171,18 @@ def _hprev(h0, hs):
     return hprev
 
 
-def _drk(hprev, g_rec, rdrop):
+def _drk(hprev, g_rec, rdrop, bf16=-1):
     """drecurrent_kernel = Hprev dG^T over all timesteps (g_rec: (kU, T*N) recurrent-side rows);
     with recurrent dropout, gate block j is (Hprev * rdrop[j]) dG_j^T."""
     U = hprev.shape[0]
+    g_rec = _q(g_rec, bf16)
     if rdrop is None:
-        return np.matmul(hprev.reshape(U, -1), g_rec.T)
-    return np.concatenate([np.matmul((hprev * rdrop[j][:, None, :]).reshape(U, -1), g_rec[j * U:(j + 1) * U].T)
+        return np.matmul(_q(hprev, bf16).reshape(U, -1), g_rec.T)
+    return np.concatenate([np.matmul(_q(hprev * rdrop[j][:, None, :], bf16).reshape(U, -1), g_rec[j * U:(j + 1) * U].T)
                            for j in range(rdrop.shape[0])], axis=1)
 
 
-def _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop=None):
+def _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop=None, bf16=-1):
     """Step 4 of every backward: the weight and input gradients, one matmul each over all
     timesteps. dg: (kU, T, N) stacked pre-activation gradients. Returns (dx (D, T, N), dkernel,
     drecurrent_kernel, dbias|None); dx is None unless compute_dx."""
@@ -175,9 +190,10 @@ def _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop=None):
     U = hs.shape[0]
     kU = dg.shape[0]
     g2 = dg.reshape(kU, T * N)
-    dkernel = np.matmul(x.reshape(D, T * N), g2.T)
-    drk = _drk(_hprev(h0, hs), g2, rdrop)
-    dx = np.matmul(kernel, g2).reshape(D, T, N) if compute_dx else None
+    g2q = _q(g2, bf16)
+    dkernel = np.matmul(_q(x, bf16).reshape(D, T * N), g2q.T)
+    drk = _drk(_hprev(h0, hs), g2, rdrop, bf16)
+    dx = np.matmul(_q(kernel, bf16), g2q).reshape(D, T, N) if compute_dx else None
     dbias = g2.sum(axis=1) if use_bias else None
     return dx, dkernel, drk, dbias
 
@@ -185,7 +201,8 @@ def _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop=None):
 # ---------------------------------------------------------------------------------------------
 # SimpleRNN
 
-def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, mask=None, recurrent_dropout_mask=None):
+def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, mask=None, recurrent_dropout_mask=None,
+                       bf16=-1):
     """SimpleRNN over a whole sequence: h_t = act(x_t W + h_{t-1} U + b).
 
     x: (D, T, N) IN; kernel (D, U), recurrent_kernel (U, U), bias (U,), h0 (U, N) IN,
@@ -199,16 +216,17 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, mask=N
     _skipped(mask, T, N, None)
     rdrop = recurrent_dropout_mask
     _check_rdrop(rdrop, 1, U, N)
-    rkt = np.ascontiguousarray(recurrent_kernel.T)
+    _check_bf16(bf16, x.dtype)
+    rkt = _q(np.ascontiguousarray(recurrent_kernel.T), bf16)
     # step 1: input projection of every timestep, one matmul, straight into hs
     hs = np.empty((U, T, N), dtype=x.dtype)
-    np.matmul(kernel.T, x.reshape(D, T * N), out=hs.reshape(U, T * N))
+    np.matmul(_q(kernel, bf16).T, _q(x, bf16).reshape(D, T * N), out=hs.reshape(U, T * N))
     r = np.empty((U, N), dtype=x.dtype)
     b = bias[:, None]
     h_prev = h0
     for t in range(T):
         # step 1b: recurrent matmul R = U^T h_{t-1}
-        _product_fwd(rkt, h_prev, rdrop, r)
+        _product_fwd(rkt, h_prev, rdrop, r, bf16)
         # step 2: h_t = act(x W + R + b)
         h = hs[:, t]
         h += r
@@ -223,7 +241,7 @@ def simple_rnn_forward(x, kernel, recurrent_kernel, bias, h0, activation, mask=N
 
 
 def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation, use_bias, compute_dx=True,
-                        mask=None, recurrent_dropout_mask=None):
+                        mask=None, recurrent_dropout_mask=None, bf16=-1):
     """Backpropagation through time for simple_rnn_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; x (D, T, N), kernel,
@@ -239,6 +257,8 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation, us
     _skipped(mask, T, N, None)
     rdrop = recurrent_dropout_mask
     _check_rdrop(rdrop, 1, U, N)
+    _check_bf16(bf16, x.dtype)
+    rk = _q(recurrent_kernel, bf16)
     dg = np.empty((U, T, N), dtype=x.dtype)
     dh = np.zeros((U, N), dtype=x.dtype)
     for t in range(T - 1, -1, -1):
@@ -252,17 +272,17 @@ def simple_rnn_backward(dhs, x, kernel, recurrent_kernel, h0, hs, activation, us
         if skip is not None:   # a masked step passes the gradient straight to h_{t-1}
             dg_t[:, skip] = 0
         # step 3: gradient of h_{t-1} through the recurrent matmul
-        _product_bwd(recurrent_kernel, dg_t, rdrop, dh)
+        _product_bwd(rk, dg_t, rdrop, dh, bf16)
         if skip is not None:
             dh[:, skip] += carry
-    return _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop) + (dh,)
+    return _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop, bf16) + (dh,)
 
 
 # ---------------------------------------------------------------------------------------------
 # LSTM
 
 def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurrent_activation, mask=None,
-                 recurrent_dropout_mask=None):
+                 recurrent_dropout_mask=None, bf16=-1):
     """LSTM over a whole sequence (Keras gate order i|f|c|o).
 
     z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i, z_f, z_o); g = act(z_c);
@@ -279,10 +299,11 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
     _skipped(mask, T, N, None)
     rdrop = recurrent_dropout_mask
     _check_rdrop(rdrop, 4, U, N)
-    rkt = np.ascontiguousarray(recurrent_kernel.T)
+    _check_bf16(bf16, x.dtype)
+    rkt = _q(np.ascontiguousarray(recurrent_kernel.T), bf16)
     # step 1: input projection of every timestep, straight into the gates buffer
     gates = np.empty((T, 4 * U, N), dtype=x.dtype)
-    np.matmul(kernel.T, x.transpose(1, 0, 2), out=gates)
+    np.matmul(_q(kernel, bf16).T, _q(x, bf16).transpose(1, 0, 2), out=gates)
     hs = np.empty((U, T, N), dtype=x.dtype)
     cs = np.empty((T, U, N), dtype=x.dtype)
     r = np.empty((4 * U, N), dtype=x.dtype)
@@ -290,7 +311,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
     h_prev, c_prev = h0, c0
     for t in range(T):
         # step 1b: recurrent matmul R = U^T h_{t-1}
-        _product_fwd(rkt, h_prev, rdrop, r)
+        _product_fwd(rkt, h_prev, rdrop, r, bf16)
         # step 2: pre-activations z = x W + R + b
         z = gates[t]
         z += r
@@ -319,7 +340,7 @@ def lstm_forward(x, kernel, recurrent_kernel, bias, h0, c0, activation, recurren
 
 def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gates,
                   activation, recurrent_activation, use_bias, compute_dx=True, mask=None,
-                  recurrent_dropout_mask=None):
+                  recurrent_dropout_mask=None, bf16=-1):
     """Backpropagation through time for lstm_forward.
 
     dhs: (N, T, U) IN, any strides, gradient w.r.t. every hidden state; dc_last: (U, N) IN,
@@ -340,6 +361,8 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
     _skipped(mask, T, N, None)
     rdrop = recurrent_dropout_mask
     _check_rdrop(rdrop, 4, U, N)
+    _check_bf16(bf16, x.dtype)
+    rk = _q(recurrent_kernel, bf16)
     dg = np.empty((4 * U, T, N), dtype=x.dtype)
     dh = np.zeros((U, N), dtype=x.dtype)
     dc = np.array(dc_last, dtype=x.dtype)
@@ -374,17 +397,17 @@ def lstm_backward(dhs, dc_last, x, kernel, recurrent_kernel, h0, c0, hs, cs, gat
             dg_t[:, skip] = 0
             dc[:, skip] = carry_c
         # step 6: gradient of h_{t-1} through the recurrent matmul
-        _product_bwd(recurrent_kernel, dg_t, rdrop, dh)
+        _product_bwd(rk, dg_t, rdrop, dh, bf16)
         if skip is not None:
             dh[:, skip] += carry
-    return _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop) + (dh, dc)
+    return _weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop, bf16) + (dh, dc)
 
 
 # ---------------------------------------------------------------------------------------------
 # GRU (reset_after=True)
 
 def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_activation, mask=None,
-                recurrent_dropout_mask=None):
+                recurrent_dropout_mask=None, bf16=-1):
     """GRU over a whole sequence (Keras gate order z|r|h, reset_after=True).
 
     xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
@@ -401,16 +424,17 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
     rdrop = recurrent_dropout_mask
     _check_rdrop(rdrop, 3, U, N)
     b_in, b_rec = bias[0][:, None], bias[1][:, None]
-    rkt = np.ascontiguousarray(recurrent_kernel.T)
+    _check_bf16(bf16, x.dtype)
+    rkt = _q(np.ascontiguousarray(recurrent_kernel.T), bf16)
     # step 1: input projection of every timestep, into rows 0:3U of the cache
     cache = np.empty((T, 4 * U, N), dtype=x.dtype)
-    np.matmul(kernel.T, x.transpose(1, 0, 2), out=cache[:, :3 * U])
+    np.matmul(_q(kernel, bf16).T, _q(x, bf16).transpose(1, 0, 2), out=cache[:, :3 * U])
     hs = np.empty((U, T, N), dtype=x.dtype)
     r_buf = np.empty((3 * U, N), dtype=x.dtype)
     h_prev = h0
     for t in range(T):
         # step 1b: recurrent matmul R = U^T h_{t-1}
-        _product_fwd(rkt, h_prev, rdrop, r_buf)
+        _product_fwd(rkt, h_prev, rdrop, r_buf, bf16)
         c_t = cache[t]
         zr, z, r, hh, rh = c_t[:2 * U], c_t[:U], c_t[U:2 * U], c_t[2 * U:3 * U], c_t[3 * U:]
         # step 2: z, r pre-activations (x W + b_in) + (h_{t-1} U + b_rec), and rh
@@ -437,7 +461,7 @@ def gru_forward(x, kernel, recurrent_kernel, bias, h0, activation, recurrent_act
 
 
 def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation, recurrent_activation,
-                 use_bias, compute_dx=True, mask=None, recurrent_dropout_mask=None):
+                 use_bias, compute_dx=True, mask=None, recurrent_dropout_mask=None, bf16=-1):
     """Backpropagation through time for gru_forward.
 
     dhs: (N, T, U) IN, any strides; the rest as in / from forward. Returns (dx (D, T, N),
@@ -456,6 +480,8 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation, re
     _skipped(mask, T, N, None)
     rdrop = recurrent_dropout_mask
     _check_rdrop(rdrop, 3, U, N)
+    _check_bf16(bf16, x.dtype)
+    rk = _q(recurrent_kernel, bf16)
     dg = np.empty((4 * U, T, N), dtype=x.dtype)
     dhg = np.zeros((U, N), dtype=x.dtype)   # dh_t via the recurrent matmul of step t+1
     dhd = np.zeros((U, N), dtype=x.dtype)   # dh_t via the direct path z * h_t of step t+1
@@ -485,25 +511,26 @@ def gru_backward(dhs, x, kernel, recurrent_kernel, h0, hs, cache, activation, re
             dg_t[:, skip] = 0
             dhd[:, skip] = dh[:, skip]
         # step 5: gradient of h_{t-1} through the recurrent matmul
-        _product_bwd(recurrent_kernel, dg_t[U:], rdrop, dhg)
+        _product_bwd(rk, dg_t[U:], rdrop, dhg, bf16)
     dhg += dhd
-    return _gru_weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop) + (dhg,)
+    return _gru_weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop, bf16) + (dhg,)
 
 
-def _gru_weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop=None):
+def _gru_weight_grads(dg, x, kernel, h0, hs, use_bias, compute_dx, rdrop=None, bf16=-1):
     """Step 6 of gru_backward: weight and input gradients from the stacked dxh|dz|dr|dhr."""
     D, T, N = x.shape
     U = hs.shape[0]
     g2 = dg.reshape(4 * U, T * N)
     gx = g2[:3 * U]             # input side, rows h|z|r
     gr = g2[U:]                 # recurrent side, rows z|r|h
-    dk_hzr = np.matmul(x.reshape(D, T * N), gx.T)
+    gxq = _q(gx, bf16)
+    dk_hzr = np.matmul(_q(x, bf16).reshape(D, T * N), gxq.T)
     dkernel = np.concatenate((dk_hzr[:, U:], dk_hzr[:, :U]), axis=1)
-    drk = _drk(_hprev(h0, hs), gr, rdrop)
+    drk = _drk(_hprev(h0, hs), gr, rdrop, bf16)
     dx = None
     if compute_dx:
         k_hzr = np.concatenate((kernel[:, 2 * U:], kernel[:, :2 * U]), axis=1)
-        dx = np.matmul(k_hzr, gx).reshape(D, T, N)
+        dx = np.matmul(_q(k_hzr, bf16), gxq).reshape(D, T, N)
     if use_bias:
         s = g2.sum(axis=1)
         dbias = np.empty((2, 3 * U), dtype=g2.dtype)

@@ -102,6 +102,18 @@ def _sizes(x, kernel, recurrent_kernel, k, cell, dtype):
     return N, T, D, U
 
 
+def _bf16_code(value, dtype):
+    """The kernels' `bf16` argument: -1 for float products, else the code of the bfloat16 path
+    that runs (cynet.kernels.bf16: AMX-BF16, AVX512_BF16 or the emulation)."""
+    if not _validation.flag("bf16", value):
+        return -1
+    if np.dtype(dtype) != np.float32:
+        raise ValueError(f"bf16=True needs float32 arrays (bfloat16 products with float32 sums); "
+                         f"received {np.dtype(dtype).name}")
+    from . import bf16 as _bf16
+    return _bf16._CODES[_bf16._path()]
+
+
 def _array(name, a):
     return _validation.as_array(name, a)
 
@@ -214,7 +226,7 @@ def _time_major_out(a):
 
 def simple_rnn_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, bias: ArrayLike | None = None,
                        h0: ArrayLike | None = None, activation: str = "tanh", mask: ArrayLike | None = None,
-                       recurrent_dropout_mask: ArrayLike | None = None) -> Any:
+                       recurrent_dropout_mask: ArrayLike | None = None, bf16: bool = False) -> Any:
     """SimpleRNN over a whole sequence: h_t = act(x_t W + h_{t-1} U + b).
 
     Any real dtype; float64 if any input is float64, else float32.
@@ -229,6 +241,9 @@ def simple_rnn_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayL
         mask: (N, T) booleans or None: a step where it is False is skipped, the state carried over
             (Keras).
         recurrent_dropout_mask: (k, N, U) per-gate keep-masks or None (see the module docstring).
+        bf16: Run the matrix products in bfloat16 (the mixed_bfloat16 policy's products: every
+            operand rounded to bfloat16, float32 sums; the gates, states and sums stay float32);
+            float32 inputs only. Pass the forward's value to the backward.
 
     Returns:
         hs: (N, T, U), every hidden state (a view of a feature-major buffer, see the module
@@ -242,14 +257,14 @@ def simple_rnn_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayL
     hs = impl("rnn").simple_rnn_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
                                         _bias(bias, (U,), dtype), _state("h0", h0, N, U, dtype), act,
                                         _mask(mask, N, T),
-        _rdrop(recurrent_dropout_mask, 1, N, U, dtype))
+        _rdrop(recurrent_dropout_mask, 1, N, U, dtype), bf16=_bf16_code(bf16, dtype))
     return _seq_out(hs)
 
 
 def simple_rnn_backward(dhs: ArrayLike, x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike,
                         h0: ArrayLike | None, hs: ArrayLike, activation: str = "tanh", use_bias: bool = True,
                         compute_dx: bool = True, mask: ArrayLike | None = None,
-                        recurrent_dropout_mask: ArrayLike | None = None) -> Any:
+                        recurrent_dropout_mask: ArrayLike | None = None, bf16: bool = False) -> Any:
     """Backpropagation through time for simple_rnn_forward.
 
     Args:
@@ -265,6 +280,9 @@ def simple_rnn_backward(dhs: ArrayLike, x: ArrayLike, kernel: ArrayLike, recurre
             dx is None and its matmul is skipped.
         mask: As given to the forward.
         recurrent_dropout_mask: As given to the forward.
+        bf16: Run the matrix products in bfloat16 (the mixed_bfloat16 policy's products: every
+            operand rounded to bfloat16, float32 sums; the gates, states and sums stay float32);
+            float32 inputs only. Pass the forward's value to the backward.
 
     Returns:
         (dx (N, T, D), dkernel (D, U), drecurrent_kernel (U, U), dbias (U,) or None when
@@ -284,7 +302,7 @@ def simple_rnn_backward(dhs: ArrayLike, x: ArrayLike, kernel: ArrayLike, recurre
     dx, dk, drk, db, dh0 = impl("rnn").simple_rnn_backward(dhs, _feature_major(x, dtype), kernel,
                                                           recurrent_kernel, h0, hs, act, use_bias, compute_dx,
                                                           _mask(mask, N, T),
-        _rdrop(recurrent_dropout_mask, 1, N, U, dtype))
+        _rdrop(recurrent_dropout_mask, 1, N, U, dtype), bf16=_bf16_code(bf16, dtype))
     return _seq_out(dx), dk, drk, db, dh0.T
 
 
@@ -294,7 +312,7 @@ def simple_rnn_backward(dhs: ArrayLike, x: ArrayLike, kernel: ArrayLike, recurre
 def lstm_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, bias: ArrayLike | None = None,
                  h0: ArrayLike | None = None, c0: ArrayLike | None = None, activation: str = "tanh",
                  recurrent_activation: str = "sigmoid", mask: ArrayLike | None = None,
-                 recurrent_dropout_mask: ArrayLike | None = None) -> Any:
+                 recurrent_dropout_mask: ArrayLike | None = None, bf16: bool = False) -> Any:
     """LSTM over a whole sequence (Keras gate order i|f|c|o).
 
     z = x_t W + h_{t-1} U + b; i, f, o = ract(z_i), ract(z_f), ract(z_o); g = act(z_c);
@@ -312,6 +330,9 @@ def lstm_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, b
         mask: (N, T) booleans or None: a step where it is False is skipped, the state carried over
             (Keras).
         recurrent_dropout_mask: (k, N, U) per-gate keep-masks or None (see the module docstring).
+        bf16: Run the matrix products in bfloat16 (the mixed_bfloat16 policy's products: every
+            operand rounded to bfloat16, float32 sums; the gates, states and sums stay float32);
+            float32 inputs only. Pass the forward's value to the backward.
 
     Returns:
         (hs, cs, gates), new arrays (views of the kernels' buffers): hs (N, T, U) hidden states,
@@ -327,7 +348,7 @@ def lstm_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, b
     hs, cs, gates = impl("rnn").lstm_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
                                              _bias(bias, (4 * U,), dtype), _state("h0", h0, N, U, dtype),
                                              _state("c0", c0, N, U, dtype), act, ract, _mask(mask, N, T),
-        _rdrop(recurrent_dropout_mask, 4, N, U, dtype))
+        _rdrop(recurrent_dropout_mask, 4, N, U, dtype), bf16=_bf16_code(bf16, dtype))
     return _seq_out(hs), _time_major_out(cs), _time_major_out(gates)
 
 
@@ -335,7 +356,7 @@ def lstm_backward(dhs: ArrayLike, dc_last: ArrayLike | None, x: ArrayLike, kerne
                   recurrent_kernel: ArrayLike, h0: ArrayLike | None, c0: ArrayLike | None, hs: ArrayLike,
                   cs: ArrayLike, gates: ArrayLike, activation: str = "tanh", recurrent_activation: str = "sigmoid",
                   use_bias: bool = True, compute_dx: bool = True, mask: ArrayLike | None = None,
-                  recurrent_dropout_mask: ArrayLike | None = None) -> Any:
+                  recurrent_dropout_mask: ArrayLike | None = None, bf16: bool = False) -> Any:
     """Backpropagation through time for lstm_forward.
 
     Args:
@@ -357,6 +378,9 @@ def lstm_backward(dhs: ArrayLike, dc_last: ArrayLike | None, x: ArrayLike, kerne
             dx is None and its matmul is skipped.
         mask: As given to the forward.
         recurrent_dropout_mask: As given to the forward.
+        bf16: Run the matrix products in bfloat16 (the mixed_bfloat16 policy's products: every
+            operand rounded to bfloat16, float32 sums; the gates, states and sums stay float32);
+            float32 inputs only. Pass the forward's value to the backward.
 
     Returns:
         (dx (N, T, D), dkernel (D, 4U), drecurrent_kernel (U, 4U), dbias (4U,) or None when
@@ -384,7 +408,7 @@ def lstm_backward(dhs: ArrayLike, dc_last: ArrayLike | None, x: ArrayLike, kerne
     dx, dk, drk, db, dh0, dc0 = impl("rnn").lstm_backward(dhs, dc_last, _feature_major(x, dtype), kernel,
                                                           recurrent_kernel, h0, c0, hs, cs, gates, act, ract,
                                                           use_bias, compute_dx, _mask(mask, N, T),
-        _rdrop(recurrent_dropout_mask, 4, N, U, dtype))
+        _rdrop(recurrent_dropout_mask, 4, N, U, dtype), bf16=_bf16_code(bf16, dtype))
     return _seq_out(dx), dk, drk, db, dh0.T, dc0.T
 
 
@@ -393,7 +417,8 @@ def lstm_backward(dhs: ArrayLike, dc_last: ArrayLike | None, x: ArrayLike, kerne
 
 def gru_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, bias: ArrayLike | None = None,
                 h0: ArrayLike | None = None, activation: str = "tanh", recurrent_activation: str = "sigmoid",
-                mask: ArrayLike | None = None, recurrent_dropout_mask: ArrayLike | None = None) -> Any:
+                mask: ArrayLike | None = None, recurrent_dropout_mask: ArrayLike | None = None,
+                bf16: bool = False) -> Any:
     """GRU over a whole sequence (Keras gate order z|r|h, reset_after=True).
 
     xz, xr, xh = x_t W + b_in; rz, rr, rh = h_{t-1} U + b_rec; z = ract(xz + rz);
@@ -410,6 +435,9 @@ def gru_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, bi
         mask: (N, T) booleans or None: a step where it is False is skipped, the state carried over
             (Keras).
         recurrent_dropout_mask: (k, N, U) per-gate keep-masks or None (see the module docstring).
+        bf16: Run the matrix products in bfloat16 (the mixed_bfloat16 policy's products: every
+            operand rounded to bfloat16, float32 sums; the gates, states and sums stay float32);
+            float32 inputs only. Pass the forward's value to the backward.
 
     Returns:
         (hs, cache), new arrays (views of the kernels' buffers): hs (N, T, U) hidden states; cache
@@ -425,14 +453,14 @@ def gru_forward(x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, bi
     hs, cache = impl("rnn").gru_forward(_feature_major(x, dtype), kernel, recurrent_kernel,
                                         _bias(bias, (2, 3 * U), dtype), _state("h0", h0, N, U, dtype), act, ract,
                                         _mask(mask, N, T),
-        _rdrop(recurrent_dropout_mask, 3, N, U, dtype))
+        _rdrop(recurrent_dropout_mask, 3, N, U, dtype), bf16=_bf16_code(bf16, dtype))
     return _seq_out(hs), _time_major_out(cache)
 
 
 def gru_backward(dhs: ArrayLike, x: ArrayLike, kernel: ArrayLike, recurrent_kernel: ArrayLike, h0: ArrayLike | None,
                  hs: ArrayLike, cache: ArrayLike, activation: str = "tanh", recurrent_activation: str = "sigmoid",
                  use_bias: bool = True, compute_dx: bool = True, mask: ArrayLike | None = None,
-                 recurrent_dropout_mask: ArrayLike | None = None) -> Any:
+                 recurrent_dropout_mask: ArrayLike | None = None, bf16: bool = False) -> Any:
     """Backpropagation through time for gru_forward.
 
     Args:
@@ -450,6 +478,9 @@ def gru_backward(dhs: ArrayLike, x: ArrayLike, kernel: ArrayLike, recurrent_kern
             dx is None and its matmul is skipped.
         mask: As given to the forward.
         recurrent_dropout_mask: As given to the forward.
+        bf16: Run the matrix products in bfloat16 (the mixed_bfloat16 policy's products: every
+            operand rounded to bfloat16, float32 sums; the gates, states and sums stay float32);
+            float32 inputs only. Pass the forward's value to the backward.
 
     Returns:
         (dx (N, T, D), dkernel (D, 3U), drecurrent_kernel (U, 3U), dbias (2, 3U) or None when
@@ -471,5 +502,5 @@ def gru_backward(dhs: ArrayLike, x: ArrayLike, kernel: ArrayLike, recurrent_kern
     dhs = _dhs(dhs, N, T, U, dtype)
     dx, dk, drk, db, dh0 = impl("rnn").gru_backward(dhs, _feature_major(x, dtype), kernel, recurrent_kernel, h0,
                                                    hs, cache, act, ract, use_bias, compute_dx, _mask(mask, N, T),
-        _rdrop(recurrent_dropout_mask, 3, N, U, dtype))
+        _rdrop(recurrent_dropout_mask, 3, N, U, dtype), bf16=_bf16_code(bf16, dtype))
     return _seq_out(dx), dk, drk, db, dh0.T

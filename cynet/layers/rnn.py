@@ -216,6 +216,11 @@ class _RNN(Layer):
         if training and self.recurrent_dropout:
             ctx.rdrop = self._dropout_masks((self.gates, x.shape[0], self.units), self.recurrent_dropout, x.dtype)
         ctx.x = np.ascontiguousarray(x)
+        # mixed_bfloat16: every matrix product of the sequence (inputs, recurrent step, weight and
+        # input gradients) on bfloat16-rounded operands with float32 sums; the gates, states and
+        # bias gradients stay float32 (cynet.kernels.rnn's bf16)
+        ctx.bf16 = bool(self._bf16 and ctx.x.dtype == np.float32 and ctx.kernel.dtype == np.float32
+                        and self.recurrent_kernel.value.dtype == np.float32)
         ctx.states0 = states0 if states0 is not None else [None] * self._n_states()
         hs, final_states = self._run(ctx, ctx.x, ctx.states0)
         ctx.hs = hs
@@ -353,14 +358,14 @@ class SimpleRNN(_RNN):
     def _run(self, ctx, x, states0):
         hs = kernels.simple_rnn_forward(x, ctx.kernel, self.recurrent_kernel.value, self._bias(), states0[0],
                                         activation=self.activation, mask=ctx.time_mask,
-                                        recurrent_dropout_mask=ctx.rdrop)
+                                        recurrent_dropout_mask=ctx.rdrop, bf16=ctx.bf16)
         return hs, [hs[:, -1]]
 
     def _run_backward(self, ctx, dhs, extra_state_grads, need_dx):
         dx, dk, drk, db, dh0 = kernels.simple_rnn_backward(
             dhs, ctx.x, ctx.kernel, self.recurrent_kernel.value, ctx.states0[0], ctx.hs,
             activation=self.activation, use_bias=self.use_bias, compute_dx=need_dx, mask=ctx.time_mask,
-            recurrent_dropout_mask=ctx.rdrop)
+            recurrent_dropout_mask=ctx.rdrop, bf16=ctx.bf16)
         return dx, dk, drk, db, [dh0]
 
 
@@ -403,7 +408,7 @@ class LSTM(_RNN):
         hs, cs, gates = kernels.lstm_forward(x, ctx.kernel, self.recurrent_kernel.value, self._bias(),
                                              states0[0], states0[1], activation=self.activation,
                                              recurrent_activation=self.recurrent_activation, mask=ctx.time_mask,
-                                             recurrent_dropout_mask=ctx.rdrop)
+                                             recurrent_dropout_mask=ctx.rdrop, bf16=ctx.bf16)
         ctx.cs, ctx.gates = cs, gates
         return hs, [hs[:, -1], cs[:, -1]]
 
@@ -414,7 +419,7 @@ class LSTM(_RNN):
             dhs, dc_last, ctx.x, ctx.kernel, self.recurrent_kernel.value, ctx.states0[0],
             ctx.states0[1], ctx.hs, ctx.cs, ctx.gates, activation=self.activation,
             recurrent_activation=self.recurrent_activation, use_bias=self.use_bias, compute_dx=need_dx,
-            mask=ctx.time_mask, recurrent_dropout_mask=ctx.rdrop)
+            mask=ctx.time_mask, recurrent_dropout_mask=ctx.rdrop, bf16=ctx.bf16)
         return dx, dk, drk, db, [dh0, dc0]
 
     def get_config(self) -> dict[str, Any]:
@@ -451,14 +456,14 @@ class GRU(_RNN):
         hs, ctx.cache = kernels.gru_forward(x, ctx.kernel, self.recurrent_kernel.value, self._bias(),
                                             states0[0], activation=self.activation,
                                             recurrent_activation=self.recurrent_activation, mask=ctx.time_mask,
-                                            recurrent_dropout_mask=ctx.rdrop)
+                                            recurrent_dropout_mask=ctx.rdrop, bf16=ctx.bf16)
         return hs, [hs[:, -1]]
 
     def _run_backward(self, ctx, dhs, extra_state_grads, need_dx):
         dx, dk, drk, db, dh0 = kernels.gru_backward(
             dhs, ctx.x, ctx.kernel, self.recurrent_kernel.value, ctx.states0[0], ctx.hs, ctx.cache,
             activation=self.activation, recurrent_activation=self.recurrent_activation, use_bias=self.use_bias,
-            compute_dx=need_dx, mask=ctx.time_mask, recurrent_dropout_mask=ctx.rdrop)
+            compute_dx=need_dx, mask=ctx.time_mask, recurrent_dropout_mask=ctx.rdrop, bf16=ctx.bf16)
         return dx, dk, drk, db, [dh0]
 
     def get_config(self) -> dict[str, Any]:

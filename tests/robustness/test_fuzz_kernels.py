@@ -1287,6 +1287,8 @@ def _rnn_params(cell, backward):
         (GATES[cell],) + _state_template(kw).shape, np.asarray(kw["x"]).dtype))
     if cell != "simple_rnn":
         params["recurrent_activation"] = Activation()
+    # bfloat16 products: float32 only (a float64 call with bf16=True is refused, naming bf16)
+    params["bf16"] = Values(fz.FLAG_BAD, fz.FLAG_OK + [np.array(True)])
     if cell == "lstm":
         params["c0"] = Arr(**state)
     if backward:
