@@ -99,3 +99,4 @@ cdef extern from "cynet_bf16.h" nogil:
     void cynet_bf16_round_n(float* dst, const float* src, Py_ssize_t n) noexcept
     void cynet_bf16_bias_relu(float* y, Py_ssize_t rows, Py_ssize_t f, const float* bias, int relu) noexcept
     void cynet_bf16_relu_grad(float* g, const float* dy, const float* y, Py_ssize_t n) noexcept
+    void cynet_bf16_col_sums(const float* g, Py_ssize_t rows, Py_ssize_t f, float* colsum) noexcept

@@ -955,9 +955,10 @@ def conv2d_transpose_backward(const floating[:, :, :, ::1] dy, const floating[:,
 from libc.stdint cimport uint32_t
 from cynet._kernels._gemm cimport (CYNET_BF16_WORK, cynet_bf16_amx_ok, cynet_bf16_bias_relu,
                                    cynet_bf16_gemm, cynet_bf16_native_ok, cynet_bf16_relu_grad,
-                                   cynet_bf16_round_n)
+                                   cynet_bf16_round_n, cynet_bf16_col_sums)
 
 cdef Py_ssize_t _bf16_short = 16
+cdef Py_ssize_t _BF16_SUM_ROWS = 256   # rows of a float32 partial sum of the bias gradient
 
 
 def _set_bf16_short(value=None):
@@ -972,11 +973,14 @@ def _set_bf16_short(value=None):
 
 cdef inline Py_ssize_t _bf16_scratch(Geom g, Py_ssize_t F, Py_ssize_t br) noexcept nogil:
     """Floats of scratch per thread: the block's patch matrix (m, K), a gradient block (m, F),
-    and the largest `tail` a float32 product needs."""
+    and the largest `tail` a float32 product needs (at least F: the bias gradient's partial
+    sums use it)."""
     cdef Py_ssize_t K = g.KH * g.KW * g.C, m = br * g.OW
     cdef Py_ssize_t t = gemms_tail(K, F)
     if gemms_tail(F, K) > t:
         t = gemms_tail(F, K)
+    if F > t:
+        t = F
     return m * K + m * F + t
 
 
@@ -1034,6 +1038,7 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
     cdef bint short = F <= _bf16_short
     cdef float* cols
     cdef float* gb
+    cdef float* part
     cdef float* dk
     cdef double* db
     cdef const float* src
@@ -1041,6 +1046,7 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
     for t in prange(nt, schedule="static", num_threads=nt):
         cols = work + t * ws
         gb = cols + br * OW * K
+        part = gb + br * OW * F
         bw = bwork + t * CYNET_BF16_WORK
         dk = dkp + t * K * F
         db = dbp + t * F
@@ -1058,10 +1064,14 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
             if yrelu != NULL:
                 cynet_bf16_relu_grad(gb, src, yrelu + r0 * OW * F, m * F)
                 src = gb
-            if use_bias:
-                for i in range(m):
+            if use_bias:   # float32 sums of _BF16_SUM_ROWS rows at a time, float64 over them
+                i = 0
+                while i < m:
+                    zero_n(part, F)
+                    cynet_bf16_col_sums(src + i * F, m - i if m - i < _BF16_SUM_ROWS else _BF16_SUM_ROWS, F, part)
                     for f in range(F):
-                        db[f] += src[i * F + f]
+                        db[f] += part[f]
+                    i = i + _BF16_SUM_ROWS
             for r in range(r0, r1):
                 _im2col_row(x, cols + CY_SPAN((r - r0) * OW * K, OW * K, br * OW * K), r, g)
             # dkernel += cols^T @ g (A = cols^T: rows k adjacent, the k-th column K apart)
@@ -1070,7 +1080,7 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
                 # dcols = g @ w^T into the patch buffer, then scattered back into dx
                 if short:
                     cynet_bf16_round_n(gb, src, m * F)
-                    gemms(gb, F, 1, m, F, wtr, K, K, cols, K, gb + br * OW * F)
+                    gemms(gb, F, 1, m, F, wtr, K, K, cols, K, part)
                 else:
                     cynet_bf16_gemm(path, src, F, 1, wt, K, 1, cols, K, m, K, F, 0, NULL, bw)
                 for n in range(r0 // g.OH, (r1 - 1) // g.OH + 1):

@@ -618,4 +618,13 @@ CYNET_CLONES CYNET_UNUSED static void cynet_bf16_relu_grad(float* g, const float
     }
 }
 
+/* colsum[:f] += the column sums of the (rows, f) block g (float32; a caller adds them into its
+   float64 totals every few hundred rows): a bias gradient, vectorised over the columns */
+CYNET_CLONES CYNET_UNUSED static void cynet_bf16_col_sums(const float* g, Py_ssize_t rows, Py_ssize_t f,
+                                                           float* colsum) {
+    Py_ssize_t r, j;
+    for (r = 0; r < rows; r++, g += f)
+        for (j = 0; j < f; j++) colsum[j] += g[j];
+}
+
 #endif  /* CYNET_BF16_H */
