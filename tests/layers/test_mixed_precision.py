@@ -163,6 +163,8 @@ def _grads(layer, x, g):
 # changes by the whole upstream gradient, so a norm tolerance would judge the ReLU, not the
 # products; test_fused_relu_is_the_layer_then_relu checks them)
 ALL_LAYERS = dict({k: v for k, v in PRODUCT_LAYERS.items() if "relu" not in k}, **{
+    "separable_conv2d": (lambda dt: layers.SeparableConv2D(5, 3, depth_multiplier=2, dtype=dt), (2, 6, 7, 3)),
+    "separable_conv1d": (lambda dt: layers.SeparableConv1D(4, 3, padding="same", dtype=dt), (2, 9, 3)),
     "mha": (lambda dt: layers.MultiHeadAttention(2, 4, dtype=dt), (2, 5, 6)),
     "attention": (lambda dt: layers.Attention(use_scale=True, dtype=dt), (2, 5, 6)),
 })
@@ -228,6 +230,23 @@ def test_fused_relu_is_the_layer_then_relu(name, backend):
         want = _grads(linear, x, K.relu_backward(g, y))
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("p", PATHS)
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_separable_pointwise_product_is_bf16(backend, p):
+    """SeparableConv2D under the policy: the depthwise step in float32 (no matrix product), the
+    pointwise product on bfloat16-rounded inputs (the depthwise output and the pointwise kernel)."""
+    x = np.random.default_rng(6).standard_normal((2, 7, 6, 3)).astype(np.float32)
+    layer = layers.SeparableConv2D(5, 3, depth_multiplier=2, dtype="mixed_bfloat16")
+    with K.use_backend(backend), bf16_path(p):
+        y = layer(x)
+        mid = K.depthwise_conv2d_forward(x, layer.depthwise_kernel.value, None)
+    want = rounded(mid).astype(np.float64) @ rounded(layer.pointwise_kernel.value[0, 0]).astype(np.float64)
+    want += layer.bias.value
+    np.testing.assert_allclose(y, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    plain = mid.astype(np.float64) @ layer.pointwise_kernel.value[0, 0] + layer.bias.value
+    assert not np.allclose(y, plain, rtol=0, atol=1e-7 * np.abs(want).max())
 
 
 def test_relu_fuses_only_under_bf16_products():
