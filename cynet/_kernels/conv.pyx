@@ -44,6 +44,8 @@ from cynet._kernels._windows import conv_geometry as _geometry
 __all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv2d_transpose_forward",
            "conv2d_transpose_backward"]
 
+# the mixed_bfloat16 convolution (below, outside __all__: cynet/_kernels/conv_bf16.py calls it)
+FLOAT32_ONLY = ("conv2d_forward_bf16", "conv2d_backward_bf16")
 _CHECKED = bool(CYNET_CHECKED)   # built with CYNET_DEBUG_BUILD=1: CY_AT / CY_SPAN check the loops
 
 
