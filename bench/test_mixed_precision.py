@@ -10,7 +10,8 @@ one epoch through `fit` (cynet) or the usual loop (PyTorch, Adam, cross-entropy)
 conv 32 3x3, max pool, conv 64 3x3, max pool, dropout, dense 10; N 4,096, batch 128); the char
 LSTM(256) epoch of bench/test_training.py (under the policy its recurrent step and whole-sequence
 products run in bfloat16 too); and the kernels alone, forward + backward: a Dense 784->400 on a
-batch of 128, the convnet's second convolution (batch 128, 13x13x32 -> 11x11x64, 3x3) and the
+batch of 128, the convnet's second convolution (batch 128, 13x13x32 -> 11x11x64, 3x3), its first
+with its relu (batch 128, 28x28x1 -> 26x26x32, 3x3: K = 9, the input gradient included) and the
 char LSTM's layer (LSTM(256) over 60 steps of 43 one-hot features, batch 25, return_sequences;
 backward without the input gradient, as the first layer of the model). cynet.kernels.info()["bf16"]
 in the machine info says which bfloat16 path cynet ran (native amx_bf16 / avx512_bf16 / emulated).
@@ -28,6 +29,7 @@ import test_training as T
 N_CONV, BATCH_CONV = 4096, 128
 DENSE = (128, 784, 400)            # batch, in, out
 CONV = ((128, 13, 13, 32), 64, 3)  # x, filters, kernel size
+CONV_FIRST = ((128, 28, 28, 1), 32, 3)   # the convnet's first convolution (one input channel), with its relu
 
 GROUPS = {
     "mlp": f"mixed: epoch mlp 784-400x3-10 N{T.N_MNIST} batch {T.BATCH_MNIST}",
@@ -36,6 +38,7 @@ GROUPS = {
     "dense": f"mixed: dense fwd+bwd {DENSE[0]}x{DENSE[1]}->{DENSE[2]}",
     "conv": "mixed: conv2d fwd+bwd N128 13x13x32->64 3x3",
     "lstm": f"mixed: lstm({T.UNITS}) fwd+bwd T{T.STEPS} batch {T.BATCH_CHAR} features {T.VOCAB}",
+    "conv_first": "mixed: conv2d+relu fwd+bwd N128 28x28x1->32 3x3",
 }
 POLICIES = ["float32", "mixed_bfloat16"]
 EPOCHS = ("mlp", "convnet", "char_lstm")
@@ -81,12 +84,18 @@ def _kernel_layer(workload):
     if workload == "dense":
         n, fin, fout = DENSE
         return layers.Dense(fout), rng.standard_normal((n, fin)).astype(np.float32)
+    if workload == "conv_first":
+        shape, filters, k = CONV_FIRST
+        return layers.Conv2D(filters, k, activation="relu"), rng.random(shape, dtype=np.float32)
     shape, filters, k = CONV
     return layers.Conv2D(filters, k), rng.standard_normal(shape).astype(np.float32)
 
 
+KERNELS = ["dense", "conv", "conv_first", "lstm"]
+
+
 @pytest.mark.parametrize("policy", POLICIES, indirect=True)
-@pytest.mark.parametrize("workload", ["dense", "conv", "lstm"])
+@pytest.mark.parametrize("workload", KERNELS)
 def test_kernel(benchmark, policy, workload):
     layer, x = _kernel_layer(workload)
     benchmark.group = GROUPS[workload]
@@ -135,7 +144,7 @@ def test_epoch_torch(benchmark, torch, workload, precision):
 
 
 @pytest.mark.parametrize("precision", TORCH_PRECISIONS)
-@pytest.mark.parametrize("workload", ["dense", "conv", "lstm"])
+@pytest.mark.parametrize("workload", KERNELS)
 def test_kernel_torch(benchmark, torch, workload, precision):
     benchmark.group = GROUPS[workload]
     benchmark.extra_info["precision"] = precision
@@ -154,7 +163,10 @@ def test_kernel_torch(benchmark, torch, workload, precision):
         mod = torch.nn.Linear(DENSE[1], DENSE[2])
         xt = torch.from_numpy(x).requires_grad_()
     else:
-        mod = torch.nn.Conv2d(CONV[0][3], CONV[1], CONV[2]).to(memory_format=torch.channels_last)
+        shape, filters, k = CONV_FIRST if workload == "conv_first" else CONV
+        mod = torch.nn.Conv2d(shape[3], filters, k).to(memory_format=torch.channels_last)
+        if workload == "conv_first":
+            mod = torch.nn.Sequential(mod, torch.nn.ReLU())
         xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last).requires_grad_()
 
     def step():

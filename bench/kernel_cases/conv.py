@@ -109,6 +109,28 @@ def _im2col(dt, rng, large):
             raises(lambda: compiled.col2im(bad, 2, 8, 8, 3, *geometry))]
 
 
+@case("cynet._kernels.conv.conv2d_forward_bf16", "cynet._kernels.conv.conv2d_backward_bf16")
+def _bf16(dt, rng, large):
+    """The mixed_bfloat16 convolution (float32 by design: the NumPy arrays are float32 whatever
+    `dt`): packed and short products, the fused ReLU, the AMX / AVX512_BF16 / emulated paths."""
+    from cynet._kernels import conv as compiled
+    x = normal(rng, (8, 16, 16, 8) if large else (2, 7, 6, 3), np.float32)
+    calls = []
+    for k, code, relu in (((3, 3, 8 if large else 3, 16), 2, True), ((3, 3, 8 if large else 3, 20), 1, False),
+                          ((2, 1, 8 if large else 3, 5), 0, True)):
+        kernel = normal(rng, k, np.float32, 0.1)
+        bias = normal(rng, k[3:], np.float32)
+        geometry = (1, 1, 0, 0, 1, 1, 1, 1)              # pt, pb, pl, pr, sh, sw, dh, dw
+        y = compiled.conv2d_forward_bf16(x, kernel, bias, *geometry, code, relu)
+        dy = normal(rng, y.shape, np.float32)
+        calls += [lambda x=x, kernel=kernel, bias=bias, code=code, relu=relu, g=geometry:
+                  compiled.conv2d_forward_bf16(x, kernel, bias, *g, code, relu),
+                  lambda dy=dy, x=x, kernel=kernel, y=y if relu else None, code=code, g=geometry:
+                  compiled.conv2d_backward_bf16(dy, x, kernel, y, *g, True, True, code)]
+    bad = normal(rng, (3,), np.float32)
+    return calls + [raises(lambda: compiled.conv2d_forward_bf16(x, kernel, bad, *geometry, 0, False))]
+
+
 # ----------------------------------------------------------------------------- transposed convolution
 # kernel (KH, KW, F, C): Keras's Conv2DTranspose layout
 

@@ -104,3 +104,11 @@ cdef extern from "cynet_bf16.h" nogil:
     void cynet_bf16_gemm_apacked(int path, const uint32_t* Ap, Py_ssize_t M, Py_ssize_t K, const float* B,
                                  Py_ssize_t sbk, Py_ssize_t sbn, float* C, Py_ssize_t sc, Py_ssize_t N,
                                  int accumulate, uint32_t* work) noexcept
+# cynet_bf16.h's elementwise helpers for the convolutions' fused blocks (conv.pyx): rounded
+# copies (the operands of the short products run in float32), bias + ReLU epilogue, ReLU
+# gradient.
+cdef extern from "cynet_bf16.h" nogil:
+    void cynet_bf16_round_n(float* dst, const float* src, Py_ssize_t n) noexcept
+    void cynet_bf16_bias_relu(float* y, Py_ssize_t rows, Py_ssize_t f, const float* bias, int relu) noexcept
+    void cynet_bf16_relu_grad(float* g, const float* dy, const float* y, Py_ssize_t n) noexcept
+    void cynet_bf16_col_sums(const float* g, Py_ssize_t rows, Py_ssize_t f, float* colsum) noexcept

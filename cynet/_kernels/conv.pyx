@@ -44,6 +44,8 @@ from cynet._kernels._windows import conv_geometry as _geometry
 __all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv2d_transpose_forward",
            "conv2d_transpose_backward"]
 
+# the mixed_bfloat16 convolution (below, outside __all__: cynet/_kernels/conv_bf16.py calls it)
+FLOAT32_ONLY = ("conv2d_forward_bf16", "conv2d_backward_bf16")
 _CHECKED = bool(CYNET_CHECKED)   # built with CYNET_DEBUG_BUILD=1: CY_AT / CY_SPAN check the loops
 
 
@@ -933,3 +935,262 @@ def conv2d_transpose_backward(const floating[:, :, :, ::1] dy, const floating[:,
     dbias = (np.einsum("ij->j", np.asarray(dy).reshape(-1, F), dtype=np.float64).astype(dtype)
              if use_bias else None)
     return dx, dk2.reshape(KH, KW, F, C), dbias
+
+
+# ----------------------------------------------------------------------------------------------
+# the mixed_bfloat16 convolution (float32 only; cynet/_kernels/conv_bf16.py calls these): the
+# team scheme of _team_forward / _team_backward with the products on cynet_bf16.h, so that
+# every product input is rounded to bfloat16 while it is packed and the sums run in float32,
+# and with the elementwise work of a Conv layer's block fused in while the block is in cache:
+#   forward   per block: im2col, y_block = cols @ W (+ bias in the product's epilogue), then
+#             ReLU when the layer's activation is a plain relu (relu=True).
+#   backward  per block: g = dy_block, or dy where the ReLU output y > 0 (y given); dbias += the
+#             column sums of g (float32 in, float64 sums, unrounded: a sum, not a product);
+#             im2col; dkernel_t += cols^T @ g (float32, the packed product accumulating in
+#             place); dcols = g @ W^T, col2im.
+# A product whose inner dimension is at most _bf16_short (the first convolution of an image
+# model: K = 3 x 3 x 1) gains nothing from the packed kernels (pairs of k padded to tiles of 32):
+# its operands are rounded to bfloat16 in cache (cynet_bf16_round_n) and multiplied by
+# cynet_gemm.h in float32. A product of two bfloat16 values is exact in float32, so this is the
+# same rounding and the same float32 accumulation, only in another order.
+
+from libc.stdint cimport uint32_t
+from cynet._kernels._gemm cimport (CYNET_BF16_WORK, cynet_bf16_amx_ok, cynet_bf16_bias_relu,
+                                   cynet_bf16_gemm, cynet_bf16_native_ok, cynet_bf16_relu_grad,
+                                   cynet_bf16_round_n, cynet_bf16_col_sums)
+
+cdef Py_ssize_t _bf16_short = 16
+cdef Py_ssize_t _BF16_SUM_ROWS = 256   # rows of a float32 partial sum of the bias gradient
+
+
+def _set_bf16_short(value=None):
+    """Developer and test knob: the longest inner dimension run as a rounded float32 product
+    (0: every product on the packed bfloat16 kernels). Returns the previous value."""
+    global _bf16_short
+    old = _bf16_short
+    if value is not None:
+        _bf16_short = max(0, int(value))
+    return old
+
+
+cdef inline Py_ssize_t _bf16_scratch(Geom g, Py_ssize_t F, Py_ssize_t br) noexcept nogil:
+    """Floats of scratch per thread: the block's patch matrix (m, K), a gradient block (m, F),
+    and the largest `tail` a float32 product needs (at least F: the bias gradient's partial
+    sums use it)."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, m = br * g.OW
+    cdef Py_ssize_t t = gemms_tail(K, F)
+    if gemms_tail(F, K) > t:
+        t = gemms_tail(F, K)
+    if F > t:
+        t = F
+    return m * K + m * F + t
+
+
+cdef int _bf16_path(int path):
+    """The path that runs: a native path this CPU or build lacks falls back to the next."""
+    if path >= 2 and not cynet_bf16_amx_ok():
+        path = 1
+    if path >= 1 and not cynet_bf16_native_ok():
+        path = 0
+    return path
+
+
+cdef void _team_forward_bf16(const float* x, const float* w, const float* wr, const float* b, float* y,
+                             float* work, uint32_t* bwork, Geom g, Py_ssize_t F, Py_ssize_t br, int nt,
+                             int path, bint relu) noexcept nogil:
+    """y = conv(x, w) (+ b), then ReLU when relu; w (K, F), wr: w rounded to bfloat16 (read when
+    K <= _bf16_short). work: nt * _bf16_scratch floats; bwork: nt * CYNET_BF16_WORK words."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, ws = _bf16_scratch(g, F, br)
+    cdef Py_ssize_t t, r0, r1, r, hi, m
+    cdef bint short = K <= _bf16_short
+    cdef float* cols
+    cdef float* yb
+    for t in prange(nt, schedule="static", num_threads=nt):
+        cols = work + t * ws
+        r0 = (t * g.N) // nt * g.OH
+        hi = ((t + 1) * g.N) // nt * g.OH
+        while r0 < hi:
+            r1 = r0 + br
+            if r1 > hi:
+                r1 = hi
+            m = (r1 - r0) * OW
+            for r in range(r0, r1):
+                _im2col_row(x, cols + CY_SPAN((r - r0) * OW * K, OW * K, br * OW * K), r, g)
+            yb = y + CY_SPAN(r0 * OW * F, m * F, g.N * g.OH * OW * F)
+            if short:
+                cynet_bf16_round_n(cols, cols, m * K)
+                gemms(cols, K, 1, m, K, wr, F, F, yb, F, cols + br * OW * (K + F))
+                cynet_bf16_bias_relu(yb, m, F, b, relu)
+            else:
+                cynet_bf16_gemm(path, cols, K, 1, w, F, 1, yb, F, m, F, K, 0, b, bwork + t * CYNET_BF16_WORK)
+                if relu:
+                    cynet_bf16_bias_relu(yb, m, F, NULL, 1)
+            r0 = r1
+
+
+cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrelu, const float* wt,
+                              const float* wtr, float* dx, float* work, uint32_t* bwork, float* dkp,
+                              double* dbp, Geom g, Py_ssize_t F, Py_ssize_t br, int nt, bint use_bias,
+                              int path) noexcept nogil:
+    """Thread t's partial dkernel (K, F) at dkp + t*K*F and dbias (F doubles) at dbp + t*F;
+    dx += col2im(g @ w^T) unless dx is NULL (wt: w^T (F, K); wtr: wt rounded, read when
+    F <= _bf16_short). g: dy, or dy where yrelu > 0 when yrelu is not NULL."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, ws = _bf16_scratch(g, F, br)
+    cdef Py_ssize_t t, r0, r1, hi, r, i, f, m, n, ih
+    cdef bint short = F <= _bf16_short
+    cdef float* cols
+    cdef float* gb
+    cdef float* part
+    cdef float* dk
+    cdef double* db
+    cdef const float* src
+    cdef uint32_t* bw
+    for t in prange(nt, schedule="static", num_threads=nt):
+        cols = work + t * ws
+        gb = cols + br * OW * K
+        part = gb + br * OW * F
+        bw = bwork + t * CYNET_BF16_WORK
+        dk = dkp + t * K * F
+        db = dbp + t * F
+        r0 = (t * g.N) // nt * g.OH
+        hi = ((t + 1) * g.N) // nt * g.OH
+        zero_n(dk, K * F)
+        for f in range(F):
+            db[f] = 0.0
+        while r0 < hi:
+            r1 = r0 + br
+            if r1 > hi:
+                r1 = hi
+            m = (r1 - r0) * OW
+            src = dy + CY_SPAN(r0 * OW * F, m * F, g.N * g.OH * OW * F)
+            if yrelu != NULL:
+                cynet_bf16_relu_grad(gb, src, yrelu + r0 * OW * F, m * F)
+                src = gb
+            if use_bias:   # float32 sums of _BF16_SUM_ROWS rows at a time, float64 over them
+                i = 0
+                while i < m:
+                    zero_n(part, F)
+                    cynet_bf16_col_sums(src + i * F, m - i if m - i < _BF16_SUM_ROWS else _BF16_SUM_ROWS, F, part)
+                    for f in range(F):
+                        db[f] += part[f]
+                    i = i + _BF16_SUM_ROWS
+            for r in range(r0, r1):
+                _im2col_row(x, cols + CY_SPAN((r - r0) * OW * K, OW * K, br * OW * K), r, g)
+            # dkernel += cols^T @ g (A = cols^T: rows k adjacent, the k-th column K apart)
+            cynet_bf16_gemm(path, cols, 1, K, src, F, 1, dk, F, K, F, m, 1, NULL, bw)
+            if dx != NULL:
+                # dcols = g @ w^T into the patch buffer, then scattered back into dx
+                if short:
+                    cynet_bf16_round_n(gb, src, m * F)
+                    gemms(gb, F, 1, m, F, wtr, K, K, cols, K, part)
+                else:
+                    cynet_bf16_gemm(path, src, F, 1, wt, K, 1, cols, K, m, K, F, 0, NULL, bw)
+                for n in range(r0 // g.OH, (r1 - 1) // g.OH + 1):
+                    for ih in range(g.H):
+                        _col2im_row(cols, dx, n, ih, r0, r1, g)
+            r0 = r1
+
+
+def _rounded(a):
+    """A C-contiguous float32 copy of a rounded to bfloat16."""
+    out = np.array(a, dtype=np.float32, order="C", copy=True)
+    cdef float[::1] v = out.reshape(-1)
+    if v.shape[0]:
+        cynet_bf16_round_n(&v[0], &v[0], v.shape[0])
+    return out
+
+
+cdef int _bf16_team(Geom g):
+    """Threads of a bfloat16 pass: the thread policy's count, at most one per image."""
+    cdef int nt = threads_for(g.N * g.OH * g.OW * g.KH * g.KW * g.C, COST_CONV)
+    if nt > g.N:
+        nt = <int>g.N
+    return nt if nt > 0 else 1
+
+
+def conv2d_forward_bf16(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel, bias,
+                        Py_ssize_t pt, Py_ssize_t pb, Py_ssize_t pl, Py_ssize_t pr, Py_ssize_t sh,
+                        Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, int path, bint relu):
+    """conv2d_forward (float32) with the product in bfloat16 (see above), then ReLU when relu.
+
+    path: 2 AMX-BF16, 1 AVX512_BF16, 0 the emulation (cynet.kernels.bf16's codes; a path this
+    CPU lacks falls back to the next). Returns y (N, OH, OW, F), new."""
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t KH = kernel.shape[0], KW = kernel.shape[1], F = kernel.shape[3]
+    _check_conv_args(C, (KH, KW, kernel.shape[2], F))
+    OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
+    cdef Py_ssize_t K = KH * KW * C
+    cdef const float[::1] b
+    cdef const float* bp = NULL
+    if bias is not None:
+        b = bias
+        if b.shape[0] != F:
+            raise ValueError(f"bias must have shape ({F},); received shape ({b.shape[0]},)")
+        bp = &b[0]
+    y = np.empty((N, g.OH, g.OW, F), dtype=np.float32)
+    if N == 0 or g.OH == 0 or g.OW == 0:
+        return y
+    cdef float[:, :, :, ::1] yv = y
+    cdef int nt = _bf16_team(g), use = _bf16_path(path)
+    cdef Py_ssize_t br = _block_rows(g, sizeof(float), 1)
+    cdef float[::1] work = np.empty(nt * _bf16_scratch(g, F, br), dtype=np.float32)
+    cdef uint32_t[::1] bwork = np.empty(nt * CYNET_BF16_WORK, dtype=np.uint32)
+    cdef const float[:, ::1] wr = _rounded(np.asarray(kernel).reshape(K, F)) if K <= _bf16_short else \
+        np.asarray(kernel).reshape(K, F)
+    with nogil:
+        _team_forward_bf16(&x[0, 0, 0, 0], &kernel[0, 0, 0, 0], &wr[0, 0], bp, &yv[0, 0, 0, 0], &work[0],
+                           &bwork[0], g, F, br, nt, use, relu)
+    return y
+
+
+def conv2d_backward_bf16(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
+                         const float[:, :, :, ::1] kernel, y, Py_ssize_t pt, Py_ssize_t pb,
+                         Py_ssize_t pl, Py_ssize_t pr, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
+                         Py_ssize_t dw, bint use_bias, bint compute_dx, int path):
+    """conv2d_backward (float32) with the products in bfloat16 (see above). y: None, or the
+    ReLU output of conv2d_forward_bf16(..., relu=True) (dy's shape): dy is then the gradient of
+    that output, and the gradients go through the ReLU first (dy where y > 0).
+    Returns (dx or None, dkernel, dbias or None), new float32 arrays."""
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t KH = kernel.shape[0], KW = kernel.shape[1], F = kernel.shape[3]
+    _check_conv_args(C, (KH, KW, kernel.shape[2], F))
+    OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
+    if (dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3]) != (N, OH, OW, F):
+        raise ValueError(f"dy must have shape {(N, OH, OW, F)}; received shape "
+                         f"{(dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])}")
+    cdef const float[:, :, :, ::1] yv
+    cdef const float* yp = NULL
+    if y is not None:
+        yv = y
+        if (yv.shape[0], yv.shape[1], yv.shape[2], yv.shape[3]) != (N, OH, OW, F):
+            raise ValueError(f"y must have dy's shape {(N, OH, OW, F)}; received shape "
+                             f"{(yv.shape[0], yv.shape[1], yv.shape[2], yv.shape[3])}")
+        yp = &yv[0, 0, 0, 0]
+    cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
+    cdef Py_ssize_t K = KH * KW * C
+    dx = np.zeros((N, H, W, C), dtype=np.float32) if compute_dx else None
+    if N == 0 or g.OH == 0 or g.OW == 0:
+        return dx, np.zeros((KH, KW, C, F), np.float32), np.zeros(F, np.float32) if use_bias else None
+    cdef float[:, :, :, ::1] dxv
+    cdef float* dxp = NULL
+    if compute_dx:
+        dxv = dx
+        dxp = &dxv[0, 0, 0, 0]
+    cdef int nt = _bf16_team(g), use = _bf16_path(path)
+    cdef Py_ssize_t br = _block_rows(g, sizeof(float), 1)
+    cdef float[::1] work = np.empty(nt * _bf16_scratch(g, F, br), dtype=np.float32)
+    cdef uint32_t[::1] bwork = np.empty(nt * CYNET_BF16_WORK, dtype=np.uint32)
+    wt_a = np.ascontiguousarray(np.asarray(kernel).reshape(K, F).T)
+    cdef const float[:, ::1] wt = wt_a
+    cdef const float[:, ::1] wtr = _rounded(wt_a) if F <= _bf16_short else wt_a
+    dkp_a = np.empty((nt, K, F), dtype=np.float32)
+    dbp_a = np.empty((nt, F), dtype=np.float64)
+    cdef float[:, :, ::1] dkp = dkp_a
+    cdef double[:, ::1] dbp = dbp_a
+    with nogil:
+        _team_backward_bf16(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], yp, &wt[0, 0], &wtr[0, 0], dxp, &work[0],
+                            &bwork[0], &dkp[0, 0, 0], &dbp[0, 0], g, F, br, nt, use_bias, use)
+    dkernel = (dkp_a[0] if nt == 1 else dkp_a.sum(axis=0)).reshape(KH, KW, C, F)
+    dbias = dbp_a.sum(axis=0).astype(np.float32) if use_bias else None
+    return dx, dkernel, dbias

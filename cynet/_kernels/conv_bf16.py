@@ -2,67 +2,52 @@
 signatures as cynet/_kernels/conv.pyx and its twin) with every matrix product on
 cynet.kernels.matmul_bf16 (inputs rounded to bfloat16 while packed, float32 accumulation).
 
-The patch matrices come from the current backend's im2col / col2im (compiled or twin); the
-bias, the bias gradient (float64 sums) and the scatter of col2im stay float32. cynet.kernels.conv
+The convolution and its gradients run on the current backend's conv2d_forward_bf16 /
+conv2d_backward_bf16 (compiled: cynet/_kernels/conv.pyx, one OpenMP team, every product's
+inputs rounded to bfloat16 while packed from a block of patches in cache; or the NumPy twin);
+the transposed convolution on the backend's im2col / col2im and matmul_bf16. The bias, the
+bias gradient (float64 sums), the optional fused ReLU and the scatter of col2im stay float32. cynet.kernels.conv
 dispatches here inside `bf16_products()` (the Conv layers under a bfloat16 policy), in the
 calling thread only.
 """
 import numpy as np
 
 from cynet.kernels._backend import impl
-from cynet.kernels.bf16 import _matmul_into, matmul_bf16
+from cynet.kernels.bf16 import matmul_bf16
 
 
 def _base():
     return impl("conv")
 
 
-# Images per block: the block's patch matrix (and its product) about this many bytes, so that
-# im2col's writes and the product's reads stay in the core's L2 instead of a pass over memory.
-_BLOCK_BYTES = 1 << 20
+def _code():
+    from cynet.kernels.bf16 import _CODES, _path
+    return _CODES[_path()]
 
 
-def _blocks(N, rows_per_image, K):
-    per = max(1, _BLOCK_BYTES // max(1, rows_per_image * K * 4))
-    return [(n, min(n + per, N)) for n in range(0, N, per)]
+def _f32(*arrays):
+    return [None if a is None else np.ascontiguousarray(a, dtype=np.float32) for a in arrays]
 
 
-def conv2d_forward(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw):
-    """y = im2col(x) @ kernel (K, F) + bias, the product in bfloat16, in blocks of images."""
-    N, H, W, C = x.shape
-    KH, KW, _, F = kernel.shape
-    OH, OW = _out(H, KH, pt, pb, sh, dh), _out(W, KW, pl, pr, sw, dw)
-    w2 = kernel.reshape(KH * KW * C, F)
-    y = np.empty((N, OH, OW, F), dtype=np.float32)
-    y2 = y.reshape(N, OH * OW, F)
-    for n0, n1 in _blocks(N, OH * OW, KH * KW * C):
-        cols = _base().im2col(x[n0:n1], KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
-        _matmul_into(cols, w2, y2[n0:n1].reshape(-1, F), bias)   # (the bias added in the product)
-    return y
+def conv2d_forward(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw, relu=False):
+    """y = im2col(x) @ kernel (K, F) + bias, the product in bfloat16, then ReLU when relu (the
+    Conv layers' fused relu): the current backend's conv2d_forward_bf16 (conv.pyx: one team,
+    im2col, product, bias and ReLU per block of images in cache)."""
+    x, kernel, bias = _f32(x, kernel, bias)
+    return _base().conv2d_forward_bf16(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw, _code(), relu)
 
 
-def conv2d_backward(dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, compute_dx):
-    """(dx, dkernel, dbias): dkernel = im2col(x)^T @ dy, dx = col2im(dy @ kernel^T), in blocks
-    of images."""
+def conv2d_backward(dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, compute_dx, y=None):
+    """(dx, dkernel, dbias): dkernel = im2col(x)^T @ g, dx = col2im(g @ kernel^T), g = dy, or dy
+    where y > 0 when y (the fused ReLU's output) is given."""
+    dy, x, kernel, y = _f32(dy, x, kernel, y)
     N, H, W, C = x.shape
     KH, KW, _, F = kernel.shape
     OH, OW = _out(H, KH, pt, pb, sh, dh), _out(W, KW, pl, pr, sw, dw)
     if dy.shape != (N, OH, OW, F):
         raise ValueError(f"dy must have shape {(N, OH, OW, F)}; received shape {dy.shape}")
-    K = KH * KW * C
-    w2t = kernel.reshape(K, F).T
-    dy3 = dy.reshape(N, OH * OW, F)
-    dk = np.zeros((K, F), dtype=np.float64)
-    dx = np.empty((N, H, W, C), dtype=np.float32) if compute_dx else None
-    for n0, n1 in _blocks(N, OH * OW, K):
-        cols = _base().im2col(x[n0:n1], KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
-        dyb = dy3[n0:n1].reshape(-1, F)
-        dk += matmul_bf16(cols.T, dyb)
-        if compute_dx:
-            dcols = matmul_bf16(dyb, w2t)
-            dx[n0:n1] = _base().col2im(dcols, n1 - n0, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
-    dbias = _bias_grad(dy.reshape(-1, F)) if use_bias else None
-    return dx, dk.astype(np.float32).reshape(kernel.shape), dbias
+    return _base().conv2d_backward_bf16(dy, x, kernel, y, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, compute_dx,
+                                        _code())
 
 
 def conv2d_transpose_forward(x, kernel, bias, OH, OW, pt, pb, pl, pr, sh, sw, dh, dw):

@@ -205,3 +205,47 @@ def conv2d_transpose_backward(dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use
     dbias = (np.einsum("ij->j", dy.reshape(-1, F), dtype=np.float64).astype(dy.dtype) if use_bias else None)
     dx = (cols @ kernel.reshape(KH * KW * F, C)).reshape(N, H, W, C) if compute_dx else None
     return dx, dkernel, dbias
+
+
+# ----------------------------------------------------------------------------------------------
+# the mixed_bfloat16 convolution (twin of conv.pyx's conv2d_forward_bf16 / conv2d_backward_bf16;
+# outside __all__: cynet/_kernels/conv_bf16.py calls them). Every product input is rounded to
+# bfloat16 (a rounded x's patches are the patches of the rounded x), the products run in float32;
+# the bias, the ReLU and the bias gradient on unrounded float32 values.
+
+def _round_bf16(a):
+    from .bf16_numpy import round_bf16
+    return round_bf16(a).reshape(a.shape)
+
+
+def conv2d_forward_bf16(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw, path, relu):
+    """conv2d_forward (float32) on bfloat16-rounded x and kernel, then ReLU when relu. path:
+    unused (the twin has one path)."""
+    del path
+    _check_conv_args(x, kernel)
+    if x.dtype != np.float32:
+        raise ValueError(f"x must be float32; received {x.dtype}")
+    y = conv2d_forward(_round_bf16(x), _round_bf16(kernel), None, pt, pb, pl, pr, sh, sw, dh, dw)
+    if bias is not None:
+        if bias.shape != (kernel.shape[3],):
+            raise ValueError(f"bias must have shape ({kernel.shape[3]},); received shape {bias.shape}")
+        y += bias
+    if relu:
+        y[y < 0] = 0
+    return y
+
+
+def conv2d_backward_bf16(dy, x, kernel, y, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, compute_dx, path):
+    """conv2d_backward (float32) with bfloat16-rounded product inputs; y: None, or the ReLU output
+    (the gradient then goes through the ReLU first: dy where y > 0)."""
+    del path
+    if y is not None:
+        if y.shape != dy.shape:
+            raise ValueError(f"y must have dy's shape {dy.shape}; received shape {y.shape}")
+        dy = np.where(y > 0, dy, np.float32(0))
+    dx, dkernel, _ = conv2d_backward(_round_bf16(dy), _round_bf16(x), _round_bf16(kernel),
+                                     pt, pb, pl, pr, sh, sw, dh, dw, False, compute_dx)
+    dbias = None
+    if use_bias:
+        dbias = np.einsum("ij->j", dy.reshape(-1, dy.shape[-1]), dtype=np.float64).astype(np.float32)
+    return dx, dkernel, dbias

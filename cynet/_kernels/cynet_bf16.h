@@ -714,6 +714,73 @@ CYNET_UNUSED static void cynet_bf16_gemm_apacked(int path, const uint32_t* Ap, P
 #if CYNET_BF16_AMX_BUILT
     if (path == CYNET_BF16_AMX) cynet_bf16_amx_release();
 #endif
+/* ---- elementwise helpers for the convolutions' fused blocks (conv.pyx's bfloat16 team) ----
+   Plain loops over integer bits (no float ?:, so GCC vectorises them in every clone). */
+
+/* the bits of the float32 nearest to bits u in bfloat16 (cynet_bf16_round's value, widened) */
+static inline uint32_t cynet_bf16_round_bits(uint32_t u) {
+    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    uint32_t q = (u | 0x400000u) & 0xffff0000u;   /* a NaN stays a quiet NaN */
+    uint32_t nan = (uint32_t)0 - (uint32_t)((u & 0x7fffffffu) > 0x7f800000u);
+    return (q & nan) | (r & ~nan);
+}
+
+/* dst[:n] = src[:n] rounded to bfloat16 (as float32 values; dst == src allowed): the operands
+   of a product whose inner dimension is too short for the packed kernels, multiplied then in
+   float32 (exact products of bfloat16 values, float32 sums: the same rounding as the kernels) */
+CYNET_CLONES CYNET_UNUSED static void cynet_bf16_round_n(float* dst, const float* src, Py_ssize_t n) {
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, src + i, 4);
+        u = cynet_bf16_round_bits(u);
+        memcpy(dst + i, &u, 4);
+    }
+}
+
+/* y[:n] = y + bias (bias: f values, repeated; NULL: none), then ReLU when relu (v < 0: 0; NaN
+   and -0.0 pass, as cynet's relu_forward): the epilogue of a block of a convolution's output,
+   n a multiple of f, while it is in cache */
+CYNET_CLONES CYNET_UNUSED static void cynet_bf16_bias_relu(float* y, Py_ssize_t rows, Py_ssize_t f,
+                                                            const float* bias, int relu) {
+    Py_ssize_t r, j;
+    for (r = 0; r < rows; r++, y += f) {
+        if (bias != NULL)
+            for (j = 0; j < f; j++) y[j] += bias[j];
+        if (relu)
+            for (j = 0; j < f; j++) {
+                uint32_t u, neg;
+                float v = y[j];
+                memcpy(&u, &v, 4);
+                neg = (uint32_t)0 - (uint32_t)(v < 0.0f);
+                u &= ~neg;
+                memcpy(y + j, &u, 4);
+            }
+    }
+}
+
+/* g[:n] = dy where y > 0, else 0 (cynet's relu_backward): the gradient of a convolution's
+   logits from its ReLU output, one block at a time */
+CYNET_CLONES CYNET_UNUSED static void cynet_bf16_relu_grad(float* g, const float* dy, const float* y,
+                                                            Py_ssize_t n) {
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) {
+        uint32_t u, keep;
+        float d = dy[i];
+        memcpy(&u, &d, 4);
+        keep = (uint32_t)0 - (uint32_t)(y[i] > 0.0f);
+        u &= keep;
+        memcpy(g + i, &u, 4);
+    }
+}
+
+/* colsum[:f] += the column sums of the (rows, f) block g (float32; a caller adds them into its
+   float64 totals every few hundred rows): a bias gradient, vectorised over the columns */
+CYNET_CLONES CYNET_UNUSED static void cynet_bf16_col_sums(const float* g, Py_ssize_t rows, Py_ssize_t f,
+                                                           float* colsum) {
+    Py_ssize_t r, j;
+    for (r = 0; r < rows; r++, g += f)
+        for (j = 0; j < f; j++) colsum[j] += g[j];
 }
 
 #endif  /* CYNET_BF16_H */

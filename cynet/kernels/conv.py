@@ -35,6 +35,34 @@ def bf16_products():
         _bf16.reset(token)
 
 
+# The Conv layers' fused ReLU under mixed_bfloat16 (see _bf16_relu_forward): True in the forward,
+# the ReLU's output in the backward; None otherwise.
+_relu = contextvars.ContextVar("cynet_conv_relu", default=None)
+
+
+def _fused(flag, fn, args, kwargs):
+    token = _relu.set(flag)
+    try:
+        with bf16_products():
+            return fn(*args, **kwargs)
+    finally:
+        _relu.reset(token)
+
+
+def _bf16_relu_forward(x, kernel, bias=None, **options):
+    """relu(conv2d_forward(x, kernel, bias, **options)) (groups 1; float32) with the product in
+    bfloat16 and the ReLU in the kernel's epilogue, on each block of the output while it is in
+    cache (no pass of its own over the output): the Conv layers' path under mixed_bfloat16 with
+    activation="relu"."""
+    return _fused(True, conv2d_forward, (x, kernel, bias), options)
+
+
+def _bf16_relu_backward(dy, x, kernel, y, **options):
+    """conv2d_backward(dy where y > 0, x, kernel, **options) for y = _bf16_relu_forward(...) and
+    dy the gradient of y: the ReLU's gradient taken block by block inside the kernel."""
+    return _fused(np.asarray(y), conv2d_backward, (dy, x, kernel), options)
+
+
 def _impl():
     if _bf16.get():
         from .._kernels import conv_bf16
@@ -152,7 +180,9 @@ def conv2d_forward(x: ArrayLike, kernel: ArrayLike, bias: ArrayLike | None = Non
     F = kernel.shape[3]
     _check_sizes(x, (pt, pb, pl, pr), out_hw, F)
     geometry = (pt, pb, pl, pr, sh, sw, dh, dw)
-    if groups == 1:
+    if _relu.get() is True:   # (_bf16_relu_forward: groups 1, bfloat16 products)
+        y = _impl().conv2d_forward(x, kernel, bias, *geometry, relu=True)
+    elif groups == 1:
         y = _impl().conv2d_forward(x, kernel, bias, *geometry)
     else:
         y = np.empty((x.shape[0],) + tuple(out_hw) + (F,), dtype=x.dtype)
@@ -202,7 +232,11 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, kernel: ArrayLike, strides: Any
     dy = _to_last(dy, data_format)
     _check_sizes(x, (pt, pb, pl, pr), (OH, OW), F)
     geometry = (pt, pb, pl, pr, sh, sw, dh, dw)
-    if groups == 1:
+    relu_y = _relu.get()
+    if relu_y is not None:   # (_bf16_relu_backward)
+        relu_y = _to_last(relu_y, data_format)
+        dx, dkernel, dbias = _impl().conv2d_backward(dy, x, kernel, *geometry, use_bias, compute_dx, y=relu_y)
+    elif groups == 1:
         dx, dkernel, dbias = _impl().conv2d_backward(dy, x, kernel, *geometry, use_bias, compute_dx)
     else:
         dx = np.empty_like(x) if compute_dx else None

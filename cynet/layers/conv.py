@@ -183,6 +183,38 @@ class _ConvForward(_Conv):
         return kernels.conv2d_output_shape(shape, self._pair(self.kernel_size), filters=self.filters,
                                            **self._conv_args())
 
+    def _fuses_relu(self):
+        """True where the ReLU runs inside the convolution's kernel: under a bfloat16 policy
+        (mixed_bfloat16) with activation="relu" (plain) and groups 1. The kernel then adds the
+        bias and takes the ReLU on each block of the output while it is in cache, and its
+        backward takes the ReLU's gradient block by block (cynet.kernels.conv._bf16_relu_forward);
+        the call's record keeps only the ReLU's output (which is all relu's gradient reads)."""
+        act = self.activation
+        return (self._bf16 and self.dtype == np.float32 and self.groups == 1
+                and isinstance(act, activations.Activation) and act.name == "relu" and getattr(act, "_plain", False))
+
+    def _forward(self, ctx, inputs, training):
+        if not self._fuses_relu():
+            return super()._forward(ctx, inputs, training)
+        self.compute_output_shape(inputs.shape)
+        ctx.inputs = inputs
+        y = self._from_2d(kernels.conv._bf16_relu_forward(
+            self._as_2d(inputs), self._kernel_2d(), self.bias.value if self.use_bias else None, **self._conv_args()))
+        ctx.logits = ctx.activated = y
+        ctx.fused_relu = True
+        return y
+
+    def _backward(self, ctx, grad, need_input_grad):
+        if not getattr(ctx, "fused_relu", False):
+            return super()._backward(ctx, grad, need_input_grad)
+        dx, dk, db = kernels.conv._bf16_relu_backward(
+            self._as_2d(grad), self._as_2d(ctx.inputs), self._kernel_2d(), self._as_2d(ctx.activated),
+            use_bias=self.use_bias, compute_dx=need_input_grad, **self._conv_args())
+        add_grad(self.kernel, dk.reshape(self.kernel.shape))
+        if self.use_bias:
+            add_grad(self.bias, db)
+        return None if dx is None else self._from_2d(dx)
+
     def _call_kernel(self, x, kernel, bias):
         return kernels.conv2d_forward(x, kernel, bias, groups=self.groups, **self._conv_args())
 

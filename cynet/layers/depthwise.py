@@ -6,10 +6,15 @@ pointwise convolution (cynet.kernels.conv, whose 1x1 case is one matrix product)
 The 1-D layers are the 2-D ones on a height-1 view: inputs (N, L, C) are seen as (N, 1, L, C)
 (channels_first (N, C, L) as (N, C, 1, L)) and the 1-D kernels as their (1, ...) 2-D views,
 without copies.
+
+Under mixed_bfloat16 the pointwise convolution (a matrix product) takes bfloat16 inputs, as the
+Conv layers' products do; the depthwise step is no matrix product (each channel's own small
+stencil, memory-bound) and stays float32, in DepthwiseConv2D and in the separable layers.
 """
 from typing import Any
 
 from .. import _validation, activations, constraints, initializers, kernels, regularizers
+from . import _precision
 from .base import Layer, add_grad, check_activation, check_constraint, check_initializer, check_regularizer
 from .core import ActivationMixin
 
@@ -311,13 +316,15 @@ class SeparableConv2D(_DepthwiseBase):
         ctx.depthwise = kernels.depthwise_conv2d_forward(self._view4(inputs),
                                                          self._depthwise_kernel4(self.depthwise_kernel),
                                                          None, **self._conv_args())
-        z = kernels.conv2d_forward(ctx.depthwise, self._pointwise4(), self.bias.value if self.use_bias else None,
-                                   **self._pointwise_args())
+        with _precision.conv_products(self):   # (the pointwise product: bfloat16 under mixed_bfloat16)
+            z = kernels.conv2d_forward(ctx.depthwise, self._pointwise4(), self.bias.value if self.use_bias else None,
+                                       **self._pointwise_args())
         return self._activate(ctx, self._view_back(z))
 
     def _backward_from_logits(self, ctx, grad_logits, need_input_grad):
-        dmid, dpk, db = kernels.conv2d_backward(self._view4(grad_logits), ctx.depthwise, self._pointwise4(),
-                                                use_bias=self.use_bias, **self._pointwise_args())
+        with _precision.conv_products(self):
+            dmid, dpk, db = kernels.conv2d_backward(self._view4(grad_logits), ctx.depthwise, self._pointwise4(),
+                                                    use_bias=self.use_bias, **self._pointwise_args())
         dx, ddk, _ = kernels.depthwise_conv2d_backward(
             dmid, self._view4(ctx.inputs), self._depthwise_kernel4(self.depthwise_kernel), use_bias=False,
             compute_dx=need_input_grad, **self._conv_args())

@@ -129,6 +129,10 @@ PRODUCT_LAYERS = {   # layers whose only products multiply their input by their 
     "conv2d_strided": (lambda dt: layers.Conv2D(4, (2, 3), strides=2, dilation_rate=1, dtype=dt), (2, 9, 8, 3)),
     "conv2d_groups": (lambda dt: layers.Conv2D(4, 3, groups=2, dtype=dt), (1, 5, 5, 4)),
     "conv1d": (lambda dt: layers.Conv1D(6, 3, padding="causal", dilation_rate=2, dtype=dt), (2, 11, 3)),
+    # a plain relu runs inside the bfloat16 convolution's kernel (epilogue and per-block gradient)
+    "conv2d_relu": (lambda dt: layers.Conv2D(5, 3, padding="same", activation="relu", dtype=dt), (2, 6, 7, 3)),
+    "conv2d_relu_one_channel": (lambda dt: layers.Conv2D(6, 3, activation="relu", dtype=dt), (3, 8, 9, 1)),
+    "conv1d_relu": (lambda dt: layers.Conv1D(6, 3, padding="causal", activation="relu", dtype=dt), (2, 11, 3)),
     "conv2d_transpose": (lambda dt: layers.Conv2DTranspose(3, 3, strides=2, dtype=dt), (2, 4, 5, 2)),
     "conv1d_transpose": (lambda dt: layers.Conv1DTranspose(3, 4, strides=2, padding="same", dtype=dt), (2, 5, 3)),
 }
@@ -155,7 +159,12 @@ def _grads(layer, x, g):
     return [dx] + [v.grad for v in layer.trainable_weights]
 
 
-ALL_LAYERS = dict(PRODUCT_LAYERS, **{
+# (the ReLU layers are left out: where bfloat16 moves a logit across 0, the ReLU's gradient there
+# changes by the whole upstream gradient, so a norm tolerance would judge the ReLU, not the
+# products; test_fused_relu_is_the_layer_then_relu checks them)
+ALL_LAYERS = dict({k: v for k, v in PRODUCT_LAYERS.items() if "relu" not in k}, **{
+    "separable_conv2d": (lambda dt: layers.SeparableConv2D(5, 3, depth_multiplier=2, dtype=dt), (2, 6, 7, 3)),
+    "separable_conv1d": (lambda dt: layers.SeparableConv1D(4, 3, padding="same", dtype=dt), (2, 9, 3)),
     "mha": (lambda dt: layers.MultiHeadAttention(2, 4, dtype=dt), (2, 5, 6)),
     "attention": (lambda dt: layers.Attention(use_scale=True, dtype=dt), (2, 5, 6)),
 })
@@ -197,6 +206,61 @@ def test_outputs_and_gradients_within_bf16_tolerance(name, backend):
             continue
         # (a gradient that is zero in exact arithmetic, as MHA's key bias, is judged on the others' scale)
         assert np.linalg.norm(a - b) <= 3e-2 * max(np.linalg.norm(b), 0.05 * scale), name
+
+
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+@pytest.mark.parametrize("name", ["conv2d_relu", "conv2d_relu_one_channel", "conv1d_relu"])
+def test_fused_relu_is_the_layer_then_relu(name, backend):
+    """A Conv layer with activation="relu" under the policy (the ReLU fused into the kernel) gives
+    what the same layer without activation followed by cynet's relu gives, forward and backward."""
+    make, shape = PRODUCT_LAYERS[name]
+    fused = make("mixed_bfloat16")
+    linear = type(fused).from_config({**fused.get_config(), "activation": "linear"})
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape).astype(np.float32)
+    with K.use_backend(backend):
+        y = fused(x)
+        assert fused._fuses_relu()
+        linear(x)
+        linear.set_weights(fused.get_weights())
+        z = linear(x)
+        np.testing.assert_array_equal(y, K.relu_forward(z))
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        got = _grads(fused, x, g)
+        want = _grads(linear, x, K.relu_backward(g, y))
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("p", PATHS)
+@pytest.mark.parametrize("backend", ["cython", "numpy"])
+def test_separable_pointwise_product_is_bf16(backend, p):
+    """SeparableConv2D under the policy: the depthwise step in float32 (no matrix product), the
+    pointwise product on bfloat16-rounded inputs (the depthwise output and the pointwise kernel)."""
+    x = np.random.default_rng(6).standard_normal((2, 7, 6, 3)).astype(np.float32)
+    layer = layers.SeparableConv2D(5, 3, depth_multiplier=2, dtype="mixed_bfloat16")
+    with K.use_backend(backend), bf16_path(p):
+        y = layer(x)
+        mid = K.depthwise_conv2d_forward(x, layer.depthwise_kernel.value, None)
+    want = rounded(mid).astype(np.float64) @ rounded(layer.pointwise_kernel.value[0, 0]).astype(np.float64)
+    want += layer.bias.value
+    np.testing.assert_allclose(y, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    plain = mid.astype(np.float64) @ layer.pointwise_kernel.value[0, 0] + layer.bias.value
+    assert not np.allclose(y, plain, rtol=0, atol=1e-7 * np.abs(want).max())
+
+
+def test_relu_fuses_only_under_bf16_products():
+    x = np.random.default_rng(0).standard_normal((2, 5, 5, 2)).astype(np.float32)
+    for policy, groups, act, fuses in [("mixed_bfloat16", 1, "relu", True), ("float32", 1, "relu", False),
+                                       ("mixed_bfloat16", 2, "relu", False), ("mixed_bfloat16", 1, "tanh", False),
+                                       ("mixed_float16", 1, "relu", False)]:
+        layer = layers.Conv2D(4, 3, groups=groups, activation=act, dtype=policy)
+        layer(x)
+        assert layer._fuses_relu() == fuses, (policy, groups, act)
+    leaky = layers.Conv2D(4, 3, activation=type(cynet.activations.get("relu"))(negative_slope=0.1),
+                          dtype="mixed_bfloat16")
+    leaky(x)
+    assert not leaky._fuses_relu()   # (only the plain relu is fused)
 
 
 def test_dense_gradients_are_the_rounded_products():
