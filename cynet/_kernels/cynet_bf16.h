@@ -714,6 +714,8 @@ CYNET_UNUSED static void cynet_bf16_gemm_apacked(int path, const uint32_t* Ap, P
 #if CYNET_BF16_AMX_BUILT
     if (path == CYNET_BF16_AMX) cynet_bf16_amx_release();
 #endif
+}
+
 /* ---- elementwise helpers for the convolutions' fused blocks (conv.pyx's bfloat16 team) ----
    Plain loops over integer bits (no float ?:, so GCC vectorises them in every clone). */
 
