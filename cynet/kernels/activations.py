@@ -45,9 +45,17 @@ def _array(name, a):
 
 def _floats(**arrays):
     """Named array-likes -> C-contiguous arrays of one common float dtype, shapes kept (also 0-d)."""
+    values = tuple(arrays.values())
+    first = values[0]
+    if type(first) is np.ndarray and first.dtype in _FLOATS and all(
+            type(a) is np.ndarray and a.dtype is first.dtype and a.flags.c_contiguous for a in values):
+        return values   # (a layer's own arrays, every call: nothing to convert)
     arrays = {name: _array(name, a) for name, a in arrays.items()}
     dtype = float_dtype(**arrays)
     return tuple(as_float(name, a, dtype).reshape(a.shape) for name, a in arrays.items())
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _same_shape(name, a, ref_name, ref):

@@ -32,6 +32,22 @@ from ..dtype_policies import DTypePolicy
 
 _name_counts: collections.Counter[str] = collections.Counter()
 
+# How many things in this process may give a layer's `losses` an entry: weights made with a
+# regularizer, add_loss calls, classes outside cynet with their own `losses`. While it is 0
+# every `losses` list is empty, so the trainer skips collecting them at each step (never
+# decremented: a stale count only costs that walk).
+_penalty_sources = 0
+
+
+def may_have_penalties() -> bool:
+    """Whether some layer's `losses` may be non-empty (see `_penalty_sources`)."""
+    return _penalty_sources != 0
+
+
+def _count_penalty_source():
+    global _penalty_sources
+    _penalty_sources += 1
+
 
 def reset_name_counts() -> None:
     """Restart the auto names (dense, dense_1, ...) from scratch, as Keras's clear_session does."""
@@ -208,6 +224,7 @@ class Layer:
         (self._trainable_vars if trainable else self._non_trainable_vars).append(var)
         reg = regularizers.get(regularizer)
         if reg is not None:
+            _count_penalty_source()
             self._regularized.append((var, reg))
             if self._user_call:   # read by ops, not by a recorded layer: its reads add the penalty's gradient
                 var.regularizer = reg  # type: ignore[attr-defined]  # read by the ops' variable reads
@@ -335,6 +352,8 @@ class Layer:
         """
         tape = _tape.active()
         if isinstance(tape, _tape.Tape):
+            if not _penalty_sources:
+                _count_penalty_source()
             tape.added_losses.append((self, loss))
 
     def _add_regularization_gradients(self):
@@ -368,6 +387,8 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "losses" in cls.__dict__ and not cls.__module__.startswith("cynet."):
+            _count_penalty_source()   # (its own `losses`: the trainer always asks it)
         # A layer with its own backward (`_forward` / `_backward`) records each call on the tape;
         # any other layer composes layers (or is the identity) and its inner calls record themselves.
         cls._fused = cls._forward is not Layer._forward

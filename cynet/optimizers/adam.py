@@ -5,6 +5,7 @@ from typing import Any
 import numpy as np
 
 from .. import kernels
+from ..kernels._backend import impl
 from .base_optimizer import Optimizer, constructor_arguments
 from ..variables import Variable
 from .schedules import LearningRateSchedule
@@ -65,6 +66,61 @@ class Adam(Optimizer):
         alpha = dt(learning_rate) * np.sqrt(dt(1) - beta_2_power) / (dt(1) - beta_1_power)
         return alpha, dt(1 - self.beta_1), dt(1 - self.beta_2), dt(self.epsilon)
 
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        """Every variable's step, with the step's scalars computed once per dtype and, for the
+        arrays `_slots_of` vouches for (the variable's and its slots', checked once) and a
+        gradient of the variable's dtype, shape and layout (checked here, every step), the
+        compiled kernel called directly; anything else (a subclass's own update_step too) takes
+        `update_step`, which checks and converts every argument."""
+        if type(self).update_step is not Adam.update_step:
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        scalars = {}
+        kernel = None
+        for grad, variable in zip(grads, trainable_variables):
+            slots = self._slots_of(variable)
+            if slots is None or not _fits(grad, slots):
+                self.update_step(grad, variable, learning_rate)
+                continue
+            dt = slots[0].dtype.type
+            s = scalars.get(dt)
+            if s is None:
+                s = scalars[dt] = self._step_scalars((dt, learning_rate), lambda: self._scalars(dt, learning_rate))
+            if kernel is None:
+                kernel = impl("optim").adam_update
+            kernel(slots[4], grad.reshape(-1), slots[5], slots[6], slots[7], *s)
+
+    def _slots_of(self, variable):
+        """(value, m, v, v_hat, their flat views, whether all four own their memory) of
+        `variable`, checked once for as long as the same arrays stay in place: C-contiguous,
+        writable, one float dtype and shape, no two overlapping; None when they are not
+        (update_step then names what is wrong)."""
+        index = self._trainable_variables_indices[self._var_key(variable)]
+        m, v = self._momentums[index].value, self._velocities[index].value
+        v_hat = self._velocity_hats[index].value if self.amsgrad else None
+        cache = self.__dict__.get("_slot_views")
+        if cache is None:
+            cache = self._slot_views = {}
+        hit = cache.get(index)
+        if hit is not None and hit[0] is variable.value and hit[1] is m and hit[2] is v and hit[3] is v_hat:
+            return hit
+        cache.pop(index, None)
+        arrays = (variable.value, m, v, v_hat)
+        state = [a for a in arrays if a is not None]
+        w = state[0]
+        if type(w) is not np.ndarray or w.dtype not in (np.float32, np.float64):
+            return None
+        for a in state:
+            if type(a) is not np.ndarray or a.dtype is not w.dtype or a.shape != w.shape \
+                    or not (a.flags.c_contiguous and a.flags.writeable):
+                return None
+        for i, a in enumerate(state):
+            if any(np.may_share_memory(a, b) for b in state[i + 1:]):
+                return None
+        hit = arrays + tuple(None if a is None else a.reshape(-1) for a in arrays) \
+            + (all(a.flags.owndata for a in state),)
+        cache[index] = hit
+        return hit
+
     def update_step(self, gradient: np.ndarray, variable: Variable, learning_rate: float) -> None:
         dt = variable.dtype.type
         index = self._get_variable_index(variable)
@@ -75,3 +131,17 @@ class Adam(Optimizer):
         kernels.adam_update(variable.value, gradient, self._momentums[index].value,
                             self._velocities[index].value, alpha, one_minus_beta_1, one_minus_beta_2,
                             epsilon, v_hat=self._velocity_hats[index].value if self.amsgrad else None)
+
+
+def _fits(grad, slots):
+    """Whether `grad` is what the kernel takes with the arrays of `slots` (see Adam._slots_of):
+    an ndarray of their dtype, shape and layout that overlaps none of them (an array owning its
+    memory cannot, when they own theirs and it is none of them)."""
+    if type(grad) is not np.ndarray or grad.dtype is not slots[0].dtype or grad.shape != slots[0].shape:
+        return False
+    flags = grad.flags
+    if not flags.c_contiguous:
+        return False
+    if slots[8] and flags.owndata:
+        return grad is not slots[0] and grad is not slots[1] and grad is not slots[2] and grad is not slots[3]
+    return not any(a is not None and np.may_share_memory(grad, a) for a in slots[:4])

@@ -24,6 +24,7 @@ import numpy as np
 from .. import _validation
 from .. import activations, callbacks as callbacks_module, distributed, losses, metrics as metrics_module, optimizers
 from .. import tape as _tape
+from ..layers import base as _layer_base
 from ..graph import flatten, map_structure, pack_like
 from .data_adapters import class_weight_to_sample_weights, get_data_adapter, unpack_x_y_sample_weight
 from .data_adapters.data_adapter_utils import is_iterator, is_py_dataset
@@ -232,7 +233,7 @@ class Trainer:
         if not seeds and not replace:
             raise ValueError(f"model '{self.name}' has no loss to minimize: give compile(loss=...), or add losses "
                              "in the model's call with self.add_loss(...)")
-        penalties = self.losses
+        penalties = self.losses if _layer_base.may_have_penalties() else None
         if penalties:
             total += float(sum(penalties))
         tape.backward(seeds, replace=replace)
@@ -291,7 +292,7 @@ class Trainer:
             each.append(value)
             total += w * value
         total += _added_losses(tape, [])
-        penalties = self.losses
+        penalties = self.losses if _layer_base.may_have_penalties() else None
         if penalties:
             total += float(sum(penalties))
         return total, each, preds
@@ -350,7 +351,7 @@ class Trainer:
             if loss_fn is not None:   # (on a recording tape, a loss is an op: an override's super() call)
                 term = loss_fn(yt, yp, sample_weight=sw)
                 total = total + (term * w if w != 1.0 else term)
-        penalties = self.losses
+        penalties = self.losses if _layer_base.may_have_penalties() else None
         return total + float(sum(penalties)) if penalties else total
 
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> dict[str, Any]:
