@@ -186,6 +186,9 @@ def softmax_forward(x: ArrayLike, axis: int = -1) -> Any:
     Returns:
         y of x's shape and dtype.
     """
+    if type(x) is np.ndarray and x.ndim == 2 and type(axis) is int and axis in (-1, 1) and x.shape[1] \
+            and x.dtype in _FLOATS and x.flags.c_contiguous:
+        return impl("activations").softmax_forward(x)   # (a layer's rows of logits, every call)
     (x,) = _floats(x=x)
     rows, moved, ax = _classes_last("x", x, axis)
     return _restore(impl("activations").softmax_forward(rows), moved, ax, x.ndim)
