@@ -47,6 +47,8 @@ def is_int(value: object) -> TypeGuard[int]:
 
 def is_real(value):
     """A Python or NumPy real number, not a bool."""
+    if type(value) is float or type(value) is int:   # the common cases, without the slower ABC check
+        return True
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 

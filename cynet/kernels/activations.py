@@ -64,6 +64,8 @@ def _same_shape(name, a, ref_name, ref):
 
 
 def _real(name, value):
+    if type(value) is float and value - value == 0.0:   # (finite: a layer's own slope, every call)
+        return value
     if not is_real(value) or not np.isfinite(value):
         raise ValueError(f"{name} must be a finite real number; received {name}={value!r}")
     return float(value)

@@ -487,7 +487,8 @@ class Layer:
             if x is not inputs:
                 _tape.record_cast(tape, inputs, x)
             self._check_input(x)
-            self._maybe_build((None,) + x.shape[1:])
+            if not self.built:
+                self._maybe_build((None,) + x.shape[1:])
             taken = (x,)
         if kwargs:
             self._take_mask_argument(kwargs, x)

@@ -11,6 +11,9 @@ from ..variables import Variable
 from .schedules import LearningRateSchedule
 
 
+_POWER_STEPS = 256
+
+
 class Adam(Optimizer):
     """Adam: adaptive estimates of the first and second moments of the gradients.
 
@@ -60,9 +63,9 @@ class Adam(Optimizer):
             self._velocity_hats = self.add_optimizer_variables(var_list, "velocity_hat")
 
     def _scalars(self, dt, learning_rate):
-        local_step = dt(self.iterations + 1)
-        beta_1_power = np.power(dt(self.beta_1), local_step)
-        beta_2_power = np.power(dt(self.beta_2), local_step)
+        step = self.iterations + 1
+        beta_1_power = self._power(dt, self.beta_1, step)
+        beta_2_power = self._power(dt, self.beta_2, step)
         alpha = dt(learning_rate) * np.sqrt(dt(1) - beta_2_power) / (dt(1) - beta_1_power)
         return alpha, dt(1 - self.beta_1), dt(1 - self.beta_2), dt(self.epsilon)
 
@@ -120,6 +123,21 @@ class Adam(Optimizer):
             + (all(a.flags.owndata for a in state),)
         cache[index] = hit
         return hit
+
+    def _power(self, dt, beta, step):
+        """np.power(dt(beta), dt(step)), read from a table of the next _POWER_STEPS steps' powers
+        (one ufunc call for them all, element for element the same numbers as one call per step)."""
+        block, index = divmod(step - 1, _POWER_STEPS)
+        tables = self.__dict__.get("_power_tables")
+        if tables is None:
+            tables = self._power_tables = {}
+        key = (dt, float(beta))
+        hit = tables.get(key)
+        if hit is None or hit[0] != block:
+            first = block * _POWER_STEPS + 1
+            steps = np.arange(first, first + _POWER_STEPS, dtype=np.float64).astype(dt)
+            hit = tables[key] = (block, np.power(dt(beta), steps))
+        return hit[1][index]
 
     def update_step(self, gradient: np.ndarray, variable: Variable, learning_rate: float) -> None:
         dt = variable.dtype.type

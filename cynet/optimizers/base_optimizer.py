@@ -521,6 +521,7 @@ class Optimizer:
         state["_scratch_pool"] = None
         state["_step_cache"] = {}
         state.pop("_slot_views", None)   # (views of the slots, checked once: see Adam._slots_of)
+        state.pop("_power_tables", None)
         state["_exclude_from_weight_decay"] = set()
         state["_exclude_from_weight_decay_cache"] = {}
         state["_trainable_variables_indices"] = {}
