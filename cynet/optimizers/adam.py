@@ -1,4 +1,5 @@
 """Adam (Keras 3 `keras.optimizers.Adam`)."""
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -75,7 +76,7 @@ class Adam(Optimizer):
         gradient of the variable's dtype, shape and layout (checked here, every step), the
         compiled kernel called directly; anything else (a subclass's own update_step too) takes
         `update_step`, which checks and converts every argument."""
-        if type(self).update_step is not Adam.update_step:
+        if getattr(self.update_step, "__func__", None) is not Adam.update_step:   # (set on the class or instance)
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
         scalars = {}
         kernel = None
@@ -87,7 +88,11 @@ class Adam(Optimizer):
             dt = slots[0].dtype.type
             s = scalars.get(dt)
             if s is None:
-                s = scalars[dt] = self._step_scalars((dt, learning_rate), lambda: self._scalars(dt, learning_rate))
+                s = self._step_scalars((dt, learning_rate), lambda: self._scalars(dt, learning_rate))
+                s = scalars[dt] = s if all(math.isfinite(c) for c in s) else ()
+            if not s:   # (a learning rate of inf or NaN: update_step names it)
+                self.update_step(grad, variable, learning_rate)
+                continue
             if kernel is None:
                 kernel = impl("optim").adam_update
             kernel(slots[4], grad.reshape(-1), slots[5], slots[6], slots[7], *s)
@@ -104,7 +109,8 @@ class Adam(Optimizer):
         if cache is None:
             cache = self._slot_views = {}
         hit = cache.get(index)
-        if hit is not None and hit[0] is variable.value and hit[1] is m and hit[2] is v and hit[3] is v_hat:
+        if hit is not None and hit[0] is variable.value and hit[1] is m and hit[2] is v and hit[3] is v_hat \
+                and hit[0].flags.writeable:   # (a variable made read-only since: update_step refuses it)
             return hit
         cache.pop(index, None)
         arrays = (variable.value, m, v, v_hat)

@@ -327,14 +327,13 @@ class Trainer:
         training batch, the steps are Trainer's own (an override of train_step or compute_metrics
         returns logs of its own), and no data-parallel job (whose logs gather over all ranks at
         every batch). The epoch's logs are the same: the metrics' states after its last batch."""
-        if dist or type(self).train_step is not Trainer.train_step \
-                or type(self).compute_metrics is not Trainer.compute_metrics \
+        if dist or getattr(self.train_step, "__func__", None) is not Trainer.train_step \
+                or getattr(self.compute_metrics, "__func__", None) is not Trainer.compute_metrics \
                 or type(cbs) is not callbacks_module.CallbackList:
             return False
         base = callbacks_module.Callback
-        for cb in cbs.callbacks:
-            kind = type(cb)
-            if any(getattr(kind, hook) is not getattr(base, hook) for hook in _BATCH_HOOKS):
+        for cb in cbs.callbacks:   # (a hook set on the instance counts too: it is no method of Callback's)
+            if any(getattr(getattr(cb, hook), "__func__", None) is not getattr(base, hook) for hook in _BATCH_HOOKS):
                 return False
         return True
 
