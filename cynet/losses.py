@@ -80,7 +80,7 @@ def _reduce_into(values, grad, sample_weight, dtype, reduction):
         loss, scale = _reduce(values, sample_weight, dtype, reduction)
         return loss, grad * scale.reshape(scale.shape + (1,) * (grad.ndim - scale.ndim))
     n = 1 if reduction == "sum" else values.size
-    total = values.sum(dtype=np.float64)
+    total = np.add.reduce(values, axis=None, dtype=np.float64)   # (values.sum(dtype=np.float64), less its wrapper)
     grad *= values.dtype.type(1) / values.dtype.type(n)   # (1 / n as `_reduce` rounds it, in values' dtype)
     return float(total / n), grad.astype(dtype, copy=False)
 
@@ -581,11 +581,15 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     def fused_logits_backward(self, y_true: ArrayLike, logits: np.ndarray,
                               sample_weight: ArrayLike | None = None) -> tuple[Any, np.ndarray]:
         logits = _float(logits)
-        labels = self._labels(y_true, logits)
+        labels = self._labels(y_true, logits, in_range=False)
         k = logits.shape[-1]
-        if k >= 1 and logits.flags.c_contiguous:   # the labels are checked: the compiled kernel (or its twin) at once
-            values, dz = impl("activations").softmax_cross_entropy_sparse(
-                logits.reshape(-1, k), np.ascontiguousarray(labels, dtype=np.int64).reshape(-1))
+        if k >= 1 and logits.flags.c_contiguous:   # the compiled kernel (or its twin) at once
+            try:   # (it checks that each label lies in [0, k), as `_labels` does)
+                values, dz = impl("activations").softmax_cross_entropy_sparse(
+                    logits.reshape(-1, k), np.ascontiguousarray(labels, dtype=np.int64).reshape(-1))
+            except ValueError:
+                self._labels(y_true, logits)   # a label out of range: raised as the loss names it
+                raise
             values, dz = values.reshape(logits.shape[:-1]), dz.reshape(logits.shape)
         else:
             values, dz = K.softmax_cross_entropy(logits, labels)
@@ -599,9 +603,9 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         np.put_along_axis(onehot, labels[..., None], 1, axis=-1)
         return onehot
 
-    def _labels(self, y_true, y_pred):
+    def _labels(self, y_true, y_pred, in_range=True):
         """y_true as integer class indices of y_pred's shape less its class axis, each checked to
-        lie in [0, classes)."""
+        lie in [0, classes) (unless `in_range` is False: the caller's kernel checks that)."""
         y_true = np.asarray(y_true)
         if y_true.shape == y_pred.shape[:-1] + (1,) and y_pred.ndim >= 1:
             y_true = y_true.reshape(y_pred.shape[:-1])
@@ -615,7 +619,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
             raise TypeError(f"{self.name}: y_true must hold integer class indices; received dtype {y_true.dtype}")
         labels = y_true.astype(np.intp, copy=False)
         k = y_pred.shape[-1]
-        if labels.size and (labels.min() < 0 or labels.max() >= k):
+        if in_range and labels.size and (labels.min() < 0 or labels.max() >= k):
             raise ValueError(f"{self.name}: labels must lie in [0, {k}); received values from {labels.min()} to {labels.max()}")
         return labels
 

@@ -177,8 +177,11 @@ class Trainer:
     # ---------------------------------------------------------------- steps
     def _forward_on_tape(self, x, training):
         tape = _tape.Tape()
-        with _tape.recording(tape):
+        token = _tape._active.set(tape)   # (`with _tape.recording(tape)`, without its generator: every step)
+        try:
             y_pred = self._call_model(x, training)
+        finally:
+            _tape._active.reset(token)
         return tape, y_pred
 
     def _call_model(self, x, training):
@@ -313,13 +316,12 @@ class Trainer:
         self._update_losses(total, each, _num_samples(x))
         return self.compute_metrics(x, y, preds, sample_weight)
 
-    def _quiet_train_step(self, data):
-        """train_step without its logs (fit builds them once, at the epoch's end, when no callback
+    def _quiet_train_step(self, x, y, sample_weight, n):
+        """train_step on fit's prepared batch (y and sample_weight per-output lists, or None; n
+        samples), without its logs (fit builds them once, at the epoch's end, when no callback
         reads them batch by batch: see `_quiet_batches`)."""
-        x, y, sample_weight = unpack_x_y_sample_weight(data)
-        y, sample_weight = self._as_output_list(y), self._as_output_list(sample_weight)
         total, each, preds = self._train_step(x, y, sample_weight)
-        self._update_losses(total, each, _num_samples(x))
+        self._update_losses(total, each, n)
         self._update_metrics(y, preds, sample_weight)
 
     def _quiet_batches(self, cbs, dist):
@@ -752,7 +754,7 @@ class Trainer:
         if quiet and nb:
             atomic.active = True
             try:
-                self._quiet_train_step(self._batch(xb, yb, wb))
+                self._quiet_train_step(xb, yb, wb, nb)
             finally:
                 atomic.release()
             return None
