@@ -23,7 +23,7 @@ from . import tape as _tape
 from ._typing import ArrayLike
 from ._validation import first_entry
 from .kernels import activations as K
-from .kernels._backend import impl
+from .kernels._backend import impl as _impl
 
 EPSILON = 1e-7
 
@@ -585,7 +585,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         k = logits.shape[-1]
         if k >= 1 and logits.flags.c_contiguous:   # the compiled kernel (or its twin) at once
             try:   # (it checks that each label lies in [0, k), as `_labels` does)
-                values, dz = impl("activations").softmax_cross_entropy_sparse(
+                values, dz = _impl("activations").softmax_cross_entropy_sparse(
                     logits.reshape(-1, k), np.ascontiguousarray(labels, dtype=np.int64).reshape(-1))
             except ValueError:
                 self._labels(y_true, logits)   # a label out of range: raised as the loss names it

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from .. import kernels
-from ..kernels._backend import impl
+from ..kernels._backend import impl as _impl
 from .base_optimizer import Optimizer, constructor_arguments
 from ..variables import Variable
 from .schedules import LearningRateSchedule
@@ -94,7 +94,7 @@ class Adam(Optimizer):
                 self.update_step(grad, variable, learning_rate)
                 continue
             if kernel is None:
-                kernel = impl("optim").adam_update
+                kernel = _impl("optim").adam_update
             kernel(slots[4], grad.reshape(-1), slots[5], slots[6], slots[7], *s)
 
     def _slots_of(self, variable):
