@@ -64,11 +64,28 @@ class Adam(Optimizer):
             self._velocity_hats = self.add_optimizer_variables(var_list, "velocity_hat")
 
     def _scalars(self, dt, learning_rate):
+        """(alpha, 1 - beta_1, 1 - beta_2, epsilon) of this step in `dt`. While the learning rate
+        and the betas stay as they were at the previous step, read from a table of the
+        _POWER_STEPS steps' values (made by the same operations on arrays, element for element
+        the same numbers); otherwise computed for this step alone."""
         step = self.iterations + 1
+        key = (dt, float(learning_rate), float(self.beta_1), float(self.beta_2), float(self.epsilon))
+        block, index = divmod(step - 1, _POWER_STEPS)
+        table = self.__dict__.get("_alpha_table")
+        if table is not None and table[0] == key:
+            if table[1] != block:
+                alpha = self._alpha(dt, learning_rate, np.arange(1, _POWER_STEPS + 1) + block * _POWER_STEPS)
+                table = self._alpha_table = (key, block, alpha, table[3])
+            return (table[2][index],) + table[3]
+        self._alpha_table = (key, None, None, (dt(1 - self.beta_1), dt(1 - self.beta_2), dt(self.epsilon)))
+        return (self._alpha(dt, learning_rate, step),) + self._alpha_table[3]
+
+    def _alpha(self, dt, learning_rate, step):
+        """The bias-corrected learning rate lr * sqrt(1 - beta_2**t) / (1 - beta_1**t) in `dt`, for
+        one step t or an array of consecutive ones."""
         beta_1_power = self._power(dt, self.beta_1, step)
         beta_2_power = self._power(dt, self.beta_2, step)
-        alpha = dt(learning_rate) * np.sqrt(dt(1) - beta_2_power) / (dt(1) - beta_1_power)
-        return alpha, dt(1 - self.beta_1), dt(1 - self.beta_2), dt(self.epsilon)
+        return dt(learning_rate) * np.sqrt(dt(1) - beta_2_power) / (dt(1) - beta_1_power)
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         """Every variable's step, with the step's scalars computed once per dtype and, for the
@@ -132,8 +149,13 @@ class Adam(Optimizer):
 
     def _power(self, dt, beta, step):
         """np.power(dt(beta), dt(step)), read from a table of the next _POWER_STEPS steps' powers
-        (one ufunc call for them all, element for element the same numbers as one call per step)."""
-        block, index = divmod(step - 1, _POWER_STEPS)
+        (one ufunc call for them all, element for element the same numbers as one call per step);
+        `step` an int, or an array of the steps of one table block (then the block's powers)."""
+        if isinstance(step, np.ndarray):
+            block, index = divmod(int(step[0]) - 1, _POWER_STEPS)
+            index = slice(None)
+        else:
+            block, index = divmod(step - 1, _POWER_STEPS)
         tables = self.__dict__.get("_power_tables")
         if tables is None:
             tables = self._power_tables = {}

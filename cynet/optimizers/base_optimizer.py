@@ -522,6 +522,7 @@ class Optimizer:
         state["_step_cache"] = {}
         state.pop("_slot_views", None)   # (views of the slots, checked once: see Adam._slots_of)
         state.pop("_power_tables", None)
+        state.pop("_alpha_table", None)
         state["_exclude_from_weight_decay"] = set()
         state["_exclude_from_weight_decay_cache"] = {}
         state["_trainable_variables_indices"] = {}
@@ -619,7 +620,8 @@ class Optimizer:
             if constraint is not None:
                 variable.assign(constraint(variable.value))
 
-        self._iterations.value += 1
+        count = self._iterations.value
+        count[()] = count[()] + 1   # (in place, as `+= 1`, without a ufunc call on a 0-d array)
 
     def _check_variables_are_known(self, variables):
         known = self._trainable_variables_indices

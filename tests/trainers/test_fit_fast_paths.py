@@ -219,3 +219,25 @@ def test_a_layer_with_its_own_losses_is_asked_for_them(monkeypatch):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     assert base.may_have_penalties()
     assert model.train_on_batch(x[:8], y[:8]) > 5.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("schedule", [False, True])
+def test_adam_step_scalars_equal_the_formula_through_changes(dtype, schedule):
+    lr = optimizers.schedules.ExponentialDecay(0.01, 10, 0.9) if schedule else 0.001
+    opt = optimizers.Adam(learning_rate=lr)
+    var = Variable(np.ones(3, dtype), dtype=dtype)
+    opt.build([var])
+    for t in range(600):
+        if t == 300:
+            opt.beta_1 = 0.8   # a changed hyperparameter: computed for the step, then tabled again
+        if t == 400 and not schedule:
+            opt.learning_rate = 0.002
+        rate = opt.learning_rate
+        got = opt._scalars(dtype, rate)
+        step = dtype(opt.iterations + 1)
+        want = (dtype(rate) * np.sqrt(dtype(1) - np.power(dtype(opt.beta_2), step))
+                / (dtype(1) - np.power(dtype(opt.beta_1), step)), dtype(1 - opt.beta_1), dtype(1 - opt.beta_2),
+                dtype(opt.epsilon))
+        assert all(a == b and type(a) is type(b) for a, b in zip(got, want)), t
+        opt.apply([np.full(3, 0.1, dtype)], [var])
