@@ -16,6 +16,7 @@ from . import (  # noqa: E402,F401
     activations,
     backend,
     callbacks,
+    constraints,
     config,
     datasets,
     dtype_policies,

@@ -26,6 +26,7 @@ import inspect
 import math
 import numbers
 import os
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +37,7 @@ from .utils.progbar import Progbar
 
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
-    "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger", "LambdaCallback",
+    "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger", "LambdaCallback", "TensorBoard",
     "MonitorCallback",
 ]
 
@@ -1115,6 +1116,141 @@ class CSVLogger(Callback):
         if self.csv_file is not None and not self.csv_file.closed:
             self.csv_file.close()
         self.writer = None
+
+
+class TensorBoard(Callback):
+    """Log metrics (and weight histograms) for TensorBoard, as Keras 3's `TensorBoard` writes them,
+    without TensorFlow: event files under `log_dir/train` and `log_dir/validation`.
+
+    Per epoch, `epoch_<name>` scalars at step = epoch: the training logs and the learning rate in
+    `train`, the `val_` logs (prefix removed) in `validation`; after each evaluation (the
+    validation of `fit` included), `evaluation_<name>_vs_iterations` at step = the optimizer's
+    iterations in `validation`; with `update_freq` "batch" or N, `batch_<name>` scalars every N
+    training batches (step = batches so far). View them with `tensorboard --logdir LOG_DIR`;
+    `cynet.utils.tfevents.read_events` reads the files back.
+
+    Args:
+        log_dir: The directory of the runs (created when missing).
+        histogram_freq: Every how many epochs to write the histogram of every weight
+            (`<weight path>/histogram`); 0 never.
+        write_graph: Accepted for compatibility; cynet writes no graph (TensorBoard's Graphs tab
+            stays empty: there is no TensorFlow graph to show).
+        write_images: Must be False: weights as images are not supported yet.
+        write_steps_per_second: Also write `epoch_steps_per_second` (and `batch_steps_per_second`
+            when batches are logged).
+        update_freq: `"epoch"` (default), `"batch"`, or an int N: also log the batch logs every N
+            training batches.
+        profile_batch: Must be 0: profiling is not supported (Keras raises on its torch backend too).
+        embeddings_freq: Must be 0: the embedding projector is not supported yet.
+        embeddings_metadata: Must be None (with `embeddings_freq`).
+    """
+
+    rank_zero_only = True
+
+    def __init__(self, log_dir: str | os.PathLike[str] = "logs", histogram_freq: int = 0, write_graph: bool = True,
+                 write_images: bool = False, write_steps_per_second: bool = False, update_freq: str | int = "epoch",
+                 profile_batch: Any = 0, embeddings_freq: int = 0, embeddings_metadata: Any = None) -> None:
+        super().__init__()
+        self.log_dir = os.fspath(log_dir)
+        if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, numbers.Integral) or histogram_freq < 0:
+            raise ValueError(f"histogram_freq must be a non-negative int; received histogram_freq={histogram_freq!r}")
+        self.histogram_freq: int = int(histogram_freq)
+        if update_freq == "batch":
+            update_freq = 1
+        elif update_freq != "epoch" and (isinstance(update_freq, bool) or not isinstance(update_freq, numbers.Integral)
+                                         or update_freq < 1):
+            raise ValueError(f"update_freq must be 'epoch', 'batch' or a positive int; received "
+                             f"update_freq={update_freq!r}")
+        self.update_freq: str | int = update_freq if update_freq == "epoch" else int(update_freq)
+        for name, value, idle in (("write_images", write_images, False), ("profile_batch", profile_batch, 0),
+                                  ("embeddings_freq", embeddings_freq, 0),
+                                  ("embeddings_metadata", embeddings_metadata, None)):
+            if value != idle and value is not idle:
+                raise NotImplementedError(f"TensorBoard's {name} is not supported yet; pass {name}={idle!r} "
+                                          f"(received {name}={value!r})")
+        self.write_graph: bool = bool(write_graph)
+        self.write_steps_per_second: bool = bool(write_steps_per_second)
+        self._writers: dict[str, Any] = {}
+        self._global_train_batch: int = 0
+        self._batch_start: float = 0.0
+        self._epoch_start: float = 0.0
+        self._epoch_start_iterations: int = 0
+
+    def _writer(self, run):
+        from .utils.tfevents import EventFileWriter
+        if run not in self._writers:
+            self._writers[run] = EventFileWriter(os.path.join(self.log_dir, run))
+        return self._writers[run]
+
+    def _iterations(self):
+        optimizer = getattr(self.model, "optimizer", None)
+        return int(np.asarray(getattr(optimizer, "iterations", 0)))
+
+    def set_model(self, model: Any) -> None:
+        super().set_model(model)
+        self._close_writers()
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._global_train_batch = 0
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._global_train_batch += 1
+        if self.write_steps_per_second:
+            self._batch_start = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        step, every = self._global_train_batch, self.update_freq
+        if not isinstance(every, int) or step % every:   # ("epoch": no batch logs)
+            return
+        writer = self._writer("train")
+        if self.write_steps_per_second:
+            writer.add_scalar("batch_steps_per_second", 1.0 / max(time.perf_counter() - self._batch_start, 1e-9), step)
+        for name, value in (logs or {}).items():
+            writer.add_scalar(f"batch_{name}", value, step)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.write_steps_per_second:
+            self._epoch_start, self._epoch_start_iterations = time.perf_counter(), self._iterations()
+
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+        if getattr(self.model, "optimizer", None) is None:
+            return
+        writer = self._writer("validation")
+        for name, value in (logs or {}).items():
+            writer.add_scalar(f"evaluation_{name}_vs_iterations", value, self._iterations())
+        writer.flush()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None and hasattr(optimizer, "learning_rate"):
+            train["learning_rate"] = _get_lr(optimizer)
+        if self.write_steps_per_second:
+            seconds = max(time.perf_counter() - self._epoch_start, 1e-9)
+            train["steps_per_second"] = (self._iterations() - self._epoch_start_iterations) / seconds
+        writer = self._writer("train")
+        for name, value in train.items():
+            writer.add_scalar(f"epoch_{name}", value, epoch)
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            for layer in getattr(self.model, "layers", []):
+                for weight in layer.weights:
+                    writer.add_histogram(f"{weight.path}/histogram", np.asarray(weight.value), epoch)
+        writer.flush()
+        val = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        if val:
+            vwriter = self._writer("validation")
+            for name, value in val.items():
+                vwriter.add_scalar(f"epoch_{name}", value, epoch)
+            vwriter.flush()
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._close_writers()
+
+    def _close_writers(self):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
 
 
 class LambdaCallback(Callback):

@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 from numpy.lib import format as npy_format
 
+from .saving_objects import deserialize_keras_object, serialize_keras_object  # noqa: F401
 from .utils.serialization import (  # noqa: F401  (Keras's keras.saving names)
     custom_object_scope,
     get_custom_objects,

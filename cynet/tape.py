@@ -214,6 +214,42 @@ def record_cast(tape, original, converted):
     return converted
 
 
+class _ActivityPenalty:
+    """The pseudo-layer of a layer's activity regularization: penalty = reg(output) / batch size
+    (Keras 3 divides by the batch size), added to the call's losses; its record sends
+    reg.gradient(output) / batch size back into the output's gradient."""
+
+    trainable = False
+    trainable_weights = ()
+    _trainable_vars = ()
+    name = "activity_regularizer"
+
+    def _backward(self, ctx, grad, need_input_grad):
+        if not need_input_grad:
+            return None
+        g = ctx.regularizer.gradient(ctx.output) * (float(np.sum(grad)) / ctx.batch)
+        return g.astype(ctx.output.dtype, copy=False)
+
+    def _add_regularization_gradients(self):
+        pass
+
+
+ACTIVITY_PENALTY = _ActivityPenalty()
+
+
+def record_activity_penalty(tape, layer, output, regularizer):
+    """On `tape` (when recording), `regularizer`'s penalty on `layer`'s float array `output`, as one
+    of the call's added losses (Layer.add_loss): its gradient reaches the output through a record."""
+    if not isinstance(tape, Tape) or not isinstance(output, np.ndarray) or output.dtype.kind != "f":
+        return
+    batch = output.shape[0] if output.ndim > 0 else 1
+    ctx = Context()
+    ctx.regularizer, ctx.output, ctx.batch = regularizer, output, max(batch, 1)
+    penalty = np.asarray(regularizer(output) / ctx.batch if batch else 0.0, dtype=output.dtype)
+    tape.record(ACTIVITY_PENALTY, ctx, (output,), (penalty,), False, False)
+    tape.added_losses.append((layer, penalty))
+
+
 # ------------------------------------------------------------------------- last calls per thread
 _local = threading.local()
 

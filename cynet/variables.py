@@ -31,6 +31,8 @@ class Variable:
         value: the C-contiguous ndarray, updated in place by `assign` and by optimizers.
         grad: the gradient of the loss with respect to this variable after a backward pass
             (same shape and dtype), or None.
+        constraint: a callable `c(value) -> value` the optimizer applies after each update
+            (a layer's `kernel_constraint` and the like), or None.
     """
 
     __array_priority__ = 10
@@ -51,6 +53,7 @@ class Variable:
         self.name = name if name is not None else f"variable_{next(_uid)}"
         self.path = self.name
         self.grad = None
+        self.constraint: Any = None   # applied by the optimizer after each update (Layer.add_weight sets it)
 
     @property
     def shape(self) -> Any:

@@ -35,19 +35,15 @@ TITLES = {
 
 # How a name that cynet has differs from Keras, beyond the arguments the signature comparison finds.
 NOTES = {
-    "layers.LSTM": "`recurrent_dropout` > 0 raises NotImplementedError (the fused recurrent kernels); "
-                   "masks skip steps as in Keras",
-    "layers.GRU": "`recurrent_dropout` > 0 raises NotImplementedError; `reset_after=True` layout",
-    "layers.SimpleRNN": "`recurrent_dropout` > 0 raises NotImplementedError",
-    "layers.Bidirectional": "calling it with `initial_state=` raises NotImplementedError",
+    "layers.LSTM": "masks skip steps as in Keras; `recurrent_dropout` as Keras 3 runs it (implementation=1: a mask "
+                   "per gate); no weight constraints yet",
+    "layers.GRU": "`reset_after=True` layout; no weight constraints yet",
+    "layers.SimpleRNN": "no weight constraints yet",
     "layers.MultiHeadAttention": "`attention_axes` other than the default, `use_gate=True`, constraints and "
                                  "`activity_regularizer` raise NotImplementedError",
-    "layers.DepthwiseConv1D": "constraints and `activity_regularizer` are accepted only as None",
-    "layers.DepthwiseConv2D": "constraints and `activity_regularizer` are accepted only as None",
-    "layers.SeparableConv1D": "constraints and `activity_regularizer` are accepted only as None",
-    "layers.SeparableConv2D": "constraints and `activity_regularizer` are accepted only as None",
-    "layers.Conv1D": "`kernel_constraint` / `bias_constraint` are accepted only as None",
-    "layers.Conv2D": "`kernel_constraint` / `bias_constraint` are accepted only as None",
+    "callbacks.TensorBoard": "scalars and weight histograms, written without TensorFlow; no graph "
+                             "(`write_graph` writes nothing), `write_images`, profiling and embeddings raise "
+                             "NotImplementedError",
     "layers.Resizing": "interpolation `bilinear` and `nearest` only; `antialias=True` raises NotImplementedError",
     "layers.Lambda": "differentiable when the function is written with `cynet.ops` or NumPy operators; "
                      "`mask=` is refused; never loaded from a file (no bytecode is executed)",

@@ -131,6 +131,27 @@ def test_results_file(tmp_path, capsys):
     assert "--smoke" in record["argv"] and record["history"]["loss"]
 
 
+def test_dtype_policy_option(fake_mnist, tmp_path, capsys):
+    """--dtype-policy sets Keras's global policy before the model is built; the record says which
+    policy and which bfloat16 product path ran."""
+    import json
+
+    import cynet
+    path = tmp_path / "results.jsonl"
+    try:
+        _main("mnist_cnn")(SMOKE + ["--data-dir", str(fake_mnist), "--dtype-policy", "mixed_bfloat16",
+                                    "--results", str(path)])
+        assert cynet.mixed_precision.global_policy().name == "mixed_bfloat16"
+    finally:
+        cynet.mixed_precision.set_global_policy("float32")
+    record = json.loads(path.read_text().splitlines()[0])
+    assert record["settings"]["dtype_policy"] == "mixed_bfloat16"
+    assert record["bf16_path"] == cynet.kernels.info()["bf16"]
+    with pytest.raises(SystemExit):
+        _main("mnist_cnn")(["--dtype-policy", "bfloat17"])
+    assert "bfloat17" in capsys.readouterr().err
+
+
 def test_tabular_plot_labels_every_run(tmp_path, monkeypatch):
     """tabular --plot draws all four runs, each curve labelled (a legend entry per run)."""
     pytest.importorskip("sklearn")

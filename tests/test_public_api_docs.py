@@ -16,9 +16,9 @@ PUBLIC_MODULES = [
     "cynet", "cynet.activations", "cynet.backend", "cynet.callbacks", "cynet.config", "cynet.datasets",
     "cynet.datasets.fashion_mnist", "cynet.datasets.idx", "cynet.datasets.mnist", "cynet.datasets.tabular",
     "cynet.datasets.text", "cynet.distributed", "cynet.initializers", "cynet.kernels", "cynet.layers",
-    "cynet.losses", "cynet.metrics", "cynet.models", "cynet.ops", "cynet.optimizers",
+    "cynet.constraints", "cynet.saving_objects", "cynet.utils.tfevents", "cynet.utils.file_utils", "cynet.utils.data_utils", "cynet.losses", "cynet.metrics", "cynet.models", "cynet.ops", "cynet.optimizers",
     "cynet.optimizers.schedules", "cynet.random", "cynet.regularizers", "cynet.saving", "cynet.testing",
-    "cynet.utils",
+    "cynet.utils", "cynet.utils.tfevents", "cynet.utils.file_utils", "cynet.utils.data_utils",
 ]
 
 # Parameters a docstring need not name: the bound instance/class, and catch-all forwarding ones
@@ -178,6 +178,7 @@ def test_every_public_callable_is_documented():
 # and its return type. Add a module here once its public signatures are annotated.
 TYPED_MODULES = {
     "cynet.random", "cynet.ops.numpy_ops", "cynet.ops.nn", "cynet.losses", "cynet.initializers", "cynet.regularizers",
+    "cynet.constraints",
     "cynet.callbacks", "cynet.testing", "cynet.utils", "cynet.utils.rng", "cynet.utils.sequence_utils",
     "cynet.utils.serialization", "cynet.metrics", "cynet.models", "cynet.models.model", "cynet.models.sequential",
     "cynet.models.functional", "cynet.models.templates", "cynet.activations", "cynet.variables",

@@ -10,10 +10,15 @@ says otherwise), once as given and, where the row has one, again for 3 epochs wi
 label) to the output file. `--long` adds the LSTM(256) on Tiny Shakespeare (minutes). MNIST and the
 texts come from $CYNET_DATA_DIR; the tables need scikit-learn (the `examples` extra).
 
-`table` renders the markdown table from such a file; with `--write PAGE` it replaces the part of
-PAGE between the markers `<!-- results-table:start -->` and `<!-- results-table:end -->`.
-tests/test_docs_results.py checks that the committed page's table is what `table` renders from the
-committed docs/results/examples.jsonl.
+Rows marked for mixed precision run a third time with `--dtype-policy mixed_bfloat16`; those runs
+make the second table, float32 against mixed_bfloat16 on the same example.
+
+`table` renders the markdown tables from such a file; with `--write PAGE` it replaces the part of
+PAGE between the markers `<!-- results-table:start -->` and `<!-- results-table:end -->` with the
+results table and the part between `<!-- mixed-precision-table:start -->` and
+`<!-- mixed-precision-table:end -->` with the mixed precision table (a page has one pair or both).
+tests/test_docs_results.py checks that the committed pages' tables are what `table` renders from
+the committed docs/results/examples.jsonl.
 """
 import argparse
 import json
@@ -23,22 +28,25 @@ import sys
 import tempfile
 
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
+MIXED_START, MIXED_END = "<!-- mixed-precision-table:start -->", "<!-- mixed-precision-table:end -->"
+MIXED = "mixed_bfloat16"
 
 SHAKESPEARE = ["char_rnn", "--cell", "lstm", "--text", "tinyshakespeare.txt", "--units", "256", "--epochs", "5",
                "--max-chars", "500000", "--validation-split", "0.1"]
 
-# (label, example argv, numpy comparison: run again with --backend numpy --epochs 3, long run)
+# (label, example argv, numpy comparison: run again with --backend numpy --epochs 3, long run,
+#  mixed precision: run again with --dtype-policy mixed_bfloat16)
 ROWS = [
-    ("`quickstart` (15 epochs)", ["quickstart"], True, False),
-    ("`mnist_mlp` (20 epochs)", ["mnist_mlp"], True, False),
-    ("`mnist_cnn` (15 epochs)", ["mnist_cnn"], True, False),
-    ("`mnist_convnet` (12 epochs)", ["mnist_convnet"], True, False),
-    ("`manual_loop` (20 epochs)", ["manual_loop"], True, False),
-    ("`char_rnn --cell simple_rnn` (20 epochs)", ["char_rnn", "--cell", "simple_rnn"], True, False),
-    ("`char_rnn --cell lstm` (20 epochs)", ["char_rnn", "--cell", "lstm"], True, False),
-    ("`char_rnn --cell gru` (20 epochs)", ["char_rnn", "--cell", "gru"], True, False),
-    ("`tabular` (50 epochs)", ["tabular"], True, False),
-    ("`char_rnn --cell lstm --units 256` on Tiny Shakespeare (5 epochs)", SHAKESPEARE, False, True),
+    ("`quickstart` (15 epochs)", ["quickstart"], True, False, False),
+    ("`mnist_mlp` (20 epochs)", ["mnist_mlp"], True, False, False),
+    ("`mnist_cnn` (15 epochs)", ["mnist_cnn"], True, False, True),
+    ("`mnist_convnet` (12 epochs)", ["mnist_convnet"], True, False, True),
+    ("`manual_loop` (20 epochs)", ["manual_loop"], True, False, False),
+    ("`char_rnn --cell simple_rnn` (20 epochs)", ["char_rnn", "--cell", "simple_rnn"], True, False, False),
+    ("`char_rnn --cell lstm` (20 epochs)", ["char_rnn", "--cell", "lstm"], True, False, False),
+    ("`char_rnn --cell gru` (20 epochs)", ["char_rnn", "--cell", "gru"], True, False, False),
+    ("`tabular` (50 epochs)", ["tabular"], True, False, False),
+    ("`char_rnn --cell lstm --units 256` on Tiny Shakespeare (5 epochs)", SHAKESPEARE, False, True, True),
 ]
 
 
@@ -49,10 +57,11 @@ def command(argv, threads, results):
 
 def run(out, threads, long, only=None):
     """Run the rows' examples and append their records (with "row" and "role") to `out`."""
-    for label, argv, numpy_too, is_long in ROWS:
+    for label, argv, numpy_too, is_long, mixed_too in ROWS:
         if (is_long and not long) or (only and argv[0] not in only):
             continue
         variants = [("cython", argv)] + ([("numpy", argv + ["--backend", "numpy", "--epochs", "3"])] if numpy_too else [])
+        variants += [(MIXED, argv + ["--dtype-policy", MIXED])] if mixed_too else []
         for role, args in variants:
             with tempfile.TemporaryDirectory() as tmp:
                 results = os.path.join(tmp, "run.jsonl")
@@ -109,7 +118,7 @@ def _seconds(record, key=None):
 
 def rows(records):
     """The table's rows, in ROWS order, for the rows that have a record."""
-    for label, argv, _, _ in ROWS:
+    for label, *_ in ROWS:
         main, numpy = records.get((label, "cython")), records.get((label, "numpy"))
         if main is None:
             continue
@@ -145,6 +154,25 @@ def table(records):
     return "\n".join(lines)
 
 
+def mixed_table(records):
+    """float32 against mixed_bfloat16 on the rows that ran both: accuracy and time per epoch."""
+    lines = [f"| example | accuracy, float32 | accuracy, {MIXED} | s/epoch, float32 | s/epoch, {MIXED} |",
+             "|---|---:|---:|---:|---:|"]
+    pairs = [(label, records[(label, "cython")], records[(label, MIXED)])
+             for label, *_, mixed_too in ROWS if mixed_too and (label, MIXED) in records and (label, "cython") in records]
+    lines += [f"| {label} | {_accuracy(f32)} | {_accuracy(bf16)} | {_seconds(f32)} | {_seconds(bf16)} |"
+              for label, f32, bf16 in pairs]
+    if not pairs:
+        return "\n".join(lines + ["", f"Not in these records (not run yet): the {MIXED} runs."])
+    paths = sorted({str(bf16.get("bf16_path")) for *_, bf16 in pairs})
+    threads = sorted({r["threads"] for _, f32, bf16 in pairs for r in (f32, bf16)})
+    lines += ["", f"Threads: {', '.join(map(str, threads))}; bfloat16 product path: {', '.join(paths)} "
+              "(`cynet.kernels.info()['bf16']`). Commands (the float32 runs are those of the results table):",
+              "", "```bash"]
+    lines += [_command(bf16) for *_, bf16 in pairs] + ["```"]
+    return "\n".join(lines)
+
+
 def _command(record):
     """The command line that produced a record (the runner adds --verbose 0 and --threads)."""
     threads = (record.get("settings") or {}).get("threads")
@@ -156,13 +184,24 @@ def _order(key):
     return (labels.index(key[0]) if key[0] in labels else len(labels), key[1])
 
 
-def replace_between_markers(text, body):
-    """`text` with the part between START and END replaced by `body`."""
-    if START not in text or END not in text:
-        raise ValueError(f"the page has no {START} ... {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{body}\n{END}{tail}"
+def replace_between_markers(text, body, start=START, end=END):
+    """`text` with the part between `start` and `end` replaced by `body`."""
+    if start not in text or end not in text:
+        raise ValueError(f"the page has no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
+def write_tables(text, records):
+    """`text` with each table whose markers it holds rendered from `records` (at least one)."""
+    found = False
+    for (start, end), render in (((START, END), table), ((MIXED_START, MIXED_END), mixed_table)):
+        if start in text:
+            text, found = replace_between_markers(text, render(records), start, end), True
+    if not found:
+        raise ValueError(f"the page has neither {START} nor {MIXED_START} markers")
+    return text
 
 
 def main(argv=None):
@@ -181,14 +220,14 @@ def main(argv=None):
     if args.command == "run":
         run(args.file, args.threads, args.long, args.only)
         return 0
-    body = table(load(args.file))
+    records = load(args.file)
     if args.write:
         with open(args.write, encoding="utf-8") as f:
             text = f.read()
         with open(args.write, "w", encoding="utf-8") as f:
-            f.write(replace_between_markers(text, body))
+            f.write(write_tables(text, records))
     else:
-        print(body)
+        print(table(records) + "\n\n" + mixed_table(records))
     return 0
 
 

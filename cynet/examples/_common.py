@@ -20,6 +20,9 @@ class _HelpFormatter(argparse.HelpFormatter):
         return text + " (default: %(default)s)"
 
 
+POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
 def description(doc):
     """The first paragraph of an example's docstring, as one line (argparse re-wraps it)."""
     return " ".join(doc.strip().split("\n\n")[0].split())
@@ -41,6 +44,9 @@ def parser(name, doc, epochs, batch_size):
     p.add_argument("--seed", type=int, default=0, help="random seed (weights, shuffles, dropout)")
     p.add_argument("--threads", type=int, default=None, help="OpenMP and BLAS threads (default: all cores)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras progress output level")
+    p.add_argument("--dtype-policy", choices=POLICIES, default="float32",
+                   help="Keras dtype policy for every layer: mixed_bfloat16 runs the matrix products on "
+                        "bfloat16 inputs with float32 accumulation (see cynet.kernels.info()['bf16'])")
     p.add_argument("--plot", metavar="PATH", default=None,
                    help="save the loss and metric curves to this PNG (needs matplotlib)")
     p.add_argument("--results", metavar="PATH", default=None,
@@ -52,12 +58,13 @@ def parser(name, doc, epochs, batch_size):
 
 
 def setup(args, argv=None):
-    """Apply --backend, --threads and --seed; keep the command line (for --results); return args."""
+    """Apply --backend, --threads, --seed and --dtype-policy; keep the command line (for --results); return args."""
     args.argv = list(sys.argv[1:] if argv is None else argv)
     cynet.kernels.set_backend(args.backend)
     if args.threads:
         cynet.set_num_threads(args.threads)
     cynet.utils.set_random_seed(args.seed)
+    cynet.mixed_precision.set_global_policy(args.dtype_policy)
     if args.smoke:
         args.epochs = 1
     return args
@@ -97,7 +104,8 @@ def record(title, results, timer, args, history=None, extra=None):
     return {
         "example": getattr(args, "example", title), "title": title,
         "argv": sys.argv[1:] if getattr(args, "argv", None) is None else args.argv,
-        "backend": info["backend"], "threads": info["threads"], "epochs": len(timer.times),
+        "backend": info["backend"], "threads": info["threads"], "bf16_path": info["bf16"],
+        "epochs": len(timer.times),
         "seconds_per_epoch": seconds_per_epoch(timer),
         "results": {name: _plain(value) for name, value in results.items()},
         "history": {name: _plain(values) for name, values in logs.items()},

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _validation, activations, graph as _graph, initializers, regularizers, tape as _tape
+from .. import _validation, activations, constraints, graph as _graph, initializers, regularizers, tape as _tape
 from ..ops import core as _opcore
 from ..variables import Variable
 from .._typing import ArrayLike, DTypeLike
@@ -95,13 +95,20 @@ def check_regularizer(name: str, value: Any) -> Any:
     return value
 
 
+def check_constraint(name: str, value: Any) -> Any:
+    """A constraint argument resolved to its object (None for none), so bad ones fail now."""
+    return _resolved(name, value, constraints.get,
+                     "a constraint (a name, a config dict, a Constraint, a callable or None)")
+
+
 def check_activation(name: str, value: Any) -> Any:
     """An activation object from a Keras name, an activation object or None (linear)."""
     return _resolved(name, value, activations.get, "an activation name, an activation object or None")
 
 
 def set_kernel_options(layer: Any, activation: Any, use_bias: bool, kernel_initializer: Any, bias_initializer: Any,
-                       kernel_regularizer: Any, bias_regularizer: Any) -> None:
+                       kernel_regularizer: Any, bias_regularizer: Any, kernel_constraint: Any = None,
+                       bias_constraint: Any = None) -> None:
     """Check and set the arguments every kernel-and-bias layer (Dense, Conv2D) takes, with Keras's
     defaults for the initializers."""
     layer.activation = check_activation("activation", activation)
@@ -110,6 +117,8 @@ def set_kernel_options(layer: Any, activation: Any, use_bias: bool, kernel_initi
     layer.bias_initializer = check_initializer("bias_initializer", bias_initializer, "zeros")
     layer.kernel_regularizer = check_regularizer("kernel_regularizer", kernel_regularizer)
     layer.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
+    layer.kernel_constraint = check_constraint("kernel_constraint", kernel_constraint)
+    layer.bias_constraint = check_constraint("bias_constraint", bias_constraint)
 
 
 class Layer:
@@ -126,6 +135,8 @@ class Layer:
             its dtype names as Keras 3 reports them.
         input_shape: shape of one sample (no batch axis), for the first layer of a Sequential model.
         input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+        activity_regularizer: Regularizer of the layer's output(s) (a name, an instance or None): in
+            training, each call adds `regularizer(output) / batch size` to the loss, as Keras 3 does.
     """
 
     # What inputs a built layer takes (Keras's InputSpec, checked at each call): an exact ndim
@@ -136,7 +147,8 @@ class Layer:
     _nonempty_input = False
 
     def __init__(self, trainable: bool = True, name: str | None = None, dtype: Any = None,
-                 input_shape: Sequence[int | None] | None = None, input_dim: int | None = None, **kwargs: Any) -> None:
+                 input_shape: Sequence[int | None] | None = None, input_dim: int | None = None,
+                 activity_regularizer: Any = None, **kwargs: Any) -> None:
         kwargs.pop("autocast", None)
         batch_input_shape = kwargs.pop("batch_input_shape", None)
         if kwargs:
@@ -145,6 +157,8 @@ class Layer:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"name must be a non-empty string; received name={name!r}")
         self.trainable = _validation.flag("trainable", trainable)
+        self.activity_regularizer = _resolved("activity_regularizer", activity_regularizer, regularizers.get,
+                                              "a regularizer (a name, a config dict, a Regularizer or None)")
         self._dtype_policy = _policy(dtype)
         self.dtype = np.dtype(self._dtype_policy.variable_dtype)
         if input_dim is not None:
@@ -202,7 +216,8 @@ class Layer:
 
     # ----------------------------------------------------------------- weights
     def add_weight(self, shape: Sequence[int], initializer: Any = "glorot_uniform", dtype: DTypeLike | None = None,
-                   trainable: bool = True, regularizer: Any = None, name: str | None = None) -> Variable:
+                   trainable: bool = True, regularizer: Any = None, name: str | None = None,
+                   constraint: Any = None) -> Variable:
         """Create, track and return a Variable of `shape`.
 
         Args:
@@ -213,6 +228,8 @@ class Layer:
             trainable: Whether the layer's weights are updated by training.
             regularizer: Regularizer to apply (an instance or name).
             name: Name of the layer (a unique default is generated from the class name when `None`).
+            constraint: Constraint the optimizer applies to the weight after each update (an
+                instance, a name, a callable or `None`).
         """
         init = initializers.get(initializer)
         shape = tuple(int(s) for s in shape)
@@ -221,6 +238,7 @@ class Layer:
         var = Variable(init, shape=shape, dtype=dtype or self.dtype,
                        trainable=trainable, name=name)
         var.path = f"{self.name}/{var.name}"
+        var.constraint = check_constraint("constraint", constraint)
         (self._trainable_vars if trainable else self._non_trainable_vars).append(var)
         reg = regularizers.get(regularizer)
         if reg is not None:
@@ -457,6 +475,13 @@ class Layer:
 
     def _invoke(self, tape, inputs, training, kwargs):
         """Run one call on `tape`: (the flat tuple of inputs as the call took them, its outputs)."""
+        taken, outputs = self._run_call(tape, inputs, training, kwargs)
+        if self.activity_regularizer is not None and isinstance(tape, _tape.Tape):
+            for out in _graph.flatten(outputs):
+                _tape.record_activity_penalty(tape, self, _opcore.plain(out), self.activity_regularizer)
+        return taken, outputs
+
+    def _run_call(self, tape, inputs, training, kwargs):
         training = bool(training)
         if not self._fused:   # a composite layer: its own call, on inputs of any structure (one array: a wrapper)
             convert = lambda a: _tape.record_cast(tape, a, self._convert_input(a))  # noqa: E731
@@ -785,6 +810,8 @@ class Layer:
         `from_config` rebuilds it.
         """
         config = {"name": self.name, "trainable": self.trainable, "dtype": self._dtype_policy.name}
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         if self._input_shape_arg is not None:
             config["input_shape"] = list(self._input_shape_arg)
         return config

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _validation, activations, initializers, kernels, regularizers
+from .. import _validation, activations, constraints, initializers, kernels, regularizers
 from . import _precision
 from .base import Layer, add_grad, set_kernel_options
 from .core import ActivationMixin
@@ -29,12 +29,6 @@ def _tuple(name, value, rank):
     return (_validation.positive_int(name, value),)
 
 
-def _no_constraint(name, value):
-    if value is not None:
-        raise ValueError(f"{name} is not supported (cynet has no weight constraints); pass {name}=None; "
-                         f"received {name}={value!r}")
-
-
 class _Conv(ActivationMixin, Layer):
     """What Conv1D, Conv2D and their transposes share: the arguments, the weights, the 1-D views."""
 
@@ -46,8 +40,9 @@ class _Conv(ActivationMixin, Layer):
     def __init__(self, filters: int, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None,
                  padding: str, data_format: str | None, dilation_rate: int | tuple[int, ...], activation: Any,
                  use_bias: bool, kernel_initializer: Any, bias_initializer: Any, kernel_regularizer: Any,
-                 bias_regularizer: Any, kernel_constraint: Any, bias_constraint: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+                 bias_regularizer: Any, activity_regularizer: Any, kernel_constraint: Any, bias_constraint: Any,
+                 **kwargs: Any) -> None:
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         rank = self._rank
         self.filters = _validation.positive_int("filters", filters)
         self.kernel_size = _tuple("kernel_size", kernel_size, rank)
@@ -59,10 +54,8 @@ class _Conv(ActivationMixin, Layer):
                              f"received padding={padding!r}")
         self.padding = padding.lower()
         self.data_format = _validation.data_format(data_format)
-        _no_constraint("kernel_constraint", kernel_constraint)
-        _no_constraint("bias_constraint", bias_constraint)
         set_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-                           bias_regularizer)
+                           bias_regularizer, kernel_constraint, bias_constraint)
 
     # --- the 1-D layers as height-1 2-D ones
     def _channel_axis(self):
@@ -113,9 +106,10 @@ class _Conv(ActivationMixin, Layer):
                              f"{tuple(input_shape)}")
         self._input_axes = {axis: channels}
         self.kernel = self.add_weight(self._kernel_shape(channels), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, name="kernel")
+                                      regularizer=self.kernel_regularizer, name="kernel",
+                                      constraint=self.kernel_constraint)
         self.bias = (self.add_weight((self.filters,), self.bias_initializer, regularizer=self.bias_regularizer,
-                                     name="bias") if self.use_bias else None)
+                                     name="bias", constraint=self.bias_constraint) if self.use_bias else None)
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -151,7 +145,8 @@ class _Conv(ActivationMixin, Layer):
                 else regularizers.serialize(regularizers.get(self.kernel_regularizer)),
                 "bias_regularizer": None if self.bias_regularizer is None
                 else regularizers.serialize(regularizers.get(self.bias_regularizer)),
-                "kernel_constraint": None, "bias_constraint": None}
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}
 
 
 class _ConvForward(_Conv):
@@ -160,11 +155,12 @@ class _ConvForward(_Conv):
     def __init__(self, filters: int, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None,
                  padding: str, data_format: str | None, dilation_rate: int | tuple[int, ...], groups: int,
                  activation: Any, use_bias: bool, kernel_initializer: Any, bias_initializer: Any,
-                 kernel_regularizer: Any, bias_regularizer: Any, kernel_constraint: Any, bias_constraint: Any,
+                 kernel_regularizer: Any, bias_regularizer: Any,
+                 activity_regularizer: Any, kernel_constraint: Any, bias_constraint: Any,
                  **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                          kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-                         kernel_constraint, bias_constraint, **kwargs)
+                         activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
         self.groups = _validation.positive_int("groups", groups)
         if self.filters % self.groups:
             raise ValueError(f"filters must be divisible by groups; received filters={self.filters} and "
@@ -215,8 +211,10 @@ class Conv2D(_ConvForward):
         bias_initializer: Initializer of the bias vector.
         kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
         bias_regularizer: Regularizer applied to the bias vector, or `None`.
-        kernel_constraint: None only (cynet has no weight constraints).
-        bias_constraint: None only (cynet has no weight constraints).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is
+            added to the loss), or `None`.
+        kernel_constraint: Constraint the optimizer applies to the kernel after each update, or `None`.
+        bias_constraint: Constraint applied to the bias after each update, or `None`.
     """
 
     def __init__(self, filters: int, kernel_size: int | tuple[int, ...],
@@ -224,10 +222,11 @@ class Conv2D(_ConvForward):
                  data_format: str | None = None, dilation_rate: int | tuple[int, ...] = (1, 1), groups: int = 1,
                  activation: Any = None, use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
                  bias_initializer: Any = "zeros", kernel_regularizer: Any = None, bias_regularizer: Any = None,
-                 kernel_constraint: Any = None, bias_constraint: Any = None, **kwargs: Any) -> None:
+                 activity_regularizer: Any = None, kernel_constraint: Any = None, bias_constraint: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
                          use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-                         kernel_constraint, bias_constraint, **kwargs)
+                         activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
 
 
 class Conv1D(_ConvForward):
@@ -255,10 +254,10 @@ class Conv1D(_ConvForward):
         bias_initializer: Initializer of the bias vector.
         kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
         bias_regularizer: Regularizer applied to the bias vector, or `None`.
-        kernel_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
-        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is
+            added to the loss), or `None`.
+        kernel_constraint: Constraint the optimizer applies to the kernel after each update, or `None`.
+        bias_constraint: Constraint applied to the bias after each update, or `None`.
     """
 
     _rank = 1
@@ -268,11 +267,12 @@ class Conv1D(_ConvForward):
                  padding: str = "valid", data_format: str | None = None, dilation_rate: int | tuple[int, ...] = 1,
                  groups: int = 1, activation: Any = None, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
-                 kernel_regularizer: Any = None, bias_regularizer: Any = None, kernel_constraint: Any = None,
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None,
+                 activity_regularizer: Any = None, kernel_constraint: Any = None,
                  bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
                          use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-                         kernel_constraint, bias_constraint, **kwargs)
+                         activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
 
 
 class _ConvTranspose(_Conv):
@@ -284,11 +284,12 @@ class _ConvTranspose(_Conv):
     def __init__(self, filters: int, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None,
                  padding: str, output_padding: int | tuple[int, ...] | None, data_format: str | None,
                  dilation_rate: int | tuple[int, ...], activation: Any, use_bias: bool, kernel_initializer: Any,
-                 bias_initializer: Any, kernel_regularizer: Any, bias_regularizer: Any, kernel_constraint: Any,
+                 bias_initializer: Any, kernel_regularizer: Any, bias_regularizer: Any,
+                 activity_regularizer: Any, kernel_constraint: Any,
                  bias_constraint: Any, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                          kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
-                         kernel_constraint, bias_constraint, **kwargs)
+                         activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
         if output_padding is None:
             self.output_padding = None
         else:
@@ -345,8 +346,10 @@ class Conv2DTranspose(_ConvTranspose):
         bias_initializer: Initializer of the bias vector.
         kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
         bias_regularizer: Regularizer applied to the bias vector, or `None`.
-        kernel_constraint: None only (cynet has no weight constraints).
-        bias_constraint: None only (cynet has no weight constraints).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is
+            added to the loss), or `None`.
+        kernel_constraint: Constraint the optimizer applies to the kernel after each update, or `None`.
+        bias_constraint: Constraint applied to the bias after each update, or `None`.
     """
 
     def __init__(self, filters: int, kernel_size: int | tuple[int, ...],
@@ -354,11 +357,12 @@ class Conv2DTranspose(_ConvTranspose):
                  output_padding: int | tuple[int, ...] | None = None, data_format: str | None = None,
                  dilation_rate: int | tuple[int, ...] = (1, 1), activation: Any = None, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
-                 kernel_regularizer: Any = None, bias_regularizer: Any = None, kernel_constraint: Any = None,
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None,
+                 activity_regularizer: Any = None, kernel_constraint: Any = None,
                  bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
                          activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-                         bias_regularizer, kernel_constraint, bias_constraint, **kwargs)
+                         bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
 
 
 class Conv1DTranspose(_ConvTranspose):
@@ -382,10 +386,10 @@ class Conv1DTranspose(_ConvTranspose):
         bias_initializer: Initializer of the bias vector.
         kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
         bias_regularizer: Regularizer applied to the bias vector, or `None`.
-        kernel_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
-        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is
+            added to the loss), or `None`.
+        kernel_constraint: Constraint the optimizer applies to the kernel after each update, or `None`.
+        bias_constraint: Constraint applied to the bias after each update, or `None`.
     """
 
     _rank = 1
@@ -395,8 +399,9 @@ class Conv1DTranspose(_ConvTranspose):
                  padding: str = "valid", output_padding: int | tuple[int, ...] | None = None,
                  data_format: str | None = None, dilation_rate: int | tuple[int, ...] = 1, activation: Any = None,
                  use_bias: bool = True, kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
-                 kernel_regularizer: Any = None, bias_regularizer: Any = None, kernel_constraint: Any = None,
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None,
+                 activity_regularizer: Any = None, kernel_constraint: Any = None,
                  bias_constraint: Any = None, **kwargs: Any) -> None:
         super().__init__(filters, kernel_size, strides, padding, output_padding, data_format, dilation_rate,
                          activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-                         bias_regularizer, kernel_constraint, bias_constraint, **kwargs)
+                         bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint, **kwargs)

@@ -149,6 +149,11 @@ class Dense(ActivationMixin, Layer):
         bias_initializer: Initializer of the bias vector.
         kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
         bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is
+            added to the loss), or `None`.
+        kernel_constraint: Constraint the optimizer applies to the kernel after each update
+            (`cynet.constraints`: a name, an instance or a callable), or `None`.
+        bias_constraint: Constraint applied to the bias after each update, or `None`.
     """
 
     supports_masking = True   # the mask passes through (Keras 3)
@@ -159,25 +164,29 @@ class Dense(ActivationMixin, Layer):
     bias_initializer: Any
     kernel_regularizer: Any
     bias_regularizer: Any
+    kernel_constraint: Any
+    bias_constraint: Any
 
     _input_min_ndim = 2
 
     def __init__(self, units: int, activation: Any = None, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
-                 kernel_regularizer: Any = None, bias_regularizer: Any = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
+                 kernel_constraint: Any = None, bias_constraint: Any = None, **kwargs: Any) -> None:
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = _validation.positive_int("units", units)
         set_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-                           bias_regularizer)
+                           bias_regularizer, kernel_constraint, bias_constraint)
 
     def build(self, input_shape: Any) -> None:
         if len(input_shape) < 2 or not input_shape[-1]:
             raise ValueError(f"Dense '{self.name}' needs inputs with a known, non-empty last axis; "
                              f"received shape {input_shape}")
         self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, name="kernel")
+                                      regularizer=self.kernel_regularizer, name="kernel",
+                                      constraint=self.kernel_constraint)
         self.bias = (self.add_weight((self.units,), self.bias_initializer, regularizer=self.bias_regularizer,
-                                     name="bias") if self.use_bias else None)
+                                     name="bias", constraint=self.bias_constraint) if self.use_bias else None)
         self.built = True
 
     def compute_output_shape(self, input_shape: Any) -> Any:
@@ -206,7 +215,7 @@ class Dense(ActivationMixin, Layer):
         return _precision.matmul(self, grad_logits, self.kernel.value.T) if need_input_grad else None
 
     def get_config(self) -> dict[str, Any]:
-        from .. import initializers, regularizers
+        from .. import constraints, initializers, regularizers
         return {**super().get_config(), "units": self.units, "activation": activations.serialize(self.activation),
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(initializers.get(self.kernel_initializer)),
@@ -214,7 +223,9 @@ class Dense(ActivationMixin, Layer):
                 "kernel_regularizer": regularizers.serialize(regularizers.get(self.kernel_regularizer))
                 if self.kernel_regularizer is not None else None,
                 "bias_regularizer": regularizers.serialize(regularizers.get(self.bias_regularizer))
-                if self.bias_regularizer is not None else None}
+                if self.bias_regularizer is not None else None,
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}
 
 
 class Activation(ActivationMixin, Layer):

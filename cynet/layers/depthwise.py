@@ -9,8 +9,8 @@ without copies.
 """
 from typing import Any
 
-from .. import _validation, activations, initializers, kernels, regularizers
-from .base import Layer, add_grad, check_activation, check_initializer, check_regularizer
+from .. import _validation, activations, constraints, initializers, kernels, regularizers
+from .base import Layer, add_grad, check_activation, check_constraint, check_initializer, check_regularizer
 from .core import ActivationMixin
 
 
@@ -23,14 +23,6 @@ def _tuple(name, value, rank):
             raise ValueError(f"{name} must be an int or a tuple of 1 int; received {name}={value!r}")
         value = value[0]
     return (_validation.positive_int(name, value),)
-
-
-def _unsupported(**arguments):
-    """Keras arguments cynet does not implement yet: accepted only as None."""
-    for name, value in arguments.items():
-        if value is not None:
-            raise NotImplementedError(f"{name} is not supported yet (cynet has no weight constraints or activity "
-                                      f"regularizers); pass {name}=None; received {name}={value!r}")
 
 
 def _serialize_regularizer(value):
@@ -49,7 +41,7 @@ class _DepthwiseBase(ActivationMixin, Layer):
                  use_bias: bool, depthwise_initializer: Any, bias_initializer: Any, depthwise_regularizer: Any,
                  bias_regularizer: Any, activity_regularizer: Any, depthwise_constraint: Any, bias_constraint: Any,
                  **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         rank = self._rank
         self.kernel_size = _tuple("kernel_size", kernel_size, rank)
         self.strides = _tuple("strides", strides, rank)
@@ -66,8 +58,8 @@ class _DepthwiseBase(ActivationMixin, Layer):
         self.bias_initializer = check_initializer("bias_initializer", bias_initializer, "zeros")
         self.depthwise_regularizer = check_regularizer("depthwise_regularizer", depthwise_regularizer)
         self.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
-        _unsupported(activity_regularizer=activity_regularizer, depthwise_constraint=depthwise_constraint,
-                     bias_constraint=bias_constraint)
+        self.depthwise_constraint = check_constraint("depthwise_constraint", depthwise_constraint)
+        self.bias_constraint = check_constraint("bias_constraint", bias_constraint)
         self._input_ndim = rank + 2
 
     # --- the 2-D view of a rank-1 layer
@@ -130,7 +122,9 @@ class _DepthwiseBase(ActivationMixin, Layer):
                 "bias_initializer": initializers.serialize(initializers.get(self.bias_initializer)),
                 "depthwise_regularizer": _serialize_regularizer(self.depthwise_regularizer),
                 "bias_regularizer": _serialize_regularizer(self.bias_regularizer),
-                "activity_regularizer": None, "depthwise_constraint": None, "bias_constraint": None}
+                "activity_regularizer": _serialize_regularizer(self.activity_regularizer),
+                "depthwise_constraint": constraints.serialize(self.depthwise_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint)}
 
 
 class DepthwiseConv2D(_DepthwiseBase):
@@ -151,11 +145,10 @@ class DepthwiseConv2D(_DepthwiseBase):
         bias_initializer: Initializer of the bias vector.
         depthwise_regularizer: Regularizer of the depthwise kernel, or `None`.
         bias_regularizer: Regularizer applied to the bias vector, or `None`.
-        activity_regularizer: Must be `None`: activity regularizers are not supported yet.
-        depthwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
-        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is added to the
+            loss), or `None`.
+        depthwise_constraint: Constraint the optimizer applies to the depthwise kernel after each update, or `None`.
+        bias_constraint: Constraint the optimizer applies to the bias after each update, or `None`.
     """
 
     def __init__(self, kernel_size: int | tuple[int, ...], strides: int | tuple[int, ...] | None = (1, 1),
@@ -172,9 +165,10 @@ class DepthwiseConv2D(_DepthwiseBase):
         channels = self._channels(input_shape)
         self.kernel = self.add_weight(self.kernel_size + (channels, self.depth_multiplier),
                                       self.depthwise_initializer, regularizer=self.depthwise_regularizer,
-                                      name="kernel")
+                                      name="kernel", constraint=self.depthwise_constraint)
         self.bias = (self.add_weight((channels * self.depth_multiplier,), self.bias_initializer,
-                                     regularizer=self.bias_regularizer, name="bias") if self.use_bias else None)
+                                     regularizer=self.bias_regularizer, name="bias", constraint=self.bias_constraint)
+                     if self.use_bias else None)
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -220,11 +214,10 @@ class DepthwiseConv1D(DepthwiseConv2D):
         bias_initializer: Initializer of the bias vector.
         depthwise_regularizer: Regularizer of the depthwise kernel, or `None`.
         bias_regularizer: Regularizer applied to the bias vector, or `None`.
-        activity_regularizer: Must be `None`: activity regularizers are not supported yet.
-        depthwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
-        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is added to the
+            loss), or `None`.
+        depthwise_constraint: Constraint the optimizer applies to the depthwise kernel after each update, or `None`.
+        bias_constraint: Constraint the optimizer applies to the bias after each update, or `None`.
     """
 
     _rank = 1
@@ -264,12 +257,11 @@ class SeparableConv2D(_DepthwiseBase):
         depthwise_regularizer: Regularizer of the depthwise kernel, or `None`.
         pointwise_regularizer: Regularizer of the pointwise kernel, or `None`.
         bias_regularizer: Regularizer applied to the bias vector, or `None`.
-        activity_regularizer: Must be `None`: activity regularizers are not supported yet.
-        depthwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
-        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
-        pointwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is refused).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is added to the
+            loss), or `None`.
+        depthwise_constraint: Constraint the optimizer applies to the depthwise kernel after each update, or `None`.
+        bias_constraint: Constraint the optimizer applies to the bias after each update, or `None`.
+        pointwise_constraint: Constraint the optimizer applies to the pointwise kernel after each update, or `None`.
     """
 
     def __init__(self, filters: int, kernel_size: int | tuple[int, ...],
@@ -287,18 +279,18 @@ class SeparableConv2D(_DepthwiseBase):
         self.pointwise_initializer = check_initializer("pointwise_initializer", pointwise_initializer,
                                                        "glorot_uniform")
         self.pointwise_regularizer = check_regularizer("pointwise_regularizer", pointwise_regularizer)
-        _unsupported(pointwise_constraint=pointwise_constraint)
+        self.pointwise_constraint = check_constraint("pointwise_constraint", pointwise_constraint)
 
     def build(self, input_shape):
         channels = self._channels(input_shape)
         self.depthwise_kernel = self.add_weight(self.kernel_size + (channels, self.depth_multiplier),
                                                 self.depthwise_initializer, regularizer=self.depthwise_regularizer,
-                                                name="depthwise_kernel")
+                                                name="depthwise_kernel", constraint=self.depthwise_constraint)
         self.pointwise_kernel = self.add_weight((1,) * self._rank + (channels * self.depth_multiplier, self.filters),
                                                 self.pointwise_initializer, regularizer=self.pointwise_regularizer,
-                                                name="pointwise_kernel")
+                                                name="pointwise_kernel", constraint=self.pointwise_constraint)
         self.bias = (self.add_weight((self.filters,), self.bias_initializer, regularizer=self.bias_regularizer,
-                                     name="bias") if self.use_bias else None)
+                                     name="bias", constraint=self.bias_constraint) if self.use_bias else None)
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -339,7 +331,7 @@ class SeparableConv2D(_DepthwiseBase):
         return {**super().get_config(), "filters": self.filters, **self._depthwise_config(),
                 "pointwise_initializer": initializers.serialize(initializers.get(self.pointwise_initializer)),
                 "pointwise_regularizer": _serialize_regularizer(self.pointwise_regularizer),
-                "pointwise_constraint": None}
+                "pointwise_constraint": constraints.serialize(self.pointwise_constraint)}
 
 
 class SeparableConv1D(SeparableConv2D):
@@ -366,13 +358,11 @@ class SeparableConv1D(SeparableConv2D):
         depthwise_regularizer: Regularizer of the depthwise kernel, or `None`.
         pointwise_regularizer: Regularizer of the pointwise kernel, or `None`.
         bias_regularizer: Regularizer applied to the bias vector, or `None`.
-        activity_regularizer: Must be `None`: activity regularizers are not supported yet.
-        depthwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
-        pointwise_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
-        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is added to the
+            loss), or `None`.
+        depthwise_constraint: Constraint the optimizer applies to the depthwise kernel after each update, or `None`.
+        pointwise_constraint: Constraint the optimizer applies to the pointwise kernel after each update, or `None`.
+        bias_constraint: Constraint the optimizer applies to the bias after each update, or `None`.
     """
 
     _rank = 1

@@ -3,8 +3,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _validation, initializers, regularizers
-from .base import Layer, add_grad, check_initializer, check_regularizer
+from .. import _validation, constraints, initializers, regularizers
+from .base import Layer, add_grad, check_constraint, check_initializer, check_regularizer
 
 
 class Embedding(Layer):
@@ -18,12 +18,15 @@ class Embedding(Layer):
         output_dim: Size of the dense embedding vectors.
         embeddings_initializer: Initializer of the embedding matrix.
         embeddings_regularizer: Regularizer of the embedding matrix, or `None`.
+        embeddings_constraint: Constraint the optimizer applies to the embedding matrix after each
+            update, or `None`.
         mask_zero: Whether index 0 is a padding value that produces a mask for the downstream layers (then
             index 0 cannot be used in the vocabulary).
     """
 
     def __init__(self, input_dim: int, output_dim: int, embeddings_initializer: Any = "uniform",
-                 embeddings_regularizer: Any = None, mask_zero: bool = False, **kwargs: Any) -> None:
+                 embeddings_regularizer: Any = None, embeddings_constraint: Any = None, mask_zero: bool = False,
+                 **kwargs: Any) -> None:
         kwargs.pop("input_length", None)
         super().__init__(**kwargs)
         self.input_dim = _validation.positive_int("input_dim", input_dim)
@@ -31,10 +34,12 @@ class Embedding(Layer):
         self.mask_zero = _validation.flag("mask_zero", mask_zero)
         self.embeddings_initializer = check_initializer("embeddings_initializer", embeddings_initializer, "uniform")
         self.embeddings_regularizer = check_regularizer("embeddings_regularizer", embeddings_regularizer)
+        self.embeddings_constraint = check_constraint("embeddings_constraint", embeddings_constraint)
 
     def build(self, input_shape):
         self.embeddings = self.add_weight((self.input_dim, self.output_dim), self.embeddings_initializer,
-                                          regularizer=self.embeddings_regularizer, name="embeddings")
+                                          regularizer=self.embeddings_regularizer, name="embeddings",
+                                          constraint=self.embeddings_constraint)
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -84,4 +89,5 @@ class Embedding(Layer):
                 "embeddings_initializer": initializers.serialize(initializers.get(self.embeddings_initializer)),
                 "embeddings_regularizer": None if self.embeddings_regularizer is None
                 else regularizers.serialize(regularizers.get(self.embeddings_regularizer)),
+                "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
                 "mask_zero": self.mask_zero}

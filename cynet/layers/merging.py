@@ -187,6 +187,8 @@ class Add(Merge):
             `cynet.config.floatx()`.
         input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
         input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is
+            added to the loss), or `None`.
     """
 
     def _merge(self, ctx, xs):
@@ -206,6 +208,8 @@ class Subtract(Merge):
             `cynet.config.floatx()`.
         input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
         input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is
+            added to the loss), or `None`.
     """
 
     _min_inputs = _max_inputs = 2
@@ -227,6 +231,8 @@ class Multiply(Merge):
             `cynet.config.floatx()`.
         input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
         input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is
+            added to the loss), or `None`.
     """
 
     def _merge(self, ctx, xs):
@@ -265,6 +271,8 @@ class Average(Merge):
             `cynet.config.floatx()`.
         input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
         input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is
+            added to the loss), or `None`.
     """
 
     def _merge(self, ctx, xs):
@@ -321,6 +329,8 @@ class Maximum(_Extremum):
             `cynet.config.floatx()`.
         input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
         input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is
+            added to the loss), or `None`.
     """
 
     _op = np.maximum
@@ -338,6 +348,8 @@ class Minimum(_Extremum):
             `cynet.config.floatx()`.
         input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
         input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is
+            added to the loss), or `None`.
     """
 
     _op = np.minimum

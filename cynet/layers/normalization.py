@@ -5,8 +5,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _validation, initializers, kernels, regularizers
-from .base import Layer, add_grad, check_initializer, check_regularizer
+from .. import _validation, constraints, initializers, kernels, regularizers
+from .base import Layer, add_grad, check_constraint, check_initializer, check_regularizer
 
 
 class BatchNormalization(Layer):
@@ -28,6 +28,8 @@ class BatchNormalization(Layer):
         moving_variance_initializer: Initializer of the moving variance.
         beta_regularizer: Regularizer of `beta`, or `None`.
         gamma_regularizer: Regularizer of `gamma`, or `None`.
+        beta_constraint: Constraint the optimizer applies to `beta` after each update, or `None`.
+        gamma_constraint: Constraint the optimizer applies to `gamma` after each update, or `None`.
     """
 
     supports_masking = True   # the mask passes through (Keras 3)
@@ -38,7 +40,8 @@ class BatchNormalization(Layer):
                  center: bool = True, scale: bool = True, beta_initializer: Any = "zeros",
                  gamma_initializer: Any = "ones", moving_mean_initializer: Any = "zeros",
                  moving_variance_initializer: Any = "ones", beta_regularizer: Any = None,
-                 gamma_regularizer: Any = None, **kwargs: Any) -> None:
+                 gamma_regularizer: Any = None, beta_constraint: Any = None, gamma_constraint: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         single = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
         if not _validation.is_int(single):
@@ -55,6 +58,8 @@ class BatchNormalization(Layer):
                                                              moving_variance_initializer, "ones")
         self.beta_regularizer = check_regularizer("beta_regularizer", beta_regularizer)
         self.gamma_regularizer = check_regularizer("gamma_regularizer", gamma_regularizer)
+        self.beta_constraint = check_constraint("beta_constraint", beta_constraint)
+        self.gamma_constraint = check_constraint("gamma_constraint", gamma_constraint)
 
     def build(self, input_shape):
         ndim = len(input_shape)
@@ -66,10 +71,10 @@ class BatchNormalization(Layer):
             raise ValueError(f"BatchNormalization '{self.name}' needs a known size on axis {self.axis}")
         self._built_ndim = ndim
         self._input_axes = {self._axis: c}
-        self.gamma = (self.add_weight((c,), self.gamma_initializer, regularizer=self.gamma_regularizer, name="gamma")
-                      if self.scale else None)
-        self.beta = (self.add_weight((c,), self.beta_initializer, regularizer=self.beta_regularizer, name="beta")
-                     if self.center else None)
+        self.gamma = (self.add_weight((c,), self.gamma_initializer, regularizer=self.gamma_regularizer, name="gamma",
+                                      constraint=self.gamma_constraint) if self.scale else None)
+        self.beta = (self.add_weight((c,), self.beta_initializer, regularizer=self.beta_regularizer, name="beta",
+                                     constraint=self.beta_constraint) if self.center else None)
         self.moving_mean = self.add_weight((c,), self.moving_mean_initializer, trainable=False, name="moving_mean")
         self.moving_variance = self.add_weight((c,), self.moving_variance_initializer, trainable=False,
                                                name="moving_variance")
@@ -174,7 +179,9 @@ class BatchNormalization(Layer):
                 "moving_mean_initializer": ser(self.moving_mean_initializer, initializers),
                 "moving_variance_initializer": ser(self.moving_variance_initializer, initializers),
                 "beta_regularizer": ser(self.beta_regularizer, regularizers),
-                "gamma_regularizer": ser(self.gamma_regularizer, regularizers)}
+                "gamma_regularizer": ser(self.gamma_regularizer, regularizers),
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -202,13 +209,6 @@ def _resolve_axes(who, axes, ndim):
     if len(set(resolved)) != len(resolved):
         raise ValueError(f"{who}: axis names an axis twice for inputs of rank {ndim}; received axis={axes}")
     return resolved
-
-
-def _no_constraint(name, value):
-    """Constraints are accepted as None only (a ValueError, as PReLU's alpha_constraint)."""
-    if value is not None:
-        raise ValueError(f"{name} is not supported yet (cynet has no weight constraints); pass {name}=None; "
-                                  f"received {name}={value!r}")
 
 
 class _AxesToEnd:
@@ -240,14 +240,14 @@ class _Affine(Layer):
         self.gamma_initializer = check_initializer("gamma_initializer", gamma_initializer, "ones")
         self.beta_regularizer = check_regularizer("beta_regularizer", beta_regularizer)
         self.gamma_regularizer = check_regularizer("gamma_regularizer", gamma_regularizer)
-        _no_constraint("beta_constraint", beta_constraint)
-        _no_constraint("gamma_constraint", gamma_constraint)
+        self.beta_constraint = check_constraint("beta_constraint", beta_constraint)
+        self.gamma_constraint = check_constraint("gamma_constraint", gamma_constraint)
 
     def _affine_weights(self, shape, with_gamma, with_beta):
-        self.gamma = (self.add_weight(shape, self.gamma_initializer, regularizer=self.gamma_regularizer, name="gamma")
-                      if with_gamma else None)
-        self.beta = (self.add_weight(shape, self.beta_initializer, regularizer=self.beta_regularizer, name="beta")
-                     if with_beta else None)
+        self.gamma = (self.add_weight(shape, self.gamma_initializer, regularizer=self.gamma_regularizer, name="gamma",
+                                      constraint=self.gamma_constraint) if with_gamma else None)
+        self.beta = (self.add_weight(shape, self.beta_initializer, regularizer=self.beta_regularizer, name="beta",
+                                     constraint=self.beta_constraint) if with_beta else None)
 
     def _affine_config(self):
         return {"epsilon": self.epsilon, "center": self.center, "scale": self.scale,
@@ -255,7 +255,8 @@ class _Affine(Layer):
                 "gamma_initializer": _serialize(self.gamma_initializer, initializers),
                 "beta_regularizer": _serialize(self.beta_regularizer, regularizers),
                 "gamma_regularizer": _serialize(self.gamma_regularizer, regularizers),
-                "beta_constraint": None, "gamma_constraint": None}
+                "beta_constraint": constraints.serialize(self.beta_constraint),
+                "gamma_constraint": constraints.serialize(self.gamma_constraint)}
 
 
 class LayerNormalization(_Affine):
@@ -281,10 +282,8 @@ class LayerNormalization(_Affine):
         gamma_initializer: Initializer of `gamma`.
         beta_regularizer: Regularizer of `beta`, or `None`.
         gamma_regularizer: Regularizer of `gamma`, or `None`.
-        beta_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
-        gamma_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
+        beta_constraint: Constraint the optimizer applies to `beta` after each update, or `None`.
+        gamma_constraint: Constraint the optimizer applies to `gamma` after each update, or `None`.
     """
 
     supports_masking = True   # the mask passes through (Keras 3)
@@ -370,10 +369,8 @@ class GroupNormalization(_Affine):
         gamma_initializer: Initializer of `gamma`.
         beta_regularizer: Regularizer of `beta`, or `None`.
         gamma_regularizer: Regularizer of `gamma`, or `None`.
-        beta_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
-        gamma_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
+        beta_constraint: Constraint the optimizer applies to `beta` after each update, or `None`.
+        gamma_constraint: Constraint the optimizer applies to `gamma` after each update, or `None`.
     """
 
     supports_masking = True   # the mask passes through (Keras 3)

@@ -8,8 +8,6 @@ Once built, inputs must keep their rank and their sizes on the axes alpha does n
 
 The gradient with respect to the input at exactly x = 0 is alpha (the slope of the left piece);
 Keras's `relu(x) - alpha * relu(-x)` under autodiff gives 0 there. Elsewhere they agree.
-
-Keras's `alpha_constraint` is accepted only as None: cynet has no constraint objects yet.
 """
 import numbers
 from collections.abc import Sequence
@@ -17,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import initializers, regularizers
-from .base import Layer, add_grad, check_initializer, check_regularizer
+from .. import constraints, initializers, regularizers
+from .base import Layer, add_grad, check_constraint, check_initializer, check_regularizer
 
 
 class PReLU(Layer):
@@ -27,7 +25,7 @@ class PReLU(Layer):
     Args:
         alpha_initializer: initializer of alpha (Keras's default "Zeros": a plain ReLU at first).
         alpha_regularizer: regularizer of alpha, or None.
-        alpha_constraint: None only (constraints are not supported).
+        alpha_constraint: Constraint the optimizer applies to alpha after each update, or None.
         shared_axes: None, an axis or a list of axes (1-based: 1 is the first axis after the
             batch axis) along which alpha is shared (size 1).
     """
@@ -39,10 +37,7 @@ class PReLU(Layer):
         super().__init__(**kwargs)
         self.alpha_initializer = check_initializer("alpha_initializer", alpha_initializer, "Zeros")
         self.alpha_regularizer = check_regularizer("alpha_regularizer", alpha_regularizer)
-        if alpha_constraint is not None:
-            raise ValueError(f"alpha_constraint is not supported (cynet has no weight constraints); pass "
-                             f"alpha_constraint=None; received alpha_constraint={alpha_constraint!r}")
-        self.alpha_constraint = None
+        self.alpha_constraint = check_constraint("alpha_constraint", alpha_constraint)
         self.shared_axes = _shared_axes(shared_axes)
 
     def build(self, input_shape):
@@ -60,7 +55,8 @@ class PReLU(Layer):
             raise ValueError(f"{self._who()}: inputs need known sizes on the axes alpha does not share; axes "
                              f"{unknown} of shape {tuple(input_shape)} are unknown")
         shape = tuple(1 if i in shared else int(input_shape[i]) for i in range(1, ndim))
-        self.alpha = self.add_weight(shape, self.alpha_initializer, regularizer=self.alpha_regularizer, name="alpha")
+        self.alpha = self.add_weight(shape, self.alpha_initializer, regularizer=self.alpha_regularizer, name="alpha",
+                                     constraint=self.alpha_constraint)
         self._built_ndim = ndim
         self._input_axes = {i: int(input_shape[i]) for i in range(1, ndim) if i not in shared}
         self._reduce = (0,) + tuple(sorted(shared))
@@ -87,7 +83,7 @@ class PReLU(Layer):
         return {**super().get_config(),
                 "alpha_initializer": initializers.serialize(initializers.get(self.alpha_initializer)),
                 "alpha_regularizer": regularizers.serialize(regularizers.get(self.alpha_regularizer)),
-                "alpha_constraint": None,
+                "alpha_constraint": constraints.serialize(self.alpha_constraint),
                 "shared_axes": None if self.shared_axes is None else list(self.shared_axes)}
 
 

@@ -84,6 +84,8 @@ class Identity(Layer):
             `cynet.config.floatx()`.
         input_shape: Shape of the input, including the batch axis (`None` for unknown sizes).
         input_dim: Size of the input's last axis (Keras's legacy way of giving the input shape).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is
+            added to the loss), or `None`.
     """
 
     supports_masking = True   # the mask passes through (Keras 3)

@@ -5,6 +5,15 @@ import gc
 import numpy as np
 
 from .._typing import ArrayLike
+from .data_utils import (  # noqa: F401
+    get_source_inputs,
+    is_keras_tensor,
+    normalize,
+    pack_x_y_sample_weight,
+    unpack_x_y_sample_weight,
+)
+from .file_utils import get_file  # noqa: F401
+from ..saving_objects import deserialize_keras_object, serialize_keras_object  # noqa: F401
 from .py_dataset import PyDataset, Sequence  # noqa: F401
 from .rng import set_random_seed  # noqa: F401
 from .sequence_utils import pad_sequences  # noqa: F401

@@ -205,7 +205,7 @@ def test_conv1d_config_matches_keras_names():
     (layers.Conv1D, dict(filters=2, kernel_size=3, dilation_rate=1.5), "dilation_rate"),
     (layers.Conv1D, dict(filters=3, kernel_size=3, groups=2), "groups"),
     (layers.Conv1D, dict(filters=2, kernel_size=3, groups=0), "groups"),
-    (layers.Conv1D, dict(filters=2, kernel_size=3, kernel_constraint="non_neg"), "kernel_constraint"),
+    (layers.Conv1D, dict(filters=2, kernel_size=3, kernel_constraint=3), "kernel_constraint"),
     (layers.Conv1D, dict(filters=2, kernel_size=3, data_format="NCW"), "data_format"),
     (layers.Conv2D, dict(filters=2, kernel_size=3, padding="causal"), "padding"),
     (layers.Conv2D, dict(filters=4, kernel_size=3, groups=3), "groups"),

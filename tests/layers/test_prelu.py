@@ -108,7 +108,7 @@ def test_inputs_must_fit_the_built_alpha():
     (dict(shared_axes=[1, 1]), "shared_axes"),
     (dict(shared_axes="1"), "shared_axes"),
     (dict(shared_axes=True), "shared_axes"),
-    (dict(alpha_constraint="non_neg"), "alpha_constraint"),
+    (dict(alpha_constraint="no_such"), "alpha_constraint"),
     (dict(alpha_initializer="no_such"), "alpha_initializer"),
     (dict(alpha_regularizer="no_such"), "alpha_regularizer"),
 ])

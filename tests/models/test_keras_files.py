@@ -64,6 +64,17 @@ def _nested(lib):
     return lib.Model(i, L.Dense(3, activation="softmax")(L.Add()([inner(i), L.Dense(4)(i)])))
 
 
+def _constrained(lib):
+    """Weight constraints, which the optimizer applies after each step in both libraries, and an
+    activity regularizer (its penalty is part of the loss both report)."""
+    L, C = lib.layers, lib.constraints
+    return lib.Sequential([lib.Input((6,)),
+                           L.Dense(5, activation="relu", kernel_constraint=C.MaxNorm(0.3), bias_constraint="non_neg",
+                                   activity_regularizer=lib.regularizers.L1(0.02)),
+                           L.BatchNormalization(gamma_constraint=C.MinMaxNorm(0.5, 1.0, rate=0.5, axis=0)),
+                           L.Dense(3, activation="softmax", kernel_constraint=C.UnitNorm(axis=[0, 1]))])
+
+
 def _data(name):
     if name == "cnn":
         return RNG.random((16, 8, 8, 1)).astype("float32"), RNG.integers(0, 4, 16)
@@ -78,10 +89,10 @@ def _data(name):
 
 
 MODELS = {"cnn": _cnn, "text": _text, "gru": _gru, "bidir": _bidir, "residual": _residual,
-          "two_outputs": _two_outputs, "nested": _nested}
+          "two_outputs": _two_outputs, "nested": _nested, "constrained": _constrained}
 LOSSES = {"cnn": "sparse_categorical_crossentropy", "text": "sparse_categorical_crossentropy", "gru": "mse",
           "bidir": "mse", "residual": "sparse_categorical_crossentropy", "nested": "sparse_categorical_crossentropy",
-          "two_outputs": ["mse", "sparse_categorical_crossentropy"]}
+          "two_outputs": ["mse", "sparse_categorical_crossentropy"], "constrained": "sparse_categorical_crossentropy"}
 
 
 def _compile(model, name):

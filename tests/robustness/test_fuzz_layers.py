@@ -62,8 +62,10 @@ REG_BAD = ["no_such_regularizer", 3, object()]
 REG_OK = ["l2", None]
 ACT_BAD = ["no_such_activation", 3, object(), b"relu", ["relu"]]
 PAIR_BAD = [v for v in fz.PAIR_BAD if v is not None]
-CONSTRAINT_ARGS = {"kernel_constraint": (["non_neg", object(), 1], [None]),   # (no weight constraints yet)
-                   "bias_constraint": (["non_neg", object(), 1], [None])}
+CONSTRAINT_BAD = ["no_such_constraint", object(), 1, {"class_name": "NoSuch", "config": {}}]
+CONSTRAINT_OK = [None, "non_neg", {"class_name": "MaxNorm", "config": {"max_value": 2, "axis": 0}}]
+CONSTRAINT_ARG = (CONSTRAINT_BAD, CONSTRAINT_OK)
+CONSTRAINT_ARGS = {"kernel_constraint": CONSTRAINT_ARG, "bias_constraint": CONSTRAINT_ARG}
 SEED_BAD = [-1, "a", 1.5, True]
 
 # Every layer accepts these (Layer.__init__).
@@ -76,6 +78,7 @@ BASE_ARGS = {
                     [(3,), [3, 4], 5, None]),
     "input_dim": ([0, -1, "a", 1.5, True], [3]),
     "batch_input_shape": (["abc", (None, 0), 5.5, ()], [(None, 3)]),
+    "activity_regularizer": (["no_such_regularizer", 3, object()], [None, "l2"]),
 }
 
 
@@ -197,7 +200,8 @@ def _shape(c, ndim_lo, ndim_hi, lo=1, hi=4):
                       "activation": (ACT_BAD, [None, "relu", "softmax", "swish"]),
                       "use_bias": (FLAG_BAD, FLAG_OK),
                       "kernel_initializer": (INIT_BAD, INIT_OK), "bias_initializer": (INIT_BAD, INIT_OK),
-                      "kernel_regularizer": (REG_BAD, REG_OK), "bias_regularizer": (REG_BAD, REG_OK)},
+                      "kernel_regularizer": (REG_BAD, REG_OK), "bias_regularizer": (REG_BAD, REG_OK),
+                      **CONSTRAINT_ARGS},
             min_ndim=2, fixed_axes=lambda case, ndim: (ndim - 1,))
 def make_dense(c):
     return _case(c, dict(units=c.int(1, 4), activation=c.choice([None, "relu", "tanh", "softmax", "sigmoid"]),
@@ -400,7 +404,8 @@ def _bn_axes(case, ndim):
     "center": (FLAG_BAD, FLAG_OK), "scale": (FLAG_BAD, FLAG_OK),
     "beta_initializer": (INIT_BAD, INIT_OK), "gamma_initializer": (INIT_BAD, INIT_OK),
     "moving_mean_initializer": (INIT_BAD, INIT_OK), "moving_variance_initializer": (INIT_BAD, INIT_OK),
-    "beta_regularizer": (REG_BAD, REG_OK), "gamma_regularizer": (REG_BAD, REG_OK)},
+    "beta_regularizer": (REG_BAD, REG_OK), "gamma_regularizer": (REG_BAD, REG_OK),
+    "beta_constraint": CONSTRAINT_ARG, "gamma_constraint": CONSTRAINT_ARG},
     fixed_ndim=True, fixed_axes=_bn_axes)
 def make_batch_norm(c):
     shape = (c.int(2, 4),) + _shape(c, 1, 3)
@@ -409,7 +414,6 @@ def make_batch_norm(c):
                          center=c.bool(), scale=c.bool()), shape)
 
 
-CONSTRAINT_ARG = (["non_neg", object(), 1], [None])
 
 
 def _ln_axes(case, ndim):
@@ -459,7 +463,7 @@ def make_unit_norm(c):
 
 @layer_spec(L.Embedding, {"input_dim": (INT_BAD, [5, 100]), "output_dim": (INT_BAD, [1, 4]),
                           "embeddings_initializer": (INIT_BAD, INIT_OK), "embeddings_regularizer": (REG_BAD, REG_OK),
-                          "mask_zero": (["a", 1, None], [False, True])}, index_input=True)
+                          "embeddings_constraint": CONSTRAINT_ARG, "mask_zero": (["a", 1, None], [False, True])}, index_input=True)
 def make_embedding(c):
     dim = c.int(2, 10)
     return _case(c, dict(input_dim=dim, output_dim=c.int(1, 4)), _shape(c, 1, 3), index_dim=dim)
@@ -774,7 +778,7 @@ def _prelu_axes(case, ndim):
 
 
 @layer_spec(L.PReLU, {"alpha_initializer": (INIT_BAD, INIT_OK), "alpha_regularizer": (REG_BAD, REG_OK),
-                      "alpha_constraint": (["non_neg", object(), 1, {"class_name": "NonNeg", "config": {}}], [None]),
+                      "alpha_constraint": CONSTRAINT_ARG,
                       # 7: an axis the inputs lack, refused at the call
                       "shared_axes": ([0, -1, "a", 1.5, True, [1, 1], [0], (1, "2"), object(), {1}, [None], 2 ** 31],
                                       [None, 1, [1], (1,), np.int64(1), 7])},
@@ -1024,7 +1028,7 @@ def make_category_encoding(c):
     case = _case(c, dict(num_tokens=tokens, output_mode=c.choice(["multi_hot", "count"])), (c.int(1, 3), c.int(1, 4)),
                  index_dim=tokens)
     return case
-# --- depthwise and separable convolutions (constraints and activity_regularizer: only None, others raise
+# --- depthwise and separable convolutions (activity_regularizer: only None, others raise
 # NotImplementedError, tested in tests/layers/test_depthwise.py)
 
 INT1_BAD = [v for v in INT_BAD if v != [3]] + [(1, 2), (0,), ()]
@@ -1039,12 +1043,12 @@ def _depthwise_args(rank):
             "activation": (ACT_BAD, [None, "relu"]), "use_bias": (FLAG_BAD, FLAG_OK),
             "depthwise_initializer": (INIT_BAD, INIT_OK), "bias_initializer": (INIT_BAD, INIT_OK),
             "depthwise_regularizer": (REG_BAD, REG_OK), "bias_regularizer": (REG_BAD, REG_OK),
-            "activity_regularizer": NONE_ONLY, "depthwise_constraint": NONE_ONLY, "bias_constraint": NONE_ONLY}
+            "activity_regularizer": NONE_ONLY, "depthwise_constraint": CONSTRAINT_ARG, "bias_constraint": CONSTRAINT_ARG}
 
 
 def _separable_args(rank):
     return dict(_depthwise_args(rank), filters=(INT_BAD, [1, 3]), pointwise_initializer=(INIT_BAD, INIT_OK),
-                pointwise_regularizer=(REG_BAD, REG_OK), pointwise_constraint=NONE_ONLY)
+                pointwise_regularizer=(REG_BAD, REG_OK), pointwise_constraint=CONSTRAINT_ARG)
 
 
 def _depthwise_case(c, rank, separable):
