@@ -477,6 +477,8 @@ class Layer:
         """Run one call on `tape`: (the flat tuple of inputs as the call took them, its outputs)."""
         taken, outputs = self._run_call(tape, inputs, training, kwargs)
         if self.activity_regularizer is not None and isinstance(tape, _tape.Tape):
+            if not _penalty_sources:   # (its penalties are the call's added losses: see `_penalty_sources`)
+                _count_penalty_source()
             for out in _graph.flatten(outputs):
                 _tape.record_activity_penalty(tape, self, _opcore.plain(out), self.activity_regularizer)
         return taken, outputs

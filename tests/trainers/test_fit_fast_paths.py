@@ -241,3 +241,20 @@ def test_adam_step_scalars_equal_the_formula_through_changes(dtype, schedule):
                 dtype(opt.epsilon))
         assert all(a == b and type(a) is type(b) for a, b in zip(got, want)), t
         opt.apply([np.full(3, 0.1, dtype)], [var])
+
+
+def test_a_top_level_activity_penalty_still_reaches_the_reported_loss_as_on_main(monkeypatch):
+    """Layer.losses holds the penalties a layer's last top-level call added (as Keras keeps them);
+    the trainer adds them to the loss it reports, so an activity regularizer counts as a source."""
+    from cynet.layers import base
+    monkeypatch.setattr(base, "_penalty_sources", 0)
+    x, y = _data()
+    model = cynet.Sequential([cynet.Input(shape=(6,)), layers.Dense(3, activation="softmax",
+                                                                    activity_regularizer=cynet.regularizers.L2(50.0))])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.layers[0](x[:8], training=True)   # a top-level call of the layer: its penalty stays in model.losses
+    penalty = float(sum(model.losses))
+    assert base.may_have_penalties() and penalty > 0
+    plain = float(losses.SparseCategoricalCrossentropy()(y[:8], model.predict(x[:8], verbose=0)))
+    # evaluate's own call adds the same penalty again (same inputs and weights), and the kept one counts too
+    assert model.evaluate(x[:8], y[:8], batch_size=8, verbose=0) == pytest.approx(plain + 2 * penalty, rel=1e-5)
