@@ -47,6 +47,8 @@ def is_int(value: object) -> TypeGuard[int]:
 
 def is_real(value):
     """A Python or NumPy real number, not a bool."""
+    if type(value) is float or type(value) is int:   # the common cases, without the slower ABC check
+        return True
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
@@ -291,6 +293,9 @@ def as_array(name, a):
         raise TypeError(f"{name} must be array-like of real numbers; {exc}") from None
 
 
+_FLOAT32 = np.dtype(np.float32)
+
+
 def float_dtype(**arrays):
     """The common float dtype of the given arrays: float64 if any is float64, else float32.
 
@@ -298,11 +303,13 @@ def float_dtype(**arrays):
     either byte order, longdouble) as float64. None values are ignored. Complex, object,
     string and other non-real dtypes raise TypeError naming the argument.
     """
-    result = np.dtype(np.float32)
+    result = _FLOAT32
     for name, a in arrays.items():
         if a is None:
             continue
-        dt = as_array(name, a).dtype
+        dt = a.dtype if type(a) is np.ndarray else as_array(name, a).dtype
+        if dt is _FLOAT32:   # (the kernels' own arrays, every call)
+            continue
         if dt.kind not in "biuf":
             raise TypeError(f"{name} must be a real numeric array (float32 or float64); received dtype {dt}")
         if dt.kind == "f" and dt.itemsize >= 8:
@@ -313,6 +320,8 @@ def float_dtype(**arrays):
 def as_float(name, a, dtype):
     """`a` as a C-contiguous array of `dtype` (a copy only when needed; refused with ValueError
     when it would not fit in memory, e.g. a broadcast view posing as terabytes)."""
+    if type(a) is np.ndarray and a.dtype is dtype and a.flags.c_contiguous:
+        return a   # (already what the kernel takes: every call from a layer)
     a = as_array(name, a)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array (float32 or float64); received dtype {a.dtype}")

@@ -23,6 +23,7 @@ from . import tape as _tape
 from ._typing import ArrayLike
 from ._validation import first_entry
 from .kernels import activations as K
+from .kernels._backend import impl as _impl
 
 EPSILON = 1e-7
 
@@ -68,6 +69,20 @@ def _reduce(values, sample_weight, dtype, reduction="sum_over_batch_size"):
     if n == 0:  # Keras divides "no nan": an empty batch or all-zero weights give 0
         return 0.0, np.zeros_like(values, dtype=dtype)
     return float(total / n), (factor / n).astype(dtype, copy=False)
+
+
+def _reduce_into(values, grad, sample_weight, dtype, reduction):
+    """(reduced loss, gradient) of per-sample `values` whose per-sample gradients `grad` (values'
+    shape plus trailing axes; a fresh array, scaled in place) are given: `_reduce`'s result and
+    `grad * scale`, without its arrays of ones when no sample_weight weighs the values (every
+    step of fit without weights: the same numbers, since scale is then 1/n everywhere)."""
+    if sample_weight is not None or reduction in ("none", None) or values.size == 0:
+        loss, scale = _reduce(values, sample_weight, dtype, reduction)
+        return loss, grad * scale.reshape(scale.shape + (1,) * (grad.ndim - scale.ndim))
+    n = 1 if reduction == "sum" else values.size
+    total = np.add.reduce(values, axis=None, dtype=np.float64)   # (values.sum(dtype=np.float64), less its wrapper)
+    grad *= values.dtype.type(1) / values.dtype.type(n)   # (1 / n as `_reduce` rounds it, in values' dtype)
+    return float(total / n), grad.astype(dtype, copy=False)
 
 
 class Loss:
@@ -500,8 +515,7 @@ class CategoricalCrossentropy(Loss):
                               sample_weight: ArrayLike | None = None) -> tuple[Any, np.ndarray]:
         logits = _float(logits)
         values, dz = K.softmax_cross_entropy(logits, self._targets(y_true, logits))
-        loss, scale = _reduce(values, sample_weight, logits.dtype, self.reduction)
-        return loss, dz * scale[..., None]
+        return _reduce_into(values, dz, sample_weight, logits.dtype, self.reduction)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "from_logits": self.from_logits, "label_smoothing": self.label_smoothing,
@@ -564,7 +578,34 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
                                  f"first {first_entry(name, bad, y_true)}")
         return y_true
 
+    def fused_logits_backward(self, y_true: ArrayLike, logits: np.ndarray,
+                              sample_weight: ArrayLike | None = None) -> tuple[Any, np.ndarray]:
+        logits = _float(logits)
+        labels = self._labels(y_true, logits, in_range=False)
+        k = logits.shape[-1]
+        if k >= 1 and logits.flags.c_contiguous:   # the compiled kernel (or its twin) at once
+            try:   # (it checks that each label lies in [0, k), as `_labels` does)
+                values, dz = _impl("activations").softmax_cross_entropy_sparse(
+                    logits.reshape(-1, k), np.ascontiguousarray(labels, dtype=np.int64).reshape(-1))
+            except ValueError:
+                self._labels(y_true, logits)   # a label out of range: raised as the loss names it
+                raise
+            values, dz = values.reshape(logits.shape[:-1]), dz.reshape(logits.shape)
+        else:
+            values, dz = K.softmax_cross_entropy(logits, labels)
+        return _reduce_into(values, dz, sample_weight, logits.dtype, self.reduction)
+
     def _targets(self, y_true, y_pred):
+        labels = self._labels(y_true, y_pred)
+        if self.from_logits:
+            return labels
+        onehot = np.zeros(y_pred.shape, dtype=y_pred.dtype)
+        np.put_along_axis(onehot, labels[..., None], 1, axis=-1)
+        return onehot
+
+    def _labels(self, y_true, y_pred, in_range=True):
+        """y_true as integer class indices of y_pred's shape less its class axis, each checked to
+        lie in [0, classes) (unless `in_range` is False: the caller's kernel checks that)."""
         y_true = np.asarray(y_true)
         if y_true.shape == y_pred.shape[:-1] + (1,) and y_pred.ndim >= 1:
             y_true = y_true.reshape(y_pred.shape[:-1])
@@ -578,13 +619,9 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
             raise TypeError(f"{self.name}: y_true must hold integer class indices; received dtype {y_true.dtype}")
         labels = y_true.astype(np.intp, copy=False)
         k = y_pred.shape[-1]
-        if labels.size and (labels.min() < 0 or labels.max() >= k):
+        if in_range and labels.size and (labels.min() < 0 or labels.max() >= k):
             raise ValueError(f"{self.name}: labels must lie in [0, {k}); received values from {labels.min()} to {labels.max()}")
-        if self.from_logits:
-            return labels
-        onehot = np.zeros(y_pred.shape, dtype=y_pred.dtype)
-        np.put_along_axis(onehot, labels[..., None], 1, axis=-1)
-        return onehot
+        return labels
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "reduction": self.reduction, "from_logits": self.from_logits,

@@ -45,9 +45,17 @@ def _array(name, a):
 
 def _floats(**arrays):
     """Named array-likes -> C-contiguous arrays of one common float dtype, shapes kept (also 0-d)."""
+    values = tuple(arrays.values())
+    first = values[0]
+    if type(first) is np.ndarray and first.dtype in _FLOATS and all(
+            type(a) is np.ndarray and a.dtype is first.dtype and a.flags.c_contiguous for a in values):
+        return values   # (a layer's own arrays, every call: nothing to convert)
     arrays = {name: _array(name, a) for name, a in arrays.items()}
     dtype = float_dtype(**arrays)
     return tuple(as_float(name, a, dtype).reshape(a.shape) for name, a in arrays.items())
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _same_shape(name, a, ref_name, ref):
@@ -56,6 +64,8 @@ def _same_shape(name, a, ref_name, ref):
 
 
 def _real(name, value):
+    if type(value) is float and value - value == 0.0:   # (finite: a layer's own slope, every call)
+        return value
     if not is_real(value) or not np.isfinite(value):
         raise ValueError(f"{name} must be a finite real number; received {name}={value!r}")
     return float(value)
@@ -178,6 +188,9 @@ def softmax_forward(x: ArrayLike, axis: int = -1) -> Any:
     Returns:
         y of x's shape and dtype.
     """
+    if type(x) is np.ndarray and x.ndim == 2 and type(axis) is int and axis in (-1, 1) and x.shape[1] \
+            and x.dtype in _FLOATS and x.flags.c_contiguous:
+        return impl("activations").softmax_forward(x)   # (a layer's rows of logits, every call)
     (x,) = _floats(x=x)
     rows, moved, ax = _classes_last("x", x, axis)
     return _restore(impl("activations").softmax_forward(rows), moved, ax, x.ndim)

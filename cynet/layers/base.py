@@ -32,6 +32,22 @@ from ..dtype_policies import DTypePolicy
 
 _name_counts: collections.Counter[str] = collections.Counter()
 
+# How many things in this process may give a layer's `losses` an entry: weights made with a
+# regularizer, add_loss calls, classes outside cynet with their own `losses`. While it is 0
+# every `losses` list is empty, so the trainer skips collecting them at each step (never
+# decremented: a stale count only costs that walk).
+_penalty_sources = 0
+
+
+def may_have_penalties() -> bool:
+    """Whether some layer's `losses` may be non-empty (see `_penalty_sources`)."""
+    return _penalty_sources != 0
+
+
+def _count_penalty_source():
+    global _penalty_sources
+    _penalty_sources += 1
+
 
 def reset_name_counts() -> None:
     """Restart the auto names (dense, dense_1, ...) from scratch, as Keras's clear_session does."""
@@ -226,6 +242,7 @@ class Layer:
         (self._trainable_vars if trainable else self._non_trainable_vars).append(var)
         reg = regularizers.get(regularizer)
         if reg is not None:
+            _count_penalty_source()
             self._regularized.append((var, reg))
             if self._user_call:   # read by ops, not by a recorded layer: its reads add the penalty's gradient
                 var.regularizer = reg  # type: ignore[attr-defined]  # read by the ops' variable reads
@@ -353,6 +370,8 @@ class Layer:
         """
         tape = _tape.active()
         if isinstance(tape, _tape.Tape):
+            if not _penalty_sources:
+                _count_penalty_source()
             tape.added_losses.append((self, loss))
 
     def _add_regularization_gradients(self):
@@ -386,6 +405,8 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "losses" in cls.__dict__ and not cls.__module__.startswith("cynet."):
+            _count_penalty_source()   # (its own `losses`: the trainer always asks it)
         # A layer with its own backward (`_forward` / `_backward`) records each call on the tape;
         # any other layer composes layers (or is the identity) and its inner calls record themselves.
         cls._fused = cls._forward is not Layer._forward
@@ -456,6 +477,8 @@ class Layer:
         """Run one call on `tape`: (the flat tuple of inputs as the call took them, its outputs)."""
         taken, outputs = self._run_call(tape, inputs, training, kwargs)
         if self.activity_regularizer is not None and isinstance(tape, _tape.Tape):
+            if not _penalty_sources:   # (its penalties are the call's added losses: see `_penalty_sources`)
+                _count_penalty_source()
             for out in _graph.flatten(outputs):
                 _tape.record_activity_penalty(tape, self, _opcore.plain(out), self.activity_regularizer)
         return taken, outputs
@@ -491,7 +514,8 @@ class Layer:
             if x is not inputs:
                 _tape.record_cast(tape, inputs, x)
             self._check_input(x)
-            self._maybe_build((None,) + x.shape[1:])
+            if not self.built:
+                self._maybe_build((None,) + x.shape[1:])
             taken = (x,)
         if kwargs:
             self._take_mask_argument(kwargs, x)

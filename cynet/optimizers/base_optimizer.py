@@ -520,6 +520,9 @@ class Optimizer:
         state = self.__dict__.copy()
         state["_scratch_pool"] = None
         state["_step_cache"] = {}
+        state.pop("_slot_views", None)   # (views of the slots, checked once: see Adam._slots_of)
+        state.pop("_power_tables", None)
+        state.pop("_alpha_table", None)
         state["_exclude_from_weight_decay"] = set()
         state["_exclude_from_weight_decay_cache"] = {}
         state["_trainable_variables_indices"] = {}
@@ -598,7 +601,8 @@ class Optimizer:
                 self.built = True
             self._check_variables_are_known(trainable_variables)
 
-        grads, trainable_variables = self._filter_empty_gradients(grads, trainable_variables)
+        if any(g is None for g in grads):
+            grads, trainable_variables = self._filter_empty_gradients(grads, trainable_variables)
         self._step_cache = {}
         grads = [self._as_gradient(g, v) for g, v in zip(grads, trainable_variables)]
         if self.loss_scale_factor is not None:
@@ -616,11 +620,13 @@ class Optimizer:
             if constraint is not None:
                 variable.assign(constraint(variable.value))
 
-        self._iterations.value += 1
+        count = self._iterations.value
+        count[()] = count[()] + 1   # (in place, as `+= 1`, without a ufunc call on a 0-d array)
 
     def _check_variables_are_known(self, variables):
+        known = self._trainable_variables_indices
         for v in variables:
-            if self._var_key(v) not in self._trainable_variables_indices:
+            if self._var_key(v) not in known:
                 raise ValueError(
                     f"Unknown variable: {v!r}. This optimizer can only be called for the variables it was originally "
                     "built with. When working with a new set of variables, you should recreate a new optimizer "
@@ -646,6 +652,9 @@ class Optimizer:
         return kept_grads, kept_vars
 
     def _as_gradient(self, grad, variable):
+        value = variable.value
+        if type(grad) is np.ndarray and grad.dtype == value.dtype and grad.shape == value.shape:
+            return grad   # (the backward pass's own gradients, every step)
         g = np.asarray(grad)
         if g.dtype.kind not in "biuf":
             raise ArgumentTypeError(

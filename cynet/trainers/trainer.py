@@ -24,6 +24,7 @@ import numpy as np
 from .. import _validation
 from .. import activations, callbacks as callbacks_module, distributed, losses, metrics as metrics_module, optimizers
 from .. import tape as _tape
+from ..layers import base as _layer_base
 from ..graph import flatten, map_structure, pack_like
 from .data_adapters import class_weight_to_sample_weights, get_data_adapter, unpack_x_y_sample_weight
 from .data_adapters.data_adapter_utils import is_iterator, is_py_dataset
@@ -176,8 +177,11 @@ class Trainer:
     # ---------------------------------------------------------------- steps
     def _forward_on_tape(self, x, training):
         tape = _tape.Tape()
-        with _tape.recording(tape):
+        token = _tape._active.set(tape)   # (`with _tape.recording(tape)`, without its generator: every step)
+        try:
             y_pred = self._call_model(x, training)
+        finally:
+            _tape._active.reset(token)
         return tape, y_pred
 
     def _call_model(self, x, training):
@@ -232,7 +236,7 @@ class Trainer:
         if not seeds and not replace:
             raise ValueError(f"model '{self.name}' has no loss to minimize: give compile(loss=...), or add losses "
                              "in the model's call with self.add_loss(...)")
-        penalties = self.losses
+        penalties = self.losses if _layer_base.may_have_penalties() else None
         if penalties:
             total += float(sum(penalties))
         tape.backward(seeds, replace=replace)
@@ -291,7 +295,7 @@ class Trainer:
             each.append(value)
             total += w * value
         total += _added_losses(tape, [])
-        penalties = self.losses
+        penalties = self.losses if _layer_base.may_have_penalties() else None
         if penalties:
             total += float(sum(penalties))
         return total, each, preds
@@ -311,6 +315,29 @@ class Trainer:
         total, each, preds = self._train_step(x, y, sample_weight)
         self._update_losses(total, each, _num_samples(x))
         return self.compute_metrics(x, y, preds, sample_weight)
+
+    def _quiet_train_step(self, x, y, sample_weight, n):
+        """train_step on fit's prepared batch (y and sample_weight per-output lists, or None; n
+        samples), without its logs (fit builds them once, at the epoch's end, when no callback
+        reads them batch by batch: see `_quiet_batches`)."""
+        total, each, preds = self._train_step(x, y, sample_weight)
+        self._update_losses(total, each, n)
+        self._update_metrics(y, preds, sample_weight)
+
+    def _quiet_batches(self, cbs, dist):
+        """Whether fit may skip the per-batch logs and hooks: no callback does anything per
+        training batch, the steps are Trainer's own (an override of train_step or compute_metrics
+        returns logs of its own), and no data-parallel job (whose logs gather over all ranks at
+        every batch). The epoch's logs are the same: the metrics' states after its last batch."""
+        if dist or getattr(self.train_step, "__func__", None) is not Trainer.train_step \
+                or getattr(self.compute_metrics, "__func__", None) is not Trainer.compute_metrics \
+                or type(cbs) is not callbacks_module.CallbackList:
+            return False
+        base = callbacks_module.Callback
+        for cb in cbs.callbacks:   # (a hook set on the instance counts too: it is no method of Callback's)
+            if any(getattr(getattr(cb, hook), "__func__", None) is not getattr(base, hook) for hook in _BATCH_HOOKS):
+                return False
+        return True
 
     def test_step(self, data: Any) -> dict[str, Any]:
         """One evaluation step (evaluate, validation, test_on_batch) on `data` as in train_step.
@@ -350,7 +377,7 @@ class Trainer:
             if loss_fn is not None:   # (on a recording tape, a loss is an op: an override's super() call)
                 term = loss_fn(yt, yp, sample_weight=sw)
                 total = total + (term * w if w != 1.0 else term)
-        penalties = self.losses
+        penalties = self.losses if _layer_base.may_have_penalties() else None
         return total + float(sum(penalties)) if penalties else total
 
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> dict[str, Any]:
@@ -363,13 +390,18 @@ class Trainer:
             y_pred: The model's predictions for `x`.
             sample_weight: The batch's sample weights, or `None`.
         """
-        if y is None:   # no targets (a model trained on the losses it adds): only the loss trackers
-            return self._logs()
-        y, preds, sample_weight = (self._as_output_list(v) for v in (y, y_pred, sample_weight))
-        for mine, yt, yp, sw in zip(self._metrics, y, preds, _weights_per(sample_weight, y)):
-            for m, weighted in mine:
-                m.update_state(yt, yp, sample_weight=sw if weighted else None)
+        self._update_metrics(y, y_pred, sample_weight)
         return self._logs()
+
+    def _update_metrics(self, y, y_pred, sample_weight):
+        """compute_metrics's updates, without its logs."""
+        if y is None:   # no targets (a model trained on the losses it adds): only the loss trackers
+            return
+        if self._metrics and any(self._metrics):
+            y, preds, sample_weight = (self._as_output_list(v) for v in (y, y_pred, sample_weight))
+            for mine, yt, yp, sw in zip(self._metrics, y, preds, _weights_per(sample_weight, y)):
+                for m, weighted in mine:
+                    m.update_state(yt, yp, sample_weight=sw if weighted else None)
 
     def _as_output_list(self, value):
         """A per-output list as the steps use it, from one array (a model with one output)."""
@@ -606,6 +638,7 @@ class Trainer:
             for epoch in range(initial_epoch, epochs):
                 self._reset_metrics()
                 cbs.on_epoch_begin(epoch)
+                quiet = self._quiet_batches(cbs, dist)
                 order = rng.permutation(n) if shuffle else None
                 for step in range(steps):
                     start = (step * global_batch) % n
@@ -614,12 +647,12 @@ class Trainer:
                     if dist:
                         idx = dist.shard(idx)
                     logs = self._run_train_batch(cbs, atomic, step, _take(x, idx), _take(y, idx), _take(weights, idx),
-                                                 dist)
+                                                 dist, quiet)
                     if dist:
                         self.stop_training = dist.any(self.stop_training)
                     if self.stop_training:
                         break
-                epoch_logs = dict(logs)
+                epoch_logs = dict(self._logs() if logs is None else logs)
                 if val is not None and (epoch + 1) % validation_freq == 0:
                     epoch_logs.update(self._validation_logs(val, validation_steps, validation_batch_size or batch_size,
                                                             cbs))
@@ -688,17 +721,18 @@ class Trainer:
                     adapter.on_epoch_begin()
                     cbs.on_epoch_begin(epoch)
                     step = -1
+                    quiet = self._quiet_batches(cbs, None)
                     try:
                         for step, batch in enumerate(adapter.get_numpy_iterator()):
                             xb, yb, wb = self._prepared_batch(batch)
-                            logs = self._run_train_batch(cbs, atomic, step, xb, yb, wb, None)
+                            logs = self._run_train_batch(cbs, atomic, step, xb, yb, wb, None, quiet)
                             if self.stop_training:
                                 break
                     finally:
                         adapter.on_epoch_end()
                     if step < 0 and adapter.ran_out_of_data:
                         break
-                    epoch_logs = dict(logs)
+                    epoch_logs = dict(self._logs() if logs is None else logs)
                     if val is not None and (epoch + 1) % validation_freq == 0:
                         epoch_logs.update(self._validation_logs(val, validation_steps, validation_batch_size, cbs))
                     cbs.on_epoch_end(epoch, epoch_logs)
@@ -712,10 +746,18 @@ class Trainer:
         self.history = cbs.history
         return self.history
 
-    def _run_train_batch(self, cbs, atomic, step, xb, yb, wb, dist):
-        """One training batch between its callbacks; a KeyboardInterrupt waits for the step to end."""
+    def _run_train_batch(self, cbs, atomic, step, xb, yb, wb, dist, quiet=False):
+        """One training batch between its callbacks; a KeyboardInterrupt waits for the step to end.
+        Returns the logs, or None when `quiet` (no callback reads them: see `_quiet_batches`)."""
         adapt_threads()
         nb = _num_samples(xb)
+        if quiet and nb:
+            atomic.active = True
+            try:
+                self._quiet_train_step(xb, yb, wb, nb)
+            finally:
+                atomic.release()
+            return None
         cbs.on_train_batch_begin(step)
         atomic.active = True
         try:
@@ -946,6 +988,9 @@ class Trainer:
 
 # -------------------------------------------------------------------- argument checks
 # -------------------------------------------------------------------- structures of arrays
+_BATCH_HOOKS = ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
+
+
 def _is_stream(x):
     """A Python generator or iterator, or a PyDataset: data fit reads batch by batch."""
     return is_py_dataset(x) or is_iterator(x)
