@@ -39,6 +39,19 @@ _name_counts: collections.Counter[str] = collections.Counter()
 _penalty_sources = 0
 
 
+def _losses_of(layer: Any, last_calls: bool) -> list[Any]:
+    """A layer's `losses` (its own property where a subclass redefines it)."""
+    if type(layer).losses is not Layer.losses:
+        return list(layer.losses)
+    return layer._collect_losses(last_calls)
+
+
+def step_losses(layer: Any) -> list[Any]:
+    """The penalties a training or test step adds to its loss: `losses` without those of earlier
+    top-level calls (the step's own add_loss terms are on its tape)."""
+    return _losses_of(layer, False)
+
+
 def may_have_penalties() -> bool:
     """Whether some layer's `losses` may be non-empty (see `_penalty_sources`)."""
     return _penalty_sources != 0
@@ -348,16 +361,24 @@ class Layer:
         """Regularization penalties of this layer's weights, the losses its latest call added
         (add_loss), and its tracked layers'. Floats; inside a GradientTape block, recorded values
         (their gradients reach the weights), with the losses added by the calls recorded in the block."""
+        return self._collect_losses(last_calls=True)
+
+    def _collect_losses(self, last_calls):
+        """`losses`; without `last_calls` (what a training or test step adds to its loss, the
+        step's own add_loss terms being counted from its tape) the losses earlier top-level calls
+        added are left out: they belong to those calls, not to the step."""
         tape = _tape.active()
         if isinstance(tape, _tape.Tape) and _opcore.in_user_call():
             own = [_opcore.penalty(tape, var, reg) for var, reg in self._regularized]
             own += [value for layer, value in tape.added_losses if layer is self]
         else:   # floats; with the losses this layer added in this thread's last call of it (as Keras keeps them)
             own = [float(reg(var.value)) for var, reg in self._regularized]
-            last = _tape.last_call(self)
+            last = _tape.last_call(self) if last_calls else None
             if last is not None:
                 own += [float(np.sum(value)) for layer, value in last[0].added_losses if layer is self]
-        return own + [p for layer in self._sublayers() for p in layer.losses] if "_tracked" in self.__dict__ else own
+        if "_tracked" not in self.__dict__:
+            return own
+        return own + [p for layer in self._sublayers() for p in _losses_of(layer, last_calls)]
 
     def add_loss(self, loss: Any) -> None:
         """Add `loss` (a scalar or array computed in `call` with cynet.ops) to the loss that training

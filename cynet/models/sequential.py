@@ -9,7 +9,7 @@ from ..graph import is_symbolic
 from ..layers import InputLayer, Layer
 from ..layers import deserialize as deserialize_layer
 from ..layers import serialize as serialize_layer
-from ..layers.base import unique_name
+from ..layers.base import _losses_of, unique_name
 from ..ops import core as _opcore
 from .model import Model, nested_masked_call
 
@@ -126,10 +126,9 @@ class Sequential(Model):
     non_trainable_variables = non_trainable_weights
     variables = weights
 
-    @property
-    def losses(self) -> Any:
-        """The regularization penalties the layers added in their last call."""
-        return [penalty for layer in self._layers for penalty in layer.losses]
+    def _collect_losses(self, last_calls):
+        """The penalties of the layers (their weights' and what their calls added; see Layer.losses)."""
+        return [penalty for layer in self._layers for penalty in _losses_of(layer, last_calls)]
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> Any:
         if index is not None:

@@ -236,7 +236,7 @@ class Trainer:
         if not seeds and not replace:
             raise ValueError(f"model '{self.name}' has no loss to minimize: give compile(loss=...), or add losses "
                              "in the model's call with self.add_loss(...)")
-        penalties = self.losses if _layer_base.may_have_penalties() else None
+        penalties = _layer_base.step_losses(self) if _layer_base.may_have_penalties() else None
         if penalties:
             total += float(sum(penalties))
         tape.backward(seeds, replace=replace)
@@ -295,7 +295,7 @@ class Trainer:
             each.append(value)
             total += w * value
         total += _added_losses(tape, [])
-        penalties = self.losses if _layer_base.may_have_penalties() else None
+        penalties = _layer_base.step_losses(self) if _layer_base.may_have_penalties() else None
         if penalties:
             total += float(sum(penalties))
         return total, each, preds
@@ -377,7 +377,7 @@ class Trainer:
             if loss_fn is not None:   # (on a recording tape, a loss is an op: an override's super() call)
                 term = loss_fn(yt, yp, sample_weight=sw)
                 total = total + (term * w if w != 1.0 else term)
-        penalties = self.losses if _layer_base.may_have_penalties() else None
+        penalties = _layer_base.step_losses(self) if _layer_base.may_have_penalties() else None
         return total + float(sum(penalties)) if penalties else total
 
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> dict[str, Any]:

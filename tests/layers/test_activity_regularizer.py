@@ -95,3 +95,26 @@ def test_one_sgd_step_equals_keras(name):
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
     for a, b in zip(models[0].get_weights(), models[1].get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_penalties_of_earlier_calls_stay_out_of_later_steps():
+    """A layer called on its own (or the model called) before evaluate/fit keeps that call's
+    penalty in `losses` (Keras keeps a layer's last-call losses too), but the steps add only their own."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    x = RNG.random((16, 5)).astype("float32")
+    y = RNG.random((16, 1)).astype("float32")
+    models = []
+    for lib in (cynet, keras):
+        m = lib.Sequential([lib.Input((5,)), lib.layers.Dense(4, activity_regularizer=lib.regularizers.L2(0.3),
+                                                               kernel_regularizer="l2"), lib.layers.Dense(1)])
+        m.compile(optimizer=lib.optimizers.SGD(0.05), loss="mse")
+        models.append(m)
+    models[1].set_weights(models[0].get_weights())
+    for m in models:
+        m.layers[0](x * 10)
+        m(x * 5)
+    results = [(m.evaluate(x, y, batch_size=16, verbose=0),
+                m.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history["loss"]) for m in models]
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-5)
