@@ -27,6 +27,10 @@ from typing import Any
 import numpy as np
 
 from ._typing import ArrayLike, DTypeLike, Shape
+from .losses import (binary_crossentropy, binary_focal_crossentropy, categorical_crossentropy,  # Keras 3's
+                     categorical_focal_crossentropy, categorical_hinge, hinge, huber,  # keras.metrics.<fn>
+                     kl_divergence, log_cosh, mean_absolute_percentage_error, mean_squared_logarithmic_error,
+                     poisson, sparse_categorical_crossentropy, squared_hinge)
 from .variables import Variable
 
 _EPSILON = 1e-7     # keras.backend.epsilon()
@@ -1797,14 +1801,6 @@ class R2Score(Metric):
 # Keras 3's regression, hinge, probabilistic, correlation and Sum metrics. The per-sample values
 # are those of the matching cynet.losses function (Keras's metrics call its loss functions too).
 
-def _loss_fn(name):
-    """The per-sample function `name` of cynet.losses (imported late: losses imports nothing from here,
-    but keeping the import inside keeps module loading order free)."""
-    from . import losses
-
-    return getattr(losses, name)
-
-
 class RootMeanSquaredError(Mean):
     """Square root of the mean squared error over all the values seen, `sqrt(mean((y_pred - y_true) **
     2))` (weighted per sample).
@@ -1841,7 +1837,7 @@ class MeanAbsolutePercentageError(MeanMetricWrapper):
     """
 
     def __init__(self, name: str | None = "mean_absolute_percentage_error", dtype: DTypeLike | None = None) -> None:
-        super().__init__(_loss_fn("mean_absolute_percentage_error"), name, dtype)
+        super().__init__(mean_absolute_percentage_error, name, dtype)
 
 
 class MeanSquaredLogarithmicError(MeanMetricWrapper):
@@ -1854,18 +1850,14 @@ class MeanSquaredLogarithmicError(MeanMetricWrapper):
     """
 
     def __init__(self, name: str | None = "mean_squared_logarithmic_error", dtype: DTypeLike | None = None) -> None:
-        super().__init__(_loss_fn("mean_squared_logarithmic_error"), name, dtype)
+        super().__init__(mean_squared_logarithmic_error, name, dtype)
 
 
-def cosine_similarity(y_true: ArrayLike, y_pred: ArrayLike, axis: int = -1) -> np.ndarray:
-    """Per-sample cosine similarity along `axis` (the negative of the loss `cynet.losses.cosine_similarity`).
+def _cosine_similarity(y_true, y_pred, axis=-1):
+    """Per-sample cosine similarity along `axis` (the negative of the loss `cynet.losses.cosine_similarity`)."""
+    from .losses import cosine_similarity
 
-    Args:
-        y_true: Ground-truth targets.
-        y_pred: Predictions, with the same batch size as `y_true`.
-        axis: The axis along which the similarity is computed.
-    """
-    return -_loss_fn("cosine_similarity")(y_true, y_pred, axis=axis)
+    return -cosine_similarity(y_true, y_pred, axis=axis)
 
 
 class CosineSimilarity(MeanMetricWrapper):
@@ -1879,7 +1871,7 @@ class CosineSimilarity(MeanMetricWrapper):
 
     def __init__(self, name: str | None = "cosine_similarity", dtype: DTypeLike | None = None,
                  axis: int = -1) -> None:
-        super().__init__(cosine_similarity, name, dtype, axis=axis)
+        super().__init__(_cosine_similarity, name, dtype, axis=axis)
 
 
 class LogCoshError(MeanMetricWrapper):
@@ -1891,7 +1883,7 @@ class LogCoshError(MeanMetricWrapper):
     """
 
     def __init__(self, name: str | None = "logcosh", dtype: DTypeLike | None = None) -> None:
-        super().__init__(_loss_fn("log_cosh"), name, dtype)
+        super().__init__(log_cosh, name, dtype)
 
 
 class Poisson(MeanMetricWrapper):
@@ -1903,7 +1895,7 @@ class Poisson(MeanMetricWrapper):
     """
 
     def __init__(self, name: str | None = "poisson", dtype: DTypeLike | None = None) -> None:
-        super().__init__(_loss_fn("poisson"), name, dtype)
+        super().__init__(poisson, name, dtype)
 
 
 class KLDivergence(MeanMetricWrapper):
@@ -1915,7 +1907,7 @@ class KLDivergence(MeanMetricWrapper):
     """
 
     def __init__(self, name: str | None = "kl_divergence", dtype: DTypeLike | None = None) -> None:
-        super().__init__(_loss_fn("kl_divergence"), name, dtype)
+        super().__init__(kl_divergence, name, dtype)
 
 
 class Hinge(MeanMetricWrapper):
@@ -1927,7 +1919,7 @@ class Hinge(MeanMetricWrapper):
     """
 
     def __init__(self, name: str | None = "hinge", dtype: DTypeLike | None = None) -> None:
-        super().__init__(_loss_fn("hinge"), name, dtype)
+        super().__init__(hinge, name, dtype)
 
 
 class SquaredHinge(MeanMetricWrapper):
@@ -1939,7 +1931,7 @@ class SquaredHinge(MeanMetricWrapper):
     """
 
     def __init__(self, name: str | None = "squared_hinge", dtype: DTypeLike | None = None) -> None:
-        super().__init__(_loss_fn("squared_hinge"), name, dtype)
+        super().__init__(squared_hinge, name, dtype)
 
 
 class CategoricalHinge(MeanMetricWrapper):
@@ -1951,7 +1943,7 @@ class CategoricalHinge(MeanMetricWrapper):
     """
 
     def __init__(self, name: str | None = "categorical_hinge", dtype: DTypeLike | None = None) -> None:
-        super().__init__(_loss_fn("categorical_hinge"), name, dtype)
+        super().__init__(categorical_hinge, name, dtype)
 
 
 class BinaryCrossentropy(MeanMetricWrapper):
@@ -1966,7 +1958,7 @@ class BinaryCrossentropy(MeanMetricWrapper):
 
     def __init__(self, name: str | None = "binary_crossentropy", dtype: DTypeLike | None = None,
                  from_logits: bool = False, label_smoothing: float = 0) -> None:
-        super().__init__(_loss_fn("binary_crossentropy"), name, dtype, from_logits=bool(from_logits),
+        super().__init__(binary_crossentropy, name, dtype, from_logits=bool(from_logits),
                          label_smoothing=label_smoothing)
 
 
@@ -1983,7 +1975,7 @@ class CategoricalCrossentropy(MeanMetricWrapper):
 
     def __init__(self, name: str | None = "categorical_crossentropy", dtype: DTypeLike | None = None,
                  from_logits: bool = False, label_smoothing: float = 0, axis: int = -1) -> None:
-        super().__init__(_loss_fn("categorical_crossentropy"), name, dtype, from_logits=bool(from_logits),
+        super().__init__(categorical_crossentropy, name, dtype, from_logits=bool(from_logits),
                          label_smoothing=label_smoothing, axis=axis)
 
 
@@ -2003,7 +1995,7 @@ class SparseCategoricalCrossentropy(MeanMetricWrapper):
         if ignore_class is not None:
             raise NotImplementedError("SparseCategoricalCrossentropy(ignore_class=...) is not supported yet; pass "
                                       "sample_weight=0 for the entries to leave out")
-        super().__init__(_loss_fn("sparse_categorical_crossentropy"), name, dtype, from_logits=bool(from_logits),
+        super().__init__(sparse_categorical_crossentropy, name, dtype, from_logits=bool(from_logits),
                          ignore_class=None, axis=axis)
 
 
