@@ -990,6 +990,8 @@ class _OverlapLoss(Loss):
     """Dice and Tversky: one minus an overlap ratio of sums over `axis` (None: over everything, one
     number for the whole batch, as Keras)."""
 
+    axis: int | tuple[int, ...] | None
+
     def _ratio(self, t, p, axes):
         """(numerator, denominator, d numerator / d p, d denominator / d p) of the overlap ratio."""
         raise NotImplementedError
@@ -1298,9 +1300,9 @@ def tversky(y_true: ArrayLike, y_pred: ArrayLike, alpha: float = 0.5, beta: floa
     return Tversky(alpha, beta, reduction="none", axis=axis)(y_true, y_pred)
 
 
-_CLASSES = {c.__name__: c for c in (LossFunctionWrapper, MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy,
+_CLASSES: dict[str, type[Loss]] = {c.__name__: c for c in (LossFunctionWrapper, MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy,
                                      CategoricalCrossentropy, SparseCategoricalCrossentropy)}
-_ALIASES = {
+_ALIASES: dict[str, type[Loss]] = {
     "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
     "huber": Huber, "huber_loss": Huber,
