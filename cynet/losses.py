@@ -1300,8 +1300,9 @@ def tversky(y_true: ArrayLike, y_pred: ArrayLike, alpha: float = 0.5, beta: floa
     return Tversky(alpha, beta, reduction="none", axis=axis)(y_true, y_pred)
 
 
-_CLASSES: dict[str, type[Loss]] = {c.__name__: c for c in (LossFunctionWrapper, MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy,
-                                     CategoricalCrossentropy, SparseCategoricalCrossentropy)}
+_CLASSES: dict[str, type[Loss]] = {
+    c.__name__: c for c in (LossFunctionWrapper, MeanSquaredError, MeanAbsoluteError, Huber, BinaryCrossentropy,
+                            CategoricalCrossentropy, SparseCategoricalCrossentropy)}
 _ALIASES: dict[str, type[Loss]] = {
     "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
