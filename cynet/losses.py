@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import tape as _tape
-from ._typing import ArrayLike
+from ._typing import ArrayLike, DTypeLike
 from ._validation import first_entry
 from .kernels import activations as K
 
@@ -32,6 +32,20 @@ def _float(a, dtype=None):
     if dtype is None:
         dtype = a.dtype if a.dtype in (np.float32, np.float64) else np.float32
     return a.astype(dtype, copy=False)
+
+
+def _loss_dtype(dtype):
+    """A loss's compute dtype: None (the predictions' own) or a float dtype's name."""
+    if dtype is None:
+        return None
+    name = getattr(dtype, "name", dtype)   # a dtype policy or a NumPy dtype
+    try:
+        dt = np.dtype(getattr(dtype, "compute_dtype", name))
+    except TypeError:
+        raise ValueError(f"dtype must be a float dtype such as 'float32'; received dtype={dtype!r}") from None
+    if dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be 'float32' or 'float64'; received dtype={dtype!r}")
+    return dt.name
 
 
 _REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
@@ -81,16 +95,20 @@ class Loss:
         name: Name of the object (a unique default is generated when `None`).
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
+        dtype: The float dtype the loss computes in (its gradient comes back in the predictions' dtype);
+            `None` (default) computes in the predictions' dtype (float32, or float64 for float64 inputs).
     """
 
     #: which activation, applied by the last layer, this loss can fuse with (or None).
     fusable_activation: str | None = None
 
-    def __init__(self, name: str | None = None, reduction: str | None = "sum_over_batch_size") -> None:
+    def __init__(self, name: str | None = None, reduction: str | None = "sum_over_batch_size",
+                 dtype: DTypeLike | None = None) -> None:
         if reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be one of {_REDUCTIONS}; received reduction={reduction!r}")
         self.name = name or _snake(type(self).__name__)
         self.reduction = reduction
+        self.dtype = _loss_dtype(dtype)
 
     def __call__(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> Any:
         from .ops import core as _opcore
@@ -100,7 +118,7 @@ class Loss:
             loss, dy = self.forward_backward(y_true, _opcore.plain(y_pred), sample_weight)
             return _opcore.record(tape, lambda g, need: dy * g if need else None, [y_pred],
                                   np.asarray(loss, dtype=dy.dtype))
-        y_pred = _float(y_pred)
+        y_pred = _float(y_pred, self.dtype)
         values, _ = self._per_sample(self._targets(y_true, y_pred), y_pred, need_grad=False)
         loss, _ = _reduce(values, sample_weight, y_pred.dtype, self.reduction)
         return loss
@@ -114,10 +132,11 @@ class Loss:
             y_pred: Predictions, with the same batch size as `y_true`.
             sample_weight: Optional per-sample weights, broadcast against the per-sample values.
         """
-        y_pred = _float(y_pred)
+        given = _float(y_pred)
+        y_pred = _float(given, self.dtype)
         values, grad_fn = self._per_sample(self._targets(y_true, y_pred), y_pred, need_grad=True)
         loss, scale = _reduce(values, sample_weight, y_pred.dtype, self.reduction)
-        return loss, grad_fn(scale)
+        return loss, np.asarray(grad_fn(scale)).astype(given.dtype, copy=False)
 
     def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
         """Per-sample loss values (Keras's `Loss.call`): override it with cynet.ops (or NumPy
@@ -194,7 +213,10 @@ class Loss:
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments of this object, JSON-serializable, so that `from_config` rebuilds it."""
-        return {"name": self.name, "reduction": self.reduction}
+        config: dict[str, Any] = {"name": self.name, "reduction": self.reduction}
+        if self.dtype is not None:   # Keras leaves it out; kept here only when set, so that it round-trips
+            config["dtype"] = self.dtype
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Loss":
@@ -283,9 +305,10 @@ class MeanSquaredError(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_squared_error") -> None:
-        super().__init__(name, reduction)
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_squared_error", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
         diff = y_pred - y_true
@@ -301,9 +324,10 @@ class MeanAbsoluteError(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_absolute_error") -> None:
-        super().__init__(name, reduction)
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_absolute_error", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
         diff = y_pred - y_true
@@ -320,10 +344,11 @@ class Huber(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
     def __init__(self, delta: float = 1.0, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = "huber_loss") -> None:
-        super().__init__(name, reduction)
+                 name: str | None = "huber_loss", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
         if not delta > 0:
             raise ValueError(f"delta must be positive; received delta={delta!r}")
         self.delta = float(delta)
@@ -357,12 +382,13 @@ class BinaryCrossentropy(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
     fusable_activation = "sigmoid"
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
-                 reduction: str | None = "sum_over_batch_size", name: str | None = "binary_crossentropy") -> None:
-        super().__init__(name, reduction)
+                 reduction: str | None = "sum_over_batch_size", name: str | None = "binary_crossentropy", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
         self.from_logits = bool(from_logits)
         self.label_smoothing = _smoothing(label_smoothing)
         self.axis = _last_axis(axis)
@@ -441,12 +467,13 @@ class CategoricalCrossentropy(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
     fusable_activation = "softmax"
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
-                 reduction: str | None = "sum_over_batch_size", name: str | None = "categorical_crossentropy") -> None:
-        super().__init__(name, reduction)
+                 reduction: str | None = "sum_over_batch_size", name: str | None = "categorical_crossentropy", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
         self.axis = _last_axis(axis)
         self.from_logits = bool(from_logits)
         self.label_smoothing = _smoothing(label_smoothing)
@@ -520,12 +547,13 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a unique default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
 
     def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
                  reduction: str | None = "sum_over_batch_size",
-                 name: str | None = "sparse_categorical_crossentropy") -> None:
-        Loss.__init__(self, name, reduction)
+                 name: str | None = "sparse_categorical_crossentropy", dtype: DTypeLike | None = None) -> None:
+        Loss.__init__(self, name, reduction, dtype)
         if ignore_class is not None:
             raise ValueError("ignore_class is not supported; pass sample_weight=0 for the samples to ignore")
         self.from_logits = bool(from_logits)
@@ -590,8 +618,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return onehot
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "reduction": self.reduction, "from_logits": self.from_logits,
-                "ignore_class": self.ignore_class}
+        return {**Loss.get_config(self), "from_logits": self.from_logits, "ignore_class": self.ignore_class}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -654,9 +681,10 @@ class Hinge(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "hinge") -> None:
-        super().__init__(name, reduction)
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "hinge", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
         t = _hinge_targets(y_true)
@@ -672,9 +700,10 @@ class SquaredHinge(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "squared_hinge") -> None:
-        super().__init__(name, reduction)
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "squared_hinge", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
         t = _hinge_targets(y_true)
@@ -690,10 +719,11 @@ class CategoricalHinge(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
     def __init__(self, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = "categorical_hinge") -> None:
-        super().__init__(name, reduction)
+                 name: str | None = "categorical_hinge", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
         pos = np.sum(y_true * y_pred, axis=-1)
@@ -719,9 +749,10 @@ class KLDivergence(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "kl_divergence") -> None:
-        super().__init__(name, reduction)
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "kl_divergence", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
         t = np.clip(y_true, EPSILON, 1.0)
@@ -741,9 +772,10 @@ class Poisson(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "poisson") -> None:
-        super().__init__(name, reduction)
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "poisson", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
         shifted = y_pred + EPSILON
@@ -760,9 +792,10 @@ class LogCosh(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "log_cosh") -> None:
-        super().__init__(name, reduction)
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "log_cosh", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
         x = y_pred - y_true
@@ -780,10 +813,11 @@ class CosineSimilarity(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
     def __init__(self, axis: int = -1, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = "cosine_similarity") -> None:
-        super().__init__(name, reduction)
+                 name: str | None = "cosine_similarity", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
         self.axis = _axis_int(axis)
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -815,10 +849,11 @@ class MeanAbsolutePercentageError(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
     def __init__(self, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = "mean_absolute_percentage_error") -> None:
-        super().__init__(name, reduction)
+                 name: str | None = "mean_absolute_percentage_error", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
         denom = np.maximum(np.abs(y_true), EPSILON)
@@ -835,10 +870,11 @@ class MeanSquaredLogarithmicError(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
     def __init__(self, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = "mean_squared_logarithmic_error") -> None:
-        super().__init__(name, reduction)
+                 name: str | None = "mean_squared_logarithmic_error", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
         shifted = np.maximum(y_pred, EPSILON) + 1.0
@@ -892,11 +928,12 @@ class BinaryFocalCrossentropy(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
     def __init__(self, apply_class_balancing: bool = False, alpha: float = 0.25, gamma: float = 2.0,
                  from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
-                 reduction: str | None = "sum_over_batch_size", name: str | None = "binary_focal_crossentropy") -> None:
-        super().__init__(name, reduction)
+                 reduction: str | None = "sum_over_batch_size", name: str | None = "binary_focal_crossentropy", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
         self.apply_class_balancing = bool(apply_class_balancing)
         self.alpha, self.gamma = _focal_args(alpha, gamma)
         self.from_logits = bool(from_logits)
@@ -946,11 +983,12 @@ class CategoricalFocalCrossentropy(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
     def __init__(self, alpha: float = 0.25, gamma: float = 2.0, from_logits: bool = False,
                  label_smoothing: float = 0.0, axis: int = -1, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = "categorical_focal_crossentropy") -> None:
-        super().__init__(name, reduction)
+                 name: str | None = "categorical_focal_crossentropy", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
         self.alpha, self.gamma = _focal_args(alpha, gamma)
         self.from_logits = bool(from_logits)
         self.label_smoothing = _smoothing(label_smoothing)
@@ -1025,10 +1063,11 @@ class Dice(_OverlapLoss):
         name: Name of the object (a default is generated when `None`).
         axis: The axis (an int or a tuple of ints) the sums run over; `None` (default, Keras's) sums over
             every axis, one number for the whole batch.
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
     def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "dice",
-                 axis: int | tuple[int, ...] | None = None) -> None:
-        super().__init__(name, reduction)
+                 axis: int | tuple[int, ...] | None = None, dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
         self.axis = _axes_or_none(axis)
 
     def _ratio(self, t, p, axes):
@@ -1050,10 +1089,11 @@ class Tversky(_OverlapLoss):
         name: Name of the object (a default is generated when `None`).
         axis: The axis (an int or a tuple of ints) the sums run over; `None` (default, Keras's) sums over
             every axis, one number for the whole batch.
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
     def __init__(self, alpha: float = 0.5, beta: float = 0.5, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = "tversky", axis: int | tuple[int, ...] | None = None) -> None:
-        super().__init__(name, reduction)
+                 name: str | None = "tversky", axis: int | tuple[int, ...] | None = None, dtype: DTypeLike | None = None) -> None:
+        super().__init__(name, reduction, dtype)
         self.alpha, self.beta = float(alpha), float(beta)
         if not (np.isfinite(self.alpha) and np.isfinite(self.beta)):
             raise ValueError(f"alpha and beta must be finite numbers; received alpha={alpha!r}, beta={beta!r}")

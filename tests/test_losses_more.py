@@ -429,3 +429,25 @@ def test_one_fit_step_equals_keras(loss, activation, targets):
     np.testing.assert_allclose(logs[0], logs[1], rtol=1e-4)
     for a, b in zip(models[0].get_weights(), models[1].get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls", [L.MeanSquaredError, L.Huber, L.BinaryCrossentropy, L.SparseCategoricalCrossentropy,
+                                 L.Hinge, L.KLDivergence, L.BinaryFocalCrossentropy, L.Dice, L.Tversky])
+def test_dtype_argument(cls):
+    """Keras's `dtype`: the loss computes in it; the gradient comes back in the predictions' dtype."""
+    rng = np.random.default_rng(8)
+    p32 = rng.uniform(0.05, 0.95, (N, C)).astype(np.float32)
+    t = rng.integers(0, C, N) if cls is L.SparseCategoricalCrossentropy else (rng.random((N, C)) > 0.5) * 1.0
+    loss64 = cls(dtype="float64")
+    assert loss64.dtype == "float64" and cls().dtype is None
+    value, grad = loss64.forward_backward(t, p32)
+    ref_value, ref_grad = cls().forward_backward(t, p32.astype(np.float64))
+    assert grad.dtype == np.float32
+    assert value == pytest.approx(ref_value, rel=1e-12)   # computed in float64
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-6)
+    assert cls(dtype="float32")(t, p32.astype(np.float64)) == pytest.approx(ref_value, rel=1e-5)
+    again = losses.deserialize(losses.serialize(loss64))
+    assert again.dtype == "float64" and again.get_config() == loss64.get_config()
+    assert "dtype" not in cls().get_config()   # as Keras's configs
+    with pytest.raises(ValueError, match="dtype"):
+        cls(dtype="int32")
