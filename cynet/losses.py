@@ -940,6 +940,19 @@ class BinaryFocalCrossentropy(Loss):
         self.label_smoothing = _smoothing(label_smoothing)
         self.axis = _last_axis(axis)
 
+    def check_targets(self, y_true: ArrayLike, y_pred_shape: tuple[int | None, ...], name: str = "y") -> np.ndarray:
+        """Shapes as for every loss, and targets in [0, 1] (labels or probabilities), as for the
+        cross-entropies.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred_shape: Shape of the predictions.
+            name: Name of the object (a unique default is generated when `None`).
+        """
+        y_true = super().check_targets(y_true, y_pred_shape, name)
+        _check_in_unit_interval(y_true, name, self.name, "binary targets (0/1 labels or probabilities)")
+        return y_true
+
     def _targets(self, y_true, y_pred):
         y_true = super()._targets(y_true, y_pred)
         if self.label_smoothing:
@@ -993,6 +1006,19 @@ class CategoricalFocalCrossentropy(Loss):
         self.from_logits = bool(from_logits)
         self.label_smoothing = _smoothing(label_smoothing)
         self.axis = _last_axis(axis)
+
+    def check_targets(self, y_true: ArrayLike, y_pred_shape: tuple[int | None, ...], name: str = "y") -> np.ndarray:
+        """Shapes as for every loss, and targets in [0, 1] (labels or probabilities), as for the
+        cross-entropies.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred_shape: Shape of the predictions.
+            name: Name of the object (a unique default is generated when `None`).
+        """
+        y_true = super().check_targets(y_true, y_pred_shape, name)
+        _check_in_unit_interval(y_true, name, self.name, "one-hot targets or probabilities")
+        return y_true
 
     def _targets(self, y_true, y_pred):
         y_true = super()._targets(y_true, y_pred)

@@ -451,3 +451,12 @@ def test_dtype_argument(cls):
     assert "dtype" not in cls().get_config()   # as Keras's configs
     with pytest.raises(ValueError, match="dtype"):
         cls(dtype="int32")
+
+
+def test_focal_losses_check_their_targets():
+    for loss in (L.BinaryFocalCrossentropy(), L.CategoricalFocalCrossentropy()):
+        loss.check_targets(np.eye(3)[[0, 2]], (None, 3))
+        with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+            loss.check_targets(np.array([[0.0, 2.0, 1.0]]), (None, 3))
+        with pytest.raises(ValueError, match="shape"):
+            loss.check_targets(np.zeros((2, 4)), (None, 3))
