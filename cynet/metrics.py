@@ -1986,17 +1986,42 @@ class SparseCategoricalCrossentropy(MeanMetricWrapper):
         name: Name of the object (a default is generated when `None`).
         dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
         from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
-        ignore_class: Not supported yet (must be `None`; Keras: a label whose entries are left out).
+        ignore_class: A label whose entries count as a loss of 0 (e.g. padding); with `sample_weight`
+            given, they are also left out of the count, as Keras 3 does. `None` uses every entry.
         axis: The class axis (only the last axis is supported).
     """
 
     def __init__(self, name: str | None = "sparse_categorical_crossentropy", dtype: DTypeLike | None = None,
                  from_logits: bool = False, ignore_class: int | None = None, axis: int = -1) -> None:
-        if ignore_class is not None:
-            raise NotImplementedError("SparseCategoricalCrossentropy(ignore_class=...) is not supported yet; pass "
-                                      "sample_weight=0 for the entries to leave out")
+        if ignore_class is not None and (isinstance(ignore_class, bool)
+                                         or not isinstance(ignore_class, numbers.Integral)):
+            raise ValueError(f"ignore_class must be an int or None; received ignore_class={ignore_class!r}")
         super().__init__(sparse_categorical_crossentropy, name, dtype, from_logits=bool(from_logits),
                          ignore_class=None, axis=axis)
+        if ignore_class is not None:
+            self._fn_kwargs["ignore_class"] = int(ignore_class)
+
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
+        """Add a batch's cross-entropies (entries labelled `ignore_class` as 0).
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
+        ignore = self._fn_kwargs["ignore_class"]
+        if ignore is None:
+            return super().update_state(y_true, y_pred, sample_weight)
+        kwargs = {k: v for k, v in self._fn_kwargs.items() if k != "ignore_class"}
+        labels = np.asarray(y_true)
+        valid = labels != ignore
+        values = sparse_categorical_crossentropy(np.where(valid, labels, 0), y_pred, **kwargs)
+        valid = valid.reshape(values.shape)
+        values = np.where(valid, values, 0.0)
+        if sample_weight is not None:   # Keras applies the mask to the weights only when there are weights
+            values_w, w = _same_rank(valid.astype(np.float64), np.asarray(sample_weight, dtype=np.float64))
+            sample_weight = values_w * w.reshape(w.shape + (1,) * (values_w.ndim - w.ndim))
+        self._accumulate(values, sample_weight)
 
 
 def pearson_correlation(y_true: ArrayLike, y_pred: ArrayLike, axis: int = -1) -> np.ndarray:

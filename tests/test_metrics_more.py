@@ -194,12 +194,32 @@ def test_config_round_trip(metric):
     assert type(again) is type(metric) and again.get_config() == config
 
 
-def test_keras_defaults_and_unsupported_options():
+def test_keras_defaults():
     assert metrics.LogCoshError().name == "logcosh"
     assert metrics.BinaryCrossentropy().get_config() == {"name": "binary_crossentropy", "dtype": "float32",
                                                          "from_logits": False, "label_smoothing": 0}
-    with pytest.raises(NotImplementedError, match="ignore_class"):
-        metrics.SparseCategoricalCrossentropy(ignore_class=0)
+    with pytest.raises(ValueError, match="ignore_class"):
+        metrics.SparseCategoricalCrossentropy(ignore_class="pad")
+
+
+def test_sparse_crossentropy_ignore_class():
+    """Entries labelled ignore_class count as 0; with weights they also leave the count (Keras 3)."""
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 3, (4, 5))
+    z = rng.standard_normal((4, 5, 3))
+    w = rng.uniform(0.2, 2.0, (4, 5))
+    per_entry = _cce(np.eye(3)[y], z, from_logits=True)
+    valid = y != 0
+    m = metrics.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    m.update_state(y, z)
+    assert m.result() == pytest.approx(np.mean(np.where(valid, per_entry, 0)))
+    m = metrics.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    m.update_state(y, z, sample_weight=w)
+    wv = w * valid
+    # Keras's Mean: per-sample means of the weighted values over per-sample means of the weights
+    assert m.result() == pytest.approx(np.sum(np.mean(per_entry * wv, -1)) / np.sum(np.mean(wv, -1)))
+    again = metrics.deserialize(metrics.serialize(m))
+    assert again.get_config()["ignore_class"] == 0
 
 
 def test_compile_resolves_the_names():
@@ -240,6 +260,21 @@ def test_several_batches_equal_keras(case, weighted):
         ours.update_state(t, p, sample_weight=w)
         theirs.update_state(t, p, sample_weight=w)
     np.testing.assert_allclose(ours.result(), float(theirs.result()), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sparse_crossentropy_ignore_class_equals_keras(weighted):
+    keras = _keras()
+    rng = np.random.default_rng(7)
+    ours = metrics.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    theirs = keras.metrics.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    for _ in range(3):
+        y = rng.integers(0, 3, (4, 5))
+        z = rng.standard_normal((4, 5, 3)).astype("float32")
+        w = rng.uniform(0.2, 2.0, (4, 5)).astype("float32") if weighted else None
+        ours.update_state(y, z, sample_weight=w)
+        theirs.update_state(y, z, sample_weight=w)
+    np.testing.assert_allclose(ours.result(), float(theirs.result()), rtol=1e-5)
 
 
 def test_sum_equals_keras():
