@@ -64,13 +64,21 @@ def _weights(values, sample_weight, dtype):
     return np.broadcast_to(weights, values.shape)
 
 
-def _reduce(values, sample_weight, dtype, reduction="sum_over_batch_size"):
+def _reduce(values, sample_weight, dtype, reduction="sum_over_batch_size", mask=None):
     """(reduced loss, d loss / d values) of per-sample values under a Keras reduction: a float,
-    or for "none" the weighted values (whose sum the gradient is of)."""
+    or for "none" the weighted values (whose sum the gradient is of). `mask` (bool, values' shape)
+    leaves entries out as Keras's apply_mask does: for the mean reductions the kept ones are
+    weighted by size / number kept, so that the loss is their mean."""
     if sample_weight is not None and values.ndim == 0:
         # one number for the batch (Dice, Tversky with axis=None): Keras broadcasts it to the weights
         values = np.broadcast_to(values, np.shape(sample_weight))
     weights = None if sample_weight is None else _weights(values, sample_weight, dtype)
+    if mask is not None:
+        kept = int(np.count_nonzero(mask))
+        per_kept = (mask.size / kept if kept else 0.0) if reduction in ("mean", "sum_over_batch_size") else 1.0
+        float_mask = np.where(mask, per_kept, 0.0).astype(dtype)
+        weights = float_mask if weights is None else weights * float_mask
+        values = np.where(mask, values, 0)   # an ignored entry's value is 0 (Keras), even where weights are not
     factor = np.ones_like(values) if weights is None else weights.astype(values.dtype)
     weighted = values if weights is None else values * weights
     if reduction in ("none", None):
@@ -120,7 +128,7 @@ class Loss:
                                   np.asarray(loss, dtype=dy.dtype))
         y_pred = _float(y_pred, self.dtype)
         values, _ = self._per_sample(self._targets(y_true, y_pred), y_pred, need_grad=False)
-        loss, _ = _reduce(values, sample_weight, y_pred.dtype, self.reduction)
+        loss, _ = _reduce(values, sample_weight, y_pred.dtype, self.reduction, self._mask(y_true, y_pred))
         return loss
 
     def forward_backward(self, y_true: ArrayLike, y_pred: ArrayLike,
@@ -135,7 +143,7 @@ class Loss:
         given = _float(y_pred)
         y_pred = _float(given, self.dtype)
         values, grad_fn = self._per_sample(self._targets(y_true, y_pred), y_pred, need_grad=True)
-        loss, scale = _reduce(values, sample_weight, y_pred.dtype, self.reduction)
+        loss, scale = _reduce(values, sample_weight, y_pred.dtype, self.reduction, self._mask(y_true, y_pred))
         return loss, np.asarray(grad_fn(scale)).astype(given.dtype, copy=False)
 
     def call(self, y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
@@ -167,6 +175,11 @@ class Loss:
                                      [source], warn=False)
             return np.zeros_like(y_pred) if g is None else np.asarray(g, dtype=y_pred.dtype)
         return out, grad
+
+    def _mask(self, y_true, y_pred):
+        """Which per-sample values count (a bool array of their shape), or None for all: the entries
+        a loss leaves out (SparseCategoricalCrossentropy's ignore_class)."""
+        return None
 
     def fused_logits_backward(self, y_true: ArrayLike, logits: np.ndarray,
                               sample_weight: ArrayLike | None = None) -> tuple[Any, np.ndarray]:
@@ -307,7 +320,8 @@ class MeanSquaredError(Loss):
         name: Name of the object (a default is generated when `None`).
         dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_squared_error", dtype: DTypeLike | None = None) -> None:
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_squared_error",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -326,7 +340,8 @@ class MeanAbsoluteError(Loss):
         name: Name of the object (a default is generated when `None`).
         dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_absolute_error", dtype: DTypeLike | None = None) -> None:
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_absolute_error",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -387,7 +402,8 @@ class BinaryCrossentropy(Loss):
     fusable_activation = "sigmoid"
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
-                 reduction: str | None = "sum_over_batch_size", name: str | None = "binary_crossentropy", dtype: DTypeLike | None = None) -> None:
+                 reduction: str | None = "sum_over_batch_size", name: str | None = "binary_crossentropy",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name, reduction, dtype)
         self.from_logits = bool(from_logits)
         self.label_smoothing = _smoothing(label_smoothing)
@@ -472,7 +488,8 @@ class CategoricalCrossentropy(Loss):
     fusable_activation = "softmax"
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
-                 reduction: str | None = "sum_over_batch_size", name: str | None = "categorical_crossentropy", dtype: DTypeLike | None = None) -> None:
+                 reduction: str | None = "sum_over_batch_size", name: str | None = "categorical_crossentropy",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name, reduction, dtype)
         self.axis = _last_axis(axis)
         self.from_logits = bool(from_logits)
@@ -530,7 +547,7 @@ class CategoricalCrossentropy(Loss):
                               sample_weight: ArrayLike | None = None) -> tuple[Any, np.ndarray]:
         logits = _float(logits)
         values, dz = K.softmax_cross_entropy(logits, self._targets(y_true, logits))
-        loss, scale = _reduce(values, sample_weight, logits.dtype, self.reduction)
+        loss, scale = _reduce(values, sample_weight, logits.dtype, self.reduction, self._mask(y_true, logits))
         return loss, dz * scale[..., None]
 
     def get_config(self) -> dict[str, Any]:
@@ -543,7 +560,8 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
 
     Args:
         from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
-        ignore_class: A class index whose targets contribute no loss (e.g. a padding label); `None` uses all.
+        ignore_class: A label (e.g. padding, any int) whose entries give a loss of 0 and are left out
+            of the mean, as in Keras 3; `None` (default) uses every entry.
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a unique default is generated when `None`).
@@ -554,12 +572,21 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
                  reduction: str | None = "sum_over_batch_size",
                  name: str | None = "sparse_categorical_crossentropy", dtype: DTypeLike | None = None) -> None:
         Loss.__init__(self, name, reduction, dtype)
-        if ignore_class is not None:
-            raise ValueError("ignore_class is not supported; pass sample_weight=0 for the samples to ignore")
+        if ignore_class is not None and (isinstance(ignore_class, bool)
+                                         or not isinstance(ignore_class, (int, np.integer))):
+            raise ValueError(f"ignore_class must be an int or None; received ignore_class={ignore_class!r}")
         self.from_logits = bool(from_logits)
         self.label_smoothing = 0.0
         self.axis = -1
-        self.ignore_class = None
+        self.ignore_class = None if ignore_class is None else int(ignore_class)
+
+    def _kept(self, labels):
+        """The entries not labelled ignore_class (None when nothing is ignored)."""
+        return None if self.ignore_class is None else np.asarray(labels) != self.ignore_class
+
+    def _mask(self, y_true, y_pred):
+        kept = self._kept(y_true)
+        return None if kept is None else kept.reshape(y_pred.shape[:-1])
 
     def check_targets(self, y_true: ArrayLike, y_pred_shape: tuple[int | None, ...], name: str = "y") -> np.ndarray:
         """Integer class labels of the output's shape less its class axis (or with a trailing 1),
@@ -586,6 +613,9 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         elif y_true.dtype.kind not in "iub":
             raise TypeError(f"{name} must hold integer class labels for {self.name}; received dtype {y_true.dtype}")
         k = out[-1] if len(out) > 1 else None
+        kept = self._kept(y_true)
+        if kept is not None:
+            y_true = np.where(kept, y_true, 0)
         if k is not None and y_true.size:
             lo, hi = y_true.min(), y_true.max()
             if lo < 0 or hi >= k:
@@ -608,6 +638,9 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         elif y_true.dtype.kind not in "iub":
             raise TypeError(f"{self.name}: y_true must hold integer class indices; received dtype {y_true.dtype}")
         labels = y_true.astype(np.intp, copy=False)
+        kept = self._kept(labels)
+        if kept is not None:   # an ignored entry's label becomes 0: its value is left out by _mask
+            labels = np.where(kept, labels, 0)
         k = y_pred.shape[-1]
         if labels.size and (labels.min() < 0 or labels.max() >= k):
             raise ValueError(f"{self.name}: labels must lie in [0, {k}); received values from {labels.min()} to {labels.max()}")
@@ -683,7 +716,8 @@ class Hinge(Loss):
         name: Name of the object (a default is generated when `None`).
         dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "hinge", dtype: DTypeLike | None = None) -> None:
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "hinge",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -702,7 +736,8 @@ class SquaredHinge(Loss):
         name: Name of the object (a default is generated when `None`).
         dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "squared_hinge", dtype: DTypeLike | None = None) -> None:
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "squared_hinge",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -751,7 +786,8 @@ class KLDivergence(Loss):
         name: Name of the object (a default is generated when `None`).
         dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "kl_divergence", dtype: DTypeLike | None = None) -> None:
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "kl_divergence",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -774,7 +810,8 @@ class Poisson(Loss):
         name: Name of the object (a default is generated when `None`).
         dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "poisson", dtype: DTypeLike | None = None) -> None:
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "poisson",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -794,7 +831,8 @@ class LogCosh(Loss):
         name: Name of the object (a default is generated when `None`).
         dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "log_cosh", dtype: DTypeLike | None = None) -> None:
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "log_cosh",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name, reduction, dtype)
 
     def _per_sample(self, y_true, y_pred, need_grad):
@@ -932,7 +970,8 @@ class BinaryFocalCrossentropy(Loss):
     """
     def __init__(self, apply_class_balancing: bool = False, alpha: float = 0.25, gamma: float = 2.0,
                  from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
-                 reduction: str | None = "sum_over_batch_size", name: str | None = "binary_focal_crossentropy", dtype: DTypeLike | None = None) -> None:
+                 reduction: str | None = "sum_over_batch_size", name: str | None = "binary_focal_crossentropy",
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name, reduction, dtype)
         self.apply_class_balancing = bool(apply_class_balancing)
         self.alpha, self.gamma = _focal_args(alpha, gamma)
@@ -1118,7 +1157,8 @@ class Tversky(_OverlapLoss):
         dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
     def __init__(self, alpha: float = 0.5, beta: float = 0.5, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = "tversky", axis: int | tuple[int, ...] | None = None, dtype: DTypeLike | None = None) -> None:
+                 name: str | None = "tversky", axis: int | tuple[int, ...] | None = None,
+                 dtype: DTypeLike | None = None) -> None:
         super().__init__(name, reduction, dtype)
         self.alpha, self.beta = float(alpha), float(beta)
         if not (np.isfinite(self.alpha) and np.isfinite(self.beta)):

@@ -361,7 +361,7 @@ def test_sparse_label_errors_name_y_true():
     with pytest.raises(ValueError, match="integer"):
         scce([0.5, 1.0], p)
     with pytest.raises(ValueError, match="ignore_class"):
-        SparseCategoricalCrossentropy(ignore_class=0)
+        SparseCategoricalCrossentropy(ignore_class="pad")
 
 
 # ---------------------------------------------------------------------------------------------

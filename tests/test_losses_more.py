@@ -460,3 +460,58 @@ def test_focal_losses_check_their_targets():
             loss.check_targets(np.array([[0.0, 2.0, 1.0]]), (None, 3))
         with pytest.raises(ValueError, match="shape"):
             loss.check_targets(np.zeros((2, 4)), (None, 3))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_sparse_crossentropy_ignore_class(reduction, weighted, from_logits):
+    """Entries labelled ignore_class give 0 and leave the mean (Keras's apply_mask); any int, -1 too."""
+    rng = np.random.default_rng(9)
+    y = rng.integers(-1, 3, (4, 5))
+    z = rng.standard_normal((4, 5, 3))
+    p = z if from_logits else _softmax(z)
+    w = rng.uniform(0.2, 2.0, (4, 5)) if weighted else None
+    loss = L.SparseCategoricalCrossentropy(from_logits=from_logits, ignore_class=-1, reduction=reduction)
+    kept = y != -1
+    per_entry = np.where(kept, -np.log(np.take_along_axis(_softmax(z), np.where(kept, y, 0)[..., None], -1)[..., 0]),
+                         0.0)
+    weights = (1.0 if w is None else w) * kept
+    if reduction in ("sum_over_batch_size",):
+        weights = weights * kept.size / kept.sum()
+    expected = reduce_ref(per_entry * weights, None, reduction)
+    if reduction == "mean_with_sample_weight":
+        expected = np.sum(per_entry * weights) / np.sum(weights)   # the mask is a weight
+    value, grad = loss.forward_backward(y, p, w)
+    np.testing.assert_allclose(value, expected, rtol=1e-10)
+    numeric = numerical_gradient(lambda: float(np.sum(loss(y, p, sample_weight=w))), p)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
+    assert np.all(grad[~kept] == 0)
+    if reduction != "none":   # the fused softmax path (a softmax output layer) gives the same
+        fused = L.SparseCategoricalCrossentropy(ignore_class=-1, reduction=reduction)
+        v2, dz = fused.fused_logits_backward(y, z, w)
+        _, g_logits = L.SparseCategoricalCrossentropy(from_logits=True, ignore_class=-1,
+                                                      reduction=reduction).forward_backward(y, z, w)
+        np.testing.assert_allclose(v2, expected, rtol=1e-10)
+        np.testing.assert_allclose(dz, g_logits, rtol=1e-8, atol=1e-12)
+    loss.check_targets(y, (None, 5, 3))
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        L.SparseCategoricalCrossentropy(ignore_class=0).check_targets(y, (None, 5, 3))
+    assert losses.deserialize(losses.serialize(loss)).ignore_class == -1
+
+
+def test_sparse_crossentropy_ignore_class_fit_equals_keras():
+    keras = _keras()
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((8, 6, 4)).astype("float32")
+    y = rng.integers(-1, 3, (8, 6))
+    models = []
+    for lib in (cynet, keras):
+        m = lib.Sequential([lib.Input((6, 4)), lib.layers.Dense(3, activation="softmax")])
+        m.compile(optimizer=lib.optimizers.SGD(0.5), loss=lib.losses.SparseCategoricalCrossentropy(ignore_class=-1))
+        models.append(m)
+    models[1].set_weights(models[0].get_weights())
+    logs = [m.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0).history["loss"][0] for m in models]
+    np.testing.assert_allclose(logs[0], logs[1], rtol=1e-4)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
