@@ -564,14 +564,16 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
             of the mean, as in Keras 3; `None` (default) uses every entry.
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
+        axis: The class axis of `y_pred` (only the last axis is supported); Keras 3's argument order.
         name: Name of the object (a unique default is generated when `None`).
         dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
 
     def __init__(self, from_logits: bool = False, ignore_class: int | None = None,
-                 reduction: str | None = "sum_over_batch_size",
+                 reduction: str | None = "sum_over_batch_size", axis: int = -1,
                  name: str | None = "sparse_categorical_crossentropy", dtype: DTypeLike | None = None) -> None:
         Loss.__init__(self, name, reduction, dtype)
+        _last_axis(axis)
         if ignore_class is not None and (isinstance(ignore_class, bool)
                                          or not isinstance(ignore_class, (int, np.integer))):
             raise ValueError(f"ignore_class must be an int or None; received ignore_class={ignore_class!r}")
@@ -651,7 +653,8 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return onehot
 
     def get_config(self) -> dict[str, Any]:
-        return {**Loss.get_config(self), "from_logits": self.from_logits, "ignore_class": self.ignore_class}
+        return {**Loss.get_config(self), "from_logits": self.from_logits, "ignore_class": self.ignore_class,
+                "axis": self.axis}
 
 
 # ---------------------------------------------------------------------------------------------
