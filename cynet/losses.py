@@ -251,13 +251,14 @@ class LossFunctionWrapper(Loss):
         reduction: How per-sample losses become one number: `"sum_over_batch_size"` (default, Keras's),
             `"sum"`, `"mean"` or `None` (no reduction).
         name: Name of the object (a unique default is generated when `None`).
+        dtype: The float dtype the loss computes in; `None` (default) uses the predictions' dtype.
     """
 
     def __init__(self, fn: Callable[..., Any], reduction: str | None = "sum_over_batch_size", name: str | None = None,
-                 **kwargs: Any) -> None:
+                 dtype: DTypeLike | None = None, **kwargs: Any) -> None:
         if not callable(fn):
             raise TypeError(f"fn must be callable (y_true, y_pred) -> per-sample losses; received {fn!r}")
-        super().__init__(name or getattr(fn, "__name__", "loss"), reduction)
+        super().__init__(name or getattr(fn, "__name__", "loss"), reduction, dtype)
         self.fn = fn
         self._fn_kwargs = kwargs
 
@@ -272,7 +273,7 @@ class LossFunctionWrapper(Loss):
 
     def get_config(self) -> dict[str, Any]:
         from .utils.serialization import get_registered_name
-        return {"fn": get_registered_name(self.fn), "name": self.name, "reduction": self.reduction, **self._fn_kwargs}
+        return {"fn": get_registered_name(self.fn), **super().get_config(), **self._fn_kwargs}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "LossFunctionWrapper":
