@@ -13,6 +13,11 @@ log. When the model's last layer applies the matching activation (softmax for th
 losses, sigmoid for the binary one) the model calls `fused_logits_backward` instead: loss and
 gradient come straight from the logits through one stable fused kernel (no clipping needed, no
 vanishing gradient).
+
+Besides those, Keras 3's hinge, squared and categorical hinge, KL divergence, Poisson, log-cosh,
+cosine similarity, MAPE, MSLE, binary and categorical focal cross-entropies, Dice and Tversky
+losses, each with its analytic gradient (`_per_sample` returns the values and a function of the
+upstream factor), and Keras's names for `compile(loss=...)` ("kld", "mape", "msle", "log_cosh", ...).
 """
 from collections.abc import Callable
 from typing import Any

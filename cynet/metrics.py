@@ -8,7 +8,10 @@ name in snake_case, made unique ("precision", "precision_1"), as in Keras.
 
 Besides the accuracies and the mean errors, Keras 3's confusion-matrix metrics (`Precision`,
 `Recall`, `AUC`, `TruePositives` ..., `PrecisionAtRecall` ...), `F1Score` / `FBetaScore`, the IoU
-metrics (`MeanIoU` ...) and `R2Score`, with Keras's arguments, defaults and results. They keep
+metrics (`MeanIoU` ...), `R2Score`, the regression, hinge and probabilistic metrics
+(`RootMeanSquaredError`, `MeanAbsolutePercentageError`, `KLDivergence`, `BinaryCrossentropy` ...,
+whose per-sample values are cynet.losses' functions, as in Keras), `Sum`, `PearsonCorrelation` and
+`ConcordanceCorrelation`, with Keras's arguments, defaults and results. They keep
 their state in variables made by `add_variable` / `add_weight`, as a user's own `Metric` subclass
 does; the counts accumulate in float64 (Keras: float32), and predictions are compared with the
 thresholds in the metric's dtype (float32 by default), as Keras compares them.
