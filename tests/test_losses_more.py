@@ -3,6 +3,7 @@ MAPE, MSLE, the focal cross-entropies, Dice, Tversky): values against the defini
 in float64, every reduction with and without sample weights, analytic gradients against central
 differences, float32, names, configs, errors; and against Keras 3 itself (values, gradients, one fit
 step) when keras is installed."""
+import json
 import os
 
 import numpy as np
@@ -322,7 +323,6 @@ def test_config_round_trip(loss):
     config = loss.get_config()
     again = losses.deserialize(losses.serialize(loss))
     assert type(again) is type(loss) and again.get_config() == config
-    import json
     json.dumps(config)
     rng = np.random.default_rng(5)
     t = (rng.random((3, 2, 2)) > 0.5).astype(float)
