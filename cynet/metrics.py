@@ -8,7 +8,10 @@ name in snake_case, made unique ("precision", "precision_1"), as in Keras.
 
 Besides the accuracies and the mean errors, Keras 3's confusion-matrix metrics (`Precision`,
 `Recall`, `AUC`, `TruePositives` ..., `PrecisionAtRecall` ...), `F1Score` / `FBetaScore`, the IoU
-metrics (`MeanIoU` ...) and `R2Score`, with Keras's arguments, defaults and results. They keep
+metrics (`MeanIoU` ...), `R2Score`, the regression, hinge and probabilistic metrics
+(`RootMeanSquaredError`, `MeanAbsolutePercentageError`, `KLDivergence`, `BinaryCrossentropy` ...,
+whose per-sample values are cynet.losses' functions, as in Keras), `Sum`, `PearsonCorrelation` and
+`ConcordanceCorrelation`, with Keras's arguments, defaults and results. They keep
 their state in variables made by `add_variable` / `add_weight`, as a user's own `Metric` subclass
 does; the counts accumulate in float64 (Keras: float32), and predictions are compared with the
 thresholds in the metric's dtype (float32 by default), as Keras compares them.
@@ -27,6 +30,10 @@ from typing import Any
 import numpy as np
 
 from ._typing import ArrayLike, DTypeLike, Shape
+from .losses import (binary_crossentropy, binary_focal_crossentropy, categorical_crossentropy,  # Keras 3's
+                     categorical_focal_crossentropy, categorical_hinge, hinge, huber,  # keras.metrics.<fn>
+                     kl_divergence, log_cosh, mean_absolute_percentage_error, mean_squared_logarithmic_error,
+                     poisson, sparse_categorical_crossentropy, squared_hinge)
 from .variables import Variable
 
 _EPSILON = 1e-7     # keras.backend.epsilon()
@@ -1793,11 +1800,342 @@ class R2Score(Metric):
                 "num_regressors": self.num_regressors}
 
 
+# ---------------------------------------------------------------------------------------------
+# Keras 3's regression, hinge, probabilistic, correlation and Sum metrics. The per-sample values
+# are those of the matching cynet.losses function (Keras's metrics call its loss functions too).
+
+class RootMeanSquaredError(Mean):
+    """Square root of the mean squared error over all the values seen, `sqrt(mean((y_pred - y_true) **
+    2))` (weighted per sample).
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, name: str | None = "root_mean_squared_error", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
+        """Add the squared errors of a batch.
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
+        y_true, y_pred = _same_rank(np.asarray(y_true, dtype=self.dtype), np.asarray(y_pred, dtype=self.dtype))
+        self._accumulate(np.square(y_pred - y_true), sample_weight)
+
+    def result(self) -> Any:
+        return float(np.sqrt(super().result()))
+
+
+class MeanAbsolutePercentageError(MeanMetricWrapper):
+    """Mean absolute percentage error, `100 * mean(|y_true - y_pred| / maximum(|y_true|, 1e-7))`.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, name: str | None = "mean_absolute_percentage_error", dtype: DTypeLike | None = None) -> None:
+        super().__init__(mean_absolute_percentage_error, name, dtype)
+
+
+class MeanSquaredLogarithmicError(MeanMetricWrapper):
+    """Mean squared logarithmic error, `mean((log(1 + y_pred) - log(1 + y_true)) ** 2)` (both bounded below
+    by 1e-7).
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, name: str | None = "mean_squared_logarithmic_error", dtype: DTypeLike | None = None) -> None:
+        super().__init__(mean_squared_logarithmic_error, name, dtype)
+
+
+def _cosine_similarity(y_true, y_pred, axis=-1):
+    """Per-sample cosine similarity along `axis` (the negative of the loss `cynet.losses.cosine_similarity`)."""
+    from .losses import cosine_similarity
+
+    return -cosine_similarity(y_true, y_pred, axis=axis)
+
+
+class CosineSimilarity(MeanMetricWrapper):
+    """Mean cosine similarity between targets and predictions along `axis` (1: parallel, -1: opposite).
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        axis: The axis along which the similarity is computed.
+    """
+
+    def __init__(self, name: str | None = "cosine_similarity", dtype: DTypeLike | None = None,
+                 axis: int = -1) -> None:
+        super().__init__(_cosine_similarity, name, dtype, axis=axis)
+
+
+class LogCoshError(MeanMetricWrapper):
+    """Mean logarithm of the hyperbolic cosine of the prediction error.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, name: str | None = "logcosh", dtype: DTypeLike | None = None) -> None:
+        super().__init__(log_cosh, name, dtype)
+
+
+class Poisson(MeanMetricWrapper):
+    """Mean Poisson loss, `mean(y_pred - y_true * log(y_pred + 1e-7))`.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, name: str | None = "poisson", dtype: DTypeLike | None = None) -> None:
+        super().__init__(poisson, name, dtype)
+
+
+class KLDivergence(MeanMetricWrapper):
+    """Mean Kullback-Leibler divergence `sum(y_true * log(y_true / y_pred))` (both clipped to [1e-7, 1]).
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, name: str | None = "kl_divergence", dtype: DTypeLike | None = None) -> None:
+        super().__init__(kl_divergence, name, dtype)
+
+
+class Hinge(MeanMetricWrapper):
+    """Mean hinge loss, `mean(maximum(1 - y_true * y_pred, 0))`, for -1/1 (or 0/1) labels.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, name: str | None = "hinge", dtype: DTypeLike | None = None) -> None:
+        super().__init__(hinge, name, dtype)
+
+
+class SquaredHinge(MeanMetricWrapper):
+    """Mean squared hinge loss, `mean(maximum(1 - y_true * y_pred, 0) ** 2)`, for -1/1 (or 0/1) labels.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, name: str | None = "squared_hinge", dtype: DTypeLike | None = None) -> None:
+        super().__init__(squared_hinge, name, dtype)
+
+
+class CategoricalHinge(MeanMetricWrapper):
+    """Mean categorical hinge loss for one-hot targets.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, name: str | None = "categorical_hinge", dtype: DTypeLike | None = None) -> None:
+        super().__init__(categorical_hinge, name, dtype)
+
+
+class BinaryCrossentropy(MeanMetricWrapper):
+    """Mean binary cross-entropy between 0/1 (or soft) targets and probabilities or logits.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        label_smoothing: In `[0, 1]`: targets are squeezed toward 0.5 by this amount.
+    """
+
+    def __init__(self, name: str | None = "binary_crossentropy", dtype: DTypeLike | None = None,
+                 from_logits: bool = False, label_smoothing: float = 0) -> None:
+        super().__init__(binary_crossentropy, name, dtype, from_logits=bool(from_logits),
+                         label_smoothing=label_smoothing)
+
+
+class CategoricalCrossentropy(MeanMetricWrapper):
+    """Mean categorical cross-entropy between one-hot (or soft) targets and probabilities or logits.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        label_smoothing: In `[0, 1]`: targets are squeezed toward `1 / num_classes` by this amount.
+        axis: The class axis (only the last axis is supported).
+    """
+
+    def __init__(self, name: str | None = "categorical_crossentropy", dtype: DTypeLike | None = None,
+                 from_logits: bool = False, label_smoothing: float = 0, axis: int = -1) -> None:
+        super().__init__(categorical_crossentropy, name, dtype, from_logits=bool(from_logits),
+                         label_smoothing=label_smoothing, axis=axis)
+
+
+class SparseCategoricalCrossentropy(MeanMetricWrapper):
+    """Mean cross-entropy between integer class labels and class probabilities or logits.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        from_logits: Whether `y_pred` holds logits (unnormalized scores) instead of probabilities.
+        ignore_class: A label whose entries count as a loss of 0 (e.g. padding); with `sample_weight`
+            given, they are also left out of the count, as Keras 3 does. `None` uses every entry.
+        axis: The class axis (only the last axis is supported).
+    """
+
+    def __init__(self, name: str | None = "sparse_categorical_crossentropy", dtype: DTypeLike | None = None,
+                 from_logits: bool = False, ignore_class: int | None = None, axis: int = -1) -> None:
+        if ignore_class is not None and (isinstance(ignore_class, bool)
+                                         or not isinstance(ignore_class, numbers.Integral)):
+            raise ValueError(f"ignore_class must be an int or None; received ignore_class={ignore_class!r}")
+        super().__init__(sparse_categorical_crossentropy, name, dtype, from_logits=bool(from_logits),
+                         ignore_class=None, axis=axis)
+        if ignore_class is not None:
+            self._fn_kwargs["ignore_class"] = int(ignore_class)
+
+    def update_state(self, y_true: ArrayLike, y_pred: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
+        """Add a batch's cross-entropies (entries labelled `ignore_class` as 0).
+
+        Args:
+            y_true: Ground-truth targets.
+            y_pred: Predictions, with the same batch size as `y_true`.
+            sample_weight: Optional per-sample weights, broadcast against the per-sample values.
+        """
+        ignore = self._fn_kwargs["ignore_class"]
+        if ignore is None:
+            return super().update_state(y_true, y_pred, sample_weight)
+        kwargs = {k: v for k, v in self._fn_kwargs.items() if k != "ignore_class"}
+        labels = np.asarray(y_true)
+        valid = labels != ignore
+        values = sparse_categorical_crossentropy(np.where(valid, labels, 0), y_pred, **kwargs)
+        valid = valid.reshape(values.shape)
+        values = np.where(valid, values, 0.0)
+        if sample_weight is not None:   # Keras applies the mask to the weights only when there are weights
+            values_w, w = _same_rank(valid.astype(np.float64), np.asarray(sample_weight, dtype=np.float64))
+            sample_weight = values_w * w.reshape(w.shape + (1,) * (values_w.ndim - w.ndim))
+        self._accumulate(values, sample_weight)
+
+
+def pearson_correlation(y_true: ArrayLike, y_pred: ArrayLike, axis: int = -1) -> np.ndarray:
+    """Pearson correlation coefficient between y_true and y_pred along `axis`, per sample.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        axis: The axis along which the correlation is computed.
+    """
+    y_pred = np.asarray(y_pred)
+    y_pred = y_pred.astype(y_pred.dtype if y_pred.dtype.kind == "f" else np.float32, copy=False)
+    y_true, y_pred = _same_rank(np.asarray(y_true, dtype=y_pred.dtype), y_pred)
+    t = y_true - y_true.mean(axis=axis, keepdims=True)
+    p = y_pred - y_pred.mean(axis=axis, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = t / t.std(axis=axis, keepdims=True)
+        p = p / p.std(axis=axis, keepdims=True)
+    return np.mean(t * p, axis=axis)
+
+
+def concordance_correlation(y_true: ArrayLike, y_pred: ArrayLike, axis: int = -1) -> np.ndarray:
+    """Concordance correlation coefficient along `axis`, per sample, computed as Keras 3 does: its
+    covariance term is `mean((y_true - mean(y_pred)) * (y_pred - mean(y_pred)))` (Keras centres y_true on
+    y_pred's mean) over `var(y_true) + var(y_pred) + (mean(y_true) - mean(y_pred)) ** 2 + 1e-7`.
+
+    Args:
+        y_true: Ground-truth targets.
+        y_pred: Predictions, with the same batch size as `y_true`.
+        axis: The axis along which the correlation is computed.
+    """
+    y_pred = np.asarray(y_pred)
+    y_pred = y_pred.astype(y_pred.dtype if y_pred.dtype.kind == "f" else np.float32, copy=False)
+    y_true, y_pred = _same_rank(np.asarray(y_true, dtype=y_pred.dtype), y_pred)
+    mt = y_true.mean(axis=axis, keepdims=True)
+    mp = y_pred.mean(axis=axis, keepdims=True)
+    covar = (y_true - mp) * (y_pred - mp)
+    norm = y_true.var(axis=axis, keepdims=True) + y_pred.var(axis=axis, keepdims=True) + np.square(mt - mp)
+    return np.mean(2.0 * covar / (norm + _EPSILON), axis=axis)
+
+
+class PearsonCorrelation(MeanMetricWrapper):
+    """Mean over samples of the Pearson correlation between y_true and y_pred along `axis`.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        axis: The axis along which the correlation is computed.
+    """
+
+    def __init__(self, name: str | None = "pearson_correlation", dtype: DTypeLike | None = None,
+                 axis: int = -1) -> None:
+        super().__init__(pearson_correlation, name, dtype, axis=axis)
+
+
+class ConcordanceCorrelation(MeanMetricWrapper):
+    """Mean over samples of the concordance correlation between y_true and y_pred along `axis` (as Keras 3
+    computes it: see `concordance_correlation`).
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+        axis: The axis along which the correlation is computed.
+    """
+
+    def __init__(self, name: str | None = "concordance_correlation", dtype: DTypeLike | None = None,
+                 axis: int = -1) -> None:
+        super().__init__(concordance_correlation, name, dtype, axis=axis)
+
+
+class Sum(Metric):
+    """Weighted sum of the values passed to `update_state(values, sample_weight=None)`.
+
+    Args:
+        name: Name of the object (a default is generated when `None`).
+        dtype: Dtype of the state or result; `None` uses `cynet.config.floatx()`.
+    """
+
+    def __init__(self, name: str | None = "sum", dtype: DTypeLike | None = None) -> None:
+        super().__init__(name=name, dtype=dtype)
+        self.total = self.add_variable(shape=(), initializer="zeros", dtype="float64", name="total")
+
+    def update_state(self, values: ArrayLike, sample_weight: ArrayLike | None = None) -> None:
+        """Add the (weighted) values of a batch.
+
+        Args:
+            values: The values to add (any shape).
+            sample_weight: Optional weights, broadcast against the values.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        if sample_weight is not None:
+            values, w = _same_rank(values, np.asarray(sample_weight, dtype=np.float64))
+            try:   # a weight per sample (or per value): the same total as Keras's sums per sample times weights
+                values = values * np.broadcast_to(w.reshape(w.shape + (1,) * (values.ndim - w.ndim)), values.shape)
+            except ValueError:
+                raise ValueError(f"{self.name}: sample_weight of shape {np.shape(sample_weight)} does not broadcast "
+                                 f"to the values' shape {values.shape}") from None
+        self.total.assign_add(float(values.sum()))
+
+    def result(self) -> Any:
+        return float(self.total.value)
+
+
 _ALL = (Mean, MeanMetricWrapper, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
         TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanSquaredError, MeanAbsoluteError, Accuracy,
         TruePositives, FalsePositives, TrueNegatives, FalseNegatives, Precision, Recall, AUC,
         SensitivityAtSpecificity, SpecificityAtSensitivity, PrecisionAtRecall, RecallAtPrecision,
-        FBetaScore, F1Score, IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU, R2Score)
+        FBetaScore, F1Score, IoU, BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU, R2Score,
+        RootMeanSquaredError, MeanAbsolutePercentageError, MeanSquaredLogarithmicError, CosineSimilarity,
+        LogCoshError, Poisson, KLDivergence, Hinge, SquaredHinge, CategoricalHinge, BinaryCrossentropy,
+        CategoricalCrossentropy, SparseCategoricalCrossentropy, Sum, PearsonCorrelation, ConcordanceCorrelation)
 _CLASSES = {c.__name__: c for c in _ALL}
 
 
@@ -1812,6 +2150,9 @@ def _snake(name):
 _ALIASES = {_snake(name): cls for name, cls in _CLASSES.items() if cls is not MeanMetricWrapper}
 _ALIASES.update({"mse": MeanSquaredError, "MSE": MeanSquaredError, "mae": MeanAbsoluteError,
                  "MAE": MeanAbsoluteError})
+_ALIASES.update({"mape": MeanAbsolutePercentageError, "MAPE": MeanAbsolutePercentageError,   # Keras 3's short names
+                 "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
+                 "bce": BinaryCrossentropy, "BCE": BinaryCrossentropy})
 _ALIASES.pop("accuracy")   # the string "accuracy" is compile's shape-driven choice
 
 

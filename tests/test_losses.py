@@ -361,7 +361,7 @@ def test_sparse_label_errors_name_y_true():
     with pytest.raises(ValueError, match="integer"):
         scce([0.5, 1.0], p)
     with pytest.raises(ValueError, match="ignore_class"):
-        SparseCategoricalCrossentropy(ignore_class=0)
+        SparseCategoricalCrossentropy(ignore_class="pad")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,5 +442,5 @@ def test_keras_positional_argument_order():
     assert (b.from_logits, b.label_smoothing, b.axis, b.reduction, b.name) == (True, 0.1, -1, "none", "b")
     c = CategoricalCrossentropy(True, 0.2, -1, "sum", "c")
     assert (c.from_logits, c.label_smoothing, c.axis, c.reduction, c.name) == (True, 0.2, -1, "sum", "c")
-    s = SparseCategoricalCrossentropy(True, None, "sum", "s")
-    assert (s.from_logits, s.ignore_class, s.reduction, s.name) == (True, None, "sum", "s")
+    s = SparseCategoricalCrossentropy(True, None, "sum", -1, "s")   # Keras 3.15: axis before name
+    assert (s.from_logits, s.ignore_class, s.reduction, s.axis, s.name) == (True, None, "sum", -1, "s")
