@@ -36,11 +36,10 @@ TITLES = {
 # How a name that cynet has differs from Keras, beyond the arguments the signature comparison finds.
 NOTES = {
     "layers.LSTM": "masks skip steps as in Keras; `recurrent_dropout` as Keras 3 runs it (implementation=1: a mask "
-                   "per gate); no weight constraints yet",
-    "layers.GRU": "`reset_after=True` layout; no weight constraints yet",
-    "layers.SimpleRNN": "no weight constraints yet",
-    "layers.MultiHeadAttention": "`attention_axes` other than the default, `use_gate=True`, constraints and "
-                                 "`activity_regularizer` raise NotImplementedError",
+                   "per gate)",
+    "layers.GRU": "`reset_after=True` layout",
+    "layers.MultiHeadAttention": "`attention_axes` other than the default and `use_gate=True` raise "
+                                 "NotImplementedError",
     "callbacks.TensorBoard": "scalars and weight histograms, written without TensorFlow; no graph "
                              "(`write_graph` writes nothing), `write_images`, profiling and embeddings raise "
                              "NotImplementedError",

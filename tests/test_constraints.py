@@ -108,6 +108,9 @@ LAYERS = [
     (lambda c: L.LayerNormalization(beta_constraint=c, gamma_constraint=c), (5,), ["gamma", "beta"]),
     (lambda c: L.GroupNormalization(2, beta_constraint=c, gamma_constraint=c), (4,), ["gamma", "beta"]),
     (lambda c: L.PReLU(alpha_constraint=c), (5,), ["alpha"]),
+    (lambda c: L.LSTM(3, kernel_constraint=c, recurrent_constraint=c, bias_constraint=c), (4, 2),
+     ["kernel", "recurrent_kernel", "bias"]),
+    (lambda c: L.GRU(3, kernel_constraint=c, recurrent_constraint=c), (4, 2), ["kernel", "recurrent_kernel"]),
 ]
 
 
@@ -144,6 +147,22 @@ def test_embedding_constraint_and_gradients_unchanged():
     x = RNG.integers(0, 10, (64, 4)).astype("int32")
     model.fit(x, RNG.standard_normal((64, 1)) * 9, epochs=3, verbose=0)
     assert np.all(_norms(emb.embeddings.value, 1) <= 0.5 + 1e-6)
+
+
+def test_multi_head_attention_constrains_its_projections():
+    cynet.utils.set_random_seed(4)
+    inp = cynet.Input((5, 4))
+    mha = L.MultiHeadAttention(2, 3, kernel_constraint="non_neg", bias_constraint=C.MaxNorm(0.1, axis=0))
+    model = cynet.Model(inp, L.Flatten()(mha(inp, inp)))
+    model.compile(optimizer=cynet.optimizers.SGD(0.05), loss="mse")
+    model.fit(RNG.standard_normal((16, 5, 4)).astype("float32"), RNG.standard_normal((16, 20)).astype("float32"),
+              epochs=2, batch_size=8, verbose=0)
+    kernels = [w for w in mha.trainable_weights if w.name == "kernel"]
+    assert len(kernels) == 4 and all(np.all(k.value >= 0) for k in kernels)
+    assert all(np.all(_norms(w.value, 0) <= 0.1 + 1e-6) for w in mha.trainable_weights if w.name == "bias")
+    config = mha.get_config()
+    assert config["kernel_constraint"] == {"class_name": "NonNeg", "config": {}}
+    assert isinstance(L.MultiHeadAttention.from_config(config).bias_constraint, C.MaxNorm)
 
 
 def test_bad_constraint_argument_names_it():

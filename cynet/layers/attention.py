@@ -42,13 +42,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import _validation, initializers, regularizers
+from .. import _validation, constraints, initializers, regularizers
 from .. import graph as _graph
 from .. import tape as _tape
 from .. import kernels as K
 from ..utils.rng import make_rng
 from ._precision import matmul as _mm
-from .base import Layer, add_grad, check_initializer, check_regularizer
+from .base import Layer, add_grad, check_constraint, check_initializer, check_regularizer
 
 _MASK_ARGS = ("query_mask", "value_mask", "key_mask", "attention_mask")
 _INPUT_ARGS = ("query", "value", "key") + _MASK_ARGS
@@ -66,11 +66,12 @@ class _Projection(Layer):
     (batch, T, heads, value_dim) -> (batch, T, *output_shape) for the output one (n_in=2)."""
 
     def __init__(self, n_in, out_dims, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-                 bias_regularizer, **kwargs):
+                 bias_regularizer, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         self.n_in, self.out_dims, self.use_bias = int(n_in), tuple(out_dims), bool(use_bias)
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
         self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
+        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
 
     def build(self, input_shape):
         in_dims = tuple(input_shape[-self.n_in:])
@@ -78,9 +79,10 @@ class _Projection(Layer):
             raise ValueError(f"{self._who()}: inputs need known sizes on their last {self.n_in} axes; received shape "
                              f"{tuple(input_shape)}")
         self.kernel = self.add_weight(in_dims + self.out_dims, self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, name="kernel")
+                                      regularizer=self.kernel_regularizer, name="kernel",
+                                      constraint=self.kernel_constraint)
         self.bias = self.add_weight(self.out_dims, self.bias_initializer, regularizer=self.bias_regularizer,
-                                    name="bias") if self.use_bias else None
+                                    name="bias", constraint=self.bias_constraint) if self.use_bias else None
         self._input_axes = {-i: int(d) for i, d in zip(range(self.n_in, 0, -1), in_dims)}
         self.built = True
 
@@ -347,11 +349,11 @@ class MultiHeadAttention(Layer):
         bias_initializer: Initializer of the bias vector.
         kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
         bias_regularizer: Regularizer applied to the bias vector, or `None`.
-        activity_regularizer: Must be `None`: activity regularizers are not supported yet.
-        kernel_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
-        bias_constraint: Must be `None`: cynet has no weight constraints yet (anything else is
-            refused).
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is
+            added to the loss), or `None`.
+        kernel_constraint: Constraint the optimizer applies to the projections' kernels after each
+            update, or `None`.
+        bias_constraint: Constraint applied to the projections' biases after each update, or `None`.
         use_gate: Whether to apply a learned sigmoid gate to the attention output.
         seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
     """
@@ -369,7 +371,7 @@ class MultiHeadAttention(Layer):
                  bias_initializer: Any = "zeros", kernel_regularizer: Any = None, bias_regularizer: Any = None,
                  activity_regularizer: Any = None, kernel_constraint: Any = None, bias_constraint: Any = None,
                  use_gate: bool = False, seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.num_heads = _positive_int("num_heads", num_heads)
         self.key_dim = _positive_int("key_dim", key_dim)
         self.value_dim = _positive_int("value_dim", value_dim, optional=True) or self.key_dim
@@ -388,10 +390,8 @@ class MultiHeadAttention(Layer):
         self.bias_initializer = check_initializer("bias_initializer", bias_initializer, "zeros")
         self.kernel_regularizer = check_regularizer("kernel_regularizer", kernel_regularizer)
         self.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
-        for name, value in (("activity_regularizer", activity_regularizer), ("kernel_constraint", kernel_constraint),
-                            ("bias_constraint", bias_constraint)):
-            if value is not None:
-                raise NotImplementedError(f"MultiHeadAttention({name}=...) is not supported yet; pass {name}=None")
+        self.kernel_constraint = check_constraint("kernel_constraint", kernel_constraint)
+        self.bias_constraint = check_constraint("bias_constraint", bias_constraint)
         if not (use_gate is False or use_gate is np.False_):
             if not isinstance(use_gate, (bool, np.bool_)):
                 raise ValueError(f"use_gate must be True or False; received use_gate={use_gate!r}")
@@ -554,7 +554,8 @@ class MultiHeadAttention(Layer):
         key_shape = value_shape if key_shape is None else key_shape
         common = dict(use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
                       bias_initializer=self.bias_initializer, kernel_regularizer=self.kernel_regularizer,
-                      bias_regularizer=self.bias_regularizer, dtype=self.dtype_policy.name)
+                      bias_regularizer=self.bias_regularizer, kernel_constraint=self.kernel_constraint,
+                      bias_constraint=self.bias_constraint, dtype=self.dtype_policy.name)
         heads = self.num_heads
         self._query_dense = self._sublayer(_Projection(1, (heads, self.key_dim), name="query", **common))
         self._query_dense._maybe_build(tuple(query_shape))
@@ -620,7 +621,10 @@ class MultiHeadAttention(Layer):
                 "bias_initializer": ser(initializers, self.bias_initializer),
                 "kernel_regularizer": ser(regularizers, self.kernel_regularizer),
                 "bias_regularizer": ser(regularizers, self.bias_regularizer),
-                "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None,
+                "activity_regularizer": None if self.activity_regularizer is None
+                else regularizers.serialize(self.activity_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
                 "seed": self.seed}
 
 

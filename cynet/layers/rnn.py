@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import _validation, initializers, kernels, regularizers, tape as _tape
+from .. import _validation, constraints, initializers, kernels, regularizers, tape as _tape
 from ..ops import core as _opcore
 from ..utils.rng import make_rng
-from .base import Layer, add_grad, check_activation, check_initializer, check_regularizer
+from .base import Layer, add_grad, check_activation, check_constraint, check_initializer, check_regularizer
 
 _KERNEL_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 _KERNEL_RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid", "tanh", "linear")
@@ -42,10 +42,12 @@ class _RNN(Layer):
 
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
-                 recurrent_regularizer=None, bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0,
+                 recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+                 recurrent_dropout=0.0,
                  return_sequences=False, return_state=False, go_backwards=False, stateful=False, unroll=False,
                  seed=None, zero_output_for_mask=False, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.units = _validation.positive_int("units", units)
         self.activation = _activation_name(activation, _KERNEL_ACTIVATIONS, "activation")
         self.use_bias = _validation.flag("use_bias", use_bias)
@@ -55,6 +57,9 @@ class _RNN(Layer):
         self.kernel_regularizer = check_regularizer("kernel_regularizer", kernel_regularizer)
         self.recurrent_regularizer = check_regularizer("recurrent_regularizer", recurrent_regularizer)
         self.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
+        self.kernel_constraint = check_constraint("kernel_constraint", kernel_constraint)
+        self.recurrent_constraint = check_constraint("recurrent_constraint", recurrent_constraint)
+        self.bias_constraint = check_constraint("bias_constraint", bias_constraint)
         self.dropout = _validation.real("dropout", dropout, low=0.0, high=1.0, high_open=True)
         self.recurrent_dropout = _validation.real("recurrent_dropout", recurrent_dropout, low=0.0, high=1.0,
                                                   high_open=True)
@@ -78,11 +83,13 @@ class _RNN(Layer):
         self._input_axes = {-1: input_shape[-1]}
         k = self.gates * self.units
         self.kernel = self.add_weight((input_shape[-1], k), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer, name="kernel")
+                                      regularizer=self.kernel_regularizer, name="kernel",
+                                      constraint=self.kernel_constraint)
         self.recurrent_kernel = self.add_weight((self.units, k), self.recurrent_initializer,
-                                                regularizer=self.recurrent_regularizer, name="recurrent_kernel")
+                                                regularizer=self.recurrent_regularizer, name="recurrent_kernel",
+                                                constraint=self.recurrent_constraint)
         self.bias = (self.add_weight(self._bias_shape(), self._bias_init(), regularizer=self.bias_regularizer,
-                                     name="bias") if self.use_bias else None)
+                                     name="bias", constraint=self.bias_constraint) if self.use_bias else None)
         self.built = True
 
     def _bias_shape(self):
@@ -318,6 +325,9 @@ class _RNN(Layer):
                 "kernel_regularizer": ser(self.kernel_regularizer, regularizers),
                 "recurrent_regularizer": ser(self.recurrent_regularizer, regularizers),
                 "bias_regularizer": ser(self.bias_regularizer, regularizers),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
                 "dropout": self.dropout, "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": self.stateful,
                 "unroll": self.unroll, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,
@@ -337,6 +347,11 @@ class SimpleRNN(_RNN):
         kernel_regularizer: Regularizer applied to the kernel weights, or `None`.
         recurrent_regularizer: Regularizer of the recurrent kernel, or `None`.
         bias_regularizer: Regularizer applied to the bias vector, or `None`.
+        activity_regularizer: Regularizer of the output (in training, `reg(output) / batch size` is
+            added to the loss), or `None`.
+        kernel_constraint: Constraint the optimizer applies to the kernel after each update, or `None`.
+        recurrent_constraint: Constraint applied to the recurrent kernel after each update, or `None`.
+        bias_constraint: Constraint applied to the bias after each update, or `None`.
         dropout: Float between 0 and 1: the fraction of the input units to drop (one mask per sequence,
             training only).
         recurrent_dropout: Float between 0 and 1: the fraction of the recurrent state's units to drop

@@ -93,6 +93,7 @@ def _rnn_args(recurrent):
         "kernel_regularizer": (REG_BAD, REG_OK),
         "recurrent_regularizer": (REG_BAD, REG_OK),
         "bias_regularizer": (REG_BAD, REG_OK),
+        "kernel_constraint": CONSTRAINT_ARG, "recurrent_constraint": CONSTRAINT_ARG, "bias_constraint": CONSTRAINT_ARG,
         "dropout": (RATE_BAD, [0.0, 0.5]),
         "recurrent_dropout": (RATE_BAD, [0.0, 0, 0.5]),
         "return_sequences": (FLAG_BAD, FLAG_OK),
@@ -814,8 +815,7 @@ def _mha_ok(case, shapes):
     "flash_attention": (["yes", 1, 0.5], [None, False]),
     "kernel_initializer": (INIT_BAD, INIT_OK), "bias_initializer": (INIT_BAD, INIT_OK),
     "kernel_regularizer": (REG_BAD, REG_OK), "bias_regularizer": (REG_BAD, REG_OK),
-    # (any other value of these: NotImplementedError, a Keras feature cynet does not have yet)
-    "activity_regularizer": ([], [None]), "kernel_constraint": ([], [None]), "bias_constraint": ([], [None]),
+    **CONSTRAINT_ARGS,
     "use_gate": (["yes", 1, None], [False]),
     "seed": (SEED_BAD, [None, 0, 7]),
 }, shapes_ok=_mha_ok, input_names=("inputs", "query", "value", "key"))
