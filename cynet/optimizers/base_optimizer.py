@@ -601,6 +601,7 @@ class Optimizer:
                 self.built = True
             self._check_variables_are_known(trainable_variables)
 
+        assert trainable_variables is not None   # (both branches above set it; for the type checker)
         if any(g is None for g in grads):
             grads, trainable_variables = self._filter_empty_gradients(grads, trainable_variables)
         self._step_cache = {}
