@@ -601,22 +601,22 @@ class Optimizer:
                 self.built = True
             self._check_variables_are_known(trainable_variables)
 
-        assert trainable_variables is not None   # (both branches above set it; for the type checker)
+        variables: Sequence[Variable] = trainable_variables   # (both branches above set it)
         if any(g is None for g in grads):
-            grads, trainable_variables = self._filter_empty_gradients(grads, trainable_variables)
+            grads, variables = self._filter_empty_gradients(grads, variables)
         self._step_cache = {}
-        grads = [self._as_gradient(g, v) for g, v in zip(grads, trainable_variables)]
+        grads = [self._as_gradient(g, v) for g, v in zip(grads, variables)]
         if self.loss_scale_factor is not None:
             scaled = []
-            for g, v in zip(grads, trainable_variables):
+            for g, v in zip(grads, variables):
                 buf = self._scratch(v, "grad")
                 np.divide(g, self.loss_scale_factor, out=buf)
                 scaled.append(buf)
             grads = scaled
 
-        self._backend_apply_gradients(grads, trainable_variables)
+        self._backend_apply_gradients(grads, variables)
 
-        for variable in trainable_variables:
+        for variable in variables:
             constraint = getattr(variable, "constraint", None)
             if constraint is not None:
                 variable.assign(constraint(variable.value))
