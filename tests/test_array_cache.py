@@ -178,8 +178,8 @@ print(json.dumps([resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start,
 
 
 def test_fit_reuses_its_temporaries_instead_of_faulting_them_in(tmp_path):
-    """Two epochs under the cache take their large temporaries from it (hits, few misses) and
-    page-fault far less than the same epochs through plain malloc. Each in a fresh process: how
+    """Two epochs under the cache take their large temporaries from it (hits, few misses) and,
+    where plain malloc returns them to the system, page-fault far less than the same epochs. Each in a fresh process: how
     often malloc faults depends on what the process freed before."""
     script = FAULTS_SCRIPT.format(here=os.path.dirname(os.path.abspath(__file__)))
 
@@ -193,7 +193,13 @@ def test_fit_reuses_its_temporaries_instead_of_faulting_them_in(tmp_path):
     plain_faults, plain_hits, _, _ = run("plain")
     assert hits > 8 * 16 and misses * 10 < hits and left == 0
     assert plain_hits == 0
-    assert cached_faults * 3 < plain_faults, (cached_faults, plain_faults)
+    # Whether plain malloc faults at all depends on the machine: glibc raises its mmap threshold
+    # after the first large free, and on some images (a CI machine measured 3 faults against 25,000
+    # here) it then serves every later temporary from the heap it keeps. The claim is only that the
+    # cache saves the faults where malloc does take them.
+    if plain_faults > 10_000:
+        assert cached_faults * 3 < plain_faults, (cached_faults, plain_faults)
+    assert cached_faults < 10_000, cached_faults   # one batch's temporaries, faulted in once a fit
 
 
 def test_predict_and_evaluate_return_arrays_that_outlive_the_cache():
