@@ -43,6 +43,8 @@ cdef extern from "cynet_rnn.h" nogil:
         const uint32_t* bap
         uint32_t* bwork
         Py_ssize_t bapj
+        const void* bx
+        void* hflat
 
     void cynet_rnn_step(const cynet_rnn_loop* L, Py_ssize_t t, Py_ssize_t u0, Py_ssize_t u1,
                         int backward) noexcept

@@ -56,6 +56,14 @@
 #define CYNET_UNUSED
 #endif
 
+/* exp and tanh below must be inlined into the loops that call them, or those loops stay scalar
+   (a function call per element): GCC stops inlining once a kernel's body grows past its limits. */
+#if defined(__GNUC__)
+#define CYNET_INLINE static inline __attribute__((always_inline))
+#else
+#define CYNET_INLINE static inline
+#endif
+
 /* The bits of a float and back (type punning through memcpy: no aliasing issue, one move). */
 static inline int32_t cynet_f32_bits(float x) { int32_t i; memcpy(&i, &x, sizeof i); return i; }
 static inline float cynet_f32_from_bits(int32_t i) { float x; memcpy(&x, &i, sizeof x); return x; }
@@ -76,7 +84,7 @@ static inline double cynet_seld(int c, double a, double b) {
 /* exp: clamp to the normal range, n = round(x / ln2) by the 1.5*2^mantissa trick,
    Cody-Waite reduction, Cephes polynomial (float) / Pade form (double), 2^n from bits.
    Underflow gives the smallest normal instead of 0; NaN stays NaN. */
-static inline float cynet_expf(float x) {
+CYNET_INLINE float cynet_expf(float x) {
     float t, n, r, p, s; int32_t ti;
     x = cynet_self(x > 88.3762626647949f, 88.3762626647949f, x);
     x = cynet_self(x < -87.3365478515625f, -87.3365478515625f, x);
@@ -96,7 +104,7 @@ static inline float cynet_expf(float x) {
     memcpy(&s, &ti, 4);
     return p * s;
 }
-static inline double cynet_expd(double x) {
+CYNET_INLINE double cynet_expd(double x) {
     double t, n, r, xx, px, qx, s; int64_t ti;
     x = cynet_seld(x > 709.08, 709.08, x);
     x = cynet_seld(x < -708.39, -708.39, x);
@@ -116,7 +124,7 @@ static inline double cynet_expd(double x) {
     return r * s;
 }
 /* tanh: odd polynomial (float) / rational (double) below 0.625, 1 - 2/(exp(2|x|)+1) above. */
-static inline float cynet_tanhf(float x) {
+CYNET_INLINE float cynet_tanhf(float x) {
     float ax = cynet_self(x < 0.0f, -x, x), z = x * x, small, big;
     small = ((((-5.70498872745E-3f * z + 2.06390887954E-2f) * z - 5.37397155531E-2f) * z
               + 1.33314422036E-1f) * z - 3.33332819422E-1f) * z * x + x;
@@ -124,7 +132,7 @@ static inline float cynet_tanhf(float x) {
     big = cynet_self(x < 0.0f, -big, big);
     return cynet_self(ax < 0.625f, small, big);
 }
-static inline double cynet_tanhd(double x) {
+CYNET_INLINE double cynet_tanhd(double x) {
     double ax = cynet_seld(x < 0.0, -x, x), z = x * x, small, big;
     small = x + x * z * (((-9.64399179425052238628E-1 * z - 9.92877231001918586564E1) * z
                           - 1.61468768441708447952E3)

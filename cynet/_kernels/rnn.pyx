@@ -629,6 +629,12 @@ def lstm_forward(const floating[:, :, ::1] x not None, const floating[:, ::1] ke
     blas, apj, keep = _weights_for(&L, recurrent_kernel, True, N,
                                    0 if recurrent_dropout_mask is None else 4, bf16)
     L.h0, L.c0, L.b, L.hs, L.cs, L.g, L.r = &h0[0, 0], &c0[0, 0], &bias[0], &hs[0, 0, 0], &cs[0, 0, 0], &g[0, 0, 0], &r[0, 0]
+    # the fused gate pass over flat rows (cynet_rnn_loop's bx): the bias repeated per sample
+    bx_a = np.repeat(np.asarray(bias), N)
+    hflat_a = _scratch("hflat", (U, N), dt)
+    cdef floating[::1] bx = bx_a
+    cdef floating[:, ::1] hflat = hflat_a
+    L.bx, L.hflat = &bx[0], &hflat[0, 0]
     # per step: recurrent product R = U^T h_{t-1}, then the fused gate kernel (steps 2-5)
     _loop_mask(&L, mask, False, dt)
     rd = _loop_rdrop(&L, recurrent_dropout_mask, 4, apj, dt)

@@ -12,18 +12,47 @@ import numpy as np
 from .. import kernels as _kernels
 
 
-def matmul(layer, a, b):
-    """a @ b under `layer`'s dtype policy (np.matmul's shapes)."""
+def row_order(a):
+    """The leading axes of `a` (all but the last) by decreasing stride: in that order they
+    merge into one axis of rows without a copy wherever `a` is a permuted view of a contiguous
+    array (a recurrent layer's (batch, steps, units) output is its (units, steps, batch) buffer
+    transposed), which BLAS then reads as a transposed matrix in place."""
+    return sorted(range(a.ndim - 1), key=lambda i: -abs(a.strides[i]))
+
+
+def as_rows(a, order):
+    """`a` (..., k) as a 2-D (rows, k) array, its leading axes taken in `order` (row_order):
+    a view where the strides allow, else a copy."""
+    t = a.transpose(order + [a.ndim - 1])
+    try:
+        return t.reshape(-1, a.shape[-1], copy=False)
+    except (ValueError, TypeError):
+        return np.ascontiguousarray(t).reshape(-1, a.shape[-1])
+
+
+def from_rows(z2, a, order):
+    """The inverse of as_rows for a product z2 (rows, n) of as_rows(a, order): (..., n) in a's
+    leading shape (a view of z2)."""
+    lead = [a.shape[i] for i in order]
+    back = [0] * len(order)
+    for j, i in enumerate(order):
+        back[i] = j
+    return z2.reshape(lead + [z2.shape[-1]]).transpose(back + [len(order)])
+
+
+def _mm2(layer, a, b):
     if not layer._bf16 or a.dtype != np.float32 or b.dtype != np.float32:
         return a @ b
-    if b.ndim == 2 and a.ndim > 2:   # a stack times one matrix: one product of all rows (B packed once)
-        k = a.shape[-1]
-        try:
-            a2 = a.reshape(-1, k, copy=False)
-        except (ValueError, TypeError):
-            a2 = np.ascontiguousarray(a).reshape(-1, k)
-        return _kernels.matmul_bf16(a2, b).reshape(a.shape[:-1] + (b.shape[-1],))
     return _kernels.matmul_bf16(a, b)
+
+
+def matmul(layer, a, b):
+    """a @ b under `layer`'s dtype policy (np.matmul's shapes). A stack a (..., k) times one
+    matrix b runs as ONE product of all its rows (as_rows: no copy of a permuted view)."""
+    if b.ndim == 2 and a.ndim > 2:
+        order = row_order(a)
+        return from_rows(_mm2(layer, as_rows(a, order), b), a, order)
+    return _mm2(layer, a, b)
 
 
 def conv_products(layer):

@@ -207,12 +207,14 @@ class Dense(ActivationMixin, Layer):
 
     def _backward_from_logits(self, ctx, grad_logits, need_input_grad):
         x = ctx.inputs
-        x2 = x.reshape(-1, x.shape[-1])
-        g2 = grad_logits.reshape(-1, self.units)
+        order = _precision.row_order(x)   # the rows of x in the order they lie in memory
+        x2, g2 = _precision.as_rows(x, order), _precision.as_rows(grad_logits, order)
         add_grad(self.kernel, _precision.matmul(self, x2.T, g2))
         if self.use_bias:
             add_grad(self.bias, g2.sum(axis=0))
-        return _precision.matmul(self, grad_logits, self.kernel.value.T) if need_input_grad else None
+        if not need_input_grad:
+            return None
+        return _precision.from_rows(_precision.matmul(self, g2, self.kernel.value.T), x, order)
 
     def get_config(self) -> dict[str, Any]:
         from .. import constraints, initializers, regularizers
