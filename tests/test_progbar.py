@@ -214,3 +214,33 @@ def test_writes_to_the_current_sys_stdout(non_tty, monkeypatch):
     monkeypatch.setattr(sys, "stdout", buffer)  # redirected after construction
     bar.update(1)
     assert buffer.getvalue().startswith("1/1 ")
+
+
+def _dense_model():
+    import cynet
+    from cynet import layers
+    cynet.utils.set_random_seed(0)
+    return cynet.Sequential([cynet.Input(shape=(4,)), layers.Dense(3)])
+
+
+def test_predict_draws_keras_progress_bar_by_default(non_tty, capsys):
+    """Keras 3's predict shows the bar at verbose "auto" / 1 ("4/4 ━━━ 0s 1ms/step"), one line
+    at 2 ("4/4 - 0s - 1ms/step"), nothing at 0; the predictions are the same."""
+    import numpy as np
+    model, x = _dense_model(), np.ones((100, 4), np.float32)
+    quiet = model.predict(x, verbose=0)
+    assert capsys.readouterr().out == ""
+    np.testing.assert_array_equal(model.predict(x), quiet)
+    out = capsys.readouterr().out
+    assert re.search(r"^4/4 ━+ 0s \d+[mu]?s/step\n$", out), out
+    np.testing.assert_array_equal(model.predict(x, batch_size=50, verbose=2), quiet)
+    out = capsys.readouterr().out
+    assert re.search(r"^2/2 - 0s - \d+[mu]?s/step\n$", out), out
+
+
+def test_predict_bar_of_a_generator_counts_the_batches_it_saw(non_tty, capsys):
+    import numpy as np
+    model = _dense_model()
+    out = model.predict((np.ones((5, 4), np.float32) for _ in range(3)))
+    assert out.shape == (15, 3)
+    assert capsys.readouterr().out.startswith("3/3 ")

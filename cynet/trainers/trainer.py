@@ -877,22 +877,27 @@ class Trainer:
             steps: Number of batches to run (default: the whole data set, or the generator until exhausted).
             callbacks: List of `Callback`s: their `on_predict_begin`, `on_predict_batch_begin`,
                 `on_predict_batch_end` (logs `{"outputs": batch outputs}`, as in Keras) and `on_predict_end`
-                hooks are called. (Unlike Keras, `predict` draws no progress bar yet, whatever `verbose`.)
+                hooks are called.
         """
         batch_size = _validation.positive_int("batch_size", batch_size, bounded=False, default=32)
         verbose = _validation.verbose(verbose)
-        cbs = callbacks_module.CallbackList(callbacks, add_progbar=False, model=self, verbose=verbose,
-                                            rank_zero=distributed.rank() == 0, epochs=1, steps=steps) \
-            if callbacks else None
+        if _is_stream(x):
+            steps = _validation.positive_int("steps", steps, bounded=False, default=None)
+            batches = self._predict_batches(x, steps)
+            total = steps if steps is not None else getattr(x, "num_batches", None)
+        else:
+            x = self._prepare_x(x)
+            n = _num_samples(x)
+            batches = (_take(x, slice(i, i + batch_size)) for i in range(0, n, batch_size))
+            total = -(-n // batch_size)
+        # Keras's progress bar (verbose 1) or its one closing line (2); without it and without
+        # callbacks the loop calls no hooks at all (a one-sample predict stays a bare forward pass)
+        cbs = callbacks_module.CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose,
+                                            rank_zero=distributed.rank() == 0, epochs=1, steps=total) \
+            if callbacks or verbose else None
         with array_cache(), _tape.recording(_tape.NO_RECORD):
             if cbs is not None:
                 cbs.on_predict_begin()
-            if _is_stream(x):
-                batches = self._predict_batches(x, _validation.positive_int("steps", steps, bounded=False, default=None))
-            else:
-                x = self._prepare_x(x)
-                n = _num_samples(x)
-                batches = (_take(x, slice(i, i + batch_size)) for i in range(0, n, batch_size))
             outs = []
             for step, xb in enumerate(batches):
                 if cbs is not None:
