@@ -97,12 +97,13 @@ static inline Py_ssize_t cynet_gemm_packed_size(Py_ssize_t M, Py_ssize_t K, Py_s
    loops run along A's unit stride (a row-major weight is read row by row, its transpose too) */ \
 CYNET_UNUSED static void cynet_gemm_pack_##S(const T* A, Py_ssize_t sam, Py_ssize_t sak,                       \
                                 Py_ssize_t M, Py_ssize_t K, Py_ssize_t N, T* Ap) {                \
-    Py_ssize_t p, k, r, H = cynet_gemm_height(M, N, sizeof(T));                                \
+    Py_ssize_t p, k, k0, r, H = cynet_gemm_height(M, N, sizeof(T));                            \
     for (p = 0; p < M; p += H, Ap += H * K) {                                                     \
         Py_ssize_t rows = M - p < H ? M - p : H;                                                  \
-        if (sak == 1) {                                                                           \
-            for (r = 0; r < rows; r++)                                                            \
-                for (k = 0; k < K; k++) Ap[k * H + r] = A[(p + r) * sam + k];                     \
+        if (sak == 1) {   /* blocks of 64 k: the panel's lines they write stay in L1 */          \
+            for (k0 = 0; k0 < K; k0 += 64)                                                        \
+                for (r = 0; r < rows; r++)                                                        \
+                    for (k = k0; k < K && k < k0 + 64; k++) Ap[k * H + r] = A[(p + r) * sam + k]; \
         } else {                                                                                  \
             for (k = 0; k < K; k++)                                                               \
                 for (r = 0; r < rows; r++) Ap[k * H + r] = A[(p + r) * sam + k * sak];            \
