@@ -952,15 +952,52 @@ def conv2d_transpose_backward(const floating[:, :, :, ::1] dy, const floating[:,
 # model: K = 3 x 3 x 1) gains nothing from the packed kernels (pairs of k padded to tiles of 32):
 # its operands are rounded to bfloat16 in cache (cynet_bf16_round_n) and multiplied by
 # cynet_gemm.h in float32. A product of two bfloat16 values is exact in float32, so this is the
-# same rounding and the same float32 accumulation, only in another order.
+# same rounding and the same float32 accumulation, only in another order. Where the CPU has
+# AVX-512F, such a convolution (K <= _bf16_short) runs on cynet_conv_small.h instead (Short,
+# _short_rows): the input is rounded once, the patches of rows whose windows lie inside it are
+# read in place (no im2col), each output is computed in registers and written once with its
+# bias and ReLU, and the weight gradient keeps tiles of dkernel in registers over a block.
 
 from libc.stdint cimport uint32_t
 from cynet._kernels._gemm cimport (CYNET_BF16_WORK, cynet_bf16_amx_ok, cynet_bf16_bias_relu,
                                    cynet_bf16_gemm, cynet_bf16_native_ok, cynet_bf16_relu_grad,
                                    cynet_bf16_round_n, cynet_bf16_col_sums)
 
+cdef extern from "cynet_conv_small.h" nogil:
+    int cynet_cs_ok() noexcept
+    void cynet_cs_forward(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps,
+                          const Py_ssize_t* off, Py_ssize_t k, const float* w, Py_ssize_t f,
+                          const float* bias, float* y, int relu) noexcept
+    void cynet_cs_weight_grad(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps,
+                              const Py_ssize_t* off, Py_ssize_t k, const float* g, Py_ssize_t f,
+                              float* dk) noexcept
+    void cynet_cs_grad_block(float* g, const float* dy, const float* y, Py_ssize_t rows, Py_ssize_t f,
+                             float* colsum) noexcept
+
+
+cdef struct Short:
+    # a short product on cynet_conv_small.h (on: K <= _bf16_short and the CPU runs it): xr, the
+    # input rounded to bfloat16; offx[k], the offset of a patch's k-th value from its window's
+    # first cell in xr; offc[k] = k (the same in an im2col block)
+    bint on
+    const float* xr
+    const Py_ssize_t* offx
+    const Py_ssize_t* offc
+
 cdef Py_ssize_t _bf16_short = 16
+cdef bint _bf16_direct = True   # the short products on cynet_conv_small.h where the CPU runs it
 cdef Py_ssize_t _BF16_SUM_ROWS = 256   # rows of a float32 partial sum of the bias gradient
+
+
+def _set_bf16_direct(value=None):
+    """Developer and test knob: whether a short product (inner dimension at most _bf16_short)
+    runs on cynet_conv_small.h's kernels (True, where this CPU has AVX-512F) or on the rounded
+    float32 small GEMM. Returns the previous value."""
+    global _bf16_direct
+    old = _bf16_direct
+    if value is not None:
+        _bf16_direct = bool(value)
+    return old
 
 
 def _set_bf16_short(value=None):
@@ -995,9 +1032,57 @@ cdef int _bf16_path(int path):
     return path
 
 
+cdef inline bint _row_inside(Geom g, Py_ssize_t oh) noexcept nogil:
+    """Whether every window of output row oh lies inside the input (no padded cell), so that
+    its patches can be read from the input in place."""
+    cdef Py_ssize_t ih0 = oh * g.sh - g.pt
+    return (g.pl == 0 and (g.OW - 1) * g.sw + (g.KW - 1) * g.dw < g.W
+            and ih0 >= 0 and ih0 + (g.KH - 1) * g.dh < g.H)
+
+
+cdef void _short_rows(Short sp, float* cols, Py_ssize_t r0, Py_ssize_t r1, Geom g, const float* w,
+                      const float* b, float* out, float* dk, Py_ssize_t F, bint relu) noexcept nogil:
+    """The short products of output rows [r0, r1) on cynet_conv_small.h. Forward (dk NULL): out
+    = the rows' outputs (+ b; ReLU when relu; w rounded). Backward: dk += patches^T @ out (out:
+    the rows' rounded gradients). A run of rows of one image whose windows lie inside the input
+    reads the rounded input in place; the other runs, their im2col in cols (br * OW * K)."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, HWC = g.H * g.W * g.C
+    cdef Py_ssize_t r = r0, q, e, n, oh, rr, rs, ps
+    cdef bint inside
+    cdef const float* src
+    cdef const Py_ssize_t* off
+    while r < r1:
+        n = r // g.OH
+        oh = r - n * g.OH
+        e = (n + 1) * g.OH
+        if e > r1:
+            e = r1
+        inside = _row_inside(g, oh)
+        q = r + 1
+        while q < e and _row_inside(g, q - n * g.OH) == inside:
+            q = q + 1
+        if inside:
+            src = sp.xr + CY_SPAN(n * HWC + (oh * g.sh - g.pt) * g.W * g.C, 1, g.N * HWC)
+            rs = g.sh * g.W * g.C
+            ps = g.sw * g.C
+            off = sp.offx
+        else:
+            for rr in range(r, q):
+                _im2col_row(sp.xr, cols + CY_SPAN((rr - r) * OW * K, OW * K, (r1 - r0) * OW * K), rr, g)
+            src = cols
+            rs = OW * K
+            ps = K
+            off = sp.offc
+        if dk == NULL:
+            cynet_cs_forward(src, q - r, rs, OW, ps, off, K, w, F, b, out + (r - r0) * OW * F, relu)
+        else:
+            cynet_cs_weight_grad(src, q - r, rs, OW, ps, off, K, out + (r - r0) * OW * F, F, dk)
+        r = q
+
+
 cdef void _team_forward_bf16(const float* x, const float* w, const float* wr, const float* b, float* y,
                              float* work, uint32_t* bwork, Geom g, Py_ssize_t F, Py_ssize_t br, int nt,
-                             int path, bint relu) noexcept nogil:
+                             int path, bint relu, Short sp) noexcept nogil:
     """y = conv(x, w) (+ b), then ReLU when relu; w (K, F), wr: w rounded to bfloat16 (read when
     K <= _bf16_short). work: nt * _bf16_scratch floats; bwork: nt * CYNET_BF16_WORK words."""
     cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, ws = _bf16_scratch(g, F, br)
@@ -1014,9 +1099,13 @@ cdef void _team_forward_bf16(const float* x, const float* w, const float* wr, co
             if r1 > hi:
                 r1 = hi
             m = (r1 - r0) * OW
+            yb = y + CY_SPAN(r0 * OW * F, m * F, g.N * g.OH * OW * F)
+            if sp.on:   # bias and ReLU in registers, each output written once
+                _short_rows(sp, cols, r0, r1, g, wr, b, yb, NULL, F, relu)
+                r0 = r1
+                continue
             for r in range(r0, r1):
                 _im2col_row(x, cols + CY_SPAN((r - r0) * OW * K, OW * K, br * OW * K), r, g)
-            yb = y + CY_SPAN(r0 * OW * F, m * F, g.N * g.OH * OW * F)
             if short:
                 cynet_bf16_round_n(cols, cols, m * K)
                 gemms(cols, K, 1, m, K, wr, F, F, yb, F, cols + br * OW * (K + F))
@@ -1031,13 +1120,15 @@ cdef void _team_forward_bf16(const float* x, const float* w, const float* wr, co
 cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrelu, const float* wt,
                               const float* wtr, float* dx, float* work, uint32_t* bwork, float* dkp,
                               double* dbp, Geom g, Py_ssize_t F, Py_ssize_t br, int nt, bint use_bias,
-                              int path) noexcept nogil:
+                              int path, Short sp) noexcept nogil:
     """Thread t's partial dkernel (K, F) at dkp + t*K*F and dbias (F doubles) at dbp + t*F;
     dx += col2im(g @ w^T) unless dx is NULL (wt: w^T (F, K); wtr: wt rounded, read when
     F <= _bf16_short). g: dy, or dy where yrelu > 0 when yrelu is not NULL."""
     cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, ws = _bf16_scratch(g, F, br)
     cdef Py_ssize_t t, r0, r1, hi, r, i, f, m, n, ih
     cdef bint short = F <= _bf16_short
+    cdef bint direct = sp.on
+    cdef Py_ssize_t nr
     cdef float* cols
     cdef float* gb
     cdef float* part
@@ -1063,10 +1154,25 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
                 r1 = hi
             m = (r1 - r0) * OW
             src = dy + CY_SPAN(r0 * OW * F, m * F, g.N * g.OH * OW * F)
-            if yrelu != NULL:
+            if direct:
+                # a short patch (K <= _bf16_short): g rounded in one pass with the bias
+                # gradient's sums, then dkernel from 3 x 32 tiles held in registers
+                i = 0
+                while i < m:
+                    nr = m - i if m - i < _BF16_SUM_ROWS else _BF16_SUM_ROWS
+                    zero_n(part, F)
+                    cynet_cs_grad_block(gb + i * F, src + i * F,
+                                        yrelu + (r0 * OW + i) * F if yrelu != NULL else NULL, nr, F, part)
+                    if use_bias:
+                        for f in range(F):
+                            db[f] += part[f]
+                    i = i + _BF16_SUM_ROWS
+                src = gb
+                _short_rows(sp, cols, r0, r1, g, NULL, NULL, gb, dk, F, 0)
+            if not direct and yrelu != NULL:
                 cynet_bf16_relu_grad(gb, src, yrelu + r0 * OW * F, m * F)
                 src = gb
-            if use_bias:   # float32 sums of _BF16_SUM_ROWS rows at a time, float64 over them
+            if not direct and use_bias:   # float32 sums of _BF16_SUM_ROWS rows at a time, float64 over them
                 i = 0
                 while i < m:
                     zero_n(part, F)
@@ -1074,10 +1180,11 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
                     for f in range(F):
                         db[f] += part[f]
                     i = i + _BF16_SUM_ROWS
-            for r in range(r0, r1):
-                _im2col_row(x, cols + CY_SPAN((r - r0) * OW * K, OW * K, br * OW * K), r, g)
-            # dkernel += cols^T @ g (A = cols^T: rows k adjacent, the k-th column K apart)
-            cynet_bf16_gemm(path, cols, 1, K, src, F, 1, dk, F, K, F, m, 1, NULL, bw)
+            if not direct:
+                for r in range(r0, r1):
+                    _im2col_row(x, cols + CY_SPAN((r - r0) * OW * K, OW * K, br * OW * K), r, g)
+                # dkernel += cols^T @ g (A = cols^T: rows k adjacent, the k-th column K apart)
+                cynet_bf16_gemm(path, cols, 1, K, src, F, 1, dk, F, K, F, m, 1, NULL, bw)
             if dx != NULL:
                 # dcols = g @ w^T into the patch buffer, then scattered back into dx
                 if short:
@@ -1106,6 +1213,33 @@ cdef int _bf16_team(Geom g):
     if nt > g.N:
         nt = <int>g.N
     return nt if nt > 0 else 1
+
+
+cdef Short _short_setup(x, Geom g, list keep):
+    """The Short of a pass: on when K <= _bf16_short and cynet_conv_small.h runs here; then the
+    input rounded to bfloat16 and the two offset tables, their arrays appended to keep (which
+    the caller holds while the pass runs)."""
+    cdef Short sp
+    cdef Py_ssize_t K = g.KH * g.KW * g.C
+    cdef const float[::1] xr
+    cdef const Py_ssize_t[::1] offx
+    cdef const Py_ssize_t[::1] offc
+    sp.on = K <= _bf16_short and _bf16_direct and cynet_cs_ok() == 1
+    sp.xr = NULL
+    sp.offx = NULL
+    sp.offc = NULL
+    if not sp.on:
+        return sp
+    kh, kw, c = np.meshgrid(np.arange(g.KH), np.arange(g.KW), np.arange(g.C), indexing="ij")
+    offx_a = ((kh * g.dh * g.W + kw * g.dw) * g.C + c).reshape(-1).astype(np.intp)
+    offc_a = np.arange(K, dtype=np.intp)
+    xr_a = _rounded(x).reshape(-1)
+    keep.extend([xr_a, offx_a, offc_a])
+    xr, offx, offc = xr_a, offx_a, offc_a
+    sp.xr = &xr[0]
+    sp.offx = &offx[0]
+    sp.offc = &offc[0]
+    return sp
 
 
 def conv2d_forward_bf16(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel, bias,
@@ -1138,9 +1272,11 @@ def conv2d_forward_bf16(const float[:, :, :, ::1] x, const float[:, :, :, ::1] k
     cdef uint32_t[::1] bwork = np.empty(nt * CYNET_BF16_WORK, dtype=np.uint32)
     cdef const float[:, ::1] wr = _rounded(np.asarray(kernel).reshape(K, F)) if K <= _bf16_short else \
         np.asarray(kernel).reshape(K, F)
+    keep = []
+    cdef Short sp = _short_setup(x, g, keep)
     with nogil:
         _team_forward_bf16(&x[0, 0, 0, 0], &kernel[0, 0, 0, 0], &wr[0, 0], bp, &yv[0, 0, 0, 0], &work[0],
-                           &bwork[0], g, F, br, nt, use, relu)
+                           &bwork[0], g, F, br, nt, use, relu, sp)
     return y
 
 
@@ -1188,9 +1324,11 @@ def conv2d_backward_bf16(const float[:, :, :, ::1] dy, const float[:, :, :, ::1]
     dbp_a = np.empty((nt, F), dtype=np.float64)
     cdef float[:, :, ::1] dkp = dkp_a
     cdef double[:, ::1] dbp = dbp_a
+    keep = []
+    cdef Short sp = _short_setup(x, g, keep)
     with nogil:
         _team_backward_bf16(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], yp, &wt[0, 0], &wtr[0, 0], dxp, &work[0],
-                            &bwork[0], &dkp[0, 0, 0], &dbp[0, 0], g, F, br, nt, use_bias, use)
+                            &bwork[0], &dkp[0, 0, 0], &dbp[0, 0], g, F, br, nt, use_bias, use, sp)
     dkernel = (dkp_a[0] if nt == 1 else dkp_a.sum(axis=0)).reshape(KH, KW, C, F)
     dbias = dbp_a.sum(axis=0).astype(np.float32) if use_bias else None
     return dx, dkernel, dbias

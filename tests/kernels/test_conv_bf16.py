@@ -4,8 +4,9 @@ conv2d_backward_bf16, their NumPy twins, cynet/_kernels/conv_bf16.py).
 Each result against a float64 convolution of the bfloat16-rounded inputs (x, kernel, and the
 gradient dy, or dy masked by the fused ReLU's output): the only difference allowed is float32
 accumulation. On every path this machine has (AMX-BF16, AVX512_BF16, the emulation), with the
-short inner dimensions both as rounded float32 products and on the packed kernels
-(_set_bf16_short(0)), for geometries with padding, strides, dilation, odd K and F, one input
+short inner dimensions on cynet_conv_small.h's kernels (where the CPU has AVX-512F), as rounded
+float32 small GEMMs (_set_bf16_direct(False)) and on the packed kernels (_set_bf16_short(0)),
+for geometries with padding, strides, dilation, odd K and F, one input
 channel, a height-1 (Conv1D) image, and one and several threads; the AVX512_BF16 path equals the
 emulation bit for bit (vdpbf16ps's order); the Cython kernels equal their twins to float32
 accumulation; the bias gradient is the sum of the unrounded gradient."""
@@ -30,16 +31,29 @@ GEOMETRIES = {
     "padded_strided_dilated": ((2, 7, 9, 6), (3, 2, 6, 40), (1, 2, 0, 1, 2, 1, 1, 2)),
     "odd_k_and_f": ((3, 6, 6, 5), (3, 3, 5, 33), (1, 1, 1, 1, 1, 1, 1, 1)),
     "conv1d_view": ((5, 1, 20, 7), (1, 3, 7, 3), (0, 0, 2, 0, 1, 1, 1, 1)),
+    # short patches (K <= 16: cynet_conv_small.h where the CPU has AVX-512F): rows whose windows
+    # lie inside the input (read in place) next to padded rows (im2col), F not a multiple of 16
+    "short_rows_mixed": ((2, 8, 9, 1), (3, 3, 1, 48), (1, 1, 0, 0, 1, 2, 1, 1)),
+    "short_padded_strided_dilated": ((2, 9, 11, 1), (3, 2, 1, 40), (1, 2, 0, 1, 2, 1, 1, 2)),
+    "short_two_channels_odd_f": ((3, 7, 6, 2), (2, 3, 2, 33), (1, 1, 1, 1, 1, 1, 1, 1)),
+    "short_strided_inside": ((2, 11, 12, 1), (2, 2, 1, 7), (0, 0, 0, 0, 3, 2, 2, 1)),
 }
 
 
 @contextlib.contextmanager
-def short(value):
+def short(value, direct=True):
     old = cconv._set_bf16_short(value)
+    old_direct = cconv._set_bf16_direct(direct)
     try:
         yield
     finally:
         cconv._set_bf16_short(old)
+        cconv._set_bf16_direct(old_direct)
+
+
+# how a short product runs: cynet_conv_small.h (where the CPU runs it), the rounded float32
+# small GEMM, the packed kernels
+MODES = {"direct": (16, True), "small_gemm": (16, False), "packed": (0, True)}
 
 
 def r(a):
@@ -77,16 +91,16 @@ def _run(mod, x, k, b, geom, code, relu, dy=None, compute_dx=True):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("shortk", [16, 0])
+@pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("p", PATHS)
 @pytest.mark.parametrize("name", sorted(GEOMETRIES))
-def test_against_float64_on_rounded_inputs(name, p, relu, shortk, threads):
+def test_against_float64_on_rounded_inputs(name, p, relu, mode, threads):
     rng, x, k, b, geom = _case(name)
     old = cynet.get_num_threads() if hasattr(cynet, "get_num_threads") else None
     cynet.set_num_threads(threads)
     try:
-        with short(shortk):
+        with short(*MODES[mode]):
             y0 = _run(cconv, x, k, b, geom, CODES[p], relu)
             dy = rng.standard_normal(y0.shape).astype(np.float32)
             y, dx, dk, db = _run(cconv, x, k, b, geom, CODES[p], relu, dy)

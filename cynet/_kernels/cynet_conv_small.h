@@ -1,0 +1,260 @@
+/* cynet_conv_small.h: the products of a convolution whose patch is short (K = KH * KW * C at
+   most a few dozen values: the first convolution of an image model, K = 3 x 3 x 1) under the
+   mixed_bfloat16 policy (conv.pyx's bfloat16 team, included from conv.pyx only).
+
+   Such a product is no GEMM worth packing: the packed kernels pad k to tiles of 32 and the
+   float32 small GEMM leaves the bias and the ReLU to another pass over the output. Here the
+   operands are already rounded to bfloat16 (a product of two bfloat16 values is exact in
+   float32, so float32 FMAs give the rounding of the packed kernels, in another order), and each
+   output vector is computed in registers from K broadcasts and written once with its bias and
+   ReLU; the weight gradient keeps a (3 x 32) tile of dkernel in registers over a block of
+   patches.
+
+   AVX-512F only (a target attribute, selected at run time): cynet_cs_ok() says whether this CPU
+   runs them; conv.pyx falls back to the small GEMM and the packed kernels otherwise. */
+#ifndef CYNET_CONV_SMALL_H
+#define CYNET_CONV_SMALL_H
+#include <stdint.h>
+#include <string.h>
+#include "cynet_simd.h"
+#include "cynet_bf16.h"   /* cynet_bf16_round_bits */
+
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10 && defined(__x86_64__)
+#define CYNET_CS_BUILT 1
+#include <immintrin.h>
+#define CYNET_CS_TARGET __attribute__((target("avx512f")))
+#else
+#define CYNET_CS_BUILT 0
+#endif
+
+/* 1 when this build has the AVX-512 kernels and this CPU runs them */
+static inline int cynet_cs_ok(void) {
+#if CYNET_CS_BUILT
+    static int ok = -1;
+    if (ok < 0) {
+        __builtin_cpu_init();
+        ok = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return ok;
+#else
+    return 0;
+#endif
+}
+
+#if CYNET_CS_BUILT
+
+/* masks of the two 16-lane halves of columns [f0, f0 + 32) of f */
+static inline void cynet_cs_masks(Py_ssize_t f, Py_ssize_t f0, __mmask16* m0, __mmask16* m1) {
+    Py_ssize_t n = f - f0;
+    *m0 = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u);
+    n -= 16;
+    *m1 = n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+
+/* ReLU as cynet's relu_forward: v < 0 becomes 0; NaN and -0.0 pass */
+CYNET_CS_TARGET static inline __m512 cynet_cs_relu(__m512 v) {
+    __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
+    return _mm512_mask_mov_ps(v, neg, _mm512_setzero_ps());
+}
+
+/* the float32 nearest to v in bfloat16 (cynet_bf16.h's cynet_bf16_round_bits, 16 lanes; a NaN
+   stays a quiet NaN) */
+CYNET_CS_TARGET static inline __m512 cynet_cs_round(__m512 v) {
+    __m512i u = _mm512_castps_si512(v);
+    __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), hi);
+    __m512i q = _mm512_and_si512(_mm512_or_si512(u, _mm512_set1_epi32(0x400000)), hi);
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    return _mm512_castsi512_ps(_mm512_mask_mov_epi32(r, nan, q));
+}
+
+/* g (rows, f) = dy where y > 0, else 0 (y NULL: dy; cynet's relu_backward), rounded to
+   bfloat16; colsum[:f] += the unrounded values' column sums (float32; the caller adds them into
+   float64 every few hundred rows). One pass over a block of a convolution's output gradient:
+   the ReLU's gradient, the bias gradient and the rounded operand of the weight gradient. */
+CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_grad_block(float* g, const float* dy, const float* y,
+                                                            Py_ssize_t rows, Py_ssize_t f, float* colsum) {
+    Py_ssize_t f0, r;
+    for (f0 = 0; f0 < f; f0 += 32) {
+        __mmask16 m0, m1;
+        __m512 s0, s1;
+        cynet_cs_masks(f, f0, &m0, &m1);
+        s0 = _mm512_maskz_loadu_ps(m0, colsum + f0);
+        s1 = _mm512_maskz_loadu_ps(m1, colsum + f0 + 16);
+        for (r = 0; r < rows; r++) {
+            Py_ssize_t o = r * f + f0;
+            __mmask16 k0 = m0, k1 = m1;
+            __m512 v0, v1;
+            if (y != NULL) {
+                k0 = _mm512_mask_cmp_ps_mask(m0, _mm512_maskz_loadu_ps(m0, y + o), _mm512_setzero_ps(), _CMP_GT_OQ);
+                k1 = _mm512_mask_cmp_ps_mask(m1, _mm512_maskz_loadu_ps(m1, y + o + 16), _mm512_setzero_ps(), _CMP_GT_OQ);
+            }
+            v0 = _mm512_maskz_loadu_ps(k0, dy + o);
+            v1 = _mm512_maskz_loadu_ps(k1, dy + o + 16);
+            s0 = _mm512_add_ps(s0, v0);
+            s1 = _mm512_add_ps(s1, v1);
+            _mm512_mask_storeu_ps(g + o, m0, cynet_cs_round(v0));
+            _mm512_mask_storeu_ps(g + o + 16, m1, cynet_cs_round(v1));
+        }
+        _mm512_mask_storeu_ps(colsum + f0, m0, s0);
+        _mm512_mask_storeu_ps(colsum + f0 + 16, m1, s1);
+    }
+}
+
+/* The patches: patch p of row r is the k values x[r * rs + p * ps + off[i]], i < k (x: the
+   input rounded to bfloat16, read in place where the windows lie inside it; or an im2col
+   block, rs = ow * k, ps = k, off[i] = i). */
+
+/* y (rows * ow, f) = patches @ w (k, f) + bias (NULL: none), then ReLU when relu. The patches
+   and w hold bfloat16 values (rounded by the caller); the sums run in float32. */
+CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_forward(const float* x, Py_ssize_t rows, Py_ssize_t rs,
+                                                         Py_ssize_t ow, Py_ssize_t ps, const Py_ssize_t* off,
+                                                         Py_ssize_t k, const float* w, Py_ssize_t f,
+                                                         const float* bias, float* y, int relu) {
+    Py_ssize_t f0, r, p, i;
+    for (f0 = 0; f0 < f; f0 += 32) {
+        __mmask16 m0, m1;
+        __m512 b0, b1;
+        cynet_cs_masks(f, f0, &m0, &m1);
+        b0 = bias ? _mm512_maskz_loadu_ps(m0, bias + f0) : _mm512_setzero_ps();
+        b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + f0 + 16) : _mm512_setzero_ps();
+        for (r = 0; r < rows; r++) {
+            const float* xr = x + r * rs;
+            float* yr = y + r * ow * f + f0;
+            for (p = 0; p + 4 <= ow; p += 4) {   /* four patches: 8 independent sums */
+                const float* c0p = xr + p * ps;
+                const float* c1p = c0p + ps;
+                const float* c2p = c1p + ps;
+                const float* c3p = c2p + ps;
+                __m512 a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1;
+                float* o = yr + p * f;
+                for (i = 0; i < k; i++) {
+                    Py_ssize_t j = off[i];
+                    __m512 w0 = _mm512_maskz_loadu_ps(m0, w + i * f + f0);
+                    __m512 w1 = _mm512_maskz_loadu_ps(m1, w + i * f + f0 + 16);
+                    __m512 c0 = _mm512_set1_ps(c0p[j]), c1 = _mm512_set1_ps(c1p[j]);
+                    __m512 c2 = _mm512_set1_ps(c2p[j]), c3 = _mm512_set1_ps(c3p[j]);
+                    a00 = _mm512_fmadd_ps(c0, w0, a00); a01 = _mm512_fmadd_ps(c0, w1, a01);
+                    a10 = _mm512_fmadd_ps(c1, w0, a10); a11 = _mm512_fmadd_ps(c1, w1, a11);
+                    a20 = _mm512_fmadd_ps(c2, w0, a20); a21 = _mm512_fmadd_ps(c2, w1, a21);
+                    a30 = _mm512_fmadd_ps(c3, w0, a30); a31 = _mm512_fmadd_ps(c3, w1, a31);
+                }
+                if (relu) {
+                    a00 = cynet_cs_relu(a00); a01 = cynet_cs_relu(a01); a10 = cynet_cs_relu(a10);
+                    a11 = cynet_cs_relu(a11); a20 = cynet_cs_relu(a20); a21 = cynet_cs_relu(a21);
+                    a30 = cynet_cs_relu(a30); a31 = cynet_cs_relu(a31);
+                }
+                _mm512_mask_storeu_ps(o, m0, a00); _mm512_mask_storeu_ps(o + 16, m1, a01); o += f;
+                _mm512_mask_storeu_ps(o, m0, a10); _mm512_mask_storeu_ps(o + 16, m1, a11); o += f;
+                _mm512_mask_storeu_ps(o, m0, a20); _mm512_mask_storeu_ps(o + 16, m1, a21); o += f;
+                _mm512_mask_storeu_ps(o, m0, a30); _mm512_mask_storeu_ps(o + 16, m1, a31);
+            }
+            for (; p < ow; p++) {
+                const float* c = xr + p * ps;
+                __m512 a0 = b0, a1 = b1;
+                for (i = 0; i < k; i++) {
+                    __m512 ci = _mm512_set1_ps(c[off[i]]);
+                    a0 = _mm512_fmadd_ps(ci, _mm512_maskz_loadu_ps(m0, w + i * f + f0), a0);
+                    a1 = _mm512_fmadd_ps(ci, _mm512_maskz_loadu_ps(m1, w + i * f + f0 + 16), a1);
+                }
+                if (relu) {
+                    a0 = cynet_cs_relu(a0);
+                    a1 = cynet_cs_relu(a1);
+                }
+                _mm512_mask_storeu_ps(yr + p * f, m0, a0);
+                _mm512_mask_storeu_ps(yr + p * f + 16, m1, a1);
+            }
+        }
+    }
+}
+
+/* dk (k, f) += patches^T @ g (rows * ow, f): both hold bfloat16 values (rounded by the
+   caller), the sums run in float32. Tiles of 3 rows of dk x 32 columns stay in registers over
+   all the patches, two patches at a time (a last partial tile repeats its last row and stores
+   only the real ones). */
+CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_weight_grad(const float* x, Py_ssize_t rows, Py_ssize_t rs,
+                                                             Py_ssize_t ow, Py_ssize_t ps, const Py_ssize_t* off,
+                                                             Py_ssize_t k, const float* g, Py_ssize_t f,
+                                                             float* dk) {
+    Py_ssize_t f0, k0, r, p, j0, j1, j2;
+    for (f0 = 0; f0 < f; f0 += 32) {
+        __mmask16 m0, m1;
+        cynet_cs_masks(f, f0, &m0, &m1);
+        for (k0 = 0; k0 < k; k0 += 3) {
+            __m512 a00 = _mm512_setzero_ps(), a01 = _mm512_setzero_ps(), a10 = _mm512_setzero_ps();
+            __m512 a11 = _mm512_setzero_ps(), a20 = _mm512_setzero_ps(), a21 = _mm512_setzero_ps();
+            __m512 b00 = _mm512_setzero_ps(), b01 = _mm512_setzero_ps(), b10 = _mm512_setzero_ps();
+            __m512 b11 = _mm512_setzero_ps(), b20 = _mm512_setzero_ps(), b21 = _mm512_setzero_ps();
+            float* d;
+            j0 = off[k0];
+            j1 = off[k0 + 1 < k ? k0 + 1 : k - 1];
+            j2 = off[k0 + 2 < k ? k0 + 2 : k - 1];
+            for (r = 0; r < rows; r++) {
+                const float* xr = x + r * rs;
+                const float* gr = g + r * ow * f + f0;
+                for (p = 0; p + 2 <= ow; p += 2) {   /* two patches: 12 independent sums */
+                    const float* c = xr + p * ps;
+                    const float* e = c + ps;
+                    const float* gp = gr + p * f;
+                    __m512 g0 = _mm512_maskz_loadu_ps(m0, gp), g1 = _mm512_maskz_loadu_ps(m1, gp + 16);
+                    __m512 h0 = _mm512_maskz_loadu_ps(m0, gp + f), h1 = _mm512_maskz_loadu_ps(m1, gp + f + 16);
+                    __m512 c0 = _mm512_set1_ps(c[j0]), c1 = _mm512_set1_ps(c[j1]), c2 = _mm512_set1_ps(c[j2]);
+                    __m512 e0 = _mm512_set1_ps(e[j0]), e1 = _mm512_set1_ps(e[j1]), e2 = _mm512_set1_ps(e[j2]);
+                    a00 = _mm512_fmadd_ps(c0, g0, a00); a01 = _mm512_fmadd_ps(c0, g1, a01);
+                    a10 = _mm512_fmadd_ps(c1, g0, a10); a11 = _mm512_fmadd_ps(c1, g1, a11);
+                    a20 = _mm512_fmadd_ps(c2, g0, a20); a21 = _mm512_fmadd_ps(c2, g1, a21);
+                    b00 = _mm512_fmadd_ps(e0, h0, b00); b01 = _mm512_fmadd_ps(e0, h1, b01);
+                    b10 = _mm512_fmadd_ps(e1, h0, b10); b11 = _mm512_fmadd_ps(e1, h1, b11);
+                    b20 = _mm512_fmadd_ps(e2, h0, b20); b21 = _mm512_fmadd_ps(e2, h1, b21);
+                }
+                for (; p < ow; p++) {
+                    const float* c = xr + p * ps;
+                    __m512 g0 = _mm512_maskz_loadu_ps(m0, gr + p * f);
+                    __m512 g1 = _mm512_maskz_loadu_ps(m1, gr + p * f + 16);
+                    __m512 c0 = _mm512_set1_ps(c[j0]), c1 = _mm512_set1_ps(c[j1]), c2 = _mm512_set1_ps(c[j2]);
+                    a00 = _mm512_fmadd_ps(c0, g0, a00); a01 = _mm512_fmadd_ps(c0, g1, a01);
+                    a10 = _mm512_fmadd_ps(c1, g0, a10); a11 = _mm512_fmadd_ps(c1, g1, a11);
+                    a20 = _mm512_fmadd_ps(c2, g0, a20); a21 = _mm512_fmadd_ps(c2, g1, a21);
+                }
+            }
+            a00 = _mm512_add_ps(a00, b00); a01 = _mm512_add_ps(a01, b01); a10 = _mm512_add_ps(a10, b10);
+            a11 = _mm512_add_ps(a11, b11); a20 = _mm512_add_ps(a20, b20); a21 = _mm512_add_ps(a21, b21);
+            d = dk + k0 * f + f0;
+            _mm512_mask_storeu_ps(d, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d), a00));
+            _mm512_mask_storeu_ps(d + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + 16), a01));
+            if (k0 + 1 < k) {
+                d += f;
+                _mm512_mask_storeu_ps(d, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d), a10));
+                _mm512_mask_storeu_ps(d + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + 16), a11));
+            }
+            if (k0 + 2 < k) {
+                d += f;
+                _mm512_mask_storeu_ps(d, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d), a20));
+                _mm512_mask_storeu_ps(d + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + 16), a21));
+            }
+        }
+    }
+}
+
+#else   /* not built: never called (cynet_cs_ok() is 0) */
+
+static void cynet_cs_forward(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps,
+                             const Py_ssize_t* off, Py_ssize_t k, const float* w, Py_ssize_t f,
+                             const float* bias, float* y, int relu) {
+    (void)x; (void)rows; (void)rs; (void)ow; (void)ps; (void)off; (void)k; (void)w; (void)f; (void)bias;
+    (void)y; (void)relu;
+}
+static void cynet_cs_weight_grad(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps,
+                                 const Py_ssize_t* off, Py_ssize_t k, const float* g, Py_ssize_t f, float* dk) {
+    (void)x; (void)rows; (void)rs; (void)ow; (void)ps; (void)off; (void)k; (void)g; (void)f; (void)dk;
+}
+static void cynet_cs_grad_block(float* g, const float* dy, const float* y, Py_ssize_t rows, Py_ssize_t f,
+                                float* colsum) {
+    (void)g; (void)dy; (void)y; (void)rows; (void)f; (void)colsum;
+}
+
+#endif
+
+#endif  /* CYNET_CONV_SMALL_H */
