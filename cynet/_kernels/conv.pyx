@@ -967,12 +967,16 @@ cdef extern from "cynet_conv_small.h" nogil:
     int cynet_cs_ok() noexcept
     void cynet_cs_forward(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps,
                           const Py_ssize_t* off, Py_ssize_t k, const float* w, Py_ssize_t f,
-                          const float* bias, float* y, int relu) noexcept
+                          const float* bias, float* y, int relu, unsigned char* bits, Py_ssize_t mb) noexcept
     void cynet_cs_weight_grad(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps,
                               const Py_ssize_t* off, Py_ssize_t k, const float* g, Py_ssize_t f,
                               float* dk) noexcept
-    void cynet_cs_grad_block(float* g, const float* dy, const float* y, Py_ssize_t rows, Py_ssize_t f,
-                             float* colsum) noexcept
+    void cynet_cs_grad_block(float* g, const float* dy, const float* y, const unsigned char* bits,
+                             Py_ssize_t mb, Py_ssize_t rows, Py_ssize_t f, float* colsum) noexcept
+    void cynet_relu_bits(const float* y, Py_ssize_t rows, Py_ssize_t f, unsigned char* bits, Py_ssize_t mb,
+                         int avx512) noexcept
+    void cynet_relu_grad_bits(float* g, const float* dy, const unsigned char* bits, Py_ssize_t rows, Py_ssize_t f,
+                              Py_ssize_t mb, int avx512) noexcept
 
 
 cdef struct Short:
@@ -985,14 +989,15 @@ cdef struct Short:
     const Py_ssize_t* offc
 
 cdef Py_ssize_t _bf16_short = 16
-cdef bint _bf16_direct = True   # the short products on cynet_conv_small.h where the CPU runs it
+cdef bint _bf16_direct = True   # cynet_conv_small.h's AVX-512 kernels where the CPU runs them
 cdef Py_ssize_t _BF16_SUM_ROWS = 256   # rows of a float32 partial sum of the bias gradient
 
 
 def _set_bf16_direct(value=None):
     """Developer and test knob: whether a short product (inner dimension at most _bf16_short)
     runs on cynet_conv_small.h's kernels (True, where this CPU has AVX-512F) or on the rounded
-    float32 small GEMM. Returns the previous value."""
+    float32 small GEMM, and the relu bits on its AVX-512 loops or its plain ones. Returns the
+    previous value."""
     global _bf16_direct
     old = _bf16_direct
     if value is not None:
@@ -1041,9 +1046,11 @@ cdef inline bint _row_inside(Geom g, Py_ssize_t oh) noexcept nogil:
 
 
 cdef void _short_rows(Short sp, float* cols, Py_ssize_t r0, Py_ssize_t r1, Geom g, const float* w,
-                      const float* b, float* out, float* dk, Py_ssize_t F, bint relu) noexcept nogil:
+                      const float* b, float* out, float* dk, Py_ssize_t F, bint relu, unsigned char* bits,
+                      Py_ssize_t mb) noexcept nogil:
     """The short products of output rows [r0, r1) on cynet_conv_small.h. Forward (dk NULL): out
-    = the rows' outputs (+ b; ReLU when relu; w rounded). Backward: dk += patches^T @ out (out:
+    = the rows' outputs (+ b; ReLU when relu; w rounded; their relu bits from bits on, unless
+    NULL). Backward: dk += patches^T @ out (out:
     the rows' rounded gradients). A run of rows of one image whose windows lie inside the input
     reads the rounded input in place; the other runs, their im2col in cols (br * OW * K)."""
     cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, HWC = g.H * g.W * g.C
@@ -1074,7 +1081,8 @@ cdef void _short_rows(Short sp, float* cols, Py_ssize_t r0, Py_ssize_t r1, Geom 
             ps = K
             off = sp.offc
         if dk == NULL:
-            cynet_cs_forward(src, q - r, rs, OW, ps, off, K, w, F, b, out + (r - r0) * OW * F, relu)
+            cynet_cs_forward(src, q - r, rs, OW, ps, off, K, w, F, b, out + (r - r0) * OW * F, relu,
+                             bits + (r - r0) * OW * mb if bits != NULL else NULL, mb)
         else:
             cynet_cs_weight_grad(src, q - r, rs, OW, ps, off, K, out + (r - r0) * OW * F, F, dk)
         r = q
@@ -1082,9 +1090,10 @@ cdef void _short_rows(Short sp, float* cols, Py_ssize_t r0, Py_ssize_t r1, Geom 
 
 cdef void _team_forward_bf16(const float* x, const float* w, const float* wr, const float* b, float* y,
                              float* work, uint32_t* bwork, Geom g, Py_ssize_t F, Py_ssize_t br, int nt,
-                             int path, bint relu, Short sp) noexcept nogil:
+                             int path, bint relu, Short sp, unsigned char* bits, Py_ssize_t mb) noexcept nogil:
     """y = conv(x, w) (+ b), then ReLU when relu; w (K, F), wr: w rounded to bfloat16 (read when
-    K <= _bf16_short). work: nt * _bf16_scratch floats; bwork: nt * CYNET_BF16_WORK words."""
+    K <= _bf16_short). work: nt * _bf16_scratch floats; bwork: nt * CYNET_BF16_WORK words.
+    bits: NULL, or the outputs' relu bits (cynet_relu_bits: mb bytes per output position)."""
     cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, ws = _bf16_scratch(g, F, br)
     cdef Py_ssize_t t, r0, r1, r, hi, m
     cdef bint short = K <= _bf16_short
@@ -1101,7 +1110,8 @@ cdef void _team_forward_bf16(const float* x, const float* w, const float* wr, co
             m = (r1 - r0) * OW
             yb = y + CY_SPAN(r0 * OW * F, m * F, g.N * g.OH * OW * F)
             if sp.on:   # bias and ReLU in registers, each output written once
-                _short_rows(sp, cols, r0, r1, g, wr, b, yb, NULL, F, relu)
+                _short_rows(sp, cols, r0, r1, g, wr, b, yb, NULL, F, relu,
+                            bits + r0 * OW * mb if bits != NULL else NULL, mb)
                 r0 = r1
                 continue
             for r in range(r0, r1):
@@ -1114,16 +1124,19 @@ cdef void _team_forward_bf16(const float* x, const float* w, const float* wr, co
                 cynet_bf16_gemm(path, cols, K, 1, w, F, 1, yb, F, m, F, K, 0, b, bwork + t * CYNET_BF16_WORK)
                 if relu:
                     cynet_bf16_bias_relu(yb, m, F, NULL, 1)
+            if bits != NULL:
+                cynet_relu_bits(yb, m, F, bits + r0 * OW * mb, mb, _bf16_direct)
             r0 = r1
 
 
 cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrelu, const float* wt,
                               const float* wtr, float* dx, float* work, uint32_t* bwork, float* dkp,
                               double* dbp, Geom g, Py_ssize_t F, Py_ssize_t br, int nt, bint use_bias,
-                              int path, Short sp) noexcept nogil:
+                              int path, Short sp, const unsigned char* ybits, Py_ssize_t mb) noexcept nogil:
     """Thread t's partial dkernel (K, F) at dkp + t*K*F and dbias (F doubles) at dbp + t*F;
     dx += col2im(g @ w^T) unless dx is NULL (wt: w^T (F, K); wtr: wt rounded, read when
-    F <= _bf16_short). g: dy, or dy where yrelu > 0 when yrelu is not NULL."""
+    F <= _bf16_short). g: dy, or dy where yrelu > 0 when yrelu is not NULL, or where the relu
+    bits ybits (mb bytes per output position) are 1 when ybits is not NULL."""
     cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, ws = _bf16_scratch(g, F, br)
     cdef Py_ssize_t t, r0, r1, hi, r, i, f, m, n, ih
     cdef bint short = F <= _bf16_short
@@ -1162,14 +1175,18 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
                     nr = m - i if m - i < _BF16_SUM_ROWS else _BF16_SUM_ROWS
                     zero_n(part, F)
                     cynet_cs_grad_block(gb + i * F, src + i * F,
-                                        yrelu + (r0 * OW + i) * F if yrelu != NULL else NULL, nr, F, part)
+                                        yrelu + (r0 * OW + i) * F if yrelu != NULL else NULL,
+                                        ybits + (r0 * OW + i) * mb if ybits != NULL else NULL, mb, nr, F, part)
                     if use_bias:
                         for f in range(F):
                             db[f] += part[f]
                     i = i + _BF16_SUM_ROWS
                 src = gb
-                _short_rows(sp, cols, r0, r1, g, NULL, NULL, gb, dk, F, 0)
-            if not direct and yrelu != NULL:
+                _short_rows(sp, cols, r0, r1, g, NULL, NULL, gb, dk, F, 0, NULL, 0)
+            if not direct and ybits != NULL:
+                cynet_relu_grad_bits(gb, src, ybits + r0 * OW * mb, m, F, mb, _bf16_direct)
+                src = gb
+            elif not direct and yrelu != NULL:
                 cynet_bf16_relu_grad(gb, src, yrelu + r0 * OW * F, m * F)
                 src = gb
             if not direct and use_bias:   # float32 sums of _BF16_SUM_ROWS rows at a time, float64 over them
@@ -1244,11 +1261,13 @@ cdef Short _short_setup(x, Geom g, list keep):
 
 def conv2d_forward_bf16(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel, bias,
                         Py_ssize_t pt, Py_ssize_t pb, Py_ssize_t pl, Py_ssize_t pr, Py_ssize_t sh,
-                        Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, int path, bint relu):
+                        Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, int path, bint relu, bint bits=False):
     """conv2d_forward (float32) with the product in bfloat16 (see above), then ReLU when relu.
 
     path: 2 AMX-BF16, 1 AVX512_BF16, 0 the emulation (cynet.kernels.bf16's codes; a path this
-    CPU lacks falls back to the next). Returns y (N, OH, OW, F), new."""
+    CPU lacks falls back to the next). Returns y (N, OH, OW, F), new; with bits, (y, relu
+    bits): uint8 (N * OH * OW, ceil(F / 8)), bit j % 8 of byte j // 8 of a row 1 where the
+    output's channel j is > 0 (before the ReLU; what conv2d_backward_bf16 takes for y)."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t KH = kernel.shape[0], KW = kernel.shape[1], F = kernel.shape[3]
     _check_conv_args(C, (KH, KW, kernel.shape[2], F))
@@ -1263,8 +1282,15 @@ def conv2d_forward_bf16(const float[:, :, :, ::1] x, const float[:, :, :, ::1] k
             raise ValueError(f"bias must have shape ({F},); received shape ({b.shape[0]},)")
         bp = &b[0]
     y = np.empty((N, g.OH, g.OW, F), dtype=np.float32)
+    cdef Py_ssize_t mb = (F + 7) // 8
+    bits_a = np.zeros((N * g.OH * g.OW, mb), dtype=np.uint8) if bits else None
     if N == 0 or g.OH == 0 or g.OW == 0:
-        return y
+        return (y, bits_a) if bits else y
+    cdef unsigned char[:, ::1] bv
+    cdef unsigned char* bp_bits = NULL
+    if bits:
+        bv = bits_a
+        bp_bits = &bv[0, 0]
     cdef float[:, :, :, ::1] yv = y
     cdef int nt = _bf16_team(g), use = _bf16_path(path)
     cdef Py_ssize_t br = _block_rows(g, sizeof(float), 1)
@@ -1276,8 +1302,8 @@ def conv2d_forward_bf16(const float[:, :, :, ::1] x, const float[:, :, :, ::1] k
     cdef Short sp = _short_setup(x, g, keep)
     with nogil:
         _team_forward_bf16(&x[0, 0, 0, 0], &kernel[0, 0, 0, 0], &wr[0, 0], bp, &yv[0, 0, 0, 0], &work[0],
-                           &bwork[0], g, F, br, nt, use, relu, sp)
-    return y
+                           &bwork[0], g, F, br, nt, use, relu, sp, bp_bits, mb)
+    return (y, bits_a) if bits else y
 
 
 def conv2d_backward_bf16(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
@@ -1285,7 +1311,8 @@ def conv2d_backward_bf16(const float[:, :, :, ::1] dy, const float[:, :, :, ::1]
                          Py_ssize_t pl, Py_ssize_t pr, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
                          Py_ssize_t dw, bint use_bias, bint compute_dx, int path):
     """conv2d_backward (float32) with the products in bfloat16 (see above). y: None, or the
-    ReLU output of conv2d_forward_bf16(..., relu=True) (dy's shape): dy is then the gradient of
+    ReLU output of conv2d_forward_bf16(..., relu=True) (dy's shape), or its relu bits (uint8
+    (N * OH * OW, ceil(F / 8)), conv2d_forward_bf16(..., bits=True)): dy is then the gradient of
     that output, and the gradients go through the ReLU first (dy where y > 0).
     Returns (dx or None, dkernel, dbias or None), new float32 arrays."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
@@ -1297,7 +1324,16 @@ def conv2d_backward_bf16(const float[:, :, :, ::1] dy, const float[:, :, :, ::1]
                          f"{(dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])}")
     cdef const float[:, :, :, ::1] yv
     cdef const float* yp = NULL
-    if y is not None:
+    cdef const unsigned char[:, ::1] ybv
+    cdef const unsigned char* ybp = NULL
+    cdef Py_ssize_t mb = (F + 7) // 8
+    if isinstance(y, np.ndarray) and y.dtype == np.uint8:
+        if y.shape != (N * OH * OW, mb):
+            raise ValueError(f"the relu bits y must have shape {(N * OH * OW, mb)}; received shape {y.shape}")
+        ybv = y
+        if N * OH * OW:
+            ybp = &ybv[0, 0]
+    elif y is not None:
         yv = y
         if (yv.shape[0], yv.shape[1], yv.shape[2], yv.shape[3]) != (N, OH, OW, F):
             raise ValueError(f"y must have dy's shape {(N, OH, OW, F)}; received shape "
@@ -1328,7 +1364,7 @@ def conv2d_backward_bf16(const float[:, :, :, ::1] dy, const float[:, :, :, ::1]
     cdef Short sp = _short_setup(x, g, keep)
     with nogil:
         _team_backward_bf16(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], yp, &wt[0, 0], &wtr[0, 0], dxp, &work[0],
-                            &bwork[0], &dkp[0, 0, 0], &dbp[0, 0], g, F, br, nt, use_bias, use, sp)
+                            &bwork[0], &dkp[0, 0, 0], &dbp[0, 0], g, F, br, nt, use_bias, use, sp, ybp, mb)
     dkernel = (dkp_a[0] if nt == 1 else dkp_a.sum(axis=0)).reshape(KH, KW, C, F)
     dbias = dbp_a.sum(axis=0).astype(np.float32) if use_bias else None
     return dx, dkernel, dbias

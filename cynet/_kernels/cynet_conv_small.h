@@ -41,6 +41,37 @@ static inline int cynet_cs_ok(void) {
 #endif
 }
 
+/* The fused ReLU's record for the backward: bit j of row r's mb = ceil(f / 8) bytes (little
+   bit order: byte j / 8, bit j % 8) is 1 where y[r, j] > 0 (NaN and -0.0: 0), which is all the
+   ReLU's gradient reads: an output's 32x fewer bytes than keeping y (and the layer no longer
+   holds y to its backward). */
+CYNET_CLONES CYNET_UNUSED static void cynet_relu_bits_plain(const float* y, Py_ssize_t rows, Py_ssize_t f,
+                                                      unsigned char* bits, Py_ssize_t mb) {
+    Py_ssize_t r, j, b;
+    for (r = 0; r < rows; r++, y += f, bits += mb)
+        for (b = 0; b < mb; b++) {
+            unsigned int v = 0;
+            for (j = 0; j < 8 && b * 8 + j < f; j++)
+                v |= (unsigned int)(y[b * 8 + j] > 0.0f) << j;
+            bits[b] = (unsigned char)v;
+        }
+}
+
+/* g (rows, f) = dy where the bit of cynet_relu_bits is 1, else 0 (cynet_bf16_relu_grad from the
+   bits instead of y) */
+CYNET_CLONES CYNET_UNUSED static void cynet_relu_grad_bits_plain(float* g, const float* dy, const unsigned char* bits,
+                                                           Py_ssize_t rows, Py_ssize_t f, Py_ssize_t mb) {
+    Py_ssize_t r, j;
+    for (r = 0; r < rows; r++, g += f, dy += f, bits += mb)
+        for (j = 0; j < f; j++) {
+            uint32_t u, keep = (uint32_t)0 - (uint32_t)((bits[j >> 3] >> (j & 7)) & 1u);
+            float d = dy[j];
+            memcpy(&u, &d, 4);
+            u &= keep;
+            memcpy(g + j, &u, 4);
+        }
+}
+
 #if CYNET_CS_BUILT
 
 /* masks of the two 16-lane halves of columns [f0, f0 + 32) of f */
@@ -51,10 +82,31 @@ static inline void cynet_cs_masks(Py_ssize_t f, Py_ssize_t f0, __mmask16* m0, __
     *m1 = n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
 }
 
+/* the 32 bits of columns [f0, f0 + 32) in a row of mb bytes of relu bits (f0 a multiple of 32;
+   the bytes past the row's end read as 0) */
+static inline uint32_t cynet_cs_bits_load(const unsigned char* row, Py_ssize_t mb, Py_ssize_t f0) {
+    uint32_t v = 0;
+    Py_ssize_t n = mb - f0 / 8;
+    memcpy(&v, row + f0 / 8, n < 4 ? (size_t)n : 4);
+    return v;
+}
+
+static inline void cynet_cs_bits_store(unsigned char* row, Py_ssize_t mb, Py_ssize_t f0, uint32_t v) {
+    Py_ssize_t n = mb - f0 / 8;
+    memcpy(row + f0 / 8, &v, n < 4 ? (size_t)n : 4);
+}
+
 /* ReLU as cynet's relu_forward: v < 0 becomes 0; NaN and -0.0 pass */
 CYNET_CS_TARGET static inline __m512 cynet_cs_relu(__m512 v) {
     __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
     return _mm512_mask_mov_ps(v, neg, _mm512_setzero_ps());
+}
+
+/* the relu bits (cynet_relu_bits) of a 32-column chunk: lanes > 0 */
+CYNET_CS_TARGET static inline uint32_t cynet_cs_pos_bits(__m512 a0, __m512 a1, __mmask16 m0, __mmask16 m1) {
+    uint32_t lo = _mm512_mask_cmp_ps_mask(m0, a0, _mm512_setzero_ps(), _CMP_GT_OQ);
+    uint32_t hi = _mm512_mask_cmp_ps_mask(m1, a1, _mm512_setzero_ps(), _CMP_GT_OQ);
+    return lo | (hi << 16);
 }
 
 /* the float32 nearest to v in bfloat16 (cynet_bf16.h's cynet_bf16_round_bits, 16 lanes; a NaN
@@ -70,11 +122,13 @@ CYNET_CS_TARGET static inline __m512 cynet_cs_round(__m512 v) {
     return _mm512_castsi512_ps(_mm512_mask_mov_epi32(r, nan, q));
 }
 
-/* g (rows, f) = dy where y > 0, else 0 (y NULL: dy; cynet's relu_backward), rounded to
+/* g (rows, f) = dy where y > 0, else 0 (or where the relu bits of cynet_relu_bits are 1, rows
+   mb bytes apart; both NULL: dy; cynet's relu_backward), rounded to
    bfloat16; colsum[:f] += the unrounded values' column sums (float32; the caller adds them into
    float64 every few hundred rows). One pass over a block of a convolution's output gradient:
    the ReLU's gradient, the bias gradient and the rounded operand of the weight gradient. */
 CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_grad_block(float* g, const float* dy, const float* y,
+                                                            const unsigned char* bits, Py_ssize_t mb,
                                                             Py_ssize_t rows, Py_ssize_t f, float* colsum) {
     Py_ssize_t f0, r;
     for (f0 = 0; f0 < f; f0 += 32) {
@@ -87,7 +141,11 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_grad_block(float* g, const flo
             Py_ssize_t o = r * f + f0;
             __mmask16 k0 = m0, k1 = m1;
             __m512 v0, v1;
-            if (y != NULL) {
+            if (bits != NULL) {
+                uint32_t v = cynet_cs_bits_load(bits + r * mb, mb, f0);
+                k0 = m0 & (__mmask16)v;
+                k1 = m1 & (__mmask16)(v >> 16);
+            } else if (y != NULL) {
                 k0 = _mm512_mask_cmp_ps_mask(m0, _mm512_maskz_loadu_ps(m0, y + o), _mm512_setzero_ps(), _CMP_GT_OQ);
                 k1 = _mm512_mask_cmp_ps_mask(m1, _mm512_maskz_loadu_ps(m1, y + o + 16), _mm512_setzero_ps(), _CMP_GT_OQ);
             }
@@ -112,7 +170,8 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_grad_block(float* g, const flo
 CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_forward(const float* x, Py_ssize_t rows, Py_ssize_t rs,
                                                          Py_ssize_t ow, Py_ssize_t ps, const Py_ssize_t* off,
                                                          Py_ssize_t k, const float* w, Py_ssize_t f,
-                                                         const float* bias, float* y, int relu) {
+                                                         const float* bias, float* y, int relu,
+                                                         unsigned char* bits, Py_ssize_t mb) {
     Py_ssize_t f0, r, p, i;
     for (f0 = 0; f0 < f; f0 += 32) {
         __mmask16 m0, m1;
@@ -123,6 +182,7 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_forward(const float* x, Py_ssi
         for (r = 0; r < rows; r++) {
             const float* xr = x + r * rs;
             float* yr = y + r * ow * f + f0;
+            unsigned char* br = bits ? bits + r * ow * mb : NULL;
             for (p = 0; p + 4 <= ow; p += 4) {   /* four patches: 8 independent sums */
                 const float* c0p = xr + p * ps;
                 const float* c1p = c0p + ps;
@@ -140,6 +200,12 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_forward(const float* x, Py_ssi
                     a10 = _mm512_fmadd_ps(c1, w0, a10); a11 = _mm512_fmadd_ps(c1, w1, a11);
                     a20 = _mm512_fmadd_ps(c2, w0, a20); a21 = _mm512_fmadd_ps(c2, w1, a21);
                     a30 = _mm512_fmadd_ps(c3, w0, a30); a31 = _mm512_fmadd_ps(c3, w1, a31);
+                }
+                if (br != NULL) {
+                    cynet_cs_bits_store(br + p * mb, mb, f0, cynet_cs_pos_bits(a00, a01, m0, m1));
+                    cynet_cs_bits_store(br + (p + 1) * mb, mb, f0, cynet_cs_pos_bits(a10, a11, m0, m1));
+                    cynet_cs_bits_store(br + (p + 2) * mb, mb, f0, cynet_cs_pos_bits(a20, a21, m0, m1));
+                    cynet_cs_bits_store(br + (p + 3) * mb, mb, f0, cynet_cs_pos_bits(a30, a31, m0, m1));
                 }
                 if (relu) {
                     a00 = cynet_cs_relu(a00); a01 = cynet_cs_relu(a01); a10 = cynet_cs_relu(a10);
@@ -159,6 +225,8 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_forward(const float* x, Py_ssi
                     a0 = _mm512_fmadd_ps(ci, _mm512_maskz_loadu_ps(m0, w + i * f + f0), a0);
                     a1 = _mm512_fmadd_ps(ci, _mm512_maskz_loadu_ps(m1, w + i * f + f0 + 16), a1);
                 }
+                if (br != NULL)
+                    cynet_cs_bits_store(br + p * mb, mb, f0, cynet_cs_pos_bits(a0, a1, m0, m1));
                 if (relu) {
                     a0 = cynet_cs_relu(a0);
                     a1 = cynet_cs_relu(a1);
@@ -238,23 +306,75 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_weight_grad(const float* x, Py
     }
 }
 
+
+CYNET_CS_TARGET static void cynet_relu_bits_avx512(const float* y, Py_ssize_t rows, Py_ssize_t f,
+                                                   unsigned char* bits, Py_ssize_t mb) {
+    Py_ssize_t r, f0;
+    for (r = 0; r < rows; r++, y += f, bits += mb)
+        for (f0 = 0; f0 < f; f0 += 32) {
+            __mmask16 m0, m1;
+            cynet_cs_masks(f, f0, &m0, &m1);
+            cynet_cs_bits_store(bits, mb, f0, cynet_cs_pos_bits(_mm512_maskz_loadu_ps(m0, y + f0),
+                                                                _mm512_maskz_loadu_ps(m1, y + f0 + 16), m0, m1));
+        }
+}
+
+CYNET_CS_TARGET static void cynet_relu_grad_bits_avx512(float* g, const float* dy, const unsigned char* bits,
+                                                        Py_ssize_t rows, Py_ssize_t f, Py_ssize_t mb) {
+    Py_ssize_t r, f0;
+    for (r = 0; r < rows; r++, g += f, dy += f, bits += mb)
+        for (f0 = 0; f0 < f; f0 += 32) {
+            __mmask16 m0, m1;
+            uint32_t v = cynet_cs_bits_load(bits, mb, f0);
+            cynet_cs_masks(f, f0, &m0, &m1);
+            _mm512_mask_storeu_ps(g + f0, m0, _mm512_maskz_loadu_ps(m0 & (__mmask16)v, dy + f0));
+            _mm512_mask_storeu_ps(g + f0 + 16, m1, _mm512_maskz_loadu_ps(m1 & (__mmask16)(v >> 16), dy + f0 + 16));
+        }
+}
+
 #else   /* not built: never called (cynet_cs_ok() is 0) */
 
 static void cynet_cs_forward(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps,
                              const Py_ssize_t* off, Py_ssize_t k, const float* w, Py_ssize_t f,
-                             const float* bias, float* y, int relu) {
+                             const float* bias, float* y, int relu, unsigned char* bits, Py_ssize_t mb) {
     (void)x; (void)rows; (void)rs; (void)ow; (void)ps; (void)off; (void)k; (void)w; (void)f; (void)bias;
-    (void)y; (void)relu;
+    (void)y; (void)relu; (void)bits; (void)mb;
 }
 static void cynet_cs_weight_grad(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps,
                                  const Py_ssize_t* off, Py_ssize_t k, const float* g, Py_ssize_t f, float* dk) {
     (void)x; (void)rows; (void)rs; (void)ow; (void)ps; (void)off; (void)k; (void)g; (void)f; (void)dk;
 }
-static void cynet_cs_grad_block(float* g, const float* dy, const float* y, Py_ssize_t rows, Py_ssize_t f,
-                                float* colsum) {
-    (void)g; (void)dy; (void)y; (void)rows; (void)f; (void)colsum;
+static void cynet_cs_grad_block(float* g, const float* dy, const float* y, const unsigned char* bits,
+                                Py_ssize_t mb, Py_ssize_t rows, Py_ssize_t f, float* colsum) {
+    (void)g; (void)dy; (void)y; (void)bits; (void)mb; (void)rows; (void)f; (void)colsum;
 }
 
 #endif
+
+
+/* the relu bits of y (cynet_relu_bits_plain), on AVX-512 when avx512 and the CPU runs it */
+CYNET_UNUSED static void cynet_relu_bits(const float* y, Py_ssize_t rows, Py_ssize_t f, unsigned char* bits,
+                                         Py_ssize_t mb, int avx512) {
+#if CYNET_CS_BUILT
+    if (avx512 && cynet_cs_ok()) {
+        cynet_relu_bits_avx512(y, rows, f, bits, mb);
+        return;
+    }
+#endif
+    cynet_relu_bits_plain(y, rows, f, bits, mb);
+}
+
+/* g = dy where the relu bits are 1 (cynet_relu_grad_bits_plain), on AVX-512 when avx512 and the
+   CPU runs it */
+CYNET_UNUSED static void cynet_relu_grad_bits(float* g, const float* dy, const unsigned char* bits, Py_ssize_t rows,
+                                              Py_ssize_t f, Py_ssize_t mb, int avx512) {
+#if CYNET_CS_BUILT
+    if (avx512 && cynet_cs_ok()) {
+        cynet_relu_grad_bits_avx512(g, dy, bits, rows, f, mb);
+        return;
+    }
+#endif
+    cynet_relu_grad_bits_plain(g, dy, bits, rows, f, mb);
+}
 
 #endif  /* CYNET_CONV_SMALL_H */

@@ -200,3 +200,36 @@ def test_public_dispatch_under_bf16_products():
                                                     r(kg[..., 4 * i:4 * i + 4]).astype(np.float64), None,
                                                     0, 0, 0, 0, 1, 1, 1, 1) for i in range(2)], axis=-1)
     _close(yg, ref)
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+def test_relu_bits_stand_for_the_relu_output(name, mode):
+    """conv2d_forward_bf16(..., bits=True): bit j % 8 of byte j // 8 of an output position's row
+    is y > 0 before the ReLU (NaN, 0 and -0.0: 0), equal to the twin's packbits on every path;
+    the backward given the bits equals the backward given y, on both backends."""
+    rng, x, k, b, geom = _case(name, seed=11)
+    x[0, 0, 0, 0] = np.nan
+    for mod in (cconv, conv_numpy):
+        for p in PATHS:
+            with short(*MODES[mode]):
+                y, bits = mod.conv2d_forward_bf16(x, k, b, *geom, CODES[p], True, True)
+                np.testing.assert_array_equal(y, mod.conv2d_forward_bf16(x, k, b, *geom, CODES[p], True))
+                F = y.shape[-1]
+                assert bits.dtype == np.uint8 and bits.shape == (y.size // F, (F + 7) // 8)
+                want = np.packbits(y.reshape(-1, F) > 0, axis=1, bitorder="little")
+                np.testing.assert_array_equal(bits, want)
+                dy = rng.standard_normal(y.shape).astype(np.float32)
+                got = mod.conv2d_backward_bf16(dy, x, k, bits, *geom, True, True, CODES[p])
+                ref = mod.conv2d_backward_bf16(dy, x, k, y, *geom, True, True, CODES[p])
+                for a, w in zip(got, ref):
+                    np.testing.assert_array_equal(a, w)
+
+
+@pytest.mark.parametrize("mod", [cconv, conv_numpy])
+def test_relu_bits_of_the_wrong_shape_raise(mod):
+    _, x, k, b, geom = _case("mnist_conv1")
+    y, bits = mod.conv2d_forward_bf16(x, k, b, *geom, 0, True, True)
+    dy = np.ones_like(y)
+    with pytest.raises(ValueError, match="relu bits y must have shape"):
+        mod.conv2d_backward_bf16(dy, x, k, bits[:-1], *geom, True, True, 0)
