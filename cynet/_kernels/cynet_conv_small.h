@@ -87,13 +87,19 @@ static inline void cynet_cs_masks(Py_ssize_t f, Py_ssize_t f0, __mmask16* m0, __
 static inline uint32_t cynet_cs_bits_load(const unsigned char* row, Py_ssize_t mb, Py_ssize_t f0) {
     uint32_t v = 0;
     Py_ssize_t n = mb - f0 / 8;
-    memcpy(&v, row + f0 / 8, n < 4 ? (size_t)n : 4);
+    if (n >= 4)   /* (a constant size: one load) */
+        memcpy(&v, row + f0 / 8, 4);
+    else
+        memcpy(&v, row + f0 / 8, (size_t)n);
     return v;
 }
 
 static inline void cynet_cs_bits_store(unsigned char* row, Py_ssize_t mb, Py_ssize_t f0, uint32_t v) {
     Py_ssize_t n = mb - f0 / 8;
-    memcpy(row + f0 / 8, &v, n < 4 ? (size_t)n : 4);
+    if (n >= 4)
+        memcpy(row + f0 / 8, &v, 4);
+    else
+        memcpy(row + f0 / 8, &v, (size_t)n);
 }
 
 /* ReLU as cynet's relu_forward: v < 0 becomes 0; NaN and -0.0 pass */
