@@ -87,6 +87,13 @@ def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_m
 # ----------------------------------------------------------------------------------------------
 # inner loops
 
+cdef extern from "cynet_col2im.h" nogil:
+    void cynet_col2im_add_f(float* dxr, const float* s, Py_ssize_t OW, Py_ssize_t K, Py_ssize_t C,
+                            Py_ssize_t iw0, Py_ssize_t sw, Py_ssize_t W) noexcept
+    void cynet_col2im_add_d(double* dxr, const double* s, Py_ssize_t OW, Py_ssize_t K, Py_ssize_t C,
+                            Py_ssize_t iw0, Py_ssize_t sw, Py_ssize_t W) noexcept
+
+
 cdef void _im2col_row(const floating* x, floating* dst, Py_ssize_t r, Geom g) noexcept nogil:
     """Patch rows of output row r = n*OH + oh: OW rows of K = KH*KW*C elements at dst.
     (CY_SPAN: every run read from x and written to dst checked in the debug build.)"""
@@ -163,11 +170,15 @@ cdef void _col2im_row(const floating* dcols, floating* dx, Py_ssize_t n, Py_ssiz
                     iw = iw0 + ow * g.sw
                     if iw >= 0 and iw < g.W:
                         dxr[CY_AT(iw, g.W)] += s[ow * K]
-            else:
+            elif CYNET_CHECKED:
                 for ow in range(g.OW):
                     iw = iw0 + ow * g.sw
                     if iw >= 0 and iw < g.W:
                         add_n(dxr + CY_SPAN(iw * C, C, g.W * C), s + ow * K, C)
+            elif floating is float:   # (vectorised clones; the same adds)
+                cynet_col2im_add_f(dxr, s, g.OW, K, C, iw0, g.sw, g.W)
+            else:
+                cynet_col2im_add_d(dxr, s, g.OW, K, C, iw0, g.sw, g.W)
 
 
 cdef void _im2col_block(const floating* x, floating* cols, Py_ssize_t r0, Py_ssize_t r1,
