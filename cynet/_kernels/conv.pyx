@@ -984,6 +984,10 @@ cdef extern from "cynet_conv_small.h" nogil:
                               float* dk) noexcept
     void cynet_cs_grad_block(float* g, const float* dy, const float* y, const unsigned char* bits,
                              Py_ssize_t mb, Py_ssize_t rows, Py_ssize_t f, float* colsum) noexcept
+    const Py_ssize_t CYNET_CS_FUSED_MAX_K
+    void cynet_cs_fused_backward(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps,
+                                 const Py_ssize_t* off, Py_ssize_t k, const float* dy, const unsigned char* bits,
+                                 Py_ssize_t mb, const float* y, Py_ssize_t f, float* dk, double* db) noexcept
     void cynet_relu_bits(const float* y, Py_ssize_t rows, Py_ssize_t f, unsigned char* bits, Py_ssize_t mb,
                          int avx512) noexcept
     void cynet_relu_grad_bits(float* g, const float* dy, const unsigned char* bits, Py_ssize_t rows, Py_ssize_t f,
@@ -1001,6 +1005,18 @@ cdef struct Short:
 
 cdef Py_ssize_t _bf16_short = 16
 cdef bint _bf16_direct = True   # cynet_conv_small.h's AVX-512 kernels where the CPU runs them
+cdef bint _bf16_fused = True    # and its one-pass backward where no input gradient is needed
+
+
+def _set_bf16_fused(value=None):
+    """Developer and test knob: whether a short convolution's backward without an input gradient
+    runs in one pass (cynet_cs_fused_backward) where the AVX-512 kernels run. Returns the
+    previous value."""
+    global _bf16_fused
+    old = _bf16_fused
+    if value is not None:
+        _bf16_fused = bool(value)
+    return old
 cdef Py_ssize_t _BF16_SUM_ROWS = 256   # rows of a float32 partial sum of the bias gradient
 
 
@@ -1056,46 +1072,70 @@ cdef inline bint _row_inside(Geom g, Py_ssize_t oh) noexcept nogil:
             and ih0 >= 0 and ih0 + (g.KH - 1) * g.dh < g.H)
 
 
+cdef Py_ssize_t _short_run(Short sp, float* cols, Py_ssize_t r, Py_ssize_t r1, Geom g, const float** src,
+                           Py_ssize_t* rs, Py_ssize_t* ps, const Py_ssize_t** off) noexcept nogil:
+    """The run of output rows [r, q) (returned) of one image from r, all of whose windows lie
+    inside the input or none: its patches as cynet_conv_small.h reads them (src, rs, ps, off):
+    the rounded input in place, or the run's im2col written to cols (block-sized)."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, HWC = g.H * g.W * g.C
+    cdef Py_ssize_t n = r // g.OH, oh = r - n * g.OH, e = (n + 1) * g.OH, q, rr
+    cdef bint inside = _row_inside(g, oh)
+    if e > r1:
+        e = r1
+    q = r + 1
+    while q < e and _row_inside(g, q - n * g.OH) == inside:
+        q = q + 1
+    if inside:
+        src[0] = sp.xr + CY_SPAN(n * HWC + (oh * g.sh - g.pt) * g.W * g.C, 1, g.N * HWC)
+        rs[0] = g.sh * g.W * g.C
+        ps[0] = g.sw * g.C
+        off[0] = sp.offx
+    else:
+        for rr in range(r, q):
+            _im2col_row(sp.xr, cols + (rr - r) * OW * K, rr, g)
+        src[0] = cols
+        rs[0] = OW * K
+        ps[0] = K
+        off[0] = sp.offc
+    return q
+
+
 cdef void _short_rows(Short sp, float* cols, Py_ssize_t r0, Py_ssize_t r1, Geom g, const float* w,
                       const float* b, float* out, float* dk, Py_ssize_t F, bint relu, unsigned char* bits,
                       Py_ssize_t mb) noexcept nogil:
     """The short products of output rows [r0, r1) on cynet_conv_small.h. Forward (dk NULL): out
     = the rows' outputs (+ b; ReLU when relu; w rounded; their relu bits from bits on, unless
-    NULL). Backward: dk += patches^T @ out (out:
-    the rows' rounded gradients). A run of rows of one image whose windows lie inside the input
-    reads the rounded input in place; the other runs, their im2col in cols (br * OW * K)."""
-    cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, HWC = g.H * g.W * g.C
-    cdef Py_ssize_t r = r0, q, e, n, oh, rr, rs, ps
-    cdef bint inside
-    cdef const float* src
-    cdef const Py_ssize_t* off
+    NULL). Backward: dk += patches^T @ out (out: the rows' rounded gradients). A run of rows of
+    one image whose windows lie inside the input reads the rounded input in place; the other
+    runs, their im2col in cols (br * OW * K)."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW
+    cdef Py_ssize_t r = r0, q, rs = 0, ps = 0
+    cdef const float* src = NULL
+    cdef const Py_ssize_t* off = NULL
     while r < r1:
-        n = r // g.OH
-        oh = r - n * g.OH
-        e = (n + 1) * g.OH
-        if e > r1:
-            e = r1
-        inside = _row_inside(g, oh)
-        q = r + 1
-        while q < e and _row_inside(g, q - n * g.OH) == inside:
-            q = q + 1
-        if inside:
-            src = sp.xr + CY_SPAN(n * HWC + (oh * g.sh - g.pt) * g.W * g.C, 1, g.N * HWC)
-            rs = g.sh * g.W * g.C
-            ps = g.sw * g.C
-            off = sp.offx
-        else:
-            for rr in range(r, q):
-                _im2col_row(sp.xr, cols + CY_SPAN((rr - r) * OW * K, OW * K, (r1 - r0) * OW * K), rr, g)
-            src = cols
-            rs = OW * K
-            ps = K
-            off = sp.offc
+        q = _short_run(sp, cols, r, r1, g, &src, &rs, &ps, &off)
         if dk == NULL:
             cynet_cs_forward(src, q - r, rs, OW, ps, off, K, w, F, b, out + (r - r0) * OW * F, relu,
                              bits + (r - r0) * OW * mb if bits != NULL else NULL, mb)
         else:
             cynet_cs_weight_grad(src, q - r, rs, OW, ps, off, K, out + (r - r0) * OW * F, F, dk)
+        r = q
+
+
+cdef void _short_backward_rows(Short sp, float* cols, Py_ssize_t r0, Py_ssize_t r1, Geom g, const float* dy,
+                               const unsigned char* ybits, Py_ssize_t mb, const float* yrelu, Py_ssize_t F,
+                               float* dk, double* db) noexcept nogil:
+    """dk and db (db NULL: no bias) of output rows [r0, r1) in one pass over dy (no input
+    gradient: the first convolution; cynet_cs_fused_backward), the runs as _short_rows'."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW
+    cdef Py_ssize_t r = r0, q, rs = 0, ps = 0
+    cdef const float* src = NULL
+    cdef const Py_ssize_t* off = NULL
+    while r < r1:
+        q = _short_run(sp, cols, r, r1, g, &src, &rs, &ps, &off)
+        cynet_cs_fused_backward(src, q - r, rs, OW, ps, off, K, dy + r * OW * F,
+                                ybits + r * OW * mb if ybits != NULL else NULL, mb,
+                                yrelu + r * OW * F if yrelu != NULL else NULL, F, dk, db)
         r = q
 
 
@@ -1152,6 +1192,7 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
     cdef Py_ssize_t t, r0, r1, hi, r, i, f, m, n, ih
     cdef bint short = F <= _bf16_short
     cdef bint direct = sp.on
+    cdef bint fused = direct and dx == NULL and _bf16_fused and K <= CYNET_CS_FUSED_MAX_K
     cdef Py_ssize_t nr
     cdef float* cols
     cdef float* gb
@@ -1178,6 +1219,10 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
                 r1 = hi
             m = (r1 - r0) * OW
             src = dy + CY_SPAN(r0 * OW * F, m * F, g.N * g.OH * OW * F)
+            if fused:   # the first convolution: one pass over dy, nothing written per position
+                _short_backward_rows(sp, cols, r0, r1, g, dy, ybits, mb, yrelu, F, dk, db if use_bias else NULL)
+                r0 = r1
+                continue
             if direct:
                 # a short patch (K <= _bf16_short): g rounded in one pass with the bias
                 # gradient's sums, then dkernel from 3 x 32 tiles held in registers

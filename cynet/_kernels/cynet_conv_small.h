@@ -313,6 +313,88 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_weight_grad(const float* x, Py
 }
 
 
+/* The first convolution's whole backward when no input gradient is needed (k <= KT): per
+   output position, g = dy where the relu bits are 1 (or y > 0; or dy), its column sums into
+   db (float32 over at most 256 positions, then float64), g rounded to bfloat16, and
+   dk (k, f) += patch^T g with KT x 32 sums in registers: dy is read once and nothing is
+   written per position. The patches as cynet_cs_forward's (x rounded by the caller); a tile
+   of fewer than KT rows repeats its last row and stores only the real ones. */
+#define CYNET_CS_FUSED_BACKWARD(KT)                                                                    \
+CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_fused_backward_##KT(                                  \
+        const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps, const Py_ssize_t* off, \
+        Py_ssize_t k, const float* dy, const unsigned char* bits, Py_ssize_t mb, const float* y,         \
+        Py_ssize_t f, float* dk, double* db) {                                                          \
+    Py_ssize_t f0, r, p, p0, pe, i, j, o[KT];                                                          \
+    float part[32] __attribute__((aligned(64)));                                                       \
+    for (i = 0; i < KT; i++) o[i] = off[i < k ? i : k - 1];                                            \
+    for (f0 = 0; f0 < f; f0 += 32) {                                                                   \
+        __mmask16 m0, m1;                                                                              \
+        __m512 a0[KT], a1[KT];                                                                         \
+        Py_ssize_t nf = f - f0 < 32 ? f - f0 : 32;                                                     \
+        cynet_cs_masks(f, f0, &m0, &m1);                                                               \
+        for (i = 0; i < KT; i++) { a0[i] = _mm512_setzero_ps(); a1[i] = _mm512_setzero_ps(); }         \
+        for (r = 0; r < rows; r++) {                                                                   \
+            const float* xr = x + r * rs;                                                              \
+            for (p0 = 0; p0 < ow; p0 = pe) {                                                           \
+                __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();                             \
+                pe = ow - p0 < 256 ? ow : p0 + 256;                                                    \
+                for (p = p0; p < pe; p++) {                                                            \
+                    Py_ssize_t q = r * ow + p;                                                         \
+                    const float* c = xr + p * ps;                                                      \
+                    __mmask16 k0 = m0, k1 = m1;                                                        \
+                    __m512 v0, v1;                                                                     \
+                    if (bits != NULL) {                                                                \
+                        uint32_t v = cynet_cs_bits_load(bits + q * mb, mb, f0);                        \
+                        k0 = m0 & (__mmask16)v;                                                        \
+                        k1 = m1 & (__mmask16)(v >> 16);                                                \
+                    } else if (y != NULL) {                                                            \
+                        k0 = _mm512_mask_cmp_ps_mask(m0, _mm512_maskz_loadu_ps(m0, y + q * f + f0),    \
+                                                     _mm512_setzero_ps(), _CMP_GT_OQ);                 \
+                        k1 = _mm512_mask_cmp_ps_mask(m1, _mm512_maskz_loadu_ps(m1, y + q * f + f0 + 16), \
+                                                     _mm512_setzero_ps(), _CMP_GT_OQ);                 \
+                    }                                                                                  \
+                    v0 = _mm512_maskz_loadu_ps(k0, dy + q * f + f0);                                   \
+                    v1 = _mm512_maskz_loadu_ps(k1, dy + q * f + f0 + 16);                              \
+                    s0 = _mm512_add_ps(s0, v0);                                                        \
+                    s1 = _mm512_add_ps(s1, v1);                                                        \
+                    v0 = cynet_cs_round(v0);                                                           \
+                    v1 = cynet_cs_round(v1);                                                           \
+                    for (i = 0; i < KT; i++) {                                                         \
+                        __m512 b = _mm512_set1_ps(c[o[i]]);                                            \
+                        a0[i] = _mm512_fmadd_ps(b, v0, a0[i]);                                         \
+                        a1[i] = _mm512_fmadd_ps(b, v1, a1[i]);                                         \
+                    }                                                                                  \
+                }                                                                                      \
+                if (db != NULL) {                                                                      \
+                    _mm512_store_ps(part, s0);                                                         \
+                    _mm512_store_ps(part + 16, s1);                                                    \
+                    for (j = 0; j < nf; j++) db[f0 + j] += part[j];                                    \
+                }                                                                                      \
+            }                                                                                          \
+        }                                                                                              \
+        for (i = 0; i < KT && i < k; i++) {                                                            \
+            float* d = dk + i * f + f0;                                                                \
+            _mm512_mask_storeu_ps(d, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d), a0[i]));          \
+            _mm512_mask_storeu_ps(d + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + 16), a1[i]));\
+        }                                                                                              \
+    }                                                                                                  \
+}
+
+CYNET_CS_FUSED_BACKWARD(9)
+CYNET_CS_FUSED_BACKWARD(12)
+
+/* the longest patch cynet_cs_fused_backward takes */
+#define CYNET_CS_FUSED_MAX_K 12
+
+CYNET_UNUSED static void cynet_cs_fused_backward(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow,
+        Py_ssize_t ps, const Py_ssize_t* off, Py_ssize_t k, const float* dy, const unsigned char* bits,
+        Py_ssize_t mb, const float* y, Py_ssize_t f, float* dk, double* db) {
+    if (k <= 9)
+        cynet_cs_fused_backward_9(x, rows, rs, ow, ps, off, k, dy, bits, mb, y, f, dk, db);
+    else
+        cynet_cs_fused_backward_12(x, rows, rs, ow, ps, off, k, dy, bits, mb, y, f, dk, db);
+}
+
 CYNET_CS_TARGET static void cynet_relu_bits_avx512(const float* y, Py_ssize_t rows, Py_ssize_t f,
                                                    unsigned char* bits, Py_ssize_t mb) {
     Py_ssize_t r, f0;
@@ -353,6 +435,13 @@ static void cynet_cs_weight_grad(const float* x, Py_ssize_t rows, Py_ssize_t rs,
 static void cynet_cs_grad_block(float* g, const float* dy, const float* y, const unsigned char* bits,
                                 Py_ssize_t mb, Py_ssize_t rows, Py_ssize_t f, float* colsum) {
     (void)g; (void)dy; (void)y; (void)bits; (void)mb; (void)rows; (void)f; (void)colsum;
+}
+#define CYNET_CS_FUSED_MAX_K 0
+static void cynet_cs_fused_backward(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow,
+        Py_ssize_t ps, const Py_ssize_t* off, Py_ssize_t k, const float* dy, const unsigned char* bits,
+        Py_ssize_t mb, const float* y, Py_ssize_t f, float* dk, double* db) {
+    (void)x; (void)rows; (void)rs; (void)ow; (void)ps; (void)off; (void)k; (void)dy; (void)bits; (void)mb;
+    (void)y; (void)f; (void)dk; (void)db;
 }
 
 #endif

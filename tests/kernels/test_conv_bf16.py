@@ -233,3 +233,31 @@ def test_relu_bits_of_the_wrong_shape_raise(mod):
     dy = np.ones_like(y)
     with pytest.raises(ValueError, match="relu bits y must have shape"):
         mod.conv2d_backward_bf16(dy, x, k, bits[:-1], *geom, True, True, 0)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("record", ["none", "y", "bits"])
+@pytest.mark.parametrize("p", PATHS)
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+def test_first_convolution_backward_without_dx(name, p, record, fused):
+    """compute_dx=False (the first layer): a short patch (K <= 12) then runs in one pass over dy
+    (cynet_cs_fused_backward, where the CPU has AVX-512F) or as grad block + weight gradient
+    (_set_bf16_fused(False)); dkernel and dbias as the float64 reference, on 1 and 2 threads."""
+    rng, x, k, b, geom = _case(name, seed=13)
+    y, bits = cconv.conv2d_forward_bf16(x, k, b, *geom, CODES[p], record != "none", True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    given = {"none": None, "y": y, "bits": bits}[record]
+    old_fused = cconv._set_bf16_fused(fused)
+    old_threads = cynet.get_num_threads()
+    try:
+        for threads in (1, 2):
+            cynet.set_num_threads(threads)
+            dx, dk, db = cconv.conv2d_backward_bf16(dy, x, k, given, *geom, True, False, CODES[p])
+            assert dx is None
+            _, _, rdk, rdb = _reference(x, k, b, dy, None if record == "none" else y, geom)
+            _close(dk, rdk)
+            g = dy if record == "none" else np.where(y > 0, dy, 0)
+            np.testing.assert_allclose(db, rdb, rtol=0, atol=1e-6 * np.abs(g).reshape(-1, g.shape[-1]).sum(0).max())
+    finally:
+        cconv._set_bf16_fused(old_fused)
+        cynet.set_num_threads(old_threads)
