@@ -988,8 +988,8 @@ cdef extern from "cynet_conv_small.h" nogil:
     void cynet_cs_fused_backward(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps,
                                  const Py_ssize_t* off, Py_ssize_t k, const float* dy, const unsigned char* bits,
                                  Py_ssize_t mb, const float* y, Py_ssize_t f, float* dk, double* db) noexcept
-    void cynet_relu_bits(const float* y, Py_ssize_t rows, Py_ssize_t f, unsigned char* bits, Py_ssize_t mb,
-                         int avx512) noexcept
+    void cynet_relu_bits(float* y, Py_ssize_t rows, Py_ssize_t f, unsigned char* bits, Py_ssize_t mb,
+                         int relu, int avx512) noexcept
     void cynet_relu_grad_bits(float* g, const float* dy, const unsigned char* bits, Py_ssize_t rows, Py_ssize_t f,
                               Py_ssize_t mb, int avx512) noexcept
 
@@ -1171,12 +1171,14 @@ cdef void _team_forward_bf16(const float* x, const float* w, const float* wr, co
                 cynet_bf16_round_n(cols, cols, m * K)
                 gemms(cols, K, 1, m, K, wr, F, F, yb, F, cols + br * OW * (K + F))
                 cynet_bf16_bias_relu(yb, m, F, b, relu)
+                if bits != NULL:
+                    cynet_relu_bits(yb, m, F, bits + r0 * OW * mb, mb, 0, _bf16_direct)
             else:
                 cynet_bf16_gemm(path, cols, K, 1, w, F, 1, yb, F, m, F, K, 0, b, bwork + t * CYNET_BF16_WORK)
-                if relu:
+                if bits != NULL:   # the bits of the logits and their ReLU in one pass
+                    cynet_relu_bits(yb, m, F, bits + r0 * OW * mb, mb, relu, _bf16_direct)
+                elif relu:
                     cynet_bf16_bias_relu(yb, m, F, NULL, 1)
-            if bits != NULL:
-                cynet_relu_bits(yb, m, F, bits + r0 * OW * mb, mb, _bf16_direct)
             r0 = r1
 
 

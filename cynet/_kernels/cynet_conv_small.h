@@ -395,15 +395,21 @@ CYNET_UNUSED static void cynet_cs_fused_backward(const float* x, Py_ssize_t rows
         cynet_cs_fused_backward_12(x, rows, rs, ow, ps, off, k, dy, bits, mb, y, f, dk, db);
 }
 
-CYNET_CS_TARGET static void cynet_relu_bits_avx512(const float* y, Py_ssize_t rows, Py_ssize_t f,
-                                                   unsigned char* bits, Py_ssize_t mb) {
+CYNET_CS_TARGET static void cynet_relu_bits_avx512(float* y, Py_ssize_t rows, Py_ssize_t f,
+                                                   unsigned char* bits, Py_ssize_t mb, int relu) {
     Py_ssize_t r, f0;
     for (r = 0; r < rows; r++, y += f, bits += mb)
         for (f0 = 0; f0 < f; f0 += 32) {
             __mmask16 m0, m1;
+            __m512 v0, v1;
             cynet_cs_masks(f, f0, &m0, &m1);
-            cynet_cs_bits_store(bits, mb, f0, cynet_cs_pos_bits(_mm512_maskz_loadu_ps(m0, y + f0),
-                                                                _mm512_maskz_loadu_ps(m1, y + f0 + 16), m0, m1));
+            v0 = _mm512_maskz_loadu_ps(m0, y + f0);
+            v1 = _mm512_maskz_loadu_ps(m1, y + f0 + 16);
+            cynet_cs_bits_store(bits, mb, f0, cynet_cs_pos_bits(v0, v1, m0, m1));
+            if (relu) {
+                _mm512_mask_storeu_ps(y + f0, m0, cynet_cs_relu(v0));
+                _mm512_mask_storeu_ps(y + f0 + 16, m1, cynet_cs_relu(v1));
+            }
         }
 }
 
@@ -447,16 +453,19 @@ static void cynet_cs_fused_backward(const float* x, Py_ssize_t rows, Py_ssize_t 
 #endif
 
 
-/* the relu bits of y (cynet_relu_bits_plain), on AVX-512 when avx512 and the CPU runs it */
-CYNET_UNUSED static void cynet_relu_bits(const float* y, Py_ssize_t rows, Py_ssize_t f, unsigned char* bits,
-                                         Py_ssize_t mb, int avx512) {
+/* the relu bits of y (cynet_relu_bits_plain), then y = ReLU(y) when relu (cynet_bf16_bias_relu's),
+   in one pass on AVX-512 when avx512 and the CPU runs it */
+CYNET_UNUSED static void cynet_relu_bits(float* y, Py_ssize_t rows, Py_ssize_t f, unsigned char* bits,
+                                         Py_ssize_t mb, int relu, int avx512) {
 #if CYNET_CS_BUILT
     if (avx512 && cynet_cs_ok()) {
-        cynet_relu_bits_avx512(y, rows, f, bits, mb);
+        cynet_relu_bits_avx512(y, rows, f, bits, mb, relu);
         return;
     }
 #endif
     cynet_relu_bits_plain(y, rows, f, bits, mb);
+    if (relu)
+        cynet_bf16_bias_relu(y, rows, f, NULL, 1);
 }
 
 /* g = dy where the relu bits are 1 (cynet_relu_grad_bits_plain), on AVX-512 when avx512 and the
