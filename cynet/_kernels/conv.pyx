@@ -1195,6 +1195,8 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
     cdef bint short = F <= _bf16_short
     cdef bint direct = sp.on
     cdef bint fused = direct and dx == NULL and _bf16_fused and K <= CYNET_CS_FUSED_MAX_K
+    # the one-pass gradient block (cynet_cs_grad_block): a short patch's, and a ReLU's on AVX-512
+    cdef bint gpass = direct or (_bf16_direct and cynet_cs_ok() == 1 and (ybits != NULL or yrelu != NULL))
     cdef Py_ssize_t nr
     cdef float* cols
     cdef float* gb
@@ -1225,9 +1227,9 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
                 _short_backward_rows(sp, cols, r0, r1, g, dy, ybits, mb, yrelu, F, dk, db if use_bias else NULL)
                 r0 = r1
                 continue
-            if direct:
-                # a short patch (K <= _bf16_short): g rounded in one pass with the bias
-                # gradient's sums, then dkernel from 3 x 32 tiles held in registers
+            if gpass:
+                # g rounded in one pass with the bias gradient's sums (the packed products'
+                # own rounding leaves it as it is)
                 i = 0
                 while i < m:
                     nr = m - i if m - i < _BF16_SUM_ROWS else _BF16_SUM_ROWS
@@ -1240,14 +1242,13 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
                             db[f] += part[f]
                     i = i + _BF16_SUM_ROWS
                 src = gb
-                _short_rows(sp, cols, r0, r1, g, NULL, NULL, gb, dk, F, 0, NULL, 0)
-            if not direct and ybits != NULL:
+            elif ybits != NULL:
                 cynet_relu_grad_bits(gb, src, ybits + r0 * OW * mb, m, F, mb, _bf16_direct)
                 src = gb
-            elif not direct and yrelu != NULL:
+            elif yrelu != NULL:
                 cynet_bf16_relu_grad(gb, src, yrelu + r0 * OW * F, m * F)
                 src = gb
-            if not direct and use_bias:   # float32 sums of _BF16_SUM_ROWS rows at a time, float64 over them
+            if not gpass and use_bias:   # float32 sums of _BF16_SUM_ROWS rows at a time, float64 over them
                 i = 0
                 while i < m:
                     zero_n(part, F)
@@ -1255,6 +1256,8 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
                     for f in range(F):
                         db[f] += part[f]
                     i = i + _BF16_SUM_ROWS
+            if direct:   # a short patch (K <= _bf16_short): dkernel from 3 x 32 tiles in registers
+                _short_rows(sp, cols, r0, r1, g, NULL, NULL, gb, dk, F, 0, NULL, 0)
             if not direct:
                 for r in range(r0, r1):
                     _im2col_row(x, cols + CY_SPAN((r - r0) * OW * K, OW * K, br * OW * K), r, g)
