@@ -27,5 +27,4 @@ CYNET_CLONES CYNET_UNUSED static void cynet_col2im_add_##SUF(T* dxr, const T* s,
 CYNET_COL2IM_ADD(float, f)
 CYNET_COL2IM_ADD(double, d)
 
-
 #endif  /* CYNET_COL2IM_H */
