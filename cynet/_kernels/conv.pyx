@@ -87,6 +87,13 @@ def _set_tuning(block_bytes=None, min_block_m=None, min_work=None, block_bytes_m
 # ----------------------------------------------------------------------------------------------
 # inner loops
 
+cdef extern from "cynet_col2im.h" nogil:
+    void cynet_col2im_add_f(float* dxr, const float* s, Py_ssize_t OW, Py_ssize_t K, Py_ssize_t C,
+                            Py_ssize_t iw0, Py_ssize_t sw, Py_ssize_t W) noexcept
+    void cynet_col2im_add_d(double* dxr, const double* s, Py_ssize_t OW, Py_ssize_t K, Py_ssize_t C,
+                            Py_ssize_t iw0, Py_ssize_t sw, Py_ssize_t W) noexcept
+
+
 cdef void _im2col_row(const floating* x, floating* dst, Py_ssize_t r, Geom g) noexcept nogil:
     """Patch rows of output row r = n*OH + oh: OW rows of K = KH*KW*C elements at dst.
     (CY_SPAN: every run read from x and written to dst checked in the debug build.)"""
@@ -163,11 +170,15 @@ cdef void _col2im_row(const floating* dcols, floating* dx, Py_ssize_t n, Py_ssiz
                     iw = iw0 + ow * g.sw
                     if iw >= 0 and iw < g.W:
                         dxr[CY_AT(iw, g.W)] += s[ow * K]
-            else:
+            elif CYNET_CHECKED:
                 for ow in range(g.OW):
                     iw = iw0 + ow * g.sw
                     if iw >= 0 and iw < g.W:
                         add_n(dxr + CY_SPAN(iw * C, C, g.W * C), s + ow * K, C)
+            elif floating is float:   # (vectorised clones; the same adds)
+                cynet_col2im_add_f(dxr, s, g.OW, K, C, iw0, g.sw, g.W)
+            else:
+                cynet_col2im_add_d(dxr, s, g.OW, K, C, iw0, g.sw, g.W)
 
 
 cdef void _im2col_block(const floating* x, floating* cols, Py_ssize_t r0, Py_ssize_t r1,
@@ -952,15 +963,73 @@ def conv2d_transpose_backward(const floating[:, :, :, ::1] dy, const floating[:,
 # model: K = 3 x 3 x 1) gains nothing from the packed kernels (pairs of k padded to tiles of 32):
 # its operands are rounded to bfloat16 in cache (cynet_bf16_round_n) and multiplied by
 # cynet_gemm.h in float32. A product of two bfloat16 values is exact in float32, so this is the
-# same rounding and the same float32 accumulation, only in another order.
+# same rounding and the same float32 accumulation, only in another order. Where the CPU has
+# AVX-512F, such a convolution (K <= _bf16_short) runs on cynet_conv_small.h instead (Short,
+# _short_rows): the input is rounded once, the patches of rows whose windows lie inside it are
+# read in place (no im2col), each output is computed in registers and written once with its
+# bias and ReLU, and the weight gradient keeps tiles of dkernel in registers over a block.
 
 from libc.stdint cimport uint32_t
 from cynet._kernels._gemm cimport (CYNET_BF16_WORK, cynet_bf16_amx_ok, cynet_bf16_bias_relu,
                                    cynet_bf16_gemm, cynet_bf16_native_ok, cynet_bf16_relu_grad,
                                    cynet_bf16_round_n, cynet_bf16_col_sums)
 
+cdef extern from "cynet_conv_small.h" nogil:
+    int cynet_cs_ok() noexcept
+    void cynet_cs_forward(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps,
+                          const Py_ssize_t* off, Py_ssize_t k, const float* w, Py_ssize_t f,
+                          const float* bias, float* y, int relu, unsigned char* bits, Py_ssize_t mb) noexcept
+    void cynet_cs_weight_grad(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps,
+                              const Py_ssize_t* off, Py_ssize_t k, const float* g, Py_ssize_t f,
+                              float* dk) noexcept
+    void cynet_cs_grad_block(float* g, const float* dy, const float* y, const unsigned char* bits,
+                             Py_ssize_t mb, Py_ssize_t rows, Py_ssize_t f, float* colsum) noexcept
+    const Py_ssize_t CYNET_CS_FUSED_MAX_K
+    void cynet_cs_fused_backward(const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps,
+                                 const Py_ssize_t* off, Py_ssize_t k, const float* dy, const unsigned char* bits,
+                                 Py_ssize_t mb, const float* y, Py_ssize_t f, float* dk, double* db) noexcept
+    void cynet_relu_bits(float* y, Py_ssize_t rows, Py_ssize_t f, unsigned char* bits, Py_ssize_t mb,
+                         int relu, int avx512) noexcept
+    void cynet_relu_grad_bits(float* g, const float* dy, const unsigned char* bits, Py_ssize_t rows, Py_ssize_t f,
+                              Py_ssize_t mb, int avx512) noexcept
+
+
+cdef struct Short:
+    # a short product on cynet_conv_small.h (on: K <= _bf16_short and the CPU runs it): xr, the
+    # input rounded to bfloat16; offx[k], the offset of a patch's k-th value from its window's
+    # first cell in xr; offc[k] = k (the same in an im2col block)
+    bint on
+    const float* xr
+    const Py_ssize_t* offx
+    const Py_ssize_t* offc
+
 cdef Py_ssize_t _bf16_short = 16
+cdef bint _bf16_direct = True   # cynet_conv_small.h's AVX-512 kernels where the CPU runs them
+cdef bint _bf16_fused = True    # and its one-pass backward where no input gradient is needed
+
+
+def _set_bf16_fused(value=None):
+    """Developer and test knob: whether a short convolution's backward without an input gradient
+    runs in one pass (cynet_cs_fused_backward) where the AVX-512 kernels run. Returns the
+    previous value."""
+    global _bf16_fused
+    old = _bf16_fused
+    if value is not None:
+        _bf16_fused = bool(value)
+    return old
 cdef Py_ssize_t _BF16_SUM_ROWS = 256   # rows of a float32 partial sum of the bias gradient
+
+
+def _set_bf16_direct(value=None):
+    """Developer and test knob: whether a short product (inner dimension at most _bf16_short)
+    runs on cynet_conv_small.h's kernels (True, where this CPU has AVX-512F) or on the rounded
+    float32 small GEMM, and the relu bits on its AVX-512 loops or its plain ones. Returns the
+    previous value."""
+    global _bf16_direct
+    old = _bf16_direct
+    if value is not None:
+        _bf16_direct = bool(value)
+    return old
 
 
 def _set_bf16_short(value=None):
@@ -995,11 +1064,87 @@ cdef int _bf16_path(int path):
     return path
 
 
+cdef inline bint _row_inside(Geom g, Py_ssize_t oh) noexcept nogil:
+    """Whether every window of output row oh lies inside the input (no padded cell), so that
+    its patches can be read from the input in place."""
+    cdef Py_ssize_t ih0 = oh * g.sh - g.pt
+    return (g.pl == 0 and (g.OW - 1) * g.sw + (g.KW - 1) * g.dw < g.W
+            and ih0 >= 0 and ih0 + (g.KH - 1) * g.dh < g.H)
+
+
+cdef Py_ssize_t _short_run(Short sp, float* cols, Py_ssize_t r, Py_ssize_t r1, Geom g, const float** src,
+                           Py_ssize_t* rs, Py_ssize_t* ps, const Py_ssize_t** off) noexcept nogil:
+    """The run of output rows [r, q) (returned) of one image from r, all of whose windows lie
+    inside the input or none: its patches as cynet_conv_small.h reads them (src, rs, ps, off):
+    the rounded input in place, or the run's im2col written to cols (block-sized)."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, HWC = g.H * g.W * g.C
+    cdef Py_ssize_t n = r // g.OH, oh = r - n * g.OH, e = (n + 1) * g.OH, q, rr
+    cdef bint inside = _row_inside(g, oh)
+    if e > r1:
+        e = r1
+    q = r + 1
+    while q < e and _row_inside(g, q - n * g.OH) == inside:
+        q = q + 1
+    if inside:
+        src[0] = sp.xr + CY_SPAN(n * HWC + (oh * g.sh - g.pt) * g.W * g.C, 1, g.N * HWC)
+        rs[0] = g.sh * g.W * g.C
+        ps[0] = g.sw * g.C
+        off[0] = sp.offx
+    else:
+        for rr in range(r, q):
+            _im2col_row(sp.xr, cols + (rr - r) * OW * K, rr, g)
+        src[0] = cols
+        rs[0] = OW * K
+        ps[0] = K
+        off[0] = sp.offc
+    return q
+
+
+cdef void _short_rows(Short sp, float* cols, Py_ssize_t r0, Py_ssize_t r1, Geom g, const float* w,
+                      const float* b, float* out, float* dk, Py_ssize_t F, bint relu, unsigned char* bits,
+                      Py_ssize_t mb) noexcept nogil:
+    """The short products of output rows [r0, r1) on cynet_conv_small.h. Forward (dk NULL): out
+    = the rows' outputs (+ b; ReLU when relu; w rounded; their relu bits from bits on, unless
+    NULL). Backward: dk += patches^T @ out (out: the rows' rounded gradients). A run of rows of
+    one image whose windows lie inside the input reads the rounded input in place; the other
+    runs, their im2col in cols (br * OW * K)."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW
+    cdef Py_ssize_t r = r0, q, rs = 0, ps = 0
+    cdef const float* src = NULL
+    cdef const Py_ssize_t* off = NULL
+    while r < r1:
+        q = _short_run(sp, cols, r, r1, g, &src, &rs, &ps, &off)
+        if dk == NULL:
+            cynet_cs_forward(src, q - r, rs, OW, ps, off, K, w, F, b, out + (r - r0) * OW * F, relu,
+                             bits + (r - r0) * OW * mb if bits != NULL else NULL, mb)
+        else:
+            cynet_cs_weight_grad(src, q - r, rs, OW, ps, off, K, out + (r - r0) * OW * F, F, dk)
+        r = q
+
+
+cdef void _short_backward_rows(Short sp, float* cols, Py_ssize_t r0, Py_ssize_t r1, Geom g, const float* dy,
+                               const unsigned char* ybits, Py_ssize_t mb, const float* yrelu, Py_ssize_t F,
+                               float* dk, double* db) noexcept nogil:
+    """dk and db (db NULL: no bias) of output rows [r0, r1) in one pass over dy (no input
+    gradient: the first convolution; cynet_cs_fused_backward), the runs as _short_rows'."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW
+    cdef Py_ssize_t r = r0, q, rs = 0, ps = 0
+    cdef const float* src = NULL
+    cdef const Py_ssize_t* off = NULL
+    while r < r1:
+        q = _short_run(sp, cols, r, r1, g, &src, &rs, &ps, &off)
+        cynet_cs_fused_backward(src, q - r, rs, OW, ps, off, K, dy + r * OW * F,
+                                ybits + r * OW * mb if ybits != NULL else NULL, mb,
+                                yrelu + r * OW * F if yrelu != NULL else NULL, F, dk, db)
+        r = q
+
+
 cdef void _team_forward_bf16(const float* x, const float* w, const float* wr, const float* b, float* y,
                              float* work, uint32_t* bwork, Geom g, Py_ssize_t F, Py_ssize_t br, int nt,
-                             int path, bint relu) noexcept nogil:
+                             int path, bint relu, Short sp, unsigned char* bits, Py_ssize_t mb) noexcept nogil:
     """y = conv(x, w) (+ b), then ReLU when relu; w (K, F), wr: w rounded to bfloat16 (read when
-    K <= _bf16_short). work: nt * _bf16_scratch floats; bwork: nt * CYNET_BF16_WORK words."""
+    K <= _bf16_short). work: nt * _bf16_scratch floats; bwork: nt * CYNET_BF16_WORK words.
+    bits: NULL, or the outputs' relu bits (cynet_relu_bits: mb bytes per output position)."""
     cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, ws = _bf16_scratch(g, F, br)
     cdef Py_ssize_t t, r0, r1, r, hi, m
     cdef bint short = K <= _bf16_short
@@ -1014,16 +1159,25 @@ cdef void _team_forward_bf16(const float* x, const float* w, const float* wr, co
             if r1 > hi:
                 r1 = hi
             m = (r1 - r0) * OW
+            yb = y + CY_SPAN(r0 * OW * F, m * F, g.N * g.OH * OW * F)
+            if sp.on:   # bias and ReLU in registers, each output written once
+                _short_rows(sp, cols, r0, r1, g, wr, b, yb, NULL, F, relu,
+                            bits + r0 * OW * mb if bits != NULL else NULL, mb)
+                r0 = r1
+                continue
             for r in range(r0, r1):
                 _im2col_row(x, cols + CY_SPAN((r - r0) * OW * K, OW * K, br * OW * K), r, g)
-            yb = y + CY_SPAN(r0 * OW * F, m * F, g.N * g.OH * OW * F)
             if short:
                 cynet_bf16_round_n(cols, cols, m * K)
                 gemms(cols, K, 1, m, K, wr, F, F, yb, F, cols + br * OW * (K + F))
                 cynet_bf16_bias_relu(yb, m, F, b, relu)
+                if bits != NULL:
+                    cynet_relu_bits(yb, m, F, bits + r0 * OW * mb, mb, 0, _bf16_direct)
             else:
                 cynet_bf16_gemm(path, cols, K, 1, w, F, 1, yb, F, m, F, K, 0, b, bwork + t * CYNET_BF16_WORK)
-                if relu:
+                if bits != NULL:   # the bits of the logits and their ReLU in one pass
+                    cynet_relu_bits(yb, m, F, bits + r0 * OW * mb, mb, relu, _bf16_direct)
+                elif relu:
                     cynet_bf16_bias_relu(yb, m, F, NULL, 1)
             r0 = r1
 
@@ -1031,13 +1185,19 @@ cdef void _team_forward_bf16(const float* x, const float* w, const float* wr, co
 cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrelu, const float* wt,
                               const float* wtr, float* dx, float* work, uint32_t* bwork, float* dkp,
                               double* dbp, Geom g, Py_ssize_t F, Py_ssize_t br, int nt, bint use_bias,
-                              int path) noexcept nogil:
+                              int path, Short sp, const unsigned char* ybits, Py_ssize_t mb) noexcept nogil:
     """Thread t's partial dkernel (K, F) at dkp + t*K*F and dbias (F doubles) at dbp + t*F;
     dx += col2im(g @ w^T) unless dx is NULL (wt: w^T (F, K); wtr: wt rounded, read when
-    F <= _bf16_short). g: dy, or dy where yrelu > 0 when yrelu is not NULL."""
+    F <= _bf16_short). g: dy, or dy where yrelu > 0 when yrelu is not NULL, or where the relu
+    bits ybits (mb bytes per output position) are 1 when ybits is not NULL."""
     cdef Py_ssize_t K = g.KH * g.KW * g.C, OW = g.OW, ws = _bf16_scratch(g, F, br)
     cdef Py_ssize_t t, r0, r1, hi, r, i, f, m, n, ih
     cdef bint short = F <= _bf16_short
+    cdef bint direct = sp.on
+    cdef bint fused = direct and dx == NULL and _bf16_fused and K <= CYNET_CS_FUSED_MAX_K
+    # the one-pass gradient block (cynet_cs_grad_block): a short patch's, and a ReLU's on AVX-512
+    cdef bint gpass = direct or (_bf16_direct and cynet_cs_ok() == 1 and (ybits != NULL or yrelu != NULL))
+    cdef Py_ssize_t nr
     cdef float* cols
     cdef float* gb
     cdef float* part
@@ -1063,10 +1223,32 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
                 r1 = hi
             m = (r1 - r0) * OW
             src = dy + CY_SPAN(r0 * OW * F, m * F, g.N * g.OH * OW * F)
-            if yrelu != NULL:
+            if fused:   # the first convolution: one pass over dy, nothing written per position
+                _short_backward_rows(sp, cols, r0, r1, g, dy, ybits, mb, yrelu, F, dk, db if use_bias else NULL)
+                r0 = r1
+                continue
+            if gpass:
+                # g rounded in one pass with the bias gradient's sums (the packed products'
+                # own rounding leaves it as it is)
+                i = 0
+                while i < m:
+                    nr = m - i if m - i < _BF16_SUM_ROWS else _BF16_SUM_ROWS
+                    zero_n(part, F)
+                    cynet_cs_grad_block(gb + i * F, src + i * F,
+                                        yrelu + (r0 * OW + i) * F if yrelu != NULL else NULL,
+                                        ybits + (r0 * OW + i) * mb if ybits != NULL else NULL, mb, nr, F, part)
+                    if use_bias:
+                        for f in range(F):
+                            db[f] += part[f]
+                    i = i + _BF16_SUM_ROWS
+                src = gb
+            elif ybits != NULL:
+                cynet_relu_grad_bits(gb, src, ybits + r0 * OW * mb, m, F, mb, _bf16_direct)
+                src = gb
+            elif yrelu != NULL:
                 cynet_bf16_relu_grad(gb, src, yrelu + r0 * OW * F, m * F)
                 src = gb
-            if use_bias:   # float32 sums of _BF16_SUM_ROWS rows at a time, float64 over them
+            if not gpass and use_bias:   # float32 sums of _BF16_SUM_ROWS rows at a time, float64 over them
                 i = 0
                 while i < m:
                     zero_n(part, F)
@@ -1074,10 +1256,13 @@ cdef void _team_backward_bf16(const float* x, const float* dy, const float* yrel
                     for f in range(F):
                         db[f] += part[f]
                     i = i + _BF16_SUM_ROWS
-            for r in range(r0, r1):
-                _im2col_row(x, cols + CY_SPAN((r - r0) * OW * K, OW * K, br * OW * K), r, g)
-            # dkernel += cols^T @ g (A = cols^T: rows k adjacent, the k-th column K apart)
-            cynet_bf16_gemm(path, cols, 1, K, src, F, 1, dk, F, K, F, m, 1, NULL, bw)
+            if direct:   # a short patch (K <= _bf16_short): dkernel from 3 x 32 tiles in registers
+                _short_rows(sp, cols, r0, r1, g, NULL, NULL, gb, dk, F, 0, NULL, 0)
+            if not direct:
+                for r in range(r0, r1):
+                    _im2col_row(x, cols + CY_SPAN((r - r0) * OW * K, OW * K, br * OW * K), r, g)
+                # dkernel += cols^T @ g (A = cols^T: rows k adjacent, the k-th column K apart)
+                cynet_bf16_gemm(path, cols, 1, K, src, F, 1, dk, F, K, F, m, 1, NULL, bw)
             if dx != NULL:
                 # dcols = g @ w^T into the patch buffer, then scattered back into dx
                 if short:
@@ -1108,13 +1293,42 @@ cdef int _bf16_team(Geom g):
     return nt if nt > 0 else 1
 
 
+cdef Short _short_setup(x, Geom g, list keep):
+    """The Short of a pass: on when K <= _bf16_short and cynet_conv_small.h runs here; then the
+    input rounded to bfloat16 and the two offset tables, their arrays appended to keep (which
+    the caller holds while the pass runs)."""
+    cdef Short sp
+    cdef Py_ssize_t K = g.KH * g.KW * g.C
+    cdef const float[::1] xr
+    cdef const Py_ssize_t[::1] offx
+    cdef const Py_ssize_t[::1] offc
+    sp.on = K <= _bf16_short and _bf16_direct and cynet_cs_ok() == 1
+    sp.xr = NULL
+    sp.offx = NULL
+    sp.offc = NULL
+    if not sp.on:
+        return sp
+    kh, kw, c = np.meshgrid(np.arange(g.KH), np.arange(g.KW), np.arange(g.C), indexing="ij")
+    offx_a = ((kh * g.dh * g.W + kw * g.dw) * g.C + c).reshape(-1).astype(np.intp)
+    offc_a = np.arange(K, dtype=np.intp)
+    xr_a = _rounded(x).reshape(-1)
+    keep.extend([xr_a, offx_a, offc_a])
+    xr, offx, offc = xr_a, offx_a, offc_a
+    sp.xr = &xr[0]
+    sp.offx = &offx[0]
+    sp.offc = &offc[0]
+    return sp
+
+
 def conv2d_forward_bf16(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel, bias,
                         Py_ssize_t pt, Py_ssize_t pb, Py_ssize_t pl, Py_ssize_t pr, Py_ssize_t sh,
-                        Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, int path, bint relu):
+                        Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, int path, bint relu, bint bits=False):
     """conv2d_forward (float32) with the product in bfloat16 (see above), then ReLU when relu.
 
     path: 2 AMX-BF16, 1 AVX512_BF16, 0 the emulation (cynet.kernels.bf16's codes; a path this
-    CPU lacks falls back to the next). Returns y (N, OH, OW, F), new."""
+    CPU lacks falls back to the next). Returns y (N, OH, OW, F), new; with bits, (y, relu
+    bits): uint8 (N * OH * OW, ceil(F / 8)), bit j % 8 of byte j // 8 of a row 1 where the
+    output's channel j is > 0 (before the ReLU; what conv2d_backward_bf16 takes for y)."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t KH = kernel.shape[0], KW = kernel.shape[1], F = kernel.shape[3]
     _check_conv_args(C, (KH, KW, kernel.shape[2], F))
@@ -1129,8 +1343,15 @@ def conv2d_forward_bf16(const float[:, :, :, ::1] x, const float[:, :, :, ::1] k
             raise ValueError(f"bias must have shape ({F},); received shape ({b.shape[0]},)")
         bp = &b[0]
     y = np.empty((N, g.OH, g.OW, F), dtype=np.float32)
+    cdef Py_ssize_t mb = (F + 7) // 8
+    bits_a = np.zeros((N * g.OH * g.OW, mb), dtype=np.uint8) if bits else None
     if N == 0 or g.OH == 0 or g.OW == 0:
-        return y
+        return (y, bits_a) if bits else y
+    cdef unsigned char[:, ::1] bv
+    cdef unsigned char* bp_bits = NULL
+    if bits:
+        bv = bits_a
+        bp_bits = &bv[0, 0]
     cdef float[:, :, :, ::1] yv = y
     cdef int nt = _bf16_team(g), use = _bf16_path(path)
     cdef Py_ssize_t br = _block_rows(g, sizeof(float), 1)
@@ -1138,10 +1359,12 @@ def conv2d_forward_bf16(const float[:, :, :, ::1] x, const float[:, :, :, ::1] k
     cdef uint32_t[::1] bwork = np.empty(nt * CYNET_BF16_WORK, dtype=np.uint32)
     cdef const float[:, ::1] wr = _rounded(np.asarray(kernel).reshape(K, F)) if K <= _bf16_short else \
         np.asarray(kernel).reshape(K, F)
+    keep = []
+    cdef Short sp = _short_setup(x, g, keep)
     with nogil:
         _team_forward_bf16(&x[0, 0, 0, 0], &kernel[0, 0, 0, 0], &wr[0, 0], bp, &yv[0, 0, 0, 0], &work[0],
-                           &bwork[0], g, F, br, nt, use, relu)
-    return y
+                           &bwork[0], g, F, br, nt, use, relu, sp, bp_bits, mb)
+    return (y, bits_a) if bits else y
 
 
 def conv2d_backward_bf16(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
@@ -1149,7 +1372,8 @@ def conv2d_backward_bf16(const float[:, :, :, ::1] dy, const float[:, :, :, ::1]
                          Py_ssize_t pl, Py_ssize_t pr, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh,
                          Py_ssize_t dw, bint use_bias, bint compute_dx, int path):
     """conv2d_backward (float32) with the products in bfloat16 (see above). y: None, or the
-    ReLU output of conv2d_forward_bf16(..., relu=True) (dy's shape): dy is then the gradient of
+    ReLU output of conv2d_forward_bf16(..., relu=True) (dy's shape), or its relu bits (uint8
+    (N * OH * OW, ceil(F / 8)), conv2d_forward_bf16(..., bits=True)): dy is then the gradient of
     that output, and the gradients go through the ReLU first (dy where y > 0).
     Returns (dx or None, dkernel, dbias or None), new float32 arrays."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
@@ -1161,7 +1385,16 @@ def conv2d_backward_bf16(const float[:, :, :, ::1] dy, const float[:, :, :, ::1]
                          f"{(dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3])}")
     cdef const float[:, :, :, ::1] yv
     cdef const float* yp = NULL
-    if y is not None:
+    cdef const unsigned char[:, ::1] ybv
+    cdef const unsigned char* ybp = NULL
+    cdef Py_ssize_t mb = (F + 7) // 8
+    if isinstance(y, np.ndarray) and y.dtype == np.uint8:
+        if y.shape != (N * OH * OW, mb):
+            raise ValueError(f"the relu bits y must have shape {(N * OH * OW, mb)}; received shape {y.shape}")
+        ybv = y
+        if N * OH * OW:
+            ybp = &ybv[0, 0]
+    elif y is not None:
         yv = y
         if (yv.shape[0], yv.shape[1], yv.shape[2], yv.shape[3]) != (N, OH, OW, F):
             raise ValueError(f"y must have dy's shape {(N, OH, OW, F)}; received shape "
@@ -1188,9 +1421,11 @@ def conv2d_backward_bf16(const float[:, :, :, ::1] dy, const float[:, :, :, ::1]
     dbp_a = np.empty((nt, F), dtype=np.float64)
     cdef float[:, :, ::1] dkp = dkp_a
     cdef double[:, ::1] dbp = dbp_a
+    keep = []
+    cdef Short sp = _short_setup(x, g, keep)
     with nogil:
         _team_backward_bf16(&x[0, 0, 0, 0], &dy[0, 0, 0, 0], yp, &wt[0, 0], &wtr[0, 0], dxp, &work[0],
-                            &bwork[0], &dkp[0, 0, 0], &dbp[0, 0], g, F, br, nt, use_bias, use)
+                            &bwork[0], &dkp[0, 0, 0], &dbp[0, 0], g, F, br, nt, use_bias, use, sp, ybp, mb)
     dkernel = (dkp_a[0] if nt == 1 else dkp_a.sum(axis=0)).reshape(KH, KW, C, F)
     dbias = dbp_a.sum(axis=0).astype(np.float32) if use_bias else None
     return dx, dkernel, dbias

@@ -29,18 +29,22 @@ def _f32(*arrays):
     return [None if a is None else np.ascontiguousarray(a, dtype=np.float32) for a in arrays]
 
 
-def conv2d_forward(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw, relu=False):
+def conv2d_forward(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw, relu=False, bits=False):
     """y = im2col(x) @ kernel (K, F) + bias, the product in bfloat16, then ReLU when relu (the
     Conv layers' fused relu): the current backend's conv2d_forward_bf16 (conv.pyx: one team,
-    im2col, product, bias and ReLU per block of images in cache)."""
+    im2col, product, bias and ReLU per block of images in cache). With bits, (y, relu bits):
+    the record of y > 0 the backward takes instead of y (1 bit per output)."""
     x, kernel, bias = _f32(x, kernel, bias)
-    return _base().conv2d_forward_bf16(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw, _code(), relu)
+    return _base().conv2d_forward_bf16(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw, _code(), relu, bits)
 
 
 def conv2d_backward(dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, compute_dx, y=None):
     """(dx, dkernel, dbias): dkernel = im2col(x)^T @ g, dx = col2im(g @ kernel^T), g = dy, or dy
-    where y > 0 when y (the fused ReLU's output) is given."""
-    dy, x, kernel, y = _f32(dy, x, kernel, y)
+    where y > 0 when y (the fused ReLU's output, or its relu bits: uint8) is given."""
+    bits = y if y is not None and y.dtype == np.uint8 else None
+    dy, x, kernel, y = _f32(dy, x, kernel, None if bits is not None else y)
+    if bits is not None:
+        y = np.ascontiguousarray(bits)
     N, H, W, C = x.shape
     KH, KW, _, F = kernel.shape
     OH, OW = _out(H, KH, pt, pb, sh, dh), _out(W, KW, pl, pr, sw, dw)

@@ -218,9 +218,9 @@ def _round_bf16(a):
     return round_bf16(a).reshape(a.shape)
 
 
-def conv2d_forward_bf16(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw, path, relu):
+def conv2d_forward_bf16(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw, path, relu, bits=False):
     """conv2d_forward (float32) on bfloat16-rounded x and kernel, then ReLU when relu. path:
-    unused (the twin has one path)."""
+    unused (the twin has one path). With bits, (y, relu_bits(y before the ReLU))."""
     del path
     _check_conv_args(x, kernel)
     if x.dtype != np.float32:
@@ -230,19 +230,38 @@ def conv2d_forward_bf16(x, kernel, bias, pt, pb, pl, pr, sh, sw, dh, dw, path, r
         if bias.shape != (kernel.shape[3],):
             raise ValueError(f"bias must have shape ({kernel.shape[3]},); received shape {bias.shape}")
         y += bias
+    b = relu_bits(y) if bits else None
     if relu:
         y[y < 0] = 0
-    return y
+    return (y, b) if bits else y
+
+
+def relu_bits(y):
+    """The fused ReLU's record of y (N, OH, OW, F): uint8 (N * OH * OW, ceil(F / 8)), bit j % 8 of
+    byte j // 8 of a row 1 where channel j is > 0 (NaN and -0.0: 0)."""
+    return np.packbits(y.reshape(-1, y.shape[-1]) > 0, axis=1, bitorder="little")
+
+
+def _relu_keep(y, dy):
+    """Where the fused ReLU passes its gradient: y > 0 for its output y, or the 1 bits of its
+    relu bits (relu_bits)."""
+    if y.dtype == np.uint8:
+        F = dy.shape[-1]
+        rows = int(np.prod(dy.shape[:-1]))
+        if y.shape != (rows, (F + 7) // 8):
+            raise ValueError(f"the relu bits y must have shape {(rows, (F + 7) // 8)}; received shape {y.shape}")
+        return np.unpackbits(y, axis=1, count=F, bitorder="little").astype(bool).reshape(dy.shape)
+    if y.shape != dy.shape:
+        raise ValueError(f"y must have dy's shape {dy.shape}; received shape {y.shape}")
+    return y > 0
 
 
 def conv2d_backward_bf16(dy, x, kernel, y, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, compute_dx, path):
     """conv2d_backward (float32) with bfloat16-rounded product inputs; y: None, or the ReLU output
-    (the gradient then goes through the ReLU first: dy where y > 0)."""
+    or its relu bits (the gradient then goes through the ReLU first: dy where y > 0)."""
     del path
     if y is not None:
-        if y.shape != dy.shape:
-            raise ValueError(f"y must have dy's shape {dy.shape}; received shape {y.shape}")
-        dy = np.where(y > 0, dy, np.float32(0))
+        dy = np.where(_relu_keep(y, dy), dy, np.float32(0))
     dx, dkernel, _ = conv2d_backward(_round_bf16(dy), _round_bf16(x), _round_bf16(kernel),
                                      pt, pb, pl, pr, sh, sw, dh, dw, False, compute_dx)
     dbias = None

@@ -26,6 +26,17 @@ from cynet._kernels._check cimport CY_AT, CY_SPAN
 from cynet._kernels._common cimport add_n, dtype_of, imax, imin
 from cynet._kernels._openmp cimport threads_for, COST_WINDOW
 from cynet._kernels._windows import pool_geometry as _geometry, positive as _positive
+from libc.stdint cimport int32_t
+
+cdef extern from "cynet_pool.h" nogil:
+    void cynet_max_fwd_2x2_f(const float* x, float* y, int32_t* am, Py_ssize_t W, Py_ssize_t C,
+                             Py_ssize_t OH, Py_ssize_t OW) noexcept
+    void cynet_max_fwd_2x2_d(const double* x, double* y, int32_t* am, Py_ssize_t W, Py_ssize_t C,
+                             Py_ssize_t OH, Py_ssize_t OW) noexcept
+    int cynet_max_bwd_2x2_f(const float* dy, const int32_t* am, float* dx, Py_ssize_t W, Py_ssize_t C,
+                            Py_ssize_t OH, Py_ssize_t OW) noexcept
+    int cynet_max_bwd_2x2_d(const double* dy, const int32_t* am, double* dx, Py_ssize_t W, Py_ssize_t C,
+                            Py_ssize_t OH, Py_ssize_t OW) noexcept
 
 __all__ = [
     "max_pool2d_forward",
@@ -141,38 +152,28 @@ cdef void _zero_uncovered(floating* dx, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C
 
 # ----------------------------------------------------------------------------- 2x2 / stride 2 / valid (nogil)
 # The common case, where it pays (bench/README.md, "Pooling"): the four cells of a window are
-# handled in one pass over the channels instead of four, so each dx / y row is written once. Max
-# forward and average backward gain nothing from this and use the general path. Same arithmetic order as the general
-# path, so the results are identical.
+# handled in one pass over the channels instead of four, so each dx / y row is written once; the
+# max pool's on cynet_pool.h (vectorised C clones: this module compiles for the baseline ISA).
+# Average backward gains nothing from this and uses the general path. Same arithmetic order as
+# the general path, so the results are identical.
 
-cdef void _max_bwd_2x2_image(const floating* dy, const int* am, floating* dx,
+cdef bint _max_bwd_2x2_image(const floating* dy, const int* am, floating* dx,
                              Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
-    cdef Py_ssize_t oh, ow, c
-    cdef floating* r0
-    cdef floating* r1
-    cdef const floating* g
-    cdef const int* ar
-    cdef floating v, a, b, d, e
-    cdef int k
+    """cynet_pool.h's pass (each dx cell stored once, the argmax range check fused in); True if an
+    argmax is out of range."""
     _zero_uncovered(dx, H, W, C, 2 * OH, 2 * OW)
-    for oh in range(OH):
-        for ow in range(OW):
-            r0 = dx + CY_SPAN((2 * oh * W + 2 * ow) * C, W * C + 2 * C, H * W * C)   # the 2x2 window
-            r1 = r0 + W * C
-            g = dy + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
-            ar = am + CY_SPAN((oh * OW + ow) * C, C, OH * OW * C)
-            for c in range(C):
-                # Selects into locals first, stores after: this form vectorises.
-                v = g[c]
-                k = ar[c]
-                a = v if k == 0 else 0
-                b = v if k == 1 else 0
-                d = v if k == 2 else 0
-                e = v if k == 3 else 0
-                r0[c] = a
-                r0[C + c] = b
-                r1[c] = d
-                r1[C + c] = e
+    if floating is float:
+        return cynet_max_bwd_2x2_f(dy, <const int32_t*>am, dx, W, C, OH, OW) != 0
+    else:
+        return cynet_max_bwd_2x2_d(dy, <const int32_t*>am, dx, W, C, OH, OW) != 0
+
+
+cdef void _max_fwd_2x2_image(const floating* x, floating* y, int* am,
+                             Py_ssize_t W, Py_ssize_t C, Py_ssize_t OH, Py_ssize_t OW) noexcept nogil:
+    if floating is float:
+        cynet_max_fwd_2x2_f(x, y, <int32_t*>am, W, C, OH, OW)
+    else:
+        cynet_max_fwd_2x2_d(x, y, <int32_t*>am, W, C, OH, OW)
 
 
 cdef void _avg_fwd_2x2_image(const floating* x, floating* y,
@@ -206,6 +207,9 @@ cdef void _max_fwd_image(const floating* x, floating* y, int* am,
     cdef Py_ssize_t oh, ow, h, w, h0, w0, hs, he, ws, we
     cdef floating* yr
     cdef int* ar
+    if _is_2x2(H, W, OH, OW, ph, pw, sh, sw, pt, pl):
+        _max_fwd_2x2_image(x, y, am, W, C, OH, OW)
+        return
     for oh in range(OH):
         h0 = oh * sh - pt
         hs = imax(h0, 0)
@@ -234,11 +238,10 @@ cdef bint _max_bwd_image(const floating* dy, const int* am, floating* dx,
     cdef const int* ar
     cdef int k
     cdef bint tiled = sh == ph and sw == pw
+    if _is_2x2(H, W, OH, OW, ph, pw, sh, sw, pt, pl):
+        return _max_bwd_2x2_image(dy, am, dx, H, W, C, OH, OW)
     if _any_out_of_range(am, OH * OW * C, <unsigned int>(ph * pw)):
         return True
-    if _is_2x2(H, W, OH, OW, ph, pw, sh, sw, pt, pl):
-        _max_bwd_2x2_image(dy, am, dx, H, W, C, OH, OW)
-        return False
     if tiled:
         _zero_uncovered(dx, H, W, C, imin(OH * sh - pt, H), imin(OW * sw - pl, W))
     else:

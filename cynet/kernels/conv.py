@@ -35,8 +35,9 @@ def bf16_products():
         _bf16.reset(token)
 
 
-# The Conv layers' fused ReLU under mixed_bfloat16 (see _bf16_relu_forward): True in the forward,
-# the ReLU's output in the backward; None otherwise.
+# The Conv layers' fused ReLU under mixed_bfloat16 (see _bf16_relu_forward): True (or "bits":
+# the relu bits too) in the forward, the ReLU's output or its relu bits in the backward; None
+# otherwise.
 _relu = contextvars.ContextVar("cynet_conv_relu", default=None)
 
 
@@ -49,17 +50,19 @@ def _fused(flag, fn, args, kwargs):
         _relu.reset(token)
 
 
-def _bf16_relu_forward(x, kernel, bias=None, **options):
+def _bf16_relu_forward(x, kernel, bias=None, bits=False, **options):
     """relu(conv2d_forward(x, kernel, bias, **options)) (groups 1; float32) with the product in
     bfloat16 and the ReLU in the kernel's epilogue, on each block of the output while it is in
     cache (no pass of its own over the output): the Conv layers' path under mixed_bfloat16 with
-    activation="relu"."""
-    return _fused(True, conv2d_forward, (x, kernel, bias), options)
+    activation="relu". With bits, (y, relu bits): 1 bit per output where y > 0, in the
+    channels_last order of the kernel's output (all _bf16_relu_backward needs; 32x smaller than y)."""
+    return _fused("bits" if bits else True, conv2d_forward, (x, kernel, bias), options)
 
 
 def _bf16_relu_backward(dy, x, kernel, y, **options):
-    """conv2d_backward(dy where y > 0, x, kernel, **options) for y = _bf16_relu_forward(...) and
-    dy the gradient of y: the ReLU's gradient taken block by block inside the kernel."""
+    """conv2d_backward(dy where y > 0, x, kernel, **options) for y = _bf16_relu_forward(...) (or
+    its relu bits) and dy the gradient of y: the ReLU's gradient taken block by block inside the
+    kernel."""
     return _fused(np.asarray(y), conv2d_backward, (dy, x, kernel), options)
 
 
@@ -180,7 +183,11 @@ def conv2d_forward(x: ArrayLike, kernel: ArrayLike, bias: ArrayLike | None = Non
     F = kernel.shape[3]
     _check_sizes(x, (pt, pb, pl, pr), out_hw, F)
     geometry = (pt, pb, pl, pr, sh, sw, dh, dw)
-    if _relu.get() is True:   # (_bf16_relu_forward: groups 1, bfloat16 products)
+    relu = _relu.get()
+    if relu == "bits":   # (_bf16_relu_forward: groups 1, bfloat16 products)
+        y, bits = _impl().conv2d_forward(x, kernel, bias, *geometry, relu=True, bits=True)
+        return _to_first(y, data_format), bits
+    if relu is True:
         y = _impl().conv2d_forward(x, kernel, bias, *geometry, relu=True)
     elif groups == 1:
         y = _impl().conv2d_forward(x, kernel, bias, *geometry)
@@ -234,7 +241,8 @@ def conv2d_backward(dy: ArrayLike, x: ArrayLike, kernel: ArrayLike, strides: Any
     geometry = (pt, pb, pl, pr, sh, sw, dh, dw)
     relu_y = _relu.get()
     if relu_y is not None:   # (_bf16_relu_backward)
-        relu_y = _to_last(relu_y, data_format)
+        if relu_y.dtype != np.uint8:   # (relu bits are in the kernel's channels_last order)
+            relu_y = _to_last(relu_y, data_format)
         dx, dkernel, dbias = _impl().conv2d_backward(dy, x, kernel, *geometry, use_bias, compute_dx, y=relu_y)
     elif groups == 1:
         dx, dkernel, dbias = _impl().conv2d_backward(dy, x, kernel, *geometry, use_bias, compute_dx)

@@ -84,23 +84,39 @@ def _matrix(name, a, dtype):
     return a
 
 
-def _index(name, a, shape, limit, source, fmt=None):
+def _index(name, a, shape, limit, source, fmt=None, kernel_checks=False):
     """argmax as a C-contiguous int32 array of `shape` (given in the caller's layout).
 
     Any integer dtype is accepted; the values are range-checked here, before the cast (so that
     nothing wraps), with a message naming `source`, where the limit comes from (the kernels
-    check int32 values again).
+    check int32 values again). kernel_checks: an int32 argmax is left to the kernel's check
+    (fused into its pass; the caller runs it under _range_checked), saving two passes here.
     """
     a = _validation.as_array(name, a)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name} must be an integer array (int32); received dtype {a.dtype}")
     _validation.check_shape(name, a, shape)
-    if a.size and (a.min() < 0 or a.max() >= limit):
-        raise ValueError(f"{name} values must lie in [0, {limit}) ({source}); "
-                         f"received values in [{a.min()}, {a.max()}]")
+    if not (kernel_checks and a.dtype == np.int32):
+        _check_range(name, a, limit, source)
     if fmt == "channels_first":
         a = a.transpose(0, 2, 3, 1)
     return np.ascontiguousarray(a, dtype=np.int32)
+
+
+def _check_range(name, a, limit, source):
+    if a.size and (a.min() < 0 or a.max() >= limit):
+        raise ValueError(f"{name} values must lie in [0, {limit}) ({source}); "
+                         f"received values in [{a.min()}, {a.max()}]")
+
+
+def _range_checked(run, name, a, limit, source):
+    """run(), where a ValueError of the kernel over an index array a it range-checks itself is
+    raised again with _index's message (naming `source`)."""
+    try:
+        return run()
+    except ValueError:
+        _check_range(name, a, limit, source)
+        raise
 
 
 def _input_shape(input_shape, fmt, dtype):
@@ -236,10 +252,12 @@ def max_pool2d_backward(dy: ArrayLike, argmax: ArrayLike, input_shape: Sequence[
     pads, (OH, OW) = _geometry(H, W, pool, stride, mode, "input_shape")
     dy = _validation.as_float("dy", dy, dtype)
     _check_dy(dy, (N, OH, OW, C), fmt, input_shape)
-    argmax = _index("argmax", argmax, dy.shape, pool[0] * pool[1], f"the cells of a pool_size {pool} window", fmt)
+    source = f"the cells of a pool_size {pool} window"
+    argmax = _index("argmax", argmax, dy.shape, pool[0] * pool[1], source, fmt, kernel_checks=True)
     if fmt == "channels_first":
         dy = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
-    dx = impl("pool").max_pool2d_backward(dy, argmax, H, W, *pool, *stride, *pads)
+    dx = _range_checked(lambda: impl("pool").max_pool2d_backward(dy, argmax, H, W, *pool, *stride, *pads),
+                        "argmax", argmax, pool[0] * pool[1], source)
     return _out(dx, fmt)
 
 

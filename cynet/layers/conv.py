@@ -188,7 +188,8 @@ class _ConvForward(_Conv):
         (mixed_bfloat16) with activation="relu" (plain) and groups 1. The kernel then adds the
         bias and takes the ReLU on each block of the output while it is in cache, and its
         backward takes the ReLU's gradient block by block (cynet.kernels.conv._bf16_relu_forward);
-        the call's record keeps only the ReLU's output (which is all relu's gradient reads)."""
+        the call's record keeps only the ReLU's bits (1 bit per output where it is > 0: all relu's
+        gradient reads, 32x smaller than the output, which the record no longer holds)."""
         act = self.activation
         return (self._bf16 and self.dtype == np.float32 and self.groups == 1
                 and isinstance(act, activations.Activation) and act.name == "relu" and getattr(act, "_plain", False))
@@ -198,17 +199,17 @@ class _ConvForward(_Conv):
             return super()._forward(ctx, inputs, training)
         self.compute_output_shape(inputs.shape)
         ctx.inputs = inputs
-        y = self._from_2d(kernels.conv._bf16_relu_forward(
-            self._as_2d(inputs), self._kernel_2d(), self.bias.value if self.use_bias else None, **self._conv_args()))
-        ctx.logits = ctx.activated = y
+        y, ctx.relu_bits = kernels.conv._bf16_relu_forward(
+            self._as_2d(inputs), self._kernel_2d(), self.bias.value if self.use_bias else None, bits=True,
+            **self._conv_args())
         ctx.fused_relu = True
-        return y
+        return self._from_2d(y)
 
     def _backward(self, ctx, grad, need_input_grad):
         if not getattr(ctx, "fused_relu", False):
             return super()._backward(ctx, grad, need_input_grad)
         dx, dk, db = kernels.conv._bf16_relu_backward(
-            self._as_2d(grad), self._as_2d(ctx.inputs), self._kernel_2d(), self._as_2d(ctx.activated),
+            self._as_2d(grad), self._as_2d(ctx.inputs), self._kernel_2d(), ctx.relu_bits,
             use_bias=self.use_bias, compute_dx=need_input_grad, **self._conv_args())
         add_grad(self.kernel, dk.reshape(self.kernel.shape))
         if self.use_bias:

@@ -4,8 +4,9 @@ conv2d_backward_bf16, their NumPy twins, cynet/_kernels/conv_bf16.py).
 Each result against a float64 convolution of the bfloat16-rounded inputs (x, kernel, and the
 gradient dy, or dy masked by the fused ReLU's output): the only difference allowed is float32
 accumulation. On every path this machine has (AMX-BF16, AVX512_BF16, the emulation), with the
-short inner dimensions both as rounded float32 products and on the packed kernels
-(_set_bf16_short(0)), for geometries with padding, strides, dilation, odd K and F, one input
+short inner dimensions on cynet_conv_small.h's kernels (where the CPU has AVX-512F), as rounded
+float32 small GEMMs (_set_bf16_direct(False)) and on the packed kernels (_set_bf16_short(0)),
+for geometries with padding, strides, dilation, odd K and F, one input
 channel, a height-1 (Conv1D) image, and one and several threads; the AVX512_BF16 path equals the
 emulation bit for bit (vdpbf16ps's order); the Cython kernels equal their twins to float32
 accumulation; the bias gradient is the sum of the unrounded gradient."""
@@ -30,16 +31,29 @@ GEOMETRIES = {
     "padded_strided_dilated": ((2, 7, 9, 6), (3, 2, 6, 40), (1, 2, 0, 1, 2, 1, 1, 2)),
     "odd_k_and_f": ((3, 6, 6, 5), (3, 3, 5, 33), (1, 1, 1, 1, 1, 1, 1, 1)),
     "conv1d_view": ((5, 1, 20, 7), (1, 3, 7, 3), (0, 0, 2, 0, 1, 1, 1, 1)),
+    # short patches (K <= 16: cynet_conv_small.h where the CPU has AVX-512F): rows whose windows
+    # lie inside the input (read in place) next to padded rows (im2col), F not a multiple of 16
+    "short_rows_mixed": ((2, 8, 9, 1), (3, 3, 1, 48), (1, 1, 0, 0, 1, 2, 1, 1)),
+    "short_padded_strided_dilated": ((2, 9, 11, 1), (3, 2, 1, 40), (1, 2, 0, 1, 2, 1, 1, 2)),
+    "short_two_channels_odd_f": ((3, 7, 6, 2), (2, 3, 2, 33), (1, 1, 1, 1, 1, 1, 1, 1)),
+    "short_strided_inside": ((2, 11, 12, 1), (2, 2, 1, 7), (0, 0, 0, 0, 3, 2, 2, 1)),
 }
 
 
 @contextlib.contextmanager
-def short(value):
+def short(value, direct=True):
     old = cconv._set_bf16_short(value)
+    old_direct = cconv._set_bf16_direct(direct)
     try:
         yield
     finally:
         cconv._set_bf16_short(old)
+        cconv._set_bf16_direct(old_direct)
+
+
+# how a short product runs: cynet_conv_small.h (where the CPU runs it), the rounded float32
+# small GEMM, the packed kernels
+MODES = {"direct": (16, True), "small_gemm": (16, False), "packed": (0, True)}
 
 
 def r(a):
@@ -77,16 +91,16 @@ def _run(mod, x, k, b, geom, code, relu, dy=None, compute_dx=True):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("shortk", [16, 0])
+@pytest.mark.parametrize("mode", sorted(MODES))
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("p", PATHS)
 @pytest.mark.parametrize("name", sorted(GEOMETRIES))
-def test_against_float64_on_rounded_inputs(name, p, relu, shortk, threads):
+def test_against_float64_on_rounded_inputs(name, p, relu, mode, threads):
     rng, x, k, b, geom = _case(name)
     old = cynet.get_num_threads() if hasattr(cynet, "get_num_threads") else None
     cynet.set_num_threads(threads)
     try:
-        with short(shortk):
+        with short(*MODES[mode]):
             y0 = _run(cconv, x, k, b, geom, CODES[p], relu)
             dy = rng.standard_normal(y0.shape).astype(np.float32)
             y, dx, dk, db = _run(cconv, x, k, b, geom, CODES[p], relu, dy)
@@ -186,3 +200,64 @@ def test_public_dispatch_under_bf16_products():
                                                     r(kg[..., 4 * i:4 * i + 4]).astype(np.float64), None,
                                                     0, 0, 0, 0, 1, 1, 1, 1) for i in range(2)], axis=-1)
     _close(yg, ref)
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+def test_relu_bits_stand_for_the_relu_output(name, mode):
+    """conv2d_forward_bf16(..., bits=True): bit j % 8 of byte j // 8 of an output position's row
+    is y > 0 before the ReLU (NaN, 0 and -0.0: 0), equal to the twin's packbits on every path;
+    the backward given the bits equals the backward given y, on both backends."""
+    rng, x, k, b, geom = _case(name, seed=11)
+    x[0, 0, 0, 0] = np.nan
+    for mod in (cconv, conv_numpy):
+        for p in PATHS:
+            with short(*MODES[mode]):
+                y, bits = mod.conv2d_forward_bf16(x, k, b, *geom, CODES[p], True, True)
+                np.testing.assert_array_equal(y, mod.conv2d_forward_bf16(x, k, b, *geom, CODES[p], True))
+                F = y.shape[-1]
+                assert bits.dtype == np.uint8 and bits.shape == (y.size // F, (F + 7) // 8)
+                want = np.packbits(y.reshape(-1, F) > 0, axis=1, bitorder="little")
+                np.testing.assert_array_equal(bits, want)
+                dy = rng.standard_normal(y.shape).astype(np.float32)
+                got = mod.conv2d_backward_bf16(dy, x, k, bits, *geom, True, True, CODES[p])
+                ref = mod.conv2d_backward_bf16(dy, x, k, y, *geom, True, True, CODES[p])
+                for a, w in zip(got, ref):
+                    np.testing.assert_array_equal(a, w)
+
+
+@pytest.mark.parametrize("mod", [cconv, conv_numpy])
+def test_relu_bits_of_the_wrong_shape_raise(mod):
+    _, x, k, b, geom = _case("mnist_conv1")
+    y, bits = mod.conv2d_forward_bf16(x, k, b, *geom, 0, True, True)
+    dy = np.ones_like(y)
+    with pytest.raises(ValueError, match="relu bits y must have shape"):
+        mod.conv2d_backward_bf16(dy, x, k, bits[:-1], *geom, True, True, 0)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("record", ["none", "y", "bits"])
+@pytest.mark.parametrize("p", PATHS)
+@pytest.mark.parametrize("name", sorted(GEOMETRIES))
+def test_first_convolution_backward_without_dx(name, p, record, fused):
+    """compute_dx=False (the first layer): a short patch (K <= 12) then runs in one pass over dy
+    (cynet_cs_fused_backward, where the CPU has AVX-512F) or as grad block + weight gradient
+    (_set_bf16_fused(False)); dkernel and dbias as the float64 reference, on 1 and 2 threads."""
+    rng, x, k, b, geom = _case(name, seed=13)
+    y, bits = cconv.conv2d_forward_bf16(x, k, b, *geom, CODES[p], record != "none", True)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    given = {"none": None, "y": y, "bits": bits}[record]
+    old_fused = cconv._set_bf16_fused(fused)
+    old_threads = cynet.get_num_threads()
+    try:
+        for threads in (1, 2):
+            cynet.set_num_threads(threads)
+            dx, dk, db = cconv.conv2d_backward_bf16(dy, x, k, given, *geom, True, False, CODES[p])
+            assert dx is None
+            _, _, rdk, rdb = _reference(x, k, b, dy, None if record == "none" else y, geom)
+            _close(dk, rdk)
+            g = dy if record == "none" else np.where(y > 0, dy, 0)
+            np.testing.assert_allclose(db, rdb, rtol=0, atol=1e-6 * np.abs(g).reshape(-1, g.shape[-1]).sum(0).max())
+    finally:
+        cconv._set_bf16_fused(old_fused)
+        cynet.set_num_threads(old_threads)

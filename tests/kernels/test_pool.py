@@ -227,6 +227,31 @@ def test_ties_first_max_wins_on_both_backends():
         np.testing.assert_array_equal(am[0, :, :, 0], [[4, 3, 3], [1, 0, 0], [1, 0, 0]])
 
 
+@pytest.mark.skipif(pool_cython is None, reason="compiled kernels not built")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("C", [1, 40, 67])
+def test_2x2_max_pool_pass_equals_twin_with_ties_nans_and_odd_edges(C, dtype):
+    """The 2x2 / stride 2 max pool (cynet_pool.h: vectorised over channels, argmax range check
+    fused into the backward): bit for bit the twin's y, argmax and dx, on ties, NaNs, -inf and
+    an odd last row and column (which belong to no window and get a zero gradient)."""
+    rng = np.random.default_rng(C)
+    x = np.round(rng.standard_normal((3, 9, 7, C))).astype(dtype)   # plenty of ties
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[rng.random(x.shape) < 0.05] = -np.inf
+    (yc, ac), (yn, an) = both(K.max_pool2d_forward, x, 2)
+    np.testing.assert_array_equal(ac, an)
+    np.testing.assert_array_equal(yc, yn)
+    dy = rng.standard_normal(yc.shape).astype(dtype)
+    dc, dn = both(K.max_pool2d_backward, dy, ac, x.shape, 2)
+    np.testing.assert_array_equal(dc, dn)
+    assert (dc[:, 8] == 0).all() and (dc[:, :, 6] == 0).all()
+    bad = ac.copy()
+    bad[2, 3, 2, C - 1] = 4
+    for backend in BACKENDS:
+        with pytest.raises(ValueError, match=r"argmax values must lie in \[0, 4\) \(the cells of a pool_size"):
+            on(backend, K.max_pool2d_backward, dy, bad, x.shape, 2)
+
+
 def test_all_neg_inf_with_padding_agrees():
     x = np.full((1, 5, 4, 2), -np.inf)
     for padding in ("same", "valid"):
