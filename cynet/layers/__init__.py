@@ -65,6 +65,7 @@ from .pooling1d import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPoolin
 from .image_preprocessing import (  # noqa: F401
     RandomBrightness,
     RandomContrast,
+    RandomCrop,
     RandomFlip,
     RandomRotation,
     RandomTranslation,
@@ -122,7 +123,7 @@ _REGISTRY: dict[str, type] = {
                 SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout, PReLU,
                 GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop, Normalization,
                 Resizing, RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast,
-                RandomBrightness, ActivityRegularization, Lambda,
+                RandomBrightness, RandomCrop, ActivityRegularization, Lambda,
                 CategoryEncoding, Hashing, IntegerLookup, StringLookup, TextVectorization,
                 _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed,
                 Conv1D, Conv1DTranspose, Conv2DTranspose, MaxPooling1D, AveragePooling1D,

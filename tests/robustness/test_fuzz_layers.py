@@ -942,6 +942,14 @@ def make_random_flip(c):
                                seed=c.int(0, 99)))
 
 
+@layer_spec(L.RandomCrop, {"height": (INT_BAD, [1, 3, np.int64(2)]), "width": (INT_BAD, [1, 5]),
+                           "seed": (SEED_BAD, SEED_OK),
+                           "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None])}, fixed_ndim=True)
+def make_random_crop(c):
+    # (heights and widths below and above the images': the random window and Keras's fallback)
+    return _image_case(c, dict(height=c.int(1, 5), width=c.int(1, 5), seed=c.int(0, 99)))
+
+
 def _affine_args(**factors):
     return dict(factors, fill_mode=IMAGE_FILL_MODE, interpolation=IMAGE_INTERPOLATION, seed=(SEED_BAD, SEED_OK),
                 fill_value=(FILL_BAD, [0.0, 1, -2.5]), data_format=(fz.DATA_FORMAT_BAD, ["channels_first", None]))
