@@ -52,6 +52,7 @@ from .normalization import (  # noqa: F401
     BatchNormalization,
     GroupNormalization,
     LayerNormalization,
+    RMSNormalization,
     UnitNormalization,
 )
 from .pooling import (  # noqa: F401
@@ -127,7 +128,7 @@ _REGISTRY: dict[str, type] = {
                 CategoryEncoding, Hashing, IntegerLookup, StringLookup, TextVectorization,
                 _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed,
                 Conv1D, Conv1DTranspose, Conv2DTranspose, MaxPooling1D, AveragePooling1D,
-                Masking, LayerNormalization, GroupNormalization, UnitNormalization,
+                Masking, LayerNormalization, GroupNormalization, UnitNormalization, RMSNormalization,
                 MultiHeadAttention, Attention, AdditiveAttention)
 }
 _REGISTRY.update((cls.__name__, cls) for cls in (DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D))

@@ -150,7 +150,7 @@ class LayerSpec:
         self.lenient = cls.__name__ in ("Dense", "Conv2D", "BatchNormalization", "SimpleRNN", "LSTM", "GRU",
                                         "Softmax", "Activation", "AveragePooling2D", "GlobalAveragePooling2D",
                                         "Conv1D", "Conv2DTranspose", "Conv1DTranspose", "AveragePooling1D",
-                                        "LayerNormalization", "GroupNormalization", "UnitNormalization",
+                                        "LayerNormalization", "GroupNormalization", "UnitNormalization", "RMSNormalization",
                                         "DepthwiseConv2D", "DepthwiseConv1D", "SeparableConv2D", "SeparableConv1D")
 
 
@@ -460,6 +460,15 @@ def make_group_norm(c):
 def make_unit_norm(c):
     shape = (c.int(1, 4),) + _shape(c, 1, 3)
     return _case(c, dict(axis=c.choice([-1, [-1]] if len(shape) == 2 else [-1, 1, [1, -1]])), shape)
+
+
+@layer_spec(L.RMSNormalization, {"axis": (["a", 1.5, None, True, [], [1.5], {1}], [-1, [-1], 1, 7]),
+                                 "epsilon": ([0, -1, "a", None, NAN, INF, True], [1e-5, 1])},
+            fixed_ndim=True, fixed_axes=_ln_axes)
+def make_rms_norm(c):
+    shape = (c.int(1, 4),) + _shape(c, 1, 3)
+    axis = c.choice([-1, [-1]] if len(shape) == 2 else [-1, 1, [1, -1]])
+    return _case(c, dict(axis=axis, epsilon=c.choice([1e-6, 0.1])), shape)
 
 
 @layer_spec(L.Embedding, {"input_dim": (INT_BAD, [5, 100]), "output_dim": (INT_BAD, [1, 4]),
