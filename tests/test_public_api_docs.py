@@ -198,7 +198,7 @@ TYPED_MODULES = {
 TYPED_CONSTRUCTOR_MODULES = {
     "cynet.layers." + name for name in (
         "conv", "depthwise", "normalization", "pooling", "pooling1d", "reshaping", "regularization", "merging",
-        "embedding", "prelu", "preprocessing", "image_preprocessing", "categorical", "lambda_layer")
+        "embedding", "prelu", "preprocessing", "image_preprocessing", "categorical", "lambda_layer", "einsum_dense")
 }
 
 

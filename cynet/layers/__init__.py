@@ -27,6 +27,7 @@ from .core import (  # noqa: F401
     Reshape,
     Softmax,
 )
+from .einsum_dense import EinsumDense  # noqa: F401
 from .embedding import Embedding  # noqa: F401
 from .lambda_layer import Lambda  # noqa: F401
 from .masking import Masking  # noqa: F401
@@ -124,14 +125,15 @@ _REGISTRY: dict[str, type] = {
                 SpatialDropout1D, SpatialDropout2D, GaussianNoise, GaussianDropout, AlphaDropout, PReLU,
                 GlobalAveragePooling1D, GlobalMaxPooling1D, Rescaling, CenterCrop, Normalization,
                 Resizing, RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast,
-                RandomBrightness, RandomCrop, ActivityRegularization, Lambda,
+                RandomBrightness, ActivityRegularization, Lambda,
                 CategoryEncoding, Hashing, IntegerLookup, StringLookup, TextVectorization,
                 _tensor_ops.ScalarOp, _tensor_ops.GetItem, _tensor_ops.ReshapeBatch, Bidirectional, TimeDistributed,
                 Conv1D, Conv1DTranspose, Conv2DTranspose, MaxPooling1D, AveragePooling1D,
-                Masking, LayerNormalization, GroupNormalization, UnitNormalization, RMSNormalization,
+                Masking, LayerNormalization, GroupNormalization, UnitNormalization,
                 MultiHeadAttention, Attention, AdditiveAttention)
 }
 _REGISTRY.update((cls.__name__, cls) for cls in (DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D))
+_REGISTRY.update((cls.__name__, cls) for cls in (EinsumDense, RMSNormalization, RandomCrop))
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 

@@ -147,7 +147,7 @@ class LayerSpec:
         self.input_names = tuple(input_names)
         # layers whose outputs sum products (matmuls, reductions): with infinities in the input
         # the place of NaN vs inf depends on the order of summation (see fz.assert_close)
-        self.lenient = cls.__name__ in ("Dense", "Conv2D", "BatchNormalization", "SimpleRNN", "LSTM", "GRU",
+        self.lenient = cls.__name__ in ("Dense", "EinsumDense", "Conv2D", "BatchNormalization", "SimpleRNN", "LSTM", "GRU",
                                         "Softmax", "Activation", "AveragePooling2D", "GlobalAveragePooling2D",
                                         "Conv1D", "Conv2DTranspose", "Conv1DTranspose", "AveragePooling1D",
                                         "LayerNormalization", "GroupNormalization", "UnitNormalization", "RMSNormalization",
@@ -207,6 +207,28 @@ def _shape(c, ndim_lo, ndim_hi, lo=1, hi=4):
 def make_dense(c):
     return _case(c, dict(units=c.int(1, 4), activation=c.choice([None, "relu", "tanh", "softmax", "sigmoid"]),
                          use_bias=c.bool()), _shape(c, 2, 3))
+
+
+# (equation, output_shape, bias_axes, the input's rank): Keras's documented forms
+EINSUM_CASES = [("ab,bc->ac", 3, "c", 2), ("abc,cd->abd", (None, 2), "d", 3), ("abc,cde->abde", (None, 2, 3), "de", 3),
+                ("abc,cde->abde", (None, 2, 3), "e", 3), ("...b,bc->...c", 2, None, 3), ("abc,cd->ad", 2, "d", 3)]
+
+
+@layer_spec(L.EinsumDense, {"equation": (["ab,bc", "ab,bc->ad", "", 3, None, ["ab,bc->ac"]], []),
+                            "output_shape": ([0, -1, "3", 1.5, None, [0], [None, "a"], True], []),
+                            "bias_axes": (["x", 1, "", ["c"]], [None]),
+                            "activation": (ACT_BAD, [None, "relu", "softmax"]),
+                            "kernel_initializer": (INIT_BAD, INIT_OK), "bias_initializer": (INIT_BAD, INIT_OK),
+                            "kernel_regularizer": (REG_BAD, REG_OK), "bias_regularizer": (REG_BAD, REG_OK),
+                            # (LoRA and quantization: NotImplementedError unless None)
+                            "lora_rank": ([], [None]), "lora_alpha": ([], [None]), "gptq_unpacked_column_size": ([], [None]),
+                            "quantization_config": ([], [None]),
+                            **CONSTRAINT_ARGS},
+            fixed_ndim=True, fixed_axes=lambda case, ndim: (ndim - 1,))
+def make_einsum_dense(c):
+    equation, output_shape, bias_axes, ndim = c.choice(EINSUM_CASES)
+    return _case(c, dict(equation=equation, output_shape=output_shape, bias_axes=bias_axes,
+                         activation=c.choice([None, "relu", "tanh"])), (c.int(1, 3),) + _shape(c, ndim - 1, ndim - 1))
 
 
 @layer_spec(L.Activation, {"activation": (ACT_BAD, [None, "relu", "gelu", "softmax"])})
