@@ -19,6 +19,7 @@ from .py_dataset import PyDataset, Sequence  # noqa: F401
 from .rng import set_random_seed  # noqa: F401
 from .sequence_utils import pad_sequences  # noqa: F401
 from .serialization import (  # noqa: F401  (also cynet.saving's)
+    CustomObjectScope,
     custom_object_scope,
     get_custom_objects,
     get_registered_name,
