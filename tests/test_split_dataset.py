@@ -58,7 +58,8 @@ def test_structures_and_shuffle():
     (dict(right_size=0.0), ValueError, "right_size"), (dict(right_size=11), ValueError, "right_size"),
     (dict(left_size="5"), TypeError, "left_size"), (dict(right_size=True), TypeError, "right_size"),
     (dict(left_size=0.6, right_size=0.6), ValueError, "sum"), (dict(left_size=6, right_size=5), ValueError, "sum"),
-    (dict(left_size=0.01), ValueError, "empty"), (dict(left_size=0.95), ValueError, "empty"), (dict(left_size=2, shuffle="yes"), TypeError, "shuffle"),
+    (dict(left_size=0.01), ValueError, "empty"), (dict(left_size=0.95), ValueError, "empty"),
+    (dict(left_size=2, shuffle="yes"), TypeError, "shuffle"),
     (dict(left_size=2, seed=-1), ValueError, "seed"),
     (dict(left_size=2, preferred_backend="torch"), NotImplementedError, "preferred_backend"),
 ])

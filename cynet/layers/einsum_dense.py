@@ -84,9 +84,10 @@ class _Plan:
         full = [input_shape[0]] + (list(input_shape[1:elided]) if form == "left" else []) + list(partial) + \
             (list(input_shape[len(ins):]) if form == "right" else [])
         if len(full) != len(self.outs):
+            wanted = len(self.outs) - len(full) + len(partial)
             raise ValueError(f"{who}: output_shape={partial} does not fit the equation's output subscripts "
-                             f"{outs!r} for inputs of rank {ndim}: it should have {len(self.outs) - len(full) + len(partial)} "
-                             f"entries (the output's sizes without the batch axis{' and the ellipsis' if elided else ''})")
+                             f"{outs!r} for inputs of rank {ndim}: it should have {wanted} entries (the output's "
+                             f"sizes without the batch axis{' and the ellipsis' if elided else ''})")
         sizes = dict(zip(self.ins, input_shape))
         for j, ch in enumerate(self.outs):
             if j == 0 and ch in sizes:
