@@ -11,7 +11,8 @@ Shapes follow Keras's rules (`_analyze_einsum_string`): the output is the batch 
 `output_shape` gives (None: taken from the input) and the sizes the ellipsis stands for; each kernel
 axis is sized from the output when its subscript is there, else from the input; the bias spans the
 output subscripts from the first one in `bias_axes` to the end (size 1 on those not in
-`bias_axes`). A VarianceScaling kernel initializer (glorot_uniform by default) draws with Keras's
+`bias_axes`). Under mixed_bfloat16 the products take bfloat16-rounded operands, as Dense's. A
+VarianceScaling kernel initializer (glorot_uniform by default) draws with Keras's
 fans: the product of the kernel's input-side axes and of its output-side axes.
 """
 import re
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _validation, activations, constraints, initializers, regularizers
+from .. import _validation, activations, constraints, initializers, kernels, regularizers
 from .base import Layer, add_grad, set_kernel_options
 from .core import ActivationMixin
 
@@ -224,22 +225,29 @@ class EinsumDense(ActivationMixin, Layer):
     def compute_output_shape(self, input_shape: Any) -> Any:
         return self._plan(input_shape).output_shape
 
+    def _product(self, equation, a, b):
+        """np.einsum of two operands; under a bfloat16 policy (mixed_bfloat16) of their bfloat16
+        roundings, as Dense's products (exact float32 products of 8-bit mantissas, float32 sums)."""
+        if self._bf16 and a.dtype == np.float32 and b.dtype == np.float32:
+            a, b = kernels.round_bf16(a), kernels.round_bf16(b)
+        return np.einsum(equation, a, b, optimize=True)
+
     def _forward(self, ctx, inputs, training):
         plan = self._einsum
         ctx.inputs = inputs
-        z = np.einsum(plan.forward, inputs, self.kernel.value, optimize=True)
+        z = self._product(plan.forward, inputs, self.kernel.value)
         if self.bias is not None:
             z = z + self.bias.value
         return self._activate(ctx, np.ascontiguousarray(z))
 
     def _backward_from_logits(self, ctx, grad_logits, need_input_grad):
         plan, x = self._einsum, ctx.inputs
-        add_grad(self.kernel, np.einsum(plan.kernel_grad, x, grad_logits, optimize=True))
+        add_grad(self.kernel, self._product(plan.kernel_grad, x, grad_logits))
         if self.bias is not None:
             add_grad(self.bias, _sum_to(grad_logits, self.bias.shape))
         if not need_input_grad:
             return None
-        dx = np.einsum(plan.input_grad, grad_logits, self.kernel.value, optimize=True)
+        dx = self._product(plan.input_grad, grad_logits, self.kernel.value)
         if len(plan.present) != len(plan.ins):   # input subscripts summed away: the gradient is broadcast
             dx = np.broadcast_to(dx.reshape([x.shape[i] if c in plan.present else 1
                                              for i, c in enumerate(plan.ins)]), x.shape)

@@ -160,3 +160,22 @@ def test_matches_keras_prediction_and_sgd_step(case, rng):
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     assert set(theirs.get_config()) - {"dtype"} <= set(ours.get_config())
+
+
+def test_mixed_bfloat16_products_are_dense_s(rng):
+    """Under mixed_bfloat16, "ab,bc->ac" is Dense: the same bfloat16-rounded products, forward and
+    backward (and not the float32 products)."""
+    x = rng.standard_normal((5, 7)).astype(np.float32)
+    g = rng.standard_normal((5, 3)).astype(np.float32)
+    ours = layers.EinsumDense("ab,bc->ac", 3, bias_axes="c", dtype="mixed_bfloat16")
+    dense = layers.Dense(3, dtype="mixed_bfloat16")
+    ours.build((None, 7))
+    dense.build((None, 7))
+    weights = [rng.standard_normal((7, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
+    ours.set_weights(weights)
+    dense.set_weights(weights)
+    y = ours(x, training=True)
+    np.testing.assert_allclose(y, dense(x, training=True), rtol=1e-6, atol=1e-6)
+    assert np.abs(y - (x @ weights[0] + weights[1])).max() > 1e-4   # rounded operands, not float32's
+    np.testing.assert_allclose(ours.backward(g), dense.backward(g), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ours.kernel.grad, dense.kernel.grad, rtol=1e-6, atol=1e-6)
