@@ -532,7 +532,8 @@ class RMSNormalization(Layer):
                              f"{tuple(input_shape)} is unknown")
         given = [a % ndim for a in sorted(self._axes)]           # the weight's axis order (Keras's)
         self._scale_perm = tuple(int(i) for i in np.argsort(given))   # the weight's axes in ascending order
-        self._scale_shape = tuple(int(input_shape[a]) if a in self._norm_axes else 1 for a in range(ndim))
+        self._norm_size = int(np.prod([input_shape[a] for a in self._norm_axes]))
+        self._move = _AxesToEnd(ndim, list(self._norm_axes))
         self._input_axes = {a: int(input_shape[a]) for a in self._norm_axes}
         self._built_ndim = ndim
         self.scale = self.add_weight(tuple(int(input_shape[a]) for a in given), "ones", name="scale")
@@ -542,25 +543,33 @@ class RMSNormalization(Layer):
         _resolve_axes(self._who(), self._axes, len(input_shape))
         return tuple(input_shape)
 
-    def _scale(self):
-        """The weight broadcastable against the inputs."""
-        return self.scale.value.transpose(self._scale_perm).reshape(self._scale_shape)
+    def _scale_row(self):
+        """The weight as one row over the flattened normalised axes (in ascending axis order)."""
+        return self.scale.value.transpose(self._scale_perm).reshape(-1)
 
     def _forward(self, ctx, inputs, training):
-        mean_square = np.mean(np.square(inputs), axis=self._norm_axes, keepdims=True)
-        ctx.inv_rms = 1.0 / np.sqrt(mean_square + inputs.dtype.type(self.epsilon))
-        ctx.xhat = inputs * ctx.inv_rms
-        return ctx.xhat * self._scale()
+        # the normalised axes moved last (no copy when they trail) and flattened: rows of n values
+        x = self._move.to_end(inputs)
+        ctx.shape = x.shape
+        x = x.reshape(-1, self._norm_size)
+        mean_square = np.einsum("ij,ij->i", x, x) / x.dtype.type(self._norm_size)
+        ctx.inv_rms = (1.0 / np.sqrt(mean_square + x.dtype.type(self.epsilon)))[:, None]
+        ctx.xhat = x * ctx.inv_rms
+        return self._move.back(np.multiply(ctx.xhat, self._scale_row()).reshape(ctx.shape))
 
     def _backward(self, ctx, grad, need_input_grad):
-        rest = tuple(a for a in range(grad.ndim) if a not in self._norm_axes)
-        dscale = (grad * ctx.xhat).sum(axis=rest).reshape([self._scale_shape[a] for a in self._norm_axes])
-        add_grad(self.scale, dscale.transpose(np.argsort(self._scale_perm)))
+        dy = self._move.to_end(grad).reshape(ctx.xhat.shape)
+        dscale = np.einsum("ij,ij->j", dy, ctx.xhat)
+        perm_shape = [self.scale.shape[i] for i in self._scale_perm]
+        add_grad(self.scale, dscale.reshape(perm_shape).transpose(np.argsort(self._scale_perm)))
         if not need_input_grad:
             return None
         # d(x r)/dx with r = (mean(x^2) + eps)^-1/2: r g - x r^3 mean(g x) = r (g - xhat mean(g xhat))
-        g = grad * self._scale()
-        return ctx.inv_rms * (g - ctx.xhat * np.mean(g * ctx.xhat, axis=self._norm_axes, keepdims=True))
+        g = dy * self._scale_row()
+        mean_gx = (np.einsum("ij,ij->i", g, ctx.xhat) / g.dtype.type(self._norm_size))[:, None]
+        g -= ctx.xhat * mean_gx      # (in place: one temporary less per pass)
+        g *= ctx.inv_rms
+        return self._move.back(g.reshape(ctx.shape))
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}
