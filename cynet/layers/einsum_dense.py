@@ -2,7 +2,8 @@
 
 The equation takes Keras's three forms, "X,Y->Z", "...X,Y->...Z" and "X...,Y->Z..." (X the input's
 subscripts, Y the kernel's, Z the output's). At build the ellipsis is spelled out with unused
-letters for the input's rank, so the forward and both gradients are plain np.einsum calls:
+letters for the input's rank, so the forward and both gradients are plain einsum products (one
+np.tensordot each for the usual contractions):
 dkernel = einsum(X,Z->Y)(inputs, grad), dinputs = einsum(Z,Y->X)(grad, kernel), an input
 subscript found in neither the kernel nor the output (summed away in the forward) getting the
 gradient broadcast along it.
@@ -226,19 +227,20 @@ class EinsumDense(ActivationMixin, Layer):
         return self._plan(input_shape).output_shape
 
     def _product(self, equation, a, b):
-        """np.einsum of two operands; under a bfloat16 policy (mixed_bfloat16) of their bfloat16
-        roundings, as Dense's products (exact float32 products of 8-bit mantissas, float32 sums)."""
+        """The einsum of two operands (`_contract`); under a bfloat16 policy (mixed_bfloat16) of
+        their bfloat16 roundings, as Dense's products (exact float32 products of 8-bit mantissas,
+        float32 sums)."""
         if self._bf16 and a.dtype == np.float32 and b.dtype == np.float32:
             a, b = kernels.round_bf16(a), kernels.round_bf16(b)
-        return np.einsum(equation, a, b, optimize=True)
+        return _contract(equation, a, b)
 
     def _forward(self, ctx, inputs, training):
         plan = self._einsum
         ctx.inputs = inputs
         z = self._product(plan.forward, inputs, self.kernel.value)
         if self.bias is not None:
-            z = z + self.bias.value
-        return self._activate(ctx, np.ascontiguousarray(z))
+            z += self.bias.value     # (z is the product's own new array)
+        return self._activate(ctx, z)
 
     def _backward_from_logits(self, ctx, grad_logits, need_input_grad):
         plan, x = self._einsum, ctx.inputs
@@ -249,9 +251,9 @@ class EinsumDense(ActivationMixin, Layer):
             return None
         dx = self._product(plan.input_grad, grad_logits, self.kernel.value)
         if len(plan.present) != len(plan.ins):   # input subscripts summed away: the gradient is broadcast
-            dx = np.broadcast_to(dx.reshape([x.shape[i] if c in plan.present else 1
-                                             for i, c in enumerate(plan.ins)]), x.shape)
-        return np.ascontiguousarray(dx)
+            kept = [x.shape[i] if c in plan.present else 1 for i, c in enumerate(plan.ins)]
+            dx = np.ascontiguousarray(np.broadcast_to(dx.reshape(kept), x.shape))
+        return dx
 
     def get_config(self) -> dict[str, Any]:
         def ser(value, module):
@@ -266,6 +268,21 @@ class EinsumDense(ActivationMixin, Layer):
                 "kernel_constraint": constraints.serialize(self.kernel_constraint),
                 "bias_constraint": constraints.serialize(self.bias_constraint),
                 "quantization_config": None}
+
+
+def _contract(equation, a, b):
+    """np.einsum("X,Y->Z", a, b) as one np.tensordot (a BLAS product) where the equation is a
+    plain contraction (every subscript shared by the operands summed, every other one kept), the
+    result contiguous: NumPy's einsum returns some of these products as transposed views, whose
+    copy costs as much as a third of the product. Other equations go to np.einsum."""
+    operands, out = equation.split("->")
+    sa, sb = operands.split(",")
+    shared = [c for c in sa if c in sb]
+    if any(c in out for c in shared) or any(c not in out for c in sa + sb if c not in shared):
+        return np.ascontiguousarray(np.einsum(equation, a, b, optimize=True))
+    z = np.tensordot(a, b, axes=([sa.index(c) for c in shared], [sb.index(c) for c in shared]))
+    rest = [c for c in sa + sb if c not in shared]
+    return np.ascontiguousarray(z.transpose([rest.index(c) for c in out]))
 
 
 def _sum_to(grad, shape):
