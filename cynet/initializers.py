@@ -31,7 +31,7 @@ import numpy as np
 
 from ._typing import DTypeLike, Shape
 from .utils.rng import make_rng
-from .utils.serialization import from_config_dict, get_callable
+from .utils.serialization import from_config_dict, get_callable, get_registered_object
 
 __all__ = [
     "Initializer",
@@ -611,6 +611,9 @@ def _lookup(name, custom_objects):
         return custom_objects[name]
     if name in _REGISTRY:
         return _REGISTRY[name]
+    scoped = get_registered_object(name)   # a custom_object_scope's or a registered class
+    if scoped is not None:
+        return scoped
     raise ValueError(f"Unknown initializer: {name!r}. Valid names (case-sensitive) are: {_valid_names()}")
 
 

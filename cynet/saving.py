@@ -61,6 +61,7 @@ from numpy.lib import format as npy_format
 
 from .saving_objects import deserialize_keras_object, serialize_keras_object  # noqa: F401
 from .utils.serialization import (  # noqa: F401  (Keras's keras.saving names)
+    CustomObjectScope,
     custom_object_scope,
     get_custom_objects,
     get_registered_name,

@@ -44,6 +44,12 @@ NOTES = {
                              "(`write_graph` writes nothing), `write_images`, profiling and embeddings raise "
                              "NotImplementedError",
     "layers.Resizing": "interpolation `bilinear` and `nearest` only; `antialias=True` raises NotImplementedError",
+    "layers.RandomCrop": "at inference the centred window of the target aspect ratio resized to the target "
+                         "(Keras's documented behaviour; Keras 3.15 returns the images unchanged there)",
+    "layers.EinsumDense": "LoRA (`lora_rank`, `lora_alpha`) and quantization raise NotImplementedError; a subscript "
+                          "repeated within one operand (a diagonal) raises NotImplementedError",
+    "utils.split_dataset": "NumPy arrays and tuples/lists of them, split into the same structure of NumPy arrays "
+                           "(Keras: tf.data or torch datasets); tf.data and torch datasets raise NotImplementedError",
     "layers.Lambda": "differentiable when the function is written with `cynet.ops` or NumPy operators; "
                      "`mask=` is refused; never loaded from a file (no bytecode is executed)",
     "layers.StringLookup": "a vocabulary file and `salt=` raise NotImplementedError",

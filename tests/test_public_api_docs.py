@@ -189,7 +189,7 @@ TYPED_MODULES = {
     "cynet.optimizers.schedules", "cynet.layers.base", "cynet.trainers.trainer",
     "cynet.graph", "cynet.mixed_precision", "cynet.backend", "cynet.saving_keras", "cynet.saving_legacy_h5",
     "cynet.datasets.idx", "cynet.layers.core", "cynet.layers.rnn", "cynet.layers.wrappers", "cynet.layers.attention",
-    "cynet.layers.masking",
+    "cynet.layers.masking", "cynet.utils.dataset_utils",
 } | {"cynet.optimizers." + name for name in ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "nadam",
                                             "adamax", "ftrl", "lion", "adafactor")} \
     | {"cynet.kernels." + name for name in ("conv", "pool", "norm", "rnn", "activations", "optim", "attention",
@@ -198,7 +198,7 @@ TYPED_MODULES = {
 TYPED_CONSTRUCTOR_MODULES = {
     "cynet.layers." + name for name in (
         "conv", "depthwise", "normalization", "pooling", "pooling1d", "reshaping", "regularization", "merging",
-        "embedding", "prelu", "preprocessing", "image_preprocessing", "categorical", "lambda_layer")
+        "embedding", "prelu", "preprocessing", "image_preprocessing", "categorical", "lambda_layer", "einsum_dense")
 }
 
 

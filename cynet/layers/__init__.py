@@ -27,6 +27,7 @@ from .core import (  # noqa: F401
     Reshape,
     Softmax,
 )
+from .einsum_dense import EinsumDense  # noqa: F401
 from .embedding import Embedding  # noqa: F401
 from .lambda_layer import Lambda  # noqa: F401
 from .masking import Masking  # noqa: F401
@@ -52,6 +53,7 @@ from .normalization import (  # noqa: F401
     BatchNormalization,
     GroupNormalization,
     LayerNormalization,
+    RMSNormalization,
     UnitNormalization,
 )
 from .pooling import (  # noqa: F401
@@ -65,6 +67,7 @@ from .pooling1d import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPoolin
 from .image_preprocessing import (  # noqa: F401
     RandomBrightness,
     RandomContrast,
+    RandomCrop,
     RandomFlip,
     RandomRotation,
     RandomTranslation,
@@ -130,6 +133,7 @@ _REGISTRY: dict[str, type] = {
                 MultiHeadAttention, Attention, AdditiveAttention)
 }
 _REGISTRY.update((cls.__name__, cls) for cls in (DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D))
+_REGISTRY.update((cls.__name__, cls) for cls in (EinsumDense, RMSNormalization, RandomCrop))
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 

@@ -1,5 +1,6 @@
 """Image preprocessing and augmentation layers (Keras 3, NumPy inside the model): Resizing,
-RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast, RandomBrightness.
+RandomFlip, RandomRotation, RandomZoom, RandomTranslation, RandomContrast, RandomBrightness,
+RandomCrop.
 
 All take a batch of images (4-D; `data_format` "channels_last" (default) or "channels_first");
 Keras also takes one unbatched 3-D image, cynet layers always have a batch axis. Values are
@@ -598,3 +599,96 @@ class RandomBrightness(_RandomImageLayer):
     def get_config(self):
         return {**super().get_config(), "factor": list(self.factor), "value_range": list(self.value_range),
                 "seed": self.seed, "data_format": self.data_format}
+
+
+# --- RandomCrop --------------------------------------------------------------------------------
+class RandomCrop(_ImageLayer):
+    """Crop each batch of images to `height` x `width` (Keras 3's RandomCrop).
+
+    Training (fit, or `training=True`): when the images are larger than the target in both
+    height and width, one window of the target size at a random position (uniform over all
+    positions, one draw per batch: Keras crops every image of a batch at the same place). When
+    they are not (smaller, or equal in one dimension), Keras's fallback: the slice
+    `[h0:h0 + height, w0:w0 + width]` from the start of the centred window of the target aspect
+    ratio, resized bilinearly to the target when it is smaller, exactly as Keras 3.15 computes it.
+
+    Inference: the largest centred window of the target aspect ratio, resized bilinearly to
+    `height` x `width` (Keras's documented behaviour, `Resizing(crop_to_aspect_ratio=True)`).
+    Keras 3.15 itself returns the images unchanged at inference, which contradicts its own
+    `compute_output_shape`; cynet keeps the declared output shape.
+
+    The output is linear in the input, so the input gradient is exact: the transposed resize
+    scattered into the cropped window, zero elsewhere.
+
+    Args:
+        height: The output height (a positive int).
+        width: The output width (a positive int).
+        seed: Int seed of the layer's random draws, for reproducibility; `None` uses cynet's global generator.
+        data_format: `"channels_last"` (inputs `(batch, height, width, channels)`, the default) or
+            `"channels_first"` (`(batch, channels, height, width)`); `None` uses
+            `cynet.config.image_data_format()`.
+    """
+
+    def __init__(self, height: int, width: int, seed: int | None = None, data_format: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(data_format=data_format, **kwargs)
+        self.height = _checks.positive_int("height", height)
+        self.width = _checks.positive_int("width", width)
+        self.seed = _seed(seed)
+        self._rng = make_rng(seed) if seed is not None else None
+
+    def compute_output_shape(self, input_shape):
+        shape = list(super().compute_output_shape(input_shape))
+        h, w = self._hw_axes()
+        for axis in (h, w):
+            if shape[axis] == 0:
+                raise ValueError(f"{self._who()}: inputs of shape {tuple(input_shape)} hold empty images (axis "
+                                 f"{axis} has size 0): there is nothing to crop")
+        shape[h], shape[w] = self.height, self.width
+        return tuple(shape)
+
+    def _aspect_box(self, h, w):
+        """(h0, w0, ch, cw): Keras's centred window of the target aspect ratio."""
+        ch = max(min(h, int(float(w * self.height) / self.width)), 1)
+        cw = max(min(w, int(float(h * self.width) / self.height)), 1)
+        return int(float(h - ch) / 2), int(float(w - cw) / 2), ch, cw
+
+    def _window(self, h, w, training):
+        """(h0, w0, ch, cw): the part of each image the output is made of."""
+        if not training:
+            return self._aspect_box(h, w)
+        if h > self.height and w > self.width:
+            rng = self._rng if self._rng is not None else make_rng(None)
+            h0 = int(rng.uniform(0, float(h - self.height + 1)))
+            w0 = int(rng.uniform(0, float(w - self.width + 1)))
+            return min(h0, h - self.height), min(w0, w - self.width), self.height, self.width
+        h0, w0, _, _ = self._aspect_box(h, w)
+        return h0, w0, min(self.height, h - h0), min(self.width, w - w0)
+
+    def _forward(self, ctx, inputs, training):
+        x = inputs if self.data_format == "channels_last" else inputs.transpose(0, 2, 3, 1)
+        h0, w0, ch, cw = self._window(x.shape[1], x.shape[2], bool(training))
+        y = x[:, h0:h0 + ch, w0:w0 + cw]
+        mats = None
+        if (ch, cw) != (self.height, self.width):
+            mats = (_bilinear_matrix(ch, self.height, inputs.dtype), _bilinear_matrix(cw, self.width, inputs.dtype))
+            y = np.einsum("oh,nhwc->nowc", mats[0], y, optimize=True)
+            y = np.einsum("pw,nowc->nopc", mats[1], y, optimize=True)
+        ctx.window, ctx.mats, ctx.shape = (h0, w0, ch, cw), mats, x.shape
+        return np.ascontiguousarray(y if self.data_format == "channels_last" else y.transpose(0, 3, 1, 2))
+
+    def _backward(self, ctx, grad, need_input_grad):
+        if not need_input_grad:
+            return None
+        g = grad if self.data_format == "channels_last" else grad.transpose(0, 2, 3, 1)
+        if ctx.mats is not None:
+            g = np.einsum("oh,nopc->nhpc", ctx.mats[0], g, optimize=True)
+            g = np.einsum("pw,nhpc->nhwc", ctx.mats[1], g, optimize=True)
+        h0, w0, ch, cw = ctx.window
+        full = np.zeros(ctx.shape, dtype=grad.dtype)
+        full[:, h0:h0 + ch, w0:w0 + cw] = g
+        return np.ascontiguousarray(full if self.data_format == "channels_last" else full.transpose(0, 3, 1, 2))
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width, "seed": self.seed,
+                "data_format": self.data_format}

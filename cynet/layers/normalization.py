@@ -1,4 +1,4 @@
-"""BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization."""
+"""BatchNormalization, LayerNormalization, GroupNormalization, UnitNormalization, RMSNormalization."""
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -496,3 +496,80 @@ class UnitNormalization(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
+
+
+class RMSNormalization(Layer):
+    """Keras 3 RMSNormalization (Zhang & Sennrich 2019): each sample divided by the root mean
+    square of its values over `axis` (an int or a list of axes), y = x / sqrt(mean(x^2) + epsilon)
+    * scale, without centring. A NumPy forward and backward in the layer (two reductions: no
+    kernel of its own).
+
+    Weight, as Keras's: "scale" (initialised to ones) with the sizes of the normalised axes in the
+    order of sorted(axis) as given. Keras's PyTorch backend normalises the trailing dimensions
+    (`F.rms_norm`) whatever the axes; cynet normalises the axes named (the same for trailing axes).
+
+    Args:
+        axis: The axis (or axes) the layer operates along.
+        epsilon: Small float added to the mean square to avoid dividing by zero.
+    """
+
+    supports_masking = True   # the mask passes through (a per-sample operation)
+
+    _nonempty_input = True
+
+    def __init__(self, axis: int | list[int] | tuple[int, ...] = -1, epsilon: float = 1e-6, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._axes = _axis_list(type(self).__name__, axis)
+        self.axis = list(axis) if isinstance(axis, (list, tuple)) else int(axis)
+        self.epsilon = _validation.real("epsilon", epsilon, low=0.0, low_open=True)
+
+    def build(self, input_shape):
+        ndim = len(input_shape)
+        self._norm_axes = tuple(_resolve_axes(self._who(), self._axes, ndim))
+        unknown = [a for a in self._norm_axes if input_shape[a] is None]
+        if unknown:
+            raise ValueError(f"{self._who()}: the normalised axes need known sizes; axis {unknown[0]} of input shape "
+                             f"{tuple(input_shape)} is unknown")
+        given = [a % ndim for a in sorted(self._axes)]           # the weight's axis order (Keras's)
+        self._scale_perm = tuple(int(i) for i in np.argsort(given))   # the weight's axes in ascending order
+        self._norm_size = int(np.prod([input_shape[a] for a in self._norm_axes]))
+        self._move = _AxesToEnd(ndim, list(self._norm_axes))
+        self._input_axes = {a: int(input_shape[a]) for a in self._norm_axes}
+        self._built_ndim = ndim
+        self.scale = self.add_weight(tuple(int(input_shape[a]) for a in given), "ones", name="scale")
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        _resolve_axes(self._who(), self._axes, len(input_shape))
+        return tuple(input_shape)
+
+    def _scale_row(self):
+        """The weight as one row over the flattened normalised axes (in ascending axis order)."""
+        return self.scale.value.transpose(self._scale_perm).reshape(-1)
+
+    def _forward(self, ctx, inputs, training):
+        # the normalised axes moved last (no copy when they trail) and flattened: rows of n values
+        x = self._move.to_end(inputs)
+        ctx.shape = x.shape
+        x = x.reshape(-1, self._norm_size)
+        mean_square = np.einsum("ij,ij->i", x, x) / x.dtype.type(self._norm_size)
+        ctx.inv_rms = (1.0 / np.sqrt(mean_square + x.dtype.type(self.epsilon)))[:, None]
+        ctx.xhat = x * ctx.inv_rms
+        return self._move.back(np.multiply(ctx.xhat, self._scale_row()).reshape(ctx.shape))
+
+    def _backward(self, ctx, grad, need_input_grad):
+        dy = self._move.to_end(grad).reshape(ctx.xhat.shape)
+        dscale = np.einsum("ij,ij->j", dy, ctx.xhat)
+        perm_shape = [self.scale.shape[i] for i in self._scale_perm]
+        add_grad(self.scale, dscale.reshape(perm_shape).transpose(np.argsort(self._scale_perm)))
+        if not need_input_grad:
+            return None
+        # d(x r)/dx with r = (mean(x^2) + eps)^-1/2: r g - x r^3 mean(g x) = r (g - xhat mean(g xhat))
+        g = dy * self._scale_row()
+        mean_gx = (np.einsum("ij,ij->i", g, ctx.xhat) / g.dtype.type(self._norm_size))[:, None]
+        g -= ctx.xhat * mean_gx      # (in place: one temporary less per pass)
+        g *= ctx.inv_rms
+        return self._move.back(g.reshape(ctx.shape))
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon}

@@ -12,12 +12,14 @@ from .data_utils import (  # noqa: F401
     pack_x_y_sample_weight,
     unpack_x_y_sample_weight,
 )
+from .dataset_utils import split_dataset  # noqa: F401
 from .file_utils import get_file  # noqa: F401
 from ..saving_objects import deserialize_keras_object, serialize_keras_object  # noqa: F401
 from .py_dataset import PyDataset, Sequence  # noqa: F401
 from .rng import set_random_seed  # noqa: F401
 from .sequence_utils import pad_sequences  # noqa: F401
 from .serialization import (  # noqa: F401  (also cynet.saving's)
+    CustomObjectScope,
     custom_object_scope,
     get_custom_objects,
     get_registered_name,

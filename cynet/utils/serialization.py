@@ -46,11 +46,12 @@ def get_callable(kind, identifier, deserialize):
 # decorated with @register_keras_serializable(package) is known by "package>ClassName" (and by its
 # class name); `custom_objects=` of load_model / from_config and `custom_object_scope` add objects
 # for one call or one block (a context variable: per thread). Nothing else is ever looked up.
-import contextlib as _contextlib  # noqa: E402
 import contextvars as _contextvars  # noqa: E402
+import threading as _threading  # noqa: E402
 
 _REGISTERED = {}              # "package>Name" -> object
-_SCOPES = _contextvars.ContextVar("cynet_custom_object_scopes", default=())
+_SCOPES: _contextvars.ContextVar[tuple[dict[str, Any], ...]] = _contextvars.ContextVar(
+    "cynet_custom_object_scopes", default=())
 
 
 def register_keras_serializable(package: str = "Custom", name: str | None = None) -> Callable[[Any], Any]:
@@ -89,17 +90,47 @@ def get_custom_objects() -> dict[str, Any]:
     return _REGISTERED
 
 
-@_contextlib.contextmanager
-def custom_object_scope(*dicts: Any) -> Any:
-    """Within the block, the objects of `dicts` (name -> object) are known to deserialization."""
-    for d in dicts:
-        if d is not None and not isinstance(d, dict):
-            raise TypeError(f"custom_object_scope takes dicts of name -> object; received {type(d).__name__}")
-    token = _SCOPES.set(_SCOPES.get() + tuple(d for d in dicts if d))
-    try:
-        yield
-    finally:
-        _SCOPES.reset(token)
+class CustomObjectScope:
+    """A context manager making custom objects visible to deserialization (Keras's
+    `keras.saving.CustomObjectScope`, also `custom_object_scope`): within
+    `with CustomObjectScope({"MyLayer": MyLayer}):`, `load_model`, `model_from_json`,
+    `deserialize_keras_object`, `layers.deserialize`, `from_config` and the initializer,
+    regularizer, constraint, loss and metric lookups find the objects by name.
+
+    The scope is per thread (a context variable). Nested scopes stack: an inner scope's names
+    shadow an outer's, whose other names stay visible (Keras 3 replaces the outer scope's dict
+    instead). The objects are not added to `get_custom_objects()`, as in Keras.
+
+    Args:
+        custom_objects: Dicts of `{name: object}` (class or function); `None` adds nothing. Keras
+            takes one dict; several are merged, later ones winning.
+    """
+
+    def __init__(self, *custom_objects: dict[str, Any] | None) -> None:
+        merged: dict[str, Any] = {}
+        for table in custom_objects:
+            if table is None:
+                continue
+            if not isinstance(table, dict) or not all(isinstance(key, str) for key in table):
+                raise TypeError(f"custom_objects must be dicts of name (str) -> object; received "
+                                f"custom_objects={table!r}")
+            merged.update(table)
+        self.custom_objects = merged
+        self._tokens: dict[int, list[Any]] = {}   # thread -> its entries' tokens (one instance may serve threads)
+
+    def __enter__(self) -> "CustomObjectScope":
+        token = _SCOPES.set(_SCOPES.get() + ((self.custom_objects,) if self.custom_objects else ()))
+        self._tokens.setdefault(_threading.get_ident(), []).append(token)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        tokens = self._tokens[_threading.get_ident()]
+        _SCOPES.reset(tokens.pop())
+        if not tokens:
+            del self._tokens[_threading.get_ident()]
+
+
+custom_object_scope = CustomObjectScope   # Keras's alias
 
 
 def get_registered_object(name: str, custom_objects: dict[str, Any] | None = None) -> Any:

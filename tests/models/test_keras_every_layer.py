@@ -165,6 +165,14 @@ VARIANTS = {   # "Class:variant": further settings of the layers most likely to 
     "Attention:causal": _two(_SEQ, _SEQ, lambda L, q, v: L.Attention()([q, v], use_causal_mask=True)),
     "SeparableConv2D:strided": _seq(_IMG, lambda L: L.SeparableConv2D(2, 3, strides=2, padding="same",
                                                                        use_bias=False)),
+    "EinsumDense": _seq(_SEQ, lambda L: L.EinsumDense("abc,cde->abde", (None, 2, 3), bias_axes="de",
+                                                      activation="tanh")),
+    "EinsumDense:ellipsis": _seq(_SEQ, lambda L: L.EinsumDense("...b,bc->...c", 3, bias_axes="c")),
+    "RMSNormalization": _seq(_SEQ, lambda L: L.RMSNormalization(epsilon=1e-5)),
+    "RMSNormalization:axes": _seq(_SEQ, lambda L: L.RMSNormalization(axis=[1, 2])),
+    # (the target size of the images: Keras 3.15's inference returns the images unchanged, cynet's
+    # crops to the target's aspect ratio and resizes, the same for images of the target size)
+    "RandomCrop": _seq(_IMG, lambda L: L.RandomCrop(8, 8, seed=3)),
     "Bidirectional:simple_rnn": _seq(_SEQ, lambda L: L.Bidirectional(L.SimpleRNN(2, return_sequences=True),
                                                                       merge_mode="mul")),
 }

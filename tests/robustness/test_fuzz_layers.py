@@ -151,7 +151,8 @@ class LayerSpec:
                                         "Softmax", "Activation", "AveragePooling2D", "GlobalAveragePooling2D",
                                         "Conv1D", "Conv2DTranspose", "Conv1DTranspose", "AveragePooling1D",
                                         "LayerNormalization", "GroupNormalization", "UnitNormalization",
-                                        "DepthwiseConv2D", "DepthwiseConv1D", "SeparableConv2D", "SeparableConv1D")
+                                        "DepthwiseConv2D", "DepthwiseConv1D", "SeparableConv2D", "SeparableConv1D",
+                                        "EinsumDense", "RMSNormalization")
 
 
 SPECS = {}
@@ -207,6 +208,29 @@ def _shape(c, ndim_lo, ndim_hi, lo=1, hi=4):
 def make_dense(c):
     return _case(c, dict(units=c.int(1, 4), activation=c.choice([None, "relu", "tanh", "softmax", "sigmoid"]),
                          use_bias=c.bool()), _shape(c, 2, 3))
+
+
+# (equation, output_shape, bias_axes, the input's rank): Keras's documented forms
+EINSUM_CASES = [("ab,bc->ac", 3, "c", 2), ("abc,cd->abd", (None, 2), "d", 3), ("abc,cde->abde", (None, 2, 3), "de", 3),
+                ("abc,cde->abde", (None, 2, 3), "e", 3), ("...b,bc->...c", 2, None, 3), ("abc,cd->ad", 2, "d", 3)]
+
+
+@layer_spec(L.EinsumDense, {"equation": (["ab,bc", "ab,bc->ad", "", 3, None, ["ab,bc->ac"]], []),
+                            "output_shape": ([0, -1, "3", 1.5, None, [0], [None, "a"], True], []),
+                            "bias_axes": (["x", 1, "", ["c"]], [None]),
+                            "activation": (ACT_BAD, [None, "relu", "softmax"]),
+                            "kernel_initializer": (INIT_BAD, INIT_OK), "bias_initializer": (INIT_BAD, INIT_OK),
+                            "kernel_regularizer": (REG_BAD, REG_OK), "bias_regularizer": (REG_BAD, REG_OK),
+                            # (LoRA and quantization: NotImplementedError unless None)
+                            "lora_rank": ([], [None]), "lora_alpha": ([], [None]),
+                            "gptq_unpacked_column_size": ([], [None]),
+                            "quantization_config": ([], [None]),
+                            **CONSTRAINT_ARGS},
+            fixed_ndim=True, fixed_axes=lambda case, ndim: (ndim - 1,))
+def make_einsum_dense(c):
+    equation, output_shape, bias_axes, ndim = c.choice(EINSUM_CASES)
+    return _case(c, dict(equation=equation, output_shape=output_shape, bias_axes=bias_axes,
+                         activation=c.choice([None, "relu", "tanh"])), (c.int(1, 3),) + _shape(c, ndim - 1, ndim - 1))
 
 
 @layer_spec(L.Activation, {"activation": (ACT_BAD, [None, "relu", "gelu", "softmax"])})
@@ -460,6 +484,15 @@ def make_group_norm(c):
 def make_unit_norm(c):
     shape = (c.int(1, 4),) + _shape(c, 1, 3)
     return _case(c, dict(axis=c.choice([-1, [-1]] if len(shape) == 2 else [-1, 1, [1, -1]])), shape)
+
+
+@layer_spec(L.RMSNormalization, {"axis": (["a", 1.5, None, True, [], [1.5], {1}], [-1, [-1], 1, 7]),
+                                 "epsilon": ([0, -1, "a", None, NAN, INF, True], [1e-5, 1])},
+            fixed_ndim=True, fixed_axes=_ln_axes)
+def make_rms_norm(c):
+    shape = (c.int(1, 4),) + _shape(c, 1, 3)
+    axis = c.choice([-1, [-1]] if len(shape) == 2 else [-1, 1, [1, -1]])
+    return _case(c, dict(axis=axis, epsilon=c.choice([1e-6, 0.1])), shape)
 
 
 @layer_spec(L.Embedding, {"input_dim": (INT_BAD, [5, 100]), "output_dim": (INT_BAD, [1, 4]),
@@ -940,6 +973,14 @@ def make_resizing(c):
 def make_random_flip(c):
     return _image_case(c, dict(mode=c.choice(["horizontal", "vertical", "horizontal_and_vertical"]),
                                seed=c.int(0, 99)))
+
+
+@layer_spec(L.RandomCrop, {"height": (INT_BAD, [1, 3, np.int64(2)]), "width": (INT_BAD, [1, 5]),
+                           "seed": (SEED_BAD, SEED_OK),
+                           "data_format": (fz.DATA_FORMAT_BAD, ["channels_first", None])}, fixed_ndim=True)
+def make_random_crop(c):
+    # (heights and widths below and above the images': the random window and Keras's fallback)
+    return _image_case(c, dict(height=c.int(1, 5), width=c.int(1, 5), seed=c.int(0, 99)))
 
 
 def _affine_args(**factors):
