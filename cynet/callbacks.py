@@ -17,6 +17,12 @@ Where cynet differs from Keras (each one on purpose):
   `schedule(epoch)` by signature, so a TypeError raised inside the schedule is not swallowed.
 - Batch-end callbacks run synchronously (no thread pool): cynet trains on the CPU in-process.
 - `CSVLogger` ends lines with "\\n" rather than the csv module's "\\r\\n".
+- `BackupAndRestore` keeps its state in one file of cynet's (weights, optimizer state and the
+  position, written atomically), restores the optimizer's state with the weights, and with an
+  integer `save_freq` resumes at the step after the last backup (Keras restarts that epoch
+  from its first batch); the running means of that epoch then cover the remaining batches only.
+  At the end it removes its own files (and the directory when that leaves it empty), not the
+  whole directory.
 - `ProgbarLogger` shows the running means it receives as they are (Keras 3 averages them again
   during the epoch), and an epoch stopped early ends on the step it reached, not on the target.
 """
@@ -38,7 +44,7 @@ from .utils.progbar import Progbar
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
     "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger", "LambdaCallback", "TensorBoard",
-    "MonitorCallback",
+    "MonitorCallback", "BackupAndRestore",
 ]
 
 _HOOKS = (
@@ -854,6 +860,125 @@ class ModelCheckpoint(MonitorCallback):
             raise KeyError(f'Failed to format this callback filepath: "{self.filepath}". Reason: {exc}. '
                            f"Available keys: epoch, {'batch, ' if batch is not None else ''}"
                            f"{', '.join(logs.keys())}") from None
+
+
+class BackupAndRestore(Callback):
+    """Back up the training state during `fit`, and resume an interrupted `fit` from the last backup.
+
+    At the end of each epoch (or every `save_freq` batches) the model's weights, its optimizer's
+    state and the position reached are written, atomically, into one file in `backup_dir`. A later
+    `fit` with a callback on the same directory restores them in on_train_begin and starts at that
+    epoch (with an integer `save_freq`, at the batch after the last backup), so that a run killed
+    in the middle ends as an uninterrupted one would. A `fit` that completes removes the backup
+    (`delete_checkpoint`). The model (and its compile settings) must be those that made the backup.
+
+    Args:
+        backup_dir: Directory for the backup files, used by this callback alone.
+        save_freq: "epoch" (back up at each epoch end), a positive number of batches, or False
+            (never back up; only restore).
+        double_checkpoint: Keep the previous backup too, restored when the latest cannot be read.
+        delete_checkpoint: Remove the backup when `fit` completes.
+    """
+
+    _LATEST = "latest.backup"
+
+    def __init__(self, backup_dir: str | os.PathLike[str], save_freq: str | int = "epoch",
+                 double_checkpoint: bool = False, delete_checkpoint: bool = True) -> None:
+        super().__init__()
+        if not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir):
+            raise ValueError(f"Empty or invalid `backup_dir` argument passed: backup_dir={backup_dir!r} (expected "
+                             "a directory path)")
+        if save_freq is not False and save_freq != "epoch" and (
+                isinstance(save_freq, bool) or not isinstance(save_freq, numbers.Integral) or save_freq < 1):
+            raise ValueError(f"Invalid value for argument `save_freq`. Received: save_freq={save_freq!r}. Expected "
+                             "'epoch', a positive integer, or False.")
+        for name, value in (("double_checkpoint", double_checkpoint), ("delete_checkpoint", delete_checkpoint)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"`{name}` must be a bool; received {name}={value!r}")
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq: Any = save_freq
+        self.double_checkpoint = bool(double_checkpoint)
+        self.delete_checkpoint = bool(delete_checkpoint)
+        self._path = os.path.join(self.backup_dir, self._LATEST)
+        self._prev_path = self._path + ".bkp"
+        self._epoch = 0
+        self._batches_since_save = 0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        from . import distributed
+        if distributed.of(self.model):
+            raise NotImplementedError("BackupAndRestore is not supported in data-parallel training yet")
+        if not self.model.built:
+            raise ValueError("To use the BackupAndRestore callback, the model must be built before you call fit(): "
+                             f"model {self.model.name!r} is unbuilt (call it on a batch of data, or build it)")
+        self._epoch = 0
+        self._batches_since_save = 0
+        state = self._restore()
+        if state is not None:
+            epoch, step = state
+            self.model._initial_epoch = epoch
+            self.model._initial_step = step
+            self._epoch = epoch
+
+    def _restore(self):
+        """(epoch, step) from the latest backup (the previous one, with double_checkpoint, when the
+        latest cannot be read), or None when there is none."""
+        from .saving import load_training_state
+        if not os.path.exists(self._path):
+            if not (self.double_checkpoint and os.path.exists(self._prev_path)):
+                return None
+            metadata = load_training_state(self.model, self._prev_path)
+        else:
+            try:
+                metadata = load_training_state(self.model, self._path)
+            except (OSError, ValueError):
+                if not (self.double_checkpoint and os.path.exists(self._prev_path)):
+                    raise
+                warnings.warn(f"BackupAndRestore: {self._path} cannot be read; restoring the previous backup "
+                              f"{self._prev_path}", stacklevel=3)
+                metadata = load_training_state(self.model, self._prev_path)
+        epoch, step = metadata.get("epoch"), metadata.get("step", 0)
+        if type(epoch) is not int or type(step) is not int or epoch < 0 or step < 0:
+            raise ValueError(f"{self._path}: the backup's position must be non-negative integers; received "
+                             f"epoch={epoch!r}, step={step!r}")
+        return epoch, step
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.save_freq is False or self.save_freq == "epoch":
+            return
+        self._batches_since_save += 1
+        if self._batches_since_save >= self.save_freq:
+            self._batches_since_save = 0
+            steps = (self.params or {}).get("steps")
+            if steps is not None and batch + 1 >= steps:   # the epoch's last batch: resume at the next epoch
+                self._save(self._epoch + 1, 0)
+            else:
+                self._save(self._epoch, batch + 1)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.save_freq == "epoch":
+            self._save(epoch + 1, 0)
+
+    def _save(self, epoch, step):
+        from .saving import save_training_state
+        os.makedirs(self.backup_dir, exist_ok=True)
+        if self.double_checkpoint and os.path.exists(self._path):
+            os.replace(self._path, self._prev_path)
+        save_training_state(self.model, self._path, {"epoch": epoch, "step": step})
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        if not self.delete_checkpoint:
+            return
+        for path in (self._path, self._prev_path):
+            if os.path.exists(path):
+                os.remove(path)
+        try:
+            os.rmdir(self.backup_dir)
+        except OSError:   # absent, or holding other files: left as it is
+            pass
 
 
 def _get_lr(optimizer):

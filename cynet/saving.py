@@ -1014,3 +1014,82 @@ def load_weights(model: Any, filepath: str | os.PathLike[str]) -> None:
                   for i, var in enumerate(weights)]
     for var, value in zip(weights, values):
         var.assign(value)
+
+
+# ============================================================================ training state backups
+
+BACKUP_FORMAT = FORMAT + "-backup"
+
+
+def save_training_state(model: Any, filepath: str | os.PathLike[str], metadata: dict[str, Any]) -> None:
+    """Write what resuming an interrupted `fit` needs into one file, atomically: the model's
+    weights, its optimizer's state (iteration counter and slots) and `metadata` (JSON: where
+    training stopped). Used by `callbacks.BackupAndRestore`; one file, so a crash can never pair
+    the weights of one step with the position of another.
+
+    Args:
+        model: The model being trained, evaluated or run.
+        filepath: Path of the file.
+        metadata: JSON-compatible dict stored with the state (e.g. {"epoch": 3, "step": 0}).
+    """
+    weights = model.weights
+    opt = model.optimizer if getattr(model, "compiled", False) else None
+    opt_values = [] if opt is None else [v.value for v in opt.variables]
+    config = {"format": BACKUP_FORMAT, "version": VERSION, "n_weights": len(weights),
+              "optimizer_built_on": None if opt is None else _optimizer_built_on(model, opt),
+              "n_optimizer_variables": len(opt_values), "metadata": dict(metadata)}
+
+    def members():
+        yield "config.json", json.dumps(config).encode()
+        yield from _array_members("weights", (v.value for v in weights))
+        yield from _array_members("optimizer", opt_values)
+
+    _atomic_zip(filepath, True, members())
+
+
+def load_training_state(model: Any, filepath: str | os.PathLike[str]) -> dict[str, Any]:
+    """Restore into `model` (built, and compiled when the state has an optimizer) the weights and
+    optimizer state written by `save_training_state`, and return its metadata. Nothing is
+    assigned unless every array fits; an unbuilt optimizer is built on the weights it was saved on.
+
+    Args:
+        model: The model being trained, evaluated or run.
+        filepath: Path of the file.
+    """
+    with _Archive(filepath) as archive:
+        path = archive.path
+        config = archive.read_config((BACKUP_FORMAT,))
+        n_weights = archive.count(config, "n_weights")
+        n_opt = archive.count(config, "n_optimizer_variables")
+        archive.check_members(n_weights, n_opt)
+        metadata = config.get("metadata")
+        if not isinstance(metadata, dict):
+            raise FileFormatError(f"{path}: config.json's 'metadata' must be a dict")
+        weights = model.weights
+        if n_weights != len(weights):
+            raise FileFormatError(f"{path}: holds {n_weights} weights, the model has {len(weights)} "
+                                  "(a backup of a different model?)")
+        values = [archive.read_array(f"weights/{i:05d}.npy", var, exact_dtype=True) for i, var in enumerate(weights)]
+        opt = model.optimizer if getattr(model, "compiled", False) else None
+        opt_values: list[Any] = []
+        if n_opt:
+            if opt is None:
+                raise ValueError(f"{path} holds optimizer state: compile the model before restoring it")
+            targets = _optimizer_targets(path, config, model, n_weights, n_opt)
+            if targets is not None:
+                if not opt.built:
+                    opt.build(targets)
+                elif [id(v) for v in opt._trainable_variables] != [id(v) for v in targets]:
+                    raise FileFormatError(f"{path}: the optimizer was saved built on other weights than this "
+                                          "model's optimizer is built on")
+            if n_opt != len(opt.variables):
+                raise FileFormatError(f"{path}: holds {n_opt} optimizer variables, the optimizer has "
+                                      f"{len(opt.variables)}: its state does not match the model")
+            opt_values = [archive.read_array(f"optimizer/{i:05d}.npy", var, exact_dtype=True)
+                          for i, var in enumerate(opt.variables)]
+    for var, value in zip(weights, values):
+        var.assign(value)
+    if opt is not None and opt_values:
+        for var, value in zip(opt.variables, opt_values):
+            var.assign(value)
+    return metadata

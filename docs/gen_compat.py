@@ -43,6 +43,10 @@ NOTES = {
     "callbacks.TensorBoard": "scalars and weight histograms, written without TensorFlow; no graph "
                              "(`write_graph` writes nothing), `write_images`, profiling and embeddings raise "
                              "NotImplementedError",
+    "callbacks.BackupAndRestore": "one atomically written file of cynet's (weights, optimizer state, position); "
+                                  "with an integer `save_freq` it resumes at the batch after the last backup "
+                                  "(Keras restarts that epoch); at the end it removes its own files, not the "
+                                  "whole `backup_dir`",
     "layers.Resizing": "interpolation `bilinear` and `nearest` only; `antialias=True` raises NotImplementedError",
     "layers.RandomCrop": "at inference the centred window of the target aspect ratio resized to the target "
                          "(Keras's documented behaviour; Keras 3.15 returns the images unchanged there)",

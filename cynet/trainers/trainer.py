@@ -43,6 +43,8 @@ class Trainer:
         self.compiled = False
         self.stop_training = False
         self.history = None
+        self._initial_epoch = None   # set by a callback's on_train_begin to resume (BackupAndRestore)
+        self._initial_step = None
 
     # ---------------------------------------------------------------- compile
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, loss_weights: Any = None, metrics: Any = None,
@@ -634,13 +636,14 @@ class Trainer:
             if dist:
                 dist.start(self, rng)
             cbs.on_train_begin()
+            initial_epoch, first_step = self._resume_point(initial_epoch)
             logs = {}
             for epoch in range(initial_epoch, epochs):
                 self._reset_metrics()
                 cbs.on_epoch_begin(epoch)
                 quiet = self._quiet_batches(cbs, dist)
                 order = rng.permutation(n) if shuffle else None
-                for step in range(steps):
+                for step in range(first_step if epoch == initial_epoch else 0, steps):
                     start = (step * global_batch) % n
                     idx = (slice(start, min(start + global_batch, n)) if order is None
                            else order[start:start + global_batch])
@@ -666,6 +669,16 @@ class Trainer:
             cbs.on_train_end(logs)
         self.history = cbs.history
         return self.history
+
+    def _resume_point(self, initial_epoch):
+        """The epoch, and the step in it, at which fit starts: `initial_epoch` and 0, unless a callback's
+        on_train_begin set `model._initial_epoch` (Keras's hook, which BackupAndRestore uses) and
+        cynet's `model._initial_step`. Both are consumed: the next fit starts afresh."""
+        epoch, step = getattr(self, "_initial_epoch", None), getattr(self, "_initial_step", None)
+        self._initial_epoch = self._initial_step = None
+        if epoch is None:
+            return initial_epoch, 0
+        return int(epoch), int(step or 0)
 
     def _prepare_validation(self, validation_data):
         """validation_data as a generator or PyDataset (read at each validation), or as prepared
@@ -715,6 +728,7 @@ class Trainer:
         try:
             with _AtomicSteps() as atomic, array_cache():
                 cbs.on_train_begin()
+                initial_epoch, first_step = self._resume_point(initial_epoch)
                 logs = {}
                 for epoch in range(initial_epoch, epochs):
                     self._reset_metrics()
@@ -724,6 +738,8 @@ class Trainer:
                     quiet = self._quiet_batches(cbs, None)
                     try:
                         for step, batch in enumerate(adapter.get_numpy_iterator()):
+                            if epoch == initial_epoch and step < first_step:
+                                continue   # trained before the run was interrupted (BackupAndRestore)
                             xb, yb, wb = self._prepared_batch(batch)
                             logs = self._run_train_batch(cbs, atomic, step, xb, yb, wb, None, quiet)
                             if self.stop_training:
