@@ -23,6 +23,9 @@ Where cynet differs from Keras (each one on purpose):
   from its first batch); the running means of that epoch then cover the remaining batches only.
   At the end it removes its own files (and the directory when that leaves it empty), not the
   whole directory.
+- `SwapEMAWeights` swaps the weights back after `predict` (Keras 3.15 leaves the moving averages
+  in the model there), and with `swap_on_epoch` also keeps the moving averages in the model when
+  training stops before its last epoch (stop_training already set when it runs).
 - `ProgbarLogger` shows the running means it receives as they are (Keras 3 averages them again
   during the epoch), and an epoch stopped early ends on the step it reached, not on the target.
 """
@@ -44,7 +47,7 @@ from .utils.progbar import Progbar
 __all__ = [
     "Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping", "ModelCheckpoint",
     "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN", "CSVLogger", "LambdaCallback", "TensorBoard",
-    "MonitorCallback", "BackupAndRestore",
+    "MonitorCallback", "BackupAndRestore", "SwapEMAWeights",
 ]
 
 _HOOKS = (
@@ -979,6 +982,86 @@ class BackupAndRestore(Callback):
             os.rmdir(self.backup_dir)
         except OSError:   # absent, or holding other files: left as it is
             pass
+
+
+class SwapEMAWeights(Callback):
+    """Evaluate (and, with `swap_on_epoch`, checkpoint) with the exponential moving average of the
+    weights that an optimizer built with `use_ema=True` keeps, while training goes on with the
+    weights themselves.
+
+    Around each evaluation (validation in `fit`, `evaluate`, `predict`) the model's trainable
+    weights and their moving averages trade places, and trade back after it. With `swap_on_epoch`
+    they also trade places at each epoch end, so that callbacks listed after this one (e.g.
+    `ModelCheckpoint`) see the averages, and back at the next epoch's beginning; after the last
+    epoch the model keeps the averages.
+
+    Args:
+        swap_on_epoch: Also hold the moving averages in the model from each epoch's end to the
+            next epoch's beginning (and at the end of training).
+    """
+
+    def __init__(self, swap_on_epoch: bool = False) -> None:
+        super().__init__()
+        if not isinstance(swap_on_epoch, (bool, np.bool_)):
+            raise ValueError(f"`swap_on_epoch` must be a bool; received swap_on_epoch={swap_on_epoch!r}")
+        self.swap_on_epoch = bool(swap_on_epoch)
+        self._ema_weights_in_model = False
+
+    def _ema_optimizers(self):
+        """The optimizers (inner ones of a wrapper or of a list) that keep moving averages; a
+        ValueError naming the problem when there is none."""
+        optimizer = getattr(self.model, "optimizer", None)
+        optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+        inner = list(getattr(optimizer, "optimizers", None) or [optimizer])
+        with_ema = [opt for opt in inner if getattr(opt, "use_ema", False)]
+        if not with_ema:
+            raise ValueError("SwapEMAWeights must be used when `use_ema=True` is set on the optimizer. Received: "
+                             f"use_ema={getattr(optimizer, 'use_ema', None)} (optimizer {optimizer!r})")
+        for opt in with_ema:
+            if getattr(opt, "_model_variables_moving_average", None) is None:
+                raise ValueError("SwapEMAWeights: the optimizer has `use_ema=True` but no moving averages yet (it "
+                                 "is built on the first training step): train before evaluating with them")
+        return with_ema
+
+    def _swap_variables(self):
+        for opt in self._ema_optimizers():
+            for var, average in zip(opt._trainable_variables, opt._model_variables_moving_average):
+                weights = var.value.copy()
+                var.assign(average.value)
+                average.assign(weights)
+        self._ema_weights_in_model = not self._ema_weights_in_model
+
+    def _finalize_ema_values(self):
+        """The model now holds the averages: make the averages hold them too, so that the trainer's
+        final `finalize_variable_values` (which writes the averages into the model) keeps them."""
+        for opt in self._ema_optimizers():
+            for var, average in zip(opt._trainable_variables, opt._model_variables_moving_average):
+                average.assign(var.value)
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.swap_on_epoch and self._ema_weights_in_model:
+            self._swap_variables()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.swap_on_epoch and not self._ema_weights_in_model:
+            self._swap_variables()
+            last = (self.params or {}).get("epochs")
+            if (last is not None and epoch == last - 1) or getattr(self.model, "stop_training", False):
+                self._finalize_ema_values()
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if not self._ema_weights_in_model:
+            self._swap_variables()
+
+    def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
+        if self._ema_weights_in_model:
+            self._swap_variables()
+
+    def on_predict_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.on_test_begin(logs)
+
+    def on_predict_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.on_test_end(logs)
 
 
 def _get_lr(optimizer):

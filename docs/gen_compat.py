@@ -47,6 +47,9 @@ NOTES = {
                                   "with an integer `save_freq` it resumes at the batch after the last backup "
                                   "(Keras restarts that epoch); at the end it removes its own files, not the "
                                   "whole `backup_dir`",
+    "callbacks.SwapEMAWeights": "swaps the weights back after `predict` (Keras 3.15 leaves the moving averages in "
+                                "the model there); with `swap_on_epoch`, training stopped early (stop_training "
+                                "set before it runs) also ends with the averages",
     "layers.Resizing": "interpolation `bilinear` and `nearest` only; `antialias=True` raises NotImplementedError",
     "layers.RandomCrop": "at inference the centred window of the target aspect ratio resized to the target "
                          "(Keras's documented behaviour; Keras 3.15 returns the images unchanged there)",
