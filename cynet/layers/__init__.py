@@ -95,6 +95,7 @@ from .reshaping import (  # noqa: F401
     ZeroPadding2D,
 )
 from .rnn import GRU, LSTM, SimpleRNN  # noqa: F401
+from .rnn_cells import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells  # noqa: F401
 from .wrappers import Bidirectional, TimeDistributed  # noqa: F401
 
 Conv2d = Conv2D
