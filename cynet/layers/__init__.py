@@ -135,6 +135,7 @@ _REGISTRY: dict[str, type] = {
 }
 _REGISTRY.update((cls.__name__, cls) for cls in (DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D))
 _REGISTRY.update((cls.__name__, cls) for cls in (EinsumDense, RMSNormalization, RandomCrop))
+_REGISTRY.update((cls.__name__, cls) for cls in (RNN, SimpleRNNCell, LSTMCell, GRUCell, StackedRNNCells))
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 
