@@ -20,20 +20,21 @@ from .. import _validation, constraints, initializers, ops, regularizers
 from .. import graph as _graph
 from .. import tape as _tape
 from ..ops import core as _opcore
+from ..utils.rng import make_rng
 from .base import Layer, as_mask, check_activation, check_constraint, check_initializer, check_regularizer
 
 # activations a cell computes with ops (recorded on the tape), by Keras name
 _OP_ACTIVATIONS = {"tanh": ops.tanh, "sigmoid": ops.sigmoid, "relu": ops.relu, "linear": lambda x: x,
                    "hard_sigmoid": ops.hard_sigmoid, "elu": ops.elu, "selu": ops.selu, "softplus": ops.softplus,
                    "softsign": ops.softsign, "gelu": ops.gelu, "silu": ops.silu, "swish": ops.silu,
-                   "relu6": ops.relu6}
+                   "relu6": ops.relu6, "softmax": ops.softmax}
 
 
 def _op_activation(arg, value):
     """(Keras name, function on Tensors) of an activation argument."""
     name = check_activation(arg, value).name
     if name not in _OP_ACTIVATIONS:
-        raise NotImplementedError(f"{arg}={value!r} is not supported by cynet's recurrent cells yet; use one of "
+        raise ValueError(f"{arg}={value!r} is not supported by cynet's recurrent cells yet; use one of "
                                   f"{sorted(_OP_ACTIVATIONS)}")
     return name, _OP_ACTIVATIONS[name]
 
@@ -94,6 +95,8 @@ class _Cell(Layer):
         _no_dropout(dropout, recurrent_dropout)
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
+        if seed is not None:
+            make_rng(seed)   # (checks it: a bad seed fails now, as the fused layers' do)
         self.seed = seed
 
     def __call__(self, inputs, states=None, training=False, **kwargs):
@@ -490,6 +493,10 @@ class RNN(Layer):
                  go_backwards: bool = False, stateful: bool = False, unroll: bool = False,
                  zero_output_for_mask: bool = False, **kwargs: Any) -> None:
         if isinstance(cell, (list, tuple)):
+            if not cell:
+                raise ValueError(f"cell must be a cell or a non-empty list of cells; received cell={cell!r}")
+            for c in cell:
+                _check_cell(c, "cell")
             cell = StackedRNNCells(cell)
         _check_cell(cell, "cell")
         if "dtype" not in kwargs and isinstance(cell, Layer):
@@ -576,6 +583,10 @@ class RNN(Layer):
             raise ValueError(f"{self._who()}: inputs must have at least one timestep; received shape {x.shape}")
         self._maybe_build((None,) + x.shape[1:])
         n = x.shape[0]
+        size = _output_size(self.cell)
+        if isinstance(size, (int, np.integer)):   # (a broadcast view can be tiny and its outputs huge)
+            _validation.check_size(f"{self._who()}: inputs", (n, x.shape[1], size), self.dtype.itemsize,
+                                   "the outputs of every step")
         states = self._given_states(tape, initial_state, n) if initial_state is not None else (
             self._stateful_states(n) if self.stateful else self.get_initial_state(n))
         mask = None if mask is None else self._time_mask(mask, x)
