@@ -79,6 +79,9 @@ class _Cell(Layer):
                  bias_regularizer: Any = None, kernel_constraint: Any = None, recurrent_constraint: Any = None,
                  bias_constraint: Any = None, dropout: float = 0.0, recurrent_dropout: float = 0.0,
                  seed: Any = None, **kwargs: Any) -> None:
+        implementation = kwargs.pop("implementation", 2)   # (Keras's LSTMCell / GRUCell: same results either way)
+        if implementation not in (1, 2) or isinstance(implementation, bool):
+            raise ValueError(f"implementation must be 1 or 2; received implementation={implementation!r}")
         super().__init__(**kwargs)
         self.units = _validation.positive_int("units", units)
         self.activation, self._act = _op_activation("activation", activation)
@@ -195,7 +198,7 @@ class SimpleRNNCell(_Cell):
         **kwargs: Base layer arguments (name, dtype, trainable).
     """
 
-    def call(self, inputs: Any, states: Any, training: bool = False) -> Any:
+    def call(self, inputs: Any, states: Any, training: bool = False) -> Any:  # type: ignore[override]
         (h_prev,) = self._states(states, 1)
         z = ops.matmul(inputs, self.kernel)
         if self.use_bias:
@@ -262,7 +265,7 @@ class LSTMCell(_Cell):
                                    base((2 * units,), dtype=dtype)])
         return init
 
-    def call(self, inputs: Any, states: Any, training: bool = False) -> Any:
+    def call(self, inputs: Any, states: Any, training: bool = False) -> Any:  # type: ignore[override]
         h_prev, c_prev = self._states(states, 2)
         z = ops.matmul(inputs, self.kernel) + ops.matmul(h_prev, self.recurrent_kernel)
         if self.use_bias:
@@ -322,15 +325,16 @@ class GRUCell(_Cell):
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
-    def call(self, inputs: Any, states: Any, training: bool = False) -> Any:
+    def call(self, inputs: Any, states: Any, training: bool = False) -> Any:  # type: ignore[override]
         (h_prev,) = self._states(states, 1)
         u = self.units
         x = ops.matmul(inputs, self.kernel)
         if self.reset_after:
             r_all = ops.matmul(h_prev, self.recurrent_kernel)
             if self.use_bias:
-                x = x + self.bias[0]
-                r_all = r_all + self.bias[1]
+                bias: Any = self.bias
+                x = x + bias[0]
+                r_all = r_all + bias[1]
             x_z, x_r, x_h = ops.split(x, 3, axis=-1)
             r_z, r_r, r_h = ops.split(r_all, 3, axis=-1)
             z = self._rec_act(x_z + r_z)
@@ -433,7 +437,7 @@ class StackedRNNCells(Layer):
     def compute_output_shape(self, input_shape: Any) -> Any:
         return (input_shape[0], self.output_size)
 
-    def call(self, inputs: Any, states: Any, training: bool = False) -> Any:
+    def call(self, inputs: Any, states: Any, training: bool = False) -> Any:  # type: ignore[override]
         if len(states) != len(self.cells):
             raise ValueError(f"{self._who()}: states must hold one entry per cell ({len(self.cells)}); "
                              f"received {len(states)}")
@@ -568,6 +572,21 @@ class RNN(Layer):
         return list(states) if isinstance(states, (list, tuple)) else [states]
 
     # ------------------------------------------------------------------ calling
+    def call(self, inputs: Any, initial_state: Any = None, mask: Any = None,  # type: ignore[override]
+             training: bool = False) -> Any:
+        """The layer's output (Keras's call arguments; its signature is how a model knows the layer
+        takes a mask).
+
+        Args:
+            inputs: The sequences (batch, timesteps, features).
+            initial_state: Optional initial states, structured as the cell's state_size.
+            mask: Optional (batch, timesteps) booleans; a masked step keeps the states.
+            training: Whether the call is in training mode (passed to the cell).
+        """
+        kwargs = {k: v for k, v in (("initial_state", initial_state), ("mask", mask)) if v is not None}
+        tape = _tape._active.get()
+        return self._invoke(_tape.NO_RECORD if tape is None else tape, inputs, training, kwargs)[1]
+
     def _invoke(self, tape, inputs, training, kwargs):
         """A call: the inputs it takes are the sequence and, when given, the initial states (which
         then get gradients too)."""

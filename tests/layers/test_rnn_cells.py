@@ -332,3 +332,29 @@ def test_sgd_step_matches_keras(kind, rng):
     ours.train_on_batch(x, y)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "stacked"])
+def test_embedding_mask_reaches_the_rnn_as_in_keras(kind, rng):
+    keras = _keras()
+    tokens = np.array([[3, 1, 0, 0], [0, 2, 5, 0], [4, 4, 4, 4]])
+
+    ours = cynet.models.Sequential([cynet.Input((4,)), layers.Embedding(6, 2, mask_zero=True),
+                                    layers.RNN(CELLS[kind]("float32"), return_sequences=True)])
+    theirs = keras.Sequential([keras.Input((4,)), keras.layers.Embedding(6, 2, mask_zero=True),
+                               keras.layers.RNN(_keras_cells(keras, kind), return_sequences=True)])
+    _randomize(ours, rng)
+    theirs.set_weights(ours.get_weights())
+    np.testing.assert_allclose(ours.predict(tokens, verbose=0), theirs.predict(tokens, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_and_implementation():
+    for cls in (layers.SimpleRNNCell, layers.LSTMCell, layers.GRUCell):
+        with pytest.raises(NotImplementedError, match="dropout"):
+            cls(2, dropout=0.1)
+        with pytest.raises(NotImplementedError, match="recurrent_dropout"):
+            cls(2, recurrent_dropout=0.1)
+    assert layers.LSTMCell(2, implementation=1).units == 2
+    with pytest.raises(ValueError, match="implementation"):
+        layers.GRUCell(2, implementation=3)
