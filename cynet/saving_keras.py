@@ -460,10 +460,12 @@ def _policy(dtype):
 
 
 def _nested_to_keras(key, value):
+    if key == "cells" and isinstance(value, list):   # StackedRNNCells's cells
+        return [_layer_to_keras(v) if isinstance(v, dict) and "class_name" in v else v for v in value]
     if isinstance(value, dict) and "class_name" in value and "config" in value:
         kind = next((k for k in _MODULES if key.endswith(k)), None)
         module = _MODULES.get(kind, "keras.layers")
-        if key in ("layer", "forward_layer", "backward_layer"):
+        if key in ("layer", "forward_layer", "backward_layer", "cell"):
             return _layer_to_keras(value)
         return {"module": module, "class_name": value["class_name"], "config": value["config"],
                 "registered_name": None}
@@ -712,9 +714,11 @@ def _layer_from_keras(entry, path):
             else:
                 raise NotImplementedError(f"{path}: layer '{config.get('name')}' ({cls_name}) has {k}={config[k]!r}, "
                                           f"an argument cynet's {cls_name} does not support")
-        for k in ("layer", "forward_layer", "backward_layer"):
+        for k in ("layer", "forward_layer", "backward_layer", "cell"):
             if isinstance(config.get(k), dict):
                 config[k] = _layer_from_keras(config[k], path)
+        if isinstance(config.get("cells"), list):   # StackedRNNCells's cells
+            config["cells"] = [_layer_from_keras(c, path) if isinstance(c, dict) else c for c in config["cells"]]
         for k, v in config.items():
             kind = next((m for m in _MODULES if k.endswith(m)), None)
             if kind and isinstance(v, dict) and "class_name" in v:

@@ -38,6 +38,12 @@ NOTES = {
     "layers.LSTM": "masks skip steps as in Keras; `recurrent_dropout` as Keras 3 runs it (implementation=1: a mask "
                    "per gate)",
     "layers.GRU": "`reset_after=True` layout",
+    "layers.RNN": "a Python loop over the timesteps (every step recorded on the tape; the fused SimpleRNN / LSTM / "
+                  "GRU are the fast path); `constants` raises NotImplementedError; `unroll` gives the same result; "
+                  "with StackedRNNCells, `return_state` returns the states flattened",
+    "layers.SimpleRNNCell": "`dropout` / `recurrent_dropout` > 0 raise NotImplementedError",
+    "layers.LSTMCell": "`dropout` / `recurrent_dropout` > 0 raise NotImplementedError",
+    "layers.GRUCell": "`dropout` / `recurrent_dropout` > 0 raise NotImplementedError (both `reset_after` layouts)",
     "layers.MultiHeadAttention": "`attention_axes` other than the default and `use_gate=True` raise "
                                  "NotImplementedError",
     "callbacks.TensorBoard": "scalars and weight histograms, written without TensorFlow; no graph "

@@ -189,6 +189,7 @@ TYPED_MODULES = {
     "cynet.optimizers.schedules", "cynet.layers.base", "cynet.trainers.trainer",
     "cynet.graph", "cynet.mixed_precision", "cynet.backend", "cynet.saving_keras", "cynet.saving_legacy_h5",
     "cynet.datasets.idx", "cynet.layers.core", "cynet.layers.rnn", "cynet.layers.wrappers", "cynet.layers.attention",
+    "cynet.layers.rnn_cells",
     "cynet.layers.masking", "cynet.utils.dataset_utils",
 } | {"cynet.optimizers." + name for name in ("sgd", "rmsprop", "adagrad", "adadelta", "adam", "adamw", "nadam",
                                             "adamax", "ftrl", "lion", "adafactor")} \

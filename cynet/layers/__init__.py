@@ -95,6 +95,7 @@ from .reshaping import (  # noqa: F401
     ZeroPadding2D,
 )
 from .rnn import GRU, LSTM, SimpleRNN  # noqa: F401
+from .rnn_cells import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells  # noqa: F401
 from .wrappers import Bidirectional, TimeDistributed  # noqa: F401
 
 Conv2d = Conv2D
@@ -134,6 +135,7 @@ _REGISTRY: dict[str, type] = {
 }
 _REGISTRY.update((cls.__name__, cls) for cls in (DepthwiseConv1D, DepthwiseConv2D, SeparableConv1D, SeparableConv2D))
 _REGISTRY.update((cls.__name__, cls) for cls in (EinsumDense, RMSNormalization, RandomCrop))
+_REGISTRY.update((cls.__name__, cls) for cls in (RNN, SimpleRNNCell, LSTMCell, GRUCell, StackedRNNCells))
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 

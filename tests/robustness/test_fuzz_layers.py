@@ -136,8 +136,9 @@ class LayerSpec:
     """
 
     def __init__(self, cls, make, args, fixed_ndim=False, min_ndim=1, fixed_axes=None, index_input=False,
-                 unreached=(), shapes_ok=None, input_names=("inputs",)):
+                 unreached=(), shapes_ok=None, input_names=("inputs",), wrap=None):
         self.cls, self.make, self.args = cls, make, dict(args)
+        self.wrap = wrap   # layer -> the layer that is called (a recurrent cell: RNN(cell))
         self.fixed_ndim, self.min_ndim, self.index_input = fixed_ndim, min_ndim, index_input
         self.fixed_axes = fixed_axes or (lambda case, ndim: ())
         self.unreached = unreached  # base classes whose __init__ this class does not call
@@ -527,6 +528,67 @@ for _cls in (L.SimpleRNN, L.LSTM, L.GRU):
     @layer_spec(_cls, _args, fixed_ndim=True, fixed_axes=lambda case, ndim: (2,))
     def make_rnn(c, cell=_cls):
         return _make_rnn(c, cell)
+
+
+# RNN(cell) and the cells (fuzzed through RNN(cell): a cell alone is called with states)
+
+def _cell_args(recurrent):
+    args = {k: v for k, v in _rnn_args(recurrent).items()
+            if k not in ("return_sequences", "return_state", "go_backwards", "stateful", "unroll",
+                         "zero_output_for_mask")}
+    args["activation"] = (ACT_BAD, [None, "relu", "tanh", "sigmoid", "gelu", "softmax"])
+    args["dropout"] = (RATE_BAD, [0.0])   # (> 0 raises NotImplementedError naming it: tests/layers/test_rnn_cells.py)
+    args["recurrent_dropout"] = (RATE_BAD, [0.0, 0])
+    if recurrent:
+        args["recurrent_activation"] = (ACT_BAD, ["sigmoid", "hard_sigmoid", "tanh", None, "relu"])
+    return args
+
+
+def _make_cell_case(c, cls):
+    kwargs = dict(units=c.int(1, 3), activation=c.choice(["tanh", "relu", "sigmoid", "linear"]), use_bias=c.bool())
+    if cls is not L.SimpleRNNCell:
+        kwargs["recurrent_activation"] = c.choice(["sigmoid", "hard_sigmoid", "tanh"])
+    case = _case(c, kwargs, (c.int(1, 3), c.int(1, 4), c.int(1, 3)))
+    case.mask_p = c.choice([None, None, 0.3])
+    return case
+
+
+for _cls in (L.SimpleRNNCell, L.LSTMCell, L.GRUCell):
+    _args = _cell_args(_cls is not L.SimpleRNNCell)
+    if _cls is L.LSTMCell:
+        _args["unit_forget_bias"] = (FLAG_BAD, FLAG_OK)
+    if _cls is L.GRUCell:
+        _args["reset_after"] = (FLAG_BAD, FLAG_OK)
+
+    @layer_spec(_cls, _args, fixed_ndim=True, fixed_axes=lambda case, ndim: (2,),
+                wrap=lambda cell: L.RNN(cell, return_sequences=True))
+    def make_cell(c, cls=_cls):
+        return _make_cell_case(c, cls)
+
+
+def _cell_template(c):
+    return c.choice([L.SimpleRNNCell, L.LSTMCell, L.GRUCell])(c.int(1, 3))
+
+
+@layer_spec(L.StackedRNNCells, {"cells": ([None, [], "lstm", [L.Dense(2)], [object()], 3],
+                                          [[L.LSTMCell(2), L.GRUCell(3)], (L.SimpleRNNCell(1),)])},
+            fixed_ndim=True, fixed_axes=lambda case, ndim: (2,), wrap=lambda cells: L.RNN(cells))
+def make_stacked_cells(c):
+    return _case(c, dict(cells=[_cell_template(c) for _ in range(c.int(1, 3))]),
+                 (c.int(1, 3), c.int(1, 4), c.int(1, 3)))
+
+
+@layer_spec(L.RNN, {"cell": ([None, "lstm", 3, L.Dense(2), object(), []], [L.LSTMCell(2), [L.GRUCell(2)]]),
+                    "return_sequences": (FLAG_BAD, FLAG_OK), "return_state": (FLAG_BAD, FLAG_OK),
+                    "go_backwards": (FLAG_BAD, FLAG_OK), "stateful": (FLAG_BAD, [False]),
+                    "unroll": (FLAG_BAD, FLAG_OK), "zero_output_for_mask": (FLAG_BAD, FLAG_OK)},
+            fixed_ndim=True, fixed_axes=lambda case, ndim: (2,))
+def make_rnn_layer(c):
+    case = _case(c, dict(cell=_cell_template(c), return_sequences=c.bool(), return_state=c.bool(),
+                         go_backwards=c.bool(), zero_output_for_mask=c.bool()),
+                 (c.int(1, 3), c.int(1, 4), c.int(1, 3)))
+    case.mask_p = c.choice([None, None, 0.3])
+    return case
 
 
 # ----------------------------------------------------------------------------- wrappers (a layer as argument)
@@ -1185,6 +1247,8 @@ def run_layer(spec, run, backend):
         warnings.simplefilter("ignore")
         try:
             layer = spec.cls(**_fresh_kwargs(run.kwargs, case.dtype))
+            if spec.wrap is not None:
+                layer = spec.wrap(layer)
             phase = "build"
             layer(_x(case), training=False)
             _set_weights(layer, case.seed)
