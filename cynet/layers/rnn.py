@@ -23,6 +23,17 @@ def _activation_name(value, allowed, arg):
     return name
 
 
+def weights_config(layer: Any) -> dict[str, Any]:
+    """The config entries of a recurrent layer's or cell's kernel, recurrent_kernel and bias
+    (initializers, regularizers, constraints), serialized as Keras writes them."""
+    def ser(v, mod):
+        return None if v is None else mod.serialize(mod.get(v))
+    names = ("kernel", "recurrent", "bias")
+    return {**{f"{n}_initializer": ser(getattr(layer, f"{n}_initializer"), initializers) for n in names},
+            **{f"{n}_regularizer": ser(getattr(layer, f"{n}_regularizer"), regularizers) for n in names},
+            **{f"{n}_constraint": constraints.serialize(getattr(layer, f"{n}_constraint")) for n in names}}
+
+
 class _RNN(Layer):
     """The recurrent layers' common part. Keras features, all in the kernels (no Python loop
     over timesteps): `mask` (a call argument, (batch, timesteps) booleans: a masked step is
@@ -316,18 +327,8 @@ class _RNN(Layer):
         return self.bias.value if self.use_bias else None
 
     def get_config(self) -> dict[str, Any]:
-        def ser(v, mod):
-            return None if v is None else mod.serialize(mod.get(v))
         return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias, "kernel_initializer": ser(self.kernel_initializer, initializers),
-                "recurrent_initializer": ser(self.recurrent_initializer, initializers),
-                "bias_initializer": ser(self.bias_initializer, initializers),
-                "kernel_regularizer": ser(self.kernel_regularizer, regularizers),
-                "recurrent_regularizer": ser(self.recurrent_regularizer, regularizers),
-                "bias_regularizer": ser(self.bias_regularizer, regularizers),
-                "kernel_constraint": constraints.serialize(self.kernel_constraint),
-                "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
-                "bias_constraint": constraints.serialize(self.bias_constraint),
+                "use_bias": self.use_bias, **weights_config(self),
                 "dropout": self.dropout, "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": self.stateful,
                 "unroll": self.unroll, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import _validation, constraints, initializers, ops, regularizers
+from .. import _validation, initializers, ops
 from .. import graph as _graph
 from .. import tape as _tape
 from ..ops import core as _opcore
 from ..utils.rng import make_rng
 from .base import Layer, as_mask, check_activation, check_constraint, check_initializer, check_regularizer
+from .rnn import weights_config
 
 # activations a cell computes with ops (recorded on the tape), by Keras name
 _OP_ACTIVATIONS = {"tanh": ops.tanh, "sigmoid": ops.sigmoid, "relu": ops.relu, "linear": lambda x: x,
@@ -161,18 +162,8 @@ class _Cell(Layer):
         return states
 
     def get_config(self) -> dict[str, Any]:
-        def ser(v, mod):
-            return None if v is None else mod.serialize(mod.get(v))
         return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias, "kernel_initializer": ser(self.kernel_initializer, initializers),
-                "recurrent_initializer": ser(self.recurrent_initializer, initializers),
-                "bias_initializer": ser(self.bias_initializer, initializers),
-                "kernel_regularizer": ser(self.kernel_regularizer, regularizers),
-                "recurrent_regularizer": ser(self.recurrent_regularizer, regularizers),
-                "bias_regularizer": ser(self.bias_regularizer, regularizers),
-                "kernel_constraint": constraints.serialize(self.kernel_constraint),
-                "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
-                "bias_constraint": constraints.serialize(self.bias_constraint),
+                "use_bias": self.use_bias, **weights_config(self),
                 "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
 
 
