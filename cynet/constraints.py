@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._typing import ArrayLike
-from .utils.serialization import from_config_dict, get_callable, get_registered_object
+from .utils.serialization import from_config_dict, get_callable, lookup_class
 
 __all__ = [
     "Constraint",
@@ -187,14 +187,7 @@ del _cls
 
 
 def _lookup(name, custom_objects):
-    if custom_objects and name in custom_objects:
-        return custom_objects[name]
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    scoped = get_registered_object(name)   # a custom_object_scope's or a registered class
-    if scoped is not None:
-        return scoped
-    raise ValueError(f"Unknown constraint: {name!r}. Valid names (case-sensitive) are: {', '.join(sorted(_REGISTRY))}")
+    return lookup_class("constraint", name, _REGISTRY, custom_objects)
 
 
 def serialize(constraint: Any) -> Any:

@@ -31,7 +31,7 @@ import numpy as np
 
 from ._typing import DTypeLike, Shape
 from .utils.rng import make_rng
-from .utils.serialization import from_config_dict, get_callable, get_registered_object
+from .utils.serialization import from_config_dict, get_callable, lookup_class
 
 __all__ = [
     "Initializer",
@@ -602,19 +602,8 @@ _REGISTRY.update(
 del _cls
 
 
-def _valid_names():
-    return ", ".join(sorted(_REGISTRY))
-
-
 def _lookup(name, custom_objects):
-    if custom_objects and name in custom_objects:
-        return custom_objects[name]
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    scoped = get_registered_object(name)   # a custom_object_scope's or a registered class
-    if scoped is not None:
-        return scoped
-    raise ValueError(f"Unknown initializer: {name!r}. Valid names (case-sensitive) are: {_valid_names()}")
+    return lookup_class("initializer", name, _REGISTRY, custom_objects)
 
 
 def serialize(initializer: Any) -> Any:

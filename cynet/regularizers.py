@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ._typing import ArrayLike
-from .utils.serialization import from_config_dict, get_callable, get_registered_object
+from .utils.serialization import from_config_dict, get_callable, lookup_class
 
 __all__ = [
     "Regularizer",
@@ -269,16 +269,8 @@ def _valid_names():
 
 
 def _lookup(name, custom_objects):
-    if custom_objects and name in custom_objects:
-        return custom_objects[name]
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    scoped = get_registered_object(name)   # a custom_object_scope's or a registered class
-    if scoped is not None:
-        return scoped
-    if name == "l1_l2":
-        return L1L2
-    raise ValueError(f"Unknown regularizer: {name!r}. Valid names (case-sensitive) are: {_valid_names()}")
+    return lookup_class("regularizer", name, _REGISTRY, custom_objects, fallback={"l1_l2": L1L2},
+                        valid=_valid_names)
 
 
 def serialize(regularizer: Any) -> Any:

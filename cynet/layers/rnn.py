@@ -23,18 +23,44 @@ def _activation_name(value, allowed, arg):
     return name
 
 
-def weights_config(layer: Any) -> dict[str, Any]:
-    """The config entries of a recurrent layer's or cell's kernel, recurrent_kernel and bias
-    (initializers, regularizers, constraints), serialized as Keras writes them."""
-    def ser(v, mod):
-        return None if v is None else mod.serialize(mod.get(v))
-    names = ("kernel", "recurrent", "bias")
-    return {**{f"{n}_initializer": ser(getattr(layer, f"{n}_initializer"), initializers) for n in names},
-            **{f"{n}_regularizer": ser(getattr(layer, f"{n}_regularizer"), regularizers) for n in names},
-            **{f"{n}_constraint": constraints.serialize(getattr(layer, f"{n}_constraint")) for n in names}}
+class WeightOptions:
+    """The kernel, recurrent_kernel and bias options of a recurrent layer or cell (Keras's argument
+    names and defaults): checked and set once, serialized once."""
+
+    kernel_initializer: Any
+    recurrent_initializer: Any
+    bias_initializer: Any
+    kernel_regularizer: Any
+    recurrent_regularizer: Any
+    bias_regularizer: Any
+    kernel_constraint: Any
+    recurrent_constraint: Any
+    bias_constraint: Any
+
+    def _set_weight_options(self, kernel_initializer: Any, recurrent_initializer: Any, bias_initializer: Any,
+                            kernel_regularizer: Any, recurrent_regularizer: Any, bias_regularizer: Any,
+                            kernel_constraint: Any, recurrent_constraint: Any, bias_constraint: Any) -> None:
+        self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer, "glorot_uniform")
+        self.recurrent_initializer = check_initializer("recurrent_initializer", recurrent_initializer, "orthogonal")
+        self.bias_initializer = check_initializer("bias_initializer", bias_initializer, "zeros")
+        self.kernel_regularizer = check_regularizer("kernel_regularizer", kernel_regularizer)
+        self.recurrent_regularizer = check_regularizer("recurrent_regularizer", recurrent_regularizer)
+        self.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
+        self.kernel_constraint = check_constraint("kernel_constraint", kernel_constraint)
+        self.recurrent_constraint = check_constraint("recurrent_constraint", recurrent_constraint)
+        self.bias_constraint = check_constraint("bias_constraint", bias_constraint)
+
+    def _weights_config(self) -> dict[str, Any]:
+        """Their config entries, serialized as Keras writes them."""
+        def ser(v, mod):
+            return None if v is None else mod.serialize(mod.get(v))
+        names = ("kernel", "recurrent", "bias")
+        return {**{f"{n}_initializer": ser(getattr(self, f"{n}_initializer"), initializers) for n in names},
+                **{f"{n}_regularizer": ser(getattr(self, f"{n}_regularizer"), regularizers) for n in names},
+                **{f"{n}_constraint": constraints.serialize(getattr(self, f"{n}_constraint")) for n in names}}
 
 
-class _RNN(Layer):
+class _RNN(WeightOptions, Layer):
     """The recurrent layers' common part. Keras features, all in the kernels (no Python loop
     over timesteps): `mask` (a call argument, (batch, timesteps) booleans: a masked step is
     skipped, the states carried over; the output at a masked step is the last unmasked step's,
@@ -62,15 +88,9 @@ class _RNN(Layer):
         self.units = _validation.positive_int("units", units)
         self.activation = _activation_name(activation, _KERNEL_ACTIVATIONS, "activation")
         self.use_bias = _validation.flag("use_bias", use_bias)
-        self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer, "glorot_uniform")
-        self.recurrent_initializer = check_initializer("recurrent_initializer", recurrent_initializer, "orthogonal")
-        self.bias_initializer = check_initializer("bias_initializer", bias_initializer, "zeros")
-        self.kernel_regularizer = check_regularizer("kernel_regularizer", kernel_regularizer)
-        self.recurrent_regularizer = check_regularizer("recurrent_regularizer", recurrent_regularizer)
-        self.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
-        self.kernel_constraint = check_constraint("kernel_constraint", kernel_constraint)
-        self.recurrent_constraint = check_constraint("recurrent_constraint", recurrent_constraint)
-        self.bias_constraint = check_constraint("bias_constraint", bias_constraint)
+        self._set_weight_options(kernel_initializer, recurrent_initializer, bias_initializer, kernel_regularizer,
+                                 recurrent_regularizer, bias_regularizer, kernel_constraint, recurrent_constraint,
+                                 bias_constraint)
         self.dropout = _validation.real("dropout", dropout, low=0.0, high=1.0, high_open=True)
         self.recurrent_dropout = _validation.real("recurrent_dropout", recurrent_dropout, low=0.0, high=1.0,
                                                   high_open=True)
@@ -328,7 +348,7 @@ class _RNN(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias, **weights_config(self),
+                "use_bias": self.use_bias, **self._weights_config(),
                 "dropout": self.dropout, "return_sequences": self.return_sequences,
                 "return_state": self.return_state, "go_backwards": self.go_backwards, "stateful": self.stateful,
                 "unroll": self.unroll, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed,

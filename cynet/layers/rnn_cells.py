@@ -21,8 +21,8 @@ from .. import graph as _graph
 from .. import tape as _tape
 from ..ops import core as _opcore
 from ..utils.rng import make_rng
-from .base import Layer, as_mask, check_activation, check_constraint, check_initializer, check_regularizer
-from .rnn import weights_config
+from .base import Layer, as_mask, check_activation
+from .rnn import WeightOptions
 
 # activations a cell computes with ops (recorded on the tape), by Keras name
 _OP_ACTIVATIONS = {"tanh": ops.tanh, "sigmoid": ops.sigmoid, "relu": ops.relu, "linear": lambda x: x,
@@ -68,7 +68,7 @@ def _zeros_states(state_size, batch_size, dtype):
     return np.zeros((batch_size, int(state_size)), dtype=dtype)
 
 
-class _Cell(Layer):
+class _Cell(WeightOptions, Layer):
     """Common part of cynet's cells: weights, options and config shared by the three kinds."""
 
     _user_call = True   # their call runs on Tensors, as a user-written call does (recorded by ops)
@@ -87,15 +87,9 @@ class _Cell(Layer):
         self.units = _validation.positive_int("units", units)
         self.activation, self._act = _op_activation("activation", activation)
         self.use_bias = _validation.flag("use_bias", use_bias)
-        self.kernel_initializer = check_initializer("kernel_initializer", kernel_initializer, "glorot_uniform")
-        self.recurrent_initializer = check_initializer("recurrent_initializer", recurrent_initializer, "orthogonal")
-        self.bias_initializer = check_initializer("bias_initializer", bias_initializer, "zeros")
-        self.kernel_regularizer = check_regularizer("kernel_regularizer", kernel_regularizer)
-        self.recurrent_regularizer = check_regularizer("recurrent_regularizer", recurrent_regularizer)
-        self.bias_regularizer = check_regularizer("bias_regularizer", bias_regularizer)
-        self.kernel_constraint = check_constraint("kernel_constraint", kernel_constraint)
-        self.recurrent_constraint = check_constraint("recurrent_constraint", recurrent_constraint)
-        self.bias_constraint = check_constraint("bias_constraint", bias_constraint)
+        self._set_weight_options(kernel_initializer, recurrent_initializer, bias_initializer, kernel_regularizer,
+                                 recurrent_regularizer, bias_regularizer, kernel_constraint, recurrent_constraint,
+                                 bias_constraint)
         _no_dropout(dropout, recurrent_dropout)
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
@@ -163,7 +157,7 @@ class _Cell(Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias, **weights_config(self),
+                "use_bias": self.use_bias, **self._weights_config(),
                 "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout, "seed": self.seed}
 
 

@@ -133,6 +133,34 @@ class CustomObjectScope:
 custom_object_scope = CustomObjectScope   # Keras's alias
 
 
+def lookup_class(kind: str, name: str, registry: dict[str, Any], custom_objects: dict[str, Any] | None,
+                 fallback: dict[str, Any] | None = None, valid: Callable[[], str] | None = None) -> Any:
+    """The class a config names, for the `kind` module (initializers, regularizers, constraints):
+    from `custom_objects`, then the module's own `registry`, then the active scopes and registered
+    objects (get_registered_object), then `fallback`; else a ValueError listing the names
+    `valid()` gives (default: the registry's).
+
+    Args:
+        kind: The module's word for its objects, for the error ("initializer").
+        name: The class name a config gives.
+        registry: The module's own classes by name.
+        custom_objects: Optional dict mapping names to custom classes, looked up first.
+        fallback: Optional names looked up last.
+        valid: Optional callable giving the valid names listed in the error.
+    """
+    if custom_objects and name in custom_objects:
+        return custom_objects[name]
+    if name in registry:
+        return registry[name]
+    scoped = get_registered_object(name)
+    if scoped is not None:
+        return scoped
+    if fallback and name in fallback:
+        return fallback[name]
+    names = ", ".join(sorted(registry)) if valid is None else valid()
+    raise ValueError(f"Unknown {kind}: {name!r}. Valid names (case-sensitive) are: {names}")
+
+
 def get_registered_object(name: str, custom_objects: dict[str, Any] | None = None) -> Any:
     """The custom object known by `name` (from `custom_objects`, the active scopes, or the
     registry, by registered name or plain class name), else None.
