@@ -1,6 +1,6 @@
 # The recurrent cells and their step product (cynet_rnn.h), declared once for Cython.
 # rnn.pyx's time-loop driver fills one cynet_rnn_loop per call and runs the steps.
-from libc.stdint cimport uint32_t
+from libc.stdint cimport uint32_t, int32_t
 
 cdef extern from "cynet_rnn.h" nogil:
     enum:
@@ -46,6 +46,12 @@ cdef extern from "cynet_rnn.h" nogil:
         const void* bx
         void* hflat
 
+    int cynet_rnn_one_hot_f(const float* x, Py_ssize_t D, Py_ssize_t TN, int32_t* cls) noexcept
+    int cynet_rnn_one_hot_d(const double* x, Py_ssize_t D, Py_ssize_t TN, int32_t* cls) noexcept
+    void cynet_rnn_gather_f(const float* kt, Py_ssize_t D, const int32_t* cls, Py_ssize_t steps, Py_ssize_t M,
+                            Py_ssize_t N, float* out, Py_ssize_t st, Py_ssize_t sr) noexcept
+    void cynet_rnn_gather_d(const double* kt, Py_ssize_t D, const int32_t* cls, Py_ssize_t steps, Py_ssize_t M,
+                            Py_ssize_t N, double* out, Py_ssize_t st, Py_ssize_t sr) noexcept
     void cynet_rnn_step(const cynet_rnn_loop* L, Py_ssize_t t, Py_ssize_t u0, Py_ssize_t u1,
                         int backward) noexcept
     void cynet_rnn_product(const cynet_rnn_loop* L, Py_ssize_t t, int backward) noexcept

@@ -1008,38 +1008,28 @@ cdef bint _bf16_direct = True   # cynet_conv_small.h's AVX-512 kernels where the
 cdef bint _bf16_fused = True    # and its one-pass backward where no input gradient is needed
 
 
-def _set_bf16_fused(value=None):
-    """Developer and test knob: whether a short convolution's backward without an input gradient
-    runs in one pass (cynet_cs_fused_backward) where the AVX-512 kernels run. Returns the
-    previous value."""
-    global _bf16_fused
-    old = _bf16_fused
-    if value is not None:
-        _bf16_fused = bool(value)
+def _bf16_knobs(short_max=None, direct=None, fused=None):
+    """Developer and test knobs of the bfloat16 convolutions: sets those given (not None) and
+    returns the previous (short_max, direct, fused), which _bf16_knobs(*previous) restores.
+
+    short_max: the longest inner dimension run as a rounded float32 product (0: every product on
+    the packed bfloat16 kernels). direct: whether such a short product runs on
+    cynet_conv_small.h's kernels (True, where this CPU has AVX-512F) or on the rounded float32
+    small GEMM, and the relu bits on its AVX-512 loops or its plain ones. fused: whether a short
+    convolution's backward without an input gradient runs in one pass (cynet_cs_fused_backward)
+    where the AVX-512 kernels run."""
+    global _bf16_short, _bf16_direct, _bf16_fused
+    old = (_bf16_short, _bf16_direct, _bf16_fused)
+    if short_max is not None:
+        _bf16_short = max(0, int(short_max))
+    if direct is not None:
+        _bf16_direct = bool(direct)
+    if fused is not None:
+        _bf16_fused = bool(fused)
     return old
+
+
 cdef Py_ssize_t _BF16_SUM_ROWS = 256   # rows of a float32 partial sum of the bias gradient
-
-
-def _set_bf16_direct(value=None):
-    """Developer and test knob: whether a short product (inner dimension at most _bf16_short)
-    runs on cynet_conv_small.h's kernels (True, where this CPU has AVX-512F) or on the rounded
-    float32 small GEMM, and the relu bits on its AVX-512 loops or its plain ones. Returns the
-    previous value."""
-    global _bf16_direct
-    old = _bf16_direct
-    if value is not None:
-        _bf16_direct = bool(value)
-    return old
-
-
-def _set_bf16_short(value=None):
-    """Developer and test knob: the longest inner dimension run as a rounded float32 product
-    (0: every product on the packed bfloat16 kernels). Returns the previous value."""
-    global _bf16_short
-    old = _bf16_short
-    if value is not None:
-        _bf16_short = max(0, int(value))
-    return old
 
 
 cdef inline Py_ssize_t _bf16_scratch(Geom g, Py_ssize_t F, Py_ssize_t br) noexcept nogil:

@@ -563,6 +563,43 @@ static void cynet_rnn_product_##S(const cynet_rnn_loop* L, Py_ssize_t t, int bac
 CYNET_RNN_KERNELS(float, f, cynet_self, cynet_expf, cynet_tanhf)
 CYNET_RNN_KERNELS(double, d, cynet_seld, cynet_expd, cynet_tanhd)
 
+/* One-hot inputs (a character model's x: every column x[:, t, n] a unit vector). cls (T * N)
+   gets the row of the one in every column of x (D, T * N); returns 0 as soon as a value is
+   neither 0 nor 1 or a column holds two ones, 1 when every column holds exactly one. A dense
+   x fails at its first value that is neither, so the scan costs only one-hot inputs. */
+#define CYNET_RNN_ONE_HOT(T, S)                                                                   \
+static int cynet_rnn_one_hot_##S(const T* x, Py_ssize_t D, Py_ssize_t TN, int32_t* cls) {        \
+    Py_ssize_t d, j; T v;                                                                         \
+    for (j = 0; j < TN; j++) cls[j] = -1;                                                         \
+    for (d = 0; d < D; d++)                                                                       \
+        for (j = 0; j < TN; j++) {                                                                \
+            v = x[d * TN + j];                                                                    \
+            if (v == (T)0) continue;                                                              \
+            if (v != (T)1 || cls[j] >= 0) return 0;                                               \
+            cls[j] = (int32_t)d;                                                                  \
+        }                                                                                         \
+    for (j = 0; j < TN; j++) if (cls[j] < 0) return 0;                                            \
+    return 1;                                                                                     \
+}                                                                                                 \
+                                                                                                  \
+/* The input projection of one-hot inputs (classes cls (T * N) in [0, D)) as a gather: out       \
+   (steps of st elements, M rows of N at stride sr) = kernel.T's rows kt (M, D) at the classes,  \
+   out[t][g * sr + n] = kt[g * D + cls[t * N + n]], exactly the product's values. */             \
+CYNET_CLONES static void cynet_rnn_gather_##S(const T* kt, Py_ssize_t D, const int32_t* cls,     \
+                                              Py_ssize_t steps, Py_ssize_t M, Py_ssize_t N,       \
+                                              T* out, Py_ssize_t st, Py_ssize_t sr) {             \
+    Py_ssize_t t, g, n;                                                                           \
+    for (t = 0; t < steps; t++) {                                                                 \
+        const int32_t* c = cls + t * N;                                                           \
+        for (g = 0; g < M; g++) {                                                                 \
+            const T* row = kt + g * D; T* o = out + t * st + g * sr;                              \
+            for (n = 0; n < N; n++) o[n] = row[c[n]];                                             \
+        }                                                                                         \
+    }                                                                                             \
+}
+CYNET_RNN_ONE_HOT(float, f)
+CYNET_RNN_ONE_HOT(double, d)
+
 /* Masked steps (Keras: a skipped step leaves the states as they were). Forward, after the
    cell's kernel: h_t (and the LSTM's c_t) of a skipped sample := h_{t-1} (c_{t-1}). Backward,
    before the cell's kernel: carry := the total gradient of h_t of a skipped sample (0 for the

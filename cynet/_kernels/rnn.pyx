@@ -33,7 +33,8 @@ Activation codes (shared with the twin and the public module): 0 linear, 1 tanh,
 activation's output, so backward reuses the stored activations.
 
 Algorithm (thinc's _lstm_forward_training): ONE matmul for the inputs of every timestep,
-written straight into the gates buffer; then per step the recurrent product and ONE fused
+written straight into the gates buffer (for one-hot inputs, a character model's, a gather of
+the kernel's rows instead: the same values); then per step the recurrent product and ONE fused
 gate kernel for all the other arithmetic of the step. Backward runs one fused gate-gradient
 kernel per step, then dh_{t-1} = recurrent_kernel @ dgates_t, and after the loop ONE matmul
 each for dkernel = X dG^T, drecurrent_kernel = Hprev dG^T and dx = kernel dG over the stacked
@@ -85,6 +86,7 @@ from cynet._kernels._gemm cimport (CYNET_GEMM_TAIL, cynet_gemm_cols, cynet_gemm_
                                    cynet_gemm_packed_size, cynet_gemm_f, cynet_gemm_d)   # (cynet_gemm.h, declared once)
 from cynet._kernels._gemm cimport (CYNET_BF16_WORK, cynet_bf16_path, cynet_bf16_packed_a_words,
                                    cynet_bf16_pack_a_all, cynet_bf16_gemm_apacked, uint32_t)
+from libc.stdint cimport int32_t
 from cynet._kernels._rnn_cells cimport *
 
 
@@ -262,10 +264,72 @@ cdef int _inputs_packed(const floating[:, ::1] ka, const floating[:, :, ::1] x, 
     return 0
 
 
+cdef object _classes_of(const floating[:, :, ::1] x):
+    """For one-hot x (D, T, N) (a character model's inputs: every column a unit vector) the row
+    of each column's one, (T * N,) int32; else None. A dense x stops the scan at its first
+    value other than 0 or 1, so only one-hot inputs pay for it."""
+    cdef Py_ssize_t D = x.shape[0], TN = x.shape[1] * x.shape[2]
+    cdef int found
+    if D < 2 or TN == 0:
+        return None
+    cls_a = _scratch("inputs_classes", (TN,), np.int32)
+    cdef int32_t[::1] cls = cls_a
+    with nogil:
+        if floating is float:
+            found = cynet_rnn_one_hot_f(&x[0, 0, 0], D, TN, &cls[0])
+        else:
+            found = cynet_rnn_one_hot_d(&x[0, 0, 0], D, TN, &cls[0])
+    return cls_a if found else None
+
+
+def _one_hot_classes(x):
+    """_classes_of for the tests: x (D, T, N) float32|float64, C-contiguous."""
+    return _classes_of[float](x) if x.dtype == np.float32 else _classes_of[double](x)
+
+
+cdef int _gather_rows(const floating[:, ::1] ka, const int32_t[::1] cls, floating[:, :, :] out) except -1:
+    """out (T, kU, N) = kernel's rows at the classes cls, step by step (cynet_rnn_gather_*)."""
+    cdef Py_ssize_t D = ka.shape[0], M = ka.shape[1], T = out.shape[0], N = out.shape[2]
+    cdef Py_ssize_t sz = sizeof(floating)
+    if out.strides[2] != sz or out.shape[1] != M or cls.shape[0] != T * N:
+        raise ValueError("out must be (T, kU, N) with unit-stride rows")
+    kt_a = np.ascontiguousarray(np.asarray(ka).T)
+    cdef const floating[:, ::1] kt = kt_a
+    with nogil:
+        if floating is float:
+            cynet_rnn_gather_f(&kt[0, 0], D, &cls[0], T, M, N, &out[0, 0, 0], out.strides[0] // sz,
+                               out.strides[1] // sz)
+        else:
+            cynet_rnn_gather_d(&kt[0, 0], D, &cls[0], T, M, N, &out[0, 0, 0], out.strides[0] // sz,
+                               out.strides[1] // sz)
+    return 0
+
+
+cdef bint _inputs_one_hot(ka, xa, out, int bf16) except -1:
+    """The input projection (out (T, kU, N) = kernel.T @ x[:, t] per step) of one-hot x, as a
+    gather of kernel's rows at the classes (_classes_of): exactly the product's values (a sum
+    of zeros and one weight) at a fraction of its time (char LSTM: 0.3 ms less per forward).
+    False, out untouched, when x is not one-hot or the products are bfloat16 (whose rounding
+    of the kernel the gather would skip)."""
+    if bf16 >= 0:
+        return False
+    cls = _one_hot_classes(xa)
+    if cls is None:
+        return False
+    if ka.dtype == np.float32:
+        _gather_rows[float](ka, cls, out)
+    else:
+        _gather_rows[double](ka, cls, out)
+    return True
+
+
 cdef object _inputs(ka, xa, out, int bf16):
     """The input projection of every timestep into the time-major out (T, kU, N): out[t] =
-    kernel.T @ x[:, t] (x (D, T, N)): one stacked product on the BLAS when the thread policy gives
-    it more than one thread, else _inputs_packed (bfloat16: kernel packed once, _bf16_mm)."""
+    kernel.T @ x[:, t] (x (D, T, N)): a gather when x is one-hot (_inputs_one_hot), else one
+    stacked product on the BLAS when the thread policy gives it more than one thread, else
+    _inputs_packed (bfloat16: kernel packed once, _bf16_mm, one-hot or not)."""
+    if _inputs_one_hot(ka, xa, out, bf16):
+        return
     if bf16 >= 0:
         _bf16_mm(ka.T, xa.transpose(1, 0, 2), bf16, out)
     elif threads_for(ka.shape[1] * xa.size, COST_RECURRENT_MACS) > 1:
@@ -514,7 +578,8 @@ def simple_rnn_forward(const floating[:, :, ::1] x not None, const floating[:, :
     _check_bf16(bf16, sizeof(floating))
     # step 1: input projection of every timestep, one matmul, straight into hs
     hs_a = np.empty((U, T, N), dtype=dt)
-    _mm(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), bf16, hs_a.reshape(U, T * N))
+    if not _inputs_one_hot(np.asarray(kernel), np.asarray(x), hs_a.transpose(1, 0, 2), bf16):
+        _mm(np.asarray(kernel).T, np.asarray(x).reshape(D, T * N), bf16, hs_a.reshape(U, T * N))
     r_a = _scratch("step", (U, N), dt)
     cdef floating[:, :, ::1] hs = hs_a
     cdef floating[:, ::1] r = r_a

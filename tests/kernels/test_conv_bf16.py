@@ -5,7 +5,7 @@ Each result against a float64 convolution of the bfloat16-rounded inputs (x, ker
 gradient dy, or dy masked by the fused ReLU's output): the only difference allowed is float32
 accumulation. On every path this machine has (AMX-BF16, AVX512_BF16, the emulation), with the
 short inner dimensions on cynet_conv_small.h's kernels (where the CPU has AVX-512F), as rounded
-float32 small GEMMs (_set_bf16_direct(False)) and on the packed kernels (_set_bf16_short(0)),
+float32 small GEMMs (_bf16_knobs(direct=False)) and on the packed kernels (_bf16_knobs(short_max=0)),
 for geometries with padding, strides, dilation, odd K and F, one input
 channel, a height-1 (Conv1D) image, and one and several threads; the AVX512_BF16 path equals the
 emulation bit for bit (vdpbf16ps's order); the Cython kernels equal their twins to float32
@@ -42,13 +42,11 @@ GEOMETRIES = {
 
 @contextlib.contextmanager
 def short(value, direct=True):
-    old = cconv._set_bf16_short(value)
-    old_direct = cconv._set_bf16_direct(direct)
+    old = cconv._bf16_knobs(short_max=value, direct=direct)
     try:
         yield
     finally:
-        cconv._set_bf16_short(old)
-        cconv._set_bf16_direct(old_direct)
+        cconv._bf16_knobs(*old)
 
 
 # how a short product runs: cynet_conv_small.h (where the CPU runs it), the rounded float32
@@ -242,12 +240,12 @@ def test_relu_bits_of_the_wrong_shape_raise(mod):
 def test_first_convolution_backward_without_dx(name, p, record, fused):
     """compute_dx=False (the first layer): a short patch (K <= 12) then runs in one pass over dy
     (cynet_cs_fused_backward, where the CPU has AVX-512F) or as grad block + weight gradient
-    (_set_bf16_fused(False)); dkernel and dbias as the float64 reference, on 1 and 2 threads."""
+    (_bf16_knobs(fused=False)); dkernel and dbias as the float64 reference, on 1 and 2 threads."""
     rng, x, k, b, geom = _case(name, seed=13)
     y, bits = cconv.conv2d_forward_bf16(x, k, b, *geom, CODES[p], record != "none", True)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     given = {"none": None, "y": y, "bits": bits}[record]
-    old_fused = cconv._set_bf16_fused(fused)
+    old_knobs = cconv._bf16_knobs(fused=fused)
     old_threads = cynet.get_num_threads()
     try:
         for threads in (1, 2):
@@ -259,5 +257,5 @@ def test_first_convolution_backward_without_dx(name, p, record, fused):
             g = dy if record == "none" else np.where(y > 0, dy, 0)
             np.testing.assert_allclose(db, rdb, rtol=0, atol=1e-6 * np.abs(g).reshape(-1, g.shape[-1]).sum(0).max())
     finally:
-        cconv._set_bf16_fused(old_fused)
+        cconv._bf16_knobs(*old_knobs)
         cynet.set_num_threads(old_threads)

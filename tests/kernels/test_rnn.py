@@ -399,6 +399,63 @@ def test_step_product_with_threads_equals_twin(cell_threads_guard, threads, N):
         assert_twins_close(got, want, np.float64, err_msg=f"{cell} threads={threads}")
 
 
+# ---------------------------------------------------------------------------------------------
+# One-hot inputs (a character model's): the input projection is a gather of the kernel's rows
+
+def _one_hot_case(cell, dtype, N=5, T=7, D=6, U=9, seed=3):
+    c = make_case(cell, N=N, T=T, D=D, U=U, dtype=dtype, seed=seed)
+    rng = np.random.default_rng(seed)
+    c["x"] = np.eye(D, dtype=dtype)[rng.integers(0, D, (N, T))]
+    return c
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", CELLS)
+def test_one_hot_inputs_gather_the_products_values(dtype, cell):
+    """One-hot x takes the gather, which gives exactly the product's values: against the same
+    x with one extra 1e-30 (not one-hot, so the product runs; the term vanishes in rounding)
+    every output is bit-identical, and both match the twin and the naive definition."""
+    c = _one_hot_case(cell, dtype)
+    rnn = impl("rnn")
+    assert rnn._one_hot_classes(np.ascontiguousarray(c["x"].transpose(2, 1, 0))) is not None
+    dense = dict(c, x=c["x"].copy())
+    dense["x"][0, 0, (np.argmax(c["x"][0, 0]) + 1) % c["x"].shape[2]] = dtype(1e-30)
+    assert rnn._one_hot_classes(np.ascontiguousarray(dense["x"].transpose(2, 1, 0))) is None
+    got, plain = forward(cell, c), forward(cell, dense)
+    for a, b in zip(got, plain):
+        np.testing.assert_array_equal(a, b)
+    _, want = both_backends(lambda: forward(cell, c))
+    assert_twins_close(got, want, dtype, err_msg=cell)
+    np.testing.assert_allclose(got[0], naive(cell, c)[0], rtol=1e-4 if dtype == np.float32 else 1e-10,
+                               atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("values", ["zero column", "two ones", "a two", "minus one", "one feature"])
+def test_one_hot_detection_rejects_other_inputs(values):
+    """Only columns holding exactly one 1 and zeros elsewhere are one-hot (D >= 2)."""
+    rnn = impl("rnn")
+    x = np.zeros((4, 3, 2), dtype=np.float32)
+    x[1] = 1
+    assert rnn._one_hot_classes(x).tolist() == [1] * 6
+    if values == "zero column":
+        x[1, 2, 1] = 0
+    elif values == "two ones":
+        x[3, 0, 0] = 1
+    elif values == "a two":
+        x[1, 1, 0] = 2
+    elif values == "minus one":
+        x[1, 0, 1], x[2, 0, 1] = 0, -1
+    else:
+        x = np.ones((1, 3, 2), dtype=np.float32)
+    assert rnn._one_hot_classes(x) is None
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_one_hot_inputs_gradients(cell):
+    """Gradients with one-hot inputs (the forward's gather) against finite differences."""
+    _check_gradients(cell, _one_hot_case(cell, np.float64, N=2, T=3, D=4, U=3), "tanh", "sigmoid")
+
+
 @pytest.fixture
 def cell_threads_guard():
     previous = K.get_num_threads()
