@@ -59,3 +59,21 @@ def test_report_table(tmp_path):
     done = _report(str(path))
     assert done.returncode == 0
     assert "| conv2d N1 fwd+bwd | 4.00 | 1.00 | 4.0x |" in done.stdout
+
+
+def test_ab_builds_times_two_builds_in_one_process():
+    """bench/ab_builds.py loads a second copy of a compiled family from a shared library (here the
+    same build's own) and times both in turns; unknown families and workloads are named."""
+    from cynet.kernels import _backend
+    rnn = _backend._tables["cython"].get("rnn")
+    if rnn is None:
+        pytest.skip("the compiled kernels are not built")
+    tool = [sys.executable, str(BENCH / "ab_builds.py")]
+    done = subprocess.run(tool + ["rnn", rnn.__file__, "gru_fwd", "--repeats", "2", "--one-hot"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "this build" in done.stdout and "median of paired ratios" in done.stdout
+    bad = subprocess.run(tool + ["rnn", rnn.__file__, "lstm_sideways"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "unknown workload 'lstm_sideways'" in bad.stderr
+    bad = subprocess.run(tool + ["nope", rnn.__file__, "lstm_fwd"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "no compiled kernel family 'nope'" in bad.stderr
