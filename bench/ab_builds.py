@@ -15,6 +15,8 @@ build / OTHER: below 1 is faster).
 Workloads:
   epoch:NAME          one epoch through fit of bench/test_training.py's workload NAME
                       (char_lstm, char_gru, char_simple_rnn, cnn, mlp), 1 thread
+  mixed:NAME          one epoch of bench/test_mixed_precision.py's workload NAME (convnet, mlp,
+                      char_lstm) under mixed_bfloat16
   CELL_fwd, CELL_bwd, CELL_fwd_bwd
                       the recurrent kernels (CELL: lstm, gru, simple_rnn) at the char LSTM's shape
                       (batch 25, 60 steps, 43 features, 256 units); --one-hot feeds one-hot inputs
@@ -55,17 +57,27 @@ def load_other(family, path):
 
 def workload(name, one_hot):
     """A callable that runs the workload once."""
-    if name.startswith("epoch:"):
-        import test_training as tt
-        wl = name.split(":", 1)[1]
-        x, y, batch = tt._data(wl)
-        model = tt._cynet_model(wl)
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")   # as test_training's epochs
+    if name.startswith(("epoch:", "mixed:")):
+        kind, wl = name.split(":", 1)
+        if kind == "epoch":
+            import test_training as suite
+            x, y, batch = suite._data(wl)
+            model = suite._cynet_model(wl)
+        else:   # bench/test_mixed_precision.py's epoch under mixed_bfloat16
+            import test_mixed_precision as suite
+            from cynet import mixed_precision
+            x, y, batch = suite._data(wl)
+            mixed_precision.set_global_policy("mixed_bfloat16")
+            try:
+                model = suite._model(wl)
+            finally:
+                mixed_precision.set_global_policy("float32")
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")   # as the suite's epochs
         return lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
     cell = next((c for c in CELLS if name.startswith(c + "_")), None)
     what = name[len(cell) + 1:] if cell else None
     if what not in ("fwd", "bwd", "fwd_bwd"):
-        raise SystemExit(f"ab_builds: unknown workload {name!r} (epoch:NAME, or CELL_fwd|_bwd|_fwd_bwd with CELL in "
+        raise SystemExit(f"ab_builds: unknown workload {name!r} (epoch:NAME, mixed:NAME, or CELL_fwd|_bwd|_fwd_bwd with CELL in "
                          f"{', '.join(CELLS)})")
     import cynet.kernels as K
     from kernel_cases import rnn as cases
@@ -90,7 +102,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("family", help="kernel family (a module of cynet._kernels): rnn, conv, pool, ...")
     p.add_argument("other", help="the other build's shared library (.so)")
-    p.add_argument("workload", help="epoch:NAME or CELL_fwd|CELL_bwd|CELL_fwd_bwd")
+    p.add_argument("workload", help="epoch:NAME, mixed:NAME or CELL_fwd|CELL_bwd|CELL_fwd_bwd")
     p.add_argument("--repeats", type=int, default=10, help="turns of each build (default 10)")
     p.add_argument("--one-hot", action="store_true", help="one-hot inputs for the recurrent kernels")
     args = p.parse_args(argv)
