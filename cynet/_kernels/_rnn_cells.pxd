@@ -49,9 +49,9 @@ cdef extern from "cynet_rnn.h" nogil:
     int cynet_rnn_one_hot_f(const float* x, Py_ssize_t D, Py_ssize_t TN, int32_t* cls) noexcept
     int cynet_rnn_one_hot_d(const double* x, Py_ssize_t D, Py_ssize_t TN, int32_t* cls) noexcept
     void cynet_rnn_gather_f(const float* kt, Py_ssize_t D, const int32_t* cls, Py_ssize_t steps, Py_ssize_t M,
-                            Py_ssize_t N, float* out, Py_ssize_t st, Py_ssize_t sr) noexcept
+                            Py_ssize_t N, float* out, Py_ssize_t st, Py_ssize_t sr, Py_ssize_t ext) noexcept
     void cynet_rnn_gather_d(const double* kt, Py_ssize_t D, const int32_t* cls, Py_ssize_t steps, Py_ssize_t M,
-                            Py_ssize_t N, double* out, Py_ssize_t st, Py_ssize_t sr) noexcept
+                            Py_ssize_t N, double* out, Py_ssize_t st, Py_ssize_t sr, Py_ssize_t ext) noexcept
     void cynet_rnn_step(const cynet_rnn_loop* L, Py_ssize_t t, Py_ssize_t u0, Py_ssize_t u1,
                         int backward) noexcept
     void cynet_rnn_product(const cynet_rnn_loop* L, Py_ssize_t t, int backward) noexcept

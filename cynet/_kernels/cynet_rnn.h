@@ -584,16 +584,18 @@ static int cynet_rnn_one_hot_##S(const T* x, Py_ssize_t D, Py_ssize_t TN, int32_
                                                                                                   \
 /* The input projection of one-hot inputs (classes cls (T * N) in [0, D)) as a gather: out       \
    (steps of st elements, M rows of N at stride sr) = kernel.T's rows kt (M, D) at the classes,  \
-   out[t][g * sr + n] = kt[g * D + cls[t * N + n]], exactly the product's values. */             \
+   out[t][g * sr + n] = kt[g * D + cls[t * N + n]], exactly the product's values; out reaches    \
+   ext elements (checked in the debug build, as the classes are). */                             \
 CYNET_CLONES static void cynet_rnn_gather_##S(const T* kt, Py_ssize_t D, const int32_t* cls,     \
                                               Py_ssize_t steps, Py_ssize_t M, Py_ssize_t N,       \
-                                              T* out, Py_ssize_t st, Py_ssize_t sr) {             \
+                                              T* out, Py_ssize_t st, Py_ssize_t sr, Py_ssize_t ext) { \
     Py_ssize_t t, g, n;                                                                           \
+    (void)ext;                                                                                    \
     for (t = 0; t < steps; t++) {                                                                 \
         const int32_t* c = cls + t * N;                                                           \
         for (g = 0; g < M; g++) {                                                                 \
-            const T* row = kt + g * D; T* o = out + t * st + g * sr;                              \
-            for (n = 0; n < N; n++) o[n] = row[c[n]];                                             \
+            const T* row = kt + g * D; T* o = out + CY_SPAN(t * st + g * sr, N, ext);             \
+            for (n = 0; n < N; n++) o[n] = row[CY_AT(c[n], D)];                                   \
         }                                                                                         \
     }                                                                                             \
 }

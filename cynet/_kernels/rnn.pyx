@@ -291,17 +291,18 @@ cdef int _gather_rows(const floating[:, ::1] ka, const int32_t[::1] cls, floatin
     """out (T, kU, N) = kernel's rows at the classes cls, step by step (cynet_rnn_gather_*)."""
     cdef Py_ssize_t D = ka.shape[0], M = ka.shape[1], T = out.shape[0], N = out.shape[2]
     cdef Py_ssize_t sz = sizeof(floating)
-    if out.strides[2] != sz or out.shape[1] != M or cls.shape[0] != T * N:
-        raise ValueError("out must be (T, kU, N) with unit-stride rows")
+    if out.strides[2] != sz or out.strides[0] < 0 or out.strides[1] < 0 or out.shape[1] != M \
+            or cls.shape[0] != T * N or T * M * N == 0:
+        raise ValueError("out must be a non-empty (T, kU, N) with unit-stride rows and positive strides")
+    cdef Py_ssize_t st = out.strides[0] // sz, sr = out.strides[1] // sz
+    cdef Py_ssize_t ext = (T - 1) * st + (M - 1) * sr + N
     kt_a = np.ascontiguousarray(np.asarray(ka).T)
     cdef const floating[:, ::1] kt = kt_a
     with nogil:
         if floating is float:
-            cynet_rnn_gather_f(&kt[0, 0], D, &cls[0], T, M, N, &out[0, 0, 0], out.strides[0] // sz,
-                               out.strides[1] // sz)
+            cynet_rnn_gather_f(&kt[0, 0], D, &cls[0], T, M, N, &out[0, 0, 0], st, sr, ext)
         else:
-            cynet_rnn_gather_d(&kt[0, 0], D, &cls[0], T, M, N, &out[0, 0, 0], out.strides[0] // sz,
-                               out.strides[1] // sz)
+            cynet_rnn_gather_d(&kt[0, 0], D, &cls[0], T, M, N, &out[0, 0, 0], st, sr, ext)
     return 0
 
 
