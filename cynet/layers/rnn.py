@@ -23,6 +23,20 @@ def _activation_name(value, allowed, arg):
     return name
 
 
+def lstm_bias_initializer(bias_initializer, units, unit_forget_bias):
+    """The initializer of an LSTM's (4 * units,) bias (Keras's gate order i|f|c|o): with
+    unit_forget_bias, `bias_initializer` for the i, c and o blocks and ones for the forget gate's;
+    else `bias_initializer` itself. Shared by the LSTM layer and LSTMCell."""
+    if not unit_forget_bias:
+        return bias_initializer
+    base = initializers.get(bias_initializer)
+
+    def init(shape, dtype=None):
+        return np.concatenate([base((units,), dtype=dtype), np.ones((units,), dtype=dtype),
+                               base((2 * units,), dtype=dtype)])
+    return init
+
+
 class WeightOptions:
     """The kernel, recurrent_kernel and bias options of a recurrent layer or cell (Keras's argument
     names and defaults): checked and set once, serialized once."""
@@ -430,15 +444,7 @@ class LSTM(_RNN):
         return 2
 
     def _bias_init(self):
-        if not self.unit_forget_bias:
-            return self.bias_initializer
-        base = initializers.get(self.bias_initializer)
-        units = self.units
-
-        def init(shape, dtype=None):
-            return np.concatenate([base((units,), dtype=dtype), np.ones((units,), dtype=dtype),
-                                   base((2 * units,), dtype=dtype)])
-        return init
+        return lstm_bias_initializer(self.bias_initializer, self.units, self.unit_forget_bias)
 
     def _run(self, ctx, x, states0):
         hs, cs, gates = kernels.lstm_forward(x, ctx.kernel, self.recurrent_kernel.value, self._bias(),

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import _validation, initializers, ops
+from .. import _validation, ops
 from .. import graph as _graph
 from .. import tape as _tape
 from ..ops import core as _opcore
 from ..utils.rng import make_rng
 from .base import Layer, as_mask, check_activation
-from .rnn import WeightOptions
+from .rnn import WeightOptions, lstm_bias_initializer
 
 # activations a cell computes with ops (recorded on the tape), by Keras name
 _OP_ACTIVATIONS = {"tanh": ops.tanh, "sigmoid": ops.sigmoid, "relu": ops.relu, "linear": lambda x: x,
@@ -240,15 +240,7 @@ class LSTMCell(_Cell):
         return [self.units, self.units]
 
     def _bias_init(self):
-        if not self.unit_forget_bias:
-            return self.bias_initializer
-        base = initializers.get(self.bias_initializer)
-        units = self.units
-
-        def init(shape, dtype=None):
-            return np.concatenate([base((units,), dtype=dtype), np.ones((units,), dtype=dtype),
-                                   base((2 * units,), dtype=dtype)])
-        return init
+        return lstm_bias_initializer(self.bias_initializer, self.units, self.unit_forget_bias)
 
     def call(self, inputs: Any, states: Any, training: bool = False) -> Any:  # type: ignore[override]
         h_prev, c_prev = self._states(states, 2)
