@@ -11,7 +11,9 @@ conv 32 3x3, max pool, conv 64 3x3, max pool, dropout, dense 10; N 4,096, batch 
 LSTM(256) epoch of bench/test_training.py (under the policy its recurrent step and whole-sequence
 products run in bfloat16 too); and the kernels alone, forward + backward: a Dense 784->400 on a
 batch of 128, the convnet's second convolution (batch 128, 13x13x32 -> 11x11x64, 3x3), its first
-with its relu (batch 128, 28x28x1 -> 26x26x32, 3x3: K = 9, the input gradient included) and the
+with its relu (batch 128, 28x28x1 -> 26x26x32, 3x3: K = 9, the input gradient included), the same
+with the max pooling after it, as the first layers of a model (no input gradient; cynet runs the
+pair as one kernel under mixed_bfloat16: Layer._fuse_next) and the
 char LSTM's layer (LSTM(256) over 60 steps of 43 one-hot features, batch 25, return_sequences;
 backward without the input gradient, as the first layer of the model). cynet.kernels.info()["bf16"]
 in the machine info says which bfloat16 path cynet ran (native amx_bf16 / avx512_bf16 / emulated).
@@ -39,6 +41,7 @@ GROUPS = {
     "conv": "mixed: conv2d fwd+bwd N128 13x13x32->64 3x3",
     "lstm": f"mixed: lstm({T.UNITS}) fwd+bwd T{T.STEPS} batch {T.BATCH_CHAR} features {T.VOCAB}",
     "conv_first": "mixed: conv2d+relu fwd+bwd N128 28x28x1->32 3x3",
+    "conv_pool_first": "mixed: conv2d+relu+maxpool2x2 fwd+bwd N128 28x28x1->32 3x3, no input gradient",
 }
 POLICIES = ["float32", "mixed_bfloat16"]
 EPOCHS = ("mlp", "convnet", "char_lstm")
@@ -84,14 +87,17 @@ def _kernel_layer(workload):
     if workload == "dense":
         n, fin, fout = DENSE
         return layers.Dense(fout), rng.standard_normal((n, fin)).astype(np.float32)
-    if workload == "conv_first":
+    if workload in ("conv_first", "conv_pool_first"):
         shape, filters, k = CONV_FIRST
-        return layers.Conv2D(filters, k, activation="relu"), rng.random(shape, dtype=np.float32)
+        conv = layers.Conv2D(filters, k, activation="relu")
+        if workload == "conv_pool_first":   # (a Sequential model is a layer: one call, one backward)
+            conv = cynet.Sequential([cynet.Input(shape[1:]), conv, layers.MaxPooling2D()])
+        return conv, rng.random(shape, dtype=np.float32)
     shape, filters, k = CONV
     return layers.Conv2D(filters, k), rng.standard_normal(shape).astype(np.float32)
 
 
-KERNELS = ["dense", "conv", "conv_first", "lstm"]
+KERNELS = ["dense", "conv", "conv_first", "conv_pool_first", "lstm"]
 
 
 @pytest.mark.parametrize("policy", POLICIES, indirect=True)
@@ -102,7 +108,7 @@ def test_kernel(benchmark, policy, workload):
     benchmark.extra_info["policy"] = policy
     benchmark.extra_info["bf16_path"] = K.info()["bf16"]
     g = np.ones(layer(x).shape, np.float32)
-    need_dx = workload != "lstm"   # (the char LSTM is its model's first layer: no input gradient)
+    need_dx = workload not in ("lstm", "conv_pool_first")   # (first layers of their models: no input gradient)
 
     def step():
         layer(x, training=True)
@@ -163,11 +169,14 @@ def test_kernel_torch(benchmark, torch, workload, precision):
         mod = torch.nn.Linear(DENSE[1], DENSE[2])
         xt = torch.from_numpy(x).requires_grad_()
     else:
-        shape, filters, k = CONV_FIRST if workload == "conv_first" else CONV
+        shape, filters, k = CONV if workload == "conv" else CONV_FIRST
         mod = torch.nn.Conv2d(shape[3], filters, k).to(memory_format=torch.channels_last)
         if workload == "conv_first":
             mod = torch.nn.Sequential(mod, torch.nn.ReLU())
-        xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last).requires_grad_()
+        elif workload == "conv_pool_first":
+            mod = torch.nn.Sequential(mod, torch.nn.ReLU(), torch.nn.MaxPool2d(2))
+        xt = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+        xt.requires_grad_(workload != "conv_pool_first")
 
     def step():
         with _autocast(torch, precision):

@@ -45,7 +45,8 @@ __all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv2d_tran
            "conv2d_transpose_backward"]
 
 # the mixed_bfloat16 convolution (below, outside __all__: cynet/_kernels/conv_bf16.py calls it)
-FLOAT32_ONLY = ("conv2d_forward_bf16", "conv2d_backward_bf16")
+FLOAT32_ONLY = ("conv2d_forward_bf16", "conv2d_backward_bf16", "conv2d_relu_maxpool_forward_bf16",
+                "conv2d_relu_maxpool_backward_bf16")
 _CHECKED = bool(CYNET_CHECKED)   # built with CYNET_DEBUG_BUILD=1: CY_AT / CY_SPAN check the loops
 
 
@@ -990,6 +991,12 @@ cdef extern from "cynet_conv_small.h" nogil:
                                  Py_ssize_t mb, const float* y, Py_ssize_t f, float* dk, double* db) noexcept
     void cynet_relu_bits(float* y, Py_ssize_t rows, Py_ssize_t f, unsigned char* bits, Py_ssize_t mb,
                          int relu, int avx512) noexcept
+    void cynet_cs_pool_forward(const float* x, Py_ssize_t prows, Py_ssize_t rs, Py_ssize_t pw, Py_ssize_t ps,
+                               const Py_ssize_t* off, Py_ssize_t k, const float* w, Py_ssize_t f,
+                               const float* bias, float* y, unsigned char* sel, Py_ssize_t mb) noexcept
+    void cynet_cs_pool_backward(const float* x, Py_ssize_t prows, Py_ssize_t rs, Py_ssize_t pw, Py_ssize_t ps,
+                                const Py_ssize_t* off, Py_ssize_t k, const float* dp, const unsigned char* sel,
+                                Py_ssize_t mb, Py_ssize_t f, float* dk, double* db) noexcept
     void cynet_relu_grad_bits(float* g, const float* dy, const unsigned char* bits, Py_ssize_t rows, Py_ssize_t f,
                               Py_ssize_t mb, int avx512) noexcept
 
@@ -1419,3 +1426,133 @@ def conv2d_backward_bf16(const float[:, :, :, ::1] dy, const float[:, :, :, ::1]
     dkernel = (dkp_a[0] if nt == 1 else dkp_a.sum(axis=0)).reshape(KH, KW, C, F)
     dbias = dbp_a.sum(axis=0).astype(np.float32) if use_bias else None
     return dx, dkernel, dbias
+
+
+# ----------------------------------------------------------------------------------------------
+# The first convolution with its ReLU and a 2x2 / stride 2 / valid max pooling after it, in one
+# pass (cynet_conv_small.h's cynet_cs_pool_forward / _backward; the Conv2D -> MaxPooling2D pair
+# of a Sequential model under mixed_bfloat16): the convolution's output (4x the pooled one) is
+# never written nor read again. Valid padding only (every window inside the image: the rounded
+# input is read in place); the team owns whole images, as above.
+
+def relu_maxpool_native(Py_ssize_t K):
+    """Whether conv2d_relu_maxpool_forward_bf16 / _backward_bf16 run here for a patch of K
+    values: this build has cynet_conv_small.h's AVX-512 kernels and this CPU runs them, K is at
+    most CYNET_CS_FUSED_MAX_K, and the developer knobs (_bf16_knobs) leave the short kernels on."""
+    return (0 < K <= CYNET_CS_FUSED_MAX_K and K <= _bf16_short and _bf16_direct and _bf16_fused
+            and cynet_cs_ok() == 1)
+
+
+cdef Geom _pool_geom(x, kernel, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw):
+    """The valid convolution's geometry for conv2d_relu_maxpool_*, after its checks."""
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t KH = kernel.shape[0], KW = kernel.shape[1], F = kernel.shape[3]
+    _check_conv_args(C, (KH, KW, kernel.shape[2], F))
+    OH, OW = _geometry(N, H, W, C, KH, KW, 0, 0, 0, 0, sh, sw, dh, dw)
+    if not relu_maxpool_native(KH * KW * C):
+        raise ValueError(f"the one-pass convolution, ReLU and max pooling needs relu_maxpool_native(K) "
+                         f"(AVX-512F, K = KH * KW * C <= {CYNET_CS_FUSED_MAX_K}); received K = {KH * KW * C}")
+    return _make_geom(N, H, W, C, KH, KW, OH, OW, 0, 0, sh, sw, dh, dw)
+
+
+cdef void _team_pool_pass(Short sp, Geom g, const float* w, const float* b, const float* dp, float* p,
+                          const unsigned char* sel_in, unsigned char* sel, float* dkp, double* dbp,
+                          Py_ssize_t F, Py_ssize_t mb, int nt) noexcept nogil:
+    """Thread t's images [t N / nt, (t + 1) N / nt). Forward (dp NULL): their pooled outputs p
+    and records sel (w: the kernel rounded, b the bias or NULL). Backward: thread t's partial
+    dkernel (K, F) at dkp + t*K*F and dbias (F doubles, unless dbp is NULL) at dbp + t*F from dp
+    and the records sel_in."""
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, HWC = g.H * g.W * g.C
+    cdef Py_ssize_t PH = g.OH // 2, PW = g.OW // 2
+    cdef Py_ssize_t PP = PH * PW, rs = g.sh * g.W * g.C, ps = g.sw * g.C
+    cdef Py_ssize_t t, n, f
+    cdef const float* xn
+    cdef float* dk
+    cdef double* db
+    for t in prange(nt, schedule="static", num_threads=nt):
+        dk = dkp + t * K * F if dkp != NULL else NULL
+        db = dbp + t * F if dbp != NULL else NULL
+        if dk != NULL:
+            zero_n(dk, K * F)
+        if db != NULL:
+            for f in range(F):
+                db[f] = 0.0
+        for n in range((t * g.N) // nt, ((t + 1) * g.N) // nt):
+            xn = sp.xr + CY_SPAN(n * HWC, HWC, g.N * HWC)
+            if dp == NULL:
+                cynet_cs_pool_forward(xn, PH, rs, PW, ps, sp.offx, K, w, F, b,
+                                      p + CY_SPAN(n * PP * F, PP * F, g.N * PP * F),
+                                      sel + CY_SPAN(n * PP * 4 * mb, PP * 4 * mb, g.N * PP * 4 * mb), mb)
+            else:
+                cynet_cs_pool_backward(xn, PH, rs, PW, ps, sp.offx, K, dp + CY_SPAN(n * PP * F, PP * F, g.N * PP * F),
+                                       sel_in + CY_SPAN(n * PP * 4 * mb, PP * 4 * mb, g.N * PP * 4 * mb), mb,
+                                       F, dk, db)
+
+
+def conv2d_relu_maxpool_forward_bf16(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel, bias,
+                                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw):
+    """The 2x2 / stride 2 max pooling of relu(conv2d_forward_bf16(x, kernel, bias, valid padding,
+    strides (sh, sw), dilation (dh, dw))) in one pass, where relu_maxpool_native(K) (the short
+    products on AVX-512 FMAs of rounded values, as conv2d_forward_bf16's: the same outputs). Returns
+    (p (N, OH // 2, OW // 2, F), sel): sel uint8 (N * (OH // 2) * (OW // 2), 4, ceil(F / 8)), bit
+    j % 8 of byte j // 8 of sel[u, q] 1 where pooled output u's channel j is > 0 and its first
+    maximum is window cell q ((0,0), (0,1), (1,0), (1,1)): what the backward takes."""
+    cdef Geom g = _pool_geom(x, kernel, sh, sw, dh, dw)
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, F = kernel.shape[3], mb = (F + 7) // 8
+    cdef const float[::1] b
+    cdef const float* bp = NULL
+    if bias is not None:
+        b = bias
+        if b.shape[0] != F:
+            raise ValueError(f"bias must have shape ({F},); received shape ({b.shape[0]},)")
+        bp = &b[0]
+    p = np.empty((g.N, g.OH // 2, g.OW // 2, F), dtype=np.float32)
+    sel = np.zeros((p.shape[0] * p.shape[1] * p.shape[2], 4, mb), dtype=np.uint8)
+    if p.size == 0:
+        return p, sel
+    cdef float[:, :, :, ::1] pv = p
+    cdef unsigned char[:, :, ::1] sv = sel
+    cdef const float[:, ::1] wr = _rounded(np.asarray(kernel).reshape(K, F))
+    keep = []
+    cdef Short sp = _short_setup(x, g, keep)
+    cdef int nt = _bf16_team(g)
+    with nogil:
+        _team_pool_pass(sp, g, &wr[0, 0], bp, NULL, &pv[0, 0, 0, 0], NULL, &sv[0, 0, 0], NULL, NULL, F, mb, nt)
+    return p, sel
+
+
+def conv2d_relu_maxpool_backward_bf16(const float[:, :, :, ::1] dp, const float[:, :, :, ::1] x,
+                                      const float[:, :, :, ::1] kernel, sel, Py_ssize_t sh, Py_ssize_t sw,
+                                      Py_ssize_t dh, Py_ssize_t dw, bint use_bias):
+    """(dkernel, dbias or None) from dp, the gradient of conv2d_relu_maxpool_forward_bf16's p,
+    and its record sel, in one pass (no input gradient: the first convolution's backward; dp
+    rounded to bfloat16 for the product, the bias gradient's float32 sums of its unrounded values
+    added in float64, as conv2d_backward_bf16's). New float32 arrays."""
+    cdef Geom g = _pool_geom(x, kernel, sh, sw, dh, dw)
+    cdef Py_ssize_t K = g.KH * g.KW * g.C, F = kernel.shape[3], mb = (F + 7) // 8
+    cdef Py_ssize_t PH = g.OH // 2, PW = g.OW // 2
+    if (dp.shape[0], dp.shape[1], dp.shape[2], dp.shape[3]) != (g.N, PH, PW, F):
+        raise ValueError(f"dp must have shape {(g.N, PH, PW, F)}; received shape "
+                         f"{(dp.shape[0], dp.shape[1], dp.shape[2], dp.shape[3])}")
+    if not isinstance(sel, np.ndarray) or sel.dtype != np.uint8 or sel.shape != (g.N * PH * PW, 4, mb):
+        raise ValueError(f"sel must be a uint8 array of shape {(g.N * PH * PW, 4, mb)}; received "
+                         f"{getattr(sel, 'dtype', type(sel).__name__)} {getattr(sel, 'shape', '')}")
+    cdef const unsigned char[:, :, ::1] sv = sel
+    dkernel = np.zeros((g.KH, g.KW, g.C, F), dtype=np.float32)
+    dbias = np.zeros(F, dtype=np.float32) if use_bias else None
+    if dp.size == 0:
+        return dkernel, dbias
+    cdef int nt = _bf16_team(g)
+    dkp_a = np.empty((nt, K, F), dtype=np.float32)
+    dbp_a = np.empty((nt, F), dtype=np.float64)
+    cdef float[:, :, ::1] dkp = dkp_a
+    cdef double[:, ::1] dbp = dbp_a
+    keep = []
+    cdef Short sp = _short_setup(x, g, keep)
+    with nogil:
+        _team_pool_pass(sp, g, NULL, NULL, &dp[0, 0, 0, 0], NULL, &sv[0, 0, 0], NULL, &dkp[0, 0, 0],
+                        &dbp[0, 0] if use_bias else NULL, F, mb, nt)
+    dkernel = (dkp_a[0] if nt == 1 else dkp_a.sum(axis=0)).reshape(g.KH, g.KW, g.C, F)
+    if use_bias:
+        dbias = dbp_a.sum(axis=0).astype(np.float32)
+    return dkernel, dbias

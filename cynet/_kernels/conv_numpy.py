@@ -268,3 +268,51 @@ def conv2d_backward_bf16(dy, x, kernel, y, pt, pb, pl, pr, sh, sw, dh, dw, use_b
     if use_bias:
         dbias = np.einsum("ij->j", dy.reshape(-1, dy.shape[-1]), dtype=np.float64).astype(np.float32)
     return dx, dkernel, dbias
+
+
+# the first convolution, its ReLU and a 2x2 / stride 2 / valid max pooling in one call (twin of
+# conv.pyx's conv2d_relu_maxpool_forward_bf16 / _backward_bf16, which run in one pass; outside
+# __all__ as the bf16 convolution's): here the three steps, and the pooling's record as the bits
+# conv.pyx's kernel writes.
+
+def maxpool_record(p, argmax):
+    """The record of a 2x2 max pooling p of a ReLU's output, from its argmax (window-local cell
+    of the first maximum, both (N, PH, PW, F)): uint8 (N * PH * PW, 4, ceil(F / 8)), bit j % 8 of
+    byte j // 8 of [u, q] 1 where pooled output u's channel j is > 0 and its maximum is cell q."""
+    F = p.shape[-1]
+    keep = (p.reshape(-1, 1, F) > 0) & (argmax.reshape(-1, 1, F) == np.arange(4).reshape(1, 4, 1))
+    return np.packbits(keep, axis=2, bitorder="little")
+
+
+def maxpool_expand(dp, sel, OH, OW):
+    """The gradient (N, OH, OW, F) of the pooled ReLU's input (the convolution's output): each dp
+    (N, PH, PW, F) at the window cell of its record sel (maxpool_record), 0 elsewhere (and on a
+    last odd row or column, which no window reads)."""
+    N, PH, PW, F = dp.shape
+    if not isinstance(sel, np.ndarray) or sel.dtype != np.uint8 or sel.shape != (N * PH * PW, 4, (F + 7) // 8):
+        raise ValueError(f"sel must be a uint8 array of shape {(N * PH * PW, 4, (F + 7) // 8)}; received "
+                         f"{getattr(sel, 'dtype', type(sel).__name__)} {getattr(sel, 'shape', '')}")
+    keep = np.unpackbits(sel, axis=2, count=F, bitorder="little").astype(bool).reshape(N, PH, PW, 4, F)
+    dy = np.zeros((N, OH, OW, F), dtype=dp.dtype)
+    for q in range(4):
+        di, dj = divmod(q, 2)
+        dy[:, di:2 * PH:2, dj:2 * PW:2] = np.where(keep[..., q, :], dp, dp.dtype.type(0))
+    return dy
+
+
+def conv2d_relu_maxpool_forward_bf16(x, kernel, bias, sh, sw, dh, dw):
+    """(p, sel): the 2x2 / stride 2 max pooling of relu(conv2d_forward_bf16(x, kernel, bias, valid
+    padding, ...)) and its record (maxpool_record)."""
+    from .pool_numpy import max_pool2d_forward
+    y = conv2d_forward_bf16(x, kernel, bias, 0, 0, 0, 0, sh, sw, dh, dw, None, True)
+    p, argmax = max_pool2d_forward(y, 2, 2, 2, 2, 0, 0, 0, 0)
+    return p, maxpool_record(p, argmax)
+
+
+def conv2d_relu_maxpool_backward_bf16(dp, x, kernel, sel, sh, sw, dh, dw, use_bias):
+    """(dkernel, dbias or None) of conv2d_relu_maxpool_forward_bf16 from p's gradient dp and sel."""
+    N, H, W, _ = x.shape
+    KH, KW = kernel.shape[:2]
+    OH, OW = (H - (KH - 1) * dh - 1) // sh + 1, (W - (KW - 1) * dw - 1) // sw + 1
+    dy = maxpool_expand(dp, sel, OH, OW)
+    return conv2d_backward_bf16(dy, x, kernel, None, 0, 0, 0, 0, sh, sw, dh, dw, use_bias, False, None)[1:]

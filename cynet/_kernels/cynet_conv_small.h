@@ -395,6 +395,177 @@ CYNET_UNUSED static void cynet_cs_fused_backward(const float* x, Py_ssize_t rows
         cynet_cs_fused_backward_12(x, rows, rs, ow, ps, off, k, dy, bits, mb, y, f, dk, db);
 }
 
+/* The first convolution, its ReLU and a 2x2 / stride 2 / valid max pooling of its output in one
+   pass (a classic image model's conv -> pool): the four outputs of a pooling window are computed
+   in registers as cynet_cs_forward computes them (same sums in the same order, so the same
+   values), and only their max is written, with the window's record: 4 masks of mb bytes (bit j
+   of mask q: channel j's first maximum is window cell q, cells (0,0), (0,1), (1,0), (1,1), and
+   it is > 0), all the backward reads. The pooled max is MaxPooling2D's on the ReLU's output: a
+   NaN wins over a number, the first maximum wins. The patches as cynet_cs_forward's: pooled row
+   r reads the patch rows at x + 2r * rs and x + (2r + 1) * rs; pooled column p the patches 2p
+   and 2p + 1 of each (ps apart). y: (prows * pw, f); sel: 4 * mb bytes per pooled output. */
+
+/* the first maximum of the four cells (a[0..3]: one 16-lane half of each cell's ReLU output) in
+   *m, and where it lies: s[q] the lanes whose maximum is cell q */
+CYNET_CS_TARGET static inline void cynet_cs_max4(const __m512* a, __m512* m, __mmask16* s) {
+    __mmask16 t[4];
+    __m512 v = a[0];
+    int q;
+    for (q = 1; q < 4; q++) {
+        __mmask16 mnum = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+        t[q] = _mm512_cmp_ps_mask(a[q], v, _CMP_GT_OQ)
+             | (_mm512_cmp_ps_mask(a[q], a[q], _CMP_UNORD_Q) & mnum);
+        v = _mm512_mask_mov_ps(v, t[q], a[q]);
+    }
+    s[3] = t[3];
+    s[2] = t[2] & (__mmask16)~t[3];
+    s[1] = t[1] & (__mmask16)~(t[2] | t[3]);
+    s[0] = (__mmask16)~(t[1] | t[2] | t[3]);
+    *m = v;
+}
+
+CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_pool_forward(const float* x, Py_ssize_t prows, Py_ssize_t rs,
+                                                              Py_ssize_t pw, Py_ssize_t ps, const Py_ssize_t* off,
+                                                              Py_ssize_t k, const float* w, Py_ssize_t f,
+                                                              const float* bias, float* y, unsigned char* sel,
+                                                              Py_ssize_t mb) {
+    Py_ssize_t f0, r, p, i;
+    int q;
+    for (f0 = 0; f0 < f; f0 += 32) {
+        __mmask16 m0, m1;
+        __m512 b0, b1;
+        cynet_cs_masks(f, f0, &m0, &m1);
+        b0 = bias ? _mm512_maskz_loadu_ps(m0, bias + f0) : _mm512_setzero_ps();
+        b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + f0 + 16) : _mm512_setzero_ps();
+        for (r = 0; r < prows; r++) {
+            const float* top = x + 2 * r * rs;
+            const float* bot = top + rs;
+            for (p = 0; p < pw; p++) {
+                const float* c0p = top + 2 * p * ps;
+                const float* c1p = c0p + ps;
+                const float* c2p = bot + 2 * p * ps;
+                const float* c3p = c2p + ps;
+                __m512 lo[4], hi[4], y0, y1;
+                __mmask16 s0[4], s1[4], pos0, pos1;
+                unsigned char* sr = sel + (r * pw + p) * 4 * mb;
+                float* o = y + (r * pw + p) * f + f0;
+                for (q = 0; q < 4; q++) {
+                    lo[q] = b0;
+                    hi[q] = b1;
+                }
+                for (i = 0; i < k; i++) {
+                    Py_ssize_t j = off[i];
+                    __m512 w0 = _mm512_maskz_loadu_ps(m0, w + i * f + f0);
+                    __m512 w1 = _mm512_maskz_loadu_ps(m1, w + i * f + f0 + 16);
+                    __m512 c0 = _mm512_set1_ps(c0p[j]), c1 = _mm512_set1_ps(c1p[j]);
+                    __m512 c2 = _mm512_set1_ps(c2p[j]), c3 = _mm512_set1_ps(c3p[j]);
+                    lo[0] = _mm512_fmadd_ps(c0, w0, lo[0]); hi[0] = _mm512_fmadd_ps(c0, w1, hi[0]);
+                    lo[1] = _mm512_fmadd_ps(c1, w0, lo[1]); hi[1] = _mm512_fmadd_ps(c1, w1, hi[1]);
+                    lo[2] = _mm512_fmadd_ps(c2, w0, lo[2]); hi[2] = _mm512_fmadd_ps(c2, w1, hi[2]);
+                    lo[3] = _mm512_fmadd_ps(c3, w0, lo[3]); hi[3] = _mm512_fmadd_ps(c3, w1, hi[3]);
+                }
+                for (q = 0; q < 4; q++) {
+                    lo[q] = cynet_cs_relu(lo[q]);
+                    hi[q] = cynet_cs_relu(hi[q]);
+                }
+                cynet_cs_max4(lo, &y0, s0);
+                cynet_cs_max4(hi, &y1, s1);
+                pos0 = _mm512_mask_cmp_ps_mask(m0, y0, _mm512_setzero_ps(), _CMP_GT_OQ);
+                pos1 = _mm512_mask_cmp_ps_mask(m1, y1, _mm512_setzero_ps(), _CMP_GT_OQ);
+                for (q = 0; q < 4; q++)
+                    cynet_cs_bits_store(sr + q * mb, mb, f0,
+                                        (uint32_t)(s0[q] & pos0) | ((uint32_t)(s1[q] & pos1) << 16));
+                _mm512_mask_storeu_ps(o, m0, y0);
+                _mm512_mask_storeu_ps(o + 16, m1, y1);
+            }
+        }
+    }
+}
+
+/* The backward of cynet_cs_pool_forward when no input gradient is needed: per pooled output,
+   its gradient dp goes to the window cell of its record's masks (dp rounded to bfloat16 as
+   cynet_cs_fused_backward rounds dy; float32 column sums of the unrounded values into db, in
+   float64 every CYNET_CS_POOL_SUM outputs), and dk (k, f) += that cell's patch^T dp, KT x 32
+   sums in registers: dp and the record are read once, nothing the size of the convolution's
+   output is written or read. */
+#define CYNET_CS_POOL_SUM 64
+#define CYNET_CS_POOL_BACKWARD(KT)                                                                     \
+CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_pool_backward_##KT(                                   \
+        const float* x, Py_ssize_t prows, Py_ssize_t rs, Py_ssize_t pw, Py_ssize_t ps, const Py_ssize_t* off, \
+        Py_ssize_t k, const float* dp, const unsigned char* sel, Py_ssize_t mb, Py_ssize_t f, float* dk,   \
+        double* db) {                                                                                  \
+    Py_ssize_t f0, r, p, p0, pe, i, j, o[KT];                                                          \
+    float part[32] __attribute__((aligned(64)));                                                       \
+    int q;                                                                                             \
+    for (i = 0; i < KT; i++) o[i] = off[i < k ? i : k - 1];                                            \
+    for (f0 = 0; f0 < f; f0 += 32) {                                                                   \
+        __mmask16 m0, m1;                                                                              \
+        __m512 a0[KT], a1[KT];                                                                         \
+        Py_ssize_t nf = f - f0 < 32 ? f - f0 : 32;                                                     \
+        cynet_cs_masks(f, f0, &m0, &m1);                                                               \
+        for (i = 0; i < KT; i++) { a0[i] = _mm512_setzero_ps(); a1[i] = _mm512_setzero_ps(); }         \
+        for (r = 0; r < prows; r++) {                                                                  \
+            const float* top = x + 2 * r * rs;                                                         \
+            const float* bot = top + rs;                                                               \
+            for (p0 = 0; p0 < pw; p0 = pe) {                                                           \
+                __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();                             \
+                pe = pw - p0 < CYNET_CS_POOL_SUM ? pw : p0 + CYNET_CS_POOL_SUM;                        \
+                for (p = p0; p < pe; p++) {                                                            \
+                    Py_ssize_t u = r * pw + p;                                                         \
+                    const unsigned char* sr = sel + u * 4 * mb;                                        \
+                    const float* cell[4];                                                              \
+                    __m512 g0 = _mm512_maskz_loadu_ps(m0, dp + u * f + f0);                            \
+                    __m512 g1 = _mm512_maskz_loadu_ps(m1, dp + u * f + f0 + 16);                       \
+                    uint32_t any = 0;                                                                  \
+                    cell[0] = top + 2 * p * ps;                                                        \
+                    cell[1] = cell[0] + ps;                                                            \
+                    cell[2] = bot + 2 * p * ps;                                                        \
+                    cell[3] = cell[2] + ps;                                                            \
+                    for (q = 0; q < 4; q++)                                                            \
+                        any |= cynet_cs_bits_load(sr + q * mb, mb, f0);                                \
+                    s0 = _mm512_add_ps(s0, _mm512_maskz_mov_ps(m0 & (__mmask16)any, g0));              \
+                    s1 = _mm512_add_ps(s1, _mm512_maskz_mov_ps(m1 & (__mmask16)(any >> 16), g1));      \
+                    g0 = cynet_cs_round(g0);                                                           \
+                    g1 = cynet_cs_round(g1);                                                           \
+                    for (q = 0; q < 4; q++) {                                                          \
+                        uint32_t v = cynet_cs_bits_load(sr + q * mb, mb, f0);                          \
+                        __m512 v0 = _mm512_maskz_mov_ps(m0 & (__mmask16)v, g0);                        \
+                        __m512 v1 = _mm512_maskz_mov_ps(m1 & (__mmask16)(v >> 16), g1);                \
+                        const float* c = cell[q];                                                      \
+                        for (i = 0; i < KT; i++) {                                                     \
+                            __m512 b = _mm512_set1_ps(c[o[i]]);                                        \
+                            a0[i] = _mm512_fmadd_ps(b, v0, a0[i]);                                     \
+                            a1[i] = _mm512_fmadd_ps(b, v1, a1[i]);                                     \
+                        }                                                                              \
+                    }                                                                                  \
+                }                                                                                      \
+                if (db != NULL) {                                                                      \
+                    _mm512_store_ps(part, s0);                                                         \
+                    _mm512_store_ps(part + 16, s1);                                                    \
+                    for (j = 0; j < nf; j++) db[f0 + j] += part[j];                                    \
+                }                                                                                      \
+            }                                                                                          \
+        }                                                                                              \
+        for (i = 0; i < KT && i < k; i++) {                                                            \
+            float* d = dk + i * f + f0;                                                                \
+            _mm512_mask_storeu_ps(d, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d), a0[i]));          \
+            _mm512_mask_storeu_ps(d + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + 16), a1[i]));\
+        }                                                                                              \
+    }                                                                                                  \
+}
+
+CYNET_CS_POOL_BACKWARD(9)
+CYNET_CS_POOL_BACKWARD(12)
+
+CYNET_UNUSED static void cynet_cs_pool_backward(const float* x, Py_ssize_t prows, Py_ssize_t rs, Py_ssize_t pw,
+        Py_ssize_t ps, const Py_ssize_t* off, Py_ssize_t k, const float* dp, const unsigned char* sel,
+        Py_ssize_t mb, Py_ssize_t f, float* dk, double* db) {
+    if (k <= 9)
+        cynet_cs_pool_backward_9(x, prows, rs, pw, ps, off, k, dp, sel, mb, f, dk, db);
+    else
+        cynet_cs_pool_backward_12(x, prows, rs, pw, ps, off, k, dp, sel, mb, f, dk, db);
+}
+
 CYNET_CS_TARGET static void cynet_relu_bits_avx512(float* y, Py_ssize_t rows, Py_ssize_t f,
                                                    unsigned char* bits, Py_ssize_t mb, int relu) {
     Py_ssize_t r, f0;
@@ -448,6 +619,19 @@ static void cynet_cs_fused_backward(const float* x, Py_ssize_t rows, Py_ssize_t 
         Py_ssize_t mb, const float* y, Py_ssize_t f, float* dk, double* db) {
     (void)x; (void)rows; (void)rs; (void)ow; (void)ps; (void)off; (void)k; (void)dy; (void)bits; (void)mb;
     (void)y; (void)f; (void)dk; (void)db;
+}
+
+static void cynet_cs_pool_forward(const float* x, Py_ssize_t prows, Py_ssize_t rs, Py_ssize_t pw, Py_ssize_t ps,
+                                  const Py_ssize_t* off, Py_ssize_t k, const float* w, Py_ssize_t f,
+                                  const float* bias, float* y, unsigned char* sel, Py_ssize_t mb) {
+    (void)x; (void)prows; (void)rs; (void)pw; (void)ps; (void)off; (void)k; (void)w; (void)f; (void)bias;
+    (void)y; (void)sel; (void)mb;
+}
+static void cynet_cs_pool_backward(const float* x, Py_ssize_t prows, Py_ssize_t rs, Py_ssize_t pw,
+        Py_ssize_t ps, const Py_ssize_t* off, Py_ssize_t k, const float* dp, const unsigned char* sel,
+        Py_ssize_t mb, Py_ssize_t f, float* dk, double* db) {
+    (void)x; (void)prows; (void)rs; (void)pw; (void)ps; (void)off; (void)k; (void)dp; (void)sel; (void)mb;
+    (void)f; (void)dk; (void)db;
 }
 
 #endif

@@ -66,6 +66,36 @@ def _bf16_relu_backward(dy, x, kernel, y, **options):
     return _fused(np.asarray(y), conv2d_backward, (dy, x, kernel), options)
 
 
+def _bf16_relu_maxpool_native(kernel_shape):
+    """Whether _bf16_relu_maxpool_forward / _backward run in one pass here for a kernel of this
+    shape (KH, KW, C, F): the compiled backend, AVX-512F, a patch of at most a dozen values (an
+    image model's first convolution)."""
+    from .._kernels import conv_bf16
+    return conv_bf16.relu_maxpool_native(kernel_shape)
+
+
+def _bf16_relu_maxpool_forward(x, kernel, bias, strides=(1, 1), dilation_rate=(1, 1)):
+    """(p, record): max_pool2d_forward(relu(conv2d_forward(x, kernel, bias, strides, "valid",
+    dilation_rate)), 2x2, stride 2) (channels_last, float32, groups 1) with the product in bfloat16:
+    the Conv2D -> MaxPooling2D pair of a Sequential model under mixed_bfloat16, in one pass where
+    _bf16_relu_maxpool_native (the convolution's output, 4x the pooled one, is never written).
+    record: what _bf16_relu_maxpool_backward takes (1 bit per pooled output and window cell)."""
+    from .._kernels import conv_bf16
+    (sh, sw), (dh, dw) = _validation.int_pair("strides", strides), _validation.int_pair("dilation_rate", dilation_rate)
+    return conv_bf16.conv2d_relu_maxpool_forward(x, kernel, bias, sh, sw, dh, dw)
+
+
+def _bf16_relu_maxpool_backward(dp, x, kernel, record, strides=(1, 1), dilation_rate=(1, 1), use_bias=True,
+                                compute_dx=True):
+    """(dx or None, dkernel, dbias or None) of _bf16_relu_maxpool_forward(x, kernel, ...) from its
+    output's gradient dp and its record: one pass where _bf16_relu_maxpool_native and no input
+    gradient is wanted (the first convolution)."""
+    from .._kernels import conv_bf16
+    (sh, sw), (dh, dw) = _validation.int_pair("strides", strides), _validation.int_pair("dilation_rate", dilation_rate)
+    return conv_bf16.conv2d_relu_maxpool_backward(dp, x, kernel, record, sh, sw, dh, dw, bool(use_bias),
+                                                  bool(compute_dx))
+
+
 def _impl():
     if _bf16.get():
         from .._kernels import conv_bf16

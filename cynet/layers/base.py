@@ -504,7 +504,8 @@ class Layer:
                 _tape.record_activity_penalty(tape, self, _opcore.plain(out), self.activity_regularizer)
         return taken, outputs
 
-    def _run_call(self, tape, inputs, training, kwargs):
+    def _run_call(self, tape, inputs, training, kwargs, forward=None):
+        """One call on `tape`, as _invoke; `forward` (a built-in layer's): run instead of _forward."""
         training = bool(training)
         if not self._fused:   # a composite layer: its own call, on inputs of any structure (one array: a wrapper)
             convert = lambda a: _tape.record_cast(tape, a, self._convert_input(a))  # noqa: E731
@@ -541,7 +542,7 @@ class Layer:
         if kwargs:
             self._take_mask_argument(kwargs, x)
         ctx = _tape.Context()
-        y = self._forward(ctx, x, training, **kwargs)
+        y = (forward or self._forward)(ctx, x, training, **kwargs)
         if tape is not _tape.NO_RECORD:
             multi = isinstance(y, list)
             if _opcore.in_user_call():   # its output goes on in a user's call: a Tensor, so that arithmetic records
@@ -782,6 +783,13 @@ class Layer:
         if self._fused:
             return self._forward(_tape.Context(), inputs, bool(training))
         return inputs
+
+    def _fuse_next(self, layer, x):
+        """A call running this layer and then `layer` on x in one kernel, or None (the usual two
+        calls). A Sequential model asks each layer about the next one when only that one takes
+        the output (no mask); the call, fn(x, training), returns `layer`'s output and records
+        one call of this layer, whose backward goes from `layer`'s output gradient to x's."""
+        return None
 
     def _forward(self, ctx, inputs, training):
         """Built-in layers with their own backward: the output, keeping in `ctx` what `_backward` needs."""

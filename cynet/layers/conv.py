@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 
 from .. import _validation, activations, constraints, initializers, kernels, regularizers
+from .. import tape as _tape
 from . import _precision
 from .base import Layer, add_grad, set_kernel_options
 from .core import ActivationMixin
+from .pooling import MaxPooling2D
 
 
 def _tuple(name, value, rank):
@@ -206,11 +208,16 @@ class _ConvForward(_Conv):
         return self._from_2d(y)
 
     def _backward(self, ctx, grad, need_input_grad):
-        if not getattr(ctx, "fused_relu", False):
+        if getattr(ctx, "pool_record", None) is not None:   # (_fuse_next)
+            dx, dk, db = kernels.conv._bf16_relu_maxpool_backward(
+                grad, ctx.inputs, self.kernel.value, ctx.pool_record, self.strides, self.dilation_rate,
+                use_bias=self.use_bias, compute_dx=need_input_grad)
+        elif getattr(ctx, "fused_relu", False):
+            dx, dk, db = kernels.conv._bf16_relu_backward(
+                self._as_2d(grad), self._as_2d(ctx.inputs), self._kernel_2d(), ctx.relu_bits,
+                use_bias=self.use_bias, compute_dx=need_input_grad, **self._conv_args())
+        else:
             return super()._backward(ctx, grad, need_input_grad)
-        dx, dk, db = kernels.conv._bf16_relu_backward(
-            self._as_2d(grad), self._as_2d(ctx.inputs), self._kernel_2d(), ctx.relu_bits,
-            use_bias=self.use_bias, compute_dx=need_input_grad, **self._conv_args())
         add_grad(self.kernel, dk.reshape(self.kernel.shape))
         if self.use_bias:
             add_grad(self.bias, db)
@@ -260,6 +267,37 @@ class Conv2D(_ConvForward):
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, groups, activation,
                          use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
                          activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
+
+
+    def _fuse_next(self, layer, x):
+        """Under mixed_bfloat16, a valid Conv2D with its ReLU (fused: _fuses_relu) followed by a
+        2x2 / stride 2 / valid MaxPooling2D (channels_last, no activity regularizer on either) on
+        an image whose patch is short (the first convolution of an image model: K = 3 x 3 x 1)
+        runs as one kernel where it runs in one pass (AVX-512F: kernels.conv._bf16_relu_maxpool_*):
+        the convolution's output, 4x the pooled one, is never written, and the backward reads
+        only the pooled gradient and 1 bit per pooled output and window cell. Same outputs as
+        the two calls; the same gradients up to float32 summation order."""
+        if not (type(self) is Conv2D and type(layer) is MaxPooling2D and type(x) is np.ndarray and x.ndim == 4
+                and self._fuses_relu()
+                and self.padding == "valid" and self.data_format == "channels_last"
+                and self.activity_regularizer is None and layer.activity_regularizer is None
+                and layer.pool_size == (2, 2) and layer.strides == (2, 2) and layer.padding == "valid"
+                and layer.data_format == "channels_last" and _tape.active() is not None):
+            return None
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
+        if ((x.shape[1] - (kh - 1) * dh - 1) // sh < 1 or (x.shape[2] - (kw - 1) * dw - 1) // sw < 1
+                or not kernels.conv._bf16_relu_maxpool_native((kh, kw, x.shape[3], self.filters))):
+            return None   # (a convolution output of fewer than 2 x 2 positions: the usual calls' errors)
+
+        def forward(ctx, inputs, training):
+            layer._maybe_build(self.compute_output_shape(inputs.shape))
+            ctx.inputs = inputs
+            y, ctx.pool_record = kernels.conv._bf16_relu_maxpool_forward(
+                inputs, self.kernel.value, self.bias.value if self.use_bias else None, self.strides,
+                self.dilation_rate)
+            return y
+
+        return lambda inputs, training: self._run_call(_tape.active(), inputs, training, {}, forward)[1]
 
 
 class Conv1D(_ConvForward):

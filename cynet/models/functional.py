@@ -183,8 +183,17 @@ class Functional(Model):
             self._prepare_call_inputs(inputs)
         values = {id(t): v for t, v in zip(self.inputs, flat)}
         if mask is None and not any(layer._mask_source for layer in self._maybe_mask_sources):
+            pairs, done = self._pairs, set()
             for node in self._nodes:   # no mask anywhere: the plain walk
+                if id(node) in done:
+                    continue
                 args = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.arguments)
+                nxt = pairs.get(id(node))
+                fused = node.layer._fuse_next(nxt.layer, args) if nxt is not None else None
+                if fused is not None:   # (Layer._fuse_next: the next node's output, in one kernel)
+                    values[id(nxt.outputs[0])] = fused(args, training)
+                    done.add(id(nxt))
+                    continue
                 kwargs = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.kwargs)
                 out = node.layer(args, training=training, **kwargs)
                 for t, v in zip(node.outputs, flatten(out) if isinstance(out, (list, tuple)) else [out]):
@@ -235,6 +244,31 @@ class Functional(Model):
             found = [node.layer for node in self._nodes if node.layer._mask_source
                      or isinstance(inspect.getattr_static(type(node.layer), "_mask_source", None), property)]
             self.__dict__["_mask_sources_cache"] = found
+        return found
+
+    @property
+    def _pairs(self):
+        """{id(node): the one node that takes its output}, for the nodes of one tensor argument
+        and one output that only that node takes, as its one argument (not a model output):
+        where Layer._fuse_next may run both calls as one."""
+        found = self.__dict__.get("_pairs_cache")
+        if found is None:
+            takers: dict[int, list[Any]] = {}
+            for node in self._nodes:
+                for t in flatten([node.arguments, node.kwargs]):
+                    if isinstance(t, KerasTensor):
+                        takers.setdefault(id(t), []).append(node)
+            outputs = {id(t) for t in flatten(self._outputs_struct)}
+            found = {}
+            for node in self._nodes:
+                if len(node.outputs) != 1 or not isinstance(node.arguments, KerasTensor) or node.kwargs:
+                    continue
+                key = id(node.outputs[0])
+                nxt = takers.get(key, ())
+                if (key not in outputs and len(nxt) == 1 and len(nxt[0].outputs) == 1 and not nxt[0].kwargs
+                        and nxt[0].arguments is node.outputs[0]):
+                    found[id(node)] = nxt[0]
+            self.__dict__["_pairs_cache"] = found
         return found
 
     _masked_call = nested_masked_call   # the input masks go in, the mask its layers leave comes out

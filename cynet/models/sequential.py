@@ -160,10 +160,19 @@ class Sequential(Model):
 
     def _run(self, x, training, mask):
         """Run the layers in order: (the output, its mask). Masks (Keras 3) go from each layer to
-        the next; a model with no mask source and no input mask takes the plain loop."""
-        for layer in self._layers:
+        the next; a model with no mask source and no input mask takes the plain loop, where a
+        layer may run the next one's work in its own kernel (Layer._fuse_next)."""
+        layers, i = self._layers, 0
+        while i < len(layers):
+            layer = layers[i]
+            i += 1
             if mask is None and not layer._mask_source:
-                x = layer(x, training=training)
+                pair = layer._fuse_next(layers[i], x) if i < len(layers) else None
+                if pair is not None:
+                    x = pair(x, training)
+                    i += 1
+                else:
+                    x = layer(x, training=training)
             else:
                 x, mask = layer._masked_call(x, mask, training, {})
         return x, mask
