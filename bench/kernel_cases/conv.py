@@ -131,11 +131,12 @@ def _bf16(dt, rng, large):
     return calls + [raises(lambda: compiled.conv2d_forward_bf16(x, kernel, bad, *geometry, 0, False))]
 
 
-@case("cynet._kernels.conv.relu_maxpool_native", "cynet._kernels.conv.conv2d_relu_maxpool_forward_bf16",
-      "cynet._kernels.conv.conv2d_relu_maxpool_backward_bf16")
+@case("cynet._kernels.conv.relu_maxpool_native", "cynet._kernels.conv.conv2d_relu_maxpool_forward",
+      "cynet._kernels.conv.conv2d_relu_maxpool_backward")
 def _relu_maxpool(dt, rng, large):
-    """The first convolution, its ReLU and a 2x2 max pooling in one pass (float32 by design; where
-    relu_maxpool_native: AVX-512F): odd output rows and columns, F not a multiple of 8, strides."""
+    """The first convolution, its ReLU and a 2x2 max pooling in one pass (float32 by design, with
+    bfloat16-rounded products or not; where relu_maxpool_native: AVX-512F): odd output rows and
+    columns, F not a multiple of 8, strides."""
     from cynet._kernels import conv as compiled
     x = normal(rng, (16, 28, 28, 1) if large else (2, 11, 12, 2), np.float32)
     calls = [lambda: compiled.relu_maxpool_native(9)]
@@ -143,12 +144,13 @@ def _relu_maxpool(dt, rng, large):
         return calls
     kernel = normal(rng, (3, 2, x.shape[3], 32 if large else 13), np.float32, 0.3)
     bias = normal(rng, kernel.shape[3:], np.float32)
-    for g in ((1, 1, 1, 1), (2, 1, 1, 2)):                   # sh, sw, dh, dw
-        p, sel = compiled.conv2d_relu_maxpool_forward_bf16(x, kernel, bias, *g)
+    for g, bf16 in (((1, 1, 1, 1), True), ((2, 1, 1, 2), False)):   # sh, sw, dh, dw
+        p, sel = compiled.conv2d_relu_maxpool_forward(x, kernel, bias, *g, bf16)
         dp = normal(rng, p.shape, np.float32)
-        calls += [lambda g=g: compiled.conv2d_relu_maxpool_forward_bf16(x, kernel, bias, *g),
-                  lambda g=g, dp=dp, sel=sel: compiled.conv2d_relu_maxpool_backward_bf16(dp, x, kernel, sel, *g, True)]
-    return calls + [raises(lambda: compiled.conv2d_relu_maxpool_backward_bf16(dp, x, kernel, sel[1:], *g, True))]
+        calls += [lambda g=g, b=bf16: compiled.conv2d_relu_maxpool_forward(x, kernel, bias, *g, b),
+                  lambda g=g, b=bf16, dp=dp, sel=sel: compiled.conv2d_relu_maxpool_backward(dp, x, kernel, sel, *g,
+                                                                                            True, b)]
+    return calls + [raises(lambda: compiled.conv2d_relu_maxpool_backward(dp, x, kernel, sel[1:], *g, True, False))]
 
 
 # ----------------------------------------------------------------------------- transposed convolution

@@ -44,9 +44,10 @@ from cynet._kernels._windows import conv_geometry as _geometry
 __all__ = ["im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv2d_transpose_forward",
            "conv2d_transpose_backward"]
 
-# the mixed_bfloat16 convolution (below, outside __all__: cynet/_kernels/conv_bf16.py calls it)
-FLOAT32_ONLY = ("conv2d_forward_bf16", "conv2d_backward_bf16", "conv2d_relu_maxpool_forward_bf16",
-                "conv2d_relu_maxpool_backward_bf16")
+# float32 by design, outside __all__ (below): the mixed_bfloat16 convolution (cynet/_kernels/conv_bf16.py
+# calls it) and the one-pass convolution, ReLU and max pooling (cynet.kernels.conv calls it)
+FLOAT32_ONLY = ("conv2d_forward_bf16", "conv2d_backward_bf16", "conv2d_relu_maxpool_forward",
+                "conv2d_relu_maxpool_backward")
 _CHECKED = bool(CYNET_CHECKED)   # built with CYNET_DEBUG_BUILD=1: CY_AT / CY_SPAN check the loops
 
 
@@ -996,7 +997,7 @@ cdef extern from "cynet_conv_small.h" nogil:
                                const float* bias, float* y, unsigned char* sel, Py_ssize_t mb) noexcept
     void cynet_cs_pool_backward(const float* x, Py_ssize_t prows, Py_ssize_t rs, Py_ssize_t pw, Py_ssize_t ps,
                                 const Py_ssize_t* off, Py_ssize_t k, const float* dp, const unsigned char* sel,
-                                Py_ssize_t mb, Py_ssize_t f, float* dk, double* db) noexcept
+                                Py_ssize_t mb, Py_ssize_t f, float* dk, double* db, int round) noexcept
     void cynet_relu_grad_bits(float* g, const float* dy, const unsigned char* bits, Py_ssize_t rows, Py_ssize_t f,
                               Py_ssize_t mb, int avx512) noexcept
 
@@ -1290,10 +1291,10 @@ cdef int _bf16_team(Geom g):
     return nt if nt > 0 else 1
 
 
-cdef Short _short_setup(x, Geom g, list keep):
+cdef Short _short_setup(x, Geom g, list keep, bint rounded=True):
     """The Short of a pass: on when K <= _bf16_short and cynet_conv_small.h runs here; then the
-    input rounded to bfloat16 and the two offset tables, their arrays appended to keep (which
-    the caller holds while the pass runs)."""
+    input rounded to bfloat16 (unless not rounded: the input itself, float32) and the two offset
+    tables, their arrays appended to keep (which the caller holds while the pass runs)."""
     cdef Short sp
     cdef Py_ssize_t K = g.KH * g.KW * g.C
     cdef const float[::1] xr
@@ -1308,7 +1309,7 @@ cdef Short _short_setup(x, Geom g, list keep):
     kh, kw, c = np.meshgrid(np.arange(g.KH), np.arange(g.KW), np.arange(g.C), indexing="ij")
     offx_a = ((kh * g.dh * g.W + kw * g.dw) * g.C + c).reshape(-1).astype(np.intp)
     offc_a = np.arange(K, dtype=np.intp)
-    xr_a = _rounded(x).reshape(-1)
+    xr_a = (_rounded(x) if rounded else np.asarray(x)).reshape(-1)
     keep.extend([xr_a, offx_a, offc_a])
     xr, offx, offc = xr_a, offx_a, offc_a
     sp.xr = &xr[0]
@@ -1431,12 +1432,12 @@ def conv2d_backward_bf16(const float[:, :, :, ::1] dy, const float[:, :, :, ::1]
 # ----------------------------------------------------------------------------------------------
 # The first convolution with its ReLU and a 2x2 / stride 2 / valid max pooling after it, in one
 # pass (cynet_conv_small.h's cynet_cs_pool_forward / _backward; the Conv2D -> MaxPooling2D pair
-# of a Sequential model under mixed_bfloat16): the convolution's output (4x the pooled one) is
-# never written nor read again. Valid padding only (every window inside the image: the rounded
-# input is read in place); the team owns whole images, as above.
+# of a model, float32 or under mixed_bfloat16: Layer._fuse_next): the convolution's output (4x
+# the pooled one) is never written nor read again. Valid padding only (every window inside the
+# image: the input, or its rounded copy, is read in place); the team owns whole images, as above.
 
 def relu_maxpool_native(Py_ssize_t K):
-    """Whether conv2d_relu_maxpool_forward_bf16 / _backward_bf16 run here for a patch of K
+    """Whether conv2d_relu_maxpool_forward / _backward run here for a patch of K
     values: this build has cynet_conv_small.h's AVX-512 kernels and this CPU runs them, K is at
     most CYNET_CS_FUSED_MAX_K, and the developer knobs (_bf16_knobs) leave the short kernels on."""
     return (0 < K <= CYNET_CS_FUSED_MAX_K and K <= _bf16_short and _bf16_direct and _bf16_fused
@@ -1444,7 +1445,7 @@ def relu_maxpool_native(Py_ssize_t K):
 
 
 cdef Geom _pool_geom(x, kernel, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw):
-    """The valid convolution's geometry for conv2d_relu_maxpool_*, after its checks."""
+    """The valid convolution's geometry for conv2d_relu_maxpool_forward / _backward, after its checks."""
     cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
     cdef Py_ssize_t KH = kernel.shape[0], KW = kernel.shape[1], F = kernel.shape[3]
     _check_conv_args(C, (KH, KW, kernel.shape[2], F))
@@ -1457,11 +1458,11 @@ cdef Geom _pool_geom(x, kernel, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_
 
 cdef void _team_pool_pass(Short sp, Geom g, const float* w, const float* b, const float* dp, float* p,
                           const unsigned char* sel_in, unsigned char* sel, float* dkp, double* dbp,
-                          Py_ssize_t F, Py_ssize_t mb, int nt) noexcept nogil:
+                          Py_ssize_t F, Py_ssize_t mb, int nt, bint bf16) noexcept nogil:
     """Thread t's images [t N / nt, (t + 1) N / nt). Forward (dp NULL): their pooled outputs p
-    and records sel (w: the kernel rounded, b the bias or NULL). Backward: thread t's partial
-    dkernel (K, F) at dkp + t*K*F and dbias (F doubles, unless dbp is NULL) at dbp + t*F from dp
-    and the records sel_in."""
+    and records sel (w: the kernel (rounded under bf16), b the bias or NULL). Backward: thread t's
+    partial dkernel (K, F) at dkp + t*K*F and dbias (F doubles, unless dbp is NULL) at dbp + t*F
+    from dp (rounded for the product under bf16) and the records sel_in."""
     cdef Py_ssize_t K = g.KH * g.KW * g.C, HWC = g.H * g.W * g.C
     cdef Py_ssize_t PH = g.OH // 2, PW = g.OW // 2
     cdef Py_ssize_t PP = PH * PW, rs = g.sh * g.W * g.C, ps = g.sw * g.C
@@ -1486,14 +1487,15 @@ cdef void _team_pool_pass(Short sp, Geom g, const float* w, const float* b, cons
             else:
                 cynet_cs_pool_backward(xn, PH, rs, PW, ps, sp.offx, K, dp + CY_SPAN(n * PP * F, PP * F, g.N * PP * F),
                                        sel_in + CY_SPAN(n * PP * 4 * mb, PP * 4 * mb, g.N * PP * 4 * mb), mb,
-                                       F, dk, db)
+                                       F, dk, db, bf16)
 
 
-def conv2d_relu_maxpool_forward_bf16(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel, bias,
-                                     Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw):
-    """The 2x2 / stride 2 max pooling of relu(conv2d_forward_bf16(x, kernel, bias, valid padding,
-    strides (sh, sw), dilation (dh, dw))) in one pass, where relu_maxpool_native(K) (the short
-    products on AVX-512 FMAs of rounded values, as conv2d_forward_bf16's: the same outputs). Returns
+def conv2d_relu_maxpool_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel, bias,
+                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw, bint bf16):
+    """The 2x2 / stride 2 max pooling of relu(conv2d_forward(x, kernel, bias, valid padding,
+    strides (sh, sw), dilation (dh, dw))) in one pass, where relu_maxpool_native(K): AVX-512 FMAs,
+    float32, on x and kernel rounded to bfloat16 when bf16 (then the same outputs as
+    conv2d_forward_bf16's, whose short products are these). Returns
     (p (N, OH // 2, OW // 2, F), sel): sel uint8 (N * (OH // 2) * (OW // 2), 4, ceil(F / 8)), bit
     j % 8 of byte j // 8 of sel[u, q] 1 where pooled output u's channel j is > 0 and its first
     maximum is window cell q ((0,0), (0,1), (1,0), (1,1)): what the backward takes."""
@@ -1512,22 +1514,23 @@ def conv2d_relu_maxpool_forward_bf16(const float[:, :, :, ::1] x, const float[:,
         return p, sel
     cdef float[:, :, :, ::1] pv = p
     cdef unsigned char[:, :, ::1] sv = sel
-    cdef const float[:, ::1] wr = _rounded(np.asarray(kernel).reshape(K, F))
+    cdef const float[:, ::1] wr = (_rounded if bf16 else np.asarray)(np.asarray(kernel).reshape(K, F))
     keep = []
-    cdef Short sp = _short_setup(x, g, keep)
+    cdef Short sp = _short_setup(x, g, keep, bf16)
     cdef int nt = _bf16_team(g)
     with nogil:
-        _team_pool_pass(sp, g, &wr[0, 0], bp, NULL, &pv[0, 0, 0, 0], NULL, &sv[0, 0, 0], NULL, NULL, F, mb, nt)
+        _team_pool_pass(sp, g, &wr[0, 0], bp, NULL, &pv[0, 0, 0, 0], NULL, &sv[0, 0, 0], NULL, NULL, F, mb, nt,
+                        bf16)
     return p, sel
 
 
-def conv2d_relu_maxpool_backward_bf16(const float[:, :, :, ::1] dp, const float[:, :, :, ::1] x,
-                                      const float[:, :, :, ::1] kernel, sel, Py_ssize_t sh, Py_ssize_t sw,
-                                      Py_ssize_t dh, Py_ssize_t dw, bint use_bias):
-    """(dkernel, dbias or None) from dp, the gradient of conv2d_relu_maxpool_forward_bf16's p,
-    and its record sel, in one pass (no input gradient: the first convolution's backward; dp
-    rounded to bfloat16 for the product, the bias gradient's float32 sums of its unrounded values
-    added in float64, as conv2d_backward_bf16's). New float32 arrays."""
+def conv2d_relu_maxpool_backward(const float[:, :, :, ::1] dp, const float[:, :, :, ::1] x,
+                                 const float[:, :, :, ::1] kernel, sel, Py_ssize_t sh, Py_ssize_t sw,
+                                 Py_ssize_t dh, Py_ssize_t dw, bint use_bias, bint bf16):
+    """(dkernel, dbias or None) from dp, the gradient of conv2d_relu_maxpool_forward's p, and its
+    record sel, in one pass (no input gradient: the first convolution's backward; x and dp
+    rounded to bfloat16 for the product when bf16; the bias gradient's float32 sums of the
+    unrounded dp added in float64, as conv2d_backward_bf16's). New float32 arrays."""
     cdef Geom g = _pool_geom(x, kernel, sh, sw, dh, dw)
     cdef Py_ssize_t K = g.KH * g.KW * g.C, F = kernel.shape[3], mb = (F + 7) // 8
     cdef Py_ssize_t PH = g.OH // 2, PW = g.OW // 2
@@ -1548,10 +1551,10 @@ def conv2d_relu_maxpool_backward_bf16(const float[:, :, :, ::1] dp, const float[
     cdef float[:, :, ::1] dkp = dkp_a
     cdef double[:, ::1] dbp = dbp_a
     keep = []
-    cdef Short sp = _short_setup(x, g, keep)
+    cdef Short sp = _short_setup(x, g, keep, bf16)
     with nogil:
         _team_pool_pass(sp, g, NULL, NULL, &dp[0, 0, 0, 0], NULL, &sv[0, 0, 0], NULL, &dkp[0, 0, 0],
-                        &dbp[0, 0] if use_bias else NULL, F, mb, nt)
+                        &dbp[0, 0] if use_bias else NULL, F, mb, nt, bf16)
     dkernel = (dkp_a[0] if nt == 1 else dkp_a.sum(axis=0)).reshape(g.KH, g.KW, g.C, F)
     if use_bias:
         dbias = dbp_a.sum(axis=0).astype(np.float32)

@@ -12,7 +12,6 @@ calling thread only.
 """
 import numpy as np
 
-from cynet._kernels import conv_numpy
 from cynet.kernels._backend import impl
 from cynet.kernels.bf16 import matmul_bf16
 
@@ -53,36 +52,6 @@ def conv2d_backward(dy, x, kernel, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, com
         raise ValueError(f"dy must have shape {(N, OH, OW, F)}; received shape {dy.shape}")
     return _base().conv2d_backward_bf16(dy, x, kernel, y, pt, pb, pl, pr, sh, sw, dh, dw, use_bias, compute_dx,
                                         _code())
-
-
-def relu_maxpool_native(kernel_shape):
-    """Whether the current backend runs a valid convolution with this kernel shape (KH, KW, C, F),
-    its ReLU and a 2x2 / stride 2 max pooling in one pass (conv.pyx on AVX-512, a short patch)."""
-    native = getattr(_base(), "relu_maxpool_native", None)
-    return native is not None and bool(native(kernel_shape[0] * kernel_shape[1] * kernel_shape[2]))
-
-
-def conv2d_relu_maxpool_forward(x, kernel, bias, sh, sw, dh, dw):
-    """(p, record): the 2x2 / stride 2 max pooling of relu(conv2d_forward(x, kernel, bias), valid
-    padding), the product in bfloat16, and what conv2d_relu_maxpool_backward takes: in one pass
-    where relu_maxpool_native, else on the NumPy twin's three steps."""
-    x, kernel, bias = _f32(x, kernel, bias)
-    run = _base() if relu_maxpool_native(kernel.shape) else conv_numpy
-    return run.conv2d_relu_maxpool_forward_bf16(x, kernel, bias, sh, sw, dh, dw)
-
-
-def conv2d_relu_maxpool_backward(dp, x, kernel, record, sh, sw, dh, dw, use_bias, compute_dx):
-    """(dx or None, dkernel, dbias or None) from dp, the gradient of conv2d_relu_maxpool_forward's
-    p, and its record: in one pass where relu_maxpool_native and no input gradient is wanted;
-    else through the convolution's gradient (conv2d_backward) of the expanded dp."""
-    dp, x, kernel = _f32(dp, x, kernel)
-    if not compute_dx and relu_maxpool_native(kernel.shape):
-        return (None,) + tuple(_base().conv2d_relu_maxpool_backward_bf16(dp, x, kernel, record, sh, sw, dh, dw,
-                                                                         use_bias))
-    N, H, W, _ = x.shape
-    KH, KW = kernel.shape[:2]
-    dy = conv_numpy.maxpool_expand(dp, record, _out(H, KH, 0, 0, sh, dh), _out(W, KW, 0, 0, sw, dw))
-    return conv2d_backward(dy, x, kernel, 0, 0, 0, 0, sh, sw, dh, dw, use_bias, compute_dx)
 
 
 def conv2d_transpose_forward(x, kernel, bias, OH, OW, pt, pb, pl, pr, sh, sw, dh, dw):

@@ -271,7 +271,7 @@ def conv2d_backward_bf16(dy, x, kernel, y, pt, pb, pl, pr, sh, sw, dh, dw, use_b
 
 
 # the first convolution, its ReLU and a 2x2 / stride 2 / valid max pooling in one call (twin of
-# conv.pyx's conv2d_relu_maxpool_forward_bf16 / _backward_bf16, which run in one pass; outside
+# conv.pyx's conv2d_relu_maxpool_forward / _backward, which run in one pass; float32, outside
 # __all__ as the bf16 convolution's): here the three steps, and the pooling's record as the bits
 # conv.pyx's kernel writes.
 
@@ -300,19 +300,27 @@ def maxpool_expand(dp, sel, OH, OW):
     return dy
 
 
-def conv2d_relu_maxpool_forward_bf16(x, kernel, bias, sh, sw, dh, dw):
-    """(p, sel): the 2x2 / stride 2 max pooling of relu(conv2d_forward_bf16(x, kernel, bias, valid
-    padding, ...)) and its record (maxpool_record)."""
+def conv2d_relu_maxpool_forward(x, kernel, bias, sh, sw, dh, dw, bf16):
+    """(p, sel): the 2x2 / stride 2 max pooling of relu(conv2d_forward(x, kernel, bias, valid
+    padding, ...)) (its product in bfloat16 when bf16: conv2d_forward_bf16) and its record
+    (maxpool_record)."""
     from .pool_numpy import max_pool2d_forward
-    y = conv2d_forward_bf16(x, kernel, bias, 0, 0, 0, 0, sh, sw, dh, dw, None, True)
+    geometry = (0, 0, 0, 0, sh, sw, dh, dw)
+    if bf16:
+        y = conv2d_forward_bf16(x, kernel, bias, *geometry, None, True)
+    else:
+        y = conv2d_forward(x, kernel, bias, *geometry)
+        y[y < 0] = 0
     p, argmax = max_pool2d_forward(y, 2, 2, 2, 2, 0, 0, 0, 0)
     return p, maxpool_record(p, argmax)
 
 
-def conv2d_relu_maxpool_backward_bf16(dp, x, kernel, sel, sh, sw, dh, dw, use_bias):
-    """(dkernel, dbias or None) of conv2d_relu_maxpool_forward_bf16 from p's gradient dp and sel."""
+def conv2d_relu_maxpool_backward(dp, x, kernel, sel, sh, sw, dh, dw, use_bias, bf16):
+    """(dkernel, dbias or None) of conv2d_relu_maxpool_forward from p's gradient dp and sel."""
     N, H, W, _ = x.shape
     KH, KW = kernel.shape[:2]
-    OH, OW = (H - (KH - 1) * dh - 1) // sh + 1, (W - (KW - 1) * dw - 1) // sw + 1
-    dy = maxpool_expand(dp, sel, OH, OW)
-    return conv2d_backward_bf16(dy, x, kernel, None, 0, 0, 0, 0, sh, sw, dh, dw, use_bias, False, None)[1:]
+    dy = maxpool_expand(dp, sel, (H - (KH - 1) * dh - 1) // sh + 1, (W - (KW - 1) * dw - 1) // sw + 1)
+    geometry = (0, 0, 0, 0, sh, sw, dh, dw)
+    if bf16:
+        return conv2d_backward_bf16(dy, x, kernel, None, *geometry, use_bias, False, None)[1:]
+    return conv2d_backward(dy, x, kernel, *geometry, use_bias, False)[1:]

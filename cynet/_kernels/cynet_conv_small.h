@@ -396,7 +396,8 @@ CYNET_UNUSED static void cynet_cs_fused_backward(const float* x, Py_ssize_t rows
 }
 
 /* The first convolution, its ReLU and a 2x2 / stride 2 / valid max pooling of its output in one
-   pass (a classic image model's conv -> pool): the four outputs of a pooling window are computed
+   pass (a classic image model's conv -> pool; under mixed_bfloat16 x and w hold rounded values, in
+   float32 the layer's own): the four outputs of a pooling window are computed
    in registers as cynet_cs_forward computes them (same sums in the same order, so the same
    values), and only their max is written, with the window's record: 4 masks of mb bytes (bit j
    of mask q: channel j's first maximum is window cell q, cells (0,0), (0,1), (1,0), (1,1), and
@@ -483,8 +484,8 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_pool_forward(const float* x, P
 }
 
 /* The backward of cynet_cs_pool_forward when no input gradient is needed: per pooled output,
-   its gradient dp goes to the window cell of its record's masks (dp rounded to bfloat16 as
-   cynet_cs_fused_backward rounds dy; float32 column sums of the unrounded values into db, in
+   its gradient dp goes to the window cell of its record's masks (dp rounded to bfloat16 when
+   round, as cynet_cs_fused_backward rounds dy; float32 column sums of the unrounded values into db, in
    float64 every CYNET_CS_POOL_SUM outputs), and dk (k, f) += that cell's patch^T dp, KT x 32
    sums in registers: dp and the record are read once, nothing the size of the convolution's
    output is written or read. */
@@ -493,7 +494,7 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_pool_forward(const float* x, P
 CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_pool_backward_##KT(                                   \
         const float* x, Py_ssize_t prows, Py_ssize_t rs, Py_ssize_t pw, Py_ssize_t ps, const Py_ssize_t* off, \
         Py_ssize_t k, const float* dp, const unsigned char* sel, Py_ssize_t mb, Py_ssize_t f, float* dk,   \
-        double* db) {                                                                                  \
+        double* db, int round) {                                                                       \
     Py_ssize_t f0, r, p, p0, pe, i, j, o[KT];                                                          \
     float part[32] __attribute__((aligned(64)));                                                       \
     int q;                                                                                             \
@@ -525,8 +526,10 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_pool_backward_##KT(           
                         any |= cynet_cs_bits_load(sr + q * mb, mb, f0);                                \
                     s0 = _mm512_add_ps(s0, _mm512_maskz_mov_ps(m0 & (__mmask16)any, g0));              \
                     s1 = _mm512_add_ps(s1, _mm512_maskz_mov_ps(m1 & (__mmask16)(any >> 16), g1));      \
-                    g0 = cynet_cs_round(g0);                                                           \
-                    g1 = cynet_cs_round(g1);                                                           \
+                    if (round) {                                                                       \
+                        g0 = cynet_cs_round(g0);                                                       \
+                        g1 = cynet_cs_round(g1);                                                       \
+                    }                                                                                  \
                     for (q = 0; q < 4; q++) {                                                          \
                         uint32_t v = cynet_cs_bits_load(sr + q * mb, mb, f0);                          \
                         __m512 v0 = _mm512_maskz_mov_ps(m0 & (__mmask16)v, g0);                        \
@@ -559,11 +562,11 @@ CYNET_CS_POOL_BACKWARD(12)
 
 CYNET_UNUSED static void cynet_cs_pool_backward(const float* x, Py_ssize_t prows, Py_ssize_t rs, Py_ssize_t pw,
         Py_ssize_t ps, const Py_ssize_t* off, Py_ssize_t k, const float* dp, const unsigned char* sel,
-        Py_ssize_t mb, Py_ssize_t f, float* dk, double* db) {
+        Py_ssize_t mb, Py_ssize_t f, float* dk, double* db, int round) {
     if (k <= 9)
-        cynet_cs_pool_backward_9(x, prows, rs, pw, ps, off, k, dp, sel, mb, f, dk, db);
+        cynet_cs_pool_backward_9(x, prows, rs, pw, ps, off, k, dp, sel, mb, f, dk, db, round);
     else
-        cynet_cs_pool_backward_12(x, prows, rs, pw, ps, off, k, dp, sel, mb, f, dk, db);
+        cynet_cs_pool_backward_12(x, prows, rs, pw, ps, off, k, dp, sel, mb, f, dk, db, round);
 }
 
 CYNET_CS_TARGET static void cynet_relu_bits_avx512(float* y, Py_ssize_t rows, Py_ssize_t f,
@@ -629,9 +632,9 @@ static void cynet_cs_pool_forward(const float* x, Py_ssize_t prows, Py_ssize_t r
 }
 static void cynet_cs_pool_backward(const float* x, Py_ssize_t prows, Py_ssize_t rs, Py_ssize_t pw,
         Py_ssize_t ps, const Py_ssize_t* off, Py_ssize_t k, const float* dp, const unsigned char* sel,
-        Py_ssize_t mb, Py_ssize_t f, float* dk, double* db) {
+        Py_ssize_t mb, Py_ssize_t f, float* dk, double* db, int round) {
     (void)x; (void)prows; (void)rs; (void)pw; (void)ps; (void)off; (void)k; (void)dp; (void)sel; (void)mb;
-    (void)f; (void)dk; (void)db;
+    (void)f; (void)dk; (void)db; (void)round;
 }
 
 #endif

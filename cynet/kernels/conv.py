@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation
+from .._kernels import conv_numpy
 from ._backend import impl
 from .._typing import ArrayLike
 
@@ -66,34 +67,41 @@ def _bf16_relu_backward(dy, x, kernel, y, **options):
     return _fused(np.asarray(y), conv2d_backward, (dy, x, kernel), options)
 
 
-def _bf16_relu_maxpool_native(kernel_shape):
-    """Whether _bf16_relu_maxpool_forward / _backward run in one pass here for a kernel of this
-    shape (KH, KW, C, F): the compiled backend, AVX-512F, a patch of at most a dozen values (an
-    image model's first convolution)."""
-    from .._kernels import conv_bf16
-    return conv_bf16.relu_maxpool_native(kernel_shape)
+def _relu_maxpool_native(kernel_shape):
+    """Whether _relu_maxpool_forward / _backward run in one pass here for a kernel of this shape
+    (KH, KW, C, F): the compiled backend, AVX-512F, a patch of at most a dozen values (an image
+    model's first convolution)."""
+    native = getattr(impl("conv"), "relu_maxpool_native", None)
+    return native is not None and bool(native(kernel_shape[0] * kernel_shape[1] * kernel_shape[2]))
 
 
-def _bf16_relu_maxpool_forward(x, kernel, bias, strides=(1, 1), dilation_rate=(1, 1)):
+def _relu_maxpool_forward(x, kernel, bias=None, strides=(1, 1), dilation_rate=(1, 1), bf16=False):
     """(p, record): max_pool2d_forward(relu(conv2d_forward(x, kernel, bias, strides, "valid",
-    dilation_rate)), 2x2, stride 2) (channels_last, float32, groups 1) with the product in bfloat16:
-    the Conv2D -> MaxPooling2D pair of a Sequential model under mixed_bfloat16, in one pass where
-    _bf16_relu_maxpool_native (the convolution's output, 4x the pooled one, is never written).
-    record: what _bf16_relu_maxpool_backward takes (1 bit per pooled output and window cell)."""
-    from .._kernels import conv_bf16
+    dilation_rate)), 2x2, stride 2) (float32, channels_last, groups 1; the product in bfloat16
+    under bf16): a model's Conv2D -> MaxPooling2D pair (Layer._fuse_next), in one pass where
+    _relu_maxpool_native (the convolution's output, 4x the pooled one, is never written), else on
+    the NumPy twin's three steps. record: what _relu_maxpool_backward takes (1 bit per pooled
+    output and window cell)."""
     (sh, sw), (dh, dw) = _validation.int_pair("strides", strides), _validation.int_pair("dilation_rate", dilation_rate)
-    return conv_bf16.conv2d_relu_maxpool_forward(x, kernel, bias, sh, sw, dh, dw)
+    x, kernel, bias = [None if a is None else np.ascontiguousarray(a, dtype=np.float32) for a in (x, kernel, bias)]
+    run = impl("conv") if _relu_maxpool_native(kernel.shape) else conv_numpy
+    return run.conv2d_relu_maxpool_forward(x, kernel, bias, sh, sw, dh, dw, bool(bf16))
 
 
-def _bf16_relu_maxpool_backward(dp, x, kernel, record, strides=(1, 1), dilation_rate=(1, 1), use_bias=True,
-                                compute_dx=True):
-    """(dx or None, dkernel, dbias or None) of _bf16_relu_maxpool_forward(x, kernel, ...) from its
-    output's gradient dp and its record: one pass where _bf16_relu_maxpool_native and no input
-    gradient is wanted (the first convolution)."""
-    from .._kernels import conv_bf16
+def _relu_maxpool_backward(dp, x, kernel, record, strides=(1, 1), dilation_rate=(1, 1), use_bias=True,
+                           compute_dx=True, bf16=False):
+    """(dx or None, dkernel, dbias or None) of _relu_maxpool_forward(x, kernel, ...) from its
+    output's gradient dp and its record: in one pass where _relu_maxpool_native and no input
+    gradient is wanted (the first convolution), else conv2d_backward of the expanded gradient."""
     (sh, sw), (dh, dw) = _validation.int_pair("strides", strides), _validation.int_pair("dilation_rate", dilation_rate)
-    return conv_bf16.conv2d_relu_maxpool_backward(dp, x, kernel, record, sh, sw, dh, dw, bool(use_bias),
-                                                  bool(compute_dx))
+    dp, x, kernel = [np.ascontiguousarray(a, dtype=np.float32) for a in (dp, x, kernel)]
+    if not compute_dx and _relu_maxpool_native(kernel.shape):
+        return (None,) + tuple(impl("conv").conv2d_relu_maxpool_backward(dp, x, kernel, record, sh, sw, dh, dw,
+                                                                           bool(use_bias), bool(bf16)))
+    OH, OW = _geometry(x.shape, kernel.shape, (sh, sw), "valid", (dh, dw), "channels_last")[4]
+    dy = conv_numpy.maxpool_expand(dp, record, OH, OW)
+    with bf16_products() if bf16 else contextlib.nullcontext():
+        return conv2d_backward(dy, x, kernel, (sh, sw), "valid", (dh, dw), use_bias=use_bias, compute_dx=compute_dx)
 
 
 def _impl():

@@ -185,6 +185,12 @@ class _ConvForward(_Conv):
         return kernels.conv2d_output_shape(shape, self._pair(self.kernel_size), filters=self.filters,
                                            **self._conv_args())
 
+    def _plain_relu(self):
+        """A float32 layer of one group with activation="relu" (plain): whose ReLU a kernel may take."""
+        act = self.activation
+        return (self.dtype == np.float32 and self.groups == 1 and isinstance(act, activations.Activation)
+                and act.name == "relu" and getattr(act, "_plain", False))
+
     def _fuses_relu(self):
         """True where the ReLU runs inside the convolution's kernel: under a bfloat16 policy
         (mixed_bfloat16) with activation="relu" (plain) and groups 1. The kernel then adds the
@@ -192,9 +198,7 @@ class _ConvForward(_Conv):
         backward takes the ReLU's gradient block by block (cynet.kernels.conv._bf16_relu_forward);
         the call's record keeps only the ReLU's bits (1 bit per output where it is > 0: all relu's
         gradient reads, 32x smaller than the output, which the record no longer holds)."""
-        act = self.activation
-        return (self._bf16 and self.dtype == np.float32 and self.groups == 1
-                and isinstance(act, activations.Activation) and act.name == "relu" and getattr(act, "_plain", False))
+        return self._bf16 and self._plain_relu()
 
     def _forward(self, ctx, inputs, training):
         if not self._fuses_relu():
@@ -209,9 +213,9 @@ class _ConvForward(_Conv):
 
     def _backward(self, ctx, grad, need_input_grad):
         if getattr(ctx, "pool_record", None) is not None:   # (_fuse_next)
-            dx, dk, db = kernels.conv._bf16_relu_maxpool_backward(
+            dx, dk, db = kernels.conv._relu_maxpool_backward(
                 grad, ctx.inputs, self.kernel.value, ctx.pool_record, self.strides, self.dilation_rate,
-                use_bias=self.use_bias, compute_dx=need_input_grad)
+                use_bias=self.use_bias, compute_dx=need_input_grad, bf16=self._bf16)
         elif getattr(ctx, "fused_relu", False):
             dx, dk, db = kernels.conv._bf16_relu_backward(
                 self._as_2d(grad), self._as_2d(ctx.inputs), self._kernel_2d(), ctx.relu_bits,
@@ -270,15 +274,16 @@ class Conv2D(_ConvForward):
 
 
     def _fuse_next(self, layer, x):
-        """Under mixed_bfloat16, a valid Conv2D with its ReLU (fused: _fuses_relu) followed by a
-        2x2 / stride 2 / valid MaxPooling2D (channels_last, no activity regularizer on either) on
-        an image whose patch is short (the first convolution of an image model: K = 3 x 3 x 1)
-        runs as one kernel where it runs in one pass (AVX-512F: kernels.conv._bf16_relu_maxpool_*):
-        the convolution's output, 4x the pooled one, is never written, and the backward reads
-        only the pooled gradient and 1 bit per pooled output and window cell. Same outputs as
-        the two calls; the same gradients up to float32 summation order."""
+        """A valid float32 Conv2D with activation="relu" (in float32 or under mixed_bfloat16)
+        followed by a 2x2 / stride 2 / valid MaxPooling2D (channels_last, no activity regularizer
+        on either) on an image whose patch is short (the first convolution of an image model:
+        K = 3 x 3 x 1) runs as one kernel where it runs in one pass (AVX-512F:
+        kernels.conv._relu_maxpool_*): the convolution's output, 4x the pooled one, is never
+        written, and the backward reads only the pooled gradient and 1 bit per pooled output and
+        window cell. The two calls' outputs (bit for bit under mixed_bfloat16) and gradients, up
+        to float32 summation order."""
         if not (type(self) is Conv2D and type(layer) is MaxPooling2D and type(x) is np.ndarray and x.ndim == 4
-                and self._fuses_relu()
+                and self._plain_relu()
                 and self.padding == "valid" and self.data_format == "channels_last"
                 and self.activity_regularizer is None and layer.activity_regularizer is None
                 and layer.pool_size == (2, 2) and layer.strides == (2, 2) and layer.padding == "valid"
@@ -286,15 +291,15 @@ class Conv2D(_ConvForward):
             return None
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
         if ((x.shape[1] - (kh - 1) * dh - 1) // sh < 1 or (x.shape[2] - (kw - 1) * dw - 1) // sw < 1
-                or not kernels.conv._bf16_relu_maxpool_native((kh, kw, x.shape[3], self.filters))):
+                or not kernels.conv._relu_maxpool_native((kh, kw, x.shape[3], self.filters))):
             return None   # (a convolution output of fewer than 2 x 2 positions: the usual calls' errors)
 
         def forward(ctx, inputs, training):
             layer._maybe_build(self.compute_output_shape(inputs.shape))
             ctx.inputs = inputs
-            y, ctx.pool_record = kernels.conv._bf16_relu_maxpool_forward(
+            y, ctx.pool_record = kernels.conv._relu_maxpool_forward(
                 inputs, self.kernel.value, self.bias.value if self.use_bias else None, self.strides,
-                self.dilation_rate)
+                self.dilation_rate, bf16=self._bf16)
             return y
 
         return lambda inputs, training: self._run_call(_tape.active(), inputs, training, {}, forward)[1]
