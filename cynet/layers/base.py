@@ -786,9 +786,10 @@ class Layer:
 
     def _fuse_next(self, layer, x):
         """A call running this layer and then `layer` on x in one kernel, or None (the usual two
-        calls). A Sequential model asks each layer about the next one when only that one takes
-        the output (no mask); the call, fn(x, training), returns `layer`'s output and records
-        one call of this layer, whose backward goes from `layer`'s output gradient to x's."""
+        calls). A Sequential model asks each layer about the next one, a Functional model each
+        node about the one node that takes its output (and nothing else does), where no mask
+        travels; the call, fn(x, training), returns `layer`'s output and records one call of this
+        layer, whose backward goes from `layer`'s output gradient to x's."""
         return None
 
     def _forward(self, ctx, inputs, training):

@@ -272,7 +272,6 @@ class Conv2D(_ConvForward):
                          use_bias, kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
                          activity_regularizer, kernel_constraint, bias_constraint, **kwargs)
 
-
     def _fuse_next(self, layer, x):
         """A valid float32 Conv2D with activation="relu" (in float32 or under mixed_bfloat16)
         followed by a 2x2 / stride 2 / valid MaxPooling2D (channels_last, no activity regularizer
@@ -295,7 +294,7 @@ class Conv2D(_ConvForward):
             return None   # (a convolution output of fewer than 2 x 2 positions: the usual calls' errors)
 
         def forward(ctx, inputs, training):
-            layer._maybe_build(self.compute_output_shape(inputs.shape))
+            layer._maybe_build((None,) + self.compute_output_shape(inputs.shape)[1:])
             ctx.inputs = inputs
             y, ctx.pool_record = kernels.conv._relu_maxpool_forward(
                 inputs, self.kernel.value, self.bias.value if self.use_bias else None, self.strides,
