@@ -313,6 +313,29 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_weight_grad(const float* x, Py
 }
 
 
+/* db[f0 + j] += the float32 partial sums s0, s1 of columns [f0, f0 + nf) (none when db is NULL) */
+CYNET_CS_TARGET static inline void cynet_cs_flush_db(double* db, Py_ssize_t f0, Py_ssize_t nf, __m512 s0, __m512 s1) {
+    float part[32] __attribute__((aligned(64)));
+    Py_ssize_t j;
+    if (db == NULL)
+        return;
+    _mm512_store_ps(part, s0);
+    _mm512_store_ps(part + 16, s1);
+    for (j = 0; j < nf; j++)
+        db[f0 + j] += part[j];
+}
+
+/* dk (rows f apart) rows [0, n) x columns [f0, f0 + 32) += the register tiles a0[i] | a1[i] */
+CYNET_CS_TARGET static inline void cynet_cs_add_dk(float* dk, Py_ssize_t f, Py_ssize_t f0, Py_ssize_t n, __mmask16 m0,
+                                                   __mmask16 m1, const __m512* a0, const __m512* a1) {
+    Py_ssize_t i;
+    for (i = 0; i < n; i++) {
+        float* d = dk + i * f + f0;
+        _mm512_mask_storeu_ps(d, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d), a0[i]));
+        _mm512_mask_storeu_ps(d + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + 16), a1[i]));
+    }
+}
+
 /* The first convolution's whole backward when no input gradient is needed (k <= KT): per
    output position, g = dy where the relu bits are 1 (or y > 0; or dy), its column sums into
    db (float32 over at most 256 positions, then float64), g rounded to bfloat16, and
@@ -324,8 +347,7 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_fused_backward_##KT(          
         const float* x, Py_ssize_t rows, Py_ssize_t rs, Py_ssize_t ow, Py_ssize_t ps, const Py_ssize_t* off, \
         Py_ssize_t k, const float* dy, const unsigned char* bits, Py_ssize_t mb, const float* y,         \
         Py_ssize_t f, float* dk, double* db) {                                                          \
-    Py_ssize_t f0, r, p, p0, pe, i, j, o[KT];                                                          \
-    float part[32] __attribute__((aligned(64)));                                                       \
+    Py_ssize_t f0, r, p, p0, pe, i, o[KT];                                                             \
     for (i = 0; i < KT; i++) o[i] = off[i < k ? i : k - 1];                                            \
     for (f0 = 0; f0 < f; f0 += 32) {                                                                   \
         __mmask16 m0, m1;                                                                              \
@@ -365,18 +387,10 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_fused_backward_##KT(          
                         a1[i] = _mm512_fmadd_ps(b, v1, a1[i]);                                         \
                     }                                                                                  \
                 }                                                                                      \
-                if (db != NULL) {                                                                      \
-                    _mm512_store_ps(part, s0);                                                         \
-                    _mm512_store_ps(part + 16, s1);                                                    \
-                    for (j = 0; j < nf; j++) db[f0 + j] += part[j];                                    \
-                }                                                                                      \
+                cynet_cs_flush_db(db, f0, nf, s0, s1);                                                 \
             }                                                                                          \
         }                                                                                              \
-        for (i = 0; i < KT && i < k; i++) {                                                            \
-            float* d = dk + i * f + f0;                                                                \
-            _mm512_mask_storeu_ps(d, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d), a0[i]));          \
-            _mm512_mask_storeu_ps(d + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + 16), a1[i]));\
-        }                                                                                              \
+        cynet_cs_add_dk(dk, f, f0, KT < k ? KT : k, m0, m1, a0, a1);                                   \
     }                                                                                                  \
 }
 
@@ -495,8 +509,7 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_pool_backward_##KT(           
         const float* x, Py_ssize_t prows, Py_ssize_t rs, Py_ssize_t pw, Py_ssize_t ps, const Py_ssize_t* off, \
         Py_ssize_t k, const float* dp, const unsigned char* sel, Py_ssize_t mb, Py_ssize_t f, float* dk,   \
         double* db, int round) {                                                                       \
-    Py_ssize_t f0, r, p, p0, pe, i, j, o[KT];                                                          \
-    float part[32] __attribute__((aligned(64)));                                                       \
+    Py_ssize_t f0, r, p, p0, pe, i, o[KT];                                                             \
     int q;                                                                                             \
     for (i = 0; i < KT; i++) o[i] = off[i < k ? i : k - 1];                                            \
     for (f0 = 0; f0 < f; f0 += 32) {                                                                   \
@@ -542,18 +555,10 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_pool_backward_##KT(           
                         }                                                                              \
                     }                                                                                  \
                 }                                                                                      \
-                if (db != NULL) {                                                                      \
-                    _mm512_store_ps(part, s0);                                                         \
-                    _mm512_store_ps(part + 16, s1);                                                    \
-                    for (j = 0; j < nf; j++) db[f0 + j] += part[j];                                    \
-                }                                                                                      \
+                cynet_cs_flush_db(db, f0, nf, s0, s1);                                                 \
             }                                                                                          \
         }                                                                                              \
-        for (i = 0; i < KT && i < k; i++) {                                                            \
-            float* d = dk + i * f + f0;                                                                \
-            _mm512_mask_storeu_ps(d, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, d), a0[i]));          \
-            _mm512_mask_storeu_ps(d + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, d + 16), a1[i]));\
-        }                                                                                              \
+        cynet_cs_add_dk(dk, f, f0, KT < k ? KT : k, m0, m1, a0, a1);                                   \
     }                                                                                                  \
 }
 

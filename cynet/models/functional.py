@@ -183,16 +183,12 @@ class Functional(Model):
             self._prepare_call_inputs(inputs)
         values = {id(t): v for t, v in zip(self.inputs, flat)}
         if mask is None and not any(layer._mask_source for layer in self._maybe_mask_sources):
-            pairs, done = self._pairs, set()
+            done = set()
             for node in self._nodes:   # no mask anywhere: the plain walk
                 if id(node) in done:
                     continue
                 args = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.arguments)
-                nxt = pairs.get(id(node))
-                fused = node.layer._fuse_next(nxt.layer, args) if nxt is not None else None
-                if fused is not None:   # (Layer._fuse_next: the next node's output, in one kernel)
-                    values[id(nxt.outputs[0])] = fused(args, training)
-                    done.add(id(nxt))
+                if self._run_pair(node, args, values, training, done):
                     continue
                 kwargs = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.kwargs)
                 out = node.layer(args, training=training, **kwargs)
@@ -200,8 +196,14 @@ class Functional(Model):
                     values[id(t)] = v
             return map_structure(lambda t: values[id(t)], self._outputs_struct), None
         masks = self._input_masks(flat, mask) if mask is not None else {}
+        done = set()
         for node in self._nodes:
+            if id(node) in done:
+                continue
             args = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.arguments)
+            if (not node.layer._mask_source and masks.get(id(node.arguments)) is None
+                    and self._run_pair(node, args, values, training, done)):   # (no mask in or out)
+                continue
             kwargs = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t, node.kwargs)
             layer = node.layer
             if masks or layer._mask_source:
@@ -245,6 +247,17 @@ class Functional(Model):
                      or isinstance(inspect.getattr_static(type(node.layer), "_mask_source", None), property)]
             self.__dict__["_mask_sources_cache"] = found
         return found
+
+    def _run_pair(self, node, args, values, training, done):
+        """Whether `node` and the one node that takes its output ran as one call
+        (Layer._fuse_next); that node's output is then in values and its id in done."""
+        nxt = self._pairs.get(id(node))
+        fused = node.layer._fuse_next(nxt.layer, args) if nxt is not None else None
+        if fused is None:
+            return False
+        values[id(nxt.outputs[0])] = fused(args, training)
+        done.add(id(nxt))
+        return True
 
     @property
     def _pairs(self):

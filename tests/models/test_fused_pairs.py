@@ -62,7 +62,8 @@ def _run(model, x, g, input_gradient):
 
 def _both(model, x, input_gradient, monkeypatch):
     """(fused, unfused) runs of the same model and data."""
-    g = np.random.default_rng(1).standard_normal((len(x), 10)).astype(np.float32)
+    n = len(x[0]) if isinstance(x, list) else len(x)
+    g = np.random.default_rng(1).standard_normal((n, 10)).astype(np.float32)
     fused = _run(model, x, g, input_gradient)
     with monkeypatch.context() as m:
         m.setattr(kernels.conv, "_relu_maxpool_native", lambda shape: False)
@@ -187,3 +188,20 @@ def test_predict_from_threads(fused_calls):
     for a, b in zip(got, want):
         np.testing.assert_array_equal(a, b)
     assert len(fused_calls) == 6 * len(xs)
+
+
+def test_shared_convolution_fused_at_each_call(fused_calls, monkeypatch, policy):
+    """One Conv2D called on two inputs, each call followed by its own pooling: two fused calls on
+    the tape, whose kernel gradients add up as the two calls' do."""
+    cynet.utils.set_random_seed(0)
+    conv = layers.Conv2D(6, 3, activation="relu")
+    a, b = cynet.Input((10, 9, 1)), cynet.Input((10, 9, 1))
+    out = layers.Dense(10)(layers.Concatenate()([layers.Flatten()(layers.MaxPooling2D()(conv(t))) for t in (a, b)]))
+    model = cynet.Model([a, b], out)
+    rng = np.random.default_rng(5)
+    x = [rng.random((3, 10, 9, 1), dtype=np.float32) for _ in range(2)]
+    (y, _, grads), (y0, _, grads0) = _both(model, x, False, monkeypatch)
+    assert len(fused_calls) == 2
+    _same_outputs(y, y0, policy)
+    for g, g0 in zip(grads, grads0):
+        _close(g, g0)
