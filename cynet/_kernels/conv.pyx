@@ -1025,7 +1025,8 @@ def _bf16_knobs(short_max=None, direct=None, fused=None):
     cynet_conv_small.h's kernels (True, where this CPU has AVX-512F) or on the rounded float32
     small GEMM, and the relu bits on its AVX-512 loops or its plain ones. fused: whether a short
     convolution's backward without an input gradient runs in one pass (cynet_cs_fused_backward)
-    where the AVX-512 kernels run."""
+    where the AVX-512 kernels run. The one-pass convolution, ReLU and max pooling
+    (relu_maxpool_native), float32 or not, runs only where all three leave them on."""
     global _bf16_short, _bf16_direct, _bf16_fused
     old = (_bf16_short, _bf16_direct, _bf16_fused)
     if short_max is not None:
