@@ -313,6 +313,18 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_weight_grad(const float* x, Py
 }
 
 
+/* a0[i] += c[o[i]] v0 and a1[i] += c[o[i]] v1 for the kt values of a patch c (kt a constant
+   where it is inlined: the tiles stay in registers) */
+CYNET_CS_TARGET static inline void cynet_cs_taps(__m512* a0, __m512* a1, const float* c, const Py_ssize_t* o,
+                                                 Py_ssize_t kt, __m512 v0, __m512 v1) {
+    Py_ssize_t i;
+    for (i = 0; i < kt; i++) {
+        __m512 b = _mm512_set1_ps(c[o[i]]);
+        a0[i] = _mm512_fmadd_ps(b, v0, a0[i]);
+        a1[i] = _mm512_fmadd_ps(b, v1, a1[i]);
+    }
+}
+
 /* db[f0 + j] += the float32 partial sums s0, s1 of columns [f0, f0 + nf) (none when db is NULL) */
 CYNET_CS_TARGET static inline void cynet_cs_flush_db(double* db, Py_ssize_t f0, Py_ssize_t nf, __m512 s0, __m512 s1) {
     float part[32] __attribute__((aligned(64)));
@@ -381,11 +393,7 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_fused_backward_##KT(          
                     s1 = _mm512_add_ps(s1, v1);                                                        \
                     v0 = cynet_cs_round(v0);                                                           \
                     v1 = cynet_cs_round(v1);                                                           \
-                    for (i = 0; i < KT; i++) {                                                         \
-                        __m512 b = _mm512_set1_ps(c[o[i]]);                                            \
-                        a0[i] = _mm512_fmadd_ps(b, v0, a0[i]);                                         \
-                        a1[i] = _mm512_fmadd_ps(b, v1, a1[i]);                                         \
-                    }                                                                                  \
+                    cynet_cs_taps(a0, a1, c, o, KT, v0, v1);                                           \
                 }                                                                                      \
                 cynet_cs_flush_db(db, f0, nf, s0, s1);                                                 \
             }                                                                                          \
@@ -547,12 +555,7 @@ CYNET_CS_TARGET CYNET_UNUSED static void cynet_cs_pool_backward_##KT(           
                         uint32_t v = cynet_cs_bits_load(sr + q * mb, mb, f0);                          \
                         __m512 v0 = _mm512_maskz_mov_ps(m0 & (__mmask16)v, g0);                        \
                         __m512 v1 = _mm512_maskz_mov_ps(m1 & (__mmask16)(v >> 16), g1);                \
-                        const float* c = cell[q];                                                      \
-                        for (i = 0; i < KT; i++) {                                                     \
-                            __m512 b = _mm512_set1_ps(c[o[i]]);                                        \
-                            a0[i] = _mm512_fmadd_ps(b, v0, a0[i]);                                     \
-                            a1[i] = _mm512_fmadd_ps(b, v1, a1[i]);                                     \
-                        }                                                                              \
+                        cynet_cs_taps(a0, a1, cell[q], o, KT, v0, v1);                                 \
                     }                                                                                  \
                 }                                                                                      \
                 cynet_cs_flush_db(db, f0, nf, s0, s1);                                                 \
