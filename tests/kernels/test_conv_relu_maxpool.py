@@ -237,3 +237,14 @@ def test_dispatch_with_an_input_gradient_and_without_the_one_pass(bf16):
     _close(p2, p)
     _close(dk2, dk)
     _close(db2, db)
+
+
+@native
+@pytest.mark.parametrize("bf16", [True, False])
+def test_without_bias(bf16):
+    rng, x, k, _, geom = _case("mnist", seed=9)
+    p, sel = cconv.conv2d_relu_maxpool_forward(x, k, None, *geom, bf16)
+    q, qsel = cconv.conv2d_relu_maxpool_forward(x, k, np.zeros(k.shape[3], np.float32), *geom, bf16)
+    np.testing.assert_array_equal(p, q)
+    np.testing.assert_array_equal(sel, qsel)
+    _close(p, conv_numpy.conv2d_relu_maxpool_forward(x, k, None, *geom, bf16)[0])

@@ -205,3 +205,14 @@ def test_shared_convolution_fused_at_each_call(fused_calls, monkeypatch, policy)
     _same_outputs(y, y0, policy)
     for g, g0 in zip(grads, grads0):
         _close(g, g0)
+
+
+def test_pair_without_bias_and_with_strides(fused_calls, monkeypatch, policy):
+    cynet.utils.set_random_seed(0)
+    model = _convnet(conv=layers.Conv2D(12, 3, strides=(1, 2), dilation_rate=1, activation="relu", use_bias=False))
+    x = np.random.default_rng(6).random((4, 20, 19, 1), dtype=np.float32)
+    (y, _, grads), (y0, _, grads0) = _both(model, x, False, monkeypatch)
+    assert len(fused_calls) == 1
+    _same_outputs(y, y0, policy)
+    for a, b in zip(grads, grads0):
+        _close(a, b)
