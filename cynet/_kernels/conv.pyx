@@ -479,6 +479,15 @@ def _debug_im2col_row(const floating[:, :, :, ::1] x, Py_ssize_t r, Py_ssize_t K
     return cols
 
 
+cdef const floating* _bias_data(const floating[::1] b, Py_ssize_t F) except? NULL:
+    """The data of a bias of F values, or NULL for None (no bias); ValueError naming bias otherwise."""
+    if b is None:
+        return NULL
+    if b.shape[0] != F:
+        raise ValueError(f"bias must have shape ({F},); received shape ({b.shape[0]},)")
+    return &b[0]
+
+
 def _check_conv_args(C, kshape):
     if kshape[2] != C:
         raise ValueError(f"kernel must have shape (KH, KW, {C}, F) to match x's channels; "
@@ -840,13 +849,8 @@ def conv2d_transpose_forward(const floating[:, :, :, ::1] x, const floating[:, :
         raise ValueError(f"kernel must have shape (KH, KW, F, {C}) to match x's channels; received shape "
                          f"{(kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3])}")
     cdef Geom g = _transpose_geom(N, H, W, KH, KW, F, OH, OW, pt, pb, pl, pr, sh, sw, dh, dw)
-    cdef const floating[::1] b
-    cdef const floating* bp = NULL
-    if bias is not None:
-        b = bias
-        if b.shape[0] != F:
-            raise ValueError(f"bias must have shape ({F},); received shape ({b.shape[0]},)")
-        bp = &b[0]
+    cdef const floating[::1] b = bias
+    cdef const floating* bp = _bias_data(b, F)
     dtype = np.float32 if floating is float else np.float64
     cdef Py_ssize_t K = KH * KW * F, rows = N * H
     cdef Py_ssize_t br, r0, r1
@@ -1334,13 +1338,8 @@ def conv2d_forward_bf16(const float[:, :, :, ::1] x, const float[:, :, :, ::1] k
     OH, OW = _geometry(N, H, W, C, KH, KW, pt, pb, pl, pr, sh, sw, dh, dw)
     cdef Geom g = _make_geom(N, H, W, C, KH, KW, OH, OW, pt, pl, sh, sw, dh, dw)
     cdef Py_ssize_t K = KH * KW * C
-    cdef const float[::1] b
-    cdef const float* bp = NULL
-    if bias is not None:
-        b = bias
-        if b.shape[0] != F:
-            raise ValueError(f"bias must have shape ({F},); received shape ({b.shape[0]},)")
-        bp = &b[0]
+    cdef const float[::1] b = bias
+    cdef const float* bp = _bias_data(b, F)
     y = np.empty((N, g.OH, g.OW, F), dtype=np.float32)
     cdef Py_ssize_t mb = (F + 7) // 8
     bits_a = np.zeros((N * g.OH * g.OW, mb), dtype=np.uint8) if bits else None
@@ -1502,13 +1501,8 @@ def conv2d_relu_maxpool_forward(const float[:, :, :, ::1] x, const float[:, :, :
     maximum is window cell q ((0,0), (0,1), (1,0), (1,1)): what the backward takes."""
     cdef Geom g = _pool_geom(x, kernel, sh, sw, dh, dw)
     cdef Py_ssize_t K = g.KH * g.KW * g.C, F = kernel.shape[3], mb = (F + 7) // 8
-    cdef const float[::1] b
-    cdef const float* bp = NULL
-    if bias is not None:
-        b = bias
-        if b.shape[0] != F:
-            raise ValueError(f"bias must have shape ({F},); received shape ({b.shape[0]},)")
-        bp = &b[0]
+    cdef const float[::1] b = bias
+    cdef const float* bp = _bias_data(b, F)
     p = np.empty((g.N, g.OH // 2, g.OW // 2, F), dtype=np.float32)
     sel = np.zeros((p.shape[0] * p.shape[1] * p.shape[2], 4, mb), dtype=np.uint8)
     if p.size == 0:
